@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Helpers of the agent: user lookup in the sandbox's /etc/passwd (hostile input: bounded reads,
+ * strict number parsing), command environments, and the last steps before a command's execve.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <grp.h>
+
+#include "agent.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/parse-util.h"
+
+#define PASSWD_MAX (4u << 20)
+
+struct agent_config agent_cfg = {.state_fd = -1};
+
+static int fill_user(struct agent_user *u, const char *name, uid_t uid, gid_t gid,
+                     const char *home, const char *shell)
+{
+        u->uid = uid;
+        u->gid = gid;
+        (void)snprintf(u->name, sizeof(u->name), "%s", name);
+        (void)snprintf(u->home, sizeof(u->home), "%s", home);
+        (void)snprintf(u->shell, sizeof(u->shell), "%s", shell);
+        return 0;
+}
+
+/* Finds the passwd line whose name (by_name) or uid field matches. */
+static int passwd_find(const char *key, bool by_name, struct agent_user *ret)
+{
+        cleanup_buf struct buf b = BUF_INIT;
+        char *line, *save = NULL;
+        uint32_t want_uid = 0;
+
+        if (!by_name && safe_atou32(key, &want_uid) < 0)
+                return -EINVAL;
+        if (read_file_at(AT_FDCWD, "/etc/passwd", &b, PASSWD_MAX) < 0 || !b.data)
+                return -ENOENT;
+        for (line = strtok_r(b.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                char *f[7] = {0};
+                char *p = line;
+                uint32_t uid, gid;
+                int i;
+
+                for (i = 0; i < 7 && p; i++) {
+                        f[i] = p;
+                        p = strchr(p, ':');
+                        if (p)
+                                *p++ = '\0';
+                }
+                if (i < 7 || !f[0][0])
+                        continue;
+                if (safe_atou32(f[2], &uid) < 0 || safe_atou32(f[3], &gid) < 0)
+                        continue;
+                if (by_name ? streq(f[0], key) : want_uid == uid)
+                        return fill_user(ret, f[0], uid, gid, f[5][0] ? f[5] : "/", f[6]);
+        }
+        return -ENOENT;
+}
+
+int agent_user_lookup(const char *spec, struct agent_user *ret)
+{
+        uint32_t uid, gid;
+        const char *colon;
+
+        if (!spec || !*spec || streq(spec, "root") || streq(spec, "0")) {
+                if (passwd_find("root", true, ret) == 0 && ret->uid == 0)
+                        return 0;
+                return fill_user(ret, "root", 0, 0, "/root", "/bin/sh");
+        }
+        if (strlen(spec) >= 64)
+                return -EINVAL;
+        colon = strchr(spec, ':');
+        if (colon) {
+                char u[64];
+                memcpy(u, spec, (size_t)(colon - spec));
+                u[colon - spec] = '\0';
+                if (safe_atou32(u, &uid) < 0 || safe_atou32(colon + 1, &gid) < 0)
+                        return -EINVAL;
+                if (passwd_find(u, false, ret) < 0)
+                        fill_user(ret, u, uid, gid, "/", "/bin/sh");
+                ret->gid = gid;
+                return 0;
+        }
+        if (safe_atou32(spec, &uid) == 0) {
+                if (passwd_find(spec, false, ret) == 0)
+                        return 0;
+                return fill_user(ret, spec, uid, uid, "/", "/bin/sh");
+        }
+        return passwd_find(spec, true, ret);
+}
+
+static bool env_has(char *const *env, size_t n, const char *key)
+{
+        size_t kl = strlen(key);
+        for (size_t i = 0; i < n; i++)
+                if (strncmp(env[i], key, kl) == 0 && env[i][kl] == '=')
+                        return true;
+        return false;
+}
+
+/* Sets or replaces KEY=... in env (which has room). */
+static int env_put(char **env, size_t *n, const char *entry)
+{
+        const char *eq = strchr(entry, '=');
+        size_t kl;
+        char *copy;
+
+        if (!eq || eq == entry)
+                return -EINVAL;
+        kl = (size_t)(eq - entry);
+        copy = strdup(entry);
+        if (!copy)
+                return -ENOMEM;
+        for (size_t i = 0; i < *n; i++) {
+                if (strncmp(env[i], entry, kl) == 0 && env[i][kl] == '=') {
+                        free(env[i]);
+                        env[i] = copy;
+                        return 0;
+                }
+        }
+        env[(*n)++] = copy;
+        env[*n] = NULL;
+        return 0;
+}
+
+char **agent_build_env(char *const *overrides, const struct agent_user *u, bool tty)
+{
+        size_t nb = 0, no = 0, n = 0;
+        char **env;
+        char tmp[512];
+
+        for (char **p = agent_cfg.base_env; p && *p; p++)
+                nb++;
+        for (char *const *p = overrides; p && *p; p++)
+                no++;
+        env = calloc(nb + no + 8, sizeof(char *));
+        if (!env)
+                return NULL;
+        for (size_t i = 0; i < nb; i++)
+                if (env_put(env, &n, agent_cfg.base_env[i]) == -ENOMEM)
+                        goto fail;
+        for (size_t i = 0; i < no; i++)
+                if (env_put(env, &n, overrides[i]) == -ENOMEM)
+                        goto fail;
+        if (u) {
+                /* The user's identity wins over the base env, but not over explicit overrides. */
+                const struct {
+                        const char *key;
+                        const char *val;
+                } ident[] = {{"HOME", u->home}, {"USER", u->name}, {"LOGNAME", u->name}};
+                for (size_t k = 0; k < ARRAY_SIZE(ident); k++) {
+                        if (env_has(overrides, no, ident[k].key))
+                                continue;
+                        (void)snprintf(tmp, sizeof(tmp), "%s=%s", ident[k].key, ident[k].val);
+                        if (env_put(env, &n, tmp) < 0)
+                                goto fail;
+                }
+        }
+        if (!env_has(env, n, "PATH") &&
+            env_put(env, &n, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") < 0)
+                goto fail;
+        if (tty && !env_has(env, n, "TERM") && env_put(env, &n, "TERM=xterm") < 0)
+                goto fail;
+        return env;
+fail:
+        strv_free(env);
+        return NULL;
+}
+
+static int cap_last(void)
+{
+        static int last = -1;
+        if (last < 0) {
+                char b[16] = {0};
+                int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+                if (fd >= 0) {
+                        if (read(fd, b, sizeof(b) - 1) > 0)
+                                last = atoi(b); /* NOLINT: kernel-provided small integer */
+                        close(fd);
+                }
+                if (last <= 0)
+                        last = CAP_LAST_CAP;
+        }
+        return last;
+}
+
+int agent_child_setup(const struct agent_user *u, const char *cwd)
+{
+        sigset_t all;
+        int last = cap_last();
+
+        /* Signals: commands start with default dispositions and nothing blocked. */
+        for (int s = 1; s < NSIG; s++)
+                if (s != SIGKILL && s != SIGSTOP)
+                        (void)signal(s, SIG_DFL);
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+
+        /* Capabilities: the bounding set decides what a root command gets at execve. */
+        for (int c = 0; c <= last; c++)
+                if (!(agent_cfg.child_caps & (1ull << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 &&
+                    errno != EINVAL)
+                        return -errno;
+        (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+
+        if (u) {
+                if (setgroups(1, &u->gid) < 0 && errno != EPERM)
+                        return -errno;
+                if (setresgid(u->gid, u->gid, u->gid) < 0)
+                        return -errno;
+                if (setresuid(u->uid, u->uid, u->uid) < 0)
+                        return -errno;
+        }
+        if (cwd && chdir(cwd) < 0)
+                return -errno;
+        return 0;
+}

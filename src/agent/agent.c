@@ -1,0 +1,393 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * agentkernel-agent: PID 1 of a sandbox. It reaps every process that ends in the sandbox, accepts
+ * connections from the host and serves each in a forked handler, and stops the sandbox when the
+ * host asks (SIGTERM from outside the sandbox, or the end of the start handshake channel).
+ *
+ * It makes itself non-dumpable first, so nothing in the sandbox can ptrace it or read its fds.
+ * It must never act on signals sent from inside the sandbox, and never exit while commands it
+ * started still need reaping, except to stop the whole sandbox.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/parse-util.h"
+#include "shared/time-util.h"
+
+#define AGENT_LOG_MAX (1u << 20)
+#define HANDLERS_MAX 4096
+
+extern char **environ;
+
+static pid_t handlers[HANDLERS_MAX]; /* live handler pids, for shutdown when not PID 1 */
+
+void agent_log(const char *fmt, ...)
+{
+        char line[1024];
+        int n;
+        va_list ap;
+        struct stat st;
+        cleanup_close int fd = -1;
+
+        if (agent_cfg.state_fd < 0)
+                return;
+        fd = openat(agent_cfg.state_fd, "agent.log",
+                    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return;
+        if (fstat(fd, &st) == 0 && st.st_size > AGENT_LOG_MAX)
+                if (ftruncate(fd, 0) < 0)
+                        return;
+        n = snprintf(line, sizeof(line), "[%d] ", (int)getpid());
+        va_start(ap, fmt);
+        n += vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+        va_end(ap);
+        if (n > (int)sizeof(line) - 2)
+                n = (int)sizeof(line) - 2;
+        line[n++] = '\n';
+        (void)write_all(fd, line, (size_t)n);
+}
+
+int agent_send_error(int fd, int code, const char *fmt, ...)
+{
+        cleanup_buf struct buf out = BUF_INIT;
+        char msg[1024];
+        va_list ap;
+        size_t s;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        s = ak_msg_begin(&out, AK_ERROR);
+        ak_put_u64(&out, AK_T_ERRNO, (uint64_t)(code > 0 ? code : EIO));
+        ak_put_str(&out, AK_T_MSG, msg);
+        ak_msg_end(&out, s);
+        (void)ak_write_buf(fd, &out);
+        return -(code > 0 ? code : EIO);
+}
+
+static int serve_hello(int fd)
+{
+        cleanup_buf struct buf out = BUF_INIT;
+        size_t s = ak_msg_begin(&out, AK_HELLO);
+        ak_put_u64(&out, AK_T_VERSION, AK_PROTO_VERSION);
+        ak_put_u64(&out, AK_T_PID, (uint64_t)getpid());
+        ak_msg_end(&out, s);
+        return ak_write_buf(fd, &out);
+}
+
+/* Serves one connection; runs in a forked handler process. */
+static int serve_connection(int fd)
+{
+        cleanup_buf struct buf b = BUF_INIT;
+        struct timeval tv = {AGENT_FIRST_FRAME_TIMEOUT_S, 0};
+        struct ak_msg m;
+        int r;
+
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        for (;;) {
+                r = ak_read_frame(fd, &b, &m);
+                if (r < 0)
+                        return r == -EPIPE ? 0 : r;
+                tv.tv_sec = 0;
+                (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                switch (m.type) {
+                case AK_HELLO:
+                        r = serve_hello(fd);
+                        break; /* a connection may send requests after HELLO */
+                case AK_PING:
+                        r = ak_write_frame(fd, AK_PONG, NULL, 0);
+                        break;
+                case AK_EXEC: {
+                        uint64_t flags = 0;
+                        (void)ak_get_u64(&m, AK_T_FLAGS, &flags);
+                        return flags & AK_EXEC_DETACH ? agent_serve_detach(fd, &m)
+                                                      : agent_serve_exec(fd, &m);
+                }
+                case AK_FILE_READ:
+                case AK_FILE_WRITE:
+                case AK_FILE_LIST:
+                case AK_FILE_STAT:
+                case AK_FILE_REMOVE:
+                case AK_MKDIR:
+                        r = agent_serve_file(fd, &m);
+                        break;
+                case AK_DETACH_LIST:
+                case AK_DETACH_GET:
+                case AK_DETACH_LOGS:
+                case AK_DETACH_KILL:
+                        r = agent_serve_detach_query(fd, &m);
+                        break;
+                default:
+                        return agent_send_error(fd, ENOTSUP, "unsupported request type %u",
+                                                m.type);
+                }
+                if (r < 0 && r != -ENOENT && r != -EINVAL && r != -EISDIR && r != -EACCES &&
+                    r != -EPERM && r != -EEXIST && r != -ENOTDIR && r != -EFBIG &&
+                    r != -ENOTEMPTY && r != -ESRCH)
+                        return r; /* the connection itself failed */
+        }
+}
+
+static void track_handler(pid_t pid)
+{
+        for (size_t i = 0; i < HANDLERS_MAX; i++)
+                if (handlers[i] == 0) {
+                        handlers[i] = pid;
+                        return;
+                }
+}
+
+static void untrack_handler(pid_t pid)
+{
+        for (size_t i = 0; i < HANDLERS_MAX; i++)
+                if (handlers[i] == pid)
+                        handlers[i] = 0;
+}
+
+static void spawn_handler(int conn, int sigfd, int listen_fd, int sync_fd)
+{
+        pid_t pid = fork();
+
+        if (pid < 0) {
+                agent_log("fork handler: %s", strerror(errno));
+                return;
+        }
+        if (pid == 0) {
+                sigset_t none;
+                close(sigfd);
+                if (listen_fd >= 0 && listen_fd != conn)
+                        close(listen_fd);
+                if (sync_fd >= 0)
+                        close(sync_fd);
+                for (int s = 1; s < NSIG; s++)
+                        if (s != SIGKILL && s != SIGSTOP)
+                                (void)signal(s, SIG_DFL);
+                (void)signal(SIGPIPE, SIG_IGN);
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                _exit(serve_connection(conn) < 0 ? 1 : 0);
+        }
+        track_handler(pid);
+}
+
+/* Stops everything: SIGTERM to all, a grace period, then exit (the kernel kills the rest of the
+ * pid namespace when its init exits). */
+static _noreturn_ void shutdown_all(void)
+{
+        int64_t until = now_monotonic_ns() + AGENT_STOP_GRACE_MS * NSEC_PER_MSEC;
+
+        if (agent_cfg.is_init) {
+                (void)kill(-1, SIGTERM);
+                while (now_monotonic_ns() < until) {
+                        pid_t p = waitpid(-1, NULL, WNOHANG);
+                        if (p < 0 && errno == ECHILD)
+                                break;
+                        if (p <= 0)
+                                usleep(2000);
+                }
+                (void)kill(-1, SIGKILL);
+        } else {
+                for (size_t i = 0; i < HANDLERS_MAX; i++)
+                        if (handlers[i] > 0)
+                                (void)kill(handlers[i], SIGKILL);
+        }
+        _exit(0);
+}
+
+static void noop_handler(int sig)
+{
+        (void)sig;
+}
+
+static _noreturn_ void usage(void)
+{
+        fputs("usage: agentkernel-agent (--listen-fd N | --conn-fd N) [--sync-fd N]\n"
+              "                         [--state-fd N | --state-dir DIR] [--caps HEX]\n"
+              "                         [--workdir DIR] [--hold-fd N]\n"
+              "The sandbox agent; started by agentkernel, not by hand.\n",
+              stderr);
+        exit(2);
+}
+
+static int parse_fd(const char *s)
+{
+        uint32_t v;
+        if (safe_atou32(s, &v) < 0 || v > 65535)
+                usage();
+        return (int)v;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"listen-fd", required_argument, NULL, 'l'},
+                {"conn-fd", required_argument, NULL, 'c'},
+                {"sync-fd", required_argument, NULL, 's'},
+                {"state-fd", required_argument, NULL, 'S'},
+                {"state-dir", required_argument, NULL, 'D'},
+                {"caps", required_argument, NULL, 'C'},
+                {"workdir", required_argument, NULL, 'w'},
+                {"hold-fd", required_argument, NULL, 'H'},
+                {NULL, 0, NULL, 0},
+        };
+        int listen_fd = -1, conn_fd = -1, sync_fd = -1, hold_fd = -1, sigfd, c;
+        struct sigaction sa = {.sa_handler = noop_handler};
+        sigset_t mask;
+
+        (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        agent_cfg.child_caps = ~0ull;
+        agent_cfg.workdir = "/";
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+                switch (c) {
+                case 'l':
+                        listen_fd = parse_fd(optarg);
+                        break;
+                case 'c':
+                        conn_fd = parse_fd(optarg);
+                        break;
+                case 's':
+                        sync_fd = parse_fd(optarg);
+                        break;
+                case 'S':
+                        agent_cfg.state_fd = parse_fd(optarg);
+                        break;
+                case 'D':
+                        (void)mkdir(optarg, 0700);
+                        agent_cfg.state_fd = open(optarg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        if (agent_cfg.state_fd < 0) {
+                                fprintf(stderr, "agentkernel-agent: state dir '%s': %s\n", optarg,
+                                        strerror(errno));
+                                return 1;
+                        }
+                        break;
+                case 'C': {
+                        char *end;
+                        errno = 0;
+                        agent_cfg.child_caps = strtoull(optarg, &end, 16);
+                        if (errno || *end || end == optarg)
+                                usage();
+                        break;
+                }
+                case 'w':
+                        agent_cfg.workdir = optarg;
+                        break;
+                case 'H':
+                        /* held open for our lifetime: its closing tells the host we are gone */
+                        hold_fd = parse_fd(optarg);
+                        break;
+                default:
+                        usage();
+                }
+        }
+        if ((listen_fd < 0) == (conn_fd < 0) || optind != argc)
+                usage();
+        agent_cfg.is_init = getpid() == 1;
+        agent_cfg.base_env = environ;
+        if (!agent_cfg.is_init)
+                (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        {
+                /* Everything the agent keeps must be close-on-exec: commands inherit nothing. */
+                const int keep[] = {listen_fd, conn_fd, sync_fd, agent_cfg.state_fd, hold_fd};
+                for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
+                        if (keep[i] >= 0)
+                                (void)fcntl(keep[i], F_SETFD, FD_CLOEXEC);
+        }
+
+        /* Real handlers, not SIG_DFL: the init of a pid namespace never receives a signal whose
+         * disposition is the default, SIGCHLD included. They stay blocked; signalfd reads them
+         * together with the sender, so signals sent from inside the sandbox can be ignored. */
+        sigemptyset(&mask);
+        {
+                const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+                for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
+                        (void)sigaction(sigs[i], &sa, NULL);
+                        sigaddset(&mask, sigs[i]);
+                }
+        }
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        (void)signal(SIGPIPE, SIG_IGN);
+        sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (sigfd < 0) {
+                agent_log("signalfd: %s", strerror(errno));
+                return 1;
+        }
+        if (conn_fd >= 0) {
+                spawn_handler(conn_fd, sigfd, -1, sync_fd);
+                close(conn_fd);
+        }
+        if (listen_fd >= 0)
+                (void)fd_set_nonblock(listen_fd, true);
+
+        for (;;) {
+                struct pollfd p[3];
+                nfds_t n = 0;
+                int i_listen = -1, i_sync = -1;
+                struct signalfd_siginfo si;
+
+                p[n++] = (struct pollfd){sigfd, POLLIN, 0};
+                if (listen_fd >= 0) {
+                        i_listen = (int)n;
+                        p[n++] = (struct pollfd){listen_fd, POLLIN, 0};
+                }
+                if (sync_fd >= 0) {
+                        i_sync = (int)n;
+                        p[n++] = (struct pollfd){sync_fd, POLLIN, 0};
+                }
+                if (poll(p, n, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        agent_log("poll: %s", strerror(errno));
+                        shutdown_all();
+                }
+                while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                        if (si.ssi_signo == SIGCHLD)
+                                continue;
+                        /* As init, a sender outside the sandbox shows as pid 0. */
+                        if (!agent_cfg.is_init || si.ssi_pid == 0)
+                                shutdown_all();
+                }
+                for (;;) {
+                        pid_t pid = waitpid(-1, NULL, WNOHANG);
+                        if (pid <= 0)
+                                break;
+                        untrack_handler(pid);
+                }
+                if (i_listen >= 0 && (p[i_listen].revents & POLLIN)) {
+                        int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                        if (conn >= 0) {
+                                spawn_handler(conn, sigfd, listen_fd, sync_fd);
+                                close(conn);
+                        }
+                }
+                if (i_sync >= 0 && p[i_sync].revents) {
+                        char c2 = 0;
+                        ssize_t got = read(sync_fd, &c2, 1);
+                        if (got == 1 && c2 == 'C') {
+                                /* The host recorded the sandbox: it now outlives its starter. */
+                                close(sync_fd);
+                                sync_fd = -1;
+                        } else if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN)) {
+                                /* The starter is gone before committing: stop everything. */
+                                shutdown_all();
+                        }
+                }
+        }
+}

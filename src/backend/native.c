@@ -1,0 +1,511 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The `native` backend: Linux namespaces, cgroups and seccomp, no daemon. It provisions the
+ * boundary (src/runtime/) and hands back the agent's channel; it never runs commands itself.
+ *
+ * A running sandbox is described by <run_dir>/runtime.json (pid and start time of its init, its
+ * cgroups, its pasta). The pid is trusted only while /proc/<pid>/stat shows the same start time,
+ * so a recycled pid is never signalled. Whatever a crashed starter left behind (cgroups, run dir)
+ * is found from the sandbox's uuid and removed by cleanup().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/backend.h"
+#include "core/paths.h"
+#include "proc-util.h"
+#include "runtime/cgroup.h"
+#include "runtime/net.h"
+#include "runtime/rootfs.h"
+#include "runtime/runtime.h"
+#include "runtime/seccomp.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/json-util.h"
+#include "shared/parse-util.h"
+#include "shared/random-util.h"
+#include "shared/time-util.h"
+
+#define ID_RANGE_BASE 0x40000000u   /* host uid/gid of slot 0's root */
+#define ID_RANGE_SIZE 65536u        /* ids mapped per sandbox */
+#define ID_SLOTS 16384u             /* slots fit below 0x80000000 */
+#define EPHEMERAL_SLOT_BASE 8192u   /* ephemeral runs take slots from here up */
+#define STATE_TMPFS_OPTS "mode=0700,size=256m,nr_inodes=65536"
+#define STOP_TIMEOUT_MS 5000
+#define RUNTIME_FILE "runtime.json"
+#define SOCKET_FILE "agent.sock"
+
+struct native_session {
+        pid_t pid;
+        int pidfd;
+        int sync_fd;
+        struct cgroup_set cg;
+};
+
+struct native_runtime {
+        pid_t pid;
+        uint64_t start_time;
+        struct cgroup_set cg;
+};
+
+static void run_path(const struct sandbox_ref *ref, const char *file, char *out, size_t len)
+{
+        (void)snprintf(out, len, "%s/%s", ref->run_dir, file);
+}
+
+static int read_runtime(const struct sandbox_ref *ref, struct native_runtime *rt)
+{
+        char path[PATH_MAX];
+        cleanup_buf struct buf b = BUF_INIT;
+        cleanup_json json_t *o = NULL;
+        json_t *dirs, *d;
+        size_t i;
+
+        memset(rt, 0, sizeof(*rt));
+        run_path(ref, RUNTIME_FILE, path, sizeof(path));
+        if (read_file_at(AT_FDCWD, path, &b, 1u << 16) < 0 || !b.data)
+                return -ENOENT;
+        o = json_loadb(b.data, b.len, 0, NULL);
+        if (!json_is_object(o))
+                return -EINVAL;
+        rt->pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
+        rt->start_time = (uint64_t)json_integer_value(json_object_get(o, "start_time"));
+        rt->cg.mode = json_integer_value(json_object_get(o, "cgroup_mode")) == 2   ? CGROUP_V2
+                      : json_integer_value(json_object_get(o, "cgroup_mode")) == 1 ? CGROUP_V1
+                                                                                   : CGROUP_NONE;
+        dirs = json_object_get(o, "cgroups");
+        json_array_foreach(dirs, i, d) {
+                if (i >= CGROUP_MAX_HIER || !json_is_string(d))
+                        break;
+                (void)snprintf(rt->cg.dirs[i], PATH_MAX, "%s", json_string_value(d));
+                rt->cg.n = i + 1;
+        }
+        return 0;
+}
+
+static int write_runtime(const struct sandbox_ref *ref, const struct native_runtime *rt)
+{
+        char path[PATH_MAX];
+        cleanup_json json_t *o = json_object();
+        json_t *dirs = json_array();
+        cleanup_free char *text = NULL;
+
+        if (!o || !dirs)
+                return -ENOMEM;
+        json_object_set_new(o, "pid", json_integer(rt->pid));
+        json_object_set_new(o, "start_time", json_integer((json_int_t)rt->start_time));
+        json_object_set_new(o, "cgroup_mode", json_integer(rt->cg.mode == CGROUP_V2   ? 2
+                                                           : rt->cg.mode == CGROUP_V1 ? 1
+                                                                                      : 0));
+        for (size_t i = 0; i < rt->cg.n; i++)
+                json_array_append_new(dirs, json_string(rt->cg.dirs[i]));
+        json_object_set_new(o, "cgroups", dirs);
+        text = json_dumps(o, JSON_INDENT(2));
+        if (!text)
+                return -ENOMEM;
+        run_path(ref, RUNTIME_FILE, path, sizeof(path));
+        return write_file_atomic_at(AT_FDCWD, path, text, strlen(text), 0600, false);
+}
+
+static int native_probe(char *why, size_t why_len)
+{
+        int fd = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0) {
+                (void)snprintf(why, why_len, "this kernel has no user namespaces");
+                return 0;
+        }
+        close(fd);
+        return 1;
+}
+
+/* Builds the agent's environment: defaults, then the sandbox's own. Caller frees (strv). */
+static char **agent_env(char *const *env)
+{
+        static const char *const defaults[] = {
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOME=/root",
+                "HOSTNAME=agentkernel",
+        };
+        size_t n = 0, k = 0;
+        char **out;
+
+        for (char *const *e = env; e && *e; e++)
+                n++;
+        out = calloc(n + ARRAY_SIZE(defaults) + 1, sizeof(char *));
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
+                const char *eq = strchr(defaults[i], '=');
+                bool overridden = false;
+                for (char *const *e = env; e && *e; e++)
+                        if (strncmp(*e, defaults[i], (size_t)(eq - defaults[i]) + 1) == 0)
+                                overridden = true;
+                if (!overridden && !(out[k++] = strdup(defaults[i])))
+                        goto fail;
+        }
+        for (char *const *e = env; e && *e; e++)
+                if (!(out[k++] = strdup(*e)))
+                        goto fail;
+        return out;
+fail:
+        strv_free(out);
+        return NULL;
+}
+
+static int native_start(const struct backend_config *cfg, struct backend_session *ret_session,
+                        struct ak_err *err)
+{
+        const struct profile *p = cfg->profile;
+        struct cgroup_limits lim = {
+                .memory_bytes = cfg->memory_mb << 20,
+                .pids_max = p->pids_max,
+                .cpu_millis = (uint64_t)cfg->vcpus * 10 * p->cpu_percent,
+        };
+        struct rootfs_opts ro = {.workspace = cfg->workspace, .home = cfg->home,
+                                 .tmp_mb = cfg->memory_mb};
+        struct mount_plan plan = {0};
+        struct sock_fprog filter = {0};
+        struct cgroup_set cg = {.mode = CGROUP_NONE};
+        struct runtime_child child = {.pid = -1, .pidfd = -1, .sync_fd = -1};
+        struct native_runtime rt = {0};
+        cleanup_close int exe_fd = -1;
+        cleanup_close int chan = -1;
+        cleanup_close int peer = -1;
+        cleanup_strv char **envp = NULL;
+        char agent[PATH_MAX], path[PATH_MAX], cgid[64], caps[32], why[256];
+        int hold[2] = {-1, -1};
+        char procs_buf[4][PATH_MAX];
+        const char *procs[5];
+        const char *argv[16];
+        uint32_t slot = cfg->id_slot;
+        bool cgroups_made = false;
+        size_t n = 0;
+        int r;
+
+        if (!streq(cfg->image, "host"))
+                return ak_err_set(err, ENOTSUP,
+                                  "the native backend runs only the 'host' image so far; image '%s' "
+                                  "needs OCI image support (not implemented yet)",
+                                  cfg->image);
+        if (cfg->ephemeral) {
+                uint32_t rnd;
+                random_bytes(&rnd, sizeof(rnd));
+                slot = EPHEMERAL_SLOT_BASE + rnd % (ID_SLOTS - EPHEMERAL_SLOT_BASE);
+        } else if (slot >= EPHEMERAL_SLOT_BASE) {
+                return ak_err_set(err, ERANGE,
+                                  "too many sandboxes: no free uid range for '%s' (remove some)",
+                                  cfg->ref.name);
+        }
+        r = paths_agent_binary(agent, sizeof(agent), err);
+        if (r < 0)
+                return r;
+        if (cfg->network) {
+                if (!net_available(why, sizeof(why)))
+                        return ak_err_set(err, ENOENT, "%s", why);
+                ro.resolv_conf = NET_RESOLV_CONF;
+                /* The agent holds the write end: slirp4netns exits when the sandbox does. */
+                if (pipe2(hold, O_CLOEXEC) < 0)
+                        return ak_err_set(err, errno, "pipe: %s", strerror(errno));
+        }
+        if (cfg->ephemeral && cfg->n_ports)
+                return ak_err_set(err, ENOTSUP,
+                                  "publishing ports needs a kept sandbox (use --keep or create)");
+        if (!cfg->ephemeral) {
+                /* Leftovers of an earlier run of this sandbox (a crashed starter) go first. */
+                (void)backend_cleanup(&native_backend_ops, &cfg->ref, NULL);
+                r = mkdir_p(cfg->ref.run_dir, 0700);
+                if (r < 0)
+                        return ak_err_set(err, -r, "create '%s': %s", cfg->ref.run_dir,
+                                          strerror(-r));
+        }
+
+        /* Everything the child will need, prepared here (it must not allocate). */
+        r = rootfs_plan_host(&ro, &plan);
+        if (r < 0) {
+                ak_err_set(err, -r, "building the root filesystem plan: %s", strerror(-r));
+                goto fail;
+        }
+        r = seccomp_build(p->seccomp, &filter, err);
+        if (r < 0)
+                goto fail;
+        exe_fd = open(agent, O_RDONLY | O_CLOEXEC);
+        if (exe_fd < 0) {
+                r = ak_err_set(err, errno, "open '%s': %s", agent, strerror(errno));
+                goto fail;
+        }
+        if (cfg->ephemeral) {
+                int sp[2];
+                if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+                        r = ak_err_set(err, errno, "socketpair: %s", strerror(errno));
+                        goto fail;
+                }
+                chan = sp[1];
+                peer = sp[0];
+        } else {
+                run_path(&cfg->ref, SOCKET_FILE, path, sizeof(path));
+                chan = unix_listen(path, 128, err);
+                if (chan < 0) {
+                        r = chan;
+                        goto fail;
+                }
+        }
+        envp = agent_env(cfg->env);
+        if (!envp) {
+                r = ak_err_set(err, ENOMEM, "out of memory");
+                goto fail;
+        }
+        (void)snprintf(caps, sizeof(caps), "%llx", (unsigned long long)p->caps);
+        argv[n++] = "agentkernel-agent";
+        argv[n++] = cfg->ephemeral ? "--conn-fd" : "--listen-fd";
+        argv[n++] = "3";
+        argv[n++] = "--sync-fd";
+        argv[n++] = "4";
+        argv[n++] = "--state-fd";
+        argv[n++] = "5";
+        argv[n++] = "--caps";
+        argv[n++] = caps;
+        argv[n++] = "--workdir";
+        argv[n++] = cfg->workspace ? "/workspace" : "/";
+        if (hold[1] >= 0) {
+                argv[n++] = "--hold-fd";
+                argv[n++] = "6";
+        }
+        argv[n] = NULL;
+
+        (void)snprintf(cgid, sizeof(cgid), "%s%s", cfg->ephemeral ? "run-" : "", cfg->ref.uuid);
+        if (cgroup_detect(why, sizeof(why)) != CGROUP_NONE) {
+                r = cgroup_create(cgid, &lim, &cg, err);
+                if (r < 0)
+                        goto fail;
+                cgroups_made = true;
+        }
+        cgroup_procs_files(&cg, procs_buf, procs, ARRAY_SIZE(procs));
+
+        {
+                struct runtime_spec spec = {
+                        .rootless = geteuid() != 0,
+                        .id_base = ID_RANGE_BASE + slot * ID_RANGE_SIZE,
+                        .id_count = ID_RANGE_SIZE,
+                        .host_uid = geteuid(),
+                        .host_gid = getegid(),
+                        .hostname = "agentkernel",
+                        .plan = &plan,
+                        .workdir = cfg->workspace ? "/workspace" : "/",
+                        .cgroup_procs = procs,
+                        .seccomp = &filter,
+                        .agent_caps = profile_agent_caps() | p->caps,
+                        .state_tmpfs_opts = STATE_TMPFS_OPTS,
+                        .agent_exe_fd = exe_fd,
+                        .chan_fd = chan,
+                        .hold_fd = hold[1],
+                        .agent_argv = (char *const *)argv,
+                        .agent_envp = envp,
+                };
+                r = runtime_spawn(&spec, &child, err);
+                if (r < 0)
+                        goto fail;
+        }
+        rt.pid = child.pid;
+        rt.cg = cg;
+        if (hold[1] >= 0) {
+                char api[PATH_MAX];
+                close(hold[1]);
+                hold[1] = -1;
+                run_path(&cfg->ref, "slirp.sock", api, sizeof(api));
+                r = net_start(child.pid, hold[0], cfg->ephemeral ? NULL : api, cfg->ports,
+                              cfg->n_ports, err);
+                hold[0] = -1;
+                if (!cfg->ephemeral)
+                        (void)unlink(api); /* ports are set; nobody needs the control socket */
+                if (r < 0)
+                        goto fail;
+        }
+
+        if (cfg->ephemeral) {
+                struct native_session *s = calloc(1, sizeof(*s));
+                if (!s) {
+                        r = ak_err_set(err, ENOMEM, "out of memory");
+                        goto fail;
+                }
+                s->pid = child.pid;
+                s->pidfd = child.pidfd;
+                s->sync_fd = child.sync_fd;
+                s->cg = cg;
+                ret_session->chan_fd = TAKE_FD(peer);
+                ret_session->priv = s;
+        } else {
+                r = proc_start_time(child.pid, &rt.start_time);
+                if (r >= 0)
+                        r = write_runtime(&cfg->ref, &rt);
+                if (r < 0) {
+                        ak_err_set(err, -r, "recording the sandbox: %s", strerror(-r));
+                        goto fail;
+                }
+                /* From here on the sandbox outlives us. */
+                r = runtime_commit(&child);
+                if (child.pidfd >= 0)
+                        close(child.pidfd);
+                if (r < 0) {
+                        ak_err_set(err, -r, "sandbox exited during start");
+                        goto fail_committed;
+                }
+        }
+        mount_plan_free(&plan);
+        seccomp_prog_free(&filter);
+        return 0;
+
+fail:
+        rt.pid = 0;
+        if (child.pid > 0) {
+                (void)kill(child.pid, SIGKILL);
+                (void)waitpid(child.pid, NULL, 0);
+                if (child.pidfd >= 0)
+                        close(child.pidfd);
+                if (child.sync_fd >= 0)
+                        close(child.sync_fd);
+        }
+fail_committed:
+        for (int i = 0; i < 2; i++)
+                if (hold[i] >= 0)
+                        close(hold[i]);
+        if (cgroups_made)
+                (void)cgroup_destroy(&cg, NULL);
+        if (!cfg->ephemeral)
+                (void)rm_rf_at(AT_FDCWD, cfg->ref.run_dir);
+        mount_plan_free(&plan);
+        seccomp_prog_free(&filter);
+        return err && err->code ? -err->code : (r < 0 ? r : -EIO);
+}
+
+static int native_finish(struct backend_session *bs)
+{
+        struct native_session *s = bs->priv;
+
+        if (bs->chan_fd >= 0) {
+                close(bs->chan_fd);
+                bs->chan_fd = -1;
+        }
+        if (!s)
+                return 0;
+        /* Killing the init of the pid namespace kills everything in it. */
+        if (s->pidfd >= 0)
+                (void)syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
+        else
+                (void)kill(s->pid, SIGKILL);
+        while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        if (s->pidfd >= 0)
+                close(s->pidfd);
+        if (s->sync_fd >= 0)
+                close(s->sync_fd);
+        (void)cgroup_destroy(&s->cg, NULL);
+        free(s);
+        bs->priv = NULL;
+        return 0;
+}
+
+static int native_status(const struct sandbox_ref *ref, struct backend_status *ret)
+{
+        struct native_runtime rt;
+
+        if (read_runtime(ref, &rt) < 0)
+                return 0;
+        if (proc_same(rt.pid, rt.start_time)) {
+                ret->running = true;
+                ret->pid = rt.pid;
+        }
+        return 0;
+}
+
+static int native_cleanup(const struct sandbox_ref *ref, struct ak_err *err)
+{
+        struct native_runtime rt;
+        struct cgroup_set cg;
+        int r = 0;
+
+        if (read_runtime(ref, &rt) == 0) {
+                if (rt.cg.n)
+                        r = cgroup_destroy(&rt.cg, err);
+        }
+        /* Also the cgroups a starter killed before it wrote runtime.json. */
+        if (ref->uuid && uuid_is_valid(ref->uuid) && cgroup_paths(ref->uuid, &cg) == 0 && cg.n) {
+                int k = cgroup_destroy(&cg, r < 0 ? NULL : err);
+                if (k < 0 && r == 0)
+                        r = k;
+        }
+        if (ref->run_dir) {
+                int k = rm_rf_at(AT_FDCWD, ref->run_dir);
+                if (k < 0 && r == 0)
+                        r = ak_err_set(err, -k, "remove '%s': %s", ref->run_dir, strerror(-k));
+        }
+        return r;
+}
+
+static int native_stop(const struct sandbox_ref *ref, struct ak_err *err)
+{
+        struct native_runtime rt;
+
+        /* The agent stops its commands (SIGTERM, grace, SIGKILL) and exits; its exit ends the
+         * pid namespace and everything left in it. */
+        if (read_runtime(ref, &rt) == 0)
+                proc_terminate(rt.pid, rt.start_time, STOP_TIMEOUT_MS);
+        return native_cleanup(ref, err);
+}
+
+static int native_connect(const struct sandbox_ref *ref, struct ak_err *err)
+{
+        char path[PATH_MAX];
+        run_path(ref, SOCKET_FILE, path, sizeof(path));
+        return unix_connect(path, err);
+}
+
+static int native_resize(const struct sandbox_ref *ref, const struct backend_config *cfg,
+                         struct ak_err *err)
+{
+        struct native_runtime rt;
+        struct cgroup_limits lim = {
+                .memory_bytes = cfg->memory_mb << 20,
+                .pids_max = cfg->profile->pids_max,
+                .cpu_millis = (uint64_t)cfg->vcpus * 10 * cfg->profile->cpu_percent,
+        };
+
+        if (read_runtime(ref, &rt) < 0 || !proc_same(rt.pid, rt.start_time))
+                return ak_err_set(err, ESRCH, "sandbox '%s' is not running", ref->name);
+        if (!rt.cg.n)
+                return ak_err_set(err, ENOTSUP, "sandbox '%s' has no cgroups to resize",
+                                  ref->name);
+        return cgroup_set_limits(&rt.cg, &lim, err);
+}
+
+static void native_sweep(void)
+{
+        /* Ephemeral cgroups are named run-<uuid>; an empty one older than 10 s is a leftover. */
+        (void)cgroup_sweep("run-", 10);
+}
+
+const struct backend_ops native_backend_ops = {
+        .name = "native",
+        .description = "Linux namespaces, cgroups and seccomp; no daemon",
+        .caps = BACKEND_CAP_ATTACH | BACKEND_CAP_RESIZE,
+        .probe = native_probe,
+        .start = native_start,
+        .finish = native_finish,
+        .stop = native_stop,
+        .cleanup = native_cleanup,
+        .status = native_status,
+        .connect = native_connect,
+        .resize = native_resize,
+        .sweep = native_sweep,
+};

@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Shared plumbing of the CLI verbs. This is a top-level module: it may print. */
+#include "cli.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "core/validate.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/time-util.h"
+
+const struct verb *cli_current;
+const char *cli_prog = "agentkernel";
+
+void cli_error(const char *fmt, ...)
+{
+        va_list ap;
+        fputs("error: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+        va_list ap;
+        fputs("warning: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+}
+
+int cli_fail(const struct ak_err *err, int code)
+{
+        cli_error("%s", ak_err_msg(err));
+        return code;
+}
+
+void cli_print_help(const struct verb *v, FILE *f)
+{
+        fprintf(f, "%s\n\nUsage: %s %s %s\n", v->summary, cli_prog, v->name, v->usage);
+        if (v->help && *v->help)
+                fprintf(f, "\n%s", v->help);
+}
+
+int cli_usage_error(const struct verb *v, const char *fmt, ...)
+{
+        va_list ap;
+        fputs("error: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\nUsage: %s %s %s\nTry '%s %s --help' for more information.\n",
+                cli_prog, v->name, v->usage, cli_prog, v->name);
+        return EXIT_USAGE;
+}
+
+int cli_parse(int argc, char **argv, const char *shortopts, const struct option *longopts,
+              size_t max_pos, bool want_cmd, int (*on_opt)(int c, const char *arg, void *ctx),
+              void *ctx, struct cli_args *ret)
+{
+        char sopts[128];
+        struct option lopts[64];
+        size_t nl = 0;
+        int c;
+
+        memset(ret, 0, sizeof(*ret));
+        ret->pos = calloc(max_pos + 1, sizeof(char *));
+        if (!ret->pos)
+                return EXIT_USAGE;
+        (void)snprintf(sopts, sizeof(sopts), "+:h%s", shortopts);
+        for (const struct option *o = longopts; o && o->name && nl < ARRAY_SIZE(lopts) - 2; o++)
+                lopts[nl++] = *o;
+        lopts[nl++] = (struct option){"help", no_argument, NULL, 'h'};
+        lopts[nl] = (struct option){NULL, 0, NULL, 0};
+        optind = 0; /* full re-initialisation of GNU getopt */
+        opterr = 0;
+        for (;;) {
+                c = getopt_long(argc, argv, sopts, lopts, NULL);
+                if (c == -1) {
+                        bool dashdash = optind > 1 && optind <= argc &&
+                                        streq(argv[optind - 1], "--");
+                        if (optind >= argc)
+                                break;
+                        if (!dashdash && ret->n_pos < max_pos) {
+                                ret->pos[ret->n_pos++] = argv[optind++];
+                                continue;
+                        }
+                        if (!want_cmd)
+                                return cli_usage_error(cli_current, "unexpected argument '%s'",
+                                                       argv[optind]);
+                        ret->cmd = argv + optind;
+                        ret->n_cmd = (size_t)(argc - optind);
+                        break;
+                }
+                if (c == 'h') {
+                        cli_print_help(cli_current, stdout);
+                        return CLI_HELP_SHOWN;
+                }
+                if (c == '?')
+                        return cli_usage_error(cli_current, "unknown option '%s'",
+                                               argv[optind - 1]);
+                if (c == ':')
+                        return cli_usage_error(cli_current, "option '%s' needs a value",
+                                               argv[optind - 1]);
+                if (!on_opt || on_opt(c, optarg, ctx) != 0)
+                        return EXIT_USAGE;
+        }
+        return 0;
+}
+
+struct manager *cli_manager(void)
+{
+        struct manager *m = NULL;
+        struct ak_err err = {0};
+
+        if (manager_open(&m, &err) < 0) {
+                cli_error("%s", ak_err_msg(&err));
+                return NULL;
+        }
+        return m;
+}
+
+int strv_push(char ***v, const char *s)
+{
+        size_t n = 0;
+        char **nv;
+
+        while (*v && (*v)[n])
+                n++;
+        nv = realloc(*v, (n + 2) * sizeof(char *));
+        if (!nv)
+                return -ENOMEM;
+        nv[n] = strdup(s);
+        nv[n + 1] = NULL;
+        *v = nv;
+        return nv[n] ? 0 : -ENOMEM;
+}
+
+int cli_output(void *ctx, int stream, const void *data, size_t len)
+{
+        (void)ctx;
+        /* A closed stdout (e.g. `| head`) must not kill us: stop the output, keep the status. */
+        return write_all(stream == 1 ? STDOUT_FILENO : STDERR_FILENO, data, len) < 0 ? 0 : 0;
+}
+
+int cli_tty_raw(struct cli_tty *t, int fd)
+{
+        struct termios tio, raw;
+
+        _Static_assert(sizeof(tio) <= sizeof(t->saved), "termios too large");
+        t->fd = fd;
+        t->active = false;
+        if (!isatty(fd) || tcgetattr(fd, &tio) < 0)
+                return -ENOTTY;
+        memcpy(t->saved, &tio, sizeof(tio));
+        raw = tio;
+        cfmakeraw(&raw);
+        if (tcsetattr(fd, TCSANOW, &raw) < 0)
+                return -errno;
+        t->active = true;
+        return 0;
+}
+
+void cli_tty_restore(struct cli_tty *t)
+{
+        if (t->active) {
+                struct termios tio;
+                memcpy(&tio, t->saved, sizeof(tio));
+                (void)tcsetattr(t->fd, TCSANOW, &tio);
+                t->active = false;
+        }
+}
+
+int cli_signalfd(void)
+{
+        sigset_t m;
+        sigemptyset(&m);
+        sigaddset(&m, SIGINT);
+        sigaddset(&m, SIGTERM);
+        sigaddset(&m, SIGHUP);
+        sigaddset(&m, SIGQUIT);
+        sigaddset(&m, SIGWINCH);
+        sigprocmask(SIG_BLOCK, &m, NULL);
+        return signalfd(-1, &m, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int cli_exit_code(const struct agent_exit *e)
+{
+        if (e->code < 0 || e->code > 255)
+                return EXIT_RUN_ERROR;
+        return e->code;
+}
+
+void cli_print_json(json_t *j)
+{
+        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s) {
+                fputs(s, stdout);
+                fputc('\n', stdout);
+                free(s);
+        }
+}
+
+json_t *cli_detached_json(const char *sandbox, const struct agent_detached *d)
+{
+        static const char *const status[] = {"running", "completed", "failed"};
+        json_t *cmd = json_array();
+        char started[RFC3339_MAX];
+
+        for (char **a = d->argv; cmd && a && *a; a++)
+                json_array_append_new(cmd, json_string(*a));
+        format_rfc3339(d->started_ns, started);
+        return json_pack("{s:s,s:s,s:o,s:I,s:s,s:o,s:s}", "id", d->id, "sandbox", sandbox,
+                         "command", cmd ? cmd : json_array(), "pid", (json_int_t)d->pid, "status",
+                         status[d->status < 3 ? d->status : 2], "exit_code",
+                         d->has_code ? json_integer(d->code) : json_null(), "started_at",
+                         started);
+}
+
+int cli_add_env(char ***env, const char *entry)
+{
+        struct ak_err err = {0};
+        if (validate_env_entry(entry, &err) < 0)
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+        if (strv_push(env, entry) < 0) {
+                cli_error("out of memory");
+                return EXIT_USAGE;
+        }
+        return 0;
+}

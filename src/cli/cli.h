@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The agentkernel command line. One file per verb group; this header holds what they share:
+ * exit codes, argument parsing, error output, terminal handling.
+ */
+#pragma once
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "agent/client.h"
+#include "core/manager.h"
+#include "shared/err.h"
+
+/* Exit codes (docs/cli.md). A command's own status passes through unchanged. */
+#define EXIT_OK 0
+#define EXIT_FAILURE_ 1     /* a management command failed */
+#define EXIT_USAGE 2        /* bad arguments */
+#define EXIT_RUN_ERROR 125  /* agentkernel could not run the command */
+#define EXIT_CANNOT_EXEC 126
+#define EXIT_NOT_FOUND 127
+
+struct verb {
+        const char *name;
+        int (*fn)(int argc, char **argv);
+        const char *usage;    /* one line: arguments after the verb */
+        const char *summary;  /* one line */
+        const char *help;     /* the rest of --help: options and notes */
+};
+
+/* Prints "error: <msg>" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Reports err, returns code. */
+int cli_fail(const struct ak_err *err, int code);
+/* Prints a usage error for verb and returns EXIT_USAGE. */
+int cli_usage_error(const struct verb *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_print_help(const struct verb *v, FILE *f);
+
+/* The verb currently running (for help and messages). */
+extern const struct verb *cli_current;
+/* "agentkernel" or "agentkernel sandbox": how the user called us, for hints. */
+extern const char *cli_prog;
+
+struct cli_args {
+        char **pos;       /* positional arguments (points into argv) */
+        size_t n_pos;
+        char **cmd;       /* the command after the positionals or "--" (NULL-terminated) */
+        size_t n_cmd;
+};
+
+#define CLI_HELP_SHOWN 1000
+/* What a verb returns when cli_parse() did not return 0. */
+#define CLI_PARSE_EXIT(r) ((r) == CLI_HELP_SHOWN ? EXIT_OK : (r))
+
+/* Parses a verb's arguments. on_opt is called for each option; a non-zero return stops parsing
+ * (it has printed a usage error). Up to max_pos positionals; with want_cmd, the rest is a
+ * command. -h/--help is handled here. Returns 0 to go on, CLI_HELP_SHOWN after printing help,
+ * or EXIT_USAGE. */
+int cli_parse(int argc, char **argv, const char *shortopts, const struct option *longopts,
+              size_t max_pos, bool want_cmd, int (*on_opt)(int c, const char *arg, void *ctx),
+              void *ctx, struct cli_args *ret);
+
+/* Opens the manager or prints why not. */
+struct manager *cli_manager(void);
+
+/* Appends to a NULL-terminated string list (growing it). -ENOMEM on failure. */
+int strv_push(char ***v, const char *s);
+
+/* Writes data to fd entirely (for command output). */
+int cli_output(void *ctx, int stream, const void *data, size_t len);
+
+/* Terminal raw mode for attach and -t. */
+struct cli_tty {
+        int fd;
+        bool active;
+        char saved[64]; /* struct termios, opaque here */
+};
+int cli_tty_raw(struct cli_tty *t, int fd);
+void cli_tty_restore(struct cli_tty *t);
+
+/* Signals forwarded to remote commands, read through a signalfd (blocked here). */
+int cli_signalfd(void);
+
+/* Maps an agent exit to our exit code. */
+int cli_exit_code(const struct agent_exit *e);
+
+/* Prints JSON (pretty) to stdout with a newline. */
+void cli_print_json(json_t *j);
+
+/* The DetachedCommand JSON of upstream. */
+json_t *cli_detached_json(const char *sandbox, const struct agent_detached *d);
+
+/* Parses -e KEY=VALUE into the list after validation. Returns 0 or EXIT_USAGE. */
+int cli_add_env(char ***env, const char *entry);

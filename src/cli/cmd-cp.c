@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: Apache-2.0
+/* `cp`: files between the host and a sandbox, streamed (any size, constant memory). */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cmd.h"
+#include "core/validate.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+
+/* "name:/path" names a sandbox path unless it starts with '/' or '.' (upstream's rule). */
+static bool split_remote(const char *spec, char *name, size_t nlen, const char **path)
+{
+        const char *colon = strchr(spec, ':');
+
+        if (!colon || spec[0] == '/' || spec[0] == '.' || (size_t)(colon - spec) >= nlen)
+                return false;
+        memcpy(name, spec, (size_t)(colon - spec));
+        name[colon - spec] = '\0';
+        *path = colon + 1;
+        return true;
+}
+
+static int to_fd(void *ctx, const void *data, size_t len)
+{
+        return write_all(*(int *)ctx, data, len) < 0 ? -1 : 0;
+}
+
+int cmd_cp(int argc, char **argv)
+{
+        struct cli_args a;
+        struct ak_err err = {0};
+        struct manager *m = NULL;
+        char sname[64], dname[64], local_path[PATH_MAX];
+        const char *spath = NULL, *dpath = NULL;
+        bool src_remote, dst_remote;
+        int fd = -1, r = cli_parse(argc, argv, "", NULL, 2, false, NULL, NULL, &a);
+
+        if (r) {
+                free(a.pos);
+                return CLI_PARSE_EXIT(r);
+        }
+        if (a.n_pos != 2) {
+                free(a.pos);
+                return cli_usage_error(cli_current, "a source and a destination are required");
+        }
+        src_remote = split_remote(a.pos[0], sname, sizeof(sname), &spath);
+        dst_remote = split_remote(a.pos[1], dname, sizeof(dname), &dpath);
+        if (src_remote == dst_remote) {
+                free(a.pos);
+                return cli_usage_error(cli_current,
+                                       src_remote ? "copying between two sandboxes is not "
+                                                    "supported"
+                                                  : "one side must be a sandbox path (NAME:/path)");
+        }
+        if ((r = validate_sandbox_path(src_remote ? spath : dpath, &err)) < 0 ||
+            (r = validate_name(src_remote ? sname : dname, &err)) < 0) {
+                free(a.pos);
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+        }
+        m = cli_manager();
+        if (!m) {
+                r = EXIT_FAILURE_;
+                goto out;
+        }
+        fd = manager_connect(m, src_remote ? sname : dname, NULL, &err);
+        if (fd < 0) {
+                r = cli_fail(&err, EXIT_FAILURE_);
+                goto out;
+        }
+        if (src_remote) {
+                /* sandbox -> host: into a directory keeps the file's name */
+                struct stat st;
+                cleanup_close int out = -1;
+                bool to_stdout = streq(a.pos[1], "-");
+                struct agent_file_info info;
+                char tmp[PATH_MAX + 16];
+
+                (void)snprintf(local_path, sizeof(local_path), "%s", a.pos[1]);
+                if (!to_stdout && stat(local_path, &st) == 0 && S_ISDIR(st.st_mode)) {
+                        char base[PATH_MAX];
+                        (void)snprintf(base, sizeof(base), "%s", spath);
+                        (void)snprintf(local_path, sizeof(local_path), "%s/%s", a.pos[1],
+                                       basename(base));
+                }
+                (void)snprintf(tmp, sizeof(tmp), "%s.ak-partial", local_path);
+                out = to_stdout ? dup(STDOUT_FILENO)
+                                : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                if (out < 0) {
+                        cli_error("cannot write '%s': %s", local_path, strerror(errno));
+                        r = EXIT_FAILURE_;
+                        goto out;
+                }
+                r = agent_file_read(fd, spath, 0, to_fd, &out, &info, &err);
+                if (r < 0) {
+                        if (!to_stdout)
+                                (void)unlink(tmp);
+                        r = cli_fail(&err, EXIT_FAILURE_);
+                        goto out;
+                }
+                if (!to_stdout && (fchmod(out, info.mode & 0777) < 0 || rename(tmp, local_path) < 0)) {
+                        cli_error("cannot write '%s': %s", local_path, strerror(errno));
+                        (void)unlink(tmp);
+                        r = EXIT_FAILURE_;
+                        goto out;
+                }
+        } else {
+                cleanup_close int in = -1;
+                struct stat st;
+                bool from_stdin = streq(a.pos[0], "-");
+                char remote[PATH_MAX];
+
+                /* into a directory ("NAME:/dir/") keeps the file's name */
+                if (dpath[strlen(dpath) - 1] == '/' && !from_stdin) {
+                        char base[PATH_MAX];
+                        (void)snprintf(base, sizeof(base), "%s", a.pos[0]);
+                        (void)snprintf(remote, sizeof(remote), "%s%s", dpath, basename(base));
+                        dpath = remote;
+                }
+
+                in = from_stdin ? dup(STDIN_FILENO) : open(a.pos[0], O_RDONLY | O_CLOEXEC);
+                if (in < 0 || fstat(in, &st) < 0) {
+                        cli_error("cannot read '%s': %s", a.pos[0], strerror(errno));
+                        r = EXIT_FAILURE_;
+                        goto out;
+                }
+                if (S_ISDIR(st.st_mode)) {
+                        cli_error("'%s' is a directory; copying directories is not supported yet",
+                                  a.pos[0]);
+                        r = EXIT_FAILURE_;
+                        goto out;
+                }
+                r = agent_file_write(fd, dpath, st.st_mode & 0777, !from_stdin, true, in, NULL,
+                                     0, NULL, &err);
+                if (r < 0) {
+                        r = cli_fail(&err, EXIT_FAILURE_);
+                        goto out;
+                }
+        }
+        r = EXIT_OK;
+        (void)manager_touch(m, src_remote ? sname : dname);
+out:
+        if (fd >= 0)
+                close(fd);
+        manager_free(m);
+        free(a.pos);
+        return r;
+}

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: Apache-2.0
+/* `doctor`: what works on this host, what does not, and how to fix it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <linux/landlock.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cmd.h"
+#include "core/paths.h"
+#include "runtime/cgroup.h"
+#include "runtime/net.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/json-util.h"
+#include "shared/time-util.h"
+
+enum level { OK, INFO, WARN, ERR };
+static const char *const level_name[] = {"ok", "info", "warning", "error"};
+
+struct report {
+        json_t *checks;
+        bool json;
+        int errors;
+};
+
+static void check(struct report *rep, enum level lvl, const char *name, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static void check(struct report *rep, enum level lvl, const char *name, const char *fmt, ...)
+{
+        char msg[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (lvl == ERR)
+                rep->errors++;
+        json_array_append_new(rep->checks, json_pack("{s:s,s:s,s:s}", "name", name, "status",
+                                                     level_name[lvl], "message", msg));
+        if (!rep->json)
+                printf("[%-7s] %-18s %s\n", level_name[lvl], name, msg);
+}
+
+/* Can this process create the namespaces a sandbox needs? Tries it in a child. */
+static int try_namespaces(char *why, size_t len)
+{
+        pid_t pid = fork();
+        int status;
+
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                _exit(unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
+                              CLONE_NEWUTS | CLONE_NEWIPC) < 0
+                              ? errno
+                              : 0);
+        if (waitpid(pid, &status, 0) < 0)
+                return -errno;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                return 0;
+        (void)snprintf(why, len, "%s", strerror(WIFEXITED(status) ? WEXITSTATUS(status) : EIO));
+        return -EPERM;
+}
+
+static void check_sandbox(struct report *rep, struct manager *m)
+{
+        struct create_opts o = {.name = "doctor", .network = 0, .mount_cwd = 0};
+        char *argv[] = {"/bin/true", NULL};
+        struct agent_exec_opts x = {.argv = argv};
+        struct agent_io io = {.stdin_fd = -1, .signal_fd = -1, .tty_fd = -1};
+        struct agent_exit ex = {0};
+        struct ak_err err = {0};
+        int64_t t0 = now_monotonic_ns();
+
+        if (manager_run_ephemeral(m, &o, &x, &io, &ex, &err) < 0)
+                check(rep, ERR, "sandbox", "a test sandbox failed: %s", ak_err_msg(&err));
+        else if (ex.code != 0)
+                check(rep, ERR, "sandbox", "/bin/true in a test sandbox exited with %d", ex.code);
+        else
+                check(rep, OK, "sandbox", "a test sandbox ran /bin/true in %.1f ms",
+                      (double)(now_monotonic_ns() - t0) / 1e6);
+}
+
+static int json_opt(int c, const char *arg, void *ctx)
+{
+        (void)arg;
+        if (c != 'j')
+                return EXIT_USAGE;
+        *(bool *)ctx = true;
+        return 0;
+}
+
+int cmd_doctor(int argc, char **argv)
+{
+        static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
+                                                 {NULL, 0, NULL, 0}};
+        struct report rep = {.checks = json_array()};
+        struct cli_args a;
+        struct utsname u;
+        struct manager *m = NULL;
+        char why[512], path[4096];
+        int r = cli_parse(argc, argv, "j", longopts, 0, false, json_opt, &rep.json, &a);
+        long ll;
+        const struct scmp_version *sv;
+
+        free(a.pos);
+        if (r) {
+                json_decref(rep.checks);
+                return CLI_PARSE_EXIT(r);
+        }
+
+        if (uname(&u) == 0)
+                check(&rep, INFO, "kernel", "%s %s %s", u.sysname, u.release, u.machine);
+        check(&rep, INFO, "user", geteuid() == 0 ? "running as root: sandboxes get a private uid "
+                                                   "range, root inside is unprivileged outside"
+                                                 : "running unprivileged (rootless): one uid is "
+                                                   "mapped into each sandbox");
+
+        if (try_namespaces(why, sizeof(why)) == 0)
+                check(&rep, OK, "namespaces", "user, mount, pid, network, uts and ipc namespaces "
+                                              "can be created");
+        else
+                check(&rep, ERR, "namespaces",
+                      "cannot create namespaces (%s); enable unprivileged user namespaces "
+                      "(sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone=1, or "
+                      "the AppArmor userns restriction on Ubuntu)",
+                      why);
+
+        switch (cgroup_detect(why, sizeof(why))) {
+        case CGROUP_V2:
+                check(&rep, OK, "cgroups", "cgroup v2: memory, pids and CPU limits are enforced");
+                break;
+        case CGROUP_V1:
+                check(&rep, OK, "cgroups",
+                      "cgroup v1 (or hybrid): memory, pids and CPU limits are enforced through "
+                      "the v1 controllers");
+                break;
+        case CGROUP_NONE:
+        default:
+                check(&rep, WARN, "cgroups", "limits cannot be enforced: %s", why);
+                break;
+        }
+
+        sv = seccomp_version();
+        if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0)
+                check(&rep, OK, "seccomp", "seccomp filters available (libseccomp %u.%u.%u)",
+                      sv->major, sv->minor, sv->micro);
+        else
+                check(&rep, ERR, "seccomp", "this kernel has no seccomp filters");
+
+        ll = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+        if (ll > 0)
+                check(&rep, INFO, "landlock", "Landlock ABI %ld available (not used yet)", ll);
+        else
+                check(&rep, INFO, "landlock", "Landlock not available");
+
+        if (net_available(why, sizeof(why)))
+                check(&rep, OK, "network", "pasta found: sandboxes can have outbound network");
+        else
+                check(&rep, WARN, "network", "%s", why);
+
+        {
+                struct ak_err err = {0};
+                if (paths_agent_binary(path, sizeof(path), &err) == 0)
+                        check(&rep, OK, "agent", "%s", path);
+                else
+                        check(&rep, ERR, "agent", "%s", ak_err_msg(&err));
+        }
+
+        if (access("/dev/kvm", R_OK | W_OK) == 0)
+                check(&rep, INFO, "kvm", "/dev/kvm is usable (the firecracker backend is not "
+                                         "implemented yet)");
+        else
+                check(&rep, INFO, "kvm", "no usable /dev/kvm: microVM backends unavailable here");
+
+        m = cli_manager();
+        if (m) {
+                struct state_list l = {0};
+                int running = 0;
+                check(&rep, OK, "data", "state in %s", m->store->data_dir);
+                if (manager_list(m, NULL, NULL, &l) == 0) {
+                        for (size_t i = 0; i < l.n; i++)
+                                running += manager_is_running(m, l.items[i]);
+                        check(&rep, INFO, "sandboxes", "%zu recorded, %d running", l.n, running);
+                        state_list_free(&l);
+                }
+                manager_sweep(m);
+                check(&rep, INFO, "backend", "default backend: %s", backend_default()->name);
+                check_sandbox(&rep, m);
+                manager_free(m);
+        } else {
+                check(&rep, ERR, "data", "the data directory is not usable");
+        }
+
+        if (rep.json) {
+                cleanup_json json_t *o = json_pack("{s:o,s:b}", "checks", json_incref(rep.checks),
+                                                   "healthy", rep.errors == 0);
+                cli_print_json(o);
+        }
+        json_decref(rep.checks);
+        return rep.errors ? EXIT_FAILURE_ : EXIT_OK;
+}

@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: Apache-2.0
+/* `exec` and `attach`: commands in a running sandbox. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cmd.h"
+#include "core/validate.h"
+#include "session.h"
+#include "shared/cleanup.h"
+#include "shared/json-util.h"
+#include "shared/parse-util.h"
+
+struct exec_flags {
+        char **env;
+        const char *workdir;
+        const char *user;
+        const char *record;
+        bool detach, tty, interactive;
+        uint64_t timeout_ms;
+};
+
+enum { OPT_SUDO = 1000, OPT_TIMEOUT, OPT_RECORD };
+
+static int exec_opt(int c, const char *arg, void *ctx)
+{
+        struct exec_flags *f = ctx;
+        struct ak_err err = {0};
+        uint64_t secs;
+
+        switch (c) {
+        case 'e':
+                return cli_add_env(&f->env, arg);
+        case 'w':
+                if (arg[0] != '/')
+                        return cli_usage_error(cli_current, "working directory '%s' must be "
+                                               "absolute", arg);
+                f->workdir = arg;
+                return 0;
+        case 'u':
+                if (validate_user(arg, &err) < 0)
+                        return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+                f->user = arg;
+                return 0;
+        case OPT_SUDO:
+                f->user = "root";
+                return 0;
+        case 'd':
+                f->detach = true;
+                return 0;
+        case 't':
+                f->tty = true;
+                return 0;
+        case 'i':
+                f->interactive = true;
+                return 0;
+        case OPT_TIMEOUT:
+                if (parse_ttl(arg, false, &secs, &err) < 0)
+                        return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+                f->timeout_ms = secs * 1000;
+                return 0;
+        case OPT_RECORD:
+                f->record = arg;
+                return 0;
+        default:
+                return EXIT_USAGE;
+        }
+}
+
+static const struct option exec_longopts[] = {
+        {"env", required_argument, NULL, 'e'},       {"workdir", required_argument, NULL, 'w'},
+        {"user", required_argument, NULL, 'u'},      {"sudo", no_argument, NULL, OPT_SUDO},
+        {"detach", no_argument, NULL, 'd'},          {"tty", no_argument, NULL, 't'},
+        {"interactive", no_argument, NULL, 'i'},     {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {NULL, 0, NULL, 0},
+};
+
+int cmd_exec(int argc, char **argv)
+{
+        struct exec_flags f = {0};
+        struct cli_args a;
+        struct ak_err err = {0};
+        struct manager *m;
+        int fd, r;
+
+        r = cli_parse(argc, argv, "e:w:u:dti", exec_longopts, 1, true, exec_opt, &f, &a);
+        if (r) {
+                r = CLI_PARSE_EXIT(r);
+                goto out_args;
+        }
+        if (a.n_pos < 1) {
+                r = cli_usage_error(cli_current, "a sandbox name is required");
+                goto out_args;
+        }
+        if (a.n_cmd == 0) {
+                r = cli_usage_error(cli_current, "a command is required (after --)");
+                goto out_args;
+        }
+        if (f.detach && f.tty) {
+                r = cli_usage_error(cli_current, "--detach and --tty cannot be combined");
+                goto out_args;
+        }
+        m = cli_manager();
+        if (!m) {
+                r = EXIT_RUN_ERROR;
+                goto out_args;
+        }
+        fd = manager_connect(m, a.pos[0], NULL, &err);
+        if (fd < 0) {
+                r = cli_fail(&err, EXIT_RUN_ERROR);
+                goto out;
+        }
+        {
+                struct agent_exec_opts x = {
+                        .argv = a.cmd, .env = f.env, .cwd = f.workdir, .user = f.user,
+                        .tty = f.tty, .timeout_ms = f.timeout_ms,
+                };
+                if (f.detach) {
+                        struct agent_detached d;
+                        r = agent_detach(fd, &x, &d, &err);
+                        if (r >= 0) {
+                                cleanup_json json_t *j = cli_detached_json(a.pos[0], &d);
+                                cli_print_json(j);
+                                agent_detached_clear(&d);
+                                r = EXIT_OK;
+                        } else {
+                                r = cli_fail(&err, EXIT_RUN_ERROR);
+                        }
+                } else {
+                        struct cli_session s;
+                        struct agent_exit ex = {0};
+                        if (cli_session_begin(&s, &x, f.interactive, NULL) < 0) {
+                                r = EXIT_RUN_ERROR;
+                        } else {
+                                r = agent_exec(fd, &x, &s.io, &ex, &err);
+                                cli_session_end(&s);
+                                r = r < 0 ? cli_fail(&err, EXIT_RUN_ERROR) : cli_exit_code(&ex);
+                                if (ex.timed_out)
+                                        cli_error("command timed out and was killed");
+                        }
+                }
+        }
+        close(fd);
+        (void)manager_touch(m, a.pos[0]);
+out:
+        manager_free(m);
+out_args:
+        strv_free(f.env);
+        free(a.pos);
+        return r;
+}
+
+int cmd_attach(int argc, char **argv)
+{
+        static const struct option longopts[] = {
+                {"env", required_argument, NULL, 'e'},
+                {"record", required_argument, NULL, OPT_RECORD},
+                {"user", required_argument, NULL, 'u'},
+                {NULL, 0, NULL, 0},
+        };
+        struct exec_flags f = {0};
+        struct cli_args a;
+        struct ak_err err = {0};
+        struct agent_dirent de;
+        struct manager *m;
+        char *shell[] = {"/bin/sh", NULL, NULL};
+        int fd, r;
+
+        r = cli_parse(argc, argv, "e:u:", longopts, 1, true, exec_opt, &f, &a);
+        if (r) {
+                r = CLI_PARSE_EXIT(r);
+                goto out_args;
+        }
+        if (a.n_pos < 1) {
+                r = cli_usage_error(cli_current, "a sandbox name is required");
+                goto out_args;
+        }
+        m = cli_manager();
+        if (!m) {
+                r = EXIT_RUN_ERROR;
+                goto out_args;
+        }
+        fd = manager_connect(m, a.pos[0], NULL, &err);
+        if (fd < 0) {
+                r = cli_fail(&err, EXIT_RUN_ERROR);
+                goto out;
+        }
+        if (a.n_cmd == 0) {
+                /* bash when the sandbox has it (a friendlier prompt), else sh, as upstream */
+                int probe = manager_connect(m, a.pos[0], NULL, NULL);
+                if (probe >= 0) {
+                        if (agent_file_stat(probe, "/bin/bash", &de, NULL) == 0) {
+                                shell[0] = "/bin/bash";
+                                free(de.name);
+                        }
+                        close(probe);
+                }
+                shell[1] = "-l";
+        }
+        {
+                struct agent_exec_opts x = {.argv = a.n_cmd ? a.cmd : shell, .env = f.env,
+                                            .user = f.user, .tty = true};
+                struct cli_session s;
+                struct agent_exit ex = {0};
+                if (cli_session_begin(&s, &x, true, f.record) < 0) {
+                        r = EXIT_RUN_ERROR;
+                } else {
+                        r = agent_exec(fd, &x, &s.io, &ex, &err);
+                        cli_session_end(&s);
+                        r = r < 0 ? cli_fail(&err, EXIT_RUN_ERROR) : cli_exit_code(&ex);
+                }
+        }
+        close(fd);
+        (void)manager_touch(m, a.pos[0]);
+out:
+        manager_free(m);
+out_args:
+        strv_free(f.env);
+        free(a.pos);
+        return r;
+}

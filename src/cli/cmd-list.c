@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: Apache-2.0
+/* `list` and `info`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cmd.h"
+#include "core/validate.h"
+#include "shared/cleanup.h"
+#include "shared/json-util.h"
+
+struct list_flags {
+        bool json;
+        json_t *filters; /* label filters, ANDed */
+};
+
+static int list_opt(int c, const char *arg, void *ctx)
+{
+        struct list_flags *f = ctx;
+        struct ak_err err = {0};
+        char *k = NULL, *v = NULL;
+
+        switch (c) {
+        case 'j':
+                f->json = true;
+                return 0;
+        case 'l':
+                if (parse_label(arg, '=', &k, &v, &err) < 0)
+                        return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+                json_object_set_new(f->filters, k, json_string(v));
+                free(k);
+                free(v);
+                return 0;
+        default:
+                return EXIT_USAGE;
+        }
+}
+
+static bool labels_match(const struct sandbox_state *st, json_t *filters)
+{
+        const char *k;
+        json_t *v;
+
+        json_object_foreach(filters, k, v) {
+                json_t *have = json_object_get(st->labels, k);
+                if (!have || !json_equal(have, v))
+                        return false;
+        }
+        return true;
+}
+
+static void warn_bad_file(void *ctx, const char *file, const char *msg)
+{
+        (void)ctx;
+        cli_warn("skipping invalid state file '%s': %s", file, msg);
+}
+
+static json_t *ports_json(const struct sandbox_state *st)
+{
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < st->n_ports; i++) {
+                char s[32];
+                const struct port_mapping *p = &st->ports[i];
+                if (p->host_port >= 0)
+                        (void)snprintf(s, sizeof(s), "%d:%u%s", p->host_port, p->container_port,
+                                       p->udp ? "/udp" : "");
+                else
+                        (void)snprintf(s, sizeof(s), "%u%s", p->container_port,
+                                       p->udp ? "/udp" : "");
+                json_array_append_new(a, json_string(s));
+        }
+        return a;
+}
+
+/* SandboxInfo of upstream's API, plus what `info` shows. */
+static json_t *sandbox_json(const struct sandbox_state *st, bool running)
+{
+        json_t *o = json_object();
+
+        json_object_set_new(o, "name", json_string(st->name));
+        json_object_set_new(o, "uuid", json_string(st->uuid));
+        json_object_set_new(o, "status", json_string(state_status(st, running)));
+        json_object_set_new(o, "backend", json_string(manager_backend_of(st)->name));
+        json_object_set_new(o, "image", json_string(st->image));
+        json_object_set_new(o, "vcpus", json_integer(st->vcpus));
+        json_object_set_new(o, "memory_mb", json_integer((json_int_t)st->memory_mb));
+        json_object_set_new(o, "created_at", json_string(st->created_at));
+        if (st->profile)
+                json_object_set_new(o, "profile", json_string(st->profile));
+        if (st->n_ports)
+                json_object_set_new(o, "ports", ports_json(st));
+        if (json_object_size(st->labels))
+                json_object_set(o, "labels", st->labels);
+        if (st->description)
+                json_object_set_new(o, "description", json_string(st->description));
+        if (st->has_ttl)
+                json_object_set_new(o, "ttl_seconds", json_integer((json_int_t)st->ttl_seconds));
+        if (st->expires_at)
+                json_object_set_new(o, "expires_at", json_string(st->expires_at));
+        if (st->last_activity_at)
+                json_object_set_new(o, "last_activity_at", json_string(st->last_activity_at));
+        if (st->archived_at)
+                json_object_set_new(o, "archived_at", json_string(st->archived_at));
+        if (st->archived_reason)
+                json_object_set_new(o, "archived_reason", json_string(st->archived_reason));
+        return o;
+}
+
+int cmd_list(int argc, char **argv)
+{
+        static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
+                                                 {"label", required_argument, NULL, 'l'},
+                                                 {NULL, 0, NULL, 0}};
+        struct list_flags f = {.filters = json_object()};
+        struct state_list l = {0};
+        struct cli_args a;
+        struct manager *m = NULL;
+        int r = cli_parse(argc, argv, "jl:", longopts, 0, false, list_opt, &f, &a);
+
+        if (r) {
+                r = CLI_PARSE_EXIT(r);
+                goto out;
+        }
+        m = cli_manager();
+        if (!m) {
+                r = EXIT_FAILURE_;
+                goto out;
+        }
+        r = manager_list(m, warn_bad_file, NULL, &l);
+        if (r < 0) {
+                cli_error("cannot list sandboxes: %s", strerror(-r));
+                r = EXIT_FAILURE_;
+                goto out;
+        }
+        if (f.json) {
+                cleanup_json json_t *arr = json_array();
+                for (size_t i = 0; i < l.n; i++)
+                        if (labels_match(l.items[i], f.filters))
+                                json_array_append_new(
+                                        arr, sandbox_json(l.items[i],
+                                                          manager_is_running(m, l.items[i])));
+                cli_print_json(arr);
+        } else {
+                printf("%-30s %-10s %-10s %-15s %-20s %s\n", "NAME", "STATUS", "BACKEND", "IP",
+                       "LABELS", "PORTS");
+                for (size_t i = 0; i < l.n; i++) {
+                        struct sandbox_state *st = l.items[i];
+                        char labels[256] = "-", ports[256] = "-";
+                        size_t used = 0;
+                        const char *k;
+                        json_t *v;
+
+                        if (!labels_match(st, f.filters))
+                                continue;
+                        json_object_foreach(st->labels, k, v) {
+                                used += (size_t)snprintf(labels + used,
+                                                         used < sizeof(labels) ? sizeof(labels) - used : 0,
+                                                         "%s%s=%s", used ? "," : "", k,
+                                                         json_string_value(v));
+                                if (used >= sizeof(labels))
+                                        break;
+                        }
+                        used = 0;
+                        for (size_t p = 0; p < st->n_ports && used < sizeof(ports); p++)
+                                used += (size_t)snprintf(
+                                        ports + used, sizeof(ports) - used, "%s%d:%u%s",
+                                        used ? "," : "",
+                                        st->ports[p].host_port >= 0 ? st->ports[p].host_port
+                                                                    : st->ports[p].container_port,
+                                        st->ports[p].container_port, st->ports[p].udp ? "/udp" : "");
+                        printf("%-30s %-10s %-10s %-15s %-20s %s\n", st->name,
+                               state_status(st, manager_is_running(m, st)),
+                               manager_backend_of(st)->name, "-", labels, ports);
+                }
+        }
+        r = EXIT_OK;
+out:
+        state_list_free(&l);
+        manager_free(m);
+        json_decref(f.filters);
+        free(a.pos);
+        return r;
+}
+
+int cmd_info(int argc, char **argv)
+{
+        static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
+                                                 {NULL, 0, NULL, 0}};
+        struct list_flags f = {.filters = json_object()};
+        struct sandbox_state *st = NULL;
+        struct ak_err err = {0};
+        struct cli_args a;
+        struct manager *m = NULL;
+        int r = cli_parse(argc, argv, "j", longopts, 1, false, list_opt, &f, &a);
+
+        if (r) {
+                r = CLI_PARSE_EXIT(r);
+                goto out;
+        }
+        if (a.n_pos != 1) {
+                r = cli_usage_error(cli_current, "a sandbox name is required");
+                goto out;
+        }
+        m = cli_manager();
+        if (!m) {
+                r = EXIT_FAILURE_;
+                goto out;
+        }
+        if (store_load(m->store, a.pos[0], &st, &err) < 0) {
+                r = cli_fail(&err, EXIT_FAILURE_);
+                goto out;
+        }
+        {
+                cleanup_json json_t *j = sandbox_json(st, manager_is_running(m, st));
+                if (f.json) {
+                        cli_print_json(j);
+                } else {
+                        const char *k;
+                        json_t *v;
+                        json_object_foreach(j, k, v) {
+                                if (json_is_string(v))
+                                        printf("%-17s %s\n", k, json_string_value(v));
+                                else if (json_is_integer(v))
+                                        printf("%-17s %lld\n", k, (long long)json_integer_value(v));
+                                else {
+                                        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                                        printf("%-17s %s\n", k, s ? s : "");
+                                        free(s);
+                                }
+                        }
+                }
+        }
+        r = EXIT_OK;
+out:
+        state_free(st);
+        manager_free(m);
+        json_decref(f.filters);
+        free(a.pos);
+        return r;
+}

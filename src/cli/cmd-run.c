@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: Apache-2.0
+/* `run`: a command in a fresh sandbox, thrown away afterwards unless --keep. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cmd.h"
+#include "sandbox-flags.h"
+#include "session.h"
+#include "shared/random-util.h"
+
+#define KEEP_DEFAULT_TTL 3600 /* upstream: `run --keep` expires after an hour */
+
+static int run_kept(struct manager *m, struct sandbox_flags *f, struct agent_exec_opts *x)
+{
+        struct ak_err err = {0};
+        struct cli_session s;
+        struct agent_exit ex = {0};
+        char name[32], hex[9];
+        int fd, r;
+
+        random_hex(hex, 4);
+        (void)snprintf(name, sizeof(name), "run-%s", hex);
+        f->o.name = name;
+        if (!f->o.has_ttl) {
+                f->o.has_ttl = true;
+                f->o.ttl_seconds = KEEP_DEFAULT_TTL;
+        }
+        if (manager_create(m, &f->o, &err) < 0)
+                return cli_fail(&err, EXIT_RUN_ERROR);
+        if (manager_start(m, name, &err) < 0) {
+                struct ak_err ignore = {0};
+                (void)manager_remove(m, name, &ignore);
+                return cli_fail(&err, EXIT_RUN_ERROR);
+        }
+        fprintf(stderr, "Sandbox '%s' is kept running%s; remove it with: agentkernel remove %s\n",
+                name, f->o.ttl_seconds ? " until its TTL expires" : "", name);
+        fd = manager_connect(m, name, NULL, &err);
+        if (fd < 0)
+                return cli_fail(&err, EXIT_RUN_ERROR);
+        if (cli_session_begin(&s, x, f->interactive, NULL) < 0) {
+                close(fd);
+                return EXIT_RUN_ERROR;
+        }
+        r = agent_exec(fd, x, &s.io, &ex, &err);
+        cli_session_end(&s);
+        close(fd);
+        (void)manager_touch(m, name);
+        return r < 0 ? cli_fail(&err, EXIT_RUN_ERROR) : cli_exit_code(&ex);
+}
+
+int cmd_run(int argc, char **argv)
+{
+        struct sandbox_flags f;
+        struct cli_args a;
+        struct ak_err err = {0};
+        struct manager *m = NULL;
+        int r;
+
+        sandbox_flags_init(&f, true);
+        r = cli_parse(argc, argv, RUN_SHORTOPTS, run_longopts, 0, true, sandbox_flags_opt, &f, &a);
+        if (r) {
+                r = CLI_PARSE_EXIT(r);
+                goto out;
+        }
+        if (a.n_cmd == 0) {
+                r = cli_usage_error(cli_current, "a command is required, e.g. %s run -- echo hi",
+                                    cli_prog);
+                goto out;
+        }
+        m = cli_manager();
+        if (!m) {
+                r = EXIT_RUN_ERROR;
+                goto out;
+        }
+        {
+                struct agent_exec_opts x = {.argv = a.cmd, .cwd = f.workdir, .tty = f.tty,
+                                            .timeout_ms = f.timeout_ms};
+                struct cli_session s;
+                struct agent_exit ex = {0};
+
+                if (f.keep) {
+                        r = run_kept(m, &f, &x);
+                        goto out;
+                }
+                f.o.name = "run";
+                manager_sweep(m);
+                if (cli_session_begin(&s, &x, f.interactive, NULL) < 0) {
+                        r = EXIT_RUN_ERROR;
+                        goto out;
+                }
+                r = manager_run_ephemeral(m, &f.o, &x, &s.io, &ex, &err);
+                cli_session_end(&s);
+                if (r < 0)
+                        r = cli_fail(&err, EXIT_RUN_ERROR);
+                else {
+                        r = cli_exit_code(&ex);
+                        if (ex.timed_out)
+                                cli_error("command timed out and was killed");
+                }
+        }
+out:
+        manager_free(m);
+        sandbox_flags_free(&f);
+        free(a.pos);
+        return r;
+}

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The verbs of the CLI; each returns the process exit code. */
+#pragma once
+
+int cmd_run(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_remove(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
+int cmd_exec_list(int argc, char **argv);
+int cmd_exec_logs(int argc, char **argv);
+int cmd_exec_kill(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);

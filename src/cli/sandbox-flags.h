@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Options shared by `run` and `create`: what a new sandbox looks like. */
+#pragma once
+
+#include <getopt.h>
+#include <jansson.h>
+
+#include "cli.h"
+#include "core/manager.h"
+
+struct sandbox_flags {
+        struct create_opts o;
+        char **env;
+        struct port_spec ports[64];
+        size_t n_ports;
+        json_t *labels;
+        /* run only */
+        bool keep, tty, interactive;
+        const char *workdir;
+        uint64_t timeout_ms;
+        /* create only */
+        bool no_start;
+        bool run;        /* parsing for `run` (-p is --profile) rather than `create` (-p is --publish) */
+};
+
+enum {
+        SF_PROFILE = 2000,
+        SF_NO_NETWORK,
+        SF_NETWORK,
+        SF_TTL,
+        SF_MEMORY,
+        SF_CPUS,
+        SF_DESCRIPTION,
+        SF_MOUNT_CWD,
+        SF_NO_START,
+        SF_TIMEOUT,
+        SF_INTERACTIVE,
+        SF_FAST,
+};
+
+void sandbox_flags_init(struct sandbox_flags *f, bool run);
+void sandbox_flags_free(struct sandbox_flags *f);
+/* cli_parse() callback. */
+int sandbox_flags_opt(int c, const char *arg, void *ctx);
+extern const struct option run_longopts[];
+extern const struct option create_longopts[];
+#define RUN_SHORTOPTS "ki:p:e:w:B:l:P:tF"
+#define CREATE_SHORTOPTS "i:p:e:B:l:a:d:"

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Backend registry and the only place that calls through a backend_ops table. Keeps argument
+ * checks and the "optional op" rule in one place.
+ */
+#include "backend.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "shared/macro.h"
+
+static const struct backend_ops *const registry[] = {
+        &native_backend_ops,
+#ifdef AK_TEST_BACKENDS
+        &fake_backend_ops,
+        &faulty_backend_ops,
+#endif
+        NULL,
+};
+
+const struct backend_ops *const *backend_all(void)
+{
+        return registry;
+}
+
+const struct backend_ops *backend_find(const char *name)
+{
+        if (!name)
+                return NULL;
+        for (size_t i = 0; registry[i]; i++)
+                if (streq(registry[i]->name, name))
+                        return registry[i];
+        return NULL;
+}
+
+const struct backend_ops *backend_default(void)
+{
+        /* Firecracker, Docker and Podman join this order as they land (docs/backends.md). */
+        return &native_backend_ops;
+}
+
+int backend_probe(const struct backend_ops *b, char *why, size_t why_len)
+{
+        if (!b->probe)
+                return 1;
+        return b->probe(why, why_len);
+}
+
+int backend_start(const struct backend_ops *b, const struct backend_config *cfg,
+                  struct backend_session *ret_session, struct ak_err *err)
+{
+        if (!cfg->ref.name || !cfg->ref.uuid || !cfg->profile)
+                return ak_err_set(err, EINVAL, "incomplete backend configuration");
+        if (cfg->ephemeral && (!ret_session || !b->finish))
+                return ak_err_set(err, EOPNOTSUPP, "backend '%s' cannot run ephemeral sandboxes",
+                                  b->name);
+        if (!cfg->ephemeral && !cfg->ref.run_dir)
+                return ak_err_set(err, EINVAL, "a runtime directory is required");
+        return b->start(cfg, ret_session, err);
+}
+
+int backend_finish(const struct backend_ops *b, struct backend_session *s)
+{
+        return b->finish ? b->finish(s) : -EOPNOTSUPP;
+}
+
+int backend_stop(const struct backend_ops *b, const struct sandbox_ref *ref, struct ak_err *err)
+{
+        return b->stop(ref, err);
+}
+
+int backend_cleanup(const struct backend_ops *b, const struct sandbox_ref *ref,
+                    struct ak_err *err)
+{
+        return b->cleanup ? b->cleanup(ref, err) : 0;
+}
+
+int backend_status(const struct backend_ops *b, const struct sandbox_ref *ref,
+                   struct backend_status *ret)
+{
+        memset(ret, 0, sizeof(*ret));
+        return b->status(ref, ret);
+}
+
+int backend_connect(const struct backend_ops *b, const struct sandbox_ref *ref,
+                    struct ak_err *err)
+{
+        return b->connect(ref, err);
+}
+
+int backend_resize(const struct backend_ops *b, const struct sandbox_ref *ref,
+                   const struct backend_config *cfg, struct ak_err *err)
+{
+        if (!b->resize)
+                return ak_err_set(err, EOPNOTSUPP, "backend '%s' cannot resize in place", b->name);
+        return b->resize(ref, cfg, err);
+}
+
+void backend_sweep(const struct backend_ops *b)
+{
+        if (b->sweep)
+                b->sweep();
+}

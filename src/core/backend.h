@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The backend interface. A backend only provisions an isolation boundary with the agent inside
+ * and hands back a channel to that agent; exec, files and detached commands are written once,
+ * above the backends, on top of the channel. Each backend is one `const struct backend_ops`.
+ * Callers use the backend_*() wrappers below, never the table directly: the wrappers check
+ * arguments and turn a missing optional op into -EOPNOTSUPP.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/profile.h"
+#include "core/validate.h"
+#include "shared/err.h"
+
+/* Enough to find a sandbox a backend started, from any process. */
+struct sandbox_ref {
+        const char *name;
+        const char *uuid;
+        const char *run_dir;  /* private directory for the backend's runtime files */
+};
+
+struct backend_config {
+        struct sandbox_ref ref;
+        const char *image;
+        uint32_t vcpus;
+        uint64_t memory_mb;
+        uint32_t id_slot;            /* unique per live sandbox: picks its host uid range */
+        const struct profile *profile;
+        bool network;
+        const char *workspace;       /* host dir mounted read-write at /workspace, or NULL */
+        const char *home;            /* host dir mounted read-only at /home/user, or NULL */
+        char *const *env;            /* base environment of every command */
+        const struct port_spec *ports;
+        size_t n_ports;
+        bool ephemeral;              /* run-once: see backend_session */
+};
+
+/* An ephemeral sandbox in use: a connected channel to its agent. The sandbox disappears, with
+ * everything in it, at backend_finish() or when this process dies. */
+struct backend_session {
+        int chan_fd;
+        void *priv;
+};
+
+struct backend_status {
+        bool running;
+        pid_t pid;                   /* host pid of the sandbox's init, when known */
+};
+
+#define BACKEND_CAP_ATTACH (1u << 0)
+#define BACKEND_CAP_RESIZE (1u << 1)
+
+struct backend_ops {
+        const char *name;
+        const char *description;
+        unsigned caps;
+        /* 1 usable here, 0 not (why says what is missing). */
+        int (*probe)(char *why, size_t why_len);
+        /* Starts the sandbox. For ephemeral configs fills *ret_session; otherwise the sandbox
+         * outlives this process and is found again through cfg->ref. */
+        int (*start)(const struct backend_config *cfg, struct backend_session *ret_session,
+                     struct ak_err *err);
+        int (*finish)(struct backend_session *s);
+        int (*stop)(const struct sandbox_ref *ref, struct ak_err *err);
+        /* Removes whatever the backend still holds for a stopped sandbox. Idempotent. */
+        int (*cleanup)(const struct sandbox_ref *ref, struct ak_err *err);
+        int (*status)(const struct sandbox_ref *ref, struct backend_status *ret);
+        /* A new connection to the agent of a running sandbox. */
+        int (*connect)(const struct sandbox_ref *ref, struct ak_err *err);
+        /* Optional: apply new limits to a running sandbox. */
+        int (*resize)(const struct sandbox_ref *ref, const struct backend_config *cfg,
+                      struct ak_err *err);
+        /* Optional: remove leftovers of ephemeral sandboxes whose starter was killed. */
+        void (*sweep)(void);
+};
+
+/* Looks a backend up by name (upstream's names: "native", "docker", ...). */
+const struct backend_ops *backend_find(const char *name);
+/* The default backend on this host (detection order of docs/backends.md). */
+const struct backend_ops *backend_default(void);
+/* All compiled-in backends, NULL-terminated. */
+const struct backend_ops *const *backend_all(void);
+
+int backend_probe(const struct backend_ops *b, char *why, size_t why_len);
+int backend_start(const struct backend_ops *b, const struct backend_config *cfg,
+                  struct backend_session *ret_session, struct ak_err *err);
+int backend_finish(const struct backend_ops *b, struct backend_session *s);
+int backend_stop(const struct backend_ops *b, const struct sandbox_ref *ref, struct ak_err *err);
+int backend_cleanup(const struct backend_ops *b, const struct sandbox_ref *ref,
+                    struct ak_err *err);
+int backend_status(const struct backend_ops *b, const struct sandbox_ref *ref,
+                   struct backend_status *ret);
+int backend_connect(const struct backend_ops *b, const struct sandbox_ref *ref,
+                    struct ak_err *err);
+int backend_resize(const struct backend_ops *b, const struct sandbox_ref *ref,
+                   const struct backend_config *cfg, struct ak_err *err);
+void backend_sweep(const struct backend_ops *b);
+
+extern const struct backend_ops native_backend_ops;
+#ifdef AK_TEST_BACKENDS
+extern const struct backend_ops fake_backend_ops;
+extern const struct backend_ops faulty_backend_ops;
+#endif

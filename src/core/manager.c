@@ -1,0 +1,517 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Sandbox lifecycle. Every operation that changes a sandbox holds its lock for the whole
+ * read-modify-write; a failed start leaves the sandbox exactly as it was (recorded, stopped).
+ */
+#include "manager.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/paths.h"
+#include "core/validate.h"
+#include "shared/cleanup.h"
+#include "shared/json-util.h"
+#include "shared/random-util.h"
+#include "shared/time-util.h"
+
+int manager_open(struct manager **ret, struct ak_err *err)
+{
+        struct manager *m = calloc(1, sizeof(*m));
+        int r;
+
+        if (!m)
+                return ak_err_set(err, ENOMEM, "out of memory");
+        r = store_open(NULL, &m->store, err);
+        if (r < 0) {
+                free(m);
+                return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+void manager_free(struct manager *m)
+{
+        if (!m)
+                return;
+        store_free(m->store);
+        free(m);
+}
+
+const struct backend_ops *manager_backend_of(const struct sandbox_state *st)
+{
+        const char *name = state_backend(st);
+        const struct backend_ops *b = name ? backend_find(name) : NULL;
+        return b ? b : backend_default();
+}
+
+static void now_rfc3339(char out[RFC3339_MAX])
+{
+        format_rfc3339(now_realtime_ns(), out);
+}
+
+/* Everything a backend needs, derived from the record. Strings point into st and env_out. */
+struct start_plan {
+        struct backend_config cfg;
+        char *run_dir;
+        char **env;
+        struct port_spec *ports;
+};
+
+static void start_plan_free(struct start_plan *p)
+{
+        free(p->run_dir);
+        strv_free(p->env);
+        free(p->ports);
+}
+
+static int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,
+                           struct start_plan *p, struct ak_err *err)
+{
+        static const char *const passed[] = {"PATH", "HOME", "USER", "LANG", "LC_ALL", "TERM"};
+        const struct profile *prof = profile_get(st->profile);
+        size_t n_env = 0, k = 0;
+
+        memset(p, 0, sizeof(*p));
+        if (!prof)
+                return ak_err_set(err, EINVAL,
+                                  "unknown profile '%s' (use permissive, moderate or restrictive)",
+                                  st->profile);
+        for (char **e = st->env; e && *e; e++)
+                n_env++;
+        p->env = calloc(n_env + ARRAY_SIZE(passed) + 1, sizeof(char *));
+        if (!p->env)
+                return ak_err_set(err, ENOMEM, "out of memory");
+        if (prof->pass_env) {
+                for (size_t i = 0; i < ARRAY_SIZE(passed); i++) {
+                        const char *v = getenv(passed[i]);
+                        if (v && asprintf(&p->env[k++], "%s=%s", passed[i], v) < 0)
+                                goto oom;
+                }
+        }
+        for (char **e = st->env; e && *e; e++)
+                if (!(p->env[k++] = strdup(*e)))
+                        goto oom;
+        p->ports = calloc(st->n_ports + 1, sizeof(*p->ports));
+        if (!p->ports)
+                goto oom;
+        for (size_t i = 0; i < st->n_ports; i++) {
+                p->ports[i].host_port = st->ports[i].host_port;
+                p->ports[i].container_port = st->ports[i].container_port;
+                p->ports[i].udp = st->ports[i].udp;
+        }
+        if (!ephemeral && !(p->run_dir = store_run_dir(m->store, st->name)))
+                goto oom;
+
+        p->cfg.ref.name = st->name;
+        p->cfg.ref.uuid = st->uuid;
+        p->cfg.ref.run_dir = p->run_dir;
+        p->cfg.image = st->image;
+        p->cfg.vcpus = st->vcpus ? st->vcpus : DEFAULT_VCPUS;
+        p->cfg.memory_mb = st->memory_mb;
+        p->cfg.id_slot = st->vsock_cid;
+        p->cfg.profile = prof;
+        p->cfg.network = st->network >= 0 ? st->network : prof->network;
+        p->cfg.workspace = (st->mount_cwd >= 0 ? st->mount_cwd : prof->mount_cwd) ? st->work_dir
+                                                                                  : NULL;
+        p->cfg.home = prof->mount_home ? getenv("HOME") : NULL;
+        p->cfg.env = p->env;
+        p->cfg.ports = p->ports;
+        p->cfg.n_ports = st->n_ports;
+        p->cfg.ephemeral = ephemeral;
+        return 0;
+oom:
+        start_plan_free(p);
+        return ak_err_set(err, ENOMEM, "out of memory");
+}
+
+/* Builds a state from create options (shared by create and ephemeral runs). */
+static int state_from_opts(const struct create_opts *o, struct sandbox_state **ret,
+                           struct ak_err *err)
+{
+        struct sandbox_state *st = NULL;
+        const struct profile *prof;
+        const struct backend_ops *b;
+        char now[RFC3339_MAX], u[37], cwd[PATH_MAX];
+        int64_t now_ns = now_realtime_ns();
+        int r;
+
+        r = validate_name(o->name, err);
+        if (r < 0)
+                return r;
+        prof = profile_get(o->profile);
+        if (!prof)
+                return ak_err_set(err, EINVAL,
+                                  "invalid profile '%s': use permissive, moderate or restrictive",
+                                  o->profile);
+        b = o->backend ? backend_find(o->backend) : backend_default();
+        if (!b)
+                return ak_err_set(err, EINVAL, "unknown backend '%s'", o->backend);
+        if (o->image && (r = validate_image(o->image, err)) < 0)
+                return r;
+        for (char *const *e = o->env; e && *e; e++)
+                if ((r = validate_env_entry(*e, err)) < 0)
+                        return r;
+        if (o->labels) {
+                const char *k;
+                json_t *v;
+                if (json_object_size(o->labels) > LABELS_MAX)
+                        return ak_err_set(err, EINVAL, "at most %d labels", LABELS_MAX);
+                json_object_foreach(o->labels, k, v) {
+                        if (!json_is_string(v))
+                                return ak_err_set(err, EINVAL, "label '%s' must be a string", k);
+                        if ((r = validate_label(k, json_string_value(v), err)) < 0)
+                                return r;
+                }
+        }
+        if (o->vcpus > 64)
+                return ak_err_set(err, EINVAL, "vcpus must be between 1 and 64");
+        if (o->memory_mb && (o->memory_mb < 16 || o->memory_mb > (1u << 20)))
+                return ak_err_set(err, EINVAL, "memory must be between 16 MB and 1 TB");
+        if (o->description && strlen(o->description) > 4096)
+                return ak_err_set(err, EINVAL, "description longer than 4096 bytes");
+
+        st = state_new();
+        if (!st)
+                return ak_err_set(err, ENOMEM, "out of memory");
+        now_rfc3339(now);
+        uuid_v7(u, (uint64_t)(now_ns / NSEC_PER_MSEC));
+        if (state_set_str(&st->name, o->name) < 0 || state_set_str(&st->uuid, u) < 0 ||
+            state_set_str(&st->image, o->image ? o->image : "host") < 0 ||
+            state_set_str(&st->created_at, now) < 0 ||
+            state_set_str(&st->last_activity_at, now) < 0 || state_set_backend(st, b->name) < 0 ||
+            state_set_str(&st->profile, prof->name) < 0 ||
+            state_set_str(&st->agent, o->agent) < 0 ||
+            state_set_str(&st->description, o->description) < 0)
+                goto oom;
+        st->vcpus = o->vcpus ? o->vcpus : DEFAULT_VCPUS;
+        st->memory_mb = o->memory_mb ? o->memory_mb : profile_default_memory(prof);
+        st->network = o->network;
+        st->mount_cwd = o->mount_cwd;
+        if (o->has_ttl && o->ttl_seconds > 0) {
+                char exp[RFC3339_MAX];
+                st->has_ttl = true;
+                st->ttl_seconds = o->ttl_seconds;
+                format_rfc3339(now_ns + (int64_t)o->ttl_seconds * NSEC_PER_SEC, exp);
+                if (state_set_str(&st->expires_at, exp) < 0)
+                        goto oom;
+        }
+        if ((o->mount_cwd >= 0 ? o->mount_cwd : prof->mount_cwd)) {
+                const char *wd = o->work_dir;
+                if (!wd) {
+                        if (!getcwd(cwd, sizeof(cwd))) {
+                                state_free(st);
+                                return ak_err_set(err, errno, "getcwd: %s", strerror(errno));
+                        }
+                        wd = cwd;
+                }
+                if (state_set_str(&st->work_dir, wd) < 0)
+                        goto oom;
+        }
+        if (o->env) {
+                size_t n = 0;
+                for (char *const *e = o->env; *e; e++)
+                        n++;
+                strv_free(st->env);
+                st->env = calloc(n + 1, sizeof(char *));
+                if (!st->env)
+                        goto oom;
+                for (size_t i = 0; i < n; i++)
+                        if (!(st->env[i] = strdup(o->env[i])))
+                                goto oom;
+        }
+        if (o->n_ports) {
+                st->ports = calloc(o->n_ports, sizeof(*st->ports));
+                if (!st->ports)
+                        goto oom;
+                for (size_t i = 0; i < o->n_ports; i++) {
+                        st->ports[i].host_port = o->ports[i].host_port;
+                        st->ports[i].container_port = o->ports[i].container_port;
+                        st->ports[i].udp = o->ports[i].udp;
+                }
+                st->n_ports = o->n_ports;
+        }
+        if (o->labels) {
+                json_decref(st->labels);
+                st->labels = json_deep_copy(o->labels);
+                if (!st->labels)
+                        goto oom;
+        }
+        *ret = st;
+        return 0;
+oom:
+        state_free(st);
+        return ak_err_set(err, ENOMEM, "out of memory");
+}
+
+int manager_create(struct manager *m, const struct create_opts *o, struct ak_err *err)
+{
+        struct sandbox_state *st = NULL;
+        uint32_t cid;
+        int lk, r;
+
+        r = state_from_opts(o, &st, err);
+        if (r < 0)
+                return r;
+        lk = store_lock_global(m->store, err);
+        if (lk < 0) {
+                state_free(st);
+                return lk;
+        }
+        if (store_exists(m->store, o->name)) {
+                r = ak_err_set(err, EEXIST, "sandbox '%s' already exists", o->name);
+        } else if ((r = store_next_cid(m->store, &cid)) < 0) {
+                r = ak_err_set(err, -r, "reading existing sandboxes: %s", strerror(-r));
+        } else {
+                st->vsock_cid = cid;
+                r = store_save(m->store, st, true, err);
+        }
+        store_unlock(lk);
+        state_free(st);
+        return r;
+}
+
+int manager_touch(struct manager *m, const char *name)
+{
+        struct sandbox_state *st = NULL;
+        char now[RFC3339_MAX];
+        int lk = store_lock(m->store, name, NULL), r;
+
+        if (lk < 0)
+                return lk;
+        r = store_load(m->store, name, &st, NULL);
+        if (r >= 0) {
+                now_rfc3339(now);
+                r = state_set_str(&st->last_activity_at, now);
+                if (r >= 0)
+                        r = store_save(m->store, st, false, NULL);
+        }
+        state_free(st);
+        store_unlock(lk);
+        return r;
+}
+
+bool manager_is_running(struct manager *m, const struct sandbox_state *st)
+{
+        struct backend_status bs;
+        cleanup_free char *run_dir = store_run_dir(m->store, st->name);
+        struct sandbox_ref ref = {st->name, st->uuid, run_dir};
+
+        if (!run_dir)
+                return false;
+        return backend_status(manager_backend_of(st), &ref, &bs) >= 0 && bs.running;
+}
+
+int manager_start(struct manager *m, const char *name, struct ak_err *err)
+{
+        struct sandbox_state *st = NULL;
+        struct start_plan plan;
+        const struct backend_ops *b;
+        char now[RFC3339_MAX], why[256];
+        int lk, r;
+
+        r = validate_name(name, err);
+        if (r < 0)
+                return r;
+        lk = store_lock(m->store, name, err);
+        if (lk < 0)
+                return lk;
+        r = store_load(m->store, name, &st, err);
+        if (r < 0)
+                goto out;
+        if (st->archived_at) {
+                r = ak_err_set(err, EPERM,
+                               "sandbox '%s' is archived; recover it before starting "
+                               "(agentkernel sandbox recover %s)",
+                               name, name);
+                goto out;
+        }
+        if (manager_is_running(m, st)) {
+                r = ak_err_set(err, EALREADY, "sandbox '%s' is already running", name);
+                goto out;
+        }
+        b = manager_backend_of(st);
+        if (!backend_probe(b, why, sizeof(why))) {
+                r = ak_err_set(err, ENOTSUP, "backend '%s' is not available: %s", b->name, why);
+                goto out;
+        }
+        r = plan_from_state(m, st, false, &plan, err);
+        if (r < 0)
+                goto out;
+        r = backend_start(b, &plan.cfg, NULL, err);
+        start_plan_free(&plan);
+        if (r < 0) {
+                ak_err_prefix(err, "cannot start sandbox '%s'", name);
+                goto out;
+        }
+        now_rfc3339(now);
+        if (state_set_str(&st->last_activity_at, now) >= 0)
+                (void)store_save(m->store, st, false, NULL);
+out:
+        state_free(st);
+        store_unlock(lk);
+        return r;
+}
+
+int manager_stop(struct manager *m, const char *name, struct ak_err *err)
+{
+        struct sandbox_state *st = NULL;
+        cleanup_free char *run_dir = NULL;
+        int lk, r;
+
+        r = validate_name(name, err);
+        if (r < 0)
+                return r;
+        lk = store_lock(m->store, name, err);
+        if (lk < 0)
+                return lk;
+        r = store_load(m->store, name, &st, err);
+        if (r >= 0) {
+                struct sandbox_ref ref = {st->name, st->uuid, NULL};
+                run_dir = store_run_dir(m->store, name);
+                ref.run_dir = run_dir;
+                r = run_dir ? backend_stop(manager_backend_of(st), &ref, err)
+                            : ak_err_set(err, ENOMEM, "out of memory");
+                if (r < 0)
+                        ak_err_prefix(err, "cannot stop sandbox '%s'", name);
+        }
+        state_free(st);
+        store_unlock(lk);
+        return r;
+}
+
+int manager_remove(struct manager *m, const char *name, struct ak_err *err)
+{
+        struct sandbox_state *st = NULL;
+        cleanup_free char *run_dir = NULL;
+        struct ak_err load_err = {0};
+        int lk, r;
+
+        r = validate_name(name, err);
+        if (r < 0)
+                return r;
+        lk = store_lock(m->store, name, err);
+        if (lk < 0)
+                return lk;
+        run_dir = store_run_dir(m->store, name);
+        r = store_load(m->store, name, &st, &load_err);
+        if (r == -ENOENT) {
+                /* Nothing recorded; still clear a run directory a crash may have left. */
+                if (run_dir && access(run_dir, F_OK) == 0) {
+                        struct sandbox_ref ref = {name, NULL, run_dir};
+                        (void)backend_stop(backend_default(), &ref, NULL);
+                }
+                store_unlock(lk);
+                return ak_err_set(err, ENOENT, "sandbox '%s' not found", name);
+        }
+        {
+                /* A corrupt record is still removable: its runtime files say what runs. */
+                struct sandbox_ref ref = {name, st ? st->uuid : NULL, run_dir};
+                const struct backend_ops *b = st ? manager_backend_of(st) : backend_default();
+                r = run_dir ? backend_stop(b, &ref, err) : ak_err_set(err, ENOMEM, "out of memory");
+        }
+        if (r < 0) {
+                ak_err_prefix(err, "cannot remove sandbox '%s'", name);
+                state_free(st);
+                store_unlock(lk);
+                return r;
+        }
+        r = store_delete(m->store, name, err);
+        state_free(st);
+        if (r < 0) {
+                store_unlock(lk);
+                return r;
+        }
+        store_unlock_remove(m->store, name, lk);
+        return 0;
+}
+
+int manager_connect(struct manager *m, const char *name, struct sandbox_state **ret_state,
+                    struct ak_err *err)
+{
+        struct sandbox_state *st = NULL;
+        cleanup_free char *run_dir = NULL;
+        int r, fd;
+
+        r = store_load(m->store, name, &st, err);
+        if (r < 0)
+                return r;
+        if (!manager_is_running(m, st)) {
+                state_free(st);
+                return ak_err_set(err, ESRCH,
+                                  "sandbox '%s' is not running; start it with: agentkernel start %s",
+                                  name, name);
+        }
+        run_dir = store_run_dir(m->store, name);
+        {
+                struct sandbox_ref ref = {st->name, st->uuid, run_dir};
+                fd = run_dir ? backend_connect(manager_backend_of(st), &ref, err)
+                             : ak_err_set(err, ENOMEM, "out of memory");
+        }
+        if (fd < 0) {
+                state_free(st);
+                return fd;
+        }
+        if (ret_state)
+                *ret_state = st;
+        else
+                state_free(st);
+        return fd;
+}
+
+int manager_list(struct manager *m, void (*warn)(void *ctx, const char *file, const char *msg),
+                 void *ctx, struct state_list *ret)
+{
+        return store_list(m->store, warn, ctx, ret);
+}
+
+int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
+                          const struct agent_exec_opts *x, const struct agent_io *io,
+                          struct agent_exit *ret, struct ak_err *err)
+{
+        struct create_opts eo = *o;
+        struct sandbox_state *st = NULL;
+        struct start_plan plan;
+        struct backend_session sess = {.chan_fd = -1};
+        const struct backend_ops *b;
+        char name[32], hex[9], why[256];
+        int r;
+
+        random_hex(hex, 4);
+        (void)snprintf(name, sizeof(name), "run-%s", hex);
+        eo.name = name;
+        r = state_from_opts(&eo, &st, err);
+        if (r < 0)
+                return r;
+        b = manager_backend_of(st);
+        if (!backend_probe(b, why, sizeof(why))) {
+                state_free(st);
+                return ak_err_set(err, ENOTSUP, "backend '%s' is not available: %s", b->name, why);
+        }
+        r = plan_from_state(m, st, true, &plan, err);
+        if (r < 0) {
+                state_free(st);
+                return r;
+        }
+        r = backend_start(b, &plan.cfg, &sess, err);
+        start_plan_free(&plan);
+        state_free(st);
+        if (r < 0)
+                return r;
+        r = agent_exec(sess.chan_fd, x, io, ret, err);
+        (void)backend_finish(b, &sess);
+        return r;
+}
+
+void manager_sweep(struct manager *m)
+{
+        const struct backend_ops *const *all = backend_all();
+        (void)m;
+        for (size_t i = 0; all[i]; i++)
+                backend_sweep(all[i]);
+}

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The sandbox manager: lifecycle (create, start, stop, remove), lookups and the exec/file/detached
+ * plumbing shared by the CLI, the HTTP API and the MCP server. It matches the seed's VmManager
+ * (reference/seed-vmm.rs) in state, rules and messages, and fixes the defects listed in
+ * reference/upstream.md §12. It never prints: errors come back in struct ak_err.
+ *
+ * Locking: one flock per sandbox for every read-modify-write of its state, and a global lock
+ * for creation (name uniqueness, CID allocation). The global lock is never taken while holding
+ * a sandbox lock.
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/client.h"
+#include "core/backend.h"
+#include "core/state.h"
+#include "core/store.h"
+#include "shared/err.h"
+
+struct manager {
+        struct store *store;
+};
+
+int manager_open(struct manager **ret, struct ak_err *err);
+void manager_free(struct manager *m);
+
+struct create_opts {
+        const char *name;
+        const char *image;        /* NULL: "host" on native */
+        const char *backend;      /* NULL: the default backend */
+        const char *profile;      /* NULL: moderate */
+        uint32_t vcpus;           /* 0: DEFAULT_VCPUS */
+        uint64_t memory_mb;       /* 0: the profile's default */
+        bool has_ttl;
+        uint64_t ttl_seconds;     /* with has_ttl: 0 means no expiry */
+        int network;              /* -1: the profile decides */
+        int mount_cwd;            /* -1: the profile decides */
+        const char *work_dir;     /* host dir for /workspace; NULL: the current directory */
+        char *const *env;         /* KEY=VALUE for every command */
+        const struct port_spec *ports;
+        size_t n_ports;
+        json_t *labels;           /* object of strings (borrowed), or NULL */
+        const char *description;
+        const char *agent;
+};
+
+/* Validates and records a new sandbox (not started). */
+int manager_create(struct manager *m, const struct create_opts *o, struct ak_err *err);
+/* Starts a recorded sandbox. -EALREADY when it is already running. */
+int manager_start(struct manager *m, const char *name, struct ak_err *err);
+/* Stops a sandbox; stopping a stopped sandbox is not an error. */
+int manager_stop(struct manager *m, const char *name, struct ak_err *err);
+/* Stops and forgets a sandbox: nothing of it remains (processes, cgroups, files, lock). */
+int manager_remove(struct manager *m, const char *name, struct ak_err *err);
+
+/* Backend of a recorded sandbox (its own, or the default when it names none). */
+const struct backend_ops *manager_backend_of(const struct sandbox_state *st);
+bool manager_is_running(struct manager *m, const struct sandbox_state *st);
+
+/* Loads a sandbox that must be running and connects to its agent. Returns the fd; *ret_state
+ * (optional) receives the state. */
+int manager_connect(struct manager *m, const char *name, struct sandbox_state **ret_state,
+                    struct ak_err *err);
+/* Records activity now (last_activity_at), as the seed's touch_activity. */
+int manager_touch(struct manager *m, const char *name);
+
+int manager_list(struct manager *m, void (*warn)(void *ctx, const char *file, const char *msg),
+                 void *ctx, struct state_list *ret);
+
+/* Runs one command in a throw-away sandbox configured like o (name is ignored): nothing of it
+ * remains afterwards, even if this process is killed. */
+int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
+                          const struct agent_exec_opts *x, const struct agent_io *io,
+                          struct agent_exit *ret, struct ak_err *err);
+
+/* Removes leftovers of ephemeral runs whose starter was killed. */
+void manager_sweep(struct manager *m);

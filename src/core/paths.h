@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Where agentkernel keeps things: the data directory (upstream's) and its own helper binaries. */
+#pragma once
+
+#include <stddef.h>
+
+#include "shared/err.h"
+
+/* AGENTKERNEL_DATA_DIR, else $HOME/.local/share/agentkernel, else /tmp/agentkernel (as upstream
+ * when HOME is unset). Returns a malloc'd path. */
+char *paths_data_dir(void);
+
+/* Finds agentkernel-agent: $AGENTKERNEL_AGENT, next to this executable, or the libexec dir. */
+int paths_agent_binary(char *out, size_t len, struct ak_err *err);

@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * State files and locks. Writers hold the sandbox's lock for read-modify-write; readers never
+ * lock (renames are atomic) and survive files that vanish or are corrupt under them.
+ */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/paths.h"
+#include "core/validate.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/random-util.h"
+#include "shared/time-util.h"
+
+void store_free(struct store *s)
+{
+        if (!s)
+                return;
+        free(s->data_dir);
+        free(s->sandboxes_dir);
+        free(s->locks_dir);
+        free(s->run_dir);
+        free(s);
+}
+
+int store_open(const char *data_dir, struct store **ret, struct ak_err *err)
+{
+        struct store *s = calloc(1, sizeof(*s));
+        int r;
+
+        if (!s)
+                return ak_err_set(err, ENOMEM, "out of memory");
+        s->data_dir = data_dir ? strdup(data_dir) : paths_data_dir();
+        if (!s->data_dir || asprintf(&s->sandboxes_dir, "%s/sandboxes", s->data_dir) < 0 ||
+            asprintf(&s->locks_dir, "%s/locks", s->data_dir) < 0 ||
+            asprintf(&s->run_dir, "%s/run", s->data_dir) < 0) {
+                store_free(s);
+                return ak_err_set(err, ENOMEM, "out of memory");
+        }
+        r = mkdir_p(s->sandboxes_dir, 0755);
+        if (r >= 0)
+                r = mkdir_p(s->locks_dir, 0700);
+        if (r >= 0)
+                r = mkdir_p(s->run_dir, 0700);
+        if (r < 0) {
+                ak_err_set(err, -r, "cannot create the data directory '%s': %s", s->data_dir,
+                           strerror(-r));
+                store_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+static int state_path(struct store *s, const char *name, char *out, size_t len)
+{
+        if ((size_t)snprintf(out, len, "%s/%s.json", s->sandboxes_dir, name) >= len)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+bool store_exists(struct store *s, const char *name)
+{
+        char p[PATH_MAX];
+        return state_path(s, name, p, sizeof(p)) == 0 && access(p, F_OK) == 0;
+}
+
+/* Parses a file; fills a missing uuid (the caller decides whether to write it back). */
+static int load_path(const char *path, struct sandbox_state **ret, bool *backfilled,
+                     struct ak_err *err)
+{
+        cleanup_buf struct buf b = BUF_INIT;
+        struct sandbox_state *st = NULL;
+        int r = read_file_at(AT_FDCWD, path, &b, STATE_FILE_MAX);
+
+        *backfilled = false;
+        if (r == -EFBIG)
+                return ak_err_set(err, EFBIG, "larger than %u bytes", STATE_FILE_MAX);
+        if (r < 0)
+                return ak_err_set(err, -r, "%s", strerror(-r));
+        r = state_parse(b.data ? b.data : "", b.len, &st, err);
+        if (r < 0)
+                return r;
+        if (!st->uuid || !*st->uuid) {
+                char u[37];
+                uuid_v7(u, (uint64_t)(now_realtime_ns() / NSEC_PER_MSEC));
+                if (state_set_str(&st->uuid, u) < 0) {
+                        state_free(st);
+                        return ak_err_set(err, ENOMEM, "out of memory");
+                }
+                *backfilled = true;
+        }
+        *ret = st;
+        return 0;
+}
+
+int store_load(struct store *s, const char *name, struct sandbox_state **ret, struct ak_err *err)
+{
+        char p[PATH_MAX];
+        struct sandbox_state *st = NULL;
+        bool backfilled;
+        int r;
+
+        r = validate_name(name, err);
+        if (r < 0)
+                return r;
+        if (state_path(s, name, p, sizeof(p)) < 0)
+                return ak_err_set(err, ENAMETOOLONG, "data directory path too long");
+        if (access(p, F_OK) < 0)
+                return ak_err_set(err, ENOENT, "sandbox '%s' not found", name);
+        r = load_path(p, &st, &backfilled, err);
+        if (r < 0) {
+                if (r == -ENOENT)
+                        return ak_err_set(err, ENOENT, "sandbox '%s' not found", name);
+                return ak_err_prefix(err, "sandbox '%s': bad state file '%s'", name, p);
+        }
+        if (!streq(st->name, name)) {
+                state_free(st);
+                return ak_err_set(err, EINVAL, "state file '%s' names a different sandbox", p);
+        }
+        if (backfilled)
+                (void)store_save(s, st, false, NULL); /* best effort, as upstream */
+        *ret = st;
+        return 0;
+}
+
+int store_save(struct store *s, const struct sandbox_state *st, bool durable,
+               struct ak_err *err)
+{
+        char p[PATH_MAX];
+        cleanup_free char *text = NULL;
+        int r;
+
+        if (state_path(s, st->name, p, sizeof(p)) < 0)
+                return ak_err_set(err, ENAMETOOLONG, "data directory path too long");
+        r = state_format(st, &text);
+        if (r < 0)
+                return ak_err_set(err, -r, "cannot format state of '%s'", st->name);
+        r = write_file_atomic_at(AT_FDCWD, p, text, strlen(text), 0644, durable);
+        if (r < 0)
+                return ak_err_set(err, -r, "cannot write '%s': %s", p, strerror(-r));
+        return 0;
+}
+
+int store_delete(struct store *s, const char *name, struct ak_err *err)
+{
+        char p[PATH_MAX];
+        cleanup_close int dfd = -1;
+
+        if (state_path(s, name, p, sizeof(p)) < 0)
+                return ak_err_set(err, ENAMETOOLONG, "data directory path too long");
+        if (unlink(p) < 0 && errno != ENOENT)
+                return ak_err_set(err, errno, "cannot delete '%s': %s", p, strerror(errno));
+        dfd = open(s->sandboxes_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0)
+                (void)fsync(dfd);
+        return 0;
+}
+
+static int cmp_state(const void *a, const void *b)
+{
+        const struct sandbox_state *x = *(struct sandbox_state *const *)a;
+        const struct sandbox_state *y = *(struct sandbox_state *const *)b;
+        return strcmp(x->name, y->name);
+}
+
+void state_list_free(struct state_list *l)
+{
+        for (size_t i = 0; i < l->n; i++)
+                state_free(l->items[i]);
+        free(l->items);
+        l->items = NULL;
+        l->n = 0;
+}
+
+int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const char *msg),
+               void *ctx, struct state_list *ret)
+{
+        DIR *d = opendir(s->sandboxes_dir);
+        struct dirent *de;
+        struct state_list l = {0};
+        size_t cap = 0;
+
+        if (!d) {
+                if (errno == ENOENT) {
+                        *ret = l;
+                        return 0;
+                }
+                return -errno;
+        }
+        while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                char p[PATH_MAX];
+                struct sandbox_state *st = NULL;
+                struct ak_err e = {0};
+                bool backfilled;
+
+                if (len < 6 || !streq(de->d_name + len - 5, ".json") || de->d_name[0] == '.')
+                        continue;
+                (void)snprintf(p, sizeof(p), "%s/%s", s->sandboxes_dir, de->d_name);
+                if (load_path(p, &st, &backfilled, &e) < 0) {
+                        if (e.code != ENOENT && warn)
+                                warn(ctx, p, ak_err_msg(&e));
+                        continue;
+                }
+                if (backfilled) {
+                        /* Write the uuid back under the sandbox's lock, on the latest file. */
+                        int lk = store_lock(s, st->name, NULL);
+                        struct sandbox_state *fresh = NULL;
+                        if (lk >= 0) {
+                                if (load_path(p, &fresh, &backfilled, NULL) == 0) {
+                                        if (backfilled) {
+                                                (void)state_set_str(&fresh->uuid, st->uuid);
+                                                (void)store_save(s, fresh, false, NULL);
+                                        }
+                                        state_free(st);
+                                        st = fresh;
+                                }
+                                store_unlock(lk);
+                        }
+                }
+                if (l.n == cap) {
+                        size_t ncap = cap ? cap * 2 : 16;
+                        struct sandbox_state **n = realloc(l.items, ncap * sizeof(*n));
+                        if (!n) {
+                                state_free(st);
+                                closedir(d);
+                                state_list_free(&l);
+                                return -ENOMEM;
+                        }
+                        l.items = n;
+                        cap = ncap;
+                }
+                l.items[l.n++] = st;
+        }
+        closedir(d);
+        if (l.n)
+                qsort(l.items, l.n, sizeof(*l.items), cmp_state);
+        *ret = l;
+        return 0;
+}
+
+static int lock_path(const char *path, struct ak_err *err)
+{
+        for (;;) {
+                struct stat a, b;
+                int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd < 0)
+                        return ak_err_set(err, errno, "cannot open lock '%s': %s", path,
+                                          strerror(errno));
+                while (flock(fd, LOCK_EX) < 0) {
+                        if (errno != EINTR) {
+                                int e = errno;
+                                close(fd);
+                                return ak_err_set(err, e, "cannot lock '%s': %s", path,
+                                                  strerror(e));
+                        }
+                }
+                /* The lock file may have been removed (sandbox deleted) while we waited. */
+                if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+                    a.st_dev == b.st_dev)
+                        return fd;
+                close(fd);
+        }
+}
+
+int store_lock(struct store *s, const char *name, struct ak_err *err)
+{
+        char p[PATH_MAX];
+        if ((size_t)snprintf(p, sizeof(p), "%s/%s.lock", s->locks_dir, name) >= sizeof(p))
+                return ak_err_set(err, ENAMETOOLONG, "data directory path too long");
+        return lock_path(p, err);
+}
+
+int store_lock_global(struct store *s, struct ak_err *err)
+{
+        char p[PATH_MAX];
+        if ((size_t)snprintf(p, sizeof(p), "%s/.store.lock", s->locks_dir) >= sizeof(p))
+                return ak_err_set(err, ENAMETOOLONG, "data directory path too long");
+        return lock_path(p, err);
+}
+
+void store_unlock(int fd)
+{
+        if (fd >= 0)
+                close(fd);
+}
+
+void store_unlock_remove(struct store *s, const char *name, int fd)
+{
+        char p[PATH_MAX];
+        if ((size_t)snprintf(p, sizeof(p), "%s/%s.lock", s->locks_dir, name) < sizeof(p))
+                (void)unlink(p);
+        store_unlock(fd);
+}
+
+char *store_run_dir(struct store *s, const char *name)
+{
+        char *p = NULL;
+        if (asprintf(&p, "%s/%s", s->run_dir, name) < 0)
+                return NULL;
+        return p;
+}
+
+int store_next_cid(struct store *s, uint32_t *ret)
+{
+        struct state_list l;
+        uint32_t max = 2;
+        int r = store_list(s, NULL, NULL, &l);
+
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < l.n; i++)
+                if (l.items[i]->vsock_cid > max)
+                        max = l.items[i]->vsock_cid;
+        state_list_free(&l);
+        *ret = max + 1;
+        return 0;
+}

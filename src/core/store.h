@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The state store: one JSON file per sandbox in <data>/sandboxes/ (upstream's layout), written
+ * atomically (temp file, fsync, rename, fsync of the directory), with flock-based locks so that
+ * any number of agentkernel processes can work on it at once. A bad file is reported and
+ * skipped, never fatal, and never costs the other sandboxes.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/state.h"
+#include "shared/err.h"
+
+struct store {
+        char *data_dir;
+        char *sandboxes_dir;  /* <data>/sandboxes */
+        char *locks_dir;      /* <data>/locks */
+        char *run_dir;        /* <data>/run: per-sandbox runtime files */
+};
+
+struct state_list {
+        struct sandbox_state **items; /* sorted by name */
+        size_t n;
+};
+
+/* Opens (creating directories as needed) the store in data_dir (NULL: paths_data_dir()). */
+int store_open(const char *data_dir, struct store **ret, struct ak_err *err);
+void store_free(struct store *s);
+
+/* Loads one sandbox. -ENOENT ("sandbox 'x' not found") or -EINVAL for a bad file. Fills in a
+ * missing uuid (UUIDv7) and writes it back, as upstream does. */
+int store_load(struct store *s, const char *name, struct sandbox_state **ret, struct ak_err *err);
+
+/* Writes a sandbox atomically; durable also fsyncs the file and the directory. */
+int store_save(struct store *s, const struct sandbox_state *st, bool durable,
+               struct ak_err *err);
+
+int store_delete(struct store *s, const char *name, struct ak_err *err);
+
+/* True when <name>.json exists. */
+bool store_exists(struct store *s, const char *name);
+
+/* Loads every valid state file; for each bad one, warn(ctx, file, message) is called. */
+int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const char *msg),
+               void *ctx, struct state_list *ret);
+void state_list_free(struct state_list *l);
+
+/* Exclusive lock on one sandbox (blocks). Returns an fd to pass to store_unlock(). */
+int store_lock(struct store *s, const char *name, struct ak_err *err);
+/* Exclusive lock on the set of sandboxes (creation, CID allocation). */
+int store_lock_global(struct store *s, struct ak_err *err);
+void store_unlock(int fd);
+/* Unlinks a sandbox's lock file while holding it, then releases it. */
+void store_unlock_remove(struct store *s, const char *name, int fd);
+
+/* <data>/run/<name> (malloc'd). */
+char *store_run_dir(struct store *s, const char *name);
+
+/* max(vsock_cid) + 1 over all sandboxes, 3 when there are none (the seed's rule). Call with the
+ * global lock held. */
+int store_next_cid(struct store *s, uint32_t *ret);

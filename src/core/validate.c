@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Input validation for names, images, labels, ports, paths and durations typed by users. */
+#include "validate.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/parse-util.h"
+
+static bool is_alnum(char c)
+{
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+int validate_name(const char *name, struct ak_err *err)
+{
+        size_t n = name ? strlen(name) : 0;
+
+        if (n == 0)
+                return ak_err_set(err, EINVAL, "sandbox name must not be empty");
+        if (n > NAME_MAX_LEN)
+                return ak_err_set(err, EINVAL, "sandbox name '%.80s' is longer than %d characters",
+                                  name, NAME_MAX_LEN);
+        for (size_t i = 0; i < n; i++) {
+                char c = name[i];
+                if (!is_alnum(c) && c != '-' && c != '_')
+                        return ak_err_set(err, EINVAL,
+                                          "invalid sandbox name '%s': only letters, digits, '-' "
+                                          "and '_' are allowed",
+                                          name);
+                if (i > 0 && (c == '-' || c == '_') && (name[i - 1] == '-' || name[i - 1] == '_'))
+                        return ak_err_set(err, EINVAL,
+                                          "invalid sandbox name '%s': '-' and '_' cannot repeat",
+                                          name);
+        }
+        if (!is_alnum(name[0]) || !is_alnum(name[n - 1]))
+                return ak_err_set(err, EINVAL,
+                                  "invalid sandbox name '%s': must start and end with a letter or "
+                                  "digit",
+                                  name);
+        return 0;
+}
+
+int validate_image(const char *image, struct ak_err *err)
+{
+        size_t n = image ? strlen(image) : 0;
+
+        if (n == 0)
+                return ak_err_set(err, EINVAL, "image name must not be empty");
+        if (n > IMAGE_MAX_LEN)
+                return ak_err_set(err, EINVAL, "image name is longer than %d characters",
+                                  IMAGE_MAX_LEN);
+        for (size_t i = 0; i < n; i++) {
+                char c = image[i];
+                if (!is_alnum(c) && !strchr(".-_/:@", c))
+                        return ak_err_set(err, EINVAL,
+                                          "invalid image name '%s': character '%c' is not allowed",
+                                          image, isprint((unsigned char)c) ? c : '?');
+        }
+        if (image[0] == '-' || image[0] == '.' || image[0] == '/' || image[0] == ':')
+                return ak_err_set(err, EINVAL, "invalid image name '%s'", image);
+        return 0;
+}
+
+int validate_label(const char *key, const char *value, struct ak_err *err)
+{
+        size_t kl = strlen(key), vl = strlen(value);
+
+        if (kl == 0 || kl > LABEL_KEY_MAX)
+                return ak_err_set(err, EINVAL, "label key must be 1 to %d characters",
+                                  LABEL_KEY_MAX);
+        for (size_t i = 0; i < kl; i++)
+                if (!is_alnum(key[i]) && !strchr("-_./", key[i]))
+                        return ak_err_set(err, EINVAL,
+                                          "invalid label key '%s': only letters, digits and "
+                                          "'-_./' are allowed",
+                                          key);
+        if (!is_alnum(key[0]))
+                return ak_err_set(err, EINVAL, "invalid label key '%s': must start with a letter "
+                                  "or digit", key);
+        if (vl > LABEL_VALUE_MAX)
+                return ak_err_set(err, EINVAL, "label '%s' value is longer than %d characters",
+                                  key, LABEL_VALUE_MAX);
+        for (size_t i = 0; i < vl; i++)
+                if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+                        return ak_err_set(err, EINVAL,
+                                          "label '%s' value contains a control character", key);
+        return 0;
+}
+
+int parse_label(const char *spec, char sep, char **ret_key, char **ret_value, struct ak_err *err)
+{
+        const char *at = strchr(spec, sep);
+        char *k, *v;
+        int r;
+
+        if (!at)
+                return ak_err_set(err, EINVAL, "invalid label '%s': expected key%cvalue", spec,
+                                  sep);
+        k = strndup(spec, (size_t)(at - spec));
+        v = strdup(at + 1);
+        if (!k || !v) {
+                free(k);
+                free(v);
+                return ak_err_set(err, ENOMEM, "out of memory");
+        }
+        r = validate_label(k, v, err);
+        if (r < 0) {
+                free(k);
+                free(v);
+                return r;
+        }
+        *ret_key = k;
+        *ret_value = v;
+        return 0;
+}
+
+static int parse_port_number(const char *s, size_t len, uint16_t *ret)
+{
+        char tmp[8];
+        uint32_t v;
+
+        if (len == 0 || len >= sizeof(tmp))
+                return -EINVAL;
+        memcpy(tmp, s, len);
+        tmp[len] = '\0';
+        if (safe_atou32(tmp, &v) < 0 || v == 0 || v > 65535)
+                return -EINVAL;
+        *ret = (uint16_t)v;
+        return 0;
+}
+
+int parse_port_spec(const char *spec, struct port_spec *ret, struct ak_err *err)
+{
+        const char *slash = strchr(spec, '/');
+        size_t len = slash ? (size_t)(slash - spec) : strlen(spec);
+        const char *colon = memchr(spec, ':', len);
+        struct port_spec p = {.host_port = -1};
+        uint16_t v;
+
+        if (slash) {
+                if (streq(slash + 1, "udp"))
+                        p.udp = true;
+                else if (!streq(slash + 1, "tcp"))
+                        return ak_err_set(err, EINVAL,
+                                          "invalid port '%s': protocol must be tcp or udp", spec);
+        }
+        if (colon) {
+                if (parse_port_number(spec, (size_t)(colon - spec), &v) < 0)
+                        return ak_err_set(err, EINVAL, "invalid host port in '%s' (1-65535)", spec);
+                p.host_port = v;
+                if (parse_port_number(colon + 1, len - (size_t)(colon - spec) - 1,
+                                      &p.container_port) < 0)
+                        return ak_err_set(err, EINVAL, "invalid container port in '%s' (1-65535)",
+                                          spec);
+        } else if (parse_port_number(spec, len, &p.container_port) < 0) {
+                return ak_err_set(err, EINVAL,
+                                  "invalid port '%s': expected PORT, HOST:CONTAINER or "
+                                  "HOST:CONTAINER/udp",
+                                  spec);
+        }
+        *ret = p;
+        return 0;
+}
+
+int validate_sandbox_path(const char *path, struct ak_err *err)
+{
+        static const char *const forbidden[] = {"/proc", "/sys", "/dev", "/etc/passwd",
+                                                "/etc/shadow", "/etc/sudoers", "/root/.ssh"};
+        size_t n = strlen(path);
+
+        if (path[0] != '/')
+                return ak_err_set(err, EINVAL, "path '%s' must be absolute", path);
+        if (n >= 4096)
+                return ak_err_set(err, EINVAL, "path is longer than 4095 bytes");
+        for (const char *p = path; (p = strstr(p, "..")); p += 2) {
+                bool starts = p == path || p[-1] == '/';
+                bool ends = p[2] == '\0' || p[2] == '/';
+                if (starts && ends)
+                        return ak_err_set(err, EINVAL, "path '%s' must not contain '..'", path);
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(forbidden); i++) {
+                size_t fl = strlen(forbidden[i]);
+                if (strncmp(path, forbidden[i], fl) == 0 && (path[fl] == '\0' || path[fl] == '/'))
+                        return ak_err_set(err, EACCES, "access to '%s' is not allowed", path);
+        }
+        return 0;
+}
+
+int validate_env_entry(const char *entry, struct ak_err *err)
+{
+        const char *eq = strchr(entry, '=');
+
+        if (!eq || eq == entry)
+                return ak_err_set(err, EINVAL, "invalid environment entry '%.64s': expected "
+                                  "KEY=VALUE", entry);
+        if (strlen(entry) > ENV_ENTRY_MAX)
+                return ak_err_set(err, EINVAL, "environment entry longer than %d bytes",
+                                  ENV_ENTRY_MAX);
+        for (const char *p = entry; p < eq; p++)
+                if (!is_alnum(*p) && *p != '_' && *p != '.' && *p != '-')
+                        return ak_err_set(err, EINVAL,
+                                          "invalid environment variable name in '%.64s'", entry);
+        if (entry[0] >= '0' && entry[0] <= '9')
+                return ak_err_set(err, EINVAL, "environment variable name must not start with a "
+                                  "digit: '%.64s'", entry);
+        return 0;
+}
+
+int parse_ttl(const char *s, bool allow_zero, uint64_t *ret_seconds, struct ak_err *err)
+{
+        uint64_t v;
+        int r = parse_duration(s, &v);
+
+        if (r == -ERANGE)
+                return ak_err_set(err, EINVAL, "duration '%s' is longer than 3650d", s);
+        if (r < 0)
+                return ak_err_set(err, EINVAL,
+                                  "invalid duration '%s': use seconds or units like 30s, 15m, "
+                                  "2h30m, 1d",
+                                  s);
+        if (v == 0 && !allow_zero)
+                return ak_err_set(err, EINVAL, "duration must be greater than zero");
+        *ret_seconds = v;
+        return 0;
+}
+
+int validate_user(const char *user, struct ak_err *err)
+{
+        size_t n = strlen(user);
+
+        if (n == 0 || n > 32)
+                return ak_err_set(err, EINVAL, "invalid user '%s'", user);
+        for (size_t i = 0; i < n; i++) {
+                char c = user[i];
+                if (!is_alnum(c) && c != '_' && c != '-' && c != ':' && c != '.')
+                        return ak_err_set(err, EINVAL, "invalid user '%s'", user);
+        }
+        return 0;
+}

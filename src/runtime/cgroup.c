@@ -1,0 +1,399 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * cgroup management for the native backend. Only ever touches directories below
+ * <hierarchy>/agentkernel/, and never removes a cgroup that still has processes.
+ */
+#include "cgroup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/parse-util.h"
+#include "shared/time-util.h"
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+#define DESTROY_TIMEOUT_MS 5000
+
+static const char *const v1_controllers[CGROUP_MAX_HIER] = {"memory", "pids", "cpu"};
+
+/* The directory under which sandbox cgroups live, per hierarchy. */
+static int hier_parent(enum cgroup_mode mode, size_t i, char *out, size_t len)
+{
+        const char *delegated = secure_getenv("AGENTKERNEL_CGROUP_PARENT");
+
+        if (mode == CGROUP_V2) {
+                if (delegated && *delegated)
+                        return snprintf(out, len, "%s", delegated) < (int)len ? 0 : -ENAMETOOLONG;
+                return snprintf(out, len, CGROUP_ROOT "/" CGROUP_PARENT) < (int)len ? 0
+                                                                                    : -ENAMETOOLONG;
+        }
+        return snprintf(out, len, CGROUP_ROOT "/%s/" CGROUP_PARENT, v1_controllers[i]) < (int)len
+                       ? 0
+                       : -ENAMETOOLONG;
+}
+
+enum cgroup_mode cgroup_detect(char *why, size_t why_len)
+{
+        struct statfs sf;
+        const char *delegated = secure_getenv("AGENTKERNEL_CGROUP_PARENT");
+
+        if (statfs(CGROUP_ROOT, &sf) < 0) {
+                (void)snprintf(why, why_len, "%s is not mounted", CGROUP_ROOT);
+                return CGROUP_NONE;
+        }
+        if (sf.f_type == CGROUP2_SUPER_MAGIC) {
+                if (geteuid() != 0 && !(delegated && *delegated && access(delegated, W_OK) == 0)) {
+                        (void)snprintf(why, why_len,
+                                       "cgroup v2 needs root, or a delegated writable subtree "
+                                       "named by AGENTKERNEL_CGROUP_PARENT");
+                        return CGROUP_NONE;
+                }
+                return CGROUP_V2;
+        }
+        for (size_t i = 0; i < CGROUP_MAX_HIER; i++) {
+                char p[PATH_MAX];
+                (void)snprintf(p, sizeof(p), CGROUP_ROOT "/%s/cgroup.procs", v1_controllers[i]);
+                if (access(p, F_OK) < 0) {
+                        (void)snprintf(why, why_len, "cgroup v1 controller '%s' is not mounted",
+                                       v1_controllers[i]);
+                        return CGROUP_NONE;
+                }
+        }
+        if (geteuid() != 0) {
+                (void)snprintf(why, why_len, "cgroup v1 cannot be delegated to unprivileged users");
+                return CGROUP_NONE;
+        }
+        return CGROUP_V1;
+}
+
+/* A cgroup id names one directory: never empty, never a path. */
+static bool valid_id(const char *id)
+{
+        if (!id || !*id || strlen(id) > 64)
+                return false;
+        for (const char *p = id; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || *p == '-'))
+                        return false;
+        return true;
+}
+
+int cgroup_paths(const char *id, struct cgroup_set *ret)
+{
+        char why[256];
+        enum cgroup_mode mode;
+
+        memset(ret, 0, sizeof(*ret));
+        if (!valid_id(id))
+                return -EINVAL;
+        mode = cgroup_detect(why, sizeof(why));
+        ret->mode = mode;
+        if (mode == CGROUP_NONE)
+                return 0;
+        ret->n = mode == CGROUP_V2 ? 1 : CGROUP_MAX_HIER;
+        for (size_t i = 0; i < ret->n; i++) {
+                char parent[PATH_MAX];
+                int r = hier_parent(mode, i, parent, sizeof(parent));
+                if (r < 0)
+                        return r;
+                if ((size_t)snprintf(ret->dirs[i], PATH_MAX, "%s/%s", parent, id) >= PATH_MAX)
+                        return -ENAMETOOLONG;
+        }
+        return 0;
+}
+
+static int write_knob(const char *dir, const char *knob, const char *value)
+{
+        char p[PATH_MAX];
+        (void)snprintf(p, sizeof(p), "%s/%s", dir, knob);
+        return write_file_string(p, value);
+}
+
+static bool knob_exists(const char *dir, const char *knob)
+{
+        char p[PATH_MAX];
+        (void)snprintf(p, sizeof(p), "%s/%s", dir, knob);
+        return access(p, F_OK) == 0;
+}
+
+/* v2: controllers must be enabled in every ancestor's subtree_control. */
+static void v2_enable_controllers(const char *parent)
+{
+        char p[PATH_MAX];
+        const char *ctl[] = {"+memory", "+pids", "+cpu"};
+        char *slash;
+
+        (void)snprintf(p, sizeof(p), "%s", parent);
+        slash = strrchr(p, '/');
+        if (slash && slash > p) {
+                *slash = '\0';
+                for (size_t i = 0; i < ARRAY_SIZE(ctl); i++)
+                        (void)write_knob(p, "cgroup.subtree_control", ctl[i]);
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(ctl); i++)
+                (void)write_knob(parent, "cgroup.subtree_control", ctl[i]);
+}
+
+static int apply_limits(enum cgroup_mode mode, size_t i, const char *dir,
+                        const struct cgroup_limits *lim, struct ak_err *err)
+{
+        char v[64];
+        int r;
+
+        if (mode == CGROUP_V2) {
+                (void)snprintf(v, sizeof(v), "%llu", (unsigned long long)lim->memory_bytes);
+                r = write_knob(dir, "memory.max", lim->memory_bytes ? v : "max");
+                if (r < 0)
+                        return ak_err_set(err, -r, "set memory.max in '%s': %s", dir, strerror(-r));
+                if (knob_exists(dir, "memory.swap.max"))
+                        (void)write_knob(dir, "memory.swap.max", "0");
+                (void)snprintf(v, sizeof(v), "%llu", (unsigned long long)lim->pids_max);
+                r = write_knob(dir, "pids.max", lim->pids_max ? v : "max");
+                if (r < 0)
+                        return ak_err_set(err, -r, "set pids.max in '%s': %s", dir, strerror(-r));
+                if (lim->cpu_millis)
+                        (void)snprintf(v, sizeof(v), "%llu 100000",
+                                       (unsigned long long)lim->cpu_millis * 100);
+                r = write_knob(dir, "cpu.max", lim->cpu_millis ? v : "max 100000");
+                if (r < 0)
+                        return ak_err_set(err, -r, "set cpu.max in '%s': %s", dir, strerror(-r));
+                return 0;
+        }
+        switch (i) {
+        case 0: /* memory */
+                (void)snprintf(v, sizeof(v), "%lld",
+                               lim->memory_bytes ? (long long)lim->memory_bytes : -1LL);
+                /* memsw must stay >= limit: lower memsw after raising, raise it before lowering */
+                if (knob_exists(dir, "memory.memsw.limit_in_bytes")) {
+                        (void)write_knob(dir, "memory.memsw.limit_in_bytes", "-1");
+                        r = write_knob(dir, "memory.limit_in_bytes", v);
+                        if (r == 0)
+                                (void)write_knob(dir, "memory.memsw.limit_in_bytes", v);
+                } else {
+                        r = write_knob(dir, "memory.limit_in_bytes", v);
+                }
+                if (r < 0)
+                        return ak_err_set(err, -r, "set memory limit in '%s': %s", dir,
+                                          strerror(-r));
+                return 0;
+        case 1: /* pids */
+                (void)snprintf(v, sizeof(v), "%llu", (unsigned long long)lim->pids_max);
+                r = write_knob(dir, "pids.max", lim->pids_max ? v : "max");
+                if (r < 0)
+                        return ak_err_set(err, -r, "set pids.max in '%s': %s", dir, strerror(-r));
+                return 0;
+        case 2: /* cpu */
+                (void)write_knob(dir, "cpu.cfs_period_us", "100000");
+                (void)snprintf(v, sizeof(v), "%lld",
+                               lim->cpu_millis ? (long long)lim->cpu_millis * 100 : -1LL);
+                r = write_knob(dir, "cpu.cfs_quota_us", v);
+                if (r < 0)
+                        return ak_err_set(err, -r, "set cpu quota in '%s': %s", dir, strerror(-r));
+                return 0;
+        default:
+                return 0;
+        }
+}
+
+int cgroup_set_limits(const struct cgroup_set *cg, const struct cgroup_limits *lim,
+                      struct ak_err *err)
+{
+        for (size_t i = 0; i < cg->n; i++) {
+                int r = apply_limits(cg->mode, i, cg->dirs[i], lim, err);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int cgroup_create(const char *id, const struct cgroup_limits *lim, struct cgroup_set *ret,
+                  struct ak_err *err)
+{
+        struct cgroup_set cg;
+        int r = cgroup_paths(id, &cg);
+
+        if (r < 0)
+                return ak_err_set(err, -r, "cgroup path for '%s': %s", id, strerror(-r));
+        for (size_t i = 0; i < cg.n; i++) {
+                char parent[PATH_MAX];
+                (void)hier_parent(cg.mode, i, parent, sizeof(parent));
+                if (mkdir(parent, 0755) < 0 && errno != EEXIST) {
+                        r = ak_err_set(err, errno, "create cgroup '%s': %s", parent,
+                                       strerror(errno));
+                        goto fail;
+                }
+                if (cg.mode == CGROUP_V2)
+                        v2_enable_controllers(parent);
+                if (mkdir(cg.dirs[i], 0755) < 0 && errno != EEXIST) {
+                        r = ak_err_set(err, errno, "create cgroup '%s': %s", cg.dirs[i],
+                                       strerror(errno));
+                        goto fail;
+                }
+                r = apply_limits(cg.mode, i, cg.dirs[i], lim, err);
+                if (r < 0)
+                        goto fail;
+        }
+        *ret = cg;
+        return 0;
+fail:
+        (void)cgroup_destroy(&cg, NULL);
+        return r;
+}
+
+void cgroup_procs_files(const struct cgroup_set *cg, char procs[][PATH_MAX], const char **ret,
+                        size_t max)
+{
+        size_t k = 0;
+        for (size_t i = 0; i < cg->n && k + 1 < max; i++) {
+                (void)snprintf(procs[k], PATH_MAX, "%s/cgroup.procs", cg->dirs[i]);
+                ret[k] = procs[k];
+                k++;
+        }
+        ret[k] = NULL;
+}
+
+/* Sends SIGKILL to every pid listed in dir/cgroup.procs; returns how many were listed. */
+static int kill_listed(const char *dir)
+{
+        char p[PATH_MAX];
+        cleanup_buf struct buf b = BUF_INIT;
+        int n = 0;
+        char *save = NULL;
+
+        (void)snprintf(p, sizeof(p), "%s/cgroup.procs", dir);
+        if (read_file_at(AT_FDCWD, p, &b, 1u << 20) < 0 || !b.data)
+                return 0;
+        for (char *t = strtok_r(b.data, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+                uint32_t pid;
+                if (safe_atou32(t, &pid) == 0 && pid > 1) {
+                        (void)kill((pid_t)pid, SIGKILL);
+                        n++;
+                }
+        }
+        return n;
+}
+
+bool cgroup_populated(const struct cgroup_set *cg)
+{
+        for (size_t i = 0; i < cg->n; i++) {
+                char p[PATH_MAX];
+                cleanup_buf struct buf b = BUF_INIT;
+                (void)snprintf(p, sizeof(p), "%s/cgroup.procs", cg->dirs[i]);
+                if (read_file_at(AT_FDCWD, p, &b, 1u << 20) == 0 && b.len > 0)
+                        return true;
+        }
+        return false;
+}
+
+int cgroup_destroy(const struct cgroup_set *cg, struct ak_err *err)
+{
+        int64_t until = now_monotonic_ns() + DESTROY_TIMEOUT_MS * NSEC_PER_MSEC;
+        int ret = 0;
+
+        for (size_t i = 0; i < cg->n; i++) {
+                const char *dir = cg->dirs[i];
+                if (access(dir, F_OK) < 0)
+                        continue;
+                if (cg->mode == CGROUP_V2 && knob_exists(dir, "cgroup.kill"))
+                        (void)write_knob(dir, "cgroup.kill", "1");
+                for (;;) {
+                        (void)kill_listed(dir);
+                        if (rmdir(dir) == 0 || errno == ENOENT)
+                                break;
+                        if (errno != EBUSY || now_monotonic_ns() >= until) {
+                                ret = ak_err_set(err, errno, "remove cgroup '%s': %s", dir,
+                                                 strerror(errno));
+                                break;
+                        }
+                        usleep(1000);
+                }
+        }
+        return ret;
+}
+
+static uint64_t read_u64_knob(const char *dir, const char *knob, const char *key)
+{
+        char p[PATH_MAX];
+        cleanup_buf struct buf b = BUF_INIT;
+        uint64_t v = 0;
+
+        (void)snprintf(p, sizeof(p), "%s/%s", dir, knob);
+        if (read_file_at(AT_FDCWD, p, &b, 1u << 16) < 0 || !b.data)
+                return 0;
+        if (key) {
+                char *at = strstr(b.data, key);
+                if (!at)
+                        return 0;
+                at += strlen(key);
+                while (*at == ' ')
+                        at++;
+                return strtoull(at, NULL, 10);
+        }
+        b.data[strcspn(b.data, "\n")] = '\0';
+        (void)safe_atou64(b.data, &v);
+        return v;
+}
+
+int cgroup_stats(const struct cgroup_set *cg, struct cgroup_stats *ret)
+{
+        memset(ret, 0, sizeof(*ret));
+        if (cg->mode == CGROUP_V2) {
+                ret->memory_bytes = read_u64_knob(cg->dirs[0], "memory.current", NULL);
+                ret->pids = read_u64_knob(cg->dirs[0], "pids.current", NULL);
+                ret->cpu_usec = read_u64_knob(cg->dirs[0], "cpu.stat", "usage_usec");
+        } else if (cg->mode == CGROUP_V1) {
+                ret->memory_bytes = read_u64_knob(cg->dirs[0], "memory.usage_in_bytes", NULL);
+                ret->pids = read_u64_knob(cg->dirs[1], "pids.current", NULL);
+                ret->cpu_usec = read_u64_knob(cg->dirs[2], "cpuacct.usage", NULL) / 1000;
+        }
+        return 0;
+}
+
+int cgroup_sweep(const char *prefix, unsigned min_age_s)
+{
+        char why[256];
+        enum cgroup_mode mode = cgroup_detect(why, sizeof(why));
+        size_t n = mode == CGROUP_V2 ? 1 : mode == CGROUP_V1 ? CGROUP_MAX_HIER : 0;
+        time_t now = time(NULL);
+        int removed = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                char parent[PATH_MAX];
+                DIR *d;
+                struct dirent *de;
+
+                if (hier_parent(mode, i, parent, sizeof(parent)) < 0)
+                        continue;
+                d = opendir(parent);
+                if (!d)
+                        continue;
+                while ((de = readdir(d))) {
+                        struct stat st;
+                        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+                                continue;
+                        if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISDIR(st.st_mode))
+                                continue;
+                        if (now - st.st_mtime < (time_t)min_age_s)
+                                continue;
+                        /* rmdir fails with EBUSY while processes remain: never kills anything */
+                        if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0)
+                                removed++;
+                }
+                closedir(d);
+        }
+        return removed;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Per-sandbox cgroups on cgroup v2 (unified) and v1 (one hierarchy per controller, including the
+ * v1/v2 hybrid layout). A sandbox's cgroup is `agentkernel/<id>` in every hierarchy used; its
+ * path depends only on the id, so leftovers of a crashed starter can always be found and
+ * removed. Limits: memory (no swap), pids, CPU bandwidth.
+ */
+#pragma once
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shared/err.h"
+
+#define CGROUP_ROOT "/sys/fs/cgroup"
+#define CGROUP_PARENT "agentkernel"
+#define CGROUP_MAX_HIER 3
+
+enum cgroup_mode {
+        CGROUP_NONE, /* no usable cgroups: limits cannot be enforced */
+        CGROUP_V1,
+        CGROUP_V2,
+};
+
+struct cgroup_limits {
+        uint64_t memory_bytes; /* 0: unlimited */
+        uint64_t pids_max;     /* 0: unlimited */
+        uint64_t cpu_millis;   /* CPU bandwidth in thousandths of a CPU; 0: unlimited */
+};
+
+struct cgroup_set {
+        enum cgroup_mode mode;
+        size_t n;
+        char dirs[CGROUP_MAX_HIER][PATH_MAX]; /* v2: one directory; v1: memory, pids, cpu */
+};
+
+struct cgroup_stats {
+        uint64_t memory_bytes;
+        uint64_t pids;
+        uint64_t cpu_usec; /* 0 where the hierarchy does not account CPU */
+};
+
+/* How cgroups can be used by this process (root: v1 or v2; unprivileged: v2 only under
+ * AGENTKERNEL_CGROUP_PARENT, a delegated subtree). Fills why with a reason for CGROUP_NONE. */
+enum cgroup_mode cgroup_detect(char *why, size_t why_len);
+
+/* Computes the cgroup directories of sandbox `id` without touching anything. */
+int cgroup_paths(const char *id, struct cgroup_set *ret);
+
+/* Creates the cgroups of `id` with limits. On failure nothing is left behind. */
+int cgroup_create(const char *id, const struct cgroup_limits *lim, struct cgroup_set *ret,
+                  struct ak_err *err);
+
+/* Applies new limits to existing cgroups. */
+int cgroup_set_limits(const struct cgroup_set *cg, const struct cgroup_limits *lim,
+                      struct ak_err *err);
+
+/* Fills procs[] with the cgroup.procs files to join (NULL-terminated; room for 4). */
+void cgroup_procs_files(const struct cgroup_set *cg, char procs[][PATH_MAX], const char **ret,
+                        size_t max);
+
+/* Kills every process in the cgroups and removes them; idempotent (missing is fine). */
+int cgroup_destroy(const struct cgroup_set *cg, struct ak_err *err);
+
+/* True when any process is still in the cgroups. */
+bool cgroup_populated(const struct cgroup_set *cg);
+
+int cgroup_stats(const struct cgroup_set *cg, struct cgroup_stats *ret);
+
+/* Removes empty cgroups named `<prefix>*` older than min_age_s (leftovers of ephemeral runs whose
+ * starter was killed). Returns the number removed. */
+int cgroup_sweep(const char *prefix, unsigned min_age_s);

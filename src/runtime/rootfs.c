@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Root filesystem plans. Deciding what a sandbox can see is a security decision: the host /etc is
+ * exposed only through the allow-list below, never wholesale, and no path under /home, /root,
+ * /var or /srv of the host is ever a bind source unless the user asked for it.
+ */
+#include "rootfs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+
+/* Host /etc entries that configure programs and hold no secrets. A trailing '*' is a prefix. */
+static const char *const etc_allow[] = {
+        "alternatives", "bash.bashrc", "bash_completion", "bash_completion.d", "bindresvport.blacklist",
+        "ca-certificates", "ca-certificates.conf", "debian_version", "environment", "fonts",
+        "gai.conf", "host.conf", "inputrc", "issue", "java-*", "ld.so.cache", "ld.so.conf",
+        "ld.so.conf.d", "locale.alias", "locale.conf", "locale.gen", "localtime", "login.defs",
+        "lsb-release", "magic", "magic.mime", "mailcap", "mime.types", "nanorc", "networks",
+        "nsswitch.conf", "os-release", "perl", "profile", "profile.d", "protocols", "python3*",
+        "rpc", "services", "shells", "skel", "ssl", "terminfo", "timezone", "vim", "wgetrc",
+        "xattr.conf",
+};
+
+/* Files of the fresh /proc that leak host information or allow host-wide actions. */
+static const char *const proc_mask_files[] = {
+        "/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
+        "/proc/latency_stats", "/proc/kallsyms", "/proc/kpagecount", "/proc/kpageflags",
+};
+static const char *const proc_mask_dirs[] = {"/proc/acpi", "/proc/scsi", "/proc/driver"};
+static const char *const proc_ro[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq",
+                                      "/proc/bus", "/proc/fs"};
+
+static bool etc_allowed(const char *name)
+{
+        for (size_t i = 0; i < ARRAY_SIZE(etc_allow); i++) {
+                const char *a = etc_allow[i];
+                size_t n = strlen(a);
+                if (a[n - 1] == '*' ? strncmp(name, a, n - 1) == 0 : streq(name, a))
+                        return true;
+        }
+        return false;
+}
+
+/* Mirrors a host path at the same place: a symlink stays a symlink, a directory or file is
+ * bound read-only. Missing paths are skipped. */
+static int mirror_ro(struct mount_plan *p, const char *path)
+{
+        struct stat st;
+        char target[PATH_MAX];
+        ssize_t n;
+
+        if (lstat(path, &st) < 0)
+                return 0;
+        if (S_ISLNK(st.st_mode)) {
+                n = readlink(path, target, sizeof(target) - 1);
+                if (n < 0)
+                        return 0;
+                target[n] = '\0';
+                return mount_plan_add(p, MOP_SYMLINK, target, path, NULL, 0, 0);
+        }
+        if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))
+                return mount_plan_add(p, MOP_BIND_RO, path, path, NULL, 0, MOP_OPTIONAL);
+        return 0;
+}
+
+static int plan_etc(struct mount_plan *p, const struct rootfs_opts *o)
+{
+        const char *shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
+        char passwd[512];
+        DIR *d;
+        struct dirent *de;
+        int r;
+
+        r = mount_plan_add(p, MOP_MKDIR, NULL, "/etc", NULL, 0755, 0);
+        if (r < 0)
+                return r;
+        d = opendir("/etc");
+        if (d) {
+                while ((de = readdir(d))) {
+                        char path[PATH_MAX];
+                        if (de->d_name[0] == '.' || !etc_allowed(de->d_name))
+                                continue;
+                        (void)snprintf(path, sizeof(path), "/etc/%s", de->d_name);
+                        r = mirror_ro(p, path);
+                        if (r < 0) {
+                                closedir(d);
+                                return r;
+                        }
+                }
+                closedir(d);
+        }
+        (void)snprintf(passwd, sizeof(passwd),
+                       "root:x:0:0:root:/root:%s\n"
+                       "user:x:1000:1000:user:/home/user:%s\n"
+                       "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+                       shell, shell);
+        if ((r = mount_plan_add_file(p, "/etc/passwd", passwd, 0644)) < 0 ||
+            (r = mount_plan_add_file(p, "/etc/group",
+                                     "root:x:0:\ntty:x:5:\nusers:x:100:\nuser:x:1000:\n"
+                                     "nogroup:x:65534:\n",
+                                     0644)) < 0 ||
+            (r = mount_plan_add_file(p, "/etc/hostname", "agentkernel\n", 0644)) < 0 ||
+            (r = mount_plan_add_file(p, "/etc/hosts",
+                                     "127.0.0.1\tlocalhost agentkernel\n"
+                                     "::1\tlocalhost ip6-localhost ip6-loopback\n",
+                                     0644)) < 0 ||
+            (r = mount_plan_add(p, MOP_SYMLINK, "../proc/self/mounts", "/etc/mtab", NULL, 0, 0)) <
+                    0)
+                return r;
+        if (o->resolv_conf && (r = mount_plan_add_file(p, "/etc/resolv.conf", o->resolv_conf,
+                                                       0644)) < 0)
+                return r;
+        return 0;
+}
+
+int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *p)
+{
+        char tmpopts[96];
+        static const char *const devs[] = {"null", "zero", "full", "random", "urandom", "tty"};
+        int r = 0;
+
+        (void)snprintf(tmpopts, sizeof(tmpopts), "mode=1777,size=%llum",
+                       (unsigned long long)(o->tmp_mb ? o->tmp_mb : 512));
+
+        /* /dev: a small tmpfs with the harmless device nodes of the host and a private devpts */
+        r = mount_plan_add(p, MOP_TMPFS, NULL, "/dev", "mode=0755,size=64k,nr_inodes=64", 0, MOP_NOEXEC);
+        for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(devs); i++) {
+                char path[32];
+                (void)snprintf(path, sizeof(path), "/dev/%s", devs[i]);
+                r = mount_plan_add(p, MOP_BIND_DEV, path, path, NULL, 0, 0);
+        }
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_DEVPTS, NULL, "/dev/pts", NULL, 0, 0);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_SYMLINK, "pts/ptmx", "/dev/ptmx", NULL, 0, 0);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_TMPFS, NULL, "/dev/shm", tmpopts, 0, MOP_NOEXEC);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_SYMLINK, "/proc/self/fd", "/dev/fd", NULL, 0, 0);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_SYMLINK, "/proc/self/fd/0", "/dev/stdin", NULL, 0, 0);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_SYMLINK, "/proc/self/fd/1", "/dev/stdout", NULL, 0, 0);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_SYMLINK, "/proc/self/fd/2", "/dev/stderr", NULL, 0, 0);
+
+        /* /proc: fresh for the sandbox's pid namespace, with host-wide knobs masked */
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_PROC, NULL, "/proc", NULL, 0, 0);
+        for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(proc_mask_files); i++)
+                r = mount_plan_add(p, MOP_MASK_FILE, NULL, proc_mask_files[i], NULL, 0, 0);
+        for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(proc_mask_dirs); i++)
+                r = mount_plan_add(p, MOP_MASK_DIR, NULL, proc_mask_dirs[i], NULL, 0, 0);
+        for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(proc_ro); i++)
+                r = mount_plan_add(p, MOP_REMOUNT_RO, NULL, proc_ro[i], NULL, 0, 0);
+
+        /* private writable places */
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_TMPFS, NULL, "/tmp", tmpopts, 0, 0);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_TMPFS, NULL, "/run", "mode=0755,size=64m", 0, 0);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_MKDIR, NULL, "/sys", NULL, 0555, 0);
+        if (r >= 0 && o->workspace)
+                r = mount_plan_add(p, MOP_BIND, o->workspace, "/workspace", NULL, 0, 0);
+        if (r >= 0 && o->home) {
+                r = mount_plan_add(p, MOP_MKDIR, NULL, "/home", NULL, 0755, 0);
+                if (r >= 0)
+                        r = mount_plan_add(p, MOP_BIND_RO, o->home, "/home/user", NULL, 0, 0);
+        }
+        return r;
+}
+
+int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *p)
+{
+        static const char *const top[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+                                          "/libx32"};
+        char varopts[96];
+        int r = 0;
+
+        (void)snprintf(varopts, sizeof(varopts), "mode=0755,size=%llum",
+                       (unsigned long long)(o->tmp_mb ? o->tmp_mb : 512));
+        for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(top); i++)
+                r = mirror_ro(p, top[i]);
+        if (r >= 0)
+                r = plan_etc(p, o);
+        if (r >= 0)
+                r = rootfs_plan_common(o, p);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_TMPFS, NULL, "/var", varopts, 0, 0);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_MKDIR, NULL, "/var/tmp", NULL, 01777, 0);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_MKDIR, NULL, "/var/cache", NULL, 0755, 0);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_MKDIR, NULL, "/var/log", NULL, 0755, 0);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_MKDIR, NULL, "/var/lib", NULL, 0755, 0);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_TMPFS, NULL, "/root", "mode=0700,size=256m", 0, 0);
+        if (r >= 0 && !o->home)
+                r = mount_plan_add(p, MOP_MKDIR, NULL, "/home", NULL, 0755, 0);
+        for (size_t i = 0; r >= 0 && i < 4; i++)
+                r = mount_plan_add(p, MOP_MKDIR, NULL, (const char *[]){"/mnt", "/opt", "/srv",
+                                                                          "/media"}[i],
+                                   NULL, 0755, 0);
+        return r;
+}

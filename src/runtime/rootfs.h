@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What a sandbox sees: mount plans for its root filesystem. The `host` image is a read-only view
+ * of the host's programs and libraries (/usr and the merged-/usr links) with a curated /etc
+ * (generated passwd/group/hosts, an allow-list of configuration that holds no secrets), fresh
+ * /proc with sensitive files masked, a minimal /dev, and private writable /tmp, /var, /run and
+ * /root. Users' homes and everything else of the host stay invisible.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime.h"
+
+struct rootfs_opts {
+        const char *workspace;   /* host directory mounted read-write at /workspace, or NULL */
+        const char *home;        /* host directory mounted read-only at /home/user, or NULL */
+        const char *resolv_conf; /* contents of /etc/resolv.conf, or NULL for none */
+        uint64_t tmp_mb;         /* size of /tmp, /var/tmp and /dev/shm (tmpfs) */
+};
+
+/* Appends the `host` image to plan. */
+int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *plan);
+
+/* Appends /dev, /proc, /tmp, /run and the workspace: the part shared by every image. */
+int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *plan);

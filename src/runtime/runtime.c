@@ -1,0 +1,603 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The native runtime: everything between clone() and the execve() of the sandbox's agent.
+ *
+ * The parent prepares every path, string, filter and fd. The child then runs one linear recipe:
+ * each step either succeeds or the child reports the step and errno over a close-on-exec pipe and
+ * exits. The child never allocates (no malloc, no stdio) and never returns. This file must stay
+ * small enough to audit in one sitting; anything that is not namespace, mount, credential or
+ * filter setup belongs elsewhere.
+ */
+#include "runtime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <grp.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+
+#define NEWROOT "/newroot"
+#define OLDROOT "/oldroot"
+#define STATEDIR "/akstate"
+#define CHILD_PATH_MAX 4096
+
+#ifndef ST_VALID
+#define ST_VALID 0x0020
+#endif
+
+/* ---- plan building (parent side; allocates) ---- */
+
+void mount_plan_free(struct mount_plan *p)
+{
+        for (size_t i = 0; i < p->n_strings; i++)
+                free(p->strings[i]);
+        free(p->strings);
+        free(p->ops);
+        memset(p, 0, sizeof(*p));
+}
+
+static const char *plan_keep(struct mount_plan *p, const char *s, size_t len)
+{
+        char *copy;
+
+        if (!s)
+                return NULL;
+        if (p->n_strings == p->cap_strings) {
+                size_t ncap = p->cap_strings ? p->cap_strings * 2 : 32;
+                char **n = realloc(p->strings, ncap * sizeof(char *));
+                if (!n)
+                        return NULL;
+                p->strings = n;
+                p->cap_strings = ncap;
+        }
+        copy = malloc(len + 1);
+        if (!copy)
+                return NULL;
+        memcpy(copy, s, len);
+        copy[len] = '\0';
+        p->strings[p->n_strings++] = copy;
+        return copy;
+}
+
+static int plan_push(struct mount_plan *p, const struct mount_op *op)
+{
+        if (p->n == p->cap) {
+                size_t ncap = p->cap ? p->cap * 2 : 32;
+                struct mount_op *n = realloc(p->ops, ncap * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                p->ops = n;
+                p->cap = ncap;
+        }
+        p->ops[p->n++] = *op;
+        return 0;
+}
+
+int mount_plan_add(struct mount_plan *p, enum mount_op_type type, const char *src,
+                   const char *dst, const char *data, unsigned mode, unsigned flags)
+{
+        struct mount_op op = {.type = type, .mode = mode, .flags = flags};
+
+        if (!dst || dst[0] != '/')
+                return -EINVAL;
+        op.dst = plan_keep(p, dst, strlen(dst));
+        op.src = src ? plan_keep(p, src, strlen(src)) : NULL;
+        op.data = data ? plan_keep(p, data, strlen(data)) : NULL;
+        if (!op.dst || (src && !op.src) || (data && !op.data))
+                return -ENOMEM;
+        return plan_push(p, &op);
+}
+
+int mount_plan_add_file(struct mount_plan *p, const char *dst, const char *content, unsigned mode)
+{
+        struct mount_op op = {.type = MOP_FILE, .mode = mode, .len = strlen(content)};
+
+        op.dst = plan_keep(p, dst, strlen(dst));
+        op.src = plan_keep(p, content, op.len);
+        if (!op.dst || !op.src)
+                return -ENOMEM;
+        return plan_push(p, &op);
+}
+
+/* ---- the child (no allocation from here to execve) ---- */
+
+struct child_report {
+        int err;
+        char what[512];
+};
+
+static _noreturn_ void die(int errfd, const char *what, const char *arg, int err)
+{
+        struct child_report rep = {.err = err ? err : EIO};
+        size_t n = strlen(what), m = arg ? strlen(arg) : 0;
+
+        if (n > sizeof(rep.what) - 1)
+                n = sizeof(rep.what) - 1;
+        memcpy(rep.what, what, n);
+        if (arg && n + 3 < sizeof(rep.what)) {
+                rep.what[n++] = ' ';
+                rep.what[n++] = '\'';
+                if (m > sizeof(rep.what) - n - 2)
+                        m = sizeof(rep.what) - n - 2;
+                memcpy(rep.what + n, arg, m);
+                n += m;
+                rep.what[n++] = '\'';
+        }
+        rep.what[n] = '\0';
+        (void)write_all(errfd, &rep, sizeof(rep));
+        _exit(1);
+}
+
+/* out = a + b, refusing to truncate. */
+static int pjoin(char *out, const char *a, const char *b)
+{
+        size_t la = strlen(a), lb = strlen(b);
+
+        if (la + lb + 1 > CHILD_PATH_MAX)
+                return -ENAMETOOLONG;
+        memcpy(out, a, la);
+        memcpy(out + la, b, lb + 1);
+        return 0;
+}
+
+static unsigned long locked_flags(const char *path)
+{
+        struct statfs sf;
+        unsigned long f = 0;
+
+        if (statfs(path, &sf) < 0 || !(sf.f_flags & ST_VALID))
+                return 0;
+        if (sf.f_flags & ST_NOSUID)
+                f |= MS_NOSUID;
+        if (sf.f_flags & ST_NODEV)
+                f |= MS_NODEV;
+        if (sf.f_flags & ST_NOEXEC)
+                f |= MS_NOEXEC;
+        if (sf.f_flags & ST_NOATIME)
+                f |= MS_NOATIME;
+        if (sf.f_flags & ST_NODIRATIME)
+                f |= MS_NODIRATIME;
+        if (sf.f_flags & ST_RELATIME)
+                f |= MS_RELATIME;
+        return f;
+}
+
+/* Makes the mount at path read-only, keeping the flags the kernel locks in a user namespace. */
+static int remount_ro(const char *path, unsigned long extra)
+{
+        unsigned long f = MS_REMOUNT | MS_BIND | MS_RDONLY | extra | locked_flags(path);
+        return mount(NULL, path, NULL, f, NULL) < 0 ? -errno : 0;
+}
+
+/* Creates the mount point for a bind of src: a directory or an empty file. */
+static int make_mountpoint(const char *src, const char *dst)
+{
+        struct stat st;
+
+        if (stat(src, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode)) {
+                if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+        } else {
+                int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+                if (fd < 0 && errno != EEXIST)
+                        return -errno;
+                if (fd >= 0)
+                        close(fd);
+        }
+        return 0;
+}
+
+static void run_op(const struct mount_op *op, int errfd)
+{
+        char dst[CHILD_PATH_MAX], src[CHILD_PATH_MAX];
+        unsigned long ms = MS_NOSUID | MS_NODEV;
+        int r = 0;
+
+        if (pjoin(dst, NEWROOT, op->dst) < 0)
+                die(errfd, "path too long", op->dst, ENAMETOOLONG);
+        if (op->src && (op->type == MOP_BIND || op->type == MOP_BIND_RO ||
+                        op->type == MOP_BIND_DEV) &&
+            pjoin(src, OLDROOT, op->src) < 0)
+                die(errfd, "path too long", op->src, ENAMETOOLONG);
+
+        switch (op->type) {
+        case MOP_MKDIR:
+                if (mkdir(dst, op->mode) < 0 && errno != EEXIST)
+                        die(errfd, "mkdir", op->dst, errno);
+                if (chmod(dst, op->mode) < 0)
+                        die(errfd, "chmod", op->dst, errno);
+                return;
+        case MOP_TMPFS:
+                if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+                        die(errfd, "mkdir", op->dst, errno);
+                if (mount("tmpfs", dst, "tmpfs", ms | (op->flags & MOP_NOEXEC ? MS_NOEXEC : 0),
+                          op->data) < 0)
+                        die(errfd, "mount tmpfs on", op->dst, errno);
+                return;
+        case MOP_BIND:
+        case MOP_BIND_RO:
+        case MOP_BIND_DEV:
+                if (access(src, F_OK) < 0) {
+                        if (op->flags & MOP_OPTIONAL)
+                                return;
+                        die(errfd, "bind source", op->src, errno);
+                }
+                r = make_mountpoint(src, dst);
+                if (r < 0)
+                        die(errfd, "create mount point", op->dst, -r);
+                if (mount(src, dst, NULL, MS_BIND | (op->type == MOP_BIND_DEV ? 0 : MS_REC),
+                          NULL) < 0)
+                        die(errfd, "bind mount", op->src, errno);
+                if (op->type == MOP_BIND_RO)
+                        r = remount_ro(dst, MS_NOSUID | MS_NODEV);
+                else if (op->type == MOP_BIND_DEV)
+                        r = mount(NULL, dst, NULL,
+                                  MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC | locked_flags(dst),
+                                  NULL) < 0
+                                    ? -errno
+                                    : 0;
+                else
+                        r = mount(NULL, dst, NULL,
+                                  MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | locked_flags(dst),
+                                  NULL) < 0
+                                    ? -errno
+                                    : 0;
+                if (r < 0)
+                        die(errfd, "remount", op->dst, -r);
+                return;
+        case MOP_PROC:
+                if (mkdir(dst, 0555) < 0 && errno != EEXIST)
+                        die(errfd, "mkdir", op->dst, errno);
+                if (mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                        die(errfd, "mount proc on", op->dst, errno);
+                return;
+        case MOP_DEVPTS:
+                if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+                        die(errfd, "mkdir", op->dst, errno);
+                if (mount("devpts", dst, "devpts", MS_NOSUID | MS_NOEXEC,
+                          "newinstance,ptmxmode=0666,mode=620") < 0)
+                        die(errfd, "mount devpts on", op->dst, errno);
+                return;
+        case MOP_SYMLINK:
+                if (symlink(op->src, dst) < 0 && errno != EEXIST)
+                        die(errfd, "symlink", op->dst, errno);
+                return;
+        case MOP_FILE: {
+                int fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, op->mode);
+                if (fd < 0)
+                        die(errfd, "create", op->dst, errno);
+                r = write_all(fd, op->src, op->len);
+                close(fd);
+                if (r < 0)
+                        die(errfd, "write", op->dst, -r);
+                return;
+        }
+        case MOP_REMOUNT_RO:
+                if (access(dst, F_OK) < 0)
+                        return; /* nothing to protect on this kernel */
+                if (mount(dst, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+                        die(errfd, "bind", op->dst, errno);
+                r = remount_ro(dst, MS_NOSUID | MS_NODEV);
+                if (r < 0)
+                        die(errfd, "remount read-only", op->dst, -r);
+                return;
+        case MOP_MASK_FILE:
+                if (access(dst, F_OK) < 0)
+                        return;
+                if (mount(OLDROOT "/dev/null", dst, NULL, MS_BIND, NULL) < 0)
+                        die(errfd, "mask", op->dst, errno);
+                return;
+        case MOP_MASK_DIR:
+                if (access(dst, F_OK) < 0)
+                        return;
+                if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                          "size=0,mode=0555") < 0)
+                        die(errfd, "mask", op->dst, errno);
+                return;
+        default:
+                die(errfd, "unknown mount op", op->dst, EINVAL);
+        }
+}
+
+static int loopback_up(void)
+{
+        struct ifreq ifr;
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        int r = 0;
+
+        if (fd < 0)
+                return -errno;
+        memset(&ifr, 0, sizeof(ifr));
+        memcpy(ifr.ifr_name, "lo", 3);
+        if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+                r = -errno;
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        if (r == 0 && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+                r = -errno;
+        close(fd);
+        return r;
+}
+
+static int drop_bounding_caps(uint64_t keep)
+{
+        for (int c = 0; c <= 63; c++) {
+                if (keep & (1ull << c))
+                        continue;
+                if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+                        if (errno == EINVAL)
+                                break; /* past the last capability this kernel knows */
+                        return -errno;
+                }
+        }
+        return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL
+                       ? -errno
+                       : 0;
+}
+
+/* Moves fd to exactly `target`, which must not be used by anything we still need. */
+static int place_fd(int fd, int target)
+{
+        if (fd == target)
+                return fcntl(fd, F_SETFD, 0) < 0 ? -errno : 0; /* clear CLOEXEC */
+        return dup2(fd, target) < 0 ? -errno : 0;
+}
+
+static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int errfd)
+{
+        char go = 0;
+        int state_fd, devnull, r;
+        int hi_chan, hi_sync, hi_state, hi_exe, hi_hold = -1;
+
+        /* 1. Wait until the parent has written our id maps and placed us in our cgroups. */
+        if (read(sync_fd, &go, 1) != 1 || go != 'G')
+                _exit(1);
+
+        /* 2. Become root of the new user namespace (an unprivileged id on the host). */
+        if (!s->rootless && setgroups(0, NULL) < 0)
+                die(errfd, "setgroups", NULL, errno);
+        if (setresgid(0, 0, 0) < 0)
+                die(errfd, "setresgid", NULL, errno);
+        if (setresuid(0, 0, 0) < 0)
+                die(errfd, "setresuid", NULL, errno);
+
+        /* 3. A cgroup namespace rooted at our cgroup, and a session of our own. */
+        if (unshare(CLONE_NEWCGROUP) < 0)
+                die(errfd, "unshare cgroup namespace", NULL, errno);
+        (void)setsid();
+
+        /* 4. A private mount tree: a scratch tmpfs becomes the root, the host moves under it. */
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                die(errfd, "make mounts private", NULL, errno);
+        if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k") < 0)
+                die(errfd, "mount scratch tmpfs", NULL, errno);
+        if (mkdir("/tmp" NEWROOT, 0755) < 0 || mkdir("/tmp" OLDROOT, 0755) < 0 ||
+            mkdir("/tmp" STATEDIR, 0700) < 0)
+                die(errfd, "mkdir scratch", NULL, errno);
+        if (syscall(SYS_pivot_root, "/tmp", "/tmp" OLDROOT) < 0)
+                die(errfd, "pivot_root to scratch", NULL, errno);
+        if (chdir("/") < 0)
+                die(errfd, "chdir", "/", errno);
+
+        /* 5. The sandbox root: a small tmpfs holding mount points, then the planned mounts. */
+        if (mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV,
+                  "mode=0755,size=16m,nr_inodes=16384") < 0)
+                die(errfd, "mount root tmpfs", NULL, errno);
+        for (size_t i = 0; i < s->plan->n; i++)
+                run_op(&s->plan->ops[i], errfd);
+
+        /* 6. The agent's private state: a tmpfs it keeps by fd, attached nowhere in the tree. */
+        if (mount("tmpfs", STATEDIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  s->state_tmpfs_opts) < 0)
+                die(errfd, "mount state tmpfs", NULL, errno);
+        state_fd = open(STATEDIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (state_fd < 0)
+                die(errfd, "open state tmpfs", NULL, errno);
+        if (umount2(STATEDIR, MNT_DETACH) < 0)
+                die(errfd, "detach state tmpfs", NULL, errno);
+
+        /* 7. Enter the sandbox root and drop the host tree entirely. */
+        if (chdir(NEWROOT) < 0)
+                die(errfd, "chdir", NEWROOT, errno);
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+                die(errfd, "pivot_root to sandbox root", NULL, errno);
+        if (umount2(".", MNT_DETACH) < 0)
+                die(errfd, "detach host root", NULL, errno);
+        if (chdir("/") < 0)
+                die(errfd, "chdir", "/", errno);
+        r = remount_ro("/", MS_NOSUID | MS_NODEV);
+        if (r < 0)
+                die(errfd, "remount root read-only", NULL, -r);
+
+        /* 8. Identity and network: our hostname, loopback up, nothing else. */
+        if (sethostname(s->hostname, strlen(s->hostname)) < 0)
+                die(errfd, "sethostname", s->hostname, errno);
+        r = loopback_up();
+        if (r < 0)
+                die(errfd, "bring up loopback", NULL, -r);
+        if (chdir(s->workdir) < 0 && chdir("/") < 0)
+                die(errfd, "chdir", s->workdir, errno);
+
+        /* 9. File descriptors: stdio to /dev/null, then channel 3, sync 4, state 5, nothing else.
+         * Park everything high first so the final dup2s cannot clobber each other. */
+        devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull < 0)
+                die(errfd, "open", "/dev/null", errno);
+        r = fcntl(errfd, F_DUPFD_CLOEXEC, 100);
+        if (r < 0)
+                die(errfd, "dup", NULL, errno);
+        errfd = r;
+        hi_chan = fcntl(s->chan_fd, F_DUPFD_CLOEXEC, 100);
+        hi_sync = fcntl(sync_fd, F_DUPFD_CLOEXEC, 100);
+        hi_state = fcntl(state_fd, F_DUPFD_CLOEXEC, 100);
+        hi_exe = fcntl(s->agent_exe_fd, F_DUPFD_CLOEXEC, 100);
+        if (s->hold_fd >= 0)
+                hi_hold = fcntl(s->hold_fd, F_DUPFD_CLOEXEC, 100);
+        if (hi_chan < 0 || hi_sync < 0 || hi_state < 0 || hi_exe < 0 ||
+            (s->hold_fd >= 0 && hi_hold < 0))
+                die(errfd, "dup", NULL, errno);
+        if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0)
+                die(errfd, "dup2 stdio", NULL, errno);
+        if (place_fd(hi_chan, 3) < 0 || place_fd(hi_sync, 4) < 0 || place_fd(hi_state, 5) < 0 ||
+            (hi_hold >= 0 && place_fd(hi_hold, 6) < 0) || place_fd(hi_exe, 7) < 0 ||
+            fcntl(7, F_SETFD, FD_CLOEXEC) < 0)
+                die(errfd, "place fds", NULL, errno);
+        (void)close_all_fds_except(8, &errfd, 1);
+
+        /* 10. Privileges: the agent's capability bounding set, no new privileges, the filter. */
+        r = drop_bounding_caps(s->agent_caps);
+        if (r < 0)
+                die(errfd, "drop capabilities", NULL, -r);
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                die(errfd, "no_new_privs", NULL, errno);
+        if (s->seccomp && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, s->seccomp, 0, 0) < 0)
+                die(errfd, "load seccomp filter", NULL, errno);
+
+        /* 11. Become the agent. On success errfd closes (CLOEXEC): that is the parent's signal. */
+        syscall(SYS_execveat, 7, "", s->agent_argv, s->agent_envp, AT_EMPTY_PATH);
+        die(errfd, "execute agent", NULL, errno);
+}
+
+/* ---- parent side ---- */
+
+static int write_id_maps(pid_t pid, const struct runtime_spec *s, struct ak_err *err)
+{
+        char path[64], map[128];
+        int r;
+
+        if (s->rootless) {
+                (void)snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
+                r = write_file_string(path, "deny");
+                if (r < 0 && r != -ENOENT)
+                        return ak_err_set(err, -r, "write %s: %s", path, strerror(-r));
+                (void)snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)s->host_uid);
+        } else {
+                (void)snprintf(map, sizeof(map), "0 %u %u\n", s->id_base, s->id_count);
+        }
+        (void)snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+        r = write_file_string(path, map);
+        if (r < 0)
+                return ak_err_set(err, -r, "write uid map: %s", strerror(-r));
+        if (s->rootless)
+                (void)snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)s->host_gid);
+        (void)snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+        r = write_file_string(path, map);
+        if (r < 0)
+                return ak_err_set(err, -r, "write gid map: %s", strerror(-r));
+        return 0;
+}
+
+static void kill_and_reap(pid_t pid)
+{
+        (void)kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+}
+
+int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struct ak_err *err)
+{
+        int sync[2], errp[2];
+        struct child_report rep;
+        char pidbuf[32];
+        ssize_t n;
+        pid_t pid;
+        int r;
+
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0)
+                return ak_err_set(err, errno, "socketpair: %s", strerror(errno));
+        if (pipe2(errp, O_CLOEXEC) < 0) {
+                r = errno;
+                close(sync[0]);
+                close(sync[1]);
+                return ak_err_set(err, r, "pipe: %s", strerror(r));
+        }
+
+        pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS |
+                                                CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD,
+                             NULL, NULL, NULL, NULL);
+        if (pid < 0) {
+                r = errno;
+                close(sync[0]);
+                close(sync[1]);
+                close(errp[0]);
+                close(errp[1]);
+                return ak_err_set(err, r, "cannot create namespaces: %s%s", strerror(r),
+                                  r == EPERM || r == ENOSPC
+                                          ? " (are user namespaces enabled? see: agentkernel doctor)"
+                                          : "");
+        }
+        if (pid == 0) {
+                close(sync[0]);
+                close(errp[0]);
+                child_main(s, sync[1], errp[1]);
+        }
+        close(sync[1]);
+        close(errp[1]);
+
+        (void)snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
+        for (const char *const *cg = s->cgroup_procs; cg && *cg; cg++) {
+                r = write_file_string(*cg, pidbuf);
+                if (r < 0) {
+                        r = ak_err_set(err, -r, "join cgroup '%s': %s", *cg, strerror(-r));
+                        goto fail;
+                }
+        }
+        r = write_id_maps(pid, s, err);
+        if (r < 0)
+                goto fail;
+        if (write_all(sync[0], "G", 1) < 0) {
+                r = ak_err_set(err, EIO, "sandbox process exited during setup");
+                goto fail;
+        }
+        do
+                n = read(errp[0], &rep, sizeof(rep));
+        while (n < 0 && errno == EINTR);
+        if (n != 0) {
+                if (n == (ssize_t)sizeof(rep)) {
+                        rep.what[sizeof(rep.what) - 1] = '\0';
+                        r = ak_err_set(err, rep.err, "sandbox setup failed at %s: %s", rep.what,
+                                       strerror(rep.err));
+                } else {
+                        r = ak_err_set(err, EIO, "sandbox setup failed");
+                }
+                goto fail;
+        }
+        close(errp[0]);
+        ret->pid = pid;
+        ret->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        ret->sync_fd = sync[0];
+        return 0;
+fail:
+        close(errp[0]);
+        close(sync[0]);
+        kill_and_reap(pid);
+        return r;
+}
+
+int runtime_commit(struct runtime_child *c)
+{
+        int r = write_all(c->sync_fd, "C", 1);
+        close(c->sync_fd);
+        c->sync_fd = -1;
+        return r;
+}

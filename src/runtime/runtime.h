@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The native runtime: creates a sandbox's namespaces, builds its root filesystem from a flat list
+ * of mount operations, applies the seccomp filter and capability limits, and executes the agent
+ * as the sandbox's PID 1. Everything the child needs is prepared by the parent beforehand; the
+ * child runs a linear recipe that allocates nothing and dies on the first failure, reporting the
+ * failed step through a pipe (crun, bubblewrap).
+ */
+#pragma once
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shared/err.h"
+
+enum mount_op_type {
+        MOP_MKDIR,      /* dst, mode */
+        MOP_TMPFS,      /* dst, data (mount options), flags */
+        MOP_BIND,       /* src (host path) -> dst, read-write */
+        MOP_BIND_RO,    /* src (host path) -> dst, read-only */
+        MOP_BIND_DEV,   /* src (host device node) -> dst, read-write, no exec */
+        MOP_PROC,       /* fresh procfs at dst */
+        MOP_DEVPTS,     /* new devpts instance at dst */
+        MOP_SYMLINK,    /* dst -> src (target text) */
+        MOP_FILE,       /* dst with contents src/len, mode */
+        MOP_REMOUNT_RO, /* make dst (a mount point) read-only */
+        MOP_MASK_FILE,  /* bind /dev/null over dst when it exists */
+        MOP_MASK_DIR,   /* empty read-only tmpfs over dst when it exists */
+};
+
+#define MOP_OPTIONAL (1u << 0) /* skip the op when its source is missing */
+#define MOP_NOEXEC (1u << 1)   /* tmpfs: no execution */
+
+struct mount_op {
+        enum mount_op_type type;
+        const char *src;
+        const char *dst;   /* absolute path inside the sandbox */
+        const char *data;  /* tmpfs options */
+        size_t len;        /* MOP_FILE content length */
+        unsigned mode;
+        unsigned flags;    /* MOP_* flags */
+};
+
+/* A growable list of mount operations that owns its strings. */
+struct mount_plan {
+        struct mount_op *ops;
+        size_t n, cap;
+        char **strings;
+        size_t n_strings, cap_strings;
+};
+
+void mount_plan_free(struct mount_plan *p);
+/* Appends an op; strings are copied. Returns 0 or -ENOMEM. */
+int mount_plan_add(struct mount_plan *p, enum mount_op_type type, const char *src,
+                   const char *dst, const char *data, unsigned mode, unsigned flags);
+int mount_plan_add_file(struct mount_plan *p, const char *dst, const char *content, unsigned mode);
+
+struct runtime_spec {
+        bool rootless;            /* map only the caller's uid/gid, as an unprivileged user */
+        uint32_t id_base;         /* rootful: host uid/gid of the sandbox's root */
+        uint32_t id_count;        /* rootful: how many ids are mapped */
+        uid_t host_uid;           /* rootless: the caller's ids */
+        gid_t host_gid;
+        const char *hostname;
+        const struct mount_plan *plan;
+        const char *workdir;      /* chdir here before starting the agent */
+        const char *const *cgroup_procs; /* NULL-terminated cgroup.procs files to join */
+        const struct sock_fprog *seccomp;
+        uint64_t agent_caps;      /* capability bounding set of the agent */
+        const char *state_tmpfs_opts; /* mount options of the agent's private state tmpfs */
+        int agent_exe_fd;         /* the agent binary, opened by the parent */
+        int chan_fd;              /* listening socket or connected socket: becomes fd 3 */
+        int hold_fd;              /* kept open by the agent for its lifetime (fd 6), or -1 */
+        char *const *agent_argv;  /* names fd 3 (channel), 4 (sync), 5 (state), 6 (hold) */
+        char *const *agent_envp;
+};
+
+struct runtime_child {
+        pid_t pid;     /* host pid of the sandbox's PID 1 */
+        int pidfd;     /* pidfd of it (or -1 when the kernel has no pidfd_open) */
+        int sync_fd;   /* handshake channel: write 'C' to commit, close to abort */
+};
+
+/* Starts a sandbox. On success the agent is running as PID 1 and *ret is filled; the caller
+ * must either commit (write 'C' to sync_fd) or close sync_fd to tear the sandbox down. */
+int runtime_spawn(const struct runtime_spec *spec, struct runtime_child *ret, struct ak_err *err);
+
+/* Commits a started sandbox so that it outlives its starter. Closes sync_fd. */
+int runtime_commit(struct runtime_child *c);

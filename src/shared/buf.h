@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A growable byte buffer (git's strbuf, redis' sds, in spirit). Always NUL-terminated so text can
+ * be used as a C string, but binary-safe: `len` is authoritative.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "macro.h"
+
+struct buf {
+        char *data;   /* NULL until the first append; NUL-terminated after it */
+        size_t len;   /* bytes used, excluding the terminator */
+        size_t cap;   /* bytes allocated */
+};
+
+#define BUF_INIT {NULL, 0, 0}
+
+/* Ensures room for `extra` more bytes plus the terminator. Returns 0 or -ENOMEM. */
+int buf_reserve(struct buf *b, size_t extra);
+int buf_append(struct buf *b, const void *data, size_t len);
+int buf_append_str(struct buf *b, const char *s);
+int buf_append_byte(struct buf *b, uint8_t c);
+int buf_printf(struct buf *b, const char *fmt, ...) _printf_(2, 3);
+/* Drops the first n bytes (n <= len). */
+void buf_consume(struct buf *b, size_t n);
+void buf_reset(struct buf *b);
+/* Frees the storage and resets the struct. */
+void buf_free(struct buf *b);
+/* Gives away the storage (never NULL on success: an empty buffer yields ""); the buf is reset. */
+char *buf_detach(struct buf *b, size_t *ret_len);
+
+static inline void cleanup_buf_fn(struct buf *b)
+{
+        buf_free(b);
+}
+#define cleanup_buf __attribute__((cleanup(cleanup_buf_fn)))

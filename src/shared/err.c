@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Fixed-buffer error reports. Must never allocate: callers use these after clone() and on
+ * out-of-memory paths.
+ */
+#include "err.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int ak_err_set(struct ak_err *err, int code, const char *fmt, ...)
+{
+        if (code < 0)
+                code = -code;
+        if (code == 0)
+                code = EIO;
+        if (err) {
+                va_list ap;
+                int saved = errno;
+                err->code = code;
+                va_start(ap, fmt);
+                (void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+                va_end(ap);
+                errno = saved;
+        }
+        return -code;
+}
+
+int ak_err_prefix(struct ak_err *err, const char *fmt, ...)
+{
+        char prefix[AK_ERR_MSG_MAX];
+        char old[AK_ERR_MSG_MAX];
+        va_list ap;
+
+        if (!err)
+                return -EIO;
+        if (err->code == 0)
+                err->code = EIO;
+        va_start(ap, fmt);
+        (void)vsnprintf(prefix, sizeof(prefix), fmt, ap);
+        va_end(ap);
+        memcpy(old, ak_err_msg(err), sizeof(old));
+        old[sizeof(old) - 1] = '\0';
+        (void)snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+        return -err->code;
+}
+
+int ak_err_default(struct ak_err *err, int code, const char *fmt, ...)
+{
+        if (code < 0)
+                code = -code;
+        if (code == 0)
+                code = EIO;
+        if (err && err->code == 0) {
+                va_list ap;
+                char what[AK_ERR_MSG_MAX / 2];
+                va_start(ap, fmt);
+                (void)vsnprintf(what, sizeof(what), fmt, ap);
+                va_end(ap);
+                err->code = code;
+                (void)snprintf(err->msg, sizeof(err->msg), "%s: %s", what, strerror(code));
+        }
+        return -(err && err->code ? err->code : code);
+}
+
+void ak_err_clear(struct ak_err *err)
+{
+        if (err) {
+                err->code = 0;
+                err->msg[0] = '\0';
+        }
+}
+
+const char *ak_err_msg(const struct ak_err *err)
+{
+        if (!err)
+                return "unknown error";
+        if (err->msg[0])
+                return err->msg;
+        return err->code ? strerror(err->code) : "unknown error";
+}

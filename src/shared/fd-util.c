@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * fd and file helpers. Every fd created here is O_CLOEXEC; nothing here follows a symlink where
+ * it could be used to redirect a write (temp files use O_EXCL, rm_rf uses AT_SYMLINK_NOFOLLOW).
+ */
+#include "fd-util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "random-util.h"
+
+int write_all(int fd, const void *data, size_t len)
+{
+        const char *p = data;
+
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -EIO;
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+int read_exact(int fd, void *data, size_t len)
+{
+        char *p = data;
+
+        while (len > 0) {
+                ssize_t n = read(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -EPIPE;
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+int read_fd_full(int fd, struct buf *b, size_t max)
+{
+        for (;;) {
+                ssize_t n;
+                int r = buf_reserve(b, 4096);
+                if (r < 0)
+                        return r;
+                n = read(fd, b->data + b->len, b->cap - b->len - 1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                b->len += (size_t)n;
+                b->data[b->len] = '\0';
+                if (b->len > max)
+                        return -EFBIG;
+        }
+        return 0;
+}
+
+int read_file_at(int dirfd, const char *path, struct buf *b, size_t max)
+{
+        cleanup_close int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        return read_fd_full(fd, b, max);
+}
+
+int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                         bool durable)
+{
+        char tmp[PATH_MAX];
+        const char *slash = strrchr(path, '/');
+        size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+        char rnd[17];
+        cleanup_close int fd = -1;
+        int r;
+
+        random_hex(rnd, 8);
+        if ((size_t)snprintf(tmp, sizeof(tmp), "%.*s.%s.%s.tmp", (int)dirlen, path,
+                             slash ? slash + 1 : path, rnd) >= sizeof(tmp))
+                return -ENAMETOOLONG;
+        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd < 0)
+                return -errno;
+        r = write_all(fd, data, len);
+        if (r >= 0 && fchmod(fd, mode) < 0)
+                r = -errno;
+        if (r >= 0 && durable && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && renameat(dirfd, tmp, dirfd, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void)unlinkat(dirfd, tmp, 0);
+                return r;
+        }
+        if (durable) {
+                cleanup_close int dfd = -1;
+                if (dirlen) {
+                        char dir[PATH_MAX];
+                        (void)snprintf(dir, sizeof(dir), "%.*s", (int)dirlen, path);
+                        dfd = openat(dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                } else {
+                        dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                }
+                if (dfd >= 0)
+                        (void)fsync(dfd);
+        }
+        return 0;
+}
+
+int write_file_string(const char *path, const char *s)
+{
+        cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        size_t len = strlen(s);
+        ssize_t n;
+
+        if (fd < 0)
+                return -errno;
+        do
+                n = write(fd, s, len);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        return (size_t)n == len ? 0 : -EIO;
+}
+
+int mkdir_p(const char *path, mode_t mode)
+{
+        char tmp[PATH_MAX];
+        size_t len = strlen(path);
+
+        if (len == 0 || len >= sizeof(tmp))
+                return -EINVAL;
+        memcpy(tmp, path, len + 1);
+        for (char *p = tmp + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                *p = '/';
+        }
+        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int rm_rf_children(int fd)
+{
+        DIR *d = fdopendir(fd);
+        struct dirent *de;
+        int ret = 0;
+
+        if (!d) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        while ((de = readdir(d))) {
+                struct stat st;
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno != ENOENT && ret == 0)
+                                ret = -errno;
+                        continue;
+                }
+                if (S_ISDIR(st.st_mode)) {
+                        struct stat parent;
+                        int sub;
+                        /* Never cross into another mount. */
+                        if (fstat(dirfd(d), &parent) == 0 && parent.st_dev != st.st_dev) {
+                                if (ret == 0)
+                                        ret = -EXDEV;
+                                continue;
+                        }
+                        sub = openat(dirfd(d), de->d_name,
+                                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (sub >= 0) {
+                                int r = rm_rf_children(sub);
+                                if (r < 0 && ret == 0)
+                                        ret = r;
+                        }
+                        if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT &&
+                            ret == 0)
+                                ret = -errno;
+                } else if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT && ret == 0) {
+                        ret = -errno;
+                }
+        }
+        closedir(d);
+        return ret;
+}
+
+int rm_rf_at(int dirfd, const char *path)
+{
+        struct stat st;
+        int fd, r;
+
+        if (fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (!S_ISDIR(st.st_mode))
+                return unlinkat(dirfd, path, 0) < 0 && errno != ENOENT ? -errno : 0;
+        fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        r = rm_rf_children(fd);
+        if (unlinkat(dirfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
+                r = -errno;
+        return r;
+}
+
+int fd_set_nonblock(int fd, bool on)
+{
+        int flags = fcntl(fd, F_GETFL);
+        if (flags < 0)
+                return -errno;
+        flags = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+        return fcntl(fd, F_SETFL, flags) < 0 ? -errno : 0;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+        return *(const int *)a - *(const int *)b;
+}
+
+int close_all_fds_except(int lowfd, const int *keep, size_t n_keep)
+{
+        int sorted[16];
+        int from = lowfd;
+
+        if (n_keep > ARRAY_SIZE(sorted))
+                return -E2BIG;
+        memcpy(sorted, keep, n_keep * sizeof(int));
+        qsort(sorted, n_keep, sizeof(int), cmp_int);
+        for (size_t i = 0; i <= n_keep; i++) {
+                int to = i < n_keep ? sorted[i] - 1 : INT32_MAX;
+                if (i < n_keep && sorted[i] < from)
+                        continue;
+                if (to >= from) {
+                        if (syscall(SYS_close_range, (unsigned)from, (unsigned)to, 0) < 0) {
+                                /* Old kernel: close one by one up to a sane bound. */
+                                int max = (int)sysconf(_SC_OPEN_MAX);
+                                for (int fd = from; fd <= to && fd < max; fd++)
+                                        (void)close(fd);
+                        }
+                }
+                if (i < n_keep)
+                        from = sorted[i] + 1;
+        }
+        return 0;
+}
+
+bool path_exists(const char *path)
+{
+        struct stat st;
+        return lstat(path, &st) == 0;
+}
+
+/* Splits path into a directory fd and a short name usable in sun_path via /proc/self/fd. */
+static int unix_addr(const char *path, struct sockaddr_un *sa, int *ret_dirfd, struct ak_err *err)
+{
+        size_t len = strlen(path);
+
+        memset(sa, 0, sizeof(*sa));
+        sa->sun_family = AF_UNIX;
+        *ret_dirfd = -1;
+        if (len < sizeof(sa->sun_path)) {
+                memcpy(sa->sun_path, path, len + 1);
+                return 0;
+        }
+        {
+                const char *slash = strrchr(path, '/');
+                char dir[PATH_MAX];
+                int dfd;
+                if (!slash || (size_t)(slash - path) >= sizeof(dir))
+                        return ak_err_set(err, ENAMETOOLONG, "socket path '%s' is too long", path);
+                memcpy(dir, path, (size_t)(slash - path));
+                dir[slash - path] = '\0';
+                dfd = open(dir[0] ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (dfd < 0)
+                        return ak_err_set(err, errno, "open '%s': %s", dir, strerror(errno));
+                if ((size_t)snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s",
+                                     dfd, slash + 1) >= sizeof(sa->sun_path)) {
+                        close(dfd);
+                        return ak_err_set(err, ENAMETOOLONG, "socket name in '%s' is too long",
+                                          path);
+                }
+                *ret_dirfd = dfd;
+        }
+        return 0;
+}
+
+int unix_connect(const char *path, struct ak_err *err)
+{
+        struct sockaddr_un sa;
+        cleanup_close int dirfd = -1;
+        cleanup_close int fd = -1;
+        int r;
+
+        r = unix_addr(path, &sa, &dirfd, err);
+        if (r < 0)
+                return r;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return ak_err_set(err, errno, "socket: %s", strerror(errno));
+        while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                if (errno == EINTR)
+                        continue;
+                return ak_err_set(err, errno, "connect '%s': %s", path, strerror(errno));
+        }
+        return TAKE_FD(fd);
+}
+
+int unix_listen(const char *path, int backlog, struct ak_err *err)
+{
+        struct sockaddr_un sa;
+        cleanup_close int dirfd = -1;
+        cleanup_close int fd = -1;
+        int r;
+
+        r = unix_addr(path, &sa, &dirfd, err);
+        if (r < 0)
+                return r;
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return ak_err_set(err, errno, "socket: %s", strerror(errno));
+        (void)unlink(path);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                return ak_err_set(err, errno, "bind '%s': %s", path, strerror(errno));
+        if (listen(fd, backlog) < 0)
+                return ak_err_set(err, errno, "listen '%s': %s", path, strerror(errno));
+        return TAKE_FD(fd);
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * File-descriptor and file helpers: full reads and writes that survive EINTR and short counts,
+ * bounded file reads, atomic file replacement, directory creation. All fds are O_CLOEXEC.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "err.h"
+
+/* Writes all of data, retrying on EINTR/short writes. Returns 0 or -errno. */
+int write_all(int fd, const void *data, size_t len);
+
+/* Reads exactly len bytes. Returns 0, -EPIPE on early EOF, or -errno. */
+int read_exact(int fd, void *data, size_t len);
+
+/* Reads fd to EOF into b, failing with -EFBIG beyond max bytes. */
+int read_fd_full(int fd, struct buf *b, size_t max);
+
+/* Reads a whole file (relative to dirfd, AT_FDCWD allowed) into b, at most max bytes. */
+int read_file_at(int dirfd, const char *path, struct buf *b, size_t max);
+
+/* Replaces path (relative to dirfd) atomically: write a temp file in the same directory,
+ * optionally fsync it, rename over path, optionally fsync the directory. mode is the file mode. */
+int write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                         bool durable);
+
+/* Writes data to an existing file (e.g. a cgroup or /proc knob) in one write(2). */
+int write_file_string(const char *path, const char *s);
+
+/* mkdir -p with the given mode for every created component. Existing directories are fine. */
+int mkdir_p(const char *path, mode_t mode);
+
+/* rm -rf below and including path, never crossing into other mounts or following symlinks. */
+int rm_rf_at(int dirfd, const char *path);
+
+/* Sets O_NONBLOCK on or off. */
+int fd_set_nonblock(int fd, bool on);
+
+/* Closes every fd >= lowfd except those listed in keep (close_range where available). */
+int close_all_fds_except(int lowfd, const int *keep, size_t n_keep);
+
+/* Returns true when path exists (lstat succeeds). */
+bool path_exists(const char *path);
+
+/* Creates a unix stream socket connected to path. Long paths are reached through a directory
+ * fd, so the 108-byte sun_path limit does not apply. */
+int unix_connect(const char *path, struct ak_err *err);
+
+/* Creates a listening unix socket bound at path (replacing a stale socket file). */
+int unix_listen(const char *path, int backlog, struct ak_err *err);

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Randomness from the kernel (getrandom): ids, temp names, UUIDv7. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Fills buf with n random bytes. Blocks only before the pool is initialised. */
+void random_bytes(void *buf, size_t n);
+
+/* Writes 2*nbytes lowercase hex characters plus NUL into out (which holds 2*nbytes+1). */
+void random_hex(char *out, size_t nbytes);
+
+/* Writes a UUIDv7 string (36 chars + NUL) for the given Unix time in milliseconds. */
+void uuid_v7(char out[37], uint64_t unix_ms);
+
+/* Returns 1 when s is a canonical UUID string (any version), else 0. */
+int uuid_is_valid(const char *s);
