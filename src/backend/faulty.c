@@ -12,6 +12,7 @@
 #include "core/backend.h"
 
 static unsigned calls[8];
+static char last_spec[64];
 
 static bool should_fail(const char *op, int slot, int *ret_errno)
 {
@@ -20,6 +21,11 @@ static bool should_fail(const char *op, int slot, int *ret_errno)
         unsigned n;
         int e;
 
+        /* Calls are counted from the moment the spec was (re)set. */
+        if (!spec || strncmp(spec, last_spec, sizeof(last_spec)) != 0) {
+                memset(calls, 0, sizeof(calls));
+                (void)snprintf(last_spec, sizeof(last_spec), "%s", spec ? spec : "");
+        }
         calls[slot]++;
         if (!spec || sscanf(spec, "%31[^:]:%u:%d", want, &n, &e) != 3)
                 return false;

@@ -35,6 +35,7 @@
 #include "shared/json-util.h"
 #include "shared/parse-util.h"
 #include "shared/random-util.h"
+#include "shared/test-hook.h"
 #include "shared/time-util.h"
 
 #define ID_RANGE_BASE 0x40000000u   /* host uid/gid of slot 0's root */
@@ -291,6 +292,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                         goto fail;
                 cgroups_made = true;
         }
+        test_hook("native-cgroup-created");
         cgroup_procs_files(&cg, procs_buf, procs, ARRAY_SIZE(procs));
 
         {
@@ -319,6 +321,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         }
         rt.pid = child.pid;
         rt.cg = cg;
+        test_hook("native-spawned");
         if (hold[1] >= 0) {
                 char api[PATH_MAX];
                 close(hold[1]);
@@ -353,6 +356,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                         ak_err_set(err, -r, "recording the sandbox: %s", strerror(-r));
                         goto fail;
                 }
+                test_hook("native-recorded");
                 /* From here on the sandbox outlives us. */
                 r = runtime_commit(&child);
                 if (child.pidfd >= 0)
@@ -367,7 +371,6 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         return 0;
 
 fail:
-        rt.pid = 0;
         if (child.pid > 0) {
                 (void)kill(child.pid, SIGKILL);
                 (void)waitpid(child.pid, NULL, 0);

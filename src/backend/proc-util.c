@@ -27,8 +27,11 @@ int proc_start_time(pid_t pid, uint64_t *ret)
         if (read_file_at(AT_FDCWD, path, &b, 8192) < 0 || !b.data)
                 return -ESRCH;
         p = strrchr(b.data, ')');
-        if (!p)
+        if (!p || p[1] != ' ')
                 return -EIO;
+        /* A zombie (or dead) process is gone for every purpose of ours. */
+        if (p[2] == 'Z' || p[2] == 'X' || p[2] == 'x')
+                return -ESRCH;
         for (p++; *p && field < 22; p++)
                 if (*p == ' ')
                         field++;

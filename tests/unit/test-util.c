@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: Apache-2.0
+/* Shared utilities: time formats (chrono-compatible), number parsing, buffers, ids, files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "shared/buf.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/parse-util.h"
+#include "shared/random-util.h"
+#include "shared/time-util.h"
+
+static void test_rfc3339_format(void **unused)
+{
+        char out[RFC3339_MAX];
+        (void)unused;
+        format_rfc3339(0, out);
+        assert_string_equal(out, "1970-01-01T00:00:00+00:00");
+        format_rfc3339(1704067200LL * NSEC_PER_SEC, out);
+        assert_string_equal(out, "2024-01-01T00:00:00+00:00");
+        /* chrono's AutoSi: 3, 6 or 9 digits, only when non-zero */
+        format_rfc3339(1704067200LL * NSEC_PER_SEC + 123000000, out);
+        assert_string_equal(out, "2024-01-01T00:00:00.123+00:00");
+        format_rfc3339(1704067200LL * NSEC_PER_SEC + 123456000, out);
+        assert_string_equal(out, "2024-01-01T00:00:00.123456+00:00");
+        format_rfc3339(1704067200LL * NSEC_PER_SEC + 123456789, out);
+        assert_string_equal(out, "2024-01-01T00:00:00.123456789+00:00");
+        format_rfc3339(951782400LL * NSEC_PER_SEC, out); /* leap day */
+        assert_string_equal(out, "2000-02-29T00:00:00+00:00");
+}
+
+static void test_rfc3339_parse(void **unused)
+{
+        int64_t ns;
+        char out[RFC3339_MAX];
+        (void)unused;
+        assert_int_equal(parse_rfc3339("2024-01-01T00:00:00Z", &ns), 0);
+        assert_true(ns == 1704067200LL * NSEC_PER_SEC);
+        assert_int_equal(parse_rfc3339("2024-01-01T01:00:00+01:00", &ns), 0);
+        assert_true(ns == 1704067200LL * NSEC_PER_SEC);
+        assert_int_equal(parse_rfc3339("2023-12-31T23:00:00-01:00", &ns), 0);
+        assert_true(ns == 1704067200LL * NSEC_PER_SEC);
+        assert_int_equal(parse_rfc3339("2024-01-01t00:00:00.5z", &ns), 0);
+        assert_true(ns == 1704067200LL * NSEC_PER_SEC + 500000000);
+        assert_int_equal(parse_rfc3339("2024-01-01T00:00:00.123456789123+00:00", &ns), 0);
+        assert_true(ns % NSEC_PER_SEC == 123456789);
+        /* roundtrip of our own output */
+        format_rfc3339(1795756007964812345LL, out);
+        assert_int_equal(parse_rfc3339(out, &ns), 0);
+        assert_true(ns == 1795756007964812345LL);
+        static const char *const bad[] = {"", "2024-01-01", "2024-13-01T00:00:00Z",
+                                          "2023-02-29T00:00:00Z", "2024-01-01T24:00:00Z",
+                                          "2024-01-01T00:00:00", "2024-01-01T00:00:00Zx",
+                                          "2024-01-01T00:00:00.Z", "2024-01-01T00:00:00+1:00"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+                assert_int_equal(parse_rfc3339(bad[i], &ns), -EINVAL);
+}
+
+static void test_numbers(void **unused)
+{
+        uint64_t v;
+        uint32_t u;
+        int32_t i;
+        (void)unused;
+        assert_int_equal(safe_atou64("18446744073709551615", &v), 0);
+        assert_true(v == UINT64_MAX);
+        assert_int_equal(safe_atou64("18446744073709551616", &v), -ERANGE);
+        assert_int_equal(safe_atou64("", &v), -EINVAL);
+        assert_int_equal(safe_atou64("1 ", &v), -EINVAL);
+        assert_int_equal(safe_atou64("+1", &v), -EINVAL);
+        assert_int_equal(safe_atou32("4294967296", &u), -ERANGE);
+        assert_int_equal(safe_atoi32("-2147483648", &i), 0);
+        assert_int_equal(i, INT32_MIN);
+        assert_int_equal(safe_atoi32("2147483648", &i), -ERANGE);
+}
+
+static void test_buf(void **unused)
+{
+        struct buf b = BUF_INIT;
+        size_t len;
+        char *p;
+        (void)unused;
+        assert_int_equal(buf_append(&b, "ab\0c", 4), 0);
+        assert_int_equal(b.len, 4);
+        assert_int_equal(buf_printf(&b, "%d", 42), 0);
+        assert_memory_equal(b.data, "ab\0c42", 6);
+        buf_consume(&b, 2);
+        assert_memory_equal(b.data, "\0c42", 4);
+        for (int k = 0; k < 10000; k++)
+                assert_int_equal(buf_append_byte(&b, 'x'), 0);
+        assert_int_equal(b.len, 10004);
+        p = buf_detach(&b, &len);
+        assert_int_equal(len, 10004);
+        assert_null(b.data);
+        free(p);
+        p = buf_detach(&b, &len); /* empty buffer gives "" */
+        assert_string_equal(p, "");
+        free(p);
+}
+
+static void test_ids(void **unused)
+{
+        char u[37], h[17], u2[37];
+        (void)unused;
+        uuid_v7(u, 0x0190a3c4b5d6ULL);
+        assert_int_equal(strlen(u), 36);
+        assert_true(uuid_is_valid(u));
+        assert_memory_equal(u, "0190a3c4-b5d6-7", 15);
+        assert_true(u[19] == '8' || u[19] == '9' || u[19] == 'a' || u[19] == 'b');
+        uuid_v7(u2, 0x0190a3c4b5d6ULL);
+        assert_string_not_equal(u, u2);
+        assert_false(uuid_is_valid("not-a-uuid"));
+        assert_false(uuid_is_valid("0190a3c4-b5d6-7000-8000-00000000000g"));
+        random_hex(h, 8);
+        assert_int_equal(strlen(h), 16);
+}
+
+static void test_atomic_write(void **unused)
+{
+        char dir[] = "/tmp/ak-test-util-XXXXXX", p[128];
+        cleanup_buf struct buf b = BUF_INIT;
+        struct stat st;
+        (void)unused;
+        assert_non_null(mkdtemp(dir));
+        (void)snprintf(p, sizeof(p), "%s/f.json", dir);
+        assert_int_equal(write_file_atomic_at(AT_FDCWD, p, "one", 3, 0600, true), 0);
+        assert_int_equal(write_file_atomic_at(AT_FDCWD, p, "two!", 4, 0644, false), 0);
+        assert_int_equal(read_file_at(AT_FDCWD, p, &b, 100), 0);
+        assert_string_equal(b.data, "two!");
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0644);
+        buf_reset(&b);
+        assert_int_equal(read_file_at(AT_FDCWD, p, &b, 2), -EFBIG);
+        /* no temp files left behind */
+        assert_int_equal(rm_rf_at(AT_FDCWD, p), 0);
+        assert_int_equal(rmdir(dir), 0);
+}
+
+static void test_mkdir_rm(void **unused)
+{
+        char dir[] = "/tmp/ak-test-util-XXXXXX", p[256], link[256];
+        (void)unused;
+        assert_non_null(mkdtemp(dir));
+        (void)snprintf(p, sizeof(p), "%s/a/b/c", dir);
+        assert_int_equal(mkdir_p(p, 0755), 0);
+        assert_int_equal(mkdir_p(p, 0755), 0);
+        /* rm_rf must delete a symlink, never what it points to */
+        (void)snprintf(link, sizeof(link), "%s/a/escape", dir);
+        assert_int_equal(symlink("/etc", link), 0);
+        assert_int_equal(rm_rf_at(AT_FDCWD, dir), 0);
+        assert_int_equal(access(dir, F_OK), -1);
+        assert_int_equal(access("/etc/hostname", F_OK) == 0 || access("/etc/passwd", F_OK) == 0, 1);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_rfc3339_format), cmocka_unit_test(test_rfc3339_parse),
+                cmocka_unit_test(test_numbers),        cmocka_unit_test(test_buf),
+                cmocka_unit_test(test_ids),            cmocka_unit_test(test_atomic_write),
+                cmocka_unit_test(test_mkdir_rm),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
