@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -51,6 +53,8 @@ struct native_session {
         pid_t pid;
         int pidfd;
         int sync_fd;
+        int lock_fd;             /* held while the ephemeral cgroup is ours */
+        char lock_path[PATH_MAX];
         struct cgroup_set cg;
 };
 
@@ -187,7 +191,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         cleanup_strv char **envp = NULL;
         char agent[PATH_MAX], path[PATH_MAX], cgid[64], caps[32], why[256];
         int hold[2] = {-1, -1};
-        char procs_buf[4][PATH_MAX];
+        char procs_buf[4][PATH_MAX], lock_path[PATH_MAX] = "";
+        int lock_fd = -1;
         const char *procs[5];
         const char *argv[16];
         uint32_t slot = cfg->id_slot;
@@ -286,6 +291,21 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         argv[n] = NULL;
 
         (void)snprintf(cgid, sizeof(cgid), "%s%s", cfg->ephemeral ? "run-" : "", cfg->ref.uuid);
+        if (cfg->ephemeral) {
+                /* An ephemeral cgroup has no record; a lock file held for its lifetime tells a
+                 * later sweep whether its owner is still alive. */
+                r = mkdir_p(cfg->ref.run_dir, 0700);
+                if (r < 0) {
+                        ak_err_set(err, -r, "create '%s': %s", cfg->ref.run_dir, strerror(-r));
+                        goto fail;
+                }
+                (void)snprintf(lock_path, sizeof(lock_path), "%s/%s.lock", cfg->ref.run_dir, cgid);
+                lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                        r = ak_err_set(err, errno, "lock '%s': %s", lock_path, strerror(errno));
+                        goto fail;
+                }
+        }
         if (cgroup_detect(why, sizeof(why)) != CGROUP_NONE) {
                 r = cgroup_create(cgid, &lim, &cg, err);
                 if (r < 0)
@@ -346,6 +366,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 s->pidfd = child.pidfd;
                 s->sync_fd = child.sync_fd;
                 s->cg = cg;
+                s->lock_fd = TAKE_FD(lock_fd);
+                memcpy(s->lock_path, lock_path, sizeof(lock_path));
                 ret_session->chan_fd = TAKE_FD(peer);
                 ret_session->priv = s;
         } else {
@@ -387,6 +409,10 @@ fail_committed:
                 (void)cgroup_destroy(&cg, NULL);
         if (!cfg->ephemeral)
                 (void)rm_rf_at(AT_FDCWD, cfg->ref.run_dir);
+        if (lock_fd >= 0) {
+                (void)unlink(lock_path);
+                close(lock_fd);
+        }
         mount_plan_free(&plan);
         seccomp_prog_free(&filter);
         return err && err->code ? -err->code : (r < 0 ? r : -EIO);
@@ -414,6 +440,10 @@ static int native_finish(struct backend_session *bs)
         if (s->sync_fd >= 0)
                 close(s->sync_fd);
         (void)cgroup_destroy(&s->cg, NULL);
+        if (s->lock_fd >= 0) {
+                (void)unlink(s->lock_path);
+                close(s->lock_fd);
+        }
         free(s);
         bs->priv = NULL;
         return 0;
@@ -492,10 +522,34 @@ static int native_resize(const struct sandbox_ref *ref, const struct backend_con
         return cgroup_set_limits(&rt.cg, &lim, err);
 }
 
-static void native_sweep(void)
+/* Removes what ephemeral runs killed before their teardown left: for each lock file nobody holds
+ * any more, the cgroup it names (empty: the sandbox died with its starter) and the file. */
+static void native_sweep(const char *ephemeral_dir)
 {
-        /* Ephemeral cgroups are named run-<uuid>; an empty one older than 10 s is a leftover. */
-        (void)cgroup_sweep("run-", 10);
+        DIR *d = ephemeral_dir ? opendir(ephemeral_dir) : NULL;
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                char id[64];
+                struct cgroup_set cg;
+                cleanup_close int fd = -1;
+
+                if (len < 10 || strncmp(de->d_name, "run-", 4) != 0 ||
+                    !streq(de->d_name + len - 5, ".lock") || len - 5 >= sizeof(id))
+                        continue;
+                fd = openat(dirfd(d), de->d_name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+                        continue; /* its run is still going */
+                memcpy(id, de->d_name, len - 5);
+                id[len - 5] = '\0';
+                if (cgroup_paths(id, &cg) == 0 && cgroup_destroy(&cg, NULL) < 0)
+                        continue;
+                (void)unlinkat(dirfd(d), de->d_name, 0);
+        }
+        closedir(d);
 }
 
 const struct backend_ops native_backend_ops = {

@@ -56,7 +56,7 @@ int backend_start(const struct backend_ops *b, const struct backend_config *cfg,
         if (cfg->ephemeral && (!ret_session || !b->finish))
                 return ak_err_set(err, EOPNOTSUPP, "backend '%s' cannot run ephemeral sandboxes",
                                   b->name);
-        if (!cfg->ephemeral && !cfg->ref.run_dir)
+        if (!cfg->ref.run_dir)
                 return ak_err_set(err, EINVAL, "a runtime directory is required");
         return b->start(cfg, ret_session, err);
 }
@@ -98,8 +98,8 @@ int backend_resize(const struct backend_ops *b, const struct sandbox_ref *ref,
         return b->resize(ref, cfg, err);
 }
 
-void backend_sweep(const struct backend_ops *b)
+void backend_sweep(const struct backend_ops *b, const char *ephemeral_dir)
 {
         if (b->sweep)
-                b->sweep();
+                b->sweep(ephemeral_dir);
 }

@@ -36,7 +36,8 @@ struct backend_config {
         char *const *env;            /* base environment of every command */
         const struct port_spec *ports;
         size_t n_ports;
-        bool ephemeral;              /* run-once: see backend_session */
+        bool ephemeral;              /* run-once: see backend_session; ref.run_dir is then a
+                                        directory shared by all ephemeral runs */
 };
 
 /* An ephemeral sandbox in use: a connected channel to its agent. The sandbox disappears, with
@@ -74,8 +75,9 @@ struct backend_ops {
         /* Optional: apply new limits to a running sandbox. */
         int (*resize)(const struct sandbox_ref *ref, const struct backend_config *cfg,
                       struct ak_err *err);
-        /* Optional: remove leftovers of ephemeral sandboxes whose starter was killed. */
-        void (*sweep)(void);
+        /* Optional: remove leftovers of ephemeral sandboxes whose starter was killed.
+         * ephemeral_dir is the run_dir given to ephemeral starts. */
+        void (*sweep)(const char *ephemeral_dir);
 };
 
 /* Looks a backend up by name (upstream's names: "native", "docker", ...). */
@@ -98,7 +100,7 @@ int backend_connect(const struct backend_ops *b, const struct sandbox_ref *ref,
                     struct ak_err *err);
 int backend_resize(const struct backend_ops *b, const struct sandbox_ref *ref,
                    const struct backend_config *cfg, struct ak_err *err);
-void backend_sweep(const struct backend_ops *b);
+void backend_sweep(const struct backend_ops *b, const char *ephemeral_dir);
 
 extern const struct backend_ops native_backend_ops;
 #ifdef AK_TEST_BACKENDS

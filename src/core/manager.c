@@ -19,6 +19,9 @@
 #include "shared/random-util.h"
 #include "shared/time-util.h"
 
+/* Shared run directory of ephemeral sandboxes (not a valid sandbox name: no clash). */
+#define EPHEMERAL_RUN_DIR ".ephemeral"
+
 int manager_open(struct manager **ret, struct ak_err *err)
 {
         struct manager *m = calloc(1, sizeof(*m));
@@ -105,7 +108,8 @@ static int plan_from_state(struct manager *m, const struct sandbox_state *st, bo
                 p->ports[i].container_port = st->ports[i].container_port;
                 p->ports[i].udp = st->ports[i].udp;
         }
-        if (!ephemeral && !(p->run_dir = store_run_dir(m->store, st->name)))
+        p->run_dir = store_run_dir(m->store, ephemeral ? EPHEMERAL_RUN_DIR : st->name);
+        if (!p->run_dir)
                 goto oom;
 
         p->cfg.ref.name = st->name;
@@ -511,7 +515,8 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
 void manager_sweep(struct manager *m)
 {
         const struct backend_ops *const *all = backend_all();
-        (void)m;
-        for (size_t i = 0; all[i]; i++)
-                backend_sweep(all[i]);
+        cleanup_free char *dir = store_run_dir(m->store, EPHEMERAL_RUN_DIR);
+
+        for (size_t i = 0; dir && all[i]; i++)
+                backend_sweep(all[i], dir);
 }

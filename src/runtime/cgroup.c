@@ -362,38 +362,3 @@ int cgroup_stats(const struct cgroup_set *cg, struct cgroup_stats *ret)
         }
         return 0;
 }
-
-int cgroup_sweep(const char *prefix, unsigned min_age_s)
-{
-        char why[256];
-        enum cgroup_mode mode = cgroup_detect(why, sizeof(why));
-        size_t n = mode == CGROUP_V2 ? 1 : mode == CGROUP_V1 ? CGROUP_MAX_HIER : 0;
-        time_t now = time(NULL);
-        int removed = 0;
-
-        for (size_t i = 0; i < n; i++) {
-                char parent[PATH_MAX];
-                DIR *d;
-                struct dirent *de;
-
-                if (hier_parent(mode, i, parent, sizeof(parent)) < 0)
-                        continue;
-                d = opendir(parent);
-                if (!d)
-                        continue;
-                while ((de = readdir(d))) {
-                        struct stat st;
-                        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
-                                continue;
-                        if (fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISDIR(st.st_mode))
-                                continue;
-                        if (now - st.st_mtime < (time_t)min_age_s)
-                                continue;
-                        /* rmdir fails with EBUSY while processes remain: never kills anything */
-                        if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0)
-                                removed++;
-                }
-                closedir(d);
-        }
-        return removed;
-}

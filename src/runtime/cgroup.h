@@ -67,7 +67,3 @@ int cgroup_destroy(const struct cgroup_set *cg, struct ak_err *err);
 bool cgroup_populated(const struct cgroup_set *cg);
 
 int cgroup_stats(const struct cgroup_set *cg, struct cgroup_stats *ret);
-
-/* Removes empty cgroups named `<prefix>*` older than min_age_s (leftovers of ephemeral runs whose
- * starter was killed). Returns the number removed. */
-int cgroup_sweep(const char *prefix, unsigned min_age_s);

@@ -42,12 +42,22 @@ static const char *slirp_path(void)
 
 bool net_available(char *why, size_t why_len)
 {
-        if (slirp_path())
-                return true;
-        (void)snprintf(why, why_len,
-                       "slirp4netns was not found (apt-get install slirp4netns), so sandboxes "
-                       "cannot have network; use --no-network");
-        return false;
+        if (!slirp_path()) {
+                (void)snprintf(why, why_len,
+                               "slirp4netns was not found (apt-get install slirp4netns), so "
+                               "sandboxes cannot have network; use --no-network");
+                return false;
+        }
+        /* Unprivileged, slirp4netns opens the tun device itself inside the sandbox. */
+        if (geteuid() != 0 && access("/dev/net/tun", R_OK | W_OK) < 0) {
+                (void)snprintf(why, why_len,
+                               "rootless sandboxes need read-write access to /dev/net/tun for "
+                               "network (here: %s); run as root, make it mode 0666, or use "
+                               "--no-network",
+                               strerror(errno));
+                return false;
+        }
+        return true;
 }
 
 /* One request on slirp4netns' API socket. */

@@ -57,7 +57,7 @@ static const char *const allow_restrictive[] = {
         "getpgid", "getpgrp", "getpid", "getppid", "getpriority", "getrandom", "getresgid",
         "getresuid", "getrlimit", "getrusage", "getsid", "getsockname", "getsockopt", "gettid",
         "gettimeofday", "getuid", "getxattr", "inotify_add_watch", "inotify_init",
-        "inotify_init1", "inotify_rm_watch", "ioctl", "kill", "landlock_add_rule",
+        "inotify_init1", "inotify_rm_watch", "kill", "landlock_add_rule",
         "landlock_create_ruleset", "landlock_restrict_self", "lchown", "lgetxattr", "link",
         "linkat", "listen", "listxattr", "llistxattr", "lremovexattr", "lseek", "lsetxattr",
         "lstat", "madvise", "membarrier", "memfd_create", "mincore", "mkdir", "mkdirat",
@@ -162,13 +162,26 @@ int seccomp_build(enum seccomp_profile p, struct sock_fprog *ret, struct ak_err 
         /* clone3 passes its flags in memory seccomp cannot read: make libc fall back to clone. */
         if (r >= 0)
                 r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-        /* Terminal injection into the host's terminal; the command is 32 bits wide. */
-        if (r >= 0)
+        /* Terminal injection (TIOCSTI, TIOCLINUX). The kernel reads the request as 32 bits,
+         * so only the low 32 bits are compared: high bits cannot smuggle it past. */
+        if (r >= 0 && allowlist) {
+                /* An allow-list cannot add a deny rule (it is the default action), and one rule
+                 * cannot compare an argument twice: allow every request around the two. */
+                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                                     SCMP_A1_32(SCMP_CMP_LT, TIOCSTI));
+                for (unsigned req = TIOCSTI + 1; r >= 0 && req < TIOCLINUX; req++)
+                        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                                             SCMP_A1_32(SCMP_CMP_EQ, req));
+                if (r >= 0)
+                        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                                             SCMP_A1_32(SCMP_CMP_GT, TIOCLINUX));
+        }
+        if (r >= 0 && !allowlist)
                 r = seccomp_rule_add(ctx, deny, SCMP_SYS(ioctl), 1,
-                                     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCSTI));
-        if (r >= 0)
+                                     SCMP_A1_32(SCMP_CMP_EQ, TIOCSTI));
+        if (r >= 0 && !allowlist)
                 r = seccomp_rule_add(ctx, deny, SCMP_SYS(ioctl), 1,
-                                     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, TIOCLINUX));
+                                     SCMP_A1_32(SCMP_CMP_EQ, TIOCLINUX));
         if (r < 0)
                 return ak_err_set(err, -r, "seccomp: adding rules: %s", strerror(-r));
 

@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Fixtures for integration tests: the real agentkernel binary against real namespaces.
+
+Every test gets its own data directory. After each test the fixture removes whatever sandboxes
+the test left and then checks that nothing of them remains on the host: no agent process, no
+cgroup, no runtime directory.
+"""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+AK = os.environ.get("AGENTKERNEL_BIN", str(ROOT / "build" / "src" / "agentkernel"))
+AGENT = os.environ.get("AGENTKERNEL_AGENT", str(ROOT / "build" / "src" / "agentkernel-agent"))
+CGROUP_DIRS = [
+    "/sys/fs/cgroup/agentkernel",
+    "/sys/fs/cgroup/memory/agentkernel",
+    "/sys/fs/cgroup/pids/agentkernel",
+    "/sys/fs/cgroup/cpu/agentkernel",
+]
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+class Result:
+    def __init__(self, proc):
+        self.rc = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr
+
+    @property
+    def stdout(self):
+        return self.out.decode("utf-8", "replace")
+
+    @property
+    def stderr(self):
+        return self.err.decode("utf-8", "replace")
+
+    def __repr__(self):
+        return f"<rc={self.rc} out={self.out[:400]!r} err={self.err[:400]!r}>"
+
+
+class Ak:
+    """Runs the CLI with an isolated data directory."""
+
+    def __init__(self, data_dir, env=None, prefix=None):
+        self.data_dir = pathlib.Path(data_dir)
+        self.env = dict(os.environ)
+        self.env["AGENTKERNEL_DATA_DIR"] = str(self.data_dir)
+        self.env["AGENTKERNEL_AGENT"] = AGENT
+        self.env.pop("AGENTKERNEL_TEST_HOOK", None)
+        if env:
+            self.env.update(env)
+        self.prefix = prefix or []
+
+    def __call__(self, *args, input=None, timeout=120, env=None, check=False):
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        proc = subprocess.run(
+            self.prefix + [AK] + [str(a) for a in args],
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            env=e,
+        )
+        res = Result(proc)
+        if check:
+            assert res.rc == 0, res
+        return res
+
+    def popen(self, *args, env=None, **kw):
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        return subprocess.Popen(self.prefix + [AK] + [str(a) for a in args], env=e, **kw)
+
+    def list(self):
+        res = self(  "list", "--json", check=True)
+        return json.loads(res.out)
+
+    def names(self):
+        return sorted(s["name"] for s in self.list())
+
+    def state_file(self, name):
+        return self.data_dir / "sandboxes" / f"{name}.json"
+
+    def state(self, name):
+        return json.loads(self.state_file(name).read_text())
+
+
+def agent_pids():
+    """Host pids of every agentkernel-agent process."""
+    pids = []
+    for p in pathlib.Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            comm = (p / "comm").read_text().strip()
+            stat = (p / "stat").read_text()
+        except OSError:
+            continue
+        state = stat.rsplit(")", 1)[1].split()[0]
+        if comm.startswith("agentkernel-age") and state not in ("Z", "X"):
+            pids.append(int(p.name))
+    return pids
+
+
+def sandbox_cgroups(uuid):
+    found = []
+    for d in CGROUP_DIRS:
+        for prefix in ("", "run-"):
+            p = pathlib.Path(d) / f"{prefix}{uuid}"
+            if p.exists():
+                found.append(str(p))
+    return found
+
+
+def assert_nothing_left(ak, uuids):
+    """No agents of ours, no cgroups, no runtime dirs, no state files."""
+    deadline = time.time() + 5
+    while True:
+        leftovers = []
+        for u in uuids:
+            leftovers += sandbox_cgroups(u)
+        run_dir = ak.data_dir / "run"
+        if run_dir.exists():
+            leftovers += [str(p) for p in run_dir.iterdir() if p.name != ".ephemeral"]
+            eph = run_dir / ".ephemeral"
+            if eph.exists():  # the shared directory of ephemeral runs stays, empty
+                leftovers += [str(p) for p in eph.iterdir()]
+        sb = ak.data_dir / "sandboxes"
+        if sb.exists():
+            leftovers += [str(p) for p in sb.iterdir() if p.suffix == ".json"]
+        if not leftovers or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert not leftovers, f"left behind: {leftovers}"
+
+
+def assert_no_new_agents(before):
+    deadline = time.time() + 5
+    while True:
+        new = set(agent_pids()) - before
+        if not new or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert not new, f"agent processes left running: {sorted(new)}"
+
+
+@pytest.fixture
+def ak(tmp_path):
+    before = set(agent_pids())
+    inst = Ak(tmp_path / "data")
+    yield inst
+    uuids = []
+    try:
+        for s in inst.list():
+            uuids.append(s["uuid"])
+            inst("remove", s["name"], timeout=60)
+    except Exception:  # the test may have broken the store on purpose
+        pass
+    assert_nothing_left(inst, uuids)
+    assert_no_new_agents(before)
+
+
+@pytest.fixture
+def sandbox(ak):
+    """A running sandbox named 'box' with network off (fast, and no host dependency)."""
+    res = ak("create", "box", "--no-network")
+    assert res.rc == 0, res
+    return "box"
+
+
+needs_root = pytest.mark.skipif(not is_root(), reason="needs root (CI runs as root)")
+
+
+def have(cmd):
+    return shutil.which(cmd) is not None
