@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Rootless: agentkernel run by an unprivileged user (here: nobody) still isolates."""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import AGENT, AK, Ak, needs_root
+
+pytestmark = [needs_root, pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv")]
+NOBODY = 65534
+
+
+@pytest.fixture
+def rl():
+    home = pathlib.Path(tempfile.mkdtemp(prefix="ak-rootless-"))
+    os.chown(home, NOBODY, NOBODY)
+    inst = Ak(home / "data", env={"HOME": str(home)},
+              prefix=["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"])
+    probe = subprocess.run(inst.prefix + ["unshare", "-Ur", "true"], capture_output=True)
+    if probe.returncode != 0:
+        shutil.rmtree(home)
+        pytest.skip("unprivileged user namespaces are disabled on this host")
+    yield inst
+    for s in json.loads(inst("list", "--json").out or b"[]"):
+        inst("remove", s["name"])
+    shutil.rmtree(home)
+
+
+def test_rootless_run(rl):
+    res = rl("run", "--no-network", "--", "sh", "-c", "id -u; cat /proc/self/uid_map; hostname")
+    assert res.rc == 0, res
+    lines = res.stdout.split("\n")
+    assert lines[0] == "0"
+    assert lines[1].split() == ["0", str(NOBODY), "1"]  # only our own uid is mapped
+    assert lines[2] == "agentkernel"
+
+
+def test_rootless_lifecycle(rl):
+    assert rl("create", "mine", "--no-network").rc == 0
+    res = rl("exec", "mine", "--", "sh", "-c", "echo hi > /tmp/x; cat /tmp/x")
+    assert res.stdout == "hi\n", res
+    res = rl("exec", "mine", "--", "sh", "-c", "touch /usr/bin/x")
+    assert res.rc != 0
+    assert rl("stop", "mine").rc == 0
+    assert rl("remove", "mine").rc == 0
+    assert json.loads(rl("list", "--json").out) == []
+
+
+def test_rootless_network_or_a_clear_reason(rl):
+    res = rl("run", "--network", "--", "true")
+    if (os.stat("/dev/net/tun").st_mode & 0o006) == 0o006:  # world read-write
+        assert res.rc == 0, res
+    else:
+        assert res.rc == 125 and "/dev/net/tun" in res.stderr, res
+
+
+def test_rootless_doctor(rl):
+    res = rl("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(res.out)["checks"]}
+    assert checks["namespaces"]["status"] == "ok"
+    assert checks["sandbox"]["status"] == "ok", checks["sandbox"]
