@@ -100,9 +100,9 @@ int cmd_start(int argc, char **argv)
                 struct sandbox_state *st = NULL;
                 ak_err_clear(&err);
                 if (backend && store_load(m->store, a.pos[i], &st, &err) == 0 &&
-                    !streq(manager_backend_of(st)->name, backend)) {
+                    !streq(manager_backend_name(st), backend)) {
                         cli_error("sandbox '%s' uses backend '%s', not '%s'", a.pos[i],
-                                  manager_backend_of(st)->name, backend);
+                                  manager_backend_name(st), backend);
                         state_free(st);
                         r = EXIT_FAILURE_;
                         continue;

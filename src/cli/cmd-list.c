@@ -81,7 +81,7 @@ static json_t *sandbox_json(const struct sandbox_state *st, bool running)
         json_object_set_new(o, "name", json_string(st->name));
         json_object_set_new(o, "uuid", json_string(st->uuid));
         json_object_set_new(o, "status", json_string(state_status(st, running)));
-        json_object_set_new(o, "backend", json_string(manager_backend_of(st)->name));
+        json_object_set_new(o, "backend", json_string(manager_backend_name(st)));
         json_object_set_new(o, "image", json_string(st->image));
         json_object_set_new(o, "vcpus", json_integer(st->vcpus));
         json_object_set_new(o, "memory_mb", json_integer((json_int_t)st->memory_mb));
@@ -171,7 +171,7 @@ int cmd_list(int argc, char **argv)
                                         st->ports[p].container_port, st->ports[p].udp ? "/udp" : "");
                         printf("%-30s %-10s %-10s %-15s %-20s %s\n", st->name,
                                state_status(st, manager_is_running(m, st)),
-                               manager_backend_of(st)->name, "-", labels, ports);
+                               manager_backend_name(st), "-", labels, ports);
                 }
         }
         r = EXIT_OK;

@@ -46,11 +46,24 @@ void manager_free(struct manager *m)
         free(m);
 }
 
-const struct backend_ops *manager_backend_of(const struct sandbox_state *st)
+const char *manager_backend_name(const struct sandbox_state *st)
 {
         const char *name = state_backend(st);
-        const struct backend_ops *b = name ? backend_find(name) : NULL;
-        return b ? b : backend_default();
+        return name ? name : backend_default()->name;
+}
+
+int manager_backend(const struct sandbox_state *st, const struct backend_ops **ret,
+                    struct ak_err *err)
+{
+        const struct backend_ops *b = backend_find(manager_backend_name(st));
+
+        if (!b)
+                return ak_err_set(err, ENOTSUP,
+                                  "sandbox '%s' uses the '%s' backend, which this build of "
+                                  "agentkernel does not have",
+                                  st->name, manager_backend_name(st));
+        *ret = b;
+        return 0;
 }
 
 static void now_rfc3339(char out[RFC3339_MAX])
@@ -306,9 +319,11 @@ bool manager_is_running(struct manager *m, const struct sandbox_state *st)
         cleanup_free char *run_dir = store_run_dir(m->store, st->name);
         struct sandbox_ref ref = {st->name, st->uuid, run_dir};
 
-        if (!run_dir)
+        const struct backend_ops *b;
+
+        if (!run_dir || manager_backend(st, &b, NULL) < 0)
                 return false;
-        return backend_status(manager_backend_of(st), &ref, &bs) >= 0 && bs.running;
+        return backend_status(b, &ref, &bs) >= 0 && bs.running;
 }
 
 int manager_start(struct manager *m, const char *name, struct ak_err *err)
@@ -339,7 +354,9 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
                 r = ak_err_set(err, EALREADY, "sandbox '%s' is already running", name);
                 goto out;
         }
-        b = manager_backend_of(st);
+        r = manager_backend(st, &b, err);
+        if (r < 0)
+                goto out;
         if (!backend_probe(b, why, sizeof(why))) {
                 r = ak_err_set(err, ENOTSUP, "backend '%s' is not available: %s", b->name, why);
                 goto out;
@@ -377,10 +394,13 @@ int manager_stop(struct manager *m, const char *name, struct ak_err *err)
         r = store_load(m->store, name, &st, err);
         if (r >= 0) {
                 struct sandbox_ref ref = {st->name, st->uuid, NULL};
+                const struct backend_ops *b;
                 run_dir = store_run_dir(m->store, name);
                 ref.run_dir = run_dir;
-                r = run_dir ? backend_stop(manager_backend_of(st), &ref, err)
-                            : ak_err_set(err, ENOMEM, "out of memory");
+                r = manager_backend(st, &b, err);
+                if (r >= 0)
+                        r = run_dir ? backend_stop(b, &ref, err)
+                                    : ak_err_set(err, ENOMEM, "out of memory");
                 if (r < 0)
                         ak_err_prefix(err, "cannot stop sandbox '%s'", name);
         }
@@ -416,8 +436,11 @@ int manager_remove(struct manager *m, const char *name, struct ak_err *err)
         {
                 /* A corrupt record is still removable: its runtime files say what runs. */
                 struct sandbox_ref ref = {name, st ? st->uuid : NULL, run_dir};
-                const struct backend_ops *b = st ? manager_backend_of(st) : backend_default();
-                r = run_dir ? backend_stop(b, &ref, err) : ak_err_set(err, ENOMEM, "out of memory");
+                const struct backend_ops *b = backend_default();
+                r = st ? manager_backend(st, &b, err) : 0;
+                if (r >= 0)
+                        r = run_dir ? backend_stop(b, &ref, err)
+                                    : ak_err_set(err, ENOMEM, "out of memory");
         }
         if (r < 0) {
                 ak_err_prefix(err, "cannot remove sandbox '%s'", name);
@@ -454,8 +477,11 @@ int manager_connect(struct manager *m, const char *name, struct sandbox_state **
         run_dir = store_run_dir(m->store, name);
         {
                 struct sandbox_ref ref = {st->name, st->uuid, run_dir};
-                fd = run_dir ? backend_connect(manager_backend_of(st), &ref, err)
-                             : ak_err_set(err, ENOMEM, "out of memory");
+                const struct backend_ops *b;
+                fd = manager_backend(st, &b, err);
+                if (fd >= 0)
+                        fd = run_dir ? backend_connect(b, &ref, err)
+                                     : ak_err_set(err, ENOMEM, "out of memory");
         }
         if (fd < 0) {
                 state_free(st);
@@ -492,7 +518,11 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
         r = state_from_opts(&eo, &st, err);
         if (r < 0)
                 return r;
-        b = manager_backend_of(st);
+        r = manager_backend(st, &b, err);
+        if (r < 0) {
+                state_free(st);
+                return r;
+        }
         if (!backend_probe(b, why, sizeof(why))) {
                 state_free(st);
                 return ak_err_set(err, ENOTSUP, "backend '%s' is not available: %s", b->name, why);

@@ -57,8 +57,11 @@ int manager_stop(struct manager *m, const char *name, struct ak_err *err);
 /* Stops and forgets a sandbox: nothing of it remains (processes, cgroups, files, lock). */
 int manager_remove(struct manager *m, const char *name, struct ak_err *err);
 
-/* Backend of a recorded sandbox (its own, or the default when it names none). */
-const struct backend_ops *manager_backend_of(const struct sandbox_state *st);
+/* Name of a recorded sandbox's backend (its own, or the default when it names none). */
+const char *manager_backend_name(const struct sandbox_state *st);
+/* The backend itself; -ENOTSUP (with a message) when this build does not have it. */
+int manager_backend(const struct sandbox_state *st, const struct backend_ops **ret,
+                    struct ak_err *err);
 bool manager_is_running(struct manager *m, const struct sandbox_state *st);
 
 /* Loads a sandbox that must be running and connects to its agent. Returns the fd; *ret_state
