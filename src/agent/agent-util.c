@@ -179,41 +179,32 @@ fail:
         return NULL;
 }
 
-static int cap_last(void)
+int agent_limit_child_caps(uint64_t caps)
 {
-        static int last = -1;
-        if (last < 0) {
-                char b[16] = {0};
-                int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-                if (fd >= 0) {
-                        if (read(fd, b, sizeof(b) - 1) > 0)
-                                last = atoi(b); /* NOLINT: kernel-provided small integer */
-                        close(fd);
+        for (int c = 0; c <= 63; c++) {
+                if (caps & (1ull << c))
+                        continue;
+                if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
+                        if (errno == EINVAL)
+                                break; /* past the last capability this kernel knows */
+                        return -errno;
                 }
-                if (last <= 0)
-                        last = CAP_LAST_CAP;
         }
-        return last;
+        return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL
+                       ? -errno
+                       : 0;
 }
 
 int agent_child_setup(const struct agent_user *u, const char *cwd)
 {
         sigset_t all;
-        int last = cap_last();
 
-        /* Signals: commands start with default dispositions and nothing blocked. */
-        for (int s = 1; s < NSIG; s++)
-                if (s != SIGKILL && s != SIGSTOP)
-                        (void)signal(s, SIG_DFL);
+        /* Signals: execve resets caught signals to their default; ignored ones (only SIGPIPE in
+         * the agent) must be reset by hand. Nothing stays blocked. Capabilities need nothing
+         * here: the agent lowered the bounding set for all its children at start-up. */
+        (void)signal(SIGPIPE, SIG_DFL);
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
-
-        /* Capabilities: the bounding set decides what a root command gets at execve. */
-        for (int c = 0; c <= last; c++)
-                if (!(agent_cfg.child_caps & (1ull << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 &&
-                    errno != EINVAL)
-                        return -errno;
-        (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 
         if (u) {
                 if (setgroups(1, &u->gid) < 0 && errno != EPERM)

@@ -162,6 +162,31 @@ static void untrack_handler(pid_t pid)
                         handlers[i] = 0;
 }
 
+/* A spare handler is forked ahead of time and waits in accept(), so a connection never waits
+ * for a fork (about a millisecond on a busy virtual machine). It tells PID 1 through spare_note
+ * when it has taken a connection, and PID 1 forks the next one. */
+static pid_t spare_pid;
+static int spare_note[2] = {-1, -1};
+
+/* Signals PID 1 catches (and blocks, to read them through a signalfd). */
+static const int pid1_signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+
+/* In a new handler process: drop what only PID 1 needs, default signals. */
+static void become_handler(int sigfd, int sync_fd)
+{
+        sigset_t none;
+
+        close(sigfd);
+        if (sync_fd >= 0)
+                close(sync_fd);
+        if (spare_note[0] >= 0)
+                close(spare_note[0]);
+        for (size_t i = 0; i < ARRAY_SIZE(pid1_signals); i++)
+                (void)signal(pid1_signals[i], SIG_DFL);
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 static void spawn_handler(int conn, int sigfd, int listen_fd, int sync_fd)
 {
         pid_t pid = fork();
@@ -171,20 +196,44 @@ static void spawn_handler(int conn, int sigfd, int listen_fd, int sync_fd)
                 return;
         }
         if (pid == 0) {
-                sigset_t none;
-                close(sigfd);
-                if (listen_fd >= 0 && listen_fd != conn)
+                become_handler(sigfd, sync_fd);
+                if (listen_fd >= 0)
                         close(listen_fd);
-                if (sync_fd >= 0)
-                        close(sync_fd);
-                for (int s = 1; s < NSIG; s++)
-                        if (s != SIGKILL && s != SIGSTOP)
-                                (void)signal(s, SIG_DFL);
-                (void)signal(SIGPIPE, SIG_IGN);
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
+                if (spare_note[1] >= 0)
+                        close(spare_note[1]);
                 _exit(serve_connection(conn) < 0 ? 1 : 0);
         }
+        track_handler(pid);
+}
+
+static void spawn_spare(int sigfd, int listen_fd, int sync_fd)
+{
+        pid_t pid = fork();
+
+        if (pid < 0) {
+                agent_log("fork spare handler: %s", strerror(errno));
+                spare_pid = 0; /* PID 1 accepts itself until a fork works again */
+                return;
+        }
+        if (pid == 0) {
+                int conn;
+                become_handler(sigfd, sync_fd);
+                for (;;) {
+                        struct pollfd p = {listen_fd, POLLIN, 0};
+                        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                                _exit(1);
+                        conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                        if (conn >= 0)
+                                break;
+                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                                _exit(1);
+                }
+                close(listen_fd);
+                (void)write_all(spare_note[1], "x", 1);
+                close(spare_note[1]);
+                _exit(serve_connection(conn) < 0 ? 1 : 0);
+        }
+        spare_pid = pid;
         track_handler(pid);
 }
 
@@ -300,6 +349,10 @@ int main(int argc, char **argv)
         if ((listen_fd < 0) == (conn_fd < 0) || optind != argc)
                 usage();
         agent_cfg.is_init = getpid() == 1;
+        if (agent_cfg.child_caps != ~0ull && agent_limit_child_caps(agent_cfg.child_caps) < 0) {
+                agent_log("cannot lower the capability bounding set: %s", strerror(errno));
+                return 1; /* fail closed: commands must never get more than they should */
+        }
         agent_cfg.base_env = environ;
         if (!agent_cfg.is_init)
                 (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -315,12 +368,9 @@ int main(int argc, char **argv)
          * disposition is the default, SIGCHLD included. They stay blocked; signalfd reads them
          * together with the sender, so signals sent from inside the sandbox can be ignored. */
         sigemptyset(&mask);
-        {
-                const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
-                for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
-                        (void)sigaction(sigs[i], &sa, NULL);
-                        sigaddset(&mask, sigs[i]);
-                }
+        for (size_t i = 0; i < ARRAY_SIZE(pid1_signals); i++) {
+                (void)sigaction(pid1_signals[i], &sa, NULL);
+                sigaddset(&mask, pid1_signals[i]);
         }
         sigprocmask(SIG_BLOCK, &mask, NULL);
         (void)signal(SIGPIPE, SIG_IGN);
@@ -330,20 +380,28 @@ int main(int argc, char **argv)
                 return 1;
         }
         if (conn_fd >= 0) {
-                spawn_handler(conn_fd, sigfd, -1, sync_fd);
-                close(conn_fd);
+                /* One request, served right here (no fork on the way), then the sandbox ends. */
+                (void)serve_connection(conn_fd);
+                shutdown_all();
         }
-        if (listen_fd >= 0)
-                (void)fd_set_nonblock(listen_fd, true);
+        (void)fd_set_nonblock(listen_fd, true);
+        if (pipe2(spare_note, O_CLOEXEC | O_NONBLOCK) < 0) {
+                agent_log("pipe: %s", strerror(errno));
+                return 1;
+        }
+        spawn_spare(sigfd, listen_fd, sync_fd);
 
         for (;;) {
-                struct pollfd p[3];
+                struct pollfd p[4];
                 nfds_t n = 0;
-                int i_listen = -1, i_sync = -1;
+                int i_listen = -1, i_sync = -1, i_note;
                 struct signalfd_siginfo si;
+                bool respawn = false;
 
                 p[n++] = (struct pollfd){sigfd, POLLIN, 0};
-                if (listen_fd >= 0) {
+                i_note = (int)n;
+                p[n++] = (struct pollfd){spare_note[0], POLLIN, 0};
+                if (spare_pid == 0) {
                         i_listen = (int)n;
                         p[n++] = (struct pollfd){listen_fd, POLLIN, 0};
                 }
@@ -369,6 +427,17 @@ int main(int argc, char **argv)
                         if (pid <= 0)
                                 break;
                         untrack_handler(pid);
+                        if (pid == spare_pid) {
+                                spare_pid = 0; /* died without taking a connection */
+                                respawn = true;
+                        }
+                }
+                if (p[i_note].revents & POLLIN) {
+                        char drain[64];
+                        while (read(spare_note[0], drain, sizeof(drain)) > 0)
+                                ;
+                        spare_pid = 0;
+                        respawn = true;
                 }
                 if (i_listen >= 0 && (p[i_listen].revents & POLLIN)) {
                         int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
@@ -376,7 +445,10 @@ int main(int argc, char **argv)
                                 spawn_handler(conn, sigfd, listen_fd, sync_fd);
                                 close(conn);
                         }
+                        respawn = true;
                 }
+                if (respawn && spare_pid == 0)
+                        spawn_spare(sigfd, listen_fd, sync_fd);
                 if (i_sync >= 0 && p[i_sync].revents) {
                         char c2 = 0;
                         ssize_t got = read(sync_fd, &c2, 1);

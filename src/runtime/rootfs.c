@@ -50,8 +50,11 @@ static bool etc_allowed(const char *name)
         return false;
 }
 
-/* Mirrors a host path at the same place: a symlink stays a symlink, a directory or file is
- * bound read-only. Missing paths are skipped. */
+#define COPY_MAX (64u << 10) /* small files are copied in: cheaper than a bind mount each */
+
+/* Mirrors a host path at the same place: a symlink stays a symlink, a small file is copied (the
+ * root is read-only afterwards, like a bind would be), a directory or large file is bound
+ * read-only. Missing or unreadable paths are skipped. */
 static int mirror_ro(struct mount_plan *p, const char *path)
 {
         struct stat st;
@@ -66,6 +69,13 @@ static int mirror_ro(struct mount_plan *p, const char *path)
                         return 0;
                 target[n] = '\0';
                 return mount_plan_add(p, MOP_SYMLINK, target, path, NULL, 0, 0);
+        }
+        if (S_ISREG(st.st_mode) && st.st_size <= COPY_MAX && (st.st_mode & 0004)) {
+                cleanup_buf struct buf b = BUF_INIT;
+                if (read_file_at(AT_FDCWD, path, &b, COPY_MAX) < 0)
+                        return 0;
+                return mount_plan_add_bytes(p, path, b.data ? b.data : "", b.len,
+                                            st.st_mode & 0755);
         }
         if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))
                 return mount_plan_add(p, MOP_BIND_RO, path, path, NULL, 0, MOP_OPTIONAL);

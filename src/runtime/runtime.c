@@ -107,15 +107,21 @@ int mount_plan_add(struct mount_plan *p, enum mount_op_type type, const char *sr
         return plan_push(p, &op);
 }
 
-int mount_plan_add_file(struct mount_plan *p, const char *dst, const char *content, unsigned mode)
+int mount_plan_add_bytes(struct mount_plan *p, const char *dst, const char *data, size_t len,
+                         unsigned mode)
 {
-        struct mount_op op = {.type = MOP_FILE, .mode = mode, .len = strlen(content)};
+        struct mount_op op = {.type = MOP_FILE, .mode = mode, .len = len};
 
         op.dst = plan_keep(p, dst, strlen(dst));
-        op.src = plan_keep(p, content, op.len);
+        op.src = plan_keep(p, data, len);
         if (!op.dst || !op.src)
                 return -ENOMEM;
         return plan_push(p, &op);
+}
+
+int mount_plan_add_file(struct mount_plan *p, const char *dst, const char *content, unsigned mode)
+{
+        return mount_plan_add_bytes(p, dst, content, strlen(content), mode);
 }
 
 /* ---- the child (no allocation from here to execve) ---- */

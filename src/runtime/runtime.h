@@ -56,6 +56,8 @@ void mount_plan_free(struct mount_plan *p);
 int mount_plan_add(struct mount_plan *p, enum mount_op_type type, const char *src,
                    const char *dst, const char *data, unsigned mode, unsigned flags);
 int mount_plan_add_file(struct mount_plan *p, const char *dst, const char *content, unsigned mode);
+int mount_plan_add_bytes(struct mount_plan *p, const char *dst, const char *data, size_t len,
+                         unsigned mode);
 
 struct runtime_spec {
         bool rootless;            /* map only the caller's uid/gid, as an unprivileged user */

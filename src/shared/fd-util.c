@@ -156,6 +156,11 @@ int mkdir_p(const char *path, mode_t mode)
 
         if (len == 0 || len >= sizeof(tmp))
                 return -EINVAL;
+        /* The common case: everything but the leaf exists already. */
+        if (mkdir(path, mode) == 0 || errno == EEXIST)
+                return 0;
+        if (errno != ENOENT)
+                return -errno;
         memcpy(tmp, path, len + 1);
         for (char *p = tmp + 1; *p; p++) {
                 if (*p != '/')
