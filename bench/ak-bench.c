@@ -158,11 +158,11 @@ int main(int argc, char **argv)
         char *a_run[] = {ak_mut, "run", "--", "/bin/true", NULL};
         char *a_exec[] = {ak_mut, "exec", "bench", "--", "/bin/true", NULL};
         struct row rows[] = {
-                {"fork+exec /bin/true", a_true, NULL, 0, false},
-                {"bwrap --unshare-all", a_bwrap, NULL, 0, false},
-                {"agentkernel run --no-network", a_run_nonet, NULL, 0, false},
-                {"agentkernel run (network on)", a_run, NULL, 0, false},
-                {"agentkernel exec (running)", a_exec, NULL, 0, false},
+            {"fork+exec /bin/true", a_true, NULL, 0, false},
+            {"bwrap --unshare-all", a_bwrap, NULL, 0, false},
+            {"agentkernel run --no-network", a_run_nonet, NULL, 0, false},
+            {"agentkernel run (network on)", a_run, NULL, 0, false},
+            {"agentkernel exec (running)", a_exec, NULL, 0, false},
         };
         size_t nrows = sizeof(rows) / sizeof(rows[0]);
 

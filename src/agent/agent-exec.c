@@ -10,13 +10,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
-#include <sched.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -32,7 +32,6 @@
 
 #define OUT_HIGH_WATER (1u << 20) /* stop reading the command's output above this */
 #define STDIN_HIGH_WATER (1u << 20)
-
 
 struct exec_req {
         char **argv;
@@ -283,11 +282,11 @@ static int open_pty(int *ret_master, char *slave, size_t slave_len, uint64_t row
 struct session {
         struct ak_conn conn;
         pid_t pid;
-        int in_fd;              /* command's stdin (pipe write end or pty master), -1 when closed */
-        int out_fd, err_fd;     /* command's output (pty master for out_fd in tty mode) */
+        int in_fd;          /* command's stdin (pipe write end or pty master), -1 when closed */
+        int out_fd, err_fd; /* command's output (pty master for out_fd in tty mode) */
         bool tty;
-        struct buf pending_in;  /* stdin not yet written to the command */
-        bool stdin_eof;         /* host sent STDIN_EOF */
+        struct buf pending_in; /* stdin not yet written to the command */
+        bool stdin_eof;        /* host sent STDIN_EOF */
         bool exited;
         int status;
         int sigfd;
@@ -383,7 +382,7 @@ static void reap(struct session *s)
                         s->exited = true;
                         s->status = status;
                         s->drain_until_ns =
-                                now_monotonic_ns() + AGENT_DRAIN_GRACE_MS * NSEC_PER_MSEC;
+                            now_monotonic_ns() + AGENT_DRAIN_GRACE_MS * NSEC_PER_MSEC;
                 }
         }
 }
@@ -411,10 +410,10 @@ static int session_run(struct session *s)
 
                 i_conn = n;
                 p[n++] = (struct pollfd){
-                        s->conn.fd,
-                        (short)((s->pending_in.len < STDIN_HIGH_WATER && !s->conn.eof ? POLLIN : 0) |
-                                (s->conn.out.len ? POLLOUT : 0)),
-                        0};
+                    s->conn.fd,
+                    (short)((s->pending_in.len < STDIN_HIGH_WATER && !s->conn.eof ? POLLIN : 0) |
+                            (s->conn.out.len ? POLLOUT : 0)),
+                    0};
                 if (s->out_fd >= 0 && s->conn.out.len < OUT_HIGH_WATER) {
                         i_out = n;
                         p[n++] = (struct pollfd){s->out_fd, POLLIN, 0};
@@ -570,8 +569,8 @@ int agent_serve_exec(int fd, const struct ak_msg *msg)
                 return r;
         }
         if (req.timeout_ms)
-                s.deadline_ns = now_monotonic_ns() + (int64_t)MIN(req.timeout_ms, 86400000ull * 365) *
-                                                             NSEC_PER_MSEC;
+                s.deadline_ns = now_monotonic_ns() +
+                                (int64_t)MIN(req.timeout_ms, 86400000ull * 365) * NSEC_PER_MSEC;
         for (int i = 0; i < 3; i++) {
                 int f = i == 0 ? s.in_fd : i == 1 ? s.out_fd : s.err_fd;
                 if (f >= 0)
@@ -757,8 +756,8 @@ static void copy_capped(int *from, int to, uint64_t *written)
 }
 
 /* The supervisor: runs the command, copies its output, records its exit. Never returns. */
-static _noreturn_ void supervise(const struct exec_req *req, const struct agent_user *u,
-                                 char **env, int recdir, int report_fd)
+static _noreturn_ void supervise(const struct exec_req *req, const struct agent_user *u, char **env,
+                                 int recdir, int report_fd)
 {
         int out[2], err[2], devnull, outlog, errlog, status = 0, code, sig;
         int stdio[3];
@@ -1020,8 +1019,8 @@ int agent_serve_detach_query(int fd, const struct ak_msg *msg)
                 if (rec.status == AK_DETACH_RUNNING && rec.pid > 0) {
                         int64_t until;
                         int sig = ak_get_u64(msg, AK_T_SIGNAL, &v) == 0 && v > 0 && v < NSIG
-                                          ? (int)v
-                                          : SIGTERM;
+                                      ? (int)v
+                                      : SIGTERM;
                         (void)kill(-(pid_t)rec.pid, sig);
                         until = now_monotonic_ns() + AGENT_STOP_GRACE_MS * NSEC_PER_MSEC;
                         for (int escalated = 0;;) {

@@ -28,8 +28,8 @@ static int get_path(int fd, const struct ak_msg *m, char **ret)
         if (r < 0)
                 return agent_send_error(fd, EINVAL, "a path is required") < 0 ? -EIO : -EINVAL;
         if (p[0] != '/' || strlen(p) >= PATH_MAX) {
-                agent_send_error(fd, EINVAL, "path '%s' must be absolute and shorter than %d",
-                                 p, PATH_MAX);
+                agent_send_error(fd, EINVAL, "path '%s' must be absolute and shorter than %d", p,
+                                 PATH_MAX);
                 free(p);
                 return -EINVAL;
         }

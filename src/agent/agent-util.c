@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,7 +15,6 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <grp.h>
 
 #include "agent.h"
 #include "shared/cleanup.h"
@@ -25,8 +25,8 @@
 
 struct agent_config agent_cfg = {.state_fd = -1};
 
-static int fill_user(struct agent_user *u, const char *name, uid_t uid, gid_t gid,
-                     const char *home, const char *shell)
+static int fill_user(struct agent_user *u, const char *name, uid_t uid, gid_t gid, const char *home,
+                     const char *shell)
 {
         u->uid = uid;
         u->gid = gid;
@@ -169,7 +169,8 @@ char **agent_build_env(char *const *overrides, const struct agent_user *u, bool 
                 }
         }
         if (!env_has(env, n, "PATH") &&
-            env_put(env, &n, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") < 0)
+            env_put(env, &n, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") <
+                0)
                 goto fail;
         if (tty && !env_has(env, n, "TERM") && env_put(env, &n, "TERM=xterm") < 0)
                 goto fail;
@@ -191,8 +192,8 @@ int agent_limit_child_caps(uint64_t caps)
                 }
         }
         return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL
-                       ? -errno
-                       : 0;
+                   ? -errno
+                   : 0;
 }
 
 int agent_child_setup(const struct agent_user *u, const char *cwd)

@@ -13,20 +13,20 @@
 
 #include "proto.h"
 
-#define AGENT_DETACH_MAX 256                  /* detached records kept */
-#define AGENT_DETACH_LOG_MAX (64ull << 20)    /* bytes kept per detached stream */
-#define AGENT_FILE_MAX (64ull << 30)          /* largest file moved in one transfer */
-#define AGENT_LIST_MAX 100000                 /* entries returned by one FILE_LIST */
-#define AGENT_DRAIN_GRACE_MS 100              /* output still read after the command exits */
-#define AGENT_STOP_GRACE_MS 2000              /* SIGTERM to SIGKILL when stopping */
-#define AGENT_FIRST_FRAME_TIMEOUT_S 30        /* a connection must send its request by then */
+#define AGENT_DETACH_MAX 256               /* detached records kept */
+#define AGENT_DETACH_LOG_MAX (64ull << 20) /* bytes kept per detached stream */
+#define AGENT_FILE_MAX (64ull << 30)       /* largest file moved in one transfer */
+#define AGENT_LIST_MAX 100000              /* entries returned by one FILE_LIST */
+#define AGENT_DRAIN_GRACE_MS 100           /* output still read after the command exits */
+#define AGENT_STOP_GRACE_MS 2000           /* SIGTERM to SIGKILL when stopping */
+#define AGENT_FIRST_FRAME_TIMEOUT_S 30     /* a connection must send its request by then */
 
 struct agent_config {
-        uint64_t child_caps;   /* capability bounding set of commands */
-        int state_fd;          /* private directory for detached records, or -1 */
-        const char *workdir;   /* default working directory of commands */
-        char **base_env;       /* environment every command starts from */
-        bool is_init;          /* PID 1 of its own pid namespace */
+        uint64_t child_caps; /* capability bounding set of commands */
+        int state_fd;        /* private directory for detached records, or -1 */
+        const char *workdir; /* default working directory of commands */
+        char **base_env;     /* environment every command starts from */
+        bool is_init;        /* PID 1 of its own pid namespace */
 };
 
 extern struct agent_config agent_cfg;

@@ -247,8 +247,11 @@ int agent_exec_capture(int fd, const struct agent_exec_opts *o, size_t max, stru
                        struct ak_err *err)
 {
         struct capture cap = {out, errout, max, truncated};
-        struct agent_io io = {.stdin_fd = -1, .signal_fd = -1, .tty_fd = -1,
-                              .on_output = capture_output, .ctx = &cap};
+        struct agent_io io = {.stdin_fd = -1,
+                              .signal_fd = -1,
+                              .tty_fd = -1,
+                              .on_output = capture_output,
+                              .ctx = &cap};
         if (truncated)
                 *truncated = false;
         return agent_exec(fd, o, &io, ret, err);
@@ -262,8 +265,7 @@ static int read_reply(int fd, struct buf *b, struct ak_msg *m, uint16_t want, st
         if (r < 0)
                 return r == -EBADMSG ? protocol_error(err, "malformed frame")
                                      : ak_err_set(err, -r, "reading from agent: %s",
-                                                  r == -EPIPE ? "connection closed"
-                                                              : strerror(-r));
+                                                  r == -EPIPE ? "connection closed" : strerror(-r));
         if (m->type == AK_ERROR)
                 return error_from_msg(m, err);
         if (m->type != want)
@@ -277,8 +279,7 @@ void agent_detached_clear(struct agent_detached *d)
         memset(d, 0, sizeof(*d));
 }
 
-static int detached_from_msg(const struct ak_msg *m, struct agent_detached *d,
-                             struct ak_err *err)
+static int detached_from_msg(const struct ak_msg *m, struct agent_detached *d, struct ak_err *err)
 {
         cleanup_free char *id = NULL;
         uint64_t v = 0;
@@ -421,9 +422,8 @@ static int receive_stream(int fd, struct buf *b, int (*sink)(void *, const void 
                 int r = ak_read_frame(fd, b, &m);
                 if (r < 0)
                         return r == -EPIPE || r == -EBADMSG
-                                       ? protocol_error(err, "truncated data")
-                                       : ak_err_set(err, -r, "reading from agent: %s",
-                                                    strerror(-r));
+                                   ? protocol_error(err, "truncated data")
+                                   : ak_err_set(err, -r, "reading from agent: %s", strerror(-r));
                 if (m.type == AK_END)
                         return 0;
                 if (m.type == AK_ERROR)
@@ -497,8 +497,7 @@ int agent_file_write(int fd, const char *path, uint32_t mode, bool mode_given, b
                         if (n < 0 && errno == EINTR)
                                 continue;
                         if (n < 0)
-                                return ak_err_set(err, errno, "reading input: %s",
-                                                  strerror(errno));
+                                return ak_err_set(err, errno, "reading input: %s", strerror(errno));
                         if (n == 0)
                                 break;
                         r = ak_write_frame(fd, AK_DATA, chunk, (size_t)n);

@@ -15,29 +15,29 @@
 #include "shared/err.h"
 
 struct agent_exec_opts {
-        char *const *argv;     /* exact argv, never joined into a shell string */
-        char *const *env;      /* KEY=VALUE overrides, may be NULL */
-        const char *cwd;       /* NULL: the sandbox's default */
-        const char *user;      /* NULL: root */
+        char *const *argv; /* exact argv, never joined into a shell string */
+        char *const *env;  /* KEY=VALUE overrides, may be NULL */
+        const char *cwd;   /* NULL: the sandbox's default */
+        const char *user;  /* NULL: root */
         bool tty;
         bool detach;
         unsigned rows, cols;
-        uint64_t timeout_ms;   /* 0: none; the agent kills the command's process group */
+        uint64_t timeout_ms; /* 0: none; the agent kills the command's process group */
 };
 
 /* Where output goes and where input and signals come from. */
 struct agent_io {
-        int stdin_fd;     /* forwarded until EOF; -1: the command gets /dev/null */
-        int signal_fd;    /* signalfd: INT/TERM/HUP/QUIT are forwarded, WINCH resizes; -1: none */
-        int tty_fd;       /* terminal to read the window size from on WINCH; -1: none */
+        int stdin_fd;  /* forwarded until EOF; -1: the command gets /dev/null */
+        int signal_fd; /* signalfd: INT/TERM/HUP/QUIT are forwarded, WINCH resizes; -1: none */
+        int tty_fd;    /* terminal to read the window size from on WINCH; -1: none */
         /* Called for each chunk; stream is 1 (stdout) or 2 (stderr). Non-zero return aborts. */
         int (*on_output)(void *ctx, int stream, const void *data, size_t len);
         void *ctx;
 };
 
 struct agent_exit {
-        int code;        /* exit status, or 128+signal */
-        int signal;      /* terminating signal, 0 if it exited */
+        int code;   /* exit status, or 128+signal */
+        int signal; /* terminating signal, 0 if it exited */
         bool timed_out;
 };
 
@@ -54,11 +54,11 @@ int agent_exec_capture(int fd, const struct agent_exec_opts *o, size_t max, stru
 struct agent_detached {
         char id[9];
         int64_t pid;
-        int status;            /* enum ak_detach_status */
+        int status; /* enum ak_detach_status */
         bool has_code;
         int64_t code;
         int64_t started_ns;
-        char **argv;           /* owned */
+        char **argv; /* owned */
 };
 void agent_detached_clear(struct agent_detached *d);
 
@@ -93,7 +93,7 @@ int agent_mkdir(int fd, const char *path, uint32_t mode, bool parents, struct ak
 
 struct agent_dirent {
         char *name;
-        int type;         /* enum ak_file_type */
+        int type; /* enum ak_file_type */
         uint64_t size;
         uint32_t mode;
         int64_t mtime_ns;

@@ -15,30 +15,30 @@
 #include "shared/buf.h"
 
 #define AK_PROTO_VERSION 1
-#define AK_FRAME_HDR 8                 /* u32 len, u16 type, u16 chan: little-endian */
-#define AK_FRAME_MAX (4u << 20)        /* largest payload accepted from a peer */
-#define AK_CHUNK (64u << 10)           /* data frames are at most this large */
-#define AK_MAX_FIELDS 65536            /* fields per control message */
-#define AK_MAX_ARGS 16384              /* argv or env entries per exec */
+#define AK_FRAME_HDR 8          /* u32 len, u16 type, u16 chan: little-endian */
+#define AK_FRAME_MAX (4u << 20) /* largest payload accepted from a peer */
+#define AK_CHUNK (64u << 10)    /* data frames are at most this large */
+#define AK_MAX_FIELDS 65536     /* fields per control message */
+#define AK_MAX_ARGS 16384       /* argv or env entries per exec */
 
 enum ak_type {
-        AK_HELLO = 1,     /* both ways: VERSION */
-        AK_ERROR = 2,     /* agent->host: ERRNO, MSG */
-        AK_OK = 3,        /* agent->host: optional SIZE */
-        AK_END = 4,       /* end of a DATA or entry stream */
-        AK_DATA = 5,      /* raw bytes of a file */
+        AK_HELLO = 1, /* both ways: VERSION */
+        AK_ERROR = 2, /* agent->host: ERRNO, MSG */
+        AK_OK = 3,    /* agent->host: optional SIZE */
+        AK_END = 4,   /* end of a DATA or entry stream */
+        AK_DATA = 5,  /* raw bytes of a file */
         AK_PING = 6,
         AK_PONG = 7,
 
-        AK_EXEC = 16,     /* ARG+, ENV*, CWD, USER, FLAGS, ROWS, COLS, TIMEOUT_MS */
-        AK_STARTED = 17,  /* agent->host: PID */
-        AK_STDIN = 18,    /* raw */
+        AK_EXEC = 16,    /* ARG+, ENV*, CWD, USER, FLAGS, ROWS, COLS, TIMEOUT_MS */
+        AK_STARTED = 17, /* agent->host: PID */
+        AK_STDIN = 18,   /* raw */
         AK_STDIN_EOF = 19,
-        AK_STDOUT = 20,   /* raw */
-        AK_STDERR = 21,   /* raw */
-        AK_EXIT = 22,     /* CODE, SIGNAL, optional FLAGS (timed out) */
-        AK_RESIZE = 23,   /* ROWS, COLS */
-        AK_SIGNAL = 24,   /* SIGNAL: delivered to the command's process group */
+        AK_STDOUT = 20, /* raw */
+        AK_STDERR = 21, /* raw */
+        AK_EXIT = 22,   /* CODE, SIGNAL, optional FLAGS (timed out) */
+        AK_RESIZE = 23, /* ROWS, COLS */
+        AK_SIGNAL = 24, /* SIGNAL: delivered to the command's process group */
 
         AK_FILE_READ = 32,   /* PATH, optional SIZE (byte limit) -> FILE_INFO, DATA*, END */
         AK_FILE_INFO = 33,   /* SIZE, MODE */
@@ -65,7 +65,7 @@ enum ak_tag {
         AK_T_ROWS = 6,
         AK_T_COLS = 7,
         AK_T_TIMEOUT_MS = 8,
-        AK_T_CODE = 9,       /* i64 */
+        AK_T_CODE = 9, /* i64 */
         AK_T_SIGNAL = 10,
         AK_T_ERRNO = 11,
         AK_T_MSG = 12,
@@ -73,19 +73,21 @@ enum ak_tag {
         AK_T_MODE = 14,
         AK_T_SIZE = 15,
         AK_T_TYPE = 16,
-        AK_T_MTIME = 17,     /* i64 ns since the epoch */
+        AK_T_MTIME = 17, /* i64 ns since the epoch */
         AK_T_NAME = 18,
         AK_T_ID = 19,
         AK_T_PID = 20,
         AK_T_STATUS = 21,
-        AK_T_STARTED = 22,   /* i64 ns since the epoch */
+        AK_T_STARTED = 22, /* i64 ns since the epoch */
         AK_T_STREAM = 23,
         AK_T_VERSION = 24,
 };
 
 /* EXEC flags */
-#define AK_EXEC_TTY (1u << 0)    /* run on a pseudo-terminal */
-#define AK_EXEC_STDIN (1u << 1)  /* the host will send STDIN frames; otherwise stdin is /dev/null */
+#define AK_EXEC_TTY (1u << 0) /* run on a pseudo-terminal */
+#define AK_EXEC_STDIN                                                                              \
+        (1u << 1)                /* the host will send STDIN frames; otherwise stdin is /dev/null  \
+                                  */
 #define AK_EXEC_DETACH (1u << 2) /* detached: reply DETACH_INFO and keep logs */
 /* EXIT flags */
 #define AK_EXIT_TIMED_OUT (1u << 0)
@@ -155,10 +157,10 @@ bool ak_type_is_raw(uint16_t type);
 
 struct ak_conn {
         int fd;
-        struct buf in;     /* bytes received, not yet consumed */
-        struct buf out;    /* bytes queued, not yet written */
-        size_t consumed;   /* bytes of `in` used by the last ak_conn_next() */
-        bool eof;          /* peer closed its writing side */
+        struct buf in;   /* bytes received, not yet consumed */
+        struct buf out;  /* bytes queued, not yet written */
+        size_t consumed; /* bytes of `in` used by the last ak_conn_next() */
+        bool eof;        /* peer closed its writing side */
 };
 
 void ak_conn_init(struct ak_conn *c, int fd);

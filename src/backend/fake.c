@@ -29,8 +29,8 @@ struct fake_session {
         char state_dir[PATH_MAX];
 };
 
-static int spawn_agent(int chan, int sync_fd, const char *state_dir, bool listen_mode,
-                       pid_t *ret, struct ak_err *err)
+static int spawn_agent(int chan, int sync_fd, const char *state_dir, bool listen_mode, pid_t *ret,
+                       struct ak_err *err)
 {
         char agent[PATH_MAX];
         pid_t pid;
@@ -43,7 +43,11 @@ static int spawn_agent(int chan, int sync_fd, const char *state_dir, bool listen
                 return ak_err_set(err, errno, "fork: %s", strerror(errno));
         if (pid == 0) {
                 int keep = 4;
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
                 (void)setsid();
+                /* the agent's stdio is nobody's: it must not hold a caller's pipe open */
+                if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+                        _exit(127);
                 if (dup2(chan, 3) < 0 || (sync_fd >= 0 && dup2(sync_fd, 4) < 0))
                         _exit(127);
                 (void)close_all_fds_except(sync_fd >= 0 ? 5 : 4, &keep, 0);
@@ -193,12 +197,12 @@ static int fake_connect(const struct sandbox_ref *ref, struct ak_err *err)
 }
 
 const struct backend_ops fake_backend_ops = {
-        .name = "fake",
-        .description = "TEST ONLY: the agent as a plain process, no isolation",
-        .start = fake_start,
-        .finish = fake_finish,
-        .stop = fake_stop,
-        .cleanup = fake_cleanup,
-        .status = fake_status,
-        .connect = fake_connect,
+    .name = "fake",
+    .description = "TEST ONLY: the agent as a plain process, no isolation",
+    .start = fake_start,
+    .finish = fake_finish,
+    .stop = fake_stop,
+    .cleanup = fake_cleanup,
+    .status = fake_status,
+    .connect = fake_connect,
 };

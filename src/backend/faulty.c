@@ -77,12 +77,12 @@ static int faulty_connect(const struct sandbox_ref *ref, struct ak_err *err)
 }
 
 const struct backend_ops faulty_backend_ops = {
-        .name = "faulty",
-        .description = "TEST ONLY: fake with injected failures",
-        .start = faulty_start,
-        .finish = NULL,
-        .stop = faulty_stop,
-        .cleanup = faulty_cleanup,
-        .status = faulty_status,
-        .connect = faulty_connect,
+    .name = "faulty",
+    .description = "TEST ONLY: fake with injected failures",
+    .start = faulty_start,
+    .finish = NULL,
+    .stop = faulty_stop,
+    .cleanup = faulty_cleanup,
+    .status = faulty_status,
+    .connect = faulty_connect,
 };

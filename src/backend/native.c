@@ -8,6 +8,7 @@
  * so a recycled pid is never signalled. Whatever a crashed starter left behind (cgroups, run dir)
  * is found from the sandbox's uuid and removed by cleanup().
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -40,10 +40,10 @@
 #include "shared/test-hook.h"
 #include "shared/time-util.h"
 
-#define ID_RANGE_BASE 0x40000000u   /* host uid/gid of slot 0's root */
-#define ID_RANGE_SIZE 65536u        /* ids mapped per sandbox */
-#define ID_SLOTS 16384u             /* slots fit below 0x80000000 */
-#define EPHEMERAL_SLOT_BASE 8192u   /* ephemeral runs take slots from here up */
+#define ID_RANGE_BASE 0x40000000u /* host uid/gid of slot 0's root */
+#define ID_RANGE_SIZE 65536u      /* ids mapped per sandbox */
+#define ID_SLOTS 16384u           /* slots fit below 0x80000000 */
+#define EPHEMERAL_SLOT_BASE 8192u /* ephemeral runs take slots from here up */
 #define STATE_TMPFS_OPTS "mode=0700,size=256m,nr_inodes=65536"
 #define STOP_TIMEOUT_MS 5000
 #define RUNTIME_FILE "runtime.json"
@@ -53,7 +53,7 @@ struct native_session {
         pid_t pid;
         int pidfd;
         int sync_fd;
-        int lock_fd;             /* held while the ephemeral cgroup is ours */
+        int lock_fd; /* held while the ephemeral cgroup is ours */
         char lock_path[PATH_MAX];
         struct cgroup_set cg;
 };
@@ -90,7 +90,7 @@ static int read_runtime(const struct sandbox_ref *ref, struct native_runtime *rt
                       : json_integer_value(json_object_get(o, "cgroup_mode")) == 1 ? CGROUP_V1
                                                                                    : CGROUP_NONE;
         dirs = json_object_get(o, "cgroups");
-        json_array_foreach(dirs, i, d) {
+        json_array_foreach (dirs, i, d) {
                 if (i >= CGROUP_MAX_HIER || !json_is_string(d))
                         break;
                 (void)snprintf(rt->cg.dirs[i], PATH_MAX, "%s", json_string_value(d));
@@ -110,9 +110,10 @@ static int write_runtime(const struct sandbox_ref *ref, const struct native_runt
                 return -ENOMEM;
         json_object_set_new(o, "pid", json_integer(rt->pid));
         json_object_set_new(o, "start_time", json_integer((json_int_t)rt->start_time));
-        json_object_set_new(o, "cgroup_mode", json_integer(rt->cg.mode == CGROUP_V2   ? 2
-                                                           : rt->cg.mode == CGROUP_V1 ? 1
-                                                                                      : 0));
+        json_object_set_new(o, "cgroup_mode",
+                            json_integer(rt->cg.mode == CGROUP_V2   ? 2
+                                         : rt->cg.mode == CGROUP_V1 ? 1
+                                                                    : 0));
         for (size_t i = 0; i < rt->cg.n; i++)
                 json_array_append_new(dirs, json_string(rt->cg.dirs[i]));
         json_object_set_new(o, "cgroups", dirs);
@@ -139,9 +140,9 @@ static int native_probe(char *why, size_t why_len)
 static char **agent_env(char *const *env)
 {
         static const char *const defaults[] = {
-                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "HOME=/root",
-                "HOSTNAME=agentkernel",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=/root",
+            "HOSTNAME=agentkernel",
         };
         size_t n = 0, k = 0;
         char **out;
@@ -169,17 +170,35 @@ fail:
         return NULL;
 }
 
+/* Networking starts as soon as the sandbox's namespaces exist (runtime_spec.on_namespaces). */
+struct net_launch_ctx {
+        const struct backend_config *cfg;
+        int exit_fd; /* read end of the pipe the agent holds */
+        char api[PATH_MAX];
+        struct net_handle net;
+        struct ak_err err;
+        int r;
+};
+
+static void launch_network(pid_t pid, void *ctx)
+{
+        struct net_launch_ctx *n = ctx;
+
+        n->r = net_launch(pid, n->exit_fd, n->cfg->n_ports ? n->api : NULL, &n->net, &n->err);
+        n->exit_fd = -1; /* consumed */
+}
+
 static int native_start(const struct backend_config *cfg, struct backend_session *ret_session,
                         struct ak_err *err)
 {
         const struct profile *p = cfg->profile;
         struct cgroup_limits lim = {
-                .memory_bytes = cfg->memory_mb << 20,
-                .pids_max = p->pids_max,
-                .cpu_millis = (uint64_t)cfg->vcpus * 10 * p->cpu_percent,
+            .memory_bytes = cfg->memory_mb << 20,
+            .pids_max = p->pids_max,
+            .cpu_millis = (uint64_t)cfg->vcpus * 10 * p->cpu_percent,
         };
-        struct rootfs_opts ro = {.workspace = cfg->workspace, .home = cfg->home,
-                                 .tmp_mb = cfg->memory_mb};
+        struct rootfs_opts ro = {
+            .workspace = cfg->workspace, .home = cfg->home, .tmp_mb = cfg->memory_mb};
         struct mount_plan plan = {0};
         struct sock_fprog filter = {0};
         struct cgroup_set cg = {.mode = CGROUP_NONE};
@@ -193,6 +212,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         int hold[2] = {-1, -1};
         char procs_buf[4][PATH_MAX], lock_path[PATH_MAX] = "";
         int lock_fd = -1;
+        struct net_launch_ctx net = {.cfg = cfg, .exit_fd = -1, .net = {0, -1}, .r = -1};
         const char *procs[5];
         const char *argv[16];
         uint32_t slot = cfg->id_slot;
@@ -201,10 +221,11 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         int r;
 
         if (!streq(cfg->image, "host"))
-                return ak_err_set(err, ENOTSUP,
-                                  "the native backend runs only the 'host' image so far; image '%s' "
-                                  "needs OCI image support (not implemented yet)",
-                                  cfg->image);
+                return ak_err_set(
+                    err, ENOTSUP,
+                    "the native backend runs only the 'host' image so far; image '%s' "
+                    "needs OCI image support (not implemented yet)",
+                    cfg->image);
         if (cfg->ephemeral) {
                 uint32_t rnd;
                 random_bytes(&rnd, sizeof(rnd));
@@ -317,41 +338,53 @@ static int native_start(const struct backend_config *cfg, struct backend_session
 
         {
                 struct runtime_spec spec = {
-                        .rootless = geteuid() != 0,
-                        .id_base = ID_RANGE_BASE + slot * ID_RANGE_SIZE,
-                        .id_count = ID_RANGE_SIZE,
-                        .host_uid = geteuid(),
-                        .host_gid = getegid(),
-                        .hostname = "agentkernel",
-                        .plan = &plan,
-                        .workdir = cfg->workspace ? "/workspace" : "/",
-                        .cgroup_procs = procs,
-                        .seccomp = &filter,
-                        .agent_caps = profile_agent_caps() | p->caps,
-                        .state_tmpfs_opts = STATE_TMPFS_OPTS,
-                        .agent_exe_fd = exe_fd,
-                        .chan_fd = chan,
-                        .hold_fd = hold[1],
-                        .agent_argv = (char *const *)argv,
-                        .agent_envp = envp,
+                    .rootless = geteuid() != 0,
+                    .id_base = ID_RANGE_BASE + slot * ID_RANGE_SIZE,
+                    .id_count = ID_RANGE_SIZE,
+                    .host_uid = geteuid(),
+                    .host_gid = getegid(),
+                    .hostname = "agentkernel",
+                    .plan = &plan,
+                    .workdir = cfg->workspace ? "/workspace" : "/",
+                    .cgroup_procs = procs,
+                    .seccomp = &filter,
+                    .agent_caps = profile_agent_caps() | p->caps,
+                    .state_tmpfs_opts = STATE_TMPFS_OPTS,
+                    .agent_exe_fd = exe_fd,
+                    .chan_fd = chan,
+                    .hold_fd = hold[1],
+                    .agent_argv = (char *const *)argv,
+                    .agent_envp = envp,
+                    .on_namespaces = hold[1] >= 0 ? launch_network : NULL,
+                    .ctx = &net,
                 };
+                if (hold[1] >= 0) {
+                        net.exit_fd = TAKE_FD(hold[0]);
+                        run_path(&cfg->ref, "slirp.sock", net.api, sizeof(net.api));
+                }
                 r = runtime_spawn(&spec, &child, err);
-                if (r < 0)
+                if (r < 0) {
+                        if (net.r >= 0)
+                                net_abort(&net.net);
+                        if (net.exit_fd >= 0)
+                                close(net.exit_fd);
                         goto fail;
+                }
         }
         rt.pid = child.pid;
         rt.cg = cg;
         test_hook("native-spawned");
         if (hold[1] >= 0) {
-                char api[PATH_MAX];
-                close(hold[1]);
+                close(hold[1]); /* from now on only the agent holds it */
                 hold[1] = -1;
-                run_path(&cfg->ref, "slirp.sock", api, sizeof(api));
-                r = net_start(child.pid, hold[0], cfg->ephemeral ? NULL : api, cfg->ports,
-                              cfg->n_ports, err);
-                hold[0] = -1;
-                if (!cfg->ephemeral)
-                        (void)unlink(api); /* ports are set; nobody needs the control socket */
+                if (net.r < 0) {
+                        r = ak_err_set(err, net.err.code ? net.err.code : EIO, "%s",
+                                       ak_err_msg(&net.err));
+                        goto fail;
+                }
+                r = net_wait(&net.net, net.api, cfg->ports, cfg->n_ports, err);
+                if (cfg->n_ports)
+                        (void)unlink(net.api); /* ports are set; nobody needs the socket */
                 if (r < 0)
                         goto fail;
         }
@@ -509,16 +542,15 @@ static int native_resize(const struct sandbox_ref *ref, const struct backend_con
 {
         struct native_runtime rt;
         struct cgroup_limits lim = {
-                .memory_bytes = cfg->memory_mb << 20,
-                .pids_max = cfg->profile->pids_max,
-                .cpu_millis = (uint64_t)cfg->vcpus * 10 * cfg->profile->cpu_percent,
+            .memory_bytes = cfg->memory_mb << 20,
+            .pids_max = cfg->profile->pids_max,
+            .cpu_millis = (uint64_t)cfg->vcpus * 10 * cfg->profile->cpu_percent,
         };
 
         if (read_runtime(ref, &rt) < 0 || !proc_same(rt.pid, rt.start_time))
                 return ak_err_set(err, ESRCH, "sandbox '%s' is not running", ref->name);
         if (!rt.cg.n)
-                return ak_err_set(err, ENOTSUP, "sandbox '%s' has no cgroups to resize",
-                                  ref->name);
+                return ak_err_set(err, ENOTSUP, "sandbox '%s' has no cgroups to resize", ref->name);
         return cgroup_set_limits(&rt.cg, &lim, err);
 }
 
@@ -553,16 +585,16 @@ static void native_sweep(const char *ephemeral_dir)
 }
 
 const struct backend_ops native_backend_ops = {
-        .name = "native",
-        .description = "Linux namespaces, cgroups and seccomp; no daemon",
-        .caps = BACKEND_CAP_ATTACH | BACKEND_CAP_RESIZE,
-        .probe = native_probe,
-        .start = native_start,
-        .finish = native_finish,
-        .stop = native_stop,
-        .cleanup = native_cleanup,
-        .status = native_status,
-        .connect = native_connect,
-        .resize = native_resize,
-        .sweep = native_sweep,
+    .name = "native",
+    .description = "Linux namespaces, cgroups and seccomp; no daemon",
+    .caps = BACKEND_CAP_ATTACH | BACKEND_CAP_RESIZE,
+    .probe = native_probe,
+    .start = native_start,
+    .finish = native_finish,
+    .stop = native_stop,
+    .cleanup = native_cleanup,
+    .status = native_status,
+    .connect = native_connect,
+    .resize = native_resize,
+    .sweep = native_sweep,
 };

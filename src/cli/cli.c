@@ -59,8 +59,8 @@ int cli_usage_error(const struct verb *v, const char *fmt, ...)
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
-        fprintf(stderr, "\nUsage: %s %s %s\nTry '%s %s --help' for more information.\n",
-                cli_prog, v->name, v->usage, cli_prog, v->name);
+        fprintf(stderr, "\nUsage: %s %s %s\nTry '%s %s --help' for more information.\n", cli_prog,
+                v->name, v->usage, cli_prog, v->name);
         return EXIT_USAGE;
 }
 
@@ -87,8 +87,8 @@ int cli_parse(int argc, char **argv, const char *shortopts, const struct option 
         for (;;) {
                 c = getopt_long(argc, argv, sopts, lopts, NULL);
                 if (c == -1) {
-                        bool dashdash = optind > 1 && optind <= argc &&
-                                        streq(argv[optind - 1], "--");
+                        bool dashdash =
+                            optind > 1 && optind <= argc && streq(argv[optind - 1], "--");
                         if (optind >= argc)
                                 break;
                         if (!dashdash && ret->n_pos < max_pos) {
@@ -223,8 +223,7 @@ json_t *cli_detached_json(const char *sandbox, const struct agent_detached *d)
         return json_pack("{s:s,s:s,s:o,s:I,s:s,s:o,s:s}", "id", d->id, "sandbox", sandbox,
                          "command", cmd ? cmd : json_array(), "pid", (json_int_t)d->pid, "status",
                          status[d->status < 3 ? d->status : 2], "exit_code",
-                         d->has_code ? json_integer(d->code) : json_null(), "started_at",
-                         started);
+                         d->has_code ? json_integer(d->code) : json_null(), "started_at", started);
 }
 
 int cli_add_env(char ***env, const char *entry)

@@ -16,18 +16,18 @@
 
 /* Exit codes (docs/cli.md). A command's own status passes through unchanged. */
 #define EXIT_OK 0
-#define EXIT_FAILURE_ 1     /* a management command failed */
-#define EXIT_USAGE 2        /* bad arguments */
-#define EXIT_RUN_ERROR 125  /* agentkernel could not run the command */
+#define EXIT_FAILURE_ 1    /* a management command failed */
+#define EXIT_USAGE 2       /* bad arguments */
+#define EXIT_RUN_ERROR 125 /* agentkernel could not run the command */
 #define EXIT_CANNOT_EXEC 126
 #define EXIT_NOT_FOUND 127
 
 struct verb {
         const char *name;
         int (*fn)(int argc, char **argv);
-        const char *usage;    /* one line: arguments after the verb */
-        const char *summary;  /* one line */
-        const char *help;     /* the rest of --help: options and notes */
+        const char *usage;   /* one line: arguments after the verb */
+        const char *summary; /* one line */
+        const char *help;    /* the rest of --help: options and notes */
 };
 
 /* Prints "error: <msg>" to stderr. */
@@ -36,7 +36,8 @@ void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reports err, returns code. */
 int cli_fail(const struct ak_err *err, int code);
 /* Prints a usage error for verb and returns EXIT_USAGE. */
-int cli_usage_error(const struct verb *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage_error(const struct verb *v, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void cli_print_help(const struct verb *v, FILE *f);
 
 /* The verb currently running (for help and messages). */
@@ -45,9 +46,9 @@ extern const struct verb *cli_current;
 extern const char *cli_prog;
 
 struct cli_args {
-        char **pos;       /* positional arguments (points into argv) */
+        char **pos; /* positional arguments (points into argv) */
         size_t n_pos;
-        char **cmd;       /* the command after the positionals or "--" (NULL-terminated) */
+        char **cmd; /* the command after the positionals or "--" (NULL-terminated) */
         size_t n_cmd;
 };
 

@@ -106,7 +106,8 @@ int cmd_cp(int argc, char **argv)
                         r = cli_fail(&err, EXIT_FAILURE_);
                         goto out;
                 }
-                if (!to_stdout && (fchmod(out, info.mode & 0777) < 0 || rename(tmp, local_path) < 0)) {
+                if (!to_stdout &&
+                    (fchmod(out, info.mode & 0777) < 0 || rename(tmp, local_path) < 0)) {
                         cli_error("cannot write '%s': %s", local_path, strerror(errno));
                         (void)unlink(tmp);
                         r = EXIT_FAILURE_;
@@ -138,8 +139,8 @@ int cmd_cp(int argc, char **argv)
                         r = EXIT_FAILURE_;
                         goto out;
                 }
-                r = agent_file_write(fd, dpath, st.st_mode & 0777, !from_stdin, true, in, NULL,
-                                     0, NULL, &err);
+                r = agent_file_write(fd, dpath, st.st_mode & 0777, !from_stdin, true, in, NULL, 0,
+                                     NULL, &err);
                 if (r < 0) {
                         r = cli_fail(&err, EXIT_FAILURE_);
                         goto out;

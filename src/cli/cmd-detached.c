@@ -75,15 +75,14 @@ int cmd_exec_list(int argc, char **argv)
                         json_array_append_new(arr, cli_detached_json(a.pos[0], &list[i]));
                 cli_print_json(arr);
         } else {
-                printf("%-10s %-8s %-10s %-5s %-33s %s\n", "ID", "PID", "STATUS", "EXIT",
-                       "STARTED", "COMMAND");
+                printf("%-10s %-8s %-10s %-5s %-33s %s\n", "ID", "PID", "STATUS", "EXIT", "STARTED",
+                       "COMMAND");
                 for (size_t i = 0; i < n; i++) {
                         char started[RFC3339_MAX], code[16] = "-";
                         cleanup_buf struct buf cmd = BUF_INIT;
                         format_rfc3339(list[i].started_ns, started);
                         if (list[i].has_code)
-                                (void)snprintf(code, sizeof(code), "%lld",
-                                               (long long)list[i].code);
+                                (void)snprintf(code, sizeof(code), "%lld", (long long)list[i].code);
                         for (char **p = list[i].argv; p && *p; p++)
                                 buf_printf(&cmd, "%s%s", cmd.len ? " " : "", *p);
                         printf("%-10s %-8lld %-10s %-5s %-33s %s\n", list[i].id,
@@ -130,8 +129,8 @@ int cmd_exec_logs(int argc, char **argv)
                 r = EXIT_FAILURE_;
         } else {
                 r = agent_detach_logs(fd, a.pos[1], stderr_stream, to_stdout, NULL, &err) < 0
-                            ? cli_fail(&err, EXIT_FAILURE_)
-                            : EXIT_OK;
+                        ? cli_fail(&err, EXIT_FAILURE_)
+                        : EXIT_OK;
                 close(fd);
         }
         manager_free(m);

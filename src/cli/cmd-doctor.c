@@ -2,10 +2,10 @@
 /* `doctor`: what works on this host, what does not, and how to fix it. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <linux/landlock.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +35,7 @@ struct report {
 };
 
 static void check(struct report *rep, enum level lvl, const char *name, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static void check(struct report *rep, enum level lvl, const char *name, const char *fmt, ...)
 {
@@ -64,8 +64,8 @@ static int try_namespaces(char *why, size_t len)
         if (pid == 0)
                 _exit(unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
                               CLONE_NEWUTS | CLONE_NEWIPC) < 0
-                              ? errno
-                              : 0);
+                          ? errno
+                          : 0);
         if (waitpid(pid, &status, 0) < 0)
                 return -errno;
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
@@ -123,14 +123,16 @@ int cmd_doctor(int argc, char **argv)
 
         if (uname(&u) == 0)
                 check(&rep, INFO, "kernel", "%s %s %s", u.sysname, u.release, u.machine);
-        check(&rep, INFO, "user", geteuid() == 0 ? "running as root: sandboxes get a private uid "
-                                                   "range, root inside is unprivileged outside"
-                                                 : "running unprivileged (rootless): one uid is "
-                                                   "mapped into each sandbox");
+        check(&rep, INFO, "user",
+              geteuid() == 0 ? "running as root: sandboxes get a private uid "
+                               "range, root inside is unprivileged outside"
+                             : "running unprivileged (rootless): one uid is "
+                               "mapped into each sandbox");
 
         if (try_namespaces(why, sizeof(why)) == 0)
-                check(&rep, OK, "namespaces", "user, mount, pid, network, uts and ipc namespaces "
-                                              "can be created");
+                check(&rep, OK, "namespaces",
+                      "user, mount, pid, network, uts and ipc namespaces "
+                      "can be created");
         else
                 check(&rep, ERR, "namespaces",
                       "cannot create namespaces (%s); enable unprivileged user namespaces "
@@ -180,8 +182,9 @@ int cmd_doctor(int argc, char **argv)
         }
 
         if (access("/dev/kvm", R_OK | W_OK) == 0)
-                check(&rep, INFO, "kvm", "/dev/kvm is usable (the firecracker backend is not "
-                                         "implemented yet)");
+                check(&rep, INFO, "kvm",
+                      "/dev/kvm is usable (the firecracker backend is not "
+                      "implemented yet)");
         else
                 check(&rep, INFO, "kvm", "no usable /dev/kvm: microVM backends unavailable here");
 

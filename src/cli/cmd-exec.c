@@ -35,8 +35,10 @@ static int exec_opt(int c, const char *arg, void *ctx)
                 return cli_add_env(&f->env, arg);
         case 'w':
                 if (arg[0] != '/')
-                        return cli_usage_error(cli_current, "working directory '%s' must be "
-                                               "absolute", arg);
+                        return cli_usage_error(cli_current,
+                                               "working directory '%s' must be "
+                                               "absolute",
+                                               arg);
                 f->workdir = arg;
                 return 0;
         case 'u':
@@ -70,11 +72,15 @@ static int exec_opt(int c, const char *arg, void *ctx)
 }
 
 static const struct option exec_longopts[] = {
-        {"env", required_argument, NULL, 'e'},       {"workdir", required_argument, NULL, 'w'},
-        {"user", required_argument, NULL, 'u'},      {"sudo", no_argument, NULL, OPT_SUDO},
-        {"detach", no_argument, NULL, 'd'},          {"tty", no_argument, NULL, 't'},
-        {"interactive", no_argument, NULL, 'i'},     {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {NULL, 0, NULL, 0},
+    {"env", required_argument, NULL, 'e'},
+    {"workdir", required_argument, NULL, 'w'},
+    {"user", required_argument, NULL, 'u'},
+    {"sudo", no_argument, NULL, OPT_SUDO},
+    {"detach", no_argument, NULL, 'd'},
+    {"tty", no_argument, NULL, 't'},
+    {"interactive", no_argument, NULL, 'i'},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {NULL, 0, NULL, 0},
 };
 
 int cmd_exec(int argc, char **argv)
@@ -114,8 +120,12 @@ int cmd_exec(int argc, char **argv)
         }
         {
                 struct agent_exec_opts x = {
-                        .argv = a.cmd, .env = f.env, .cwd = f.workdir, .user = f.user,
-                        .tty = f.tty, .timeout_ms = f.timeout_ms,
+                    .argv = a.cmd,
+                    .env = f.env,
+                    .cwd = f.workdir,
+                    .user = f.user,
+                    .tty = f.tty,
+                    .timeout_ms = f.timeout_ms,
                 };
                 if (f.detach) {
                         struct agent_detached d;
@@ -155,10 +165,10 @@ out_args:
 int cmd_attach(int argc, char **argv)
 {
         static const struct option longopts[] = {
-                {"env", required_argument, NULL, 'e'},
-                {"record", required_argument, NULL, OPT_RECORD},
-                {"user", required_argument, NULL, 'u'},
-                {NULL, 0, NULL, 0},
+            {"env", required_argument, NULL, 'e'},
+            {"record", required_argument, NULL, OPT_RECORD},
+            {"user", required_argument, NULL, 'u'},
+            {NULL, 0, NULL, 0},
         };
         struct exec_flags f = {0};
         struct cli_args a;
@@ -200,8 +210,8 @@ int cmd_attach(int argc, char **argv)
                 shell[1] = "-l";
         }
         {
-                struct agent_exec_opts x = {.argv = a.n_cmd ? a.cmd : shell, .env = f.env,
-                                            .user = f.user, .tty = true};
+                struct agent_exec_opts x = {
+                    .argv = a.n_cmd ? a.cmd : shell, .env = f.env, .user = f.user, .tty = true};
                 struct cli_session s;
                 struct agent_exit ex = {0};
                 if (cli_session_begin(&s, &x, true, f.record) < 0) {

@@ -47,8 +47,9 @@ int cmd_create(int argc, char **argv)
         if (manager_start(m, f.o.name, &err) < 0) {
                 /* The record stays, as upstream: the user can fix the cause and start again. */
                 cli_error("%s", ak_err_msg(&err));
-                fprintf(stderr, "The sandbox was created but not started; after fixing the "
-                                "cause run: %s start %s\n",
+                fprintf(stderr,
+                        "The sandbox was created but not started; after fixing the "
+                        "cause run: %s start %s\n",
                         cli_prog, f.o.name);
                 r = EXIT_FAILURE_;
                 goto out;
@@ -75,7 +76,7 @@ static int backend_opt(int c, const char *arg, void *ctx)
 int cmd_start(int argc, char **argv)
 {
         static const struct option longopts[] = {{"backend", required_argument, NULL, 'B'},
-                                                  {NULL, 0, NULL, 0}};
+                                                 {NULL, 0, NULL, 0}};
         const char *backend = NULL;
         struct cli_args a;
         struct ak_err err = {0};

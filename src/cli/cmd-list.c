@@ -42,7 +42,7 @@ static bool labels_match(const struct sandbox_state *st, json_t *filters)
         const char *k;
         json_t *v;
 
-        json_object_foreach(filters, k, v) {
+        json_object_foreach (filters, k, v) {
                 json_t *have = json_object_get(st->labels, k);
                 if (!have || !json_equal(have, v))
                         return false;
@@ -138,8 +138,8 @@ int cmd_list(int argc, char **argv)
                 for (size_t i = 0; i < l.n; i++)
                         if (labels_match(l.items[i], f.filters))
                                 json_array_append_new(
-                                        arr, sandbox_json(l.items[i],
-                                                          manager_is_running(m, l.items[i])));
+                                    arr,
+                                    sandbox_json(l.items[i], manager_is_running(m, l.items[i])));
                 cli_print_json(arr);
         } else {
                 printf("%-30s %-10s %-10s %-15s %-20s %s\n", "NAME", "STATUS", "BACKEND", "IP",
@@ -153,22 +153,22 @@ int cmd_list(int argc, char **argv)
 
                         if (!labels_match(st, f.filters))
                                 continue;
-                        json_object_foreach(st->labels, k, v) {
-                                used += (size_t)snprintf(labels + used,
-                                                         used < sizeof(labels) ? sizeof(labels) - used : 0,
-                                                         "%s%s=%s", used ? "," : "", k,
-                                                         json_string_value(v));
+                        json_object_foreach (st->labels, k, v) {
+                                used += (size_t)snprintf(
+                                    labels + used,
+                                    used < sizeof(labels) ? sizeof(labels) - used : 0, "%s%s=%s",
+                                    used ? "," : "", k, json_string_value(v));
                                 if (used >= sizeof(labels))
                                         break;
                         }
                         used = 0;
                         for (size_t p = 0; p < st->n_ports && used < sizeof(ports); p++)
                                 used += (size_t)snprintf(
-                                        ports + used, sizeof(ports) - used, "%s%d:%u%s",
-                                        used ? "," : "",
-                                        st->ports[p].host_port >= 0 ? st->ports[p].host_port
-                                                                    : st->ports[p].container_port,
-                                        st->ports[p].container_port, st->ports[p].udp ? "/udp" : "");
+                                    ports + used, sizeof(ports) - used, "%s%d:%u%s",
+                                    used ? "," : "",
+                                    st->ports[p].host_port >= 0 ? st->ports[p].host_port
+                                                                : st->ports[p].container_port,
+                                    st->ports[p].container_port, st->ports[p].udp ? "/udp" : "");
                         printf("%-30s %-10s %-10s %-15s %-20s %s\n", st->name,
                                state_status(st, manager_is_running(m, st)),
                                manager_backend_name(st), "-", labels, ports);
@@ -218,7 +218,7 @@ int cmd_info(int argc, char **argv)
                 } else {
                         const char *k;
                         json_t *v;
-                        json_object_foreach(j, k, v) {
+                        json_object_foreach (j, k, v) {
                                 if (json_is_string(v))
                                         printf("%-17s %s\n", k, json_string_value(v));
                                 else if (json_is_integer(v))

@@ -76,8 +76,8 @@ int cmd_run(int argc, char **argv)
                 goto out;
         }
         {
-                struct agent_exec_opts x = {.argv = a.cmd, .cwd = f.workdir, .tty = f.tty,
-                                            .timeout_ms = f.timeout_ms};
+                struct agent_exec_opts x = {
+                    .argv = a.cmd, .cwd = f.workdir, .tty = f.tty, .timeout_ms = f.timeout_ms};
                 struct cli_session s;
                 struct agent_exit ex = {0};
 

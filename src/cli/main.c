@@ -14,85 +14,85 @@
 #include "config.h"
 
 #define EXEC_OPTIONS                                                                               \
-        "  -e, --env KEY=VALUE   set an environment variable (repeatable)\n"                      \
-        "  -w, --workdir DIR     working directory inside the sandbox (absolute)\n"               \
-        "  -u, --user USER       run as USER (name, uid or uid:gid); default root\n"              \
-        "      --sudo            run as root\n"                                                   \
-        "  -t, --tty             allocate a terminal (implies forwarding stdin)\n"                \
-        "  -i, --interactive     forward stdin even when it is a terminal\n"                      \
+        "  -e, --env KEY=VALUE   set an environment variable (repeatable)\n"                       \
+        "  -w, --workdir DIR     working directory inside the sandbox (absolute)\n"                \
+        "  -u, --user USER       run as USER (name, uid or uid:gid); default root\n"               \
+        "      --sudo            run as root\n"                                                    \
+        "  -t, --tty             allocate a terminal (implies forwarding stdin)\n"                 \
+        "  -i, --interactive     forward stdin even when it is a terminal\n"                       \
         "      --timeout DUR     kill the command after DUR (e.g. 30s, 5m)\n"
 
 static const struct verb verbs[] = {
-        {"run", cmd_run, "[OPTIONS] -- COMMAND [ARG...]",
-         "Run a command in a new sandbox, removed afterwards unless --keep",
-         "Options:\n"
-         "  -k, --keep            keep the sandbox (named run-XXXXXXXX, TTL 1h by default)\n"
-         "  -i, --image IMAGE     image to run (native: 'host', the default)\n"
-         "  -p, --profile NAME    permissive, moderate (default) or restrictive\n"
-         "      --no-network      no network at all (loopback only)\n"
-         "      --network         outbound network even if the profile has none\n"
-         "  -e, --env KEY=VALUE   environment variable (repeatable)\n"
-         "  -w, --workdir DIR     working directory inside the sandbox\n"
-         "      --ttl DUR         with --keep: expiry (0 = never; e.g. 30m, 2h30m, 1d)\n"
-         "  -B, --backend NAME    backend (default: detected; see doctor)\n"
-         "  -P, --publish SPEC    publish a port: HOST:CONTAINER[/udp] (repeatable)\n"
-         "  -l, --label KEY=VALUE label (with --keep)\n"
-         "      --memory MB       memory limit (default: the profile's, 512)\n"
-         "      --cpus N          CPU limit in CPUs (default 1)\n"
-         "      --mount-cwd       mount the current directory at /workspace\n"
-         "  -t, --tty             allocate a terminal\n"
-         "      --interactive     forward stdin even when it is a terminal\n"
-         "      --timeout DUR     kill the command after DUR\n"
-         "  -F, --fast            accepted for upstream compatibility (no effect on native)\n"
-         "\nThe command's exit status becomes agentkernel's; 125 means the sandbox failed.\n"},
-        {"create", cmd_create, "[OPTIONS] NAME", "Create a sandbox (and start it)",
-         "Options:\n"
-         "  -i, --image IMAGE     image (native: 'host', the default)\n"
-         "      --profile NAME    permissive, moderate (default) or restrictive\n"
-         "  -p, --publish SPEC    publish a port: HOST:CONTAINER[/udp] (repeatable)\n"
-         "      --no-network      no network (loopback only)\n"
-         "      --network         outbound network even if the profile has none\n"
-         "  -e, --env KEY=VALUE   environment variable for every command (repeatable)\n"
-         "      --ttl DUR         expire after DUR (e.g. 30m, 2h30m, 1d); 0 = never\n"
-         "  -B, --backend NAME    backend (default: detected)\n"
-         "  -l, --label KEY=VALUE label (repeatable)\n"
-         "  -a, --agent NAME      the coding agent this sandbox is for (recorded)\n"
-         "  -d, --dir DIR         mount DIR read-write at /workspace\n"
-         "      --mount-cwd       mount the current directory at /workspace\n"
-         "      --memory MB       memory limit (default: the profile's, 512)\n"
-         "      --cpus N          CPU limit in CPUs (default 1)\n"
-         "      --description TEXT\n"
-         "      --no-start        record the sandbox without starting it\n"},
-        {"start", cmd_start, "NAME...", "Start sandboxes", "Starting a running sandbox is not an error.\n"},
-        {"stop", cmd_stop, "NAME...", "Stop sandboxes (every process in them ends)", ""},
-        {"remove", cmd_remove, "NAME...", "Stop and delete sandboxes; nothing of them remains", ""},
-        {"rm", cmd_remove, "NAME...", "Alias of remove", ""},
-        {"list", cmd_list, "[--json] [-l KEY=VALUE]...", "List sandboxes",
-         "Options:\n"
-         "      --json            machine-readable output\n"
-         "  -l, --label KEY=VALUE only sandboxes with this label (repeatable: all must match)\n"},
-        {"ls", cmd_list, "[--json] [-l KEY=VALUE]...", "Alias of list", ""},
-        {"info", cmd_info, "[--json] NAME", "Show a sandbox's record and status", ""},
-        {"exec", cmd_exec, "[OPTIONS] NAME -- COMMAND [ARG...]",
-         "Run a command in a running sandbox",
-         "Options:\n" EXEC_OPTIONS
-         "  -d, --detach          run in the background; prints the command's id and record\n"
-         "\nThe command's exit status becomes agentkernel's; 125 means the sandbox failed.\n"},
-        {"attach", cmd_attach, "[OPTIONS] NAME [-- COMMAND...]",
-         "Open an interactive shell (or COMMAND) on a terminal in a running sandbox",
-         "Options:\n"
-         "  -e, --env KEY=VALUE   environment variable (repeatable)\n"
-         "  -u, --user USER       run as USER\n"
-         "      --record FILE     record the session as asciicast v2\n"},
-        {"exec-list", cmd_exec_list, "[--json] NAME", "List a sandbox's detached commands", ""},
-        {"exec-logs", cmd_exec_logs, "[--stderr] NAME ID", "Print a detached command's output",
-         "Options:\n  --stderr   print its standard error instead of its standard output\n"},
-        {"exec-kill", cmd_exec_kill, "NAME ID",
-         "Stop a detached command (SIGTERM, then SIGKILL after 2 s)", ""},
-        {"cp", cmd_cp, "SRC DST",
-         "Copy a file between the host and a sandbox (NAME:/path on one side; - is stdio)", ""},
-        {"doctor", cmd_doctor, "[--json]", "Check what works on this host and how to fix what does not",
-         ""},
+    {"run", cmd_run, "[OPTIONS] -- COMMAND [ARG...]",
+     "Run a command in a new sandbox, removed afterwards unless --keep",
+     "Options:\n"
+     "  -k, --keep            keep the sandbox (named run-XXXXXXXX, TTL 1h by default)\n"
+     "  -i, --image IMAGE     image to run (native: 'host', the default)\n"
+     "  -p, --profile NAME    permissive, moderate (default) or restrictive\n"
+     "      --no-network      no network at all (loopback only)\n"
+     "      --network         outbound network even if the profile has none\n"
+     "  -e, --env KEY=VALUE   environment variable (repeatable)\n"
+     "  -w, --workdir DIR     working directory inside the sandbox\n"
+     "      --ttl DUR         with --keep: expiry (0 = never; e.g. 30m, 2h30m, 1d)\n"
+     "  -B, --backend NAME    backend (default: detected; see doctor)\n"
+     "  -P, --publish SPEC    publish a port: HOST:CONTAINER[/udp] (repeatable)\n"
+     "  -l, --label KEY=VALUE label (with --keep)\n"
+     "      --memory MB       memory limit (default: the profile's, 512)\n"
+     "      --cpus N          CPU limit in CPUs (default 1)\n"
+     "      --mount-cwd       mount the current directory at /workspace\n"
+     "  -t, --tty             allocate a terminal\n"
+     "      --interactive     forward stdin even when it is a terminal\n"
+     "      --timeout DUR     kill the command after DUR\n"
+     "  -F, --fast            accepted for upstream compatibility (no effect on native)\n"
+     "\nThe command's exit status becomes agentkernel's; 125 means the sandbox failed.\n"},
+    {"create", cmd_create, "[OPTIONS] NAME", "Create a sandbox (and start it)",
+     "Options:\n"
+     "  -i, --image IMAGE     image (native: 'host', the default)\n"
+     "      --profile NAME    permissive, moderate (default) or restrictive\n"
+     "  -p, --publish SPEC    publish a port: HOST:CONTAINER[/udp] (repeatable)\n"
+     "      --no-network      no network (loopback only)\n"
+     "      --network         outbound network even if the profile has none\n"
+     "  -e, --env KEY=VALUE   environment variable for every command (repeatable)\n"
+     "      --ttl DUR         expire after DUR (e.g. 30m, 2h30m, 1d); 0 = never\n"
+     "  -B, --backend NAME    backend (default: detected)\n"
+     "  -l, --label KEY=VALUE label (repeatable)\n"
+     "  -a, --agent NAME      the coding agent this sandbox is for (recorded)\n"
+     "  -d, --dir DIR         mount DIR read-write at /workspace\n"
+     "      --mount-cwd       mount the current directory at /workspace\n"
+     "      --memory MB       memory limit (default: the profile's, 512)\n"
+     "      --cpus N          CPU limit in CPUs (default 1)\n"
+     "      --description TEXT\n"
+     "      --no-start        record the sandbox without starting it\n"},
+    {"start", cmd_start, "NAME...", "Start sandboxes",
+     "Starting a running sandbox is not an error.\n"},
+    {"stop", cmd_stop, "NAME...", "Stop sandboxes (every process in them ends)", ""},
+    {"remove", cmd_remove, "NAME...", "Stop and delete sandboxes; nothing of them remains", ""},
+    {"rm", cmd_remove, "NAME...", "Alias of remove", ""},
+    {"list", cmd_list, "[--json] [-l KEY=VALUE]...", "List sandboxes",
+     "Options:\n"
+     "      --json            machine-readable output\n"
+     "  -l, --label KEY=VALUE only sandboxes with this label (repeatable: all must match)\n"},
+    {"ls", cmd_list, "[--json] [-l KEY=VALUE]...", "Alias of list", ""},
+    {"info", cmd_info, "[--json] NAME", "Show a sandbox's record and status", ""},
+    {"exec", cmd_exec, "[OPTIONS] NAME -- COMMAND [ARG...]", "Run a command in a running sandbox",
+     "Options:\n" EXEC_OPTIONS
+     "  -d, --detach          run in the background; prints the command's id and record\n"
+     "\nThe command's exit status becomes agentkernel's; 125 means the sandbox failed.\n"},
+    {"attach", cmd_attach, "[OPTIONS] NAME [-- COMMAND...]",
+     "Open an interactive shell (or COMMAND) on a terminal in a running sandbox",
+     "Options:\n"
+     "  -e, --env KEY=VALUE   environment variable (repeatable)\n"
+     "  -u, --user USER       run as USER\n"
+     "      --record FILE     record the session as asciicast v2\n"},
+    {"exec-list", cmd_exec_list, "[--json] NAME", "List a sandbox's detached commands", ""},
+    {"exec-logs", cmd_exec_logs, "[--stderr] NAME ID", "Print a detached command's output",
+     "Options:\n  --stderr   print its standard error instead of its standard output\n"},
+    {"exec-kill", cmd_exec_kill, "NAME ID",
+     "Stop a detached command (SIGTERM, then SIGKILL after 2 s)", ""},
+    {"cp", cmd_cp, "SRC DST",
+     "Copy a file between the host and a sandbox (NAME:/path on one side; - is stdio)", ""},
+    {"doctor", cmd_doctor, "[--json]", "Check what works on this host and how to fix what does not",
+     ""},
 };
 
 /* Verbs that are only top-level (not under `sandbox`). */
@@ -112,7 +112,8 @@ static const struct verb *find_verb(const char *name, bool in_group)
 static void usage(FILE *f, bool group)
 {
         fprintf(f, "%s\n\nUsage: %s%s <COMMAND> [ARGS]\n\nCommands:\n",
-                group ? "Manage sandboxes" : "Run AI coding agents' commands in secure, isolated sandboxes",
+                group ? "Manage sandboxes"
+                      : "Run AI coding agents' commands in secure, isolated sandboxes",
                 "agentkernel", group ? " sandbox" : "");
         for (size_t i = 0; i < ARRAY_SIZE(verbs); i++) {
                 if (group && top_only(verbs[i].name))

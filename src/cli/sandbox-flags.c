@@ -13,45 +13,45 @@
 #include "shared/parse-util.h"
 
 const struct option run_longopts[] = {
-        {"keep", no_argument, NULL, 'k'},
-        {"image", required_argument, NULL, 'i'},
-        {"profile", required_argument, NULL, 'p'},
-        {"no-network", no_argument, NULL, SF_NO_NETWORK},
-        {"network", no_argument, NULL, SF_NETWORK},
-        {"env", required_argument, NULL, 'e'},
-        {"workdir", required_argument, NULL, 'w'},
-        {"ttl", required_argument, NULL, SF_TTL},
-        {"backend", required_argument, NULL, 'B'},
-        {"label", required_argument, NULL, 'l'},
-        {"publish", required_argument, NULL, 'P'},
-        {"memory", required_argument, NULL, SF_MEMORY},
-        {"cpus", required_argument, NULL, SF_CPUS},
-        {"mount-cwd", no_argument, NULL, SF_MOUNT_CWD},
-        {"tty", no_argument, NULL, 't'},
-        {"interactive", no_argument, NULL, SF_INTERACTIVE},
-        {"timeout", required_argument, NULL, SF_TIMEOUT},
-        {"fast", no_argument, NULL, 'F'},
-        {NULL, 0, NULL, 0},
+    {"keep", no_argument, NULL, 'k'},
+    {"image", required_argument, NULL, 'i'},
+    {"profile", required_argument, NULL, 'p'},
+    {"no-network", no_argument, NULL, SF_NO_NETWORK},
+    {"network", no_argument, NULL, SF_NETWORK},
+    {"env", required_argument, NULL, 'e'},
+    {"workdir", required_argument, NULL, 'w'},
+    {"ttl", required_argument, NULL, SF_TTL},
+    {"backend", required_argument, NULL, 'B'},
+    {"label", required_argument, NULL, 'l'},
+    {"publish", required_argument, NULL, 'P'},
+    {"memory", required_argument, NULL, SF_MEMORY},
+    {"cpus", required_argument, NULL, SF_CPUS},
+    {"mount-cwd", no_argument, NULL, SF_MOUNT_CWD},
+    {"tty", no_argument, NULL, 't'},
+    {"interactive", no_argument, NULL, SF_INTERACTIVE},
+    {"timeout", required_argument, NULL, SF_TIMEOUT},
+    {"fast", no_argument, NULL, 'F'},
+    {NULL, 0, NULL, 0},
 };
 
 const struct option create_longopts[] = {
-        {"image", required_argument, NULL, 'i'},
-        {"profile", required_argument, NULL, SF_PROFILE},
-        {"publish", required_argument, NULL, 'p'},
-        {"no-network", no_argument, NULL, SF_NO_NETWORK},
-        {"network", no_argument, NULL, SF_NETWORK},
-        {"env", required_argument, NULL, 'e'},
-        {"ttl", required_argument, NULL, SF_TTL},
-        {"backend", required_argument, NULL, 'B'},
-        {"label", required_argument, NULL, 'l'},
-        {"agent", required_argument, NULL, 'a'},
-        {"dir", required_argument, NULL, 'd'},
-        {"memory", required_argument, NULL, SF_MEMORY},
-        {"cpus", required_argument, NULL, SF_CPUS},
-        {"description", required_argument, NULL, SF_DESCRIPTION},
-        {"mount-cwd", no_argument, NULL, SF_MOUNT_CWD},
-        {"no-start", no_argument, NULL, SF_NO_START},
-        {NULL, 0, NULL, 0},
+    {"image", required_argument, NULL, 'i'},
+    {"profile", required_argument, NULL, SF_PROFILE},
+    {"publish", required_argument, NULL, 'p'},
+    {"no-network", no_argument, NULL, SF_NO_NETWORK},
+    {"network", no_argument, NULL, SF_NETWORK},
+    {"env", required_argument, NULL, 'e'},
+    {"ttl", required_argument, NULL, SF_TTL},
+    {"backend", required_argument, NULL, 'B'},
+    {"label", required_argument, NULL, 'l'},
+    {"agent", required_argument, NULL, 'a'},
+    {"dir", required_argument, NULL, 'd'},
+    {"memory", required_argument, NULL, SF_MEMORY},
+    {"cpus", required_argument, NULL, SF_CPUS},
+    {"description", required_argument, NULL, SF_DESCRIPTION},
+    {"mount-cwd", no_argument, NULL, SF_MOUNT_CWD},
+    {"no-start", no_argument, NULL, SF_NO_START},
+    {NULL, 0, NULL, 0},
 };
 
 void sandbox_flags_init(struct sandbox_flags *f, bool run)
@@ -128,8 +128,10 @@ int sandbox_flags_opt(int c, const char *arg, void *ctx)
                 return 0;
         case 'w':
                 if (arg[0] != '/')
-                        return cli_usage_error(cli_current, "working directory '%s' must be "
-                                               "absolute", arg);
+                        return cli_usage_error(cli_current,
+                                               "working directory '%s' must be "
+                                               "absolute",
+                                               arg);
                 f->workdir = arg;
                 return 0;
         case SF_TTL:
@@ -145,9 +147,8 @@ int sandbox_flags_opt(int c, const char *arg, void *ctx)
                 return 0;
         case 'B':
                 if (!backend_find(arg))
-                        return cli_usage_error(cli_current,
-                                               "unknown backend '%s' (this build has: native)",
-                                               arg);
+                        return cli_usage_error(
+                            cli_current, "unknown backend '%s' (this build has: native)", arg);
                 f->o.backend = arg;
                 return 0;
         case 'l': {

@@ -20,7 +20,7 @@ struct sandbox_flags {
         uint64_t timeout_ms;
         /* create only */
         bool no_start;
-        bool run;        /* parsing for `run` (-p is --profile) rather than `create` (-p is --publish) */
+        bool run; /* parsing for `run` (-p is --profile) rather than `create` (-p is --publish) */
 };
 
 enum {

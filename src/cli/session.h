@@ -10,7 +10,7 @@
 struct cli_session {
         struct agent_io io;
         struct cli_tty tty;
-        FILE *record;          /* asciicast v2 recording, or NULL */
+        FILE *record; /* asciicast v2 recording, or NULL */
         int64_t record_start;
 };
 

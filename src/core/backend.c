@@ -12,12 +12,12 @@
 #include "shared/macro.h"
 
 static const struct backend_ops *const registry[] = {
-        &native_backend_ops,
+    &native_backend_ops,
 #ifdef AK_TEST_BACKENDS
-        &fake_backend_ops,
-        &faulty_backend_ops,
+    &fake_backend_ops,
+    &faulty_backend_ops,
 #endif
-        NULL,
+    NULL,
 };
 
 const struct backend_ops *const *backend_all(void)
@@ -71,8 +71,7 @@ int backend_stop(const struct backend_ops *b, const struct sandbox_ref *ref, str
         return b->stop(ref, err);
 }
 
-int backend_cleanup(const struct backend_ops *b, const struct sandbox_ref *ref,
-                    struct ak_err *err)
+int backend_cleanup(const struct backend_ops *b, const struct sandbox_ref *ref, struct ak_err *err)
 {
         return b->cleanup ? b->cleanup(ref, err) : 0;
 }
@@ -84,8 +83,7 @@ int backend_status(const struct backend_ops *b, const struct sandbox_ref *ref,
         return b->status(ref, ret);
 }
 
-int backend_connect(const struct backend_ops *b, const struct sandbox_ref *ref,
-                    struct ak_err *err)
+int backend_connect(const struct backend_ops *b, const struct sandbox_ref *ref, struct ak_err *err)
 {
         return b->connect(ref, err);
 }

@@ -20,7 +20,7 @@
 struct sandbox_ref {
         const char *name;
         const char *uuid;
-        const char *run_dir;  /* private directory for the backend's runtime files */
+        const char *run_dir; /* private directory for the backend's runtime files */
 };
 
 struct backend_config {
@@ -28,16 +28,16 @@ struct backend_config {
         const char *image;
         uint32_t vcpus;
         uint64_t memory_mb;
-        uint32_t id_slot;            /* unique per live sandbox: picks its host uid range */
+        uint32_t id_slot; /* unique per live sandbox: picks its host uid range */
         const struct profile *profile;
         bool network;
-        const char *workspace;       /* host dir mounted read-write at /workspace, or NULL */
-        const char *home;            /* host dir mounted read-only at /home/user, or NULL */
-        char *const *env;            /* base environment of every command */
+        const char *workspace; /* host dir mounted read-write at /workspace, or NULL */
+        const char *home;      /* host dir mounted read-only at /home/user, or NULL */
+        char *const *env;      /* base environment of every command */
         const struct port_spec *ports;
         size_t n_ports;
-        bool ephemeral;              /* run-once: see backend_session; ref.run_dir is then a
-                                        directory shared by all ephemeral runs */
+        bool ephemeral; /* run-once: see backend_session; ref.run_dir is then a
+                           directory shared by all ephemeral runs */
 };
 
 /* An ephemeral sandbox in use: a connected channel to its agent. The sandbox disappears, with
@@ -49,7 +49,7 @@ struct backend_session {
 
 struct backend_status {
         bool running;
-        pid_t pid;                   /* host pid of the sandbox's init, when known */
+        pid_t pid; /* host pid of the sandbox's init, when known */
 };
 
 #define BACKEND_CAP_ATTACH (1u << 0)
@@ -92,12 +92,10 @@ int backend_start(const struct backend_ops *b, const struct backend_config *cfg,
                   struct backend_session *ret_session, struct ak_err *err);
 int backend_finish(const struct backend_ops *b, struct backend_session *s);
 int backend_stop(const struct backend_ops *b, const struct sandbox_ref *ref, struct ak_err *err);
-int backend_cleanup(const struct backend_ops *b, const struct sandbox_ref *ref,
-                    struct ak_err *err);
+int backend_cleanup(const struct backend_ops *b, const struct sandbox_ref *ref, struct ak_err *err);
 int backend_status(const struct backend_ops *b, const struct sandbox_ref *ref,
                    struct backend_status *ret);
-int backend_connect(const struct backend_ops *b, const struct sandbox_ref *ref,
-                    struct ak_err *err);
+int backend_connect(const struct backend_ops *b, const struct sandbox_ref *ref, struct ak_err *err);
 int backend_resize(const struct backend_ops *b, const struct sandbox_ref *ref,
                    const struct backend_config *cfg, struct ak_err *err);
 void backend_sweep(const struct backend_ops *b, const char *ephemeral_dir);

@@ -134,8 +134,8 @@ static int plan_from_state(struct manager *m, const struct sandbox_state *st, bo
         p->cfg.id_slot = st->vsock_cid;
         p->cfg.profile = prof;
         p->cfg.network = st->network >= 0 ? st->network : prof->network;
-        p->cfg.workspace = (st->mount_cwd >= 0 ? st->mount_cwd : prof->mount_cwd) ? st->work_dir
-                                                                                  : NULL;
+        p->cfg.workspace =
+            (st->mount_cwd >= 0 ? st->mount_cwd : prof->mount_cwd) ? st->work_dir : NULL;
         p->cfg.home = prof->mount_home ? getenv("HOME") : NULL;
         p->cfg.env = p->env;
         p->cfg.ports = p->ports;
@@ -179,7 +179,7 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                 json_t *v;
                 if (json_object_size(o->labels) > LABELS_MAX)
                         return ak_err_set(err, EINVAL, "at most %d labels", LABELS_MAX);
-                json_object_foreach(o->labels, k, v) {
+                json_object_foreach (o->labels, k, v) {
                         if (!json_is_string(v))
                                 return ak_err_set(err, EINVAL, "label '%s' must be a string", k);
                         if ((r = validate_label(k, json_string_value(v), err)) < 0)
@@ -470,9 +470,9 @@ int manager_connect(struct manager *m, const char *name, struct sandbox_state **
                 return r;
         if (!manager_is_running(m, st)) {
                 state_free(st);
-                return ak_err_set(err, ESRCH,
-                                  "sandbox '%s' is not running; start it with: agentkernel start %s",
-                                  name, name);
+                return ak_err_set(
+                    err, ESRCH, "sandbox '%s' is not running; start it with: agentkernel start %s",
+                    name, name);
         }
         run_dir = store_run_dir(m->store, name);
         {

@@ -30,20 +30,20 @@ void manager_free(struct manager *m);
 
 struct create_opts {
         const char *name;
-        const char *image;        /* NULL: "host" on native */
-        const char *backend;      /* NULL: the default backend */
-        const char *profile;      /* NULL: moderate */
-        uint32_t vcpus;           /* 0: DEFAULT_VCPUS */
-        uint64_t memory_mb;       /* 0: the profile's default */
+        const char *image;   /* NULL: "host" on native */
+        const char *backend; /* NULL: the default backend */
+        const char *profile; /* NULL: moderate */
+        uint32_t vcpus;      /* 0: DEFAULT_VCPUS */
+        uint64_t memory_mb;  /* 0: the profile's default */
         bool has_ttl;
-        uint64_t ttl_seconds;     /* with has_ttl: 0 means no expiry */
-        int network;              /* -1: the profile decides */
-        int mount_cwd;            /* -1: the profile decides */
-        const char *work_dir;     /* host dir for /workspace; NULL: the current directory */
-        char *const *env;         /* KEY=VALUE for every command */
+        uint64_t ttl_seconds; /* with has_ttl: 0 means no expiry */
+        int network;          /* -1: the profile decides */
+        int mount_cwd;        /* -1: the profile decides */
+        const char *work_dir; /* host dir for /workspace; NULL: the current directory */
+        char *const *env;     /* KEY=VALUE for every command */
         const struct port_spec *ports;
         size_t n_ports;
-        json_t *labels;           /* object of strings (borrowed), or NULL */
+        json_t *labels; /* object of strings (borrowed), or NULL */
         const char *description;
         const char *agent;
 };

@@ -18,16 +18,16 @@
 
 struct profile {
         const char *name;
-        bool network;             /* outbound network by default */
-        bool mount_cwd;           /* current directory read-write at /workspace */
-        bool mount_home;          /* $HOME read-only at /home/user (credential dirs masked) */
-        bool pass_env;            /* PATH HOME USER LANG LC_ALL TERM from the caller */
+        bool network;    /* outbound network by default */
+        bool mount_cwd;  /* current directory read-write at /workspace */
+        bool mount_home; /* $HOME read-only at /home/user (credential dirs masked) */
+        bool pass_env;   /* PATH HOME USER LANG LC_ALL TERM from the caller */
         bool read_only_root;
-        uint64_t max_memory_mb;   /* default memory for new sandboxes; 0: DEFAULT_MEMORY_MB */
-        uint32_t cpu_percent;     /* share of the sandbox's vCPUs it may use */
+        uint64_t max_memory_mb; /* default memory for new sandboxes; 0: DEFAULT_MEMORY_MB */
+        uint32_t cpu_percent;   /* share of the sandbox's vCPUs it may use */
         enum seccomp_profile seccomp;
-        uint64_t pids_max;        /* processes and threads in the sandbox */
-        uint64_t caps;            /* capability bounding set of commands */
+        uint64_t pids_max; /* processes and threads in the sandbox */
+        uint64_t caps;     /* capability bounding set of commands */
 };
 
 /* The profile with that name, or NULL. */

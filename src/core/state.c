@@ -15,21 +15,47 @@
 
 /* Backends upstream's BackendType knows; anything else goes to the extension. */
 static const char *const upstream_backends[] = {
-        "docker", "podman", "firecracker", "apple", "hyperlight", "kubernetes", "nomad",
-        "daytona", "runloop", "e2b", "modal", "agentcomputer",
+    "docker", "podman",  "firecracker", "apple", "hyperlight", "kubernetes",
+    "nomad",  "daytona", "runloop",     "e2b",   "modal",      "agentcomputer",
 };
 
 static const char *const known_keys[] = {
-        "name", "uuid", "image", "vcpus", "memory_mb", "vsock_cid", "created_at", "backend",
-        "remote_id", "remote_namespace", "ttl_seconds", "expires_at", "ports", "ssh_enabled",
-        "ssh_host_port", "volumes", "agent", "secret_bindings", "secret_files",
-        "placeholder_secrets", "proxy_port", "secret_mappings", "init_script",
-        "created_from_template", "template_help_text", "labels", "description",
-        "last_activity_at", "archived_at", "archived_reason", "lifecycle_policy", STATE_EXT_KEY,
+    "name",
+    "uuid",
+    "image",
+    "vcpus",
+    "memory_mb",
+    "vsock_cid",
+    "created_at",
+    "backend",
+    "remote_id",
+    "remote_namespace",
+    "ttl_seconds",
+    "expires_at",
+    "ports",
+    "ssh_enabled",
+    "ssh_host_port",
+    "volumes",
+    "agent",
+    "secret_bindings",
+    "secret_files",
+    "placeholder_secrets",
+    "proxy_port",
+    "secret_mappings",
+    "init_script",
+    "created_from_template",
+    "template_help_text",
+    "labels",
+    "description",
+    "last_activity_at",
+    "archived_at",
+    "archived_reason",
+    "lifecycle_policy",
+    STATE_EXT_KEY,
 };
 
-static const char *const ext_known_keys[] = {"backend", "profile", "network", "mount_cwd",
-                                             "work_dir", "env"};
+static const char *const ext_known_keys[] = {"backend",   "profile",  "network",
+                                             "mount_cwd", "work_dir", "env"};
 
 static char **strv_empty(void)
 {
@@ -223,7 +249,7 @@ static int get_strv(json_t *o, const char *k, char ***out, struct ak_err *err)
         list = calloc(json_array_size(v) + 1, sizeof(char *));
         if (!list)
                 return -ENOMEM;
-        json_array_foreach(v, i, e) {
+        json_array_foreach (v, i, e) {
                 if (!json_is_string(e) || !(list[i] = strdup(json_string_value(e)))) {
                         strv_free(list);
                         return json_is_string(e) ? -ENOMEM : bad(err, k, "an array of strings");
@@ -243,7 +269,7 @@ static int get_str_map(json_t *o, const char *k, json_t **out, struct ak_err *er
                 return 0;
         if (!json_is_object(v))
                 return bad(err, k, "an object of strings");
-        json_object_foreach(v, key, e) {
+        json_object_foreach (v, key, e) {
                 if (!json_is_string(e))
                         return bad(err, k, "an object of strings");
         }
@@ -266,7 +292,7 @@ static int get_ports(json_t *o, struct sandbox_state *s, struct ak_err *err)
         s->ports = calloc(json_array_size(v) + 1, sizeof(*s->ports));
         if (!s->ports)
                 return -ENOMEM;
-        json_array_foreach(v, i, e) {
+        json_array_foreach (v, i, e) {
                 struct port_mapping *pm = &s->ports[i];
                 uint64_t cp = 0;
                 json_t *proto;
@@ -283,9 +309,8 @@ static int get_ports(json_t *o, struct sandbox_state *s, struct ak_err *err)
                 pm->container_port = (uint16_t)cp;
                 proto = json_object_get(e, "protocol");
                 if (proto && !json_is_null(proto)) {
-                        if (!json_is_string(proto) ||
-                            !(streq(json_string_value(proto), "tcp") ||
-                              streq(json_string_value(proto), "udp")))
+                        if (!json_is_string(proto) || !(streq(json_string_value(proto), "tcp") ||
+                                                        streq(json_string_value(proto), "udp")))
                                 return bad(err, "ports[].protocol", "\"tcp\" or \"udp\"");
                         pm->udp = streq(json_string_value(proto), "udp");
                 }
@@ -354,7 +379,7 @@ static int parse_ext(json_t *root, struct sandbox_state *s, struct ak_err *err)
             (r = get_opt_str(x, "work_dir", &s->work_dir, err)) < 0 ||
             (r = get_strv(x, "env", &s->env, err)) < 0)
                 return r < 0 && err && err->code ? ak_err_prefix(err, STATE_EXT_KEY) : r;
-        json_object_foreach(x, k, v) {
+        json_object_foreach (x, k, v) {
                 if (!in_list(k, ext_known_keys, ARRAY_SIZE(ext_known_keys)) &&
                     json_object_set(s->ext_extra, k, v) < 0)
                         return -ENOMEM;
@@ -397,8 +422,7 @@ int state_parse(const char *text, size_t len, struct sandbox_state **ret, struct
         if ((r = get_uint(root, "vcpus", true, UINT32_MAX, &u, NULL, err)) < 0)
                 goto fail;
         s->vcpus = (uint32_t)u;
-        if ((r = get_uint(root, "memory_mb", true, UINT64_MAX >> 1, &s->memory_mb, NULL, err)) <
-            0)
+        if ((r = get_uint(root, "memory_mb", true, UINT64_MAX >> 1, &s->memory_mb, NULL, err)) < 0)
                 goto fail;
         if ((r = get_uint(root, "vsock_cid", true, UINT32_MAX, &u, NULL, err)) < 0)
                 goto fail;
@@ -407,8 +431,8 @@ int state_parse(const char *text, size_t len, struct sandbox_state **ret, struct
             (r = get_opt_str(root, "backend", &s->backend, err)) < 0 ||
             (r = get_opt_str(root, "remote_id", &s->remote_id, err)) < 0 ||
             (r = get_opt_str(root, "remote_namespace", &s->remote_namespace, err)) < 0 ||
-            (r = get_uint(root, "ttl_seconds", false, UINT64_MAX >> 1, &s->ttl_seconds,
-                          &s->has_ttl, err)) < 0 ||
+            (r = get_uint(root, "ttl_seconds", false, UINT64_MAX >> 1, &s->ttl_seconds, &s->has_ttl,
+                          err)) < 0 ||
             (r = get_opt_str(root, "expires_at", &s->expires_at, err)) < 0 ||
             (r = get_ports(root, s, err)) < 0 ||
             (r = get_bool(root, "ssh_enabled", &s->ssh_enabled, err)) < 0 ||
@@ -430,7 +454,7 @@ int state_parse(const char *text, size_t len, struct sandbox_state **ret, struct
             (r = get_opt_str(root, "archived_reason", &s->archived_reason, err)) < 0 ||
             (r = get_lifecycle(root, &s->lifecycle, err)) < 0 || (r = parse_ext(root, s, err)) < 0)
                 goto fail;
-        json_object_foreach(root, k, v) {
+        json_object_foreach (root, k, v) {
                 if (!in_list(k, known_keys, ARRAY_SIZE(known_keys)) &&
                     json_object_set(s->extra, k, v) < 0) {
                         r = -ENOMEM;
@@ -489,11 +513,11 @@ int state_format(const struct sandbox_state *s, char **ret)
         json_object_set_new(o, "expires_at", str_or_null(s->expires_at));
         ports = json_array();
         for (size_t i = 0; ports && i < s->n_ports; i++)
-                json_array_append_new(
-                        ports, json_pack("{s:o,s:i,s:s}", "host_port",
-                                         port_or_null(s->ports[i].host_port), "container_port",
-                                         (int)s->ports[i].container_port, "protocol",
-                                         s->ports[i].udp ? "udp" : "tcp"));
+                json_array_append_new(ports,
+                                      json_pack("{s:o,s:i,s:s}", "host_port",
+                                                port_or_null(s->ports[i].host_port),
+                                                "container_port", (int)s->ports[i].container_port,
+                                                "protocol", s->ports[i].udp ? "udp" : "tcp"));
         json_object_set_new(o, "ports", ports);
         json_object_set_new(o, "ssh_enabled", json_boolean(s->ssh_enabled));
         json_object_set_new(o, "ssh_host_port", port_or_null(s->ssh_host_port));
@@ -543,13 +567,15 @@ int state_format(const struct sandbox_state *s, char **ret)
                 json_object_set_new(ext, "work_dir", json_string(s->work_dir));
         if (s->env && s->env[0])
                 json_object_set_new(ext, "env", strv_json(s->env));
-        json_object_foreach(s->ext_extra, k, v) json_object_set(ext, k, v);
+        json_object_foreach (s->ext_extra, k, v)
+                json_object_set(ext, k, v);
         if (json_object_size(ext))
                 json_object_set_new(o, STATE_EXT_KEY, ext);
         else
                 json_decref(ext);
 
-        json_object_foreach(s->extra, k, v) json_object_set(o, k, v);
+        json_object_foreach (s->extra, k, v)
+                json_object_set(o, k, v);
 
         text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (!text)

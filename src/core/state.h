@@ -18,7 +18,7 @@
 #define STATE_EXT_KEY "x_agentkernel"
 
 struct port_mapping {
-        int32_t host_port;      /* -1: not set (JSON null) */
+        int32_t host_port; /* -1: not set (JSON null) */
         uint16_t container_port;
         bool udp;
 };
@@ -32,13 +32,13 @@ struct lifecycle_policy {
 struct sandbox_state {
         /* upstream fields, in upstream's order */
         char *name;
-        char *uuid;               /* "" when the file had none (filled in on load) */
+        char *uuid; /* "" when the file had none (filled in on load) */
         char *image;
         uint32_t vcpus;
         uint64_t memory_mb;
         uint32_t vsock_cid;
         char *created_at;
-        char *backend;            /* upstream BackendType name, NULL = null */
+        char *backend; /* upstream BackendType name, NULL = null */
         char *remote_id;
         char *remote_namespace;
         bool has_ttl;
@@ -47,18 +47,18 @@ struct sandbox_state {
         struct port_mapping *ports;
         size_t n_ports;
         bool ssh_enabled;
-        int32_t ssh_host_port;    /* -1: null */
-        char **volumes;           /* NULL-terminated, never NULL after init */
+        int32_t ssh_host_port; /* -1: null */
+        char **volumes;        /* NULL-terminated, never NULL after init */
         char *agent;
         char **secret_bindings;
         char **secret_files;
         bool placeholder_secrets;
-        int32_t proxy_port;       /* -1: null */
-        json_t *secret_mappings;  /* object of strings, never NULL */
+        int32_t proxy_port;      /* -1: null */
+        json_t *secret_mappings; /* object of strings, never NULL */
         char *init_script;
         char *created_from_template;
         char *template_help_text;
-        json_t *labels;           /* object of strings, never NULL */
+        json_t *labels; /* object of strings, never NULL */
         char *description;
         char *last_activity_at;
         char *archived_at;
@@ -66,15 +66,15 @@ struct sandbox_state {
         struct lifecycle_policy lifecycle;
 
         /* this implementation's fields (under "x_agentkernel") */
-        char *ext_backend;        /* backend name when upstream has no name for it ("native") */
-        char *profile;            /* permission profile the sandbox starts with */
-        int network;              /* -1 profile default, 0 off, 1 on */
-        int mount_cwd;            /* -1 profile default, 0 off, 1 on */
-        char *work_dir;           /* host directory mounted at /workspace */
-        char **env;               /* KEY=VALUE for every command */
+        char *ext_backend; /* backend name when upstream has no name for it ("native") */
+        char *profile;     /* permission profile the sandbox starts with */
+        int network;       /* -1 profile default, 0 off, 1 on */
+        int mount_cwd;     /* -1 profile default, 0 off, 1 on */
+        char *work_dir;    /* host directory mounted at /workspace */
+        char **env;        /* KEY=VALUE for every command */
 
-        json_t *extra;            /* unknown top-level keys, kept verbatim */
-        json_t *ext_extra;        /* unknown keys inside "x_agentkernel" */
+        json_t *extra;     /* unknown top-level keys, kept verbatim */
+        json_t *ext_extra; /* unknown keys inside "x_agentkernel" */
 };
 
 /* Allocates an empty state (all lists empty, optional fields unset). NULL on OOM. */

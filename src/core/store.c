@@ -135,8 +135,7 @@ int store_load(struct store *s, const char *name, struct sandbox_state **ret, st
         return 0;
 }
 
-int store_save(struct store *s, const struct sandbox_state *st, bool durable,
-               struct ak_err *err)
+int store_save(struct store *s, const struct sandbox_state *st, bool durable, struct ak_err *err)
 {
         char p[PATH_MAX];
         cleanup_free char *text = NULL;

@@ -15,9 +15,9 @@
 
 struct store {
         char *data_dir;
-        char *sandboxes_dir;  /* <data>/sandboxes */
-        char *locks_dir;      /* <data>/locks */
-        char *run_dir;        /* <data>/run: per-sandbox runtime files */
+        char *sandboxes_dir; /* <data>/sandboxes */
+        char *locks_dir;     /* <data>/locks */
+        char *run_dir;       /* <data>/run: per-sandbox runtime files */
 };
 
 struct state_list {
@@ -34,8 +34,7 @@ void store_free(struct store *s);
 int store_load(struct store *s, const char *name, struct sandbox_state **ret, struct ak_err *err);
 
 /* Writes a sandbox atomically; durable also fsyncs the file and the directory. */
-int store_save(struct store *s, const struct sandbox_state *st, bool durable,
-               struct ak_err *err);
+int store_save(struct store *s, const struct sandbox_state *st, bool durable, struct ak_err *err);
 
 int store_delete(struct store *s, const char *name, struct ak_err *err);
 

@@ -78,11 +78,13 @@ int validate_label(const char *key, const char *value, struct ak_err *err)
                                           "'-_./' are allowed",
                                           key);
         if (!is_alnum(key[0]))
-                return ak_err_set(err, EINVAL, "invalid label key '%s': must start with a letter "
-                                  "or digit", key);
+                return ak_err_set(err, EINVAL,
+                                  "invalid label key '%s': must start with a letter "
+                                  "or digit",
+                                  key);
         if (vl > LABEL_VALUE_MAX)
-                return ak_err_set(err, EINVAL, "label '%s' value is longer than %d characters",
-                                  key, LABEL_VALUE_MAX);
+                return ak_err_set(err, EINVAL, "label '%s' value is longer than %d characters", key,
+                                  LABEL_VALUE_MAX);
         for (size_t i = 0; i < vl; i++)
                 if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
                         return ak_err_set(err, EINVAL,
@@ -167,8 +169,8 @@ int parse_port_spec(const char *spec, struct port_spec *ret, struct ak_err *err)
 
 int validate_sandbox_path(const char *path, struct ak_err *err)
 {
-        static const char *const forbidden[] = {"/proc", "/sys", "/dev", "/etc/passwd",
-                                                "/etc/shadow", "/etc/sudoers", "/root/.ssh"};
+        static const char *const forbidden[] = {
+            "/proc", "/sys", "/dev", "/etc/passwd", "/etc/shadow", "/etc/sudoers", "/root/.ssh"};
         size_t n = strlen(path);
 
         if (path[0] != '/')
@@ -194,8 +196,10 @@ int validate_env_entry(const char *entry, struct ak_err *err)
         const char *eq = strchr(entry, '=');
 
         if (!eq || eq == entry)
-                return ak_err_set(err, EINVAL, "invalid environment entry '%.64s': expected "
-                                  "KEY=VALUE", entry);
+                return ak_err_set(err, EINVAL,
+                                  "invalid environment entry '%.64s': expected "
+                                  "KEY=VALUE",
+                                  entry);
         if (strlen(entry) > ENV_ENTRY_MAX)
                 return ak_err_set(err, EINVAL, "environment entry longer than %d bytes",
                                   ENV_ENTRY_MAX);
@@ -204,8 +208,10 @@ int validate_env_entry(const char *entry, struct ak_err *err)
                         return ak_err_set(err, EINVAL,
                                           "invalid environment variable name in '%.64s'", entry);
         if (entry[0] >= '0' && entry[0] <= '9')
-                return ak_err_set(err, EINVAL, "environment variable name must not start with a "
-                                  "digit: '%.64s'", entry);
+                return ak_err_set(err, EINVAL,
+                                  "environment variable name must not start with a "
+                                  "digit: '%.64s'",
+                                  entry);
         return 0;
 }
 

@@ -42,8 +42,8 @@ static int hier_parent(enum cgroup_mode mode, size_t i, char *out, size_t len)
                                                                                     : -ENAMETOOLONG;
         }
         return snprintf(out, len, CGROUP_ROOT "/%s/" CGROUP_PARENT, v1_controllers[i]) < (int)len
-                       ? 0
-                       : -ENAMETOOLONG;
+                   ? 0
+                   : -ENAMETOOLONG;
 }
 
 enum cgroup_mode cgroup_detect(char *why, size_t why_len)

@@ -75,9 +75,8 @@ static int api_hostfwd(const char *api_socket, const struct port_spec *p, struct
                        "{\"execute\": \"add_hostfwd\", \"arguments\": {\"proto\": \"%s\", "
                        "\"host_addr\": \"127.0.0.1\", \"host_port\": %d, \"guest_addr\": \"%s\", "
                        "\"guest_port\": %u}}",
-                       p->udp ? "udp" : "tcp",
-                       p->host_port > 0 ? p->host_port : p->container_port, NET_GUEST_ADDR,
-                       (unsigned)p->container_port);
+                       p->udp ? "udp" : "tcp", p->host_port > 0 ? p->host_port : p->container_port,
+                       NET_GUEST_ADDR, (unsigned)p->container_port);
         r = write_all(fd, req, strlen(req));
         if (r < 0)
                 return ak_err_set(err, -r, "slirp4netns API: %s", strerror(-r));
@@ -92,8 +91,8 @@ static int api_hostfwd(const char *api_socket, const struct port_spec *p, struct
         return 0;
 }
 
-int net_start(pid_t pid, int exit_fd, const char *api_socket, const struct port_spec *ports,
-              size_t n_ports, struct ak_err *err)
+int net_launch(pid_t pid, int exit_fd, const char *api_socket, struct net_handle *ret,
+               struct ak_err *err)
 {
         const char *slirp = slirp_path();
         char pidbuf[16], userns[64], api_arg[4200];
@@ -129,7 +128,7 @@ int net_start(pid_t pid, int exit_fd, const char *api_socket, const struct port_
         argv[n++] = "--exit-fd=4";
         if (geteuid() != 0)
                 argv[n++] = userns;
-        if (api_socket && n_ports) {
+        if (api_socket) {
                 (void)snprintf(api_arg, sizeof(api_arg), "--api-socket=%s", api_socket);
                 argv[n++] = api_arg;
         }
@@ -158,7 +157,7 @@ int net_start(pid_t pid, int exit_fd, const char *api_socket, const struct port_
         posix_spawnattr_setsigmask(&attr, &none);
         posix_spawnattr_setsigdefault(&attr, &def);
         posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                                POSIX_SPAWN_SETSID);
+                                            POSIX_SPAWN_SETSID);
         r = posix_spawn(&child, slirp, &fa, &attr, (char *const *)argv, environ);
         posix_spawnattr_destroy(&attr);
         posix_spawn_file_actions_destroy(&fa);
@@ -168,28 +167,44 @@ int net_start(pid_t pid, int exit_fd, const char *api_socket, const struct port_
                 close(ready[0]);
                 return ak_err_set(err, r, "cannot run slirp4netns: %s", strerror(r));
         }
-        {
-                struct pollfd p = {ready[0], POLLIN, 0};
-                char c = 0;
-                int pr;
-                do
-                        pr = poll(&p, 1, READY_TIMEOUT_MS);
-                while (pr < 0 && errno == EINTR);
-                if (pr <= 0 || read(ready[0], &c, 1) != 1 || c != '1') {
-                        close(ready[0]);
-                        (void)kill(child, SIGKILL);
-                        (void)waitpid(child, NULL, 0);
-                        return ak_err_set(err, EIO,
-                                          "slirp4netns failed to set up the sandbox network%s",
-                                          pr == 0 ? " (timed out)" : "");
-                }
+        ret->pid = child;
+        ret->ready_fd = ready[0];
+        return 0;
+}
+
+void net_abort(struct net_handle *h)
+{
+        if (h->pid > 0) {
+                (void)kill(h->pid, SIGKILL);
+                (void)waitpid(h->pid, NULL, 0);
         }
-        close(ready[0]);
+        if (h->ready_fd >= 0)
+                close(h->ready_fd);
+        h->pid = 0;
+        h->ready_fd = -1;
+}
+
+int net_wait(struct net_handle *h, const char *api_socket, const struct port_spec *ports,
+             size_t n_ports, struct ak_err *err)
+{
+        struct pollfd p = {h->ready_fd, POLLIN, 0};
+        char c = 0;
+        int pr, r;
+
+        do
+                pr = poll(&p, 1, READY_TIMEOUT_MS);
+        while (pr < 0 && errno == EINTR);
+        if (pr <= 0 || read(h->ready_fd, &c, 1) != 1 || c != '1') {
+                net_abort(h);
+                return ak_err_set(err, EIO, "slirp4netns failed to set up the sandbox network%s",
+                                  pr == 0 ? " (timed out)" : "");
+        }
+        close(h->ready_fd);
+        h->ready_fd = -1;
         for (size_t i = 0; i < n_ports; i++) {
                 r = api_hostfwd(api_socket, &ports[i], err);
                 if (r < 0) {
-                        (void)kill(child, SIGKILL);
-                        (void)waitpid(child, NULL, 0);
+                        net_abort(h);
                         return r;
                 }
         }

@@ -22,9 +22,22 @@
 /* True when slirp4netns can be run; otherwise why says what to install. */
 bool net_available(char *why, size_t why_len);
 
-/* Connects the network namespace of `pid` to the outside; returns once it is configured.
- * exit_fd is the read end of the pipe whose write end the sandbox holds (consumed: closed here).
- * api_socket (may be NULL when there are no ports) is where slirp4netns listens for control.
- * Published ports listen on the host's 127.0.0.1. */
-int net_start(pid_t pid, int exit_fd, const char *api_socket, const struct port_spec *ports,
-              size_t n_ports, struct ak_err *err);
+struct net_handle {
+        pid_t pid;    /* slirp4netns */
+        int ready_fd; /* becomes readable when the namespace is configured */
+};
+
+/* Starts connecting the network namespace of `pid` to the outside, without waiting (so the
+ * sandbox's own setup runs meanwhile). exit_fd is the read end of the pipe whose write end the
+ * sandbox holds (consumed: closed here). api_socket (NULL without ports) is where slirp4netns
+ * listens for control. */
+int net_launch(pid_t pid, int exit_fd, const char *api_socket, struct net_handle *ret,
+               struct ak_err *err);
+
+/* Waits until the namespace is configured, then publishes ports (on the host's 127.0.0.1).
+ * On failure slirp4netns is stopped. Consumes the handle either way. */
+int net_wait(struct net_handle *h, const char *api_socket, const struct port_spec *ports,
+             size_t n_ports, struct ak_err *err);
+
+/* Stops a launched slirp4netns that will not be waited for. */
+void net_abort(struct net_handle *h);

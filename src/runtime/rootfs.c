@@ -20,24 +20,99 @@
 
 /* Host /etc entries that configure programs and hold no secrets. A trailing '*' is a prefix. */
 static const char *const etc_allow[] = {
-        "alternatives", "bash.bashrc", "bash_completion", "bash_completion.d", "bindresvport.blacklist",
-        "ca-certificates", "ca-certificates.conf", "debian_version", "environment", "fonts",
-        "gai.conf", "host.conf", "inputrc", "issue", "java-*", "ld.so.cache", "ld.so.conf",
-        "ld.so.conf.d", "locale.alias", "locale.conf", "locale.gen", "localtime", "login.defs",
-        "lsb-release", "magic", "magic.mime", "mailcap", "mime.types", "nanorc", "networks",
-        "nsswitch.conf", "os-release", "perl", "profile", "profile.d", "protocols", "python3*",
-        "rpc", "services", "shells", "skel", "ssl", "terminfo", "timezone", "vim", "wgetrc",
-        "xattr.conf",
+    "alternatives",
+    "bash.bashrc",
+    "bash_completion",
+    "bash_completion.d",
+    "bindresvport.blacklist",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "debian_version",
+    "environment",
+    "fonts",
+    "gai.conf",
+    "host.conf",
+    "inputrc",
+    "issue",
+    "java-*",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "locale.alias",
+    "locale.conf",
+    "locale.gen",
+    "localtime",
+    "login.defs",
+    "lsb-release",
+    "magic",
+    "magic.mime",
+    "mailcap",
+    "mime.types",
+    "nanorc",
+    "networks",
+    "nsswitch.conf",
+    "os-release",
+    "perl",
+    "profile",
+    "profile.d",
+    "protocols",
+    "python3*",
+    "rpc",
+    "services",
+    "shells",
+    "skel",
+    "ssl",
+    "terminfo",
+    "timezone",
+    "vim",
+    "wgetrc",
+    "xattr.conf",
 };
 
 /* Files of the fresh /proc that leak host information or allow host-wide actions. */
 static const char *const proc_mask_files[] = {
-        "/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
-        "/proc/latency_stats", "/proc/kallsyms", "/proc/kpagecount", "/proc/kpageflags",
+    "/proc/kcore",         "/proc/keys",     "/proc/timer_list", "/proc/sched_debug",
+    "/proc/latency_stats", "/proc/kallsyms", "/proc/kpagecount", "/proc/kpageflags",
 };
 static const char *const proc_mask_dirs[] = {"/proc/acpi", "/proc/scsi", "/proc/driver"};
-static const char *const proc_ro[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq",
-                                      "/proc/bus", "/proc/fs"};
+/* Credentials in a home directory; masked when the home is shown to a sandbox (permissive). */
+static const char *const home_mask_dirs[] = {
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".azure",
+    ".config/gcloud",
+    ".docker",
+    ".kube",
+    ".password-store",
+    ".config/gh",
+    ".config/hub",
+    ".local/share/agentkernel",
+    ".agentkernel",
+    ".terraform.d",
+    ".cargo/registry/.credentials",
+    ".vault-token.d",
+};
+static const char *const home_mask_files[] = {
+    ".netrc",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+    ".pgpass",
+    ".vault-token",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".gem/credentials",
+    ".m2/settings.xml",
+    ".bash_history",
+    ".zsh_history",
+    ".python_history",
+    ".psql_history",
+    ".mysql_history",
+};
+
+static const char *const proc_ro[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus",
+                                      "/proc/fs"};
 
 static bool etc_allowed(const char *name)
 {
@@ -124,10 +199,10 @@ static int plan_etc(struct mount_plan *p, const struct rootfs_opts *o)
                                      "::1\tlocalhost ip6-localhost ip6-loopback\n",
                                      0644)) < 0 ||
             (r = mount_plan_add(p, MOP_SYMLINK, "../proc/self/mounts", "/etc/mtab", NULL, 0, 0)) <
-                    0)
+                0)
                 return r;
-        if (o->resolv_conf && (r = mount_plan_add_file(p, "/etc/resolv.conf", o->resolv_conf,
-                                                       0644)) < 0)
+        if (o->resolv_conf &&
+            (r = mount_plan_add_file(p, "/etc/resolv.conf", o->resolv_conf, 0644)) < 0)
                 return r;
         return 0;
 }
@@ -142,7 +217,8 @@ int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *p)
                        (unsigned long long)(o->tmp_mb ? o->tmp_mb : 512));
 
         /* /dev: a small tmpfs with the harmless device nodes of the host and a private devpts */
-        r = mount_plan_add(p, MOP_TMPFS, NULL, "/dev", "mode=0755,size=64k,nr_inodes=64", 0, MOP_NOEXEC);
+        r = mount_plan_add(p, MOP_TMPFS, NULL, "/dev", "mode=0755,size=64k,nr_inodes=64", 0,
+                           MOP_NOEXEC);
         for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(devs); i++) {
                 char path[32];
                 (void)snprintf(path, sizeof(path), "/dev/%s", devs[i]);
@@ -186,14 +262,24 @@ int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *p)
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/home", NULL, 0755, 0);
                 if (r >= 0)
                         r = mount_plan_add(p, MOP_BIND_RO, o->home, "/home/user", NULL, 0, 0);
+                for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(home_mask_dirs); i++) {
+                        char path[PATH_MAX];
+                        (void)snprintf(path, sizeof(path), "/home/user/%s", home_mask_dirs[i]);
+                        r = mount_plan_add(p, MOP_MASK_DIR, NULL, path, NULL, 0, 0);
+                }
+                for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(home_mask_files); i++) {
+                        char path[PATH_MAX];
+                        (void)snprintf(path, sizeof(path), "/home/user/%s", home_mask_files[i]);
+                        r = mount_plan_add(p, MOP_MASK_FILE, NULL, path, NULL, 0, 0);
+                }
         }
         return r;
 }
 
 int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *p)
 {
-        static const char *const top[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
-                                          "/libx32"};
+        static const char *const top[] = {"/usr",   "/bin",   "/sbin",  "/lib",
+                                          "/lib32", "/lib64", "/libx32"};
         char varopts[96];
         int r = 0;
 
@@ -220,8 +306,8 @@ int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *p)
         if (r >= 0 && !o->home)
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/home", NULL, 0755, 0);
         for (size_t i = 0; r >= 0 && i < 4; i++)
-                r = mount_plan_add(p, MOP_MKDIR, NULL, (const char *[]){"/mnt", "/opt", "/srv",
-                                                                          "/media"}[i],
-                                   NULL, 0755, 0);
+                r = mount_plan_add(p, MOP_MKDIR, NULL,
+                                   (const char *[]){"/mnt", "/opt", "/srv", "/media"}[i], NULL,
+                                   0755, 0);
         return r;
 }

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/capability.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
@@ -27,7 +28,6 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
-#include <grp.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -92,8 +92,8 @@ static int plan_push(struct mount_plan *p, const struct mount_op *op)
         return 0;
 }
 
-int mount_plan_add(struct mount_plan *p, enum mount_op_type type, const char *src,
-                   const char *dst, const char *data, unsigned mode, unsigned flags)
+int mount_plan_add(struct mount_plan *p, enum mount_op_type type, const char *src, const char *dst,
+                   const char *data, unsigned mode, unsigned flags)
 {
         struct mount_op op = {.type = type, .mode = mode, .flags = flags};
 
@@ -222,8 +222,8 @@ static void run_op(const struct mount_op *op, int errfd)
 
         if (pjoin(dst, NEWROOT, op->dst) < 0)
                 die(errfd, "path too long", op->dst, ENAMETOOLONG);
-        if (op->src && (op->type == MOP_BIND || op->type == MOP_BIND_RO ||
-                        op->type == MOP_BIND_DEV) &&
+        if (op->src &&
+            (op->type == MOP_BIND || op->type == MOP_BIND_RO || op->type == MOP_BIND_DEV) &&
             pjoin(src, OLDROOT, op->src) < 0)
                 die(errfd, "path too long", op->src, ENAMETOOLONG);
 
@@ -252,8 +252,8 @@ static void run_op(const struct mount_op *op, int errfd)
                 r = make_mountpoint(src, dst);
                 if (r < 0)
                         die(errfd, "create mount point", op->dst, -r);
-                if (mount(src, dst, NULL, MS_BIND | (op->type == MOP_BIND_DEV ? 0 : MS_REC),
-                          NULL) < 0)
+                if (mount(src, dst, NULL, MS_BIND | (op->type == MOP_BIND_DEV ? 0 : MS_REC), NULL) <
+                    0)
                         die(errfd, "bind mount", op->src, errno);
                 if (op->type == MOP_BIND_RO)
                         r = remount_ro(dst, MS_NOSUID | MS_NODEV);
@@ -261,14 +261,14 @@ static void run_op(const struct mount_op *op, int errfd)
                         r = mount(NULL, dst, NULL,
                                   MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC | locked_flags(dst),
                                   NULL) < 0
-                                    ? -errno
-                                    : 0;
+                                ? -errno
+                                : 0;
                 else
                         r = mount(NULL, dst, NULL,
                                   MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | locked_flags(dst),
                                   NULL) < 0
-                                    ? -errno
-                                    : 0;
+                                ? -errno
+                                : 0;
                 if (r < 0)
                         die(errfd, "remount", op->dst, -r);
                 return;
@@ -357,8 +357,8 @@ static int drop_bounding_caps(uint64_t keep)
                 }
         }
         return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL
-                       ? -errno
-                       : 0;
+                   ? -errno
+                   : 0;
 }
 
 /* Moves fd to exactly `target`, which must not be used by anything we still need. */
@@ -538,8 +538,9 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
                 return ak_err_set(err, r, "pipe: %s", strerror(r));
         }
 
-        pid = (pid_t)syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS |
-                                                CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD,
+        pid = (pid_t)syscall(SYS_clone,
+                             CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS |
+                                 CLONE_NEWIPC | CLONE_NEWNET | SIGCHLD,
                              NULL, NULL, NULL, NULL);
         if (pid < 0) {
                 r = errno;
@@ -549,8 +550,8 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
                 close(errp[1]);
                 return ak_err_set(err, r, "cannot create namespaces: %s%s", strerror(r),
                                   r == EPERM || r == ENOSPC
-                                          ? " (are user namespaces enabled? see: agentkernel doctor)"
-                                          : "");
+                                      ? " (are user namespaces enabled? see: agentkernel doctor)"
+                                      : "");
         }
         if (pid == 0) {
                 close(sync[0]);
@@ -575,6 +576,8 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
                 r = ak_err_set(err, EIO, "sandbox process exited during setup");
                 goto fail;
         }
+        if (s->on_namespaces)
+                s->on_namespaces(pid, s->ctx);
         do
                 n = read(errp[0], &rep, sizeof(rep));
         while (n < 0 && errno == EINTR);

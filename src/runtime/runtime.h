@@ -36,11 +36,11 @@ enum mount_op_type {
 struct mount_op {
         enum mount_op_type type;
         const char *src;
-        const char *dst;   /* absolute path inside the sandbox */
-        const char *data;  /* tmpfs options */
-        size_t len;        /* MOP_FILE content length */
+        const char *dst;  /* absolute path inside the sandbox */
+        const char *data; /* tmpfs options */
+        size_t len;       /* MOP_FILE content length */
         unsigned mode;
-        unsigned flags;    /* MOP_* flags */
+        unsigned flags; /* MOP_* flags */
 };
 
 /* A growable list of mount operations that owns its strings. */
@@ -53,36 +53,40 @@ struct mount_plan {
 
 void mount_plan_free(struct mount_plan *p);
 /* Appends an op; strings are copied. Returns 0 or -ENOMEM. */
-int mount_plan_add(struct mount_plan *p, enum mount_op_type type, const char *src,
-                   const char *dst, const char *data, unsigned mode, unsigned flags);
+int mount_plan_add(struct mount_plan *p, enum mount_op_type type, const char *src, const char *dst,
+                   const char *data, unsigned mode, unsigned flags);
 int mount_plan_add_file(struct mount_plan *p, const char *dst, const char *content, unsigned mode);
 int mount_plan_add_bytes(struct mount_plan *p, const char *dst, const char *data, size_t len,
                          unsigned mode);
 
 struct runtime_spec {
-        bool rootless;            /* map only the caller's uid/gid, as an unprivileged user */
-        uint32_t id_base;         /* rootful: host uid/gid of the sandbox's root */
-        uint32_t id_count;        /* rootful: how many ids are mapped */
-        uid_t host_uid;           /* rootless: the caller's ids */
+        bool rootless;     /* map only the caller's uid/gid, as an unprivileged user */
+        uint32_t id_base;  /* rootful: host uid/gid of the sandbox's root */
+        uint32_t id_count; /* rootful: how many ids are mapped */
+        uid_t host_uid;    /* rootless: the caller's ids */
         gid_t host_gid;
         const char *hostname;
         const struct mount_plan *plan;
-        const char *workdir;      /* chdir here before starting the agent */
+        const char *workdir;             /* chdir here before starting the agent */
         const char *const *cgroup_procs; /* NULL-terminated cgroup.procs files to join */
         const struct sock_fprog *seccomp;
-        uint64_t agent_caps;      /* capability bounding set of the agent */
+        uint64_t agent_caps;          /* capability bounding set of the agent */
         const char *state_tmpfs_opts; /* mount options of the agent's private state tmpfs */
-        int agent_exe_fd;         /* the agent binary, opened by the parent */
-        int chan_fd;              /* listening socket or connected socket: becomes fd 3 */
-        int hold_fd;              /* kept open by the agent for its lifetime (fd 6), or -1 */
-        char *const *agent_argv;  /* names fd 3 (channel), 4 (sync), 5 (state), 6 (hold) */
+        int agent_exe_fd;             /* the agent binary, opened by the parent */
+        int chan_fd;                  /* listening socket or connected socket: becomes fd 3 */
+        int hold_fd;                  /* kept open by the agent for its lifetime (fd 6), or -1 */
+        char *const *agent_argv;      /* names fd 3 (channel), 4 (sync), 5 (state), 6 (hold) */
         char *const *agent_envp;
+        /* Called in the parent once the child's namespaces exist and its ids are mapped, while
+         * the child sets itself up: work that needs the namespaces (networking) overlaps it. */
+        void (*on_namespaces)(pid_t pid, void *ctx);
+        void *ctx;
 };
 
 struct runtime_child {
-        pid_t pid;     /* host pid of the sandbox's PID 1 */
-        int pidfd;     /* pidfd of it (or -1 when the kernel has no pidfd_open) */
-        int sync_fd;   /* handshake channel: write 'C' to commit, close to abort */
+        pid_t pid;   /* host pid of the sandbox's PID 1 */
+        int pidfd;   /* pidfd of it (or -1 when the kernel has no pidfd_open) */
+        int sync_fd; /* handshake channel: write 'C' to commit, close to abort */
 };
 
 /* Starts a sandbox. On success the agent is running as PID 1 and *ret is filled; the caller

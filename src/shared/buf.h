@@ -12,12 +12,15 @@
 #include "macro.h"
 
 struct buf {
-        char *data;   /* NULL until the first append; NUL-terminated after it */
-        size_t len;   /* bytes used, excluding the terminator */
-        size_t cap;   /* bytes allocated */
+        char *data; /* NULL until the first append; NUL-terminated after it */
+        size_t len; /* bytes used, excluding the terminator */
+        size_t cap; /* bytes allocated */
 };
 
-#define BUF_INIT {NULL, 0, 0}
+#define BUF_INIT                                                                                   \
+        {                                                                                          \
+                NULL, 0, 0                                                                         \
+        }
 
 /* Ensures room for `extra` more bytes plus the terminator. Returns 0 or -ENOMEM. */
 int buf_reserve(struct buf *b, size_t extra);

@@ -11,8 +11,8 @@
 #define AK_ERR_MSG_MAX 1024
 
 struct ak_err {
-        int code;                  /* positive errno; 0 when unset */
-        char msg[AK_ERR_MSG_MAX];  /* human-readable, lowercase, no trailing period */
+        int code;                 /* positive errno; 0 when unset */
+        char msg[AK_ERR_MSG_MAX]; /* human-readable, lowercase, no trailing period */
 };
 
 /* Records code and message in err (which may be NULL) and returns -code. */

@@ -310,8 +310,8 @@ static int unix_addr(const char *path, struct sockaddr_un *sa, int *ret_dirfd, s
                 dfd = open(dir[0] ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
                 if (dfd < 0)
                         return ak_err_set(err, errno, "open '%s': %s", dir, strerror(errno));
-                if ((size_t)snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s",
-                                     dfd, slash + 1) >= sizeof(sa->sun_path)) {
+                if ((size_t)snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s", dfd,
+                                     slash + 1) >= sizeof(sa->sun_path)) {
                         close(dfd);
                         return ak_err_set(err, ENAMETOOLONG, "socket name in '%s' is too long",
                                           path);

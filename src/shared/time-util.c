@@ -66,9 +66,11 @@ void format_rfc3339(int64_t ns, char out[RFC3339_MAX])
         civil_from_days(days, &y, &mo, &d);
         if (frac != 0) {
                 if (frac % 1000000 == 0)
-                        (void)snprintf(fracbuf, sizeof(fracbuf), ".%03lld", (long long)(frac / 1000000));
+                        (void)snprintf(fracbuf, sizeof(fracbuf), ".%03lld",
+                                       (long long)(frac / 1000000));
                 else if (frac % 1000 == 0)
-                        (void)snprintf(fracbuf, sizeof(fracbuf), ".%06lld", (long long)(frac / 1000));
+                        (void)snprintf(fracbuf, sizeof(fracbuf), ".%06lld",
+                                       (long long)(frac / 1000));
                 else
                         (void)snprintf(fracbuf, sizeof(fracbuf), ".%09lld", (long long)frac);
         }
@@ -142,7 +144,7 @@ int parse_rfc3339(const char *s, int64_t *ret_ns)
         if (se == 60)
                 se = 59; /* leap second: clamp, as chrono does for parsing */
         ns = (days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + se) *
-                     NSEC_PER_SEC +
+                 NSEC_PER_SEC +
              frac;
         ns -= (int64_t)sign * (oh * 3600 + om * 60) * NSEC_PER_SEC;
         *ret_ns = ns;

@@ -44,7 +44,7 @@ def test_100_mib_binary_round_trip(ak, sandbox, tmp_path):
     rss_out = max_rss_kib_of([AK, "cp", f"{sandbox}:/tmp/big.bin", str(out)], ak.env)
     assert sha256_file(out) == want
     # streamed: the CLI never holds the file (its RSS stays far below 100 MiB)
-    assert rss_in < 16 * 1024 and rss_out < 16 * 1024, (rss_in, rss_out)
+    assert rss_in < 32 * 1024 and rss_out < 32 * 1024, (rss_in, rss_out)  # ASan needs ~20
 
 
 def test_copy_into_directory_and_stdio(ak, sandbox, tmp_path):

@@ -64,3 +64,21 @@ def test_rootless_doctor(rl):
     checks = {c["name"]: c for c in json.loads(res.out)["checks"]}
     assert checks["namespaces"]["status"] == "ok"
     assert checks["sandbox"]["status"] == "ok", checks["sandbox"]
+
+
+def test_permissive_home_hides_credentials(rl):
+    home = pathlib.Path(rl.env["HOME"])
+    (home / ".ssh").mkdir()
+    (home / ".ssh" / "id_canary").write_text("CANARY-SSH-KEY")
+    (home / ".netrc").write_text("machine x password CANARY-NETRC")
+    (home / "notes.txt").write_text("visible")
+    for p in (home / ".ssh", home / ".ssh" / "id_canary", home / ".netrc", home / "notes.txt"):
+        os.chown(p, NOBODY, NOBODY)
+    res = rl("run", "--no-network", "-p", "permissive", "--",
+             "sh", "-c", "cat /home/user/notes.txt; echo; ls -A /home/user/.ssh; "
+                         "cat /home/user/.netrc; cat /home/user/.ssh/id_canary; "
+                         "echo x > /home/user/new 2>/dev/null && echo WROTE")
+    assert "visible" in res.stdout, res
+    assert "CANARY" not in res.stdout and "CANARY" not in res.stderr, res
+    assert "id_canary" not in res.stdout
+    assert "WROTE" not in res.stdout  # read-only

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
 #include <cmocka.h>
 
 #include "core/manager.h"
@@ -110,8 +111,12 @@ static void test_memory_not_replaced_by_profile(void **state)
 {
         /* upstream Q6: a profile's cap must not silently replace the memory asked for */
         struct fixture *f = *state;
-        struct create_opts o = {.name = "big", .backend = "fake", .profile = "restrictive",
-                                .memory_mb = 2048, .network = 0, .mount_cwd = 0};
+        struct create_opts o = {.name = "big",
+                                .backend = "fake",
+                                .profile = "restrictive",
+                                .memory_mb = 2048,
+                                .network = 0,
+                                .mount_cwd = 0};
         struct sandbox_state *st = NULL;
         assert_int_equal(manager_create(f->m, &o, NULL), 0);
         assert_int_equal(store_load(f->m->store, "big", &st, NULL), 0);
@@ -340,16 +345,15 @@ static void test_ephemeral(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_setup_teardown(test_create_rules, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_memory_not_replaced_by_profile, setup,
-                                                teardown),
-                cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_touch, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_archived_refuses_start, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_files_and_detached, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_injected_start_failure, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_injected_stop_failure, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_ephemeral, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_create_rules, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_memory_not_replaced_by_profile, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_touch, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_archived_refuses_start, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_files_and_detached, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_injected_start_failure, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_injected_stop_failure, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_ephemeral, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
 #include <cmocka.h>
 
 #include "agent/proto.h"
@@ -82,8 +83,8 @@ static void test_hostile_lengths(void **unused)
         memset(frame, 0, sizeof(frame));
         frame[0] = 10; /* payload length */
         frame[4] = AK_EXEC;
-        frame[8] = AK_T_ARG;             /* tag */
-        frame[10] = 0xff;                /* field length 255 > 4 remaining */
+        frame[8] = AK_T_ARG; /* tag */
+        frame[10] = 0xff;    /* field length 255 > 4 remaining */
         assert_int_equal(ak_frame_parse(frame, 18, &m), 18);
         assert_int_equal(ak_msg_validate(&m), -EBADMSG);
 
@@ -184,10 +185,13 @@ static void test_conn(void **unused)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_roundtrip),        cmocka_unit_test(test_partial_frames),
-                cmocka_unit_test(test_hostile_lengths),  cmocka_unit_test(test_nul_in_strings),
-                cmocka_unit_test(test_limits),           cmocka_unit_test(test_read_frame_eof),
-                cmocka_unit_test(test_conn),
+            cmocka_unit_test(test_roundtrip),
+            cmocka_unit_test(test_partial_frames),
+            cmocka_unit_test(test_hostile_lengths),
+            cmocka_unit_test(test_nul_in_strings),
+            cmocka_unit_test(test_limits),
+            cmocka_unit_test(test_read_frame_eof),
+            cmocka_unit_test(test_conn),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

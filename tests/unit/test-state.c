@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include "core/state.h"
@@ -63,7 +64,7 @@ static void test_deserialize_minimal(void **unused)
         assert_int_equal(s->vcpus, 4);
         assert_int_equal(s->memory_mb, 2048);
         assert_int_equal(s->vsock_cid, 10);
-        assert_string_equal(s->uuid, "");   /* defaulted; the store back-fills it */
+        assert_string_equal(s->uuid, ""); /* defaulted; the store back-fills it */
         assert_null(s->backend);
         assert_false(s->has_ttl);
         assert_int_equal(s->n_ports, 0);
@@ -131,14 +132,20 @@ static void test_missing_required(void **unused)
 static void test_wrong_types(void **unused)
 {
         static const char *const bad[] = {
-                "{\"name\":1,\"image\":\"a\",\"vcpus\":1,\"memory_mb\":1,\"vsock_cid\":3,\"created_at\":\"x\"}",
-                "{\"name\":\"a\",\"image\":\"a\",\"vcpus\":-1,\"memory_mb\":1,\"vsock_cid\":3,\"created_at\":\"x\"}",
-                "{\"name\":\"a\",\"image\":\"a\",\"vcpus\":1,\"memory_mb\":1,\"vsock_cid\":3,\"created_at\":\"x\",\"ports\":[{\"container_port\":70000}]}",
-                "{\"name\":\"a\",\"image\":\"a\",\"vcpus\":1,\"memory_mb\":1,\"vsock_cid\":3,\"created_at\":\"x\",\"labels\":{\"k\":1}}",
-                "{\"name\":\"a\",\"image\":\"a\",\"vcpus\":1,\"memory_mb\":1,\"vsock_cid\":3,\"created_at\":\"x\",\"ssh_enabled\":\"yes\"}",
-                "{\"name\":\"a\",\"name\":\"b\",\"image\":\"a\",\"vcpus\":1,\"memory_mb\":1,\"vsock_cid\":3,\"created_at\":\"x\"}",
-                "[1,2,3]",
-                "not json",
+            "{\"name\":1,\"image\":\"a\",\"vcpus\":1,\"memory_mb\":1,\"vsock_cid\":3,\"created_"
+            "at\":\"x\"}",
+            "{\"name\":\"a\",\"image\":\"a\",\"vcpus\":-1,\"memory_mb\":1,\"vsock_cid\":3,"
+            "\"created_at\":\"x\"}",
+            "{\"name\":\"a\",\"image\":\"a\",\"vcpus\":1,\"memory_mb\":1,\"vsock_cid\":3,\"created_"
+            "at\":\"x\",\"ports\":[{\"container_port\":70000}]}",
+            "{\"name\":\"a\",\"image\":\"a\",\"vcpus\":1,\"memory_mb\":1,\"vsock_cid\":3,\"created_"
+            "at\":\"x\",\"labels\":{\"k\":1}}",
+            "{\"name\":\"a\",\"image\":\"a\",\"vcpus\":1,\"memory_mb\":1,\"vsock_cid\":3,\"created_"
+            "at\":\"x\",\"ssh_enabled\":\"yes\"}",
+            "{\"name\":\"a\",\"name\":\"b\",\"image\":\"a\",\"vcpus\":1,\"memory_mb\":1,\"vsock_"
+            "cid\":3,\"created_at\":\"x\"}",
+            "[1,2,3]",
+            "not json",
         };
         (void)unused;
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -150,11 +157,10 @@ static void test_wrong_types(void **unused)
 
 static void test_unknown_fields_survive(void **unused)
 {
-        const char *json =
-                "{\"name\":\"a\",\"image\":\"host\",\"vcpus\":1,\"memory_mb\":256,"
-                "\"vsock_cid\":4,\"created_at\":\"2026-02-16T00:00:00Z\","
-                "\"workspace_revision\":7,\"endpoints\":[{\"port\":1}],"
-                "\"x_agentkernel\":{\"backend\":\"native\",\"future\":true}}";
+        const char *json = "{\"name\":\"a\",\"image\":\"host\",\"vcpus\":1,\"memory_mb\":256,"
+                           "\"vsock_cid\":4,\"created_at\":\"2026-02-16T00:00:00Z\","
+                           "\"workspace_revision\":7,\"endpoints\":[{\"port\":1}],"
+                           "\"x_agentkernel\":{\"backend\":\"native\",\"future\":true}}";
         struct sandbox_state *s = NULL;
         cleanup_free char *out = NULL;
         cleanup_json json_t *o = NULL;
@@ -198,14 +204,10 @@ static void test_upstream_backend_names(void **unused)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_serialize),
-                cmocka_unit_test(test_deserialize_minimal),
-                cmocka_unit_test(test_roundtrip),
-                cmocka_unit_test(test_missing_required),
-                cmocka_unit_test(test_wrong_types),
-                cmocka_unit_test(test_unknown_fields_survive),
-                cmocka_unit_test(test_status),
-                cmocka_unit_test(test_upstream_backend_names),
+            cmocka_unit_test(test_serialize),   cmocka_unit_test(test_deserialize_minimal),
+            cmocka_unit_test(test_roundtrip),   cmocka_unit_test(test_missing_required),
+            cmocka_unit_test(test_wrong_types), cmocka_unit_test(test_unknown_fields_survive),
+            cmocka_unit_test(test_status),      cmocka_unit_test(test_upstream_backend_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

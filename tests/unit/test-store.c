@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
 #include <cmocka.h>
 
 #include "core/paths.h"
@@ -139,9 +140,10 @@ static void test_backfills_uuid(void **state)
         char p[512];
         cleanup_buf struct buf b = BUF_INIT;
 
-        write_raw(f, "legacy-box.json",
-                  "{\"name\": \"legacy-box\", \"image\": \"alpine:3.20\", \"vcpus\": 1, "
-                  "\"memory_mb\": 256, \"vsock_cid\": 4, \"created_at\": \"2026-02-16T00:00:00Z\"}");
+        write_raw(
+            f, "legacy-box.json",
+            "{\"name\": \"legacy-box\", \"image\": \"alpine:3.20\", \"vcpus\": 1, "
+            "\"memory_mb\": 256, \"vsock_cid\": 4, \"created_at\": \"2026-02-16T00:00:00Z\"}");
         assert_int_equal(store_load(f->store, "legacy-box", &s, NULL), 0);
         assert_int_equal(strlen(s->uuid), 36);
         assert_int_equal(s->uuid[14], '7'); /* UUIDv7 */
@@ -248,16 +250,16 @@ static void test_delete(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_data_dir_uses_home),
-                cmocka_unit_test_setup_teardown(test_load_empty, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_load_with_files, setup, teardown),
-                cmocka_unit_test(test_load_nonexistent_dir),
-                cmocka_unit_test_setup_teardown(test_backfills_uuid, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_next_cid, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_labels_persist, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_load_missing_and_invalid, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_lock_excludes, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+            cmocka_unit_test(test_data_dir_uses_home),
+            cmocka_unit_test_setup_teardown(test_load_empty, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_load_with_files, setup, teardown),
+            cmocka_unit_test(test_load_nonexistent_dir),
+            cmocka_unit_test_setup_teardown(test_backfills_uuid, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_next_cid, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_labels_persist, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_load_missing_and_invalid, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_lock_excludes, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

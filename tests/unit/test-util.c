@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
 #include <cmocka.h>
 
 #include "shared/buf.h"
@@ -58,10 +59,15 @@ static void test_rfc3339_parse(void **unused)
         format_rfc3339(1795756007964812345LL, out);
         assert_int_equal(parse_rfc3339(out, &ns), 0);
         assert_true(ns == 1795756007964812345LL);
-        static const char *const bad[] = {"", "2024-01-01", "2024-13-01T00:00:00Z",
-                                          "2023-02-29T00:00:00Z", "2024-01-01T24:00:00Z",
-                                          "2024-01-01T00:00:00", "2024-01-01T00:00:00Zx",
-                                          "2024-01-01T00:00:00.Z", "2024-01-01T00:00:00+1:00"};
+        static const char *const bad[] = {"",
+                                          "2024-01-01",
+                                          "2024-13-01T00:00:00Z",
+                                          "2023-02-29T00:00:00Z",
+                                          "2024-01-01T24:00:00Z",
+                                          "2024-01-01T00:00:00",
+                                          "2024-01-01T00:00:00Zx",
+                                          "2024-01-01T00:00:00.Z",
+                                          "2024-01-01T00:00:00+1:00"};
         for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
                 assert_int_equal(parse_rfc3339(bad[i], &ns), -EINVAL);
 }
@@ -165,10 +171,13 @@ static void test_mkdir_rm(void **unused)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_rfc3339_format), cmocka_unit_test(test_rfc3339_parse),
-                cmocka_unit_test(test_numbers),        cmocka_unit_test(test_buf),
-                cmocka_unit_test(test_ids),            cmocka_unit_test(test_atomic_write),
-                cmocka_unit_test(test_mkdir_rm),
+            cmocka_unit_test(test_rfc3339_format),
+            cmocka_unit_test(test_rfc3339_parse),
+            cmocka_unit_test(test_numbers),
+            cmocka_unit_test(test_buf),
+            cmocka_unit_test(test_ids),
+            cmocka_unit_test(test_atomic_write),
+            cmocka_unit_test(test_mkdir_rm),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,17 +8,27 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <cmocka.h>
 
 #include "core/validate.h"
 
 static void test_names(void **unused)
 {
-        static const char *const good[] = {"a", "dev", "my-sandbox", "a_b", "A1", "x-1-y",
-                                           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
-        static const char *const bad[] = {"", "-a", "a-", "_a", "a_", "a--b", "a__b", "a-_b",
-                                          "a_-b", "a b", "a/b", "../x", "a.b", "é",
-                                          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+        static const char *const good[] = {
+            "a",
+            "dev",
+            "my-sandbox",
+            "a_b",
+            "A1",
+            "x-1-y",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+        static const char *const bad[] = {
+            "",     "-a",   "a-",
+            "_a",   "a_",   "a--b",
+            "a__b", "a-_b", "a_-b",
+            "a b",  "a/b",  "../x",
+            "a.b",  "é",    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
         (void)unused;
         for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
                 assert_int_equal(validate_name(good[i], NULL), 0);
@@ -138,9 +148,9 @@ static void test_labels_env_user(void **unused)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_names),  cmocka_unit_test(test_images),
-                cmocka_unit_test(test_ttl),    cmocka_unit_test(test_ports),
-                cmocka_unit_test(test_paths),  cmocka_unit_test(test_labels_env_user),
+            cmocka_unit_test(test_names), cmocka_unit_test(test_images),
+            cmocka_unit_test(test_ttl),   cmocka_unit_test(test_ports),
+            cmocka_unit_test(test_paths), cmocka_unit_test(test_labels_env_user),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

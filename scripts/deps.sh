@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs what agentkernel needs to build, run and test on Debian 12, from Debian's archive only.
+# Idempotent: packages already installed are not touched, and apt is not even updated when
+# nothing is missing. Usage: scripts/deps.sh [--runtime-only]
+set -euo pipefail
+
+runtime=(slirp4netns iproute2 util-linux procps)
+build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev)
+tests=(python3-pytest bubblewrap time clang-format valgrind)
+
+want=("${runtime[@]}")
+if [[ "${1:-}" != "--runtime-only" ]]; then
+        want+=("${build[@]}" "${tests[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+                missing+=("$p")
+        fi
+done
+if ((${#missing[@]} == 0)); then
+        exit 0
+fi
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+        sudo=(sudo)
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,44 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Counts test results from meson's testlog.json files (TAP subtests count one each) and pytest
+JUnit XML files, and prints the final "N passed, M failed" line CI reads."""
+import json
+import sys
+import xml.etree.ElementTree as ET
+
+passed = failed = skipped = 0
+for path in sys.argv[1:]:
+    try:
+        if path.endswith(".json"):
+            for line in open(path):
+                t = json.loads(line)
+                out = t.get("stdout") or ""
+                oks = sum(1 for l in out.splitlines() if l.startswith("ok "))
+                nots = sum(1 for l in out.splitlines() if l.startswith("not ok "))
+                if oks or nots:
+                    passed += oks
+                    failed += nots
+                    if t["result"] != "OK" and nots == 0:
+                        failed += 1  # crashed or timed out after its last TAP line
+                elif t["result"] == "OK":
+                    passed += 1
+                elif t["result"] == "SKIP":
+                    skipped += 1
+                else:
+                    failed += 1
+        else:
+            root = ET.parse(path).getroot()
+            for suite in root.iter("testsuite"):
+                tests = int(suite.get("tests", 0))
+                bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+                skip = int(suite.get("skipped", 0))
+                passed += tests - bad - skip
+                failed += bad
+                skipped += skip
+    except (OSError, ValueError, ET.ParseError) as e:
+        print(f"cannot read {path}: {e}", file=sys.stderr)
+        failed += 1
+if skipped:
+    print(f"({skipped} skipped)")
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)

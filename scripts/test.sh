@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Everything CI checks, from a fresh Debian 12 machine: dependencies, build, formatting, unit
+# tests, fuzz-corpus replays, integration tests on real sandboxes, and the unit and fuzz suites
+# again under AddressSanitizer + UndefinedBehaviorSanitizer. Ends with "N passed, M failed".
+# Integration tests need root (namespaces and cgroups for real); as non-root they are skipped.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+logs=$root/build/test-logs
+status=0
+
+scripts/deps.sh || exit 1
+scripts/build.sh build || exit 1
+mkdir -p "$logs"
+
+step() { echo "==> $*" >&2; }
+
+step "format"
+if command -v clang-format >/dev/null; then
+        if ! git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror 2>"$logs/format.txt"; then
+                cat "$logs/format.txt" >&2
+                echo "format: FAILED" >&2
+                status=1
+        fi
+fi
+
+step "unit tests and fuzz replays"
+meson test -C build --suite unit --suite fuzz --print-errorlogs >"$logs/meson.txt" 2>&1 || status=1
+tail -n 8 "$logs/meson.txt" >&2
+
+step "integration tests"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider -rs --junitxml="$logs/integration.xml" \
+        tests/integration >"$logs/pytest.txt" 2>&1 || status=1
+tail -n 15 "$logs/pytest.txt" >&2
+
+step "sanitizers (ASan + UBSan): unit tests and fuzz replays"
+scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false \
+        -Dagent_static=false -Dstatic_cli=false -Dbuildtype=debug || exit 1
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        meson test -C build-asan --suite unit --suite fuzz --print-errorlogs \
+        >"$logs/meson-asan.txt" 2>&1 || status=1
+tail -n 8 "$logs/meson-asan.txt" >&2
+
+step "sanitizers (ASan + UBSan): integration tests"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        AGENTKERNEL_BIN=$root/build-asan/src/agentkernel \
+        AGENTKERNEL_AGENT=$root/build-asan/src/agentkernel-agent \
+        /usr/bin/python3 -m pytest -q -p no:cacheprovider -rs \
+        --junitxml="$logs/integration-asan.xml" tests/integration >"$logs/pytest-asan.txt" 2>&1 ||
+        status=1
+tail -n 5 "$logs/pytest-asan.txt" >&2
+
+step "valgrind: unit tests"
+meson test -C build --suite unit --logbase valgrind --print-errorlogs \
+        --wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q' \
+        >"$logs/meson-valgrind.txt" 2>&1 || status=1
+tail -n 8 "$logs/meson-valgrind.txt" >&2
+
+/usr/bin/python3 scripts/summarize.py build/meson-logs/testlog.json \
+        build-asan/meson-logs/testlog.json build/meson-logs/valgrind-valgrind.json \
+        "$logs/integration.xml" "$logs/integration-asan.xml" || status=1
+exit $status
