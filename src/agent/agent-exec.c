@@ -83,6 +83,32 @@ static int exec_req_decode(const struct ak_msg *m, struct exec_req *r)
         return 0;
 }
 
+/* Decodes an EXEC request and resolves what it runs as: the user (from the sandbox's passwd) and
+ * the command's environment. Sends the ERROR reply itself on failure; on success the caller owns
+ * *req and *ret_env. */
+static int exec_prepare(int fd, const struct ak_msg *msg, struct exec_req *req,
+                        struct agent_user *user, char ***ret_env)
+{
+        int r = exec_req_decode(msg, req);
+
+        if (r < 0) {
+                exec_req_free(req);
+                return agent_send_error(fd, -r, "malformed exec request");
+        }
+        if (agent_user_lookup(req->user, user) < 0) {
+                r = agent_send_error(fd, ESRCH, "user '%s' not found in the sandbox", req->user);
+                exec_req_free(req);
+                return r;
+        }
+        *ret_env = agent_build_env(req->env, user,
+                                   (req->flags & AK_EXEC_TTY) && !(req->flags & AK_EXEC_DETACH));
+        if (!*ret_env) {
+                exec_req_free(req);
+                return agent_send_error(fd, ENOMEM, "out of memory");
+        }
+        return 0;
+}
+
 /* Child-side failure report: which step failed and errno, written to the CLOEXEC error pipe. */
 struct spawn_fail {
         int step; /* 0: setup (user, cwd, capabilities), 1: execve */
@@ -509,21 +535,9 @@ int agent_serve_exec(int fd, const struct ak_msg *msg)
         struct spawn_fail fail = {0, 0};
         int r, code, sig;
 
-        r = exec_req_decode(msg, &req);
-        if (r < 0) {
-                exec_req_free(&req);
-                return agent_send_error(fd, -r, "malformed exec request");
-        }
-        if (agent_user_lookup(req.user, &user) < 0) {
-                r = agent_send_error(fd, ESRCH, "user '%s' not found in the sandbox", req.user);
-                exec_req_free(&req);
+        r = exec_prepare(fd, msg, &req, &user, &env);
+        if (r < 0)
                 return r;
-        }
-        env = agent_build_env(req.env, &user, req.flags & AK_EXEC_TTY);
-        if (!env) {
-                exec_req_free(&req);
-                return agent_send_error(fd, ENOMEM, "out of memory");
-        }
         s.sigfd = setup_sigchld();
         s.tty = req.flags & AK_EXEC_TTY;
         if (s.tty) {
@@ -853,23 +867,14 @@ int agent_serve_detach(int fd, const struct ak_msg *msg)
         size_t st;
         pid_t sup;
 
-        r = exec_req_decode(msg, &req);
-        if (r < 0) {
-                exec_req_free(&req);
-                return agent_send_error(fd, -r, "malformed exec request");
-        }
-        if (agent_user_lookup(req.user, &user) < 0) {
-                r = agent_send_error(fd, ESRCH, "user '%s' not found in the sandbox", req.user);
-                exec_req_free(&req);
+        r = exec_prepare(fd, msg, &req, &user, &env);
+        if (r < 0)
                 return r;
-        }
-        env = agent_build_env(req.env, &user, false);
         ddir = open_detach_dir();
-        if (!env || ddir < 0) {
+        if (ddir < 0) {
                 exec_req_free(&req);
-                return agent_send_error(fd, ddir < 0 ? -ddir : ENOMEM,
-                                        "detached commands are unavailable: %s",
-                                        strerror(ddir < 0 ? -ddir : ENOMEM));
+                return agent_send_error(fd, -ddir, "detached commands are unavailable: %s",
+                                        strerror(-ddir));
         }
         r = detach_make_room(ddir);
         if (r < 0) {

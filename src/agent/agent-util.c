@@ -6,13 +6,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/capability.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -178,22 +176,6 @@ char **agent_build_env(char *const *overrides, const struct agent_user *u, bool 
 fail:
         strv_free(env);
         return NULL;
-}
-
-int agent_limit_child_caps(uint64_t caps)
-{
-        for (int c = 0; c <= 63; c++) {
-                if (caps & (1ull << c))
-                        continue;
-                if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
-                        if (errno == EINVAL)
-                                break; /* past the last capability this kernel knows */
-                        return -errno;
-                }
-        }
-        return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL
-                   ? -errno
-                   : 0;
 }
 
 int agent_child_setup(const struct agent_user *u, const char *cwd)

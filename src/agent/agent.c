@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "shared/caps.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/parse-util.h"
@@ -348,7 +349,9 @@ int main(int argc, char **argv)
         if ((listen_fd < 0) == (conn_fd < 0) || optind != argc)
                 usage();
         agent_cfg.is_init = getpid() == 1;
-        if (agent_cfg.child_caps != ~0ull && agent_limit_child_caps(agent_cfg.child_caps) < 0) {
+        /* Lower the bounding set once: every command started afterwards gets at most the
+         * profile's capabilities at execve, while the agent keeps its own. */
+        if (agent_cfg.child_caps != ~0ull && caps_limit_bounding(agent_cfg.child_caps) < 0) {
                 agent_log("cannot lower the capability bounding set: %s", strerror(errno));
                 return 1; /* fail closed: commands must never get more than they should */
         }

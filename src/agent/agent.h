@@ -47,10 +47,6 @@ int agent_user_lookup(const char *spec, struct agent_user *ret);
  * derived from the user (HOME, USER, LOGNAME) and PATH/TERM when missing. Caller frees. */
 char **agent_build_env(char *const *overrides, const struct agent_user *u, bool tty);
 
-/* Lowers the capability bounding set to caps: every command started afterwards gets at most
- * those at execve. The agent keeps its own (permitted) capabilities. */
-int agent_limit_child_caps(uint64_t caps);
-
 /* In a spawned child: switch to the user, chdir, reset signals. Returns 0 or -errno (the caller
  * reports and _exits). */
 int agent_child_setup(const struct agent_user *u, const char *cwd);

@@ -325,19 +325,19 @@ int agent_detach(int fd, const struct agent_exec_opts *o, struct agent_detached 
         return detached_from_msg(&m, ret, err);
 }
 
-int agent_detach_list(int fd, struct agent_detached **ret, size_t *ret_n, struct ak_err *err)
+/* Reads `want` frames until END into a growing array of elem_size elements, at most max of them;
+ * decode() fills one. On failure, clear() releases what was decoded and nothing is returned. */
+static int read_entries(int fd, struct buf *b, uint16_t want, size_t max, size_t elem_size,
+                        int (*decode)(const struct ak_msg *m, void *elem, struct ak_err *err),
+                        void (*clear)(void *elem), void **ret, size_t *ret_n, struct ak_err *err)
 {
-        cleanup_buf struct buf b = BUF_INIT;
-        struct agent_detached *list = NULL;
-        size_t n = 0;
+        char *list = NULL;
+        size_t n = 0, cap = 0;
         struct ak_msg m;
-        size_t st = ak_msg_begin(&b, AK_DETACH_LIST);
-        int r = send_msg(fd, &b, st, err);
+        int r;
 
-        if (r < 0)
-                return r;
         for (;;) {
-                r = ak_read_frame(fd, &b, &m);
+                r = ak_read_frame(fd, b, &m);
                 if (r < 0) {
                         r = protocol_error(err, "truncated list");
                         break;
@@ -348,32 +348,56 @@ int agent_detach_list(int fd, struct agent_detached **ret, size_t *ret_n, struct
                         r = error_from_msg(&m, err);
                         break;
                 }
-                if (m.type != AK_DETACH_INFO || n >= 4096) {
+                if (m.type != want || n >= max) {
                         r = protocol_error(err, "unexpected list entry");
                         break;
                 }
-                {
-                        struct agent_detached *nl = realloc(list, (n + 1) * sizeof(*list));
+                if (n == cap) {
+                        size_t ncap = cap ? cap * 2 : 16;
+                        char *nl = realloc(list, ncap * elem_size);
                         if (!nl) {
                                 r = ak_err_set(err, ENOMEM, "out of memory");
                                 break;
                         }
                         list = nl;
+                        cap = ncap;
                 }
-                r = detached_from_msg(&m, &list[n], err);
+                r = decode(&m, list + n * elem_size, err);
                 if (r < 0)
                         break;
                 n++;
         }
         if (r < 0) {
                 for (size_t i = 0; i < n; i++)
-                        agent_detached_clear(&list[i]);
+                        clear(list + i * elem_size);
                 free(list);
                 return r;
         }
         *ret = list;
         *ret_n = n;
         return 0;
+}
+
+static int decode_detached(const struct ak_msg *m, void *elem, struct ak_err *err)
+{
+        return detached_from_msg(m, elem, err);
+}
+
+static void clear_detached(void *elem)
+{
+        agent_detached_clear(elem);
+}
+
+int agent_detach_list(int fd, struct agent_detached **ret, size_t *ret_n, struct ak_err *err)
+{
+        cleanup_buf struct buf b = BUF_INIT;
+        size_t st = ak_msg_begin(&b, AK_DETACH_LIST);
+        int r = send_msg(fd, &b, st, err);
+
+        if (r < 0)
+                return r;
+        return read_entries(fd, &b, AK_DETACH_INFO, 4096, sizeof(**ret), decode_detached,
+                            clear_detached, (void **)ret, ret_n, err);
 }
 
 static int detach_query(int fd, uint16_t type, const char *id, int sig, bool stderr_stream,
@@ -580,57 +604,29 @@ void agent_dirents_free(struct agent_dirent *d, size_t n)
         free(d);
 }
 
+static int decode_dirent(const struct ak_msg *m, void *elem, struct ak_err *err)
+{
+        return dirent_from_msg(m, elem) < 0 ? protocol_error(err, "malformed listing entry") : 0;
+}
+
+static void clear_dirent(void *elem)
+{
+        free(((struct agent_dirent *)elem)->name);
+}
+
 int agent_file_list(int fd, const char *path, struct agent_dirent **ret, size_t *ret_n,
                     struct ak_err *err)
 {
         cleanup_buf struct buf b = BUF_INIT;
-        struct agent_dirent *list = NULL;
-        size_t n = 0, cap = 0;
-        struct ak_msg m;
         size_t st = ak_msg_begin(&b, AK_FILE_LIST);
         int r;
 
         ak_put_str(&b, AK_T_PATH, path);
         r = send_msg(fd, &b, st, err);
-        while (r >= 0) {
-                r = ak_read_frame(fd, &b, &m);
-                if (r < 0) {
-                        r = protocol_error(err, "truncated listing");
-                        break;
-                }
-                if (m.type == AK_END)
-                        break;
-                if (m.type == AK_ERROR) {
-                        r = error_from_msg(&m, err);
-                        break;
-                }
-                if (m.type != AK_FILE_ENTRY || n >= 1000000) {
-                        r = protocol_error(err, "unexpected listing entry");
-                        break;
-                }
-                if (n == cap) {
-                        size_t ncap = cap ? cap * 2 : 64;
-                        struct agent_dirent *nl = realloc(list, ncap * sizeof(*list));
-                        if (!nl) {
-                                r = ak_err_set(err, ENOMEM, "out of memory");
-                                break;
-                        }
-                        list = nl;
-                        cap = ncap;
-                }
-                if (dirent_from_msg(&m, &list[n]) < 0) {
-                        r = protocol_error(err, "malformed listing entry");
-                        break;
-                }
-                n++;
-        }
-        if (r < 0) {
-                agent_dirents_free(list, n);
+        if (r < 0)
                 return r;
-        }
-        *ret = list;
-        *ret_n = n;
-        return 0;
+        return read_entries(fd, &b, AK_FILE_ENTRY, 1000000, sizeof(**ret), decode_dirent,
+                            clear_dirent, (void **)ret, ret_n, err);
 }
 
 int agent_file_stat(int fd, const char *path, struct agent_dirent *ret, struct ak_err *err)

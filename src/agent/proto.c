@@ -115,15 +115,24 @@ int ak_msg_end(struct buf *b, size_t start)
         return 0;
 }
 
-int ak_put_frame(struct buf *b, uint16_t type, const void *p, size_t n)
+/* The 8-byte header of a frame with an n-byte payload. */
+static int frame_header(uint8_t hdr[AK_FRAME_HDR], uint16_t type, size_t n)
 {
-        uint8_t hdr[AK_FRAME_HDR] = {0};
-        int r;
-
         if (n > AK_FRAME_MAX)
                 return -EMSGSIZE;
+        memset(hdr, 0, AK_FRAME_HDR);
         put_le32(hdr, (uint32_t)n);
         put_le16(hdr + 4, type);
+        return 0;
+}
+
+int ak_put_frame(struct buf *b, uint16_t type, const void *p, size_t n)
+{
+        uint8_t hdr[AK_FRAME_HDR];
+        int r = frame_header(hdr, type, n);
+
+        if (r < 0)
+                return r;
         r = buf_append(b, hdr, sizeof(hdr));
         if (r < 0)
                 return r;
@@ -336,13 +345,11 @@ int ak_write_buf(int fd, const struct buf *b)
 
 int ak_write_frame(int fd, uint16_t type, const void *p, size_t n)
 {
-        uint8_t hdr[AK_FRAME_HDR] = {0};
-        int r;
+        uint8_t hdr[AK_FRAME_HDR];
+        int r = frame_header(hdr, type, n);
 
-        if (n > AK_FRAME_MAX)
-                return -EMSGSIZE;
-        put_le32(hdr, (uint32_t)n);
-        put_le16(hdr + 4, type);
+        if (r < 0)
+                return r;
         r = write_all(fd, hdr, sizeof(hdr));
         if (r < 0 || n == 0)
                 return r;

@@ -64,9 +64,7 @@ int cli_usage_error(const struct verb *v, const char *fmt, ...)
         return EXIT_USAGE;
 }
 
-int cli_parse(int argc, char **argv, const char *shortopts, const struct option *longopts,
-              size_t max_pos, bool want_cmd, int (*on_opt)(int c, const char *arg, void *ctx),
-              void *ctx, struct cli_args *ret)
+int cli_parse(int argc, char **argv, const struct cli_spec *spec, struct cli_args *ret)
 {
         char sopts[128];
         struct option lopts[64];
@@ -74,11 +72,9 @@ int cli_parse(int argc, char **argv, const char *shortopts, const struct option 
         int c;
 
         memset(ret, 0, sizeof(*ret));
-        ret->pos = calloc(max_pos + 1, sizeof(char *));
-        if (!ret->pos)
-                return EXIT_USAGE;
-        (void)snprintf(sopts, sizeof(sopts), "+:h%s", shortopts);
-        for (const struct option *o = longopts; o && o->name && nl < ARRAY_SIZE(lopts) - 2; o++)
+        (void)snprintf(sopts, sizeof(sopts), "+:h%s", spec->shortopts ? spec->shortopts : "");
+        for (const struct option *o = spec->longopts; o && o->name && nl < ARRAY_SIZE(lopts) - 2;
+             o++)
                 lopts[nl++] = *o;
         lopts[nl++] = (struct option){"help", no_argument, NULL, 'h'};
         lopts[nl] = (struct option){NULL, 0, NULL, 0};
@@ -91,11 +87,11 @@ int cli_parse(int argc, char **argv, const char *shortopts, const struct option 
                             optind > 1 && optind <= argc && streq(argv[optind - 1], "--");
                         if (optind >= argc)
                                 break;
-                        if (!dashdash && ret->n_pos < max_pos) {
+                        if (!dashdash && ret->n_pos < MIN(spec->max_pos, (size_t)CLI_MAX_POS)) {
                                 ret->pos[ret->n_pos++] = argv[optind++];
                                 continue;
                         }
-                        if (!want_cmd)
+                        if (!spec->want_cmd)
                                 return cli_usage_error(cli_current, "unexpected argument '%s'",
                                                        argv[optind]);
                         ret->cmd = argv + optind;
@@ -112,9 +108,32 @@ int cli_parse(int argc, char **argv, const char *shortopts, const struct option 
                 if (c == ':')
                         return cli_usage_error(cli_current, "option '%s' needs a value",
                                                argv[optind - 1]);
-                if (!on_opt || on_opt(c, optarg, ctx) != 0)
+                if (!spec->on_opt || spec->on_opt(c, optarg, spec->ctx) != 0)
                         return EXIT_USAGE;
         }
+        if (ret->n_pos < spec->min_pos)
+                return cli_usage_error(cli_current, "%s", spec->missing);
+        if (spec->want_cmd && ret->n_cmd == 0 && spec->missing_cmd)
+                return cli_usage_error(cli_current, "%s", spec->missing_cmd);
+        return 0;
+}
+
+int cli_opt_workdir(const char *arg, const char **ret)
+{
+        if (arg[0] != '/')
+                return cli_usage_error(cli_current, "working directory '%s' must be absolute", arg);
+        *ret = arg;
+        return 0;
+}
+
+int cli_opt_timeout(const char *arg, uint64_t *ret_ms)
+{
+        struct ak_err err = {0};
+        uint64_t secs;
+
+        if (parse_ttl(arg, false, &secs, &err) < 0)
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+        *ret_ms = secs * 1000;
         return 0;
 }
 
@@ -128,6 +147,20 @@ struct manager *cli_manager(void)
                 return NULL;
         }
         return m;
+}
+
+int cli_connect(const char *name, int fail_code, struct manager **ret_m)
+{
+        struct ak_err err = {0};
+        int fd;
+
+        *ret_m = cli_manager();
+        if (!*ret_m)
+                return -fail_code;
+        fd = manager_connect(*ret_m, name, NULL, &err);
+        if (fd < 0)
+                return -cli_fail(&err, fail_code);
+        return fd;
 }
 
 int strv_push(char ***v, const char *s)

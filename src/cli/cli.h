@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "agent/client.h"
@@ -45,27 +46,46 @@ extern const struct verb *cli_current;
 /* "agentkernel" or "agentkernel sandbox": how the user called us, for hints. */
 extern const char *cli_prog;
 
+#define CLI_MAX_POS 64
+
 struct cli_args {
-        char **pos; /* positional arguments (points into argv) */
+        char *pos[CLI_MAX_POS + 1]; /* positional arguments (pointing into argv) */
         size_t n_pos;
-        char **cmd; /* the command after the positionals or "--" (NULL-terminated) */
+        char **cmd; /* the command after the positionals or "--" */
         size_t n_cmd;
+};
+
+/* What a verb accepts. */
+struct cli_spec {
+        const char *shortopts;
+        const struct option *longopts;
+        int (*on_opt)(int c, const char *arg, void *ctx); /* non-zero: stop (error printed) */
+        void *ctx;
+        size_t min_pos, max_pos; /* positional arguments; max at most CLI_MAX_POS */
+        const char *missing;     /* the usage error when fewer than min_pos are given */
+        bool want_cmd;           /* the rest, after the positionals or "--", is a command */
+        const char *missing_cmd; /* with want_cmd: the usage error when it is empty, or NULL */
 };
 
 #define CLI_HELP_SHOWN 1000
 /* What a verb returns when cli_parse() did not return 0. */
 #define CLI_PARSE_EXIT(r) ((r) == CLI_HELP_SHOWN ? EXIT_OK : (r))
 
-/* Parses a verb's arguments. on_opt is called for each option; a non-zero return stops parsing
- * (it has printed a usage error). Up to max_pos positionals; with want_cmd, the rest is a
- * command. -h/--help is handled here. Returns 0 to go on, CLI_HELP_SHOWN after printing help,
- * or EXIT_USAGE. */
-int cli_parse(int argc, char **argv, const char *shortopts, const struct option *longopts,
-              size_t max_pos, bool want_cmd, int (*on_opt)(int c, const char *arg, void *ctx),
-              void *ctx, struct cli_args *ret);
+/* Parses a verb's arguments against spec, -h/--help included. Returns 0 to go on,
+ * CLI_HELP_SHOWN after printing help, or EXIT_USAGE after printing the error. */
+int cli_parse(int argc, char **argv, const struct cli_spec *spec, struct cli_args *ret);
+
+/* Option values shared by several verbs; each prints a usage error and returns non-zero on a bad
+ * value. */
+int cli_opt_workdir(const char *arg, const char **ret);
+int cli_opt_timeout(const char *arg, uint64_t *ret_ms);
 
 /* Opens the manager or prints why not. */
 struct manager *cli_manager(void);
+
+/* Opens the manager (into *ret_m, which the caller frees even on failure) and connects to the
+ * agent of running sandbox `name`. On failure prints why and returns -fail_code. */
+int cli_connect(const char *name, int fail_code, struct manager **ret_m);
 
 /* Appends to a NULL-terminated string list (growing it). -ENOMEM on failure. */
 int strv_push(char ***v, const char *s);

@@ -42,38 +42,26 @@ int cmd_cp(int argc, char **argv)
         char sname[64], dname[64], local_path[PATH_MAX];
         const char *spath = NULL, *dpath = NULL;
         bool src_remote, dst_remote;
-        int fd = -1, r = cli_parse(argc, argv, "", NULL, 2, false, NULL, NULL, &a);
+        const struct cli_spec spec = {
+            .min_pos = 2, .max_pos = 2, .missing = "a source and a destination are required"};
+        int fd = -1, r = cli_parse(argc, argv, &spec, &a);
 
-        if (r) {
-                free(a.pos);
+        if (r)
                 return CLI_PARSE_EXIT(r);
-        }
-        if (a.n_pos != 2) {
-                free(a.pos);
-                return cli_usage_error(cli_current, "a source and a destination are required");
-        }
         src_remote = split_remote(a.pos[0], sname, sizeof(sname), &spath);
         dst_remote = split_remote(a.pos[1], dname, sizeof(dname), &dpath);
         if (src_remote == dst_remote) {
-                free(a.pos);
                 return cli_usage_error(cli_current,
                                        src_remote ? "copying between two sandboxes is not "
                                                     "supported"
                                                   : "one side must be a sandbox path (NAME:/path)");
         }
         if ((r = validate_sandbox_path(src_remote ? spath : dpath, &err)) < 0 ||
-            (r = validate_name(src_remote ? sname : dname, &err)) < 0) {
-                free(a.pos);
+            (r = validate_name(src_remote ? sname : dname, &err)) < 0)
                 return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
-        }
-        m = cli_manager();
-        if (!m) {
-                r = EXIT_FAILURE_;
-                goto out;
-        }
-        fd = manager_connect(m, src_remote ? sname : dname, NULL, &err);
+        fd = cli_connect(src_remote ? sname : dname, EXIT_FAILURE_, &m);
         if (fd < 0) {
-                r = cli_fail(&err, EXIT_FAILURE_);
+                r = -fd;
                 goto out;
         }
         if (src_remote) {
@@ -152,6 +140,5 @@ out:
         if (fd >= 0)
                 close(fd);
         manager_free(m);
-        free(a.pos);
         return r;
 }

@@ -23,20 +23,6 @@ static int opt_flag(int c, const char *arg, void *ctx)
         return 0;
 }
 
-static int connect_or_fail(struct manager **m, const char *name)
-{
-        struct ak_err err = {0};
-        int fd;
-
-        *m = cli_manager();
-        if (!*m)
-                return -1;
-        fd = manager_connect(*m, name, NULL, &err);
-        if (fd < 0)
-                cli_fail(&err, EXIT_FAILURE_);
-        return fd;
-}
-
 int cmd_exec_list(int argc, char **argv)
 {
         static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
@@ -48,19 +34,20 @@ int cmd_exec_list(int argc, char **argv)
         struct manager *m = NULL;
         bool json = false;
         size_t n = 0;
-        int fd, r = cli_parse(argc, argv, "j", longopts, 1, false, opt_flag, &json, &a);
+        const struct cli_spec spec = {.shortopts = "j",
+                                      .longopts = longopts,
+                                      .on_opt = opt_flag,
+                                      .ctx = &json,
+                                      .min_pos = 1,
+                                      .max_pos = 1,
+                                      .missing = "a sandbox name is required"};
+        int fd, r = cli_parse(argc, argv, &spec, &a);
 
-        if (r) {
-                free(a.pos);
+        if (r)
                 return CLI_PARSE_EXIT(r);
-        }
-        if (a.n_pos != 1) {
-                free(a.pos);
-                return cli_usage_error(cli_current, "a sandbox name is required");
-        }
-        fd = connect_or_fail(&m, a.pos[0]);
+        fd = cli_connect(a.pos[0], EXIT_FAILURE_, &m);
         if (fd < 0) {
-                r = EXIT_FAILURE_;
+                r = -fd;
                 goto out;
         }
         r = agent_detach_list(fd, &list, &n, &err);
@@ -96,7 +83,6 @@ out:
                 agent_detached_clear(&list[i]);
         free(list);
         manager_free(m);
-        free(a.pos);
         return r;
 }
 
@@ -114,19 +100,19 @@ int cmd_exec_logs(int argc, char **argv)
         struct cli_args a;
         struct manager *m = NULL;
         bool stderr_stream = false;
-        int fd, r = cli_parse(argc, argv, "", longopts, 2, false, opt_flag, &stderr_stream, &a);
+        const struct cli_spec spec = {.longopts = longopts,
+                                      .on_opt = opt_flag,
+                                      .ctx = &stderr_stream,
+                                      .min_pos = 2,
+                                      .max_pos = 2,
+                                      .missing = "a sandbox name and a command id are required"};
+        int fd, r = cli_parse(argc, argv, &spec, &a);
 
-        if (r) {
-                free(a.pos);
+        if (r)
                 return CLI_PARSE_EXIT(r);
-        }
-        if (a.n_pos != 2) {
-                free(a.pos);
-                return cli_usage_error(cli_current, "a sandbox name and a command id are required");
-        }
-        fd = connect_or_fail(&m, a.pos[0]);
+        fd = cli_connect(a.pos[0], EXIT_FAILURE_, &m);
         if (fd < 0) {
-                r = EXIT_FAILURE_;
+                r = -fd;
         } else {
                 r = agent_detach_logs(fd, a.pos[1], stderr_stream, to_stdout, NULL, &err) < 0
                         ? cli_fail(&err, EXIT_FAILURE_)
@@ -134,7 +120,6 @@ int cmd_exec_logs(int argc, char **argv)
                 close(fd);
         }
         manager_free(m);
-        free(a.pos);
         return r;
 }
 
@@ -144,19 +129,15 @@ int cmd_exec_kill(int argc, char **argv)
         struct agent_detached d;
         struct cli_args a;
         struct manager *m = NULL;
-        int fd, r = cli_parse(argc, argv, "", NULL, 2, false, NULL, NULL, &a);
+        const struct cli_spec spec = {
+            .min_pos = 2, .max_pos = 2, .missing = "a sandbox name and a command id are required"};
+        int fd, r = cli_parse(argc, argv, &spec, &a);
 
-        if (r) {
-                free(a.pos);
+        if (r)
                 return CLI_PARSE_EXIT(r);
-        }
-        if (a.n_pos != 2) {
-                free(a.pos);
-                return cli_usage_error(cli_current, "a sandbox name and a command id are required");
-        }
-        fd = connect_or_fail(&m, a.pos[0]);
+        fd = cli_connect(a.pos[0], EXIT_FAILURE_, &m);
         if (fd < 0) {
-                r = EXIT_FAILURE_;
+                r = -fd;
         } else {
                 r = agent_detach_kill(fd, a.pos[1], 0, &d, &err);
                 close(fd);
@@ -170,6 +151,5 @@ int cmd_exec_kill(int argc, char **argv)
                 }
         }
         manager_free(m);
-        free(a.pos);
         return r;
 }

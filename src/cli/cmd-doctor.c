@@ -111,11 +111,12 @@ int cmd_doctor(int argc, char **argv)
         struct utsname u;
         struct manager *m = NULL;
         char why[512], path[4096];
-        int r = cli_parse(argc, argv, "j", longopts, 0, false, json_opt, &rep.json, &a);
+        const struct cli_spec spec = {
+            .shortopts = "j", .longopts = longopts, .on_opt = json_opt, .ctx = &rep.json};
+        int r = cli_parse(argc, argv, &spec, &a);
         long ll;
         const struct scmp_version *sv;
 
-        free(a.pos);
         if (r) {
                 json_decref(rep.checks);
                 return CLI_PARSE_EXIT(r);

@@ -28,19 +28,12 @@ static int exec_opt(int c, const char *arg, void *ctx)
 {
         struct exec_flags *f = ctx;
         struct ak_err err = {0};
-        uint64_t secs;
 
         switch (c) {
         case 'e':
                 return cli_add_env(&f->env, arg);
         case 'w':
-                if (arg[0] != '/')
-                        return cli_usage_error(cli_current,
-                                               "working directory '%s' must be "
-                                               "absolute",
-                                               arg);
-                f->workdir = arg;
-                return 0;
+                return cli_opt_workdir(arg, &f->workdir);
         case 'u':
                 if (validate_user(arg, &err) < 0)
                         return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
@@ -59,10 +52,7 @@ static int exec_opt(int c, const char *arg, void *ctx)
                 f->interactive = true;
                 return 0;
         case OPT_TIMEOUT:
-                if (parse_ttl(arg, false, &secs, &err) < 0)
-                        return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
-                f->timeout_ms = secs * 1000;
-                return 0;
+                return cli_opt_timeout(arg, &f->timeout_ms);
         case OPT_RECORD:
                 f->record = arg;
                 return 0;
@@ -91,31 +81,28 @@ int cmd_exec(int argc, char **argv)
         struct manager *m;
         int fd, r;
 
-        r = cli_parse(argc, argv, "e:w:u:dti", exec_longopts, 1, true, exec_opt, &f, &a);
+        const struct cli_spec spec = {.shortopts = "e:w:u:dti",
+                                      .longopts = exec_longopts,
+                                      .on_opt = exec_opt,
+                                      .ctx = &f,
+                                      .min_pos = 1,
+                                      .max_pos = 1,
+                                      .missing = "a sandbox name is required",
+                                      .want_cmd = true,
+                                      .missing_cmd = "a command is required (after --)"};
+
+        r = cli_parse(argc, argv, &spec, &a);
         if (r) {
                 r = CLI_PARSE_EXIT(r);
-                goto out_args;
-        }
-        if (a.n_pos < 1) {
-                r = cli_usage_error(cli_current, "a sandbox name is required");
-                goto out_args;
-        }
-        if (a.n_cmd == 0) {
-                r = cli_usage_error(cli_current, "a command is required (after --)");
                 goto out_args;
         }
         if (f.detach && f.tty) {
                 r = cli_usage_error(cli_current, "--detach and --tty cannot be combined");
                 goto out_args;
         }
-        m = cli_manager();
-        if (!m) {
-                r = EXIT_RUN_ERROR;
-                goto out_args;
-        }
-        fd = manager_connect(m, a.pos[0], NULL, &err);
+        fd = cli_connect(a.pos[0], EXIT_RUN_ERROR, &m);
         if (fd < 0) {
-                r = cli_fail(&err, EXIT_RUN_ERROR);
+                r = -fd;
                 goto out;
         }
         {
@@ -158,7 +145,6 @@ out:
         manager_free(m);
 out_args:
         strv_free(f.env);
-        free(a.pos);
         return r;
 }
 
@@ -178,23 +164,23 @@ int cmd_attach(int argc, char **argv)
         char *shell[] = {"/bin/sh", NULL, NULL};
         int fd, r;
 
-        r = cli_parse(argc, argv, "e:u:", longopts, 1, true, exec_opt, &f, &a);
+        const struct cli_spec spec = {.shortopts = "e:u:",
+                                      .longopts = longopts,
+                                      .on_opt = exec_opt,
+                                      .ctx = &f,
+                                      .min_pos = 1,
+                                      .max_pos = 1,
+                                      .missing = "a sandbox name is required",
+                                      .want_cmd = true};
+
+        r = cli_parse(argc, argv, &spec, &a);
         if (r) {
                 r = CLI_PARSE_EXIT(r);
                 goto out_args;
         }
-        if (a.n_pos < 1) {
-                r = cli_usage_error(cli_current, "a sandbox name is required");
-                goto out_args;
-        }
-        m = cli_manager();
-        if (!m) {
-                r = EXIT_RUN_ERROR;
-                goto out_args;
-        }
-        fd = manager_connect(m, a.pos[0], NULL, &err);
+        fd = cli_connect(a.pos[0], EXIT_RUN_ERROR, &m);
         if (fd < 0) {
-                r = cli_fail(&err, EXIT_RUN_ERROR);
+                r = -fd;
                 goto out;
         }
         if (a.n_cmd == 0) {
@@ -228,6 +214,5 @@ out:
         manager_free(m);
 out_args:
         strv_free(f.env);
-        free(a.pos);
         return r;
 }

@@ -18,14 +18,17 @@ int cmd_create(int argc, char **argv)
         int r;
 
         sandbox_flags_init(&f, false);
-        r = cli_parse(argc, argv, CREATE_SHORTOPTS, create_longopts, 1, false, sandbox_flags_opt,
-                      &f, &a);
+        const struct cli_spec spec = {.shortopts = CREATE_SHORTOPTS,
+                                      .longopts = create_longopts,
+                                      .on_opt = sandbox_flags_opt,
+                                      .ctx = &f,
+                                      .min_pos = 1,
+                                      .max_pos = 1,
+                                      .missing = "a sandbox name is required"};
+
+        r = cli_parse(argc, argv, &spec, &a);
         if (r) {
                 r = CLI_PARSE_EXIT(r);
-                goto out;
-        }
-        if (a.n_pos != 1) {
-                r = cli_usage_error(cli_current, "a sandbox name is required");
                 goto out;
         }
         f.o.name = a.pos[0];
@@ -59,7 +62,6 @@ int cmd_create(int argc, char **argv)
 out:
         manager_free(m);
         sandbox_flags_free(&f);
-        free(a.pos);
         return r;
 }
 
@@ -73,96 +75,101 @@ static int backend_opt(int c, const char *arg, void *ctx)
         return 0;
 }
 
+/* start, stop and remove take one or more names and act on each in turn. */
+struct per_name {
+        int (*op)(struct manager *m, const char *name, void *ctx, struct ak_err *err);
+        void *ctx;
+        const char *done; /* "Stopped", printed as "<done> sandbox 'x'" */
+};
+
+static int for_each_name(int argc, char **argv, const struct cli_spec *spec,
+                         const struct per_name *p)
+{
+        struct cli_args a;
+        struct manager *m;
+        int r = cli_parse(argc, argv, spec, &a);
+
+        if (r)
+                return CLI_PARSE_EXIT(r);
+        m = cli_manager();
+        if (!m)
+                return EXIT_FAILURE_;
+        for (size_t i = 0; i < a.n_pos; i++) {
+                struct ak_err err = {0};
+                int k = p->op(m, a.pos[i], p->ctx, &err);
+                if (k < 0)
+                        r = cli_fail(&err, EXIT_FAILURE_);
+                else if (k == 0)
+                        printf("%s sandbox '%s'\n", p->done, a.pos[i]);
+        }
+        manager_free(m);
+        return r;
+}
+
+/* Returns 1 (nothing to print) for a sandbox already running. */
+static int start_one(struct manager *m, const char *name, void *ctx, struct ak_err *err)
+{
+        const char *backend = *(const char **)ctx;
+        struct sandbox_state *st = NULL;
+        int r;
+
+        if (backend && store_load(m->store, name, &st, NULL) == 0 &&
+            !streq(manager_backend_name(st), backend)) {
+                r = ak_err_set(err, EINVAL, "sandbox '%s' uses backend '%s', not '%s'", name,
+                               manager_backend_name(st), backend);
+                state_free(st);
+                return r;
+        }
+        state_free(st);
+        r = manager_start(m, name, err);
+        if (r == -EALREADY) {
+                printf("Sandbox '%s' is already running\n", name);
+                return 1;
+        }
+        return r;
+}
+
+static int stop_one(struct manager *m, const char *name, void *ctx, struct ak_err *err)
+{
+        (void)ctx;
+        return manager_stop(m, name, err);
+}
+
+static int remove_one(struct manager *m, const char *name, void *ctx, struct ak_err *err)
+{
+        (void)ctx;
+        return manager_remove(m, name, err);
+}
+
+#define NAMES_SPEC .min_pos = 1, .max_pos = CLI_MAX_POS, .missing = "a sandbox name is required"
+
 int cmd_start(int argc, char **argv)
 {
         static const struct option longopts[] = {{"backend", required_argument, NULL, 'B'},
                                                  {NULL, 0, NULL, 0}};
         const char *backend = NULL;
-        struct cli_args a;
-        struct ak_err err = {0};
-        struct manager *m;
-        int r = cli_parse(argc, argv, "B:", longopts, 64, false, backend_opt, &backend, &a);
+        const struct cli_spec spec = {.shortopts = "B:",
+                                      .longopts = longopts,
+                                      .on_opt = backend_opt,
+                                      .ctx = &backend,
+                                      NAMES_SPEC};
+        const struct per_name p = {start_one, &backend, "Started"};
 
-        if (r) {
-                free(a.pos);
-                return CLI_PARSE_EXIT(r);
-        }
-        if (a.n_pos == 0) {
-                free(a.pos);
-                return cli_usage_error(cli_current, "a sandbox name is required");
-        }
-        m = cli_manager();
-        if (!m) {
-                free(a.pos);
-                return EXIT_FAILURE_;
-        }
-        r = EXIT_OK;
-        for (size_t i = 0; i < a.n_pos; i++) {
-                struct sandbox_state *st = NULL;
-                ak_err_clear(&err);
-                if (backend && store_load(m->store, a.pos[i], &st, &err) == 0 &&
-                    !streq(manager_backend_name(st), backend)) {
-                        cli_error("sandbox '%s' uses backend '%s', not '%s'", a.pos[i],
-                                  manager_backend_name(st), backend);
-                        state_free(st);
-                        r = EXIT_FAILURE_;
-                        continue;
-                }
-                state_free(st);
-                if (manager_start(m, a.pos[i], &err) < 0) {
-                        if (err.code == EALREADY) {
-                                printf("Sandbox '%s' is already running\n", a.pos[i]);
-                                continue;
-                        }
-                        r = cli_fail(&err, EXIT_FAILURE_);
-                        continue;
-                }
-                printf("Started sandbox '%s'\n", a.pos[i]);
-        }
-        manager_free(m);
-        free(a.pos);
-        return r;
-}
-
-static int many(int argc, char **argv, int (*op)(struct manager *, const char *, struct ak_err *),
-                const char *done)
-{
-        struct cli_args a;
-        struct ak_err err = {0};
-        struct manager *m;
-        int r = cli_parse(argc, argv, "", NULL, 64, false, NULL, NULL, &a);
-
-        if (r) {
-                free(a.pos);
-                return CLI_PARSE_EXIT(r);
-        }
-        if (a.n_pos == 0) {
-                free(a.pos);
-                return cli_usage_error(cli_current, "a sandbox name is required");
-        }
-        m = cli_manager();
-        if (!m) {
-                free(a.pos);
-                return EXIT_FAILURE_;
-        }
-        for (size_t i = 0; i < a.n_pos; i++) {
-                ak_err_clear(&err);
-                if (op(m, a.pos[i], &err) < 0)
-                        r = cli_fail(&err, EXIT_FAILURE_);
-                else
-                        printf("%s sandbox '%s'\n", done, a.pos[i]);
-        }
-        manager_free(m);
-        free(a.pos);
-        return r;
+        return for_each_name(argc, argv, &spec, &p);
 }
 
 int cmd_stop(int argc, char **argv)
 {
-        return many(argc, argv, manager_stop, "Stopped");
+        const struct cli_spec spec = {NAMES_SPEC};
+        const struct per_name p = {stop_one, NULL, "Stopped"};
+
+        return for_each_name(argc, argv, &spec, &p);
 }
 
 int cmd_remove(int argc, char **argv)
 {
-        return many(argc, argv, manager_remove, "Removed");
+        const struct cli_spec spec = {NAMES_SPEC};
+        const struct per_name p = {remove_one, NULL, "Removed"};
+
+        return for_each_name(argc, argv, &spec, &p);
 }

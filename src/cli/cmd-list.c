@@ -116,7 +116,9 @@ int cmd_list(int argc, char **argv)
         struct state_list l = {0};
         struct cli_args a;
         struct manager *m = NULL;
-        int r = cli_parse(argc, argv, "jl:", longopts, 0, false, list_opt, &f, &a);
+        const struct cli_spec spec = {
+            .shortopts = "jl:", .longopts = longopts, .on_opt = list_opt, .ctx = &f};
+        int r = cli_parse(argc, argv, &spec, &a);
 
         if (r) {
                 r = CLI_PARSE_EXIT(r);
@@ -179,7 +181,6 @@ out:
         state_list_free(&l);
         manager_free(m);
         json_decref(f.filters);
-        free(a.pos);
         return r;
 }
 
@@ -192,14 +193,17 @@ int cmd_info(int argc, char **argv)
         struct ak_err err = {0};
         struct cli_args a;
         struct manager *m = NULL;
-        int r = cli_parse(argc, argv, "j", longopts, 1, false, list_opt, &f, &a);
+        const struct cli_spec spec = {.shortopts = "j",
+                                      .longopts = longopts,
+                                      .on_opt = list_opt,
+                                      .ctx = &f,
+                                      .min_pos = 1,
+                                      .max_pos = 1,
+                                      .missing = "a sandbox name is required"};
+        int r = cli_parse(argc, argv, &spec, &a);
 
         if (r) {
                 r = CLI_PARSE_EXIT(r);
-                goto out;
-        }
-        if (a.n_pos != 1) {
-                r = cli_usage_error(cli_current, "a sandbox name is required");
                 goto out;
         }
         m = cli_manager();
@@ -236,6 +240,5 @@ out:
         state_free(st);
         manager_free(m);
         json_decref(f.filters);
-        free(a.pos);
         return r;
 }

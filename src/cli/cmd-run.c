@@ -60,14 +60,17 @@ int cmd_run(int argc, char **argv)
         int r;
 
         sandbox_flags_init(&f, true);
-        r = cli_parse(argc, argv, RUN_SHORTOPTS, run_longopts, 0, true, sandbox_flags_opt, &f, &a);
+        const struct cli_spec spec = {.shortopts = RUN_SHORTOPTS,
+                                      .longopts = run_longopts,
+                                      .on_opt = sandbox_flags_opt,
+                                      .ctx = &f,
+                                      .want_cmd = true,
+                                      .missing_cmd = "a command is required, e.g. agentkernel run "
+                                                     "-- echo hi"};
+
+        r = cli_parse(argc, argv, &spec, &a);
         if (r) {
                 r = CLI_PARSE_EXIT(r);
-                goto out;
-        }
-        if (a.n_cmd == 0) {
-                r = cli_usage_error(cli_current, "a command is required, e.g. %s run -- echo hi",
-                                    cli_prog);
                 goto out;
         }
         m = cli_manager();
@@ -104,6 +107,5 @@ int cmd_run(int argc, char **argv)
 out:
         manager_free(m);
         sandbox_flags_free(&f);
-        free(a.pos);
         return r;
 }

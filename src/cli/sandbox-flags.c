@@ -127,13 +127,7 @@ int sandbox_flags_opt(int c, const char *arg, void *ctx)
                 f->o.env = f->env;
                 return 0;
         case 'w':
-                if (arg[0] != '/')
-                        return cli_usage_error(cli_current,
-                                               "working directory '%s' must be "
-                                               "absolute",
-                                               arg);
-                f->workdir = arg;
-                return 0;
+                return cli_opt_workdir(arg, &f->workdir);
         case SF_TTL:
                 if (parse_ttl(arg, true, &v, &err) < 0)
                         return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
@@ -141,10 +135,7 @@ int sandbox_flags_opt(int c, const char *arg, void *ctx)
                 f->o.ttl_seconds = v;
                 return 0;
         case SF_TIMEOUT:
-                if (parse_ttl(arg, false, &v, &err) < 0)
-                        return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
-                f->timeout_ms = v * 1000;
-                return 0;
+                return cli_opt_timeout(arg, &f->timeout_ms);
         case 'B':
                 if (!backend_find(arg))
                         return cli_usage_error(

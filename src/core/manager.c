@@ -293,15 +293,30 @@ int manager_create(struct manager *m, const struct create_opts *o, struct ak_err
         return r;
 }
 
+/* Takes a sandbox's lock and loads its record. *ret_lock is the lock (or -1 when it could not be
+ * taken); the caller releases it whatever the result, because even a failed load (missing or bad
+ * record) may leave work to do under the lock. */
+static int lock_and_load(struct manager *m, const char *name, int *ret_lock,
+                         struct sandbox_state **ret, struct ak_err *err)
+{
+        int r = validate_name(name, err);
+
+        *ret_lock = -1;
+        *ret = NULL;
+        if (r < 0)
+                return r;
+        *ret_lock = store_lock(m->store, name, err);
+        if (*ret_lock < 0)
+                return *ret_lock;
+        return store_load(m->store, name, ret, err);
+}
+
 int manager_touch(struct manager *m, const char *name)
 {
         struct sandbox_state *st = NULL;
         char now[RFC3339_MAX];
-        int lk = store_lock(m->store, name, NULL), r;
+        int lk, r = lock_and_load(m, name, &lk, &st, NULL);
 
-        if (lk < 0)
-                return lk;
-        r = store_load(m->store, name, &st, NULL);
         if (r >= 0) {
                 now_rfc3339(now);
                 r = state_set_str(&st->last_activity_at, now);
@@ -334,13 +349,7 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
         char now[RFC3339_MAX], why[256];
         int lk, r;
 
-        r = validate_name(name, err);
-        if (r < 0)
-                return r;
-        lk = store_lock(m->store, name, err);
-        if (lk < 0)
-                return lk;
-        r = store_load(m->store, name, &st, err);
+        r = lock_and_load(m, name, &lk, &st, err);
         if (r < 0)
                 goto out;
         if (st->archived_at) {
@@ -385,13 +394,7 @@ int manager_stop(struct manager *m, const char *name, struct ak_err *err)
         cleanup_free char *run_dir = NULL;
         int lk, r;
 
-        r = validate_name(name, err);
-        if (r < 0)
-                return r;
-        lk = store_lock(m->store, name, err);
-        if (lk < 0)
-                return lk;
-        r = store_load(m->store, name, &st, err);
+        r = lock_and_load(m, name, &lk, &st, err);
         if (r >= 0) {
                 struct sandbox_ref ref = {st->name, st->uuid, NULL};
                 const struct backend_ops *b;
@@ -416,14 +419,10 @@ int manager_remove(struct manager *m, const char *name, struct ak_err *err)
         struct ak_err load_err = {0};
         int lk, r;
 
-        r = validate_name(name, err);
-        if (r < 0)
-                return r;
-        lk = store_lock(m->store, name, err);
+        r = lock_and_load(m, name, &lk, &st, &load_err);
         if (lk < 0)
-                return lk;
+                return ak_err_set(err, load_err.code, "%s", ak_err_msg(&load_err));
         run_dir = store_run_dir(m->store, name);
-        r = store_load(m->store, name, &st, &load_err);
         if (r == -ENOENT) {
                 /* Nothing recorded; still clear a run directory a crash may have left. */
                 if (run_dir && access(run_dir, F_OK) == 0) {

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/capability.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <sched.h>
@@ -32,6 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "shared/caps.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 
@@ -345,22 +345,6 @@ static int loopback_up(void)
         return r;
 }
 
-static int drop_bounding_caps(uint64_t keep)
-{
-        for (int c = 0; c <= 63; c++) {
-                if (keep & (1ull << c))
-                        continue;
-                if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0) {
-                        if (errno == EINVAL)
-                                break; /* past the last capability this kernel knows */
-                        return -errno;
-                }
-        }
-        return prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL
-                   ? -errno
-                   : 0;
-}
-
 /* Moves fd to exactly `target`, which must not be used by anything we still need. */
 static int place_fd(int fd, int target)
 {
@@ -471,7 +455,7 @@ static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int
         (void)close_all_fds_except(8, &errfd, 1);
 
         /* 10. Privileges: the agent's capability bounding set, no new privileges, the filter. */
-        r = drop_bounding_caps(s->agent_caps);
+        r = caps_limit_bounding(s->agent_caps);
         if (r < 0)
                 die(errfd, "drop capabilities", NULL, -r);
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
