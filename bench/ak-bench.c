@@ -71,25 +71,31 @@ static double pct(const double *sorted, int n, double p)
         return sorted[i < n ? i : n - 1];
 }
 
-static void measure(struct row *r, int n, int warmup)
+/* Rows are interleaved run by run (row 1, row 2, ..., row 1, ...) so that drift in the host's
+ * load affects every row alike. */
+static void measure_all(struct row *rows, size_t nrows, int n, int warmup)
 {
         double ms;
 
-        r->ms = calloc((size_t)n, sizeof(double));
-        r->ok = true;
-        for (int i = 0; i < warmup; i++)
-                if (run_once(r->argv, &ms) < 0) {
-                        r->ok = false;
-                        return;
-                }
-        for (int i = 0; i < n; i++) {
-                if (run_once(r->argv, &ms) < 0) {
-                        r->ok = false;
-                        return;
-                }
-                r->ms[r->n++] = ms;
+        for (size_t k = 0; k < nrows; k++) {
+                rows[k].ms = calloc((size_t)n, sizeof(double));
+                rows[k].ok = true;
         }
-        qsort(r->ms, (size_t)r->n, sizeof(double), cmp_double);
+        for (int i = 0; i < warmup + n; i++) {
+                for (size_t k = 0; k < nrows; k++) {
+                        struct row *r = &rows[k];
+                        if (!r->ok)
+                                continue;
+                        if (run_once(r->argv, &ms) < 0) {
+                                r->ok = false;
+                                continue;
+                        }
+                        if (i >= warmup)
+                                r->ms[r->n++] = ms;
+                }
+        }
+        for (size_t k = 0; k < nrows; k++)
+                qsort(rows[k].ms, (size_t)rows[k].n, sizeof(double), cmp_double);
 }
 
 static double p50(const struct row *r)
@@ -166,10 +172,7 @@ int main(int argc, char **argv)
         };
         size_t nrows = sizeof(rows) / sizeof(rows[0]);
 
-        /* Interleave rows run by run would be fairer to noise, but rows are measured in turn so
-         * each has a warm cache of its own binary; the order repeats on every invocation. */
-        for (size_t i = 0; i < nrows; i++)
-                measure(&rows[i], n, warmup);
+        measure_all(rows, nrows, n, warmup);
 
         {
                 char *rm[] = {ak_mut, "remove", "bench", NULL};
@@ -179,8 +182,9 @@ int main(int argc, char **argv)
         rmdir(datadir); /* best effort: the store leaves its empty directories */
 
         if (!json) {
-                printf("ak-bench: %d runs per row (after %d warm-up runs); milliseconds\n", n,
-                       warmup);
+                printf("ak-bench: %d runs per row, rows interleaved (after %d warm-up rounds); "
+                       "milliseconds\n",
+                       n, warmup);
                 printf("%-32s %8s %8s %8s %8s %10s %10s\n", "", "p50", "p90", "p99", "mean",
                        "p50/bwrap", "p50/floor");
         }

@@ -264,9 +264,11 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 ak_err_set(err, -r, "building the root filesystem plan: %s", strerror(-r));
                 goto fail;
         }
-        r = seccomp_build(p->seccomp, &filter, err);
-        if (r < 0)
+        r = seccomp_program(p->seccomp, &filter);
+        if (r < 0) {
+                ak_err_set(err, -r, "no seccomp program for profile '%s'", p->name);
                 goto fail;
+        }
         exe_fd = open(agent, O_RDONLY | O_CLOEXEC);
         if (exe_fd < 0) {
                 r = ak_err_set(err, errno, "open '%s': %s", agent, strerror(errno));
@@ -422,7 +424,6 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 }
         }
         mount_plan_free(&plan);
-        seccomp_prog_free(&filter);
         return 0;
 
 fail:
@@ -447,7 +448,6 @@ fail_committed:
                 close(lock_fd);
         }
         mount_plan_free(&plan);
-        seccomp_prog_free(&filter);
         return err && err->code ? -err->code : (r < 0 ? r : -EIO);
 }
 

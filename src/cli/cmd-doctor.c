@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <linux/landlock.h>
 #include <sched.h>
-#include <seccomp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +19,7 @@
 #include "core/paths.h"
 #include "runtime/cgroup.h"
 #include "runtime/net.h"
+#include "runtime/seccomp.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
@@ -115,7 +115,6 @@ int cmd_doctor(int argc, char **argv)
             .shortopts = "j", .longopts = longopts, .on_opt = json_opt, .ctx = &rep.json};
         int r = cli_parse(argc, argv, &spec, &a);
         long ll;
-        const struct scmp_version *sv;
 
         if (r) {
                 json_decref(rep.checks);
@@ -156,10 +155,9 @@ int cmd_doctor(int argc, char **argv)
                 break;
         }
 
-        sv = seccomp_version();
         if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0)
-                check(&rep, OK, "seccomp", "seccomp filters available (libseccomp %u.%u.%u)",
-                      sv->major, sv->minor, sv->micro);
+                check(&rep, OK, "seccomp", "seccomp filters available (programs compiled by %s)",
+                      seccomp_compiler);
         else
                 check(&rep, ERR, "seccomp", "this kernel has no seccomp filters");
 

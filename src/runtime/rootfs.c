@@ -145,13 +145,9 @@ static int mirror_ro(struct mount_plan *p, const char *path)
                 target[n] = '\0';
                 return mount_plan_add(p, MOP_SYMLINK, target, path, NULL, 0, 0);
         }
-        if (S_ISREG(st.st_mode) && st.st_size <= COPY_MAX && (st.st_mode & 0004)) {
-                cleanup_buf struct buf b = BUF_INIT;
-                if (read_file_at(AT_FDCWD, path, &b, COPY_MAX) < 0)
-                        return 0;
-                return mount_plan_add_bytes(p, path, b.data ? b.data : "", b.len,
-                                            st.st_mode & 0755);
-        }
+        if (S_ISREG(st.st_mode) && st.st_size <= COPY_MAX && (st.st_mode & 0004))
+                return mount_plan_add(p, MOP_COPY, path, path, NULL, st.st_mode & 0755,
+                                      MOP_OPTIONAL);
         if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))
                 return mount_plan_add(p, MOP_BIND_RO, path, path, NULL, 0, MOP_OPTIONAL);
         return 0;

@@ -23,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -220,10 +221,12 @@ static void run_op(const struct mount_op *op, int errfd)
         unsigned long ms = MS_NOSUID | MS_NODEV;
         int r = 0;
 
+        src[0] = '\0';
         if (pjoin(dst, NEWROOT, op->dst) < 0)
                 die(errfd, "path too long", op->dst, ENAMETOOLONG);
         if (op->src &&
-            (op->type == MOP_BIND || op->type == MOP_BIND_RO || op->type == MOP_BIND_DEV) &&
+            (op->type == MOP_BIND || op->type == MOP_BIND_RO || op->type == MOP_BIND_DEV ||
+             op->type == MOP_COPY) &&
             pjoin(src, OLDROOT, op->src) < 0)
                 die(errfd, "path too long", op->src, ENAMETOOLONG);
 
@@ -297,6 +300,28 @@ static void run_op(const struct mount_op *op, int errfd)
                 close(fd);
                 if (r < 0)
                         die(errfd, "write", op->dst, -r);
+                return;
+        }
+        case MOP_COPY: {
+                /* the kernel copies (sendfile): no buffer, nothing allocated */
+                int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY), out;
+                if (in < 0) {
+                        if (op->flags & MOP_OPTIONAL)
+                                return;
+                        die(errfd, "open", op->src, errno);
+                }
+                out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, op->mode);
+                if (out < 0)
+                        die(errfd, "create", op->dst, errno);
+                for (;;) {
+                        ssize_t n = sendfile(out, in, NULL, 1 << 20);
+                        if (n == 0)
+                                break;
+                        if (n < 0 && errno != EINTR)
+                                die(errfd, "copy", op->src, errno);
+                }
+                close(in);
+                close(out);
                 return;
         }
         case MOP_REMOUNT_RO:

@@ -25,6 +25,7 @@ enum mount_op_type {
         MOP_DEVPTS,     /* new devpts instance at dst */
         MOP_SYMLINK,    /* dst -> src (target text) */
         MOP_FILE,       /* dst with contents src/len, mode */
+        MOP_COPY,       /* dst as a copy of host file src, mode (for small files: no mount) */
         MOP_REMOUNT_RO, /* make dst (a mount point) read-only */
         MOP_MASK_FILE,  /* bind /dev/null over dst when it exists */
         MOP_MASK_DIR,   /* empty read-only tmpfs over dst when it exists */

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Seccomp filters for sandboxes, built with libseccomp in the parent and loaded by the runtime
- * child as raw BPF (so the child never allocates). Profiles follow upstream's names: `default`
- * (deny list), `moderate` (deny list plus tracing and io_uring), `restrictive` (allow list).
- * Every profile also refuses namespace creation, the new mount API, TIOCSTI, and any syscall
- * from a foreign architecture (i386, x32), which kills the process.
+ * Seccomp filters for sandboxes. Profiles follow upstream's names: `default` (deny list),
+ * `moderate` (deny list plus tracing and io_uring), `restrictive` (allow list). Every profile
+ * also refuses namespace creation, the new mount API, TIOCSTI, and any syscall from a foreign
+ * architecture (i386, x32), which kills the process. The rules live in seccomp-rules.c; they are
+ * compiled into BPF at build time (seccomp-gen), so starting a sandbox compiles nothing.
  */
 #pragma once
 
@@ -23,6 +23,8 @@ enum seccomp_profile {
 int seccomp_profile_from_name(const char *name, enum seccomp_profile *ret);
 const char *seccomp_profile_name(enum seccomp_profile p);
 
-/* Builds the BPF program; ret->filter is malloc'd (free with seccomp_prog_free). */
-int seccomp_build(enum seccomp_profile p, struct sock_fprog *ret, struct ak_err *err);
-void seccomp_prog_free(struct sock_fprog *p);
+/* The compiled program of a profile (static storage; nothing to free). */
+int seccomp_program(enum seccomp_profile p, struct sock_fprog *ret);
+
+/* Which libseccomp compiled the programs, for `doctor`. */
+extern const char seccomp_compiler[];

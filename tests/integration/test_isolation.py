@@ -58,11 +58,18 @@ def test_root_inside_is_unprivileged_outside(ak, sandbox):
 
 
 def test_cannot_write_host_files(ak, sandbox, tmp_path):
-    targets = ["/usr/bin/agentkernel-pwned", "/etc/pwned", "/bin/pwned", "/lib/pwned", "/pwned"]
+    targets = ["/usr/bin/agentkernel-pwned", "/etc/pwned", "/bin/pwned", "/lib/pwned", "/pwned",
+               "/etc/ld.so.cache", "/etc/bash.bashrc", "/etc/passwd", "/etc/ssl/pwned"]
+    before = {t: open(t, "rb").read() for t in targets if os.path.isfile(t)}
     for t in targets:
-        res = sh(ak, sandbox, f"echo x > {t}")
+        res = sh(ak, sandbox, f"echo x >> {t}")
         assert res.rc != 0, (t, res)
-        assert not os.path.exists(t)
+        if t in before:
+            assert open(t, "rb").read() == before[t]
+        else:
+            assert not os.path.exists(t)
+    # not even inside: the sandbox's own copy of /etc is read-only too
+    assert sh(ak, sandbox, "cat /etc/bash.bashrc | wc -c").stdout.strip() == str(len(before["/etc/bash.bashrc"]))
     res = sh(ak, sandbox, "chmod 777 /usr/bin/env; touch /usr/bin/env")
     assert res.rc != 0
     assert os.stat("/usr/bin/env").st_mode & 0o777 == 0o755
