@@ -6,7 +6,7 @@
 set -euo pipefail
 
 runtime=(slirp4netns iproute2 util-linux procps)
-build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev)
+build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev libmd-dev)
 tests=(python3-pytest bubblewrap time clang-format valgrind)
 
 want=("${runtime[@]}")

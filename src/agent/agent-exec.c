@@ -27,6 +27,7 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/parse-util.h"
+#include "shared/cmd-policy.h"
 #include "shared/random-util.h"
 #include "shared/time-util.h"
 
@@ -41,10 +42,13 @@ struct exec_req {
         uint64_t flags;
         uint64_t rows, cols;
         uint64_t timeout_ms;
+        char **allow, **block; /* command policy */
 };
 
 static void exec_req_free(struct exec_req *r)
 {
+        strv_free(r->allow);
+        strv_free(r->block);
         strv_free(r->argv);
         strv_free(r->env);
         free(r->cwd);
@@ -80,7 +84,39 @@ static int exec_req_decode(const struct ak_msg *m, struct exec_req *r)
                 return k;
         if ((k = ak_get_u64(m, AK_T_TIMEOUT_MS, &r->timeout_ms)) < 0 && k != -ENOENT)
                 return k;
+        k = ak_get_strv(m, AK_T_ALLOW, CMD_POLICY_MAX_ENTRIES, &r->allow, NULL);
+        if (k < 0)
+                return k;
+        k = ak_get_strv(m, AK_T_BLOCK, CMD_POLICY_MAX_ENTRIES, &r->block, NULL);
+        if (k < 0)
+                return k;
         return 0;
+}
+
+struct resolve_ctx {
+        const char *path, *cwd;
+};
+
+static char *resolve_in_sandbox(void *ctx, const char *name)
+{
+        const struct resolve_ctx *c = ctx;
+        return cmd_resolve(name, c->path, c->cwd);
+}
+
+/* The command policy the host sent, checked against what argv[0] is here. NULL: may run. */
+static const char *exec_policy_refusal(const struct exec_req *req, char **env, char **ret_target)
+{
+        struct cmd_policy p = {req->allow, req->block, req->flags & AK_EXEC_ALLOWLIST_ONLY};
+        struct resolve_ctx c = {NULL, req->cwd ? req->cwd : agent_cfg.workdir};
+
+        *ret_target = NULL;
+        if (cmd_policy_empty(&p))
+                return NULL;
+        for (char **e = env; *e; e++)
+                if (strncmp(*e, "PATH=", 5) == 0)
+                        c.path = *e + 5;
+        *ret_target = cmd_resolve(req->argv[0], c.path, c.cwd);
+        return cmd_policy_check(&p, req->argv[0], resolve_in_sandbox, &c);
 }
 
 /* Decodes an EXEC request and resolves what it runs as: the user (from the sandbox's passwd) and
@@ -105,6 +141,19 @@ static int exec_prepare(int fd, const struct ak_msg *msg, struct exec_req *req,
         if (!*ret_env) {
                 exec_req_free(req);
                 return agent_send_error(fd, ENOMEM, "out of memory");
+        }
+        {
+                cleanup_free char *target = NULL;
+                const char *why = exec_policy_refusal(req, *ret_env, &target);
+                if (why) {
+                        r = agent_send_error(fd, EPERM, "command '%s'%s%s%s is %s", req->argv[0],
+                                             target ? " (" : "", target ? target : "",
+                                             target ? ")" : "", why);
+                        strv_free(*ret_env);
+                        *ret_env = NULL;
+                        exec_req_free(req);
+                        return r < 0 ? r : -EPERM;
+                }
         }
         return 0;
 }

@@ -55,7 +55,8 @@ static int send_msg(int fd, struct buf *b, size_t start, struct ak_err *err)
 static void put_exec(struct buf *b, const struct agent_exec_opts *o, bool stdin_open)
 {
         uint64_t flags = (o->tty ? AK_EXEC_TTY : 0) | (stdin_open ? AK_EXEC_STDIN : 0) |
-                         (o->detach ? AK_EXEC_DETACH : 0);
+                         (o->detach ? AK_EXEC_DETACH : 0) |
+                         (o->policy && o->policy->allowlist_only ? AK_EXEC_ALLOWLIST_ONLY : 0);
 
         for (char *const *a = o->argv; *a; a++)
                 ak_put_str(b, AK_T_ARG, *a);
@@ -72,6 +73,10 @@ static void put_exec(struct buf *b, const struct agent_exec_opts *o, bool stdin_
                 ak_put_u64(b, AK_T_COLS, o->cols);
         if (o->timeout_ms)
                 ak_put_u64(b, AK_T_TIMEOUT_MS, o->timeout_ms);
+        for (char *const *e = o->policy ? o->policy->allow : NULL; e && *e; e++)
+                ak_put_str(b, AK_T_ALLOW, *e);
+        for (char *const *e = o->policy ? o->policy->block : NULL; e && *e; e++)
+                ak_put_str(b, AK_T_BLOCK, *e);
 }
 
 static int read_exit(const struct ak_msg *m, struct agent_exit *ret)

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "proto.h"
+#include "shared/cmd-policy.h"
 #include "shared/buf.h"
 #include "shared/err.h"
 
@@ -23,6 +24,7 @@ struct agent_exec_opts {
         bool detach;
         unsigned rows, cols;
         uint64_t timeout_ms; /* 0: none; the agent kills the command's process group */
+        const struct cmd_policy *policy; /* checked by the agent too; NULL: none */
 };
 
 /* Where output goes and where input and signals come from. */

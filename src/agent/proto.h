@@ -30,7 +30,7 @@ enum ak_type {
         AK_PING = 6,
         AK_PONG = 7,
 
-        AK_EXEC = 16,    /* ARG+, ENV*, CWD, USER, FLAGS, ROWS, COLS, TIMEOUT_MS */
+        AK_EXEC = 16,    /* ARG+, ENV*, CWD, USER, FLAGS, ROWS, COLS, TIMEOUT_MS, ALLOW*, BLOCK* */
         AK_STARTED = 17, /* agent->host: PID */
         AK_STDIN = 18,   /* raw */
         AK_STDIN_EOF = 19,
@@ -81,6 +81,8 @@ enum ak_tag {
         AK_T_STARTED = 22, /* i64 ns since the epoch */
         AK_T_STREAM = 23,
         AK_T_VERSION = 24,
+        AK_T_ALLOW = 25, /* EXEC: command policy allow entry (repeatable) */
+        AK_T_BLOCK = 26, /* EXEC: command policy block entry (repeatable) */
 };
 
 /* EXEC flags */
@@ -89,6 +91,7 @@ enum ak_tag {
         (1u << 1)                /* the host will send STDIN frames; otherwise stdin is /dev/null  \
                                   */
 #define AK_EXEC_DETACH (1u << 2) /* detached: reply DETACH_INFO and keep logs */
+#define AK_EXEC_ALLOWLIST_ONLY (1u << 3) /* command policy: only ALLOW entries may run */
 /* EXIT flags */
 #define AK_EXIT_TIMED_OUT (1u << 0)
 /* FILE_WRITE / MKDIR / FILE_REMOVE flags */

@@ -45,6 +45,11 @@ int cli_fail(const struct ak_err *err, int code)
         return code;
 }
 
+int cli_exec_fail(const struct ak_err *err)
+{
+        return cli_fail(err, err->code == EPERM ? EXIT_CANNOT_EXEC : EXIT_RUN_ERROR);
+}
+
 void cli_print_help(const struct verb *v, FILE *f)
 {
         fprintf(f, "%s\n\nUsage: %s %s %s\n", v->summary, cli_prog, v->name, v->usage);

@@ -36,6 +36,8 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reports err, returns code. */
 int cli_fail(const struct ak_err *err, int code);
+/* Prints a failed command request: 126 when a policy refused the command, else 125. */
+int cli_exec_fail(const struct ak_err *err);
 /* Prints a usage error for verb and returns EXIT_USAGE. */
 int cli_usage_error(const struct verb *v, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -44,7 +44,7 @@ int cmd_cp(int argc, char **argv)
         bool src_remote, dst_remote;
         const struct cli_spec spec = {
             .min_pos = 2, .max_pos = 2, .missing = "a source and a destination are required"};
-        int fd = -1, r = cli_parse(argc, argv, &spec, &a);
+        int r = cli_parse(argc, argv, &spec, &a);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
@@ -59,11 +59,9 @@ int cmd_cp(int argc, char **argv)
         if ((r = validate_sandbox_path(src_remote ? spath : dpath, &err)) < 0 ||
             (r = validate_name(src_remote ? sname : dname, &err)) < 0)
                 return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
-        fd = cli_connect(src_remote ? sname : dname, EXIT_FAILURE_, &m);
-        if (fd < 0) {
-                r = -fd;
-                goto out;
-        }
+        m = cli_manager();
+        if (!m)
+                return EXIT_FAILURE_;
         if (src_remote) {
                 /* sandbox -> host: into a directory keeps the file's name */
                 struct stat st;
@@ -87,7 +85,7 @@ int cmd_cp(int argc, char **argv)
                         r = EXIT_FAILURE_;
                         goto out;
                 }
-                r = agent_file_read(fd, spath, 0, to_fd, &out, &info, &err);
+                r = manager_file_read(m, sname, spath, 0, to_fd, &out, &info, &err);
                 if (r < 0) {
                         if (!to_stdout)
                                 (void)unlink(tmp);
@@ -127,18 +125,18 @@ int cmd_cp(int argc, char **argv)
                         r = EXIT_FAILURE_;
                         goto out;
                 }
-                r = agent_file_write(fd, dpath, st.st_mode & 0777, !from_stdin, true, in, NULL, 0,
-                                     NULL, &err);
+                const struct manager_write w = {.mode = st.st_mode & 0777,
+                                                .mode_given = !from_stdin,
+                                                .parents = true,
+                                                .src_fd = in};
+                r = manager_file_write(m, dname, dpath, &w, NULL, &err);
                 if (r < 0) {
                         r = cli_fail(&err, EXIT_FAILURE_);
                         goto out;
                 }
         }
         r = EXIT_OK;
-        (void)manager_touch(m, src_remote ? sname : dname);
 out:
-        if (fd >= 0)
-                close(fd);
         manager_free(m);
         return r;
 }

@@ -79,7 +79,7 @@ int cmd_exec(int argc, char **argv)
         struct cli_args a;
         struct ak_err err = {0};
         struct manager *m;
-        int fd, r;
+        int r;
 
         const struct cli_spec spec = {.shortopts = "e:w:u:dti",
                                       .longopts = exec_longopts,
@@ -100,10 +100,10 @@ int cmd_exec(int argc, char **argv)
                 r = cli_usage_error(cli_current, "--detach and --tty cannot be combined");
                 goto out_args;
         }
-        fd = cli_connect(a.pos[0], EXIT_RUN_ERROR, &m);
-        if (fd < 0) {
-                r = -fd;
-                goto out;
+        m = cli_manager();
+        if (!m) {
+                r = EXIT_RUN_ERROR;
+                goto out_args;
         }
         {
                 struct agent_exec_opts x = {
@@ -116,14 +116,14 @@ int cmd_exec(int argc, char **argv)
                 };
                 if (f.detach) {
                         struct agent_detached d;
-                        r = agent_detach(fd, &x, &d, &err);
+                        r = manager_detach(m, a.pos[0], &x, &d, &err);
                         if (r >= 0) {
                                 cleanup_json json_t *j = cli_detached_json(a.pos[0], &d);
                                 cli_print_json(j);
                                 agent_detached_clear(&d);
                                 r = EXIT_OK;
                         } else {
-                                r = cli_fail(&err, EXIT_RUN_ERROR);
+                                r = cli_exec_fail(&err);
                         }
                 } else {
                         struct cli_session s;
@@ -131,17 +131,14 @@ int cmd_exec(int argc, char **argv)
                         if (cli_session_begin(&s, &x, f.interactive, NULL) < 0) {
                                 r = EXIT_RUN_ERROR;
                         } else {
-                                r = agent_exec(fd, &x, &s.io, &ex, &err);
+                                r = manager_exec(m, a.pos[0], &x, &s.io, &ex, &err);
                                 cli_session_end(&s);
-                                r = r < 0 ? cli_fail(&err, EXIT_RUN_ERROR) : cli_exit_code(&ex);
+                                r = r < 0 ? cli_exec_fail(&err) : cli_exit_code(&ex);
                                 if (ex.timed_out)
                                         cli_error("command timed out and was killed");
                         }
                 }
         }
-        close(fd);
-        (void)manager_touch(m, a.pos[0]);
-out:
         manager_free(m);
 out_args:
         strv_free(f.env);
@@ -162,7 +159,7 @@ int cmd_attach(int argc, char **argv)
         struct agent_dirent de;
         struct manager *m;
         char *shell[] = {"/bin/sh", NULL, NULL};
-        int fd, r;
+        int r;
 
         const struct cli_spec spec = {.shortopts = "e:u:",
                                       .longopts = longopts,
@@ -178,10 +175,10 @@ int cmd_attach(int argc, char **argv)
                 r = CLI_PARSE_EXIT(r);
                 goto out_args;
         }
-        fd = cli_connect(a.pos[0], EXIT_RUN_ERROR, &m);
-        if (fd < 0) {
-                r = -fd;
-                goto out;
+        m = cli_manager();
+        if (!m) {
+                r = EXIT_RUN_ERROR;
+                goto out_args;
         }
         if (a.n_cmd == 0) {
                 /* bash when the sandbox has it (a friendlier prompt), else sh, as upstream */
@@ -203,14 +200,11 @@ int cmd_attach(int argc, char **argv)
                 if (cli_session_begin(&s, &x, true, f.record) < 0) {
                         r = EXIT_RUN_ERROR;
                 } else {
-                        r = agent_exec(fd, &x, &s.io, &ex, &err);
+                        r = manager_attach(m, a.pos[0], &x, &s.io, &ex, &err);
                         cli_session_end(&s);
-                        r = r < 0 ? cli_fail(&err, EXIT_RUN_ERROR) : cli_exit_code(&ex);
+                        r = r < 0 ? cli_exec_fail(&err) : cli_exit_code(&ex);
                 }
         }
-        close(fd);
-        (void)manager_touch(m, a.pos[0]);
-out:
         manager_free(m);
 out_args:
         strv_free(f.env);

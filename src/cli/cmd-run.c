@@ -19,7 +19,7 @@ static int run_kept(struct manager *m, struct sandbox_flags *f, struct agent_exe
         struct cli_session s;
         struct agent_exit ex = {0};
         char name[32], hex[9];
-        int fd, r;
+        int r;
 
         random_hex(hex, 4);
         (void)snprintf(name, sizeof(name), "run-%s", hex);
@@ -37,18 +37,11 @@ static int run_kept(struct manager *m, struct sandbox_flags *f, struct agent_exe
         }
         fprintf(stderr, "Sandbox '%s' is kept running%s; remove it with: agentkernel remove %s\n",
                 name, f->o.ttl_seconds ? " until its TTL expires" : "", name);
-        fd = manager_connect(m, name, NULL, &err);
-        if (fd < 0)
-                return cli_fail(&err, EXIT_RUN_ERROR);
-        if (cli_session_begin(&s, x, f->interactive, NULL) < 0) {
-                close(fd);
+        if (cli_session_begin(&s, x, f->interactive, NULL) < 0)
                 return EXIT_RUN_ERROR;
-        }
-        r = agent_exec(fd, x, &s.io, &ex, &err);
+        r = manager_exec(m, name, x, &s.io, &ex, &err);
         cli_session_end(&s);
-        close(fd);
-        (void)manager_touch(m, name);
-        return r < 0 ? cli_fail(&err, EXIT_RUN_ERROR) : cli_exit_code(&ex);
+        return r < 0 ? cli_exec_fail(&err) : cli_exit_code(&ex);
 }
 
 int cmd_run(int argc, char **argv)
@@ -97,7 +90,7 @@ int cmd_run(int argc, char **argv)
                 r = manager_run_ephemeral(m, &f.o, &x, &s.io, &ex, &err);
                 cli_session_end(&s);
                 if (r < 0)
-                        r = cli_fail(&err, EXIT_RUN_ERROR);
+                        r = cli_exec_fail(&err);
                 else {
                         r = cli_exit_code(&ex);
                         if (ex.timed_out)

@@ -91,6 +91,17 @@ static const struct verb verbs[] = {
      "Stop a detached command (SIGTERM, then SIGKILL after 2 s)", ""},
     {"cp", cmd_cp, "SRC DST",
      "Copy a file between the host and a sandbox (NAME:/path on one side; - is stdio)", ""},
+    {"audit", cmd_audit, "[-s NAME] [-l N] [--json] [--path] | verify",
+     "Show the audit log, or check that it was not altered",
+     "Options:\n"
+     "  -s, --sandbox NAME    only events of this sandbox\n"
+     "  -l, --last N          the last N events (default 20; 0 = all)\n"
+     "      --json            machine-readable output\n"
+     "      --path            print where the log is and exit\n"
+     "\n'audit verify' checks every entry's hash and its link to the one before, and that\n"
+     "the log ends where it was last written: an edited, deleted, inserted or reordered line\n"
+     "fails it. The log is at ~/.agentkernel/audit.jsonl (AGENTKERNEL_AUDIT_PATH overrides);\n"
+     "AGENTKERNEL_AUDIT=0 turns logging off.\n"},
     {"doctor", cmd_doctor, "[--json]", "Check what works on this host and how to fix what does not",
      ""},
 };
@@ -98,7 +109,7 @@ static const struct verb verbs[] = {
 /* Verbs that are only top-level (not under `sandbox`). */
 static bool top_only(const char *name)
 {
-        return streq(name, "run") || streq(name, "doctor");
+        return streq(name, "run") || streq(name, "doctor") || streq(name, "audit");
 }
 
 static const struct verb *find_verb(const char *name, bool in_group)

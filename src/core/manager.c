@@ -4,6 +4,7 @@
  * read-modify-write; a failed start leaves the sandbox exactly as it was (recorded, stopped).
  */
 #include "manager.h"
+#include "manager-private.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -12,15 +13,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/audit.h"
 #include "core/paths.h"
 #include "core/validate.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 #include "shared/random-util.h"
 #include "shared/time-util.h"
-
-/* Shared run directory of ephemeral sandboxes (not a valid sandbox name: no clash). */
-#define EPHEMERAL_RUN_DIR ".ephemeral"
 
 int manager_open(struct manager **ret, struct ak_err *err)
 {
@@ -66,27 +65,19 @@ int manager_backend(const struct sandbox_state *st, const struct backend_ops **r
         return 0;
 }
 
-static void now_rfc3339(char out[RFC3339_MAX])
+void now_rfc3339(char out[RFC3339_MAX])
 {
         format_rfc3339(now_realtime_ns(), out);
 }
 
-/* Everything a backend needs, derived from the record. Strings point into st and env_out. */
-struct start_plan {
-        struct backend_config cfg;
-        char *run_dir;
-        char **env;
-        struct port_spec *ports;
-};
-
-static void start_plan_free(struct start_plan *p)
+void start_plan_free(struct start_plan *p)
 {
         free(p->run_dir);
         strv_free(p->env);
         free(p->ports);
 }
 
-static int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,
+int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,
                            struct start_plan *p, struct ak_err *err)
 {
         static const char *const passed[] = {"PATH", "HOME", "USER", "LANG", "LC_ALL", "TERM"};
@@ -231,16 +222,15 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                         goto oom;
         }
         if (o->env) {
-                size_t n = 0;
-                for (char *const *e = o->env; *e; e++)
-                        n++;
                 strv_free(st->env);
-                st->env = calloc(n + 1, sizeof(char *));
-                if (!st->env)
+                if (!(st->env = strv_dup(o->env)))
                         goto oom;
-                for (size_t i = 0; i < n; i++)
-                        if (!(st->env[i] = strdup(o->env[i])))
-                                goto oom;
+        }
+        if (o->commands) {
+                if ((o->commands->allow && !(st->commands.allow = strv_dup(o->commands->allow))) ||
+                    (o->commands->block && !(st->commands.block = strv_dup(o->commands->block))))
+                        goto oom;
+                st->commands.allowlist_only = o->commands->allowlist_only;
         }
         if (o->n_ports) {
                 st->ports = calloc(o->n_ports, sizeof(*st->ports));
@@ -289,14 +279,18 @@ int manager_create(struct manager *m, const struct create_opts *o, struct ak_err
                 r = store_save(m->store, st, true, err);
         }
         store_unlock(lk);
+        if (r >= 0) {
+                json_t *ev = json_pack("{s:s,s:s,s:s}", "name", st->name, "image", st->image,
+                                       "backend", manager_backend_name(st));
+                if (ev && json_object_size(st->labels))
+                        json_object_set(ev, "labels", st->labels);
+                (void)audit_log("sandbox_created", ev);
+        }
         state_free(st);
         return r;
 }
 
-/* Takes a sandbox's lock and loads its record. *ret_lock is the lock (or -1 when it could not be
- * taken); the caller releases it whatever the result, because even a failed load (missing or bad
- * record) may leave work to do under the lock. */
-static int lock_and_load(struct manager *m, const char *name, int *ret_lock,
+int lock_and_load(struct manager *m, const char *name, int *ret_lock,
                          struct sandbox_state **ret, struct ak_err *err)
 {
         int r = validate_name(name, err);
@@ -377,8 +371,13 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
         start_plan_free(&plan);
         if (r < 0) {
                 ak_err_prefix(err, "cannot start sandbox '%s'", name);
+                (void)audit_log("sandbox_error",
+                                json_pack("{s:s,s:s}", "name", name, "error", ak_err_msg(err)));
                 goto out;
         }
+        (void)audit_log("sandbox_started",
+                        json_pack("{s:s,s:s}", "name", name, "profile",
+                                  profile_get(st->profile)->name));
         now_rfc3339(now);
         if (state_set_str(&st->last_activity_at, now) >= 0)
                 (void)store_save(m->store, st, false, NULL);
@@ -406,6 +405,8 @@ int manager_stop(struct manager *m, const char *name, struct ak_err *err)
                                     : ak_err_set(err, ENOMEM, "out of memory");
                 if (r < 0)
                         ak_err_prefix(err, "cannot stop sandbox '%s'", name);
+                else
+                        (void)audit_log("sandbox_stopped", json_pack("{s:s}", "name", name));
         }
         state_free(st);
         store_unlock(lk);
@@ -454,6 +455,7 @@ int manager_remove(struct manager *m, const char *name, struct ak_err *err)
                 return r;
         }
         store_unlock_remove(m->store, name, lk);
+        (void)audit_log("sandbox_removed", json_pack("{s:s}", "name", name));
         return 0;
 }
 
@@ -508,6 +510,7 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
         struct start_plan plan;
         struct backend_session sess = {.chan_fd = -1};
         const struct backend_ops *b;
+        struct agent_exec_opts xx = *x;
         char name[32], hex[9], why[256];
         int r;
 
@@ -517,16 +520,14 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
         r = state_from_opts(&eo, &st, err);
         if (r < 0)
                 return r;
-        r = manager_backend(st, &b, err);
-        if (r < 0) {
-                state_free(st);
-                return r;
-        }
-        if (!backend_probe(b, why, sizeof(why))) {
-                state_free(st);
-                return ak_err_set(err, ENOTSUP, "backend '%s' is not available: %s", b->name, why);
-        }
-        r = plan_from_state(m, st, true, &plan, err);
+        xx.policy = o->commands && !cmd_policy_empty(o->commands) ? o->commands : NULL;
+        r = xx.policy ? manager_check_command(name, xx.policy, x->argv, err) : 0;
+        if (r >= 0)
+                r = manager_backend(st, &b, err);
+        if (r >= 0 && !backend_probe(b, why, sizeof(why)))
+                r = ak_err_set(err, ENOTSUP, "backend '%s' is not available: %s", b->name, why);
+        if (r >= 0)
+                r = plan_from_state(m, st, true, &plan, err);
         if (r < 0) {
                 state_free(st);
                 return r;
@@ -536,8 +537,17 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
         state_free(st);
         if (r < 0)
                 return r;
-        r = agent_exec(sess.chan_fd, x, io, ret, err);
+        r = agent_exec(sess.chan_fd, &xx, io, ret, err);
         (void)backend_finish(b, &sess);
+        if (r == -EPERM)
+                (void)audit_log("policy_violation",
+                                json_pack("{s:s,s:s,s:s}", "sandbox", name, "policy", "commands",
+                                          "details", ak_err_msg(err)));
+        else
+                (void)audit_log("command_executed",
+                                json_pack("{s:s,s:o,s:o}", "sandbox", name, "command",
+                                          strv_json_array(x->argv), "exit_code",
+                                          r >= 0 ? json_integer(ret->code) : json_null()));
         return r;
 }
 

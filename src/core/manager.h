@@ -46,6 +46,7 @@ struct create_opts {
         json_t *labels; /* object of strings (borrowed), or NULL */
         const char *description;
         const char *agent;
+        const struct cmd_policy *commands; /* [security.commands]; NULL: none */
 };
 
 /* Validates and records a new sandbox (not started). */
@@ -73,6 +74,31 @@ int manager_touch(struct manager *m, const char *name);
 
 int manager_list(struct manager *m, void (*warn)(void *ctx, const char *file, const char *msg),
                  void *ctx, struct state_list *ret);
+
+/* Work in a running sandbox. Each checks the sandbox's command policy (commands refused fail
+ * with -EPERM and are audited as policy violations), writes the audit log and records activity. */
+int manager_exec(struct manager *m, const char *name, const struct agent_exec_opts *x,
+                 const struct agent_io *io, struct agent_exit *ret, struct ak_err *err);
+/* An interactive session (audited as session_attached). */
+int manager_attach(struct manager *m, const char *name, const struct agent_exec_opts *x,
+                   const struct agent_io *io, struct agent_exit *ret, struct ak_err *err);
+int manager_detach(struct manager *m, const char *name, const struct agent_exec_opts *x,
+                   struct agent_detached *ret, struct ak_err *err);
+int manager_file_read(struct manager *m, const char *name, const char *path, uint64_t limit,
+                      int (*sink)(void *ctx, const void *data, size_t len), void *ctx,
+                      struct agent_file_info *ret_info, struct ak_err *err);
+struct manager_write {
+        uint32_t mode;
+        bool mode_given, parents;
+        int src_fd; /* read to EOF; < 0: data/len */
+        const void *data;
+        size_t len;
+};
+int manager_file_write(struct manager *m, const char *name, const char *path,
+                       const struct manager_write *w, uint64_t *ret_size, struct ak_err *err);
+/* The host-side policy check alone (audits a refusal). */
+int manager_check_command(const char *sandbox, const struct cmd_policy *p, char *const *argv,
+                          struct ak_err *err);
 
 /* Runs one command in a throw-away sandbox configured like o (name is ignored): nothing of it
  * remains afterwards, even if this process is killed. */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "shared/cleanup.h"
+#include "shared/cmd-policy.h"
 #include "shared/json-util.h"
 
 /* Backends upstream's BackendType knows; anything else goes to the extension. */
@@ -54,8 +55,8 @@ static const char *const known_keys[] = {
     STATE_EXT_KEY,
 };
 
-static const char *const ext_known_keys[] = {"backend",   "profile",  "network",
-                                             "mount_cwd", "work_dir", "env"};
+static const char *const ext_known_keys[] = {"backend",  "profile", "network", "mount_cwd",
+                                             "work_dir", "env",     "commands"};
 
 static char **strv_empty(void)
 {
@@ -119,6 +120,8 @@ void state_free(struct sandbox_state *s)
         free(s->profile);
         free(s->work_dir);
         strv_free(s->env);
+        strv_free(s->commands.allow);
+        strv_free(s->commands.block);
         json_decref(s->extra);
         json_decref(s->ext_extra);
         free(s);
@@ -362,6 +365,22 @@ static int get_tristate(json_t *o, const char *k, int *out, struct ak_err *err)
         return 0;
 }
 
+static int parse_commands(json_t *x, struct sandbox_state *s, struct ak_err *err)
+{
+        json_t *c = json_object_get(x, "commands");
+        int r;
+
+        if (!c || json_is_null(c))
+                return 0;
+        if (!json_is_object(c))
+                return bad(err, "commands", "an object");
+        if ((r = get_strv(c, "allow", &s->commands.allow, err)) < 0 ||
+            (r = get_strv(c, "block", &s->commands.block, err)) < 0 ||
+            (r = get_bool(c, "allowlist_only", &s->commands.allowlist_only, err)) < 0)
+                return r < 0 && err && err->code ? ak_err_prefix(err, "commands") : r;
+        return 0;
+}
+
 static int parse_ext(json_t *root, struct sandbox_state *s, struct ak_err *err)
 {
         json_t *x = json_object_get(root, STATE_EXT_KEY), *v;
@@ -377,7 +396,7 @@ static int parse_ext(json_t *root, struct sandbox_state *s, struct ak_err *err)
             (r = get_tristate(x, "network", &s->network, err)) < 0 ||
             (r = get_tristate(x, "mount_cwd", &s->mount_cwd, err)) < 0 ||
             (r = get_opt_str(x, "work_dir", &s->work_dir, err)) < 0 ||
-            (r = get_strv(x, "env", &s->env, err)) < 0)
+            (r = get_strv(x, "env", &s->env, err)) < 0 || (r = parse_commands(x, s, err)) < 0)
                 return r < 0 && err && err->code ? ak_err_prefix(err, STATE_EXT_KEY) : r;
         json_object_foreach (x, k, v) {
                 if (!in_list(k, ext_known_keys, ARRAY_SIZE(ext_known_keys)) &&
@@ -475,14 +494,6 @@ static json_t *str_or_null(const char *s)
         return s ? json_string(s) : json_null();
 }
 
-static json_t *strv_json(char **v)
-{
-        json_t *a = json_array();
-        for (char **p = v; a && p && *p; p++)
-                json_array_append_new(a, json_string(*p));
-        return a;
-}
-
 static json_t *port_or_null(int32_t p)
 {
         return p >= 0 ? json_integer(p) : json_null();
@@ -521,10 +532,10 @@ int state_format(const struct sandbox_state *s, char **ret)
         json_object_set_new(o, "ports", ports);
         json_object_set_new(o, "ssh_enabled", json_boolean(s->ssh_enabled));
         json_object_set_new(o, "ssh_host_port", port_or_null(s->ssh_host_port));
-        json_object_set_new(o, "volumes", strv_json(s->volumes));
+        json_object_set_new(o, "volumes", strv_json_array(s->volumes));
         json_object_set_new(o, "agent", str_or_null(s->agent));
-        json_object_set_new(o, "secret_bindings", strv_json(s->secret_bindings));
-        json_object_set_new(o, "secret_files", strv_json(s->secret_files));
+        json_object_set_new(o, "secret_bindings", strv_json_array(s->secret_bindings));
+        json_object_set_new(o, "secret_files", strv_json_array(s->secret_files));
         json_object_set_new(o, "placeholder_secrets", json_boolean(s->placeholder_secrets));
         json_object_set_new(o, "proxy_port", port_or_null(s->proxy_port));
         if (json_object_size(s->secret_mappings))
@@ -566,7 +577,17 @@ int state_format(const struct sandbox_state *s, char **ret)
         if (s->work_dir)
                 json_object_set_new(ext, "work_dir", json_string(s->work_dir));
         if (s->env && s->env[0])
-                json_object_set_new(ext, "env", strv_json(s->env));
+                json_object_set_new(ext, "env", strv_json_array(s->env));
+        if (!cmd_policy_empty(&(struct cmd_policy){s->commands.allow, s->commands.block,
+                                                    s->commands.allowlist_only})) {
+                json_t *c = json_object();
+                if (s->commands.allow)
+                        json_object_set_new(c, "allow", strv_json_array(s->commands.allow));
+                if (s->commands.block)
+                        json_object_set_new(c, "block", strv_json_array(s->commands.block));
+                json_object_set_new(c, "allowlist_only", json_boolean(s->commands.allowlist_only));
+                json_object_set_new(ext, "commands", c);
+        }
         json_object_foreach (s->ext_extra, k, v)
                 json_object_set(ext, k, v);
         if (json_object_size(ext))

@@ -72,6 +72,10 @@ struct sandbox_state {
         int mount_cwd;     /* -1 profile default, 0 off, 1 on */
         char *work_dir;    /* host directory mounted at /workspace */
         char **env;        /* KEY=VALUE for every command */
+        struct {
+                char **allow, **block; /* NULL-terminated or NULL */
+                bool allowlist_only;
+        } commands; /* command policy ([security.commands]) */
 
         json_t *extra;     /* unknown top-level keys, kept verbatim */
         json_t *ext_extra; /* unknown keys inside "x_agentkernel" */

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cleanup.h"
+
 int buf_reserve(struct buf *b, size_t extra)
 {
         size_t need, cap;
@@ -111,4 +113,32 @@ char *buf_detach(struct buf *b, size_t *ret_len)
         b->data = NULL;
         b->len = b->cap = 0;
         return p;
+}
+
+size_t strv_len(char *const *v)
+{
+        size_t n = 0;
+        while (v && v[n])
+                n++;
+        return n;
+}
+
+char **strv_dup(char *const *v)
+{
+        size_t n = strv_len(v);
+        char **out;
+
+        if (!v)
+                return NULL;
+        out = calloc(n + 1, sizeof(char *));
+        if (!out)
+                return NULL;
+        for (size_t i = 0; i < n; i++) {
+                out[i] = strdup(v[i]);
+                if (!out[i]) {
+                        strv_free(out);
+                        return NULL;
+                }
+        }
+        return out;
 }

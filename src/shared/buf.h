@@ -41,3 +41,7 @@ static inline void cleanup_buf_fn(struct buf *b)
         buf_free(b);
 }
 #define cleanup_buf __attribute__((cleanup(cleanup_buf_fn)))
+
+/* NULL-terminated string vectors. strv_dup(NULL) is NULL; NULL also on OOM (check v first). */
+size_t strv_len(char *const *v);
+char **strv_dup(char *const *v);

@@ -56,6 +56,8 @@ class Ak:
         self.env["AGENTKERNEL_DATA_DIR"] = str(self.data_dir)
         self.env["AGENTKERNEL_AGENT"] = AGENT
         self.env.pop("AGENTKERNEL_TEST_HOOK", None)
+        self.env.pop("AGENTKERNEL_AUDIT_PATH", None)
+        self.env.pop("AGENTKERNEL_AUDIT", None)
         if env:
             self.env.update(env)
         self.prefix = prefix or []

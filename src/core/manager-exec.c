@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Work inside a running sandbox on behalf of a caller: commands (foreground, detached,
+ * attached) and files. One place checks the command policy, writes the audit log and records
+ * activity, so the CLI, the HTTP API and MCP behave the same.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/audit.h"
+#include "core/manager.h"
+#include "shared/cleanup.h"
+#include "shared/cmd-policy.h"
+#include "shared/json-util.h"
+
+static struct cmd_policy policy_of(const struct sandbox_state *st)
+{
+        return (struct cmd_policy){st->commands.allow, st->commands.block,
+                                   st->commands.allowlist_only};
+}
+
+static void audit_violation(const char *sandbox, const char *argv0, const char *why)
+{
+        char details[512];
+        (void)snprintf(details, sizeof(details), "blocked command: %s (%s)", argv0, why);
+        (void)audit_log("policy_violation", json_pack("{s:s,s:s,s:s}", "sandbox", sandbox,
+                                                      "policy", "commands", "details", details));
+}
+
+/* The host-side check (names only; the agent checks again against what the name resolves to in
+ * the sandbox). Audits and fails with -EPERM when the command is refused. */
+int manager_check_command(const char *sandbox, const struct cmd_policy *p, char *const *argv,
+                          struct ak_err *err)
+{
+        const char *why = cmd_policy_check(p, argv[0], NULL, NULL);
+
+        if (!why)
+                return 0;
+        audit_violation(sandbox, argv[0], why);
+        return ak_err_set(err, EPERM,
+                          "command '%s' is %s (see [security.commands] in agentkernel.toml)",
+                          argv[0], why);
+}
+
+/* After the agent answered: a refusal by its policy check is audited as a violation. */
+static void audit_agent_refusal(const char *sandbox, const char *argv0, int r,
+                                const struct ak_err *err)
+{
+        if (r == -EPERM)
+                audit_violation(sandbox, argv0, ak_err_msg(err));
+}
+
+enum exec_kind { EXEC_FOREGROUND, EXEC_ATTACH, EXEC_DETACH };
+
+static int run_in(struct manager *m, const char *name, enum exec_kind kind,
+                  const struct agent_exec_opts *x, const struct agent_io *io,
+                  struct agent_exit *ret_exit, struct agent_detached *ret_detached,
+                  struct ak_err *err)
+{
+        struct sandbox_state *st = NULL;
+        struct agent_exec_opts xx = *x;
+        struct cmd_policy pol;
+        int fd, r;
+
+        fd = manager_connect(m, name, &st, err);
+        if (fd < 0)
+                return fd;
+        pol = policy_of(st);
+        xx.policy = cmd_policy_empty(&pol) ? NULL : &pol;
+        r = manager_check_command(name, &pol, x->argv, err);
+        if (r >= 0) {
+                if (kind == EXEC_DETACH)
+                        r = agent_detach(fd, &xx, ret_detached, err);
+                else
+                        r = agent_exec(fd, &xx, io, ret_exit, err);
+                audit_agent_refusal(name, x->argv[0], r, err);
+        }
+        close(fd);
+        if (r != -EPERM) {
+                json_t *ev;
+                if (kind == EXEC_ATTACH)
+                        ev = json_pack("{s:s}", "sandbox", name);
+                else
+                        ev = json_pack("{s:s,s:o,s:o}", "sandbox", name, "command",
+                                       strv_json_array(x->argv), "exit_code",
+                                       r >= 0 && kind == EXEC_FOREGROUND
+                                           ? json_integer(ret_exit->code)
+                                           : json_null());
+                (void)audit_log(kind == EXEC_ATTACH ? "session_attached" : "command_executed", ev);
+        }
+        (void)manager_touch(m, name);
+        state_free(st);
+        return r;
+}
+
+int manager_exec(struct manager *m, const char *name, const struct agent_exec_opts *x,
+                 const struct agent_io *io, struct agent_exit *ret, struct ak_err *err)
+{
+        return run_in(m, name, EXEC_FOREGROUND, x, io, ret, NULL, err);
+}
+
+int manager_attach(struct manager *m, const char *name, const struct agent_exec_opts *x,
+                   const struct agent_io *io, struct agent_exit *ret, struct ak_err *err)
+{
+        return run_in(m, name, EXEC_ATTACH, x, io, ret, NULL, err);
+}
+
+int manager_detach(struct manager *m, const char *name, const struct agent_exec_opts *x,
+                   struct agent_detached *ret, struct ak_err *err)
+{
+        return run_in(m, name, EXEC_DETACH, x, NULL, NULL, ret, err);
+}
+
+static void audit_file(const char *type, const char *name, const char *path)
+{
+        (void)audit_log(type, json_pack("{s:s,s:s}", "sandbox", name, "path", path));
+}
+
+int manager_file_read(struct manager *m, const char *name, const char *path, uint64_t limit,
+                      int (*sink)(void *ctx, const void *data, size_t len), void *ctx,
+                      struct agent_file_info *ret_info, struct ak_err *err)
+{
+        int fd = manager_connect(m, name, NULL, err), r;
+
+        if (fd < 0)
+                return fd;
+        r = agent_file_read(fd, path, limit, sink, ctx, ret_info, err);
+        close(fd);
+        if (r >= 0)
+                audit_file("file_read", name, path);
+        (void)manager_touch(m, name);
+        return r;
+}
+
+int manager_file_write(struct manager *m, const char *name, const char *path,
+                       const struct manager_write *w, uint64_t *ret_size, struct ak_err *err)
+{
+        int fd = manager_connect(m, name, NULL, err), r;
+
+        if (fd < 0)
+                return fd;
+        r = agent_file_write(fd, path, w->mode, w->mode_given, w->parents, w->src_fd, w->data,
+                             w->len, ret_size, err);
+        close(fd);
+        if (r >= 0)
+                audit_file("file_written", name, path);
+        (void)manager_touch(m, name);
+        return r;
+}

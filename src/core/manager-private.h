@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What the manager's source files share among themselves; not for other modules. */
+#pragma once
+
+#include "core/manager.h"
+#include "shared/time-util.h"
+
+/* Shared run directory of ephemeral sandboxes (not a valid sandbox name: no clash). */
+#define EPHEMERAL_RUN_DIR ".ephemeral"
+
+void now_rfc3339(char out[RFC3339_MAX]);
+
+/* Everything a backend needs, derived from the record. Strings point into st and the plan. */
+struct start_plan {
+        struct backend_config cfg;
+        char *run_dir;
+        char **env;
+        struct port_spec *ports;
+};
+
+int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,
+                    struct start_plan *p, struct ak_err *err);
+void start_plan_free(struct start_plan *p);
+
+/* Takes a sandbox's lock and loads its record. *ret_lock is the lock (or -1 when it could not be
+ * taken); the caller releases it whatever the result, because even a failed load (missing or bad
+ * record) may leave work to do under the lock. */
+int lock_and_load(struct manager *m, const char *name, int *ret_lock, struct sandbox_state **ret,
+                  struct ak_err *err);
