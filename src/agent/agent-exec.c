@@ -25,9 +25,9 @@
 
 #include "agent.h"
 #include "shared/cleanup.h"
+#include "shared/cmd-policy.h"
 #include "shared/fd-util.h"
 #include "shared/parse-util.h"
-#include "shared/cmd-policy.h"
 #include "shared/random-util.h"
 #include "shared/time-util.h"
 

@@ -11,8 +11,8 @@
 #include <sys/types.h>
 
 #include "proto.h"
-#include "shared/cmd-policy.h"
 #include "shared/buf.h"
+#include "shared/cmd-policy.h"
 #include "shared/err.h"
 
 struct agent_exec_opts {
@@ -23,7 +23,7 @@ struct agent_exec_opts {
         bool tty;
         bool detach;
         unsigned rows, cols;
-        uint64_t timeout_ms; /* 0: none; the agent kills the command's process group */
+        uint64_t timeout_ms;             /* 0: none; the agent kills the command's process group */
         const struct cmd_policy *policy; /* checked by the agent too; NULL: none */
 };
 

@@ -57,8 +57,8 @@ static int audit_opt(int c, const char *arg, void *ctx)
 /* The event's own fields, as k=v, after the common ones. */
 static void print_details(json_t *e)
 {
-        static const char *const common[] = {"timestamp", "pid",  "user", "type",
-                                             "seq",       "prev", "hash", "sandbox", "name"};
+        static const char *const common[] = {"timestamp", "pid",  "user",    "type", "seq",
+                                             "prev",      "hash", "sandbox", "name"};
         const char *k;
         json_t *v;
         bool first = true;
@@ -69,9 +69,9 @@ static void print_details(json_t *e)
                         skip = skip || streq(k, common[i]);
                 if (skip)
                         continue;
-                cleanup_free char *text =
-                    json_is_string(v) ? strdup(json_string_value(v))
-                                      : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                cleanup_free char *text = json_is_string(v)
+                                              ? strdup(json_string_value(v))
+                                              : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
                 printf("%s%s=%s", first ? "" : " ", k, text ? text : "?");
                 first = false;
         }
@@ -84,8 +84,7 @@ static int audit_verify_cmd(const char *path)
         int r = audit_verify(path, &v, &err);
 
         if (r == -EBADMSG) {
-                cli_error("audit log '%s' is not intact: line %zu: %s", path, v.bad_line,
-                          v.reason);
+                cli_error("audit log '%s' is not intact: line %zu: %s", path, v.bad_line, v.reason);
                 return EXIT_FAILURE_;
         }
         if (r < 0)
@@ -97,8 +96,10 @@ static int audit_verify_cmd(const char *path)
 int cmd_audit(int argc, char **argv)
 {
         static const struct option longopts[] = {
-            {"sandbox", required_argument, NULL, 's'}, {"last", required_argument, NULL, 'l'},
-            {"json", no_argument, NULL, 'j'},          {"path", no_argument, NULL, OPT_PATH},
+            {"sandbox", required_argument, NULL, 's'},
+            {"last", required_argument, NULL, 'l'},
+            {"json", no_argument, NULL, 'j'},
+            {"path", no_argument, NULL, OPT_PATH},
             {NULL, 0, NULL, 0},
         };
         struct audit_flags f = {.last = AUDIT_DEFAULT_LAST};

@@ -175,7 +175,8 @@ int audit_log(const char *type, json_t *fields)
                 return -ENOMEM;
         }
         if (fields) {
-                json_object_foreach(fields, k, v) json_object_set(o, k, v);
+                json_object_foreach (fields, k, v)
+                        json_object_set(o, k, v);
                 json_decref(fields);
         }
 
@@ -208,7 +209,8 @@ int audit_log(const char *type, json_t *fields)
                 return r;
         head = head_path(path);
         if (head) {
-                cleanup_close int hfd = open(head, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                cleanup_close int hfd =
+                    open(head, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
                 int n = snprintf(headrec, sizeof(headrec), "%020lld %s\n", seq + 1, hash);
                 if (hfd >= 0)
                         (void)(pwrite(hfd, headrec, (size_t)n, 0) == n);
@@ -235,8 +237,9 @@ static int for_each_line(const char *path, int (*fn)(const char *line, size_t le
         int r = 0;
 
         if (!f)
-                return errno == ENOENT ? 0 : ak_err_set(err, errno, "cannot read '%s': %s", path,
-                                                        strerror(errno));
+                return errno == ENOENT
+                           ? 0
+                           : ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
         while ((n = getline(&line, &cap, f)) >= 0) {
                 while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
                         line[--n] = '\0';
@@ -268,8 +271,7 @@ static int collect(const char *line, size_t len, void *ctx)
         return 0;
 }
 
-int audit_read(const char *path, const char *sandbox, size_t last, json_t **ret,
-               struct ak_err *err)
+int audit_read(const char *path, const char *sandbox, size_t last, json_t **ret, struct ak_err *err)
 {
         struct read_ctx c = {sandbox, json_array()};
         int r;

@@ -33,9 +33,9 @@ int audit_read(const char *path, const char *sandbox, size_t last, json_t **ret,
                struct ak_err *err);
 
 struct audit_verdict {
-        size_t lines;          /* lines read */
-        size_t chained;        /* of which carry a hash */
-        size_t bad_line;       /* first bad line (1-based), 0 when all is well */
+        size_t lines;    /* lines read */
+        size_t chained;  /* of which carry a hash */
+        size_t bad_line; /* first bad line (1-based), 0 when all is well */
         char reason[256];
 };
 

@@ -25,8 +25,8 @@ static void audit_violation(const char *sandbox, const char *argv0, const char *
 {
         char details[512];
         (void)snprintf(details, sizeof(details), "blocked command: %s (%s)", argv0, why);
-        (void)audit_log("policy_violation", json_pack("{s:s,s:s,s:s}", "sandbox", sandbox,
-                                                      "policy", "commands", "details", details));
+        (void)audit_log("policy_violation", json_pack("{s:s,s:s,s:s}", "sandbox", sandbox, "policy",
+                                                      "commands", "details", details));
 }
 
 /* The host-side check (names only; the agent checks again against what the name resolves to in

@@ -78,7 +78,7 @@ void start_plan_free(struct start_plan *p)
 }
 
 int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,
-                           struct start_plan *p, struct ak_err *err)
+                    struct start_plan *p, struct ak_err *err)
 {
         static const char *const passed[] = {"PATH", "HOME", "USER", "LANG", "LC_ALL", "TERM"};
         const struct profile *prof = profile_get(st->profile);
@@ -290,8 +290,8 @@ int manager_create(struct manager *m, const struct create_opts *o, struct ak_err
         return r;
 }
 
-int lock_and_load(struct manager *m, const char *name, int *ret_lock,
-                         struct sandbox_state **ret, struct ak_err *err)
+int lock_and_load(struct manager *m, const char *name, int *ret_lock, struct sandbox_state **ret,
+                  struct ak_err *err)
 {
         int r = validate_name(name, err);
 
@@ -375,9 +375,8 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
                                 json_pack("{s:s,s:s}", "name", name, "error", ak_err_msg(err)));
                 goto out;
         }
-        (void)audit_log("sandbox_started",
-                        json_pack("{s:s,s:s}", "name", name, "profile",
-                                  profile_get(st->profile)->name));
+        (void)audit_log("sandbox_started", json_pack("{s:s,s:s}", "name", name, "profile",
+                                                     profile_get(st->profile)->name));
         now_rfc3339(now);
         if (state_set_str(&st->last_activity_at, now) >= 0)
                 (void)store_save(m->store, st, false, NULL);

@@ -579,7 +579,7 @@ int state_format(const struct sandbox_state *s, char **ret)
         if (s->env && s->env[0])
                 json_object_set_new(ext, "env", strv_json_array(s->env));
         if (!cmd_policy_empty(&(struct cmd_policy){s->commands.allow, s->commands.block,
-                                                    s->commands.allowlist_only})) {
+                                                   s->commands.allowlist_only})) {
                 json_t *c = json_object();
                 if (s->commands.allow)
                         json_object_set_new(c, "allow", strv_json_array(s->commands.allow));

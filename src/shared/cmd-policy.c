@@ -15,8 +15,8 @@
 
 bool cmd_policy_empty(const struct cmd_policy *p)
 {
-        return !p || (!p->allowlist_only && !(p->allow && p->allow[0]) &&
-                      !(p->block && p->block[0]));
+        return !p ||
+               (!p->allowlist_only && !(p->allow && p->allow[0]) && !(p->block && p->block[0]));
 }
 
 static const char *last_component(const char *s)
