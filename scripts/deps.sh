@@ -7,7 +7,7 @@ set -euo pipefail
 
 runtime=(slirp4netns iproute2 util-linux procps)
 build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev libmd-dev)
-tests=(python3-pytest bubblewrap time clang-format valgrind)
+tests=(python3-pytest bubblewrap time clang-format valgrind golang-github-burntsushi-toml-dev)
 
 want=("${runtime[@]}")
 if [[ "${1:-}" != "--runtime-only" ]]; then

@@ -108,14 +108,14 @@ static int file_read(int fd, const char *path, const struct ak_msg *m)
         return ak_write_frame(fd, AK_END, NULL, 0);
 }
 
-/* Reads DATA frames until END into f (or discards them when f < 0). */
+/* Reads DATA frames until END into f (or discards them when f < 0). *ret_err keeps an error
+ * the caller already had, or gets the first write error. */
 static int receive_data(int fd, int f, uint64_t *ret_size, int *ret_err)
 {
         cleanup_buf struct buf b = BUF_INIT;
         struct ak_msg m;
         uint64_t total = 0;
 
-        *ret_err = 0;
         for (;;) {
                 int r = ak_read_frame(fd, &b, &m);
                 if (r < 0)

@@ -142,6 +142,12 @@ int cli_opt_timeout(const char *arg, uint64_t *ret_ms)
         return 0;
 }
 
+static void print_notice(void *ctx, const char *msg)
+{
+        (void)ctx;
+        fprintf(stderr, "%s\n", msg);
+}
+
 struct manager *cli_manager(void)
 {
         struct manager *m = NULL;
@@ -151,6 +157,7 @@ struct manager *cli_manager(void)
                 cli_error("%s", ak_err_msg(&err));
                 return NULL;
         }
+        m->notify = print_notice;
         return m;
 }
 

@@ -22,16 +22,22 @@ int cmd_create(int argc, char **argv)
                                       .longopts = create_longopts,
                                       .on_opt = sandbox_flags_opt,
                                       .ctx = &f,
-                                      .min_pos = 1,
-                                      .max_pos = 1,
-                                      .missing = "a sandbox name is required"};
+                                      .max_pos = 1};
 
         r = cli_parse(argc, argv, &spec, &a);
         if (r) {
                 r = CLI_PARSE_EXIT(r);
                 goto out;
         }
-        f.o.name = a.pos[0];
+        r = sandbox_flags_config(&f);
+        if (r)
+                goto out;
+        f.o.name = a.n_pos ? a.pos[0] : f.cfg ? f.cfg->name : NULL;
+        if (!f.o.name) {
+                r = cli_usage_error(cli_current, "a sandbox name is required (or [sandbox] name "
+                                                 "in agentkernel.toml)");
+                goto out;
+        }
         m = cli_manager();
         if (!m) {
                 r = EXIT_FAILURE_;

@@ -66,6 +66,9 @@ int cmd_run(int argc, char **argv)
                 r = CLI_PARSE_EXIT(r);
                 goto out;
         }
+        r = sandbox_flags_config(&f);
+        if (r)
+                goto out;
         m = cli_manager();
         if (!m) {
                 r = EXIT_RUN_ERROR;

@@ -17,3 +17,4 @@ int cmd_exec_kill(int argc, char **argv);
 int cmd_cp(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_init(int argc, char **argv);

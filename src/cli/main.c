@@ -44,8 +44,10 @@ static const struct verb verbs[] = {
      "      --interactive     forward stdin even when it is a terminal\n"
      "      --timeout DUR     kill the command after DUR\n"
      "  -F, --fast            accepted for upstream compatibility (no effect on native)\n"
+     "  -c, --config FILE     agentkernel.toml to read (default: ./agentkernel.toml if any)\n"
+     "      --no-config       do not read ./agentkernel.toml\n"
      "\nThe command's exit status becomes agentkernel's; 125 means the sandbox failed.\n"},
-    {"create", cmd_create, "[OPTIONS] NAME", "Create a sandbox (and start it)",
+    {"create", cmd_create, "[OPTIONS] [NAME]", "Create a sandbox (and start it)",
      "Options:\n"
      "  -i, --image IMAGE     image (native: 'host', the default)\n"
      "      --profile NAME    permissive, moderate (default) or restrictive\n"
@@ -62,7 +64,10 @@ static const struct verb verbs[] = {
      "      --memory MB       memory limit (default: the profile's, 512)\n"
      "      --cpus N          CPU limit in CPUs (default 1)\n"
      "      --description TEXT\n"
-     "      --no-start        record the sandbox without starting it\n"},
+     "      --no-start        record the sandbox without starting it\n"
+     "  -c, --config FILE     agentkernel.toml to read (default: ./agentkernel.toml if any);\n"
+     "                        flags win over the file. NAME defaults to its [sandbox] name\n"
+     "      --no-config       do not read ./agentkernel.toml\n"},
     {"start", cmd_start, "NAME...", "Start sandboxes",
      "Starting a running sandbox is not an error.\n"},
     {"stop", cmd_stop, "NAME...", "Stop sandboxes (every process in them ends)", ""},
@@ -91,6 +96,11 @@ static const struct verb verbs[] = {
      "Stop a detached command (SIGTERM, then SIGKILL after 2 s)", ""},
     {"cp", cmd_cp, "SRC DST",
      "Copy a file between the host and a sandbox (NAME:/path on one side; - is stdio)", ""},
+    {"init", cmd_init, "[-n NAME] [-a AGENT]", "Write a starter agentkernel.toml here",
+     "Options:\n"
+     "  -n, --name NAME       the sandbox's name (default: this directory's name)\n"
+     "  -a, --agent AGENT     claude (default), codex, gemini, opencode, amp, pi or copilot\n"
+     "\n'create' and 'run' read ./agentkernel.toml when it exists (or --config FILE).\n"},
     {"audit", cmd_audit, "[-s NAME] [-l N] [--json] [--path] | verify",
      "Show the audit log, or check that it was not altered",
      "Options:\n"
@@ -109,7 +119,8 @@ static const struct verb verbs[] = {
 /* Verbs that are only top-level (not under `sandbox`). */
 static bool top_only(const char *name)
 {
-        return streq(name, "run") || streq(name, "doctor") || streq(name, "audit");
+        return streq(name, "run") || streq(name, "doctor") || streq(name, "audit") ||
+               streq(name, "init");
 }
 
 static const struct verb *find_verb(const char *name, bool in_group)

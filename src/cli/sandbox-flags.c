@@ -4,8 +4,10 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/profile.h"
 #include "core/validate.h"
@@ -31,6 +33,8 @@ const struct option run_longopts[] = {
     {"interactive", no_argument, NULL, SF_INTERACTIVE},
     {"timeout", required_argument, NULL, SF_TIMEOUT},
     {"fast", no_argument, NULL, 'F'},
+    {"config", required_argument, NULL, 'c'},
+    {"no-config", no_argument, NULL, SF_NO_CONFIG},
     {NULL, 0, NULL, 0},
 };
 
@@ -51,6 +55,8 @@ const struct option create_longopts[] = {
     {"description", required_argument, NULL, SF_DESCRIPTION},
     {"mount-cwd", no_argument, NULL, SF_MOUNT_CWD},
     {"no-start", no_argument, NULL, SF_NO_START},
+    {"config", required_argument, NULL, 'c'},
+    {"no-config", no_argument, NULL, SF_NO_CONFIG},
     {NULL, 0, NULL, 0},
 };
 
@@ -64,6 +70,9 @@ void sandbox_flags_init(struct sandbox_flags *f, bool run)
 
 void sandbox_flags_free(struct sandbox_flags *f)
 {
+        config_free(f->cfg);
+        strv_free(f->cfg_env);
+        free(f->all_ports);
         strv_free(f->env);
         json_decref(f->labels);
         free((char *)f->o.work_dir);
@@ -197,7 +206,98 @@ int sandbox_flags_opt(int c, const char *arg, void *ctx)
                 return 0;
         case 'F':
                 return 0; /* upstream's container pool; native sandboxes are fast without one */
+        case 'c':
+                f->config_path = arg;
+                return 0;
+        case SF_NO_CONFIG:
+                f->no_config = true;
+                return 0;
         default:
                 return EXIT_USAGE;
         }
+}
+
+/* The git identity of [agent], as upstream passes it: git's environment configuration. */
+static int add_git_identity(struct sandbox_flags *f)
+{
+        char *e[6] = {0};
+        int r = 0;
+
+        if (!f->cfg->git_name || !f->cfg->git_email)
+                return 0;
+        if (asprintf(&e[0], "GIT_CONFIG_COUNT=2") < 0 ||
+            asprintf(&e[1], "GIT_CONFIG_KEY_0=user.name") < 0 ||
+            asprintf(&e[2], "GIT_CONFIG_VALUE_0=%s", f->cfg->git_name) < 0 ||
+            asprintf(&e[3], "GIT_CONFIG_KEY_1=user.email") < 0 ||
+            asprintf(&e[4], "GIT_CONFIG_VALUE_1=%s", f->cfg->git_email) < 0)
+                r = -ENOMEM;
+        for (size_t i = 0; i < 5 && r == 0; i++)
+                r = strv_push(&f->cfg_env, e[i]);
+        for (size_t i = 0; i < 5; i++)
+                free(e[i]);
+        return r;
+}
+
+int sandbox_flags_config(struct sandbox_flags *f)
+{
+        struct ak_err err = {0};
+        struct config *c;
+        const char *path = f->config_path;
+
+        if (f->no_config && path)
+                return cli_usage_error(cli_current, "--config and --no-config cannot be combined");
+        if (!path && !f->no_config && access(CONFIG_FILE_NAME, F_OK) == 0)
+                path = CONFIG_FILE_NAME;
+        if (!path)
+                return 0;
+        if (config_load(path, &f->cfg, &err) < 0)
+                return cli_fail(&err, EXIT_USAGE);
+        c = f->cfg;
+        for (char **w = c->warnings; *w; w++)
+                cli_warn("%s: %s", path, *w);
+        if (!f->o.image)
+                f->o.image = config_image(c);
+        if (!f->o.profile)
+                f->o.profile = c->profile;
+        if (!f->o.vcpus)
+                f->o.vcpus = c->vcpus;
+        if (!f->o.memory_mb)
+                f->o.memory_mb = c->memory_mb;
+        if (f->o.network < 0)
+                f->o.network = c->network;
+        if (f->o.mount_cwd < 0)
+                f->o.mount_cwd = c->mount_cwd;
+        if (!f->o.agent)
+                f->o.agent = c->agent;
+        f->o.init_script = c->init_script;
+        f->o.files = c->files;
+        f->o.n_files = c->n_files;
+        f->policy =
+            (struct cmd_policy){c->commands.allow, c->commands.block, c->commands.allowlist_only};
+        f->o.commands = cmd_policy_empty(&f->policy) ? NULL : &f->policy;
+        /* ports: the file's, then the command line's */
+        if (c->n_ports) {
+                f->all_ports = calloc(c->n_ports + f->n_ports, sizeof(*f->all_ports));
+                if (!f->all_ports) {
+                        cli_error("out of memory");
+                        return EXIT_FAILURE_;
+                }
+                memcpy(f->all_ports, c->ports, c->n_ports * sizeof(*c->ports));
+                memcpy(f->all_ports + c->n_ports, f->ports, f->n_ports * sizeof(*f->ports));
+                f->o.ports = f->all_ports;
+                f->o.n_ports = c->n_ports + f->n_ports;
+        }
+        /* environment: the file's git identity, then -e (later wins) */
+        if (add_git_identity(f) < 0) {
+                cli_error("out of memory");
+                return EXIT_FAILURE_;
+        }
+        for (char **e = f->env; e && *e; e++)
+                if (strv_push(&f->cfg_env, *e) < 0) {
+                        cli_error("out of memory");
+                        return EXIT_FAILURE_;
+                }
+        if (f->cfg_env)
+                f->o.env = f->cfg_env;
+        return 0;
 }

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "core/config.h"
 #include "core/manager.h"
 
 struct sandbox_flags {
@@ -18,6 +19,13 @@ struct sandbox_flags {
         bool keep, tty, interactive;
         const char *workdir;
         uint64_t timeout_ms;
+        /* agentkernel.toml */
+        const char *config_path; /* --config; NULL: ./agentkernel.toml when there is one */
+        bool no_config;
+        struct config *cfg;
+        struct cmd_policy policy;
+        char **cfg_env;
+        struct port_spec *all_ports;
         /* create only */
         bool no_start;
         bool run; /* parsing for `run` (-p is --profile) rather than `create` (-p is --publish) */
@@ -36,13 +44,18 @@ enum {
         SF_TIMEOUT,
         SF_INTERACTIVE,
         SF_FAST,
+        SF_NO_CONFIG,
 };
 
 void sandbox_flags_init(struct sandbox_flags *f, bool run);
 void sandbox_flags_free(struct sandbox_flags *f);
 /* cli_parse() callback. */
 int sandbox_flags_opt(int c, const char *arg, void *ctx);
+/* After parsing: reads agentkernel.toml (--config, else ./agentkernel.toml when present, unless
+ * --no-config) and fills in what the flags did not say. Prints warnings; returns 0 or an exit
+ * code. */
+int sandbox_flags_config(struct sandbox_flags *f);
 extern const struct option run_longopts[];
 extern const struct option create_longopts[];
-#define RUN_SHORTOPTS "ki:p:e:w:B:l:P:tF"
-#define CREATE_SHORTOPTS "i:p:e:B:l:a:d:"
+#define RUN_SHORTOPTS "ki:p:e:w:B:l:P:tFc:"
+#define CREATE_SHORTOPTS "i:p:e:B:l:a:d:c:"

@@ -7,6 +7,8 @@
 
 /* Shared run directory of ephemeral sandboxes (not a valid sandbox name: no clash). */
 #define EPHEMERAL_RUN_DIR ".ephemeral"
+/* TTL of the record of a run that needs one (see run_via_record). */
+#define RUN_RECORD_TTL 3600
 
 void now_rfc3339(char out[RFC3339_MAX]);
 

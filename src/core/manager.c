@@ -7,12 +7,15 @@
 #include "manager-private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/agents.h"
 #include "core/audit.h"
 #include "core/paths.h"
 #include "core/validate.h"
@@ -232,6 +235,21 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                         goto oom;
                 st->commands.allowlist_only = o->commands->allowlist_only;
         }
+        if (o->init_script && state_set_str(&st->init_script, o->init_script) < 0)
+                goto oom;
+        if (o->n_files) {
+                st->files = calloc(o->n_files, sizeof(*st->files));
+                if (!st->files)
+                        goto oom;
+                for (size_t i = 0; i < o->n_files; i++) {
+                        st->files[i].source = strdup(o->files[i].source);
+                        st->files[i].dest = strdup(o->files[i].dest);
+                        st->files[i].mode = o->files[i].mode;
+                        st->n_files = i + 1;
+                        if (!st->files[i].source || !st->files[i].dest)
+                                goto oom;
+                }
+        }
         if (o->n_ports) {
                 st->ports = calloc(o->n_ports, sizeof(*st->ports));
                 if (!st->ports)
@@ -335,6 +353,117 @@ bool manager_is_running(struct manager *m, const struct sandbox_state *st)
         return backend_status(b, &ref, &bs) >= 0 && bs.running;
 }
 
+static void notify(struct manager *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void notify(struct manager *m, const char *fmt, ...)
+{
+        char msg[1024];
+        va_list ap;
+
+        if (!m->notify)
+                return;
+        va_start(ap, fmt);
+        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        m->notify(m->notify_ctx, msg);
+}
+
+/* Runs sh -c script in the sandbox; *ret_code its status, ret_stderr (trimmed) what it said. */
+static int run_script(int fd, const char *script, uint64_t timeout_ms, int *ret_code,
+                      struct buf *ret_stderr, struct ak_err *err)
+{
+        char *argv[] = {"sh", "-c", (char *)script, NULL};
+        struct agent_exec_opts x = {.argv = argv, .timeout_ms = timeout_ms};
+        cleanup_buf struct buf out = BUF_INIT;
+        struct agent_exit ex = {0};
+        bool truncated = false;
+        int r =
+            agent_exec_capture(fd, &x, START_OUTPUT_MAX, &out, ret_stderr, &truncated, &ex, err);
+
+        if (r < 0)
+                return r;
+        while (ret_stderr->len && (ret_stderr->data[ret_stderr->len - 1] == '\n' ||
+                                   ret_stderr->data[ret_stderr->len - 1] == ' '))
+                ret_stderr->data[--ret_stderr->len] = '\0';
+        *ret_code = ex.code;
+        return 0;
+}
+
+/* After every start, in the seed's order: files from agentkernel.toml, the agent's CLI (only
+ * warned about when it cannot be installed), the init script (its failure fails the start). */
+static int start_work(struct manager *m, const struct backend_ops *b, const struct sandbox_ref *ref,
+                      const struct sandbox_state *st, struct ak_err *err)
+{
+        const struct agent_info *agent = agent_find(st->agent);
+        int fd, r, code;
+
+        for (size_t i = 0; i < st->n_files; i++) {
+                cleanup_close int src = open(st->files[i].source, O_RDONLY | O_CLOEXEC);
+                if (src < 0)
+                        return ak_err_set(err, errno, "file '%s' to copy into the sandbox: %s",
+                                          st->files[i].source, strerror(errno));
+                fd = backend_connect(b, ref, err);
+                if (fd < 0)
+                        return fd;
+                r = agent_file_write(fd, st->files[i].dest, st->files[i].mode, true, true, src,
+                                     NULL, 0, NULL, err);
+                close(fd);
+                if (r < 0)
+                        return ak_err_prefix(err, "copying '%s' to '%s'", st->files[i].source,
+                                             st->files[i].dest);
+        }
+        if (agent) {
+                /* The host image is the host's own, read-only: nothing to install into, only
+                 * to check. Other images get the seed's npm install. */
+                bool host = !st->image || streq(st->image, "host");
+                cleanup_buf struct buf errout = BUF_INIT;
+                char script[512];
+                if (host)
+                        (void)snprintf(script, sizeof(script), "command -v %s >/dev/null 2>&1",
+                                       agent->binary);
+                else
+                        (void)snprintf(script, sizeof(script),
+                                       "command -v %s >/dev/null 2>&1 && exit 0; "
+                                       "command -v npm >/dev/null 2>&1 || { echo 'npm is not "
+                                       "installed in the sandbox' >&2; exit 127; }; "
+                                       "npm install -g %s",
+                                       agent->binary, agent->npm_package);
+                fd = backend_connect(b, ref, err);
+                if (fd < 0)
+                        return fd;
+                r = run_script(fd, script, AGENT_INSTALL_TIMEOUT_MS, &code, &errout, err);
+                close(fd);
+                if (r >= 0 && code != 0 && host)
+                        notify(m,
+                               "note: the %s agent's CLI ('%s') is not installed on this host, "
+                               "so sandboxes of the host image do not have it either (npm "
+                               "install -g %s)",
+                               agent->name, agent->binary, agent->npm_package);
+                else if (r < 0 || code != 0)
+                        notify(m, "warning: could not install the %s agent's CLI (%s): %s",
+                               agent->name, agent->npm_package,
+                               r < 0         ? ak_err_msg(err)
+                               : errout.data ? errout.data
+                                             : "failed");
+                if (err)
+                        err->code = 0;
+        }
+        if (st->init_script) {
+                cleanup_buf struct buf errout = BUF_INIT;
+                fd = backend_connect(b, ref, err);
+                if (fd < 0)
+                        return fd;
+                r = run_script(fd, st->init_script, 0, &code, &errout, err);
+                close(fd);
+                if (r < 0)
+                        return ak_err_prefix(err, "failed to run init script");
+                if (code != 0)
+                        return ak_err_set(err, ECANCELED, "init script failed (exit code %d): %s",
+                                          code, errout.data ? errout.data : "");
+        }
+        return 0;
+}
+
 int manager_start(struct manager *m, const char *name, struct ak_err *err)
 {
         struct sandbox_state *st = NULL;
@@ -368,6 +497,11 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
         if (r < 0)
                 goto out;
         r = backend_start(b, &plan.cfg, NULL, err);
+        if (r >= 0) {
+                r = start_work(m, b, &plan.cfg.ref, st, err);
+                if (r < 0)
+                        (void)backend_stop(b, &plan.cfg.ref, NULL);
+        }
         start_plan_free(&plan);
         if (r < 0) {
                 ak_err_prefix(err, "cannot start sandbox '%s'", name);
@@ -500,6 +634,29 @@ int manager_list(struct manager *m, void (*warn)(void *ctx, const char *file, co
         return store_list(m->store, warn, ctx, ret);
 }
 
+/* A run that needs start-time work (files, init script) takes several requests, which a
+ * one-request ephemeral sandbox cannot serve: it gets a short-lived record instead (with a TTL,
+ * so gc finds it if this process is killed before removing it). */
+static int run_via_record(struct manager *m, const struct create_opts *o,
+                          const struct agent_exec_opts *x, const struct agent_io *io,
+                          struct agent_exit *ret, struct ak_err *err)
+{
+        struct create_opts eo = *o;
+        struct ak_err ignore = {0};
+        int r;
+
+        eo.has_ttl = true;
+        eo.ttl_seconds = RUN_RECORD_TTL;
+        r = manager_create(m, &eo, err);
+        if (r < 0)
+                return r;
+        r = manager_start(m, eo.name, err);
+        if (r >= 0)
+                r = manager_exec(m, eo.name, x, io, ret, err);
+        (void)manager_remove(m, eo.name, &ignore);
+        return r;
+}
+
 int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
                           const struct agent_exec_opts *x, const struct agent_io *io,
                           struct agent_exit *ret, struct ak_err *err)
@@ -516,6 +673,8 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
         random_hex(hex, 4);
         (void)snprintf(name, sizeof(name), "run-%s", hex);
         eo.name = name;
+        if (o->init_script || o->n_files)
+                return run_via_record(m, &eo, x, io, ret, err);
         r = state_from_opts(&eo, &st, err);
         if (r < 0)
                 return r;

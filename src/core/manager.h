@@ -23,7 +23,13 @@
 
 struct manager {
         struct store *store;
+        /* Progress and warnings for a person (the CLI prints them); NULL: dropped. */
+        void (*notify)(void *ctx, const char *msg);
+        void *notify_ctx;
 };
+
+#define START_OUTPUT_MAX (64u << 10)                 /* init script output kept for errors */
+#define AGENT_INSTALL_TIMEOUT_MS (10u * 60u * 1000u) /* npm install -g of an agent's CLI */
 
 int manager_open(struct manager **ret, struct ak_err *err);
 void manager_free(struct manager *m);
@@ -47,6 +53,9 @@ struct create_opts {
         const char *description;
         const char *agent;
         const struct cmd_policy *commands; /* [security.commands]; NULL: none */
+        const char *init_script;           /* sh -c after every start; NULL: none */
+        const struct inject_file *files;   /* copied in after every start */
+        size_t n_files;
 };
 
 /* Validates and records a new sandbox (not started). */

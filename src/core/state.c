@@ -55,8 +55,8 @@ static const char *const known_keys[] = {
     STATE_EXT_KEY,
 };
 
-static const char *const ext_known_keys[] = {"backend",  "profile", "network", "mount_cwd",
-                                             "work_dir", "env",     "commands"};
+static const char *const ext_known_keys[] = {"backend",  "profile", "network",  "mount_cwd",
+                                             "work_dir", "env",     "commands", "files"};
 
 static char **strv_empty(void)
 {
@@ -122,6 +122,11 @@ void state_free(struct sandbox_state *s)
         strv_free(s->env);
         strv_free(s->commands.allow);
         strv_free(s->commands.block);
+        for (size_t i = 0; i < s->n_files; i++) {
+                free(s->files[i].source);
+                free(s->files[i].dest);
+        }
+        free(s->files);
         json_decref(s->extra);
         json_decref(s->ext_extra);
         free(s);
@@ -381,6 +386,35 @@ static int parse_commands(json_t *x, struct sandbox_state *s, struct ak_err *err
         return 0;
 }
 
+static int parse_files(json_t *x, struct sandbox_state *s, struct ak_err *err)
+{
+        json_t *a = json_object_get(x, "files"), *e;
+        size_t i;
+
+        if (!a || json_is_null(a))
+                return 0;
+        if (!json_is_array(a))
+                return bad(err, "files", "an array");
+        s->files = calloc(json_array_size(a) + 1, sizeof(*s->files));
+        if (!s->files)
+                return -ENOMEM;
+        json_array_foreach (a, i, e) {
+                const char *src = json_string_value(json_object_get(e, "source"));
+                const char *dst = json_string_value(json_object_get(e, "dest"));
+                json_t *mode = json_object_get(e, "mode");
+                if (!src || !dst || !json_is_integer(mode) || json_integer_value(mode) < 0 ||
+                    json_integer_value(mode) > 07777)
+                        return bad(err, "files", "entries {source, dest, mode}");
+                s->files[i].source = strdup(src);
+                s->files[i].dest = strdup(dst);
+                s->files[i].mode = (uint32_t)json_integer_value(mode);
+                s->n_files = i + 1;
+                if (!s->files[i].source || !s->files[i].dest)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 static int parse_ext(json_t *root, struct sandbox_state *s, struct ak_err *err)
 {
         json_t *x = json_object_get(root, STATE_EXT_KEY), *v;
@@ -396,7 +430,8 @@ static int parse_ext(json_t *root, struct sandbox_state *s, struct ak_err *err)
             (r = get_tristate(x, "network", &s->network, err)) < 0 ||
             (r = get_tristate(x, "mount_cwd", &s->mount_cwd, err)) < 0 ||
             (r = get_opt_str(x, "work_dir", &s->work_dir, err)) < 0 ||
-            (r = get_strv(x, "env", &s->env, err)) < 0 || (r = parse_commands(x, s, err)) < 0)
+            (r = get_strv(x, "env", &s->env, err)) < 0 || (r = parse_commands(x, s, err)) < 0 ||
+            (r = parse_files(x, s, err)) < 0)
                 return r < 0 && err && err->code ? ak_err_prefix(err, STATE_EXT_KEY) : r;
         json_object_foreach (x, k, v) {
                 if (!in_list(k, ext_known_keys, ARRAY_SIZE(ext_known_keys)) &&
@@ -587,6 +622,14 @@ int state_format(const struct sandbox_state *s, char **ret)
                         json_object_set_new(c, "block", strv_json_array(s->commands.block));
                 json_object_set_new(c, "allowlist_only", json_boolean(s->commands.allowlist_only));
                 json_object_set_new(ext, "commands", c);
+        }
+        if (s->n_files) {
+                json_t *a = json_array();
+                for (size_t i = 0; a && i < s->n_files; i++)
+                        json_array_append_new(
+                            a, json_pack("{s:s,s:s,s:i}", "source", s->files[i].source, "dest",
+                                         s->files[i].dest, "mode", (int)s->files[i].mode));
+                json_object_set_new(ext, "files", a);
         }
         json_object_foreach (s->ext_extra, k, v)
                 json_object_set(ext, k, v);

@@ -29,6 +29,13 @@ struct lifecycle_policy {
         uint64_t stop_after, archive_after, delete_after;
 };
 
+/* A host file copied into the sandbox after every start ([[files]] of agentkernel.toml). */
+struct inject_file {
+        char *source; /* absolute host path */
+        char *dest;   /* absolute path in the sandbox */
+        uint32_t mode;
+};
+
 struct sandbox_state {
         /* upstream fields, in upstream's order */
         char *name;
@@ -76,6 +83,8 @@ struct sandbox_state {
                 char **allow, **block; /* NULL-terminated or NULL */
                 bool allowlist_only;
         } commands; /* command policy ([security.commands]) */
+        struct inject_file *files;
+        size_t n_files;
 
         json_t *extra;     /* unknown top-level keys, kept verbatim */
         json_t *ext_extra; /* unknown keys inside "x_agentkernel" */

@@ -62,7 +62,7 @@ class Ak:
             self.env.update(env)
         self.prefix = prefix or []
 
-    def __call__(self, *args, input=None, timeout=120, env=None, check=False):
+    def __call__(self, *args, input=None, timeout=120, env=None, check=False, cwd=None):
         e = dict(self.env)
         if env:
             e.update(env)
@@ -72,6 +72,7 @@ class Ak:
             capture_output=True,
             timeout=timeout,
             env=e,
+            cwd=cwd,
         )
         res = Result(proc)
         if check:

@@ -88,3 +88,9 @@ def test_path_rules_and_errors(ak, sandbox, tmp_path):
     assert res.rc == 1 and "not found" in res.stderr
     res = ak("cp", f, tmp_path / "local")
     assert res.rc == 2
+
+
+def test_write_to_a_read_only_place_says_why(ak, sandbox):
+    res = ak("cp", "-", f"{sandbox}:/usr/new-dir/file", input=b"x")
+    assert res.rc == 1
+    assert "Read-only file system" in res.stderr, res

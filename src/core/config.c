@@ -1,0 +1,581 @@
+// SPDX-License-Identifier: Apache-2.0
+/* agentkernel.toml: TOML text -> struct config, through a table of known keys per section. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/agents.h"
+#include "core/profile.h"
+#include "core/toml.h"
+#include "shared/buf.h"
+#include "shared/cleanup.h"
+#include "shared/cmd-policy.h"
+#include "shared/fd-util.h"
+#include "shared/json-util.h"
+#include "shared/macro.h"
+
+#define INIT_SCRIPT_MAX (64u << 10)
+
+enum kind { K_STR, K_BOOL, K_TRISTATE, K_U32, K_U64, K_IGNORED };
+
+struct field {
+        const char *key;
+        enum kind kind;
+        size_t off;
+};
+
+#define F(k, kind, member)                                                                         \
+        {                                                                                          \
+                k, kind, offsetof(struct config, member)                                           \
+        }
+
+static const struct field sandbox_fields[] = {
+    F("name", K_STR, name),
+    F("runtime", K_STR, runtime),
+    F("base_image", K_STR, base_image),
+    F("init_script", K_STR, init_script),
+};
+static const struct field agent_fields[] = {
+    F("preferred", K_STR, agent),
+    F("compatibility_mode", K_STR, compatibility_mode),
+    F("git_name", K_STR, git_name),
+    F("git_email", K_STR, git_email),
+};
+static const struct field resources_fields[] = {
+    F("vcpus", K_U32, vcpus),
+    F("memory_mb", K_U64, memory_mb),
+};
+static const struct field security_fields[] = {
+    F("profile", K_STR, profile),
+    F("network", K_TRISTATE, network),
+    F("mount_cwd", K_TRISTATE, mount_cwd),
+    F("seccomp", K_STR, seccomp),
+};
+static const struct field api_fields[] = {
+    F("api_key", K_STR, api_key),
+    F("api_key_env", K_STR, api_key_env),
+    F("allow_sudo_exec", K_BOOL, allow_sudo_exec),
+};
+
+/* Sections upstream reads that this version does not implement: warned about, not applied. */
+static const char *const unsupported_sections[] = {
+    "ssh",        "build",    "git",        "orchestrator",   "remote",
+    "enterprise", "secrets",  "scheduling", "workspace",      "schedule",
+    "proxy",      "llm_keys", "template",   "llm_governance",
+};
+
+struct ctx {
+        struct config *c;
+        struct ak_err *err;
+        const char *dir;
+};
+
+static void warn(struct config *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void warn(struct config *c, const char *fmt, ...)
+{
+        size_t n = strv_len(c->warnings);
+        char *msg = NULL;
+        char **nw;
+        va_list ap;
+
+        if (n >= CONFIG_WARNINGS_MAX)
+                return;
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        if (!msg)
+                return;
+        nw = realloc(c->warnings, (n + 2) * sizeof(char *));
+        if (!nw) {
+                free(msg);
+                return;
+        }
+        nw[n] = msg;
+        nw[n + 1] = NULL;
+        c->warnings = nw;
+}
+
+static int type_error(struct ctx *x, const char *section, const char *key, const char *want)
+{
+        return ak_err_set(x->err, EINVAL, "[%s] %s: expected %s", section, key, want);
+}
+
+static int set_field(struct ctx *x, const char *section, const struct field *f, json_t *v)
+{
+        void *dst = (char *)x->c + f->off;
+
+        switch (f->kind) {
+        case K_STR:
+                if (!json_is_string(v))
+                        return type_error(x, section, f->key, "a string");
+                free(*(char **)dst);
+                *(char **)dst = strdup(json_string_value(v));
+                return *(char **)dst ? 0 : ak_err_set(x->err, ENOMEM, "out of memory");
+        case K_BOOL:
+                if (!json_is_boolean(v))
+                        return type_error(x, section, f->key, "true or false");
+                *(bool *)dst = json_is_true(v);
+                return 0;
+        case K_TRISTATE:
+                if (!json_is_boolean(v))
+                        return type_error(x, section, f->key, "true or false");
+                *(int *)dst = json_is_true(v);
+                return 0;
+        case K_U32:
+        case K_U64:
+                if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                    (f->kind == K_U32 && json_integer_value(v) > UINT32_MAX))
+                        return type_error(x, section, f->key, "a non-negative integer");
+                if (f->kind == K_U32)
+                        *(uint32_t *)dst = (uint32_t)json_integer_value(v);
+                else
+                        *(uint64_t *)dst = (uint64_t)json_integer_value(v);
+                return 0;
+        case K_IGNORED:
+        default:
+                return 0;
+        }
+}
+
+/* Applies the scalar fields of a section; subtables are left to the caller (skip lists them). */
+static int apply_section(struct ctx *x, const char *section, json_t *t, const struct field *fields,
+                         size_t n, const char *const *skip, size_t n_skip)
+{
+        const char *k;
+        json_t *v;
+        int r;
+
+        if (!json_is_object(t))
+                return ak_err_set(x->err, EINVAL, "[%s]: expected a table", section);
+        json_object_foreach (t, k, v) {
+                const struct field *f = NULL;
+                bool skipped = false;
+                for (size_t i = 0; i < n && !f; i++)
+                        if (streq(fields[i].key, k))
+                                f = &fields[i];
+                for (size_t i = 0; i < n_skip; i++)
+                        skipped = skipped || streq(skip[i], k);
+                if (skipped)
+                        continue;
+                if (!f) {
+                        warn(x->c, "unknown key '%s' in [%s] (ignored)", k, section);
+                        continue;
+                }
+                r = set_field(x, section, f, v);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int strv_from(struct ctx *x, const char *where, json_t *v, size_t max, char ***ret)
+{
+        size_t i;
+        json_t *e;
+
+        if (!json_is_array(v))
+                return ak_err_set(x->err, EINVAL, "%s: expected an array of strings", where);
+        if (json_array_size(v) > max)
+                return ak_err_set(x->err, EINVAL, "%s: at most %zu entries", where, max);
+        strv_free(*ret);
+        *ret = calloc(json_array_size(v) + 1, sizeof(char *));
+        if (!*ret)
+                return ak_err_set(x->err, ENOMEM, "out of memory");
+        json_array_foreach (v, i, e) {
+                const char *s = json_string_value(e);
+                if (!s)
+                        return ak_err_set(x->err, EINVAL, "%s: expected an array of strings",
+                                          where);
+                if (!*s || strlen(s) > CMD_POLICY_ENTRY_MAX)
+                        return ak_err_set(x->err, EINVAL, "%s: entries must be 1 to %d bytes",
+                                          where, CMD_POLICY_ENTRY_MAX);
+                for (const char *p = s; *p; p++)
+                        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                                return ak_err_set(x->err, EINVAL, "%s: control character in '%s'",
+                                                  where, s);
+                if (!((*ret)[i] = strdup(s)))
+                        return ak_err_set(x->err, ENOMEM, "out of memory");
+        }
+        return 0;
+}
+
+static int apply_list(struct ctx *x, const char *section, json_t *t, struct config_list *l)
+{
+        const char *k;
+        json_t *v;
+        char where[64];
+        int r;
+
+        if (!json_is_object(t))
+                return ak_err_set(x->err, EINVAL, "[%s]: expected a table", section);
+        json_object_foreach (t, k, v) {
+                (void)snprintf(where, sizeof(where), "[%s] %s", section, k);
+                if (streq(k, "allow") || streq(k, "block")) {
+                        r = strv_from(x, where, v, CMD_POLICY_MAX_ENTRIES,
+                                      streq(k, "allow") ? &l->allow : &l->block);
+                } else if (streq(k, "allowlist_only")) {
+                        if (!json_is_boolean(v))
+                                return type_error(x, section, k, "true or false");
+                        l->allowlist_only = json_is_true(v);
+                        r = 0;
+                } else {
+                        warn(x->c, "unknown key '%s' in [%s] (ignored)", k, section);
+                        r = 0;
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int apply_security(struct ctx *x, json_t *t)
+{
+        static const char *const subtables[] = {"commands", "domains", "transport"};
+        json_t *v;
+        int r = apply_section(x, "security", t, security_fields, ARRAY_SIZE(security_fields),
+                              subtables, ARRAY_SIZE(subtables));
+
+        if (r < 0)
+                return r;
+        if ((v = json_object_get(t, "commands")) &&
+            (r = apply_list(x, "security.commands", v, &x->c->commands)) < 0)
+                return r;
+        if ((v = json_object_get(t, "domains"))) {
+                r = apply_list(x, "security.domains", v, &x->c->domains);
+                if (r < 0)
+                        return r;
+                warn(x->c, "[security.domains] is recorded but not enforced by this version (there "
+                           "is no egress proxy yet): use network = false to cut a sandbox off");
+        }
+        if (json_object_get(t, "transport"))
+                warn(x->c, "[security.transport] is not supported by this version (ignored)");
+        if (x->c->profile && !profile_get(x->c->profile))
+                return ak_err_set(x->err, EINVAL,
+                                  "[security] profile: '%s' is not permissive, moderate or "
+                                  "restrictive",
+                                  x->c->profile);
+        return 0;
+}
+
+static int apply_network(struct ctx *x, json_t *t)
+{
+        const char *k;
+        json_t *v;
+
+        if (!json_is_object(t))
+                return ak_err_set(x->err, EINVAL, "[network]: expected a table");
+        json_object_foreach (t, k, v) {
+                if (streq(k, "vsock_cid")) {
+                        if (!json_is_integer(v))
+                                return type_error(x, "network", k, "an integer");
+                        continue; /* chosen by agentkernel, as upstream's create does */
+                }
+                if (!streq(k, "ports")) {
+                        warn(x->c, "unknown key '%s' in [network] (ignored)", k);
+                        continue;
+                }
+                if (!json_is_array(v) || json_array_size(v) > CONFIG_MAX_PORTS)
+                        return ak_err_set(x->err, EINVAL,
+                                          "[network] ports: expected at most %d port strings",
+                                          CONFIG_MAX_PORTS);
+                free(x->c->ports);
+                x->c->ports = calloc(json_array_size(v) + 1, sizeof(*x->c->ports));
+                if (!x->c->ports)
+                        return ak_err_set(x->err, ENOMEM, "out of memory");
+                x->c->n_ports = 0;
+                for (size_t i = 0; i < json_array_size(v); i++) {
+                        json_t *e = json_array_get(v, i);
+                        char spec[32];
+                        if (json_is_integer(e))
+                                (void)snprintf(spec, sizeof(spec), "%lld",
+                                               (long long)json_integer_value(e));
+                        else if (json_is_string(e))
+                                (void)snprintf(spec, sizeof(spec), "%s", json_string_value(e));
+                        else
+                                return type_error(x, "network", "ports",
+                                                  "strings like \"8080:80\"");
+                        if (parse_port_spec(spec, &x->c->ports[x->c->n_ports], x->err) < 0)
+                                return ak_err_prefix(x->err, "[network] ports");
+                        x->c->n_ports++;
+                }
+        }
+        return 0;
+}
+
+static int apply_files(struct ctx *x, json_t *arr)
+{
+        size_t i;
+        json_t *t;
+
+        if (!json_is_array(arr))
+                return ak_err_set(x->err, EINVAL, "[[files]]: expected an array of tables");
+        if (json_array_size(arr) > CONFIG_MAX_FILES)
+                return ak_err_set(x->err, EINVAL, "[[files]]: at most %d", CONFIG_MAX_FILES);
+        x->c->files = calloc(json_array_size(arr) + 1, sizeof(*x->c->files));
+        if (!x->c->files)
+                return ak_err_set(x->err, ENOMEM, "out of memory");
+        json_array_foreach (arr, i, t) {
+                struct inject_file *f = &x->c->files[x->c->n_files];
+                const char *src, *dst, *mode = "0644", *k;
+                char path[PATH_MAX], *end;
+                unsigned long m;
+                json_t *v;
+
+                if (!json_is_object(t))
+                        return ak_err_set(x->err, EINVAL, "[[files]]: expected a table");
+                src = json_string_value(json_object_get(t, "source"));
+                dst = json_string_value(json_object_get(t, "dest"));
+                if (json_object_get(t, "mode"))
+                        mode = json_string_value(json_object_get(t, "mode"));
+                if (!src || !dst || !mode)
+                        return ak_err_set(x->err, EINVAL,
+                                          "[[files]] entry %zu: 'source' and 'dest' (strings) are "
+                                          "required; 'mode' is an octal string like \"0644\"",
+                                          i + 1);
+                json_object_foreach (t, k, v)
+                        if (!streq(k, "source") && !streq(k, "dest") && !streq(k, "mode"))
+                                warn(x->c, "unknown key '%s' in [[files]] (ignored)", k);
+                errno = 0;
+                m = strtoul(mode, &end, 8);
+                if (!*mode || *end || errno || m > 07777)
+                        return ak_err_set(x->err, EINVAL,
+                                          "[[files]] entry %zu: mode '%s' is not an octal mode",
+                                          i + 1, mode);
+                if (validate_sandbox_path(dst, x->err) < 0)
+                        return ak_err_prefix(x->err, "[[files]] entry %zu: dest", i + 1);
+                if (src[0] == '/')
+                        (void)snprintf(path, sizeof(path), "%s", src);
+                else if ((size_t)snprintf(path, sizeof(path), "%s/%s", x->dir ? x->dir : ".",
+                                          src) >= sizeof(path))
+                        return ak_err_set(x->err, ENAMETOOLONG,
+                                          "[[files]] entry %zu: path too long", i + 1);
+                f->source = realpath(path, NULL);
+                if (!f->source)
+                        return ak_err_set(x->err, errno, "[[files]] entry %zu: source '%s': %s",
+                                          i + 1, path, strerror(errno));
+                f->dest = strdup(dst);
+                f->mode = (uint32_t)m;
+                x->c->n_files++;
+                if (!f->dest)
+                        return ak_err_set(x->err, ENOMEM, "out of memory");
+        }
+        return 0;
+}
+
+static int apply(struct ctx *x, json_t *doc)
+{
+        static const char *const api_sub[] = {"tls"};
+        const char *k;
+        json_t *v;
+        int r = 0;
+
+        json_object_foreach (doc, k, v) {
+                if (streq(k, "sandbox"))
+                        r = apply_section(x, k, v, sandbox_fields, ARRAY_SIZE(sandbox_fields), NULL,
+                                          0);
+                else if (streq(k, "agent"))
+                        r = apply_section(x, k, v, agent_fields, ARRAY_SIZE(agent_fields), NULL, 0);
+                else if (streq(k, "resources"))
+                        r = apply_section(x, k, v, resources_fields, ARRAY_SIZE(resources_fields),
+                                          NULL, 0);
+                else if (streq(k, "security"))
+                        r = apply_security(x, v);
+                else if (streq(k, "network"))
+                        r = apply_network(x, v);
+                else if (streq(k, "files"))
+                        r = apply_files(x, v);
+                else if (streq(k, "api")) {
+                        r = apply_section(x, k, v, api_fields, ARRAY_SIZE(api_fields), api_sub,
+                                          ARRAY_SIZE(api_sub));
+                        if (r >= 0 && json_object_get(v, "tls"))
+                                warn(x->c, "[api.tls] is not supported by this version (ignored)");
+                } else {
+                        bool known = false;
+                        for (size_t i = 0; i < ARRAY_SIZE(unsupported_sections); i++)
+                                known = known || streq(unsupported_sections[i], k);
+                        if (known)
+                                warn(x->c, "[%s] is not supported by this version (ignored)", k);
+                        else
+                                warn(x->c, "unknown section or key '%s' (ignored)", k);
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int validate(struct ctx *x)
+{
+        struct config *c = x->c;
+
+        if (c->name && validate_name(c->name, x->err) < 0)
+                return ak_err_prefix(x->err, "[sandbox] name");
+        if (c->base_image && validate_image(c->base_image, x->err) < 0)
+                return ak_err_prefix(x->err, "[sandbox] base_image");
+        if (c->init_script && strlen(c->init_script) > INIT_SCRIPT_MAX)
+                return ak_err_set(x->err, EINVAL, "[sandbox] init_script: longer than %u bytes",
+                                  INIT_SCRIPT_MAX);
+        if (c->vcpus && c->vcpus > 64)
+                return ak_err_set(x->err, EINVAL, "[resources] vcpus: must be 1 to 64");
+        if (c->memory_mb && (c->memory_mb < 16 || c->memory_mb > (1u << 20)))
+                return ak_err_set(x->err, EINVAL,
+                                  "[resources] memory_mb: must be 16 to 1048576 (1 TB)");
+        if (c->agent && !agent_find(c->agent))
+                warn(c, "[agent] preferred: '%s' is not an agent agentkernel knows", c->agent);
+        if (!c->git_name != !c->git_email)
+                warn(c, "[agent] git_name and git_email go together; neither is applied");
+        return 0;
+}
+
+int config_parse(const char *text, size_t len, const char *dir, struct config **ret,
+                 struct ak_err *err)
+{
+        cleanup_json json_t *doc = NULL;
+        struct config *c;
+        struct ctx x;
+        int r;
+
+        r = toml_parse(text, len, &doc, err);
+        if (r < 0)
+                return r;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return ak_err_set(err, ENOMEM, "out of memory");
+        c->network = c->mount_cwd = -1;
+        c->warnings = calloc(1, sizeof(char *));
+        c->commands.allow = calloc(1, sizeof(char *));
+        c->commands.block = calloc(1, sizeof(char *));
+        c->domains.allow = calloc(1, sizeof(char *));
+        c->domains.block = calloc(1, sizeof(char *));
+        if (!c->warnings || !c->commands.allow || !c->commands.block || !c->domains.allow ||
+            !c->domains.block) {
+                config_free(c);
+                return ak_err_set(err, ENOMEM, "out of memory");
+        }
+        x = (struct ctx){c, err, dir};
+        r = apply(&x, doc);
+        if (r >= 0)
+                r = validate(&x);
+        if (r < 0) {
+                config_free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+int config_load(const char *path, struct config **ret, struct ak_err *err)
+{
+        cleanup_buf struct buf b = BUF_INIT;
+        cleanup_free char *abs = realpath(path, NULL);
+        char dir[PATH_MAX];
+        char *slash;
+        int r;
+
+        if (!abs)
+                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+        r = read_file_at(AT_FDCWD, abs, &b, TOML_MAX_BYTES);
+        if (r < 0)
+                return ak_err_set(err, -r, "cannot read '%s': %s", path,
+                                  r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
+        (void)snprintf(dir, sizeof(dir), "%s", abs);
+        slash = strrchr(dir, '/');
+        if (slash)
+                *(slash == dir ? slash + 1 : slash) = '\0';
+        r = config_parse(b.data ? b.data : "", b.len, dir, ret, err);
+        if (r < 0)
+                return ak_err_prefix(err, "%s", path);
+        (*ret)->path = abs;
+        abs = NULL;
+        return 0;
+}
+
+void config_free(struct config *c)
+{
+        if (!c)
+                return;
+        free(c->path);
+        free(c->name);
+        free(c->runtime);
+        free(c->base_image);
+        free(c->init_script);
+        free(c->agent);
+        free(c->compatibility_mode);
+        free(c->git_name);
+        free(c->git_email);
+        free(c->profile);
+        free(c->seccomp);
+        strv_free(c->commands.allow);
+        strv_free(c->commands.block);
+        strv_free(c->domains.allow);
+        strv_free(c->domains.block);
+        free(c->ports);
+        for (size_t i = 0; i < c->n_files; i++) {
+                free(c->files[i].source);
+                free(c->files[i].dest);
+        }
+        free(c->files);
+        free(c->api_key);
+        free(c->api_key_env);
+        strv_free(c->warnings);
+        free(c);
+}
+
+const char *config_image(const struct config *c)
+{
+        static const struct {
+                const char *runtime, *image;
+        } table[] = {
+            {"python", "python:3.12-alpine"}, {"node", "node:22-alpine"},
+            {"go", "golang:1.23-alpine"},     {"rust", "rust:1.85-alpine"},
+            {"ruby", "ruby:3.3-alpine"},      {"java", "eclipse-temurin:21-alpine"},
+            {"c", "gcc:14-bookworm"},         {"dotnet", "mcr.microsoft.com/dotnet/sdk:8.0"},
+        };
+
+        if (c->base_image)
+                return c->base_image;
+        for (size_t i = 0; c->runtime && i < ARRAY_SIZE(table); i++)
+                if (streq(c->runtime, table[i].runtime))
+                        return table[i].image;
+        return NULL; /* "base" and unknown runtimes: the backend's default */
+}
+
+int config_starter(const char *name, const char *agent, char **ret)
+{
+        return asprintf(ret,
+                        "# agentkernel configuration (https://github.com/thrashr888/agentkernel)\n"
+                        "\n"
+                        "[sandbox]\n"
+                        "name = \"%s\"\n"
+                        "runtime = \"base\"\n"
+                        "# init_script = \"echo ready\"  # run with sh -c after every start\n"
+                        "\n"
+                        "[agent]\n"
+                        "preferred = \"%s\"\n"
+                        "# git_name = \"Your Name\"\n"
+                        "# git_email = \"you@example.com\"\n"
+                        "\n"
+                        "[resources]\n"
+                        "vcpus = 1\n"
+                        "memory_mb = 512\n"
+                        "\n"
+                        "[security]\n"
+                        "profile = \"moderate\"\n"
+                        "\n"
+                        "# [security.commands]\n"
+                        "# block = [\"curl\", \"wget\"]\n",
+                        name, agent) < 0
+                   ? -ENOMEM
+                   : 0;
+}

@@ -1,0 +1,1116 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * TOML 1.0 reader: a recursive-descent parser over the raw bytes, building jansson values.
+ * Tables get one of four origins, which is what TOML's rules on redefinition depend on:
+ * implicit (created as the parent of a [header] or by a dotted key), defined by a [header],
+ * inline ({...}, closed for good), and arrays of tables ([[header]], the only arrays that grow).
+ */
+#include "toml.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/buf.h"
+#include "shared/cleanup.h"
+#include "shared/macro.h"
+
+enum origin { ORIGIN_IMPLICIT, ORIGIN_DOTTED, ORIGIN_HEADER, ORIGIN_INLINE, ORIGIN_AOT };
+
+/* Which tables (and arrays of tables) have which origin. Few enough for a linear list. */
+struct mark {
+        json_t *v;
+        enum origin origin;
+};
+
+struct parser {
+        const char *s;
+        size_t len, pos;
+        struct ak_err *err;
+        json_t *root, *cur;
+        struct mark *marks;
+        size_t n_marks, cap_marks;
+        int depth;
+        bool failed;
+};
+
+static int fail(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(struct parser *p, const char *fmt, ...)
+{
+        size_t line = 1, col = 1;
+        char msg[256];
+        va_list ap;
+
+        if (p->failed)
+                return -EINVAL;
+        p->failed = true;
+        for (size_t i = 0; i < p->pos && i < p->len; i++) {
+                if (p->s[i] == '\n') {
+                        line++;
+                        col = 1;
+                } else if (((unsigned char)p->s[i] & 0xC0) != 0x80) {
+                        col++;
+                }
+        }
+        va_start(ap, fmt);
+        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        return ak_err_set(p->err, EINVAL, "line %zu, column %zu: %s", line, col, msg);
+}
+
+static int oom(struct parser *p)
+{
+        if (p->failed)
+                return -EINVAL;
+        p->failed = true;
+        return ak_err_set(p->err, ENOMEM, "out of memory");
+}
+
+static int mark(struct parser *p, json_t *v, enum origin o)
+{
+        if (p->n_marks == TOML_MAX_TABLES)
+                return fail(p, "more than %d tables", TOML_MAX_TABLES);
+        if (p->n_marks == p->cap_marks) {
+                size_t cap = p->cap_marks ? p->cap_marks * 2 : 16;
+                struct mark *m = realloc(p->marks, cap * sizeof(*m));
+                if (!m)
+                        return oom(p);
+                p->marks = m;
+                p->cap_marks = cap;
+        }
+        p->marks[p->n_marks++] = (struct mark){v, o};
+        return 0;
+}
+
+static bool has_origin(const struct parser *p, const json_t *v, enum origin o)
+{
+        for (size_t i = 0; i < p->n_marks; i++)
+                if (p->marks[i].v == v && p->marks[i].origin == o)
+                        return true;
+        return false;
+}
+
+static void set_origin(struct parser *p, const json_t *v, enum origin o)
+{
+        for (size_t i = 0; i < p->n_marks; i++)
+                if (p->marks[i].v == v && p->marks[i].origin == ORIGIN_IMPLICIT)
+                        p->marks[i].origin = o;
+}
+
+/* ---- characters ---- */
+
+static bool at_end(const struct parser *p)
+{
+        return p->pos >= p->len;
+}
+
+static int peek(const struct parser *p)
+{
+        return at_end(p) ? -1 : (unsigned char)p->s[p->pos];
+}
+
+static int peek_at(const struct parser *p, size_t off)
+{
+        return p->pos + off >= p->len ? -1 : (unsigned char)p->s[p->pos + off];
+}
+
+static bool starts(const struct parser *p, const char *lit)
+{
+        size_t n = strlen(lit);
+        return p->len - p->pos >= n && memcmp(p->s + p->pos, lit, n) == 0;
+}
+
+static bool is_control(int c)
+{
+        return (c >= 0 && c < 0x20 && c != '\t') || c == 0x7F;
+}
+
+static void skip_ws(struct parser *p)
+{
+        while (peek(p) == ' ' || peek(p) == '\t')
+                p->pos++;
+}
+
+/* A comment runs to the end of the line; control characters other than tab are not allowed. */
+static int skip_comment(struct parser *p)
+{
+        if (peek(p) != '#')
+                return 0;
+        while (!at_end(p) && peek(p) != '\n') {
+                if (peek(p) == '\r' && peek_at(p, 1) == '\n')
+                        break;
+                if (is_control(peek(p)))
+                        return fail(p, "control character in a comment");
+                p->pos++;
+        }
+        return 0;
+}
+
+/* A newline: "\n" or "\r\n". Returns whether one was consumed. */
+static bool eat_newline(struct parser *p)
+{
+        if (peek(p) == '\n') {
+                p->pos++;
+                return true;
+        }
+        if (peek(p) == '\r' && peek_at(p, 1) == '\n') {
+                p->pos += 2;
+                return true;
+        }
+        return false;
+}
+
+/* Whitespace, comments and newlines (inside arrays, between statements). */
+static int skip_ws_nl(struct parser *p)
+{
+        for (;;) {
+                skip_ws(p);
+                if (skip_comment(p) < 0)
+                        return -EINVAL;
+                if (!eat_newline(p))
+                        return 0;
+        }
+}
+
+static int expect_eol(struct parser *p)
+{
+        skip_ws(p);
+        if (skip_comment(p) < 0)
+                return -EINVAL;
+        if (at_end(p) || eat_newline(p))
+                return 0;
+        return fail(p, "expected the end of the line");
+}
+
+/* ---- strings ---- */
+
+static int put_utf8(struct buf *b, uint32_t c)
+{
+        char u[4];
+        size_t n;
+
+        if (c < 0x80) {
+                u[0] = (char)c;
+                n = 1;
+        } else if (c < 0x800) {
+                u[0] = (char)(0xC0 | (c >> 6));
+                u[1] = (char)(0x80 | (c & 0x3F));
+                n = 2;
+        } else if (c < 0x10000) {
+                u[0] = (char)(0xE0 | (c >> 12));
+                u[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+                u[2] = (char)(0x80 | (c & 0x3F));
+                n = 3;
+        } else {
+                u[0] = (char)(0xF0 | (c >> 18));
+                u[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+                u[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+                u[3] = (char)(0x80 | (c & 0x3F));
+                n = 4;
+        }
+        return buf_append(b, u, n);
+}
+
+static int parse_escape(struct parser *p, struct buf *b)
+{
+        int c = peek(p), digits;
+        uint32_t u = 0;
+
+        p->pos++;
+        switch (c) {
+        case 'b':
+                return buf_append(b, "\b", 1);
+        case 'e': /* TOML 1.1 */
+                return buf_append(b, "\033", 1);
+        case 't':
+                return buf_append(b, "\t", 1);
+        case 'n':
+                return buf_append(b, "\n", 1);
+        case 'f':
+                return buf_append(b, "\f", 1);
+        case 'r':
+                return buf_append(b, "\r", 1);
+        case '"':
+                return buf_append(b, "\"", 1);
+        case '\\':
+                return buf_append(b, "\\", 1);
+        case 'u':
+        case 'U':
+                digits = c == 'u' ? 4 : 8;
+                for (int i = 0; i < digits; i++) {
+                        int h = peek(p);
+                        if (h >= '0' && h <= '9')
+                                u = u * 16 + (uint32_t)(h - '0');
+                        else if (h >= 'a' && h <= 'f')
+                                u = u * 16 + (uint32_t)(h - 'a' + 10);
+                        else if (h >= 'A' && h <= 'F')
+                                u = u * 16 + (uint32_t)(h - 'A' + 10);
+                        else
+                                return fail(p, "\\%c needs %d hexadecimal digits", c, digits);
+                        p->pos++;
+                }
+                if (u > 0x10FFFF || (u >= 0xD800 && u <= 0xDFFF))
+                        return fail(p, "\\%c%0*X is not a Unicode scalar value", c, digits, u);
+                return put_utf8(b, u);
+        default:
+                p->pos--;
+                return fail(p, "invalid escape sequence");
+        }
+}
+
+/* The opening delimiter has been consumed. */
+static int parse_basic(struct parser *p, struct buf *b, bool multi)
+{
+        if (multi)
+                (void)eat_newline(p); /* a newline right after the delimiter is trimmed */
+        for (;;) {
+                int c = peek(p);
+                if (c < 0)
+                        return fail(p, "unterminated string");
+                if (multi && starts(p, "\"\"\"")) {
+                        /* up to two quotes may end the content: """a"""" is a" */
+                        size_t extra = 0;
+                        while (extra < 2 && peek_at(p, 3 + extra) == '"')
+                                extra++;
+                        if (buf_append(b, "\"\"", extra) < 0)
+                                return oom(p);
+                        p->pos += 3 + extra;
+                        return 0;
+                }
+                if (!multi && c == '"') {
+                        p->pos++;
+                        return 0;
+                }
+                if (c == '\\') {
+                        p->pos++;
+                        if (multi) {
+                                /* line-ending backslash: drop whitespace and newlines after it */
+                                size_t save = p->pos;
+                                skip_ws(p);
+                                if (eat_newline(p)) {
+                                        for (;;) {
+                                                if (peek(p) == ' ' || peek(p) == '\t')
+                                                        p->pos++;
+                                                else if (!eat_newline(p))
+                                                        break;
+                                        }
+                                        continue;
+                                }
+                                p->pos = save;
+                        }
+                        if (parse_escape(p, b) < 0)
+                                return p->failed ? -EINVAL : oom(p);
+                        continue;
+                }
+                if (multi && (c == '\n' || (c == '\r' && peek_at(p, 1) == '\n'))) {
+                        if (buf_append(b, "\n", 1) < 0)
+                                return oom(p);
+                        (void)eat_newline(p);
+                        continue;
+                }
+                if (is_control(c))
+                        return fail(p, c == '\n' ? "newline in a single-line string"
+                                                 : "control character in a string");
+                if (buf_append(b, p->s + p->pos, 1) < 0)
+                        return oom(p);
+                p->pos++;
+        }
+}
+
+static int parse_literal(struct parser *p, struct buf *b, bool multi)
+{
+        if (multi)
+                (void)eat_newline(p);
+        for (;;) {
+                int c = peek(p);
+                if (c < 0)
+                        return fail(p, "unterminated string");
+                if (multi && starts(p, "'''")) {
+                        size_t extra = 0;
+                        while (extra < 2 && peek_at(p, 3 + extra) == '\'')
+                                extra++;
+                        if (buf_append(b, "''", extra) < 0)
+                                return oom(p);
+                        p->pos += 3 + extra;
+                        return 0;
+                }
+                if (!multi && c == '\'') {
+                        p->pos++;
+                        return 0;
+                }
+                if (multi && (c == '\n' || (c == '\r' && peek_at(p, 1) == '\n'))) {
+                        if (buf_append(b, "\n", 1) < 0)
+                                return oom(p);
+                        (void)eat_newline(p);
+                        continue;
+                }
+                if (is_control(c))
+                        return fail(p, c == '\n' ? "newline in a single-line string"
+                                                 : "control character in a string");
+                if (buf_append(b, p->s + p->pos, 1) < 0)
+                        return oom(p);
+                p->pos++;
+        }
+}
+
+/* Any string at the current position into b (NUL-terminated; b->len excludes the NUL). */
+static int parse_string_into(struct parser *p, struct buf *b, bool allow_multi)
+{
+        int r;
+
+        if (starts(p, "\"\"\"") || starts(p, "'''")) {
+                bool basic = peek(p) == '"';
+                if (!allow_multi)
+                        return fail(p, "a key cannot be a multi-line string");
+                p->pos += 3;
+                r = basic ? parse_basic(p, b, true) : parse_literal(p, b, true);
+        } else {
+                bool basic = peek(p) == '"';
+                p->pos++;
+                r = basic ? parse_basic(p, b, false) : parse_literal(p, b, false);
+        }
+        if (r < 0)
+                return r;
+        if (buf_append(b, "", 1) < 0)
+                return oom(p);
+        b->len--;
+        return 0;
+}
+
+static json_t *string_value(struct parser *p, size_t at, const struct buf *b)
+{
+        json_t *v = json_stringn(b->data ? b->data : "", b->len);
+        if (!v) {
+                p->pos = at;
+                (void)fail(p, "string is not valid UTF-8");
+        }
+        return v;
+}
+
+/* ---- keys ---- */
+
+#define KEY_PARTS_MAX 16
+
+struct key {
+        char *part[KEY_PARTS_MAX];
+        size_t n;
+        size_t at; /* where it starts, for messages */
+};
+
+static void key_free(struct key *k)
+{
+        for (size_t i = 0; i < k->n; i++)
+                free(k->part[i]);
+        k->n = 0;
+}
+
+static bool is_bare(int c)
+{
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+}
+
+static int parse_key(struct parser *p, struct key *k)
+{
+        k->n = 0;
+        k->at = p->pos;
+        for (;;) {
+                cleanup_buf struct buf b = BUF_INIT;
+                char *part;
+                skip_ws(p);
+                if (k->n == KEY_PARTS_MAX)
+                        return fail(p, "key has more than %d parts", KEY_PARTS_MAX);
+                if (peek(p) == '"' || peek(p) == '\'') {
+                        if (parse_string_into(p, &b, false) < 0)
+                                return -EINVAL;
+                        if (memchr(b.data ? b.data : "", '\0', b.len))
+                                return fail(p, "a key cannot contain a NUL character");
+                        part = strndup(b.data ? b.data : "", b.len);
+                        if (part) {
+                                json_t *check = json_string(part);
+                                if (!check) {
+                                        free(part);
+                                        return fail(p, "key is not valid UTF-8");
+                                }
+                                json_decref(check);
+                        }
+                } else {
+                        size_t start = p->pos;
+                        while (is_bare(peek(p)))
+                                p->pos++;
+                        if (p->pos == start)
+                                return fail(p, "expected a key");
+                        part = strndup(p->s + start, p->pos - start);
+                }
+                if (!part)
+                        return oom(p);
+                k->part[k->n++] = part;
+                skip_ws(p);
+                if (peek(p) != '.')
+                        return 0;
+                p->pos++;
+        }
+}
+
+static void key_text(const struct key *k, size_t upto, char *out, size_t len)
+{
+        size_t o = 0;
+        out[0] = '\0';
+        for (size_t i = 0; i < upto && o < len; i++)
+                o += (size_t)snprintf(out + o, len - o, "%s%s", i ? "." : "", k->part[i]);
+}
+
+/* ---- values ---- */
+
+static json_t *parse_value(struct parser *p);
+
+static bool digit(int c)
+{
+        return c >= '0' && c <= '9';
+}
+
+/* Copies digits of base into out, checking underscores sit between digits. */
+static int take_digits(struct parser *p, const char *tok, size_t n, int base, char *out, size_t cap,
+                       size_t *ret_len)
+{
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) {
+                int c = (unsigned char)tok[i];
+                bool ok = base == 16
+                              ? (digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
+                          : base == 8 ? (c >= '0' && c <= '7')
+                          : base == 2 ? (c == '0' || c == '1')
+                                      : digit(c);
+                if (c == '_') {
+                        if (i == 0 || i + 1 == n || tok[i - 1] == '_' || tok[i + 1] == '_')
+                                return fail(p, "an underscore must be between two digits");
+                        continue;
+                }
+                if (!ok)
+                        return fail(p, "invalid digit '%c'", c);
+                if (o + 1 >= cap)
+                        return fail(p, "number too long");
+                out[o++] = (char)c;
+        }
+        out[o] = '\0';
+        *ret_len = o;
+        return 0;
+}
+
+/* Looks at what follows (n bytes are left in the document). */
+static bool looks_like_datetime(const char *t, size_t n)
+{
+        /* 1979-05-27..., or 07:32:00 */
+        return (n >= 10 && digit(t[0]) && digit(t[1]) && digit(t[2]) && digit(t[3]) &&
+                t[4] == '-') ||
+               (n >= 8 && digit(t[0]) && digit(t[1]) && t[2] == ':');
+}
+
+static bool datetime_char(int c)
+{
+        return digit(c) || c == '-' || c == ':' || c == '.' || c == '+' || c == 'T' || c == 't' ||
+               c == 'Z' || c == 'z';
+}
+
+/* n digits at t as a number, or -1. */
+static int num(const char *t, size_t n)
+{
+        int v = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (!digit(t[i]))
+                        return -1;
+                v = v * 10 + (t[i] - '0');
+        }
+        return v;
+}
+
+static bool valid_date(const char *t, size_t n)
+{
+        static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+        int y, m, d;
+
+        if (n != 10 || t[4] != '-' || t[7] != '-')
+                return false;
+        y = num(t, 4);
+        m = num(t + 5, 2);
+        d = num(t + 8, 2);
+        if (y < 0 || m < 1 || m > 12 || d < 1 || d > days[m - 1])
+                return false;
+        return !(m == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)));
+}
+
+/* HH:MM:SS[.frac] */
+static bool valid_time(const char *t, size_t n)
+{
+        if (n < 8 || t[2] != ':' || t[5] != ':' || num(t, 2) < 0 || num(t, 2) > 23 ||
+            num(t + 3, 2) < 0 || num(t + 3, 2) > 59 || num(t + 6, 2) < 0 || num(t + 6, 2) > 60)
+                return false;
+        if (n == 8)
+                return true;
+        return t[8] == '.' && n > 9 && num(t + 9, n - 9) >= 0;
+}
+
+/* Z, or +HH:MM / -HH:MM */
+static bool valid_offset(const char *t, size_t n)
+{
+        if (n == 1)
+                return t[0] == 'Z' || t[0] == 'z';
+        return n == 6 && (t[0] == '+' || t[0] == '-') && t[3] == ':' && num(t + 1, 2) >= 0 &&
+               num(t + 1, 2) <= 23 && num(t + 4, 2) >= 0 && num(t + 4, 2) <= 59;
+}
+
+/* A date, a time, a date and time, with or without an offset; kept as its text. */
+static json_t *parse_datetime(struct parser *p)
+{
+        size_t start = p->pos, n, tn;
+        const char *t = p->s + start, *tm;
+        bool ok;
+
+        while (datetime_char(peek(p)))
+                p->pos++;
+        /* "1979-05-27 07:32:00": a space may separate the date and the time */
+        if (peek(p) == ' ' && p->pos - start == 10 && digit(peek_at(p, 1)) &&
+            digit(peek_at(p, 2)) && peek_at(p, 3) == ':') {
+                p->pos++;
+                while (datetime_char(peek(p)))
+                        p->pos++;
+        }
+        n = p->pos - start;
+        if (n >= 3 && t[2] == ':') {
+                ok = valid_time(t, n);
+        } else if (n == 10) {
+                ok = valid_date(t, n);
+        } else {
+                ok = n > 11 && valid_date(t, 10) && (t[10] == 'T' || t[10] == 't' || t[10] == ' ');
+                tm = t + 11;
+                tn = n - 11;
+                if (ok && (tm[tn - 1] == 'Z' || tm[tn - 1] == 'z'))
+                        ok = valid_offset(tm + tn - 1, 1) && valid_time(tm, tn - 1);
+                else if (ok && tn > 6 && (tm[tn - 6] == '+' || tm[tn - 6] == '-'))
+                        ok = valid_offset(tm + tn - 6, 6) && valid_time(tm, tn - 6);
+                else if (ok)
+                        ok = valid_time(tm, tn);
+        }
+        if (!ok) {
+                p->pos = start;
+                (void)fail(p, "invalid date or time");
+                return NULL;
+        }
+        return json_stringn(t, n);
+}
+
+static json_t *parse_number(struct parser *p)
+{
+        size_t start = p->pos, n, dl;
+        const char *t = p->s + start;
+        char digits[128];
+        bool neg = false, is_float = false;
+        int base = 10;
+
+        while (is_bare(peek(p)) || peek(p) == '.' || peek(p) == '+')
+                p->pos++;
+        n = p->pos - start;
+        if (n == 0) {
+                (void)fail(p, "expected a value");
+                return NULL;
+        }
+        if (looks_like_datetime(t, p->len - start)) {
+                p->pos = start;
+                return parse_datetime(p);
+        }
+        {
+                size_t i = (t[0] == '+' || t[0] == '-') ? 1 : 0;
+                const char *u = t + i;
+                size_t un = n - i;
+                /* JSON has no infinities or NaN: they become null (agentkernel reads none) */
+                if (un == 3 && (memcmp(u, "inf", 3) == 0 || memcmp(u, "nan", 3) == 0))
+                        return json_null();
+        }
+        if (n > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'o' || t[1] == 'b')) {
+                base = t[1] == 'x' ? 16 : t[1] == 'o' ? 8 : 2;
+                p->pos = start + 2;
+                if (take_digits(p, t + 2, n - 2, base, digits, sizeof(digits), &dl) < 0)
+                        return NULL;
+                if (dl == 0) {
+                        (void)fail(p, "missing digits");
+                        return NULL;
+                }
+                errno = 0;
+                {
+                        unsigned long long v = strtoull(digits, NULL, base);
+                        if (errno == ERANGE || v > INT64_MAX) {
+                                p->pos = start;
+                                (void)fail(p, "integer out of range");
+                                return NULL;
+                        }
+                        p->pos = start + n;
+                        return json_integer((json_int_t)v);
+                }
+        }
+        for (size_t i = 0; i < n; i++)
+                if (t[i] == '.' || t[i] == 'e' || t[i] == 'E')
+                        is_float = true;
+        {
+                /* sign, then digits (no leading zero), [. digits], [e sign digits] */
+                char clean[160];
+                size_t o = 0, i = 0;
+                if (t[0] == '+' || t[0] == '-') {
+                        neg = t[0] == '-';
+                        clean[o++] = t[0];
+                        i = 1;
+                }
+                size_t int_start = i;
+                while (i < n && (digit(t[i]) || t[i] == '_'))
+                        i++;
+                p->pos = start + int_start;
+                if (i == int_start) {
+                        (void)fail(p, "expected a value");
+                        return NULL;
+                }
+                if (take_digits(p, t + int_start, i - int_start, 10, digits, sizeof(digits), &dl) <
+                    0)
+                        return NULL;
+                if (dl > 1 && digits[0] == '0') {
+                        (void)fail(p, "leading zeros are not allowed");
+                        return NULL;
+                }
+                memcpy(clean + o, digits, dl);
+                o += dl;
+                if (i < n && t[i] == '.') {
+                        size_t fs = ++i;
+                        while (i < n && (digit(t[i]) || t[i] == '_'))
+                                i++;
+                        p->pos = start + fs;
+                        if (i == fs) {
+                                (void)fail(p, "a decimal point must be followed by digits");
+                                return NULL;
+                        }
+                        if (take_digits(p, t + fs, i - fs, 10, digits, sizeof(digits), &dl) < 0)
+                                return NULL;
+                        if (o + dl + 2 >= sizeof(clean)) {
+                                (void)fail(p, "number too long");
+                                return NULL;
+                        }
+                        clean[o++] = '.';
+                        memcpy(clean + o, digits, dl);
+                        o += dl;
+                }
+                if (i < n && (t[i] == 'e' || t[i] == 'E')) {
+                        size_t es;
+                        clean[o++] = 'e';
+                        i++;
+                        if (i < n && (t[i] == '+' || t[i] == '-'))
+                                clean[o++] = t[i++];
+                        es = i;
+                        while (i < n && (digit(t[i]) || t[i] == '_'))
+                                i++;
+                        p->pos = start + es;
+                        if (i == es) {
+                                (void)fail(p, "an exponent needs digits");
+                                return NULL;
+                        }
+                        if (take_digits(p, t + es, i - es, 10, digits, sizeof(digits), &dl) < 0)
+                                return NULL;
+                        if (o + dl + 1 >= sizeof(clean)) {
+                                (void)fail(p, "number too long");
+                                return NULL;
+                        }
+                        memcpy(clean + o, digits, dl);
+                        o += dl;
+                }
+                if (i != n) {
+                        p->pos = start + i;
+                        (void)fail(p, "invalid number");
+                        return NULL;
+                }
+                clean[o] = '\0';
+                p->pos = start + n;
+                errno = 0;
+                if (is_float) {
+                        double d = strtod(clean, NULL);
+                        if (errno == ERANGE && isinf(d)) {
+                                p->pos = start;
+                                (void)fail(p, "float out of range");
+                                return NULL;
+                        }
+                        return json_real(d);
+                }
+                {
+                        long long v = strtoll(clean, NULL, 10);
+                        (void)neg;
+                        if (errno == ERANGE) {
+                                p->pos = start;
+                                (void)fail(p, "integer out of range");
+                                return NULL;
+                        }
+                        return json_integer((json_int_t)v);
+                }
+        }
+}
+
+static int set_key(struct parser *p, json_t *table, const struct key *k, json_t *value);
+
+static json_t *parse_inline_table(struct parser *p)
+{
+        json_t *t = json_object();
+        size_t first_mark = p->n_marks;
+
+        if (!t || mark(p, t, ORIGIN_INLINE) < 0) {
+                json_decref(t);
+                if (!p->failed)
+                        (void)oom(p);
+                return NULL;
+        }
+        p->pos++; /* { */
+        skip_ws(p);
+        if (peek(p) == '}') {
+                p->pos++;
+                return t;
+        }
+        for (;;) {
+                struct key k;
+                json_t *v;
+                if (parse_key(p, &k) < 0)
+                        goto fail;
+                if (peek(p) != '=') {
+                        key_free(&k);
+                        (void)fail(p, "expected '=' after a key");
+                        goto fail;
+                }
+                p->pos++;
+                skip_ws(p);
+                v = parse_value(p);
+                if (!v || set_key(p, t, &k, v) < 0) {
+                        key_free(&k);
+                        goto fail;
+                }
+                key_free(&k);
+                skip_ws(p);
+                if (peek(p) == '}') {
+                        p->pos++;
+                        break;
+                }
+                if (peek(p) != ',') {
+                        (void)fail(p, "expected ',' or '}' in an inline table");
+                        goto fail;
+                }
+                p->pos++;
+                skip_ws(p);
+                if (peek(p) == '}') {
+                        (void)fail(p, "trailing comma in an inline table");
+                        goto fail;
+                }
+        }
+        /* everything inside an inline table is closed too */
+        for (size_t i = first_mark; i < p->n_marks; i++)
+                if (p->marks[i].origin == ORIGIN_DOTTED)
+                        p->marks[i].origin = ORIGIN_INLINE;
+        return t;
+fail:
+        json_decref(t);
+        return NULL;
+}
+
+static json_t *parse_array(struct parser *p)
+{
+        json_t *a = json_array();
+
+        if (!a) {
+                (void)oom(p);
+                return NULL;
+        }
+        p->pos++; /* [ */
+        for (;;) {
+                json_t *v;
+                if (skip_ws_nl(p) < 0)
+                        goto fail;
+                if (peek(p) == ']') {
+                        p->pos++;
+                        return a;
+                }
+                v = parse_value(p);
+                if (!v)
+                        goto fail;
+                if (json_array_append_new(a, v) < 0) {
+                        (void)oom(p);
+                        goto fail;
+                }
+                if (skip_ws_nl(p) < 0)
+                        goto fail;
+                if (peek(p) == ',') {
+                        p->pos++;
+                        continue;
+                }
+                if (peek(p) == ']') {
+                        p->pos++;
+                        return a;
+                }
+                (void)fail(p, "expected ',' or ']' in an array");
+                goto fail;
+        }
+fail:
+        json_decref(a);
+        return NULL;
+}
+
+static json_t *parse_value(struct parser *p)
+{
+        int c = peek(p);
+        json_t *v;
+
+        if (c == '"' || c == '\'') {
+                cleanup_buf struct buf b = BUF_INIT;
+                size_t at = p->pos;
+                if (parse_string_into(p, &b, true) < 0)
+                        return NULL;
+                return string_value(p, at, &b);
+        }
+        if (c == '[' || c == '{') {
+                if (p->depth >= TOML_MAX_DEPTH) {
+                        (void)fail(p, "nested deeper than %d levels", TOML_MAX_DEPTH);
+                        return NULL;
+                }
+                p->depth++;
+                v = c == '[' ? parse_array(p) : parse_inline_table(p);
+                p->depth--;
+                return v;
+        }
+        if (starts(p, "true") && !is_bare(peek_at(p, 4))) {
+                p->pos += 4;
+                return json_true();
+        }
+        if (starts(p, "false") && !is_bare(peek_at(p, 5))) {
+                p->pos += 5;
+                return json_false();
+        }
+        if (c < 0 || c == '\n' || c == '\r' || c == '#') {
+                (void)fail(p, "expected a value");
+                return NULL;
+        }
+        v = parse_number(p);
+        if (!v && !p->failed)
+                (void)oom(p);
+        return v;
+}
+
+/* ---- tables ---- */
+
+/* Walks (creating) the tables named by the first n parts of k from t. Dotted keys may go through
+ * implicit and dotted tables of the current section; headers also through header-defined
+ * tables and the last element of arrays of tables. */
+static json_t *walk(struct parser *p, json_t *t, const struct key *k, size_t n, bool header)
+{
+        for (size_t i = 0; i < n; i++) {
+                json_t *next = json_object_get(t, k->part[i]);
+                char name[512];
+                if (!next) {
+                        next = json_object();
+                        if (!next || json_object_set_new(t, k->part[i], next) < 0 ||
+                            mark(p, next, header ? ORIGIN_IMPLICIT : ORIGIN_DOTTED) < 0) {
+                                (void)oom(p);
+                                return NULL;
+                        }
+                } else if (json_is_array(next) && header && has_origin(p, next, ORIGIN_AOT)) {
+                        next = json_array_get(next, json_array_size(next) - 1);
+                } else if (!json_is_object(next) || has_origin(p, next, ORIGIN_INLINE) ||
+                           (!header && has_origin(p, next, ORIGIN_HEADER))) {
+                        p->pos = k->at;
+                        key_text(k, i + 1, name, sizeof(name));
+                        (void)fail(p, "'%s' is already defined and cannot be extended", name);
+                        return NULL;
+                }
+                t = next;
+        }
+        return t;
+}
+
+static int set_key(struct parser *p, json_t *table, const struct key *k, json_t *value)
+{
+        json_t *t = walk(p, table, k, k->n - 1, false);
+        char name[512];
+
+        if (!t) {
+                json_decref(value);
+                return -EINVAL;
+        }
+        if (json_object_get(t, k->part[k->n - 1])) {
+                json_decref(value);
+                p->pos = k->at;
+                key_text(k, k->n, name, sizeof(name));
+                return fail(p, "duplicate key '%s'", name);
+        }
+        if (json_object_set_new(t, k->part[k->n - 1], value) < 0)
+                return oom(p);
+        return 0;
+}
+
+static int parse_header(struct parser *p)
+{
+        bool aot = starts(p, "[[");
+        struct key k;
+        json_t *parent, *t;
+        char name[512];
+        int r = -EINVAL;
+
+        p->pos += aot ? 2 : 1;
+        if (parse_key(p, &k) < 0)
+                return -EINVAL;
+        if (aot ? !starts(p, "]]") : peek(p) != ']') {
+                (void)fail(p, aot ? "expected ']]'" : "expected ']'");
+                goto out;
+        }
+        p->pos += aot ? 2 : 1;
+        key_text(&k, k.n, name, sizeof(name));
+        parent = walk(p, p->root, &k, k.n - 1, true);
+        if (!parent)
+                goto out;
+        t = json_object_get(parent, k.part[k.n - 1]);
+        if (aot) {
+                json_t *arr = t, *elem = json_object();
+                if (!elem) {
+                        r = oom(p);
+                        goto out;
+                }
+                if (!arr) {
+                        arr = json_array();
+                        if (!arr || json_object_set_new(parent, k.part[k.n - 1], arr) < 0 ||
+                            mark(p, arr, ORIGIN_AOT) < 0) {
+                                json_decref(elem);
+                                r = oom(p);
+                                goto out;
+                        }
+                } else if (!json_is_array(arr) || !has_origin(p, arr, ORIGIN_AOT)) {
+                        json_decref(elem);
+                        p->pos = k.at;
+                        r = fail(p, "'%s' is not an array of tables", name);
+                        goto out;
+                }
+                if (json_array_append_new(arr, elem) < 0 || mark(p, elem, ORIGIN_HEADER) < 0) {
+                        r = oom(p);
+                        goto out;
+                }
+                p->cur = elem;
+        } else {
+                if (!t) {
+                        t = json_object();
+                        if (!t || json_object_set_new(parent, k.part[k.n - 1], t) < 0 ||
+                            mark(p, t, ORIGIN_HEADER) < 0) {
+                                r = oom(p);
+                                goto out;
+                        }
+                } else if (!json_is_object(t) || !has_origin(p, t, ORIGIN_IMPLICIT)) {
+                        p->pos = k.at;
+                        r = fail(p, "table '%s' is defined more than once", name);
+                        goto out;
+                } else {
+                        set_origin(p, t, ORIGIN_HEADER);
+                }
+                p->cur = t;
+        }
+        /* dotted tables of the previous section are closed now */
+        for (size_t i = 0; i < p->n_marks; i++)
+                if (p->marks[i].origin == ORIGIN_DOTTED)
+                        p->marks[i].origin = ORIGIN_HEADER;
+        r = expect_eol(p);
+out:
+        key_free(&k);
+        return r;
+}
+
+static int parse_keyval(struct parser *p)
+{
+        struct key k;
+        json_t *v;
+        int r;
+
+        if (parse_key(p, &k) < 0)
+                return -EINVAL;
+        if (peek(p) != '=') {
+                key_free(&k);
+                return fail(p, "expected '=' after a key");
+        }
+        p->pos++;
+        skip_ws(p);
+        v = parse_value(p);
+        if (!v) {
+                key_free(&k);
+                return -EINVAL;
+        }
+        r = set_key(p, p->cur, &k, v);
+        key_free(&k);
+        return r < 0 ? r : expect_eol(p);
+}
+
+/* Offset of the first byte that is not part of valid UTF-8, or len. */
+static size_t utf8_invalid_at(const unsigned char *s, size_t len)
+{
+        size_t i = 0;
+
+        while (i < len) {
+                unsigned c = s[i], n;
+                uint32_t cp;
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if (c >= 0xC2 && c <= 0xDF)
+                        n = 1, cp = c & 0x1F;
+                else if (c >= 0xE0 && c <= 0xEF)
+                        n = 2, cp = c & 0x0F;
+                else if (c >= 0xF0 && c <= 0xF4)
+                        n = 3, cp = c & 0x07;
+                else
+                        return i;
+                if (n >= len - i)
+                        return i;
+                for (unsigned k = 1; k <= n; k++) {
+                        if ((s[i + k] & 0xC0) != 0x80)
+                                return i;
+                        cp = (cp << 6) | (s[i + k] & 0x3F);
+                }
+                if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+                    (cp >= 0xD800 && cp <= 0xDFFF))
+                        return i;
+                i += n + 1;
+        }
+        return len;
+}
+
+int toml_parse(const char *text, size_t len, json_t **ret, struct ak_err *err)
+{
+        struct parser p = {.s = text, .len = len, .err = err};
+        int r = 0;
+
+        if (len > TOML_MAX_BYTES)
+                return ak_err_set(err, EFBIG, "larger than %u bytes", TOML_MAX_BYTES);
+        p.root = p.cur = json_object();
+        if (!p.root)
+                return ak_err_set(err, ENOMEM, "out of memory");
+        p.pos = utf8_invalid_at((const unsigned char *)text, len);
+        if (p.pos != len) {
+                r = fail(&p, "not valid UTF-8");
+                json_decref(p.root);
+                return r;
+        }
+        p.pos = 0;
+        if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
+                p.pos = 3; /* a UTF-8 byte order mark */
+        while (r >= 0) {
+                if ((r = skip_ws_nl(&p)) < 0 || at_end(&p))
+                        break;
+                r = peek(&p) == '[' ? parse_header(&p) : parse_keyval(&p);
+        }
+        free(p.marks);
+        if (r < 0) {
+                json_decref(p.root);
+                return p.failed ? -EINVAL : r;
+        }
+        *ret = p.root;
+        return 0;
+}
