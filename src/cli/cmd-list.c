@@ -37,19 +37,6 @@ static int list_opt(int c, const char *arg, void *ctx)
         }
 }
 
-static bool labels_match(const struct sandbox_state *st, json_t *filters)
-{
-        const char *k;
-        json_t *v;
-
-        json_object_foreach (filters, k, v) {
-                json_t *have = json_object_get(st->labels, k);
-                if (!have || !json_equal(have, v))
-                        return false;
-        }
-        return true;
-}
-
 static void warn_bad_file(void *ctx, const char *file, const char *msg)
 {
         (void)ctx;
@@ -138,7 +125,7 @@ int cmd_list(int argc, char **argv)
         if (f.json) {
                 cleanup_json json_t *arr = json_array();
                 for (size_t i = 0; i < l.n; i++)
-                        if (labels_match(l.items[i], f.filters))
+                        if (state_labels_match(l.items[i], f.filters))
                                 json_array_append_new(
                                     arr,
                                     sandbox_json(l.items[i], manager_is_running(m, l.items[i])));
@@ -153,7 +140,7 @@ int cmd_list(int argc, char **argv)
                         const char *k;
                         json_t *v;
 
-                        if (!labels_match(st, f.filters))
+                        if (!state_labels_match(st, f.filters))
                                 continue;
                         json_object_foreach (st->labels, k, v) {
                                 used += (size_t)snprintf(

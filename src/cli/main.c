@@ -94,6 +94,41 @@ static const struct verb verbs[] = {
      "Options:\n  --stderr   print its standard error instead of its standard output\n"},
     {"exec-kill", cmd_exec_kill, "NAME ID",
      "Stop a detached command (SIGTERM, then SIGKILL after 2 s)", ""},
+    {"extend-ttl", cmd_extend_ttl, "NAME [--by DUR]",
+     "Move a sandbox's expiry later (from now if it has passed)",
+     "Options:\n"
+     "      --by DUR          how much later (default 1h; e.g. 30m, 2h30m, 1d)\n"
+     "\nA sandbox created without a TTL never expires and has none to extend.\n"},
+    {"gc", cmd_gc, "[--dry-run] [-l KEY=VALUE]...", "Remove expired sandboxes",
+     "Options:\n"
+     "      --dry-run         only list what would be removed\n"
+     "  -l, --label KEY=VALUE only expired sandboxes that also have this label (repeatable)\n"},
+    {"reconcile", cmd_reconcile, "[--dry-run] [--json]",
+     "Apply lifecycle policies now: stop, archive or delete idle sandboxes",
+     "Options:\n"
+     "      --dry-run         only report the decisions\n"
+     "      --json            machine-readable output\n"
+     "\nPolicies are set with 'update --auto-stop/--auto-archive/--auto-delete'; 'serve'\n"
+     "applies them continuously.\n"},
+    {"archive", cmd_archive, "NAME [--reason TEXT]",
+     "Stop a sandbox and archive it: it cannot start until recovered", ""},
+    {"recover", cmd_recover, "NAME", "Clear a sandbox's archived state so it can start again", ""},
+    {"resize", cmd_resize, "NAME [--cpus N] [--memory MB]",
+     "Change a sandbox's CPU and memory limits (in place when it runs on native)",
+     "Options:\n"
+     "      --cpus N          CPUs, 1 to 64\n"
+     "      --memory MB       memory in MB, 16 to 1048576\n"},
+    {"update", cmd_update, "NAME [OPTIONS]", "Change a sandbox's labels, description or lifecycle",
+     "Options:\n"
+     "  -l, --label KEY=VALUE the new labels (repeatable; replaces all labels)\n"
+     "      --clear-labels    remove all labels\n"
+     "      --description TEXT\n"
+     "      --clear-description\n"
+     "      --auto-stop DUR   stop after DUR without activity\n"
+     "      --auto-archive DUR archive (stopped, start refused) after DUR without activity\n"
+     "      --auto-delete DUR remove DUR after being archived\n"
+     "      --no-lifecycle    remove the lifecycle policy\n"
+     "\nActivity is any start, exec, attach, detached command or file transfer.\n"},
     {"cp", cmd_cp, "SRC DST",
      "Copy a file between the host and a sandbox (NAME:/path on one side; - is stdio)", ""},
     {"init", cmd_init, "[-n NAME] [-a AGENT]", "Write a starter agentkernel.toml here",

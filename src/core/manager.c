@@ -168,24 +168,14 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
         for (char *const *e = o->env; e && *e; e++)
                 if ((r = validate_env_entry(*e, err)) < 0)
                         return r;
-        if (o->labels) {
-                const char *k;
-                json_t *v;
-                if (json_object_size(o->labels) > LABELS_MAX)
-                        return ak_err_set(err, EINVAL, "at most %d labels", LABELS_MAX);
-                json_object_foreach (o->labels, k, v) {
-                        if (!json_is_string(v))
-                                return ak_err_set(err, EINVAL, "label '%s' must be a string", k);
-                        if ((r = validate_label(k, json_string_value(v), err)) < 0)
-                                return r;
-                }
-        }
+        if (o->labels && (r = validate_labels(o->labels, err)) < 0)
+                return r;
         if (o->vcpus > 64)
                 return ak_err_set(err, EINVAL, "vcpus must be between 1 and 64");
         if (o->memory_mb && (o->memory_mb < 16 || o->memory_mb > (1u << 20)))
                 return ak_err_set(err, EINVAL, "memory must be between 16 MB and 1 TB");
-        if (o->description && strlen(o->description) > 4096)
-                return ak_err_set(err, EINVAL, "description longer than 4096 bytes");
+        if (o->description && strlen(o->description) > DESCRIPTION_MAX)
+                return ak_err_set(err, EINVAL, "description longer than %d bytes", DESCRIPTION_MAX);
 
         st = state_new();
         if (!st)

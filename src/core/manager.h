@@ -20,6 +20,7 @@
 #include "core/state.h"
 #include "core/store.h"
 #include "shared/err.h"
+#include "shared/time-util.h"
 
 struct manager {
         struct store *store;
@@ -114,6 +115,76 @@ int manager_check_command(const char *sandbox, const struct cmd_policy *p, char 
 int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
                           const struct agent_exec_opts *x, const struct agent_io *io,
                           struct agent_exit *ret, struct ak_err *err);
+
+/* ---- metadata, TTL, lifecycle, resize (manager-lifecycle.c) ---- */
+
+#define DESCRIPTION_MAX 4096
+
+/* One locked, atomic read-modify-write of a record: fn edits st; an error leaves the file
+ * untouched. */
+typedef int (*manager_edit_fn)(struct sandbox_state *st, void *ctx, struct ak_err *err);
+int manager_update(struct manager *m, const char *name, manager_edit_fn fn, void *ctx,
+                   struct ak_err *err);
+
+/* The seed's setters. labels replaces all labels (validated); NULL description clears it. */
+int validate_labels(json_t *labels, struct ak_err *err);
+int manager_set_labels(struct manager *m, const char *name, json_t *labels, struct ak_err *err);
+int manager_set_description(struct manager *m, const char *name, const char *description,
+                            struct ak_err *err);
+int manager_set_identity(struct manager *m, const char *name, const char *uuid,
+                         const char *created_at, const char *expires_at, struct ak_err *err);
+/* Trimmed; an empty value is stored as none. */
+int manager_set_template(struct manager *m, const char *name, const char *from, const char *help,
+                         struct ak_err *err);
+/* NULL clears the policy. */
+int manager_set_lifecycle(struct manager *m, const char *name, const struct lifecycle_policy *p,
+                          struct ak_err *err);
+int manager_set_init_script(struct manager *m, const char *name, const char *script,
+                            struct ak_err *err);
+int manager_set_volumes(struct manager *m, const char *name, char *const *volumes,
+                        struct ak_err *err);
+
+/* Moves the expiry secs later (from now when it has passed); -EINVAL for a sandbox without a
+ * TTL (upstream's Q8). expiry receives the new one. */
+int manager_extend_ttl(struct manager *m, const char *name, uint64_t secs, char expiry[RFC3339_MAX],
+                       struct ak_err *err);
+bool state_labels_match(const struct sandbox_state *st, json_t *filters);
+/* Sorted names (NULL-terminated, free with strv_free). */
+int manager_expired(struct manager *m, char ***ret, struct ak_err *err);
+int manager_list_matching_labels(struct manager *m, json_t *filters, char ***ret,
+                                 struct ak_err *err);
+/* Removes expired sandboxes; with labels, only the expired ones that match (upstream's Q12
+ * removed every match). dry_run only lists them. */
+int manager_gc(struct manager *m, json_t *labels, bool dry_run, char ***ret_removed,
+               struct ak_err *err);
+
+enum reconcile_kind { RECONCILE_STOP = 1, RECONCILE_ARCHIVE, RECONCILE_DELETE };
+struct reconcile_action {
+        char *sandbox;
+        enum reconcile_kind action;
+        char reason[96];
+};
+struct reconcile_result {
+        bool dry_run;
+        char **stopped, **archived, **removed;
+        struct reconcile_action *actions;
+        size_t n_actions;
+};
+const char *reconcile_action_name(enum reconcile_kind k);
+/* Upstream's LifecycleReconcileResult as JSON. */
+json_t *reconcile_json(const struct reconcile_result *r);
+/* The seed's reconcile_lifecycle: decisions sorted by sandbox, applied unless dry_run. */
+int manager_reconcile(struct manager *m, bool dry_run, struct reconcile_result *ret,
+                      struct ak_err *err);
+void reconcile_result_free(struct reconcile_result *r);
+int manager_recover(struct manager *m, const char *name, struct ak_err *err);
+int manager_archive(struct manager *m, const char *name, const char *reason, struct ak_err *err);
+
+enum resize_how { RESIZE_RECORDED, RESIZE_IN_PLACE, RESIZE_RESTARTED };
+/* New limits (0 keeps one). A running sandbox is resized in place when its backend can, else
+ * stopped and started again with its record (identity, expiry, metadata) kept. */
+int manager_resize(struct manager *m, const char *name, uint32_t vcpus, uint64_t memory_mb,
+                   enum resize_how *ret_how, struct ak_err *err);
 
 /* Removes leftovers of ephemeral runs whose starter was killed. */
 void manager_sweep(struct manager *m);

@@ -21,6 +21,7 @@
 #include "core/manager.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/time-util.h"
 
 struct fixture {
         char dir[64];
@@ -342,6 +343,431 @@ static void test_ephemeral(void **state)
         state_list_free(&l);
 }
 
+/* ---- the seed's mod tests, ported (same scenarios, same expectations) ---- */
+
+/* The seed's lifecycle_state(): a stopped sandbox with a 1 h TTL, idle since 2026-01-01. */
+static void lifecycle_state(struct fixture *f, const char *name)
+{
+        struct sandbox_state *st = NULL;
+
+        create(f, name, "fake");
+        assert_int_equal(store_load(f->m->store, name, &st, NULL), 0);
+        assert_int_equal(state_set_str(&st->created_at, "2026-01-01T00:00:00Z"), 0);
+        assert_int_equal(state_set_str(&st->expires_at, "2026-01-01T01:00:00Z"), 0);
+        st->has_ttl = true;
+        st->ttl_seconds = 3600;
+        assert_int_equal(state_set_str(&st->last_activity_at, "2026-01-01T00:00:00Z"), 0);
+        assert_int_equal(store_save(f->m->store, st, false, NULL), 0);
+        state_free(st);
+}
+
+static struct sandbox_state *load(struct fixture *f, const char *name)
+{
+        struct sandbox_state *st = NULL;
+        assert_int_equal(store_load(f->m->store, name, &st, NULL), 0);
+        return st;
+}
+
+/* Sets a field through a throw-away edit, as the seed's tests poke the map directly. */
+static void poke(struct fixture *f, const char *name, void (*fn)(struct sandbox_state *, int64_t),
+                 int64_t arg)
+{
+        struct sandbox_state *st = load(f, name);
+        fn(st, arg);
+        assert_int_equal(store_save(f->m->store, st, false, NULL), 0);
+        state_free(st);
+}
+
+static void ago(char **field, int64_t secs)
+{
+        char ts[RFC3339_MAX];
+        format_rfc3339(now_realtime_ns() - secs * NSEC_PER_SEC, ts);
+        assert_int_equal(state_set_str(field, ts), 0);
+}
+
+static void active_ago(struct sandbox_state *st, int64_t secs)
+{
+        ago(&st->last_activity_at, secs);
+}
+
+static void archived_ago(struct sandbox_state *st, int64_t secs)
+{
+        ago(&st->archived_at, secs);
+        assert_int_equal(state_set_str(&st->archived_reason, "stale"), 0);
+}
+
+static bool in(char **list, const char *name)
+{
+        for (char **p = list; p && *p; p++)
+                if (!strcmp(*p, name))
+                        return true;
+        return false;
+}
+
+static void test_seed_recover_clears_archive_metadata(void **state)
+{
+        struct fixture *f = *state;
+        struct sandbox_state *st;
+
+        lifecycle_state(f, "recover-test");
+        st = load(f, "recover-test");
+        assert_int_equal(state_set_str(&st->archived_at, "2026-01-01T02:00:00Z"), 0);
+        assert_int_equal(state_set_str(&st->archived_reason, "manual archive"), 0);
+        assert_int_equal(store_save(f->m->store, st, false, NULL), 0);
+        state_free(st);
+        assert_int_equal(manager_recover(f->m, "recover-test", NULL), 0);
+        st = load(f, "recover-test");
+        assert_null(st->archived_at);
+        assert_null(st->archived_reason);
+        assert_non_null(st->last_activity_at);
+        assert_string_not_equal(st->last_activity_at, "2026-01-01T00:00:00Z");
+        state_free(st);
+}
+
+static void test_seed_reconcile_dry_run_archive_does_not_mutate(void **state)
+{
+        struct fixture *f = *state;
+        struct lifecycle_policy p = {.has_archive = true, .archive_after = 60};
+        struct reconcile_result res;
+        struct sandbox_state *st;
+        char *before = NULL, *after = NULL;
+
+        lifecycle_state(f, "archive-dry-run");
+        poke(f, "archive-dry-run", active_ago, 2 * 3600);
+        assert_int_equal(manager_set_lifecycle(f->m, "archive-dry-run", &p, NULL), 0);
+        st = load(f, "archive-dry-run");
+        assert_int_equal(state_format(st, &before), 0);
+        state_free(st);
+        assert_int_equal(manager_reconcile(f->m, true, &res, NULL), 0);
+        assert_true(res.dry_run);
+        assert_true(in(res.archived, "archive-dry-run"));
+        assert_int_equal(res.n_actions, 1);
+        assert_string_equal(reconcile_action_name(res.actions[0].action), "archive");
+        assert_non_null(strstr(res.actions[0].reason, "(threshold=60s)"));
+        reconcile_result_free(&res);
+        st = load(f, "archive-dry-run");
+        assert_null(st->archived_at);
+        assert_int_equal(state_format(st, &after), 0);
+        assert_string_equal(before, after); /* not a byte changed */
+        state_free(st);
+        free(before);
+        free(after);
+}
+
+static void test_seed_reconcile_archives_when_threshold_hit(void **state)
+{
+        struct fixture *f = *state;
+        struct lifecycle_policy p = {.has_archive = true, .archive_after = 0};
+        struct reconcile_result res;
+        struct sandbox_state *st;
+        struct ak_err err = {0};
+
+        lifecycle_state(f, "archive-now");
+        poke(f, "archive-now", active_ago, 600);
+        assert_int_equal(manager_set_lifecycle(f->m, "archive-now", &p, NULL), 0);
+        assert_int_equal(manager_reconcile(f->m, false, &res, NULL), 0);
+        assert_true(in(res.archived, "archive-now"));
+        reconcile_result_free(&res);
+        st = load(f, "archive-now");
+        assert_non_null(st->archived_at);
+        assert_non_null(st->archived_reason);
+        assert_non_null(strstr(st->archived_reason, "inactive for 6"));
+        state_free(st);
+        /* and an archived sandbox refuses to start until recovered */
+        assert_int_equal(manager_start(f->m, "archive-now", &err), -EPERM);
+        assert_int_equal(manager_recover(f->m, "archive-now", NULL), 0);
+        assert_int_equal(manager_start(f->m, "archive-now", &err), 0);
+}
+
+static void test_seed_reconcile_stops_running_sandbox(void **state)
+{
+        struct fixture *f = *state;
+        struct lifecycle_policy p = {.has_stop = true, .stop_after = 10};
+        struct reconcile_result res;
+        struct sandbox_state *st;
+
+        lifecycle_state(f, "stop-now");
+        assert_int_equal(manager_start(f->m, "stop-now", NULL), 0);
+        poke(f, "stop-now", active_ago, 600);
+        assert_int_equal(manager_set_lifecycle(f->m, "stop-now", &p, NULL), 0);
+        assert_int_equal(manager_reconcile(f->m, false, &res, NULL), 0);
+        assert_true(in(res.stopped, "stop-now"));
+        reconcile_result_free(&res);
+        st = load(f, "stop-now");
+        assert_false(manager_is_running(f->m, st));
+        assert_null(st->archived_at); /* stopped, not archived */
+        state_free(st);
+        /* a stopped sandbox is not stopped again */
+        assert_int_equal(manager_reconcile(f->m, false, &res, NULL), 0);
+        assert_int_equal(res.n_actions, 0);
+        reconcile_result_free(&res);
+}
+
+static void test_seed_reconcile_deletes_archived_sandbox(void **state)
+{
+        struct fixture *f = *state;
+        struct lifecycle_policy p = {.has_delete = true, .delete_after = 60};
+        struct reconcile_result res;
+
+        lifecycle_state(f, "delete-now");
+        poke(f, "delete-now", archived_ago, 2 * 3600);
+        assert_int_equal(manager_set_lifecycle(f->m, "delete-now", &p, NULL), 0);
+        assert_int_equal(manager_reconcile(f->m, false, &res, NULL), 0);
+        assert_true(in(res.removed, "delete-now"));
+        reconcile_result_free(&res);
+        assert_false(store_exists(f->m->store, "delete-now"));
+}
+
+static void test_reconcile_orders_by_name_and_leaves_others(void **state)
+{
+        struct fixture *f = *state;
+        struct lifecycle_policy p = {.has_archive = true, .archive_after = 60};
+        struct reconcile_result res;
+
+        lifecycle_state(f, "zeta");
+        lifecycle_state(f, "alpha");
+        lifecycle_state(f, "no-policy");
+        lifecycle_state(f, "fresh");
+        poke(f, "zeta", active_ago, 3600);
+        poke(f, "alpha", active_ago, 3600);
+        poke(f, "no-policy", active_ago, 3600);
+        poke(f, "fresh", active_ago, 5);
+        assert_int_equal(manager_set_lifecycle(f->m, "zeta", &p, NULL), 0);
+        assert_int_equal(manager_set_lifecycle(f->m, "alpha", &p, NULL), 0);
+        assert_int_equal(manager_set_lifecycle(f->m, "fresh", &p, NULL), 0);
+        assert_int_equal(manager_reconcile(f->m, false, &res, NULL), 0);
+        assert_int_equal(res.n_actions, 2);
+        assert_string_equal(res.actions[0].sandbox, "alpha");
+        assert_string_equal(res.actions[1].sandbox, "zeta");
+        reconcile_result_free(&res);
+}
+
+static void test_seed_set_identity_metadata(void **state)
+{
+        struct fixture *f = *state;
+        struct sandbox_state *st;
+
+        lifecycle_state(f, "id-test");
+        assert_int_equal(manager_set_identity(f->m, "id-test", "fixed-uuid", "2020-01-01T00:00:00Z",
+                                              "2020-01-01T01:00:00Z", NULL),
+                         0);
+        st = load(f, "id-test");
+        assert_string_equal(st->uuid, "fixed-uuid");
+        assert_string_equal(st->created_at, "2020-01-01T00:00:00Z");
+        assert_string_equal(st->expires_at, "2020-01-01T01:00:00Z");
+        state_free(st);
+}
+
+static void test_seed_set_labels_and_retrieve(void **state)
+{
+        struct fixture *f = *state;
+        json_t *labels = json_pack("{s:s,s:s}", "env", "prod", "team", "ml");
+        struct sandbox_state *st;
+
+        create(f, "label-test", "fake");
+        assert_int_equal(manager_set_labels(f->m, "label-test", labels, NULL), 0);
+        json_decref(labels);
+        st = load(f, "label-test");
+        assert_string_equal(json_string_value(json_object_get(st->labels, "env")), "prod");
+        assert_string_equal(json_string_value(json_object_get(st->labels, "team")), "ml");
+        state_free(st);
+        /* invalid labels change nothing */
+        labels = json_pack("{s:i}", "env", 1);
+        assert_int_equal(manager_set_labels(f->m, "label-test", labels, NULL), -EINVAL);
+        json_decref(labels);
+        st = load(f, "label-test");
+        assert_int_equal(json_object_size(st->labels), 2);
+        state_free(st);
+}
+
+static void test_seed_list_matching_labels(void **state)
+{
+        struct fixture *f = *state;
+        const char *names[] = {"s1", "s2", "s3"}, *envs[] = {"prod", "staging", "prod"};
+        json_t *filter;
+        char **matched = NULL;
+
+        for (int i = 0; i < 3; i++) {
+                json_t *l = json_pack("{s:s}", "env", envs[i]);
+                create(f, names[i], "fake");
+                assert_int_equal(manager_set_labels(f->m, names[i], l, NULL), 0);
+                json_decref(l);
+        }
+        filter = json_pack("{s:s}", "env", "prod");
+        assert_int_equal(manager_list_matching_labels(f->m, filter, &matched, NULL), 0);
+        assert_int_equal(strv_len(matched), 2);
+        assert_string_equal(matched[0], "s1");
+        assert_string_equal(matched[1], "s3");
+        strv_free(matched);
+        json_decref(filter);
+        filter = json_pack("{s:s}", "env", "staging");
+        assert_int_equal(manager_list_matching_labels(f->m, filter, &matched, NULL), 0);
+        assert_int_equal(strv_len(matched), 1);
+        assert_string_equal(matched[0], "s2");
+        strv_free(matched);
+        json_decref(filter);
+        filter = json_pack("{s:s}", "team", "ml");
+        assert_int_equal(manager_list_matching_labels(f->m, filter, &matched, NULL), 0);
+        assert_int_equal(strv_len(matched), 0);
+        strv_free(matched);
+        json_decref(filter);
+}
+
+static void test_seed_set_description(void **state)
+{
+        struct fixture *f = *state;
+        struct sandbox_state *st;
+
+        create(f, "desc-test", "fake");
+        assert_int_equal(manager_set_description(f->m, "desc-test", "My sandbox", NULL), 0);
+        st = load(f, "desc-test");
+        assert_string_equal(st->description, "My sandbox");
+        state_free(st);
+        assert_int_equal(manager_set_description(f->m, "desc-test", NULL, NULL), 0);
+        st = load(f, "desc-test");
+        assert_null(st->description);
+        state_free(st);
+}
+
+static void test_seed_labels_persist_across_reload(void **state)
+{
+        struct fixture *f = *state;
+        json_t *labels = json_pack("{s:s}", "env", "prod");
+        struct sandbox_state *st;
+
+        create(f, "persist-test", "fake");
+        assert_int_equal(manager_set_labels(f->m, "persist-test", labels, NULL), 0);
+        assert_int_equal(manager_set_description(f->m, "persist-test", "Test sandbox", NULL), 0);
+        json_decref(labels);
+        /* a new manager reads the files again */
+        manager_free(f->m);
+        assert_int_equal(manager_open(&f->m, NULL), 0);
+        st = load(f, "persist-test");
+        assert_string_equal(json_string_value(json_object_get(st->labels, "env")), "prod");
+        assert_string_equal(st->description, "Test sandbox");
+        state_free(st);
+}
+
+static void test_template_metadata_is_trimmed(void **state)
+{
+        struct fixture *f = *state;
+        struct sandbox_state *st;
+
+        create(f, "tpl", "fake");
+        assert_int_equal(manager_set_template(f->m, "tpl", "  python \n", "   ", NULL), 0);
+        st = load(f, "tpl");
+        assert_string_equal(st->created_from_template, "python");
+        assert_null(st->template_help_text);
+        state_free(st);
+}
+
+static void test_extend_ttl(void **state)
+{
+        struct fixture *f = *state;
+        struct create_opts o = {.name = "ttl",
+                                .backend = "fake",
+                                .network = 0,
+                                .mount_cwd = 0,
+                                .has_ttl = true,
+                                .ttl_seconds = 600};
+        char expiry[RFC3339_MAX];
+        struct sandbox_state *st;
+        struct ak_err err = {0};
+        int64_t exp, created;
+
+        assert_int_equal(manager_create(f->m, &o, NULL), 0);
+        assert_int_equal(manager_extend_ttl(f->m, "ttl", 86400, expiry, NULL), 0);
+        st = load(f, "ttl");
+        assert_string_equal(st->expires_at, expiry);
+        assert_int_equal(parse_rfc3339(st->expires_at, &exp), 0);
+        assert_int_equal(parse_rfc3339(st->created_at, &created), 0);
+        /* the future expiry is the base; ttl_seconds is recomputed from created_at */
+        assert_true(exp - created >= (600 + 86400 - 1) * NSEC_PER_SEC);
+        assert_int_equal(st->ttl_seconds, (exp - created) / NSEC_PER_SEC);
+        state_free(st);
+        /* an expired sandbox is extended from now */
+        lifecycle_state(f, "old");
+        assert_int_equal(manager_extend_ttl(f->m, "old", 60, expiry, NULL), 0);
+        assert_int_equal(parse_rfc3339(expiry, &exp), 0);
+        assert_true(exp > now_realtime_ns() + 50 * NSEC_PER_SEC);
+        /* Q8: no TTL, nothing to extend, nothing changed */
+        create(f, "forever", "fake");
+        assert_int_equal(manager_extend_ttl(f->m, "forever", 60, expiry, &err), -EINVAL);
+        assert_non_null(strstr(err.msg, "no TTL"));
+        st = load(f, "forever");
+        assert_null(st->expires_at);
+        state_free(st);
+        assert_int_equal(manager_extend_ttl(f->m, "nosuch", 60, expiry, NULL), -ENOENT);
+}
+
+static void test_gc_removes_only_expired_matches(void **state)
+{
+        struct fixture *f = *state;
+        json_t *a = json_pack("{s:s}", "team", "a"), *b = json_pack("{s:s}", "team", "b");
+        char **removed = NULL;
+
+        lifecycle_state(f, "old-a"); /* expired in 2026-01-01 */
+        lifecycle_state(f, "old-b");
+        create(f, "live-a", "fake");
+        assert_int_equal(manager_set_labels(f->m, "old-a", a, NULL), 0);
+        assert_int_equal(manager_set_labels(f->m, "old-b", b, NULL), 0);
+        assert_int_equal(manager_set_labels(f->m, "live-a", a, NULL), 0);
+        /* Q12: a label filter narrows the expired ones; it never removes a live sandbox */
+        assert_int_equal(manager_gc(f->m, a, true, &removed, NULL), 0);
+        assert_int_equal(strv_len(removed), 1);
+        assert_string_equal(removed[0], "old-a");
+        strv_free(removed);
+        assert_true(store_exists(f->m->store, "old-a")); /* dry run */
+        assert_int_equal(manager_gc(f->m, a, false, &removed, NULL), 0);
+        strv_free(removed);
+        assert_false(store_exists(f->m->store, "old-a"));
+        assert_true(store_exists(f->m->store, "old-b"));
+        assert_true(store_exists(f->m->store, "live-a"));
+        assert_int_equal(manager_expired(f->m, &removed, NULL), 0);
+        assert_int_equal(strv_len(removed), 1);
+        assert_string_equal(removed[0], "old-b");
+        strv_free(removed);
+        assert_int_equal(manager_gc(f->m, NULL, false, &removed, NULL), 0);
+        strv_free(removed);
+        assert_false(store_exists(f->m->store, "old-b"));
+        assert_true(store_exists(f->m->store, "live-a"));
+        json_decref(a);
+        json_decref(b);
+}
+
+static void test_resize(void **state)
+{
+        struct fixture *f = *state;
+        enum resize_how how;
+        struct sandbox_state *st;
+        struct ak_err err = {0};
+
+        create(f, "rs", "fake");
+        assert_int_equal(manager_resize(f->m, "rs", 2, 300, &how, NULL), 0);
+        assert_int_equal(how, RESIZE_RECORDED);
+        st = load(f, "rs");
+        assert_int_equal(st->vcpus, 2);
+        assert_int_equal(st->memory_mb, 300);
+        state_free(st);
+        assert_int_equal(manager_resize(f->m, "rs", 0, 8, &how, &err), -EINVAL);
+        assert_int_equal(manager_resize(f->m, "rs", 0, 0, &how, &err), -EINVAL);
+        /* the fake backend cannot resize in place: a restart keeps the identity */
+        assert_int_equal(manager_start(f->m, "rs", NULL), 0);
+        st = load(f, "rs");
+        char *uuid = strdup(st->uuid), *created = strdup(st->created_at);
+        state_free(st);
+        assert_int_equal(manager_resize(f->m, "rs", 1, 400, &how, NULL), 0);
+        assert_int_equal(how, RESIZE_RESTARTED);
+        st = load(f, "rs");
+        assert_string_equal(st->uuid, uuid);
+        assert_string_equal(st->created_at, created);
+        assert_int_equal(st->memory_mb, 400);
+        assert_true(manager_is_running(f->m, st));
+        state_free(st);
+        free(uuid);
+        free(created);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -354,6 +780,28 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_injected_start_failure, setup, teardown),
             cmocka_unit_test_setup_teardown(test_injected_stop_failure, setup, teardown),
             cmocka_unit_test_setup_teardown(test_ephemeral, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_seed_recover_clears_archive_metadata, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_seed_reconcile_dry_run_archive_does_not_mutate,
+                                            setup, teardown),
+            cmocka_unit_test_setup_teardown(test_seed_reconcile_archives_when_threshold_hit, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_seed_reconcile_stops_running_sandbox, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_seed_reconcile_deletes_archived_sandbox, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_reconcile_orders_by_name_and_leaves_others, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_seed_set_identity_metadata, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_seed_set_labels_and_retrieve, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_seed_list_matching_labels, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_seed_set_description, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_seed_labels_persist_across_reload, setup,
+                                            teardown),
+            cmocka_unit_test_setup_teardown(test_template_metadata_is_trimmed, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_extend_ttl, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_gc_removes_only_expired_matches, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_resize, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
