@@ -197,8 +197,12 @@ static int native_start(const struct backend_config *cfg, struct backend_session
             .pids_max = p->pids_max,
             .cpu_millis = (uint64_t)cfg->vcpus * 10 * p->cpu_percent,
         };
-        struct rootfs_opts ro = {
-            .workspace = cfg->workspace, .home = cfg->home, .tmp_mb = cfg->memory_mb};
+        struct rootfs_opts ro = {.workspace = cfg->workspace,
+                                 .home = cfg->home,
+                                 .tmp_mb = cfg->memory_mb,
+                                 .binds = cfg->binds,
+                                 .n_binds = cfg->n_binds,
+                                 .idmap = geteuid() == 0};
         struct mount_plan plan = {0};
         struct sock_fprog filter = {0};
         struct cgroup_set cg = {.mode = CGROUP_NONE};

@@ -25,3 +25,4 @@ int cmd_archive(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
 int cmd_resize(int argc, char **argv);
 int cmd_update(int argc, char **argv);
+int cmd_volume(int argc, char **argv);

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "build-config.h"
 #include "cli.h"
 #include "cmd.h"
-#include "config.h"
 
 #define EXEC_OPTIONS                                                                               \
         "  -e, --env KEY=VALUE   set an environment variable (repeatable)\n"                       \
@@ -44,6 +44,7 @@ static const struct verb verbs[] = {
      "      --interactive     forward stdin even when it is a terminal\n"
      "      --timeout DUR     kill the command after DUR\n"
      "  -F, --fast            accepted for upstream compatibility (no effect on native)\n"
+     "  -v, --volume V:/PATH[:ro] mount volume V (see 'volume') at PATH (repeatable)\n"
      "  -c, --config FILE     agentkernel.toml to read (default: ./agentkernel.toml if any)\n"
      "      --no-config       do not read ./agentkernel.toml\n"
      "\nThe command's exit status becomes agentkernel's; 125 means the sandbox failed.\n"},
@@ -65,6 +66,7 @@ static const struct verb verbs[] = {
      "      --cpus N          CPU limit in CPUs (default 1)\n"
      "      --description TEXT\n"
      "      --no-start        record the sandbox without starting it\n"
+     "  -v, --volume V:/PATH[:ro] mount volume V (see 'volume') at PATH (repeatable)\n"
      "  -c, --config FILE     agentkernel.toml to read (default: ./agentkernel.toml if any);\n"
      "                        flags win over the file. NAME defaults to its [sandbox] name\n"
      "      --no-config       do not read ./agentkernel.toml\n"},
@@ -147,6 +149,16 @@ static const struct verb verbs[] = {
      "the log ends where it was last written: an edited, deleted, inserted or reordered line\n"
      "fails it. The log is at ~/.agentkernel/audit.jsonl (AGENTKERNEL_AUDIT_PATH overrides);\n"
      "AGENTKERNEL_AUDIT=0 turns logging off.\n"},
+    {"volume", cmd_volume, "create NAME [-s SIZE] | list [--json] | info NAME | delete NAME [-f]",
+     "Manage volumes: directories that outlive sandboxes",
+     "Commands:\n"
+     "  create NAME [-s SIZE] a new volume; SIZE (e.g. 512MB, 2GB) is a hard limit, enforced\n"
+     "                        by an ext4 filesystem of that size (needs root)\n"
+     "  list [--json]         every volume with its use\n"
+     "  info NAME             one volume, as JSON\n"
+     "  delete NAME [-f]      remove it; a non-empty volume needs --force, a volume a running\n"
+     "                        sandbox mounts is refused\n"
+     "\nMount one with: agentkernel create -v NAME:/data[:ro] ...\n"},
     {"doctor", cmd_doctor, "[--json]", "Check what works on this host and how to fix what does not",
      ""},
 };
@@ -155,7 +167,7 @@ static const struct verb verbs[] = {
 static bool top_only(const char *name)
 {
         return streq(name, "run") || streq(name, "doctor") || streq(name, "audit") ||
-               streq(name, "init");
+               streq(name, "init") || streq(name, "volume");
 }
 
 static const struct verb *find_verb(const char *name, bool in_group)

@@ -11,6 +11,7 @@
 
 #include "core/profile.h"
 #include "core/validate.h"
+#include "core/volume.h"
 #include "shared/cleanup.h"
 #include "shared/parse-util.h"
 
@@ -33,6 +34,7 @@ const struct option run_longopts[] = {
     {"interactive", no_argument, NULL, SF_INTERACTIVE},
     {"timeout", required_argument, NULL, SF_TIMEOUT},
     {"fast", no_argument, NULL, 'F'},
+    {"volume", required_argument, NULL, 'v'},
     {"config", required_argument, NULL, 'c'},
     {"no-config", no_argument, NULL, SF_NO_CONFIG},
     {NULL, 0, NULL, 0},
@@ -55,6 +57,7 @@ const struct option create_longopts[] = {
     {"description", required_argument, NULL, SF_DESCRIPTION},
     {"mount-cwd", no_argument, NULL, SF_MOUNT_CWD},
     {"no-start", no_argument, NULL, SF_NO_START},
+    {"volume", required_argument, NULL, 'v'},
     {"config", required_argument, NULL, 'c'},
     {"no-config", no_argument, NULL, SF_NO_CONFIG},
     {NULL, 0, NULL, 0},
@@ -74,6 +77,7 @@ void sandbox_flags_free(struct sandbox_flags *f)
         strv_free(f->cfg_env);
         free(f->all_ports);
         strv_free(f->env);
+        strv_free(f->volumes);
         json_decref(f->labels);
         free((char *)f->o.work_dir);
 }
@@ -209,6 +213,15 @@ int sandbox_flags_opt(int c, const char *arg, void *ctx)
         case 'c':
                 f->config_path = arg;
                 return 0;
+        case 'v': {
+                struct volume_spec vs;
+                if (volume_parse_spec(arg, &vs, &err) < 0)
+                        return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+                if (strv_push(&f->volumes, arg) < 0)
+                        return cli_usage_error(cli_current, "out of memory");
+                f->o.volumes = f->volumes;
+                return 0;
+        }
         case SF_NO_CONFIG:
                 f->no_config = true;
                 return 0;

@@ -26,6 +26,7 @@ struct sandbox_flags {
         struct cmd_policy policy;
         char **cfg_env;
         struct port_spec *all_ports;
+        char **volumes;
         /* create only */
         bool no_start;
         bool run; /* parsing for `run` (-p is --profile) rather than `create` (-p is --publish) */
@@ -57,5 +58,5 @@ int sandbox_flags_opt(int c, const char *arg, void *ctx);
 int sandbox_flags_config(struct sandbox_flags *f);
 extern const struct option run_longopts[];
 extern const struct option create_longopts[];
-#define RUN_SHORTOPTS "ki:p:e:w:B:l:P:tFc:"
-#define CREATE_SHORTOPTS "i:p:e:B:l:a:d:c:"
+#define RUN_SHORTOPTS "ki:p:e:w:B:l:P:tFc:v:"
+#define CREATE_SHORTOPTS "i:p:e:B:l:a:d:c:v:"

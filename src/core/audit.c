@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/paths.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
@@ -28,17 +29,13 @@
 char *audit_path(void)
 {
         const char *p = secure_getenv("AGENTKERNEL_AUDIT_PATH");
-        const char *data = secure_getenv("AGENTKERNEL_DATA_DIR");
-        const char *home = getenv("HOME");
+        cleanup_free char *dir = NULL;
         char *out = NULL;
 
         if (p && *p)
                 return strdup(p);
-        if (data && *data)
-                return asprintf(&out, "%s/audit.jsonl", data) < 0 ? NULL : out;
-        if (home && *home)
-                return asprintf(&out, "%s/.agentkernel/audit.jsonl", home) < 0 ? NULL : out;
-        return strdup("/tmp/agentkernel/audit.jsonl");
+        dir = paths_user_dir();
+        return dir && asprintf(&out, "%s/audit.jsonl", dir) >= 0 ? out : NULL;
 }
 
 bool audit_enabled(void)

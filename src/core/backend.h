@@ -14,6 +14,7 @@
 
 #include "core/profile.h"
 #include "core/validate.h"
+#include "shared/bind-mount.h"
 #include "shared/err.h"
 
 /* Enough to find a sandbox a backend started, from any process. */
@@ -36,6 +37,8 @@ struct backend_config {
         char *const *env;      /* base environment of every command */
         const struct port_spec *ports;
         size_t n_ports;
+        const struct bind_mount *binds; /* volumes */
+        size_t n_binds;
         bool ephemeral; /* run-once: see backend_session; ref.run_dir is then a
                            directory shared by all ephemeral runs */
 };

@@ -18,6 +18,8 @@ struct start_plan {
         char *run_dir;
         char **env;
         struct port_spec *ports;
+        struct bind_mount *binds;
+        char (*bind_paths)[2][4096]; /* host path and sandbox path of each bind */
 };
 
 int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,

@@ -19,6 +19,7 @@
 #include "core/audit.h"
 #include "core/paths.h"
 #include "core/validate.h"
+#include "core/volume.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 #include "shared/random-util.h"
@@ -75,6 +76,8 @@ void now_rfc3339(char out[RFC3339_MAX])
 
 void start_plan_free(struct start_plan *p)
 {
+        free(p->binds);
+        free(p->bind_paths);
         free(p->run_dir);
         strv_free(p->env);
         free(p->ports);
@@ -85,7 +88,7 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
 {
         static const char *const passed[] = {"PATH", "HOME", "USER", "LANG", "LC_ALL", "TERM"};
         const struct profile *prof = profile_get(st->profile);
-        size_t n_env = 0, k = 0;
+        size_t n_env = 0, n_vol, k = 0;
 
         memset(p, 0, sizeof(*p));
         if (!prof)
@@ -118,6 +121,28 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
         p->run_dir = store_run_dir(m->store, ephemeral ? EPHEMERAL_RUN_DIR : st->name);
         if (!p->run_dir)
                 goto oom;
+        n_vol = strv_len(st->volumes);
+        if (n_vol) {
+                p->binds = calloc(n_vol, sizeof(*p->binds));
+                p->bind_paths = calloc(n_vol, sizeof(*p->bind_paths));
+                if (!p->binds || !p->bind_paths)
+                        goto oom;
+        }
+        for (size_t i = 0; i < n_vol; i++) {
+                struct volume_spec vs;
+                int r = volume_parse_spec(st->volumes[i], &vs, err);
+                if (r >= 0)
+                        r = volume_acquire(vs.slug, p->bind_paths[i][0],
+                                           sizeof(p->bind_paths[i][0]), err);
+                if (r < 0) {
+                        start_plan_free(p);
+                        return r;
+                }
+                memcpy(p->bind_paths[i][1], vs.dest, sizeof(vs.dest));
+                p->binds[i] = (struct bind_mount){p->bind_paths[i][0], p->bind_paths[i][1], vs.ro};
+        }
+        p->cfg.binds = p->binds;
+        p->cfg.n_binds = n_vol;
 
         p->cfg.ref.name = st->name;
         p->cfg.ref.uuid = st->uuid;
@@ -139,6 +164,27 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
 oom:
         start_plan_free(p);
         return ak_err_set(err, ENOMEM, "out of memory");
+}
+
+/* Volume specs: well-formed, existing volumes, no two at one place. */
+static int validate_volumes(char *const *specs, struct ak_err *err)
+{
+        struct volume_spec vs[VOLUMES_PER_SANDBOX_MAX];
+        struct volume_info vi;
+        size_t n = strv_len(specs);
+        int r;
+
+        if (n > VOLUMES_PER_SANDBOX_MAX)
+                return ak_err_set(err, EINVAL, "at most %d volumes", VOLUMES_PER_SANDBOX_MAX);
+        for (size_t i = 0; i < n; i++) {
+                if ((r = volume_parse_spec(specs[i], &vs[i], err)) < 0 ||
+                    (r = volume_get(vs[i].slug, &vi, err)) < 0)
+                        return r;
+                for (size_t j = 0; j < i; j++)
+                        if (streq(vs[i].dest, vs[j].dest))
+                                return ak_err_set(err, EINVAL, "two volumes at '%s'", vs[i].dest);
+        }
+        return 0;
 }
 
 /* Builds a state from create options (shared by create and ephemeral runs). */
@@ -169,6 +215,8 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                 if ((r = validate_env_entry(*e, err)) < 0)
                         return r;
         if (o->labels && (r = validate_labels(o->labels, err)) < 0)
+                return r;
+        if ((r = validate_volumes(o->volumes, err)) < 0)
                 return r;
         if (o->vcpus > 64)
                 return ak_err_set(err, EINVAL, "vcpus must be between 1 and 64");
@@ -227,6 +275,11 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
         }
         if (o->init_script && state_set_str(&st->init_script, o->init_script) < 0)
                 goto oom;
+        if (o->volumes) {
+                strv_free(st->volumes);
+                if (!(st->volumes = strv_dup(o->volumes)))
+                        goto oom;
+        }
         if (o->n_files) {
                 st->files = calloc(o->n_files, sizeof(*st->files));
                 if (!st->files)

@@ -57,6 +57,7 @@ struct create_opts {
         const char *init_script;           /* sh -c after every start; NULL: none */
         const struct inject_file *files;   /* copied in after every start */
         size_t n_files;
+        char *const *volumes; /* "slug:/path[:ro]" of existing volumes */
 };
 
 /* Validates and records a new sandbox (not started). */

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "build-config.h"
 
 char *paths_data_dir(void)
 {
@@ -24,6 +24,19 @@ char *paths_data_dir(void)
                         return NULL;
                 return out;
         }
+        return strdup("/tmp/agentkernel");
+}
+
+char *paths_user_dir(void)
+{
+        const char *d = secure_getenv("AGENTKERNEL_DATA_DIR");
+        const char *home = getenv("HOME");
+        char *out = NULL;
+
+        if (d && *d)
+                return strdup(d);
+        if (home && *home)
+                return asprintf(&out, "%s/.agentkernel", home) < 0 ? NULL : out;
         return strdup("/tmp/agentkernel");
 }
 

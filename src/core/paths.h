@@ -10,5 +10,10 @@
  * when HOME is unset). Returns a malloc'd path. */
 char *paths_data_dir(void);
 
+/* Upstream's ~/.agentkernel (audit log, volumes): AGENTKERNEL_DATA_DIR when set (one directory
+ * for everything, as the tests and multi-instance setups want), else $HOME/.agentkernel, else
+ * /tmp/agentkernel. malloc'd. */
+char *paths_user_dir(void);
+
 /* Finds agentkernel-agent: $AGENTKERNEL_AGENT, next to this executable, or the libexec dir. */
 int paths_agent_binary(char *out, size_t len, struct ak_err *err);

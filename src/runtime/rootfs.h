@@ -12,12 +12,16 @@
 #include <stdint.h>
 
 #include "runtime.h"
+#include "shared/bind-mount.h"
 
 struct rootfs_opts {
         const char *workspace;   /* host directory mounted read-write at /workspace, or NULL */
         const char *home;        /* host directory mounted read-only at /home/user, or NULL */
         const char *resolv_conf; /* contents of /etc/resolv.conf, or NULL for none */
         uint64_t tmp_mb;         /* size of /tmp, /var/tmp and /dev/shm (tmpfs) */
+        const struct bind_mount *binds; /* volumes, after the workspace */
+        size_t n_binds;
+        bool idmap; /* rootful: idmap the workspace and volumes (see MOP_IDMAP) */
 };
 
 /* Appends the `host` image to plan. */

@@ -215,6 +215,36 @@ static int make_mountpoint(const char *src, const char *dst)
         return 0;
 }
 
+/* Detached mounts the parent prepared (idmapped binds), in plan order. */
+static int idmap_fds[RUNTIME_IDMAP_MAX];
+static size_t idmap_n, idmap_next;
+
+/* Places a prepared detached mount at dst (the child's side of MOP_IDMAP). */
+static void attach_prepared(const struct mount_op *op, const char *dst, int errfd)
+{
+        struct stat st;
+        int fd, r;
+
+        if (idmap_next >= idmap_n)
+                die(errfd, "idmapped mount missing", op->dst, EINVAL);
+        fd = idmap_fds[idmap_next++];
+        if (fstat(fd, &st) < 0)
+                die(errfd, "stat prepared mount", op->dst, errno);
+        if (S_ISDIR(st.st_mode))
+                r = mkdir(dst, 0755) < 0 && errno != EEXIST ? -errno : 0;
+        else {
+                int f = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+                r = f < 0 && errno != EEXIST ? -errno : 0;
+                if (f >= 0)
+                        close(f);
+        }
+        if (r < 0)
+                die(errfd, "create mount point", op->dst, -r);
+        if (move_mount(fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                die(errfd, "attach idmapped mount", op->dst, errno);
+        close(fd);
+}
+
 static void run_op(const struct mount_op *op, int errfd)
 {
         char dst[CHILD_PATH_MAX], src[CHILD_PATH_MAX];
@@ -247,6 +277,10 @@ static void run_op(const struct mount_op *op, int errfd)
         case MOP_BIND:
         case MOP_BIND_RO:
         case MOP_BIND_DEV:
+                if (op->flags & MOP_IDMAP) {
+                        attach_prepared(op, dst, errfd);
+                        return;
+                }
                 if (access(src, F_OK) < 0) {
                         if (op->flags & MOP_OPTIONAL)
                                 return;
@@ -384,9 +418,30 @@ static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int
         int state_fd, devnull, r;
         int hi_chan, hi_sync, hi_state, hi_exe, hi_hold = -1;
 
-        /* 1. Wait until the parent has written our id maps and placed us in our cgroups. */
-        if (read(sync_fd, &go, 1) != 1 || go != 'G')
-                _exit(1);
+        /* 1. Wait until the parent has written our id maps and placed us in our cgroups; the
+         * go byte carries the mounts it prepared for us. */
+        {
+                union {
+                        char buf[CMSG_SPACE(sizeof(int) * RUNTIME_IDMAP_MAX)];
+                        struct cmsghdr align;
+                } cm;
+                struct iovec iov = {&go, 1};
+                struct msghdr mh = {.msg_iov = &iov,
+                                    .msg_iovlen = 1,
+                                    .msg_control = cm.buf,
+                                    .msg_controllen = sizeof(cm.buf)};
+                ssize_t n;
+                do
+                        n = recvmsg(sync_fd, &mh, MSG_CMSG_CLOEXEC);
+                while (n < 0 && errno == EINTR);
+                if (n != 1 || go != 'G' || (mh.msg_flags & MSG_CTRUNC))
+                        _exit(1);
+                for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                                idmap_n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                                memcpy(idmap_fds, CMSG_DATA(c), idmap_n * sizeof(int));
+                        }
+        }
 
         /* 2. Become root of the new user namespace (an unprivileged id on the host). */
         if (!s->rootless && setgroups(0, NULL) < 0)
@@ -529,6 +584,102 @@ static void kill_and_reap(pid_t pid)
                 ;
 }
 
+/* A detached copy of the host tree at src, idmapped through the sandbox's user namespace.
+ * Falls back to a plain (not idmapped) copy where the filesystem cannot idmap. */
+static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_err *err)
+{
+        struct mount_attr attr = {
+            .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                        (op->type == MOP_BIND_RO ? MOUNT_ATTR_RDONLY : 0),
+            .userns_fd = (uint64_t)userns_fd,
+        };
+        int fd = open_tree(AT_FDCWD, op->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+
+        if (fd < 0)
+                return ak_err_set(err, errno, "cannot mount '%s': %s", op->src, strerror(errno));
+        if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0)
+                return fd;
+        if (errno != EINVAL && errno != EOPNOTSUPP && errno != EPERM) {
+                int e = errno;
+                close(fd);
+                return ak_err_set(err, e, "cannot idmap '%s': %s", op->src, strerror(e));
+        }
+        attr.attr_set &= ~(uint64_t)MOUNT_ATTR_IDMAP;
+        attr.userns_fd = 0;
+        if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+                int e = errno;
+                close(fd);
+                return ak_err_set(err, e, "cannot mount '%s': %s", op->src, strerror(e));
+        }
+        return fd;
+}
+
+/* Releases the child: the go byte, with the prepared mounts. */
+static int send_go(int sock, const int *fds, size_t n)
+{
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * RUNTIME_IDMAP_MAX)];
+                struct cmsghdr align;
+        } cm;
+        char go = 'G';
+        struct iovec iov = {&go, 1};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        ssize_t w;
+
+        if (n) {
+                struct cmsghdr *c;
+                memset(&cm, 0, sizeof(cm));
+                mh.msg_control = cm.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+        }
+        do
+                w = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        while (w < 0 && errno == EINTR);
+        return w == 1 ? 0 : -EIO;
+}
+
+static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, struct ak_err *err)
+{
+        int fds[RUNTIME_IDMAP_MAX];
+        size_t n = 0;
+        int userns = -1, r = 0;
+
+        for (size_t i = 0; i < s->plan->n && r >= 0; i++) {
+                const struct mount_op *op = &s->plan->ops[i];
+                if (!(op->flags & MOP_IDMAP))
+                        continue;
+                if (n == RUNTIME_IDMAP_MAX) {
+                        r = ak_err_set(err, E2BIG, "more than %d idmapped mounts",
+                                       RUNTIME_IDMAP_MAX);
+                        break;
+                }
+                if (userns < 0) {
+                        char path[64];
+                        (void)snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+                        userns = open(path, O_RDONLY | O_CLOEXEC);
+                        if (userns < 0) {
+                                r = ak_err_set(err, errno, "open %s: %s", path, strerror(errno));
+                                break;
+                        }
+                }
+                r = prepare_idmapped(op, userns, err);
+                if (r >= 0)
+                        fds[n++] = r;
+        }
+        if (r >= 0 && send_go(sync_fd, fds, n) < 0)
+                r = ak_err_set(err, EIO, "sandbox process exited during setup");
+        for (size_t i = 0; i < n; i++)
+                close(fds[i]);
+        if (userns >= 0)
+                close(userns);
+        return r < 0 ? r : 0;
+}
+
 int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struct ak_err *err)
 {
         int sync[2], errp[2];
@@ -581,10 +732,9 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
         r = write_id_maps(pid, s, err);
         if (r < 0)
                 goto fail;
-        if (write_all(sync[0], "G", 1) < 0) {
-                r = ak_err_set(err, EIO, "sandbox process exited during setup");
+        r = release_child(pid, s, sync[0], err);
+        if (r < 0)
                 goto fail;
-        }
         if (s->on_namespaces)
                 s->on_namespaces(pid, s->ctx);
         do

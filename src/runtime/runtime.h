@@ -33,6 +33,11 @@ enum mount_op_type {
 
 #define MOP_OPTIONAL (1u << 0) /* skip the op when its source is missing */
 #define MOP_NOEXEC (1u << 1)   /* tmpfs: no execution */
+/* MOP_BIND/MOP_BIND_RO: an idmapped mount (rootful only): files appear with the sandbox's ids
+ * (host root's as the sandbox's root), so the sandbox can write where the host owner could, and
+ * what it creates is owned on the host by the matching host id. Prepared by the parent. */
+#define MOP_IDMAP (1u << 2)
+#define RUNTIME_IDMAP_MAX 40 /* idmapped mounts per sandbox */
 
 struct mount_op {
         enum mount_op_type type;

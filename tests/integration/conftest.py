@@ -172,6 +172,16 @@ def ak(tmp_path):
         pass
     assert_nothing_left(inst, uuids)
     assert_no_new_agents(before)
+    unmount_under(inst.data_dir)
+
+
+def unmount_under(root):
+    """Sized volumes stay mounted by design; a test's data directory goes with the test."""
+    root = str(root)
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for p in sorted((p for p in points if p.startswith(root + "/")), reverse=True):
+        subprocess.run(["umount", "-l", p], check=False)
 
 
 @pytest.fixture
