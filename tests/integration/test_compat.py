@@ -153,6 +153,8 @@ def test_unknown_fields_survive_our_writes(ak):
     doc = dict(SEED_FULL, name="keepme", backend=None, image="host", ports=[], lifecycle_policy=None)
     doc["x_agentkernel"] = {"backend": "native", "network": False, "future_knob": [1, 2]}
     write(ak, "keepme", doc)
+    for spec in doc.get("volumes", []):  # volumes a sandbox names must exist to start it
+        assert ak("volume", "create", spec.split(":")[0]).rc == 0
     assert ak("start", "keepme").rc == 0   # rewrites the record (last_activity_at)
     assert ak("exec", "keepme", "--", "true").rc == 0  # and again
     after = ak.state("keepme")
