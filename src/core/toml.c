@@ -416,7 +416,7 @@ static bool is_bare(int c)
                c == '_' || c == '-';
 }
 
-static int parse_key(struct parser *p, struct key *k)
+static int parse_key_parts(struct parser *p, struct key *k)
 {
         k->n = 0;
         k->at = p->pos;
@@ -456,6 +456,15 @@ static int parse_key(struct parser *p, struct key *k)
                         return 0;
                 p->pos++;
         }
+}
+
+/* On failure nothing is left to free. */
+static int parse_key(struct parser *p, struct key *k)
+{
+        int r = parse_key_parts(p, k);
+        if (r < 0)
+                key_free(k);
+        return r;
 }
 
 static void key_text(const struct key *k, size_t upto, char *out, size_t len)
