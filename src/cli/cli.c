@@ -256,21 +256,6 @@ void cli_print_json(json_t *j)
         }
 }
 
-json_t *cli_detached_json(const char *sandbox, const struct agent_detached *d)
-{
-        static const char *const status[] = {"running", "completed", "failed"};
-        json_t *cmd = json_array();
-        char started[RFC3339_MAX];
-
-        for (char **a = d->argv; cmd && a && *a; a++)
-                json_array_append_new(cmd, json_string(*a));
-        format_rfc3339(d->started_ns, started);
-        return json_pack("{s:s,s:s,s:o,s:I,s:s,s:o,s:s}", "id", d->id, "sandbox", sandbox,
-                         "command", cmd ? cmd : json_array(), "pid", (json_int_t)d->pid, "status",
-                         status[d->status < 3 ? d->status : 2], "exit_code",
-                         d->has_code ? json_integer(d->code) : json_null(), "started_at", started);
-}
-
 int cli_add_env(char ***env, const char *entry)
 {
         struct ak_err err = {0};

@@ -13,6 +13,7 @@
 
 #include "agent/client.h"
 #include "core/manager.h"
+#include "core/views.h"
 #include "shared/err.h"
 
 /* Exit codes (docs/cli.md). A command's own status passes through unchanged. */
@@ -112,9 +113,6 @@ int cli_exit_code(const struct agent_exit *e);
 
 /* Prints JSON (pretty) to stdout with a newline. */
 void cli_print_json(json_t *j);
-
-/* The DetachedCommand JSON of upstream. */
-json_t *cli_detached_json(const char *sandbox, const struct agent_detached *d);
 
 /* Parses -e KEY=VALUE into the list after validation. Returns 0 or EXIT_USAGE. */
 int cli_add_env(char ***env, const char *entry);

@@ -59,7 +59,7 @@ int cmd_exec_list(int argc, char **argv)
         if (json) {
                 cleanup_json json_t *arr = json_array();
                 for (size_t i = 0; i < n; i++)
-                        json_array_append_new(arr, cli_detached_json(a.pos[0], &list[i]));
+                        json_array_append_new(arr, detached_json(a.pos[0], &list[i]));
                 cli_print_json(arr);
         } else {
                 printf("%-10s %-8s %-10s %-5s %-33s %s\n", "ID", "PID", "STATUS", "EXIT", "STARTED",
@@ -144,7 +144,7 @@ int cmd_exec_kill(int argc, char **argv)
                 if (r < 0) {
                         r = cli_fail(&err, EXIT_FAILURE_);
                 } else {
-                        cleanup_json json_t *j = cli_detached_json(a.pos[0], &d);
+                        cleanup_json json_t *j = detached_json(a.pos[0], &d);
                         cli_print_json(j);
                         agent_detached_clear(&d);
                         r = EXIT_OK;

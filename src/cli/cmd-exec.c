@@ -118,7 +118,7 @@ int cmd_exec(int argc, char **argv)
                         struct agent_detached d;
                         r = manager_detach(m, a.pos[0], &x, &d, &err);
                         if (r >= 0) {
-                                cleanup_json json_t *j = cli_detached_json(a.pos[0], &d);
+                                cleanup_json json_t *j = detached_json(a.pos[0], &d);
                                 cli_print_json(j);
                                 agent_detached_clear(&d);
                                 r = EXIT_OK;

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "core/validate.h"
+#include "core/views.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 
@@ -43,57 +44,6 @@ static void warn_bad_file(void *ctx, const char *file, const char *msg)
         cli_warn("skipping invalid state file '%s': %s", file, msg);
 }
 
-static json_t *ports_json(const struct sandbox_state *st)
-{
-        json_t *a = json_array();
-        for (size_t i = 0; a && i < st->n_ports; i++) {
-                char s[32];
-                const struct port_mapping *p = &st->ports[i];
-                if (p->host_port >= 0)
-                        (void)snprintf(s, sizeof(s), "%d:%u%s", p->host_port, p->container_port,
-                                       p->udp ? "/udp" : "");
-                else
-                        (void)snprintf(s, sizeof(s), "%u%s", p->container_port,
-                                       p->udp ? "/udp" : "");
-                json_array_append_new(a, json_string(s));
-        }
-        return a;
-}
-
-/* SandboxInfo of upstream's API, plus what `info` shows. */
-static json_t *sandbox_json(const struct sandbox_state *st, bool running)
-{
-        json_t *o = json_object();
-
-        json_object_set_new(o, "name", json_string(st->name));
-        json_object_set_new(o, "uuid", json_string(st->uuid));
-        json_object_set_new(o, "status", json_string(state_status(st, running)));
-        json_object_set_new(o, "backend", json_string(manager_backend_name(st)));
-        json_object_set_new(o, "image", json_string(st->image));
-        json_object_set_new(o, "vcpus", json_integer(st->vcpus));
-        json_object_set_new(o, "memory_mb", json_integer((json_int_t)st->memory_mb));
-        json_object_set_new(o, "created_at", json_string(st->created_at));
-        if (st->profile)
-                json_object_set_new(o, "profile", json_string(st->profile));
-        if (st->n_ports)
-                json_object_set_new(o, "ports", ports_json(st));
-        if (json_object_size(st->labels))
-                json_object_set(o, "labels", st->labels);
-        if (st->description)
-                json_object_set_new(o, "description", json_string(st->description));
-        if (st->has_ttl)
-                json_object_set_new(o, "ttl_seconds", json_integer((json_int_t)st->ttl_seconds));
-        if (st->expires_at)
-                json_object_set_new(o, "expires_at", json_string(st->expires_at));
-        if (st->last_activity_at)
-                json_object_set_new(o, "last_activity_at", json_string(st->last_activity_at));
-        if (st->archived_at)
-                json_object_set_new(o, "archived_at", json_string(st->archived_at));
-        if (st->archived_reason)
-                json_object_set_new(o, "archived_reason", json_string(st->archived_reason));
-        return o;
-}
-
 int cmd_list(int argc, char **argv)
 {
         static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
@@ -128,7 +78,7 @@ int cmd_list(int argc, char **argv)
                         if (state_labels_match(l.items[i], f.filters))
                                 json_array_append_new(
                                     arr,
-                                    sandbox_json(l.items[i], manager_is_running(m, l.items[i])));
+                                    sandbox_info_json(l.items[i], manager_is_running(m, l.items[i])));
                 cli_print_json(arr);
         } else {
                 printf("%-30s %-10s %-10s %-15s %-20s %s\n", "NAME", "STATUS", "BACKEND", "IP",
@@ -203,7 +153,7 @@ int cmd_info(int argc, char **argv)
                 goto out;
         }
         {
-                cleanup_json json_t *j = sandbox_json(st, manager_is_running(m, st));
+                cleanup_json json_t *j = sandbox_info_json(st, manager_is_running(m, st));
                 if (f.json) {
                         cli_print_json(j);
                 } else {
