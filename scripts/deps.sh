@@ -5,13 +5,21 @@
 # nothing is missing. Usage: scripts/deps.sh [--runtime-only]
 set -euo pipefail
 
-runtime=(slirp4netns iproute2 util-linux procps)
-build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev libmd-dev)
-tests=(python3-pytest bubblewrap time clang-format valgrind golang-github-burntsushi-toml-dev)
+# e2fsprogs: mkfs.ext4 for sized volumes; libmicrohttpd12: `serve`
+runtime=(slirp4netns iproute2 util-linux procps e2fsprogs libmicrohttpd12)
+build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev libmd-dev
+        libmicrohttpd-dev)
+# nodejs: the official SDKs' tests (npm comes with nodesource builds, separately in Debian's)
+tests=(python3-pytest bubblewrap time clang-format valgrind golang-github-burntsushi-toml-dev
+        nodejs)
 
 want=("${runtime[@]}")
 if [[ "${1:-}" != "--runtime-only" ]]; then
         want+=("${build[@]}" "${tests[@]}")
+fi
+
+if [[ "${1:-}" != "--runtime-only" ]] && ! command -v npm >/dev/null; then
+        want+=(npm)
 fi
 
 missing=()

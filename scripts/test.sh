@@ -29,6 +29,15 @@ step "unit tests and fuzz replays"
 meson test -C build --suite unit --suite fuzz --print-errorlogs >"$logs/meson.txt" 2>&1 || status=1
 tail -n 8 "$logs/meson.txt" >&2
 
+step "SDK test dependencies (npm)"
+# the official Node SDK and the MCP SDK, at the versions package-lock.json pins
+if ! (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error) >"$logs/npm.txt" 2>&1; then
+        cat "$logs/npm.txt" >&2
+        echo "npm ci: FAILED" >&2
+        status=1
+fi
+export AK_REQUIRE_SDK=1
+
 step "integration tests"
 /usr/bin/python3 -m pytest -q -p no:cacheprovider -rs --junitxml="$logs/integration.xml" \
         tests/integration >"$logs/pytest.txt" 2>&1 || status=1

@@ -558,6 +558,23 @@ static int native_resize(const struct sandbox_ref *ref, const struct backend_con
         return cgroup_set_limits(&rt.cg, &lim, err);
 }
 
+static int native_stats(const struct sandbox_ref *ref, struct backend_stats *ret)
+{
+        struct native_runtime rt;
+        struct cgroup_stats cs = {0};
+        int r;
+
+        if (read_runtime(ref, &rt) < 0 || !proc_same(rt.pid, rt.start_time))
+                return -ESRCH;
+        if (!rt.cg.n)
+                return -EOPNOTSUPP;
+        r = cgroup_stats(&rt.cg, &cs);
+        if (r < 0)
+                return r;
+        *ret = (struct backend_stats){cs.memory_bytes, cs.pids, cs.cpu_usec};
+        return 0;
+}
+
 /* Removes what ephemeral runs killed before their teardown left: for each lock file nobody holds
  * any more, the cgroup it names (empty: the sandbox died with its starter) and the file. */
 static void native_sweep(const char *ephemeral_dir)
@@ -600,5 +617,6 @@ const struct backend_ops native_backend_ops = {
     .status = native_status,
     .connect = native_connect,
     .resize = native_resize,
+    .stats = native_stats,
     .sweep = native_sweep,
 };

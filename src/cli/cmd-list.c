@@ -77,8 +77,8 @@ int cmd_list(int argc, char **argv)
                 for (size_t i = 0; i < l.n; i++)
                         if (state_labels_match(l.items[i], f.filters))
                                 json_array_append_new(
-                                    arr,
-                                    sandbox_info_json(l.items[i], manager_is_running(m, l.items[i])));
+                                    arr, sandbox_info_json(l.items[i],
+                                                           manager_is_running(m, l.items[i])));
                 cli_print_json(arr);
         } else {
                 printf("%-30s %-10s %-10s %-15s %-20s %s\n", "NAME", "STATUS", "BACKEND", "IP",

@@ -159,6 +159,13 @@ static const struct verb verbs[] = {
      "  delete NAME [-f]      remove it; a non-empty volume needs --force, a volume a running\n"
      "                        sandbox mounts is refused\n"
      "\nMount one with: agentkernel create -v NAME:/data[:ro] ...\n"},
+    {"serve", cmd_serve, "[-H ADDR] [-p PORT] [--api-key KEY]...",
+     "Serve the HTTP API used by the SDKs (default http://127.0.0.1:18888)",
+     "Run 'agentkernel serve --help' for every option. API keys: --api-key, --api-key-file,\n"
+     "AGENTKERNEL_API_KEY or [api] in agentkernel.toml. A non-loopback address needs a key.\n"},
+    {"mcp-server", cmd_mcp_server, "", "Serve MCP (Model Context Protocol) on stdin/stdout",
+     "The sandbox_* tools for MCP clients (Claude Code, Codex, ...): register the command\n"
+     "'agentkernel mcp-server' as a stdio server.\n"},
     {"doctor", cmd_doctor, "[--json]", "Check what works on this host and how to fix what does not",
      ""},
 };
@@ -167,7 +174,8 @@ static const struct verb verbs[] = {
 static bool top_only(const char *name)
 {
         return streq(name, "run") || streq(name, "doctor") || streq(name, "audit") ||
-               streq(name, "init") || streq(name, "volume");
+               streq(name, "init") || streq(name, "volume") || streq(name, "serve") ||
+               streq(name, "mcp-server");
 }
 
 static const struct verb *find_verb(const char *name, bool in_group)

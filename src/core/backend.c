@@ -101,3 +101,9 @@ void backend_sweep(const struct backend_ops *b, const char *ephemeral_dir)
         if (b->sweep)
                 b->sweep(ephemeral_dir);
 }
+
+int backend_stats(const struct backend_ops *b, const struct sandbox_ref *ref,
+                  struct backend_stats *ret)
+{
+        return b->stats ? b->stats(ref, ret) : -EOPNOTSUPP;
+}

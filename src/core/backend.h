@@ -55,6 +55,12 @@ struct backend_status {
         pid_t pid; /* host pid of the sandbox's init, when known */
 };
 
+struct backend_stats {
+        uint64_t memory_bytes;
+        uint64_t pids;
+        uint64_t cpu_usec; /* 0 where not accounted */
+};
+
 #define BACKEND_CAP_ATTACH (1u << 0)
 #define BACKEND_CAP_RESIZE (1u << 1)
 
@@ -78,6 +84,8 @@ struct backend_ops {
         /* Optional: apply new limits to a running sandbox. */
         int (*resize)(const struct sandbox_ref *ref, const struct backend_config *cfg,
                       struct ak_err *err);
+        /* Optional: resource use of a running sandbox. */
+        int (*stats)(const struct sandbox_ref *ref, struct backend_stats *ret);
         /* Optional: remove leftovers of ephemeral sandboxes whose starter was killed.
          * ephemeral_dir is the run_dir given to ephemeral starts. */
         void (*sweep)(const char *ephemeral_dir);
@@ -102,6 +110,8 @@ int backend_connect(const struct backend_ops *b, const struct sandbox_ref *ref, 
 int backend_resize(const struct backend_ops *b, const struct sandbox_ref *ref,
                    const struct backend_config *cfg, struct ak_err *err);
 void backend_sweep(const struct backend_ops *b, const char *ephemeral_dir);
+int backend_stats(const struct backend_ops *b, const struct sandbox_ref *ref,
+                  struct backend_stats *ret);
 
 extern const struct backend_ops native_backend_ops;
 #ifdef AK_TEST_BACKENDS

@@ -11,6 +11,7 @@
 
 #include "core/audit.h"
 #include "core/manager.h"
+#include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/cmd-policy.h"
 #include "shared/json-util.h"
@@ -147,5 +148,54 @@ int manager_file_write(struct manager *m, const char *name, const char *path,
         if (r >= 0)
                 audit_file("file_written", name, path);
         (void)manager_touch(m, name);
+        return r;
+}
+
+int manager_file_remove(struct manager *m, const char *name, const char *path, bool recursive,
+                        struct ak_err *err)
+{
+        int fd = manager_connect(m, name, NULL, err), r;
+
+        if (fd < 0)
+                return fd;
+        r = agent_file_remove(fd, path, recursive, err);
+        close(fd);
+        if (r >= 0)
+                audit_file("file_deleted", name, path);
+        (void)manager_touch(m, name);
+        return r;
+}
+
+/* Collects a command's output for callers that reply in one piece. */
+struct capture {
+        struct buf *out, *err;
+        size_t max;
+        bool truncated;
+};
+
+static int capture_output(void *ctx, int stream, const void *data, size_t len)
+{
+        struct capture *c = ctx;
+        struct buf *b = stream == 2 ? c->err : c->out;
+        size_t room = b->len < c->max ? c->max - b->len : 0;
+
+        if (len > room) {
+                c->truncated = true;
+                len = room;
+        }
+        return len && buf_append(b, data, len) < 0 ? -1 : 0;
+}
+
+int manager_exec_capture(struct manager *m, const char *name, const struct agent_exec_opts *x,
+                         size_t max, struct buf *out, struct buf *errout, bool *truncated,
+                         struct agent_exit *ret, struct ak_err *err)
+{
+        struct capture c = {out, errout, max, false};
+        struct agent_io io = {
+            .stdin_fd = -1, .signal_fd = -1, .tty_fd = -1, .on_output = capture_output, .ctx = &c};
+        int r = manager_exec(m, name, x, &io, ret, err);
+
+        if (truncated)
+                *truncated = c.truncated;
         return r;
 }

@@ -752,6 +752,19 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
         return r;
 }
 
+int manager_stats(struct manager *m, const struct sandbox_state *st, struct backend_stats *ret)
+{
+        cleanup_free char *run_dir = store_run_dir(m->store, st->name);
+        struct sandbox_ref ref = {st->name, st->uuid, run_dir};
+        const struct backend_ops *b;
+
+        if (!run_dir)
+                return -ENOMEM;
+        if (manager_backend(st, &b, NULL) < 0)
+                return -EOPNOTSUPP;
+        return backend_stats(b, &ref, ret);
+}
+
 void manager_sweep(struct manager *m)
 {
         const struct backend_ops *const *all = backend_all();

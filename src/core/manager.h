@@ -107,6 +107,12 @@ struct manager_write {
 };
 int manager_file_write(struct manager *m, const char *name, const char *path,
                        const struct manager_write *w, uint64_t *ret_size, struct ak_err *err);
+int manager_file_remove(struct manager *m, const char *name, const char *path, bool recursive,
+                        struct ak_err *err);
+/* manager_exec, collecting each stream (at most max bytes each; *truncated says if more came). */
+int manager_exec_capture(struct manager *m, const char *name, const struct agent_exec_opts *x,
+                         size_t max, struct buf *out, struct buf *errout, bool *truncated,
+                         struct agent_exit *ret, struct ak_err *err);
 /* The host-side policy check alone (audits a refusal). */
 int manager_check_command(const char *sandbox, const struct cmd_policy *p, char *const *argv,
                           struct ak_err *err);
@@ -186,6 +192,10 @@ enum resize_how { RESIZE_RECORDED, RESIZE_IN_PLACE, RESIZE_RESTARTED };
  * stopped and started again with its record (identity, expiry, metadata) kept. */
 int manager_resize(struct manager *m, const char *name, uint32_t vcpus, uint64_t memory_mb,
                    enum resize_how *ret_how, struct ak_err *err);
+
+/* Resource use of a running sandbox (its cgroups on native). -ESRCH when it is not running,
+ * -EOPNOTSUPP when its backend cannot tell. */
+int manager_stats(struct manager *m, const struct sandbox_state *st, struct backend_stats *ret);
 
 /* Removes leftovers of ephemeral runs whose starter was killed. */
 void manager_sweep(struct manager *m);

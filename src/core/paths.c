@@ -40,16 +40,15 @@ char *paths_user_dir(void)
         return strdup("/tmp/agentkernel");
 }
 
-int paths_agent_binary(char *out, size_t len, struct ak_err *err)
+int paths_helper(const char *name, const char *env_var, char *out, size_t len, struct ak_err *err)
 {
-        const char *env = secure_getenv("AGENTKERNEL_AGENT");
+        const char *env = secure_getenv(env_var);
         char exe[PATH_MAX];
         ssize_t n;
 
         if (env && *env) {
                 if (access(env, X_OK) < 0)
-                        return ak_err_set(err, errno, "AGENTKERNEL_AGENT '%s': %s", env,
-                                          strerror(errno));
+                        return ak_err_set(err, errno, "%s '%s': %s", env_var, env, strerror(errno));
                 (void)snprintf(out, len, "%s", env);
                 return 0;
         }
@@ -60,16 +59,20 @@ int paths_agent_binary(char *out, size_t len, struct ak_err *err)
                 slash = strrchr(exe, '/');
                 if (slash) {
                         *slash = '\0';
-                        (void)snprintf(out, len, "%s/agentkernel-agent", exe);
+                        (void)snprintf(out, len, "%s/%s", exe, name);
                         if (access(out, X_OK) == 0)
                                 return 0;
                 }
         }
-        (void)snprintf(out, len, "%s/agentkernel-agent", AK_LIBEXECDIR);
+        (void)snprintf(out, len, "%s/%s", AK_LIBEXECDIR, name);
         if (access(out, X_OK) == 0)
                 return 0;
         return ak_err_set(err, ENOENT,
-                          "agentkernel-agent not found next to this program or in %s; reinstall, "
-                          "or set AGENTKERNEL_AGENT",
-                          AK_LIBEXECDIR);
+                          "%s not found next to this program or in %s; reinstall, or set %s", name,
+                          AK_LIBEXECDIR, env_var);
+}
+
+int paths_agent_binary(char *out, size_t len, struct ak_err *err)
+{
+        return paths_helper("agentkernel-agent", "AGENTKERNEL_AGENT", out, len, err);
 }

@@ -15,5 +15,8 @@ char *paths_data_dir(void);
  * /tmp/agentkernel. malloc'd. */
 char *paths_user_dir(void);
 
+/* Finds a helper program: $env_var, next to this executable, or the libexec dir. */
+int paths_helper(const char *name, const char *env_var, char *out, size_t len, struct ak_err *err);
+
 /* Finds agentkernel-agent: $AGENTKERNEL_AGENT, next to this executable, or the libexec dir. */
 int paths_agent_binary(char *out, size_t len, struct ak_err *err);

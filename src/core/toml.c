@@ -19,6 +19,7 @@
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/macro.h"
+#include "shared/text-util.h"
 
 enum origin { ORIGIN_IMPLICIT, ORIGIN_DOTTED, ORIGIN_HEADER, ORIGIN_INLINE, ORIGIN_AOT };
 
@@ -1054,41 +1055,6 @@ static int parse_keyval(struct parser *p)
         r = set_key(p, p->cur, &k, v);
         key_free(&k);
         return r < 0 ? r : expect_eol(p);
-}
-
-/* Offset of the first byte that is not part of valid UTF-8, or len. */
-static size_t utf8_invalid_at(const unsigned char *s, size_t len)
-{
-        size_t i = 0;
-
-        while (i < len) {
-                unsigned c = s[i], n;
-                uint32_t cp;
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-                if (c >= 0xC2 && c <= 0xDF)
-                        n = 1, cp = c & 0x1F;
-                else if (c >= 0xE0 && c <= 0xEF)
-                        n = 2, cp = c & 0x0F;
-                else if (c >= 0xF0 && c <= 0xF4)
-                        n = 3, cp = c & 0x07;
-                else
-                        return i;
-                if (n >= len - i)
-                        return i;
-                for (unsigned k = 1; k <= n; k++) {
-                        if ((s[i + k] & 0xC0) != 0x80)
-                                return i;
-                        cp = (cp << 6) | (s[i + k] & 0x3F);
-                }
-                if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-                    (cp >= 0xD800 && cp <= 0xDFFF))
-                        return i;
-                i += n + 1;
-        }
-        return len;
 }
 
 int toml_parse(const char *text, size_t len, json_t **ret, struct ak_err *err)

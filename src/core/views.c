@@ -86,4 +86,3 @@ json_t *detached_json(const char *sandbox, const struct agent_detached *d)
                          status[d->status < 3 ? d->status : 2], "exit_code",
                          d->has_code ? json_integer(d->code) : json_null(), "started_at", started);
 }
-

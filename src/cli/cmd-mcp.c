@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: Apache-2.0
+/* `mcp-server`: MCP over stdio (see src/server/mcp.c). */
+#include <signal.h>
+
+#include "cli.h"
+#include "cmd.h"
+#include "server/mcp.h"
+
+int cmd_mcp_server(int argc, char **argv)
+{
+        struct cli_args a;
+        const struct cli_spec spec = {0};
+        struct manager *m;
+        int r = cli_parse(argc, argv, &spec, &a);
+
+        if (r)
+                return CLI_PARSE_EXIT(r);
+        m = cli_manager();
+        if (!m)
+                return EXIT_FAILURE_;
+        m->notify = NULL; /* stdout is the protocol's */
+        r = mcp_serve(m);
+        manager_free(m);
+        return r < 0 ? EXIT_FAILURE_ : EXIT_OK;
+}
