@@ -15,6 +15,7 @@
 #include "shared/cleanup.h"
 #include "shared/cmd-policy.h"
 #include "shared/json-util.h"
+#include "shared/time-util.h"
 
 static struct cmd_policy policy_of(const struct sandbox_state *st)
 {
@@ -51,6 +52,18 @@ static void audit_agent_refusal(const char *sandbox, const char *argv0, int r,
 {
         if (r == -EPERM)
                 audit_violation(sandbox, argv0, ak_err_msg(err));
+}
+
+/* Activity is recorded at most once a second per sandbox: lifecycle thresholds are whole
+ * seconds, and a busy sandbox would otherwise rewrite its record for every command. */
+static void touch_unless_recent(struct manager *m, const struct sandbox_state *st)
+{
+        int64_t last;
+
+        if (st->last_activity_at && parse_rfc3339(st->last_activity_at, &last) == 0 &&
+            now_realtime_ns() - last < NSEC_PER_SEC)
+                return;
+        (void)manager_touch(m, st->name);
 }
 
 enum exec_kind { EXEC_FOREGROUND, EXEC_ATTACH, EXEC_DETACH };
@@ -91,7 +104,7 @@ static int run_in(struct manager *m, const char *name, enum exec_kind kind,
                                            : json_null());
                 (void)audit_log(kind == EXEC_ATTACH ? "session_attached" : "command_executed", ev);
         }
-        (void)manager_touch(m, name);
+        touch_unless_recent(m, st);
         state_free(st);
         return r;
 }

@@ -799,6 +799,19 @@ static int running(struct api_ctx *c, const char *name, struct api_result *r)
         return 0;
 }
 
+/* manager_connect's errors in the API's words. */
+static int exec_failure(const char *name, const struct ak_err *err, struct api_result *r)
+{
+        if (err->code == ENOENT)
+                return api_fail(r, 404, "Sandbox '%s' not found", name);
+        if (err->code == ESRCH)
+                return api_fail(r, 409,
+                                "Sandbox '%s' is not running. Start it with: POST "
+                                "/sandboxes/%s/start",
+                                name, name);
+        return fail_err(r, err);
+}
+
 int api_exec(struct api_ctx *c, const char *name, json_t *body, struct api_result *r)
 {
         struct agent_exec_opts x;
@@ -807,11 +820,11 @@ int api_exec(struct api_ctx *c, const char *name, json_t *body, struct api_resul
         struct agent_exit ex = {0};
         struct ak_err err = {0};
 
-        if (running(c, name, r) < 0 || exec_request(c, body, &x, &argv, &env, r) < 0)
+        if (want_name(name, r) < 0 || exec_request(c, body, &x, &argv, &env, r) < 0)
                 return -1;
         if (manager_exec_capture(c->m, name, &x, API_OUTPUT_MAX, &out, &errout, NULL, &ex, &err) <
             0)
-                return fail_err(r, &err);
+                return exec_failure(name, &err, r);
         return command_reply(r, &ex, &out, &errout);
 }
 

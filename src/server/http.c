@@ -28,6 +28,7 @@
 #include "core/manager.h"
 #include "server/api.h"
 #include "server/metrics.h"
+#include "server/route.h"
 #include "server/worker.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
@@ -156,75 +157,6 @@ static const char *check_auth(struct MHD_Connection *c)
 }
 
 /* ---- routing ---- */
-
-#define SEGS_MAX 64
-
-struct route {
-        char *seg[SEGS_MAX];
-        size_t n;
-        char *path_rest; /* after ".../files/": the raw remainder */
-};
-
-static int split(char *url, struct route *rt)
-{
-        char *p = url;
-
-        rt->n = 0;
-        rt->path_rest = NULL;
-        while (*p) {
-                char *end;
-                while (*p == '/')
-                        p++;
-                if (!*p)
-                        break;
-                if (rt->n == SEGS_MAX)
-                        return -E2BIG;
-                /* a file path keeps its slashes */
-                if (rt->n == 3 && strcmp(rt->seg[0], "sandboxes") == 0 &&
-                    strcmp(rt->seg[2], "files") == 0) {
-                        rt->path_rest = p;
-                        return 0;
-                }
-                end = strchr(p, '/');
-                rt->seg[rt->n++] = p;
-                if (!end)
-                        break;
-                *end = '\0';
-                p = end + 1;
-        }
-        return 0;
-}
-
-static bool is(const struct route *rt, size_t i, const char *s)
-{
-        return i < rt->n && strcmp(rt->seg[i], s) == 0;
-}
-
-/* The route template for metrics: sandbox names, ids and paths folded. */
-static void route_template(const char *method, const struct route *rt, int status, char *out,
-                           size_t len)
-{
-        size_t o = 0;
-
-        (void)method;
-        out[0] = '\0';
-        if (status == 404 && rt->n == 0) {
-                (void)snprintf(out, len, "/");
-                return;
-        }
-        for (size_t i = 0; i < rt->n && o + 2 < len; i++) {
-                const char *s = rt->seg[i];
-                if (i > 0 && (is(rt, i - 1, "sandboxes") || is(rt, i - 1, "snapshots") ||
-                              is(rt, i - 1, "secrets") || is(rt, i - 1, "detached") ||
-                              is(rt, i - 1, "hooks") || is(rt, i - 1, "by-uuid")))
-                        s = is(rt, i, "by-uuid") ? "by-uuid" : ":name";
-                o += (size_t)snprintf(out + o, len - o, "/%s", s);
-        }
-        if (rt->path_rest && o + 8 < len)
-                o += (size_t)snprintf(out + o, len - o, "/files/:path");
-        if (!o)
-                (void)snprintf(out, len, "/");
-}
 
 struct label_ctx {
         json_t *filters;
@@ -485,38 +417,38 @@ static void dispatch(struct MHD_Connection *c, const char *method, struct route 
         cleanup_json json_t *body = NULL;
         const char *name = rt->n > 1 ? rt->seg[1] : NULL;
 
-        if (rt->n == 1 && get && is(rt, 0, "status")) {
+        if (rt->n == 1 && get && route_is(rt, 0, "status")) {
                 res->status = 200;
                 res->data = json_pack("{s:s,s:s,s:b}", "version", AK_VERSION, "backend",
                                       manager_backend_name(&(struct sandbox_state){0}),
                                       "api_key_configured", srv.n_keys > 0);
                 return;
         }
-        if (rt->n == 1 && get && is(rt, 0, "stats")) {
+        if (rt->n == 1 && get && route_is(rt, 0, "stats")) {
                 res->status = 200;
                 res->data = stats_json(ctx->m);
                 return;
         }
-        if (rt->n == 1 && post && is(rt, 0, "run")) {
+        if (rt->n == 1 && post && route_is(rt, 0, "run")) {
                 if (body_json(rq, false, &body, res) == 0)
                         (void)api_run(ctx, body, res);
                 return;
         }
-        if (rt->n == 2 && post && is(rt, 0, "batch") && is(rt, 1, "run")) {
+        if (rt->n == 2 && post && route_is(rt, 0, "batch") && route_is(rt, 1, "run")) {
                 if (body_json(rq, false, &body, res) == 0)
                         (void)api_batch_run(ctx, body, res);
                 return;
         }
-        if (rt->n == 1 && post && is(rt, 0, "gc")) {
+        if (rt->n == 1 && post && route_is(rt, 0, "gc")) {
                 (void)api_gc(ctx, res);
                 return;
         }
-        if (rt->n == 2 && post && is(rt, 0, "lifecycle") && is(rt, 1, "reconcile")) {
+        if (rt->n == 2 && post && route_is(rt, 0, "lifecycle") && route_is(rt, 1, "reconcile")) {
                 if (body_json(rq, true, &body, res) == 0)
                         (void)api_reconcile(ctx, body, res);
                 return;
         }
-        if (rt->n == 1 && get && is(rt, 0, "audit")) {
+        if (rt->n == 1 && get && route_is(rt, 0, "audit")) {
                 const char *last = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "last");
                 uint64_t n = 100;
                 if (last && (safe_atou64(last, &n) < 0 || n > 100000)) {
@@ -526,7 +458,7 @@ static void dispatch(struct MHD_Connection *c, const char *method, struct route 
                 (void)api_audit(ctx, (size_t)n, res);
                 return;
         }
-        if (!is(rt, 0, "sandboxes")) {
+        if (!route_is(rt, 0, "sandboxes")) {
                 api_fail(res, 404, "Not found");
                 return;
         }
@@ -546,7 +478,7 @@ static void dispatch(struct MHD_Connection *c, const char *method, struct route 
                 return;
         }
         /* by-uuid before {name}: "by-uuid" is a valid sandbox name */
-        if (rt->n == 3 && get && is(rt, 1, "by-uuid")) {
+        if (rt->n == 3 && get && route_is(rt, 1, "by-uuid")) {
                 (void)api_get_by_uuid(ctx, rt->seg[2], res);
                 return;
         }
@@ -562,7 +494,7 @@ static void dispatch(struct MHD_Connection *c, const char *method, struct route 
                         api_fail(res, 405, "Method not allowed");
                 return;
         }
-        if (rt->path_rest || (rt->n == 3 && is(rt, 2, "files"))) {
+        if (rt->path_rest || (rt->n == 3 && route_is(rt, 2, "files"))) {
                 char path[4096];
                 if (!rt->path_rest) {
                         if (post) {
@@ -618,23 +550,23 @@ static void dispatch(struct MHD_Connection *c, const char *method, struct route 
                         api_fail(res, 404, "Not found");
                 return;
         }
-        if (rt->n == 3 && get && is(rt, 2, "logs")) {
+        if (rt->n == 3 && get && route_is(rt, 2, "logs")) {
                 (void)api_logs(ctx, name, res);
                 return;
         }
-        if (rt->n == 4 && post && is(rt, 2, "exec") && is(rt, 3, "detach")) {
+        if (rt->n == 4 && post && route_is(rt, 2, "exec") && route_is(rt, 3, "detach")) {
                 if (body_json(rq, false, &body, res) == 0)
                         (void)api_exec_detach(ctx, name, body, res);
                 return;
         }
-        if (rt->n >= 4 && is(rt, 2, "exec") && is(rt, 3, "detached")) {
+        if (rt->n >= 4 && route_is(rt, 2, "exec") && route_is(rt, 3, "detached")) {
                 if (rt->n == 4 && get)
                         (void)api_detached_list(ctx, name, res);
                 else if (rt->n == 5 && get)
                         (void)api_detached_get(ctx, name, rt->seg[4], res);
                 else if (rt->n == 5 && del)
                         (void)api_detached_kill(ctx, name, rt->seg[4], res);
-                else if (rt->n == 6 && get && is(rt, 5, "logs")) {
+                else if (rt->n == 6 && get && route_is(rt, 5, "logs")) {
                         const char *st =
                             MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "stream");
                         (void)api_detached_logs(ctx, name, rt->seg[4], st && !strcmp(st, "stderr"),
@@ -700,23 +632,23 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 return MHD_YES;
         }
         path = strdup(url);
-        if (!path || split(path, &rt) < 0) {
+        if (!path || route_split(path, &rt) < 0) {
                 (void)snprintf(rq->route, sizeof(rq->route), "/");
                 return send_error(c, 404, "Not found");
         }
-        route_template(method, &rt, 0, rq->route, sizeof(rq->route));
+        route_template(&rt, rq->route, sizeof(rq->route));
         if (rq->too_large) {
                 status = 413;
                 r = send_error(c, 413, "Request body exceeds the 16 MiB limit");
                 goto out;
         }
-        if (rt.n == 1 && !strcmp(method, "GET") && is(&rt, 0, "health")) {
+        if (rt.n == 1 && !strcmp(method, "GET") && route_is(&rt, 0, "health")) {
                 status = 200;
                 r = send_text(c, 200, strdup("{\"success\":true,\"data\":\"ok\"}"),
                               "application/json");
                 goto out;
         }
-        if (rt.n == 1 && !strcmp(method, "GET") && is(&rt, 0, "metrics")) {
+        if (rt.n == 1 && !strcmp(method, "GET") && route_is(&rt, 0, "metrics")) {
                 struct manager *m = NULL;
                 status = 200;
                 if (manager_open(&m, NULL) < 0)
@@ -731,7 +663,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 r = send_error(c, 401, auth_error);
                 goto out;
         }
-        if (rt.n == 2 && !strcmp(method, "POST") && is(&rt, 0, "run") && is(&rt, 1, "stream")) {
+        if (rt.n == 2 && !strcmp(method, "POST") && route_is(&rt, 0, "run") &&
+            route_is(&rt, 1, "stream")) {
                 r = run_stream(c, rq, &status);
                 goto out;
         }
