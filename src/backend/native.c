@@ -326,11 +326,25 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                         ak_err_set(err, -r, "create '%s': %s", cfg->ref.run_dir, strerror(-r));
                         goto fail;
                 }
-                (void)snprintf(lock_path, sizeof(lock_path), "%s/%s.lock", cfg->ref.run_dir, cgid);
-                lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-                if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
-                        r = ak_err_set(err, errno, "lock '%s': %s", lock_path, strerror(errno));
-                        goto fail;
+                /* Locked under a name a sweep ignores, then renamed into place: a sweep never
+                 * sees the file unlocked, so it can neither take it for a dead run's nor make
+                 * our flock fail by probing it at the wrong moment. */
+                {
+                        char tmp[PATH_MAX];
+                        (void)snprintf(tmp, sizeof(tmp), "%s/.%s.lock", cfg->ref.run_dir, cgid);
+                        (void)snprintf(lock_path, sizeof(lock_path), "%s/%s.lock", cfg->ref.run_dir,
+                                       cgid);
+                        lock_fd =
+                            open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+                        if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0 ||
+                            rename(tmp, lock_path) < 0) {
+                                r = ak_err_set(err, errno, "lock '%s': %s", lock_path,
+                                               strerror(errno));
+                                if (lock_fd >= 0)
+                                        (void)unlink(tmp);
+                                lock_path[0] = '\0';
+                                goto fail;
+                        }
                 }
         }
         if (cgroup_detect(why, sizeof(why)) != CGROUP_NONE) {

@@ -31,10 +31,48 @@ enum {
 static const struct cli_spec one_name = {
     .min_pos = 1, .max_pos = 1, .missing = "a sandbox name is required"};
 
-/* Runs fn on a manager; prints its error with code on failure. */
 static struct manager *open_manager(void)
 {
         return cli_manager();
+}
+
+/* A verb on one sandbox: parses NAME and the verb's options, then runs op with a manager.
+ * EXIT_OK with *ret_name set, or the exit code after printing why. */
+struct one_op {
+        const struct option *longopts;
+        int (*on_opt)(int c, const char *arg, void *ctx);
+        void *opt_ctx;
+        int (*op)(struct manager *m, const char *name, void *ctx, struct ak_err *err);
+        void *op_ctx;
+        /* after parsing: a usage error (printed, non-zero) or 0 */
+        int (*check)(void *opt_ctx);
+};
+
+static int run_on_one(int argc, char **argv, const struct one_op *o, const char **ret_name)
+{
+        struct cli_spec spec = one_name;
+        struct cli_args a;
+        struct ak_err err = {0};
+        struct manager *m;
+        int r;
+
+        spec.longopts = o->longopts;
+        spec.on_opt = o->on_opt;
+        spec.ctx = o->opt_ctx;
+        r = cli_parse(argc, argv, &spec, &a);
+        if (r)
+                return CLI_PARSE_EXIT(r);
+        if (o->check && (r = o->check(o->opt_ctx)) != 0)
+                return r;
+        m = open_manager();
+        if (!m)
+                return EXIT_FAILURE_;
+        r = o->op(m, a.pos[0], o->op_ctx, &err);
+        manager_free(m);
+        if (r < 0)
+                return cli_fail(&err, EXIT_FAILURE_);
+        *ret_name = a.pos[0];
+        return EXIT_OK;
 }
 
 static int opt_duration(const char *arg, uint64_t *ret)
@@ -52,33 +90,29 @@ static int extend_opt(int c, const char *arg, void *ctx)
         return c == OPT_BY ? opt_duration(arg, ctx) : EXIT_USAGE;
 }
 
+struct extend_ctx {
+        uint64_t by;
+        char expiry[RFC3339_MAX];
+};
+
+static int extend_op(struct manager *m, const char *name, void *ctx, struct ak_err *err)
+{
+        struct extend_ctx *e = ctx;
+        return manager_extend_ttl(m, name, e->by, e->expiry, err);
+}
+
 int cmd_extend_ttl(int argc, char **argv)
 {
         static const struct option longopts[] = {{"by", required_argument, NULL, OPT_BY},
                                                  {NULL, 0, NULL, 0}};
-        uint64_t by = 3600;
-        struct cli_spec spec = one_name;
-        struct cli_args a;
-        struct ak_err err = {0};
-        char expiry[RFC3339_MAX];
-        struct manager *m;
-        int r;
+        struct extend_ctx e = {.by = 3600};
+        const struct one_op o = {longopts, extend_opt, &e.by, extend_op, &e, NULL};
+        const char *name;
+        int r = run_on_one(argc, argv, &o, &name);
 
-        spec.longopts = longopts;
-        spec.on_opt = extend_opt;
-        spec.ctx = &by;
-        r = cli_parse(argc, argv, &spec, &a);
-        if (r)
-                return CLI_PARSE_EXIT(r);
-        m = open_manager();
-        if (!m)
-                return EXIT_FAILURE_;
-        r = manager_extend_ttl(m, a.pos[0], by, expiry, &err);
-        manager_free(m);
-        if (r < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
-        printf("Sandbox '%s' now expires at %s\n", a.pos[0], expiry);
-        return EXIT_OK;
+        if (r == EXIT_OK)
+                printf("Sandbox '%s' now expires at %s\n", name, e.expiry);
+        return r;
 }
 
 /* ---- gc ---- */
@@ -211,53 +245,40 @@ static int reason_opt(int c, const char *arg, void *ctx)
         return 0;
 }
 
+static int archive_op(struct manager *m, const char *name, void *ctx, struct ak_err *err)
+{
+        return manager_archive(m, name, *(const char **)ctx, err);
+}
+
 int cmd_archive(int argc, char **argv)
 {
         static const struct option longopts[] = {{"reason", required_argument, NULL, OPT_REASON},
                                                  {NULL, 0, NULL, 0}};
-        const char *reason = NULL;
-        struct cli_spec spec = one_name;
-        struct cli_args a;
-        struct ak_err err = {0};
-        struct manager *m;
-        int r;
+        const char *reason = NULL, *name;
+        const struct one_op o = {longopts, reason_opt, &reason, archive_op, &reason, NULL};
+        int r = run_on_one(argc, argv, &o, &name);
 
-        spec.longopts = longopts;
-        spec.on_opt = reason_opt;
-        spec.ctx = &reason;
-        r = cli_parse(argc, argv, &spec, &a);
-        if (r)
-                return CLI_PARSE_EXIT(r);
-        m = open_manager();
-        if (!m)
-                return EXIT_FAILURE_;
-        r = manager_archive(m, a.pos[0], reason, &err);
-        manager_free(m);
-        if (r < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
-        printf("Archived sandbox '%s' (recover it with: %s recover %s)\n", a.pos[0], cli_prog,
-               a.pos[0]);
-        return EXIT_OK;
+        if (r == EXIT_OK)
+                printf("Archived sandbox '%s' (recover it with: %s recover %s)\n", name, cli_prog,
+                       name);
+        return r;
+}
+
+static int recover_op(struct manager *m, const char *name, void *ctx, struct ak_err *err)
+{
+        (void)ctx;
+        return manager_recover(m, name, err);
 }
 
 int cmd_recover(int argc, char **argv)
 {
-        struct cli_args a;
-        struct ak_err err = {0};
-        struct manager *m;
-        int r = cli_parse(argc, argv, &one_name, &a);
+        const struct one_op o = {NULL, NULL, NULL, recover_op, NULL, NULL};
+        const char *name;
+        int r = run_on_one(argc, argv, &o, &name);
 
-        if (r)
-                return CLI_PARSE_EXIT(r);
-        m = open_manager();
-        if (!m)
-                return EXIT_FAILURE_;
-        r = manager_recover(m, a.pos[0], &err);
-        manager_free(m);
-        if (r < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
-        printf("Recovered sandbox '%s'\n", a.pos[0]);
-        return EXIT_OK;
+        if (r == EXIT_OK)
+                printf("Recovered sandbox '%s'\n", name);
+        return r;
 }
 
 /* ---- resize ---- */
@@ -265,6 +286,7 @@ int cmd_recover(int argc, char **argv)
 struct resize_flags {
         uint32_t cpus;
         uint64_t memory;
+        enum resize_how how;
 };
 
 static int resize_opt(int c, const char *arg, void *ctx)
@@ -285,6 +307,19 @@ static int resize_opt(int c, const char *arg, void *ctx)
         return EXIT_USAGE;
 }
 
+static int resize_op(struct manager *m, const char *name, void *ctx, struct ak_err *err)
+{
+        struct resize_flags *f = ctx;
+        return manager_resize(m, name, f->cpus, f->memory, &f->how, err);
+}
+
+static int resize_check(void *ctx)
+{
+        const struct resize_flags *f = ctx;
+        return f->cpus || f->memory ? 0
+                                    : cli_usage_error(cli_current, "give --cpus and/or --memory");
+}
+
 int cmd_resize(int argc, char **argv)
 {
         static const struct option longopts[] = {{"cpus", required_argument, NULL, OPT_CPUS},
@@ -293,31 +328,14 @@ int cmd_resize(int argc, char **argv)
                                                  {NULL, 0, NULL, 0}};
         static const char *const how_text[] = {"recorded (applies at the next start)",
                                                "applied in place", "applied by a restart"};
-        struct resize_flags f = {0, 0};
-        struct cli_spec spec = one_name;
-        enum resize_how how;
-        struct cli_args a;
-        struct ak_err err = {0};
-        struct manager *m;
-        int r;
+        struct resize_flags f = {0, 0, RESIZE_RECORDED};
+        const struct one_op o = {longopts, resize_opt, &f, resize_op, &f, resize_check};
+        const char *name;
+        int r = run_on_one(argc, argv, &o, &name);
 
-        spec.longopts = longopts;
-        spec.on_opt = resize_opt;
-        spec.ctx = &f;
-        r = cli_parse(argc, argv, &spec, &a);
-        if (r)
-                return CLI_PARSE_EXIT(r);
-        if (!f.cpus && !f.memory)
-                return cli_usage_error(cli_current, "give --cpus and/or --memory");
-        m = open_manager();
-        if (!m)
-                return EXIT_FAILURE_;
-        r = manager_resize(m, a.pos[0], f.cpus, f.memory, &how, &err);
-        manager_free(m);
-        if (r < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
-        printf("Resized sandbox '%s': %s\n", a.pos[0], how_text[how]);
-        return EXIT_OK;
+        if (r == EXIT_OK)
+                printf("Resized sandbox '%s': %s\n", name, how_text[f.how]);
+        return r;
 }
 
 /* ---- update (upstream's PATCH /sandboxes/{name}) ---- */

@@ -283,6 +283,7 @@ int sandbox_flags_config(struct sandbox_flags *f)
         if (!f->o.agent)
                 f->o.agent = c->agent;
         f->o.init_script = c->init_script;
+        f->o.seccomp = c->seccomp;
         f->o.files = c->files;
         f->o.n_files = c->n_files;
         f->policy =

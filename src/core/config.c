@@ -16,6 +16,7 @@
 #include "core/agents.h"
 #include "core/profile.h"
 #include "core/toml.h"
+#include "runtime/seccomp.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/cmd-policy.h"
@@ -260,6 +261,15 @@ static int apply_security(struct ctx *x, json_t *t)
         }
         if (json_object_get(t, "transport"))
                 warn(x->c, "[security.transport] is not supported by this version (ignored)");
+        if (x->c->seccomp) {
+                enum seccomp_profile sp;
+                if (seccomp_profile_from_name(x->c->seccomp, &sp) < 0)
+                        return ak_err_set(x->err, EINVAL,
+                                          "[security] seccomp: '%s' is not a filter this version "
+                                          "has (default, moderate, restrictive; custom JSON "
+                                          "profiles are not supported)",
+                                          x->c->seccomp);
+        }
         if (x->c->profile && !profile_get(x->c->profile))
                 return ak_err_set(x->err, EINVAL,
                                   "[security] profile: '%s' is not permissive, moderate or "

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "core/manager.h"
+#include "core/profile.h"
 #include "shared/time-util.h"
 
 /* Shared run directory of ephemeral sandboxes (not a valid sandbox name: no clash). */
@@ -18,6 +19,7 @@ struct start_plan {
         char *run_dir;
         char **env;
         struct port_spec *ports;
+        struct profile profile; /* the sandbox's profile, with its seccomp filter override */
         struct bind_mount *binds;
         char (*bind_paths)[2][4096]; /* host path and sandbox path of each bind */
 };

@@ -151,7 +151,13 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
         p->cfg.vcpus = st->vcpus ? st->vcpus : DEFAULT_VCPUS;
         p->cfg.memory_mb = st->memory_mb;
         p->cfg.id_slot = st->vsock_cid;
-        p->cfg.profile = prof;
+        p->profile = *prof;
+        if (st->seccomp && seccomp_profile_from_name(st->seccomp, &p->profile.seccomp) < 0) {
+                start_plan_free(p);
+                return ak_err_set(err, EINVAL, "sandbox '%s' names an unknown seccomp filter '%s'",
+                                  st->name, st->seccomp);
+        }
+        p->cfg.profile = &p->profile;
         p->cfg.network = st->network >= 0 ? st->network : prof->network;
         p->cfg.workspace =
             (st->mount_cwd >= 0 ? st->mount_cwd : prof->mount_cwd) ? st->work_dir : NULL;
@@ -218,6 +224,11 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                 return r;
         if ((r = validate_volumes(o->volumes, err)) < 0)
                 return r;
+        if (o->seccomp) {
+                enum seccomp_profile sp;
+                if (seccomp_profile_from_name(o->seccomp, &sp) < 0)
+                        return ak_err_set(err, EINVAL, "unknown seccomp filter '%s'", o->seccomp);
+        }
         if (o->vcpus > 64)
                 return ak_err_set(err, EINVAL, "vcpus must be between 1 and 64");
         if (o->memory_mb && (o->memory_mb < 16 || o->memory_mb > (1u << 20)))
@@ -274,6 +285,8 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                 st->commands.allowlist_only = o->commands->allowlist_only;
         }
         if (o->init_script && state_set_str(&st->init_script, o->init_script) < 0)
+                goto oom;
+        if (o->seccomp && state_set_str(&st->seccomp, o->seccomp) < 0)
                 goto oom;
         if (o->volumes) {
                 strv_free(st->volumes);

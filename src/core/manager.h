@@ -58,6 +58,7 @@ struct create_opts {
         const struct inject_file *files;   /* copied in after every start */
         size_t n_files;
         char *const *volumes; /* "slug:/path[:ro]" of existing volumes */
+        const char *seccomp;  /* seccomp filter overriding the profile's, or NULL */
 };
 
 /* Validates and records a new sandbox (not started). */

@@ -127,6 +127,7 @@ void state_free(struct sandbox_state *s)
                 free(s->files[i].dest);
         }
         free(s->files);
+        free(s->seccomp);
         json_decref(s->extra);
         json_decref(s->ext_extra);
         free(s);
@@ -431,7 +432,8 @@ static int parse_ext(json_t *root, struct sandbox_state *s, struct ak_err *err)
             (r = get_tristate(x, "mount_cwd", &s->mount_cwd, err)) < 0 ||
             (r = get_opt_str(x, "work_dir", &s->work_dir, err)) < 0 ||
             (r = get_strv(x, "env", &s->env, err)) < 0 || (r = parse_commands(x, s, err)) < 0 ||
-            (r = parse_files(x, s, err)) < 0)
+            (r = parse_files(x, s, err)) < 0 ||
+            (r = get_opt_str(x, "seccomp", &s->seccomp, err)) < 0)
                 return r < 0 && err && err->code ? ak_err_prefix(err, STATE_EXT_KEY) : r;
         json_object_foreach (x, k, v) {
                 if (!in_list(k, ext_known_keys, ARRAY_SIZE(ext_known_keys)) &&
@@ -623,6 +625,8 @@ int state_format(const struct sandbox_state *s, char **ret)
                 json_object_set_new(c, "allowlist_only", json_boolean(s->commands.allowlist_only));
                 json_object_set_new(ext, "commands", c);
         }
+        if (s->seccomp)
+                json_object_set_new(ext, "seccomp", json_string(s->seccomp));
         if (s->n_files) {
                 json_t *a = json_array();
                 for (size_t i = 0; a && i < s->n_files; i++)

@@ -85,6 +85,7 @@ struct sandbox_state {
         } commands; /* command policy ([security.commands]) */
         struct inject_file *files;
         size_t n_files;
+        char *seccomp; /* seccomp filter overriding the profile's ([security] seccomp), or NULL */
 
         json_t *extra;     /* unknown top-level keys, kept verbatim */
         json_t *ext_extra; /* unknown keys inside "x_agentkernel" */

@@ -265,30 +265,33 @@ static int parse_escape(struct parser *p, struct buf *b)
         }
 }
 
-/* The opening delimiter has been consumed. */
-static int parse_basic(struct parser *p, struct buf *b, bool multi)
+/* A string's body after its opening delimiter: quote is '"' (basic: escapes) or '\'' (literal:
+ * none); multi for the triple-quoted forms. */
+static int parse_string_body(struct parser *p, struct buf *b, char quote, bool multi)
 {
+        const char triple[4] = {quote, quote, quote, '\0'};
+
         if (multi)
                 (void)eat_newline(p); /* a newline right after the delimiter is trimmed */
         for (;;) {
                 int c = peek(p);
                 if (c < 0)
                         return fail(p, "unterminated string");
-                if (multi && starts(p, "\"\"\"")) {
+                if (multi && starts(p, triple)) {
                         /* up to two quotes may end the content: """a"""" is a" */
                         size_t extra = 0;
-                        while (extra < 2 && peek_at(p, 3 + extra) == '"')
+                        while (extra < 2 && peek_at(p, 3 + extra) == quote)
                                 extra++;
-                        if (buf_append(b, "\"\"", extra) < 0)
+                        if (buf_append(b, triple, extra) < 0)
                                 return oom(p);
                         p->pos += 3 + extra;
                         return 0;
                 }
-                if (!multi && c == '"') {
+                if (!multi && c == quote) {
                         p->pos++;
                         return 0;
                 }
-                if (c == '\\') {
+                if (quote == '"' && c == '\\') {
                         p->pos++;
                         if (multi) {
                                 /* line-ending backslash: drop whitespace and newlines after it */
@@ -324,57 +327,21 @@ static int parse_basic(struct parser *p, struct buf *b, bool multi)
         }
 }
 
-static int parse_literal(struct parser *p, struct buf *b, bool multi)
-{
-        if (multi)
-                (void)eat_newline(p);
-        for (;;) {
-                int c = peek(p);
-                if (c < 0)
-                        return fail(p, "unterminated string");
-                if (multi && starts(p, "'''")) {
-                        size_t extra = 0;
-                        while (extra < 2 && peek_at(p, 3 + extra) == '\'')
-                                extra++;
-                        if (buf_append(b, "''", extra) < 0)
-                                return oom(p);
-                        p->pos += 3 + extra;
-                        return 0;
-                }
-                if (!multi && c == '\'') {
-                        p->pos++;
-                        return 0;
-                }
-                if (multi && (c == '\n' || (c == '\r' && peek_at(p, 1) == '\n'))) {
-                        if (buf_append(b, "\n", 1) < 0)
-                                return oom(p);
-                        (void)eat_newline(p);
-                        continue;
-                }
-                if (is_control(c))
-                        return fail(p, c == '\n' ? "newline in a single-line string"
-                                                 : "control character in a string");
-                if (buf_append(b, p->s + p->pos, 1) < 0)
-                        return oom(p);
-                p->pos++;
-        }
-}
-
 /* Any string at the current position into b (NUL-terminated; b->len excludes the NUL). */
 static int parse_string_into(struct parser *p, struct buf *b, bool allow_multi)
 {
         int r;
 
         if (starts(p, "\"\"\"") || starts(p, "'''")) {
-                bool basic = peek(p) == '"';
+                char quote = (char)peek(p);
                 if (!allow_multi)
                         return fail(p, "a key cannot be a multi-line string");
                 p->pos += 3;
-                r = basic ? parse_basic(p, b, true) : parse_literal(p, b, true);
+                r = parse_string_body(p, b, quote, true);
         } else {
-                bool basic = peek(p) == '"';
+                char quote = (char)peek(p);
                 p->pos++;
-                r = basic ? parse_basic(p, b, false) : parse_literal(p, b, false);
+                r = parse_string_body(p, b, quote, false);
         }
         if (r < 0)
                 return r;

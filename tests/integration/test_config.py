@@ -194,3 +194,17 @@ def test_run_checks_the_policy_before_starting(ak, proj):
     res = ak("run", "--", "wget", cwd=proj)
     assert res.rc == 126 and "blocked" in res.stderr
     assert ak("run", "--", "true", cwd=proj).rc == 0
+
+
+def test_seccomp_filter_from_the_file(ak, proj):
+    write(proj, '[sandbox]\nname = "sc"\n[security]\nnetwork = false\nseccomp = "restrictive"\n')
+    assert ak("create", cwd=proj).rc == 0
+    assert ak.state("sc")["x_agentkernel"]["seccomp"] == "restrictive"
+    # ioprio_set is outside the restrictive allow-list, allowed by moderate's deny-list filter
+    res = ak("exec", "sc", "--", "ionice", "-c", "3", "true")
+    assert res.rc != 0 and "not permitted" in res.stderr, res
+    assert ak("create", "plain", "--no-network", "--no-config").rc == 0
+    assert ak("exec", "plain", "--", "ionice", "-c", "3", "true").rc == 0
+    write(proj, '[security]\nseccomp = "/etc/custom.json"\n')
+    res = ak("create", "x", "--no-start", cwd=proj)
+    assert res.rc == 2 and "custom JSON" in res.stderr
