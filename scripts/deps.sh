@@ -6,12 +6,12 @@
 set -euo pipefail
 
 # e2fsprogs: mkfs.ext4 for sized volumes; libmicrohttpd12: `serve`
-runtime=(slirp4netns iproute2 util-linux procps e2fsprogs libmicrohttpd12)
+runtime=(slirp4netns iproute2 util-linux procps e2fsprogs libmicrohttpd12 libcurl4 libarchive13 ca-certificates)
 build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev libmd-dev
-        libmicrohttpd-dev)
+        libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev)
 # nodejs: the official SDKs' tests (npm comes with nodesource builds, separately in Debian's)
 tests=(python3-pytest bubblewrap time clang-format valgrind golang-github-burntsushi-toml-dev
-        nodejs)
+        nodejs docker-registry skopeo umoci apache2-utils busybox-static)
 
 want=("${runtime[@]}")
 if [[ "${1:-}" != "--runtime-only" ]]; then

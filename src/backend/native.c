@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend/native-image.h"
 #include "core/backend.h"
 #include "core/paths.h"
 #include "proc-util.h"
@@ -55,6 +56,8 @@ struct native_session {
         int sync_fd;
         int lock_fd; /* held while the ephemeral cgroup is ours */
         char lock_path[PATH_MAX];
+        int image_lock_fd; /* the image store's shared lock, or -1 */
+        char rootfs[PATH_MAX]; /* the image's private upper layer, or "" */
         struct cgroup_set cg;
 };
 
@@ -221,15 +224,18 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         const char *argv[16];
         uint32_t slot = cfg->id_slot;
         bool cgroups_made = false;
+        struct native_image img = {.lock_fd = -1};
+        bool oci = !streq(cfg->image, "host");
+        char rootfs[PATH_MAX] = "";
+        const char *workdir = cfg->workspace ? "/workspace" : "/";
         size_t n = 0;
         int r;
 
-        if (!streq(cfg->image, "host"))
-                return ak_err_set(
-                    err, ENOTSUP,
-                    "the native backend runs only the 'host' image so far; image '%s' "
-                    "needs OCI image support (not implemented yet)",
-                    cfg->image);
+        if (oci && geteuid() != 0)
+                return ak_err_set(err, ENOTSUP,
+                                  "image '%s': OCI images on the native backend need root for now "
+                                  "(rootless runs use the 'host' image)",
+                                  cfg->image);
         if (cfg->ephemeral) {
                 uint32_t rnd;
                 random_bytes(&rnd, sizeof(rnd));
@@ -263,7 +269,21 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         }
 
         /* Everything the child will need, prepared here (it must not allocate). */
-        r = rootfs_plan_host(&ro, &plan);
+        (void)snprintf(cgid, sizeof(cgid), "%s%s", cfg->ephemeral ? "run-" : "", cfg->ref.uuid);
+        if (oci) {
+                r = native_image_open(cfg->image, &img, err);
+                if (r < 0)
+                        goto fail;
+                if (!cfg->workspace && img.workdir && img.workdir[0] == '/')
+                        workdir = img.workdir;
+                if (cfg->ephemeral)
+                        (void)snprintf(rootfs, sizeof(rootfs), "%s/%s.rootfs", cfg->ref.run_dir,
+                                       cgid);
+                else
+                        (void)snprintf(rootfs, sizeof(rootfs), "%s/rootfs", cfg->ref.run_dir);
+        }
+        r = oci ? rootfs_plan_image(&ro, img.lowers, rootfs, img.workdir, &plan)
+                : rootfs_plan_host(&ro, &plan);
         if (r < 0) {
                 ak_err_set(err, -r, "building the root filesystem plan: %s", strerror(-r));
                 goto fail;
@@ -294,7 +314,12 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                         goto fail;
                 }
         }
-        envp = agent_env(cfg->env);
+        if (oci) {
+                cleanup_strv char **merged = native_image_env(&img, cfg->env);
+                envp = merged ? agent_env(merged) : NULL;
+        } else {
+                envp = agent_env(cfg->env);
+        }
         if (!envp) {
                 r = ak_err_set(err, ENOMEM, "out of memory");
                 goto fail;
@@ -310,14 +335,13 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         argv[n++] = "--caps";
         argv[n++] = caps;
         argv[n++] = "--workdir";
-        argv[n++] = cfg->workspace ? "/workspace" : "/";
+        argv[n++] = workdir;
         if (hold[1] >= 0) {
                 argv[n++] = "--hold-fd";
                 argv[n++] = "6";
         }
         argv[n] = NULL;
 
-        (void)snprintf(cgid, sizeof(cgid), "%s%s", cfg->ephemeral ? "run-" : "", cfg->ref.uuid);
         if (cfg->ephemeral) {
                 /* An ephemeral cgroup has no record; a lock file held for its lifetime tells a
                  * later sweep whether its owner is still alive. */
@@ -354,6 +378,13 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 cgroups_made = true;
         }
         test_hook("native-cgroup-created");
+        if (oci) {
+                /* After the lock file: a sweep removes an ephemeral rootfs only unlocked. */
+                uint32_t base = ID_RANGE_BASE + slot * ID_RANGE_SIZE;
+                r = native_image_upper(rootfs, base, base, err);
+                if (r < 0)
+                        goto fail;
+        }
         cgroup_procs_files(&cg, procs_buf, procs, ARRAY_SIZE(procs));
 
         {
@@ -364,8 +395,9 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                     .host_uid = geteuid(),
                     .host_gid = getegid(),
                     .hostname = "agentkernel",
+                    .read_only_root = p->read_only_root,
                     .plan = &plan,
-                    .workdir = cfg->workspace ? "/workspace" : "/",
+                    .workdir = workdir,
                     .cgroup_procs = procs,
                     .seccomp = &filter,
                     .agent_caps = profile_agent_caps() | p->caps,
@@ -421,6 +453,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 s->cg = cg;
                 s->lock_fd = TAKE_FD(lock_fd);
                 memcpy(s->lock_path, lock_path, sizeof(lock_path));
+                s->image_lock_fd = TAKE_FD(img.lock_fd);
+                memcpy(s->rootfs, rootfs, sizeof(rootfs));
                 ret_session->chan_fd = TAKE_FD(peer);
                 ret_session->priv = s;
         } else {
@@ -442,6 +476,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 }
         }
         mount_plan_free(&plan);
+        native_image_close(&img);
         return 0;
 
 fail:
@@ -461,6 +496,9 @@ fail_committed:
                 (void)cgroup_destroy(&cg, NULL);
         if (!cfg->ephemeral)
                 (void)rm_rf_at(AT_FDCWD, cfg->ref.run_dir);
+        else if (rootfs[0])
+                (void)rm_rf_at(AT_FDCWD, rootfs);
+        native_image_close(&img);
         if (lock_fd >= 0) {
                 (void)unlink(lock_path);
                 close(lock_fd);
@@ -491,6 +529,10 @@ static int native_finish(struct backend_session *bs)
         if (s->sync_fd >= 0)
                 close(s->sync_fd);
         (void)cgroup_destroy(&s->cg, NULL);
+        if (s->rootfs[0])
+                (void)rm_rf_at(AT_FDCWD, s->rootfs);
+        if (s->image_lock_fd >= 0)
+                close(s->image_lock_fd);
         if (s->lock_fd >= 0) {
                 (void)unlink(s->lock_path);
                 close(s->lock_fd);
@@ -614,7 +656,24 @@ static void native_sweep(const char *ephemeral_dir)
                 id[len - 5] = '\0';
                 if (cgroup_paths(id, &cg) == 0 && cgroup_destroy(&cg, NULL) < 0)
                         continue;
+                {
+                        char rootfs[128];
+                        (void)snprintf(rootfs, sizeof(rootfs), "%s.rootfs", id);
+                        (void)rm_rf_at(dirfd(d), rootfs);
+                }
                 (void)unlinkat(dirfd(d), de->d_name, 0);
+        }
+        /* An image rootfs whose lock file is gone lost its run (the lock is made first). */
+        rewinddir(d);
+        while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                char lock[128];
+                if (len < 11 || len > 100 || strncmp(de->d_name, "run-", 4) != 0 ||
+                    !streq(de->d_name + len - 7, ".rootfs"))
+                        continue;
+                (void)snprintf(lock, sizeof(lock), "%.*s.lock", (int)(len - 7), de->d_name);
+                if (faccessat(dirfd(d), lock, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+                        (void)rm_rf_at(dirfd(d), de->d_name);
         }
         closedir(d);
 }

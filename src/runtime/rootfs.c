@@ -311,3 +311,37 @@ int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *p)
                                    0755, 0);
         return r;
 }
+
+int rootfs_plan_image(const struct rootfs_opts *o, const char *lowers, const char *layer_dir,
+                      const char *workdir, struct mount_plan *p)
+{
+        static const struct {
+                const char *path, *content;
+        } etc[] = {
+            {"/etc/hostname", "agentkernel\n"},
+            {"/etc/hosts", "127.0.0.1\tlocalhost agentkernel\n"
+                           "::1\tlocalhost ip6-localhost ip6-loopback\n"},
+        };
+        int r;
+
+        /* The image, writable through a private upper layer, becomes the root; everything
+         * else is mounted on top of it. */
+        r = mount_plan_add(p, MOP_OVERLAY, lowers, "/", layer_dir, 0, MOP_IDMAP);
+        if (r >= 0)
+                r = mount_plan_add(p, MOP_MKDIR, NULL, "/etc", NULL, 0755, MOP_OPTIONAL);
+        for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(etc) + 1; i++) {
+                const char *path = i < ARRAY_SIZE(etc) ? etc[i].path : "/etc/resolv.conf";
+                const char *text = i < ARRAY_SIZE(etc) ? etc[i].content : o->resolv_conf;
+                if (!text)
+                        continue;
+                /* The image's own file may be a symlink (to /run/...): replaced, not followed. */
+                r = mount_plan_add_file(p, path, text, 0644);
+                if (r >= 0)
+                        p->ops[p->n - 1].flags |= MOP_REPLACE;
+        }
+        if (r >= 0)
+                r = rootfs_plan_common(o, p);
+        if (r >= 0 && workdir && *workdir == '/')
+                r = mount_plan_add(p, MOP_MKDIR, NULL, workdir, NULL, 0755, MOP_OPTIONAL);
+        return r;
+}

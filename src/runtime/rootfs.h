@@ -27,5 +27,11 @@ struct rootfs_opts {
 /* Appends the `host` image to plan. */
 int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *plan);
 
+/* Appends an OCI image: overlayfs over `lowers` (store layer dirs, top first, ':'-separated)
+ * with the upper and work dirs in layer_dir, then the common mounts; workdir (the image's
+ * WorkingDir, may be NULL) is created when the image lacks it. Rootful only. */
+int rootfs_plan_image(const struct rootfs_opts *o, const char *lowers, const char *layer_dir,
+                      const char *workdir, struct mount_plan *plan);
+
 /* Appends /dev, /proc, /tmp, /run and the workspace: the part shared by every image. */
 int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *plan);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <sched.h>
@@ -262,8 +263,12 @@ static void run_op(const struct mount_op *op, int errfd)
 
         switch (op->type) {
         case MOP_MKDIR:
-                if (mkdir(dst, op->mode) < 0 && errno != EEXIST)
-                        die(errfd, "mkdir", op->dst, errno);
+                if (mkdir(dst, op->mode) < 0) {
+                        if (errno != EEXIST)
+                                die(errfd, "mkdir", op->dst, errno);
+                        if (op->flags & MOP_OPTIONAL)
+                                return;
+                }
                 if (chmod(dst, op->mode) < 0)
                         die(errfd, "chmod", op->dst, errno);
                 return;
@@ -327,7 +332,11 @@ static void run_op(const struct mount_op *op, int errfd)
                         die(errfd, "symlink", op->dst, errno);
                 return;
         case MOP_FILE: {
-                int fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, op->mode);
+                int fd;
+                if ((op->flags & MOP_REPLACE) && unlink(dst) < 0 && errno != ENOENT &&
+                    errno != EISDIR)
+                        die(errfd, "replace", op->dst, errno);
+                fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, op->mode);
                 if (fd < 0)
                         die(errfd, "create", op->dst, errno);
                 r = write_all(fd, op->src, op->len);
@@ -379,6 +388,11 @@ static void run_op(const struct mount_op *op, int errfd)
                 if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
                           "size=0,mode=0555") < 0)
                         die(errfd, "mask", op->dst, errno);
+                return;
+        case MOP_OVERLAY:
+                if (!(op->flags & MOP_IDMAP))
+                        die(errfd, "image root filesystems need root for now", op->dst, EPERM);
+                attach_prepared(op, dst, errfd);
                 return;
         default:
                 die(errfd, "unknown mount op", op->dst, EINVAL);
@@ -495,9 +509,13 @@ static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int
                 die(errfd, "detach host root", NULL, errno);
         if (chdir("/") < 0)
                 die(errfd, "chdir", "/", errno);
-        r = remount_ro("/", MS_NOSUID | MS_NODEV);
-        if (r < 0)
-                die(errfd, "remount root read-only", NULL, -r);
+        /* An image's root stays writable (its private upper layer) unless the profile says
+         * otherwise; the `host` image's root is a scaffold of mount points, always read-only. */
+        if (!(s->plan->n && s->plan->ops[0].type == MOP_OVERLAY) || s->read_only_root) {
+                r = remount_ro("/", MS_NOSUID | MS_NODEV);
+                if (r < 0)
+                        die(errfd, "remount root read-only", NULL, -r);
+        }
 
         /* 8. Identity and network: our hostname, loopback up, nothing else. */
         if (sethostname(s->hostname, strlen(s->hostname)) < 0)
@@ -614,6 +632,78 @@ static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_
         return fd;
 }
 
+/* A detached overlayfs for MOP_OVERLAY: each lower layer an idmapped, read-only detached mount
+ * handed to overlayfs by fd (Linux 6.8+: no path to the idmapped layers exists anywhere), the
+ * upper and work directories private to this sandbox. Files of the layers (owned by 0..65535
+ * in the store) appear with the sandbox's ids; copy-ups land in upper with those ids. */
+static int prepare_overlay(const struct mount_op *op, int userns_fd, struct ak_err *err)
+{
+        struct mount_attr attr = {
+            .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            .userns_fd = (uint64_t)userns_fd,
+        };
+        char path[PATH_MAX];
+        const char *p = op->src;
+        /* The detached layers must live until the overlay is created: closing one dissolves it. */
+        int layer_fds[OVERLAY_MAX_LOWER];
+        size_t n_fds = 0;
+        int fs, mnt = -1, r = 0;
+
+        fs = fsopen("overlay", FSOPEN_CLOEXEC);
+        if (fs < 0)
+                return ak_err_set(err, errno, "overlayfs is not available: %s", strerror(errno));
+        for (size_t n = 0; *p && r >= 0; n++) {
+                const char *e = strchr(p, ':');
+                size_t len = e ? (size_t)(e - p) : strlen(p);
+                int fd;
+                if (n >= OVERLAY_MAX_LOWER || len >= sizeof(path)) {
+                        r = ak_err_set(err, E2BIG, "too many image layers");
+                        break;
+                }
+                memcpy(path, p, len);
+                path[len] = '\0';
+                p = e ? e + 1 : p + len;
+                fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+                if (fd < 0) {
+                        r = ak_err_set(err, errno, "image layer '%s': %s", path, strerror(errno));
+                        break;
+                }
+                if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+                        r = ak_err_set(err, errno, "cannot idmap image layer '%s': %s", path,
+                                       strerror(errno));
+                else if (fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, fd) < 0)
+                        r = ak_err_set(err, errno,
+                                       "this kernel cannot stack idmapped layers with overlayfs "
+                                       "(needs Linux 6.13 or later): %s",
+                                       strerror(errno));
+                layer_fds[n_fds++] = fd;
+        }
+        if (r >= 0) {
+                (void)snprintf(path, sizeof(path), "%s/upper", op->data);
+                if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", path, 0) < 0)
+                        r = ak_err_set(err, errno, "overlay upper dir '%s': %s", path,
+                                       strerror(errno));
+        }
+        if (r >= 0) {
+                (void)snprintf(path, sizeof(path), "%s/work", op->data);
+                if (fsconfig(fs, FSCONFIG_SET_STRING, "workdir", path, 0) < 0)
+                        r = ak_err_set(err, errno, "overlay work dir '%s': %s", path,
+                                       strerror(errno));
+        }
+        if (r >= 0 && fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+                r = ak_err_set(err, errno, "mount overlayfs: %s", strerror(errno));
+        if (r >= 0) {
+                mnt = fsmount(fs, FSMOUNT_CLOEXEC,
+                                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+                if (mnt < 0)
+                        r = ak_err_set(err, errno, "mount overlayfs: %s", strerror(errno));
+        }
+        close(fs);
+        for (size_t i = 0; i < n_fds; i++)
+                close(layer_fds[i]);
+        return r < 0 ? r : mnt;
+}
+
 /* Releases the child: the go byte, with the prepared mounts. */
 static int send_go(int sock, const int *fds, size_t n)
 {
@@ -667,7 +757,8 @@ static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, s
                                 break;
                         }
                 }
-                r = prepare_idmapped(op, userns, err);
+                r = op->type == MOP_OVERLAY ? prepare_overlay(op, userns, err)
+                                            : prepare_idmapped(op, userns, err);
                 if (r >= 0)
                         fds[n++] = r;
         }

@@ -29,6 +29,8 @@ enum mount_op_type {
         MOP_REMOUNT_RO, /* make dst (a mount point) read-only */
         MOP_MASK_FILE,  /* bind /dev/null over dst when it exists */
         MOP_MASK_DIR,   /* empty read-only tmpfs over dst when it exists */
+        MOP_OVERLAY,    /* overlayfs at dst: src = lower dirs, top first, ':'-separated;
+                           data = a directory holding upper/ and work/ (rootful, MOP_IDMAP) */
 };
 
 #define MOP_OPTIONAL (1u << 0) /* skip the op when its source is missing */
@@ -38,6 +40,9 @@ enum mount_op_type {
  * what it creates is owned on the host by the matching host id. Prepared by the parent. */
 #define MOP_IDMAP (1u << 2)
 #define RUNTIME_IDMAP_MAX 40 /* idmapped mounts per sandbox */
+#define MOP_REPLACE (1u << 3)  /* MOP_FILE: replace whatever is at dst (an image's symlink) */
+/* MOP_MKDIR with MOP_OPTIONAL: create when missing, leave an existing directory as it is. */
+#define OVERLAY_MAX_LOWER 128u /* lower layers of one MOP_OVERLAY */
 
 struct mount_op {
         enum mount_op_type type;
@@ -72,6 +77,7 @@ struct runtime_spec {
         uid_t host_uid;    /* rootless: the caller's ids */
         gid_t host_gid;
         const char *hostname;
+        bool read_only_root; /* an image root (MOP_OVERLAY first) is writable unless this */
         const struct mount_plan *plan;
         const char *workdir;             /* chdir here before starting the agent */
         const char *const *cgroup_procs; /* NULL-terminated cgroup.procs files to join */

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What the native backend needs of an OCI image: its layers from the local store (pulled with
+ * the agentkernel-image helper when missing), its config (Env, WorkingDir, User) and a private
+ * upper layer for one sandbox. Holds the store's shared lock so that `images prune` cannot remove
+ * a layer while a sandbox is being built on it.
+ */
+#pragma once
+
+#include <sys/types.h>
+
+#include "shared/err.h"
+
+struct native_image {
+        char *lowers;  /* layer dirs, top first, ':'-separated */
+        char **env;    /* the image's Env, NULL-terminated (may be NULL) */
+        char *workdir; /* or NULL */
+        char *user;    /* or NULL */
+        int lock_fd;   /* the store lock, shared */
+};
+
+/* Resolves name in the store, pulling it when absent. */
+int native_image_open(const char *name, struct native_image *ret, struct ak_err *err);
+void native_image_close(struct native_image *img);
+
+/* Creates dir/upper (owned by uid:gid, the sandbox's root) and dir/work. */
+int native_image_upper(const char *dir, uid_t uid, gid_t gid, struct ak_err *err);
+
+/* env with the image's variables first; a variable of env overrides the image's. malloc'd,
+ * NULL-terminated; NULL on ENOMEM. */
+char **native_image_env(const struct native_image *img, char *const *env);

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * OCI and Docker schema 2 documents: image indexes / manifest lists, image manifests and image
+ * configs, parsed from untrusted bytes with explicit limits. Pure: no I/O. Docker schema 1 and
+ * foreign layers are refused with a clear error, never half-understood.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shared/err.h"
+
+#define MANIFEST_MAX_BYTES (4u << 20) /* the distribution spec's manifest limit */
+#define CONFIG_MAX_BYTES (8u << 20)
+#define MANIFEST_MAX_LAYERS 128u      /* overlayfs takes up to 500 lower dirs; images far fewer */
+#define INDEX_MAX_ENTRIES 1024u
+#define CONFIG_MAX_ENV 4096u
+
+#define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
+#define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
+#define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+#define MANIFEST_ACCEPT                                                                            \
+        MT_OCI_INDEX ", " MT_OCI_MANIFEST ", " MT_DOCKER_LIST ", " MT_DOCKER_MANIFEST
+
+enum layer_compression { LAYER_TAR, LAYER_GZIP, LAYER_ZSTD };
+
+struct descriptor {
+        char *media_type;
+        char *digest; /* validated sha256:<hex> */
+        int64_t size; /* >= 0 */
+        /* index entries only */
+        char *os, *arch, *variant;
+        enum layer_compression compression; /* layers only */
+};
+
+enum manifest_kind { MANIFEST_INDEX, MANIFEST_IMAGE };
+
+struct manifest {
+        enum manifest_kind kind;
+        struct descriptor config;     /* MANIFEST_IMAGE */
+        struct descriptor *layers;    /* MANIFEST_IMAGE, lowest first */
+        size_t n_layers;
+        struct descriptor *manifests; /* MANIFEST_INDEX */
+        size_t n_manifests;
+};
+
+struct image_config {
+        char **env;     /* NULL-terminated "K=V" */
+        char *workdir;  /* or NULL */
+        char *user;     /* or NULL */
+        char **cmd;     /* NULL-terminated, or NULL */
+        char **entrypoint;
+        char *os, *arch;
+        char **diff_ids; /* NULL-terminated sha256 digests of the uncompressed layers */
+        size_t n_diff_ids;
+};
+
+/* Parses a manifest or index. content_type (may be NULL) is the registry's Content-Type,
+ * used only when the document does not carry its own mediaType. */
+int manifest_parse(const char *buf, size_t len, const char *content_type, struct manifest *ret,
+                   struct ak_err *err);
+void manifest_free(struct manifest *m);
+
+/* The index entry for os/arch (variant may be NULL: any). ENOENT lists what the index has. */
+int manifest_pick(const struct manifest *index, const char *os, const char *arch,
+                  const char *variant, const struct descriptor **ret, struct ak_err *err);
+
+/* This machine's platform as OCI names it (e.g. "amd64", NULL variant; "arm64", "v8"). */
+void manifest_host_platform(const char **ret_arch, const char **ret_variant);
+
+int image_config_parse(const char *buf, size_t len, struct image_config *ret, struct ak_err *err);
+void image_config_free(struct image_config *c);

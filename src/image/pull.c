@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The pull pipeline (see pull.h). The helper program that runs it is the only place libcurl and
+ * libarchive are linked: the CLI starts sandboxes from the store without either.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "image/manifest.h"
+#include "image/pull.h"
+#include "image/ref.h"
+#include "image/registry.h"
+#include "image/unpack.h"
+#include "shared/buf.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/macro.h"
+#include "shared/time-util.h"
+
+struct layer_progress {
+        const struct pull_opts *o;
+        size_t index, count;
+        const char *digest;
+        int64_t last_ns;
+};
+
+static void human(uint64_t n, char *out, size_t len)
+{
+        if (n >= (1u << 20))
+                (void)snprintf(out, len, "%.1f MiB", (double)n / (1u << 20));
+        else if (n >= 1024)
+                (void)snprintf(out, len, "%.1f KiB", (double)n / 1024);
+        else
+                (void)snprintf(out, len, "%llu B", (unsigned long long)n);
+}
+
+static void on_progress(void *p, uint64_t now, uint64_t total)
+{
+        struct layer_progress *lp = p;
+        int64_t t = now_monotonic_ns();
+        char a[32], b[32];
+
+        if (t - lp->last_ns < 100 * 1000000LL && now != total)
+                return;
+        lp->last_ns = t;
+        human(now, a, sizeof(a));
+        human(total, b, sizeof(b));
+        fprintf(stderr, "\r  layer %zu/%zu %.19s  %s / %s   ", lp->index, lp->count, lp->digest,
+                a, b);
+        fflush(stderr);
+}
+
+/* Removes leftovers of killed pulls of this layer (we hold its lock: their owners are gone). */
+static void drop_leftovers(int tmpfd, const char *hex)
+{
+        int fd = openat(tmpfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *de;
+
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return;
+        }
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, hex, IMAGE_DIGEST_HEX) == 0)
+                        (void)rm_rf_at(dirfd(d), de->d_name);
+        closedir(d);
+}
+
+/* Fetches and unpacks one layer into layers/<hex>, unless it is already there. */
+static int fetch_layer(struct image_store *s, struct registry *reg, const struct descriptor *l,
+                       struct layer_progress *lp, uint64_t *ret_unpacked, struct ak_err *err)
+{
+        const char *hex = l->digest + 7;
+        cleanup_close int lock = -1;
+        cleanup_close int tmpfd = -1;
+        cleanup_close int blob = -1;
+        cleanup_close int dir = -1;
+        char blob_name[128], dir_name[128], final[128];
+        struct unpack_stats us = {0};
+        int r;
+
+        lock = image_store_lock_layer(s, l->digest, err);
+        if (lock < 0)
+                return lock;
+        (void)snprintf(final, sizeof(final), "layers/%s", hex);
+        if (image_store_has_layer(s, l->digest)) {
+                *ret_unpacked = image_tree_usage(s->dirfd, final);
+                return 0;
+        }
+        tmpfd = openat(s->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (tmpfd < 0)
+                return ak_err_set(err, errno, "open %s/tmp: %s", s->root, strerror(errno));
+        drop_leftovers(tmpfd, hex);
+        (void)snprintf(blob_name, sizeof(blob_name), "%s.blob.%d", hex, (int)getpid());
+        (void)snprintf(dir_name, sizeof(dir_name), "%s.dir.%d", hex, (int)getpid());
+        blob = openat(tmpfd, blob_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (blob < 0)
+                return ak_err_set(err, errno, "create download file: %s", strerror(errno));
+        r = registry_blob(reg, l->digest, l->size, blob, lp->o->progress ? on_progress : NULL, lp,
+                          err);
+        if (r < 0)
+                goto fail;
+        if (lseek(blob, 0, SEEK_SET) < 0) {
+                r = ak_err_set(err, errno, "seek: %s", strerror(errno));
+                goto fail;
+        }
+        if (mkdirat(tmpfd, dir_name, 0755) < 0) {
+                r = ak_err_set(err, errno, "create unpack directory: %s", strerror(errno));
+                goto fail;
+        }
+        dir = openat(tmpfd, dir_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir < 0) {
+                r = ak_err_set(err, errno, "open unpack directory: %s", strerror(errno));
+                goto fail;
+        }
+        r = layer_unpack(blob, dir, &us, err);
+        if (r < 0) {
+                ak_err_prefix(err, "layer %s", l->digest);
+                goto fail;
+        }
+        /* Durable before it becomes visible. */
+        if (syncfs(dir) < 0) {
+                r = ak_err_set(err, errno, "sync: %s", strerror(errno));
+                goto fail;
+        }
+        if (renameat(tmpfd, dir_name, s->dirfd, final) < 0) {
+                r = ak_err_set(err, errno, "publish layer: %s", strerror(errno));
+                goto fail;
+        }
+        (void)unlinkat(tmpfd, blob_name, 0);
+        *ret_unpacked = image_tree_usage(s->dirfd, final);
+        return 0;
+fail:
+        (void)unlinkat(tmpfd, blob_name, 0);
+        (void)rm_rf_at(tmpfd, dir_name);
+        return r;
+}
+
+static int add_name(char ***v, size_t *n, char *s)
+{
+        char **nv;
+
+        if (!s)
+                return -ENOMEM;
+        nv = realloc(*v, (*n + 2) * sizeof(**v));
+        if (!nv) {
+                free(s);
+                return -ENOMEM;
+        }
+        nv[(*n)++] = s;
+        nv[*n] = NULL;
+        *v = nv;
+        return 0;
+}
+
+int image_pull(const char *data_dir, const char *name, const struct pull_opts *o,
+               struct image_record *ret, struct ak_err *err)
+{
+        struct image_ref ref = {0};
+        struct image_store s = {.dirfd = -1, .lock_fd = -1};
+        struct registry *reg = NULL;
+        struct manifest m = {0}, idx = {0};
+        struct image_config cfg = {0};
+        struct image_record rec = {0};
+        cleanup_buf struct buf body = {0};
+        cleanup_buf struct buf cfgbuf = {0};
+        cleanup_free char *ctype = NULL;
+        cleanup_free char *display = NULL;
+        char **names = NULL;
+        size_t n_names = 0;
+        char top_digest[72], digest[72], ts[RFC3339_MAX];
+        int r;
+
+        r = image_ref_parse(name, &ref, err);
+        if (r < 0)
+                return r;
+        display = image_ref_canonical(&ref);
+        r = image_store_open(data_dir, IMAGE_STORE_SHARED, &s, err);
+        if (r < 0)
+                goto out;
+        r = registry_open(ref.registry, ref.repository, &reg, err);
+        if (r < 0)
+                goto out;
+        r = registry_manifest(reg, ref.digest ? ref.digest : ref.tag, &body, &ctype, top_digest,
+                              err);
+        if (r < 0)
+                goto out;
+        r = manifest_parse(body.data, body.len, ctype, &m, err);
+        if (r < 0)
+                goto out;
+        memcpy(digest, top_digest, sizeof(digest));
+        if (m.kind == MANIFEST_INDEX) {
+                const struct descriptor *d;
+                const char *arch, *variant;
+                manifest_host_platform(&arch, &variant);
+                idx = m;
+                m = (struct manifest){0};
+                r = manifest_pick(&idx, "linux", arch, variant, &d, err);
+                if (r < 0)
+                        goto out;
+                free(ctype);
+                ctype = NULL;
+                r = registry_manifest(reg, d->digest, &body, &ctype, digest, err);
+                if (r >= 0)
+                        r = manifest_parse(body.data, body.len, ctype, &m, err);
+                if (r >= 0 && m.kind != MANIFEST_IMAGE)
+                        r = ak_err_set(err, EMEDIUMTYPE, "an index entry is itself an index");
+                if (r < 0)
+                        goto out;
+        }
+        r = registry_blob_mem(reg, m.config.digest, m.config.size, CONFIG_MAX_BYTES, &cfgbuf, err);
+        if (r >= 0)
+                r = image_config_parse(cfgbuf.data, cfgbuf.len, &cfg, err);
+        if (r < 0)
+                goto out;
+        if (!o->quiet)
+                fprintf(stderr, "Pulling %s (%zu layer%s)\n", display, m.n_layers,
+                        m.n_layers == 1 ? "" : "s");
+        rec.id = strdup(digest);
+        rec.config = strdup(m.config.digest);
+        rec.layers = calloc(m.n_layers ? m.n_layers : 1, sizeof(*rec.layers));
+        if (!rec.id || !rec.config || !rec.layers) {
+                r = ak_err_set(err, ENOMEM, "out of memory");
+                goto out;
+        }
+        rec.n_layers = m.n_layers;
+        for (size_t i = 0; i < m.n_layers; i++) {
+                struct layer_progress lp = {o, i + 1, m.n_layers, m.layers[i].digest + 7, 0};
+                bool had = image_store_has_layer(&s, m.layers[i].digest);
+                char sz[32];
+                rec.layers[i].digest = strdup(m.layers[i].digest);
+                rec.layers[i].size = m.layers[i].size;
+                if (!rec.layers[i].digest) {
+                        r = ak_err_set(err, ENOMEM, "out of memory");
+                        goto out;
+                }
+                r = fetch_layer(&s, reg, &m.layers[i], &lp, &rec.layers[i].unpacked, err);
+                if (r < 0)
+                        goto out;
+                human((uint64_t)m.layers[i].size, sz, sizeof(sz));
+                if (o->progress)
+                        fprintf(stderr, "\r\033[K");
+                if (!o->quiet)
+                        fprintf(stderr, "  layer %zu/%zu %.19s  %s%s\n", i + 1, m.n_layers,
+                                m.layers[i].digest + 7, sz, had ? "  (already present)" : "");
+        }
+        rec.env = cfg.env;
+        rec.cmd = cfg.cmd ? cfg.cmd : NULL;
+        rec.workdir = cfg.workdir;
+        rec.user = cfg.user;
+        cfg.env = cfg.cmd = NULL;
+        cfg.workdir = cfg.user = NULL;
+        format_rfc3339(now_realtime_ns(), ts);
+        rec.pulled_at = strdup(ts);
+        r = 0;
+        if (ref.tag)
+                r = add_name(&names, &n_names, image_ref_canonical(&(struct image_ref){
+                                                   ref.registry, ref.repository, ref.tag, NULL}));
+        if (r >= 0) {
+                char *byd = NULL;
+                if (asprintf(&byd, "%s/%s@%s", ref.registry, ref.repository, top_digest) < 0)
+                        byd = NULL;
+                r = add_name(&names, &n_names, byd);
+        }
+        if (r < 0) {
+                r = ak_err_set(err, ENOMEM, "out of memory");
+                goto out;
+        }
+        r = image_store_commit(&s, &rec, names, err);
+        if (r < 0)
+                goto out;
+        rec.names = names;
+        names = NULL;
+        *ret = rec;
+        rec = (struct image_record){0};
+out:
+        strv_free(names);
+        image_record_free(&rec);
+        image_config_free(&cfg);
+        manifest_free(&m);
+        manifest_free(&idx);
+        registry_close(reg);
+        image_store_close(&s);
+        image_ref_free(&ref);
+        return r;
+}
