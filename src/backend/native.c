@@ -140,6 +140,17 @@ static int native_probe(char *why, size_t why_len)
 }
 
 /* Builds the agent's environment: defaults, then the sandbox's own. Caller frees (strv). */
+/* Image roots are overlayfs over idmapped layers, which only a real root can mount. */
+static int oci_supported(const char *image, struct ak_err *err)
+{
+        if (geteuid() != 0)
+                return ak_err_set(err, ENOTSUP,
+                                  "image '%s': OCI images on the native backend need root for now "
+                                  "(rootless runs use the 'host' image)",
+                                  image);
+        return 0;
+}
+
 static char **agent_env(char *const *env)
 {
         static const char *const defaults[] = {
@@ -231,11 +242,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         size_t n = 0;
         int r;
 
-        if (oci && geteuid() != 0)
-                return ak_err_set(err, ENOTSUP,
-                                  "image '%s': OCI images on the native backend need root for now "
-                                  "(rootless runs use the 'host' image)",
-                                  cfg->image);
+        if (oci && (r = oci_supported(cfg->image, err)) < 0)
+                return r;
         if (cfg->ephemeral) {
                 uint32_t rnd;
                 random_bytes(&rnd, sizeof(rnd));
@@ -678,6 +686,20 @@ static void native_sweep(const char *ephemeral_dir)
         closedir(d);
 }
 
+static int native_prepare(const char *image, struct ak_err *err)
+{
+        struct native_image img = {.lock_fd = -1};
+        int r;
+
+        if (streq(image, "host"))
+                return 0;
+        r = oci_supported(image, err);
+        if (r >= 0)
+                r = native_image_open(image, &img, err);
+        native_image_close(&img);
+        return r;
+}
+
 const struct backend_ops native_backend_ops = {
     .name = "native",
     .description = "Linux namespaces, cgroups and seccomp; no daemon",
@@ -692,4 +714,5 @@ const struct backend_ops native_backend_ops = {
     .resize = native_resize,
     .stats = native_stats,
     .sweep = native_sweep,
+    .prepare = native_prepare,
 };

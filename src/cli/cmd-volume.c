@@ -10,6 +10,7 @@
 #include "core/volume.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
+#include "shared/text-util.h"
 
 struct volume_flags {
         uint64_t size;
@@ -35,19 +36,6 @@ static int volume_opt(int c, const char *arg, void *ctx)
         default:
                 return EXIT_USAGE;
         }
-}
-
-static void human(uint64_t b, char *out, size_t len)
-{
-        static const char *const unit[] = {"B", "KB", "MB", "GB", "TB"};
-        double v = (double)b;
-        size_t u = 0;
-
-        while (v >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
-                v /= 1024;
-                u++;
-        }
-        (void)snprintf(out, len, u ? "%.1f%s" : "%.0f%s", v, unit[u]);
 }
 
 /* The running sandbox that mounts slug, if any (deleting under it would lose its writes). */
@@ -108,9 +96,9 @@ int cmd_volume(int argc, char **argv)
                                "CREATED");
                         for (size_t i = 0; i < n; i++) {
                                 char size[32], used[32];
-                                human(all[i].used_bytes, used, sizeof(used));
+                                format_bytes(all[i].used_bytes, used, sizeof(used));
                                 if (all[i].size_bytes)
-                                        human(all[i].size_bytes, size, sizeof(size));
+                                        format_bytes(all[i].size_bytes, size, sizeof(size));
                                 else
                                         (void)snprintf(size, sizeof(size), "unlimited");
                                 printf("%-24s %-10s %-10s %-7llu %s\n", all[i].slug, size, used,

@@ -26,5 +26,6 @@ int cmd_recover(int argc, char **argv);
 int cmd_resize(int argc, char **argv);
 int cmd_update(int argc, char **argv);
 int cmd_volume(int argc, char **argv);
+int cmd_images(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_mcp_server(int argc, char **argv);

@@ -159,6 +159,18 @@ static const struct verb verbs[] = {
      "  delete NAME [-f]      remove it; a non-empty volume needs --force, a volume a running\n"
      "                        sandbox mounts is refused\n"
      "\nMount one with: agentkernel create -v NAME:/data[:ro] ...\n"},
+    {"images", cmd_images, "pull NAME | list [--json] | rm NAME... [-f] | prune",
+     "Manage the local store of OCI images (native backend)",
+     "Commands:\n"
+     "  pull NAME [-q] [--json] fetch NAME (e.g. alpine:3.20, 127.0.0.1:5000/x@sha256:...)\n"
+     "                        into the store, verifying every digest\n"
+     "  list [--json]         every image with its size\n"
+     "  rm NAME... [-f]       forget names; an image a sandbox uses needs --force\n"
+     "  prune                 delete images no name points at, unused layers and leftovers\n"
+     "\nShort names resolve as Docker does (alpine -> docker.io/library/alpine:latest).\n"
+     "AGENTKERNEL_REGISTRY_MIRROR=URL pulls Docker Hub images from a mirror;\n"
+     "AGENTKERNEL_INSECURE_REGISTRIES=host:port,... allows plain HTTP (loopback always may).\n"
+     "Credentials come from ~/.docker/config.json (or $DOCKER_CONFIG), as 'docker login' wrote.\n"},
     {"serve", cmd_serve, "[-H ADDR] [-p PORT] [--api-key KEY]...",
      "Serve the HTTP API used by the SDKs (default http://127.0.0.1:18888)",
      "Run 'agentkernel serve --help' for every option. API keys: --api-key, --api-key-file,\n"
@@ -174,7 +186,7 @@ static const struct verb verbs[] = {
 static bool top_only(const char *name)
 {
         return streq(name, "run") || streq(name, "doctor") || streq(name, "audit") ||
-               streq(name, "init") || streq(name, "volume") || streq(name, "serve") ||
+               streq(name, "init") || streq(name, "volume") || streq(name, "images") || streq(name, "serve") ||
                streq(name, "mcp-server");
 }
 

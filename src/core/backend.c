@@ -107,3 +107,8 @@ int backend_stats(const struct backend_ops *b, const struct sandbox_ref *ref,
 {
         return b->stats ? b->stats(ref, ret) : -EOPNOTSUPP;
 }
+
+int backend_prepare(const struct backend_ops *b, const char *image, struct ak_err *err)
+{
+        return b->prepare && image ? b->prepare(image, err) : 0;
+}

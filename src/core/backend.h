@@ -86,6 +86,9 @@ struct backend_ops {
                       struct ak_err *err);
         /* Optional: resource use of a running sandbox. */
         int (*stats)(const struct sandbox_ref *ref, struct backend_stats *ret);
+        /* Optional: makes image ready (e.g. pulls it) before a sandbox of it is recorded, so
+         * that a bad image fails `create` with nothing written. */
+        int (*prepare)(const char *image, struct ak_err *err);
         /* Optional: remove leftovers of ephemeral sandboxes whose starter was killed.
          * ephemeral_dir is the run_dir given to ephemeral starts. */
         void (*sweep)(const char *ephemeral_dir);
@@ -112,6 +115,8 @@ int backend_resize(const struct backend_ops *b, const struct sandbox_ref *ref,
 void backend_sweep(const struct backend_ops *b, const char *ephemeral_dir);
 int backend_stats(const struct backend_ops *b, const struct sandbox_ref *ref,
                   struct backend_stats *ret);
+/* b->prepare, or 0 where the backend has nothing to prepare. */
+int backend_prepare(const struct backend_ops *b, const char *image, struct ak_err *err);
 
 extern const struct backend_ops native_backend_ops;
 #ifdef AK_TEST_BACKENDS

@@ -339,6 +339,22 @@ int manager_create(struct manager *m, const struct create_opts *o, struct ak_err
         r = state_from_opts(o, &st, err);
         if (r < 0)
                 return r;
+        /* The image first (a pull may take a while, outside every lock): a bad one leaves no
+         * record behind. */
+        if (store_exists(m->store, o->name)) {
+                state_free(st);
+                return ak_err_set(err, EEXIST, "sandbox '%s' already exists", o->name);
+        }
+        {
+                const struct backend_ops *b;
+                r = manager_backend(st, &b, err);
+                if (r >= 0)
+                        r = backend_prepare(b, st->image, err);
+                if (r < 0) {
+                        state_free(st);
+                        return r;
+                }
+        }
         lk = store_lock_global(m->store, err);
         if (lk < 0) {
                 state_free(st);

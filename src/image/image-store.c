@@ -504,7 +504,23 @@ int image_store_remove(struct image_store *s, const char *name, struct ak_err *e
                 key = ref_key(&ref);
                 image_ref_free(&ref);
                 if (key && json_object_get(refs, key)) {
+                        /* Untag; the last tag takes the image's digest names with it. */
+                        cleanup_free char *id =
+                            strdup(json_string_value(json_object_get(refs, key)) ?: "");
+                        bool tagged = false;
                         json_object_del(refs, key);
+                        json_object_foreach(refs, k, v)
+                        {
+                                const char *d = json_string_value(v);
+                                if (d && id && streq(d, id) && !strchr(k, '@'))
+                                        tagged = true;
+                        }
+                        json_object_foreach_safe(refs, tmp, k, v)
+                        {
+                                const char *d = json_string_value(v);
+                                if (!tagged && d && id && streq(d, id))
+                                        json_object_del(refs, k);
+                        }
                         r = refs_save(s, refs, err);
                         json_decref(refs);
                         return r;

@@ -72,8 +72,9 @@ void image_records_free(struct image_record *v, size_t n);
 int image_store_commit(struct image_store *s, const struct image_record *rec,
                        char *const *names, struct ak_err *err);
 
-/* Forgets a name (or, given a manifest id "sha256:..." or a unique id prefix, every name of that
- * image). Layers stay until prune. Needs the exclusive lock. */
+/* Forgets a name; the image's last tag takes its digest names with it. Given a manifest id
+ * ("sha256:...", or a unique prefix of 12+ hex digits) every name of that image goes. The files
+ * stay until prune. Needs the exclusive lock. */
 int image_store_remove(struct image_store *s, const char *name, struct ak_err *err);
 
 /* Removes records no name points at, layers no record uses, and everything in tmp/. Needs the

@@ -21,6 +21,8 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/macro.h"
+#include "shared/test-hook.h"
+#include "shared/text-util.h"
 #include "shared/time-util.h"
 
 struct layer_progress {
@@ -29,16 +31,6 @@ struct layer_progress {
         const char *digest;
         int64_t last_ns;
 };
-
-static void human(uint64_t n, char *out, size_t len)
-{
-        if (n >= (1u << 20))
-                (void)snprintf(out, len, "%.1f MiB", (double)n / (1u << 20));
-        else if (n >= 1024)
-                (void)snprintf(out, len, "%.1f KiB", (double)n / 1024);
-        else
-                (void)snprintf(out, len, "%llu B", (unsigned long long)n);
-}
 
 static void on_progress(void *p, uint64_t now, uint64_t total)
 {
@@ -49,8 +41,8 @@ static void on_progress(void *p, uint64_t now, uint64_t total)
         if (t - lp->last_ns < 100 * 1000000LL && now != total)
                 return;
         lp->last_ns = t;
-        human(now, a, sizeof(a));
-        human(total, b, sizeof(b));
+        format_bytes(now, a, sizeof(a));
+        format_bytes(total, b, sizeof(b));
         fprintf(stderr, "\r  layer %zu/%zu %.19s  %s / %s   ", lp->index, lp->count, lp->digest,
                 a, b);
         fflush(stderr);
@@ -76,7 +68,8 @@ static void drop_leftovers(int tmpfd, const char *hex)
 
 /* Fetches and unpacks one layer into layers/<hex>, unless it is already there. */
 static int fetch_layer(struct image_store *s, struct registry *reg, const struct descriptor *l,
-                       struct layer_progress *lp, uint64_t *ret_unpacked, struct ak_err *err)
+                       struct layer_progress *lp, uint64_t *ret_unpacked, bool *ret_fetched,
+                       struct ak_err *err)
 {
         const char *hex = l->digest + 7;
         cleanup_close int lock = -1;
@@ -91,7 +84,8 @@ static int fetch_layer(struct image_store *s, struct registry *reg, const struct
         if (lock < 0)
                 return lock;
         (void)snprintf(final, sizeof(final), "layers/%s", hex);
-        if (image_store_has_layer(s, l->digest)) {
+        *ret_fetched = false;
+        if (image_store_has_layer(s, l->digest)) { /* perhaps by a pull we waited for */
                 *ret_unpacked = image_tree_usage(s->dirfd, final);
                 return 0;
         }
@@ -108,6 +102,7 @@ static int fetch_layer(struct image_store *s, struct registry *reg, const struct
                           err);
         if (r < 0)
                 goto fail;
+        test_hook("image-layer-downloaded");
         if (lseek(blob, 0, SEEK_SET) < 0) {
                 r = ak_err_set(err, errno, "seek: %s", strerror(errno));
                 goto fail;
@@ -131,12 +126,14 @@ static int fetch_layer(struct image_store *s, struct registry *reg, const struct
                 r = ak_err_set(err, errno, "sync: %s", strerror(errno));
                 goto fail;
         }
+        test_hook("image-layer-unpacked");
         if (renameat(tmpfd, dir_name, s->dirfd, final) < 0) {
                 r = ak_err_set(err, errno, "publish layer: %s", strerror(errno));
                 goto fail;
         }
         (void)unlinkat(tmpfd, blob_name, 0);
         *ret_unpacked = image_tree_usage(s->dirfd, final);
+        *ret_fetched = true;
         return 0;
 fail:
         (void)unlinkat(tmpfd, blob_name, 0);
@@ -234,7 +231,7 @@ int image_pull(const char *data_dir, const char *name, const struct pull_opts *o
         rec.n_layers = m.n_layers;
         for (size_t i = 0; i < m.n_layers; i++) {
                 struct layer_progress lp = {o, i + 1, m.n_layers, m.layers[i].digest + 7, 0};
-                bool had = image_store_has_layer(&s, m.layers[i].digest);
+                bool fetched = false;
                 char sz[32];
                 rec.layers[i].digest = strdup(m.layers[i].digest);
                 rec.layers[i].size = m.layers[i].size;
@@ -242,15 +239,16 @@ int image_pull(const char *data_dir, const char *name, const struct pull_opts *o
                         r = ak_err_set(err, ENOMEM, "out of memory");
                         goto out;
                 }
-                r = fetch_layer(&s, reg, &m.layers[i], &lp, &rec.layers[i].unpacked, err);
+                r = fetch_layer(&s, reg, &m.layers[i], &lp, &rec.layers[i].unpacked, &fetched,
+                                err);
                 if (r < 0)
                         goto out;
-                human((uint64_t)m.layers[i].size, sz, sizeof(sz));
+                format_bytes((uint64_t)m.layers[i].size, sz, sizeof(sz));
                 if (o->progress)
                         fprintf(stderr, "\r\033[K");
                 if (!o->quiet)
                         fprintf(stderr, "  layer %zu/%zu %.19s  %s%s\n", i + 1, m.n_layers,
-                                m.layers[i].digest + 7, sz, had ? "  (already present)" : "");
+                                m.layers[i].digest + 7, sz, fetched ? "" : "  (already present)");
         }
         rec.env = cfg.env;
         rec.cmd = cfg.cmd ? cfg.cmd : NULL;

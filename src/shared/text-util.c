@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 
 size_t utf8_invalid_at(const unsigned char *s, size_t len)
 {
@@ -121,4 +122,17 @@ long base64_decode(const char *text, size_t len, void *out)
                 o[n++] = (unsigned char)((v[2] & 3) << 6 | v[3]);
         }
         return (long)n;
+}
+
+void format_bytes(uint64_t n, char *out, size_t len)
+{
+        static const char *const unit[] = {"B", "KB", "MB", "GB", "TB"};
+        double v = (double)n;
+        size_t u = 0;
+
+        while (v >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+                v /= 1024;
+                u++;
+        }
+        (void)snprintf(out, len, u ? "%.1f%s" : "%.0f%s", v, unit[u]);
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* UTF-8 validation and base64 (RFC 4648, standard alphabet, padded). */
+/* UTF-8 validation, base64 (RFC 4648, standard alphabet, padded), byte counts for people. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Offset of the first byte that is not valid UTF-8 (overlongs, surrogates and code points past
  * U+10FFFF are invalid), or len when all of it is. */
@@ -17,3 +18,6 @@ void base64_encode(const void *data, size_t n, char *out);
 /* Decodes text (whitespace not allowed, padding required) into out (at least len/4*3 bytes).
  * Returns the decoded length, or -EINVAL. */
 long base64_decode(const char *text, size_t len, void *out);
+
+/* "1.5MB", "512B": a byte count for people (binary units). */
+void format_bytes(uint64_t n, char *out, size_t len);

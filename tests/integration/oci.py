@@ -212,7 +212,7 @@ def build_base(layout, tag, bundle_dir, marker="amd64"):
     for d in ("bin", "etc", "opq/sub", "gone-dir/x", "srv", "tmp", "root"):
         (root / d).mkdir(parents=True, exist_ok=True)
     shutil.copy(BUSYBOX, root / "bin/busybox")
-    for applet in ("sh", "ls", "cat", "echo", "find", "stat", "md5sum", "id", "touch", "rm",
+    for applet in ("sh", "ls", "cat", "echo", "find", "stat", "md5sum", "id", "touch", "rm", "cut",
                    "mkdir", "sort", "env", "pwd", "true", "false", "wc", "readlink", "sleep"):
         os.symlink("busybox", root / "bin" / applet)
     (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n")

@@ -1,0 +1,345 @@
+# SPDX-License-Identifier: Apache-2.0
+"""OCI images on the native backend, against a real registry (Debian's docker-registry on
+127.0.0.1) and images built here from busybox-static with umoci and pushed with skopeo."""
+import base64
+import json
+import os
+import pathlib
+import signal
+import stat
+import subprocess
+import time
+
+import pytest
+
+import oci
+from conftest import needs_root
+
+pytestmark = [
+    needs_root,
+    pytest.mark.skipif(not oci.tools_present(),
+                       reason="needs umoci, skopeo, docker-registry, zstd, busybox-static"),
+]
+
+# What a sandbox mounts or writes over the image: not part of the comparison with umoci.
+NOT_IMAGE = {".", "./proc", "./dev", "./sys", "./tmp", "./run", "./etc/hosts", "./etc/hostname",
+             "./etc/resolv.conf"}
+
+LISTING = r"""
+cd / && find . -xdev | sort | while read -r p; do
+  if [ -L "$p" ]; then echo "$p|l|$(readlink "$p")|$(stat -c '%u:%g' "$p")"
+  elif [ -f "$p" ]; then echo "$p|f|$(stat -c '%a|%u:%g|%s' "$p")|$(md5sum < "$p" | cut -d' ' -f1)"
+  elif [ -d "$p" ]; then echo "$p|d|$(stat -c '%a|%u:%g' "$p")"
+  else echo "$p|o"; fi
+done
+"""
+
+
+def host_listing(root):
+    """The same listing as LISTING, of a directory on the host."""
+    import hashlib
+    out = []
+    root = pathlib.Path(root)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = pathlib.Path(dirpath) / name
+            rel = "./" + str(p.relative_to(root))
+            st = os.lstat(p)
+            own = f"{st.st_uid}:{st.st_gid}"
+            perm = format(stat.S_IMODE(st.st_mode), "o")
+            if stat.S_ISLNK(st.st_mode):
+                out.append(f"{rel}|l|{os.readlink(p)}|{own}")
+            elif stat.S_ISREG(st.st_mode):
+                md5 = hashlib.md5(p.read_bytes()).hexdigest()
+                out.append(f"{rel}|f|{perm}|{own}|{st.st_size}|{md5}")
+            elif stat.S_ISDIR(st.st_mode):
+                out.append(f"{rel}|d|{perm}|{own}")
+            else:
+                out.append(f"{rel}|o")
+    return sorted(out)
+
+
+def strip(lines):
+    return sorted(l for l in lines if l and l.split("|", 1)[0] not in NOT_IMAGE)
+
+
+class World:
+    """One registry and the test images, built once for the module."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.reg = oci.Registry(tmp / "registry")
+        self.layout = oci.Layout(tmp / "layout")
+        oci.build_base(self.layout, "base", tmp / "bundles")
+        self.base = self.reg.push(self.layout.path, "base", "test/base:1")
+        self.umoci_root = self.layout.unpack("base", tmp / "umoci-base")
+
+    def variant(self, tag, entries, compression="gzip", repo=None):
+        """base + one hand-made layer, pushed as test/<tag>:1."""
+        oci.run("umoci", "tag", "--image", f"{self.layout.path}:base", tag)
+        digest = self.layout.add_tar_layer(tag, oci.tar_of(entries), compression)
+        return self.reg.push(self.layout.path, tag, f"test/{repo or tag}:1"), digest
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    w = World(tmp_path_factory.mktemp("oci"))
+    yield w
+    w.reg.stop()
+
+
+def store(ak):
+    return ak.data_dir / "images"
+
+
+def test_pull_list_and_files_match_umoci(ak, world):
+    res = ak("images", "pull", world.base)
+    assert res.rc == 0, res
+    assert res.stdout.strip().startswith("sha256:")
+    listed = json.loads(ak("images", "list", "--json", check=True).out)
+    assert [world.base + ""] == [n for n in listed[0]["names"] if "@" not in n]
+    assert listed[0]["size"] > 1_000_000 and len(listed[0]["layers"]) == 3
+    res = ak("run", "--no-network", "--image", world.base, "--", "sh", "-c", LISTING)
+    assert res.rc == 0, res
+    ours = strip(res.stdout.splitlines())
+    theirs = strip(host_listing(world.umoci_root))
+    assert ours == theirs
+    # the whiteouts and the opaque directory did their work
+    names = {l.split("|", 1)[0] for l in ours}
+    assert "./etc/gone" not in names and "./gone-dir" not in names
+    assert "./opq/new" in names and "./opq/sub" not in names and "./opq/keep-me-not" not in names
+    assert any(l.startswith("./srv/setuid|f|4755|0:0|") for l in ours)
+    assert any(l.startswith("./srv/owned|f|644|1000:1000|") for l in ours)
+
+
+def test_image_config_is_honoured(ak, world):
+    res = ak("run", "--no-network", "--image", world.base, "--", "sh", "-c",
+             'pwd; echo "$IMAGE_VAR"; echo "$PATH"')
+    assert res.rc == 0, res
+    assert res.stdout.splitlines() == ["/srv", "from-image", "/bin"]
+    res = ak("run", "--no-network", "-e", "IMAGE_VAR=from-user", "--image", world.base, "--",
+             "sh", "-c", 'echo "$IMAGE_VAR"')
+    assert res.stdout.strip() == "from-user"
+
+
+def test_first_run_pulls_and_exit_codes_pass_through(ak, world):
+    res = ak("run", "--no-network", "--image", world.base, "--", "sh", "-c", "exit 7")
+    assert res.rc == 7, res
+    assert "Pulling" in res.stderr
+
+
+def test_sandboxes_of_one_image_do_not_share_writes(ak, world):
+    for name in ("a", "b"):
+        assert ak("create", name, "--no-network", "--image", world.base).rc == 0
+    assert ak("exec", "a", "--", "sh", "-c", "echo mine > /etc/kept; echo new > /srv/w").rc == 0
+    res = ak("exec", "b", "--", "sh", "-c", "cat /etc/kept; ls /srv")
+    assert res.rc == 0, res
+    assert res.stdout.splitlines()[0] == "kept"
+    assert "w" not in res.stdout.split()
+    assert ak("exec", "a", "--", "cat", "/etc/kept").stdout == "mine\n"
+    # the shared layer on the host is untouched
+    layers = list((store(ak) / "layers").iterdir())
+    kept = [l / "etc/kept" for l in layers if (l / "etc/kept").exists()]
+    assert kept and all(k.read_text() == "kept\n" for k in kept)
+    upper = ak.data_dir / "run" / "a" / "rootfs" / "upper"
+    assert (upper / "etc/kept").read_text() == "mine\n"
+    ak("remove", "a", check=True)
+    assert not (ak.data_dir / "run" / "a").exists()
+
+
+def test_multiplatform_index_picks_this_machine(ak, world, tmp_path):
+    lay = world.layout
+    oci.run("umoci", "tag", "--image", f"{lay.path}:base", "amd")
+    # an arm64 twin whose marker says so
+    arm_dir = tmp_path / "arm"
+    oci.run("umoci", "unpack", "--image", f"{lay.path}:base", arm_dir)
+    (arm_dir / "rootfs/srv/marker").write_text("arm64\n")
+    oci.run("umoci", "tag", "--image", f"{lay.path}:base", "arm")
+    oci.run("umoci", "repack", "--image", f"{lay.path}:arm", arm_dir)
+    entries = []
+    for tag, arch in (("arm", "arm64"), ("amd", "amd64")):
+        d = lay.desc(tag)
+        entries.append({"mediaType": d["mediaType"], "digest": d["digest"], "size": d["size"],
+                        "platform": {"os": "linux", "architecture": arch}})
+    index = {"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": entries}
+    idx_digest, _ = lay.retag("multi", index, media_type=oci.OCI_INDEX)
+    name = world.reg.push(lay.path, "multi", "test/multi:1", all_=True)
+    res = ak("run", "--no-network", "--image", name, "--", "cat", "/srv/marker")
+    assert res.rc == 0, res
+    assert res.stdout == "amd64\n"
+    # by the index digest too
+    by_digest = f"{world.reg.host}/test/multi@{idx_digest}"
+    res = ak("run", "--no-network", "--image", by_digest, "--", "cat", "/srv/marker")
+    assert res.stdout == "amd64\n", res
+
+
+def test_zstd_and_uncompressed_layers(ak, world):
+    name, _ = world.variant("zstd", [("zstd-file", "file", "from a zstd layer\n")], "zstd")
+    res = ak("run", "--no-network", "--image", name, "--", "cat", "/zstd-file")
+    assert res.rc == 0, res
+    assert res.stdout == "from a zstd layer\n"
+    name, _ = world.variant("plain", [("plain-file", "file", "plain tar\n")], "none")
+    res = ak("run", "--no-network", "--image", name, "--", "cat", "/plain-file")
+    assert res.stdout == "plain tar\n", res
+
+
+def assert_store_clean(ak):
+    s = store(ak)
+    assert not any((s / "layers").iterdir()) if (s / "layers").exists() else True
+    assert not any((s / "images").iterdir()) if (s / "images").exists() else True
+    assert not any((s / "tmp").iterdir()) if (s / "tmp").exists() else True
+
+
+def test_corrupted_blob_is_rejected_and_nothing_stored(ak, world):
+    name, digest = world.variant("corrupt", [("big", "file", os.urandom(4096).hex())],
+                                 repo="corrupt")
+    blob = world.reg.blob_path(digest)
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    res = ak("images", "pull", name)
+    assert res.rc != 0
+    assert "does not match its digest" in res.stderr
+    # the base layers before it may be stored; the corrupt one and the image are not
+    s = store(ak)
+    assert not (s / "layers" / digest.split(":")[1]).exists()
+    assert not any((s / "images").iterdir())
+    assert not any((s / "tmp").iterdir())
+    res = ak("run", "--no-network", "--image", name, "--", "true")
+    assert res.rc != 0 and ak.list() == []
+
+
+@pytest.mark.parametrize("hook", ["image-layer-downloaded", "image-layer-unpacked"])
+def test_pull_killed_halfway_then_rerun(ak, world, hook):
+    p = ak.popen("images", "pull", world.base, env={"AGENTKERNEL_TEST_HOOK": hook},
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    helper = None
+    deadline = time.time() + 30
+    while time.time() < deadline and helper is None:
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                st = pathlib.Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            if "(agentkernel-im" in st and st.rsplit(")", 1)[1].split()[0] == "T":
+                helper = int(pid)
+        time.sleep(0.02)
+    assert helper, "the pull never reached " + hook
+    os.kill(helper, signal.SIGKILL)
+    p.wait(10)
+    s = store(ak)
+    assert not any((s / "layers").iterdir()), "a half-done layer became visible"
+    assert not any((s / "images").iterdir())
+    res = ak("images", "pull", world.base)
+    assert res.rc == 0, res
+    assert not any((s / "tmp").iterdir()), "leftovers of the killed pull stayed"
+    assert ak("run", "--no-network", "--image", world.base, "--", "cat", "/etc/kept").stdout == "kept\n"
+
+
+def test_concurrent_pulls_do_the_work_once(ak, world):
+    procs = [ak.popen("images", "pull", world.base, stdout=subprocess.PIPE,
+                      stderr=subprocess.PIPE) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    fetched = {}
+    for _, err in outs:
+        for line in err.decode().splitlines():
+            if line.strip().startswith("layer ") and "already present" not in line:
+                key = line.split()[2]
+                fetched[key] = fetched.get(key, 0) + 1
+    assert len(fetched) == 3 and all(n == 1 for n in fetched.values()), outs
+    assert len(list((store(ak) / "layers").iterdir())) == 3
+
+
+MALICIOUS = {
+    "traversal": [("../../../../../../../../tmp/{mark}/pwned", "file", "x")],
+    "abs-symlink": [("evil", "symlink", "/tmp/{mark}"), ("evil/pwned", "file", "x")],
+    "rel-symlink": [("evil2", "symlink", "../../../../../../../../tmp/{mark}"),
+                    ("evil2/pwned", "file", "x")],
+    "hardlink-out": [("h", "hardlink", "../../../../../../../../tmp/{mark}/target")],
+    "hardlink-abs": [("h", "hardlink", "/tmp/{mark}/target")],
+    "hardlink-via-symlink": [("l", "symlink", "/tmp/{mark}/target"), ("h", "hardlink", "l"),
+                             ("h2", "file", "y")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALICIOUS))
+def test_malicious_layer_cannot_touch_the_host(ak, world, case, tmp_path):
+    mark = f"ak-mal-{os.getpid()}-{case}"
+    outside = pathlib.Path("/tmp") / mark
+    outside.mkdir(exist_ok=True)
+    target = outside / "target"
+    target.write_text("host file\n")
+    try:
+        entries = [(n.format(mark=mark), k, p.format(mark=mark) if isinstance(p, str) else p)
+                   for n, k, p in MALICIOUS[case]]
+        name, _ = world.variant(f"mal-{case}", entries)
+        res = ak("images", "pull", name)
+        if res.rc == 0:  # refused or contained: either way the host is untouched
+            r2 = ak("run", "--no-network", "--image", name, "--", "sh", "-c",
+                    "echo sandbox > /h 2>/dev/null; echo sandbox > /evil/pwned 2>/dev/null; true")
+            assert r2.rc == 0, r2
+        else:
+            assert "layer entry" in res.stderr or "hard link" in res.stderr, res
+            assert not any((store(ak) / "tmp").iterdir())
+        assert sorted(p.name for p in outside.iterdir()) == ["target"]
+        assert target.read_text() == "host file\n"
+        assert os.stat(target).st_nlink == 1
+    finally:
+        for p in outside.iterdir():
+            p.unlink()
+        outside.rmdir()
+
+
+def test_basic_auth_registry(ak, world, tmp_path):
+    reg = oci.Registry(tmp_path / "authreg", user="alice", password="s3cret")
+    try:
+        name = reg.push(world.layout.path, "base", "private/base:1")
+        res = ak("images", "pull", name, env={"DOCKER_CONFIG": str(tmp_path / "nocreds")})
+        assert res.rc != 0
+        assert "needs a login" in res.stderr, res
+        cfgdir = tmp_path / "docker"
+        cfgdir.mkdir()
+        auth = base64.b64encode(b"alice:s3cret").decode()
+        (cfgdir / "config.json").write_text(json.dumps({"auths": {reg.host: {"auth": auth}}}))
+        res = ak("images", "pull", name, env={"DOCKER_CONFIG": str(cfgdir)})
+        assert res.rc == 0, res
+        bad = base64.b64encode(b"alice:wrong").decode()
+        (cfgdir / "config.json").write_text(json.dumps({"auths": {reg.host: {"auth": bad}}}))
+        ak("images", "rm", name, check=True)
+        res = ak("images", "pull", name, env={"DOCKER_CONFIG": str(cfgdir)})
+        assert res.rc != 0 and "denied" in res.stderr, res
+    finally:
+        reg.stop()
+
+
+def test_missing_image_and_unreachable_registry_change_nothing(ak, world):
+    res = ak("run", "--image", f"{world.reg.host}/test/nope:1", "--", "true")
+    assert res.rc != 0 and "not found" in res.stderr, res
+    res = ak("create", "x", "--image", "127.0.0.1:1/test/x:1")
+    assert res.rc != 0 and "cannot reach" in res.stderr, res
+    assert ak.list() == []
+    res = ak("run", "--image", "Bad:Name", "--", "true")
+    assert res.rc != 0 and "invalid image" in res.stderr.lower(), res
+    assert_store_clean(ak)
+
+
+def test_rm_refuses_an_image_in_use_and_prune_frees(ak, world):
+    assert ak("create", "user", "--no-network", "--image", world.base).rc == 0
+    res = ak("images", "rm", world.base)
+    assert res.rc != 0 and "used by sandbox 'user'" in res.stderr, res
+    res = ak("images", "prune")
+    assert res.rc == 0 and "Freed" in res.stdout
+    assert len(list((store(ak) / "layers").iterdir())) == 3
+    ak("remove", "user", check=True)
+    res = ak("images", "rm", world.base)
+    assert res.rc == 0, res
+    assert ak("images", "list", "--json", check=True).out.strip() == b"[]"
+    assert not any((store(ak) / "layers").iterdir())
+
+
+def test_store_is_private(ak, world):
+    ak("images", "pull", world.base, check=True)
+    assert stat.S_IMODE(os.stat(store(ak)).st_mode) == 0o700
