@@ -22,33 +22,48 @@
 #include "shared/fd-util.h"
 #include "shared/macro.h"
 
-/* Runs `agentkernel-image pull --quiet? NAME`, its output on our stderr. */
+/* Runs `agentkernel-image pull --porcelain NAME`: its progress goes to our stderr as it comes
+ * (for people); its one-line result, the id or the reason it failed, to us (for the API). */
 static int run_pull(const char *name, struct ak_err *err)
 {
         char helper[PATH_MAX];
-        int status, r;
+        cleanup_buf struct buf out = {0};
+        int pipefd[2], status, r;
         pid_t pid;
 
         r = paths_helper("agentkernel-image", "AGENTKERNEL_IMAGE_HELPER", helper, sizeof(helper),
                          err);
         if (r < 0)
                 return r;
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return ak_err_set(err, errno, "pipe: %s", strerror(errno));
         pid = fork();
-        if (pid < 0)
-                return ak_err_set(err, errno, "fork: %s", strerror(errno));
+        if (pid < 0) {
+                r = errno;
+                close(pipefd[0]);
+                close(pipefd[1]);
+                return ak_err_set(err, r, "fork: %s", strerror(r));
+        }
         if (pid == 0) {
-                const char *argv[] = {"agentkernel-image", "pull", name, NULL};
-                (void)dup2(STDERR_FILENO, STDOUT_FILENO);
+                const char *argv[] = {"agentkernel-image", "pull", "--porcelain", name, NULL};
+                if (dup2(pipefd[1], STDOUT_FILENO) < 0)
+                        _exit(127);
                 execv(helper, (char *const *)argv);
                 _exit(127);
         }
+        close(pipefd[1]);
+        (void)read_fd_full(pipefd[0], &out, 4096);
+        close(pipefd[0]);
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
                         return ak_err_set(err, errno, "wait for image pull: %s", strerror(errno));
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                return ak_err_set(err, ENOENT, "cannot pull image '%s' (see the message above)",
-                                  name);
-        return 0;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                return 0;
+        if (out.len && strncmp(out.data, "error: ", 7) == 0) {
+                size_t n = strcspn(out.data + 7, "\n");
+                return ak_err_set(err, ENOENT, "%.*s", (int)n, out.data + 7);
+        }
+        return ak_err_set(err, ENOENT, "cannot pull image '%s' (the puller failed)", name);
 }
 
 void native_image_close(struct native_image *img)

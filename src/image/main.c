@@ -3,7 +3,8 @@
  * agentkernel-image: the helper that pulls images into the local store. The CLI runs it for
  * `images pull` and when a sandbox needs an image the store lacks; it is separate so that the
  * static CLI, whose start-up time is part of every `run`, links neither libcurl nor libarchive.
- *   agentkernel-image pull [--quiet] [--json] NAME
+ *   agentkernel-image pull [--quiet] [--json] [--porcelain] NAME
+ * --porcelain (for the CLI): the result on stdout, one line, "sha256:..." or "error: ...".
  * Exit status: 0 pulled; 1 failed (message on stderr); 2 usage.
  */
 #include <curl/curl.h>
@@ -22,13 +23,14 @@
 
 static int usage(FILE *f)
 {
-        fputs("usage: agentkernel-image pull [--quiet] [--json] NAME\n", f);
+        fputs("usage: agentkernel-image pull [--quiet] [--json] [--porcelain] NAME\n", f);
         return f == stderr ? 2 : 0;
 }
 
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {{"quiet", no_argument, NULL, 'q'},
+                                             {"porcelain", no_argument, NULL, 'p'},
                                              {"json", no_argument, NULL, 'j'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
@@ -36,7 +38,7 @@ int main(int argc, char **argv)
         struct image_record rec = {0};
         struct ak_err err = {0};
         cleanup_free char *data = NULL;
-        bool json = false;
+        bool json = false, porcelain = false;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "qjh", opts, NULL)) != -1)
@@ -46,6 +48,9 @@ int main(int argc, char **argv)
                         break;
                 case 'j':
                         json = true;
+                        break;
+                case 'p':
+                        porcelain = true;
                         break;
                 case 'h':
                         return usage(stdout);
@@ -67,8 +72,8 @@ int main(int argc, char **argv)
         r = image_pull(data, argv[optind + 1], &o, &rec, &err);
         curl_global_cleanup();
         if (r < 0) {
-                fprintf(stderr, "agentkernel: cannot pull '%s': %s\n", argv[optind + 1],
-                        ak_err_msg(&err));
+                fprintf(porcelain ? stdout : stderr, "%s: cannot pull '%s': %s\n",
+                        porcelain ? "error" : "agentkernel", argv[optind + 1], ak_err_msg(&err));
                 return 1;
         }
         if (json) {
@@ -80,7 +85,7 @@ int main(int argc, char **argv)
                 json_dumpf(j, stdout, JSON_COMPACT);
                 putchar('\n');
                 json_decref(j);
-        } else if (!o.quiet) {
+        } else if (!o.quiet || porcelain) {
                 printf("%s\n", rec.id);
         }
         image_record_free(&rec);

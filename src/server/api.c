@@ -319,10 +319,8 @@ int api_run_prepare(json_t *body, struct create_opts *o, struct agent_exec_opts 
                 return -1;
         if (cwd && cwd[0] != '/')
                 return api_fail(r, 400, "cwd must be an absolute path");
-        /* upstream's default image is a container image; on native the host image stands in */
-        o->image = image && strcmp(image, "alpine:3.20") != 0 && strcmp(image, "alpine:3.24") != 0
-                       ? image
-                       : NULL;
+        /* An image the client names is used (and pulled) as named; none means the default. */
+        o->image = image;
         o->profile = profile;
         o->network = network;
         o->mount_cwd = 0;
@@ -649,9 +647,7 @@ int api_create(struct api_ctx *c, json_t *body, struct api_result *r)
                 if (parse_port_spec(ports_s[i], &ports[i], &err) < 0)
                         return api_fail(r, 400, "%s", ak_err_msg(&err));
         o.name = name;
-        o.image = image && strcmp(image, "alpine:3.20") != 0 && strcmp(image, "alpine:3.24") != 0
-                      ? image
-                      : NULL;
+        o.image = image;
         o.profile = profile;
         o.vcpus = (uint32_t)vcpus;
         o.memory_mb = mem;

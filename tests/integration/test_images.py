@@ -343,3 +343,35 @@ def test_rm_refuses_an_image_in_use_and_prune_frees(ak, world):
 def test_store_is_private(ak, world):
     ak("images", "pull", world.base, check=True)
     assert stat.S_IMODE(os.stat(store(ak)).st_mode) == 0o700
+
+
+def test_short_names_resolve_to_docker_hub_through_the_mirror(ak, world):
+    world.reg.push(world.layout.path, "base", "library/alpine:3.20")
+    env = {"AGENTKERNEL_REGISTRY_MIRROR": f"http://{world.reg.host}"}
+    res = ak("run", "--no-network", "-i", "alpine:3.20", "--", "cat", "/etc/kept", env=env)
+    assert res.rc == 0, res
+    assert res.stdout == "kept\n"
+    names = json.loads(ak("images", "list", "--json", check=True).out)[0]["names"]
+    assert "docker.io/library/alpine:3.20" in names
+    # cached: the same name now works without the mirror (and without any network)
+    res = ak("run", "--no-network", "-i", "docker.io/library/alpine:3.20", "--", "true")
+    assert res.rc == 0, res
+
+
+def test_api_create_with_an_image(ak, world):
+    """The HTTP API takes an image a client names as named (the SDK passes it through)."""
+    from test_serve import Server
+    srv = Server(ak)
+    try:
+        st, doc = srv.request("POST", "/sandboxes", {"name": "api-img", "image": world.base})
+        assert st in (200, 201) and doc["success"], doc
+        assert doc["data"]["image"] == world.base
+        st, doc = srv.request("POST", "/sandboxes/api-img/exec",
+                              {"command": ["cat", "/srv/marker"]})
+        assert st == 200 and doc["data"]["output"] == "amd64\n", doc
+        st, doc = srv.request("POST", "/sandboxes", {"name": "api-bad",
+                                                     "image": f"{world.reg.host}/test/nope:9"})
+        assert not doc["success"] and "not found" in doc["error"], doc
+        assert [s["name"] for s in ak.list()] == ["api-img"]
+    finally:
+        srv.stop()
