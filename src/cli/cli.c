@@ -29,14 +29,28 @@ void cli_error(const char *fmt, ...)
         fputc('\n', stderr);
 }
 
+static void __attribute__((format(printf, 2, 0))) vmessage(const char *prefix, const char *fmt,
+                                                            va_list ap)
+{
+        fputs(prefix, stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+}
+
 void cli_warn(const char *fmt, ...)
 {
         va_list ap;
-        fputs("warning: ", stderr);
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        vmessage("warning: ", fmt, ap);
         va_end(ap);
-        fputc('\n', stderr);
+}
+
+void cli_note(const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vmessage("note: ", fmt, ap);
+        va_end(ap);
 }
 
 int cli_fail(const struct ak_err *err, int code)

@@ -35,6 +35,8 @@ struct verb {
 /* Prints "error: <msg>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A hint for people ("note: ..."), on stderr. */
+void cli_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reports err, returns code. */
 int cli_fail(const struct ak_err *err, int code);
 /* Prints a failed command request: 126 when a policy refused the command, else 125. */

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* `run`: a command in a fresh sandbox, thrown away afterwards unless --keep. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,11 @@
 #include "cmd.h"
 #include "sandbox-flags.h"
 #include "session.h"
+#include "core/paths.h"
+#include "image/detect.h"
+#include "image/image-store.h"
+#include "image/ref.h"
+#include "shared/cleanup.h"
 #include "shared/random-util.h"
 
 #define KEEP_DEFAULT_TTL 3600 /* upstream: `run --keep` expires after an hour */
@@ -44,6 +50,55 @@ static int run_kept(struct manager *m, struct sandbox_flags *f, struct agent_exe
         return r < 0 ? cli_exec_fail(&err) : cli_exit_code(&ex);
 }
 
+/* Upstream picks an image from the command or the project (upstream.md §9). Here a detected image
+ * is used only when it is already in the local store: the default must work offline and never
+ * pull behind the user's back. Otherwise the host image runs it, with a hint on a terminal. */
+static void detect_image(struct sandbox_flags *f, char *const *cmd)
+{
+        cleanup_free char *data = NULL;
+        cleanup_free char *refs = NULL;
+        const char *cand;
+        bool stored, tty;
+
+        if (f->o.image || geteuid() != 0 || (f->o.backend && !streq(f->o.backend, "native")))
+                return;
+        data = paths_data_dir();
+        if (!data || asprintf(&refs, "%s/images/refs.json", data) < 0)
+                return;
+        stored = access(refs, F_OK) == 0;
+        tty = isatty(STDERR_FILENO);
+        if (!stored && !tty)
+                return; /* nothing could be used, nobody to tell */
+        cand = image_detect_command(cmd[0]);
+        if (!cand)
+                cand = image_detect_project(AT_FDCWD);
+        if (!cand)
+                return;
+        if (stored) {
+                struct image_store s = {.dirfd = -1, .lock_fd = -1};
+                struct image_record rec;
+                struct image_ref ref;
+                bool found = false;
+                if (image_ref_parse(cand, &ref, NULL) == 0) {
+                        if (image_store_open(data, IMAGE_STORE_SHARED, &s, NULL) == 0 &&
+                            image_store_resolve(&s, &ref, &rec, NULL) == 0) {
+                                found = true;
+                                image_record_free(&rec);
+                        }
+                        image_store_close(&s);
+                        image_ref_free(&ref);
+                }
+                if (found) {
+                        f->o.image = cand;
+                        return;
+                }
+        }
+        if (tty)
+                cli_note("this looks like a job for image '%s', which is not pulled; running in "
+                         "the host image (pull it once with: agentkernel images pull %s)",
+                         cand, cand);
+}
+
 int cmd_run(int argc, char **argv)
 {
         struct sandbox_flags f;
@@ -69,6 +124,7 @@ int cmd_run(int argc, char **argv)
         r = sandbox_flags_config(&f);
         if (r)
                 goto out;
+        detect_image(&f, a.cmd);
         m = cli_manager();
         if (!m) {
                 r = EXIT_RUN_ERROR;
