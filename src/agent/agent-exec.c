@@ -131,8 +131,9 @@ static int exec_prepare(int fd, const struct ak_msg *msg, struct exec_req *req,
                 exec_req_free(req);
                 return agent_send_error(fd, -r, "malformed exec request");
         }
-        if (agent_user_lookup(req->user, user) < 0) {
-                r = agent_send_error(fd, ESRCH, "user '%s' not found in the sandbox", req->user);
+        if (agent_user_lookup(req->user ? req->user : agent_cfg.user, user) < 0) {
+                r = agent_send_error(fd, ESRCH, "user '%s' not found in the sandbox",
+                                     req->user ? req->user : agent_cfg.user);
                 exec_req_free(req);
                 return r;
         }

@@ -270,7 +270,7 @@ static _noreturn_ void usage(void)
 {
         fputs("usage: agentkernel-agent (--listen-fd N | --conn-fd N) [--sync-fd N]\n"
               "                         [--state-fd N | --state-dir DIR] [--caps HEX]\n"
-              "                         [--workdir DIR] [--hold-fd N]\n"
+              "                         [--workdir DIR] [--user USER] [--hold-fd N]\n"
               "The sandbox agent; started by agentkernel, not by hand.\n",
               stderr);
         exit(2);
@@ -294,6 +294,7 @@ int main(int argc, char **argv)
             {"state-dir", required_argument, NULL, 'D'},
             {"caps", required_argument, NULL, 'C'},
             {"workdir", required_argument, NULL, 'w'},
+            {"user", required_argument, NULL, 'u'},
             {"hold-fd", required_argument, NULL, 'H'},
             {NULL, 0, NULL, 0},
         };
@@ -337,6 +338,9 @@ int main(int argc, char **argv)
                 }
                 case 'w':
                         agent_cfg.workdir = optarg;
+                        break;
+                case 'u':
+                        agent_cfg.user = optarg;
                         break;
                 case 'H':
                         /* held open for our lifetime: its closing tells the host we are gone */

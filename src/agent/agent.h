@@ -25,6 +25,7 @@ struct agent_config {
         uint64_t child_caps; /* capability bounding set of commands */
         int state_fd;        /* private directory for detached records, or -1 */
         const char *workdir; /* default working directory of commands */
+        const char *user;    /* default user of commands (an image's User), or NULL: root */
         char **base_env;     /* environment every command starts from */
         bool is_init;        /* PID 1 of its own pid namespace */
 };

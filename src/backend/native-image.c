@@ -15,6 +15,7 @@
 
 #include "backend/native-image.h"
 #include "core/paths.h"
+#include "core/validate.h"
 #include "image/image-store.h"
 #include "image/ref.h"
 #include "shared/buf.h"
@@ -125,6 +126,11 @@ int native_image_open(const char *name, struct native_image *ret, struct ak_err 
         }
         if (r >= 0 && rec.n_layers == 0)
                 r = ak_err_set(err, EINVAL, "image '%s' has no layers", name);
+        if (r >= 0 && rec.user && *rec.user && validate_user(rec.user, NULL) < 0)
+                r = ak_err_set(err, ENOTSUP,
+                               "image '%s' runs as user '%s', which this version cannot resolve "
+                               "(use a name, uid or uid:gid)",
+                               name, rec.user);
         if (r < 0) {
                 buf_free(&lowers);
                 image_record_free(&rec);

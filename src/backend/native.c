@@ -344,6 +344,11 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         argv[n++] = caps;
         argv[n++] = "--workdir";
         argv[n++] = workdir;
+        if (img.user && *img.user) {
+                /* the image's User runs commands unless a request names one (--sudo: root) */
+                argv[n++] = "--user";
+                argv[n++] = img.user;
+        }
         if (hold[1] >= 0) {
                 argv[n++] = "--hold-fd";
                 argv[n++] = "6";

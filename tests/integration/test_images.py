@@ -375,3 +375,17 @@ def test_api_create_with_an_image(ak, world):
         assert [s["name"] for s in ak.list()] == ["api-img"]
     finally:
         srv.stop()
+
+
+def test_image_user_runs_commands_and_sudo_is_root(ak, world):
+    oci.run("umoci", "tag", "--image", f"{world.layout.path}:base", "user")
+    oci.run("umoci", "config", "--image", f"{world.layout.path}:user", "--config.user=1000:1000")
+    name = world.reg.push(world.layout.path, "user", "test/user:1")
+    res = ak("run", "--no-network", "--image", name, "--", "sh", "-c",
+             "id -u; id -g; touch /srv/x 2>&1 || echo denied")
+    assert res.rc == 0, res
+    assert res.stdout.splitlines()[:2] == ["1000", "1000"]
+    assert "denied" in res.stdout
+    assert ak("create", "u", "--no-network", "--image", name).rc == 0
+    assert ak("exec", "u", "--", "id", "-u").stdout == "1000\n"
+    assert ak("exec", "--sudo", "u", "--", "id", "-u").stdout == "0\n"
