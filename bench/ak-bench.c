@@ -105,7 +105,9 @@ static double p50(const struct row *r)
 
 static void usage(void)
 {
-        fputs("usage: ak-bench [--n N] [--warmup W] [--agentkernel PATH] [--json]\n", stderr);
+        fputs("usage: ak-bench [--n N] [--warmup W] [--agentkernel PATH] [--image NAME]\n"
+              "                [--data-dir DIR] [--json]\n",
+              stderr);
         exit(2);
 }
 
@@ -115,10 +117,12 @@ int main(int argc, char **argv)
                                              {"warmup", required_argument, NULL, 'w'},
                                              {"agentkernel", required_argument, NULL, 'a'},
                                              {"json", no_argument, NULL, 'j'},
+                                             {"image", required_argument, NULL, 'i'},
+                                             {"data-dir", required_argument, NULL, 'd'},
                                              {NULL, 0, NULL, 0}};
         int n = 200, warmup = 10, c;
         bool json = false;
-        const char *ak = "agentkernel";
+        const char *ak = "agentkernel", *image = NULL, *data_dir = NULL;
         char datadir[] = "/tmp/ak-bench-XXXXXX";
         char *ak_mut;
 
@@ -136,17 +140,23 @@ int main(int argc, char **argv)
                 case 'j':
                         json = true;
                         break;
+                case 'i':
+                        image = optarg;
+                        break;
+                case 'd':
+                        data_dir = optarg;
+                        break;
                 default:
                         usage();
                 }
         }
         if (n < 1 || warmup < 0)
                 usage();
-        if (!mkdtemp(datadir)) {
+        if (!data_dir && !mkdtemp(datadir)) {
                 perror("mkdtemp");
                 return 1;
         }
-        setenv("AGENTKERNEL_DATA_DIR", datadir, 1);
+        setenv("AGENTKERNEL_DATA_DIR", data_dir ? data_dir : datadir, 1);
         ak_mut = strdup(ak);
 
         {
@@ -163,14 +173,18 @@ int main(int argc, char **argv)
         char *a_run_nonet[] = {ak_mut, "run", "--no-network", "--", "/bin/true", NULL};
         char *a_run[] = {ak_mut, "run", "--", "/bin/true", NULL};
         char *a_exec[] = {ak_mut, "exec", "bench", "--", "/bin/true", NULL};
+        char *a_run_image[] = {ak_mut, "run", "--no-network", "--image", (char *)image, "--",
+                               "/bin/true", NULL};
         struct row rows[] = {
             {"fork+exec /bin/true", a_true, NULL, 0, false},
             {"bwrap --unshare-all", a_bwrap, NULL, 0, false},
             {"agentkernel run --no-network", a_run_nonet, NULL, 0, false},
             {"agentkernel run (network on)", a_run, NULL, 0, false},
             {"agentkernel exec (running)", a_exec, NULL, 0, false},
+            /* an OCI image from the local store (pulled during the warm-up) */
+            {"agentkernel run --image (OCI)", a_run_image, NULL, 0, false},
         };
-        size_t nrows = sizeof(rows) / sizeof(rows[0]);
+        size_t nrows = sizeof(rows) / sizeof(rows[0]) - (image ? 0 : 1);
 
         measure_all(rows, nrows, n, warmup);
 
@@ -179,7 +193,8 @@ int main(int argc, char **argv)
                 double ms;
                 (void)run_once(rm, &ms);
         }
-        rmdir(datadir); /* best effort: the store leaves its empty directories */
+        if (!data_dir)
+                rmdir(datadir); /* best effort: the store leaves its empty directories */
 
         if (!json) {
                 printf("ak-bench: %d runs per row, rows interleaved (after %d warm-up rounds); "

@@ -57,7 +57,6 @@ struct native_session {
         int lock_fd; /* held while the ephemeral cgroup is ours */
         char lock_path[PATH_MAX];
         int image_lock_fd; /* the image store's shared lock, or -1 */
-        char rootfs[PATH_MAX]; /* the image's private upper layer, or "" */
         struct cgroup_set cg;
 };
 
@@ -284,13 +283,12 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                         goto fail;
                 if (!cfg->workspace && img.workdir && img.workdir[0] == '/')
                         workdir = img.workdir;
-                if (cfg->ephemeral)
-                        (void)snprintf(rootfs, sizeof(rootfs), "%s/%s.rootfs", cfg->ref.run_dir,
-                                       cgid);
-                else
+                /* A kept sandbox writes to disk; an ephemeral run to a private tmpfs that
+                 * vanishes with it (nothing to clean up, even after a crash). */
+                if (!cfg->ephemeral)
                         (void)snprintf(rootfs, sizeof(rootfs), "%s/rootfs", cfg->ref.run_dir);
         }
-        r = oci ? rootfs_plan_image(&ro, img.lowers, rootfs, img.workdir, &plan)
+        r = oci ? rootfs_plan_image(&ro, img.lowers, rootfs[0] ? rootfs : NULL, img.workdir, &plan)
                 : rootfs_plan_host(&ro, &plan);
         if (r < 0) {
                 ak_err_set(err, -r, "building the root filesystem plan: %s", strerror(-r));
@@ -391,8 +389,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 cgroups_made = true;
         }
         test_hook("native-cgroup-created");
-        if (oci) {
-                /* After the lock file: a sweep removes an ephemeral rootfs only unlocked. */
+        if (rootfs[0]) {
                 uint32_t base = ID_RANGE_BASE + slot * ID_RANGE_SIZE;
                 r = native_image_upper(rootfs, base, base, err);
                 if (r < 0)
@@ -467,7 +464,6 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 s->lock_fd = TAKE_FD(lock_fd);
                 memcpy(s->lock_path, lock_path, sizeof(lock_path));
                 s->image_lock_fd = TAKE_FD(img.lock_fd);
-                memcpy(s->rootfs, rootfs, sizeof(rootfs));
                 ret_session->chan_fd = TAKE_FD(peer);
                 ret_session->priv = s;
         } else {
@@ -509,8 +505,6 @@ fail_committed:
                 (void)cgroup_destroy(&cg, NULL);
         if (!cfg->ephemeral)
                 (void)rm_rf_at(AT_FDCWD, cfg->ref.run_dir);
-        else if (rootfs[0])
-                (void)rm_rf_at(AT_FDCWD, rootfs);
         native_image_close(&img);
         if (lock_fd >= 0) {
                 (void)unlink(lock_path);
@@ -542,8 +536,6 @@ static int native_finish(struct backend_session *bs)
         if (s->sync_fd >= 0)
                 close(s->sync_fd);
         (void)cgroup_destroy(&s->cg, NULL);
-        if (s->rootfs[0])
-                (void)rm_rf_at(AT_FDCWD, s->rootfs);
         if (s->image_lock_fd >= 0)
                 close(s->image_lock_fd);
         if (s->lock_fd >= 0) {
@@ -669,24 +661,7 @@ static void native_sweep(const char *ephemeral_dir)
                 id[len - 5] = '\0';
                 if (cgroup_paths(id, &cg) == 0 && cgroup_destroy(&cg, NULL) < 0)
                         continue;
-                {
-                        char rootfs[128];
-                        (void)snprintf(rootfs, sizeof(rootfs), "%s.rootfs", id);
-                        (void)rm_rf_at(dirfd(d), rootfs);
-                }
                 (void)unlinkat(dirfd(d), de->d_name, 0);
-        }
-        /* An image rootfs whose lock file is gone lost its run (the lock is made first). */
-        rewinddir(d);
-        while ((de = readdir(d))) {
-                size_t len = strlen(de->d_name);
-                char lock[128];
-                if (len < 11 || len > 100 || strncmp(de->d_name, "run-", 4) != 0 ||
-                    !streq(de->d_name + len - 7, ".rootfs"))
-                        continue;
-                (void)snprintf(lock, sizeof(lock), "%.*s.lock", (int)(len - 7), de->d_name);
-                if (faccessat(dirfd(d), lock, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
-                        (void)rm_rf_at(dirfd(d), de->d_name);
         }
         closedir(d);
 }

@@ -19,6 +19,7 @@
 #include "core/paths.h"
 #include "runtime/cgroup.h"
 #include "runtime/net.h"
+#include "runtime/runtime.h"
 #include "runtime/seccomp.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -178,6 +179,24 @@ int cmd_doctor(int argc, char **argv)
                         check(&rep, OK, "agent", "%s", path);
                 else
                         check(&rep, ERR, "agent", "%s", ak_err_msg(&err));
+        }
+
+        {
+                struct ak_err err = {0};
+                char helper[PATH_MAX];
+                if (geteuid() != 0)
+                        check(&rep, INFO, "images",
+                              "OCI images on native need root; rootless sandboxes use the host "
+                              "image");
+                else if (!runtime_image_roots_supported(why, sizeof(why)))
+                        check(&rep, WARN, "images", "OCI images cannot run here: %s", why);
+                else if (paths_helper("agentkernel-image", "AGENTKERNEL_IMAGE_HELPER", helper,
+                                      sizeof(helper), &err) < 0)
+                        check(&rep, WARN, "images", "%s", ak_err_msg(&err));
+                else
+                        check(&rep, OK, "images",
+                              "OCI images: overlayfs over idmapped layers works; puller %s",
+                              helper);
         }
 
         if (access("/dev/kvm", R_OK | W_OK) == 0)

@@ -327,6 +327,8 @@ int rootfs_plan_image(const struct rootfs_opts *o, const char *lowers, const cha
         /* The image, writable through a private upper layer, becomes the root; everything
          * else is mounted on top of it. */
         r = mount_plan_add(p, MOP_OVERLAY, lowers, "/", layer_dir, 0, MOP_IDMAP);
+        if (r >= 0 && !layer_dir) /* the upper layer on a private tmpfs of the sandbox's size */
+                p->ops[p->n - 1].len = (size_t)(o->tmp_mb ? o->tmp_mb : 512) << 20;
         if (r >= 0)
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/etc", NULL, 0755, MOP_OPTIONAL);
         for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(etc) + 1; i++) {

@@ -28,8 +28,9 @@ struct rootfs_opts {
 int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *plan);
 
 /* Appends an OCI image: overlayfs over `lowers` (store layer dirs, top first, ':'-separated)
- * with the upper and work dirs in layer_dir, then the common mounts; workdir (the image's
- * WorkingDir, may be NULL) is created when the image lacks it. Rootful only. */
+ * with the upper and work dirs in layer_dir (NULL: on a private tmpfs of tmp_mb), then the common
+ * mounts; workdir (the image's WorkingDir, may be NULL) is created when the image lacks it.
+ * Rootful only. */
 int rootfs_plan_image(const struct rootfs_opts *o, const char *lowers, const char *layer_dir,
                       const char *workdir, struct mount_plan *plan);
 

@@ -636,7 +636,41 @@ static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_
  * handed to overlayfs by fd (Linux 6.8+: no path to the idmapped layers exists anywhere), the
  * upper and work directories private to this sandbox. Files of the layers (owned by 0..65535
  * in the store) appear with the sandbox's ids; copy-ups land in upper with those ids. */
-static int prepare_overlay(const struct mount_op *op, int userns_fd, struct ak_err *err)
+/* A detached tmpfs of size bytes holding upper/ (owned by uid, the sandbox's root) and work/:
+ * the writable layer of an ephemeral sandbox, which disappears with the sandbox's last mount
+ * and is never anywhere in the host's tree. Returns the mount fd and the two directory fds. */
+static int private_upper(uint64_t size, uint32_t uid, int *ret_upper, int *ret_work,
+                         struct ak_err *err)
+{
+        char opt[32];
+        int fs, mnt = -1, r = 0;
+
+        fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+        if (fs < 0)
+                return ak_err_set(err, errno, "tmpfs: %s", strerror(errno));
+        (void)snprintf(opt, sizeof(opt), "%llu", (unsigned long long)size);
+        if (fsconfig(fs, FSCONFIG_SET_STRING, "size", opt, 0) < 0 ||
+            fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0700", 0) < 0 ||
+            fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+            (mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0)
+                r = ak_err_set(err, errno, "private tmpfs for the image's upper layer: %s",
+                               strerror(errno));
+        close(fs);
+        if (r < 0)
+                return r;
+        if (mkdirat(mnt, "upper", 0755) < 0 || fchownat(mnt, "upper", uid, uid, 0) < 0 ||
+            mkdirat(mnt, "work", 0700) < 0 ||
+            (*ret_upper = openat(mnt, "upper", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+            (*ret_work = openat(mnt, "work", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+                r = ak_err_set(err, errno, "upper layer on tmpfs: %s", strerror(errno));
+                close(mnt);
+                return r;
+        }
+        return mnt;
+}
+
+static int prepare_overlay(const struct mount_op *op, int userns_fd, uint32_t id_base,
+                           struct ak_err *err)
 {
         struct mount_attr attr = {
             .attr_set = MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
@@ -645,7 +679,7 @@ static int prepare_overlay(const struct mount_op *op, int userns_fd, struct ak_e
         char path[PATH_MAX];
         const char *p = op->src;
         /* The detached layers must live until the overlay is created: closing one dissolves it. */
-        int layer_fds[OVERLAY_MAX_LOWER];
+        int layer_fds[OVERLAY_MAX_LOWER + 1];
         size_t n_fds = 0;
         int fs, mnt = -1, r = 0;
 
@@ -678,15 +712,27 @@ static int prepare_overlay(const struct mount_op *op, int userns_fd, struct ak_e
                                        strerror(errno));
                 layer_fds[n_fds++] = fd;
         }
-        if (r >= 0) {
+        if (r >= 0 && !op->data) {
+                int upper = -1, work = -1;
+                int tm = private_upper(op->len, id_base, &upper, &work, err);
+                if (tm < 0)
+                        r = tm;
+                else {
+                        if (fsconfig(fs, FSCONFIG_SET_FD, "upperdir", NULL, upper) < 0 ||
+                            fsconfig(fs, FSCONFIG_SET_FD, "workdir", NULL, work) < 0)
+                                r = ak_err_set(err, errno, "overlay upper layer on tmpfs: %s",
+                                               strerror(errno));
+                        close(upper);
+                        close(work);
+                        layer_fds[n_fds++] = tm; /* kept until the overlay exists */
+                }
+        } else if (r >= 0) {
                 (void)snprintf(path, sizeof(path), "%s/upper", op->data);
                 if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", path, 0) < 0)
                         r = ak_err_set(err, errno, "overlay upper dir '%s': %s", path,
                                        strerror(errno));
-        }
-        if (r >= 0) {
                 (void)snprintf(path, sizeof(path), "%s/work", op->data);
-                if (fsconfig(fs, FSCONFIG_SET_STRING, "workdir", path, 0) < 0)
+                if (r >= 0 && fsconfig(fs, FSCONFIG_SET_STRING, "workdir", path, 0) < 0)
                         r = ak_err_set(err, errno, "overlay work dir '%s': %s", path,
                                        strerror(errno));
         }
@@ -702,6 +748,26 @@ static int prepare_overlay(const struct mount_op *op, int userns_fd, struct ak_e
         for (size_t i = 0; i < n_fds; i++)
                 close(layer_fds[i]);
         return r < 0 ? r : mnt;
+}
+
+bool runtime_image_roots_supported(char *why, size_t len)
+{
+        int fs = fsopen("overlay", FSOPEN_CLOEXEC), dir, r;
+
+        if (fs < 0) {
+                (void)snprintf(why, len, "overlayfs is not available: %s", strerror(errno));
+                return false;
+        }
+        dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        r = dir >= 0 ? fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, dir) : -1;
+        if (r < 0)
+                (void)snprintf(why, len,
+                               "this kernel cannot give overlayfs its layers by file descriptor "
+                               "(needs Linux 6.13 or later)");
+        if (dir >= 0)
+                close(dir);
+        close(fs);
+        return r == 0;
 }
 
 /* Releases the child: the go byte, with the prepared mounts. */
@@ -757,7 +823,7 @@ static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, s
                                 break;
                         }
                 }
-                r = op->type == MOP_OVERLAY ? prepare_overlay(op, userns, err)
+                r = op->type == MOP_OVERLAY ? prepare_overlay(op, userns, s->id_base, err)
                                             : prepare_idmapped(op, userns, err);
                 if (r >= 0)
                         fds[n++] = r;

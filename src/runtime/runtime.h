@@ -30,7 +30,8 @@ enum mount_op_type {
         MOP_MASK_FILE,  /* bind /dev/null over dst when it exists */
         MOP_MASK_DIR,   /* empty read-only tmpfs over dst when it exists */
         MOP_OVERLAY,    /* overlayfs at dst: src = lower dirs, top first, ':'-separated;
-                           data = a directory holding upper/ and work/ (rootful, MOP_IDMAP) */
+                           data = a directory holding upper/ and work/, or NULL for a private
+                           tmpfs of len bytes (rootful, MOP_IDMAP) */
 };
 
 #define MOP_OPTIONAL (1u << 0) /* skip the op when its source is missing */
@@ -107,3 +108,7 @@ int runtime_spawn(const struct runtime_spec *spec, struct runtime_child *ret, st
 
 /* Commits a started sandbox so that it outlives its starter. Closes sync_fd. */
 int runtime_commit(struct runtime_child *c);
+
+/* Whether this kernel can build an image root (MOP_OVERLAY): overlayfs taking idmapped layers by
+ * file descriptor. why says what is missing. Needs no privileges to ask. */
+bool runtime_image_roots_supported(char *why, size_t len);
