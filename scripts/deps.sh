@@ -11,7 +11,8 @@ build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcm
         libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev)
 # nodejs: the official SDKs' tests (npm comes with nodesource builds, separately in Debian's)
 tests=(python3-pytest bubblewrap time clang-format valgrind golang-github-burntsushi-toml-dev
-        nodejs docker-registry skopeo umoci apache2-utils busybox-static)
+        nodejs docker-registry skopeo umoci apache2-utils busybox-static zstd python3-jwt
+        python3-cryptography)
 
 want=("${runtime[@]}")
 if [[ "${1:-}" != "--runtime-only" ]]; then

@@ -270,6 +270,10 @@ int sandbox_flags_config(struct sandbox_flags *f)
                 cli_warn("%s: %s", path, *w);
         if (!f->o.image)
                 f->o.image = config_image(c);
+        if (config_apply_registry_env(c) < 0) {
+                cli_error("out of memory");
+                return EXIT_FAILURE_;
+        }
         if (!f->o.profile)
                 f->o.profile = c->profile;
         if (!f->o.vcpus)

@@ -67,6 +67,10 @@ static const struct field api_fields[] = {
     F("allow_sudo_exec", K_BOOL, allow_sudo_exec),
 };
 
+static const struct field images_fields[] = {
+    F("mirror", K_STR, registry_mirror),
+};
+
 /* Sections upstream reads that this version does not implement: warned about, not applied. */
 static const char *const unsupported_sections[] = {
     "ssh",        "build",    "git",        "orchestrator",   "remote",
@@ -405,7 +409,15 @@ static int apply(struct ctx *x, json_t *doc)
                         r = apply_network(x, v);
                 else if (streq(k, "files"))
                         r = apply_files(x, v);
-                else if (streq(k, "api")) {
+                else if (streq(k, "images")) {
+                        static const char *const images_sub[] = {"insecure_registries"};
+                        r = apply_section(x, k, v, images_fields, ARRAY_SIZE(images_fields),
+                                          images_sub, ARRAY_SIZE(images_sub));
+                        if (r >= 0 && json_object_get(v, "insecure_registries"))
+                                r = strv_from(x, "[images] insecure_registries",
+                                              json_object_get(v, "insecure_registries"), 64,
+                                              &x->c->insecure_registries);
+                } else if (streq(k, "api")) {
                         r = apply_section(x, k, v, api_fields, ARRAY_SIZE(api_fields), api_sub,
                                           ARRAY_SIZE(api_sub));
                         if (r >= 0 && json_object_get(v, "tls"))
@@ -538,6 +550,8 @@ void config_free(struct config *c)
         free(c->files);
         free(c->api_key);
         free(c->api_key_env);
+        free(c->registry_mirror);
+        strv_free(c->insecure_registries);
         strv_free(c->warnings);
         free(c);
 }
@@ -588,4 +602,20 @@ int config_starter(const char *name, const char *agent, char **ret)
                         name, agent) < 0
                    ? -ENOMEM
                    : 0;
+}
+
+int config_apply_registry_env(const struct config *c)
+{
+        cleanup_buf struct buf list = {0};
+
+        if (c->registry_mirror && !getenv("AGENTKERNEL_REGISTRY_MIRROR") &&
+            setenv("AGENTKERNEL_REGISTRY_MIRROR", c->registry_mirror, 1) < 0)
+                return -errno;
+        if (!c->insecure_registries || !c->insecure_registries[0] ||
+            getenv("AGENTKERNEL_INSECURE_REGISTRIES"))
+                return 0;
+        for (char **r = c->insecure_registries; *r; r++)
+                if (buf_printf(&list, "%s%s", list.len ? "," : "", *r) < 0)
+                        return -ENOMEM;
+        return setenv("AGENTKERNEL_INSECURE_REGISTRIES", list.data, 1) < 0 ? -errno : 0;
 }

@@ -56,6 +56,9 @@ struct config {
         /* [api] */
         char *api_key, *api_key_env;
         bool allow_sudo_exec;
+        /* [images] (ours: upstream pulls through Docker's own settings) */
+        char *registry_mirror;
+        char **insecure_registries; /* NULL-terminated, or NULL */
 
         char **warnings; /* NULL-terminated, never NULL */
 };
@@ -70,6 +73,10 @@ void config_free(struct config *c);
 /* The image a config asks for: base_image, else the runtime's (upstream's table), else NULL
  * (the backend's default). */
 const char *config_image(const struct config *c);
+
+/* Makes [images] mirror and insecure_registries the pullers' settings, unless the environment
+ * (AGENTKERNEL_REGISTRY_MIRROR, AGENTKERNEL_INSECURE_REGISTRIES) already says otherwise. */
+int config_apply_registry_env(const struct config *c);
 
 /* The starter file `agentkernel init` writes. */
 int config_starter(const char *name, const char *agent, char **ret);

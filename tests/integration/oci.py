@@ -42,10 +42,82 @@ def free_port():
     return port
 
 
-class Registry:
-    """docker-registry on 127.0.0.1:<free port>, optionally with htpasswd basic auth."""
+class TokenServer:
+    """A Bearer token service for docker-registry's `token` auth: checks basic credentials and
+    issues RS256 JWTs (x5c-signed with a certificate the registry trusts). The registry verifies
+    every token itself; this is the same flow as Docker Hub's auth.docker.io."""
 
-    def __init__(self, workdir, user=None, password=None):
+    def __init__(self, workdir, user, password, service="test-registry", issuer="test-issuer"):
+        import base64
+        import http.server
+        import threading
+
+        import jwt
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+        import datetime
+
+        self.service, self.issuer = service, issuer
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "agentkernel test token")])
+        now = datetime.datetime.utcnow()
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .sign(key, hashes.SHA256()))
+        self.cert_path = pathlib.Path(workdir) / "token-cert.pem"
+        self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+        want = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        outer = self
+        self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                from urllib.parse import parse_qs, urlparse
+                q = parse_qs(urlparse(self.path).query)
+                outer.requests.append(q)
+                if self.headers.get("Authorization") != want:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                access = []
+                for scope in q.get("scope", []):
+                    typ, repo, actions = scope.split(":", 2)
+                    access.append({"type": typ, "name": repo, "actions": actions.split(",")})
+                t = int(time.time())
+                tok = jwt.encode({"iss": outer.issuer, "sub": user, "aud": outer.service,
+                                  "exp": t + 300, "nbf": t - 10, "iat": t, "jti": str(t),
+                                  "access": access}, key, algorithm="RS256",
+                                 headers={"x5c": [x5c]})
+                body = json.dumps({"token": tok, "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.realm = f"http://127.0.0.1:{self.port}/token"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Registry:
+    """docker-registry on 127.0.0.1:<free port>, optionally with htpasswd basic auth or with
+    Bearer-token auth (token=True: a TokenServer issues the tokens)."""
+
+    def __init__(self, workdir, user=None, password=None, token=False):
         self.dir = pathlib.Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -63,7 +135,13 @@ class Registry:
             "http:",
             f"  addr: 127.0.0.1:{self.port}",
         ]
-        if user:
+        self.token = None
+        if user and token:
+            self.token = TokenServer(self.dir, user, password)
+            cfg += ["auth:", "  token:", f"    realm: {self.token.realm}",
+                    f"    service: {self.token.service}", f"    issuer: {self.token.issuer}",
+                    f"    rootcertbundle: {self.token.cert_path}"]
+        elif user:
             htpasswd = self.dir / "htpasswd"
             htpasswd.write_text(run("htpasswd", "-Bbn", user, password))
             cfg += ["auth:", "  htpasswd:", "    realm: test", f"    path: {htpasswd}"]
@@ -99,6 +177,8 @@ class Registry:
         return self.dir / "data/docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
 
     def stop(self):
+        if self.token:
+            self.token.stop()
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -389,3 +389,38 @@ def test_image_user_runs_commands_and_sudo_is_root(ak, world):
     assert ak("create", "u", "--no-network", "--image", name).rc == 0
     assert ak("exec", "u", "--", "id", "-u").stdout == "1000\n"
     assert ak("exec", "--sudo", "u", "--", "id", "-u").stdout == "0\n"
+
+
+def test_bearer_token_registry(ak, world, tmp_path):
+    reg = oci.Registry(tmp_path / "tokreg", user="bob", password="t0ken", token=True)
+    try:
+        name = reg.push(world.layout.path, "base", "tok/base:1")
+        res = ak("images", "pull", name, env={"DOCKER_CONFIG": str(tmp_path / "nocreds")})
+        assert res.rc != 0 and "refused the credentials" in res.stderr, res
+        cfgdir = tmp_path / "docker"
+        cfgdir.mkdir()
+        (cfgdir / "config.json").write_text(json.dumps(
+            {"auths": {f"http://{reg.host}": {"username": "bob", "password": "t0ken"}}}))
+        before = len(reg.token.requests)
+        res = ak("run", "--no-network", "--image", name, "--", "cat", "/srv/marker",
+                 env={"DOCKER_CONFIG": str(cfgdir)})
+        assert res.rc == 0, res
+        assert res.stdout == "amd64\n"
+        # the client asked the realm for a pull scope of this repository
+        asked = reg.token.requests[before:]
+        assert asked and all(q["scope"] == ["repository:tok/base:pull"] for q in asked), asked
+        assert all(q["service"] == ["test-registry"] for q in asked)
+    finally:
+        reg.stop()
+
+
+def test_mirror_from_agentkernel_toml(ak, world, tmp_path):
+    world.reg.push(world.layout.path, "base", "library/alpine:3.19")
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "agentkernel.toml").write_text(
+        f'[images]\nmirror = "http://{world.reg.host}"\ninsecure_registries = ["reg.lan:5000"]\n')
+    res = ak("run", "--no-network", "-i", "alpine:3.19", "--", "cat", "/etc/kept", cwd=proj)
+    assert res.rc == 0, res
+    assert res.stdout == "kept\n"
+    assert "unknown" not in res.stderr
