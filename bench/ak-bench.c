@@ -173,8 +173,8 @@ int main(int argc, char **argv)
         char *a_run_nonet[] = {ak_mut, "run", "--no-network", "--", "/bin/true", NULL};
         char *a_run[] = {ak_mut, "run", "--", "/bin/true", NULL};
         char *a_exec[] = {ak_mut, "exec", "bench", "--", "/bin/true", NULL};
-        char *a_run_image[] = {ak_mut, "run", "--no-network", "--image", (char *)image, "--",
-                               "/bin/true", NULL};
+        char *a_run_image[] = {ak_mut,        "run", "--no-network", "--image",
+                               (char *)image, "--",  "/bin/true",    NULL};
         struct row rows[] = {
             {"fork+exec /bin/true", a_true, NULL, 0, false},
             {"bwrap --unshare-all", a_bwrap, NULL, 0, false},
