@@ -287,16 +287,11 @@ static int parse_fd(const char *s)
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"listen-fd", required_argument, NULL, 'l'},
-            {"conn-fd", required_argument, NULL, 'c'},
-            {"sync-fd", required_argument, NULL, 's'},
-            {"state-fd", required_argument, NULL, 'S'},
-            {"state-dir", required_argument, NULL, 'D'},
-            {"caps", required_argument, NULL, 'C'},
-            {"workdir", required_argument, NULL, 'w'},
-            {"user", required_argument, NULL, 'u'},
-            {"hold-fd", required_argument, NULL, 'H'},
-            {NULL, 0, NULL, 0},
+            {"listen-fd", required_argument, NULL, 'l'}, {"conn-fd", required_argument, NULL, 'c'},
+            {"sync-fd", required_argument, NULL, 's'},   {"state-fd", required_argument, NULL, 'S'},
+            {"state-dir", required_argument, NULL, 'D'}, {"caps", required_argument, NULL, 'C'},
+            {"workdir", required_argument, NULL, 'w'},   {"user", required_argument, NULL, 'u'},
+            {"hold-fd", required_argument, NULL, 'H'},   {NULL, 0, NULL, 0},
         };
         int listen_fd = -1, conn_fd = -1, sync_fd = -1, hold_fd = -1, sigfd, c;
         struct sigaction sa = {.sa_handler = noop_handler};

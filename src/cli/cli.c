@@ -29,8 +29,8 @@ void cli_error(const char *fmt, ...)
         fputc('\n', stderr);
 }
 
-static void __attribute__((format(printf, 2, 0))) vmessage(const char *prefix, const char *fmt,
-                                                            va_list ap)
+static void __attribute__((format(printf, 2, 0)))
+vmessage(const char *prefix, const char *fmt, va_list ap)
 {
         fputs(prefix, stderr);
         vfprintf(stderr, fmt, ap);

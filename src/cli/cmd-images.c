@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-/* `images pull|list|rm|prune`: the local OCI image store. Pulls run the agentkernel-image helper. */
+/* `images pull|list|rm|prune`: the local OCI image store. Pulls run the agentkernel-image helper.
+ */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>

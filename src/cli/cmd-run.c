@@ -8,12 +8,12 @@
 
 #include "cli.h"
 #include "cmd.h"
-#include "sandbox-flags.h"
-#include "session.h"
 #include "core/paths.h"
 #include "image/detect.h"
 #include "image/image-store.h"
 #include "image/ref.h"
+#include "sandbox-flags.h"
+#include "session.h"
 #include "shared/cleanup.h"
 #include "shared/random-util.h"
 

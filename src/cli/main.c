@@ -186,8 +186,8 @@ static const struct verb verbs[] = {
 static bool top_only(const char *name)
 {
         return streq(name, "run") || streq(name, "doctor") || streq(name, "audit") ||
-               streq(name, "init") || streq(name, "volume") || streq(name, "images") || streq(name, "serve") ||
-               streq(name, "mcp-server");
+               streq(name, "init") || streq(name, "volume") || streq(name, "images") ||
+               streq(name, "serve") || streq(name, "mcp-server");
 }
 
 static const struct verb *find_verb(const char *name, bool in_group)

@@ -203,8 +203,10 @@ static int record_load(struct image_store *s, const char *hex, struct image_reco
         if (!id || !cfg || !json_is_array(layers) || !image_digest_valid(id) ||
             !streq(digest_hex(id), hex) || json_array_size(layers) > 1024) {
                 json_decref(o);
-                return ak_err_set(err, EBADMSG, "image record '%s' is damaged; remove it with: "
-                                                "agentkernel images prune", path);
+                return ak_err_set(err, EBADMSG,
+                                  "image record '%s' is damaged; remove it with: "
+                                  "agentkernel images prune",
+                                  path);
         }
         r.id = strdup(id);
         r.config = strdup(cfg);
@@ -282,8 +284,8 @@ static int refs_save(struct image_store *s, json_t *refs, struct ak_err *err)
 /* The name table is read-modify-written by concurrent pulls: its own short lock. */
 static int refs_lock(struct image_store *s, struct ak_err *err)
 {
-        int fd = openat(s->dirfd, "locks/refs.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-                        0600);
+        int fd =
+            openat(s->dirfd, "locks/refs.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return ak_err_set(err, errno, "open refs lock: %s", strerror(errno));
         while (flock(fd, LOCK_EX) < 0)
@@ -304,8 +306,7 @@ static char **names_of(json_t *refs, const char *id)
 
         if (!out)
                 return NULL;
-        json_object_foreach(refs, k, v)
-        {
+        json_object_foreach (refs, k, v) {
                 const char *d = json_string_value(v);
                 if (d && streq(d, id) && !(out[n++] = strdup(k))) {
                         strv_free(out);
@@ -442,8 +443,8 @@ int image_store_list(struct image_store *s, struct image_record **ret, size_t *r
         return 0;
 }
 
-int image_store_commit(struct image_store *s, const struct image_record *rec,
-                       char *const *names, struct ak_err *err)
+int image_store_commit(struct image_store *s, const struct image_record *rec, char *const *names,
+                       struct ak_err *err)
 {
         cleanup_free char *text = record_dump(rec);
         cleanup_close int lk = -1;
@@ -509,8 +510,7 @@ int image_store_remove(struct image_store *s, const char *name, struct ak_err *e
                             strdup(json_string_value(json_object_get(refs, key)) ?: "");
                         bool tagged = false;
                         json_object_del(refs, key);
-                        json_object_foreach(refs, k, v)
-                        {
+                        json_object_foreach (refs, k, v) {
                                 const char *d = json_string_value(v);
                                 if (d && id && streq(d, id) && !strchr(k, '@'))
                                         tagged = true;
@@ -526,8 +526,7 @@ int image_store_remove(struct image_store *s, const char *name, struct ak_err *e
                         return r;
                 }
         }
-        json_object_foreach(refs, k, v)
-        {
+        json_object_foreach (refs, k, v) {
                 const char *id = json_string_value(v);
                 if (id && id_prefix(name, id)) {
                         if (match && !streq(match, id)) {
@@ -634,8 +633,7 @@ static bool keep_record(const char *name, void *p)
         for (size_t i = 0; c->keep && c->keep[i]; i++)
                 if (streq(c->keep[i], id))
                         return true;
-        json_object_foreach(c->refs, k, v)
-        {
+        json_object_foreach (c->refs, k, v) {
                 const char *d = json_string_value(v);
                 if (d && streq(d, id))
                         return true;

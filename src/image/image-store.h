@@ -30,8 +30,8 @@ struct image_layer {
 };
 
 struct image_record {
-        char *id;     /* manifest digest */
-        char *config; /* config digest */
+        char *id;                   /* manifest digest */
+        char *config;               /* config digest */
         struct image_layer *layers; /* lowest first */
         size_t n_layers;
         char **env; /* NULL-terminated, or NULL */
@@ -69,8 +69,8 @@ int image_store_list(struct image_store *s, struct image_record **ret, size_t *r
 void image_records_free(struct image_record *v, size_t n);
 
 /* Writes rec (atomically) and points every name in names at it. Store lock: shared is enough. */
-int image_store_commit(struct image_store *s, const struct image_record *rec,
-                       char *const *names, struct ak_err *err);
+int image_store_commit(struct image_store *s, const struct image_record *rec, char *const *names,
+                       struct ak_err *err);
 
 /* Forgets a name; the image's last tag takes its digest names with it. Given a manifest id
  * ("sha256:...", or a unique prefix of 12+ hex digits) every name of that image goes. The files

@@ -150,8 +150,8 @@ int manifest_parse(const char *buf, size_t len, const char *content_type, struct
                                   MANIFEST_MAX_BYTES);
         root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
         if (!root)
-                return ak_err_set(err, EBADMSG, "manifest is not valid JSON: %s (line %d)",
-                                  je.text, je.line);
+                return ak_err_set(err, EBADMSG, "manifest is not valid JSON: %s (line %d)", je.text,
+                                  je.line);
         if (!json_is_object(root)) {
                 json_decref(root);
                 return ak_err_set(err, EBADMSG, "manifest is not a JSON object");
@@ -186,9 +186,8 @@ int manifest_parse(const char *buf, size_t len, const char *content_type, struct
                 r = descriptor_parse(json_object_get(root, "config"), false, "config", &m.config,
                                      err);
                 if (r >= 0)
-                        r = descriptors_parse(json_object_get(root, "layers"),
-                                              MANIFEST_MAX_LAYERS, true, "layers", &m.layers,
-                                              &m.n_layers, err);
+                        r = descriptors_parse(json_object_get(root, "layers"), MANIFEST_MAX_LAYERS,
+                                              true, "layers", &m.layers, &m.n_layers, err);
         }
         json_decref(root);
         if (r < 0) {
@@ -204,9 +203,9 @@ void manifest_host_platform(const char **ret_arch, const char **ret_variant)
         static const struct {
                 const char *uname, *arch, *variant;
         } map[] = {
-            {"x86_64", "amd64", NULL},   {"aarch64", "arm64", NULL}, {"armv7l", "arm", "v7"},
-            {"armv6l", "arm", "v6"},     {"i686", "386", NULL},      {"ppc64le", "ppc64le", NULL},
-            {"s390x", "s390x", NULL},    {"riscv64", "riscv64", NULL},
+            {"x86_64", "amd64", NULL}, {"aarch64", "arm64", NULL},   {"armv7l", "arm", "v7"},
+            {"armv6l", "arm", "v6"},   {"i686", "386", NULL},        {"ppc64le", "ppc64le", NULL},
+            {"s390x", "s390x", NULL},  {"riscv64", "riscv64", NULL},
         };
         struct utsname u;
 
@@ -238,8 +237,8 @@ int manifest_pick(const struct manifest *index, const char *os, const char *arch
         }
         for (size_t i = 0; i < index->n_manifests && used < sizeof(have) - 1; i++) {
                 const struct descriptor *d = &index->manifests[i];
-                int n = snprintf(have + used, sizeof(have) - used, "%s%s/%s%s%s",
-                                 used ? ", " : "", d->os ? d->os : "?", d->arch ? d->arch : "?",
+                int n = snprintf(have + used, sizeof(have) - used, "%s%s/%s%s%s", used ? ", " : "",
+                                 d->os ? d->os : "?", d->arch ? d->arch : "?",
                                  d->variant ? "/" : "", d->variant ? d->variant : "");
                 if (n < 0)
                         break;
@@ -247,9 +246,8 @@ int manifest_pick(const struct manifest *index, const char *os, const char *arch
                 if (used >= sizeof(have))
                         used = sizeof(have) - 1;
         }
-        return ak_err_set(err, ENOENT, "the image has no %s/%s%s%s variant (it has: %s)", os,
-                          arch, variant ? "/" : "", variant ? variant : "",
-                          *have ? have : "nothing");
+        return ak_err_set(err, ENOENT, "the image has no %s/%s%s%s variant (it has: %s)", os, arch,
+                          variant ? "/" : "", variant ? variant : "", *have ? have : "nothing");
 }
 
 void image_config_free(struct image_config *c)
@@ -327,18 +325,20 @@ int image_config_parse(const char *buf, size_t len, struct image_config *ret, st
         rootfs = json_object_get(root, "rootfs");
         r = strv_from_json(json_object_get(cfg, "Env"), CONFIG_MAX_ENV, "Env", &c.env, NULL, err);
         if (r >= 0)
-                r = strv_from_json(json_object_get(cfg, "Cmd"), CONFIG_MAX_ENV, "Cmd", &c.cmd,
-                                   NULL, err);
+                r = strv_from_json(json_object_get(cfg, "Cmd"), CONFIG_MAX_ENV, "Cmd", &c.cmd, NULL,
+                                   err);
         if (r >= 0)
-                r = strv_from_json(json_object_get(cfg, "Entrypoint"), CONFIG_MAX_ENV,
-                                   "Entrypoint", &c.entrypoint, NULL, err);
+                r = strv_from_json(json_object_get(cfg, "Entrypoint"), CONFIG_MAX_ENV, "Entrypoint",
+                                   &c.entrypoint, NULL, err);
         if (r >= 0)
                 r = strv_from_json(json_object_get(rootfs, "diff_ids"), MANIFEST_MAX_LAYERS,
                                    "diff_ids", &c.diff_ids, &c.n_diff_ids, err);
         for (size_t i = 0; r >= 0 && i < c.n_diff_ids; i++)
                 if (!image_digest_valid(c.diff_ids[i]))
-                        r = ak_err_set(err, EBADMSG, "image config: diff_ids[%zu] is not a "
-                                                     "sha256 digest", i);
+                        r = ak_err_set(err, EBADMSG,
+                                       "image config: diff_ids[%zu] is not a "
+                                       "sha256 digest",
+                                       i);
         if (r >= 0 && (s = json_string_value(json_object_get(cfg, "WorkingDir"))) && *s &&
             !(c.workdir = strdup(s)))
                 r = ak_err_set(err, ENOMEM, "out of memory");

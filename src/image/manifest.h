@@ -13,7 +13,7 @@
 
 #define MANIFEST_MAX_BYTES (4u << 20) /* the distribution spec's manifest limit */
 #define CONFIG_MAX_BYTES (8u << 20)
-#define MANIFEST_MAX_LAYERS 128u      /* overlayfs takes up to 500 lower dirs; images far fewer */
+#define MANIFEST_MAX_LAYERS 128u /* overlayfs takes up to 500 lower dirs; images far fewer */
 #define INDEX_MAX_ENTRIES 1024u
 #define CONFIG_MAX_ENV 4096u
 
@@ -39,18 +39,18 @@ enum manifest_kind { MANIFEST_INDEX, MANIFEST_IMAGE };
 
 struct manifest {
         enum manifest_kind kind;
-        struct descriptor config;     /* MANIFEST_IMAGE */
-        struct descriptor *layers;    /* MANIFEST_IMAGE, lowest first */
+        struct descriptor config;  /* MANIFEST_IMAGE */
+        struct descriptor *layers; /* MANIFEST_IMAGE, lowest first */
         size_t n_layers;
         struct descriptor *manifests; /* MANIFEST_INDEX */
         size_t n_manifests;
 };
 
 struct image_config {
-        char **env;     /* NULL-terminated "K=V" */
-        char *workdir;  /* or NULL */
-        char *user;     /* or NULL */
-        char **cmd;     /* NULL-terminated, or NULL */
+        char **env;    /* NULL-terminated "K=V" */
+        char *workdir; /* or NULL */
+        char *user;    /* or NULL */
+        char **cmd;    /* NULL-terminated, or NULL */
         char **entrypoint;
         char *os, *arch;
         char **diff_ids; /* NULL-terminated sha256 digests of the uncompressed layers */

@@ -43,8 +43,8 @@ static void on_progress(void *p, uint64_t now, uint64_t total)
         lp->last_ns = t;
         format_bytes(now, a, sizeof(a));
         format_bytes(total, b, sizeof(b));
-        fprintf(stderr, "\r  layer %zu/%zu %.19s  %s / %s   ", lp->index, lp->count, lp->digest,
-                a, b);
+        fprintf(stderr, "\r  layer %zu/%zu %.19s  %s / %s   ", lp->index, lp->count, lp->digest, a,
+                b);
         fflush(stderr);
 }
 
@@ -239,8 +239,7 @@ int image_pull(const char *data_dir, const char *name, const struct pull_opts *o
                         r = ak_err_set(err, ENOMEM, "out of memory");
                         goto out;
                 }
-                r = fetch_layer(&s, reg, &m.layers[i], &lp, &rec.layers[i].unpacked, &fetched,
-                                err);
+                r = fetch_layer(&s, reg, &m.layers[i], &lp, &rec.layers[i].unpacked, &fetched, err);
                 if (r < 0)
                         goto out;
                 format_bytes((uint64_t)m.layers[i].size, sz, sizeof(sz));
@@ -260,8 +259,9 @@ int image_pull(const char *data_dir, const char *name, const struct pull_opts *o
         rec.pulled_at = strdup(ts);
         r = 0;
         if (ref.tag)
-                r = add_name(&names, &n_names, image_ref_canonical(&(struct image_ref){
-                                                   ref.registry, ref.repository, ref.tag, NULL}));
+                r = add_name(&names, &n_names,
+                             image_ref_canonical(
+                                 &(struct image_ref){ref.registry, ref.repository, ref.tag, NULL}));
         if (r >= 0) {
                 char *byd = NULL;
                 if (asprintf(&byd, "%s/%s@%s", ref.registry, ref.repository, top_digest) < 0)

@@ -113,8 +113,7 @@ static bool registry_valid(const char *s)
                         return false;
                 errno = 0;
                 port = strtol(colon + 1, &end, 10);
-                if (errno || *end || port < 1 || port > 65535 || colon[1] == '+' ||
-                    colon[1] == '-')
+                if (errno || *end || port < 1 || port > 65535 || colon[1] == '+' || colon[1] == '-')
                         return false;
         }
         return true;
@@ -164,14 +163,14 @@ int image_ref_parse(const char *s, struct image_ref *ret, struct ak_err *err)
                                           colon);
         }
         slash = strchr(name, '/');
-        if (slash && (memchr(name, '.', (size_t)(slash - name)) ||
-                      memchr(name, ':', (size_t)(slash - name)) ||
-                      (slash - name == 9 && strncmp(name, "localhost", 9) == 0) ||
-                      name[0] == '[')) {
+        if (slash &&
+            (memchr(name, '.', (size_t)(slash - name)) ||
+             memchr(name, ':', (size_t)(slash - name)) ||
+             (slash - name == 9 && strncmp(name, "localhost", 9) == 0) || name[0] == '[')) {
                 *slash = '\0';
                 if (!registry_valid(name))
-                        return ak_err_set(err, EINVAL, "invalid image '%s': bad registry '%s'",
-                                          s, name);
+                        return ak_err_set(err, EINVAL, "invalid image '%s': bad registry '%s'", s,
+                                          name);
                 r.registry = strdup(streq(name, "index.docker.io") ? DOCKER_HUB : name);
                 rest = slash + 1;
         } else {

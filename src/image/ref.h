@@ -10,9 +10,9 @@
 
 #include "shared/err.h"
 
-#define IMAGE_REF_MAX 255     /* whole reference, as Docker's limit on names */
-#define IMAGE_TAG_MAX 128     /* tag length, as the distribution spec */
-#define IMAGE_DIGEST_HEX 64   /* sha256 */
+#define IMAGE_REF_MAX 255   /* whole reference, as Docker's limit on names */
+#define IMAGE_TAG_MAX 128   /* tag length, as the distribution spec */
+#define IMAGE_DIGEST_HEX 64 /* sha256 */
 #define DOCKER_HUB "docker.io"
 
 struct image_ref {

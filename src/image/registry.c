@@ -7,8 +7,8 @@
  */
 #include <curl/curl.h>
 #include <errno.h>
-#include <jansson.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <sha256.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,7 +26,7 @@
 #include "shared/text-util.h"
 
 #define CONNECT_TIMEOUT_S 30L
-#define STALL_TIMEOUT_S 60L   /* a transfer under 1 byte/s for this long fails */
+#define STALL_TIMEOUT_S 60L /* a transfer under 1 byte/s for this long fails */
 #define TOKEN_MAX_BYTES (1u << 20)
 #define HEADER_VALUE_MAX 4096u
 #define DOCKER_CONFIG_MAX (1u << 20)
@@ -37,8 +37,8 @@ struct registry {
         char *repository;
         char *bases[2]; /* endpoints to try, e.g. the mirror then the origin */
         size_t n_bases, base;
-        char *authz;    /* "Authorization: ..." for the registry, once known */
-        char *basic;    /* base64 user:pass from config.json, or NULL */
+        char *authz; /* "Authorization: ..." for the registry, once known */
+        char *basic; /* base64 user:pass from config.json, or NULL */
         /* the current response's headers */
         char ctype[256];
         char digest[80];
@@ -104,7 +104,8 @@ static size_t on_header(char *data, size_t sz, size_t nm, void *p)
                 const char *name;
                 size_t off, len;
         } keep[] = {
-            {"content-type:", offsetof(struct registry, ctype), sizeof(((struct registry *)0)->ctype)},
+            {"content-type:", offsetof(struct registry, ctype),
+             sizeof(((struct registry *)0)->ctype)},
             {"docker-content-digest:", offsetof(struct registry, digest),
              sizeof(((struct registry *)0)->digest)},
             {"www-authenticate:", offsetof(struct registry, challenge),
@@ -142,8 +143,7 @@ static char *docker_config_auth(const char *host)
                 return NULL;
         root = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
         auths = json_object_get(root, "auths");
-        json_object_foreach(auths, k, v)
-        {
+        json_object_foreach (auths, k, v) {
                 const char *h = k, *a;
                 size_t hl;
                 if (strncmp(h, "https://", 8) == 0)
@@ -310,7 +310,9 @@ static long perform(struct registry *r, const char *url, const char *accept, con
         curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
         curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, STALL_TIMEOUT_S);
         curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(r->curl, CURLOPT_USERAGENT, "agentkernel/" "0.1");
+        curl_easy_setopt(r->curl, CURLOPT_USERAGENT,
+                         "agentkernel/"
+                         "0.1");
         curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, sink_write);
         curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, s);
         curl_easy_setopt(r->curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -398,9 +400,8 @@ static int authenticate(struct registry *r, struct ak_err *err)
         if (st < 0)
                 return (int)st;
         if (st == 401 || st == 403)
-                return ak_err_set(err, EACCES,
-                                  "registry '%s' refused the credentials for '%s'%s", r->host,
-                                  r->repository,
+                return ak_err_set(err, EACCES, "registry '%s' refused the credentials for '%s'%s",
+                                  r->host, r->repository,
                                   r->basic ? "" : " (no login in ~/.docker/config.json)");
         if (st != 200)
                 return ak_err_set(err, EACCES, "token service of '%s' answered HTTP %ld", r->host,
@@ -429,8 +430,8 @@ static int get(struct registry *r, const char *kind, const char *ref, const char
         int k = 0;
 
         for (; r->base < r->n_bases; r->base++) {
-                (void)snprintf(url, sizeof(url), "%s/v2/%s/%s/%s", r->bases[r->base],
-                               r->repository, kind, ref);
+                (void)snprintf(url, sizeof(url), "%s/v2/%s/%s/%s", r->bases[r->base], r->repository,
+                               kind, ref);
                 for (int attempt = 0; attempt < 2; attempt++) {
                         k = sink_reset(s);
                         if (k < 0)

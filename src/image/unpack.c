@@ -96,8 +96,8 @@ static int open_dir(struct unpacker *u, char *dir)
                 return pfd;
         r = mkdirat(pfd, slash ? slash + 1 : dir, 0755) < 0 && errno != EEXIST ? -errno : 0;
         if (r == 0) {
-                fd = openat(pfd, slash ? slash + 1 : dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                                              O_CLOEXEC);
+                fd = openat(pfd, slash ? slash + 1 : dir,
+                            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 r = fd < 0 ? -errno : fd;
         }
         close(pfd);
@@ -221,9 +221,8 @@ static int whiteout(struct unpacker *u, int dfd, const char *base, const char *p
         if (r < 0)
                 return ak_err_set(u->err, -r, "whiteout '%s': %s", path, strerror(-r));
         if (mknodat(dfd, victim, S_IFCHR | 0000, makedev(0, 0)) < 0)
-                return ak_err_set(u->err, errno,
-                                  "whiteout '%s': %s (overlay whiteouts need root)", path,
-                                  strerror(errno));
+                return ak_err_set(u->err, errno, "whiteout '%s': %s (overlay whiteouts need root)",
+                                  path, strerror(errno));
         return 0;
 }
 
@@ -280,8 +279,7 @@ static int unpack_entry(struct unpacker *u, struct archive *a, struct archive_en
                 fd = openat(dfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 break;
         case AE_IFREG:
-                fd = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                            0600);
+                fd = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (fd >= 0) {
                         r = write_file(u, a, fd, archive_entry_size(e));
                         if (r < 0)
@@ -294,8 +292,7 @@ static int unpack_entry(struct unpacker *u, struct archive *a, struct archive_en
                         return ak_err_set(u->err, EBADMSG, "symlink '%s' has no valid target",
                                           path);
                 if (symlinkat(t, dfd, base) < 0)
-                        return ak_err_set(u->err, errno, "symlink '%s': %s", path,
-                                          strerror(errno));
+                        return ak_err_set(u->err, errno, "symlink '%s': %s", path, strerror(errno));
                 r = apply_meta(u, dfd, base, -1, e, true);
                 return r < 0 ? ak_err_set(u->err, -r, "'%s': %s", path, strerror(-r)) : 0;
         }

@@ -739,8 +739,7 @@ static int prepare_overlay(const struct mount_op *op, int userns_fd, uint32_t id
         if (r >= 0 && fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
                 r = ak_err_set(err, errno, "mount overlayfs: %s", strerror(errno));
         if (r >= 0) {
-                mnt = fsmount(fs, FSMOUNT_CLOEXEC,
-                                   MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+                mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
                 if (mnt < 0)
                         r = ak_err_set(err, errno, "mount overlayfs: %s", strerror(errno));
         }

@@ -40,8 +40,8 @@ enum mount_op_type {
  * (host root's as the sandbox's root), so the sandbox can write where the host owner could, and
  * what it creates is owned on the host by the matching host id. Prepared by the parent. */
 #define MOP_IDMAP (1u << 2)
-#define RUNTIME_IDMAP_MAX 40 /* idmapped mounts per sandbox */
-#define MOP_REPLACE (1u << 3)  /* MOP_FILE: replace whatever is at dst (an image's symlink) */
+#define RUNTIME_IDMAP_MAX 40  /* idmapped mounts per sandbox */
+#define MOP_REPLACE (1u << 3) /* MOP_FILE: replace whatever is at dst (an image's symlink) */
 /* MOP_MKDIR with MOP_OPTIONAL: create when missing, leave an existing directory as it is. */
 #define OVERLAY_MAX_LOWER 128u /* lower layers of one MOP_OVERLAY */
 

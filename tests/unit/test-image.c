@@ -48,9 +48,21 @@ static void check_ref(const char *in, const char *registry, const char *repo, co
 static void test_refs(void **unused)
 {
         static const char *const bad[] = {
-            "",           "Alpine",       "alpine:",       "alpine@sha256:12",   ":tag",
-            "a//b",       "-a",           "a-",            "a..b",               "a___b",
-            "host:99999/x", "host:/x",    "x/y:t@sha256:" HEX_A "0", "alpine:-x", "a b",
+            "",
+            "Alpine",
+            "alpine:",
+            "alpine@sha256:12",
+            ":tag",
+            "a//b",
+            "-a",
+            "a-",
+            "a..b",
+            "a___b",
+            "host:99999/x",
+            "host:/x",
+            "x/y:t@sha256:" HEX_A "0",
+            "alpine:-x",
+            "a b",
         };
         struct image_ref r;
 
@@ -184,8 +196,7 @@ static void test_config(void **unused)
         assert_string_equal(c.cmd[0], "sh");
         assert_int_equal(c.n_diff_ids, 1);
         image_config_free(&c);
-        assert_int_equal(image_config_parse("{\"config\":{\"Env\":[1]}}", 22, &c, &err),
-                         -EBADMSG);
+        assert_int_equal(image_config_parse("{\"config\":{\"Env\":[1]}}", 22, &c, &err), -EBADMSG);
         assert_int_equal(image_config_parse("{}", 2, &c, &err), 0); /* all optional */
         assert_null(c.env);
         image_config_free(&c);
@@ -205,9 +216,9 @@ static void test_detect(void **unused)
         assert_non_null(mkdtemp(dir));
         fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         assert_null(image_detect_project(fd));
-        assert_int_equal(mkdirat(fd, "x.c", 0755), 0);         /* gcc, a late row */
+        assert_int_equal(mkdirat(fd, "x.c", 0755), 0); /* gcc, a late row */
         assert_string_equal(image_detect_project(fd), "gcc:14-bookworm");
-        assert_int_equal(mkdirat(fd, "go.mod", 0755), 0);      /* golang, an earlier row */
+        assert_int_equal(mkdirat(fd, "go.mod", 0755), 0); /* golang, an earlier row */
         assert_string_equal(image_detect_project(fd), "golang:1.23-alpine");
         assert_int_equal(mkdirat(fd, "package.json", 0755), 0); /* node: the first row */
         assert_string_equal(image_detect_project(fd), "node:22-alpine");
@@ -269,8 +280,8 @@ static void test_store_names(void **unused)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_refs),   cmocka_unit_test(test_manifests),
-            cmocka_unit_test(test_config), cmocka_unit_test(test_detect),
+            cmocka_unit_test(test_refs),        cmocka_unit_test(test_manifests),
+            cmocka_unit_test(test_config),      cmocka_unit_test(test_detect),
             cmocka_unit_test(test_store_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
