@@ -3,14 +3,17 @@
  * OCI images for the native backend (see native-image.h). A missing image is pulled by running
  * the helper and waiting for it; the CLI itself never links the network or archive libraries.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "backend/native-image.h"
@@ -18,6 +21,7 @@
 #include "core/validate.h"
 #include "image/image-store.h"
 #include "image/ref.h"
+#include "runtime/runtime.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -192,4 +196,206 @@ char **native_image_env(const struct native_image *img, char *const *env)
 fail:
         strv_free(out);
         return NULL;
+}
+
+/* ---- the copy fallback ---- */
+
+#define COPY_DEPTH_MAX 256 /* directory nesting followed; deeper trees are refused */
+
+struct copier {
+        uint32_t shift; /* added to the layer's owners (rootful); rootless keeps ours */
+        bool owners;
+        struct ak_err *err;
+};
+
+static bool is_whiteout(const struct stat *st)
+{
+        return S_ISCHR(st->st_mode) && st->st_rdev == 0;
+}
+
+static bool is_opaque(int dirfd)
+{
+        char v[2];
+        return fgetxattr(dirfd, "trusted.overlay.opaque", v, sizeof(v)) == 1 ||
+               fgetxattr(dirfd, "user.overlay.opaque", v, sizeof(v)) == 1;
+}
+
+static int copy_meta(struct copier *c, int dst, const char *name, int fd, const struct stat *st)
+{
+        struct timespec ts[2] = {st->st_atim, st->st_mtim};
+        int r = 0;
+
+        if (c->owners)
+                r = fd >= 0 ? fchown(fd, st->st_uid + c->shift, st->st_gid + c->shift)
+                            : fchownat(dst, name, st->st_uid + c->shift, st->st_gid + c->shift,
+                                       AT_SYMLINK_NOFOLLOW);
+        if (r == 0 && !S_ISLNK(st->st_mode))
+                r = fd >= 0 ? fchmod(fd, st->st_mode & 07777)
+                            : fchmodat(dst, name, st->st_mode & 07777, 0);
+        if (r == 0)
+                r = fd >= 0 ? futimens(fd, ts) : utimensat(dst, name, ts, AT_SYMLINK_NOFOLLOW);
+        return r < 0 ? -errno : 0;
+}
+
+static int copy_file(int src, const char *name, int dst, const struct stat *st)
+{
+        cleanup_close int in = openat(src, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        cleanup_close int out = -1;
+        off_t left = st->st_size;
+
+        if (in < 0)
+                return -errno;
+        out = openat(dst, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (out < 0)
+                return -errno;
+        while (left > 0) {
+                ssize_t n = sendfile(out, in, NULL, left > (1 << 30) ? (1 << 30) : (size_t)left);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+                left -= n;
+        }
+        return TAKE_FD(out);
+}
+
+/* Copies the layer directory src over dst, applying its whiteouts, as overlayfs would show it. */
+static int copy_layer_dir(struct copier *c, int src, int dst, unsigned depth)
+{
+        DIR *d;
+        struct dirent *de;
+        int fd = openat(src, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
+
+        if (depth > COPY_DEPTH_MAX)
+                return ak_err_set(c->err, ELOOP, "image tree deeper than %d directories",
+                                  COPY_DEPTH_MAX);
+        d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return ak_err_set(c->err, errno, "read image layer: %s", strerror(errno));
+        }
+        while (r >= 0 && (de = readdir(d))) {
+                const char *name = de->d_name;
+                struct stat st, cur;
+                bool have;
+                if (streq(name, ".") || streq(name, ".."))
+                        continue;
+                if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        r = ak_err_set(c->err, errno, "stat '%s': %s", name, strerror(errno));
+                        break;
+                }
+                have = fstatat(dst, name, &cur, AT_SYMLINK_NOFOLLOW) == 0;
+                if (is_whiteout(&st)) {
+                        if (have)
+                                r = rm_rf_at(dst, name);
+                        continue;
+                }
+                if (S_ISDIR(st.st_mode)) {
+                        cleanup_close int sub = -1;
+                        cleanup_close int out = -1;
+                        sub =
+                            openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (sub < 0) {
+                                r = -errno;
+                                break;
+                        }
+                        /* an opaque directory, or one replacing a non-directory, starts empty */
+                        if (have && (!S_ISDIR(cur.st_mode) || is_opaque(sub)) &&
+                            (r = rm_rf_at(dst, name)) < 0)
+                                break;
+                        if ((!have || !S_ISDIR(cur.st_mode) || is_opaque(sub)) &&
+                            mkdirat(dst, name, 0700) < 0) {
+                                r = -errno;
+                                break;
+                        }
+                        out = openat(dst, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (out < 0) {
+                                r = -errno;
+                                break;
+                        }
+                        r = copy_layer_dir(c, sub, out, depth + 1);
+                        if (r >= 0)
+                                r = copy_meta(c, dst, name, out, &st);
+                        continue;
+                }
+                if (have && (r = rm_rf_at(dst, name)) < 0)
+                        break;
+                if (S_ISREG(st.st_mode)) {
+                        int out = copy_file(dirfd(d), name, dst, &st);
+                        r = out < 0 ? out : copy_meta(c, dst, name, out, &st);
+                        if (out >= 0)
+                                close(out);
+                } else if (S_ISLNK(st.st_mode)) {
+                        char target[PATH_MAX];
+                        ssize_t n = readlinkat(dirfd(d), name, target, sizeof(target) - 1);
+                        if (n < 0) {
+                                r = -errno;
+                                break;
+                        }
+                        target[n] = '\0';
+                        r = symlinkat(target, dst, name) < 0 ? -errno
+                                                             : copy_meta(c, dst, name, -1, &st);
+                } else if (S_ISFIFO(st.st_mode)) {
+                        r = mkfifoat(dst, name, 0600) < 0 ? -errno
+                                                          : copy_meta(c, dst, name, -1, &st);
+                }
+                /* the store holds no other kinds (unpack.c creates no devices) */
+        }
+        closedir(d);
+        if (r < 0 && !c->err->code)
+                ak_err_set(c->err, -r, "copy the image: %s", strerror(-r));
+        return r < 0 ? -c->err->code : 0;
+}
+
+int native_image_copy(const struct native_image *img, const char *dir, uint32_t shift,
+                      struct ak_err *err)
+{
+        struct copier c = {.shift = shift, .owners = geteuid() == 0, .err = err};
+        cleanup_close int out = -1;
+        const char *end;
+        int r = mkdir_p(dir, 0700);
+
+        if (r < 0)
+                return ak_err_set(err, -r, "create '%s': %s", dir, strerror(-r));
+        out = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (out < 0)
+                return ak_err_set(err, errno, "open '%s': %s", dir, strerror(errno));
+        /* lowers is top first: copy from the last (the base) up */
+        end = img->lowers + strlen(img->lowers);
+        while (end > img->lowers) {
+                const char *start = end;
+                char path[PATH_MAX];
+                cleanup_close int src = -1;
+                while (start > img->lowers && start[-1] != ':')
+                        start--;
+                if ((size_t)(end - start) >= sizeof(path))
+                        return ak_err_set(err, ENAMETOOLONG, "layer path too long");
+                memcpy(path, start, (size_t)(end - start));
+                path[end - start] = '\0';
+                src = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (src < 0)
+                        return ak_err_set(err, errno, "open layer '%s': %s", path, strerror(errno));
+                r = copy_layer_dir(&c, src, out, 0);
+                if (r < 0)
+                        return r;
+                end = start > img->lowers ? start - 1 : start;
+        }
+        /* the root directory itself belongs to the sandbox's root */
+        if (c.owners && fchown(out, shift, shift) < 0)
+                return ak_err_set(err, errno, "chown '%s': %s", dir, strerror(errno));
+        return fchmod(out, 0755) < 0 ? ak_err_set(err, errno, "chmod: %s", strerror(errno)) : 0;
+}
+
+bool native_image_use_copy(void)
+{
+        const char *mode = getenv("AGENTKERNEL_IMAGE_ROOTFS");
+        char why[256];
+
+        if (mode && streq(mode, "copy"))
+                return true;
+        if (mode && streq(mode, "overlay"))
+                return false;
+        /* rootful needs idmapped layers by fd; rootless mounts in its own namespace */
+        return geteuid() == 0 && !runtime_image_roots_supported(why, sizeof(why));
 }

@@ -7,6 +7,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "shared/err.h"
@@ -29,3 +31,13 @@ int native_image_upper(const char *dir, uid_t uid, gid_t gid, struct ak_err *err
 /* env with the image's variables first; a variable of env overrides the image's. malloc'd,
  * NULL-terminated; NULL on ENOMEM. */
 char **native_image_env(const struct native_image *img, char *const *env);
+
+/* The copy fallback: the image's layers merged into dir (bottom up, whiteouts and opaque
+ * directories applied), owned by the layer's ids + shift (rootful) or by us (rootless). Slow for
+ * big images, but needs neither overlayfs nor idmapped mounts. */
+int native_image_copy(const struct native_image *img, const char *dir, uint32_t shift,
+                      struct ak_err *err);
+
+/* Whether image roots are copies: AGENTKERNEL_IMAGE_ROOTFS=copy|overlay, else copy only where
+ * this kernel cannot stack idmapped layers (rootful, before Linux 6.13). */
+bool native_image_use_copy(void);

@@ -56,7 +56,8 @@ struct native_session {
         int sync_fd;
         int lock_fd; /* held while the ephemeral cgroup is ours */
         char lock_path[PATH_MAX];
-        int image_lock_fd; /* the image store's shared lock, or -1 */
+        int image_lock_fd;     /* the image store's shared lock, or -1 */
+        char merged[PATH_MAX]; /* an ephemeral copy-fallback root to delete, or "" */
         struct cgroup_set cg;
 };
 
@@ -139,17 +140,6 @@ static int native_probe(char *why, size_t why_len)
 }
 
 /* Builds the agent's environment: defaults, then the sandbox's own. Caller frees (strv). */
-/* Image roots are overlayfs over idmapped layers, which only a real root can mount. */
-static int oci_supported(const char *image, struct ak_err *err)
-{
-        if (geteuid() != 0)
-                return ak_err_set(err, ENOTSUP,
-                                  "image '%s': OCI images on the native backend need root for now "
-                                  "(rootless runs use the 'host' image)",
-                                  image);
-        return 0;
-}
-
 static char **agent_env(char *const *env)
 {
         static const char *const defaults[] = {
@@ -236,13 +226,12 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         bool cgroups_made = false;
         struct native_image img = {.lock_fd = -1};
         bool oci = !streq(cfg->image, "host");
-        char rootfs[PATH_MAX] = "";
+        char rootfs[PATH_MAX] = ""; /* overlay upper and work dirs on disk (kept sandboxes) */
+        char merged[PATH_MAX] = ""; /* the copy fallback's root */
         const char *workdir = cfg->workspace ? "/workspace" : "/";
         size_t n = 0;
         int r;
 
-        if (oci && (r = oci_supported(cfg->image, err)) < 0)
-                return r;
         if (cfg->ephemeral) {
                 uint32_t rnd;
                 random_bytes(&rnd, sizeof(rnd));
@@ -284,11 +273,19 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 if (!cfg->workspace && img.workdir && img.workdir[0] == '/')
                         workdir = img.workdir;
                 /* A kept sandbox writes to disk; an ephemeral run to a private tmpfs that
-                 * vanishes with it (nothing to clean up, even after a crash). */
-                if (!cfg->ephemeral)
+                 * vanishes with it (nothing to clean up, even after a crash). The copy
+                 * fallback copies the image next to the sandbox's runtime files. */
+                bool copy = native_image_use_copy();
+                if (copy && cfg->ephemeral)
+                        (void)snprintf(merged, sizeof(merged), "%s/%s.rootfs", cfg->ref.run_dir,
+                                       cgid);
+                else if (copy)
+                        (void)snprintf(merged, sizeof(merged), "%s/rootfs", cfg->ref.run_dir);
+                else if (!cfg->ephemeral)
                         (void)snprintf(rootfs, sizeof(rootfs), "%s/rootfs", cfg->ref.run_dir);
         }
-        r = oci ? rootfs_plan_image(&ro, img.lowers, rootfs[0] ? rootfs : NULL, img.workdir, &plan)
+        r = oci ? rootfs_plan_image(&ro, img.lowers, rootfs[0] ? rootfs : NULL,
+                                    merged[0] ? merged : NULL, img.workdir, &plan)
                 : rootfs_plan_host(&ro, &plan);
         if (r < 0) {
                 ak_err_set(err, -r, "building the root filesystem plan: %s", strerror(-r));
@@ -321,8 +318,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 }
         }
         if (oci) {
-                cleanup_strv char **merged = native_image_env(&img, cfg->env);
-                envp = merged ? agent_env(merged) : NULL;
+                cleanup_strv char **image_env = native_image_env(&img, cfg->env);
+                envp = image_env ? agent_env(image_env) : NULL;
         } else {
                 envp = agent_env(cfg->env);
         }
@@ -342,8 +339,9 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         argv[n++] = caps;
         argv[n++] = "--workdir";
         argv[n++] = workdir;
-        if (img.user && *img.user) {
-                /* the image's User runs commands unless a request names one (--sudo: root) */
+        if (img.user && *img.user && geteuid() == 0) {
+                /* the image's User runs commands unless a request names one (--sudo: root);
+                 * rootless maps only root, so there it runs as root */
                 argv[n++] = "--user";
                 argv[n++] = img.user;
         }
@@ -389,9 +387,15 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 cgroups_made = true;
         }
         test_hook("native-cgroup-created");
-        if (rootfs[0]) {
+        if (rootfs[0] || merged[0]) {
+                /* After the lock file: a sweep removes an ephemeral copy only unlocked. Owned
+                 * by the sandbox's root: its id range's base, or (rootless) ourselves. */
                 uint32_t base = ID_RANGE_BASE + slot * ID_RANGE_SIZE;
-                r = native_image_upper(rootfs, base, base, err);
+                if (merged[0])
+                        r = native_image_copy(&img, merged, geteuid() == 0 ? base : 0, err);
+                else
+                        r = geteuid() == 0 ? native_image_upper(rootfs, base, base, err)
+                                           : native_image_upper(rootfs, geteuid(), getegid(), err);
                 if (r < 0)
                         goto fail;
         }
@@ -464,6 +468,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 s->lock_fd = TAKE_FD(lock_fd);
                 memcpy(s->lock_path, lock_path, sizeof(lock_path));
                 s->image_lock_fd = TAKE_FD(img.lock_fd);
+                memcpy(s->merged, merged, sizeof(merged));
                 ret_session->chan_fd = TAKE_FD(peer);
                 ret_session->priv = s;
         } else {
@@ -505,6 +510,8 @@ fail_committed:
                 (void)cgroup_destroy(&cg, NULL);
         if (!cfg->ephemeral)
                 (void)rm_rf_at(AT_FDCWD, cfg->ref.run_dir);
+        else if (merged[0])
+                (void)rm_rf_at(AT_FDCWD, merged);
         native_image_close(&img);
         if (lock_fd >= 0) {
                 (void)unlink(lock_path);
@@ -536,6 +543,8 @@ static int native_finish(struct backend_session *bs)
         if (s->sync_fd >= 0)
                 close(s->sync_fd);
         (void)cgroup_destroy(&s->cg, NULL);
+        if (s->merged[0])
+                (void)rm_rf_at(AT_FDCWD, s->merged);
         if (s->image_lock_fd >= 0)
                 close(s->image_lock_fd);
         if (s->lock_fd >= 0) {
@@ -661,6 +670,11 @@ static void native_sweep(const char *ephemeral_dir)
                 id[len - 5] = '\0';
                 if (cgroup_paths(id, &cg) == 0 && cgroup_destroy(&cg, NULL) < 0)
                         continue;
+                {
+                        char merged[128];
+                        (void)snprintf(merged, sizeof(merged), "%s.rootfs", id);
+                        (void)rm_rf_at(dirfd(d), merged); /* the copy fallback's root */
+                }
                 (void)unlinkat(dirfd(d), de->d_name, 0);
         }
         closedir(d);
@@ -673,9 +687,7 @@ static int native_prepare(const char *image, struct ak_err *err)
 
         if (streq(image, "host"))
                 return 0;
-        r = oci_supported(image, err);
-        if (r >= 0)
-                r = native_image_open(image, &img, err);
+        r = native_image_open(image, &img, err);
         native_image_close(&img);
         return r;
 }

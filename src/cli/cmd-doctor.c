@@ -186,10 +186,11 @@ int cmd_doctor(int argc, char **argv)
                 char helper[PATH_MAX];
                 if (geteuid() != 0)
                         check(&rep, INFO, "images",
-                              "OCI images on native need root; rootless sandboxes use the host "
-                              "image");
+                              "OCI images: rootless, the sandbox mounts overlayfs itself "
+                              "(Linux 6.8+); files appear owned by root");
                 else if (!runtime_image_roots_supported(why, sizeof(why)))
-                        check(&rep, WARN, "images", "OCI images cannot run here: %s", why);
+                        check(&rep, WARN, "images",
+                              "OCI images are copied at every start (slower): %s", why);
                 else if (paths_helper("agentkernel-image", "AGENTKERNEL_IMAGE_HELPER", helper,
                                       sizeof(helper), &err) < 0)
                         check(&rep, WARN, "images", "%s", ak_err_msg(&err));

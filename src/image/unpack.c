@@ -133,9 +133,13 @@ static int apply_meta(struct unpacker *u, int dfd, const char *name, int fd,
                         return -errno;
         }
         if (!is_link) {
+                mode_t mode = archive_entry_perm(e) & 07777;
+                /* Unprivileged, the store's own user must keep writing into (and one day
+                 * pruning) every directory; the sandbox's root sees through modes anyway. */
+                if (!u->owners && archive_entry_filetype(e) == AE_IFDIR)
+                        mode |= 0700;
                 /* After chown, which clears setuid bits. */
-                r = fd >= 0 ? fchmod(fd, archive_entry_perm(e) & 07777)
-                            : fchmodat(dfd, name, archive_entry_perm(e) & 07777, 0);
+                r = fd >= 0 ? fchmod(fd, mode) : fchmodat(dfd, name, mode, 0);
                 if (r < 0)
                         return -errno;
         }
@@ -210,7 +214,9 @@ static int whiteout(struct unpacker *u, int dfd, const char *base, const char *p
         int r;
 
         if (streq(base, WH_OPAQUE)) {
-                if (fsetxattr(dfd, "trusted.overlay.opaque", "y", 1, 0) < 0)
+                /* root: overlayfs' own namespace; unprivileged: read with "userxattr" */
+                if (fsetxattr(dfd, u->owners ? "trusted.overlay.opaque" : "user.overlay.opaque",
+                              "y", 1, 0) < 0)
                         return ak_err_set(u->err, errno, "opaque directory '%s': %s", path,
                                           strerror(errno));
                 return 0;
@@ -220,9 +226,9 @@ static int whiteout(struct unpacker *u, int dfd, const char *base, const char *p
         r = make_room(dfd, victim, false);
         if (r < 0)
                 return ak_err_set(u->err, -r, "whiteout '%s': %s", path, strerror(-r));
+        /* 0/0 character devices may be made without CAP_MKNOD (Linux 5.8+) */
         if (mknodat(dfd, victim, S_IFCHR | 0000, makedev(0, 0)) < 0)
-                return ak_err_set(u->err, errno, "whiteout '%s': %s (overlay whiteouts need root)",
-                                  path, strerror(errno));
+                return ak_err_set(u->err, errno, "whiteout '%s': %s", path, strerror(errno));
         return 0;
 }
 

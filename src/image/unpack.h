@@ -2,7 +2,8 @@
 /*
  * Unpacks one image layer (a tar stream, plain, gzip or zstd) into an empty directory, as an
  * overlayfs lower layer: `.wh.NAME` becomes a 0/0 character device, `.wh..wh..opq` the
- * trusted.overlay.opaque xattr of its directory. Untrusted input: every path is resolved inside
+ * trusted.overlay.opaque xattr of its directory (user.overlay.opaque when not root: such a store
+ * is mounted with "userxattr" inside the user's own user namespace). Untrusted input: every path is resolved inside
  * the directory with openat2(RESOLVE_IN_ROOT) and never by string joining; `..` components are
  * refused; a hard link may only point at a file of this layer; nothing is ever written through
  * a symlink; device nodes are not created (counted in skipped_devices). Bounded by
@@ -25,6 +26,7 @@ struct unpack_stats {
 };
 
 /* Reads the layer from fd (at its current offset) into the directory root_fd. Owners are
- * applied when running as root. On error the directory holds a partial tree: the caller
+ * applied when running as root (unprivileged, every file is the user's, directories u+rwx).
+ * On error the directory holds a partial tree: the caller
  * discards it. */
 int layer_unpack(int fd, int root_fd, struct unpack_stats *ret, struct ak_err *err);

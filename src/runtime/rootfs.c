@@ -313,7 +313,7 @@ int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *p)
 }
 
 int rootfs_plan_image(const struct rootfs_opts *o, const char *lowers, const char *layer_dir,
-                      const char *workdir, struct mount_plan *p)
+                      const char *merged, const char *workdir, struct mount_plan *p)
 {
         static const struct {
                 const char *path, *content;
@@ -326,8 +326,12 @@ int rootfs_plan_image(const struct rootfs_opts *o, const char *lowers, const cha
 
         /* The image, writable through a private upper layer, becomes the root; everything
          * else is mounted on top of it. */
-        r = mount_plan_add(p, MOP_OVERLAY, lowers, "/", layer_dir, 0, MOP_IDMAP);
-        if (r >= 0 && !layer_dir) /* the upper layer on a private tmpfs of the sandbox's size */
+        if (merged) /* the copy fallback: a private copy of the layers, already owned right */
+                r = mount_plan_add(p, MOP_BIND, merged, "/", NULL, 0, o->idmap ? MOP_DETACHED : 0);
+        else
+                r = mount_plan_add(p, MOP_OVERLAY, lowers, "/", layer_dir, 0,
+                                   o->idmap ? MOP_IDMAP : 0);
+        if (r >= 0 && !merged && !layer_dir) /* upper layer on a private tmpfs of tmp_mb */
                 p->ops[p->n - 1].len = (size_t)(o->tmp_mb ? o->tmp_mb : 512) << 20;
         if (r >= 0)
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/etc", NULL, 0755, MOP_OPTIONAL);

@@ -28,11 +28,12 @@ struct rootfs_opts {
 int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *plan);
 
 /* Appends an OCI image: overlayfs over `lowers` (store layer dirs, top first, ':'-separated)
- * with the upper and work dirs in layer_dir (NULL: on a private tmpfs of tmp_mb), then the common
+ * with the upper and work dirs in layer_dir (NULL: on a private tmpfs of tmp_mb), or, when
+ * merged is given, that host directory (the copy fallback) bound as the root; then the common
  * mounts; workdir (the image's WorkingDir, may be NULL) is created when the image lacks it.
- * Rootful only. */
+ * o->idmap (rootful): idmapped layers; else the sandbox's user namespace mounts the overlay. */
 int rootfs_plan_image(const struct rootfs_opts *o, const char *lowers, const char *layer_dir,
-                      const char *workdir, struct mount_plan *plan);
+                      const char *merged, const char *workdir, struct mount_plan *plan);
 
 /* Appends /dev, /proc, /tmp, /run and the workspace: the part shared by every image. */
 int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *plan);

@@ -41,6 +41,9 @@
 #define OLDROOT "/oldroot"
 #define STATEDIR "/akstate"
 #define CHILD_PATH_MAX 4096
+#define OVL_SCRATCH                                                                                \
+        "/ovl" /* rootless: the tmpfs of an image's upper layer, on the scratch root               \
+                */
 
 #ifndef ST_VALID
 #define ST_VALID 0x0020
@@ -246,6 +249,67 @@ static void attach_prepared(const struct mount_op *op, const char *dst, int errf
         close(fd);
 }
 
+/* Rootless MOP_OVERLAY: the sandbox's own user namespace mounts the overlay, reading the
+ * user.overlay.* xattrs ("userxattr") that an unprivileged unpacker could write. The upper layer
+ * is op->data's upper/ and work/ on the host, or a tmpfs of op->len bytes on the scratch root,
+ * which leaves with the sandbox. Runs in the child: no allocation. */
+static void mount_overlay_userns(const struct mount_op *op, const char *dst, int errfd)
+{
+        char path[CHILD_PATH_MAX], layer[CHILD_PATH_MAX], opts[64];
+        const char *p = op->src, *upper_base = OVL_SCRATCH;
+        size_t n;
+        int fs, mnt;
+
+        fs = fsopen("overlay", FSOPEN_CLOEXEC);
+        if (fs < 0)
+                die(errfd, "overlayfs", NULL, errno);
+        while (*p) {
+                const char *e = strchr(p, ':');
+                size_t len = e ? (size_t)(e - p) : strlen(p);
+                if (len >= sizeof(layer))
+                        die(errfd, "image layer path too long", NULL, ENAMETOOLONG);
+                memcpy(layer, p, len);
+                layer[len] = '\0';
+                p = e ? e + 1 : p + len;
+                if (pjoin(path, OLDROOT, layer) < 0)
+                        die(errfd, "image layer path too long", layer, ENAMETOOLONG);
+                if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", path, 0) < 0)
+                        die(errfd, "image layer (overlayfs needs Linux 6.8+)", layer, errno);
+        }
+        if (op->data) {
+                if (pjoin(layer, OLDROOT, op->data) < 0)
+                        die(errfd, "path too long", op->data, ENAMETOOLONG);
+                upper_base = layer;
+        } else {
+                (void)snprintf(opts, sizeof(opts), "mode=0700,size=%llu",
+                               (unsigned long long)op->len);
+                if (mkdir(OVL_SCRATCH, 0700) < 0 ||
+                    mount("tmpfs", OVL_SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0 ||
+                    mkdir(OVL_SCRATCH "/upper", 0755) < 0 || mkdir(OVL_SCRATCH "/work", 0700) < 0)
+                        die(errfd, "upper layer tmpfs", NULL, errno);
+        }
+        n = strlen(upper_base);
+        if (n + 8 > sizeof(path))
+                die(errfd, "path too long", op->data, ENAMETOOLONG);
+        memcpy(path, upper_base, n);
+        memcpy(path + n, "/upper", 7);
+        if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", path, 0) < 0)
+                die(errfd, "overlay upper dir", op->data, errno);
+        memcpy(path + n, "/work", 6);
+        if (fsconfig(fs, FSCONFIG_SET_STRING, "workdir", path, 0) < 0)
+                die(errfd, "overlay work dir", op->data, errno);
+        if (fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0 ||
+            fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+                die(errfd, "mount overlayfs", NULL, errno);
+        mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+        if (mnt < 0)
+                die(errfd, "mount overlayfs", NULL, errno);
+        close(fs);
+        if (move_mount(mnt, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                die(errfd, "attach the image root", NULL, errno);
+        close(mnt);
+}
+
 static void run_op(const struct mount_op *op, int errfd)
 {
         char dst[CHILD_PATH_MAX], src[CHILD_PATH_MAX];
@@ -282,7 +346,7 @@ static void run_op(const struct mount_op *op, int errfd)
         case MOP_BIND:
         case MOP_BIND_RO:
         case MOP_BIND_DEV:
-                if (op->flags & MOP_IDMAP) {
+                if (op->flags & MOP_PREPARED) {
                         attach_prepared(op, dst, errfd);
                         return;
                 }
@@ -390,9 +454,10 @@ static void run_op(const struct mount_op *op, int errfd)
                         die(errfd, "mask", op->dst, errno);
                 return;
         case MOP_OVERLAY:
-                if (!(op->flags & MOP_IDMAP))
-                        die(errfd, "image root filesystems need root for now", op->dst, EPERM);
-                attach_prepared(op, dst, errfd);
+                if (op->flags & MOP_IDMAP)
+                        attach_prepared(op, dst, errfd);
+                else
+                        mount_overlay_userns(op, dst, errfd);
                 return;
         default:
                 die(errfd, "unknown mount op", op->dst, EINVAL);
@@ -511,7 +576,7 @@ static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int
                 die(errfd, "chdir", "/", errno);
         /* An image's root stays writable (its private upper layer) unless the profile says
          * otherwise; the `host` image's root is a scaffold of mount points, always read-only. */
-        if (!(s->plan->n && s->plan->ops[0].type == MOP_OVERLAY) || s->read_only_root) {
+        if (!(s->plan->n && streq(s->plan->ops[0].dst, "/")) || s->read_only_root) {
                 r = remount_ro("/", MS_NOSUID | MS_NODEV);
                 if (r < 0)
                         die(errfd, "remount root read-only", NULL, -r);
@@ -615,6 +680,10 @@ static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_
 
         if (fd < 0)
                 return ak_err_set(err, errno, "cannot mount '%s': %s", op->src, strerror(errno));
+        if (!(op->flags & MOP_IDMAP)) { /* MOP_DETACHED: as it is */
+                attr.attr_set &= ~(uint64_t)MOUNT_ATTR_IDMAP;
+                attr.userns_fd = 0;
+        }
         if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0)
                 return fd;
         if (errno != EINVAL && errno != EOPNOTSUPP && errno != EPERM) {
@@ -806,7 +875,7 @@ static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, s
 
         for (size_t i = 0; i < s->plan->n && r >= 0; i++) {
                 const struct mount_op *op = &s->plan->ops[i];
-                if (!(op->flags & MOP_IDMAP))
+                if (!(op->flags & MOP_PREPARED))
                         continue;
                 if (n == RUNTIME_IDMAP_MAX) {
                         r = ak_err_set(err, E2BIG, "more than %d idmapped mounts",

@@ -31,7 +31,8 @@ enum mount_op_type {
         MOP_MASK_DIR,   /* empty read-only tmpfs over dst when it exists */
         MOP_OVERLAY,    /* overlayfs at dst: src = lower dirs, top first, ':'-separated;
                            data = a directory holding upper/ and work/, or NULL for a private
-                           tmpfs of len bytes (rootful, MOP_IDMAP) */
+                           tmpfs of len bytes. Rootful (MOP_IDMAP): the parent builds it over
+                           idmapped layers; rootless: the child mounts it with userxattr */
 };
 
 #define MOP_OPTIONAL (1u << 0) /* skip the op when its source is missing */
@@ -42,6 +43,10 @@ enum mount_op_type {
 #define MOP_IDMAP (1u << 2)
 #define RUNTIME_IDMAP_MAX 40  /* idmapped mounts per sandbox */
 #define MOP_REPLACE (1u << 3) /* MOP_FILE: replace whatever is at dst (an image's symlink) */
+/* MOP_BIND (rootful): a plain detached copy of src made by the parent, which can reach places
+ * the sandbox's root cannot (the private data directory); attached like MOP_IDMAP. */
+#define MOP_DETACHED (1u << 4)
+#define MOP_PREPARED (MOP_IDMAP | MOP_DETACHED)
 /* MOP_MKDIR with MOP_OPTIONAL: create when missing, leave an existing directory as it is. */
 #define OVERLAY_MAX_LOWER 128u /* lower layers of one MOP_OVERLAY */
 
@@ -78,7 +83,7 @@ struct runtime_spec {
         uid_t host_uid;    /* rootless: the caller's ids */
         gid_t host_gid;
         const char *hostname;
-        bool read_only_root; /* an image root (MOP_OVERLAY first) is writable unless this */
+        bool read_only_root; /* an image root (a first op mounting "/") is writable unless this */
         const struct mount_plan *plan;
         const char *workdir;             /* chdir here before starting the agent */
         const char *const *cgroup_procs; /* NULL-terminated cgroup.procs files to join */

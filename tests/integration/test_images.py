@@ -424,3 +424,25 @@ def test_mirror_from_agentkernel_toml(ak, world, tmp_path):
     assert res.rc == 0, res
     assert res.stdout == "kept\n"
     assert "unknown" not in res.stderr
+
+
+def test_copy_fallback_gives_the_same_files_and_isolation(ak, world):
+    """Where overlayfs cannot take idmapped layers (before Linux 6.13) the image is copied; forced
+    here with AGENTKERNEL_IMAGE_ROOTFS=copy. Same files as umoci, same isolation, nothing left."""
+    env = {"AGENTKERNEL_IMAGE_ROOTFS": "copy"}
+    ak("images", "pull", world.base, check=True)
+    res = ak("run", "--no-network", "--image", world.base, "--", "sh", "-c", LISTING, env=env)
+    assert res.rc == 0, res
+    assert strip(res.stdout.splitlines()) == strip(host_listing(world.umoci_root))
+    eph = ak.data_dir / "run" / ".ephemeral"
+    assert not [p for p in eph.iterdir() if p.name.endswith(".rootfs")]
+    for name in ("ca", "cb"):
+        assert ak("create", name, "--no-network", "--image", world.base, env=env).rc == 0
+    assert ak("exec", "ca", "--", "sh", "-c", "echo mine > /etc/kept").rc == 0
+    assert ak("exec", "cb", "--", "cat", "/etc/kept").stdout == "kept\n"
+    assert (ak.data_dir / "run" / "ca" / "rootfs" / "etc" / "kept").read_text() == "mine\n"
+    owner = os.stat(ak.data_dir / "run" / "ca" / "rootfs" / "srv" / "owned").st_uid
+    assert owner > 0x40000000 and owner % 65536 == 1000  # the sandbox's range, not host 1000
+    for name in ("ca", "cb"):
+        ak("remove", name, check=True)
+    assert not (ak.data_dir / "run" / "ca").exists()

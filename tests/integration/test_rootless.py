@@ -82,3 +82,35 @@ def test_permissive_home_hides_credentials(rl):
     assert "CANARY" not in res.stdout and "CANARY" not in res.stderr, res
     assert "id_canary" not in res.stdout
     assert "WROTE" not in res.stdout  # read-only
+
+
+def test_rootless_oci_image(rl, tmp_path):
+    """An unprivileged user pulls into its own store and runs the image: the sandbox's user
+    namespace mounts the overlay (user.overlay.* xattrs); whiteouts and opaque dirs hold."""
+    import oci
+    if not oci.tools_present():
+        pytest.skip("needs umoci, skopeo, docker-registry, zstd, busybox-static")
+    lay = oci.Layout(tmp_path / "layout")
+    oci.build_base(lay, "base", tmp_path / "bundles")
+    reg = oci.Registry(tmp_path / "registry")
+    try:
+        name = reg.push(lay.path, "base", "rl/base:1")
+        res = rl("run", "--no-network", "-i", name, "--", "sh", "-c",
+                 "id -u; ls /opq; ls /etc; stat -c '%u %a' /srv/owned /srv/setuid; "
+                 "echo w > /etc/kept && cat /etc/kept")
+        assert res.rc == 0, res
+        out = res.stdout.splitlines()
+        assert out[0] == "0"
+        assert out[1] == "new"                        # opaque directory
+        assert "gone" not in out and "added" in out   # file whiteout
+        assert "0 644" in out and "0 4755" in out     # owners collapse to the one mapped id
+        assert out[-1] == "w"
+        assert rl("create", "img", "--no-network", "-i", name).rc == 0
+        assert rl("exec", "img", "--", "cat", "/srv/marker").stdout == "amd64\n"
+        assert rl("remove", "img").rc == 0
+        res = rl("images", "rm", name)
+        assert res.rc == 0, res
+        store = pathlib.Path(rl.data_dir) / "images" / "layers"
+        assert not any(store.iterdir())  # an unprivileged prune can delete what it unpacked
+    finally:
+        reg.stop()
