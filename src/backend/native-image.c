@@ -4,6 +4,7 @@
  * the helper and waiting for it; the CLI itself never links the network or archive libraries.
  */
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -398,4 +399,27 @@ bool native_image_use_copy(void)
                 return false;
         /* rootful needs idmapped layers by fd; rootless mounts in its own namespace */
         return geteuid() == 0 && !runtime_image_roots_supported(why, sizeof(why));
+}
+
+int native_image_agent_ok(int agent_fd, struct ak_err *err)
+{
+        Elf64_Ehdr eh;
+        Elf64_Phdr ph;
+
+        /* An interpreter (PT_INTERP) would be looked up in the image, which lacks the host's. */
+        if (pread(agent_fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+            memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+            eh.e_phentsize != sizeof(ph) || eh.e_phnum > 128)
+                return 0; /* not ours to judge: execve will say */
+        for (unsigned i = 0; i < eh.e_phnum; i++) {
+                if (pread(agent_fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) !=
+                    (ssize_t)sizeof(ph))
+                        return 0;
+                if (ph.p_type == PT_INTERP)
+                        return ak_err_set(err, ENOEXEC,
+                                          "OCI images need a statically linked agent, and this "
+                                          "build's agentkernel-agent is dynamic (built with "
+                                          "-Dagent_static=false)");
+        }
+        return 0;
 }

@@ -41,3 +41,7 @@ int native_image_copy(const struct native_image *img, const char *dir, uint32_t 
 /* Whether image roots are copies: AGENTKERNEL_IMAGE_ROOTFS=copy|overlay, else copy only where
  * this kernel cannot stack idmapped layers (rootful, before Linux 6.13). */
 bool native_image_use_copy(void);
+
+/* 0 when the agent binary (an open fd) can run inside an image root: it must be static, since an
+ * image has its own (or no) dynamic loader and libraries. */
+int native_image_agent_ok(int agent_fd, struct ak_err *err);

@@ -301,6 +301,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 r = ak_err_set(err, errno, "open '%s': %s", agent, strerror(errno));
                 goto fail;
         }
+        if (oci && (r = native_image_agent_ok(exe_fd, err)) < 0)
+                goto fail;
         if (cfg->ephemeral) {
                 int sp[2];
                 if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {

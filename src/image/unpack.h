@@ -3,10 +3,10 @@
  * Unpacks one image layer (a tar stream, plain, gzip or zstd) into an empty directory, as an
  * overlayfs lower layer: `.wh.NAME` becomes a 0/0 character device, `.wh..wh..opq` the
  * trusted.overlay.opaque xattr of its directory (user.overlay.opaque when not root: such a store
- * is mounted with "userxattr" inside the user's own user namespace). Untrusted input: every path is resolved inside
- * the directory with openat2(RESOLVE_IN_ROOT) and never by string joining; `..` components are
- * refused; a hard link may only point at a file of this layer; nothing is ever written through
- * a symlink; device nodes are not created (counted in skipped_devices). Bounded by
+ * is mounted with "userxattr" inside the user's own user namespace). Untrusted input: every path is
+ * resolved inside the directory with openat2(RESOLVE_IN_ROOT) and never by string joining; `..`
+ * components are refused; a hard link may only point at a file of this layer; nothing is ever
+ * written through a symlink; device nodes are not created (counted in skipped_devices). Bounded by
  * LAYER_MAX_ENTRIES and LAYER_MAX_BYTES.
  */
 #pragma once

@@ -197,3 +197,33 @@ needs_root = pytest.mark.skipif(not is_root(), reason="needs root (CI runs as ro
 
 def have(cmd):
     return shutil.which(cmd) is not None
+
+
+def elf_is_dynamic(path):
+    """Whether an ELF executable names a program interpreter (PT_INTERP): a dynamic one."""
+    import struct
+    with open(path, "rb") as f:
+        hdr = f.read(64)
+        if hdr[:4] != b"\x7fELF" or hdr[4] != 2:
+            return False
+        phoff, = struct.unpack_from("<Q", hdr, 32)
+        phentsize, phnum = struct.unpack_from("<HH", hdr, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return any(struct.unpack_from("<I", table, i * phentsize)[0] == 3 for i in range(phnum))
+
+
+# The agent runs inside image roots that lack the host's libraries: only a static one can. The
+# sanitizer build links its agent dynamically (image sandboxes then are refused clearly); its
+# image tests borrow the static agent of the normal build, so the sanitized CLI, puller and
+# backend still run them.
+def _static_agent():
+    if not elf_is_dynamic(AGENT):
+        return AGENT
+    other = ROOT / "build" / "src" / "agentkernel-agent"
+    return str(other) if other.exists() and not elf_is_dynamic(other) else None
+
+
+STATIC_AGENT = _static_agent()
+needs_static_agent = pytest.mark.skipif(
+    STATIC_AGENT is None, reason="no statically linked agent (build ./build first)")

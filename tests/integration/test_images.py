@@ -13,7 +13,7 @@ import time
 import pytest
 
 import oci
-from conftest import needs_root
+from conftest import AGENT, STATIC_AGENT, elf_is_dynamic, needs_root, needs_static_agent
 
 pytestmark = [
     needs_root,
@@ -88,10 +88,18 @@ def world(tmp_path_factory):
     w.reg.stop()
 
 
+@pytest.fixture(autouse=True)
+def static_agent(ak):
+    """Image roots need a static agent (see conftest.STATIC_AGENT)."""
+    if STATIC_AGENT:
+        ak.env["AGENTKERNEL_AGENT"] = STATIC_AGENT
+
+
 def store(ak):
     return ak.data_dir / "images"
 
 
+@needs_static_agent
 def test_pull_list_and_files_match_umoci(ak, world):
     res = ak("images", "pull", world.base)
     assert res.rc == 0, res
@@ -112,6 +120,7 @@ def test_pull_list_and_files_match_umoci(ak, world):
     assert any(l.startswith("./srv/owned|f|644|1000:1000|") for l in ours)
 
 
+@needs_static_agent
 def test_image_config_is_honoured(ak, world):
     res = ak("run", "--no-network", "--image", world.base, "--", "sh", "-c",
              'pwd; echo "$IMAGE_VAR"; echo "$PATH"')
@@ -122,12 +131,14 @@ def test_image_config_is_honoured(ak, world):
     assert res.stdout.strip() == "from-user"
 
 
+@needs_static_agent
 def test_first_run_pulls_and_exit_codes_pass_through(ak, world):
     res = ak("run", "--no-network", "--image", world.base, "--", "sh", "-c", "exit 7")
     assert res.rc == 7, res
     assert "Pulling" in res.stderr
 
 
+@needs_static_agent
 def test_sandboxes_of_one_image_do_not_share_writes(ak, world):
     for name in ("a", "b"):
         assert ak("create", name, "--no-network", "--image", world.base).rc == 0
@@ -147,6 +158,7 @@ def test_sandboxes_of_one_image_do_not_share_writes(ak, world):
     assert not (ak.data_dir / "run" / "a").exists()
 
 
+@needs_static_agent
 def test_multiplatform_index_picks_this_machine(ak, world, tmp_path):
     lay = world.layout
     oci.run("umoci", "tag", "--image", f"{lay.path}:base", "amd")
@@ -173,6 +185,7 @@ def test_multiplatform_index_picks_this_machine(ak, world, tmp_path):
     assert res.stdout == "amd64\n", res
 
 
+@needs_static_agent
 def test_zstd_and_uncompressed_layers(ak, world):
     name, _ = world.variant("zstd", [("zstd-file", "file", "from a zstd layer\n")], "zstd")
     res = ak("run", "--no-network", "--image", name, "--", "cat", "/zstd-file")
@@ -209,6 +222,7 @@ def test_corrupted_blob_is_rejected_and_nothing_stored(ak, world):
     assert res.rc != 0 and ak.list() == []
 
 
+@needs_static_agent
 @pytest.mark.parametrize("hook", ["image-layer-downloaded", "image-layer-unpacked"])
 def test_pull_killed_halfway_then_rerun(ak, world, hook):
     p = ak.popen("images", "pull", world.base, env={"AGENTKERNEL_TEST_HOOK": hook},
@@ -265,6 +279,7 @@ MALICIOUS = {
 }
 
 
+@needs_static_agent
 @pytest.mark.parametrize("case", sorted(MALICIOUS))
 def test_malicious_layer_cannot_touch_the_host(ak, world, case, tmp_path):
     mark = f"ak-mal-{os.getpid()}-{case}"
@@ -326,6 +341,7 @@ def test_missing_image_and_unreachable_registry_change_nothing(ak, world):
     assert_store_clean(ak)
 
 
+@needs_static_agent
 def test_rm_refuses_an_image_in_use_and_prune_frees(ak, world):
     assert ak("create", "user", "--no-network", "--image", world.base).rc == 0
     res = ak("images", "rm", world.base)
@@ -345,6 +361,7 @@ def test_store_is_private(ak, world):
     assert stat.S_IMODE(os.stat(store(ak)).st_mode) == 0o700
 
 
+@needs_static_agent
 def test_short_names_resolve_to_docker_hub_through_the_mirror(ak, world):
     world.reg.push(world.layout.path, "base", "library/alpine:3.20")
     env = {"AGENTKERNEL_REGISTRY_MIRROR": f"http://{world.reg.host}"}
@@ -358,6 +375,7 @@ def test_short_names_resolve_to_docker_hub_through_the_mirror(ak, world):
     assert res.rc == 0, res
 
 
+@needs_static_agent
 def test_api_create_with_an_image(ak, world):
     """The HTTP API takes an image a client names as named (the SDK passes it through)."""
     from test_serve import Server
@@ -377,6 +395,7 @@ def test_api_create_with_an_image(ak, world):
         srv.stop()
 
 
+@needs_static_agent
 def test_image_user_runs_commands_and_sudo_is_root(ak, world):
     oci.run("umoci", "tag", "--image", f"{world.layout.path}:base", "user")
     oci.run("umoci", "config", "--image", f"{world.layout.path}:user", "--config.user=1000:1000")
@@ -391,6 +410,7 @@ def test_image_user_runs_commands_and_sudo_is_root(ak, world):
     assert ak("exec", "--sudo", "u", "--", "id", "-u").stdout == "0\n"
 
 
+@needs_static_agent
 def test_bearer_token_registry(ak, world, tmp_path):
     reg = oci.Registry(tmp_path / "tokreg", user="bob", password="t0ken", token=True)
     try:
@@ -414,6 +434,7 @@ def test_bearer_token_registry(ak, world, tmp_path):
         reg.stop()
 
 
+@needs_static_agent
 def test_mirror_from_agentkernel_toml(ak, world, tmp_path):
     world.reg.push(world.layout.path, "base", "library/alpine:3.19")
     proj = tmp_path / "proj"
@@ -426,6 +447,7 @@ def test_mirror_from_agentkernel_toml(ak, world, tmp_path):
     assert "unknown" not in res.stderr
 
 
+@needs_static_agent
 def test_copy_fallback_gives_the_same_files_and_isolation(ak, world):
     """Where overlayfs cannot take idmapped layers (before Linux 6.13) the image is copied; forced
     here with AGENTKERNEL_IMAGE_ROOTFS=copy. Same files as umoci, same isolation, nothing left."""
@@ -446,3 +468,11 @@ def test_copy_fallback_gives_the_same_files_and_isolation(ak, world):
     for name in ("ca", "cb"):
         ak("remove", name, check=True)
     assert not (ak.data_dir / "run" / "ca").exists()
+
+
+@pytest.mark.skipif(not elf_is_dynamic(AGENT), reason="the agent of this build is static")
+def test_a_dynamic_agent_is_refused_clearly(ak, world):
+    ak.env["AGENTKERNEL_AGENT"] = AGENT
+    res = ak("run", "--no-network", "--image", world.base, "--", "true")
+    assert res.rc == 125 and "statically linked agent" in res.stderr, res
+    assert ak.list() == []

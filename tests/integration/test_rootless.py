@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from conftest import AGENT, AK, Ak, needs_root
+from conftest import AGENT, AK, STATIC_AGENT, Ak, needs_root, needs_static_agent
 
 pytestmark = [needs_root, pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv")]
 NOBODY = 65534
@@ -84,12 +84,14 @@ def test_permissive_home_hides_credentials(rl):
     assert "WROTE" not in res.stdout  # read-only
 
 
+@needs_static_agent
 def test_rootless_oci_image(rl, tmp_path):
     """An unprivileged user pulls into its own store and runs the image: the sandbox's user
     namespace mounts the overlay (user.overlay.* xattrs); whiteouts and opaque dirs hold."""
     import oci
     if not oci.tools_present():
         pytest.skip("needs umoci, skopeo, docker-registry, zstd, busybox-static")
+    rl.env["AGENTKERNEL_AGENT"] = STATIC_AGENT
     lay = oci.Layout(tmp_path / "layout")
     oci.build_base(lay, "base", tmp_path / "bundles")
     reg = oci.Registry(tmp_path / "registry")
