@@ -8,11 +8,11 @@ set -euo pipefail
 # e2fsprogs: mkfs.ext4 for sized volumes; libmicrohttpd12: `serve`
 runtime=(slirp4netns iproute2 util-linux procps e2fsprogs libmicrohttpd12 libcurl4 libarchive13 ca-certificates)
 build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev libmd-dev
-        libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev)
+        libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libhttp-parser-dev)
 # nodejs: the official SDKs' tests (npm comes with nodesource builds, separately in Debian's)
 tests=(python3-pytest bubblewrap time clang-format valgrind golang-github-burntsushi-toml-dev
         nodejs docker-registry skopeo umoci apache2-utils busybox-static zstd python3-jwt
-        python3-cryptography)
+        python3-cryptography docker.io podman runc)
 
 want=("${runtime[@]}")
 if [[ "${1:-}" != "--runtime-only" ]]; then
@@ -40,4 +40,12 @@ fi
 echo "installing: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
+# Packages with daemons (docker.io, docker-registry) must not start them: the tests start their
+# own, on private sockets. A policy-rc.d that says "no" for the install, unless one exists.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        trap '"${sudo[@]}" rm -f "$policy"' EXIT
+fi
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -268,11 +268,12 @@ static void noop_handler(int sig)
 
 static _noreturn_ void usage(void)
 {
-        fputs("usage: agentkernel-agent (--listen-fd N | --conn-fd N) [--sync-fd N]\n"
-              "                         [--state-fd N | --state-dir DIR] [--caps HEX]\n"
-              "                         [--workdir DIR] [--user USER] [--hold-fd N]\n"
-              "The sandbox agent; started by agentkernel, not by hand.\n",
-              stderr);
+        fputs(
+            "usage: agentkernel-agent (--listen-fd N | --listen PATH | --conn-fd N) [--sync-fd N]\n"
+            "                         [--state-fd N | --state-dir DIR] [--caps HEX]\n"
+            "                         [--workdir DIR] [--user USER] [--hold-fd N]\n"
+            "The sandbox agent; started by agentkernel, not by hand.\n",
+            stderr);
         exit(2);
 }
 
@@ -287,11 +288,17 @@ static int parse_fd(const char *s)
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
-            {"listen-fd", required_argument, NULL, 'l'}, {"conn-fd", required_argument, NULL, 'c'},
-            {"sync-fd", required_argument, NULL, 's'},   {"state-fd", required_argument, NULL, 'S'},
-            {"state-dir", required_argument, NULL, 'D'}, {"caps", required_argument, NULL, 'C'},
-            {"workdir", required_argument, NULL, 'w'},   {"user", required_argument, NULL, 'u'},
-            {"hold-fd", required_argument, NULL, 'H'},   {NULL, 0, NULL, 0},
+            {"listen-fd", required_argument, NULL, 'l'},
+            {"conn-fd", required_argument, NULL, 'c'},
+            {"listen", required_argument, NULL, 'L'},
+            {"sync-fd", required_argument, NULL, 's'},
+            {"state-fd", required_argument, NULL, 'S'},
+            {"state-dir", required_argument, NULL, 'D'},
+            {"caps", required_argument, NULL, 'C'},
+            {"workdir", required_argument, NULL, 'w'},
+            {"user", required_argument, NULL, 'u'},
+            {"hold-fd", required_argument, NULL, 'H'},
+            {NULL, 0, NULL, 0},
         };
         int listen_fd = -1, conn_fd = -1, sync_fd = -1, hold_fd = -1, sigfd, c;
         struct sigaction sa = {.sa_handler = noop_handler};
@@ -308,6 +315,20 @@ int main(int argc, char **argv)
                 case 'c':
                         conn_fd = parse_fd(optarg);
                         break;
+                case 'L': {
+                        /* In a container the agent makes its socket itself, in a directory the
+                         * host shares with it; only the owner (the container's root) may use it. */
+                        struct ak_err e = {0};
+                        mode_t old = umask(0077);
+                        (void)unlink(optarg);
+                        listen_fd = unix_listen(optarg, 128, &e);
+                        umask(old);
+                        if (listen_fd < 0) {
+                                agent_log("listen on '%s': %s", optarg, ak_err_msg(&e));
+                                return 1;
+                        }
+                        break;
+                }
                 case 's':
                         sync_fd = parse_fd(optarg);
                         break;

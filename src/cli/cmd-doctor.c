@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "core/backend.h"
 #include "core/paths.h"
 #include "runtime/cgroup.h"
 #include "runtime/net.h"
@@ -198,6 +199,14 @@ int cmd_doctor(int argc, char **argv)
                         check(&rep, OK, "images",
                               "OCI images: overlayfs over idmapped layers works; puller %s",
                               helper);
+        }
+
+        for (int k = 0; k < 2; k++) {
+                const struct backend_ops *b = backend_find(k ? "podman" : "docker");
+                if (backend_probe(b, why, sizeof(why)) == 1)
+                        check(&rep, OK, b->name, "%s", why);
+                else
+                        check(&rep, INFO, b->name, "%s", why);
         }
 
         if (access("/dev/kvm", R_OK | W_OK) == 0)

@@ -151,8 +151,10 @@ int sandbox_flags_opt(int c, const char *arg, void *ctx)
                 return cli_opt_timeout(arg, &f->timeout_ms);
         case 'B':
                 if (!backend_find(arg))
-                        return cli_usage_error(
-                            cli_current, "unknown backend '%s' (this build has: native)", arg);
+                        return cli_usage_error(cli_current,
+                                               "unknown backend '%s' (this build has: native, "
+                                               "docker, podman)",
+                                               arg);
                 f->o.backend = arg;
                 return 0;
         case 'l': {

@@ -13,6 +13,8 @@
 
 static const struct backend_ops *const registry[] = {
     &native_backend_ops,
+    &docker_backend_ops,
+    &podman_backend_ops,
 #ifdef AK_TEST_BACKENDS
     &fake_backend_ops,
     &faulty_backend_ops,

@@ -119,6 +119,8 @@ int backend_stats(const struct backend_ops *b, const struct sandbox_ref *ref,
 int backend_prepare(const struct backend_ops *b, const char *image, struct ak_err *err);
 
 extern const struct backend_ops native_backend_ops;
+extern const struct backend_ops docker_backend_ops;
+extern const struct backend_ops podman_backend_ops;
 #ifdef AK_TEST_BACKENDS
 extern const struct backend_ops fake_backend_ops;
 extern const struct backend_ops faulty_backend_ops;

@@ -1,0 +1,626 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The `docker` and `podman` backends: a sandbox is a container made through the Docker Engine
+ * API (Podman serves the same API), with our static agent as its entrypoint, bind-mounted from
+ * the host with the directory where it makes its socket. Exec, files, attach and detached
+ * commands then go to the agent exactly as with `native`; the engine is used only to create,
+ * inspect, update and remove containers. Every container is hardened, not only pooled ones
+ * (upstream Q1): no capabilities beyond the profile's, no-new-privileges, the engine's default
+ * seccomp profile, pids/memory/CPU limits, read-only root when the profile says, network none
+ * or bridge. A container is named agentkernel-<name> and labelled with the sandbox's uuid; an
+ * operation never touches a container whose label does not match (a name clash is refused).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/backend.h"
+#include "core/paths.h"
+#include "engine/engine.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/json-util.h"
+#include "shared/macro.h"
+#include "shared/test-hook.h"
+#include "shared/time-util.h"
+
+#define AGENT_IN "/.agentkernel/agent"
+#define RUN_IN "/.agentkernel/run"
+#define STATE_IN "/.agentkernel/state"
+#define SOCKET_FILE "agent.sock"
+#define AGENT_WAIT_MS 15000
+#define STOP_GRACE_S 5
+#define LABEL_UUID "agentkernel.uuid"
+#define LABEL_NAME "agentkernel.sandbox"
+
+struct engine_session {
+        struct engine eng;
+        char container[128];
+        char dir[PATH_MAX]; /* the per-run socket directory */
+        int lock_fd;        /* held while the run lives: a sweep leaves it alone */
+};
+
+static const char *const cap_names[] = {
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+};
+
+static void container_name(const struct sandbox_ref *ref, bool ephemeral, char *out, size_t len)
+{
+        if (ephemeral)
+                (void)snprintf(out, len, "agentkernel-run-%.8s%.4s", ref->uuid + 24, ref->uuid);
+        else
+                (void)snprintf(out, len, "agentkernel-%s", ref->name);
+}
+
+/* The container, if it is this sandbox's: 1 found (ret_running, ret_pid), 0 none, <0 error
+ * (a container of that name that belongs to something else is an error). */
+static int inspect(const struct engine *e, const char *name, const char *uuid, bool *ret_running,
+                   pid_t *ret_pid, struct ak_err *err)
+{
+        cleanup_json json_t *j = NULL;
+        char path[256];
+        const char *owner;
+        int st;
+
+        (void)snprintf(path, sizeof(path), "/containers/%s/json", name);
+        st = engine_call(e, "GET", path, NULL, &j, err);
+        if (st == 404) {
+                ak_err_clear(err);
+                return 0;
+        }
+        if (st < 0 || st >= 400)
+                return st < 0 ? st : -EIO;
+        owner = json_string_value(
+            json_object_get(json_object_get(json_object_get(j, "Config"), "Labels"), LABEL_UUID));
+        if (uuid && (!owner || !streq(owner, uuid)))
+                return ak_err_set(err, EEXIST,
+                                  "container '%s' exists and is not this sandbox's (labels "
+                                  "differ); remove it, or pick another sandbox name",
+                                  name);
+        if (ret_running)
+                *ret_running =
+                    json_is_true(json_object_get(json_object_get(j, "State"), "Running"));
+        if (ret_pid)
+                *ret_pid =
+                    (pid_t)json_integer_value(json_object_get(json_object_get(j, "State"), "Pid"));
+        return 1;
+}
+
+static int remove_container(const struct engine *e, const char *name, const char *uuid,
+                            bool graceful, struct ak_err *err)
+{
+        char path[256];
+        int r = inspect(e, name, uuid, NULL, NULL, err);
+
+        if (r <= 0)
+                return r;
+        if (graceful) {
+                (void)snprintf(path, sizeof(path), "/containers/%s/stop?t=%d", name, STOP_GRACE_S);
+                (void)engine_call(e, "POST", path, NULL, NULL, NULL);
+        }
+        (void)snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", name);
+        r = engine_call(e, "DELETE", path, NULL, NULL, err);
+        if (r == 404)
+                r = 0;
+        return r < 0 ? r : r >= 400 ? -err->code : 0;
+}
+
+/* Pulls image through the engine unless it has it. */
+static int ensure_image(const struct engine *e, const char *image, json_t **ret_info,
+                        struct ak_err *err)
+{
+        char path[1024];
+        const char *at, *colon, *slash;
+        int st;
+
+        (void)snprintf(path, sizeof(path), "/images/%s/json", image);
+        st = engine_call(e, "GET", path, NULL, ret_info, err);
+        if (st == 200)
+                return 0;
+        if (st != 404)
+                return st < 0 ? st : -err->code;
+        ak_err_clear(err);
+        /* fromImage=name&tag=tag (a digest stays in fromImage) */
+        at = strchr(image, '@');
+        slash = strrchr(image, '/');
+        colon = strrchr(slash ? slash : image, ':');
+        if (!at && colon)
+                (void)snprintf(path, sizeof(path), "/images/create?fromImage=%.*s&tag=%s",
+                               (int)(colon - image), image, colon + 1);
+        else
+                (void)snprintf(path, sizeof(path), "/images/create?fromImage=%s%s", image,
+                               at ? "" : "&tag=latest");
+        st = engine_call_stream(e, "POST", path, err);
+        if (st < 0 || st >= 400)
+                return ak_err_prefix(err, "%s cannot pull image '%s'", engine_name(e->kind), image);
+        (void)snprintf(path, sizeof(path), "/images/%s/json", image);
+        st = engine_call(e, "GET", path, NULL, ret_info, err);
+        return st == 200 ? 0 : st < 0 ? st : -err->code;
+}
+
+/* Makes dir (under a hidden name, locked, then renamed into place: a sweep never sees it
+ * unlocked while its run lives) and returns the held lock. */
+static int lock_run_dir(const char *dir, struct ak_err *err)
+{
+        char tmp[PATH_MAX], lock[PATH_MAX + 8];
+        const char *base = strrchr(dir, '/');
+        int fd;
+
+        (void)snprintf(tmp, sizeof(tmp), "%.*s", (int)(base - dir), dir);
+        fd = mkdir_p(tmp, 0700);
+        if (fd < 0)
+                return ak_err_set(err, -fd, "create '%s': %s", tmp, strerror(-fd));
+        (void)snprintf(tmp, sizeof(tmp), "%.*s/.%s", (int)(base - dir), dir, base + 1);
+        if (mkdir(tmp, 0700) < 0)
+                return ak_err_set(err, errno, "create '%s': %s", tmp, strerror(errno));
+        (void)snprintf(lock, sizeof(lock), "%s/lock", tmp);
+        fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 || rename(tmp, dir) < 0) {
+                int e = errno;
+                if (fd >= 0)
+                        close(fd);
+                (void)rm_rf_at(AT_FDCWD, tmp);
+                return ak_err_set(err, e, "lock '%s': %s", dir, strerror(e));
+        }
+        return fd;
+}
+
+/* Removes what killed ephemeral runs of this engine left: each unlocked <kind>-agentkernel-run-*
+ * directory, and its container. Opens the engine only when there is something to remove. */
+static void engine_sweep(enum engine_kind kind, const char *ephemeral_dir)
+{
+        DIR *d = ephemeral_dir ? opendir(ephemeral_dir) : NULL;
+        const char *prefix = engine_name(kind);
+        size_t pl = strlen(prefix);
+        struct engine e;
+        bool opened = false;
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                char lock[NAME_MAX + 8];
+                cleanup_close int fd = -1;
+                if (strncmp(de->d_name, prefix, pl) != 0 ||
+                    strncmp(de->d_name + pl, "-agentkernel-run-", 17) != 0)
+                        continue;
+                (void)snprintf(lock, sizeof(lock), "%s/lock", de->d_name);
+                fd = openat(dirfd(d), lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+                if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0)
+                        continue; /* its run is alive */
+                if (!opened && engine_open(kind, &e, NULL) < 0)
+                        break; /* the engine is gone: its containers with it, or later */
+                opened = true;
+                if (remove_container(&e, de->d_name + pl + 1, NULL, false, NULL) == 0)
+                        (void)rm_rf_at(dirfd(d), de->d_name);
+        }
+        closedir(d);
+}
+
+static json_t *strv_json(char *const *v)
+{
+        json_t *a = json_array();
+        for (size_t i = 0; v && v[i]; i++)
+                json_array_append_new(a, json_string(v[i]));
+        return a;
+}
+
+/* The container's configuration: our agent as the entrypoint, the hardening, the limits. */
+static json_t *container_config(const struct backend_config *cfg, const char *agent,
+                                const char *sock_dir, const char *image_user)
+{
+        const struct profile *p = cfg->profile;
+        json_t *c = json_object(), *hc = json_object(), *binds = json_array();
+        json_t *caps = json_array(), *labels = json_object(), *ports = json_object();
+        json_t *exposed = json_object(), *tmpfs = json_object(), *cmd = json_array();
+        char bind[PATH_MAX + 64];
+
+        json_array_append_new(cmd, json_string("--listen"));
+        json_array_append_new(cmd, json_string(RUN_IN "/" SOCKET_FILE));
+        json_array_append_new(cmd, json_string("--state-dir"));
+        json_array_append_new(cmd, json_string(STATE_IN));
+        json_array_append_new(cmd, json_string("--workdir"));
+        json_array_append_new(cmd, json_string(cfg->workspace ? "/workspace" : "/"));
+        if (image_user && *image_user) {
+                json_array_append_new(cmd, json_string("--user"));
+                json_array_append_new(cmd, json_string(image_user));
+        }
+        json_object_set_new(c, "Image", json_string(cfg->image));
+        json_object_set_new(c, "Entrypoint", json_pack("[s]", AGENT_IN));
+        json_object_set_new(c, "Cmd", cmd);
+        json_object_set_new(c, "User", json_string("0:0")); /* the agent; commands: --user */
+        json_object_set_new(c, "Hostname", json_string("agentkernel"));
+        json_object_set_new(c, "Env", strv_json(cfg->env));
+        json_object_set_new(c, "WorkingDir", json_string("/"));
+        json_object_set_new(labels, "agentkernel.managed", json_string("true"));
+        json_object_set_new(labels, LABEL_NAME, json_string(cfg->ref.name));
+        json_object_set_new(labels, LABEL_UUID, json_string(cfg->ref.uuid));
+        if (cfg->ephemeral)
+                json_object_set_new(labels, "agentkernel.ephemeral", json_string("true"));
+        json_object_set_new(c, "Labels", labels);
+
+        (void)snprintf(bind, sizeof(bind), "%s:%s:ro", agent, AGENT_IN);
+        json_array_append_new(binds, json_string(bind));
+        (void)snprintf(bind, sizeof(bind), "%s:%s", sock_dir, RUN_IN);
+        json_array_append_new(binds, json_string(bind));
+        if (cfg->workspace) {
+                (void)snprintf(bind, sizeof(bind), "%s:/workspace", cfg->workspace);
+                json_array_append_new(binds, json_string(bind));
+        }
+        for (size_t i = 0; i < cfg->n_binds; i++) {
+                (void)snprintf(bind, sizeof(bind), "%s:%s%s", cfg->binds[i].source,
+                               cfg->binds[i].dest, cfg->binds[i].ro ? ":ro" : "");
+                json_array_append_new(binds, json_string(bind));
+        }
+        json_object_set_new(hc, "Binds", binds);
+        json_object_set_new(tmpfs, STATE_IN,
+                            json_string("rw,noexec,nosuid,nodev,size=256m,mode=0700"));
+        json_object_set_new(hc, "Tmpfs", tmpfs);
+
+        /* hardening, on every container */
+        json_object_set_new(hc, "CapDrop", json_pack("[s]", "ALL"));
+        for (size_t i = 0; i < ARRAY_SIZE(cap_names); i++)
+                if (p->caps & (1ull << i))
+                        json_array_append_new(caps, json_string(cap_names[i]));
+        json_object_set_new(hc, "CapAdd", caps);
+        json_object_set_new(hc, "SecurityOpt", json_pack("[s]", "no-new-privileges:true"));
+        json_object_set_new(hc, "Privileged", json_false());
+        json_object_set_new(hc, "ReadonlyRootfs", json_boolean(p->read_only_root));
+        json_object_set_new(hc, "PidsLimit", json_integer((json_int_t)p->pids_max));
+        json_object_set_new(hc, "Memory", json_integer((json_int_t)(cfg->memory_mb << 20)));
+        json_object_set_new(hc, "MemorySwap", json_integer((json_int_t)(cfg->memory_mb << 20)));
+        json_object_set_new(hc, "NanoCpus",
+                            json_integer((json_int_t)cfg->vcpus * 10000000LL * p->cpu_percent));
+        json_object_set_new(hc, "NetworkMode", json_string(cfg->network ? "bridge" : "none"));
+        json_object_set_new(hc, "Init", json_false());
+        for (size_t i = 0; i < cfg->n_ports; i++) {
+                char key[32], hp[16];
+                const char *proto = cfg->ports[i].udp ? "udp" : "tcp";
+                (void)snprintf(key, sizeof(key), "%u/%s", cfg->ports[i].container_port, proto);
+                (void)snprintf(hp, sizeof(hp), "%u", cfg->ports[i].host_port);
+                json_object_set_new(
+                    ports, key, json_pack("[{s:s,s:s}]", "HostIp", "127.0.0.1", "HostPort", hp));
+                json_object_set_new(exposed, key, json_object());
+        }
+        json_object_set_new(hc, "PortBindings", ports);
+        json_object_set_new(c, "ExposedPorts", exposed);
+        json_object_set_new(c, "HostConfig", hc);
+        return c;
+}
+
+/* Waits until the agent accepts on its socket, or the container is gone. */
+static int wait_agent(const struct engine *e, const char *name, const char *sock,
+                      struct ak_err *err)
+{
+        int64_t deadline = now_monotonic_ns() + (int64_t)AGENT_WAIT_MS * 1000000;
+        unsigned tries = 0;
+
+        for (;;) {
+                int fd = unix_connect(sock, NULL);
+                bool running = true;
+                if (fd >= 0)
+                        return fd;
+                if (++tries % 20 == 0 && inspect(e, name, NULL, &running, NULL, NULL) >= 0 &&
+                    !running)
+                        return ak_err_set(err, EIO,
+                                          "container '%s' exited before its agent started "
+                                          "(is the image's platform this machine's?)",
+                                          name);
+                if (now_monotonic_ns() > deadline)
+                        return ak_err_set(err, ETIMEDOUT,
+                                          "the agent in container '%s' did not start within %d s",
+                                          name, AGENT_WAIT_MS / 1000);
+                (void)poll(NULL, 0, 5);
+        }
+}
+
+static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
+                        struct backend_session *ret_session, struct ak_err *err)
+{
+        struct engine e;
+        char agent[PATH_MAX], name[128], dir[PATH_MAX], sock[PATH_MAX], path[256];
+        cleanup_json json_t *conf = NULL;
+        cleanup_json json_t *created = NULL;
+        cleanup_json json_t *info = NULL;
+        const char *user;
+        int r, st, fd, lock_fd = -1;
+
+        if (streq(cfg->image, "host"))
+                return ak_err_set(err, EINVAL,
+                                  "the %s backend runs container images, not the 'host' image; "
+                                  "name one with --image (e.g. -i alpine:3.20)",
+                                  engine_name(kind));
+        r = engine_open(kind, &e, err);
+        if (r < 0)
+                return r;
+        r = paths_agent_binary(agent, sizeof(agent), err);
+        if (r < 0)
+                return r;
+        container_name(&cfg->ref, cfg->ephemeral, name, sizeof(name));
+        if (cfg->ephemeral) {
+                /* <kind>-<container>/, with a lock held for the run's life: the sweep of a later
+                 * run removes what a killed one left (container and directory) */
+                (void)snprintf(dir, sizeof(dir), "%s/%s-%s", cfg->ref.run_dir, engine_name(kind),
+                               name);
+                lock_fd = lock_run_dir(dir, err);
+                if (lock_fd < 0)
+                        return lock_fd;
+        } else {
+                (void)snprintf(dir, sizeof(dir), "%s", cfg->ref.run_dir);
+        }
+        /* a leftover of ours (an earlier start that crashed) goes first */
+        r = remove_container(&e, name, cfg->ref.uuid, false, err);
+        if (r >= 0)
+                r = ensure_image(&e, cfg->image, &info, err);
+        if (r < 0)
+                goto fail;
+        user = json_string_value(json_object_get(json_object_get(info, "Config"), "User"));
+        r = mkdir_p(dir, 0700);
+        if (r < 0) {
+                ak_err_set(err, -r, "create '%s': %s", dir, strerror(-r));
+                goto fail;
+        }
+        (void)snprintf(sock, sizeof(sock), "%s/%s", dir, SOCKET_FILE);
+        (void)unlink(sock);
+        conf = container_config(cfg, agent, dir, user);
+        (void)snprintf(path, sizeof(path), "/containers/create?name=%s", name);
+        st = engine_call(&e, "POST", path, conf, &created, err);
+        if (st < 0 || st >= 400) {
+                r = st < 0 ? st : -err->code;
+                goto fail;
+        }
+        (void)snprintf(path, sizeof(path), "/containers/%s/start", name);
+        st = engine_call(&e, "POST", path, NULL, NULL, err);
+        if (st < 0 || (st >= 400 && st != 304)) {
+                r = st < 0 ? st : -err->code;
+                goto fail_created;
+        }
+        test_hook("engine-container-started");
+        fd = wait_agent(&e, name, sock, err);
+        if (fd < 0) {
+                r = fd;
+                goto fail_created;
+        }
+        if (cfg->ephemeral) {
+                struct engine_session *s = calloc(1, sizeof(*s));
+                if (!s) {
+                        close(fd);
+                        r = ak_err_set(err, ENOMEM, "out of memory");
+                        goto fail_created;
+                }
+                s->eng = e;
+                s->lock_fd = lock_fd;
+                (void)snprintf(s->container, sizeof(s->container), "%s", name);
+                (void)snprintf(s->dir, sizeof(s->dir), "%s", dir);
+                ret_session->chan_fd = fd;
+                ret_session->priv = s;
+        } else {
+                close(fd);
+        }
+        return 0;
+fail_created:
+        (void)remove_container(&e, name, cfg->ref.uuid, false, NULL);
+fail:
+        if (cfg->ephemeral) {
+                (void)rm_rf_at(AT_FDCWD, dir);
+                close(lock_fd);
+        }
+        return r;
+}
+
+static int engine_finish(struct backend_session *bs)
+{
+        struct engine_session *s = bs->priv;
+
+        if (bs->chan_fd >= 0) {
+                close(bs->chan_fd);
+                bs->chan_fd = -1;
+        }
+        if (!s)
+                return 0;
+        (void)remove_container(&s->eng, s->container, NULL, false, NULL);
+        (void)rm_rf_at(AT_FDCWD, s->dir);
+        close(s->lock_fd);
+        free(s);
+        bs->priv = NULL;
+        return 0;
+}
+
+static int engine_remove_ref(enum engine_kind kind, const struct sandbox_ref *ref, bool graceful,
+                             struct ak_err *err)
+{
+        struct engine e;
+        char name[128];
+        int r = engine_open(kind, &e, err);
+
+        if (r < 0)
+                return r;
+        container_name(ref, false, name, sizeof(name));
+        r = remove_container(&e, name, ref->uuid, graceful, err);
+        if (r >= 0 && ref->run_dir) {
+                int k = rm_rf_at(AT_FDCWD, ref->run_dir);
+                if (k < 0)
+                        r = ak_err_set(err, -k, "remove '%s': %s", ref->run_dir, strerror(-k));
+        }
+        return r;
+}
+
+static int engine_status(enum engine_kind kind, const struct sandbox_ref *ref,
+                         struct backend_status *ret)
+{
+        struct engine e;
+        char name[128];
+        bool running = false;
+        pid_t pid = 0;
+
+        if (engine_open(kind, &e, NULL) < 0)
+                return 0;
+        container_name(ref, false, name, sizeof(name));
+        if (inspect(&e, name, ref->uuid, &running, &pid, NULL) > 0 && running) {
+                ret->running = true;
+                ret->pid = pid;
+        }
+        return 0;
+}
+
+static int engine_connect(const struct sandbox_ref *ref, struct ak_err *err)
+{
+        char path[PATH_MAX];
+        (void)snprintf(path, sizeof(path), "%s/%s", ref->run_dir, SOCKET_FILE);
+        return unix_connect(path, err);
+}
+
+static int engine_resize(enum engine_kind kind, const struct sandbox_ref *ref,
+                         const struct backend_config *cfg, struct ak_err *err)
+{
+        struct engine e;
+        char name[128], path[256];
+        cleanup_json json_t *body = NULL;
+        int r = engine_open(kind, &e, err), st;
+
+        if (r < 0)
+                return r;
+        container_name(ref, false, name, sizeof(name));
+        r = inspect(&e, name, ref->uuid, NULL, NULL, err);
+        if (r <= 0)
+                return r < 0 ? r : ak_err_set(err, ESRCH, "sandbox '%s' is not running", ref->name);
+        body = json_pack("{s:I,s:I,s:I,s:I}", "Memory", (json_int_t)(cfg->memory_mb << 20),
+                         "MemorySwap", (json_int_t)(cfg->memory_mb << 20), "NanoCpus",
+                         (json_int_t)cfg->vcpus * 10000000LL * cfg->profile->cpu_percent,
+                         "PidsLimit", (json_int_t)cfg->profile->pids_max);
+        (void)snprintf(path, sizeof(path), "/containers/%s/update", name);
+        st = engine_call(&e, "POST", path, body, NULL, err);
+        return st < 0 ? st : st >= 400 ? -err->code : 0;
+}
+
+static int engine_probe(enum engine_kind kind, char *why, size_t why_len)
+{
+        struct engine e;
+        struct ak_err err = {0};
+
+        if (engine_open(kind, &e, &err) < 0) {
+                (void)snprintf(why, why_len, "%s", ak_err_msg(&err));
+                return 0;
+        }
+        (void)snprintf(why, why_len, "%s engine at %s, API %s", engine_name(kind), e.socket,
+                       e.version);
+        return 1;
+}
+
+static int engine_prepare(enum engine_kind kind, const char *image, struct ak_err *err)
+{
+        struct engine e;
+        cleanup_json json_t *info = NULL;
+        int r;
+
+        if (streq(image, "host"))
+                return ak_err_set(err, EINVAL,
+                                  "the %s backend runs container images, not the 'host' image; "
+                                  "name one with --image (e.g. -i alpine:3.20)",
+                                  engine_name(kind));
+        r = engine_open(kind, &e, err);
+        return r < 0 ? r : ensure_image(&e, image, &info, err);
+}
+
+/* One thin table per engine. */
+#define ENGINE_OPS(kind, id, desc)                                                                 \
+        static int id##_probe(char *why, size_t len)                                               \
+        {                                                                                          \
+                return engine_probe(kind, why, len);                                               \
+        }                                                                                          \
+        static int id##_start(const struct backend_config *cfg, struct backend_session *s,         \
+                              struct ak_err *err)                                                  \
+        {                                                                                          \
+                return engine_start(kind, cfg, s, err);                                            \
+        }                                                                                          \
+        static int id##_stop(const struct sandbox_ref *ref, struct ak_err *err)                    \
+        {                                                                                          \
+                return engine_remove_ref(kind, ref, true, err);                                    \
+        }                                                                                          \
+        static int id##_cleanup(const struct sandbox_ref *ref, struct ak_err *err)                 \
+        {                                                                                          \
+                return engine_remove_ref(kind, ref, false, err);                                   \
+        }                                                                                          \
+        static int id##_status(const struct sandbox_ref *ref, struct backend_status *ret)          \
+        {                                                                                          \
+                return engine_status(kind, ref, ret);                                              \
+        }                                                                                          \
+        static int id##_resize(const struct sandbox_ref *ref, const struct backend_config *cfg,    \
+                               struct ak_err *err)                                                 \
+        {                                                                                          \
+                return engine_resize(kind, ref, cfg, err);                                         \
+        }                                                                                          \
+        static int id##_prepare(const char *image, struct ak_err *err)                             \
+        {                                                                                          \
+                return engine_prepare(kind, image, err);                                           \
+        }                                                                                          \
+        static void id##_sweep(const char *dir)                                                    \
+        {                                                                                          \
+                engine_sweep(kind, dir);                                                           \
+        }                                                                                          \
+        const struct backend_ops id##_backend_ops = {                                              \
+            .name = #id,                                                                           \
+            .description = desc,                                                                   \
+            .caps = BACKEND_CAP_ATTACH | BACKEND_CAP_RESIZE,                                       \
+            .probe = id##_probe,                                                                   \
+            .start = id##_start,                                                                   \
+            .finish = engine_finish,                                                               \
+            .stop = id##_stop,                                                                     \
+            .cleanup = id##_cleanup,                                                               \
+            .status = id##_status,                                                                 \
+            .connect = engine_connect,                                                             \
+            .resize = id##_resize,                                                                 \
+            .prepare = id##_prepare,                                                               \
+            .sweep = id##_sweep,                                                                   \
+        }
+
+ENGINE_OPS(ENGINE_DOCKER, docker, "Docker containers through the Engine API, our agent inside");
+ENGINE_OPS(ENGINE_PODMAN, podman, "Podman containers through its Docker-compatible API");

@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The docker and podman backends against real engines started here (engines.py): one suite,
+run against both. Lifecycle, exec, files, exit codes, isolation and hardening, crash recovery."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+import engines
+from conftest import STATIC_AGENT, needs_root, needs_static_agent
+
+pytestmark = [needs_root, needs_static_agent]
+
+KINDS = [k for k in ("docker", "podman")]
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def engine(request, tmp_path_factory):
+    if not engines.available(request.param):
+        pytest.skip(f"{request.param} is not installed")
+    cls = engines.Docker if request.param == "docker" else engines.Podman
+    e = cls(tmp_path_factory.mktemp(request.param))
+    yield e
+    e.stop()
+
+
+@pytest.fixture
+def eak(ak, engine):
+    """The CLI pointed at the engine, with the static agent (it runs inside the containers)."""
+    ak.env.update(engine.env)
+    ak.env["AGENTKERNEL_AGENT"] = STATIC_AGENT
+    ak.engine = engine
+    before = set(engine.containers())
+    yield ak
+    for s in ak.list():
+        ak("remove", s["name"])
+    assert set(engine.containers()) == before, "containers left behind"
+
+
+def run(eak, *cmd, **kw):
+    return eak("run", "-B", eak.engine.name, "-i", eak.engine.image, "--no-network", "--",
+               *cmd, **kw)
+
+
+def test_run_exit_codes_argv_and_streams(eak):
+    res = run(eak, "sh", "-c", 'echo out; echo err >&2; exit 7')
+    assert res.rc == 7, res
+    assert res.stdout == "out\n" and res.stderr.endswith("err\n")
+    odd = ["a b", "it's", 'q"uote', "new\nline", "$HOME", "*"]
+    res = run(eak, "sh", "-c", 'for a in "$@"; do printf "[%s]" "$a"; done', "sh", *odd)
+    assert res.rc == 0, res
+    assert res.stdout == "".join(f"[{a}]" for a in odd)
+    res = run(eak, "sh", "-c", "kill -TERM $$")
+    assert res.rc == 128 + signal.SIGTERM, res
+    res = run(eak, "/nonexistent")
+    assert res.rc == 127, res
+
+
+def test_lifecycle_exec_and_files(eak, tmp_path):
+    name = eak.engine.name
+    res = eak("create", "box", "-B", name, "-i", eak.engine.image, "--no-network")
+    assert res.rc == 0, res
+    [s] = eak.list()
+    assert s["status"] == "running" and s["backend"] == name
+    res = eak("exec", "box", "--", "sh", "-c", "echo $HOSTNAME; hostname; id -u")
+    assert res.stdout.split() == ["agentkernel", "agentkernel", "0"], res
+    data = os.urandom(3 << 20)
+    src = tmp_path / "blob"
+    src.write_bytes(data)
+    assert eak("cp", str(src), "box:/tmp/blob").rc == 0
+    back = tmp_path / "back"
+    assert eak("cp", "box:/tmp/blob", str(back)).rc == 0
+    assert back.read_bytes() == data
+    res = eak("exec", "-d", "box", "--", "sleep", "30")
+    assert res.rc == 0, res
+    assert "sleep" in eak("sandbox", "exec-list", "box").stdout
+    c = eak.engine.inspect("agentkernel-box")
+    assert c["Config"]["Labels"]["agentkernel.sandbox"] == "box"
+    assert eak("stop", "box").rc == 0
+    assert eak.list()[0]["status"] == "stopped"
+    assert eak.engine.inspect("agentkernel-box") is None
+    assert eak("start", "box").rc == 0
+    assert eak("exec", "box", "--", "true").rc == 0
+    assert eak("remove", "box").rc == 0
+    assert eak.engine.inspect("agentkernel-box") is None
+    assert not (eak.data_dir / "run" / "box").exists()
+
+
+def test_every_container_is_hardened(eak):
+    name = eak.engine.name
+    assert eak("create", "hard", "-B", name, "-i", eak.engine.image, "--no-network").rc == 0
+    c = eak.engine.inspect("agentkernel-hard")
+    hc = c["HostConfig"]
+    if name == "docker":
+        assert [x.upper().removeprefix("CAP_") for x in hc["CapDrop"]] == ["ALL"]
+        assert sorted(x.upper().removeprefix("CAP_") for x in hc["CapAdd"]) == \
+            ["CHOWN", "SETGID", "SETUID"]
+    else:  # podman reports what remains
+        assert sorted(c["BoundingCaps"]) == ["CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"]
+        assert sorted(c["EffectiveCaps"]) == ["CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"]
+    assert any("no-new-privileges" in o for o in hc["SecurityOpt"])
+    assert hc["PidsLimit"] > 0 and hc["Memory"] == 512 << 20 and hc["NanoCpus"] > 0
+    assert hc["NetworkMode"] == "none" and not hc["Privileged"]
+    # the same, seen from inside an ephemeral run (never inspected from outside)
+    res = run(eak, "sh", "-c", "grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status; ls /sys/class/net")
+    assert res.rc == 0, res
+    lines = dict(l.split(":\t") for l in res.stdout.splitlines() if ":\t" in l)
+    assert lines["CapBnd"] == "00000000000000c1" and lines["NoNewPrivs"] == "1"
+    assert res.stdout.split()[-1] == "lo"  # network none: loopback only
+    res = eak("create", "ro", "-B", name, "-i", eak.engine.image, "--profile", "restrictive")
+    assert res.rc == 0, res
+    assert eak.engine.inspect("agentkernel-ro")["HostConfig"]["ReadonlyRootfs"] is True
+    res = eak("exec", "ro", "--", "touch", "/x")
+    assert res.rc != 0
+
+
+def test_pids_limit_holds(eak):
+    name = eak.engine.name
+    assert eak("create", "fork", "-B", name, "-i", eak.engine.image, "--no-network").rc == 0
+    res = eak("exec", "fork", "--", "sh", "-c",
+              "for i in $(seq 3000); do sleep 5 & done 2>/dev/null; wait; echo done")
+    assert eak("exec", "fork", "--", "true").rc == 0  # still usable
+
+
+def test_cli_killed_during_start_then_a_new_process_removes(eak):
+    name = eak.engine.name
+    p = eak.popen("create", "crash", "-B", name, "-i", eak.engine.image, "--no-network",
+                  env={"AGENTKERNEL_TEST_HOOK": "engine-container-started"},
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        st = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        if st == "T":
+            break
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert eak.engine.inspect("agentkernel-crash") is not None  # the container outlived it
+    assert [s["name"] for s in eak.list()] == ["crash"]
+    res = eak("remove", "crash")
+    assert res.rc == 0, res
+    assert eak.engine.inspect("agentkernel-crash") is None
+
+
+def test_a_foreign_container_of_the_same_name_is_never_touched(eak):
+    eng = eak.engine
+    eng.cli("create", "--name", "agentkernel-theirs", eng.image, "sleep", "1")
+    try:
+        res = eak("create", "theirs", "-B", eng.name, "-i", eng.image, "--no-network")
+        assert res.rc != 0 and "not this sandbox's" in res.stderr, res
+        eak("remove", "theirs")
+        assert eng.inspect("agentkernel-theirs") is not None
+    finally:
+        eng.cli("rm", "-f", "agentkernel-theirs")
+
+
+def test_host_image_and_missing_engine_are_clear_errors(eak):
+    res = eak("run", "-B", eak.engine.name, "--", "true")
+    assert res.rc != 0 and "not the 'host' image" in res.stderr, res
+    var = "DOCKER_HOST" if eak.engine.name == "docker" else "CONTAINER_HOST"
+    res = eak("run", "-B", eak.engine.name, "-i", eak.engine.image, "--", "true",
+              env={var: "unix:///nonexistent.sock"})
+    assert res.rc != 0 and "nonexistent.sock" in res.stderr, res
+    assert eak.list() == []
+
+
+def test_a_killed_run_is_swept_by_the_next(eak):
+    eng = eak.engine
+    p = eak.popen("run", "-B", eng.name, "-i", eng.image, "--no-network", "--", "sleep", "60",
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not [c for c in eng.containers()
+                                          if c.startswith("agentkernel-run-")]:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    left = [c for c in eng.containers() if c.startswith("agentkernel-run-")]
+    assert left, "the run's container should outlive its killed CLI until a sweep"
+    assert run(eak, "true").rc == 0
+    assert not [c for c in eng.containers() if c in left]
+    eph = eak.data_dir / "run" / ".ephemeral"
+    assert not [d for d in eph.iterdir() if "agentkernel-run-" in d.name]
