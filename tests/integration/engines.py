@@ -44,6 +44,7 @@ class Docker:
 
     def __init__(self, tmp):
         self.dir = pathlib.Path(tmp)
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.sock = self.dir / "docker.sock"
         self.log = self.dir / "dockerd.log"
         self.proc = subprocess.Popen(
@@ -89,6 +90,7 @@ class Podman(Docker):
 
     def __init__(self, tmp):
         self.dir = pathlib.Path(tmp)
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.sock = self.dir / "podman.sock"
         self.log = self.dir / "podman.log"
         # Debian's crun refuses this host's hybrid cgroups (PLATFORM.md); runc, cgroupfs, and

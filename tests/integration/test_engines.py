@@ -184,3 +184,58 @@ def test_a_killed_run_is_swept_by_the_next(eak):
     assert not [c for c in eng.containers() if c in left]
     eph = eak.data_dir / "run" / ".ephemeral"
     assert not [d for d in eph.iterdir() if "agentkernel-run-" in d.name]
+
+
+def test_ports_and_volumes(eak):
+    import urllib.request
+    import socket
+    eng = eak.engine
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    assert eak("volume", "create", "vol").rc == 0
+    res = eak("create", "net", "-B", eng.name, "-i", eng.image, "-p", f"{port}:8080",
+              "-v", "vol:/data")
+    assert res.rc == 0, res
+    assert eng.inspect("agentkernel-net")["HostConfig"]["PortBindings"]["8080/tcp"][0] == \
+        {"HostIp": "127.0.0.1", "HostPort": str(port)}
+    res = eak("exec", "net", "--", "sh", "-c",
+              'echo kept > /data/f; (printf "HTTP/1.0 200 OK\\r\\n\\r\\nfrom-box" | '
+              'busybox nc -l -p 8080 &); sleep 0.3')
+    assert res.rc == 0, res
+    deadline = time.time() + 10
+    body = None
+    while body is None and time.time() < deadline:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3).read()
+        except OSError:
+            time.sleep(0.2)
+    assert body == b"from-box"
+    assert eak("remove", "net").rc == 0
+    res = eak("run", "-B", eng.name, "-i", eng.image, "--no-network", "-v", "vol:/data", "--",
+              "cat", "/data/f")
+    assert res.stdout == "kept\n", res
+    assert eak("volume", "delete", "vol", "--force").rc == 0
+
+
+def test_images_are_pulled_through_the_engine(eak, tmp_path):
+    """An image the engine lacks is pulled by the engine itself (from a loopback registry)."""
+    import oci
+    eng = eak.engine
+    if eng.name != "docker" or not oci.tools_present():
+        pytest.skip("docker pulls from loopback registries without configuration; podman "
+                    "would need registries.conf")
+    lay = oci.Layout(tmp_path / "layout")
+    oci.build_base(lay, "base", tmp_path / "bundles")
+    reg = oci.Registry(tmp_path / "registry")
+    try:
+        name = reg.push(lay.path, "base", "eng/base:1")
+        res = eak("run", "-B", eng.name, "-i", name, "--no-network", "--", "cat", "/srv/marker")
+        assert res.rc == 0, res
+        assert res.stdout == "amd64\n"
+        res = eak("create", "x", "-B", eng.name, "-i", f"{reg.host}/eng/missing:1")
+        assert res.rc != 0 and "cannot pull" in res.stderr, res
+        assert eak.list() == []
+    finally:
+        reg.stop()
