@@ -167,6 +167,8 @@ static int ensure_image(const struct engine *e, const char *image, json_t **ret_
                 return 0;
         if (st != 404)
                 return st < 0 ? st : -err->code;
+        json_decref(*ret_info); /* the 404's message */
+        *ret_info = NULL;
         ak_err_clear(err);
         /* fromImage=name&tag=tag (a digest stays in fromImage) */
         at = strchr(image, '@');
