@@ -43,7 +43,7 @@ static const struct verb verbs[] = {
      "  -t, --tty             allocate a terminal\n"
      "      --interactive     forward stdin even when it is a terminal\n"
      "      --timeout DUR     kill the command after DUR\n"
-     "  -F, --fast            accepted for upstream compatibility (no effect on native)\n"
+     "  -F, --fast            accepted for upstream compatibility (no warm pool yet: no effect)\n"
      "  -v, --volume V:/PATH[:ro] mount volume V (see 'volume') at PATH (repeatable)\n"
      "  -c, --config FILE     agentkernel.toml to read (default: ./agentkernel.toml if any)\n"
      "      --no-config       do not read ./agentkernel.toml\n"

@@ -72,7 +72,7 @@ static void engine_message(json_t *j, int status, const char *method, const char
 }
 
 static int call(const struct engine *e, const char *method, const char *path, json_t *body,
-                int timeout_ms, struct uhttp_response *res, struct ak_err *err)
+                int timeout_ms, size_t max, struct uhttp_response *res, struct ak_err *err)
 {
         cleanup_free char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
         char target[2048];
@@ -81,8 +81,7 @@ static int call(const struct engine *e, const char *method, const char *path, js
                 return ak_err_set(err, ENOMEM, "out of memory");
         if (snprintf(target, sizeof(target), "/v%s%s", e->version, path) >= (int)sizeof(target))
                 return ak_err_set(err, ENAMETOOLONG, "engine path too long");
-        return uhttp_request(e->socket, method, target, text, ENGINE_BODY_MAX, timeout_ms, res,
-                             err);
+        return uhttp_request(e->socket, method, target, text, max, timeout_ms, res, err);
 }
 
 int engine_call(const struct engine *e, const char *method, const char *path, json_t *body,
@@ -90,7 +89,7 @@ int engine_call(const struct engine *e, const char *method, const char *path, js
 {
         struct uhttp_response res = {0};
         json_t *j = NULL;
-        int r = call(e, method, path, body, ENGINE_TIMEOUT_MS, &res, err);
+        int r = call(e, method, path, body, ENGINE_TIMEOUT_MS, ENGINE_BODY_MAX, &res, err);
 
         if (r < 0)
                 return r;
@@ -111,7 +110,7 @@ int engine_call_stream(const struct engine *e, const char *method, const char *p
                        struct ak_err *err)
 {
         struct uhttp_response res = {0};
-        int r = call(e, method, path, NULL, ENGINE_PULL_TIMEOUT_MS, &res, err);
+        int r = call(e, method, path, NULL, ENGINE_PULL_TIMEOUT_MS, ENGINE_STREAM_MAX, &res, err);
         const char *line;
 
         if (r < 0)

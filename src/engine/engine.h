@@ -16,6 +16,7 @@
 #define ENGINE_TIMEOUT_MS 60000
 #define ENGINE_PULL_TIMEOUT_MS (30 * 60 * 1000)
 #define ENGINE_BODY_MAX (8u << 20)
+#define ENGINE_STREAM_MAX (64u << 20) /* a pull's progress lines */
 
 enum engine_kind { ENGINE_DOCKER, ENGINE_PODMAN };
 
