@@ -3,7 +3,8 @@
 """engine-bench: the docker and podman backends beside the engines' own CLIs, in the same run.
 
 For each engine (started here, as the tests do: tests/integration/engines.py):
-  run   `agentkernel run -B ENGINE -i IMG --no-network -- /bin/true`
+  run   `agentkernel run -B ENGINE -i IMG --no-network -- /bin/true`, and with --fast (a
+        container from the warm pool; the pool refills in the background between rounds)
         against `docker|podman run --rm --network none IMG /bin/true`
   exec  `agentkernel exec BOX -- /bin/true` into a running sandbox (through our agent)
         against `docker|podman exec agentkernel-BOX /bin/true`
@@ -60,6 +61,11 @@ def main():
                                                 "--no-network", "--", "/bin/true"], env),
                 f"{kind} run --rm": (own + ["run", "--rm", "--network", "none", eng.image,
                                             "/bin/true"], own_env),
+                f"agentkernel run --fast -B {kind} (warm pool)": (
+                    [ak, "run", "--fast", "-B", kind, "-i", eng.image, "--no-network", "--",
+                     "/bin/true"], env),
+                f"{kind} run --rm ": (own + ["run", "--rm", "--network", "none", eng.image,
+                                             "/bin/true"], own_env),
                 f"agentkernel exec (agent in the container)": (
                     [ak, "exec", "box", "--", "/bin/true"], env),
                 f"{kind} exec": (own + ["exec", "agentkernel-box", "/bin/true"], own_env),
@@ -79,6 +85,7 @@ def main():
                 print(f"{k:52} {p50:8.1f} {v[int(0.9 * (len(v) - 1))]:8.1f} "
                       f"{p50 / statistics.median(peer):8.2f}")
             subprocess.run([ak, "remove", "box"], env=env, stdout=subprocess.DEVNULL)
+            subprocess.run([ak, "pool", "clear"], env=env, stdout=subprocess.DEVNULL)
         finally:
             eng.stop()
             shutil.rmtree(tmp, ignore_errors=True)

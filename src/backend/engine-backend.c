@@ -15,13 +15,17 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sha256.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend/engine-backend.h"
 #include "core/backend.h"
 #include "core/paths.h"
 #include "engine/engine.h"
@@ -29,6 +33,7 @@
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
 #include "shared/macro.h"
+#include "shared/random-util.h"
 #include "shared/test-hook.h"
 #include "shared/time-util.h"
 
@@ -40,12 +45,16 @@
 #define STOP_GRACE_S 5
 #define LABEL_UUID "agentkernel.uuid"
 #define LABEL_NAME "agentkernel.sandbox"
+#define LABEL_POOL "agentkernel.pool"
+#define POOL_TARGET 5 /* idle containers kept per configuration (upstream's run_pooled) */
+#define POOL_MAX 20   /* idle containers per engine, all configurations together */
 
 struct engine_session {
         struct engine eng;
         char container[128];
         char dir[PATH_MAX]; /* the per-run socket directory */
         int lock_fd;        /* held while the run lives: a sweep leaves it alone */
+        bool pooled;        /* from the warm pool: removed in the background after the run */
 };
 
 static const char *const cap_names[] = {
@@ -231,8 +240,9 @@ static void engine_sweep(enum engine_kind kind, const char *ephemeral_dir)
         while ((de = readdir(d))) {
                 char lock[NAME_MAX + 8];
                 cleanup_close int fd = -1;
+                /* <kind>-agentkernel-run-* and claimed <kind>-agentkernel-pool-* */
                 if (strncmp(de->d_name, prefix, pl) != 0 ||
-                    strncmp(de->d_name + pl, "-agentkernel-run-", 17) != 0)
+                    strncmp(de->d_name + pl, "-agentkernel-", 13) != 0)
                         continue;
                 (void)snprintf(lock, sizeof(lock), "%s/lock", de->d_name);
                 fd = openat(dirfd(d), lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
@@ -257,7 +267,7 @@ static json_t *strv_json(char *const *v)
 
 /* The container's configuration: our agent as the entrypoint, the hardening, the limits. */
 static json_t *container_config(const struct backend_config *cfg, const char *agent,
-                                const char *sock_dir, const char *image_user)
+                                const char *sock_dir, const char *image_user, const char *pool)
 {
         const struct profile *p = cfg->profile;
         json_t *c = json_object(), *hc = json_object(), *binds = json_array();
@@ -287,6 +297,8 @@ static json_t *container_config(const struct backend_config *cfg, const char *ag
         json_object_set_new(labels, LABEL_UUID, json_string(cfg->ref.uuid));
         if (cfg->ephemeral)
                 json_object_set_new(labels, "agentkernel.ephemeral", json_string("true"));
+        if (pool)
+                json_object_set_new(labels, LABEL_POOL, json_string(pool));
         json_object_set_new(c, "Labels", labels);
 
         (void)snprintf(bind, sizeof(bind), "%s:%s:ro", agent, AGENT_IN);
@@ -364,6 +376,261 @@ static int wait_agent(const struct engine *e, const char *name, const char *sock
         }
 }
 
+/* ---- the warm pool (run --fast) ----
+ *
+ * <ephemeral dir>/pool-<kind>-<key>/<container>/ holds one idle, started container's socket
+ * directory and an unlocked lock file; <key> hashes everything the container was made with, so a
+ * run is only ever handed a container it would have created itself. A run claims an entry by
+ * locking it and renaming it out of the pool (into an ordinary ephemeral run directory): each
+ * container is used once, then destroyed like any ephemeral one. After a --fast run a detached
+ * process tops the pool up. */
+
+static bool poolable(const struct backend_config *cfg)
+{
+        return cfg->ephemeral && cfg->pooled && !cfg->workspace && !cfg->n_binds && !cfg->n_ports;
+}
+
+static void pool_dir(enum engine_kind kind, const struct backend_config *cfg, const char *agent,
+                     char *out, size_t len, char key[17])
+{
+        cleanup_json json_t *c = container_config(cfg, agent, "-", NULL, NULL);
+        cleanup_free char *text = NULL;
+        char hex[65];
+
+        json_object_del(c, "Labels"); /* per run: not part of what the container is */
+        text = json_dumps(c, JSON_COMPACT | JSON_SORT_KEYS);
+        SHA256Data((const uint8_t *)(text ? text : ""), text ? strlen(text) : 0, hex);
+        memcpy(key, hex, 16);
+        key[16] = '\0';
+        (void)snprintf(out, len, "%s/pool-%s-%s", cfg->ref.run_dir, engine_name(kind), key);
+}
+
+/* Claims a ready container: returns a connected agent fd and fills s, or -ENOENT. */
+static int pool_claim(const struct engine *e, const char *pool, const char *eph,
+                      struct engine_session *s)
+{
+        DIR *d = opendir(pool);
+        struct dirent *de;
+        int fd = -ENOENT;
+
+        if (!d)
+                return -ENOENT;
+        while (fd < 0 && (de = readdir(d))) {
+                char lock[PATH_MAX], dest[PATH_MAX], sock[PATH_MAX + 16];
+                int lk;
+                if (de->d_name[0] == '.' || strncmp(de->d_name, "agentkernel-pool-", 17) != 0)
+                        continue;
+                (void)snprintf(lock, sizeof(lock), "%s/%s/lock", pool, de->d_name);
+                lk = open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+                if (lk < 0 || flock(lk, LOCK_EX | LOCK_NB) < 0) {
+                        if (lk >= 0)
+                                close(lk);
+                        continue; /* another run is taking it */
+                }
+                (void)snprintf(dest, sizeof(dest), "%s/%s-%s", eph, engine_name(e->kind),
+                               de->d_name);
+                if (renameat(dirfd(d), de->d_name, AT_FDCWD, dest) < 0) {
+                        close(lk);
+                        continue;
+                }
+                (void)snprintf(sock, sizeof(sock), "%s/%s", dest, SOCKET_FILE);
+                fd = unix_connect(sock, NULL);
+                if (fd < 0) { /* its container died (an engine restart): discard it */
+                        (void)remove_container(e, de->d_name, NULL, false, NULL);
+                        (void)rm_rf_at(AT_FDCWD, dest);
+                        close(lk);
+                        fd = -ENOENT;
+                        continue;
+                }
+                s->eng = *e;
+                s->lock_fd = lk;
+                (void)snprintf(s->container, sizeof(s->container), "%s", de->d_name);
+                (void)snprintf(s->dir, sizeof(s->dir), "%s", dest);
+        }
+        closedir(d);
+        return fd;
+}
+
+/* Ready (visible) entries in one pool directory, or in all of kind's when pool is NULL. */
+static unsigned pool_count(const char *dir, const char *prefix)
+{
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        unsigned n = 0;
+
+        if (!d)
+                return 0;
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static unsigned pool_total(enum engine_kind kind, const char *eph)
+{
+        char prefix[32], path[PATH_MAX];
+        DIR *d = opendir(eph);
+        struct dirent *de;
+        unsigned n = 0;
+
+        if (!d)
+                return 0;
+        (void)snprintf(prefix, sizeof(prefix), "pool-%s-", engine_name(kind));
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, prefix, strlen(prefix)) == 0) {
+                        (void)snprintf(path, sizeof(path), "%s/%s", eph, de->d_name);
+                        n += pool_count(path, "agentkernel-pool-");
+                }
+        closedir(d);
+        return n;
+}
+
+/* Makes one idle container in pool: hidden until its agent answers, then published. */
+static int pool_add(const struct engine *e, const struct backend_config *cfg, const char *agent,
+                    const char *pool, const char *key, const char *user)
+{
+        char name[64], hidden[PATH_MAX], ready[PATH_MAX], sock[PATH_MAX + 16], path[256];
+        char hex[13];
+        cleanup_json json_t *conf = NULL;
+        int st, fd, r = -EIO;
+
+        random_hex(hex, 6);
+        (void)snprintf(name, sizeof(name), "agentkernel-pool-%s", hex);
+        (void)snprintf(hidden, sizeof(hidden), "%s/.%s", pool, name);
+        (void)snprintf(ready, sizeof(ready), "%s/%s", pool, name);
+        (void)snprintf(sock, sizeof(sock), "%s/%s", hidden, SOCKET_FILE);
+        (void)snprintf(path, sizeof(path), "%s/lock", hidden);
+        if (mkdir_p(hidden, 0700) < 0 || (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+                return -EIO;
+        close(fd);
+        conf = container_config(cfg, agent, hidden, user, key);
+        (void)snprintf(path, sizeof(path), "/containers/create?name=%s", name);
+        st = engine_call(e, "POST", path, conf, NULL, NULL);
+        if (st >= 200 && st < 300) {
+                (void)snprintf(path, sizeof(path), "/containers/%s/start", name);
+                st = engine_call(e, "POST", path, NULL, NULL, NULL);
+                if (st >= 200 && st < 300 && (fd = wait_agent(e, name, sock, NULL)) >= 0) {
+                        close(fd);
+                        r = rename(hidden, ready) < 0 ? -errno : 0;
+                }
+        }
+        if (r < 0) {
+                (void)remove_container(e, name, NULL, false, NULL);
+                (void)rm_rf_at(AT_FDCWD, hidden);
+        }
+        return r;
+}
+
+/* Tops the pool up to POOL_TARGET in a detached process (one refill per pool at a time), so the
+ * run that triggered it does not wait. */
+static void pool_refill(const struct engine *e, const struct backend_config *cfg, const char *agent,
+                        const char *pool, const char *key)
+{
+        pid_t pid = fork();
+
+        if (pid < 0)
+                return;
+        if (pid > 0) {
+                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                return;
+        }
+        /* the intermediate child exits at once: the refiller is nobody's child to wait for */
+        if (setsid() < 0 || fork() != 0)
+                _exit(0);
+        {
+                char lockpath[PATH_MAX + 16];
+                cleanup_json json_t *info = NULL;
+                const char *user;
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC), lk;
+                if (null >= 0) {
+                        (void)dup2(null, 0);
+                        (void)dup2(null, 1);
+                        (void)dup2(null, 2);
+                }
+                (void)close_all_fds_except(3, NULL, 0);
+                (void)signal(SIGPIPE, SIG_IGN);
+                (void)snprintf(lockpath, sizeof(lockpath), "%s/.refill.lock", pool);
+                if (mkdir_p(pool, 0700) < 0)
+                        _exit(0);
+                lk = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+                if (lk < 0 || flock(lk, LOCK_EX | LOCK_NB) < 0)
+                        _exit(0); /* another refill is at it */
+                if (ensure_image(e, cfg->image, &info, NULL) < 0)
+                        _exit(0);
+                user = json_string_value(json_object_get(json_object_get(info, "Config"), "User"));
+                while (pool_count(pool, "agentkernel-pool-") < POOL_TARGET &&
+                       pool_total(e->kind, cfg->ref.run_dir) < POOL_MAX)
+                        if (pool_add(e, cfg, agent, pool, key, user) < 0)
+                                break;
+                _exit(0);
+        }
+}
+
+int engine_pool_clear(enum engine_kind kind, const char *ephemeral_dir, unsigned *ret_removed,
+                      struct ak_err *err)
+{
+        char prefix[32];
+        struct engine e;
+        struct dirent *de;
+        unsigned removed = 0;
+        DIR *d;
+        int r = engine_open(kind, &e, err);
+
+        if (r < 0)
+                return r;
+        d = opendir(ephemeral_dir);
+        (void)snprintf(prefix, sizeof(prefix), "pool-%s-", engine_name(kind));
+        while (d && (de = readdir(d))) {
+                char pool[PATH_MAX], lockpath[PATH_MAX + 16];
+                struct dirent *ee;
+                DIR *p;
+                int lk;
+                if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+                        continue;
+                (void)snprintf(pool, sizeof(pool), "%s/%s", ephemeral_dir, de->d_name);
+                /* wait for a refill in progress: it would otherwise add behind our back */
+                (void)snprintf(lockpath, sizeof(lockpath), "%s/.refill.lock", pool);
+                lk = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+                if (lk >= 0)
+                        (void)flock(lk, LOCK_EX);
+                p = opendir(pool);
+                while (p && (ee = readdir(p))) {
+                        const char *n = ee->d_name[0] == '.' ? ee->d_name + 1 : ee->d_name;
+                        char entry_lock[PATH_MAX + 300];
+                        int el;
+                        if (strncmp(n, "agentkernel-pool-", 17) != 0)
+                                continue;
+                        (void)snprintf(entry_lock, sizeof(entry_lock), "%s/%s/lock", pool,
+                                       ee->d_name);
+                        el = open(entry_lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+                        if (el >= 0 && flock(el, LOCK_EX | LOCK_NB) < 0) {
+                                close(el);
+                                continue; /* being claimed right now */
+                        }
+                        if (remove_container(&e, n, NULL, false, NULL) == 0) {
+                                (void)rm_rf_at(dirfd(p), ee->d_name);
+                                removed++;
+                        }
+                        if (el >= 0)
+                                close(el);
+                }
+                if (p)
+                        closedir(p);
+                /* an emptied pool goes entirely (entries being claimed keep it) */
+                (void)unlink(lockpath);
+                (void)rmdir(pool);
+                if (lk >= 0)
+                        close(lk);
+        }
+        if (d)
+                closedir(d);
+        if (ret_removed)
+                *ret_removed = removed;
+        return 0;
+}
+
 static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                         struct backend_session *ret_session, struct ak_err *err)
 {
@@ -386,6 +653,22 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
         r = paths_agent_binary(agent, sizeof(agent), err);
         if (r < 0)
                 return r;
+        if (poolable(cfg)) {
+                struct engine_session *s = calloc(1, sizeof(*s));
+                char pool[PATH_MAX], key[17];
+                if (!s)
+                        return ak_err_set(err, ENOMEM, "out of memory");
+                pool_dir(kind, cfg, agent, pool, sizeof(pool), key);
+                fd = pool_claim(&e, pool, cfg->ref.run_dir, s);
+                pool_refill(&e, cfg, agent, pool, key);
+                if (fd >= 0) {
+                        s->pooled = true;
+                        ret_session->chan_fd = fd;
+                        ret_session->priv = s;
+                        return 0;
+                }
+                free(s); /* the pool is empty: start one the ordinary way */
+        }
         container_name(&cfg->ref, cfg->ephemeral, name, sizeof(name));
         if (cfg->ephemeral) {
                 /* <kind>-<container>/, with a lock held for the run's life: the sweep of a later
@@ -412,7 +695,7 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
         }
         (void)snprintf(sock, sizeof(sock), "%s/%s", dir, SOCKET_FILE);
         (void)unlink(sock);
-        conf = container_config(cfg, agent, dir, user);
+        conf = container_config(cfg, agent, dir, user, NULL);
         (void)snprintf(path, sizeof(path), "/containers/create?name=%s", name);
         st = engine_call(&e, "POST", path, conf, &created, err);
         if (st < 0 || st >= 400) {
@@ -468,6 +751,36 @@ static int engine_finish(struct backend_session *bs)
         }
         if (!s)
                 return 0;
+        if (s->pooled) {
+                /* --fast: the caller has its exit status; the container goes in the background
+                 * (a detached process that holds the run's lock until it is gone, so a sweep
+                 * never races it, and removes it should this one die). */
+                pid_t pid = fork();
+                if (pid == 0) {
+                        int null;
+                        if (setsid() < 0 || fork() != 0)
+                                _exit(0);
+                        /* not the caller's output: whoever reads it must see it end now */
+                        null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                        if (null >= 0) {
+                                (void)dup2(null, 0);
+                                (void)dup2(null, 1);
+                                (void)dup2(null, 2);
+                        }
+                        (void)close_all_fds_except(3, &s->lock_fd, 1);
+                        (void)remove_container(&s->eng, s->container, NULL, false, NULL);
+                        (void)rm_rf_at(AT_FDCWD, s->dir);
+                        _exit(0);
+                }
+                if (pid > 0) {
+                        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                                ;
+                        close(s->lock_fd);
+                        free(s);
+                        bs->priv = NULL;
+                        return 0;
+                }
+        }
         (void)remove_container(&s->eng, s->container, NULL, false, NULL);
         (void)rm_rf_at(AT_FDCWD, s->dir);
         close(s->lock_fd);

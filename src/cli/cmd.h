@@ -27,5 +27,6 @@ int cmd_resize(int argc, char **argv);
 int cmd_update(int argc, char **argv);
 int cmd_volume(int argc, char **argv);
 int cmd_images(int argc, char **argv);
+int cmd_pool(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_mcp_server(int argc, char **argv);

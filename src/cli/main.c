@@ -43,7 +43,7 @@ static const struct verb verbs[] = {
      "  -t, --tty             allocate a terminal\n"
      "      --interactive     forward stdin even when it is a terminal\n"
      "      --timeout DUR     kill the command after DUR\n"
-     "  -F, --fast            accepted for upstream compatibility (no warm pool yet: no effect)\n"
+     "  -F, --fast            docker/podman: take a pre-started container from the warm pool\n"
      "  -v, --volume V:/PATH[:ro] mount volume V (see 'volume') at PATH (repeatable)\n"
      "  -c, --config FILE     agentkernel.toml to read (default: ./agentkernel.toml if any)\n"
      "      --no-config       do not read ./agentkernel.toml\n"
@@ -171,6 +171,11 @@ static const struct verb verbs[] = {
      "AGENTKERNEL_REGISTRY_MIRROR=URL pulls Docker Hub images from a mirror;\n"
      "AGENTKERNEL_INSECURE_REGISTRIES=host:port,... allows plain HTTP (loopback always may).\n"
      "Credentials come from ~/.docker/config.json (or $DOCKER_CONFIG), as 'docker login' wrote.\n"},
+    {"pool", cmd_pool, "clear [-B docker|podman]",
+     "Remove the idle containers that run --fast keeps warm",
+     "`run --fast -B docker|podman` takes a started container from a pool of identical\n"
+     "ones (up to 5 per configuration, 20 per engine) and refills it in the background;\n"
+     "each container serves one run and is then destroyed. 'pool clear' empties the pools.\n"},
     {"serve", cmd_serve, "[-H ADDR] [-p PORT] [--api-key KEY]...",
      "Serve the HTTP API used by the SDKs (default http://127.0.0.1:18888)",
      "Run 'agentkernel serve --help' for every option. API keys: --api-key, --api-key-file,\n"
@@ -187,7 +192,7 @@ static bool top_only(const char *name)
 {
         return streq(name, "run") || streq(name, "doctor") || streq(name, "audit") ||
                streq(name, "init") || streq(name, "volume") || streq(name, "images") ||
-               streq(name, "serve") || streq(name, "mcp-server");
+               streq(name, "pool") || streq(name, "serve") || streq(name, "mcp-server");
 }
 
 static const struct verb *find_verb(const char *name, bool in_group)

@@ -211,7 +211,9 @@ int sandbox_flags_opt(int c, const char *arg, void *ctx)
                 f->interactive = true;
                 return 0;
         case 'F':
-                return 0; /* upstream's container pool; native sandboxes are fast without one */
+                /* upstream's warm pool: docker and podman keep one; native needs none */
+                f->o.fast = true;
+                return 0;
         case 'c':
                 f->config_path = arg;
                 return 0;

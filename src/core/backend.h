@@ -41,6 +41,7 @@ struct backend_config {
         size_t n_binds;
         bool ephemeral; /* run-once: see backend_session; ref.run_dir is then a
                            directory shared by all ephemeral runs */
+        bool pooled;    /* ephemeral: may come from a warm pool of identical, unused sandboxes */
 };
 
 /* An ephemeral sandbox in use: a connected channel to its agent. The sandbox disappears, with

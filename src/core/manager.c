@@ -762,6 +762,7 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
                 state_free(st);
                 return r;
         }
+        plan.cfg.pooled = o->fast;
         r = backend_start(b, &plan.cfg, &sess, err);
         start_plan_free(&plan);
         state_free(st);

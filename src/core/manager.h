@@ -43,6 +43,7 @@ struct create_opts {
         uint32_t vcpus;      /* 0: DEFAULT_VCPUS */
         uint64_t memory_mb;  /* 0: the profile's default */
         bool has_ttl;
+        bool fast; /* run --fast: a container backend may hand out a pre-started container */
         uint64_t ttl_seconds; /* with has_ttl: 0 means no expiry */
         int network;          /* -1: the profile decides */
         int mount_cwd;        /* -1: the profile decides */

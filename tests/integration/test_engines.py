@@ -37,6 +37,10 @@ def eak(ak, engine):
     yield ak
     for s in ak.list():
         ak("remove", s["name"])
+    ak("pool", "clear")
+    deadline = time.time() + 20  # --fast runs remove their container in the background
+    while set(engine.containers()) != before and time.time() < deadline:
+        time.sleep(0.2)
     assert set(engine.containers()) == before, "containers left behind"
 
 
@@ -239,3 +243,52 @@ def test_images_are_pulled_through_the_engine(eak, tmp_path):
         assert eak.list() == []
     finally:
         reg.stop()
+
+
+def pool_names(eng):
+    return {c for c in eng.containers() if c.startswith("agentkernel-pool-")}
+
+
+def wait_pool(eng, n, timeout=60):
+    deadline = time.time() + timeout
+    while len(pool_names(eng)) < n and time.time() < deadline:
+        time.sleep(0.2)
+    return pool_names(eng)
+
+
+def test_fast_runs_use_each_pooled_container_once(eak):
+    eng = eak.engine
+    fast = ["run", "--fast", "-B", eng.name, "-i", eng.image, "--no-network", "--"]
+    res = eak(*fast, "true")  # fills the pool in the background
+    assert res.rc == 0, res
+    seen = set()
+    for i in range(8):
+        ready = wait_pool(eng, 2)
+        res = eak(*fast, "sh", "-c", "test ! -e /tmp/seen && touch /tmp/seen && echo fresh; "
+                  "exit 3")
+        assert res.rc == 3 and res.stdout == "fresh\n", res  # exit status kept
+        used = ready - pool_names(eng)
+        seen |= used
+        for c in used:  # a claimed container is destroyed, never returned to the pool
+            deadline = time.time() + 20
+            while eng.inspect(c) is not None and time.time() < deadline:
+                time.sleep(0.2)
+            assert eng.inspect(c) is None, c
+    assert len(pool_names(eng)) <= 5
+    res = eak("pool", "clear")
+    assert res.rc == 0 and f"{eng.name}: removed" in res.stdout, res
+    assert not pool_names(eng)
+
+
+def test_the_pool_never_hands_out_another_configuration(eak):
+    eng = eak.engine
+    assert eak("run", "--fast", "-B", eng.name, "-i", eng.image, "--no-network", "--",
+               "true").rc == 0
+    made_for_512 = wait_pool(eng, 5)
+    res = eak("run", "--fast", "-B", eng.name, "-i", eng.image, "--no-network", "--memory",
+              "256", "--", "sh", "-c", "cat /sys/fs/cgroup/memory.max 2>/dev/null || "
+              "cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+    assert res.rc == 0, res
+    assert int(res.stdout.split()[0]) == 256 << 20
+    assert made_for_512 <= pool_names(eng) | made_for_512  # none of them was taken
+    assert made_for_512 & pool_names(eng) == made_for_512
