@@ -29,6 +29,7 @@
 #include "core/backend.h"
 #include "core/paths.h"
 #include "engine/engine.h"
+#include "runtime/seccomp.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
@@ -266,9 +267,38 @@ static json_t *strv_json(char *const *v)
 }
 
 /* The container's configuration: our agent as the entrypoint, the hardening, the limits. */
-static json_t *container_config(const struct backend_config *cfg, const char *agent,
-                                const char *sock_dir, const char *image_user, const char *pool)
+/* "seccomp=..." for the profile: the JSON inline (docker), or a file with it (podman), written
+ * once per content under the data directory. NULL when it cannot be had. malloc'd. */
+static char *seccomp_opt_for(enum engine_kind kind, enum seccomp_profile prof)
 {
+        const char *json = seccomp_engine_json(prof);
+        cleanup_free char *data = NULL;
+        char *opt = NULL, path[PATH_MAX], hex[65];
+
+        if (!json)
+                return NULL;
+        if (kind == ENGINE_DOCKER)
+                return asprintf(&opt, "seccomp=%s", json) < 0 ? NULL : opt;
+        data = paths_data_dir();
+        if (!data)
+                return NULL;
+        SHA256Data((const uint8_t *)json, strlen(json), hex);
+        (void)snprintf(path, sizeof(path), "%s/seccomp", data);
+        if (mkdir_p(path, 0700) < 0)
+                return NULL;
+        (void)snprintf(path, sizeof(path), "%s/seccomp/%s-%.12s.json", data,
+                       seccomp_profile_name(prof), hex);
+        if (access(path, R_OK) < 0 &&
+            write_file_atomic_at(AT_FDCWD, path, json, strlen(json), 0600, true) < 0)
+                return NULL;
+        return asprintf(&opt, "seccomp=%s", path) < 0 ? NULL : opt;
+}
+
+static json_t *container_config(enum engine_kind kind, const struct backend_config *cfg,
+                                const char *agent, const char *sock_dir, const char *image_user,
+                                const char *pool)
+{
+        cleanup_free char *seccomp_opt = seccomp_opt_for(kind, cfg->profile->seccomp);
         const struct profile *p = cfg->profile;
         json_t *c = json_object(), *hc = json_object(), *binds = json_array();
         json_t *caps = json_array(), *labels = json_object(), *ports = json_object();
@@ -325,7 +355,14 @@ static json_t *container_config(const struct backend_config *cfg, const char *ag
                 if (p->caps & (1ull << i))
                         json_array_append_new(caps, json_string(cap_names[i]));
         json_object_set_new(hc, "CapAdd", caps);
-        json_object_set_new(hc, "SecurityOpt", json_pack("[s]", "no-new-privileges:true"));
+        {
+                /* our seccomp profile, the same rules as native's (seccomp-rules.c): docker
+                 * takes the JSON itself, podman's compatible API a path to it */
+                json_t *so = json_pack("[s]", "no-new-privileges:true");
+                if (seccomp_opt)
+                        json_array_append_new(so, json_string(seccomp_opt));
+                json_object_set_new(hc, "SecurityOpt", so);
+        }
         json_object_set_new(hc, "Privileged", json_false());
         json_object_set_new(hc, "ReadonlyRootfs", json_boolean(p->read_only_root));
         json_object_set_new(hc, "PidsLimit", json_integer((json_int_t)p->pids_max));
@@ -393,7 +430,7 @@ static bool poolable(const struct backend_config *cfg)
 static void pool_dir(enum engine_kind kind, const struct backend_config *cfg, const char *agent,
                      char *out, size_t len, char key[17])
 {
-        cleanup_json json_t *c = container_config(cfg, agent, "-", NULL, NULL);
+        cleanup_json json_t *c = container_config(kind, cfg, agent, "-", NULL, NULL);
         cleanup_free char *text = NULL;
         char hex[65];
 
@@ -504,7 +541,7 @@ static int pool_add(const struct engine *e, const struct backend_config *cfg, co
         if (mkdir_p(hidden, 0700) < 0 || (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
                 return -EIO;
         close(fd);
-        conf = container_config(cfg, agent, hidden, user, key);
+        conf = container_config(e->kind, cfg, agent, hidden, user, key);
         (void)snprintf(path, sizeof(path), "/containers/create?name=%s", name);
         st = engine_call(e, "POST", path, conf, NULL, NULL);
         if (st >= 200 && st < 300) {
@@ -695,7 +732,7 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
         }
         (void)snprintf(sock, sizeof(sock), "%s/%s", dir, SOCKET_FILE);
         (void)unlink(sock);
-        conf = container_config(cfg, agent, dir, user, NULL);
+        conf = container_config(kind, cfg, agent, dir, user, NULL);
         (void)snprintf(path, sizeof(path), "/containers/create?name=%s", name);
         st = engine_call(&e, "POST", path, conf, &created, err);
         if (st < 0 || st >= 400) {

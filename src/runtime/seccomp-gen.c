@@ -56,6 +56,24 @@ int main(int argc, char **argv)
         for (int p = 0; p < SECCOMP_PROFILE_MAX; p++)
                 fprintf(c, "sizeof(prog_%d) / sizeof(prog_%d[0]), ", p, p);
         fprintf(c, "};\n");
+        /* the same rules for container engines, as C string literals */
+        for (int p = 0; p < SECCOMP_PROFILE_MAX; p++) {
+                char *json = NULL;
+                if (seccomp_oci_json((enum seccomp_profile)p, &json) < 0) {
+                        fprintf(stderr, "seccomp-gen: out of memory\n");
+                        return 1;
+                }
+                fprintf(c, "static const char oci_%d[] = \"", p);
+                for (const char *q = json; *q; q++)
+                        fprintf(c, *q == '"' ? "\\\"" : "%c", *q);
+                fprintf(c, "\";\n");
+                free(json);
+        }
+        fprintf(c, "const char *const seccomp_oci[SECCOMP_PROFILE_MAX] = {");
+        for (int p = 0; p < SECCOMP_PROFILE_MAX; p++)
+                fprintf(c, "oci_%d, ", p);
+        fprintf(c, "};\n");
+        fprintf(h, "extern const char *const seccomp_oci[SECCOMP_PROFILE_MAX];\n");
         if (fclose(c) != 0 || fclose(h) != 0) {
                 perror("seccomp-gen");
                 return 1;

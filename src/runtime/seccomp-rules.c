@@ -442,3 +442,66 @@ int seccomp_build(enum seccomp_profile p, struct sock_fprog *ret, struct ak_err 
         ret->filter = (struct sock_filter *)buf_detach(&b, NULL);
         return 0;
 }
+
+/* ---- the same rules in the OCI runtime-spec JSON that container engines take ---- */
+
+static void json_names(struct buf *b, const char *const *list, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                (void)buf_printf(b, "%s\"%s\"", i ? "," : "", list[i]);
+}
+
+static void json_rule(struct buf *b, const char *name, const char *action, int errno_ret, int index,
+                      unsigned long long value, unsigned long long two, const char *op)
+{
+        (void)buf_printf(b, ",{\"names\":[\"%s\"],\"action\":\"%s\"", name, action);
+        if (errno_ret)
+                (void)buf_printf(b, ",\"errnoRet\":%d", errno_ret);
+        if (op)
+                (void)buf_printf(b,
+                                 ",\"args\":[{\"index\":%d,\"value\":%llu,\"valueTwo\":%llu,"
+                                 "\"op\":\"%s\"}]",
+                                 index, value, two, op);
+        (void)buf_printf(b, "}");
+}
+
+int seccomp_oci_json(enum seccomp_profile p, char **ret)
+{
+        struct buf b = BUF_INIT;
+        bool allowlist = p == SECCOMP_PROFILE_RESTRICTIVE;
+
+        (void)buf_printf(&b, "{\"defaultAction\":\"%s\",\"defaultErrnoRet\":%d,\"syscalls\":[",
+                         allowlist ? "SCMP_ACT_ERRNO" : "SCMP_ACT_ALLOW", EPERM);
+        if (allowlist) {
+                (void)buf_printf(&b, "{\"names\":[");
+                json_names(&b, allow_restrictive, ARRAY_SIZE(allow_restrictive));
+                (void)buf_printf(&b, "],\"action\":\"SCMP_ACT_ALLOW\"}");
+                json_rule(&b, "clone", "SCMP_ACT_ALLOW", 0, 0, NS_FLAGS, 0, "SCMP_CMP_MASKED_EQ");
+                json_rule(&b, "ioctl", "SCMP_ACT_ALLOW", 0, 1, TIOCSTI, 0, "SCMP_CMP_LT");
+                for (unsigned req = TIOCSTI + 1; req < TIOCLINUX; req++)
+                        json_rule(&b, "ioctl", "SCMP_ACT_ALLOW", 0, 1, req, 0, "SCMP_CMP_EQ");
+                json_rule(&b, "ioctl", "SCMP_ACT_ALLOW", 0, 1, TIOCLINUX, 0, "SCMP_CMP_GT");
+        } else {
+                (void)buf_printf(&b, "{\"names\":[");
+                json_names(&b, deny_default, ARRAY_SIZE(deny_default));
+                if (p == SECCOMP_PROFILE_MODERATE) {
+                        (void)buf_printf(&b, ",");
+                        json_names(&b, deny_moderate, ARRAY_SIZE(deny_moderate));
+                }
+                (void)buf_printf(&b, "],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":%d}", EPERM);
+                for (int bit = 0; bit < 32; bit++)
+                        if (NS_FLAGS & (1ull << bit))
+                                json_rule(&b, "clone", "SCMP_ACT_ERRNO", EPERM, 0, 1ull << bit,
+                                          1ull << bit, "SCMP_CMP_MASKED_EQ");
+                json_rule(&b, "ioctl", "SCMP_ACT_ERRNO", EPERM, 1, TIOCSTI, 0, "SCMP_CMP_EQ");
+                json_rule(&b, "ioctl", "SCMP_ACT_ERRNO", EPERM, 1, TIOCLINUX, 0, "SCMP_CMP_EQ");
+        }
+        json_rule(&b, "clone3", "SCMP_ACT_ERRNO", ENOSYS, 0, 0, 0, NULL);
+        (void)buf_printf(&b, "]}");
+        if (!b.data) {
+                buf_free(&b);
+                return -ENOMEM;
+        }
+        *ret = buf_detach(&b, NULL);
+        return 0;
+}

@@ -6,3 +6,7 @@
 
 /* Builds the BPF program; ret->filter is malloc'd (free with free()). */
 int seccomp_build(enum seccomp_profile p, struct sock_fprog *ret, struct ak_err *err);
+
+/* The same profile as OCI runtime-spec seccomp JSON (what Docker and Podman take in
+ * SecurityOpt "seccomp=..."): malloc'd. */
+int seccomp_oci_json(enum seccomp_profile p, char **ret);

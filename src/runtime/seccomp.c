@@ -39,4 +39,9 @@ int seccomp_program(enum seccomp_profile p, struct sock_fprog *ret)
         ret->len = seccomp_bpf_len[p];
         return 0;
 }
+
+const char *seccomp_engine_json(enum seccomp_profile p)
+{
+        return p < SECCOMP_PROFILE_MAX ? seccomp_oci[p] : NULL;
+}
 #endif

@@ -26,5 +26,8 @@ const char *seccomp_profile_name(enum seccomp_profile p);
 /* The compiled program of a profile (static storage; nothing to free). */
 int seccomp_program(enum seccomp_profile p, struct sock_fprog *ret);
 
+/* The profile as OCI seccomp JSON for container engines (static storage), or NULL. */
+const char *seccomp_engine_json(enum seccomp_profile p);
+
 /* Which libseccomp compiled the programs, for `doctor`. */
 extern const char seccomp_compiler[];

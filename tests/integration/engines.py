@@ -10,7 +10,8 @@ import time
 
 BUSYBOX = "/bin/busybox"
 APPLETS = ("sh", "ls", "cat", "echo", "id", "true", "false", "sleep", "env", "pwd", "touch", "rm",
-           "mkdir", "ip", "ps", "grep", "head", "wc", "printf", "kill", "stat", "readlink")
+           "mkdir", "ip", "ps", "grep", "head", "wc", "printf", "kill", "stat", "readlink",
+           "ionice")
 
 
 def make_rootfs(dest):

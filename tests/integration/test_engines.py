@@ -292,3 +292,20 @@ def test_the_pool_never_hands_out_another_configuration(eak):
     assert int(res.stdout.split()[0]) == 256 << 20
     assert made_for_512 <= pool_names(eng) | made_for_512  # none of them was taken
     assert made_for_512 & pool_names(eng) == made_for_512
+
+
+def test_our_seccomp_profile_is_the_containers(eak):
+    """The profile's own seccomp rules (src/runtime/seccomp-rules.c), not the engine's default:
+    restrictive is an allow-list, so ioprio_set (which the engines' defaults allow) fails."""
+    eng = eak.engine
+    fast = ["run", "-B", eng.name, "-i", eng.image, "--no-network"]
+    res = eak(*fast, "--", "sh", "-c", "grep '^Seccomp:' /proc/self/status; ionice -c 3 -p $$ && "
+              "echo allowed")
+    assert res.rc == 0 and "allowed" in res.stdout and "\t2" in res.stdout, res
+    res = eak(*fast, "--profile", "restrictive", "--", "sh", "-c", "ionice -c 3 -p $$ && echo allowed")
+    assert res.rc != 0 and "allowed" not in res.stdout and "not permitted" in res.stderr, res
+    assert eak("create", "sc", "-B", eng.name, "-i", eng.image, "--no-network").rc == 0
+    opts = eng.inspect("agentkernel-sc")["HostConfig"]["SecurityOpt"]
+    sc = [o for o in opts if o.startswith("seccomp")]
+    assert sc, opts
+    assert "io_uring_setup" in sc[0] or sc[0].endswith(".json"), sc
