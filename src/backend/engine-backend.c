@@ -564,13 +564,27 @@ static int pool_add(const struct engine *e, const struct backend_config *cfg, co
 static void pool_refill(const struct engine *e, const struct backend_config *cfg, const char *agent,
                         const char *pool, const char *key)
 {
-        pid_t pid = fork();
+        int ready[2];
+        pid_t pid;
 
-        if (pid < 0)
+        /* The run returns only once the refiller holds the pool's refill lock (or found another
+         * refill at it): a `pool clear` after the run then waits for the refill instead of
+         * racing it. */
+        if (pipe2(ready, O_CLOEXEC) < 0)
                 return;
+        pid = fork();
+        if (pid < 0) {
+                close(ready[0]);
+                close(ready[1]);
+                return;
+        }
         if (pid > 0) {
+                struct pollfd pfd = {ready[0], POLLIN, 0};
+                close(ready[1]);
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                         ;
+                (void)poll(&pfd, 1, 5000); /* EOF: the refiller has the lock, or gave up */
+                close(ready[0]);
                 return;
         }
         /* the intermediate child exits at once: the refiller is nobody's child to wait for */
@@ -586,14 +600,14 @@ static void pool_refill(const struct engine *e, const struct backend_config *cfg
                         (void)dup2(null, 1);
                         (void)dup2(null, 2);
                 }
-                (void)close_all_fds_except(3, NULL, 0);
+                (void)close_all_fds_except(3, &ready[1], 1);
                 (void)signal(SIGPIPE, SIG_IGN);
                 (void)snprintf(lockpath, sizeof(lockpath), "%s/.refill.lock", pool);
-                if (mkdir_p(pool, 0700) < 0)
-                        _exit(0);
-                lk = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+                lk = mkdir_p(pool, 0700) < 0 ? -1
+                                             : open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
                 if (lk < 0 || flock(lk, LOCK_EX | LOCK_NB) < 0)
                         _exit(0); /* another refill is at it */
+                close(ready[1]);
                 if (ensure_image(e, cfg->image, &info, NULL) < 0)
                         _exit(0);
                 user = json_string_value(json_object_get(json_object_get(info, "Config"), "User"));

@@ -261,8 +261,10 @@ int close_all_fds_except(int lowfd, const int *keep, size_t n_keep)
 
         if (n_keep > ARRAY_SIZE(sorted))
                 return -E2BIG;
-        memcpy(sorted, keep, n_keep * sizeof(int));
-        qsort(sorted, n_keep, sizeof(int), cmp_int);
+        if (n_keep) { /* keep may be NULL then: memcpy from NULL is undefined even for 0 */
+                memcpy(sorted, keep, n_keep * sizeof(int));
+                qsort(sorted, n_keep, sizeof(int), cmp_int);
+        }
         for (size_t i = 0; i <= n_keep; i++) {
                 int to = i < n_keep ? sorted[i] - 1 : INT32_MAX;
                 if (i < n_keep && sorted[i] < from)
