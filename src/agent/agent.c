@@ -254,9 +254,12 @@ static _noreturn_ void shutdown_all(void)
                 }
                 (void)kill(-1, SIGKILL);
         } else {
+                /* not an init: nothing ends our children for us, the waiting spare included */
                 for (size_t i = 0; i < HANDLERS_MAX; i++)
                         if (handlers[i] > 0)
                                 (void)kill(handlers[i], SIGKILL);
+                if (spare_pid > 0)
+                        (void)kill(spare_pid, SIGKILL);
         }
         _exit(0);
 }
