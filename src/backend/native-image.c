@@ -170,35 +170,6 @@ int native_image_upper(const char *dir, uid_t uid, gid_t gid, struct ak_err *err
         return 0;
 }
 
-static bool has_var(char *const *env, const char *kv)
-{
-        size_t n = strcspn(kv, "=");
-
-        for (char *const *e = env; e && *e; e++)
-                if (strncmp(*e, kv, n) == 0 && (*e)[n] == '=')
-                        return true;
-        return false;
-}
-
-char **native_image_env(const struct native_image *img, char *const *env)
-{
-        size_t n = strv_len(img->env) + strv_len(env), k = 0;
-        char **out = calloc(n + 1, sizeof(*out));
-
-        if (!out)
-                return NULL;
-        for (char *const *e = img->env; e && *e; e++)
-                if (strchr(*e, '=') && !has_var(env, *e) && !(out[k++] = strdup(*e)))
-                        goto fail;
-        for (char *const *e = env; e && *e; e++)
-                if (!(out[k++] = strdup(*e)))
-                        goto fail;
-        return out;
-fail:
-        strv_free(out);
-        return NULL;
-}
-
 /* ---- the copy fallback ---- */
 
 #define COPY_DEPTH_MAX 256 /* directory nesting followed; deeper trees are refused */

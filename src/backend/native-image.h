@@ -28,10 +28,6 @@ void native_image_close(struct native_image *img);
 /* Creates dir/upper (owned by uid:gid, the sandbox's root) and dir/work. */
 int native_image_upper(const char *dir, uid_t uid, gid_t gid, struct ak_err *err);
 
-/* env with the image's variables first; a variable of env overrides the image's. malloc'd,
- * NULL-terminated; NULL on ENOMEM. */
-char **native_image_env(const struct native_image *img, char *const *env);
-
 /* The copy fallback: the image's layers merged into dir (bottom up, whiteouts and opaque
  * directories applied), owned by the layer's ids + shift (rootful) or by us (rootless). Slow for
  * big images, but needs neither overlayfs nor idmapped mounts. */

@@ -33,6 +33,7 @@
 #include "runtime/rootfs.h"
 #include "runtime/runtime.h"
 #include "runtime/seccomp.h"
+#include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
@@ -142,35 +143,13 @@ static int native_probe(char *why, size_t why_len)
 /* Builds the agent's environment: defaults, then the sandbox's own. Caller frees (strv). */
 static char **agent_env(char *const *env)
 {
-        static const char *const defaults[] = {
+        static char *const defaults[] = {
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME=/root",
             "HOSTNAME=agentkernel",
+            NULL,
         };
-        size_t n = 0, k = 0;
-        char **out;
-
-        for (char *const *e = env; e && *e; e++)
-                n++;
-        out = calloc(n + ARRAY_SIZE(defaults) + 1, sizeof(char *));
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < ARRAY_SIZE(defaults); i++) {
-                const char *eq = strchr(defaults[i], '=');
-                bool overridden = false;
-                for (char *const *e = env; e && *e; e++)
-                        if (strncmp(*e, defaults[i], (size_t)(eq - defaults[i]) + 1) == 0)
-                                overridden = true;
-                if (!overridden && !(out[k++] = strdup(defaults[i])))
-                        goto fail;
-        }
-        for (char *const *e = env; e && *e; e++)
-                if (!(out[k++] = strdup(*e)))
-                        goto fail;
-        return out;
-fail:
-        strv_free(out);
-        return NULL;
+        return strv_env_merge(defaults, env);
 }
 
 /* Networking starts as soon as the sandbox's namespaces exist (runtime_spec.on_namespaces). */
@@ -320,7 +299,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 }
         }
         if (oci) {
-                cleanup_strv char **image_env = native_image_env(&img, cfg->env);
+                /* the image's Env under the sandbox's own */
+                cleanup_strv char **image_env = strv_env_merge(img.env, cfg->env);
                 envp = image_env ? agent_env(image_env) : NULL;
         } else {
                 envp = agent_env(cfg->env);

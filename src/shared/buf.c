@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,4 +142,33 @@ char **strv_dup(char *const *v)
                 }
         }
         return out;
+}
+
+static bool env_has_key(char *const *env, const char *kv, size_t klen)
+{
+        for (char *const *e = env; e && *e; e++)
+                if (strncmp(*e, kv, klen) == 0 && (*e)[klen] == '=')
+                        return true;
+        return false;
+}
+
+char **strv_env_merge(char *const *base, char *const *over)
+{
+        size_t k = 0;
+        char **out = calloc(strv_len(base) + strv_len(over) + 1, sizeof(char *));
+
+        if (!out)
+                return NULL;
+        for (char *const *e = base; e && *e; e++) {
+                const char *eq = strchr(*e, '=');
+                if (eq && !env_has_key(over, *e, (size_t)(eq - *e)) && !(out[k++] = strdup(*e)))
+                        goto fail;
+        }
+        for (char *const *e = over; e && *e; e++)
+                if (!(out[k++] = strdup(*e)))
+                        goto fail;
+        return out;
+fail:
+        strv_free(out);
+        return NULL;
 }

@@ -45,3 +45,6 @@ static inline void cleanup_buf_fn(struct buf *b)
 /* NULL-terminated string vectors. strv_dup(NULL) is NULL; NULL also on OOM (check v first). */
 size_t strv_len(char *const *v);
 char **strv_dup(char *const *v);
+/* An environment: the entries of base ("K=V") whose K over does not set, then all of over.
+ * Entries of base without '=' are dropped. malloc'd; NULL on ENOMEM. */
+char **strv_env_merge(char *const *base, char *const *over);
