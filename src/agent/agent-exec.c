@@ -425,22 +425,19 @@ static int session_handle_msg(struct session *s, const struct ak_msg *m)
 
 static int read_output(struct session *s, int *fdp, uint16_t type)
 {
-        char chunk[AK_CHUNK];
-        ssize_t n;
+        ssize_t n = ak_put_frame_from_fd(&s->conn.out, type, *fdp, AK_CHUNK);
 
-        do
-                n = read(*fdp, chunk, sizeof(chunk));
-        while (n < 0 && errno == EINTR);
-        if (n < 0 && errno == EAGAIN)
+        if (n == -EAGAIN)
                 return 0;
+        if (n == -ENOMEM)
+                return -ENOMEM;
         if (n <= 0) { /* EOF, or EIO on a pty whose last slave closed */
                 if (s->tty)
                         s->in_fd = -1; /* the pty master is both ends */
                 close(*fdp);
                 *fdp = -1;
-                return 0;
         }
-        return ak_put_frame(&s->conn.out, type, chunk, (size_t)n);
+        return 0;
 }
 
 static void reap(struct session *s)

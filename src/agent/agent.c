@@ -397,7 +397,7 @@ int main(int argc, char **argv)
                 (void)sigaction(pid1_signals[i], &sa, NULL);
                 sigaddset(&mask, pid1_signals[i]);
         }
-        sigprocmask(SIG_BLOCK, &mask, NULL);
+        sigprocmask(SIG_SETMASK, &mask, NULL); /* exactly these: the starter may block all */
         (void)signal(SIGPIPE, SIG_IGN);
         sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
         if (sigfd < 0) {

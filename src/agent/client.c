@@ -110,6 +110,7 @@ int agent_exec(int fd, const struct agent_exec_opts *o, const struct agent_io *i
                struct agent_exit *ret, struct ak_err *err)
 {
         struct ak_conn c;
+        cleanup_free char *chunk = NULL; /* stdin's buffer, when there is stdin */
         bool stdin_open = io->stdin_fd >= 0;
         bool done = false;
         size_t st;
@@ -161,8 +162,12 @@ int agent_exec(int fd, const struct agent_exec_opts *o, const struct agent_io *i
                         }
                 }
                 if (i_in >= 0 && p[i_in].revents) {
-                        char chunk[AK_CHUNK];
-                        ssize_t got = read(io->stdin_fd, chunk, sizeof(chunk));
+                        ssize_t got;
+                        if (!chunk && !(chunk = malloc(AK_CHUNK))) {
+                                r = ak_err_set(err, ENOMEM, "out of memory");
+                                break;
+                        }
+                        got = read(io->stdin_fd, chunk, AK_CHUNK);
                         if (got > 0) {
                                 ak_put_frame(&c.out, AK_STDIN, chunk, (size_t)got);
                         } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {

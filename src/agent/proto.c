@@ -139,6 +139,29 @@ int ak_put_frame(struct buf *b, uint16_t type, const void *p, size_t n)
         return buf_append(b, p, n);
 }
 
+ssize_t ak_put_frame_from_fd(struct buf *b, uint16_t type, int fd, size_t max)
+{
+        uint8_t hdr[AK_FRAME_HDR];
+        ssize_t n;
+        int r;
+
+        if (max > AK_FRAME_MAX)
+                return -EMSGSIZE;
+        r = buf_reserve(b, AK_FRAME_HDR + max);
+        if (r < 0)
+                return r;
+        do
+                n = read(fd, b->data + b->len + AK_FRAME_HDR, max);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+                return n < 0 ? -errno : 0;
+        (void)frame_header(hdr, type, (size_t)n);
+        memcpy(b->data + b->len, hdr, sizeof(hdr));
+        b->len += AK_FRAME_HDR + (size_t)n;
+        b->data[b->len] = '\0';
+        return n;
+}
+
 ssize_t ak_frame_parse(const uint8_t *p, size_t len, struct ak_msg *ret)
 {
         uint32_t plen;

@@ -123,6 +123,10 @@ int ak_put_u64(struct buf *b, uint16_t tag, uint64_t v);
 int ak_msg_end(struct buf *b, size_t start);
 /* Appends a complete raw frame (DATA/STDIN/STDOUT/...). */
 int ak_put_frame(struct buf *b, uint16_t type, const void *p, size_t n);
+/* Reads at most max bytes from fd straight into a new frame of the given type at the end of b
+ * (no bounce buffer). Returns the payload size (the frame is added), 0 at end of file (nothing
+ * added), or -errno (-EAGAIN included; nothing added). */
+ssize_t ak_put_frame_from_fd(struct buf *b, uint16_t type, int fd, size_t max);
 
 /* --- decoding --- */
 

@@ -24,6 +24,7 @@
 
 #define HASH_HEX 64
 #define TAIL_MAX (64u << 10)
+#define TAIL_FIRST 4096u
 #define GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
 char *audit_path(void)
@@ -186,7 +187,11 @@ int audit_log(const char *type, json_t *fields)
         tail = malloc(TAIL_MAX);
         if (!tail)
                 return -ENOMEM;
-        r = last_line(fd, tail, TAIL_MAX, &last, &last_len);
+        /* a line is usually a few hundred bytes: look at the last 4 KiB first (every page read
+         * into is a page fault), then at up to TAIL_MAX */
+        r = last_line(fd, tail, TAIL_FIRST, &last, &last_len);
+        if (r >= 0 && !last)
+                r = last_line(fd, tail, TAIL_MAX, &last, &last_len);
         if (r < 0)
                 return r;
         if (last)

@@ -182,6 +182,42 @@ static void test_conn(void **unused)
         close(sv[1]);
 }
 
+/* Output read straight into frames: each read becomes one whole frame after what is queued,
+ * and a read that gets nothing adds nothing. */
+static void test_put_frame_from_fd(void **unused)
+{
+        int p[2];
+        cleanup_buf struct buf b = BUF_INIT;
+        struct ak_msg m;
+        ssize_t n, used;
+        (void)unused;
+        assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+        ak_put_frame(&b, AK_STDERR, "first", 5);
+        assert_int_equal(ak_put_frame_from_fd(&b, AK_STDOUT, p[0], AK_CHUNK), -EAGAIN);
+        assert_int_equal(b.len, AK_FRAME_HDR + 5);
+        assert_int_equal(write(p[1], "hello world", 11), 11);
+        assert_int_equal(ak_put_frame_from_fd(&b, AK_STDOUT, p[0], 5), 5); /* capped */
+        assert_int_equal(ak_put_frame_from_fd(&b, AK_STDOUT, p[0], AK_CHUNK), 6);
+        close(p[1]);
+        assert_int_equal(ak_put_frame_from_fd(&b, AK_STDOUT, p[0], AK_CHUNK), 0);
+        assert_int_equal(ak_put_frame_from_fd(&b, AK_STDOUT, p[0], AK_FRAME_MAX + 1), -EMSGSIZE);
+        close(p[0]);
+        used = ak_frame_parse((const uint8_t *)b.data, b.len, &m);
+        assert_true(used > 0);
+        assert_int_equal(m.type, AK_STDERR);
+        n = ak_frame_parse((const uint8_t *)b.data + used, b.len - (size_t)used, &m);
+        assert_true(n > 0);
+        assert_int_equal(m.type, AK_STDOUT);
+        assert_int_equal(m.len, 5);
+        assert_memory_equal(m.payload, "hello", 5);
+        used += n;
+        n = ak_frame_parse((const uint8_t *)b.data + used, b.len - (size_t)used, &m);
+        assert_true(n > 0);
+        assert_int_equal(m.len, 6);
+        assert_memory_equal(m.payload, " world", 6);
+        assert_int_equal((size_t)(used + n), b.len);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -192,6 +228,7 @@ int main(void)
             cmocka_unit_test(test_limits),
             cmocka_unit_test(test_read_frame_eof),
             cmocka_unit_test(test_conn),
+            cmocka_unit_test(test_put_frame_from_fd),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
