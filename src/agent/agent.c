@@ -374,9 +374,15 @@ int main(int argc, char **argv)
         agent_cfg.is_init = getpid() == 1;
         /* Lower the bounding set once: every command started afterwards gets at most the
          * profile's capabilities at execve, while the agent keeps its own. */
-        if (agent_cfg.child_caps != ~0ull && caps_limit_bounding(agent_cfg.child_caps) < 0) {
-                agent_log("cannot lower the capability bounding set: %s", strerror(errno));
-                return 1; /* fail closed: commands must never get more than they should */
+        if (agent_cfg.child_caps != ~0ull) {
+                /* what the starter dropped already needs no system call each */
+                uint64_t have, keep = agent_cfg.child_caps;
+                if (caps_bounding_now(&have) == 0)
+                        keep |= ~have;
+                if (caps_limit_bounding(keep) < 0) {
+                        agent_log("cannot lower the capability bounding set: %s", strerror(errno));
+                        return 1; /* fail closed: commands must never get more than they should */
+                }
         }
         agent_cfg.base_env = environ;
         if (!agent_cfg.is_init)

@@ -306,19 +306,22 @@ int cgroup_destroy(const struct cgroup_set *cg, struct ak_err *err)
 
         for (size_t i = 0; i < cg->n; i++) {
                 const char *dir = cg->dirs[i];
-                if (access(dir, F_OK) < 0)
-                        continue;
-                if (cg->mode == CGROUP_V2 && knob_exists(dir, "cgroup.kill"))
-                        (void)write_knob(dir, "cgroup.kill", "1");
+                bool killed = false;
+                /* Usually the sandbox is gone already (its init was reaped): one rmdir. */
                 for (;;) {
-                        (void)kill_listed(dir);
+                        int e;
                         if (rmdir(dir) == 0 || errno == ENOENT)
                                 break;
-                        if (errno != EBUSY || now_monotonic_ns() >= until) {
-                                ret = ak_err_set(err, errno, "remove cgroup '%s': %s", dir,
-                                                 strerror(errno));
+                        e = errno;
+                        if (e != EBUSY || now_monotonic_ns() >= until) {
+                                ret =
+                                    ak_err_set(err, e, "remove cgroup '%s': %s", dir, strerror(e));
                                 break;
                         }
+                        if (!killed && cg->mode == CGROUP_V2 && knob_exists(dir, "cgroup.kill"))
+                                (void)write_knob(dir, "cgroup.kill", "1");
+                        killed = true;
+                        (void)kill_listed(dir);
                         usleep(1000);
                 }
         }

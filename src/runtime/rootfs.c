@@ -145,9 +145,13 @@ static int mirror_ro(struct mount_plan *p, const char *path)
                 target[n] = '\0';
                 return mount_plan_add(p, MOP_SYMLINK, target, path, NULL, 0, 0);
         }
-        if (S_ISREG(st.st_mode) && st.st_size <= COPY_MAX && (st.st_mode & 0004))
-                return mount_plan_add(p, MOP_COPY, path, path, NULL, st.st_mode & 0755,
-                                      MOP_OPTIONAL);
+        if (S_ISREG(st.st_mode) && st.st_size <= COPY_MAX && (st.st_mode & 0004)) {
+                int r =
+                    mount_plan_add(p, MOP_COPY, path, path, NULL, st.st_mode & 0755, MOP_OPTIONAL);
+                if (r >= 0) /* the size seen now: one sendfile() when it still holds */
+                        p->ops[p->n - 1].len = (size_t)st.st_size;
+                return r;
+        }
         if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))
                 return mount_plan_add(p, MOP_BIND_RO, path, path, NULL, 0, MOP_OPTIONAL);
         return 0;

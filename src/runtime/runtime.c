@@ -5,9 +5,9 @@
  * The parent prepares every path, string, filter and fd. The child then runs one linear recipe:
  * each step either succeeds or the child reports the step and errno over a close-on-exec pipe and
  * exits. The child shares the parent's memory until its execve (CLONE_VM: see clone_child), so it
- * never allocates (no malloc, no stdio), takes no lock, keeps nothing global and never returns. This file must stay
- * small enough to audit in one sitting; anything that is not namespace, mount, credential or
- * filter setup belongs elsewhere.
+ * never allocates (no malloc, no stdio), takes no lock, keeps nothing global and never returns.
+ * This file must stay small enough to audit in one sitting; anything that is not namespace, mount,
+ * credential or filter setup belongs elsewhere.
  */
 #include "runtime.h"
 
@@ -204,13 +204,17 @@ static int remount_ro(const char *path, unsigned long extra)
         return mount(NULL, path, NULL, f, NULL) < 0 ? -errno : 0;
 }
 
-/* Creates the mount point for a bind of src: a directory or an empty file. */
-static int make_mountpoint(const char *src, const char *dst)
+/* Creates the mount point for a bind of src: a directory or an empty file. When src cannot be
+ * looked at, returns -1 with *src_err set to why (and creates nothing). */
+static int make_mountpoint(const char *src, const char *dst, int *src_err)
 {
         struct stat st;
 
-        if (stat(src, &st) < 0)
-                return -errno;
+        *src_err = 0;
+        if (stat(src, &st) < 0) {
+                *src_err = errno;
+                return -1;
+        }
         if (S_ISDIR(st.st_mode)) {
                 if (mkdir(dst, 0755) < 0 && errno != EEXIST)
                         return -errno;
@@ -325,7 +329,7 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
         int errfd = cx->errfd;
         char dst[CHILD_PATH_MAX], src[CHILD_PATH_MAX];
         unsigned long ms = MS_NOSUID | MS_NODEV;
-        int r = 0;
+        int r = 0, src_err;
 
         src[0] = '\0';
         if (pjoin(dst, NEWROOT, op->dst) < 0)
@@ -361,12 +365,12 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                         attach_prepared(cx, op, dst);
                         return;
                 }
-                if (access(src, F_OK) < 0) {
+                r = make_mountpoint(src, dst, &src_err);
+                if (src_err) {
                         if (op->flags & MOP_OPTIONAL)
                                 return;
-                        die(errfd, "bind source", op->src, errno);
+                        die(errfd, "bind source", op->src, src_err);
                 }
-                r = make_mountpoint(src, dst);
                 if (r < 0)
                         die(errfd, "create mount point", op->dst, -r);
                 if (mount(src, dst, NULL, MS_BIND | (op->type == MOP_BIND_DEV ? 0 : MS_REC), NULL) <
@@ -431,12 +435,17 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                 out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, op->mode);
                 if (out < 0)
                         die(errfd, "create", op->dst, errno);
-                for (;;) {
+                for (size_t done = 0;;) {
                         ssize_t n = sendfile(out, in, NULL, 1 << 20);
                         if (n == 0)
                                 break;
                         if (n < 0 && errno != EINTR)
                                 die(errfd, "copy", op->src, errno);
+                        /* all that was planned (and maybe more): a file that grew since is
+                         * copied to the end, one that has not needs no second call */
+                        done += n > 0 ? (size_t)n : 0;
+                        if (op->len && done == op->len && n > 0 && (size_t)n < (1u << 20))
+                                break;
                 }
                 close(in);
                 close(out);
