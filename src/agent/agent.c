@@ -34,6 +34,7 @@
 
 #define AGENT_LOG_MAX (1u << 20)
 #define HANDLERS_MAX 4096
+#define HOLD_MAX 4 /* --hold-fd given at most this often */
 
 extern char **environ;
 
@@ -274,7 +275,7 @@ static _noreturn_ void usage(void)
         fputs(
             "usage: agentkernel-agent (--listen-fd N | --listen PATH | --conn-fd N) [--sync-fd N]\n"
             "                         [--state-fd N | --state-dir DIR] [--caps HEX]\n"
-            "                         [--workdir DIR] [--user USER] [--hold-fd N]\n"
+            "                         [--workdir DIR] [--user USER] [--hold-fd N]...\n"
             "The sandbox agent; started by agentkernel, not by hand.\n",
             stderr);
         exit(2);
@@ -303,7 +304,9 @@ int main(int argc, char **argv)
             {"hold-fd", required_argument, NULL, 'H'},
             {NULL, 0, NULL, 0},
         };
-        int listen_fd = -1, conn_fd = -1, sync_fd = -1, hold_fd = -1, sigfd, c;
+        int listen_fd = -1, conn_fd = -1, sync_fd = -1, sigfd, c;
+        int hold_fds[HOLD_MAX];
+        size_t n_hold = 0;
         struct sigaction sa = {.sa_handler = noop_handler};
         sigset_t mask;
 
@@ -362,8 +365,11 @@ int main(int argc, char **argv)
                         agent_cfg.user = optarg;
                         break;
                 case 'H':
-                        /* held open for our lifetime: its closing tells the host we are gone */
-                        hold_fd = parse_fd(optarg);
+                        /* held open for our lifetime: a pipe whose closing tells the host we
+                         * are gone, a lock that keeps what we use from being removed */
+                        if (n_hold == HOLD_MAX)
+                                usage();
+                        hold_fds[n_hold++] = parse_fd(optarg);
                         break;
                 default:
                         usage();
@@ -389,10 +395,12 @@ int main(int argc, char **argv)
                 (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         {
                 /* Everything the agent keeps must be close-on-exec: commands inherit nothing. */
-                const int keep[] = {listen_fd, conn_fd, sync_fd, agent_cfg.state_fd, hold_fd};
+                const int keep[] = {listen_fd, conn_fd, sync_fd, agent_cfg.state_fd};
                 for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
                         if (keep[i] >= 0)
                                 (void)fcntl(keep[i], F_SETFD, FD_CLOEXEC);
+                for (size_t i = 0; i < n_hold; i++)
+                        (void)fcntl(hold_fds[i], F_SETFD, FD_CLOEXEC);
         }
 
         /* Real handlers, not SIG_DFL: the init of a pid namespace never receives a signal whose

@@ -170,6 +170,14 @@ static void launch_network(pid_t pid, void *ctx)
         n->exit_fd = -1; /* consumed */
 }
 
+/* The `host` image's /etc comes from a shared snapshot (runtime/etc-snapshot.h) unless
+ * AGENTKERNEL_ETC_SNAPSHOTS=0, which fills it at every start as before. */
+static bool etc_snapshots_enabled(void)
+{
+        const char *v = getenv("AGENTKERNEL_ETC_SNAPSHOTS");
+        return !(v && (streq(v, "0") || streq(v, "false")));
+}
+
 static int native_start(const struct backend_config *cfg, struct backend_session *ret_session,
                         struct ak_err *err)
 {
@@ -196,7 +204,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         cleanup_strv char **envp = NULL;
         char agent[PATH_MAX], path[PATH_MAX], cgid[64], caps[32], why[256];
         int hold[2] = {-1, -1};
-        char procs_buf[4][PATH_MAX], lock_path[PATH_MAX] = "";
+        int etc_lock = -1; /* the /etc snapshot's shared lock: the agent inherits it */
+        char procs_buf[4][PATH_MAX], lock_path[PATH_MAX] = "", snapshots[PATH_MAX] = "";
         int lock_fd = -1;
         struct net_launch_ctx net = {.cfg = cfg, .exit_fd = -1, .net = {0, -1}, .r = -1};
         const char *procs[5];
@@ -223,6 +232,9 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         r = paths_agent_binary(agent, sizeof(agent), err);
         if (r < 0)
                 return r;
+        if (cfg->ephemeral && cfg->n_ports)
+                return ak_err_set(err, ENOTSUP,
+                                  "publishing ports needs a kept sandbox (use --keep or create)");
         if (cfg->network) {
                 if (!net_available(why, sizeof(why)))
                         return ak_err_set(err, ENOENT, "%s", why);
@@ -231,9 +243,12 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 if (pipe2(hold, O_CLOEXEC) < 0)
                         return ak_err_set(err, errno, "pipe: %s", strerror(errno));
         }
-        if (cfg->ephemeral && cfg->n_ports)
-                return ak_err_set(err, ENOTSUP,
-                                  "publishing ports needs a kept sandbox (use --keep or create)");
+        if (!oci && etc_snapshots_enabled()) {
+                cleanup_free char *data = paths_data_dir();
+                if (data)
+                        (void)snprintf(snapshots, sizeof(snapshots), "%s/cache/etc", data);
+                ro.etc_snapshots = snapshots[0] ? snapshots : NULL;
+        }
         if (!cfg->ephemeral) {
                 /* Leftovers of an earlier run of this sandbox (a crashed starter) go first. */
                 (void)backend_cleanup(&native_backend_ops, &cfg->ref, NULL);
@@ -265,7 +280,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         }
         r = oci ? rootfs_plan_image(&ro, img.lowers, rootfs[0] ? rootfs : NULL,
                                     merged[0] ? merged : NULL, img.workdir, &plan)
-                : rootfs_plan_host(&ro, &plan);
+                : rootfs_plan_host(&ro, &plan, &etc_lock);
         if (r < 0) {
                 ak_err_set(err, -r, "building the root filesystem plan: %s", strerror(-r));
                 goto fail;
@@ -327,9 +342,9 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 argv[n++] = "--user";
                 argv[n++] = img.user;
         }
-        if (hold[1] >= 0) {
+        for (int i = 0; i < (hold[1] >= 0) + (etc_lock >= 0); i++) {
                 argv[n++] = "--hold-fd";
-                argv[n++] = "6";
+                argv[n++] = (const char *[]){"6", "7"}[i];
         }
         argv[n] = NULL;
 
@@ -400,7 +415,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                     .state_tmpfs_opts = STATE_TMPFS_OPTS,
                     .agent_exe_fd = exe_fd,
                     .chan_fd = chan,
-                    .hold_fd = hold[1],
+                    .hold_fds = {hold[1] >= 0 ? hold[1] : etc_lock, etc_lock},
+                    .n_hold = (size_t)((hold[1] >= 0) + (etc_lock >= 0)),
                     .agent_argv = (char *const *)argv,
                     .agent_envp = envp,
                     .on_namespaces = hold[1] >= 0 ? launch_network : NULL,
@@ -421,6 +437,10 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         }
         rt.pid = child.pid;
         rt.cg = cg;
+        if (etc_lock >= 0) { /* the agent holds it now */
+                close(etc_lock);
+                etc_lock = -1;
+        }
         test_hook("native-spawned");
         if (hold[1] >= 0) {
                 close(hold[1]); /* from now on only the agent holds it */
@@ -488,6 +508,8 @@ fail_committed:
         for (int i = 0; i < 2; i++)
                 if (hold[i] >= 0)
                         close(hold[i]);
+        if (etc_lock >= 0)
+                close(etc_lock);
         if (cgroups_made)
                 (void)cgroup_destroy(&cg, NULL);
         if (!cfg->ephemeral)

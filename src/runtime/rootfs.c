@@ -11,10 +11,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runtime/etc-snapshot.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 
@@ -145,66 +147,206 @@ static int mirror_ro(struct mount_plan *p, const char *path)
                 target[n] = '\0';
                 return mount_plan_add(p, MOP_SYMLINK, target, path, NULL, 0, 0);
         }
-        if (S_ISREG(st.st_mode) && st.st_size <= COPY_MAX && (st.st_mode & 0004)) {
-                int r =
-                    mount_plan_add(p, MOP_COPY, path, path, NULL, st.st_mode & 0755, MOP_OPTIONAL);
-                if (r >= 0) /* the size seen now: one sendfile() when it still holds */
-                        p->ops[p->n - 1].len = (size_t)st.st_size;
-                return r;
-        }
         if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))
                 return mount_plan_add(p, MOP_BIND_RO, path, path, NULL, 0, MOP_OPTIONAL);
         return 0;
 }
 
-static int plan_etc(struct mount_plan *p, const struct rootfs_opts *o)
+/* What a sandbox's /etc holds, host entries of the allow-list and generated files alike. */
+struct etc_list {
+        struct etc_item *v;
+        size_t n, cap;
+        char **strings; /* owned copies */
+        size_t n_strings, cap_strings;
+};
+
+static void etc_list_free(struct etc_list *l)
+{
+        for (size_t i = 0; i < l->n_strings; i++)
+                free(l->strings[i]);
+        free(l->strings);
+        free(l->v);
+}
+
+static const char *etc_keep(struct etc_list *l, const char *s, size_t len)
+{
+        char *c;
+
+        if (l->n_strings == l->cap_strings) {
+                size_t cap = l->cap_strings ? l->cap_strings * 2 : 64;
+                char **nv = reallocarray(l->strings, cap, sizeof(*nv));
+                if (!nv)
+                        return NULL;
+                l->strings = nv;
+                l->cap_strings = cap;
+        }
+        c = malloc(len + 1);
+        if (!c)
+                return NULL;
+        memcpy(c, s, len);
+        c[len] = '\0';
+        l->strings[l->n_strings++] = c;
+        return c;
+}
+
+static int etc_add(struct etc_list *l, const struct etc_item *it)
+{
+        if (l->n == ETC_SNAPSHOT_ITEMS_MAX)
+                return -E2BIG;
+        if (l->n == l->cap) {
+                size_t cap = l->cap ? l->cap * 2 : 64;
+                struct etc_item *nv = reallocarray(l->v, cap, sizeof(*nv));
+                if (!nv)
+                        return -ENOMEM;
+                l->v = nv;
+                l->cap = cap;
+        }
+        l->v[l->n++] = *it;
+        return 0;
+}
+
+/* One allow-listed host entry: a small world-readable file is copied, a symlink stays a
+ * symlink, a directory or another file is bound read-only over a mount point. */
+static int etc_add_host(struct etc_list *l, const char *name)
+{
+        struct etc_item it = {0};
+        char path[PATH_MAX], target[PATH_MAX];
+        ssize_t n;
+
+        (void)snprintf(path, sizeof(path), "/etc/%s", name);
+        if (lstat(path, &it.st) < 0)
+                return 0;
+        if (!(it.name = etc_keep(l, name, strlen(name))))
+                return -ENOMEM;
+        if (S_ISLNK(it.st.st_mode)) {
+                n = readlink(path, target, sizeof(target) - 1);
+                if (n < 0)
+                        return 0;
+                it.kind = ETC_SYMLINK;
+                it.data = etc_keep(l, target, (size_t)n);
+        } else if (S_ISREG(it.st.st_mode) && it.st.st_size <= COPY_MAX && (it.st.st_mode & 0004)) {
+                it.kind = ETC_COPY;
+                it.mode = it.st.st_mode & 0755;
+                it.source = etc_keep(l, path, strlen(path));
+        } else if (S_ISDIR(it.st.st_mode)) {
+                it.kind = ETC_MOUNT_DIR;
+        } else if (S_ISREG(it.st.st_mode)) {
+                it.kind = ETC_MOUNT_FILE;
+        } else {
+                return 0;
+        }
+        if ((it.kind == ETC_SYMLINK && !it.data) || (it.kind == ETC_COPY && !it.source))
+                return -ENOMEM;
+        return etc_add(l, &it);
+}
+
+static int etc_add_data(struct etc_list *l, const char *name, const char *text)
+{
+        struct etc_item it = {.kind = ETC_DATA, .name = name, .mode = 0644};
+
+        it.data = etc_keep(l, text, strlen(text));
+        it.len = strlen(text);
+        return it.data ? etc_add(l, &it) : -ENOMEM;
+}
+
+static int etc_collect(struct etc_list *l, const struct rootfs_opts *o)
 {
         const char *shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
         char passwd[512];
-        DIR *d;
+        DIR *d = opendir("/etc");
         struct dirent *de;
-        int r;
+        int r = 0;
 
-        r = mount_plan_add(p, MOP_MKDIR, NULL, "/etc", NULL, 0755, 0);
+        while (d && r >= 0 && (de = readdir(d)))
+                if (de->d_name[0] != '.' && etc_allowed(de->d_name))
+                        r = etc_add_host(l, de->d_name);
+        if (d)
+                closedir(d);
         if (r < 0)
                 return r;
-        d = opendir("/etc");
-        if (d) {
-                while ((de = readdir(d))) {
-                        char path[PATH_MAX];
-                        if (de->d_name[0] == '.' || !etc_allowed(de->d_name))
-                                continue;
-                        (void)snprintf(path, sizeof(path), "/etc/%s", de->d_name);
-                        r = mirror_ro(p, path);
-                        if (r < 0) {
-                                closedir(d);
-                                return r;
-                        }
-                }
-                closedir(d);
-        }
         (void)snprintf(passwd, sizeof(passwd),
                        "root:x:0:0:root:/root:%s\n"
                        "user:x:1000:1000:user:/home/user:%s\n"
                        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
                        shell, shell);
-        if ((r = mount_plan_add_file(p, "/etc/passwd", passwd, 0644)) < 0 ||
-            (r = mount_plan_add_file(p, "/etc/group",
-                                     "root:x:0:\ntty:x:5:\nusers:x:100:\nuser:x:1000:\n"
-                                     "nogroup:x:65534:\n",
-                                     0644)) < 0 ||
-            (r = mount_plan_add_file(p, "/etc/hostname", "agentkernel\n", 0644)) < 0 ||
-            (r = mount_plan_add_file(p, "/etc/hosts",
-                                     "127.0.0.1\tlocalhost agentkernel\n"
-                                     "::1\tlocalhost ip6-localhost ip6-loopback\n",
-                                     0644)) < 0 ||
-            (r = mount_plan_add(p, MOP_SYMLINK, "../proc/self/mounts", "/etc/mtab", NULL, 0, 0)) <
-                0)
+        if ((r = etc_add_data(l, "passwd", passwd)) < 0 ||
+            (r = etc_add_data(
+                 l, "group",
+                 "root:x:0:\ntty:x:5:\nusers:x:100:\nuser:x:1000:\nnogroup:x:65534:\n")) < 0 ||
+            (r = etc_add_data(l, "hostname", "agentkernel\n")) < 0 ||
+            (r = etc_add_data(l, "hosts",
+                              "127.0.0.1\tlocalhost agentkernel\n"
+                              "::1\tlocalhost ip6-localhost ip6-loopback\n")) < 0 ||
+            (r = etc_add(l, &(struct etc_item){.kind = ETC_SYMLINK,
+                                               .name = "mtab",
+                                               .data = "../proc/self/mounts"})) < 0)
                 return r;
-        if (o->resolv_conf &&
-            (r = mount_plan_add_file(p, "/etc/resolv.conf", o->resolv_conf, 0644)) < 0)
+        if (o->resolv_conf && (r = etc_add_data(l, "resolv.conf", o->resolv_conf)) < 0)
                 return r;
         return 0;
+}
+
+/* /etc the slow way: a directory on the root tmpfs, filled by the sandbox's setup. */
+static int plan_etc_inline(struct mount_plan *p, const struct etc_list *l)
+{
+        int r = mount_plan_add(p, MOP_MKDIR, NULL, "/etc", NULL, 0755, 0);
+
+        for (size_t i = 0; r >= 0 && i < l->n; i++) {
+                const struct etc_item *it = &l->v[i];
+                char path[PATH_MAX];
+                (void)snprintf(path, sizeof(path), "/etc/%s", it->name);
+                switch (it->kind) {
+                case ETC_COPY:
+                        r = mount_plan_add(p, MOP_COPY, it->source, path, NULL, it->mode,
+                                           MOP_OPTIONAL);
+                        if (r >= 0) /* the size seen now: one sendfile() when it still holds */
+                                p->ops[p->n - 1].len = (size_t)it->st.st_size;
+                        break;
+                case ETC_DATA:
+                        r = mount_plan_add_bytes(p, path, it->data, it->len, it->mode);
+                        break;
+                case ETC_SYMLINK:
+                        r = mount_plan_add(p, MOP_SYMLINK, it->data, path, NULL, 0, 0);
+                        break;
+                case ETC_MOUNT_DIR:
+                case ETC_MOUNT_FILE:
+                        r = mount_plan_add(p, MOP_BIND_RO, path, path, NULL, 0, MOP_OPTIONAL);
+                        break;
+                default:
+                        r = -EINVAL;
+                }
+        }
+        return r;
+}
+
+static int plan_etc(struct mount_plan *p, const struct rootfs_opts *o, int *ret_lock)
+{
+        struct etc_list l = {0};
+        char dir[PATH_MAX];
+        int r, lock = -1;
+
+        r = etc_collect(&l, o);
+        if (r >= 0 && o->etc_snapshots)
+                lock = etc_snapshot(o->etc_snapshots, l.v, l.n, dir, sizeof(dir));
+        if (r >= 0 && lock >= 0) {
+                /* one bind of the snapshot, then what is bound over its mount points */
+                r = mount_plan_add(p, MOP_BIND_RO, dir, "/etc", NULL, 0, o->idmap ? MOP_IDMAP : 0);
+                for (size_t i = 0; r >= 0 && i < l.n; i++) {
+                        char path[PATH_MAX];
+                        if (l.v[i].kind != ETC_MOUNT_DIR && l.v[i].kind != ETC_MOUNT_FILE)
+                                continue;
+                        (void)snprintf(path, sizeof(path), "/etc/%s", l.v[i].name);
+                        r = mount_plan_add(p, MOP_BIND_RO, path, path, NULL, 0, MOP_OPTIONAL);
+                }
+        } else if (r >= 0) {
+                r = plan_etc_inline(p, &l);
+        }
+        etc_list_free(&l);
+        if (r < 0 && lock >= 0)
+                close(lock);
+        else if (lock >= 0)
+                *ret_lock = lock;
+        return r;
 }
 
 int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *p)
@@ -280,7 +422,7 @@ int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *p)
         return r;
 }
 
-int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *p)
+int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *p, int *ret_etc_lock)
 {
         static const char *const top[] = {"/usr",   "/bin",   "/sbin",  "/lib",
                                           "/lib32", "/lib64", "/libx32"};
@@ -291,8 +433,9 @@ int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *p)
                        (unsigned long long)(o->tmp_mb ? o->tmp_mb : 512));
         for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(top); i++)
                 r = mirror_ro(p, top[i]);
+        *ret_etc_lock = -1;
         if (r >= 0)
-                r = plan_etc(p, o);
+                r = plan_etc(p, o, ret_etc_lock);
         if (r >= 0)
                 r = rootfs_plan_common(o, p);
         if (r >= 0)

@@ -22,10 +22,13 @@ struct rootfs_opts {
         const struct bind_mount *binds; /* volumes, after the workspace */
         size_t n_binds;
         bool idmap; /* rootful: idmap the workspace and volumes (see MOP_IDMAP) */
+        /* Where /etc snapshots live (etc-snapshot.h), or NULL to fill /etc at every start. */
+        const char *etc_snapshots;
 };
 
-/* Appends the `host` image to plan. */
-int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *plan);
+/* Appends the `host` image to plan. *ret_etc_lock: -1, or the lock of the /etc snapshot the plan
+ * binds, which must stay open (the sandbox's agent inherits it) while the sandbox lives. */
+int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *plan, int *ret_etc_lock);
 
 /* Appends an OCI image: overlayfs over `lowers` (store layer dirs, top first, ':'-separated)
  * with the upper and work dirs in layer_dir (NULL: on a private tmpfs of tmp_mb), or, when

@@ -219,7 +219,7 @@ static int make_mountpoint(const char *src, const char *dst, int *src_err)
                 if (mkdir(dst, 0755) < 0 && errno != EEXIST)
                         return -errno;
         } else {
-                int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+                int fd = open(dst, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
                 if (fd < 0 && errno != EEXIST)
                         return -errno;
                 if (fd >= 0)
@@ -251,7 +251,7 @@ static void attach_prepared(struct child_ctx *cx, const struct mount_op *op, con
         if (S_ISDIR(st.st_mode))
                 r = mkdir(dst, 0755) < 0 && errno != EEXIST ? -errno : 0;
         else {
-                int f = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+                int f = open(dst, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
                 r = f < 0 && errno != EEXIST ? -errno : 0;
                 if (f >= 0)
                         close(f);
@@ -516,7 +516,8 @@ static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int
         struct child_ctx cx = {.errfd = errfd};
         char go = 0;
         int state_fd, devnull, r;
-        int hi_chan, hi_sync, hi_state, hi_exe, hi_hold = -1;
+        int hi_chan, hi_sync, hi_state, hi_exe, hi_hold[RUNTIME_HOLD_MAX];
+        const int exe = 6 + (int)s->n_hold; /* the agent binary, after the held fds */
 
         /* 1. Wait until the parent has written our id maps and placed us in our cgroups; the
          * go byte carries the mounts it prepared for us. */
@@ -614,7 +615,8 @@ static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int
         if (chdir(s->workdir) < 0 && chdir("/") < 0)
                 die(errfd, "chdir", s->workdir, errno);
 
-        /* 9. File descriptors: stdio to /dev/null, then channel 3, sync 4, state 5, nothing else.
+        /* 9. File descriptors: stdio to /dev/null, then channel 3, sync 4, state 5, the held ones
+         * from 6, nothing else.
          * Park everything high first so the final dup2s cannot clobber each other. */
         devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (devnull < 0)
@@ -627,18 +629,21 @@ static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int
         hi_sync = fcntl(sync_fd, F_DUPFD_CLOEXEC, 100);
         hi_state = fcntl(state_fd, F_DUPFD_CLOEXEC, 100);
         hi_exe = fcntl(s->agent_exe_fd, F_DUPFD_CLOEXEC, 100);
-        if (s->hold_fd >= 0)
-                hi_hold = fcntl(s->hold_fd, F_DUPFD_CLOEXEC, 100);
-        if (hi_chan < 0 || hi_sync < 0 || hi_state < 0 || hi_exe < 0 ||
-            (s->hold_fd >= 0 && hi_hold < 0))
+        if (hi_chan < 0 || hi_sync < 0 || hi_state < 0 || hi_exe < 0)
                 die(errfd, "dup", NULL, errno);
+        for (size_t i = 0; i < s->n_hold; i++)
+                if ((hi_hold[i] = fcntl(s->hold_fds[i], F_DUPFD_CLOEXEC, 100)) < 0)
+                        die(errfd, "dup", NULL, errno);
         if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(devnull, 2) < 0)
                 die(errfd, "dup2 stdio", NULL, errno);
-        if (place_fd(hi_chan, 3) < 0 || place_fd(hi_sync, 4) < 0 || place_fd(hi_state, 5) < 0 ||
-            (hi_hold >= 0 && place_fd(hi_hold, 6) < 0) || place_fd(hi_exe, 7) < 0 ||
-            fcntl(7, F_SETFD, FD_CLOEXEC) < 0)
+        if (place_fd(hi_chan, 3) < 0 || place_fd(hi_sync, 4) < 0 || place_fd(hi_state, 5) < 0)
                 die(errfd, "place fds", NULL, errno);
-        (void)close_all_fds_except(8, &errfd, 1);
+        for (size_t i = 0; i < s->n_hold; i++)
+                if (place_fd(hi_hold[i], 6 + (int)i) < 0)
+                        die(errfd, "place fds", NULL, errno);
+        if (place_fd(hi_exe, exe) < 0 || fcntl(exe, F_SETFD, FD_CLOEXEC) < 0)
+                die(errfd, "place fds", NULL, errno);
+        (void)close_all_fds_except(exe + 1, &errfd, 1);
 
         /* 10. Privileges: the agent's capability bounding set, no new privileges, the filter. */
         r = caps_limit_bounding(s->agent_caps);
@@ -650,7 +655,7 @@ static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int
                 die(errfd, "load seccomp filter", NULL, errno);
 
         /* 11. Become the agent. On success errfd closes (CLOEXEC): that is the parent's signal. */
-        syscall(SYS_execveat, 7, "", s->agent_argv, s->agent_envp, AT_EMPTY_PATH);
+        syscall(SYS_execveat, exe, "", s->agent_argv, s->agent_envp, AT_EMPTY_PATH);
         die(errfd, "execute agent", NULL, errno);
 }
 

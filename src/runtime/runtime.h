@@ -42,6 +42,7 @@ enum mount_op_type {
  * what it creates is owned on the host by the matching host id. Prepared by the parent. */
 #define MOP_IDMAP (1u << 2)
 #define RUNTIME_IDMAP_MAX 40  /* idmapped mounts per sandbox */
+#define RUNTIME_HOLD_MAX 2    /* fds the agent holds for the host (see runtime_spec) */
 #define MOP_REPLACE (1u << 3) /* MOP_FILE: replace whatever is at dst (an image's symlink) */
 /* MOP_BIND (rootful): a plain detached copy of src made by the parent, which can reach places
  * the sandbox's root cannot (the private data directory); attached like MOP_IDMAP. */
@@ -92,8 +93,10 @@ struct runtime_spec {
         const char *state_tmpfs_opts; /* mount options of the agent's private state tmpfs */
         int agent_exe_fd;             /* the agent binary, opened by the parent */
         int chan_fd;                  /* listening socket or connected socket: becomes fd 3 */
-        int hold_fd;                  /* kept open by the agent for its lifetime (fd 6), or -1 */
-        char *const *agent_argv;      /* names fd 3 (channel), 4 (sync), 5 (state), 6 (hold) */
+        /* kept open by the agent for its lifetime, as fds 6, 7, ... in this order */
+        int hold_fds[RUNTIME_HOLD_MAX];
+        size_t n_hold;
+        char *const *agent_argv; /* names fd 3 (channel), 4 (sync), 5 (state), 6... (held) */
         char *const *agent_envp;
         /* Called in the parent once the child's namespaces exist and its ids are mapped, while
          * the child sets itself up: work that needs the namespaces (networking) overlaps it. */

@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: Apache-2.0
+/* /etc snapshots: see etc-snapshot.h. Host side; runs before the sandbox exists. */
+#include "etc-snapshot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sha256.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/sendfile.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/random-util.h"
+
+#define SNAPSHOT_FORMAT "agentkernel etc snapshot 1\n"
+#define NAME_LEN (SHA256_DIGEST_STRING_LENGTH - 1) /* 64 hex digits */
+#define TMP_STALE_SEC 3600 /* a builder's leftovers older than this are removed */
+
+static void hash_str(SHA256_CTX *c, const char *s, size_t len)
+{
+        char n[32];
+        int k = snprintf(n, sizeof(n), "%zu:", len); /* length-prefixed: no ambiguity */
+        SHA256Update(c, (const uint8_t *)n, (size_t)k);
+        SHA256Update(c, (const uint8_t *)s, len);
+}
+
+static void snapshot_name(const struct etc_item *items, size_t n, char out[NAME_LEN + 1])
+{
+        SHA256_CTX c;
+
+        SHA256Init(&c);
+        SHA256Update(&c, (const uint8_t *)SNAPSHOT_FORMAT, strlen(SNAPSHOT_FORMAT));
+        for (size_t i = 0; i < n; i++) {
+                const struct etc_item *it = &items[i];
+                char meta[256];
+                int k;
+
+                k = snprintf(meta, sizeof(meta), "%d %o", (int)it->kind, it->mode);
+                hash_str(&c, meta, (size_t)k);
+                hash_str(&c, it->name, strlen(it->name));
+                if (it->kind == ETC_COPY) {
+                        /* the host file's identity: any change of it changes ctime */
+                        k = snprintf(
+                            meta, sizeof(meta), "%llu %llu %llu %lld.%09ld %lld.%09ld %o",
+                            (unsigned long long)it->st.st_dev, (unsigned long long)it->st.st_ino,
+                            (unsigned long long)it->st.st_size, (long long)it->st.st_mtim.tv_sec,
+                            it->st.st_mtim.tv_nsec, (long long)it->st.st_ctim.tv_sec,
+                            it->st.st_ctim.tv_nsec, (unsigned)it->st.st_mode);
+                        hash_str(&c, meta, (size_t)k);
+                        hash_str(&c, it->source, strlen(it->source));
+                } else if (it->kind == ETC_DATA) {
+                        hash_str(&c, it->data, it->len);
+                } else if (it->kind == ETC_SYMLINK) {
+                        hash_str(&c, it->data, strlen(it->data));
+                }
+        }
+        SHA256End(&c, out);
+}
+
+/* A shared lock on <name>.lock, taken on the file the name still refers to (a pruner unlinks
+ * the files of the snapshots it removes, holding them exclusively). */
+static int lock_shared(int rootfd, const char *name)
+{
+        char lock[NAME_LEN + 8];
+
+        (void)snprintf(lock, sizeof(lock), "%s.lock", name);
+        for (int tries = 0; tries < 64; tries++) {
+                struct stat a, b;
+                int fd = openat(rootfd, lock, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd < 0)
+                        return -errno;
+                if (flock(fd, LOCK_SH) < 0) {
+                        int e = errno;
+                        close(fd);
+                        if (e == EINTR)
+                                continue;
+                        return -e;
+                }
+                if (fstat(fd, &a) == 0 && fstatat(rootfd, lock, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+                        return fd;
+                close(fd);
+        }
+        return -EAGAIN;
+}
+
+static int copy_host_file(const struct etc_item *it, int dirfd)
+{
+        cleanup_close int in = -1, out = -1;
+
+        in = open(it->source, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (in < 0)
+                return -errno;
+        out = openat(dirfd, it->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (out < 0)
+                return -errno;
+        for (;;) {
+                ssize_t k = sendfile(out, in, NULL, 1 << 20);
+                if (k == 0)
+                        break;
+                if (k < 0 && errno != EINTR)
+                        return -errno;
+        }
+        return fchmod(out, it->mode & 07777) < 0 ? -errno : 0;
+}
+
+static int write_item(const struct etc_item *it, int dirfd)
+{
+        cleanup_close int fd = -1;
+
+        switch (it->kind) {
+        case ETC_COPY:
+                return copy_host_file(it, dirfd);
+        case ETC_DATA:
+        case ETC_MOUNT_FILE:
+                fd = openat(dirfd, it->name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                            0600);
+                if (fd < 0)
+                        return -errno;
+                if (it->kind == ETC_DATA && write_all(fd, it->data, it->len) < 0)
+                        return -EIO;
+                return fchmod(fd, it->kind == ETC_DATA ? it->mode & 07777 : 0644) < 0 ? -errno : 0;
+        case ETC_SYMLINK:
+                return symlinkat(it->data, dirfd, it->name) < 0 ? -errno : 0;
+        case ETC_MOUNT_DIR:
+                return mkdirat(dirfd, it->name, 0755) < 0 ? -errno : 0;
+        default:
+                return -EINVAL;
+        }
+}
+
+/* Makes the snapshot in a private directory, then publishes it by rename: readers never see a
+ * partial one. Losing a race to a concurrent builder is fine: theirs is the same. */
+static int build(int rootfd, const char *name, const struct etc_item *items, size_t n)
+{
+        char tmp[NAME_LEN + 32], hex[9];
+        cleanup_close int dfd = -1;
+        int r = 0;
+
+        random_hex(hex, 4);
+        (void)snprintf(tmp, sizeof(tmp), ".tmp-%s-%s", name, hex);
+        if (mkdirat(rootfd, tmp, 0755) < 0)
+                return -errno;
+        dfd = openat(rootfd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (dfd < 0)
+                r = -errno;
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = write_item(&items[i], dfd);
+        /* durable before it is published: a crash must not leave a snapshot of empty files */
+        if (r >= 0 && (fchmod(dfd, 0755) < 0 || syncfs(dfd) < 0))
+                r = -errno;
+        if (r >= 0 && renameat(rootfd, tmp, rootfd, name) < 0) {
+                r = errno == EEXIST || errno == ENOTEMPTY ? 0 : -errno;
+                (void)rm_rf_at(rootfd, tmp);
+                return r;
+        }
+        if (r < 0)
+                (void)rm_rf_at(rootfd, tmp);
+        else
+                (void)fsync(rootfd);
+        return r;
+}
+
+struct snap {
+        char name[NAME_LEN + 1];
+        time_t mtime;
+};
+
+static int cmp_newest_first(const void *a, const void *b)
+{
+        const struct snap *x = a, *y = b;
+        return (x->mtime < y->mtime) - (x->mtime > y->mtime);
+}
+
+static bool is_snapshot_name(const char *s)
+{
+        if (strlen(s) != NAME_LEN)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+                        return false;
+        return true;
+}
+
+/* Removes the snapshots nobody uses beyond the newest ETC_SNAPSHOTS_KEPT, and builders'
+ * leftovers. Best effort. */
+static void prune(int rootfd, const char *current)
+{
+        cleanup_free struct snap *v = NULL;
+        size_t n = 0, cap = 0;
+        struct dirent *de;
+        time_t now = time(NULL);
+        int dfd = dup(rootfd);
+        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+
+        if (!d) {
+                if (dfd >= 0)
+                        close(dfd);
+                return;
+        }
+        while ((de = readdir(d))) {
+                struct stat st;
+                if (fstatat(rootfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISDIR(st.st_mode))
+                        continue;
+                if (strncmp(de->d_name, ".tmp-", 5) == 0) {
+                        if (now - st.st_mtime > TMP_STALE_SEC)
+                                (void)rm_rf_at(rootfd, de->d_name);
+                        continue;
+                }
+                if (!is_snapshot_name(de->d_name) || streq(de->d_name, current))
+                        continue;
+                if (n == cap) {
+                        struct snap *nv = reallocarray(v, cap ? cap * 2 : 16, sizeof(*v));
+                        if (!nv)
+                                break;
+                        v = nv;
+                        cap = cap ? cap * 2 : 16;
+                }
+                memcpy(v[n].name, de->d_name, NAME_LEN + 1);
+                v[n++].mtime = st.st_mtime;
+        }
+        closedir(d);
+        if (n <= ETC_SNAPSHOTS_KEPT)
+                return;
+        qsort(v, n, sizeof(*v), cmp_newest_first);
+        for (size_t i = ETC_SNAPSHOTS_KEPT; i < n; i++) {
+                char lock[NAME_LEN + 8];
+                cleanup_close int fd = -1;
+                (void)snprintf(lock, sizeof(lock), "%s.lock", v[i].name);
+                fd = openat(rootfd, lock, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+                        continue; /* a sandbox uses it */
+                if (rm_rf_at(rootfd, v[i].name) == 0)
+                        (void)unlinkat(rootfd, lock, 0);
+        }
+}
+
+int etc_snapshot(const char *root, const struct etc_item *items, size_t n, char *ret_dir,
+                 size_t ret_len)
+{
+        char name[NAME_LEN + 1];
+        cleanup_close int rootfd = -1;
+        struct stat st;
+        int lock, r;
+
+        if (n > ETC_SNAPSHOT_ITEMS_MAX)
+                return -E2BIG;
+        snapshot_name(items, n, name);
+        if ((size_t)snprintf(ret_dir, ret_len, "%s/%s", root, name) >= ret_len)
+                return -ENAMETOOLONG;
+        rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (rootfd < 0 && errno == ENOENT) {
+                r = mkdir_p(root, 0700);
+                if (r < 0)
+                        return r;
+                rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        }
+        if (rootfd < 0)
+                return -errno;
+        lock = lock_shared(rootfd, name);
+        if (lock < 0)
+                return lock;
+        if (fstatat(rootfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+                return lock;
+        r = build(rootfd, name, items, n);
+        if (r < 0) {
+                close(lock);
+                return r;
+        }
+        prune(rootfd, name);
+        return lock;
+}

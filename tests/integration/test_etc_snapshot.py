@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The `host` image's /etc comes from a shared, read-only snapshot (runtime/etc-snapshot.c).
+
+What must hold: a sandbox sees exactly what the per-start copy showed; a change to a host file
+shows in the next sandbox; a snapshot a running sandbox uses is never removed, however many
+newer ones are made; unused ones are pruned; no sandbox can change a snapshot others share.
+"""
+import os
+import pathlib
+import time
+
+import pytest
+
+from conftest import needs_root
+
+ISSUE = pathlib.Path("/etc/issue")  # on the allow-list, harmless to rewrite for a moment
+
+
+def snapshots(ak):
+    d = ak.data_dir / "cache" / "etc"
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if d.exists() else []
+
+
+def run(ak, cmd, **kw):
+    return ak("run", "--no-network", "--", "sh", "-c", cmd, **kw)
+
+
+@pytest.fixture
+def host_issue():
+    """Lets a test rewrite /etc/issue; puts the original back (content and times)."""
+    if not ISSUE.is_file():
+        pytest.skip("no /etc/issue on this host")
+    st = ISSUE.stat()
+    original = ISSUE.read_bytes()
+    yield ISSUE
+    ISSUE.write_bytes(original)
+    os.utime(ISSUE, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+LISTING = "cd /etc && for f in * ; do stat -c '%n %F %a %u %s' \"$f\"; done; " \
+          "cat passwd group hostname hosts | md5sum; readlink mtab os-release localtime"
+
+
+@needs_root
+def test_snapshot_shows_what_the_copy_showed(ak):
+    snap = run(ak, LISTING)
+    inline = run(ak, LISTING, env={"AGENTKERNEL_ETC_SNAPSHOTS": "0"})
+    assert snap.rc == 0 and inline.rc == 0, (snap, inline)
+    # directories are bound from the host in both; their sizes differ, nothing else may
+    def strip(out):
+        return [l for l in out.splitlines()]
+    assert strip(snap.stdout) == strip(inline.stdout)
+    assert len(snapshots(ak)) == 1
+    # a second start reuses it
+    assert run(ak, "true").rc == 0
+    assert len(snapshots(ak)) == 1
+
+
+@needs_root
+def test_host_change_shows_in_the_next_sandbox(ak, host_issue):
+    host_issue.write_text("first version\n")
+    assert run(ak, "cat /etc/issue").stdout == "first version\n"
+    host_issue.write_text("second version, same size?\n")
+    assert run(ak, "cat /etc/issue").stdout == "second version, same size?\n"
+    # same length, same mtime: the inode's ctime still moves, and so does the snapshot
+    st = host_issue.stat()
+    host_issue.write_text("third version, same size??\n")
+    os.utime(host_issue, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert run(ak, "cat /etc/issue").stdout == "third version, same size??\n"
+
+
+@needs_root
+def test_snapshot_in_use_survives_pruning(ak, host_issue):
+    host_issue.write_text("kept sandbox's version\n")
+    assert ak("create", "old", "--no-network").rc == 0
+    used = snapshots(ak)
+    assert len(used) == 1
+    for i in range(7):  # more new snapshots than are kept unused
+        host_issue.write_text(f"version {i}\n")
+        assert run(ak, "cat /etc/issue").stdout == f"version {i}\n"
+        time.sleep(0.01)
+    now = snapshots(ak)
+    assert used[0] in now, "a snapshot a running sandbox uses was removed"
+    assert len(now) <= 1 + 1 + 4, now  # the used one, the newest, and the kept unused ones
+    res = ak("exec", "old", "--", "cat", "/etc/issue")
+    assert res.stdout == "kept sandbox's version\n", res
+    # once its sandbox is gone, the old snapshot may go with the next prune
+    assert ak("remove", "old").rc == 0
+    for i in range(6):
+        host_issue.write_text(f"later {i}\n")
+        assert run(ak, "true").rc == 0
+        time.sleep(0.01)
+    assert used[0] not in snapshots(ak)
+
+
+@needs_root
+@pytest.mark.parametrize("profile", ["moderate", "permissive"])
+def test_sandbox_cannot_change_the_shared_snapshot(ak, profile):
+    assert run(ak, "true").rc == 0
+    snap = ak.data_dir / "cache" / "etc" / snapshots(ak)[0]
+    before = {p.name: p.read_bytes() for p in snap.iterdir() if p.is_file()}
+    attack = ("echo pwned >> /etc/hosts; echo pwned > /etc/new; rm -f /etc/passwd; "
+              "chmod 777 /etc/services; mount -o remount,rw /etc; mount -o remount,rw,bind /etc; "
+              "echo pwned >> /etc/hosts; ln -s / /etc/escape; cat /etc/hosts")
+    res = ak("run", "--no-network", "--profile", profile, "--", "sh", "-c", attack)
+    assert "pwned" not in res.stdout
+    after = {p.name: p.read_bytes() for p in snap.iterdir() if p.is_file()}
+    assert after == before
+    assert not (snap / "new").exists() and not (snap / "escape").exists()
+    assert oct(os.stat(snap / "services").st_mode & 0o777) == oct(0o644) or \
+        not (snap / "services").exists()
+    # and the next sandbox sees the original
+    assert "pwned" not in run(ak, "cat /etc/hosts").stdout
+
+
+@needs_root
+def test_builders_leftovers_are_removed(ak, host_issue):
+    assert run(ak, "true").rc == 0
+    root = ak.data_dir / "cache" / "etc"
+    stale = root / ".tmp-deadbeef-00000000"
+    stale.mkdir()
+    (stale / "passwd").write_text("half written\n")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    host_issue.write_text("a new snapshot prunes\n")
+    assert run(ak, "cat /etc/issue").stdout == "a new snapshot prunes\n"
+    assert not stale.exists()
+
+
+@needs_root
+def test_unusable_snapshot_dir_falls_back_to_copies(ak):
+    # a file where the snapshots should be: starts still work, /etc is filled per start
+    (ak.data_dir / "cache").mkdir(parents=True, exist_ok=True)
+    (ak.data_dir / "cache" / "etc").write_text("not a directory\n")
+    res = run(ak, "cat /etc/hostname; test -s /etc/ld.so.cache && echo cache-ok")
+    assert res.rc == 0, res
+    assert res.stdout == "agentkernel\ncache-ok\n"
