@@ -197,11 +197,30 @@ static unsigned long locked_flags(const char *path)
         return f;
 }
 
-/* Makes the mount at path read-only, keeping the flags the kernel locks in a user namespace. */
+/* Adds flags (MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC) to the mount at path, and with
+ * recursive to the mounts below it. mount_setattr() changes only those (one call, no statfs);
+ * before Linux 5.12 a bind remount must repeat the flags the kernel locks in a user namespace. */
+static int mount_add_flags(const char *path, unsigned long flags, bool recursive)
+{
+        struct mount_attr attr = {
+            .attr_set = (flags & MS_RDONLY ? MOUNT_ATTR_RDONLY : 0) |
+                        (flags & MS_NOSUID ? MOUNT_ATTR_NOSUID : 0) |
+                        (flags & MS_NODEV ? MOUNT_ATTR_NODEV : 0) |
+                        (flags & MS_NOEXEC ? MOUNT_ATTR_NOEXEC : 0),
+        };
+
+        if (mount_setattr(AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, &attr, sizeof(attr)) == 0)
+                return 0;
+        if (errno != ENOSYS)
+                return -errno;
+        flags |= MS_REMOUNT | MS_BIND | locked_flags(path);
+        return mount(NULL, path, NULL, flags, NULL) < 0 ? -errno : 0;
+}
+
+/* Makes the mount at path read-only (and extra). */
 static int remount_ro(const char *path, unsigned long extra)
 {
-        unsigned long f = MS_REMOUNT | MS_BIND | MS_RDONLY | extra | locked_flags(path);
-        return mount(NULL, path, NULL, f, NULL) < 0 ? -errno : 0;
+        return mount_add_flags(path, MS_RDONLY | extra, false);
 }
 
 /* Creates the mount point for a bind of src: a directory or an empty file. When src cannot be
@@ -377,19 +396,11 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                     0)
                         die(errfd, "bind mount", op->src, errno);
                 if (op->type == MOP_BIND_RO)
-                        r = remount_ro(dst, MS_NOSUID | MS_NODEV);
+                        r = mount_add_flags(dst, MS_RDONLY | MS_NOSUID | MS_NODEV, true);
                 else if (op->type == MOP_BIND_DEV)
-                        r = mount(NULL, dst, NULL,
-                                  MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC | locked_flags(dst),
-                                  NULL) < 0
-                                ? -errno
-                                : 0;
+                        r = mount_add_flags(dst, MS_NOSUID | MS_NOEXEC, false);
                 else
-                        r = mount(NULL, dst, NULL,
-                                  MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | locked_flags(dst),
-                                  NULL) < 0
-                                ? -errno
-                                : 0;
+                        r = mount_add_flags(dst, MS_NOSUID | MS_NODEV, true);
                 if (r < 0)
                         die(errfd, "remount", op->dst, -r);
                 return;
