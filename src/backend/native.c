@@ -95,9 +95,10 @@ static int read_runtime(const struct sandbox_ref *ref, struct native_runtime *rt
                                                                                    : CGROUP_NONE;
         dirs = json_object_get(o, "cgroups");
         json_array_foreach (dirs, i, d) {
-                if (i >= CGROUP_MAX_HIER || !json_is_string(d))
-                        break;
-                (void)snprintf(rt->cg.dirs[i], PATH_MAX, "%s", json_string_value(d));
+                if (i >= CGROUP_MAX_HIER || !json_is_string(d) ||
+                    strlen(json_string_value(d)) >= CGROUP_PATH_MAX - 64)
+                        break; /* never act on a cut path */
+                (void)snprintf(rt->cg.dirs[i], CGROUP_PATH_MAX, "%s", json_string_value(d));
                 rt->cg.n = i + 1;
         }
         return 0;
@@ -205,7 +206,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         char agent[PATH_MAX], path[PATH_MAX], cgid[64], caps[32], why[256];
         int hold[2] = {-1, -1};
         int etc_lock = -1; /* the /etc snapshot's shared lock: the agent inherits it */
-        char procs_buf[4][PATH_MAX], lock_path[PATH_MAX] = "", snapshots[PATH_MAX] = "";
+        char procs_buf[4][CGROUP_PATH_MAX], lock_path[PATH_MAX] = "", snapshots[PATH_MAX] = "";
         int lock_fd = -1;
         struct net_launch_ctx net = {.cfg = cfg, .exit_fd = -1, .net = {0, -1}, .r = -1};
         const char *procs[5];

@@ -110,7 +110,9 @@ int cgroup_paths(const char *id, struct cgroup_set *ret)
                 int r = hier_parent(mode, i, parent, sizeof(parent));
                 if (r < 0)
                         return r;
-                if ((size_t)snprintf(ret->dirs[i], PATH_MAX, "%s/%s", parent, id) >= PATH_MAX)
+                /* room left for the knobs' names: see CGROUP_PATH_MAX */
+                if ((size_t)snprintf(ret->dirs[i], CGROUP_PATH_MAX - 64, "%s/%s", parent, id) >=
+                    CGROUP_PATH_MAX - 64)
                         return -ENAMETOOLONG;
         }
         return 0;
@@ -254,12 +256,12 @@ fail:
         return r;
 }
 
-void cgroup_procs_files(const struct cgroup_set *cg, char procs[][PATH_MAX], const char **ret,
-                        size_t max)
+void cgroup_procs_files(const struct cgroup_set *cg, char procs[][CGROUP_PATH_MAX],
+                        const char **ret, size_t max)
 {
         size_t k = 0;
         for (size_t i = 0; i < cg->n && k + 1 < max; i++) {
-                (void)snprintf(procs[k], PATH_MAX, "%s/cgroup.procs", cg->dirs[i]);
+                (void)snprintf(procs[k], CGROUP_PATH_MAX, "%s/cgroup.procs", cg->dirs[i]);
                 ret[k] = procs[k];
                 k++;
         }

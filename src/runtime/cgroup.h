@@ -29,10 +29,14 @@ struct cgroup_limits {
         uint64_t cpu_millis;   /* CPU bandwidth in thousandths of a CPU; 0: unlimited */
 };
 
+/* A sandbox's cgroup directory, its longest knob ("/memory.memsw.limit_in_bytes") included, must
+ * fit: sized to keep these structures small (they live on stacks on the start path). */
+#define CGROUP_PATH_MAX 1024
+
 struct cgroup_set {
         enum cgroup_mode mode;
         size_t n;
-        char dirs[CGROUP_MAX_HIER][PATH_MAX]; /* v2: one directory; v1: memory, pids, cpu */
+        char dirs[CGROUP_MAX_HIER][CGROUP_PATH_MAX]; /* v2: one directory; v1: memory, pids, cpu */
 };
 
 struct cgroup_stats {
@@ -57,8 +61,8 @@ int cgroup_set_limits(const struct cgroup_set *cg, const struct cgroup_limits *l
                       struct ak_err *err);
 
 /* Fills procs[] with the cgroup.procs files to join (NULL-terminated; room for 4). */
-void cgroup_procs_files(const struct cgroup_set *cg, char procs[][PATH_MAX], const char **ret,
-                        size_t max);
+void cgroup_procs_files(const struct cgroup_set *cg, char procs[][CGROUP_PATH_MAX],
+                        const char **ret, size_t max);
 
 /* Kills every process in the cgroups and removes them; idempotent (missing is fine). */
 int cgroup_destroy(const struct cgroup_set *cg, struct ak_err *err);

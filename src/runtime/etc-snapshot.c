@@ -20,16 +20,15 @@
 #include "shared/fd-util.h"
 #include "shared/random-util.h"
 
-#define SNAPSHOT_FORMAT "agentkernel etc snapshot 1\n"
+#define SNAPSHOT_FORMAT "agentkernel etc snapshot 2\n"
 #define NAME_LEN (SHA256_DIGEST_STRING_LENGTH - 1) /* 64 hex digits */
 #define TMP_STALE_SEC 3600 /* a builder's leftovers older than this are removed */
 
-static void hash_str(SHA256_CTX *c, const char *s, size_t len)
+static void hash_bytes(SHA256_CTX *c, const void *p, size_t len)
 {
-        char n[32];
-        int k = snprintf(n, sizeof(n), "%zu:", len); /* length-prefixed: no ambiguity */
-        SHA256Update(c, (const uint8_t *)n, (size_t)k);
-        SHA256Update(c, (const uint8_t *)s, len);
+        uint64_t n = len; /* length-prefixed: no two inputs hash alike by concatenation */
+        SHA256Update(c, (const uint8_t *)&n, sizeof(n));
+        SHA256Update(c, (const uint8_t *)p, len);
 }
 
 static void snapshot_name(const struct etc_item *items, size_t n, char out[NAME_LEN + 1])
@@ -40,26 +39,23 @@ static void snapshot_name(const struct etc_item *items, size_t n, char out[NAME_
         SHA256Update(&c, (const uint8_t *)SNAPSHOT_FORMAT, strlen(SNAPSHOT_FORMAT));
         for (size_t i = 0; i < n; i++) {
                 const struct etc_item *it = &items[i];
-                char meta[256];
-                int k;
+                uint64_t meta[2] = {(uint64_t)it->kind, it->mode};
 
-                k = snprintf(meta, sizeof(meta), "%d %o", (int)it->kind, it->mode);
-                hash_str(&c, meta, (size_t)k);
-                hash_str(&c, it->name, strlen(it->name));
+                hash_bytes(&c, meta, sizeof(meta));
+                hash_bytes(&c, it->name, strlen(it->name));
                 if (it->kind == ETC_COPY) {
-                        /* the host file's identity: any change of it changes ctime */
-                        k = snprintf(
-                            meta, sizeof(meta), "%llu %llu %llu %lld.%09ld %lld.%09ld %o",
-                            (unsigned long long)it->st.st_dev, (unsigned long long)it->st.st_ino,
-                            (unsigned long long)it->st.st_size, (long long)it->st.st_mtim.tv_sec,
-                            it->st.st_mtim.tv_nsec, (long long)it->st.st_ctim.tv_sec,
-                            it->st.st_ctim.tv_nsec, (unsigned)it->st.st_mode);
-                        hash_str(&c, meta, (size_t)k);
-                        hash_str(&c, it->source, strlen(it->source));
+                        /* the host file's identity: any change to it moves its ctime */
+                        uint64_t id[8] = {
+                            (uint64_t)it->st.st_dev,          (uint64_t)it->st.st_ino,
+                            (uint64_t)it->st.st_size,         (uint64_t)it->st.st_mtim.tv_sec,
+                            (uint64_t)it->st.st_mtim.tv_nsec, (uint64_t)it->st.st_ctim.tv_sec,
+                            (uint64_t)it->st.st_ctim.tv_nsec, (uint64_t)it->st.st_mode};
+                        hash_bytes(&c, id, sizeof(id));
+                        hash_bytes(&c, it->source, strlen(it->source));
                 } else if (it->kind == ETC_DATA) {
-                        hash_str(&c, it->data, it->len);
+                        hash_bytes(&c, it->data, it->len);
                 } else if (it->kind == ETC_SYMLINK) {
-                        hash_str(&c, it->data, strlen(it->data));
+                        hash_bytes(&c, it->data, strlen(it->data));
                 }
         }
         SHA256End(&c, out);
