@@ -133,21 +133,54 @@ static bool knob_exists(const char *dir, const char *knob)
 }
 
 /* v2: controllers must be enabled in every ancestor's subtree_control. */
+/* Whether dir's cgroup.subtree_control already lists every controller we use. */
+static bool v2_controllers_enabled(const char *dir)
+{
+        char p[PATH_MAX];
+        cleanup_buf struct buf b = BUF_INIT;
+        const char *want[] = {"memory", "pids", "cpu"};
+
+        (void)snprintf(p, sizeof(p), "%s/cgroup.subtree_control", dir);
+        if (read_file_at(AT_FDCWD, p, &b, 4096) < 0 || !b.data)
+                return false;
+        for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
+                bool found = false;
+                char *save = NULL, *copy = strdup(b.data);
+                for (char *t = copy ? strtok_r(copy, " \n", &save) : NULL; t && !found;
+                     t = strtok_r(NULL, " \n", &save))
+                        found = streq(t, want[i]);
+                free(copy);
+                if (!found)
+                        return false;
+        }
+        return true;
+}
+
+/* Delegates our controllers down to dir's children: one read when they already are (every start
+ * but the first), else one write, or one per controller where some is missing. */
+static void v2_enable_in(const char *dir)
+{
+        const char *ctl[] = {"+memory", "+pids", "+cpu"};
+
+        if (v2_controllers_enabled(dir) ||
+            write_knob(dir, "cgroup.subtree_control", "+memory +pids +cpu") == 0)
+                return;
+        for (size_t i = 0; i < ARRAY_SIZE(ctl); i++)
+                (void)write_knob(dir, "cgroup.subtree_control", ctl[i]);
+}
+
 static void v2_enable_controllers(const char *parent)
 {
         char p[PATH_MAX];
-        const char *ctl[] = {"+memory", "+pids", "+cpu"};
         char *slash;
 
         (void)snprintf(p, sizeof(p), "%s", parent);
         slash = strrchr(p, '/');
         if (slash && slash > p) {
                 *slash = '\0';
-                for (size_t i = 0; i < ARRAY_SIZE(ctl); i++)
-                        (void)write_knob(p, "cgroup.subtree_control", ctl[i]);
+                v2_enable_in(p);
         }
-        for (size_t i = 0; i < ARRAY_SIZE(ctl); i++)
-                (void)write_knob(parent, "cgroup.subtree_control", ctl[i]);
+        v2_enable_in(parent);
 }
 
 static int apply_limits(enum cgroup_mode mode, size_t i, const char *dir,

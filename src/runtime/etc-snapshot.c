@@ -43,7 +43,7 @@ static void snapshot_name(const struct etc_item *items, size_t n, char out[NAME_
 
                 hash_bytes(&c, meta, sizeof(meta));
                 hash_bytes(&c, it->name, strlen(it->name));
-                if (it->kind == ETC_COPY) {
+                if (it->kind == ETC_COPY || it->kind == ETC_DIR) {
                         /* the host file's identity: any change to it moves its ctime */
                         uint64_t id[8] = {
                             (uint64_t)it->st.st_dev,          (uint64_t)it->st.st_ino,
@@ -51,7 +51,8 @@ static void snapshot_name(const struct etc_item *items, size_t n, char out[NAME_
                             (uint64_t)it->st.st_mtim.tv_nsec, (uint64_t)it->st.st_ctim.tv_sec,
                             (uint64_t)it->st.st_ctim.tv_nsec, (uint64_t)it->st.st_mode};
                         hash_bytes(&c, id, sizeof(id));
-                        hash_bytes(&c, it->source, strlen(it->source));
+                        if (it->source)
+                                hash_bytes(&c, it->source, strlen(it->source));
                 } else if (it->kind == ETC_DATA) {
                         hash_bytes(&c, it->data, it->len);
                 } else if (it->kind == ETC_SYMLINK) {
@@ -128,6 +129,8 @@ static int write_item(const struct etc_item *it, int dirfd)
                 return symlinkat(it->data, dirfd, it->name) < 0 ? -errno : 0;
         case ETC_MOUNT_DIR:
                 return mkdirat(dirfd, it->name, 0755) < 0 ? -errno : 0;
+        case ETC_DIR: /* its mode once it is filled: see build() */
+                return mkdirat(dirfd, it->name, 0700) < 0 ? -errno : 0;
         default:
                 return -EINVAL;
         }
@@ -150,6 +153,11 @@ static int build(int rootfd, const char *name, const struct etc_item *items, siz
                 r = -errno;
         for (size_t i = 0; r >= 0 && i < n; i++)
                 r = write_item(&items[i], dfd);
+        /* directories get their modes last, deepest first: filling them needed write access */
+        for (size_t i = n; r >= 0 && i > 0; i--)
+                if (items[i - 1].kind == ETC_DIR &&
+                    fchmodat(dfd, items[i - 1].name, items[i - 1].mode & 07777, 0) < 0)
+                        r = -errno;
         /* durable before it is published: a crash must not leave a snapshot of empty files */
         if (r >= 0 && (fchmod(dfd, 0755) < 0 || syncfs(dfd) < 0))
                 r = -errno;
