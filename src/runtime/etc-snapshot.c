@@ -43,7 +43,7 @@ static void snapshot_name(const struct etc_item *items, size_t n, char out[NAME_
 
                 hash_bytes(&c, meta, sizeof(meta));
                 hash_bytes(&c, it->name, strlen(it->name));
-                if (it->kind == ETC_COPY || it->kind == ETC_DIR) {
+                if (it->kind == ETC_COPY) {
                         /* the host file's identity: any change to it moves its ctime */
                         uint64_t id[8] = {
                             (uint64_t)it->st.st_dev,          (uint64_t)it->st.st_ino,
@@ -51,8 +51,7 @@ static void snapshot_name(const struct etc_item *items, size_t n, char out[NAME_
                             (uint64_t)it->st.st_mtim.tv_nsec, (uint64_t)it->st.st_ctim.tv_sec,
                             (uint64_t)it->st.st_ctim.tv_nsec, (uint64_t)it->st.st_mode};
                         hash_bytes(&c, id, sizeof(id));
-                        if (it->source)
-                                hash_bytes(&c, it->source, strlen(it->source));
+                        hash_bytes(&c, it->source, strlen(it->source));
                 } else if (it->kind == ETC_DATA) {
                         hash_bytes(&c, it->data, it->len);
                 } else if (it->kind == ETC_SYMLINK) {
@@ -129,8 +128,6 @@ static int write_item(const struct etc_item *it, int dirfd)
                 return symlinkat(it->data, dirfd, it->name) < 0 ? -errno : 0;
         case ETC_MOUNT_DIR:
                 return mkdirat(dirfd, it->name, 0755) < 0 ? -errno : 0;
-        case ETC_DIR: /* its mode once it is filled: see build() */
-                return mkdirat(dirfd, it->name, 0700) < 0 ? -errno : 0;
         default:
                 return -EINVAL;
         }
@@ -153,11 +150,6 @@ static int build(int rootfd, const char *name, const struct etc_item *items, siz
                 r = -errno;
         for (size_t i = 0; r >= 0 && i < n; i++)
                 r = write_item(&items[i], dfd);
-        /* directories get their modes last, deepest first: filling them needed write access */
-        for (size_t i = n; r >= 0 && i > 0; i--)
-                if (items[i - 1].kind == ETC_DIR &&
-                    fchmodat(dfd, items[i - 1].name, items[i - 1].mode & 07777, 0) < 0)
-                        r = -errno;
         /* durable before it is published: a crash must not leave a snapshot of empty files */
         if (r >= 0 && (fchmod(dfd, 0755) < 0 || syncfs(dfd) < 0))
                 r = -errno;
@@ -175,13 +167,13 @@ static int build(int rootfd, const char *name, const struct etc_item *items, siz
 
 struct snap {
         char name[NAME_LEN + 1];
-        time_t mtime;
+        int64_t made; /* ctime in ns: when it was published (renamed into place) */
 };
 
 static int cmp_newest_first(const void *a, const void *b)
 {
         const struct snap *x = a, *y = b;
-        return (x->mtime < y->mtime) - (x->mtime > y->mtime);
+        return (x->made < y->made) - (x->made > y->made);
 }
 
 static bool is_snapshot_name(const char *s)
@@ -230,7 +222,7 @@ static void prune(int rootfd, const char *current)
                         cap = cap ? cap * 2 : 16;
                 }
                 memcpy(v[n].name, de->d_name, NAME_LEN + 1);
-                v[n++].mtime = st.st_mtime;
+                v[n++].made = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
         }
         closedir(d);
         if (n <= ETC_SNAPSHOTS_KEPT)

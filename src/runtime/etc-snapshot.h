@@ -23,16 +23,15 @@ enum etc_item_kind {
         ETC_SYMLINK,    /* target */
         ETC_MOUNT_DIR,  /* an empty directory: something is bound over it */
         ETC_MOUNT_FILE, /* an empty file: something is bound over it */
-        ETC_DIR,        /* a directory of the snapshot itself (mode), before what is in it */
 };
 
 struct etc_item {
         enum etc_item_kind kind;
-        const char *name;   /* path under /etc: one component, or more below an ETC_DIR */
+        const char *name;   /* one path component */
         const char *data;   /* ETC_DATA bytes, ETC_SYMLINK target */
         size_t len;         /* ETC_DATA length */
         unsigned mode;      /* ETC_COPY, ETC_DATA */
-        struct stat st;     /* ETC_COPY, ETC_DIR: the host entry as planned (lstat) */
+        struct stat st;     /* ETC_COPY: the host file as planned (lstat) */
         const char *source; /* ETC_COPY: the host path */
 };
 

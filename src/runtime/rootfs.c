@@ -205,89 +205,8 @@ static int etc_add(struct etc_list *l, const struct etc_item *it)
         return 0;
 }
 
-#define ETC_TREE_MAX 16 /* entries, all levels, of a directory copied rather than bound */
-#define ETC_TREE_DEPTH 4
-
-/* Appends the host directory /etc/<rel> (st: its lstat) and what is in it when the whole tree
- * is small and plain: directories and files anyone may read (files of at most COPY_MAX) and
- * symlinks, at most *budget entries. A copy then costs less than a bind mount, and shows
- * nothing a bind would hide. Returns 1 when it did, 0 when the tree must be bound instead (the
- * caller drops what was appended), -errno on failure. */
-static int etc_add_tree(struct etc_list *l, const char *rel, const struct stat *st, size_t *budget,
-                        int depth)
-{
-        struct etc_item it = {.kind = ETC_DIR, .st = *st, .mode = st->st_mode & 0755};
-        char path[PATH_MAX];
-        struct dirent *de;
-        DIR *d;
-        int r = 1;
-
-        if (depth > ETC_TREE_DEPTH || (st->st_mode & 0005) != 0005)
-                return 0;
-        if (!(it.name = etc_keep(l, rel, strlen(rel))))
-                return -ENOMEM;
-        if ((r = etc_add(l, &it)) < 0)
-                return r;
-        (void)snprintf(path, sizeof(path), "/etc/%s", rel);
-        d = opendir(path);
-        if (!d)
-                return 0;
-        r = 1;
-        while (r > 0 && (de = readdir(d))) {
-                struct etc_item c = {0};
-                char crel[PATH_MAX], cpath[PATH_MAX + 8], target[PATH_MAX];
-                ssize_t n;
-
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                if (*budget == 0 || (size_t)snprintf(crel, sizeof(crel), "%s/%s", rel,
-                                                     de->d_name) >= sizeof(crel)) {
-                        r = 0;
-                        break;
-                }
-                (*budget)--;
-                (void)snprintf(cpath, sizeof(cpath), "/etc/%s", crel);
-                if (lstat(cpath, &c.st) < 0) {
-                        r = 0;
-                        break;
-                }
-                if (S_ISDIR(c.st.st_mode)) {
-                        r = etc_add_tree(l, crel, &c.st, budget, depth + 1);
-                        continue;
-                }
-                if (!(c.name = etc_keep(l, crel, strlen(crel)))) {
-                        r = -ENOMEM;
-                        break;
-                }
-                if (S_ISLNK(c.st.st_mode)) {
-                        n = readlink(cpath, target, sizeof(target) - 1);
-                        if (n < 0) {
-                                r = 0;
-                                break;
-                        }
-                        c.kind = ETC_SYMLINK;
-                        c.data = etc_keep(l, target, (size_t)n);
-                } else if (S_ISREG(c.st.st_mode) && c.st.st_size <= COPY_MAX &&
-                           (c.st.st_mode & 0004)) {
-                        c.kind = ETC_COPY;
-                        c.mode = c.st.st_mode & 0755;
-                        c.source = etc_keep(l, cpath, strlen(cpath));
-                } else {
-                        r = 0; /* large, unreadable or special: bind the tree */
-                        break;
-                }
-                if (!c.data && !c.source)
-                        r = -ENOMEM;
-                else
-                        r = etc_add(l, &c) < 0 ? -ENOMEM : 1;
-        }
-        closedir(d);
-        return r;
-}
-
 /* One allow-listed host entry: a small world-readable file is copied, a symlink stays a
- * symlink, a small plain directory is copied whole (etc_add_tree), a directory or another file
- * is bound read-only over a mount point. */
+ * symlink, a directory or another file is bound read-only over a mount point. */
 static int etc_add_host(struct etc_list *l, const char *name)
 {
         struct etc_item it = {0};
@@ -310,11 +229,6 @@ static int etc_add_host(struct etc_list *l, const char *name)
                 it.mode = it.st.st_mode & 0755;
                 it.source = etc_keep(l, path, strlen(path));
         } else if (S_ISDIR(it.st.st_mode)) {
-                size_t mark = l->n, budget = ETC_TREE_MAX;
-                int r = etc_add_tree(l, it.name, &it.st, &budget, 1);
-                if (r != 0)
-                        return r < 0 ? r : 0;
-                l->n = mark; /* too big or not plain: bound instead */
                 it.kind = ETC_MOUNT_DIR;
         } else if (S_ISREG(it.st.st_mode)) {
                 it.kind = ETC_MOUNT_FILE;
@@ -397,9 +311,6 @@ static int plan_etc_inline(struct mount_plan *p, const struct etc_list *l)
                 case ETC_MOUNT_DIR:
                 case ETC_MOUNT_FILE:
                         r = mount_plan_add(p, MOP_BIND_RO, path, path, NULL, 0, MOP_OPTIONAL);
-                        break;
-                case ETC_DIR:
-                        r = mount_plan_add(p, MOP_MKDIR, NULL, path, NULL, it->mode, 0);
                         break;
                 default:
                         r = -EINVAL;
