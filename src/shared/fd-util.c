@@ -72,8 +72,11 @@ int read_fd_full(int fd, struct buf *b, size_t max)
                                 continue;
                         return -errno;
                 }
-                if (n == 0)
+                if (n == 0) {
+                        /* an empty file too reads as a string ("", not stale heap bytes) */
+                        b->data[b->len] = '\0';
                         break;
+                }
                 b->len += (size_t)n;
                 b->data[b->len] = '\0';
                 if (b->len > max)

@@ -147,6 +147,20 @@ static void test_atomic_write(void **unused)
         assert_int_equal(st.st_mode & 0777, 0644);
         buf_reset(&b);
         assert_int_equal(read_file_at(AT_FDCWD, p, &b, 2), -EFBIG);
+        /* an empty file reads as "" even into memory that held something else (a cgroup file
+         * read this way once found stale text where the empty file was) */
+        {
+                cleanup_buf struct buf e = BUF_INIT;
+                char q[160];
+                assert_int_equal(buf_reserve(&e, 8192), 0);
+                memset(e.data, 'x', e.cap);
+                (void)snprintf(q, sizeof(q), "%s/empty", dir);
+                assert_int_equal(write_file_atomic_at(AT_FDCWD, q, "", 0, 0600, false), 0);
+                assert_int_equal(read_file_at(AT_FDCWD, q, &e, 100), 0);
+                assert_int_equal(e.len, 0);
+                assert_string_equal(e.data, "");
+                assert_int_equal(unlink(q), 0);
+        }
         /* no temp files left behind */
         assert_int_equal(rm_rf_at(AT_FDCWD, p), 0);
         assert_int_equal(rmdir(dir), 0);
