@@ -776,7 +776,8 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
         if (r < 0)
                 return r;
         r = agent_exec(sess.chan_fd, &xx, io, ret, err);
-        (void)backend_finish(b, &sess);
+        /* Recorded before the teardown: a one-shot sandbox's PID 1 is already exiting, and its
+         * teardown (on another CPU) overlaps this write instead of following it. */
         if (r == -EPERM)
                 (void)audit_log("policy_violation",
                                 json_pack("{s:s,s:s,s:s}", "sandbox", name, "policy", "commands",
@@ -786,6 +787,7 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
                                 json_pack("{s:s,s:o,s:o}", "sandbox", name, "command",
                                           strv_json_array(x->argv), "exit_code",
                                           r >= 0 ? json_integer(ret->code) : json_null()));
+        (void)backend_finish(b, &sess);
         return r;
 }
 
