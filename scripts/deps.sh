@@ -7,8 +7,9 @@ set -euo pipefail
 
 # e2fsprogs: mkfs.ext4 for sized volumes; libmicrohttpd12: `serve`
 runtime=(slirp4netns iproute2 util-linux procps e2fsprogs libmicrohttpd12 libcurl4 libarchive13 ca-certificates)
+# musl-tools: the in-sandbox agent is linked with musl (docs/performance.md says why)
 build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev libmd-dev
-        libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libhttp-parser-dev)
+        libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libhttp-parser-dev musl-tools)
 # nodejs: the official SDKs' tests (npm comes with nodesource builds, separately in Debian's)
 tests=(python3-pytest bubblewrap time clang-format valgrind golang-github-burntsushi-toml-dev
         nodejs docker-registry skopeo umoci apache2-utils busybox-static zstd python3-jwt
