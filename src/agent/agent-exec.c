@@ -614,6 +614,7 @@ int agent_serve_exec(int fd, const struct ak_msg *msg)
         }
 
         s.pid = spawn_command(&req, &user, env, child_stdio, s.tty ? slave : NULL, &fail);
+        agent_spare_taken();
         for (int i = 0; i < 3; i++)
                 if (child_stdio[i] >= 0)
                         close(child_stdio[i]);
@@ -843,6 +844,7 @@ static _noreturn_ void supervise(const struct exec_req *req, const struct agent_
         stdio[1] = out[1];
         stdio[2] = err[1];
         pid = spawn_command(req, u, env, stdio, NULL, &fail);
+        agent_spare_taken();
         close(out[1]);
         close(err[1]);
         close(devnull);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -189,12 +190,14 @@ int agent_child_setup(const struct agent_user *u, const char *cwd)
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
 
+        /* Direct system calls: the C library's wrappers would coordinate with other threads
+         * (musl blocks every signal around each one), and a command's child has none. */
         if (u) {
-                if (setgroups(1, &u->gid) < 0 && errno != EPERM)
+                if (syscall(SYS_setgroups, 1, &u->gid) < 0 && errno != EPERM)
                         return -errno;
-                if (setresgid(u->gid, u->gid, u->gid) < 0)
+                if (syscall(SYS_setresgid, u->gid, u->gid, u->gid) < 0)
                         return -errno;
-                if (setresuid(u->uid, u->uid, u->uid) < 0)
+                if (syscall(SYS_setresuid, u->uid, u->uid, u->uid) < 0)
                         return -errno;
         }
         if (cwd && chdir(cwd) < 0)

@@ -110,6 +110,8 @@ static int serve_connection(int fd)
                         return r == -EPIPE ? 0 : r;
                 tv.tv_sec = 0;
                 (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                if (m.type != AK_EXEC) /* an exec asks once its command runs */
+                        agent_spare_taken();
                 switch (m.type) {
                 case AK_HELLO:
                         r = serve_hello(fd);
@@ -167,6 +169,7 @@ static void untrack_handler(pid_t pid)
  * for a fork (about a millisecond on a busy virtual machine). It tells PID 1 through spare_note
  * when it has taken a connection, and PID 1 forks the next one. */
 static pid_t spare_pid;
+static int spare_taken_fd = -1; /* in a spare handler: spare_note's write end, until used */
 static int spare_note[2] = {-1, -1};
 
 /* Signals PID 1 catches (and blocks, to read them through a signalfd). */
@@ -207,6 +210,15 @@ static void spawn_handler(int conn, int sigfd, int listen_fd, int sync_fd)
         track_handler(pid);
 }
 
+void agent_spare_taken(void)
+{
+        if (spare_taken_fd < 0)
+                return;
+        (void)write_all(spare_taken_fd, "x", 1);
+        close(spare_taken_fd);
+        spare_taken_fd = -1;
+}
+
 static void spawn_spare(int sigfd, int listen_fd, int sync_fd)
 {
         pid_t pid = fork();
@@ -230,8 +242,7 @@ static void spawn_spare(int sigfd, int listen_fd, int sync_fd)
                                 _exit(1);
                 }
                 close(listen_fd);
-                (void)write_all(spare_note[1], "x", 1);
-                close(spare_note[1]);
+                spare_taken_fd = spare_note[1]; /* written by agent_spare_taken() */
                 _exit(serve_connection(conn) < 0 ? 1 : 0);
         }
         spare_pid = pid;
