@@ -168,6 +168,7 @@ static void untrack_handler(pid_t pid)
 /* A spare handler is forked ahead of time and waits in accept(), so a connection never waits
  * for a fork (about a millisecond on a busy virtual machine). It tells PID 1 through spare_note
  * when it has taken a connection, and PID 1 forks the next one. */
+static pid_t agent_pid; /* this process, before any fork */
 static pid_t spare_pid;
 static int spare_taken_fd = -1; /* in a spare handler: spare_note's write end, until used */
 static int spare_note[2] = {-1, -1};
@@ -180,6 +181,10 @@ static void become_handler(int sigfd, int sync_fd)
 {
         sigset_t none;
 
+        /* Not an init, nothing ends us with the agent: the kernel must, however it dies (a
+         * SIGKILL skips shutdown_all), or a spare waiting in accept() outlives it. */
+        if (!agent_cfg.is_init && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != agent_pid))
+                _exit(0);
         close(sigfd);
         if (sync_fd >= 0)
                 close(sync_fd);
@@ -389,6 +394,7 @@ int main(int argc, char **argv)
         if ((listen_fd < 0) == (conn_fd < 0) || optind != argc)
                 usage();
         agent_cfg.is_init = getpid() == 1;
+        agent_pid = getpid();
         /* Lower the bounding set once: every command started afterwards gets at most the
          * profile's capabilities at execve, while the agent keeps its own. */
         if (agent_cfg.child_caps != ~0ull) {

@@ -4,6 +4,7 @@
  * faulty backend (the same, with injected failures): lifecycle rules, messages, and that a
  * failure at any step leaves a consistent record behind.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -40,20 +41,63 @@ static int setup(void **state)
         return 0;
 }
 
+/* Processes whose command line names dir (agents of this fixture's sandboxes), not zombies. */
+static int processes_of(const char *dir)
+{
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+        int n = 0;
+
+        while (d && (de = readdir(d))) {
+                char path[64], cmd[4096], stat[512];
+                ssize_t len;
+                int fd;
+                if (de->d_name[0] < '1' || de->d_name[0] > '9')
+                        continue;
+                (void)snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                len = fd >= 0 ? read(fd, cmd, sizeof(cmd) - 1) : -1;
+                if (fd >= 0)
+                        close(fd);
+                if (len <= 0)
+                        continue;
+                for (ssize_t i = 0; i < len; i++)
+                        if (!cmd[i])
+                                cmd[i] = ' ';
+                cmd[len] = '\0';
+                (void)snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                len = fd >= 0 ? read(fd, stat, sizeof(stat) - 1) : -1;
+                if (fd >= 0)
+                        close(fd);
+                stat[len > 0 ? len : 0] = '\0';
+                if (strstr(cmd, dir) && !strstr(stat, ") Z "))
+                        n++;
+        }
+        if (d)
+                closedir(d);
+        return n;
+}
+
 static int teardown(void **state)
 {
         struct fixture *f = *state;
         struct state_list l;
+        int left = 0;
         if (manager_list(f->m, NULL, NULL, &l) == 0) {
                 for (size_t i = 0; i < l.n; i++)
                         (void)manager_remove(f->m, l.items[i]->name, NULL);
                 state_list_free(&l);
         }
         manager_free(f->m);
+        /* every agent a test started is gone (its handlers and spare too) */
+        for (int tries = 0; tries < 100 && (left = processes_of(f->dir)) > 0; tries++)
+                usleep(20000);
         (void)rm_rf_at(AT_FDCWD, f->dir);
         while (waitpid(-1, NULL, WNOHANG) > 0)
                 ;
         free(f);
+        assert_int_equal(left, 0);
         return 0;
 }
 
