@@ -112,7 +112,7 @@ int agent_exec(int fd, const struct agent_exec_opts *o, const struct agent_io *i
         struct ak_conn c;
         cleanup_free char *chunk = NULL; /* stdin's buffer, when there is stdin */
         bool stdin_open = io->stdin_fd >= 0;
-        bool done = false;
+        bool done = false, sent = false;
         size_t st;
         int r = 0;
 
@@ -182,6 +182,11 @@ int agent_exec(int fd, const struct agent_exec_opts *o, const struct agent_io *i
                                 break;
                         }
                         r = 0;
+                        if (!sent && c.out.len == 0) {
+                                sent = true;
+                                if (io->on_sent)
+                                        io->on_sent(io->sent_ctx);
+                        }
                 }
                 if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
                         ssize_t got = ak_conn_fill(&c);

@@ -35,6 +35,10 @@ struct agent_io {
         /* Called for each chunk; stream is 1 (stdout) or 2 (stderr). Non-zero return aborts. */
         int (*on_output)(void *ctx, int stream, const void *data, size_t len);
         void *ctx;
+        /* Optional: called once, when the request has been sent in full (the command is
+         * starting): work that need not wait for the result overlaps the command. */
+        void (*on_sent)(void *ctx);
+        void *sent_ctx;
 };
 
 struct agent_exit {

@@ -55,7 +55,25 @@ static void audit_agent_refusal(const char *sandbox, const char *argv0, int r,
 }
 
 /* Activity is recorded at most once a second per sandbox: lifecycle thresholds are whole
- * seconds, and a busy sandbox would otherwise rewrite its record for every command. */
+ * seconds, and a busy sandbox would otherwise rewrite its record for every command. The record
+ * is rewritten by rename, which on ext4 flushes the new file (~1 ms here): commands record it
+ * while they start (on_sent), not after their result. */
+struct touch_ctx {
+        struct manager *m;
+        const struct sandbox_state *st;
+        bool done;
+};
+
+static void touch_unless_recent(struct manager *m, const struct sandbox_state *st);
+
+static void touch_on_sent(void *ctx)
+{
+        struct touch_ctx *t = ctx;
+        if (!t->done)
+                touch_unless_recent(t->m, t->st);
+        t->done = true;
+}
+
 static void touch_unless_recent(struct manager *m, const struct sandbox_state *st)
 {
         int64_t last;
@@ -76,19 +94,25 @@ static int run_in(struct manager *m, const char *name, enum exec_kind kind,
         struct sandbox_state *st = NULL;
         struct agent_exec_opts xx = *x;
         struct cmd_policy pol;
+        struct touch_ctx touch = {.m = m};
         int fd, r;
 
         fd = manager_connect(m, name, &st, err);
         if (fd < 0)
                 return fd;
+        touch.st = st;
         pol = policy_of(st);
         xx.policy = cmd_policy_empty(&pol) ? NULL : &pol;
         r = manager_check_command(name, &pol, x->argv, err);
         if (r >= 0) {
-                if (kind == EXEC_DETACH)
+                if (kind == EXEC_DETACH) {
                         r = agent_detach(fd, &xx, ret_detached, err);
-                else
-                        r = agent_exec(fd, &xx, io, ret_exit, err);
+                } else {
+                        struct agent_io io2 = *io;
+                        io2.on_sent = touch_on_sent;
+                        io2.sent_ctx = &touch;
+                        r = agent_exec(fd, &xx, &io2, ret_exit, err);
+                }
                 audit_agent_refusal(name, x->argv[0], r, err);
         }
         close(fd);
@@ -104,7 +128,7 @@ static int run_in(struct manager *m, const char *name, enum exec_kind kind,
                                            : json_null());
                 (void)audit_log(kind == EXEC_ATTACH ? "session_attached" : "command_executed", ev);
         }
-        touch_unless_recent(m, st);
+        touch_on_sent(&touch); /* when the command never got that far */
         state_free(st);
         return r;
 }
