@@ -796,10 +796,6 @@ static int engine_finish(struct backend_session *bs)
 {
         struct engine_session *s = bs->priv;
 
-        if (bs->chan_fd >= 0) {
-                close(bs->chan_fd);
-                bs->chan_fd = -1;
-        }
         if (!s)
                 return 0;
         if (s->pooled) {

@@ -145,9 +145,6 @@ static int fake_finish(struct backend_session *bs)
 {
         struct fake_session *s = bs->priv;
 
-        if (bs->chan_fd >= 0)
-                close(bs->chan_fd);
-        bs->chan_fd = -1;
         if (!s)
                 return 0;
         close(s->sync_fd); /* the agent stops its handlers and exits */

@@ -530,10 +530,6 @@ static int native_finish(struct backend_session *bs)
 {
         struct native_session *s = bs->priv;
 
-        if (bs->chan_fd >= 0) {
-                close(bs->chan_fd);
-                bs->chan_fd = -1;
-        }
         if (!s)
                 return 0;
         /* Killing the init of the pid namespace kills everything in it. */

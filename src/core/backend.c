@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shared/macro.h"
 
@@ -65,6 +66,11 @@ int backend_start(const struct backend_ops *b, const struct backend_config *cfg,
 
 int backend_finish(const struct backend_ops *b, struct backend_session *s)
 {
+        /* the channel first: the agent sees its caller gone before the sandbox goes */
+        if (s->chan_fd >= 0) {
+                close(s->chan_fd);
+                s->chan_fd = -1;
+        }
         return b->finish ? b->finish(s) : -EOPNOTSUPP;
 }
 

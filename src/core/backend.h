@@ -75,6 +75,7 @@ struct backend_ops {
          * outlives this process and is found again through cfg->ref. */
         int (*start)(const struct backend_config *cfg, struct backend_session *ret_session,
                      struct ak_err *err);
+        /* Ends an ephemeral sandbox; backend_finish() has closed s->chan_fd already. */
         int (*finish)(struct backend_session *s);
         int (*stop)(const struct sandbox_ref *ref, struct ak_err *err);
         /* Removes whatever the backend still holds for a stopped sandbox. Idempotent. */
@@ -105,6 +106,7 @@ const struct backend_ops *const *backend_all(void);
 int backend_probe(const struct backend_ops *b, char *why, size_t why_len);
 int backend_start(const struct backend_ops *b, const struct backend_config *cfg,
                   struct backend_session *ret_session, struct ak_err *err);
+/* Closes the session's channel, then has the backend end the sandbox. */
 int backend_finish(const struct backend_ops *b, struct backend_session *s);
 int backend_stop(const struct backend_ops *b, const struct sandbox_ref *ref, struct ak_err *err);
 int backend_cleanup(const struct backend_ops *b, const struct sandbox_ref *ref, struct ak_err *err);

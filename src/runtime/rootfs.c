@@ -156,37 +156,18 @@ static int mirror_ro(struct mount_plan *p, const char *path)
 struct etc_list {
         struct etc_item *v;
         size_t n, cap;
-        char **strings; /* owned copies */
-        size_t n_strings, cap_strings;
+        struct str_pool strings; /* what the items point into */
 };
 
 static void etc_list_free(struct etc_list *l)
 {
-        for (size_t i = 0; i < l->n_strings; i++)
-                free(l->strings[i]);
-        free(l->strings);
+        str_pool_free(&l->strings);
         free(l->v);
 }
 
 static const char *etc_keep(struct etc_list *l, const char *s, size_t len)
 {
-        char *c;
-
-        if (l->n_strings == l->cap_strings) {
-                size_t cap = l->cap_strings ? l->cap_strings * 2 : 64;
-                char **nv = reallocarray(l->strings, cap, sizeof(*nv));
-                if (!nv)
-                        return NULL;
-                l->strings = nv;
-                l->cap_strings = cap;
-        }
-        c = malloc(len + 1);
-        if (!c)
-                return NULL;
-        memcpy(c, s, len);
-        c[len] = '\0';
-        l->strings[l->n_strings++] = c;
-        return c;
+        return str_pool_add(&l->strings, s, len);
 }
 
 static int etc_add(struct etc_list *l, const struct etc_item *it)

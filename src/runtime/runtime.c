@@ -58,34 +58,14 @@
 
 void mount_plan_free(struct mount_plan *p)
 {
-        for (size_t i = 0; i < p->n_strings; i++)
-                free(p->strings[i]);
-        free(p->strings);
+        str_pool_free(&p->strings);
         free(p->ops);
         memset(p, 0, sizeof(*p));
 }
 
 static const char *plan_keep(struct mount_plan *p, const char *s, size_t len)
 {
-        char *copy;
-
-        if (!s)
-                return NULL;
-        if (p->n_strings == p->cap_strings) {
-                size_t ncap = p->cap_strings ? p->cap_strings * 2 : 32;
-                char **n = realloc(p->strings, ncap * sizeof(char *));
-                if (!n)
-                        return NULL;
-                p->strings = n;
-                p->cap_strings = ncap;
-        }
-        copy = malloc(len + 1);
-        if (!copy)
-                return NULL;
-        memcpy(copy, s, len);
-        copy[len] = '\0';
-        p->strings[p->n_strings++] = copy;
-        return copy;
+        return s ? str_pool_add(&p->strings, s, len) : NULL;
 }
 
 static int plan_push(struct mount_plan *p, const struct mount_op *op)

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "shared/buf.h"
 #include "shared/err.h"
 
 enum mount_op_type {
@@ -65,8 +66,7 @@ struct mount_op {
 struct mount_plan {
         struct mount_op *ops;
         size_t n, cap;
-        char **strings;
-        size_t n_strings, cap_strings;
+        struct str_pool strings;
 };
 
 void mount_plan_free(struct mount_plan *p);

@@ -124,6 +124,35 @@ size_t strv_len(char *const *v)
         return n;
 }
 
+const char *str_pool_add(struct str_pool *p, const char *s, size_t len)
+{
+        char *c;
+
+        if (p->n == p->cap) {
+                size_t cap = p->cap ? p->cap * 2 : 32;
+                char **nv = reallocarray(p->v, cap, sizeof(*nv));
+                if (!nv)
+                        return NULL;
+                p->v = nv;
+                p->cap = cap;
+        }
+        c = malloc(len + 1);
+        if (!c)
+                return NULL;
+        memcpy(c, s, len);
+        c[len] = '\0';
+        p->v[p->n++] = c;
+        return c;
+}
+
+void str_pool_free(struct str_pool *p)
+{
+        for (size_t i = 0; i < p->n; i++)
+                free(p->v[i]);
+        free(p->v);
+        *p = (struct str_pool){0};
+}
+
 char **strv_dup(char *const *v)
 {
         size_t n = strv_len(v);

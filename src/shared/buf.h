@@ -42,6 +42,15 @@ static inline void cleanup_buf_fn(struct buf *b)
 }
 #define cleanup_buf __attribute__((cleanup(cleanup_buf_fn)))
 
+/* Owned copies of strings, freed together (plans and lists that point into them). */
+struct str_pool {
+        char **v;
+        size_t n, cap;
+};
+/* A copy of the len bytes at s, NUL-terminated, owned by the pool; NULL on ENOMEM. */
+const char *str_pool_add(struct str_pool *p, const char *s, size_t len);
+void str_pool_free(struct str_pool *p);
+
 /* NULL-terminated string vectors. strv_dup(NULL) is NULL; NULL also on OOM (check v first). */
 size_t strv_len(char *const *v);
 char **strv_dup(char *const *v);
