@@ -2,7 +2,8 @@
 /*
  * api-bench: latency of `POST /sandboxes/{name}/exec` of /bin/true through `agentkernel serve`,
  * with 1 and with 16 concurrent keep-alive clients, beside the CLI's own `agentkernel exec` into
- * the same sandbox in the same run. Prints p50/p90/p99 in milliseconds and the API/CLI ratio.
+ * the same sandbox in the same run, and the floor under all of them: spawning /bin/true on the
+ * host with no sandbox. Prints p50/p90/p99 in milliseconds and each p50 over the CLI's.
  * The sandbox gets 2 vCPUs (this machine's count): with the default 1, sixteen concurrent
  * commands are throttled by the sandbox's own CPU quota, which is the limit doing its job.
  */
@@ -136,6 +137,25 @@ static bool measure_api(int clients, int n, double *all)
         return ok;
 }
 
+/* The floor under any exec of /bin/true: spawning it and waiting, on the host, no sandbox. */
+static bool measure_floor(int n, double *ms)
+{
+        char *argv[] = {"/bin/true", NULL};
+
+        for (int i = 0; i < n; i++) {
+                double t0 = now_ms();
+                pid_t pid;
+                int st;
+                if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0)
+                        return false;
+                while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                        ;
+                ms[i] = now_ms() - t0;
+        }
+        qsort(ms, (size_t)n, sizeof(double), cmp_double);
+        return true;
+}
+
 static bool measure_cli(const char *ak, int n, double *ms)
 {
         char *argv[] = {(char *)ak, "exec", "bench", "--", "/bin/true", NULL};
@@ -168,7 +188,7 @@ int main(int argc, char **argv)
         const char *ak = "agentkernel";
         char datadir[] = "/tmp/ak-api-bench-XXXXXX", portarg[16];
         int n = 400, c, fd = -1;
-        double *one, *many, *cli;
+        double *one, *many, *cli, *floor_ms;
         pid_t server;
 
         while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -214,9 +234,11 @@ int main(int argc, char **argv)
         one = calloc((size_t)n, sizeof(double));
         many = calloc((size_t)n, sizeof(double));
         cli = calloc((size_t)n, sizeof(double));
+        floor_ms = calloc((size_t)n, sizeof(double));
         /* warm up both paths, then measure: CLI, API x1, API x16 */
         (void)measure_cli(ak, 20, cli);
         (void)measure_api(1, 32, one);
+        bool ok_floor = measure_floor(n, floor_ms);
         bool ok_cli = measure_cli(ak, n, cli);
         bool ok_one = measure_api(1, n, one);
         bool ok_many = measure_api(16, n, many);
@@ -229,6 +251,10 @@ int main(int argc, char **argv)
                "milliseconds\n",
                n);
         printf("%-34s %8s %8s %8s %10s\n", "", "p50", "p90", "p99", "p50/CLI");
+        if (ok_floor && ok_cli)
+                printf("%-34s %8.2f %8.2f %8.2f %10.2f\n", "spawn /bin/true on the host (floor)",
+                       pct(floor_ms, n, 50), pct(floor_ms, n, 90), pct(floor_ms, n, 99),
+                       pct(floor_ms, n, 50) / pct(cli, n, 50));
         if (ok_cli)
                 printf("%-34s %8.2f %8.2f %8.2f %10.2f\n", "agentkernel exec (CLI)",
                        pct(cli, n, 50), pct(cli, n, 90), pct(cli, n, 99), 1.0);

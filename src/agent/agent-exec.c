@@ -24,6 +24,17 @@
 #include <unistd.h>
 
 #include "agent.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define AK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define AK_ASAN 1
+#endif
+#endif
+#if AK_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 #include "shared/cleanup.h"
 #include "shared/cmd-policy.h"
 #include "shared/fd-util.h"
@@ -159,16 +170,18 @@ static int exec_prepare(int fd, const struct ak_msg *msg, struct exec_req *req,
         return 0;
 }
 
-/* Child-side failure report: which step failed and errno, written to the CLOEXEC error pipe. */
+/* Child-side failure report: which step failed and errno. */
 struct spawn_fail {
         int step; /* 0: setup (user, cwd, capabilities), 1: execve */
-        int err;
+        int err;  /* 0: no failure */
 };
 
-static _noreturn_ void child_fail(int errfd, int step, int err)
+/* The child shares the handler's memory and the handler sleeps until it has called execve or
+ * exited (CLONE_VFORK), so the report is written straight into the handler's struct. */
+static _noreturn_ void child_fail(struct spawn_fail *f, int step, int err)
 {
-        struct spawn_fail f = {step, err};
-        (void)write_all(errfd, &f, sizeof(f));
+        f->step = step;
+        f->err = err ? err : EIO;
         _exit(step == 1 && err == ENOENT ? 127 : 126);
 }
 
@@ -220,7 +233,7 @@ struct spawn_args {
         char **env;
         const int *stdio;
         const char *pty_slave;
-        int errfd;
+        struct spawn_fail *fail;
 };
 
 /* Runs in a vfork-style child sharing the handler's memory: only syscalls, no allocation, no
@@ -233,29 +246,26 @@ static int spawn_child(void *arg)
         if (a->pty_slave) {
                 int s;
                 if (setsid() < 0)
-                        child_fail(a->errfd, 0, errno);
+                        child_fail(a->fail, 0, errno);
                 s = open(a->pty_slave, O_RDWR | O_NOCTTY);
                 if (s < 0 || ioctl(s, TIOCSCTTY, 0) < 0)
-                        child_fail(a->errfd, 0, errno);
+                        child_fail(a->fail, 0, errno);
                 if (dup2(s, 0) < 0 || dup2(s, 1) < 0 || dup2(s, 2) < 0)
-                        child_fail(a->errfd, 0, errno);
+                        child_fail(a->fail, 0, errno);
                 if (s > 2)
                         close(s);
         } else {
                 (void)setpgid(0, 0);
                 for (int i = 0; i < 3; i++)
                         if (dup2(a->stdio[i], i) < 0)
-                                child_fail(a->errfd, 0, errno);
+                                child_fail(a->fail, 0, errno);
         }
-        /* everything but stdio and the (close-on-exec) error pipe */
-        if (a->errfd > 3)
-                (void)syscall(SYS_close_range, 3u, (unsigned)a->errfd - 1, 0u);
-        (void)syscall(SYS_close_range, (unsigned)a->errfd + 1, ~0u, 0u);
+        (void)syscall(SYS_close_range, 3u, ~0u, 0u); /* everything but stdio */
         r = agent_child_setup(a->u, a->req->cwd ? a->req->cwd : agent_cfg.workdir);
         if (r < 0)
-                child_fail(a->errfd, 0, -r);
+                child_fail(a->fail, 0, -r);
         exec_search(a->req->argv, a->env);
-        child_fail(a->errfd, 1, errno);
+        child_fail(a->fail, 1, errno);
 }
 
 /* Starts the command (vfork semantics: the handler's pages are not copied, which makes this
@@ -265,28 +275,22 @@ static pid_t spawn_command(const struct exec_req *req, const struct agent_user *
                            const int stdio[3], const char *pty_slave, struct spawn_fail *fail)
 {
         static char stack[64 * 1024] __attribute__((aligned(16)));
-        struct spawn_args a = {req, u, env, stdio, pty_slave, -1};
-        int errpipe[2];
+        struct spawn_args a = {req, u, env, stdio, pty_slave, fail};
         pid_t pid;
-        ssize_t n;
 
-        if (pipe2(errpipe, O_CLOEXEC) < 0)
-                return -errno;
-        a.errfd = errpipe[1];
+        *fail = (struct spawn_fail){0, 0};
+#if AK_ASAN
+        /* the last child left its frames' redzones poisoned: it never returned, it exec'd */
+        ASAN_UNPOISON_MEMORY_REGION(stack, sizeof(stack));
+#endif
         pid = clone(spawn_child, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
-        close(errpipe[1]);
         if (pid < 0) {
-                int e = errno;
-                close(errpipe[0]);
-                return -e;
+                *fail = (struct spawn_fail){0, errno}; /* no process (the pids limit, memory) */
+                return -fail->err;
         }
-        do
-                n = read(errpipe[0], fail, sizeof(*fail));
-        while (n < 0 && errno == EINTR);
-        close(errpipe[0]);
-        if (n == (ssize_t)sizeof(*fail)) {
+        if (fail->err) {
                 (void)waitpid(pid, NULL, 0);
-                return -(fail->err ? fail->err : EIO);
+                return -fail->err;
         }
         return pid;
 }
@@ -369,6 +373,7 @@ struct session {
         int64_t deadline_ns;    /* timeout, 0 = none */
         int64_t drain_until_ns; /* after exit: stop waiting for output at this time */
         bool timed_out;
+        size_t read_size; /* next output read: grows while reads come back full */
 };
 
 static void session_kill(struct session *s, int sig)
@@ -423,10 +428,19 @@ static int session_handle_msg(struct session *s, const struct ak_msg *m)
         }
 }
 
-static int read_output(struct session *s, int *fdp, uint16_t type)
+/* Output is read straight into the connection's buffer, as much as the last read suggests: a
+ * command that writes little keeps the buffer small (a 64 KiB read each time costs the handler
+ * a mapping and an unmapping per command, with a TLB flush across CPUs); one that writes a lot
+ * soon reads whole chunks. revents without POLLIN is the end: nothing left to read. */
+static int read_output(struct session *s, int *fdp, uint16_t type, short revents)
 {
-        ssize_t n = ak_put_frame_from_fd(&s->conn.out, type, *fdp, AK_CHUNK);
+        ssize_t n = 0;
 
+        if (revents & POLLIN) {
+                n = ak_put_frame_from_fd(&s->conn.out, type, *fdp, s->read_size);
+                if (n == (ssize_t)s->read_size && s->read_size < AK_CHUNK)
+                        s->read_size = MIN(s->read_size * 2, (size_t)AK_CHUNK);
+        }
         if (n == -EAGAIN)
                 return 0;
         if (n == -ENOMEM)
@@ -554,14 +568,18 @@ static int session_run(struct session *s)
                         if (s->stdin_eof && s->pending_in.len == 0)
                                 session_close_in(s);
                 }
-                if (i_out >= 0 && p[i_out].revents && read_output(s, &s->out_fd, AK_STDOUT) < 0)
+                if (i_out >= 0 && p[i_out].revents &&
+                    read_output(s, &s->out_fd, AK_STDOUT, p[i_out].revents) < 0)
                         return -ENOMEM;
-                if (i_err >= 0 && p[i_err].revents && read_output(s, &s->err_fd, AK_STDERR) < 0)
+                if (i_err >= 0 && p[i_err].revents &&
+                    read_output(s, &s->err_fd, AK_STDERR, p[i_err].revents) < 0)
                         return -ENOMEM;
         }
         return 0;
 }
 
+/* SIGCHLD through a signalfd while a command runs; undone by end_sigchld (handlers serve many
+ * connections). */
 static int setup_sigchld(void)
 {
         sigset_t m;
@@ -571,12 +589,23 @@ static int setup_sigchld(void)
         return signalfd(-1, &m, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
+static void end_sigchld(int sigfd)
+{
+        sigset_t m;
+        sigemptyset(&m);
+        sigaddset(&m, SIGCHLD);
+        if (sigfd >= 0)
+                close(sigfd);
+        sigprocmask(SIG_UNBLOCK, &m, NULL);
+}
+
 int agent_serve_exec(int fd, const struct ak_msg *msg)
 {
         struct exec_req req;
         struct agent_user user;
         cleanup_strv char **env = NULL;
-        struct session s = {.in_fd = -1, .out_fd = -1, .err_fd = -1, .sigfd = -1};
+        struct session s = {
+            .in_fd = -1, .out_fd = -1, .err_fd = -1, .sigfd = -1, .read_size = 4096};
         int child_stdio[3] = {-1, -1, -1};
         char slave[128] = "";
         struct spawn_fail fail = {0, 0};
@@ -614,7 +643,6 @@ int agent_serve_exec(int fd, const struct ak_msg *msg)
         }
 
         s.pid = spawn_command(&req, &user, env, child_stdio, s.tty ? slave : NULL, &fail);
-        agent_spare_taken();
         for (int i = 0; i < 3; i++)
                 if (child_stdio[i] >= 0)
                         close(child_stdio[i]);
@@ -626,6 +654,7 @@ int agent_serve_exec(int fd, const struct ak_msg *msg)
                 ak_put_frame(&s.conn.out, AK_STDERR, m, strlen(m));
                 queue_exit(&s.conn, fail.step == 1 && fail.err == ENOENT ? 127 : 126, 0, false);
                 r = conn_drain_out(&s.conn);
+                end_sigchld(s.sigfd);
                 ak_conn_release(&s.conn);
                 exec_req_free(&req);
                 return r;
@@ -659,6 +688,7 @@ int agent_serve_exec(int fd, const struct ak_msg *msg)
         if (s.err_fd >= 0)
                 close(s.err_fd);
         session_close_in(&s);
+        end_sigchld(s.sigfd);
         buf_free(&s.pending_in);
         ak_conn_release(&s.conn);
         exec_req_free(&req);
@@ -844,7 +874,6 @@ static _noreturn_ void supervise(const struct exec_req *req, const struct agent_
         stdio[1] = out[1];
         stdio[2] = err[1];
         pid = spawn_command(req, u, env, stdio, NULL, &fail);
-        agent_spare_taken();
         close(out[1]);
         close(err[1]);
         close(devnull);

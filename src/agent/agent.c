@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -37,8 +38,6 @@
 #define HOLD_MAX 4 /* --hold-fd given at most this often */
 
 extern char **environ;
-
-static pid_t handlers[HANDLERS_MAX]; /* live handler pids, for shutdown when not PID 1 */
 
 void agent_log(const char *fmt, ...)
 {
@@ -110,8 +109,6 @@ static int serve_connection(int fd)
                         return r == -EPIPE ? 0 : r;
                 tv.tv_sec = 0;
                 (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-                if (m.type != AK_EXEC) /* an exec asks once its command runs */
-                        agent_spare_taken();
                 switch (m.type) {
                 case AK_HELLO:
                         r = serve_hello(fd);
@@ -149,109 +146,253 @@ static int serve_connection(int fd)
         }
 }
 
-static void track_handler(pid_t pid)
-{
-        for (size_t i = 0; i < HANDLERS_MAX; i++)
-                if (handlers[i] == 0) {
-                        handlers[i] = pid;
-                        return;
-                }
-}
+/*
+ * Handlers. PID 1 never serves a connection itself: handler processes wait for connections and
+ * each serves one at a time, then waits for the next. PID 1 keeps one handler free at all times,
+ * forking another as soon as the last free one takes a connection, so a connection never waits
+ * for a fork; and handlers are kept, so a fork (about a millisecond on a busy virtual machine,
+ * and page-table work that slows the command running beside it) is paid only when more
+ * connections run at once than ever before. Steady one-at-a-time use settles at two handlers
+ * and no forks.
+ *
+ * Handlers tell PID 1 through the note pipe when they take a connection and when they are free
+ * again. Whatever a burst left behind is retired: when more than one handler has stayed free for
+ * a whole HANDLER_SURPLUS_WINDOW_MS, the surplus exits (handlers count against the sandbox's pids
+ * limit). A retired handler gets SIGUSR1, which it lets in only while it waits, so a connection
+ * it has taken is always served.
+ *
+ * A handler is reused only if its connection left nothing behind: no child process (a detached
+ * command's supervisor is one), no fd beyond its own few, the signal mask it started with. It
+ * exits after HANDLER_CONNECTIONS_MAX connections, which bounds what a leak could ever grow to.
+ */
+#define HANDLER_SURPLUS_WINDOW_MS 2000
+#define HANDLER_CONNECTIONS_MAX 10000
+#define HANDLER_FORK_RETRY_MS 100 /* after a failed fork, with no handler free */
 
-static void untrack_handler(pid_t pid)
-{
-        for (size_t i = 0; i < HANDLERS_MAX; i++)
-                if (handlers[i] == pid)
-                        handlers[i] = 0;
-}
+enum handler_state {
+        HANDLER_FREE, /* waiting for a connection, or on its way there after its fork */
+        HANDLER_BUSY,
+        HANDLER_RETIRING, /* asked to exit (SIGUSR1) */
+};
 
-/* A spare handler is forked ahead of time and waits in accept(), so a connection never waits
- * for a fork (about a millisecond on a busy virtual machine). It tells PID 1 through spare_note
- * when it has taken a connection, and PID 1 forks the next one. */
+struct handler {
+        pid_t pid;
+        enum handler_state state;
+        int64_t free_since_ns;
+};
+
+struct handler_note {
+        int32_t pid;
+        int32_t state; /* HANDLER_FREE or HANDLER_BUSY */
+};
+
 static pid_t agent_pid; /* this process, before any fork */
-static pid_t spare_pid;
-static int spare_taken_fd = -1; /* in a spare handler: spare_note's write end, until used */
-static int spare_note[2] = {-1, -1};
+static struct handler handlers[HANDLERS_MAX];
+static size_t n_handlers;
+static int note_pipe[2] = {-1, -1}; /* handlers -> PID 1: struct handler_note records */
+/* while more than one handler is free: since when, and the fewest free since then */
+static int64_t surplus_since_ns;
+static size_t surplus_min;
 
 /* Signals PID 1 catches (and blocks, to read them through a signalfd). */
 static const int pid1_signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
 
-/* In a new handler process: drop what only PID 1 needs, default signals. */
-static void become_handler(int sigfd, int sync_fd)
+static volatile sig_atomic_t handler_retire;
+
+static void on_retire(int sig)
 {
-        sigset_t none;
+        (void)sig;
+        handler_retire = 1;
+}
+
+static void handler_note(enum handler_state state)
+{
+        struct handler_note n = {(int32_t)getpid(), (int32_t)state};
+        /* one write of less than PIPE_BUF: never interleaved with another handler's */
+        (void)write_all(note_pipe[1], &n, sizeof(n));
+}
+
+/* Waits for a connection; exits when retired. epfd watches the listening socket with
+ * EPOLLEXCLUSIVE: one waiting handler wakes per connection, not all of them. */
+static int handler_accept(int listen_fd, int epfd, const sigset_t *waiting_mask)
+{
+        for (;;) {
+                struct epoll_event ev;
+                int conn;
+
+                if (handler_retire)
+                        _exit(0);
+                if (epoll_pwait(epfd, &ev, 1, -1, waiting_mask) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        _exit(1);
+                }
+                conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+                if (conn >= 0)
+                        return conn;
+                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        _exit(1);
+        }
+}
+
+/* After a connection: true if this process is as it was before it, and may serve another. */
+static bool handler_reusable(const int *keep, size_t n_keep, const sigset_t *serving_mask)
+{
+        for (;;) {
+                pid_t p = waitpid(-1, NULL, WNOHANG);
+                if (p == 0)
+                        return false; /* a child still runs (a detached command's supervisor) */
+                if (p < 0)
+                        break; /* ECHILD: none left */
+        }
+        if (close_all_fds_except(3, keep, n_keep) < 0)
+                return false;
+        return sigprocmask(SIG_SETMASK, serving_mask, NULL) == 0;
+}
+
+/* The life of a handler process, from its fork to its exit. */
+static _noreturn_ void handler_main(int listen_fd)
+{
+        struct sigaction sa = {.sa_handler = on_retire}; /* no SA_RESTART: ends the wait */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE};
+        sigset_t serving, waiting;
+        int epfd;
 
         /* Not an init, nothing ends us with the agent: the kernel must, however it dies (a
-         * SIGKILL skips shutdown_all), or a spare waiting in accept() outlives it. */
+         * SIGKILL skips shutdown_all), or a handler waiting for a connection outlives it. */
         if (!agent_cfg.is_init && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != agent_pid))
                 _exit(0);
-        close(sigfd);
-        if (sync_fd >= 0)
-                close(sync_fd);
-        if (spare_note[0] >= 0)
-                close(spare_note[0]);
         for (size_t i = 0; i < ARRAY_SIZE(pid1_signals); i++)
                 (void)signal(pid1_signals[i], SIG_DFL);
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
+        (void)sigaction(SIGUSR1, &sa, NULL);
+        sigemptyset(&waiting);
+        sigemptyset(&serving);
+        sigaddset(&serving, SIGUSR1);
+        (void)sigprocmask(SIG_SETMASK, &serving, NULL);
+        epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, listen_fd, &ev) < 0)
+                _exit(1);
+
+        /* PID 1's signalfd, sync channel, note reader and held fds are not ours to keep */
+        const int keep[] = {listen_fd, epfd, note_pipe[1], agent_cfg.state_fd};
+        (void)close_all_fds_except(3, keep, ARRAY_SIZE(keep));
+        for (unsigned served = 0; served < HANDLER_CONNECTIONS_MAX; served++) {
+                int conn = handler_accept(listen_fd, epfd, &waiting), r;
+
+                handler_note(HANDLER_BUSY);
+                r = serve_connection(conn);
+                close(conn);
+                if (r < 0)
+                        _exit(1);
+                if (!handler_reusable(keep, ARRAY_SIZE(keep), &serving))
+                        _exit(0);
+                handler_note(HANDLER_FREE);
+        }
+        _exit(0);
 }
 
-static void spawn_handler(int conn, int sigfd, int listen_fd, int sync_fd)
+static bool spawn_handler(int listen_fd)
 {
-        pid_t pid = fork();
+        pid_t pid;
 
+        if (n_handlers == HANDLERS_MAX) {
+                errno = EAGAIN;
+                return false;
+        }
+        pid = fork();
         if (pid < 0) {
                 agent_log("fork handler: %s", strerror(errno));
-                return;
+                return false;
         }
-        if (pid == 0) {
-                become_handler(sigfd, sync_fd);
-                if (listen_fd >= 0)
-                        close(listen_fd);
-                if (spare_note[1] >= 0)
-                        close(spare_note[1]);
-                _exit(serve_connection(conn) < 0 ? 1 : 0);
-        }
-        track_handler(pid);
+        if (pid == 0)
+                handler_main(listen_fd);
+        handlers[n_handlers++] = (struct handler){pid, HANDLER_FREE, now_monotonic_ns()};
+        return true;
 }
 
-void agent_spare_taken(void)
+static struct handler *handler_find(pid_t pid)
 {
-        if (spare_taken_fd < 0)
-                return;
-        (void)write_all(spare_taken_fd, "x", 1);
-        close(spare_taken_fd);
-        spare_taken_fd = -1;
+        for (size_t i = 0; i < n_handlers; i++)
+                if (handlers[i].pid == pid)
+                        return &handlers[i];
+        return NULL;
 }
 
-static void spawn_spare(int sigfd, int listen_fd, int sync_fd)
+static void handler_forget(pid_t pid)
 {
-        pid_t pid = fork();
+        struct handler *h = handler_find(pid);
+        if (h)
+                *h = handlers[--n_handlers];
+}
 
-        if (pid < 0) {
-                agent_log("fork spare handler: %s", strerror(errno));
-                spare_pid = 0; /* PID 1 accepts itself until a fork works again */
-                return;
-        }
-        if (pid == 0) {
-                int conn;
-                become_handler(sigfd, sync_fd);
-                for (;;) {
-                        struct pollfd p = {listen_fd, POLLIN, 0};
-                        if (poll(&p, 1, -1) < 0 && errno != EINTR)
-                                _exit(1);
-                        conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-                        if (conn >= 0)
-                                break;
-                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                                _exit(1);
+static size_t handlers_free(void)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < n_handlers; i++)
+                n += handlers[i].state == HANDLER_FREE;
+        return n;
+}
+
+static void read_notes(void)
+{
+        struct handler_note n[64];
+        ssize_t got;
+
+        while ((got = read(note_pipe[0], n, sizeof(n))) > 0)
+                for (size_t i = 0; i < (size_t)got / sizeof(n[0]); i++) {
+                        struct handler *h = handler_find(n[i].pid);
+                        if (!h || h->state == HANDLER_RETIRING)
+                                continue;
+                        h->state = n[i].state == HANDLER_FREE ? HANDLER_FREE : HANDLER_BUSY;
+                        h->free_since_ns = now_monotonic_ns();
                 }
-                close(listen_fd);
-                spare_taken_fd = spare_note[1]; /* written by agent_spare_taken() */
-                _exit(serve_connection(conn) < 0 ? 1 : 0);
+}
+
+/* Retires the handlers a burst left: after HANDLER_SURPLUS_WINDOW_MS during which at least k > 1
+ * handlers were free all along, k - 1 of them (longest free first). Returns the poll timeout
+ * until the current window ends (ms), or -1 when there is no surplus. */
+static int retire_surplus(void)
+{
+        int64_t now = now_monotonic_ns(), window = HANDLER_SURPLUS_WINDOW_MS * NSEC_PER_MSEC;
+        size_t free_now = handlers_free();
+
+        if (free_now <= 1) {
+                surplus_since_ns = 0;
+                return -1;
         }
-        spare_pid = pid;
-        track_handler(pid);
+        if (!surplus_since_ns || free_now < surplus_min) {
+                if (!surplus_since_ns)
+                        surplus_since_ns = now;
+                surplus_min = free_now;
+        }
+        if (now - surplus_since_ns < window)
+                return (int)((surplus_since_ns + window - now) / NSEC_PER_MSEC) + 1;
+        for (size_t k = surplus_min - 1; k > 0; k--) {
+                struct handler *oldest = NULL;
+                for (size_t i = 0; i < n_handlers; i++)
+                        if (handlers[i].state == HANDLER_FREE &&
+                            (!oldest || handlers[i].free_since_ns < oldest->free_since_ns))
+                                oldest = &handlers[i];
+                if (!oldest)
+                        break;
+                (void)kill(oldest->pid, SIGUSR1);
+                oldest->state = HANDLER_RETIRING;
+        }
+        surplus_since_ns = 0;
+        return -1;
+}
+
+/* A connection waits, no handler is free and none could be forked: it gets an error rather than
+ * a wait with no end. */
+static void refuse_waiting_connection(int listen_fd, int err)
+{
+        int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+        if (conn < 0)
+                return;
+        (void)agent_send_error(conn, err, "the sandbox cannot start a handler for this request: %s",
+                               strerror(err));
+        close(conn);
 }
 
 /* Stops everything: SIGTERM to all, a grace period, then exit (the kernel kills the rest of the
@@ -271,12 +412,9 @@ static _noreturn_ void shutdown_all(void)
                 }
                 (void)kill(-1, SIGKILL);
         } else {
-                /* not an init: nothing ends our children for us, the waiting spare included */
-                for (size_t i = 0; i < HANDLERS_MAX; i++)
-                        if (handlers[i] > 0)
-                                (void)kill(handlers[i], SIGKILL);
-                if (spare_pid > 0)
-                        (void)kill(spare_pid, SIGKILL);
+                /* not an init: nothing ends our children for us, waiting handlers included */
+                for (size_t i = 0; i < n_handlers; i++)
+                        (void)kill(handlers[i].pid, SIGKILL);
         }
         _exit(0);
 }
@@ -441,31 +579,35 @@ int main(int argc, char **argv)
                 shutdown_all();
         }
         (void)fd_set_nonblock(listen_fd, true);
-        if (pipe2(spare_note, O_CLOEXEC | O_NONBLOCK) < 0) {
+        /* the read end only is non-blocking: a handler waits if PID 1 ever falls behind */
+        if (pipe2(note_pipe, O_CLOEXEC) < 0 || fd_set_nonblock(note_pipe[0], true) < 0) {
                 agent_log("pipe: %s", strerror(errno));
                 return 1;
         }
-        spawn_spare(sigfd, listen_fd, sync_fd);
-
         for (;;) {
                 struct pollfd p[4];
                 nfds_t n = 0;
-                int i_listen = -1, i_sync = -1, i_note;
+                int i_listen = -1, i_sync = -1, i_note, timeout, fork_err = 0;
                 struct signalfd_siginfo si;
-                bool respawn = false;
 
+                /* one handler free at all times */
+                if (handlers_free() == 0 && !spawn_handler(listen_fd))
+                        fork_err = errno;
+                timeout = retire_surplus();
                 p[n++] = (struct pollfd){sigfd, POLLIN, 0};
                 i_note = (int)n;
-                p[n++] = (struct pollfd){spare_note[0], POLLIN, 0};
-                if (spare_pid == 0) {
+                p[n++] = (struct pollfd){note_pipe[0], POLLIN, 0};
+                if (fork_err) {
+                        /* retry soon; meanwhile a waiting connection gets an error */
                         i_listen = (int)n;
                         p[n++] = (struct pollfd){listen_fd, POLLIN, 0};
+                        timeout = HANDLER_FORK_RETRY_MS;
                 }
                 if (sync_fd >= 0) {
                         i_sync = (int)n;
                         p[n++] = (struct pollfd){sync_fd, POLLIN, 0};
                 }
-                if (poll(p, n, -1) < 0) {
+                if (poll(p, n, timeout) < 0) {
                         if (errno == EINTR)
                                 continue;
                         agent_log("poll: %s", strerror(errno));
@@ -478,33 +620,16 @@ int main(int argc, char **argv)
                         if (!agent_cfg.is_init || si.ssi_pid == 0)
                                 shutdown_all();
                 }
+                if (p[i_note].revents & POLLIN)
+                        read_notes();
                 for (;;) {
                         pid_t pid = waitpid(-1, NULL, WNOHANG);
                         if (pid <= 0)
                                 break;
-                        untrack_handler(pid);
-                        if (pid == spare_pid) {
-                                spare_pid = 0; /* died without taking a connection */
-                                respawn = true;
-                        }
+                        handler_forget(pid);
                 }
-                if (p[i_note].revents & POLLIN) {
-                        char drain[64];
-                        while (read(spare_note[0], drain, sizeof(drain)) > 0)
-                                ;
-                        spare_pid = 0;
-                        respawn = true;
-                }
-                if (i_listen >= 0 && (p[i_listen].revents & POLLIN)) {
-                        int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-                        if (conn >= 0) {
-                                spawn_handler(conn, sigfd, listen_fd, sync_fd);
-                                close(conn);
-                        }
-                        respawn = true;
-                }
-                if (respawn && spare_pid == 0)
-                        spawn_spare(sigfd, listen_fd, sync_fd);
+                if (i_listen >= 0 && (p[i_listen].revents & POLLIN) && handlers_free() == 0)
+                        refuse_waiting_connection(listen_fd, fork_err);
                 if (i_sync >= 0 && p[i_sync].revents) {
                         char c2 = 0;
                         ssize_t got = read(sync_fd, &c2, 1);

@@ -63,8 +63,3 @@ int agent_send_error(int fd, int code, const char *fmt, ...) __attribute__((form
 
 /* Appends a line to the agent's private log (bounded; best effort). */
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* In a spare handler that took a connection: asks PID 1 for the next spare (once; a no-op
- * elsewhere). Called once the connection's work has started (an exec's command is running), so
- * that PID 1's fork does not compete with the start of that work. */
-void agent_spare_taken(void);

@@ -61,9 +61,17 @@ int read_exact(int fd, void *data, size_t len)
 
 int read_fd_full(int fd, struct buf *b, size_t max)
 {
+        struct stat st;
+        /* a regular file's size, plus one byte to see its end, is all the first read needs;
+         * a small file then makes a small allocation (files in /proc say 0: 4 KiB) */
+        size_t want = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+                              (uint64_t)st.st_size < max
+                          ? (size_t)st.st_size + 1
+                          : 4096;
+
         for (;;) {
                 ssize_t n;
-                int r = buf_reserve(b, 4096);
+                int r = buf_reserve(b, want);
                 if (r < 0)
                         return r;
                 n = read(fd, b->data + b->len, b->cap - b->len - 1);
@@ -81,6 +89,7 @@ int read_fd_full(int fd, struct buf *b, size_t max)
                 b->data[b->len] = '\0';
                 if (b->len > max)
                         return -EFBIG;
+                want = 1; /* room for one more byte at least; buf_reserve doubles when full */
         }
         return 0;
 }

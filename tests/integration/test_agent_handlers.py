@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The agent's handler processes serve many connections each: nothing one request did may show in
+the next, a burst's extra handlers go away, and a handler killed from inside the sandbox costs
+nothing but itself."""
+import subprocess
+import time
+
+from conftest import needs_root
+
+pytestmark = needs_root
+
+# the agent's handlers and PID 1, seen from inside the sandbox (a command's own comm is its own)
+COUNT_AGENTS = "cat /proc/[0-9]*/comm 2>/dev/null | grep -c '^agentkernel-age'"
+
+
+def sh(ak, name, script, *opts):
+    return ak("exec", *opts, name, "--", "sh", "-c", script)
+
+
+def agents_inside(ak, name):
+    res = sh(ak, name, COUNT_AGENTS)
+    assert res.rc == 0, res
+    return int(res.stdout)
+
+
+def test_one_after_another_reuses_a_handler(ak, sandbox):
+    # $PPID of the command is the handler that started it
+    parents = [sh(ak, sandbox, "echo $PPID").stdout.strip() for _ in range(12)]
+    assert all(p.isdigit() for p in parents), parents
+    # a fresh process per connection would give 12 different parents
+    assert len(set(parents)) <= 2, parents
+    # PID 1, the handler serving this exec, and one free handler for the next connection
+    assert agents_inside(ak, sandbox) <= 3
+
+
+def test_nothing_carries_over_between_requests(ak, sandbox):
+    fds = "ls /proc/self/fd | sort -n | tr '\\n' ' '"
+    clean = sh(ak, sandbox, f'echo "[$FOO]"; pwd; id -u; umask; {fds}')
+    assert clean.rc == 0, clean
+    # requests that change what a process carries: env, cwd, user, a terminal, stdin, a failed
+    # start, a timeout, a detached command (whose supervisor is a child of its handler), files
+    assert sh(ak, sandbox, "cd /tmp; umask 077; true", "-e", "FOO=leak", "-w", "/tmp").rc == 0
+    assert ak("exec", "-u", "nobody", sandbox, "--", "true").rc == 0
+    assert ak("exec", "-t", sandbox, "--", "true").rc == 0
+    assert ak("exec", sandbox, "--", "cat", input=b"some input").stdout == "some input"
+    assert ak("exec", sandbox, "--", "/nonexistent").rc == 127
+    assert ak("exec", "--timeout", "1s", sandbox, "--", "sleep", "30").rc == 137
+    assert ak("exec", "--detach", sandbox, "--", "sleep", "2").rc == 0
+    assert ak("exec", sandbox, "--", "sh", "-c", "echo hi > /tmp/f").rc == 0
+    for _ in range(4):  # whichever handler serves it
+        after = sh(ak, sandbox, f'echo "[$FOO]"; pwd; id -u; umask; {fds}')
+        assert after.rc == 0, after
+        assert after.stdout == clean.stdout, (clean.stdout, after.stdout)
+    assert clean.stdout.startswith("[]\n/\n0\n")
+
+
+def test_a_burst_leaves_no_handlers_behind(ak, sandbox):
+    procs = [ak.popen("exec", sandbox, "--", "sleep", "1", stdout=subprocess.PIPE)
+             for _ in range(8)]
+    time.sleep(0.5)
+    during = agents_inside(ak, sandbox)
+    for p in procs:
+        p.communicate(timeout=60)
+        assert p.returncode == 0
+    # eight busy at once: eight handlers at least, plus PID 1
+    assert during >= 9, during
+    deadline = time.time() + 10
+    while time.time() < deadline and agents_inside(ak, sandbox) > 3:
+        time.sleep(0.5)
+    assert agents_inside(ak, sandbox) <= 3
+
+
+def test_killing_handlers_from_inside_costs_only_them(ak, sandbox):
+    # every agent process but PID 1 and the handler of this very command
+    kill_others = ("for p in /proc/[0-9]*; do n=${p#/proc/}; "
+                   "if [ \"$n\" != 1 ] && [ \"$n\" != \"$PPID\" ] && "
+                   "grep -q '^agentkernel-age' $p/comm 2>/dev/null; then kill -%s $n; fi; done")
+    for sig in ("KILL", "USR1", "TERM", "STOP"):
+        assert sh(ak, sandbox, kill_others % sig).rc == 0
+        time.sleep(0.2)
+        if sig == "STOP":  # a stopped free handler: the connection goes to another one, or waits
+            assert sh(ak, sandbox, kill_others % "CONT").rc == 0
+        for _ in range(3):
+            res = ak("exec", sandbox, "--", "echo", "still here")
+            assert res.rc == 0 and res.stdout == "still here\n", (sig, res)
+    assert agents_inside(ak, sandbox) <= 3
