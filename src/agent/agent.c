@@ -152,20 +152,23 @@ static int serve_connection(int fd)
  * forking another as soon as the last free one takes a connection, so a connection never waits
  * for a fork; and handlers are kept, so a fork (about a millisecond on a busy virtual machine,
  * and page-table work that slows the command running beside it) is paid only when more
- * connections run at once than ever before. Steady one-at-a-time use settles at two handlers
- * and no forks.
+ * connections run at once than ever before. One-at-a-time use settles at two handlers and no
+ * forks.
  *
  * Handlers tell PID 1 through the note pipe when they take a connection and when they are free
- * again. Whatever a burst left behind is retired: when more than one handler has stayed free for
- * a whole HANDLER_SURPLUS_WINDOW_MS, the surplus exits (handlers count against the sandbox's pids
- * limit). A retired handler gets SIGUSR1, which it lets in only while it waits, so a connection
- * it has taken is always served.
+ * again. Whatever a burst left behind is retired (handlers count against the sandbox's pids
+ * limit): when k > 1 handlers stayed free for a whole HANDLER_SURPLUS_WINDOW_MS, k - 1 of them
+ * exit, but HANDLERS_MIN always stay. Two, not one: with one, each request after a pause (an
+ * agent's usual rhythm: think, then run a command) would take the last free handler and have
+ * PID 1 fork beside its command. A retired handler gets SIGUSR1, which it lets in only while it
+ * waits, so a connection it has taken is always served.
  *
  * A handler is reused only if its connection left nothing behind: no child process (a detached
  * command's supervisor is one), no fd beyond its own few, the signal mask it started with. It
  * exits after HANDLER_CONNECTIONS_MAX connections, which bounds what a leak could ever grow to.
  */
 #define HANDLER_SURPLUS_WINDOW_MS 2000
+#define HANDLERS_MIN 2
 #define HANDLER_CONNECTIONS_MAX 10000
 #define HANDLER_FORK_RETRY_MS 100 /* after a failed fork, with no handler free */
 
@@ -349,14 +352,16 @@ static void read_notes(void)
 }
 
 /* Retires the handlers a burst left: after HANDLER_SURPLUS_WINDOW_MS during which at least k > 1
- * handlers were free all along, k - 1 of them (longest free first). Returns the poll timeout
- * until the current window ends (ms), or -1 when there is no surplus. */
+ * handlers were free all along, k - 1 of them (longest free first), keeping HANDLERS_MIN.
+ * Returns the poll timeout until the current window ends (ms), or -1 when there is no surplus. */
 static int retire_surplus(void)
 {
         int64_t now = now_monotonic_ns(), window = HANDLER_SURPLUS_WINDOW_MS * NSEC_PER_MSEC;
-        size_t free_now = handlers_free();
+        size_t free_now = handlers_free(), live = 0, k;
 
-        if (free_now <= 1) {
+        for (size_t i = 0; i < n_handlers; i++)
+                live += handlers[i].state != HANDLER_RETIRING;
+        if (free_now <= 1 || live <= HANDLERS_MIN) {
                 surplus_since_ns = 0;
                 return -1;
         }
@@ -367,7 +372,7 @@ static int retire_surplus(void)
         }
         if (now - surplus_since_ns < window)
                 return (int)((surplus_since_ns + window - now) / NSEC_PER_MSEC) + 1;
-        for (size_t k = surplus_min - 1; k > 0; k--) {
+        for (k = MIN(surplus_min - 1, live - HANDLERS_MIN); k > 0; k--) {
                 struct handler *oldest = NULL;
                 for (size_t i = 0; i < n_handlers; i++)
                         if (handlers[i].state == HANDLER_FREE &&

@@ -33,6 +33,20 @@ def test_one_after_another_reuses_a_handler(ak, sandbox):
     assert agents_inside(ak, sandbox) <= 3
 
 
+def test_no_fork_per_request_even_after_a_pause(ak, sandbox):
+    # pids in the sandbox's namespace are handed out in order: an exec that creates nothing but
+    # its command moves the next pid by one; a handler forked for it would move it by two
+    sh(ak, sandbox, "true")  # the first request has PID 1 fork a second handler
+    pids = []
+    for pause in (0, 0, 0, 2.5, 2.5):  # an agent thinks between commands (2 s: the retire window)
+        time.sleep(pause)
+        res = sh(ak, sandbox, "echo $$")
+        assert res.rc == 0, res
+        pids.append(int(res.stdout))
+    steps = [b - a for a, b in zip(pids, pids[1:])]
+    assert steps == [1, 1, 1, 1], pids
+
+
 def test_nothing_carries_over_between_requests(ak, sandbox):
     fds = "ls /proc/self/fd | sort -n | tr '\\n' ' '"
     clean = sh(ak, sandbox, f'echo "[$FOO]"; pwd; id -u; umask; {fds}')
