@@ -643,6 +643,7 @@ int agent_serve_exec(int fd, const struct ak_msg *msg)
         }
 
         s.pid = spawn_command(&req, &user, env, child_stdio, s.tty ? slave : NULL, &fail);
+        agent_handler_busy();
         for (int i = 0; i < 3; i++)
                 if (child_stdio[i] >= 0)
                         close(child_stdio[i]);
@@ -945,6 +946,7 @@ int agent_serve_detach(int fd, const struct ak_msg *msg)
         size_t st;
         pid_t sup;
 
+        agent_handler_busy();
         r = exec_prepare(fd, msg, &req, &user, &env);
         if (r < 0)
                 return r;

@@ -109,6 +109,8 @@ static int serve_connection(int fd)
                         return r == -EPIPE ? 0 : r;
                 tv.tv_sec = 0;
                 (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                if (m.type != AK_EXEC) /* an exec tells once its command runs */
+                        agent_handler_busy();
                 switch (m.type) {
                 case AK_HELLO:
                         r = serve_hello(fd);
@@ -155,13 +157,14 @@ static int serve_connection(int fd)
  * connections run at once than ever before. One-at-a-time use settles at two handlers and no
  * forks.
  *
- * Handlers tell PID 1 through the note pipe when they take a connection and when they are free
- * again. Whatever a burst left behind is retired (handlers count against the sandbox's pids
- * limit): when k > 1 handlers stayed free for a whole HANDLER_SURPLUS_WINDOW_MS, k - 1 of them
- * exit, but HANDLERS_MIN always stay. Two, not one: with one, each request after a pause (an
- * agent's usual rhythm: think, then run a command) would take the last free handler and have
- * PID 1 fork beside its command. A retired handler gets SIGUSR1, which it lets in only while it
- * waits, so a connection it has taken is always served.
+ * Handlers tell PID 1 through the note pipe when they have work and when they are free again (an
+ * exec tells once its command runs: the note wakes PID 1, which should not delay the start).
+ * Whatever a burst left behind is retired (handlers count against the sandbox's pids limit): when k
+ * > 1 handlers stayed free for a whole HANDLER_SURPLUS_WINDOW_MS, k - 1 of them exit, but
+ * HANDLERS_MIN always stay. Two, not one: with one, each request after a pause (an agent's usual
+ * rhythm: think, then run a command) would take the last free handler and have PID 1 fork beside
+ * its command. A retired handler gets SIGUSR1, which it lets in only while it waits, so a
+ * connection it has taken is always served.
  *
  * A handler is reused only if its connection left nothing behind: no child process (a detached
  * command's supervisor is one), no fd beyond its own few, the signal mask it started with. It
@@ -208,11 +211,22 @@ static void on_retire(int sig)
         handler_retire = 1;
 }
 
+static pid_t handler_pid;       /* in a handler: its pid; 0 elsewhere */
+static bool handler_busy_noted; /* this connection told PID 1 it has work */
+
 static void handler_note(enum handler_state state)
 {
-        struct handler_note n = {(int32_t)getpid(), (int32_t)state};
+        struct handler_note n = {(int32_t)handler_pid, (int32_t)state};
         /* one write of less than PIPE_BUF: never interleaved with another handler's */
         (void)write_all(note_pipe[1], &n, sizeof(n));
+}
+
+void agent_handler_busy(void)
+{
+        if (!handler_pid || handler_busy_noted)
+                return;
+        handler_note(HANDLER_BUSY);
+        handler_busy_noted = true;
 }
 
 /* Waits for a connection; exits when retired. epfd watches the listening socket with
@@ -261,6 +275,7 @@ static _noreturn_ void handler_main(int listen_fd)
         sigset_t serving, waiting;
         int epfd;
 
+        handler_pid = getpid();
         /* Not an init, nothing ends us with the agent: the kernel must, however it dies (a
          * SIGKILL skips shutdown_all), or a handler waiting for a connection outlives it. */
         if (!agent_cfg.is_init && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != agent_pid))
@@ -282,14 +297,15 @@ static _noreturn_ void handler_main(int listen_fd)
         for (unsigned served = 0; served < HANDLER_CONNECTIONS_MAX; served++) {
                 int conn = handler_accept(listen_fd, epfd, &waiting), r;
 
-                handler_note(HANDLER_BUSY);
+                handler_busy_noted = false;
                 r = serve_connection(conn);
                 close(conn);
                 if (r < 0)
                         _exit(1);
                 if (!handler_reusable(keep, ARRAY_SIZE(keep), &serving))
                         _exit(0);
-                handler_note(HANDLER_FREE);
+                if (handler_busy_noted)
+                        handler_note(HANDLER_FREE);
         }
         _exit(0);
 }

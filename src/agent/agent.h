@@ -61,5 +61,10 @@ int agent_serve_file(int fd, const struct ak_msg *req);
 /* Sends an ERROR frame (errno + message). */
 int agent_send_error(int fd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* In a handler: tells PID 1, once per connection, that this handler has work, so that PID 1 keeps
+ * another one free. Called once the work has started (an exec's command runs): PID 1's wake-up
+ * then does not delay it. A no-op outside handlers. */
+void agent_handler_busy(void);
+
 /* Appends a line to the agent's private log (bounded; best effort). */
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
