@@ -4,6 +4,9 @@
  * with 1 and with 16 concurrent keep-alive clients, beside the CLI's own `agentkernel exec` into
  * the same sandbox in the same run, and the floor under all of them: spawning /bin/true on the
  * host with no sandbox. Prints p50/p90/p99 in milliseconds and each p50 over the CLI's.
+ * --paused N adds N samples of the floor and of the API exec taken each after 1.5 s of quiet: an
+ * agent's rhythm (think, then run a command), which on a virtual machine with idle vCPUs costs
+ * more than back-to-back requests.
  * The sandbox gets 2 vCPUs (this machine's count): with the default 1, sixteen concurrent
  * commands are throttled by the sandbox's own CPU quota, which is the limit doing its job.
  */
@@ -138,22 +141,52 @@ static bool measure_api(int clients, int n, double *all)
 }
 
 /* The floor under any exec of /bin/true: spawning it and waiting, on the host, no sandbox. */
-static bool measure_floor(int n, double *ms)
+static bool spawn_true(double *ms)
 {
         char *argv[] = {"/bin/true", NULL};
+        double t0 = now_ms();
+        pid_t pid;
+        int st;
 
-        for (int i = 0; i < n; i++) {
-                double t0 = now_ms();
-                pid_t pid;
-                int st;
-                if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0)
+        if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0)
+                return false;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+                ;
+        *ms = now_ms() - t0;
+        return true;
+}
+
+static bool measure_floor(int n, double *ms)
+{
+        for (int i = 0; i < n; i++)
+                if (!spawn_true(&ms[i]))
                         return false;
-                while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-                        ;
-                ms[i] = now_ms() - t0;
-        }
         qsort(ms, (size_t)n, sizeof(double), cmp_double);
         return true;
+}
+
+/* An agent's rhythm: a command, then seconds of thinking. Each sample follows PAUSE_US of
+ * quiet, floor and API alternating, on one keep-alive connection. */
+#define PAUSE_US 1500000
+static bool measure_paused(int n, double *floor_ms, double *api_ms)
+{
+        int fd = connect_server();
+        bool ok = fd >= 0;
+
+        for (int i = 0; ok && i < n; i++) {
+                usleep(PAUSE_US);
+                ok = spawn_true(&floor_ms[i]);
+                usleep(PAUSE_US);
+                double t0 = now_ms();
+                ok = ok && request(fd, "POST", "/sandboxes/bench/exec",
+                                   "{\"command\":[\"/bin/true\"]}") == 200;
+                api_ms[i] = now_ms() - t0;
+        }
+        if (fd >= 0)
+                close(fd);
+        qsort(floor_ms, (size_t)n, sizeof(double), cmp_double);
+        qsort(api_ms, (size_t)n, sizeof(double), cmp_double);
+        return ok;
 }
 
 static bool measure_cli(const char *ak, int n, double *ms)
@@ -184,11 +217,13 @@ int main(int argc, char **argv)
 {
         static const struct option opts[] = {{"n", required_argument, NULL, 'n'},
                                              {"agentkernel", required_argument, NULL, 'a'},
+                                             {"paused", required_argument, NULL, 'p'},
                                              {NULL, 0, NULL, 0}};
         const char *ak = "agentkernel";
         char datadir[] = "/tmp/ak-api-bench-XXXXXX", portarg[16];
-        int n = 400, c, fd = -1;
-        double *one, *many, *cli, *floor_ms;
+        int n = 400, c, fd = -1, paused = 0;
+        double *one, *many, *cli, *floor_ms, *pfloor = NULL, *papi = NULL;
+        bool ok_paused = false;
         pid_t server;
 
         while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -196,8 +231,13 @@ int main(int argc, char **argv)
                         n = atoi(optarg);
                 else if (c == 'a')
                         ak = optarg;
+                else if (c == 'p')
+                        paused = atoi(optarg) < 0 ? 0 : atoi(optarg);
                 else {
-                        fputs("usage: api-bench [--n N] [--agentkernel PATH]\n", stderr);
+                        fputs("usage: api-bench [--n N] [--paused N] [--agentkernel PATH]\n"
+                              "  --paused N  also N samples each after a 1.5 s pause (floor and "
+                              "API)\n",
+                              stderr);
                         return 2;
                 }
         }
@@ -242,6 +282,11 @@ int main(int argc, char **argv)
         bool ok_cli = measure_cli(ak, n, cli);
         bool ok_one = measure_api(1, n, one);
         bool ok_many = measure_api(16, n, many);
+        if (paused) {
+                pfloor = calloc((size_t)paused, sizeof(double));
+                papi = calloc((size_t)paused, sizeof(double));
+                ok_paused = pfloor && papi && measure_paused(paused, pfloor, papi);
+        }
         (void)request(fd, "DELETE", "/sandboxes/bench", NULL);
         close(fd);
         kill(server, SIGTERM);
@@ -266,6 +311,15 @@ int main(int argc, char **argv)
                 printf("%-34s %8.2f %8.2f %8.2f %10.2f\n", "API exec, 16 clients", pct(many, n, 50),
                        pct(many, n, 90), pct(many, n, 99),
                        ok_cli ? pct(many, n, 50) / pct(cli, n, 50) : 0);
+        if (ok_paused) {
+                printf("after a %.1f s pause each (%d samples):\n", PAUSE_US / 1e6, paused);
+                printf("%-34s %8.2f %8.2f %8.2f\n", "spawn /bin/true on the host (floor)",
+                       pct(pfloor, paused, 50), pct(pfloor, paused, 90), pct(pfloor, paused, 99));
+                printf("%-34s %8.2f %8.2f %8.2f\n", "API exec, 1 client", pct(papi, paused, 50),
+                       pct(papi, paused, 90), pct(papi, paused, 99));
+        } else if (paused) {
+                fprintf(stderr, "api-bench: the paused rows failed\n");
+        }
         if (!ok_cli || !ok_one || !ok_many)
                 fprintf(stderr, "api-bench: some rows failed (%s%s%s)\n", ok_cli ? "" : "cli ",
                         ok_one ? "" : "api-1 ", ok_many ? "" : "api-16");
