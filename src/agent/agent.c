@@ -296,8 +296,14 @@ static _noreturn_ void handler_main(int listen_fd)
         (void)close_all_fds_except(3, keep, ARRAY_SIZE(keep));
         for (unsigned served = 0; served < HANDLER_CONNECTIONS_MAX; served++) {
                 int conn = handler_accept(listen_fd, epfd, &waiting), r;
+                struct pollfd req = {conn, POLLIN, 0};
 
                 handler_busy_noted = false;
+                /* The host writes its request with the connect, so it is normally here already
+                 * and the note can wait for the work to start. A client slow to send it must not
+                 * hold a handler that PID 1 counts as free. */
+                if (poll(&req, 1, 0) == 0)
+                        agent_handler_busy();
                 r = serve_connection(conn);
                 close(conn);
                 if (r < 0)

@@ -2,6 +2,7 @@
 """The agent's handler processes serve many connections each: nothing one request did may show in
 the next, a burst's extra handlers go away, and a handler killed from inside the sandbox costs
 nothing but itself."""
+import socket
 import subprocess
 import time
 
@@ -98,3 +99,23 @@ def test_killing_handlers_from_inside_costs_only_them(ak, sandbox):
             res = ak("exec", sandbox, "--", "echo", "still here")
             assert res.rc == 0 and res.stdout == "still here\n", (sig, res)
     assert agents_inside(ak, sandbox) <= 3
+
+
+def test_silent_connections_do_not_hold_up_others(ak, sandbox):
+    # host processes that connect and then say nothing (stopped, stuck): each holds a handler
+    # for up to the first-frame timeout (30 s); the next request must not wait behind them
+    path = ak.data_dir / "run" / sandbox / "agent.sock"
+    silent = []
+    try:
+        for _ in range(4):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(str(path))
+            silent.append(s)
+        time.sleep(0.3)
+        t0 = time.time()
+        res = ak("exec", sandbox, "--", "echo", "served", timeout=20)
+        assert res.rc == 0 and res.stdout == "served\n", res
+        assert time.time() - t0 < 5
+    finally:
+        for s in silent:
+            s.close()
