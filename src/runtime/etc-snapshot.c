@@ -191,6 +191,7 @@ static bool is_snapshot_name(const char *s)
 static void prune(int rootfd, const char *current)
 {
         cleanup_free struct snap *v = NULL;
+        struct snap *nv;
         size_t n = 0, cap = 0;
         struct dirent *de;
         time_t now = time(NULL);
@@ -214,13 +215,10 @@ static void prune(int rootfd, const char *current)
                 }
                 if (!is_snapshot_name(de->d_name) || streq(de->d_name, current))
                         continue;
-                if (n == cap) {
-                        struct snap *nv = reallocarray(v, cap ? cap * 2 : 16, sizeof(*v));
-                        if (!nv)
-                                break;
-                        v = nv;
-                        cap = cap ? cap * 2 : 16;
-                }
+                nv = array_reserve_one(v, n, &cap, sizeof(*v), 16);
+                if (!nv)
+                        break;
+                v = nv;
                 memcpy(v[n].name, de->d_name, NAME_LEN + 1);
                 v[n++].made = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
         }

@@ -165,23 +165,16 @@ static void etc_list_free(struct etc_list *l)
         free(l->v);
 }
 
-static const char *etc_keep(struct etc_list *l, const char *s, size_t len)
-{
-        return str_pool_add(&l->strings, s, len);
-}
-
 static int etc_add(struct etc_list *l, const struct etc_item *it)
 {
+        struct etc_item *nv;
+
         if (l->n == ETC_SNAPSHOT_ITEMS_MAX)
                 return -E2BIG;
-        if (l->n == l->cap) {
-                size_t cap = l->cap ? l->cap * 2 : 64;
-                struct etc_item *nv = reallocarray(l->v, cap, sizeof(*nv));
-                if (!nv)
-                        return -ENOMEM;
-                l->v = nv;
-                l->cap = cap;
-        }
+        nv = array_reserve_one(l->v, l->n, &l->cap, sizeof(*nv), 64);
+        if (!nv)
+                return -ENOMEM;
+        l->v = nv;
         l->v[l->n++] = *it;
         return 0;
 }
@@ -197,18 +190,18 @@ static int etc_add_host(struct etc_list *l, const char *name)
         (void)snprintf(path, sizeof(path), "/etc/%s", name);
         if (lstat(path, &it.st) < 0)
                 return 0;
-        if (!(it.name = etc_keep(l, name, strlen(name))))
+        if (!(it.name = str_pool_add(&l->strings, name, strlen(name))))
                 return -ENOMEM;
         if (S_ISLNK(it.st.st_mode)) {
                 n = readlink(path, target, sizeof(target) - 1);
                 if (n < 0)
                         return 0;
                 it.kind = ETC_SYMLINK;
-                it.data = etc_keep(l, target, (size_t)n);
+                it.data = str_pool_add(&l->strings, target, (size_t)n);
         } else if (S_ISREG(it.st.st_mode) && it.st.st_size <= COPY_MAX && (it.st.st_mode & 0004)) {
                 it.kind = ETC_COPY;
                 it.mode = it.st.st_mode & 0755;
-                it.source = etc_keep(l, path, strlen(path));
+                it.source = str_pool_add(&l->strings, path, strlen(path));
         } else if (S_ISDIR(it.st.st_mode)) {
                 it.kind = ETC_MOUNT_DIR;
         } else if (S_ISREG(it.st.st_mode)) {
@@ -225,7 +218,7 @@ static int etc_add_data(struct etc_list *l, const char *name, const char *text)
 {
         struct etc_item it = {.kind = ETC_DATA, .name = name, .mode = 0644};
 
-        it.data = etc_keep(l, text, strlen(text));
+        it.data = str_pool_add(&l->strings, text, strlen(text));
         it.len = strlen(text);
         return it.data ? etc_add(l, &it) : -ENOMEM;
 }

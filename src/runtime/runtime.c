@@ -70,14 +70,11 @@ static const char *plan_keep(struct mount_plan *p, const char *s, size_t len)
 
 static int plan_push(struct mount_plan *p, const struct mount_op *op)
 {
-        if (p->n == p->cap) {
-                size_t ncap = p->cap ? p->cap * 2 : 32;
-                struct mount_op *n = realloc(p->ops, ncap * sizeof(*n));
-                if (!n)
-                        return -ENOMEM;
-                p->ops = n;
-                p->cap = ncap;
-        }
+        struct mount_op *n = array_reserve_one(p->ops, p->n, &p->cap, sizeof(*n), 32);
+
+        if (!n)
+                return -ENOMEM;
+        p->ops = n;
         p->ops[p->n++] = *op;
         return 0;
 }

@@ -124,18 +124,27 @@ size_t strv_len(char *const *v)
         return n;
 }
 
+void *array_reserve_one(void *v, size_t n, size_t *cap, size_t elem, size_t first)
+{
+        size_t ncap;
+
+        if (n < *cap)
+                return v;
+        ncap = *cap ? *cap * 2 : first;
+        v = reallocarray(v, ncap, elem);
+        if (v)
+                *cap = ncap;
+        return v;
+}
+
 const char *str_pool_add(struct str_pool *p, const char *s, size_t len)
 {
+        char **nv = array_reserve_one(p->v, p->n, &p->cap, sizeof(*nv), 32);
         char *c;
 
-        if (p->n == p->cap) {
-                size_t cap = p->cap ? p->cap * 2 : 32;
-                char **nv = reallocarray(p->v, cap, sizeof(*nv));
-                if (!nv)
-                        return NULL;
-                p->v = nv;
-                p->cap = cap;
-        }
+        if (!nv)
+                return NULL;
+        p->v = nv;
         c = malloc(len + 1);
         if (!c)
                 return NULL;

@@ -49,6 +49,11 @@ struct str_pool {
 };
 /* A copy of the len bytes at s, NUL-terminated, owned by the pool; NULL on ENOMEM. */
 const char *str_pool_add(struct str_pool *p, const char *s, size_t len);
+
+/* Room for one more element in an array of *cap elements of elem bytes, n of them used: returns
+ * v itself when there is room, else v grown to twice its capacity (first when empty), or NULL
+ * (v untouched, still the caller's). */
+void *array_reserve_one(void *v, size_t n, size_t *cap, size_t elem, size_t first);
 void str_pool_free(struct str_pool *p);
 
 /* NULL-terminated string vectors. strv_dup(NULL) is NULL; NULL also on OOM (check v first). */

@@ -114,6 +114,32 @@ static void test_buf(void **unused)
         free(p);
 }
 
+static void test_array_reserve(void **unused)
+{
+        int *v = NULL, *nv;
+        size_t n = 0, cap = 0;
+        (void)unused;
+        for (int k = 0; k < 100; k++) {
+                nv = array_reserve_one(v, n, &cap, sizeof(*v), 4);
+                assert_non_null(nv);
+                if (k < 4)
+                        assert_int_equal(cap, 4);
+                assert_true(n < cap);
+                v = nv;
+                v[n++] = k;
+        }
+        assert_int_equal(cap, 128);
+        for (int k = 0; k < 100; k++)
+                assert_int_equal(v[k], k);
+        /* with room left, the array is given back as it is */
+        assert_ptr_equal(array_reserve_one(v, 99, &cap, sizeof(*v), 4), v);
+        /* a size that cannot be allocated changes nothing */
+        n = cap;
+        assert_null(array_reserve_one(v, n, &cap, SIZE_MAX / 2, 4));
+        assert_int_equal(cap, 128);
+        free(v);
+}
+
 static void test_ids(void **unused)
 {
         char u[37], h[17], u2[37];
@@ -185,13 +211,10 @@ static void test_mkdir_rm(void **unused)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_rfc3339_format),
-            cmocka_unit_test(test_rfc3339_parse),
-            cmocka_unit_test(test_numbers),
-            cmocka_unit_test(test_buf),
-            cmocka_unit_test(test_ids),
-            cmocka_unit_test(test_atomic_write),
-            cmocka_unit_test(test_mkdir_rm),
+            cmocka_unit_test(test_rfc3339_format), cmocka_unit_test(test_rfc3339_parse),
+            cmocka_unit_test(test_numbers),        cmocka_unit_test(test_buf),
+            cmocka_unit_test(test_array_reserve),  cmocka_unit_test(test_ids),
+            cmocka_unit_test(test_atomic_write),   cmocka_unit_test(test_mkdir_rm),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
