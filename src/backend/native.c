@@ -206,6 +206,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         char agent[PATH_MAX], path[PATH_MAX], cgid[64], caps[32], why[256];
         int hold[2] = {-1, -1};
         int etc_lock = -1; /* the /etc snapshot's shared lock: the agent inherits it */
+        int held[RUNTIME_HOLD_MAX] = {-1, -1}; /* what the agent keeps open: fds 6, 7 there */
+        size_t n_held = 0;
         char procs_buf[4][CGROUP_PATH_MAX], lock_path[PATH_MAX] = "", snapshots[PATH_MAX] = "";
         int lock_fd = -1;
         struct net_launch_ctx net = {.cfg = cfg, .exit_fd = -1, .net = {0, -1}, .r = -1};
@@ -343,7 +345,11 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 argv[n++] = "--user";
                 argv[n++] = img.user;
         }
-        for (int i = 0; i < (hold[1] >= 0) + (etc_lock >= 0); i++) {
+        if (hold[1] >= 0)
+                held[n_held++] = hold[1];
+        if (etc_lock >= 0)
+                held[n_held++] = etc_lock;
+        for (size_t i = 0; i < n_held; i++) {
                 argv[n++] = "--hold-fd";
                 argv[n++] = (const char *[]){"6", "7"}[i];
         }
@@ -416,8 +422,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                     .state_tmpfs_opts = STATE_TMPFS_OPTS,
                     .agent_exe_fd = exe_fd,
                     .chan_fd = chan,
-                    .hold_fds = {hold[1] >= 0 ? hold[1] : etc_lock, etc_lock},
-                    .n_hold = (size_t)((hold[1] >= 0) + (etc_lock >= 0)),
+                    .hold_fds = {held[0], held[1]},
+                    .n_hold = n_held,
                     .agent_argv = (char *const *)argv,
                     .agent_envp = envp,
                     .on_namespaces = hold[1] >= 0 ? launch_network : NULL,

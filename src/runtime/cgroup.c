@@ -132,28 +132,23 @@ static bool knob_exists(const char *dir, const char *knob)
         return access(p, F_OK) == 0;
 }
 
-/* v2: controllers must be enabled in every ancestor's subtree_control. */
-/* Whether dir's cgroup.subtree_control already lists every controller we use. */
+/* v2: controllers must be enabled in every ancestor's subtree_control. Whether dir's
+ * cgroup.subtree_control already lists every controller we use: */
 static bool v2_controllers_enabled(const char *dir)
 {
-        char p[PATH_MAX];
+        char p[PATH_MAX], *save = NULL;
         cleanup_buf struct buf b = BUF_INIT;
         const char *want[] = {"memory", "pids", "cpu"};
+        unsigned found = 0;
 
         (void)snprintf(p, sizeof(p), "%s/cgroup.subtree_control", dir);
         if (read_file_at(AT_FDCWD, p, &b, 4096) < 0 || !b.data)
                 return false;
-        for (size_t i = 0; i < ARRAY_SIZE(want); i++) {
-                bool found = false;
-                char *save = NULL, *copy = strdup(b.data);
-                for (char *t = copy ? strtok_r(copy, " \n", &save) : NULL; t && !found;
-                     t = strtok_r(NULL, " \n", &save))
-                        found = streq(t, want[i]);
-                free(copy);
-                if (!found)
-                        return false;
-        }
-        return true;
+        for (char *t = strtok_r(b.data, " \n", &save); t; t = strtok_r(NULL, " \n", &save))
+                for (size_t i = 0; i < ARRAY_SIZE(want); i++)
+                        if (streq(t, want[i]))
+                                found |= 1u << i;
+        return found == (1u << ARRAY_SIZE(want)) - 1;
 }
 
 /* Delegates our controllers down to dir's children: one read when they already are (every start
