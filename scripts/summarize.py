@@ -7,6 +7,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 passed = failed = skipped = 0
+attacks = {}  # security suite: attacker -> [passed, failed]
 for path in sys.argv[1:]:
     try:
         if path.endswith(".json"):
@@ -28,6 +29,13 @@ for path in sys.argv[1:]:
                     failed += 1
         else:
             root = ET.parse(path).getroot()
+            for case in root.iter("testcase"):
+                parts = case.get("classname", "").split(".")
+                if len(parts) > 2 and parts[0] == "security":
+                    bad = any(c.tag in ("failure", "error") for c in case)
+                    skip = any(c.tag == "skipped" for c in case)
+                    if not skip:
+                        attacks.setdefault(parts[1], [0, 0])[1 if bad else 0] += 1
             for suite in root.iter("testsuite"):
                 tests = int(suite.get("tests", 0))
                 bad = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
@@ -38,6 +46,12 @@ for path in sys.argv[1:]:
     except (OSError, ValueError, ET.ParseError) as e:
         print(f"cannot read {path}: {e}", file=sys.stderr)
         failed += 1
+if attacks:
+    by = ", ".join(f"{a} {p + f}" for a, (p, f) in sorted(attacks.items()))
+    total = sum(p + f for p, f in attacks.values())
+    bad = sum(f for _, f in attacks.values())
+    print(f"security suite: {total} attack cases run ({by}), {bad} failed "
+          f"(counted once per build that ran them)")
 if skipped:
     print(f"({skipped} skipped)")
 print(f"{passed} passed, {failed} failed")

@@ -40,7 +40,7 @@ export AK_REQUIRE_SDK=1
 
 step "integration tests"
 /usr/bin/python3 -m pytest -q -p no:cacheprovider -rs --junitxml="$logs/integration.xml" \
-        tests/integration >"$logs/pytest.txt" 2>&1 || status=1
+        tests/integration tests/security >"$logs/pytest.txt" 2>&1 || status=1
 tail -n 15 "$logs/pytest.txt" >&2
 
 step "sanitizers (ASan + UBSan): unit tests and fuzz replays"
@@ -56,7 +56,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         AGENTKERNEL_BIN=$root/build-asan/src/agentkernel \
         AGENTKERNEL_AGENT=$root/build-asan/src/agentkernel-agent \
         /usr/bin/python3 -m pytest -q -p no:cacheprovider -rs \
-        --junitxml="$logs/integration-asan.xml" tests/integration >"$logs/pytest-asan.txt" 2>&1 ||
+        --junitxml="$logs/integration-asan.xml" tests/integration tests/security >"$logs/pytest-asan.txt" 2>&1 ||
         status=1
 tail -n 5 "$logs/pytest-asan.txt" >&2
 

@@ -1,9 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Fixtures for integration tests: the real agentkernel binary against real namespaces.
+"""Fixtures for the integration and security suites: the real agentkernel binary against real
+namespaces.
 
 Every test gets its own data directory. After each test the fixture removes whatever sandboxes
 the test left and then checks that nothing of them remains on the host: no agent process, no
 cgroup, no runtime directory.
+
+Tests judge only what they started: the agent binary is copied once per test session to a path
+of its own, and "our" agents are the processes executing that copy. Sandboxes of other users or
+other test runs on the same machine are never counted (or touched).
 """
 import json
 import os
@@ -14,9 +19,9 @@ import time
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 AK = os.environ.get("AGENTKERNEL_BIN", str(ROOT / "build" / "src" / "agentkernel"))
-AGENT = os.environ.get("AGENTKERNEL_AGENT", str(ROOT / "build" / "src" / "agentkernel-agent"))
+_BUILT_AGENT = os.environ.get("AGENTKERNEL_AGENT", str(ROOT / "build" / "src" / "agentkernel-agent"))
 CGROUP_DIRS = [
     "/sys/fs/cgroup/agentkernel",
     "/sys/fs/cgroup/memory/agentkernel",
@@ -99,19 +104,45 @@ class Ak:
         return json.loads(self.state_file(name).read_text())
 
 
+def _session_copy(path):
+    """A copy of an agent binary at a path only this test session uses (see the module's doc).
+    World-readable and executable: rootless tests run it as other users."""
+    if not path or not os.path.exists(path):
+        return path
+    import atexit
+    import tempfile
+    d = tempfile.mkdtemp(prefix="ak-test-agent-")
+    os.chmod(d, 0o755)
+    dst = os.path.join(d, "agentkernel-agent")
+    shutil.copy2(path, dst)
+    os.chmod(dst, 0o755)
+    atexit.register(shutil.rmtree, d, True)
+    return dst
+
+
+AGENT = _session_copy(_BUILT_AGENT)
+_OUR_AGENTS = {AGENT}
+
+
 def agent_pids():
-    """Host pids of every agentkernel-agent process."""
+    """Host pids of the agents this test session started (the processes executing its copy of
+    the agent binary), whatever user or sandbox they belong to."""
     pids = []
     for p in pathlib.Path("/proc").iterdir():
         if not p.name.isdigit():
             continue
         try:
             comm = (p / "comm").read_text().strip()
+            if not comm.startswith("agentkernel-age"):
+                continue
+            exe = os.readlink(p / "exe")
             stat = (p / "stat").read_text()
         except OSError:
             continue
+        if exe.removesuffix(" (deleted)") not in _OUR_AGENTS:
+            continue
         state = stat.rsplit(")", 1)[1].split()[0]
-        if comm.startswith("agentkernel-age") and state not in ("Z", "X"):
+        if state not in ("Z", "X"):
             pids.append(int(p.name))
     return pids
 
@@ -221,9 +252,68 @@ def _static_agent():
     if not elf_is_dynamic(AGENT):
         return AGENT
     other = ROOT / "build" / "src" / "agentkernel-agent"
-    return str(other) if other.exists() and not elf_is_dynamic(other) else None
+    if not other.exists() or elf_is_dynamic(other):
+        return None
+    copy = _session_copy(str(other))
+    _OUR_AGENTS.add(copy)
+    return copy
 
 
 STATIC_AGENT = _static_agent()
 needs_static_agent = pytest.mark.skipif(
     STATIC_AGENT is None, reason="no statically linked agent (build ./build first)")
+
+
+# ---- attackers (tests/security) ----
+
+ATTACKER_UID = 62001  # a second local user: no passwd entry, no groups, no capabilities
+
+
+class LocalUser:
+    """Another local user on the host, made up by the test: an unprivileged uid with a home of
+    its own. run() executes a command as that user (setpriv drops every capability and
+    supplementary group); ak() runs agentkernel as that user with its own data directory."""
+
+    def __init__(self, uid, home):
+        self.uid = uid
+        self.home = pathlib.Path(home)
+        self.prefix = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                       "--inh-caps=-all", "--"]
+        self.env = {"HOME": str(self.home), "PATH": "/usr/local/bin:/usr/bin:/bin",
+                    "LANG": "C.UTF-8"}
+
+    def run(self, argv, env=None, timeout=60, **kw):
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        return Result(subprocess.run(self.prefix + [str(a) for a in argv], env=e,
+                                     capture_output=True, timeout=timeout, **kw))
+
+    def popen(self, argv, env=None, **kw):
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        return subprocess.Popen(self.prefix + [str(a) for a in argv], env=e, **kw)
+
+    def python(self, code, *args, **kw):
+        """Runs Debian's python3 with code as that user."""
+        return self.run(["/usr/bin/python3", "-c", code, *args], **kw)
+
+    def ak(self):
+        return Ak(self.home / "data", env=dict(self.env), prefix=list(self.prefix))
+
+
+@pytest.fixture
+def local_user(tmp_path):
+    """A second local user (see LocalUser) whose home is a fresh directory it owns."""
+    if not shutil.which("setpriv"):
+        pytest.skip("needs setpriv (util-linux)")
+    home = tmp_path / "attacker-home"
+    home.mkdir()
+    os.chown(home, ATTACKER_UID, ATTACKER_UID)
+    # the tmp_path chain (0700, root) would keep the user out of its own home
+    for d in (tmp_path, *tmp_path.parents):
+        if str(d) in ("/", "/tmp"):
+            break
+        os.chmod(d, os.stat(d).st_mode | 0o011)
+    return LocalUser(ATTACKER_UID, home)
