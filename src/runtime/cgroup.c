@@ -30,6 +30,22 @@
 
 static const char *const v1_controllers[CGROUP_MAX_HIER] = {"memory", "pids", "cpu"};
 
+/* A delegated parent is usable only as a plain absolute path: nothing to resolve differently
+ * later ("." or ".." components, empty ones). */
+static bool plain_path(const char *p)
+{
+        if (!p || p[0] != '/')
+                return false;
+        for (const char *c = p + 1, *end; *c; c = *end ? end + 1 : end) {
+                size_t n;
+                end = strchrnul(c, '/');
+                n = (size_t)(end - c);
+                if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+                        return false;
+        }
+        return true;
+}
+
 /* The directory under which sandbox cgroups live, per hierarchy. */
 static int hier_parent(enum cgroup_mode mode, size_t i, char *out, size_t len)
 {
@@ -37,7 +53,9 @@ static int hier_parent(enum cgroup_mode mode, size_t i, char *out, size_t len)
 
         if (mode == CGROUP_V2) {
                 if (delegated && *delegated)
-                        return snprintf(out, len, "%s", delegated) < (int)len ? 0 : -ENAMETOOLONG;
+                        return !plain_path(delegated)                           ? -EINVAL
+                               : snprintf(out, len, "%s", delegated) < (int)len ? 0
+                                                                                : -ENAMETOOLONG;
                 return snprintf(out, len, CGROUP_ROOT "/" CGROUP_PARENT) < (int)len ? 0
                                                                                     : -ENAMETOOLONG;
         }
@@ -116,6 +134,41 @@ int cgroup_paths(const char *id, struct cgroup_set *ret)
                         return -ENAMETOOLONG;
         }
         return 0;
+}
+
+static bool dir_is(const char *dir, const char *parent, const char *id)
+{
+        size_t n = strlen(parent);
+        return strncmp(dir, parent, n) == 0 && dir[n] == '/' && streq(dir + n + 1, id);
+}
+
+bool cgroup_confined(const char *id, const struct cgroup_set *cg)
+{
+        const char *delegated = secure_getenv("AGENTKERNEL_CGROUP_PARENT");
+        char why[256];
+
+        if (!valid_id(id) || cg->mode == CGROUP_NONE || cg->n == 0 ||
+            cg->n != (cg->mode == CGROUP_V2 ? 1u : CGROUP_MAX_HIER) ||
+            cgroup_detect(why, sizeof(why)) != cg->mode)
+                return false;
+        for (size_t i = 0; i < cg->n; i++) {
+                char parent[PATH_MAX];
+                bool ok;
+                if (memchr(cg->dirs[i], '\0', CGROUP_PATH_MAX) == NULL)
+                        return false;
+                if (cg->mode == CGROUP_V2) {
+                        ok = dir_is(cg->dirs[i], CGROUP_ROOT "/" CGROUP_PARENT, id) ||
+                             (delegated && plain_path(delegated) &&
+                              dir_is(cg->dirs[i], delegated, id));
+                } else {
+                        (void)snprintf(parent, sizeof(parent), CGROUP_ROOT "/%s/" CGROUP_PARENT,
+                                       v1_controllers[i]);
+                        ok = dir_is(cg->dirs[i], parent, id);
+                }
+                if (!ok)
+                        return false;
+        }
+        return true;
 }
 
 static int write_knob(const char *dir, const char *knob, const char *value)
