@@ -142,6 +142,13 @@ static int read_runtime(const struct sandbox_ref *ref, struct native_runtime *rt
                 rt->cg_trusted = cgroup_confined(id, &rt->cg);
         if (rt->cg.n && !rt->cg_trusted)
                 rt->forged = true;
+        /* A sandbox started where cgroups work records them, and its init is checked to be in
+         * them: a file without any, on a host with cgroups, would skip that check. */
+        if (!rt->cg.n) {
+                char why[256];
+                if (cgroup_detect(why, sizeof(why)) != CGROUP_NONE)
+                        rt->forged = true;
+        }
         if (rt->forged)
                 rt->cg.n = 0;
         return 0;

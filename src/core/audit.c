@@ -55,16 +55,16 @@ char *audit_path(void)
         return audit_path_get(&p, NULL) < 0 ? NULL : p;
 }
 
-/* Opens the log (or its head file) for appending: its directory checked first (the user
+/* Opens the log (or, head, its head file) for writing: its directory checked first (the user
  * directory as a private one; a parent named by AGENTKERNEL_AUDIT_PATH as an ancestor: root's
  * or ours, writable by nobody else unless sticky), the file a regular one of ours that nobody
  * else can write, made 0600 (upstream's 0644 log included: it records every command). */
-static int open_for_append(const char *path, bool first, struct ak_err *err)
+static int open_for_write(const char *path, bool head, struct ak_err *err)
 {
         const char *explicit = secure_getenv("AGENTKERNEL_AUDIT_PATH");
         int fd, r;
 
-        if (first) {
+        if (!head) {
                 if (explicit && *explicit) {
                         r = private_parent_check(path, "audit log", PRIVATE_CREATE, err);
                 } else {
@@ -75,7 +75,8 @@ static int open_for_append(const char *path, bool first, struct ak_err *err)
                 if (r < 0)
                         return r;
         }
-        fd = private_file_open_at(AT_FDCWD, path, O_RDWR | O_CREAT | O_APPEND, err);
+        fd = private_file_open_at(AT_FDCWD, path,
+                                  head ? O_WRONLY | O_CREAT : O_RDWR | O_CREAT | O_APPEND, err);
         if (fd < 0)
                 return fd;
         if (fchmod(fd, PRIVATE_FILE_MODE) < 0) {
@@ -215,7 +216,7 @@ int audit_log(const char *type, json_t *fields)
                 json_decref(fields);
         }
 
-        fd = open_for_append(path, true, NULL);
+        fd = open_for_write(path, false, NULL);
         if (fd < 0)
                 return fd;
         while (flock(fd, LOCK_EX) < 0)
@@ -248,7 +249,7 @@ int audit_log(const char *type, json_t *fields)
                 return r;
         head = head_path(path);
         if (head) {
-                cleanup_close int hfd = open_for_append(head, false, NULL);
+                cleanup_close int hfd = open_for_write(head, true, NULL);
                 int n = snprintf(headrec, sizeof(headrec), "%020lld %s\n", seq + 1, hash);
                 if (hfd >= 0)
                         (void)(pwrite(hfd, headrec, (size_t)n, 0) == n);

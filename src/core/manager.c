@@ -605,16 +605,17 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
                 r = ak_err_set(err, ENOTSUP, "backend '%s' is not available: %s", b->name, why);
                 goto out;
         }
+        /* a record refused here (its workspace, its volumes) is a failed start like any */
         r = plan_from_state(m, st, false, &plan, err);
-        if (r < 0)
-                goto out;
-        r = backend_start(b, &plan.cfg, NULL, err);
         if (r >= 0) {
-                r = start_work(m, b, &plan.cfg.ref, st, err);
-                if (r < 0)
-                        (void)backend_stop(b, &plan.cfg.ref, NULL);
+                r = backend_start(b, &plan.cfg, NULL, err);
+                if (r >= 0) {
+                        r = start_work(m, b, &plan.cfg.ref, st, err);
+                        if (r < 0)
+                                (void)backend_stop(b, &plan.cfg.ref, NULL);
+                }
+                start_plan_free(&plan);
         }
-        start_plan_free(&plan);
         if (r < 0) {
                 ak_err_prefix(err, "cannot start sandbox '%s'", name);
                 (void)audit_log("sandbox_error",
