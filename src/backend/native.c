@@ -66,9 +66,9 @@ struct native_session {
 /* runtime.json: written by start, read back by status, stop, remove, resize and stats. It is
  * input from disk like any other: read_runtime() accepts it only as a private file (ours, not
  * writable by others, no link), keeps its cgroups only when they are this sandbox's own
- * (cgroup_confined), and its pid is acted on only through runtime_ident(), which proc_verify()
- * checks: the recorded start time and boot, PID 1 of a pid namespace in a user namespace we
- * created, and a member of the sandbox's cgroup. */
+ * (cgroup_confined), and its pid is acted on only when runtime_alive() holds: proc_verify()
+ * of the recorded start time and boot, and membership of the sandbox's cgroup (or, on a host
+ * without cgroups, PID 1 of a pid namespace in a user namespace we created). */
 struct native_runtime {
         pid_t pid;
         uint64_t start_time;
@@ -157,12 +157,15 @@ static int read_runtime(const struct sandbox_ref *ref, struct native_runtime *rt
 /* What the recorded pid must be for us to act on it (see struct native_runtime). */
 static bool runtime_alive(const struct native_runtime *rt, struct proc_ident *ret)
 {
+        /* Membership of the sandbox's own cgroup (where only we can put a process) is the
+         * proof; where there are no cgroups, being the init of a pid namespace in a user
+         * namespace we created is. */
         *ret = (struct proc_ident){
             .pid = rt->pid,
             .start_time = rt->start_time,
             .boot_id = rt->boot_id,
             .cgroup_dir = rt->cg_trusted ? rt->cg.dirs[0] : NULL,
-            .ns_init = true,
+            .ns_init = !rt->cg_trusted,
         };
         return !rt->forged && proc_verify(ret);
 }

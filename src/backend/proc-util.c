@@ -52,13 +52,18 @@ static bool proc_same(pid_t pid, uint64_t start_time)
 
 int proc_boot_id(char ret[PROC_BOOT_ID_LEN + 1])
 {
+        /* read once per process: it changes only with a reboot (a benign race between threads
+         * writes the same bytes) */
+        static char cached[PROC_BOOT_ID_LEN + 1];
         cleanup_buf struct buf b = BUF_INIT;
 
-        if (read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", &b, 64) < 0 || !b.data ||
-            b.len < PROC_BOOT_ID_LEN)
-                return -ENOENT;
-        memcpy(ret, b.data, PROC_BOOT_ID_LEN);
-        ret[PROC_BOOT_ID_LEN] = '\0';
+        if (!cached[0]) {
+                if (read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", &b, 64) < 0 ||
+                    !b.data || b.len < PROC_BOOT_ID_LEN)
+                        return -ENOENT;
+                memcpy(cached, b.data, PROC_BOOT_ID_LEN);
+        }
+        memcpy(ret, cached, sizeof(cached));
         return 0;
 }
 
@@ -114,16 +119,16 @@ static bool in_cgroup(pid_t pid, const char *dir)
 
 bool proc_verify(const struct proc_ident *id)
 {
-        if (!proc_same(id->pid, id->start_time))
-                return false;
         if (id->boot_id && *id->boot_id) {
                 char now[PROC_BOOT_ID_LEN + 1];
                 if (proc_boot_id(now) < 0 || !streq(now, id->boot_id))
                         return false;
         }
-        if (id->ns_init && !ns_init(id->pid))
+        if (!proc_same(id->pid, id->start_time))
                 return false;
         if (id->cgroup_dir && !in_cgroup(id->pid, id->cgroup_dir))
+                return false;
+        if (id->ns_init && !ns_init(id->pid))
                 return false;
         return true;
 }

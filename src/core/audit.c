@@ -62,7 +62,7 @@ char *audit_path(void)
 static int open_for_write(const char *path, bool head, struct ak_err *err)
 {
         const char *explicit = secure_getenv("AGENTKERNEL_AUDIT_PATH");
-        int fd, r;
+        int r;
 
         if (!head) {
                 if (explicit && *explicit) {
@@ -75,16 +75,8 @@ static int open_for_write(const char *path, bool head, struct ak_err *err)
                 if (r < 0)
                         return r;
         }
-        fd = private_file_open_at(AT_FDCWD, path,
-                                  head ? O_WRONLY | O_CREAT : O_RDWR | O_CREAT | O_APPEND, err);
-        if (fd < 0)
-                return fd;
-        if (fchmod(fd, PRIVATE_FILE_MODE) < 0) {
-                r = -errno;
-                close(fd);
-                return r;
-        }
-        return fd;
+        return private_file_open_at(AT_FDCWD, path,
+                                    head ? O_WRONLY | O_CREAT : O_RDWR | O_CREAT | O_APPEND, err);
 }
 
 bool audit_enabled(void)

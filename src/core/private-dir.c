@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,16 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/macro.h"
+
+/* The effective uid: it does not change in our processes (the runtime's child, which shares our
+ * memory, changes its own credentials but only reads this). */
+static uid_t euid(void)
+{
+        static uid_t me = (uid_t)-1;
+        if (me == (uid_t)-1)
+                me = geteuid();
+        return me;
+}
 
 static const char *writers(mode_t mode)
 {
@@ -30,7 +41,7 @@ static const char *writers(mode_t mode)
 static int check_ancestor(const struct stat *st, const char *path, const char *what,
                           const char *target, struct ak_err *err)
 {
-        uid_t me = geteuid();
+        uid_t me = euid();
 
         if (!S_ISDIR(st->st_mode))
                 return ak_err_set(err, ENOTDIR,
@@ -57,7 +68,7 @@ static int check_ancestor(const struct stat *st, const char *path, const char *w
 static int check_own_dir(int fd, const char *path, const char *what, struct ak_err *err)
 {
         struct stat st;
-        uid_t me = geteuid();
+        uid_t me = euid();
 
         if (fstat(fd, &st) < 0)
                 return ak_err_set(err, errno, "the %s '%s': %s", what, path, strerror(errno));
@@ -93,33 +104,33 @@ static bool plain_component(const char *c, size_t len)
 static int open_own_child(int dirfd, const char *name, const char *path, const char *what,
                           unsigned flags, struct ak_err *err)
 {
-        cleanup_close int fd = -1;
+        const int oflags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+        cleanup_close int fd = openat(dirfd, name, oflags);
         struct stat st;
         int r;
 
-        if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                if (errno != ENOENT || !(flags & PRIVATE_CREATE))
-                        return ak_err_set(err, errno, "the %s '%s': %s", what, path,
-                                          strerror(errno));
+        if (fd < 0 && errno == ENOENT && (flags & PRIVATE_CREATE)) {
                 if (mkdirat(dirfd, name, PRIVATE_DIR_MODE) < 0 && errno != EEXIST)
                         return ak_err_set(err, errno, "cannot create the %s '%s': %s", what, path,
                                           strerror(errno));
-                if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return ak_err_set(err, errno, "the %s '%s': %s", what, path,
-                                          strerror(errno));
+                fd = openat(dirfd, name, oflags);
         }
-        if (S_ISLNK(st.st_mode))
-                return ak_err_set(err, ELOOP,
-                                  "the %s '%s' is a symbolic link: a link can be re-pointed by "
-                                  "whoever owns the directory it is in; use the directory it "
-                                  "names instead",
-                                  what, path);
-        if (!S_ISDIR(st.st_mode))
-                return ak_err_set(err, ENOTDIR, "the %s '%s' is not a directory", what, path);
-        fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return ak_err_set(err, errno, "cannot open the %s '%s': %s", what, path,
-                                  strerror(errno));
+        if (fd < 0) {
+                int e = errno;
+                /* what is there instead, for the message */
+                if ((e == ELOOP || e == ENOTDIR) &&
+                    fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                        if (S_ISLNK(st.st_mode))
+                                return ak_err_set(err, ELOOP,
+                                                  "the %s '%s' is a symbolic link: a link can be "
+                                                  "re-pointed by whoever owns the directory it is "
+                                                  "in; use the directory it names instead",
+                                                  what, path);
+                        return ak_err_set(err, ENOTDIR, "the %s '%s' is not a directory", what,
+                                          path);
+                }
+                return ak_err_set(err, e, "the %s '%s': %s", what, path, strerror(e));
+        }
         r = check_own_dir(fd, path, what, err);
         if (r < 0)
                 return r;
@@ -209,6 +220,74 @@ static int walk_ancestors(const char *dir, const char *what, const char *target,
         return TAKE_FD(fd);
 }
 
+/* Directories this process has walked and found private: the walk (every ancestor opened and
+ * checked, realpath's readlinks) is done once per process. What it found cannot be undone by
+ * another user (every ancestor is root's or ours and nobody else's to write); a hit still
+ * re-opens the directory itself without following a link and checks that it is the same one,
+ * ours and private. */
+#define WALKED_MAX 4
+static struct walked {
+        char *path, *canon;
+        dev_t dev;
+        ino_t ino;
+} walked[WALKED_MAX];
+static size_t walked_next;
+static pthread_mutex_t walked_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int walked_open(const char *path, char **ret_path)
+{
+        int fd = -1;
+
+        pthread_mutex_lock(&walked_lock);
+        for (size_t i = 0; i < WALKED_MAX; i++) {
+                struct stat st;
+                if (!walked[i].path || !streq(walked[i].path, path))
+                        continue;
+                fd = open(walked[i].canon, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd >= 0 &&
+                    (fstat(fd, &st) < 0 || st.st_dev != walked[i].dev ||
+                     st.st_ino != walked[i].ino || st.st_uid != euid() || (st.st_mode & 077))) {
+                        close(fd);
+                        fd = -1;
+                }
+                if (fd >= 0 && ret_path && !(*ret_path = strdup(walked[i].canon))) {
+                        close(fd);
+                        fd = -1;
+                }
+                break;
+        }
+        pthread_mutex_unlock(&walked_lock);
+        return fd;
+}
+
+static void walked_add(const char *path, const char *canon, int fd)
+{
+        struct stat st;
+        size_t slot;
+        char *p, *c;
+
+        if (fstat(fd, &st) < 0)
+                return;
+        p = strdup(path);
+        c = strdup(canon);
+        if (!p || !c) {
+                free(p);
+                free(c);
+                return;
+        }
+        pthread_mutex_lock(&walked_lock);
+        slot = walked_next;
+        for (size_t i = 0; i < WALKED_MAX; i++)
+                if (walked[i].path && streq(walked[i].path, path))
+                        slot = i; /* replaces the stale entry */
+        if (slot == walked_next)
+                walked_next = (walked_next + 1) % WALKED_MAX;
+        free(walked[slot].path);
+        free(walked[slot].canon);
+        walked[slot] = (struct walked){p, c, st.st_dev, st.st_ino};
+        pthread_mutex_unlock(&walked_lock);
+}
+
 int private_dir_open(const char *path, const char *what, unsigned flags, char **ret_path,
                      struct ak_err *err)
 {
@@ -223,6 +302,9 @@ int private_dir_open(const char *path, const char *what, unsigned flags, char **
                                   path ? path : "");
         if ((size_t)snprintf(p, sizeof(p), "%s", path) >= sizeof(p))
                 return ak_err_set(err, ENAMETOOLONG, "the %s '%s' is too long", what, path);
+        fd = walked_open(path, ret_path);
+        if (fd >= 0)
+                return fd;
         len = strlen(p);
         while (len > 1 && p[len - 1] == '/')
                 p[--len] = '\0';
@@ -242,11 +324,30 @@ int private_dir_open(const char *path, const char *what, unsigned flags, char **
         if (asprintf(&full, "%s%s%s", canon, canon[len - 1] == '/' ? "" : "/", leaf) < 0)
                 return ak_err_set(err, ENOMEM, "out of memory");
         fd = open_own_child(pfd, leaf, full, what, flags, err);
+        if (fd >= 0)
+                walked_add(path, full, fd);
         if (fd < 0 || !ret_path)
                 free(full);
         else
                 *ret_path = full;
         return fd;
+}
+
+int private_dir_check_at(int dirfd, const char *dirpath, const char *name, unsigned flags,
+                         struct ak_err *err)
+{
+        struct stat st;
+        int fd;
+
+        /* the usual case in one system call: there already, a real directory, ours, private */
+        if (!strchr(name, '/') && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISDIR(st.st_mode) && st.st_uid == euid() && !(st.st_mode & 077))
+                return 0;
+        fd = private_dir_open_at(dirfd, dirpath, name, flags, err);
+        if (fd < 0)
+                return fd;
+        close(fd);
+        return 0;
 }
 
 int private_dir_open_at(int dirfd, const char *dirpath, const char *name, unsigned flags,
@@ -282,9 +383,14 @@ int private_dir_ensure(const char *path, struct ak_err *err)
         cleanup_close int pfd = -1;
         int fd;
 
+        struct stat st;
+
         if (!slash || !plain_component(slash + 1, strlen(slash + 1)) ||
             (size_t)(slash - path) >= sizeof(parent))
                 return ak_err_set(err, EINVAL, "'%s' is not a usable directory", path);
+        if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+            st.st_uid == euid() && !(st.st_mode & 077))
+                return 0; /* there already, as it should be */
         (void)snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
         pfd = open(parent[0] ? parent : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (pfd < 0)
@@ -296,13 +402,14 @@ int private_dir_ensure(const char *path, struct ak_err *err)
         return 0;
 }
 
-int private_file_check(int fd, const char *path, struct ak_err *err)
+static int file_check(int fd, const char *path, struct stat *ret, struct ak_err *err)
 {
         struct stat st;
-        uid_t me = geteuid();
+        uid_t me = euid();
 
         if (fstat(fd, &st) < 0)
                 return ak_err_set(err, errno, "'%s': %s", path, strerror(errno));
+        *ret = st;
         if (!S_ISREG(st.st_mode))
                 return ak_err_set(err, EINVAL, "'%s' is not a regular file", path);
         if (st.st_uid != me)
@@ -318,11 +425,18 @@ int private_file_check(int fd, const char *path, struct ak_err *err)
         return 0;
 }
 
+int private_file_check(int fd, const char *path, struct ak_err *err)
+{
+        struct stat st;
+        return file_check(fd, path, &st, err);
+}
+
 int private_file_open_at(int dirfd, const char *path, int flags, struct ak_err *err)
 {
         /* O_NONBLOCK: a FIFO planted in the file's place must not block the open */
         cleanup_close int fd = openat(
             dirfd, path, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, PRIVATE_FILE_MODE);
+        struct stat st;
         int r;
 
         if (fd < 0) {
@@ -333,11 +447,13 @@ int private_file_open_at(int dirfd, const char *path, int flags, struct ak_err *
                                           path);
                 return ak_err_set(err, errno, "'%s': %s", path, strerror(errno));
         }
-        r = private_file_check(fd, path, err);
+        r = file_check(fd, path, &st, err);
         if (r < 0)
                 return r;
-        if (fd_set_nonblock(fd, false) < 0)
-                return ak_err_set(err, errno, "'%s': %s", path, strerror(errno));
+        /* a writer makes what it writes to private (an upstream 0644 file, an old umask's) */
+        if ((flags & O_CREAT) && (st.st_mode & 077) && fchmod(fd, PRIVATE_FILE_MODE) < 0)
+                return ak_err_set(err, errno, "chmod 0600 '%s': %s", path, strerror(errno));
+        /* O_NONBLOCK stays: it means nothing to a regular file (nor to flock) */
         return TAKE_FD(fd);
 }
 

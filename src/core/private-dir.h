@@ -36,7 +36,9 @@ enum {
  * (creating it, and missing ancestors, with PRIVATE_CREATE). `what` names it in messages
  * ("data directory"). Returns an O_DIRECTORY fd; *ret_path (may be NULL) gets its canonical
  * path (ancestors' symlinks resolved), which callers must use from then on: a link on the way
- * could be re-pointed, the canonical path cannot. -errno with a message otherwise. */
+ * could be re-pointed, the canonical path cannot. -errno with a message otherwise. The walk of
+ * the ancestors is done once per process and path (nobody else can change what it found); the
+ * directory itself is re-checked at every call. */
 int private_dir_open(const char *path, const char *what, unsigned flags, char **ret_path,
                      struct ak_err *err);
 
@@ -46,6 +48,10 @@ int private_dir_open(const char *path, const char *what, unsigned flags, char **
  * O_DIRECTORY fd. */
 int private_dir_open_at(int dirfd, const char *dirpath, const char *name, unsigned flags,
                         struct ak_err *err);
+
+/* private_dir_open_at() without the fd: 0 or -errno. One fstatat when all is well. */
+int private_dir_check_at(int dirfd, const char *dirpath, const char *name, unsigned flags,
+                         struct ak_err *err);
 
 /* Creates (0700) or checks the directory at path, whose parent the caller has already opened as
  * a private directory: only path's last component is checked (owner, mode, no symlink;
@@ -58,8 +64,8 @@ int private_dir_ensure(const char *path, struct ak_err *err);
 int private_file_check(int fd, const char *path, struct ak_err *err);
 
 /* Opens a private file relative to dirfd (AT_FDCWD allowed) with O_NOFOLLOW | O_CLOEXEC and
- * the given flags (O_CREAT creates it with mode 0600), then private_file_check()s it. -ENOENT
- * (with a message) when missing. */
+ * the given flags, then private_file_check()s it. With O_CREAT (a writer) it is created 0600,
+ * and an existing one others may read is made 0600. -ENOENT (with a message) when missing. */
 int private_file_open_at(int dirfd, const char *path, int flags, struct ak_err *err);
 
 /* Reads a whole private file (at most max bytes). -ENOENT when missing, -EFBIG when larger. */

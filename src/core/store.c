@@ -60,12 +60,11 @@ int store_open(const char *data_dir, struct store **ret, struct ak_err *err)
         }
         /* records hold -e values: sandboxes/ is 0700 like the rest (upstream made it 0755) */
         for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
-                r = private_dir_open_at(fd, s->data_dir, subdirs[i], PRIVATE_CREATE, err);
+                r = private_dir_check_at(fd, s->data_dir, subdirs[i], PRIVATE_CREATE, err);
                 if (r < 0) {
                         store_free(s);
                         return r;
                 }
-                close(r);
         }
         *ret = s;
         return 0;

@@ -50,11 +50,10 @@ static int volume_dirs(char **ret_base, struct ak_err *err)
         if (fd < 0)
                 return fd;
         for (int i = 0; i < 2; i++) {
-                int d = private_dir_open_at(fd, base, i ? "volume-metadata" : "volumes",
-                                            PRIVATE_CREATE, err);
-                if (d < 0)
-                        return d;
-                close(d);
+                int r = private_dir_check_at(fd, base, i ? "volume-metadata" : "volumes",
+                                             PRIVATE_CREATE, err);
+                if (r < 0)
+                        return r;
         }
         *ret_base = TAKE_PTR(base);
         return 0;

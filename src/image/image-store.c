@@ -52,10 +52,9 @@ int image_store_open(const char *data_dir, int mode, struct image_store *ret, st
                 goto fail;
         }
         for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
-                r = private_dir_open_at(s.dirfd, s.root, subdirs[i], PRIVATE_CREATE, err);
+                r = private_dir_check_at(s.dirfd, s.root, subdirs[i], PRIVATE_CREATE, err);
                 if (r < 0)
                         goto fail;
-                close(r);
         }
         s.lock_fd = private_file_open_at(s.dirfd, "lock", O_RDWR | O_CREAT, err);
         if (s.lock_fd < 0) {
