@@ -483,7 +483,7 @@ int volume_get(const char *slug, struct volume_info *ret, struct ak_err *err)
                 if (statvfs(p.dir, &sv) == 0)
                         ret->used_bytes = (uint64_t)(sv.f_blocks - sv.f_bfree) * sv.f_frsize;
         } else {
-                int fd = open(p.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                int fd = open(p.dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd >= 0)
                         ret->used_bytes = dir_usage(fd, 0);
         }
