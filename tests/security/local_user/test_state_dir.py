@@ -164,11 +164,16 @@ def plant_code(root, victim_pid, victim_start, name="forged", mode=0o755):
             f"        os.chmod(d, {mode})\n")
 
 
+# agentkernel as the scripts below run it: through an fd opened before /tmp and /root are
+# covered (the checkout may live under either)
+AKX = "/proc/self/fd/9"
+
+
 def in_private_ns(script, timeout=120):
     """Runs a bash script as root in a mount namespace of its own where /tmp and /root are fresh
     tmpfs: what the test plants there, and what agentkernel creates there, never reaches the
-    host's /tmp or /root."""
-    full = ("set -u\nmount --make-rprivate /\n"
+    host's /tmp or /root. The script runs agentkernel as `env -i {AKX} ...`."""
+    full = (f"set -u\nexec 9<{shlex.quote(AK)}\nmount --make-rprivate /\n"
             "mount -t tmpfs -o mode=1777 ak-test-tmp /tmp\n"
             "mount -t tmpfs -o mode=0700 ak-test-root /root\n" + script)
     return Result(subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c", full],
@@ -187,9 +192,9 @@ def test_no_home_never_adopts_tmp_agentkernel(victim):
     had made it: the attacker's record named a host process, and `stop` killed it. Must hold:
     the data directory is root's passwd home, /tmp/agentkernel is never read, nobody dies."""
     script = (as_attacker(plant_code("/tmp/agentkernel", victim.pid, start_time(victim.pid))) +
-              f"echo LIST; env -i {AK} list --json; echo RC=$?\n"
-              f"env -i {AK} stop forged; echo STOP=$?\n"
-              f"env -i {AK} remove forged; echo REMOVE=$?\n"
+              f"echo LIST; env -i {AKX} list --json; echo RC=$?\n"
+              f"env -i {AKX} stop forged; echo STOP=$?\n"
+              f"env -i {AKX} remove forged; echo REMOVE=$?\n"
               "stat -c 'DATA %a %u' /root/.local/share/agentkernel\n"
               "stat -c 'TMP %u' /tmp/agentkernel/sandboxes/forged.json\n")
     res = in_private_ns(script)
@@ -203,7 +208,7 @@ def test_no_home_never_adopts_tmp_agentkernel(victim):
 def test_no_home_uses_the_passwd_home():
     """The fallback without HOME is the effective uid's home from /etc/passwd, made 0700:
     nothing lands in a shared directory."""
-    res = in_private_ns(f"env -i {AK} list >/dev/null; "
+    res = in_private_ns(f"env -i {AKX} list >/dev/null; "
                         "stat -c '%a %u' /root/.local/share/agentkernel "
                         "/root/.local/share/agentkernel/sandboxes; ls -A /tmp; echo END\n")
     lines = res.stdout.split("\n")
@@ -217,7 +222,7 @@ def test_no_home_and_no_passwd_entry_is_refused():
     message that names HOME and AGENTKERNEL_DATA_DIR, and nothing is created in /tmp."""
     res = in_private_ns(
         f"setpriv --reuid={NO_PASSWD_UID} --regid={NO_PASSWD_UID} --clear-groups "
-        f"--inh-caps=-all -- env -i {AK} list; echo RC=$?; ls -A /tmp; echo END\n")
+        f"--inh-caps=-all -- env -i {AKX} list; echo RC=$?; ls -A /tmp; echo END\n")
     assert "RC=0" not in res.stdout, res
     assert "HOME" in res.stderr and "AGENTKERNEL_DATA_DIR" in res.stderr, res
     assert res.stdout.rstrip().endswith("END") and "agentkernel" not in res.stdout, res
