@@ -74,7 +74,9 @@ struct native_runtime {
         uint64_t start_time;
         char boot_id[PROC_BOOT_ID_LEN + 1]; /* "" in files of older versions */
         bool cg_trusted;                    /* cg names this sandbox's own cgroups */
-        bool forged; /* it names cgroups that are not the sandbox's: trust none of it */
+        /* not to be believed at all: cgroups other than the sandbox's, none on a host that has
+         * them, or another sandbox's uuid */
+        bool forged;
         struct cgroup_set cg;
 };
 

@@ -381,9 +381,8 @@ int private_dir_ensure(const char *path, struct ak_err *err)
         char parent[PATH_MAX];
         const char *slash = strrchr(path, '/');
         cleanup_close int pfd = -1;
-        int fd;
-
         struct stat st;
+        int fd;
 
         if (!slash || !plain_component(slash + 1, strlen(slash + 1)) ||
             (size_t)(slash - path) >= sizeof(parent))
