@@ -161,7 +161,9 @@ static int fake_status(const struct sandbox_ref *ref, struct backend_status *ret
         pid_t pid;
         uint64_t start;
 
-        if (read_record(ref, &pid, &start) == 0 && proc_same(pid, start)) {
+        /* the fake agent is a plain child process: its start time is all there is to check */
+        if (read_record(ref, &pid, &start) == 0 &&
+            proc_verify(&(struct proc_ident){.pid = pid, .start_time = start})) {
                 ret->running = true;
                 ret->pid = pid;
         }
@@ -180,7 +182,7 @@ static int fake_stop(const struct sandbox_ref *ref, struct ak_err *err)
         uint64_t start;
 
         if (read_record(ref, &pid, &start) == 0)
-                proc_terminate(pid, start, 2000);
+                proc_terminate(&(struct proc_ident){.pid = pid, .start_time = start}, 2000);
         /* the agent was our child if this process started it */
         (void)waitpid(-1, NULL, WNOHANG);
         return fake_cleanup(ref, err);

@@ -87,16 +87,17 @@ void native_image_close(struct native_image *img)
 
 int native_image_open(const char *name, struct native_image *ret, struct ak_err *err)
 {
-        cleanup_free char *data = paths_data_dir();
+        cleanup_free char *data = NULL;
         struct image_ref ref = {0};
         struct image_store s = {.dirfd = -1, .lock_fd = -1};
         struct image_record rec = {0};
         struct native_image img = {.lock_fd = -1};
         struct buf lowers = {0};
-        int r;
+        int r = paths_data_dir_open(&data, err);
 
-        if (!data)
-                return ak_err_set(err, ENOMEM, "out of memory");
+        if (r < 0)
+                return r;
+        close(r);
         if (strchr(data, ':'))
                 return ak_err_set(err, EINVAL,
                                   "the data directory '%s' contains ':', which overlayfs cannot "

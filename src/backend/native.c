@@ -27,6 +27,7 @@
 #include "backend/native-image.h"
 #include "core/backend.h"
 #include "core/paths.h"
+#include "core/private-dir.h"
 #include "proc-util.h"
 #include "runtime/cgroup.h"
 #include "runtime/net.h"
@@ -62,9 +63,20 @@ struct native_session {
         struct cgroup_set cg;
 };
 
+/* runtime.json: written by start, read back by status, stop, remove, resize and stats. It is
+ * input from disk like any other: read_runtime() accepts it only as a private file (ours, not
+ * writable by others, no link), keeps its cgroups only when they are this sandbox's own
+ * (cgroup_confined), and its pid is acted on only when runtime_alive() holds: proc_verify()
+ * of the recorded start time and boot, and membership of the sandbox's cgroup (or, on a host
+ * without cgroups, PID 1 of a pid namespace in a user namespace we created). */
 struct native_runtime {
         pid_t pid;
         uint64_t start_time;
+        char boot_id[PROC_BOOT_ID_LEN + 1]; /* "" in files of older versions */
+        bool cg_trusted;                    /* cg names this sandbox's own cgroups */
+        /* not to be believed at all: cgroups other than the sandbox's, none on a host that has
+         * them, or another sandbox's uuid */
+        bool forged;
         struct cgroup_set cg;
 };
 
@@ -73,35 +85,91 @@ static void run_path(const struct sandbox_ref *ref, const char *file, char *out,
         (void)snprintf(out, len, "%s/%s", ref->run_dir, file);
 }
 
+/* The sandbox's cgroup id: its uuid (kept sandboxes; ephemeral ones have no runtime file). */
+static const char *runtime_cgroup_id(const struct sandbox_ref *ref, json_t *o)
+{
+        const char *u = json_string_value(json_object_get(o, "uuid"));
+
+        if (ref->uuid && uuid_is_valid(ref->uuid))
+                return u && !streq(u, ref->uuid) ? NULL : ref->uuid; /* another sandbox's file */
+        return u && uuid_is_valid(u) ? u : NULL; /* a record too damaged to name it */
+}
+
 static int read_runtime(const struct sandbox_ref *ref, struct native_runtime *rt)
 {
         char path[PATH_MAX];
         cleanup_buf struct buf b = BUF_INIT;
         cleanup_json json_t *o = NULL;
-        json_t *dirs, *d;
+        json_t *dirs, *d, *pid, *start;
+        const char *boot, *id;
         size_t i;
 
         memset(rt, 0, sizeof(*rt));
         run_path(ref, RUNTIME_FILE, path, sizeof(path));
-        if (read_file_at(AT_FDCWD, path, &b, 1u << 16) < 0 || !b.data)
+        if (private_file_read_at(AT_FDCWD, path, &b, 1u << 16, NULL) < 0 || !b.data)
                 return -ENOENT;
         o = json_loadb(b.data, b.len, 0, NULL);
         if (!json_is_object(o))
                 return -EINVAL;
-        rt->pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
-        rt->start_time = (uint64_t)json_integer_value(json_object_get(o, "start_time"));
+        pid = json_object_get(o, "pid");
+        start = json_object_get(o, "start_time");
+        if (!json_is_integer(pid) || json_integer_value(pid) <= 1 ||
+            json_integer_value(pid) > INT32_MAX || !json_is_integer(start) ||
+            json_integer_value(start) < 0)
+                return -EINVAL;
+        rt->pid = (pid_t)json_integer_value(pid);
+        rt->start_time = (uint64_t)json_integer_value(start);
+        boot = json_string_value(json_object_get(o, "boot_id"));
+        if (boot && strlen(boot) == PROC_BOOT_ID_LEN)
+                memcpy(rt->boot_id, boot, sizeof(rt->boot_id));
+        else if (boot)
+                return -EINVAL;
         rt->cg.mode = json_integer_value(json_object_get(o, "cgroup_mode")) == 2   ? CGROUP_V2
                       : json_integer_value(json_object_get(o, "cgroup_mode")) == 1 ? CGROUP_V1
                                                                                    : CGROUP_NONE;
         dirs = json_object_get(o, "cgroups");
         json_array_foreach (dirs, i, d) {
                 if (i >= CGROUP_MAX_HIER || !json_is_string(d) ||
-                    strlen(json_string_value(d)) >= CGROUP_PATH_MAX - 64)
-                        break; /* never act on a cut path */
+                    strlen(json_string_value(d)) >= CGROUP_PATH_MAX - 64) {
+                        rt->forged = true; /* never act on a cut or extra path */
+                        break;
+                }
                 (void)snprintf(rt->cg.dirs[i], CGROUP_PATH_MAX, "%s", json_string_value(d));
                 rt->cg.n = i + 1;
         }
+        id = runtime_cgroup_id(ref, o);
+        if (!id)
+                rt->forged = true;
+        else if (rt->cg.n && !rt->forged)
+                rt->cg_trusted = cgroup_confined(id, &rt->cg);
+        if (rt->cg.n && !rt->cg_trusted)
+                rt->forged = true;
+        /* A sandbox started where cgroups work records them, and its init is checked to be in
+         * them: a file without any, on a host with cgroups, would skip that check. */
+        if (!rt->cg.n) {
+                char why[256];
+                if (cgroup_detect(why, sizeof(why)) != CGROUP_NONE)
+                        rt->forged = true;
+        }
+        if (rt->forged)
+                rt->cg.n = 0;
         return 0;
+}
+
+/* What the recorded pid must be for us to act on it (see struct native_runtime). */
+static bool runtime_alive(const struct native_runtime *rt, struct proc_ident *ret)
+{
+        /* Membership of the sandbox's own cgroup (where only we can put a process) is the
+         * proof; where there are no cgroups, being the init of a pid namespace in a user
+         * namespace we created is. */
+        *ret = (struct proc_ident){
+            .pid = rt->pid,
+            .start_time = rt->start_time,
+            .boot_id = rt->boot_id,
+            .cgroup_dir = rt->cg_trusted ? rt->cg.dirs[0] : NULL,
+            .ns_init = !rt->cg_trusted,
+        };
+        return !rt->forged && proc_verify(ret);
 }
 
 static int write_runtime(const struct sandbox_ref *ref, const struct native_runtime *rt)
@@ -115,6 +183,10 @@ static int write_runtime(const struct sandbox_ref *ref, const struct native_runt
                 return -ENOMEM;
         json_object_set_new(o, "pid", json_integer(rt->pid));
         json_object_set_new(o, "start_time", json_integer((json_int_t)rt->start_time));
+        if (rt->boot_id[0])
+                json_object_set_new(o, "boot_id", json_string(rt->boot_id));
+        if (ref->uuid)
+                json_object_set_new(o, "uuid", json_string(ref->uuid));
         json_object_set_new(o, "cgroup_mode",
                             json_integer(rt->cg.mode == CGROUP_V2   ? 2
                                          : rt->cg.mode == CGROUP_V1 ? 1
@@ -126,7 +198,7 @@ static int write_runtime(const struct sandbox_ref *ref, const struct native_runt
         if (!text)
                 return -ENOMEM;
         run_path(ref, RUNTIME_FILE, path, sizeof(path));
-        return write_file_atomic_at(AT_FDCWD, path, text, strlen(text), 0600, false);
+        return write_file_atomic_at(AT_FDCWD, path, text, strlen(text), PRIVATE_FILE_MODE, false);
 }
 
 static int native_probe(char *why, size_t why_len)
@@ -247,18 +319,25 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                         return ak_err_set(err, errno, "pipe: %s", strerror(errno));
         }
         if (!oci && etc_snapshots_enabled()) {
-                cleanup_free char *data = paths_data_dir();
-                if (data)
+                /* <data>/cache/etc, private like the rest (etc_snapshot checks each snapshot's
+                 * owner and mode too); without it /etc is filled the slow way */
+                cleanup_free char *data = NULL;
+                cleanup_close int dfd = paths_data_dir_open(&data, NULL);
+                int cfd = dfd >= 0
+                              ? private_dir_open_at(dfd, data, "cache/etc", PRIVATE_CREATE, NULL)
+                              : -1;
+                if (cfd >= 0) {
+                        close(cfd);
                         (void)snprintf(snapshots, sizeof(snapshots), "%s/cache/etc", data);
+                }
                 ro.etc_snapshots = snapshots[0] ? snapshots : NULL;
         }
         if (!cfg->ephemeral) {
                 /* Leftovers of an earlier run of this sandbox (a crashed starter) go first. */
                 (void)backend_cleanup(&native_backend_ops, &cfg->ref, NULL);
-                r = mkdir_p(cfg->ref.run_dir, 0700);
+                r = private_dir_ensure(cfg->ref.run_dir, err);
                 if (r < 0)
-                        return ak_err_set(err, -r, "create '%s': %s", cfg->ref.run_dir,
-                                          strerror(-r));
+                        return r;
         }
 
         /* Everything the child will need, prepared here (it must not allocate). */
@@ -358,11 +437,9 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         if (cfg->ephemeral) {
                 /* An ephemeral cgroup has no record; a lock file held for its lifetime tells a
                  * later sweep whether its owner is still alive. */
-                r = mkdir_p(cfg->ref.run_dir, 0700);
-                if (r < 0) {
-                        ak_err_set(err, -r, "create '%s': %s", cfg->ref.run_dir, strerror(-r));
+                r = private_dir_ensure(cfg->ref.run_dir, err);
+                if (r < 0)
                         goto fail;
-                }
                 /* Locked under a name a sweep ignores, then renamed into place: a sweep never
                  * sees the file unlocked, so it can neither take it for a dead run's nor make
                  * our flock fail by probing it at the wrong moment. */
@@ -483,6 +560,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         } else {
                 r = proc_start_time(child.pid, &rt.start_time);
                 if (r >= 0)
+                        r = proc_boot_id(rt.boot_id);
+                if (r >= 0)
                         r = write_runtime(&cfg->ref, &rt);
                 if (r < 0) {
                         ak_err_set(err, -r, "recording the sandbox: %s", strerror(-r));
@@ -566,10 +645,11 @@ static int native_finish(struct backend_session *bs)
 static int native_status(const struct sandbox_ref *ref, struct backend_status *ret)
 {
         struct native_runtime rt;
+        struct proc_ident id;
 
         if (read_runtime(ref, &rt) < 0)
                 return 0;
-        if (proc_same(rt.pid, rt.start_time)) {
+        if (runtime_alive(&rt, &id)) {
                 ret->running = true;
                 ret->pid = rt.pid;
         }
@@ -582,10 +662,9 @@ static int native_cleanup(const struct sandbox_ref *ref, struct ak_err *err)
         struct cgroup_set cg;
         int r = 0;
 
-        if (read_runtime(ref, &rt) == 0) {
-                if (rt.cg.n)
-                        r = cgroup_destroy(&rt.cg, err);
-        }
+        /* only cgroups confined to this sandbox's own (read_runtime drops others) */
+        if (read_runtime(ref, &rt) == 0 && rt.cg_trusted)
+                r = cgroup_destroy(&rt.cg, err);
         /* Also the cgroups a starter killed before it wrote runtime.json. */
         if (ref->uuid && uuid_is_valid(ref->uuid) && cgroup_paths(ref->uuid, &cg) == 0 && cg.n) {
                 int k = cgroup_destroy(&cg, r < 0 ? NULL : err);
@@ -603,11 +682,13 @@ static int native_cleanup(const struct sandbox_ref *ref, struct ak_err *err)
 static int native_stop(const struct sandbox_ref *ref, struct ak_err *err)
 {
         struct native_runtime rt;
+        struct proc_ident id;
 
         /* The agent stops its commands (SIGTERM, grace, SIGKILL) and exits; its exit ends the
-         * pid namespace and everything left in it. */
-        if (read_runtime(ref, &rt) == 0)
-                proc_terminate(rt.pid, rt.start_time, STOP_TIMEOUT_MS);
+         * pid namespace and everything left in it. Only a process that is this sandbox's init
+         * is signalled (proc_terminate re-checks it through a pidfd). */
+        if (read_runtime(ref, &rt) == 0 && runtime_alive(&rt, &id))
+                proc_terminate(&id, STOP_TIMEOUT_MS);
         return native_cleanup(ref, err);
 }
 
@@ -622,15 +703,16 @@ static int native_resize(const struct sandbox_ref *ref, const struct backend_con
                          struct ak_err *err)
 {
         struct native_runtime rt;
+        struct proc_ident id;
         struct cgroup_limits lim = {
             .memory_bytes = cfg->memory_mb << 20,
             .pids_max = cfg->profile->pids_max,
             .cpu_millis = (uint64_t)cfg->vcpus * 10 * cfg->profile->cpu_percent,
         };
 
-        if (read_runtime(ref, &rt) < 0 || !proc_same(rt.pid, rt.start_time))
+        if (read_runtime(ref, &rt) < 0 || !runtime_alive(&rt, &id))
                 return ak_err_set(err, ESRCH, "sandbox '%s' is not running", ref->name);
-        if (!rt.cg.n)
+        if (!rt.cg_trusted)
                 return ak_err_set(err, ENOTSUP, "sandbox '%s' has no cgroups to resize", ref->name);
         return cgroup_set_limits(&rt.cg, &lim, err);
 }
@@ -638,12 +720,13 @@ static int native_resize(const struct sandbox_ref *ref, const struct backend_con
 static int native_stats(const struct sandbox_ref *ref, struct backend_stats *ret)
 {
         struct native_runtime rt;
+        struct proc_ident id;
         struct cgroup_stats cs = {0};
         int r;
 
-        if (read_runtime(ref, &rt) < 0 || !proc_same(rt.pid, rt.start_time))
+        if (read_runtime(ref, &rt) < 0 || !runtime_alive(&rt, &id))
                 return -ESRCH;
-        if (!rt.cg.n)
+        if (!rt.cg_trusted)
                 return -EOPNOTSUPP;
         r = cgroup_stats(&rt.cg, &cs);
         if (r < 0)
@@ -670,11 +753,13 @@ static void native_sweep(const char *ephemeral_dir)
                 if (len < 10 || strncmp(de->d_name, "run-", 4) != 0 ||
                     !streq(de->d_name + len - 5, ".lock") || len - 5 >= sizeof(id))
                         continue;
-                fd = openat(dirfd(d), de->d_name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-                if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
-                        continue; /* its run is still going */
                 memcpy(id, de->d_name, len - 5);
                 id[len - 5] = '\0';
+                if (!uuid_is_valid(id + 4))
+                        continue; /* not a name this code makes: never act on it */
+                fd = private_file_open_at(dirfd(d), de->d_name, O_RDWR, NULL);
+                if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+                        continue; /* its run is still going */
                 if (cgroup_paths(id, &cg) == 0 && cgroup_destroy(&cg, NULL) < 0)
                         continue;
                 {

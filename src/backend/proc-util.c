@@ -4,16 +4,21 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/nsfs.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shared/buf.h"
+#include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/parse-util.h"
 #include "shared/time-util.h"
 
 int proc_start_time(pid_t pid, uint64_t *ret)
@@ -39,10 +44,93 @@ int proc_start_time(pid_t pid, uint64_t *ret)
         return 0;
 }
 
-bool proc_same(pid_t pid, uint64_t start_time)
+static bool proc_same(pid_t pid, uint64_t start_time)
 {
         uint64_t now = 0;
-        return pid > 0 && proc_start_time(pid, &now) == 0 && now == start_time;
+        return pid > 1 && proc_start_time(pid, &now) == 0 && now == start_time;
+}
+
+int proc_boot_id(char ret[PROC_BOOT_ID_LEN + 1])
+{
+        /* read once per process: it changes only with a reboot (a benign race between threads
+         * writes the same bytes) */
+        static char cached[PROC_BOOT_ID_LEN + 1];
+        cleanup_buf struct buf b = BUF_INIT;
+
+        if (!cached[0]) {
+                if (read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", &b, 64) < 0 ||
+                    !b.data || b.len < PROC_BOOT_ID_LEN)
+                        return -ENOENT;
+                memcpy(cached, b.data, PROC_BOOT_ID_LEN);
+        }
+        memcpy(ret, cached, sizeof(cached));
+        return 0;
+}
+
+/* PID 1 of its own pid namespace ("NSpid: <host pid> ... 1"), in a user namespace other than
+ * ours that our euid owns. */
+static bool ns_init(pid_t pid)
+{
+        char path[64], *line, *save = NULL, *last = NULL;
+        cleanup_buf struct buf b = BUF_INIT;
+        cleanup_close int fd = -1;
+        struct stat mine, theirs;
+        size_t levels = 0;
+        uid_t owner;
+
+        (void)snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        if (read_file_at(AT_FDCWD, path, &b, 1u << 16) < 0 || !b.data)
+                return false;
+        line = strstr(b.data, "\nNSpid:");
+        if (!line)
+                return false;
+        line[strcspn(line + 1, "\n") + 1] = '\0';
+        for (char *t = strtok_r(line + 8, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+                last = t;
+                levels++;
+        }
+        if (levels < 2 || !last || !streq(last, "1"))
+                return false;
+        (void)snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &theirs) < 0 || stat("/proc/self/ns/user", &mine) < 0)
+                return false;
+        if (theirs.st_dev == mine.st_dev && theirs.st_ino == mine.st_ino)
+                return false;
+        return ioctl(fd, NS_GET_OWNER_UID, &owner) == 0 && owner == geteuid();
+}
+
+/* Whether dir/cgroup.procs lists pid. */
+static bool in_cgroup(pid_t pid, const char *dir)
+{
+        char path[4200], *save = NULL;
+        cleanup_buf struct buf b = BUF_INIT;
+
+        if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= sizeof(path) ||
+            read_file_at(AT_FDCWD, path, &b, 1u << 20) < 0 || !b.data)
+                return false;
+        for (char *t = strtok_r(b.data, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+                uint32_t p;
+                if (safe_atou32(t, &p) == 0 && (pid_t)p == pid)
+                        return true;
+        }
+        return false;
+}
+
+bool proc_verify(const struct proc_ident *id)
+{
+        if (id->boot_id && *id->boot_id) {
+                char now[PROC_BOOT_ID_LEN + 1];
+                if (proc_boot_id(now) < 0 || !streq(now, id->boot_id))
+                        return false;
+        }
+        if (!proc_same(id->pid, id->start_time))
+                return false;
+        if (id->cgroup_dir && !in_cgroup(id->pid, id->cgroup_dir))
+                return false;
+        if (id->ns_init && !ns_init(id->pid))
+                return false;
+        return true;
 }
 
 bool proc_wait_exit(int pidfd, pid_t pid, uint64_t start_time, int timeout_ms)
@@ -73,23 +161,24 @@ static void send(int pidfd, pid_t pid, int sig)
                 (void)kill(pid, sig);
 }
 
-void proc_terminate(pid_t pid, uint64_t start_time, int grace_ms)
+void proc_terminate(const struct proc_ident *id, int grace_ms)
 {
         int pidfd;
 
-        if (!proc_same(pid, start_time))
+        if (!proc_verify(id))
                 return;
-        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        /* Re-check with the pidfd held: it now pins whichever process has this pid. */
-        if (!proc_same(pid, start_time)) {
+        pidfd = (int)syscall(SYS_pidfd_open, id->pid, 0);
+        /* Re-check with the pidfd held: it now pins whichever process has this pid, and the
+         * signals go through it. */
+        if (!proc_verify(id)) {
                 if (pidfd >= 0)
                         close(pidfd);
                 return;
         }
-        send(pidfd, pid, SIGTERM);
-        if (!proc_wait_exit(pidfd, pid, start_time, grace_ms)) {
-                send(pidfd, pid, SIGKILL);
-                (void)proc_wait_exit(pidfd, pid, start_time, grace_ms);
+        send(pidfd, id->pid, SIGTERM);
+        if (!proc_wait_exit(pidfd, id->pid, id->start_time, grace_ms)) {
+                send(pidfd, id->pid, SIGKILL);
+                (void)proc_wait_exit(pidfd, id->pid, id->start_time, grace_ms);
         }
         if (pidfd >= 0)
                 close(pidfd);

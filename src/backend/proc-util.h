@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Process identity for backends that record a host pid: a pid is trusted only together with its
- * start time (field 22 of /proc/<pid>/stat), so a recycled pid is never signalled.
+ * Process identity for backends that record a host pid. A recorded pid is input read back from
+ * disk: it is trusted only together with what makes it that sandbox's process (struct
+ * proc_ident), so neither a recycled pid nor a forged record ever gets a host process signalled.
  */
 #pragma once
 
@@ -9,9 +10,29 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#define PROC_BOOT_ID_LEN 36
+
+/* What must be true of a recorded process. Only pid and start_time are required. */
+struct proc_ident {
+        pid_t pid;
+        uint64_t start_time; /* field 22 of /proc/<pid>/stat: a recycled pid has another */
+        /* the boot it was recorded in (/proc/sys/kernel/random/boot_id): start times repeat
+         * across reboots. NULL or "": not recorded (older runtime files). */
+        const char *boot_id;
+        /* a cgroup directory whose cgroup.procs must list pid (the sandbox's own), or NULL */
+        const char *cgroup_dir;
+        /* PID 1 of a pid namespace of its own, in a user namespace that is not ours and that
+         * the caller's euid created (what a sandbox's init is; another user cannot make one) */
+        bool ns_init;
+};
+
 int proc_start_time(pid_t pid, uint64_t *ret);
-bool proc_same(pid_t pid, uint64_t start_time);
+/* This boot's id (36 characters and a NUL). -errno when /proc does not say. */
+int proc_boot_id(char ret[PROC_BOOT_ID_LEN + 1]);
+/* Whether the process is alive and is everything id says. */
+bool proc_verify(const struct proc_ident *id);
 /* Waits for the process to exit (pidfd when >= 0, else polling). true when it exited. */
 bool proc_wait_exit(int pidfd, pid_t pid, uint64_t start_time, int timeout_ms);
-/* SIGTERM, wait, SIGKILL, wait: stops a verified process. */
-void proc_terminate(pid_t pid, uint64_t start_time, int grace_ms);
+/* SIGTERM, wait, SIGKILL, wait: stops the process only if proc_verify() holds, re-checked with a
+ * pidfd pinning it, so the signals reach exactly the process that was checked. */
+void proc_terminate(const struct proc_ident *id, int grace_ms);

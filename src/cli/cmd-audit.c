@@ -121,11 +121,8 @@ int cmd_audit(int argc, char **argv)
         if (a.n_pos && !streq(a.pos[0], "verify"))
                 return cli_usage_error(cli_current, "unknown audit command '%s' (try: verify)",
                                        a.pos[0]);
-        path = audit_path();
-        if (!path) {
-                cli_error("out of memory");
-                return EXIT_FAILURE_;
-        }
+        if (audit_path_get(&path, &err) < 0)
+                return cli_fail(&err, EXIT_FAILURE_);
         if (f.path) {
                 printf("%s\n", path);
                 return EXIT_OK;

@@ -192,11 +192,10 @@ int cmd_images(int argc, char **argv)
         verb = a.pos[0];
         if (streq(verb, "pull"))
                 return images_pull(&a, &f);
-        data = paths_data_dir();
-        if (!data) {
-                cli_error("out of memory");
-                return EXIT_FAILURE_;
-        }
+        r = paths_data_dir_open(&data, &err);
+        if (r < 0)
+                return cli_fail(&err, EXIT_FAILURE_);
+        close(r);
         if (streq(verb, "list") || streq(verb, "ls")) {
                 if (a.n_pos != 1)
                         return cli_usage_error(cli_current, "list takes no name");

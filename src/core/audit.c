@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/paths.h"
+#include "core/private-dir.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
@@ -27,16 +28,55 @@
 #define TAIL_FIRST 4096u
 #define GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
-char *audit_path(void)
+int audit_path_get(char **ret, struct ak_err *err)
 {
         const char *p = secure_getenv("AGENTKERNEL_AUDIT_PATH");
         cleanup_free char *dir = NULL;
-        char *out = NULL;
+        int r;
 
-        if (p && *p)
-                return strdup(p);
-        dir = paths_user_dir();
-        return dir && asprintf(&out, "%s/audit.jsonl", dir) >= 0 ? out : NULL;
+        if (p && *p) {
+                if (p[0] != '/')
+                        return ak_err_set(err, EINVAL,
+                                          "AGENTKERNEL_AUDIT_PATH '%s' is not an absolute path", p);
+                *ret = strdup(p);
+        } else {
+                r = paths_user_dir_path(&dir, err);
+                if (r < 0)
+                        return r;
+                if (asprintf(ret, "%s/audit.jsonl", dir) < 0)
+                        *ret = NULL;
+        }
+        return *ret ? 0 : ak_err_set(err, ENOMEM, "out of memory");
+}
+
+char *audit_path(void)
+{
+        char *p = NULL;
+        return audit_path_get(&p, NULL) < 0 ? NULL : p;
+}
+
+/* Opens the log (or, head, its head file) for writing: its directory checked first (the user
+ * directory as a private one; a parent named by AGENTKERNEL_AUDIT_PATH as an ancestor: root's
+ * or ours, writable by nobody else unless sticky), the file a regular one of ours that nobody
+ * else can write, made 0600 (upstream's 0644 log included: it records every command). */
+static int open_for_write(const char *path, bool head, struct ak_err *err)
+{
+        const char *explicit = secure_getenv("AGENTKERNEL_AUDIT_PATH");
+        int r;
+
+        if (!head) {
+                if (explicit && *explicit) {
+                        r = private_parent_check(path, "audit log", PRIVATE_CREATE, err);
+                } else {
+                        r = paths_user_dir_open(NULL, err);
+                        if (r >= 0)
+                                close(r);
+                }
+                if (r < 0)
+                        return r;
+        }
+        return private_file_open_at(AT_FDCWD, path,
+                                    head ? O_WRONLY | O_CREAT : O_RDWR | O_CREAT | O_APPEND, err);
 }
 
 bool audit_enabled(void)
@@ -150,20 +190,10 @@ int audit_log(const char *type, json_t *fields)
                 json_decref(fields);
                 return 0;
         }
-        path = audit_path();
-        if (!path) {
+        r = audit_path_get(&path, NULL);
+        if (r < 0) {
                 json_decref(fields);
-                return -ENOMEM;
-        }
-        {
-                char dir[PATH_MAX];
-                char *slash;
-                (void)snprintf(dir, sizeof(dir), "%s", path);
-                slash = strrchr(dir, '/');
-                if (slash && slash != dir) {
-                        *slash = '\0';
-                        (void)mkdir_p(dir, 0700);
-                }
+                return r;
         }
         format_rfc3339(now_realtime_ns(), now);
         o = json_pack("{s:s,s:i,s:o,s:s}", "timestamp", now, "pid", (int)getpid(), "user",
@@ -178,9 +208,9 @@ int audit_log(const char *type, json_t *fields)
                 json_decref(fields);
         }
 
-        fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        fd = open_for_write(path, false, NULL);
         if (fd < 0)
-                return -errno;
+                return fd;
         while (flock(fd, LOCK_EX) < 0)
                 if (errno != EINTR)
                         return -errno;
@@ -211,8 +241,7 @@ int audit_log(const char *type, json_t *fields)
                 return r;
         head = head_path(path);
         if (head) {
-                cleanup_close int hfd =
-                    open(head, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                cleanup_close int hfd = open_for_write(head, true, NULL);
                 int n = snprintf(headrec, sizeof(headrec), "%020lld %s\n", seq + 1, hash);
                 if (hfd >= 0)
                         (void)(pwrite(hfd, headrec, (size_t)n, 0) == n);
@@ -232,16 +261,22 @@ static bool names_sandbox(json_t *e, const char *sandbox)
 static int for_each_line(const char *path, int (*fn)(const char *line, size_t len, void *ctx),
                          void *ctx, struct ak_err *err)
 {
-        cleanup_fclose FILE *f = fopen(path, "re");
+        cleanup_fclose FILE *f = NULL;
+        struct ak_err e = {0};
         char *line = NULL;
         size_t cap = 0;
         ssize_t n;
         int r = 0;
+        /* only a log of ours that nobody else could have written is read */
+        int fd = private_file_open_at(AT_FDCWD, path, O_RDONLY, &e);
 
-        if (!f)
-                return errno == ENOENT
-                           ? 0
-                           : ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+        if (fd < 0)
+                return fd == -ENOENT ? 0 : ak_err_set(err, e.code, "%s", ak_err_msg(&e));
+        f = fdopen(fd, "r");
+        if (!f) {
+                close(fd);
+                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+        }
         while ((n = getline(&line, &cap, f)) >= 0) {
                 while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
                         line[--n] = '\0';
@@ -366,7 +401,8 @@ int audit_verify(const char *path, struct audit_verdict *ret, struct ak_err *err
         if (ret->bad_line)
                 return -EBADMSG;
         /* the head file names the last entry: a cut-off tail shows here */
-        if (c.chain_started && head && read_file_at(AT_FDCWD, head, &hb, 256) == 0 && hb.data) {
+        if (c.chain_started && head && private_file_read_at(AT_FDCWD, head, &hb, 256, NULL) == 0 &&
+            hb.data) {
                 long long hseq = strtoll(hb.data, NULL, 10);
                 const char *sp = strchr(hb.data, ' ');
                 if (hseq != c.seq || !sp || strncmp(sp + 1, c.prev, HASH_HEX) != 0) {

@@ -6,6 +6,10 @@
  * file records the last one, so `agentkernel audit verify` finds any edited, removed, inserted or
  * reordered line, and a truncated tail. Writing is best effort: a full disk never fails the
  * operation being audited. AGENTKERNEL_AUDIT=0 (or false) turns it off, as upstream.
+ *
+ * The log and its head are private files (core/private-dir.h): appended to and read only when
+ * they are regular files of the caller's that nobody else can write, in a directory nobody else
+ * can change; written 0600, and an older 0644 log is tightened at the next append.
  */
 #pragma once
 
@@ -17,8 +21,11 @@
 
 #define AUDIT_LINE_MAX (1u << 20) /* longer lines are refused when reading */
 
-/* $AGENTKERNEL_AUDIT_PATH; else <AGENTKERNEL_DATA_DIR>/audit.jsonl when that is set; else
- * $HOME/.agentkernel/audit.jsonl; else /tmp/agentkernel/audit.jsonl. Malloc'd. */
+/* $AGENTKERNEL_AUDIT_PATH (absolute); else <AGENTKERNEL_DATA_DIR>/audit.jsonl when that is
+ * set; else ~/.agentkernel/audit.jsonl (HOME, or the passwd entry's home: paths.h). *ret is
+ * malloc'd; -errno with a message when there is no such place. Touches nothing. */
+int audit_path_get(char **ret, struct ak_err *err);
+/* audit_path_get() without the reason: NULL when there is no place. */
 char *audit_path(void);
 bool audit_enabled(void);
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/agents.h"
@@ -21,6 +22,7 @@
 #include "core/validate.h"
 #include "core/volume.h"
 #include "shared/cleanup.h"
+#include "shared/fd-util.h"
 #include "shared/json-util.h"
 #include "shared/random-util.h"
 #include "shared/time-util.h"
@@ -83,6 +85,20 @@ void start_plan_free(struct start_plan *p)
         free(p->ports);
 }
 
+/* The workspace rules (validate_workspace) with this store's data directory and the user
+ * directory as agentkernel's own: the same at create and at every start, because a record is
+ * read back from disk like any other input. */
+static int check_workspace(struct manager *m, const char *path, struct ak_err *err)
+{
+        cleanup_free char *user = NULL;
+        char real[PATH_MAX];
+        const char *own[2] = {m->store->data_dir, NULL};
+
+        if (paths_user_dir_path(&user, NULL) >= 0)
+                own[1] = realpath(user, real) ? real : user;
+        return validate_workspace(path, own, ARRAY_SIZE(own), err);
+}
+
 int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,
                     struct start_plan *p, struct ak_err *err)
 {
@@ -95,6 +111,9 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
                 return ak_err_set(err, EINVAL,
                                   "unknown profile '%s' (use permissive, moderate or restrictive)",
                                   st->profile);
+        if ((st->mount_cwd >= 0 ? st->mount_cwd : prof->mount_cwd) && st->work_dir &&
+            check_workspace(m, st->work_dir, err) < 0)
+                return ak_err_prefix(err, "sandbox '%s'", st->name);
         for (char **e = st->env; e && *e; e++)
                 n_env++;
         p->env = calloc(n_env + ARRAY_SIZE(passed) + 1, sizeof(char *));
@@ -344,8 +363,12 @@ int manager_create(struct manager *m, const struct create_opts *o, struct ak_err
         int lk, r;
 
         r = state_from_opts(o, &st, err);
-        if (r < 0)
+        if (r >= 0 && st->work_dir)
+                r = check_workspace(m, st->work_dir, err);
+        if (r < 0) {
+                state_free(st);
                 return r;
+        }
         /* The image first (a pull may take a while, outside every lock): a bad one leaves no
          * record behind. */
         if (store_exists(m->store, o->name)) {
@@ -477,10 +500,20 @@ static int start_work(struct manager *m, const struct backend_ops *b, const stru
         int fd, r, code;
 
         for (size_t i = 0; i < st->n_files; i++) {
-                cleanup_close int src = open(st->files[i].source, O_RDONLY | O_CLOEXEC);
+                /* read back from the record: only a regular file is copied (O_NONBLOCK: a
+                 * FIFO in its place must not hang the start) */
+                cleanup_close int src =
+                    open(st->files[i].source, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+                struct stat fst;
                 if (src < 0)
                         return ak_err_set(err, errno, "file '%s' to copy into the sandbox: %s",
                                           st->files[i].source, strerror(errno));
+                if (fstat(src, &fst) < 0 || !S_ISREG(fst.st_mode) ||
+                    fd_set_nonblock(src, false) < 0)
+                        return ak_err_set(err, EINVAL,
+                                          "file '%s' to copy into the sandbox is not a regular "
+                                          "file",
+                                          st->files[i].source);
                 fd = backend_connect(b, ref, err);
                 if (fd < 0)
                         return fd;
@@ -572,16 +605,17 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
                 r = ak_err_set(err, ENOTSUP, "backend '%s' is not available: %s", b->name, why);
                 goto out;
         }
+        /* a record refused here (its workspace, its volumes) is a failed start like any */
         r = plan_from_state(m, st, false, &plan, err);
-        if (r < 0)
-                goto out;
-        r = backend_start(b, &plan.cfg, NULL, err);
         if (r >= 0) {
-                r = start_work(m, b, &plan.cfg.ref, st, err);
-                if (r < 0)
-                        (void)backend_stop(b, &plan.cfg.ref, NULL);
+                r = backend_start(b, &plan.cfg, NULL, err);
+                if (r >= 0) {
+                        r = start_work(m, b, &plan.cfg.ref, st, err);
+                        if (r < 0)
+                                (void)backend_stop(b, &plan.cfg.ref, NULL);
+                }
+                start_plan_free(&plan);
         }
-        start_plan_free(&plan);
         if (r < 0) {
                 ak_err_prefix(err, "cannot start sandbox '%s'", name);
                 (void)audit_log("sandbox_error",

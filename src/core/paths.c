@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Path resolution for data and helper binaries; reads the environment with secure_getenv. */
+/*
+ * Path resolution for data and helper binaries; reads the environment with secure_getenv.
+ * Never falls back to a fixed path in a shared directory (upstream's /tmp/agentkernel): another
+ * user could create it first and plant records there.
+ */
 #include "paths.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,34 +15,150 @@
 #include <unistd.h>
 
 #include "build-config.h"
+#include "core/private-dir.h"
+#include "shared/buf.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/parse-util.h"
+
+#define PASSWD_MAX (16u << 20)
+
+/* The home directory of uid in /etc/passwd (files only: the CLI is static, NSS modules cannot
+ * be loaded), or NULL. */
+static char *passwd_home(uid_t uid)
+{
+        cleanup_buf struct buf b = BUF_INIT;
+        char *save = NULL;
+
+        if (read_file_at(AT_FDCWD, "/etc/passwd", &b, PASSWD_MAX) < 0 || !b.data)
+                return NULL;
+        for (char *line = strtok_r(b.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                char *f[7] = {0}, *p = line;
+                uint32_t u;
+                size_t n = 0;
+                while (n < 7) {
+                        f[n++] = p;
+                        p = strchr(p, ':');
+                        if (!p)
+                                break;
+                        *p++ = '\0';
+                }
+                if (n < 6 || safe_atou32(f[2], &u) < 0 || u != (uint32_t)uid)
+                        continue;
+                return f[5][0] == '/' ? strdup(f[5]) : NULL;
+        }
+        return NULL;
+}
+
+/* The caller's home: $HOME, else the passwd entry's. */
+static int home_dir(char **ret, struct ak_err *err)
+{
+        const char *home = secure_getenv("HOME");
+        char *h;
+
+        if (home && *home) {
+                if (home[0] != '/')
+                        return ak_err_set(err, EINVAL,
+                                          "HOME '%s' is not an absolute path; fix HOME, or set "
+                                          "AGENTKERNEL_DATA_DIR to a private directory",
+                                          home);
+                h = strdup(home);
+        } else {
+                h = passwd_home(geteuid());
+                if (!h)
+                        return ak_err_set(err, ENOENT,
+                                          "no place for agentkernel's data: HOME is not set and "
+                                          "uid %u has no home directory in /etc/passwd; set HOME, "
+                                          "or AGENTKERNEL_DATA_DIR to a private directory",
+                                          (unsigned)geteuid());
+        }
+        if (!h)
+                return ak_err_set(err, ENOMEM, "out of memory");
+        *ret = h;
+        return 0;
+}
+
+/* $AGENTKERNEL_DATA_DIR made absolute, or NULL when unset. */
+static int env_data_dir(char **ret, struct ak_err *err)
+{
+        const char *d = secure_getenv("AGENTKERNEL_DATA_DIR");
+        char cwd[PATH_MAX];
+
+        *ret = NULL;
+        if (!d || !*d)
+                return 0;
+        if (d[0] == '/') {
+                *ret = strdup(d);
+        } else {
+                if (!getcwd(cwd, sizeof(cwd)))
+                        return ak_err_set(err, errno, "AGENTKERNEL_DATA_DIR '%s': getcwd: %s", d,
+                                          strerror(errno));
+                if (asprintf(ret, "%s/%s", cwd, d) < 0)
+                        *ret = NULL;
+        }
+        return *ret ? 1 : ak_err_set(err, ENOMEM, "out of memory");
+}
+
+static int under_home(const char *suffix, char **ret, struct ak_err *err)
+{
+        cleanup_free char *home = NULL;
+        int r = env_data_dir(ret, err);
+
+        if (r != 0)
+                return r < 0 ? r : 0;
+        r = home_dir(&home, err);
+        if (r < 0)
+                return r;
+        if (asprintf(ret, "%s%s", streq(home, "/") ? "" : home, suffix) < 0)
+                return ak_err_set(err, ENOMEM, "out of memory");
+        return 0;
+}
+
+int paths_data_dir_path(char **ret, struct ak_err *err)
+{
+        return under_home("/.local/share/agentkernel", ret, err);
+}
+
+int paths_user_dir_path(char **ret, struct ak_err *err)
+{
+        return under_home("/.agentkernel", ret, err);
+}
+
+static int open_private(int (*where)(char **, struct ak_err *), const char *what, char **ret_path,
+                        struct ak_err *err)
+{
+        cleanup_free char *path = NULL;
+        struct ak_err e = {0};
+        int fd = where(&path, err);
+
+        if (fd < 0)
+                return fd;
+        fd = private_dir_open(path, what, PRIVATE_CREATE, ret_path, &e);
+        if (fd < 0)
+                return ak_err_set(err, e.code, "%s (AGENTKERNEL_DATA_DIR chooses another place)",
+                                  ak_err_msg(&e));
+        return fd;
+}
+
+int paths_data_dir_open(char **ret_path, struct ak_err *err)
+{
+        return open_private(paths_data_dir_path, "data directory", ret_path, err);
+}
+
+int paths_user_dir_open(char **ret_path, struct ak_err *err)
+{
+        return open_private(paths_user_dir_path, "agentkernel directory", ret_path, err);
+}
 
 char *paths_data_dir(void)
 {
-        const char *d = secure_getenv("AGENTKERNEL_DATA_DIR");
-        const char *home = getenv("HOME");
-        char *out = NULL;
+        char *path = NULL;
+        int fd = paths_data_dir_open(&path, NULL);
 
-        if (d && *d)
-                return strdup(d);
-        if (home && *home) {
-                if (asprintf(&out, "%s/.local/share/agentkernel", home) < 0)
-                        return NULL;
-                return out;
-        }
-        return strdup("/tmp/agentkernel");
-}
-
-char *paths_user_dir(void)
-{
-        const char *d = secure_getenv("AGENTKERNEL_DATA_DIR");
-        const char *home = getenv("HOME");
-        char *out = NULL;
-
-        if (d && *d)
-                return strdup(d);
-        if (home && *home)
-                return asprintf(&out, "%s/.agentkernel", home) < 0 ? NULL : out;
-        return strdup("/tmp/agentkernel");
+        if (fd < 0)
+                return NULL;
+        close(fd);
+        return path;
 }
 
 int paths_helper(const char *name, const char *env_var, char *out, size_t len, struct ak_err *err)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/paths.h"
+#include "core/private-dir.h"
 #include "core/validate.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -36,28 +37,34 @@ void store_free(struct store *s)
 
 int store_open(const char *data_dir, struct store **ret, struct ak_err *err)
 {
+        static const char *const subdirs[] = {"sandboxes", "locks", "run"};
         struct store *s = calloc(1, sizeof(*s));
+        cleanup_close int fd = -1;
         int r;
 
         if (!s)
                 return ak_err_set(err, ENOMEM, "out of memory");
-        s->data_dir = data_dir ? strdup(data_dir) : paths_data_dir();
-        if (!s->data_dir || asprintf(&s->sandboxes_dir, "%s/sandboxes", s->data_dir) < 0 ||
+        /* the one check every user of the data directory goes through (core/private-dir.h) */
+        fd = data_dir
+                 ? private_dir_open(data_dir, "data directory", PRIVATE_CREATE, &s->data_dir, err)
+                 : paths_data_dir_open(&s->data_dir, err);
+        if (fd < 0) {
+                store_free(s);
+                return fd;
+        }
+        if (asprintf(&s->sandboxes_dir, "%s/sandboxes", s->data_dir) < 0 ||
             asprintf(&s->locks_dir, "%s/locks", s->data_dir) < 0 ||
             asprintf(&s->run_dir, "%s/run", s->data_dir) < 0) {
                 store_free(s);
                 return ak_err_set(err, ENOMEM, "out of memory");
         }
-        r = mkdir_p(s->sandboxes_dir, 0755);
-        if (r >= 0)
-                r = mkdir_p(s->locks_dir, 0700);
-        if (r >= 0)
-                r = mkdir_p(s->run_dir, 0700);
-        if (r < 0) {
-                ak_err_set(err, -r, "cannot create the data directory '%s': %s", s->data_dir,
-                           strerror(-r));
-                store_free(s);
-                return r;
+        /* records hold -e values: sandboxes/ is 0700 like the rest (upstream made it 0755) */
+        for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
+                r = private_dir_check_at(fd, s->data_dir, subdirs[i], PRIVATE_CREATE, err);
+                if (r < 0) {
+                        store_free(s);
+                        return r;
+                }
         }
         *ret = s;
         return 0;
@@ -82,13 +89,13 @@ static int load_path(const char *path, struct sandbox_state **ret, bool *backfil
 {
         cleanup_buf struct buf b = BUF_INIT;
         struct sandbox_state *st = NULL;
-        int r = read_file_at(AT_FDCWD, path, &b, STATE_FILE_MAX);
+        /* a record is trusted only if it is a regular file of ours that nobody else can write
+         * (upstream's 0644 loads; it becomes 0600 when we rewrite it) */
+        int r = private_file_read_at(AT_FDCWD, path, &b, STATE_FILE_MAX, err);
 
         *backfilled = false;
-        if (r == -EFBIG)
-                return ak_err_set(err, EFBIG, "larger than %u bytes", STATE_FILE_MAX);
         if (r < 0)
-                return ak_err_set(err, -r, "%s", strerror(-r));
+                return r;
         r = state_parse(b.data ? b.data : "", b.len, &st, err);
         if (r < 0)
                 return r;
@@ -146,7 +153,7 @@ int store_save(struct store *s, const struct sandbox_state *st, bool durable, st
         r = state_format(st, &text);
         if (r < 0)
                 return ak_err_set(err, -r, "cannot format state of '%s'", st->name);
-        r = write_file_atomic_at(AT_FDCWD, p, text, strlen(text), 0644, durable);
+        r = write_file_atomic_at(AT_FDCWD, p, text, strlen(text), PRIVATE_FILE_MODE, durable);
         if (r < 0)
                 return ak_err_set(err, -r, "cannot write '%s': %s", p, strerror(-r));
         return 0;
@@ -254,10 +261,9 @@ static int lock_path(const char *path, struct ak_err *err)
 {
         for (;;) {
                 struct stat a, b;
-                int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                int fd = private_file_open_at(AT_FDCWD, path, O_RDWR | O_CREAT, err);
                 if (fd < 0)
-                        return ak_err_set(err, errno, "cannot open lock '%s': %s", path,
-                                          strerror(errno));
+                        return ak_err_prefix(err, "cannot open lock '%s'", path);
                 while (flock(fd, LOCK_EX) < 0) {
                         if (errno != EINTR) {
                                 int e = errno;

@@ -25,7 +25,11 @@ struct state_list {
         size_t n;
 };
 
-/* Opens (creating directories as needed) the store in data_dir (NULL: paths_data_dir()). */
+/* Opens the store in data_dir (NULL: paths_data_dir_open()): the data directory and its
+ * sandboxes/, locks/ and run/ are created if missing and checked as private directories
+ * (core/private-dir.h: the caller's, 0700, no symlink, trusted ancestors), or refused with a
+ * message saying why. Records are read only when they are regular files of the caller's that
+ * nobody else can write, and written 0600. */
 int store_open(const char *data_dir, struct store **ret, struct ak_err *err);
 void store_free(struct store *s);
 

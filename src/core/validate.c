@@ -4,8 +4,10 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "shared/parse-util.h"
 
@@ -188,6 +190,68 @@ int validate_sandbox_path(const char *path, struct ak_err *err)
                 if (strncmp(path, forbidden[i], fl) == 0 && (path[fl] == '\0' || path[fl] == '/'))
                         return ak_err_set(err, EACCES, "access to '%s' is not allowed", path);
         }
+        return 0;
+}
+
+/* Whether path is dir or lies below it. */
+static bool path_within(const char *path, const char *dir)
+{
+        size_t n = strlen(dir);
+        if (n == 1 && dir[0] == '/')
+                return true;
+        return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+int validate_workspace(const char *path, const char *const *own, size_t n_own, struct ak_err *err)
+{
+        char real[PATH_MAX];
+        struct stat st;
+
+        if (!path || path[0] != '/')
+                return ak_err_set(err, EINVAL, "workspace '%s' is not an absolute path",
+                                  path ? path : "");
+        if (strlen(path) >= PATH_MAX)
+                return ak_err_set(err, ENAMETOOLONG, "workspace path is too long");
+        for (const char *c = path + 1; !streq(path, "/");) {
+                const char *end = strchrnul(c, '/');
+                size_t n = (size_t)(end - c);
+                if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+                        return ak_err_set(err, EINVAL,
+                                          "workspace '%s' is not a normalised path (no '.', "
+                                          "'..', '//' or trailing '/')",
+                                          path);
+                if (!*end)
+                        break;
+                c = end + 1;
+        }
+        if (streq(path, "/"))
+                return ak_err_set(err, EINVAL,
+                                  "workspace '/' would give the sandbox the whole host read-write; "
+                                  "mount a project directory");
+        if (lstat(path, &st) < 0)
+                return ak_err_set(err, errno, "workspace '%s': %s", path, strerror(errno));
+        if (S_ISLNK(st.st_mode))
+                return ak_err_set(err, ELOOP,
+                                  "workspace '%s' is a symbolic link: a link can be re-pointed "
+                                  "between create and start; use the directory it names",
+                                  path);
+        if (!S_ISDIR(st.st_mode))
+                return ak_err_set(err, ENOTDIR, "workspace '%s' is not a directory", path);
+        if (!realpath(path, real))
+                return ak_err_set(err, errno, "workspace '%s': %s", path, strerror(errno));
+        if (!streq(real, path))
+                return ak_err_set(err, ELOOP,
+                                  "workspace '%s' is reached through a symbolic link (it is "
+                                  "'%s'): a link can be re-pointed between create and start; use "
+                                  "the real path",
+                                  path, real);
+        for (size_t i = 0; i < n_own; i++)
+                if (own[i] && path_within(path, own[i]))
+                        return ak_err_set(err, EPERM,
+                                          "workspace '%s' is agentkernel's own directory '%s' (or "
+                                          "inside it): a sandbox could rewrite what the host "
+                                          "trusts there; mount a project directory",
+                                          path, own[i]);
         return 0;
 }
 

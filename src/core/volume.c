@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/paths.h"
+#include "core/private-dir.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -38,12 +39,49 @@ struct vpaths {
         char lock[4096];  /* lock file for metadata updates */
 };
 
+/* The user directory and its volumes/ and volume-metadata/, created and checked as private
+ * directories (0700: volume names, sizes and data are nobody else's business). *ret_base gets
+ * the user directory's canonical path. */
+static int volume_dirs(char **ret_base, struct ak_err *err)
+{
+        cleanup_free char *base = NULL;
+        cleanup_close int fd = paths_user_dir_open(&base, err);
+
+        if (fd < 0)
+                return fd;
+        for (int i = 0; i < 2; i++) {
+                int r = private_dir_check_at(fd, base, i ? "volume-metadata" : "volumes",
+                                             PRIVATE_CREATE, err);
+                if (r < 0)
+                        return r;
+        }
+        *ret_base = TAKE_PTR(base);
+        return 0;
+}
+
+/* A volume's data directory as it must be before anything is mounted on it or bound from it:
+ * a real directory, never a symlink (mount(2) and bind mounts follow links). */
+static int volume_dir_ok(const char *dir, struct ak_err *err)
+{
+        struct stat st;
+
+        if (lstat(dir, &st) < 0)
+                return ak_err_set(err, errno, "volume directory '%s': %s", dir, strerror(errno));
+        if (!S_ISDIR(st.st_mode))
+                return ak_err_set(err, ENOTDIR,
+                                  "volume directory '%s' is not a directory (a symlink?): not "
+                                  "mounting it; remove it if you did not put it there",
+                                  dir);
+        return 0;
+}
+
 static int vpaths(const char *slug, struct vpaths *p, struct ak_err *err)
 {
-        cleanup_free char *base = paths_user_dir();
+        cleanup_free char *base = NULL;
+        int r = volume_dirs(&base, err);
 
-        if (!base)
-                return ak_err_set(err, ENOMEM, "out of memory");
+        if (r < 0)
+                return r;
         if ((size_t)snprintf(p->dir, sizeof(p->dir), "%s/volumes/%s", base, slug) >=
                 sizeof(p->dir) ||
             (size_t)snprintf(p->image, sizeof(p->image), "%s/volumes/.%s.img", base, slug) >=
@@ -161,7 +199,9 @@ static int meta_read(const struct vpaths *p, const char *slug, struct volume_inf
 {
         cleanup_buf struct buf b = BUF_INIT;
         cleanup_json json_t *o = NULL;
-        int r = read_file_at(AT_FDCWD, p->meta, &b, META_MAX);
+        struct ak_err e = {0};
+        /* metadata decides what gets loop-mounted: only a private file of ours is believed */
+        int r = private_file_read_at(AT_FDCWD, p->meta, &b, META_MAX, &e);
 
         memset(v, 0, sizeof(*v));
         if (r == -ENOENT)
@@ -170,7 +210,7 @@ static int meta_read(const struct vpaths *p, const char *slug, struct volume_inf
                                   "create %s)",
                                   slug, slug);
         if (r < 0)
-                return ak_err_set(err, -r, "cannot read '%s': %s", p->meta, strerror(-r));
+                return ak_err_set(err, -r, "volume '%s': %s", slug, ak_err_msg(&e));
         o = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
         if (!json_is_object(o) || !json_is_integer(json_object_get(o, "size_bytes")))
                 return ak_err_set(err, EBADMSG, "volume metadata '%s' is damaged", p->meta);
@@ -225,7 +265,8 @@ static bool is_mountpoint(const char *dir)
 
         if ((size_t)snprintf(parent, sizeof(parent), "%s/..", dir) >= sizeof(parent))
                 return false;
-        return stat(dir, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
+        return lstat(dir, &a) == 0 && S_ISDIR(a.st_mode) && stat(parent, &b) == 0 &&
+               a.st_dev != b.st_dev;
 }
 
 static int run_mkfs(const char *image, struct ak_err *err)
@@ -261,8 +302,10 @@ static int run_mkfs(const char *image, struct ak_err *err)
 static int loop_mount(const char *image, const char *dir, struct ak_err *err)
 {
         cleanup_close int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
-        cleanup_close int img = open(image, O_RDWR | O_CLOEXEC);
+        /* the image we made: a regular file of ours, never a link to a device or another file */
+        cleanup_close int img = private_file_open_at(AT_FDCWD, image, O_RDWR, err);
         char dev[64];
+        int r;
 
         if (ctl < 0)
                 return ak_err_set(err, errno,
@@ -270,7 +313,9 @@ static int loop_mount(const char *image, const char *dir, struct ak_err *err)
                                   "loop driver and root)",
                                   strerror(errno));
         if (img < 0)
-                return ak_err_set(err, errno, "cannot open '%s': %s", image, strerror(errno));
+                return img;
+        if ((r = volume_dir_ok(dir, err)) < 0)
+                return r;
         for (int attempt = 0; attempt < 16; attempt++) {
                 struct loop_info64 info = {.lo_flags = LO_FLAGS_AUTOCLEAR};
                 cleanup_close int loop = -1;
@@ -309,19 +354,10 @@ static int ensure_mounted(const struct vpaths *p, const struct volume_info *v, s
 
 static int lock_meta(const struct vpaths *p, struct ak_err *err)
 {
-        int fd;
-        char dir[4096];
-        char *slash;
+        int fd = private_file_open_at(AT_FDCWD, p->lock, O_RDWR | O_CREAT, err);
 
-        (void)snprintf(dir, sizeof(dir), "%s", p->lock);
-        slash = strrchr(dir, '/');
-        if (slash) {
-                *slash = '\0';
-                (void)mkdir_p(dir, 0700);
-        }
-        fd = open(p->lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
-                return ak_err_set(err, errno, "cannot lock '%s': %s", p->lock, strerror(errno));
+                return ak_err_prefix(err, "cannot lock volume metadata");
         while (flock(fd, LOCK_EX) < 0)
                 if (errno != EINTR) {
                         int e = errno;
@@ -336,7 +372,6 @@ int volume_create(const char *slug, uint64_t size_bytes, struct volume_info *ret
 {
         struct vpaths p;
         struct volume_info v = {0};
-        char volumes_dir[4096];
         int r, lk;
 
         if ((r = volume_validate_slug(slug, err)) < 0 || (r = vpaths(slug, &p, err)) < 0)
@@ -348,9 +383,6 @@ int volume_create(const char *slug, uint64_t size_bytes, struct volume_info *ret
         lk = lock_meta(&p, err);
         if (lk < 0)
                 return lk;
-        (void)snprintf(volumes_dir, sizeof(volumes_dir), "%s", p.dir);
-        *strrchr(volumes_dir, '/') = '\0';
-        (void)mkdir_p(volumes_dir, 0700);
         if (access(p.meta, F_OK) == 0) {
                 r = ak_err_set(err, EEXIST, "volume '%s' already exists", slug);
                 goto out;
@@ -451,7 +483,7 @@ int volume_get(const char *slug, struct volume_info *ret, struct ak_err *err)
                 if (statvfs(p.dir, &sv) == 0)
                         ret->used_bytes = (uint64_t)(sv.f_blocks - sv.f_bfree) * sv.f_frsize;
         } else {
-                int fd = open(p.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                int fd = open(p.dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd >= 0)
                         ret->used_bytes = dir_usage(fd, 0);
         }
@@ -465,17 +497,18 @@ static int cmp_volume(const void *a, const void *b)
 
 int volume_list(struct volume_info **ret, size_t *ret_n, struct ak_err *err)
 {
-        cleanup_free char *base = paths_user_dir();
+        cleanup_free char *base = NULL;
         char dir[4096];
         struct volume_info *all = NULL;
         size_t n = 0, cap = 0;
         struct dirent *de;
         DIR *d;
+        int r;
 
         *ret = NULL;
         *ret_n = 0;
-        if (!base)
-                return ak_err_set(err, ENOMEM, "out of memory");
+        if ((r = volume_dirs(&base, err)) < 0)
+                return r;
         (void)snprintf(dir, sizeof(dir), "%s/volume-metadata", base);
         d = opendir(dir);
         if (!d)
@@ -545,7 +578,7 @@ int volume_delete(const char *slug, bool force, struct ak_err *err)
                                "volume '%s' is not empty; delete it anyway with --force", slug);
                 goto out;
         }
-        if (v.size_bytes && umount2(p.dir, 0) < 0) {
+        if (v.size_bytes && umount2(p.dir, UMOUNT_NOFOLLOW) < 0) {
                 r = ak_err_set(err, errno,
                                errno == EBUSY ? "volume '%s' is in use by a running sandbox"
                                               : "cannot unmount volume '%s'",
@@ -580,6 +613,8 @@ int volume_acquire(const char *slug, char *ret_path, size_t len, struct ak_err *
         r = meta_read(&p, slug, &v, err);
         if (r >= 0)
                 r = ensure_mounted(&p, &v, err);
+        if (r >= 0)
+                r = volume_dir_ok(p.dir, err); /* it is bound into the sandbox */
         if (r >= 0) {
                 v.mount_count++;
                 format_rfc3339(now_realtime_ns(), v.last_used);

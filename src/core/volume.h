@@ -7,6 +7,10 @@
  * filesystem image (<slug>.img, sparse) loop-mounted on its data directory, so writes past the
  * size fail with ENOSPC inside every sandbox that mounts it. That needs root; unsized volumes
  * are plain directories and work for anyone.
+ *
+ * volumes/ and volume-metadata/ are private directories (core/private-dir.h); metadata, lock
+ * files and images are trusted only as private files; nothing is mounted on, bound from or
+ * loop-attached through a symlink.
  */
 #pragma once
 

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/private-dir.h"
 #include "image/image-store.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
@@ -33,31 +34,31 @@ int image_store_open(const char *data_dir, int mode, struct image_store *ret, st
 {
         static const char *const subdirs[] = {"layers", "images", "tmp", "locks"};
         struct image_store s = {.dirfd = -1, .lock_fd = -1};
+        cleanup_free char *data = NULL;
+        cleanup_close int dfd = -1;
         int r;
 
-        if (asprintf(&s.root, "%s/images", data_dir) < 0)
+        /* The store and everything in it are private (core/private-dir.h): the caller's, 0700,
+         * reached through directories nobody else can change. A store from an older umask or
+         * another tool is tightened; one another user owns or can write is refused. */
+        dfd = private_dir_open(data_dir, "data directory", PRIVATE_CREATE, &data, err);
+        if (dfd < 0)
+                return dfd;
+        if (asprintf(&s.root, "%s/images", data) < 0)
                 return ak_err_set(err, ENOMEM, "out of memory");
-        r = mkdir_p(s.root, 0700);
-        if (r < 0) {
-                ak_err_set(err, -r, "create image store '%s': %s", s.root, strerror(-r));
-                goto fail;
-        }
-        /* A store from an older umask or another tool must still be private. */
-        (void)chmod(s.root, 0700);
-        s.dirfd = open(s.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        s.dirfd = private_dir_open_at(dfd, data, "images", PRIVATE_CREATE, err);
         if (s.dirfd < 0) {
-                r = ak_err_set(err, errno, "open image store '%s': %s", s.root, strerror(errno));
+                r = ak_err_prefix(err, "image store");
                 goto fail;
         }
-        for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++)
-                if (mkdirat(s.dirfd, subdirs[i], 0700) < 0 && errno != EEXIST) {
-                        r = ak_err_set(err, errno, "create '%s/%s': %s", s.root, subdirs[i],
-                                       strerror(errno));
+        for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
+                r = private_dir_check_at(s.dirfd, s.root, subdirs[i], PRIVATE_CREATE, err);
+                if (r < 0)
                         goto fail;
-                }
-        s.lock_fd = openat(s.dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        }
+        s.lock_fd = private_file_open_at(s.dirfd, "lock", O_RDWR | O_CREAT, err);
         if (s.lock_fd < 0) {
-                r = ak_err_set(err, errno, "open image store lock: %s", strerror(errno));
+                r = ak_err_prefix(err, "image store lock");
                 goto fail;
         }
         while (flock(s.lock_fd, mode == IMAGE_STORE_EXCLUSIVE ? LOCK_EX : LOCK_SH) < 0)
@@ -193,9 +194,9 @@ static int record_load(struct image_store *s, const char *hex, struct image_reco
         int k;
 
         (void)snprintf(path, sizeof(path), "images/%s.json", hex);
-        k = read_file_at(s->dirfd, path, &b, IMAGE_RECORD_MAX_BYTES);
+        k = private_file_read_at(s->dirfd, path, &b, IMAGE_RECORD_MAX_BYTES, err);
         if (k < 0)
-                return ak_err_set(err, -k, "read image record '%s': %s", path, strerror(-k));
+                return ak_err_prefix(err, "image record in '%s'", s->root);
         o = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
         id = json_string_value(json_object_get(o, "id"));
         cfg = json_string_value(json_object_get(o, "config"));
@@ -250,15 +251,16 @@ static int record_load(struct image_store *s, const char *hex, struct image_reco
 static int refs_load(struct image_store *s, json_t **ret, struct ak_err *err)
 {
         cleanup_buf struct buf b = {0};
+        struct ak_err e = {0};
         json_t *o;
-        int r = read_file_at(s->dirfd, REFS_FILE, &b, IMAGE_REFS_MAX_BYTES);
+        int r = private_file_read_at(s->dirfd, REFS_FILE, &b, IMAGE_REFS_MAX_BYTES, &e);
 
         if (r == -ENOENT) {
                 *ret = json_object();
                 return *ret ? 0 : -ENOMEM;
         }
         if (r < 0)
-                return ak_err_set(err, -r, "read %s/%s: %s", s->root, REFS_FILE, strerror(-r));
+                return ak_err_set(err, -r, "image store '%s': %s", s->root, ak_err_msg(&e));
         o = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
         if (!json_is_object(o)) {
                 json_decref(o);
@@ -284,10 +286,9 @@ static int refs_save(struct image_store *s, json_t *refs, struct ak_err *err)
 /* The name table is read-modify-written by concurrent pulls: its own short lock. */
 static int refs_lock(struct image_store *s, struct ak_err *err)
 {
-        int fd =
-            openat(s->dirfd, "locks/refs.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        int fd = private_file_open_at(s->dirfd, "locks/refs.lock", O_RDWR | O_CREAT, err);
         if (fd < 0)
-                return ak_err_set(err, errno, "open refs lock: %s", strerror(errno));
+                return ak_err_prefix(err, "refs lock");
         while (flock(fd, LOCK_EX) < 0)
                 if (errno != EINTR) {
                         int e = errno;
@@ -688,9 +689,9 @@ int image_store_lock_layer(struct image_store *s, const char *digest, struct ak_
         int fd;
 
         (void)snprintf(p, sizeof(p), "locks/%s.lock", digest_hex(digest));
-        fd = openat(s->dirfd, p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        fd = private_file_open_at(s->dirfd, p, O_RDWR | O_CREAT, err);
         if (fd < 0)
-                return ak_err_set(err, errno, "open layer lock: %s", strerror(errno));
+                return ak_err_prefix(err, "layer lock");
         while (flock(fd, LOCK_EX) < 0)
                 if (errno != EINTR) {
                         int e = errno;

@@ -60,11 +60,13 @@ int main(int argc, char **argv)
         if (argc - optind != 2 || !streq(argv[optind], "pull"))
                 return usage(stderr);
         o.progress = !o.quiet && isatty(STDERR_FILENO);
-        data = paths_data_dir();
-        if (!data) {
-                fputs("agentkernel-image: out of memory\n", stderr);
+        r = paths_data_dir_open(&data, &err);
+        if (r < 0) {
+                fprintf(porcelain ? stdout : stderr, "%s: %s\n",
+                        porcelain ? "error" : "agentkernel", ak_err_msg(&err));
                 return 1;
         }
+        close(r);
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 fputs("agentkernel-image: cannot initialise libcurl\n", stderr);
                 return 1;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +31,22 @@
 
 static const char *const v1_controllers[CGROUP_MAX_HIER] = {"memory", "pids", "cpu"};
 
+/* A delegated parent is usable only as a plain absolute path: nothing to resolve differently
+ * later ("." or ".." components, empty ones). */
+static bool plain_path(const char *p)
+{
+        if (!p || p[0] != '/')
+                return false;
+        for (const char *c = p + 1, *end; *c; c = *end ? end + 1 : end) {
+                size_t n;
+                end = strchrnul(c, '/');
+                n = (size_t)(end - c);
+                if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+                        return false;
+        }
+        return true;
+}
+
 /* The directory under which sandbox cgroups live, per hierarchy. */
 static int hier_parent(enum cgroup_mode mode, size_t i, char *out, size_t len)
 {
@@ -37,7 +54,9 @@ static int hier_parent(enum cgroup_mode mode, size_t i, char *out, size_t len)
 
         if (mode == CGROUP_V2) {
                 if (delegated && *delegated)
-                        return snprintf(out, len, "%s", delegated) < (int)len ? 0 : -ENAMETOOLONG;
+                        return !plain_path(delegated)                           ? -EINVAL
+                               : snprintf(out, len, "%s", delegated) < (int)len ? 0
+                                                                                : -ENAMETOOLONG;
                 return snprintf(out, len, CGROUP_ROOT "/" CGROUP_PARENT) < (int)len ? 0
                                                                                     : -ENAMETOOLONG;
         }
@@ -116,6 +135,41 @@ int cgroup_paths(const char *id, struct cgroup_set *ret)
                         return -ENAMETOOLONG;
         }
         return 0;
+}
+
+static bool dir_is(const char *dir, const char *parent, const char *id)
+{
+        size_t n = strlen(parent);
+        return strncmp(dir, parent, n) == 0 && dir[n] == '/' && streq(dir + n + 1, id);
+}
+
+bool cgroup_confined(const char *id, const struct cgroup_set *cg)
+{
+        const char *delegated = secure_getenv("AGENTKERNEL_CGROUP_PARENT");
+        char why[256];
+
+        if (!valid_id(id) || cg->mode == CGROUP_NONE || cg->n == 0 ||
+            cg->n != (cg->mode == CGROUP_V2 ? 1u : CGROUP_MAX_HIER) ||
+            cgroup_detect(why, sizeof(why)) != cg->mode)
+                return false;
+        for (size_t i = 0; i < cg->n; i++) {
+                char parent[PATH_MAX];
+                bool ok;
+                if (memchr(cg->dirs[i], '\0', CGROUP_PATH_MAX) == NULL)
+                        return false;
+                if (cg->mode == CGROUP_V2) {
+                        ok = dir_is(cg->dirs[i], CGROUP_ROOT "/" CGROUP_PARENT, id) ||
+                             (delegated && plain_path(delegated) &&
+                              dir_is(cg->dirs[i], delegated, id));
+                } else {
+                        (void)snprintf(parent, sizeof(parent), CGROUP_ROOT "/%s/" CGROUP_PARENT,
+                                       v1_controllers[i]);
+                        ok = dir_is(cg->dirs[i], parent, id);
+                }
+                if (!ok)
+                        return false;
+        }
+        return true;
 }
 
 static int write_knob(const char *dir, const char *knob, const char *value)
@@ -296,25 +350,61 @@ void cgroup_procs_files(const struct cgroup_set *cg, char procs[][CGROUP_PATH_MA
         ret[k] = NULL;
 }
 
-/* Sends SIGKILL to every pid listed in dir/cgroup.procs; returns how many were listed. */
-static int kill_listed(const char *dir)
+#define KILL_BATCH 256 /* pidfds held at once; destroy calls again until the cgroup is empty */
+
+/* Up to max pids listed in dir/cgroup.procs, sorted. */
+static size_t list_procs(const char *dir, pid_t *out, size_t max)
 {
-        char p[PATH_MAX];
+        char p[PATH_MAX], *save = NULL;
         cleanup_buf struct buf b = BUF_INIT;
-        int n = 0;
-        char *save = NULL;
+        size_t n = 0;
 
         (void)snprintf(p, sizeof(p), "%s/cgroup.procs", dir);
         if (read_file_at(AT_FDCWD, p, &b, 1u << 20) < 0 || !b.data)
                 return 0;
-        for (char *t = strtok_r(b.data, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+        for (char *t = strtok_r(b.data, "\n", &save); t && n < max;
+             t = strtok_r(NULL, "\n", &save)) {
                 uint32_t pid;
-                if (safe_atou32(t, &pid) == 0 && pid > 1) {
-                        (void)kill((pid_t)pid, SIGKILL);
-                        n++;
-                }
+                if (safe_atou32(t, &pid) == 0 && pid > 1 && pid <= INT32_MAX)
+                        out[n++] = (pid_t)pid;
         }
         return n;
+}
+
+static bool listed(const pid_t *v, size_t n, pid_t pid)
+{
+        for (size_t i = 0; i < n; i++)
+                if (v[i] == pid)
+                        return true;
+        return false;
+}
+
+/* Sends SIGKILL to the processes listed in dir/cgroup.procs, never to a pid that was recycled
+ * meanwhile: each pid is pinned with a pidfd, and signalled through it only if the list read
+ * after the pinning still has it (the process the pidfd holds is then the one in this cgroup,
+ * or one that died: a pidfd never reaches a pid's next owner). Returns how many were listed. */
+static int kill_listed(const char *dir)
+{
+        pid_t before[KILL_BATCH], after[KILL_BATCH];
+        int fds[KILL_BATCH];
+        bool no_pidfd = false;
+        size_t n = list_procs(dir, before, KILL_BATCH), m;
+
+        for (size_t i = 0; i < n; i++) {
+                fds[i] = (int)syscall(SYS_pidfd_open, before[i], 0);
+                no_pidfd |= fds[i] < 0 && errno == ENOSYS;
+        }
+        m = list_procs(dir, after, KILL_BATCH);
+        for (size_t i = 0; i < n; i++) {
+                /* not listed again: gone (or recycled) meanwhile */
+                if (fds[i] >= 0 && listed(after, m, before[i]))
+                        (void)syscall(SYS_pidfd_send_signal, fds[i], SIGKILL, NULL, 0);
+                else if (fds[i] < 0 && no_pidfd && listed(after, m, before[i]))
+                        (void)kill(before[i], SIGKILL); /* kernels before 5.3: as before */
+                if (fds[i] >= 0)
+                        close(fds[i]);
+        }
+        return (int)n;
 }
 
 bool cgroup_populated(const struct cgroup_set *cg)

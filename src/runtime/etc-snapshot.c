@@ -238,6 +238,24 @@ static void prune(int rootfd, const char *current)
         }
 }
 
+/* A directory is used as ours only if we own it and nobody else can write it: a snapshot is
+ * bound as the /etc of root's sandboxes, and its name can be computed by anyone. */
+static bool ours(const struct stat *st)
+{
+        return st->st_uid == geteuid() && !(st->st_mode & 022);
+}
+
+/* The snapshot `name` as it stands: 1 when it is a usable one (a real directory of ours that
+ * nobody else can write), 0 when there is none, -EPERM when something else has the name. */
+static int snapshot_state(int rootfd, const char *name)
+{
+        struct stat st;
+
+        if (fstatat(rootfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        return S_ISDIR(st.st_mode) && ours(&st) ? 1 : -EPERM;
+}
+
 int etc_snapshot(const char *root, const struct etc_item *items, size_t n, char *ret_dir,
                  size_t ret_len)
 {
@@ -260,12 +278,22 @@ int etc_snapshot(const char *root, const struct etc_item *items, size_t n, char 
         }
         if (rootfd < 0)
                 return -errno;
+        if (fstat(rootfd, &st) < 0 || !ours(&st))
+                return -EPERM; /* someone else's: fill /etc the slow way */
         lock = lock_shared(rootfd, name);
         if (lock < 0)
                 return lock;
-        if (fstatat(rootfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+        r = snapshot_state(rootfd, name);
+        if (r == 1)
                 return lock;
+        if (r < 0) {
+                /* not one we made (another owner, writable by others, a link or a file): it
+                 * goes, and ours takes its name */
+                (void)rm_rf_at(rootfd, name);
+        }
         r = build(rootfd, name, items, n);
+        if (r >= 0 && snapshot_state(rootfd, name) != 1)
+                r = -EPERM; /* lost the name to something that is not ours again */
         if (r < 0) {
                 close(lock);
                 return r;

@@ -10,6 +10,10 @@
  * snapshot; a snapshot never changes after it is published. Users hold a shared flock on
  * <name>.lock for as long as a sandbox uses it (the sandbox's agent inherits it), and snapshots
  * nobody holds are removed when a newer one is made.
+ *
+ * Anyone can compute a snapshot's name: one is used only when it is a real directory of ours
+ * that nobody else can write, in a root directory of ours that nobody else can write; anything
+ * else under its name is removed and rebuilt.
  */
 #pragma once
 
@@ -38,9 +42,10 @@ struct etc_item {
 #define ETC_SNAPSHOT_ITEMS_MAX 512
 #define ETC_SNAPSHOTS_KEPT 4 /* unused snapshots left in place besides the newest */
 
-/* Finds or makes the snapshot of items under root (created 0700 if missing). On success writes
- * its directory to ret_dir and returns a file descriptor holding its shared lock, which the
- * caller keeps (and hands to the sandbox) for as long as the snapshot is in use. -errno on
- * failure; the caller then builds /etc the slow way. */
+/* Finds or makes the snapshot of items under root (created 0700 if missing; -EPERM when it is
+ * not ours or others can write it). On success writes its directory to ret_dir and returns a
+ * file descriptor holding its shared lock, which the caller keeps (and hands to the sandbox) for
+ * as long as the snapshot is in use. -errno on failure; the caller then builds /etc the slow
+ * way. */
 int etc_snapshot(const char *root, const struct etc_item *items, size_t n, char *ret_dir,
                  size_t ret_len);

@@ -2,6 +2,7 @@
 /* The state store: the seed's load_sandboxes tests, ported, plus locking and atomicity. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -68,24 +69,118 @@ static void save_state(struct fixture *f, const char *name, uint32_t cid, const 
         state_free(s);
 }
 
+/* Where the data directory is: never a fixed path in a shared directory (upstream's
+ * /tmp/agentkernel without HOME): HOME, else the passwd entry's home, else a refusal. */
 static void test_data_dir_uses_home(void **unused)
 {
-        char *d;
+        char *d = NULL, want[4200], cwd[4096];
+        struct ak_err err = {0};
+        struct passwd *pw = getpwuid(geteuid());
         (void)unused;
         unsetenv("AGENTKERNEL_DATA_DIR");
         setenv("HOME", "/home/someone", 1);
-        d = paths_data_dir();
+        assert_int_equal(paths_data_dir_path(&d, NULL), 0);
         assert_string_equal(d, "/home/someone/.local/share/agentkernel");
         free(d);
-        unsetenv("HOME");
-        d = paths_data_dir();
-        assert_string_equal(d, "/tmp/agentkernel");
+        assert_int_equal(paths_user_dir_path(&d, NULL), 0);
+        assert_string_equal(d, "/home/someone/.agentkernel");
         free(d);
+        unsetenv("HOME");
+        if (pw && pw->pw_dir[0] == '/') {
+                assert_int_equal(paths_data_dir_path(&d, NULL), 0);
+                (void)snprintf(want, sizeof(want), "%s/.local/share/agentkernel",
+                               streq(pw->pw_dir, "/") ? "" : pw->pw_dir);
+                assert_string_equal(d, want);
+                free(d);
+        } else {
+                assert_int_equal(paths_data_dir_path(&d, &err), -ENOENT);
+                assert_non_null(strstr(err.msg, "HOME"));
+                assert_non_null(strstr(err.msg, "AGENTKERNEL_DATA_DIR"));
+        }
+        setenv("HOME", "relative/home", 1);
+        assert_int_equal(paths_data_dir_path(&d, &err), -EINVAL);
+        unsetenv("HOME");
         setenv("AGENTKERNEL_DATA_DIR", "/srv/ak", 1);
-        d = paths_data_dir();
+        assert_int_equal(paths_data_dir_path(&d, NULL), 0);
         assert_string_equal(d, "/srv/ak");
         free(d);
+        assert_int_equal(paths_user_dir_path(&d, NULL), 0);
+        assert_string_equal(d, "/srv/ak");
+        free(d);
+        setenv("AGENTKERNEL_DATA_DIR", "rel/ak", 1);
+        assert_non_null(getcwd(cwd, sizeof(cwd)));
+        (void)snprintf(want, sizeof(want), "%s/rel/ak", cwd);
+        assert_int_equal(paths_data_dir_path(&d, NULL), 0);
+        assert_string_equal(d, want);
+        free(d);
         unsetenv("AGENTKERNEL_DATA_DIR");
+}
+
+/* Upstream's records (0644 in a 0755 sandboxes/) load; ours are 0600 in 0700 directories, and
+ * an upstream record is tightened when we rewrite it. */
+static void test_modes(void **state)
+{
+        struct fixture *f = *state;
+        struct sandbox_state *s = NULL;
+        struct store *again = NULL;
+        char p[512];
+        struct stat st;
+
+        (void)snprintf(p, sizeof(p), "%s/sandboxes", f->dir);
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0700);
+        assert_int_equal(stat(f->dir, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0700);
+        assert_int_equal(chmod(p, 0755), 0);
+        write_raw(f, "up.json",
+                  "{\"name\": \"up\", \"uuid\": \"0190f0a1-7a0b-7c3d-8e9f-0a1b2c3d4e5f\", "
+                  "\"image\": \"a\", \"vcpus\": 1, \"memory_mb\": 1, \"vsock_cid\": 3, "
+                  "\"created_at\": \"x\"}");
+        (void)snprintf(p, sizeof(p), "%s/sandboxes/up.json", f->dir);
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0644);
+        assert_int_equal(store_load(f->store, "up", &s, NULL), 0); /* loads as it is */
+        assert_int_equal(store_save(f->store, s, false, NULL), 0);
+        state_free(s);
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        /* the next open tightens the directory */
+        assert_int_equal(store_open(f->dir, &again, NULL), 0);
+        store_free(again);
+        (void)snprintf(p, sizeof(p), "%s/sandboxes", f->dir);
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0700);
+}
+
+/* A record another user could write, or a link, is not loaded. */
+static void test_untrusted_records(void **state)
+{
+        struct fixture *f = *state;
+        struct sandbox_state *s = NULL;
+        struct ak_err err = {0};
+        char p[512], q[512];
+        const char *rec = "{\"name\": \"w\", \"image\": \"a\", \"vcpus\": 1, "
+                          "\"memory_mb\": 1, \"vsock_cid\": 3, \"created_at\": \"x\"}";
+
+        write_raw(f, "w.json", rec);
+        (void)snprintf(p, sizeof(p), "%s/sandboxes/w.json", f->dir);
+        assert_int_equal(chmod(p, 0666), 0);
+        assert_int_equal(store_load(f->store, "w", &s, &err), -EPERM);
+        assert_non_null(strstr(err.msg, "writable by"));
+        assert_int_equal(unlink(p), 0);
+        (void)snprintf(q, sizeof(q), "%s/elsewhere.json", f->dir);
+        assert_int_equal(write_file_atomic_at(AT_FDCWD, q, rec, strlen(rec), 0600, false), 0);
+        assert_int_equal(symlink(q, p), 0);
+        ak_err_clear(&err);
+        assert_int_equal(store_load(f->store, "w", &s, &err), -ELOOP);
+        assert_int_equal(unlink(p), 0);
+        if (geteuid() == 0) {
+                write_raw(f, "w.json", rec);
+                assert_int_equal(chown(p, 62001, 62001), 0);
+                ak_err_clear(&err);
+                assert_int_equal(store_load(f->store, "w", &s, &err), -EPERM);
+                assert_non_null(strstr(err.msg, "uid 62001"));
+        }
 }
 
 static void test_load_empty(void **state)
@@ -260,6 +355,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_load_missing_and_invalid, setup, teardown),
             cmocka_unit_test_setup_teardown(test_lock_excludes, setup, teardown),
             cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_modes, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_untrusted_records, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
