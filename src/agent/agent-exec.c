@@ -301,6 +301,12 @@ static void format_spawn_error(char *out, size_t len, const struct exec_req *req
         if (f->step == 1)
                 (void)snprintf(out, len, "agentkernel: cannot run '%s': %s\n", req->argv[0],
                                f->err == ENOENT ? "command not found" : strerror(f->err));
+        else if (req->cwd && f->err == ELOOP)
+                (void)snprintf(out, len,
+                               "agentkernel: cannot start '%s': working directory '%s' leads "
+                               "through a link into /proc (or too many symbolic links); "
+                               "refused\n",
+                               req->argv[0], req->cwd);
         else if (req->cwd && (f->err == ENOENT || f->err == ENOTDIR))
                 (void)snprintf(out, len,
                                "agentkernel: cannot start '%s': working directory '%s' does not "
