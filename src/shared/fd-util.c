@@ -196,51 +196,187 @@ int mkdir_p(const char *path, mode_t mode)
         return 0;
 }
 
-static int rm_rf_children(int fd)
-{
-        DIR *d = fdopendir(fd);
-        struct dirent *de;
-        int ret = 0;
+/*
+ * rm -rf of a tree someone else wrote (a sandbox's upper directory, a volume): any depth, with a
+ * constant number of fds and no recursion. The walk goes down one directory at a time (keeping
+ * only the names on the way, to remove each directory from its parent on the way back up through
+ * ".."), never follows a symlink, never crosses into another mount, and makes a directory it
+ * cannot enter or empty writable (a rootless sandbox's chmod 000) before giving up on it. What
+ * cannot be removed is remembered ("stuck") so the walk never returns to it.
+ */
+#define RM_STUCK_MAX 256
+#define RM_NAMES_MAX (64u << 20) /* the names from the top to the deepest directory */
 
-        if (!d) {
-                int r = -errno;
-                close(fd);
-                return r;
+struct rm_walk {
+        dev_t dev;
+        ino_t stuck[RM_STUCK_MAX];
+        size_t n_stuck;
+        int err;    /* the first error */
+        bool abort; /* too many stuck directories, or out of memory */
+};
+
+static void rm_note(struct rm_walk *w, int err)
+{
+        if (!w->err)
+                w->err = err;
+}
+
+static void rm_stick(struct rm_walk *w, ino_t ino)
+{
+        if (w->n_stuck == RM_STUCK_MAX)
+                w->abort = true;
+        else
+                w->stuck[w->n_stuck++] = ino;
+}
+
+static bool rm_is_stuck(const struct rm_walk *w, ino_t ino)
+{
+        for (size_t i = 0; i < w->n_stuck; i++)
+                if (w->stuck[i] == ino)
+                        return true;
+        return false;
+}
+
+/* unlinkat, making the directory writable once if it refuses (EACCES). */
+static int rm_unlink(int fd, const char *name, int flags, bool *chmodded)
+{
+        if (unlinkat(fd, name, flags) == 0)
+                return 0;
+        if (errno == EACCES && !*chmodded) {
+                *chmodded = true;
+                if (fchmod(fd, 0700) == 0 && unlinkat(fd, name, flags) == 0)
+                        return 0;
+        }
+        return -errno;
+}
+
+/* Removes the files of directory fd and its empty subdirectories; returns an fd of the first
+ * subdirectory left to empty (its name pushed on names), or -1 when there is none. */
+static int rm_scan(int fd, struct rm_walk *w, struct buf *names)
+{
+        int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3), sub = -1;
+        bool chmodded = false;
+        struct dirent *de;
+        DIR *d;
+
+        if (dfd < 0 || !(d = fdopendir(dfd))) {
+                rm_note(w, -errno);
+                if (dfd >= 0)
+                        close(dfd);
+                return -1;
         }
         while ((de = readdir(d))) {
                 struct stat st;
+                int r;
+
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        if (errno != ENOENT && ret == 0)
-                                ret = -errno;
+                if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno != ENOENT)
+                                rm_note(w, -errno);
                         continue;
                 }
-                if (S_ISDIR(st.st_mode)) {
-                        struct stat parent;
-                        int sub;
-                        /* Never cross into another mount. */
-                        if (fstat(dirfd(d), &parent) == 0 && parent.st_dev != st.st_dev) {
-                                if (ret == 0)
-                                        ret = -EXDEV;
-                                continue;
-                        }
-                        sub = openat(dirfd(d), de->d_name,
-                                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (sub >= 0) {
-                                int r = rm_rf_children(sub);
-                                if (r < 0 && ret == 0)
-                                        ret = r;
-                        }
-                        if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT &&
-                            ret == 0)
-                                ret = -errno;
-                } else if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT && ret == 0) {
-                        ret = -errno;
+                if (!S_ISDIR(st.st_mode)) {
+                        r = rm_unlink(fd, de->d_name, 0, &chmodded);
+                        if (r < 0 && r != -ENOENT)
+                                rm_note(w, r);
+                        continue;
                 }
+                if (st.st_dev != w->dev) { /* never cross into another mount */
+                        rm_note(w, -EXDEV);
+                        continue;
+                }
+                if (rm_is_stuck(w, st.st_ino))
+                        continue;
+                r = rm_unlink(fd, de->d_name, AT_REMOVEDIR, &chmodded);
+                if (r == 0 || r == -ENOENT)
+                        continue; /* it was empty */
+                sub = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub < 0 && errno == EACCES && fchmodat(fd, de->d_name, 0700, 0) == 0)
+                        sub =
+                            openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub < 0) {
+                        rm_note(w, -errno);
+                        rm_stick(w, st.st_ino);
+                        continue;
+                }
+                if (names->len + strlen(de->d_name) + 1 > RM_NAMES_MAX ||
+                    buf_append(names, de->d_name, strlen(de->d_name) + 1) < 0) {
+                        close(sub);
+                        sub = -1;
+                        rm_note(w, -ENOMEM);
+                        w->abort = true;
+                }
+                break;
         }
         closedir(d);
-        return ret;
+        return sub;
+}
+
+/* Empties the directory top (which stays, and stays open). Returns 0 or the first error. */
+static int rm_rf_children(int top)
+{
+        struct rm_walk w = {0};
+        cleanup_buf struct buf names = BUF_INIT;
+        struct stat st;
+        size_t depth = 0;
+        ino_t top_ino;
+        int cur;
+
+        if (fstat(top, &st) < 0)
+                return -errno;
+        w.dev = st.st_dev;
+        top_ino = st.st_ino;
+        cur = fcntl(top, F_DUPFD_CLOEXEC, 3);
+        if (cur < 0)
+                return -errno;
+        while (!w.abort) {
+                struct stat me, there;
+                const char *name;
+                bool chmodded = false;
+                int sub = rm_scan(cur, &w, &names), parent, r;
+
+                if (sub >= 0) {
+                        close(cur);
+                        cur = sub;
+                        depth++;
+                        continue;
+                }
+                if (depth == 0)
+                        break;
+                /* cur is as empty as it gets: up, and remove it from its parent */
+                if (fstat(cur, &me) < 0) {
+                        rm_note(&w, -errno);
+                        break;
+                }
+                parent = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (parent < 0) {
+                        rm_note(&w, -errno);
+                        break;
+                }
+                close(cur);
+                cur = parent;
+                depth--;
+                names.len--; /* the last name's NUL */
+                while (names.len && names.data[names.len - 1])
+                        names.len--;
+                name = names.data + names.len;
+                if (fstatat(cur, name, &there, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    there.st_ino != me.st_ino || there.st_dev != me.st_dev) {
+                        rm_note(&w, -ESTALE); /* moved while we were in it */
+                        rm_stick(&w, me.st_ino);
+                        continue;
+                }
+                r = rm_unlink(cur, name, AT_REMOVEDIR, &chmodded);
+                if (r < 0 && r != -ENOENT) {
+                        rm_note(&w, r);
+                        rm_stick(&w, me.st_ino);
+                }
+        }
+        if (!w.abort && (fstat(cur, &st) < 0 || st.st_ino != top_ino || st.st_dev != w.dev))
+                rm_note(&w, -ESTALE);
+        close(cur);
+        return w.abort && !w.err ? -ENOTEMPTY : w.err;
 }
 
 int rm_rf_at(int dirfd, const char *path)
@@ -253,9 +389,12 @@ int rm_rf_at(int dirfd, const char *path)
         if (!S_ISDIR(st.st_mode))
                 return unlinkat(dirfd, path, 0) < 0 && errno != ENOENT ? -errno : 0;
         fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == EACCES && fchmodat(dirfd, path, 0700, 0) == 0)
+                fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return errno == ENOENT ? 0 : -errno;
         r = rm_rf_children(fd);
+        close(fd);
         if (unlinkat(dirfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
                 r = -errno;
         return r;

@@ -39,7 +39,9 @@ int write_file_string(const char *path, const char *s);
 /* mkdir -p with the given mode for every created component. Existing directories are fine. */
 int mkdir_p(const char *path, mode_t mode);
 
-/* rm -rf below and including path, never crossing into other mounts or following symlinks. */
+/* rm -rf below and including path (relative to dirfd), never crossing into other mounts or
+ * following symlinks: any depth with a constant number of fds, and a directory it cannot enter
+ * or empty is made writable first (as its owner could). Returns 0 or the first error. */
 int rm_rf_at(int dirfd, const char *path);
 
 /* Sets O_NONBLOCK on or off. */

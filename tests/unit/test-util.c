@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -217,6 +218,42 @@ static void test_mkdir_rm(void **unused)
         assert_int_equal(rm_rf_at(AT_FDCWD, dir), 0);
         assert_int_equal(access(dir, F_OK), -1);
         assert_int_equal(access("/etc/hostname", F_OK) == 0 || access("/etc/passwd", F_OK) == 0, 1);
+}
+
+/* rm_rf of a tree deeper than the fd limit (a sandbox can make one in a volume or its upper
+ * directory): all of it goes, with a handful of fds. */
+static void test_rm_rf_deep(void **unused)
+{
+        char dir[] = "/tmp/ak-test-rmrf-XXXXXX";
+        struct rlimit old, low;
+        int cur;
+        (void)unused;
+
+        assert_non_null(mkdtemp(dir));
+        cur = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        for (int i = 0; i < 3000; i++) {
+                int nfd;
+                assert_int_equal(mkdirat(cur, "d", 0755), 0);
+                if (i % 100 ==
+                    0) { /* some files, symlinks and an unreadable directory on the way */
+                        int f = openat(cur, "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+                        close(f);
+                        assert_int_equal(symlinkat("/etc", cur, "etc"), 0);
+                        assert_int_equal(mkdirat(cur, "locked", 0000), 0);
+                }
+                nfd = openat(cur, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                assert_true(nfd >= 0);
+                close(cur);
+                cur = nfd;
+        }
+        close(cur);
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+        low = (struct rlimit){64, old.rlim_max};
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+        assert_int_equal(rm_rf_at(AT_FDCWD, dir), 0);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+        assert_int_equal(access(dir, F_OK), -1);
+        assert_int_equal(access("/etc", F_OK), 0);
 }
 
 static int read_str(int fd, char *out, size_t len)
@@ -480,7 +517,7 @@ int main(void)
             cmocka_unit_test(test_atomic_write),     cmocka_unit_test(test_mkdir_rm),
             cmocka_unit_test(test_openat_nomagic),   cmocka_unit_test(test_openat_nomagic_walk),
             cmocka_unit_test(test_out_file),         cmocka_unit_test(test_out_file_named),
-            cmocka_unit_test(test_open_source_file),
+            cmocka_unit_test(test_open_source_file), cmocka_unit_test(test_rm_rf_deep),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
