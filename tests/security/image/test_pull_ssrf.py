@@ -112,6 +112,17 @@ for cmd in cfg["commands"]:
         srv.terminate()
         srv.wait()
         continue
+    if cmd[0] == "mcp":
+        msgs = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                 "params": {"protocolVersion": "2024-11-05", "capabilities": {},
+                            "clientInfo": {"name": "t", "version": "0"}}},
+                {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                 "params": {"name": "sandbox_create", "arguments": cmd[1]}}]
+        p = subprocess.run([cfg["ak"], "mcp-server"], env=env, capture_output=True, timeout=120,
+                           input="".join(json.dumps(m) + "\n" for m in msgs).encode())
+        results.append({"rc": p.returncode, "out": p.stdout.decode(), "err": p.stderr.decode()})
+        continue
     p = subprocess.run([cfg["ak"], *cmd], env=env, capture_output=True, timeout=120)
     results.append({"rc": p.returncode, "out": p.stdout.decode(), "err": p.stderr.decode()})
 print(json.dumps({"results": results, "seen": seen}))
@@ -201,6 +212,17 @@ def test_api_create_with_a_private_image_is_refused(ak, tmp_path, image):
     doc = run_in_netns(ak, tmp_path, [["api", {"name": "ssrf", "image": image}]])
     r = doc["results"][0]
     assert r["rc"] >= 400 and "refusing" in r["out"], r
+    no_connections(doc)
+
+
+def test_mcp_create_with_a_private_image_is_refused(ak, tmp_path):
+    """MCP sandbox_create naming the metadata service's address as a registry."""
+    doc = run_in_netns(ak, tmp_path, [["mcp", {"name": "ssrf",
+                                               "image": f"169.254.169.254:{PORT}/x:1"}],
+                                      ["list", "--json"]])
+    out = doc["results"][0]["out"]
+    assert "refusing" in out and "insecure_registries" in out, doc["results"][0]
+    assert json.loads(doc["results"][1]["out"]) == []
     no_connections(doc)
 
 
