@@ -189,6 +189,26 @@ def test_cp_out_refuses_root_and_cwd_magic_links(ak, sandbox, link):
     assert res.rc != 0 and res.out == b"", res
 
 
+def test_cp_out_through_the_handlers_own_proc_entries(ak, sandbox):
+    """The agent's handlers are processes the sandbox can see: /proc/<handler>/cwd and
+    /proc/<handler>/fd/5 for each of them (one of them serves the request)."""
+    rid, rec = detached(ak, sandbox)
+    res = sh(ak, sandbox, "for p in /proc/[0-9]*; do [ \"$(cat $p/comm)\" = agentkernel-age ] && "
+                          "[ ${p#/proc/} != 1 ] && echo ${p#/proc/}; done; true")
+    pids = res.stdout.split()
+    assert pids, res
+    for pid in pids:
+        plant(ak, sandbox, f"/tmp/cwd{pid}", f"/proc/{pid}/cwd")
+        plant(ak, sandbox, f"/tmp/fd{pid}", f"/proc/{pid}/fd/{STATE_FD}")
+    for _ in range(3):  # handlers are reused: whichever serves, it is one of these
+        for pid in pids:
+            res = ak("cp", f"{sandbox}:/tmp/cwd{pid}/etc/hostname", "-")
+            assert res.rc != 0 and res.out == b"", (pid, res)
+            res = ak("cp", f"{sandbox}:/tmp/fd{pid}/detached/{rid}/info", "-")
+            assert res.rc != 0 and res.out == b"", (pid, res)
+    record_unchanged(ak, sandbox, rec)
+
+
 # ---- cp, host -> sandbox ----
 
 @pytest.mark.parametrize("link", MAGIC_FD_LINKS)
