@@ -320,6 +320,21 @@ def test_api_exec_cwd_refuses_magic_links(ak, sandbox, api):
         assert ak("exec-logs", sandbox, rid).out == b""
 
 
+@pytest.mark.parametrize("target", [f"/proc/self/fd/{STATE_FD}", "/proc/self/fd/3",
+                                    "/proc/thread-self/fd/4", "fifo"])
+def test_terminal_allocation_ignores_a_planted_ptmx(ak, sandbox, target):
+    """The sandbox's /dev is writable: /dev/ptmx replaced by a link to the handler's own fds (or a
+    FIFO). exec -t / attach must still get a real terminal, never open one of the agent's fds."""
+    if target == "fifo":
+        sh(ak, sandbox, "rm -f /dev/ptmx && mkfifo /dev/ptmx")
+    else:
+        plant(ak, sandbox, "/dev/ptmx", target)
+    res = ak("exec", "-t", sandbox, "--", "tty", input=b"")
+    assert res.rc == 0 and res.stdout.startswith("/dev/pts/"), res
+    res = ak("attach", sandbox, "--", "tty", input=b"")
+    assert res.rc == 0 and "/dev/pts/" in res.stdout, res
+
+
 def test_exec_workdir_ordinary_symlink_still_works(ak, sandbox):
     sh(ak, sandbox, "mkdir -p /tmp/wd && ln -sfn /tmp/wd /tmp/wl")
     assert ak("exec", sandbox, "--workdir", "/tmp/wl", "--", "pwd").out == b"/tmp/wd\n"
