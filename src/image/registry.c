@@ -62,7 +62,10 @@ struct registry {
         bool hop_private_ok;
         char hop_host[256];
         char refused[INET6_ADDRSTRLEN + 2]; /* an address open_socket refused, or "" */
-        struct sockaddr_storage proxies[PROXY_ADDRS_MAX];
+        struct {
+                struct sockaddr_storage addr;
+                unsigned port; /* 0: none given (curl's 1080, or the scheme's) */
+        } proxies[PROXY_ADDRS_MAX];
         size_t n_proxies;
 };
 
@@ -218,6 +221,14 @@ static void addr_string(const struct sockaddr *sa, char *out, size_t len)
                 (void)snprintf(out, len, "?");
 }
 
+static unsigned addr_port(const struct sockaddr *a)
+{
+        return ntohs(a->sa_family == AF_INET6
+                         ? ((const struct sockaddr_in6 *)(const void *)a)->sin6_port
+                         : ((const struct sockaddr_in *)(const void *)a)->sin_port);
+}
+
+/* Whether a is address b (any port). */
 static bool same_addr(const struct sockaddr *a, const struct sockaddr_storage *b)
 {
         if (a->sa_family != b->ss_family)
@@ -232,6 +243,19 @@ static bool same_addr(const struct sockaddr *a, const struct sockaddr_storage *b
                        sizeof(struct in6_addr));
 }
 
+static bool is_proxy(const struct registry *r, const struct sockaddr *sa)
+{
+        unsigned port = addr_port(sa);
+
+        for (size_t i = 0; i < r->n_proxies; i++) {
+                unsigned want = r->proxies[i].port;
+                if (same_addr(sa, &r->proxies[i].addr) &&
+                    (want ? port == want : port == 1080 || port == 80 || port == 443))
+                        return true;
+        }
+        return false;
+}
+
 /* The addresses of the proxies the environment names, as curl reads it (HTTP_PROXY in capitals
  * is ignored, as curl does): the user's choice, so reachable wherever they are. */
 static void load_proxies(struct registry *r)
@@ -242,7 +266,7 @@ static void load_proxies(struct registry *r)
         for (size_t i = 0; i < ARRAY_SIZE(vars); i++) {
                 const char *v = getenv(vars[i]);
                 CURLU *u;
-                char *host = NULL;
+                char *host = NULL, *port = NULL;
                 struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
 
                 if (!v || !*v || !(u = curl_url()))
@@ -255,16 +279,23 @@ static void load_proxies(struct registry *r)
                                 memmove(host, host + 1, hl - 2);
                                 host[hl - 2] = '\0';
                         }
+                        unsigned p = curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK
+                                         ? (unsigned)strtoul(port, NULL, 10)
+                                         : 0;
                         if (getaddrinfo(host, NULL, &hints, &res) == 0) {
                                 for (struct addrinfo *a = res; a && r->n_proxies < PROXY_ADDRS_MAX;
-                                     a = a->ai_next)
-                                        if (a->ai_addrlen <= sizeof(r->proxies[0]))
-                                                memcpy(&r->proxies[r->n_proxies++], a->ai_addr,
-                                                       a->ai_addrlen);
+                                     a = a->ai_next) {
+                                        if (a->ai_addrlen > sizeof(r->proxies[0].addr))
+                                                continue;
+                                        memcpy(&r->proxies[r->n_proxies].addr, a->ai_addr,
+                                               a->ai_addrlen);
+                                        r->proxies[r->n_proxies++].port = p;
+                                }
                                 freeaddrinfo(res);
                         }
                 }
                 curl_free(host);
+                curl_free(port);
                 curl_url_cleanup(u);
         }
 }
@@ -275,14 +306,10 @@ static curl_socket_t open_socket(void *p, curlsocktype purpose, struct curl_sock
         struct registry *r = p;
         const struct sockaddr *sa = &a->addr;
 
-        if (purpose == CURLSOCKTYPE_IPCXN && !r->hop_private_ok && !image_addr_public(sa)) {
-                bool proxy = false;
-                for (size_t i = 0; i < r->n_proxies && !proxy; i++)
-                        proxy = same_addr(sa, &r->proxies[i]);
-                if (!proxy) {
-                        addr_string(sa, r->refused, sizeof(r->refused));
-                        return CURL_SOCKET_BAD;
-                }
+        if (purpose == CURLSOCKTYPE_IPCXN && !r->hop_private_ok && !image_addr_public(sa) &&
+            !is_proxy(r, sa)) {
+                addr_string(sa, r->refused, sizeof(r->refused));
+                return CURL_SOCKET_BAD;
         }
         return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }

@@ -138,6 +138,9 @@ def run_in_netns(ak, tmp_path, commands, env=None, behaviour=None, extra=None):
     run_env = {k: v for k, v in ak.env.items()
                if (k.startswith("AGENTKERNEL") or k in ("PATH", "HOME")) and
                k not in ("AGENTKERNEL_INSECURE_REGISTRIES", "AGENTKERNEL_REGISTRY_MIRROR")}
+    for k in ("http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
+              "NO_PROXY"):
+        run_env[k] = ""  # no proxy but the case's
     run_env.update(env or {})
     cfg = {"v4": V4, "v6": v6, "port": PORT, "hosts_file": str(hosts), "ak": AK, "env": run_env,
            "commands": commands, "behaviour": behaviour or {}, "extra": extra or []}
@@ -270,6 +273,23 @@ def test_configured_registry_is_reached(ak, tmp_path):
         assert r["rc"] != 0 and "not found" in r["err"], r
     assert doc["seen"][f"10.1.2.3:{PORT}"] >= 2
     refused(doc, 2)
+
+
+def test_a_configured_proxy_is_reached_but_does_not_open_private_names(ak, tmp_path):
+    """A proxy the environment names (on a private address, as company proxies are) is the
+    user's configuration: reached. A request naming a private address is still refused, proxy
+    or not (the proxy would resolve it for us)."""
+    proxy = f"http://10.1.2.3:{PORT}"
+    env = {"https_proxy": proxy, "http_proxy": proxy}
+    doc = run_in_netns(ak, tmp_path, [["images", "pull", "registry.example/x:1"],
+                                      ["images", "pull", f"192.168.77.1:{PORT}/x:1"],
+                                      ["images", "pull", f"localhost:{PORT}/x:1"]], env=env)
+    r = doc["results"][0]
+    assert r["rc"] != 0 and "refusing" not in r["err"], r
+    assert doc["seen"][f"10.1.2.3:{PORT}"] >= 1
+    refused(doc, 1)
+    refused(doc, 2)
+    assert doc["seen"][f"192.168.77.1:{PORT}"] == 0 and doc["seen"][f"127.0.0.1:{PORT}"] == 0
 
 
 def test_configured_mirror_is_reached(ak, tmp_path):
