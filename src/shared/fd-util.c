@@ -558,10 +558,13 @@ static void replace_fd(int *cur, int nfd)
         *cur = nfd;
 }
 
+static bool link_trusted(const struct stat *st);
+
 /* The user-space walk of openat_nomagic: each component is opened O_PATH|O_NOFOLLOW; a symlink
  * (a magic one included) is read and its text walked in its place, so the kernel never makes a
- * magic link's jump for us. buf holds what is left to walk; links are spliced in front of it. */
-static int walk_nomagic(int dirfd, const char *path, int flags, mode_t mode)
+ * magic link's jump for us. buf holds what is left to walk; links are spliced in front of it.
+ * trusted_only: a symlink owned by anyone but the caller or root is refused (-ELOOP) instead. */
+static int walk(int dirfd, const char *path, int flags, mode_t mode, bool trusted_only)
 {
         char buf[2 * PATH_MAX], link[PATH_MAX];
         size_t len = strlen(path);
@@ -580,7 +583,7 @@ static int walk_nomagic(int dirfd, const char *path, int flags, mode_t mode)
                 char *comp, *slash, *rest;
                 bool last;
                 struct stat st;
-                int nfd;
+                int nfd, last_err = 0;
                 ssize_t n;
 
                 while (*p == '/')
@@ -612,14 +615,18 @@ static int walk_nomagic(int dirfd, const char *path, int flags, mode_t mode)
                         continue;
                 }
                 if (last) {
+                        /* opened as asked, unless it is a symlink to follow: O_NOFOLLOW makes
+                         * that ELOOP (ENOTDIR with O_DIRECTORY; a link itself with O_PATH) */
                         nfd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+                        last_err = nfd < 0 ? errno : 0;
                         if (nfd >= 0 && !((flags & O_PATH) && !(flags & O_NOFOLLOW) &&
                                           fstat(nfd, &st) == 0 && S_ISLNK(st.st_mode))) {
                                 r = nfd;
                                 break;
                         }
-                        if (nfd < 0 && (errno != ELOOP || (flags & O_NOFOLLOW))) {
-                                r = -errno;
+                        if (nfd < 0 &&
+                            ((flags & O_NOFOLLOW) || (last_err != ELOOP && last_err != ENOTDIR))) {
+                                r = -last_err;
                                 break;
                         }
                         if (nfd >= 0)
@@ -639,7 +646,12 @@ static int walk_nomagic(int dirfd, const char *path, int flags, mode_t mode)
                 }
                 if (!S_ISLNK(st.st_mode)) {
                         close(nfd);
-                        r = last ? -ELOOP : -ENOTDIR;
+                        r = last ? -(last_err ? last_err : ELOOP) : -ENOTDIR;
+                        break;
+                }
+                if (trusted_only && !link_trusted(&st)) {
+                        close(nfd);
+                        r = -ELOOP;
                         break;
                 }
                 n = readlinkat(nfd, "", link, sizeof(link) - 1);
@@ -694,7 +706,7 @@ int openat_nomagic(int dirfd, const char *path, int flags, mode_t mode)
                 if (errno == ENOSYS)
                         openat2_missing = true;
         }
-        return walk_nomagic(dirfd, path, flags, mode);
+        return walk(dirfd, path, flags, mode, false);
 }
 
 /* ---- files written from untrusted data ---- */
@@ -755,10 +767,10 @@ static int follow_trusted(int dirfd, const char *name, int *ret_dir, char ret_na
                 if (slash) {
                         int nfd;
                         *slash = '\0';
-                        nfd = openat(cur, slash == target ? "/" : target,
-                                     O_PATH | O_DIRECTORY | O_CLOEXEC);
+                        nfd = walk(cur, slash == target ? "/" : target, O_PATH | O_DIRECTORY, 0,
+                                   true);
                         if (nfd < 0)
-                                return -errno;
+                                return nfd;
                         replace_fd(&cur, nfd);
                         memmove(target, slash + 1, strlen(slash + 1) + 1);
                 }
@@ -843,9 +855,14 @@ int out_file_open(const char *dest, const char *name_if_dir, struct out_file *re
                 return ak_err_set(err, EINVAL, "invalid destination '%.200s'", dest);
         memcpy(buf, dest, strlen(dest) + 1);
         split_last(buf, &dir, &last, &trailing);
-        pfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        pfd = walk(AT_FDCWD, dir, O_PATH | O_DIRECTORY, 0, true);
+        if (pfd == -ELOOP)
+                return ak_err_set(err, ELOOP,
+                                  "cannot write '%s': a symbolic link on its way is owned by "
+                                  "another user (or there are too many); it is not followed",
+                                  dest);
         if (pfd < 0)
-                return ak_err_set(err, errno, "cannot write '%s': %s", dest, strerror(errno));
+                return ak_err_set(err, -pfd, "cannot write '%s': %s", dest, strerror(-pfd));
         if (!*last || streq(last, ".") || streq(last, "..")) {
                 f.dir_fd = openat(pfd, *last ? last : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
                 if (f.dir_fd < 0)
@@ -971,9 +988,9 @@ int open_source_file(const char *path)
                 return -EINVAL;
         memcpy(buf, path, strlen(path) + 1);
         split_last(buf, &dir, &last, &trailing);
-        pfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        pfd = walk(AT_FDCWD, dir, O_PATH | O_DIRECTORY, 0, true);
         if (pfd < 0)
-                return -errno;
+                return pfd;
         r = follow_trusted(pfd, *last ? last : ".", &end_dir, end_name, &st);
         if (r < 0)
                 return r;

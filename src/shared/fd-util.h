@@ -93,9 +93,11 @@ struct out_file {
                 .dir_fd = -1, .fd = -1                                                             \
         }
 
-/* Prepares to write dest. dest's directory is opened as given (the caller's own path); its last
- * component is never followed if it is a symlink owned by anyone but the caller or root: such a
- * symlink is replaced by the file. When dest is a directory (or the caller's or root's symlink to
+/* Prepares to write dest. No symlink owned by anyone but the caller or root is followed anywhere
+ * on dest's way (the rule of fs.protected_symlinks, applied in every directory): one in dest's
+ * directory part is an error (-ELOOP); one at dest itself is replaced by the file. A symlink at
+ * dest is never written through: it is followed only when it (and every link after it) is the
+ * caller's or root's and leads to a directory. When dest is a directory (or such a symlink to
  * one, or ends with '/'), the file goes inside it under name_if_dir, a plain name (NULL: a
  * directory is an error). On success *ret owns two fds: out_file_abort() or out_file_publish()
  * releases them. */
@@ -114,7 +116,7 @@ void out_file_abort(struct out_file *f);
 /* Testing only: makes out_file_open use a named temporary file (as without O_TMPFILE). */
 void out_file_force_named(bool on);
 
-/* Opens path for reading a file the caller names: the last component is not followed if it is a
- * symlink owned by anyone but the caller or root (-ELOOP), and a FIFO does not block the open.
- * Returns the fd (blocking reads) or -errno. */
+/* Opens path for reading a file the caller names: no symlink owned by anyone but the caller or
+ * root is followed anywhere on its way (-ELOOP), and a FIFO does not block the open. Returns the
+ * fd (blocking reads) or -errno. */
 int open_source_file(const char *path);

@@ -309,6 +309,14 @@ static void check_nomagic(bool walk)
                 fd = openat_nomagic(dfd, "abs/", O_RDONLY | O_DIRECTORY, 0);
                 assert_true(fd >= 0);
                 close(fd);
+                fd = openat_nomagic(dfd, "abs", O_PATH | O_DIRECTORY, 0); /* a final link */
+                assert_true(fd >= 0);
+                close(fd);
+                fd = openat_nomagic(dfd, "rel", O_RDONLY | O_DIRECTORY, 0);
+                assert_true(fd >= 0);
+                close(fd);
+                assert_int_equal(openat_nomagic(dfd, "rel/flink", O_RDONLY | O_DIRECTORY, 0),
+                                 -ENOTDIR);
                 assert_int_equal(openat_nomagic(dfd, "rel/file/", O_RDONLY, 0), -ENOTDIR);
         }
         /* O_NOFOLLOW on a final symlink, O_PATH|O_NOFOLLOW returns the link */
@@ -384,6 +392,7 @@ static void check_out_file(bool named)
         mode_t old = umask(022);
         DIR *d;
         struct dirent *de;
+        int fd;
         int n;
 
         out_file_force_named(named);
@@ -409,8 +418,8 @@ static void check_out_file(bool named)
         assert_int_equal(lstat(p, &st), 0);
         assert_true(S_ISREG(st.st_mode));
         {
-                cleanup_close int fd = open(t, O_RDONLY | O_CLOEXEC);
-                assert_int_equal(read_str(fd, got, sizeof(got)), 0);
+                cleanup_close int tf = open(t, O_RDONLY | O_CLOEXEC);
+                assert_int_equal(read_str(tf, got, sizeof(got)), 0);
                 assert_string_equal(got, "keep");
                 assert_int_equal(stat(t, &st), 0);
                 assert_int_equal(st.st_mode & 0777, 0600);
@@ -457,6 +466,15 @@ static void check_out_file(bool named)
                 assert_int_equal(out_file_open(p, "x", &f, &err), -ELOOP);
                 (void)snprintf(p, sizeof(p), "%s/foreign2", dir);
                 assert_int_equal(open_source_file(p), -ELOOP);
+                /* nor anywhere on the way */
+                (void)snprintf(p, sizeof(p), "%s/foreign2/x", dir);
+                assert_int_equal(out_file_open(p, NULL, &f, &err), -ELOOP);
+                (void)snprintf(p, sizeof(p), "%s/foreign2/inside", dir);
+                assert_int_equal(open_source_file(p), -ELOOP);
+                (void)snprintf(p, sizeof(p), "%s/sublink/inside", dir); /* the caller's: fine */
+                fd = open_source_file(p);
+                assert_true(fd >= 0);
+                close(fd);
         }
         /* no temporary file is left anywhere */
         d = opendir(dir);

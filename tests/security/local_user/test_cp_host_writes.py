@@ -124,6 +124,18 @@ def test_symlink_to_a_directory_with_trailing_slash(ak, box, local_user, victim)
     assert_victim_intact(victim)
 
 
+@pytest.mark.parametrize("kind", ["home", "sticky"])
+def test_symlink_in_the_middle_of_dest(ak, box, local_user, victim, sticky, kind):
+    """DEST is d/sub/shadow where d/sub is the attacker's symlink to root's private directory:
+    the old cp renamed its copy over root's shadow file. No symlink of another user is followed
+    anywhere on DEST's way."""
+    d = where(local_user, sticky, kind)
+    plant(local_user, "ln", "-s", victim.parent, d / "sub")
+    res = ak("cp", f"{box}:/tmp/secret", d / "sub" / "shadow")
+    assert res.rc != 0 and "not followed" in res.stderr, res
+    assert_victim_intact(victim)
+
+
 def test_roots_own_symlink_to_a_directory_is_followed(ak, box, tmp_path):
     """Usability: a symlink root made (nobody else can) to a directory still means 'into'."""
     real = tmp_path / "real"
@@ -217,6 +229,15 @@ def test_source_symlink_of_another_user_is_not_followed(ak, box, local_user, vic
     assert res.rc != 0 and "not followed" in res.stderr, res
     got = ak("exec", box, "--", "cat", "/tmp/r")
     assert ORIGINAL not in got.out
+
+
+def test_source_symlink_in_the_middle_is_not_followed(ak, box, local_user, victim):
+    """SRC is ~user/dir/shadow where dir is the user's symlink to root's private directory."""
+    d = local_user.home
+    plant(local_user, "ln", "-s", victim.parent, d / "dir")
+    res = ak("cp", d / "dir" / "shadow", f"{box}:/tmp/r")
+    assert res.rc != 0, res
+    assert ORIGINAL not in ak("exec", box, "--", "cat", "/tmp/r").out
 
 
 def test_source_fifo_does_not_hang(ak, box, local_user):
