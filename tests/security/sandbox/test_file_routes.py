@@ -170,11 +170,13 @@ def test_cp_out_tries_every_handler_fd(ak, sandbox):
 
 
 @pytest.mark.parametrize("target", ["/proc/self/maps", "/proc/self/environ",
-                                    "/proc/self/fdinfo/5", "/proc/1/maps"])
+                                    "/proc/self/fdinfo/5", "/proc/1/maps", "/proc/self/exe",
+                                    "/proc/self/map_files/400000-401000"])
 def test_cp_out_cannot_read_the_handlers_proc_files(ak, sandbox, target):
     """/tmp/p -> /proc/self/maps: the handler's own /proc (its memory map defeats the agent's
-    non-dumpable protection; its environ and fdinfo are the agent's). Refused: the file routes
-    never read procfs, however the path gets there."""
+    non-dumpable protection; its environ and fdinfo are the agent's; exe and map_files are
+    magic links to the agent's binary on the host). Refused: the file routes never read procfs,
+    however the path gets there."""
     plant(ak, sandbox, "/tmp/p", target)
     res = ak("cp", f"{sandbox}:/tmp/p", "-")
     assert res.rc != 0 and res.out == b"", res
