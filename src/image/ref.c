@@ -306,11 +306,8 @@ static bool entries_any(bool (*fn)(const struct reg_entry *e, const void *ctx), 
                         return true;
                 list = c ? c + 1 : NULL;
         }
-        if (mirror && *mirror && entry_parse(mirror, strlen(mirror), &e)) {
-                if (!strstr(mirror, "://"))
-                        e.https = !image_registry_insecure(mirror);
+        if (mirror && *mirror && entry_parse(mirror, strlen(mirror), &e))
                 return fn(&e, ctx);
-        }
         return false;
 }
 
