@@ -69,7 +69,8 @@ def main():
         ours, peer = [], []
         for r in range(a.rounds):
             data = tmp / f"data{r}"
-            env = dict(os.environ, AGENTKERNEL_DATA_DIR=str(data))
+            env = dict(os.environ, AGENTKERNEL_DATA_DIR=str(data),
+                       AGENTKERNEL_INSECURE_REGISTRIES=reg.host)
             ours.append(timed([str(ak), "images", "pull", "-q", name], env))
             dest = tmp / f"skopeo{r}"
             dest.mkdir()
@@ -92,7 +93,7 @@ def main():
         data = tmp / "run-data"
         subprocess.run([str(pathlib.Path(a.build) / "bench" / "ak-bench"), "--agentkernel",
                         str(ak), "--n", str(a.n), "--image", name, "--data-dir", str(data)],
-                       check=True)
+                       check=True, env=dict(os.environ, AGENTKERNEL_INSECURE_REGISTRIES=reg.host))
     finally:
         if reg:
             reg.stop()

@@ -113,6 +113,12 @@ class TokenServer:
         self.httpd.server_close()
 
 
+def allow(env, *hosts):
+    """Adds hosts to env's AGENTKERNEL_INSECURE_REGISTRIES."""
+    have = [h for h in env.get("AGENTKERNEL_INSECURE_REGISTRIES", "").split(",") if h]
+    env["AGENTKERNEL_INSECURE_REGISTRIES"] = ",".join(have + [h for h in hosts if h not in have])
+
+
 class Registry:
     """docker-registry on 127.0.0.1:<free port>, optionally with htpasswd basic auth or with
     Bearer-token auth (token=True: a TokenServer issues the tokens)."""
@@ -171,6 +177,17 @@ class Registry:
         cmd += [f"oci:{layout}:{tag}", f"docker://{self.host}/{repo}"]
         run(*cmd)
         return f"{self.host}/{repo}"
+
+    @property
+    def hosts(self):
+        """What a user configures for this registry: the registry, and its token service."""
+        return [self.host] + ([f"127.0.0.1:{self.token.port}"] if self.token else [])
+
+    def configure(self, env):
+        """Allows this loopback registry the way a user does: AGENTKERNEL_INSECURE_REGISTRIES
+        (what [images] insecure_registries sets). Without it the puller refuses to connect to
+        loopback, as it does for any request that names a private address."""
+        allow(env, *self.hosts)
 
     def blob_path(self, digest):
         hexd = digest.split(":", 1)[1]

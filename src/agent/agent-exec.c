@@ -19,6 +19,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -170,6 +171,26 @@ static int exec_prepare(int fd, const struct ak_msg *msg, struct exec_req *req,
         return 0;
 }
 
+/* A command's empty stdin: /dev/null when it is the real one. Where a sandbox may replace it (a
+ * container's /dev is a plain tmpfs) a FIFO would hang the handler's open and a link into /proc
+ * would hand the command one of the agent's own fds; then a pipe with no writer serves. */
+static int open_devnull(void)
+{
+        int fd = openat_nomagic(AT_FDCWD, "/dev/null", O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+        struct stat st;
+        int p[2];
+
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3) &&
+            fd_set_nonblock(fd, false) == 0)
+                return fd;
+        if (fd >= 0)
+                close(fd);
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -1;
+        close(p[1]);
+        return p[0];
+}
+
 /* Child-side failure report: which step failed and errno. */
 struct spawn_fail {
         int step; /* 0: setup (user, cwd, capabilities), 1: execve */
@@ -301,6 +322,12 @@ static void format_spawn_error(char *out, size_t len, const struct exec_req *req
         if (f->step == 1)
                 (void)snprintf(out, len, "agentkernel: cannot run '%s': %s\n", req->argv[0],
                                f->err == ENOENT ? "command not found" : strerror(f->err));
+        else if (req->cwd && f->err == ELOOP)
+                (void)snprintf(out, len,
+                               "agentkernel: cannot start '%s': working directory '%s' leads "
+                               "through a link into /proc (or too many symbolic links); "
+                               "refused\n",
+                               req->argv[0], req->cwd);
         else if (req->cwd && (f->err == ENOENT || f->err == ENOTDIR))
                 (void)snprintf(out, len,
                                "agentkernel: cannot start '%s': working directory '%s' does not "
@@ -342,11 +369,16 @@ static int conn_drain_out(struct ak_conn *c)
 
 static int open_pty(int *ret_master, char *slave, size_t slave_len, uint64_t rows, uint64_t cols)
 {
-        int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        /* not posix_openpt: /dev/ptmx is the sandbox's to replace (its /dev is writable), and a
+         * link from there into /proc would hand us one of our own fds; /dev/pts is a mount
+         * point nothing in the sandbox can replace */
+        int m = openat_nomagic(AT_FDCWD, "/dev/pts/ptmx", O_RDWR | O_NOCTTY, 0);
         struct winsize ws = {0};
 
         if (m < 0)
-                return -errno;
+                m = openat_nomagic(AT_FDCWD, "/dev/ptmx", O_RDWR | O_NOCTTY, 0);
+        if (m < 0)
+                return m;
         if (grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, slave, slave_len) != 0) {
                 int e = errno;
                 close(m);
@@ -631,7 +663,7 @@ int agent_serve_exec(int fd, const struct ak_msg *msg)
                 if ((req.flags & AK_EXEC_STDIN) && pipe2(in, O_CLOEXEC) < 0)
                         return agent_send_error(fd, errno, "pipe: %s", strerror(errno));
                 if (!(req.flags & AK_EXEC_STDIN))
-                        in[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                        in[0] = open_devnull();
                 if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
                         return agent_send_error(fd, errno, "pipe: %s", strerror(errno));
                 child_stdio[0] = in[0];
@@ -864,7 +896,7 @@ static _noreturn_ void supervise(const struct exec_req *req, const struct agent_
         (void)setsid(); /* own process group: killing the command never hits the supervisor */
         outlog = openat(recdir, "stdout", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         errlog = openat(recdir, "stderr", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        devnull = open_devnull();
         if (outlog < 0 || errlog < 0 || devnull < 0 || pipe2(out, O_CLOEXEC) < 0 ||
             pipe2(err, O_CLOEXEC) < 0) {
                 int e = errno;

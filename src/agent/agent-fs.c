@@ -4,6 +4,14 @@
  * size), list, stat, remove, mkdir. Paths are resolved inside the sandbox's own root, where the
  * agent lives, so nothing here can reach the host. Writes go to a temp file and are renamed into
  * place, so a reader never sees half a file.
+ *
+ * The handler that serves these holds fds the sandbox must never reach (the agent's private state
+ * tmpfs with the detached commands' records, its channel, its note pipe), and a path comes from
+ * the host but may run through symlinks the sandbox planted. So every path is resolved with
+ * openat_nomagic (never through /proc/PID/fd/N, /proc/PID/cwd, /proc/PID/root...: the jump would
+ * land on the handler's or PID 1's own files), every operation then works relative to the
+ * directory fd it got (the last component is never resolved again by name), and anything on
+ * procfs is refused (the handler's own /proc/self would show the agent's memory map and fds).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -13,12 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "agent.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/random-util.h"
+
+#define PROC_FS_MAGIC 0x9fa0 /* PROC_SUPER_MAGIC of <linux/magic.h>, which musl lacks */
 
 static int get_path(int fd, const struct ak_msg *m, char **ret)
 {
@@ -35,6 +46,113 @@ static int get_path(int fd, const struct ak_msg *m, char **ret)
         }
         *ret = p;
         return 0;
+}
+
+/* Reports a failed resolution or open; a refused magic link reads as EACCES, not ELOOP. */
+static int send_fs_error(int fd, int err, const char *what, const char *path)
+{
+        if (err == ELOOP)
+                return agent_send_error(fd, EACCES,
+                                        "cannot %s '%s': it leads through a link into /proc (or "
+                                        "too many symbolic links); refused",
+                                        what, path);
+        if (err == EXDEV)
+                return agent_send_error(fd, EACCES, "cannot %s '%s': it is in /proc; refused", what,
+                                        path);
+        return agent_send_error(fd, err, "cannot %s '%s': %s", what, path, strerror(err));
+}
+
+/* 0, or -EXDEV when fd is on procfs. */
+static int not_proc(int fd)
+{
+        struct statfs sfs;
+
+        if (fstatfs(fd, &sfs) < 0)
+                return -errno;
+        return sfs.f_type == PROC_FS_MAGIC ? -EXDEV : 0;
+}
+
+/* Opens path, never through a magic link and never onto procfs. Returns the fd or -errno. */
+static int open_safe(const char *path, int flags)
+{
+        int f = openat_nomagic(AT_FDCWD, path, flags, 0), r;
+
+        if (f < 0)
+                return f;
+        r = not_proc(f);
+        if (r < 0) {
+                close(f);
+                return r;
+        }
+        return f;
+}
+
+/* Splits path into an O_PATH fd of its directory (resolved as open_safe does) and its last
+ * component, a plain name ("." for "/"); trailing slashes are ignored. buf holds the name. */
+static int open_parent(const char *path, char buf[PATH_MAX], const char **ret_name)
+{
+        size_t n = strlen(path);
+        char *slash;
+
+        memcpy(buf, path, n + 1);
+        while (n > 1 && buf[n - 1] == '/')
+                buf[--n] = '\0';
+        slash = strrchr(buf, '/');
+        if (slash == buf && !slash[1]) {
+                *ret_name = ".";
+                return open_safe("/", O_PATH | O_DIRECTORY);
+        }
+        *slash = '\0';
+        *ret_name = slash + 1;
+        return open_safe(slash == buf ? "/" : buf, O_PATH | O_DIRECTORY);
+}
+
+/* mkdir -p, each component created and then opened relative to its parent's fd (never through a
+ * magic link). Returns an O_PATH fd of the last directory or -errno. */
+static int open_dir_p(const char *path, mode_t mode)
+{
+        char buf[PATH_MAX];
+        int cur, r;
+
+        /* the common case: everything exists already */
+        cur = open_safe(path, O_PATH | O_DIRECTORY);
+        if (cur != -ENOENT)
+                return cur;
+        if (strlen(path) >= sizeof(buf))
+                return -ENAMETOOLONG;
+        memcpy(buf, path, strlen(path) + 1);
+        cur = open_safe("/", O_PATH | O_DIRECTORY);
+        if (cur < 0)
+                return cur;
+        for (char *p = buf, *comp; (comp = strsep(&p, "/"));) {
+                int nfd;
+                if (!*comp)
+                        continue;
+                if (mkdirat(cur, comp, mode) < 0 && errno != EEXIST) {
+                        r = -errno;
+                        close(cur);
+                        return r;
+                }
+                nfd = openat_nomagic(cur, comp, O_PATH | O_DIRECTORY, 0);
+                close(cur);
+                if (nfd < 0)
+                        return nfd;
+                cur = nfd;
+        }
+        r = not_proc(cur);
+        if (r < 0) {
+                close(cur);
+                return r;
+        }
+        return cur;
+}
+
+static int send_ok_frame(int fd)
+{
+        cleanup_buf struct buf out = BUF_INIT;
+        size_t s = ak_msg_begin(&out, AK_OK);
+        ak_msg_end(&out, s);
+        return ak_write_buf(fd, &out);
 }
 
 static enum ak_file_type file_type(mode_t m)
@@ -62,7 +180,7 @@ static void put_entry(struct buf *out, const char *name, const struct stat *st)
 
 static int file_read(int fd, const char *path, const struct ak_msg *m)
 {
-        cleanup_close int f = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        cleanup_close int f = open_safe(path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
         cleanup_buf struct buf out = BUF_INIT;
         char chunk[AK_CHUNK];
         uint64_t limit = AGENT_FILE_MAX, sent = 0;
@@ -71,7 +189,7 @@ static int file_read(int fd, const char *path, const struct ak_msg *m)
         int r;
 
         if (f < 0)
-                return agent_send_error(fd, errno, "cannot open '%s': %s", path, strerror(errno));
+                return send_fs_error(fd, -f, "open", path);
         if (fstat(f, &st) < 0)
                 return agent_send_error(fd, errno, "cannot stat '%s': %s", path, strerror(errno));
         if (S_ISDIR(st.st_mode))
@@ -139,53 +257,58 @@ static int receive_data(int fd, int f, uint64_t *ret_size, int *ret_err)
 
 static int file_write(int fd, const char *path, const struct ak_msg *m)
 {
-        cleanup_free char *dir = strdup(path);
+        cleanup_close int dfd = -1;
         cleanup_close int f = -1;
-        char tmp[PATH_MAX + 32], rnd[17];
+        char buf[PATH_MAX], tmp[NAME_MAX + 1], rnd[17];
         uint64_t mode = 0644, flags = 0, size = 0;
+        const char *name = NULL;
         int err = 0, r;
         struct stat st;
-        char *slash;
         bool has_mode;
 
-        if (!dir)
-                return agent_send_error(fd, ENOMEM, "out of memory");
         has_mode = ak_get_u64(m, AK_T_MODE, &mode) == 0;
         (void)ak_get_u64(m, AK_T_FLAGS, &flags);
-        slash = strrchr(dir, '/');
-        *slash = '\0';
-        if (!slash[1])
+        if (path[strlen(path) - 1] == '/')
                 err = EISDIR;
-        if (!err && (flags & AK_FILE_PARENTS) && dir[0] && (r = mkdir_p(dir, 0755)) < 0)
-                err = -r;
-        if (!err && lstat(path, &st) == 0) {
+        if (!err) {
+                memcpy(buf, path, strlen(path) + 1);
+                *strrchr(buf, '/') = '\0';
+                name = strrchr(path, '/') + 1;
+                if (flags & AK_FILE_PARENTS)
+                        dfd = open_dir_p(buf[0] ? buf : "/", 0755);
+                else
+                        dfd = open_safe(buf[0] ? buf : "/", O_PATH | O_DIRECTORY);
+                if (dfd < 0)
+                        err = -dfd;
+        }
+        if (!err && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
                 if (S_ISDIR(st.st_mode))
                         err = EISDIR;
-                else if (!has_mode)
-                        mode = st.st_mode & 07777;
+                else if (!has_mode) /* new contents: the old file's setuid/setgid do not stay */
+                        mode = st.st_mode & 0777;
         }
         if (!err) {
                 random_hex(rnd, 8);
-                (void)snprintf(tmp, sizeof(tmp), "%s/.%s.ak-%s", dir, slash + 1, rnd);
-                f = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                         (mode_t)(mode & 07777));
+                (void)snprintf(tmp, sizeof(tmp), ".%.200s.ak-%s", name, rnd);
+                f = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                           (mode_t)(mode & 07777));
                 if (f < 0)
                         err = errno;
         }
         r = receive_data(fd, f, &size, &err);
         if (r < 0) {
                 if (f >= 0)
-                        (void)unlink(tmp);
+                        (void)unlinkat(dfd, tmp, 0);
                 return r;
         }
         if (!err && fchmod(f, (mode_t)(mode & 07777)) < 0)
                 err = errno;
-        if (!err && rename(tmp, path) < 0)
+        if (!err && renameat(dfd, tmp, dfd, name) < 0)
                 err = errno;
         if (err) {
                 if (f >= 0)
-                        (void)unlink(tmp);
-                return agent_send_error(fd, err, "cannot write '%s': %s", path, strerror(err));
+                        (void)unlinkat(dfd, tmp, 0);
+                return send_fs_error(fd, err, "write", path);
         }
         {
                 cleanup_buf struct buf out = BUF_INIT;
@@ -198,14 +321,21 @@ static int file_write(int fd, const char *path, const struct ak_msg *m)
 
 static int file_list(int fd, const char *path)
 {
-        DIR *d = opendir(path);
+        int dfd = open_safe(path, O_RDONLY | O_DIRECTORY);
+        DIR *d = NULL;
         struct dirent *de;
         cleanup_buf struct buf out = BUF_INIT;
         size_t count = 0;
         int r = 0;
 
-        if (!d)
-                return agent_send_error(fd, errno, "cannot list '%s': %s", path, strerror(errno));
+        if (dfd < 0)
+                return send_fs_error(fd, -dfd, "list", path);
+        d = fdopendir(dfd);
+        if (!d) {
+                r = errno;
+                close(dfd);
+                return send_fs_error(fd, r, "list", path);
+        }
         while ((de = readdir(d))) {
                 struct stat st;
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
@@ -229,19 +359,60 @@ static int file_list(int fd, const char *path)
         return ak_write_buf(fd, &out);
 }
 
-static int send_ok(int fd)
+static int file_stat(int fd, const char *path)
 {
         cleanup_buf struct buf out = BUF_INIT;
-        size_t s = ak_msg_begin(&out, AK_OK);
-        ak_msg_end(&out, s);
+        char buf[PATH_MAX];
+        const char *name;
+        cleanup_close int dfd = open_parent(path, buf, &name);
+        struct stat st;
+
+        if (dfd < 0)
+                return send_fs_error(fd, -dfd, "stat", path);
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return send_fs_error(fd, errno, "stat", path);
+        put_entry(&out, path, &st);
         return ak_write_buf(fd, &out);
+}
+
+static int file_remove(int fd, const char *path, bool recursive)
+{
+        char buf[PATH_MAX];
+        const char *name;
+        cleanup_close int dfd = open_parent(path, buf, &name);
+        struct stat st;
+        int r;
+
+        if (dfd < 0)
+                return send_fs_error(fd, -dfd, "remove", path);
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return send_fs_error(fd, errno, "remove", path);
+        if (S_ISDIR(st.st_mode) && recursive)
+                r = rm_rf_at(dfd, name);
+        else
+                r = unlinkat(dfd, name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
+        if (r < 0)
+                return send_fs_error(fd, -r, "remove", path);
+        return send_ok_frame(fd);
+}
+
+static int file_mkdir(int fd, const char *path, mode_t mode, bool parents)
+{
+        char buf[PATH_MAX];
+        const char *name;
+        cleanup_close int dfd = parents ? open_dir_p(path, mode) : open_parent(path, buf, &name);
+
+        if (dfd < 0)
+                return send_fs_error(fd, -dfd, "create directory", path);
+        if (!parents && mkdirat(dfd, name, mode) < 0)
+                return send_fs_error(fd, errno, "create directory", path);
+        return send_ok_frame(fd);
 }
 
 int agent_serve_file(int fd, const struct ak_msg *m)
 {
         cleanup_free char *path = NULL;
         uint64_t flags = 0, mode = 0755;
-        struct stat st;
         int r;
 
         r = get_path(fd, m, &path);
@@ -255,40 +426,13 @@ int agent_serve_file(int fd, const struct ak_msg *m)
                 return file_write(fd, path, m);
         case AK_FILE_LIST:
                 return file_list(fd, path);
-        case AK_FILE_STAT: {
-                cleanup_buf struct buf out = BUF_INIT;
-                if (lstat(path, &st) < 0)
-                        return agent_send_error(fd, errno, "cannot stat '%s': %s", path,
-                                                strerror(errno));
-                put_entry(&out, path, &st);
-                return ak_write_buf(fd, &out);
-        }
+        case AK_FILE_STAT:
+                return file_stat(fd, path);
         case AK_FILE_REMOVE:
-                if (lstat(path, &st) < 0)
-                        return agent_send_error(fd, errno, "cannot remove '%s': %s", path,
-                                                strerror(errno));
-                if (S_ISDIR(st.st_mode)) {
-                        if (flags & AK_FILE_RECURSIVE)
-                                r = rm_rf_at(AT_FDCWD, path);
-                        else
-                                r = rmdir(path) < 0 ? -errno : 0;
-                } else {
-                        r = unlink(path) < 0 ? -errno : 0;
-                }
-                if (r < 0)
-                        return agent_send_error(fd, -r, "cannot remove '%s': %s", path,
-                                                strerror(-r));
-                return send_ok(fd);
+                return file_remove(fd, path, flags & AK_FILE_RECURSIVE);
         case AK_MKDIR:
                 (void)ak_get_u64(m, AK_T_MODE, &mode);
-                if (flags & AK_FILE_PARENTS)
-                        r = mkdir_p(path, (mode_t)(mode & 07777));
-                else
-                        r = mkdir(path, (mode_t)(mode & 07777)) < 0 ? -errno : 0;
-                if (r < 0)
-                        return agent_send_error(fd, -r, "cannot create directory '%s': %s", path,
-                                                strerror(-r));
-                return send_ok(fd);
+                return file_mkdir(fd, path, (mode_t)(mode & 07777), flags & AK_FILE_PARENTS);
         default:
                 return agent_send_error(fd, ENOTSUP, "unsupported request");
         }

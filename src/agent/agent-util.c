@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Helpers of the agent: user lookup in the sandbox's /etc/passwd (hostile input: bounded reads,
- * strict number parsing), command environments, and the last steps before a command's execve.
+ * strict number parsing, never through a /proc link, never a FIFO), command environments, and
+ * the last steps before a command's execve (the working directory, too, is never reached through
+ * a /proc link).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,8 +46,15 @@ static int passwd_find(const char *key, bool by_name, struct agent_user *ret)
 
         if (!by_name && safe_atou32(key, &want_uid) < 0)
                 return -EINVAL;
-        if (read_file_at(AT_FDCWD, "/etc/passwd", &b, PASSWD_MAX) < 0 || !b.data)
-                return -ENOENT;
+        {
+                /* the sandbox's file: not through a /proc link, and a FIFO must not hang us */
+                cleanup_close int fd =
+                    openat_nomagic(AT_FDCWD, "/etc/passwd", O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
+                struct stat st;
+                if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+                    read_fd_full(fd, &b, PASSWD_MAX) < 0 || !b.data)
+                        return -ENOENT;
+        }
         for (line = strtok_r(b.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                 char *f[7] = {0};
                 char *p = line;
@@ -200,7 +209,16 @@ int agent_child_setup(const struct agent_user *u, const char *cwd)
                 if (syscall(SYS_setresuid, u->uid, u->uid, u->uid) < 0)
                         return -errno;
         }
-        if (cwd && chdir(cwd) < 0)
-                return -errno;
+        if (cwd) {
+                /* never through a /proc link: this process still has the agent's privileges,
+                 * and /proc/<handler or PID 1>/fd/N leads to the agent's private state */
+                int d = openat_nomagic(AT_FDCWD, cwd, O_PATH | O_DIRECTORY, 0), r;
+                if (d < 0)
+                        return d;
+                r = fchdir(d) < 0 ? -errno : 0;
+                close(d);
+                if (r < 0)
+                        return r;
+        }
         return 0;
 }

@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-/* `cp`: files between the host and a sandbox, streamed (any size, constant memory). */
+/*
+ * `cp`: files between the host and a sandbox, streamed (any size, constant memory). The host end
+ * may be in a directory another user shares: a file from a sandbox is written through out_file
+ * (never through a symlink or into a planted file; umask applies; no setuid, setgid or sticky
+ * bit), and a source file's symlink is followed only if the caller or root owns it.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -39,7 +44,7 @@ int cmd_cp(int argc, char **argv)
         struct cli_args a;
         struct ak_err err = {0};
         struct manager *m = NULL;
-        char sname[64], dname[64], local_path[PATH_MAX];
+        char sname[64], dname[64];
         const char *spath = NULL, *dpath = NULL;
         bool src_remote, dst_remote;
         const struct cli_spec spec = {
@@ -63,40 +68,37 @@ int cmd_cp(int argc, char **argv)
         if (!m)
                 return EXIT_FAILURE_;
         if (src_remote) {
-                /* sandbox -> host: into a directory keeps the file's name */
-                struct stat st;
-                cleanup_close int out = -1;
+                /* sandbox -> host: into a directory keeps the file's name. The host writes
+                 * data it does not trust to a path another user may share: see out_file. */
+                struct out_file of = OUT_FILE_INIT;
                 bool to_stdout = streq(a.pos[1], "-");
                 struct agent_file_info info;
-                char tmp[PATH_MAX + 16];
+                cleanup_close int dup_out = -1;
+                char base[PATH_MAX];
+                int out;
 
-                (void)snprintf(local_path, sizeof(local_path), "%s", a.pos[1]);
-                if (!to_stdout && stat(local_path, &st) == 0 && S_ISDIR(st.st_mode)) {
-                        char base[PATH_MAX];
-                        (void)snprintf(base, sizeof(base), "%s", spath);
-                        (void)snprintf(local_path, sizeof(local_path), "%s/%s", a.pos[1],
-                                       basename(base));
-                }
-                (void)snprintf(tmp, sizeof(tmp), "%s.ak-partial", local_path);
-                out = to_stdout ? dup(STDOUT_FILENO)
-                                : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-                if (out < 0) {
-                        cli_error("cannot write '%s': %s", local_path, strerror(errno));
-                        r = EXIT_FAILURE_;
-                        goto out;
+                (void)snprintf(base, sizeof(base), "%s", spath);
+                if (to_stdout) {
+                        dup_out = dup(STDOUT_FILENO);
+                        if (dup_out < 0) {
+                                cli_error("cannot write to stdout: %s", strerror(errno));
+                                r = EXIT_FAILURE_;
+                                goto out;
+                        }
+                        out = dup_out;
+                } else {
+                        if (out_file_open(a.pos[1], basename(base), &of, &err) < 0) {
+                                r = cli_fail(&err, EXIT_FAILURE_);
+                                goto out;
+                        }
+                        out = of.fd;
                 }
                 r = manager_file_read(m, sname, spath, 0, to_fd, &out, &info, &err);
+                if (r >= 0 && !to_stdout)
+                        r = out_file_publish(&of, info.mode, &err);
+                out_file_abort(&of);
                 if (r < 0) {
-                        if (!to_stdout)
-                                (void)unlink(tmp);
                         r = cli_fail(&err, EXIT_FAILURE_);
-                        goto out;
-                }
-                if (!to_stdout &&
-                    (fchmod(out, info.mode & 0777) < 0 || rename(tmp, local_path) < 0)) {
-                        cli_error("cannot write '%s': %s", local_path, strerror(errno));
-                        (void)unlink(tmp);
-                        r = EXIT_FAILURE_;
                         goto out;
                 }
         } else {
@@ -113,9 +115,22 @@ int cmd_cp(int argc, char **argv)
                         dpath = remote;
                 }
 
-                in = from_stdin ? dup(STDIN_FILENO) : open(a.pos[0], O_RDONLY | O_CLOEXEC);
+                if (from_stdin) {
+                        in = dup(STDIN_FILENO);
+                        if (in < 0)
+                                in = -errno;
+                } else {
+                        in = open_source_file(a.pos[0]);
+                }
+                if (in == -ELOOP) {
+                        cli_error("'%s' is a symbolic link owned by another user; it is not "
+                                  "followed (name its target instead)",
+                                  a.pos[0]);
+                        r = EXIT_FAILURE_;
+                        goto out;
+                }
                 if (in < 0 || fstat(in, &st) < 0) {
-                        cli_error("cannot read '%s': %s", a.pos[0], strerror(errno));
+                        cli_error("cannot read '%s': %s", a.pos[0], strerror(in < 0 ? -in : errno));
                         r = EXIT_FAILURE_;
                         goto out;
                 }

@@ -169,7 +169,8 @@ static const struct verb verbs[] = {
      "  prune                 delete images no name points at, unused layers and leftovers\n"
      "\nShort names resolve as Docker does (alpine -> docker.io/library/alpine:latest).\n"
      "AGENTKERNEL_REGISTRY_MIRROR=URL pulls Docker Hub images from a mirror;\n"
-     "AGENTKERNEL_INSECURE_REGISTRIES=host:port,... allows plain HTTP (loopback always may).\n"
+     "AGENTKERNEL_INSECURE_REGISTRIES=host:port,... allows plain HTTP and loopback or private\n"
+     "addresses for those registries (nothing else may use them).\n"
      "Credentials come from ~/.docker/config.json (or $DOCKER_CONFIG), as 'docker login' wrote.\n"},
     {"pool", cmd_pool, "clear [-B docker|podman]",
      "Remove the idle containers that run --fast keeps warm",

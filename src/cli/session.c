@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Streaming a command between this terminal and a sandbox: stdin forwarding rules, signal
- * forwarding, raw mode for terminals, and optional asciicast v2 recording. Shared by run, exec
- * and attach.
+ * forwarding, raw mode for terminals, and optional asciicast v2 recording (a file of sandbox
+ * output: written as out_file writes, see fd-util.h). Shared by run, exec and attach.
  */
 #include "session.h"
 
@@ -64,11 +64,24 @@ int cli_session_begin(struct cli_session *s, struct agent_exec_opts *x, bool int
         }
         s->io.signal_fd = cli_signalfd();
         if (record_path) {
-                s->record = fopen(record_path, "we");
-                if (!s->record) {
-                        int e = errno;
+                /* the recording is the sandbox's output, at a path another user may share: made
+                 * as out_file makes files (never through a symlink, never into a planted file),
+                 * published at once and then appended to through its own fd */
+                struct out_file of = OUT_FILE_INIT;
+                struct ak_err err = {0};
+                int e = 0;
+                if (out_file_open(record_path, NULL, &of, &err) < 0 ||
+                    out_file_publish(&of, 0666, &err) < 0)
+                        e = err.code;
+                else if (!(s->record = fdopen(of.fd, "w")))
+                        e = errno;
+                else
+                        of.fd = -1; /* the FILE has it */
+                out_file_abort(&of);
+                if (e) {
                         cli_session_end(s);
-                        cli_error("cannot record to '%s': %s", record_path, strerror(e));
+                        cli_error("cannot record to '%s': %s", record_path,
+                                  err.code ? ak_err_msg(&err) : strerror(e));
                         return -e;
                 }
                 fprintf(s->record,

@@ -5,10 +5,14 @@
  * Docker Hub, where one-component names live under `library/`. Grammar as the distribution spec:
  * components [a-z0-9]+ joined by `.`, `_`, `__` or runs of `-`; tags [A-Za-z0-9_][A-Za-z0-9_.-]*.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "image/ref.h"
 #include "shared/cleanup.h"
@@ -225,33 +229,215 @@ char *image_ref_canonical(const struct image_ref *r)
         return s;
 }
 
-static bool host_is_loopback(const char *registry)
-{
-        static const char *const loop[] = {"localhost", "127.", "[::1]"};
+/* ---- which registries are configured, which addresses are private ---- */
 
-        for (size_t i = 0; i < ARRAY_SIZE(loop); i++)
-                if (strncmp(registry, loop[i], strlen(loop[i])) == 0) {
-                        const char *rest = registry + strlen(loop[i]);
-                        if (loop[i][strlen(loop[i]) - 1] == '.')
-                                return true;
-                        return *rest == '\0' || *rest == ':';
+/* One entry of AGENTKERNEL_INSECURE_REGISTRIES or the mirror: [scheme://]host[:port][/path]. */
+struct reg_entry {
+        char host[256];
+        unsigned port; /* 0: none given */
+        bool https;    /* "https://" given */
+};
+
+static bool entry_parse(const char *s, size_t n, struct reg_entry *e)
+{
+        const char *end = s + n, *hs, *he, *colon = NULL;
+
+        memset(e, 0, sizeof(*e));
+        while (s < end && *s == ' ')
+                s++;
+        while (end > s && end[-1] == ' ')
+                end--;
+        if (end - s > 8 && strncasecmp(s, "https://", 8) == 0) {
+                e->https = true;
+                s += 8;
+        } else if (end - s > 7 && strncasecmp(s, "http://", 7) == 0) {
+                s += 7;
+        }
+        for (const char *p = s; p < end; p++)
+                if (*p == '/') {
+                        end = p;
+                        break;
                 }
+        if (s < end && *s == '[') {
+                hs = s + 1;
+                he = memchr(hs, ']', (size_t)(end - hs));
+                if (!he)
+                        return false;
+                if (he + 1 < end && he[1] == ':')
+                        colon = he + 1;
+                else if (he + 1 != end)
+                        return false;
+        } else {
+                hs = s;
+                colon = memchr(s, ':', (size_t)(end - s));
+                he = colon ? colon : end;
+        }
+        if (he == hs || (size_t)(he - hs) >= sizeof(e->host))
+                return false;
+        memcpy(e->host, hs, (size_t)(he - hs));
+        if (colon) {
+                unsigned long v = 0;
+                const char *p = colon + 1;
+                if (p == end)
+                        return false;
+                for (; p < end; p++) {
+                        if (*p < '0' || *p > '9' ||
+                            (v = v * 10 + (unsigned long)(*p - '0')) > 65535)
+                                return false;
+                }
+                if (v == 0)
+                        return false;
+                e->port = (unsigned)v;
+        }
+        return true;
+}
+
+/* Calls fn for each configured entry (the insecure list, then the mirror); stops when fn does. */
+static bool entries_any(bool (*fn)(const struct reg_entry *e, const void *ctx), const void *ctx)
+{
+        const char *list = getenv("AGENTKERNEL_INSECURE_REGISTRIES");
+        const char *mirror = getenv("AGENTKERNEL_REGISTRY_MIRROR");
+        struct reg_entry e;
+
+        while (list && *list) {
+                const char *c = strchr(list, ',');
+                size_t l = c ? (size_t)(c - list) : strlen(list);
+                if (l && entry_parse(list, l, &e) && fn(&e, ctx))
+                        return true;
+                list = c ? c + 1 : NULL;
+        }
+        if (mirror && *mirror && entry_parse(mirror, strlen(mirror), &e))
+                return fn(&e, ctx);
         return false;
+}
+
+struct host_port {
+        const char *host;
+        size_t host_len;
+        unsigned port;
+};
+
+static bool entry_covers(const struct reg_entry *e, const void *ctx)
+{
+        const struct host_port *h = ctx;
+
+        if (strlen(e->host) != h->host_len || strncasecmp(e->host, h->host, h->host_len) != 0)
+                return false;
+        return e->port ? e->port == h->port : h->port == 80 || h->port == 443;
+}
+
+bool image_registry_may_be_private(const char *host, unsigned port)
+{
+        struct host_port h = {host, strlen(host), port};
+
+        if (h.host_len > 1 && host[0] == '[' && host[h.host_len - 1] == ']') {
+                h.host++;
+                h.host_len -= 2;
+        }
+        return h.host_len && entries_any(entry_covers, &h);
+}
+
+static bool entry_names(const struct reg_entry *e, const void *ctx)
+{
+        const char *registry = ctx;
+        char name[270];
+
+        if (e->https)
+                return false;
+        if (strchr(e->host, ':'))
+                (void)snprintf(name, sizeof(name), "[%s]", e->host);
+        else
+                (void)snprintf(name, sizeof(name), "%s", e->host);
+        if (e->port)
+                (void)snprintf(name + strlen(name), sizeof(name) - strlen(name), ":%u", e->port);
+        return strcasecmp(name, registry) == 0;
 }
 
 bool image_registry_insecure(const char *registry)
 {
         const char *list = getenv("AGENTKERNEL_INSECURE_REGISTRIES");
-        size_t n = strlen(registry);
+        struct reg_entry e;
 
-        if (host_is_loopback(registry))
-                return true;
+        /* the list only (not the mirror, whose URL says its own scheme) */
         while (list && *list) {
-                const char *e = strchr(list, ',');
-                size_t l = e ? (size_t)(e - list) : strlen(list);
-                if (l == n && strncmp(list, registry, n) == 0)
+                const char *c = strchr(list, ',');
+                size_t l = c ? (size_t)(c - list) : strlen(list);
+                if (l && entry_parse(list, l, &e) && entry_names(&e, registry))
                         return true;
-                list = e ? e + 1 : NULL;
+                list = c ? c + 1 : NULL;
         }
         return false;
+}
+
+static bool v4_public(uint32_t a)
+{
+        static const struct {
+                uint32_t net, mask;
+        } reserved[] = {
+            {0x00000000, 0xff000000}, /* 0/8: "this network", 0.0.0.0 reaches loopback */
+            {0x0a000000, 0xff000000}, /* 10/8 (RFC 1918) */
+            {0x64400000, 0xffc00000}, /* 100.64/10 (carrier-grade NAT) */
+            {0x7f000000, 0xff000000}, /* 127/8 loopback */
+            {0xa9fe0000, 0xffff0000}, /* 169.254/16 link-local, cloud metadata services */
+            {0xac100000, 0xfff00000}, /* 172.16/12 (RFC 1918) */
+            {0xc0000000, 0xffffff00}, /* 192.0.0/24 IETF protocol assignments */
+            {0xc0000200, 0xffffff00}, /* 192.0.2/24 documentation */
+            {0xc0586300, 0xffffff00}, /* 192.88.99/24 6to4 relays */
+            {0xc0a80000, 0xffff0000}, /* 192.168/16 (RFC 1918) */
+            {0xc6120000, 0xfffe0000}, /* 198.18/15 benchmarking */
+            {0xc6336400, 0xffffff00}, /* 198.51.100/24 documentation */
+            {0xcb007100, 0xffffff00}, /* 203.0.113/24 documentation */
+            {0xe0000000, 0xf0000000}, /* 224/4 multicast */
+            {0xf0000000, 0xf0000000}, /* 240/4 reserved, 255.255.255.255 broadcast */
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(reserved); i++)
+                if ((a & reserved[i].mask) == reserved[i].net)
+                        return false;
+        return true;
+}
+
+static uint32_t v4_at(const uint8_t *b)
+{
+        return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static bool v6_public(const uint8_t *b)
+{
+        static const uint8_t zero[12] = {0};
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        static const uint8_t siit[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
+        static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+
+        /* IPv4 inside IPv6: compatible (::a.b.c.d, with :: and ::1), mapped (::ffff:a.b.c.d),
+         * SIIT (::ffff:0:a.b.c.d), NAT64 (64:ff9b::a.b.c.d) and 6to4 (2002:AABB:CCDD::) */
+        if (!memcmp(b, zero, 12) || !memcmp(b, mapped, 12) || !memcmp(b, siit, 12) ||
+            !memcmp(b, nat64, 12))
+                return v4_public(v4_at(b + 12));
+        if (b[0] == 0x20 && b[1] == 0x02)
+                return v4_public(v4_at(b + 2));
+        if (b[0] == 0 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && b[4] == 0 && b[5] == 1)
+                return false;      /* 64:ff9b:1::/48 local-use NAT64 */
+        if ((b[0] & 0xfe) == 0xfc) /* fc00::/7 unique local */
+                return false;
+        if (b[0] == 0xfe && (b[1] & 0x80) == 0x80) /* fe80::/10 link-local, fec0::/10 site-local */
+                return false;
+        if (b[0] == 0xff) /* multicast */
+                return false;
+        if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) /* 2001:db8::/32 docs */
+                return false;
+        if (b[0] == 0x01 && !b[1] && !memcmp(b + 2, zero, 6)) /* 100::/64 discard */
+                return false;
+        return true;
+}
+
+bool image_addr_public(const struct sockaddr *sa)
+{
+        if (sa->sa_family == AF_INET)
+                return v4_public(
+                    ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr));
+        if (sa->sa_family == AF_INET6)
+                return v6_public(
+                    ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr);
+        return false; /* AF_UNIX and the rest: never for a registry */
 }

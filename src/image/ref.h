@@ -7,6 +7,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/socket.h>
 
 #include "shared/err.h"
 
@@ -32,6 +33,20 @@ char *image_ref_canonical(const struct image_ref *r);
 /* Whether s is "sha256:" followed by 64 lowercase hex digits. */
 bool image_digest_valid(const char *s);
 
-/* Whether the registry is spoken to over plain HTTP: loopback hosts, and those listed in
- * AGENTKERNEL_INSECURE_REGISTRIES (comma-separated host[:port]). */
+/* Whether the registry is spoken to over plain HTTP: those listed in
+ * AGENTKERNEL_INSECURE_REGISTRIES (comma-separated host[:port]; [images] insecure_registries sets
+ * it). An entry written "https://host[:port]" keeps HTTPS. Loopback names are not special. */
 bool image_registry_insecure(const char *registry);
+
+/* Whether a connection to host (as in a URL: a name, an IPv4 address or a bracketed IPv6 one)
+ * on port may go to a loopback or private address. Only when the user configured that host: an
+ * entry of AGENTKERNEL_INSECURE_REGISTRIES (an entry without a port covers ports 80 and 443) or
+ * the mirror of AGENTKERNEL_REGISTRY_MIRROR; never because a request (an image name, a redirect,
+ * a token realm) named it. */
+bool image_registry_may_be_private(const char *host, unsigned port);
+
+/* Whether sa is an address a registry no one configured may be reached at: not loopback,
+ * unspecified, RFC 1918, carrier-grade NAT (100.64/10), link-local (169.254/16 with the cloud
+ * metadata services, fe80::/10), unique local (fc00::/7), multicast, reserved or documentation
+ * ranges, nor any of those inside IPv6 (mapped, compatible, SIIT, NAT64, 6to4). */
+bool image_addr_public(const struct sockaddr *sa);

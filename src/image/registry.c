@@ -3,12 +3,24 @@
  * Distribution API client. One curl easy handle per repository (connection reuse); one request
  * at a time. A request that gets 401 learns the challenge from WWW-Authenticate, obtains a token
  * from the realm (or uses basic credentials) and is retried once. Redirects (blob storage on
- * another host) are followed; curl drops our Authorization header when the host changes.
+ * another host) are followed here, hop by hop, and our Authorization header is sent only to the
+ * origin it was meant for.
+ *
+ * Where it connects is not the request's choice: an image name, a redirect or a token realm may
+ * name any host, and the puller must not become a way to reach loopback services, the private
+ * network or a cloud metadata service (SSRF). Every socket curl opens goes through open_socket,
+ * which sees the address actually connected (after DNS, on every hop) and refuses one that
+ * image_addr_public() rejects unless the hop's host was configured by the user
+ * (image_registry_may_be_private: the insecure list or the mirror) or it is a proxy the
+ * environment names. Host names that are such addresses are refused before any connection.
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <sha256.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,6 +42,8 @@
 #define TOKEN_MAX_BYTES (1u << 20)
 #define HEADER_VALUE_MAX 4096u
 #define DOCKER_CONFIG_MAX (1u << 20)
+#define REDIRECTS_MAX 5
+#define PROXY_ADDRS_MAX 8
 
 struct registry {
         CURL *curl;
@@ -39,10 +53,20 @@ struct registry {
         size_t n_bases, base;
         char *authz; /* "Authorization: ..." for the registry, once known */
         char *basic; /* base64 user:pass from config.json, or NULL */
-        /* the current response's headers */
+        /* the current response's status and headers */
+        long status;
         char ctype[256];
         char digest[80];
         char challenge[HEADER_VALUE_MAX];
+        /* the connection policy of the current hop (see the top of this file) */
+        bool hop_private_ok;
+        char hop_host[256];
+        char refused[INET6_ADDRSTRLEN + 2]; /* an address open_socket refused, or "" */
+        struct {
+                struct sockaddr_storage addr;
+                unsigned port; /* 0: none given (curl's 1080, or the scheme's) */
+        } proxies[PROXY_ADDRS_MAX];
+        size_t n_proxies;
 };
 
 /* Where a response body goes: memory (bounded) or a file, hashed on the way. */
@@ -54,13 +78,21 @@ struct sink {
         uint64_t got, limit;
         bool overflow;
         int write_err;
+        const long *status; /* the response's status: a redirect's body is dropped */
 };
+
+static bool is_redirect(long status)
+{
+        return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
 
 static size_t sink_write(char *data, size_t sz, size_t nm, void *p)
 {
         struct sink *s = p;
         size_t n = sz * nm;
 
+        if (s->status && is_redirect(*s->status))
+                return n;
         if (s->got + n > s->limit) {
                 s->overflow = true;
                 return 0;
@@ -112,8 +144,11 @@ static size_t on_header(char *data, size_t sz, size_t nm, void *p)
              sizeof(((struct registry *)0)->challenge)},
         };
 
-        if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) { /* a new response (after a redirect) */
+        if (n >= 5 &&
+            strncmp(data, "HTTP/", 5) == 0) { /* a new response (1xx, then the real one) */
+                const char *sp = memchr(data, ' ', n);
                 r->ctype[0] = r->digest[0] = r->challenge[0] = '\0';
+                r->status = sp && sp + 4 <= data + n ? strtol(sp + 1, NULL, 10) : 0;
                 return n;
         }
         for (size_t i = 0; i < ARRAY_SIZE(keep); i++) {
@@ -174,6 +209,176 @@ static char *docker_config_auth(const char *host)
         return out;
 }
 
+/* ---- where connections may go ---- */
+
+static void addr_string(const struct sockaddr *sa, char *out, size_t len)
+{
+        const void *a =
+            sa->sa_family == AF_INET6
+                ? (const void *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr
+                : (const void *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+        if (!inet_ntop(sa->sa_family, a, out, (socklen_t)len))
+                (void)snprintf(out, len, "?");
+}
+
+static unsigned addr_port(const struct sockaddr *a)
+{
+        return ntohs(a->sa_family == AF_INET6
+                         ? ((const struct sockaddr_in6 *)(const void *)a)->sin6_port
+                         : ((const struct sockaddr_in *)(const void *)a)->sin_port);
+}
+
+/* Whether a is address b (any port). */
+static bool same_addr(const struct sockaddr *a, const struct sockaddr_storage *b)
+{
+        if (a->sa_family != b->ss_family)
+                return false;
+        if (a->sa_family == AF_INET)
+                return !memcmp(&((const struct sockaddr_in *)(const void *)a)->sin_addr,
+                               &((const struct sockaddr_in *)(const void *)b)->sin_addr,
+                               sizeof(struct in_addr));
+        return a->sa_family == AF_INET6 &&
+               !memcmp(&((const struct sockaddr_in6 *)(const void *)a)->sin6_addr,
+                       &((const struct sockaddr_in6 *)(const void *)b)->sin6_addr,
+                       sizeof(struct in6_addr));
+}
+
+static bool is_proxy(const struct registry *r, const struct sockaddr *sa)
+{
+        unsigned port = addr_port(sa);
+
+        for (size_t i = 0; i < r->n_proxies; i++) {
+                unsigned want = r->proxies[i].port;
+                if (same_addr(sa, &r->proxies[i].addr) &&
+                    (want ? port == want : port == 1080 || port == 80 || port == 443))
+                        return true;
+        }
+        return false;
+}
+
+/* The addresses of the proxies the environment names, as curl reads it (HTTP_PROXY in capitals
+ * is ignored, as curl does): the user's choice, so reachable wherever they are. */
+static void load_proxies(struct registry *r)
+{
+        static const char *const vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                                           "ALL_PROXY"};
+
+        for (size_t i = 0; i < ARRAY_SIZE(vars); i++) {
+                const char *v = getenv(vars[i]);
+                CURLU *u;
+                char *host = NULL, *port = NULL;
+                struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+
+                if (!v || !*v || !(u = curl_url()))
+                        continue;
+                if (curl_url_set(u, CURLUPART_URL, v,
+                                 CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+                    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+                        size_t hl = strlen(host);
+                        if (hl > 2 && host[0] == '[') {
+                                memmove(host, host + 1, hl - 2);
+                                host[hl - 2] = '\0';
+                        }
+                        unsigned p = curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK
+                                         ? (unsigned)strtoul(port, NULL, 10)
+                                         : 0;
+                        if (getaddrinfo(host, NULL, &hints, &res) == 0) {
+                                for (struct addrinfo *a = res; a && r->n_proxies < PROXY_ADDRS_MAX;
+                                     a = a->ai_next) {
+                                        if (a->ai_addrlen > sizeof(r->proxies[0].addr))
+                                                continue;
+                                        memcpy(&r->proxies[r->n_proxies].addr, a->ai_addr,
+                                               a->ai_addrlen);
+                                        r->proxies[r->n_proxies++].port = p;
+                                }
+                                freeaddrinfo(res);
+                        }
+                }
+                curl_free(host);
+                curl_free(port);
+                curl_url_cleanup(u);
+        }
+}
+
+/* Every socket curl opens: the address is the one actually connected, after DNS. */
+static curl_socket_t open_socket(void *p, curlsocktype purpose, struct curl_sockaddr *a)
+{
+        struct registry *r = p;
+        const struct sockaddr *sa = &a->addr;
+
+        if (purpose == CURLSOCKTYPE_IPCXN && !r->hop_private_ok && !image_addr_public(sa) &&
+            !is_proxy(r, sa)) {
+                addr_string(sa, r->refused, sizeof(r->refused));
+                return CURL_SOCKET_BAD;
+        }
+        return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+/* scheme://host:port of url (default ports filled in) into origin, its host and port. */
+static int url_origin(const char *url, char *origin, size_t olen, char *host, size_t hlen,
+                      unsigned *ret_port)
+{
+        CURLU *u = curl_url();
+        char *sc = NULL, *h = NULL, *port = NULL;
+        int r = -EINVAL;
+
+        if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_SCHEME, &sc, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
+            curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+            strlen(h) < hlen) {
+                (void)snprintf(origin, olen, "%s://%s:%s", sc, h, port);
+                (void)snprintf(host, hlen, "%s", h);
+                *ret_port = (unsigned)strtoul(port, NULL, 10);
+                r = 0;
+        }
+        curl_free(sc);
+        curl_free(h);
+        curl_free(port);
+        curl_url_cleanup(u);
+        return r;
+}
+
+/* Sets the connection policy for a request to url; refuses a host that is itself a private
+ * address or a loopback name (a proxy would otherwise resolve it for us). */
+static int hop_begin(struct registry *r, const char *url, char *origin, size_t olen,
+                     struct ak_err *err)
+{
+        char host[256], bare[256];
+        unsigned port = 0;
+        size_t hl;
+        union {
+                struct sockaddr sa;
+                struct sockaddr_in in;
+                struct sockaddr_in6 in6;
+        } a = {0};
+
+        if (url_origin(url, origin, olen, host, sizeof(host), &port) < 0)
+                return ak_err_set(err, EINVAL, "invalid URL '%.200s'", url);
+        (void)snprintf(r->hop_host, sizeof(r->hop_host), "%s:%u", host, port);
+        r->refused[0] = '\0';
+        r->hop_private_ok = image_registry_may_be_private(host, port);
+        if (r->hop_private_ok)
+                return 0;
+        hl = strlen(host);
+        (void)snprintf(bare, sizeof(bare), "%.*s", (int)(host[0] == '[' ? hl - 2 : hl),
+                       host[0] == '[' ? host + 1 : host);
+        if (inet_pton(AF_INET, bare, &a.in.sin_addr) == 1)
+                a.sa.sa_family = AF_INET;
+        else if (inet_pton(AF_INET6, bare, &a.in6.sin6_addr) == 1)
+                a.sa.sa_family = AF_INET6;
+        hl = strlen(bare);
+        if ((a.sa.sa_family && !image_addr_public(&a.sa)) || strcasecmp(bare, "localhost") == 0 ||
+            (hl > 10 && strcasecmp(bare + hl - 10, ".localhost") == 0))
+                return ak_err_set(err, EACCES,
+                                  "refusing to contact '%s': a loopback or private address is "
+                                  "used only for a registry you configured; add '%s' to "
+                                  "[images] insecure_registries (or "
+                                  "AGENTKERNEL_INSECURE_REGISTRIES)",
+                                  r->hop_host, r->hop_host);
+        return 0;
+}
+
 /* ---- requests ---- */
 
 static char *base_url(const char *host)
@@ -213,6 +418,7 @@ int registry_open(const char *host, const char *repository, struct registry **re
                 r->n_bases++;
         r->curl = curl_easy_init();
         r->basic = docker_config_auth(host);
+        load_proxies(r);
         if (!r->host || !r->repository || !r->curl || r->n_bases == 0) {
                 registry_close(r);
                 return ak_err_set(err, ENOMEM, "out of memory");
@@ -284,9 +490,9 @@ static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t
         return 0;
 }
 
-/* One GET. Returns the HTTP status (>= 100) or a negative errno with err set. */
-static long perform(struct registry *r, const char *url, const char *accept, const char *authz,
-                    struct sink *s, struct progress_ctx *pc, struct ak_err *err)
+/* One GET of one hop. Returns the HTTP status (>= 100) or a negative errno with err set. */
+static long perform_once(struct registry *r, const char *url, const char *accept, const char *authz,
+                         struct sink *s, struct progress_ctx *pc, struct ak_err *err)
 {
         struct curl_slist *h = NULL;
         char accept_h[512];
@@ -302,10 +508,10 @@ static long perform(struct registry *r, const char *url, const char *accept, con
                 h = curl_slist_append(h, authz);
         curl_easy_setopt(r->curl, CURLOPT_URL, url);
         curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(r->curl, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(r->curl, CURLOPT_MAXREDIRS, 5L);
+        curl_easy_setopt(r->curl, CURLOPT_FOLLOWLOCATION, 0L); /* followed by perform() */
         curl_easy_setopt(r->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(r->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(r->curl, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        curl_easy_setopt(r->curl, CURLOPT_OPENSOCKETDATA, r);
         curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
         curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
         curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, STALL_TIMEOUT_S);
@@ -322,9 +528,19 @@ static long perform(struct registry *r, const char *url, const char *accept, con
                 curl_easy_setopt(r->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
                 curl_easy_setopt(r->curl, CURLOPT_XFERINFODATA, pc);
         }
+        r->status = 0;
         r->ctype[0] = r->digest[0] = r->challenge[0] = '\0';
+        s->status = &r->status;
         c = curl_easy_perform(r->curl);
+        s->status = NULL;
         curl_slist_free_all(h);
+        if (r->refused[0])
+                return ak_err_set(err, EACCES,
+                                  "refusing to connect to %s for '%s': a loopback or private "
+                                  "address is used only for a registry you configured; add '%s' "
+                                  "to [images] insecure_registries (or "
+                                  "AGENTKERNEL_INSECURE_REGISTRIES)",
+                                  r->refused, r->hop_host, r->hop_host);
         if (s->write_err)
                 return ak_err_set(err, s->write_err, "writing download: %s",
                                   strerror(s->write_err));
@@ -336,6 +552,48 @@ static long perform(struct registry *r, const char *url, const char *accept, con
                                   "cannot reach '%s': %s", url, curl_easy_strerror(c));
         curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
         return status;
+}
+
+static int sink_reset(struct sink *s);
+
+/* One GET, following redirects (blob storage on another host) hop by hop: each hop gets the
+ * connection policy of its own host, and authz goes only to the origin of url. Returns the HTTP
+ * status (>= 100) or a negative errno with err set. */
+static long perform(struct registry *r, const char *url, const char *accept, const char *authz,
+                    struct sink *s, struct progress_ctx *pc, struct ak_err *err)
+{
+        cleanup_free char *cur = strdup(url);
+        char origin[600], hop_origin[600];
+        long st;
+        int k;
+
+        if (!cur)
+                return ak_err_set(err, ENOMEM, "out of memory");
+        for (int hop = 0;; hop++) {
+                char *next = NULL;
+                k = hop_begin(r, cur, hop ? hop_origin : origin,
+                              hop ? sizeof(hop_origin) : sizeof(origin), err);
+                if (k < 0)
+                        return k;
+                st = perform_once(r, cur, accept, !hop || streq(hop_origin, origin) ? authz : NULL,
+                                  s, pc, err);
+                if (st < 0 || !is_redirect(st))
+                        return st;
+                if (curl_easy_getinfo(r->curl, CURLINFO_REDIRECT_URL, &next) != CURLE_OK || !next)
+                        return st;
+                if (hop == REDIRECTS_MAX)
+                        return ak_err_set(err, ELOOP, "more than %d redirects from '%s'",
+                                          REDIRECTS_MAX, url);
+                if (strncmp(next, "https://", 8) != 0 && strncmp(next, "http://", 7) != 0)
+                        return ak_err_set(err, EACCES, "'%s' redirected to a non-HTTP URL", url);
+                free(cur);
+                cur = strdup(next);
+                if (!cur)
+                        return ak_err_set(err, ENOMEM, "out of memory");
+                k = sink_reset(s);
+                if (k < 0)
+                        return ak_err_set(err, -k, "reset download: %s", strerror(-k));
+        }
 }
 
 static int sink_reset(struct sink *s)

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * fd and file helpers. Every fd created here is O_CLOEXEC; nothing here follows a symlink where
- * it could be used to redirect a write (temp files use O_EXCL, rm_rf uses AT_SYMLINK_NOFOLLOW).
+ * it could be used to redirect a write (temp files use O_EXCL, rm_rf uses AT_SYMLINK_NOFOLLOW,
+ * out_file never opens its destination by name), and openat_nomagic never jumps through a magic
+ * link, whatever the kernel.
  */
 #include "fd-util.h"
 
@@ -17,6 +19,13 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437 /* the same number on every architecture */
+#endif
+#ifndef O_TMPFILE
+#define O_TMPFILE (020000000 | O_DIRECTORY)
+#endif
 
 #include "cleanup.h"
 #include "random-util.h"
@@ -187,51 +196,187 @@ int mkdir_p(const char *path, mode_t mode)
         return 0;
 }
 
-static int rm_rf_children(int fd)
-{
-        DIR *d = fdopendir(fd);
-        struct dirent *de;
-        int ret = 0;
+/*
+ * rm -rf of a tree someone else wrote (a sandbox's upper directory, a volume): any depth, with a
+ * constant number of fds and no recursion. The walk goes down one directory at a time (keeping
+ * only the names on the way, to remove each directory from its parent on the way back up through
+ * ".."), never follows a symlink, never crosses into another mount, and makes a directory it
+ * cannot enter or empty writable (a rootless sandbox's chmod 000) before giving up on it. What
+ * cannot be removed is remembered ("stuck") so the walk never returns to it.
+ */
+#define RM_STUCK_MAX 256
+#define RM_NAMES_MAX (64u << 20) /* the names from the top to the deepest directory */
 
-        if (!d) {
-                int r = -errno;
-                close(fd);
-                return r;
+struct rm_walk {
+        dev_t dev;
+        ino_t stuck[RM_STUCK_MAX];
+        size_t n_stuck;
+        int err;    /* the first error */
+        bool abort; /* too many stuck directories, or out of memory */
+};
+
+static void rm_note(struct rm_walk *w, int err)
+{
+        if (!w->err)
+                w->err = err;
+}
+
+static void rm_stick(struct rm_walk *w, ino_t ino)
+{
+        if (w->n_stuck == RM_STUCK_MAX)
+                w->abort = true;
+        else
+                w->stuck[w->n_stuck++] = ino;
+}
+
+static bool rm_is_stuck(const struct rm_walk *w, ino_t ino)
+{
+        for (size_t i = 0; i < w->n_stuck; i++)
+                if (w->stuck[i] == ino)
+                        return true;
+        return false;
+}
+
+/* unlinkat, making the directory writable once if it refuses (EACCES). */
+static int rm_unlink(int fd, const char *name, int flags, bool *chmodded)
+{
+        if (unlinkat(fd, name, flags) == 0)
+                return 0;
+        if (errno == EACCES && !*chmodded) {
+                *chmodded = true;
+                if (fchmod(fd, 0700) == 0 && unlinkat(fd, name, flags) == 0)
+                        return 0;
+        }
+        return -errno;
+}
+
+/* Removes the files of directory fd and its empty subdirectories; returns an fd of the first
+ * subdirectory left to empty (its name pushed on names), or -1 when there is none. */
+static int rm_scan(int fd, struct rm_walk *w, struct buf *names)
+{
+        int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3), sub = -1;
+        bool chmodded = false;
+        struct dirent *de;
+        DIR *d;
+
+        if (dfd < 0 || !(d = fdopendir(dfd))) {
+                rm_note(w, -errno);
+                if (dfd >= 0)
+                        close(dfd);
+                return -1;
         }
         while ((de = readdir(d))) {
                 struct stat st;
+                int r;
+
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        if (errno != ENOENT && ret == 0)
-                                ret = -errno;
+                if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno != ENOENT)
+                                rm_note(w, -errno);
                         continue;
                 }
-                if (S_ISDIR(st.st_mode)) {
-                        struct stat parent;
-                        int sub;
-                        /* Never cross into another mount. */
-                        if (fstat(dirfd(d), &parent) == 0 && parent.st_dev != st.st_dev) {
-                                if (ret == 0)
-                                        ret = -EXDEV;
-                                continue;
-                        }
-                        sub = openat(dirfd(d), de->d_name,
-                                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (sub >= 0) {
-                                int r = rm_rf_children(sub);
-                                if (r < 0 && ret == 0)
-                                        ret = r;
-                        }
-                        if (unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT &&
-                            ret == 0)
-                                ret = -errno;
-                } else if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno != ENOENT && ret == 0) {
-                        ret = -errno;
+                if (!S_ISDIR(st.st_mode)) {
+                        r = rm_unlink(fd, de->d_name, 0, &chmodded);
+                        if (r < 0 && r != -ENOENT)
+                                rm_note(w, r);
+                        continue;
                 }
+                if (st.st_dev != w->dev) { /* never cross into another mount */
+                        rm_note(w, -EXDEV);
+                        continue;
+                }
+                if (rm_is_stuck(w, st.st_ino))
+                        continue;
+                r = rm_unlink(fd, de->d_name, AT_REMOVEDIR, &chmodded);
+                if (r == 0 || r == -ENOENT)
+                        continue; /* it was empty */
+                sub = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub < 0 && errno == EACCES && fchmodat(fd, de->d_name, 0700, 0) == 0)
+                        sub =
+                            openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub < 0) {
+                        rm_note(w, -errno);
+                        rm_stick(w, st.st_ino);
+                        continue;
+                }
+                if (names->len + strlen(de->d_name) + 1 > RM_NAMES_MAX ||
+                    buf_append(names, de->d_name, strlen(de->d_name) + 1) < 0) {
+                        close(sub);
+                        sub = -1;
+                        rm_note(w, -ENOMEM);
+                        w->abort = true;
+                }
+                break;
         }
         closedir(d);
-        return ret;
+        return sub;
+}
+
+/* Empties the directory top (which stays, and stays open). Returns 0 or the first error. */
+static int rm_rf_children(int top)
+{
+        struct rm_walk w = {0};
+        cleanup_buf struct buf names = BUF_INIT;
+        struct stat st;
+        size_t depth = 0;
+        ino_t top_ino;
+        int cur;
+
+        if (fstat(top, &st) < 0)
+                return -errno;
+        w.dev = st.st_dev;
+        top_ino = st.st_ino;
+        cur = fcntl(top, F_DUPFD_CLOEXEC, 3);
+        if (cur < 0)
+                return -errno;
+        while (!w.abort) {
+                struct stat me, there;
+                const char *name;
+                bool chmodded = false;
+                int sub = rm_scan(cur, &w, &names), parent, r;
+
+                if (sub >= 0) {
+                        close(cur);
+                        cur = sub;
+                        depth++;
+                        continue;
+                }
+                if (depth == 0)
+                        break;
+                /* cur is as empty as it gets: up, and remove it from its parent */
+                if (fstat(cur, &me) < 0) {
+                        rm_note(&w, -errno);
+                        break;
+                }
+                parent = openat(cur, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (parent < 0) {
+                        rm_note(&w, -errno);
+                        break;
+                }
+                close(cur);
+                cur = parent;
+                depth--;
+                names.len--; /* the last name's NUL */
+                while (names.len && names.data[names.len - 1])
+                        names.len--;
+                name = names.data + names.len;
+                if (fstatat(cur, name, &there, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    there.st_ino != me.st_ino || there.st_dev != me.st_dev) {
+                        rm_note(&w, -ESTALE); /* moved while we were in it */
+                        rm_stick(&w, me.st_ino);
+                        continue;
+                }
+                r = rm_unlink(cur, name, AT_REMOVEDIR, &chmodded);
+                if (r < 0 && r != -ENOENT) {
+                        rm_note(&w, r);
+                        rm_stick(&w, me.st_ino);
+                }
+        }
+        if (!w.abort && (fstat(cur, &st) < 0 || st.st_ino != top_ino || st.st_dev != w.dev))
+                rm_note(&w, -ESTALE);
+        close(cur);
+        return w.abort && !w.err ? -ENOTEMPTY : w.err;
 }
 
 int rm_rf_at(int dirfd, const char *path)
@@ -244,9 +389,12 @@ int rm_rf_at(int dirfd, const char *path)
         if (!S_ISDIR(st.st_mode))
                 return unlinkat(dirfd, path, 0) < 0 && errno != ENOENT ? -errno : 0;
         fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == EACCES && fchmodat(dirfd, path, 0700, 0) == 0)
+                fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return errno == ENOENT ? 0 : -errno;
         r = rm_rf_children(fd);
+        close(fd);
         if (unlinkat(dirfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT && r == 0)
                 r = -errno;
         return r;
@@ -375,4 +523,485 @@ int unix_listen(const char *path, int backlog, struct ak_err *err)
         if (listen(fd, backlog) < 0)
                 return ak_err_set(err, errno, "listen '%s': %s", path, strerror(errno));
         return TAKE_FD(fd);
+}
+
+/* ---- opening without magic links ---- */
+
+/* struct open_how and RESOLVE_NO_MAGICLINKS of <linux/openat2.h>, which musl's headers lack */
+struct nomagic_how {
+        uint64_t flags, mode, resolve;
+};
+#define NOMAGIC_RESOLVE 0x02ull
+#define WALK_LINKS_MAX 40
+
+/* Set once openat2 answered ENOSYS (a benign, idempotent write even from a vfork child). */
+static bool openat2_missing;
+static bool force_walk;
+
+void openat_nomagic_force_walk(bool on)
+{
+        force_walk = on;
+}
+
+static int open_dir_of(int dirfd, const char *path)
+{
+        if (path[0] == '/')
+                return open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd == AT_FDCWD)
+                return open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        return fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+}
+
+static void replace_fd(int *cur, int nfd)
+{
+        close(*cur);
+        *cur = nfd;
+}
+
+static bool link_trusted(const struct stat *st);
+
+/* The user-space walk of openat_nomagic: each component is opened O_PATH|O_NOFOLLOW; a symlink
+ * (a magic one included) is read and its text walked in its place, so the kernel never makes a
+ * magic link's jump for us. buf holds what is left to walk; links are spliced in front of it.
+ * trusted_only: a symlink owned by anyone but the caller or root is refused (-ELOOP) instead. */
+static int walk(int dirfd, const char *path, int flags, mode_t mode, bool trusted_only)
+{
+        char buf[2 * PATH_MAX], link[PATH_MAX];
+        size_t len = strlen(path);
+        int cur, links = 0, r;
+        char *p = buf;
+
+        if (len == 0)
+                return -ENOENT;
+        if (len >= PATH_MAX)
+                return -ENAMETOOLONG;
+        memcpy(buf, path, len + 1);
+        cur = open_dir_of(dirfd, path);
+        if (cur < 0)
+                return -errno;
+        for (;;) {
+                char *comp, *slash, *rest;
+                bool last;
+                struct stat st;
+                int nfd, last_err = 0;
+                ssize_t n;
+
+                while (*p == '/')
+                        p++;
+                if (!*p) { /* ended on a directory: "/", "a/", "a/." */
+                        nfd = openat(cur, ".", (flags & ~(O_CREAT | O_EXCL)) | O_CLOEXEC, mode);
+                        r = nfd < 0 ? -errno : nfd;
+                        break;
+                }
+                comp = p;
+                slash = strchr(p, '/');
+                last = !slash;
+                if (slash)
+                        *slash = '\0';
+                rest = slash ? slash + 1 : p + strlen(p);
+                if (streq(comp, ".") || streq(comp, "..")) {
+                        if (last) {
+                                nfd = openat(cur, comp, flags | O_CLOEXEC, mode);
+                                r = nfd < 0 ? -errno : nfd;
+                                break;
+                        }
+                        nfd = openat(cur, comp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                        if (nfd < 0) {
+                                r = -errno;
+                                break;
+                        }
+                        replace_fd(&cur, nfd);
+                        p = rest;
+                        continue;
+                }
+                if (last) {
+                        /* opened as asked, unless it is a symlink to follow: O_NOFOLLOW makes
+                         * that ELOOP (ENOTDIR with O_DIRECTORY; a link itself with O_PATH) */
+                        nfd = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+                        last_err = nfd < 0 ? errno : 0;
+                        if (nfd >= 0 && !((flags & O_PATH) && !(flags & O_NOFOLLOW) &&
+                                          fstat(nfd, &st) == 0 && S_ISLNK(st.st_mode))) {
+                                r = nfd;
+                                break;
+                        }
+                        if (nfd < 0 &&
+                            ((flags & O_NOFOLLOW) || (last_err != ELOOP && last_err != ENOTDIR))) {
+                                r = -last_err;
+                                break;
+                        }
+                        if (nfd >= 0)
+                                close(nfd);
+                }
+                nfd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (nfd < 0 || fstat(nfd, &st) < 0) {
+                        r = -errno;
+                        if (nfd >= 0)
+                                close(nfd);
+                        break;
+                }
+                if (S_ISDIR(st.st_mode)) {
+                        replace_fd(&cur, nfd);
+                        p = rest;
+                        continue;
+                }
+                if (!S_ISLNK(st.st_mode)) {
+                        close(nfd);
+                        r = last ? -(last_err ? last_err : ELOOP) : -ENOTDIR;
+                        break;
+                }
+                if (trusted_only && !link_trusted(&st)) {
+                        close(nfd);
+                        r = -ELOOP;
+                        break;
+                }
+                n = readlinkat(nfd, "", link, sizeof(link) - 1);
+                close(nfd);
+                if (n < 0) {
+                        r = -errno;
+                        break;
+                }
+                if (n == 0 || ++links > WALK_LINKS_MAX) {
+                        r = n == 0 ? -ENOENT : -ELOOP;
+                        break;
+                }
+                /* buf becomes link[/rest]: the link's text, then what followed it */
+                {
+                        size_t rl = strlen(rest), need = (size_t)n + (last ? 0 : 1) + rl + 1;
+                        if (need > sizeof(buf)) {
+                                r = -ENAMETOOLONG;
+                                break;
+                        }
+                        memmove(buf + n + (last ? 0 : 1), rest, rl + 1);
+                        memcpy(buf, link, (size_t)n);
+                        if (!last)
+                                buf[n] = '/';
+                        p = buf;
+                }
+                if (link[0] == '/') {
+                        nfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                        if (nfd < 0) {
+                                r = -errno;
+                                break;
+                        }
+                        replace_fd(&cur, nfd);
+                }
+        }
+        close(cur);
+        return r;
+}
+
+int openat_nomagic(int dirfd, const char *path, int flags, mode_t mode)
+{
+        if (!openat2_missing && !force_walk) {
+                bool creates = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
+                struct nomagic_how how = {(uint64_t)(flags | O_CLOEXEC), creates ? mode : 0,
+                                          NOMAGIC_RESOLVE};
+                long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+                if (fd >= 0)
+                        return (int)fd;
+                /* EPERM: a seccomp filter that predates openat2 (a real EPERM comes back from
+                 * the walk as well) */
+                if (errno != ENOSYS && errno != EPERM)
+                        return -errno;
+                if (errno == ENOSYS)
+                        openat2_missing = true;
+        }
+        return walk(dirfd, path, flags, mode, false);
+}
+
+/* ---- files written from untrusted data ---- */
+
+static bool force_named;
+
+void out_file_force_named(bool on)
+{
+        force_named = on;
+}
+
+/* Whether a symlink may be followed: the caller's own or root's, which no other user can plant
+ * (the rule of fs.protected_symlinks, applied everywhere, not only in sticky directories). */
+static bool link_trusted(const struct stat *st)
+{
+        return st->st_uid == geteuid() || st->st_uid == 0;
+}
+
+/* Follows the symlinks at (dirfd, name) while each is trusted. On return *ret_dir and ret_name
+ * name the end of that chain: an entry that is not a symlink, an untrusted symlink, or nothing
+ * (ret_st->st_mode 0). */
+static int follow_trusted(int dirfd, const char *name, int *ret_dir, char ret_name[NAME_MAX + 1],
+                          struct stat *ret_st)
+{
+        cleanup_close int cur = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+        char nm[PATH_MAX];
+
+        if (cur < 0)
+                return -errno;
+        if (strlen(name) >= sizeof(nm))
+                return -ENAMETOOLONG;
+        memcpy(nm, name, strlen(name) + 1);
+        for (int links = 0;; links++) {
+                cleanup_close int lfd = openat(cur, nm, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                char target[PATH_MAX], *slash;
+                ssize_t n;
+
+                if (lfd < 0 && errno != ENOENT)
+                        return -errno;
+                if (lfd < 0) {
+                        memset(ret_st, 0, sizeof(*ret_st));
+                        break;
+                }
+                if (fstat(lfd, ret_st) < 0)
+                        return -errno;
+                if (!S_ISLNK(ret_st->st_mode) || !link_trusted(ret_st))
+                        break;
+                if (links == WALK_LINKS_MAX)
+                        return -ELOOP;
+                /* the text read once is what gets followed: the link cannot change under us */
+                n = readlinkat(lfd, "", target, sizeof(target) - 1);
+                if (n <= 0)
+                        return n < 0 ? -errno : -ENOENT;
+                target[n] = '\0';
+                while (n > 1 && target[n - 1] == '/')
+                        target[--n] = '\0';
+                slash = strrchr(target, '/');
+                if (slash) {
+                        int nfd;
+                        *slash = '\0';
+                        nfd = walk(cur, slash == target ? "/" : target, O_PATH | O_DIRECTORY, 0,
+                                   true);
+                        if (nfd < 0)
+                                return nfd;
+                        replace_fd(&cur, nfd);
+                        memmove(target, slash + 1, strlen(slash + 1) + 1);
+                }
+                (void)snprintf(nm, sizeof(nm), "%s", target[0] ? target : ".");
+        }
+        if (strlen(nm) > NAME_MAX)
+                return -ENAMETOOLONG;
+        memcpy(ret_name, nm, strlen(nm) + 1);
+        *ret_dir = cur;
+        cur = -1;
+        return 0;
+}
+
+static bool plain_name(const char *s)
+{
+        return *s && !strchr(s, '/') && !streq(s, ".") && !streq(s, "..") && strlen(s) <= NAME_MAX;
+}
+
+/* Splits path (modified) into its directory and last component; trailing slashes are dropped
+ * and reported. "/" gives ("/", ""). */
+static void split_last(char *path, const char **ret_dir, const char **ret_last, bool *ret_trailing)
+{
+        size_t n = strlen(path);
+        char *slash;
+
+        *ret_trailing = false;
+        while (n > 1 && path[n - 1] == '/') {
+                path[--n] = '\0';
+                *ret_trailing = true;
+        }
+        slash = strrchr(path, '/');
+        if (!slash) {
+                *ret_dir = ".";
+                *ret_last = path;
+        } else if (slash == path) {
+                *ret_dir = "/";
+                *ret_last = path + 1;
+        } else {
+                *slash = '\0';
+                *ret_dir = path;
+                *ret_last = slash + 1;
+        }
+}
+
+static int create_tmp(struct out_file *f)
+{
+        if (!force_named) {
+                f->fd = openat(f->dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+                if (f->fd >= 0)
+                        return 0;
+                if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+                        return -errno; /* the filesystem has O_TMPFILE: this is the answer */
+        }
+        for (int i = 0; i < 16; i++) {
+                char rnd[17];
+                random_hex(rnd, 8);
+                (void)snprintf(f->tmp, sizeof(f->tmp), ".%.200s.ak-%s", f->name, rnd);
+                f->fd = openat(f->dir_fd, f->tmp,
+                               O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (f->fd >= 0)
+                        return 0;
+                if (errno != EEXIST)
+                        break;
+        }
+        f->tmp[0] = '\0';
+        return -errno;
+}
+
+int out_file_open(const char *dest, const char *name_if_dir, struct out_file *ret,
+                  struct ak_err *err)
+{
+        struct out_file f = OUT_FILE_INIT;
+        char buf[PATH_MAX], end_name[NAME_MAX + 1];
+        cleanup_close int pfd = -1;
+        cleanup_close int end_dir = -1;
+        const char *dir, *last;
+        bool trailing, into;
+        struct stat st;
+        int r;
+
+        if (!*dest || strlen(dest) >= sizeof(buf))
+                return ak_err_set(err, EINVAL, "invalid destination '%.200s'", dest);
+        memcpy(buf, dest, strlen(dest) + 1);
+        split_last(buf, &dir, &last, &trailing);
+        pfd = walk(AT_FDCWD, dir, O_PATH | O_DIRECTORY, 0, true);
+        if (pfd == -ELOOP)
+                return ak_err_set(err, ELOOP,
+                                  "cannot write '%s': a symbolic link on its way is owned by "
+                                  "another user (or there are too many); it is not followed",
+                                  dest);
+        if (pfd < 0)
+                return ak_err_set(err, -pfd, "cannot write '%s': %s", dest, strerror(-pfd));
+        if (!*last || streq(last, ".") || streq(last, "..")) {
+                f.dir_fd = openat(pfd, *last ? last : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (f.dir_fd < 0)
+                        return ak_err_set(err, errno, "cannot write '%s': %s", dest,
+                                          strerror(errno));
+                into = true;
+        } else {
+                r = follow_trusted(pfd, last, &end_dir, end_name, &st);
+                if (r < 0)
+                        return ak_err_set(err, -r, "cannot write '%s': %s", dest, strerror(-r));
+                into = S_ISDIR(st.st_mode);
+                if (!into && trailing && !st.st_mode)
+                        return ak_err_set(err, ENOENT, "directory '%s' does not exist", dest);
+                if (!into && trailing && S_ISLNK(st.st_mode))
+                        return ak_err_set(err, ELOOP,
+                                          "'%s' is a symbolic link owned by another user (uid %u); "
+                                          "it is not followed",
+                                          dest, (unsigned)st.st_uid);
+                if (!into && trailing)
+                        return ak_err_set(err, ENOTDIR, "'%s' is not a directory", dest);
+                if (into) {
+                        f.dir_fd = openat(end_dir, end_name,
+                                          O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (f.dir_fd < 0)
+                                return ak_err_set(err, errno, "cannot write '%s': %s", dest,
+                                                  strerror(errno));
+                } else {
+                        /* a file, nothing, or a symlink: whatever is there gets replaced */
+                        f.dir_fd = TAKE_FD(pfd);
+                        (void)snprintf(f.name, sizeof(f.name), "%s", last);
+                }
+        }
+        if (into) {
+                if (!name_if_dir) {
+                        close(f.dir_fd);
+                        return ak_err_set(err, EISDIR, "'%s' is a directory", dest);
+                }
+                if (!plain_name(name_if_dir)) {
+                        close(f.dir_fd);
+                        return ak_err_set(err, EINVAL, "invalid file name '%.200s'", name_if_dir);
+                }
+                (void)snprintf(f.name, sizeof(f.name), "%s", name_if_dir);
+        }
+        if (strlen(f.name) > NAME_MAX) {
+                close(f.dir_fd);
+                return ak_err_set(err, ENAMETOOLONG, "file name in '%s' is too long", dest);
+        }
+        r = create_tmp(&f);
+        if (r < 0) {
+                close(f.dir_fd);
+                return ak_err_set(err, -r, "cannot write '%s': %s", dest, strerror(-r));
+        }
+        *ret = f;
+        return 0;
+}
+
+/* Gives the unnamed (O_TMPFILE) file a random temporary name in its directory. */
+static int link_tmp(struct out_file *f)
+{
+        char proc[64];
+
+        (void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+        for (int i = 0; i < 16; i++) {
+                char rnd[17];
+                random_hex(rnd, 8);
+                (void)snprintf(f->tmp, sizeof(f->tmp), ".%.200s.ak-%s", f->name, rnd);
+                /* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc works for everyone */
+                if (linkat(f->fd, "", f->dir_fd, f->tmp, AT_EMPTY_PATH) == 0 ||
+                    (errno != EEXIST &&
+                     linkat(AT_FDCWD, proc, f->dir_fd, f->tmp, AT_SYMLINK_FOLLOW) == 0))
+                        return 0;
+                if (errno != EEXIST)
+                        break;
+        }
+        f->tmp[0] = '\0';
+        return -errno;
+}
+
+int out_file_publish(struct out_file *f, mode_t mode, struct ak_err *err)
+{
+        mode_t mask = umask(0);
+        int r;
+
+        umask(mask);
+        if (fchmod(f->fd, mode & 0777 & ~mask) < 0)
+                return ak_err_set(err, errno, "cannot write '%s': %s", f->name, strerror(errno));
+        if (!f->tmp[0] && (r = link_tmp(f)) < 0)
+                return ak_err_set(err, -r, "cannot write '%s': %s", f->name, strerror(-r));
+        if (renameat(f->dir_fd, f->tmp, f->dir_fd, f->name) < 0) {
+                r = errno;
+                (void)unlinkat(f->dir_fd, f->tmp, 0);
+                f->tmp[0] = '\0';
+                return ak_err_set(err, r, "cannot replace '%s': %s", f->name, strerror(r));
+        }
+        f->tmp[0] = '\0';
+        f->published = true;
+        return 0;
+}
+
+void out_file_abort(struct out_file *f)
+{
+        if (f->dir_fd >= 0 && !f->published && f->tmp[0])
+                (void)unlinkat(f->dir_fd, f->tmp, 0);
+        if (f->fd >= 0)
+                close(f->fd);
+        if (f->dir_fd >= 0)
+                close(f->dir_fd);
+        f->fd = f->dir_fd = -1;
+        f->tmp[0] = '\0';
+}
+
+int open_source_file(const char *path)
+{
+        char buf[PATH_MAX], end_name[NAME_MAX + 1];
+        cleanup_close int pfd = -1;
+        cleanup_close int end_dir = -1;
+        const char *dir, *last;
+        bool trailing;
+        struct stat st;
+        int fd, r;
+
+        if (!*path || strlen(path) >= sizeof(buf))
+                return -EINVAL;
+        memcpy(buf, path, strlen(path) + 1);
+        split_last(buf, &dir, &last, &trailing);
+        pfd = walk(AT_FDCWD, dir, O_PATH | O_DIRECTORY, 0, true);
+        if (pfd < 0)
+                return pfd;
+        r = follow_trusted(pfd, *last ? last : ".", &end_dir, end_name, &st);
+        if (r < 0)
+                return r;
+        if (!st.st_mode)
+                return -ENOENT;
+        if (S_ISLNK(st.st_mode))
+                return -ELOOP;
+        /* O_NONBLOCK: a FIFO without a writer must not hang the open (reads block again below) */
+        fd = openat(end_dir, end_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        (void)fd_set_nonblock(fd, false);
+        return fd;
 }

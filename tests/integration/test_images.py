@@ -95,6 +95,13 @@ def static_agent(ak):
         ak.env["AGENTKERNEL_AGENT"] = STATIC_AGENT
 
 
+@pytest.fixture(autouse=True)
+def registry_configured(ak, world):
+    """The test registry is on loopback: configured as a user would (insecure_registries),
+    since the puller never connects to a private address only because a request named it."""
+    world.reg.configure(ak.env)
+
+
 def store(ak):
     return ak.data_dir / "images"
 
@@ -311,6 +318,7 @@ def test_malicious_layer_cannot_touch_the_host(ak, world, case, tmp_path):
 def test_basic_auth_registry(ak, world, tmp_path):
     reg = oci.Registry(tmp_path / "authreg", user="alice", password="s3cret")
     try:
+        reg.configure(ak.env)
         name = reg.push(world.layout.path, "base", "private/base:1")
         res = ak("images", "pull", name, env={"DOCKER_CONFIG": str(tmp_path / "nocreds")})
         assert res.rc != 0
@@ -333,6 +341,7 @@ def test_basic_auth_registry(ak, world, tmp_path):
 def test_missing_image_and_unreachable_registry_change_nothing(ak, world):
     res = ak("run", "--image", f"{world.reg.host}/test/nope:1", "--", "true")
     assert res.rc != 0 and "not found" in res.stderr, res
+    oci.allow(ak.env, "127.0.0.1:1")  # configured, so the puller tries, and cannot reach it
     res = ak("create", "x", "--image", "127.0.0.1:1/test/x:1")
     assert res.rc != 0 and "cannot reach" in res.stderr, res
     assert ak.list() == []
@@ -414,6 +423,7 @@ def test_image_user_runs_commands_and_sudo_is_root(ak, world):
 def test_bearer_token_registry(ak, world, tmp_path):
     reg = oci.Registry(tmp_path / "tokreg", user="bob", password="t0ken", token=True)
     try:
+        reg.configure(ak.env)  # the registry and its token service, both on loopback
         name = reg.push(world.layout.path, "base", "tok/base:1")
         res = ak("images", "pull", name, env={"DOCKER_CONFIG": str(tmp_path / "nocreds")})
         assert res.rc != 0 and "refused the credentials" in res.stderr, res
@@ -445,6 +455,23 @@ def test_mirror_from_agentkernel_toml(ak, world, tmp_path):
     assert res.rc == 0, res
     assert res.stdout == "kept\n"
     assert "unknown" not in res.stderr
+
+
+@needs_static_agent
+def test_insecure_registries_from_agentkernel_toml(ak, world, tmp_path):
+    """[images] insecure_registries is how a project configures a loopback registry: without
+    it the same run is refused (the puller never connects to loopback because a name says so)."""
+    ak.env.pop("AGENTKERNEL_INSECURE_REGISTRIES", None)
+    name = world.variant("tomlreg", [("srv/tomlreg", "file", "yes\n")])[0]
+    res = ak("run", "--no-network", "-i", name, "--", "true")
+    assert res.rc != 0 and "insecure_registries" in res.stderr, res
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "agentkernel.toml").write_text(
+        f'[images]\ninsecure_registries = ["{world.reg.host}"]\n')
+    res = ak("run", "--no-network", "-i", name, "--", "cat", "/srv/tomlreg", cwd=proj)
+    assert res.rc == 0, res
+    assert res.stdout == "yes\n"
 
 
 @needs_static_agent

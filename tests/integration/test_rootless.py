@@ -96,6 +96,7 @@ def test_rootless_oci_image(rl, tmp_path):
     oci.build_base(lay, "base", tmp_path / "bundles")
     reg = oci.Registry(tmp_path / "registry")
     try:
+        reg.configure(rl.env)
         name = reg.push(lay.path, "base", "rl/base:1")
         res = rl("run", "--no-network", "-i", name, "--", "sh", "-c",
                  "id -u; ls /opq; ls /etc; stat -c '%u %a' /srv/owned /srv/setuid; "

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Image references (Docker's normalisation), manifests and configs, detection, and the store's
  * name table: resolve, untag, prune. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -85,15 +87,117 @@ static void test_refs(void **unused)
                 assert_int_equal(image_ref_parse(bad[i], &r, &err), -EINVAL);
                 assert_non_null(strstr(err.msg, "image"));
         }
-        assert_true(image_registry_insecure("127.0.0.1:5000"));
-        assert_true(image_registry_insecure("localhost"));
-        assert_true(image_registry_insecure("[::1]:80"));
-        assert_false(image_registry_insecure("localhost.evil.com"));
+        /* a loopback name is not special: a request naming one gets nothing more than another
+         * (finding 14 of issue 12: it used to get plain HTTP and a connection) */
+        unsetenv("AGENTKERNEL_INSECURE_REGISTRIES");
+        unsetenv("AGENTKERNEL_REGISTRY_MIRROR");
+        assert_false(image_registry_insecure("127.0.0.1:5000"));
+        assert_false(image_registry_insecure("localhost"));
+        assert_false(image_registry_insecure("[::1]:80"));
         assert_false(image_registry_insecure("docker.io"));
-        setenv("AGENTKERNEL_INSECURE_REGISTRIES", "reg.lan:5000,other", 1);
+        assert_false(image_registry_may_be_private("127.0.0.1", 5000));
+        assert_false(image_registry_may_be_private("localhost", 443));
+        assert_false(image_registry_may_be_private("[::1]", 80));
+        setenv("AGENTKERNEL_INSECURE_REGISTRIES",
+               "reg.lan:5000,other, [::1]:5001,https://secure.lan,http://127.0.0.1:6000/", 1);
         assert_true(image_registry_insecure("reg.lan:5000"));
         assert_false(image_registry_insecure("reg.lan"));
+        assert_true(image_registry_insecure("other"));
+        assert_true(image_registry_insecure("[::1]:5001"));
+        assert_true(image_registry_insecure("127.0.0.1:6000"));
+        assert_false(image_registry_insecure("secure.lan")); /* https:// keeps TLS */
+        assert_true(image_registry_may_be_private("reg.lan", 5000));
+        assert_true(image_registry_may_be_private("REG.lan", 5000));
+        assert_false(image_registry_may_be_private("reg.lan", 5001));
+        assert_true(image_registry_may_be_private("other", 80));
+        assert_true(image_registry_may_be_private("other", 443));
+        assert_false(image_registry_may_be_private("other", 8080));
+        assert_true(image_registry_may_be_private("[::1]", 5001));
+        assert_true(image_registry_may_be_private("::1", 5001));
+        assert_true(image_registry_may_be_private("secure.lan", 443));
+        assert_true(image_registry_may_be_private("127.0.0.1", 6000));
+        assert_false(image_registry_may_be_private("127.0.0.1", 5000));
+        assert_false(image_registry_may_be_private("reg.lan.evil.com", 5000));
         unsetenv("AGENTKERNEL_INSECURE_REGISTRIES");
+        setenv("AGENTKERNEL_REGISTRY_MIRROR", "http://mirror.lan:5000", 1);
+        assert_true(image_registry_may_be_private("mirror.lan", 5000));
+        assert_false(image_registry_may_be_private("mirror.lan", 5001));
+        assert_false(image_registry_insecure("mirror.lan:5000"));
+        unsetenv("AGENTKERNEL_REGISTRY_MIRROR");
+}
+
+static bool pub(const char *addr)
+{
+        struct sockaddr_in in = {.sin_family = AF_INET};
+        struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+
+        if (inet_pton(AF_INET, addr, &in.sin_addr) == 1)
+                return image_addr_public((struct sockaddr *)&in);
+        assert_int_equal(inet_pton(AF_INET6, addr, &in6.sin6_addr), 1);
+        return image_addr_public((struct sockaddr *)&in6);
+}
+
+static void test_private_addresses(void **unused)
+{
+        static const char *const private[] = {
+            "127.0.0.1",
+            "127.255.255.254",
+            "0.0.0.0",
+            "10.1.2.3",
+            "100.64.0.1",
+            "100.127.255.255",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "192.0.0.8",
+            "192.0.2.1",
+            "198.18.0.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "::ffff:0:10.0.0.1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "febf::1",
+            "fec0::1",
+            "ff02::1",
+            "2001:db8::1",
+            "100::1",
+        };
+        static const char *const public[] = {
+            "1.1.1.1",        "8.8.8.8",         "100.63.255.255", "100.128.0.0",
+            "172.15.255.255", "172.32.0.0",      "192.167.1.1",    "169.253.0.1",
+            "11.0.0.1",       "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808",
+            "2002:808:808::", "2a00:1450::1",
+        };
+        (void)unused;
+        for (size_t i = 0; i < ARRAY_SIZE(private); i++) {
+                if (pub(private[i]))
+                        fail_msg("%s counted as public", private[i]);
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(public); i++) {
+                if (!pub(public[i]))
+                        fail_msg("%s counted as private", public[i]);
+        }
+        {
+                struct sockaddr sa = {.sa_family = AF_UNIX};
+                assert_false(image_addr_public(&sa));
+        }
 }
 
 static const char manifest_oci[] =
@@ -282,7 +386,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_refs),        cmocka_unit_test(test_manifests),
             cmocka_unit_test(test_config),      cmocka_unit_test(test_detect),
-            cmocka_unit_test(test_store_names),
+            cmocka_unit_test(test_store_names), cmocka_unit_test(test_private_addresses),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

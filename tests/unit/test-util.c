@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Shared utilities: time formats (chrono-compatible), number parsing, buffers, ids, files. */
+/* Shared utilities: time formats (chrono-compatible), number parsing, buffers, ids, files,
+ * opening without magic links (openat2 and the user-space walk), files written from untrusted
+ * data (out_file). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -9,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -216,13 +220,318 @@ static void test_mkdir_rm(void **unused)
         assert_int_equal(access("/etc/hostname", F_OK) == 0 || access("/etc/passwd", F_OK) == 0, 1);
 }
 
+/* rm_rf of a tree deeper than the fd limit (a sandbox can make one in a volume or its upper
+ * directory): all of it goes, with a handful of fds. */
+static void test_rm_rf_deep(void **unused)
+{
+        char dir[] = "/tmp/ak-test-rmrf-XXXXXX";
+        struct rlimit old, low;
+        int cur;
+        (void)unused;
+
+        assert_non_null(mkdtemp(dir));
+        cur = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        for (int i = 0; i < 3000; i++) {
+                int nfd;
+                assert_int_equal(mkdirat(cur, "d", 0755), 0);
+                if (i % 100 ==
+                    0) { /* some files, symlinks and an unreadable directory on the way */
+                        int f = openat(cur, "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+                        close(f);
+                        assert_int_equal(symlinkat("/etc", cur, "etc"), 0);
+                        assert_int_equal(mkdirat(cur, "locked", 0000), 0);
+                }
+                nfd = openat(cur, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                assert_true(nfd >= 0);
+                close(cur);
+                cur = nfd;
+        }
+        close(cur);
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+        low = (struct rlimit){64, old.rlim_max};
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+        assert_int_equal(rm_rf_at(AT_FDCWD, dir), 0);
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+        assert_int_equal(access(dir, F_OK), -1);
+        assert_int_equal(access("/etc", F_OK), 0);
+}
+
+static int read_str(int fd, char *out, size_t len)
+{
+        ssize_t n = pread(fd, out, len - 1, 0);
+        if (n < 0)
+                return -errno;
+        out[n] = '\0';
+        return 0;
+}
+
+/* openat_nomagic, once through openat2 and once through the user-space walk. */
+static void check_nomagic(bool walk)
+{
+        char dir[] = "/tmp/ak-test-nomagic-XXXXXX", p[256], t[256], got[64];
+        int secret, fd;
+        (void)fd;
+
+        openat_nomagic_force_walk(walk);
+        assert_non_null(mkdtemp(dir));
+        (void)snprintf(p, sizeof(p), "%s/d/e", dir);
+        assert_int_equal(mkdir_p(p, 0755), 0);
+        (void)snprintf(p, sizeof(p), "%s/d/e/file", dir);
+        assert_int_equal(write_file_atomic_at(AT_FDCWD, p, "plain", 5, 0644, false), 0);
+        /* ordinary symlinks: relative, absolute, through "..", chained */
+        (void)snprintf(p, sizeof(p), "%s/rel", dir);
+        assert_int_equal(symlink("d/e", p), 0);
+        (void)snprintf(t, sizeof(t), "%s/d", dir);
+        (void)snprintf(p, sizeof(p), "%s/abs", dir);
+        assert_int_equal(symlink(t, p), 0);
+        (void)snprintf(p, sizeof(p), "%s/d/up", dir);
+        assert_int_equal(symlink("../rel", p), 0);
+        (void)snprintf(p, sizeof(p), "%s/d/e/flink", dir);
+        assert_int_equal(symlink("file", p), 0);
+        {
+                const char *ok[] = {"rel/file",  "abs/e/file",   "d/up/file",  "d/up/../e/file",
+                                    "rel/flink", "abs/e/./file", "d//e///file"};
+                for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+                        (void)snprintf(p, sizeof(p), "%s/%s", dir, ok[i]);
+                        fd = openat_nomagic(AT_FDCWD, p, O_RDONLY, 0);
+                        assert_true(fd >= 0);
+                        assert_int_equal(read_str(fd, got, sizeof(got)), 0);
+                        assert_string_equal(got, "plain");
+                        close(fd);
+                }
+        }
+        /* relative to a directory fd, and the directory itself with a trailing slash */
+        {
+                cleanup_close int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                fd = openat_nomagic(dfd, "rel/flink", O_RDONLY, 0);
+                assert_true(fd >= 0);
+                close(fd);
+                fd = openat_nomagic(dfd, "abs/", O_RDONLY | O_DIRECTORY, 0);
+                assert_true(fd >= 0);
+                close(fd);
+                fd = openat_nomagic(dfd, "abs", O_PATH | O_DIRECTORY, 0); /* a final link */
+                assert_true(fd >= 0);
+                close(fd);
+                fd = openat_nomagic(dfd, "rel", O_RDONLY | O_DIRECTORY, 0);
+                assert_true(fd >= 0);
+                close(fd);
+                assert_int_equal(openat_nomagic(dfd, "rel/flink", O_RDONLY | O_DIRECTORY, 0),
+                                 -ENOTDIR);
+                assert_int_equal(openat_nomagic(dfd, "rel/file/", O_RDONLY, 0), -ENOTDIR);
+        }
+        /* O_NOFOLLOW on a final symlink, O_PATH|O_NOFOLLOW returns the link */
+        (void)snprintf(p, sizeof(p), "%s/rel/flink", dir);
+        assert_int_equal(openat_nomagic(AT_FDCWD, p, O_RDONLY | O_NOFOLLOW, 0), -ELOOP);
+        fd = openat_nomagic(AT_FDCWD, p, O_PATH | O_NOFOLLOW, 0);
+        assert_true(fd >= 0);
+        {
+                struct stat st;
+                assert_int_equal(fstat(fd, &st), 0);
+                assert_true(S_ISLNK(st.st_mode));
+        }
+        close(fd);
+        /* O_CREAT through a dangling symlink creates its target; O_EXCL does not follow */
+        (void)snprintf(p, sizeof(p), "%s/dangling", dir);
+        assert_int_equal(symlink("d/new", p), 0);
+        assert_int_equal(openat_nomagic(AT_FDCWD, p, O_WRONLY | O_CREAT | O_EXCL, 0600), -EEXIST);
+        fd = openat_nomagic(AT_FDCWD, p, O_WRONLY | O_CREAT, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        (void)snprintf(p, sizeof(p), "%s/d/new", dir);
+        assert_int_equal(access(p, F_OK), 0);
+        /* a loop */
+        (void)snprintf(p, sizeof(p), "%s/loop1", dir);
+        assert_int_equal(symlink("loop2", p), 0);
+        (void)snprintf(p, sizeof(p), "%s/loop2", dir);
+        assert_int_equal(symlink("loop1", p), 0);
+        assert_int_equal(openat_nomagic(AT_FDCWD, p, O_RDONLY, 0), -ELOOP);
+
+        /* the point: a magic link to a file no path reaches any more (unlinked, still open)
+         * opens it for openat(2); never for openat_nomagic */
+        (void)snprintf(p, sizeof(p), "%s/secret", dir);
+        secret = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        assert_true(secret >= 0);
+        assert_int_equal(write(secret, "stolen", 6), 6);
+        assert_int_equal(unlink(p), 0);
+        (void)snprintf(t, sizeof(t), "/proc/self/fd/%d", secret);
+        (void)snprintf(p, sizeof(p), "%s/magic", dir);
+        assert_int_equal(symlink(t, p), 0);
+        fd = open(p, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) { /* /proc is there: the jump works for a plain open */
+                assert_int_equal(read_str(fd, got, sizeof(got)), 0);
+                assert_string_equal(got, "stolen");
+                close(fd);
+                fd = openat_nomagic(AT_FDCWD, p, O_RDONLY, 0);
+                assert_true(fd < 0);
+                fd = openat_nomagic(AT_FDCWD, t, O_RDONLY, 0);
+                assert_true(fd < 0);
+        }
+        close(secret);
+        assert_int_equal(rm_rf_at(AT_FDCWD, dir), 0);
+        openat_nomagic_force_walk(false);
+}
+
+static void test_openat_nomagic(void **unused)
+{
+        (void)unused;
+        check_nomagic(false);
+}
+
+static void test_openat_nomagic_walk(void **unused)
+{
+        (void)unused;
+        check_nomagic(true);
+}
+
+static void check_out_file(bool named)
+{
+        char dir[] = "/tmp/ak-test-outfile-XXXXXX", p[256], t[256], got[64];
+        struct out_file f = OUT_FILE_INIT;
+        struct ak_err err = {0};
+        struct stat st;
+        mode_t old = umask(022);
+        DIR *d;
+        struct dirent *de;
+        int fd;
+        int n;
+
+        out_file_force_named(named);
+        assert_non_null(mkdtemp(dir));
+        /* a new file: the mode loses setuid/setgid/sticky and the umask applies */
+        (void)snprintf(p, sizeof(p), "%s/new", dir);
+        assert_int_equal(out_file_open(p, NULL, &f, &err), 0);
+        assert_int_equal(write(f.fd, "one", 3), 3);
+        assert_int_equal(out_file_publish(&f, 07777, &err), 0);
+        out_file_abort(&f);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0755);
+        assert_int_equal(st.st_uid, geteuid());
+        /* a symlink at the destination is replaced, never written through */
+        (void)snprintf(t, sizeof(t), "%s/target", dir);
+        assert_int_equal(write_file_atomic_at(AT_FDCWD, t, "keep", 4, 0600, false), 0);
+        (void)snprintf(p, sizeof(p), "%s/link", dir);
+        assert_int_equal(symlink(t, p), 0);
+        assert_int_equal(out_file_open(p, NULL, &f, &err), 0);
+        assert_int_equal(write(f.fd, "two", 3), 3);
+        assert_int_equal(out_file_publish(&f, 0644, &err), 0);
+        out_file_abort(&f);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_true(S_ISREG(st.st_mode));
+        {
+                cleanup_close int tf = open(t, O_RDONLY | O_CLOEXEC);
+                assert_int_equal(read_str(tf, got, sizeof(got)), 0);
+                assert_string_equal(got, "keep");
+                assert_int_equal(stat(t, &st), 0);
+                assert_int_equal(st.st_mode & 0777, 0600);
+        }
+        /* a directory (and the caller's own symlink to one, and "dir/") takes name_if_dir */
+        (void)snprintf(p, sizeof(p), "%s/sub", dir);
+        assert_int_equal(mkdir(p, 0755), 0);
+        (void)snprintf(t, sizeof(t), "%s/sublink", dir);
+        assert_int_equal(symlink("sub", t), 0);
+        assert_int_equal(out_file_open(p, NULL, &f, &err), -EISDIR);
+        assert_int_equal(out_file_open(p, "../x", &f, &err), -EINVAL);
+        assert_int_equal(out_file_open(t, "inside", &f, &err), 0);
+        assert_int_equal(out_file_publish(&f, 0600, &err), 0);
+        out_file_abort(&f);
+        (void)snprintf(p, sizeof(p), "%s/sub/inside", dir);
+        assert_int_equal(access(p, F_OK), 0);
+        (void)snprintf(p, sizeof(p), "%s/target/", dir);
+        assert_int_equal(out_file_open(p, "x", &f, &err), -ENOTDIR);
+        (void)snprintf(p, sizeof(p), "%s/nowhere/", dir);
+        assert_int_equal(out_file_open(p, "x", &f, &err), -ENOENT);
+        /* abandoned: nothing of it remains */
+        (void)snprintf(p, sizeof(p), "%s/abandoned", dir);
+        assert_int_equal(out_file_open(p, NULL, &f, &err), 0);
+        assert_int_equal(write(f.fd, "partial", 7), 7);
+        out_file_abort(&f);
+        assert_int_equal(access(p, F_OK), -1);
+        /* when root: another user's symlink is never followed, not even to a directory */
+        if (geteuid() == 0) {
+                (void)snprintf(p, sizeof(p), "%s/foreign", dir);
+                (void)snprintf(t, sizeof(t), "%s/sub", dir);
+                assert_int_equal(symlink(t, p), 0);
+                assert_int_equal(lchown(p, 54321, 54321), 0);
+                assert_int_equal(out_file_open(p, "inside2", &f, &err), 0);
+                assert_int_equal(out_file_publish(&f, 0600, &err), 0);
+                out_file_abort(&f);
+                assert_int_equal(lstat(p, &st), 0);
+                assert_true(S_ISREG(st.st_mode));
+                (void)snprintf(p, sizeof(p), "%s/sub/inside2", dir);
+                assert_int_equal(access(p, F_OK), -1);
+                (void)snprintf(p, sizeof(p), "%s/foreign2", dir);
+                assert_int_equal(symlink(t, p), 0);
+                assert_int_equal(lchown(p, 54321, 54321), 0);
+                (void)snprintf(p, sizeof(p), "%s/foreign2/", dir);
+                assert_int_equal(out_file_open(p, "x", &f, &err), -ELOOP);
+                (void)snprintf(p, sizeof(p), "%s/foreign2", dir);
+                assert_int_equal(open_source_file(p), -ELOOP);
+                /* nor anywhere on the way */
+                (void)snprintf(p, sizeof(p), "%s/foreign2/x", dir);
+                assert_int_equal(out_file_open(p, NULL, &f, &err), -ELOOP);
+                (void)snprintf(p, sizeof(p), "%s/foreign2/inside", dir);
+                assert_int_equal(open_source_file(p), -ELOOP);
+                (void)snprintf(p, sizeof(p), "%s/sublink/inside", dir); /* the caller's: fine */
+                fd = open_source_file(p);
+                assert_true(fd >= 0);
+                close(fd);
+        }
+        /* no temporary file is left anywhere */
+        d = opendir(dir);
+        assert_non_null(d);
+        n = 0;
+        while ((de = readdir(d)))
+                n += strstr(de->d_name, ".ak-") != NULL;
+        closedir(d);
+        assert_int_equal(n, 0);
+        assert_int_equal(rm_rf_at(AT_FDCWD, dir), 0);
+        out_file_force_named(false);
+        umask(old);
+}
+
+static void test_out_file(void **unused)
+{
+        (void)unused;
+        check_out_file(false);
+}
+
+static void test_out_file_named(void **unused)
+{
+        (void)unused;
+        check_out_file(true);
+}
+
+static void test_open_source_file(void **unused)
+{
+        char dir[] = "/tmp/ak-test-source-XXXXXX", p[256], t[256];
+        int fd;
+        (void)unused;
+        assert_non_null(mkdtemp(dir));
+        (void)snprintf(p, sizeof(p), "%s/fifo", dir);
+        assert_int_equal(mkfifo(p, 0600), 0);
+        fd = open_source_file(p); /* no writer: must not block */
+        assert_true(fd >= 0);
+        close(fd);
+        (void)snprintf(t, sizeof(t), "%s/own-link", dir);
+        assert_int_equal(symlink("fifo", t), 0);
+        fd = open_source_file(t);
+        assert_true(fd >= 0);
+        close(fd);
+        (void)snprintf(p, sizeof(p), "%s/missing", dir);
+        assert_int_equal(open_source_file(p), -ENOENT);
+        assert_int_equal(rm_rf_at(AT_FDCWD, dir), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_rfc3339_format), cmocka_unit_test(test_rfc3339_parse),
-            cmocka_unit_test(test_numbers),        cmocka_unit_test(test_buf),
-            cmocka_unit_test(test_array_reserve),  cmocka_unit_test(test_ids),
-            cmocka_unit_test(test_atomic_write),   cmocka_unit_test(test_mkdir_rm),
+            cmocka_unit_test(test_rfc3339_format),   cmocka_unit_test(test_rfc3339_parse),
+            cmocka_unit_test(test_numbers),          cmocka_unit_test(test_buf),
+            cmocka_unit_test(test_array_reserve),    cmocka_unit_test(test_ids),
+            cmocka_unit_test(test_atomic_write),     cmocka_unit_test(test_mkdir_rm),
+            cmocka_unit_test(test_openat_nomagic),   cmocka_unit_test(test_openat_nomagic_walk),
+            cmocka_unit_test(test_out_file),         cmocka_unit_test(test_out_file_named),
+            cmocka_unit_test(test_open_source_file), cmocka_unit_test(test_rm_rf_deep),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
