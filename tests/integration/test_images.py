@@ -441,6 +441,7 @@ def test_mirror_from_agentkernel_toml(ak, world, tmp_path):
     proj.mkdir()
     (proj / "agentkernel.toml").write_text(
         f'[images]\nmirror = "http://{world.reg.host}"\ninsecure_registries = ["reg.lan:5000"]\n')
+    ak("trust", "--yes", proj / "agentkernel.toml", check=True)  # a config is read once approved
     res = ak("run", "--no-network", "-i", "alpine:3.19", "--", "cat", "/etc/kept", cwd=proj)
     assert res.rc == 0, res
     assert res.stdout == "kept\n"
