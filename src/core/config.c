@@ -655,6 +655,7 @@ static int open_checked(const char *path, bool approval, struct config **ret, st
 {
         cleanup_buf struct buf b = BUF_INIT;
         cleanup_close int dirfd = -1;
+        cleanup_close int pfd = -1;
         cleanup_close int fd = -1;
         cleanup_free char *dir = NULL;
         cleanup_free char *canon = NULL;
@@ -682,17 +683,18 @@ static int open_checked(const char *path, bool approval, struct config **ret, st
         real[n] = '\0';
         if (asprintf(&canon, "%s%s%s", real, n > 1 ? "/" : "", base) < 0)
                 return ak_err_set(err, ENOMEM, "out of memory");
-        fd = openat(dirfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-        if (fd < 0 && errno == ELOOP)
+        /* an O_PATH fd first: a symlink is seen as one, a FIFO or device is never opened */
+        pfd = openat(dirfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (pfd < 0)
+                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+        if (fstat(pfd, &st) < 0)
+                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+        if (S_ISLNK(st.st_mode))
                 return ak_err_set(err, EPERM,
                                   "'%s' is a symbolic link; a config must be a regular file named "
                                   "by its own path (give --config the file it points to, or "
                                   "--no-config)",
                                   path);
-        if (fd < 0)
-                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
-        if (fstat(fd, &st) < 0)
-                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
         if (!S_ISREG(st.st_mode))
                 return ak_err_set(err, EPERM, "'%s' is not a regular file", path);
         if (st.st_uid != geteuid())
@@ -712,9 +714,11 @@ static int open_checked(const char *path, bool approval, struct config **ret, st
                                   : st.st_mode & 020        ? "its group"
                                                             : "others",
                                   (unsigned)(st.st_mode & 07777), canon, canon);
-        /* from here on only what was read from fd counts: exactly these bytes are hashed,
-         * judged and parsed */
-        r = read_fd_full(fd, &b, TOML_MAX_BYTES);
+        /* from here on only what is read from this very file counts: exactly these bytes are
+         * hashed, judged and parsed */
+        r = reopen_regular(pfd, &st, &fd);
+        if (r >= 0)
+                r = read_fd_full(fd, &b, TOML_MAX_BYTES);
         if (r < 0)
                 return ak_err_set(err, -r, "cannot read '%s': %s", path,
                                   r == -EFBIG ? "larger than 1 MiB" : strerror(-r));

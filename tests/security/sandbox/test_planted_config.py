@@ -168,6 +168,28 @@ def test_a_dangling_symlinked_config_is_not_silently_ignored(ak, proj):
     assert res.rc == 2 and "agentkernel.toml" in res.stderr, res
 
 
+def test_a_fifo_config_neither_hangs_nor_counts(ak, proj):
+    """A FIFO named agentkernel.toml would block a reader forever: refused at once."""
+    box = workspace_box(ak, proj)
+    in_box(ak, box, "mkfifo /workspace/agentkernel.toml")
+    t0 = time.time()
+    res = ak("run", "--no-network", "--", "true", cwd=proj, timeout=30)
+    assert res.rc == 2 and "not a regular file" in res.stderr, res
+    assert time.time() - t0 < 20
+
+
+def test_a_hard_link_of_an_approved_config_is_not_approved(ak, proj):
+    """Approvals belong to a path: a hard link the sandbox makes of an approved config (same
+    bytes, same inode) elsewhere in the workspace is a new, unapproved config."""
+    sub = proj / "sub"
+    sub.mkdir()
+    p = write(sub, '[security]\nprofile = "permissive"\n')
+    trust(ak, p)
+    box = workspace_box(ak, proj)
+    in_box(ak, box, "ln /workspace/sub/agentkernel.toml /workspace/agentkernel.toml")
+    refused(ak("run", "--no-network", "--", "true", cwd=proj), "it is new")
+
+
 def test_serve_refuses_a_planted_config_with_an_api_key(ak, proj):
     """A planted [api] api_key would let the sandbox choose the key of the user's API server:
     `serve` in that directory refuses to start."""
