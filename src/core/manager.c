@@ -265,7 +265,11 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                 goto oom;
         st->vcpus = o->vcpus ? o->vcpus : DEFAULT_VCPUS;
         st->memory_mb = o->memory_mb ? o->memory_mb : profile_default_memory(prof);
-        st->disk_mb = o->disk_mb ? o->disk_mb : st->memory_mb;
+        /* half the memory by default: the disk is tmpfs, charged to the memory limit, and a
+         * fill should meet ENOSPC before the OOM killer */
+        st->disk_mb = o->disk_mb
+                          ? o->disk_mb
+                          : (st->memory_mb / 2 > DISK_MB_MIN ? st->memory_mb / 2 : DISK_MB_MIN);
         st->network = o->network;
         st->mount_cwd = o->mount_cwd;
         if (o->has_ttl && o->ttl_seconds > 0) {

@@ -42,7 +42,7 @@ struct create_opts {
         const char *profile; /* NULL: moderate */
         uint32_t vcpus;      /* 0: DEFAULT_VCPUS */
         uint64_t memory_mb;  /* 0: the profile's default */
-        uint64_t disk_mb;    /* private writable places; 0: as much as memory_mb */
+        uint64_t disk_mb;    /* private writable places; 0: half of memory_mb (16 at least) */
         bool has_ttl;
         bool fast; /* run --fast: a container backend may hand out a pre-started container */
         uint64_t ttl_seconds; /* with has_ttl: 0 means no expiry */
