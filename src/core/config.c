@@ -613,17 +613,21 @@ static int read_source_at(int dirfd, const char *dir, const char *rel, struct bu
 int config_read_source(const char *dir, const char *rel, struct buf *ret, struct ak_err *err)
 {
         cleanup_close int dirfd = -1;
+        const char *why = rel ? source_problem(rel, strlen(rel)) : "is missing";
 
-        if (!rel || !dir || dir[0] != '/' || source_problem(rel, strlen(rel)))
-                return ak_err_set(
-                    err, EPERM,
-                    "[[files]] source '%s' %s: refused (a record written by an "
-                    "older agentkernel held absolute sources); recreate the "
-                    "sandbox from its agentkernel.toml",
-                    rel ? rel : "",
-                    !rel || source_problem(rel, strlen(rel))
-                        ? (rel && rel[0] == '/' ? "is absolute" : "leaves its directory")
-                        : "has no config directory recorded");
+        /* records of older versions held absolute sources, and no directory */
+        if (why)
+                return ak_err_set(err, EPERM,
+                                  "[[files]] source '%s' %s: refused (sources are relative to "
+                                  "the config's directory now); recreate the sandbox from its "
+                                  "agentkernel.toml",
+                                  rel ? rel : "", why);
+        if (!dir || dir[0] != '/')
+                return ak_err_set(err, EPERM,
+                                  "[[files]] source '%s' has no config directory recorded (a "
+                                  "record of an older agentkernel): refused; recreate the sandbox "
+                                  "from its agentkernel.toml",
+                                  rel);
         /* dir is canonical: any symlink in it now was put there since */
         dirfd = openat2_beneath(AT_FDCWD, dir, O_PATH | O_DIRECTORY,
                                 RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
@@ -669,8 +673,11 @@ static int open_checked(const char *path, bool approval, struct config **ret, st
 
         if (!*base || streq(base, ".") || streq(base, ".."))
                 return ak_err_set(err, EINVAL, "'%s' does not name a file", path);
-        if (slash)
+        if (slash) {
                 dir = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+                if (!dir)
+                        return ak_err_set(err, ENOMEM, "out of memory");
+        }
         dirfd = open(dir ? dir : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dirfd < 0)
                 return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));

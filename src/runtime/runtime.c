@@ -750,10 +750,6 @@ static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_
         return fd;
 }
 
-/* A detached overlayfs for MOP_OVERLAY: each lower layer an idmapped, read-only detached mount
- * handed to overlayfs by fd (Linux 6.8+: no path to the idmapped layers exists anywhere), the
- * upper and work directories private to this sandbox. Files of the layers (owned by 0..65535
- * in the store) appear with the sandbox's ids; copy-ups land in upper with those ids. */
 /* The sandbox's disk (rootful): a detached tmpfs of size bytes whose root belongs to the
  * sandbox's root (uid), never anywhere in the host's tree; it disappears with the sandbox's last
  * mount of it. Its pages are charged to the memory cgroup of whoever writes them: the sandbox. */
@@ -790,6 +786,10 @@ static int disk_upper(int disk, uint32_t uid, int *ret_upper, int *ret_work, str
         return 0;
 }
 
+/* A detached overlayfs for MOP_OVERLAY: each lower layer an idmapped, read-only detached mount
+ * handed to overlayfs by fd (Linux 6.8+: no path to the idmapped layers exists anywhere), the
+ * upper and work directories on the sandbox's disk. Files of the layers (owned by 0..65535
+ * in the store) appear with the sandbox's ids; copy-ups land in upper with those ids. */
 static int prepare_overlay(const struct mount_op *op, int userns_fd, uint32_t id_base, int disk,
                            struct ak_err *err)
 {
