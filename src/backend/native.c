@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -199,6 +200,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         struct runtime_child child = {.pid = -1, .pidfd = -1, .sync_fd = -1};
         struct native_runtime rt = {0};
         cleanup_close int exe_fd = -1;
+        cleanup_close int ws_fd = -1; /* the workspace, held until the sandbox has bound it */
+        char ws_path[32];
         cleanup_close int chan = -1;
         cleanup_close int peer = -1;
         cleanup_strv char **envp = NULL;
@@ -249,6 +252,30 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 if (data)
                         (void)snprintf(snapshots, sizeof(snapshots), "%s/cache/etc", data);
                 ro.etc_snapshots = snapshots[0] ? snapshots : NULL;
+        }
+        if (cfg->workspace) {
+                /* The recorded workspace is canonical, but a directory of its path may be in
+                 * another sandbox's workspace, swapped since for a symlink (to /etc...): it is
+                 * opened now without following any. Rootful, it is bound from this very fd
+                 * (the parent clones it through its /proc/self/fd name, which no one can
+                 * swap); rootless, the child binds the path it checked here (a mount in our
+                 * namespace cannot be bound in its own), a window only the caller's own files
+                 * are behind. */
+                struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                                       .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+                ws_fd = (int)syscall(SYS_openat2, AT_FDCWD, cfg->workspace, &how, sizeof(how));
+                if (ws_fd < 0 && errno == ELOOP)
+                        return ak_err_set(err, EPERM,
+                                          "the workspace '%s' is reached through a symlink now "
+                                          "(something replaced a directory of its path): "
+                                          "refused; check it, then recreate the sandbox",
+                                          cfg->workspace);
+                if (ws_fd < 0)
+                        return ak_err_set(err, errno, "the workspace '%s': %s", cfg->workspace,
+                                          strerror(errno));
+                (void)snprintf(ws_path, sizeof(ws_path), "/proc/self/fd/%d", ws_fd);
+                if (ro.idmap) /* rootful: prepared (open_tree) by the parent */
+                        ro.workspace = ws_path;
         }
         if (!cfg->ephemeral) {
                 /* Leftovers of an earlier run of this sandbox (a crashed starter) go first. */
