@@ -155,22 +155,6 @@ int native_image_open(const char *name, struct native_image *ret, struct ak_err 
         return 0;
 }
 
-int native_image_upper(const char *dir, uid_t uid, gid_t gid, struct ak_err *err)
-{
-        char p[PATH_MAX];
-        int r = mkdir_p(dir, 0700);
-
-        if (r < 0)
-                return ak_err_set(err, -r, "create '%s': %s", dir, strerror(-r));
-        (void)snprintf(p, sizeof(p), "%s/upper", dir);
-        if ((mkdir(p, 0755) < 0 && errno != EEXIST) || chown(p, uid, gid) < 0)
-                return ak_err_set(err, errno, "create '%s': %s", p, strerror(errno));
-        (void)snprintf(p, sizeof(p), "%s/work", dir);
-        if (mkdir(p, 0700) < 0 && errno != EEXIST)
-                return ak_err_set(err, errno, "create '%s': %s", p, strerror(errno));
-        return 0;
-}
-
 /* ---- the copy fallback ---- */
 
 #define COPY_DEPTH_MAX 256 /* directory nesting followed; deeper trees are refused */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the native backend needs of an OCI image: its layers from the local store (pulled with
- * the agentkernel-image helper when missing), its config (Env, WorkingDir, User) and a private
- * upper layer for one sandbox. Holds the store's shared lock so that `images prune` cannot remove
- * a layer while a sandbox is being built on it.
+ * the agentkernel-image helper when missing), its config (Env, WorkingDir, User) and, where
+ * overlayfs cannot stack idmapped layers, a private copy of it. Holds the store's shared lock so
+ * that `images prune` cannot remove a layer while a sandbox is being built on it.
  */
 #pragma once
 
@@ -24,9 +24,6 @@ struct native_image {
 /* Resolves name in the store, pulling it when absent. */
 int native_image_open(const char *name, struct native_image *ret, struct ak_err *err);
 void native_image_close(struct native_image *img);
-
-/* Creates dir/upper (owned by uid:gid, the sandbox's root) and dir/work. */
-int native_image_upper(const char *dir, uid_t uid, gid_t gid, struct ak_err *err);
 
 /* The copy fallback: the image's layers merged into dir (bottom up, whiteouts and opaque
  * directories applied), owned by the layer's ids + shift (rootful) or by us (rootless). Slow for

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -262,7 +263,6 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         };
         struct rootfs_opts ro = {.workspace = cfg->workspace,
                                  .home = cfg->home,
-                                 .tmp_mb = cfg->memory_mb,
                                  .binds = cfg->binds,
                                  .n_binds = cfg->n_binds,
                                  .idmap = geteuid() == 0};
@@ -272,6 +272,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         struct runtime_child child = {.pid = -1, .pidfd = -1, .sync_fd = -1};
         struct native_runtime rt = {0};
         cleanup_close int exe_fd = -1;
+        cleanup_close int ws_fd = -1; /* the workspace, held until the sandbox has bound it */
+        char ws_path[32];
         cleanup_close int chan = -1;
         cleanup_close int peer = -1;
         cleanup_strv char **envp = NULL;
@@ -289,8 +291,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         bool cgroups_made = false;
         struct native_image img = {.lock_fd = -1};
         bool oci = !streq(cfg->image, "host");
-        char rootfs[PATH_MAX] = ""; /* overlay upper and work dirs on disk (kept sandboxes) */
-        char merged[PATH_MAX] = ""; /* the copy fallback's root */
+        char merged[PATH_MAX] = ""; /* the copy fallback's root (the image, read-only to it) */
         const char *workdir = cfg->workspace ? "/workspace" : "/";
         size_t n = 0;
         int r;
@@ -332,6 +333,30 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 }
                 ro.etc_snapshots = snapshots[0] ? snapshots : NULL;
         }
+        if (cfg->workspace) {
+                /* The recorded workspace is canonical, but a directory of its path may be in
+                 * another sandbox's workspace, swapped since for a symlink (to /etc...): it is
+                 * opened now without following any. Rootful, it is bound from this very fd
+                 * (the parent clones it through its /proc/self/fd name, which no one can
+                 * swap); rootless, the child binds the path it checked here (a mount in our
+                 * namespace cannot be bound in its own), a window only the caller's own files
+                 * are behind. */
+                struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                                       .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+                ws_fd = (int)syscall(SYS_openat2, AT_FDCWD, cfg->workspace, &how, sizeof(how));
+                if (ws_fd < 0 && errno == ELOOP)
+                        return ak_err_set(err, EPERM,
+                                          "the workspace '%s' is reached through a symlink now "
+                                          "(something replaced a directory of its path): "
+                                          "refused; check it, then recreate the sandbox",
+                                          cfg->workspace);
+                if (ws_fd < 0)
+                        return ak_err_set(err, errno, "the workspace '%s': %s", cfg->workspace,
+                                          strerror(errno));
+                (void)snprintf(ws_path, sizeof(ws_path), "/proc/self/fd/%d", ws_fd);
+                if (ro.idmap) /* rootful: prepared (open_tree) by the parent */
+                        ro.workspace = ws_path;
+        }
         if (!cfg->ephemeral) {
                 /* Leftovers of an earlier run of this sandbox (a crashed starter) go first. */
                 (void)backend_cleanup(&native_backend_ops, &cfg->ref, NULL);
@@ -348,20 +373,19 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                         goto fail;
                 if (!cfg->workspace && img.workdir && img.workdir[0] == '/')
                         workdir = img.workdir;
-                /* A kept sandbox writes to disk; an ephemeral run to a private tmpfs that
-                 * vanishes with it (nothing to clean up, even after a crash). The copy
-                 * fallback copies the image next to the sandbox's runtime files. */
+                /* What the sandbox writes goes to its disk (a tmpfs of disk_mb that vanishes
+                 * with it: nothing on the host's disk, nothing to clean up even after a crash),
+                 * kept or not. The copy fallback copies the image next to the sandbox's runtime
+                 * files, as the overlay's one lower layer: the host writes it, the sandbox never
+                 * does. */
                 bool copy = native_image_use_copy();
                 if (copy && cfg->ephemeral)
                         (void)snprintf(merged, sizeof(merged), "%s/%s.rootfs", cfg->ref.run_dir,
                                        cgid);
                 else if (copy)
                         (void)snprintf(merged, sizeof(merged), "%s/rootfs", cfg->ref.run_dir);
-                else if (!cfg->ephemeral)
-                        (void)snprintf(rootfs, sizeof(rootfs), "%s/rootfs", cfg->ref.run_dir);
         }
-        r = oci ? rootfs_plan_image(&ro, img.lowers, rootfs[0] ? rootfs : NULL,
-                                    merged[0] ? merged : NULL, img.workdir, &plan)
+        r = oci ? rootfs_plan_image(&ro, img.lowers, merged[0] ? merged : NULL, img.workdir, &plan)
                 : rootfs_plan_host(&ro, &plan, &etc_lock);
         if (r < 0) {
                 ak_err_set(err, -r, "building the root filesystem plan: %s", strerror(-r));
@@ -468,15 +492,11 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 cgroups_made = true;
         }
         test_hook("native-cgroup-created");
-        if (rootfs[0] || merged[0]) {
+        if (merged[0]) {
                 /* After the lock file: a sweep removes an ephemeral copy only unlocked. Owned
                  * by the sandbox's root: its id range's base, or (rootless) ourselves. */
                 uint32_t base = ID_RANGE_BASE + slot * ID_RANGE_SIZE;
-                if (merged[0])
-                        r = native_image_copy(&img, merged, geteuid() == 0 ? base : 0, err);
-                else
-                        r = geteuid() == 0 ? native_image_upper(rootfs, base, base, err)
-                                           : native_image_upper(rootfs, geteuid(), getegid(), err);
+                r = native_image_copy(&img, merged, geteuid() == 0 ? base : 0, err);
                 if (r < 0)
                         goto fail;
         }
@@ -492,6 +512,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                     .hostname = "agentkernel",
                     .read_only_root = p->read_only_root,
                     .plan = &plan,
+                    .disk_bytes = (cfg->disk_mb ? cfg->disk_mb : cfg->memory_mb) << 20,
                     .workdir = workdir,
                     .cgroup_procs = procs,
                     .seccomp = &filter,

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /* `init`: write a starter agentkernel.toml in the current directory (never over an existing
- * one). */
+ * one), and approve it: the user wrote it through us, so it is trusted as written. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sha256.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -86,7 +88,9 @@ int cmd_init(int argc, char **argv)
         struct cli_args a;
         cleanup_free char *text = NULL;
         cleanup_close int fd = -1;
-        char name[64];
+        struct config *cfg = NULL;
+        struct ak_err err = {0};
+        char name[64], sha[CONFIG_SHA256_HEX];
         int r = cli_parse(argc, argv, &spec, &a);
 
         if (r)
@@ -96,19 +100,33 @@ int cmd_init(int argc, char **argv)
                 cli_error("out of memory");
                 return EXIT_FAILURE_;
         }
-        fd = open(CONFIG_FILE_NAME, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        (void)SHA256Data((const uint8_t *)text, strlen(text), sha);
+        fd = open(CONFIG_FILE_NAME, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0) {
                 cli_error(errno == EEXIST ? "%s already exists; not overwriting it"
                                           : "cannot create %s: %s",
                           CONFIG_FILE_NAME, strerror(errno));
                 return EXIT_FAILURE_;
         }
-        if (write_all(fd, text, strlen(text)) < 0) {
+        /* 0644 whatever the umask: a group-writable config would not be trusted */
+        if (fchmod(fd, 0644) < 0 || write_all(fd, text, strlen(text)) < 0) {
                 cli_error("cannot write %s: %s", CONFIG_FILE_NAME, strerror(errno));
                 (void)unlink(CONFIG_FILE_NAME);
                 return EXIT_FAILURE_;
         }
-        printf("Wrote %s (sandbox '%s'); create it with: agentkernel create\n", CONFIG_FILE_NAME,
-               f.name ? f.name : name);
+        /* approve what is on disk now, read back through the trusted reader's checks */
+        if (config_inspect(CONFIG_FILE_NAME, &cfg, &err) < 0 || !streq(cfg->sha256, sha) ||
+            config_approve(cfg, &err) < 0) {
+                if (!err.code)
+                        ak_err_set(&err, EAGAIN, "the file changed while it was written");
+                cli_error("wrote %s but could not approve it: %s; approve it with: agentkernel "
+                          "trust",
+                          CONFIG_FILE_NAME, ak_err_msg(&err));
+                config_free(cfg);
+                return EXIT_FAILURE_;
+        }
+        config_free(cfg);
+        printf("Wrote and approved %s (sandbox '%s'); create it with: agentkernel create\n",
+               CONFIG_FILE_NAME, f.name ? f.name : name);
         return EXIT_OK;
 }

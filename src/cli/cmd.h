@@ -18,6 +18,8 @@ int cmd_cp(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+int cmd_trust(int argc, char **argv);
+int cmd_untrust(int argc, char **argv);
 int cmd_extend_ttl(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_reconcile(int argc, char **argv);

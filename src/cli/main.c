@@ -38,6 +38,8 @@ static const struct verb verbs[] = {
      "  -P, --publish SPEC    publish a port: HOST:CONTAINER[/udp] (repeatable)\n"
      "  -l, --label KEY=VALUE label (with --keep)\n"
      "      --memory MB       memory limit (default: the profile's, 512)\n"
+     "      --disk MB         what the sandbox may write to its own filesystems (/, /tmp,\n"
+     "                        /var, ...) together; default: half of --memory\n"
      "      --cpus N          CPU limit in CPUs (default 1)\n"
      "      --mount-cwd       mount the current directory at /workspace\n"
      "  -t, --tty             allocate a terminal\n"
@@ -45,9 +47,11 @@ static const struct verb verbs[] = {
      "      --timeout DUR     kill the command after DUR\n"
      "  -F, --fast            docker/podman: take a pre-started container from the warm pool\n"
      "  -v, --volume V:/PATH[:ro] mount volume V (see 'volume') at PATH (repeatable)\n"
-     "  -c, --config FILE     agentkernel.toml to read (default: ./agentkernel.toml if any)\n"
+     "  -c, --config FILE     agentkernel.toml to read (default: ./agentkernel.toml if any;\n"
+     "                        it must be approved: see 'trust')\n"
      "      --no-config       do not read ./agentkernel.toml\n"
-     "\nThe command's exit status becomes agentkernel's; 125 means the sandbox failed.\n"},
+     "\nThe command's exit status becomes agentkernel's; 125 means the sandbox failed; 2 an\n"
+     "invalid or refused (unapproved) agentkernel.toml.\n"},
     {"create", cmd_create, "[OPTIONS] [NAME]", "Create a sandbox (and start it)",
      "Options:\n"
      "  -i, --image IMAGE     image (native: 'host', the default)\n"
@@ -63,12 +67,15 @@ static const struct verb verbs[] = {
      "  -d, --dir DIR         mount DIR read-write at /workspace\n"
      "      --mount-cwd       mount the current directory at /workspace\n"
      "      --memory MB       memory limit (default: the profile's, 512)\n"
+     "      --disk MB         what the sandbox may write to its own filesystems (/, /tmp,\n"
+     "                        /var, ...) together; default: half of --memory\n"
      "      --cpus N          CPU limit in CPUs (default 1)\n"
      "      --description TEXT\n"
      "      --no-start        record the sandbox without starting it\n"
      "  -v, --volume V:/PATH[:ro] mount volume V (see 'volume') at PATH (repeatable)\n"
-     "  -c, --config FILE     agentkernel.toml to read (default: ./agentkernel.toml if any);\n"
-     "                        flags win over the file. NAME defaults to its [sandbox] name\n"
+     "  -c, --config FILE     agentkernel.toml to read (default: ./agentkernel.toml if any;\n"
+     "                        it must be approved: see 'trust'); flags win over the file.\n"
+     "                        NAME defaults to its [sandbox] name\n"
      "      --no-config       do not read ./agentkernel.toml\n"},
     {"start", cmd_start, "NAME...", "Start sandboxes",
      "Starting a running sandbox is not an error.\n"},
@@ -137,7 +144,20 @@ static const struct verb verbs[] = {
      "Options:\n"
      "  -n, --name NAME       the sandbox's name (default: this directory's name)\n"
      "  -a, --agent AGENT     claude (default), codex, gemini, opencode, amp, pi or copilot\n"
-     "\n'create' and 'run' read ./agentkernel.toml when it exists (or --config FILE).\n"},
+     "\n'create' and 'run' read ./agentkernel.toml when it exists (or --config FILE). init\n"
+     "approves the file it writes; after editing it, approve it again with 'trust'.\n"},
+    {"trust", cmd_trust, "[-y] [--show] [FILE] | --list [--json]",
+     "Review and approve an agentkernel.toml so that run, create and serve read it",
+     "Options:\n"
+     "  -y, --yes             approve without asking (asked only on a terminal)\n"
+     "  -s, --show            only show what the file asks for\n"
+     "  -l, --list            every approval: ok, changed (approve again), missing, refused\n"
+     "      --json            with --list: machine-readable output\n"
+     "\nFILE defaults to ./agentkernel.toml. A config is read only when you own it, group and\n"
+     "others cannot write it, and you approved its exact bytes: a sandbox writes into its\n"
+     "workspace, and a config there could copy host files in or widen the sandbox. Approvals\n"
+     "are kept in ~/.agentkernel/trusted-configs.json (path and SHA-256).\n"},
+    {"untrust", cmd_untrust, "FILE", "Remove the approval of an agentkernel.toml", ""},
     {"audit", cmd_audit, "[-s NAME] [-l N] [--json] [--path] | verify",
      "Show the audit log, or check that it was not altered",
      "Options:\n"
@@ -192,8 +212,9 @@ static const struct verb verbs[] = {
 static bool top_only(const char *name)
 {
         return streq(name, "run") || streq(name, "doctor") || streq(name, "audit") ||
-               streq(name, "init") || streq(name, "volume") || streq(name, "images") ||
-               streq(name, "pool") || streq(name, "serve") || streq(name, "mcp-server");
+               streq(name, "init") || streq(name, "trust") || streq(name, "untrust") ||
+               streq(name, "volume") || streq(name, "images") || streq(name, "pool") ||
+               streq(name, "serve") || streq(name, "mcp-server");
 }
 
 static const struct verb *find_verb(const char *name, bool in_group)

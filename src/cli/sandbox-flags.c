@@ -28,6 +28,7 @@ const struct option run_longopts[] = {
     {"label", required_argument, NULL, 'l'},
     {"publish", required_argument, NULL, 'P'},
     {"memory", required_argument, NULL, SF_MEMORY},
+    {"disk", required_argument, NULL, SF_DISK},
     {"cpus", required_argument, NULL, SF_CPUS},
     {"mount-cwd", no_argument, NULL, SF_MOUNT_CWD},
     {"tty", no_argument, NULL, 't'},
@@ -53,6 +54,7 @@ const struct option create_longopts[] = {
     {"agent", required_argument, NULL, 'a'},
     {"dir", required_argument, NULL, 'd'},
     {"memory", required_argument, NULL, SF_MEMORY},
+    {"disk", required_argument, NULL, SF_DISK},
     {"cpus", required_argument, NULL, SF_CPUS},
     {"description", required_argument, NULL, SF_DESCRIPTION},
     {"mount-cwd", no_argument, NULL, SF_MOUNT_CWD},
@@ -193,6 +195,13 @@ int sandbox_flags_opt(int c, const char *arg, void *ctx)
                                                arg);
                 f->o.memory_mb = v;
                 return 0;
+        case SF_DISK:
+                if (safe_atou64(arg, &v) < 0 || validate_disk_mb(v, NULL) < 0)
+                        return cli_usage_error(cli_current,
+                                               "invalid disk '%s': a number of MB, %u to %u", arg,
+                                               DISK_MB_MIN, DISK_MB_MAX);
+                f->o.disk_mb = v;
+                return 0;
         case SF_CPUS:
                 if (safe_atou32(arg, &u) < 0 || u < 1 || u > 64)
                         return cli_usage_error(cli_current, "invalid cpus '%s': 1 to 64", arg);
@@ -263,8 +272,8 @@ int sandbox_flags_config(struct sandbox_flags *f)
 
         if (f->no_config && path)
                 return cli_usage_error(cli_current, "--config and --no-config cannot be combined");
-        if (!path && !f->no_config && access(CONFIG_FILE_NAME, F_OK) == 0)
-                path = CONFIG_FILE_NAME;
+        if (!path && !f->no_config)
+                path = config_default_path();
         if (!path)
                 return 0;
         if (config_load(path, &f->cfg, &err) < 0)
@@ -284,6 +293,8 @@ int sandbox_flags_config(struct sandbox_flags *f)
                 f->o.vcpus = c->vcpus;
         if (!f->o.memory_mb)
                 f->o.memory_mb = c->memory_mb;
+        if (!f->o.disk_mb)
+                f->o.disk_mb = c->disk_mb;
         if (f->o.network < 0)
                 f->o.network = c->network;
         if (f->o.mount_cwd < 0)
@@ -294,6 +305,7 @@ int sandbox_flags_config(struct sandbox_flags *f)
         f->o.seccomp = c->seccomp;
         f->o.files = c->files;
         f->o.n_files = c->n_files;
+        f->o.files_dir = c->dir;
         f->policy =
             (struct cmd_policy){c->commands.allow, c->commands.block, c->commands.allowlist_only};
         f->o.commands = cmd_policy_empty(&f->policy) ? NULL : &f->policy;

@@ -46,6 +46,7 @@ enum {
         SF_INTERACTIVE,
         SF_FAST,
         SF_NO_CONFIG,
+        SF_DISK,
 };
 
 void sandbox_flags_init(struct sandbox_flags *f, bool run);
@@ -53,8 +54,9 @@ void sandbox_flags_free(struct sandbox_flags *f);
 /* cli_parse() callback. */
 int sandbox_flags_opt(int c, const char *arg, void *ctx);
 /* After parsing: reads agentkernel.toml (--config, else ./agentkernel.toml when present, unless
- * --no-config) and fills in what the flags did not say. Prints warnings; returns 0 or an exit
- * code. */
+ * --no-config) through the trusted reader, and fills in what the flags did not say. A config
+ * that is refused (untrusted, invalid) stops the command with EXIT_USAGE: it is never silently
+ * skipped. Prints warnings; returns 0 or an exit code. */
 int sandbox_flags_config(struct sandbox_flags *f);
 extern const struct option run_longopts[];
 extern const struct option create_longopts[];

@@ -29,6 +29,8 @@ struct backend_config {
         const char *image;
         uint32_t vcpus;
         uint64_t memory_mb;
+        uint64_t disk_mb; /* the sandbox's private writable places together; native: tmpfs,
+                             so memory_mb bounds them too. Not enforced by docker/podman yet */
         uint32_t id_slot; /* unique per live sandbox: picks its host uid range */
         const struct profile *profile;
         bool network;

@@ -1,21 +1,31 @@
 // SPDX-License-Identifier: Apache-2.0
-/* agentkernel.toml: TOML text -> struct config, through a table of known keys per section. */
+/*
+ * agentkernel.toml: TOML text -> struct config, through a table of known keys per section; and
+ * the one trusted way to read such a file from disk (config_load). Every path here may have been
+ * planted by a sandbox or another user: files are opened once, checked on the fd, and read from
+ * it; [[files]] sources are resolved beneath their directory with openat2, never by joining
+ * strings, and never through a symlink that leaves it or a magic link.
+ */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
+#include <sha256.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core/agents.h"
 #include "core/profile.h"
 #include "core/toml.h"
+#include "core/trust.h"
 #include "runtime/seccomp.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
@@ -54,6 +64,7 @@ static const struct field agent_fields[] = {
 static const struct field resources_fields[] = {
     F("vcpus", K_U32, vcpus),
     F("memory_mb", K_U64, memory_mb),
+    F("disk_mb", K_U64, disk_mb),
 };
 static const struct field security_fields[] = {
     F("profile", K_STR, profile),
@@ -327,6 +338,38 @@ static int apply_network(struct ctx *x, json_t *t)
         return 0;
 }
 
+/* A [[files]] source as text: relative, no '..' component, no NUL. What it names on disk is
+ * checked by config_read_source(), at load and at every start. */
+static const char *source_problem(const char *src, size_t len)
+{
+        const char *p = src;
+
+        if (!len || len >= PATH_MAX || strlen(src) != len)
+                return "is empty, too long or holds a NUL byte";
+        if (src[0] == '/')
+                return "is absolute";
+        while (*p) {
+                size_t n = strcspn(p, "/");
+                if (n == 2 && p[0] == '.' && p[1] == '.')
+                        return "contains '..'";
+                p += n;
+                p += *p == '/';
+        }
+        return NULL;
+}
+
+static int check_source(struct ctx *x, size_t i, const char *src, size_t len)
+{
+        const char *why = source_problem(src, len);
+
+        if (why)
+                return ak_err_set(x->err, EINVAL,
+                                  "[[files]] entry %zu: source '%s' %s; sources are relative to "
+                                  "the config's directory and stay inside it",
+                                  i, src, why);
+        return 0;
+}
+
 static int apply_files(struct ctx *x, json_t *arr)
 {
         size_t i;
@@ -342,9 +385,10 @@ static int apply_files(struct ctx *x, json_t *arr)
         json_array_foreach (arr, i, t) {
                 struct inject_file *f = &x->c->files[x->c->n_files];
                 const char *src, *dst, *mode = "0644", *k;
-                char path[PATH_MAX], *end;
+                char *end;
                 unsigned long m;
                 json_t *v;
+                int r;
 
                 if (!json_is_object(t))
                         return ak_err_set(x->err, EINVAL, "[[files]]: expected a table");
@@ -368,20 +412,14 @@ static int apply_files(struct ctx *x, json_t *arr)
                                           i + 1, mode);
                 if (validate_sandbox_path(dst, x->err) < 0)
                         return ak_err_prefix(x->err, "[[files]] entry %zu: dest", i + 1);
-                if (src[0] == '/')
-                        (void)snprintf(path, sizeof(path), "%s", src);
-                else if ((size_t)snprintf(path, sizeof(path), "%s/%s", x->dir ? x->dir : ".",
-                                          src) >= sizeof(path))
-                        return ak_err_set(x->err, ENAMETOOLONG,
-                                          "[[files]] entry %zu: path too long", i + 1);
-                f->source = realpath(path, NULL);
-                if (!f->source)
-                        return ak_err_set(x->err, errno, "[[files]] entry %zu: source '%s': %s",
-                                          i + 1, path, strerror(errno));
+                r = check_source(x, i + 1, src, json_string_length(json_object_get(t, "source")));
+                if (r < 0)
+                        return r;
+                f->source = strdup(src);
                 f->dest = strdup(dst);
                 f->mode = (uint32_t)m;
                 x->c->n_files++;
-                if (!f->dest)
+                if (!f->source || !f->dest)
                         return ak_err_set(x->err, ENOMEM, "out of memory");
         }
         return 0;
@@ -453,6 +491,8 @@ static int validate(struct ctx *x)
         if (c->memory_mb && (c->memory_mb < 16 || c->memory_mb > (1u << 20)))
                 return ak_err_set(x->err, EINVAL,
                                   "[resources] memory_mb: must be 16 to 1048576 (1 TB)");
+        if (c->disk_mb && validate_disk_mb(c->disk_mb, x->err) < 0)
+                return ak_err_prefix(x->err, "[resources] disk_mb");
         if (c->agent && !agent_find(c->agent))
                 warn(c, "[agent] preferred: '%s' is not an agent agentkernel knows", c->agent);
         if (!c->git_name != !c->git_email)
@@ -485,6 +525,10 @@ int config_parse(const char *text, size_t len, const char *dir, struct config **
                 config_free(c);
                 return ak_err_set(err, ENOMEM, "out of memory");
         }
+        if (dir && !(c->dir = strdup(dir))) {
+                config_free(c);
+                return ak_err_set(err, ENOMEM, "out of memory");
+        }
         x = (struct ctx){c, err, dir};
         r = apply(&x, doc);
         if (r >= 0)
@@ -497,30 +541,242 @@ int config_parse(const char *text, size_t len, const char *dir, struct config **
         return 0;
 }
 
-int config_load(const char *path, struct config **ret, struct ak_err *err)
+/* ---- reading a config from disk ---- */
+
+static int openat2_beneath(int dirfd, const char *path, int flags, uint64_t resolve)
 {
-        cleanup_buf struct buf b = BUF_INIT;
-        cleanup_free char *abs = realpath(path, NULL);
-        char dir[PATH_MAX];
-        char *slash;
+        struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC), .resolve = resolve};
+        int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+
+        return fd < 0 ? -errno : fd;
+}
+
+/* Opens an O_PATH fd for real reading: a FIFO or device never gets an open() of its own. */
+static int reopen_regular(int pathfd, const struct stat *st, int *ret)
+{
+        char proc[64];
+        int fd;
+
+        if (!S_ISREG(st->st_mode))
+                return -EBADFD;
+        (void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
+        fd = open(proc, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        *ret = fd;
+        return 0;
+}
+
+/* Reads source rel beneath the directory dirfd (see config_read_source). */
+static int read_source_at(int dirfd, const char *dir, const char *rel, struct buf *ret,
+                          struct ak_err *err)
+{
+        cleanup_close int pfd = -1;
+        cleanup_close int fd = -1;
+        struct stat st;
         int r;
 
-        if (!abs)
+        pfd = openat2_beneath(dirfd, rel, O_PATH, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
+        if (pfd == -EXDEV || pfd == -ELOOP)
+                return ak_err_set(err, EPERM,
+                                  "[[files]] source '%s' leads outside the config's directory "
+                                  "'%s' (a symlink out of it, or a magic link): refused",
+                                  rel, dir);
+        if (pfd == -ENOSYS)
+                return ak_err_set(err, ENOSYS,
+                                  "[[files]] need openat2 (Linux 5.6 or later) to be read safely");
+        if (pfd < 0)
+                return ak_err_set(err, -pfd, "[[files]] source '%s' in '%s': %s", rel, dir,
+                                  strerror(-pfd));
+        if (fstat(pfd, &st) < 0)
+                return ak_err_set(err, errno, "[[files]] source '%s': %s", rel, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return ak_err_set(err, EINVAL,
+                                  "[[files]] source '%s' in '%s' is not a regular file", rel, dir);
+        if ((uint64_t)st.st_size > CONFIG_SOURCE_MAX_BYTES)
+                return ak_err_set(err, EFBIG, "[[files]] source '%s' in '%s' is larger than %u MiB",
+                                  rel, dir, CONFIG_SOURCE_MAX_BYTES >> 20);
+        if (!ret)
+                return 0;
+        r = reopen_regular(pfd, &st, &fd);
+        if (r >= 0)
+                r = read_fd_full(fd, ret, CONFIG_SOURCE_MAX_BYTES);
+        if (r == -EFBIG)
+                return ak_err_set(err, EFBIG, "[[files]] source '%s' in '%s' is larger than %u MiB",
+                                  rel, dir, CONFIG_SOURCE_MAX_BYTES >> 20);
+        if (r < 0)
+                return ak_err_set(err, -r, "[[files]] source '%s' in '%s': %s", rel, dir,
+                                  strerror(-r));
+        return 0;
+}
+
+int config_read_source(const char *dir, const char *rel, struct buf *ret, struct ak_err *err)
+{
+        cleanup_close int dirfd = -1;
+        const char *why = rel ? source_problem(rel, strlen(rel)) : "is missing";
+
+        /* records of older versions held absolute sources, and no directory */
+        if (why)
+                return ak_err_set(err, EPERM,
+                                  "[[files]] source '%s' %s: refused (sources are relative to "
+                                  "the config's directory now); recreate the sandbox from its "
+                                  "agentkernel.toml",
+                                  rel ? rel : "", why);
+        if (!dir || dir[0] != '/')
+                return ak_err_set(err, EPERM,
+                                  "[[files]] source '%s' has no config directory recorded (a "
+                                  "record of an older agentkernel): refused; recreate the sandbox "
+                                  "from its agentkernel.toml",
+                                  rel);
+        /* dir is canonical: any symlink in it now was put there since */
+        dirfd = openat2_beneath(AT_FDCWD, dir, O_PATH | O_DIRECTORY,
+                                RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+        if (dirfd == -ELOOP || dirfd == -ENOTDIR)
+                return ak_err_set(err, EPERM,
+                                  "the config directory '%s' of the [[files]] was replaced (a "
+                                  "symlink is in its path now): refused; recreate the sandbox",
+                                  dir);
+        if (dirfd < 0)
+                return ak_err_set(err, -dirfd, "the config directory '%s' of the [[files]]: %s",
+                                  dir, strerror(-dirfd));
+        return read_source_at(dirfd, dir, rel, ret, err);
+}
+
+const char *config_default_path(void)
+{
+        struct stat st;
+
+        return lstat(CONFIG_FILE_NAME, &st) == 0 || errno != ENOENT ? CONFIG_FILE_NAME : NULL;
+}
+
+static const char *verdict_text(enum trust_verdict v)
+{
+        return v == TRUST_NEW ? "it is new, never approved" : "it changed since it was approved";
+}
+
+/* Opens path as a config with config_load()'s checks; the approval only when approval. */
+static int open_checked(const char *path, bool approval, struct config **ret, struct ak_err *err)
+{
+        cleanup_buf struct buf b = BUF_INIT;
+        cleanup_close int dirfd = -1;
+        cleanup_close int pfd = -1;
+        cleanup_close int fd = -1;
+        cleanup_free char *dir = NULL;
+        cleanup_free char *canon = NULL;
+        struct config *c = NULL;
+        const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+        enum trust_verdict verdict = TRUST_APPROVED;
+        char proc[64], real[PATH_MAX], sha[CONFIG_SHA256_HEX];
+        struct stat st;
+        ssize_t n;
+        int r;
+
+        if (!*base || streq(base, ".") || streq(base, ".."))
+                return ak_err_set(err, EINVAL, "'%s' does not name a file", path);
+        if (slash) {
+                dir = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+                if (!dir)
+                        return ak_err_set(err, ENOMEM, "out of memory");
+        }
+        dirfd = open(dir ? dir : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0)
                 return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
-        r = read_file_at(AT_FDCWD, abs, &b, TOML_MAX_BYTES);
+        /* the directory's name as the kernel knows the fd: canonical, whatever path led there */
+        (void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dirfd);
+        n = readlink(proc, real, sizeof(real) - 1);
+        if (n <= 0 || real[0] != '/')
+                return ak_err_set(err, n < 0 ? errno : ENOENT,
+                                  "cannot resolve the directory of '%s'", path);
+        real[n] = '\0';
+        if (asprintf(&canon, "%s%s%s", real, n > 1 ? "/" : "", base) < 0)
+                return ak_err_set(err, ENOMEM, "out of memory");
+        /* an O_PATH fd first: a symlink is seen as one, a FIFO or device is never opened */
+        pfd = openat(dirfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (pfd < 0)
+                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+        if (fstat(pfd, &st) < 0)
+                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+        if (S_ISLNK(st.st_mode))
+                return ak_err_set(err, EPERM,
+                                  "'%s' is a symbolic link; a config must be a regular file named "
+                                  "by its own path (give --config the file it points to, or "
+                                  "--no-config)",
+                                  path);
+        if (!S_ISREG(st.st_mode))
+                return ak_err_set(err, EPERM, "'%s' is not a regular file", path);
+        if (st.st_uid != geteuid())
+                return ak_err_set(err, EPERM,
+                                  "'%s' is not trusted: it is not owned by you (owner uid %u, you "
+                                  "are uid %u); agentkernel reads only configs you own -- copy "
+                                  "it, review the copy and approve it with: agentkernel trust "
+                                  "COPY (or use --no-config)",
+                                  path, (unsigned)st.st_uid, (unsigned)geteuid());
+        if (st.st_mode & 022)
+                return ak_err_set(err, EPERM,
+                                  "'%s' is not trusted: it is writable by %s (mode %04o); fix it "
+                                  "with: chmod go-w %s (then review it and approve it with: "
+                                  "agentkernel trust %s)",
+                                  path,
+                                  (st.st_mode & 022) == 022 ? "group and others"
+                                  : st.st_mode & 020        ? "its group"
+                                                            : "others",
+                                  (unsigned)(st.st_mode & 07777), canon, canon);
+        /* from here on only what is read from this very file counts: exactly these bytes are
+         * hashed, judged and parsed */
+        r = reopen_regular(pfd, &st, &fd);
+        if (r >= 0)
+                r = read_fd_full(fd, &b, TOML_MAX_BYTES);
         if (r < 0)
                 return ak_err_set(err, -r, "cannot read '%s': %s", path,
                                   r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
-        (void)snprintf(dir, sizeof(dir), "%s", abs);
-        slash = strrchr(dir, '/');
-        if (slash)
-                *(slash == dir ? slash + 1 : slash) = '\0';
-        r = config_parse(b.data ? b.data : "", b.len, dir, ret, err);
-        if (r < 0)
-                return ak_err_prefix(err, "%s", path);
-        (*ret)->path = abs;
-        abs = NULL;
+        (void)SHA256Data((const uint8_t *)(b.data ? b.data : ""), b.len, sha);
+        if (approval && (r = trust_check(canon, sha, &verdict, err)) < 0)
+                return r;
+        r = config_parse(b.data ? b.data : "", b.len, real, &c, err);
+        for (size_t i = 0; r >= 0 && i < c->n_files; i++)
+                r = read_source_at(dirfd, real, c->files[i].source, NULL, err);
+        if (r < 0) {
+                char why[AK_ERR_MSG_MAX];
+                config_free(c);
+                if (verdict == TRUST_APPROVED || !err)
+                        return ak_err_prefix(err, "%s", path);
+                (void)snprintf(why, sizeof(why), "%s", ak_err_msg(err));
+                return ak_err_set(err, r == -EPERM ? EPERM : EINVAL,
+                                  "'%s' is not trusted (%s) and not valid: %s; fix and review it, "
+                                  "then approve it with: agentkernel trust %s (or run without it: "
+                                  "--no-config)",
+                                  path, verdict_text(verdict), why, canon);
+        }
+        if (verdict != TRUST_APPROVED) {
+                config_free(c);
+                return ak_err_set(err, EPERM,
+                                  "'%s' is not trusted: %s; agentkernel reads a config only once "
+                                  "you approved it, since a sandbox or someone else may have "
+                                  "written it. Review it, then approve it with: agentkernel trust "
+                                  "%s (or run without it: --no-config)",
+                                  path, verdict_text(verdict), canon);
+        }
+        memcpy(c->sha256, sha, sizeof(sha));
+        c->path = TAKE_PTR(canon);
+        *ret = c;
         return 0;
+}
+
+int config_inspect(const char *path, struct config **ret, struct ak_err *err)
+{
+        return open_checked(path, false, ret, err);
+}
+
+int config_load(const char *path, struct config **ret, struct ak_err *err)
+{
+        return open_checked(path, true, ret, err);
+}
+
+int config_approve(const struct config *c, struct ak_err *err)
+{
+        if (!c->path || !c->sha256[0])
+                return ak_err_set(err, EINVAL, "only a config read from a file can be approved");
+        return trust_add(c->path, c->sha256, err);
 }
 
 void config_free(struct config *c)
@@ -528,6 +784,7 @@ void config_free(struct config *c)
         if (!c)
                 return;
         free(c->path);
+        free(c->dir);
         free(c->name);
         free(c->runtime);
         free(c->base_image);

@@ -18,6 +18,7 @@
 
 #include "core/agents.h"
 #include "core/audit.h"
+#include "core/config.h"
 #include "core/paths.h"
 #include "core/validate.h"
 #include "core/volume.h"
@@ -169,6 +170,7 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
         p->cfg.image = st->image;
         p->cfg.vcpus = st->vcpus ? st->vcpus : DEFAULT_VCPUS;
         p->cfg.memory_mb = st->memory_mb;
+        p->cfg.disk_mb = st->disk_mb ? st->disk_mb : st->memory_mb; /* older records: as before */
         p->cfg.id_slot = st->vsock_cid;
         p->profile = *prof;
         if (st->seccomp && seccomp_profile_from_name(st->seccomp, &p->profile.seccomp) < 0) {
@@ -259,6 +261,11 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                 return ak_err_set(err, EINVAL, "vcpus must be between 1 and 64");
         if (o->memory_mb && (o->memory_mb < 16 || o->memory_mb > (1u << 20)))
                 return ak_err_set(err, EINVAL, "memory must be between 16 MB and 1 TB");
+        if (o->disk_mb && (r = validate_disk_mb(o->disk_mb, err)) < 0)
+                return r;
+        if (o->n_files && (!o->files_dir || o->files_dir[0] != '/'))
+                return ak_err_set(err, EINVAL,
+                                  "files to copy need the config directory they are in");
         if (o->description && strlen(o->description) > DESCRIPTION_MAX)
                 return ak_err_set(err, EINVAL, "description longer than %d bytes", DESCRIPTION_MAX);
 
@@ -277,6 +284,11 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                 goto oom;
         st->vcpus = o->vcpus ? o->vcpus : DEFAULT_VCPUS;
         st->memory_mb = o->memory_mb ? o->memory_mb : profile_default_memory(prof);
+        /* half the memory by default: the disk is tmpfs, charged to the memory limit, and a
+         * fill should meet ENOSPC before the OOM killer */
+        st->disk_mb = o->disk_mb
+                          ? o->disk_mb
+                          : (st->memory_mb / 2 > DISK_MB_MIN ? st->memory_mb / 2 : DISK_MB_MIN);
         st->network = o->network;
         st->mount_cwd = o->mount_cwd;
         if (o->has_ttl && o->ttl_seconds > 0) {
@@ -320,6 +332,8 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                         goto oom;
         }
         if (o->n_files) {
+                if (state_set_str(&st->files_dir, o->files_dir) < 0)
+                        goto oom;
                 st->files = calloc(o->n_files, sizeof(*st->files));
                 if (!st->files)
                         goto oom;
@@ -500,25 +514,17 @@ static int start_work(struct manager *m, const struct backend_ops *b, const stru
         int fd, r, code;
 
         for (size_t i = 0; i < st->n_files; i++) {
-                /* read back from the record: only a regular file is copied (O_NONBLOCK: a
-                 * FIFO in its place must not hang the start) */
-                cleanup_close int src =
-                    open(st->files[i].source, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-                struct stat fst;
-                if (src < 0)
-                        return ak_err_set(err, errno, "file '%s' to copy into the sandbox: %s",
-                                          st->files[i].source, strerror(errno));
-                if (fstat(src, &fst) < 0 || !S_ISREG(fst.st_mode) ||
-                    fd_set_nonblock(src, false) < 0)
-                        return ak_err_set(err, EINVAL,
-                                          "file '%s' to copy into the sandbox is not a regular "
-                                          "file",
-                                          st->files[i].source);
+                /* resolved again at every start: the sandbox may have replaced the source (in
+                 * its workspace) since the config was read */
+                cleanup_buf struct buf data = BUF_INIT;
+                r = config_read_source(st->files_dir, st->files[i].source, &data, err);
+                if (r < 0)
+                        return r;
                 fd = backend_connect(b, ref, err);
                 if (fd < 0)
                         return fd;
-                r = agent_file_write(fd, st->files[i].dest, st->files[i].mode, true, true, src,
-                                     NULL, 0, NULL, err);
+                r = agent_file_write(fd, st->files[i].dest, st->files[i].mode, true, true, -1,
+                                     data.data ? data.data : "", data.len, NULL, err);
                 close(fd);
                 if (r < 0)
                         return ak_err_prefix(err, "copying '%s' to '%s'", st->files[i].source,

@@ -42,6 +42,7 @@ struct create_opts {
         const char *profile; /* NULL: moderate */
         uint32_t vcpus;      /* 0: DEFAULT_VCPUS */
         uint64_t memory_mb;  /* 0: the profile's default */
+        uint64_t disk_mb;    /* private writable places; 0: half of memory_mb (16 at least) */
         bool has_ttl;
         bool fast; /* run --fast: a container backend may hand out a pre-started container */
         uint64_t ttl_seconds; /* with has_ttl: 0 means no expiry */
@@ -58,8 +59,9 @@ struct create_opts {
         const char *init_script;           /* sh -c after every start; NULL: none */
         const struct inject_file *files;   /* copied in after every start */
         size_t n_files;
-        char *const *volumes; /* "slug:/path[:ro]" of existing volumes */
-        const char *seccomp;  /* seccomp filter overriding the profile's, or NULL */
+        const char *files_dir; /* the config directory the files' sources are relative to */
+        char *const *volumes;  /* "slug:/path[:ro]" of existing volumes */
+        const char *seccomp;   /* seccomp filter overriding the profile's, or NULL */
 };
 
 /* Validates and records a new sandbox (not started). */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/validate.h"
 #include "shared/cleanup.h"
 #include "shared/cmd-policy.h"
 #include "shared/json-util.h"
@@ -55,8 +56,10 @@ static const char *const known_keys[] = {
     STATE_EXT_KEY,
 };
 
-static const char *const ext_known_keys[] = {"backend",  "profile", "network",  "mount_cwd",
-                                             "work_dir", "env",     "commands", "files"};
+static const char *const ext_known_keys[] = {
+    "backend",  "profile", "network",   "mount_cwd", "work_dir", "env",
+    "commands", "files",   "files_dir", "seccomp",   "disk_mb",
+};
 
 static char **strv_empty(void)
 {
@@ -127,6 +130,7 @@ void state_free(struct sandbox_state *s)
                 free(s->files[i].dest);
         }
         free(s->files);
+        free(s->files_dir);
         free(s->seccomp);
         json_decref(s->extra);
         json_decref(s->ext_extra);
@@ -433,7 +437,9 @@ static int parse_ext(json_t *root, struct sandbox_state *s, struct ak_err *err)
             (r = get_opt_str(x, "work_dir", &s->work_dir, err)) < 0 ||
             (r = get_strv(x, "env", &s->env, err)) < 0 || (r = parse_commands(x, s, err)) < 0 ||
             (r = parse_files(x, s, err)) < 0 ||
-            (r = get_opt_str(x, "seccomp", &s->seccomp, err)) < 0)
+            (r = get_opt_str(x, "files_dir", &s->files_dir, err)) < 0 ||
+            (r = get_opt_str(x, "seccomp", &s->seccomp, err)) < 0 ||
+            (r = get_uint(x, "disk_mb", false, DISK_MB_MAX, &s->disk_mb, NULL, err)) < 0)
                 return r < 0 && err && err->code ? ak_err_prefix(err, STATE_EXT_KEY) : r;
         json_object_foreach (x, k, v) {
                 if (!in_list(k, ext_known_keys, ARRAY_SIZE(ext_known_keys)) &&
@@ -635,6 +641,10 @@ int state_format(const struct sandbox_state *s, char **ret)
                                          s->files[i].dest, "mode", (int)s->files[i].mode));
                 json_object_set_new(ext, "files", a);
         }
+        if (s->files_dir)
+                json_object_set_new(ext, "files_dir", json_string(s->files_dir));
+        if (s->disk_mb)
+                json_object_set_new(ext, "disk_mb", json_integer((json_int_t)s->disk_mb));
         json_object_foreach (s->ext_extra, k, v)
                 json_object_set(ext, k, v);
         if (json_object_size(ext))

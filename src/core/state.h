@@ -31,7 +31,7 @@ struct lifecycle_policy {
 
 /* A host file copied into the sandbox after every start ([[files]] of agentkernel.toml). */
 struct inject_file {
-        char *source; /* absolute host path */
+        char *source; /* relative to the config's directory (files_dir), checked at every start */
         char *dest;   /* absolute path in the sandbox */
         uint32_t mode;
 };
@@ -85,7 +85,9 @@ struct sandbox_state {
         } commands; /* command policy ([security.commands]) */
         struct inject_file *files;
         size_t n_files;
-        char *seccomp; /* seccomp filter overriding the profile's ([security] seccomp), or NULL */
+        char *files_dir; /* the config's directory (canonical): where [[files]] sources live */
+        char *seccomp;   /* seccomp filter overriding the profile's ([security] seccomp), or NULL */
+        uint64_t disk_mb; /* size of the private writable places; 0: not recorded (default) */
 
         json_t *extra;     /* unknown top-level keys, kept verbatim */
         json_t *ext_extra; /* unknown keys inside "x_agentkernel" */

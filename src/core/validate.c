@@ -310,3 +310,11 @@ int validate_user(const char *user, struct ak_err *err)
         }
         return 0;
 }
+
+int validate_disk_mb(uint64_t mb, struct ak_err *err)
+{
+        if (mb < DISK_MB_MIN || mb > DISK_MB_MAX)
+                return ak_err_set(err, EINVAL, "disk must be %u to %u MB (1 TB), not %llu",
+                                  DISK_MB_MIN, DISK_MB_MAX, (unsigned long long)mb);
+        return 0;
+}

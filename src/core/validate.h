@@ -53,3 +53,8 @@ int parse_ttl(const char *s, bool allow_zero, uint64_t *ret_seconds, struct ak_e
 
 /* A user to run as: a name ([a-z_][a-z0-9_-]*), a uid, or uid:gid. */
 int validate_user(const char *user, struct ak_err *err);
+
+/* A sandbox's disk limit in MB (--disk, disk_mb): the size of its private writable places. */
+#define DISK_MB_MIN 16
+#define DISK_MB_MAX (1u << 20)
+int validate_disk_mb(uint64_t mb, struct ak_err *err);

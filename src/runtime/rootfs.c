@@ -325,12 +325,8 @@ static int plan_etc(struct mount_plan *p, const struct rootfs_opts *o, int *ret_
 
 int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *p)
 {
-        char tmpopts[96];
         static const char *const devs[] = {"null", "zero", "full", "random", "urandom", "tty"};
         int r = 0;
-
-        (void)snprintf(tmpopts, sizeof(tmpopts), "mode=1777,size=%llum",
-                       (unsigned long long)(o->tmp_mb ? o->tmp_mb : 512));
 
         /* /dev: a small tmpfs with the harmless device nodes of the host and a private devpts */
         r = mount_plan_add(p, MOP_TMPFS, NULL, "/dev", "mode=0755,size=64k,nr_inodes=64", 0,
@@ -345,7 +341,7 @@ int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *p)
         if (r >= 0)
                 r = mount_plan_add(p, MOP_SYMLINK, "pts/ptmx", "/dev/ptmx", NULL, 0, 0);
         if (r >= 0)
-                r = mount_plan_add(p, MOP_TMPFS, NULL, "/dev/shm", tmpopts, 0, MOP_NOEXEC);
+                r = mount_plan_add(p, MOP_DISK_DIR, "/shm", "/dev/shm", NULL, 01777, MOP_NOEXEC);
         if (r >= 0)
                 r = mount_plan_add(p, MOP_SYMLINK, "/proc/self/fd", "/dev/fd", NULL, 0, 0);
         if (r >= 0)
@@ -365,11 +361,11 @@ int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *p)
         for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(proc_ro); i++)
                 r = mount_plan_add(p, MOP_REMOUNT_RO, NULL, proc_ro[i], NULL, 0, 0);
 
-        /* private writable places */
+        /* private writable places: directories of the sandbox's disk, one size for all */
         if (r >= 0)
-                r = mount_plan_add(p, MOP_TMPFS, NULL, "/tmp", tmpopts, 0, 0);
+                r = mount_plan_add(p, MOP_DISK_DIR, "/tmp", "/tmp", NULL, 01777, 0);
         if (r >= 0)
-                r = mount_plan_add(p, MOP_TMPFS, NULL, "/run", "mode=0755,size=64m", 0, 0);
+                r = mount_plan_add(p, MOP_DISK_DIR, "/run", "/run", NULL, 0755, 0);
         if (r >= 0)
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/sys", NULL, 0555, 0);
         if (r >= 0 && o->workspace)
@@ -400,11 +396,8 @@ int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *p, int *ret
 {
         static const char *const top[] = {"/usr",   "/bin",   "/sbin",  "/lib",
                                           "/lib32", "/lib64", "/libx32"};
-        char varopts[96];
         int r = 0;
 
-        (void)snprintf(varopts, sizeof(varopts), "mode=0755,size=%llum",
-                       (unsigned long long)(o->tmp_mb ? o->tmp_mb : 512));
         for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(top); i++)
                 r = mirror_ro(p, top[i]);
         *ret_etc_lock = -1;
@@ -413,7 +406,7 @@ int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *p, int *ret
         if (r >= 0)
                 r = rootfs_plan_common(o, p);
         if (r >= 0)
-                r = mount_plan_add(p, MOP_TMPFS, NULL, "/var", varopts, 0, 0);
+                r = mount_plan_add(p, MOP_DISK_DIR, "/var", "/var", NULL, 0755, 0);
         if (r >= 0)
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/var/tmp", NULL, 01777, 0);
         if (r >= 0)
@@ -423,7 +416,7 @@ int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *p, int *ret
         if (r >= 0)
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/var/lib", NULL, 0755, 0);
         if (r >= 0)
-                r = mount_plan_add(p, MOP_TMPFS, NULL, "/root", "mode=0700,size=256m", 0, 0);
+                r = mount_plan_add(p, MOP_DISK_DIR, "/root", "/root", NULL, 0700, 0);
         if (r >= 0 && !o->home)
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/home", NULL, 0755, 0);
         for (size_t i = 0; r >= 0 && i < 4; i++)
@@ -433,8 +426,8 @@ int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *p, int *ret
         return r;
 }
 
-int rootfs_plan_image(const struct rootfs_opts *o, const char *lowers, const char *layer_dir,
-                      const char *merged, const char *workdir, struct mount_plan *p)
+int rootfs_plan_image(const struct rootfs_opts *o, const char *lowers, const char *merged,
+                      const char *workdir, struct mount_plan *p)
 {
         static const struct {
                 const char *path, *content;
@@ -445,15 +438,15 @@ int rootfs_plan_image(const struct rootfs_opts *o, const char *lowers, const cha
         };
         int r;
 
-        /* The image, writable through a private upper layer, becomes the root; everything
-         * else is mounted on top of it. */
-        if (merged) /* the copy fallback: a private copy of the layers, already owned right */
-                r = mount_plan_add(p, MOP_BIND, merged, "/", NULL, 0, o->idmap ? MOP_DETACHED : 0);
+        /* The image, writable through an upper layer on the sandbox's disk, becomes the root;
+         * everything else is mounted on top of it. The copy fallback (a private copy of the
+         * layers, already owned right) is the one lower layer: what the sandbox writes never
+         * lands in it, on the host's disk. */
+        if (merged)
+                r = mount_plan_add(p, MOP_OVERLAY, merged, "/", NULL, 0,
+                                   o->idmap ? MOP_DETACHED : 0);
         else
-                r = mount_plan_add(p, MOP_OVERLAY, lowers, "/", layer_dir, 0,
-                                   o->idmap ? MOP_IDMAP : 0);
-        if (r >= 0 && !merged && !layer_dir) /* upper layer on a private tmpfs of tmp_mb */
-                p->ops[p->n - 1].len = (size_t)(o->tmp_mb ? o->tmp_mb : 512) << 20;
+                r = mount_plan_add(p, MOP_OVERLAY, lowers, "/", NULL, 0, o->idmap ? MOP_IDMAP : 0);
         if (r >= 0)
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/etc", NULL, 0755, MOP_OPTIONAL);
         for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(etc) + 1; i++) {

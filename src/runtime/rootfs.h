@@ -4,7 +4,8 @@
  * of the host's programs and libraries (/usr and the merged-/usr links) with a curated /etc
  * (generated passwd/group/hosts, an allow-list of configuration that holds no secrets), fresh
  * /proc with sensitive files masked, a minimal /dev, and private writable /tmp, /var, /run and
- * /root. Users' homes and everything else of the host stay invisible.
+ * /root (all on the sandbox's disk, see rootfs_plan_common). Users' homes and everything else of
+ * the host stay invisible.
  */
 #pragma once
 
@@ -18,7 +19,6 @@ struct rootfs_opts {
         const char *workspace;   /* host directory mounted read-write at /workspace, or NULL */
         const char *home;        /* host directory mounted read-only at /home/user, or NULL */
         const char *resolv_conf; /* contents of /etc/resolv.conf, or NULL for none */
-        uint64_t tmp_mb;         /* size of /tmp, /var/tmp and /dev/shm (tmpfs) */
         const struct bind_mount *binds; /* volumes, after the workspace */
         size_t n_binds;
         bool idmap; /* rootful: idmap the workspace and volumes (see MOP_IDMAP) */
@@ -30,13 +30,16 @@ struct rootfs_opts {
  * binds, which must stay open (the sandbox's agent inherits it) while the sandbox lives. */
 int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *plan, int *ret_etc_lock);
 
-/* Appends an OCI image: overlayfs over `lowers` (store layer dirs, top first, ':'-separated)
- * with the upper and work dirs in layer_dir (NULL: on a private tmpfs of tmp_mb), or, when
- * merged is given, that host directory (the copy fallback) bound as the root; then the common
- * mounts; workdir (the image's WorkingDir, may be NULL) is created when the image lacks it.
- * o->idmap (rootful): idmapped layers; else the sandbox's user namespace mounts the overlay. */
-int rootfs_plan_image(const struct rootfs_opts *o, const char *lowers, const char *layer_dir,
-                      const char *merged, const char *workdir, struct mount_plan *plan);
+/* Appends an OCI image: overlayfs over `lowers` (store layer dirs, top first, ':'-separated), or,
+ * when merged is given, over that one host directory (the copy fallback), with its upper layer on
+ * the sandbox's disk; then the common mounts; workdir (the image's WorkingDir, may be NULL) is
+ * created when the image lacks it. o->idmap (rootful): idmapped layers, or the copy lent as a
+ * detached mount; else the sandbox's user namespace mounts the overlay. */
+int rootfs_plan_image(const struct rootfs_opts *o, const char *lowers, const char *merged,
+                      const char *workdir, struct mount_plan *plan);
 
-/* Appends /dev, /proc, /tmp, /run and the workspace: the part shared by every image. */
+/* Appends /dev, /proc, /tmp, /run and the workspace: the part shared by every image. Every place
+ * the sandbox may write for itself (/tmp, /run, /dev/shm here; /var and /root of the host image;
+ * an image's upper layer) is a directory of the sandbox's disk (MOP_DISK_DIR): one size for all
+ * (runtime_spec.disk_bytes). */
 int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *plan);

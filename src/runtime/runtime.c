@@ -46,9 +46,8 @@
 #define CHILD_PATH_MAX 4096
 #define CHILD_STACK_SIZE (256u << 10) /* the child's deepest frames are ~20 KiB */
 #define CHILD_STACK_GUARD 4096u
-#define OVL_SCRATCH                                                                                \
-        "/ovl" /* rootless: the tmpfs of an image's upper layer, on the scratch root               \
-                */
+#define DISK_SCRATCH "/disk"   /* the sandbox's disk, on the scratch root: reached only by binds */
+#define LOWER_SCRATCH "/lower" /* MOP_OVERLAY|MOP_DETACHED: the lent lower directory */
 
 #ifndef ST_VALID
 #define ST_VALID 0x0020
@@ -259,20 +258,52 @@ static void attach_prepared(struct child_ctx *cx, const struct mount_op *op, con
         close(fd);
 }
 
-/* Rootless MOP_OVERLAY: the sandbox's own user namespace mounts the overlay, reading the
- * user.overlay.* xattrs ("userxattr") that an unprivileged unpacker could write. The upper layer
- * is op->data's upper/ and work/ on the host, or a tmpfs of op->len bytes on the scratch root,
- * which leaves with the sandbox. Runs in the child: no allocation. */
-static void mount_overlay_userns(const struct mount_op *op, const char *dst, int errfd)
+/* The sandbox's disk at DISK_SCRATCH: rootful, the tmpfs the parent made (the first prepared
+ * mount, its root owned by the sandbox's root); rootless, a tmpfs of our own. Runs in the child:
+ * no allocation. */
+static void mount_disk(struct child_ctx *cx, const struct runtime_spec *s)
 {
-        char path[CHILD_PATH_MAX], layer[CHILD_PATH_MAX], opts[64];
-        const char *p = op->src, *upper_base = OVL_SCRATCH;
-        size_t n;
+        int errfd = cx->errfd;
+        char opts[64];
+
+        if (mkdir(DISK_SCRATCH, 0755) < 0)
+                die(errfd, "mkdir", DISK_SCRATCH, errno);
+        if (!s->rootless) {
+                if (cx->next_prepared >= cx->n_prepared ||
+                    move_mount(cx->prepared[cx->next_prepared], "", AT_FDCWD, DISK_SCRATCH,
+                               MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                        die(errfd, "attach the sandbox's disk", NULL,
+                            cx->next_prepared >= cx->n_prepared ? EINVAL : errno);
+                close(cx->prepared[cx->next_prepared++]);
+                return;
+        }
+        (void)snprintf(opts, sizeof(opts), "mode=0755,size=%llu",
+                       (unsigned long long)s->disk_bytes);
+        if (mount("tmpfs", DISK_SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+                die(errfd, "mount the sandbox's disk", NULL, errno);
+}
+
+/* MOP_OVERLAY mounted by the child, in its own user namespace, reading the user.overlay.* xattrs
+ * ("userxattr") that an unprivileged unpacker could write: rootless over the store's layers, or
+ * (MOP_DETACHED) over the one directory the parent lent. The upper layer is on the sandbox's disk.
+ * Runs in the child: no allocation. */
+static void mount_overlay_userns(struct child_ctx *cx, const struct mount_op *op, const char *dst)
+{
+        char path[CHILD_PATH_MAX], layer[CHILD_PATH_MAX];
+        const char *p = op->src;
+        int errfd = cx->errfd;
         int fs, mnt;
 
         fs = fsopen("overlay", FSOPEN_CLOEXEC);
         if (fs < 0)
                 die(errfd, "overlayfs", NULL, errno);
+        if (op->flags & MOP_DETACHED) {
+                /* one layer: "lowerdir" works on every kernel, "lowerdir+" only from 6.8 */
+                attach_prepared(cx, op, LOWER_SCRATCH);
+                if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir", LOWER_SCRATCH, 0) < 0)
+                        die(errfd, "image root", op->src, errno);
+                p = "";
+        }
         while (*p) {
                 const char *e = strchr(p, ':');
                 size_t len = e ? (size_t)(e - p) : strlen(p);
@@ -286,28 +317,13 @@ static void mount_overlay_userns(const struct mount_op *op, const char *dst, int
                 if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", path, 0) < 0)
                         die(errfd, "image layer (overlayfs needs Linux 6.8+)", layer, errno);
         }
-        if (op->data) {
-                if (pjoin(layer, OLDROOT, op->data) < 0)
-                        die(errfd, "path too long", op->data, ENAMETOOLONG);
-                upper_base = layer;
-        } else {
-                (void)snprintf(opts, sizeof(opts), "mode=0700,size=%llu",
-                               (unsigned long long)op->len);
-                if (mkdir(OVL_SCRATCH, 0700) < 0 ||
-                    mount("tmpfs", OVL_SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0 ||
-                    mkdir(OVL_SCRATCH "/upper", 0755) < 0 || mkdir(OVL_SCRATCH "/work", 0700) < 0)
-                        die(errfd, "upper layer tmpfs", NULL, errno);
-        }
-        n = strlen(upper_base);
-        if (n + 8 > sizeof(path))
-                die(errfd, "path too long", op->data, ENAMETOOLONG);
-        memcpy(path, upper_base, n);
-        memcpy(path + n, "/upper", 7);
-        if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", path, 0) < 0)
-                die(errfd, "overlay upper dir", op->data, errno);
-        memcpy(path + n, "/work", 6);
-        if (fsconfig(fs, FSCONFIG_SET_STRING, "workdir", path, 0) < 0)
-                die(errfd, "overlay work dir", op->data, errno);
+        if ((mkdir(DISK_SCRATCH "/upper", 0755) < 0 && errno != EEXIST) ||
+            (mkdir(DISK_SCRATCH "/work", 0700) < 0 && errno != EEXIST))
+                die(errfd, "upper layer on the sandbox's disk", NULL, errno);
+        if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", DISK_SCRATCH "/upper", 0) < 0)
+                die(errfd, "overlay upper dir", NULL, errno);
+        if (fsconfig(fs, FSCONFIG_SET_STRING, "workdir", DISK_SCRATCH "/work", 0) < 0)
+                die(errfd, "overlay work dir", NULL, errno);
         if (fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0 ||
             fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
                 die(errfd, "mount overlayfs", NULL, errno);
@@ -465,7 +481,22 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                 if (op->flags & MOP_IDMAP)
                         attach_prepared(cx, op, dst);
                 else
-                        mount_overlay_userns(op, dst, errfd);
+                        mount_overlay_userns(cx, op, dst);
+                return;
+        case MOP_DISK_DIR:
+                /* a directory of the sandbox's disk: every one shares its size */
+                if (pjoin(src, DISK_SCRATCH, op->src) < 0)
+                        die(errfd, "path too long", op->src, ENAMETOOLONG);
+                if ((mkdir(src, op->mode) < 0 && errno != EEXIST) || chmod(src, op->mode) < 0)
+                        die(errfd, "directory on the sandbox's disk", op->src, errno);
+                if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+                        die(errfd, "mkdir", op->dst, errno);
+                /* the bind keeps the disk's nosuid and nodev */
+                if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+                        die(errfd, "bind the sandbox's disk at", op->dst, errno);
+                if ((op->flags & MOP_NOEXEC) &&
+                    (r = mount_add_flags(dst, MS_NOEXEC | MS_NOSUID | MS_NODEV, false)) < 0)
+                        die(errfd, "remount", op->dst, -r);
                 return;
         default:
                 die(errfd, "unknown mount op", op->dst, EINVAL);
@@ -564,6 +595,8 @@ static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int
         if (mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV,
                   "mode=0755,size=16m,nr_inodes=16384") < 0)
                 die(errfd, "mount root tmpfs", NULL, errno);
+        if (s->disk_bytes)
+                mount_disk(&cx, s);
         for (size_t i = 0; i < s->plan->n; i++)
                 run_op(&cx, &s->plan->ops[i]);
 
@@ -717,44 +750,47 @@ static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_
         return fd;
 }
 
-/* A detached overlayfs for MOP_OVERLAY: each lower layer an idmapped, read-only detached mount
- * handed to overlayfs by fd (Linux 6.8+: no path to the idmapped layers exists anywhere), the
- * upper and work directories private to this sandbox. Files of the layers (owned by 0..65535
- * in the store) appear with the sandbox's ids; copy-ups land in upper with those ids. */
-/* A detached tmpfs of size bytes holding upper/ (owned by uid, the sandbox's root) and work/:
- * the writable layer of an ephemeral sandbox, which disappears with the sandbox's last mount
- * and is never anywhere in the host's tree. Returns the mount fd and the two directory fds. */
-static int private_upper(uint64_t size, uint32_t uid, int *ret_upper, int *ret_work,
-                         struct ak_err *err)
+/* The sandbox's disk (rootful): a detached tmpfs of size bytes whose root belongs to the
+ * sandbox's root (uid), never anywhere in the host's tree; it disappears with the sandbox's last
+ * mount of it. Its pages are charged to the memory cgroup of whoever writes them: the sandbox. */
+static int make_disk(uint64_t size, uint32_t uid, struct ak_err *err)
 {
-        char opt[32];
+        char opt[32], id[16];
         int fs, mnt = -1, r = 0;
 
         fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
         if (fs < 0)
                 return ak_err_set(err, errno, "tmpfs: %s", strerror(errno));
         (void)snprintf(opt, sizeof(opt), "%llu", (unsigned long long)size);
+        (void)snprintf(id, sizeof(id), "%u", uid);
         if (fsconfig(fs, FSCONFIG_SET_STRING, "size", opt, 0) < 0 ||
-            fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0700", 0) < 0 ||
+            fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0755", 0) < 0 ||
+            fsconfig(fs, FSCONFIG_SET_STRING, "uid", id, 0) < 0 ||
+            fsconfig(fs, FSCONFIG_SET_STRING, "gid", id, 0) < 0 ||
             fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
             (mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0)
-                r = ak_err_set(err, errno, "private tmpfs for the image's upper layer: %s",
-                               strerror(errno));
+                r = ak_err_set(err, errno, "the sandbox's disk (tmpfs): %s", strerror(errno));
         close(fs);
-        if (r < 0)
-                return r;
-        if (mkdirat(mnt, "upper", 0755) < 0 || fchownat(mnt, "upper", uid, uid, 0) < 0 ||
-            mkdirat(mnt, "work", 0700) < 0 ||
-            (*ret_upper = openat(mnt, "upper", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-            (*ret_work = openat(mnt, "work", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
-                r = ak_err_set(err, errno, "upper layer on tmpfs: %s", strerror(errno));
-                close(mnt);
-                return r;
-        }
-        return mnt;
+        return r < 0 ? r : mnt;
 }
 
-static int prepare_overlay(const struct mount_op *op, int userns_fd, uint32_t id_base,
+/* upper/ (owned by uid) and work/ on the disk, as O_PATH fds. */
+static int disk_upper(int disk, uint32_t uid, int *ret_upper, int *ret_work, struct ak_err *err)
+{
+        if (mkdirat(disk, "upper", 0755) < 0 || fchownat(disk, "upper", uid, uid, 0) < 0 ||
+            mkdirat(disk, "work", 0700) < 0 ||
+            (*ret_upper = openat(disk, "upper", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+            (*ret_work = openat(disk, "work", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+                return ak_err_set(err, errno, "upper layer on the sandbox's disk: %s",
+                                  strerror(errno));
+        return 0;
+}
+
+/* A detached overlayfs for MOP_OVERLAY: each lower layer an idmapped, read-only detached mount
+ * handed to overlayfs by fd (Linux 6.8+: no path to the idmapped layers exists anywhere), the
+ * upper and work directories on the sandbox's disk. Files of the layers (owned by 0..65535
+ * in the store) appear with the sandbox's ids; copy-ups land in upper with those ids. */
+static int prepare_overlay(const struct mount_op *op, int userns_fd, uint32_t id_base, int disk,
                            struct ak_err *err)
 {
         struct mount_attr attr = {
@@ -797,29 +833,18 @@ static int prepare_overlay(const struct mount_op *op, int userns_fd, uint32_t id
                                        strerror(errno));
                 layer_fds[n_fds++] = fd;
         }
-        if (r >= 0 && !op->data) {
+        if (r >= 0 && disk < 0)
+                r = ak_err_set(err, EINVAL, "an image root needs the sandbox's disk");
+        if (r >= 0) {
                 int upper = -1, work = -1;
-                int tm = private_upper(op->len, id_base, &upper, &work, err);
-                if (tm < 0)
-                        r = tm;
-                else {
-                        if (fsconfig(fs, FSCONFIG_SET_FD, "upperdir", NULL, upper) < 0 ||
-                            fsconfig(fs, FSCONFIG_SET_FD, "workdir", NULL, work) < 0)
-                                r = ak_err_set(err, errno, "overlay upper layer on tmpfs: %s",
-                                               strerror(errno));
+                r = disk_upper(disk, id_base, &upper, &work, err);
+                if (r >= 0 && (fsconfig(fs, FSCONFIG_SET_FD, "upperdir", NULL, upper) < 0 ||
+                               fsconfig(fs, FSCONFIG_SET_FD, "workdir", NULL, work) < 0))
+                        r = ak_err_set(err, errno, "overlay upper layer: %s", strerror(errno));
+                if (upper >= 0)
                         close(upper);
+                if (work >= 0)
                         close(work);
-                        layer_fds[n_fds++] = tm; /* kept until the overlay exists */
-                }
-        } else if (r >= 0) {
-                (void)snprintf(path, sizeof(path), "%s/upper", op->data);
-                if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", path, 0) < 0)
-                        r = ak_err_set(err, errno, "overlay upper dir '%s': %s", path,
-                                       strerror(errno));
-                (void)snprintf(path, sizeof(path), "%s/work", op->data);
-                if (r >= 0 && fsconfig(fs, FSCONFIG_SET_STRING, "workdir", path, 0) < 0)
-                        r = ak_err_set(err, errno, "overlay work dir '%s': %s", path,
-                                       strerror(errno));
         }
         if (r >= 0 && fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
                 r = ak_err_set(err, errno, "mount overlayfs: %s", strerror(errno));
@@ -887,8 +912,14 @@ static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, s
 {
         int fds[RUNTIME_IDMAP_MAX];
         size_t n = 0;
-        int userns = -1, r = 0;
+        int userns = -1, r = 0, disk = -1;
 
+        /* the disk first: the child attaches it before any planned mount */
+        if (!s->rootless && s->disk_bytes) {
+                r = disk = make_disk(s->disk_bytes, s->id_base, err);
+                if (r >= 0)
+                        fds[n++] = disk;
+        }
         for (size_t i = 0; i < s->plan->n && r >= 0; i++) {
                 const struct mount_op *op = &s->plan->ops[i];
                 if (!(op->flags & MOP_PREPARED))
@@ -907,8 +938,9 @@ static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, s
                                 break;
                         }
                 }
-                r = op->type == MOP_OVERLAY ? prepare_overlay(op, userns, s->id_base, err)
-                                            : prepare_idmapped(op, userns, err);
+                r = op->type == MOP_OVERLAY && (op->flags & MOP_IDMAP)
+                        ? prepare_overlay(op, userns, s->id_base, disk, err)
+                        : prepare_idmapped(op, userns, err); /* a copy-fallback lower too */
                 if (r >= 0)
                         fds[n++] = r;
         }

@@ -31,9 +31,13 @@ enum mount_op_type {
         MOP_MASK_FILE,  /* bind /dev/null over dst when it exists */
         MOP_MASK_DIR,   /* empty read-only tmpfs over dst when it exists */
         MOP_OVERLAY,    /* overlayfs at dst: src = lower dirs, top first, ':'-separated;
-                           data = a directory holding upper/ and work/, or NULL for a private
-                           tmpfs of len bytes. Rootful (MOP_IDMAP): the parent builds it over
-                           idmapped layers; rootless: the child mounts it with userxattr */
+                           the upper and work dirs are on the sandbox's disk. Rootful
+                           (MOP_IDMAP): the parent builds it over idmapped layers; rootless: the
+                           child mounts it with userxattr; MOP_DETACHED: src is one host
+                           directory (the copy fallback), lent by the parent as a detached mount,
+                           and the child mounts the overlay on it */
+        MOP_DISK_DIR,   /* directory src ("/name") on the sandbox's disk (created with mode),
+                           bound at dst; MOP_NOEXEC: no execution */
 };
 
 #define MOP_OPTIONAL (1u << 0) /* skip the op when its source is missing */
@@ -86,6 +90,10 @@ struct runtime_spec {
         const char *hostname;
         bool read_only_root; /* an image root (a first op mounting "/") is writable unless this */
         const struct mount_plan *plan;
+        /* The sandbox's disk: one tmpfs of this size holding every MOP_DISK_DIR and the upper
+         * layer of a MOP_OVERLAY, so that what the sandbox writes to its own places is bounded
+         * together (and charged to its memory cgroup, as tmpfs pages are). 0: none. */
+        uint64_t disk_bytes;
         const char *workdir;             /* chdir here before starting the agent */
         const char *const *cgroup_procs; /* NULL-terminated cgroup.procs files to join */
         const struct sock_fprog *seccomp;

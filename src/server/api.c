@@ -224,6 +224,20 @@ static int opt_uint(json_t *body, const char *key, uint64_t max, uint64_t *ret,
         return 0;
 }
 
+/* disk_mb: absent, null, or DISK_MB_MIN..DISK_MB_MAX. */
+static int opt_disk(json_t *body, uint64_t *ret, struct api_result *r)
+{
+        json_t *v = json_object_get(body, "disk_mb");
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_integer(v) || json_integer_value(v) < DISK_MB_MIN ||
+            json_integer_value(v) > DISK_MB_MAX)
+                return api_fail(r, 400, "disk_mb must be an integer from %u to %u", DISK_MB_MIN,
+                                DISK_MB_MAX);
+        *ret = (uint64_t)json_integer_value(v);
+        return 0;
+}
+
 static int opt_bool(json_t *body, const char *key, int *ret, struct api_result *r)
 {
         json_t *v = json_object_get(body, key);
@@ -291,7 +305,7 @@ int api_run_prepare(json_t *body, struct create_opts *o, struct agent_exec_opts 
                     char ***argv_out, char ***env_out, struct api_result *r)
 {
         const char *image, *profile, *cwd;
-        uint64_t timeout = API_EXEC_TIMEOUT_MS, mem = 0;
+        uint64_t timeout = API_EXEC_TIMEOUT_MS, mem = 0, disk = 0;
         bool bad = false;
         int network = -1;
 
@@ -306,7 +320,7 @@ int api_run_prepare(json_t *body, struct create_opts *o, struct agent_exec_opts 
         if (!cwd)
                 cwd = opt_string(body, "workdir", r, &bad);
         if (bad || opt_uint(body, "timeout_ms", 86400000ull, &timeout, r) < 0 ||
-            opt_uint(body, "memory_mb", 1u << 20, &mem, r) < 0 ||
+            opt_uint(body, "memory_mb", 1u << 20, &mem, r) < 0 || opt_disk(body, &disk, r) < 0 ||
             opt_bool(body, "network", &network, r) < 0)
                 return -1;
         if (profile && !profile_get(profile))
@@ -325,6 +339,7 @@ int api_run_prepare(json_t *body, struct create_opts *o, struct agent_exec_opts 
         o->network = network;
         o->mount_cwd = 0;
         o->memory_mb = mem;
+        o->disk_mb = disk;
         o->name = "run";
         x->argv = *argv_out;
         x->env = *env_out;
@@ -593,7 +608,7 @@ int api_create(struct api_ctx *c, json_t *body, struct api_result *r)
         struct lifecycle_policy lc;
         struct ak_err err = {0};
         json_t *labels = json_object_get(body, "labels"), *lcj = json_object_get(body, "lifecycle");
-        uint64_t vcpus = 0, mem = 0, ttl = 0;
+        uint64_t vcpus = 0, mem = 0, disk = 0, ttl = 0;
         bool bad = false, has_lc = false;
         const char *name, *image, *profile, *ttl_s;
         int network = -1;
@@ -619,7 +634,7 @@ int api_create(struct api_ctx *c, json_t *body, struct api_result *r)
                                 "invalid profile '%s': use permissive, moderate or restrictive",
                                 profile);
         if (opt_uint(body, "vcpus", 64, &vcpus, r) < 0 ||
-            opt_uint(body, "memory_mb", 1u << 20, &mem, r) < 0 ||
+            opt_uint(body, "memory_mb", 1u << 20, &mem, r) < 0 || opt_disk(body, &disk, r) < 0 ||
             opt_bool(body, "network", &network, r) < 0 || env_of(body, &env, r) < 0 ||
             string_array(body, "volumes", false, 32, &volumes, r) < 0 ||
             string_array(body, "ports", false, ARRAY_SIZE(ports), &ports_s, r) < 0 ||
@@ -651,6 +666,7 @@ int api_create(struct api_ctx *c, json_t *body, struct api_result *r)
         o.profile = profile;
         o.vcpus = (uint32_t)vcpus;
         o.memory_mb = mem;
+        o.disk_mb = disk;
         o.network = network;
         o.env = env;
         o.volumes = volumes;

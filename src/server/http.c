@@ -929,8 +929,8 @@ int main(int argc, char **argv)
                 usage(stderr);
                 return 2;
         }
-        if (!config_path && access(CONFIG_FILE_NAME, F_OK) == 0)
-                config_path = CONFIG_FILE_NAME;
+        if (!config_path)
+                config_path = config_default_path(); /* read only when approved */
         if (config_path && config_load(config_path, &cfg, &err) < 0) {
                 fprintf(stderr, "error: %s\n", ak_err_msg(&err));
                 return 2;

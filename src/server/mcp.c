@@ -49,7 +49,10 @@ static const struct tool tools[] = {
      "\"gemini\"],\"default\":\"native\"},\"ports\":" STRS "},\"required\":[\"command\"]}"},
     {"sandbox_create", "Create a sandbox and start it",
      "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"image\":" STR ",\"ports\":" STRS
-     ",\"source_url\":" STR ",\"source_ref\":" STR "},\"required\":[\"name\"]}"},
+     ",\"source_url\":" STR ",\"source_ref\":" STR
+     ",\"disk_mb\":{\"type\":\"integer\",\"minimum\":16,\"maximum\":1048576,"
+     "\"description\":\"what the sandbox may write to its own filesystems, in MB\"}},"
+     "\"required\":[\"name\"]}"},
     {"sandbox_exec", "Run a command in a running sandbox",
      "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"command\":" STRS ",\"env\":" STRS
      ",\"workdir\":" STR ",\"sudo\":{\"type\":\"boolean\"}},\"required\":[\"name\",\"command\"]}"},

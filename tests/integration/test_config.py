@@ -6,8 +6,14 @@ import os
 import pytest
 
 
-def write(d, text):
+def write(d, text, ak=None):
+    """Writes d/agentkernel.toml and, given ak, approves it as a user would (agentkernel trust):
+    an unapproved config is refused (tests/security/sandbox/test_planted_config.py)."""
     (d / "agentkernel.toml").write_text(text)
+    os.chmod(d / "agentkernel.toml", 0o644)
+    if ak is not None:
+        res = ak("trust", "--yes", d / "agentkernel.toml")
+        assert res.rc == 0, res
     return d
 
 
@@ -57,7 +63,7 @@ network = false
 source = "hello.txt"
 dest = "/tmp/injected/hello.txt"
 mode = "0600"
-""")
+""", ak)
     res = ak("create", cwd=proj)
     assert res.rc == 0, res
     st = ak.state("fromfile")
@@ -75,7 +81,7 @@ mode = "0600"
 
 
 def test_flags_win_over_the_file_and_no_config_skips_it(ak, proj):
-    write(proj, '[sandbox]\nname = "f"\n[resources]\nmemory_mb = 256\n')
+    write(proj, '[sandbox]\nname = "f"\n[resources]\nmemory_mb = 256\n', ak)
     assert ak("create", "a", "--no-start", "--memory", "300", cwd=proj).rc == 0
     assert ak.state("a")["memory_mb"] == 300
     assert ak("create", "b", "--no-start", "--no-config", cwd=proj).rc == 0
@@ -98,7 +104,7 @@ def test_bad_file_is_refused_with_its_position_and_nothing_is_created(ak, proj):
 
 
 def test_unknown_keys_warn(ak, proj):
-    write(proj, '[sandbox]\nname = "w"\ncolour = "blue"\n[secrets]\nA = "b"\n')
+    write(proj, '[sandbox]\nname = "w"\ncolour = "blue"\n[secrets]\nA = "b"\n', ak)
     res = ak("create", "--no-start", cwd=proj)
     assert res.rc == 0, res
     assert "unknown key 'colour' in [sandbox]" in res.stderr
@@ -107,7 +113,7 @@ def test_unknown_keys_warn(ak, proj):
 
 def test_init_script_failure_stops_the_sandbox_and_reports_its_code(ak, proj):
     write(proj, '[sandbox]\nname = "bad"\ninit_script = "echo boom >&2; exit 3"\n'
-                '[security]\nnetwork = false\n')
+                '[security]\nnetwork = false\n', ak)
     res = ak("create", cwd=proj)
     assert res.rc == 1, res
     assert "init script failed (exit code 3): boom" in res.stderr
@@ -120,7 +126,7 @@ def test_init_script_failure_stops_the_sandbox_and_reports_its_code(ak, proj):
 
 def test_run_gets_files_and_init_script(ak, proj):
     write(proj, '[sandbox]\ninit_script = "echo x > /tmp/i"\n[security]\nnetwork = false\n'
-                '[[files]]\nsource = "hello.txt"\ndest = "/tmp/h.txt"\n')
+                '[[files]]\nsource = "hello.txt"\ndest = "/tmp/h.txt"\n', ak)
     res = ak("run", "--", "cat", "/tmp/i", "/tmp/h.txt", cwd=proj)
     assert res.rc == 0, res
     assert res.stdout == "x\nhello from the host\n"
@@ -138,7 +144,7 @@ block = ["wget", "nc"]
 
 
 def test_blocked_commands_are_refused_and_audited(ak, proj, tmp_path):
-    write(proj, POLICY)
+    write(proj, POLICY, ak)
     assert ak("create", cwd=proj).rc == 0
     other = tmp_path / "elsewhere"
     other.mkdir()
@@ -157,7 +163,7 @@ def test_blocked_commands_are_refused_and_audited(ak, proj, tmp_path):
 
 
 def test_a_symlink_does_not_get_around_a_block(ak, proj):
-    write(proj, POLICY.replace('"wget", "nc"', '"cat"'))
+    write(proj, POLICY.replace('"wget", "nc"', '"cat"'), ak)
     assert ak("create", cwd=proj).rc == 0
     assert ak("exec", "pol", "--", "sh", "-c", "ln -s $(command -v cat) /tmp/kitty").rc == 0
     res = ak("exec", "pol", "--", "/tmp/kitty", "/etc/hostname")
@@ -175,7 +181,7 @@ network = false
 [security.commands]
 allow = ["echo", "ls", "sh"]
 allowlist_only = true
-""")
+""", ak)
     assert ak("create", cwd=proj).rc == 0
     assert ak("exec", "allow", "--", "echo", "ok").stdout == "ok\n"
     assert ak("exec", "allow", "--", "ls", "/").rc == 0
@@ -190,14 +196,14 @@ allowlist_only = true
 
 
 def test_run_checks_the_policy_before_starting(ak, proj):
-    write(proj, POLICY)
+    write(proj, POLICY, ak)
     res = ak("run", "--", "wget", cwd=proj)
     assert res.rc == 126 and "blocked" in res.stderr
     assert ak("run", "--", "true", cwd=proj).rc == 0
 
 
 def test_seccomp_filter_from_the_file(ak, proj):
-    write(proj, '[sandbox]\nname = "sc"\n[security]\nnetwork = false\nseccomp = "restrictive"\n')
+    write(proj, '[sandbox]\nname = "sc"\n[security]\nnetwork = false\nseccomp = "restrictive"\n', ak)
     assert ak("create", cwd=proj).rc == 0
     assert ak.state("sc")["x_agentkernel"]["seccomp"] == "restrictive"
     # ioprio_set is outside the restrictive allow-list, allowed by moderate's deny-list filter

@@ -159,8 +159,9 @@ def test_sandboxes_of_one_image_do_not_share_writes(ak, world):
     layers = list((store(ak) / "layers").iterdir())
     kept = [l / "etc/kept" for l in layers if (l / "etc/kept").exists()]
     assert kept and all(k.read_text() == "kept\n" for k in kept)
-    upper = ak.data_dir / "run" / "a" / "rootfs" / "upper"
-    assert (upper / "etc/kept").read_text() == "mine\n"
+    # what a kept sandbox writes lives on its own disk (a tmpfs of --disk MB), not on the host's
+    # (issue 12, finding 9: an upper layer in the run directory filled the host's disk)
+    assert not (ak.data_dir / "run" / "a" / "rootfs").exists()
     ak("remove", "a", check=True)
     assert not (ak.data_dir / "run" / "a").exists()
 
@@ -451,6 +452,7 @@ def test_mirror_from_agentkernel_toml(ak, world, tmp_path):
     proj.mkdir()
     (proj / "agentkernel.toml").write_text(
         f'[images]\nmirror = "http://{world.reg.host}"\ninsecure_registries = ["reg.lan:5000"]\n')
+    ak("trust", "--yes", proj / "agentkernel.toml", check=True)  # a config is read once approved
     res = ak("run", "--no-network", "-i", "alpine:3.19", "--", "cat", "/etc/kept", cwd=proj)
     assert res.rc == 0, res
     assert res.stdout == "kept\n"
@@ -469,6 +471,7 @@ def test_insecure_registries_from_agentkernel_toml(ak, world, tmp_path):
     proj.mkdir()
     (proj / "agentkernel.toml").write_text(
         f'[images]\ninsecure_registries = ["{world.reg.host}"]\n')
+    ak("trust", "-y", proj / "agentkernel.toml", check=True)
     res = ak("run", "--no-network", "-i", name, "--", "cat", "/srv/tomlreg", cwd=proj)
     assert res.rc == 0, res
     assert res.stdout == "yes\n"
@@ -489,7 +492,10 @@ def test_copy_fallback_gives_the_same_files_and_isolation(ak, world):
         assert ak("create", name, "--no-network", "--image", world.base, env=env).rc == 0
     assert ak("exec", "ca", "--", "sh", "-c", "echo mine > /etc/kept").rc == 0
     assert ak("exec", "cb", "--", "cat", "/etc/kept").stdout == "kept\n"
-    assert (ak.data_dir / "run" / "ca" / "rootfs" / "etc" / "kept").read_text() == "mine\n"
+    assert ak("exec", "ca", "--", "cat", "/etc/kept").stdout == "mine\n"
+    # the copy on the host is the image, read-only to the sandbox: its writes go to its own disk
+    # (issue 12, finding 9: writes into the copy filled the host's disk)
+    assert (ak.data_dir / "run" / "ca" / "rootfs" / "etc" / "kept").read_text() == "kept\n"
     owner = os.stat(ak.data_dir / "run" / "ca" / "rootfs" / "srv" / "owned").st_uid
     assert owner > 0x40000000 and owner % 65536 == 1000  # the sandbox's range, not host 1000
     for name in ("ca", "cb"):

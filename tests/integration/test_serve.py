@@ -201,6 +201,7 @@ def test_body_limit_and_garbage(server):
 
 def test_blocked_command_over_the_api_is_audited(server, ak, tmp_path):
     (tmp_path / "agentkernel.toml").write_text('[security.commands]\nblock = ["wget"]\n')
+    ak("trust", "--yes", tmp_path / "agentkernel.toml", check=True)  # read once approved
     assert ak("create", "pol", "--no-network", cwd=tmp_path).rc == 0
     st, body = server.request("POST", "/sandboxes/pol/exec", {"command": ["wget", "-q", "x"]})
     assert st == 403 and "blocked" in body["error"]

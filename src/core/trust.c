@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The trust store of approved agentkernel.toml files. The store is read back from disk, so it is
+ * checked like any input: opened without following a symlink, believed only when it is a regular
+ * file of the caller closed to group and others, bounded in size and entries. It never follows a
+ * path it holds (only `trust_add` lstat()s them, to drop approvals of files that are gone).
+ */
+#include "trust.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/paths.h"
+#include "shared/buf.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/json-util.h"
+#include "shared/macro.h"
+#include "shared/time-util.h"
+
+#define TRUST_LOCK ".trusted-configs.lock"
+#define TRUST_VERSION 1
+
+char *trust_store_path(void)
+{
+        cleanup_free char *dir = NULL;
+        struct ak_err ignored = {0};
+        char *p = NULL;
+
+        if (paths_user_dir_path(&dir, &ignored) < 0 ||
+            asprintf(&p, "%s/%s", dir, TRUST_FILE) < 0)
+                return NULL;
+        return p;
+}
+
+/* The user directory, opened and checked as a private directory (paths_user_dir_open: created
+ * 0700 when missing). Without create, a missing one is -ENOENT and no error. */
+static int open_dir(bool create, struct ak_err *err)
+{
+        cleanup_free char *dir = NULL;
+        struct stat st;
+
+        if (!create) {
+                int r = paths_user_dir_path(&dir, err);
+                if (r < 0)
+                        return r;
+                if (lstat(dir, &st) < 0 && errno == ENOENT)
+                        return -ENOENT;
+        }
+        return paths_user_dir_open(NULL, err);
+}
+
+static int distrust(struct ak_err *err, const char *why)
+{
+        cleanup_free char *p = trust_store_path();
+
+        return ak_err_set(err, EPERM,
+                          "the trust store '%s' %s, so none of its approvals is believed; remove "
+                          "it and approve your configs again (agentkernel trust FILE)",
+                          p ? p : TRUST_FILE, why);
+}
+
+/* Reads the store into *ret ({"version", "configs": {...}}; an empty one when there is none). */
+static int load(int dirfd, json_t **ret, struct ak_err *err)
+{
+        cleanup_close int fd = -1;
+        cleanup_buf struct buf b = BUF_INIT;
+        cleanup_json json_t *o = NULL;
+        json_t *configs, *v;
+        const char *k;
+        struct stat st;
+        int r;
+
+        fd = openat(dirfd, TRUST_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                *ret = json_pack("{s:i,s:{}}", "version", TRUST_VERSION, "configs");
+                return *ret ? 0 : ak_err_set(err, ENOMEM, "out of memory");
+        }
+        if (fd < 0)
+                return errno == ELOOP ? distrust(err, "is a symbolic link")
+                                      : ak_err_set(err, errno, "cannot read the trust store: %s",
+                                                   strerror(errno));
+        if (fstat(fd, &st) < 0)
+                return ak_err_set(err, errno, "cannot read the trust store: %s", strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return distrust(err, "is not a regular file");
+        if (st.st_uid != geteuid())
+                return distrust(err, "is not owned by you");
+        if (st.st_mode & 022)
+                return distrust(err, "is writable by group or others");
+        r = read_fd_full(fd, &b, TRUST_FILE_MAX);
+        if (r < 0)
+                return r == -EFBIG
+                           ? distrust(err, "is too large")
+                           : ak_err_set(err, -r, "cannot read the trust store: %s", strerror(-r));
+        o = json_loadb(b.data ? b.data : "", b.len, JSON_REJECT_DUPLICATES, NULL);
+        configs = json_object_get(o, "configs");
+        if (!json_is_object(configs) || json_object_size(configs) > TRUST_MAX_ENTRIES)
+                return distrust(err, "is not valid");
+        json_object_foreach (configs, k, v)
+                if (k[0] != '/' || !json_is_string(json_object_get(v, "sha256")) ||
+                    strlen(json_string_value(json_object_get(v, "sha256"))) != 64)
+                        return distrust(err, "is not valid");
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+static int save(int dirfd, json_t *o, struct ak_err *err)
+{
+        cleanup_free char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+        int r;
+
+        if (!text)
+                return ak_err_set(err, ENOMEM, "out of memory");
+        r = write_file_atomic_at(dirfd, TRUST_FILE, text, strlen(text), 0600, true);
+        if (r < 0)
+                return ak_err_set(err, -r, "cannot write the trust store: %s", strerror(-r));
+        return 0;
+}
+
+/* The store's lock, held exclusively for a read-modify-write. */
+static int lock(int dirfd, struct ak_err *err)
+{
+        int fd = openat(dirfd, TRUST_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+        if (fd < 0)
+                return ak_err_set(err, errno, "cannot lock the trust store: %s", strerror(errno));
+        if (flock(fd, LOCK_EX) < 0) {
+                int e = errno;
+                close(fd);
+                return ak_err_set(err, e, "cannot lock the trust store: %s", strerror(e));
+        }
+        return fd;
+}
+
+int trust_check(const char *path, const char *sha256_hex, enum trust_verdict *ret,
+                struct ak_err *err)
+{
+        cleanup_close int dirfd = open_dir(false, err);
+        cleanup_json json_t *o = NULL;
+        json_t *e;
+        int r;
+
+        if (dirfd == -ENOENT) {
+                *ret = TRUST_NEW;
+                return 0;
+        }
+        if (dirfd < 0)
+                return dirfd;
+        r = load(dirfd, &o, err);
+        if (r < 0)
+                return r;
+        e = json_object_get(json_object_get(o, "configs"), path);
+        if (!e)
+                *ret = TRUST_NEW;
+        else if (streq(json_string_value(json_object_get(e, "sha256")), sha256_hex))
+                *ret = TRUST_APPROVED;
+        else
+                *ret = TRUST_CHANGED;
+        return 0;
+}
+
+/* Drops approvals of files that no longer exist (used when the store is full). */
+static void prune_missing(json_t *configs)
+{
+        const char *k;
+        json_t *v;
+        void *tmp;
+        struct stat st;
+
+        json_object_foreach_safe(configs, tmp, k, v) if (lstat(k, &st) < 0 && errno == ENOENT)
+            json_object_del(configs, k);
+}
+
+int trust_add(const char *path, const char *sha256_hex, struct ak_err *err)
+{
+        cleanup_close int dirfd = open_dir(true, err);
+        cleanup_close int lk = -1;
+        cleanup_json json_t *o = NULL;
+        json_t *configs;
+        char now[RFC3339_MAX];
+        int r;
+
+        if (dirfd < 0)
+                return dirfd;
+        lk = lock(dirfd, err);
+        if (lk < 0)
+                return lk;
+        r = load(dirfd, &o, err);
+        if (r < 0)
+                return r;
+        configs = json_object_get(o, "configs");
+        if (!json_object_get(configs, path) && json_object_size(configs) >= TRUST_MAX_ENTRIES)
+                prune_missing(configs);
+        if (!json_object_get(configs, path) && json_object_size(configs) >= TRUST_MAX_ENTRIES)
+                return ak_err_set(err, ENOSPC,
+                                  "the trust store holds %d approvals, its most; remove some "
+                                  "with: agentkernel untrust FILE (agentkernel trust --list "
+                                  "shows them)",
+                                  TRUST_MAX_ENTRIES);
+        format_rfc3339(now_realtime_ns(), now);
+        if (json_object_set_new(configs, path,
+                                json_pack("{s:s,s:s}", "sha256", sha256_hex, "approved_at", now)) <
+            0)
+                return ak_err_set(err, ENOMEM, "out of memory");
+        return save(dirfd, o, err);
+}
+
+int trust_remove(const char *path, bool *ret_found, struct ak_err *err)
+{
+        cleanup_close int dirfd = open_dir(false, err);
+        cleanup_close int lk = -1;
+        cleanup_json json_t *o = NULL;
+        json_t *configs;
+        int r;
+
+        *ret_found = false;
+        if (dirfd == -ENOENT)
+                return 0;
+        if (dirfd < 0)
+                return dirfd;
+        lk = lock(dirfd, err);
+        if (lk < 0)
+                return lk;
+        r = load(dirfd, &o, err);
+        if (r < 0)
+                return r;
+        configs = json_object_get(o, "configs");
+        if (!json_object_get(configs, path))
+                return 0;
+        json_object_del(configs, path);
+        *ret_found = true;
+        return save(dirfd, o, err);
+}
+
+int trust_list(json_t **ret, struct ak_err *err)
+{
+        cleanup_close int dirfd = open_dir(false, err);
+        cleanup_json json_t *o = NULL;
+        int r;
+
+        if (dirfd == -ENOENT) {
+                *ret = json_object();
+                return *ret ? 0 : ak_err_set(err, ENOMEM, "out of memory");
+        }
+        if (dirfd < 0)
+                return dirfd;
+        r = load(dirfd, &o, err);
+        if (r < 0)
+                return r;
+        *ret = json_incref(json_object_get(o, "configs"));
+        return 0;
+}
