@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <pthread.h>
@@ -152,12 +153,12 @@ static int pjoin(char *out, const char *a, const char *b)
         return 0;
 }
 
-static unsigned long locked_flags(const char *path)
+static unsigned long locked_flags(int fd)
 {
         struct statfs sf;
         unsigned long f = 0;
 
-        if (statfs(path, &sf) < 0 || !(sf.f_flags & ST_VALID))
+        if (fstatfs(fd, &sf) < 0 || !(sf.f_flags & ST_VALID))
                 return 0;
         if (sf.f_flags & ST_NOSUID)
                 f |= MS_NOSUID;
@@ -174,24 +175,33 @@ static unsigned long locked_flags(const char *path)
         return f;
 }
 
+static uint64_t mount_attrs(unsigned long flags)
+{
+        return (flags & MS_RDONLY ? MOUNT_ATTR_RDONLY : 0) |
+               (flags & MS_NOSUID ? MOUNT_ATTR_NOSUID : 0) |
+               (flags & MS_NODEV ? MOUNT_ATTR_NODEV : 0) |
+               (flags & MS_NOEXEC ? MOUNT_ATTR_NOEXEC : 0);
+}
+
 /* Adds flags (MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC) to the mount at path, and with
  * recursive to the mounts below it. mount_setattr() changes only those (one call, no statfs);
  * before Linux 5.12 a bind remount must repeat the flags the kernel locks in a user namespace. */
 static int mount_add_flags(const char *path, unsigned long flags, bool recursive)
 {
-        struct mount_attr attr = {
-            .attr_set = (flags & MS_RDONLY ? MOUNT_ATTR_RDONLY : 0) |
-                        (flags & MS_NOSUID ? MOUNT_ATTR_NOSUID : 0) |
-                        (flags & MS_NODEV ? MOUNT_ATTR_NODEV : 0) |
-                        (flags & MS_NOEXEC ? MOUNT_ATTR_NOEXEC : 0),
-        };
+        struct mount_attr attr = {.attr_set = mount_attrs(flags)};
+        int fd, r;
 
         if (mount_setattr(AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, &attr, sizeof(attr)) == 0)
                 return 0;
         if (errno != ENOSYS)
                 return -errno;
-        flags |= MS_REMOUNT | MS_BIND | locked_flags(path);
-        return mount(NULL, path, NULL, flags, NULL) < 0 ? -errno : 0;
+        fd = open(path, O_PATH | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        flags |= MS_REMOUNT | MS_BIND | locked_flags(fd);
+        close(fd);
+        r = mount(NULL, path, NULL, flags, NULL);
+        return r < 0 ? -errno : 0;
 }
 
 /* Makes the mount at path read-only (and extra). */
@@ -200,79 +210,209 @@ static int remount_ro(const char *path, unsigned long extra)
         return mount_add_flags(path, MS_RDONLY | extra, false);
 }
 
-/* Creates the mount point for a bind of src: a directory or an empty file. When src cannot be
- * looked at, returns -1 with *src_err set to why (and creates nothing). */
-static int make_mountpoint(const char *src, const char *dst, int *src_err)
-{
-        struct stat st;
-
-        *src_err = 0;
-        if (stat(src, &st) < 0) {
-                *src_err = errno;
-                return -1;
-        }
-        if (S_ISDIR(st.st_mode)) {
-                if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-        } else {
-                int fd = open(dst, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
-                if (fd < 0 && errno != EEXIST)
-                        return -errno;
-                if (fd >= 0)
-                        close(fd);
-        }
-        return 0;
-}
-
 /* What one child works with. It lives on the child's own stack: children of concurrent starts
  * (API server threads) share their parent's memory, so nothing of a child may be global. */
 struct child_ctx {
         int errfd;
+        int root; /* O_PATH: the sandbox root being built (NEWROOT), what every dst is below */
         int prepared[RUNTIME_IDMAP_MAX]; /* detached mounts from the parent, in plan order */
         size_t n_prepared, next_prepared;
 };
 
-/* Places a prepared detached mount at dst (the child's side of MOP_IDMAP). */
-static void attach_prepared(struct child_ctx *cx, const struct mount_op *op, const char *dst)
+/*
+ * Paths inside the sandbox root. An image is untrusted, and so are a workspace's and a volume's
+ * contents: any directory on the way to a mount point or a file the setup writes may be a
+ * symlink (`etc -> /oldroot/etc`) or the path may hold "..". Every dst is therefore resolved by
+ * the kernel below cx->root as if that were "/" (openat2 RESOLVE_IN_ROOT: symlinks and ".." never
+ * leave it; magic links are refused), and the setup works on the resulting file descriptors,
+ * never on a path string that the host's tree could resolve.
+ */
+static int in_root(const struct child_ctx *cx, const char *path, int flags)
 {
-        int errfd = cx->errfd;
-        struct stat st;
-        int fd, r;
+        struct open_how how = {
+            .flags = (uint64_t)(flags | O_CLOEXEC),
+            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        };
+        long fd = syscall(SYS_openat2, cx->root, path, &how, sizeof(how));
 
-        if (cx->next_prepared >= cx->n_prepared)
-                die(errfd, "idmapped mount missing", op->dst, EINVAL);
-        fd = cx->prepared[cx->next_prepared++];
-        if (fstat(fd, &st) < 0)
-                die(errfd, "stat prepared mount", op->dst, errno);
-        if (S_ISDIR(st.st_mode))
-                r = mkdir(dst, 0755) < 0 && errno != EEXIST ? -errno : 0;
-        else {
-                int f = open(dst, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
-                r = f < 0 && errno != EEXIST ? -errno : 0;
+        return fd < 0 ? -errno : (int)fd;
+}
+
+/* Whether in_root()'s answer means "nothing there to mask": absent, or behind a directory the
+ * sandbox's ids cannot search either (a host directory of a user it does not map). */
+static bool unreachable(int r)
+{
+        return r == -ENOENT || r == -EACCES;
+}
+
+/* The directory holding dst (O_PATH, resolved in the root) and dst's last component. */
+static int in_root_parent(const struct child_ctx *cx, const char *dst, const char **ret_name)
+{
+        char parent[CHILD_PATH_MAX];
+        const char *slash = strrchr(dst, '/');
+        size_t n;
+        int fd;
+
+        if (!slash || dst[0] != '/')
+                die(cx->errfd, "not an absolute path", dst, EINVAL);
+        n = slash == dst ? 1 : (size_t)(slash - dst);
+        if (n >= sizeof(parent))
+                die(cx->errfd, "path too long", dst, ENAMETOOLONG);
+        memcpy(parent, dst, n);
+        parent[n] = '\0';
+        *ret_name = slash + 1;
+        if (!**ret_name || streq(*ret_name, ".") || streq(*ret_name, ".."))
+                die(cx->errfd, "not a usable path", dst, EINVAL);
+        fd = in_root(cx, parent, O_PATH | O_DIRECTORY);
+        if (fd < 0)
+                die(cx->errfd, "directory of", dst, -fd);
+        return fd;
+}
+
+/* A mount point for dst, resolved in the root: what is there (followed in the root if a
+ * symlink), or a new directory (dir) or empty file. Returns an O_PATH fd. */
+static int mount_point(const struct child_ctx *cx, const char *dst, bool dir)
+{
+        const char *name;
+        int fd = in_root(cx, dst, O_PATH), parent, r;
+
+        if (fd >= 0 || fd != -ENOENT) {
+                if (fd < 0)
+                        die(cx->errfd, "mount point", dst, -fd);
+                return fd;
+        }
+        parent = in_root_parent(cx, dst, &name);
+        if (dir) {
+                r = mkdirat(parent, name, 0755) < 0 ? -errno : 0;
+        } else {
+                int f =
+                    openat(parent, name,
+                           O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+                r = f < 0 ? -errno : 0;
                 if (f >= 0)
                         close(f);
         }
+        if (r == -EEXIST) /* there, but not reachable in the root: a symlink out of it */
+                die(cx->errfd, "mount point is a symlink that leads outside the sandbox", dst,
+                    ELOOP);
         if (r < 0)
-                die(errfd, "create mount point", op->dst, -r);
-        if (move_mount(fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-                die(errfd, "attach idmapped mount", op->dst, errno);
-        close(fd);
+                die(cx->errfd, "create mount point", dst, -r);
+        fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                die(cx->errfd, "open mount point", dst, errno);
+        close(parent);
+        return fd;
+}
+
+/* Mounts a new filesystem (tmpfs, proc, devpts) on the directory at target: mount(2) on the
+ * working directory, so no path is looked up again. */
+static void mount_fs_at(const struct child_ctx *cx, int target, const char *dst, const char *type,
+                        unsigned long flags, const char *data)
+{
+        if (fchdir(target) < 0)
+                die(cx->errfd, "enter mount point", dst, errno);
+        if (mount(type, ".", type, flags, data) < 0)
+                die(cx->errfd, "mount", dst, errno);
+}
+
+/* Attaches the detached mount tree at target; closes tree. */
+static void attach_at(const struct child_ctx *cx, int tree, int target, const char *dst)
+{
+        if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                die(cx->errfd, "attach mount", dst, errno);
+        close(tree);
+}
+
+/* Sets flags on a detached tree (recursively when recursive). Before Linux 5.12 (no
+ * mount_setattr) the tree is attached first and remounted through the mount point. */
+static void tree_flags(const struct child_ctx *cx, int tree, int target, const char *dst,
+                       unsigned long flags, bool recursive)
+{
+        struct mount_attr attr = {.attr_set = mount_attrs(flags)};
+        int top;
+
+        if (!flags)
+                return attach_at(cx, tree, target, dst);
+        if (mount_setattr(tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr,
+                          sizeof(attr)) == 0)
+                return attach_at(cx, tree, target, dst);
+        if (errno != ENOSYS)
+                die(cx->errfd, "mount flags", dst, errno);
+        attach_at(cx, tree, target, dst);
+        top = in_root(cx, dst, O_PATH);
+        if (top < 0 || fchdir(top) < 0)
+                die(cx->errfd, "remount", dst, top < 0 ? -top : errno);
+        if (mount(NULL, ".", NULL, MS_REMOUNT | MS_BIND | flags | locked_flags(top), NULL) < 0)
+                die(cx->errfd, "remount", dst, errno);
+        close(top);
+}
+
+/* Binds the host path src (below OLDROOT) at dst with flags. A missing src is skipped when the
+ * op is optional. */
+static void bind_at(const struct child_ctx *cx, const struct mount_op *op, const char *src,
+                    unsigned long flags, bool recursive)
+{
+        struct stat st;
+        int tree, target;
+
+        if (stat(src, &st) < 0) {
+                if (op->flags & MOP_OPTIONAL)
+                        return;
+                die(cx->errfd, "bind source", op->src, errno);
+        }
+        tree = open_tree(AT_FDCWD, src,
+                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+        if (tree < 0)
+                die(cx->errfd, "bind mount", op->src, errno);
+        target = mount_point(cx, op->dst, S_ISDIR(st.st_mode));
+        tree_flags(cx, tree, target, op->dst, flags, recursive);
+        close(target);
+}
+
+/* Attaches the detached mount fd at dst (closing fd). A mount at "/" becomes the new root,
+ * which cx->root then names. */
+static void attach_mount(struct child_ctx *cx, int fd, const char *dst)
+{
+        struct stat st;
+        int target;
+
+        if (fstat(fd, &st) < 0)
+                die(cx->errfd, "stat prepared mount", dst, errno);
+        target = mount_point(cx, dst, S_ISDIR(st.st_mode));
+        attach_at(cx, fd, target, dst);
+        close(target);
+        if (streq(dst, "/")) {
+                close(cx->root);
+                cx->root = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (cx->root < 0)
+                        die(cx->errfd, "open the sandbox root", NULL, errno);
+        }
+}
+
+/* Places the next mount the parent prepared (MOP_PREPARED, rootful MOP_OVERLAY) at op->dst. */
+static void attach_prepared(struct child_ctx *cx, const struct mount_op *op)
+{
+        if (cx->next_prepared >= cx->n_prepared)
+                die(cx->errfd, "prepared mount missing", op->dst, EINVAL);
+        attach_mount(cx, cx->prepared[cx->next_prepared++], op->dst);
 }
 
 /* Rootless MOP_OVERLAY: the sandbox's own user namespace mounts the overlay, reading the
  * user.overlay.* xattrs ("userxattr") that an unprivileged unpacker could write. The upper layer
  * is op->data's upper/ and work/ on the host, or a tmpfs of op->len bytes on the scratch root,
  * which leaves with the sandbox. Runs in the child: no allocation. */
-static void mount_overlay_userns(const struct mount_op *op, const char *dst, int errfd)
+static void mount_overlay_userns(struct child_ctx *cx, const struct mount_op *op)
 {
         char path[CHILD_PATH_MAX], layer[CHILD_PATH_MAX], opts[64];
         const char *p = op->src, *upper_base = OVL_SCRATCH;
+        int errfd = cx->errfd;
         size_t n;
         int fs, mnt;
 
         fs = fsopen("overlay", FSOPEN_CLOEXEC);
         if (fs < 0)
                 die(errfd, "overlayfs", NULL, errno);
+        (void)fsconfig(fs, FSCONFIG_SET_STRING, "source", "none", 0);
         while (*p) {
                 const char *e = strchr(p, ':');
                 size_t len = e ? (size_t)(e - p) : strlen(p);
@@ -315,21 +455,18 @@ static void mount_overlay_userns(const struct mount_op *op, const char *dst, int
         if (mnt < 0)
                 die(errfd, "mount overlayfs", NULL, errno);
         close(fs);
-        if (move_mount(mnt, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-                die(errfd, "attach the image root", NULL, errno);
-        close(mnt);
+        attach_mount(cx, mnt, op->dst);
 }
 
 static void run_op(struct child_ctx *cx, const struct mount_op *op)
 {
         int errfd = cx->errfd;
-        char dst[CHILD_PATH_MAX], src[CHILD_PATH_MAX];
-        unsigned long ms = MS_NOSUID | MS_NODEV;
-        int r = 0, src_err;
+        char src[CHILD_PATH_MAX];
+        const unsigned long ms = MS_NOSUID | MS_NODEV;
+        const char *name;
+        int r = 0, fd, parent;
 
         src[0] = '\0';
-        if (pjoin(dst, NEWROOT, op->dst) < 0)
-                die(errfd, "path too long", op->dst, ENAMETOOLONG);
         if (op->src &&
             (op->type == MOP_BIND || op->type == MOP_BIND_RO || op->type == MOP_BIND_DEV ||
              op->type == MOP_COPY) &&
@@ -338,80 +475,74 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
 
         switch (op->type) {
         case MOP_MKDIR:
-                if (mkdir(dst, op->mode) < 0) {
+                parent = in_root_parent(cx, op->dst, &name);
+                if (mkdirat(parent, name, op->mode) < 0) {
+                        struct stat st;
                         if (errno != EEXIST)
                                 die(errfd, "mkdir", op->dst, errno);
-                        if (op->flags & MOP_OPTIONAL)
+                        if (op->flags & MOP_OPTIONAL) {
+                                close(parent);
                                 return;
+                        }
+                        if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                            !S_ISDIR(st.st_mode))
+                                die(errfd, "mkdir (not a directory)", op->dst, ENOTDIR);
                 }
-                if (chmod(dst, op->mode) < 0)
+                /* a directory now, ours or the image's: the mode is exact (no umask) */
+                if (fchmodat(parent, name, op->mode, 0) < 0)
                         die(errfd, "chmod", op->dst, errno);
+                close(parent);
                 return;
         case MOP_TMPFS:
-                if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-                        die(errfd, "mkdir", op->dst, errno);
-                if (mount("tmpfs", dst, "tmpfs", ms | (op->flags & MOP_NOEXEC ? MS_NOEXEC : 0),
-                          op->data) < 0)
-                        die(errfd, "mount tmpfs on", op->dst, errno);
+                fd = mount_point(cx, op->dst, true);
+                mount_fs_at(cx, fd, op->dst, "tmpfs", ms | (op->flags & MOP_NOEXEC ? MS_NOEXEC : 0),
+                            op->data);
+                close(fd);
                 return;
         case MOP_BIND:
         case MOP_BIND_RO:
         case MOP_BIND_DEV:
-                if (op->flags & MOP_PREPARED) {
-                        attach_prepared(cx, op, dst);
-                        return;
-                }
-                r = make_mountpoint(src, dst, &src_err);
-                if (src_err) {
-                        if (op->flags & MOP_OPTIONAL)
-                                return;
-                        die(errfd, "bind source", op->src, src_err);
-                }
-                if (r < 0)
-                        die(errfd, "create mount point", op->dst, -r);
-                if (mount(src, dst, NULL, MS_BIND | (op->type == MOP_BIND_DEV ? 0 : MS_REC), NULL) <
-                    0)
-                        die(errfd, "bind mount", op->src, errno);
+                if (op->flags & MOP_PREPARED)
+                        return attach_prepared(cx, op);
                 if (op->type == MOP_BIND_RO)
-                        r = mount_add_flags(dst, MS_RDONLY | MS_NOSUID | MS_NODEV, true);
+                        bind_at(cx, op, src, MS_RDONLY | MS_NOSUID | MS_NODEV, true);
                 else if (op->type == MOP_BIND_DEV)
-                        r = mount_add_flags(dst, MS_NOSUID | MS_NOEXEC, false);
+                        bind_at(cx, op, src, MS_NOSUID | MS_NOEXEC, false);
                 else
-                        r = mount_add_flags(dst, MS_NOSUID | MS_NODEV, true);
-                if (r < 0)
-                        die(errfd, "remount", op->dst, -r);
+                        bind_at(cx, op, src, MS_NOSUID | MS_NODEV, true);
                 return;
         case MOP_PROC:
-                if (mkdir(dst, 0555) < 0 && errno != EEXIST)
-                        die(errfd, "mkdir", op->dst, errno);
-                if (mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-                        die(errfd, "mount proc on", op->dst, errno);
+                fd = mount_point(cx, op->dst, true);
+                mount_fs_at(cx, fd, op->dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+                close(fd);
                 return;
         case MOP_DEVPTS:
-                if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-                        die(errfd, "mkdir", op->dst, errno);
-                if (mount("devpts", dst, "devpts", MS_NOSUID | MS_NOEXEC,
-                          "newinstance,ptmxmode=0666,mode=620") < 0)
-                        die(errfd, "mount devpts on", op->dst, errno);
+                fd = mount_point(cx, op->dst, true);
+                mount_fs_at(cx, fd, op->dst, "devpts", MS_NOSUID | MS_NOEXEC,
+                            "newinstance,ptmxmode=0666,mode=620");
+                close(fd);
                 return;
         case MOP_SYMLINK:
-                if (symlink(op->src, dst) < 0 && errno != EEXIST)
+                parent = in_root_parent(cx, op->dst, &name);
+                if (symlinkat(op->src, parent, name) < 0 && errno != EEXIST)
                         die(errfd, "symlink", op->dst, errno);
+                close(parent);
                 return;
-        case MOP_FILE: {
-                int fd;
-                if ((op->flags & MOP_REPLACE) && unlink(dst) < 0 && errno != ENOENT &&
+        case MOP_FILE:
+                parent = in_root_parent(cx, op->dst, &name);
+                if ((op->flags & MOP_REPLACE) && unlinkat(parent, name, 0) < 0 && errno != ENOENT &&
                     errno != EISDIR)
                         die(errfd, "replace", op->dst, errno);
-                fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, op->mode);
+                fd = openat(parent, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                            op->mode);
                 if (fd < 0)
                         die(errfd, "create", op->dst, errno);
                 r = write_all(fd, op->src, op->len);
                 close(fd);
+                close(parent);
                 if (r < 0)
                         die(errfd, "write", op->dst, -r);
                 return;
-        }
         case MOP_COPY: {
                 /* the kernel copies (sendfile): no buffer, nothing allocated */
                 int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY), out;
@@ -420,9 +551,12 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                                 return;
                         die(errfd, "open", op->src, errno);
                 }
-                out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, op->mode);
+                parent = in_root_parent(cx, op->dst, &name);
+                out = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                             op->mode);
                 if (out < 0)
                         die(errfd, "create", op->dst, errno);
+                close(parent);
                 for (size_t done = 0;;) {
                         ssize_t n = sendfile(out, in, NULL, 1 << 20);
                         if (n == 0)
@@ -439,33 +573,51 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                 close(out);
                 return;
         }
-        case MOP_REMOUNT_RO:
-                if (access(dst, F_OK) < 0)
+        case MOP_REMOUNT_RO: {
+                int tree;
+                fd = in_root(cx, op->dst, O_PATH);
+                if (unreachable(fd))
                         return; /* nothing to protect on this kernel */
-                if (mount(dst, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+                if (fd < 0)
+                        die(errfd, "remount read-only", op->dst, -fd);
+                tree = open_tree(
+                    fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+                if (tree < 0)
                         die(errfd, "bind", op->dst, errno);
-                r = remount_ro(dst, MS_NOSUID | MS_NODEV);
-                if (r < 0)
-                        die(errfd, "remount read-only", op->dst, -r);
+                tree_flags(cx, tree, fd, op->dst, MS_RDONLY | MS_NOSUID | MS_NODEV, false);
+                close(fd);
                 return;
-        case MOP_MASK_FILE:
-                if (access(dst, F_OK) < 0)
+        }
+        case MOP_MASK_FILE: {
+                int tree;
+                fd = in_root(cx, op->dst, O_PATH);
+                if (unreachable(fd))
                         return;
-                if (mount(OLDROOT "/dev/null", dst, NULL, MS_BIND, NULL) < 0)
+                if (fd < 0)
+                        die(errfd, "mask", op->dst, -fd);
+                tree =
+                    open_tree(AT_FDCWD, OLDROOT "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+                if (tree < 0)
                         die(errfd, "mask", op->dst, errno);
+                attach_at(cx, tree, fd, op->dst);
+                close(fd);
                 return;
+        }
         case MOP_MASK_DIR:
-                if (access(dst, F_OK) < 0)
+                fd = in_root(cx, op->dst, O_PATH | O_DIRECTORY);
+                if (unreachable(fd) || fd == -ENOTDIR)
                         return;
-                if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
-                          "size=0,mode=0555") < 0)
-                        die(errfd, "mask", op->dst, errno);
+                if (fd < 0)
+                        die(errfd, "mask", op->dst, -fd);
+                mount_fs_at(cx, fd, op->dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                            "size=0,mode=0555");
+                close(fd);
                 return;
         case MOP_OVERLAY:
                 if (op->flags & MOP_IDMAP)
-                        attach_prepared(cx, op, dst);
+                        attach_prepared(cx, op);
                 else
-                        mount_overlay_userns(op, dst, errfd);
+                        mount_overlay_userns(cx, op);
                 return;
         default:
                 die(errfd, "unknown mount op", op->dst, EINVAL);
@@ -501,7 +653,7 @@ static int place_fd(int fd, int target)
 
 static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int errfd)
 {
-        struct child_ctx cx = {.errfd = errfd};
+        struct child_ctx cx = {.errfd = errfd, .root = -1};
         char go = 0;
         int state_fd, devnull, r;
         int hi_chan, hi_sync, hi_state, hi_exe, hi_hold[RUNTIME_HOLD_MAX];
@@ -564,8 +716,12 @@ static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int
         if (mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV,
                   "mode=0755,size=16m,nr_inodes=16384") < 0)
                 die(errfd, "mount root tmpfs", NULL, errno);
+        cx.root = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (cx.root < 0)
+                die(errfd, "open the sandbox root", NULL, errno);
         for (size_t i = 0; i < s->plan->n; i++)
                 run_op(&cx, &s->plan->ops[i]);
+        close(cx.root);
 
         /* 6. The agent's private state: a tmpfs it keeps by fd, attached nowhere in the tree. */
         if (mount("tmpfs", STATEDIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
