@@ -21,7 +21,7 @@ struct rootfs_opts {
         uint64_t tmp_mb;         /* size of /tmp, /var/tmp and /dev/shm (tmpfs) */
         const struct bind_mount *binds; /* volumes, after the workspace */
         size_t n_binds;
-        bool idmap; /* rootful: idmap the workspace and volumes (see MOP_IDMAP) */
+        bool idmap; /* rootful: idmap the workspace (MOP_OWNER), volumes (MOP_VOLUME), /etc */
         /* Where /etc snapshots live (etc-snapshot.h), or NULL to fill /etc at every start. */
         const char *etc_snapshots;
 };

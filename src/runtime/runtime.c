@@ -11,6 +11,8 @@
  */
 #include "runtime.h"
 
+#include "shared/bind-mount.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -839,8 +841,9 @@ static void kill_and_reap(pid_t pid)
                 ;
 }
 
-/* A detached copy of the host tree at src, idmapped through the sandbox's user namespace.
- * Falls back to a plain (not idmapped) copy where the filesystem cannot idmap. */
+/* A detached copy of the host tree at src, idmapped through the sandbox's user namespace
+ * (MOP_IDMAP), or as it is (MOP_DETACHED). Falls back to a plain (not idmapped) copy where the
+ * filesystem cannot idmap. */
 static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_err *err)
 {
         struct mount_attr attr = {
@@ -852,17 +855,20 @@ static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_
 
         if (fd < 0)
                 return ak_err_set(err, errno, "cannot mount '%s': %s", op->src, strerror(errno));
-        if (!(op->flags & MOP_IDMAP)) { /* MOP_DETACHED: as it is */
+        if (!(op->flags & MOP_IDMAP) || userns_fd < 0) { /* as it is */
                 attr.attr_set &= ~(uint64_t)MOUNT_ATTR_IDMAP;
                 attr.userns_fd = 0;
         }
         if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0)
                 return fd;
-        if (errno != EINVAL && errno != EOPNOTSUPP && errno != EPERM) {
+        if (!(attr.attr_set & MOUNT_ATTR_IDMAP) ||
+            (errno != EINVAL && errno != EOPNOTSUPP && errno != EPERM)) {
                 int e = errno;
                 close(fd);
-                return ak_err_set(err, e, "cannot idmap '%s': %s", op->src, strerror(e));
+                return ak_err_set(err, e, "cannot mount '%s': %s", op->src, strerror(e));
         }
+        /* This filesystem cannot idmap: a plain mount, where the sandbox's root is its own
+         * unprivileged host id and host files are nobody's. */
         attr.attr_set &= ~(uint64_t)MOUNT_ATTR_IDMAP;
         attr.userns_fd = 0;
         if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
@@ -871,6 +877,118 @@ static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_
                 return ak_err_set(err, e, "cannot mount '%s': %s", op->src, strerror(e));
         }
         return fd;
+}
+
+/* ---- user namespaces made for one mount (MOP_OWNER, MOP_VOLUME) ---- */
+
+static int userns_wait(void *arg)
+{
+        (void)arg;
+        for (;;)
+                (void)syscall(SYS_pause); /* until SIGKILL: every signal is blocked */
+        return 0;
+}
+
+/* A user namespace with these uid and gid maps ("inside outside count" lines): what an idmapped
+ * mount needs, and nothing else. Only a process can create one: a child that shares our memory
+ * (CLONE_VM, so nothing is copied), waits with every signal blocked while we write its maps and
+ * open its namespace, and is then killed and reaped. Returns the namespace's fd. */
+static int mount_userns(const char *uid_map, const char *gid_map, struct ak_err *err)
+{
+        /* the child's stack: it only ever runs userns_wait */
+        char stack[4096] __attribute__((aligned(16)));
+        char path[64];
+        sigset_t all, saved;
+        int r = 0, fd = -1;
+        pid_t pid;
+
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &saved);
+        pid = clone(userns_wait, stack + sizeof(stack), CLONE_NEWUSER | CLONE_VM, NULL);
+        if (pid < 0) {
+                r = errno;
+                pthread_sigmask(SIG_SETMASK, &saved, NULL);
+                return ak_err_set(err, r, "user namespace for a mount: %s", strerror(r));
+        }
+        (void)snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+        r = write_file_string(path, uid_map);
+        if (r >= 0) {
+                (void)snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+                r = write_file_string(path, gid_map);
+        }
+        if (r >= 0) {
+                (void)snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                r = fd < 0 ? -errno : 0;
+        }
+        (void)kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
+                ;
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        if (r < 0)
+                return ak_err_set(err, -r, "user namespace for a mount: %s", strerror(-r));
+        return fd;
+}
+
+/* One id map of a host directory a sandbox writes (MOP_OWNER): the directory's owner `owner`
+ * is the sandbox's 0, the sandbox's ids 1..count-1 are its own host range. Empty when no such
+ * map is needed or possible: the owner is root (no sandbox id may be host 0) or lies in the
+ * sandbox's own range already. */
+static void owner_map(char *out, size_t len, uint32_t owner, uint32_t base, uint32_t count)
+{
+        if (owner == 0 || (owner >= base && owner - base < count))
+                out[0] = '\0';
+        else
+                (void)snprintf(out, len, "%u %u 1\n%u %u %u\n", owner, base, base + 1, base + 1,
+                               count - 1);
+}
+
+/* A detached mount of a host directory the sandbox writes (MOP_OWNER: the workspace;
+ * MOP_VOLUME: a volume), idmapped as those flags say. *vol_userns caches the volumes' user
+ * namespace (one per sandbox). */
+static int prepare_owned(const struct mount_op *op, const struct runtime_spec *s, int *vol_userns,
+                         struct ak_err *err)
+{
+        char umap[96], gmap[96];
+        struct mount_op plain = *op;
+        struct stat st;
+        int fd, userns = -1, r;
+
+        plain.flags = MOP_DETACHED;
+        if (op->flags & MOP_VOLUME) {
+                if (*vol_userns < 0) {
+                        (void)snprintf(umap, sizeof(umap), "%u %u %u\n", VOLUME_ID_BASE, s->id_base,
+                                       s->id_count);
+                        *vol_userns = mount_userns(umap, umap, err);
+                        if (*vol_userns < 0)
+                                return *vol_userns;
+                }
+                plain.flags = MOP_IDMAP;
+                return prepare_idmapped(&plain, *vol_userns, err);
+        }
+        /* the owner of what will be mounted, not of what the path named a moment ago */
+        fd = open_tree(AT_FDCWD, op->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (fd < 0)
+                return ak_err_set(err, errno, "cannot mount '%s': %s", op->src, strerror(errno));
+        r = fstat(fd, &st) < 0 ? -errno : 0;
+        close(fd);
+        if (r < 0)
+                return ak_err_set(err, -r, "cannot mount '%s': %s", op->src, strerror(-r));
+        owner_map(umap, sizeof(umap), (uint32_t)st.st_uid, s->id_base, s->id_count);
+        owner_map(gmap, sizeof(gmap), (uint32_t)st.st_gid, s->id_base, s->id_count);
+        if (umap[0] || gmap[0]) {
+                char ident[64];
+                (void)snprintf(ident, sizeof(ident), "%u %u %u\n", s->id_base, s->id_base,
+                               s->id_count);
+                userns = mount_userns(umap[0] ? umap : ident, gmap[0] ? gmap : ident, err);
+                if (userns < 0)
+                        return userns;
+                plain.flags = MOP_IDMAP;
+        }
+        r = prepare_idmapped(&plain, userns, err);
+        if (userns >= 0)
+                close(userns);
+        return r;
 }
 
 /* A detached overlayfs for MOP_OVERLAY: each lower layer an idmapped, read-only detached mount
@@ -1043,7 +1161,7 @@ static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, s
 {
         int fds[RUNTIME_IDMAP_MAX];
         size_t n = 0;
-        int userns = -1, r = 0;
+        int userns = -1, vol_userns = -1, r = 0;
 
         for (size_t i = 0; i < s->plan->n && r >= 0; i++) {
                 const struct mount_op *op = &s->plan->ops[i];
@@ -1054,7 +1172,7 @@ static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, s
                                        RUNTIME_IDMAP_MAX);
                         break;
                 }
-                if (userns < 0) {
+                if (userns < 0 && (op->flags & MOP_IDMAP)) {
                         char path[64];
                         (void)snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
                         userns = open(path, O_RDONLY | O_CLOEXEC);
@@ -1063,8 +1181,12 @@ static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, s
                                 break;
                         }
                 }
-                r = op->type == MOP_OVERLAY ? prepare_overlay(op, userns, s->id_base, err)
-                                            : prepare_idmapped(op, userns, err);
+                if (op->type == MOP_OVERLAY)
+                        r = prepare_overlay(op, userns, s->id_base, err);
+                else if (op->flags & (MOP_OWNER | MOP_VOLUME))
+                        r = prepare_owned(op, s, &vol_userns, err);
+                else
+                        r = prepare_idmapped(op, userns, err);
                 if (r >= 0)
                         fds[n++] = r;
         }
@@ -1074,6 +1196,8 @@ static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, s
                 close(fds[i]);
         if (userns >= 0)
                 close(userns);
+        if (vol_userns >= 0)
+                close(vol_userns);
         return r < 0 ? r : 0;
 }
 
