@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/agents.h"
@@ -81,6 +82,25 @@ void start_plan_free(struct start_plan *p)
         free(p->run_dir);
         strv_free(p->env);
         free(p->ports);
+}
+
+static void notify(struct manager *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The native backend mounts a root-owned workspace plain (runtime.h, MOP_OWNER): say so, since
+ * the sandbox's root then cannot write the user's files there. */
+static void note_root_owned_workspace(struct manager *m, const struct sandbox_state *st,
+                                      const char *dir)
+{
+        struct stat sb;
+
+        if (geteuid() != 0 || !streq(manager_backend_name(st), "native") || stat(dir, &sb) < 0 ||
+            sb.st_uid != 0)
+                return;
+        notify(m,
+               "note: '%s' belongs to root, so the sandbox writes there as an unprivileged user: "
+               "only where everyone may write, and nothing it makes is root's; to let it work "
+               "there as a user of this host, give the directory to that user (chown USER '%s')",
+               dir, dir);
 }
 
 int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,
@@ -161,6 +181,8 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
         p->cfg.network = st->network >= 0 ? st->network : prof->network;
         p->cfg.workspace =
             (st->mount_cwd >= 0 ? st->mount_cwd : prof->mount_cwd) ? st->work_dir : NULL;
+        if (p->cfg.workspace)
+                note_root_owned_workspace(m, st, p->cfg.workspace);
         p->cfg.home = prof->mount_home ? getenv("HOME") : NULL;
         p->cfg.env = p->env;
         p->cfg.ports = p->ports;
@@ -431,8 +453,6 @@ bool manager_is_running(struct manager *m, const struct sandbox_state *st)
                 return false;
         return backend_status(b, &ref, &bs) >= 0 && bs.running;
 }
-
-static void notify(struct manager *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void notify(struct manager *m, const char *fmt, ...)
 {
