@@ -1086,14 +1086,22 @@ static int prepare_overlay(const struct mount_op *op, int userns_fd, uint32_t id
                         layer_fds[n_fds++] = tm; /* kept until the overlay exists */
                 }
         } else if (r >= 0) {
-                (void)snprintf(path, sizeof(path), "%s/upper", op->data);
-                if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", path, 0) < 0)
-                        r = ak_err_set(err, errno, "overlay upper dir '%s': %s", path,
+                /* by fd, from a detached copy of op->data: the options the sandbox reads in
+                 * /proc/self/mountinfo say "/upper", not where the data directory is */
+                int tree = open_tree(AT_FDCWD, op->data, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+                int upper = tree < 0 ? -1 : openat(tree, "upper", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                int work = tree < 0 ? -1 : openat(tree, "work", O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (upper < 0 || work < 0 ||
+                    fsconfig(fs, FSCONFIG_SET_FD, "upperdir", NULL, upper) < 0 ||
+                    fsconfig(fs, FSCONFIG_SET_FD, "workdir", NULL, work) < 0)
+                        r = ak_err_set(err, errno, "overlay upper layer in '%s': %s", op->data,
                                        strerror(errno));
-                (void)snprintf(path, sizeof(path), "%s/work", op->data);
-                if (r >= 0 && fsconfig(fs, FSCONFIG_SET_STRING, "workdir", path, 0) < 0)
-                        r = ak_err_set(err, errno, "overlay work dir '%s': %s", path,
-                                       strerror(errno));
+                if (upper >= 0)
+                        close(upper);
+                if (work >= 0)
+                        close(work);
+                if (tree >= 0)
+                        layer_fds[n_fds++] = tree; /* kept until the overlay exists */
         }
         if (r >= 0 && fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
                 r = ak_err_set(err, errno, "mount overlayfs: %s", strerror(errno));
