@@ -306,15 +306,74 @@ static int mount_point(const struct child_ctx *cx, const char *dst, bool dir)
         return fd;
 }
 
-/* Mounts a new filesystem (tmpfs, proc, devpts) on the directory at target: mount(2) on the
- * working directory, so no path is looked up again. */
+/* The object an fd names as a path mount(2) can take: "/oldroot/proc/self/fd/N", the host's
+ * procfs, where our pid is our own. */
+static void fd_path(char out[64], int fd)
+{
+        static const char prefix[] = OLDROOT "/proc/self/fd/";
+        char digits[16];
+        size_t n = 0;
+
+        do
+                digits[n++] = (char)('0' + fd % 10);
+        while ((fd /= 10) > 0);
+        memcpy(out, prefix, sizeof(prefix) - 1);
+        for (size_t i = 0; i < n; i++)
+                out[sizeof(prefix) - 1 + i] = digits[n - 1 - i];
+        out[sizeof(prefix) - 1 + n] = '\0';
+}
+
+/* mount(2) onto the object target (an O_PATH fd from mount_point or in_root): a directory as the
+ * working directory (no lookup at all), anything else through its fd's magic link. Never by a
+ * path the sandbox's tree could redirect. source NULL: target itself (a bind onto itself). */
+static void mount_on(const struct child_ctx *cx, int target, const char *dst, const char *source,
+                     const char *type, unsigned long flags, const char *data)
+{
+        char self[64];
+        struct stat st;
+
+        if (fstat(target, &st) < 0)
+                die(cx->errfd, "mount point", dst, errno);
+        if (S_ISDIR(st.st_mode)) {
+                if (fchdir(target) < 0)
+                        die(cx->errfd, "enter mount point", dst, errno);
+                if (mount(source ? source : ".", ".", type, flags, data) < 0)
+                        die(cx->errfd, "mount", dst, errno);
+                return;
+        }
+        fd_path(self, target);
+        if (mount(source ? source : self, self, type, flags, data) < 0)
+                die(cx->errfd, "mount", dst, errno);
+}
+
+/* Adds flags to the mount now at dst (and below it when recursive). */
+static void mount_flags_at(const struct child_ctx *cx, const char *dst, unsigned long flags,
+                           bool recursive)
+{
+        struct mount_attr attr = {.attr_set = mount_attrs(flags)};
+        char self[64];
+        int top = in_root(cx, dst, O_PATH);
+
+        if (top < 0)
+                die(cx->errfd, "mount flags", dst, -top);
+        if (mount_setattr(top, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr,
+                          sizeof(attr)) < 0) {
+                /* before Linux 5.12: a bind remount repeating the flags the kernel locks */
+                if (errno != ENOSYS)
+                        die(cx->errfd, "mount flags", dst, errno);
+                fd_path(self, top);
+                if (mount(NULL, self, NULL, MS_REMOUNT | MS_BIND | flags | locked_flags(top),
+                          NULL) < 0)
+                        die(cx->errfd, "remount", dst, errno);
+        }
+        close(top);
+}
+
+/* Mounts a new filesystem (tmpfs, proc, devpts) on the directory at target. */
 static void mount_fs_at(const struct child_ctx *cx, int target, const char *dst, const char *type,
                         unsigned long flags, const char *data)
 {
-        if (fchdir(target) < 0)
-                die(cx->errfd, "enter mount point", dst, errno);
-        if (mount(type, ".", type, flags, data) < 0)
-                die(cx->errfd, "mount", dst, errno);
+        mount_on(cx, target, dst, type, type, flags, data);
 }
 
 /* Attaches the detached mount tree at target; closes tree. */
@@ -325,50 +384,23 @@ static void attach_at(const struct child_ctx *cx, int tree, int target, const ch
         close(tree);
 }
 
-/* Sets flags on a detached tree (recursively when recursive). Before Linux 5.12 (no
- * mount_setattr) the tree is attached first and remounted through the mount point. */
-static void tree_flags(const struct child_ctx *cx, int tree, int target, const char *dst,
-                       unsigned long flags, bool recursive)
-{
-        struct mount_attr attr = {.attr_set = mount_attrs(flags)};
-        int top;
-
-        if (!flags)
-                return attach_at(cx, tree, target, dst);
-        if (mount_setattr(tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr,
-                          sizeof(attr)) == 0)
-                return attach_at(cx, tree, target, dst);
-        if (errno != ENOSYS)
-                die(cx->errfd, "mount flags", dst, errno);
-        attach_at(cx, tree, target, dst);
-        top = in_root(cx, dst, O_PATH);
-        if (top < 0 || fchdir(top) < 0)
-                die(cx->errfd, "remount", dst, top < 0 ? -top : errno);
-        if (mount(NULL, ".", NULL, MS_REMOUNT | MS_BIND | flags | locked_flags(top), NULL) < 0)
-                die(cx->errfd, "remount", dst, errno);
-        close(top);
-}
-
 /* Binds the host path src (below OLDROOT) at dst with flags. A missing src is skipped when the
  * op is optional. */
 static void bind_at(const struct child_ctx *cx, const struct mount_op *op, const char *src,
                     unsigned long flags, bool recursive)
 {
         struct stat st;
-        int tree, target;
+        int target;
 
         if (stat(src, &st) < 0) {
                 if (op->flags & MOP_OPTIONAL)
                         return;
                 die(cx->errfd, "bind source", op->src, errno);
         }
-        tree = open_tree(AT_FDCWD, src,
-                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
-        if (tree < 0)
-                die(cx->errfd, "bind mount", op->src, errno);
         target = mount_point(cx, op->dst, S_ISDIR(st.st_mode));
-        tree_flags(cx, tree, target, op->dst, flags, recursive);
+        mount_on(cx, target, op->dst, src, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL);
         close(target);
+        mount_flags_at(cx, op->dst, flags, recursive);
 }
 
 /* Attaches the detached mount fd at dst (closing fd). A mount at "/" becomes the new root,
@@ -575,36 +607,25 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                 close(out);
                 return;
         }
-        case MOP_REMOUNT_RO: {
-                int tree;
+        case MOP_REMOUNT_RO:
                 fd = in_root(cx, op->dst, O_PATH);
                 if (unreachable(fd))
                         return; /* nothing to protect on this kernel */
                 if (fd < 0)
                         die(errfd, "remount read-only", op->dst, -fd);
-                tree = open_tree(
-                    fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
-                if (tree < 0)
-                        die(errfd, "bind", op->dst, errno);
-                tree_flags(cx, tree, fd, op->dst, MS_RDONLY | MS_NOSUID | MS_NODEV, false);
+                mount_on(cx, fd, op->dst, NULL, NULL, MS_BIND | MS_REC, NULL);
                 close(fd);
+                mount_flags_at(cx, op->dst, MS_RDONLY | MS_NOSUID | MS_NODEV, false);
                 return;
-        }
-        case MOP_MASK_FILE: {
-                int tree;
+        case MOP_MASK_FILE:
                 fd = in_root(cx, op->dst, O_PATH);
                 if (unreachable(fd))
                         return;
                 if (fd < 0)
                         die(errfd, "mask", op->dst, -fd);
-                tree =
-                    open_tree(AT_FDCWD, OLDROOT "/dev/null", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-                if (tree < 0)
-                        die(errfd, "mask", op->dst, errno);
-                attach_at(cx, tree, fd, op->dst);
+                mount_on(cx, fd, op->dst, OLDROOT "/dev/null", NULL, MS_BIND, NULL);
                 close(fd);
                 return;
-        }
         case MOP_MASK_DIR:
                 fd = in_root(cx, op->dst, O_PATH | O_DIRECTORY);
                 if (unreachable(fd) || fd == -ENOTDIR)
