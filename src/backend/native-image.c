@@ -21,6 +21,7 @@
 #include "core/paths.h"
 #include "core/validate.h"
 #include "image/image-store.h"
+#include "image/manifest.h"
 #include "image/ref.h"
 #include "runtime/runtime.h"
 #include "shared/buf.h"
@@ -132,11 +133,14 @@ int native_image_open(const char *name, struct native_image *ret, struct ak_err 
         }
         if (r >= 0 && rec.n_layers == 0)
                 r = ak_err_set(err, EINVAL, "image '%s' has no layers", name);
-        if (r >= 0 && rec.user && *rec.user && validate_user(rec.user, NULL) < 0)
-                r = ak_err_set(err, ENOTSUP,
-                               "image '%s' runs as user '%s', which this version cannot resolve "
-                               "(use a name, uid or uid:gid)",
-                               name, rec.user);
+        /* The store's record of the config is checked again: it may come from a version that
+         * did not check it at pull time, and the setup and the agent act on these values. */
+        if (r >= 0 && rec.user && *rec.user && image_user_check(rec.user, err) < 0)
+                r = ak_err_prefix(err, "image '%s'", name);
+        if (r >= 0 && rec.workdir && *rec.workdir && image_workdir_normalize(rec.workdir, err) < 0)
+                r = ak_err_prefix(err, "image '%s'", name);
+        if (r >= 0 && image_env_check(rec.env, err) < 0)
+                r = ak_err_prefix(err, "image '%s'", name);
         if (r < 0) {
                 buf_free(&lowers);
                 image_record_free(&rec);

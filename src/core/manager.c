@@ -100,6 +100,25 @@ static int check_workspace(struct manager *m, const char *path, struct ak_err *e
         return validate_workspace(path, own, ARRAY_SIZE(own), err);
 }
 
+static void notify(struct manager *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The native backend mounts a root-owned workspace plain (runtime.h, MOP_OWNER): say so, since
+ * the sandbox's root then cannot write the user's files there. */
+static void note_root_owned_workspace(struct manager *m, const struct sandbox_state *st,
+                                      const char *dir)
+{
+        struct stat sb;
+
+        if (geteuid() != 0 || !streq(manager_backend_name(st), "native") || stat(dir, &sb) < 0 ||
+            sb.st_uid != 0)
+                return;
+        notify(m,
+               "note: '%s' belongs to root, so the sandbox writes there as an unprivileged user: "
+               "only where everyone may write, and nothing it makes is root's; to let it work "
+               "there as a user of this host, give the directory to that user (chown USER '%s')",
+               dir, dir);
+}
+
 int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,
                     struct start_plan *p, struct ak_err *err)
 {
@@ -182,6 +201,8 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
         p->cfg.network = st->network >= 0 ? st->network : prof->network;
         p->cfg.workspace =
             (st->mount_cwd >= 0 ? st->mount_cwd : prof->mount_cwd) ? st->work_dir : NULL;
+        if (p->cfg.workspace)
+                note_root_owned_workspace(m, st, p->cfg.workspace);
         p->cfg.home = prof->mount_home ? getenv("HOME") : NULL;
         p->cfg.env = p->env;
         p->cfg.ports = p->ports;
@@ -468,8 +489,6 @@ bool manager_is_running(struct manager *m, const struct sandbox_state *st)
                 return false;
         return backend_status(b, &ref, &bs) >= 0 && bs.running;
 }
-
-static void notify(struct manager *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void notify(struct manager *m, const char *fmt, ...)
 {

@@ -6,16 +6,17 @@
 #include <string.h>
 
 #include "shared/macro.h"
-#include <string.h>
 
 #define CAP(c) (1ull << (c))
 
-/* Docker's default set minus NET_RAW and MKNOD, for permissive sandboxes. */
+/* Docker's default set minus NET_RAW, MKNOD, SETFCAP and FSETID, for permissive sandboxes. No
+ * profile has SETFCAP (writing security.capability: a file capability planted in a workspace
+ * would work on the host) or FSETID (a write that keeps an existing setuid or setgid bit, and
+ * setting setgid on a file of a foreign group). */
 #define CAPS_PERMISSIVE                                                                            \
-        (CAP(CAP_CHOWN) | CAP(CAP_DAC_OVERRIDE) | CAP(CAP_FOWNER) | CAP(CAP_FSETID) |              \
-         CAP(CAP_KILL) | CAP(CAP_SETGID) | CAP(CAP_SETUID) | CAP(CAP_SETPCAP) |                    \
-         CAP(CAP_NET_BIND_SERVICE) | CAP(CAP_SYS_CHROOT) | CAP(CAP_AUDIT_WRITE) |                  \
-         CAP(CAP_SETFCAP))
+        (CAP(CAP_CHOWN) | CAP(CAP_DAC_OVERRIDE) | CAP(CAP_FOWNER) | CAP(CAP_KILL) |                \
+         CAP(CAP_SETGID) | CAP(CAP_SETUID) | CAP(CAP_SETPCAP) | CAP(CAP_NET_BIND_SERVICE) |        \
+         CAP(CAP_SYS_CHROOT) | CAP(CAP_AUDIT_WRITE))
 /* Upstream's hardened set (`--cap-drop=ALL --cap-add=CHOWN,SETUID,SETGID`). */
 #define CAPS_MODERATE (CAP(CAP_CHOWN) | CAP(CAP_SETUID) | CAP(CAP_SETGID))
 

@@ -19,10 +19,12 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "core/paths.h"
 #include "core/private-dir.h"
+#include "shared/bind-mount.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -271,8 +273,14 @@ static bool is_mountpoint(const char *dir)
 
 static int run_mkfs(const char *image, struct ak_err *err)
 {
+        char opts[128];
         int status;
-        pid_t pid = fork();
+        pid_t pid;
+
+        (void)snprintf(opts, sizeof(opts),
+                       "lazy_itable_init=1,lazy_journal_init=1,root_owner=%u:%u", VOLUME_ID_BASE,
+                       VOLUME_ID_BASE);
+        pid = fork();
 
         if (pid < 0)
                 return ak_err_set(err, errno, "fork: %s", strerror(errno));
@@ -283,8 +291,9 @@ static int run_mkfs(const char *image, struct ak_err *err)
                         (void)dup2(null, 1);
                 }
                 /* -m 0: no blocks reserved for root, the volume is all the sandbox's */
-                execlp("mkfs.ext4", "mkfs.ext4", "-q", "-F", "-m", "0", "-E",
-                       "lazy_itable_init=1,lazy_journal_init=1", image, (char *)NULL);
+                /* the root belongs to the volumes' owner (VOLUME_ID_BASE), never to root */
+                execlp("mkfs.ext4", "mkfs.ext4", "-q", "-F", "-m", "0", "-E", opts, image,
+                       (char *)NULL);
                 _exit(127);
         }
         while (waitpid(pid, &status, 0) < 0)
@@ -350,6 +359,110 @@ static int ensure_mounted(const struct vpaths *p, const struct volume_info *v, s
         return loop_mount(p->image, p->dir, err);
 }
 
+/* ---- ownership: a volume's files are never host root's ---- */
+
+#define MIGRATE_DEPTH_MAX 256 /* directory nesting a conversion follows */
+
+/* The id a volume file of an older version (sandbox id k on disk as k) has now. */
+static uint32_t shifted(uint32_t id)
+{
+        return id < VOLUME_ID_COUNT ? VOLUME_ID_BASE + id : id;
+}
+
+/* One entry of a volume being converted, never followed if it is a link: owner shifted
+ * (shifted()), setuid and setgid bits dropped, file capabilities removed. The entry is pinned
+ * by an O_PATH fd and changed through it, so a sandbox swapping it for a symlink meanwhile
+ * changes nothing outside the volume. */
+static int migrate_entry(int fd, const struct stat *st)
+{
+        char self[64];
+        uint32_t uid = shifted((uint32_t)st->st_uid), gid = shifted((uint32_t)st->st_gid);
+
+        if ((uid != st->st_uid || gid != st->st_gid) &&
+            fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+        if (S_ISLNK(st->st_mode))
+                return 0;
+        (void)snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+        if ((st->st_mode & (S_ISUID | S_ISGID)) &&
+            chmod(self, st->st_mode & 07777 & ~(mode_t)(S_ISUID | S_ISGID)) < 0)
+                return -errno;
+        if (removexattr(self, "security.capability") < 0 && errno != ENODATA && errno != ENOTSUP &&
+            errno != EOPNOTSUPP)
+                return -errno;
+        return 0;
+}
+
+static int migrate_dir(int dfd, unsigned depth, struct ak_err *err)
+{
+        DIR *d;
+        struct dirent *de;
+        int r = 0;
+
+        if (depth > MIGRATE_DEPTH_MAX) {
+                close(dfd);
+                return ak_err_set(err, ELOOP, "nested deeper than %d directories",
+                                  MIGRATE_DEPTH_MAX);
+        }
+        d = fdopendir(dfd);
+        if (!d) {
+                r = -errno;
+                close(dfd);
+                return ak_err_set(err, -r, "%s", strerror(-r));
+        }
+        while (r >= 0 && (de = readdir(d))) {
+                cleanup_close int fd = -1;
+                struct stat st;
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                fd = openat(dirfd(d), de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0 || fstat(fd, &st) < 0) {
+                        if (errno == ENOENT)
+                                continue; /* gone meanwhile */
+                        r = ak_err_set(err, errno, "'%s': %s", de->d_name, strerror(errno));
+                        break;
+                }
+                if (S_ISDIR(st.st_mode)) {
+                        int sub = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        if (sub < 0 || (r = migrate_dir(sub, depth + 1, err)) < 0) {
+                                if (sub < 0)
+                                        r = ak_err_set(err, errno, "'%s': %s", de->d_name,
+                                                       strerror(errno));
+                                break;
+                        }
+                }
+                r = migrate_entry(fd, &st);
+                if (r < 0)
+                        r = ak_err_set(err, -r, "'%s': %s", de->d_name, strerror(-r));
+        }
+        closedir(d);
+        return r;
+}
+
+/* Makes a volume's files belong to the volumes' range (VOLUME_ID_BASE), once: volumes made by
+ * earlier versions were owned by host root and the ids of the sandboxes that wrote them. The
+ * root directory is converted last, so an interrupted conversion starts again. Root only. */
+static int ensure_owner(const struct vpaths *p, const char *slug, struct ak_err *err)
+{
+        cleanup_close int root = -1;
+        struct stat st;
+        int r;
+
+        if (geteuid() != 0)
+                return 0; /* rootless: the caller's own files, mapped to the sandbox's root */
+        root = open(p->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (root < 0 || fstat(root, &st) < 0)
+                return ak_err_set(err, errno, "volume '%s': %s", slug, strerror(errno));
+        if (st.st_uid == VOLUME_ID_BASE)
+                return 0;
+        r = migrate_dir(fcntl(root, F_DUPFD_CLOEXEC, 3), 0, err);
+        if (r >= 0)
+                r = migrate_entry(root, &st);
+        if (r < 0)
+                return ak_err_prefix(err, "volume '%s': giving its files to their new owner", slug);
+        return 0;
+}
+
 /* ---- operations ---- */
 
 static int lock_meta(const struct vpaths *p, struct ak_err *err)
@@ -393,6 +506,11 @@ int volume_create(const char *slug, uint64_t size_bytes, struct volume_info *ret
                                                : "volume '%s': cannot create its directory",
                                slug);
                 goto out;
+        }
+        if (!size_bytes && geteuid() == 0 && chown(p.dir, VOLUME_ID_BASE, VOLUME_ID_BASE) < 0) {
+                r = ak_err_set(err, errno, "volume '%s': cannot give it to its owner: %s", slug,
+                               strerror(errno));
+                goto undo;
         }
         if (size_bytes) {
                 cleanup_close int fd =
@@ -615,6 +733,8 @@ int volume_acquire(const char *slug, char *ret_path, size_t len, struct ak_err *
                 r = ensure_mounted(&p, &v, err);
         if (r >= 0)
                 r = volume_dir_ok(p.dir, err); /* it is bound into the sandbox */
+        if (r >= 0)
+                r = ensure_owner(&p, slug, err);
         if (r >= 0) {
                 v.mount_count++;
                 format_rfc3339(now_realtime_ns(), v.last_used);

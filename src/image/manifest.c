@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/utsname.h>
 
+#include "core/validate.h"
 #include "image/manifest.h"
 #include "image/ref.h"
 #include "shared/cleanup.h"
@@ -305,6 +306,92 @@ static int strv_from_json(json_t *arr, size_t max, const char *what, char ***ret
         return 0;
 }
 
+int image_workdir_normalize(char *dir, struct ak_err *err)
+{
+        size_t len = strlen(dir), out = 0;
+
+        if (len > CONFIG_WORKDIR_MAX)
+                return ak_err_set(err, EINVAL, "image config: WorkingDir is longer than %u bytes",
+                                  CONFIG_WORKDIR_MAX);
+        if (dir[0] != '/')
+                return ak_err_set(err, EINVAL,
+                                  "image config: WorkingDir '%s' is not an absolute path", dir);
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char)dir[i] < 0x20 || dir[i] == 0x7f)
+                        return ak_err_set(err, EINVAL,
+                                          "image config: WorkingDir holds a control character");
+        /* component by component: "" and "." dropped, ".." refused */
+        for (size_t i = 0; i < len;) {
+                size_t n;
+                while (i < len && dir[i] == '/')
+                        i++;
+                n = strcspn(dir + i, "/");
+                if (n == 0)
+                        break;
+                if (n == 2 && dir[i] == '.' && dir[i + 1] == '.')
+                        return ak_err_set(err, EINVAL,
+                                          "image config: WorkingDir '%s' contains '..'", dir);
+                if (!(n == 1 && dir[i] == '.')) {
+                        dir[out++] = '/';
+                        memmove(dir + out, dir + i, n);
+                        out += n;
+                }
+                i += n;
+        }
+        if (out == 0)
+                dir[out++] = '/';
+        dir[out] = '\0';
+        return 0;
+}
+
+static bool user_part_ok(const char *s, size_t n)
+{
+        if (n == 0 || n > CONFIG_USER_MAX || s[0] == '.' || s[0] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                      (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.' || s[i] == '-'))
+                        return false;
+        return true;
+}
+
+int image_user_check(const char *user, struct ak_err *err)
+{
+        const char *colon = strchr(user, ':');
+        size_t n = colon ? (size_t)(colon - user) : strlen(user);
+
+        if (!user_part_ok(user, n) || (colon && !user_part_ok(colon + 1, strlen(colon + 1))))
+                return ak_err_set(err, EINVAL,
+                                  "image config: User '%.64s' is not NAME, UID, NAME:GROUP or "
+                                  "UID:GID (letters, digits, '_', '.', '-'; at most %u each)",
+                                  user, CONFIG_USER_MAX);
+        return 0;
+}
+
+int image_env_check(char *const *env, struct ak_err *err)
+{
+        size_t total = 0, i = 0;
+
+        for (; env && env[i]; i++) {
+                size_t n = strlen(env[i]);
+                if (i >= CONFIG_MAX_ENV)
+                        return ak_err_set(err, E2BIG, "image config: more than %u entries in 'Env'",
+                                          CONFIG_MAX_ENV);
+                if (n > CONFIG_ENV_ENTRY_MAX || validate_env_entry(env[i], err) < 0)
+                        return n > CONFIG_ENV_ENTRY_MAX
+                                   ? ak_err_set(err, E2BIG,
+                                                "image config: Env[%zu] is longer than %u bytes", i,
+                                                CONFIG_ENV_ENTRY_MAX)
+                                   : ak_err_prefix(err, "image config: Env[%zu]", i);
+                total += n + 1;
+                if (total > CONFIG_ENV_BYTES_MAX)
+                        return ak_err_set(err, E2BIG,
+                                          "image config: 'Env' holds more than %u bytes",
+                                          CONFIG_ENV_BYTES_MAX);
+        }
+        return 0;
+}
+
 int image_config_parse(const char *buf, size_t len, struct image_config *ret, struct ak_err *err)
 {
         struct image_config c = {0};
@@ -345,6 +432,12 @@ int image_config_parse(const char *buf, size_t len, struct image_config *ret, st
         if (r >= 0 && (s = json_string_value(json_object_get(cfg, "User"))) && *s &&
             !(c.user = strdup(s)))
                 r = ak_err_set(err, ENOMEM, "out of memory");
+        if (r >= 0)
+                r = image_env_check(c.env, err);
+        if (r >= 0 && c.workdir)
+                r = image_workdir_normalize(c.workdir, err);
+        if (r >= 0 && c.user)
+                r = image_user_check(c.user, err);
         if (r >= 0 && (s = json_string_value(json_object_get(root, "os"))) && !(c.os = strdup(s)))
                 r = ak_err_set(err, ENOMEM, "out of memory");
         if (r >= 0 && (s = json_string_value(json_object_get(root, "architecture"))) &&

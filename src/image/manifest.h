@@ -16,6 +16,10 @@
 #define MANIFEST_MAX_LAYERS 128u /* overlayfs takes up to 500 lower dirs; images far fewer */
 #define INDEX_MAX_ENTRIES 1024u
 #define CONFIG_MAX_ENV 4096u
+#define CONFIG_ENV_BYTES_MAX (256u << 10) /* Env, all entries together */
+#define CONFIG_ENV_ENTRY_MAX 32768u
+#define CONFIG_WORKDIR_MAX 1024u
+#define CONFIG_USER_MAX 32u /* each of the user and the group */
 
 #define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
 #define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
@@ -70,5 +74,18 @@ int manifest_pick(const struct manifest *index, const char *os, const char *arch
 /* This machine's platform as OCI names it (e.g. "amd64", NULL variant; "arm64", "v8"). */
 void manifest_host_platform(const char **ret_arch, const char **ret_variant);
 
+/* Parses an image config. Env, WorkingDir and User are checked (image_env_check,
+ * image_workdir_normalize, image_user_check): a config failing them is refused. */
 int image_config_parse(const char *buf, size_t len, struct image_config *ret, struct ak_err *err);
+
+/* An image's WorkingDir made canonical in place: absolute, "." and repeated or trailing '/'
+ * dropped; ".." (which the setup would resolve before the sandbox exists), control characters
+ * and more than CONFIG_WORKDIR_MAX bytes are refused. */
+int image_workdir_normalize(char *dir, struct ak_err *err);
+/* An image's User: NAME, UID, NAME:GROUP or UID:GID, each part [A-Za-z0-9_][A-Za-z0-9_.-]* of at
+ * most CONFIG_USER_MAX bytes. */
+int image_user_check(const char *user, struct ak_err *err);
+/* An image's Env: KEY=VALUE entries (KEY as -e takes it), at most CONFIG_MAX_ENV of them,
+ * CONFIG_ENV_ENTRY_MAX bytes each and CONFIG_ENV_BYTES_MAX in all. */
+int image_env_check(char *const *env, struct ak_err *err);
 void image_config_free(struct image_config *c);

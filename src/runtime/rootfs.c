@@ -368,12 +368,13 @@ int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *p)
                 r = mount_plan_add(p, MOP_DISK_DIR, "/run", "/run", NULL, 0755, 0);
         if (r >= 0)
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/sys", NULL, 0555, 0);
+        /* host directories a sandbox writes: never as host root (see MOP_OWNER, MOP_VOLUME) */
         if (r >= 0 && o->workspace)
                 r = mount_plan_add(p, MOP_BIND, o->workspace, "/workspace", NULL, 0,
-                                   o->idmap ? MOP_IDMAP : 0);
+                                   o->idmap ? MOP_OWNER : 0);
         for (size_t i = 0; r >= 0 && i < o->n_binds; i++)
                 r = mount_plan_add(p, o->binds[i].ro ? MOP_BIND_RO : MOP_BIND, o->binds[i].source,
-                                   o->binds[i].dest, NULL, 0, o->idmap ? MOP_IDMAP : 0);
+                                   o->binds[i].dest, NULL, 0, o->idmap ? MOP_VOLUME : 0);
         if (r >= 0 && o->home) {
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/home", NULL, 0755, 0);
                 if (r >= 0)

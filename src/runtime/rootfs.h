@@ -21,7 +21,7 @@ struct rootfs_opts {
         const char *resolv_conf; /* contents of /etc/resolv.conf, or NULL for none */
         const struct bind_mount *binds; /* volumes, after the workspace */
         size_t n_binds;
-        bool idmap; /* rootful: idmap the workspace and volumes (see MOP_IDMAP) */
+        bool idmap; /* rootful: idmap the workspace (MOP_OWNER), volumes (MOP_VOLUME), /etc */
         /* Where /etc snapshots live (etc-snapshot.h), or NULL to fill /etc at every start. */
         const char *etc_snapshots;
 };

@@ -11,10 +11,13 @@
  */
 #include "runtime.h"
 
+#include "shared/bind-mount.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <pthread.h>
@@ -151,12 +154,12 @@ static int pjoin(char *out, const char *a, const char *b)
         return 0;
 }
 
-static unsigned long locked_flags(const char *path)
+static unsigned long locked_flags(int fd)
 {
         struct statfs sf;
         unsigned long f = 0;
 
-        if (statfs(path, &sf) < 0 || !(sf.f_flags & ST_VALID))
+        if (fstatfs(fd, &sf) < 0 || !(sf.f_flags & ST_VALID))
                 return 0;
         if (sf.f_flags & ST_NOSUID)
                 f |= MS_NOSUID;
@@ -173,24 +176,33 @@ static unsigned long locked_flags(const char *path)
         return f;
 }
 
+static uint64_t mount_attrs(unsigned long flags)
+{
+        return (flags & MS_RDONLY ? MOUNT_ATTR_RDONLY : 0) |
+               (flags & MS_NOSUID ? MOUNT_ATTR_NOSUID : 0) |
+               (flags & MS_NODEV ? MOUNT_ATTR_NODEV : 0) |
+               (flags & MS_NOEXEC ? MOUNT_ATTR_NOEXEC : 0);
+}
+
 /* Adds flags (MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC) to the mount at path, and with
  * recursive to the mounts below it. mount_setattr() changes only those (one call, no statfs);
  * before Linux 5.12 a bind remount must repeat the flags the kernel locks in a user namespace. */
 static int mount_add_flags(const char *path, unsigned long flags, bool recursive)
 {
-        struct mount_attr attr = {
-            .attr_set = (flags & MS_RDONLY ? MOUNT_ATTR_RDONLY : 0) |
-                        (flags & MS_NOSUID ? MOUNT_ATTR_NOSUID : 0) |
-                        (flags & MS_NODEV ? MOUNT_ATTR_NODEV : 0) |
-                        (flags & MS_NOEXEC ? MOUNT_ATTR_NOEXEC : 0),
-        };
+        struct mount_attr attr = {.attr_set = mount_attrs(flags)};
+        int fd, r;
 
         if (mount_setattr(AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, &attr, sizeof(attr)) == 0)
                 return 0;
         if (errno != ENOSYS)
                 return -errno;
-        flags |= MS_REMOUNT | MS_BIND | locked_flags(path);
-        return mount(NULL, path, NULL, flags, NULL) < 0 ? -errno : 0;
+        fd = open(path, O_PATH | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        flags |= MS_REMOUNT | MS_BIND | locked_flags(fd);
+        close(fd);
+        r = mount(NULL, path, NULL, flags, NULL);
+        return r < 0 ? -errno : 0;
 }
 
 /* Makes the mount at path read-only (and extra). */
@@ -199,63 +211,237 @@ static int remount_ro(const char *path, unsigned long extra)
         return mount_add_flags(path, MS_RDONLY | extra, false);
 }
 
-/* Creates the mount point for a bind of src: a directory or an empty file. When src cannot be
- * looked at, returns -1 with *src_err set to why (and creates nothing). */
-static int make_mountpoint(const char *src, const char *dst, int *src_err)
-{
-        struct stat st;
-
-        *src_err = 0;
-        if (stat(src, &st) < 0) {
-                *src_err = errno;
-                return -1;
-        }
-        if (S_ISDIR(st.st_mode)) {
-                if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-        } else {
-                int fd = open(dst, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
-                if (fd < 0 && errno != EEXIST)
-                        return -errno;
-                if (fd >= 0)
-                        close(fd);
-        }
-        return 0;
-}
-
 /* What one child works with. It lives on the child's own stack: children of concurrent starts
  * (API server threads) share their parent's memory, so nothing of a child may be global. */
 struct child_ctx {
         int errfd;
+        int root; /* O_PATH: the sandbox root being built (NEWROOT), what every dst is below */
         int prepared[RUNTIME_IDMAP_MAX]; /* detached mounts from the parent, in plan order */
         size_t n_prepared, next_prepared;
 };
 
-/* Places a prepared detached mount at dst (the child's side of MOP_IDMAP). */
-static void attach_prepared(struct child_ctx *cx, const struct mount_op *op, const char *dst)
+/*
+ * Paths inside the sandbox root. An image is untrusted, and so are a workspace's and a volume's
+ * contents: any directory on the way to a mount point or a file the setup writes may be a
+ * symlink (`etc -> /oldroot/etc`) or the path may hold "..". Every dst is therefore resolved by
+ * the kernel below cx->root as if that were "/" (openat2 RESOLVE_IN_ROOT: symlinks and ".." never
+ * leave it; magic links are refused), and the setup works on the resulting file descriptors,
+ * never on a path string that the host's tree could resolve.
+ */
+static int in_root(const struct child_ctx *cx, const char *path, int flags)
 {
-        int errfd = cx->errfd;
-        struct stat st;
-        int fd, r;
+        struct open_how how = {
+            .flags = (uint64_t)(flags | O_CLOEXEC),
+            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        };
+        long fd = syscall(SYS_openat2, cx->root, path, &how, sizeof(how));
 
-        if (cx->next_prepared >= cx->n_prepared)
-                die(errfd, "idmapped mount missing", op->dst, EINVAL);
-        fd = cx->prepared[cx->next_prepared++];
-        if (fstat(fd, &st) < 0)
-                die(errfd, "stat prepared mount", op->dst, errno);
-        if (S_ISDIR(st.st_mode))
-                r = mkdir(dst, 0755) < 0 && errno != EEXIST ? -errno : 0;
-        else {
-                int f = open(dst, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
-                r = f < 0 && errno != EEXIST ? -errno : 0;
+        return fd < 0 ? -errno : (int)fd;
+}
+
+/* Whether in_root()'s answer means "nothing there to mask": absent, or behind a directory the
+ * sandbox's ids cannot search either (a host directory of a user it does not map). */
+static bool unreachable(int r)
+{
+        return r == -ENOENT || r == -EACCES;
+}
+
+/* The directory holding dst (O_PATH, resolved in the root) and dst's last component. */
+static int in_root_parent(const struct child_ctx *cx, const char *dst, const char **ret_name)
+{
+        char parent[CHILD_PATH_MAX];
+        const char *slash = strrchr(dst, '/');
+        size_t n;
+        int fd;
+
+        if (!slash || dst[0] != '/')
+                die(cx->errfd, "not an absolute path", dst, EINVAL);
+        n = slash == dst ? 1 : (size_t)(slash - dst);
+        if (n >= sizeof(parent))
+                die(cx->errfd, "path too long", dst, ENAMETOOLONG);
+        memcpy(parent, dst, n);
+        parent[n] = '\0';
+        *ret_name = slash + 1;
+        if (!**ret_name || streq(*ret_name, ".") || streq(*ret_name, ".."))
+                die(cx->errfd, "not a usable path", dst, EINVAL);
+        fd = in_root(cx, parent, O_PATH | O_DIRECTORY);
+        if (fd < 0)
+                die(cx->errfd, "directory of", dst, -fd);
+        return fd;
+}
+
+/* A mount point for dst, resolved in the root: what is there (followed in the root if a
+ * symlink), or a new directory (dir) or empty file. Returns an O_PATH fd. */
+static int mount_point(const struct child_ctx *cx, const char *dst, bool dir)
+{
+        const char *name;
+        int fd = in_root(cx, dst, O_PATH), parent, r;
+
+        if (fd >= 0 || fd != -ENOENT) {
+                if (fd < 0)
+                        die(cx->errfd, "mount point", dst, -fd);
+                return fd;
+        }
+        parent = in_root_parent(cx, dst, &name);
+        if (dir) {
+                r = mkdirat(parent, name, 0755) < 0 ? -errno : 0;
+        } else {
+                int f =
+                    openat(parent, name,
+                           O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+                r = f < 0 ? -errno : 0;
                 if (f >= 0)
                         close(f);
         }
+        if (r == -EEXIST) /* there, but not reachable in the root: a symlink out of it */
+                die(cx->errfd, "mount point is a symlink that leads outside the sandbox", dst,
+                    ELOOP);
         if (r < 0)
-                die(errfd, "create mount point", op->dst, -r);
-        if (move_mount(fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-                die(errfd, "attach idmapped mount", op->dst, errno);
-        close(fd);
+                die(cx->errfd, "create mount point", dst, -r);
+        fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                die(cx->errfd, "open mount point", dst, errno);
+        close(parent);
+        return fd;
+}
+
+/* The object an fd names as a path mount(2) can take: "/oldroot/proc/self/fd/N", the host's
+ * procfs, where our pid is our own. */
+static void fd_path(char out[64], int fd)
+{
+        static const char prefix[] = OLDROOT "/proc/self/fd/";
+        char digits[16];
+        size_t n = 0;
+
+        do
+                digits[n++] = (char)('0' + fd % 10);
+        while ((fd /= 10) > 0);
+        memcpy(out, prefix, sizeof(prefix) - 1);
+        for (size_t i = 0; i < n; i++)
+                out[sizeof(prefix) - 1 + i] = digits[n - 1 - i];
+        out[sizeof(prefix) - 1 + n] = '\0';
+}
+
+/* mount(2) onto the object target (an O_PATH fd from mount_point or in_root): a directory as the
+ * working directory (no lookup at all), anything else through its fd's magic link. Never by a
+ * path the sandbox's tree could redirect. source NULL: target itself (a bind onto itself). */
+static void mount_on(const struct child_ctx *cx, int target, const char *dst, const char *source,
+                     const char *type, unsigned long flags, const char *data)
+{
+        char self[64];
+        struct stat st;
+
+        if (fstat(target, &st) < 0)
+                die(cx->errfd, "mount point", dst, errno);
+        if (S_ISDIR(st.st_mode)) {
+                if (fchdir(target) < 0)
+                        die(cx->errfd, "enter mount point", dst, errno);
+                if (mount(source ? source : ".", ".", type, flags, data) < 0)
+                        die(cx->errfd, "mount", dst, errno);
+                return;
+        }
+        fd_path(self, target);
+        if (mount(source ? source : self, self, type, flags, data) < 0)
+                die(cx->errfd, "mount", dst, errno);
+}
+
+/* Adds flags to the mount now at dst (and below it when recursive). */
+static void mount_flags_at(const struct child_ctx *cx, const char *dst, unsigned long flags,
+                           bool recursive)
+{
+        struct mount_attr attr = {.attr_set = mount_attrs(flags)};
+        char self[64];
+        int top = in_root(cx, dst, O_PATH);
+
+        if (top < 0)
+                die(cx->errfd, "mount flags", dst, -top);
+        if (mount_setattr(top, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr,
+                          sizeof(attr)) < 0) {
+                /* before Linux 5.12: a bind remount repeating the flags the kernel locks */
+                if (errno != ENOSYS)
+                        die(cx->errfd, "mount flags", dst, errno);
+                fd_path(self, top);
+                if (mount(NULL, self, NULL, MS_REMOUNT | MS_BIND | flags | locked_flags(top),
+                          NULL) < 0)
+                        die(cx->errfd, "remount", dst, errno);
+        }
+        close(top);
+}
+
+/* Mounts a new filesystem (tmpfs, proc, devpts) on the directory at target. */
+static void mount_fs_at(const struct child_ctx *cx, int target, const char *dst, const char *type,
+                        unsigned long flags, const char *data)
+{
+        mount_on(cx, target, dst, type, type, flags, data);
+}
+
+/* Attaches the detached mount tree at target; closes tree. */
+static void attach_at(const struct child_ctx *cx, int tree, int target, const char *dst)
+{
+        if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                die(cx->errfd, "attach mount", dst, errno);
+        close(tree);
+}
+
+/* Binds the host path src (below OLDROOT) at dst with flags. A missing src is skipped when the
+ * op is optional. */
+static void bind_at(const struct child_ctx *cx, const struct mount_op *op, const char *src,
+                    unsigned long flags, bool recursive)
+{
+        struct stat st;
+        int target;
+
+        if (stat(src, &st) < 0) {
+                if (op->flags & MOP_OPTIONAL)
+                        return;
+                die(cx->errfd, "bind source", op->src, errno);
+        }
+        target = mount_point(cx, op->dst, S_ISDIR(st.st_mode));
+        mount_on(cx, target, op->dst, src, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL);
+        close(target);
+        mount_flags_at(cx, op->dst, flags, recursive);
+}
+
+/* Attaches the detached mount fd at dst (closing fd). A mount at "/" becomes the new root,
+ * which cx->root then names. */
+static void attach_mount(struct child_ctx *cx, int fd, const char *dst)
+{
+        struct stat st;
+        int target;
+
+        if (fstat(fd, &st) < 0)
+                die(cx->errfd, "stat prepared mount", dst, errno);
+        target = mount_point(cx, dst, S_ISDIR(st.st_mode));
+        attach_at(cx, fd, target, dst);
+        close(target);
+        if (streq(dst, "/")) {
+                close(cx->root);
+                cx->root = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (cx->root < 0)
+                        die(cx->errfd, "open the sandbox root", NULL, errno);
+        }
+}
+
+/* Places the next mount the parent prepared (MOP_PREPARED, rootful MOP_OVERLAY) at op->dst. */
+static void attach_prepared(struct child_ctx *cx, const struct mount_op *op)
+{
+        if (cx->next_prepared >= cx->n_prepared)
+                die(cx->errfd, "prepared mount missing", op->dst, EINVAL);
+        attach_mount(cx, cx->prepared[cx->next_prepared++], op->dst);
+}
+
+/* Attaches the next mount the parent prepared at path, a directory on the scratch root (not
+ * in the sandbox's tree: the sandbox reaches it only through binds). */
+static void attach_scratch(struct child_ctx *cx, const char *path, const char *what)
+{
+        if (mkdir(path, 0755) < 0 && errno != EEXIST)
+                die(cx->errfd, "mkdir", path, errno);
+        if (cx->next_prepared >= cx->n_prepared)
+                die(cx->errfd, what, NULL, EINVAL);
+        if (move_mount(cx->prepared[cx->next_prepared], "", AT_FDCWD, path,
+                       MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                die(cx->errfd, what, NULL, errno);
+        close(cx->prepared[cx->next_prepared++]);
 }
 
 /* The sandbox's disk at DISK_SCRATCH: rootful, the tmpfs the parent made (the first prepared
@@ -266,17 +452,12 @@ static void mount_disk(struct child_ctx *cx, const struct runtime_spec *s)
         int errfd = cx->errfd;
         char opts[64];
 
-        if (mkdir(DISK_SCRATCH, 0755) < 0)
-                die(errfd, "mkdir", DISK_SCRATCH, errno);
         if (!s->rootless) {
-                if (cx->next_prepared >= cx->n_prepared ||
-                    move_mount(cx->prepared[cx->next_prepared], "", AT_FDCWD, DISK_SCRATCH,
-                               MOVE_MOUNT_F_EMPTY_PATH) < 0)
-                        die(errfd, "attach the sandbox's disk", NULL,
-                            cx->next_prepared >= cx->n_prepared ? EINVAL : errno);
-                close(cx->prepared[cx->next_prepared++]);
+                attach_scratch(cx, DISK_SCRATCH, "attach the sandbox's disk");
                 return;
         }
+        if (mkdir(DISK_SCRATCH, 0755) < 0)
+                die(errfd, "mkdir", DISK_SCRATCH, errno);
         (void)snprintf(opts, sizeof(opts), "mode=0755,size=%llu",
                        (unsigned long long)s->disk_bytes);
         if (mount("tmpfs", DISK_SCRATCH, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
@@ -287,7 +468,7 @@ static void mount_disk(struct child_ctx *cx, const struct runtime_spec *s)
  * ("userxattr") that an unprivileged unpacker could write: rootless over the store's layers, or
  * (MOP_DETACHED) over the one directory the parent lent. The upper layer is on the sandbox's disk.
  * Runs in the child: no allocation. */
-static void mount_overlay_userns(struct child_ctx *cx, const struct mount_op *op, const char *dst)
+static void mount_overlay_userns(struct child_ctx *cx, const struct mount_op *op)
 {
         char path[CHILD_PATH_MAX], layer[CHILD_PATH_MAX];
         const char *p = op->src;
@@ -297,9 +478,10 @@ static void mount_overlay_userns(struct child_ctx *cx, const struct mount_op *op
         fs = fsopen("overlay", FSOPEN_CLOEXEC);
         if (fs < 0)
                 die(errfd, "overlayfs", NULL, errno);
+        (void)fsconfig(fs, FSCONFIG_SET_STRING, "source", "none", 0);
         if (op->flags & MOP_DETACHED) {
                 /* one layer: "lowerdir" works on every kernel, "lowerdir+" only from 6.8 */
-                attach_prepared(cx, op, LOWER_SCRATCH);
+                attach_scratch(cx, LOWER_SCRATCH, "attach the image root's copy");
                 if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir", LOWER_SCRATCH, 0) < 0)
                         die(errfd, "image root", op->src, errno);
                 p = "";
@@ -331,21 +513,18 @@ static void mount_overlay_userns(struct child_ctx *cx, const struct mount_op *op
         if (mnt < 0)
                 die(errfd, "mount overlayfs", NULL, errno);
         close(fs);
-        if (move_mount(mnt, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-                die(errfd, "attach the image root", NULL, errno);
-        close(mnt);
+        attach_mount(cx, mnt, op->dst);
 }
 
 static void run_op(struct child_ctx *cx, const struct mount_op *op)
 {
         int errfd = cx->errfd;
-        char dst[CHILD_PATH_MAX], src[CHILD_PATH_MAX];
-        unsigned long ms = MS_NOSUID | MS_NODEV;
-        int r = 0, src_err;
+        char src[CHILD_PATH_MAX];
+        const unsigned long ms = MS_NOSUID | MS_NODEV;
+        const char *name;
+        int r = 0, fd, parent;
 
         src[0] = '\0';
-        if (pjoin(dst, NEWROOT, op->dst) < 0)
-                die(errfd, "path too long", op->dst, ENAMETOOLONG);
         if (op->src &&
             (op->type == MOP_BIND || op->type == MOP_BIND_RO || op->type == MOP_BIND_DEV ||
              op->type == MOP_COPY) &&
@@ -354,80 +533,74 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
 
         switch (op->type) {
         case MOP_MKDIR:
-                if (mkdir(dst, op->mode) < 0) {
+                parent = in_root_parent(cx, op->dst, &name);
+                if (mkdirat(parent, name, op->mode) < 0) {
+                        struct stat st;
                         if (errno != EEXIST)
                                 die(errfd, "mkdir", op->dst, errno);
-                        if (op->flags & MOP_OPTIONAL)
+                        if (op->flags & MOP_OPTIONAL) {
+                                close(parent);
                                 return;
+                        }
+                        if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                            !S_ISDIR(st.st_mode))
+                                die(errfd, "mkdir (not a directory)", op->dst, ENOTDIR);
                 }
-                if (chmod(dst, op->mode) < 0)
+                /* a directory now, ours or the image's: the mode is exact (no umask) */
+                if (fchmodat(parent, name, op->mode, 0) < 0)
                         die(errfd, "chmod", op->dst, errno);
+                close(parent);
                 return;
         case MOP_TMPFS:
-                if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-                        die(errfd, "mkdir", op->dst, errno);
-                if (mount("tmpfs", dst, "tmpfs", ms | (op->flags & MOP_NOEXEC ? MS_NOEXEC : 0),
-                          op->data) < 0)
-                        die(errfd, "mount tmpfs on", op->dst, errno);
+                fd = mount_point(cx, op->dst, true);
+                mount_fs_at(cx, fd, op->dst, "tmpfs", ms | (op->flags & MOP_NOEXEC ? MS_NOEXEC : 0),
+                            op->data);
+                close(fd);
                 return;
         case MOP_BIND:
         case MOP_BIND_RO:
         case MOP_BIND_DEV:
-                if (op->flags & MOP_PREPARED) {
-                        attach_prepared(cx, op, dst);
-                        return;
-                }
-                r = make_mountpoint(src, dst, &src_err);
-                if (src_err) {
-                        if (op->flags & MOP_OPTIONAL)
-                                return;
-                        die(errfd, "bind source", op->src, src_err);
-                }
-                if (r < 0)
-                        die(errfd, "create mount point", op->dst, -r);
-                if (mount(src, dst, NULL, MS_BIND | (op->type == MOP_BIND_DEV ? 0 : MS_REC), NULL) <
-                    0)
-                        die(errfd, "bind mount", op->src, errno);
+                if (op->flags & MOP_PREPARED)
+                        return attach_prepared(cx, op);
                 if (op->type == MOP_BIND_RO)
-                        r = mount_add_flags(dst, MS_RDONLY | MS_NOSUID | MS_NODEV, true);
+                        bind_at(cx, op, src, MS_RDONLY | MS_NOSUID | MS_NODEV, true);
                 else if (op->type == MOP_BIND_DEV)
-                        r = mount_add_flags(dst, MS_NOSUID | MS_NOEXEC, false);
+                        bind_at(cx, op, src, MS_NOSUID | MS_NOEXEC, false);
                 else
-                        r = mount_add_flags(dst, MS_NOSUID | MS_NODEV, true);
-                if (r < 0)
-                        die(errfd, "remount", op->dst, -r);
+                        bind_at(cx, op, src, MS_NOSUID | MS_NODEV, true);
                 return;
         case MOP_PROC:
-                if (mkdir(dst, 0555) < 0 && errno != EEXIST)
-                        die(errfd, "mkdir", op->dst, errno);
-                if (mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-                        die(errfd, "mount proc on", op->dst, errno);
+                fd = mount_point(cx, op->dst, true);
+                mount_fs_at(cx, fd, op->dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+                close(fd);
                 return;
         case MOP_DEVPTS:
-                if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-                        die(errfd, "mkdir", op->dst, errno);
-                if (mount("devpts", dst, "devpts", MS_NOSUID | MS_NOEXEC,
-                          "newinstance,ptmxmode=0666,mode=620") < 0)
-                        die(errfd, "mount devpts on", op->dst, errno);
+                fd = mount_point(cx, op->dst, true);
+                mount_fs_at(cx, fd, op->dst, "devpts", MS_NOSUID | MS_NOEXEC,
+                            "newinstance,ptmxmode=0666,mode=620");
+                close(fd);
                 return;
         case MOP_SYMLINK:
-                if (symlink(op->src, dst) < 0 && errno != EEXIST)
+                parent = in_root_parent(cx, op->dst, &name);
+                if (symlinkat(op->src, parent, name) < 0 && errno != EEXIST)
                         die(errfd, "symlink", op->dst, errno);
+                close(parent);
                 return;
-        case MOP_FILE: {
-                int fd;
-                if ((op->flags & MOP_REPLACE) && unlink(dst) < 0 && errno != ENOENT &&
+        case MOP_FILE:
+                parent = in_root_parent(cx, op->dst, &name);
+                if ((op->flags & MOP_REPLACE) && unlinkat(parent, name, 0) < 0 && errno != ENOENT &&
                     errno != EISDIR)
                         die(errfd, "replace", op->dst, errno);
-                fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, op->mode);
+                fd = openat(parent, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                            op->mode);
                 if (fd < 0)
                         die(errfd, "create", op->dst, errno);
                 r = write_all(fd, op->src, op->len);
                 close(fd);
+                close(parent);
                 if (r < 0)
                         die(errfd, "write", op->dst, -r);
                 return;
-        }
         case MOP_COPY: {
                 /* the kernel copies (sendfile): no buffer, nothing allocated */
                 int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY), out;
@@ -436,9 +609,12 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                                 return;
                         die(errfd, "open", op->src, errno);
                 }
-                out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, op->mode);
+                parent = in_root_parent(cx, op->dst, &name);
+                out = openat(parent, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                             op->mode);
                 if (out < 0)
                         die(errfd, "create", op->dst, errno);
+                close(parent);
                 for (size_t done = 0;;) {
                         ssize_t n = sendfile(out, in, NULL, 1 << 20);
                         if (n == 0)
@@ -456,32 +632,39 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                 return;
         }
         case MOP_REMOUNT_RO:
-                if (access(dst, F_OK) < 0)
+                fd = in_root(cx, op->dst, O_PATH);
+                if (unreachable(fd))
                         return; /* nothing to protect on this kernel */
-                if (mount(dst, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
-                        die(errfd, "bind", op->dst, errno);
-                r = remount_ro(dst, MS_NOSUID | MS_NODEV);
-                if (r < 0)
-                        die(errfd, "remount read-only", op->dst, -r);
+                if (fd < 0)
+                        die(errfd, "remount read-only", op->dst, -fd);
+                mount_on(cx, fd, op->dst, NULL, NULL, MS_BIND | MS_REC, NULL);
+                close(fd);
+                mount_flags_at(cx, op->dst, MS_RDONLY | MS_NOSUID | MS_NODEV, false);
                 return;
         case MOP_MASK_FILE:
-                if (access(dst, F_OK) < 0)
+                fd = in_root(cx, op->dst, O_PATH);
+                if (unreachable(fd))
                         return;
-                if (mount(OLDROOT "/dev/null", dst, NULL, MS_BIND, NULL) < 0)
-                        die(errfd, "mask", op->dst, errno);
+                if (fd < 0)
+                        die(errfd, "mask", op->dst, -fd);
+                mount_on(cx, fd, op->dst, OLDROOT "/dev/null", NULL, MS_BIND, NULL);
+                close(fd);
                 return;
         case MOP_MASK_DIR:
-                if (access(dst, F_OK) < 0)
+                fd = in_root(cx, op->dst, O_PATH | O_DIRECTORY);
+                if (unreachable(fd) || fd == -ENOTDIR)
                         return;
-                if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
-                          "size=0,mode=0555") < 0)
-                        die(errfd, "mask", op->dst, errno);
+                if (fd < 0)
+                        die(errfd, "mask", op->dst, -fd);
+                mount_fs_at(cx, fd, op->dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                            "size=0,mode=0555");
+                close(fd);
                 return;
         case MOP_OVERLAY:
                 if (op->flags & MOP_IDMAP)
-                        attach_prepared(cx, op, dst);
+                        attach_prepared(cx, op);
                 else
-                        mount_overlay_userns(cx, op, dst);
+                        mount_overlay_userns(cx, op);
                 return;
         case MOP_DISK_DIR:
                 /* a directory of the sandbox's disk: every one shares its size */
@@ -489,14 +672,12 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                         die(errfd, "path too long", op->src, ENAMETOOLONG);
                 if ((mkdir(src, op->mode) < 0 && errno != EEXIST) || chmod(src, op->mode) < 0)
                         die(errfd, "directory on the sandbox's disk", op->src, errno);
-                if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-                        die(errfd, "mkdir", op->dst, errno);
                 /* the bind keeps the disk's nosuid and nodev */
-                if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
-                        die(errfd, "bind the sandbox's disk at", op->dst, errno);
-                if ((op->flags & MOP_NOEXEC) &&
-                    (r = mount_add_flags(dst, MS_NOEXEC | MS_NOSUID | MS_NODEV, false)) < 0)
-                        die(errfd, "remount", op->dst, -r);
+                fd = mount_point(cx, op->dst, true);
+                mount_on(cx, fd, op->dst, src, NULL, MS_BIND, NULL);
+                close(fd);
+                if (op->flags & MOP_NOEXEC)
+                        mount_flags_at(cx, op->dst, MS_NOEXEC | MS_NOSUID | MS_NODEV, false);
                 return;
         default:
                 die(errfd, "unknown mount op", op->dst, EINVAL);
@@ -532,7 +713,7 @@ static int place_fd(int fd, int target)
 
 static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int errfd)
 {
-        struct child_ctx cx = {.errfd = errfd};
+        struct child_ctx cx = {.errfd = errfd, .root = -1};
         char go = 0;
         int state_fd, devnull, r;
         int hi_chan, hi_sync, hi_state, hi_exe, hi_hold[RUNTIME_HOLD_MAX];
@@ -595,10 +776,14 @@ static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int
         if (mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV,
                   "mode=0755,size=16m,nr_inodes=16384") < 0)
                 die(errfd, "mount root tmpfs", NULL, errno);
+        cx.root = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (cx.root < 0)
+                die(errfd, "open the sandbox root", NULL, errno);
         if (s->disk_bytes)
                 mount_disk(&cx, s);
         for (size_t i = 0; i < s->plan->n; i++)
                 run_op(&cx, &s->plan->ops[i]);
+        close(cx.root);
 
         /* 6. The agent's private state: a tmpfs it keeps by fd, attached nowhere in the tree. */
         if (mount("tmpfs", STATEDIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
@@ -716,8 +901,9 @@ static void kill_and_reap(pid_t pid)
                 ;
 }
 
-/* A detached copy of the host tree at src, idmapped through the sandbox's user namespace.
- * Falls back to a plain (not idmapped) copy where the filesystem cannot idmap. */
+/* A detached copy of the host tree at src, idmapped through the sandbox's user namespace
+ * (MOP_IDMAP), or as it is (MOP_DETACHED). Falls back to a plain (not idmapped) copy where the
+ * filesystem cannot idmap. */
 static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_err *err)
 {
         struct mount_attr attr = {
@@ -729,17 +915,20 @@ static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_
 
         if (fd < 0)
                 return ak_err_set(err, errno, "cannot mount '%s': %s", op->src, strerror(errno));
-        if (!(op->flags & MOP_IDMAP)) { /* MOP_DETACHED: as it is */
+        if (!(op->flags & MOP_IDMAP) || userns_fd < 0) { /* as it is */
                 attr.attr_set &= ~(uint64_t)MOUNT_ATTR_IDMAP;
                 attr.userns_fd = 0;
         }
         if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0)
                 return fd;
-        if (errno != EINVAL && errno != EOPNOTSUPP && errno != EPERM) {
+        if (!(attr.attr_set & MOUNT_ATTR_IDMAP) ||
+            (errno != EINVAL && errno != EOPNOTSUPP && errno != EPERM)) {
                 int e = errno;
                 close(fd);
-                return ak_err_set(err, e, "cannot idmap '%s': %s", op->src, strerror(e));
+                return ak_err_set(err, e, "cannot mount '%s': %s", op->src, strerror(e));
         }
+        /* This filesystem cannot idmap: a plain mount, where the sandbox's root is its own
+         * unprivileged host id and host files are nobody's. */
         attr.attr_set &= ~(uint64_t)MOUNT_ATTR_IDMAP;
         attr.userns_fd = 0;
         if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
@@ -748,6 +937,124 @@ static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_
                 return ak_err_set(err, e, "cannot mount '%s': %s", op->src, strerror(e));
         }
         return fd;
+}
+
+/* ---- user namespaces made for one mount (MOP_OWNER, MOP_VOLUME) ---- */
+
+/* Runs on a stack inside mount_userns()'s frame: nothing here may leave sanitizer state behind
+ * (it is killed, never returns). */
+__attribute__((no_sanitize_address)) static int userns_wait(void *arg)
+{
+        (void)arg;
+        for (;;)
+                (void)syscall(SYS_pause); /* until SIGKILL: every signal is blocked */
+        return 0;
+}
+
+/* A user namespace with these uid and gid maps ("inside outside count" lines): what an idmapped
+ * mount needs, and nothing else. Only a process can create one: a child that shares our memory
+ * (CLONE_VM, so nothing is copied), waits with every signal blocked while we write its maps and
+ * open its namespace, and is then killed and reaped. Returns the namespace's fd. */
+static int mount_userns(const char *uid_map, const char *gid_map, struct ak_err *err)
+{
+        /* the child's stack: it only ever runs userns_wait */
+        char stack[8192] __attribute__((aligned(16)));
+        char path[64];
+        sigset_t all, saved;
+        int r = 0, fd = -1;
+        pid_t pid;
+
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &saved);
+#ifndef RUNTIME_NO_SHARED_CHILD
+        pid = clone(userns_wait, stack + sizeof(stack), CLONE_NEWUSER | CLONE_VM, NULL);
+        if (pid < 0 && errno == EINVAL) /* CLONE_VM refused (valgrind): a copy, as with fork */
+#endif
+                pid = clone(userns_wait, stack + sizeof(stack), CLONE_NEWUSER, NULL);
+        if (pid < 0) {
+                r = errno;
+                pthread_sigmask(SIG_SETMASK, &saved, NULL);
+                return ak_err_set(err, r, "user namespace for a mount: %s", strerror(r));
+        }
+        (void)snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+        r = write_file_string(path, uid_map);
+        if (r >= 0) {
+                (void)snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+                r = write_file_string(path, gid_map);
+        }
+        if (r >= 0) {
+                (void)snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                r = fd < 0 ? -errno : 0;
+        }
+        (void)kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
+                ;
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        if (r < 0)
+                return ak_err_set(err, -r, "user namespace for a mount: %s", strerror(-r));
+        return fd;
+}
+
+/* One id map of a host directory a sandbox writes (MOP_OWNER): the directory's owner `owner`
+ * is the sandbox's 0, the sandbox's ids 1..count-1 are its own host range. Empty when no such
+ * map is needed or possible: the owner is root (no sandbox id may be host 0) or lies in the
+ * sandbox's own range already. */
+static void owner_map(char *out, size_t len, uint32_t owner, uint32_t base, uint32_t count)
+{
+        if (owner == 0 || (owner >= base && owner - base < count))
+                out[0] = '\0';
+        else
+                (void)snprintf(out, len, "%u %u 1\n%u %u %u\n", owner, base, base + 1, base + 1,
+                               count - 1);
+}
+
+/* A detached mount of a host directory the sandbox writes (MOP_OWNER: the workspace;
+ * MOP_VOLUME: a volume), idmapped as those flags say. *vol_userns caches the volumes' user
+ * namespace (one per sandbox). */
+static int prepare_owned(const struct mount_op *op, const struct runtime_spec *s, int *vol_userns,
+                         struct ak_err *err)
+{
+        char umap[96], gmap[96];
+        struct mount_op plain = *op;
+        struct stat st;
+        int fd, userns = -1, r;
+
+        plain.flags = MOP_DETACHED;
+        if (op->flags & MOP_VOLUME) {
+                if (*vol_userns < 0) {
+                        (void)snprintf(umap, sizeof(umap), "%u %u %u\n", VOLUME_ID_BASE, s->id_base,
+                                       s->id_count);
+                        *vol_userns = mount_userns(umap, umap, err);
+                        if (*vol_userns < 0)
+                                return *vol_userns;
+                }
+                plain.flags = MOP_IDMAP;
+                return prepare_idmapped(&plain, *vol_userns, err);
+        }
+        /* the owner of what will be mounted, not of what the path named a moment ago */
+        fd = open_tree(AT_FDCWD, op->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (fd < 0)
+                return ak_err_set(err, errno, "cannot mount '%s': %s", op->src, strerror(errno));
+        r = fstat(fd, &st) < 0 ? -errno : 0;
+        close(fd);
+        if (r < 0)
+                return ak_err_set(err, -r, "cannot mount '%s': %s", op->src, strerror(-r));
+        owner_map(umap, sizeof(umap), (uint32_t)st.st_uid, s->id_base, s->id_count);
+        owner_map(gmap, sizeof(gmap), (uint32_t)st.st_gid, s->id_base, s->id_count);
+        if (umap[0] || gmap[0]) {
+                char ident[64];
+                (void)snprintf(ident, sizeof(ident), "%u %u %u\n", s->id_base, s->id_base,
+                               s->id_count);
+                userns = mount_userns(umap[0] ? umap : ident, gmap[0] ? gmap : ident, err);
+                if (userns < 0)
+                        return userns;
+                plain.flags = MOP_IDMAP;
+        }
+        r = prepare_idmapped(&plain, userns, err);
+        if (userns >= 0)
+                close(userns);
+        return r;
 }
 
 /* The sandbox's disk (rootful): a detached tmpfs of size bytes whose root belongs to the
@@ -912,7 +1219,7 @@ static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, s
 {
         int fds[RUNTIME_IDMAP_MAX];
         size_t n = 0;
-        int userns = -1, r = 0, disk = -1;
+        int userns = -1, vol_userns = -1, r = 0, disk = -1;
 
         /* the disk first: the child attaches it before any planned mount */
         if (!s->rootless && s->disk_bytes) {
@@ -929,7 +1236,7 @@ static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, s
                                        RUNTIME_IDMAP_MAX);
                         break;
                 }
-                if (userns < 0) {
+                if (userns < 0 && (op->flags & MOP_IDMAP)) {
                         char path[64];
                         (void)snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
                         userns = open(path, O_RDONLY | O_CLOEXEC);
@@ -938,9 +1245,12 @@ static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, s
                                 break;
                         }
                 }
-                r = op->type == MOP_OVERLAY && (op->flags & MOP_IDMAP)
-                        ? prepare_overlay(op, userns, s->id_base, disk, err)
-                        : prepare_idmapped(op, userns, err); /* a copy-fallback lower too */
+                if (op->type == MOP_OVERLAY && (op->flags & MOP_IDMAP))
+                        r = prepare_overlay(op, userns, s->id_base, disk, err);
+                else if (op->flags & (MOP_OWNER | MOP_VOLUME))
+                        r = prepare_owned(op, s, &vol_userns, err);
+                else
+                        r = prepare_idmapped(op, userns, err); /* a copy-fallback lower too */
                 if (r >= 0)
                         fds[n++] = r;
         }
@@ -950,6 +1260,8 @@ static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, s
                 close(fds[i]);
         if (userns >= 0)
                 close(userns);
+        if (vol_userns >= 0)
+                close(vol_userns);
         return r < 0 ? r : 0;
 }
 

@@ -42,9 +42,9 @@ enum mount_op_type {
 
 #define MOP_OPTIONAL (1u << 0) /* skip the op when its source is missing */
 #define MOP_NOEXEC (1u << 1)   /* tmpfs: no execution */
-/* MOP_BIND/MOP_BIND_RO: an idmapped mount (rootful only): files appear with the sandbox's ids
- * (host root's as the sandbox's root), so the sandbox can write where the host owner could, and
- * what it creates is owned on the host by the matching host id. Prepared by the parent. */
+/* MOP_BIND_RO, MOP_OVERLAY: an idmapped mount through the sandbox's own user namespace (rootful
+ * only): files appear with the sandbox's ids (host root's as the sandbox's root). Only for what
+ * the sandbox cannot write (the /etc snapshot, image layers). Prepared by the parent. */
 #define MOP_IDMAP (1u << 2)
 #define RUNTIME_IDMAP_MAX 40  /* idmapped mounts per sandbox */
 #define RUNTIME_HOLD_MAX 2    /* fds the agent holds for the host (see runtime_spec) */
@@ -52,7 +52,17 @@ enum mount_op_type {
 /* MOP_BIND (rootful): a plain detached copy of src made by the parent, which can reach places
  * the sandbox's root cannot (the private data directory); attached like MOP_IDMAP. */
 #define MOP_DETACHED (1u << 4)
-#define MOP_PREPARED (MOP_IDMAP | MOP_DETACHED)
+/* MOP_BIND (rootful): a writable host directory (a workspace), idmapped through a user namespace
+ * made for this mount: the directory's owner is the sandbox's root (its group the sandbox's
+ * group 0) and the sandbox's other ids are its own host range, so nothing the sandbox writes is
+ * ever owned by host root. A directory owned by root is mounted plain: the sandbox's root writes
+ * as its own unprivileged host id. Prepared by the parent. */
+#define MOP_OWNER (1u << 5)
+/* MOP_BIND/MOP_BIND_RO (rootful): a volume, idmapped so that sandbox id k is host id
+ * VOLUME_ID_BASE + k in every sandbox (volumes are shared between sandboxes of different host
+ * ranges). Prepared by the parent. */
+#define MOP_VOLUME (1u << 6)
+#define MOP_PREPARED (MOP_IDMAP | MOP_DETACHED | MOP_OWNER | MOP_VOLUME)
 /* MOP_MKDIR with MOP_OPTIONAL: create when missing, leave an existing directory as it is. */
 #define OVERLAY_MAX_LOWER 128u /* lower layers of one MOP_OVERLAY */
 

@@ -4,6 +4,14 @@
 
 #include <stdbool.h>
 
+/* Host uid and gid of a volume's root: a volume's files are owned by VOLUME_ID_BASE + k on the
+ * host for sandbox id k, in every sandbox that mounts it (native backend, as root). The range
+ * lies just below the sandboxes' own ranges (0x40000000 + 65536 * N) and far above ordinary
+ * users and the subordinate ranges of /etc/subuid (100000 + 65536 * n): nobody on the host has
+ * these ids, and no sandbox id is ever host root. */
+#define VOLUME_ID_BASE 0x3FFF0000u
+#define VOLUME_ID_COUNT 65536u
+
 struct bind_mount {
         const char *source; /* host path */
         const char *dest;   /* absolute sandbox path */

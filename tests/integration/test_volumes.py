@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Volumes: named directories that outlive sandboxes, with size limits that hold; and the
-workspace, both mounted with the sandbox's ids (idmapped) so the sandbox's root can write."""
+workspace. Both are idmapped so that the sandbox's root can write, but never as host root: a
+workspace's owner is the sandbox's root, a volume's files belong to the volumes' own id range
+(tests/security/sandbox/test_host_mounts.py attacks this)."""
 import json
 import os
 import pathlib
@@ -95,20 +97,28 @@ def test_size_limit_is_enforced(ak):
 
 @needs_root
 def test_workspace_is_writable_and_keeps_ownership(ak, tmp_path):
+    # The directory's owner (here uid 1000) is the sandbox's root: what the sandbox creates is
+    # 1000's on the host. Before, the sandbox's root was host root on this mount, which let a
+    # sandbox plant setuid-root files (issue 12, finding 1): this test pinned that.
     ws = tmp_path / "ws"
     ws.mkdir()
+    os.chown(ws, 1000, 1000)
     (ws / "mine").write_text("x")
     os.chown(ws / "mine", 1000, 1000)
+    (ws / "other").write_text("x")
+    os.chown(ws / "other", 1001, 1001)
     assert ak("create", "w", "--no-network", "-d", ws).rc == 0
     res = ak("exec", "w", "--", "sh", "-c",
-             "touch /workspace/new && stat -c '%u' /workspace/ /workspace/new /workspace/mine")
+             "touch /workspace/new && stat -c '%u' /workspace/ /workspace/new /workspace/mine "
+             "/workspace/other")
     assert res.rc == 0, res
-    assert res.stdout.split() == ["0", "0", "1000"], res
+    assert res.stdout.split() == ["0", "0", "0", "65534"], res
     st = os.stat(ws / "new")
-    assert (st.st_uid, st.st_gid) == (0, 0)
-    # ids are kept, and permissions hold: the moderate profile has no CAP_DAC_OVERRIDE, so
-    # the sandbox's root cannot write a file of uid 1000 that is not writable by others
-    res = ak("exec", "w", "--", "sh", "-c", "echo y >> /workspace/mine")
-    assert res.rc != 0 and "Permission denied" in res.stderr
-    assert ak("exec", "w", "-u", "1000", "--", "sh", "-c", "echo y >> /workspace/mine").rc == 0
+    assert (st.st_uid, st.st_gid) == (1000, 1000)
+    # the user's files are the sandbox root's to change; another user's are not (no
+    # CAP_DAC_OVERRIDE in moderate, and unmapped ids are beyond any capability)
+    assert ak("exec", "w", "--", "sh", "-c", "echo y >> /workspace/mine").rc == 0
     assert (ws / "mine").read_text() == "xy\n"
+    res = ak("exec", "w", "--", "sh", "-c", "echo y >> /workspace/other")
+    assert res.rc != 0 and "Permission denied" in res.stderr
+    assert (ws / "other").read_text() == "x"

@@ -306,6 +306,65 @@ static void test_config(void **unused)
         image_config_free(&c);
 }
 
+/* WorkingDir, User and Env of an untrusted config: normalised or refused, never passed on. */
+static void test_config_checks(void **unused)
+{
+        static const struct {
+                const char *in, *out; /* out NULL: refused */
+        } dirs[] = {
+            {"/srv", "/srv"},
+            {"/app/", "/app"},
+            {"//usr//src/./app/.", "/usr/src/app"},
+            {"/", "/"},
+            {"/.", "/"},
+            {"../../x", NULL},
+            {"/../../oldroot/tmp", NULL},
+            {"/a/../b", NULL},
+            {"/a/..", NULL},
+            {"relative", NULL},
+            {"", NULL},
+            {"/a\nb", NULL},
+        };
+        static const char *const good_users[] = {"root", "1000", "1000:1000", "node:node",
+                                                 "a.b-c_d"};
+        static const char *const bad_users[] = {
+            "",     ":",   "a:",    ":a",  "a:b:c", "a b",
+            "../x", "-rf", "$(id)", "a/b", "x\n",   "123456789012345678901234567890123"};
+        struct ak_err err = {0};
+        char buf[2048];
+
+        (void)unused;
+        for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+                (void)snprintf(buf, sizeof(buf), "%s", dirs[i].in);
+                if (dirs[i].out) {
+                        assert_int_equal(image_workdir_normalize(buf, &err), 0);
+                        assert_string_equal(buf, dirs[i].out);
+                } else {
+                        assert_int_equal(image_workdir_normalize(buf, &err), -EINVAL);
+                }
+        }
+        memset(buf, 'a', sizeof(buf) - 1);
+        buf[0] = '/';
+        buf[sizeof(buf) - 1] = '\0';
+        assert_int_equal(image_workdir_normalize(buf, &err), -EINVAL);
+        for (size_t i = 0; i < ARRAY_SIZE(good_users); i++)
+                assert_int_equal(image_user_check(good_users[i], &err), 0);
+        for (size_t i = 0; i < ARRAY_SIZE(bad_users); i++)
+                assert_int_equal(image_user_check(bad_users[i], &err), -EINVAL);
+        assert_int_equal(image_env_check((char *[]){"A=1", "B_2=", "x.y=z", NULL}, &err), 0);
+        assert_int_equal(image_env_check((char *[]){"NOEQUALS", NULL}, &err), -EINVAL);
+        assert_int_equal(image_env_check((char *[]){"=v", NULL}, &err), -EINVAL);
+        assert_int_equal(image_env_check((char *[]){"A B=1", NULL}, &err), -EINVAL);
+        assert_int_equal(image_env_check((char *[]){"1A=1", NULL}, &err), -EINVAL);
+        /* a config carrying them is refused at parse time, with the field named */
+        {
+                static const char bad[] = "{\"config\":{\"WorkingDir\":\"../../x\"}}";
+                struct image_config c = {0};
+                assert_int_equal(image_config_parse(bad, strlen(bad), &c, &err), -EINVAL);
+        }
+        assert_non_null(strstr(err.msg, "WorkingDir"));
+}
+
 static void test_detect(void **unused)
 {
         char dir[] = "/tmp/ak-detect-XXXXXX";
@@ -385,8 +444,9 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_refs),        cmocka_unit_test(test_manifests),
-            cmocka_unit_test(test_config),      cmocka_unit_test(test_detect),
-            cmocka_unit_test(test_store_names), cmocka_unit_test(test_private_addresses),
+            cmocka_unit_test(test_config),      cmocka_unit_test(test_config_checks),
+            cmocka_unit_test(test_detect),      cmocka_unit_test(test_store_names),
+            cmocka_unit_test(test_private_addresses),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
