@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,7 @@
 #define THREAD_STACK_SIZE (1u << 20)
 #define CONNECTION_MEMORY (32u << 10) /* request line and headers, per connection */
 #define LISTEN_BACKLOG 1024
+#define JSON_DEPTH_MAX 64 /* request bodies: the SDK's are 3 deep */
 #define SSE_KEEPALIVE_MS 15000
 #define DEFAULT_PORT 18888
 #define RECONCILE_INTERVAL_S 2
@@ -272,6 +274,32 @@ static enum MHD_Result collect_label(void *cls, enum MHD_ValueKind kind, const c
         return MHD_YES;
 }
 
+/* Whether the nesting of JSON text stays within max levels (strings skipped): the parser and
+ * the code that walks its result recurse, and a connection thread's stack is small. */
+static bool json_depth_ok(const char *s, size_t n, int max)
+{
+        int depth = 0;
+        bool in_string = false;
+
+        for (size_t i = 0; i < n; i++) {
+                char ch = s[i];
+                if (in_string) {
+                        if (ch == '\\')
+                                i++;
+                        else if (ch == '"')
+                                in_string = false;
+                } else if (ch == '"') {
+                        in_string = true;
+                } else if (ch == '[' || ch == '{') {
+                        if (++depth > max)
+                                return false;
+                } else if (ch == ']' || ch == '}') {
+                        depth--;
+                }
+        }
+        return true;
+}
+
 /* Parses the JSON body; NULL body allowed when optional. */
 static int body_json(struct request *rq, bool optional, json_t **ret, struct api_result *res)
 {
@@ -283,6 +311,9 @@ static int body_json(struct request *rq, bool optional, json_t **ret, struct api
                         return 0;
                 return api_fail(res, 400, "Invalid JSON: the request has no body");
         }
+        if (!json_depth_ok(rq->body.data, rq->body.len, JSON_DEPTH_MAX))
+                return api_fail(res, 400, "Invalid JSON: nested deeper than %d levels",
+                                JSON_DEPTH_MAX);
         *ret = json_loadb(rq->body.data, rq->body.len, JSON_REJECT_DUPLICATES, &e);
         if (!*ret)
                 return api_fail(res, 400, "Invalid JSON: %s", e.text);
@@ -1158,6 +1189,31 @@ static size_t raise_nofile(void)
         return room < CONNECTIONS_MAX ? room : CONNECTIONS_MAX;
 }
 
+/* libmicrohttpd's messages, rate-limited (peers decide how many there are: a flood of them must
+ * not flood the log). Its complaints that TCP options do not apply to the unix socket are
+ * dropped: a unix socket has no Nagle delay to push past. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+        static int64_t window;
+        static unsigned lines;
+        int64_t now = now_monotonic_ns();
+
+        (void)cls;
+        if (!strncmp(fmt, "Setting %s option", 17) || !strncmp(fmt, "Failed to push the data", 23))
+                return;
+        pthread_mutex_lock(&lock);
+        if (now - window > 10 * (int64_t)1000000000) {
+                window = now;
+                lines = 0;
+        }
+        if (lines++ < 10) {
+                fputs("agentkernel serve: libmicrohttpd: ", stderr);
+                vfprintf(stderr, fmt, ap);
+        }
+        pthread_mutex_unlock(&lock);
+}
+
 /* ---- startup ---- */
 
 static void usage(FILE *f)
@@ -1434,14 +1490,15 @@ int main(int argc, char **argv)
         (void)sigaction(SIGINT, &sa, NULL);
         (void)sigaction(SIGTERM, &sa, NULL);
         srv.started = time(NULL);
-        d = MHD_start_daemon(
-            MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
-                MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
-            0, NULL, NULL, handle, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)(lim.total + 16),
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-            MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_SIZE, MHD_OPTION_NOTIFY_COMPLETED,
-            completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
+        d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
+                                 MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
+                             0, NULL, NULL, handle, NULL, MHD_OPTION_CONNECTION_LIMIT,
+                             (unsigned)(lim.total + 16), MHD_OPTION_CONNECTION_TIMEOUT,
+                             (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                             (size_t)CONNECTION_MEMORY, MHD_OPTION_THREAD_STACK_SIZE,
+                             (size_t)THREAD_STACK_SIZE, MHD_OPTION_NOTIFY_COMPLETED, completed,
+                             NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
         if (!d) {
                 fprintf(stderr, "error: cannot start the HTTP server\n");
                 return 1;

@@ -288,3 +288,15 @@ def test_mcp_with_the_official_sdk(ak):
     out = res.stdout.decode()
     assert res.returncode == 0, out[-4000:] + res.stderr.decode()[-2000:]
     assert "# fail 0" in out
+
+
+def test_deep_json_refused(server):
+    """Request bodies are parsed by recursion on a connection thread's small stack: nesting
+    past 64 levels is refused before parsing, and the server goes on."""
+    deep = '{"command":["true"],"x":' + "[" * 65 + "]" * 65 + "}"
+    st, body = server.request("POST", "/run", raw=deep)
+    assert st == 400 and "nested deeper" in body["error"]
+    ok = '{"command":["true"],"x":' + "[" * 60 + "]" * 60 + "}"
+    assert server.request("POST", "/run", raw=ok)[0] == 200
+    tricky = '{"command":["true"],"x":"' + "[" * 1000 + '"}'  # brackets in a string do not count
+    assert server.request("POST", "/run", raw=tricky)[0] == 200
