@@ -1103,13 +1103,14 @@ static void log_refusal(const struct peer *p, const char *why)
 
 static void refuse_connection(int fd)
 {
-        static const char resp[] =
-            "HTTP/1.1 503 Service Unavailable\r\n"
-            "Content-Type: application/json\r\n"
-            "Connection: close\r\n"
-            "Content-Length: 61\r\n\r\n"
-            "{\"success\":false,\"error\":\"too many connections from you\"}";
-        (void)!send(fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        static const char body[] = "{\"success\":false,\"error\":\"too many connections\"}";
+        char resp[256];
+        int n = snprintf(resp, sizeof(resp),
+                         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                         "Connection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                         sizeof(body) - 1, body);
+
+        (void)!send(fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
         close(fd);
 }
 

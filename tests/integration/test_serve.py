@@ -300,3 +300,19 @@ def test_deep_json_refused(server):
     assert server.request("POST", "/run", raw=ok)[0] == 200
     tricky = '{"command":["true"],"x":"' + "[" * 1000 + '"}'  # brackets in a string do not count
     assert server.request("POST", "/run", raw=tricky)[0] == 200
+
+
+def test_print_api_key(ak):
+    """`serve --print-api-key` makes the key when missing (0600) and prints it, for
+    `export AGENTKERNEL_API_KEY=$(agentkernel serve --print-api-key)`; a server then takes it."""
+    res = ak("serve", "--print-api-key")
+    key_file = ak.data_dir / "api-key"
+    assert res.rc == 0 and res.stdout.strip() == key_file.read_text().strip()
+    assert len(res.stdout.strip()) == 64 and key_file.stat().st_mode & 0o777 == 0o600
+    assert ak("serve", "--print-api-key").stdout == res.stdout  # made once
+    s = Server(ak)
+    try:
+        assert s.key == res.stdout.strip()
+        assert s.request("GET", "/sandboxes")[0] == 200
+    finally:
+        s.stop()
