@@ -1491,15 +1491,15 @@ int main(int argc, char **argv)
         (void)sigaction(SIGINT, &sa, NULL);
         (void)sigaction(SIGTERM, &sa, NULL);
         srv.started = time(NULL);
-        d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
-                                 MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
-                             0, NULL, NULL, handle, NULL, MHD_OPTION_CONNECTION_LIMIT,
-                             (unsigned)(lim.total + 16), MHD_OPTION_CONNECTION_TIMEOUT,
-                             (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                             (size_t)CONNECTION_MEMORY, MHD_OPTION_THREAD_STACK_SIZE,
-                             (size_t)THREAD_STACK_SIZE, MHD_OPTION_NOTIFY_COMPLETED, completed,
-                             NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
-                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+        /* the logger first: libmicrohttpd uses its own for options before it */
+        d = MHD_start_daemon(
+            MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
+                MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
+            0, NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)(lim.total + 16), MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+            MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_SIZE, MHD_OPTION_NOTIFY_COMPLETED,
+            completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
         if (!d) {
                 fprintf(stderr, "error: cannot start the HTTP server\n");
                 return 1;
