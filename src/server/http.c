@@ -1232,7 +1232,9 @@ static void usage(FILE *f)
             "                           --api-key-file, AGENTKERNEL_API_KEY) and belongs\n"
             "                           behind TLS\n"
             "  -p, --port N             port (default 18888)\n"
-            "      --api-key KEY        require 'Authorization: Bearer KEY' (repeatable)\n"
+            "      --api-key KEY        require 'Authorization: Bearer KEY' (repeatable;\n"
+            "                           other users may see it in ps until serve starts:\n"
+            "                           prefer the file or AGENTKERNEL_API_KEY)\n"
             "      --api-key-file FILE  keys, one per line (# comments)\n"
             "      --socket PATH        also serve on a unix socket (mode 0600); peers with\n"
             "                           your uid (or root) in your namespaces need no key\n"
@@ -1361,6 +1363,9 @@ int main(int argc, char **argv)
                                         API_KEYS_MAX, API_KEY_MAX);
                                 return 2;
                         }
+                        /* every local user can read our command line (ps, /proc/PID/cmdline):
+                         * the key leaves it as soon as it is copied */
+                        memset(optarg, 'x', strlen(optarg));
                         break;
                 case 'K':
                         keys_given = true;

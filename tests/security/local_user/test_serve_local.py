@@ -443,3 +443,18 @@ def test_owner_keeps_its_reserve(server):
     finally:
         for s in socks:
             s.close()
+
+
+def test_key_on_the_command_line_is_not_left_in_ps(ak, local_user):
+    """`serve --api-key KEY`: the other user reads the server's command line (ps,
+    /proc/PID/cmdline, readable by everyone): the key is gone from it once serve runs."""
+    secret = "s3cret-" + "9" * 40
+    s = Server(ak, "--api-key", secret)
+    try:
+        res = local_user.run(["cat", f"/proc/{s.proc.pid}/cmdline"])
+        assert res.rc == 0, res
+        assert "serve" in res.stdout and secret not in res.stdout
+        assert s.request("GET", "/sandboxes", headers={"Authorization": f"Bearer {secret}"})[0] \
+            == 200
+    finally:
+        s.stop()
