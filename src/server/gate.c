@@ -210,8 +210,8 @@ int gate_check(const struct gate_config *g, const struct gate_request *rq, char 
         if ((rq->content_type && !gate_content_type_json(rq->content_type)) ||
             (rq->has_body && !rq->content_type))
                 return refuse(415, buf, len, ret_msg,
-                              "Unsupported Media Type: a request body must be "
-                              "Content-Type: application/json");
+                              "a request body must be sent as 'Content-Type: "
+                              "application/json'");
         if (rq->open_route || rq->peer_trusted || g->no_auth)
                 return 0;
         why = check_key(g, rq);

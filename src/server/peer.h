@@ -34,7 +34,8 @@ struct peer {
         uint8_t addr[16]; /* TCP: the client's address (IPv4 as v4-mapped IPv6) */
 };
 
-/* A NETLINK_SOCK_DIAG socket for peer_identify (-errno when there is none: /proc is used). */
+/* A NETLINK_SOCK_DIAG socket for peer_identify (-errno when there is none: /proc is used). One
+ * thread at a time may use it (the accept loop). */
 int peer_diag_open(void);
 
 /* Identifies the peer of an accepted connection fd. diag_fd may be -1. Never fails: what cannot
