@@ -197,10 +197,12 @@ static const struct verb verbs[] = {
      "`run --fast -B docker|podman` takes a started container from a pool of identical\n"
      "ones (up to 5 per configuration, 20 per engine) and refills it in the background;\n"
      "each container serves one run and is then destroyed. 'pool clear' empties the pools.\n"},
-    {"serve", cmd_serve, "[-H ADDR] [-p PORT] [--api-key KEY]...",
+    {"serve", cmd_serve, "[-H ADDR] [-p PORT] [--api-key KEY]... [--socket PATH]",
      "Serve the HTTP API used by the SDKs (default http://127.0.0.1:18888)",
-     "Run 'agentkernel serve --help' for every option. API keys: --api-key, --api-key-file,\n"
-     "AGENTKERNEL_API_KEY or [api] in agentkernel.toml. A non-loopback address needs a key.\n"},
+     "Run 'agentkernel serve --help' for every option. Only you can use it: without a key of\n"
+     "your own (--api-key, --api-key-file, AGENTKERNEL_API_KEY, [api] in agentkernel.toml) it\n"
+     "makes one in ~/.agentkernel/api-key; clients:\n"
+     "  export AGENTKERNEL_API_KEY=$(cat ~/.agentkernel/api-key)\n"},
     {"mcp-server", cmd_mcp_server, "", "Serve MCP (Model Context Protocol) on stdin/stdout",
      "The sandbox_* tools for MCP clients (Claude Code, Codex, ...): register the command\n"
      "'agentkernel mcp-server' as a stdio server.\n"},

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
+/* Forked workers of the API (see worker.h). A worker keeps none of the server's descriptors
+ * (client connections, listening sockets) beyond its pipe back. */
 #include "worker.h"
 
 #include <errno.h>
@@ -8,10 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "shared/fd-util.h"
+
+static rlim_t child_nofile = RLIM_INFINITY; /* RLIM_INFINITY: leave the limit alone */
+
+void worker_set_child_nofile(rlim_t soft)
+{
+        child_nofile = soft;
+}
 
 struct frame_head {
         uint8_t type;
@@ -71,6 +81,16 @@ static pid_t fork_worker(int *ret_fd, struct ak_err *err)
         }
         if (pid == 0) {
                 close(p[0]);
+                /* a client's connection must end when the server closes it, not when some
+                 * worker that happened to fork meanwhile exits */
+                (void)close_all_fds_except(3, &p[1], 1);
+                if (child_nofile != RLIM_INFINITY) {
+                        struct rlimit rl;
+                        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && child_nofile <= rl.rlim_max) {
+                                rl.rlim_cur = child_nofile;
+                                (void)setrlimit(RLIMIT_NOFILE, &rl);
+                        }
+                }
                 *ret_fd = p[1];
                 return 0;
         }

@@ -9,10 +9,15 @@
 #pragma once
 
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "core/manager.h"
 #include "shared/err.h"
+
+/* The soft RLIMIT_NOFILE a worker (and so the sandboxes it starts) gets back, when the server
+ * raised its own to hold many connections. */
+void worker_set_child_nofile(rlim_t soft);
 
 /* Runs fn in a worker and waits; fn's return value and error come back. */
 int worker_call(int (*fn)(struct manager *m, void *ctx, struct ak_err *err), void *ctx,

@@ -13,57 +13,9 @@ import time
 import pytest
 
 from conftest import AK
+from serve_client import Server, free_port
 
 SDK_DIR = pathlib.Path(__file__).resolve().parents[1] / "sdk"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, ak, *args):
-        self.port = free_port()
-        self.proc = subprocess.Popen([AK, "serve", "--port", str(self.port), *args],
-                                     env=ak.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                if self.request("GET", "/health")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("server did not come up")
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def request(self, method, path, body=None, headers=None, raw=None, timeout=60):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        h = {"Content-Type": "application/json"} if data is not None else {}
-        h.update(headers or {})
-        c.request(method, path, body=data, headers=h)
-        r = c.getresponse()
-        text = r.read()
-        c.close()
-        try:
-            return r.status, json.loads(text)
-        except ValueError:
-            return r.status, text
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            out, err = self.proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-        return err.decode()
 
 
 @pytest.fixture
@@ -85,7 +37,9 @@ def test_envelope_and_core_routes(server):
     assert st == 400 and body["error"].startswith("Invalid JSON")
     assert server.request("GET", "/nowhere") == (404, {"success": False, "error": "Not found"})
     st, body = server.request("GET", "/status")
-    assert st == 200 and body["data"]["api_key_configured"] is False
+    # a server started without keys of its own makes one: the keyless API was issue 12's
+    # finding 5 (any local user, and web pages, could run commands)
+    assert st == 200 and body["data"]["api_key_configured"] is True
     st, body = server.request("GET", "/stats")
     assert st == 200 and "sandbox_count" in body["data"]
 
@@ -157,7 +111,9 @@ def test_auth(ak):
     s = Server(ak, "--api-key", "k1", "--api-key", "k2")
     try:
         assert s.request("GET", "/health")[0] == 200
-        assert s.request("GET", "/metrics")[0] == 200
+        # /metrics names sandboxes and counts what clients do: it needs the key (issue 12)
+        assert s.request("GET", "/metrics")[0] == 401
+        assert s.request("GET", "/metrics", headers={"Authorization": "Bearer k2"})[0] == 200
         st, body = s.request("GET", "/sandboxes")
         assert (st, body["error"]) == (401, "Missing Authorization header")
         st, body = s.request("GET", "/sandboxes", headers={"Authorization": "Basic x"})
@@ -214,7 +170,7 @@ def test_blocked_command_over_the_api_is_audited(server, ak, tmp_path):
 def stream(server, cmd, read_events=None):
     c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     c.request("POST", "/run/stream", body=json.dumps({"command": cmd}),
-              headers={"Content-Type": "application/json"})
+              headers={"Content-Type": "application/json", **server.auth()})
     r = c.getresponse()
     return c, r
 
@@ -310,10 +266,15 @@ def node_test(script, env):
 
 @pytest.mark.parametrize("auth", [False, True])
 def test_official_node_sdk(ak, auth):
+    """auth=False: the default server and its generated key, handed to the SDK the way the docs
+    tell a user to (AGENTKERNEL_API_KEY=$(cat ~/.agentkernel/api-key)); auth=True: a key of the
+    user's choosing, with the SDK's auth failures checked too."""
     s = Server(ak, *(["--api-key", "sdk-key"] if auth else []))
     env = dict(ak.env, AGENTKERNEL_BASE_URL=s.url)
+    env["AGENTKERNEL_API_KEY"] = (ak.data_dir / "api-key").read_text().strip() if not auth \
+        else "sdk-key"
     if auth:
-        env.update(AGENTKERNEL_API_KEY="sdk-key", AK_EXPECT_AUTH="1")
+        env.update(AK_EXPECT_AUTH="1")
     try:
         res = node_test("sdk.test.mjs", env)
     finally:
@@ -328,3 +289,31 @@ def test_mcp_with_the_official_sdk(ak):
     out = res.stdout.decode()
     assert res.returncode == 0, out[-4000:] + res.stderr.decode()[-2000:]
     assert "# fail 0" in out
+
+
+def test_deep_json_refused(server):
+    """Request bodies are parsed by recursion on a connection thread's small stack: nesting
+    past 64 levels is refused before parsing, and the server goes on."""
+    deep = '{"command":["true"],"x":' + "[" * 65 + "]" * 65 + "}"
+    st, body = server.request("POST", "/run", raw=deep)
+    assert st == 400 and "nested deeper" in body["error"]
+    ok = '{"command":["true"],"x":' + "[" * 60 + "]" * 60 + "}"
+    assert server.request("POST", "/run", raw=ok)[0] == 200
+    tricky = '{"command":["true"],"x":"' + "[" * 1000 + '"}'  # brackets in a string do not count
+    assert server.request("POST", "/run", raw=tricky)[0] == 200
+
+
+def test_print_api_key(ak):
+    """`serve --print-api-key` makes the key when missing (0600) and prints it, for
+    `export AGENTKERNEL_API_KEY=$(agentkernel serve --print-api-key)`; a server then takes it."""
+    res = ak("serve", "--print-api-key")
+    key_file = ak.data_dir / "api-key"
+    assert res.rc == 0 and res.stdout.strip() == key_file.read_text().strip()
+    assert len(res.stdout.strip()) == 64 and key_file.stat().st_mode & 0o777 == 0o600
+    assert ak("serve", "--print-api-key").stdout == res.stdout  # made once
+    s = Server(ak)
+    try:
+        assert s.key == res.stdout.strip()
+        assert s.request("GET", "/sandboxes")[0] == 200
+    finally:
+        s.stop()
