@@ -3,16 +3,19 @@
  * Helpers of the agent: user lookup in the sandbox's /etc/passwd (hostile input: bounded reads,
  * strict number parsing, never through a /proc link, never a FIFO), command environments, and
  * the last steps before a command's execve (the working directory, too, is never reached through
- * a /proc link).
+ * a /proc link; the command's own seccomp filter).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -188,6 +191,49 @@ fail:
         return NULL;
 }
 
+/*
+ * What every command gets on top of the sandbox's filter. The sandbox's filter applies to the
+ * agent too, and the agent needs openat2 (RESOLVE_NO_MAGICLINKS: no sandbox path may lead it into
+ * its own fds); commands must not have it: its mode is behind a pointer, where a filter cannot
+ * see a setuid bit (the sandbox's filter refuses those bits in open, openat, creat, chmod and
+ * mknod). ENOSYS, as for a kernel without openat2: libc and programs fall back to openat. The
+ * program is written out here because the agent is built against musl, whose headers have no
+ * <linux/filter.h>; every process in the sandbox descends from a command, so all get it.
+ */
+#define OPENAT2_NR 437 /* the same number on every architecture */
+#define SECCOMP_SET_MODE_FILTER_ 1u
+#define SECCOMP_RET_ALLOW_ 0x7fff0000u
+#define SECCOMP_RET_ERRNO_ 0x00050000u
+
+struct bpf_insn {
+        uint16_t code;
+        uint8_t jt, jf;
+        uint32_t k;
+};
+
+static int command_filter(void)
+{
+        static const struct bpf_insn insns[] = {
+            {0x20, 0, 0, 0},                           /* ld [nr] (seccomp_data.nr) */
+            {0x15, 0, 1, OPENAT2_NR},                  /* jeq #openat2, next, skip 1 */
+            {0x06, 0, 0, SECCOMP_RET_ERRNO_ | ENOSYS}, /* ret ERRNO(ENOSYS) */
+            {0x06, 0, 0, SECCOMP_RET_ALLOW_},          /* ret ALLOW */
+        };
+        const struct {
+                unsigned short len;
+                const struct bpf_insn *filter;
+        } prog = {sizeof(insns) / sizeof(insns[0]), insns};
+
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER_, 0u, &prog) == 0)
+                return 0;
+        /* a filter needs no_new_privs (or CAP_SYS_ADMIN): every sandbox has it set already,
+         * and the restrictive profile refuses prctl(), so only ask when it is missing */
+        if (errno != EACCES || syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1L, 0L, 0L, 0L) < 0 ||
+            syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER_, 0u, &prog) < 0)
+                return -errno;
+        return 0;
+}
+
 int agent_child_setup(const struct agent_user *u, const char *cwd)
 {
         sigset_t all;
@@ -220,5 +266,5 @@ int agent_child_setup(const struct agent_user *u, const char *cwd)
                 if (r < 0)
                         return r;
         }
-        return 0;
+        return command_filter();
 }

@@ -48,8 +48,9 @@ int agent_user_lookup(const char *spec, struct agent_user *ret);
  * derived from the user (HOME, USER, LOGNAME) and PATH/TERM when missing. Caller frees. */
 char **agent_build_env(char *const *overrides, const struct agent_user *u, bool tty);
 
-/* In a spawned child: switch to the user, chdir, reset signals. Returns 0 or -errno (the caller
- * reports and _exits). */
+/* In a spawned child: switch to the user, chdir, reset signals, add the commands' seccomp filter
+ * (openat2 refused: its mode cannot be checked). Returns 0 or -errno (the caller reports and
+ * _exits). */
 int agent_child_setup(const struct agent_user *u, const char *cwd);
 
 /* Connection handlers; each runs in a forked handler process and returns when done. */

@@ -33,8 +33,7 @@ char *trust_store_path(void)
         struct ak_err ignored = {0};
         char *p = NULL;
 
-        if (paths_user_dir_path(&dir, &ignored) < 0 ||
-            asprintf(&p, "%s/%s", dir, TRUST_FILE) < 0)
+        if (paths_user_dir_path(&dir, &ignored) < 0 || asprintf(&p, "%s/%s", dir, TRUST_FILE) < 0)
                 return NULL;
         return p;
 }

@@ -344,6 +344,7 @@ static const char *const allow_restrictive[] = {
     "sched_rr_get_interval",
     "sched_setaffinity",
     "sched_yield",
+    "seccomp", /* a further filter only narrows; the agent adds one to every command */
     "select",
     "sendfile",
     "sendmmsg",
@@ -679,11 +680,13 @@ static int add_conditional(struct sink *s, bool allowlist)
         int r = cond_clone(s, "clone");
 
         /* clone3 passes its flags in memory seccomp cannot read: libc falls back to clone.
-         * openat2's mode is behind a pointer too: libc falls back to openat. */
+         * openat2's mode is behind a pointer too, but the agent needs it for itself
+         * (RESOLVE_NO_MAGICLINKS): allowed here, refused to every command by the filter the agent
+         * adds for them (agent_child_setup: ENOSYS, libc falls back to openat). */
         if (r >= 0)
                 r = rule0(s, "clone3", SCMP_ACT_ERRNO(ENOSYS));
         if (r >= 0)
-                r = rule0(s, "openat2", SCMP_ACT_ERRNO(ENOSYS));
+                r = rule0(s, "openat2", SCMP_ACT_ALLOW);
         if (r >= 0)
                 r = cond_ioctl(s, "ioctl");
         if (r >= 0)

@@ -443,9 +443,12 @@ static void test_store_names(void **unused)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_refs),        cmocka_unit_test(test_manifests),
-            cmocka_unit_test(test_config),      cmocka_unit_test(test_config_checks),
-            cmocka_unit_test(test_detect),      cmocka_unit_test(test_store_names),
+            cmocka_unit_test(test_refs),
+            cmocka_unit_test(test_manifests),
+            cmocka_unit_test(test_config),
+            cmocka_unit_test(test_config_checks),
+            cmocka_unit_test(test_detect),
+            cmocka_unit_test(test_store_names),
             cmocka_unit_test(test_private_addresses),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

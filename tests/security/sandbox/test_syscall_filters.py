@@ -8,6 +8,9 @@ mitigations (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE). A syscall newer than the fil
 one libseccomp cannot name, must not be allowed by default. io_uring's operations bypass
 seccomp. TIOCSTI with high bits set reaches the kernel as TIOCSTI.
 """
+import json
+import time
+
 import pytest
 
 from conftest import needs_root
@@ -139,8 +142,9 @@ print(out)
 def test_syscalls_newer_than_the_review_are_refused(ak, profile):
     """Numbers above the newest reviewed syscall fail with ENOSYS in the deny-list profiles (so
     libc falls back) and EPERM in restrictive; the new mount API's open_tree_attr, io_uring (all
-    profiles now: its operations bypass seccomp) and openat2 (its mode is behind a pointer) are
-    refused too."""
+    profiles now: its operations bypass seccomp) and openat2 (its mode is behind a pointer: the
+    agent, which needs it, refuses it to every command with a filter of its own) are refused
+    too."""
     res = ak("run", "-p", profile, "--no-network", "--", PY, "-c", UNKNOWN)
     assert res.rc == 0, res
     out = eval(res.stdout)
@@ -206,10 +210,51 @@ def test_engine_profiles_carry_the_same_rules(tmp_path):
         names = {n for r in rules if r["action"] == "SCMP_ACT_ALLOW" and "args" not in r
                  for n in r["names"]}
         assert "socket" not in names and "chmod" not in names and "personality" not in names
-        assert "io_uring_setup" not in names and "openat2" not in names
+        assert "io_uring_setup" not in names
+        # openat2 is the agent's (RESOLVE_NO_MAGICLINKS); commands are refused it by the filter
+        # the agent adds for each of them, in containers too
+        assert "openat2" in names
         sock = [r for r in rules if r["names"] == ["socket"]]
         assert any(r["action"] == "SCMP_ACT_ERRNO" and r["errnoRet"] == 97 and
                    r["args"][0]["op"] == "SCMP_CMP_GT" for r in sock)
         chmod = [r for r in rules if r["names"] == ["chmod"] and r["action"] == "SCMP_ACT_ALLOW"]
         assert chmod and chmod[0]["args"][0] == {"index": 1, "value": 0o6000, "valueTwo": 0,
                                                  "op": "SCMP_CMP_MASKED_EQ"}
+
+
+OPENAT2 = r"""
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.syscall(437, -100, b"/", 0, 0)
+print("ok" if r >= 0 else errno.errorcode.get(ctypes.get_errno(), "?"))
+"""
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_openat2_is_refused_to_commands_started_every_way(ak, profile, tmp_path):
+    """The agent keeps openat2 for itself (RESOLVE_NO_MAGICLINKS) and refuses it to each command
+    with a filter of its own: a command started by run, by exec, detached (exec -d), as the
+    init script, or by a command that re-executes itself must not get it, since the sandbox's
+    filter cannot see the setuid bits of its mode."""
+    res = ak("run", "-p", profile, "--no-network", "--", PY, "-c", OPENAT2)
+    assert res.rc == 0 and res.stdout == "ENOSYS\n", res
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "agentkernel.toml").write_text(
+        f"[sandbox]\ninit_script = \"{PY} -c 'import ctypes; import sys; "
+        f"sys.exit(0 if ctypes.CDLL(None).syscall(437, -100, b\\\"/\\\", 0, 0) < 0 else 7)'\"\n")
+    assert ak("trust", "-y", proj / "agentkernel.toml").rc == 0
+    res = ak("create", "box", "--profile", profile, "--no-network", cwd=proj)
+    assert res.rc == 0, res  # the init script exits 7 if it got openat2
+    res = ak("exec", "box", "--", PY, "-c", OPENAT2)
+    assert res.rc == 0 and res.stdout == "ENOSYS\n", res
+    res = ak("exec", "box", "--", "sh", "-c", f"exec {PY} -c '{OPENAT2}'")
+    assert res.stdout == "ENOSYS\n", res
+    rec = json.loads(ak("exec", "-d", "box", "--", PY, "-c", OPENAT2).out)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        out = ak("sandbox", "exec-logs", "box", rec["id"]).out
+        if out:
+            break
+        time.sleep(0.1)
+    assert out == b"ENOSYS\n", out
