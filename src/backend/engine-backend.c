@@ -269,9 +269,9 @@ static json_t *strv_json(char *const *v)
 /* The container's configuration: our agent as the entrypoint, the hardening, the limits. */
 /* "seccomp=..." for the profile: the JSON inline (docker), or a file with it (podman), written
  * once per content under the data directory. NULL when it cannot be had. malloc'd. */
-static char *seccomp_opt_for(enum engine_kind kind, enum seccomp_profile prof)
+static char *seccomp_opt_for(enum engine_kind kind, enum seccomp_profile prof, bool host_files)
 {
-        const char *json = seccomp_engine_json(prof);
+        const char *json = seccomp_engine_json(prof, host_files);
         cleanup_free char *data = NULL;
         char *opt = NULL, path[PATH_MAX], hex[65];
 
@@ -298,7 +298,9 @@ static json_t *container_config(enum engine_kind kind, const struct backend_conf
                                 const char *agent, const char *sock_dir, const char *image_user,
                                 const char *pool)
 {
-        cleanup_free char *seccomp_opt = seccomp_opt_for(kind, cfg->profile->seccomp);
+        cleanup_free char *seccomp_opt =
+            seccomp_opt_for(kind, cfg->profile->seccomp,
+                            bind_mounts_writable(cfg->workspace, cfg->binds, cfg->n_binds));
         const struct profile *p = cfg->profile;
         json_t *c = json_object(), *hc = json_object(), *binds = json_array();
         json_t *caps = json_array(), *labels = json_object(), *ports = json_object();

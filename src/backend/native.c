@@ -391,7 +391,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 ak_err_set(err, -r, "building the root filesystem plan: %s", strerror(-r));
                 goto fail;
         }
-        r = seccomp_program(p->seccomp, &filter);
+        r = seccomp_program(p->seccomp, bind_mounts_writable(ro.workspace, ro.binds, ro.n_binds),
+                            &filter);
         if (r < 0) {
                 ak_err_set(err, -r, "no seccomp program for profile '%s'", p->name);
                 goto fail;

@@ -663,19 +663,61 @@ static int cond_personality(struct sink *s, const char *name)
 
 /* The syscalls with conditions; in every profile that allows them at all. */
 static const char *const conditional[] = {
-    "clone",   "ioctl", "chmod",  "fchmod", "fchmodat",   "fchmodat2",   "creat",  "mknod",
-    "mknodat", "open",  "openat", "socket", "socketpair", "personality", "clone3", "openat2",
+    "clone", "ioctl", "socket", "socketpair", "personality", "clone3", "openat2",
 };
 
-static bool is_conditional(const char *name)
+/* The syscalls that can give a file the setuid or setgid bit: conditional only in the host-files
+ * variant (a sandbox that writes host directories), plain otherwise. */
+static const char *const conditional_host_files[] = {
+    "chmod", "fchmod", "fchmodat", "fchmodat2", "creat", "mknod", "mknodat", "open", "openat",
+};
+
+static bool is_conditional(const char *name, bool host_files)
 {
         for (size_t i = 0; i < ARRAY_SIZE(conditional); i++)
                 if (streq(conditional[i], name))
                         return true;
+        for (size_t i = 0; host_files && i < ARRAY_SIZE(conditional_host_files); i++)
+                if (streq(conditional_host_files[i], name))
+                        return true;
         return false;
 }
 
-static int add_conditional(struct sink *s, bool allowlist)
+/*
+ * The host-files rules: no file a sandbox creates or changes gets the setuid or setgid bit. A
+ * workspace or volume is the host's file system, where such a file would outlive the sandbox and
+ * run with its owner's ids for any local user who reaches it (inside, no_new_privs and nosuid
+ * make the bits inert). The mode of every call that sets one is refused (EPERM), wherever the
+ * file lies: seccomp cannot tell which mount a path is on. Sandboxes without a writable host
+ * directory do not get these rules: everything they write is on their own disk (a tmpfs) and
+ * leaves the sandbox only through `cp`, which drops the bits; a package manager there can still
+ * install programs that ship setuid (dpkg stops when their chmod is refused).
+ */
+static int add_host_file_rules(struct sink *s, bool allowlist)
+{
+        int r = cond_mode(s, "chmod", 1);
+
+        if (r >= 0)
+                r = cond_mode(s, "fchmod", 1);
+        if (r >= 0)
+                r = cond_mode(s, "fchmodat", 2);
+        if (r >= 0)
+                r = cond_mode(s, "fchmodat2", 2);
+        if (r >= 0)
+                r = cond_mode(s, "creat", 1);
+        if (r >= 0)
+                r = cond_open(s, "open", 1, 2);
+        if (r >= 0)
+                r = cond_open(s, "openat", 2, 3);
+        /* the restrictive allow-list names neither mknod nor mknodat: refused outright */
+        if (r >= 0 && !allowlist)
+                r = cond_mode(s, "mknod", 1);
+        if (r >= 0 && !allowlist)
+                r = cond_mode(s, "mknodat", 2);
+        return r;
+}
+
+static int add_conditional(struct sink *s, bool allowlist, bool host_files)
 {
         int r = cond_clone(s, "clone");
 
@@ -690,28 +732,12 @@ static int add_conditional(struct sink *s, bool allowlist)
         if (r >= 0)
                 r = cond_ioctl(s, "ioctl");
         if (r >= 0)
-                r = cond_mode(s, "chmod", 1);
-        if (r >= 0)
-                r = cond_mode(s, "fchmod", 1);
-        if (r >= 0)
-                r = cond_mode(s, "fchmodat", 2);
-        if (r >= 0)
-                r = cond_mode(s, "fchmodat2", 2);
-        if (r >= 0)
-                r = cond_mode(s, "creat", 1);
-        if (r >= 0)
-                r = cond_open(s, "open", 1, 2);
-        if (r >= 0)
-                r = cond_open(s, "openat", 2, 3);
-        if (r >= 0)
                 r = cond_socket(s, "socket", false);
         if (r >= 0)
                 r = cond_socket(s, "socketpair", true);
-        /* the restrictive allow-list names neither mknod nor personality: refused outright */
-        if (r >= 0 && !allowlist)
-                r = cond_mode(s, "mknod", 1);
-        if (r >= 0 && !allowlist)
-                r = cond_mode(s, "mknodat", 2);
+        if (r >= 0 && host_files)
+                r = add_host_file_rules(s, allowlist);
+        /* the restrictive allow-list names no personality: refused outright */
         if (r >= 0 && !allowlist && s->def != SCMP_ACT_ALLOW) /* else the prefix's */
                 r = cond_personality(s, "personality");
         return r;
@@ -736,28 +762,28 @@ static char *syscall_name(int nr)
         return name;
 }
 
-static int add_rules(struct sink *s, enum seccomp_profile p)
+static int add_rules(struct sink *s, enum seccomp_profile p, bool host_files)
 {
         bool allowlist = p == SECCOMP_PROFILE_RESTRICTIVE;
         int r = 0;
 
         if (allowlist) {
                 for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(allow_restrictive); i++)
-                        if (!is_conditional(allow_restrictive[i]))
+                        if (!is_conditional(allow_restrictive[i], host_files))
                                 r = rule0(s, allow_restrictive[i], SCMP_ACT_ALLOW);
-                return r < 0 ? r : add_conditional(s, true);
+                return r < 0 ? r : add_conditional(s, true, host_files);
         }
         for (int nr = 0; r >= 0 && nr <= SYSCALL_REVIEWED_MAX; nr++) {
                 cleanup_free char *name = syscall_name(nr);
                 bool denied;
-                if (!name || is_conditional(name))
+                if (!name || is_conditional(name, host_files))
                         continue;
                 denied = listed(name, deny_default, ARRAY_SIZE(deny_default)) ||
                          (p == SECCOMP_PROFILE_MODERATE &&
                           listed(name, deny_moderate, ARRAY_SIZE(deny_moderate)));
                 r = rule0(s, name, denied ? EPERM_ACT : SCMP_ACT_ALLOW);
         }
-        return r < 0 ? r : add_conditional(s, false);
+        return r < 0 ? r : add_conditional(s, false, host_files);
 }
 
 /* What a profile does with a syscall no rule names: restrictive EPERM (as it always has), the
@@ -830,7 +856,8 @@ static void release_ctx(scmp_filter_ctx *ctx)
                 seccomp_release(*ctx);
 }
 
-int seccomp_build(enum seccomp_profile p, struct sock_fprog *ret, struct ak_err *err)
+int seccomp_build(enum seccomp_profile p, bool host_files, struct sock_fprog *ret,
+                  struct ak_err *err)
 {
         scmp_filter_ctx ctx CLEANUP(release_ctx) = NULL;
         bool deny_form = p != SECCOMP_PROFILE_RESTRICTIVE && unified_numbers(seccomp_arch_native());
@@ -849,7 +876,7 @@ int seccomp_build(enum seccomp_profile p, struct sock_fprog *ret, struct ak_err 
          * command runs through this program. */
         (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
         s.ctx = ctx;
-        r = add_rules(&s, p);
+        r = add_rules(&s, p, host_files);
         if (r < 0)
                 return ak_err_set(err, -r, "seccomp: adding rules: %s", strerror(-r));
 
@@ -874,7 +901,7 @@ int seccomp_build(enum seccomp_profile p, struct sock_fprog *ret, struct ak_err 
         return 0;
 }
 
-int seccomp_oci_json(enum seccomp_profile p, char **ret)
+int seccomp_oci_json(enum seccomp_profile p, bool host_files, char **ret)
 {
         struct buf json = BUF_INIT;
         struct sink s = {.json = &json, .def = default_action(p)};
@@ -884,7 +911,7 @@ int seccomp_oci_json(enum seccomp_profile p, char **ret)
             &json, "{\"defaultAction\":\"SCMP_ACT_ERRNO\",\"defaultErrnoRet\":%u,\"syscalls\":[",
             s.def & 0xffffu);
         if (r >= 0)
-                r = add_rules(&s, p);
+                r = add_rules(&s, p, host_files);
         if (r >= 0 && s.allowed.len)
                 r = buf_printf(&json, "%s{\"names\":[%s],\"action\":\"SCMP_ACT_ALLOW\"}",
                                s.n_json ? "," : "", s.allowed.data);

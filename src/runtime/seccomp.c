@@ -31,17 +31,17 @@ const char *seccomp_profile_name(enum seccomp_profile p)
 #ifndef SECCOMP_GEN /* seccomp-gen itself is built before the programs exist */
 #include "seccomp-bpf.h"
 
-int seccomp_program(enum seccomp_profile p, struct sock_fprog *ret)
+int seccomp_program(enum seccomp_profile p, bool host_files, struct sock_fprog *ret)
 {
         if (p >= SECCOMP_PROFILE_MAX)
                 return -EINVAL;
-        ret->filter = (struct sock_filter *)seccomp_bpf[p];
-        ret->len = seccomp_bpf_len[p];
+        ret->filter = (struct sock_filter *)seccomp_bpf[p][host_files];
+        ret->len = seccomp_bpf_len[p][host_files];
         return 0;
 }
 
-const char *seccomp_engine_json(enum seccomp_profile p)
+const char *seccomp_engine_json(enum seccomp_profile p, bool host_files)
 {
-        return p < SECCOMP_PROFILE_MAX ? seccomp_oci[p] : NULL;
+        return p < SECCOMP_PROFILE_MAX ? seccomp_oci[p][host_files] : NULL;
 }
 #endif

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <linux/filter.h>
+#include <stdbool.h>
 
 #include "shared/err.h"
 
@@ -23,11 +24,18 @@ enum seccomp_profile {
 int seccomp_profile_from_name(const char *name, enum seccomp_profile *ret);
 const char *seccomp_profile_name(enum seccomp_profile p);
 
+/* Every profile comes in two variants. host_files: the sandbox writes a host directory (a
+ * workspace or a volume), and no file it creates or changes may get the setuid or setgid bit
+ * (chmod, fchmod, fchmodat, fchmodat2, creat, open/openat with O_CREAT or O_TMPFILE, mknod: EPERM),
+ * since such a file would outlive the sandbox on the host. Without host directories those calls
+ * are as the profile says: everything the sandbox writes stays on its own disk, where the bits
+ * are inert (nosuid, no_new_privs), and package managers can install setuid programs. */
+
 /* The compiled program of a profile (static storage; nothing to free). */
-int seccomp_program(enum seccomp_profile p, struct sock_fprog *ret);
+int seccomp_program(enum seccomp_profile p, bool host_files, struct sock_fprog *ret);
 
 /* The profile as OCI seccomp JSON for container engines (static storage), or NULL. */
-const char *seccomp_engine_json(enum seccomp_profile p);
+const char *seccomp_engine_json(enum seccomp_profile p, bool host_files);
 
 /* Which libseccomp compiled the programs, for `doctor`. */
 extern const char seccomp_compiler[];

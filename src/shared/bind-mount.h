@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Host uid and gid of a volume's root: a volume's files are owned by VOLUME_ID_BASE + k on the
  * host for sandbox id k, in every sandbox that mounts it (native backend, as root). The range
@@ -17,3 +18,14 @@ struct bind_mount {
         const char *dest;   /* absolute sandbox path */
         bool ro;
 };
+
+/* Whether a sandbox with this workspace (or NULL) and these binds writes a host directory: then
+ * it gets the host-files variant of its seccomp profile (runtime/seccomp.h). */
+static inline bool bind_mounts_writable(const char *workspace, const struct bind_mount *binds,
+                                        size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (!binds[i].ro)
+                        return true;
+        return workspace != NULL;
+}

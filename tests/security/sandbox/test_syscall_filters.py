@@ -202,24 +202,48 @@ def test_engine_profiles_carry_the_same_rules(tmp_path):
         pytest.skip("no build directory")
     text = open(src).read()
     for i in range(3):
-        start = text.index(f"static const char oci_{i}[] = \"") + len(f"static const char oci_{i}[] = \"")
-        end = text.index("\";\n", start)
-        prof = json.loads(text[start:end].replace('\\"', '"'))
-        assert prof["defaultAction"] == "SCMP_ACT_ERRNO"
-        rules = prof["syscalls"]
-        names = {n for r in rules if r["action"] == "SCMP_ACT_ALLOW" and "args" not in r
-                 for n in r["names"]}
-        assert "socket" not in names and "chmod" not in names and "personality" not in names
-        assert "io_uring_setup" not in names
-        # openat2 is the agent's (RESOLVE_NO_MAGICLINKS); commands are refused it by the filter
-        # the agent adds for each of them, in containers too
-        assert "openat2" in names
-        sock = [r for r in rules if r["names"] == ["socket"]]
-        assert any(r["action"] == "SCMP_ACT_ERRNO" and r["errnoRet"] == 97 and
-                   r["args"][0]["op"] == "SCMP_CMP_GT" for r in sock)
-        chmod = [r for r in rules if r["names"] == ["chmod"] and r["action"] == "SCMP_ACT_ALLOW"]
-        assert chmod and chmod[0]["args"][0] == {"index": 1, "value": 0o6000, "valueTwo": 0,
-                                                 "op": "SCMP_CMP_MASKED_EQ"}
+        for host_files in (0, 1):
+            var = f"oci_{i}_{host_files}"
+            start = text.index(f"static const char {var}[] = \"") + len(f"static const char {var}[] = \"")
+            end = text.index("\";\n", start)
+            prof = json.loads(text[start:end].replace('\\"', '"'))
+            assert prof["defaultAction"] == "SCMP_ACT_ERRNO"
+            rules = prof["syscalls"]
+            names = {n for r in rules if r["action"] == "SCMP_ACT_ALLOW" and "args" not in r
+                     for n in r["names"]}
+            assert "socket" not in names and "personality" not in names
+            assert "io_uring_setup" not in names
+            # openat2 is the agent's (RESOLVE_NO_MAGICLINKS); commands are refused it by the
+            # filter the agent adds for each of them, in containers too
+            assert "openat2" in names
+            sock = [r for r in rules if r["names"] == ["socket"]]
+            assert any(r["action"] == "SCMP_ACT_ERRNO" and r["errnoRet"] == 97 and
+                       r["args"][0]["op"] == "SCMP_CMP_GT" for r in sock)
+            chmod = [r for r in rules
+                     if r["names"] == ["chmod"] and r["action"] == "SCMP_ACT_ALLOW"]
+            if host_files:  # a container that writes host directories: no setuid/setgid modes
+                assert "chmod" not in names and "openat" not in names
+                assert chmod and chmod[0]["args"][0] == {"index": 1, "value": 0o6000,
+                                                         "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}
+            else:
+                assert "chmod" in names and "openat" in names and not chmod
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_setuid_modes_without_host_directories_stay_inside(ak, profile):
+    """A sandbox that writes no host directory may set setuid/setgid bits on its own disk (what
+    dpkg does when a package ships such a program): nothing it writes reaches the host but
+    through cp, which drops the bits, and inside they are inert (nosuid, no_new_privs). The same
+    chmod with any writable host directory mounted is refused (test_host_mounts.py): permissive
+    mounts the current directory."""
+    res = ak("run", "-p", profile, "--no-network", "--", "sh", "-c",
+             "cp /bin/true /tmp/t && chmod 4755 /tmp/t && stat -c %a /tmp/t && "
+             "/tmp/t && grep -q nosuid /proc/self/mountinfo && echo inert")
+    if profile == "permissive":  # it mounts the current directory: a host directory
+        assert res.rc != 0 and "Operation not permitted" in res.stderr, res
+        return
+    assert res.rc == 0, res
+    assert res.stdout.split() == ["4755", "inert"], res
 
 
 OPENAT2 = r"""
