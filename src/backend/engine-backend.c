@@ -39,6 +39,7 @@
 #include "engine/container.h"
 #include "engine/engine.h"
 #include "runtime/seccomp.h"
+#include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
@@ -285,6 +286,19 @@ static json_t *strv_json(char *const *v)
         return a;
 }
 
+/* Whether path is a regular file of ours, written by nobody else, holding exactly text. */
+static bool file_holds(const char *path, const char *text)
+{
+        cleanup_close int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        cleanup_buf struct buf b = BUF_INIT;
+        size_t n = strlen(text);
+        struct stat st;
+
+        return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+               !(st.st_mode & 022) && read_fd_full(fd, &b, n + 1) >= 0 && b.len == n &&
+               memcmp(b.data, text, n) == 0;
+}
+
 /* The container's configuration: our agent as the entrypoint, the hardening, the limits. */
 /* "seccomp=..." for the profile: the JSON inline (docker), or a file with it (podman), written
  * once per content under the data directory. NULL when it cannot be had. malloc'd. */
@@ -307,7 +321,9 @@ static char *seccomp_opt_for(enum engine_kind kind, enum seccomp_profile prof)
                 return NULL;
         (void)snprintf(path, sizeof(path), "%s/seccomp/%s-%.12s.json", data,
                        seccomp_profile_name(prof), hex);
-        if (access(path, R_OK) < 0 &&
+        /* the engine reads it for every container: what is there must be exactly ours (anything
+         * else, a link included, is replaced by a rename over it) */
+        if (!file_holds(path, json) &&
             write_file_atomic_at(AT_FDCWD, path, json, strlen(json), 0600, true) < 0)
                 return NULL;
         return asprintf(&opt, "seccomp=%s", path) < 0 ? NULL : opt;

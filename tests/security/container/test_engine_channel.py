@@ -269,3 +269,24 @@ def test_a_container_without_a_record_fails_clearly(eak):
     assert res.rc != 0 and "restart it" in res.stderr, res
     assert eak("stop", a).rc == 0 and eak("start", a).rc == 0
     assert who(eak, a) == "a"
+
+
+def test_a_changed_seccomp_file_is_replaced(eak):
+    """Podman takes our seccomp profile as a file under the data directory, read at every
+    container start: one changed since (here to allow everything), or swapped for a link, must
+    be rewritten before the next container uses it."""
+    if eak.engine.name != "podman":
+        pytest.skip("docker takes the profile inline")
+    create(eak, "a")
+    [f] = list((eak.data_dir / "seccomp").glob("*.json"))
+    good = f.read_text()
+    f.write_text('{"defaultAction":"SCMP_ACT_ALLOW"}')
+    create(eak, "b")
+    assert f.read_text() == good
+    f.unlink()
+    lax = eak.data_dir / "lax.json"
+    lax.write_text('{"defaultAction":"SCMP_ACT_ALLOW"}')
+    f.symlink_to(lax)
+    create(eak, "c")
+    assert not f.is_symlink() and f.read_text() == good
+    assert lax.read_text() == '{"defaultAction":"SCMP_ACT_ALLOW"}'
