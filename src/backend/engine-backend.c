@@ -381,6 +381,9 @@ static json_t *container_config(enum engine_kind kind, const struct backend_conf
         json_object_set_new(c, "Hostname", json_string("agentkernel"));
         json_object_set_new(c, "Env", strv_json(cfg->env));
         json_object_set_new(c, "WorkingDir", json_string("/"));
+        /* an image's HEALTHCHECK would be a command the engine runs in the sandbox behind the
+         * agent's back (no policy, no audit), from the moment it starts */
+        json_object_set_new(c, "Healthcheck", json_pack("{s:[s]}", "Test", "NONE"));
         json_object_set_new(labels, "agentkernel.managed", json_string("true"));
         json_object_set_new(labels, LABEL_NAME, json_string(cfg->ref.name));
         json_object_set_new(labels, LABEL_UUID, json_string(uuid));

@@ -290,3 +290,34 @@ def test_a_changed_seccomp_file_is_replaced(eak):
     create(eak, "c")
     assert not f.is_symlink() and f.read_text() == good
     assert lax.read_text() == '{"defaultAction":"SCMP_ACT_ALLOW"}'
+
+
+def build_image(eng, tmp_path, dockerfile, tag):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(dockerfile)
+    if eng.name == "docker":
+        cmd, env = ["docker", "build", "-q", "-t", tag, str(ctx)], dict(os.environ, **eng.env,
+                                                                          DOCKER_BUILDKIT="0")
+    else:
+        cmd, env = eng.base + ["build", "-q", "--format", "docker", "-t", tag, str(ctx)], eng.penv
+    p = subprocess.run(cmd, env=env, capture_output=True)
+    assert p.returncode == 0, p.stderr
+    return tag
+
+
+def test_image_healthcheck_never_runs_behind_the_agent(eak, tmp_path):
+    """An image's HEALTHCHECK is a command the engine itself runs in the container, every second
+    here, outside the agent (no command policy, no audit, from the first moment). It must never
+    run: the container is made with health checks off."""
+    eng = eak.engine
+    base = eng.image if eng.name == "docker" else "localhost/akbusybox:1"
+    tag = build_image(eng, tmp_path, f"FROM {base}\nHEALTHCHECK --interval=1s CMD "
+                      "/bin/busybox sh -c 'echo ran >> /tmp/healthcheck'\n",
+                      "akhealth:1" if eng.name == "docker" else "localhost/akhealth:1")
+    res = eak("create", "h", "-B", eng.name, "-i", tag, "--no-network")
+    assert res.rc == 0, res
+    time.sleep(3)
+    res = sh(eak, "h", "busybox cat /tmp/healthcheck 2>/dev/null; echo end")
+    assert res.stdout == "end\n", res
+    assert eng.inspect("agentkernel-h")["Config"]["Healthcheck"]["Test"] == ["NONE"]
