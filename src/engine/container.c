@@ -87,6 +87,17 @@ static bool pin_alive(int pin)
         return fstatat(pin, "stat", &st, 0) == 0;
 }
 
+/* Whether the pinned process shares this one's namespace ns ("ns/mnt", "ns/user"). */
+static bool same_ns(int pin, const char *ns)
+{
+        char self[32];
+        struct stat a, b;
+
+        (void)snprintf(self, sizeof(self), "/proc/self/%s", ns);
+        return stat(self, &a) == 0 && fstatat(pin, ns, &b, 0) == 0 && a.st_dev == b.st_dev &&
+               a.st_ino == b.st_ino;
+}
+
 /* Connects to the unix socket that the O_PATH fd sock names (no path is looked up again). */
 static int connect_opath(int sock)
 {
@@ -456,16 +467,9 @@ static int join(int pin, const int *trees, const struct container_mount *mounts,
 
         if (mntns < 0)
                 return ak_err_set(err, errno, "its mount namespace: %s", strerror(errno));
-        if (geteuid() != 0) {
-                /* rootless: the container's user namespace (ours to enter) owns its mounts */
-                struct stat a, b;
+        /* rootless: the container's user namespace (ours to enter) owns its mounts */
+        if (geteuid() != 0 && !same_ns(pin, "ns/user"))
                 userns = openat(pin, "ns/user", O_RDONLY | O_CLOEXEC);
-                if (userns >= 0 && stat("/proc/self/ns/user", &a) == 0 && fstat(userns, &b) == 0 &&
-                    a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
-                        close(userns);
-                        userns = -1;
-                }
-        }
         if (pipe2(report, O_CLOEXEC) < 0)
                 return ak_err_set(err, errno, "pipe: %s", strerror(errno));
         pid = fork();
@@ -547,6 +551,12 @@ int container_settle(pid_t pid, const char *uuid, const struct container_mount *
                 return ak_err_set(err, EINVAL, "invalid sandbox id '%s'", uuid);
         pin = pin_process(pid, &rt.start_time);
         if (pin < 0)
+                return ak_err_set(err, EIO,
+                                  "it exited before its agent started (is the image's "
+                                  "platform this machine's?)");
+        /* a container always has a mount namespace of its own: anything else is not the
+         * container (its pid was reused after it exited) */
+        if (same_ns(pin, "ns/mnt"))
                 return ak_err_set(err, EIO,
                                   "it exited before its agent started (is the image's "
                                   "platform this machine's?)");
