@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """engine-bench: the docker and podman backends beside the engines' own CLIs, in the same run.
 
-For each engine (started here, as the tests do: tests/integration/engines.py):
+For each engine (started here, as the tests do: tests/engines.py):
   run   `agentkernel run -B ENGINE -i IMG --no-network -- /bin/true`, and with --fast (a
         container from the warm pool; the pool refills in the background between rounds)
         against `docker|podman run --rm --network none IMG /bin/true`
@@ -22,7 +22,7 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
+sys.path.insert(0, str(ROOT / "tests"))
 import engines  # noqa: E402
 
 

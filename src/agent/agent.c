@@ -31,11 +31,16 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/parse-util.h"
+#include "shared/random-util.h"
 #include "shared/time-util.h"
 
 #define AGENT_LOG_MAX (1u << 20)
 #define HANDLERS_MAX 4096
 #define HOLD_MAX 4 /* --hold-fd given at most this often */
+/* The sandbox this agent serves (--uuid), told in every HELLO reply: a host that reached an
+ * agent by a path can check that it is the sandbox it meant. NULL when not given (native: the
+ * host made the channel itself). */
+static const char *agent_uuid;
 
 extern char **environ;
 
@@ -90,6 +95,8 @@ static int serve_hello(int fd)
         size_t s = ak_msg_begin(&out, AK_HELLO);
         ak_put_u64(&out, AK_T_VERSION, AK_PROTO_VERSION);
         ak_put_u64(&out, AK_T_PID, (uint64_t)getpid());
+        if (agent_uuid)
+                ak_put_str(&out, AK_T_UUID, agent_uuid);
         ak_msg_end(&out, s);
         return ak_write_buf(fd, &out);
 }
@@ -456,7 +463,7 @@ static _noreturn_ void usage(void)
         fputs(
             "usage: agentkernel-agent (--listen-fd N | --listen PATH | --conn-fd N) [--sync-fd N]\n"
             "                         [--state-fd N | --state-dir DIR] [--caps HEX]\n"
-            "                         [--workdir DIR] [--user USER] [--hold-fd N]...\n"
+            "                         [--workdir DIR] [--user USER] [--hold-fd N]... [--uuid ID]\n"
             "The sandbox agent; started by agentkernel, not by hand.\n",
             stderr);
         exit(2);
@@ -483,6 +490,7 @@ int main(int argc, char **argv)
             {"workdir", required_argument, NULL, 'w'},
             {"user", required_argument, NULL, 'u'},
             {"hold-fd", required_argument, NULL, 'H'},
+            {"uuid", required_argument, NULL, 'U'},
             {NULL, 0, NULL, 0},
         };
         int listen_fd = -1, conn_fd = -1, sync_fd = -1, sigfd, c;
@@ -551,6 +559,11 @@ int main(int argc, char **argv)
                         if (n_hold == HOLD_MAX)
                                 usage();
                         hold_fds[n_hold++] = parse_fd(optarg);
+                        break;
+                case 'U':
+                        if (!uuid_is_valid(optarg))
+                                usage();
+                        agent_uuid = optarg;
                         break;
                 default:
                         usage();

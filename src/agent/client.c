@@ -12,13 +12,17 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/random-util.h"
 
 #define CLIENT_OUT_HIGH (1u << 20)
 
@@ -676,5 +680,37 @@ int agent_hello(int fd, int64_t *ret_pid, struct ak_err *err)
                 return r;
         if (ret_pid)
                 *ret_pid = ak_get_u64(&m, AK_T_PID, &v) == 0 ? (int64_t)v : 0;
+        return 0;
+}
+
+int agent_identify(int fd, const char *uuid, struct ak_err *err)
+{
+        cleanup_buf struct buf b = BUF_INIT;
+        cleanup_free char *got = NULL;
+        struct timeval tv = {AGENT_IDENTIFY_TIMEOUT_S, 0}, none = {0, 0};
+        struct ak_msg m;
+        size_t st = ak_msg_begin(&b, AK_HELLO);
+        int r;
+
+        ak_put_u64(&b, AK_T_VERSION, AK_PROTO_VERSION);
+        /* an agent that never answers must not hang the host */
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        r = send_msg(fd, &b, st, err);
+        if (r >= 0)
+                r = read_reply(fd, &b, &m, AK_HELLO, err);
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+        if (r < 0)
+                return r;
+        r = ak_get_str(&m, AK_T_UUID, &got);
+        if (r == -ENOENT)
+                return ak_err_set(err, EPROTO,
+                                  "the agent does not say which sandbox it serves (an agent "
+                                  "older than this agentkernel)");
+        if (r < 0 || !uuid_is_valid(got))
+                return protocol_error(err, "malformed sandbox id in HELLO");
+        if (strcasecmp(got, uuid) != 0)
+                return ak_err_set(err, EPERM,
+                                  "the agent reached serves another sandbox (id '%s', not '%s')",
+                                  got, uuid);
         return 0;
 }

@@ -111,3 +111,10 @@ void agent_dirents_free(struct agent_dirent *d, size_t n);
 
 /* Round trip to check the agent answers; returns its pid (inside the sandbox). */
 int agent_hello(int fd, int64_t *ret_pid, struct ak_err *err);
+
+#define AGENT_IDENTIFY_TIMEOUT_S 10
+
+/* HELLO, then checks that the agent serves the sandbox with this uuid (the id it was started
+ * with, told in its reply). -EPERM when it serves another, -EPROTO when it does not say (an older
+ * agent); a silent agent fails after AGENT_IDENTIFY_TIMEOUT_S. The connection stays usable. */
+int agent_identify(int fd, const char *uuid, struct ak_err *err);

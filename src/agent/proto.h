@@ -83,6 +83,7 @@ enum ak_tag {
         AK_T_VERSION = 24,
         AK_T_ALLOW = 25, /* EXEC: command policy allow entry (repeatable) */
         AK_T_BLOCK = 26, /* EXEC: command policy block entry (repeatable) */
+        AK_T_UUID = 27,  /* HELLO reply: the sandbox the agent serves, when it was told */
 };
 
 /* EXEC flags */

@@ -1,14 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The `docker` and `podman` backends: a sandbox is a container made through the Docker Engine
- * API (Podman serves the same API), with our static agent as its entrypoint, bind-mounted from
- * the host with the directory where it makes its socket. Exec, files, attach and detached
- * commands then go to the agent exactly as with `native`; the engine is used only to create,
- * inspect, update and remove containers. Every container is hardened, not only pooled ones
- * (upstream Q1): no capabilities beyond the profile's, no-new-privileges, the engine's default
- * seccomp profile, pids/memory/CPU limits, read-only root when the profile says, network none
- * or bridge. A container is named agentkernel-<name> and labelled with the sandbox's uuid; an
- * operation never touches a container whose label does not match (a name clash is refused).
+ * API (Podman serves the same API), with our static agent (bind-mounted read-only) as its
+ * entrypoint. Exec, files, attach and detached commands then go to the agent exactly as with
+ * `native`; the engine is used only to create, inspect, update and remove containers. Every
+ * container is hardened, not only pooled ones (upstream Q1): no capabilities beyond the
+ * profile's, no-new-privileges, our seccomp profile, pids/memory/CPU limits, read-only root when
+ * the profile says, network none or bridge. A container is named agentkernel-<name> and labelled
+ * with the sandbox's uuid; an operation never touches a container whose label does not match (a
+ * name clash is refused).
+ *
+ * Nothing a container can write is trusted: no host directory of ours is bound into it (the
+ * agent's socket and state live in a container tmpfs that the host detaches from the container's
+ * tree once the agent holds it, engine/container.c), the agent is reached through its own process
+ * and must prove it serves this sandbox, and the runtime record, locks and pool live only on the
+ * host. Host directories (workspace, volumes) are attached by the host as idmapped mounts: the
+ * container's root writes there as the directory's owner, never as host root.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -28,8 +35,12 @@
 #include "backend/engine-backend.h"
 #include "core/backend.h"
 #include "core/paths.h"
+#include "core/volume.h"
+#include "engine/container.h"
 #include "engine/engine.h"
 #include "runtime/seccomp.h"
+#include "shared/bind-mount.h"
+#include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
@@ -39,16 +50,23 @@
 #include "shared/time-util.h"
 
 #define AGENT_IN "/.agentkernel/agent"
-#define RUN_IN "/.agentkernel/run"
-#define STATE_IN "/.agentkernel/state"
-#define SOCKET_FILE "agent.sock"
+#define RESERVED_IN "/.agentkernel" /* ours in every container: no volume goes there */
+#define WORKSPACE_IN "/workspace"
 #define AGENT_WAIT_MS 15000
+/* Host ids for what a container writes on host mounts (container id n as base + n, and root
+ * where the directory is root's): the same per-sandbox ranges as native's (native.c), chosen by
+ * the sandbox's id slot, so no two live sandboxes of any backend share one. */
+#define ID_RANGE_BASE 0x40000000u
+#define ID_RANGE_SIZE 65536u
+#define ID_SLOTS 16384u
+#define EPHEMERAL_SLOT_BASE 8192u
 #define STOP_GRACE_S 5
 #define LABEL_UUID "agentkernel.uuid"
 #define LABEL_NAME "agentkernel.sandbox"
 #define LABEL_POOL "agentkernel.pool"
 #define POOL_TARGET 5 /* idle containers kept per configuration (upstream's run_pooled) */
 #define POOL_MAX 20   /* idle containers per engine, all configurations together */
+#define POOL_KEY_UUID "00000000-0000-0000-0000-000000000000"
 
 struct engine_session {
         struct engine eng;
@@ -266,6 +284,19 @@ static json_t *strv_json(char *const *v)
         return a;
 }
 
+/* Whether path is a regular file of ours, written by nobody else, holding exactly text. */
+static bool file_holds(const char *path, const char *text)
+{
+        cleanup_close int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        cleanup_buf struct buf b = BUF_INIT;
+        size_t n = strlen(text);
+        struct stat st;
+
+        return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+               !(st.st_mode & 022) && read_fd_full(fd, &b, n + 1) >= 0 && b.len == n &&
+               memcmp(b.data, text, n) == 0;
+}
+
 /* The container's configuration: our agent as the entrypoint, the hardening, the limits. */
 /* "seccomp=..." for the profile: the JSON inline (docker), or a file with it (podman), written
  * once per content under the data directory. NULL when it cannot be had. malloc'd. */
@@ -288,15 +319,37 @@ static char *seccomp_opt_for(enum engine_kind kind, enum seccomp_profile prof, b
                 return NULL;
         (void)snprintf(path, sizeof(path), "%s/seccomp/%s-%.12s.json", data,
                        seccomp_profile_name(prof), hex);
-        if (access(path, R_OK) < 0 &&
+        /* the engine reads it for every container: what is there must be exactly ours (anything
+         * else, a link included, is replaced by a rename over it) */
+        if (!file_holds(path, json) &&
             write_file_atomic_at(AT_FDCWD, path, json, strlen(json), 0600, true) < 0)
                 return NULL;
         return asprintf(&opt, "seccomp=%s", path) < 0 ? NULL : opt;
 }
 
+/* The host directories a container shows: the workspace (its owner writes there as the
+ * container's root, the sandbox's other ids are its range from id_base), then the volumes (ids
+ * from VOLUME_ID_BASE in every sandbox: volumes are shared). As native does (runtime.h). */
+static size_t host_mounts(const struct backend_config *cfg, uint32_t id_base,
+                          struct container_mount *out, size_t max)
+{
+        size_t n = 0;
+
+        if (cfg->workspace && n < max)
+                out[n++] =
+                    (struct container_mount){cfg->workspace, WORKSPACE_IN, false, true, id_base};
+        for (size_t i = 0; i < cfg->n_binds && n < max; i++)
+                out[n++] = (struct container_mount){cfg->binds[i].source, cfg->binds[i].dest,
+                                                    cfg->binds[i].ro, false, VOLUME_ID_BASE};
+        return n;
+}
+
+/* uuid: the one the agent tells in its HELLO. inject: the host directories are attached by the
+ * host after the start (idmapped), the container gets empty placeholders there; otherwise they
+ * are plain binds (only where the container's root is not host root: checked after start). */
 static json_t *container_config(enum engine_kind kind, const struct backend_config *cfg,
-                                const char *agent, const char *sock_dir, const char *image_user,
-                                const char *pool)
+                                const char *agent, const char *uuid, const char *image_user,
+                                const char *pool, bool inject)
 {
         cleanup_free char *seccomp_opt =
             seccomp_opt_for(kind, cfg->profile->seccomp,
@@ -305,14 +358,18 @@ static json_t *container_config(enum engine_kind kind, const struct backend_conf
         json_t *c = json_object(), *hc = json_object(), *binds = json_array();
         json_t *caps = json_array(), *labels = json_object(), *ports = json_object();
         json_t *exposed = json_object(), *tmpfs = json_object(), *cmd = json_array();
+        struct container_mount mounts[1 + VOLUMES_PER_SANDBOX_MAX];
+        size_t n_mounts = host_mounts(cfg, 0, mounts, ARRAY_SIZE(mounts));
         char bind[PATH_MAX + 64];
 
         json_array_append_new(cmd, json_string("--listen"));
-        json_array_append_new(cmd, json_string(RUN_IN "/" SOCKET_FILE));
+        json_array_append_new(cmd, json_string(CONTAINER_STATE_DIR "/" CONTAINER_SOCKET));
         json_array_append_new(cmd, json_string("--state-dir"));
-        json_array_append_new(cmd, json_string(STATE_IN));
+        json_array_append_new(cmd, json_string(CONTAINER_STATE_DIR));
+        json_array_append_new(cmd, json_string("--uuid"));
+        json_array_append_new(cmd, json_string(uuid));
         json_array_append_new(cmd, json_string("--workdir"));
-        json_array_append_new(cmd, json_string(cfg->workspace ? "/workspace" : "/"));
+        json_array_append_new(cmd, json_string(cfg->workspace ? WORKSPACE_IN : "/"));
         if (image_user && *image_user) {
                 json_array_append_new(cmd, json_string("--user"));
                 json_array_append_new(cmd, json_string(image_user));
@@ -324,9 +381,12 @@ static json_t *container_config(enum engine_kind kind, const struct backend_conf
         json_object_set_new(c, "Hostname", json_string("agentkernel"));
         json_object_set_new(c, "Env", strv_json(cfg->env));
         json_object_set_new(c, "WorkingDir", json_string("/"));
+        /* an image's HEALTHCHECK would be a command the engine runs in the sandbox behind the
+         * agent's back (no policy, no audit), from the moment it starts */
+        json_object_set_new(c, "Healthcheck", json_pack("{s:[s]}", "Test", "NONE"));
         json_object_set_new(labels, "agentkernel.managed", json_string("true"));
         json_object_set_new(labels, LABEL_NAME, json_string(cfg->ref.name));
-        json_object_set_new(labels, LABEL_UUID, json_string(cfg->ref.uuid));
+        json_object_set_new(labels, LABEL_UUID, json_string(uuid));
         if (cfg->ephemeral)
                 json_object_set_new(labels, "agentkernel.ephemeral", json_string("true"));
         if (pool)
@@ -335,20 +395,22 @@ static json_t *container_config(enum engine_kind kind, const struct backend_conf
 
         (void)snprintf(bind, sizeof(bind), "%s:%s:ro", agent, AGENT_IN);
         json_array_append_new(binds, json_string(bind));
-        (void)snprintf(bind, sizeof(bind), "%s:%s", sock_dir, RUN_IN);
-        json_array_append_new(binds, json_string(bind));
-        if (cfg->workspace) {
-                (void)snprintf(bind, sizeof(bind), "%s:/workspace", cfg->workspace);
-                json_array_append_new(binds, json_string(bind));
-        }
-        for (size_t i = 0; i < cfg->n_binds; i++) {
-                (void)snprintf(bind, sizeof(bind), "%s:%s%s", cfg->binds[i].source,
-                               cfg->binds[i].dest, cfg->binds[i].ro ? ":ro" : "");
+        /* the agent's socket and records: detached from the container's tree by the host once
+         * the agent holds them (container_settle) */
+        json_object_set_new(tmpfs, CONTAINER_STATE_DIR,
+                            json_string("rw,noexec,nosuid,nodev,size=256m,mode=0700"));
+        for (size_t i = 0; i < n_mounts; i++) {
+                if (inject) {
+                        json_object_set_new(
+                            tmpfs, mounts[i].dest,
+                            json_string("ro,noexec,nosuid,nodev,size=4k,mode=0755"));
+                        continue;
+                }
+                (void)snprintf(bind, sizeof(bind), "%s:%s%s", mounts[i].source, mounts[i].dest,
+                               mounts[i].ro ? ":ro" : "");
                 json_array_append_new(binds, json_string(bind));
         }
         json_object_set_new(hc, "Binds", binds);
-        json_object_set_new(tmpfs, STATE_IN,
-                            json_string("rw,noexec,nosuid,nodev,size=256m,mode=0700"));
         json_object_set_new(hc, "Tmpfs", tmpfs);
 
         /* hardening, on every container */
@@ -389,30 +451,41 @@ static json_t *container_config(enum engine_kind kind, const struct backend_conf
         return c;
 }
 
-/* Waits until the agent accepts on its socket, or the container is gone. */
-static int wait_agent(const struct engine *e, const char *name, const char *sock,
-                      struct ak_err *err)
+/* After the start: the agent reached, checked and made private, the host directories attached
+ * (when inject), as container_settle does. Returns a connected, identified fd and fills *ret_rt. */
+static int settle(const struct engine *e, const char *name, const char *uuid,
+                  const struct backend_config *cfg, bool inject, uint32_t id_base,
+                  struct container_rt *ret_rt, struct ak_err *err)
 {
-        int64_t deadline = now_monotonic_ns() + (int64_t)AGENT_WAIT_MS * 1000000;
-        unsigned tries = 0;
+        struct container_mount mounts[1 + VOLUMES_PER_SANDBOX_MAX];
+        size_t n_mounts = cfg ? host_mounts(cfg, id_base, mounts, ARRAY_SIZE(mounts)) : 0;
+        bool running = false;
+        pid_t pid = 0;
+        uid_t root_kuid = 0;
+        int r = inspect(e, name, uuid, &running, &pid, err), fd;
 
-        for (;;) {
-                int fd = unix_connect(sock, NULL);
-                bool running = true;
-                if (fd >= 0)
-                        return fd;
-                if (++tries % 20 == 0 && inspect(e, name, NULL, &running, NULL, NULL) >= 0 &&
-                    !running)
-                        return ak_err_set(err, EIO,
-                                          "container '%s' exited before its agent started "
-                                          "(is the image's platform this machine's?)",
-                                          name);
-                if (now_monotonic_ns() > deadline)
-                        return ak_err_set(err, ETIMEDOUT,
-                                          "the agent in container '%s' did not start within %d s",
-                                          name, AGENT_WAIT_MS / 1000);
-                (void)poll(NULL, 0, 5);
+        if (r == 0 || (r > 0 && (!running || pid <= 0)))
+                return ak_err_set(err, EIO,
+                                  "container '%s' exited before its agent started (is the "
+                                  "image's platform this machine's?)",
+                                  name);
+        if (r < 0)
+                return r;
+        fd = container_settle(pid, uuid, mounts, inject ? n_mounts : 0, AGENT_WAIT_MS, ret_rt,
+                              &root_kuid, err);
+        if (fd < 0)
+                return ak_err_prefix(err, "container '%s'", name);
+        if (n_mounts && !inject && root_kuid == 0) {
+                close(fd);
+                return ak_err_set(err, EPERM,
+                                  "the %s engine runs containers as host root, and only root can "
+                                  "give them host directories safely (idmapped): files the "
+                                  "sandbox wrote to '%s' would be owned by root; run agentkernel "
+                                  "as root, use a rootless engine of this user (podman system "
+                                  "service as this user), or the native backend",
+                                  engine_name(e->kind), mounts[0].source);
         }
+        return fd;
 }
 
 /* ---- the warm pool (run --fast) ----
@@ -432,7 +505,9 @@ static bool poolable(const struct backend_config *cfg)
 static void pool_dir(enum engine_kind kind, const struct backend_config *cfg, const char *agent,
                      char *out, size_t len, char key[17])
 {
-        cleanup_json json_t *c = container_config(kind, cfg, agent, "-", NULL, NULL);
+        /* each pooled container gets a uuid of its own: not part of the key */
+        cleanup_json json_t *c =
+            container_config(kind, cfg, agent, POOL_KEY_UUID, NULL, NULL, false);
         cleanup_free char *text = NULL;
         char hex[65];
 
@@ -455,7 +530,8 @@ static int pool_claim(const struct engine *e, const char *pool, const char *eph,
         if (!d)
                 return -ENOENT;
         while (fd < 0 && (de = readdir(d))) {
-                char lock[PATH_MAX], dest[PATH_MAX], sock[PATH_MAX + 16];
+                char lock[PATH_MAX], dest[PATH_MAX];
+                struct container_rt rt;
                 int lk;
                 if (de->d_name[0] == '.' || strncmp(de->d_name, "agentkernel-pool-", 17) != 0)
                         continue;
@@ -472,8 +548,10 @@ static int pool_claim(const struct engine *e, const char *pool, const char *eph,
                         close(lk);
                         continue;
                 }
-                (void)snprintf(sock, sizeof(sock), "%s/%s", dest, SOCKET_FILE);
-                fd = unix_connect(sock, NULL);
+                /* the container's agent, as the refill recorded it (host-only files) */
+                fd = container_rt_read(dest, &rt, NULL);
+                if (fd >= 0)
+                        fd = container_connect(&rt, rt.uuid, NULL);
                 if (fd < 0) { /* its container died (an engine restart): discard it */
                         (void)remove_container(e, de->d_name, NULL, false, NULL);
                         (void)rm_rf_at(AT_FDCWD, dest);
@@ -529,29 +607,32 @@ static unsigned pool_total(enum engine_kind kind, const char *eph)
 static int pool_add(const struct engine *e, const struct backend_config *cfg, const char *agent,
                     const char *pool, const char *key, const char *user)
 {
-        char name[64], hidden[PATH_MAX], ready[PATH_MAX], sock[PATH_MAX + 16], path[256];
+        char name[64], hidden[PATH_MAX], ready[PATH_MAX], path[256], uuid[37];
         char hex[13];
         cleanup_json json_t *conf = NULL;
+        struct container_rt rt;
         int st, fd, r = -EIO;
 
         random_hex(hex, 6);
+        uuid_v7(uuid, (uint64_t)(now_realtime_ns() / 1000000));
         (void)snprintf(name, sizeof(name), "agentkernel-pool-%s", hex);
         (void)snprintf(hidden, sizeof(hidden), "%s/.%s", pool, name);
         (void)snprintf(ready, sizeof(ready), "%s/%s", pool, name);
-        (void)snprintf(sock, sizeof(sock), "%s/%s", hidden, SOCKET_FILE);
         (void)snprintf(path, sizeof(path), "%s/lock", hidden);
         if (mkdir_p(hidden, 0700) < 0 || (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
                 return -EIO;
         close(fd);
-        conf = container_config(e->kind, cfg, agent, hidden, user, key);
+        conf = container_config(e->kind, cfg, agent, uuid, user, key, false);
         (void)snprintf(path, sizeof(path), "/containers/create?name=%s", name);
         st = engine_call(e, "POST", path, conf, NULL, NULL);
         if (st >= 200 && st < 300) {
                 (void)snprintf(path, sizeof(path), "/containers/%s/start", name);
                 st = engine_call(e, "POST", path, NULL, NULL, NULL);
-                if (st >= 200 && st < 300 && (fd = wait_agent(e, name, sock, NULL)) >= 0) {
+                if (st >= 200 && st < 300 &&
+                    (fd = settle(e, name, uuid, NULL, false, 0, &rt, NULL)) >= 0) {
                         close(fd);
-                        r = rename(hidden, ready) < 0 ? -errno : 0;
+                        if (container_rt_write(hidden, &rt, NULL) >= 0)
+                                r = rename(hidden, ready) < 0 ? -errno : 0;
                 }
         }
         if (r < 0) {
@@ -688,11 +769,16 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                         struct backend_session *ret_session, struct ak_err *err)
 {
         struct engine e;
-        char agent[PATH_MAX], name[128], dir[PATH_MAX], sock[PATH_MAX], path[256];
+        char agent[PATH_MAX], name[128], dir[PATH_MAX], path[256];
         cleanup_json json_t *conf = NULL;
         cleanup_json json_t *created = NULL;
         cleanup_json json_t *info = NULL;
+        struct container_rt rt;
         const char *user;
+        /* host directories: attached idmapped by us when we can (root), else plain binds that
+         * settle() accepts only where the container's root is not host root */
+        bool inject = geteuid() == 0 && (cfg->workspace || cfg->n_binds);
+        uint32_t slot = cfg->id_slot;
         int r, st, fd, lock_fd = -1;
 
         if (streq(cfg->image, "host"))
@@ -700,6 +786,29 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                                   "the %s backend runs container images, not the 'host' image; "
                                   "name one with --image (e.g. -i alpine:3.20)",
                                   engine_name(kind));
+        if (!uuid_is_valid(cfg->ref.uuid))
+                return ak_err_set(err, EINVAL, "sandbox '%s' has no valid uuid ('%s')",
+                                  cfg->ref.name, cfg->ref.uuid);
+        for (size_t i = 0; i < cfg->n_binds; i++) {
+                const char *d = cfg->binds[i].dest;
+                size_t rl = strlen(RESERVED_IN);
+                if ((strncmp(d, RESERVED_IN, rl) == 0 && (d[rl] == '\0' || d[rl] == '/')) ||
+                    (cfg->workspace && streq(d, WORKSPACE_IN)))
+                        return ak_err_set(err, EINVAL,
+                                          "a volume cannot go at '%s' in a container: %s is "
+                                          "agentkernel's%s",
+                                          d, RESERVED_IN,
+                                          cfg->workspace ? ", /workspace the workspace's" : "");
+        }
+        if (cfg->ephemeral) {
+                uint32_t rnd;
+                random_bytes(&rnd, sizeof(rnd));
+                slot = EPHEMERAL_SLOT_BASE + rnd % (ID_SLOTS - EPHEMERAL_SLOT_BASE);
+        } else if (slot >= EPHEMERAL_SLOT_BASE) {
+                return ak_err_set(err, ERANGE,
+                                  "too many sandboxes: no free id range for '%s' (remove some)",
+                                  cfg->ref.name);
+        }
         r = engine_open(kind, &e, err);
         if (r < 0)
                 return r;
@@ -746,9 +855,12 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                 ak_err_set(err, -r, "create '%s': %s", dir, strerror(-r));
                 goto fail;
         }
-        (void)snprintf(sock, sizeof(sock), "%s/%s", dir, SOCKET_FILE);
-        (void)unlink(sock);
-        conf = container_config(kind, cfg, agent, dir, user, NULL);
+        if (!cfg->ephemeral) { /* an earlier start's record names a process that is gone */
+                char rtf[PATH_MAX + 32];
+                (void)snprintf(rtf, sizeof(rtf), "%s/%s", dir, CONTAINER_RT_FILE);
+                (void)unlink(rtf);
+        }
+        conf = container_config(kind, cfg, agent, cfg->ref.uuid, user, NULL, inject);
         (void)snprintf(path, sizeof(path), "/containers/create?name=%s", name);
         st = engine_call(&e, "POST", path, conf, &created, err);
         if (st < 0 || st >= 400) {
@@ -762,10 +874,18 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                 goto fail_created;
         }
         test_hook("engine-container-started");
-        fd = wait_agent(&e, name, sock, err);
+        fd = settle(&e, name, cfg->ref.uuid, cfg, inject, ID_RANGE_BASE + slot * ID_RANGE_SIZE, &rt,
+                    err);
         if (fd < 0) {
                 r = fd;
                 goto fail_created;
+        }
+        if (!cfg->ephemeral) {
+                r = container_rt_write(dir, &rt, err);
+                if (r < 0) {
+                        close(fd);
+                        goto fail_created;
+                }
         }
         if (cfg->ephemeral) {
                 struct engine_session *s = calloc(1, sizeof(*s));
@@ -877,9 +997,19 @@ static int engine_status(enum engine_kind kind, const struct sandbox_ref *ref,
 
 static int engine_connect(const struct sandbox_ref *ref, struct ak_err *err)
 {
-        char path[PATH_MAX];
-        (void)snprintf(path, sizeof(path), "%s/%s", ref->run_dir, SOCKET_FILE);
-        return unix_connect(path, err);
+        struct container_rt rt;
+        int r = container_rt_read(ref->run_dir, &rt, err);
+
+        if (r == -ENOENT)
+                return ak_err_set(err, ENOENT,
+                                  "sandbox '%s' has no record of its agent (started by an older "
+                                  "agentkernel, or its start was interrupted); restart it: "
+                                  "agentkernel stop %s && agentkernel start %s",
+                                  ref->name, ref->name, ref->name);
+        if (r < 0)
+                return r;
+        r = container_connect(&rt, ref->uuid, err);
+        return r < 0 ? ak_err_prefix(err, "sandbox '%s'", ref->name) : r;
 }
 
 static int engine_resize(enum engine_kind kind, const struct sandbox_ref *ref,

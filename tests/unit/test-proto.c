@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "agent/client.h"
 #include "agent/proto.h"
 #include "shared/cleanup.h"
 
@@ -218,6 +220,52 @@ static void test_put_frame_from_fd(void **unused)
         assert_int_equal((size_t)(used + n), b.len);
 }
 
+/* A peer that answers HELLO with uuid (NULL: without one) on the other end of a socketpair. */
+static int identify_against(const char *uuid)
+{
+        cleanup_buf struct buf out = BUF_INIT;
+        struct ak_err err = {0};
+        int sv[2], r;
+        size_t st;
+
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        st = ak_msg_begin(&out, AK_HELLO);
+        ak_put_u64(&out, AK_T_VERSION, AK_PROTO_VERSION);
+        ak_put_u64(&out, AK_T_PID, 1);
+        if (uuid)
+                ak_put_str(&out, AK_T_UUID, uuid);
+        assert_int_equal(ak_msg_end(&out, st), 0);
+        assert_int_equal(ak_write_buf(sv[1], &out), 0);
+        r = agent_identify(sv[0], "01a24cb1-e720-7533-895d-2a94d49c7424", &err);
+        close(sv[0]);
+        close(sv[1]);
+        return r;
+}
+
+static void test_identify(void **unused)
+{
+        (void)unused;
+        assert_int_equal(identify_against("01a24cb1-e720-7533-895d-2a94d49c7424"), 0);
+        assert_int_equal(identify_against("01A24CB1-E720-7533-895D-2A94D49C7424"), 0);
+        /* another sandbox's agent, an older agent, a lying one */
+        assert_int_equal(identify_against("01a24cb1-e720-7533-895d-2a94d49c7425"), -EPERM);
+        assert_int_equal(identify_against(NULL), -EPROTO);
+        assert_int_equal(identify_against("01a24cb1-e720-7533-895d-2a94d49c7424\n"), -EBADMSG);
+        assert_int_equal(identify_against(""), -EBADMSG);
+}
+
+static void test_identify_silent_or_gone(void **unused)
+{
+        struct ak_err err = {0};
+        int sv[2];
+        (void)unused;
+        (void)signal(SIGPIPE, SIG_IGN); /* as every host program does */
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+        close(sv[1]); /* the agent is gone */
+        assert_true(agent_identify(sv[0], "01a24cb1-e720-7533-895d-2a94d49c7424", &err) < 0);
+        close(sv[0]);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -229,6 +277,8 @@ int main(void)
             cmocka_unit_test(test_read_frame_eof),
             cmocka_unit_test(test_conn),
             cmocka_unit_test(test_put_frame_from_fd),
+            cmocka_unit_test(test_identify),
+            cmocka_unit_test(test_identify_silent_or_gone),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
