@@ -303,6 +303,15 @@ class LocalUser:
         return Ak(self.home / "data", env=dict(self.env), prefix=list(self.prefix))
 
 
+def _open_tmp_path(tmp_path):
+    """The tmp_path chain (0700, root) would keep another user out of its home below it:
+    search permission (no read, no write) for group and others."""
+    for d in (tmp_path, *tmp_path.parents):
+        if str(d) in ("/", "/tmp"):
+            break
+        os.chmod(d, os.stat(d).st_mode | 0o011)
+
+
 @pytest.fixture
 def local_user(tmp_path):
     """A second local user (see LocalUser) whose home is a fresh directory it owns."""
@@ -311,9 +320,38 @@ def local_user(tmp_path):
     home = tmp_path / "attacker-home"
     home.mkdir()
     os.chown(home, ATTACKER_UID, ATTACKER_UID)
-    # the tmp_path chain (0700, root) would keep the user out of its own home
-    for d in (tmp_path, *tmp_path.parents):
-        if str(d) in ("/", "/tmp"):
-            break
-        os.chmod(d, os.stat(d).st_mode | 0o011)
+    _open_tmp_path(tmp_path)
     return LocalUser(ATTACKER_UID, home)
+
+
+PROJECT_OWNER_UID = 62002  # the owner of a user's project directory: a host user, not root
+
+
+@pytest.fixture
+def rootless_owner(tmp_path):
+    """PROJECT_OWNER_UID running agentkernel itself, rootless, with a home of its own (0700,
+    its data directory inside): an Ak whose sandboxes' root is that very user, so what they
+    write in its directories is the caller's own. Skips where unprivileged user namespaces
+    are off. Afterwards, like `ak`: its sandboxes are removed and nothing of them is left."""
+    if not shutil.which("setpriv"):
+        pytest.skip("needs setpriv (util-linux)")
+    before = set(agent_pids())
+    home = tmp_path / "owner-home"
+    home.mkdir(mode=0o700)
+    os.chown(home, PROJECT_OWNER_UID, PROJECT_OWNER_UID)
+    _open_tmp_path(tmp_path)
+    user = LocalUser(PROJECT_OWNER_UID, home)
+    probe = user.run(["unshare", "-Ur", "true"])
+    if probe.rc != 0:
+        pytest.skip(f"unprivileged user namespaces are disabled here: {probe.stderr.strip()}")
+    inst = user.ak()
+    yield inst
+    uuids = []
+    try:
+        for s in inst.list():
+            uuids.append(s["uuid"])
+            inst("remove", s["name"], timeout=60)
+    except Exception:  # the test may have broken the store on purpose
+        pass
+    assert_nothing_left(inst, uuids)
+    assert_no_new_agents(before)

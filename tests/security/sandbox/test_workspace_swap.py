@@ -4,6 +4,10 @@ its subdirectories) swaps that directory, or one above it, for a symlink to a ho
 and waits for the other sandbox's next start: its recorded workspace path would now lead to the
 host directory, mounted read-write (as root, idmapped) at /workspace.
 
+The project is a user's (PROJECT_OWNER_UID's, the realistic case): a workspace is idmapped to
+its directory's owner, so the sandbox working there is that user and may rename what the user
+may; in a root-owned directory it could not write at all.
+
 What must hold: a workspace is reached at every start without following any symlink, and bound
 from the very directory checked (rootful), so the swapped start is refused and the host directory
 is neither shown nor written."""
@@ -11,15 +15,21 @@ import os
 
 import pytest
 
-from conftest import needs_root
+from conftest import PROJECT_OWNER_UID, needs_root
 
 pytestmark = needs_root
+
+OWNER = PROJECT_OWNER_UID
 
 
 @pytest.fixture
 def layout(tmp_path):
+    """The user's project (proj, proj/sub, proj/sub/inner: all PROJECT_OWNER_UID's) and a host
+    directory of root's with a secret."""
     proj = tmp_path / "proj"
     (proj / "sub" / "inner").mkdir(parents=True)
+    for d in (proj, proj / "sub", proj / "sub" / "inner"):
+        os.chown(d, OWNER, OWNER)
     host = tmp_path / "host-only"
     host.mkdir()
     (host / "secret").write_text("HOST-ONLY-3b1d\n")
@@ -36,6 +46,7 @@ def attack(ak, proj, victim_dir, host, swap):
     res = ak("exec", "evil", "--", "sh", "-c",
              f"mv /workspace/{rel} /workspace/{rel}.old && ln -s {host} /workspace/{rel}")
     assert res.rc == 0, res
+    assert os.lstat(swap).st_uid == OWNER and os.path.islink(swap)  # the user's symlink now
     assert ak("stop", "victim").rc == 0
     return ak("start", "victim")
 
@@ -66,3 +77,4 @@ def test_unswapped_workspace_still_starts(ak, layout):
     assert ak("stop", "ok").rc == 0 and ak("start", "ok").rc == 0
     assert ak("exec", "ok", "--", "cat", "/workspace/f").stdout == "x\n"
     assert (proj / "sub" / "f").read_text() == "x\n"
+    assert os.stat(proj / "sub" / "f").st_uid == OWNER
