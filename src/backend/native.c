@@ -79,6 +79,7 @@ struct native_runtime {
          * them, or another sandbox's uuid */
         bool forged;
         struct cgroup_set cg;
+        char uuid[37]; /* the sandbox's, which its agent was started with */
 };
 
 static void run_path(const struct sandbox_ref *ref, const char *file, char *out, size_t len)
@@ -139,6 +140,8 @@ static int read_runtime(const struct sandbox_ref *ref, struct native_runtime *rt
                 rt->cg.n = i + 1;
         }
         id = runtime_cgroup_id(ref, o);
+        if (id)
+                (void)snprintf(rt->uuid, sizeof(rt->uuid), "%s", id);
         if (!id)
                 rt->forged = true;
         else if (rt->cg.n && !rt->forged)
@@ -162,13 +165,15 @@ static bool runtime_alive(const struct native_runtime *rt, struct proc_ident *re
 {
         /* Membership of the sandbox's own cgroup (where only we can put a process) is the
          * proof; where there are no cgroups, being the init of a pid namespace in a user
-         * namespace we created is. */
+         * namespace we created, started as this sandbox's agent (--uuid), is: the first alone
+         * would also hold for another of the caller's sandboxes or containers. */
         *ret = (struct proc_ident){
             .pid = rt->pid,
             .start_time = rt->start_time,
             .boot_id = rt->boot_id,
             .cgroup_dir = rt->cg_trusted ? rt->cg.dirs[0] : NULL,
             .ns_init = !rt->cg_trusted,
+            .uuid = rt->cg_trusted ? NULL : rt->uuid,
         };
         return !rt->forged && proc_verify(ret);
 }
@@ -286,7 +291,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         int lock_fd = -1;
         struct net_launch_ctx net = {.cfg = cfg, .exit_fd = -1, .net = {0, -1}, .r = -1};
         const char *procs[5];
-        const char *argv[16];
+        const char *argv[24];
         uint32_t slot = cfg->id_slot;
         bool cgroups_made = false;
         struct native_image img = {.lock_fd = -1};
@@ -456,6 +461,12 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         for (size_t i = 0; i < n_held; i++) {
                 argv[n++] = "--hold-fd";
                 argv[n++] = (const char *[]){"6", "7"}[i];
+        }
+        if (cfg->ref.uuid && uuid_is_valid(cfg->ref.uuid)) {
+                /* what ties this process to this sandbox where there are no cgroups
+                 * (runtime_alive), and what its HELLO replies say */
+                argv[n++] = "--uuid";
+                argv[n++] = cfg->ref.uuid;
         }
         argv[n] = NULL;
 

@@ -100,6 +100,32 @@ static bool ns_init(pid_t pid)
         return ioctl(fd, NS_GET_OWNER_UID, &owner) == 0 && owner == geteuid();
 }
 
+/* Whether pid's command line holds "--uuid" followed by uuid as one argument: what the agent
+ * of that sandbox was started with. A process's command line is what it was executed with
+ * unless the process rewrites its own memory; the agent never does, and nothing in a sandbox can
+ * write the agent's memory (it is non-dumpable). */
+static bool started_for(pid_t pid, const char *uuid)
+{
+        char path[64];
+        cleanup_buf struct buf b = BUF_INIT;
+        size_t i = 0;
+
+        (void)snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+        if (read_file_at(AT_FDCWD, path, &b, 1u << 16) < 0 || !b.data)
+                return false;
+        while (i < b.len) {
+                const char *arg = b.data + i;
+                size_t n = strnlen(arg, b.len - i);
+                if (i + n >= b.len) /* unterminated: the end of what was read */
+                        return false;
+                i += n + 1;
+                if (streq(arg, "--uuid"))
+                        return i < b.len && strnlen(b.data + i, b.len - i) < b.len - i &&
+                               streq(b.data + i, uuid);
+        }
+        return false;
+}
+
 /* Whether dir/cgroup.procs lists pid. */
 static bool in_cgroup(pid_t pid, const char *dir)
 {
@@ -129,6 +155,8 @@ bool proc_verify(const struct proc_ident *id)
         if (id->cgroup_dir && !in_cgroup(id->pid, id->cgroup_dir))
                 return false;
         if (id->ns_init && !ns_init(id->pid))
+                return false;
+        if (id->uuid && !started_for(id->pid, id->uuid))
                 return false;
         return true;
 }

@@ -24,6 +24,11 @@ struct proc_ident {
         /* PID 1 of a pid namespace of its own, in a user namespace that is not ours and that
          * the caller's euid created (what a sandbox's init is; another user cannot make one) */
         bool ns_init;
+        /* the sandbox's uuid, which its agent was started with (--uuid): its command line must
+         * say so. Where there are no cgroups this is what ties a pid namespace's init to this
+         * sandbox and not to another of the caller's (or to the caller's own containers).
+         * NULL: not checked. */
+        const char *uuid;
 };
 
 int proc_start_time(pid_t pid, uint64_t *ret);

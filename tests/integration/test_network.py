@@ -65,8 +65,16 @@ def test_no_network_cannot_reach_the_peer(ak, peer):
     assert res.rc != 0 and "hello" not in res.stdout
 
 
+def free_port():
+    """A port nothing on 127.0.0.1 listens on now (a random pick collided with the ephemeral
+    ports of other tests' connections)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_published_port(ak):
-    port = random.randint(20000, 40000)
+    port = free_port()
     assert ak("create", "web", "--network", "-p", f"{port}:8000").rc == 0
     assert json.loads(ak("info", "--json", "web").out)["ports"] == [f"{port}:8000"]
     code = ("import socket\ns=socket.socket()\ns.bind(('0.0.0.0', 8000))\ns.listen(4)\n"

@@ -19,9 +19,10 @@ seats where such a workspace exists (the `seat` fixture):
 - owner: a user runs agentkernel rootless with the workspace being their home, which holds
   their data directory. The sandbox's root is that user, so it writes the records for real:
   only the host's checks of what it reads back stand in the way. Where the owner's sandboxes
-  have no cgroups (rootless without a delegated subtree), a forged pid is believed whenever it
-  is a pid namespace init of the caller's: the two cases naming one fail, marked as strict
-  expected failures (BUG_NO_CGROUPS) until the product ties the pid to the sandbox.
+  have no cgroups (rootless without a delegated subtree), being a pid namespace init of the
+  caller's is not enough: the pid must also be the agent started for that sandbox (its --uuid),
+  so the two cases that name another init (a neighbour's agent, the caller's own container)
+  must hold there too.
 """
 import json
 import os
@@ -116,18 +117,6 @@ def ns_victim(seat):
     p.wait()
 
 
-BUG_NO_CGROUPS = ("product bug: without cgroups (rootless here) a runtime file's pid is believed "
-                  "when it is any pid namespace init in a user namespace of the caller's, another "
-                  "sandbox's or a container's included (src/backend/proc-util.c ns_init)")
-
-
-def xfail_without_cgroups(seat, request):
-    """The owner's sandboxes without cgroups: see BUG_NO_CGROUPS."""
-    rt = json.loads((seat.ak.data_dir / "run" / "evil" / "runtime.json").read_text())
-    if seat.kind == "owner" and not rt["cgroups"]:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=BUG_NO_CGROUPS))
-
-
 @pytest.fixture
 def attacker(seat):
     """A kept sandbox with the directory above the data directory at /workspace, and a stopped
@@ -165,7 +154,6 @@ def test_sandbox_forged_runtime_does_not_kill_a_namespace_init(seat, attacker, n
     in a user namespace the caller made, but no sandbox's (a rootless container, a browser's
     sandbox). Must hold: stopping and removing 'target' leaves it alive."""
     ak = seat.ak
-    xfail_without_cgroups(seat, request)
     parent, child = ns_victim
     doc = json.dumps({"pid": child, "start_time": start_time(child), "boot_id": boot_id(),
                       "uuid": ak.state("target")["uuid"], "cgroup_mode": 0, "cgroups": []})
@@ -206,7 +194,6 @@ def test_sandbox_forged_cgroups_are_not_destroyed(seat, attacker, request):
     ak = seat.ak
     assert ak("create", "neighbour", "--no-network").rc == 0
     real = json.loads((ak.data_dir / "run" / "neighbour" / "runtime.json").read_text())
-    xfail_without_cgroups(seat, request)
     doc = json.dumps({"pid": real["pid"], "start_time": real["start_time"],
                       "uuid": ak.state("target")["uuid"], "cgroup_mode": real["cgroup_mode"],
                       "cgroups": real["cgroups"]})
