@@ -56,10 +56,6 @@
 /* Host ids for what a container writes on host mounts (container id n as base + n, and root
  * where the directory is root's): the same per-sandbox ranges as native's (native.c), chosen by
  * the sandbox's id slot, so no two live sandboxes of any backend share one. */
-#define ID_RANGE_BASE 0x40000000u
-#define ID_RANGE_SIZE 65536u
-#define ID_SLOTS 16384u
-#define EPHEMERAL_SLOT_BASE 8192u
 #define STOP_GRACE_S 5
 #define LABEL_UUID "agentkernel.uuid"
 #define LABEL_NAME "agentkernel.sandbox"
@@ -778,7 +774,7 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
         /* host directories: attached idmapped by us when we can (root), else plain binds that
          * settle() accepts only where the container's root is not host root */
         bool inject = geteuid() == 0 && (cfg->workspace || cfg->n_binds);
-        uint32_t slot = cfg->id_slot;
+        uint32_t id_base = 0;
         int r, st, fd, lock_fd = -1;
 
         if (streq(cfg->image, "host"))
@@ -800,15 +796,9 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                                           d, RESERVED_IN,
                                           cfg->workspace ? ", /workspace the workspace's" : "");
         }
-        if (cfg->ephemeral) {
-                uint32_t rnd;
-                random_bytes(&rnd, sizeof(rnd));
-                slot = EPHEMERAL_SLOT_BASE + rnd % (ID_SLOTS - EPHEMERAL_SLOT_BASE);
-        } else if (slot >= EPHEMERAL_SLOT_BASE) {
-                return ak_err_set(err, ERANGE,
-                                  "too many sandboxes: no free id range for '%s' (remove some)",
-                                  cfg->ref.name);
-        }
+        r = backend_id_base(cfg, &id_base, err);
+        if (r < 0)
+                return r;
         r = engine_open(kind, &e, err);
         if (r < 0)
                 return r;
@@ -874,8 +864,7 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                 goto fail_created;
         }
         test_hook("engine-container-started");
-        fd = settle(&e, name, cfg->ref.uuid, cfg, inject, ID_RANGE_BASE + slot * ID_RANGE_SIZE, &rt,
-                    err);
+        fd = settle(&e, name, cfg->ref.uuid, cfg, inject, id_base, &rt, err);
         if (fd < 0) {
                 r = fd;
                 goto fail_created;

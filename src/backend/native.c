@@ -44,10 +44,6 @@
 #include "shared/test-hook.h"
 #include "shared/time-util.h"
 
-#define ID_RANGE_BASE 0x40000000u /* host uid/gid of slot 0's root */
-#define ID_RANGE_SIZE 65536u      /* ids mapped per sandbox */
-#define ID_SLOTS 16384u           /* slots fit below 0x80000000 */
-#define EPHEMERAL_SLOT_BASE 8192u /* ephemeral runs take slots from here up */
 #define STATE_TMPFS_OPTS "mode=0700,size=256m,nr_inodes=65536"
 #define STOP_TIMEOUT_MS 5000
 #define RUNTIME_FILE "runtime.json"
@@ -292,7 +288,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         struct net_launch_ctx net = {.cfg = cfg, .exit_fd = -1, .net = {0, -1}, .r = -1};
         const char *procs[5];
         const char *argv[24];
-        uint32_t slot = cfg->id_slot;
+        uint32_t id_base = 0;
         bool cgroups_made = false;
         struct native_image img = {.lock_fd = -1};
         bool oci = !streq(cfg->image, "host");
@@ -301,15 +297,9 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         size_t n = 0;
         int r;
 
-        if (cfg->ephemeral) {
-                uint32_t rnd;
-                random_bytes(&rnd, sizeof(rnd));
-                slot = EPHEMERAL_SLOT_BASE + rnd % (ID_SLOTS - EPHEMERAL_SLOT_BASE);
-        } else if (slot >= EPHEMERAL_SLOT_BASE) {
-                return ak_err_set(err, ERANGE,
-                                  "too many sandboxes: no free uid range for '%s' (remove some)",
-                                  cfg->ref.name);
-        }
+        r = backend_id_base(cfg, &id_base, err);
+        if (r < 0)
+                return r;
         r = paths_agent_binary(agent, sizeof(agent), err);
         if (r < 0)
                 return r;
@@ -507,8 +497,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         if (merged[0]) {
                 /* After the lock file: a sweep removes an ephemeral copy only unlocked. Owned
                  * by the sandbox's root: its id range's base, or (rootless) ourselves. */
-                uint32_t base = ID_RANGE_BASE + slot * ID_RANGE_SIZE;
-                r = native_image_copy(&img, merged, geteuid() == 0 ? base : 0, err);
+                r = native_image_copy(&img, merged, geteuid() == 0 ? id_base : 0, err);
                 if (r < 0)
                         goto fail;
         }
@@ -517,7 +506,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         {
                 struct runtime_spec spec = {
                     .rootless = geteuid() != 0,
-                    .id_base = ID_RANGE_BASE + slot * ID_RANGE_SIZE,
+                    .id_base = id_base,
                     .id_count = ID_RANGE_SIZE,
                     .host_uid = geteuid(),
                     .host_gid = getegid(),

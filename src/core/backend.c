@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "shared/macro.h"
+#include "shared/random-util.h"
 
 static const struct backend_ops *const registry[] = {
     &native_backend_ops,
@@ -119,4 +120,21 @@ int backend_stats(const struct backend_ops *b, const struct sandbox_ref *ref,
 int backend_prepare(const struct backend_ops *b, const char *image, struct ak_err *err)
 {
         return b->prepare && image ? b->prepare(image, err) : 0;
+}
+
+int backend_id_base(const struct backend_config *cfg, uint32_t *ret, struct ak_err *err)
+{
+        uint32_t slot = cfg->id_slot;
+
+        if (cfg->ephemeral) {
+                uint32_t rnd;
+                random_bytes(&rnd, sizeof(rnd));
+                slot = EPHEMERAL_SLOT_BASE + rnd % (ID_SLOTS - EPHEMERAL_SLOT_BASE);
+        } else if (slot >= EPHEMERAL_SLOT_BASE) {
+                return ak_err_set(err, ERANGE,
+                                  "too many sandboxes: no free id range for '%s' (remove some)",
+                                  cfg->ref.name);
+        }
+        *ret = ID_RANGE_BASE + slot * ID_RANGE_SIZE;
+        return 0;
 }

@@ -67,6 +67,11 @@ struct backend_stats {
 #define BACKEND_CAP_ATTACH (1u << 0)
 #define BACKEND_CAP_RESIZE (1u << 1)
 
+/* The host uid/gid of the sandbox's root when started as root (the base of its ID_RANGE_SIZE
+ * ids, shared/bind-mount.h): its recorded slot's range, or for an ephemeral run a random slot
+ * above EPHEMERAL_SLOT_BASE. -ERANGE with a message when a kept sandbox's slot is out of range. */
+int backend_id_base(const struct backend_config *cfg, uint32_t *ret, struct ak_err *err);
+
 struct backend_ops {
         const char *name;
         const char *description;

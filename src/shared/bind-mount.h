@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A host directory shown inside a sandbox (volumes), as backends and runtimes pass it on. */
+/* A host directory shown inside a sandbox (volumes), as backends and runtimes pass it on, and
+ * the host id ranges that decide who owns what a sandbox writes there. */
 #pragma once
 
 #include <stdbool.h>
@@ -12,6 +13,14 @@
  * these ids, and no sandbox id is ever host root. */
 #define VOLUME_ID_BASE 0x3FFF0000u
 #define VOLUME_ID_COUNT 65536u
+
+/* Host ids of a rootful sandbox (native and containers alike): slot N's root is host uid/gid
+ * ID_RANGE_BASE + N * ID_RANGE_SIZE, with ID_RANGE_SIZE ids mapped. Kept sandboxes use their
+ * recorded slot (below EPHEMERAL_SLOT_BASE); ephemeral runs take a random one above it. */
+#define ID_RANGE_BASE 0x40000000u /* host uid/gid of slot 0's root */
+#define ID_RANGE_SIZE 65536u      /* ids mapped per sandbox */
+#define ID_SLOTS 16384u           /* slots fit below 0x80000000 */
+#define EPHEMERAL_SLOT_BASE 8192u /* ephemeral runs take slots from here up */
 
 struct bind_mount {
         const char *source; /* host path */
