@@ -192,13 +192,16 @@ fail:
 }
 
 /*
- * What every command gets on top of the sandbox's filter. The sandbox's filter applies to the
- * agent too, and the agent needs openat2 (RESOLVE_NO_MAGICLINKS: no sandbox path may lead it into
- * its own fds); commands must not have it: its mode is behind a pointer, where a filter cannot
- * see a setuid bit (the sandbox's filter refuses those bits in open, openat, creat, chmod and
- * mknod). ENOSYS, as for a kernel without openat2: libc and programs fall back to openat. The
- * program is written out here because the agent is built against musl, whose headers have no
- * <linux/filter.h>; every process in the sandbox descends from a command, so all get it.
+ * What every command of a sandbox that writes a host directory (--host-files) gets on top of the
+ * sandbox's filter. There the sandbox's filter refuses setuid and setgid bits in open, openat,
+ * creat, chmod and mknod; openat2 takes its mode behind a pointer, where no filter can see it,
+ * so commands must not have it. The agent must: RESOLVE_NO_MAGICLINKS is how no sandbox path
+ * leads it into its own fds, and the sandbox's filter applies to the agent too. So the agent
+ * refuses openat2 to each command itself, with ENOSYS, as a kernel without openat2 would (libc and
+ * programs fall back to openat). Elsewhere openat2 is harmless (the bits are inert on the
+ * sandbox's own disk) and commands keep it: loading a filter costs every command ~20 us (the
+ * kernel compiles it). The program is written out here because the agent is built against musl,
+ * whose headers have no <linux/filter.h>; every process in a sandbox descends from a command.
  */
 #define OPENAT2_NR 437 /* the same number on every architecture */
 #define SECCOMP_SET_MODE_FILTER_ 1u
@@ -266,5 +269,5 @@ int agent_child_setup(const struct agent_user *u, const char *cwd)
                 if (r < 0)
                         return r;
         }
-        return command_filter();
+        return agent_cfg.host_files ? command_filter() : 0;
 }

@@ -464,6 +464,7 @@ static _noreturn_ void usage(void)
             "usage: agentkernel-agent (--listen-fd N | --listen PATH | --conn-fd N) [--sync-fd N]\n"
             "                         [--state-fd N | --state-dir DIR] [--caps HEX]\n"
             "                         [--workdir DIR] [--user USER] [--hold-fd N]... [--uuid ID]\n"
+            "                         [--host-files]\n"
             "The sandbox agent; started by agentkernel, not by hand.\n",
             stderr);
         exit(2);
@@ -491,6 +492,7 @@ int main(int argc, char **argv)
             {"user", required_argument, NULL, 'u'},
             {"hold-fd", required_argument, NULL, 'H'},
             {"uuid", required_argument, NULL, 'U'},
+            {"host-files", no_argument, NULL, 'F'},
             {NULL, 0, NULL, 0},
         };
         int listen_fd = -1, conn_fd = -1, sync_fd = -1, sigfd, c;
@@ -559,6 +561,9 @@ int main(int argc, char **argv)
                         if (n_hold == HOLD_MAX)
                                 usage();
                         hold_fds[n_hold++] = parse_fd(optarg);
+                        break;
+                case 'F':
+                        agent_cfg.host_files = true;
                         break;
                 case 'U':
                         if (!uuid_is_valid(optarg))

@@ -28,6 +28,9 @@ struct agent_config {
         const char *user;    /* default user of commands (an image's User), or NULL: root */
         char **base_env;     /* environment every command starts from */
         bool is_init;        /* PID 1 of its own pid namespace */
+        /* commands get no openat2 (--host-files: the sandbox writes a host directory, see
+         * agent_child_setup) */
+        bool host_files;
 };
 
 extern struct agent_config agent_cfg;
@@ -48,9 +51,9 @@ int agent_user_lookup(const char *spec, struct agent_user *ret);
  * derived from the user (HOME, USER, LOGNAME) and PATH/TERM when missing. Caller frees. */
 char **agent_build_env(char *const *overrides, const struct agent_user *u, bool tty);
 
-/* In a spawned child: switch to the user, chdir, reset signals, add the commands' seccomp filter
- * (openat2 refused: its mode cannot be checked). Returns 0 or -errno (the caller reports and
- * _exits). */
+/* In a spawned child: switch to the user, chdir, reset signals, and in a sandbox that writes a
+ * host directory add the commands' seccomp filter (openat2 refused: its mode cannot be checked).
+ * Returns 0 or -errno (the caller reports and _exits). */
 int agent_child_setup(const struct agent_user *u, const char *cwd);
 
 /* Connection handlers; each runs in a forked handler process and returns when done. */

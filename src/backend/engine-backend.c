@@ -347,9 +347,8 @@ static json_t *container_config(enum engine_kind kind, const struct backend_conf
                                 const char *agent, const char *uuid, const char *image_user,
                                 const char *pool, bool inject)
 {
-        cleanup_free char *seccomp_opt =
-            seccomp_opt_for(kind, cfg->profile->seccomp,
-                            bind_mounts_writable(cfg->workspace, cfg->binds, cfg->n_binds));
+        bool host_files = bind_mounts_writable(cfg->workspace, cfg->binds, cfg->n_binds);
+        cleanup_free char *seccomp_opt = seccomp_opt_for(kind, cfg->profile->seccomp, host_files);
         const struct profile *p = cfg->profile;
         json_t *c = json_object(), *hc = json_object(), *binds = json_array();
         json_t *caps = json_array(), *labels = json_object(), *ports = json_object();
@@ -370,6 +369,8 @@ static json_t *container_config(enum engine_kind kind, const struct backend_conf
                 json_array_append_new(cmd, json_string("--user"));
                 json_array_append_new(cmd, json_string(image_user));
         }
+        if (host_files) /* its commands get no openat2 (agent-util.c) */
+                json_array_append_new(cmd, json_string("--host-files"));
         json_object_set_new(c, "Image", json_string(cfg->image));
         json_object_set_new(c, "Entrypoint", json_pack("[s]", AGENT_IN));
         json_object_set_new(c, "Cmd", cmd);

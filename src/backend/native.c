@@ -289,7 +289,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         const char *procs[5];
         const char *argv[24];
         uint32_t id_base = 0;
-        bool cgroups_made = false;
+        bool cgroups_made = false, host_files = false;
         struct native_image img = {.lock_fd = -1};
         bool oci = !streq(cfg->image, "host");
         char merged[PATH_MAX] = ""; /* the copy fallback's root (the image, read-only to it) */
@@ -386,8 +386,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 ak_err_set(err, -r, "building the root filesystem plan: %s", strerror(-r));
                 goto fail;
         }
-        r = seccomp_program(p->seccomp, bind_mounts_writable(ro.workspace, ro.binds, ro.n_binds),
-                            &filter);
+        host_files = bind_mounts_writable(ro.workspace, ro.binds, ro.n_binds);
+        r = seccomp_program(p->seccomp, host_files, &filter);
         if (r < 0) {
                 ak_err_set(err, -r, "no seccomp program for profile '%s'", p->name);
                 goto fail;
@@ -452,6 +452,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 argv[n++] = "--hold-fd";
                 argv[n++] = (const char *[]){"6", "7"}[i];
         }
+        if (host_files)
+                argv[n++] = "--host-files"; /* its commands get no openat2 (agent-util.c) */
         if (cfg->ref.uuid && uuid_is_valid(cfg->ref.uuid)) {
                 /* what ties this process to this sandbox where there are no cgroups
                  * (runtime_alive), and what its HELLO replies say */

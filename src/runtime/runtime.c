@@ -218,6 +218,10 @@ struct child_ctx {
         int root; /* O_PATH: the sandbox root being built (NEWROOT), what every dst is below */
         int prepared[RUNTIME_IDMAP_MAX]; /* detached mounts from the parent, in plan order */
         size_t n_prepared, next_prepared;
+        /* the last directory in_root_parent() resolved (consecutive ops share one: /dev/...,
+         * /proc/...), until a mount covers it (parent_moved) */
+        int parent_fd;
+        char parent_path[CHILD_PATH_MAX];
 };
 
 /*
@@ -228,7 +232,7 @@ struct child_ctx {
  * leave it; magic links are refused), and the setup works on the resulting file descriptors,
  * never on a path string that the host's tree could resolve.
  */
-static int in_root(const struct child_ctx *cx, const char *path, int flags)
+static int in_root(struct child_ctx *cx, const char *path, int flags)
 {
         struct open_how how = {
             .flags = (uint64_t)(flags | O_CLOEXEC),
@@ -247,7 +251,7 @@ static bool unreachable(int r)
 }
 
 /* The directory holding dst (O_PATH, resolved in the root) and dst's last component. */
-static int in_root_parent(const struct child_ctx *cx, const char *dst, const char **ret_name)
+static int in_root_parent(struct child_ctx *cx, const char *dst, const char **ret_name)
 {
         char parent[CHILD_PATH_MAX];
         const char *slash = strrchr(dst, '/');
@@ -264,44 +268,69 @@ static int in_root_parent(const struct child_ctx *cx, const char *dst, const cha
         *ret_name = slash + 1;
         if (!**ret_name || streq(*ret_name, ".") || streq(*ret_name, ".."))
                 die(cx->errfd, "not a usable path", dst, EINVAL);
+        if (n == 1) /* "/": the root itself, which nothing can have replaced */
+                return cx->root;
+        if (cx->parent_fd >= 0 && streq(parent, cx->parent_path))
+                return cx->parent_fd;
         fd = in_root(cx, parent, O_PATH | O_DIRECTORY);
         if (fd < 0)
                 die(cx->errfd, "directory of", dst, -fd);
+        if (cx->parent_fd >= 0)
+                close(cx->parent_fd);
+        cx->parent_fd = fd;
+        memcpy(cx->parent_path, parent, n + 1);
+        return fd;
+}
+
+/* A mount now covers dst: the remembered parent directory is stale if dst is it or lies above
+ * it (its fd names the directory underneath). */
+static void parent_moved(struct child_ctx *cx, const char *dst)
+{
+        size_t n = strlen(dst);
+
+        if (cx->parent_fd < 0)
+                return;
+        if (streq(dst, "/") || (strncmp(cx->parent_path, dst, n) == 0 &&
+                                (cx->parent_path[n] == '\0' || cx->parent_path[n] == '/'))) {
+                close(cx->parent_fd);
+                cx->parent_fd = -1;
+        }
+}
+
+/* Creates dst, which is not there, as a new directory (dir) or empty file to mount on; its
+ * directory resolved in the root. Returns an fd of it (O_PATH for a directory). */
+static int new_mount_point(struct child_ctx *cx, const char *dst, bool dir)
+{
+        const char *name;
+        int parent = in_root_parent(cx, dst, &name), fd;
+
+        if (dir) {
+                fd = mkdirat(parent, name, 0755) < 0
+                         ? -errno
+                         : openat(parent, name, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+        } else {
+                /* the new file's own fd is what gets mounted on */
+                fd = openat(parent, name,
+                            O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+        }
+        if (fd < 0 && errno == EEXIST) /* there, but not reachable in the root: a symlink out */
+                die(cx->errfd, "mount point is a symlink that leads outside the sandbox", dst,
+                    ELOOP);
+        if (fd < 0)
+                die(cx->errfd, "create mount point", dst, errno);
         return fd;
 }
 
 /* A mount point for dst, resolved in the root: what is there (followed in the root if a
- * symlink), or a new directory (dir) or empty file. Returns an O_PATH fd. */
-static int mount_point(const struct child_ctx *cx, const char *dst, bool dir)
+ * symlink), or a new directory (dir) or empty file. Returns an fd of it. */
+static int mount_point(struct child_ctx *cx, const char *dst, bool dir)
 {
-        const char *name;
-        int fd = in_root(cx, dst, O_PATH), parent, r;
+        int fd = in_root(cx, dst, O_PATH);
 
-        if (fd >= 0 || fd != -ENOENT) {
-                if (fd < 0)
-                        die(cx->errfd, "mount point", dst, -fd);
-                return fd;
-        }
-        parent = in_root_parent(cx, dst, &name);
-        if (dir) {
-                r = mkdirat(parent, name, 0755) < 0 ? -errno : 0;
-        } else {
-                int f =
-                    openat(parent, name,
-                           O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
-                r = f < 0 ? -errno : 0;
-                if (f >= 0)
-                        close(f);
-        }
-        if (r == -EEXIST) /* there, but not reachable in the root: a symlink out of it */
-                die(cx->errfd, "mount point is a symlink that leads outside the sandbox", dst,
-                    ELOOP);
-        if (r < 0)
-                die(cx->errfd, "create mount point", dst, -r);
-        fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd == -ENOENT)
+                return new_mount_point(cx, dst, dir);
         if (fd < 0)
-                die(cx->errfd, "open mount point", dst, errno);
-        close(parent);
+                die(cx->errfd, "mount point", dst, -fd);
         return fd;
 }
 
@@ -325,12 +354,13 @@ static void fd_path(char out[64], int fd)
 /* mount(2) onto the object target (an O_PATH fd from mount_point or in_root): a directory as the
  * working directory (no lookup at all), anything else through its fd's magic link. Never by a
  * path the sandbox's tree could redirect. source NULL: target itself (a bind onto itself). */
-static void mount_on(const struct child_ctx *cx, int target, const char *dst, const char *source,
+static void mount_on(struct child_ctx *cx, int target, const char *dst, const char *source,
                      const char *type, unsigned long flags, const char *data)
 {
         char self[64];
         struct stat st;
 
+        parent_moved(cx, dst);
         if (fstat(target, &st) < 0)
                 die(cx->errfd, "mount point", dst, errno);
         if (S_ISDIR(st.st_mode)) {
@@ -346,7 +376,7 @@ static void mount_on(const struct child_ctx *cx, int target, const char *dst, co
 }
 
 /* Adds flags to the mount now at dst (and below it when recursive). */
-static void mount_flags_at(const struct child_ctx *cx, const char *dst, unsigned long flags,
+static void mount_flags_at(struct child_ctx *cx, const char *dst, unsigned long flags,
                            bool recursive)
 {
         struct mount_attr attr = {.attr_set = mount_attrs(flags)};
@@ -369,37 +399,56 @@ static void mount_flags_at(const struct child_ctx *cx, const char *dst, unsigned
 }
 
 /* Mounts a new filesystem (tmpfs, proc, devpts) on the directory at target. */
-static void mount_fs_at(const struct child_ctx *cx, int target, const char *dst, const char *type,
+static void mount_fs_at(struct child_ctx *cx, int target, const char *dst, const char *type,
                         unsigned long flags, const char *data)
 {
         mount_on(cx, target, dst, type, type, flags, data);
 }
 
 /* Attaches the detached mount tree at target; closes tree. */
-static void attach_at(const struct child_ctx *cx, int tree, int target, const char *dst)
+static void attach_at(struct child_ctx *cx, int tree, int target, const char *dst)
 {
+        parent_moved(cx, dst);
         if (move_mount(tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
                 die(cx->errfd, "attach mount", dst, errno);
         close(tree);
 }
 
 /* Binds the host path src (below OLDROOT) at dst with flags. A missing src is skipped when the
- * op is optional. */
-static void bind_at(const struct child_ctx *cx, const struct mount_op *op, const char *src,
+ * op is optional. The bind is a detached copy of src (open_tree) that gets its flags before it
+ * is attached at dst: dst is resolved once, and nothing is ever mounted there without them. */
+static void bind_at(struct child_ctx *cx, const struct mount_op *op, const char *src,
                     unsigned long flags, bool recursive)
 {
+        struct mount_attr attr = {.attr_set = mount_attrs(flags)};
+        unsigned rec = recursive ? AT_RECURSIVE : 0;
+        bool later = false; /* flags after attaching: no mount_setattr (before Linux 5.12) */
         struct stat st;
-        int target;
+        int tree, target;
 
-        if (stat(src, &st) < 0) {
+        tree = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+        if (tree < 0) {
                 if (op->flags & MOP_OPTIONAL)
                         return;
                 die(cx->errfd, "bind source", op->src, errno);
         }
-        target = mount_point(cx, op->dst, S_ISDIR(st.st_mode));
-        mount_on(cx, target, op->dst, src, NULL, MS_BIND | (recursive ? MS_REC : 0), NULL);
+        if (mount_setattr(tree, "", AT_EMPTY_PATH | rec, &attr, sizeof(attr)) < 0) {
+                if (errno != ENOSYS)
+                        die(cx->errfd, "mount flags", op->dst, errno);
+                later = true;
+        }
+        target = in_root(cx, op->dst, O_PATH);
+        if (target == -ENOENT) {
+                if (fstat(tree, &st) < 0)
+                        die(cx->errfd, "bind source", op->src, errno);
+                target = new_mount_point(cx, op->dst, S_ISDIR(st.st_mode));
+        } else if (target < 0) {
+                die(cx->errfd, "mount point", op->dst, -target);
+        }
+        attach_at(cx, tree, target, op->dst);
         close(target);
-        mount_flags_at(cx, op->dst, flags, recursive);
+        if (later)
+                mount_flags_at(cx, op->dst, flags, recursive);
 }
 
 /* Attaches the detached mount fd at dst (closing fd). A mount at "/" becomes the new root,
@@ -538,10 +587,8 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                         struct stat st;
                         if (errno != EEXIST)
                                 die(errfd, "mkdir", op->dst, errno);
-                        if (op->flags & MOP_OPTIONAL) {
-                                close(parent);
+                        if (op->flags & MOP_OPTIONAL)
                                 return;
-                        }
                         if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
                             !S_ISDIR(st.st_mode))
                                 die(errfd, "mkdir (not a directory)", op->dst, ENOTDIR);
@@ -549,7 +596,6 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                 /* a directory now, ours or the image's: the mode is exact (no umask) */
                 if (fchmodat(parent, name, op->mode, 0) < 0)
                         die(errfd, "chmod", op->dst, errno);
-                close(parent);
                 return;
         case MOP_TMPFS:
                 fd = mount_point(cx, op->dst, true);
@@ -584,7 +630,6 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                 parent = in_root_parent(cx, op->dst, &name);
                 if (symlinkat(op->src, parent, name) < 0 && errno != EEXIST)
                         die(errfd, "symlink", op->dst, errno);
-                close(parent);
                 return;
         case MOP_FILE:
                 parent = in_root_parent(cx, op->dst, &name);
@@ -597,7 +642,6 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                         die(errfd, "create", op->dst, errno);
                 r = write_all(fd, op->src, op->len);
                 close(fd);
-                close(parent);
                 if (r < 0)
                         die(errfd, "write", op->dst, -r);
                 return;
@@ -614,7 +658,6 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                              op->mode);
                 if (out < 0)
                         die(errfd, "create", op->dst, errno);
-                close(parent);
                 for (size_t done = 0;;) {
                         ssize_t n = sendfile(out, in, NULL, 1 << 20);
                         if (n == 0)
@@ -713,7 +756,7 @@ static int place_fd(int fd, int target)
 
 static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int errfd)
 {
-        struct child_ctx cx = {.errfd = errfd, .root = -1};
+        struct child_ctx cx = {.errfd = errfd, .root = -1, .parent_fd = -1};
         char go = 0;
         int state_fd, devnull, r;
         int hi_chan, hi_sync, hi_state, hi_exe, hi_hold[RUNTIME_HOLD_MAX];
@@ -784,6 +827,8 @@ static _noreturn_ void child_main(const struct runtime_spec *s, int sync_fd, int
         for (size_t i = 0; i < s->plan->n; i++)
                 run_op(&cx, &s->plan->ops[i]);
         close(cx.root);
+        if (cx.parent_fd >= 0)
+                close(cx.parent_fd);
 
         /* 6. The agent's private state: a tmpfs it keeps by fd, attached nowhere in the tree. */
         if (mount("tmpfs", STATEDIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
