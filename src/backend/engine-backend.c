@@ -616,7 +616,8 @@ static int pool_add(const struct engine *e, const struct backend_config *cfg, co
         (void)snprintf(hidden, sizeof(hidden), "%s/.%s", pool, name);
         (void)snprintf(ready, sizeof(ready), "%s/%s", pool, name);
         (void)snprintf(path, sizeof(path), "%s/lock", hidden);
-        if (mkdir_p(hidden, 0700) < 0 || (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        if (mkdir_p(hidden, 0700) < 0 ||
+            (fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
                 return -EIO;
         close(fd);
         conf = container_config(e->kind, cfg, agent, uuid, user, key, false);
@@ -683,8 +684,9 @@ static void pool_refill(const struct engine *e, const struct backend_config *cfg
                 (void)close_all_fds_except(3, &ready[1], 1);
                 (void)signal(SIGPIPE, SIG_IGN);
                 (void)snprintf(lockpath, sizeof(lockpath), "%s/.refill.lock", pool);
-                lk = mkdir_p(pool, 0700) < 0 ? -1
-                                             : open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+                lk = mkdir_p(pool, 0700) < 0
+                         ? -1
+                         : open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
                 if (lk < 0 || flock(lk, LOCK_EX | LOCK_NB) < 0)
                         _exit(0); /* another refill is at it */
                 close(ready[1]);
