@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs what agentkernel needs to build, run and test on Debian 12, from Debian's archive only.
 # Idempotent: packages already installed are not touched, and apt is not even updated when
-# nothing is missing. Usage: scripts/deps.sh [--runtime-only]
+# nothing is missing. Usage: scripts/deps.sh [--runtime-only | --build]
+#   (nothing)       everything: run, build and test (what scripts/test.sh needs)
+#   --build         run and build (what scripts/demo.sh needs)
+#   --runtime-only  run only
 set -euo pipefail
 
 # e2fsprogs: mkfs.ext4 for sized volumes; libmicrohttpd12: `serve`
@@ -15,13 +18,23 @@ tests=(python3-pytest bubblewrap time clang-format valgrind golang-github-burnts
         nodejs docker-registry skopeo umoci apache2-utils busybox-static zstd python3-jwt
         python3-cryptography docker.io podman runc)
 
+mode=${1:-all}
+case $mode in
+all | --build | --runtime-only) ;;
+*)
+        echo "usage: scripts/deps.sh [--runtime-only | --build]" >&2
+        exit 2
+        ;;
+esac
 want=("${runtime[@]}")
-if [[ "${1:-}" != "--runtime-only" ]]; then
-        want+=("${build[@]}" "${tests[@]}")
+if [[ $mode != --runtime-only ]]; then
+        want+=("${build[@]}")
 fi
-
-if [[ "${1:-}" != "--runtime-only" ]] && ! command -v npm >/dev/null; then
-        want+=(npm)
+if [[ $mode == all ]]; then
+        want+=("${tests[@]}")
+        if ! command -v npm >/dev/null; then
+                want+=(npm)
+        fi
 fi
 
 missing=()
