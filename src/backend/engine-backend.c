@@ -15,7 +15,8 @@
  * tree once the agent holds it, engine/container.c), the agent is reached through its own process
  * and must prove it serves this sandbox, and the runtime record, locks and pool live only on the
  * host. Host directories (workspace, volumes) are attached by the host as idmapped mounts: the
- * container's root writes there as the directory's owner, never as host root.
+ * container's root writes there as the directory's owner, never as host root. Every other place
+ * a container can write is bounded (see "the disk" below), and info says how.
  */
 #include <dirent.h>
 #include <errno.h>
