@@ -13,10 +13,12 @@ runtime=(slirp4netns iproute2 util-linux procps e2fsprogs libmicrohttpd12 libcur
 # musl-tools: the in-sandbox agent is linked with musl (docs/performance.md says why)
 build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev libmd-dev
         libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libhttp-parser-dev musl-tools)
-# nodejs: the official SDKs' tests (npm comes with nodesource builds, separately in Debian's)
+# nodejs: the official SDKs' tests (npm comes with nodesource builds, separately in Debian's);
+# xfsprogs, btrfs-progs: filesystems with quotas for the container engines' storage
+# (tests/security/container/test_engine_disk.py)
 tests=(python3-pytest bubblewrap time clang-format valgrind golang-github-burntsushi-toml-dev
         nodejs docker-registry skopeo umoci apache2-utils busybox-static zstd python3-jwt
-        python3-cryptography docker.io podman runc)
+        python3-cryptography docker.io podman runc xfsprogs btrfs-progs)
 
 mode=${1:-all}
 case $mode in

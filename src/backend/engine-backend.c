@@ -15,7 +15,8 @@
  * tree once the agent holds it, engine/container.c), the agent is reached through its own process
  * and must prove it serves this sandbox, and the runtime record, locks and pool live only on the
  * host. Host directories (workspace, volumes) are attached by the host as idmapped mounts: the
- * container's root writes there as the directory's owner, never as host root.
+ * container's root writes there as the directory's owner, never as host root. Every other place
+ * a container can write is bounded (see "the disk" below), and info says how.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -63,6 +64,9 @@
 #define POOL_TARGET 5 /* idle containers kept per configuration (upstream's run_pooled) */
 #define POOL_MAX 20   /* idle containers per engine, all configurations together */
 #define POOL_KEY_UUID "00000000-0000-0000-0000-000000000000"
+#define IMAGE_VOLUMES_MAX 16
+#define DISK_FILE "engine-disk.json" /* what bounds a kept sandbox's disk (host only) */
+#define DISK_FILE_MAX 16384
 
 struct engine_session {
         struct engine eng;
@@ -126,8 +130,9 @@ static void container_name(const struct sandbox_ref *ref, bool ephemeral, char *
 
 /* The container, if it is this sandbox's: 1 found (ret_running, ret_pid), 0 none, <0 error
  * (a container of that name that belongs to something else is an error). */
-static int inspect(const struct engine *e, const char *name, const char *uuid, bool *ret_running,
-                   pid_t *ret_pid, struct ak_err *err)
+static int inspect_driver(const struct engine *e, const char *name, const char *uuid,
+                          bool *ret_running, pid_t *ret_pid, char *ret_driver, size_t driver_len,
+                          struct ak_err *err)
 {
         cleanup_json json_t *j = NULL;
         char path[256];
@@ -155,7 +160,18 @@ static int inspect(const struct engine *e, const char *name, const char *uuid, b
         if (ret_pid)
                 *ret_pid =
                     (pid_t)json_integer_value(json_object_get(json_object_get(j, "State"), "Pid"));
+        if (ret_driver) {
+                const char *d =
+                    json_string_value(json_object_get(json_object_get(j, "GraphDriver"), "Name"));
+                (void)snprintf(ret_driver, driver_len, "%s", d ? d : "");
+        }
         return 1;
+}
+
+static int inspect(const struct engine *e, const char *name, const char *uuid, bool *ret_running,
+                   pid_t *ret_pid, struct ak_err *err)
+{
+        return inspect_driver(e, name, uuid, ret_running, ret_pid, NULL, 0, err);
 }
 
 static int remove_container(const struct engine *e, const char *name, const char *uuid,
@@ -272,6 +288,162 @@ static void engine_sweep(enum engine_kind kind, const char *ephemeral_dir)
         closedir(d);
 }
 
+/* ---- the disk ----
+ *
+ * What a container writes goes to four kinds of places, each bounded its own way:
+ * - its root (the engine's writable layer, on the engine's disk): the storage driver's quota of
+ *   disk_mb where the driver has one (HostConfig.StorageOpt size); an engine whose driver has
+ *   none refuses the option, and the container is then made without it, which info says with
+ *   the engine's reason; read-only when the profile says;
+ * - its scratch places (/tmp, /var/tmp, /run, /dev/shm): one tmpfs of disk_mb that the host
+ *   makes and binds at each (container_settle), charged to the container's memory cgroup;
+ * - the image's VOLUMEs: no engine volume (unbounded, on the engine's disk) but the root's own
+ *   directory, as on native: the engine gets a placeholder there, which the host takes away;
+ * - everything else the engine mounts writable (/etc/hosts, /etc/hostname, /etc/resolv.conf
+ *   from its own storage, /dev, v1's /sys/fs/cgroup): made read-only by the host.
+ * The workspace and volumes are the user's own directories, bounded as on native. */
+
+/* The image's VOLUMEs that get a placeholder (see above). */
+struct image_volumes {
+        size_t n;
+        char path[IMAGE_VOLUMES_MAX][CONTAINER_PATH_MAX];
+        const char *ptr[IMAGE_VOLUMES_MAX];
+};
+
+/* Whether path is top or below it. */
+static bool path_at_or_below(const char *path, const char *top)
+{
+        size_t n = strlen(top);
+        return strncmp(path, top, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* A plain absolute path: no empty, '.' or '..' component, no trailing slash. */
+static bool plain_abs_path(const char *p)
+{
+        if (p[0] != '/' || !p[1] || strlen(p) >= CONTAINER_PATH_MAX)
+                return false;
+        for (const char *c = p; *c; c++) {
+                if (*c != '/')
+                        continue;
+                if (c[1] == '/' || c[1] == '\0' ||
+                    (c[1] == '.' && (c[2] == '/' || c[2] == '\0' ||
+                                     (c[2] == '.' && (c[3] == '/' || c[3] == '\0')))))
+                        return false;
+        }
+        return true;
+}
+
+/* The image's Config.Volumes that the container gets as its root's directories. Left to the
+ * engine: none. Refused: a path that is not plain, is the kernel's or ours, or too many. Not
+ * placeholders: where a scratch place or a host directory goes (those cover them anyway). */
+static int image_volumes_of(json_t *image_info, const struct backend_config *cfg,
+                            struct image_volumes *ret, struct ak_err *err)
+{
+        static const char *const scratch[] = CONTAINER_SCRATCH_PLACES;
+        static const char *const refused[] = {"/proc", "/sys", "/dev", RESERVED_IN};
+        json_t *vols = json_object_get(json_object_get(image_info, "Config"), "Volumes");
+        struct image_volumes v = {0};
+        const char *path;
+        json_t *x;
+
+        json_object_foreach (vols, path, x) {
+                bool covered = cfg->workspace && path_at_or_below(path, WORKSPACE_IN);
+                (void)x;
+                if (!plain_abs_path(path))
+                        return ak_err_set(err, EINVAL,
+                                          "image '%s' declares a volume at '%.64s': not a plain "
+                                          "absolute path",
+                                          cfg->image, path);
+                for (size_t i = 0; i < ARRAY_SIZE(refused); i++)
+                        if (path_at_or_below(path, refused[i]))
+                                return ak_err_set(err, EINVAL,
+                                                  "image '%s' declares a volume at '%s', in %s",
+                                                  cfg->image, path, refused[i]);
+                for (size_t i = 0; i < ARRAY_SIZE(scratch) && !covered; i++)
+                        covered = path_at_or_below(path, scratch[i]);
+                for (size_t i = 0; i < cfg->n_binds && !covered; i++)
+                        covered = path_at_or_below(path, cfg->binds[i].dest);
+                if (covered)
+                        continue;
+                if (v.n == IMAGE_VOLUMES_MAX)
+                        return ak_err_set(err, E2BIG, "image '%s' declares more than %d volumes",
+                                          cfg->image, IMAGE_VOLUMES_MAX);
+                (void)snprintf(v.path[v.n], sizeof(v.path[v.n]), "%s", path);
+                v.n++;
+        }
+        *ret = v;
+        for (size_t i = 0; i < ret->n; i++)
+                ret->ptr[i] = ret->path[i]; /* into *ret's own paths */
+        return 0;
+}
+
+/* An empty placeholder's tmpfs options: it only makes the mount point (podman would otherwise
+ * copy the image's files into it). writable: the engine may have to make its own mount points
+ * in it (an image VOLUME /etc holds /etc/hosts); only the agent runs before the host covers or
+ * takes it away. */
+static const char *placeholder_opts(enum engine_kind kind, bool writable)
+{
+        if (kind == ENGINE_PODMAN)
+                return writable ? "rw,noexec,nosuid,nodev,size=4k,mode=0755,notmpcopyup"
+                                : "ro,noexec,nosuid,nodev,size=4k,mode=0755,notmpcopyup";
+        return writable ? "rw,noexec,nosuid,nodev,size=4k,mode=0755"
+                        : "ro,noexec,nosuid,nodev,size=4k,mode=0755";
+}
+
+/* Whether the engine's refusal is of the root's size (a storage driver without quota): docker's
+ * "--storage-opt is supported only for overlay over xfs with 'pquota' mount option", podman's
+ * "storage option overlay.size ... only supported for backingFS XFS" or "unknown option size",
+ * and their other drivers' ("--storage-opt is not supported for ...", "... quota ...",
+ * devicemapper's "... size cannot be smaller than ..." its base size). */
+static bool storage_opt_refused(const char *msg)
+{
+        static const char *const says[] = {"storage-opt", "storage opt",      "storage option",
+                                           "storageopt",  "option size",      "size option",
+                                           "quota",       "cannot be smaller"};
+        char low[512];
+        size_t i;
+
+        for (i = 0; msg[i] && i < sizeof(low) - 1; i++)
+                low[i] = (char)(msg[i] >= 'A' && msg[i] <= 'Z' ? msg[i] + 32 : msg[i]);
+        low[i] = '\0';
+        for (i = 0; i < ARRAY_SIZE(says); i++)
+                if (strstr(low, says[i]))
+                        return true;
+        return false;
+}
+
+/* Creates container name from conf. When conf gives the root a size the engine cannot enforce
+ * (it says so), creates it without: returns 1 with a quota, 0 without (why: the engine's
+ * reason), <0 an error. */
+static int create_container(const struct engine *e, const char *name, json_t *conf, char *why,
+                            size_t why_len, struct ak_err *err)
+{
+        json_t *hc = json_object_get(conf, "HostConfig");
+        bool sized = json_object_get(hc, "StorageOpt") != NULL;
+        char path[256];
+        int st;
+
+        (void)snprintf(path, sizeof(path), "/containers/create?name=%s", name);
+        st = engine_call(e, "POST", path, conf, NULL, err);
+        if (st >= 200 && st < 300)
+                return sized ? 1 : 0;
+        if (st < 0 || !sized || !storage_opt_refused(ak_err_msg(err)))
+                return st < 0 ? st : -err->code;
+        {
+                /* the engine's words, without engine_call's "POST <path>: " */
+                const char *m = ak_err_msg(err);
+                size_t pl = strlen(path);
+                if (strncmp(m, "POST ", 5) == 0 && strncmp(m + 5, path, pl) == 0 &&
+                    strncmp(m + 5 + pl, ": ", 2) == 0)
+                        m += 5 + pl + 2;
+                (void)snprintf(why, why_len, "%s", m);
+        }
+        ak_err_clear(err);
+        json_object_del(hc, "StorageOpt");
+        st = engine_call(e, "POST", path, conf, NULL, err);
+        return st < 0 ? st : st >= 300 ? -err->code : 0;
+}
+
 static json_t *strv_json(char *const *v)
 {
         json_t *a = json_array();
@@ -342,11 +514,13 @@ static size_t host_mounts(const struct backend_config *cfg, uint32_t id_base,
 
 /* uuid: the one the agent tells in its HELLO. inject: the host directories are attached by the
  * host after the start (idmapped), the container gets empty placeholders there; otherwise they
- * are plain binds (only where the container's root is not host root: checked after start). */
+ * are plain binds (only where the container's root is not host root: checked after start).
+ * vols (may be NULL): the image's volumes, placeholders too (see "the disk"). */
 static json_t *container_config(enum engine_kind kind, const struct backend_config *cfg,
                                 const char *agent, const char *uuid, const char *image_user,
-                                const char *pool, bool inject)
+                                const char *pool, bool inject, const struct image_volumes *vols)
 {
+        static const char *const scratch[] = CONTAINER_SCRATCH_PLACES;
         bool host_files = bind_mounts_writable(cfg->workspace, cfg->binds, cfg->n_binds);
         cleanup_free char *seccomp_opt = seccomp_opt_for(kind, cfg->profile->seccomp, host_files);
         const struct profile *p = cfg->profile;
@@ -396,11 +570,19 @@ static json_t *container_config(enum engine_kind kind, const struct backend_conf
          * the agent holds them (container_settle) */
         json_object_set_new(tmpfs, CONTAINER_STATE_DIR,
                             json_string("rw,noexec,nosuid,nodev,size=256m,mode=0700"));
+        /* the scratch places (but /dev/shm, which every engine mounts) and the image's volumes
+         * get the host's disk and the root's directories after the start */
+        for (size_t i = 0; i < ARRAY_SIZE(scratch); i++)
+                if (!streq(scratch[i], "/dev/shm"))
+                        json_object_set_new(tmpfs, scratch[i],
+                                            json_string(placeholder_opts(kind, false)));
+        for (size_t i = 0; vols && i < vols->n; i++)
+                json_object_set_new(tmpfs, vols->path[i],
+                                    json_string(placeholder_opts(kind, true)));
         for (size_t i = 0; i < n_mounts; i++) {
                 if (inject) {
-                        json_object_set_new(
-                            tmpfs, mounts[i].dest,
-                            json_string("ro,noexec,nosuid,nodev,size=4k,mode=0755"));
+                        json_object_set_new(tmpfs, mounts[i].dest,
+                                            json_string(placeholder_opts(kind, false)));
                         continue;
                 }
                 (void)snprintf(bind, sizeof(bind), "%s:%s%s", mounts[i].source, mounts[i].dest,
@@ -426,6 +608,12 @@ static json_t *container_config(enum engine_kind kind, const struct backend_conf
         }
         json_object_set_new(hc, "Privileged", json_false());
         json_object_set_new(hc, "ReadonlyRootfs", json_boolean(p->read_only_root));
+        /* the root's size, where the storage driver can hold it to one (create_container) */
+        if (!p->read_only_root && cfg->disk_mb) {
+                char size[32];
+                (void)snprintf(size, sizeof(size), "%llum", (unsigned long long)cfg->disk_mb);
+                json_object_set_new(hc, "StorageOpt", json_pack("{s:s}", "size", size));
+        }
         json_object_set_new(hc, "PidsLimit", json_integer((json_int_t)p->pids_max));
         json_object_set_new(hc, "Memory", json_integer((json_int_t)(cfg->memory_mb << 20)));
         json_object_set_new(hc, "MemorySwap", json_integer((json_int_t)(cfg->memory_mb << 20)));
@@ -448,18 +636,36 @@ static json_t *container_config(enum engine_kind kind, const struct backend_conf
         return c;
 }
 
+/* What a start found out about the container's disk (DISK_FILE, info's disk_limit). */
+struct disk_outcome {
+        int root;      /* 1 the storage driver's quota, 0 none (why), -1 read-only */
+        char why[512]; /* the engine's refusal */
+        char driver[32];
+        struct container_ro ro;
+};
+
 /* After the start: the agent reached, checked and made private, the host directories attached
- * (when inject), as container_settle does. Returns a connected, identified fd and fills *ret_rt. */
+ * (when inject), the disk bounded (vols: the image's volumes to uncover), as container_settle
+ * does. Returns a connected, identified fd, fills *ret_rt and the read-only mounts and storage
+ * driver of *out. */
 static int settle(const struct engine *e, const char *name, const char *uuid,
                   const struct backend_config *cfg, bool inject, uint32_t id_base,
-                  struct container_rt *ret_rt, struct ak_err *err)
+                  const struct image_volumes *vols, struct container_rt *ret_rt,
+                  struct disk_outcome *out, struct ak_err *err)
 {
         struct container_mount mounts[1 + VOLUMES_PER_SANDBOX_MAX];
-        size_t n_mounts = cfg ? host_mounts(cfg, id_base, mounts, ARRAY_SIZE(mounts)) : 0;
+        size_t n_mounts = host_mounts(cfg, id_base, mounts, ARRAY_SIZE(mounts));
+        struct container_disk disk = {
+            .scratch_bytes = cfg->disk_mb << 20,
+            .uncover = vols ? vols->ptr : NULL,
+            .n_uncover = vols ? vols->n : 0,
+        };
         bool running = false;
         pid_t pid = 0;
         uid_t root_kuid = 0;
-        int r = inspect(e, name, uuid, &running, &pid, err), fd;
+        int r = inspect_driver(e, name, uuid, &running, &pid, out->driver, sizeof(out->driver),
+                               err),
+            fd;
 
         if (r == 0 || (r > 0 && (!running || pid <= 0)))
                 return ak_err_set(err, EIO,
@@ -468,8 +674,8 @@ static int settle(const struct engine *e, const char *name, const char *uuid,
                                   name);
         if (r < 0)
                 return r;
-        fd = container_settle(pid, uuid, mounts, inject ? n_mounts : 0, AGENT_WAIT_MS, ret_rt,
-                              &root_kuid, err);
+        fd = container_settle(pid, uuid, mounts, n_mounts, inject, &disk, AGENT_WAIT_MS, ret_rt,
+                              &root_kuid, &out->ro, err);
         if (fd < 0)
                 return ak_err_prefix(err, "container '%s'", name);
         if (n_mounts && !inject && root_kuid == 0) {
@@ -483,6 +689,88 @@ static int settle(const struct engine *e, const char *name, const char *uuid,
                                   engine_name(e->kind), mounts[0].source);
         }
         return fd;
+}
+
+/* info's disk_limit of a started container: what bounds each of its writable places. */
+static json_t *disk_json(enum engine_kind kind, const struct backend_config *cfg,
+                         const struct image_volumes *vols, const struct disk_outcome *o)
+{
+        static const char *const scratch[] = CONTAINER_SCRATCH_PLACES;
+        json_t *d = json_object(), *root, *places = json_array(), *ro = json_array();
+        char why[768];
+
+        if (o->root < 0) {
+                root = json_pack("{s:s,s:s}", "enforced", "read-only", "why",
+                                 "the profile's read-only root");
+        } else if (o->root > 0) {
+                root = json_pack("{s:s,s:I,s:s}", "enforced", "storage driver quota", "mb",
+                                 (json_int_t)cfg->disk_mb, "driver", o->driver);
+        } else {
+                (void)snprintf(why, sizeof(why),
+                               "the %s engine's storage driver (%s) has no per-container size "
+                               "limit here ('%s'): the root's writes go to the engine's storage "
+                               "without a limit",
+                               engine_name(kind), o->driver[0] ? o->driver : "?", o->why);
+                root =
+                    json_pack("{s:s,s:s,s:s}", "enforced", "none", "driver", o->driver, "why", why);
+        }
+        json_object_set_new(d, "root", root);
+        for (size_t i = 0; i < ARRAY_SIZE(scratch); i++)
+                json_array_append_new(places, json_string(scratch[i]));
+        json_object_set_new(d, "scratch",
+                            json_pack("{s:s,s:I,s:o,s:b,s:s}", "enforced", "tmpfs", "mb",
+                                      (json_int_t)cfg->disk_mb, "places", places, "shared", 1,
+                                      "also_bounded_by", "the memory limit"));
+        if (vols && vols->n) {
+                json_t *v = json_array();
+                for (size_t i = 0; i < vols->n; i++)
+                        json_array_append_new(v, json_string(vols->path[i]));
+                json_object_set_new(d, "image_volumes",
+                                    json_pack("{s:s,s:o}", "enforced", "as the root", "places", v));
+        }
+        for (size_t i = 0; i < o->ro.n; i++)
+                json_array_append_new(ro, json_string(o->ro.path[i]));
+        json_object_set_new(d, "read_only", ro);
+        return d;
+}
+
+/* Keeps d as dir/DISK_FILE (0600), for info. */
+static int disk_record_write(const char *dir, json_t *d, struct ak_err *err)
+{
+        cleanup_free char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+        cleanup_close int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int r;
+
+        if (!text)
+                return ak_err_set(err, ENOMEM, "out of memory");
+        if (fd < 0)
+                return ak_err_set(err, errno, "open '%s': %s", dir, strerror(errno));
+        r = write_file_atomic_at(fd, DISK_FILE, text, strlen(text), 0600, false);
+        return r < 0 ? ak_err_set(err, -r, "write '%s/%s': %s", dir, DISK_FILE, strerror(-r)) : 0;
+}
+
+/* dir/DISK_FILE, believed only as a regular file of ours that nobody else can write; NULL when
+ * there is none or it is not. */
+static json_t *disk_record_read(const char *dir)
+{
+        cleanup_close int d = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        cleanup_close int fd = -1;
+        cleanup_buf struct buf b = BUF_INIT;
+        struct stat st;
+        json_t *o;
+
+        if (d < 0)
+                return NULL;
+        fd = openat(d, DISK_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+            (st.st_mode & 022) || read_fd_full(fd, &b, DISK_FILE_MAX) < 0 || !b.data)
+                return NULL;
+        o = json_loadb(b.data, b.len, 0, NULL);
+        if (!json_is_object(o)) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
 }
 
 /* ---- the warm pool (run --fast) ----
@@ -504,7 +792,7 @@ static void pool_dir(enum engine_kind kind, const struct backend_config *cfg, co
 {
         /* each pooled container gets a uuid of its own: not part of the key */
         cleanup_json json_t *c =
-            container_config(kind, cfg, agent, POOL_KEY_UUID, NULL, NULL, false);
+            container_config(kind, cfg, agent, POOL_KEY_UUID, NULL, NULL, false, NULL);
         cleanup_free char *text = NULL;
         char hex[65];
 
@@ -602,12 +890,15 @@ static unsigned pool_total(enum engine_kind kind, const char *eph)
 
 /* Makes one idle container in pool: hidden until its agent answers, then published. */
 static int pool_add(const struct engine *e, const struct backend_config *cfg, const char *agent,
-                    const char *pool, const char *key, const char *user)
+                    const char *pool, const char *key, const char *user,
+                    const struct image_volumes *vols)
 {
         char name[64], hidden[PATH_MAX], ready[PATH_MAX], path[256], uuid[37];
-        char hex[13];
+        char hex[13], why[512];
         cleanup_json json_t *conf = NULL;
         struct container_rt rt;
+        struct disk_outcome out = {0};
+        struct ak_err err = {0};
         int st, fd, r = -EIO;
 
         random_hex(hex, 6);
@@ -620,14 +911,12 @@ static int pool_add(const struct engine *e, const struct backend_config *cfg, co
             (fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
                 return -EIO;
         close(fd);
-        conf = container_config(e->kind, cfg, agent, uuid, user, key, false);
-        (void)snprintf(path, sizeof(path), "/containers/create?name=%s", name);
-        st = engine_call(e, "POST", path, conf, NULL, NULL);
-        if (st >= 200 && st < 300) {
+        conf = container_config(e->kind, cfg, agent, uuid, user, key, false, vols);
+        if (create_container(e, name, conf, why, sizeof(why), &err) >= 0) {
                 (void)snprintf(path, sizeof(path), "/containers/%s/start", name);
                 st = engine_call(e, "POST", path, NULL, NULL, NULL);
                 if (st >= 200 && st < 300 &&
-                    (fd = settle(e, name, uuid, NULL, false, 0, &rt, NULL)) >= 0) {
+                    (fd = settle(e, name, uuid, cfg, false, 0, vols, &rt, &out, NULL)) >= 0) {
                         close(fd);
                         if (container_rt_write(hidden, &rt, NULL) >= 0)
                                 r = rename(hidden, ready) < 0 ? -errno : 0;
@@ -674,6 +963,7 @@ static void pool_refill(const struct engine *e, const struct backend_config *cfg
         {
                 char lockpath[PATH_MAX + 16];
                 cleanup_json json_t *info = NULL;
+                struct image_volumes vols;
                 const char *user;
                 int null = open("/dev/null", O_RDWR | O_CLOEXEC), lk;
                 if (null >= 0) {
@@ -690,12 +980,13 @@ static void pool_refill(const struct engine *e, const struct backend_config *cfg
                 if (lk < 0 || flock(lk, LOCK_EX | LOCK_NB) < 0)
                         _exit(0); /* another refill is at it */
                 close(ready[1]);
-                if (ensure_image(e, cfg->image, &info, NULL) < 0)
+                if (ensure_image(e, cfg->image, &info, NULL) < 0 ||
+                    image_volumes_of(info, cfg, &vols, NULL) < 0)
                         _exit(0);
                 user = json_string_value(json_object_get(json_object_get(info, "Config"), "User"));
                 while (pool_count(pool, "agentkernel-pool-") < POOL_TARGET &&
                        pool_total(e->kind, cfg->ref.run_dir) < POOL_MAX)
-                        if (pool_add(e, cfg, agent, pool, key, user) < 0)
+                        if (pool_add(e, cfg, agent, pool, key, user, &vols) < 0)
                                 break;
                 _exit(0);
         }
@@ -770,9 +1061,10 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
         struct engine e;
         char agent[PATH_MAX], name[128], dir[PATH_MAX], path[256];
         cleanup_json json_t *conf = NULL;
-        cleanup_json json_t *created = NULL;
         cleanup_json json_t *info = NULL;
         struct container_rt rt;
+        struct image_volumes vols;
+        struct disk_outcome out = {0};
         const char *user;
         /* host directories: attached idmapped by us when we can (root), else plain binds that
          * settle() accepts only where the container's root is not host root */
@@ -840,6 +1132,8 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
         r = remove_container(&e, name, cfg->ref.uuid, false, err);
         if (r >= 0)
                 r = ensure_image(&e, cfg->image, &info, err);
+        if (r >= 0)
+                r = image_volumes_of(info, cfg, &vols, err);
         if (r < 0)
                 goto fail;
         user = json_string_value(json_object_get(json_object_get(info, "Config"), "User"));
@@ -848,18 +1142,18 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                 ak_err_set(err, -r, "create '%s': %s", dir, strerror(-r));
                 goto fail;
         }
-        if (!cfg->ephemeral) { /* an earlier start's record names a process that is gone */
+        if (!cfg->ephemeral) { /* an earlier start's records: of a container that is gone */
                 char rtf[PATH_MAX + 32];
                 (void)snprintf(rtf, sizeof(rtf), "%s/%s", dir, CONTAINER_RT_FILE);
                 (void)unlink(rtf);
+                (void)snprintf(rtf, sizeof(rtf), "%s/%s", dir, DISK_FILE);
+                (void)unlink(rtf);
         }
-        conf = container_config(kind, cfg, agent, cfg->ref.uuid, user, NULL, inject);
-        (void)snprintf(path, sizeof(path), "/containers/create?name=%s", name);
-        st = engine_call(&e, "POST", path, conf, &created, err);
-        if (st < 0 || st >= 400) {
-                r = st < 0 ? st : -err->code;
+        conf = container_config(kind, cfg, agent, cfg->ref.uuid, user, NULL, inject, &vols);
+        r = create_container(&e, name, conf, out.why, sizeof(out.why), err);
+        if (r < 0)
                 goto fail;
-        }
+        out.root = cfg->profile->read_only_root ? -1 : r;
         (void)snprintf(path, sizeof(path), "/containers/%s/start", name);
         st = engine_call(&e, "POST", path, NULL, NULL, err);
         if (st < 0 || (st >= 400 && st != 304)) {
@@ -867,13 +1161,16 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                 goto fail_created;
         }
         test_hook("engine-container-started");
-        fd = settle(&e, name, cfg->ref.uuid, cfg, inject, id_base, &rt, err);
+        fd = settle(&e, name, cfg->ref.uuid, cfg, inject, id_base, &vols, &rt, &out, err);
         if (fd < 0) {
                 r = fd;
                 goto fail_created;
         }
         if (!cfg->ephemeral) {
+                cleanup_json json_t *d = disk_json(kind, cfg, &vols, &out);
                 r = container_rt_write(dir, &rt, err);
+                if (r >= 0)
+                        r = disk_record_write(dir, d, err);
                 if (r < 0) {
                         close(fd);
                         goto fail_created;
@@ -1027,6 +1324,19 @@ static int engine_resize(enum engine_kind kind, const struct sandbox_ref *ref,
         return st < 0 ? st : st >= 400 ? -err->code : 0;
 }
 
+/* info's disk_limit: what the last start recorded, while it runs. */
+static void engine_describe(const struct sandbox_ref *ref, bool running, json_t *info)
+{
+        json_t *d = running && ref->run_dir ? disk_record_read(ref->run_dir) : NULL;
+
+        if (!d)
+                d = json_pack("{s:s}", "enforced",
+                              running ? "unknown: no record of its start that can be trusted "
+                                        "(started by an older agentkernel?); restart it"
+                                      : "decided when it starts");
+        json_object_set_new(info, "disk_limit", d);
+}
+
 static int engine_probe(enum engine_kind kind, char *why, size_t why_len)
 {
         struct engine e;
@@ -1106,6 +1416,7 @@ static int engine_prepare(enum engine_kind kind, const char *image, struct ak_er
             .resize = id##_resize,                                                                 \
             .prepare = id##_prepare,                                                               \
             .sweep = id##_sweep,                                                                   \
+            .describe = engine_describe,                                                           \
         }
 
 ENGINE_OPS(ENGINE_DOCKER, docker, "Docker containers through the Engine API, our agent inside");

@@ -76,9 +76,7 @@ int cmd_list(int argc, char **argv)
                 cleanup_json json_t *arr = json_array();
                 for (size_t i = 0; i < l.n; i++)
                         if (state_labels_match(l.items[i], f.filters))
-                                json_array_append_new(
-                                    arr, sandbox_info_json(l.items[i],
-                                                           manager_is_running(m, l.items[i])));
+                                json_array_append_new(arr, manager_info_json(m, l.items[i]));
                 cli_print_json(arr);
         } else {
                 printf("%-30s %-10s %-10s %-15s %-20s %s\n", "NAME", "STATUS", "BACKEND", "IP",
@@ -153,7 +151,7 @@ int cmd_info(int argc, char **argv)
                 goto out;
         }
         {
-                cleanup_json json_t *j = sandbox_info_json(st, manager_is_running(m, st));
+                cleanup_json json_t *j = manager_info_json(m, st);
                 if (f.json) {
                         cli_print_json(j);
                 } else {

@@ -111,6 +111,13 @@ void backend_sweep(const struct backend_ops *b, const char *ephemeral_dir)
                 b->sweep(ephemeral_dir);
 }
 
+void backend_describe(const struct backend_ops *b, const struct sandbox_ref *ref, bool running,
+                      json_t *info)
+{
+        if (b->describe && info)
+                b->describe(ref, running, info);
+}
+
 int backend_stats(const struct backend_ops *b, const struct sandbox_ref *ref,
                   struct backend_stats *ret)
 {

@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -29,8 +30,8 @@ struct backend_config {
         const char *image;
         uint32_t vcpus;
         uint64_t memory_mb;
-        uint64_t disk_mb; /* the sandbox's private writable places together; native: tmpfs,
-                             so memory_mb bounds them too. Not enforced by docker/podman yet */
+        uint64_t disk_mb; /* the sandbox's private writable places: native, one tmpfs of this size
+                             (memory_mb bounds it too); docker/podman, see engine-backend.c */
         uint32_t id_slot; /* unique per live sandbox: picks its host uid range */
         const struct profile *profile;
         bool network;
@@ -101,6 +102,9 @@ struct backend_ops {
         /* Optional: remove leftovers of ephemeral sandboxes whose starter was killed.
          * ephemeral_dir is the run_dir given to ephemeral starts. */
         void (*sweep)(const char *ephemeral_dir);
+        /* Optional: adds to info (a sandbox's info JSON) what only the backend knows of how its
+         * limits are enforced (the container backends: "disk_limit"). */
+        void (*describe)(const struct sandbox_ref *ref, bool running, json_t *info);
 };
 
 /* Looks a backend up by name (upstream's names: "native", "docker", ...). */
@@ -125,6 +129,9 @@ int backend_resize(const struct backend_ops *b, const struct sandbox_ref *ref,
 void backend_sweep(const struct backend_ops *b, const char *ephemeral_dir);
 int backend_stats(const struct backend_ops *b, const struct sandbox_ref *ref,
                   struct backend_stats *ret);
+/* b->describe, where the backend has one. */
+void backend_describe(const struct backend_ops *b, const struct sandbox_ref *ref, bool running,
+                      json_t *info);
 /* b->prepare, or 0 where the backend has nothing to prepare. */
 int backend_prepare(const struct backend_ops *b, const char *image, struct ak_err *err);
 

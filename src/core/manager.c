@@ -21,6 +21,7 @@
 #include "core/config.h"
 #include "core/paths.h"
 #include "core/validate.h"
+#include "core/views.h"
 #include "core/volume.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -98,6 +99,19 @@ static int check_workspace(struct manager *m, const char *path, struct ak_err *e
         if (paths_user_dir_path(&user, NULL) >= 0)
                 own[1] = realpath(user, real) ? real : user;
         return validate_workspace(path, own, ARRAY_SIZE(own), err);
+}
+
+json_t *manager_info_json(struct manager *m, const struct sandbox_state *st)
+{
+        cleanup_free char *run_dir = store_run_dir(m->store, st->name);
+        struct sandbox_ref ref = {st->name, st->uuid, run_dir};
+        const struct backend_ops *b;
+        bool running = manager_is_running(m, st);
+        json_t *o = sandbox_info_json(st, running);
+
+        if (o && run_dir && manager_backend(st, &b, NULL) >= 0)
+                backend_describe(b, &ref, running, o);
+        return o;
 }
 
 static void notify(struct manager *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

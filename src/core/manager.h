@@ -79,6 +79,9 @@ const char *manager_backend_name(const struct sandbox_state *st);
 int manager_backend(const struct sandbox_state *st, const struct backend_ops **ret,
                     struct ak_err *err);
 bool manager_is_running(struct manager *m, const struct sandbox_state *st);
+/* What `info` and list show of a sandbox (views.h's sandbox_info_json), with what its backend
+ * adds (how its limits are enforced). NULL when out of memory; the caller owns it. */
+json_t *manager_info_json(struct manager *m, const struct sandbox_state *st);
 
 /* Loads a sandbox that must be running and connects to its agent. Returns the fd; *ret_state
  * (optional) receives the state. */

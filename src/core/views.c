@@ -41,12 +41,6 @@ json_t *sandbox_info_json(const struct sandbox_state *st, bool running)
         /* records of older versions have none: they get what they always had, their memory */
         json_object_set_new(o, "disk_mb",
                             json_integer((json_int_t)(st->disk_mb ? st->disk_mb : st->memory_mb)));
-        if (!streq(manager_backend_name(st), "native")) {
-                char note[96];
-                (void)snprintf(note, sizeof(note), "recorded, not enforced by the %s backend yet",
-                               manager_backend_name(st));
-                json_object_set_new(o, "disk_limit", json_string(note));
-        }
         json_object_set_new(o, "created_at", json_string(st->created_at));
         if (st->profile)
                 json_object_set_new(o, "profile", json_string(st->profile));

@@ -37,6 +37,7 @@
 #include "shared/random-util.h"
 #include "shared/time-util.h"
 
+#define RESERVED_DIR "/.agentkernel"   /* ours in every container */
 #define STATE_REL ".agentkernel/state" /* CONTAINER_STATE_DIR below the container's root */
 #define SOCKET_REL STATE_REL "/" CONTAINER_SOCKET
 #define CONTAINER_IDS 65536u /* container ids given a place on host mounts: 0..65535 */
@@ -408,6 +409,110 @@ static int idmapped_tree(const struct container_mount *m, const struct id_range 
         return TAKE_FD(tree);
 }
 
+/* ---- the engine's mounts, as the container sees them ---- */
+
+/* Whether path is top or below it. */
+static bool at_or_below(const char *path, const char *top)
+{
+        size_t n = strlen(top);
+
+        if (streq(top, "/"))
+                return true;
+        return strncmp(path, top, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* Undoes mountinfo's octal escapes (\040 for a space, ...) in place. */
+static void unescape_mountinfo(char *s)
+{
+        char *w = s;
+
+        for (const char *r = s; *r; r++, w++) {
+                if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+                    r[3] >= '0' && r[3] <= '7') {
+                        *w = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+                        r += 3;
+                } else {
+                        *w = *r;
+                }
+        }
+        *w = '\0';
+}
+
+/* The kernel's own filesystems: they hold no data a container could pile up (proc and sysfs
+ * files, pty devices, cgroup control files; POSIX message queues are bounded by
+ * RLIMIT_MSGQUEUE and the ipc namespace's queue limits). */
+static bool kernel_fs(const char *type)
+{
+        static const char *const types[] = {"proc",   "sysfs",  "devpts",
+                                            "mqueue", "cgroup", "cgroup2"};
+
+        for (size_t i = 0; i < ARRAY_SIZE(types); i++)
+                if (streq(type, types[i]))
+                        return true;
+        return false;
+}
+
+/* The engine's writable mounts that nothing of ours accounts for, from the container's
+ * mountinfo (read before anything but the agent ran in it): what the engine bound from its own
+ * storage (/etc/hosts, /etc/hostname, /etc/resolv.conf: files on the host's disk) and its memory
+ * filesystems (/dev, v1's /sys/fs/cgroup). Left out: the root (the storage driver's business),
+ * ours (/.agentkernel, the scratch places and what lies below them, which our disk covers, the
+ * placeholders to uncover) and the host directories. */
+static int plan_read_only(int pin, const struct container_mount *mounts, size_t n_mounts,
+                          const struct container_disk *disk, struct container_ro *ret,
+                          struct ak_err *err)
+{
+        static const char *const scratch[] = CONTAINER_SCRATCH_PLACES;
+        cleanup_close int fd = openat(pin, "mountinfo", O_RDONLY | O_CLOEXEC);
+        cleanup_buf struct buf b = BUF_INIT;
+        struct container_ro ro = {0};
+        char *line, *save = NULL;
+
+        if (fd < 0 || read_fd_full(fd, &b, 4u << 20) < 0 || !b.data)
+                return ak_err_set(err, EIO, "its mounts: cannot read its mountinfo");
+        for (line = strtok_r(b.data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                char *f[6], *p = line, *type = NULL, *tok;
+                bool skip = false;
+                size_t i;
+
+                for (i = 0; i < 6 && (tok = strsep(&p, " ")); i++)
+                        f[i] = tok;
+                while (i == 6 && (tok = strsep(&p, " ")))
+                        if (streq(tok, "-")) {
+                                type = strsep(&p, " ");
+                                break;
+                        }
+                if (i < 6 || !type)
+                        return ak_err_set(err, EBADMSG, "its mounts: malformed mountinfo");
+                unescape_mountinfo(f[4]);
+                if (strncmp(f[5], "ro", 2) == 0 && (f[5][2] == ',' || f[5][2] == '\0'))
+                        continue; /* read-only already */
+                /* below /proc: the runtimes' masks (binds of a null device) and read-only parts */
+                if (streq(f[4], "/") || kernel_fs(type) || at_or_below(f[4], RESERVED_DIR) ||
+                    at_or_below(f[4], "/proc"))
+                        continue;
+                for (i = 0; i < ARRAY_SIZE(scratch) && !skip; i++)
+                        skip = disk && disk->scratch_bytes && at_or_below(f[4], scratch[i]);
+                for (i = 0; disk && i < disk->n_uncover && !skip; i++)
+                        skip = at_or_below(f[4], disk->uncover[i]);
+                for (i = 0; i < n_mounts && !skip; i++)
+                        skip = at_or_below(f[4], mounts[i].dest);
+                for (i = 0; i < ro.n && !skip; i++)
+                        skip = streq(ro.path[i], f[4]); /* stacked: the top one is reached */
+                if (skip)
+                        continue;
+                if (ro.n == CONTAINER_RO_MAX || strlen(f[4]) >= CONTAINER_PATH_MAX ||
+                    f[4][0] != '/')
+                        return ak_err_set(err, E2BIG,
+                                          "its mounts: more than %d writable mounts of the "
+                                          "engine's, or one at a path too long ('%.64s')",
+                                          CONTAINER_RO_MAX, f[4]);
+                (void)snprintf(ro.path[ro.n++], CONTAINER_PATH_MAX, "%s", f[4]);
+        }
+        *ret = ro;
+        return 0;
+}
+
 /* ---- inside the container's mount namespace ---- */
 
 struct join_result {
@@ -416,21 +521,105 @@ struct join_result {
         int err;
 };
 
-enum { JOIN_USERNS = 1, JOIN_MNTNS, JOIN_DETACH, JOIN_TARGET, JOIN_ATTACH };
+enum {
+        JOIN_USERNS = 1,
+        JOIN_MNTNS,
+        JOIN_DETACH,
+        JOIN_TARGET,
+        JOIN_ATTACH,
+        JOIN_DISK,
+        JOIN_SCRATCH,
+        JOIN_UNCOVER,
+        JOIN_READONLY,
+};
+
+/* What the child does, all of it prepared by the parent (the child only makes system calls). */
+struct join_plan {
+        int userns, mntns;
+        const int *trees; /* attached at mounts[i].dest */
+        const struct container_mount *mounts;
+        size_t n_trees;
+        const struct container_disk *disk; /* may be NULL */
+        char disk_opts[3][24];             /* size, uid, gid of the scratch tmpfs, as text */
+        uid_t disk_uid;                    /* the same ids */
+        gid_t disk_gid;
+        const struct container_ro *ro;
+};
+
+static int open_target(const char *path, uint64_t flags)
+{
+        return openat2_fd(AT_FDCWD, path, O_PATH | flags,
+                          RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+}
+
+/* The scratch disk: a tmpfs attached for a moment where the agent's state was (nothing else has
+ * run in the container; our binds need it attached to be cloned on older kernels), a directory
+ * of it bound at each scratch place, then detached again: the binds keep it. */
+static struct join_result scratch_disk(const struct join_plan *p)
+{
+        static const char *const places[] = CONTAINER_SCRATCH_PLACES;
+        static const char *const names[] = {"tmp", "var-tmp", "run", "shm"};
+        static const mode_t modes[] = {01777, 01777, 0755, 01777};
+        cleanup_close int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+        cleanup_close int disk = -1;
+        cleanup_close int at = -1;
+        uid_t uid = p->disk_uid;
+        gid_t gid = p->disk_gid;
+
+        _Static_assert(ARRAY_SIZE(places) == CONTAINER_SCRATCH_N &&
+                           ARRAY_SIZE(names) == CONTAINER_SCRATCH_N &&
+                           ARRAY_SIZE(modes) == CONTAINER_SCRATCH_N,
+                       "one name and mode per scratch place");
+        if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "size", p->disk_opts[0], 0) < 0 ||
+            fsconfig(fs, FSCONFIG_SET_STRING, "mode", "0755", 0) < 0 ||
+            fsconfig(fs, FSCONFIG_SET_STRING, "uid", p->disk_opts[1], 0) < 0 ||
+            fsconfig(fs, FSCONFIG_SET_STRING, "gid", p->disk_opts[2], 0) < 0 ||
+            fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+            (disk = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0)
+                return (struct join_result){JOIN_DISK, 0, errno};
+        at = open_target(CONTAINER_STATE_DIR, O_DIRECTORY);
+        if (at < 0)
+                return (struct join_result){JOIN_DISK, 0, -at};
+        if (move_mount(disk, "", at, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                return (struct join_result){JOIN_DISK, 0, errno};
+        for (size_t i = 0; i < CONTAINER_SCRATCH_N; i++) {
+                struct mount_attr noexec = {.attr_set = MOUNT_ATTR_NOEXEC};
+                cleanup_close int tree = -1;
+                cleanup_close int t = -1;
+                if (mkdirat(disk, names[i], 0700) < 0 ||
+                    fchownat(disk, names[i], uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    fchmodat(disk, names[i], modes[i], 0) < 0 ||
+                    (tree = open_tree(disk, names[i], OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC)) < 0 ||
+                    /* as the engines mount /dev/shm, and native does */
+                    (streq(names[i], "shm") &&
+                     mount_setattr(tree, "", AT_EMPTY_PATH, &noexec, sizeof(noexec)) < 0))
+                        return (struct join_result){JOIN_DISK, (int)i, errno};
+                t = open_target(places[i], O_DIRECTORY);
+                if (t < 0)
+                        return (struct join_result){JOIN_SCRATCH, (int)i, -t};
+                if (move_mount(tree, "", t, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) <
+                    0)
+                        return (struct join_result){JOIN_SCRATCH, (int)i, errno};
+        }
+        if (umount2(CONTAINER_STATE_DIR, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+                return (struct join_result){JOIN_DISK, 0, errno};
+        return (struct join_result){0};
+}
 
 /* In a forked child: joins the container's namespaces (only system calls: the parent may have
- * threads), detaches the agent's state tmpfs, attaches each tree at its destination. */
-static _noreturn_ void join_child(int userns, int mntns, const int *trees,
-                                  const struct container_mount *mounts, size_t n, int report)
+ * threads), detaches the agent's state tmpfs, uncovers the image's volumes, attaches each tree
+ * at its destination, gives the container its scratch disk and makes the planned mounts
+ * read-only. */
+static _noreturn_ void join_child(const struct join_plan *p, int report)
 {
         struct join_result res = {0};
 
-        if (userns >= 0 && setns(userns, CLONE_NEWUSER) < 0) {
+        if (p->userns >= 0 && setns(p->userns, CLONE_NEWUSER) < 0) {
                 res = (struct join_result){JOIN_USERNS, 0, errno};
                 goto out;
         }
         /* our root and working directory become the container's root */
-        if (setns(mntns, CLONE_NEWNS) < 0) {
+        if (setns(p->mntns, CLONE_NEWNS) < 0) {
                 res = (struct join_result){JOIN_MNTNS, 0, errno};
                 goto out;
         }
@@ -438,16 +627,37 @@ static _noreturn_ void join_child(int userns, int mntns, const int *trees,
                 res = (struct join_result){JOIN_DETACH, 0, errno};
                 goto out;
         }
-        for (size_t i = 0; i < n; i++) {
-                int t = openat2_fd(AT_FDCWD, mounts[i].dest, O_PATH | O_DIRECTORY,
-                                   RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+        /* first (the engine may have made other mount points inside them): the engine's
+         * placeholder goes; the root's own directory shows (paths checked by
+         * the caller: absolute, no '..', nothing of the kernel's or ours) */
+        for (size_t i = 0; p->disk && i < p->disk->n_uncover; i++)
+                if (umount2(p->disk->uncover[i], MNT_DETACH | UMOUNT_NOFOLLOW) < 0) {
+                        res = (struct join_result){JOIN_UNCOVER, (int)i, errno};
+                        goto out;
+                }
+        for (size_t i = 0; i < p->n_trees; i++) {
+                int t = open_target(p->mounts[i].dest, O_DIRECTORY);
                 if (t < 0) {
                         res = (struct join_result){JOIN_TARGET, (int)i, -t};
                         goto out;
                 }
-                if (move_mount(trees[i], "", t, "",
+                if (move_mount(p->trees[i], "", t, "",
                                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
                         res = (struct join_result){JOIN_ATTACH, (int)i, errno};
+                        goto out;
+                }
+                close(t);
+        }
+        if (p->disk && p->disk->scratch_bytes) {
+                res = scratch_disk(p);
+                if (res.step)
+                        goto out;
+        }
+        for (size_t i = 0; i < p->ro->n; i++) {
+                struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+                int t = open_target(p->ro->path[i], 0);
+                if (t < 0 || mount_setattr(t, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+                        res = (struct join_result){JOIN_READONLY, (int)i, t < 0 ? -t : errno};
                         goto out;
                 }
                 close(t);
@@ -456,9 +666,9 @@ out:
         _exit(write(report, &res, sizeof(res)) == (ssize_t)sizeof(res) && !res.step ? 0 : 1);
 }
 
-static int join(int pin, const int *trees, const struct container_mount *mounts, size_t n,
-                struct ak_err *err)
+static int join(int pin, struct join_plan *p, struct ak_err *err)
 {
+        static const char *const places[] = CONTAINER_SCRATCH_PLACES;
         cleanup_close int mntns = openat(pin, "ns/mnt", O_RDONLY | O_CLOEXEC);
         cleanup_close int userns = -1;
         struct join_result res = {JOIN_MNTNS, 0, EIO};
@@ -470,6 +680,8 @@ static int join(int pin, const int *trees, const struct container_mount *mounts,
         /* rootless: the container's user namespace (ours to enter) owns its mounts */
         if (geteuid() != 0 && !same_ns(pin, "ns/user"))
                 userns = openat(pin, "ns/user", O_RDONLY | O_CLOEXEC);
+        p->mntns = mntns;
+        p->userns = userns;
         if (pipe2(report, O_CLOEXEC) < 0)
                 return ak_err_set(err, errno, "pipe: %s", strerror(errno));
         pid = fork();
@@ -479,7 +691,7 @@ static int join(int pin, const int *trees, const struct container_mount *mounts,
                 return ak_err_set(err, errno, "fork: %s", strerror(errno));
         }
         if (pid == 0)
-                join_child(userns, mntns, trees, mounts, n, report[1]);
+                join_child(p, report[1]);
         close(report[1]);
         if (read(report[0], &res, sizeof(res)) != (ssize_t)sizeof(res))
                 res = (struct join_result){JOIN_MNTNS, 0, EIO};
@@ -500,10 +712,24 @@ static int join(int pin, const int *trees, const struct container_mount *mounts,
                 return ak_err_set(err, res.err,
                                   "'%s' in the container is not a plain directory (%s): refusing "
                                   "to mount there",
-                                  mounts[res.index].dest, strerror(res.err));
+                                  p->mounts[res.index].dest, strerror(res.err));
+        case JOIN_DISK:
+                return ak_err_set(err, res.err, "cannot make its scratch disk (tmpfs): %s",
+                                  strerror(res.err));
+        case JOIN_SCRATCH:
+                return ak_err_set(err, res.err,
+                                  "cannot mount its scratch disk at '%s' (%s): is it a plain "
+                                  "directory in the image?",
+                                  places[res.index % CONTAINER_SCRATCH_N], strerror(res.err));
+        case JOIN_UNCOVER:
+                return ak_err_set(err, res.err, "cannot uncover the image's volume '%s': %s",
+                                  p->disk->uncover[res.index], strerror(res.err));
+        case JOIN_READONLY:
+                return ak_err_set(err, res.err, "cannot make the engine's mount '%s' read-only: %s",
+                                  p->ro->path[res.index], strerror(res.err));
         default:
                 return ak_err_set(err, res.err, "cannot mount '%s' at '%s': %s",
-                                  mounts[res.index].source, mounts[res.index].dest,
+                                  p->mounts[res.index].source, p->mounts[res.index].dest,
                                   strerror(res.err));
         }
 }
@@ -528,24 +754,28 @@ static int still_mounted(int pin, dev_t dev)
 }
 
 int container_settle(pid_t pid, const char *uuid, const struct container_mount *mounts,
-                     size_t n_mounts, int timeout_ms, struct container_rt *ret_rt,
-                     uid_t *ret_root_kuid, struct ak_err *err)
+                     size_t n_mounts, bool attach, const struct container_disk *disk,
+                     int timeout_ms, struct container_rt *ret_rt, uid_t *ret_root_kuid,
+                     struct container_ro *ret_ro, struct ak_err *err)
 {
         struct id_range umap[IDMAP_LINES_MAX], gmap[IDMAP_LINES_MAX];
-        size_t nu = 0, ng = 0, made = 0;
+        size_t nu = 0, ng = 0, made = 0, n_trees = attach ? n_mounts : 0;
         int trees[MOUNTS_MAX];
         cleanup_close int pin = -1;
         cleanup_close int root = -1;
         cleanup_close int fd = -1;
         cleanup_close int state = -1;
         struct container_rt rt = {.pid = pid};
+        struct container_ro ro = {0};
+        struct join_plan plan = {
+            .trees = trees, .mounts = mounts, .n_trees = n_trees, .disk = disk, .ro = &ro};
         struct stat st;
-        int64_t root_kuid;
+        int64_t root_kuid, root_kgid;
         int r;
 
         if (n_mounts > MOUNTS_MAX)
                 return ak_err_set(err, E2BIG, "more than %d host mounts", MOUNTS_MAX);
-        if (n_mounts && geteuid() != 0)
+        if (n_trees && geteuid() != 0)
                 return ak_err_set(err, EPERM, "idmapped mounts need root");
         if (!uuid_is_valid(uuid))
                 return ak_err_set(err, EINVAL, "invalid sandbox id '%s'", uuid);
@@ -592,16 +822,33 @@ int container_settle(pid_t pid, const char *uuid, const struct container_mount *
         if (r < 0)
                 return ak_err_set(err, -r, "its id maps: %s", strerror(-r));
         root_kuid = map_root(umap, nu);
-        if (root_kuid < 0)
+        root_kgid = map_root(gmap, ng);
+        if (root_kuid < 0 || root_kgid < 0)
                 return ak_err_set(err, EIO, "its root has no host id");
-        for (; made < n_mounts; made++) {
+        /* the scratch disk belongs to the container's root: in ids of the user namespace the
+         * child makes it in (the container's own when rootless, where its root is 0) */
+        if (disk && disk->scratch_bytes) {
+                bool in_userns = geteuid() != 0 && !same_ns(pin, "ns/user");
+                plan.disk_uid = in_userns ? 0 : (uid_t)root_kuid;
+                plan.disk_gid = in_userns ? 0 : (gid_t)root_kgid;
+                (void)snprintf(plan.disk_opts[0], sizeof(plan.disk_opts[0]), "%llu",
+                               (unsigned long long)disk->scratch_bytes);
+                (void)snprintf(plan.disk_opts[1], sizeof(plan.disk_opts[1]), "%u",
+                               (unsigned)plan.disk_uid);
+                (void)snprintf(plan.disk_opts[2], sizeof(plan.disk_opts[2]), "%u",
+                               (unsigned)plan.disk_gid);
+        }
+        r = plan_read_only(pin, mounts, n_mounts, disk, &ro, err);
+        if (r < 0)
+                return r;
+        for (; made < n_trees; made++) {
                 r = idmapped_tree(&mounts[made], umap, nu, gmap, ng, err);
                 if (r < 0)
                         break;
                 trees[made] = r;
         }
         if (r >= 0)
-                r = join(pin, trees, mounts, n_mounts, err);
+                r = join(pin, &plan, err);
         for (size_t i = 0; i < made; i++)
                 close(trees[i]);
         if (r < 0)
@@ -613,6 +860,8 @@ int container_settle(pid_t pid, const char *uuid, const struct container_mount *
         *ret_rt = rt;
         if (ret_root_kuid)
                 *ret_root_kuid = (uid_t)root_kuid;
+        if (ret_ro)
+                *ret_ro = ro;
         return TAKE_FD(fd);
 }
 

@@ -2,7 +2,8 @@
 /*
  * Host-side work on a started container of the docker and podman backends, done through the
  * kernel rather than through the engine: reaching our agent inside it, hiding the agent's state
- * from the commands, and giving it its host directories idmapped.
+ * from the commands, giving it its host directories idmapped, and bounding what it can write
+ * (its scratch disk, the engine's own writable mounts made read-only).
  *
  * Nothing here trusts a path the container can write. The agent is reached through its own
  * process (/proc/<pid>/fd/<state dir fd>/agent.sock, inside a tmpfs that is detached from the
@@ -35,6 +36,33 @@ struct container_mount {
         uint32_t base;
 };
 
+/* The scratch places of every container: one tmpfs (its "disk", made by the host, charged to the
+ * container's memory cgroup as its writers fill it) bound at each. The engine puts an empty
+ * placeholder at each first, so that the mount point exists whatever the image holds. */
+#define CONTAINER_SCRATCH_PLACES                                                                   \
+        {                                                                                          \
+                "/tmp", "/var/tmp", "/run", "/dev/shm"                                             \
+        }
+#define CONTAINER_SCRATCH_N 4
+#define CONTAINER_RO_MAX 32    /* engine mounts made read-only, at most */
+#define CONTAINER_PATH_MAX 256 /* of a mount point handled here */
+
+/* What bounds a container's disk, beyond the engine's own options (container_settle). */
+struct container_disk {
+        uint64_t scratch_bytes; /* size of the scratch tmpfs; 0: no scratch disk */
+        /* engine placeholders to take away after the start (the image's VOLUMEs: the directory
+         * of the root layer shows again, as on native, instead of an unbounded engine volume) */
+        const char *const *uncover;
+        size_t n_uncover;
+};
+
+/* What container_settle made read-only: the engine's writable mounts outside the root, the
+ * scratch places and the host directories (/dev, /etc/hosts, ... on host disk or in memory). */
+struct container_ro {
+        size_t n;
+        char path[CONTAINER_RO_MAX][CONTAINER_PATH_MAX];
+};
+
 /* How the host finds a running container's agent again. */
 struct container_rt {
         pid_t pid;           /* the agent: the container's init, as the host sees it */
@@ -47,12 +75,17 @@ struct container_rt {
 /* After the engine started the container whose init is pid (the agent, started with
  * --listen CONTAINER_STATE_DIR/CONTAINER_SOCKET --state-dir CONTAINER_STATE_DIR --uuid uuid):
  * waits up to timeout_ms for the agent, checks that it is that process and serves uuid, detaches
- * its state tmpfs from the container's mount tree, and attaches each of mounts (n_mounts must be
- * 0 unless this process is root). Returns a connected, identified fd to the agent and fills
- * *ret_rt; *ret_root_kuid (may be NULL) gets the host uid of the container's root. */
+ * its state tmpfs from the container's mount tree, attaches each of mounts when attach (only
+ * root may; otherwise the engine bound them), gives the container its scratch disk and takes
+ * disk->uncover away (disk may be NULL: neither), and makes every other writable mount of the
+ * engine's read-only: all but the root, the kernel's own filesystems (proc, sysfs, devpts,
+ * mqueue, cgroup) and the host directories of mounts. Returns a connected, identified fd to the
+ * agent and fills *ret_rt; *ret_root_kuid and *ret_ro (may be NULL) get the host uid of the
+ * container's root and what was made read-only. */
 int container_settle(pid_t pid, const char *uuid, const struct container_mount *mounts,
-                     size_t n_mounts, int timeout_ms, struct container_rt *ret_rt,
-                     uid_t *ret_root_kuid, struct ak_err *err);
+                     size_t n_mounts, bool attach, const struct container_disk *disk,
+                     int timeout_ms, struct container_rt *ret_rt, uid_t *ret_root_kuid,
+                     struct container_ro *ret_ro, struct ak_err *err);
 
 /* A new connection to the agent described by rt, checked as container_settle checks it (the
  * process, the peer, the uuid). -ESRCH when that process is gone. */

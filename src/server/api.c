@@ -521,7 +521,7 @@ static int info_reply(struct api_ctx *c, const char *name, int status, struct ap
 
         if (load(c, name, &st, r) < 0)
                 return -1;
-        ok(r, status, sandbox_info_json(st, manager_is_running(c->m, st)));
+        ok(r, status, manager_info_json(c->m, st));
         state_free(st);
         return 0;
 }
@@ -538,9 +538,7 @@ int api_list(struct api_ctx *c, json_t *filters, struct api_result *r)
         }
         for (size_t i = 0; i < l.n; i++)
                 if (!filters || state_labels_match(l.items[i], filters))
-                        json_array_append_new(
-                            arr,
-                            sandbox_info_json(l.items[i], manager_is_running(c->m, l.items[i])));
+                        json_array_append_new(arr, manager_info_json(c->m, l.items[i]));
         state_list_free(&l);
         return ok(r, 200, arr);
 }
@@ -562,8 +560,7 @@ int api_get_by_uuid(struct api_ctx *c, const char *uuid, struct api_result *r)
                 return api_fail(r, 500, "cannot list sandboxes: %s", strerror(-e));
         for (size_t i = 0; i < l.n; i++)
                 if (strcasecmp(l.items[i]->uuid, uuid) == 0) {
-                        ok(r, 200,
-                           sandbox_info_json(l.items[i], manager_is_running(c->m, l.items[i])));
+                        ok(r, 200, manager_info_json(c->m, l.items[i]));
                         state_list_free(&l);
                         return 0;
                 }
