@@ -10,6 +10,7 @@ Tests judge only what they started: the agent binary is copied once per test ses
 of its own, and "our" agents are the processes executing that copy. Sandboxes of other users or
 other test runs on the same machine are never counted (or touched).
 """
+import hashlib
 import json
 import os
 import pathlib
@@ -189,6 +190,14 @@ def assert_no_new_agents(before):
     assert not new, f"agent processes left running: {sorted(new)}"
 
 
+def snapshot_cache(data_dir):
+    """Where an agentkernel run as root with this data directory keeps its /etc snapshots
+    (src/backend/native.c, snapshot_cache): /run/agentkernel/<id>/etc, <id> the first 16 hex
+    digits of the SHA-256 of the data directory's canonical path."""
+    real = os.path.realpath(data_dir)
+    return pathlib.Path("/run/agentkernel") / hashlib.sha256(real.encode()).hexdigest()[:16] / "etc"
+
+
 @pytest.fixture
 def ak(tmp_path):
     before = set(agent_pids())
@@ -204,6 +213,7 @@ def ak(tmp_path):
     assert_nothing_left(inst, uuids)
     assert_no_new_agents(before)
     unmount_under(inst.data_dir)
+    shutil.rmtree(snapshot_cache(inst.data_dir).parent, ignore_errors=True)
 
 
 def unmount_under(root):

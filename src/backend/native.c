@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <linux/openat2.h>
 #include <poll.h>
+#include <sha2.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +254,43 @@ static bool etc_snapshots_enabled(void)
         return !(v && (streq(v, "0") || streq(v, "false")));
 }
 
+/*
+ * Where /etc snapshots are kept (etc-snapshot.h), private like the rest: etc_snapshot() checks
+ * each snapshot's owner and mode too. A sandbox reads the snapshot's path in its mount table
+ * (the kernel prints a bind's root as its path within its filesystem), so the cache is not in
+ * the data directory, whose path names a home, but in the runtime directory (/run as root,
+ * $XDG_RUNTIME_DIR rootless, both private places of their owner): <runtime>/agentkernel/<id>/etc,
+ * <id> a hash of the data directory's path (each data directory has its own cache, as before).
+ * Without a usable runtime directory, <data>/cache/etc. 0, or -1 when there is none.
+ */
+static int snapshot_cache(char *out, size_t len)
+{
+        const char *runtime = geteuid() == 0 ? "/run" : secure_getenv("XDG_RUNTIME_DIR");
+        cleanup_free char *data = NULL, *top = NULL;
+        cleanup_close int dfd = paths_data_dir_open(&data, NULL);
+        char id[SHA256_DIGEST_STRING_LENGTH], sub[64];
+        int fd;
+
+        if (dfd < 0)
+                return -1;
+        if (runtime && runtime[0] == '/' && asprintf(&top, "%s/agentkernel", runtime) >= 0) {
+                cleanup_close int tfd =
+                    private_dir_open(top, "runtime directory", PRIVATE_CREATE, NULL, NULL);
+                (void)SHA256Data((const uint8_t *)data, strlen(data), id);
+                (void)snprintf(sub, sizeof(sub), "%.16s/etc", id);
+                fd = tfd >= 0 ? private_dir_open_at(tfd, top, sub, PRIVATE_CREATE, NULL) : -1;
+                if (fd >= 0) {
+                        close(fd);
+                        return (size_t)snprintf(out, len, "%s/%s", top, sub) < len ? 0 : -1;
+                }
+        }
+        fd = private_dir_open_at(dfd, data, "cache/etc", PRIVATE_CREATE, NULL);
+        if (fd < 0)
+                return -1;
+        close(fd);
+        return (size_t)snprintf(out, len, "%s/cache/etc", data) < len ? 0 : -1;
+}
+
 static int native_start(const struct backend_config *cfg, struct backend_session *ret_session,
                         struct ak_err *err)
 {
@@ -315,18 +353,9 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                         return ak_err_set(err, errno, "pipe: %s", strerror(errno));
         }
         if (!oci && etc_snapshots_enabled()) {
-                /* <data>/cache/etc, private like the rest (etc_snapshot checks each snapshot's
-                 * owner and mode too); without it /etc is filled the slow way */
-                cleanup_free char *data = NULL;
-                cleanup_close int dfd = paths_data_dir_open(&data, NULL);
-                int cfd = dfd >= 0
-                              ? private_dir_open_at(dfd, data, "cache/etc", PRIVATE_CREATE, NULL)
-                              : -1;
-                if (cfd >= 0) {
-                        close(cfd);
-                        (void)snprintf(snapshots, sizeof(snapshots), "%s/cache/etc", data);
-                }
-                ro.etc_snapshots = snapshots[0] ? snapshots : NULL;
+                /* without a cache directory /etc is filled the slow way */
+                if (snapshot_cache(snapshots, sizeof(snapshots)) == 0)
+                        ro.etc_snapshots = snapshots;
         }
         if (cfg->workspace) {
                 /* The recorded workspace is canonical, but a directory of its path may be in

@@ -20,7 +20,7 @@
 #include "shared/fd-util.h"
 #include "shared/random-util.h"
 
-#define SNAPSHOT_FORMAT "agentkernel etc snapshot 2\n"
+#define SNAPSHOT_FORMAT "agentkernel etc snapshot 3\n"
 #define NAME_LEN (SHA256_DIGEST_STRING_LENGTH - 1) /* 64 hex digits */
 #define TMP_STALE_SEC 3600 /* a builder's leftovers older than this are removed */
 
@@ -31,12 +31,56 @@ static void hash_bytes(SHA256_CTX *c, const void *p, size_t len)
         SHA256Update(c, (const uint8_t *)p, len);
 }
 
-static void snapshot_name(const struct etc_item *items, size_t n, char out[NAME_LEN + 1])
+#define KEY_FILE "key"
+#define KEY_LEN 32
+
+/* The cache's secret (KEY_FILE: KEY_LEN random bytes, made once, a private file of ours): it is
+ * hashed into every snapshot's name, so the name, which a sandbox can read in its mount table,
+ * says nothing about the host's /etc (its files' inodes and times) and cannot be computed by
+ * anyone else. */
+static int cache_key(int rootfd, uint8_t key[KEY_LEN])
+{
+        cleanup_close int fd = -1;
+        struct stat st;
+        ssize_t n;
+
+        fd = openat(rootfd, KEY_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                char tmp[32];
+                int w;
+                random_bytes(key, KEY_LEN);
+                (void)snprintf(tmp, sizeof(tmp), ".key.%d", (int)getpid());
+                w = openat(rootfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (w < 0)
+                        return -errno;
+                n = write(w, key, KEY_LEN);
+                close(w);
+                /* a concurrent first start may have made one: the first link wins, all read it */
+                if (n != KEY_LEN ||
+                    (linkat(rootfd, tmp, rootfd, KEY_FILE, 0) < 0 && errno != EEXIST)) {
+                        (void)unlinkat(rootfd, tmp, 0);
+                        return -EIO;
+                }
+                (void)unlinkat(rootfd, tmp, 0);
+                fd = openat(rootfd, KEY_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        }
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+            (st.st_mode & 077))
+                return -EPERM; /* not our secret: fill /etc the slow way */
+        n = read(fd, key, KEY_LEN);
+        return n == KEY_LEN ? 0 : -EIO;
+}
+
+static void snapshot_name(const uint8_t key[KEY_LEN], const struct etc_item *items, size_t n,
+                          char out[NAME_LEN + 1])
 {
         SHA256_CTX c;
 
         SHA256Init(&c);
         SHA256Update(&c, (const uint8_t *)SNAPSHOT_FORMAT, strlen(SNAPSHOT_FORMAT));
+        hash_bytes(&c, key, KEY_LEN);
         for (size_t i = 0; i < n; i++) {
                 const struct etc_item *it = &items[i];
                 uint64_t meta[2] = {(uint64_t)it->kind, it->mode};
@@ -260,15 +304,13 @@ int etc_snapshot(const char *root, const struct etc_item *items, size_t n, char 
                  size_t ret_len)
 {
         char name[NAME_LEN + 1];
+        uint8_t key[KEY_LEN];
         cleanup_close int rootfd = -1;
         struct stat st;
         int lock, r;
 
         if (n > ETC_SNAPSHOT_ITEMS_MAX)
                 return -E2BIG;
-        snapshot_name(items, n, name);
-        if ((size_t)snprintf(ret_dir, ret_len, "%s/%s", root, name) >= ret_len)
-                return -ENAMETOOLONG;
         rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (rootfd < 0 && errno == ENOENT) {
                 r = mkdir_p(root, 0700);
@@ -280,6 +322,12 @@ int etc_snapshot(const char *root, const struct etc_item *items, size_t n, char 
                 return -errno;
         if (fstat(rootfd, &st) < 0 || !ours(&st))
                 return -EPERM; /* someone else's: fill /etc the slow way */
+        r = cache_key(rootfd, key);
+        if (r < 0)
+                return r;
+        snapshot_name(key, items, n, name);
+        if ((size_t)snprintf(ret_dir, ret_len, "%s/%s", root, name) >= ret_len)
+                return -ENAMETOOLONG;
         lock = lock_shared(rootfd, name);
         if (lock < 0)
                 return lock;

@@ -5,13 +5,15 @@
  * points for what is bound on top (directories, large files), in one read-only directory that
  * every start binds at /etc. One bind mount replaces a copy per file per start.
  *
- * A snapshot is named by a SHA-256 of everything it was made from, host files' identities
- * (inode, size, mtime, ctime) included: when a host file changes, the next start makes a new
- * snapshot; a snapshot never changes after it is published. Users hold a shared flock on
+ * A snapshot is named by a SHA-256 of the cache's secret key (a private file in root, made
+ * once) and everything it was made from, host files' identities (inode, size, mtime, ctime)
+ * included: when a host file changes, the next start makes a new snapshot; a snapshot never
+ * changes after it is published. The key keeps the name, which a sandbox reads in its mount
+ * table, from saying anything about the host's /etc. Users hold a shared flock on
  * <name>.lock for as long as a sandbox uses it (the sandbox's agent inherits it), and snapshots
  * nobody holds are removed when a newer one is made.
  *
- * Anyone can compute a snapshot's name: one is used only when it is a real directory of ours
+ * Trust nothing found under a name: one is used only when it is a real directory of ours
  * that nobody else can write, in a root directory of ours that nobody else can write; anything
  * else under its name is removed and rebuilt.
  */

@@ -7,17 +7,18 @@ newer ones are made; unused ones are pruned; no sandbox can change a snapshot ot
 """
 import os
 import pathlib
+import shutil
 import time
 
 import pytest
 
-from conftest import needs_root
+from conftest import needs_root, snapshot_cache
 
 ISSUE = pathlib.Path("/etc/issue")  # on the allow-list, harmless to rewrite for a moment
 
 
 def snapshots(ak):
-    d = ak.data_dir / "cache" / "etc"
+    d = snapshot_cache(ak.data_dir)
     return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")) \
         if d.exists() else []
 
@@ -98,7 +99,7 @@ def test_snapshot_in_use_survives_pruning(ak, host_issue):
 @pytest.mark.parametrize("profile", ["moderate", "permissive"])
 def test_sandbox_cannot_change_the_shared_snapshot(ak, profile):
     assert run(ak, "true").rc == 0
-    snap = ak.data_dir / "cache" / "etc" / snapshots(ak)[0]
+    snap = snapshot_cache(ak.data_dir) / snapshots(ak)[0]
     before = {p.name: p.read_bytes() for p in snap.iterdir() if p.is_file()}
     attack = ("echo pwned >> /etc/hosts; echo pwned > /etc/new; rm -f /etc/passwd; "
               "chmod 777 /etc/services; mount -o remount,rw /etc; mount -o remount,rw,bind /etc; "
@@ -117,7 +118,7 @@ def test_sandbox_cannot_change_the_shared_snapshot(ak, profile):
 @needs_root
 def test_builders_leftovers_are_removed(ak, host_issue):
     assert run(ak, "true").rc == 0
-    root = ak.data_dir / "cache" / "etc"
+    root = snapshot_cache(ak.data_dir)
     stale = root / ".tmp-deadbeef-00000000"
     stale.mkdir()
     (stale / "passwd").write_text("half written\n")
@@ -130,9 +131,31 @@ def test_builders_leftovers_are_removed(ak, host_issue):
 
 @needs_root
 def test_unusable_snapshot_dir_falls_back_to_copies(ak):
-    # a file where the snapshots should be: starts still work, /etc is filled per start
+    # a file where the snapshots should be (the runtime directory's cache, and the data
+    # directory's, its fallback): starts still work, /etc is filled per start
+    cache = snapshot_cache(ak.data_dir)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text("not a directory\n")
     (ak.data_dir / "cache").mkdir(parents=True, exist_ok=True)
     (ak.data_dir / "cache" / "etc").write_text("not a directory\n")
     res = run(ak, "cat /etc/hostname; test -s /etc/ld.so.cache && echo cache-ok")
     assert res.rc == 0, res
     assert res.stdout == "agentkernel\ncache-ok\n"
+
+
+@needs_root
+def test_snapshot_names_are_keyed(ak, tmp_path):
+    """A snapshot's name is what a sandbox reads in its mount table: it is keyed with a secret of
+    its cache, so it tells nothing about the host's /etc (its files' inodes and times) and two
+    caches name the same /etc differently."""
+    from conftest import Ak
+    other = Ak(tmp_path / "other-data")
+    try:
+        assert run(ak, "true").rc == 0 and run(other, "true").rc == 0
+        mine, theirs = snapshots(ak), snapshots(other)
+        assert len(mine) == 1 and len(theirs) == 1 and mine != theirs
+        key = snapshot_cache(ak.data_dir) / "key"
+        st = os.stat(key)
+        assert st.st_size == 32 and st.st_uid == 0 and st.st_mode & 0o077 == 0
+    finally:
+        shutil.rmtree(snapshot_cache(other.data_dir).parent, ignore_errors=True)

@@ -27,7 +27,7 @@ import uuid
 
 import pytest
 
-from conftest import AK, ATTACKER_UID, Result, needs_root
+from conftest import AK, ATTACKER_UID, Result, needs_root, snapshot_cache
 
 pytestmark = needs_root
 
@@ -495,14 +495,15 @@ def test_create_refuses_the_same_workspaces(ak):
 # ---- /etc snapshots ----
 
 def snapshot_dirs(ak):
-    d = ak.data_dir / "cache" / "etc"
+    d = snapshot_cache(ak.data_dir)
     return [p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")]
 
 
 @pytest.mark.parametrize("how", ["other-owner", "writable"])
 def test_planted_etc_snapshot_is_not_used(ak, how):
-    """Anyone can compute the name of the next /etc snapshot; one the attacker made (or one
-    others can write) was bound as /etc of root's sandboxes. Must hold: it is not used (a
+    """Anyone could compute the name of the next /etc snapshot (now a secret of the cache is
+    hashed into it); one the attacker made (or one others can write) was bound as /etc of root's
+    sandboxes. Must hold: it is not used (a
     snapshot of root's replaces it) and the planted file is not visible in /etc."""
     assert ak("run", "--no-network", "--", "true").rc == 0
     [snap] = snapshot_dirs(ak)

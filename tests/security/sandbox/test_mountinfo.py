@@ -5,8 +5,10 @@ Every mount's entry shows where its root lies in its filesystem, its source and 
 What a sandbox must not learn there: the data directory (and so the user's home), the image
 store's layer paths, a kept sandbox's run directory. What the kernel shows regardless, pinned
 here exactly (docs/security.md, "What /proc/self/mountinfo shows"): a bind mount's root is its
-path within its filesystem, so the workspace the user chose, a plain volume's directory and the
-/etc snapshot (shared by all sandboxes) appear with their host paths.
+path within its filesystem, so the workspace the user chose and a plain volume's directory appear
+with their host paths. The /etc snapshot (shared by all sandboxes) is kept in the runtime
+directory (/run/agentkernel/<id>/etc/<name>) under a name keyed with a secret: it names neither
+the data directory nor anything of the host's /etc.
 """
 import json
 import os
@@ -34,8 +36,8 @@ def entry(lines, point):
 
 def test_host_image_shows_only_what_it_must(ak, tmp_path):
     """tmpfs, proc, devpts and device mounts show no host path; sized volumes show their own
-    filesystem's root; the data directory appears only in the two entries the kernel cannot hide
-    (the shared /etc snapshot and a plain volume), the workspace's path only in its own."""
+    filesystem's root; the data directory appears only in the entry the kernel cannot hide (a
+    plain volume), the workspace's path only in its own; /etc comes from the runtime directory."""
     ws = tmp_path / "secret-project-name"
     ws.mkdir()
     os.chown(ws, 62002, 62002)
@@ -44,7 +46,9 @@ def test_host_image_shows_only_what_it_must(ak, tmp_path):
     lines = mountinfo(ak, "--mount-cwd", "-v", "plain:/plain", "-v", "sized:/sized", cwd=ws)
     data = str(ak.data_dir)
     with_data = sorted(l.split()[4] for l in lines if data in l)
-    assert with_data == ["/etc", "/plain"], lines
+    assert with_data == ["/plain"], lines
+    etc = entry(lines, "/etc").split()[3]
+    assert etc.startswith("/run/agentkernel/") or etc.startswith("/agentkernel/"), etc
     with_ws = [l.split()[4] for l in lines if "secret-project-name" in l]
     assert with_ws == ["/workspace"], lines
     assert entry(lines, "/sized").split()[3] == "/"
