@@ -43,13 +43,13 @@ static int run_pull(const char *name, struct ak_err *err)
         if (r < 0)
                 return r;
         if (pipe2(pipefd, O_CLOEXEC) < 0)
-                return ak_err_set(err, errno, "pipe: %s", strerror(errno));
+                return ak_err_errno(err, errno, "pipe");
         pid = fork();
         if (pid < 0) {
                 r = errno;
                 close(pipefd[0]);
                 close(pipefd[1]);
-                return ak_err_set(err, r, "fork: %s", strerror(r));
+                return ak_err_errno(err, r, "fork");
         }
         if (pid == 0) {
                 const char *argv[] = {"agentkernel-image", "pull", "--porcelain", name, NULL};
@@ -63,7 +63,7 @@ static int run_pull(const char *name, struct ak_err *err)
         close(pipefd[0]);
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
-                        return ak_err_set(err, errno, "wait for image pull: %s", strerror(errno));
+                        return ak_err_errno(err, errno, "wait for image pull");
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
                 return 0;
         if (out.len && strncmp(out.data, "error: ", 7) == 0) {
@@ -129,7 +129,7 @@ int native_image_open(const char *name, struct native_image *ret, struct ak_err 
                 if (r >= 0)
                         r = buf_printf(&lowers, "%s%s", lowers.len ? ":" : "", path);
                 if (r < 0)
-                        ak_err_set(err, -r, "image layer path: %s", strerror(-r));
+                        ak_err_errno(err, r, "image layer path");
         }
         if (r >= 0 && rec.n_layers == 0)
                 r = ak_err_set(err, EINVAL, "image '%s' has no layers", name);
@@ -234,7 +234,7 @@ static int copy_layer_dir(struct copier *c, int src, int dst, unsigned depth)
         if (!d) {
                 if (fd >= 0)
                         close(fd);
-                return ak_err_set(c->err, errno, "read image layer: %s", strerror(errno));
+                return ak_err_errno(c->err, errno, "read image layer");
         }
         while (r >= 0 && (de = readdir(d))) {
                 const char *name = de->d_name;
@@ -243,7 +243,7 @@ static int copy_layer_dir(struct copier *c, int src, int dst, unsigned depth)
                 if (streq(name, ".") || streq(name, ".."))
                         continue;
                 if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        r = ak_err_set(c->err, errno, "stat '%s': %s", name, strerror(errno));
+                        r = ak_err_errno(c->err, errno, "stat '%s'", name);
                         break;
                 }
                 have = fstatat(dst, name, &cur, AT_SYMLINK_NOFOLLOW) == 0;
@@ -305,7 +305,7 @@ static int copy_layer_dir(struct copier *c, int src, int dst, unsigned depth)
         }
         closedir(d);
         if (r < 0 && !c->err->code)
-                ak_err_set(c->err, -r, "copy the image: %s", strerror(-r));
+                ak_err_errno(c->err, r, "copy the image");
         return r < 0 ? -c->err->code : 0;
 }
 
@@ -318,10 +318,10 @@ int native_image_copy(const struct native_image *img, const char *dir, uint32_t 
         int r = mkdir_p(dir, 0700);
 
         if (r < 0)
-                return ak_err_set(err, -r, "create '%s': %s", dir, strerror(-r));
+                return ak_err_errno(err, r, "create '%s'", dir);
         out = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (out < 0)
-                return ak_err_set(err, errno, "open '%s': %s", dir, strerror(errno));
+                return ak_err_errno(err, errno, "open '%s'", dir);
         /* lowers is top first: copy from the last (the base) up */
         end = img->lowers + strlen(img->lowers);
         while (end > img->lowers) {
@@ -336,7 +336,7 @@ int native_image_copy(const struct native_image *img, const char *dir, uint32_t 
                 path[end - start] = '\0';
                 src = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (src < 0)
-                        return ak_err_set(err, errno, "open layer '%s': %s", path, strerror(errno));
+                        return ak_err_errno(err, errno, "open layer '%s'", path);
                 r = copy_layer_dir(&c, src, out, 0);
                 if (r < 0)
                         return r;
@@ -344,8 +344,8 @@ int native_image_copy(const struct native_image *img, const char *dir, uint32_t 
         }
         /* the root directory itself belongs to the sandbox's root */
         if (c.owners && fchown(out, shift, shift) < 0)
-                return ak_err_set(err, errno, "chown '%s': %s", dir, strerror(errno));
-        return fchmod(out, 0755) < 0 ? ak_err_set(err, errno, "chmod: %s", strerror(errno)) : 0;
+                return ak_err_errno(err, errno, "chown '%s'", dir);
+        return fchmod(out, 0755) < 0 ? ak_err_errno(err, errno, "chmod") : 0;
 }
 
 bool native_image_use_copy(void)

@@ -312,7 +312,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 ro.resolv_conf = NET_RESOLV_CONF;
                 /* The agent holds the write end: slirp4netns exits when the sandbox does. */
                 if (pipe2(hold, O_CLOEXEC) < 0)
-                        return ak_err_set(err, errno, "pipe: %s", strerror(errno));
+                        return ak_err_errno(err, errno, "pipe");
         }
         if (!oci && etc_snapshots_enabled()) {
                 /* <data>/cache/etc, private like the rest (etc_snapshot checks each snapshot's
@@ -346,8 +346,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                                           "refused; check it, then recreate the sandbox",
                                           cfg->workspace);
                 if (ws_fd < 0)
-                        return ak_err_set(err, errno, "the workspace '%s': %s", cfg->workspace,
-                                          strerror(errno));
+                        return ak_err_errno(err, errno, "the workspace '%s'", cfg->workspace);
                 (void)snprintf(ws_path, sizeof(ws_path), "/proc/self/fd/%d", ws_fd);
                 if (ro.idmap) /* rootful: prepared (open_tree) by the parent */
                         ro.workspace = ws_path;
@@ -383,7 +382,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         r = oci ? rootfs_plan_image(&ro, img.lowers, merged[0] ? merged : NULL, img.workdir, &plan)
                 : rootfs_plan_host(&ro, &plan, &etc_lock);
         if (r < 0) {
-                ak_err_set(err, -r, "building the root filesystem plan: %s", strerror(-r));
+                ak_err_errno(err, r, "building the root filesystem plan");
                 goto fail;
         }
         host_files = bind_mounts_writable(ro.workspace, ro.binds, ro.n_binds);
@@ -394,7 +393,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         }
         exe_fd = open(agent, O_RDONLY | O_CLOEXEC);
         if (exe_fd < 0) {
-                r = ak_err_set(err, errno, "open '%s': %s", agent, strerror(errno));
+                r = ak_err_errno(err, errno, "open '%s'", agent);
                 goto fail;
         }
         if (oci && (r = native_image_agent_ok(exe_fd, err)) < 0)
@@ -402,7 +401,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         if (cfg->ephemeral) {
                 int sp[2];
                 if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
-                        r = ak_err_set(err, errno, "socketpair: %s", strerror(errno));
+                        r = ak_err_errno(err, errno, "socketpair");
                         goto fail;
                 }
                 chan = sp[1];
@@ -423,7 +422,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 envp = agent_env(cfg->env);
         }
         if (!envp) {
-                r = ak_err_set(err, ENOMEM, "out of memory");
+                r = ak_err_oom(err);
                 goto fail;
         }
         (void)snprintf(caps, sizeof(caps), "%llx", (unsigned long long)p->caps);
@@ -480,8 +479,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                             open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
                         if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0 ||
                             rename(tmp, lock_path) < 0) {
-                                r = ak_err_set(err, errno, "lock '%s': %s", lock_path,
-                                               strerror(errno));
+                                r = ak_err_errno(err, errno, "lock '%s'", lock_path);
                                 if (lock_fd >= 0)
                                         (void)unlink(tmp);
                                 lock_path[0] = '\0';
@@ -568,7 +566,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         if (cfg->ephemeral) {
                 struct native_session *s = calloc(1, sizeof(*s));
                 if (!s) {
-                        r = ak_err_set(err, ENOMEM, "out of memory");
+                        r = ak_err_oom(err);
                         goto fail;
                 }
                 s->pid = child.pid;
@@ -588,7 +586,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 if (r >= 0)
                         r = write_runtime(&cfg->ref, &rt);
                 if (r < 0) {
-                        ak_err_set(err, -r, "recording the sandbox: %s", strerror(-r));
+                        ak_err_errno(err, r, "recording the sandbox");
                         goto fail;
                 }
                 test_hook("native-recorded");
@@ -698,7 +696,7 @@ static int native_cleanup(const struct sandbox_ref *ref, struct ak_err *err)
         if (ref->run_dir) {
                 int k = rm_rf_at(AT_FDCWD, ref->run_dir);
                 if (k < 0 && r == 0)
-                        r = ak_err_set(err, -k, "remove '%s': %s", ref->run_dir, strerror(-k));
+                        r = ak_err_errno(err, k, "remove '%s'", ref->run_dir);
         }
         return r;
 }

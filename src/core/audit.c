@@ -46,7 +46,7 @@ int audit_path_get(char **ret, struct ak_err *err)
                 if (asprintf(ret, "%s/audit.jsonl", dir) < 0)
                         *ret = NULL;
         }
-        return *ret ? 0 : ak_err_set(err, ENOMEM, "out of memory");
+        return *ret ? 0 : ak_err_oom(err);
 }
 
 char *audit_path(void)
@@ -275,7 +275,7 @@ static int for_each_line(const char *path, int (*fn)(const char *line, size_t le
         f = fdopen(fd, "r");
         if (!f) {
                 close(fd);
-                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "cannot read '%s'", path);
         }
         while ((n = getline(&line, &cap, f)) >= 0) {
                 while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
@@ -314,7 +314,7 @@ int audit_read(const char *path, const char *sandbox, size_t last, json_t **ret,
         int r;
 
         if (!c.all)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         r = for_each_line(path, collect, &c, err);
         if (r < 0) {
                 json_decref(c.all);

@@ -137,7 +137,7 @@ static int set_field(struct ctx *x, const char *section, const struct field *f, 
                         return type_error(x, section, f->key, "a string");
                 free(*(char **)dst);
                 *(char **)dst = strdup(json_string_value(v));
-                return *(char **)dst ? 0 : ak_err_set(x->err, ENOMEM, "out of memory");
+                return *(char **)dst ? 0 : ak_err_oom(x->err);
         case K_BOOL:
                 if (!json_is_boolean(v))
                         return type_error(x, section, f->key, "true or false");
@@ -207,7 +207,7 @@ static int strv_from(struct ctx *x, const char *where, json_t *v, size_t max, ch
         strv_free(*ret);
         *ret = calloc(json_array_size(v) + 1, sizeof(char *));
         if (!*ret)
-                return ak_err_set(x->err, ENOMEM, "out of memory");
+                return ak_err_oom(x->err);
         json_array_foreach (v, i, e) {
                 const char *s = json_string_value(e);
                 if (!s)
@@ -221,7 +221,7 @@ static int strv_from(struct ctx *x, const char *where, json_t *v, size_t max, ch
                                 return ak_err_set(x->err, EINVAL, "%s: control character in '%s'",
                                                   where, s);
                 if (!((*ret)[i] = strdup(s)))
-                        return ak_err_set(x->err, ENOMEM, "out of memory");
+                        return ak_err_oom(x->err);
         }
         return 0;
 }
@@ -317,7 +317,7 @@ static int apply_network(struct ctx *x, json_t *t)
                 free(x->c->ports);
                 x->c->ports = calloc(json_array_size(v) + 1, sizeof(*x->c->ports));
                 if (!x->c->ports)
-                        return ak_err_set(x->err, ENOMEM, "out of memory");
+                        return ak_err_oom(x->err);
                 x->c->n_ports = 0;
                 for (size_t i = 0; i < json_array_size(v); i++) {
                         json_t *e = json_array_get(v, i);
@@ -381,7 +381,7 @@ static int apply_files(struct ctx *x, json_t *arr)
                 return ak_err_set(x->err, EINVAL, "[[files]]: at most %d", CONFIG_MAX_FILES);
         x->c->files = calloc(json_array_size(arr) + 1, sizeof(*x->c->files));
         if (!x->c->files)
-                return ak_err_set(x->err, ENOMEM, "out of memory");
+                return ak_err_oom(x->err);
         json_array_foreach (arr, i, t) {
                 struct inject_file *f = &x->c->files[x->c->n_files];
                 const char *src, *dst, *mode = "0644", *k;
@@ -420,7 +420,7 @@ static int apply_files(struct ctx *x, json_t *arr)
                 f->mode = (uint32_t)m;
                 x->c->n_files++;
                 if (!f->source || !f->dest)
-                        return ak_err_set(x->err, ENOMEM, "out of memory");
+                        return ak_err_oom(x->err);
         }
         return 0;
 }
@@ -513,7 +513,7 @@ int config_parse(const char *text, size_t len, const char *dir, struct config **
                 return r;
         c = calloc(1, sizeof(*c));
         if (!c)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         c->network = c->mount_cwd = -1;
         c->warnings = calloc(1, sizeof(char *));
         c->commands.allow = calloc(1, sizeof(char *));
@@ -523,11 +523,11 @@ int config_parse(const char *text, size_t len, const char *dir, struct config **
         if (!c->warnings || !c->commands.allow || !c->commands.block || !c->domains.allow ||
             !c->domains.block) {
                 config_free(c);
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         }
         if (dir && !(c->dir = strdup(dir))) {
                 config_free(c);
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         }
         x = (struct ctx){c, err, dir};
         r = apply(&x, doc);
@@ -586,10 +586,9 @@ static int read_source_at(int dirfd, const char *dir, const char *rel, struct bu
                 return ak_err_set(err, ENOSYS,
                                   "[[files]] need openat2 (Linux 5.6 or later) to be read safely");
         if (pfd < 0)
-                return ak_err_set(err, -pfd, "[[files]] source '%s' in '%s': %s", rel, dir,
-                                  strerror(-pfd));
+                return ak_err_errno(err, pfd, "[[files]] source '%s' in '%s'", rel, dir);
         if (fstat(pfd, &st) < 0)
-                return ak_err_set(err, errno, "[[files]] source '%s': %s", rel, strerror(errno));
+                return ak_err_errno(err, errno, "[[files]] source '%s'", rel);
         if (!S_ISREG(st.st_mode))
                 return ak_err_set(err, EINVAL,
                                   "[[files]] source '%s' in '%s' is not a regular file", rel, dir);
@@ -605,8 +604,7 @@ static int read_source_at(int dirfd, const char *dir, const char *rel, struct bu
                 return ak_err_set(err, EFBIG, "[[files]] source '%s' in '%s' is larger than %u MiB",
                                   rel, dir, CONFIG_SOURCE_MAX_BYTES >> 20);
         if (r < 0)
-                return ak_err_set(err, -r, "[[files]] source '%s' in '%s': %s", rel, dir,
-                                  strerror(-r));
+                return ak_err_errno(err, r, "[[files]] source '%s' in '%s'", rel, dir);
         return 0;
 }
 
@@ -637,8 +635,7 @@ int config_read_source(const char *dir, const char *rel, struct buf *ret, struct
                                   "symlink is in its path now): refused; recreate the sandbox",
                                   dir);
         if (dirfd < 0)
-                return ak_err_set(err, -dirfd, "the config directory '%s' of the [[files]]: %s",
-                                  dir, strerror(-dirfd));
+                return ak_err_errno(err, dirfd, "the config directory '%s' of the [[files]]", dir);
         return read_source_at(dirfd, dir, rel, ret, err);
 }
 
@@ -676,11 +673,11 @@ static int open_checked(const char *path, bool approval, struct config **ret, st
         if (slash) {
                 dir = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
                 if (!dir)
-                        return ak_err_set(err, ENOMEM, "out of memory");
+                        return ak_err_oom(err);
         }
         dirfd = open(dir ? dir : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dirfd < 0)
-                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "cannot read '%s'", path);
         /* the directory's name as the kernel knows the fd: canonical, whatever path led there */
         (void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dirfd);
         n = readlink(proc, real, sizeof(real) - 1);
@@ -689,13 +686,13 @@ static int open_checked(const char *path, bool approval, struct config **ret, st
                                   "cannot resolve the directory of '%s'", path);
         real[n] = '\0';
         if (asprintf(&canon, "%s%s%s", real, n > 1 ? "/" : "", base) < 0)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         /* an O_PATH fd first: a symlink is seen as one, a FIFO or device is never opened */
         pfd = openat(dirfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (pfd < 0)
-                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "cannot read '%s'", path);
         if (fstat(pfd, &st) < 0)
-                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "cannot read '%s'", path);
         if (S_ISLNK(st.st_mode))
                 return ak_err_set(err, EPERM,
                                   "'%s' is a symbolic link; a config must be a regular file named "

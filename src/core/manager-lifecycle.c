@@ -36,7 +36,7 @@ int manager_update(struct manager *m, const char *name, manager_edit_fn fn, void
 
 static int oom(struct ak_err *err)
 {
-        return ak_err_set(err, ENOMEM, "out of memory");
+        return ak_err_oom(err);
 }
 
 /* ---- setters ---- */
@@ -276,7 +276,7 @@ static int select_names(struct manager *m, bool (*keep)(const struct sandbox_sta
         int r = manager_list(m, NULL, NULL, &l);
 
         if (r < 0)
-                return ak_err_set(err, -r, "listing sandboxes: %s", strerror(-r));
+                return ak_err_errno(err, r, "listing sandboxes");
         names = calloc(l.n + 1, sizeof(char *));
         if (!names) {
                 state_list_free(&l);
@@ -475,7 +475,7 @@ int manager_reconcile(struct manager *m, bool dry_run, struct reconcile_result *
         memset(ret, 0, sizeof(*ret));
         ret->dry_run = dry_run;
         if (r < 0)
-                return ak_err_set(err, -r, "listing sandboxes: %s", strerror(-r));
+                return ak_err_errno(err, r, "listing sandboxes");
         format_rfc3339(now, now_text);
         ret->actions = calloc(l.n + 1, sizeof(*ret->actions));
         ret->stopped = calloc(l.n + 1, sizeof(char *));

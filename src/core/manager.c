@@ -34,7 +34,7 @@ int manager_open(struct manager **ret, struct ak_err *err)
         int r;
 
         if (!m)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         r = store_open(NULL, &m->store, err);
         if (r < 0) {
                 free(m);
@@ -138,7 +138,7 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
                 n_env++;
         p->env = calloc(n_env + ARRAY_SIZE(passed) + 1, sizeof(char *));
         if (!p->env)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         if (prof->pass_env) {
                 for (size_t i = 0; i < ARRAY_SIZE(passed); i++) {
                         const char *v = getenv(passed[i]);
@@ -211,7 +211,7 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
         return 0;
 oom:
         start_plan_free(p);
-        return ak_err_set(err, ENOMEM, "out of memory");
+        return ak_err_oom(err);
 }
 
 /* Volume specs: well-formed, existing volumes, no two at one place. */
@@ -230,7 +230,7 @@ static int validate_volumes(char *const *specs, struct ak_err *err)
                 return ak_err_set(err, EINVAL, "at most %d volumes", VOLUMES_PER_SANDBOX_MAX);
         vs = malloc(n * sizeof(*vs));
         if (!vs)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         for (size_t i = 0; i < n; i++) {
                 if ((r = volume_parse_spec(specs[i], &vs[i], err)) < 0 ||
                     (r = volume_get(vs[i].slug, &vi, err)) < 0)
@@ -292,7 +292,7 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
 
         st = state_new();
         if (!st)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         now_rfc3339(now);
         uuid_v7(u, (uint64_t)(now_ns / NSEC_PER_MSEC));
         if (state_set_str(&st->name, o->name) < 0 || state_set_str(&st->uuid, u) < 0 ||
@@ -325,7 +325,7 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                 if (!wd) {
                         if (!getcwd(cwd, sizeof(cwd))) {
                                 state_free(st);
-                                return ak_err_set(err, errno, "getcwd: %s", strerror(errno));
+                                return ak_err_errno(err, errno, "getcwd");
                         }
                         wd = cwd;
                 }
@@ -388,7 +388,7 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
         return 0;
 oom:
         state_free(st);
-        return ak_err_set(err, ENOMEM, "out of memory");
+        return ak_err_oom(err);
 }
 
 int manager_create(struct manager *m, const struct create_opts *o, struct ak_err *err)
@@ -428,7 +428,7 @@ int manager_create(struct manager *m, const struct create_opts *o, struct ak_err
         if (store_exists(m->store, o->name)) {
                 r = ak_err_set(err, EEXIST, "sandbox '%s' already exists", o->name);
         } else if ((r = store_next_cid(m->store, &cid)) < 0) {
-                r = ak_err_set(err, -r, "reading existing sandboxes: %s", strerror(-r));
+                r = ak_err_errno(err, r, "reading existing sandboxes");
         } else {
                 st->vsock_cid = cid;
                 r = store_save(m->store, st, true, err);
@@ -672,8 +672,7 @@ int manager_stop(struct manager *m, const char *name, struct ak_err *err)
                 ref.run_dir = run_dir;
                 r = manager_backend(st, &b, err);
                 if (r >= 0)
-                        r = run_dir ? backend_stop(b, &ref, err)
-                                    : ak_err_set(err, ENOMEM, "out of memory");
+                        r = run_dir ? backend_stop(b, &ref, err) : ak_err_oom(err);
                 if (r < 0)
                         ak_err_prefix(err, "cannot stop sandbox '%s'", name);
                 else
@@ -710,8 +709,7 @@ int manager_remove(struct manager *m, const char *name, struct ak_err *err)
                 const struct backend_ops *b = backend_default();
                 r = st ? manager_backend(st, &b, err) : 0;
                 if (r >= 0)
-                        r = run_dir ? backend_stop(b, &ref, err)
-                                    : ak_err_set(err, ENOMEM, "out of memory");
+                        r = run_dir ? backend_stop(b, &ref, err) : ak_err_oom(err);
         }
         if (r < 0) {
                 ak_err_prefix(err, "cannot remove sandbox '%s'", name);
@@ -752,8 +750,7 @@ int manager_connect(struct manager *m, const char *name, struct sandbox_state **
                 const struct backend_ops *b;
                 fd = manager_backend(st, &b, err);
                 if (fd >= 0)
-                        fd = run_dir ? backend_connect(b, &ref, err)
-                                     : ak_err_set(err, ENOMEM, "out of memory");
+                        fd = run_dir ? backend_connect(b, &ref, err) : ak_err_oom(err);
         }
         if (fd < 0) {
                 state_free(st);

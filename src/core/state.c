@@ -527,7 +527,7 @@ int state_parse(const char *text, size_t len, struct sandbox_state **ret, struct
         return 0;
 fail:
         state_free(s);
-        return r == -ENOMEM ? ak_err_set(err, ENOMEM, "out of memory") : r;
+        return r == -ENOMEM ? ak_err_oom(err) : r;
 }
 
 /* ---- formatting ---- */

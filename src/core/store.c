@@ -43,7 +43,7 @@ int store_open(const char *data_dir, struct store **ret, struct ak_err *err)
         int r;
 
         if (!s)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         /* the one check every user of the data directory goes through (core/private-dir.h) */
         fd = data_dir
                  ? private_dir_open(data_dir, "data directory", PRIVATE_CREATE, &s->data_dir, err)
@@ -56,7 +56,7 @@ int store_open(const char *data_dir, struct store **ret, struct ak_err *err)
             asprintf(&s->locks_dir, "%s/locks", s->data_dir) < 0 ||
             asprintf(&s->run_dir, "%s/run", s->data_dir) < 0) {
                 store_free(s);
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         }
         /* records hold -e values: sandboxes/ is 0700 like the rest (upstream made it 0755) */
         for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
@@ -104,7 +104,7 @@ static int load_path(const char *path, struct sandbox_state **ret, bool *backfil
                 uuid_v7(u, (uint64_t)(now_realtime_ns() / NSEC_PER_MSEC));
                 if (state_set_str(&st->uuid, u) < 0) {
                         state_free(st);
-                        return ak_err_set(err, ENOMEM, "out of memory");
+                        return ak_err_oom(err);
                 }
                 *backfilled = true;
         }
@@ -155,7 +155,7 @@ int store_save(struct store *s, const struct sandbox_state *st, bool durable, st
                 return ak_err_set(err, -r, "cannot format state of '%s'", st->name);
         r = write_file_atomic_at(AT_FDCWD, p, text, strlen(text), PRIVATE_FILE_MODE, durable);
         if (r < 0)
-                return ak_err_set(err, -r, "cannot write '%s': %s", p, strerror(-r));
+                return ak_err_errno(err, r, "cannot write '%s'", p);
         return 0;
 }
 
@@ -167,7 +167,7 @@ int store_delete(struct store *s, const char *name, struct ak_err *err)
         if (state_path(s, name, p, sizeof(p)) < 0)
                 return ak_err_set(err, ENAMETOOLONG, "data directory path too long");
         if (unlink(p) < 0 && errno != ENOENT)
-                return ak_err_set(err, errno, "cannot delete '%s': %s", p, strerror(errno));
+                return ak_err_errno(err, errno, "cannot delete '%s'", p);
         dfd = open(s->sandboxes_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0)
                 (void)fsync(dfd);
@@ -268,8 +268,7 @@ static int lock_path(const char *path, struct ak_err *err)
                         if (errno != EINTR) {
                                 int e = errno;
                                 close(fd);
-                                return ak_err_set(err, e, "cannot lock '%s': %s", path,
-                                                  strerror(e));
+                                return ak_err_errno(err, e, "cannot lock '%s'", path);
                         }
                 }
                 /* The lock file may have been removed (sandbox deleted) while we waited. */

@@ -70,7 +70,7 @@ static int oom(struct parser *p)
         if (p->failed)
                 return -EINVAL;
         p->failed = true;
-        return ak_err_set(p->err, ENOMEM, "out of memory");
+        return ak_err_oom(p->err);
 }
 
 static int mark(struct parser *p, json_t *v, enum origin o)
@@ -1033,7 +1033,7 @@ int toml_parse(const char *text, size_t len, json_t **ret, struct ak_err *err)
                 return ak_err_set(err, EFBIG, "larger than %u bytes", TOML_MAX_BYTES);
         p.root = p.cur = json_object();
         if (!p.root)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         p.pos = utf8_invalid_at((const unsigned char *)text, len);
         if (p.pos != len) {
                 r = fail(&p, "not valid UTF-8");

@@ -108,7 +108,7 @@ int parse_label(const char *spec, char sep, char **ret_key, char **ret_value, st
         if (!k || !v) {
                 free(k);
                 free(v);
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         }
         r = validate_label(k, v, err);
         if (r < 0) {
@@ -229,7 +229,7 @@ int validate_workspace(const char *path, const char *const *own, size_t n_own, s
                                   "workspace '/' would give the sandbox the whole host read-write; "
                                   "mount a project directory");
         if (lstat(path, &st) < 0)
-                return ak_err_set(err, errno, "workspace '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "workspace '%s'", path);
         if (S_ISLNK(st.st_mode))
                 return ak_err_set(err, ELOOP,
                                   "workspace '%s' is a symbolic link: a link can be re-pointed "
@@ -238,7 +238,7 @@ int validate_workspace(const char *path, const char *const *own, size_t n_own, s
         if (!S_ISDIR(st.st_mode))
                 return ak_err_set(err, ENOTDIR, "workspace '%s' is not a directory", path);
         if (!realpath(path, real))
-                return ak_err_set(err, errno, "workspace '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "workspace '%s'", path);
         if (!streq(real, path))
                 return ak_err_set(err, ELOOP,
                                   "workspace '%s' is reached through a symbolic link (it is "

@@ -45,7 +45,7 @@ int image_store_open(const char *data_dir, int mode, struct image_store *ret, st
         if (dfd < 0)
                 return dfd;
         if (asprintf(&s.root, "%s/images", data) < 0)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         s.dirfd = private_dir_open_at(dfd, data, "images", PRIVATE_CREATE, err);
         if (s.dirfd < 0) {
                 r = ak_err_prefix(err, "image store");
@@ -63,7 +63,7 @@ int image_store_open(const char *data_dir, int mode, struct image_store *ret, st
         }
         while (flock(s.lock_fd, mode == IMAGE_STORE_EXCLUSIVE ? LOCK_EX : LOCK_SH) < 0)
                 if (errno != EINTR) {
-                        r = ak_err_set(err, errno, "lock image store: %s", strerror(errno));
+                        r = ak_err_errno(err, errno, "lock image store");
                         goto fail;
                 }
         *ret = s;
@@ -241,7 +241,7 @@ static int record_load(struct image_store *s, const char *hex, struct image_reco
         json_decref(o);
         if (k < 0) {
                 image_record_free(&r);
-                return ak_err_set(err, -k, "image record '%s': %s", path, strerror(-k));
+                return ak_err_errno(err, k, "image record '%s'", path);
         }
         *ret = r;
         return 0;
@@ -276,10 +276,10 @@ static int refs_save(struct image_store *s, json_t *refs, struct ak_err *err)
         int r;
 
         if (!text)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         r = write_file_atomic_at(s->dirfd, REFS_FILE, text, strlen(text), 0600, true);
         if (r < 0)
-                return ak_err_set(err, -r, "write %s/%s: %s", s->root, REFS_FILE, strerror(-r));
+                return ak_err_errno(err, r, "write %s/%s", s->root, REFS_FILE);
         return 0;
 }
 
@@ -293,7 +293,7 @@ static int refs_lock(struct image_store *s, struct ak_err *err)
                 if (errno != EINTR) {
                         int e = errno;
                         close(fd);
-                        return ak_err_set(err, e, "lock refs: %s", strerror(e));
+                        return ak_err_errno(err, e, "lock refs");
                 }
         return fd;
 }
@@ -339,7 +339,7 @@ int image_store_resolve(struct image_store *s, const struct image_ref *ref,
         int r;
 
         if (!key)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         r = refs_load(s, &refs, err);
         if (r < 0)
                 return r;
@@ -401,7 +401,7 @@ int image_store_list(struct image_store *s, struct image_record **ret, size_t *r
         fd = openat(s->dirfd, "images", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         d = fd >= 0 ? fdopendir(fd) : NULL;
         if (!d) {
-                r = ak_err_set(err, errno, "open %s/images: %s", s->root, strerror(errno));
+                r = ak_err_errno(err, errno, "open %s/images", s->root);
                 if (fd >= 0)
                         close(fd);
                 json_decref(refs);
@@ -435,7 +435,7 @@ int image_store_list(struct image_store *s, struct image_record **ret, size_t *r
         json_decref(refs);
         if (r < 0) {
                 image_records_free(v, n);
-                return ak_err_set(err, -r, "out of memory");
+                return ak_err_oom(err);
         }
         if (n)
                 qsort(v, n, sizeof(*v), cmp_records);
@@ -454,11 +454,11 @@ int image_store_commit(struct image_store *s, const struct image_record *rec, ch
         int r;
 
         if (!text)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         (void)snprintf(path, sizeof(path), "images/%s.json", digest_hex(rec->id));
         r = write_file_atomic_at(s->dirfd, path, text, strlen(text), 0600, true);
         if (r < 0)
-                return ak_err_set(err, -r, "write image record: %s", strerror(-r));
+                return ak_err_errno(err, r, "write image record");
         lk = refs_lock(s, err);
         if (lk < 0)
                 return lk;
@@ -546,7 +546,7 @@ int image_store_remove(struct image_store *s, const char *name, struct ak_err *e
                 cleanup_free char *id = strdup(match);
                 if (!id) {
                         json_decref(refs);
-                        return ak_err_set(err, ENOMEM, "out of memory");
+                        return ak_err_oom(err);
                 }
                 json_object_foreach_safe(refs, tmp, k, v)
                 {
@@ -677,7 +677,7 @@ int image_store_prune(struct image_store *s, char *const *keep, uint64_t *ret_fr
         json_decref(c.refs);
         json_decref(c.used_layers);
         if (r < 0)
-                return ak_err_set(err, -r, "prune image store: %s", strerror(-r));
+                return ak_err_errno(err, r, "prune image store");
         if (ret_freed)
                 *ret_freed = freed;
         return 0;
@@ -696,7 +696,7 @@ int image_store_lock_layer(struct image_store *s, const char *digest, struct ak_
                 if (errno != EINTR) {
                         int e = errno;
                         close(fd);
-                        return ak_err_set(err, e, "lock layer: %s", strerror(e));
+                        return ak_err_errno(err, e, "lock layer");
                 }
         return fd;
 }

@@ -100,7 +100,7 @@ static int descriptor_parse(json_t *o, bool layer, const char *what, struct desc
         }
         if (!d.digest || (mt && !d.media_type)) {
                 descriptor_free(&d);
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         }
         *ret = d;
         return 0;
@@ -120,7 +120,7 @@ static int descriptors_parse(json_t *arr, size_t max, bool layer, const char *wh
                                   what, max);
         v = calloc(n ? n : 1, sizeof(*v));
         if (!v)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         for (size_t i = 0; i < n; i++) {
                 char name[64];
                 (void)snprintf(name, sizeof(name), "%s[%zu]", what, i);
@@ -286,7 +286,7 @@ static int strv_from_json(json_t *arr, size_t max, const char *what, char ***ret
                                   what);
         v = calloc(n + 1, sizeof(*v));
         if (!v)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         for (size_t i = 0; i < n; i++) {
                 const char *s = json_string_value(json_array_get(arr, i));
                 if (!s) {
@@ -297,7 +297,7 @@ static int strv_from_json(json_t *arr, size_t max, const char *what, char ***ret
                 v[i] = strdup(s);
                 if (!v[i]) {
                         strv_free(v);
-                        return ak_err_set(err, ENOMEM, "out of memory");
+                        return ak_err_oom(err);
                 }
         }
         *ret = v;
@@ -428,10 +428,10 @@ int image_config_parse(const char *buf, size_t len, struct image_config *ret, st
                                        i);
         if (r >= 0 && (s = json_string_value(json_object_get(cfg, "WorkingDir"))) && *s &&
             !(c.workdir = strdup(s)))
-                r = ak_err_set(err, ENOMEM, "out of memory");
+                r = ak_err_oom(err);
         if (r >= 0 && (s = json_string_value(json_object_get(cfg, "User"))) && *s &&
             !(c.user = strdup(s)))
-                r = ak_err_set(err, ENOMEM, "out of memory");
+                r = ak_err_oom(err);
         if (r >= 0)
                 r = image_env_check(c.env, err);
         if (r >= 0 && c.workdir)
@@ -439,10 +439,10 @@ int image_config_parse(const char *buf, size_t len, struct image_config *ret, st
         if (r >= 0 && c.user)
                 r = image_user_check(c.user, err);
         if (r >= 0 && (s = json_string_value(json_object_get(root, "os"))) && !(c.os = strdup(s)))
-                r = ak_err_set(err, ENOMEM, "out of memory");
+                r = ak_err_oom(err);
         if (r >= 0 && (s = json_string_value(json_object_get(root, "architecture"))) &&
             !(c.arch = strdup(s)))
-                r = ak_err_set(err, ENOMEM, "out of memory");
+                r = ak_err_oom(err);
         json_decref(root);
         if (r < 0) {
                 image_config_free(&c);

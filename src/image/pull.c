@@ -91,29 +91,29 @@ static int fetch_layer(struct image_store *s, struct registry *reg, const struct
         }
         tmpfd = openat(s->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (tmpfd < 0)
-                return ak_err_set(err, errno, "open %s/tmp: %s", s->root, strerror(errno));
+                return ak_err_errno(err, errno, "open %s/tmp", s->root);
         drop_leftovers(tmpfd, hex);
         (void)snprintf(blob_name, sizeof(blob_name), "%s.blob.%d", hex, (int)getpid());
         (void)snprintf(dir_name, sizeof(dir_name), "%s.dir.%d", hex, (int)getpid());
         blob = openat(tmpfd, blob_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (blob < 0)
-                return ak_err_set(err, errno, "create download file: %s", strerror(errno));
+                return ak_err_errno(err, errno, "create download file");
         r = registry_blob(reg, l->digest, l->size, blob, lp->o->progress ? on_progress : NULL, lp,
                           err);
         if (r < 0)
                 goto fail;
         test_hook("image-layer-downloaded");
         if (lseek(blob, 0, SEEK_SET) < 0) {
-                r = ak_err_set(err, errno, "seek: %s", strerror(errno));
+                r = ak_err_errno(err, errno, "seek");
                 goto fail;
         }
         if (mkdirat(tmpfd, dir_name, 0755) < 0) {
-                r = ak_err_set(err, errno, "create unpack directory: %s", strerror(errno));
+                r = ak_err_errno(err, errno, "create unpack directory");
                 goto fail;
         }
         dir = openat(tmpfd, dir_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dir < 0) {
-                r = ak_err_set(err, errno, "open unpack directory: %s", strerror(errno));
+                r = ak_err_errno(err, errno, "open unpack directory");
                 goto fail;
         }
         r = layer_unpack(blob, dir, &us, err);
@@ -123,12 +123,12 @@ static int fetch_layer(struct image_store *s, struct registry *reg, const struct
         }
         /* Durable before it becomes visible. */
         if (syncfs(dir) < 0) {
-                r = ak_err_set(err, errno, "sync: %s", strerror(errno));
+                r = ak_err_errno(err, errno, "sync");
                 goto fail;
         }
         test_hook("image-layer-unpacked");
         if (renameat(tmpfd, dir_name, s->dirfd, final) < 0) {
-                r = ak_err_set(err, errno, "publish layer: %s", strerror(errno));
+                r = ak_err_errno(err, errno, "publish layer");
                 goto fail;
         }
         (void)unlinkat(tmpfd, blob_name, 0);
@@ -225,7 +225,7 @@ int image_pull(const char *data_dir, const char *name, const struct pull_opts *o
         rec.config = strdup(m.config.digest);
         rec.layers = calloc(m.n_layers ? m.n_layers : 1, sizeof(*rec.layers));
         if (!rec.id || !rec.config || !rec.layers) {
-                r = ak_err_set(err, ENOMEM, "out of memory");
+                r = ak_err_oom(err);
                 goto out;
         }
         rec.n_layers = m.n_layers;
@@ -236,7 +236,7 @@ int image_pull(const char *data_dir, const char *name, const struct pull_opts *o
                 rec.layers[i].digest = strdup(m.layers[i].digest);
                 rec.layers[i].size = m.layers[i].size;
                 if (!rec.layers[i].digest) {
-                        r = ak_err_set(err, ENOMEM, "out of memory");
+                        r = ak_err_oom(err);
                         goto out;
                 }
                 r = fetch_layer(&s, reg, &m.layers[i], &lp, &rec.layers[i].unpacked, &fetched, err);
@@ -269,7 +269,7 @@ int image_pull(const char *data_dir, const char *name, const struct pull_opts *o
                 r = add_name(&names, &n_names, byd);
         }
         if (r < 0) {
-                r = ak_err_set(err, ENOMEM, "out of memory");
+                r = ak_err_oom(err);
                 goto out;
         }
         r = image_store_commit(&s, &rec, names, err);

@@ -216,7 +216,7 @@ int image_ref_parse(const char *s, struct image_ref *ret, struct ak_err *err)
         return 0;
 oom:
         image_ref_free(&r);
-        return ak_err_set(err, ENOMEM, "out of memory");
+        return ak_err_oom(err);
 }
 
 char *image_ref_canonical(const struct image_ref *r)

@@ -28,6 +28,33 @@ int ak_err_set(struct ak_err *err, int code, const char *fmt, ...)
         return -code;
 }
 
+int ak_err_errno(struct ak_err *err, int errnum, const char *fmt, ...)
+{
+        if (errnum < 0)
+                errnum = -errnum;
+        if (errnum == 0)
+                errnum = EIO;
+        if (err) {
+                va_list ap;
+                int saved = errno;
+                size_t len;
+                err->code = errnum;
+                va_start(ap, fmt);
+                (void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+                va_end(ap);
+                /* the same truncation as formatting the whole message at once */
+                len = strlen(err->msg);
+                (void)snprintf(err->msg + len, sizeof(err->msg) - len, ": %s", strerror(errnum));
+                errno = saved;
+        }
+        return -errnum;
+}
+
+int ak_err_oom(struct ak_err *err)
+{
+        return ak_err_set(err, ENOMEM, "out of memory");
+}
+
 int ak_err_prefix(struct ak_err *err, const char *fmt, ...)
 {
         char prefix[AK_ERR_MSG_MAX];

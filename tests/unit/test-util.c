@@ -20,6 +20,7 @@
 
 #include "shared/buf.h"
 #include "shared/cleanup.h"
+#include "shared/err.h"
 #include "shared/fd-util.h"
 #include "shared/parse-util.h"
 #include "shared/random-util.h"
@@ -522,6 +523,57 @@ static void test_open_source_file(void **unused)
         assert_int_equal(rm_rf_at(AT_FDCWD, dir), 0);
 }
 
+static void test_err_errno(void **unused)
+{
+        struct ak_err err = {0};
+        char big[AK_ERR_MSG_MAX * 2];
+        char want[AK_ERR_MSG_MAX + 64];
+        (void)unused;
+        /* the sign is normalised: code, return value and message agree */
+        assert_int_equal(ak_err_errno(&err, -ENOENT, "open '%s'", "x"), -ENOENT);
+        assert_int_equal(err.code, ENOENT);
+        (void)snprintf(want, sizeof(want), "open 'x': %s", strerror(ENOENT));
+        assert_string_equal(err.msg, want);
+        assert_int_equal(ak_err_errno(&err, EACCES, "open"), -EACCES);
+        assert_int_equal(err.code, EACCES);
+        (void)snprintf(want, sizeof(want), "open: %s", strerror(EACCES));
+        assert_string_equal(err.msg, want);
+        /* 0 is not an error: it is reported as EIO, like ak_err_set */
+        assert_int_equal(ak_err_errno(&err, 0, "what"), -EIO);
+        assert_int_equal(err.code, EIO);
+        /* errno is preserved */
+        errno = ERANGE;
+        (void)ak_err_errno(&err, EPERM, "x");
+        assert_int_equal(errno, ERANGE);
+        /* NULL err: only the return value */
+        assert_int_equal(ak_err_errno(NULL, -EBUSY, "x"), -EBUSY);
+        assert_int_equal(ak_err_errno(NULL, EBUSY, "x"), -EBUSY);
+        /* truncation at AK_ERR_MSG_MAX, the same as formatting the whole message at once */
+        memset(big, 'a', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        assert_int_equal(ak_err_errno(&err, ENOENT, "%s", big), -ENOENT);
+        assert_int_equal(strlen(err.msg), AK_ERR_MSG_MAX - 1);
+        assert_int_equal(err.code, ENOENT);
+        for (size_t n = AK_ERR_MSG_MAX - 8; n < AK_ERR_MSG_MAX + 2; n++) {
+                struct ak_err set = {0};
+                big[n] = '\0';
+                (void)ak_err_errno(&err, ENOENT, "%s", big);
+                (void)ak_err_set(&set, ENOENT, "%s: %s", big, strerror(ENOENT));
+                assert_string_equal(err.msg, set.msg);
+                big[n] = 'a';
+        }
+}
+
+static void test_err_oom(void **unused)
+{
+        struct ak_err err = {0};
+        (void)unused;
+        assert_int_equal(ak_err_oom(&err), -ENOMEM);
+        assert_int_equal(err.code, ENOMEM);
+        assert_string_equal(err.msg, "out of memory");
+        assert_int_equal(ak_err_oom(NULL), -ENOMEM);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -532,6 +584,7 @@ int main(void)
             cmocka_unit_test(test_openat_nomagic),   cmocka_unit_test(test_openat_nomagic_walk),
             cmocka_unit_test(test_out_file),         cmocka_unit_test(test_out_file_named),
             cmocka_unit_test(test_open_source_file), cmocka_unit_test(test_rm_rf_deep),
+            cmocka_unit_test(test_err_errno),        cmocka_unit_test(test_err_oom),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
