@@ -18,7 +18,7 @@
 
 /* Exit codes (docs/cli.md). A command's own status passes through unchanged. */
 #define EXIT_OK 0
-#define EXIT_FAILURE_ 1    /* a management command failed */
+#define EXIT_ERROR 1       /* a management command failed */
 #define EXIT_USAGE 2       /* bad arguments */
 #define EXIT_RUN_ERROR 125 /* agentkernel could not run the command */
 #define EXIT_CANNOT_EXEC 126

@@ -241,5 +241,5 @@ int cmd_doctor(int argc, char **argv)
                 cli_print_json(o);
         }
         json_decref(rep.checks);
-        return rep.errors ? EXIT_FAILURE_ : EXIT_OK;
+        return rep.errors ? EXIT_ERROR : EXIT_OK;
 }

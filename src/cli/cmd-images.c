@@ -110,7 +110,7 @@ static int images_list(struct image_store *s, const struct images_flags *f)
         size_t n = 0;
 
         if (image_store_list(s, &v, &n, &err) < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         if (f->json) {
                 cleanup_json json_t *arr = json_array();
                 for (size_t i = 0; i < n; i++)
@@ -149,7 +149,7 @@ static int images_pull(struct cli_args *a, const struct images_flags *f)
                 return cli_usage_error(cli_current, "'images pull' needs one image name");
         if (paths_helper("agentkernel-image", "AGENTKERNEL_IMAGE_HELPER", helper, sizeof(helper),
                          &err) < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         argv[k++] = "agentkernel-image";
         argv[k++] = "pull";
         if (f->quiet)
@@ -160,7 +160,7 @@ static int images_pull(struct cli_args *a, const struct images_flags *f)
         argv[k] = NULL;
         execv(helper, (char *const *)argv);
         cli_error("cannot run '%s': %s", helper, strerror(errno));
-        return EXIT_FAILURE_;
+        return EXIT_ERROR;
 }
 
 int cmd_images(int argc, char **argv)
@@ -194,13 +194,13 @@ int cmd_images(int argc, char **argv)
                 return images_pull(&a, &f);
         r = paths_data_dir_open(&data, &err);
         if (r < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         close(r);
         if (streq(verb, "list") || streq(verb, "ls")) {
                 if (a.n_pos != 1)
                         return cli_usage_error(cli_current, "list takes no name");
                 if (image_store_open(data, IMAGE_STORE_SHARED, &s, &err) < 0)
-                        return cli_fail(&err, EXIT_FAILURE_);
+                        return cli_fail(&err, EXIT_ERROR);
                 rc = images_list(&s, &f);
         } else if (streq(verb, "rm") || streq(verb, "remove") || streq(verb, "delete")) {
                 cleanup_strv char **ids = NULL;
@@ -208,7 +208,7 @@ int cmd_images(int argc, char **argv)
                 if (a.n_pos < 2)
                         return cli_usage_error(cli_current, "'images rm' needs an image name");
                 if (image_store_open(data, IMAGE_STORE_EXCLUSIVE, &s, &err) < 0)
-                        return cli_fail(&err, EXIT_FAILURE_);
+                        return cli_fail(&err, EXIT_ERROR);
                 ids = ids_in_use(&s, &users);
                 for (size_t i = 1; i < a.n_pos; i++) {
                         struct image_ref ref;
@@ -227,11 +227,11 @@ int cmd_images(int argc, char **argv)
                                 cli_error("image '%s' is used by sandbox '%s'; remove the sandbox "
                                           "first, or use --force",
                                           a.pos[i], user);
-                                rc = EXIT_FAILURE_;
+                                rc = EXIT_ERROR;
                                 continue;
                         }
                         if (image_store_remove(&s, a.pos[i], &err) < 0) {
-                                rc = cli_fail(&err, EXIT_FAILURE_);
+                                rc = cli_fail(&err, EXIT_ERROR);
                                 ak_err_clear(&err);
                                 continue;
                         }
@@ -242,7 +242,7 @@ int cmd_images(int argc, char **argv)
                         uint64_t freed = 0;
                         char size[32];
                         if (image_store_prune(&s, ids, &freed, &err) < 0)
-                                rc = cli_fail(&err, EXIT_FAILURE_);
+                                rc = cli_fail(&err, EXIT_ERROR);
                         format_bytes(freed, size, sizeof(size));
                         if (rc == EXIT_OK && !f.quiet)
                                 printf("Freed %s\n", size);
@@ -254,10 +254,10 @@ int cmd_images(int argc, char **argv)
                 if (a.n_pos != 1)
                         return cli_usage_error(cli_current, "prune takes no name");
                 if (image_store_open(data, IMAGE_STORE_EXCLUSIVE, &s, &err) < 0)
-                        return cli_fail(&err, EXIT_FAILURE_);
+                        return cli_fail(&err, EXIT_ERROR);
                 ids = ids_in_use(&s, NULL);
                 if (image_store_prune(&s, ids, &freed, &err) < 0)
-                        rc = cli_fail(&err, EXIT_FAILURE_);
+                        rc = cli_fail(&err, EXIT_ERROR);
                 format_bytes(freed, size, sizeof(size));
                 if (rc == EXIT_OK)
                         printf("Freed %s\n", size);

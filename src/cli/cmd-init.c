@@ -98,7 +98,7 @@ int cmd_init(int argc, char **argv)
         default_name(name, sizeof(name));
         if (config_starter(f.name ? f.name : name, f.agent, &text) < 0) {
                 cli_error("out of memory");
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         (void)SHA256Data((const uint8_t *)text, strlen(text), sha);
         fd = open(CONFIG_FILE_NAME, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -106,13 +106,13 @@ int cmd_init(int argc, char **argv)
                 cli_error(errno == EEXIST ? "%s already exists; not overwriting it"
                                           : "cannot create %s: %s",
                           CONFIG_FILE_NAME, strerror(errno));
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         /* 0644 whatever the umask: a group-writable config would not be trusted */
         if (fchmod(fd, 0644) < 0 || write_all(fd, text, strlen(text)) < 0) {
                 cli_error("cannot write %s: %s", CONFIG_FILE_NAME, strerror(errno));
                 (void)unlink(CONFIG_FILE_NAME);
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         /* approve what is on disk now, read back through the trusted reader's checks */
         if (config_inspect(CONFIG_FILE_NAME, &cfg, &err) < 0 || !streq(cfg->sha256, sha) ||
@@ -123,7 +123,7 @@ int cmd_init(int argc, char **argv)
                           "trust",
                           CONFIG_FILE_NAME, ak_err_msg(&err));
                 config_free(cfg);
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         config_free(cfg);
         printf("Wrote and approved %s (sandbox '%s'); create it with: agentkernel create\n",

@@ -40,11 +40,11 @@ int cmd_create(int argc, char **argv)
         }
         m = cli_manager();
         if (!m) {
-                r = EXIT_FAILURE_;
+                r = EXIT_ERROR;
                 goto out;
         }
         if (manager_create(m, &f.o, &err) < 0) {
-                r = cli_fail(&err, EXIT_FAILURE_);
+                r = cli_fail(&err, EXIT_ERROR);
                 goto out;
         }
         if (f.no_start) {
@@ -60,7 +60,7 @@ int cmd_create(int argc, char **argv)
                         "The sandbox was created but not started; after fixing the "
                         "cause run: %s start %s\n",
                         cli_prog, f.o.name);
-                r = EXIT_FAILURE_;
+                r = EXIT_ERROR;
                 goto out;
         }
         printf("Created and started sandbox '%s'\n", f.o.name);
@@ -99,12 +99,12 @@ static int for_each_name(int argc, char **argv, const struct cli_spec *spec,
                 return CLI_PARSE_EXIT(r);
         m = cli_manager();
         if (!m)
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         for (size_t i = 0; i < a.n_pos; i++) {
                 struct ak_err err = {0};
                 int k = p->op(m, a.pos[i], p->ctx, &err);
                 if (k < 0)
-                        r = cli_fail(&err, EXIT_FAILURE_);
+                        r = cli_fail(&err, EXIT_ERROR);
                 else if (k == 0)
                         printf("%s sandbox '%s'\n", p->done, a.pos[i]);
         }

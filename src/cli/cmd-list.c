@@ -63,13 +63,13 @@ int cmd_list(int argc, char **argv)
         }
         m = cli_manager();
         if (!m) {
-                r = EXIT_FAILURE_;
+                r = EXIT_ERROR;
                 goto out;
         }
         r = manager_list(m, warn_bad_file, NULL, &l);
         if (r < 0) {
                 cli_error("cannot list sandboxes: %s", strerror(-r));
-                r = EXIT_FAILURE_;
+                r = EXIT_ERROR;
                 goto out;
         }
         if (f.json) {
@@ -145,11 +145,11 @@ int cmd_info(int argc, char **argv)
         }
         m = cli_manager();
         if (!m) {
-                r = EXIT_FAILURE_;
+                r = EXIT_ERROR;
                 goto out;
         }
         if (store_load(m->store, a.pos[0], &st, &err) < 0) {
-                r = cli_fail(&err, EXIT_FAILURE_);
+                r = cli_fail(&err, EXIT_ERROR);
                 goto out;
         }
         {

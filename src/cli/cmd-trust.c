@@ -160,7 +160,7 @@ static int list(bool json)
         json_t *e;
 
         if (trust_list(&all, &err) < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         if (!json)
                 printf("%-8s %-16s %-20s %s\n", "STATUS", "SHA256", "APPROVED", "PATH");
         json_object_foreach (all, path, e) {
@@ -217,7 +217,7 @@ int cmd_trust(int argc, char **argv)
         }
         path = a.n_pos ? a.pos[0] : CONFIG_FILE_NAME;
         if (config_inspect(path, &c, &err) < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         show(c);
         if (f.show) {
                 config_free(c);
@@ -226,12 +226,12 @@ int cmd_trust(int argc, char **argv)
         if (!f.yes && isatty(STDIN_FILENO) && !confirm()) {
                 printf("Not approved\n");
                 config_free(c);
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         r = config_approve(c, &err);
         if (r < 0) {
                 config_free(c);
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         }
         printf("Approved %s; 'run', 'create' and 'serve' use it until it changes\n", c->path);
         config_free(c);
@@ -273,13 +273,13 @@ int cmd_untrust(int argc, char **argv)
         key = approval_key(a.pos[0]);
         if (!key) {
                 cli_error("cannot resolve '%s': %s", a.pos[0], strerror(errno));
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         if (trust_remove(key, &found, &err) < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         if (!found) {
                 cli_error("'%s' is not approved (see: agentkernel trust --list)", key);
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         printf("Removed the approval of %s\n", key);
         return EXIT_OK;

@@ -285,7 +285,7 @@ int sandbox_flags_config(struct sandbox_flags *f)
                 f->o.image = config_image(c);
         if (config_apply_registry_env(c) < 0) {
                 cli_error("out of memory");
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         if (!f->o.profile)
                 f->o.profile = c->profile;
@@ -314,7 +314,7 @@ int sandbox_flags_config(struct sandbox_flags *f)
                 f->all_ports = calloc(c->n_ports + f->n_ports, sizeof(*f->all_ports));
                 if (!f->all_ports) {
                         cli_error("out of memory");
-                        return EXIT_FAILURE_;
+                        return EXIT_ERROR;
                 }
                 memcpy(f->all_ports, c->ports, c->n_ports * sizeof(*c->ports));
                 memcpy(f->all_ports + c->n_ports, f->ports, f->n_ports * sizeof(*f->ports));
@@ -324,12 +324,12 @@ int sandbox_flags_config(struct sandbox_flags *f)
         /* environment: the file's git identity, then -e (later wins) */
         if (add_git_identity(f) < 0) {
                 cli_error("out of memory");
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         for (char **e = f->env; e && *e; e++)
                 if (strv_push(&f->cfg_env, *e) < 0) {
                         cli_error("out of memory");
-                        return EXIT_FAILURE_;
+                        return EXIT_ERROR;
                 }
         if (f->cfg_env)
                 f->o.env = f->cfg_env;
