@@ -13,7 +13,7 @@
 
 #include "cli.h"
 #include "cmd.h"
-#include "core/agents.h"
+#include "core/coding-agents.h"
 #include "core/config.h"
 #include "core/validate.h"
 #include "shared/cleanup.h"
@@ -35,7 +35,7 @@ static int init_opt(int c, const char *arg, void *ctx)
                 f->name = arg;
                 return 0;
         case 'a':
-                if (!agent_find(arg))
+                if (!coding_agent_find(arg))
                         return cli_usage_error(cli_current,
                                                "unknown agent '%s' (claude, codex, gemini, "
                                                "opencode, amp, pi, copilot)",

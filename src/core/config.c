@@ -22,7 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "core/agents.h"
+#include "core/coding-agents.h"
 #include "core/profile.h"
 #include "core/toml.h"
 #include "core/trust.h"
@@ -493,7 +493,7 @@ static int validate(struct ctx *x)
                                   "[resources] memory_mb: must be 16 to 1048576 (1 TB)");
         if (c->disk_mb && validate_disk_mb(c->disk_mb, x->err) < 0)
                 return ak_err_prefix(x->err, "[resources] disk_mb");
-        if (c->agent && !agent_find(c->agent))
+        if (c->agent && !coding_agent_find(c->agent))
                 warn(c, "[agent] preferred: '%s' is not an agent agentkernel knows", c->agent);
         if (!c->git_name != !c->git_email)
                 warn(c, "[agent] git_name and git_email go together; neither is applied");

@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/agents.h"
 #include "core/audit.h"
+#include "core/coding-agents.h"
 #include "core/config.h"
 #include "core/paths.h"
 #include "core/validate.h"
@@ -529,7 +529,7 @@ static int run_script(int fd, const char *script, uint64_t timeout_ms, int *ret_
 static int start_work(struct manager *m, const struct backend_ops *b, const struct sandbox_ref *ref,
                       const struct sandbox_state *st, struct ak_err *err)
 {
-        const struct agent_info *agent = agent_find(st->agent);
+        const struct coding_agent *agent = coding_agent_find(st->agent);
         int fd, r, code;
 
         for (size_t i = 0; i < st->n_files; i++) {
