@@ -34,11 +34,6 @@ int manager_update(struct manager *m, const char *name, manager_edit_fn fn, void
         return r;
 }
 
-static int oom(struct ak_err *err)
-{
-        return ak_err_oom(err);
-}
-
 /* ---- setters ---- */
 
 static int edit_labels(struct sandbox_state *st, void *ctx, struct ak_err *err)
@@ -46,7 +41,7 @@ static int edit_labels(struct sandbox_state *st, void *ctx, struct ak_err *err)
         json_t *copy = json_deep_copy(ctx);
 
         if (!copy)
-                return oom(err);
+                return ak_err_oom(err);
         json_decref(st->labels);
         st->labels = copy;
         return 0;
@@ -79,7 +74,7 @@ int manager_set_labels(struct manager *m, const char *name, json_t *labels, stru
 
 static int edit_description(struct sandbox_state *st, void *ctx, struct ak_err *err)
 {
-        return state_set_str(&st->description, ctx) < 0 ? oom(err) : 0;
+        return state_set_str(&st->description, ctx) < 0 ? ak_err_oom(err) : 0;
 }
 
 int manager_set_description(struct manager *m, const char *name, const char *description,
@@ -100,7 +95,7 @@ static int edit_identity(struct sandbox_state *st, void *ctx, struct ak_err *err
         if (state_set_str(&st->uuid, id->uuid) < 0 ||
             state_set_str(&st->created_at, id->created_at) < 0 ||
             state_set_str(&st->expires_at, id->expires_at) < 0)
-                return oom(err);
+                return ak_err_oom(err);
         return 0;
 }
 
@@ -141,7 +136,7 @@ static int edit_template(struct sandbox_state *st, void *ctx, struct ak_err *err
         const struct template_meta *t = ctx;
         if (set_trimmed(&st->created_from_template, t->from) < 0 ||
             set_trimmed(&st->template_help_text, t->help) < 0)
-                return oom(err);
+                return ak_err_oom(err);
         return 0;
 }
 
@@ -177,7 +172,7 @@ int manager_set_lifecycle(struct manager *m, const char *name, const struct life
 
 static int edit_init_script(struct sandbox_state *st, void *ctx, struct ak_err *err)
 {
-        return state_set_str(&st->init_script, ctx) < 0 ? oom(err) : 0;
+        return state_set_str(&st->init_script, ctx) < 0 ? ak_err_oom(err) : 0;
 }
 
 int manager_set_init_script(struct manager *m, const char *name, const char *script,
@@ -190,7 +185,7 @@ static int edit_volumes(struct sandbox_state *st, void *ctx, struct ak_err *err)
 {
         char **copy = strv_dup(ctx);
         if (!copy)
-                return oom(err);
+                return ak_err_oom(err);
         strv_free(st->volumes);
         st->volumes = copy;
         return 0;
@@ -225,7 +220,7 @@ static int edit_extend(struct sandbox_state *st, void *ctx, struct ak_err *err)
         base += (int64_t)e->secs * NSEC_PER_SEC;
         format_rfc3339(base, e->expiry);
         if (state_set_str(&st->expires_at, e->expiry) < 0)
-                return oom(err);
+                return ak_err_oom(err);
         if (parse_rfc3339(st->created_at, &created) == 0 && base - created > 0) {
                 st->has_ttl = true;
                 st->ttl_seconds = (uint64_t)((base - created) / NSEC_PER_SEC);
@@ -280,7 +275,7 @@ static int select_names(struct manager *m, bool (*keep)(const struct sandbox_sta
         names = calloc(l.n + 1, sizeof(char *));
         if (!names) {
                 state_list_free(&l);
-                return oom(err);
+                return ak_err_oom(err);
         }
         for (size_t i = 0, k = 0; i < l.n; i++) {
                 if (!keep(l.items[i], ctx))
@@ -289,7 +284,7 @@ static int select_names(struct manager *m, bool (*keep)(const struct sandbox_sta
                 if (!names[k++]) {
                         strv_free(names);
                         state_list_free(&l);
-                        return oom(err);
+                        return ak_err_oom(err);
                 }
         }
         state_list_free(&l);
@@ -434,7 +429,7 @@ static int edit_archive(struct sandbox_state *st, void *ctx, struct ak_err *err)
         const struct archive *a = ctx;
         if (state_set_str(&st->archived_at, a->when) < 0 ||
             state_set_str(&st->archived_reason, a->reason) < 0)
-                return oom(err);
+                return ak_err_oom(err);
         return 0;
 }
 
@@ -484,7 +479,7 @@ int manager_reconcile(struct manager *m, bool dry_run, struct reconcile_result *
         if (!ret->actions || !ret->stopped || !ret->archived || !ret->removed) {
                 state_list_free(&l);
                 reconcile_result_free(ret);
-                return oom(err);
+                return ak_err_oom(err);
         }
         for (size_t i = 0; i < l.n; i++) {
                 struct reconcile_action *a = &ret->actions[ret->n_actions];
@@ -494,7 +489,7 @@ int manager_reconcile(struct manager *m, bool dry_run, struct reconcile_result *
                 if (!a->sandbox) {
                         state_list_free(&l);
                         reconcile_result_free(ret);
-                        return oom(err);
+                        return ak_err_oom(err);
                 }
                 ret->n_actions++;
         }
@@ -512,7 +507,7 @@ int manager_reconcile(struct manager *m, bool dry_run, struct reconcile_result *
                 *list = strdup(a->sandbox);
                 if (!*list) {
                         reconcile_result_free(ret);
-                        return oom(err);
+                        return ak_err_oom(err);
                 }
         }
         return 0;
@@ -545,7 +540,7 @@ static int edit_recover(struct sandbox_state *st, void *ctx, struct ak_err *err)
         if (state_set_str(&st->archived_at, NULL) < 0 ||
             state_set_str(&st->archived_reason, NULL) < 0 ||
             state_set_str(&st->last_activity_at, now) < 0)
-                return oom(err);
+                return ak_err_oom(err);
         return 0;
 }
 
