@@ -14,6 +14,7 @@
 #include "server/gate.h"
 #include "server/route.h"
 #include "shared/cleanup.h"
+#include "shared/strv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

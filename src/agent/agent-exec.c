@@ -41,6 +41,7 @@
 #include "shared/fd-util.h"
 #include "shared/parse-util.h"
 #include "shared/random-util.h"
+#include "shared/strv.h"
 #include "shared/time-util.h"
 
 #define OUT_HIGH_WATER (1u << 20) /* stop reading the command's output above this */

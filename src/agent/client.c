@@ -23,6 +23,7 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/random-util.h"
+#include "shared/strv.h"
 
 #define CLIENT_OUT_HIGH (1u << 20)
 

@@ -12,6 +12,7 @@
 
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/strv.h"
 
 static void put_le16(uint8_t *p, uint16_t v)
 {

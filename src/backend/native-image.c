@@ -28,6 +28,7 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/macro.h"
+#include "shared/strv.h"
 
 /* Runs `agentkernel-image pull --porcelain NAME`: its progress goes to our stderr as it comes
  * (for people); its one-line result, the id or the reason it failed, to us (for the API). */

@@ -41,6 +41,7 @@
 #include "shared/json-util.h"
 #include "shared/parse-util.h"
 #include "shared/random-util.h"
+#include "shared/strv.h"
 #include "shared/test-hook.h"
 #include "shared/time-util.h"
 

@@ -92,9 +92,6 @@ struct manager *cli_manager(void);
  * agent of running sandbox `name`. On failure prints why and returns -fail_code. */
 int cli_connect(const char *name, int fail_code, struct manager **ret_m);
 
-/* Appends to a NULL-terminated string list (growing it). -ENOMEM on failure. */
-int strv_push(char ***v, const char *s);
-
 /* Writes data to fd entirely (for command output). */
 int cli_output(void *ctx, int stream, const void *data, size_t len);
 

@@ -12,6 +12,7 @@
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 #include "shared/parse-util.h"
+#include "shared/strv.h"
 
 struct exec_flags {
         char **env;

@@ -15,6 +15,7 @@
 #include "image/ref.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
+#include "shared/strv.h"
 #include "shared/text-util.h"
 
 struct images_flags {

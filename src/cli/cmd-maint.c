@@ -11,6 +11,7 @@
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 #include "shared/parse-util.h"
+#include "shared/strv.h"
 
 enum {
         OPT_BY = 1000,

@@ -14,6 +14,7 @@
 #include "core/volume.h"
 #include "shared/cleanup.h"
 #include "shared/parse-util.h"
+#include "shared/strv.h"
 
 const struct option run_longopts[] = {
     {"keep", no_argument, NULL, 'k'},

@@ -33,6 +33,7 @@
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
 #include "shared/macro.h"
+#include "shared/strv.h"
 
 #define INIT_SCRIPT_MAX (64u << 10)
 
@@ -99,27 +100,16 @@ static void warn(struct config *c, const char *fmt, ...) __attribute__((format(p
 
 static void warn(struct config *c, const char *fmt, ...)
 {
-        size_t n = strv_len(c->warnings);
         char *msg = NULL;
-        char **nw;
         va_list ap;
 
-        if (n >= CONFIG_WARNINGS_MAX)
+        if (strv_len(c->warnings) >= CONFIG_WARNINGS_MAX)
                 return;
         va_start(ap, fmt);
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         va_end(ap);
-        if (!msg)
-                return;
-        nw = realloc(c->warnings, (n + 2) * sizeof(char *));
-        if (!nw) {
-                free(msg);
-                return;
-        }
-        nw[n] = msg;
-        nw[n + 1] = NULL;
-        c->warnings = nw;
+        (void)strv_consume(&c->warnings, msg); /* best effort: a warning lost to ENOMEM */
 }
 
 static int type_error(struct ctx *x, const char *section, const char *key, const char *want)

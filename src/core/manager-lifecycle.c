@@ -18,6 +18,7 @@
 #include "shared/json-util.h"
 #include "shared/macro.h"
 #include "shared/parse-util.h"
+#include "shared/strv.h"
 
 int manager_update(struct manager *m, const char *name, manager_edit_fn fn, void *ctx,
                    struct ak_err *err)

@@ -26,6 +26,7 @@
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
 #include "shared/random-util.h"
+#include "shared/strv.h"
 #include "shared/time-util.h"
 
 int manager_open(struct manager **ret, struct ak_err *err)

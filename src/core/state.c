@@ -14,6 +14,7 @@
 #include "shared/cleanup.h"
 #include "shared/cmd-policy.h"
 #include "shared/json-util.h"
+#include "shared/strv.h"
 
 /* Backends upstream's BackendType knows; anything else goes to the extension. */
 static const char *const upstream_backends[] = {

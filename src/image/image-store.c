@@ -21,7 +21,9 @@
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/json-util.h"
 #include "shared/macro.h"
+#include "shared/strv.h"
 
 #define REFS_FILE "refs.json"
 
@@ -127,14 +129,6 @@ bool image_store_has_layer(const struct image_store *s, const char *digest)
 
 /* ---- JSON (de)serialisation ---- */
 
-static json_t *strv_json(char *const *v)
-{
-        json_t *a = json_array();
-        for (size_t i = 0; a && v && v[i]; i++)
-                json_array_append_new(a, json_string(v[i]));
-        return a;
-}
-
 static char **json_strv(json_t *a)
 {
         char **v;
@@ -169,9 +163,9 @@ static char *record_dump(const struct image_record *r)
         json_object_set_new(o, "id", json_string(r->id));
         json_object_set_new(o, "config", json_string(r->config));
         json_object_set_new(o, "layers", layers);
-        json_object_set_new(o, "env", strv_json(r->env));
+        json_object_set_new(o, "env", strv_json_array(r->env));
         if (r->cmd)
-                json_object_set_new(o, "cmd", strv_json(r->cmd));
+                json_object_set_new(o, "cmd", strv_json_array(r->cmd));
         if (r->workdir)
                 json_object_set_new(o, "workdir", json_string(r->workdir));
         if (r->user)

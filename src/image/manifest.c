@@ -14,6 +14,7 @@
 #include "image/ref.h"
 #include "shared/cleanup.h"
 #include "shared/macro.h"
+#include "shared/strv.h"
 
 static void descriptor_free(struct descriptor *d)
 {

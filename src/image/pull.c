@@ -21,6 +21,7 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/macro.h"
+#include "shared/strv.h"
 #include "shared/test-hook.h"
 #include "shared/text-util.h"
 #include "shared/time-util.h"

@@ -19,6 +19,7 @@
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 #include "shared/macro.h"
+#include "shared/strv.h"
 #include "shared/text-util.h"
 #include "shared/time-util.h"
 
@@ -174,16 +175,8 @@ static int env_of(json_t *body, char ***ret, struct api_result *r)
                                 return api_fail(r, 500, "out of memory");
                         if (strv_len(*ret) >= AK_MAX_ARGS)
                                 return api_fail(r, 400, "too many environment variables");
-                        {
-                                size_t n = strv_len(*ret);
-                                char **nv = realloc(*ret, (n + 2) * sizeof(char *));
-                                if (!nv)
-                                        return api_fail(r, 500, "out of memory");
-                                nv[n] = e;
-                                nv[n + 1] = NULL;
-                                e = NULL;
-                                *ret = nv;
-                        }
+                        if (strv_consume(ret, TAKE_PTR(e)) < 0)
+                                return api_fail(r, 500, "out of memory");
                 }
         } else if (string_array(body, "env", false, AK_MAX_ARGS, ret, r) < 0) {
                 return -1;

@@ -50,6 +50,7 @@
 #include "shared/json-util.h"
 #include "shared/macro.h"
 #include "shared/parse-util.h"
+#include "shared/strv.h"
 #include "shared/time-util.h"
 
 #define API_KEYS_MAX 64

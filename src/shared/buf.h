@@ -55,10 +55,3 @@ const char *str_pool_add(struct str_pool *p, const char *s, size_t len);
  * (v untouched, still the caller's). */
 void *array_reserve_one(void *v, size_t n, size_t *cap, size_t elem, size_t first);
 void str_pool_free(struct str_pool *p);
-
-/* NULL-terminated string vectors. strv_dup(NULL) is NULL; NULL also on OOM (check v first). */
-size_t strv_len(char *const *v);
-char **strv_dup(char *const *v);
-/* An environment: the entries of base ("K=V") whose K over does not set, then all of over.
- * Entries of base without '=' are dropped. malloc'd; NULL on ENOMEM. */
-char **strv_env_merge(char *const *base, char *const *over);

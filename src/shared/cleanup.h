@@ -36,25 +36,9 @@ static inline void cleanup_fclose_fn(FILE **f)
         }
 }
 
-/* Frees a NULL-terminated array of strings and the array itself. */
-static inline void strv_free(char **v)
-{
-        if (!v)
-                return;
-        for (char **p = v; *p; p++)
-                free(*p);
-        free(v);
-}
-
-static inline void cleanup_strv_fn(char ***v)
-{
-        strv_free(*v);
-}
-
 #define cleanup_free CLEANUP(cleanup_free_fn)
 #define cleanup_close CLEANUP(cleanup_close_fn)
 #define cleanup_fclose CLEANUP(cleanup_fclose_fn)
-#define cleanup_strv CLEANUP(cleanup_strv_fn)
 
 /* Declares cleanup_<name> for `type *` variables released by `func(type *)`. */
 #define DEFINE_CLEANUP(type, func)                                                                 \

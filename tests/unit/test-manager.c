@@ -22,6 +22,7 @@
 #include "core/manager.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/strv.h"
 #include "shared/time-util.h"
 
 struct fixture {

@@ -17,6 +17,7 @@
 #include "agent/client.h"
 #include "agent/proto.h"
 #include "shared/cleanup.h"
+#include "shared/strv.h"
 
 static void test_roundtrip(void **unused)
 {

@@ -24,6 +24,7 @@
 #include "shared/fd-util.h"
 #include "shared/parse-util.h"
 #include "shared/random-util.h"
+#include "shared/strv.h"
 #include "shared/time-util.h"
 
 static void test_rfc3339_format(void **unused)
@@ -574,17 +575,59 @@ static void test_err_oom(void **unused)
         assert_int_equal(ak_err_oom(NULL), -ENOMEM);
 }
 
+static void test_strv(void **unused)
+{
+        cleanup_strv char **v = NULL;
+        cleanup_strv char **copy = NULL;
+        cleanup_strv char **env = NULL;
+        char *base[] = {"PATH=/bin", "HOME=/root", "junk", "TERM=dumb", NULL};
+        char *over[] = {"HOME=/home/u", "X=1", NULL};
+        (void)unused;
+        assert_int_equal(strv_len(NULL), 0);
+        assert_null(strv_dup(NULL));
+        strv_free(NULL);
+        assert_int_equal(strv_push(&v, "a"), 0);
+        assert_int_equal(strv_push(&v, "b"), 0);
+        assert_int_equal(strv_consume(&v, strdup("c")), 0);
+        assert_int_equal(strv_consume(&v, NULL), -ENOMEM); /* a failed strdup: v unchanged */
+        assert_int_equal(strv_len(v), 3);
+        assert_string_equal(v[2], "c");
+        assert_null(v[3]);
+        copy = strv_dup(v);
+        assert_non_null(copy);
+        assert_int_equal(strv_len(copy), 3);
+        assert_ptr_not_equal(copy[0], v[0]);
+        assert_string_equal(copy[1], "b");
+        /* base's keys that over does not set, then over; entries without '=' dropped */
+        env = strv_env_merge(base, over);
+        assert_non_null(env);
+        assert_int_equal(strv_len(env), 4);
+        assert_string_equal(env[0], "PATH=/bin");
+        assert_string_equal(env[1], "TERM=dumb");
+        assert_string_equal(env[2], "HOME=/home/u");
+        assert_string_equal(env[3], "X=1");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_rfc3339_format),   cmocka_unit_test(test_rfc3339_parse),
-            cmocka_unit_test(test_numbers),          cmocka_unit_test(test_buf),
-            cmocka_unit_test(test_array_reserve),    cmocka_unit_test(test_ids),
-            cmocka_unit_test(test_atomic_write),     cmocka_unit_test(test_mkdir_rm),
-            cmocka_unit_test(test_openat_nomagic),   cmocka_unit_test(test_openat_nomagic_walk),
-            cmocka_unit_test(test_out_file),         cmocka_unit_test(test_out_file_named),
-            cmocka_unit_test(test_open_source_file), cmocka_unit_test(test_rm_rf_deep),
-            cmocka_unit_test(test_err_errno),        cmocka_unit_test(test_err_oom),
+            cmocka_unit_test(test_rfc3339_format),
+            cmocka_unit_test(test_rfc3339_parse),
+            cmocka_unit_test(test_numbers),
+            cmocka_unit_test(test_buf),
+            cmocka_unit_test(test_array_reserve),
+            cmocka_unit_test(test_ids),
+            cmocka_unit_test(test_atomic_write),
+            cmocka_unit_test(test_mkdir_rm),
+            cmocka_unit_test(test_openat_nomagic),
+            cmocka_unit_test(test_openat_nomagic_walk),
+            cmocka_unit_test(test_out_file),
+            cmocka_unit_test(test_out_file_named),
+            cmocka_unit_test(test_open_source_file),
+            cmocka_unit_test(test_rm_rf_deep),
+            cmocka_unit_test(test_err_errno),
+            cmocka_unit_test(test_err_oom),
+            cmocka_unit_test(test_strv),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
