@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
                 strv_free(argv);
                 strv_free(env);
-                api_result_clear(&r);
+                api_result_done(&r);
                 json_decref(body);
         }
         return 0;

@@ -315,7 +315,7 @@ static void handler_forget(pid_t pid)
                 *h = handlers[--n_handlers];
 }
 
-static size_t handlers_free(void)
+static size_t n_free_handlers(void)
 {
         size_t n = 0;
         for (size_t i = 0; i < n_handlers; i++)
@@ -344,7 +344,7 @@ static void read_notes(void)
 static int retire_surplus(void)
 {
         int64_t now = now_monotonic_ns(), window = HANDLER_SURPLUS_WINDOW_MS * NSEC_PER_MSEC;
-        size_t free_now = handlers_free(), live = 0, k;
+        size_t free_now = n_free_handlers(), live = 0, k;
 
         for (size_t i = 0; i < n_handlers; i++)
                 live += handlers[i].state != HANDLER_RETIRING;
@@ -594,7 +594,7 @@ int main(int argc, char **argv)
                 struct signalfd_siginfo si;
 
                 /* one handler free at all times */
-                if (handlers_free() == 0 && !spawn_handler(listen_fd))
+                if (n_free_handlers() == 0 && !spawn_handler(listen_fd))
                         fork_err = errno;
                 timeout = retire_surplus();
                 p[n++] = (struct pollfd){sigfd, POLLIN, 0};
@@ -631,7 +631,7 @@ int main(int argc, char **argv)
                                 break;
                         handler_forget(pid);
                 }
-                if (i_listen >= 0 && (p[i_listen].revents & POLLIN) && handlers_free() == 0)
+                if (i_listen >= 0 && (p[i_listen].revents & POLLIN) && n_free_handlers() == 0)
                         refuse_waiting_connection(listen_fd, fork_err);
                 if (i_sync >= 0 && p[i_sync].revents) {
                         char c2 = 0;

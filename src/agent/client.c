@@ -128,7 +128,7 @@ int agent_exec(int fd, const struct agent_exec_opts *o, const struct agent_io *i
         put_exec(&c.out, o, stdin_open);
         r = ak_msg_end(&c.out, st);
         if (r < 0) {
-                ak_conn_release(&c);
+                ak_conn_done(&c);
                 return ak_err_set(err, -r, "command line too large for the agent protocol");
         }
         (void)fd_set_nonblock(fd, true);
@@ -237,7 +237,7 @@ int agent_exec(int fd, const struct agent_exec_opts *o, const struct agent_io *i
                         }
                 }
         }
-        ak_conn_release(&c);
+        ak_conn_done(&c);
         return r < 0 ? r : 0;
 }
 
@@ -292,7 +292,7 @@ static int read_reply(int fd, struct buf *b, struct ak_msg *m, uint16_t want, st
         return 0;
 }
 
-void agent_detached_clear(struct agent_detached *d)
+void agent_detached_done(struct agent_detached *d)
 {
         strv_free(d->argv);
         memset(d, 0, sizeof(*d));
@@ -404,7 +404,7 @@ static int decode_detached(const struct ak_msg *m, void *elem, struct ak_err *er
 
 static void clear_detached(void *elem)
 {
-        agent_detached_clear(elem);
+        agent_detached_done(elem);
 }
 
 int agent_detach_list(int fd, struct agent_detached **ret, size_t *ret_n, struct ak_err *err)

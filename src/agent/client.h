@@ -66,7 +66,8 @@ struct agent_detached {
         int64_t started_ns;
         char **argv; /* owned */
 };
-void agent_detached_clear(struct agent_detached *d);
+/* Frees what d holds (d itself is the caller's) and zeroes it. */
+void agent_detached_done(struct agent_detached *d);
 
 int agent_detach(int fd, const struct agent_exec_opts *o, struct agent_detached *ret,
                  struct ak_err *err);

@@ -74,7 +74,7 @@ static int run_pull(const char *name, struct ak_err *err)
         return ak_err_set(err, ENOENT, "cannot pull image '%s' (the puller failed)", name);
 }
 
-void native_image_close(struct native_image *img)
+void native_image_done(struct native_image *img)
 {
         if (!img)
                 return;
@@ -113,7 +113,7 @@ int native_image_open(const char *name, struct native_image *ret, struct ak_err 
                 r = image_store_resolve(&s, &ref, &rec, NULL);
                 if (r == -ENOENT) {
                         /* The helper takes the store lock itself. */
-                        image_store_close(&s);
+                        image_store_done(&s);
                         r = run_pull(name, err);
                         if (r >= 0)
                                 r = image_store_open(data, IMAGE_STORE_SHARED, &s, err);
@@ -123,7 +123,7 @@ int native_image_open(const char *name, struct native_image *ret, struct ak_err 
                         r = image_store_resolve(&s, &ref, &rec, err);
                 }
         }
-        image_ref_free(&ref);
+        image_ref_done(&ref);
         for (size_t i = rec.n_layers; r >= 0 && i-- > 0;) {
                 char path[PATH_MAX];
                 r = image_store_layer_path(&s, rec.layers[i].digest, path, sizeof(path));
@@ -143,9 +143,9 @@ int native_image_open(const char *name, struct native_image *ret, struct ak_err 
         if (r >= 0 && image_env_check(rec.env, err) < 0)
                 r = ak_err_prefix(err, "image '%s'", name);
         if (r < 0) {
-                buf_free(&lowers);
-                image_record_free(&rec);
-                image_store_close(&s);
+                buf_done(&lowers);
+                image_record_done(&rec);
+                image_store_done(&s);
                 return r;
         }
         img.lowers = buf_detach(&lowers, NULL);
@@ -154,8 +154,8 @@ int native_image_open(const char *name, struct native_image *ret, struct ak_err 
         img.user = TAKE_PTR(rec.user);
         img.lock_fd = s.lock_fd;
         s.lock_fd = -1;
-        image_record_free(&rec);
-        image_store_close(&s);
+        image_record_done(&rec);
+        image_store_done(&s);
         *ret = img;
         return 0;
 }

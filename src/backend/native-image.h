@@ -23,7 +23,8 @@ struct native_image {
 
 /* Resolves name in the store, pulling it when absent. */
 int native_image_open(const char *name, struct native_image *ret, struct ak_err *err);
-void native_image_close(struct native_image *img);
+/* Frees what img holds and drops its layer lock (img itself is the caller's). NULL is fine. */
+void native_image_done(struct native_image *img);
 
 /* The copy fallback: the image's layers merged into dir (bottom up, whiteouts and opaque
  * directories applied), owned by the layer's ids + shift (rootful) or by us (rootless). Slow for

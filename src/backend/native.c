@@ -600,8 +600,8 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                         goto fail_committed;
                 }
         }
-        mount_plan_free(&plan);
-        native_image_close(&img);
+        mount_plan_done(&plan);
+        native_image_done(&img);
         return 0;
 
 fail:
@@ -625,12 +625,12 @@ fail_committed:
                 (void)rm_rf_at(AT_FDCWD, cfg->ref.run_dir);
         else if (merged[0])
                 (void)rm_rf_at(AT_FDCWD, merged);
-        native_image_close(&img);
+        native_image_done(&img);
         if (lock_fd >= 0) {
                 (void)unlink(lock_path);
                 close(lock_fd);
         }
-        mount_plan_free(&plan);
+        mount_plan_done(&plan);
         return err && err->code ? -err->code : (r < 0 ? r : -EIO);
 }
 
@@ -803,7 +803,7 @@ static int native_prepare(const char *image, struct ak_err *err)
         if (streq(image, "host"))
                 return 0;
         r = native_image_open(image, &img, err);
-        native_image_close(&img);
+        native_image_done(&img);
         return r;
 }
 

@@ -80,7 +80,7 @@ int cmd_exec_list(int argc, char **argv)
         r = EXIT_OK;
 out:
         for (size_t i = 0; i < n; i++)
-                agent_detached_clear(&list[i]);
+                agent_detached_done(&list[i]);
         free(list);
         manager_free(m);
         return r;
@@ -146,7 +146,7 @@ int cmd_exec_kill(int argc, char **argv)
                 } else {
                         cleanup_json json_t *j = detached_json(a.pos[0], &d);
                         cli_print_json(j);
-                        agent_detached_clear(&d);
+                        agent_detached_done(&d);
                         r = EXIT_OK;
                 }
         }

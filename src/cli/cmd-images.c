@@ -78,7 +78,7 @@ static char **ids_in_use(struct image_store *s, char ***ret_users)
         if (manager_list(m, NULL, NULL, &l) < 0 || !(ids = calloc(l.n + 1, sizeof(*ids))) ||
             !(users = calloc(l.n + 1, sizeof(*users)))) {
                 free(ids);
-                state_list_free(&l);
+                state_list_done(&l);
                 manager_free(m);
                 return NULL;
         }
@@ -91,11 +91,11 @@ static char **ids_in_use(struct image_store *s, char ***ret_users)
                 if (image_store_resolve(s, &ref, &rec, NULL) == 0) {
                         ids[n] = TAKE_PTR(rec.id);
                         users[n++] = strdup(l.items[i]->name);
-                        image_record_free(&rec);
+                        image_record_done(&rec);
                 }
-                image_ref_free(&ref);
+                image_ref_done(&ref);
         }
-        state_list_free(&l);
+        state_list_done(&l);
         manager_free(m);
         if (ret_users)
                 *ret_users = users;
@@ -220,9 +220,9 @@ int cmd_images(int argc, char **argv)
                                         for (size_t k = 0; ids && ids[k]; k++)
                                                 if (streq(ids[k], rec.id))
                                                         user = users[k];
-                                        image_record_free(&rec);
+                                        image_record_done(&rec);
                                 }
-                                image_ref_free(&ref);
+                                image_ref_done(&ref);
                         }
                         if (user) {
                                 cli_error("image '%s' is used by sandbox '%s'; remove the sandbox "
@@ -265,6 +265,6 @@ int cmd_images(int argc, char **argv)
         } else {
                 return cli_usage_error(cli_current, "unknown images command '%s'", verb);
         }
-        image_store_close(&s);
+        image_store_done(&s);
         return rc;
 }

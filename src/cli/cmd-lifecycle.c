@@ -67,7 +67,7 @@ int cmd_create(int argc, char **argv)
         r = EXIT_OK;
 out:
         manager_free(m);
-        sandbox_flags_free(&f);
+        sandbox_flags_done(&f);
         return r;
 }
 

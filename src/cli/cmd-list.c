@@ -115,7 +115,7 @@ int cmd_list(int argc, char **argv)
         }
         r = EXIT_OK;
 out:
-        state_list_free(&l);
+        state_list_done(&l);
         manager_free(m);
         json_decref(f.filters);
         return r;

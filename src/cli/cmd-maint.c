@@ -232,7 +232,7 @@ int cmd_reconcile(int argc, char **argv)
                                reconcile_action_name(res.actions[i].action), res.actions[i].sandbox,
                                res.actions[i].reason);
         }
-        reconcile_result_free(&res);
+        reconcile_result_done(&res);
         return EXIT_OK;
 }
 

@@ -83,10 +83,10 @@ static void detect_image(struct sandbox_flags *f, char *const *cmd)
                         if (image_store_open(data, IMAGE_STORE_SHARED, &s, NULL) == 0 &&
                             image_store_resolve(&s, &ref, &rec, NULL) == 0) {
                                 found = true;
-                                image_record_free(&rec);
+                                image_record_done(&rec);
                         }
-                        image_store_close(&s);
-                        image_ref_free(&ref);
+                        image_store_done(&s);
+                        image_ref_done(&ref);
                 }
                 if (found) {
                         f->o.image = cand;
@@ -158,6 +158,6 @@ int cmd_run(int argc, char **argv)
         }
 out:
         manager_free(m);
-        sandbox_flags_free(&f);
+        sandbox_flags_done(&f);
         return r;
 }

@@ -134,11 +134,11 @@ int cmd_volume(int argc, char **argv)
                 if (user) {
                         cli_error("volume '%s' is mounted by running sandbox '%s'; stop it first",
                                   a.pos[1], user);
-                        state_list_free(&l);
+                        state_list_done(&l);
                         manager_free(m);
                         return EXIT_ERROR;
                 }
-                state_list_free(&l);
+                state_list_done(&l);
                 manager_free(m);
                 if (volume_delete(a.pos[1], f.force, &err) < 0)
                         return cli_fail(&err, EXIT_ERROR);

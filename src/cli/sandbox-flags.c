@@ -74,7 +74,7 @@ void sandbox_flags_init(struct sandbox_flags *f, bool run)
         f->o.mount_cwd = -1;
 }
 
-void sandbox_flags_free(struct sandbox_flags *f)
+void sandbox_flags_done(struct sandbox_flags *f)
 {
         config_free(f->cfg);
         strv_free(f->cfg_env);

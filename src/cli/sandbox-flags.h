@@ -50,7 +50,8 @@ enum {
 };
 
 void sandbox_flags_init(struct sandbox_flags *f, bool run);
-void sandbox_flags_free(struct sandbox_flags *f);
+/* Frees what f holds (f itself is the caller's). */
+void sandbox_flags_done(struct sandbox_flags *f);
 /* cli_parse() callback. */
 int sandbox_flags_opt(int c, const char *arg, void *ctx);
 /* After parsing: reads agentkernel.toml (--config, else ./agentkernel.toml when present, unless

@@ -105,6 +105,7 @@ const char *config_default_path(void);
  * CONFIG_SOURCE_MAX_BYTES. Called at every start: a sandbox may have replaced the file. */
 int config_read_source(const char *dir, const char *rel, struct buf *ret, struct ak_err *err);
 
+/* Frees c (NULL is fine). */
 void config_free(struct config *c);
 
 /* The image a config asks for: base_image, else the runtime's (upstream's table), else NULL

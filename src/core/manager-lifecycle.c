@@ -275,7 +275,7 @@ static int select_names(struct manager *m, bool (*keep)(const struct sandbox_sta
                 return ak_err_errno(err, r, "listing sandboxes");
         names = calloc(l.n + 1, sizeof(char *));
         if (!names) {
-                state_list_free(&l);
+                state_list_done(&l);
                 return ak_err_oom(err);
         }
         for (size_t i = 0, k = 0; i < l.n; i++) {
@@ -284,11 +284,11 @@ static int select_names(struct manager *m, bool (*keep)(const struct sandbox_sta
                 names[k] = strdup(l.items[i]->name);
                 if (!names[k++]) {
                         strv_free(names);
-                        state_list_free(&l);
+                        state_list_done(&l);
                         return ak_err_oom(err);
                 }
         }
-        state_list_free(&l);
+        state_list_done(&l);
         qsort(names, strv_len(names), sizeof(char *), cmp_str);
         *ret = names;
         return 0;
@@ -351,7 +351,7 @@ int manager_gc(struct manager *m, json_t *labels, bool dry_run, char ***ret_remo
 
 /* ---- lifecycle policies ---- */
 
-void reconcile_result_free(struct reconcile_result *r)
+void reconcile_result_done(struct reconcile_result *r)
 {
         strv_free(r->stopped);
         strv_free(r->archived);
@@ -478,8 +478,8 @@ int manager_reconcile(struct manager *m, bool dry_run, struct reconcile_result *
         ret->archived = calloc(l.n + 1, sizeof(char *));
         ret->removed = calloc(l.n + 1, sizeof(char *));
         if (!ret->actions || !ret->stopped || !ret->archived || !ret->removed) {
-                state_list_free(&l);
-                reconcile_result_free(ret);
+                state_list_done(&l);
+                reconcile_result_done(ret);
                 return ak_err_oom(err);
         }
         for (size_t i = 0; i < l.n; i++) {
@@ -488,13 +488,13 @@ int manager_reconcile(struct manager *m, bool dry_run, struct reconcile_result *
                         continue;
                 a->sandbox = strdup(l.items[i]->name);
                 if (!a->sandbox) {
-                        state_list_free(&l);
-                        reconcile_result_free(ret);
+                        state_list_done(&l);
+                        reconcile_result_done(ret);
                         return ak_err_oom(err);
                 }
                 ret->n_actions++;
         }
-        state_list_free(&l);
+        state_list_done(&l);
         qsort(ret->actions, ret->n_actions, sizeof(*ret->actions), cmp_action);
         for (size_t i = 0, ns = 0, na = 0, nr = 0; i < ret->n_actions; i++) {
                 struct reconcile_action *a = &ret->actions[i];
@@ -502,12 +502,12 @@ int manager_reconcile(struct manager *m, bool dry_run, struct reconcile_result *
                               : a->action == RECONCILE_ARCHIVE ? &ret->archived[na++]
                                                                : &ret->removed[nr++];
                 if (!dry_run && (r = apply(m, a, now_text, err)) < 0) {
-                        reconcile_result_free(ret);
+                        reconcile_result_done(ret);
                         return r;
                 }
                 *list = strdup(a->sandbox);
                 if (!*list) {
-                        reconcile_result_free(ret);
+                        reconcile_result_done(ret);
                         return ak_err_oom(err);
                 }
         }
@@ -610,7 +610,7 @@ int manager_resize(struct manager *m, const char *name, uint32_t vcpus, uint64_t
                 r = plan_from_state(m, st, false, &plan, err);
                 if (r >= 0) {
                         r = backend_resize(b, &plan.cfg.ref, &plan.cfg, err);
-                        start_plan_free(&plan);
+                        start_plan_done(&plan);
                 }
                 if (r < 0)
                         goto out;

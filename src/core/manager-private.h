@@ -26,7 +26,8 @@ struct start_plan {
 
 int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,
                     struct start_plan *p, struct ak_err *err);
-void start_plan_free(struct start_plan *p);
+/* Frees what p holds (p itself is the caller's). */
+void start_plan_done(struct start_plan *p);
 
 /* Takes a sandbox's lock and loads its record. *ret_lock is the lock (or -1 when it could not be
  * taken); the caller releases it whatever the result, because even a failed load (missing or bad

@@ -78,7 +78,7 @@ void now_rfc3339(char out[RFC3339_MAX])
         format_rfc3339(now_realtime_ns(), out);
 }
 
-void start_plan_free(struct start_plan *p)
+void start_plan_done(struct start_plan *p)
 {
         free(p->binds);
         free(p->bind_paths);
@@ -175,7 +175,7 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
                         r = volume_acquire(vs.slug, p->bind_paths[i][0],
                                            sizeof(p->bind_paths[i][0]), err);
                 if (r < 0) {
-                        start_plan_free(p);
+                        start_plan_done(p);
                         return r;
                 }
                 memcpy(p->bind_paths[i][1], vs.dest, sizeof(vs.dest));
@@ -194,7 +194,7 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
         p->cfg.id_slot = st->vsock_cid;
         p->profile = *prof;
         if (st->seccomp && seccomp_profile_from_name(st->seccomp, &p->profile.seccomp) < 0) {
-                start_plan_free(p);
+                start_plan_done(p);
                 return ak_err_set(err, EINVAL, "sandbox '%s' names an unknown seccomp filter '%s'",
                                   st->name, st->seccomp);
         }
@@ -211,7 +211,7 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
         p->cfg.ephemeral = ephemeral;
         return 0;
 oom:
-        start_plan_free(p);
+        start_plan_done(p);
         return ak_err_oom(err);
 }
 
@@ -640,7 +640,7 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
                         if (r < 0)
                                 (void)backend_stop(b, &plan.cfg.ref, NULL);
                 }
-                start_plan_free(&plan);
+                start_plan_done(&plan);
         }
         if (r < 0) {
                 ak_err_prefix(err, "cannot start sandbox '%s'", name);
@@ -828,7 +828,7 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
         }
         plan.cfg.pooled = o->fast;
         r = backend_start(b, &plan.cfg, &sess, err);
-        start_plan_free(&plan);
+        start_plan_done(&plan);
         state_free(st);
         if (r < 0)
                 return r;

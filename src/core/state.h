@@ -95,6 +95,7 @@ struct sandbox_state {
 
 /* Allocates an empty state (all lists empty, optional fields unset). NULL on OOM. */
 struct sandbox_state *state_new(void);
+/* Frees s (NULL is fine). */
 void state_free(struct sandbox_state *s);
 
 /* Parses a state file's JSON text. Fails (with a message) on a missing required field or a

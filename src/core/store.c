@@ -181,7 +181,7 @@ static int cmp_state(const void *a, const void *b)
         return strcmp(x->name, y->name);
 }
 
-void state_list_free(struct state_list *l)
+void state_list_done(struct state_list *l)
 {
         for (size_t i = 0; i < l->n; i++)
                 state_free(l->items[i]);
@@ -242,7 +242,7 @@ int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const 
                         if (!n) {
                                 state_free(st);
                                 closedir(d);
-                                state_list_free(&l);
+                                state_list_done(&l);
                                 return -ENOMEM;
                         }
                         l.items = n;
@@ -328,7 +328,7 @@ int store_next_cid(struct store *s, uint32_t *ret)
         for (size_t i = 0; i < l.n; i++)
                 if (l.items[i]->vsock_cid > max)
                         max = l.items[i]->vsock_cid;
-        state_list_free(&l);
+        state_list_done(&l);
         *ret = max + 1;
         return 0;
 }

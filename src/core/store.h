@@ -31,6 +31,7 @@ struct state_list {
  * message saying why. Records are read only when they are regular files of the caller's that
  * nobody else can write, and written 0600. */
 int store_open(const char *data_dir, struct store **ret, struct ak_err *err);
+/* Frees s (NULL is fine). */
 void store_free(struct store *s);
 
 /* Loads one sandbox. -ENOENT ("sandbox 'x' not found") or -EINVAL for a bad file. Fills in a
@@ -48,7 +49,8 @@ bool store_exists(struct store *s, const char *name);
 /* Loads every valid state file; for each bad one, warn(ctx, file, message) is called. */
 int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const char *msg),
                void *ctx, struct state_list *ret);
-void state_list_free(struct state_list *l);
+/* Frees the states of l and its array (l itself is the caller's) and empties it. */
+void state_list_done(struct state_list *l);
 
 /* Exclusive lock on one sandbox (blocks). Returns an fd to pass to store_unlock(). */
 int store_lock(struct store *s, const char *name, struct ak_err *err);

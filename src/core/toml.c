@@ -371,7 +371,7 @@ struct key {
         size_t at; /* where it starts, for messages */
 };
 
-static void key_free(struct key *k)
+static void key_done(struct key *k)
 {
         for (size_t i = 0; i < k->n; i++)
                 free(k->part[i]);
@@ -431,7 +431,7 @@ static int parse_key(struct parser *p, struct key *k)
 {
         int r = parse_key_parts(p, k);
         if (r < 0)
-                key_free(k);
+                key_done(k);
         return r;
 }
 
@@ -756,7 +756,7 @@ static json_t *parse_inline_table(struct parser *p)
                 if (parse_key(p, &k) < 0)
                         goto fail;
                 if (peek(p) != '=') {
-                        key_free(&k);
+                        key_done(&k);
                         (void)fail(p, "expected '=' after a key");
                         goto fail;
                 }
@@ -764,10 +764,10 @@ static json_t *parse_inline_table(struct parser *p)
                 skip_ws(p);
                 v = parse_value(p);
                 if (!v || set_key(p, t, &k, v) < 0) {
-                        key_free(&k);
+                        key_done(&k);
                         goto fail;
                 }
-                key_free(&k);
+                key_done(&k);
                 skip_ws(p);
                 if (peek(p) == '}') {
                         p->pos++;
@@ -996,7 +996,7 @@ static int parse_header(struct parser *p)
                         p->marks[i].origin = ORIGIN_HEADER;
         r = expect_eol(p);
 out:
-        key_free(&k);
+        key_done(&k);
         return r;
 }
 
@@ -1009,18 +1009,18 @@ static int parse_keyval(struct parser *p)
         if (parse_key(p, &k) < 0)
                 return -EINVAL;
         if (peek(p) != '=') {
-                key_free(&k);
+                key_done(&k);
                 return fail(p, "expected '=' after a key");
         }
         p->pos++;
         skip_ws(p);
         v = parse_value(p);
         if (!v) {
-                key_free(&k);
+                key_done(&k);
                 return -EINVAL;
         }
         r = set_key(p, p->cur, &k, v);
-        key_free(&k);
+        key_done(&k);
         return r < 0 ? r : expect_eol(p);
 }
 

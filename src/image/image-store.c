@@ -71,11 +71,11 @@ int image_store_open(const char *data_dir, int mode, struct image_store *ret, st
         *ret = s;
         return 0;
 fail:
-        image_store_close(&s);
+        image_store_done(&s);
         return r;
 }
 
-void image_store_close(struct image_store *s)
+void image_store_done(struct image_store *s)
 {
         if (!s)
                 return;
@@ -87,7 +87,7 @@ void image_store_close(struct image_store *s)
         *s = (struct image_store){.dirfd = -1, .lock_fd = -1};
 }
 
-void image_record_free(struct image_record *r)
+void image_record_done(struct image_record *r)
 {
         if (!r)
                 return;
@@ -108,7 +108,7 @@ void image_record_free(struct image_record *r)
 void image_records_free(struct image_record *v, size_t n)
 {
         for (size_t i = 0; v && i < n; i++)
-                image_record_free(&v[i]);
+                image_record_done(&v[i]);
         free(v);
 }
 
@@ -234,7 +234,7 @@ static int record_load(struct image_store *s, const char *hex, struct image_reco
         }
         json_decref(o);
         if (k < 0) {
-                image_record_free(&r);
+                image_record_done(&r);
                 return ak_err_errno(err, k, "image record '%s'", path);
         }
         *ret = r;
@@ -357,7 +357,7 @@ int image_store_resolve(struct image_store *s, const struct image_ref *ref,
         if (r >= 0) {
                 for (size_t i = 0; i < rec.n_layers; i++)
                         if (!image_store_has_layer(s, rec.layers[i].digest)) {
-                                image_record_free(&rec);
+                                image_record_done(&rec);
                                 json_decref(refs);
                                 return ak_err_set(err, ENOENT,
                                                   "image '%s' is incomplete in the local store; "
@@ -417,7 +417,7 @@ int image_store_list(struct image_store *s, struct image_record **ret, size_t *r
                         cap = cap ? cap * 2 : 16;
                         nv = realloc(v, cap * sizeof(*v));
                         if (!nv) {
-                                image_record_free(&rec);
+                                image_record_done(&rec);
                                 r = -ENOMEM;
                                 break;
                         }
@@ -498,7 +498,7 @@ int image_store_remove(struct image_store *s, const char *name, struct ak_err *e
                 return r;
         if (image_ref_parse(name, &ref, NULL) == 0) {
                 key = ref_key(&ref);
-                image_ref_free(&ref);
+                image_ref_done(&ref);
                 if (key && json_object_get(refs, key)) {
                         /* Untag; the last tag takes the image's digest names with it. */
                         cleanup_free char *id =

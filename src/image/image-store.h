@@ -51,9 +51,11 @@ enum { IMAGE_STORE_SHARED, IMAGE_STORE_EXCLUSIVE };
 
 /* Opens (creating) the store under data_dir and takes its lock in the given mode. */
 int image_store_open(const char *data_dir, int mode, struct image_store *ret, struct ak_err *err);
-void image_store_close(struct image_store *s);
+/* Drops the lock, closes and frees what s holds (s itself is the caller's). NULL is fine. */
+void image_store_done(struct image_store *s);
 
-void image_record_free(struct image_record *r);
+/* Frees what r holds (r itself is the caller's) and zeroes it. NULL is fine. */
+void image_record_done(struct image_record *r);
 
 /* The record a name resolves to; -ENOENT (with a message saying how to pull) if none. */
 int image_store_resolve(struct image_store *s, const struct image_ref *ref,

@@ -16,7 +16,7 @@
 #include "shared/macro.h"
 #include "shared/strv.h"
 
-static void descriptor_free(struct descriptor *d)
+static void descriptor_done(struct descriptor *d)
 {
         free(d->media_type);
         free(d->digest);
@@ -26,15 +26,15 @@ static void descriptor_free(struct descriptor *d)
         *d = (struct descriptor){0};
 }
 
-void manifest_free(struct manifest *m)
+void manifest_done(struct manifest *m)
 {
         if (!m)
                 return;
-        descriptor_free(&m->config);
+        descriptor_done(&m->config);
         for (size_t i = 0; i < m->n_layers; i++)
-                descriptor_free(&m->layers[i]);
+                descriptor_done(&m->layers[i]);
         for (size_t i = 0; i < m->n_manifests; i++)
-                descriptor_free(&m->manifests[i]);
+                descriptor_done(&m->manifests[i]);
         free(m->layers);
         free(m->manifests);
         *m = (struct manifest){0};
@@ -100,7 +100,7 @@ static int descriptor_parse(json_t *o, bool layer, const char *what, struct desc
                 d.variant = dup_str(plat, "variant");
         }
         if (!d.digest || (mt && !d.media_type)) {
-                descriptor_free(&d);
+                descriptor_done(&d);
                 return ak_err_oom(err);
         }
         *ret = d;
@@ -128,7 +128,7 @@ static int descriptors_parse(json_t *arr, size_t max, bool layer, const char *wh
                 r = descriptor_parse(json_array_get(arr, i), layer, name, &v[i], err);
                 if (r < 0) {
                         for (size_t j = 0; j < i; j++)
-                                descriptor_free(&v[j]);
+                                descriptor_done(&v[j]);
                         free(v);
                         return r;
                 }
@@ -193,7 +193,7 @@ int manifest_parse(const char *buf, size_t len, const char *content_type, struct
         }
         json_decref(root);
         if (r < 0) {
-                manifest_free(&m);
+                manifest_done(&m);
                 return r;
         }
         *ret = m;
@@ -252,7 +252,7 @@ int manifest_pick(const struct manifest *index, const char *os, const char *arch
                           variant ? "/" : "", variant ? variant : "", *have ? have : "nothing");
 }
 
-void image_config_free(struct image_config *c)
+void image_config_done(struct image_config *c)
 {
         if (!c)
                 return;
@@ -446,7 +446,7 @@ int image_config_parse(const char *buf, size_t len, struct image_config *ret, st
                 r = ak_err_oom(err);
         json_decref(root);
         if (r < 0) {
-                image_config_free(&c);
+                image_config_done(&c);
                 return r;
         }
         *ret = c;

@@ -282,12 +282,12 @@ int image_pull(const char *data_dir, const char *name, const struct pull_opts *o
         rec = (struct image_record){0};
 out:
         strv_free(names);
-        image_record_free(&rec);
-        image_config_free(&cfg);
-        manifest_free(&m);
-        manifest_free(&idx);
-        registry_close(reg);
-        image_store_close(&s);
-        image_ref_free(&ref);
+        image_record_done(&rec);
+        image_config_done(&cfg);
+        manifest_done(&m);
+        manifest_done(&idx);
+        registry_free(reg);
+        image_store_done(&s);
+        image_ref_done(&ref);
         return r;
 }

@@ -123,7 +123,7 @@ static bool registry_valid(const char *s)
         return true;
 }
 
-void image_ref_free(struct image_ref *r)
+void image_ref_done(struct image_ref *r)
 {
         if (!r)
                 return;
@@ -187,7 +187,7 @@ int image_ref_parse(const char *s, struct image_ref *ret, struct ak_err *err)
                 const char *e = strchr(p, '/');
                 size_t n = e ? (size_t)(e - p) : strlen(p);
                 if (!component_valid(p, n)) {
-                        image_ref_free(&r);
+                        image_ref_done(&r);
                         return ak_err_set(err, EINVAL,
                                           "invalid image '%s': repository names are lowercase "
                                           "letters, digits and single separators (. _ __ -)",
@@ -215,7 +215,7 @@ int image_ref_parse(const char *s, struct image_ref *ret, struct ak_err *err)
         *ret = r;
         return 0;
 oom:
-        image_ref_free(&r);
+        image_ref_done(&r);
         return ak_err_oom(err);
 }
 

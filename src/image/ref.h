@@ -25,7 +25,8 @@ struct image_ref {
 
 /* Parses and normalises s. On error ret is untouched and err says what is wrong. */
 int image_ref_parse(const char *s, struct image_ref *ret, struct ak_err *err);
-void image_ref_free(struct image_ref *r);
+/* Frees what r holds (r itself is the caller's) and zeroes it. NULL is fine. */
+void image_ref_done(struct image_ref *r);
 
 /* The canonical name: registry/repository[:tag][@digest]. malloc'd, NULL on ENOMEM. */
 char *image_ref_canonical(const struct image_ref *r);

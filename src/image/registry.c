@@ -420,14 +420,14 @@ int registry_open(const char *host, const char *repository, struct registry **re
         r->basic = docker_config_auth(host);
         load_proxies(r);
         if (!r->host || !r->repository || !r->curl || r->n_bases == 0) {
-                registry_close(r);
+                registry_free(r);
                 return ak_err_oom(err);
         }
         *ret = r;
         return 0;
 }
 
-void registry_close(struct registry *r)
+void registry_free(struct registry *r)
 {
         if (!r)
                 return;

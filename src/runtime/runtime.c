@@ -58,9 +58,9 @@
 
 /* ---- plan building (parent side; allocates) ---- */
 
-void mount_plan_free(struct mount_plan *p)
+void mount_plan_done(struct mount_plan *p)
 {
-        str_pool_free(&p->strings);
+        str_pool_done(&p->strings);
         free(p->ops);
         memset(p, 0, sizeof(*p));
 }

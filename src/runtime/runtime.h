@@ -83,7 +83,8 @@ struct mount_plan {
         struct str_pool strings;
 };
 
-void mount_plan_free(struct mount_plan *p);
+/* Frees what p holds (p itself is the caller's) and zeroes it. */
+void mount_plan_done(struct mount_plan *p);
 /* Appends an op; strings are copied. Returns 0 or -ENOMEM. */
 int mount_plan_add(struct mount_plan *p, enum mount_op_type type, const char *src, const char *dst,
                    const char *data, unsigned mode, unsigned flags);

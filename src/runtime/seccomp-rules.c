@@ -842,10 +842,10 @@ static int prepend_prefix(struct buf *b)
         if (r >= 0)
                 r = buf_append(&out, b->data, b->len);
         if (r < 0) {
-                buf_free(&out);
+                buf_done(&out);
                 return r;
         }
-        buf_free(b);
+        buf_done(b);
         *b = out;
         return 0;
 }
@@ -917,9 +917,9 @@ int seccomp_oci_json(enum seccomp_profile p, bool host_files, char **ret)
                                s.n_json ? "," : "", s.allowed.data);
         if (r >= 0)
                 r = buf_printf(&json, "]}");
-        buf_free(&s.allowed);
+        buf_done(&s.allowed);
         if (r < 0 || !json.data) {
-                buf_free(&json);
+                buf_done(&json);
                 return -ENOMEM;
         }
         *ret = buf_detach(&json, NULL);

@@ -27,7 +27,7 @@
 #define BATCH_PARALLEL 8
 #define FILES_BATCH_MAX 1024
 
-void api_result_clear(struct api_result *r)
+void api_result_done(struct api_result *r)
 {
         json_decref(r->data);
         json_decref(r->extra);
@@ -484,8 +484,8 @@ int api_batch_run(struct api_ctx *c, json_t *body, struct api_result *r)
         }
         for (size_t i = 0; i < n; i++) {
                 json_array_append_new(results, slots[i].result ? slots[i].result : json_null());
-                buf_free(&slots[i].out);
-                buf_free(&slots[i].err);
+                buf_done(&slots[i].out);
+                buf_done(&slots[i].err);
         }
         free(slots);
         return ok(r, 200, json_pack("{s:o}", "results", results));
@@ -534,7 +534,7 @@ int api_list(struct api_ctx *c, json_t *filters, struct api_result *r)
                         json_array_append_new(
                             arr,
                             sandbox_info_json(l.items[i], manager_is_running(c->m, l.items[i])));
-        state_list_free(&l);
+        state_list_done(&l);
         return ok(r, 200, arr);
 }
 
@@ -557,10 +557,10 @@ int api_get_by_uuid(struct api_ctx *c, const char *uuid, struct api_result *r)
                 if (strcasecmp(l.items[i]->uuid, uuid) == 0) {
                         ok(r, 200,
                            sandbox_info_json(l.items[i], manager_is_running(c->m, l.items[i])));
-                        state_list_free(&l);
+                        state_list_done(&l);
                         return 0;
                 }
-        state_list_free(&l);
+        state_list_done(&l);
         return api_fail(r, 404, "No sandbox with uuid '%s'", uuid);
 }
 
@@ -846,7 +846,7 @@ int api_exec_detach(struct api_ctx *c, const char *name, json_t *body, struct ap
         if (manager_detach(c->m, name, &x, &d, &err) < 0)
                 return fail_err(r, &err);
         ok(r, 200, detached_json(name, &d));
-        agent_detached_clear(&d);
+        agent_detached_done(&d);
         return 0;
 }
 
@@ -890,7 +890,7 @@ int api_detached_list(struct api_ctx *c, const char *name, struct api_result *r)
         arr = json_array();
         for (size_t i = 0; i < n; i++) {
                 json_array_append_new(arr, detached_json(name, &list[i]));
-                agent_detached_clear(&list[i]);
+                agent_detached_done(&list[i]);
         }
         free(list);
         return ok(r, 200, arr);
@@ -912,7 +912,7 @@ int api_detached_get(struct api_ctx *c, const char *name, const char *id, struct
         if (e < 0)
                 return fail_err(r, &err);
         ok(r, 200, detached_json(name, &d));
-        agent_detached_clear(&d);
+        agent_detached_done(&d);
         return 0;
 }
 
@@ -959,7 +959,7 @@ int api_detached_kill(struct api_ctx *c, const char *name, const char *id, struc
         close(fd);
         if (e < 0)
                 return fail_err(r, &err);
-        agent_detached_clear(&d);
+        agent_detached_done(&d);
         return ok_text(r, "Command killed");
 }
 
@@ -1198,7 +1198,7 @@ int api_reconcile(struct api_ctx *c, json_t *body, struct api_result *r)
         if (manager_reconcile(c->m, dry, &res, &err) < 0)
                 return fail_err(r, &err);
         ok(r, 200, reconcile_json(&res));
-        reconcile_result_free(&res);
+        reconcile_result_done(&res);
         return 0;
 }
 

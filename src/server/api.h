@@ -28,7 +28,8 @@ struct api_result {
         json_t *extra; /* extra top-level members of an error reply (owned), e.g. exit_code */
 };
 
-void api_result_clear(struct api_result *r);
+/* Frees what r holds (r itself is the caller's) and zeroes it, ready for another use. */
+void api_result_done(struct api_result *r);
 
 /* Fills r as a failure; returns -1 so handlers can `return api_fail(...)`. */
 int api_fail(struct api_result *r, int status, const char *fmt, ...)

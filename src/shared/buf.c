@@ -92,7 +92,7 @@ void buf_reset(struct buf *b)
                 b->data[0] = '\0';
 }
 
-void buf_free(struct buf *b)
+void buf_done(struct buf *b)
 {
         free(b->data);
         b->data = NULL;
@@ -146,7 +146,7 @@ const char *str_pool_add(struct str_pool *p, const char *s, size_t len)
         return c;
 }
 
-void str_pool_free(struct str_pool *p)
+void str_pool_done(struct str_pool *p)
 {
         for (size_t i = 0; i < p->n; i++)
                 free(p->v[i]);
