@@ -23,15 +23,14 @@
 int manager_update(struct manager *m, const char *name, manager_edit_fn fn, void *ctx,
                    struct ak_err *err)
 {
-        struct sandbox_state *st = NULL;
-        int lk, r = lock_and_load(m, name, &lk, &st, err);
+        cleanup_state struct sandbox_state *st = NULL;
+        cleanup_store_lock int lk = -1;
+        int r = lock_and_load(m, name, &lk, &st, err);
 
         if (r >= 0)
                 r = fn(st, ctx, err);
         if (r >= 0)
                 r = store_save(m->store, st, false, err);
-        state_free(st);
-        store_unlock(lk);
         return r;
 }
 
@@ -267,30 +266,24 @@ static int cmp_str(const void *a, const void *b)
 static int select_names(struct manager *m, bool (*keep)(const struct sandbox_state *, void *),
                         void *ctx, char ***ret, struct ak_err *err)
 {
-        struct state_list l;
-        char **names = NULL;
+        cleanup_state_list struct state_list l = {0};
+        cleanup_strv char **names = NULL;
         int r = manager_list(m, NULL, NULL, &l);
 
         if (r < 0)
                 return ak_err_errno(err, r, "listing sandboxes");
         names = calloc(l.n + 1, sizeof(char *));
-        if (!names) {
-                state_list_done(&l);
+        if (!names)
                 return ak_err_oom(err);
-        }
         for (size_t i = 0, k = 0; i < l.n; i++) {
                 if (!keep(l.items[i], ctx))
                         continue;
                 names[k] = strdup(l.items[i]->name);
-                if (!names[k++]) {
-                        strv_free(names);
-                        state_list_done(&l);
+                if (!names[k++])
                         return ak_err_oom(err);
-                }
         }
-        state_list_done(&l);
         qsort(names, strv_len(names), sizeof(char *), cmp_str);
-        *ret = names;
+        *ret = TAKE_PTR(names);
         return 0;
 }
 
@@ -331,7 +324,7 @@ int manager_gc(struct manager *m, json_t *labels, bool dry_run, char ***ret_remo
                struct ak_err *err)
 {
         struct gc_filter g = {now_realtime_ns(), labels};
-        char **names = NULL;
+        cleanup_strv char **names = NULL;
         int r = select_names(m, keep_gc, &g, &names, err);
 
         if (r < 0)
@@ -340,12 +333,10 @@ int manager_gc(struct manager *m, json_t *labels, bool dry_run, char ***ret_remo
                 /* Another process may have removed it meanwhile: that is not an error. */
                 struct ak_err one = {0};
                 r = manager_remove(m, *n, &one);
-                if (r < 0 && r != -ENOENT) {
-                        strv_free(names);
+                if (r < 0 && r != -ENOENT)
                         return ak_err_set(err, one.code, "%s", ak_err_msg(&one));
-                }
         }
-        *ret_removed = names;
+        *ret_removed = TAKE_PTR(names);
         return 0;
 }
 
@@ -463,54 +454,43 @@ static int apply(struct manager *m, const struct reconcile_action *a, const char
 int manager_reconcile(struct manager *m, bool dry_run, struct reconcile_result *ret,
                       struct ak_err *err)
 {
-        struct state_list l;
+        cleanup_reconcile_result struct reconcile_result res = {.dry_run = dry_run};
+        cleanup_state_list struct state_list l = {0};
         char now_text[RFC3339_MAX];
         int64_t now = now_realtime_ns();
         int r = manager_list(m, NULL, NULL, &l);
 
-        memset(ret, 0, sizeof(*ret));
-        ret->dry_run = dry_run;
         if (r < 0)
                 return ak_err_errno(err, r, "listing sandboxes");
         format_rfc3339(now, now_text);
-        ret->actions = calloc(l.n + 1, sizeof(*ret->actions));
-        ret->stopped = calloc(l.n + 1, sizeof(char *));
-        ret->archived = calloc(l.n + 1, sizeof(char *));
-        ret->removed = calloc(l.n + 1, sizeof(char *));
-        if (!ret->actions || !ret->stopped || !ret->archived || !ret->removed) {
-                state_list_done(&l);
-                reconcile_result_done(ret);
+        res.actions = calloc(l.n + 1, sizeof(*res.actions));
+        res.stopped = calloc(l.n + 1, sizeof(char *));
+        res.archived = calloc(l.n + 1, sizeof(char *));
+        res.removed = calloc(l.n + 1, sizeof(char *));
+        if (!res.actions || !res.stopped || !res.archived || !res.removed)
                 return ak_err_oom(err);
-        }
         for (size_t i = 0; i < l.n; i++) {
-                struct reconcile_action *a = &ret->actions[ret->n_actions];
+                struct reconcile_action *a = &res.actions[res.n_actions];
                 if (!decide(m, l.items[i], now, a))
                         continue;
                 a->sandbox = strdup(l.items[i]->name);
-                if (!a->sandbox) {
-                        state_list_done(&l);
-                        reconcile_result_done(ret);
+                if (!a->sandbox)
                         return ak_err_oom(err);
-                }
-                ret->n_actions++;
+                res.n_actions++;
         }
-        state_list_done(&l);
-        qsort(ret->actions, ret->n_actions, sizeof(*ret->actions), cmp_action);
-        for (size_t i = 0, ns = 0, na = 0, nr = 0; i < ret->n_actions; i++) {
-                struct reconcile_action *a = &ret->actions[i];
-                char **list = a->action == RECONCILE_STOP      ? &ret->stopped[ns++]
-                              : a->action == RECONCILE_ARCHIVE ? &ret->archived[na++]
-                                                               : &ret->removed[nr++];
-                if (!dry_run && (r = apply(m, a, now_text, err)) < 0) {
-                        reconcile_result_done(ret);
+        qsort(res.actions, res.n_actions, sizeof(*res.actions), cmp_action);
+        for (size_t i = 0, ns = 0, na = 0, nr = 0; i < res.n_actions; i++) {
+                struct reconcile_action *a = &res.actions[i];
+                char **list = a->action == RECONCILE_STOP      ? &res.stopped[ns++]
+                              : a->action == RECONCILE_ARCHIVE ? &res.archived[na++]
+                                                               : &res.removed[nr++];
+                if (!dry_run && (r = apply(m, a, now_text, err)) < 0)
                         return r;
-                }
                 *list = strdup(a->sandbox);
-                if (!*list) {
-                        reconcile_result_done(ret);
+                if (!*list)
                         return ak_err_oom(err);
-                }
         }
+        *ret = TAKE_STRUCT(res);
         return 0;
 }
 

@@ -38,7 +38,7 @@ void store_free(struct store *s)
 int store_open(const char *data_dir, struct store **ret, struct ak_err *err)
 {
         static const char *const subdirs[] = {"sandboxes", "locks", "run"};
-        struct store *s = calloc(1, sizeof(*s));
+        cleanup_store struct store *s = calloc(1, sizeof(*s));
         cleanup_close int fd = -1;
         int r;
 
@@ -48,25 +48,19 @@ int store_open(const char *data_dir, struct store **ret, struct ak_err *err)
         fd = data_dir
                  ? private_dir_open(data_dir, "data directory", PRIVATE_CREATE, &s->data_dir, err)
                  : paths_data_dir_open(&s->data_dir, err);
-        if (fd < 0) {
-                store_free(s);
+        if (fd < 0)
                 return fd;
-        }
         if (asprintf(&s->sandboxes_dir, "%s/sandboxes", s->data_dir) < 0 ||
             asprintf(&s->locks_dir, "%s/locks", s->data_dir) < 0 ||
-            asprintf(&s->run_dir, "%s/run", s->data_dir) < 0) {
-                store_free(s);
+            asprintf(&s->run_dir, "%s/run", s->data_dir) < 0)
                 return ak_err_oom(err);
-        }
         /* records hold -e values: sandboxes/ is 0700 like the rest (upstream made it 0755) */
         for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
                 r = private_dir_check_at(fd, s->data_dir, subdirs[i], PRIVATE_CREATE, err);
-                if (r < 0) {
-                        store_free(s);
+                if (r < 0)
                         return r;
-                }
         }
-        *ret = s;
+        *ret = TAKE_PTR(s);
         return 0;
 }
 
@@ -193,22 +187,21 @@ void state_list_done(struct state_list *l)
 int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const char *msg),
                void *ctx, struct state_list *ret)
 {
-        DIR *d = opendir(s->sandboxes_dir);
+        cleanup_closedir DIR *d = opendir(s->sandboxes_dir);
+        cleanup_state_list struct state_list l = {0};
         struct dirent *de;
-        struct state_list l = {0};
         size_t cap = 0;
 
         if (!d) {
-                if (errno == ENOENT) {
-                        *ret = l;
-                        return 0;
-                }
-                return -errno;
+                if (errno != ENOENT)
+                        return -errno;
+                *ret = (struct state_list){0};
+                return 0;
         }
         while ((de = readdir(d))) {
                 size_t len = strlen(de->d_name);
                 char p[PATH_MAX];
-                struct sandbox_state *st = NULL;
+                cleanup_state struct sandbox_state *st = NULL;
                 struct ak_err e = {0};
                 bool backfilled;
 
@@ -239,21 +232,16 @@ int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const 
                 if (l.n == cap) {
                         size_t ncap = cap ? cap * 2 : 16;
                         struct sandbox_state **n = realloc(l.items, ncap * sizeof(*n));
-                        if (!n) {
-                                state_free(st);
-                                closedir(d);
-                                state_list_done(&l);
+                        if (!n)
                                 return -ENOMEM;
-                        }
                         l.items = n;
                         cap = ncap;
                 }
-                l.items[l.n++] = st;
+                l.items[l.n++] = TAKE_PTR(st);
         }
-        closedir(d);
         if (l.n)
                 qsort(l.items, l.n, sizeof(*l.items), cmp_state);
-        *ret = l;
+        *ret = TAKE_STRUCT(l);
         return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "shared/buf.h"
+#include "shared/cleanup.h"
 #include "shared/err.h"
 
 struct registry;
@@ -23,6 +24,8 @@ int registry_open(const char *host, const char *repository, struct registry **re
                   struct ak_err *err);
 /* Frees r (NULL is fine). */
 void registry_free(struct registry *r);
+DEFINE_CLEANUP(struct registry, registry_free)
+#define cleanup_registry CLEANUP_FUNC(registry_free)
 
 /* Fetches the manifest `reference` (tag or digest). ret_digest gets "sha256:<hex>" of the exact
  * bytes; a digest reference must match it. ret_type: the Content-Type (malloc'd, may be NULL). */
