@@ -90,11 +90,11 @@ void native_image_done(struct native_image *img)
 int native_image_open(const char *name, struct native_image *ret, struct ak_err *err)
 {
         cleanup_free char *data = NULL;
-        struct image_ref ref = {0};
-        struct image_store s = {.dirfd = -1, .lock_fd = -1};
-        struct image_record rec = {0};
-        struct native_image img = {.lock_fd = -1};
-        struct buf lowers = {0};
+        cleanup_image_ref struct image_ref ref = {0};
+        cleanup_image_store struct image_store s = IMAGE_STORE_INIT;
+        cleanup_image_record struct image_record rec = {0};
+        cleanup_buf struct buf lowers = BUF_INIT;
+        struct native_image img = NATIVE_IMAGE_INIT;
         int r = paths_data_dir_open(&data, err);
 
         if (r < 0)
@@ -123,7 +123,6 @@ int native_image_open(const char *name, struct native_image *ret, struct ak_err 
                         r = image_store_resolve(&s, &ref, &rec, err);
                 }
         }
-        image_ref_done(&ref);
         for (size_t i = rec.n_layers; r >= 0 && i-- > 0;) {
                 char path[PATH_MAX];
                 r = image_store_layer_path(&s, rec.layers[i].digest, path, sizeof(path));
@@ -142,20 +141,13 @@ int native_image_open(const char *name, struct native_image *ret, struct ak_err 
                 r = ak_err_prefix(err, "image '%s'", name);
         if (r >= 0 && image_env_check(rec.env, err) < 0)
                 r = ak_err_prefix(err, "image '%s'", name);
-        if (r < 0) {
-                buf_done(&lowers);
-                image_record_done(&rec);
-                image_store_done(&s);
+        if (r < 0)
                 return r;
-        }
         img.lowers = buf_detach(&lowers, NULL);
         img.env = TAKE_PTR(rec.env);
         img.workdir = TAKE_PTR(rec.workdir);
         img.user = TAKE_PTR(rec.user);
-        img.lock_fd = s.lock_fd;
-        s.lock_fd = -1;
-        image_record_done(&rec);
-        image_store_done(&s);
+        img.lock_fd = TAKE_FD(s.lock_fd);
         *ret = img;
         return 0;
 }

@@ -68,20 +68,17 @@ static json_t *record_json(const struct image_record *r)
 /* The image ids that sandboxes (any state) are built from: prune keeps them, rm refuses them. */
 static char **ids_in_use(struct image_store *s, char ***ret_users)
 {
-        struct manager *m = cli_manager();
-        struct state_list l = {0};
-        char **ids = NULL, **users = NULL;
+        cleanup_manager struct manager *m = cli_manager();
+        cleanup_state_list struct state_list l = {0};
+        cleanup_strv char **ids = NULL;
+        cleanup_strv char **users = NULL;
         size_t n = 0;
 
         if (!m)
                 return NULL;
         if (manager_list(m, NULL, NULL, &l) < 0 || !(ids = calloc(l.n + 1, sizeof(*ids))) ||
-            !(users = calloc(l.n + 1, sizeof(*users)))) {
-                free(ids);
-                state_list_done(&l);
-                manager_free(m);
+            !(users = calloc(l.n + 1, sizeof(*users))))
                 return NULL;
-        }
         for (size_t i = 0; i < l.n; i++) {
                 struct image_ref ref;
                 struct image_record rec;
@@ -95,13 +92,9 @@ static char **ids_in_use(struct image_store *s, char ***ret_users)
                 }
                 image_ref_done(&ref);
         }
-        state_list_done(&l);
-        manager_free(m);
         if (ret_users)
-                *ret_users = users;
-        else
-                strv_free(users);
-        return ids;
+                *ret_users = TAKE_PTR(users);
+        return TAKE_PTR(ids);
 }
 
 static int images_list(struct image_store *s, const struct images_flags *f)
@@ -181,7 +174,7 @@ int cmd_images(int argc, char **argv)
                                       .max_pos = 64,
                                       .missing = "an images command is required (pull, list, rm, "
                                                  "prune)"};
-        struct image_store s = {.dirfd = -1, .lock_fd = -1};
+        cleanup_image_store struct image_store s = IMAGE_STORE_INIT;
         cleanup_free char *data = NULL;
         struct ak_err err = {0};
         struct cli_args a;
@@ -265,6 +258,5 @@ int cmd_images(int argc, char **argv)
         } else {
                 return cli_usage_error(cli_current, "unknown images command '%s'", verb);
         }
-        image_store_done(&s);
         return rc;
 }

@@ -88,7 +88,7 @@ int cmd_init(int argc, char **argv)
         struct cli_args a;
         cleanup_free char *text = NULL;
         cleanup_close int fd = -1;
-        struct config *cfg = NULL;
+        cleanup_config struct config *cfg = NULL;
         struct ak_err err = {0};
         char name[64], sha[CONFIG_SHA256_HEX];
         int r = cli_parse(argc, argv, &spec, &a);
@@ -122,10 +122,8 @@ int cmd_init(int argc, char **argv)
                 cli_error("wrote %s but could not approve it: %s; approve it with: agentkernel "
                           "trust",
                           CONFIG_FILE_NAME, ak_err_msg(&err));
-                config_free(cfg);
                 return EXIT_ERROR;
         }
-        config_free(cfg);
         printf("Wrote and approved %s (sandbox '%s'); create it with: agentkernel create\n",
                CONFIG_FILE_NAME, f.name ? f.name : name);
         return EXIT_OK;

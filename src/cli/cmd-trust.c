@@ -203,7 +203,7 @@ int cmd_trust(int argc, char **argv)
         const struct cli_spec spec = {
             .shortopts = "lys", .longopts = longopts, .on_opt = trust_opt, .ctx = &f, .max_pos = 1};
         struct ak_err err = {0};
-        struct config *c = NULL;
+        cleanup_config struct config *c = NULL;
         struct cli_args a;
         const char *path;
         int r = cli_parse(argc, argv, &spec, &a);
@@ -219,22 +219,16 @@ int cmd_trust(int argc, char **argv)
         if (config_inspect(path, &c, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
         show(c);
-        if (f.show) {
-                config_free(c);
+        if (f.show)
                 return EXIT_OK;
-        }
         if (!f.yes && isatty(STDIN_FILENO) && !confirm()) {
                 printf("Not approved\n");
-                config_free(c);
                 return EXIT_ERROR;
         }
         r = config_approve(c, &err);
-        if (r < 0) {
-                config_free(c);
+        if (r < 0)
                 return cli_fail(&err, EXIT_ERROR);
-        }
         printf("Approved %s; 'run', 'create' and 'serve' use it until it changes\n", c->path);
-        config_free(c);
         return EXIT_OK;
 }
 

@@ -125,8 +125,8 @@ int cmd_volume(int argc, char **argv)
                 return EXIT_OK;
         }
         if (streq(verb, "delete") || streq(verb, "rm")) {
-                struct state_list l = {0};
-                struct manager *m = cli_manager();
+                cleanup_state_list struct state_list l = {0};
+                cleanup_manager struct manager *m = cli_manager();
                 const char *user;
                 if (!m)
                         return EXIT_ERROR;
@@ -134,12 +134,8 @@ int cmd_volume(int argc, char **argv)
                 if (user) {
                         cli_error("volume '%s' is mounted by running sandbox '%s'; stop it first",
                                   a.pos[1], user);
-                        state_list_done(&l);
-                        manager_free(m);
                         return EXIT_ERROR;
                 }
-                state_list_done(&l);
-                manager_free(m);
                 if (volume_delete(a.pos[1], f.force, &err) < 0)
                         return cli_fail(&err, EXIT_ERROR);
                 printf("Deleted volume '%s'\n", a.pos[1]);

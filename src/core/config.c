@@ -494,7 +494,7 @@ int config_parse(const char *text, size_t len, const char *dir, struct config **
                  struct ak_err *err)
 {
         cleanup_json json_t *doc = NULL;
-        struct config *c;
+        cleanup_config struct config *c = NULL;
         struct ctx x;
         int r;
 
@@ -511,23 +511,17 @@ int config_parse(const char *text, size_t len, const char *dir, struct config **
         c->domains.allow = calloc(1, sizeof(char *));
         c->domains.block = calloc(1, sizeof(char *));
         if (!c->warnings || !c->commands.allow || !c->commands.block || !c->domains.allow ||
-            !c->domains.block) {
-                config_free(c);
+            !c->domains.block)
                 return ak_err_oom(err);
-        }
-        if (dir && !(c->dir = strdup(dir))) {
-                config_free(c);
+        if (dir && !(c->dir = strdup(dir)))
                 return ak_err_oom(err);
-        }
         x = (struct ctx){c, err, dir};
         r = apply(&x, doc);
         if (r >= 0)
                 r = validate(&x);
-        if (r < 0) {
-                config_free(c);
+        if (r < 0)
                 return r;
-        }
-        *ret = c;
+        *ret = TAKE_PTR(c);
         return 0;
 }
 
@@ -650,7 +644,7 @@ static int open_checked(const char *path, bool approval, struct config **ret, st
         cleanup_close int fd = -1;
         cleanup_free char *dir = NULL;
         cleanup_free char *canon = NULL;
-        struct config *c = NULL;
+        cleanup_config struct config *c = NULL;
         const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
         enum trust_verdict verdict = TRUST_APPROVED;
         char proc[64], real[PATH_MAX], sha[CONFIG_SHA256_HEX];
@@ -724,7 +718,6 @@ static int open_checked(const char *path, bool approval, struct config **ret, st
                 r = read_source_at(dirfd, real, c->files[i].source, NULL, err);
         if (r < 0) {
                 char why[AK_ERR_MSG_MAX];
-                config_free(c);
                 if (verdict == TRUST_APPROVED || !err)
                         return ak_err_prefix(err, "%s", path);
                 (void)snprintf(why, sizeof(why), "%s", ak_err_msg(err));
@@ -734,18 +727,16 @@ static int open_checked(const char *path, bool approval, struct config **ret, st
                                   "--no-config)",
                                   path, verdict_text(verdict), why, canon);
         }
-        if (verdict != TRUST_APPROVED) {
-                config_free(c);
+        if (verdict != TRUST_APPROVED)
                 return ak_err_set(err, EPERM,
                                   "'%s' is not trusted: %s; agentkernel reads a config only once "
                                   "you approved it, since a sandbox or someone else may have "
                                   "written it. Review it, then approve it with: agentkernel trust "
                                   "%s (or run without it: --no-config)",
                                   path, verdict_text(verdict), canon);
-        }
         memcpy(c->sha256, sha, sizeof(sha));
         c->path = TAKE_PTR(canon);
-        *ret = c;
+        *ret = TAKE_PTR(c);
         return 0;
 }
 

@@ -35,7 +35,7 @@ static const char *digest_hex(const char *digest)
 int image_store_open(const char *data_dir, int mode, struct image_store *ret, struct ak_err *err)
 {
         static const char *const subdirs[] = {"layers", "images", "tmp", "locks"};
-        struct image_store s = {.dirfd = -1, .lock_fd = -1};
+        cleanup_image_store struct image_store s = IMAGE_STORE_INIT;
         cleanup_free char *data = NULL;
         cleanup_close int dfd = -1;
         int r;
@@ -49,30 +49,22 @@ int image_store_open(const char *data_dir, int mode, struct image_store *ret, st
         if (asprintf(&s.root, "%s/images", data) < 0)
                 return ak_err_oom(err);
         s.dirfd = private_dir_open_at(dfd, data, "images", PRIVATE_CREATE, err);
-        if (s.dirfd < 0) {
-                r = ak_err_prefix(err, "image store");
-                goto fail;
-        }
+        if (s.dirfd < 0)
+                return ak_err_prefix(err, "image store");
         for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
                 r = private_dir_check_at(s.dirfd, s.root, subdirs[i], PRIVATE_CREATE, err);
                 if (r < 0)
-                        goto fail;
+                        return r;
         }
         s.lock_fd = private_file_open_at(s.dirfd, "lock", O_RDWR | O_CREAT, err);
-        if (s.lock_fd < 0) {
-                r = ak_err_prefix(err, "image store lock");
-                goto fail;
-        }
+        if (s.lock_fd < 0)
+                return ak_err_prefix(err, "image store lock");
         while (flock(s.lock_fd, mode == IMAGE_STORE_EXCLUSIVE ? LOCK_EX : LOCK_SH) < 0)
-                if (errno != EINTR) {
-                        r = ak_err_errno(err, errno, "lock image store");
-                        goto fail;
-                }
+                if (errno != EINTR)
+                        return ak_err_errno(err, errno, "lock image store");
         *ret = s;
+        s = (struct image_store)IMAGE_STORE_INIT; /* handed over */
         return 0;
-fail:
-        image_store_done(&s);
-        return r;
 }
 
 void image_store_done(struct image_store *s)
@@ -181,9 +173,10 @@ static int record_load(struct image_store *s, const char *hex, struct image_reco
                        struct ak_err *err)
 {
         cleanup_buf struct buf b = {0};
-        struct image_record r = {0};
+        cleanup_image_record struct image_record r = {0};
+        cleanup_json json_t *o = NULL;
         char path[128];
-        json_t *o, *layers;
+        json_t *layers;
         const char *id, *cfg, *str;
         int k;
 
@@ -196,13 +189,11 @@ static int record_load(struct image_store *s, const char *hex, struct image_reco
         cfg = json_string_value(json_object_get(o, "config"));
         layers = json_object_get(o, "layers");
         if (!id || !cfg || !json_is_array(layers) || !image_digest_valid(id) ||
-            !streq(digest_hex(id), hex) || json_array_size(layers) > 1024) {
-                json_decref(o);
+            !streq(digest_hex(id), hex) || json_array_size(layers) > 1024)
                 return ak_err_set(err, EBADMSG,
                                   "image record '%s' is damaged; remove it with: "
                                   "agentkernel images prune",
                                   path);
-        }
         r.id = strdup(id);
         r.config = strdup(cfg);
         r.n_layers = json_array_size(layers);
@@ -232,12 +223,9 @@ static int record_load(struct image_store *s, const char *hex, struct image_reco
                 if ((str = json_string_value(json_object_get(o, "pulled_at"))))
                         r.pulled_at = strdup(str);
         }
-        json_decref(o);
-        if (k < 0) {
-                image_record_done(&r);
+        if (k < 0)
                 return ak_err_errno(err, k, "image record '%s'", path);
-        }
-        *ret = r;
+        *ret = TAKE_STRUCT(r);
         return 0;
 }
 
@@ -327,8 +315,8 @@ int image_store_resolve(struct image_store *s, const struct image_ref *ref,
                         struct image_record *ret, struct ak_err *err)
 {
         cleanup_free char *key = ref_key(ref);
-        struct image_record rec;
-        json_t *refs = NULL;
+        cleanup_image_record struct image_record rec = {0};
+        cleanup_json json_t *refs = NULL;
         const char *id;
         int r;
 
@@ -345,29 +333,23 @@ int image_store_resolve(struct image_store *s, const struct image_ref *ref,
                 if (faccessat(s->dirfd, p, F_OK, 0) == 0)
                         id = ref->digest;
         }
-        if (!id) {
-                json_decref(refs);
+        if (!id)
                 return ak_err_set(err, ENOENT,
                                   "image '%s' is not in the local store; pull it with: "
                                   "agentkernel images pull %s",
                                   key, key);
-        }
         r = image_digest_valid(id) ? record_load(s, digest_hex(id), &rec, err)
                                    : ak_err_set(err, EBADMSG, "refs.json: bad id for '%s'", key);
         if (r >= 0) {
                 for (size_t i = 0; i < rec.n_layers; i++)
-                        if (!image_store_has_layer(s, rec.layers[i].digest)) {
-                                image_record_done(&rec);
-                                json_decref(refs);
+                        if (!image_store_has_layer(s, rec.layers[i].digest))
                                 return ak_err_set(err, ENOENT,
                                                   "image '%s' is incomplete in the local store; "
                                                   "pull it again with: agentkernel images pull %s",
                                                   key, key);
-                        }
                 rec.names = names_of(refs, rec.id);
-                *ret = rec;
+                *ret = TAKE_STRUCT(rec);
         }
-        json_decref(refs);
         return r;
 }
 
@@ -384,9 +366,9 @@ int image_store_list(struct image_store *s, struct image_record **ret, size_t *r
 {
         struct image_record *v = NULL;
         size_t n = 0, cap = 0;
-        json_t *refs = NULL;
+        cleanup_json json_t *refs = NULL;
+        cleanup_closedir DIR *d = NULL;
         struct dirent *de;
-        DIR *d;
         int fd, r;
 
         r = refs_load(s, &refs, err);
@@ -398,7 +380,6 @@ int image_store_list(struct image_store *s, struct image_record **ret, size_t *r
                 r = ak_err_errno(err, errno, "open %s/images", s->root);
                 if (fd >= 0)
                         close(fd);
-                json_decref(refs);
                 return r;
         }
         while ((de = readdir(d))) {
@@ -425,8 +406,6 @@ int image_store_list(struct image_store *s, struct image_record **ret, size_t *r
                 }
                 v[n++] = rec;
         }
-        closedir(d);
-        json_decref(refs);
         if (r < 0) {
                 image_records_free(v, n);
                 return ak_err_oom(err);
@@ -484,8 +463,8 @@ int image_store_remove(struct image_store *s, const char *name, struct ak_err *e
 {
         cleanup_close int lk = refs_lock(s, err);
         cleanup_free char *key = NULL;
-        struct image_ref ref = {0};
-        json_t *refs = NULL;
+        cleanup_image_ref struct image_ref ref = {0};
+        cleanup_json json_t *refs = NULL;
         const char *match = NULL, *k;
         json_t *v;
         void *tmp;
@@ -498,7 +477,6 @@ int image_store_remove(struct image_store *s, const char *name, struct ak_err *e
                 return r;
         if (image_ref_parse(name, &ref, NULL) == 0) {
                 key = ref_key(&ref);
-                image_ref_done(&ref);
                 if (key && json_object_get(refs, key)) {
                         /* Untag; the last tag takes the image's digest names with it. */
                         cleanup_free char *id =
@@ -516,32 +494,24 @@ int image_store_remove(struct image_store *s, const char *name, struct ak_err *e
                                 if (!tagged && d && id && streq(d, id))
                                         json_object_del(refs, k);
                         }
-                        r = refs_save(s, refs, err);
-                        json_decref(refs);
-                        return r;
+                        return refs_save(s, refs, err);
                 }
         }
         json_object_foreach (refs, k, v) {
                 const char *id = json_string_value(v);
                 if (id && id_prefix(name, id)) {
-                        if (match && !streq(match, id)) {
-                                json_decref(refs);
+                        if (match && !streq(match, id))
                                 return ak_err_set(err, EINVAL, "'%s' matches more than one image",
                                                   name);
-                        }
                         match = id;
                 }
         }
-        if (!match) {
-                json_decref(refs);
+        if (!match)
                 return ak_err_set(err, ENOENT, "no image '%s' in the local store", name);
-        }
         {
                 cleanup_free char *id = strdup(match);
-                if (!id) {
-                        json_decref(refs);
+                if (!id)
                         return ak_err_oom(err);
-                }
                 json_object_foreach_safe(refs, tmp, k, v)
                 {
                         const char *d = json_string_value(v);
@@ -549,9 +519,7 @@ int image_store_remove(struct image_store *s, const char *name, struct ak_err *e
                                 json_object_del(refs, k);
                 }
         }
-        r = refs_save(s, refs, err);
-        json_decref(refs);
-        return r;
+        return refs_save(s, refs, err);
 }
 
 uint64_t image_tree_usage(int at, const char *path)
