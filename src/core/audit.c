@@ -178,6 +178,7 @@ int audit_log(const char *type, json_t *fields)
         cleanup_free char *path = NULL, *head = NULL, *text = NULL, *line = NULL;
         cleanup_close int fd = -1;
         cleanup_json json_t *o = NULL;
+        cleanup_json json_t *owned = fields; /* taken over: released on every return */
         cleanup_free char *tail = NULL;
         char now[RFC3339_MAX], prev[HASH_HEX + 1] = GENESIS, hash[HASH_HEX + 1], headrec[128];
         const char *last = NULL, *user = getenv("USER"), *k;
@@ -186,26 +187,19 @@ int audit_log(const char *type, json_t *fields)
         json_t *v;
         int r;
 
-        if (!audit_enabled()) {
-                json_decref(fields);
+        if (!audit_enabled())
                 return 0;
-        }
         r = audit_path_get(&path, NULL);
-        if (r < 0) {
-                json_decref(fields);
+        if (r < 0)
                 return r;
-        }
         format_rfc3339(now_realtime_ns(), now);
         o = json_pack("{s:s,s:i,s:o,s:s}", "timestamp", now, "pid", (int)getpid(), "user",
                       user ? json_string(user) : json_null(), "type", type);
-        if (!o) {
-                json_decref(fields);
+        if (!o)
                 return -ENOMEM;
-        }
         if (fields) {
                 json_object_foreach (fields, k, v)
                         json_object_set(o, k, v);
-                json_decref(fields);
         }
 
         fd = open_for_write(path, false, NULL);

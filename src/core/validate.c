@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "shared/cleanup.h"
 #include "shared/parse-util.h"
 
 static bool is_alnum(char c)
@@ -97,7 +98,8 @@ int validate_label(const char *key, const char *value, struct ak_err *err)
 int parse_label(const char *spec, char sep, char **ret_key, char **ret_value, struct ak_err *err)
 {
         const char *at = strchr(spec, sep);
-        char *k, *v;
+        cleanup_free char *k = NULL;
+        cleanup_free char *v = NULL;
         int r;
 
         if (!at)
@@ -105,19 +107,13 @@ int parse_label(const char *spec, char sep, char **ret_key, char **ret_value, st
                                   sep);
         k = strndup(spec, (size_t)(at - spec));
         v = strdup(at + 1);
-        if (!k || !v) {
-                free(k);
-                free(v);
+        if (!k || !v)
                 return ak_err_oom(err);
-        }
         r = validate_label(k, v, err);
-        if (r < 0) {
-                free(k);
-                free(v);
+        if (r < 0)
                 return r;
-        }
-        *ret_key = k;
-        *ret_value = v;
+        *ret_key = TAKE_PTR(k);
+        *ret_value = TAKE_PTR(v);
         return 0;
 }
 

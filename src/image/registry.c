@@ -394,7 +394,7 @@ static char *base_url(const char *host)
 int registry_open(const char *host, const char *repository, struct registry **ret,
                   struct ak_err *err)
 {
-        struct registry *r = calloc(1, sizeof(*r));
+        cleanup_registry struct registry *r = calloc(1, sizeof(*r));
         const char *mirror = getenv("AGENTKERNEL_REGISTRY_MIRROR");
 
         if (!r)
@@ -419,11 +419,9 @@ int registry_open(const char *host, const char *repository, struct registry **re
         r->curl = curl_easy_init();
         r->basic = docker_config_auth(host);
         load_proxies(r);
-        if (!r->host || !r->repository || !r->curl || r->n_bases == 0) {
-                registry_free(r);
+        if (!r->host || !r->repository || !r->curl || r->n_bases == 0)
                 return ak_err_oom(err);
-        }
-        *ret = r;
+        *ret = TAKE_PTR(r);
         return 0;
 }
 
