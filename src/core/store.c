@@ -249,21 +249,16 @@ static int lock_path(const char *path, struct ak_err *err)
 {
         for (;;) {
                 struct stat a, b;
-                int fd = private_file_open_at(AT_FDCWD, path, O_RDWR | O_CREAT, err);
+                cleanup_close int fd = private_file_open_at(AT_FDCWD, path, O_RDWR | O_CREAT, err);
                 if (fd < 0)
                         return ak_err_prefix(err, "cannot open lock '%s'", path);
-                while (flock(fd, LOCK_EX) < 0) {
-                        if (errno != EINTR) {
-                                int e = errno;
-                                close(fd);
-                                return ak_err_errno(err, e, "cannot lock '%s'", path);
-                        }
-                }
+                while (flock(fd, LOCK_EX) < 0)
+                        if (errno != EINTR)
+                                return ak_err_errno(err, errno, "cannot lock '%s'", path);
                 /* The lock file may have been removed (sandbox deleted) while we waited. */
                 if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
                     a.st_dev == b.st_dev)
-                        return fd;
-                close(fd);
+                        return TAKE_FD(fd);
         }
 }
 

@@ -614,10 +614,10 @@ int volume_list(struct volume_info **ret, size_t *ret_n, struct ak_err *err)
 {
         cleanup_free char *base = NULL;
         char dir[4096];
-        struct volume_info *all = NULL;
+        cleanup_free struct volume_info *all = NULL;
+        cleanup_closedir DIR *d = NULL;
         size_t n = 0, cap = 0;
         struct dirent *de;
-        DIR *d;
         int r;
 
         *ret = NULL;
@@ -638,20 +638,16 @@ int volume_list(struct volume_info **ret, size_t *ret_n, struct ak_err *err)
                 slug[len - 5] = '\0';
                 if (n == cap) {
                         struct volume_info *na = realloc(all, (cap ? cap * 2 : 8) * sizeof(*all));
-                        if (!na) {
-                                closedir(d);
-                                free(all);
+                        if (!na)
                                 return ak_err_oom(err);
-                        }
                         all = na;
                         cap = cap ? cap * 2 : 8;
                 }
                 if (volume_get(slug, &all[n], NULL) == 0)
                         n++;
         }
-        closedir(d);
         qsort(all, n, sizeof(*all), cmp_volume);
-        *ret = all;
+        *ret = TAKE_PTR(all);
         *ret_n = n;
         return 0;
 }

@@ -956,7 +956,7 @@ static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_
                         (op->type == MOP_BIND_RO ? MOUNT_ATTR_RDONLY : 0),
             .userns_fd = (uint64_t)userns_fd,
         };
-        int fd = open_tree(AT_FDCWD, op->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        cleanup_close int fd = open_tree(AT_FDCWD, op->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 
         if (fd < 0)
                 return ak_err_errno(err, errno, "cannot mount '%s'", op->src);
@@ -965,23 +965,17 @@ static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_
                 attr.userns_fd = 0;
         }
         if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0)
-                return fd;
+                return TAKE_FD(fd);
         if (!(attr.attr_set & MOUNT_ATTR_IDMAP) ||
-            (errno != EINVAL && errno != EOPNOTSUPP && errno != EPERM)) {
-                int e = errno;
-                close(fd);
-                return ak_err_errno(err, e, "cannot mount '%s'", op->src);
-        }
+            (errno != EINVAL && errno != EOPNOTSUPP && errno != EPERM))
+                return ak_err_errno(err, errno, "cannot mount '%s'", op->src);
         /* This filesystem cannot idmap: a plain mount, where the sandbox's root is its own
          * unprivileged host id and host files are nobody's. */
         attr.attr_set &= ~(uint64_t)MOUNT_ATTR_IDMAP;
         attr.userns_fd = 0;
-        if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
-                int e = errno;
-                close(fd);
-                return ak_err_errno(err, e, "cannot mount '%s'", op->src);
-        }
-        return fd;
+        if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+                return ak_err_errno(err, errno, "cannot mount '%s'", op->src);
+        return TAKE_FD(fd);
 }
 
 /* ---- user namespaces made for one mount (MOP_OWNER, MOP_VOLUME) ---- */

@@ -545,7 +545,7 @@ int api_get(struct api_ctx *c, const char *name, struct api_result *r)
 
 int api_get_by_uuid(struct api_ctx *c, const char *uuid, struct api_result *r)
 {
-        struct state_list l;
+        cleanup_state_list struct state_list l = {0};
         int e;
 
         if (strlen(uuid) != 36)
@@ -557,10 +557,8 @@ int api_get_by_uuid(struct api_ctx *c, const char *uuid, struct api_result *r)
                 if (strcasecmp(l.items[i]->uuid, uuid) == 0) {
                         ok(r, 200,
                            sandbox_info_json(l.items[i], manager_is_running(c->m, l.items[i])));
-                        state_list_done(&l);
                         return 0;
                 }
-        state_list_done(&l);
         return api_fail(r, 404, "No sandbox with uuid '%s'", uuid);
 }
 
