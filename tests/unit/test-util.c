@@ -608,6 +608,59 @@ static void test_strv(void **unused)
         assert_string_equal(env[3], "X=1");
 }
 
+/* A destructor that counts its calls and clobbers errno, as close() may. */
+struct counted {
+        int *calls;
+};
+static void counted_free(struct counted *c)
+{
+        (*c->calls)++;
+        errno = EBADF;
+}
+static void counted_done(struct counted *c)
+{
+        if (c->calls)
+                (*c->calls)++;
+        errno = EBADF;
+}
+DEFINE_CLEANUP(struct counted, counted_free)
+DEFINE_CLEANUP_DONE(struct counted, counted_done)
+
+static struct counted *counted_hand_over(int *calls, bool keep)
+{
+        static struct counted obj;
+        CLEANUP_FUNC(counted_free) struct counted *c = &obj;
+        obj.calls = calls;
+        return keep ? TAKE_PTR(c) : NULL;
+}
+
+static void test_cleanup(void **unused)
+{
+        int calls = 0;
+        (void)unused;
+        /* an x_free cleanup runs once at scope exit, keeps errno, and not after TAKE_PTR */
+        errno = ERANGE;
+        assert_null(counted_hand_over(&calls, false));
+        assert_int_equal(calls, 1);
+        assert_int_equal(errno, ERANGE);
+        assert_non_null(counted_hand_over(&calls, true));
+        assert_int_equal(calls, 1);
+        /* an x_done cleanup runs on the struct itself; TAKE_STRUCT leaves it empty */
+        {
+                CLEANUP_FUNC(counted_done) struct counted v = {&calls};
+                struct counted moved = TAKE_STRUCT(v);
+                assert_ptr_equal(moved.calls, &calls);
+                assert_null(v.calls);
+        }
+        assert_int_equal(calls, 1);
+        {
+                CLEANUP_FUNC(counted_done) struct counted v = {&calls};
+                (void)v;
+        }
+        assert_int_equal(calls, 2);
+        assert_int_equal(errno, ERANGE);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -628,6 +681,7 @@ int main(void)
             cmocka_unit_test(test_err_errno),
             cmocka_unit_test(test_err_oom),
             cmocka_unit_test(test_strv),
+            cmocka_unit_test(test_cleanup),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
