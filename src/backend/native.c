@@ -268,7 +268,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                                  .binds = cfg->binds,
                                  .n_binds = cfg->n_binds,
                                  .idmap = geteuid() == 0};
-        struct mount_plan plan = {0};
+        cleanup_mount_plan struct mount_plan plan = {0};
         struct sock_fprog filter = {0};
         struct cgroup_set cg = {.mode = CGROUP_NONE};
         struct runtime_child child = {.pid = -1, .pidfd = -1, .sync_fd = -1};
@@ -291,7 +291,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         const char *argv[24];
         uint32_t id_base = 0;
         bool cgroups_made = false, host_files = false;
-        struct native_image img = {.lock_fd = -1};
+        cleanup_native_image struct native_image img = NATIVE_IMAGE_INIT;
         bool oci = !streq(cfg->image, "host");
         char merged[PATH_MAX] = ""; /* the copy fallback's root (the image, read-only to it) */
         const char *workdir = cfg->workspace ? "/workspace" : "/";
@@ -600,8 +600,6 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                         goto fail_committed;
                 }
         }
-        mount_plan_done(&plan);
-        native_image_done(&img);
         return 0;
 
 fail:
@@ -625,12 +623,10 @@ fail_committed:
                 (void)rm_rf_at(AT_FDCWD, cfg->ref.run_dir);
         else if (merged[0])
                 (void)rm_rf_at(AT_FDCWD, merged);
-        native_image_done(&img);
         if (lock_fd >= 0) {
                 (void)unlink(lock_path);
                 close(lock_fd);
         }
-        mount_plan_done(&plan);
         return err && err->code ? -err->code : (r < 0 ? r : -EIO);
 }
 
@@ -797,14 +793,11 @@ static void native_sweep(const char *ephemeral_dir)
 
 static int native_prepare(const char *image, struct ak_err *err)
 {
-        struct native_image img = {.lock_fd = -1};
-        int r;
+        cleanup_native_image struct native_image img = NATIVE_IMAGE_INIT;
 
         if (streq(image, "host"))
                 return 0;
-        r = native_image_open(image, &img, err);
-        native_image_done(&img);
-        return r;
+        return native_image_open(image, &img, err);
 }
 
 const struct backend_ops native_backend_ops = {
