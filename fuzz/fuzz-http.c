@@ -14,6 +14,7 @@
 #include "server/gate.h"
 #include "server/route.h"
 #include "shared/cleanup.h"
+#include "shared/strv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -82,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 }
                 strv_free(argv);
                 strv_free(env);
-                api_result_clear(&r);
+                api_result_done(&r);
                 json_decref(body);
         }
         return 0;

@@ -26,7 +26,7 @@ static int run_file(const char *path)
                 return 1;
         }
         (void)LLVMFuzzerTestOneInput((const uint8_t *)(b.data ? b.data : ""), b.len);
-        buf_free(&b);
+        buf_done(&b);
         return 0;
 }
 

@@ -33,13 +33,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             (!d->arch || strcmp(d->arch, "amd64") != 0))
                                 abort();
                 }
-                manifest_free(&m);
+                manifest_done(&m);
         }
         if (image_config_parse((const char *)data, size, &c, NULL) == 0) {
                 for (size_t i = 0; i < c.n_diff_ids; i++)
                         if (!image_digest_valid(c.diff_ids[i]))
                                 abort();
-                image_config_free(&c);
+                image_config_done(&c);
         }
         /* the same bytes as an image name */
         if (size <= IMAGE_REF_MAX && !memchr(data, 0, size)) {
@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 abort();
                         if (strlen(canon) > IMAGE_REF_MAX) {
                                 free(canon);
-                                image_ref_free(&ref);
+                                image_ref_done(&ref);
                                 return 0;
                         }
                         if (image_ref_parse(canon, &again, NULL) < 0)
@@ -62,9 +62,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         if (strcmp(again.registry, ref.registry) ||
                             strcmp(again.repository, ref.repository))
                                 abort();
-                        image_ref_free(&again);
+                        image_ref_done(&again);
                         free(canon);
-                        image_ref_free(&ref);
+                        image_ref_done(&ref);
                 }
         }
         return 0;

@@ -6,6 +6,7 @@
 
 #include "agent/proto.h"
 #include "shared/cleanup.h"
+#include "shared/strv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

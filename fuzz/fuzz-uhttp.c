@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (r.body.len > 4096 || r.status < 100 || r.status > 599 ||
                     strlen(r.api_version) >= sizeof(r.api_version))
                         abort();
-                uhttp_response_free(&r);
+                uhttp_response_done(&r);
         }
         return 0;
 }

@@ -41,6 +41,7 @@
 #include "shared/fd-util.h"
 #include "shared/parse-util.h"
 #include "shared/random-util.h"
+#include "shared/strv.h"
 #include "shared/time-util.h"
 
 #define OUT_HIGH_WATER (1u << 20) /* stop reading the command's output above this */
@@ -57,7 +58,7 @@ struct exec_req {
         char **allow, **block; /* command policy */
 };
 
-static void exec_req_free(struct exec_req *r)
+static void exec_req_done(struct exec_req *r)
 {
         strv_free(r->allow);
         strv_free(r->block);
@@ -140,19 +141,19 @@ static int exec_prepare(int fd, const struct ak_msg *msg, struct exec_req *req,
         int r = exec_req_decode(msg, req);
 
         if (r < 0) {
-                exec_req_free(req);
+                exec_req_done(req);
                 return agent_send_error(fd, -r, "malformed exec request");
         }
         if (agent_user_lookup(req->user ? req->user : agent_cfg.user, user) < 0) {
                 r = agent_send_error(fd, ESRCH, "user '%s' not found in the sandbox",
                                      req->user ? req->user : agent_cfg.user);
-                exec_req_free(req);
+                exec_req_done(req);
                 return r;
         }
         *ret_env = agent_build_env(req->env, user,
                                    (req->flags & AK_EXEC_TTY) && !(req->flags & AK_EXEC_DETACH));
         if (!*ret_env) {
-                exec_req_free(req);
+                exec_req_done(req);
                 return agent_send_error(fd, ENOMEM, "out of memory");
         }
         {
@@ -164,7 +165,7 @@ static int exec_prepare(int fd, const struct ak_msg *msg, struct exec_req *req,
                                              target ? ")" : "", why);
                         strv_free(*ret_env);
                         *ret_env = NULL;
-                        exec_req_free(req);
+                        exec_req_done(req);
                         return r < 0 ? r : -EPERM;
                 }
         }
@@ -652,7 +653,7 @@ int agent_serve_exec(int fd, const struct ak_msg *msg)
                 int master = -1;
                 r = open_pty(&master, slave, sizeof(slave), req.rows, req.cols);
                 if (r < 0) {
-                        exec_req_free(&req);
+                        exec_req_done(&req);
                         return agent_send_error(fd, -r, "cannot allocate a terminal: %s",
                                                 strerror(-r));
                 }
@@ -688,8 +689,8 @@ int agent_serve_exec(int fd, const struct ak_msg *msg)
                 queue_exit(&s.conn, fail.step == 1 && fail.err == ENOENT ? 127 : 126, 0, false);
                 r = conn_drain_out(&s.conn);
                 end_sigchld(s.sigfd);
-                ak_conn_release(&s.conn);
-                exec_req_free(&req);
+                ak_conn_done(&s.conn);
+                exec_req_done(&req);
                 return r;
         }
         if (req.timeout_ms)
@@ -722,9 +723,9 @@ int agent_serve_exec(int fd, const struct ak_msg *msg)
                 close(s.err_fd);
         session_close_in(&s);
         end_sigchld(s.sigfd);
-        buf_free(&s.pending_in);
-        ak_conn_release(&s.conn);
-        exec_req_free(&req);
+        buf_done(&s.pending_in);
+        ak_conn_done(&s.conn);
+        exec_req_done(&req);
         return r;
 }
 
@@ -984,13 +985,13 @@ int agent_serve_detach(int fd, const struct ak_msg *msg)
                 return r;
         ddir = open_detach_dir();
         if (ddir < 0) {
-                exec_req_free(&req);
+                exec_req_done(&req);
                 return agent_send_error(fd, -ddir, "detached commands are unavailable: %s",
                                         strerror(-ddir));
         }
         r = detach_make_room(ddir);
         if (r < 0) {
-                exec_req_free(&req);
+                exec_req_done(&req);
                 return agent_send_error(fd, -r, "too many running detached commands (limit %d)",
                                         AGENT_DETACH_MAX);
         }
@@ -999,7 +1000,7 @@ int agent_serve_detach(int fd, const struct ak_msg *msg)
         while (mkdirat(ddir, id, 0700) < 0 && errno == EEXIST);
         recdir = openat(ddir, id, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (recdir < 0) {
-                exec_req_free(&req);
+                exec_req_done(&req);
                 return agent_send_error(fd, errno, "cannot record detached command");
         }
         st = ak_msg_begin(&out, AK_HELLO);
@@ -1007,20 +1008,20 @@ int agent_serve_detach(int fd, const struct ak_msg *msg)
                 ak_put_str(&out, AK_T_ARG, *a);
         if (ak_msg_end(&out, st) < 0 ||
             write_file_atomic_at(recdir, "argv", out.data, out.len, 0600, false) < 0) {
-                exec_req_free(&req);
+                exec_req_done(&req);
                 return agent_send_error(fd, EIO, "cannot record detached command");
         }
         buf_reset(&out);
 
         if (pipe2(rep, O_CLOEXEC) < 0) {
-                exec_req_free(&req);
+                exec_req_done(&req);
                 return agent_send_error(fd, errno, "pipe: %s", strerror(errno));
         }
         sup = fork();
         if (sup < 0) {
                 close(rep[0]);
                 close(rep[1]);
-                exec_req_free(&req);
+                exec_req_done(&req);
                 return agent_send_error(fd, errno, "fork: %s", strerror(errno));
         }
         if (sup == 0) {
@@ -1032,7 +1033,7 @@ int agent_serve_detach(int fd, const struct ak_msg *msg)
         if (read(rep[0], &got, sizeof(got)) != (ssize_t)sizeof(got))
                 got = EIO;
         close(rep[0]);
-        exec_req_free(&req);
+        exec_req_done(&req);
         if (got != 0)
                 return agent_send_error(fd, got, "cannot start detached command: %s",
                                         strerror(got));

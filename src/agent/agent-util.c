@@ -3,7 +3,9 @@
  * Helpers of the agent: user lookup in the sandbox's /etc/passwd (hostile input: bounded reads,
  * strict number parsing, never through a /proc link, never a FIFO), command environments, and
  * the last steps before a command's execve (the working directory, too, is never reached through
- * a /proc link; the command's own seccomp filter).
+ * a /proc link; the command's own seccomp filter); the ERROR reply and a handler's notes to PID 1,
+ * which every connection handler (agent-exec.c, agent-fs.c) uses: with them here, the handlers
+ * need nothing from agent.c (PID 1 and its handler pool), which needs them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +26,7 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/parse-util.h"
+#include "shared/strv.h"
 
 #define PASSWD_MAX (4u << 20)
 
@@ -270,4 +273,57 @@ int agent_child_setup(const struct agent_user *u, const char *cwd)
                         return r;
         }
         return agent_cfg.host_files ? command_filter() : 0;
+}
+
+int agent_send_error(int fd, int code, const char *fmt, ...)
+{
+        cleanup_buf struct buf out = BUF_INIT;
+        char msg[1024];
+        va_list ap;
+        size_t s;
+
+        va_start(ap, fmt);
+        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        s = ak_msg_begin(&out, AK_ERROR);
+        ak_put_u64(&out, AK_T_ERRNO, (uint64_t)(code > 0 ? code : EIO));
+        ak_put_str(&out, AK_T_MSG, msg);
+        ak_msg_end(&out, s);
+        (void)ak_write_buf(fd, &out);
+        return -(code > 0 ? code : EIO);
+}
+
+static pid_t handler_pid;        /* in a handler: its pid; 0 elsewhere */
+static int handler_note_fd = -1; /* in a handler: the note pipe's write end */
+static bool handler_busy_noted;  /* this connection told PID 1 it has work */
+
+static void handler_note(bool busy)
+{
+        struct agent_handler_note n = {(int32_t)handler_pid, busy};
+        (void)write_all(handler_note_fd, &n, sizeof(n));
+}
+
+void agent_handler_init(int note_fd)
+{
+        handler_pid = getpid();
+        handler_note_fd = note_fd;
+}
+
+void agent_handler_conn_begin(void)
+{
+        handler_busy_noted = false;
+}
+
+void agent_handler_conn_end(void)
+{
+        if (handler_busy_noted)
+                handler_note(false);
+}
+
+void agent_handler_busy(void)
+{
+        if (!handler_pid || handler_busy_noted)
+                return;
+        handler_note(true);
+        handler_busy_noted = true;
 }

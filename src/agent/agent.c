@@ -71,24 +71,6 @@ void agent_log(const char *fmt, ...)
         (void)write_all(fd, line, (size_t)n);
 }
 
-int agent_send_error(int fd, int code, const char *fmt, ...)
-{
-        cleanup_buf struct buf out = BUF_INIT;
-        char msg[1024];
-        va_list ap;
-        size_t s;
-
-        va_start(ap, fmt);
-        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        s = ak_msg_begin(&out, AK_ERROR);
-        ak_put_u64(&out, AK_T_ERRNO, (uint64_t)(code > 0 ? code : EIO));
-        ak_put_str(&out, AK_T_MSG, msg);
-        ak_msg_end(&out, s);
-        (void)ak_write_buf(fd, &out);
-        return -(code > 0 ? code : EIO);
-}
-
 static int serve_hello(int fd)
 {
         cleanup_buf struct buf out = BUF_INIT;
@@ -194,15 +176,10 @@ struct handler {
         int64_t free_since_ns;
 };
 
-struct handler_note {
-        int32_t pid;
-        int32_t state; /* HANDLER_FREE or HANDLER_BUSY */
-};
-
 static pid_t agent_pid; /* this process, before any fork */
 static struct handler handlers[HANDLERS_MAX];
 static size_t n_handlers;
-static int note_pipe[2] = {-1, -1}; /* handlers -> PID 1: struct handler_note records */
+static int note_pipe[2] = {-1, -1}; /* handlers -> PID 1: struct agent_handler_note records */
 /* while more than one handler is free: since when, and the fewest free since then */
 static int64_t surplus_since_ns;
 static size_t surplus_min;
@@ -216,24 +193,6 @@ static void on_retire(int sig)
 {
         (void)sig;
         handler_retire = 1;
-}
-
-static pid_t handler_pid;       /* in a handler: its pid; 0 elsewhere */
-static bool handler_busy_noted; /* this connection told PID 1 it has work */
-
-static void handler_note(enum handler_state state)
-{
-        struct handler_note n = {(int32_t)handler_pid, (int32_t)state};
-        /* one write of less than PIPE_BUF: never interleaved with another handler's */
-        (void)write_all(note_pipe[1], &n, sizeof(n));
-}
-
-void agent_handler_busy(void)
-{
-        if (!handler_pid || handler_busy_noted)
-                return;
-        handler_note(HANDLER_BUSY);
-        handler_busy_noted = true;
 }
 
 /* Waits for a connection; exits when retired. epfd watches the listening socket with
@@ -282,7 +241,7 @@ static _noreturn_ void handler_main(int listen_fd)
         sigset_t serving, waiting;
         int epfd;
 
-        handler_pid = getpid();
+        agent_handler_init(note_pipe[1]);
         /* Not an init, nothing ends us with the agent: the kernel must, however it dies (a
          * SIGKILL skips shutdown_all), or a handler waiting for a connection outlives it. */
         if (!agent_cfg.is_init && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != agent_pid))
@@ -305,7 +264,7 @@ static _noreturn_ void handler_main(int listen_fd)
                 int conn = handler_accept(listen_fd, epfd, &waiting), r;
                 struct pollfd req = {conn, POLLIN, 0};
 
-                handler_busy_noted = false;
+                agent_handler_conn_begin();
                 /* The host writes its request with the connect, so it is normally here already
                  * and the note can wait for the work to start. A client slow to send it must not
                  * hold a handler that PID 1 counts as free. */
@@ -317,8 +276,7 @@ static _noreturn_ void handler_main(int listen_fd)
                         _exit(1);
                 if (!handler_reusable(keep, ARRAY_SIZE(keep), &serving))
                         _exit(0);
-                if (handler_busy_noted)
-                        handler_note(HANDLER_FREE);
+                agent_handler_conn_end();
         }
         _exit(0);
 }
@@ -357,7 +315,7 @@ static void handler_forget(pid_t pid)
                 *h = handlers[--n_handlers];
 }
 
-static size_t handlers_free(void)
+static size_t n_free_handlers(void)
 {
         size_t n = 0;
         for (size_t i = 0; i < n_handlers; i++)
@@ -367,7 +325,7 @@ static size_t handlers_free(void)
 
 static void read_notes(void)
 {
-        struct handler_note n[64];
+        struct agent_handler_note n[64];
         ssize_t got;
 
         while ((got = read(note_pipe[0], n, sizeof(n))) > 0)
@@ -375,7 +333,7 @@ static void read_notes(void)
                         struct handler *h = handler_find(n[i].pid);
                         if (!h || h->state == HANDLER_RETIRING)
                                 continue;
-                        h->state = n[i].state == HANDLER_FREE ? HANDLER_FREE : HANDLER_BUSY;
+                        h->state = n[i].busy ? HANDLER_BUSY : HANDLER_FREE;
                         h->free_since_ns = now_monotonic_ns();
                 }
 }
@@ -386,7 +344,7 @@ static void read_notes(void)
 static int retire_surplus(void)
 {
         int64_t now = now_monotonic_ns(), window = HANDLER_SURPLUS_WINDOW_MS * NSEC_PER_MSEC;
-        size_t free_now = handlers_free(), live = 0, k;
+        size_t free_now = n_free_handlers(), live = 0, k;
 
         for (size_t i = 0; i < n_handlers; i++)
                 live += handlers[i].state != HANDLER_RETIRING;
@@ -636,7 +594,7 @@ int main(int argc, char **argv)
                 struct signalfd_siginfo si;
 
                 /* one handler free at all times */
-                if (handlers_free() == 0 && !spawn_handler(listen_fd))
+                if (n_free_handlers() == 0 && !spawn_handler(listen_fd))
                         fork_err = errno;
                 timeout = retire_surplus();
                 p[n++] = (struct pollfd){sigfd, POLLIN, 0};
@@ -673,7 +631,7 @@ int main(int argc, char **argv)
                                 break;
                         handler_forget(pid);
                 }
-                if (i_listen >= 0 && (p[i_listen].revents & POLLIN) && handlers_free() == 0)
+                if (i_listen >= 0 && (p[i_listen].revents & POLLIN) && n_free_handlers() == 0)
                         refuse_waiting_connection(listen_fd, fork_err);
                 if (i_sync >= 0 && p[i_sync].revents) {
                         char c2 = 0;

@@ -65,6 +65,22 @@ int agent_serve_file(int fd, const struct ak_msg *req);
 /* Sends an ERROR frame (errno + message). */
 int agent_send_error(int fd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* What a handler tells PID 1 through the note pipe: one record per write (less than PIPE_BUF,
+ * so never interleaved with another handler's). */
+struct agent_handler_note {
+        int32_t pid;  /* the handler */
+        int32_t busy; /* 1: it has work; 0: it is free again */
+};
+
+/* In a handler process, once after its fork: its notes go to note_fd (the note pipe's write
+ * end, which PID 1 owns). Until then agent_handler_busy() is a no-op (PID 1 itself). */
+void agent_handler_init(int note_fd);
+
+/* In a handler, around each connection: begin forgets the previous connection's note; end tells
+ * PID 1 the handler is free again, if this connection told it that it was busy. */
+void agent_handler_conn_begin(void);
+void agent_handler_conn_end(void);
+
 /* In a handler: tells PID 1, once per connection, that this handler has work, so that PID 1 keeps
  * another one free. Called once the work has started (an exec's command runs): PID 1's wake-up
  * then does not delay it. A no-op outside handlers. */

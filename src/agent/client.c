@@ -23,6 +23,7 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/random-util.h"
+#include "shared/strv.h"
 
 #define CLIENT_OUT_HIGH (1u << 20)
 
@@ -41,7 +42,7 @@ static int error_from_msg(const struct ak_msg *m, struct ak_err *err)
         if (code == 0 || code > 4095)
                 code = EIO;
         if (ak_get_str(m, AK_T_MSG, &msg) < 0)
-                return ak_err_set(err, (int)code, "agent error: %s", strerror((int)code));
+                return ak_err_errno(err, (int)code, "agent error");
         return ak_err_set(err, (int)code, "%s", msg);
 }
 
@@ -52,7 +53,7 @@ static int send_msg(int fd, struct buf *b, size_t start, struct ak_err *err)
                 return ak_err_set(err, -r, "request too large");
         r = ak_write_buf(fd, b);
         if (r < 0)
-                return ak_err_set(err, -r, "sending to agent: %s", strerror(-r));
+                return ak_err_errno(err, r, "sending to agent");
         return 0;
 }
 
@@ -127,7 +128,7 @@ int agent_exec(int fd, const struct agent_exec_opts *o, const struct agent_io *i
         put_exec(&c.out, o, stdin_open);
         r = ak_msg_end(&c.out, st);
         if (r < 0) {
-                ak_conn_release(&c);
+                ak_conn_done(&c);
                 return ak_err_set(err, -r, "command line too large for the agent protocol");
         }
         (void)fd_set_nonblock(fd, true);
@@ -150,7 +151,7 @@ int agent_exec(int fd, const struct agent_exec_opts *o, const struct agent_io *i
                 if (poll(p, n, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
-                        r = ak_err_set(err, errno, "poll: %s", strerror(errno));
+                        r = ak_err_errno(err, errno, "poll");
                         break;
                 }
                 if (i_sig >= 0 && (p[i_sig].revents & POLLIN)) {
@@ -168,7 +169,7 @@ int agent_exec(int fd, const struct agent_exec_opts *o, const struct agent_io *i
                 if (i_in >= 0 && p[i_in].revents) {
                         ssize_t got;
                         if (!chunk && !(chunk = malloc(AK_CHUNK))) {
-                                r = ak_err_set(err, ENOMEM, "out of memory");
+                                r = ak_err_oom(err);
                                 break;
                         }
                         got = read(io->stdin_fd, chunk, AK_CHUNK);
@@ -182,7 +183,7 @@ int agent_exec(int fd, const struct agent_exec_opts *o, const struct agent_io *i
                 if (p[0].revents & POLLOUT) {
                         r = ak_conn_flush(&c);
                         if (r < 0 && r != -EPIPE) {
-                                r = ak_err_set(err, -r, "sending to agent: %s", strerror(-r));
+                                r = ak_err_errno(err, r, "sending to agent");
                                 break;
                         }
                         r = 0;
@@ -195,8 +196,7 @@ int agent_exec(int fd, const struct agent_exec_opts *o, const struct agent_io *i
                 if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
                         ssize_t got = ak_conn_fill(&c);
                         if (got < 0) {
-                                r = ak_err_set(err, (int)-got, "reading from agent: %s",
-                                               strerror((int)-got));
+                                r = ak_err_errno(err, (int)got, "reading from agent");
                                 break;
                         }
                         while (!done && (r = ak_conn_next(&c, &m)) > 0) {
@@ -237,7 +237,7 @@ int agent_exec(int fd, const struct agent_exec_opts *o, const struct agent_io *i
                         }
                 }
         }
-        ak_conn_release(&c);
+        ak_conn_done(&c);
         return r < 0 ? r : 0;
 }
 
@@ -292,7 +292,7 @@ static int read_reply(int fd, struct buf *b, struct ak_msg *m, uint16_t want, st
         return 0;
 }
 
-void agent_detached_clear(struct agent_detached *d)
+void agent_detached_done(struct agent_detached *d)
 {
         strv_free(d->argv);
         memset(d, 0, sizeof(*d));
@@ -375,7 +375,7 @@ static int read_entries(int fd, struct buf *b, uint16_t want, size_t max, size_t
                         size_t ncap = cap ? cap * 2 : 16;
                         char *nl = realloc(list, ncap * elem_size);
                         if (!nl) {
-                                r = ak_err_set(err, ENOMEM, "out of memory");
+                                r = ak_err_oom(err);
                                 break;
                         }
                         list = nl;
@@ -404,7 +404,7 @@ static int decode_detached(const struct ak_msg *m, void *elem, struct ak_err *er
 
 static void clear_detached(void *elem)
 {
-        agent_detached_clear(elem);
+        agent_detached_done(elem);
 }
 
 int agent_detach_list(int fd, struct agent_detached **ret, size_t *ret_n, struct ak_err *err)
@@ -466,7 +466,7 @@ static int receive_stream(int fd, struct buf *b, int (*sink)(void *, const void 
                 if (r < 0)
                         return r == -EPIPE || r == -EBADMSG
                                    ? protocol_error(err, "truncated data")
-                                   : ak_err_set(err, -r, "reading from agent: %s", strerror(-r));
+                                   : ak_err_errno(err, r, "reading from agent");
                 if (m.type == AK_END)
                         return 0;
                 if (m.type == AK_ERROR)
@@ -540,7 +540,7 @@ int agent_file_write(int fd, const char *path, uint32_t mode, bool mode_given, b
                         if (n < 0 && errno == EINTR)
                                 continue;
                         if (n < 0)
-                                return ak_err_set(err, errno, "reading input: %s", strerror(errno));
+                                return ak_err_errno(err, errno, "reading input");
                         if (n == 0)
                                 break;
                         r = ak_write_frame(fd, AK_DATA, chunk, (size_t)n);
@@ -564,7 +564,7 @@ int agent_file_write(int fd, const char *path, uint32_t mode, bool mode_given, b
                         return rr;
         }
         if (r < 0)
-                return ak_err_set(err, -r, "sending to agent: %s", strerror(-r));
+                return ak_err_errno(err, r, "sending to agent");
         if (ret_size)
                 *ret_size = ak_get_u64(&m, AK_T_SIZE, &v) == 0 ? v : 0;
         return 0;

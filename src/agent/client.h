@@ -12,6 +12,7 @@
 
 #include "proto.h"
 #include "shared/buf.h"
+#include "shared/cleanup.h"
 #include "shared/cmd-policy.h"
 #include "shared/err.h"
 
@@ -66,7 +67,10 @@ struct agent_detached {
         int64_t started_ns;
         char **argv; /* owned */
 };
-void agent_detached_clear(struct agent_detached *d);
+/* Frees what d holds (d itself is the caller's) and zeroes it. */
+void agent_detached_done(struct agent_detached *d);
+DEFINE_CLEANUP_DONE(struct agent_detached, agent_detached_done)
+#define cleanup_agent_detached CLEANUP_FUNC(agent_detached_done)
 
 int agent_detach(int fd, const struct agent_exec_opts *o, struct agent_detached *ret,
                  struct ak_err *err);

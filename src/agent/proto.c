@@ -12,6 +12,7 @@
 
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/strv.h"
 
 static void put_le16(uint8_t *p, uint16_t v)
 {
@@ -385,10 +386,10 @@ void ak_conn_init(struct ak_conn *c, int fd)
         c->fd = fd;
 }
 
-void ak_conn_release(struct ak_conn *c)
+void ak_conn_done(struct ak_conn *c)
 {
-        buf_free(&c->in);
-        buf_free(&c->out);
+        buf_done(&c->in);
+        buf_done(&c->out);
 }
 
 ssize_t ak_conn_fill(struct ak_conn *c)

@@ -172,7 +172,7 @@ struct ak_conn {
 };
 
 void ak_conn_init(struct ak_conn *c, int fd);
-void ak_conn_release(struct ak_conn *c); /* frees buffers; does not close fd */
+void ak_conn_done(struct ak_conn *c); /* frees its buffers; does not close fd */
 /* Reads what is available (non-blocking fd). Returns bytes read, 0 at EOF or nothing, -errno. */
 ssize_t ak_conn_fill(struct ak_conn *c);
 /* Extracts the next complete frame from `in`; 1 got one, 0 need more, -EBADMSG. The previous

@@ -239,10 +239,10 @@ static int lock_run_dir(const char *dir, struct ak_err *err)
         (void)snprintf(tmp, sizeof(tmp), "%.*s", (int)(base - dir), dir);
         fd = mkdir_p(tmp, 0700);
         if (fd < 0)
-                return ak_err_set(err, -fd, "create '%s': %s", tmp, strerror(-fd));
+                return ak_err_errno(err, -fd, "create '%s'", tmp);
         (void)snprintf(tmp, sizeof(tmp), "%.*s/.%s", (int)(base - dir), dir, base + 1);
         if (mkdir(tmp, 0700) < 0)
-                return ak_err_set(err, errno, "create '%s': %s", tmp, strerror(errno));
+                return ak_err_errno(err, errno, "create '%s'", tmp);
         (void)snprintf(lock, sizeof(lock), "%s/lock", tmp);
         fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 || rename(tmp, dir) < 0) {
@@ -250,7 +250,7 @@ static int lock_run_dir(const char *dir, struct ak_err *err)
                 if (fd >= 0)
                         close(fd);
                 (void)rm_rf_at(AT_FDCWD, tmp);
-                return ak_err_set(err, e, "lock '%s': %s", dir, strerror(e));
+                return ak_err_errno(err, e, "lock '%s'", dir);
         }
         return fd;
 }
@@ -742,11 +742,11 @@ static int disk_record_write(const char *dir, json_t *d, struct ak_err *err)
         int r;
 
         if (!text)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         if (fd < 0)
-                return ak_err_set(err, errno, "open '%s': %s", dir, strerror(errno));
+                return ak_err_errno(err, errno, "open '%s'", dir);
         r = write_file_atomic_at(fd, DISK_FILE, text, strlen(text), 0600, false);
-        return r < 0 ? ak_err_set(err, -r, "write '%s/%s': %s", dir, DISK_FILE, strerror(-r)) : 0;
+        return r < 0 ? ak_err_errno(err, -r, "write '%s/%s'", dir, DISK_FILE) : 0;
 }
 
 /* dir/DISK_FILE, believed only as a regular file of ours that nobody else can write; NULL when
@@ -1104,7 +1104,7 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                 struct engine_session *s = calloc(1, sizeof(*s));
                 char pool[PATH_MAX], key[17];
                 if (!s)
-                        return ak_err_set(err, ENOMEM, "out of memory");
+                        return ak_err_oom(err);
                 pool_dir(kind, cfg, agent, pool, sizeof(pool), key);
                 fd = pool_claim(&e, pool, cfg->ref.run_dir, s);
                 pool_refill(&e, cfg, agent, pool, key);
@@ -1139,7 +1139,7 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
         user = json_string_value(json_object_get(json_object_get(info, "Config"), "User"));
         r = mkdir_p(dir, 0700);
         if (r < 0) {
-                ak_err_set(err, -r, "create '%s': %s", dir, strerror(-r));
+                ak_err_errno(err, -r, "create '%s'", dir);
                 goto fail;
         }
         if (!cfg->ephemeral) { /* an earlier start's records: of a container that is gone */
@@ -1180,7 +1180,7 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                 struct engine_session *s = calloc(1, sizeof(*s));
                 if (!s) {
                         close(fd);
-                        r = ak_err_set(err, ENOMEM, "out of memory");
+                        r = ak_err_oom(err);
                         goto fail_created;
                 }
                 s->eng = e;
@@ -1261,7 +1261,7 @@ static int engine_remove_ref(enum engine_kind kind, const struct sandbox_ref *re
         if (r >= 0 && ref->run_dir) {
                 int k = rm_rf_at(AT_FDCWD, ref->run_dir);
                 if (k < 0)
-                        r = ak_err_set(err, -k, "remove '%s': %s", ref->run_dir, strerror(-k));
+                        r = ak_err_errno(err, -k, "remove '%s'", ref->run_dir);
         }
         return r;
 }

@@ -40,7 +40,7 @@ static int spawn_agent(int chan, int sync_fd, const char *state_dir, bool listen
                 return r;
         pid = fork();
         if (pid < 0)
-                return ak_err_set(err, errno, "fork: %s", strerror(errno));
+                return ak_err_errno(err, errno, "fork");
         if (pid == 0) {
                 int keep = 4;
                 int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -93,13 +93,13 @@ static int fake_start(const struct backend_config *cfg, struct backend_session *
                 int sp[2], sync[2];
                 char rnd[17];
                 if (!s)
-                        return ak_err_set(err, ENOMEM, "out of memory");
+                        return ak_err_oom(err);
                 random_hex(rnd, 8);
                 (void)snprintf(s->state_dir, sizeof(s->state_dir), "/tmp/ak-fake-%s", rnd);
                 if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
                     socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0) {
                         free(s);
-                        return ak_err_set(err, errno, "socketpair: %s", strerror(errno));
+                        return ak_err_errno(err, errno, "socketpair");
                 }
                 r = spawn_agent(sp[1], sync[1], s->state_dir, false, &s->pid, err);
                 close(sp[1]);
@@ -117,7 +117,7 @@ static int fake_start(const struct backend_config *cfg, struct backend_session *
         }
         r = mkdir_p(cfg->ref.run_dir, 0700);
         if (r < 0)
-                return ak_err_set(err, -r, "mkdir '%s': %s", cfg->ref.run_dir, strerror(-r));
+                return ak_err_errno(err, r, "mkdir '%s'", cfg->ref.run_dir);
         (void)snprintf(path, sizeof(path), "%s/agent.sock", cfg->ref.run_dir);
         {
                 cleanup_close int l = unix_listen(path, 64, err);
@@ -135,7 +135,7 @@ static int fake_start(const struct backend_config *cfg, struct backend_session *
                 if (r < 0) {
                         (void)kill(pid, SIGKILL);
                         (void)waitpid(pid, NULL, 0);
-                        return ak_err_set(err, -r, "recording the sandbox: %s", strerror(-r));
+                        return ak_err_errno(err, r, "recording the sandbox");
                 }
         }
         return 0;
@@ -173,7 +173,7 @@ static int fake_status(const struct sandbox_ref *ref, struct backend_status *ret
 static int fake_cleanup(const struct sandbox_ref *ref, struct ak_err *err)
 {
         int r = ref->run_dir ? rm_rf_at(AT_FDCWD, ref->run_dir) : 0;
-        return r < 0 ? ak_err_set(err, -r, "remove run dir: %s", strerror(-r)) : 0;
+        return r < 0 ? ak_err_errno(err, r, "remove run dir") : 0;
 }
 
 static int fake_stop(const struct sandbox_ref *ref, struct ak_err *err)

@@ -40,7 +40,7 @@ static int faulty_start(const struct backend_config *cfg, struct backend_session
 {
         int e;
         if (should_fail("start", 0, &e))
-                return ak_err_set(err, e, "injected failure in start: %s", strerror(e));
+                return ak_err_errno(err, e, "injected failure in start");
         return fake_backend_ops.start(cfg, s, err);
 }
 
@@ -48,7 +48,7 @@ static int faulty_stop(const struct sandbox_ref *ref, struct ak_err *err)
 {
         int e;
         if (should_fail("stop", 1, &e))
-                return ak_err_set(err, e, "injected failure in stop: %s", strerror(e));
+                return ak_err_errno(err, e, "injected failure in stop");
         return fake_backend_ops.stop(ref, err);
 }
 
@@ -56,7 +56,7 @@ static int faulty_cleanup(const struct sandbox_ref *ref, struct ak_err *err)
 {
         int e;
         if (should_fail("cleanup", 2, &e))
-                return ak_err_set(err, e, "injected failure in cleanup: %s", strerror(e));
+                return ak_err_errno(err, e, "injected failure in cleanup");
         return fake_backend_ops.cleanup(ref, err);
 }
 
@@ -72,7 +72,7 @@ static int faulty_connect(const struct sandbox_ref *ref, struct ak_err *err)
 {
         int e;
         if (should_fail("connect", 4, &e))
-                return ak_err_set(err, e, "injected failure in connect: %s", strerror(e));
+                return ak_err_errno(err, e, "injected failure in connect");
         return fake_backend_ops.connect(ref, err);
 }
 

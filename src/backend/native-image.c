@@ -28,6 +28,7 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/macro.h"
+#include "shared/strv.h"
 
 /* Runs `agentkernel-image pull --porcelain NAME`: its progress goes to our stderr as it comes
  * (for people); its one-line result, the id or the reason it failed, to us (for the API). */
@@ -43,13 +44,13 @@ static int run_pull(const char *name, struct ak_err *err)
         if (r < 0)
                 return r;
         if (pipe2(pipefd, O_CLOEXEC) < 0)
-                return ak_err_set(err, errno, "pipe: %s", strerror(errno));
+                return ak_err_errno(err, errno, "pipe");
         pid = fork();
         if (pid < 0) {
                 r = errno;
                 close(pipefd[0]);
                 close(pipefd[1]);
-                return ak_err_set(err, r, "fork: %s", strerror(r));
+                return ak_err_errno(err, r, "fork");
         }
         if (pid == 0) {
                 const char *argv[] = {"agentkernel-image", "pull", "--porcelain", name, NULL};
@@ -63,7 +64,7 @@ static int run_pull(const char *name, struct ak_err *err)
         close(pipefd[0]);
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
-                        return ak_err_set(err, errno, "wait for image pull: %s", strerror(errno));
+                        return ak_err_errno(err, errno, "wait for image pull");
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
                 return 0;
         if (out.len && strncmp(out.data, "error: ", 7) == 0) {
@@ -73,7 +74,7 @@ static int run_pull(const char *name, struct ak_err *err)
         return ak_err_set(err, ENOENT, "cannot pull image '%s' (the puller failed)", name);
 }
 
-void native_image_close(struct native_image *img)
+void native_image_done(struct native_image *img)
 {
         if (!img)
                 return;
@@ -89,11 +90,11 @@ void native_image_close(struct native_image *img)
 int native_image_open(const char *name, struct native_image *ret, struct ak_err *err)
 {
         cleanup_free char *data = NULL;
-        struct image_ref ref = {0};
-        struct image_store s = {.dirfd = -1, .lock_fd = -1};
-        struct image_record rec = {0};
-        struct native_image img = {.lock_fd = -1};
-        struct buf lowers = {0};
+        cleanup_image_ref struct image_ref ref = {0};
+        cleanup_image_store struct image_store s = IMAGE_STORE_INIT;
+        cleanup_image_record struct image_record rec = {0};
+        cleanup_buf struct buf lowers = BUF_INIT;
+        struct native_image img = NATIVE_IMAGE_INIT;
         int r = paths_data_dir_open(&data, err);
 
         if (r < 0)
@@ -112,7 +113,7 @@ int native_image_open(const char *name, struct native_image *ret, struct ak_err 
                 r = image_store_resolve(&s, &ref, &rec, NULL);
                 if (r == -ENOENT) {
                         /* The helper takes the store lock itself. */
-                        image_store_close(&s);
+                        image_store_done(&s);
                         r = run_pull(name, err);
                         if (r >= 0)
                                 r = image_store_open(data, IMAGE_STORE_SHARED, &s, err);
@@ -122,14 +123,13 @@ int native_image_open(const char *name, struct native_image *ret, struct ak_err 
                         r = image_store_resolve(&s, &ref, &rec, err);
                 }
         }
-        image_ref_free(&ref);
         for (size_t i = rec.n_layers; r >= 0 && i-- > 0;) {
                 char path[PATH_MAX];
                 r = image_store_layer_path(&s, rec.layers[i].digest, path, sizeof(path));
                 if (r >= 0)
                         r = buf_printf(&lowers, "%s%s", lowers.len ? ":" : "", path);
                 if (r < 0)
-                        ak_err_set(err, -r, "image layer path: %s", strerror(-r));
+                        ak_err_errno(err, r, "image layer path");
         }
         if (r >= 0 && rec.n_layers == 0)
                 r = ak_err_set(err, EINVAL, "image '%s' has no layers", name);
@@ -141,20 +141,13 @@ int native_image_open(const char *name, struct native_image *ret, struct ak_err 
                 r = ak_err_prefix(err, "image '%s'", name);
         if (r >= 0 && image_env_check(rec.env, err) < 0)
                 r = ak_err_prefix(err, "image '%s'", name);
-        if (r < 0) {
-                buf_free(&lowers);
-                image_record_free(&rec);
-                image_store_close(&s);
+        if (r < 0)
                 return r;
-        }
         img.lowers = buf_detach(&lowers, NULL);
         img.env = TAKE_PTR(rec.env);
         img.workdir = TAKE_PTR(rec.workdir);
         img.user = TAKE_PTR(rec.user);
-        img.lock_fd = s.lock_fd;
-        s.lock_fd = -1;
-        image_record_free(&rec);
-        image_store_close(&s);
+        img.lock_fd = TAKE_FD(s.lock_fd);
         *ret = img;
         return 0;
 }
@@ -234,7 +227,7 @@ static int copy_layer_dir(struct copier *c, int src, int dst, unsigned depth)
         if (!d) {
                 if (fd >= 0)
                         close(fd);
-                return ak_err_set(c->err, errno, "read image layer: %s", strerror(errno));
+                return ak_err_errno(c->err, errno, "read image layer");
         }
         while (r >= 0 && (de = readdir(d))) {
                 const char *name = de->d_name;
@@ -243,7 +236,7 @@ static int copy_layer_dir(struct copier *c, int src, int dst, unsigned depth)
                 if (streq(name, ".") || streq(name, ".."))
                         continue;
                 if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        r = ak_err_set(c->err, errno, "stat '%s': %s", name, strerror(errno));
+                        r = ak_err_errno(c->err, errno, "stat '%s'", name);
                         break;
                 }
                 have = fstatat(dst, name, &cur, AT_SYMLINK_NOFOLLOW) == 0;
@@ -305,7 +298,7 @@ static int copy_layer_dir(struct copier *c, int src, int dst, unsigned depth)
         }
         closedir(d);
         if (r < 0 && !c->err->code)
-                ak_err_set(c->err, -r, "copy the image: %s", strerror(-r));
+                ak_err_errno(c->err, r, "copy the image");
         return r < 0 ? -c->err->code : 0;
 }
 
@@ -318,10 +311,10 @@ int native_image_copy(const struct native_image *img, const char *dir, uint32_t 
         int r = mkdir_p(dir, 0700);
 
         if (r < 0)
-                return ak_err_set(err, -r, "create '%s': %s", dir, strerror(-r));
+                return ak_err_errno(err, r, "create '%s'", dir);
         out = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (out < 0)
-                return ak_err_set(err, errno, "open '%s': %s", dir, strerror(errno));
+                return ak_err_errno(err, errno, "open '%s'", dir);
         /* lowers is top first: copy from the last (the base) up */
         end = img->lowers + strlen(img->lowers);
         while (end > img->lowers) {
@@ -336,7 +329,7 @@ int native_image_copy(const struct native_image *img, const char *dir, uint32_t 
                 path[end - start] = '\0';
                 src = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (src < 0)
-                        return ak_err_set(err, errno, "open layer '%s': %s", path, strerror(errno));
+                        return ak_err_errno(err, errno, "open layer '%s'", path);
                 r = copy_layer_dir(&c, src, out, 0);
                 if (r < 0)
                         return r;
@@ -344,8 +337,8 @@ int native_image_copy(const struct native_image *img, const char *dir, uint32_t 
         }
         /* the root directory itself belongs to the sandbox's root */
         if (c.owners && fchown(out, shift, shift) < 0)
-                return ak_err_set(err, errno, "chown '%s': %s", dir, strerror(errno));
-        return fchmod(out, 0755) < 0 ? ak_err_set(err, errno, "chmod: %s", strerror(errno)) : 0;
+                return ak_err_errno(err, errno, "chown '%s'", dir);
+        return fchmod(out, 0755) < 0 ? ak_err_errno(err, errno, "chmod") : 0;
 }
 
 bool native_image_use_copy(void)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "shared/cleanup.h"
 #include "shared/err.h"
 
 struct native_image {
@@ -20,10 +21,17 @@ struct native_image {
         char *user;    /* or NULL */
         int lock_fd;   /* the store lock, shared */
 };
+#define NATIVE_IMAGE_INIT                                                                          \
+        {                                                                                          \
+                .lock_fd = -1                                                                      \
+        }
 
 /* Resolves name in the store, pulling it when absent. */
 int native_image_open(const char *name, struct native_image *ret, struct ak_err *err);
-void native_image_close(struct native_image *img);
+/* Frees what img holds and drops its layer lock (img itself is the caller's). NULL is fine. */
+void native_image_done(struct native_image *img);
+DEFINE_CLEANUP_DONE(struct native_image, native_image_done)
+#define cleanup_native_image CLEANUP_FUNC(native_image_done)
 
 /* The copy fallback: the image's layers merged into dir (bottom up, whiteouts and opaque
  * directories applied), owned by the layer's ids + shift (rootful) or by us (rootless). Slow for

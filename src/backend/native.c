@@ -42,6 +42,7 @@
 #include "shared/json-util.h"
 #include "shared/parse-util.h"
 #include "shared/random-util.h"
+#include "shared/strv.h"
 #include "shared/test-hook.h"
 #include "shared/time-util.h"
 
@@ -305,7 +306,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                                  .binds = cfg->binds,
                                  .n_binds = cfg->n_binds,
                                  .idmap = geteuid() == 0};
-        struct mount_plan plan = {0};
+        cleanup_mount_plan struct mount_plan plan = {0};
         struct sock_fprog filter = {0};
         struct cgroup_set cg = {.mode = CGROUP_NONE};
         struct runtime_child child = {.pid = -1, .pidfd = -1, .sync_fd = -1};
@@ -328,7 +329,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         const char *argv[24];
         uint32_t id_base = 0;
         bool cgroups_made = false, host_files = false;
-        struct native_image img = {.lock_fd = -1};
+        cleanup_native_image struct native_image img = NATIVE_IMAGE_INIT;
         bool oci = !streq(cfg->image, "host");
         char merged[PATH_MAX] = ""; /* the copy fallback's root (the image, read-only to it) */
         const char *workdir = cfg->workspace ? "/workspace" : "/";
@@ -350,7 +351,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 ro.resolv_conf = NET_RESOLV_CONF;
                 /* The agent holds the write end: slirp4netns exits when the sandbox does. */
                 if (pipe2(hold, O_CLOEXEC) < 0)
-                        return ak_err_set(err, errno, "pipe: %s", strerror(errno));
+                        return ak_err_errno(err, errno, "pipe");
         }
         if (!oci && etc_snapshots_enabled()) {
                 /* without a cache directory /etc is filled the slow way */
@@ -375,8 +376,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                                           "refused; check it, then recreate the sandbox",
                                           cfg->workspace);
                 if (ws_fd < 0)
-                        return ak_err_set(err, errno, "the workspace '%s': %s", cfg->workspace,
-                                          strerror(errno));
+                        return ak_err_errno(err, errno, "the workspace '%s'", cfg->workspace);
                 (void)snprintf(ws_path, sizeof(ws_path), "/proc/self/fd/%d", ws_fd);
                 if (ro.idmap) /* rootful: prepared (open_tree) by the parent */
                         ro.workspace = ws_path;
@@ -412,7 +412,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         r = oci ? rootfs_plan_image(&ro, img.lowers, merged[0] ? merged : NULL, img.workdir, &plan)
                 : rootfs_plan_host(&ro, &plan, &etc_lock);
         if (r < 0) {
-                ak_err_set(err, -r, "building the root filesystem plan: %s", strerror(-r));
+                ak_err_errno(err, r, "building the root filesystem plan");
                 goto fail;
         }
         host_files = bind_mounts_writable(ro.workspace, ro.binds, ro.n_binds);
@@ -423,7 +423,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         }
         exe_fd = open(agent, O_RDONLY | O_CLOEXEC);
         if (exe_fd < 0) {
-                r = ak_err_set(err, errno, "open '%s': %s", agent, strerror(errno));
+                r = ak_err_errno(err, errno, "open '%s'", agent);
                 goto fail;
         }
         if (oci && (r = native_image_agent_ok(exe_fd, err)) < 0)
@@ -431,7 +431,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         if (cfg->ephemeral) {
                 int sp[2];
                 if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
-                        r = ak_err_set(err, errno, "socketpair: %s", strerror(errno));
+                        r = ak_err_errno(err, errno, "socketpair");
                         goto fail;
                 }
                 chan = sp[1];
@@ -452,7 +452,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 envp = agent_env(cfg->env);
         }
         if (!envp) {
-                r = ak_err_set(err, ENOMEM, "out of memory");
+                r = ak_err_oom(err);
                 goto fail;
         }
         (void)snprintf(caps, sizeof(caps), "%llx", (unsigned long long)p->caps);
@@ -509,8 +509,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                             open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
                         if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0 ||
                             rename(tmp, lock_path) < 0) {
-                                r = ak_err_set(err, errno, "lock '%s': %s", lock_path,
-                                               strerror(errno));
+                                r = ak_err_errno(err, errno, "lock '%s'", lock_path);
                                 if (lock_fd >= 0)
                                         (void)unlink(tmp);
                                 lock_path[0] = '\0';
@@ -597,7 +596,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
         if (cfg->ephemeral) {
                 struct native_session *s = calloc(1, sizeof(*s));
                 if (!s) {
-                        r = ak_err_set(err, ENOMEM, "out of memory");
+                        r = ak_err_oom(err);
                         goto fail;
                 }
                 s->pid = child.pid;
@@ -617,7 +616,7 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                 if (r >= 0)
                         r = write_runtime(&cfg->ref, &rt);
                 if (r < 0) {
-                        ak_err_set(err, -r, "recording the sandbox: %s", strerror(-r));
+                        ak_err_errno(err, r, "recording the sandbox");
                         goto fail;
                 }
                 test_hook("native-recorded");
@@ -630,8 +629,6 @@ static int native_start(const struct backend_config *cfg, struct backend_session
                         goto fail_committed;
                 }
         }
-        mount_plan_free(&plan);
-        native_image_close(&img);
         return 0;
 
 fail:
@@ -655,12 +652,10 @@ fail_committed:
                 (void)rm_rf_at(AT_FDCWD, cfg->ref.run_dir);
         else if (merged[0])
                 (void)rm_rf_at(AT_FDCWD, merged);
-        native_image_close(&img);
         if (lock_fd >= 0) {
                 (void)unlink(lock_path);
                 close(lock_fd);
         }
-        mount_plan_free(&plan);
         return err && err->code ? -err->code : (r < 0 ? r : -EIO);
 }
 
@@ -727,7 +722,7 @@ static int native_cleanup(const struct sandbox_ref *ref, struct ak_err *err)
         if (ref->run_dir) {
                 int k = rm_rf_at(AT_FDCWD, ref->run_dir);
                 if (k < 0 && r == 0)
-                        r = ak_err_set(err, -k, "remove '%s': %s", ref->run_dir, strerror(-k));
+                        r = ak_err_errno(err, k, "remove '%s'", ref->run_dir);
         }
         return r;
 }
@@ -827,14 +822,11 @@ static void native_sweep(const char *ephemeral_dir)
 
 static int native_prepare(const char *image, struct ak_err *err)
 {
-        struct native_image img = {.lock_fd = -1};
-        int r;
+        cleanup_native_image struct native_image img = NATIVE_IMAGE_INIT;
 
         if (streq(image, "host"))
                 return 0;
-        r = native_image_open(image, &img, err);
-        native_image_close(&img);
-        return r;
+        return native_image_open(image, &img, err);
 }
 
 const struct backend_ops native_backend_ops = {

@@ -191,23 +191,18 @@ static void send(int pidfd, pid_t pid, int sig)
 
 void proc_terminate(const struct proc_ident *id, int grace_ms)
 {
-        int pidfd;
+        cleanup_close int pidfd = -1;
 
         if (!proc_verify(id))
                 return;
         pidfd = (int)syscall(SYS_pidfd_open, id->pid, 0);
         /* Re-check with the pidfd held: it now pins whichever process has this pid, and the
          * signals go through it. */
-        if (!proc_verify(id)) {
-                if (pidfd >= 0)
-                        close(pidfd);
+        if (!proc_verify(id))
                 return;
-        }
         send(pidfd, id->pid, SIGTERM);
         if (!proc_wait_exit(pidfd, id->pid, id->start_time, grace_ms)) {
                 send(pidfd, id->pid, SIGKILL);
                 (void)proc_wait_exit(pidfd, id->pid, id->start_time, grace_ms);
         }
-        if (pidfd >= 0)
-                close(pidfd);
 }

@@ -14,6 +14,7 @@
 #include "core/validate.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/strv.h"
 #include "shared/time-util.h"
 
 const struct verb *cli_current;
@@ -187,22 +188,6 @@ int cli_connect(const char *name, int fail_code, struct manager **ret_m)
         if (fd < 0)
                 return -cli_fail(&err, fail_code);
         return fd;
-}
-
-int strv_push(char ***v, const char *s)
-{
-        size_t n = 0;
-        char **nv;
-
-        while (*v && (*v)[n])
-                n++;
-        nv = realloc(*v, (n + 2) * sizeof(char *));
-        if (!nv)
-                return -ENOMEM;
-        nv[n] = strdup(s);
-        nv[n + 1] = NULL;
-        *v = nv;
-        return nv[n] ? 0 : -ENOMEM;
 }
 
 int cli_output(void *ctx, int stream, const void *data, size_t len)

@@ -18,7 +18,7 @@
 
 /* Exit codes (docs/cli.md). A command's own status passes through unchanged. */
 #define EXIT_OK 0
-#define EXIT_FAILURE_ 1    /* a management command failed */
+#define EXIT_ERROR 1       /* a management command failed */
 #define EXIT_USAGE 2       /* bad arguments */
 #define EXIT_RUN_ERROR 125 /* agentkernel could not run the command */
 #define EXIT_CANNOT_EXEC 126
@@ -91,9 +91,6 @@ struct manager *cli_manager(void);
 /* Opens the manager (into *ret_m, which the caller frees even on failure) and connects to the
  * agent of running sandbox `name`. On failure prints why and returns -fail_code. */
 int cli_connect(const char *name, int fail_code, struct manager **ret_m);
-
-/* Appends to a NULL-terminated string list (growing it). -ENOMEM on failure. */
-int strv_push(char ***v, const char *s);
 
 /* Writes data to fd entirely (for command output). */
 int cli_output(void *ctx, int stream, const void *data, size_t len);

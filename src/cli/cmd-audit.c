@@ -85,10 +85,10 @@ static int audit_verify_cmd(const char *path)
 
         if (r == -EBADMSG) {
                 cli_error("audit log '%s' is not intact: line %zu: %s", path, v.bad_line, v.reason);
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         if (r < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         printf("audit log '%s' is intact: %zu entries, %zu chained\n", path, v.lines, v.chained);
         return EXIT_OK;
 }
@@ -122,7 +122,7 @@ int cmd_audit(int argc, char **argv)
                 return cli_usage_error(cli_current, "unknown audit command '%s' (try: verify)",
                                        a.pos[0]);
         if (audit_path_get(&path, &err) < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         if (f.path) {
                 printf("%s\n", path);
                 return EXIT_OK;
@@ -130,7 +130,7 @@ int cmd_audit(int argc, char **argv)
         if (a.n_pos)
                 return audit_verify_cmd(path);
         if (audit_read(path, f.sandbox, f.last, &entries, &err) < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         if (f.json) {
                 cli_print_json(entries);
                 return EXIT_OK;

@@ -66,7 +66,7 @@ int cmd_cp(int argc, char **argv)
                 return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
         m = cli_manager();
         if (!m)
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         if (src_remote) {
                 /* sandbox -> host: into a directory keeps the file's name. The host writes
                  * data it does not trust to a path another user may share: see out_file. */
@@ -82,13 +82,13 @@ int cmd_cp(int argc, char **argv)
                         dup_out = dup(STDOUT_FILENO);
                         if (dup_out < 0) {
                                 cli_error("cannot write to stdout: %s", strerror(errno));
-                                r = EXIT_FAILURE_;
+                                r = EXIT_ERROR;
                                 goto out;
                         }
                         out = dup_out;
                 } else {
                         if (out_file_open(a.pos[1], basename(base), &of, &err) < 0) {
-                                r = cli_fail(&err, EXIT_FAILURE_);
+                                r = cli_fail(&err, EXIT_ERROR);
                                 goto out;
                         }
                         out = of.fd;
@@ -98,7 +98,7 @@ int cmd_cp(int argc, char **argv)
                         r = out_file_publish(&of, info.mode, &err);
                 out_file_abort(&of);
                 if (r < 0) {
-                        r = cli_fail(&err, EXIT_FAILURE_);
+                        r = cli_fail(&err, EXIT_ERROR);
                         goto out;
                 }
         } else {
@@ -126,18 +126,18 @@ int cmd_cp(int argc, char **argv)
                         cli_error("'%s' is a symbolic link owned by another user; it is not "
                                   "followed (name its target instead)",
                                   a.pos[0]);
-                        r = EXIT_FAILURE_;
+                        r = EXIT_ERROR;
                         goto out;
                 }
                 if (in < 0 || fstat(in, &st) < 0) {
                         cli_error("cannot read '%s': %s", a.pos[0], strerror(in < 0 ? -in : errno));
-                        r = EXIT_FAILURE_;
+                        r = EXIT_ERROR;
                         goto out;
                 }
                 if (S_ISDIR(st.st_mode)) {
                         cli_error("'%s' is a directory; copying directories is not supported yet",
                                   a.pos[0]);
-                        r = EXIT_FAILURE_;
+                        r = EXIT_ERROR;
                         goto out;
                 }
                 const struct manager_write w = {.mode = st.st_mode & 0777,
@@ -146,7 +146,7 @@ int cmd_cp(int argc, char **argv)
                                                 .src_fd = in};
                 r = manager_file_write(m, dname, dpath, &w, NULL, &err);
                 if (r < 0) {
-                        r = cli_fail(&err, EXIT_FAILURE_);
+                        r = cli_fail(&err, EXIT_ERROR);
                         goto out;
                 }
         }

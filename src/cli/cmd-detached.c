@@ -45,7 +45,7 @@ int cmd_exec_list(int argc, char **argv)
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        fd = cli_connect(a.pos[0], EXIT_FAILURE_, &m);
+        fd = cli_connect(a.pos[0], EXIT_ERROR, &m);
         if (fd < 0) {
                 r = -fd;
                 goto out;
@@ -53,7 +53,7 @@ int cmd_exec_list(int argc, char **argv)
         r = agent_detach_list(fd, &list, &n, &err);
         close(fd);
         if (r < 0) {
-                r = cli_fail(&err, EXIT_FAILURE_);
+                r = cli_fail(&err, EXIT_ERROR);
                 goto out;
         }
         if (json) {
@@ -80,7 +80,7 @@ int cmd_exec_list(int argc, char **argv)
         r = EXIT_OK;
 out:
         for (size_t i = 0; i < n; i++)
-                agent_detached_clear(&list[i]);
+                agent_detached_done(&list[i]);
         free(list);
         manager_free(m);
         return r;
@@ -110,12 +110,12 @@ int cmd_exec_logs(int argc, char **argv)
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        fd = cli_connect(a.pos[0], EXIT_FAILURE_, &m);
+        fd = cli_connect(a.pos[0], EXIT_ERROR, &m);
         if (fd < 0) {
                 r = -fd;
         } else {
                 r = agent_detach_logs(fd, a.pos[1], stderr_stream, to_stdout, NULL, &err) < 0
-                        ? cli_fail(&err, EXIT_FAILURE_)
+                        ? cli_fail(&err, EXIT_ERROR)
                         : EXIT_OK;
                 close(fd);
         }
@@ -135,18 +135,18 @@ int cmd_exec_kill(int argc, char **argv)
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        fd = cli_connect(a.pos[0], EXIT_FAILURE_, &m);
+        fd = cli_connect(a.pos[0], EXIT_ERROR, &m);
         if (fd < 0) {
                 r = -fd;
         } else {
                 r = agent_detach_kill(fd, a.pos[1], 0, &d, &err);
                 close(fd);
                 if (r < 0) {
-                        r = cli_fail(&err, EXIT_FAILURE_);
+                        r = cli_fail(&err, EXIT_ERROR);
                 } else {
                         cleanup_json json_t *j = detached_json(a.pos[0], &d);
                         cli_print_json(j);
-                        agent_detached_clear(&d);
+                        agent_detached_done(&d);
                         r = EXIT_OK;
                 }
         }

@@ -225,7 +225,7 @@ int cmd_doctor(int argc, char **argv)
                         for (size_t i = 0; i < l.n; i++)
                                 running += manager_is_running(m, l.items[i]);
                         check(&rep, INFO, "sandboxes", "%zu recorded, %d running", l.n, running);
-                        state_list_free(&l);
+                        state_list_done(&l);
                 }
                 manager_sweep(m);
                 check(&rep, INFO, "backend", "default backend: %s", backend_default()->name);
@@ -241,5 +241,5 @@ int cmd_doctor(int argc, char **argv)
                 cli_print_json(o);
         }
         json_decref(rep.checks);
-        return rep.errors ? EXIT_FAILURE_ : EXIT_OK;
+        return rep.errors ? EXIT_ERROR : EXIT_OK;
 }

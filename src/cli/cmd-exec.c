@@ -12,6 +12,7 @@
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 #include "shared/parse-util.h"
+#include "shared/strv.h"
 
 struct exec_flags {
         char **env;
@@ -120,7 +121,7 @@ int cmd_exec(int argc, char **argv)
                         if (r >= 0) {
                                 cleanup_json json_t *j = detached_json(a.pos[0], &d);
                                 cli_print_json(j);
-                                agent_detached_clear(&d);
+                                agent_detached_done(&d);
                                 r = EXIT_OK;
                         } else {
                                 r = cli_exec_fail(&err);

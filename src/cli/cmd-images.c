@@ -15,6 +15,7 @@
 #include "image/ref.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
+#include "shared/strv.h"
 #include "shared/text-util.h"
 
 struct images_flags {
@@ -67,20 +68,17 @@ static json_t *record_json(const struct image_record *r)
 /* The image ids that sandboxes (any state) are built from: prune keeps them, rm refuses them. */
 static char **ids_in_use(struct image_store *s, char ***ret_users)
 {
-        struct manager *m = cli_manager();
-        struct state_list l = {0};
-        char **ids = NULL, **users = NULL;
+        cleanup_manager struct manager *m = cli_manager();
+        cleanup_state_list struct state_list l = {0};
+        cleanup_strv char **ids = NULL;
+        cleanup_strv char **users = NULL;
         size_t n = 0;
 
         if (!m)
                 return NULL;
         if (manager_list(m, NULL, NULL, &l) < 0 || !(ids = calloc(l.n + 1, sizeof(*ids))) ||
-            !(users = calloc(l.n + 1, sizeof(*users)))) {
-                free(ids);
-                state_list_free(&l);
-                manager_free(m);
+            !(users = calloc(l.n + 1, sizeof(*users))))
                 return NULL;
-        }
         for (size_t i = 0; i < l.n; i++) {
                 struct image_ref ref;
                 struct image_record rec;
@@ -90,17 +88,13 @@ static char **ids_in_use(struct image_store *s, char ***ret_users)
                 if (image_store_resolve(s, &ref, &rec, NULL) == 0) {
                         ids[n] = TAKE_PTR(rec.id);
                         users[n++] = strdup(l.items[i]->name);
-                        image_record_free(&rec);
+                        image_record_done(&rec);
                 }
-                image_ref_free(&ref);
+                image_ref_done(&ref);
         }
-        state_list_free(&l);
-        manager_free(m);
         if (ret_users)
-                *ret_users = users;
-        else
-                strv_free(users);
-        return ids;
+                *ret_users = TAKE_PTR(users);
+        return TAKE_PTR(ids);
 }
 
 static int images_list(struct image_store *s, const struct images_flags *f)
@@ -110,7 +104,7 @@ static int images_list(struct image_store *s, const struct images_flags *f)
         size_t n = 0;
 
         if (image_store_list(s, &v, &n, &err) < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         if (f->json) {
                 cleanup_json json_t *arr = json_array();
                 for (size_t i = 0; i < n; i++)
@@ -149,7 +143,7 @@ static int images_pull(struct cli_args *a, const struct images_flags *f)
                 return cli_usage_error(cli_current, "'images pull' needs one image name");
         if (paths_helper("agentkernel-image", "AGENTKERNEL_IMAGE_HELPER", helper, sizeof(helper),
                          &err) < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         argv[k++] = "agentkernel-image";
         argv[k++] = "pull";
         if (f->quiet)
@@ -160,7 +154,7 @@ static int images_pull(struct cli_args *a, const struct images_flags *f)
         argv[k] = NULL;
         execv(helper, (char *const *)argv);
         cli_error("cannot run '%s': %s", helper, strerror(errno));
-        return EXIT_FAILURE_;
+        return EXIT_ERROR;
 }
 
 int cmd_images(int argc, char **argv)
@@ -180,7 +174,7 @@ int cmd_images(int argc, char **argv)
                                       .max_pos = 64,
                                       .missing = "an images command is required (pull, list, rm, "
                                                  "prune)"};
-        struct image_store s = {.dirfd = -1, .lock_fd = -1};
+        cleanup_image_store struct image_store s = IMAGE_STORE_INIT;
         cleanup_free char *data = NULL;
         struct ak_err err = {0};
         struct cli_args a;
@@ -194,13 +188,13 @@ int cmd_images(int argc, char **argv)
                 return images_pull(&a, &f);
         r = paths_data_dir_open(&data, &err);
         if (r < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         close(r);
         if (streq(verb, "list") || streq(verb, "ls")) {
                 if (a.n_pos != 1)
                         return cli_usage_error(cli_current, "list takes no name");
                 if (image_store_open(data, IMAGE_STORE_SHARED, &s, &err) < 0)
-                        return cli_fail(&err, EXIT_FAILURE_);
+                        return cli_fail(&err, EXIT_ERROR);
                 rc = images_list(&s, &f);
         } else if (streq(verb, "rm") || streq(verb, "remove") || streq(verb, "delete")) {
                 cleanup_strv char **ids = NULL;
@@ -208,7 +202,7 @@ int cmd_images(int argc, char **argv)
                 if (a.n_pos < 2)
                         return cli_usage_error(cli_current, "'images rm' needs an image name");
                 if (image_store_open(data, IMAGE_STORE_EXCLUSIVE, &s, &err) < 0)
-                        return cli_fail(&err, EXIT_FAILURE_);
+                        return cli_fail(&err, EXIT_ERROR);
                 ids = ids_in_use(&s, &users);
                 for (size_t i = 1; i < a.n_pos; i++) {
                         struct image_ref ref;
@@ -219,19 +213,19 @@ int cmd_images(int argc, char **argv)
                                         for (size_t k = 0; ids && ids[k]; k++)
                                                 if (streq(ids[k], rec.id))
                                                         user = users[k];
-                                        image_record_free(&rec);
+                                        image_record_done(&rec);
                                 }
-                                image_ref_free(&ref);
+                                image_ref_done(&ref);
                         }
                         if (user) {
                                 cli_error("image '%s' is used by sandbox '%s'; remove the sandbox "
                                           "first, or use --force",
                                           a.pos[i], user);
-                                rc = EXIT_FAILURE_;
+                                rc = EXIT_ERROR;
                                 continue;
                         }
                         if (image_store_remove(&s, a.pos[i], &err) < 0) {
-                                rc = cli_fail(&err, EXIT_FAILURE_);
+                                rc = cli_fail(&err, EXIT_ERROR);
                                 ak_err_clear(&err);
                                 continue;
                         }
@@ -242,7 +236,7 @@ int cmd_images(int argc, char **argv)
                         uint64_t freed = 0;
                         char size[32];
                         if (image_store_prune(&s, ids, &freed, &err) < 0)
-                                rc = cli_fail(&err, EXIT_FAILURE_);
+                                rc = cli_fail(&err, EXIT_ERROR);
                         format_bytes(freed, size, sizeof(size));
                         if (rc == EXIT_OK && !f.quiet)
                                 printf("Freed %s\n", size);
@@ -254,16 +248,15 @@ int cmd_images(int argc, char **argv)
                 if (a.n_pos != 1)
                         return cli_usage_error(cli_current, "prune takes no name");
                 if (image_store_open(data, IMAGE_STORE_EXCLUSIVE, &s, &err) < 0)
-                        return cli_fail(&err, EXIT_FAILURE_);
+                        return cli_fail(&err, EXIT_ERROR);
                 ids = ids_in_use(&s, NULL);
                 if (image_store_prune(&s, ids, &freed, &err) < 0)
-                        rc = cli_fail(&err, EXIT_FAILURE_);
+                        rc = cli_fail(&err, EXIT_ERROR);
                 format_bytes(freed, size, sizeof(size));
                 if (rc == EXIT_OK)
                         printf("Freed %s\n", size);
         } else {
                 return cli_usage_error(cli_current, "unknown images command '%s'", verb);
         }
-        image_store_close(&s);
         return rc;
 }

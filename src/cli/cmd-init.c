@@ -13,7 +13,7 @@
 
 #include "cli.h"
 #include "cmd.h"
-#include "core/agents.h"
+#include "core/coding-agents.h"
 #include "core/config.h"
 #include "core/validate.h"
 #include "shared/cleanup.h"
@@ -35,7 +35,7 @@ static int init_opt(int c, const char *arg, void *ctx)
                 f->name = arg;
                 return 0;
         case 'a':
-                if (!agent_find(arg))
+                if (!coding_agent_find(arg))
                         return cli_usage_error(cli_current,
                                                "unknown agent '%s' (claude, codex, gemini, "
                                                "opencode, amp, pi, copilot)",
@@ -88,7 +88,7 @@ int cmd_init(int argc, char **argv)
         struct cli_args a;
         cleanup_free char *text = NULL;
         cleanup_close int fd = -1;
-        struct config *cfg = NULL;
+        cleanup_config struct config *cfg = NULL;
         struct ak_err err = {0};
         char name[64], sha[CONFIG_SHA256_HEX];
         int r = cli_parse(argc, argv, &spec, &a);
@@ -98,7 +98,7 @@ int cmd_init(int argc, char **argv)
         default_name(name, sizeof(name));
         if (config_starter(f.name ? f.name : name, f.agent, &text) < 0) {
                 cli_error("out of memory");
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         (void)SHA256Data((const uint8_t *)text, strlen(text), sha);
         fd = open(CONFIG_FILE_NAME, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -106,13 +106,13 @@ int cmd_init(int argc, char **argv)
                 cli_error(errno == EEXIST ? "%s already exists; not overwriting it"
                                           : "cannot create %s: %s",
                           CONFIG_FILE_NAME, strerror(errno));
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         /* 0644 whatever the umask: a group-writable config would not be trusted */
         if (fchmod(fd, 0644) < 0 || write_all(fd, text, strlen(text)) < 0) {
                 cli_error("cannot write %s: %s", CONFIG_FILE_NAME, strerror(errno));
                 (void)unlink(CONFIG_FILE_NAME);
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         /* approve what is on disk now, read back through the trusted reader's checks */
         if (config_inspect(CONFIG_FILE_NAME, &cfg, &err) < 0 || !streq(cfg->sha256, sha) ||
@@ -122,10 +122,8 @@ int cmd_init(int argc, char **argv)
                 cli_error("wrote %s but could not approve it: %s; approve it with: agentkernel "
                           "trust",
                           CONFIG_FILE_NAME, ak_err_msg(&err));
-                config_free(cfg);
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
-        config_free(cfg);
         printf("Wrote and approved %s (sandbox '%s'); create it with: agentkernel create\n",
                CONFIG_FILE_NAME, f.name ? f.name : name);
         return EXIT_OK;

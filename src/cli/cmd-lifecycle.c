@@ -11,10 +11,10 @@
 
 int cmd_create(int argc, char **argv)
 {
-        struct sandbox_flags f;
+        cleanup_sandbox_flags struct sandbox_flags f = {0};
         struct cli_args a;
         struct ak_err err = {0};
-        struct manager *m = NULL;
+        cleanup_manager struct manager *m = NULL;
         int r;
 
         sandbox_flags_init(&f, false);
@@ -25,33 +25,24 @@ int cmd_create(int argc, char **argv)
                                       .max_pos = 1};
 
         r = cli_parse(argc, argv, &spec, &a);
-        if (r) {
-                r = CLI_PARSE_EXIT(r);
-                goto out;
-        }
+        if (r)
+                return CLI_PARSE_EXIT(r);
         r = sandbox_flags_config(&f);
         if (r)
-                goto out;
+                return r;
         f.o.name = a.n_pos ? a.pos[0] : f.cfg ? f.cfg->name : NULL;
-        if (!f.o.name) {
-                r = cli_usage_error(cli_current, "a sandbox name is required (or [sandbox] name "
-                                                 "in agentkernel.toml)");
-                goto out;
-        }
+        if (!f.o.name)
+                return cli_usage_error(cli_current, "a sandbox name is required (or [sandbox] name "
+                                                    "in agentkernel.toml)");
         m = cli_manager();
-        if (!m) {
-                r = EXIT_FAILURE_;
-                goto out;
-        }
-        if (manager_create(m, &f.o, &err) < 0) {
-                r = cli_fail(&err, EXIT_FAILURE_);
-                goto out;
-        }
+        if (!m)
+                return EXIT_ERROR;
+        if (manager_create(m, &f.o, &err) < 0)
+                return cli_fail(&err, EXIT_ERROR);
         if (f.no_start) {
                 printf("Created sandbox '%s'\nStart it with: %s start %s\n", f.o.name, cli_prog,
                        f.o.name);
-                r = EXIT_OK;
-                goto out;
+                return EXIT_OK;
         }
         if (manager_start(m, f.o.name, &err) < 0) {
                 /* The record stays, as upstream: the user can fix the cause and start again. */
@@ -60,15 +51,10 @@ int cmd_create(int argc, char **argv)
                         "The sandbox was created but not started; after fixing the "
                         "cause run: %s start %s\n",
                         cli_prog, f.o.name);
-                r = EXIT_FAILURE_;
-                goto out;
+                return EXIT_ERROR;
         }
         printf("Created and started sandbox '%s'\n", f.o.name);
-        r = EXIT_OK;
-out:
-        manager_free(m);
-        sandbox_flags_free(&f);
-        return r;
+        return EXIT_OK;
 }
 
 static int backend_opt(int c, const char *arg, void *ctx)
@@ -99,12 +85,12 @@ static int for_each_name(int argc, char **argv, const struct cli_spec *spec,
                 return CLI_PARSE_EXIT(r);
         m = cli_manager();
         if (!m)
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         for (size_t i = 0; i < a.n_pos; i++) {
                 struct ak_err err = {0};
                 int k = p->op(m, a.pos[i], p->ctx, &err);
                 if (k < 0)
-                        r = cli_fail(&err, EXIT_FAILURE_);
+                        r = cli_fail(&err, EXIT_ERROR);
                 else if (k == 0)
                         printf("%s sandbox '%s'\n", p->done, a.pos[i]);
         }
@@ -116,17 +102,13 @@ static int for_each_name(int argc, char **argv, const struct cli_spec *spec,
 static int start_one(struct manager *m, const char *name, void *ctx, struct ak_err *err)
 {
         const char *backend = *(const char **)ctx;
-        struct sandbox_state *st = NULL;
+        cleanup_state struct sandbox_state *st = NULL;
         int r;
 
         if (backend && store_load(m->store, name, &st, NULL) == 0 &&
-            !streq(manager_backend_name(st), backend)) {
-                r = ak_err_set(err, EINVAL, "sandbox '%s' uses backend '%s', not '%s'", name,
-                               manager_backend_name(st), backend);
-                state_free(st);
-                return r;
-        }
-        state_free(st);
+            !streq(manager_backend_name(st), backend))
+                return ak_err_set(err, EINVAL, "sandbox '%s' uses backend '%s', not '%s'", name,
+                                  manager_backend_name(st), backend);
         r = manager_start(m, name, err);
         if (r == -EALREADY) {
                 printf("Sandbox '%s' is already running\n", name);

@@ -16,6 +16,13 @@ struct list_flags {
         json_t *filters; /* label filters, ANDed */
 };
 
+static void list_flags_done(struct list_flags *f)
+{
+        json_decref(f->filters);
+}
+DEFINE_CLEANUP_DONE(struct list_flags, list_flags_done)
+#define cleanup_list_flags CLEANUP_FUNC(list_flags_done)
+
 static int list_opt(int c, const char *arg, void *ctx)
 {
         struct list_flags *f = ctx;
@@ -49,28 +56,23 @@ int cmd_list(int argc, char **argv)
         static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
                                                  {"label", required_argument, NULL, 'l'},
                                                  {NULL, 0, NULL, 0}};
-        struct list_flags f = {.filters = json_object()};
-        struct state_list l = {0};
+        cleanup_list_flags struct list_flags f = {.filters = json_object()};
+        cleanup_state_list struct state_list l = {0};
         struct cli_args a;
-        struct manager *m = NULL;
+        cleanup_manager struct manager *m = NULL;
         const struct cli_spec spec = {
             .shortopts = "jl:", .longopts = longopts, .on_opt = list_opt, .ctx = &f};
         int r = cli_parse(argc, argv, &spec, &a);
 
-        if (r) {
-                r = CLI_PARSE_EXIT(r);
-                goto out;
-        }
+        if (r)
+                return CLI_PARSE_EXIT(r);
         m = cli_manager();
-        if (!m) {
-                r = EXIT_FAILURE_;
-                goto out;
-        }
+        if (!m)
+                return EXIT_ERROR;
         r = manager_list(m, warn_bad_file, NULL, &l);
         if (r < 0) {
                 cli_error("cannot list sandboxes: %s", strerror(-r));
-                r = EXIT_FAILURE_;
-                goto out;
+                return EXIT_ERROR;
         }
         if (f.json) {
                 cleanup_json json_t *arr = json_array();
@@ -111,23 +113,18 @@ int cmd_list(int argc, char **argv)
                                manager_backend_name(st), "-", labels, ports);
                 }
         }
-        r = EXIT_OK;
-out:
-        state_list_free(&l);
-        manager_free(m);
-        json_decref(f.filters);
-        return r;
+        return EXIT_OK;
 }
 
 int cmd_info(int argc, char **argv)
 {
         static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
                                                  {NULL, 0, NULL, 0}};
-        struct list_flags f = {.filters = json_object()};
-        struct sandbox_state *st = NULL;
+        cleanup_list_flags struct list_flags f = {.filters = json_object()};
+        cleanup_state struct sandbox_state *st = NULL;
         struct ak_err err = {0};
         struct cli_args a;
-        struct manager *m = NULL;
+        cleanup_manager struct manager *m = NULL;
         const struct cli_spec spec = {.shortopts = "j",
                                       .longopts = longopts,
                                       .on_opt = list_opt,
@@ -137,19 +134,13 @@ int cmd_info(int argc, char **argv)
                                       .missing = "a sandbox name is required"};
         int r = cli_parse(argc, argv, &spec, &a);
 
-        if (r) {
-                r = CLI_PARSE_EXIT(r);
-                goto out;
-        }
+        if (r)
+                return CLI_PARSE_EXIT(r);
         m = cli_manager();
-        if (!m) {
-                r = EXIT_FAILURE_;
-                goto out;
-        }
-        if (store_load(m->store, a.pos[0], &st, &err) < 0) {
-                r = cli_fail(&err, EXIT_FAILURE_);
-                goto out;
-        }
+        if (!m)
+                return EXIT_ERROR;
+        if (store_load(m->store, a.pos[0], &st, &err) < 0)
+                return cli_fail(&err, EXIT_ERROR);
         {
                 cleanup_json json_t *j = manager_info_json(m, st);
                 if (f.json) {
@@ -170,10 +161,5 @@ int cmd_info(int argc, char **argv)
                         }
                 }
         }
-        r = EXIT_OK;
-out:
-        state_free(st);
-        manager_free(m);
-        json_decref(f.filters);
-        return r;
+        return EXIT_OK;
 }

@@ -11,6 +11,7 @@
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 #include "shared/parse-util.h"
+#include "shared/strv.h"
 
 enum {
         OPT_BY = 1000,
@@ -66,11 +67,11 @@ static int run_on_one(int argc, char **argv, const struct one_op *o, const char 
                 return r;
         m = open_manager();
         if (!m)
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         r = o->op(m, a.pos[0], o->op_ctx, &err);
         manager_free(m);
         if (r < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         *ret_name = a.pos[0];
         return EXIT_OK;
 }
@@ -164,12 +165,12 @@ int cmd_gc(int argc, char **argv)
         }
         m = open_manager();
         if (!m) {
-                r = EXIT_FAILURE_;
+                r = EXIT_ERROR;
                 goto out;
         }
         r = manager_gc(m, json_object_size(f.labels) ? f.labels : NULL, f.dry_run, &names, &err);
         if (r < 0) {
-                r = cli_fail(&err, EXIT_FAILURE_);
+                r = cli_fail(&err, EXIT_ERROR);
                 goto out;
         }
         if (!names[0])
@@ -215,11 +216,11 @@ int cmd_reconcile(int argc, char **argv)
                 return CLI_PARSE_EXIT(r);
         m = open_manager();
         if (!m)
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         r = manager_reconcile(m, flags[0], &res, &err);
         manager_free(m);
         if (r < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         if (flags[1]) {
                 cleanup_json json_t *o = reconcile_json(&res);
                 cli_print_json(o);
@@ -231,7 +232,7 @@ int cmd_reconcile(int argc, char **argv)
                                reconcile_action_name(res.actions[i].action), res.actions[i].sandbox,
                                res.actions[i].reason);
         }
-        reconcile_result_free(&res);
+        reconcile_result_done(&res);
         return EXIT_OK;
 }
 
@@ -438,7 +439,7 @@ int cmd_update(int argc, char **argv)
         }
         m = open_manager();
         if (!m) {
-                r = EXIT_FAILURE_;
+                r = EXIT_ERROR;
                 goto out;
         }
         if (f.clear_labels && !f.labels)
@@ -450,7 +451,7 @@ int cmd_update(int argc, char **argv)
                 r = manager_set_description(m, a.pos[0], f.description, &err);
         if (r >= 0 && (f.set_lifecycle || f.clear_lifecycle))
                 r = manager_set_lifecycle(m, a.pos[0], f.clear_lifecycle ? NULL : &f.lc, &err);
-        r = r < 0 ? cli_fail(&err, EXIT_FAILURE_) : EXIT_OK;
+        r = r < 0 ? cli_fail(&err, EXIT_ERROR) : EXIT_OK;
         if (r == EXIT_OK)
                 printf("Updated sandbox '%s'\n", a.pos[0]);
 out:

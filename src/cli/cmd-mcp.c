@@ -17,9 +17,9 @@ int cmd_mcp_server(int argc, char **argv)
                 return CLI_PARSE_EXIT(r);
         m = cli_manager();
         if (!m)
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         m->notify = NULL; /* stdout is the protocol's */
         r = mcp_serve(m);
         manager_free(m);
-        return r < 0 ? EXIT_FAILURE_ : EXIT_OK;
+        return r < 0 ? EXIT_ERROR : EXIT_OK;
 }

@@ -48,7 +48,7 @@ int cmd_pool(int argc, char **argv)
                 return cli_usage_error(cli_current, "unknown pool command '%s'", a.pos[0]);
         m = cli_manager();
         if (!m)
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         dir = store_run_dir(m->store, ".ephemeral");
         manager_free(m);
         for (int k = 0; k < 2 && dir; k++) {
@@ -59,7 +59,7 @@ int cmd_pool(int argc, char **argv)
                         continue;
                 if (engine_pool_clear(kind, dir, &n, &err) < 0) {
                         if (backend) /* asked for this one: its absence is an error */
-                                rc = cli_fail(&err, EXIT_FAILURE_);
+                                rc = cli_fail(&err, EXIT_ERROR);
                         continue;
                 }
                 printf("%s: removed %u idle container%s\n", engine_name(kind), n,

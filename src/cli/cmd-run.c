@@ -83,10 +83,10 @@ static void detect_image(struct sandbox_flags *f, char *const *cmd)
                         if (image_store_open(data, IMAGE_STORE_SHARED, &s, NULL) == 0 &&
                             image_store_resolve(&s, &ref, &rec, NULL) == 0) {
                                 found = true;
-                                image_record_free(&rec);
+                                image_record_done(&rec);
                         }
-                        image_store_close(&s);
-                        image_ref_free(&ref);
+                        image_store_done(&s);
+                        image_ref_done(&ref);
                 }
                 if (found) {
                         f->o.image = cand;
@@ -101,10 +101,10 @@ static void detect_image(struct sandbox_flags *f, char *const *cmd)
 
 int cmd_run(int argc, char **argv)
 {
-        struct sandbox_flags f;
+        cleanup_sandbox_flags struct sandbox_flags f = {0};
         struct cli_args a;
         struct ak_err err = {0};
-        struct manager *m = NULL;
+        cleanup_manager struct manager *m = NULL;
         int r;
 
         sandbox_flags_init(&f, true);
@@ -117,35 +117,27 @@ int cmd_run(int argc, char **argv)
                                                      "-- echo hi"};
 
         r = cli_parse(argc, argv, &spec, &a);
-        if (r) {
-                r = CLI_PARSE_EXIT(r);
-                goto out;
-        }
+        if (r)
+                return CLI_PARSE_EXIT(r);
         r = sandbox_flags_config(&f);
         if (r)
-                goto out;
+                return r;
         detect_image(&f, a.cmd);
         m = cli_manager();
-        if (!m) {
-                r = EXIT_RUN_ERROR;
-                goto out;
-        }
+        if (!m)
+                return EXIT_RUN_ERROR;
         {
                 struct agent_exec_opts x = {
                     .argv = a.cmd, .cwd = f.workdir, .tty = f.tty, .timeout_ms = f.timeout_ms};
                 struct cli_session s;
                 struct agent_exit ex = {0};
 
-                if (f.keep) {
-                        r = run_kept(m, &f, &x);
-                        goto out;
-                }
+                if (f.keep)
+                        return run_kept(m, &f, &x);
                 f.o.name = "run";
                 manager_sweep(m);
-                if (cli_session_begin(&s, &x, f.interactive, NULL) < 0) {
-                        r = EXIT_RUN_ERROR;
-                        goto out;
-                }
+                if (cli_session_begin(&s, &x, f.interactive, NULL) < 0)
+                        return EXIT_RUN_ERROR;
                 r = manager_run_ephemeral(m, &f.o, &x, &s.io, &ex, &err);
                 cli_session_end(&s);
                 if (r < 0)
@@ -156,8 +148,5 @@ int cmd_run(int argc, char **argv)
                                 cli_error("command timed out and was killed");
                 }
         }
-out:
-        manager_free(m);
-        sandbox_flags_free(&f);
         return r;
 }

@@ -16,10 +16,10 @@ int cmd_serve(int argc, char **argv)
 
         if (paths_helper("agentkernel-serve", "AGENTKERNEL_SERVE", helper, sizeof(helper), &err) <
             0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         argv[0] = helper;
         (void)argc;
         execv(helper, argv);
         cli_error("cannot run %s: %s", helper, strerror(errno));
-        return EXIT_FAILURE_;
+        return EXIT_ERROR;
 }

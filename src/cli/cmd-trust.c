@@ -160,7 +160,7 @@ static int list(bool json)
         json_t *e;
 
         if (trust_list(&all, &err) < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         if (!json)
                 printf("%-8s %-16s %-20s %s\n", "STATUS", "SHA256", "APPROVED", "PATH");
         json_object_foreach (all, path, e) {
@@ -203,7 +203,7 @@ int cmd_trust(int argc, char **argv)
         const struct cli_spec spec = {
             .shortopts = "lys", .longopts = longopts, .on_opt = trust_opt, .ctx = &f, .max_pos = 1};
         struct ak_err err = {0};
-        struct config *c = NULL;
+        cleanup_config struct config *c = NULL;
         struct cli_args a;
         const char *path;
         int r = cli_parse(argc, argv, &spec, &a);
@@ -217,24 +217,18 @@ int cmd_trust(int argc, char **argv)
         }
         path = a.n_pos ? a.pos[0] : CONFIG_FILE_NAME;
         if (config_inspect(path, &c, &err) < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         show(c);
-        if (f.show) {
-                config_free(c);
+        if (f.show)
                 return EXIT_OK;
-        }
         if (!f.yes && isatty(STDIN_FILENO) && !confirm()) {
                 printf("Not approved\n");
-                config_free(c);
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         r = config_approve(c, &err);
-        if (r < 0) {
-                config_free(c);
-                return cli_fail(&err, EXIT_FAILURE_);
-        }
+        if (r < 0)
+                return cli_fail(&err, EXIT_ERROR);
         printf("Approved %s; 'run', 'create' and 'serve' use it until it changes\n", c->path);
-        config_free(c);
         return EXIT_OK;
 }
 
@@ -273,13 +267,13 @@ int cmd_untrust(int argc, char **argv)
         key = approval_key(a.pos[0]);
         if (!key) {
                 cli_error("cannot resolve '%s': %s", a.pos[0], strerror(errno));
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         if (trust_remove(key, &found, &err) < 0)
-                return cli_fail(&err, EXIT_FAILURE_);
+                return cli_fail(&err, EXIT_ERROR);
         if (!found) {
                 cli_error("'%s' is not approved (see: agentkernel trust --list)", key);
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         printf("Removed the approval of %s\n", key);
         return EXIT_OK;

@@ -85,7 +85,7 @@ int cmd_volume(int argc, char **argv)
                 if (a.n_pos != 1)
                         return cli_usage_error(cli_current, "list takes no name");
                 if (volume_list(&all, &n, &err) < 0)
-                        return cli_fail(&err, EXIT_FAILURE_);
+                        return cli_fail(&err, EXIT_ERROR);
                 if (f.json) {
                         cleanup_json json_t *arr = json_array();
                         for (size_t i = 0; i < n; i++)
@@ -112,36 +112,32 @@ int cmd_volume(int argc, char **argv)
                 return cli_usage_error(cli_current, "'volume %s' needs a volume name", verb);
         if (streq(verb, "create")) {
                 if (volume_create(a.pos[1], f.size, &v, &err) < 0)
-                        return cli_fail(&err, EXIT_FAILURE_);
+                        return cli_fail(&err, EXIT_ERROR);
                 printf("Created volume '%s'%s\n", v.slug, f.size ? " (size limit enforced)" : "");
                 return EXIT_OK;
         }
         if (streq(verb, "info") || streq(verb, "inspect")) {
                 cleanup_json json_t *j = NULL;
                 if (volume_get(a.pos[1], &v, &err) < 0)
-                        return cli_fail(&err, EXIT_FAILURE_);
+                        return cli_fail(&err, EXIT_ERROR);
                 j = volume_json(&v);
                 cli_print_json(j);
                 return EXIT_OK;
         }
         if (streq(verb, "delete") || streq(verb, "rm")) {
-                struct state_list l = {0};
-                struct manager *m = cli_manager();
+                cleanup_state_list struct state_list l = {0};
+                cleanup_manager struct manager *m = cli_manager();
                 const char *user;
                 if (!m)
-                        return EXIT_FAILURE_;
+                        return EXIT_ERROR;
                 user = used_by_running(m, a.pos[1], &l);
                 if (user) {
                         cli_error("volume '%s' is mounted by running sandbox '%s'; stop it first",
                                   a.pos[1], user);
-                        state_list_free(&l);
-                        manager_free(m);
-                        return EXIT_FAILURE_;
+                        return EXIT_ERROR;
                 }
-                state_list_free(&l);
-                manager_free(m);
                 if (volume_delete(a.pos[1], f.force, &err) < 0)
-                        return cli_fail(&err, EXIT_FAILURE_);
+                        return cli_fail(&err, EXIT_ERROR);
                 printf("Deleted volume '%s'\n", a.pos[1]);
                 return EXIT_OK;
         }

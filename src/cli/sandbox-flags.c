@@ -14,6 +14,7 @@
 #include "core/volume.h"
 #include "shared/cleanup.h"
 #include "shared/parse-util.h"
+#include "shared/strv.h"
 
 const struct option run_longopts[] = {
     {"keep", no_argument, NULL, 'k'},
@@ -73,7 +74,7 @@ void sandbox_flags_init(struct sandbox_flags *f, bool run)
         f->o.mount_cwd = -1;
 }
 
-void sandbox_flags_free(struct sandbox_flags *f)
+void sandbox_flags_done(struct sandbox_flags *f)
 {
         config_free(f->cfg);
         strv_free(f->cfg_env);
@@ -285,7 +286,7 @@ int sandbox_flags_config(struct sandbox_flags *f)
                 f->o.image = config_image(c);
         if (config_apply_registry_env(c) < 0) {
                 cli_error("out of memory");
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         if (!f->o.profile)
                 f->o.profile = c->profile;
@@ -314,7 +315,7 @@ int sandbox_flags_config(struct sandbox_flags *f)
                 f->all_ports = calloc(c->n_ports + f->n_ports, sizeof(*f->all_ports));
                 if (!f->all_ports) {
                         cli_error("out of memory");
-                        return EXIT_FAILURE_;
+                        return EXIT_ERROR;
                 }
                 memcpy(f->all_ports, c->ports, c->n_ports * sizeof(*c->ports));
                 memcpy(f->all_ports + c->n_ports, f->ports, f->n_ports * sizeof(*f->ports));
@@ -324,12 +325,12 @@ int sandbox_flags_config(struct sandbox_flags *f)
         /* environment: the file's git identity, then -e (later wins) */
         if (add_git_identity(f) < 0) {
                 cli_error("out of memory");
-                return EXIT_FAILURE_;
+                return EXIT_ERROR;
         }
         for (char **e = f->env; e && *e; e++)
                 if (strv_push(&f->cfg_env, *e) < 0) {
                         cli_error("out of memory");
-                        return EXIT_FAILURE_;
+                        return EXIT_ERROR;
                 }
         if (f->cfg_env)
                 f->o.env = f->cfg_env;

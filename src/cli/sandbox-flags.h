@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "core/config.h"
 #include "core/manager.h"
+#include "shared/cleanup.h"
 
 struct sandbox_flags {
         struct create_opts o;
@@ -50,7 +51,10 @@ enum {
 };
 
 void sandbox_flags_init(struct sandbox_flags *f, bool run);
-void sandbox_flags_free(struct sandbox_flags *f);
+/* Frees what f holds (f itself is the caller's). */
+void sandbox_flags_done(struct sandbox_flags *f);
+DEFINE_CLEANUP_DONE(struct sandbox_flags, sandbox_flags_done)
+#define cleanup_sandbox_flags CLEANUP_FUNC(sandbox_flags_done)
 /* cli_parse() callback. */
 int sandbox_flags_opt(int c, const char *arg, void *ctx);
 /* After parsing: reads agentkernel.toml (--config, else ./agentkernel.toml when present, unless

@@ -46,7 +46,7 @@ int audit_path_get(char **ret, struct ak_err *err)
                 if (asprintf(ret, "%s/audit.jsonl", dir) < 0)
                         *ret = NULL;
         }
-        return *ret ? 0 : ak_err_set(err, ENOMEM, "out of memory");
+        return *ret ? 0 : ak_err_oom(err);
 }
 
 char *audit_path(void)
@@ -178,6 +178,7 @@ int audit_log(const char *type, json_t *fields)
         cleanup_free char *path = NULL, *head = NULL, *text = NULL, *line = NULL;
         cleanup_close int fd = -1;
         cleanup_json json_t *o = NULL;
+        cleanup_json json_t *owned = fields; /* taken over: released on every return */
         cleanup_free char *tail = NULL;
         char now[RFC3339_MAX], prev[HASH_HEX + 1] = GENESIS, hash[HASH_HEX + 1], headrec[128];
         const char *last = NULL, *user = getenv("USER"), *k;
@@ -186,26 +187,19 @@ int audit_log(const char *type, json_t *fields)
         json_t *v;
         int r;
 
-        if (!audit_enabled()) {
-                json_decref(fields);
+        if (!audit_enabled())
                 return 0;
-        }
         r = audit_path_get(&path, NULL);
-        if (r < 0) {
-                json_decref(fields);
+        if (r < 0)
                 return r;
-        }
         format_rfc3339(now_realtime_ns(), now);
         o = json_pack("{s:s,s:i,s:o,s:s}", "timestamp", now, "pid", (int)getpid(), "user",
                       user ? json_string(user) : json_null(), "type", type);
-        if (!o) {
-                json_decref(fields);
+        if (!o)
                 return -ENOMEM;
-        }
         if (fields) {
                 json_object_foreach (fields, k, v)
                         json_object_set(o, k, v);
-                json_decref(fields);
         }
 
         fd = open_for_write(path, false, NULL);
@@ -275,7 +269,7 @@ static int for_each_line(const char *path, int (*fn)(const char *line, size_t le
         f = fdopen(fd, "r");
         if (!f) {
                 close(fd);
-                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "cannot read '%s'", path);
         }
         while ((n = getline(&line, &cap, f)) >= 0) {
                 while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
@@ -314,7 +308,7 @@ int audit_read(const char *path, const char *sandbox, size_t last, json_t **ret,
         int r;
 
         if (!c.all)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         r = for_each_line(path, collect, &c, err);
         if (r < 0) {
                 json_decref(c.all);

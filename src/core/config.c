@@ -22,7 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "core/agents.h"
+#include "core/coding-agents.h"
 #include "core/profile.h"
 #include "core/toml.h"
 #include "core/trust.h"
@@ -33,6 +33,7 @@
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
 #include "shared/macro.h"
+#include "shared/strv.h"
 
 #define INIT_SCRIPT_MAX (64u << 10)
 
@@ -99,27 +100,16 @@ static void warn(struct config *c, const char *fmt, ...) __attribute__((format(p
 
 static void warn(struct config *c, const char *fmt, ...)
 {
-        size_t n = strv_len(c->warnings);
         char *msg = NULL;
-        char **nw;
         va_list ap;
 
-        if (n >= CONFIG_WARNINGS_MAX)
+        if (strv_len(c->warnings) >= CONFIG_WARNINGS_MAX)
                 return;
         va_start(ap, fmt);
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         va_end(ap);
-        if (!msg)
-                return;
-        nw = realloc(c->warnings, (n + 2) * sizeof(char *));
-        if (!nw) {
-                free(msg);
-                return;
-        }
-        nw[n] = msg;
-        nw[n + 1] = NULL;
-        c->warnings = nw;
+        (void)strv_consume(&c->warnings, msg); /* best effort: a warning lost to ENOMEM */
 }
 
 static int type_error(struct ctx *x, const char *section, const char *key, const char *want)
@@ -137,7 +127,7 @@ static int set_field(struct ctx *x, const char *section, const struct field *f, 
                         return type_error(x, section, f->key, "a string");
                 free(*(char **)dst);
                 *(char **)dst = strdup(json_string_value(v));
-                return *(char **)dst ? 0 : ak_err_set(x->err, ENOMEM, "out of memory");
+                return *(char **)dst ? 0 : ak_err_oom(x->err);
         case K_BOOL:
                 if (!json_is_boolean(v))
                         return type_error(x, section, f->key, "true or false");
@@ -207,7 +197,7 @@ static int strv_from(struct ctx *x, const char *where, json_t *v, size_t max, ch
         strv_free(*ret);
         *ret = calloc(json_array_size(v) + 1, sizeof(char *));
         if (!*ret)
-                return ak_err_set(x->err, ENOMEM, "out of memory");
+                return ak_err_oom(x->err);
         json_array_foreach (v, i, e) {
                 const char *s = json_string_value(e);
                 if (!s)
@@ -221,7 +211,7 @@ static int strv_from(struct ctx *x, const char *where, json_t *v, size_t max, ch
                                 return ak_err_set(x->err, EINVAL, "%s: control character in '%s'",
                                                   where, s);
                 if (!((*ret)[i] = strdup(s)))
-                        return ak_err_set(x->err, ENOMEM, "out of memory");
+                        return ak_err_oom(x->err);
         }
         return 0;
 }
@@ -317,7 +307,7 @@ static int apply_network(struct ctx *x, json_t *t)
                 free(x->c->ports);
                 x->c->ports = calloc(json_array_size(v) + 1, sizeof(*x->c->ports));
                 if (!x->c->ports)
-                        return ak_err_set(x->err, ENOMEM, "out of memory");
+                        return ak_err_oom(x->err);
                 x->c->n_ports = 0;
                 for (size_t i = 0; i < json_array_size(v); i++) {
                         json_t *e = json_array_get(v, i);
@@ -381,7 +371,7 @@ static int apply_files(struct ctx *x, json_t *arr)
                 return ak_err_set(x->err, EINVAL, "[[files]]: at most %d", CONFIG_MAX_FILES);
         x->c->files = calloc(json_array_size(arr) + 1, sizeof(*x->c->files));
         if (!x->c->files)
-                return ak_err_set(x->err, ENOMEM, "out of memory");
+                return ak_err_oom(x->err);
         json_array_foreach (arr, i, t) {
                 struct inject_file *f = &x->c->files[x->c->n_files];
                 const char *src, *dst, *mode = "0644", *k;
@@ -420,7 +410,7 @@ static int apply_files(struct ctx *x, json_t *arr)
                 f->mode = (uint32_t)m;
                 x->c->n_files++;
                 if (!f->source || !f->dest)
-                        return ak_err_set(x->err, ENOMEM, "out of memory");
+                        return ak_err_oom(x->err);
         }
         return 0;
 }
@@ -493,7 +483,7 @@ static int validate(struct ctx *x)
                                   "[resources] memory_mb: must be 16 to 1048576 (1 TB)");
         if (c->disk_mb && validate_disk_mb(c->disk_mb, x->err) < 0)
                 return ak_err_prefix(x->err, "[resources] disk_mb");
-        if (c->agent && !agent_find(c->agent))
+        if (c->agent && !coding_agent_find(c->agent))
                 warn(c, "[agent] preferred: '%s' is not an agent agentkernel knows", c->agent);
         if (!c->git_name != !c->git_email)
                 warn(c, "[agent] git_name and git_email go together; neither is applied");
@@ -504,7 +494,7 @@ int config_parse(const char *text, size_t len, const char *dir, struct config **
                  struct ak_err *err)
 {
         cleanup_json json_t *doc = NULL;
-        struct config *c;
+        cleanup_config struct config *c = NULL;
         struct ctx x;
         int r;
 
@@ -513,7 +503,7 @@ int config_parse(const char *text, size_t len, const char *dir, struct config **
                 return r;
         c = calloc(1, sizeof(*c));
         if (!c)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         c->network = c->mount_cwd = -1;
         c->warnings = calloc(1, sizeof(char *));
         c->commands.allow = calloc(1, sizeof(char *));
@@ -521,23 +511,17 @@ int config_parse(const char *text, size_t len, const char *dir, struct config **
         c->domains.allow = calloc(1, sizeof(char *));
         c->domains.block = calloc(1, sizeof(char *));
         if (!c->warnings || !c->commands.allow || !c->commands.block || !c->domains.allow ||
-            !c->domains.block) {
-                config_free(c);
-                return ak_err_set(err, ENOMEM, "out of memory");
-        }
-        if (dir && !(c->dir = strdup(dir))) {
-                config_free(c);
-                return ak_err_set(err, ENOMEM, "out of memory");
-        }
+            !c->domains.block)
+                return ak_err_oom(err);
+        if (dir && !(c->dir = strdup(dir)))
+                return ak_err_oom(err);
         x = (struct ctx){c, err, dir};
         r = apply(&x, doc);
         if (r >= 0)
                 r = validate(&x);
-        if (r < 0) {
-                config_free(c);
+        if (r < 0)
                 return r;
-        }
-        *ret = c;
+        *ret = TAKE_PTR(c);
         return 0;
 }
 
@@ -586,10 +570,9 @@ static int read_source_at(int dirfd, const char *dir, const char *rel, struct bu
                 return ak_err_set(err, ENOSYS,
                                   "[[files]] need openat2 (Linux 5.6 or later) to be read safely");
         if (pfd < 0)
-                return ak_err_set(err, -pfd, "[[files]] source '%s' in '%s': %s", rel, dir,
-                                  strerror(-pfd));
+                return ak_err_errno(err, pfd, "[[files]] source '%s' in '%s'", rel, dir);
         if (fstat(pfd, &st) < 0)
-                return ak_err_set(err, errno, "[[files]] source '%s': %s", rel, strerror(errno));
+                return ak_err_errno(err, errno, "[[files]] source '%s'", rel);
         if (!S_ISREG(st.st_mode))
                 return ak_err_set(err, EINVAL,
                                   "[[files]] source '%s' in '%s' is not a regular file", rel, dir);
@@ -605,8 +588,7 @@ static int read_source_at(int dirfd, const char *dir, const char *rel, struct bu
                 return ak_err_set(err, EFBIG, "[[files]] source '%s' in '%s' is larger than %u MiB",
                                   rel, dir, CONFIG_SOURCE_MAX_BYTES >> 20);
         if (r < 0)
-                return ak_err_set(err, -r, "[[files]] source '%s' in '%s': %s", rel, dir,
-                                  strerror(-r));
+                return ak_err_errno(err, r, "[[files]] source '%s' in '%s'", rel, dir);
         return 0;
 }
 
@@ -637,8 +619,7 @@ int config_read_source(const char *dir, const char *rel, struct buf *ret, struct
                                   "symlink is in its path now): refused; recreate the sandbox",
                                   dir);
         if (dirfd < 0)
-                return ak_err_set(err, -dirfd, "the config directory '%s' of the [[files]]: %s",
-                                  dir, strerror(-dirfd));
+                return ak_err_errno(err, dirfd, "the config directory '%s' of the [[files]]", dir);
         return read_source_at(dirfd, dir, rel, ret, err);
 }
 
@@ -663,7 +644,7 @@ static int open_checked(const char *path, bool approval, struct config **ret, st
         cleanup_close int fd = -1;
         cleanup_free char *dir = NULL;
         cleanup_free char *canon = NULL;
-        struct config *c = NULL;
+        cleanup_config struct config *c = NULL;
         const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
         enum trust_verdict verdict = TRUST_APPROVED;
         char proc[64], real[PATH_MAX], sha[CONFIG_SHA256_HEX];
@@ -676,11 +657,11 @@ static int open_checked(const char *path, bool approval, struct config **ret, st
         if (slash) {
                 dir = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
                 if (!dir)
-                        return ak_err_set(err, ENOMEM, "out of memory");
+                        return ak_err_oom(err);
         }
         dirfd = open(dir ? dir : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (dirfd < 0)
-                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "cannot read '%s'", path);
         /* the directory's name as the kernel knows the fd: canonical, whatever path led there */
         (void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dirfd);
         n = readlink(proc, real, sizeof(real) - 1);
@@ -689,13 +670,13 @@ static int open_checked(const char *path, bool approval, struct config **ret, st
                                   "cannot resolve the directory of '%s'", path);
         real[n] = '\0';
         if (asprintf(&canon, "%s%s%s", real, n > 1 ? "/" : "", base) < 0)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         /* an O_PATH fd first: a symlink is seen as one, a FIFO or device is never opened */
         pfd = openat(dirfd, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (pfd < 0)
-                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "cannot read '%s'", path);
         if (fstat(pfd, &st) < 0)
-                return ak_err_set(err, errno, "cannot read '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "cannot read '%s'", path);
         if (S_ISLNK(st.st_mode))
                 return ak_err_set(err, EPERM,
                                   "'%s' is a symbolic link; a config must be a regular file named "
@@ -737,7 +718,6 @@ static int open_checked(const char *path, bool approval, struct config **ret, st
                 r = read_source_at(dirfd, real, c->files[i].source, NULL, err);
         if (r < 0) {
                 char why[AK_ERR_MSG_MAX];
-                config_free(c);
                 if (verdict == TRUST_APPROVED || !err)
                         return ak_err_prefix(err, "%s", path);
                 (void)snprintf(why, sizeof(why), "%s", ak_err_msg(err));
@@ -747,18 +727,16 @@ static int open_checked(const char *path, bool approval, struct config **ret, st
                                   "--no-config)",
                                   path, verdict_text(verdict), why, canon);
         }
-        if (verdict != TRUST_APPROVED) {
-                config_free(c);
+        if (verdict != TRUST_APPROVED)
                 return ak_err_set(err, EPERM,
                                   "'%s' is not trusted: %s; agentkernel reads a config only once "
                                   "you approved it, since a sandbox or someone else may have "
                                   "written it. Review it, then approve it with: agentkernel trust "
                                   "%s (or run without it: --no-config)",
                                   path, verdict_text(verdict), canon);
-        }
         memcpy(c->sha256, sha, sizeof(sha));
         c->path = TAKE_PTR(canon);
-        *ret = c;
+        *ret = TAKE_PTR(c);
         return 0;
 }
 

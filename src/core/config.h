@@ -20,6 +20,7 @@
 #include "core/state.h"
 #include "core/validate.h"
 #include "shared/buf.h"
+#include "shared/cleanup.h"
 #include "shared/err.h"
 
 #define CONFIG_FILE_NAME "agentkernel.toml"
@@ -105,7 +106,10 @@ const char *config_default_path(void);
  * CONFIG_SOURCE_MAX_BYTES. Called at every start: a sandbox may have replaced the file. */
 int config_read_source(const char *dir, const char *rel, struct buf *ret, struct ak_err *err);
 
+/* Frees c (NULL is fine). */
 void config_free(struct config *c);
+DEFINE_CLEANUP(struct config, config_free)
+#define cleanup_config CLEANUP_FUNC(config_free)
 
 /* The image a config asks for: base_image, else the runtime's (upstream's table), else NULL
  * (the backend's default). */

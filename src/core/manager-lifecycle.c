@@ -18,25 +18,20 @@
 #include "shared/json-util.h"
 #include "shared/macro.h"
 #include "shared/parse-util.h"
+#include "shared/strv.h"
 
 int manager_update(struct manager *m, const char *name, manager_edit_fn fn, void *ctx,
                    struct ak_err *err)
 {
-        struct sandbox_state *st = NULL;
-        int lk, r = lock_and_load(m, name, &lk, &st, err);
+        cleanup_state struct sandbox_state *st = NULL;
+        cleanup_store_lock int lk = -1;
+        int r = lock_and_load(m, name, &lk, &st, err);
 
         if (r >= 0)
                 r = fn(st, ctx, err);
         if (r >= 0)
                 r = store_save(m->store, st, false, err);
-        state_free(st);
-        store_unlock(lk);
         return r;
-}
-
-static int oom(struct ak_err *err)
-{
-        return ak_err_set(err, ENOMEM, "out of memory");
 }
 
 /* ---- setters ---- */
@@ -46,7 +41,7 @@ static int edit_labels(struct sandbox_state *st, void *ctx, struct ak_err *err)
         json_t *copy = json_deep_copy(ctx);
 
         if (!copy)
-                return oom(err);
+                return ak_err_oom(err);
         json_decref(st->labels);
         st->labels = copy;
         return 0;
@@ -79,7 +74,7 @@ int manager_set_labels(struct manager *m, const char *name, json_t *labels, stru
 
 static int edit_description(struct sandbox_state *st, void *ctx, struct ak_err *err)
 {
-        return state_set_str(&st->description, ctx) < 0 ? oom(err) : 0;
+        return state_set_str(&st->description, ctx) < 0 ? ak_err_oom(err) : 0;
 }
 
 int manager_set_description(struct manager *m, const char *name, const char *description,
@@ -100,7 +95,7 @@ static int edit_identity(struct sandbox_state *st, void *ctx, struct ak_err *err
         if (state_set_str(&st->uuid, id->uuid) < 0 ||
             state_set_str(&st->created_at, id->created_at) < 0 ||
             state_set_str(&st->expires_at, id->expires_at) < 0)
-                return oom(err);
+                return ak_err_oom(err);
         return 0;
 }
 
@@ -141,7 +136,7 @@ static int edit_template(struct sandbox_state *st, void *ctx, struct ak_err *err
         const struct template_meta *t = ctx;
         if (set_trimmed(&st->created_from_template, t->from) < 0 ||
             set_trimmed(&st->template_help_text, t->help) < 0)
-                return oom(err);
+                return ak_err_oom(err);
         return 0;
 }
 
@@ -177,7 +172,7 @@ int manager_set_lifecycle(struct manager *m, const char *name, const struct life
 
 static int edit_init_script(struct sandbox_state *st, void *ctx, struct ak_err *err)
 {
-        return state_set_str(&st->init_script, ctx) < 0 ? oom(err) : 0;
+        return state_set_str(&st->init_script, ctx) < 0 ? ak_err_oom(err) : 0;
 }
 
 int manager_set_init_script(struct manager *m, const char *name, const char *script,
@@ -190,7 +185,7 @@ static int edit_volumes(struct sandbox_state *st, void *ctx, struct ak_err *err)
 {
         char **copy = strv_dup(ctx);
         if (!copy)
-                return oom(err);
+                return ak_err_oom(err);
         strv_free(st->volumes);
         st->volumes = copy;
         return 0;
@@ -225,7 +220,7 @@ static int edit_extend(struct sandbox_state *st, void *ctx, struct ak_err *err)
         base += (int64_t)e->secs * NSEC_PER_SEC;
         format_rfc3339(base, e->expiry);
         if (state_set_str(&st->expires_at, e->expiry) < 0)
-                return oom(err);
+                return ak_err_oom(err);
         if (parse_rfc3339(st->created_at, &created) == 0 && base - created > 0) {
                 st->has_ttl = true;
                 st->ttl_seconds = (uint64_t)((base - created) / NSEC_PER_SEC);
@@ -271,30 +266,24 @@ static int cmp_str(const void *a, const void *b)
 static int select_names(struct manager *m, bool (*keep)(const struct sandbox_state *, void *),
                         void *ctx, char ***ret, struct ak_err *err)
 {
-        struct state_list l;
-        char **names = NULL;
+        cleanup_state_list struct state_list l = {0};
+        cleanup_strv char **names = NULL;
         int r = manager_list(m, NULL, NULL, &l);
 
         if (r < 0)
-                return ak_err_set(err, -r, "listing sandboxes: %s", strerror(-r));
+                return ak_err_errno(err, r, "listing sandboxes");
         names = calloc(l.n + 1, sizeof(char *));
-        if (!names) {
-                state_list_free(&l);
-                return oom(err);
-        }
+        if (!names)
+                return ak_err_oom(err);
         for (size_t i = 0, k = 0; i < l.n; i++) {
                 if (!keep(l.items[i], ctx))
                         continue;
                 names[k] = strdup(l.items[i]->name);
-                if (!names[k++]) {
-                        strv_free(names);
-                        state_list_free(&l);
-                        return oom(err);
-                }
+                if (!names[k++])
+                        return ak_err_oom(err);
         }
-        state_list_free(&l);
         qsort(names, strv_len(names), sizeof(char *), cmp_str);
-        *ret = names;
+        *ret = TAKE_PTR(names);
         return 0;
 }
 
@@ -335,7 +324,7 @@ int manager_gc(struct manager *m, json_t *labels, bool dry_run, char ***ret_remo
                struct ak_err *err)
 {
         struct gc_filter g = {now_realtime_ns(), labels};
-        char **names = NULL;
+        cleanup_strv char **names = NULL;
         int r = select_names(m, keep_gc, &g, &names, err);
 
         if (r < 0)
@@ -344,18 +333,16 @@ int manager_gc(struct manager *m, json_t *labels, bool dry_run, char ***ret_remo
                 /* Another process may have removed it meanwhile: that is not an error. */
                 struct ak_err one = {0};
                 r = manager_remove(m, *n, &one);
-                if (r < 0 && r != -ENOENT) {
-                        strv_free(names);
+                if (r < 0 && r != -ENOENT)
                         return ak_err_set(err, one.code, "%s", ak_err_msg(&one));
-                }
         }
-        *ret_removed = names;
+        *ret_removed = TAKE_PTR(names);
         return 0;
 }
 
 /* ---- lifecycle policies ---- */
 
-void reconcile_result_free(struct reconcile_result *r)
+void reconcile_result_done(struct reconcile_result *r)
 {
         strv_free(r->stopped);
         strv_free(r->archived);
@@ -434,7 +421,7 @@ static int edit_archive(struct sandbox_state *st, void *ctx, struct ak_err *err)
         const struct archive *a = ctx;
         if (state_set_str(&st->archived_at, a->when) < 0 ||
             state_set_str(&st->archived_reason, a->reason) < 0)
-                return oom(err);
+                return ak_err_oom(err);
         return 0;
 }
 
@@ -467,54 +454,43 @@ static int apply(struct manager *m, const struct reconcile_action *a, const char
 int manager_reconcile(struct manager *m, bool dry_run, struct reconcile_result *ret,
                       struct ak_err *err)
 {
-        struct state_list l;
+        cleanup_reconcile_result struct reconcile_result res = {.dry_run = dry_run};
+        cleanup_state_list struct state_list l = {0};
         char now_text[RFC3339_MAX];
         int64_t now = now_realtime_ns();
         int r = manager_list(m, NULL, NULL, &l);
 
-        memset(ret, 0, sizeof(*ret));
-        ret->dry_run = dry_run;
         if (r < 0)
-                return ak_err_set(err, -r, "listing sandboxes: %s", strerror(-r));
+                return ak_err_errno(err, r, "listing sandboxes");
         format_rfc3339(now, now_text);
-        ret->actions = calloc(l.n + 1, sizeof(*ret->actions));
-        ret->stopped = calloc(l.n + 1, sizeof(char *));
-        ret->archived = calloc(l.n + 1, sizeof(char *));
-        ret->removed = calloc(l.n + 1, sizeof(char *));
-        if (!ret->actions || !ret->stopped || !ret->archived || !ret->removed) {
-                state_list_free(&l);
-                reconcile_result_free(ret);
-                return oom(err);
-        }
+        res.actions = calloc(l.n + 1, sizeof(*res.actions));
+        res.stopped = calloc(l.n + 1, sizeof(char *));
+        res.archived = calloc(l.n + 1, sizeof(char *));
+        res.removed = calloc(l.n + 1, sizeof(char *));
+        if (!res.actions || !res.stopped || !res.archived || !res.removed)
+                return ak_err_oom(err);
         for (size_t i = 0; i < l.n; i++) {
-                struct reconcile_action *a = &ret->actions[ret->n_actions];
+                struct reconcile_action *a = &res.actions[res.n_actions];
                 if (!decide(m, l.items[i], now, a))
                         continue;
                 a->sandbox = strdup(l.items[i]->name);
-                if (!a->sandbox) {
-                        state_list_free(&l);
-                        reconcile_result_free(ret);
-                        return oom(err);
-                }
-                ret->n_actions++;
+                if (!a->sandbox)
+                        return ak_err_oom(err);
+                res.n_actions++;
         }
-        state_list_free(&l);
-        qsort(ret->actions, ret->n_actions, sizeof(*ret->actions), cmp_action);
-        for (size_t i = 0, ns = 0, na = 0, nr = 0; i < ret->n_actions; i++) {
-                struct reconcile_action *a = &ret->actions[i];
-                char **list = a->action == RECONCILE_STOP      ? &ret->stopped[ns++]
-                              : a->action == RECONCILE_ARCHIVE ? &ret->archived[na++]
-                                                               : &ret->removed[nr++];
-                if (!dry_run && (r = apply(m, a, now_text, err)) < 0) {
-                        reconcile_result_free(ret);
+        qsort(res.actions, res.n_actions, sizeof(*res.actions), cmp_action);
+        for (size_t i = 0, ns = 0, na = 0, nr = 0; i < res.n_actions; i++) {
+                struct reconcile_action *a = &res.actions[i];
+                char **list = a->action == RECONCILE_STOP      ? &res.stopped[ns++]
+                              : a->action == RECONCILE_ARCHIVE ? &res.archived[na++]
+                                                               : &res.removed[nr++];
+                if (!dry_run && (r = apply(m, a, now_text, err)) < 0)
                         return r;
-                }
                 *list = strdup(a->sandbox);
-                if (!*list) {
-                        reconcile_result_free(ret);
-                        return oom(err);
-                }
+                if (!*list)
+                        return ak_err_oom(err);
         }
+        *ret = TAKE_STRUCT(res);
         return 0;
 }
 
@@ -545,7 +521,7 @@ static int edit_recover(struct sandbox_state *st, void *ctx, struct ak_err *err)
         if (state_set_str(&st->archived_at, NULL) < 0 ||
             state_set_str(&st->archived_reason, NULL) < 0 ||
             state_set_str(&st->last_activity_at, now) < 0)
-                return oom(err);
+                return ak_err_oom(err);
         return 0;
 }
 
@@ -614,7 +590,7 @@ int manager_resize(struct manager *m, const char *name, uint32_t vcpus, uint64_t
                 r = plan_from_state(m, st, false, &plan, err);
                 if (r >= 0) {
                         r = backend_resize(b, &plan.cfg.ref, &plan.cfg, err);
-                        start_plan_free(&plan);
+                        start_plan_done(&plan);
                 }
                 if (r < 0)
                         goto out;

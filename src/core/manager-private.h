@@ -4,6 +4,7 @@
 
 #include "core/manager.h"
 #include "core/profile.h"
+#include "shared/cleanup.h"
 #include "shared/time-util.h"
 
 /* Shared run directory of ephemeral sandboxes (not a valid sandbox name: no clash). */
@@ -24,9 +25,14 @@ struct start_plan {
         char (*bind_paths)[2][4096]; /* host path and sandbox path of each bind */
 };
 
+/* Builds the plan of starting st into *p (which the caller then frees with start_plan_done); on
+ * failure *p is untouched. */
 int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,
                     struct start_plan *p, struct ak_err *err);
-void start_plan_free(struct start_plan *p);
+/* Frees what p holds (p itself is the caller's). */
+void start_plan_done(struct start_plan *p);
+DEFINE_CLEANUP_DONE(struct start_plan, start_plan_done)
+#define cleanup_start_plan CLEANUP_FUNC(start_plan_done)
 
 /* Takes a sandbox's lock and loads its record. *ret_lock is the lock (or -1 when it could not be
  * taken); the caller releases it whatever the result, because even a failed load (missing or bad

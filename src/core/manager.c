@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/agents.h"
 #include "core/audit.h"
+#include "core/coding-agents.h"
 #include "core/config.h"
 #include "core/paths.h"
 #include "core/validate.h"
@@ -27,6 +27,7 @@
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
 #include "shared/random-util.h"
+#include "shared/strv.h"
 #include "shared/time-util.h"
 
 int manager_open(struct manager **ret, struct ak_err *err)
@@ -35,7 +36,7 @@ int manager_open(struct manager **ret, struct ak_err *err)
         int r;
 
         if (!m)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         r = store_open(NULL, &m->store, err);
         if (r < 0) {
                 free(m);
@@ -78,7 +79,7 @@ void now_rfc3339(char out[RFC3339_MAX])
         format_rfc3339(now_realtime_ns(), out);
 }
 
-void start_plan_free(struct start_plan *p)
+void start_plan_done(struct start_plan *p)
 {
         free(p->binds);
         free(p->bind_paths);
@@ -138,9 +139,9 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
 {
         static const char *const passed[] = {"PATH", "HOME", "USER", "LANG", "LC_ALL", "TERM"};
         const struct profile *prof = profile_get(st->profile);
+        cleanup_start_plan struct start_plan plan = {0};
         size_t n_env = 0, n_vol, k = 0;
 
-        memset(p, 0, sizeof(*p));
         if (!prof)
                 return ak_err_set(err, EINVAL,
                                   "unknown profile '%s' (use permissive, moderate or restrictive)",
@@ -150,82 +151,77 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
                 return ak_err_prefix(err, "sandbox '%s'", st->name);
         for (char **e = st->env; e && *e; e++)
                 n_env++;
-        p->env = calloc(n_env + ARRAY_SIZE(passed) + 1, sizeof(char *));
-        if (!p->env)
-                return ak_err_set(err, ENOMEM, "out of memory");
+        plan.env = calloc(n_env + ARRAY_SIZE(passed) + 1, sizeof(char *));
+        if (!plan.env)
+                return ak_err_oom(err);
         if (prof->pass_env) {
                 for (size_t i = 0; i < ARRAY_SIZE(passed); i++) {
                         const char *v = getenv(passed[i]);
-                        if (v && asprintf(&p->env[k++], "%s=%s", passed[i], v) < 0)
-                                goto oom;
+                        if (v && asprintf(&plan.env[k++], "%s=%s", passed[i], v) < 0)
+                                return ak_err_oom(err);
                 }
         }
         for (char **e = st->env; e && *e; e++)
-                if (!(p->env[k++] = strdup(*e)))
-                        goto oom;
-        p->ports = calloc(st->n_ports + 1, sizeof(*p->ports));
-        if (!p->ports)
-                goto oom;
+                if (!(plan.env[k++] = strdup(*e)))
+                        return ak_err_oom(err);
+        plan.ports = calloc(st->n_ports + 1, sizeof(*plan.ports));
+        if (!plan.ports)
+                return ak_err_oom(err);
         for (size_t i = 0; i < st->n_ports; i++) {
-                p->ports[i].host_port = st->ports[i].host_port;
-                p->ports[i].container_port = st->ports[i].container_port;
-                p->ports[i].udp = st->ports[i].udp;
+                plan.ports[i].host_port = st->ports[i].host_port;
+                plan.ports[i].container_port = st->ports[i].container_port;
+                plan.ports[i].udp = st->ports[i].udp;
         }
-        p->run_dir = store_run_dir(m->store, ephemeral ? EPHEMERAL_RUN_DIR : st->name);
-        if (!p->run_dir)
-                goto oom;
+        plan.run_dir = store_run_dir(m->store, ephemeral ? EPHEMERAL_RUN_DIR : st->name);
+        if (!plan.run_dir)
+                return ak_err_oom(err);
         n_vol = strv_len(st->volumes);
         if (n_vol) {
-                p->binds = calloc(n_vol, sizeof(*p->binds));
-                p->bind_paths = calloc(n_vol, sizeof(*p->bind_paths));
-                if (!p->binds || !p->bind_paths)
-                        goto oom;
+                plan.binds = calloc(n_vol, sizeof(*plan.binds));
+                plan.bind_paths = calloc(n_vol, sizeof(*plan.bind_paths));
+                if (!plan.binds || !plan.bind_paths)
+                        return ak_err_oom(err);
         }
         for (size_t i = 0; i < n_vol; i++) {
                 struct volume_spec vs;
                 int r = volume_parse_spec(st->volumes[i], &vs, err);
                 if (r >= 0)
-                        r = volume_acquire(vs.slug, p->bind_paths[i][0],
-                                           sizeof(p->bind_paths[i][0]), err);
-                if (r < 0) {
-                        start_plan_free(p);
+                        r = volume_acquire(vs.slug, plan.bind_paths[i][0],
+                                           sizeof(plan.bind_paths[i][0]), err);
+                if (r < 0)
                         return r;
-                }
-                memcpy(p->bind_paths[i][1], vs.dest, sizeof(vs.dest));
-                p->binds[i] = (struct bind_mount){p->bind_paths[i][0], p->bind_paths[i][1], vs.ro};
+                memcpy(plan.bind_paths[i][1], vs.dest, sizeof(vs.dest));
+                plan.binds[i] =
+                    (struct bind_mount){plan.bind_paths[i][0], plan.bind_paths[i][1], vs.ro};
         }
-        p->cfg.binds = p->binds;
-        p->cfg.n_binds = n_vol;
+        plan.cfg.binds = plan.binds;
+        plan.cfg.n_binds = n_vol;
 
-        p->cfg.ref.name = st->name;
-        p->cfg.ref.uuid = st->uuid;
-        p->cfg.ref.run_dir = p->run_dir;
-        p->cfg.image = st->image;
-        p->cfg.vcpus = st->vcpus ? st->vcpus : DEFAULT_VCPUS;
-        p->cfg.memory_mb = st->memory_mb;
-        p->cfg.disk_mb = st->disk_mb ? st->disk_mb : st->memory_mb; /* older records: as before */
-        p->cfg.id_slot = st->vsock_cid;
-        p->profile = *prof;
-        if (st->seccomp && seccomp_profile_from_name(st->seccomp, &p->profile.seccomp) < 0) {
-                start_plan_free(p);
+        plan.cfg.ref.name = st->name;
+        plan.cfg.ref.uuid = st->uuid;
+        plan.cfg.ref.run_dir = plan.run_dir;
+        plan.cfg.image = st->image;
+        plan.cfg.vcpus = st->vcpus ? st->vcpus : DEFAULT_VCPUS;
+        plan.cfg.memory_mb = st->memory_mb;
+        plan.cfg.disk_mb = st->disk_mb ? st->disk_mb : st->memory_mb; /* older records: as before */
+        plan.cfg.id_slot = st->vsock_cid;
+        plan.profile = *prof;
+        if (st->seccomp && seccomp_profile_from_name(st->seccomp, &plan.profile.seccomp) < 0)
                 return ak_err_set(err, EINVAL, "sandbox '%s' names an unknown seccomp filter '%s'",
                                   st->name, st->seccomp);
-        }
-        p->cfg.profile = &p->profile;
-        p->cfg.network = st->network >= 0 ? st->network : prof->network;
-        p->cfg.workspace =
+        plan.cfg.network = st->network >= 0 ? st->network : prof->network;
+        plan.cfg.workspace =
             (st->mount_cwd >= 0 ? st->mount_cwd : prof->mount_cwd) ? st->work_dir : NULL;
-        if (p->cfg.workspace)
-                note_root_owned_workspace(m, st, p->cfg.workspace);
-        p->cfg.home = prof->mount_home ? getenv("HOME") : NULL;
-        p->cfg.env = p->env;
-        p->cfg.ports = p->ports;
-        p->cfg.n_ports = st->n_ports;
-        p->cfg.ephemeral = ephemeral;
+        if (plan.cfg.workspace)
+                note_root_owned_workspace(m, st, plan.cfg.workspace);
+        plan.cfg.home = prof->mount_home ? getenv("HOME") : NULL;
+        plan.cfg.env = plan.env;
+        plan.cfg.ports = plan.ports;
+        plan.cfg.n_ports = st->n_ports;
+        plan.cfg.ephemeral = ephemeral;
+        *p = TAKE_STRUCT(plan);
+        p->cfg.profile = &p->profile; /* into the plan itself: set where it stays */
         return 0;
-oom:
-        start_plan_free(p);
-        return ak_err_set(err, ENOMEM, "out of memory");
 }
 
 /* Volume specs: well-formed, existing volumes, no two at one place. */
@@ -244,7 +240,7 @@ static int validate_volumes(char *const *specs, struct ak_err *err)
                 return ak_err_set(err, EINVAL, "at most %d volumes", VOLUMES_PER_SANDBOX_MAX);
         vs = malloc(n * sizeof(*vs));
         if (!vs)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         for (size_t i = 0; i < n; i++) {
                 if ((r = volume_parse_spec(specs[i], &vs[i], err)) < 0 ||
                     (r = volume_get(vs[i].slug, &vi, err)) < 0)
@@ -260,7 +256,7 @@ static int validate_volumes(char *const *specs, struct ak_err *err)
 static int state_from_opts(const struct create_opts *o, struct sandbox_state **ret,
                            struct ak_err *err)
 {
-        struct sandbox_state *st = NULL;
+        cleanup_state struct sandbox_state *st = NULL;
         const struct profile *prof;
         const struct backend_ops *b;
         char now[RFC3339_MAX], u[37], cwd[PATH_MAX];
@@ -306,7 +302,7 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
 
         st = state_new();
         if (!st)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         now_rfc3339(now);
         uuid_v7(u, (uint64_t)(now_ns / NSEC_PER_MSEC));
         if (state_set_str(&st->name, o->name) < 0 || state_set_str(&st->uuid, u) < 0 ||
@@ -316,7 +312,7 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
             state_set_str(&st->profile, prof->name) < 0 ||
             state_set_str(&st->agent, o->agent) < 0 ||
             state_set_str(&st->description, o->description) < 0)
-                goto oom;
+                return ak_err_oom(err);
         st->vcpus = o->vcpus ? o->vcpus : DEFAULT_VCPUS;
         st->memory_mb = o->memory_mb ? o->memory_mb : profile_default_memory(prof);
         /* half the memory by default: the disk is tmpfs, charged to the memory limit, and a
@@ -332,59 +328,57 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                 st->ttl_seconds = o->ttl_seconds;
                 format_rfc3339(now_ns + (int64_t)o->ttl_seconds * NSEC_PER_SEC, exp);
                 if (state_set_str(&st->expires_at, exp) < 0)
-                        goto oom;
+                        return ak_err_oom(err);
         }
         if ((o->mount_cwd >= 0 ? o->mount_cwd : prof->mount_cwd)) {
                 const char *wd = o->work_dir;
                 if (!wd) {
-                        if (!getcwd(cwd, sizeof(cwd))) {
-                                state_free(st);
-                                return ak_err_set(err, errno, "getcwd: %s", strerror(errno));
-                        }
+                        if (!getcwd(cwd, sizeof(cwd)))
+                                return ak_err_errno(err, errno, "getcwd");
                         wd = cwd;
                 }
                 if (state_set_str(&st->work_dir, wd) < 0)
-                        goto oom;
+                        return ak_err_oom(err);
         }
         if (o->env) {
                 strv_free(st->env);
                 if (!(st->env = strv_dup(o->env)))
-                        goto oom;
+                        return ak_err_oom(err);
         }
         if (o->commands) {
                 if ((o->commands->allow && !(st->commands.allow = strv_dup(o->commands->allow))) ||
                     (o->commands->block && !(st->commands.block = strv_dup(o->commands->block))))
-                        goto oom;
+                        return ak_err_oom(err);
                 st->commands.allowlist_only = o->commands->allowlist_only;
         }
         if (o->init_script && state_set_str(&st->init_script, o->init_script) < 0)
-                goto oom;
+                return ak_err_oom(err);
         if (o->seccomp && state_set_str(&st->seccomp, o->seccomp) < 0)
-                goto oom;
+                return ak_err_oom(err);
         if (o->volumes) {
                 strv_free(st->volumes);
                 if (!(st->volumes = strv_dup(o->volumes)))
-                        goto oom;
+                        return ak_err_oom(err);
         }
         if (o->n_files) {
                 if (state_set_str(&st->files_dir, o->files_dir) < 0)
-                        goto oom;
+                        return ak_err_oom(err);
                 st->files = calloc(o->n_files, sizeof(*st->files));
                 if (!st->files)
-                        goto oom;
+                        return ak_err_oom(err);
                 for (size_t i = 0; i < o->n_files; i++) {
                         st->files[i].source = strdup(o->files[i].source);
                         st->files[i].dest = strdup(o->files[i].dest);
                         st->files[i].mode = o->files[i].mode;
                         st->n_files = i + 1;
                         if (!st->files[i].source || !st->files[i].dest)
-                                goto oom;
+                                return ak_err_oom(err);
                 }
         }
         if (o->n_ports) {
                 st->ports = calloc(o->n_ports, sizeof(*st->ports));
                 if (!st->ports)
-                        goto oom;
+                        return ak_err_oom(err);
                 for (size_t i = 0; i < o->n_ports; i++) {
                         st->ports[i].host_port = o->ports[i].host_port;
                         st->ports[i].container_port = o->ports[i].container_port;
@@ -396,53 +390,40 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                 json_decref(st->labels);
                 st->labels = json_deep_copy(o->labels);
                 if (!st->labels)
-                        goto oom;
+                        return ak_err_oom(err);
         }
-        *ret = st;
+        *ret = TAKE_PTR(st);
         return 0;
-oom:
-        state_free(st);
-        return ak_err_set(err, ENOMEM, "out of memory");
 }
 
 int manager_create(struct manager *m, const struct create_opts *o, struct ak_err *err)
 {
-        struct sandbox_state *st = NULL;
+        cleanup_state struct sandbox_state *st = NULL;
+        const struct backend_ops *b;
         uint32_t cid;
         int lk, r;
 
         r = state_from_opts(o, &st, err);
         if (r >= 0 && st->work_dir)
                 r = check_workspace(m, st->work_dir, err);
-        if (r < 0) {
-                state_free(st);
+        if (r < 0)
                 return r;
-        }
         /* The image first (a pull may take a while, outside every lock): a bad one leaves no
          * record behind. */
-        if (store_exists(m->store, o->name)) {
-                state_free(st);
+        if (store_exists(m->store, o->name))
                 return ak_err_set(err, EEXIST, "sandbox '%s' already exists", o->name);
-        }
-        {
-                const struct backend_ops *b;
-                r = manager_backend(st, &b, err);
-                if (r >= 0)
-                        r = backend_prepare(b, st->image, err);
-                if (r < 0) {
-                        state_free(st);
-                        return r;
-                }
-        }
+        r = manager_backend(st, &b, err);
+        if (r >= 0)
+                r = backend_prepare(b, st->image, err);
+        if (r < 0)
+                return r;
         lk = store_lock_global(m->store, err);
-        if (lk < 0) {
-                state_free(st);
+        if (lk < 0)
                 return lk;
-        }
         if (store_exists(m->store, o->name)) {
                 r = ak_err_set(err, EEXIST, "sandbox '%s' already exists", o->name);
         } else if ((r = store_next_cid(m->store, &cid)) < 0) {
-                r = ak_err_set(err, -r, "reading existing sandboxes: %s", strerror(-r));
+                r = ak_err_errno(err, r, "reading existing sandboxes");
         } else {
                 st->vsock_cid = cid;
                 r = store_save(m->store, st, true, err);
@@ -455,7 +436,6 @@ int manager_create(struct manager *m, const struct create_opts *o, struct ak_err
                         json_object_set(ev, "labels", st->labels);
                 (void)audit_log("sandbox_created", ev);
         }
-        state_free(st);
         return r;
 }
 
@@ -476,9 +456,10 @@ int lock_and_load(struct manager *m, const char *name, int *ret_lock, struct san
 
 int manager_touch(struct manager *m, const char *name)
 {
-        struct sandbox_state *st = NULL;
+        cleanup_state struct sandbox_state *st = NULL;
+        cleanup_store_lock int lk = -1;
         char now[RFC3339_MAX];
-        int lk, r = lock_and_load(m, name, &lk, &st, NULL);
+        int r = lock_and_load(m, name, &lk, &st, NULL);
 
         if (r >= 0) {
                 now_rfc3339(now);
@@ -486,8 +467,6 @@ int manager_touch(struct manager *m, const char *name)
                 if (r >= 0)
                         r = store_save(m->store, st, false, NULL);
         }
-        state_free(st);
-        store_unlock(lk);
         return r;
 }
 
@@ -543,7 +522,7 @@ static int run_script(int fd, const char *script, uint64_t timeout_ms, int *ret_
 static int start_work(struct manager *m, const struct backend_ops *b, const struct sandbox_ref *ref,
                       const struct sandbox_state *st, struct ak_err *err)
 {
-        const struct agent_info *agent = agent_find(st->agent);
+        const struct coding_agent *agent = coding_agent_find(st->agent);
         int fd, r, code;
 
         for (size_t i = 0; i < st->n_files; i++) {
@@ -617,33 +596,28 @@ static int start_work(struct manager *m, const struct backend_ops *b, const stru
 
 int manager_start(struct manager *m, const char *name, struct ak_err *err)
 {
-        struct sandbox_state *st = NULL;
+        cleanup_state struct sandbox_state *st = NULL;
+        cleanup_store_lock int lk = -1;
         struct start_plan plan;
         const struct backend_ops *b;
         char now[RFC3339_MAX], why[256];
-        int lk, r;
+        int r;
 
         r = lock_and_load(m, name, &lk, &st, err);
         if (r < 0)
-                goto out;
-        if (st->archived_at) {
-                r = ak_err_set(err, EPERM,
-                               "sandbox '%s' is archived; recover it before starting "
-                               "(agentkernel sandbox recover %s)",
-                               name, name);
-                goto out;
-        }
-        if (manager_is_running(m, st)) {
-                r = ak_err_set(err, EALREADY, "sandbox '%s' is already running", name);
-                goto out;
-        }
+                return r;
+        if (st->archived_at)
+                return ak_err_set(err, EPERM,
+                                  "sandbox '%s' is archived; recover it before starting "
+                                  "(agentkernel sandbox recover %s)",
+                                  name, name);
+        if (manager_is_running(m, st))
+                return ak_err_set(err, EALREADY, "sandbox '%s' is already running", name);
         r = manager_backend(st, &b, err);
         if (r < 0)
-                goto out;
-        if (!backend_probe(b, why, sizeof(why))) {
-                r = ak_err_set(err, ENOTSUP, "backend '%s' is not available: %s", b->name, why);
-                goto out;
-        }
+                return r;
+        if (!backend_probe(b, why, sizeof(why)))
+                return ak_err_set(err, ENOTSUP, "backend '%s' is not available: %s", b->name, why);
         /* a record refused here (its workspace, its volumes) is a failed start like any */
         r = plan_from_state(m, st, false, &plan, err);
         if (r >= 0) {
@@ -653,30 +627,28 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
                         if (r < 0)
                                 (void)backend_stop(b, &plan.cfg.ref, NULL);
                 }
-                start_plan_free(&plan);
+                start_plan_done(&plan);
         }
         if (r < 0) {
                 ak_err_prefix(err, "cannot start sandbox '%s'", name);
                 (void)audit_log("sandbox_error",
                                 json_pack("{s:s,s:s}", "name", name, "error", ak_err_msg(err)));
-                goto out;
+                return r;
         }
         (void)audit_log("sandbox_started", json_pack("{s:s,s:s}", "name", name, "profile",
                                                      profile_get(st->profile)->name));
         now_rfc3339(now);
         if (state_set_str(&st->last_activity_at, now) >= 0)
                 (void)store_save(m->store, st, false, NULL);
-out:
-        state_free(st);
-        store_unlock(lk);
         return r;
 }
 
 int manager_stop(struct manager *m, const char *name, struct ak_err *err)
 {
-        struct sandbox_state *st = NULL;
+        cleanup_state struct sandbox_state *st = NULL;
+        cleanup_store_lock int lk = -1;
         cleanup_free char *run_dir = NULL;
-        int lk, r;
+        int r;
 
         r = lock_and_load(m, name, &lk, &st, err);
         if (r >= 0) {
@@ -686,21 +658,18 @@ int manager_stop(struct manager *m, const char *name, struct ak_err *err)
                 ref.run_dir = run_dir;
                 r = manager_backend(st, &b, err);
                 if (r >= 0)
-                        r = run_dir ? backend_stop(b, &ref, err)
-                                    : ak_err_set(err, ENOMEM, "out of memory");
+                        r = run_dir ? backend_stop(b, &ref, err) : ak_err_oom(err);
                 if (r < 0)
                         ak_err_prefix(err, "cannot stop sandbox '%s'", name);
                 else
                         (void)audit_log("sandbox_stopped", json_pack("{s:s}", "name", name));
         }
-        state_free(st);
-        store_unlock(lk);
         return r;
 }
 
 int manager_remove(struct manager *m, const char *name, struct ak_err *err)
 {
-        struct sandbox_state *st = NULL;
+        cleanup_state struct sandbox_state *st = NULL;
         cleanup_free char *run_dir = NULL;
         struct ak_err load_err = {0};
         int lk, r;
@@ -724,17 +693,14 @@ int manager_remove(struct manager *m, const char *name, struct ak_err *err)
                 const struct backend_ops *b = backend_default();
                 r = st ? manager_backend(st, &b, err) : 0;
                 if (r >= 0)
-                        r = run_dir ? backend_stop(b, &ref, err)
-                                    : ak_err_set(err, ENOMEM, "out of memory");
+                        r = run_dir ? backend_stop(b, &ref, err) : ak_err_oom(err);
         }
         if (r < 0) {
                 ak_err_prefix(err, "cannot remove sandbox '%s'", name);
-                state_free(st);
                 store_unlock(lk);
                 return r;
         }
         r = store_delete(m->store, name, err);
-        state_free(st);
         if (r < 0) {
                 store_unlock(lk);
                 return r;
@@ -747,36 +713,29 @@ int manager_remove(struct manager *m, const char *name, struct ak_err *err)
 int manager_connect(struct manager *m, const char *name, struct sandbox_state **ret_state,
                     struct ak_err *err)
 {
-        struct sandbox_state *st = NULL;
+        cleanup_state struct sandbox_state *st = NULL;
         cleanup_free char *run_dir = NULL;
         int r, fd;
 
         r = store_load(m->store, name, &st, err);
         if (r < 0)
                 return r;
-        if (!manager_is_running(m, st)) {
-                state_free(st);
+        if (!manager_is_running(m, st))
                 return ak_err_set(
                     err, ESRCH, "sandbox '%s' is not running; start it with: agentkernel start %s",
                     name, name);
-        }
         run_dir = store_run_dir(m->store, name);
         {
                 struct sandbox_ref ref = {st->name, st->uuid, run_dir};
                 const struct backend_ops *b;
                 fd = manager_backend(st, &b, err);
                 if (fd >= 0)
-                        fd = run_dir ? backend_connect(b, &ref, err)
-                                     : ak_err_set(err, ENOMEM, "out of memory");
+                        fd = run_dir ? backend_connect(b, &ref, err) : ak_err_oom(err);
         }
-        if (fd < 0) {
-                state_free(st);
+        if (fd < 0)
                 return fd;
-        }
         if (ret_state)
-                *ret_state = st;
-        else
-                state_free(st);
+                *ret_state = TAKE_PTR(st);
         return fd;
 }
 
@@ -814,7 +773,7 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
                           struct agent_exit *ret, struct ak_err *err)
 {
         struct create_opts eo = *o;
-        struct sandbox_state *st = NULL;
+        cleanup_state struct sandbox_state *st = NULL;
         struct start_plan plan;
         struct backend_session sess = {.chan_fd = -1};
         const struct backend_ops *b;
@@ -838,14 +797,11 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
                 r = ak_err_set(err, ENOTSUP, "backend '%s' is not available: %s", b->name, why);
         if (r >= 0)
                 r = plan_from_state(m, st, true, &plan, err);
-        if (r < 0) {
-                state_free(st);
+        if (r < 0)
                 return r;
-        }
         plan.cfg.pooled = o->fast;
         r = backend_start(b, &plan.cfg, &sess, err);
-        start_plan_free(&plan);
-        state_free(st);
+        start_plan_done(&plan);
         if (r < 0)
                 return r;
         r = agent_exec(sess.chan_fd, &xx, io, ret, err);

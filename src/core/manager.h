@@ -19,6 +19,7 @@
 #include "core/backend.h"
 #include "core/state.h"
 #include "core/store.h"
+#include "shared/cleanup.h"
 #include "shared/err.h"
 #include "shared/time-util.h"
 
@@ -33,7 +34,10 @@ struct manager {
 #define AGENT_INSTALL_TIMEOUT_MS (10u * 60u * 1000u) /* npm install -g of an agent's CLI */
 
 int manager_open(struct manager **ret, struct ak_err *err);
+/* Frees m (NULL is fine). */
 void manager_free(struct manager *m);
+DEFINE_CLEANUP(struct manager, manager_free)
+#define cleanup_manager CLEANUP_FUNC(manager_free)
 
 struct create_opts {
         const char *name;
@@ -190,7 +194,10 @@ json_t *reconcile_json(const struct reconcile_result *r);
 /* The seed's reconcile_lifecycle: decisions sorted by sandbox, applied unless dry_run. */
 int manager_reconcile(struct manager *m, bool dry_run, struct reconcile_result *ret,
                       struct ak_err *err);
-void reconcile_result_free(struct reconcile_result *r);
+/* Frees what r holds (r itself is the caller's) and zeroes it. */
+void reconcile_result_done(struct reconcile_result *r);
+DEFINE_CLEANUP_DONE(struct reconcile_result, reconcile_result_done)
+#define cleanup_reconcile_result CLEANUP_FUNC(reconcile_result_done)
 int manager_recover(struct manager *m, const char *name, struct ak_err *err);
 int manager_archive(struct manager *m, const char *name, const char *reason, struct ak_err *err);
 

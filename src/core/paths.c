@@ -73,7 +73,7 @@ static int home_dir(char **ret, struct ak_err *err)
                                           (unsigned)geteuid());
         }
         if (!h)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         *ret = h;
         return 0;
 }
@@ -91,12 +91,11 @@ static int env_data_dir(char **ret, struct ak_err *err)
                 *ret = strdup(d);
         } else {
                 if (!getcwd(cwd, sizeof(cwd)))
-                        return ak_err_set(err, errno, "AGENTKERNEL_DATA_DIR '%s': getcwd: %s", d,
-                                          strerror(errno));
+                        return ak_err_errno(err, errno, "AGENTKERNEL_DATA_DIR '%s': getcwd", d);
                 if (asprintf(ret, "%s/%s", cwd, d) < 0)
                         *ret = NULL;
         }
-        return *ret ? 1 : ak_err_set(err, ENOMEM, "out of memory");
+        return *ret ? 1 : ak_err_oom(err);
 }
 
 static int under_home(const char *suffix, char **ret, struct ak_err *err)
@@ -110,7 +109,7 @@ static int under_home(const char *suffix, char **ret, struct ak_err *err)
         if (r < 0)
                 return r;
         if (asprintf(ret, "%s%s", streq(home, "/") ? "" : home, suffix) < 0)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         return 0;
 }
 
@@ -169,7 +168,7 @@ int paths_helper(const char *name, const char *env_var, char *out, size_t len, s
 
         if (env && *env) {
                 if (access(env, X_OK) < 0)
-                        return ak_err_set(err, errno, "%s '%s': %s", env_var, env, strerror(errno));
+                        return ak_err_errno(err, errno, "%s '%s'", env_var, env);
                 (void)snprintf(out, len, "%s", env);
                 return 0;
         }

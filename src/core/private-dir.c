@@ -71,7 +71,7 @@ static int check_own_dir(int fd, const char *path, const char *what, struct ak_e
         uid_t me = euid();
 
         if (fstat(fd, &st) < 0)
-                return ak_err_set(err, errno, "the %s '%s': %s", what, path, strerror(errno));
+                return ak_err_errno(err, errno, "the %s '%s'", what, path);
         if (!S_ISDIR(st.st_mode))
                 return ak_err_set(err, ENOTDIR, "the %s '%s' is not a directory", what, path);
         if (st.st_uid != me)
@@ -88,8 +88,8 @@ static int check_own_dir(int fd, const char *path, const char *what, struct ak_e
                                   what, path, writers(st.st_mode), (unsigned)(st.st_mode & 07777),
                                   path);
         if ((st.st_mode & 077) && fchmod(fd, PRIVATE_DIR_MODE) < 0)
-                return ak_err_set(err, errno, "cannot make the %s '%s' private (chmod 0700): %s",
-                                  what, path, strerror(errno));
+                return ak_err_errno(err, errno, "cannot make the %s '%s' private (chmod 0700)",
+                                    what, path);
         return 0;
 }
 
@@ -111,8 +111,7 @@ static int open_own_child(int dirfd, const char *name, const char *path, const c
 
         if (fd < 0 && errno == ENOENT && (flags & PRIVATE_CREATE)) {
                 if (mkdirat(dirfd, name, PRIVATE_DIR_MODE) < 0 && errno != EEXIST)
-                        return ak_err_set(err, errno, "cannot create the %s '%s': %s", what, path,
-                                          strerror(errno));
+                        return ak_err_errno(err, errno, "cannot create the %s '%s'", what, path);
                 fd = openat(dirfd, name, oflags);
         }
         if (fd < 0) {
@@ -129,7 +128,7 @@ static int open_own_child(int dirfd, const char *name, const char *path, const c
                         return ak_err_set(err, ENOTDIR, "the %s '%s' is not a directory", what,
                                           path);
                 }
-                return ak_err_set(err, e, "the %s '%s': %s", what, path, strerror(e));
+                return ak_err_errno(err, e, "the %s '%s'", what, path);
         }
         r = check_own_dir(fd, path, what, err);
         if (r < 0)
@@ -156,8 +155,8 @@ static int walk_ancestors(const char *dir, const char *what, const char *target,
         while (!realpath(exist, canon)) {
                 char tmp[PATH_MAX];
                 if (errno != ENOENT)
-                        return ak_err_set(err, errno, "'%s' (on the way to the %s '%s'): %s", exist,
-                                          what, target, strerror(errno));
+                        return ak_err_errno(err, errno, "'%s' (on the way to the %s '%s')", exist,
+                                            what, target);
                 if (!(flags & PRIVATE_CREATE))
                         return ak_err_set(err, ENOENT, "the %s '%s' does not exist", what, target);
                 slash = strrchr(exist, '/');
@@ -173,7 +172,7 @@ static int walk_ancestors(const char *dir, const char *what, const char *target,
         }
         fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0 || fstat(fd, &st) < 0)
-                return ak_err_set(err, errno, "open '/': %s", strerror(errno));
+                return ak_err_errno(err, errno, "open '/'");
         r = check_ancestor(&st, "/", what, target, err);
         if (r < 0)
                 return r;
@@ -196,8 +195,8 @@ static int walk_ancestors(const char *dir, const char *what, const char *target,
                 next = openat(fd, sub, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (next < 0 && errno == ENOENT && (flags & PRIVATE_CREATE)) {
                         if (mkdirat(fd, sub, PRIVATE_DIR_MODE) < 0 && errno != EEXIST)
-                                return ak_err_set(err, errno, "cannot create '%.*s': %s",
-                                                  (int)(end - canon), canon, strerror(errno));
+                                return ak_err_errno(err, errno, "cannot create '%.*s'",
+                                                    (int)(end - canon), canon);
                         next = openat(fd, sub, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 }
                 if (next < 0 || fstat(next, &st) < 0)
@@ -322,7 +321,7 @@ int private_dir_open(const char *path, const char *what, unsigned flags, char **
                 return pfd;
         len = strlen(canon);
         if (asprintf(&full, "%s%s%s", canon, canon[len - 1] == '/' ? "" : "/", leaf) < 0)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         fd = open_own_child(pfd, leaf, full, what, flags, err);
         if (fd >= 0)
                 walked_add(path, full, fd);
@@ -393,7 +392,7 @@ int private_dir_ensure(const char *path, struct ak_err *err)
         (void)snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
         pfd = open(parent[0] ? parent : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (pfd < 0)
-                return ak_err_set(err, errno, "open '%s': %s", parent, strerror(errno));
+                return ak_err_errno(err, errno, "open '%s'", parent);
         fd = open_own_child(pfd, slash + 1, path, "directory", PRIVATE_CREATE, err);
         if (fd < 0)
                 return fd;
@@ -407,7 +406,7 @@ static int file_check(int fd, const char *path, struct stat *ret, struct ak_err 
         uid_t me = euid();
 
         if (fstat(fd, &st) < 0)
-                return ak_err_set(err, errno, "'%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "'%s'", path);
         *ret = st;
         if (!S_ISREG(st.st_mode))
                 return ak_err_set(err, EINVAL, "'%s' is not a regular file", path);
@@ -444,14 +443,14 @@ int private_file_open_at(int dirfd, const char *path, int flags, struct ak_err *
                                           "'%s' is a symbolic link: not following it; remove it "
                                           "if you did not put it there",
                                           path);
-                return ak_err_set(err, errno, "'%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "'%s'", path);
         }
         r = file_check(fd, path, &st, err);
         if (r < 0)
                 return r;
         /* a writer makes what it writes to private (an upstream 0644 file, an old umask's) */
         if ((flags & O_CREAT) && (st.st_mode & 077) && fchmod(fd, PRIVATE_FILE_MODE) < 0)
-                return ak_err_set(err, errno, "chmod 0600 '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "chmod 0600 '%s'", path);
         /* O_NONBLOCK stays: it means nothing to a regular file (nor to flock) */
         return TAKE_FD(fd);
 }
@@ -467,7 +466,7 @@ int private_file_read_at(int dirfd, const char *path, struct buf *b, size_t max,
         if (r == -EFBIG)
                 return ak_err_set(err, EFBIG, "'%s' is larger than %zu bytes", path, max);
         if (r < 0)
-                return ak_err_set(err, -r, "cannot read '%s': %s", path, strerror(-r));
+                return ak_err_errno(err, r, "cannot read '%s'", path);
         return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "shared/cleanup.h"
 #include "shared/cmd-policy.h"
 #include "shared/json-util.h"
+#include "shared/strv.h"
 
 /* Backends upstream's BackendType knows; anything else goes to the extension. */
 static const char *const upstream_backends[] = {
@@ -527,7 +528,7 @@ int state_parse(const char *text, size_t len, struct sandbox_state **ret, struct
         return 0;
 fail:
         state_free(s);
-        return r == -ENOMEM ? ak_err_set(err, ENOMEM, "out of memory") : r;
+        return r == -ENOMEM ? ak_err_oom(err) : r;
 }
 
 /* ---- formatting ---- */

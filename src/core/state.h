@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "shared/cleanup.h"
 #include "shared/err.h"
 
 #define STATE_FILE_MAX (4u << 20) /* a state file larger than this is refused */
@@ -95,7 +96,10 @@ struct sandbox_state {
 
 /* Allocates an empty state (all lists empty, optional fields unset). NULL on OOM. */
 struct sandbox_state *state_new(void);
+/* Frees s (NULL is fine). */
 void state_free(struct sandbox_state *s);
+DEFINE_CLEANUP(struct sandbox_state, state_free)
+#define cleanup_state CLEANUP_FUNC(state_free)
 
 /* Parses a state file's JSON text. Fails (with a message) on a missing required field or a
  * field of the wrong type, like upstream's serde. */

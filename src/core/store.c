@@ -38,35 +38,29 @@ void store_free(struct store *s)
 int store_open(const char *data_dir, struct store **ret, struct ak_err *err)
 {
         static const char *const subdirs[] = {"sandboxes", "locks", "run"};
-        struct store *s = calloc(1, sizeof(*s));
+        cleanup_store struct store *s = calloc(1, sizeof(*s));
         cleanup_close int fd = -1;
         int r;
 
         if (!s)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         /* the one check every user of the data directory goes through (core/private-dir.h) */
         fd = data_dir
                  ? private_dir_open(data_dir, "data directory", PRIVATE_CREATE, &s->data_dir, err)
                  : paths_data_dir_open(&s->data_dir, err);
-        if (fd < 0) {
-                store_free(s);
+        if (fd < 0)
                 return fd;
-        }
         if (asprintf(&s->sandboxes_dir, "%s/sandboxes", s->data_dir) < 0 ||
             asprintf(&s->locks_dir, "%s/locks", s->data_dir) < 0 ||
-            asprintf(&s->run_dir, "%s/run", s->data_dir) < 0) {
-                store_free(s);
-                return ak_err_set(err, ENOMEM, "out of memory");
-        }
+            asprintf(&s->run_dir, "%s/run", s->data_dir) < 0)
+                return ak_err_oom(err);
         /* records hold -e values: sandboxes/ is 0700 like the rest (upstream made it 0755) */
         for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
                 r = private_dir_check_at(fd, s->data_dir, subdirs[i], PRIVATE_CREATE, err);
-                if (r < 0) {
-                        store_free(s);
+                if (r < 0)
                         return r;
-                }
         }
-        *ret = s;
+        *ret = TAKE_PTR(s);
         return 0;
 }
 
@@ -104,7 +98,7 @@ static int load_path(const char *path, struct sandbox_state **ret, bool *backfil
                 uuid_v7(u, (uint64_t)(now_realtime_ns() / NSEC_PER_MSEC));
                 if (state_set_str(&st->uuid, u) < 0) {
                         state_free(st);
-                        return ak_err_set(err, ENOMEM, "out of memory");
+                        return ak_err_oom(err);
                 }
                 *backfilled = true;
         }
@@ -155,7 +149,7 @@ int store_save(struct store *s, const struct sandbox_state *st, bool durable, st
                 return ak_err_set(err, -r, "cannot format state of '%s'", st->name);
         r = write_file_atomic_at(AT_FDCWD, p, text, strlen(text), PRIVATE_FILE_MODE, durable);
         if (r < 0)
-                return ak_err_set(err, -r, "cannot write '%s': %s", p, strerror(-r));
+                return ak_err_errno(err, r, "cannot write '%s'", p);
         return 0;
 }
 
@@ -167,7 +161,7 @@ int store_delete(struct store *s, const char *name, struct ak_err *err)
         if (state_path(s, name, p, sizeof(p)) < 0)
                 return ak_err_set(err, ENAMETOOLONG, "data directory path too long");
         if (unlink(p) < 0 && errno != ENOENT)
-                return ak_err_set(err, errno, "cannot delete '%s': %s", p, strerror(errno));
+                return ak_err_errno(err, errno, "cannot delete '%s'", p);
         dfd = open(s->sandboxes_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0)
                 (void)fsync(dfd);
@@ -181,7 +175,7 @@ static int cmp_state(const void *a, const void *b)
         return strcmp(x->name, y->name);
 }
 
-void state_list_free(struct state_list *l)
+void state_list_done(struct state_list *l)
 {
         for (size_t i = 0; i < l->n; i++)
                 state_free(l->items[i]);
@@ -193,22 +187,21 @@ void state_list_free(struct state_list *l)
 int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const char *msg),
                void *ctx, struct state_list *ret)
 {
-        DIR *d = opendir(s->sandboxes_dir);
+        cleanup_closedir DIR *d = opendir(s->sandboxes_dir);
+        cleanup_state_list struct state_list l = {0};
         struct dirent *de;
-        struct state_list l = {0};
         size_t cap = 0;
 
         if (!d) {
-                if (errno == ENOENT) {
-                        *ret = l;
-                        return 0;
-                }
-                return -errno;
+                if (errno != ENOENT)
+                        return -errno;
+                *ret = (struct state_list){0};
+                return 0;
         }
         while ((de = readdir(d))) {
                 size_t len = strlen(de->d_name);
                 char p[PATH_MAX];
-                struct sandbox_state *st = NULL;
+                cleanup_state struct sandbox_state *st = NULL;
                 struct ak_err e = {0};
                 bool backfilled;
 
@@ -239,21 +232,16 @@ int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const 
                 if (l.n == cap) {
                         size_t ncap = cap ? cap * 2 : 16;
                         struct sandbox_state **n = realloc(l.items, ncap * sizeof(*n));
-                        if (!n) {
-                                state_free(st);
-                                closedir(d);
-                                state_list_free(&l);
+                        if (!n)
                                 return -ENOMEM;
-                        }
                         l.items = n;
                         cap = ncap;
                 }
-                l.items[l.n++] = st;
+                l.items[l.n++] = TAKE_PTR(st);
         }
-        closedir(d);
         if (l.n)
                 qsort(l.items, l.n, sizeof(*l.items), cmp_state);
-        *ret = l;
+        *ret = TAKE_STRUCT(l);
         return 0;
 }
 
@@ -261,22 +249,16 @@ static int lock_path(const char *path, struct ak_err *err)
 {
         for (;;) {
                 struct stat a, b;
-                int fd = private_file_open_at(AT_FDCWD, path, O_RDWR | O_CREAT, err);
+                cleanup_close int fd = private_file_open_at(AT_FDCWD, path, O_RDWR | O_CREAT, err);
                 if (fd < 0)
                         return ak_err_prefix(err, "cannot open lock '%s'", path);
-                while (flock(fd, LOCK_EX) < 0) {
-                        if (errno != EINTR) {
-                                int e = errno;
-                                close(fd);
-                                return ak_err_set(err, e, "cannot lock '%s': %s", path,
-                                                  strerror(e));
-                        }
-                }
+                while (flock(fd, LOCK_EX) < 0)
+                        if (errno != EINTR)
+                                return ak_err_errno(err, errno, "cannot lock '%s'", path);
                 /* The lock file may have been removed (sandbox deleted) while we waited. */
                 if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
                     a.st_dev == b.st_dev)
-                        return fd;
-                close(fd);
+                        return TAKE_FD(fd);
         }
 }
 
@@ -329,7 +311,7 @@ int store_next_cid(struct store *s, uint32_t *ret)
         for (size_t i = 0; i < l.n; i++)
                 if (l.items[i]->vsock_cid > max)
                         max = l.items[i]->vsock_cid;
-        state_list_free(&l);
+        state_list_done(&l);
         *ret = max + 1;
         return 0;
 }

@@ -7,10 +7,12 @@
  */
 #pragma once
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "core/state.h"
+#include "shared/cleanup.h"
 #include "shared/err.h"
 
 struct store {
@@ -31,7 +33,10 @@ struct state_list {
  * message saying why. Records are read only when they are regular files of the caller's that
  * nobody else can write, and written 0600. */
 int store_open(const char *data_dir, struct store **ret, struct ak_err *err);
+/* Frees s (NULL is fine). */
 void store_free(struct store *s);
+DEFINE_CLEANUP(struct store, store_free)
+#define cleanup_store CLEANUP_FUNC(store_free)
 
 /* Loads one sandbox. -ENOENT ("sandbox 'x' not found") or -EINVAL for a bad file. Fills in a
  * missing uuid (UUIDv7) and writes it back, as upstream does. */
@@ -48,13 +53,24 @@ bool store_exists(struct store *s, const char *name);
 /* Loads every valid state file; for each bad one, warn(ctx, file, message) is called. */
 int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const char *msg),
                void *ctx, struct state_list *ret);
-void state_list_free(struct state_list *l);
+/* Frees the states of l and its array (l itself is the caller's) and empties it. */
+void state_list_done(struct state_list *l);
+DEFINE_CLEANUP_DONE(struct state_list, state_list_done)
+#define cleanup_state_list CLEANUP_FUNC(state_list_done)
 
 /* Exclusive lock on one sandbox (blocks). Returns an fd to pass to store_unlock(). */
 int store_lock(struct store *s, const char *name, struct ak_err *err);
 /* Exclusive lock on the set of sandboxes (creation, CID allocation). */
 int store_lock_global(struct store *s, struct ak_err *err);
 void store_unlock(int fd);
+static inline void store_unlock_cleanup_fn(const int *fd)
+{
+        int saved = errno;
+        store_unlock(*fd);
+        errno = saved;
+}
+/* A lock released when the variable leaves scope: `cleanup_store_lock int lk = -1;` */
+#define cleanup_store_lock CLEANUP(store_unlock_cleanup_fn)
 /* Unlinks a sandbox's lock file while holding it, then releases it. */
 void store_unlock_remove(struct store *s, const char *name, int fd);
 

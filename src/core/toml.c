@@ -18,6 +18,7 @@
 
 #include "shared/buf.h"
 #include "shared/cleanup.h"
+#include "shared/json-util.h"
 #include "shared/macro.h"
 #include "shared/text-util.h"
 
@@ -70,7 +71,7 @@ static int oom(struct parser *p)
         if (p->failed)
                 return -EINVAL;
         p->failed = true;
-        return ak_err_set(p->err, ENOMEM, "out of memory");
+        return ak_err_oom(p->err);
 }
 
 static int mark(struct parser *p, json_t *v, enum origin o)
@@ -371,12 +372,14 @@ struct key {
         size_t at; /* where it starts, for messages */
 };
 
-static void key_free(struct key *k)
+static void key_done(struct key *k)
 {
         for (size_t i = 0; i < k->n; i++)
                 free(k->part[i]);
         k->n = 0;
 }
+DEFINE_CLEANUP_DONE(struct key, key_done)
+#define cleanup_key CLEANUP_FUNC(key_done)
 
 static bool is_bare(int c)
 {
@@ -431,7 +434,7 @@ static int parse_key(struct parser *p, struct key *k)
 {
         int r = parse_key_parts(p, k);
         if (r < 0)
-                key_free(k);
+                key_done(k);
         return r;
 }
 
@@ -735,11 +738,10 @@ static int set_key(struct parser *p, json_t *table, const struct key *k, json_t 
 
 static json_t *parse_inline_table(struct parser *p)
 {
-        json_t *t = json_object();
+        cleanup_json json_t *t = json_object();
         size_t first_mark = p->n_marks;
 
         if (!t || mark(p, t, ORIGIN_INLINE) < 0) {
-                json_decref(t);
                 if (!p->failed)
                         (void)oom(p);
                 return NULL;
@@ -748,26 +750,22 @@ static json_t *parse_inline_table(struct parser *p)
         skip_ws(p);
         if (peek(p) == '}') {
                 p->pos++;
-                return t;
+                return TAKE_PTR(t);
         }
         for (;;) {
-                struct key k;
+                cleanup_key struct key k = {0};
                 json_t *v;
                 if (parse_key(p, &k) < 0)
-                        goto fail;
+                        return NULL;
                 if (peek(p) != '=') {
-                        key_free(&k);
                         (void)fail(p, "expected '=' after a key");
-                        goto fail;
+                        return NULL;
                 }
                 p->pos++;
                 skip_ws(p);
                 v = parse_value(p);
-                if (!v || set_key(p, t, &k, v) < 0) {
-                        key_free(&k);
-                        goto fail;
-                }
-                key_free(&k);
+                if (!v || set_key(p, t, &k, v) < 0)
+                        return NULL;
                 skip_ws(p);
                 if (peek(p) == '}') {
                         p->pos++;
@@ -775,23 +773,20 @@ static json_t *parse_inline_table(struct parser *p)
                 }
                 if (peek(p) != ',') {
                         (void)fail(p, "expected ',' or '}' in an inline table");
-                        goto fail;
+                        return NULL;
                 }
                 p->pos++;
                 skip_ws(p);
                 if (peek(p) == '}') {
                         (void)fail(p, "trailing comma in an inline table");
-                        goto fail;
+                        return NULL;
                 }
         }
         /* everything inside an inline table is closed too */
         for (size_t i = first_mark; i < p->n_marks; i++)
                 if (p->marks[i].origin == ORIGIN_DOTTED)
                         p->marks[i].origin = ORIGIN_INLINE;
-        return t;
-fail:
-        json_decref(t);
-        return NULL;
+        return TAKE_PTR(t);
 }
 
 static json_t *parse_array(struct parser *p)
@@ -930,61 +925,51 @@ static int set_key(struct parser *p, json_t *table, const struct key *k, json_t 
 static int parse_header(struct parser *p)
 {
         bool aot = starts(p, "[[");
-        struct key k;
+        cleanup_key struct key k = {0};
         json_t *parent, *t;
         char name[512];
-        int r = -EINVAL;
 
         p->pos += aot ? 2 : 1;
         if (parse_key(p, &k) < 0)
                 return -EINVAL;
         if (aot ? !starts(p, "]]") : peek(p) != ']') {
                 (void)fail(p, aot ? "expected ']]'" : "expected ']'");
-                goto out;
+                return -EINVAL;
         }
         p->pos += aot ? 2 : 1;
         key_text(&k, k.n, name, sizeof(name));
         parent = walk(p, p->root, &k, k.n - 1, true);
         if (!parent)
-                goto out;
+                return -EINVAL;
         t = json_object_get(parent, k.part[k.n - 1]);
         if (aot) {
                 json_t *arr = t, *elem = json_object();
-                if (!elem) {
-                        r = oom(p);
-                        goto out;
-                }
+                if (!elem)
+                        return oom(p);
                 if (!arr) {
                         arr = json_array();
                         if (!arr || json_object_set_new(parent, k.part[k.n - 1], arr) < 0 ||
                             mark(p, arr, ORIGIN_AOT) < 0) {
                                 json_decref(elem);
-                                r = oom(p);
-                                goto out;
+                                return oom(p);
                         }
                 } else if (!json_is_array(arr) || !has_origin(p, arr, ORIGIN_AOT)) {
                         json_decref(elem);
                         p->pos = k.at;
-                        r = fail(p, "'%s' is not an array of tables", name);
-                        goto out;
+                        return fail(p, "'%s' is not an array of tables", name);
                 }
-                if (json_array_append_new(arr, elem) < 0 || mark(p, elem, ORIGIN_HEADER) < 0) {
-                        r = oom(p);
-                        goto out;
-                }
+                if (json_array_append_new(arr, elem) < 0 || mark(p, elem, ORIGIN_HEADER) < 0)
+                        return oom(p);
                 p->cur = elem;
         } else {
                 if (!t) {
                         t = json_object();
                         if (!t || json_object_set_new(parent, k.part[k.n - 1], t) < 0 ||
-                            mark(p, t, ORIGIN_HEADER) < 0) {
-                                r = oom(p);
-                                goto out;
-                        }
+                            mark(p, t, ORIGIN_HEADER) < 0)
+                                return oom(p);
                 } else if (!json_is_object(t) || !has_origin(p, t, ORIGIN_IMPLICIT)) {
                         p->pos = k.at;
-                        r = fail(p, "table '%s' is defined more than once", name);
-                        goto out;
+                        return fail(p, "table '%s' is defined more than once", name);
                 } else {
                         set_origin(p, t, ORIGIN_HEADER);
                 }
@@ -994,10 +979,7 @@ static int parse_header(struct parser *p)
         for (size_t i = 0; i < p->n_marks; i++)
                 if (p->marks[i].origin == ORIGIN_DOTTED)
                         p->marks[i].origin = ORIGIN_HEADER;
-        r = expect_eol(p);
-out:
-        key_free(&k);
-        return r;
+        return expect_eol(p);
 }
 
 static int parse_keyval(struct parser *p)
@@ -1009,37 +991,35 @@ static int parse_keyval(struct parser *p)
         if (parse_key(p, &k) < 0)
                 return -EINVAL;
         if (peek(p) != '=') {
-                key_free(&k);
+                key_done(&k);
                 return fail(p, "expected '=' after a key");
         }
         p->pos++;
         skip_ws(p);
         v = parse_value(p);
         if (!v) {
-                key_free(&k);
+                key_done(&k);
                 return -EINVAL;
         }
         r = set_key(p, p->cur, &k, v);
-        key_free(&k);
+        key_done(&k);
         return r < 0 ? r : expect_eol(p);
 }
 
 int toml_parse(const char *text, size_t len, json_t **ret, struct ak_err *err)
 {
         struct parser p = {.s = text, .len = len, .err = err};
+        cleanup_json json_t *root = NULL;
         int r = 0;
 
         if (len > TOML_MAX_BYTES)
                 return ak_err_set(err, EFBIG, "larger than %u bytes", TOML_MAX_BYTES);
-        p.root = p.cur = json_object();
-        if (!p.root)
-                return ak_err_set(err, ENOMEM, "out of memory");
+        p.root = p.cur = root = json_object();
+        if (!root)
+                return ak_err_oom(err);
         p.pos = utf8_invalid_at((const unsigned char *)text, len);
-        if (p.pos != len) {
-                r = fail(&p, "not valid UTF-8");
-                json_decref(p.root);
-                return r;
-        }
+        if (p.pos != len)
+                return fail(&p, "not valid UTF-8");
         p.pos = 0;
         if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
                 p.pos = 3; /* a UTF-8 byte order mark */
@@ -1049,10 +1029,8 @@ int toml_parse(const char *text, size_t len, json_t **ret, struct ak_err *err)
                 r = peek(&p) == '[' ? parse_header(&p) : parse_keyval(&p);
         }
         free(p.marks);
-        if (r < 0) {
-                json_decref(p.root);
+        if (r < 0)
                 return p.failed ? -EINVAL : r;
-        }
-        *ret = p.root;
+        *ret = TAKE_PTR(root);
         return 0;
 }

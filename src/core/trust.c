@@ -79,14 +79,13 @@ static int load(int dirfd, json_t **ret, struct ak_err *err)
         fd = openat(dirfd, TRUST_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT) {
                 *ret = json_pack("{s:i,s:{}}", "version", TRUST_VERSION, "configs");
-                return *ret ? 0 : ak_err_set(err, ENOMEM, "out of memory");
+                return *ret ? 0 : ak_err_oom(err);
         }
         if (fd < 0)
                 return errno == ELOOP ? distrust(err, "is a symbolic link")
-                                      : ak_err_set(err, errno, "cannot read the trust store: %s",
-                                                   strerror(errno));
+                                      : ak_err_errno(err, errno, "cannot read the trust store");
         if (fstat(fd, &st) < 0)
-                return ak_err_set(err, errno, "cannot read the trust store: %s", strerror(errno));
+                return ak_err_errno(err, errno, "cannot read the trust store");
         if (!S_ISREG(st.st_mode))
                 return distrust(err, "is not a regular file");
         if (st.st_uid != geteuid())
@@ -95,9 +94,8 @@ static int load(int dirfd, json_t **ret, struct ak_err *err)
                 return distrust(err, "is writable by group or others");
         r = read_fd_full(fd, &b, TRUST_FILE_MAX);
         if (r < 0)
-                return r == -EFBIG
-                           ? distrust(err, "is too large")
-                           : ak_err_set(err, -r, "cannot read the trust store: %s", strerror(-r));
+                return r == -EFBIG ? distrust(err, "is too large")
+                                   : ak_err_errno(err, r, "cannot read the trust store");
         o = json_loadb(b.data ? b.data : "", b.len, JSON_REJECT_DUPLICATES, NULL);
         configs = json_object_get(o, "configs");
         if (!json_is_object(configs) || json_object_size(configs) > TRUST_MAX_ENTRIES)
@@ -116,10 +114,10 @@ static int save(int dirfd, json_t *o, struct ak_err *err)
         int r;
 
         if (!text)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         r = write_file_atomic_at(dirfd, TRUST_FILE, text, strlen(text), 0600, true);
         if (r < 0)
-                return ak_err_set(err, -r, "cannot write the trust store: %s", strerror(-r));
+                return ak_err_errno(err, r, "cannot write the trust store");
         return 0;
 }
 
@@ -129,11 +127,11 @@ static int lock(int dirfd, struct ak_err *err)
         int fd = openat(dirfd, TRUST_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 
         if (fd < 0)
-                return ak_err_set(err, errno, "cannot lock the trust store: %s", strerror(errno));
+                return ak_err_errno(err, errno, "cannot lock the trust store");
         if (flock(fd, LOCK_EX) < 0) {
                 int e = errno;
                 close(fd);
-                return ak_err_set(err, e, "cannot lock the trust store: %s", strerror(e));
+                return ak_err_errno(err, e, "cannot lock the trust store");
         }
         return fd;
 }
@@ -207,7 +205,7 @@ int trust_add(const char *path, const char *sha256_hex, struct ak_err *err)
         if (json_object_set_new(configs, path,
                                 json_pack("{s:s,s:s}", "sha256", sha256_hex, "approved_at", now)) <
             0)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         return save(dirfd, o, err);
 }
 
@@ -246,7 +244,7 @@ int trust_list(json_t **ret, struct ak_err *err)
 
         if (dirfd == -ENOENT) {
                 *ret = json_object();
-                return *ret ? 0 : ak_err_set(err, ENOMEM, "out of memory");
+                return *ret ? 0 : ak_err_oom(err);
         }
         if (dirfd < 0)
                 return dirfd;

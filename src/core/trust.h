@@ -2,7 +2,7 @@
 /*
  * The trust store: which agentkernel.toml files the user approved, by canonical path and the
  * SHA-256 of their exact bytes (as direnv's `allow`). It lives in the user's directory
- * (paths_user_dir()/trusted-configs.json, 0600, replaced atomically under a lock) and holds at
+ * (the user directory/trusted-configs.json, 0600, replaced atomically under a lock) and holds at
  * most TRUST_MAX_ENTRIES approvals. A store that is not a regular file owned by the caller and
  * closed to group and others approves nothing: it is reported, never believed.
  */

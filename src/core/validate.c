@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "shared/cleanup.h"
 #include "shared/parse-util.h"
 
 static bool is_alnum(char c)
@@ -97,7 +98,8 @@ int validate_label(const char *key, const char *value, struct ak_err *err)
 int parse_label(const char *spec, char sep, char **ret_key, char **ret_value, struct ak_err *err)
 {
         const char *at = strchr(spec, sep);
-        char *k, *v;
+        cleanup_free char *k = NULL;
+        cleanup_free char *v = NULL;
         int r;
 
         if (!at)
@@ -105,19 +107,13 @@ int parse_label(const char *spec, char sep, char **ret_key, char **ret_value, st
                                   sep);
         k = strndup(spec, (size_t)(at - spec));
         v = strdup(at + 1);
-        if (!k || !v) {
-                free(k);
-                free(v);
-                return ak_err_set(err, ENOMEM, "out of memory");
-        }
+        if (!k || !v)
+                return ak_err_oom(err);
         r = validate_label(k, v, err);
-        if (r < 0) {
-                free(k);
-                free(v);
+        if (r < 0)
                 return r;
-        }
-        *ret_key = k;
-        *ret_value = v;
+        *ret_key = TAKE_PTR(k);
+        *ret_value = TAKE_PTR(v);
         return 0;
 }
 
@@ -229,7 +225,7 @@ int validate_workspace(const char *path, const char *const *own, size_t n_own, s
                                   "workspace '/' would give the sandbox the whole host read-write; "
                                   "mount a project directory");
         if (lstat(path, &st) < 0)
-                return ak_err_set(err, errno, "workspace '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "workspace '%s'", path);
         if (S_ISLNK(st.st_mode))
                 return ak_err_set(err, ELOOP,
                                   "workspace '%s' is a symbolic link: a link can be re-pointed "
@@ -238,7 +234,7 @@ int validate_workspace(const char *path, const char *const *own, size_t n_own, s
         if (!S_ISDIR(st.st_mode))
                 return ak_err_set(err, ENOTDIR, "workspace '%s' is not a directory", path);
         if (!realpath(path, real))
-                return ak_err_set(err, errno, "workspace '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "workspace '%s'", path);
         if (!streq(real, path))
                 return ak_err_set(err, ELOOP,
                                   "workspace '%s' is reached through a symbolic link (it is "

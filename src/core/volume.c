@@ -68,7 +68,7 @@ static int volume_dir_ok(const char *dir, struct ak_err *err)
         struct stat st;
 
         if (lstat(dir, &st) < 0)
-                return ak_err_set(err, errno, "volume directory '%s': %s", dir, strerror(errno));
+                return ak_err_errno(err, errno, "volume directory '%s'", dir);
         if (!S_ISDIR(st.st_mode))
                 return ak_err_set(err, ENOTDIR,
                                   "volume directory '%s' is not a directory (a symlink?): not "
@@ -242,10 +242,10 @@ static int meta_write(const struct vpaths *p, const struct volume_info *v, struc
         int r;
 
         if (!text)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         r = write_file_atomic_at(AT_FDCWD, p->meta, text, strlen(text), 0600, false);
         if (r < 0)
-                return ak_err_set(err, -r, "cannot write '%s': %s", p->meta, strerror(-r));
+                return ak_err_errno(err, r, "cannot write '%s'", p->meta);
         return 0;
 }
 
@@ -283,7 +283,7 @@ static int run_mkfs(const char *image, struct ak_err *err)
         pid = fork();
 
         if (pid < 0)
-                return ak_err_set(err, errno, "fork: %s", strerror(errno));
+                return ak_err_errno(err, errno, "fork");
         if (pid == 0) {
                 int null = open("/dev/null", O_RDWR);
                 if (null >= 0) {
@@ -298,7 +298,7 @@ static int run_mkfs(const char *image, struct ak_err *err)
         }
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
-                        return ak_err_set(err, errno, "waitpid: %s", strerror(errno));
+                        return ak_err_errno(err, errno, "waitpid");
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 return ak_err_set(err, EIO,
                                   WIFEXITED(status) && WEXITSTATUS(status) == 127
@@ -330,21 +330,21 @@ static int loop_mount(const char *image, const char *dir, struct ak_err *err)
                 cleanup_close int loop = -1;
                 int n = ioctl(ctl, LOOP_CTL_GET_FREE);
                 if (n < 0)
-                        return ak_err_set(err, errno, "no free loop device: %s", strerror(errno));
+                        return ak_err_errno(err, errno, "no free loop device");
                 (void)snprintf(dev, sizeof(dev), "/dev/loop%d", n);
                 loop = open(dev, O_RDWR | O_CLOEXEC);
                 if (loop < 0)
-                        return ak_err_set(err, errno, "%s: %s", dev, strerror(errno));
+                        return ak_err_errno(err, errno, "%s", dev);
                 if (ioctl(loop, LOOP_SET_FD, img) < 0) {
                         if (errno == EBUSY)
                                 continue; /* taken meanwhile by someone else */
-                        return ak_err_set(err, errno, "%s: %s", dev, strerror(errno));
+                        return ak_err_errno(err, errno, "%s", dev);
                 }
                 if (ioctl(loop, LOOP_SET_STATUS64, &info) < 0 ||
                     mount(dev, dir, "ext4", MS_NOSUID | MS_NODEV, NULL) < 0) {
                         int e = errno;
                         (void)ioctl(loop, LOOP_CLR_FD, 0);
-                        return ak_err_set(err, e, "cannot mount '%s': %s", image, strerror(e));
+                        return ak_err_errno(err, e, "cannot mount '%s'", image);
                 }
                 /* the loop device goes away by itself when the filesystem is unmounted */
                 return 0;
@@ -419,21 +419,20 @@ static int migrate_dir(int dfd, unsigned depth, struct ak_err *err)
                 if (fd < 0 || fstat(fd, &st) < 0) {
                         if (errno == ENOENT)
                                 continue; /* gone meanwhile */
-                        r = ak_err_set(err, errno, "'%s': %s", de->d_name, strerror(errno));
+                        r = ak_err_errno(err, errno, "'%s'", de->d_name);
                         break;
                 }
                 if (S_ISDIR(st.st_mode)) {
                         int sub = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
                         if (sub < 0 || (r = migrate_dir(sub, depth + 1, err)) < 0) {
                                 if (sub < 0)
-                                        r = ak_err_set(err, errno, "'%s': %s", de->d_name,
-                                                       strerror(errno));
+                                        r = ak_err_errno(err, errno, "'%s'", de->d_name);
                                 break;
                         }
                 }
                 r = migrate_entry(fd, &st);
                 if (r < 0)
-                        r = ak_err_set(err, -r, "'%s': %s", de->d_name, strerror(-r));
+                        r = ak_err_errno(err, r, "'%s'", de->d_name);
         }
         closedir(d);
         return r;
@@ -452,7 +451,7 @@ static int ensure_owner(const struct vpaths *p, const char *slug, struct ak_err 
                 return 0; /* rootless: the caller's own files, mapped to the sandbox's root */
         root = open(p->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (root < 0 || fstat(root, &st) < 0)
-                return ak_err_set(err, errno, "volume '%s': %s", slug, strerror(errno));
+                return ak_err_errno(err, errno, "volume '%s'", slug);
         if (st.st_uid == VOLUME_ID_BASE)
                 return 0;
         r = migrate_dir(fcntl(root, F_DUPFD_CLOEXEC, 3), 0, err);
@@ -475,7 +474,7 @@ static int lock_meta(const struct vpaths *p, struct ak_err *err)
                 if (errno != EINTR) {
                         int e = errno;
                         close(fd);
-                        return ak_err_set(err, e, "flock: %s", strerror(e));
+                        return ak_err_errno(err, e, "flock");
                 }
         return fd;
 }
@@ -508,16 +507,14 @@ int volume_create(const char *slug, uint64_t size_bytes, struct volume_info *ret
                 goto out;
         }
         if (!size_bytes && geteuid() == 0 && chown(p.dir, VOLUME_ID_BASE, VOLUME_ID_BASE) < 0) {
-                r = ak_err_set(err, errno, "volume '%s': cannot give it to its owner: %s", slug,
-                               strerror(errno));
+                r = ak_err_errno(err, errno, "volume '%s': cannot give it to its owner", slug);
                 goto undo;
         }
         if (size_bytes) {
                 cleanup_close int fd =
                     open(p.image, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
                 if (fd < 0 || ftruncate(fd, (off_t)size_bytes) < 0) {
-                        r = ak_err_set(err, errno, "cannot create '%s': %s", p.image,
-                                       strerror(errno));
+                        r = ak_err_errno(err, errno, "cannot create '%s'", p.image);
                         goto undo;
                 }
                 close(fd);
@@ -617,10 +614,10 @@ int volume_list(struct volume_info **ret, size_t *ret_n, struct ak_err *err)
 {
         cleanup_free char *base = NULL;
         char dir[4096];
-        struct volume_info *all = NULL;
+        cleanup_free struct volume_info *all = NULL;
+        cleanup_closedir DIR *d = NULL;
         size_t n = 0, cap = 0;
         struct dirent *de;
-        DIR *d;
         int r;
 
         *ret = NULL;
@@ -630,9 +627,7 @@ int volume_list(struct volume_info **ret, size_t *ret_n, struct ak_err *err)
         (void)snprintf(dir, sizeof(dir), "%s/volume-metadata", base);
         d = opendir(dir);
         if (!d)
-                return errno == ENOENT
-                           ? 0
-                           : ak_err_set(err, errno, "cannot list '%s': %s", dir, strerror(errno));
+                return errno == ENOENT ? 0 : ak_err_errno(err, errno, "cannot list '%s'", dir);
         while ((de = readdir(d))) {
                 size_t len = strlen(de->d_name);
                 char slug[VOLUME_SLUG_MAX + 1];
@@ -643,20 +638,16 @@ int volume_list(struct volume_info **ret, size_t *ret_n, struct ak_err *err)
                 slug[len - 5] = '\0';
                 if (n == cap) {
                         struct volume_info *na = realloc(all, (cap ? cap * 2 : 8) * sizeof(*all));
-                        if (!na) {
-                                closedir(d);
-                                free(all);
-                                return ak_err_set(err, ENOMEM, "out of memory");
-                        }
+                        if (!na)
+                                return ak_err_oom(err);
                         all = na;
                         cap = cap ? cap * 2 : 8;
                 }
                 if (volume_get(slug, &all[n], NULL) == 0)
                         n++;
         }
-        closedir(d);
         qsort(all, n, sizeof(*all), cmp_volume);
-        *ret = all;
+        *ret = TAKE_PTR(all);
         *ret_n = n;
         return 0;
 }
@@ -705,7 +696,7 @@ int volume_delete(const char *slug, bool force, struct ak_err *err)
         }
         r = rm_rf_at(AT_FDCWD, p.dir);
         if (r < 0 && r != -ENOENT) {
-                r = ak_err_set(err, -r, "cannot remove '%s': %s", p.dir, strerror(-r));
+                r = ak_err_errno(err, r, "cannot remove '%s'", p.dir);
                 goto out;
         }
         (void)unlink(p.image);

@@ -120,7 +120,7 @@ static int check_peer(int fd, pid_t pid, struct ak_err *err)
         socklen_t len = sizeof(cr);
 
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-                return ak_err_set(err, errno, "peer credentials: %s", strerror(errno));
+                return ak_err_errno(err, errno, "peer credentials");
         if (cr.pid != pid)
                 return ak_err_set(err, EPERM,
                                   "the socket found is not the agent's (its peer is pid %d, the "
@@ -153,7 +153,7 @@ static int connect_checked(int sock, int pin, pid_t pid, const char *uuid, struc
                 return ak_err_set(err, ENOTSOCK, "the agent's socket is not a socket");
         fd = connect_opath(sock);
         if (fd < 0)
-                return ak_err_set(err, -fd, "connect to the agent: %s", strerror(-fd));
+                return ak_err_errno(err, -fd, "connect to the agent");
         r = check_agent(fd, pin, pid, uuid, err);
         return r < 0 ? r : TAKE_FD(fd);
 }
@@ -177,7 +177,7 @@ int container_connect(const struct container_rt *rt, const char *uuid, struct ak
                 return ak_err_set(err, ESRCH, "its agent no longer holds its state directory");
         sock = openat(dir, CONTAINER_SOCKET, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (sock < 0)
-                return ak_err_set(err, errno, "the agent's socket: %s", strerror(errno));
+                return ak_err_errno(err, errno, "the agent's socket");
         return connect_checked(sock, pin, rt->pid, uuid, err);
 }
 
@@ -315,12 +315,12 @@ static int make_userns(const char *uid_map, const char *gid_map, struct ak_err *
         pid_t pid;
 
         if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(hold, O_CLOEXEC) < 0) {
-                r = ak_err_set(err, errno, "pipe: %s", strerror(errno));
+                r = ak_err_errno(err, errno, "pipe");
                 goto out;
         }
         pid = fork();
         if (pid < 0) {
-                r = ak_err_set(err, errno, "fork: %s", strerror(errno));
+                r = ak_err_errno(err, errno, "fork");
                 goto out;
         }
         if (pid == 0) {
@@ -344,13 +344,12 @@ static int make_userns(const char *uid_map, const char *gid_map, struct ak_err *
                         r = write_file_string(path, gid_map);
                 }
                 if (r < 0) {
-                        r = ak_err_set(err, -r, "write the id map of an idmapped mount: %s",
-                                       strerror(-r));
+                        r = ak_err_errno(err, -r, "write the id map of an idmapped mount");
                 } else {
                         (void)snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
                         fd = open(path, O_RDONLY | O_CLOEXEC);
                         if (fd < 0)
-                                r = ak_err_set(err, errno, "open '%s': %s", path, strerror(errno));
+                                r = ak_err_errno(err, errno, "open '%s'", path);
                 }
         }
         close(hold[1]);
@@ -384,18 +383,18 @@ static int idmapped_tree(const struct container_mount *m, const struct id_range 
 
         tree = open_tree(AT_FDCWD, m->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
         if (tree < 0)
-                return ak_err_set(err, errno, "cannot mount '%s': %s", m->source, strerror(errno));
+                return ak_err_errno(err, errno, "cannot mount '%s'", m->source);
         /* the owner of what was opened, not of whatever the path names now */
         if (fstat(tree, &st) < 0)
-                return ak_err_set(err, errno, "stat '%s': %s", m->source, strerror(errno));
+                return ak_err_errno(err, errno, "stat '%s'", m->source);
         r = build_idmap(umap, nu, m->by_owner ? (uint32_t)st.st_uid : 0, m->base, uids,
                         sizeof(uids));
         if (r >= 0)
                 r = build_idmap(gmap, ng, m->by_owner ? (uint32_t)st.st_gid : 0, m->base, gids,
                                 sizeof(gids));
         if (r < 0)
-                return ak_err_set(err, -r, "no id mapping for '%s' (owner %u): %s", m->source,
-                                  (unsigned)st.st_uid, strerror(-r));
+                return ak_err_errno(err, -r, "no id mapping for '%s' (owner %u)", m->source,
+                                    (unsigned)st.st_uid);
         userns = make_userns(uids, gids, err);
         if (userns < 0)
                 return userns;
@@ -676,19 +675,19 @@ static int join(int pin, struct join_plan *p, struct ak_err *err)
         pid_t pid;
 
         if (mntns < 0)
-                return ak_err_set(err, errno, "its mount namespace: %s", strerror(errno));
+                return ak_err_errno(err, errno, "its mount namespace");
         /* rootless: the container's user namespace (ours to enter) owns its mounts */
         if (geteuid() != 0 && !same_ns(pin, "ns/user"))
                 userns = openat(pin, "ns/user", O_RDONLY | O_CLOEXEC);
         p->mntns = mntns;
         p->userns = userns;
         if (pipe2(report, O_CLOEXEC) < 0)
-                return ak_err_set(err, errno, "pipe: %s", strerror(errno));
+                return ak_err_errno(err, errno, "pipe");
         pid = fork();
         if (pid < 0) {
                 close(report[0]);
                 close(report[1]);
-                return ak_err_set(err, errno, "fork: %s", strerror(errno));
+                return ak_err_errno(err, errno, "fork");
         }
         if (pid == 0)
                 join_child(p, report[1]);
@@ -703,34 +702,30 @@ static int join(int pin, struct join_plan *p, struct ak_err *err)
                 return 0;
         case JOIN_USERNS:
         case JOIN_MNTNS:
-                return ak_err_set(err, res.err, "cannot enter its namespaces: %s",
-                                  strerror(res.err));
+                return ak_err_errno(err, res.err, "cannot enter its namespaces");
         case JOIN_DETACH:
-                return ak_err_set(err, res.err, "cannot detach the agent's state from it: %s",
-                                  strerror(res.err));
+                return ak_err_errno(err, res.err, "cannot detach the agent's state from it");
         case JOIN_TARGET:
                 return ak_err_set(err, res.err,
                                   "'%s' in the container is not a plain directory (%s): refusing "
                                   "to mount there",
                                   p->mounts[res.index].dest, strerror(res.err));
         case JOIN_DISK:
-                return ak_err_set(err, res.err, "cannot make its scratch disk (tmpfs): %s",
-                                  strerror(res.err));
+                return ak_err_errno(err, res.err, "cannot make its scratch disk (tmpfs)");
         case JOIN_SCRATCH:
                 return ak_err_set(err, res.err,
                                   "cannot mount its scratch disk at '%s' (%s): is it a plain "
                                   "directory in the image?",
                                   places[res.index % CONTAINER_SCRATCH_N], strerror(res.err));
         case JOIN_UNCOVER:
-                return ak_err_set(err, res.err, "cannot uncover the image's volume '%s': %s",
-                                  p->disk->uncover[res.index], strerror(res.err));
+                return ak_err_errno(err, res.err, "cannot uncover the image's volume '%s'",
+                                    p->disk->uncover[res.index]);
         case JOIN_READONLY:
-                return ak_err_set(err, res.err, "cannot make the engine's mount '%s' read-only: %s",
-                                  p->ro->path[res.index], strerror(res.err));
+                return ak_err_errno(err, res.err, "cannot make the engine's mount '%s' read-only",
+                                    p->ro->path[res.index]);
         default:
-                return ak_err_set(err, res.err, "cannot mount '%s' at '%s': %s",
-                                  p->mounts[res.index].source, p->mounts[res.index].dest,
-                                  strerror(res.err));
+                return ak_err_errno(err, res.err, "cannot mount '%s' at '%s'",
+                                    p->mounts[res.index].source, p->mounts[res.index].dest);
         }
 }
 
@@ -800,16 +795,14 @@ int container_settle(pid_t pid, const char *uuid, const struct container_mount *
                                   (unsigned)st.st_uid, (unsigned)geteuid());
         root = openat(pin, "root", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (root < 0)
-                return ak_err_set(err, errno, "its root: %s", strerror(errno));
+                return ak_err_errno(err, errno, "its root");
         fd = wait_socket(pin, root, pid, uuid, timeout_ms, err);
         if (fd < 0)
                 return fd;
         state = openat2_fd(root, STATE_REL, O_PATH | O_DIRECTORY,
                            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
         if (state < 0 || fstat(state, &st) < 0)
-                return ak_err_set(err, state < 0 ? -state : errno,
-                                  "the agent's state directory: %s",
-                                  strerror(state < 0 ? -state : errno));
+                return ak_err_errno(err, state < 0 ? -state : errno, "the agent's state directory");
         rt.state_dev = st.st_dev;
         rt.state_ino = st.st_ino;
         r = find_fd(pin, &st);
@@ -820,7 +813,7 @@ int container_settle(pid_t pid, const char *uuid, const struct container_mount *
         if (r >= 0)
                 r = read_id_map(pin, "gid_map", gmap, ARRAY_SIZE(gmap), &ng);
         if (r < 0)
-                return ak_err_set(err, -r, "its id maps: %s", strerror(-r));
+                return ak_err_errno(err, -r, "its id maps");
         root_kuid = map_root(umap, nu);
         root_kgid = map_root(gmap, ng);
         if (root_kuid < 0 || root_kgid < 0)
@@ -878,13 +871,12 @@ int container_rt_write(const char *dir, const struct container_rt *rt, struct ak
         int r;
 
         if (!text)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         if (d < 0)
-                return ak_err_set(err, errno, "open '%s': %s", dir, strerror(errno));
+                return ak_err_errno(err, errno, "open '%s'", dir);
         r = write_file_atomic_at(d, CONTAINER_RT_FILE, text, strlen(text), 0600, false);
         if (r < 0)
-                return ak_err_set(err, -r, "write '%s/%s': %s", dir, CONTAINER_RT_FILE,
-                                  strerror(-r));
+                return ak_err_errno(err, -r, "write '%s/%s'", dir, CONTAINER_RT_FILE);
         return 0;
 }
 
@@ -910,14 +902,12 @@ int container_rt_read(const char *dir, struct container_rt *ret, struct ak_err *
         struct stat st;
 
         if (d < 0)
-                return errno == ENOENT
-                           ? -ENOENT
-                           : ak_err_set(err, errno, "open '%s': %s", dir, strerror(errno));
+                return errno == ENOENT ? -ENOENT : ak_err_errno(err, errno, "open '%s'", dir);
         fd = openat(d, CONTAINER_RT_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0)
-                return errno == ENOENT ? -ENOENT
-                                       : ak_err_set(err, errno, "open '%s/%s': %s", dir,
-                                                    CONTAINER_RT_FILE, strerror(errno));
+                return errno == ENOENT
+                           ? -ENOENT
+                           : ak_err_errno(err, errno, "open '%s/%s'", dir, CONTAINER_RT_FILE);
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
             (st.st_mode & 022))
                 return ak_err_set(err, EPERM,

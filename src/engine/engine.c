@@ -78,7 +78,7 @@ static int call(const struct engine *e, const char *method, const char *path, js
         char target[2048];
 
         if (body && !text)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         if (snprintf(target, sizeof(target), "/v%s%s", e->version, path) >= (int)sizeof(target))
                 return ak_err_set(err, ENAMETOOLONG, "engine path too long");
         return uhttp_request(e->socket, method, target, text, max, timeout_ms, res, err);
@@ -98,7 +98,7 @@ int engine_call(const struct engine *e, const char *method, const char *path, js
         r = res.status;
         if (r >= 400)
                 engine_message(j, r, method, path, err);
-        uhttp_response_free(&res);
+        uhttp_response_done(&res);
         if (ret)
                 *ret = j;
         else
@@ -135,7 +135,7 @@ int engine_call_stream(const struct engine *e, const char *method, const char *p
                         line = nl ? nl + 1 : NULL;
                 }
         }
-        uhttp_response_free(&res);
+        uhttp_response_done(&res);
         return r;
 }
 
@@ -172,7 +172,7 @@ int engine_open(enum engine_kind kind, struct engine *e, struct ak_err *err)
                 else
                         (void)snprintf(t.version, sizeof(t.version), "%u.%u", a, b);
         }
-        uhttp_response_free(&res);
+        uhttp_response_done(&res);
         if (r < 0)
                 return r;
         *e = t;

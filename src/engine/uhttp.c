@@ -85,11 +85,11 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
-void uhttp_response_free(struct uhttp_response *r)
+void uhttp_response_done(struct uhttp_response *r)
 {
         if (!r)
                 return;
-        buf_free(&r->body);
+        buf_done(&r->body);
         r->status = 0;
 }
 
@@ -125,7 +125,7 @@ int uhttp_parse(const char *data, size_t len, size_t max_body, struct uhttp_resp
         if (r == 0)
                 r = ak_err_set(err, EBADMSG, "truncated engine response");
         if (r < 0) {
-                uhttp_response_free(&res);
+                uhttp_response_done(&res);
                 return r;
         }
         *ret = res;
@@ -163,7 +163,7 @@ int uhttp_request(const char *socket_path, const char *method, const char *targe
                 return fd;
         if ((r = write_all(fd, head, (size_t)n)) < 0 ||
             (blen && (r = write_all(fd, json_body, blen)) < 0))
-                return ak_err_set(err, -r, "engine socket '%s': %s", socket_path, strerror(-r));
+                return ak_err_errno(err, -r, "engine socket '%s'", socket_path);
         http_parser_init(&p, HTTP_RESPONSE);
         p.data = &c;
         for (;;) {
@@ -179,7 +179,7 @@ int uhttp_request(const char *socket_path, const char *method, const char *targe
                 if (poll(&pfd, 1, (int)left) < 0) {
                         if (errno == EINTR)
                                 continue;
-                        r = ak_err_set(err, errno, "poll: %s", strerror(errno));
+                        r = ak_err_errno(err, errno, "poll");
                         break;
                 }
                 if (!pfd.revents)
@@ -188,7 +188,7 @@ int uhttp_request(const char *socket_path, const char *method, const char *targe
                 if (got < 0) {
                         if (errno == EINTR || errno == EAGAIN)
                                 continue;
-                        r = ak_err_set(err, errno, "engine socket: %s", strerror(errno));
+                        r = ak_err_errno(err, errno, "engine socket");
                         break;
                 }
                 r = feed(&p, &c, chunk, (size_t)got, err);
@@ -200,7 +200,7 @@ int uhttp_request(const char *socket_path, const char *method, const char *targe
                 }
         }
         if (r < 0) {
-                uhttp_response_free(&res);
+                uhttp_response_done(&res);
                 return r;
         }
         *ret = res;

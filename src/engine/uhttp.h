@@ -23,7 +23,8 @@ struct uhttp_response {
 int uhttp_request(const char *socket_path, const char *method, const char *target,
                   const char *json_body, size_t max_body, int timeout_ms,
                   struct uhttp_response *ret, struct ak_err *err);
-void uhttp_response_free(struct uhttp_response *r);
+/* Frees what a response holds (the struct itself is the caller's). */
+void uhttp_response_done(struct uhttp_response *r);
 
 /* Parses a complete response held in memory (for tests and fuzzing): 0, or -EBADMSG. */
 int uhttp_parse(const char *data, size_t len, size_t max_body, struct uhttp_response *ret,

@@ -21,7 +21,9 @@
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/json-util.h"
 #include "shared/macro.h"
+#include "shared/strv.h"
 
 #define REFS_FILE "refs.json"
 
@@ -33,7 +35,7 @@ static const char *digest_hex(const char *digest)
 int image_store_open(const char *data_dir, int mode, struct image_store *ret, struct ak_err *err)
 {
         static const char *const subdirs[] = {"layers", "images", "tmp", "locks"};
-        struct image_store s = {.dirfd = -1, .lock_fd = -1};
+        cleanup_image_store struct image_store s = IMAGE_STORE_INIT;
         cleanup_free char *data = NULL;
         cleanup_close int dfd = -1;
         int r;
@@ -45,35 +47,27 @@ int image_store_open(const char *data_dir, int mode, struct image_store *ret, st
         if (dfd < 0)
                 return dfd;
         if (asprintf(&s.root, "%s/images", data) < 0)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         s.dirfd = private_dir_open_at(dfd, data, "images", PRIVATE_CREATE, err);
-        if (s.dirfd < 0) {
-                r = ak_err_prefix(err, "image store");
-                goto fail;
-        }
+        if (s.dirfd < 0)
+                return ak_err_prefix(err, "image store");
         for (size_t i = 0; i < ARRAY_SIZE(subdirs); i++) {
                 r = private_dir_check_at(s.dirfd, s.root, subdirs[i], PRIVATE_CREATE, err);
                 if (r < 0)
-                        goto fail;
+                        return r;
         }
         s.lock_fd = private_file_open_at(s.dirfd, "lock", O_RDWR | O_CREAT, err);
-        if (s.lock_fd < 0) {
-                r = ak_err_prefix(err, "image store lock");
-                goto fail;
-        }
+        if (s.lock_fd < 0)
+                return ak_err_prefix(err, "image store lock");
         while (flock(s.lock_fd, mode == IMAGE_STORE_EXCLUSIVE ? LOCK_EX : LOCK_SH) < 0)
-                if (errno != EINTR) {
-                        r = ak_err_set(err, errno, "lock image store: %s", strerror(errno));
-                        goto fail;
-                }
+                if (errno != EINTR)
+                        return ak_err_errno(err, errno, "lock image store");
         *ret = s;
+        s = (struct image_store)IMAGE_STORE_INIT; /* handed over */
         return 0;
-fail:
-        image_store_close(&s);
-        return r;
 }
 
-void image_store_close(struct image_store *s)
+void image_store_done(struct image_store *s)
 {
         if (!s)
                 return;
@@ -85,7 +79,7 @@ void image_store_close(struct image_store *s)
         *s = (struct image_store){.dirfd = -1, .lock_fd = -1};
 }
 
-void image_record_free(struct image_record *r)
+void image_record_done(struct image_record *r)
 {
         if (!r)
                 return;
@@ -106,7 +100,7 @@ void image_record_free(struct image_record *r)
 void image_records_free(struct image_record *v, size_t n)
 {
         for (size_t i = 0; v && i < n; i++)
-                image_record_free(&v[i]);
+                image_record_done(&v[i]);
         free(v);
 }
 
@@ -126,14 +120,6 @@ bool image_store_has_layer(const struct image_store *s, const char *digest)
 }
 
 /* ---- JSON (de)serialisation ---- */
-
-static json_t *strv_json(char *const *v)
-{
-        json_t *a = json_array();
-        for (size_t i = 0; a && v && v[i]; i++)
-                json_array_append_new(a, json_string(v[i]));
-        return a;
-}
 
 static char **json_strv(json_t *a)
 {
@@ -169,9 +155,9 @@ static char *record_dump(const struct image_record *r)
         json_object_set_new(o, "id", json_string(r->id));
         json_object_set_new(o, "config", json_string(r->config));
         json_object_set_new(o, "layers", layers);
-        json_object_set_new(o, "env", strv_json(r->env));
+        json_object_set_new(o, "env", strv_json_array(r->env));
         if (r->cmd)
-                json_object_set_new(o, "cmd", strv_json(r->cmd));
+                json_object_set_new(o, "cmd", strv_json_array(r->cmd));
         if (r->workdir)
                 json_object_set_new(o, "workdir", json_string(r->workdir));
         if (r->user)
@@ -187,9 +173,10 @@ static int record_load(struct image_store *s, const char *hex, struct image_reco
                        struct ak_err *err)
 {
         cleanup_buf struct buf b = {0};
-        struct image_record r = {0};
+        cleanup_image_record struct image_record r = {0};
+        cleanup_json json_t *o = NULL;
         char path[128];
-        json_t *o, *layers;
+        json_t *layers;
         const char *id, *cfg, *str;
         int k;
 
@@ -202,13 +189,11 @@ static int record_load(struct image_store *s, const char *hex, struct image_reco
         cfg = json_string_value(json_object_get(o, "config"));
         layers = json_object_get(o, "layers");
         if (!id || !cfg || !json_is_array(layers) || !image_digest_valid(id) ||
-            !streq(digest_hex(id), hex) || json_array_size(layers) > 1024) {
-                json_decref(o);
+            !streq(digest_hex(id), hex) || json_array_size(layers) > 1024)
                 return ak_err_set(err, EBADMSG,
                                   "image record '%s' is damaged; remove it with: "
                                   "agentkernel images prune",
                                   path);
-        }
         r.id = strdup(id);
         r.config = strdup(cfg);
         r.n_layers = json_array_size(layers);
@@ -238,12 +223,9 @@ static int record_load(struct image_store *s, const char *hex, struct image_reco
                 if ((str = json_string_value(json_object_get(o, "pulled_at"))))
                         r.pulled_at = strdup(str);
         }
-        json_decref(o);
-        if (k < 0) {
-                image_record_free(&r);
-                return ak_err_set(err, -k, "image record '%s': %s", path, strerror(-k));
-        }
-        *ret = r;
+        if (k < 0)
+                return ak_err_errno(err, k, "image record '%s'", path);
+        *ret = TAKE_STRUCT(r);
         return 0;
 }
 
@@ -276,10 +258,10 @@ static int refs_save(struct image_store *s, json_t *refs, struct ak_err *err)
         int r;
 
         if (!text)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         r = write_file_atomic_at(s->dirfd, REFS_FILE, text, strlen(text), 0600, true);
         if (r < 0)
-                return ak_err_set(err, -r, "write %s/%s: %s", s->root, REFS_FILE, strerror(-r));
+                return ak_err_errno(err, r, "write %s/%s", s->root, REFS_FILE);
         return 0;
 }
 
@@ -293,7 +275,7 @@ static int refs_lock(struct image_store *s, struct ak_err *err)
                 if (errno != EINTR) {
                         int e = errno;
                         close(fd);
-                        return ak_err_set(err, e, "lock refs: %s", strerror(e));
+                        return ak_err_errno(err, e, "lock refs");
                 }
         return fd;
 }
@@ -333,13 +315,13 @@ int image_store_resolve(struct image_store *s, const struct image_ref *ref,
                         struct image_record *ret, struct ak_err *err)
 {
         cleanup_free char *key = ref_key(ref);
-        struct image_record rec;
-        json_t *refs = NULL;
+        cleanup_image_record struct image_record rec = {0};
+        cleanup_json json_t *refs = NULL;
         const char *id;
         int r;
 
         if (!key)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         r = refs_load(s, &refs, err);
         if (r < 0)
                 return r;
@@ -351,29 +333,23 @@ int image_store_resolve(struct image_store *s, const struct image_ref *ref,
                 if (faccessat(s->dirfd, p, F_OK, 0) == 0)
                         id = ref->digest;
         }
-        if (!id) {
-                json_decref(refs);
+        if (!id)
                 return ak_err_set(err, ENOENT,
                                   "image '%s' is not in the local store; pull it with: "
                                   "agentkernel images pull %s",
                                   key, key);
-        }
         r = image_digest_valid(id) ? record_load(s, digest_hex(id), &rec, err)
                                    : ak_err_set(err, EBADMSG, "refs.json: bad id for '%s'", key);
         if (r >= 0) {
                 for (size_t i = 0; i < rec.n_layers; i++)
-                        if (!image_store_has_layer(s, rec.layers[i].digest)) {
-                                image_record_free(&rec);
-                                json_decref(refs);
+                        if (!image_store_has_layer(s, rec.layers[i].digest))
                                 return ak_err_set(err, ENOENT,
                                                   "image '%s' is incomplete in the local store; "
                                                   "pull it again with: agentkernel images pull %s",
                                                   key, key);
-                        }
                 rec.names = names_of(refs, rec.id);
-                *ret = rec;
+                *ret = TAKE_STRUCT(rec);
         }
-        json_decref(refs);
         return r;
 }
 
@@ -390,9 +366,9 @@ int image_store_list(struct image_store *s, struct image_record **ret, size_t *r
 {
         struct image_record *v = NULL;
         size_t n = 0, cap = 0;
-        json_t *refs = NULL;
+        cleanup_json json_t *refs = NULL;
+        cleanup_closedir DIR *d = NULL;
         struct dirent *de;
-        DIR *d;
         int fd, r;
 
         r = refs_load(s, &refs, err);
@@ -401,10 +377,9 @@ int image_store_list(struct image_store *s, struct image_record **ret, size_t *r
         fd = openat(s->dirfd, "images", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         d = fd >= 0 ? fdopendir(fd) : NULL;
         if (!d) {
-                r = ak_err_set(err, errno, "open %s/images: %s", s->root, strerror(errno));
+                r = ak_err_errno(err, errno, "open %s/images", s->root);
                 if (fd >= 0)
                         close(fd);
-                json_decref(refs);
                 return r;
         }
         while ((de = readdir(d))) {
@@ -423,7 +398,7 @@ int image_store_list(struct image_store *s, struct image_record **ret, size_t *r
                         cap = cap ? cap * 2 : 16;
                         nv = realloc(v, cap * sizeof(*v));
                         if (!nv) {
-                                image_record_free(&rec);
+                                image_record_done(&rec);
                                 r = -ENOMEM;
                                 break;
                         }
@@ -431,11 +406,9 @@ int image_store_list(struct image_store *s, struct image_record **ret, size_t *r
                 }
                 v[n++] = rec;
         }
-        closedir(d);
-        json_decref(refs);
         if (r < 0) {
                 image_records_free(v, n);
-                return ak_err_set(err, -r, "out of memory");
+                return ak_err_oom(err);
         }
         if (n)
                 qsort(v, n, sizeof(*v), cmp_records);
@@ -454,11 +427,11 @@ int image_store_commit(struct image_store *s, const struct image_record *rec, ch
         int r;
 
         if (!text)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         (void)snprintf(path, sizeof(path), "images/%s.json", digest_hex(rec->id));
         r = write_file_atomic_at(s->dirfd, path, text, strlen(text), 0600, true);
         if (r < 0)
-                return ak_err_set(err, -r, "write image record: %s", strerror(-r));
+                return ak_err_errno(err, r, "write image record");
         lk = refs_lock(s, err);
         if (lk < 0)
                 return lk;
@@ -490,8 +463,8 @@ int image_store_remove(struct image_store *s, const char *name, struct ak_err *e
 {
         cleanup_close int lk = refs_lock(s, err);
         cleanup_free char *key = NULL;
-        struct image_ref ref = {0};
-        json_t *refs = NULL;
+        cleanup_image_ref struct image_ref ref = {0};
+        cleanup_json json_t *refs = NULL;
         const char *match = NULL, *k;
         json_t *v;
         void *tmp;
@@ -504,7 +477,6 @@ int image_store_remove(struct image_store *s, const char *name, struct ak_err *e
                 return r;
         if (image_ref_parse(name, &ref, NULL) == 0) {
                 key = ref_key(&ref);
-                image_ref_free(&ref);
                 if (key && json_object_get(refs, key)) {
                         /* Untag; the last tag takes the image's digest names with it. */
                         cleanup_free char *id =
@@ -522,32 +494,24 @@ int image_store_remove(struct image_store *s, const char *name, struct ak_err *e
                                 if (!tagged && d && id && streq(d, id))
                                         json_object_del(refs, k);
                         }
-                        r = refs_save(s, refs, err);
-                        json_decref(refs);
-                        return r;
+                        return refs_save(s, refs, err);
                 }
         }
         json_object_foreach (refs, k, v) {
                 const char *id = json_string_value(v);
                 if (id && id_prefix(name, id)) {
-                        if (match && !streq(match, id)) {
-                                json_decref(refs);
+                        if (match && !streq(match, id))
                                 return ak_err_set(err, EINVAL, "'%s' matches more than one image",
                                                   name);
-                        }
                         match = id;
                 }
         }
-        if (!match) {
-                json_decref(refs);
+        if (!match)
                 return ak_err_set(err, ENOENT, "no image '%s' in the local store", name);
-        }
         {
                 cleanup_free char *id = strdup(match);
-                if (!id) {
-                        json_decref(refs);
-                        return ak_err_set(err, ENOMEM, "out of memory");
-                }
+                if (!id)
+                        return ak_err_oom(err);
                 json_object_foreach_safe(refs, tmp, k, v)
                 {
                         const char *d = json_string_value(v);
@@ -555,9 +519,7 @@ int image_store_remove(struct image_store *s, const char *name, struct ak_err *e
                                 json_object_del(refs, k);
                 }
         }
-        r = refs_save(s, refs, err);
-        json_decref(refs);
-        return r;
+        return refs_save(s, refs, err);
 }
 
 uint64_t image_tree_usage(int at, const char *path)
@@ -677,7 +639,7 @@ int image_store_prune(struct image_store *s, char *const *keep, uint64_t *ret_fr
         json_decref(c.refs);
         json_decref(c.used_layers);
         if (r < 0)
-                return ak_err_set(err, -r, "prune image store: %s", strerror(-r));
+                return ak_err_errno(err, r, "prune image store");
         if (ret_freed)
                 *ret_freed = freed;
         return 0;
@@ -696,7 +658,7 @@ int image_store_lock_layer(struct image_store *s, const char *digest, struct ak_
                 if (errno != EINTR) {
                         int e = errno;
                         close(fd);
-                        return ak_err_set(err, e, "lock layer: %s", strerror(e));
+                        return ak_err_errno(err, e, "lock layer");
                 }
         return fd;
 }

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "image/ref.h"
+#include "shared/cleanup.h"
 #include "shared/err.h"
 
 #define IMAGE_RECORD_MAX_BYTES (1u << 20)
@@ -46,14 +47,24 @@ struct image_store {
         int dirfd;   /* O_PATH of root */
         int lock_fd; /* held while open: shared or exclusive */
 };
+#define IMAGE_STORE_INIT                                                                           \
+        {                                                                                          \
+                .dirfd = -1, .lock_fd = -1                                                         \
+        }
 
 enum { IMAGE_STORE_SHARED, IMAGE_STORE_EXCLUSIVE };
 
 /* Opens (creating) the store under data_dir and takes its lock in the given mode. */
 int image_store_open(const char *data_dir, int mode, struct image_store *ret, struct ak_err *err);
-void image_store_close(struct image_store *s);
+/* Drops the lock, closes and frees what s holds (s itself is the caller's). NULL is fine. */
+void image_store_done(struct image_store *s);
+DEFINE_CLEANUP_DONE(struct image_store, image_store_done)
+#define cleanup_image_store CLEANUP_FUNC(image_store_done)
 
-void image_record_free(struct image_record *r);
+/* Frees what r holds (r itself is the caller's) and zeroes it. NULL is fine. */
+void image_record_done(struct image_record *r);
+DEFINE_CLEANUP_DONE(struct image_record, image_record_done)
+#define cleanup_image_record CLEANUP_FUNC(image_record_done)
 
 /* The record a name resolves to; -ENOENT (with a message saying how to pull) if none. */
 int image_store_resolve(struct image_store *s, const struct image_ref *ref,

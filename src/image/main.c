@@ -90,6 +90,6 @@ int main(int argc, char **argv)
         } else if (!o.quiet || porcelain) {
                 printf("%s\n", rec.id);
         }
-        image_record_free(&rec);
+        image_record_done(&rec);
         return 0;
 }

@@ -13,9 +13,11 @@
 #include "image/manifest.h"
 #include "image/ref.h"
 #include "shared/cleanup.h"
+#include "shared/json-util.h"
 #include "shared/macro.h"
+#include "shared/strv.h"
 
-static void descriptor_free(struct descriptor *d)
+static void descriptor_done(struct descriptor *d)
 {
         free(d->media_type);
         free(d->digest);
@@ -25,15 +27,15 @@ static void descriptor_free(struct descriptor *d)
         *d = (struct descriptor){0};
 }
 
-void manifest_free(struct manifest *m)
+void manifest_done(struct manifest *m)
 {
         if (!m)
                 return;
-        descriptor_free(&m->config);
+        descriptor_done(&m->config);
         for (size_t i = 0; i < m->n_layers; i++)
-                descriptor_free(&m->layers[i]);
+                descriptor_done(&m->layers[i]);
         for (size_t i = 0; i < m->n_manifests; i++)
-                descriptor_free(&m->manifests[i]);
+                descriptor_done(&m->manifests[i]);
         free(m->layers);
         free(m->manifests);
         *m = (struct manifest){0};
@@ -99,8 +101,8 @@ static int descriptor_parse(json_t *o, bool layer, const char *what, struct desc
                 d.variant = dup_str(plat, "variant");
         }
         if (!d.digest || (mt && !d.media_type)) {
-                descriptor_free(&d);
-                return ak_err_set(err, ENOMEM, "out of memory");
+                descriptor_done(&d);
+                return ak_err_oom(err);
         }
         *ret = d;
         return 0;
@@ -120,14 +122,14 @@ static int descriptors_parse(json_t *arr, size_t max, bool layer, const char *wh
                                   what, max);
         v = calloc(n ? n : 1, sizeof(*v));
         if (!v)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         for (size_t i = 0; i < n; i++) {
                 char name[64];
                 (void)snprintf(name, sizeof(name), "%s[%zu]", what, i);
                 r = descriptor_parse(json_array_get(arr, i), layer, name, &v[i], err);
                 if (r < 0) {
                         for (size_t j = 0; j < i; j++)
-                                descriptor_free(&v[j]);
+                                descriptor_done(&v[j]);
                         free(v);
                         return r;
                 }
@@ -140,9 +142,9 @@ static int descriptors_parse(json_t *arr, size_t max, bool layer, const char *wh
 int manifest_parse(const char *buf, size_t len, const char *content_type, struct manifest *ret,
                    struct ak_err *err)
 {
-        struct manifest m = {0};
+        cleanup_manifest struct manifest m = {0};
+        cleanup_json json_t *root = NULL;
         json_error_t je;
-        json_t *root;
         const char *mt;
         int r;
 
@@ -153,20 +155,16 @@ int manifest_parse(const char *buf, size_t len, const char *content_type, struct
         if (!root)
                 return ak_err_set(err, EBADMSG, "manifest is not valid JSON: %s (line %d)", je.text,
                                   je.line);
-        if (!json_is_object(root)) {
-                json_decref(root);
+        if (!json_is_object(root))
                 return ak_err_set(err, EBADMSG, "manifest is not a JSON object");
-        }
         mt = json_string_value(json_object_get(root, "mediaType"));
         if (!mt && content_type && *content_type)
                 mt = content_type;
-        if (json_integer_value(json_object_get(root, "schemaVersion")) == 1) {
-                json_decref(root);
+        if (json_integer_value(json_object_get(root, "schemaVersion")) == 1)
                 return ak_err_set(err, EMEDIUMTYPE,
                                   "the registry served a Docker schema 1 manifest, which is "
                                   "deprecated and not supported; push the image again with a "
                                   "current client");
-        }
         if (mt && (streq(mt, MT_OCI_INDEX) || streq(mt, MT_DOCKER_LIST)))
                 m.kind = MANIFEST_INDEX;
         else if (mt && (streq(mt, MT_OCI_MANIFEST) || streq(mt, MT_DOCKER_MANIFEST)))
@@ -175,11 +173,9 @@ int manifest_parse(const char *buf, size_t len, const char *content_type, struct
                 m.kind = MANIFEST_INDEX;
         else if (json_object_get(root, "layers"))
                 m.kind = MANIFEST_IMAGE;
-        else {
-                json_decref(root);
+        else
                 return ak_err_set(err, EMEDIUMTYPE, "unknown manifest type '%s'",
                                   mt ? mt : "(none)");
-        }
         if (m.kind == MANIFEST_INDEX) {
                 r = descriptors_parse(json_object_get(root, "manifests"), INDEX_MAX_ENTRIES, false,
                                       "manifests", &m.manifests, &m.n_manifests, err);
@@ -190,12 +186,9 @@ int manifest_parse(const char *buf, size_t len, const char *content_type, struct
                         r = descriptors_parse(json_object_get(root, "layers"), MANIFEST_MAX_LAYERS,
                                               true, "layers", &m.layers, &m.n_layers, err);
         }
-        json_decref(root);
-        if (r < 0) {
-                manifest_free(&m);
+        if (r < 0)
                 return r;
-        }
-        *ret = m;
+        *ret = TAKE_STRUCT(m);
         return 0;
 }
 
@@ -251,7 +244,7 @@ int manifest_pick(const struct manifest *index, const char *os, const char *arch
                           variant ? "/" : "", variant ? variant : "", *have ? have : "nothing");
 }
 
-void image_config_free(struct image_config *c)
+void image_config_done(struct image_config *c)
 {
         if (!c)
                 return;
@@ -270,7 +263,7 @@ void image_config_free(struct image_config *c)
 static int strv_from_json(json_t *arr, size_t max, const char *what, char ***ret, size_t *ret_n,
                           struct ak_err *err)
 {
-        char **v;
+        cleanup_strv char **v = NULL;
         size_t n;
 
         *ret = NULL;
@@ -286,21 +279,17 @@ static int strv_from_json(json_t *arr, size_t max, const char *what, char ***ret
                                   what);
         v = calloc(n + 1, sizeof(*v));
         if (!v)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         for (size_t i = 0; i < n; i++) {
                 const char *s = json_string_value(json_array_get(arr, i));
-                if (!s) {
-                        strv_free(v);
+                if (!s)
                         return ak_err_set(err, EBADMSG, "image config: '%s' holds a non-string",
                                           what);
-                }
                 v[i] = strdup(s);
-                if (!v[i]) {
-                        strv_free(v);
-                        return ak_err_set(err, ENOMEM, "out of memory");
-                }
+                if (!v[i])
+                        return ak_err_oom(err);
         }
-        *ret = v;
+        *ret = TAKE_PTR(v);
         if (ret_n)
                 *ret_n = n;
         return 0;
@@ -394,9 +383,10 @@ int image_env_check(char *const *env, struct ak_err *err)
 
 int image_config_parse(const char *buf, size_t len, struct image_config *ret, struct ak_err *err)
 {
-        struct image_config c = {0};
+        cleanup_image_config struct image_config c = {0};
+        cleanup_json json_t *root = NULL;
         json_error_t je;
-        json_t *root, *cfg, *rootfs;
+        json_t *cfg, *rootfs;
         const char *s;
         int r;
 
@@ -404,10 +394,8 @@ int image_config_parse(const char *buf, size_t len, struct image_config *ret, st
                 return ak_err_set(err, E2BIG, "image config is larger than %u bytes",
                                   CONFIG_MAX_BYTES);
         root = json_loadb(buf, len, 0, &je);
-        if (!root || !json_is_object(root)) {
-                json_decref(root);
+        if (!root || !json_is_object(root))
                 return ak_err_set(err, EBADMSG, "image config is not a JSON object");
-        }
         cfg = json_object_get(root, "config");
         rootfs = json_object_get(root, "rootfs");
         r = strv_from_json(json_object_get(cfg, "Env"), CONFIG_MAX_ENV, "Env", &c.env, NULL, err);
@@ -428,10 +416,10 @@ int image_config_parse(const char *buf, size_t len, struct image_config *ret, st
                                        i);
         if (r >= 0 && (s = json_string_value(json_object_get(cfg, "WorkingDir"))) && *s &&
             !(c.workdir = strdup(s)))
-                r = ak_err_set(err, ENOMEM, "out of memory");
+                r = ak_err_oom(err);
         if (r >= 0 && (s = json_string_value(json_object_get(cfg, "User"))) && *s &&
             !(c.user = strdup(s)))
-                r = ak_err_set(err, ENOMEM, "out of memory");
+                r = ak_err_oom(err);
         if (r >= 0)
                 r = image_env_check(c.env, err);
         if (r >= 0 && c.workdir)
@@ -439,15 +427,12 @@ int image_config_parse(const char *buf, size_t len, struct image_config *ret, st
         if (r >= 0 && c.user)
                 r = image_user_check(c.user, err);
         if (r >= 0 && (s = json_string_value(json_object_get(root, "os"))) && !(c.os = strdup(s)))
-                r = ak_err_set(err, ENOMEM, "out of memory");
+                r = ak_err_oom(err);
         if (r >= 0 && (s = json_string_value(json_object_get(root, "architecture"))) &&
             !(c.arch = strdup(s)))
-                r = ak_err_set(err, ENOMEM, "out of memory");
-        json_decref(root);
-        if (r < 0) {
-                image_config_free(&c);
+                r = ak_err_oom(err);
+        if (r < 0)
                 return r;
-        }
-        *ret = c;
+        *ret = TAKE_STRUCT(c);
         return 0;
 }

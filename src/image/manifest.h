@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shared/cleanup.h"
 #include "shared/err.h"
 
 #define MANIFEST_MAX_BYTES (4u << 20) /* the distribution spec's manifest limit */
@@ -65,7 +66,10 @@ struct image_config {
  * used only when the document does not carry its own mediaType. */
 int manifest_parse(const char *buf, size_t len, const char *content_type, struct manifest *ret,
                    struct ak_err *err);
-void manifest_free(struct manifest *m);
+/* Frees what m holds (m itself is the caller's) and zeroes it. */
+void manifest_done(struct manifest *m);
+DEFINE_CLEANUP_DONE(struct manifest, manifest_done)
+#define cleanup_manifest CLEANUP_FUNC(manifest_done)
 
 /* The index entry for os/arch (variant may be NULL: any). ENOENT lists what the index has. */
 int manifest_pick(const struct manifest *index, const char *os, const char *arch,
@@ -88,4 +92,7 @@ int image_user_check(const char *user, struct ak_err *err);
 /* An image's Env: KEY=VALUE entries (KEY as -e takes it), at most CONFIG_MAX_ENV of them,
  * CONFIG_ENV_ENTRY_MAX bytes each and CONFIG_ENV_BYTES_MAX in all. */
 int image_env_check(char *const *env, struct ak_err *err);
-void image_config_free(struct image_config *c);
+/* Frees what c holds (c itself is the caller's) and zeroes it. */
+void image_config_done(struct image_config *c);
+DEFINE_CLEANUP_DONE(struct image_config, image_config_done)
+#define cleanup_image_config CLEANUP_FUNC(image_config_done)

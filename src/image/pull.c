@@ -21,6 +21,7 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/macro.h"
+#include "shared/strv.h"
 #include "shared/test-hook.h"
 #include "shared/text-util.h"
 #include "shared/time-util.h"
@@ -91,29 +92,29 @@ static int fetch_layer(struct image_store *s, struct registry *reg, const struct
         }
         tmpfd = openat(s->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (tmpfd < 0)
-                return ak_err_set(err, errno, "open %s/tmp: %s", s->root, strerror(errno));
+                return ak_err_errno(err, errno, "open %s/tmp", s->root);
         drop_leftovers(tmpfd, hex);
         (void)snprintf(blob_name, sizeof(blob_name), "%s.blob.%d", hex, (int)getpid());
         (void)snprintf(dir_name, sizeof(dir_name), "%s.dir.%d", hex, (int)getpid());
         blob = openat(tmpfd, blob_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (blob < 0)
-                return ak_err_set(err, errno, "create download file: %s", strerror(errno));
+                return ak_err_errno(err, errno, "create download file");
         r = registry_blob(reg, l->digest, l->size, blob, lp->o->progress ? on_progress : NULL, lp,
                           err);
         if (r < 0)
                 goto fail;
         test_hook("image-layer-downloaded");
         if (lseek(blob, 0, SEEK_SET) < 0) {
-                r = ak_err_set(err, errno, "seek: %s", strerror(errno));
+                r = ak_err_errno(err, errno, "seek");
                 goto fail;
         }
         if (mkdirat(tmpfd, dir_name, 0755) < 0) {
-                r = ak_err_set(err, errno, "create unpack directory: %s", strerror(errno));
+                r = ak_err_errno(err, errno, "create unpack directory");
                 goto fail;
         }
         dir = openat(tmpfd, dir_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dir < 0) {
-                r = ak_err_set(err, errno, "open unpack directory: %s", strerror(errno));
+                r = ak_err_errno(err, errno, "open unpack directory");
                 goto fail;
         }
         r = layer_unpack(blob, dir, &us, err);
@@ -123,12 +124,12 @@ static int fetch_layer(struct image_store *s, struct registry *reg, const struct
         }
         /* Durable before it becomes visible. */
         if (syncfs(dir) < 0) {
-                r = ak_err_set(err, errno, "sync: %s", strerror(errno));
+                r = ak_err_errno(err, errno, "sync");
                 goto fail;
         }
         test_hook("image-layer-unpacked");
         if (renameat(tmpfd, dir_name, s->dirfd, final) < 0) {
-                r = ak_err_set(err, errno, "publish layer: %s", strerror(errno));
+                r = ak_err_errno(err, errno, "publish layer");
                 goto fail;
         }
         (void)unlinkat(tmpfd, blob_name, 0);
@@ -141,38 +142,21 @@ fail:
         return r;
 }
 
-static int add_name(char ***v, size_t *n, char *s)
-{
-        char **nv;
-
-        if (!s)
-                return -ENOMEM;
-        nv = realloc(*v, (*n + 2) * sizeof(**v));
-        if (!nv) {
-                free(s);
-                return -ENOMEM;
-        }
-        nv[(*n)++] = s;
-        nv[*n] = NULL;
-        *v = nv;
-        return 0;
-}
-
 int image_pull(const char *data_dir, const char *name, const struct pull_opts *o,
                struct image_record *ret, struct ak_err *err)
 {
-        struct image_ref ref = {0};
-        struct image_store s = {.dirfd = -1, .lock_fd = -1};
-        struct registry *reg = NULL;
-        struct manifest m = {0}, idx = {0};
-        struct image_config cfg = {0};
-        struct image_record rec = {0};
+        cleanup_image_ref struct image_ref ref = {0};
+        cleanup_image_store struct image_store s = IMAGE_STORE_INIT;
+        cleanup_registry struct registry *reg = NULL;
+        cleanup_manifest struct manifest m = {0};
+        cleanup_manifest struct manifest idx = {0};
+        cleanup_image_config struct image_config cfg = {0};
+        cleanup_image_record struct image_record rec = {0};
         cleanup_buf struct buf body = {0};
         cleanup_buf struct buf cfgbuf = {0};
         cleanup_free char *ctype = NULL;
         cleanup_free char *display = NULL;
-        char **names = NULL;
-        size_t n_names = 0;
+        cleanup_strv char **names = NULL;
         char top_digest[72], digest[72], ts[RFC3339_MAX];
         int r;
 
@@ -182,27 +166,26 @@ int image_pull(const char *data_dir, const char *name, const struct pull_opts *o
         display = image_ref_canonical(&ref);
         r = image_store_open(data_dir, IMAGE_STORE_SHARED, &s, err);
         if (r < 0)
-                goto out;
+                return r;
         r = registry_open(ref.registry, ref.repository, &reg, err);
         if (r < 0)
-                goto out;
+                return r;
         r = registry_manifest(reg, ref.digest ? ref.digest : ref.tag, &body, &ctype, top_digest,
                               err);
         if (r < 0)
-                goto out;
+                return r;
         r = manifest_parse(body.data, body.len, ctype, &m, err);
         if (r < 0)
-                goto out;
+                return r;
         memcpy(digest, top_digest, sizeof(digest));
         if (m.kind == MANIFEST_INDEX) {
                 const struct descriptor *d;
                 const char *arch, *variant;
                 manifest_host_platform(&arch, &variant);
-                idx = m;
-                m = (struct manifest){0};
+                idx = TAKE_STRUCT(m);
                 r = manifest_pick(&idx, "linux", arch, variant, &d, err);
                 if (r < 0)
-                        goto out;
+                        return r;
                 free(ctype);
                 ctype = NULL;
                 r = registry_manifest(reg, d->digest, &body, &ctype, digest, err);
@@ -211,23 +194,21 @@ int image_pull(const char *data_dir, const char *name, const struct pull_opts *o
                 if (r >= 0 && m.kind != MANIFEST_IMAGE)
                         r = ak_err_set(err, EMEDIUMTYPE, "an index entry is itself an index");
                 if (r < 0)
-                        goto out;
+                        return r;
         }
         r = registry_blob_mem(reg, m.config.digest, m.config.size, CONFIG_MAX_BYTES, &cfgbuf, err);
         if (r >= 0)
                 r = image_config_parse(cfgbuf.data, cfgbuf.len, &cfg, err);
         if (r < 0)
-                goto out;
+                return r;
         if (!o->quiet)
                 fprintf(stderr, "Pulling %s (%zu layer%s)\n", display, m.n_layers,
                         m.n_layers == 1 ? "" : "s");
         rec.id = strdup(digest);
         rec.config = strdup(m.config.digest);
         rec.layers = calloc(m.n_layers ? m.n_layers : 1, sizeof(*rec.layers));
-        if (!rec.id || !rec.config || !rec.layers) {
-                r = ak_err_set(err, ENOMEM, "out of memory");
-                goto out;
-        }
+        if (!rec.id || !rec.config || !rec.layers)
+                return ak_err_oom(err);
         rec.n_layers = m.n_layers;
         for (size_t i = 0; i < m.n_layers; i++) {
                 struct layer_progress lp = {o, i + 1, m.n_layers, m.layers[i].digest + 7, 0};
@@ -235,13 +216,11 @@ int image_pull(const char *data_dir, const char *name, const struct pull_opts *o
                 char sz[32];
                 rec.layers[i].digest = strdup(m.layers[i].digest);
                 rec.layers[i].size = m.layers[i].size;
-                if (!rec.layers[i].digest) {
-                        r = ak_err_set(err, ENOMEM, "out of memory");
-                        goto out;
-                }
+                if (!rec.layers[i].digest)
+                        return ak_err_oom(err);
                 r = fetch_layer(&s, reg, &m.layers[i], &lp, &rec.layers[i].unpacked, &fetched, err);
                 if (r < 0)
-                        goto out;
+                        return r;
                 format_bytes((uint64_t)m.layers[i].size, sz, sizeof(sz));
                 if (o->progress)
                         fprintf(stderr, "\r\033[K");
@@ -249,44 +228,28 @@ int image_pull(const char *data_dir, const char *name, const struct pull_opts *o
                         fprintf(stderr, "  layer %zu/%zu %.19s  %s%s\n", i + 1, m.n_layers,
                                 m.layers[i].digest + 7, sz, fetched ? "" : "  (already present)");
         }
-        rec.env = cfg.env;
-        rec.cmd = cfg.cmd ? cfg.cmd : NULL;
-        rec.workdir = cfg.workdir;
-        rec.user = cfg.user;
-        cfg.env = cfg.cmd = NULL;
-        cfg.workdir = cfg.user = NULL;
+        rec.env = TAKE_PTR(cfg.env);
+        rec.cmd = TAKE_PTR(cfg.cmd);
+        rec.workdir = TAKE_PTR(cfg.workdir);
+        rec.user = TAKE_PTR(cfg.user);
         format_rfc3339(now_realtime_ns(), ts);
         rec.pulled_at = strdup(ts);
         r = 0;
         if (ref.tag)
-                r = add_name(&names, &n_names,
-                             image_ref_canonical(
-                                 &(struct image_ref){ref.registry, ref.repository, ref.tag, NULL}));
+                r = strv_consume(&names, image_ref_canonical(&(struct image_ref){
+                                             ref.registry, ref.repository, ref.tag, NULL}));
         if (r >= 0) {
                 char *byd = NULL;
                 if (asprintf(&byd, "%s/%s@%s", ref.registry, ref.repository, top_digest) < 0)
                         byd = NULL;
-                r = add_name(&names, &n_names, byd);
+                r = strv_consume(&names, byd);
         }
-        if (r < 0) {
-                r = ak_err_set(err, ENOMEM, "out of memory");
-                goto out;
-        }
+        if (r < 0)
+                return ak_err_oom(err);
         r = image_store_commit(&s, &rec, names, err);
         if (r < 0)
-                goto out;
-        rec.names = names;
-        names = NULL;
-        *ret = rec;
-        rec = (struct image_record){0};
-out:
-        strv_free(names);
-        image_record_free(&rec);
-        image_config_free(&cfg);
-        manifest_free(&m);
-        manifest_free(&idx);
-        registry_close(reg);
-        image_store_close(&s);
-        image_ref_free(&ref);
-        return r;
+                return r;
+        rec.names = TAKE_PTR(names);
+        *ret = TAKE_STRUCT(rec);
+        return 0;
 }

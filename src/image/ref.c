@@ -123,7 +123,7 @@ static bool registry_valid(const char *s)
         return true;
 }
 
-void image_ref_free(struct image_ref *r)
+void image_ref_done(struct image_ref *r)
 {
         if (!r)
                 return;
@@ -137,7 +137,7 @@ void image_ref_free(struct image_ref *r)
 int image_ref_parse(const char *s, struct image_ref *ret, struct ak_err *err)
 {
         cleanup_free char *name = NULL;
-        struct image_ref r = {0};
+        cleanup_image_ref struct image_ref r = {0};
         char *at, *slash, *colon, *rest;
 
         if (!s || !*s)
@@ -182,17 +182,15 @@ int image_ref_parse(const char *s, struct image_ref *ret, struct ak_err *err)
                 rest = name;
         }
         if (!r.registry)
-                goto oom;
+                return ak_err_oom(err);
         for (const char *p = rest;;) {
                 const char *e = strchr(p, '/');
                 size_t n = e ? (size_t)(e - p) : strlen(p);
-                if (!component_valid(p, n)) {
-                        image_ref_free(&r);
+                if (!component_valid(p, n))
                         return ak_err_set(err, EINVAL,
                                           "invalid image '%s': repository names are lowercase "
                                           "letters, digits and single separators (. _ __ -)",
                                           s);
-                }
                 if (!e)
                         break;
                 p = e + 1;
@@ -204,19 +202,16 @@ int image_ref_parse(const char *s, struct image_ref *ret, struct ak_err *err)
                 r.repository = strdup(rest);
         }
         if (!r.repository)
-                goto oom;
+                return ak_err_oom(err);
         if (colon || !at) {
                 r.tag = strdup(colon ? colon : "latest");
                 if (!r.tag)
-                        goto oom;
+                        return ak_err_oom(err);
         }
         if (at && !(r.digest = strdup(at)))
-                goto oom;
-        *ret = r;
+                return ak_err_oom(err);
+        *ret = TAKE_STRUCT(r);
         return 0;
-oom:
-        image_ref_free(&r);
-        return ak_err_set(err, ENOMEM, "out of memory");
 }
 
 char *image_ref_canonical(const struct image_ref *r)

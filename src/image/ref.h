@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "shared/cleanup.h"
 #include "shared/err.h"
 
 #define IMAGE_REF_MAX 255   /* whole reference, as Docker's limit on names */
@@ -25,7 +26,10 @@ struct image_ref {
 
 /* Parses and normalises s. On error ret is untouched and err says what is wrong. */
 int image_ref_parse(const char *s, struct image_ref *ret, struct ak_err *err);
-void image_ref_free(struct image_ref *r);
+/* Frees what r holds (r itself is the caller's) and zeroes it. NULL is fine. */
+void image_ref_done(struct image_ref *r);
+DEFINE_CLEANUP_DONE(struct image_ref, image_ref_done)
+#define cleanup_image_ref CLEANUP_FUNC(image_ref_done)
 
 /* The canonical name: registry/repository[:tag][@digest]. malloc'd, NULL on ENOMEM. */
 char *image_ref_canonical(const struct image_ref *r);

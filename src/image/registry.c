@@ -394,11 +394,11 @@ static char *base_url(const char *host)
 int registry_open(const char *host, const char *repository, struct registry **ret,
                   struct ak_err *err)
 {
-        struct registry *r = calloc(1, sizeof(*r));
+        cleanup_registry struct registry *r = calloc(1, sizeof(*r));
         const char *mirror = getenv("AGENTKERNEL_REGISTRY_MIRROR");
 
         if (!r)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         r->host = strdup(host);
         r->repository = strdup(repository);
         if (mirror && *mirror && streq(host, DOCKER_HUB)) {
@@ -419,15 +419,13 @@ int registry_open(const char *host, const char *repository, struct registry **re
         r->curl = curl_easy_init();
         r->basic = docker_config_auth(host);
         load_proxies(r);
-        if (!r->host || !r->repository || !r->curl || r->n_bases == 0) {
-                registry_close(r);
-                return ak_err_set(err, ENOMEM, "out of memory");
-        }
-        *ret = r;
+        if (!r->host || !r->repository || !r->curl || r->n_bases == 0)
+                return ak_err_oom(err);
+        *ret = TAKE_PTR(r);
         return 0;
 }
 
-void registry_close(struct registry *r)
+void registry_free(struct registry *r)
 {
         if (!r)
                 return;
@@ -542,8 +540,7 @@ static long perform_once(struct registry *r, const char *url, const char *accept
                                   "AGENTKERNEL_INSECURE_REGISTRIES)",
                                   r->refused, r->hop_host, r->hop_host);
         if (s->write_err)
-                return ak_err_set(err, s->write_err, "writing download: %s",
-                                  strerror(s->write_err));
+                return ak_err_errno(err, s->write_err, "writing download");
         if (s->overflow)
                 return ak_err_set(err, EFBIG, "'%s' sent more than the %llu bytes expected", url,
                                   (unsigned long long)s->limit);
@@ -568,7 +565,7 @@ static long perform(struct registry *r, const char *url, const char *accept, con
         int k;
 
         if (!cur)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         for (int hop = 0;; hop++) {
                 char *next = NULL;
                 k = hop_begin(r, cur, hop ? hop_origin : origin,
@@ -589,10 +586,10 @@ static long perform(struct registry *r, const char *url, const char *accept, con
                 free(cur);
                 cur = strdup(next);
                 if (!cur)
-                        return ak_err_set(err, ENOMEM, "out of memory");
+                        return ak_err_oom(err);
                 k = sink_reset(s);
                 if (k < 0)
-                        return ak_err_set(err, -k, "reset download: %s", strerror(-k));
+                        return ak_err_errno(err, k, "reset download");
         }
 }
 
@@ -693,7 +690,7 @@ static int get(struct registry *r, const char *kind, const char *ref, const char
                 for (int attempt = 0; attempt < 2; attempt++) {
                         k = sink_reset(s);
                         if (k < 0)
-                                return ak_err_set(err, -k, "reset download: %s", strerror(-k));
+                                return ak_err_errno(err, k, "reset download");
                         st = perform(r, url, accept, r->authz, s, pc, err);
                         if (st == 401 && attempt == 0) {
                                 k = authenticate(r, err);

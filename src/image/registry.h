@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "shared/buf.h"
+#include "shared/cleanup.h"
 #include "shared/err.h"
 
 struct registry;
@@ -21,7 +22,10 @@ typedef void (*registry_progress_fn)(void *ctx, uint64_t now, uint64_t total);
  * AGENTKERNEL_REGISTRY_MIRROR for Docker Hub when set, with the origin as a fallback. */
 int registry_open(const char *host, const char *repository, struct registry **ret,
                   struct ak_err *err);
-void registry_close(struct registry *r);
+/* Frees r (NULL is fine). */
+void registry_free(struct registry *r);
+DEFINE_CLEANUP(struct registry, registry_free)
+#define cleanup_registry CLEANUP_FUNC(registry_free)
 
 /* Fetches the manifest `reference` (tag or digest). ret_digest gets "sha256:<hex>" of the exact
  * bytes; a digest reference must match it. ret_type: the Content-Type (malloc'd, may be NULL). */

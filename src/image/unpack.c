@@ -170,14 +170,14 @@ static int write_file(struct unpacker *u, struct archive *a, int fd, int64_t siz
                         if (w < 0) {
                                 if (errno == EINTR)
                                         continue;
-                                return ak_err_set(u->err, errno, "write: %s", strerror(errno));
+                                return ak_err_errno(u->err, errno, "write");
                         }
                         done += (size_t)w;
                 }
         }
         /* Sparse files end in a hole. */
         if (size > 0 && ftruncate(fd, size) < 0)
-                return ak_err_set(u->err, errno, "truncate: %s", strerror(errno));
+                return ak_err_errno(u->err, errno, "truncate");
         return 0;
 }
 
@@ -205,7 +205,7 @@ static int do_hardlink(struct unpacker *u, int dfd, const char *name, const char
         (void)snprintf(proc, sizeof(proc), "/proc/self/fd/%d", tfd);
         if (linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) == 0)
                 return 0;
-        return ak_err_set(u->err, errno, "hard link '%s': %s", name, strerror(errno));
+        return ak_err_errno(u->err, errno, "hard link '%s'", name);
 }
 
 static int whiteout(struct unpacker *u, int dfd, const char *base, const char *path)
@@ -217,18 +217,17 @@ static int whiteout(struct unpacker *u, int dfd, const char *base, const char *p
                 /* root: overlayfs' own namespace; unprivileged: read with "userxattr" */
                 if (fsetxattr(dfd, u->owners ? "trusted.overlay.opaque" : "user.overlay.opaque",
                               "y", 1, 0) < 0)
-                        return ak_err_set(u->err, errno, "opaque directory '%s': %s", path,
-                                          strerror(errno));
+                        return ak_err_errno(u->err, errno, "opaque directory '%s'", path);
                 return 0;
         }
         if (!*victim || streq(victim, ".") || streq(victim, ".."))
                 return ak_err_set(u->err, EPERM, "bad whiteout '%s'", path);
         r = make_room(dfd, victim, false);
         if (r < 0)
-                return ak_err_set(u->err, -r, "whiteout '%s': %s", path, strerror(-r));
+                return ak_err_errno(u->err, r, "whiteout '%s'", path);
         /* 0/0 character devices may be made without CAP_MKNOD (Linux 5.8+) */
         if (mknodat(dfd, victim, S_IFCHR | 0000, makedev(0, 0)) < 0)
-                return ak_err_set(u->err, errno, "whiteout '%s': %s", path, strerror(errno));
+                return ak_err_errno(u->err, errno, "whiteout '%s'", path);
         return 0;
 }
 
@@ -266,14 +265,13 @@ static int unpack_entry(struct unpacker *u, struct archive *a, struct archive_en
                 base = path;
         }
         if (dfd < 0)
-                return ak_err_set(u->err, -dfd, "layer entry '%s': parent directory: %s", path,
-                                  strerror(-dfd));
+                return ak_err_errno(u->err, dfd, "layer entry '%s': parent directory", path);
         if (strncmp(base, WH_PREFIX, strlen(WH_PREFIX)) == 0)
                 return whiteout(u, dfd, base, path);
 
         r = make_room(dfd, base, type == AE_IFDIR && !archive_entry_hardlink(e));
         if (r < 0)
-                return ak_err_set(u->err, -r, "layer entry '%s': %s", path, strerror(-r));
+                return ak_err_errno(u->err, r, "layer entry '%s'", path);
         if (archive_entry_hardlink(e)) {
                 r = do_hardlink(u, dfd, base, archive_entry_hardlink(e));
                 return r;
@@ -281,7 +279,7 @@ static int unpack_entry(struct unpacker *u, struct archive *a, struct archive_en
         switch (type) {
         case AE_IFDIR:
                 if (r == 0 && mkdirat(dfd, base, 0700) < 0)
-                        return ak_err_set(u->err, errno, "mkdir '%s': %s", path, strerror(errno));
+                        return ak_err_errno(u->err, errno, "mkdir '%s'", path);
                 fd = openat(dfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 break;
         case AE_IFREG:
@@ -298,15 +296,15 @@ static int unpack_entry(struct unpacker *u, struct archive *a, struct archive_en
                         return ak_err_set(u->err, EBADMSG, "symlink '%s' has no valid target",
                                           path);
                 if (symlinkat(t, dfd, base) < 0)
-                        return ak_err_set(u->err, errno, "symlink '%s': %s", path, strerror(errno));
+                        return ak_err_errno(u->err, errno, "symlink '%s'", path);
                 r = apply_meta(u, dfd, base, -1, e, true);
-                return r < 0 ? ak_err_set(u->err, -r, "'%s': %s", path, strerror(-r)) : 0;
+                return r < 0 ? ak_err_errno(u->err, r, "'%s'", path) : 0;
         }
         case AE_IFIFO:
                 if (mkfifoat(dfd, base, 0600) < 0)
-                        return ak_err_set(u->err, errno, "fifo '%s': %s", path, strerror(errno));
+                        return ak_err_errno(u->err, errno, "fifo '%s'", path);
                 r = apply_meta(u, dfd, base, -1, e, false);
-                return r < 0 ? ak_err_set(u->err, -r, "'%s': %s", path, strerror(-r)) : 0;
+                return r < 0 ? ak_err_errno(u->err, r, "'%s'", path) : 0;
         case AE_IFCHR:
         case AE_IFBLK:
         case AE_IFSOCK:
@@ -316,9 +314,9 @@ static int unpack_entry(struct unpacker *u, struct archive *a, struct archive_en
                 return 0;
         }
         if (fd < 0)
-                return ak_err_set(u->err, errno, "create '%s': %s", path, strerror(errno));
+                return ak_err_errno(u->err, errno, "create '%s'", path);
         r = apply_meta(u, dfd, base, fd, e, false);
-        return r < 0 ? ak_err_set(u->err, -r, "'%s': %s", path, strerror(-r)) : 0;
+        return r < 0 ? ak_err_errno(u->err, r, "'%s'", path) : 0;
 }
 
 int layer_unpack(int fd, int root_fd, struct unpack_stats *ret, struct ak_err *err)
@@ -329,7 +327,7 @@ int layer_unpack(int fd, int root_fd, struct unpack_stats *ret, struct ak_err *e
         int r = 0, k;
 
         if (!a)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         archive_read_support_filter_gzip(a);
         archive_read_support_filter_zstd(a);
         archive_read_support_filter_none(a);

@@ -242,19 +242,19 @@ static int apply_limits(enum cgroup_mode mode, size_t i, const char *dir,
                 (void)snprintf(v, sizeof(v), "%llu", (unsigned long long)lim->memory_bytes);
                 r = write_knob(dir, "memory.max", lim->memory_bytes ? v : "max");
                 if (r < 0)
-                        return ak_err_set(err, -r, "set memory.max in '%s': %s", dir, strerror(-r));
+                        return ak_err_errno(err, r, "set memory.max in '%s'", dir);
                 if (knob_exists(dir, "memory.swap.max"))
                         (void)write_knob(dir, "memory.swap.max", "0");
                 (void)snprintf(v, sizeof(v), "%llu", (unsigned long long)lim->pids_max);
                 r = write_knob(dir, "pids.max", lim->pids_max ? v : "max");
                 if (r < 0)
-                        return ak_err_set(err, -r, "set pids.max in '%s': %s", dir, strerror(-r));
+                        return ak_err_errno(err, r, "set pids.max in '%s'", dir);
                 if (lim->cpu_millis)
                         (void)snprintf(v, sizeof(v), "%llu 100000",
                                        (unsigned long long)lim->cpu_millis * 100);
                 r = write_knob(dir, "cpu.max", lim->cpu_millis ? v : "max 100000");
                 if (r < 0)
-                        return ak_err_set(err, -r, "set cpu.max in '%s': %s", dir, strerror(-r));
+                        return ak_err_errno(err, r, "set cpu.max in '%s'", dir);
                 return 0;
         }
         switch (i) {
@@ -271,14 +271,13 @@ static int apply_limits(enum cgroup_mode mode, size_t i, const char *dir,
                         r = write_knob(dir, "memory.limit_in_bytes", v);
                 }
                 if (r < 0)
-                        return ak_err_set(err, -r, "set memory limit in '%s': %s", dir,
-                                          strerror(-r));
+                        return ak_err_errno(err, r, "set memory limit in '%s'", dir);
                 return 0;
         case 1: /* pids */
                 (void)snprintf(v, sizeof(v), "%llu", (unsigned long long)lim->pids_max);
                 r = write_knob(dir, "pids.max", lim->pids_max ? v : "max");
                 if (r < 0)
-                        return ak_err_set(err, -r, "set pids.max in '%s': %s", dir, strerror(-r));
+                        return ak_err_errno(err, r, "set pids.max in '%s'", dir);
                 return 0;
         case 2: /* cpu */
                 (void)write_knob(dir, "cpu.cfs_period_us", "100000");
@@ -286,7 +285,7 @@ static int apply_limits(enum cgroup_mode mode, size_t i, const char *dir,
                                lim->cpu_millis ? (long long)lim->cpu_millis * 100 : -1LL);
                 r = write_knob(dir, "cpu.cfs_quota_us", v);
                 if (r < 0)
-                        return ak_err_set(err, -r, "set cpu quota in '%s': %s", dir, strerror(-r));
+                        return ak_err_errno(err, r, "set cpu quota in '%s'", dir);
                 return 0;
         default:
                 return 0;
@@ -311,20 +310,18 @@ int cgroup_create(const char *id, const struct cgroup_limits *lim, struct cgroup
         int r = cgroup_paths(id, &cg);
 
         if (r < 0)
-                return ak_err_set(err, -r, "cgroup path for '%s': %s", id, strerror(-r));
+                return ak_err_errno(err, r, "cgroup path for '%s'", id);
         for (size_t i = 0; i < cg.n; i++) {
                 char parent[PATH_MAX];
                 (void)hier_parent(cg.mode, i, parent, sizeof(parent));
                 if (mkdir(parent, 0755) < 0 && errno != EEXIST) {
-                        r = ak_err_set(err, errno, "create cgroup '%s': %s", parent,
-                                       strerror(errno));
+                        r = ak_err_errno(err, errno, "create cgroup '%s'", parent);
                         goto fail;
                 }
                 if (cg.mode == CGROUP_V2)
                         v2_enable_controllers(parent);
                 if (mkdir(cg.dirs[i], 0755) < 0 && errno != EEXIST) {
-                        r = ak_err_set(err, errno, "create cgroup '%s': %s", cg.dirs[i],
-                                       strerror(errno));
+                        r = ak_err_errno(err, errno, "create cgroup '%s'", cg.dirs[i]);
                         goto fail;
                 }
                 r = apply_limits(cg.mode, i, cg.dirs[i], lim, err);
@@ -434,8 +431,7 @@ int cgroup_destroy(const struct cgroup_set *cg, struct ak_err *err)
                                 break;
                         e = errno;
                         if (e != EBUSY || now_monotonic_ns() >= until) {
-                                ret =
-                                    ak_err_set(err, e, "remove cgroup '%s': %s", dir, strerror(e));
+                                ret = ak_err_errno(err, e, "remove cgroup '%s'", dir);
                                 break;
                         }
                         if (!killed && cg->mode == CGROUP_V2 && knob_exists(dir, "cgroup.kill"))

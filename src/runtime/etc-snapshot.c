@@ -114,20 +114,18 @@ static int lock_shared(int rootfd, const char *name)
         (void)snprintf(lock, sizeof(lock), "%s.lock", name);
         for (int tries = 0; tries < 64; tries++) {
                 struct stat a, b;
-                int fd = openat(rootfd, lock, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+                cleanup_close int fd =
+                    openat(rootfd, lock, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
                 if (fd < 0)
                         return -errno;
                 if (flock(fd, LOCK_SH) < 0) {
-                        int e = errno;
-                        close(fd);
-                        if (e == EINTR)
+                        if (errno == EINTR)
                                 continue;
-                        return -e;
+                        return -errno;
                 }
                 if (fstat(fd, &a) == 0 && fstatat(rootfd, lock, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
                     a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-                        return fd;
-                close(fd);
+                        return TAKE_FD(fd);
         }
         return -EAGAIN;
 }

@@ -79,7 +79,7 @@ static int api_hostfwd(const char *api_socket, const struct port_spec *p, struct
                        NET_GUEST_ADDR, (unsigned)p->container_port);
         r = write_all(fd, req, strlen(req));
         if (r < 0)
-                return ak_err_set(err, -r, "slirp4netns API: %s", strerror(-r));
+                return ak_err_errno(err, r, "slirp4netns API");
         (void)shutdown(fd, SHUT_WR);
         n = read(fd, resp, sizeof(resp) - 1);
         if (n <= 0)
@@ -114,7 +114,7 @@ int net_launch(pid_t pid, int exit_fd, const char *api_socket, struct net_handle
         if (pipe2(ready, O_CLOEXEC) < 0) {
                 r = errno;
                 close(exit_fd);
-                return ak_err_set(err, r, "pipe: %s", strerror(r));
+                return ak_err_errno(err, r, "pipe");
         }
         (void)snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
         (void)snprintf(userns, sizeof(userns), "--userns-path=/proc/%d/ns/user", (int)pid);
@@ -165,7 +165,7 @@ int net_launch(pid_t pid, int exit_fd, const char *api_socket, struct net_handle
         close(exit_fd);
         if (r != 0) {
                 close(ready[0]);
-                return ak_err_set(err, r, "cannot run slirp4netns: %s", strerror(r));
+                return ak_err_errno(err, r, "cannot run slirp4netns");
         }
         ret->pid = child;
         ret->ready_fd = ready[0];

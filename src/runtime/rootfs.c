@@ -159,9 +159,9 @@ struct etc_list {
         struct str_pool strings; /* what the items point into */
 };
 
-static void etc_list_free(struct etc_list *l)
+static void etc_list_done(struct etc_list *l)
 {
-        str_pool_free(&l->strings);
+        str_pool_done(&l->strings);
         free(l->v);
 }
 
@@ -315,7 +315,7 @@ static int plan_etc(struct mount_plan *p, const struct rootfs_opts *o, int *ret_
         } else if (r >= 0) {
                 r = plan_etc_inline(p, &l);
         }
-        etc_list_free(&l);
+        etc_list_done(&l);
         if (r < 0 && lock >= 0)
                 close(lock);
         else if (lock >= 0)

@@ -58,9 +58,9 @@
 
 /* ---- plan building (parent side; allocates) ---- */
 
-void mount_plan_free(struct mount_plan *p)
+void mount_plan_done(struct mount_plan *p)
 {
-        str_pool_free(&p->strings);
+        str_pool_done(&p->strings);
         free(p->ops);
         memset(p, 0, sizeof(*p));
 }
@@ -921,7 +921,7 @@ static int write_id_maps(pid_t pid, const struct runtime_spec *s, struct ak_err 
                 (void)snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
                 r = write_file_string(path, "deny");
                 if (r < 0 && r != -ENOENT)
-                        return ak_err_set(err, -r, "write %s: %s", path, strerror(-r));
+                        return ak_err_errno(err, r, "write %s", path);
                 (void)snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)s->host_uid);
         } else {
                 (void)snprintf(map, sizeof(map), "0 %u %u\n", s->id_base, s->id_count);
@@ -929,13 +929,13 @@ static int write_id_maps(pid_t pid, const struct runtime_spec *s, struct ak_err 
         (void)snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
         r = write_file_string(path, map);
         if (r < 0)
-                return ak_err_set(err, -r, "write uid map: %s", strerror(-r));
+                return ak_err_errno(err, r, "write uid map");
         if (s->rootless)
                 (void)snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)s->host_gid);
         (void)snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
         r = write_file_string(path, map);
         if (r < 0)
-                return ak_err_set(err, -r, "write gid map: %s", strerror(-r));
+                return ak_err_errno(err, r, "write gid map");
         return 0;
 }
 
@@ -956,32 +956,26 @@ static int prepare_idmapped(const struct mount_op *op, int userns_fd, struct ak_
                         (op->type == MOP_BIND_RO ? MOUNT_ATTR_RDONLY : 0),
             .userns_fd = (uint64_t)userns_fd,
         };
-        int fd = open_tree(AT_FDCWD, op->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        cleanup_close int fd = open_tree(AT_FDCWD, op->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
 
         if (fd < 0)
-                return ak_err_set(err, errno, "cannot mount '%s': %s", op->src, strerror(errno));
+                return ak_err_errno(err, errno, "cannot mount '%s'", op->src);
         if (!(op->flags & MOP_IDMAP) || userns_fd < 0) { /* as it is */
                 attr.attr_set &= ~(uint64_t)MOUNT_ATTR_IDMAP;
                 attr.userns_fd = 0;
         }
         if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0)
-                return fd;
+                return TAKE_FD(fd);
         if (!(attr.attr_set & MOUNT_ATTR_IDMAP) ||
-            (errno != EINVAL && errno != EOPNOTSUPP && errno != EPERM)) {
-                int e = errno;
-                close(fd);
-                return ak_err_set(err, e, "cannot mount '%s': %s", op->src, strerror(e));
-        }
+            (errno != EINVAL && errno != EOPNOTSUPP && errno != EPERM))
+                return ak_err_errno(err, errno, "cannot mount '%s'", op->src);
         /* This filesystem cannot idmap: a plain mount, where the sandbox's root is its own
          * unprivileged host id and host files are nobody's. */
         attr.attr_set &= ~(uint64_t)MOUNT_ATTR_IDMAP;
         attr.userns_fd = 0;
-        if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
-                int e = errno;
-                close(fd);
-                return ak_err_set(err, e, "cannot mount '%s': %s", op->src, strerror(e));
-        }
-        return fd;
+        if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+                return ak_err_errno(err, errno, "cannot mount '%s'", op->src);
+        return TAKE_FD(fd);
 }
 
 /* ---- user namespaces made for one mount (MOP_OWNER, MOP_VOLUME) ---- */
@@ -1019,7 +1013,7 @@ static int mount_userns(const char *uid_map, const char *gid_map, struct ak_err 
         if (pid < 0) {
                 r = errno;
                 pthread_sigmask(SIG_SETMASK, &saved, NULL);
-                return ak_err_set(err, r, "user namespace for a mount: %s", strerror(r));
+                return ak_err_errno(err, r, "user namespace for a mount");
         }
         (void)snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
         r = write_file_string(path, uid_map);
@@ -1037,7 +1031,7 @@ static int mount_userns(const char *uid_map, const char *gid_map, struct ak_err 
                 ;
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
         if (r < 0)
-                return ak_err_set(err, -r, "user namespace for a mount: %s", strerror(-r));
+                return ak_err_errno(err, r, "user namespace for a mount");
         return fd;
 }
 
@@ -1080,11 +1074,11 @@ static int prepare_owned(const struct mount_op *op, const struct runtime_spec *s
         /* the owner of what will be mounted, not of what the path named a moment ago */
         fd = open_tree(AT_FDCWD, op->src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
         if (fd < 0)
-                return ak_err_set(err, errno, "cannot mount '%s': %s", op->src, strerror(errno));
+                return ak_err_errno(err, errno, "cannot mount '%s'", op->src);
         r = fstat(fd, &st) < 0 ? -errno : 0;
         close(fd);
         if (r < 0)
-                return ak_err_set(err, -r, "cannot mount '%s': %s", op->src, strerror(-r));
+                return ak_err_errno(err, r, "cannot mount '%s'", op->src);
         owner_map(umap, sizeof(umap), (uint32_t)st.st_uid, s->id_base, s->id_count);
         owner_map(gmap, sizeof(gmap), (uint32_t)st.st_gid, s->id_base, s->id_count);
         if (umap[0] || gmap[0]) {
@@ -1112,7 +1106,7 @@ static int make_disk(uint64_t size, uint32_t uid, struct ak_err *err)
 
         fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
         if (fs < 0)
-                return ak_err_set(err, errno, "tmpfs: %s", strerror(errno));
+                return ak_err_errno(err, errno, "tmpfs");
         (void)snprintf(opt, sizeof(opt), "%llu", (unsigned long long)size);
         (void)snprintf(id, sizeof(id), "%u", uid);
         if (fsconfig(fs, FSCONFIG_SET_STRING, "size", opt, 0) < 0 ||
@@ -1121,7 +1115,7 @@ static int make_disk(uint64_t size, uint32_t uid, struct ak_err *err)
             fsconfig(fs, FSCONFIG_SET_STRING, "gid", id, 0) < 0 ||
             fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
             (mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)) < 0)
-                r = ak_err_set(err, errno, "the sandbox's disk (tmpfs): %s", strerror(errno));
+                r = ak_err_errno(err, errno, "the sandbox's disk (tmpfs)");
         close(fs);
         return r < 0 ? r : mnt;
 }
@@ -1133,8 +1127,7 @@ static int disk_upper(int disk, uint32_t uid, int *ret_upper, int *ret_work, str
             mkdirat(disk, "work", 0700) < 0 ||
             (*ret_upper = openat(disk, "upper", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
             (*ret_work = openat(disk, "work", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
-                return ak_err_set(err, errno, "upper layer on the sandbox's disk: %s",
-                                  strerror(errno));
+                return ak_err_errno(err, errno, "upper layer on the sandbox's disk");
         return 0;
 }
 
@@ -1158,7 +1151,7 @@ static int prepare_overlay(const struct mount_op *op, int userns_fd, uint32_t id
 
         fs = fsopen("overlay", FSOPEN_CLOEXEC);
         if (fs < 0)
-                return ak_err_set(err, errno, "overlayfs is not available: %s", strerror(errno));
+                return ak_err_errno(err, errno, "overlayfs is not available");
         for (size_t n = 0; *p && r >= 0; n++) {
                 const char *e = strchr(p, ':');
                 size_t len = e ? (size_t)(e - p) : strlen(p);
@@ -1172,17 +1165,15 @@ static int prepare_overlay(const struct mount_op *op, int userns_fd, uint32_t id
                 p = e ? e + 1 : p + len;
                 fd = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
                 if (fd < 0) {
-                        r = ak_err_set(err, errno, "image layer '%s': %s", path, strerror(errno));
+                        r = ak_err_errno(err, errno, "image layer '%s'", path);
                         break;
                 }
                 if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
-                        r = ak_err_set(err, errno, "cannot idmap image layer '%s': %s", path,
-                                       strerror(errno));
+                        r = ak_err_errno(err, errno, "cannot idmap image layer '%s'", path);
                 else if (fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, fd) < 0)
-                        r = ak_err_set(err, errno,
-                                       "this kernel cannot stack idmapped layers with overlayfs "
-                                       "(needs Linux 6.13 or later): %s",
-                                       strerror(errno));
+                        r = ak_err_errno(err, errno,
+                                         "this kernel cannot stack idmapped layers with overlayfs "
+                                         "(needs Linux 6.13 or later)");
                 layer_fds[n_fds++] = fd;
         }
         if (r >= 0 && disk < 0)
@@ -1192,18 +1183,18 @@ static int prepare_overlay(const struct mount_op *op, int userns_fd, uint32_t id
                 r = disk_upper(disk, id_base, &upper, &work, err);
                 if (r >= 0 && (fsconfig(fs, FSCONFIG_SET_FD, "upperdir", NULL, upper) < 0 ||
                                fsconfig(fs, FSCONFIG_SET_FD, "workdir", NULL, work) < 0))
-                        r = ak_err_set(err, errno, "overlay upper layer: %s", strerror(errno));
+                        r = ak_err_errno(err, errno, "overlay upper layer");
                 if (upper >= 0)
                         close(upper);
                 if (work >= 0)
                         close(work);
         }
         if (r >= 0 && fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-                r = ak_err_set(err, errno, "mount overlayfs: %s", strerror(errno));
+                r = ak_err_errno(err, errno, "mount overlayfs");
         if (r >= 0) {
                 mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
                 if (mnt < 0)
-                        r = ak_err_set(err, errno, "mount overlayfs: %s", strerror(errno));
+                        r = ak_err_errno(err, errno, "mount overlayfs");
         }
         close(fs);
         for (size_t i = 0; i < n_fds; i++)
@@ -1286,7 +1277,7 @@ static int release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, s
                         (void)snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
                         userns = open(path, O_RDONLY | O_CLOEXEC);
                         if (userns < 0) {
-                                r = ak_err_set(err, errno, "open %s: %s", path, strerror(errno));
+                                r = ak_err_errno(err, errno, "open %s", path);
                                 break;
                         }
                 }
@@ -1360,12 +1351,12 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
         int r;
 
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0)
-                return ak_err_set(err, errno, "socketpair: %s", strerror(errno));
+                return ak_err_errno(err, errno, "socketpair");
         if (pipe2(errp, O_CLOEXEC) < 0) {
                 r = errno;
                 close(sync[0]);
                 close(sync[1]);
-                return ak_err_set(err, r, "pipe: %s", strerror(r));
+                return ak_err_errno(err, r, "pipe");
         }
         /* the child's stack; its lowest page stays a guard */
         stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
@@ -1378,7 +1369,7 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
                 close(sync[1]);
                 close(errp[0]);
                 close(errp[1]);
-                return ak_err_set(err, r, "child stack: %s", strerror(r));
+                return ak_err_errno(err, r, "child stack");
         }
         start = (struct child_start){.spec = s,
                                      .sync_fd = sync[1],
@@ -1413,7 +1404,7 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
         for (const char *const *cg = s->cgroup_procs; cg && *cg; cg++) {
                 r = write_file_string(*cg, pidbuf);
                 if (r < 0) {
-                        r = ak_err_set(err, -r, "join cgroup '%s': %s", *cg, strerror(-r));
+                        r = ak_err_errno(err, r, "join cgroup '%s'", *cg);
                         goto fail;
                 }
         }
@@ -1431,8 +1422,7 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
         if (n != 0) {
                 if (n == (ssize_t)sizeof(rep)) {
                         rep.what[sizeof(rep.what) - 1] = '\0';
-                        r = ak_err_set(err, rep.err, "sandbox setup failed at %s: %s", rep.what,
-                                       strerror(rep.err));
+                        r = ak_err_errno(err, rep.err, "sandbox setup failed at %s", rep.what);
                 } else {
                         r = ak_err_set(err, EIO, "sandbox setup failed");
                 }

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "shared/buf.h"
+#include "shared/cleanup.h"
 #include "shared/err.h"
 
 enum mount_op_type {
@@ -83,7 +84,10 @@ struct mount_plan {
         struct str_pool strings;
 };
 
-void mount_plan_free(struct mount_plan *p);
+/* Frees what p holds (p itself is the caller's) and zeroes it. */
+void mount_plan_done(struct mount_plan *p);
+DEFINE_CLEANUP_DONE(struct mount_plan, mount_plan_done)
+#define cleanup_mount_plan CLEANUP_FUNC(mount_plan_done)
 /* Appends an op; strings are copied. Returns 0 or -ENOMEM. */
 int mount_plan_add(struct mount_plan *p, enum mount_op_type type, const char *src, const char *dst,
                    const char *data, unsigned mode, unsigned flags);

@@ -842,10 +842,10 @@ static int prepend_prefix(struct buf *b)
         if (r >= 0)
                 r = buf_append(&out, b->data, b->len);
         if (r < 0) {
-                buf_free(&out);
+                buf_done(&out);
                 return r;
         }
-        buf_free(b);
+        buf_done(b);
         *b = out;
         return 0;
 }
@@ -871,28 +871,28 @@ int seccomp_build(enum seccomp_profile p, bool host_files, struct sock_fprog *re
                 return ak_err_set(err, ENOMEM, "seccomp_init failed");
         r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
         if (r < 0)
-                return ak_err_set(err, -r, "seccomp: bad-arch action: %s", strerror(-r));
+                return ak_err_errno(err, r, "seccomp: bad-arch action");
         /* A binary tree of syscall numbers instead of a linear list: every syscall of every
          * command runs through this program. */
         (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
         s.ctx = ctx;
         r = add_rules(&s, p, host_files);
         if (r < 0)
-                return ak_err_set(err, -r, "seccomp: adding rules: %s", strerror(-r));
+                return ak_err_errno(err, r, "seccomp: adding rules");
 
         mfd = memfd_create("seccomp", MFD_CLOEXEC);
         if (mfd < 0)
-                return ak_err_set(err, errno, "memfd_create: %s", strerror(errno));
+                return ak_err_errno(err, errno, "memfd_create");
         r = seccomp_export_bpf(ctx, mfd);
         if (r < 0)
-                return ak_err_set(err, -r, "seccomp: export: %s", strerror(-r));
+                return ak_err_errno(err, r, "seccomp: export");
         if (lseek(mfd, 0, SEEK_SET) < 0)
-                return ak_err_set(err, errno, "lseek: %s", strerror(errno));
+                return ak_err_errno(err, errno, "lseek");
         r = read_fd_full(mfd, &b, 1u << 20);
         if (r < 0 || b.len == 0 || b.len % sizeof(struct sock_filter))
                 return ak_err_set(err, r < 0 ? -r : EIO, "seccomp: reading program failed");
         if (deny_form && (r = prepend_prefix(&b)) < 0)
-                return ak_err_set(err, -r, "seccomp: %s", strerror(-r));
+                return ak_err_errno(err, r, "seccomp");
         if (b.len / sizeof(struct sock_filter) > BPF_MAXINSNS)
                 return ak_err_set(err, E2BIG, "seccomp: program longer than %d instructions",
                                   BPF_MAXINSNS);
@@ -917,9 +917,9 @@ int seccomp_oci_json(enum seccomp_profile p, bool host_files, char **ret)
                                s.n_json ? "," : "", s.allowed.data);
         if (r >= 0)
                 r = buf_printf(&json, "]}");
-        buf_free(&s.allowed);
+        buf_done(&s.allowed);
         if (r < 0 || !json.data) {
-                buf_free(&json);
+                buf_done(&json);
                 return -ENOMEM;
         }
         *ret = buf_detach(&json, NULL);

@@ -19,6 +19,7 @@
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 #include "shared/macro.h"
+#include "shared/strv.h"
 #include "shared/text-util.h"
 #include "shared/time-util.h"
 
@@ -26,7 +27,7 @@
 #define BATCH_PARALLEL 8
 #define FILES_BATCH_MAX 1024
 
-void api_result_clear(struct api_result *r)
+void api_result_done(struct api_result *r)
 {
         json_decref(r->data);
         json_decref(r->extra);
@@ -174,16 +175,8 @@ static int env_of(json_t *body, char ***ret, struct api_result *r)
                                 return api_fail(r, 500, "out of memory");
                         if (strv_len(*ret) >= AK_MAX_ARGS)
                                 return api_fail(r, 400, "too many environment variables");
-                        {
-                                size_t n = strv_len(*ret);
-                                char **nv = realloc(*ret, (n + 2) * sizeof(char *));
-                                if (!nv)
-                                        return api_fail(r, 500, "out of memory");
-                                nv[n] = e;
-                                nv[n + 1] = NULL;
-                                e = NULL;
-                                *ret = nv;
-                        }
+                        if (strv_consume(ret, TAKE_PTR(e)) < 0)
+                                return api_fail(r, 500, "out of memory");
                 }
         } else if (string_array(body, "env", false, AK_MAX_ARGS, ret, r) < 0) {
                 return -1;
@@ -491,8 +484,8 @@ int api_batch_run(struct api_ctx *c, json_t *body, struct api_result *r)
         }
         for (size_t i = 0; i < n; i++) {
                 json_array_append_new(results, slots[i].result ? slots[i].result : json_null());
-                buf_free(&slots[i].out);
-                buf_free(&slots[i].err);
+                buf_done(&slots[i].out);
+                buf_done(&slots[i].err);
         }
         free(slots);
         return ok(r, 200, json_pack("{s:o}", "results", results));
@@ -539,7 +532,7 @@ int api_list(struct api_ctx *c, json_t *filters, struct api_result *r)
         for (size_t i = 0; i < l.n; i++)
                 if (!filters || state_labels_match(l.items[i], filters))
                         json_array_append_new(arr, manager_info_json(c->m, l.items[i]));
-        state_list_free(&l);
+        state_list_done(&l);
         return ok(r, 200, arr);
 }
 
@@ -550,7 +543,7 @@ int api_get(struct api_ctx *c, const char *name, struct api_result *r)
 
 int api_get_by_uuid(struct api_ctx *c, const char *uuid, struct api_result *r)
 {
-        struct state_list l;
+        cleanup_state_list struct state_list l = {0};
         int e;
 
         if (strlen(uuid) != 36)
@@ -561,10 +554,8 @@ int api_get_by_uuid(struct api_ctx *c, const char *uuid, struct api_result *r)
         for (size_t i = 0; i < l.n; i++)
                 if (strcasecmp(l.items[i]->uuid, uuid) == 0) {
                         ok(r, 200, manager_info_json(c->m, l.items[i]));
-                        state_list_free(&l);
                         return 0;
                 }
-        state_list_free(&l);
         return api_fail(r, 404, "No sandbox with uuid '%s'", uuid);
 }
 
@@ -850,7 +841,7 @@ int api_exec_detach(struct api_ctx *c, const char *name, json_t *body, struct ap
         if (manager_detach(c->m, name, &x, &d, &err) < 0)
                 return fail_err(r, &err);
         ok(r, 200, detached_json(name, &d));
-        agent_detached_clear(&d);
+        agent_detached_done(&d);
         return 0;
 }
 
@@ -894,7 +885,7 @@ int api_detached_list(struct api_ctx *c, const char *name, struct api_result *r)
         arr = json_array();
         for (size_t i = 0; i < n; i++) {
                 json_array_append_new(arr, detached_json(name, &list[i]));
-                agent_detached_clear(&list[i]);
+                agent_detached_done(&list[i]);
         }
         free(list);
         return ok(r, 200, arr);
@@ -916,7 +907,7 @@ int api_detached_get(struct api_ctx *c, const char *name, const char *id, struct
         if (e < 0)
                 return fail_err(r, &err);
         ok(r, 200, detached_json(name, &d));
-        agent_detached_clear(&d);
+        agent_detached_done(&d);
         return 0;
 }
 
@@ -963,7 +954,7 @@ int api_detached_kill(struct api_ctx *c, const char *name, const char *id, struc
         close(fd);
         if (e < 0)
                 return fail_err(r, &err);
-        agent_detached_clear(&d);
+        agent_detached_done(&d);
         return ok_text(r, "Command killed");
 }
 
@@ -1202,7 +1193,7 @@ int api_reconcile(struct api_ctx *c, json_t *body, struct api_result *r)
         if (manager_reconcile(c->m, dry, &res, &err) < 0)
                 return fail_err(r, &err);
         ok(r, 200, reconcile_json(&res));
-        reconcile_result_free(&res);
+        reconcile_result_done(&res);
         return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/manager.h"
+#include "shared/cleanup.h"
 
 #define API_BODY_MAX (16u << 20)    /* request bodies, as upstream */
 #define API_OUTPUT_MAX (16u << 20)  /* output of one command kept for a JSON reply */
@@ -28,7 +29,10 @@ struct api_result {
         json_t *extra; /* extra top-level members of an error reply (owned), e.g. exit_code */
 };
 
-void api_result_clear(struct api_result *r);
+/* Frees what r holds (r itself is the caller's) and zeroes it, ready for another use. */
+void api_result_done(struct api_result *r);
+DEFINE_CLEANUP_DONE(struct api_result, api_result_done)
+#define cleanup_api_result CLEANUP_FUNC(api_result_done)
 
 /* Fills r as a failure; returns -1 so handlers can `return api_fail(...)`. */
 int api_fail(struct api_result *r, int status, const char *fmt, ...)

@@ -38,7 +38,7 @@ static int check_dir(int dfd, const char *dir, struct ak_err *err)
         struct stat st;
 
         if (fstat(dfd, &st) < 0)
-                return ak_err_set(err, errno, "cannot stat '%s': %s", dir, strerror(errno));
+                return ak_err_errno(err, errno, "cannot stat '%s'", dir);
         if (st.st_uid != geteuid() && st.st_uid != 0)
                 return ak_err_set(err, EPERM,
                                   "'%s' belongs to uid %u, not to you: it cannot hold your API "
@@ -69,10 +69,10 @@ static int read_key_file(int dfd, const char *path, char **ret_text, struct ak_e
                                           "'%s' is a symbolic link: refusing to use it as the API "
                                           "key file; remove it to have a new key made",
                                           path);
-                return ak_err_set(err, errno, "cannot open '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "cannot open '%s'", path);
         }
         if (fstat(fd, &st) < 0)
-                return ak_err_set(err, errno, "cannot stat '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "cannot stat '%s'", path);
         if (!S_ISREG(st.st_mode))
                 return ak_err_set(err, EPERM,
                                   "'%s' is not a regular file: refusing to use it as the API key "
@@ -91,9 +91,9 @@ static int read_key_file(int dfd, const char *path, char **ret_text, struct ak_e
                                   path, (unsigned)(st.st_mode & 07777), path);
         r = read_fd_full(fd, &b, KEY_FILE_MAX);
         if (r < 0)
-                return ak_err_set(err, -r, "cannot read '%s': %s", path, strerror(-r));
+                return ak_err_errno(err, r, "cannot read '%s'", path);
         if (buf_append(&b, "", 1) < 0)
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         *ret_text = TAKE_PTR(b.data);
         return 0;
 }
@@ -108,8 +108,7 @@ static int create_key_file(int dfd, const char *path, char **ret_text, struct ak
                     0600);
         if (fd < 0)
                 return errno == EEXIST ? -EEXIST
-                                       : ak_err_set(err, errno, "cannot create '%s': %s", path,
-                                                    strerror(errno));
+                                       : ak_err_errno(err, errno, "cannot create '%s'", path);
         random_hex(key, KEY_BYTES);
         key[2 * KEY_BYTES] = '\n';
         key[2 * KEY_BYTES + 1] = '\0';
@@ -118,11 +117,11 @@ static int create_key_file(int dfd, const char *path, char **ret_text, struct ak
                 r = -errno;
         if (r < 0) {
                 (void)unlinkat(dfd, APIKEY_FILE_NAME, 0);
-                return ak_err_set(err, -r, "cannot write '%s': %s", path, strerror(-r));
+                return ak_err_errno(err, r, "cannot write '%s'", path);
         }
         (void)fsync(dfd);
         *ret_text = strdup(key);
-        return *ret_text ? 0 : ak_err_set(err, ENOMEM, "out of memory");
+        return *ret_text ? 0 : ak_err_oom(err);
 }
 
 static bool has_key(const char *text)
@@ -143,14 +142,14 @@ int apikey_load_or_create(const char *dir, char **ret_text, bool *ret_created, s
         *ret_created = false;
         if (asprintf(&path, "%s/%s", dir, APIKEY_FILE_NAME) < 0) {
                 path = NULL;
-                return ak_err_set(err, ENOMEM, "out of memory");
+                return ak_err_oom(err);
         }
         r = mkdir_p(dir, 0700);
         if (r < 0)
-                return ak_err_set(err, -r, "cannot create '%s': %s", dir, strerror(-r));
+                return ak_err_errno(err, r, "cannot create '%s'", dir);
         dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
-                return ak_err_set(err, errno, "cannot open '%s': %s", dir, strerror(errno));
+                return ak_err_errno(err, errno, "cannot open '%s'", dir);
         r = check_dir(dfd, dir, err);
         if (r < 0)
                 return r;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The API key `serve` makes for its owner when none is configured: ~/.agentkernel/api-key
- * (paths_user_dir()), 32 random bytes in hex, readable by its owner only. Clients read it
+ * (the user directory), 32 random bytes in hex, readable by its owner only. Clients read it
  * (AGENTKERNEL_API_KEY=$(cat ~/.agentkernel/api-key)); nobody else can.
  */
 #pragma once

@@ -50,6 +50,7 @@
 #include "shared/json-util.h"
 #include "shared/macro.h"
 #include "shared/parse-util.h"
+#include "shared/strv.h"
 #include "shared/time-util.h"
 
 #define API_KEYS_MAX 64
@@ -159,7 +160,7 @@ static enum MHD_Result send_error(struct MHD_Connection *c, int status, const ch
 
         api_fail(&res, status, "%s", msg);
         r = send_result(c, &res);
-        api_result_clear(&res);
+        api_result_done(&res);
         return r;
 }
 
@@ -441,7 +442,7 @@ static void sse_free(void *cls)
         struct sse *s = cls;
         /* a client that left before the end takes the command and its sandbox with it */
         worker_run_end(&s->w);
-        buf_free(&s->out);
+        buf_done(&s->out);
         free(s->ev);
         free(s);
 }
@@ -463,7 +464,7 @@ static enum MHD_Result run_stream(struct MHD_Connection *c, struct request *rq, 
         if (body_json(rq, false, &body, &res) < 0) {
                 *status = res.status;
                 r = send_result(c, &res);
-                api_result_clear(&res);
+                api_result_done(&res);
                 return r;
         }
         s = calloc(1, sizeof(*s));
@@ -480,7 +481,7 @@ static enum MHD_Result run_stream(struct MHD_Connection *c, struct request *rq, 
                 /* upstream: an empty command is a 200 with a single error event */
                 sse_event(&s->out, "error", json_pack("{s:s}", "message", res.error));
                 s->finished = true;
-                api_result_clear(&res);
+                api_result_done(&res);
         } else {
                 sse_event(&s->out, "started",
                           json_pack("{s:O,s:b,s:s}", "command", json_object_get(body, "command"),
@@ -519,7 +520,7 @@ static json_t *stats_json(struct manager *m)
                         mem += st.memory_bytes;
         }
         if (n)
-                state_list_free(&l);
+                state_list_done(&l);
         return json_pack("{s:I,s:i,s:s,s:I,s:s,s:{s:I}}", "sandbox_count", (json_int_t)n,
                          "sandbox_limit", 0, "backend", "native", "uptime_seconds",
                          (json_int_t)(time(NULL) - srv.started), "version", AK_VERSION,
@@ -653,7 +654,7 @@ static void dispatch(struct MHD_Connection *c, const char *method, struct route 
                                 if (!optional)
                                         return;
                                 /* upstream: an empty or invalid body extends by 1 h */
-                                api_result_clear(res);
+                                api_result_done(res);
                                 body = NULL;
                         }
                         if (!body)
@@ -804,7 +805,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         }
         status = res.status ? res.status : 500;
         r = send_result(c, &res);
-        api_result_clear(&res);
+        api_result_done(&res);
 out:
         if (status == 404 && !strcmp(res.error, "Not found"))
                 (void)snprintf(rq->route, sizeof(rq->route), "unmatched");
@@ -821,7 +822,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
         (void)cls;
         (void)toe;
         if (rq) {
-                buf_free(&rq->body);
+                buf_done(&rq->body);
                 free(rq);
                 *con_cls = NULL;
         }
@@ -873,7 +874,7 @@ static void *reconciler(void *arg)
                                         fprintf(stderr, "agentkernel serve: %s '%s': %s\n",
                                                 reconcile_action_name(res.actions[i].action),
                                                 res.actions[i].sandbox, res.actions[i].reason);
-                                reconcile_result_free(&res);
+                                reconcile_result_done(&res);
                         }
                         manager_free(m);
                 }

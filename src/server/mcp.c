@@ -163,14 +163,13 @@ static char *data_text(const struct api_result *r)
 
 static char *list_text(struct api_ctx *c)
 {
-        struct api_result r = {0};
+        cleanup_api_result struct api_result r = {0};
         struct buf b = BUF_INIT;
         size_t i;
         json_t *s;
 
         if (api_list(c, NULL, &r) < 0) {
                 buf_printf(&b, "%s", r.error);
-                api_result_clear(&r);
                 return b.data;
         }
         buf_printf(&b, "NAME\tSTATUS\tBACKEND\tIP\tPORTS\n");
@@ -184,30 +183,25 @@ static char *list_text(struct api_ctx *c)
                         buf_printf(&b, "%s%s", k ? "," : "", json_string_value(p));
                 buf_printf(&b, "\n");
         }
-        api_result_clear(&r);
         return b.data;
 }
 
 /* Upstream's detached tools take only an id: find the running sandbox whose agent has it. */
 static const char *sandbox_of(struct api_ctx *c, const char *id, char *out, size_t len)
 {
-        struct state_list l;
+        cleanup_state_list struct state_list l = {0};
 
         if (manager_list(c->m, NULL, NULL, &l) < 0)
                 return NULL;
         for (size_t i = 0; i < l.n; i++) {
-                struct api_result r = {0};
+                cleanup_api_result struct api_result r = {0};
                 if (!manager_is_running(c->m, l.items[i]))
                         continue;
                 if (api_detached_get(c, l.items[i]->name, id, &r) == 0) {
                         (void)snprintf(out, len, "%s", l.items[i]->name);
-                        api_result_clear(&r);
-                        state_list_free(&l);
                         return out;
                 }
-                api_result_clear(&r);
         }
-        state_list_free(&l);
         return NULL;
 }
 
@@ -235,9 +229,9 @@ static int call_tool(struct api_ctx *c, const char *tool, json_t *args, struct a
                                 if (manager_is_running(c->m, l.items[i]) &&
                                     api_detached_list(c, l.items[i]->name, &one) == 0)
                                         json_array_extend(all, one.data);
-                                api_result_clear(&one);
+                                api_result_done(&one);
                         }
-                        state_list_free(&l);
+                        state_list_done(&l);
                 }
                 r->status = 200;
                 r->data = all;
@@ -341,7 +335,7 @@ static void tools_call(struct api_ctx *c, json_t *id, json_t *params)
                         text = data_text(&r);
                 reply(id, text_content(text ? text : "", false));
         }
-        api_result_clear(&r);
+        api_result_done(&r);
 }
 
 static void handle(struct api_ctx *c, json_t *msg)

@@ -212,9 +212,9 @@ char *metrics_render(struct manager *m)
                            (double)st.cpu_usec / 1e6);
         }
         if (listed)
-                state_list_free(&l);
+                state_list_done(&l);
         if (!b.data) {
-                buf_free(&b);
+                buf_done(&b);
                 return strdup("");
         }
         return b.data; /* the buffer's storage is handed over */

@@ -343,7 +343,7 @@ static void unlink_conn(struct conns *t, struct conn *c)
                 t->n_others--;
 }
 
-static void free_conn(struct conn *c)
+static void conn_free(struct conn *c)
 {
         if (c->ref_fd >= 0)
                 close(c->ref_fd);
@@ -370,7 +370,7 @@ int conns_admit(struct conns *t, const struct peer *p, int fd, int64_t deadline_
         }
         if (stale) {
                 unlink_conn(t, stale);
-                free_conn(stale);
+                conn_free(stale);
         }
         if (t->n >= t->lim.total)
                 *ret_why = "the server's connection limit";
@@ -430,7 +430,7 @@ void conns_closed(struct conns *t, struct conn *c)
         pthread_mutex_lock(&t->lock);
         unlink_conn(t, c);
         pthread_mutex_unlock(&t->lock);
-        free_conn(c);
+        conn_free(c);
 }
 
 void conns_set_deadline(struct conns *t, struct conn *c, int64_t deadline_ns)
@@ -455,7 +455,7 @@ size_t conns_sweep(struct conns *t, int64_t now_ns)
                 if (!c->started) {
                         /* libmicrohttpd dropped it without a word (out of memory) */
                         unlink_conn(t, c);
-                        free_conn(c);
+                        conn_free(c);
                         continue;
                 }
                 /* its thread sees the end of the stream and closes; the entry goes then */
@@ -474,7 +474,7 @@ void conns_clear(struct conns *t)
         pthread_mutex_lock(&t->lock);
         while ((c = t->head)) {
                 unlink_conn(t, c);
-                free_conn(c);
+                conn_free(c);
         }
         pthread_mutex_unlock(&t->lock);
 }

@@ -71,13 +71,13 @@ static pid_t fork_worker(int *ret_fd, struct ak_err *err)
         pid_t pid;
 
         if (pipe2(p, O_CLOEXEC) < 0)
-                return ak_err_set(err, errno, "pipe: %s", strerror(errno));
+                return ak_err_errno(err, errno, "pipe");
         pid = fork();
         if (pid < 0) {
                 int e = errno;
                 close(p[0]);
                 close(p[1]);
-                return ak_err_set(err, e, "fork: %s", strerror(e));
+                return ak_err_errno(err, e, "fork");
         }
         if (pid == 0) {
                 close(p[0]);
@@ -119,7 +119,7 @@ int worker_call(int (*fn)(struct manager *m, void *ctx, struct ak_err *err), voi
         if (pid == 0) {
                 struct ak_err e = {0};
                 struct manager *m = worker_setup(server);
-                r = m ? fn(m, ctx, &e) : ak_err_set(&e, ENOMEM, "out of memory");
+                r = m ? fn(m, ctx, &e) : ak_err_oom(&e);
                 if (r < 0)
                         send_error(fd, r, &e);
                 else
@@ -187,7 +187,7 @@ int worker_run_start(const struct create_opts *o, const struct agent_exec_opts *
                 struct manager *m = worker_setup(server);
                 int r;
                 if (!m) {
-                        send_error(fd, -ENOMEM, &(struct ak_err){ENOMEM, "out of memory"});
+                        send_error(fd, ak_err_oom(&e), &e);
                         _exit(1);
                 }
                 manager_sweep(m);

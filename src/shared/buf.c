@@ -92,7 +92,7 @@ void buf_reset(struct buf *b)
                 b->data[0] = '\0';
 }
 
-void buf_free(struct buf *b)
+void buf_done(struct buf *b)
 {
         free(b->data);
         b->data = NULL;
@@ -114,14 +114,6 @@ char *buf_detach(struct buf *b, size_t *ret_len)
         b->data = NULL;
         b->len = b->cap = 0;
         return p;
-}
-
-size_t strv_len(char *const *v)
-{
-        size_t n = 0;
-        while (v && v[n])
-                n++;
-        return n;
 }
 
 void *array_reserve_one(void *v, size_t n, size_t *cap, size_t elem, size_t first)
@@ -154,59 +146,10 @@ const char *str_pool_add(struct str_pool *p, const char *s, size_t len)
         return c;
 }
 
-void str_pool_free(struct str_pool *p)
+void str_pool_done(struct str_pool *p)
 {
         for (size_t i = 0; i < p->n; i++)
                 free(p->v[i]);
         free(p->v);
         *p = (struct str_pool){0};
-}
-
-char **strv_dup(char *const *v)
-{
-        size_t n = strv_len(v);
-        char **out;
-
-        if (!v)
-                return NULL;
-        out = calloc(n + 1, sizeof(char *));
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                out[i] = strdup(v[i]);
-                if (!out[i]) {
-                        strv_free(out);
-                        return NULL;
-                }
-        }
-        return out;
-}
-
-static bool env_has_key(char *const *env, const char *kv, size_t klen)
-{
-        for (char *const *e = env; e && *e; e++)
-                if (strncmp(*e, kv, klen) == 0 && (*e)[klen] == '=')
-                        return true;
-        return false;
-}
-
-char **strv_env_merge(char *const *base, char *const *over)
-{
-        size_t k = 0;
-        char **out = calloc(strv_len(base) + strv_len(over) + 1, sizeof(char *));
-
-        if (!out)
-                return NULL;
-        for (char *const *e = base; e && *e; e++) {
-                const char *eq = strchr(*e, '=');
-                if (eq && !env_has_key(over, *e, (size_t)(eq - *e)) && !(out[k++] = strdup(*e)))
-                        goto fail;
-        }
-        for (char *const *e = over; e && *e; e++)
-                if (!(out[k++] = strdup(*e)))
-                        goto fail;
-        return out;
-fail:
-        strv_free(out);
-        return NULL;
 }

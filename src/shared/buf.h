@@ -31,14 +31,14 @@ int buf_printf(struct buf *b, const char *fmt, ...) _printf_(2, 3);
 /* Drops the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);
 void buf_reset(struct buf *b);
-/* Frees the storage and resets the struct. */
-void buf_free(struct buf *b);
+/* Frees the storage and resets the struct (which stays usable). */
+void buf_done(struct buf *b);
 /* Gives away the storage (never NULL on success: an empty buffer yields ""); the buf is reset. */
 char *buf_detach(struct buf *b, size_t *ret_len);
 
 static inline void cleanup_buf_fn(struct buf *b)
 {
-        buf_free(b);
+        buf_done(b);
 }
 #define cleanup_buf __attribute__((cleanup(cleanup_buf_fn)))
 
@@ -54,11 +54,5 @@ const char *str_pool_add(struct str_pool *p, const char *s, size_t len);
  * v itself when there is room, else v grown to twice its capacity (first when empty), or NULL
  * (v untouched, still the caller's). */
 void *array_reserve_one(void *v, size_t n, size_t *cap, size_t elem, size_t first);
-void str_pool_free(struct str_pool *p);
-
-/* NULL-terminated string vectors. strv_dup(NULL) is NULL; NULL also on OOM (check v first). */
-size_t strv_len(char *const *v);
-char **strv_dup(char *const *v);
-/* An environment: the entries of base ("K=V") whose K over does not set, then all of over.
- * Entries of base without '=' are dropped. malloc'd; NULL on ENOMEM. */
-char **strv_env_merge(char *const *base, char *const *over);
+/* Frees every string of p and its array (p itself is the caller's) and zeroes it. */
+void str_pool_done(struct str_pool *p);

@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,31 +37,45 @@ static inline void cleanup_fclose_fn(FILE **f)
         }
 }
 
-/* Frees a NULL-terminated array of strings and the array itself. */
-static inline void strv_free(char **v)
+static inline void cleanup_closedir_fn(DIR **d)
 {
-        if (!v)
-                return;
-        for (char **p = v; *p; p++)
-                free(*p);
-        free(v);
-}
-
-static inline void cleanup_strv_fn(char ***v)
-{
-        strv_free(*v);
+        if (*d) {
+                int saved = errno;
+                (void)closedir(*d);
+                errno = saved;
+        }
 }
 
 #define cleanup_free CLEANUP(cleanup_free_fn)
 #define cleanup_close CLEANUP(cleanup_close_fn)
 #define cleanup_fclose CLEANUP(cleanup_fclose_fn)
-#define cleanup_strv CLEANUP(cleanup_strv_fn)
+#define cleanup_closedir CLEANUP(cleanup_closedir_fn)
 
-/* Declares cleanup_<name> for `type *` variables released by `func(type *)`. */
+/* Declares the cleanup function of `type *` variables that func(type *) frees (an x_free: it
+ * frees the object). Use it as CLEANUP_FUNC(func), normally through a name declared beside func:
+ *     DEFINE_CLEANUP(struct store, store_free)
+ *     #define cleanup_store CLEANUP_FUNC(store_free)
+ *     cleanup_store struct store *s = NULL;
+ * errno is preserved, as by the other cleanups here. */
 #define DEFINE_CLEANUP(type, func)                                                                 \
         static inline void func##_cleanup_fn(type **p)                                             \
         {                                                                                          \
-                if (*p)                                                                            \
+                if (*p) {                                                                          \
+                        int saved_ = errno;                                                        \
                         func(*p);                                                                  \
+                        errno = saved_;                                                            \
+                }                                                                                  \
         }
+
+/* The same for `type` variables, caller-owned structs whose contents func(type *) frees (an
+ * x_done). Such a variable must be initialised to a value func accepts (its empty value):
+ *     cleanup_mount_plan struct mount_plan plan = {0}; */
+#define DEFINE_CLEANUP_DONE(type, func)                                                            \
+        static inline void func##_cleanup_fn(type *p)                                              \
+        {                                                                                          \
+                int saved_ = errno;                                                                \
+                func(p);                                                                           \
+                errno = saved_;                                                                    \
+        }
+
 #define CLEANUP_FUNC(func) CLEANUP(func##_cleanup_fn)

@@ -7,25 +7,60 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-int ak_err_set(struct ak_err *err, int code, const char *fmt, ...)
+/* A positive errno: the sign of code does not matter, and 0 is no error code (EIO). */
+static int positive(int code)
 {
         if (code < 0)
                 code = -code;
-        if (code == 0)
-                code = EIO;
+        return code ? code : EIO;
+}
+
+/* Records code and the formatted message (errno kept); the strerror of code is appended with
+ * ": " when with_strerror. Truncates at the buffer's end, as formatting it all at once would. */
+static void record(struct ak_err *err, int code, bool with_strerror, const char *fmt, va_list ap)
+{
+        int saved = errno;
+
+        err->code = code;
+        (void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        if (with_strerror) {
+                size_t len = strlen(err->msg);
+                (void)snprintf(err->msg + len, sizeof(err->msg) - len, ": %s", strerror(code));
+        }
+        errno = saved;
+}
+
+int ak_err_set(struct ak_err *err, int code, const char *fmt, ...)
+{
+        code = positive(code);
         if (err) {
                 va_list ap;
-                int saved = errno;
-                err->code = code;
                 va_start(ap, fmt);
-                (void)vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+                record(err, code, false, fmt, ap);
                 va_end(ap);
-                errno = saved;
         }
         return -code;
+}
+
+int ak_err_errno(struct ak_err *err, int errnum, const char *fmt, ...)
+{
+        errnum = positive(errnum);
+        if (err) {
+                va_list ap;
+                va_start(ap, fmt);
+                record(err, errnum, true, fmt, ap);
+                va_end(ap);
+        }
+        return -errnum;
+}
+
+int ak_err_oom(struct ak_err *err)
+{
+        return ak_err_set(err, ENOMEM, "out of memory");
 }
 
 int ak_err_prefix(struct ak_err *err, const char *fmt, ...)
@@ -41,18 +76,14 @@ int ak_err_prefix(struct ak_err *err, const char *fmt, ...)
         va_start(ap, fmt);
         (void)vsnprintf(prefix, sizeof(prefix), fmt, ap);
         va_end(ap);
-        memcpy(old, ak_err_msg(err), sizeof(old));
-        old[sizeof(old) - 1] = '\0';
+        (void)snprintf(old, sizeof(old), "%s", ak_err_msg(err)); /* strerror's text is short */
         (void)snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
         return -err->code;
 }
 
 int ak_err_default(struct ak_err *err, int code, const char *fmt, ...)
 {
-        if (code < 0)
-                code = -code;
-        if (code == 0)
-                code = EIO;
+        code = positive(code);
         if (err && err->code == 0) {
                 va_list ap;
                 char what[AK_ERR_MSG_MAX / 2];

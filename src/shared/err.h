@@ -18,6 +18,14 @@ struct ak_err {
 /* Records code and message in err (which may be NULL) and returns -code. */
 int ak_err_set(struct ak_err *err, int code, const char *fmt, ...) _printf_(3, 4);
 
+/* Records errnum (positive or negative: the sign is normalised) with the message
+ * "<formatted context>: <strerror(errnum)>" and returns -errnum. err may be NULL. Never allocates:
+ * used after clone() and on out-of-memory paths. */
+int ak_err_errno(struct ak_err *err, int errnum, const char *fmt, ...) _printf_(3, 4);
+
+/* Records ENOMEM with the message "out of memory" and returns -ENOMEM. err may be NULL. */
+int ak_err_oom(struct ak_err *err);
+
 /* Prefixes the existing message with "<context>: ". Returns -err->code. */
 int ak_err_prefix(struct ak_err *err, const char *fmt, ...) _printf_(2, 3);
 

@@ -471,7 +471,7 @@ static int unix_addr(const char *path, struct sockaddr_un *sa, int *ret_dirfd, s
                 dir[slash - path] = '\0';
                 dfd = open(dir[0] ? dir : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
                 if (dfd < 0)
-                        return ak_err_set(err, errno, "open '%s': %s", dir, strerror(errno));
+                        return ak_err_errno(err, errno, "open '%s'", dir);
                 if ((size_t)snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s", dfd,
                                      slash + 1) >= sizeof(sa->sun_path)) {
                         close(dfd);
@@ -495,11 +495,11 @@ int unix_connect(const char *path, struct ak_err *err)
                 return r;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
-                return ak_err_set(err, errno, "socket: %s", strerror(errno));
+                return ak_err_errno(err, errno, "socket");
         while (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
                 if (errno == EINTR)
                         continue;
-                return ak_err_set(err, errno, "connect '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "connect '%s'", path);
         }
         return TAKE_FD(fd);
 }
@@ -516,12 +516,12 @@ int unix_listen(const char *path, int backlog, struct ak_err *err)
                 return r;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
-                return ak_err_set(err, errno, "socket: %s", strerror(errno));
+                return ak_err_errno(err, errno, "socket");
         (void)unlink(path);
         if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-                return ak_err_set(err, errno, "bind '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "bind '%s'", path);
         if (listen(fd, backlog) < 0)
-                return ak_err_set(err, errno, "listen '%s': %s", path, strerror(errno));
+                return ak_err_errno(err, errno, "listen '%s'", path);
         return TAKE_FD(fd);
 }
 
@@ -862,17 +862,16 @@ int out_file_open(const char *dest, const char *name_if_dir, struct out_file *re
                                   "another user (or there are too many); it is not followed",
                                   dest);
         if (pfd < 0)
-                return ak_err_set(err, -pfd, "cannot write '%s': %s", dest, strerror(-pfd));
+                return ak_err_errno(err, pfd, "cannot write '%s'", dest);
         if (!*last || streq(last, ".") || streq(last, "..")) {
                 f.dir_fd = openat(pfd, *last ? last : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
                 if (f.dir_fd < 0)
-                        return ak_err_set(err, errno, "cannot write '%s': %s", dest,
-                                          strerror(errno));
+                        return ak_err_errno(err, errno, "cannot write '%s'", dest);
                 into = true;
         } else {
                 r = follow_trusted(pfd, last, &end_dir, end_name, &st);
                 if (r < 0)
-                        return ak_err_set(err, -r, "cannot write '%s': %s", dest, strerror(-r));
+                        return ak_err_errno(err, r, "cannot write '%s'", dest);
                 into = S_ISDIR(st.st_mode);
                 if (!into && trailing && !st.st_mode)
                         return ak_err_set(err, ENOENT, "directory '%s' does not exist", dest);
@@ -887,8 +886,7 @@ int out_file_open(const char *dest, const char *name_if_dir, struct out_file *re
                         f.dir_fd = openat(end_dir, end_name,
                                           O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (f.dir_fd < 0)
-                                return ak_err_set(err, errno, "cannot write '%s': %s", dest,
-                                                  strerror(errno));
+                                return ak_err_errno(err, errno, "cannot write '%s'", dest);
                 } else {
                         /* a file, nothing, or a symlink: whatever is there gets replaced */
                         f.dir_fd = TAKE_FD(pfd);
@@ -913,7 +911,7 @@ int out_file_open(const char *dest, const char *name_if_dir, struct out_file *re
         r = create_tmp(&f);
         if (r < 0) {
                 close(f.dir_fd);
-                return ak_err_set(err, -r, "cannot write '%s': %s", dest, strerror(-r));
+                return ak_err_errno(err, r, "cannot write '%s'", dest);
         }
         *ret = f;
         return 0;
@@ -948,14 +946,14 @@ int out_file_publish(struct out_file *f, mode_t mode, struct ak_err *err)
 
         umask(mask);
         if (fchmod(f->fd, mode & 0777 & ~mask) < 0)
-                return ak_err_set(err, errno, "cannot write '%s': %s", f->name, strerror(errno));
+                return ak_err_errno(err, errno, "cannot write '%s'", f->name);
         if (!f->tmp[0] && (r = link_tmp(f)) < 0)
-                return ak_err_set(err, -r, "cannot write '%s': %s", f->name, strerror(-r));
+                return ak_err_errno(err, r, "cannot write '%s'", f->name);
         if (renameat(f->dir_fd, f->tmp, f->dir_fd, f->name) < 0) {
                 r = errno;
                 (void)unlinkat(f->dir_fd, f->tmp, 0);
                 f->tmp[0] = '\0';
-                return ak_err_set(err, r, "cannot replace '%s': %s", f->name, strerror(r));
+                return ak_err_errno(err, r, "cannot replace '%s'", f->name);
         }
         f->tmp[0] = '\0';
         f->published = true;

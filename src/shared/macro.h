@@ -40,6 +40,15 @@
                 _fd;                                                                               \
         })
 
+/* Hands a struct over by value and leaves the variable zeroed, so that its _done cleanup frees
+ * nothing: `*ret = TAKE_STRUCT(plan);`. */
+#define TAKE_STRUCT(s)                                                                             \
+        ({                                                                                         \
+                __typeof__(s) _s = (s);                                                            \
+                (s) = (__typeof__(s)){0};                                                          \
+                _s;                                                                                \
+        })
+
 #define STRLEN(s) (sizeof("" s "") - 1)
 
 #define streq(a, b) (strcmp((a), (b)) == 0)

@@ -26,7 +26,7 @@ int main(int argc, char **argv)
         }
         if (toml_parse(b.data ? b.data : "", b.len, &doc, &err) < 0) {
                 printf("error: %s\n", ak_err_msg(&err));
-                buf_free(&b);
+                buf_done(&b);
                 return 1;
         }
         out = json_dumps(doc, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
@@ -34,6 +34,6 @@ int main(int argc, char **argv)
         printf("%s\n", out ? out : "null");
         free(out);
         json_decref(doc);
-        buf_free(&b);
+        buf_done(&b);
         return 0;
 }

@@ -161,7 +161,7 @@ static void test_sources_at_start(void **unused)
         put("data.txt", "data\n", 0644);
         assert_int_equal(config_read_source(real, "data.txt", &b, &err), 0);
         assert_int_equal(b.len, 5);
-        buf_free(&b);
+        buf_done(&b);
         (void)snprintf(p, sizeof(p), "%s/out", dir);
         assert_int_equal(symlink("/etc/passwd", p), 0);
         assert_int_equal(config_read_source(real, "out", &b, &err), -EPERM);
@@ -171,7 +171,7 @@ static void test_sources_at_start(void **unused)
         (void)snprintf(p, sizeof(p), "%s/fifo", dir);
         assert_int_equal(mkfifo(p, 0600), 0);
         assert_int_equal(config_read_source(real, "fifo", &b, &err), -EINVAL);
-        buf_free(&b);
+        buf_done(&b);
         free(real);
 }
 

@@ -44,7 +44,7 @@ static void check_ref(const char *in, const char *registry, const char *repo, co
                 assert_string_equal(r.digest, digest);
         else
                 assert_null(r.digest);
-        image_ref_free(&r);
+        image_ref_done(&r);
 }
 
 static void test_refs(void **unused)
@@ -223,7 +223,7 @@ static void test_manifests(void **unused)
         assert_int_equal(m.layers[0].compression, LAYER_GZIP);
         assert_int_equal(m.layers[1].compression, LAYER_ZSTD);
         assert_string_equal(m.config.digest, "sha256:" HEX_A);
-        manifest_free(&m);
+        manifest_done(&m);
 
         /* an index: the host's platform is picked, attestation entries are skipped */
         (void)snprintf(buf, sizeof(buf),
@@ -244,7 +244,7 @@ static void test_manifests(void **unused)
         assert_string_equal(d->digest, "sha256:" HEX_B);
         assert_int_equal(manifest_pick(&m, "linux", "s390x", NULL, &d, &err), -ENOENT);
         assert_non_null(strstr(err.msg, "linux/arm64/v8"));
-        manifest_free(&m);
+        manifest_done(&m);
 
         /* refused: schema 1, foreign layers, bad digests, too many layers, not JSON */
         (void)snprintf(buf, sizeof(buf), "{\"schemaVersion\":1,\"fsLayers\":[]}");
@@ -299,11 +299,11 @@ static void test_config(void **unused)
         assert_string_equal(c.user, "1000:1000");
         assert_string_equal(c.cmd[0], "sh");
         assert_int_equal(c.n_diff_ids, 1);
-        image_config_free(&c);
+        image_config_done(&c);
         assert_int_equal(image_config_parse("{\"config\":{\"Env\":[1]}}", 22, &c, &err), -EBADMSG);
         assert_int_equal(image_config_parse("{}", 2, &c, &err), 0); /* all optional */
         assert_null(c.env);
-        image_config_free(&c);
+        image_config_done(&c);
 }
 
 /* WorkingDir, User and Env of an untrusted config: normalised or refused, never passed on. */
@@ -422,13 +422,13 @@ static void test_store_names(void **unused)
         assert_int_equal(image_store_resolve(&s, &ref, &got, &err), 0);
         assert_string_equal(got.id, rec.id);
         assert_string_equal(got.names[0], names[0]);
-        image_record_free(&got);
-        image_ref_free(&ref);
+        image_record_done(&got);
+        image_ref_done(&ref);
         /* by digest of the index it came from */
         assert_int_equal(image_ref_parse("alpine@sha256:" HEX_C, &ref, &err), 0);
         assert_int_equal(image_store_resolve(&s, &ref, &got, &err), 0);
-        image_record_free(&got);
-        image_ref_free(&ref);
+        image_record_done(&got);
+        image_ref_done(&ref);
         /* untagging the last tag takes the digest name; prune then frees the layer */
         assert_int_equal(image_store_prune(&s, NULL, &freed, &err), 0);
         assert_int_equal(access(path, F_OK), 0);
@@ -436,7 +436,7 @@ static void test_store_names(void **unused)
         assert_int_equal(image_store_remove(&s, "alpine:3.20", &err), -ENOENT);
         assert_int_equal(image_store_prune(&s, NULL, &freed, &err), 0);
         assert_int_equal(access(path, F_OK), -1);
-        image_store_close(&s);
+        image_store_done(&s);
         assert_int_equal(rm_rf_at(AT_FDCWD, dir), 0);
 }
 

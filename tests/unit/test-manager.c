@@ -22,6 +22,7 @@
 #include "core/manager.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/strv.h"
 #include "shared/time-util.h"
 
 struct fixture {
@@ -87,7 +88,7 @@ static int teardown(void **state)
         if (manager_list(f->m, NULL, NULL, &l) == 0) {
                 for (size_t i = 0; i < l.n; i++)
                         (void)manager_remove(f->m, l.items[i]->name, NULL);
-                state_list_free(&l);
+                state_list_done(&l);
         }
         manager_free(f->m);
         /* every agent a test started is gone (its handlers and spare too) */
@@ -308,10 +309,10 @@ static void test_files_and_detached(void **state)
                         assert_int_equal(g.status, AK_DETACH_FAILED);
                         assert_true(g.has_code);
                         assert_int_equal(g.code, 4);
-                        agent_detached_clear(&g);
+                        agent_detached_done(&g);
                         break;
                 }
-                agent_detached_clear(&g);
+                agent_detached_done(&g);
                 usleep(10000);
         }
         /* a new connection (as from another process) sees it */
@@ -321,7 +322,7 @@ static void test_files_and_detached(void **state)
         assert_int_equal(n, 1);
         assert_string_equal(list[0].id, d.id);
         assert_string_equal(list[0].argv[2], "echo detached-out; exit 4");
-        agent_detached_clear(&list[0]);
+        agent_detached_done(&list[0]);
         free(list);
         buf_reset(&content);
         fd = manager_connect(f->m, "files", NULL, &err);
@@ -331,7 +332,7 @@ static void test_files_and_detached(void **state)
                          0);
         close(fd);
         assert_string_equal(content.data, "detached-out\n");
-        agent_detached_clear(&d);
+        agent_detached_done(&d);
 }
 
 static void test_injected_start_failure(void **state)
@@ -384,7 +385,7 @@ static void test_ephemeral(void **state)
         assert_int_equal(ex.code, 9);
         assert_int_equal(manager_list(f->m, NULL, NULL, &l), 0);
         assert_int_equal(l.n, 0); /* nothing recorded */
-        state_list_free(&l);
+        state_list_done(&l);
 }
 
 /* ---- the seed's mod tests, ported (same scenarios, same expectations) ---- */
@@ -488,7 +489,7 @@ static void test_seed_reconcile_dry_run_archive_does_not_mutate(void **state)
         assert_int_equal(res.n_actions, 1);
         assert_string_equal(reconcile_action_name(res.actions[0].action), "archive");
         assert_non_null(strstr(res.actions[0].reason, "(threshold=60s)"));
-        reconcile_result_free(&res);
+        reconcile_result_done(&res);
         st = load(f, "archive-dry-run");
         assert_null(st->archived_at);
         assert_int_equal(state_format(st, &after), 0);
@@ -511,7 +512,7 @@ static void test_seed_reconcile_archives_when_threshold_hit(void **state)
         assert_int_equal(manager_set_lifecycle(f->m, "archive-now", &p, NULL), 0);
         assert_int_equal(manager_reconcile(f->m, false, &res, NULL), 0);
         assert_true(in(res.archived, "archive-now"));
-        reconcile_result_free(&res);
+        reconcile_result_done(&res);
         st = load(f, "archive-now");
         assert_non_null(st->archived_at);
         assert_non_null(st->archived_reason);
@@ -536,7 +537,7 @@ static void test_seed_reconcile_stops_running_sandbox(void **state)
         assert_int_equal(manager_set_lifecycle(f->m, "stop-now", &p, NULL), 0);
         assert_int_equal(manager_reconcile(f->m, false, &res, NULL), 0);
         assert_true(in(res.stopped, "stop-now"));
-        reconcile_result_free(&res);
+        reconcile_result_done(&res);
         st = load(f, "stop-now");
         assert_false(manager_is_running(f->m, st));
         assert_null(st->archived_at); /* stopped, not archived */
@@ -544,7 +545,7 @@ static void test_seed_reconcile_stops_running_sandbox(void **state)
         /* a stopped sandbox is not stopped again */
         assert_int_equal(manager_reconcile(f->m, false, &res, NULL), 0);
         assert_int_equal(res.n_actions, 0);
-        reconcile_result_free(&res);
+        reconcile_result_done(&res);
 }
 
 static void test_seed_reconcile_deletes_archived_sandbox(void **state)
@@ -558,7 +559,7 @@ static void test_seed_reconcile_deletes_archived_sandbox(void **state)
         assert_int_equal(manager_set_lifecycle(f->m, "delete-now", &p, NULL), 0);
         assert_int_equal(manager_reconcile(f->m, false, &res, NULL), 0);
         assert_true(in(res.removed, "delete-now"));
-        reconcile_result_free(&res);
+        reconcile_result_done(&res);
         assert_false(store_exists(f->m->store, "delete-now"));
 }
 
@@ -583,7 +584,7 @@ static void test_reconcile_orders_by_name_and_leaves_others(void **state)
         assert_int_equal(res.n_actions, 2);
         assert_string_equal(res.actions[0].sandbox, "alpha");
         assert_string_equal(res.actions[1].sandbox, "zeta");
-        reconcile_result_free(&res);
+        reconcile_result_done(&res);
 }
 
 static void test_seed_set_identity_metadata(void **state)

@@ -17,6 +17,7 @@
 #include "agent/client.h"
 #include "agent/proto.h"
 #include "shared/cleanup.h"
+#include "shared/strv.h"
 
 static void test_roundtrip(void **unused)
 {
@@ -180,7 +181,7 @@ static void test_conn(void **unused)
         close(sv[0]);
         assert_int_equal(ak_conn_fill(&c), 0);
         assert_true(c.eof);
-        ak_conn_release(&c);
+        ak_conn_done(&c);
         close(sv[1]);
 }
 

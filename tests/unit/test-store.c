@@ -189,7 +189,7 @@ static void test_load_empty(void **state)
         struct state_list l;
         assert_int_equal(store_list(f->store, NULL, NULL, &l), 0);
         assert_int_equal(l.n, 0);
-        state_list_free(&l);
+        state_list_done(&l);
 }
 
 static int warnings;
@@ -216,7 +216,7 @@ static void test_load_with_files(void **state)
         assert_string_equal(l.items[0]->image, "alpine:3.20");
         assert_int_equal(l.items[0]->memory_mb, 256);
         assert_int_equal(warnings, 1); /* the invalid file is reported, not fatal */
-        state_list_free(&l);
+        state_list_done(&l);
 }
 
 static void test_load_nonexistent_dir(void **unused)

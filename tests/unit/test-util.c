@@ -20,9 +20,11 @@
 
 #include "shared/buf.h"
 #include "shared/cleanup.h"
+#include "shared/err.h"
 #include "shared/fd-util.h"
 #include "shared/parse-util.h"
 #include "shared/random-util.h"
+#include "shared/strv.h"
 #include "shared/time-util.h"
 
 static void test_rfc3339_format(void **unused)
@@ -522,16 +524,164 @@ static void test_open_source_file(void **unused)
         assert_int_equal(rm_rf_at(AT_FDCWD, dir), 0);
 }
 
+static void test_err_errno(void **unused)
+{
+        struct ak_err err = {0};
+        char big[AK_ERR_MSG_MAX * 2];
+        char want[AK_ERR_MSG_MAX + 64];
+        (void)unused;
+        /* the sign is normalised: code, return value and message agree */
+        assert_int_equal(ak_err_errno(&err, -ENOENT, "open '%s'", "x"), -ENOENT);
+        assert_int_equal(err.code, ENOENT);
+        (void)snprintf(want, sizeof(want), "open 'x': %s", strerror(ENOENT));
+        assert_string_equal(err.msg, want);
+        assert_int_equal(ak_err_errno(&err, EACCES, "open"), -EACCES);
+        assert_int_equal(err.code, EACCES);
+        (void)snprintf(want, sizeof(want), "open: %s", strerror(EACCES));
+        assert_string_equal(err.msg, want);
+        /* 0 is not an error: it is reported as EIO, like ak_err_set */
+        assert_int_equal(ak_err_errno(&err, 0, "what"), -EIO);
+        assert_int_equal(err.code, EIO);
+        /* errno is preserved */
+        errno = ERANGE;
+        (void)ak_err_errno(&err, EPERM, "x");
+        assert_int_equal(errno, ERANGE);
+        /* NULL err: only the return value */
+        assert_int_equal(ak_err_errno(NULL, -EBUSY, "x"), -EBUSY);
+        assert_int_equal(ak_err_errno(NULL, EBUSY, "x"), -EBUSY);
+        /* truncation at AK_ERR_MSG_MAX, the same as formatting the whole message at once */
+        memset(big, 'a', sizeof(big) - 1);
+        big[sizeof(big) - 1] = '\0';
+        assert_int_equal(ak_err_errno(&err, ENOENT, "%s", big), -ENOENT);
+        assert_int_equal(strlen(err.msg), AK_ERR_MSG_MAX - 1);
+        assert_int_equal(err.code, ENOENT);
+        for (size_t n = AK_ERR_MSG_MAX - 8; n < AK_ERR_MSG_MAX + 2; n++) {
+                struct ak_err set = {0};
+                big[n] = '\0';
+                (void)ak_err_errno(&err, ENOENT, "%s", big);
+                (void)ak_err_set(&set, ENOENT, "%s: %s", big, strerror(ENOENT));
+                assert_string_equal(err.msg, set.msg);
+                big[n] = 'a';
+        }
+}
+
+static void test_err_oom(void **unused)
+{
+        struct ak_err err = {0};
+        (void)unused;
+        assert_int_equal(ak_err_oom(&err), -ENOMEM);
+        assert_int_equal(err.code, ENOMEM);
+        assert_string_equal(err.msg, "out of memory");
+        assert_int_equal(ak_err_oom(NULL), -ENOMEM);
+}
+
+static void test_strv(void **unused)
+{
+        cleanup_strv char **v = NULL;
+        cleanup_strv char **copy = NULL;
+        cleanup_strv char **env = NULL;
+        char *base[] = {"PATH=/bin", "HOME=/root", "junk", "TERM=dumb", NULL};
+        char *over[] = {"HOME=/home/u", "X=1", NULL};
+        (void)unused;
+        assert_int_equal(strv_len(NULL), 0);
+        assert_null(strv_dup(NULL));
+        strv_free(NULL);
+        assert_int_equal(strv_push(&v, "a"), 0);
+        assert_int_equal(strv_push(&v, "b"), 0);
+        assert_int_equal(strv_consume(&v, strdup("c")), 0);
+        assert_int_equal(strv_consume(&v, NULL), -ENOMEM); /* a failed strdup: v unchanged */
+        assert_int_equal(strv_len(v), 3);
+        assert_string_equal(v[2], "c");
+        assert_null(v[3]);
+        copy = strv_dup(v);
+        assert_non_null(copy);
+        assert_int_equal(strv_len(copy), 3);
+        assert_ptr_not_equal(copy[0], v[0]);
+        assert_string_equal(copy[1], "b");
+        /* base's keys that over does not set, then over; entries without '=' dropped */
+        env = strv_env_merge(base, over);
+        assert_non_null(env);
+        assert_int_equal(strv_len(env), 4);
+        assert_string_equal(env[0], "PATH=/bin");
+        assert_string_equal(env[1], "TERM=dumb");
+        assert_string_equal(env[2], "HOME=/home/u");
+        assert_string_equal(env[3], "X=1");
+}
+
+/* A destructor that counts its calls and clobbers errno, as close() may. */
+struct counted {
+        int *calls;
+};
+static void counted_free(struct counted *c)
+{
+        (*c->calls)++;
+        errno = EBADF;
+}
+static void counted_done(struct counted *c)
+{
+        if (c->calls)
+                (*c->calls)++;
+        errno = EBADF;
+}
+DEFINE_CLEANUP(struct counted, counted_free)
+DEFINE_CLEANUP_DONE(struct counted, counted_done)
+
+static struct counted *counted_hand_over(int *calls, bool keep)
+{
+        static struct counted obj;
+        CLEANUP_FUNC(counted_free) struct counted *c = &obj;
+        obj.calls = calls;
+        return keep ? TAKE_PTR(c) : NULL;
+}
+
+static void test_cleanup(void **unused)
+{
+        int calls = 0;
+        (void)unused;
+        /* an x_free cleanup runs once at scope exit, keeps errno, and not after TAKE_PTR */
+        errno = ERANGE;
+        assert_null(counted_hand_over(&calls, false));
+        assert_int_equal(calls, 1);
+        assert_int_equal(errno, ERANGE);
+        assert_non_null(counted_hand_over(&calls, true));
+        assert_int_equal(calls, 1);
+        /* an x_done cleanup runs on the struct itself; TAKE_STRUCT leaves it empty */
+        {
+                CLEANUP_FUNC(counted_done) struct counted v = {&calls};
+                struct counted moved = TAKE_STRUCT(v);
+                assert_ptr_equal(moved.calls, &calls);
+                assert_null(v.calls);
+        }
+        assert_int_equal(calls, 1);
+        {
+                CLEANUP_FUNC(counted_done) struct counted v = {&calls};
+                (void)v;
+        }
+        assert_int_equal(calls, 2);
+        assert_int_equal(errno, ERANGE);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_rfc3339_format),   cmocka_unit_test(test_rfc3339_parse),
-            cmocka_unit_test(test_numbers),          cmocka_unit_test(test_buf),
-            cmocka_unit_test(test_array_reserve),    cmocka_unit_test(test_ids),
-            cmocka_unit_test(test_atomic_write),     cmocka_unit_test(test_mkdir_rm),
-            cmocka_unit_test(test_openat_nomagic),   cmocka_unit_test(test_openat_nomagic_walk),
-            cmocka_unit_test(test_out_file),         cmocka_unit_test(test_out_file_named),
-            cmocka_unit_test(test_open_source_file), cmocka_unit_test(test_rm_rf_deep),
+            cmocka_unit_test(test_rfc3339_format),
+            cmocka_unit_test(test_rfc3339_parse),
+            cmocka_unit_test(test_numbers),
+            cmocka_unit_test(test_buf),
+            cmocka_unit_test(test_array_reserve),
+            cmocka_unit_test(test_ids),
+            cmocka_unit_test(test_atomic_write),
+            cmocka_unit_test(test_mkdir_rm),
+            cmocka_unit_test(test_openat_nomagic),
+            cmocka_unit_test(test_openat_nomagic_walk),
+            cmocka_unit_test(test_out_file),
+            cmocka_unit_test(test_out_file_named),
+            cmocka_unit_test(test_open_source_file),
+            cmocka_unit_test(test_rm_rf_deep),
+            cmocka_unit_test(test_err_errno),
+            cmocka_unit_test(test_err_oom),
+            cmocka_unit_test(test_strv),
+            cmocka_unit_test(test_cleanup),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

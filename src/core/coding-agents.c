@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "agents.h"
+/*
+ * The coding agents (claude, codex, ...) that a sandbox can be set up for: a fixed table, looked
+ * up by name. Not the sandbox's agent (src/agent/), which runs commands inside it.
+ */
+#include "coding-agents.h"
 
 #include <string.h>
 
 #include "shared/macro.h"
 
-static const struct agent_info agents[] = {
+static const struct coding_agent agents[] = {
     {"claude", "claude", "@anthropic-ai/claude-code"},
     {"gemini", "gemini", "@google/gemini-cli"},
     {"codex", "codex", "@openai/codex"},
@@ -15,7 +19,7 @@ static const struct agent_info agents[] = {
     {"copilot", "github-copilot-cli", "@githubnext/github-copilot-cli"},
 };
 
-const struct agent_info *agent_find(const char *name)
+const struct coding_agent *coding_agent_find(const char *name)
 {
         for (size_t i = 0; name && i < ARRAY_SIZE(agents); i++)
                 if (streq(agents[i].name, name))
