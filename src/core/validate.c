@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,25 @@ int validate_label(const char *key, const char *value, struct ak_err *err)
                 if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
                         return ak_err_set(err, EINVAL,
                                           "label '%s' value contains a control character", key);
+        return 0;
+}
+
+int validate_labels(json_t *labels, struct ak_err *err)
+{
+        const char *k;
+        json_t *v;
+        int r;
+
+        if (!json_is_object(labels))
+                return ak_err_set(err, EINVAL, "labels must be an object of strings");
+        if (json_object_size(labels) > LABELS_MAX)
+                return ak_err_set(err, EINVAL, "at most %d labels", LABELS_MAX);
+        json_object_foreach (labels, k, v) {
+                if (!json_is_string(v))
+                        return ak_err_set(err, EINVAL, "label '%s' must be a string", k);
+                if ((r = validate_label(k, json_string_value(v), err)) < 0)
+                        return r;
+        }
         return 0;
 }
 

@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -23,6 +24,8 @@
 int validate_name(const char *name, struct ak_err *err);
 int validate_image(const char *image, struct ak_err *err);
 int validate_label(const char *key, const char *value, struct ak_err *err);
+/* A sandbox's labels: an object of at most LABELS_MAX strings, each a valid label. */
+int validate_labels(json_t *labels, struct ak_err *err);
 /* Splits "k=v" (CLI) or "k:v" (HTTP query, sep=':') into key and value (malloc'd). */
 int parse_label(const char *spec, char sep, char **ret_key, char **ret_value, struct ak_err *err);
 
