@@ -40,6 +40,7 @@
 #include "shared/cmd-policy.h"
 #include "shared/fd-util.h"
 #include "shared/parse-util.h"
+#include "shared/path-walk.h"
 #include "shared/random-util.h"
 #include "shared/strv.h"
 #include "shared/time-util.h"

@@ -26,6 +26,7 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/parse-util.h"
+#include "shared/path-walk.h"
 #include "shared/strv.h"
 
 #define PASSWD_MAX (4u << 20)
