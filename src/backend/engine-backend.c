@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend/backends.h"
 #include "backend/engine-private.h"
 #include "core/backend.h"
 #include "core/paths.h"

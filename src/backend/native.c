@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend/backends.h"
 #include "backend/native-image.h"
 #include "backend/native.h"
 #include "core/backend.h"
