@@ -111,7 +111,8 @@ static int snapshot_cache(char *out, size_t len)
  * start_done() frees the memory and fds that every start holds until it returns. From the last
  * step (commit) on, the sandbox outlives us or, ephemeral, belongs to the session.
  *
- * Each step but the last ends at a test point named after what it did (shared/test-hook.h):
+ * Each step that acquires something ends at a test point named after what it did (all but the
+ * first, which only refuses, and the commit, after which nothing can fail; shared/test-hook.h):
  * AGENTKERNEL_TEST_HOOK=<point> stops the starter there for a crash test, fail:<point> fails the
  * start there.
  */
