@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "core/toml.h"
+#include "shared/toml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -192,7 +192,7 @@ def assert_no_new_agents(before):
 
 def snapshot_cache(data_dir):
     """Where an agentkernel run as root with this data directory keeps its /etc snapshots
-    (src/backend/native.c, snapshot_cache): /run/agentkernel/<id>/etc, <id> the first 16 hex
+    (src/backend/native-start.c, snapshot_cache): /run/agentkernel/<id>/etc, <id> the first 16 hex
     digits of the SHA-256 of the data directory's canonical path."""
     real = os.path.realpath(data_dir)
     return pathlib.Path("/run/agentkernel") / hashlib.sha256(real.encode()).hexdigest()[:16] / "etc"

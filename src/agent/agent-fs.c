@@ -27,6 +27,7 @@
 #include "agent.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/path-walk.h"
 #include "shared/random-util.h"
 
 #define PROC_FS_MAGIC 0x9fa0 /* PROC_SUPER_MAGIC of <linux/magic.h>, which musl lacks */

@@ -4,8 +4,8 @@
  * strict number parsing, never through a /proc link, never a FIFO), command environments, and
  * the last steps before a command's execve (the working directory, too, is never reached through
  * a /proc link; the command's own seccomp filter); the ERROR reply and a handler's notes to PID 1,
- * which every connection handler (agent-exec.c, agent-fs.c) uses: with them here, the handlers
- * need nothing from agent.c (PID 1 and its handler pool), which needs them.
+ * which every connection handler (agent-session.c, agent-detach.c, agent-fs.c) uses: with them
+ * here, the handlers need nothing from agent.c (PID 1 and its handler pool), which needs them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +26,7 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/parse-util.h"
+#include "shared/path-walk.h"
 #include "shared/strv.h"
 
 #define PASSWD_MAX (4u << 20)

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend/backends.h"
 #include "core/backend.h"
 #include "core/paths.h"
 #include "proc-util.h"

@@ -2,9 +2,11 @@
 /*
  * The `native` backend: Linux namespaces, cgroups and seccomp, no daemon. It provisions the
  * boundary (src/runtime/) and hands back the agent's channel; it never runs commands itself.
+ * This file is its ops table and what it does to a started sandbox; the start is
+ * native-start.c.
  *
- * A running sandbox is described by <run_dir>/runtime.json (pid and start time of its init, its
- * cgroups, its pasta). The pid is trusted only while /proc/<pid>/stat shows the same start time,
+ * A running sandbox is described by <run_dir>/runtime.json (pid, start time and boot of its
+ * init, its cgroups). The pid is trusted only while /proc/<pid>/stat shows the same start time,
  * so a recycled pid is never signalled. Whatever a crashed starter left behind (cgroups, run dir)
  * is found from the sandbox's uuid and removed by cleanup().
  */
@@ -12,55 +14,30 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/openat2.h>
-#include <poll.h>
-#include <sha2.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend/backends.h"
 #include "backend/native-image.h"
+#include "backend/native.h"
 #include "core/backend.h"
-#include "core/paths.h"
 #include "core/private-dir.h"
 #include "proc-util.h"
 #include "runtime/cgroup.h"
-#include "runtime/net.h"
-#include "runtime/rootfs.h"
-#include "runtime/runtime.h"
-#include "runtime/seccomp.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
-#include "shared/parse-util.h"
 #include "shared/random-util.h"
-#include "shared/strv.h"
-#include "shared/test-hook.h"
-#include "shared/time-util.h"
 
-#define STATE_TMPFS_OPTS "mode=0700,size=256m,nr_inodes=65536"
 #define STOP_TIMEOUT_MS 5000
 #define RUNTIME_FILE "runtime.json"
-#define SOCKET_FILE "agent.sock"
-
-struct native_session {
-        pid_t pid;
-        int pidfd;
-        int sync_fd;
-        int lock_fd; /* held while the ephemeral cgroup is ours */
-        char lock_path[PATH_MAX];
-        int image_lock_fd;     /* the image store's shared lock, or -1 */
-        char merged[PATH_MAX]; /* an ephemeral copy-fallback root to delete, or "" */
-        struct cgroup_set cg;
-};
 
 /* runtime.json: written by start, read back by status, stop, remove, resize and stats. It is
  * input from disk like any other: read_runtime() accepts it only as a private file (ours, not
@@ -80,7 +57,7 @@ struct native_runtime {
         char uuid[37]; /* the sandbox's, which its agent was started with */
 };
 
-static void run_path(const struct sandbox_ref *ref, const char *file, char *out, size_t len)
+void native_run_path(const struct sandbox_ref *ref, const char *file, char *out, size_t len)
 {
         (void)snprintf(out, len, "%s/%s", ref->run_dir, file);
 }
@@ -105,7 +82,7 @@ static int read_runtime(const struct sandbox_ref *ref, struct native_runtime *rt
         size_t i;
 
         memset(rt, 0, sizeof(*rt));
-        run_path(ref, RUNTIME_FILE, path, sizeof(path));
+        native_run_path(ref, RUNTIME_FILE, path, sizeof(path));
         if (private_file_read_at(AT_FDCWD, path, &b, 1u << 16, NULL) < 0 || !b.data)
                 return -ENOENT;
         o = json_loadb(b.data, b.len, 0, NULL);
@@ -201,8 +178,21 @@ static int write_runtime(const struct sandbox_ref *ref, const struct native_runt
         text = json_dumps(o, JSON_INDENT(2));
         if (!text)
                 return -ENOMEM;
-        run_path(ref, RUNTIME_FILE, path, sizeof(path));
+        native_run_path(ref, RUNTIME_FILE, path, sizeof(path));
         return write_file_atomic_at(AT_FDCWD, path, text, strlen(text), PRIVATE_FILE_MODE, false);
+}
+
+int native_record(const struct sandbox_ref *ref, pid_t pid, const struct cgroup_set *cg)
+{
+        struct native_runtime rt = {.pid = pid, .cg = *cg};
+        int r;
+
+        r = proc_start_time(pid, &rt.start_time);
+        if (r >= 0)
+                r = proc_boot_id(rt.boot_id);
+        if (r >= 0)
+                r = write_runtime(ref, &rt);
+        return r;
 }
 
 static int native_probe(char *why, size_t why_len)
@@ -215,448 +205,6 @@ static int native_probe(char *why, size_t why_len)
         }
         close(fd);
         return 1;
-}
-
-/* Builds the agent's environment: defaults, then the sandbox's own. Caller frees (strv). */
-static char **agent_env(char *const *env)
-{
-        static char *const defaults[] = {
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME=/root",
-            "HOSTNAME=agentkernel",
-            NULL,
-        };
-        return strv_env_merge(defaults, env);
-}
-
-/* Networking starts as soon as the sandbox's namespaces exist (runtime_spec.on_namespaces). */
-struct net_launch_ctx {
-        const struct backend_config *cfg;
-        int exit_fd; /* read end of the pipe the agent holds */
-        char api[PATH_MAX];
-        struct net_handle net;
-        struct ak_err err;
-        int r;
-};
-
-static void launch_network(pid_t pid, void *ctx)
-{
-        struct net_launch_ctx *n = ctx;
-
-        n->r = net_launch(pid, n->exit_fd, n->cfg->n_ports ? n->api : NULL, &n->net, &n->err);
-        n->exit_fd = -1; /* consumed */
-}
-
-/* The `host` image's /etc comes from a shared snapshot (runtime/etc-snapshot.h) unless
- * AGENTKERNEL_ETC_SNAPSHOTS=0, which fills it at every start as before. */
-static bool etc_snapshots_enabled(void)
-{
-        const char *v = getenv("AGENTKERNEL_ETC_SNAPSHOTS");
-        return !(v && (streq(v, "0") || streq(v, "false")));
-}
-
-/*
- * Where /etc snapshots are kept (etc-snapshot.h), private like the rest: etc_snapshot() checks
- * each snapshot's owner and mode too. A sandbox reads the snapshot's path in its mount table
- * (the kernel prints a bind's root as its path within its filesystem), so the cache is not in
- * the data directory, whose path names a home, but in the runtime directory (/run as root,
- * $XDG_RUNTIME_DIR rootless, both private places of their owner): <runtime>/agentkernel/<id>/etc,
- * <id> a hash of the data directory's path (each data directory has its own cache, as before).
- * Without a usable runtime directory, <data>/cache/etc. 0, or -1 when there is none.
- */
-static int snapshot_cache(char *out, size_t len)
-{
-        const char *runtime = geteuid() == 0 ? "/run" : secure_getenv("XDG_RUNTIME_DIR");
-        cleanup_free char *data = NULL, *top = NULL;
-        cleanup_close int dfd = paths_data_dir_open(&data, NULL);
-        char id[SHA256_DIGEST_STRING_LENGTH], sub[64];
-        int fd;
-
-        if (dfd < 0)
-                return -1;
-        if (runtime && runtime[0] == '/' && asprintf(&top, "%s/agentkernel", runtime) >= 0) {
-                cleanup_close int tfd =
-                    private_dir_open(top, "runtime directory", PRIVATE_CREATE, NULL, NULL);
-                (void)SHA256Data((const uint8_t *)data, strlen(data), id);
-                (void)snprintf(sub, sizeof(sub), "%.16s/etc", id);
-                fd = tfd >= 0 ? private_dir_open_at(tfd, top, sub, PRIVATE_CREATE, NULL) : -1;
-                if (fd >= 0) {
-                        close(fd);
-                        return (size_t)snprintf(out, len, "%s/%s", top, sub) < len ? 0 : -1;
-                }
-        }
-        fd = private_dir_open_at(dfd, data, "cache/etc", PRIVATE_CREATE, NULL);
-        if (fd < 0)
-                return -1;
-        close(fd);
-        return (size_t)snprintf(out, len, "%s/cache/etc", data) < len ? 0 : -1;
-}
-
-static int native_start(const struct backend_config *cfg, struct backend_session *ret_session,
-                        struct ak_err *err)
-{
-        const struct profile *p = cfg->profile;
-        struct cgroup_limits lim = {
-            .memory_bytes = cfg->memory_mb << 20,
-            .pids_max = p->pids_max,
-            .cpu_millis = (uint64_t)cfg->vcpus * 10 * p->cpu_percent,
-        };
-        struct rootfs_opts ro = {.workspace = cfg->workspace,
-                                 .home = cfg->home,
-                                 .binds = cfg->binds,
-                                 .n_binds = cfg->n_binds,
-                                 .idmap = geteuid() == 0};
-        cleanup_mount_plan struct mount_plan plan = {0};
-        struct sock_fprog filter = {0};
-        struct cgroup_set cg = {.mode = CGROUP_NONE};
-        struct runtime_child child = {.pid = -1, .pidfd = -1, .sync_fd = -1};
-        struct native_runtime rt = {0};
-        cleanup_close int exe_fd = -1;
-        cleanup_close int ws_fd = -1; /* the workspace, held until the sandbox has bound it */
-        char ws_path[32];
-        cleanup_close int chan = -1;
-        cleanup_close int peer = -1;
-        cleanup_strv char **envp = NULL;
-        char agent[PATH_MAX], path[PATH_MAX], cgid[64], caps[32], why[256];
-        int hold[2] = {-1, -1};
-        int etc_lock = -1; /* the /etc snapshot's shared lock: the agent inherits it */
-        int held[RUNTIME_HOLD_MAX] = {-1, -1}; /* what the agent keeps open: fds 6, 7 there */
-        size_t n_held = 0;
-        char procs_buf[4][CGROUP_PATH_MAX], lock_path[PATH_MAX] = "", snapshots[PATH_MAX] = "";
-        int lock_fd = -1;
-        struct net_launch_ctx net = {.cfg = cfg, .exit_fd = -1, .net = {0, -1}, .r = -1};
-        const char *procs[5];
-        const char *argv[24];
-        uint32_t id_base = 0;
-        bool cgroups_made = false, host_files = false;
-        cleanup_native_image struct native_image img = NATIVE_IMAGE_INIT;
-        bool oci = !streq(cfg->image, "host");
-        char merged[PATH_MAX] = ""; /* the copy fallback's root (the image, read-only to it) */
-        const char *workdir = cfg->workspace ? "/workspace" : "/";
-        size_t n = 0;
-        int r;
-
-        r = backend_id_base(cfg, &id_base, err);
-        if (r < 0)
-                return r;
-        r = paths_agent_binary(agent, sizeof(agent), err);
-        if (r < 0)
-                return r;
-        if (cfg->ephemeral && cfg->n_ports)
-                return ak_err_set(err, ENOTSUP,
-                                  "publishing ports needs a kept sandbox (use --keep or create)");
-        if (cfg->network) {
-                if (!net_available(why, sizeof(why)))
-                        return ak_err_set(err, ENOENT, "%s", why);
-                ro.resolv_conf = NET_RESOLV_CONF;
-                /* The agent holds the write end: slirp4netns exits when the sandbox does. */
-                if (pipe2(hold, O_CLOEXEC) < 0)
-                        return ak_err_errno(err, errno, "pipe");
-        }
-        if (!oci && etc_snapshots_enabled()) {
-                /* without a cache directory /etc is filled the slow way */
-                if (snapshot_cache(snapshots, sizeof(snapshots)) == 0)
-                        ro.etc_snapshots = snapshots;
-        }
-        if (cfg->workspace) {
-                /* The recorded workspace is canonical, but a directory of its path may be in
-                 * another sandbox's workspace, swapped since for a symlink (to /etc...): it is
-                 * opened now without following any. Rootful, it is bound from this very fd
-                 * (the parent clones it through its /proc/self/fd name, which no one can
-                 * swap); rootless, the child binds the path it checked here (a mount in our
-                 * namespace cannot be bound in its own), a window only the caller's own files
-                 * are behind. */
-                struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
-                                       .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-                ws_fd = (int)syscall(SYS_openat2, AT_FDCWD, cfg->workspace, &how, sizeof(how));
-                if (ws_fd < 0 && errno == ELOOP)
-                        return ak_err_set(err, EPERM,
-                                          "the workspace '%s' is reached through a symlink now "
-                                          "(something replaced a directory of its path): "
-                                          "refused; check it, then recreate the sandbox",
-                                          cfg->workspace);
-                if (ws_fd < 0)
-                        return ak_err_errno(err, errno, "the workspace '%s'", cfg->workspace);
-                (void)snprintf(ws_path, sizeof(ws_path), "/proc/self/fd/%d", ws_fd);
-                if (ro.idmap) /* rootful: prepared (open_tree) by the parent */
-                        ro.workspace = ws_path;
-        }
-        if (!cfg->ephemeral) {
-                /* Leftovers of an earlier run of this sandbox (a crashed starter) go first. */
-                (void)backend_cleanup(&native_backend_ops, &cfg->ref, NULL);
-                r = private_dir_ensure(cfg->ref.run_dir, err);
-                if (r < 0)
-                        return r;
-        }
-
-        /* Everything the child will need, prepared here (it must not allocate). */
-        (void)snprintf(cgid, sizeof(cgid), "%s%s", cfg->ephemeral ? "run-" : "", cfg->ref.uuid);
-        if (oci) {
-                r = native_image_open(cfg->image, &img, err);
-                if (r < 0)
-                        goto fail;
-                if (!cfg->workspace && img.workdir && img.workdir[0] == '/')
-                        workdir = img.workdir;
-                /* What the sandbox writes goes to its disk (a tmpfs of disk_mb that vanishes
-                 * with it: nothing on the host's disk, nothing to clean up even after a crash),
-                 * kept or not. The copy fallback copies the image next to the sandbox's runtime
-                 * files, as the overlay's one lower layer: the host writes it, the sandbox never
-                 * does. */
-                bool copy = native_image_use_copy();
-                if (copy && cfg->ephemeral)
-                        (void)snprintf(merged, sizeof(merged), "%s/%s.rootfs", cfg->ref.run_dir,
-                                       cgid);
-                else if (copy)
-                        (void)snprintf(merged, sizeof(merged), "%s/rootfs", cfg->ref.run_dir);
-        }
-        r = oci ? rootfs_plan_image(&ro, img.lowers, merged[0] ? merged : NULL, img.workdir, &plan)
-                : rootfs_plan_host(&ro, &plan, &etc_lock);
-        if (r < 0) {
-                ak_err_errno(err, r, "building the root filesystem plan");
-                goto fail;
-        }
-        host_files = bind_mounts_writable(ro.workspace, ro.binds, ro.n_binds);
-        r = seccomp_program(p->seccomp, host_files, &filter);
-        if (r < 0) {
-                ak_err_set(err, -r, "no seccomp program for profile '%s'", p->name);
-                goto fail;
-        }
-        exe_fd = open(agent, O_RDONLY | O_CLOEXEC);
-        if (exe_fd < 0) {
-                r = ak_err_errno(err, errno, "open '%s'", agent);
-                goto fail;
-        }
-        if (oci && (r = native_image_agent_ok(exe_fd, err)) < 0)
-                goto fail;
-        if (cfg->ephemeral) {
-                int sp[2];
-                if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
-                        r = ak_err_errno(err, errno, "socketpair");
-                        goto fail;
-                }
-                chan = sp[1];
-                peer = sp[0];
-        } else {
-                run_path(&cfg->ref, SOCKET_FILE, path, sizeof(path));
-                chan = unix_listen(path, 128, err);
-                if (chan < 0) {
-                        r = chan;
-                        goto fail;
-                }
-        }
-        if (oci) {
-                /* the image's Env under the sandbox's own */
-                cleanup_strv char **image_env = strv_env_merge(img.env, cfg->env);
-                envp = image_env ? agent_env(image_env) : NULL;
-        } else {
-                envp = agent_env(cfg->env);
-        }
-        if (!envp) {
-                r = ak_err_oom(err);
-                goto fail;
-        }
-        (void)snprintf(caps, sizeof(caps), "%llx", (unsigned long long)p->caps);
-        argv[n++] = "agentkernel-agent";
-        argv[n++] = cfg->ephemeral ? "--conn-fd" : "--listen-fd";
-        argv[n++] = "3";
-        argv[n++] = "--sync-fd";
-        argv[n++] = "4";
-        argv[n++] = "--state-fd";
-        argv[n++] = "5";
-        argv[n++] = "--caps";
-        argv[n++] = caps;
-        argv[n++] = "--workdir";
-        argv[n++] = workdir;
-        if (img.user && *img.user && geteuid() == 0) {
-                /* the image's User runs commands unless a request names one (--sudo: root);
-                 * rootless maps only root, so there it runs as root */
-                argv[n++] = "--user";
-                argv[n++] = img.user;
-        }
-        if (hold[1] >= 0)
-                held[n_held++] = hold[1];
-        if (etc_lock >= 0)
-                held[n_held++] = etc_lock;
-        for (size_t i = 0; i < n_held; i++) {
-                argv[n++] = "--hold-fd";
-                argv[n++] = (const char *[]){"6", "7"}[i];
-        }
-        if (host_files)
-                argv[n++] = "--host-files"; /* its commands get no openat2 (agent-util.c) */
-        if (cfg->ref.uuid && uuid_is_valid(cfg->ref.uuid)) {
-                /* what ties this process to this sandbox where there are no cgroups
-                 * (runtime_alive), and what its HELLO replies say */
-                argv[n++] = "--uuid";
-                argv[n++] = cfg->ref.uuid;
-        }
-        argv[n] = NULL;
-
-        if (cfg->ephemeral) {
-                /* An ephemeral cgroup has no record; a lock file held for its lifetime tells a
-                 * later sweep whether its owner is still alive. */
-                r = private_dir_ensure(cfg->ref.run_dir, err);
-                if (r < 0)
-                        goto fail;
-                /* Locked under a name a sweep ignores, then renamed into place: a sweep never
-                 * sees the file unlocked, so it can neither take it for a dead run's nor make
-                 * our flock fail by probing it at the wrong moment. */
-                {
-                        char tmp[PATH_MAX];
-                        (void)snprintf(tmp, sizeof(tmp), "%s/.%s.lock", cfg->ref.run_dir, cgid);
-                        (void)snprintf(lock_path, sizeof(lock_path), "%s/%s.lock", cfg->ref.run_dir,
-                                       cgid);
-                        lock_fd =
-                            open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-                        if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0 ||
-                            rename(tmp, lock_path) < 0) {
-                                r = ak_err_errno(err, errno, "lock '%s'", lock_path);
-                                if (lock_fd >= 0)
-                                        (void)unlink(tmp);
-                                lock_path[0] = '\0';
-                                goto fail;
-                        }
-                }
-        }
-        if (cgroup_detect(why, sizeof(why)) != CGROUP_NONE) {
-                r = cgroup_create(cgid, &lim, &cg, err);
-                if (r < 0)
-                        goto fail;
-                cgroups_made = true;
-        }
-        test_hook("native-cgroup-created");
-        if (merged[0]) {
-                /* After the lock file: a sweep removes an ephemeral copy only unlocked. Owned
-                 * by the sandbox's root: its id range's base, or (rootless) ourselves. */
-                r = native_image_copy(&img, merged, geteuid() == 0 ? id_base : 0, err);
-                if (r < 0)
-                        goto fail;
-        }
-        cgroup_procs_files(&cg, procs_buf, procs, ARRAY_SIZE(procs));
-
-        {
-                struct runtime_spec spec = {
-                    .rootless = geteuid() != 0,
-                    .id_base = id_base,
-                    .id_count = ID_RANGE_SIZE,
-                    .host_uid = geteuid(),
-                    .host_gid = getegid(),
-                    .hostname = "agentkernel",
-                    .read_only_root = p->read_only_root,
-                    .plan = &plan,
-                    .disk_bytes = (cfg->disk_mb ? cfg->disk_mb : cfg->memory_mb) << 20,
-                    .workdir = workdir,
-                    .cgroup_procs = procs,
-                    .seccomp = &filter,
-                    .agent_caps = profile_agent_caps() | p->caps,
-                    .state_tmpfs_opts = STATE_TMPFS_OPTS,
-                    .agent_exe_fd = exe_fd,
-                    .chan_fd = chan,
-                    .hold_fds = {held[0], held[1]},
-                    .n_hold = n_held,
-                    .agent_argv = (char *const *)argv,
-                    .agent_envp = envp,
-                    .on_namespaces = hold[1] >= 0 ? launch_network : NULL,
-                    .ctx = &net,
-                };
-                if (hold[1] >= 0) {
-                        net.exit_fd = TAKE_FD(hold[0]);
-                        run_path(&cfg->ref, "slirp.sock", net.api, sizeof(net.api));
-                }
-                r = runtime_spawn(&spec, &child, err);
-                if (r < 0) {
-                        if (net.r >= 0)
-                                net_abort(&net.net);
-                        if (net.exit_fd >= 0)
-                                close(net.exit_fd);
-                        goto fail;
-                }
-        }
-        rt.pid = child.pid;
-        rt.cg = cg;
-        if (etc_lock >= 0) { /* the agent holds it now */
-                close(etc_lock);
-                etc_lock = -1;
-        }
-        test_hook("native-spawned");
-        if (hold[1] >= 0) {
-                close(hold[1]); /* from now on only the agent holds it */
-                hold[1] = -1;
-                if (net.r < 0) {
-                        r = ak_err_set(err, net.err.code ? net.err.code : EIO, "%s",
-                                       ak_err_msg(&net.err));
-                        goto fail;
-                }
-                r = net_wait(&net.net, net.api, cfg->ports, cfg->n_ports, err);
-                if (cfg->n_ports)
-                        (void)unlink(net.api); /* ports are set; nobody needs the socket */
-                if (r < 0)
-                        goto fail;
-        }
-
-        if (cfg->ephemeral) {
-                struct native_session *s = calloc(1, sizeof(*s));
-                if (!s) {
-                        r = ak_err_oom(err);
-                        goto fail;
-                }
-                s->pid = child.pid;
-                s->pidfd = child.pidfd;
-                s->sync_fd = child.sync_fd;
-                s->cg = cg;
-                s->lock_fd = TAKE_FD(lock_fd);
-                memcpy(s->lock_path, lock_path, sizeof(lock_path));
-                s->image_lock_fd = TAKE_FD(img.lock_fd);
-                memcpy(s->merged, merged, sizeof(merged));
-                ret_session->chan_fd = TAKE_FD(peer);
-                ret_session->priv = s;
-        } else {
-                r = proc_start_time(child.pid, &rt.start_time);
-                if (r >= 0)
-                        r = proc_boot_id(rt.boot_id);
-                if (r >= 0)
-                        r = write_runtime(&cfg->ref, &rt);
-                if (r < 0) {
-                        ak_err_errno(err, r, "recording the sandbox");
-                        goto fail;
-                }
-                test_hook("native-recorded");
-                /* From here on the sandbox outlives us. */
-                r = runtime_commit(&child);
-                if (child.pidfd >= 0)
-                        close(child.pidfd);
-                if (r < 0) {
-                        ak_err_set(err, -r, "sandbox exited during start");
-                        goto fail_committed;
-                }
-        }
-        return 0;
-
-fail:
-        if (child.pid > 0) {
-                (void)kill(child.pid, SIGKILL);
-                (void)waitpid(child.pid, NULL, 0);
-                if (child.pidfd >= 0)
-                        close(child.pidfd);
-                if (child.sync_fd >= 0)
-                        close(child.sync_fd);
-        }
-fail_committed:
-        for (int i = 0; i < 2; i++)
-                if (hold[i] >= 0)
-                        close(hold[i]);
-        if (etc_lock >= 0)
-                close(etc_lock);
-        if (cgroups_made)
-                (void)cgroup_destroy(&cg, NULL);
-        if (!cfg->ephemeral)
-                (void)rm_rf_at(AT_FDCWD, cfg->ref.run_dir);
-        else if (merged[0])
-                (void)rm_rf_at(AT_FDCWD, merged);
-        if (lock_fd >= 0) {
-                (void)unlink(lock_path);
-                close(lock_fd);
-        }
-        return err && err->code ? -err->code : (r < 0 ? r : -EIO);
 }
 
 static int native_finish(struct backend_session *bs)
@@ -704,7 +252,7 @@ static int native_status(const struct sandbox_ref *ref, struct backend_status *r
         return 0;
 }
 
-static int native_cleanup(const struct sandbox_ref *ref, struct ak_err *err)
+int native_cleanup(const struct sandbox_ref *ref, struct ak_err *err)
 {
         struct native_runtime rt;
         struct cgroup_set cg;
@@ -743,7 +291,7 @@ static int native_stop(const struct sandbox_ref *ref, struct ak_err *err)
 static int native_connect(const struct sandbox_ref *ref, struct ak_err *err)
 {
         char path[PATH_MAX];
-        run_path(ref, SOCKET_FILE, path, sizeof(path));
+        native_run_path(ref, NATIVE_SOCKET_FILE, path, sizeof(path));
         return unix_connect(path, err);
 }
 

@@ -20,6 +20,7 @@
 #include "core/validate.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/host-file.h"
 
 /* "name:/path" names a sandbox path unless it starts with '/' or '.' (upstream's rule). */
 static bool split_remote(const char *spec, char *name, size_t nlen, const char **path)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backends.h"
 #include "build-config.h"
 #include "cli.h"
 #include "cmd.h"
@@ -259,6 +260,7 @@ int main(int argc, char **argv)
 
         /* A closed pipe on stdout is an error to report, not a reason to die. */
         (void)signal(SIGPIPE, SIG_IGN);
+        backends_init();
         if (argc < 2) {
                 usage(stderr, false);
                 return EXIT_USAGE;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "shared/fd-util.h"
+#include "shared/host-file.h"
 #include "shared/json-util.h"
 #include "shared/time-util.h"
 

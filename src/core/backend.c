@@ -1,48 +1,58 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Backend registry and the only place that calls through a backend_ops table. Keeps argument
- * checks and the "optional op" rule in one place.
+ * checks and the "optional op" rule in one place. The registry holds what the program's main()
+ * registered (backend/backends.h): the backends are above the core and it names none of them.
  */
 #include "backend.h"
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "shared/macro.h"
 #include "shared/random-util.h"
 
-static const struct backend_ops *const registry[] = {
-    &native_backend_ops,
-    &docker_backend_ops,
-    &podman_backend_ops,
-#ifdef AK_TEST_BACKENDS
-    &fake_backend_ops,
-    &faulty_backend_ops,
-#endif
-    NULL,
-};
+/* This program's backends, in detection order: set once by its main() (backend/backends.h),
+ * since the backends are a layer above this one and the core names none of them. */
+static const struct backend_ops *const *registry;
+
+void backend_registry_set(const struct backend_ops *const *all)
+{
+        registry = all;
+}
+
+/* A program that uses a backend before registering them is wrong, not unlucky. */
+static const struct backend_ops *const *registered(void)
+{
+        if (!registry)
+                abort();
+        return registry;
+}
 
 const struct backend_ops *const *backend_all(void)
 {
-        return registry;
+        return registered();
 }
 
 const struct backend_ops *backend_find(const char *name)
 {
+        const struct backend_ops *const *all = registered();
+
         if (!name)
                 return NULL;
-        for (size_t i = 0; registry[i]; i++)
-                if (streq(registry[i]->name, name))
-                        return registry[i];
+        for (size_t i = 0; all[i]; i++)
+                if (streq(all[i]->name, name))
+                        return all[i];
         return NULL;
 }
 
 const struct backend_ops *backend_default(void)
 {
         /* Firecracker, Docker and Podman join this order as they land (docs/backends.md). */
-        return &native_backend_ops;
+        return registered()[0];
 }
 
 int backend_probe(const struct backend_ops *b, char *why, size_t why_len)

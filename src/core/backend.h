@@ -31,7 +31,7 @@ struct backend_config {
         uint32_t vcpus;
         uint64_t memory_mb;
         uint64_t disk_mb; /* the sandbox's private writable places: native, one tmpfs of this size
-                             (memory_mb bounds it too); docker/podman, see engine-backend.c */
+                             (memory_mb bounds it too); docker/podman, see engine-config.c */
         uint32_t id_slot; /* unique per live sandbox: picks its host uid range */
         const struct profile *profile;
         bool network;
@@ -107,11 +107,15 @@ struct backend_ops {
         void (*describe)(const struct sandbox_ref *ref, bool running, json_t *info);
 };
 
+/* Makes all (NULL-terminated, in detection order: the first is the default) the program's
+ * backends. Called once, by main() through backends_init() (backend/backends.h), before any
+ * other function here; using a backend before is a programming error (abort). */
+void backend_registry_set(const struct backend_ops *const *all);
 /* Looks a backend up by name (upstream's names: "native", "docker", ...). */
 const struct backend_ops *backend_find(const char *name);
 /* The default backend on this host (detection order of docs/backends.md). */
 const struct backend_ops *backend_default(void);
-/* All compiled-in backends, NULL-terminated. */
+/* All registered backends, NULL-terminated. */
 const struct backend_ops *const *backend_all(void);
 
 int backend_probe(const struct backend_ops *b, char *why, size_t why_len);
@@ -134,11 +138,3 @@ void backend_describe(const struct backend_ops *b, const struct sandbox_ref *ref
                       json_t *info);
 /* b->prepare, or 0 where the backend has nothing to prepare. */
 int backend_prepare(const struct backend_ops *b, const char *image, struct ak_err *err);
-
-extern const struct backend_ops native_backend_ops;
-extern const struct backend_ops docker_backend_ops;
-extern const struct backend_ops podman_backend_ops;
-#ifdef AK_TEST_BACKENDS
-extern const struct backend_ops fake_backend_ops;
-extern const struct backend_ops faulty_backend_ops;
-#endif

@@ -24,7 +24,6 @@
 
 #include "core/coding-agents.h"
 #include "core/profile.h"
-#include "core/toml.h"
 #include "core/trust.h"
 #include "runtime/seccomp.h"
 #include "shared/buf.h"
@@ -34,6 +33,7 @@
 #include "shared/json-util.h"
 #include "shared/macro.h"
 #include "shared/strv.h"
+#include "shared/toml.h"
 
 #define INIT_SCRIPT_MAX (64u << 10)
 

@@ -47,25 +47,6 @@ static int edit_labels(struct sandbox_state *st, void *ctx, struct ak_err *err)
         return 0;
 }
 
-int validate_labels(json_t *labels, struct ak_err *err)
-{
-        const char *k;
-        json_t *v;
-        int r;
-
-        if (!json_is_object(labels))
-                return ak_err_set(err, EINVAL, "labels must be an object of strings");
-        if (json_object_size(labels) > LABELS_MAX)
-                return ak_err_set(err, EINVAL, "at most %d labels", LABELS_MAX);
-        json_object_foreach (labels, k, v) {
-                if (!json_is_string(v))
-                        return ak_err_set(err, EINVAL, "label '%s' must be a string", k);
-                if ((r = validate_label(k, json_string_value(v), err)) < 0)
-                        return r;
-        }
-        return 0;
-}
-
 int manager_set_labels(struct manager *m, const char *name, json_t *labels, struct ak_err *err)
 {
         int r = validate_labels(labels, err);

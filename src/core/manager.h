@@ -145,7 +145,6 @@ int manager_update(struct manager *m, const char *name, manager_edit_fn fn, void
                    struct ak_err *err);
 
 /* The seed's setters. labels replaces all labels (validated); NULL description clears it. */
-int validate_labels(json_t *labels, struct ak_err *err);
 int manager_set_labels(struct manager *m, const char *name, json_t *labels, struct ak_err *err);
 int manager_set_description(struct manager *m, const char *name, const char *description,
                             struct ak_err *err);

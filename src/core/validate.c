@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,25 @@ int validate_label(const char *key, const char *value, struct ak_err *err)
         return 0;
 }
 
+int validate_labels(json_t *labels, struct ak_err *err)
+{
+        const char *k;
+        json_t *v;
+        int r;
+
+        if (!json_is_object(labels))
+                return ak_err_set(err, EINVAL, "labels must be an object of strings");
+        if (json_object_size(labels) > LABELS_MAX)
+                return ak_err_set(err, EINVAL, "at most %d labels", LABELS_MAX);
+        json_object_foreach (labels, k, v) {
+                if (!json_is_string(v))
+                        return ak_err_set(err, EINVAL, "label '%s' must be a string", k);
+                if ((r = validate_label(k, json_string_value(v), err)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
 int parse_label(const char *spec, char sep, char **ret_key, char **ret_value, struct ak_err *err)
 {
         const char *at = strchr(spec, sep);
@@ -114,54 +134,6 @@ int parse_label(const char *spec, char sep, char **ret_key, char **ret_value, st
                 return r;
         *ret_key = TAKE_PTR(k);
         *ret_value = TAKE_PTR(v);
-        return 0;
-}
-
-static int parse_port_number(const char *s, size_t len, uint16_t *ret)
-{
-        char tmp[8];
-        uint32_t v;
-
-        if (len == 0 || len >= sizeof(tmp))
-                return -EINVAL;
-        memcpy(tmp, s, len);
-        tmp[len] = '\0';
-        if (safe_atou32(tmp, &v) < 0 || v == 0 || v > 65535)
-                return -EINVAL;
-        *ret = (uint16_t)v;
-        return 0;
-}
-
-int parse_port_spec(const char *spec, struct port_spec *ret, struct ak_err *err)
-{
-        const char *slash = strchr(spec, '/');
-        size_t len = slash ? (size_t)(slash - spec) : strlen(spec);
-        const char *colon = memchr(spec, ':', len);
-        struct port_spec p = {.host_port = -1};
-        uint16_t v;
-
-        if (slash) {
-                if (streq(slash + 1, "udp"))
-                        p.udp = true;
-                else if (!streq(slash + 1, "tcp"))
-                        return ak_err_set(err, EINVAL,
-                                          "invalid port '%s': protocol must be tcp or udp", spec);
-        }
-        if (colon) {
-                if (parse_port_number(spec, (size_t)(colon - spec), &v) < 0)
-                        return ak_err_set(err, EINVAL, "invalid host port in '%s' (1-65535)", spec);
-                p.host_port = v;
-                if (parse_port_number(colon + 1, len - (size_t)(colon - spec) - 1,
-                                      &p.container_port) < 0)
-                        return ak_err_set(err, EINVAL, "invalid container port in '%s' (1-65535)",
-                                          spec);
-        } else if (parse_port_number(spec, len, &p.container_port) < 0) {
-                return ak_err_set(err, EINVAL,
-                                  "invalid port '%s': expected PORT, HOST:CONTAINER or "
-                                  "HOST:CONTAINER/udp",
-                                  spec);
-        }
-        *ret = p;
         return 0;
 }
 

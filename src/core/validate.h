@@ -7,10 +7,12 @@
  */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "shared/err.h"
+#include "shared/parse-util.h" /* struct port_spec, parse_port_spec: ports are checked there */
 
 #define NAME_MAX_LEN 63
 #define IMAGE_MAX_LEN 256
@@ -23,16 +25,10 @@
 int validate_name(const char *name, struct ak_err *err);
 int validate_image(const char *image, struct ak_err *err);
 int validate_label(const char *key, const char *value, struct ak_err *err);
+/* A sandbox's labels: an object of at most LABELS_MAX strings, each a valid label. */
+int validate_labels(json_t *labels, struct ak_err *err);
 /* Splits "k=v" (CLI) or "k:v" (HTTP query, sep=':') into key and value (malloc'd). */
 int parse_label(const char *spec, char sep, char **ret_key, char **ret_value, struct ak_err *err);
-
-struct port_spec {
-        int32_t host_port; /* -1 when not given */
-        uint16_t container_port;
-        bool udp;
-};
-/* "8080", "8080:80", "8080:80/udp", "80/tcp". */
-int parse_port_spec(const char *spec, struct port_spec *ret, struct ak_err *err);
 
 /* A path inside the sandbox for file operations: absolute, no "..", not under /proc, /sys,
  * /dev, /etc/passwd, /etc/shadow, /etc/sudoers or /root/.ssh (upstream's rule). */

@@ -12,8 +12,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "core/validate.h"
 #include "shared/err.h"
+#include "shared/parse-util.h"
 
 #define NET_GUEST_ADDR "10.0.2.100"
 #define NET_DNS_ADDR "10.0.2.3"

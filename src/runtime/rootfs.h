@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "runtime.h"
+#include "mount-plan.h"
 #include "shared/bind-mount.h"
 
 struct rootfs_opts {

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/backends.h"
 #include "build-config.h"
 #include "core/config.h"
 #include "core/manager.h"
@@ -1338,6 +1339,7 @@ int main(int argc, char **argv)
         uint32_t v;
         int c, tcp_fd = -1, unix_fd = -1;
 
+        backends_init();
         srv.reconcile_s = RECONCILE_INTERVAL_S;
         srv.diag_fd = -1;
         while ((c = getopt_long(argc, argv, "H:p:c:h", longopts, NULL)) != -1) {

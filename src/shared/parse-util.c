@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Strict parsers for numbers and durations typed by users and read from files. */
+/* Strict parsers for numbers, durations and port specs typed by users and read from files. */
 #include "parse-util.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+
+#include "macro.h"
 
 int safe_atou64(const char *s, uint64_t *ret)
 {
@@ -97,5 +99,53 @@ int parse_duration(const char *s, uint64_t *ret)
                 p += n + 1;
         }
         *ret = total;
+        return 0;
+}
+
+static int parse_port_number(const char *s, size_t len, uint16_t *ret)
+{
+        char tmp[8];
+        uint32_t v;
+
+        if (len == 0 || len >= sizeof(tmp))
+                return -EINVAL;
+        memcpy(tmp, s, len);
+        tmp[len] = '\0';
+        if (safe_atou32(tmp, &v) < 0 || v == 0 || v > 65535)
+                return -EINVAL;
+        *ret = (uint16_t)v;
+        return 0;
+}
+
+int parse_port_spec(const char *spec, struct port_spec *ret, struct ak_err *err)
+{
+        const char *slash = strchr(spec, '/');
+        size_t len = slash ? (size_t)(slash - spec) : strlen(spec);
+        const char *colon = memchr(spec, ':', len);
+        struct port_spec p = {.host_port = -1};
+        uint16_t v;
+
+        if (slash) {
+                if (streq(slash + 1, "udp"))
+                        p.udp = true;
+                else if (!streq(slash + 1, "tcp"))
+                        return ak_err_set(err, EINVAL,
+                                          "invalid port '%s': protocol must be tcp or udp", spec);
+        }
+        if (colon) {
+                if (parse_port_number(spec, (size_t)(colon - spec), &v) < 0)
+                        return ak_err_set(err, EINVAL, "invalid host port in '%s' (1-65535)", spec);
+                p.host_port = v;
+                if (parse_port_number(colon + 1, len - (size_t)(colon - spec) - 1,
+                                      &p.container_port) < 0)
+                        return ak_err_set(err, EINVAL, "invalid container port in '%s' (1-65535)",
+                                          spec);
+        } else if (parse_port_number(spec, len, &p.container_port) < 0) {
+                return ak_err_set(err, EINVAL,
+                                  "invalid port '%s': expected PORT, HOST:CONTAINER or "
+                                  "HOST:CONTAINER/udp",
+                                  spec);
+        }
+        *ret = p;
         return 0;
 }

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Strict number and duration parsing: whole-string, no sign, explicit overflow errors. */
+/* Strict number, duration and port parsing: whole-string, no sign, explicit overflow errors. */
 #pragma once
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "err.h"
 
 /* Parses a decimal unsigned integer; the whole string must be digits. -EINVAL / -ERANGE. */
 int safe_atou64(const char *s, uint64_t *ret);
@@ -15,3 +17,12 @@ int safe_atoi32(const char *s, int32_t *ret);
 /* Parses a duration: "0", a bare number of seconds, or units in descending order, each at most
  * once: "1d", "2h30m", "90s", "1d2h3m4s". Returns seconds in *ret. -EINVAL or -ERANGE. */
 int parse_duration(const char *s, uint64_t *ret);
+
+/* A published port: the sandbox's container_port reachable at the host's host_port. */
+struct port_spec {
+        int32_t host_port; /* -1 when not given */
+        uint16_t container_port;
+        bool udp;
+};
+/* "8080", "8080:80", "8080:80/udp", "80/tcp". 0 or -EINVAL with a message. */
+int parse_port_spec(const char *spec, struct port_spec *ret, struct ak_err *err);

@@ -503,6 +503,25 @@ def test_copy_fallback_gives_the_same_files_and_isolation(ak, world):
     assert not (ak.data_dir / "run" / "ca").exists()
 
 
+@needs_static_agent
+@pytest.mark.parametrize("point", ["native-root-copied", "native-spawned", "native-recorded"])
+def test_failed_start_removes_the_copy(ak, world, point):
+    """A start of an image copy (AGENTKERNEL_IMAGE_ROOTFS=copy) that fails once the copy is made
+    removes it: an ephemeral run's <cgroup>.rootfs and lock, a kept sandbox's run directory
+    (src/backend/native-start.c, start_undo)."""
+    env = {"AGENTKERNEL_IMAGE_ROOTFS": "copy", "AGENTKERNEL_TEST_HOOK": f"fail:{point}"}
+    ak("images", "pull", world.base, check=True)
+    res = ak("run", "--no-network", "--image", world.base, "--", "true", env=env)
+    assert res.rc != 0 and f"injected failure at '{point}'" in res.stderr, res
+    assert list((ak.data_dir / "run" / ".ephemeral").iterdir()) == []
+    assert ak("create", "--no-start", "cc", "--no-network", "--image", world.base).rc == 0
+    res = ak("start", "cc", env=env)
+    assert res.rc != 0 and f"injected failure at '{point}'" in res.stderr, res
+    assert not (ak.data_dir / "run" / "cc").exists()
+    assert ak("start", "cc", env={"AGENTKERNEL_IMAGE_ROOTFS": "copy"}).rc == 0
+    assert ak("exec", "cc", "--", "true").rc == 0
+
+
 @pytest.mark.skipif(not elf_is_dynamic(AGENT), reason="the agent of this build is static")
 def test_a_dynamic_agent_is_refused_clearly(ak, world):
     ak.env["AGENTKERNEL_AGENT"] = AGENT

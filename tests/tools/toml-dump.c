@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/toml.h"
 #include "shared/buf.h"
 #include "shared/fd-util.h"
+#include "shared/toml.h"
 
 int main(int argc, char **argv)
 {

@@ -19,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "backend/backends.h"
 #include "core/manager.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -37,6 +38,7 @@ static int setup(void **state)
         assert_non_null(mkdtemp(f->dir));
         setenv("AGENTKERNEL_DATA_DIR", f->dir, 1);
         unsetenv("AGENTKERNEL_FAULT");
+        backends_init_test();
         assert_int_equal(manager_open(&f->m, NULL), 0);
         *state = f;
         return 0;

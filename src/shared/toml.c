@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * TOML 1.0 reader: a recursive-descent parser over the raw bytes, building jansson values.
+ * TOML 1.0 reader: a recursive-descent parser over the raw bytes, building jansson values
+ * (numbers, dates and times: toml-number.c).
  * Tables get one of four origins, which is what TOML's rules on redefinition depend on:
  * implicit (created as the parent of a [header] or by a dotted key), defined by a [header],
  * inline ({...}, closed for good), and arrays of tables ([[header]], the only arrays that grow).
  */
 #include "toml.h"
+#include "toml-internal.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,34 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shared/buf.h"
-#include "shared/cleanup.h"
-#include "shared/json-util.h"
-#include "shared/macro.h"
-#include "shared/text-util.h"
+#include "buf.h"
+#include "cleanup.h"
+#include "json-util.h"
+#include "macro.h"
+#include "text-util.h"
 
-enum origin { ORIGIN_IMPLICIT, ORIGIN_DOTTED, ORIGIN_HEADER, ORIGIN_INLINE, ORIGIN_AOT };
-
-/* Which tables (and arrays of tables) have which origin. Few enough for a linear list. */
-struct mark {
-        json_t *v;
-        enum origin origin;
-};
-
-struct parser {
-        const char *s;
-        size_t len, pos;
-        struct ak_err *err;
-        json_t *root, *cur;
-        struct mark *marks;
-        size_t n_marks, cap_marks;
-        int depth;
-        bool failed;
-};
-
-static int fail(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(struct parser *p, const char *fmt, ...)
+int toml_fail(struct parser *p, const char *fmt, ...)
 {
         size_t line = 1, col = 1;
         char msg[256];
@@ -77,7 +57,7 @@ static int oom(struct parser *p)
 static int mark(struct parser *p, json_t *v, enum origin o)
 {
         if (p->n_marks == TOML_MAX_TABLES)
-                return fail(p, "more than %d tables", TOML_MAX_TABLES);
+                return toml_fail(p, "more than %d tables", TOML_MAX_TABLES);
         if (p->n_marks == p->cap_marks) {
                 size_t cap = p->cap_marks ? p->cap_marks * 2 : 16;
                 struct mark *m = realloc(p->marks, cap * sizeof(*m));
@@ -107,21 +87,6 @@ static void set_origin(struct parser *p, const json_t *v, enum origin o)
 
 /* ---- characters ---- */
 
-static bool at_end(const struct parser *p)
-{
-        return p->pos >= p->len;
-}
-
-static int peek(const struct parser *p)
-{
-        return at_end(p) ? -1 : (unsigned char)p->s[p->pos];
-}
-
-static int peek_at(const struct parser *p, size_t off)
-{
-        return p->pos + off >= p->len ? -1 : (unsigned char)p->s[p->pos + off];
-}
-
 static bool starts(const struct parser *p, const char *lit)
 {
         size_t n = strlen(lit);
@@ -148,7 +113,7 @@ static int skip_comment(struct parser *p)
                 if (peek(p) == '\r' && peek_at(p, 1) == '\n')
                         break;
                 if (is_control(peek(p)))
-                        return fail(p, "control character in a comment");
+                        return toml_fail(p, "control character in a comment");
                 p->pos++;
         }
         return 0;
@@ -187,7 +152,7 @@ static int expect_eol(struct parser *p)
                 return -EINVAL;
         if (at_end(p) || eat_newline(p))
                 return 0;
-        return fail(p, "expected the end of the line");
+        return toml_fail(p, "expected the end of the line");
 }
 
 /* ---- strings ---- */
@@ -254,15 +219,15 @@ static int parse_escape(struct parser *p, struct buf *b)
                         else if (h >= 'A' && h <= 'F')
                                 u = u * 16 + (uint32_t)(h - 'A' + 10);
                         else
-                                return fail(p, "\\%c needs %d hexadecimal digits", c, digits);
+                                return toml_fail(p, "\\%c needs %d hexadecimal digits", c, digits);
                         p->pos++;
                 }
                 if (u > 0x10FFFF || (u >= 0xD800 && u <= 0xDFFF))
-                        return fail(p, "\\%c%0*X is not a Unicode scalar value", c, digits, u);
+                        return toml_fail(p, "\\%c%0*X is not a Unicode scalar value", c, digits, u);
                 return put_utf8(b, u);
         default:
                 p->pos--;
-                return fail(p, "invalid escape sequence");
+                return toml_fail(p, "invalid escape sequence");
         }
 }
 
@@ -277,7 +242,7 @@ static int parse_string_body(struct parser *p, struct buf *b, char quote, bool m
         for (;;) {
                 int c = peek(p);
                 if (c < 0)
-                        return fail(p, "unterminated string");
+                        return toml_fail(p, "unterminated string");
                 if (multi && starts(p, triple)) {
                         /* up to two quotes may end the content: """a"""" is a" */
                         size_t extra = 0;
@@ -320,8 +285,8 @@ static int parse_string_body(struct parser *p, struct buf *b, char quote, bool m
                         continue;
                 }
                 if (is_control(c))
-                        return fail(p, c == '\n' ? "newline in a single-line string"
-                                                 : "control character in a string");
+                        return toml_fail(p, c == '\n' ? "newline in a single-line string"
+                                                      : "control character in a string");
                 if (buf_append(b, p->s + p->pos, 1) < 0)
                         return oom(p);
                 p->pos++;
@@ -336,7 +301,7 @@ static int parse_string_into(struct parser *p, struct buf *b, bool allow_multi)
         if (starts(p, "\"\"\"") || starts(p, "'''")) {
                 char quote = (char)peek(p);
                 if (!allow_multi)
-                        return fail(p, "a key cannot be a multi-line string");
+                        return toml_fail(p, "a key cannot be a multi-line string");
                 p->pos += 3;
                 r = parse_string_body(p, b, quote, true);
         } else {
@@ -357,7 +322,7 @@ static json_t *string_value(struct parser *p, size_t at, const struct buf *b)
         json_t *v = json_stringn(b->data ? b->data : "", b->len);
         if (!v) {
                 p->pos = at;
-                (void)fail(p, "string is not valid UTF-8");
+                (void)toml_fail(p, "string is not valid UTF-8");
         }
         return v;
 }
@@ -381,12 +346,6 @@ static void key_done(struct key *k)
 DEFINE_CLEANUP_DONE(struct key, key_done)
 #define cleanup_key CLEANUP_FUNC(key_done)
 
-static bool is_bare(int c)
-{
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-               c == '_' || c == '-';
-}
-
 static int parse_key_parts(struct parser *p, struct key *k)
 {
         k->n = 0;
@@ -396,18 +355,18 @@ static int parse_key_parts(struct parser *p, struct key *k)
                 char *part;
                 skip_ws(p);
                 if (k->n == KEY_PARTS_MAX)
-                        return fail(p, "key has more than %d parts", KEY_PARTS_MAX);
+                        return toml_fail(p, "key has more than %d parts", KEY_PARTS_MAX);
                 if (peek(p) == '"' || peek(p) == '\'') {
                         if (parse_string_into(p, &b, false) < 0)
                                 return -EINVAL;
                         if (memchr(b.data ? b.data : "", '\0', b.len))
-                                return fail(p, "a key cannot contain a NUL character");
+                                return toml_fail(p, "a key cannot contain a NUL character");
                         part = strndup(b.data ? b.data : "", b.len);
                         if (part) {
                                 json_t *check = json_string(part);
                                 if (!check) {
                                         free(part);
-                                        return fail(p, "key is not valid UTF-8");
+                                        return toml_fail(p, "key is not valid UTF-8");
                                 }
                                 json_decref(check);
                         }
@@ -416,7 +375,7 @@ static int parse_key_parts(struct parser *p, struct key *k)
                         while (is_bare(peek(p)))
                                 p->pos++;
                         if (p->pos == start)
-                                return fail(p, "expected a key");
+                                return toml_fail(p, "expected a key");
                         part = strndup(p->s + start, p->pos - start);
                 }
                 if (!part)
@@ -450,290 +409,6 @@ static void key_text(const struct key *k, size_t upto, char *out, size_t len)
 
 static json_t *parse_value(struct parser *p);
 
-static bool digit(int c)
-{
-        return c >= '0' && c <= '9';
-}
-
-/* Copies digits of base into out, checking underscores sit between digits. */
-static int take_digits(struct parser *p, const char *tok, size_t n, int base, char *out, size_t cap,
-                       size_t *ret_len)
-{
-        size_t o = 0;
-        for (size_t i = 0; i < n; i++) {
-                int c = (unsigned char)tok[i];
-                bool ok = base == 16
-                              ? (digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
-                          : base == 8 ? (c >= '0' && c <= '7')
-                          : base == 2 ? (c == '0' || c == '1')
-                                      : digit(c);
-                if (c == '_') {
-                        if (i == 0 || i + 1 == n || tok[i - 1] == '_' || tok[i + 1] == '_')
-                                return fail(p, "an underscore must be between two digits");
-                        continue;
-                }
-                if (!ok)
-                        return fail(p, "invalid digit '%c'", c);
-                if (o + 1 >= cap)
-                        return fail(p, "number too long");
-                out[o++] = (char)c;
-        }
-        out[o] = '\0';
-        *ret_len = o;
-        return 0;
-}
-
-/* Looks at what follows (n bytes are left in the document). */
-static bool looks_like_datetime(const char *t, size_t n)
-{
-        /* 1979-05-27..., or 07:32:00 */
-        return (n >= 10 && digit(t[0]) && digit(t[1]) && digit(t[2]) && digit(t[3]) &&
-                t[4] == '-') ||
-               (n >= 8 && digit(t[0]) && digit(t[1]) && t[2] == ':');
-}
-
-static bool datetime_char(int c)
-{
-        return digit(c) || c == '-' || c == ':' || c == '.' || c == '+' || c == 'T' || c == 't' ||
-               c == 'Z' || c == 'z';
-}
-
-/* n digits at t as a number, or -1. */
-static int num(const char *t, size_t n)
-{
-        int v = 0;
-        for (size_t i = 0; i < n; i++) {
-                if (!digit(t[i]))
-                        return -1;
-                v = v * 10 + (t[i] - '0');
-        }
-        return v;
-}
-
-static bool valid_date(const char *t, size_t n)
-{
-        static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-        int y, m, d;
-
-        if (n != 10 || t[4] != '-' || t[7] != '-')
-                return false;
-        y = num(t, 4);
-        m = num(t + 5, 2);
-        d = num(t + 8, 2);
-        if (y < 0 || m < 1 || m > 12 || d < 1 || d > days[m - 1])
-                return false;
-        return !(m == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)));
-}
-
-/* HH:MM:SS[.frac] */
-static bool valid_time(const char *t, size_t n)
-{
-        if (n < 8 || t[2] != ':' || t[5] != ':' || num(t, 2) < 0 || num(t, 2) > 23 ||
-            num(t + 3, 2) < 0 || num(t + 3, 2) > 59 || num(t + 6, 2) < 0 || num(t + 6, 2) > 60)
-                return false;
-        if (n == 8)
-                return true;
-        return t[8] == '.' && n > 9 && num(t + 9, n - 9) >= 0;
-}
-
-/* Z, or +HH:MM / -HH:MM */
-static bool valid_offset(const char *t, size_t n)
-{
-        if (n == 1)
-                return t[0] == 'Z' || t[0] == 'z';
-        return n == 6 && (t[0] == '+' || t[0] == '-') && t[3] == ':' && num(t + 1, 2) >= 0 &&
-               num(t + 1, 2) <= 23 && num(t + 4, 2) >= 0 && num(t + 4, 2) <= 59;
-}
-
-/* A date, a time, a date and time, with or without an offset; kept as its text. */
-static json_t *parse_datetime(struct parser *p)
-{
-        size_t start = p->pos, n, tn;
-        const char *t = p->s + start, *tm;
-        bool ok;
-
-        while (datetime_char(peek(p)))
-                p->pos++;
-        /* "1979-05-27 07:32:00": a space may separate the date and the time */
-        if (peek(p) == ' ' && p->pos - start == 10 && digit(peek_at(p, 1)) &&
-            digit(peek_at(p, 2)) && peek_at(p, 3) == ':') {
-                p->pos++;
-                while (datetime_char(peek(p)))
-                        p->pos++;
-        }
-        n = p->pos - start;
-        if (n >= 3 && t[2] == ':') {
-                ok = valid_time(t, n);
-        } else if (n == 10) {
-                ok = valid_date(t, n);
-        } else {
-                ok = n > 11 && valid_date(t, 10) && (t[10] == 'T' || t[10] == 't' || t[10] == ' ');
-                tm = t + 11;
-                tn = n - 11;
-                if (ok && (tm[tn - 1] == 'Z' || tm[tn - 1] == 'z'))
-                        ok = valid_offset(tm + tn - 1, 1) && valid_time(tm, tn - 1);
-                else if (ok && tn > 6 && (tm[tn - 6] == '+' || tm[tn - 6] == '-'))
-                        ok = valid_offset(tm + tn - 6, 6) && valid_time(tm, tn - 6);
-                else if (ok)
-                        ok = valid_time(tm, tn);
-        }
-        if (!ok) {
-                p->pos = start;
-                (void)fail(p, "invalid date or time");
-                return NULL;
-        }
-        return json_stringn(t, n);
-}
-
-static json_t *parse_number(struct parser *p)
-{
-        size_t start = p->pos, n, dl;
-        const char *t = p->s + start;
-        char digits[128];
-        bool neg = false, is_float = false;
-        int base = 10;
-
-        while (is_bare(peek(p)) || peek(p) == '.' || peek(p) == '+')
-                p->pos++;
-        n = p->pos - start;
-        if (n == 0) {
-                (void)fail(p, "expected a value");
-                return NULL;
-        }
-        if (looks_like_datetime(t, p->len - start)) {
-                p->pos = start;
-                return parse_datetime(p);
-        }
-        {
-                size_t i = (t[0] == '+' || t[0] == '-') ? 1 : 0;
-                const char *u = t + i;
-                size_t un = n - i;
-                /* JSON has no infinities or NaN: they become null (agentkernel reads none) */
-                if (un == 3 && (memcmp(u, "inf", 3) == 0 || memcmp(u, "nan", 3) == 0))
-                        return json_null();
-        }
-        if (n > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'o' || t[1] == 'b')) {
-                base = t[1] == 'x' ? 16 : t[1] == 'o' ? 8 : 2;
-                p->pos = start + 2;
-                if (take_digits(p, t + 2, n - 2, base, digits, sizeof(digits), &dl) < 0)
-                        return NULL;
-                if (dl == 0) {
-                        (void)fail(p, "missing digits");
-                        return NULL;
-                }
-                errno = 0;
-                {
-                        unsigned long long v = strtoull(digits, NULL, base);
-                        if (errno == ERANGE || v > INT64_MAX) {
-                                p->pos = start;
-                                (void)fail(p, "integer out of range");
-                                return NULL;
-                        }
-                        p->pos = start + n;
-                        return json_integer((json_int_t)v);
-                }
-        }
-        for (size_t i = 0; i < n; i++)
-                if (t[i] == '.' || t[i] == 'e' || t[i] == 'E')
-                        is_float = true;
-        {
-                /* sign, then digits (no leading zero), [. digits], [e sign digits] */
-                char clean[160];
-                size_t o = 0, i = 0;
-                if (t[0] == '+' || t[0] == '-') {
-                        neg = t[0] == '-';
-                        clean[o++] = t[0];
-                        i = 1;
-                }
-                size_t int_start = i;
-                while (i < n && (digit(t[i]) || t[i] == '_'))
-                        i++;
-                p->pos = start + int_start;
-                if (i == int_start) {
-                        (void)fail(p, "expected a value");
-                        return NULL;
-                }
-                if (take_digits(p, t + int_start, i - int_start, 10, digits, sizeof(digits), &dl) <
-                    0)
-                        return NULL;
-                if (dl > 1 && digits[0] == '0') {
-                        (void)fail(p, "leading zeros are not allowed");
-                        return NULL;
-                }
-                memcpy(clean + o, digits, dl);
-                o += dl;
-                if (i < n && t[i] == '.') {
-                        size_t fs = ++i;
-                        while (i < n && (digit(t[i]) || t[i] == '_'))
-                                i++;
-                        p->pos = start + fs;
-                        if (i == fs) {
-                                (void)fail(p, "a decimal point must be followed by digits");
-                                return NULL;
-                        }
-                        if (take_digits(p, t + fs, i - fs, 10, digits, sizeof(digits), &dl) < 0)
-                                return NULL;
-                        if (o + dl + 2 >= sizeof(clean)) {
-                                (void)fail(p, "number too long");
-                                return NULL;
-                        }
-                        clean[o++] = '.';
-                        memcpy(clean + o, digits, dl);
-                        o += dl;
-                }
-                if (i < n && (t[i] == 'e' || t[i] == 'E')) {
-                        size_t es;
-                        clean[o++] = 'e';
-                        i++;
-                        if (i < n && (t[i] == '+' || t[i] == '-'))
-                                clean[o++] = t[i++];
-                        es = i;
-                        while (i < n && (digit(t[i]) || t[i] == '_'))
-                                i++;
-                        p->pos = start + es;
-                        if (i == es) {
-                                (void)fail(p, "an exponent needs digits");
-                                return NULL;
-                        }
-                        if (take_digits(p, t + es, i - es, 10, digits, sizeof(digits), &dl) < 0)
-                                return NULL;
-                        if (o + dl + 1 >= sizeof(clean)) {
-                                (void)fail(p, "number too long");
-                                return NULL;
-                        }
-                        memcpy(clean + o, digits, dl);
-                        o += dl;
-                }
-                if (i != n) {
-                        p->pos = start + i;
-                        (void)fail(p, "invalid number");
-                        return NULL;
-                }
-                clean[o] = '\0';
-                p->pos = start + n;
-                errno = 0;
-                if (is_float) {
-                        double d = strtod(clean, NULL);
-                        if (errno == ERANGE && isinf(d)) {
-                                p->pos = start;
-                                (void)fail(p, "float out of range");
-                                return NULL;
-                        }
-                        return json_real(d);
-                }
-                {
-                        long long v = strtoll(clean, NULL, 10);
-                        (void)neg;
-                        if (errno == ERANGE) {
-                                p->pos = start;
-                                (void)fail(p, "integer out of range");
-                                return NULL;
-                        }
-                        return json_integer((json_int_t)v);
-                }
-        }
-}
-
 static int set_key(struct parser *p, json_t *table, const struct key *k, json_t *value);
 
 static json_t *parse_inline_table(struct parser *p)
@@ -758,7 +433,7 @@ static json_t *parse_inline_table(struct parser *p)
                 if (parse_key(p, &k) < 0)
                         return NULL;
                 if (peek(p) != '=') {
-                        (void)fail(p, "expected '=' after a key");
+                        (void)toml_fail(p, "expected '=' after a key");
                         return NULL;
                 }
                 p->pos++;
@@ -772,13 +447,13 @@ static json_t *parse_inline_table(struct parser *p)
                         break;
                 }
                 if (peek(p) != ',') {
-                        (void)fail(p, "expected ',' or '}' in an inline table");
+                        (void)toml_fail(p, "expected ',' or '}' in an inline table");
                         return NULL;
                 }
                 p->pos++;
                 skip_ws(p);
                 if (peek(p) == '}') {
-                        (void)fail(p, "trailing comma in an inline table");
+                        (void)toml_fail(p, "trailing comma in an inline table");
                         return NULL;
                 }
         }
@@ -823,7 +498,7 @@ static json_t *parse_array(struct parser *p)
                         p->pos++;
                         return a;
                 }
-                (void)fail(p, "expected ',' or ']' in an array");
+                (void)toml_fail(p, "expected ',' or ']' in an array");
                 goto fail;
         }
 fail:
@@ -845,7 +520,7 @@ static json_t *parse_value(struct parser *p)
         }
         if (c == '[' || c == '{') {
                 if (p->depth >= TOML_MAX_DEPTH) {
-                        (void)fail(p, "nested deeper than %d levels", TOML_MAX_DEPTH);
+                        (void)toml_fail(p, "nested deeper than %d levels", TOML_MAX_DEPTH);
                         return NULL;
                 }
                 p->depth++;
@@ -862,10 +537,10 @@ static json_t *parse_value(struct parser *p)
                 return json_false();
         }
         if (c < 0 || c == '\n' || c == '\r' || c == '#') {
-                (void)fail(p, "expected a value");
+                (void)toml_fail(p, "expected a value");
                 return NULL;
         }
-        v = parse_number(p);
+        v = toml_parse_number(p);
         if (!v && !p->failed)
                 (void)oom(p);
         return v;
@@ -894,7 +569,7 @@ static json_t *walk(struct parser *p, json_t *t, const struct key *k, size_t n, 
                            (!header && has_origin(p, next, ORIGIN_HEADER))) {
                         p->pos = k->at;
                         key_text(k, i + 1, name, sizeof(name));
-                        (void)fail(p, "'%s' is already defined and cannot be extended", name);
+                        (void)toml_fail(p, "'%s' is already defined and cannot be extended", name);
                         return NULL;
                 }
                 t = next;
@@ -915,7 +590,7 @@ static int set_key(struct parser *p, json_t *table, const struct key *k, json_t 
                 json_decref(value);
                 p->pos = k->at;
                 key_text(k, k->n, name, sizeof(name));
-                return fail(p, "duplicate key '%s'", name);
+                return toml_fail(p, "duplicate key '%s'", name);
         }
         if (json_object_set_new(t, k->part[k->n - 1], value) < 0)
                 return oom(p);
@@ -933,7 +608,7 @@ static int parse_header(struct parser *p)
         if (parse_key(p, &k) < 0)
                 return -EINVAL;
         if (aot ? !starts(p, "]]") : peek(p) != ']') {
-                (void)fail(p, aot ? "expected ']]'" : "expected ']'");
+                (void)toml_fail(p, aot ? "expected ']]'" : "expected ']'");
                 return -EINVAL;
         }
         p->pos += aot ? 2 : 1;
@@ -956,7 +631,7 @@ static int parse_header(struct parser *p)
                 } else if (!json_is_array(arr) || !has_origin(p, arr, ORIGIN_AOT)) {
                         json_decref(elem);
                         p->pos = k.at;
-                        return fail(p, "'%s' is not an array of tables", name);
+                        return toml_fail(p, "'%s' is not an array of tables", name);
                 }
                 if (json_array_append_new(arr, elem) < 0 || mark(p, elem, ORIGIN_HEADER) < 0)
                         return oom(p);
@@ -969,7 +644,7 @@ static int parse_header(struct parser *p)
                                 return oom(p);
                 } else if (!json_is_object(t) || !has_origin(p, t, ORIGIN_IMPLICIT)) {
                         p->pos = k.at;
-                        return fail(p, "table '%s' is defined more than once", name);
+                        return toml_fail(p, "table '%s' is defined more than once", name);
                 } else {
                         set_origin(p, t, ORIGIN_HEADER);
                 }
@@ -992,7 +667,7 @@ static int parse_keyval(struct parser *p)
                 return -EINVAL;
         if (peek(p) != '=') {
                 key_done(&k);
-                return fail(p, "expected '=' after a key");
+                return toml_fail(p, "expected '=' after a key");
         }
         p->pos++;
         skip_ws(p);
@@ -1019,7 +694,7 @@ int toml_parse(const char *text, size_t len, json_t **ret, struct ak_err *err)
                 return ak_err_oom(err);
         p.pos = utf8_invalid_at((const unsigned char *)text, len);
         if (p.pos != len)
-                return fail(&p, "not valid UTF-8");
+                return toml_fail(&p, "not valid UTF-8");
         p.pos = 0;
         if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
                 p.pos = 3; /* a UTF-8 byte order mark */

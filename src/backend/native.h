@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What the native backend's two files share: native.c (the ops table, runtime.json, status,
+ * stop, cleanup, the ephemeral session's end) and native-start.c (a start, as named steps with
+ * one undo). Nothing outside src/backend/native*.c includes this; everyone else reaches the
+ * backend through native_backend_ops (core/backend.h).
+ */
+#pragma once
+
+#include <limits.h>
+#include <sys/types.h>
+
+#include "core/backend.h"
+#include "runtime/cgroup.h"
+
+#define NATIVE_SOCKET_FILE "agent.sock" /* a kept sandbox's agent listens here, in its run dir */
+
+/* An ephemeral sandbox in use (backend_session.priv): what native_finish() releases. */
+struct native_session {
+        pid_t pid;
+        int pidfd;
+        int sync_fd;
+        int lock_fd; /* held while the ephemeral cgroup is ours */
+        char lock_path[PATH_MAX];
+        int image_lock_fd;     /* the image store's shared lock, or -1 */
+        char merged[PATH_MAX]; /* an ephemeral copy-fallback root to delete, or "" */
+        struct cgroup_set cg;
+};
+
+/* <ref->run_dir>/<file>. */
+void native_run_path(const struct sandbox_ref *ref, const char *file, char *out, size_t len);
+
+/* Records a started kept sandbox in runtime.json: its init's pid, start time and boot, and its
+ * cgroups. 0 or -errno. */
+int native_record(const struct sandbox_ref *ref, pid_t pid, const struct cgroup_set *cg);
+
+/* The backend's start op (core/backend.h). On failure nothing of the sandbox is left. */
+int native_start(const struct backend_config *cfg, struct backend_session *ret_session,
+                 struct ak_err *err);
+
+/* The backend's cleanup op: removes what a stopped (or crashed) sandbox left. Idempotent. */
+int native_cleanup(const struct sandbox_ref *ref, struct ak_err *err);
