@@ -735,12 +735,7 @@ int agent_serve_exec(int fd, const struct ak_msg *msg)
 
 static bool valid_id(const char *id)
 {
-        if (strlen(id) != 8)
-                return false;
-        for (int i = 0; i < 8; i++)
-                if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-                        return false;
-        return true;
+        return detached_id_is_valid(id);
 }
 
 struct detach_rec {

@@ -1417,6 +1417,7 @@ static int engine_prepare(enum engine_kind kind, const char *image, struct ak_er
             .prepare = id##_prepare,                                                               \
             .sweep = id##_sweep,                                                                   \
             .describe = engine_describe,                                                           \
+            .pool_clear = id##_pool_clear,                                                         \
         }
 
 ENGINE_OPS(ENGINE_DOCKER, docker, "Docker containers through the Engine API, our agent inside");

@@ -172,22 +172,8 @@ struct manager *cli_manager(void)
                 cli_error("%s", ak_err_msg(&err));
                 return NULL;
         }
-        m->notify = print_notice;
+        manager_set_notify(m, print_notice, NULL);
         return m;
-}
-
-int cli_connect(const char *name, int fail_code, struct manager **ret_m)
-{
-        struct ak_err err = {0};
-        int fd;
-
-        *ret_m = cli_manager();
-        if (!*ret_m)
-                return -fail_code;
-        fd = manager_connect(*ret_m, name, NULL, &err);
-        if (fd < 0)
-                return -cli_fail(&err, fail_code);
-        return fd;
 }
 
 int cli_output(void *ctx, int stream, const void *data, size_t len)

@@ -85,12 +85,8 @@ int cli_parse(int argc, char **argv, const struct cli_spec *spec, struct cli_arg
 int cli_opt_workdir(const char *arg, const char **ret);
 int cli_opt_timeout(const char *arg, uint64_t *ret_ms);
 
-/* Opens the manager or prints why not. */
+/* Opens the manager (notices go to stderr) or prints why not. */
 struct manager *cli_manager(void);
-
-/* Opens the manager (into *ret_m, which the caller frees even on failure) and connects to the
- * agent of running sandbox `name`. On failure prints why and returns -fail_code. */
-int cli_connect(const char *name, int fail_code, struct manager **ret_m);
 
 /* Writes data to fd entirely (for command output). */
 int cli_output(void *ctx, int stream, const void *data, size_t len);

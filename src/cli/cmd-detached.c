@@ -28,12 +28,11 @@ int cmd_exec_list(int argc, char **argv)
         static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
                                                  {NULL, 0, NULL, 0}};
         static const char *const status[] = {"running", "completed", "failed"};
-        struct agent_detached *list = NULL;
+        cleanup_detached_list struct detached_list l = {0};
+        cleanup_manager struct manager *m = NULL;
         struct ak_err err = {0};
         struct cli_args a;
-        struct manager *m = NULL;
         bool json = false;
-        size_t n = 0;
         const struct cli_spec spec = {.shortopts = "j",
                                       .longopts = longopts,
                                       .on_opt = opt_flag,
@@ -41,49 +40,37 @@ int cmd_exec_list(int argc, char **argv)
                                       .min_pos = 1,
                                       .max_pos = 1,
                                       .missing = "a sandbox name is required"};
-        int fd, r = cli_parse(argc, argv, &spec, &a);
+        int r = cli_parse(argc, argv, &spec, &a);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        fd = cli_connect(a.pos[0], EXIT_ERROR, &m);
-        if (fd < 0) {
-                r = -fd;
-                goto out;
-        }
-        r = agent_detach_list(fd, &list, &n, &err);
-        close(fd);
-        if (r < 0) {
-                r = cli_fail(&err, EXIT_ERROR);
-                goto out;
-        }
+        m = cli_manager();
+        if (!m)
+                return EXIT_ERROR;
+        if (manager_detached_list(m, a.pos[0], &l, &err) < 0)
+                return cli_fail(&err, EXIT_ERROR);
         if (json) {
                 cleanup_json json_t *arr = json_array();
-                for (size_t i = 0; i < n; i++)
-                        json_array_append_new(arr, detached_json(a.pos[0], &list[i]));
+                for (size_t i = 0; i < l.n; i++)
+                        json_array_append_new(arr, detached_json(a.pos[0], &l.items[i]));
                 cli_print_json(arr);
-        } else {
-                printf("%-10s %-8s %-10s %-5s %-33s %s\n", "ID", "PID", "STATUS", "EXIT", "STARTED",
-                       "COMMAND");
-                for (size_t i = 0; i < n; i++) {
-                        char started[RFC3339_MAX], code[16] = "-";
-                        cleanup_buf struct buf cmd = BUF_INIT;
-                        format_rfc3339(list[i].started_ns, started);
-                        if (list[i].has_code)
-                                (void)snprintf(code, sizeof(code), "%lld", (long long)list[i].code);
-                        for (char **p = list[i].argv; p && *p; p++)
-                                buf_printf(&cmd, "%s%s", cmd.len ? " " : "", *p);
-                        printf("%-10s %-8lld %-10s %-5s %-33s %s\n", list[i].id,
-                               (long long)list[i].pid, status[list[i].status % 3], code, started,
-                               cmd.data ? cmd.data : "");
-                }
+                return EXIT_OK;
         }
-        r = EXIT_OK;
-out:
-        for (size_t i = 0; i < n; i++)
-                agent_detached_done(&list[i]);
-        free(list);
-        manager_free(m);
-        return r;
+        printf("%-10s %-8s %-10s %-5s %-33s %s\n", "ID", "PID", "STATUS", "EXIT", "STARTED",
+               "COMMAND");
+        for (size_t i = 0; i < l.n; i++) {
+                const struct agent_detached *d = &l.items[i];
+                char started[RFC3339_MAX], code[16] = "-";
+                cleanup_buf struct buf cmd = BUF_INIT;
+                format_rfc3339(d->started_ns, started);
+                if (d->has_code)
+                        (void)snprintf(code, sizeof(code), "%lld", (long long)d->code);
+                for (char **p = d->argv; p && *p; p++)
+                        buf_printf(&cmd, "%s%s", cmd.len ? " " : "", *p);
+                printf("%-10s %-8lld %-10s %-5s %-33s %s\n", d->id, (long long)d->pid,
+                       status[d->status % 3], code, started, cmd.data ? cmd.data : "");
+        }
+        return EXIT_OK;
 }
 
 static int to_stdout(void *ctx, const void *data, size_t len)
@@ -96,9 +83,9 @@ int cmd_exec_logs(int argc, char **argv)
 {
         static const struct option longopts[] = {{"stderr", no_argument, NULL, 's'},
                                                  {NULL, 0, NULL, 0}};
+        cleanup_manager struct manager *m = NULL;
         struct ak_err err = {0};
         struct cli_args a;
-        struct manager *m = NULL;
         bool stderr_stream = false;
         const struct cli_spec spec = {.longopts = longopts,
                                       .on_opt = opt_flag,
@@ -106,50 +93,37 @@ int cmd_exec_logs(int argc, char **argv)
                                       .min_pos = 2,
                                       .max_pos = 2,
                                       .missing = "a sandbox name and a command id are required"};
-        int fd, r = cli_parse(argc, argv, &spec, &a);
+        int r = cli_parse(argc, argv, &spec, &a);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        fd = cli_connect(a.pos[0], EXIT_ERROR, &m);
-        if (fd < 0) {
-                r = -fd;
-        } else {
-                r = agent_detach_logs(fd, a.pos[1], stderr_stream, to_stdout, NULL, &err) < 0
-                        ? cli_fail(&err, EXIT_ERROR)
-                        : EXIT_OK;
-                close(fd);
-        }
-        manager_free(m);
-        return r;
+        m = cli_manager();
+        if (!m)
+                return EXIT_ERROR;
+        if (manager_detached_logs(m, a.pos[0], a.pos[1], stderr_stream, to_stdout, NULL, &err) < 0)
+                return cli_fail(&err, EXIT_ERROR);
+        return EXIT_OK;
 }
 
 int cmd_exec_kill(int argc, char **argv)
 {
+        cleanup_manager struct manager *m = NULL;
+        cleanup_agent_detached struct agent_detached d = {0};
+        cleanup_json json_t *j = NULL;
         struct ak_err err = {0};
-        struct agent_detached d;
         struct cli_args a;
-        struct manager *m = NULL;
         const struct cli_spec spec = {
             .min_pos = 2, .max_pos = 2, .missing = "a sandbox name and a command id are required"};
-        int fd, r = cli_parse(argc, argv, &spec, &a);
+        int r = cli_parse(argc, argv, &spec, &a);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        fd = cli_connect(a.pos[0], EXIT_ERROR, &m);
-        if (fd < 0) {
-                r = -fd;
-        } else {
-                r = agent_detach_kill(fd, a.pos[1], 0, &d, &err);
-                close(fd);
-                if (r < 0) {
-                        r = cli_fail(&err, EXIT_ERROR);
-                } else {
-                        cleanup_json json_t *j = detached_json(a.pos[0], &d);
-                        cli_print_json(j);
-                        agent_detached_done(&d);
-                        r = EXIT_OK;
-                }
-        }
-        manager_free(m);
-        return r;
+        m = cli_manager();
+        if (!m)
+                return EXIT_ERROR;
+        if (manager_detached_kill(m, a.pos[0], a.pos[1], &d, &err) < 0)
+                return cli_fail(&err, EXIT_ERROR);
+        j = detached_json(a.pos[0], &d);
+        cli_print_json(j);
+        return EXIT_OK;
 }

@@ -220,7 +220,7 @@ int cmd_doctor(int argc, char **argv)
         if (m) {
                 struct state_list l = {0};
                 int running = 0;
-                check(&rep, OK, "data", "state in %s", m->store->data_dir);
+                check(&rep, OK, "data", "state in %s", manager_data_dir(m));
                 if (manager_list(m, NULL, NULL, &l) == 0) {
                         for (size_t i = 0; i < l.n; i++)
                                 running += manager_is_running(m, l.items[i]);
@@ -228,7 +228,7 @@ int cmd_doctor(int argc, char **argv)
                         state_list_done(&l);
                 }
                 manager_sweep(m);
-                check(&rep, INFO, "backend", "default backend: %s", backend_default()->name);
+                check(&rep, INFO, "backend", "default backend: %s", manager_default_backend());
                 check_sandbox(&rep, m);
                 manager_free(m);
         } else {

@@ -157,9 +157,7 @@ int cmd_attach(int argc, char **argv)
         struct exec_flags f = {0};
         struct cli_args a;
         struct ak_err err = {0};
-        struct agent_dirent de;
         struct manager *m;
-        char *shell[] = {"/bin/sh", NULL, NULL};
         int r;
 
         const struct cli_spec spec = {.shortopts = "e:u:",
@@ -181,21 +179,10 @@ int cmd_attach(int argc, char **argv)
                 r = EXIT_RUN_ERROR;
                 goto out_args;
         }
-        if (a.n_cmd == 0) {
-                /* bash when the sandbox has it (a friendlier prompt), else sh, as upstream */
-                int probe = manager_connect(m, a.pos[0], NULL, NULL);
-                if (probe >= 0) {
-                        if (agent_file_stat(probe, "/bin/bash", &de, NULL) == 0) {
-                                shell[0] = "/bin/bash";
-                                free(de.name);
-                        }
-                        close(probe);
-                }
-                shell[1] = "-l";
-        }
         {
+                /* no command: the manager picks the sandbox's login shell */
                 struct agent_exec_opts x = {
-                    .argv = a.n_cmd ? a.cmd : shell, .env = f.env, .user = f.user, .tty = true};
+                    .argv = a.n_cmd ? a.cmd : NULL, .env = f.env, .user = f.user, .tty = true};
                 struct cli_session s;
                 struct agent_exit ex = {0};
                 if (cli_session_begin(&s, &x, true, f.record) < 0) {

@@ -105,7 +105,7 @@ static int start_one(struct manager *m, const char *name, void *ctx, struct ak_e
         cleanup_state struct sandbox_state *st = NULL;
         int r;
 
-        if (backend && store_load(m->store, name, &st, NULL) == 0 &&
+        if (backend && manager_get(m, name, &st, NULL) == 0 &&
             !streq(manager_backend_name(st), backend))
                 return ak_err_set(err, EINVAL, "sandbox '%s' uses backend '%s', not '%s'", name,
                                   manager_backend_name(st), backend);

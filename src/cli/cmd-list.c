@@ -139,7 +139,7 @@ int cmd_info(int argc, char **argv)
         m = cli_manager();
         if (!m)
                 return EXIT_ERROR;
-        if (store_load(m->store, a.pos[0], &st, &err) < 0)
+        if (manager_get(m, a.pos[0], &st, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
         {
                 cleanup_json json_t *j = manager_info_json(m, st);

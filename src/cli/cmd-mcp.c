@@ -18,7 +18,7 @@ int cmd_mcp_server(int argc, char **argv)
         m = cli_manager();
         if (!m)
                 return EXIT_ERROR;
-        m->notify = NULL; /* stdout is the protocol's */
+        manager_set_notify(m, NULL, NULL); /* stdout is the protocol's */
         r = mcp_serve(m);
         manager_free(m);
         return r < 0 ? EXIT_ERROR : EXIT_OK;

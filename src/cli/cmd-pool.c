@@ -1,26 +1,29 @@
 // SPDX-License-Identifier: Apache-2.0
 /* `pool clear [-B docker|podman]`: removes the idle containers `run --fast` keeps warm. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/engine-backend.h"
 #include "cli.h"
 #include "cmd.h"
-#include "core/store.h"
 #include "shared/cleanup.h"
 
 static int pool_opt(int c, const char *arg, void *ctx)
 {
-        const char **backend = ctx;
+        const struct backend_ops *b = backend_find(arg);
 
         if (c != 'B')
                 return EXIT_USAGE;
-        if (strcmp(arg, "docker") != 0 && strcmp(arg, "podman") != 0)
+        if (!b || !backend_keeps_pool(b))
                 return cli_usage_error(cli_current, "only docker and podman keep a pool");
-        *backend = arg;
+        *(const char **)ctx = arg;
         return 0;
+}
+
+static void print_cleared(void *ctx, const char *backend, unsigned n)
+{
+        (void)ctx;
+        printf("%s: removed %u idle container%s\n", backend, n, n == 1 ? "" : "s");
 }
 
 int cmd_pool(int argc, char **argv)
@@ -37,10 +40,10 @@ int cmd_pool(int argc, char **argv)
                                       .min_pos = 1,
                                       .max_pos = 1,
                                       .missing = "a pool command is required (clear)"};
+        cleanup_manager struct manager *m = NULL;
+        struct ak_err err = {0};
         struct cli_args a;
-        struct manager *m;
-        cleanup_free char *dir = NULL;
-        int r = cli_parse(argc, argv, &spec, &a), rc = EXIT_OK;
+        int r = cli_parse(argc, argv, &spec, &a);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
@@ -49,21 +52,7 @@ int cmd_pool(int argc, char **argv)
         m = cli_manager();
         if (!m)
                 return EXIT_ERROR;
-        dir = store_run_dir(m->store, ".ephemeral");
-        manager_free(m);
-        for (int k = 0; k < 2 && dir; k++) {
-                enum engine_kind kind = k ? ENGINE_PODMAN : ENGINE_DOCKER;
-                struct ak_err err = {0};
-                unsigned n = 0;
-                if (backend && strcmp(backend, engine_name(kind)) != 0)
-                        continue;
-                if (engine_pool_clear(kind, dir, &n, &err) < 0) {
-                        if (backend) /* asked for this one: its absence is an error */
-                                rc = cli_fail(&err, EXIT_ERROR);
-                        continue;
-                }
-                printf("%s: removed %u idle container%s\n", engine_name(kind), n,
-                       n == 1 ? "" : "s");
-        }
-        return rc;
+        if (manager_pool_clear(m, backend, print_cleared, NULL, &err) < 0)
+                return cli_fail(&err, EXIT_ERROR);
+        return EXIT_OK;
 }

@@ -19,6 +19,7 @@
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 #include "shared/macro.h"
+#include "shared/random-util.h"
 #include "shared/strv.h"
 #include "shared/text-util.h"
 #include "shared/time-util.h"
@@ -500,7 +501,7 @@ static int load(struct api_ctx *c, const char *name, struct sandbox_state **st,
 
         if (want_name(name, r) < 0)
                 return -1;
-        if (store_load(c->m->store, name, st, &err) < 0) {
+        if (manager_get(c->m, name, st, &err) < 0) {
                 if (err.code == ENOENT)
                         return api_fail(r, 404, "Sandbox '%s' not found", name);
                 return fail_err(r, &err);
@@ -845,70 +846,42 @@ int api_exec_detach(struct api_ctx *c, const char *name, json_t *body, struct ap
         return 0;
 }
 
-static int connect_running(struct api_ctx *c, const char *name, struct api_result *r)
+/* The API's words for a detached command the manager would refuse (detached_id_is_valid), and
+ * for a sandbox that is missing or stopped; then the manager does the work. */
+static int detached_target(struct api_ctx *c, const char *name, const char *id,
+                           struct api_result *r)
 {
-        struct ak_err err = {0};
-        int fd;
-
-        if (running(c, name, r) < 0)
-                return -1;
-        fd = manager_connect(c->m, name, NULL, &err);
-        if (fd < 0)
-                return fail_err(r, &err);
-        return fd;
-}
-
-static bool valid_id(const char *id)
-{
-        if (strlen(id) != 8)
-                return false;
-        for (int i = 0; i < 8; i++)
-                if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-                        return false;
-        return true;
+        if (id && !detached_id_is_valid(id))
+                return api_fail(r, 404, "No detached command '%s'", id);
+        return running(c, name, r);
 }
 
 int api_detached_list(struct api_ctx *c, const char *name, struct api_result *r)
 {
-        struct agent_detached *list = NULL;
+        cleanup_detached_list struct detached_list l = {0};
         struct ak_err err = {0};
-        size_t n = 0;
         json_t *arr;
-        int fd = connect_running(c, name, r), e;
 
-        if (fd < 0)
+        if (detached_target(c, name, NULL, r) < 0)
                 return -1;
-        e = agent_detach_list(fd, &list, &n, &err);
-        close(fd);
-        if (e < 0)
+        if (manager_detached_list(c->m, name, &l, &err) < 0)
                 return fail_err(r, &err);
         arr = json_array();
-        for (size_t i = 0; i < n; i++) {
-                json_array_append_new(arr, detached_json(name, &list[i]));
-                agent_detached_done(&list[i]);
-        }
-        free(list);
+        for (size_t i = 0; i < l.n; i++)
+                json_array_append_new(arr, detached_json(name, &l.items[i]));
         return ok(r, 200, arr);
 }
 
 int api_detached_get(struct api_ctx *c, const char *name, const char *id, struct api_result *r)
 {
-        struct agent_detached d;
+        cleanup_agent_detached struct agent_detached d = {0};
         struct ak_err err = {0};
-        int fd, e;
 
-        if (!valid_id(id))
-                return api_fail(r, 404, "No detached command '%s'", id);
-        fd = connect_running(c, name, r);
-        if (fd < 0)
+        if (detached_target(c, name, id, r) < 0)
                 return -1;
-        e = agent_detach_get(fd, id, &d, &err);
-        close(fd);
-        if (e < 0)
+        if (manager_detached_get(c->m, name, id, &d, &err) < 0)
                 return fail_err(r, &err);
-        ok(r, 200, detached_json(name, &d));
-        agent_detached_done(&d);
-        return 0;
+        return ok(r, 200, detached_json(name, &d));
 }
 
 static int to_buf(void *ctx, const void *data, size_t len)
@@ -924,16 +897,10 @@ int api_detached_logs(struct api_ctx *c, const char *name, const char *id, bool 
 {
         cleanup_buf struct buf b = BUF_INIT, none = BUF_INIT;
         struct ak_err err = {0};
-        int fd, e;
 
-        if (!valid_id(id))
-                return api_fail(r, 404, "No detached command '%s'", id);
-        fd = connect_running(c, name, r);
-        if (fd < 0)
+        if (detached_target(c, name, id, r) < 0)
                 return -1;
-        e = agent_detach_logs(fd, id, stderr_stream, to_buf, &b, &err);
-        close(fd);
-        if (e < 0)
+        if (manager_detached_logs(c->m, name, id, stderr_stream, to_buf, &b, &err) < 0)
                 return fail_err(r, &err);
         return ok(r, 200,
                   json_pack("{s:o}", stderr_stream ? "stderr" : "stdout", combined(&b, &none)));
@@ -941,20 +908,13 @@ int api_detached_logs(struct api_ctx *c, const char *name, const char *id, bool 
 
 int api_detached_kill(struct api_ctx *c, const char *name, const char *id, struct api_result *r)
 {
-        struct agent_detached d;
+        cleanup_agent_detached struct agent_detached d = {0};
         struct ak_err err = {0};
-        int fd, e;
 
-        if (!valid_id(id))
-                return api_fail(r, 404, "No detached command '%s'", id);
-        fd = connect_running(c, name, r);
-        if (fd < 0)
+        if (detached_target(c, name, id, r) < 0)
                 return -1;
-        e = agent_detach_kill(fd, id, 0, &d, &err);
-        close(fd);
-        if (e < 0)
+        if (manager_detached_kill(c->m, name, id, &d, &err) < 0)
                 return fail_err(r, &err);
-        agent_detached_done(&d);
         return ok_text(r, "Command killed");
 }
 

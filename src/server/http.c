@@ -538,9 +538,9 @@ static void dispatch(struct MHD_Connection *c, const char *method, struct route 
 
         if (rt->n == 1 && get && route_is(rt, 0, "status")) {
                 res->status = 200;
-                res->data = json_pack("{s:s,s:s,s:b}", "version", AK_VERSION, "backend",
-                                      manager_backend_name(&(struct sandbox_state){0}),
-                                      "api_key_configured", srv.n_keys > 0);
+                res->data =
+                    json_pack("{s:s,s:s,s:b}", "version", AK_VERSION, "backend",
+                              manager_default_backend(), "api_key_configured", srv.n_keys > 0);
                 return;
         }
         if (rt->n == 1 && get && route_is(rt, 0, "stats")) {
