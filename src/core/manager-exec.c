@@ -92,10 +92,11 @@ enum exec_kind { EXEC_FOREGROUND, EXEC_ATTACH, EXEC_DETACH };
 static int run_in(struct manager *m, const char *name, enum exec_kind kind,
                   const struct agent_exec_opts *x, const struct agent_io *io,
                   struct agent_exit *ret_exit, struct agent_detached *ret_detached,
-                  struct ak_err *err)
+                  const char **ret_backend, struct ak_err *err)
 {
         struct sandbox_state *st = NULL;
         struct agent_exec_opts xx = *x;
+        const struct backend_ops *b;
         struct cmd_policy pol;
         struct touch_ctx touch = {.m = m};
         int fd, r;
@@ -103,6 +104,8 @@ static int run_in(struct manager *m, const char *name, enum exec_kind kind,
         fd = manager_connect(m, name, &st, err);
         if (fd < 0)
                 return fd;
+        if (ret_backend && manager_backend(st, &b, NULL) >= 0)
+                *ret_backend = b->name;
         touch.st = st;
         pol = policy_of(st);
         xx.policy = cmd_policy_empty(&pol) ? NULL : &pol;
@@ -139,7 +142,7 @@ static int run_in(struct manager *m, const char *name, enum exec_kind kind,
 int manager_exec(struct manager *m, const char *name, const struct agent_exec_opts *x,
                  const struct agent_io *io, struct agent_exit *ret, struct ak_err *err)
 {
-        return run_in(m, name, EXEC_FOREGROUND, x, io, ret, NULL, err);
+        return run_in(m, name, EXEC_FOREGROUND, x, io, ret, NULL, NULL, err);
 }
 
 int manager_attach(struct manager *m, const char *name, const struct agent_exec_opts *x,
@@ -161,13 +164,13 @@ int manager_attach(struct manager *m, const char *name, const struct agent_exec_
                 }
                 xx.argv = shell;
         }
-        return run_in(m, name, EXEC_ATTACH, &xx, io, ret, NULL, err);
+        return run_in(m, name, EXEC_ATTACH, &xx, io, ret, NULL, NULL, err);
 }
 
 int manager_detach(struct manager *m, const char *name, const struct agent_exec_opts *x,
                    struct agent_detached *ret, struct ak_err *err)
 {
-        return run_in(m, name, EXEC_DETACH, x, NULL, NULL, ret, err);
+        return run_in(m, name, EXEC_DETACH, x, NULL, NULL, ret, NULL, err);
 }
 
 /* ---- detached commands ---- */
@@ -319,16 +322,20 @@ static int capture_output(void *ctx, int stream, const void *data, size_t len)
         return len && buf_append(b, data, len) < 0 ? -1 : 0;
 }
 
-int manager_exec_capture(struct manager *m, const char *name, const struct agent_exec_opts *x,
-                         size_t max, struct buf *out, struct buf *errout, bool *truncated,
-                         struct agent_exit *ret, struct ak_err *err)
+void exec_capture_done(struct exec_capture *c)
 {
-        struct capture c = {out, errout, max, false};
+        buf_done(&c->out);
+        buf_done(&c->err);
+}
+
+int manager_exec_capture(struct manager *m, const char *name, const struct agent_exec_opts *x,
+                         size_t max, struct exec_capture *ret, struct ak_err *err)
+{
+        struct capture c = {&ret->out, &ret->err, max, false};
         struct agent_io io = {
             .stdin_fd = -1, .signal_fd = -1, .tty_fd = -1, .on_output = capture_output, .ctx = &c};
-        int r = manager_exec(m, name, x, &io, ret, err);
+        int r = run_in(m, name, EXEC_FOREGROUND, x, &io, &ret->exit, NULL, &ret->backend, err);
 
-        if (truncated)
-                *truncated = c.truncated;
+        ret->truncated = c.truncated;
         return r;
 }

@@ -19,6 +19,7 @@
 #include "core/backend.h"
 #include "core/state.h"
 #include "core/store.h"
+#include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/err.h"
 #include "shared/time-util.h"
@@ -132,10 +133,23 @@ int manager_file_write(struct manager *m, const char *name, const char *path,
                        const struct manager_write *w, uint64_t *ret_size, struct ak_err *err);
 int manager_file_remove(struct manager *m, const char *name, const char *path, bool recursive,
                         struct ak_err *err);
-/* manager_exec, collecting each stream (at most max bytes each; *truncated says if more came). */
+/* What manager_exec_capture collected; the caller frees the buffers (exec_capture_done). */
+struct exec_capture {
+        struct buf out, err;    /* at most max bytes of each stream */
+        bool truncated;         /* a stream had more */
+        struct agent_exit exit; /* how the command ended */
+        const char *backend;    /* the backend that ran it (static), NULL until one did */
+};
+#define EXEC_CAPTURE_INIT                                                                          \
+        {                                                                                          \
+                BUF_INIT, BUF_INIT, false, {0}, NULL                                               \
+        }
+void exec_capture_done(struct exec_capture *c);
+DEFINE_CLEANUP_DONE(struct exec_capture, exec_capture_done)
+#define cleanup_exec_capture CLEANUP_FUNC(exec_capture_done)
+/* manager_exec, collecting each stream into *ret (which starts as EXEC_CAPTURE_INIT). */
 int manager_exec_capture(struct manager *m, const char *name, const struct agent_exec_opts *x,
-                         size_t max, struct buf *out, struct buf *errout, bool *truncated,
-                         struct agent_exit *ret, struct ak_err *err);
+                         size_t max, struct exec_capture *ret, struct ak_err *err);
 /* Detached commands (manager_detach starts one), kept by the sandbox's agent so that any process
  * sees every one. The sandbox must be running (-ESRCH); an id that is not one
  * (detached_id_is_valid) fails with -EINVAL before the sandbox is reached. */
