@@ -14,29 +14,19 @@
 #include "shared/json-util.h"
 #include "shared/time-util.h"
 
-static int opt_flag(int c, const char *arg, void *ctx)
+static int cmd_exec_list(int argc, char **argv)
 {
-        (void)arg;
-        if (c != 'j' && c != 's')
-                return EXIT_USAGE;
-        *(bool *)ctx = true;
-        return 0;
-}
-
-int cmd_exec_list(int argc, char **argv)
-{
-        static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
-                                                 {NULL, 0, NULL, 0}};
         static const char *const status[] = {"running", "completed", "failed"};
         cleanup_detached_list struct detached_list l = {0};
         cleanup_manager struct manager *m = NULL;
         struct ak_err err = {0};
         struct cli_args a;
         bool json = false;
-        const struct cli_spec spec = {.shortopts = "j",
-                                      .longopts = longopts,
-                                      .on_opt = opt_flag,
-                                      .ctx = &json,
+        const struct cli_option options[] = {
+            OPT_BOOL('j', "json", &json, "machine-readable output"),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options,
                                       .min_pos = 1,
                                       .max_pos = 1,
                                       .missing = "a sandbox name is required"};
@@ -79,17 +69,18 @@ static int to_stdout(void *ctx, const void *data, size_t len)
         return write_all(STDOUT_FILENO, data, len) < 0 ? -1 : 0;
 }
 
-int cmd_exec_logs(int argc, char **argv)
+static int cmd_exec_logs(int argc, char **argv)
 {
-        static const struct option longopts[] = {{"stderr", no_argument, NULL, 's'},
-                                                 {NULL, 0, NULL, 0}};
         cleanup_manager struct manager *m = NULL;
         struct ak_err err = {0};
         struct cli_args a;
         bool stderr_stream = false;
-        const struct cli_spec spec = {.longopts = longopts,
-                                      .on_opt = opt_flag,
-                                      .ctx = &stderr_stream,
+        const struct cli_option options[] = {
+            OPT_BOOL(0, "stderr", &stderr_stream,
+                     "print its standard error instead of its standard output"),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options,
                                       .min_pos = 2,
                                       .max_pos = 2,
                                       .missing = "a sandbox name and a command id are required"};
@@ -105,7 +96,7 @@ int cmd_exec_logs(int argc, char **argv)
         return EXIT_OK;
 }
 
-int cmd_exec_kill(int argc, char **argv)
+static int cmd_exec_kill(int argc, char **argv)
 {
         cleanup_manager struct manager *m = NULL;
         cleanup_agent_detached struct agent_detached d = {0};
@@ -127,3 +118,15 @@ int cmd_exec_kill(int argc, char **argv)
         cli_print_json(j);
         return EXIT_OK;
 }
+
+const struct verb verb_exec_list = {
+    "exec-list", cmd_exec_list, "[--json] NAME", "List a sandbox's detached commands", NULL,
+    0,           NULL};
+const struct verb verb_exec_logs = {
+    "exec-logs", cmd_exec_logs, "[--stderr] NAME ID", "Print a detached command's output", NULL,
+    0,           NULL};
+const struct verb verb_exec_kill = {
+    "exec-kill", cmd_exec_kill,
+    "NAME ID",   "Stop a detached command (SIGTERM, then SIGKILL after 2 s)",
+    NULL,        0,
+    NULL};

@@ -8,15 +8,13 @@
 #include "cmd.h"
 #include "shared/cleanup.h"
 
-static int pool_opt(int c, const char *arg, void *ctx)
+static int opt_pool_backend(const struct cli_option *o, const char *arg)
 {
         const struct backend_ops *b = backend_find(arg);
 
-        if (c != 'B')
-                return EXIT_USAGE;
         if (!b || !backend_keeps_pool(b))
                 return cli_usage_error(cli_current, "only docker and podman keep a pool");
-        *(const char **)ctx = arg;
+        *(const char **)o->value = arg;
         return 0;
 }
 
@@ -26,20 +24,15 @@ static void print_cleared(void *ctx, const char *backend, unsigned n)
         printf("%s: removed %u idle container%s\n", backend, n, n == 1 ? "" : "s");
 }
 
-int cmd_pool(int argc, char **argv)
+static int cmd_pool_clear(int argc, char **argv)
 {
-        static const struct option longopts[] = {
-            {"backend", required_argument, NULL, 'B'},
-            {NULL, 0, NULL, 0},
-        };
         const char *backend = NULL;
-        const struct cli_spec spec = {.shortopts = "B:",
-                                      .longopts = longopts,
-                                      .on_opt = pool_opt,
-                                      .ctx = &backend,
-                                      .min_pos = 1,
-                                      .max_pos = 1,
-                                      .missing = "a pool command is required (clear)"};
+        const struct cli_option options[] = {
+            OPT_CALLBACK('B', "backend", &backend, "NAME", "only this backend's pool",
+                         opt_pool_backend),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options};
         cleanup_manager struct manager *m = NULL;
         struct ak_err err = {0};
         struct cli_args a;
@@ -47,8 +40,6 @@ int cmd_pool(int argc, char **argv)
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        if (strcmp(a.pos[0], "clear") != 0)
-                return cli_usage_error(cli_current, "unknown pool command '%s'", a.pos[0]);
         m = cli_manager();
         if (!m)
                 return EXIT_ERROR;
@@ -56,3 +47,28 @@ int cmd_pool(int argc, char **argv)
                 return cli_fail(&err, EXIT_ERROR);
         return EXIT_OK;
 }
+
+static const struct verb pool_clear_verb = {"clear",
+                                            cmd_pool_clear,
+                                            "[-B docker|podman]",
+                                            "Remove the idle containers of the pools",
+                                            NULL,
+                                            0,
+                                            NULL};
+static const struct verb *const pool_verbs[] = {&pool_clear_verb, NULL};
+
+static int cmd_pool(int argc, char **argv)
+{
+        return cli_dispatch(argc, argv, NULL);
+}
+
+const struct verb verb_pool = {
+    "pool",
+    cmd_pool,
+    "clear [-B docker|podman]",
+    "Remove the idle containers that run --fast keeps warm",
+    "`run --fast -B docker|podman` takes a started container from a pool of identical\n"
+    "ones (up to 5 per configuration, 20 per engine) and refills it in the background;\n"
+    "each container serves one run and is then destroyed. 'pool clear' empties the pools.\n",
+    VERB_TOP_ONLY,
+    pool_verbs};

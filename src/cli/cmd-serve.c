@@ -9,7 +9,7 @@
 #include "cmd.h"
 #include "core/paths.h"
 
-int cmd_serve(int argc, char **argv)
+static int cmd_serve(int argc, char **argv)
 {
         struct ak_err err = {0};
         char helper[PATH_MAX];
@@ -23,3 +23,16 @@ int cmd_serve(int argc, char **argv)
         cli_error("cannot run %s: %s", helper, strerror(errno));
         return EXIT_ERROR;
 }
+
+/* Its options are the helper's (src/server/serve.c): `serve --help` is the helper's help. */
+const struct verb verb_serve = {
+    "serve",
+    cmd_serve,
+    "[-H ADDR] [-p PORT] [--api-key KEY]... [--socket PATH]",
+    "Serve the HTTP API used by the SDKs (default http://127.0.0.1:18888)",
+    "Run 'agentkernel serve --help' for every option. Only you can use it: without a key of\n"
+    "your own (--api-key, --api-key-file, AGENTKERNEL_API_KEY, [api] in agentkernel.toml) it\n"
+    "makes one in ~/.agentkernel/api-key; clients:\n"
+    "  export AGENTKERNEL_API_KEY=$(cat ~/.agentkernel/api-key)\n",
+    VERB_TOP_ONLY,
+    NULL};
