@@ -24,15 +24,10 @@ static int cmd_serve(int argc, char **argv)
         return EXIT_ERROR;
 }
 
-/* Its options are the helper's (src/server/serve.c): `serve --help` is the helper's help. */
+/* Its options, their help and their parsing are the helper's (src/server/serve.c):
+ * `agentkernel serve --help` is the helper's help. */
 const struct verb verb_serve = {
-    "serve",
-    cmd_serve,
-    "[-H ADDR] [-p PORT] [--api-key KEY]... [--socket PATH]",
-    "Serve the HTTP API used by the SDKs (default http://127.0.0.1:18888)",
-    "Run 'agentkernel serve --help' for every option. Only you can use it: without a key of\n"
-    "your own (--api-key, --api-key-file, AGENTKERNEL_API_KEY, [api] in agentkernel.toml) it\n"
-    "makes one in ~/.agentkernel/api-key; clients:\n"
-    "  export AGENTKERNEL_API_KEY=$(cat ~/.agentkernel/api-key)\n",
-    VERB_TOP_ONLY,
+    "serve",     cmd_serve,
+    "[OPTIONS]", "Serve the HTTP API used by the SDKs (default http://127.0.0.1:18888)",
+    NULL,        VERB_TOP_ONLY,
     NULL};

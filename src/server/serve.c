@@ -11,7 +11,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -27,6 +26,7 @@
 #include <unistd.h>
 
 #include "build-config.h"
+#include "cli/parse-options.h"
 #include "core/config.h"
 #include "core/manager.h"
 #include "server/apikey.h"
@@ -408,43 +408,6 @@ static size_t raise_nofile(void)
 
 /* ---- startup ---- */
 
-static void usage(FILE *f)
-{
-        fprintf(
-            f,
-            "Usage: agentkernel serve [OPTIONS]\n\n"
-            "Serve the HTTP API (the official SDKs talk to it).\n\n"
-            "Only the user who starts it can use it: without a key of your own it makes one\n"
-            "at first start in ~/.agentkernel/api-key (mode 0600) and requires it. Clients:\n"
-            "  export AGENTKERNEL_API_KEY=$(cat ~/.agentkernel/api-key)\n\n"
-            "Options:\n"
-            "  -H, --host ADDR          address to listen on (default 127.0.0.1); a\n"
-            "                           non-loopback one needs a key you give (--api-key,\n"
-            "                           --api-key-file, AGENTKERNEL_API_KEY) and belongs\n"
-            "                           behind TLS\n"
-            "  -p, --port N             port (default 18888)\n"
-            "      --api-key KEY        require 'Authorization: Bearer KEY' (repeatable;\n"
-            "                           other users may see it in ps until serve starts:\n"
-            "                           prefer the file or AGENTKERNEL_API_KEY)\n"
-            "      --api-key-file FILE  keys, one per line (# comments)\n"
-            "      --socket PATH        also serve on a unix socket (mode 0600); peers with\n"
-            "                           your uid (or root) in your namespaces need no key\n"
-            "      --no-tcp             serve on the --socket only\n"
-            "      --allowed-host NAME  also answer to 'Host: NAME' (a proxy's or this\n"
-            "                           machine's name; repeatable)\n"
-            "      --insecure-no-auth   no key at all, loopback only: every local user and\n"
-            "                           process can then run commands as you. Do not.\n"
-            "      --print-api-key      print the generated key (made if missing) and exit\n"
-            "      --reconcile-interval S  seconds between TTL/lifecycle passes (default 2; "
-            "0 = off)\n"
-            "  -c, --config FILE        agentkernel.toml for [api] (default ./agentkernel.toml "
-            "if any)\n\n"
-            "Keys: --api-key/--api-key-file, else AGENTKERNEL_API_KEY, else [api] api_key_env /\n"
-            "api_key, else the generated key. GET /health is open (it says only \"ok\").\n"
-            "Browsers are kept out: a foreign Host or Origin gets 403, a body that is not\n"
-            "Content-Type: application/json gets 415.\n");
-}
-
 static int default_key(bool print, char **ret_path)
 {
         cleanup_free char *dir = NULL, *text = NULL;
@@ -495,24 +458,92 @@ static void host_for_gate(const char *host, bool is_wildcard)
         srv.hosts[srv.n_hosts++] = (struct gate_host){host, false};
 }
 
+/* ---- options ---- */
+
+static int opt_port(const struct cli_option *o, const char *arg)
+{
+        uint32_t v;
+
+        if (safe_atou32(arg, &v) < 0 || v == 0 || v > 65535)
+                return cli_usage_error(cli_current, "invalid port '%s'", arg);
+        *(unsigned *)o->value = v;
+        return 0;
+}
+
+static int opt_api_key(const struct cli_option *o, const char *arg)
+{
+        *(bool *)o->value = true;
+        if (add_key(arg, strlen(arg)) < 0)
+                return cli_usage_error(cli_current, "invalid API key (at most %d keys of %d bytes)",
+                                       API_KEYS_MAX, API_KEY_MAX);
+        /* every local user can read our command line (ps, /proc/PID/cmdline): the key leaves
+         * it as soon as it is copied (arg points into argv) */
+        memset((char *)arg, 'x', strlen(arg));
+        return 0;
+}
+
+static int opt_api_key_file(const struct cli_option *o, const char *arg)
+{
+        *(bool *)o->value = true;
+        if (add_key_file(arg) < 0)
+                return cli_usage_error(cli_current, "cannot read API keys from '%s'", arg);
+        return 0;
+}
+
+static int opt_allowed_host(const struct cli_option *o, const char *arg)
+{
+        (void)o;
+        if (srv.n_hosts == ALLOWED_HOSTS_MAX || !host_name_valid(arg))
+                return cli_usage_error(cli_current, "invalid --allowed-host '%s'", arg);
+        srv.hosts[srv.n_hosts++] = (struct gate_host){arg, true};
+        return 0;
+}
+
+static int opt_gone(const struct cli_option *o, const char *arg)
+{
+        (void)o;
+        (void)arg;
+        return cli_usage_error(cli_current,
+                               "--allow-unauthenticated is gone: an API without a key is open to "
+                               "every local user and web page; give keys (--api-key-file) to "
+                               "whoever needs access");
+}
+
+static int opt_interval(const struct cli_option *o, const char *arg)
+{
+        uint32_t v;
+
+        if (safe_atou32(arg, &v) < 0 || v > 3600)
+                return cli_usage_error(cli_current, "invalid interval '%s'", arg);
+        *(unsigned *)o->value = v;
+        return 0;
+}
+
+static int cmd_serve(int argc, char **argv);
+
+static const struct verb serve_verb = {
+    "serve",
+    cmd_serve,
+    "[OPTIONS]",
+    "Serve the HTTP API (the official SDKs talk to it)",
+    "Only the user who starts it can use it: without a key of your own it makes one at\n"
+    "first start in ~/.agentkernel/api-key (mode 0600) and requires it. Clients:\n"
+    "  export AGENTKERNEL_API_KEY=$(cat ~/.agentkernel/api-key)\n\n"
+    "Keys: --api-key/--api-key-file, else AGENTKERNEL_API_KEY, else [api] api_key_env /\n"
+    "api_key, else the generated key. GET /health is open (it says only \"ok\").\n"
+    "Browsers are kept out: a foreign Host or Origin gets 403, a body that is not\n"
+    "Content-Type: application/json gets 415.\n",
+    0,
+    NULL};
+
 int main(int argc, char **argv)
 {
-        static const struct option longopts[] = {
-            {"host", required_argument, NULL, 'H'},
-            {"port", required_argument, NULL, 'p'},
-            {"api-key", required_argument, NULL, 'k'},
-            {"api-key-file", required_argument, NULL, 'K'},
-            {"socket", required_argument, NULL, 'S'},
-            {"no-tcp", no_argument, NULL, 'T'},
-            {"allowed-host", required_argument, NULL, 'A'},
-            {"insecure-no-auth", no_argument, NULL, 'I'},
-            {"print-api-key", no_argument, NULL, 'P'},
-            {"allow-unauthenticated", no_argument, NULL, 'U'},
-            {"reconcile-interval", required_argument, NULL, 'R'},
-            {"config", required_argument, NULL, 'c'},
-            {"help", no_argument, NULL, 'h'},
-            {NULL, 0, NULL, 0},
-        };
+        cli_current = &serve_verb;
+        return cmd_serve(argc, argv);
+}
+
+static int cmd_serve(int argc, char **argv)
+{
         const char *host = "127.0.0.1", *config_path = NULL, *socket_path = NULL;
         bool no_auth = false, no_tcp = false, print_key = false, is_loopback = true,
              is_wildcard = false, keys_given = false;
@@ -524,90 +555,49 @@ int main(int argc, char **argv)
         struct conn_limits lim = {CONNECTIONS_MAX, OTHERS_MAX, PER_PEER_MAX};
         struct stat sock_st = {0};
         struct sigaction sa = {.sa_handler = on_signal};
+        struct cli_args a;
         pthread_t rec;
-        uint32_t v;
-        int c, tcp_fd = -1, unix_fd = -1;
+        int r, tcp_fd = -1, unix_fd = -1;
+        const struct cli_option options[] = {
+            OPT_STRING('H', "host", &host, "ADDR",
+                       "address to listen on (default 127.0.0.1); a non-loopback\n"
+                       "one needs a key you give (--api-key, --api-key-file,\n"
+                       "AGENTKERNEL_API_KEY) and belongs behind TLS"),
+            OPT_CALLBACK('p', "port", &port, "N", "port (default 18888)", opt_port),
+            OPT_CALLBACK(0, "api-key", &keys_given, "KEY",
+                         "require 'Authorization: Bearer KEY' (repeatable; other\n"
+                         "users may see it in ps until serve starts: prefer the\n"
+                         "file or AGENTKERNEL_API_KEY)",
+                         opt_api_key),
+            OPT_CALLBACK(0, "api-key-file", &keys_given, "FILE", "keys, one per line (# comments)",
+                         opt_api_key_file),
+            OPT_STRING(0, "socket", &socket_path, "PATH",
+                       "also serve on a unix socket (mode 0600); peers with your\n"
+                       "uid (or root) in your namespaces need no key"),
+            OPT_BOOL(0, "no-tcp", &no_tcp, "serve on the --socket only"),
+            OPT_CALLBACK(0, "allowed-host", NULL, "NAME",
+                         "also answer to 'Host: NAME' (a proxy's or this machine's\n"
+                         "name; repeatable)",
+                         opt_allowed_host),
+            OPT_BOOL(0, "insecure-no-auth", &no_auth,
+                     "no key at all, loopback only: every local user and process\n"
+                     "can then run commands as you. Do not."),
+            OPT_BOOL(0, "print-api-key", &print_key,
+                     "print the generated key (made if missing) and exit"),
+            OPT_CALLBACK(0, "allow-unauthenticated", NULL, NULL, NULL, opt_gone),
+            OPT_CALLBACK(0, "reconcile-interval", &srv.reconcile_s, "S",
+                         "seconds between TTL/lifecycle passes (default 2; 0 = off)", opt_interval),
+            OPT_STRING('c', "config", &config_path, "FILE",
+                       "agentkernel.toml for [api] (default ./agentkernel.toml if any)"),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options};
 
         srv.reconcile_s = RECONCILE_INTERVAL_S;
         srv.diag_fd = -1;
-        while ((c = getopt_long(argc, argv, "H:p:c:h", longopts, NULL)) != -1) {
-                switch (c) {
-                case 'H':
-                        host = optarg;
-                        break;
-                case 'p':
-                        if (safe_atou32(optarg, &v) < 0 || v == 0 || v > 65535) {
-                                fprintf(stderr, "error: invalid port '%s'\n", optarg);
-                                return 2;
-                        }
-                        port = v;
-                        break;
-                case 'k':
-                        keys_given = true;
-                        if (add_key(optarg, strlen(optarg)) < 0) {
-                                fprintf(stderr,
-                                        "error: invalid API key (at most %d keys of %d "
-                                        "bytes)\n",
-                                        API_KEYS_MAX, API_KEY_MAX);
-                                return 2;
-                        }
-                        /* every local user can read our command line (ps, /proc/PID/cmdline):
-                         * the key leaves it as soon as it is copied */
-                        memset(optarg, 'x', strlen(optarg));
-                        break;
-                case 'K':
-                        keys_given = true;
-                        if (add_key_file(optarg) < 0) {
-                                fprintf(stderr, "error: cannot read API keys from '%s'\n", optarg);
-                                return 2;
-                        }
-                        break;
-                case 'S':
-                        socket_path = optarg;
-                        break;
-                case 'T':
-                        no_tcp = true;
-                        break;
-                case 'A':
-                        if (srv.n_hosts == ALLOWED_HOSTS_MAX || !host_name_valid(optarg)) {
-                                fprintf(stderr, "error: invalid --allowed-host '%s'\n", optarg);
-                                return 2;
-                        }
-                        srv.hosts[srv.n_hosts++] = (struct gate_host){optarg, true};
-                        break;
-                case 'I':
-                        no_auth = true;
-                        break;
-                case 'P':
-                        print_key = true;
-                        break;
-                case 'U':
-                        fprintf(stderr, "error: --allow-unauthenticated is gone: an API without "
-                                        "a key is open to every local user and web page; give "
-                                        "keys (--api-key-file) to whoever needs access\n");
-                        return 2;
-                case 'R':
-                        if (safe_atou32(optarg, &v) < 0 || v > 3600) {
-                                fprintf(stderr, "error: invalid interval '%s'\n", optarg);
-                                return 2;
-                        }
-                        srv.reconcile_s = v;
-                        break;
-                case 'c':
-                        config_path = optarg;
-                        break;
-                case 'h':
-                        usage(stdout);
-                        return 0;
-                default:
-                        usage(stderr);
-                        return 2;
-                }
-        }
-        if (optind != argc) {
-                usage(stderr);
-                return 2;
-        }
+        r = cli_parse(argc, argv, &spec, &a);
+        if (r)
+                return CLI_PARSE_EXIT(r);
         if (print_key)
                 return default_key(true, NULL) < 0 ? 1 : 0;
         if (no_tcp && !socket_path) {
