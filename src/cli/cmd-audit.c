@@ -95,7 +95,7 @@ static int cmd_audit_show(int argc, char **argv)
                          opt_sandbox),
             OPT_CALLBACK('l', "last", &last, "N", "the last N events (default 20; 0 = all)",
                          opt_last),
-            OPT_BOOL('j', "json", &json, "machine-readable output"),
+            OPT_JSON(&json),
             OPT_BOOL(0, "path", &show_path, "print where the log is and exit"),
             OPT_END(),
         };

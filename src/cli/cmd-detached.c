@@ -23,7 +23,7 @@ static int cmd_exec_list(int argc, char **argv)
         struct cli_args a;
         bool json = false;
         const struct cli_option options[] = {
-            OPT_BOOL('j', "json", &json, "machine-readable output"),
+            OPT_JSON(&json),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options,

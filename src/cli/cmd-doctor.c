@@ -103,7 +103,7 @@ static int cmd_doctor(int argc, char **argv)
         struct manager *m = NULL;
         char why[512], path[4096];
         const struct cli_option options[] = {
-            OPT_BOOL('j', "json", &rep.json, "machine-readable output"),
+            OPT_JSON(&rep.json),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options};

@@ -96,7 +96,7 @@ static int cmd_images_list(int argc, char **argv)
         struct cli_args a;
         bool json = false;
         const struct cli_option options[] = {
-            OPT_BOOL('j', "json", &json, "machine-readable output"),
+            OPT_JSON(&json),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options};
@@ -144,7 +144,7 @@ static int cmd_images_pull(int argc, char **argv)
         bool json = false, quiet = false;
         const struct cli_option options[] = {
             OPT_BOOL('q', "quiet", &quiet, "no progress"),
-            OPT_BOOL('j', "json", &json, "machine-readable output"),
+            OPT_JSON(&json),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options,
@@ -292,14 +292,9 @@ static const struct verb *const images_verbs[] = {
     &images_pull_verb,   &images_list_verb,   &images_ls_verb,    &images_rm_verb,
     &images_remove_verb, &images_delete_verb, &images_prune_verb, NULL};
 
-static int cmd_images(int argc, char **argv)
-{
-        return cli_dispatch(argc, argv, NULL);
-}
-
 const struct verb verb_images = {
     "images",
-    cmd_images,
+    cli_dispatch_verb,
     "pull NAME | list [--json] | rm NAME... [-f] | prune",
     "Manage the local store of OCI images (native backend)",
     "Short names resolve as Docker does (alpine -> docker.io/library/alpine:latest).\n"

@@ -25,9 +25,6 @@ static int cmd_create(int argc, char **argv)
                          "permissive, moderate (default) or restrictive", sf_opt_profile),
             OPT_CALLBACK('p', "publish", &f, "SPEC",
                          "publish a port: HOST:CONTAINER[/udp] (repeatable)", sf_opt_publish),
-            OPT_SET_INT(0, "no-network", &f.o.network, 0, "no network (loopback only)"),
-            OPT_SET_INT(0, "network", &f.o.network, 1,
-                        "outbound network even if the profile has none"),
             OPT_CALLBACK('e', "env", &f.env, "KEY=VALUE",
                          "environment variable for every command (repeatable)", cli_opt_env),
             OPT_CALLBACK(0, "ttl", &f.o, "DUR", "expire after DUR (e.g. 30m, 2h30m, 1d); 0 = never",
@@ -38,25 +35,13 @@ static int cmd_create(int argc, char **argv)
             OPT_STRING('a', "agent", &f.o.agent, "NAME",
                        "the coding agent this sandbox is for (recorded)"),
             OPT_CALLBACK('d', "dir", &f.o, "DIR", "mount DIR read-write at /workspace", sf_opt_dir),
-            OPT_SET_INT(0, "mount-cwd", &f.o.mount_cwd, 1,
-                        "mount the current directory at /workspace"),
-            OPT_CALLBACK(0, "memory", &f.o.memory_mb, "MB",
-                         "memory limit (default: the profile's, 512)", cli_opt_memory),
-            OPT_CALLBACK(0, "disk", &f.o.disk_mb, "MB",
-                         "what the sandbox may write to its own filesystems (/, /tmp,\n"
-                         "/var, ...) together; default: half of --memory (docker,\n"
-                         "podman: / and the scratch places each; see info)",
-                         sf_opt_disk),
-            OPT_CALLBACK(0, "cpus", &f.o.vcpus, "N", "CPU limit in CPUs (default 1)", cli_opt_cpus),
             OPT_STRING(0, "description", &f.o.description, "TEXT", "what the sandbox is for"),
             OPT_BOOL(0, "no-start", &f.no_start, "record the sandbox without starting it"),
-            OPT_CALLBACK('v', "volume", &f.volumes, "V:/PATH[:ro]",
-                         "mount volume V (see 'volume') at PATH (repeatable)", sf_opt_volume),
             OPT_STRING('c', "config", &f.config_path, "FILE",
                        "agentkernel.toml to read (default: ./agentkernel.toml if any;\n"
                        "it must be approved: see 'trust'); flags win over the file.\n"
                        "NAME defaults to its [sandbox] name"),
-            OPT_BOOL(0, "no-config", &f.no_config, "do not read ./agentkernel.toml"),
+            SANDBOX_OPTIONS(&f),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options, .max_pos = 1};

@@ -25,7 +25,7 @@ static int cmd_list(int argc, char **argv)
         cleanup_manager struct manager *m = NULL;
         bool json = false;
         const struct cli_option options[] = {
-            OPT_BOOL('j', "json", &json, "machine-readable output"),
+            OPT_JSON(&json),
             OPT_CALLBACK('l', "label", &filters, "KEY=VALUE",
                          "only sandboxes with this label (repeatable: all must match)",
                          cli_opt_label),
@@ -94,7 +94,7 @@ static int cmd_info(int argc, char **argv)
         cleanup_manager struct manager *m = NULL;
         bool json = false;
         const struct cli_option options[] = {
-            OPT_BOOL('j', "json", &json, "machine-readable output"),
+            OPT_JSON(&json),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options,

@@ -132,7 +132,7 @@ static int cmd_reconcile(int argc, char **argv)
         bool dry_run = false, json = false;
         const struct cli_option options[] = {
             OPT_BOOL(0, "dry-run", &dry_run, "only report the decisions"),
-            OPT_BOOL(0, "json", &json, "machine-readable output"),
+            OPT_JSON(&json),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options};
@@ -313,11 +313,6 @@ static int opt_auto(const struct cli_option *o, const char *arg)
         return 0;
 }
 
-#define OPT_AUTO(l, which, h)                                                                      \
-        {                                                                                          \
-                CLI_OPT_CALLBACK, 0, (l), "DUR", (h), &f, opt_auto, (which)                        \
-        }
-
 static int cmd_update(int argc, char **argv)
 {
         struct update_flags f = {0};
@@ -328,11 +323,14 @@ static int cmd_update(int argc, char **argv)
             OPT_CALLBACK(0, "description", &f, "TEXT", "what the sandbox is for", opt_description),
             OPT_CALLBACK(0, "clear-description", &f, NULL, "remove the description",
                          opt_description),
-            OPT_AUTO("auto-stop", 0, "stop after DUR without activity"),
-            OPT_AUTO("auto-archive", 1,
-                     "archive (stopped, start refused) after DUR without\n"
-                     "activity"),
-            OPT_AUTO("auto-delete", 2, "remove DUR after being archived"),
+            OPT_CALLBACK_INT(0, "auto-stop", &f, "DUR", "stop after DUR without activity", opt_auto,
+                             0),
+            OPT_CALLBACK_INT(0, "auto-archive", &f, "DUR",
+                             "archive (stopped, start refused) after DUR without\n"
+                             "activity",
+                             opt_auto, 1),
+            OPT_CALLBACK_INT(0, "auto-delete", &f, "DUR", "remove DUR after being archived",
+                             opt_auto, 2),
             OPT_BOOL(0, "no-lifecycle", &f.clear_lifecycle, "remove the lifecycle policy"),
             OPT_END(),
         };

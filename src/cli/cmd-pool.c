@@ -57,14 +57,9 @@ static const struct verb pool_clear_verb = {"clear",
                                             NULL};
 static const struct verb *const pool_verbs[] = {&pool_clear_verb, NULL};
 
-static int cmd_pool(int argc, char **argv)
-{
-        return cli_dispatch(argc, argv, NULL);
-}
-
 const struct verb verb_pool = {
     "pool",
-    cmd_pool,
+    cli_dispatch_verb,
     "clear [-B docker|podman]",
     "Remove the idle containers that run --fast keeps warm",
     "`run --fast -B docker|podman` takes a started container from a pool of identical\n"

@@ -72,7 +72,7 @@ static int cmd_volume_list(int argc, char **argv)
         cleanup_free struct volume_info *all = NULL;
         bool json = false;
         const struct cli_option options[] = {
-            OPT_BOOL('j', "json", &json, "machine-readable output"),
+            OPT_JSON(&json),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options};
@@ -184,14 +184,9 @@ static const struct verb *const volume_verbs[] = {
     &volume_create_verb,  &volume_list_verb,   &volume_ls_verb, &volume_info_verb,
     &volume_inspect_verb, &volume_delete_verb, &volume_rm_verb, NULL};
 
-static int cmd_volume(int argc, char **argv)
-{
-        return cli_dispatch(argc, argv, NULL);
-}
-
 const struct verb verb_volume = {
     "volume",
-    cmd_volume,
+    cli_dispatch_verb,
     "create NAME [-s SIZE] | list [--json] | info NAME | delete NAME [-f]",
     "Manage volumes: directories that outlive sandboxes",
     "Mount one with: agentkernel create -v NAME:/data[:ro] ...\n",

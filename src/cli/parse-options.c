@@ -304,3 +304,8 @@ int cli_dispatch(int argc, char **argv, int (*dflt)(int argc, char **argv))
         return cli_usage_error(parent, "unknown %s command '%s' (try: %s)", parent->name, argv[1],
                                names);
 }
+
+int cli_dispatch_verb(int argc, char **argv)
+{
+        return cli_dispatch(argc, argv, NULL);
+}

@@ -60,26 +60,17 @@ struct cli_option {
         intptr_t defval;
 };
 
-#define OPT_BOOL(s, l, v, h)                                                                       \
-        {                                                                                          \
-                CLI_OPT_BOOL, (s), (l), NULL, (h), (v), NULL, 0                                    \
-        }
-#define OPT_SET_INT(s, l, v, i, h)                                                                 \
-        {                                                                                          \
-                CLI_OPT_SET_INT, (s), (l), NULL, (h), (v), NULL, (i)                               \
-        }
-#define OPT_STRING(s, l, v, a, h)                                                                  \
-        {                                                                                          \
-                CLI_OPT_STRING, (s), (l), (a), (h), (v), NULL, 0                                   \
-        }
-#define OPT_CALLBACK(s, l, v, a, h, f)                                                             \
-        {                                                                                          \
-                CLI_OPT_CALLBACK, (s), (l), (a), (h), (v), (f), 0                                  \
-        }
-#define OPT_END()                                                                                  \
-        {                                                                                          \
-                CLI_OPT_END, 0, NULL, NULL, NULL, NULL, NULL, 0                                    \
-        }
+/* clang-format off */
+#define OPT_BOOL(s, l, v, h) {CLI_OPT_BOOL, (s), (l), NULL, (h), (v), NULL, 0}
+#define OPT_SET_INT(s, l, v, i, h) {CLI_OPT_SET_INT, (s), (l), NULL, (h), (v), NULL, (i)}
+#define OPT_STRING(s, l, v, a, h) {CLI_OPT_STRING, (s), (l), (a), (h), (v), NULL, 0}
+#define OPT_CALLBACK(s, l, v, a, h, f) {CLI_OPT_CALLBACK, (s), (l), (a), (h), (v), (f), 0}
+/* a callback shared by several options, told apart by i (the option's defval) */
+#define OPT_CALLBACK_INT(s, l, v, a, h, f, i) {CLI_OPT_CALLBACK, (s), (l), (a), (h), (v), (f), (i)}
+#define OPT_END() {CLI_OPT_END, 0, NULL, NULL, NULL, NULL, NULL, 0}
+/* clang-format on */
+/* -j, --json: every verb that can print JSON says it so. */
+#define OPT_JSON(v) OPT_BOOL('j', "json", (v), "machine-readable output")
 
 #define CLI_MAX_POS 64
 
@@ -129,3 +120,5 @@ void cli_list_verbs(const struct verb *const *table, unsigned skip_flags, bool w
  * the arguments go to dflt (`audit --json` shows the log); else a usage error, as is an unknown
  * name. Returns the exit code. */
 int cli_dispatch(int argc, char **argv, int (*dflt)(int argc, char **argv));
+/* cli_dispatch without a default: the fn of a verb that is only its sub-commands. */
+int cli_dispatch_verb(int argc, char **argv);

@@ -48,6 +48,27 @@ int sf_opt_dir(const struct cli_option *o, const char *arg);     /* struct creat
 int sf_opt_disk(const struct cli_option *o, const char *arg);    /* uint64_t *: MB */
 int sf_opt_volume(const struct cli_option *o, const char *arg);  /* char ***: V:/PATH[:ro] */
 
+/* The options `run` and `create` share, said the same way: a new sandbox's network, limits and
+ * mounts, and whether agentkernel.toml is read. */
+#define SANDBOX_OPTIONS(f)                                                                         \
+        OPT_SET_INT(0, "no-network", &(f)->o.network, 0, "no network (loopback only)"),            \
+            OPT_SET_INT(0, "network", &(f)->o.network, 1,                                          \
+                        "outbound network even if the profile has none"),                          \
+            OPT_CALLBACK(0, "memory", &(f)->o.memory_mb, "MB",                                     \
+                         "memory limit (default: the profile's, 512)", cli_opt_memory),            \
+            OPT_CALLBACK(0, "disk", &(f)->o.disk_mb, "MB",                                         \
+                         "what the sandbox may write to its own filesystems (/, /tmp,\n"           \
+                         "/var, ...) together; default: half of --memory (docker,\n"               \
+                         "podman: / and the scratch places each; see info)",                       \
+                         sf_opt_disk),                                                             \
+            OPT_CALLBACK(0, "cpus", &(f)->o.vcpus, "N", "CPU limit in CPUs (default 1)",           \
+                         cli_opt_cpus),                                                            \
+            OPT_SET_INT(0, "mount-cwd", &(f)->o.mount_cwd, 1,                                      \
+                        "mount the current directory at /workspace"),                              \
+            OPT_CALLBACK('v', "volume", &(f)->volumes, "V:/PATH[:ro]",                             \
+                         "mount volume V (see 'volume') at PATH (repeatable)", sf_opt_volume),     \
+            OPT_BOOL(0, "no-config", &(f)->no_config, "do not read ./agentkernel.toml")
+
 /* After parsing: points f->o at the lists the options filled, reads agentkernel.toml (--config,
  * else ./agentkernel.toml when present, unless --no-config) through the trusted reader, and fills
  * in what the flags did not say. A config that is refused (untrusted, invalid) stops the command
