@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /* Fuzz target: what the HTTP API does with a request before it touches a sandbox: the gate's
- * header rules (the first line as a Host, an Origin, a Content-Type and a key), the URL router,
- * the metrics template, file-path normalisation, and the decoding and validation of a JSON body
- * (run and exec requests). Input: the URL path, a newline, the body. */
+ * header rules (the first line as a Host, an Origin, a Content-Type and a key),
+ * the route table's matching (captures, labels, file-path normalisation), the body rules, and the
+ * decoding and validation of a JSON body (run requests). Input: the URL path, a newline, the body.
+ */
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,8 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint8_t *nl = memchr(data, '\n', size);
         size_t ulen = nl ? (size_t)(nl - data) : size;
         char *url = strndup((const char *)data, ulen);
-        struct route rt;
-        char tmpl[96], path[4096];
+        struct route_match m;
         struct api_result r = {0};
         struct create_opts o;
         struct agent_exec_opts x;
@@ -59,15 +59,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (void)gate_origin_allowed(&g, url);
                 (void)gate_content_type_json(url);
         }
-        if (route_split(url, &rt) == 0) {
-                route_template(&rt, tmpl, sizeof(tmpl));
-                if (strlen(tmpl) >= sizeof(tmpl))
-                        abort();
-                if (rt.path_rest && api_normalize_path(rt.path_rest, path, sizeof(path)) == 0) {
-                        /* a normalised path is absolute, has no empty, "." or ".." segment */
-                        if (path[0] != '/' || strstr(path, "//") || strstr(path, "/../") ||
-                            strstr(path, "/./"))
+        {
+                static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH"};
+                for (size_t i = 0; i < sizeof(methods) / sizeof(*methods); i++) {
+                        char *copy = strdup(url);
+                        const char *msg;
+                        int st;
+                        if (!copy)
+                                break;
+                        st = route_match(methods[i], copy, &m, &msg);
+                        /* a miss says why; a match has its route and the captures its pattern
+                         * asks for; a path is normalised: absolute, no empty, "." or ".."
+                         * segment */
+                        if ((st && st != 400 && st != 404 && st != 405) || (st && !msg))
                                 abort();
+                        if (!st && (!m.route || strcmp(m.route->method, methods[i]) ||
+                                    (strstr(m.route->pattern, ":name") != NULL) != !!m.name))
+                                abort();
+                        if (m.path && (m.path[0] != '/' || strstr(m.path, "//") ||
+                                       strstr(m.path, "/../") || strstr(m.path, "/./")))
+                                abort();
+                        if (strlen(route_label(&m)) >= 64)
+                                abort();
+                        free(copy);
                 }
         }
         free(url);
@@ -85,6 +99,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 strv_free(env);
                 api_result_done(&r);
                 json_decref(body);
+        }
+        {
+                /* every body rule: JSON or a 400 with a message, never both */
+                size_t n;
+                const struct route *t = route_table(&n);
+                for (size_t i = 0; i < n; i++) {
+                        json_t *j = NULL;
+                        int e = route_body(&t[i], (const char *)nl + 1, size - ulen - 1, &j, &r);
+                        if ((e < 0) != (r.status != 0) || (e < 0 && (j || r.status != 400)) ||
+                            (t[i].body == ROUTE_BODY_OR_DEFAULT && (e < 0 || !j)))
+                                abort();
+                        json_decref(j);
+                        api_result_done(&r);
+                }
         }
         return 0;
 }

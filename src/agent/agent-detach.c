@@ -26,15 +26,6 @@
 
 #define DETACH_DIR "detached"
 
-static bool valid_id(const char *id)
-{
-        if (strlen(id) != 8)
-                return false;
-        for (int i = 0; i < 8; i++)
-                if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-                        return false;
-        return true;
-}
 
 struct detach_rec {
         char id[9];
@@ -135,7 +126,7 @@ static int detach_make_room(int ddir)
         }
         while ((de = readdir(d))) {
                 struct detach_rec rec;
-                if (!valid_id(de->d_name))
+                if (!detached_id_is_valid(de->d_name))
                         continue;
                 count++;
                 if (detach_load(ddir, de->d_name, &rec) == 0) {
@@ -361,7 +352,7 @@ static int detach_list(int fd, int ddir)
                 return agent_send_error(fd, errno, "cannot list detached commands");
         }
         while ((de = readdir(d)) && n < ARRAY_SIZE(recs))
-                if (valid_id(de->d_name) && detach_load(ddir, de->d_name, &recs[n]) == 0)
+                if (detached_id_is_valid(de->d_name) && detach_load(ddir, de->d_name, &recs[n]) == 0)
                         n++;
         closedir(d);
         qsort(recs, n, sizeof(recs[0]), cmp_started);
@@ -410,7 +401,7 @@ int agent_serve_detach_query(int fd, const struct ak_msg *msg)
                 return agent_send_error(fd, -ddir, "detached commands are unavailable");
         if (msg->type == AK_DETACH_LIST)
                 return detach_list(fd, ddir);
-        if (ak_get_str(msg, AK_T_ID, &id) < 0 || !valid_id(id))
+        if (ak_get_str(msg, AK_T_ID, &id) < 0 || !detached_id_is_valid(id))
                 return agent_send_error(fd, EINVAL, "invalid detached command id");
         r = detach_load(ddir, id, &rec);
         if (r < 0)

@@ -663,6 +663,16 @@ static int engine_prepare(enum engine_kind kind, const char *image, struct ak_er
 }
 
 /* One thin table per engine. */
+static int docker_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, struct ak_err *err)
+{
+        return engine_pool_clear(ENGINE_DOCKER, ephemeral_dir, ret_removed, err);
+}
+
+static int podman_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, struct ak_err *err)
+{
+        return engine_pool_clear(ENGINE_PODMAN, ephemeral_dir, ret_removed, err);
+}
+
 #define ENGINE_OPS(kind, id, desc)                                                                 \
         static int id##_probe(char *why, size_t len)                                               \
         {                                                                                          \
@@ -713,6 +723,7 @@ static int engine_prepare(enum engine_kind kind, const char *image, struct ak_er
             .prepare = id##_prepare,                                                               \
             .sweep = id##_sweep,                                                                   \
             .describe = engine_describe,                                                           \
+            .pool_clear = id##_pool_clear,                                                         \
         }
 
 ENGINE_OPS(ENGINE_DOCKER, docker, "Docker containers through the Engine API, our agent inside");

@@ -22,7 +22,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "backend/engine-backend.h"
 #include "backend/engine-private.h"
 #include "core/backend.h"
 #include "engine/container.h"

@@ -112,3 +112,8 @@ int engine_pool_claim(const struct engine *e, const char *pool, const char *eph,
 /* Tops the pool up in a detached process; returns once that process holds the refill lock. */
 void engine_pool_refill(const struct engine *e, const struct backend_config *cfg, const char *agent,
                         const char *pool, const char *key);
+/* Removes every idle pooled container of kind (waiting for a refill in progress; containers being
+ * claimed right now are left to their runs): the ops tables' pool_clear, through docker_pool_clear
+ * and podman_pool_clear in engine-backend.c. */
+int engine_pool_clear(enum engine_kind kind, const char *ephemeral_dir, unsigned *ret_removed,
+                      struct ak_err *err);

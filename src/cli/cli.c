@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-/* Shared plumbing of the CLI verbs. This is a top-level module: it may print. */
+/* Shared plumbing of the CLI verbs: messages, the option values several verbs take, the manager,
+ * the terminal. This is a top-level module: it may print. */
 #include "cli.h"
 
 #include <errno.h>
@@ -14,11 +15,9 @@
 #include "core/validate.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/parse-util.h"
 #include "shared/strv.h"
 #include "shared/time-util.h"
-
-const struct verb *cli_current;
-const char *cli_prog = "agentkernel";
 
 void cli_error(const char *fmt, ...)
 {
@@ -65,97 +64,96 @@ int cli_exec_fail(const struct ak_err *err)
         return cli_fail(err, err->code == EPERM ? EXIT_CANNOT_EXEC : EXIT_RUN_ERROR);
 }
 
-void cli_print_help(const struct verb *v, FILE *f)
-{
-        fprintf(f, "%s\n\nUsage: %s %s %s\n", v->summary, cli_prog, v->name, v->usage);
-        if (v->help && *v->help)
-                fprintf(f, "\n%s", v->help);
-}
+/* ---- option values ---- */
 
-int cli_usage_error(const struct verb *v, const char *fmt, ...)
+int cli_opt_env(const struct cli_option *o, const char *arg)
 {
-        va_list ap;
-        fputs("error: ", stderr);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, "\nUsage: %s %s %s\nTry '%s %s --help' for more information.\n", cli_prog,
-                v->name, v->usage, cli_prog, v->name);
-        return EXIT_USAGE;
-}
+        struct ak_err err = {0};
 
-int cli_parse(int argc, char **argv, const struct cli_spec *spec, struct cli_args *ret)
-{
-        char sopts[128];
-        struct option lopts[64];
-        size_t nl = 0;
-        int c;
-
-        memset(ret, 0, sizeof(*ret));
-        (void)snprintf(sopts, sizeof(sopts), "+:h%s", spec->shortopts ? spec->shortopts : "");
-        for (const struct option *o = spec->longopts; o && o->name && nl < ARRAY_SIZE(lopts) - 2;
-             o++)
-                lopts[nl++] = *o;
-        lopts[nl++] = (struct option){"help", no_argument, NULL, 'h'};
-        lopts[nl] = (struct option){NULL, 0, NULL, 0};
-        optind = 0; /* full re-initialisation of GNU getopt */
-        opterr = 0;
-        for (;;) {
-                c = getopt_long(argc, argv, sopts, lopts, NULL);
-                if (c == -1) {
-                        bool dashdash =
-                            optind > 1 && optind <= argc && streq(argv[optind - 1], "--");
-                        if (optind >= argc)
-                                break;
-                        if (!dashdash && ret->n_pos < MIN(spec->max_pos, (size_t)CLI_MAX_POS)) {
-                                ret->pos[ret->n_pos++] = argv[optind++];
-                                continue;
-                        }
-                        if (!spec->want_cmd)
-                                return cli_usage_error(cli_current, "unexpected argument '%s'",
-                                                       argv[optind]);
-                        ret->cmd = argv + optind;
-                        ret->n_cmd = (size_t)(argc - optind);
-                        break;
-                }
-                if (c == 'h') {
-                        cli_print_help(cli_current, stdout);
-                        return CLI_HELP_SHOWN;
-                }
-                if (c == '?')
-                        return cli_usage_error(cli_current, "unknown option '%s'",
-                                               argv[optind - 1]);
-                if (c == ':')
-                        return cli_usage_error(cli_current, "option '%s' needs a value",
-                                               argv[optind - 1]);
-                if (!spec->on_opt || spec->on_opt(c, optarg, spec->ctx) != 0)
-                        return EXIT_USAGE;
+        if (validate_env_entry(arg, &err) < 0)
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+        if (strv_push(o->value, arg) < 0) {
+                cli_error("out of memory");
+                return EXIT_USAGE;
         }
-        if (ret->n_pos < spec->min_pos)
-                return cli_usage_error(cli_current, "%s", spec->missing);
-        if (spec->want_cmd && ret->n_cmd == 0 && spec->missing_cmd)
-                return cli_usage_error(cli_current, "%s", spec->missing_cmd);
         return 0;
 }
 
-int cli_opt_workdir(const char *arg, const char **ret)
+int cli_opt_workdir(const struct cli_option *o, const char *arg)
 {
         if (arg[0] != '/')
                 return cli_usage_error(cli_current, "working directory '%s' must be absolute", arg);
-        *ret = arg;
+        *(const char **)o->value = arg;
         return 0;
 }
 
-int cli_opt_timeout(const char *arg, uint64_t *ret_ms)
+int cli_opt_timeout(const struct cli_option *o, const char *arg)
 {
         struct ak_err err = {0};
         uint64_t secs;
 
         if (parse_ttl(arg, false, &secs, &err) < 0)
                 return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
-        *ret_ms = secs * 1000;
+        *(uint64_t *)o->value = secs * 1000;
         return 0;
 }
+
+int cli_opt_duration(const struct cli_option *o, const char *arg)
+{
+        struct ak_err err = {0};
+
+        if (parse_ttl(arg, false, o->value, &err) < 0)
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+        return 0;
+}
+
+int cli_opt_label(const struct cli_option *o, const char *arg)
+{
+        json_t **labels = o->value;
+        cleanup_free char *k = NULL, *v = NULL;
+        struct ak_err err = {0};
+
+        if (parse_label(arg, '=', &k, &v, &err) < 0)
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+        if (!*labels && !(*labels = json_object())) {
+                cli_error("out of memory");
+                return EXIT_USAGE;
+        }
+        json_object_set_new(*labels, k, json_string(v));
+        return 0;
+}
+
+int cli_opt_cpus(const struct cli_option *o, const char *arg)
+{
+        uint32_t *v = o->value;
+
+        if (safe_atou32(arg, v) < 0 || *v < 1 || *v > 64)
+                return cli_usage_error(cli_current, "invalid cpus '%s': 1 to 64", arg);
+        return 0;
+}
+
+int cli_opt_memory(const struct cli_option *o, const char *arg)
+{
+        uint64_t *v = o->value;
+
+        if (safe_atou64(arg, v) < 0 || *v < 16 || *v > (1u << 20))
+                return cli_usage_error(cli_current,
+                                       "invalid memory '%s': a number of MB, 16 to 1048576", arg);
+        return 0;
+}
+
+int cli_opt_backend(const struct cli_option *o, const char *arg)
+{
+        if (!backend_find(arg))
+                return cli_usage_error(cli_current,
+                                       "unknown backend '%s' (this build has: native, docker, "
+                                       "podman)",
+                                       arg);
+        *(const char **)o->value = arg;
+        return 0;
+}
+
+/* ---- the manager ---- */
 
 static void print_notice(void *ctx, const char *msg)
 {
@@ -172,22 +170,8 @@ struct manager *cli_manager(void)
                 cli_error("%s", ak_err_msg(&err));
                 return NULL;
         }
-        m->notify = print_notice;
+        manager_set_notify(m, print_notice, NULL);
         return m;
-}
-
-int cli_connect(const char *name, int fail_code, struct manager **ret_m)
-{
-        struct ak_err err = {0};
-        int fd;
-
-        *ret_m = cli_manager();
-        if (!*ret_m)
-                return -fail_code;
-        fd = manager_connect(*ret_m, name, NULL, &err);
-        if (fd < 0)
-                return -cli_fail(&err, fail_code);
-        return fd;
 }
 
 int cli_output(void *ctx, int stream, const void *data, size_t len)
@@ -253,16 +237,4 @@ void cli_print_json(json_t *j)
                 fputc('\n', stdout);
                 free(s);
         }
-}
-
-int cli_add_env(char ***env, const char *entry)
-{
-        struct ak_err err = {0};
-        if (validate_env_entry(entry, &err) < 0)
-                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
-        if (strv_push(env, entry) < 0) {
-                cli_error("out of memory");
-                return EXIT_USAGE;
-        }
-        return 0;
 }

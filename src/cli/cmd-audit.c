@@ -16,42 +16,25 @@
 #define AUDIT_DEFAULT_LAST 20
 #define AUDIT_LAST_MAX 1000000
 
-struct audit_flags {
-        const char *sandbox;
-        size_t last;
-        bool json, path;
-};
-
-enum { OPT_PATH = 1000 };
-
-static int audit_opt(int c, const char *arg, void *ctx)
+static int opt_sandbox(const struct cli_option *o, const char *arg)
 {
-        struct audit_flags *f = ctx;
         struct ak_err err = {0};
+
+        if (validate_name(arg, &err) < 0)
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+        *(const char **)o->value = arg;
+        return 0;
+}
+
+static int opt_last(const struct cli_option *o, const char *arg)
+{
         uint64_t n;
 
-        switch (c) {
-        case 's':
-                if (validate_name(arg, &err) < 0)
-                        return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
-                f->sandbox = arg;
-                return 0;
-        case 'l':
-                if (safe_atou64(arg, &n) < 0 || n > AUDIT_LAST_MAX)
-                        return cli_usage_error(cli_current,
-                                               "--last must be a number from 0 (all) to %d",
-                                               AUDIT_LAST_MAX);
-                f->last = (size_t)n;
-                return 0;
-        case 'j':
-                f->json = true;
-                return 0;
-        case OPT_PATH:
-                f->path = true;
-                return 0;
-        default:
-                return EXIT_USAGE;
-        }
+        if (safe_atou64(arg, &n) < 0 || n > AUDIT_LAST_MAX)
+                return cli_usage_error(cli_current, "--last must be a number from 0 (all) to %d",
+                                       AUDIT_LAST_MAX);
+        *(size_t *)o->value = (size_t)n;
+        return 0;
 }
 
 /* The event's own fields, as k=v, after the common ones. */
@@ -77,12 +60,20 @@ static void print_details(json_t *e)
         }
 }
 
-static int audit_verify_cmd(const char *path)
+static int cmd_audit_verify(int argc, char **argv)
 {
+        const struct cli_spec spec = {0};
         struct audit_verdict v;
+        struct cli_args a;
         struct ak_err err = {0};
-        int r = audit_verify(path, &v, &err);
+        cleanup_free char *path = NULL;
+        int r = cli_parse(argc, argv, &spec, &a);
 
+        if (r)
+                return CLI_PARSE_EXIT(r);
+        if (audit_path_get(&path, &err) < 0)
+                return cli_fail(&err, EXIT_ERROR);
+        r = audit_verify(path, &v, &err);
         if (r == -EBADMSG) {
                 cli_error("audit log '%s' is not intact: line %zu: %s", path, v.bad_line, v.reason);
                 return EXIT_ERROR;
@@ -93,21 +84,22 @@ static int audit_verify_cmd(const char *path)
         return EXIT_OK;
 }
 
-int cmd_audit(int argc, char **argv)
+/* `audit` without a sub-command: the log. */
+static int cmd_audit_show(int argc, char **argv)
 {
-        static const struct option longopts[] = {
-            {"sandbox", required_argument, NULL, 's'},
-            {"last", required_argument, NULL, 'l'},
-            {"json", no_argument, NULL, 'j'},
-            {"path", no_argument, NULL, OPT_PATH},
-            {NULL, 0, NULL, 0},
+        const char *sandbox = NULL;
+        size_t last = AUDIT_DEFAULT_LAST;
+        bool json = false, show_path = false;
+        const struct cli_option options[] = {
+            OPT_CALLBACK('s', "sandbox", &sandbox, "NAME", "only events of this sandbox",
+                         opt_sandbox),
+            OPT_CALLBACK('l', "last", &last, "N", "the last N events (default 20; 0 = all)",
+                         opt_last),
+            OPT_JSON(&json),
+            OPT_BOOL(0, "path", &show_path, "print where the log is and exit"),
+            OPT_END(),
         };
-        struct audit_flags f = {.last = AUDIT_DEFAULT_LAST};
-        const struct cli_spec spec = {.shortopts = "s:l:j",
-                                      .longopts = longopts,
-                                      .on_opt = audit_opt,
-                                      .ctx = &f,
-                                      .max_pos = 1};
+        const struct cli_spec spec = {.options = options};
         struct cli_args a;
         struct ak_err err = {0};
         cleanup_free char *path = NULL;
@@ -118,26 +110,20 @@ int cmd_audit(int argc, char **argv)
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        if (a.n_pos && !streq(a.pos[0], "verify"))
-                return cli_usage_error(cli_current, "unknown audit command '%s' (try: verify)",
-                                       a.pos[0]);
         if (audit_path_get(&path, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
-        if (f.path) {
+        if (show_path) {
                 printf("%s\n", path);
                 return EXIT_OK;
         }
-        if (a.n_pos)
-                return audit_verify_cmd(path);
-        if (audit_read(path, f.sandbox, f.last, &entries, &err) < 0)
+        if (audit_read(path, sandbox, last, &entries, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
-        if (f.json) {
+        if (json) {
                 cli_print_json(entries);
                 return EXIT_OK;
         }
         if (json_array_size(entries) == 0) {
-                printf("No audit entries%s%s.\n", f.sandbox ? " for " : "",
-                       f.sandbox ? f.sandbox : "");
+                printf("No audit entries%s%s.\n", sandbox ? " for " : "", sandbox ? sandbox : "");
                 return EXIT_OK;
         }
         printf("%-33s %-18s %-20s %s\n", "TIMESTAMP", "EVENT", "SANDBOX", "DETAILS");
@@ -153,3 +139,27 @@ int cmd_audit(int argc, char **argv)
         }
         return EXIT_OK;
 }
+
+static const struct verb audit_verify_verb = {
+    "verify", cmd_audit_verify,
+    "",       "Check every entry's hash and its link to the one before",
+    NULL,     0,
+    NULL};
+static const struct verb *const audit_verbs[] = {&audit_verify_verb, NULL};
+
+static int cmd_audit(int argc, char **argv)
+{
+        return cli_dispatch(argc, argv, cmd_audit_show);
+}
+
+const struct verb verb_audit = {
+    "audit",
+    cmd_audit,
+    "[-s NAME] [-l N] [--json] [--path] | verify",
+    "Show the audit log, or check that it was not altered",
+    "'audit verify' checks every entry's hash and its link to the one before, and that\n"
+    "the log ends where it was last written: an edited, deleted, inserted or reordered line\n"
+    "fails it. The log is at ~/.agentkernel/audit.jsonl (AGENTKERNEL_AUDIT_PATH overrides);\n"
+    "AGENTKERNEL_AUDIT=0 turns logging off.\n",
+    VERB_TOP_ONLY,
+    audit_verbs};

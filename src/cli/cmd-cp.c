@@ -40,7 +40,7 @@ static int to_fd(void *ctx, const void *data, size_t len)
         return write_all(*(int *)ctx, data, len) < 0 ? -1 : 0;
 }
 
-int cmd_cp(int argc, char **argv)
+static int cmd_cp(int argc, char **argv)
 {
         struct cli_args a;
         struct ak_err err = {0};
@@ -156,3 +156,9 @@ out:
         manager_free(m);
         return r;
 }
+
+const struct verb verb_cp = {
+    "cp",      cmd_cp,
+    "SRC DST", "Copy a file between the host and a sandbox (NAME:/path on one side; - is stdio)",
+    NULL,      0,
+    NULL};

@@ -95,26 +95,18 @@ static void check_sandbox(struct report *rep, struct manager *m)
                       (double)(now_monotonic_ns() - t0) / 1e6);
 }
 
-static int json_opt(int c, const char *arg, void *ctx)
+static int cmd_doctor(int argc, char **argv)
 {
-        (void)arg;
-        if (c != 'j')
-                return EXIT_USAGE;
-        *(bool *)ctx = true;
-        return 0;
-}
-
-int cmd_doctor(int argc, char **argv)
-{
-        static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
-                                                 {NULL, 0, NULL, 0}};
         struct report rep = {.checks = json_array()};
         struct cli_args a;
         struct utsname u;
         struct manager *m = NULL;
         char why[512], path[4096];
-        const struct cli_spec spec = {
-            .shortopts = "j", .longopts = longopts, .on_opt = json_opt, .ctx = &rep.json};
+        const struct cli_option options[] = {
+            OPT_JSON(&rep.json),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options};
         int r = cli_parse(argc, argv, &spec, &a);
         long ll;
 
@@ -220,7 +212,7 @@ int cmd_doctor(int argc, char **argv)
         if (m) {
                 struct state_list l = {0};
                 int running = 0;
-                check(&rep, OK, "data", "state in %s", m->store->data_dir);
+                check(&rep, OK, "data", "state in %s", manager_data_dir(m));
                 if (manager_list(m, NULL, NULL, &l) == 0) {
                         for (size_t i = 0; i < l.n; i++)
                                 running += manager_is_running(m, l.items[i]);
@@ -228,7 +220,7 @@ int cmd_doctor(int argc, char **argv)
                         state_list_done(&l);
                 }
                 manager_sweep(m);
-                check(&rep, INFO, "backend", "default backend: %s", backend_default()->name);
+                check(&rep, INFO, "backend", "default backend: %s", manager_default_backend());
                 check_sandbox(&rep, m);
                 manager_free(m);
         } else {
@@ -243,3 +235,9 @@ int cmd_doctor(int argc, char **argv)
         json_decref(rep.checks);
         return rep.errors ? EXIT_ERROR : EXIT_OK;
 }
+
+const struct verb verb_doctor = {
+    "doctor",   cmd_doctor,
+    "[--json]", "Check what works on this host and how to fix what does not",
+    NULL,       VERB_TOP_ONLY,
+    NULL};

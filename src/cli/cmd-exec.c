@@ -23,69 +23,48 @@ struct exec_flags {
         uint64_t timeout_ms;
 };
 
-enum { OPT_SUDO = 1000, OPT_TIMEOUT, OPT_RECORD };
-
-static int exec_opt(int c, const char *arg, void *ctx)
+static int opt_sudo(const struct cli_option *o, const char *arg)
 {
-        struct exec_flags *f = ctx;
-        struct ak_err err = {0};
-
-        switch (c) {
-        case 'e':
-                return cli_add_env(&f->env, arg);
-        case 'w':
-                return cli_opt_workdir(arg, &f->workdir);
-        case 'u':
-                if (validate_user(arg, &err) < 0)
-                        return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
-                f->user = arg;
-                return 0;
-        case OPT_SUDO:
-                f->user = "root";
-                return 0;
-        case 'd':
-                f->detach = true;
-                return 0;
-        case 't':
-                f->tty = true;
-                return 0;
-        case 'i':
-                f->interactive = true;
-                return 0;
-        case OPT_TIMEOUT:
-                return cli_opt_timeout(arg, &f->timeout_ms);
-        case OPT_RECORD:
-                f->record = arg;
-                return 0;
-        default:
-                return EXIT_USAGE;
-        }
+        (void)arg;
+        *(const char **)o->value = "root";
+        return 0;
 }
 
-static const struct option exec_longopts[] = {
-    {"env", required_argument, NULL, 'e'},
-    {"workdir", required_argument, NULL, 'w'},
-    {"user", required_argument, NULL, 'u'},
-    {"sudo", no_argument, NULL, OPT_SUDO},
-    {"detach", no_argument, NULL, 'd'},
-    {"tty", no_argument, NULL, 't'},
-    {"interactive", no_argument, NULL, 'i'},
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {NULL, 0, NULL, 0},
-};
+static int opt_user(const struct cli_option *o, const char *arg)
+{
+        struct ak_err err = {0};
 
-int cmd_exec(int argc, char **argv)
+        if (validate_user(arg, &err) < 0)
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+        *(const char **)o->value = arg;
+        return 0;
+}
+
+static int cmd_exec(int argc, char **argv)
 {
         struct exec_flags f = {0};
         struct cli_args a;
         struct ak_err err = {0};
         struct manager *m;
         int r;
-
-        const struct cli_spec spec = {.shortopts = "e:w:u:dti",
-                                      .longopts = exec_longopts,
-                                      .on_opt = exec_opt,
-                                      .ctx = &f,
+        const struct cli_option options[] = {
+            OPT_CALLBACK('e', "env", &f.env, "KEY=VALUE",
+                         "set an environment variable (repeatable)", cli_opt_env),
+            OPT_CALLBACK('w', "workdir", &f.workdir, "DIR",
+                         "working directory inside the sandbox (absolute)", cli_opt_workdir),
+            OPT_CALLBACK('u', "user", &f.user, "USER",
+                         "run as USER (name, uid or uid:gid); default root", opt_user),
+            OPT_CALLBACK(0, "sudo", &f.user, NULL, "run as root", opt_sudo),
+            OPT_BOOL('t', "tty", &f.tty, "allocate a terminal (implies forwarding stdin)"),
+            OPT_BOOL('i', "interactive", &f.interactive,
+                     "forward stdin even when it is a terminal"),
+            OPT_CALLBACK(0, "timeout", &f.timeout_ms, "DUR",
+                         "kill the command after DUR (e.g. 30s, 5m)", cli_opt_timeout),
+            OPT_BOOL('d', "detach", &f.detach,
+                     "run in the background; prints the command's id and record"),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options,
                                       .min_pos = 1,
                                       .max_pos = 1,
                                       .missing = "a sandbox name is required",
@@ -146,26 +125,21 @@ out_args:
         return r;
 }
 
-int cmd_attach(int argc, char **argv)
+static int cmd_attach(int argc, char **argv)
 {
-        static const struct option longopts[] = {
-            {"env", required_argument, NULL, 'e'},
-            {"record", required_argument, NULL, OPT_RECORD},
-            {"user", required_argument, NULL, 'u'},
-            {NULL, 0, NULL, 0},
-        };
         struct exec_flags f = {0};
         struct cli_args a;
         struct ak_err err = {0};
-        struct agent_dirent de;
         struct manager *m;
-        char *shell[] = {"/bin/sh", NULL, NULL};
         int r;
-
-        const struct cli_spec spec = {.shortopts = "e:u:",
-                                      .longopts = longopts,
-                                      .on_opt = exec_opt,
-                                      .ctx = &f,
+        const struct cli_option options[] = {
+            OPT_CALLBACK('e', "env", &f.env, "KEY=VALUE", "environment variable (repeatable)",
+                         cli_opt_env),
+            OPT_CALLBACK('u', "user", &f.user, "USER", "run as USER", opt_user),
+            OPT_STRING(0, "record", &f.record, "FILE", "record the session as asciicast v2"),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options,
                                       .min_pos = 1,
                                       .max_pos = 1,
                                       .missing = "a sandbox name is required",
@@ -181,21 +155,10 @@ int cmd_attach(int argc, char **argv)
                 r = EXIT_RUN_ERROR;
                 goto out_args;
         }
-        if (a.n_cmd == 0) {
-                /* bash when the sandbox has it (a friendlier prompt), else sh, as upstream */
-                int probe = manager_connect(m, a.pos[0], NULL, NULL);
-                if (probe >= 0) {
-                        if (agent_file_stat(probe, "/bin/bash", &de, NULL) == 0) {
-                                shell[0] = "/bin/bash";
-                                free(de.name);
-                        }
-                        close(probe);
-                }
-                shell[1] = "-l";
-        }
         {
+                /* no command: the manager picks the sandbox's login shell */
                 struct agent_exec_opts x = {
-                    .argv = a.n_cmd ? a.cmd : shell, .env = f.env, .user = f.user, .tty = true};
+                    .argv = a.n_cmd ? a.cmd : NULL, .env = f.env, .user = f.user, .tty = true};
                 struct cli_session s;
                 struct agent_exit ex = {0};
                 if (cli_session_begin(&s, &x, true, f.record) < 0) {
@@ -211,3 +174,20 @@ out_args:
         strv_free(f.env);
         return r;
 }
+
+const struct verb verb_exec = {
+    "exec",
+    cmd_exec,
+    "[OPTIONS] NAME -- COMMAND [ARG...]",
+    "Run a command in a running sandbox",
+    "The command's exit status becomes agentkernel's; 125 means the sandbox failed.\n",
+    0,
+    NULL};
+const struct verb verb_attach = {
+    "attach",
+    cmd_attach,
+    "[OPTIONS] NAME [-- COMMAND...]",
+    "Open an interactive shell (or COMMAND) on a terminal in a running sandbox",
+    NULL,
+    0,
+    NULL};

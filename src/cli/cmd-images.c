@@ -18,30 +18,6 @@
 #include "shared/strv.h"
 #include "shared/text-util.h"
 
-struct images_flags {
-        bool force, json, quiet;
-};
-
-static int images_opt(int c, const char *arg, void *ctx)
-{
-        struct images_flags *f = ctx;
-
-        (void)arg;
-        switch (c) {
-        case 'f':
-                f->force = true;
-                return 0;
-        case 'j':
-                f->json = true;
-                return 0;
-        case 'q':
-                f->quiet = true;
-                return 0;
-        default:
-                return EXIT_USAGE;
-        }
-}
-
 static uint64_t record_size(const struct image_record *r)
 {
         uint64_t n = 0;
@@ -97,15 +73,43 @@ static char **ids_in_use(struct image_store *s, char ***ret_users)
         return TAKE_PTR(ids);
 }
 
-static int images_list(struct image_store *s, const struct images_flags *f)
+/* Opens the image store of the data directory. 0, or the exit code after printing why. */
+static int open_store(int mode, struct image_store *s)
 {
+        cleanup_free char *data = NULL;
+        struct ak_err err = {0};
+        int fd = paths_data_dir_open(&data, &err);
+
+        if (fd < 0)
+                return cli_fail(&err, EXIT_ERROR);
+        close(fd);
+        if (image_store_open(data, mode, s, &err) < 0)
+                return cli_fail(&err, EXIT_ERROR);
+        return 0;
+}
+
+static int cmd_images_list(int argc, char **argv)
+{
+        cleanup_image_store struct image_store s = IMAGE_STORE_INIT;
         struct image_record *v = NULL;
         struct ak_err err = {0};
+        struct cli_args a;
+        bool json = false;
+        const struct cli_option options[] = {
+            OPT_JSON(&json),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options};
         size_t n = 0;
+        int r = cli_parse(argc, argv, &spec, &a);
 
-        if (image_store_list(s, &v, &n, &err) < 0)
+        if (r)
+                return CLI_PARSE_EXIT(r);
+        if ((r = open_store(IMAGE_STORE_SHARED, &s)) != 0)
+                return r;
+        if (image_store_list(&s, &v, &n, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
-        if (f->json) {
+        if (json) {
                 cleanup_json json_t *arr = json_array();
                 for (size_t i = 0; i < n; i++)
                         json_array_append_new(arr, record_json(&v[i]));
@@ -132,131 +136,171 @@ static int images_list(struct image_store *s, const struct images_flags *f)
         return EXIT_OK;
 }
 
-static int images_pull(struct cli_args *a, const struct images_flags *f)
+static int cmd_images_pull(int argc, char **argv)
 {
         char helper[PATH_MAX];
         struct ak_err err = {0};
-        const char *argv[6];
+        struct cli_args a;
+        bool json = false, quiet = false;
+        const struct cli_option options[] = {
+            OPT_BOOL('q', "quiet", &quiet, "no progress"),
+            OPT_JSON(&json),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options,
+                                      .min_pos = 1,
+                                      .max_pos = 1,
+                                      .missing = "'images pull' needs one image name"};
+        const char *hargv[6];
         size_t k = 0;
+        int r = cli_parse(argc, argv, &spec, &a);
 
-        if (a->n_pos != 2)
-                return cli_usage_error(cli_current, "'images pull' needs one image name");
+        if (r)
+                return CLI_PARSE_EXIT(r);
         if (paths_helper("agentkernel-image", "AGENTKERNEL_IMAGE_HELPER", helper, sizeof(helper),
                          &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
-        argv[k++] = "agentkernel-image";
-        argv[k++] = "pull";
-        if (f->quiet)
-                argv[k++] = "--quiet";
-        if (f->json)
-                argv[k++] = "--json";
-        argv[k++] = a->pos[1];
-        argv[k] = NULL;
-        execv(helper, (char *const *)argv);
+        hargv[k++] = "agentkernel-image";
+        hargv[k++] = "pull";
+        if (quiet)
+                hargv[k++] = "--quiet";
+        if (json)
+                hargv[k++] = "--json";
+        hargv[k++] = a.pos[0];
+        hargv[k] = NULL;
+        execv(helper, (char *const *)hargv);
         cli_error("cannot run '%s': %s", helper, strerror(errno));
         return EXIT_ERROR;
 }
 
-int cmd_images(int argc, char **argv)
+/* Frees what sandboxes do not use (as `docker rmi` does); prints how much unless quiet. */
+static int prune(struct image_store *s, char **in_use, bool quiet)
 {
-        static const struct option longopts[] = {
-            {"force", no_argument, NULL, 'f'},
-            {"json", no_argument, NULL, 'j'},
-            {"quiet", no_argument, NULL, 'q'},
-            {NULL, 0, NULL, 0},
-        };
-        struct images_flags f = {0};
-        const struct cli_spec spec = {.shortopts = "fjq",
-                                      .longopts = longopts,
-                                      .on_opt = images_opt,
-                                      .ctx = &f,
-                                      .min_pos = 1,
-                                      .max_pos = 64,
-                                      .missing = "an images command is required (pull, list, rm, "
-                                                 "prune)"};
+        struct ak_err err = {0};
+        uint64_t freed = 0;
+        char size[32];
+
+        if (image_store_prune(s, in_use, &freed, &err) < 0)
+                return cli_fail(&err, EXIT_ERROR);
+        format_bytes(freed, size, sizeof(size));
+        if (!quiet)
+                printf("Freed %s\n", size);
+        return EXIT_OK;
+}
+
+static int cmd_images_rm(int argc, char **argv)
+{
         cleanup_image_store struct image_store s = IMAGE_STORE_INIT;
-        cleanup_free char *data = NULL;
+        cleanup_strv char **ids = NULL;
+        cleanup_strv char **users = NULL;
         struct ak_err err = {0};
         struct cli_args a;
-        const char *verb;
+        bool force = false, quiet = false;
+        const struct cli_option options[] = {
+            OPT_BOOL('f', "force", &force, "an image a sandbox uses too"),
+            OPT_BOOL('q', "quiet", &quiet, "do not say how much was freed"),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options,
+                                      .min_pos = 1,
+                                      .max_pos = CLI_MAX_POS,
+                                      .missing = "'images rm' needs an image name"};
         int r = cli_parse(argc, argv, &spec, &a), rc = EXIT_OK;
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        verb = a.pos[0];
-        if (streq(verb, "pull"))
-                return images_pull(&a, &f);
-        r = paths_data_dir_open(&data, &err);
-        if (r < 0)
-                return cli_fail(&err, EXIT_ERROR);
-        close(r);
-        if (streq(verb, "list") || streq(verb, "ls")) {
-                if (a.n_pos != 1)
-                        return cli_usage_error(cli_current, "list takes no name");
-                if (image_store_open(data, IMAGE_STORE_SHARED, &s, &err) < 0)
-                        return cli_fail(&err, EXIT_ERROR);
-                rc = images_list(&s, &f);
-        } else if (streq(verb, "rm") || streq(verb, "remove") || streq(verb, "delete")) {
-                cleanup_strv char **ids = NULL;
-                cleanup_strv char **users = NULL;
-                if (a.n_pos < 2)
-                        return cli_usage_error(cli_current, "'images rm' needs an image name");
-                if (image_store_open(data, IMAGE_STORE_EXCLUSIVE, &s, &err) < 0)
-                        return cli_fail(&err, EXIT_ERROR);
-                ids = ids_in_use(&s, &users);
-                for (size_t i = 1; i < a.n_pos; i++) {
-                        struct image_ref ref;
-                        struct image_record rec;
-                        const char *user = NULL;
-                        if (!f.force && image_ref_parse(a.pos[i], &ref, NULL) == 0) {
-                                if (image_store_resolve(&s, &ref, &rec, NULL) == 0) {
-                                        for (size_t k = 0; ids && ids[k]; k++)
-                                                if (streq(ids[k], rec.id))
-                                                        user = users[k];
-                                        image_record_done(&rec);
-                                }
-                                image_ref_done(&ref);
+        if ((r = open_store(IMAGE_STORE_EXCLUSIVE, &s)) != 0)
+                return r;
+        ids = ids_in_use(&s, &users);
+        for (size_t i = 0; i < a.n_pos; i++) {
+                struct image_ref ref;
+                struct image_record rec;
+                const char *user = NULL;
+                if (!force && image_ref_parse(a.pos[i], &ref, NULL) == 0) {
+                        if (image_store_resolve(&s, &ref, &rec, NULL) == 0) {
+                                for (size_t k = 0; ids && ids[k]; k++)
+                                        if (streq(ids[k], rec.id))
+                                                user = users[k];
+                                image_record_done(&rec);
                         }
-                        if (user) {
-                                cli_error("image '%s' is used by sandbox '%s'; remove the sandbox "
-                                          "first, or use --force",
-                                          a.pos[i], user);
-                                rc = EXIT_ERROR;
-                                continue;
-                        }
-                        if (image_store_remove(&s, a.pos[i], &err) < 0) {
-                                rc = cli_fail(&err, EXIT_ERROR);
-                                ak_err_clear(&err);
-                                continue;
-                        }
-                        printf("Untagged %s\n", a.pos[i]);
+                        image_ref_done(&ref);
                 }
-                /* Free the space now, as `docker rmi` does (what sandboxes use stays). */
-                if (rc == EXIT_OK) {
-                        uint64_t freed = 0;
-                        char size[32];
-                        if (image_store_prune(&s, ids, &freed, &err) < 0)
-                                rc = cli_fail(&err, EXIT_ERROR);
-                        format_bytes(freed, size, sizeof(size));
-                        if (rc == EXIT_OK && !f.quiet)
-                                printf("Freed %s\n", size);
+                if (user) {
+                        cli_error("image '%s' is used by sandbox '%s'; remove the sandbox "
+                                  "first, or use --force",
+                                  a.pos[i], user);
+                        rc = EXIT_ERROR;
+                        continue;
                 }
-        } else if (streq(verb, "prune")) {
-                cleanup_strv char **ids = NULL;
-                uint64_t freed = 0;
-                char size[32];
-                if (a.n_pos != 1)
-                        return cli_usage_error(cli_current, "prune takes no name");
-                if (image_store_open(data, IMAGE_STORE_EXCLUSIVE, &s, &err) < 0)
-                        return cli_fail(&err, EXIT_ERROR);
-                ids = ids_in_use(&s, NULL);
-                if (image_store_prune(&s, ids, &freed, &err) < 0)
+                if (image_store_remove(&s, a.pos[i], &err) < 0) {
                         rc = cli_fail(&err, EXIT_ERROR);
-                format_bytes(freed, size, sizeof(size));
-                if (rc == EXIT_OK)
-                        printf("Freed %s\n", size);
-        } else {
-                return cli_usage_error(cli_current, "unknown images command '%s'", verb);
+                        ak_err_clear(&err);
+                        continue;
+                }
+                printf("Untagged %s\n", a.pos[i]);
         }
-        return rc;
+        /* Free the space now, as `docker rmi` does (what sandboxes use stays). */
+        return rc == EXIT_OK ? prune(&s, ids, quiet) : rc;
 }
+
+static int cmd_images_prune(int argc, char **argv)
+{
+        cleanup_image_store struct image_store s = IMAGE_STORE_INIT;
+        cleanup_strv char **ids = NULL;
+        const struct cli_spec spec = {0};
+        struct cli_args a;
+        int r = cli_parse(argc, argv, &spec, &a);
+
+        if (r)
+                return CLI_PARSE_EXIT(r);
+        if ((r = open_store(IMAGE_STORE_EXCLUSIVE, &s)) != 0)
+                return r;
+        ids = ids_in_use(&s, NULL);
+        return prune(&s, ids, false);
+}
+
+static const struct verb images_pull_verb = {
+    "pull",
+    cmd_images_pull,
+    "NAME [-q] [--json]",
+    "Fetch NAME (e.g. alpine:3.20, 127.0.0.1:5000/x@sha256:...)\n"
+    "into the store, verifying every digest",
+    NULL,
+    0,
+    NULL};
+static const struct verb images_list_verb = {
+    "list", cmd_images_list, "[--json]", "List every image with its size", NULL, 0, NULL};
+static const struct verb images_ls_verb = {
+    "ls", cmd_images_list, "[--json]", "List every image with its size", NULL, VERB_HIDDEN, NULL};
+static const struct verb images_rm_verb = {"rm",
+                                           cmd_images_rm,
+                                           "NAME... [-f]",
+                                           "Forget names; an image a sandbox uses needs --force",
+                                           NULL,
+                                           0,
+                                           NULL};
+static const struct verb images_remove_verb = {
+    "remove", cmd_images_rm, "NAME... [-f]", "Forget names", NULL, VERB_HIDDEN, NULL};
+static const struct verb images_delete_verb = {
+    "delete", cmd_images_rm, "NAME... [-f]", "Forget names", NULL, VERB_HIDDEN, NULL};
+static const struct verb images_prune_verb = {
+    "prune", cmd_images_prune,
+    "",      "Delete images no name points at, unused layers and leftovers",
+    NULL,    0,
+    NULL};
+static const struct verb *const images_verbs[] = {
+    &images_pull_verb,   &images_list_verb,   &images_ls_verb,    &images_rm_verb,
+    &images_remove_verb, &images_delete_verb, &images_prune_verb, NULL};
+
+const struct verb verb_images = {
+    "images",
+    cli_dispatch_verb,
+    "pull NAME | list [--json] | rm NAME... [-f] | prune",
+    "Manage the local store of OCI images (native backend)",
+    "Short names resolve as Docker does (alpine -> docker.io/library/alpine:latest).\n"
+    "AGENTKERNEL_REGISTRY_MIRROR=URL pulls Docker Hub images from a mirror;\n"
+    "AGENTKERNEL_INSECURE_REGISTRIES=host:port,... allows plain HTTP and loopback or private\n"
+    "addresses for those registries (nothing else may use them).\n"
+    "Credentials come from ~/.docker/config.json (or $DOCKER_CONFIG), as 'docker login' wrote.\n",
+    VERB_TOP_ONLY,
+    images_verbs};

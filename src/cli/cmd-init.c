@@ -19,32 +19,25 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 
-struct init_flags {
-        const char *name, *agent;
-};
-
-static int init_opt(int c, const char *arg, void *ctx)
+static int opt_name(const struct cli_option *o, const char *arg)
 {
-        struct init_flags *f = ctx;
         struct ak_err err = {0};
 
-        switch (c) {
-        case 'n':
-                if (validate_name(arg, &err) < 0)
-                        return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
-                f->name = arg;
-                return 0;
-        case 'a':
-                if (!coding_agent_find(arg))
-                        return cli_usage_error(cli_current,
-                                               "unknown agent '%s' (claude, codex, gemini, "
-                                               "opencode, amp, pi, copilot)",
-                                               arg);
-                f->agent = arg;
-                return 0;
-        default:
-                return EXIT_USAGE;
-        }
+        if (validate_name(arg, &err) < 0)
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+        *(const char **)o->value = arg;
+        return 0;
+}
+
+static int opt_agent(const struct cli_option *o, const char *arg)
+{
+        if (!coding_agent_find(arg))
+                return cli_usage_error(cli_current,
+                                       "unknown agent '%s' (claude, codex, gemini, opencode, amp, "
+                                       "pi, copilot)",
+                                       arg);
+        *(const char **)o->value = arg;
+        return 0;
 }
 
 /* The current directory's name, made into a valid sandbox name, or "sandbox". */
@@ -75,16 +68,18 @@ static void default_name(char *out, size_t len)
                 (void)snprintf(out, len, "sandbox");
 }
 
-int cmd_init(int argc, char **argv)
+static int cmd_init(int argc, char **argv)
 {
-        static const struct option longopts[] = {
-            {"name", required_argument, NULL, 'n'},
-            {"agent", required_argument, NULL, 'a'},
-            {NULL, 0, NULL, 0},
+        const char *want_name = NULL, *agent = "claude";
+        const struct cli_option options[] = {
+            OPT_CALLBACK('n', "name", &want_name, "NAME",
+                         "the sandbox's name (default: this directory's name)", opt_name),
+            OPT_CALLBACK('a', "agent", &agent, "AGENT",
+                         "claude (default), codex, gemini, opencode, amp, pi or copilot",
+                         opt_agent),
+            OPT_END(),
         };
-        struct init_flags f = {.agent = "claude"};
-        const struct cli_spec spec = {
-            .shortopts = "n:a:", .longopts = longopts, .on_opt = init_opt, .ctx = &f};
+        const struct cli_spec spec = {.options = options};
         struct cli_args a;
         cleanup_free char *text = NULL;
         cleanup_close int fd = -1;
@@ -96,7 +91,7 @@ int cmd_init(int argc, char **argv)
         if (r)
                 return CLI_PARSE_EXIT(r);
         default_name(name, sizeof(name));
-        if (config_starter(f.name ? f.name : name, f.agent, &text) < 0) {
+        if (config_starter(want_name ? want_name : name, agent, &text) < 0) {
                 cli_error("out of memory");
                 return EXIT_ERROR;
         }
@@ -125,6 +120,16 @@ int cmd_init(int argc, char **argv)
                 return EXIT_ERROR;
         }
         printf("Wrote and approved %s (sandbox '%s'); create it with: agentkernel create\n",
-               CONFIG_FILE_NAME, f.name ? f.name : name);
+               CONFIG_FILE_NAME, want_name ? want_name : name);
         return EXIT_OK;
 }
+
+const struct verb verb_init = {
+    "init",
+    cmd_init,
+    "[-n NAME] [-a AGENT]",
+    "Write a starter agentkernel.toml here",
+    "'create' and 'run' read ./agentkernel.toml when it exists (or --config FILE). init\n"
+    "approves the file it writes; after editing it, approve it again with 'trust'.\n",
+    VERB_TOP_ONLY,
+    NULL};

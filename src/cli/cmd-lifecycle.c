@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-/* `create`, `start`, `stop`, `remove`. */
+/* `create`, `start`, `stop`, `remove` (`rm`). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 #include "cmd.h"
 #include "sandbox-flags.h"
 
-int cmd_create(int argc, char **argv)
+static int cmd_create(int argc, char **argv)
 {
         cleanup_sandbox_flags struct sandbox_flags f = {0};
         struct cli_args a;
@@ -17,12 +17,34 @@ int cmd_create(int argc, char **argv)
         cleanup_manager struct manager *m = NULL;
         int r;
 
-        sandbox_flags_init(&f, false);
-        const struct cli_spec spec = {.shortopts = CREATE_SHORTOPTS,
-                                      .longopts = create_longopts,
-                                      .on_opt = sandbox_flags_opt,
-                                      .ctx = &f,
-                                      .max_pos = 1};
+        sandbox_flags_init(&f);
+        const struct cli_option options[] = {
+            OPT_CALLBACK('i', "image", &f.o.image, "IMAGE", "image (native: 'host', the default)",
+                         sf_opt_image),
+            OPT_CALLBACK(0, "profile", &f.o.profile, "NAME",
+                         "permissive, moderate (default) or restrictive", sf_opt_profile),
+            OPT_CALLBACK('p', "publish", &f, "SPEC",
+                         "publish a port: HOST:CONTAINER[/udp] (repeatable)", sf_opt_publish),
+            OPT_CALLBACK('e', "env", &f.env, "KEY=VALUE",
+                         "environment variable for every command (repeatable)", cli_opt_env),
+            OPT_CALLBACK(0, "ttl", &f.o, "DUR", "expire after DUR (e.g. 30m, 2h30m, 1d); 0 = never",
+                         sf_opt_ttl),
+            OPT_CALLBACK('B', "backend", &f.o.backend, "NAME", "native (default), docker or podman",
+                         cli_opt_backend),
+            OPT_CALLBACK('l', "label", &f.labels, "KEY=VALUE", "label (repeatable)", cli_opt_label),
+            OPT_STRING('a', "agent", &f.o.agent, "NAME",
+                       "the coding agent this sandbox is for (recorded)"),
+            OPT_CALLBACK('d', "dir", &f.o, "DIR", "mount DIR read-write at /workspace", sf_opt_dir),
+            OPT_STRING(0, "description", &f.o.description, "TEXT", "what the sandbox is for"),
+            OPT_BOOL(0, "no-start", &f.no_start, "record the sandbox without starting it"),
+            OPT_STRING('c', "config", &f.config_path, "FILE",
+                       "agentkernel.toml to read (default: ./agentkernel.toml if any;\n"
+                       "it must be approved: see 'trust'); flags win over the file.\n"
+                       "NAME defaults to its [sandbox] name"),
+            SANDBOX_OPTIONS(&f),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options, .max_pos = 1};
 
         r = cli_parse(argc, argv, &spec, &a);
         if (r)
@@ -57,15 +79,8 @@ int cmd_create(int argc, char **argv)
         return EXIT_OK;
 }
 
-static int backend_opt(int c, const char *arg, void *ctx)
-{
-        if (c != 'B')
-                return EXIT_USAGE;
-        if (!backend_find(arg))
-                return cli_usage_error(cli_current, "unknown backend '%s'", arg);
-        *(const char **)ctx = arg;
-        return 0;
-}
+const struct verb verb_create = {
+    "create", cmd_create, "[OPTIONS] [NAME]", "Create a sandbox (and start it)", NULL, 0, NULL};
 
 /* start, stop and remove take one or more names and act on each in turn. */
 struct per_name {
@@ -74,12 +89,16 @@ struct per_name {
         const char *done; /* "Stopped", printed as "<done> sandbox 'x'" */
 };
 
-static int for_each_name(int argc, char **argv, const struct cli_spec *spec,
+static int for_each_name(int argc, char **argv, const struct cli_option *options,
                          const struct per_name *p)
 {
+        const struct cli_spec spec = {.options = options,
+                                      .min_pos = 1,
+                                      .max_pos = CLI_MAX_POS,
+                                      .missing = "a sandbox name is required"};
+        cleanup_manager struct manager *m = NULL;
         struct cli_args a;
-        struct manager *m;
-        int r = cli_parse(argc, argv, spec, &a);
+        int r = cli_parse(argc, argv, &spec, &a);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
@@ -94,7 +113,6 @@ static int for_each_name(int argc, char **argv, const struct cli_spec *spec,
                 else if (k == 0)
                         printf("%s sandbox '%s'\n", p->done, a.pos[i]);
         }
-        manager_free(m);
         return r;
 }
 
@@ -105,7 +123,7 @@ static int start_one(struct manager *m, const char *name, void *ctx, struct ak_e
         cleanup_state struct sandbox_state *st = NULL;
         int r;
 
-        if (backend && store_load(m->store, name, &st, NULL) == 0 &&
+        if (backend && manager_get(m, name, &st, NULL) == 0 &&
             !streq(manager_backend_name(st), backend))
                 return ak_err_set(err, EINVAL, "sandbox '%s' uses backend '%s', not '%s'", name,
                                   manager_backend_name(st), backend);
@@ -129,35 +147,44 @@ static int remove_one(struct manager *m, const char *name, void *ctx, struct ak_
         return manager_remove(m, name, err);
 }
 
-#define NAMES_SPEC .min_pos = 1, .max_pos = CLI_MAX_POS, .missing = "a sandbox name is required"
-
-int cmd_start(int argc, char **argv)
+static int cmd_start(int argc, char **argv)
 {
-        static const struct option longopts[] = {{"backend", required_argument, NULL, 'B'},
-                                                 {NULL, 0, NULL, 0}};
         const char *backend = NULL;
-        const struct cli_spec spec = {.shortopts = "B:",
-                                      .longopts = longopts,
-                                      .on_opt = backend_opt,
-                                      .ctx = &backend,
-                                      NAMES_SPEC};
+        const struct cli_option options[] = {
+            OPT_CALLBACK('B', "backend", &backend, "NAME", "refuse a sandbox of another backend",
+                         cli_opt_backend),
+            OPT_END(),
+        };
         const struct per_name p = {start_one, &backend, "Started"};
 
-        return for_each_name(argc, argv, &spec, &p);
+        return for_each_name(argc, argv, options, &p);
 }
 
-int cmd_stop(int argc, char **argv)
+static int cmd_stop(int argc, char **argv)
 {
-        const struct cli_spec spec = {NAMES_SPEC};
         const struct per_name p = {stop_one, NULL, "Stopped"};
 
-        return for_each_name(argc, argv, &spec, &p);
+        return for_each_name(argc, argv, NULL, &p);
 }
 
-int cmd_remove(int argc, char **argv)
+static int cmd_remove(int argc, char **argv)
 {
-        const struct cli_spec spec = {NAMES_SPEC};
         const struct per_name p = {remove_one, NULL, "Removed"};
 
-        return for_each_name(argc, argv, &spec, &p);
+        return for_each_name(argc, argv, NULL, &p);
 }
+
+const struct verb verb_start = {"start",
+                                cmd_start,
+                                "[-B NAME] NAME...",
+                                "Start sandboxes",
+                                "Starting a running sandbox is not an error.\n",
+                                0,
+                                NULL};
+const struct verb verb_stop = {
+    "stop", cmd_stop, "NAME...", "Stop sandboxes (every process in them ends)", NULL, 0, NULL};
+const struct verb verb_remove = {
+    "remove", cmd_remove, "NAME...", "Stop and delete sandboxes; nothing of them remains",
+    NULL,     0,          NULL};
+const struct verb verb_rm = {"rm", cmd_remove,  "NAME...", "Alias of remove",
+                             NULL, VERB_HIDDEN, NULL};

@@ -11,57 +11,27 @@
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 
-struct list_flags {
-        bool json;
-        json_t *filters; /* label filters, ANDed */
-};
-
-static void list_flags_done(struct list_flags *f)
-{
-        json_decref(f->filters);
-}
-DEFINE_CLEANUP_DONE(struct list_flags, list_flags_done)
-#define cleanup_list_flags CLEANUP_FUNC(list_flags_done)
-
-static int list_opt(int c, const char *arg, void *ctx)
-{
-        struct list_flags *f = ctx;
-        struct ak_err err = {0};
-        char *k = NULL, *v = NULL;
-
-        switch (c) {
-        case 'j':
-                f->json = true;
-                return 0;
-        case 'l':
-                if (parse_label(arg, '=', &k, &v, &err) < 0)
-                        return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
-                json_object_set_new(f->filters, k, json_string(v));
-                free(k);
-                free(v);
-                return 0;
-        default:
-                return EXIT_USAGE;
-        }
-}
-
 static void warn_bad_file(void *ctx, const char *file, const char *msg)
 {
         (void)ctx;
         cli_warn("skipping invalid state file '%s': %s", file, msg);
 }
 
-int cmd_list(int argc, char **argv)
+static int cmd_list(int argc, char **argv)
 {
-        static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
-                                                 {"label", required_argument, NULL, 'l'},
-                                                 {NULL, 0, NULL, 0}};
-        cleanup_list_flags struct list_flags f = {.filters = json_object()};
+        cleanup_json json_t *filters = NULL;
         cleanup_state_list struct state_list l = {0};
         struct cli_args a;
         cleanup_manager struct manager *m = NULL;
-        const struct cli_spec spec = {
-            .shortopts = "jl:", .longopts = longopts, .on_opt = list_opt, .ctx = &f};
+        bool json = false;
+        const struct cli_option options[] = {
+            OPT_JSON(&json),
+            OPT_CALLBACK('l', "label", &filters, "KEY=VALUE",
+                         "only sandboxes with this label (repeatable: all must match)",
+                         cli_opt_label),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options};
         int r = cli_parse(argc, argv, &spec, &a);
 
         if (r)
@@ -74,10 +44,10 @@ int cmd_list(int argc, char **argv)
                 cli_error("cannot list sandboxes: %s", strerror(-r));
                 return EXIT_ERROR;
         }
-        if (f.json) {
+        if (json) {
                 cleanup_json json_t *arr = json_array();
                 for (size_t i = 0; i < l.n; i++)
-                        if (state_labels_match(l.items[i], f.filters))
+                        if (state_labels_match(l.items[i], filters))
                                 json_array_append_new(arr, manager_info_json(m, l.items[i]));
                 cli_print_json(arr);
         } else {
@@ -90,7 +60,7 @@ int cmd_list(int argc, char **argv)
                         const char *k;
                         json_t *v;
 
-                        if (!state_labels_match(st, f.filters))
+                        if (!state_labels_match(st, filters))
                                 continue;
                         json_object_foreach (st->labels, k, v) {
                                 used += (size_t)snprintf(
@@ -116,19 +86,18 @@ int cmd_list(int argc, char **argv)
         return EXIT_OK;
 }
 
-int cmd_info(int argc, char **argv)
+static int cmd_info(int argc, char **argv)
 {
-        static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
-                                                 {NULL, 0, NULL, 0}};
-        cleanup_list_flags struct list_flags f = {.filters = json_object()};
         cleanup_state struct sandbox_state *st = NULL;
         struct ak_err err = {0};
         struct cli_args a;
         cleanup_manager struct manager *m = NULL;
-        const struct cli_spec spec = {.shortopts = "j",
-                                      .longopts = longopts,
-                                      .on_opt = list_opt,
-                                      .ctx = &f,
+        bool json = false;
+        const struct cli_option options[] = {
+            OPT_JSON(&json),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options,
                                       .min_pos = 1,
                                       .max_pos = 1,
                                       .missing = "a sandbox name is required"};
@@ -139,11 +108,11 @@ int cmd_info(int argc, char **argv)
         m = cli_manager();
         if (!m)
                 return EXIT_ERROR;
-        if (store_load(m->store, a.pos[0], &st, &err) < 0)
+        if (manager_get(m, a.pos[0], &st, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
         {
                 cleanup_json json_t *j = manager_info_json(m, st);
-                if (f.json) {
+                if (json) {
                         cli_print_json(j);
                 } else {
                         const char *k;
@@ -163,3 +132,10 @@ int cmd_info(int argc, char **argv)
         }
         return EXIT_OK;
 }
+
+const struct verb verb_list = {
+    "list", cmd_list, "[--json] [-l KEY=VALUE]...", "List sandboxes", NULL, 0, NULL};
+const struct verb verb_ls = {
+    "ls", cmd_list, "[--json] [-l KEY=VALUE]...", "Alias of list", NULL, VERB_HIDDEN, NULL};
+const struct verb verb_info = {
+    "info", cmd_info, "[--json] NAME", "Show a sandbox's record and status", NULL, 0, NULL};

@@ -13,83 +13,41 @@
 #include "shared/parse-util.h"
 #include "shared/strv.h"
 
-enum {
-        OPT_BY = 1000,
-        OPT_DRY_RUN,
-        OPT_JSON,
-        OPT_REASON,
-        OPT_CPUS,
-        OPT_MEMORY,
-        OPT_DESCRIPTION,
-        OPT_CLEAR_DESCRIPTION,
-        OPT_CLEAR_LABELS,
-        OPT_AUTO_STOP,
-        OPT_AUTO_ARCHIVE,
-        OPT_AUTO_DELETE,
-        OPT_NO_LIFECYCLE,
-};
-
-static const struct cli_spec one_name = {
-    .min_pos = 1, .max_pos = 1, .missing = "a sandbox name is required"};
-
-static struct manager *open_manager(void)
-{
-        return cli_manager();
-}
-
 /* A verb on one sandbox: parses NAME and the verb's options, then runs op with a manager.
  * EXIT_OK with *ret_name set, or the exit code after printing why. */
 struct one_op {
-        const struct option *longopts;
-        int (*on_opt)(int c, const char *arg, void *ctx);
-        void *opt_ctx;
+        const struct cli_option *options;
         int (*op)(struct manager *m, const char *name, void *ctx, struct ak_err *err);
-        void *op_ctx;
+        void *ctx;
         /* after parsing: a usage error (printed, non-zero) or 0 */
-        int (*check)(void *opt_ctx);
+        int (*check)(void *ctx);
 };
 
 static int run_on_one(int argc, char **argv, const struct one_op *o, const char **ret_name)
 {
-        struct cli_spec spec = one_name;
+        const struct cli_spec spec = {.options = o->options,
+                                      .min_pos = 1,
+                                      .max_pos = 1,
+                                      .missing = "a sandbox name is required"};
+        cleanup_manager struct manager *m = NULL;
         struct cli_args a;
         struct ak_err err = {0};
-        struct manager *m;
-        int r;
+        int r = cli_parse(argc, argv, &spec, &a);
 
-        spec.longopts = o->longopts;
-        spec.on_opt = o->on_opt;
-        spec.ctx = o->opt_ctx;
-        r = cli_parse(argc, argv, &spec, &a);
         if (r)
                 return CLI_PARSE_EXIT(r);
-        if (o->check && (r = o->check(o->opt_ctx)) != 0)
+        if (o->check && (r = o->check(o->ctx)) != 0)
                 return r;
-        m = open_manager();
+        m = cli_manager();
         if (!m)
                 return EXIT_ERROR;
-        r = o->op(m, a.pos[0], o->op_ctx, &err);
-        manager_free(m);
-        if (r < 0)
+        if (o->op(m, a.pos[0], o->ctx, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
         *ret_name = a.pos[0];
         return EXIT_OK;
 }
 
-static int opt_duration(const char *arg, uint64_t *ret)
-{
-        struct ak_err err = {0};
-        if (parse_ttl(arg, false, ret, &err) < 0)
-                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
-        return 0;
-}
-
 /* ---- extend-ttl ---- */
-
-static int extend_opt(int c, const char *arg, void *ctx)
-{
-        return c == OPT_BY ? opt_duration(arg, ctx) : EXIT_USAGE;
-}
 
 struct extend_ctx {
         uint64_t by;
@@ -102,12 +60,15 @@ static int extend_op(struct manager *m, const char *name, void *ctx, struct ak_e
         return manager_extend_ttl(m, name, e->by, e->expiry, err);
 }
 
-int cmd_extend_ttl(int argc, char **argv)
+static int cmd_extend_ttl(int argc, char **argv)
 {
-        static const struct option longopts[] = {{"by", required_argument, NULL, OPT_BY},
-                                                 {NULL, 0, NULL, 0}};
         struct extend_ctx e = {.by = 3600};
-        const struct one_op o = {longopts, extend_opt, &e.by, extend_op, &e, NULL};
+        const struct cli_option options[] = {
+            OPT_CALLBACK(0, "by", &e.by, "DUR", "how much later (default 1h; e.g. 30m, 2h30m, 1d)",
+                         cli_opt_duration),
+            OPT_END(),
+        };
+        const struct one_op o = {options, extend_op, &e, NULL};
         const char *name;
         int r = run_on_one(argc, argv, &o, &name);
 
@@ -116,112 +77,77 @@ int cmd_extend_ttl(int argc, char **argv)
         return r;
 }
 
+const struct verb verb_extend_ttl = {
+    "extend-ttl",
+    cmd_extend_ttl,
+    "NAME [--by DUR]",
+    "Move a sandbox's expiry later (from now if it has passed)",
+    "A sandbox created without a TTL never expires and has none to extend.\n",
+    0,
+    NULL};
+
 /* ---- gc ---- */
 
-struct gc_flags {
-        bool dry_run;
-        json_t *labels;
-};
-
-static int gc_opt(int c, const char *arg, void *ctx)
+static int cmd_gc(int argc, char **argv)
 {
-        struct gc_flags *f = ctx;
-        struct ak_err err = {0};
-        char *k = NULL, *v = NULL;
-
-        switch (c) {
-        case OPT_DRY_RUN:
-                f->dry_run = true;
-                return 0;
-        case 'l':
-                if (parse_label(arg, '=', &k, &v, &err) < 0)
-                        return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
-                json_object_set_new(f->labels, k, json_string(v));
-                free(k);
-                free(v);
-                return 0;
-        default:
-                return EXIT_USAGE;
-        }
-}
-
-int cmd_gc(int argc, char **argv)
-{
-        static const struct option longopts[] = {{"dry-run", no_argument, NULL, OPT_DRY_RUN},
-                                                 {"label", required_argument, NULL, 'l'},
-                                                 {NULL, 0, NULL, 0}};
-        struct gc_flags f = {false, json_object()};
-        const struct cli_spec spec = {
-            .shortopts = "l:", .longopts = longopts, .on_opt = gc_opt, .ctx = &f};
+        cleanup_json json_t *labels = NULL;
         cleanup_strv char **names = NULL;
+        cleanup_manager struct manager *m = NULL;
+        bool dry_run = false;
+        const struct cli_option options[] = {
+            OPT_BOOL(0, "dry-run", &dry_run, "only list what would be removed"),
+            OPT_CALLBACK('l', "label", &labels, "KEY=VALUE",
+                         "only expired sandboxes that also have this label (repeatable)",
+                         cli_opt_label),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options};
         struct cli_args a;
         struct ak_err err = {0};
-        struct manager *m = NULL;
-        int r = cli_parse(argc, argv, &spec, &a);
-
-        if (r) {
-                r = CLI_PARSE_EXIT(r);
-                goto out;
-        }
-        m = open_manager();
-        if (!m) {
-                r = EXIT_ERROR;
-                goto out;
-        }
-        r = manager_gc(m, json_object_size(f.labels) ? f.labels : NULL, f.dry_run, &names, &err);
-        if (r < 0) {
-                r = cli_fail(&err, EXIT_ERROR);
-                goto out;
-        }
-        if (!names[0])
-                printf("No expired sandboxes%s\n", json_object_size(f.labels) ? " match" : "");
-        for (char **n = names; *n; n++)
-                printf("%s %s\n", f.dry_run ? "Would remove" : "Removed", *n);
-        r = EXIT_OK;
-out:
-        manager_free(m);
-        json_decref(f.labels);
-        return r;
-}
-
-/* ---- reconcile ---- */
-
-static int flag_opt(int c, const char *arg, void *ctx)
-{
-        bool *f = ctx;
-        (void)arg;
-        if (c == OPT_DRY_RUN)
-                f[0] = true;
-        else if (c == OPT_JSON)
-                f[1] = true;
-        else
-                return EXIT_USAGE;
-        return 0;
-}
-
-int cmd_reconcile(int argc, char **argv)
-{
-        static const struct option longopts[] = {{"dry-run", no_argument, NULL, OPT_DRY_RUN},
-                                                 {"json", no_argument, NULL, OPT_JSON},
-                                                 {NULL, 0, NULL, 0}};
-        bool flags[2] = {false, false};
-        const struct cli_spec spec = {.longopts = longopts, .on_opt = flag_opt, .ctx = flags};
-        struct reconcile_result res;
-        struct cli_args a;
-        struct ak_err err = {0};
-        struct manager *m;
         int r = cli_parse(argc, argv, &spec, &a);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        m = open_manager();
+        m = cli_manager();
         if (!m)
                 return EXIT_ERROR;
-        r = manager_reconcile(m, flags[0], &res, &err);
-        manager_free(m);
-        if (r < 0)
+        if (manager_gc(m, labels, dry_run, &names, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
-        if (flags[1]) {
+        if (!names[0])
+                printf("No expired sandboxes%s\n", labels ? " match" : "");
+        for (char **n = names; *n; n++)
+                printf("%s %s\n", dry_run ? "Would remove" : "Removed", *n);
+        return EXIT_OK;
+}
+
+const struct verb verb_gc = {
+    "gc", cmd_gc, "[--dry-run] [-l KEY=VALUE]...", "Remove expired sandboxes", NULL, 0, NULL};
+
+/* ---- reconcile ---- */
+
+static int cmd_reconcile(int argc, char **argv)
+{
+        cleanup_reconcile_result struct reconcile_result res = {0};
+        cleanup_manager struct manager *m = NULL;
+        bool dry_run = false, json = false;
+        const struct cli_option options[] = {
+            OPT_BOOL(0, "dry-run", &dry_run, "only report the decisions"),
+            OPT_JSON(&json),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options};
+        struct cli_args a;
+        struct ak_err err = {0};
+        int r = cli_parse(argc, argv, &spec, &a);
+
+        if (r)
+                return CLI_PARSE_EXIT(r);
+        m = cli_manager();
+        if (!m)
+                return EXIT_ERROR;
+        if (manager_reconcile(m, dry_run, &res, &err) < 0)
+                return cli_fail(&err, EXIT_ERROR);
+        if (json) {
                 cleanup_json json_t *o = reconcile_json(&res);
                 cli_print_json(o);
         } else if (res.n_actions == 0) {
@@ -232,31 +158,34 @@ int cmd_reconcile(int argc, char **argv)
                                reconcile_action_name(res.actions[i].action), res.actions[i].sandbox,
                                res.actions[i].reason);
         }
-        reconcile_result_done(&res);
         return EXIT_OK;
 }
 
-/* ---- archive, recover ---- */
+const struct verb verb_reconcile = {
+    "reconcile",
+    cmd_reconcile,
+    "[--dry-run] [--json]",
+    "Apply lifecycle policies now: stop, archive or delete idle sandboxes",
+    "Policies are set with 'update --auto-stop/--auto-archive/--auto-delete'; 'serve'\n"
+    "applies them continuously.\n",
+    0,
+    NULL};
 
-static int reason_opt(int c, const char *arg, void *ctx)
-{
-        if (c != OPT_REASON)
-                return EXIT_USAGE;
-        *(const char **)ctx = arg;
-        return 0;
-}
+/* ---- archive, recover ---- */
 
 static int archive_op(struct manager *m, const char *name, void *ctx, struct ak_err *err)
 {
         return manager_archive(m, name, *(const char **)ctx, err);
 }
 
-int cmd_archive(int argc, char **argv)
+static int cmd_archive(int argc, char **argv)
 {
-        static const struct option longopts[] = {{"reason", required_argument, NULL, OPT_REASON},
-                                                 {NULL, 0, NULL, 0}};
         const char *reason = NULL, *name;
-        const struct one_op o = {longopts, reason_opt, &reason, archive_op, &reason, NULL};
+        const struct cli_option options[] = {
+            OPT_STRING(0, "reason", &reason, "TEXT", "why (recorded)"),
+            OPT_END(),
+        };
+        const struct one_op o = {options, archive_op, &reason, NULL};
         int r = run_on_one(argc, argv, &o, &name);
 
         if (r == EXIT_OK)
@@ -265,15 +194,23 @@ int cmd_archive(int argc, char **argv)
         return r;
 }
 
+const struct verb verb_archive = {"archive",
+                                  cmd_archive,
+                                  "NAME [--reason TEXT]",
+                                  "Stop a sandbox and archive it: it cannot start until recovered",
+                                  NULL,
+                                  0,
+                                  NULL};
+
 static int recover_op(struct manager *m, const char *name, void *ctx, struct ak_err *err)
 {
         (void)ctx;
         return manager_recover(m, name, err);
 }
 
-int cmd_recover(int argc, char **argv)
+static int cmd_recover(int argc, char **argv)
 {
-        const struct one_op o = {NULL, NULL, NULL, recover_op, NULL, NULL};
+        const struct one_op o = {NULL, recover_op, NULL, NULL};
         const char *name;
         int r = run_on_one(argc, argv, &o, &name);
 
@@ -282,6 +219,10 @@ int cmd_recover(int argc, char **argv)
         return r;
 }
 
+const struct verb verb_recover = {
+    "recover", cmd_recover, "NAME", "Clear a sandbox's archived state so it can start again",
+    NULL,      0,           NULL};
+
 /* ---- resize ---- */
 
 struct resize_flags {
@@ -289,24 +230,6 @@ struct resize_flags {
         uint64_t memory;
         enum resize_how how;
 };
-
-static int resize_opt(int c, const char *arg, void *ctx)
-{
-        struct resize_flags *f = ctx;
-
-        if (c == OPT_CPUS) {
-                if (safe_atou32(arg, &f->cpus) < 0 || f->cpus < 1 || f->cpus > 64)
-                        return cli_usage_error(cli_current, "invalid cpus '%s': 1 to 64", arg);
-                return 0;
-        }
-        if (c == OPT_MEMORY) {
-                if (safe_atou64(arg, &f->memory) < 0 || f->memory < 16 || f->memory > (1u << 20))
-                        return cli_usage_error(
-                            cli_current, "invalid memory '%s': a number of MB, 16 to 1048576", arg);
-                return 0;
-        }
-        return EXIT_USAGE;
-}
 
 static int resize_op(struct manager *m, const char *name, void *ctx, struct ak_err *err)
 {
@@ -321,16 +244,19 @@ static int resize_check(void *ctx)
                                     : cli_usage_error(cli_current, "give --cpus and/or --memory");
 }
 
-int cmd_resize(int argc, char **argv)
+static int cmd_resize(int argc, char **argv)
 {
-        static const struct option longopts[] = {{"cpus", required_argument, NULL, OPT_CPUS},
-                                                 {"vcpus", required_argument, NULL, OPT_CPUS},
-                                                 {"memory", required_argument, NULL, OPT_MEMORY},
-                                                 {NULL, 0, NULL, 0}};
         static const char *const how_text[] = {"recorded (applies at the next start)",
                                                "applied in place", "applied by a restart"};
         struct resize_flags f = {0, 0, RESIZE_RECORDED};
-        const struct one_op o = {longopts, resize_opt, &f, resize_op, &f, resize_check};
+        const struct cli_option options[] = {
+            OPT_CALLBACK(0, "cpus", &f.cpus, "N", "CPUs, 1 to 64", cli_opt_cpus),
+            OPT_CALLBACK(0, "vcpus", &f.cpus, "N", NULL, cli_opt_cpus), /* upstream's name */
+            OPT_CALLBACK(0, "memory", &f.memory, "MB", "memory in MB, 16 to 1048576",
+                         cli_opt_memory),
+            OPT_END(),
+        };
+        const struct one_op o = {options, resize_op, &f, resize_check};
         const char *name;
         int r = run_on_one(argc, argv, &o, &name);
 
@@ -338,6 +264,15 @@ int cmd_resize(int argc, char **argv)
                 printf("Resized sandbox '%s': %s\n", name, how_text[f.how]);
         return r;
 }
+
+const struct verb verb_resize = {
+    "resize",
+    cmd_resize,
+    "NAME [--cpus N] [--memory MB]",
+    "Change a sandbox's CPU and memory limits (in place when it runs on native)",
+    NULL,
+    0,
+    NULL};
 
 /* ---- update (upstream's PATCH /sandboxes/{name}) ---- */
 
@@ -350,80 +285,64 @@ struct update_flags {
         bool set_lifecycle, clear_lifecycle;
 };
 
-static int update_opt(int c, const char *arg, void *ctx)
+static int opt_description(const struct cli_option *o, const char *arg)
 {
-        struct update_flags *f = ctx;
-        struct ak_err err = {0};
-        char *k = NULL, *v = NULL;
-        uint64_t secs;
+        struct update_flags *f = o->value;
 
-        switch (c) {
-        case 'l':
-                if (parse_label(arg, '=', &k, &v, &err) < 0)
-                        return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
-                if (!f->labels)
-                        f->labels = json_object();
-                json_object_set_new(f->labels, k, json_string(v));
-                free(k);
-                free(v);
-                return 0;
-        case OPT_CLEAR_LABELS:
-                f->clear_labels = true;
-                return 0;
-        case OPT_DESCRIPTION:
-                f->description = arg;
-                f->set_description = true;
-                return 0;
-        case OPT_CLEAR_DESCRIPTION:
-                f->description = NULL;
-                f->set_description = true;
-                return 0;
-        case OPT_AUTO_STOP:
-        case OPT_AUTO_ARCHIVE:
-        case OPT_AUTO_DELETE:
-                if (parse_ttl(arg, true, &secs, &err) < 0)
-                        return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
-                f->set_lifecycle = true;
-                if (c == OPT_AUTO_STOP)
-                        f->lc.has_stop = true, f->lc.stop_after = secs;
-                else if (c == OPT_AUTO_ARCHIVE)
-                        f->lc.has_archive = true, f->lc.archive_after = secs;
-                else
-                        f->lc.has_delete = true, f->lc.delete_after = secs;
-                return 0;
-        case OPT_NO_LIFECYCLE:
-                f->clear_lifecycle = true;
-                return 0;
-        default:
-                return EXIT_USAGE;
-        }
+        f->description = arg; /* NULL: --clear-description */
+        f->set_description = true;
+        return 0;
 }
 
-int cmd_update(int argc, char **argv)
+/* --auto-stop, --auto-archive, --auto-delete: defval says which */
+static int opt_auto(const struct cli_option *o, const char *arg)
 {
-        static const struct option longopts[] = {
-            {"label", required_argument, NULL, 'l'},
-            {"clear-labels", no_argument, NULL, OPT_CLEAR_LABELS},
-            {"description", required_argument, NULL, OPT_DESCRIPTION},
-            {"clear-description", no_argument, NULL, OPT_CLEAR_DESCRIPTION},
-            {"auto-stop", required_argument, NULL, OPT_AUTO_STOP},
-            {"auto-archive", required_argument, NULL, OPT_AUTO_ARCHIVE},
-            {"auto-delete", required_argument, NULL, OPT_AUTO_DELETE},
-            {"no-lifecycle", no_argument, NULL, OPT_NO_LIFECYCLE},
-            {NULL, 0, NULL, 0},
-        };
+        struct update_flags *f = o->value;
+        struct ak_err err = {0};
+        uint64_t secs;
+
+        if (parse_ttl(arg, true, &secs, &err) < 0)
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+        f->set_lifecycle = true;
+        if (o->defval == 0)
+                f->lc.has_stop = true, f->lc.stop_after = secs;
+        else if (o->defval == 1)
+                f->lc.has_archive = true, f->lc.archive_after = secs;
+        else
+                f->lc.has_delete = true, f->lc.delete_after = secs;
+        return 0;
+}
+
+static int cmd_update(int argc, char **argv)
+{
         struct update_flags f = {0};
-        struct cli_spec spec = one_name;
+        const struct cli_option options[] = {
+            OPT_CALLBACK('l', "label", &f.labels, "KEY=VALUE",
+                         "the new labels (repeatable; replaces all labels)", cli_opt_label),
+            OPT_BOOL(0, "clear-labels", &f.clear_labels, "remove all labels"),
+            OPT_CALLBACK(0, "description", &f, "TEXT", "what the sandbox is for", opt_description),
+            OPT_CALLBACK(0, "clear-description", &f, NULL, "remove the description",
+                         opt_description),
+            OPT_CALLBACK_INT(0, "auto-stop", &f, "DUR", "stop after DUR without activity", opt_auto,
+                             0),
+            OPT_CALLBACK_INT(0, "auto-archive", &f, "DUR",
+                             "archive (stopped, start refused) after DUR without\n"
+                             "activity",
+                             opt_auto, 1),
+            OPT_CALLBACK_INT(0, "auto-delete", &f, "DUR", "remove DUR after being archived",
+                             opt_auto, 2),
+            OPT_BOOL(0, "no-lifecycle", &f.clear_lifecycle, "remove the lifecycle policy"),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options,
+                                      .min_pos = 1,
+                                      .max_pos = 1,
+                                      .missing = "a sandbox name is required"};
+        cleanup_manager struct manager *m = NULL;
         struct cli_args a;
         struct ak_err err = {0};
-        struct manager *m = NULL;
-        int r;
+        int r = cli_parse(argc, argv, &spec, &a);
 
-        spec.shortopts = "l:";
-        spec.longopts = longopts;
-        spec.on_opt = update_opt;
-        spec.ctx = &f;
-        r = cli_parse(argc, argv, &spec, &a);
         if (r) {
                 r = CLI_PARSE_EXIT(r);
                 goto out;
@@ -437,7 +356,7 @@ int cmd_update(int argc, char **argv)
                 r = cli_usage_error(cli_current, "nothing to update (see --help)");
                 goto out;
         }
-        m = open_manager();
+        m = cli_manager();
         if (!m) {
                 r = EXIT_ERROR;
                 goto out;
@@ -455,7 +374,15 @@ int cmd_update(int argc, char **argv)
         if (r == EXIT_OK)
                 printf("Updated sandbox '%s'\n", a.pos[0]);
 out:
-        manager_free(m);
         json_decref(f.labels);
         return r;
 }
+
+const struct verb verb_update = {
+    "update",
+    cmd_update,
+    "NAME [OPTIONS]",
+    "Change a sandbox's labels, description or lifecycle",
+    "Activity is any start, exec, attach, detached command or file transfer.\n",
+    0,
+    NULL};

@@ -6,7 +6,7 @@
 #include "cmd.h"
 #include "server/mcp.h"
 
-int cmd_mcp_server(int argc, char **argv)
+static int cmd_mcp_server(int argc, char **argv)
 {
         struct cli_args a;
         const struct cli_spec spec = {0};
@@ -18,8 +18,18 @@ int cmd_mcp_server(int argc, char **argv)
         m = cli_manager();
         if (!m)
                 return EXIT_ERROR;
-        m->notify = NULL; /* stdout is the protocol's */
+        manager_set_notify(m, NULL, NULL); /* stdout is the protocol's */
         r = mcp_serve(m);
         manager_free(m);
         return r < 0 ? EXIT_ERROR : EXIT_OK;
 }
+
+const struct verb verb_mcp_server = {
+    "mcp-server",
+    cmd_mcp_server,
+    "",
+    "Serve MCP (Model Context Protocol) on stdin/stdout",
+    "The sandbox_* tools for MCP clients (Claude Code, Codex, ...): register the command\n"
+    "'agentkernel mcp-server' as a stdio server.\n",
+    VERB_TOP_ONLY,
+    NULL};

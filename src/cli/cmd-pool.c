@@ -1,69 +1,69 @@
 // SPDX-License-Identifier: Apache-2.0
 /* `pool clear [-B docker|podman]`: removes the idle containers `run --fast` keeps warm. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/engine-backend.h"
 #include "cli.h"
 #include "cmd.h"
-#include "core/store.h"
 #include "shared/cleanup.h"
 
-static int pool_opt(int c, const char *arg, void *ctx)
+static int opt_pool_backend(const struct cli_option *o, const char *arg)
 {
-        const char **backend = ctx;
+        const struct backend_ops *b = backend_find(arg);
 
-        if (c != 'B')
-                return EXIT_USAGE;
-        if (strcmp(arg, "docker") != 0 && strcmp(arg, "podman") != 0)
+        if (!b || !backend_keeps_pool(b))
                 return cli_usage_error(cli_current, "only docker and podman keep a pool");
-        *backend = arg;
+        *(const char **)o->value = arg;
         return 0;
 }
 
-int cmd_pool(int argc, char **argv)
+static void print_cleared(void *ctx, const char *backend, unsigned n)
 {
-        static const struct option longopts[] = {
-            {"backend", required_argument, NULL, 'B'},
-            {NULL, 0, NULL, 0},
-        };
+        (void)ctx;
+        printf("%s: removed %u idle container%s\n", backend, n, n == 1 ? "" : "s");
+}
+
+static int cmd_pool_clear(int argc, char **argv)
+{
         const char *backend = NULL;
-        const struct cli_spec spec = {.shortopts = "B:",
-                                      .longopts = longopts,
-                                      .on_opt = pool_opt,
-                                      .ctx = &backend,
-                                      .min_pos = 1,
-                                      .max_pos = 1,
-                                      .missing = "a pool command is required (clear)"};
+        const struct cli_option options[] = {
+            OPT_CALLBACK('B', "backend", &backend, "NAME", "only this backend's pool",
+                         opt_pool_backend),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options};
+        cleanup_manager struct manager *m = NULL;
+        struct ak_err err = {0};
         struct cli_args a;
-        struct manager *m;
-        cleanup_free char *dir = NULL;
-        int r = cli_parse(argc, argv, &spec, &a), rc = EXIT_OK;
+        int r = cli_parse(argc, argv, &spec, &a);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        if (strcmp(a.pos[0], "clear") != 0)
-                return cli_usage_error(cli_current, "unknown pool command '%s'", a.pos[0]);
         m = cli_manager();
         if (!m)
                 return EXIT_ERROR;
-        dir = store_run_dir(m->store, ".ephemeral");
-        manager_free(m);
-        for (int k = 0; k < 2 && dir; k++) {
-                enum engine_kind kind = k ? ENGINE_PODMAN : ENGINE_DOCKER;
-                struct ak_err err = {0};
-                unsigned n = 0;
-                if (backend && strcmp(backend, engine_name(kind)) != 0)
-                        continue;
-                if (engine_pool_clear(kind, dir, &n, &err) < 0) {
-                        if (backend) /* asked for this one: its absence is an error */
-                                rc = cli_fail(&err, EXIT_ERROR);
-                        continue;
-                }
-                printf("%s: removed %u idle container%s\n", engine_name(kind), n,
-                       n == 1 ? "" : "s");
-        }
-        return rc;
+        if (manager_pool_clear(m, backend, print_cleared, NULL, &err) < 0)
+                return cli_fail(&err, EXIT_ERROR);
+        return EXIT_OK;
 }
+
+static const struct verb pool_clear_verb = {"clear",
+                                            cmd_pool_clear,
+                                            "[-B docker|podman]",
+                                            "Remove the idle containers of the pools",
+                                            NULL,
+                                            0,
+                                            NULL};
+static const struct verb *const pool_verbs[] = {&pool_clear_verb, NULL};
+
+const struct verb verb_pool = {
+    "pool",
+    cli_dispatch_verb,
+    "clear [-B docker|podman]",
+    "Remove the idle containers that run --fast keeps warm",
+    "`run --fast -B docker|podman` takes a started container from a pool of identical\n"
+    "ones (up to 5 per configuration, 20 per engine) and refills it in the background;\n"
+    "each container serves one run and is then destroyed. 'pool clear' empties the pools.\n",
+    VERB_TOP_ONLY,
+    pool_verbs};

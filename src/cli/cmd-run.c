@@ -99,7 +99,7 @@ static void detect_image(struct sandbox_flags *f, char *const *cmd)
                          cand, cand);
 }
 
-int cmd_run(int argc, char **argv)
+static int cmd_run(int argc, char **argv)
 {
         cleanup_sandbox_flags struct sandbox_flags f = {0};
         struct cli_args a;
@@ -107,11 +107,39 @@ int cmd_run(int argc, char **argv)
         cleanup_manager struct manager *m = NULL;
         int r;
 
-        sandbox_flags_init(&f, true);
-        const struct cli_spec spec = {.shortopts = RUN_SHORTOPTS,
-                                      .longopts = run_longopts,
-                                      .on_opt = sandbox_flags_opt,
-                                      .ctx = &f,
+        sandbox_flags_init(&f);
+        const struct cli_option options[] = {
+            OPT_BOOL('k', "keep", &f.keep,
+                     "keep the sandbox (named run-XXXXXXXX, TTL 1h by default)"),
+            OPT_CALLBACK('i', "image", &f.o.image, "IMAGE",
+                         "image to run (native: 'host', the default)", sf_opt_image),
+            OPT_CALLBACK('p', "profile", &f.o.profile, "NAME",
+                         "permissive, moderate (default) or restrictive", sf_opt_profile),
+            OPT_CALLBACK('e', "env", &f.env, "KEY=VALUE", "environment variable (repeatable)",
+                         cli_opt_env),
+            OPT_CALLBACK('w', "workdir", &f.workdir, "DIR", "working directory inside the sandbox",
+                         cli_opt_workdir),
+            OPT_CALLBACK(0, "ttl", &f.o, "DUR",
+                         "with --keep: expiry (0 = never; e.g. 30m, 2h30m, 1d)", sf_opt_ttl),
+            OPT_CALLBACK('B', "backend", &f.o.backend, "NAME",
+                         "native (default), docker or podman; see doctor", cli_opt_backend),
+            OPT_CALLBACK('P', "publish", &f, "SPEC",
+                         "publish a port: HOST:CONTAINER[/udp] (repeatable)", sf_opt_publish),
+            OPT_CALLBACK('l', "label", &f.labels, "KEY=VALUE", "label (with --keep)",
+                         cli_opt_label),
+            OPT_BOOL('t', "tty", &f.tty, "allocate a terminal"),
+            OPT_BOOL(0, "interactive", &f.interactive, "forward stdin even when it is a terminal"),
+            OPT_CALLBACK(0, "timeout", &f.timeout_ms, "DUR", "kill the command after DUR",
+                         cli_opt_timeout),
+            OPT_BOOL('F', "fast", &f.o.fast,
+                     "docker/podman: take a pre-started container from the warm pool"),
+            OPT_STRING('c', "config", &f.config_path, "FILE",
+                       "agentkernel.toml to read (default: ./agentkernel.toml if any;\n"
+                       "it must be approved: see 'trust')"),
+            SANDBOX_OPTIONS(&f),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options,
                                       .want_cmd = true,
                                       .missing_cmd = "a command is required, e.g. agentkernel run "
                                                      "-- echo hi"};
@@ -150,3 +178,13 @@ int cmd_run(int argc, char **argv)
         }
         return r;
 }
+
+const struct verb verb_run = {
+    "run",
+    cmd_run,
+    "[OPTIONS] -- COMMAND [ARG...]",
+    "Run a command in a new sandbox, removed afterwards unless --keep",
+    "The command's exit status becomes agentkernel's; 125 means the sandbox failed; 2 an\n"
+    "invalid or refused (unapproved) agentkernel.toml.\n",
+    VERB_TOP_ONLY,
+    NULL};

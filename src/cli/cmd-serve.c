@@ -9,7 +9,7 @@
 #include "cmd.h"
 #include "core/paths.h"
 
-int cmd_serve(int argc, char **argv)
+static int cmd_serve(int argc, char **argv)
 {
         struct ak_err err = {0};
         char helper[PATH_MAX];
@@ -23,3 +23,11 @@ int cmd_serve(int argc, char **argv)
         cli_error("cannot run %s: %s", helper, strerror(errno));
         return EXIT_ERROR;
 }
+
+/* Its options, their help and their parsing are the helper's (src/server/serve.c):
+ * `agentkernel serve --help` is the helper's help. */
+const struct verb verb_serve = {
+    "serve",     cmd_serve,
+    "[OPTIONS]", "Serve the HTTP API used by the SDKs (default http://127.0.0.1:18888)",
+    NULL,        VERB_TOP_ONLY,
+    NULL};

@@ -23,33 +23,6 @@
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 
-struct trust_flags {
-        bool list, yes, show, json;
-};
-
-static int trust_opt(int c, const char *arg, void *ctx)
-{
-        struct trust_flags *f = ctx;
-
-        (void)arg;
-        switch (c) {
-        case 'l':
-                f->list = true;
-                return 0;
-        case 'y':
-                f->yes = true;
-                return 0;
-        case 's':
-                f->show = true;
-                return 0;
-        case 'j':
-                f->json = true;
-                return 0;
-        default:
-                return EXIT_USAGE;
-        }
-}
-
 static void row(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void row(const char *what, const char *fmt, ...)
@@ -190,18 +163,20 @@ static int list(bool json)
         return EXIT_OK;
 }
 
-int cmd_trust(int argc, char **argv)
+static int cmd_trust(int argc, char **argv)
 {
-        static const struct option longopts[] = {
-            {"list", no_argument, NULL, 'l'},
-            {"yes", no_argument, NULL, 'y'},
-            {"show", no_argument, NULL, 's'},
-            {"json", no_argument, NULL, 'j'},
-            {NULL, 0, NULL, 0},
+        struct {
+                bool list, yes, show, json;
+        } f = {0};
+        const struct cli_option options[] = {
+            OPT_BOOL('y', "yes", &f.yes, "approve without asking (asked only on a terminal)"),
+            OPT_BOOL('s', "show", &f.show, "only show what the file asks for"),
+            OPT_BOOL('l', "list", &f.list,
+                     "every approval: ok, changed (approve again), missing, refused"),
+            OPT_BOOL(0, "json", &f.json, "with --list: machine-readable output"),
+            OPT_END(),
         };
-        struct trust_flags f = {0};
-        const struct cli_spec spec = {
-            .shortopts = "lys", .longopts = longopts, .on_opt = trust_opt, .ctx = &f, .max_pos = 1};
+        const struct cli_spec spec = {.options = options, .max_pos = 1};
         struct ak_err err = {0};
         cleanup_config struct config *c = NULL;
         struct cli_args a;
@@ -253,7 +228,7 @@ static char *approval_key(const char *path)
         return asprintf(&out, "%s/%s", cwd, path) < 0 ? NULL : out;
 }
 
-int cmd_untrust(int argc, char **argv)
+static int cmd_untrust(int argc, char **argv)
 {
         const struct cli_spec spec = {.min_pos = 1, .max_pos = 1, .missing = "a FILE is required"};
         struct ak_err err = {0};
@@ -278,3 +253,18 @@ int cmd_untrust(int argc, char **argv)
         printf("Removed the approval of %s\n", key);
         return EXIT_OK;
 }
+
+const struct verb verb_trust = {
+    "trust",
+    cmd_trust,
+    "[-y] [--show] [FILE] | --list [--json]",
+    "Review and approve an agentkernel.toml so that run, create and serve read it",
+    "FILE defaults to ./agentkernel.toml. A config is read only when you own it, group and\n"
+    "others cannot write it, and you approved its exact bytes: a sandbox writes into its\n"
+    "workspace, and a config there could copy host files in or widen the sandbox. Approvals\n"
+    "are kept in ~/.agentkernel/trusted-configs.json (path and SHA-256).\n",
+    VERB_TOP_ONLY,
+    NULL};
+const struct verb verb_untrust = {
+    "untrust", cmd_untrust,   "FILE", "Remove the approval of an agentkernel.toml",
+    NULL,      VERB_TOP_ONLY, NULL};

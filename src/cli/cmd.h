@@ -1,34 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The verbs of the CLI; each returns the process exit code. */
+/* The verbs of the CLI, each defined (with its options and help) in its cmd-*.c; main.c lists
+ * them in the order `agentkernel --help` shows. */
 #pragma once
 
-int cmd_run(int argc, char **argv);
-int cmd_create(int argc, char **argv);
-int cmd_start(int argc, char **argv);
-int cmd_stop(int argc, char **argv);
-int cmd_remove(int argc, char **argv);
-int cmd_list(int argc, char **argv);
-int cmd_info(int argc, char **argv);
-int cmd_exec(int argc, char **argv);
-int cmd_attach(int argc, char **argv);
-int cmd_exec_list(int argc, char **argv);
-int cmd_exec_logs(int argc, char **argv);
-int cmd_exec_kill(int argc, char **argv);
-int cmd_cp(int argc, char **argv);
-int cmd_doctor(int argc, char **argv);
-int cmd_audit(int argc, char **argv);
-int cmd_init(int argc, char **argv);
-int cmd_trust(int argc, char **argv);
-int cmd_untrust(int argc, char **argv);
-int cmd_extend_ttl(int argc, char **argv);
-int cmd_gc(int argc, char **argv);
-int cmd_reconcile(int argc, char **argv);
-int cmd_archive(int argc, char **argv);
-int cmd_recover(int argc, char **argv);
-int cmd_resize(int argc, char **argv);
-int cmd_update(int argc, char **argv);
-int cmd_volume(int argc, char **argv);
-int cmd_images(int argc, char **argv);
-int cmd_pool(int argc, char **argv);
-int cmd_serve(int argc, char **argv);
-int cmd_mcp_server(int argc, char **argv);
+#include "cli/parse-options.h"
+
+extern const struct verb verb_run, verb_create, verb_start, verb_stop, verb_remove, verb_rm,
+    verb_list, verb_ls, verb_info, verb_exec, verb_attach, verb_exec_list, verb_exec_logs,
+    verb_exec_kill, verb_extend_ttl, verb_gc, verb_reconcile, verb_archive, verb_recover,
+    verb_resize, verb_update, verb_cp, verb_init, verb_trust, verb_untrust, verb_audit, verb_volume,
+    verb_images, verb_pool, verb_serve, verb_mcp_server, verb_doctor;

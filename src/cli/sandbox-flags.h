@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Options shared by `run` and `create`: what a new sandbox looks like. */
+/* What a new sandbox looks like (`run`, `create`): the values of their options, the parsers of
+ * those that need one (their option tables are in cmd-run.c and cmd-lifecycle.c), and
+ * agentkernel.toml under them. */
 #pragma once
 
-#include <getopt.h>
 #include <jansson.h>
 
 #include "cli.h"
@@ -16,6 +17,7 @@ struct sandbox_flags {
         struct port_spec ports[64];
         size_t n_ports;
         json_t *labels;
+        char **volumes;
         /* run only */
         bool keep, tty, interactive;
         const char *workdir;
@@ -27,42 +29,48 @@ struct sandbox_flags {
         struct cmd_policy policy;
         char **cfg_env;
         struct port_spec *all_ports;
-        char **volumes;
         /* create only */
         bool no_start;
-        bool run; /* parsing for `run` (-p is --profile) rather than `create` (-p is --publish) */
 };
 
-enum {
-        SF_PROFILE = 2000,
-        SF_NO_NETWORK,
-        SF_NETWORK,
-        SF_TTL,
-        SF_MEMORY,
-        SF_CPUS,
-        SF_DESCRIPTION,
-        SF_MOUNT_CWD,
-        SF_NO_START,
-        SF_TIMEOUT,
-        SF_INTERACTIVE,
-        SF_FAST,
-        SF_NO_CONFIG,
-        SF_DISK,
-};
-
-void sandbox_flags_init(struct sandbox_flags *f, bool run);
+void sandbox_flags_init(struct sandbox_flags *f);
 /* Frees what f holds (f itself is the caller's). */
 void sandbox_flags_done(struct sandbox_flags *f);
 DEFINE_CLEANUP_DONE(struct sandbox_flags, sandbox_flags_done)
 #define cleanup_sandbox_flags CLEANUP_FUNC(sandbox_flags_done)
-/* cli_parse() callback. */
-int sandbox_flags_opt(int c, const char *arg, void *ctx);
-/* After parsing: reads agentkernel.toml (--config, else ./agentkernel.toml when present, unless
- * --no-config) through the trusted reader, and fills in what the flags did not say. A config
- * that is refused (untrusted, invalid) stops the command with EXIT_USAGE: it is never silently
- * skipped. Prints warnings; returns 0 or an exit code. */
+
+/* Option parsers (CLI_OPT_CALLBACK). Their targets: */
+int sf_opt_image(const struct cli_option *o, const char *arg);   /* const char **: an image */
+int sf_opt_profile(const struct cli_option *o, const char *arg); /* const char **: a profile */
+int sf_opt_publish(const struct cli_option *o, const char *arg); /* struct sandbox_flags * */
+int sf_opt_ttl(const struct cli_option *o, const char *arg);     /* struct create_opts * */
+int sf_opt_dir(const struct cli_option *o, const char *arg);     /* struct create_opts * */
+int sf_opt_disk(const struct cli_option *o, const char *arg);    /* uint64_t *: MB */
+int sf_opt_volume(const struct cli_option *o, const char *arg);  /* char ***: V:/PATH[:ro] */
+
+/* The options `run` and `create` share, said the same way: a new sandbox's network, limits and
+ * mounts, and whether agentkernel.toml is read. */
+#define SANDBOX_OPTIONS(f)                                                                         \
+        OPT_SET_INT(0, "no-network", &(f)->o.network, 0, "no network (loopback only)"),            \
+            OPT_SET_INT(0, "network", &(f)->o.network, 1,                                          \
+                        "outbound network even if the profile has none"),                          \
+            OPT_CALLBACK(0, "memory", &(f)->o.memory_mb, "MB",                                     \
+                         "memory limit (default: the profile's, 512)", cli_opt_memory),            \
+            OPT_CALLBACK(0, "disk", &(f)->o.disk_mb, "MB",                                         \
+                         "what the sandbox may write to its own filesystems (/, /tmp,\n"           \
+                         "/var, ...) together; default: half of --memory (docker,\n"               \
+                         "podman: / and the scratch places each; see info)",                       \
+                         sf_opt_disk),                                                             \
+            OPT_CALLBACK(0, "cpus", &(f)->o.vcpus, "N", "CPU limit in CPUs (default 1)",           \
+                         cli_opt_cpus),                                                            \
+            OPT_SET_INT(0, "mount-cwd", &(f)->o.mount_cwd, 1,                                      \
+                        "mount the current directory at /workspace"),                              \
+            OPT_CALLBACK('v', "volume", &(f)->volumes, "V:/PATH[:ro]",                             \
+                         "mount volume V (see 'volume') at PATH (repeatable)", sf_opt_volume),     \
+            OPT_BOOL(0, "no-config", &(f)->no_config, "do not read ./agentkernel.toml")
+
+/* After parsing: points f->o at the lists the options filled, reads agentkernel.toml (--config,
+ * else ./agentkernel.toml when present, unless --no-config) through the trusted reader, and fills
+ * in what the flags did not say. A config that is refused (untrusted, invalid) stops the command
+ * with EXIT_USAGE: it is never silently skipped. Prints warnings; returns 0 or an exit code. */
 int sandbox_flags_config(struct sandbox_flags *f);
-extern const struct option run_longopts[];
-extern const struct option create_longopts[];
-#define RUN_SHORTOPTS "ki:p:e:w:B:l:P:tFc:v:"
-#define CREATE_SHORTOPTS "i:p:e:B:l:a:d:c:v:"

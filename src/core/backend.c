@@ -134,6 +134,20 @@ int backend_stats(const struct backend_ops *b, const struct sandbox_ref *ref,
         return b->stats ? b->stats(ref, ret) : -EOPNOTSUPP;
 }
 
+bool backend_keeps_pool(const struct backend_ops *b)
+{
+        return b->pool_clear != NULL;
+}
+
+int backend_pool_clear(const struct backend_ops *b, const char *ephemeral_dir,
+                       unsigned *ret_removed, struct ak_err *err)
+{
+        *ret_removed = 0;
+        if (!b->pool_clear)
+                return ak_err_set(err, EOPNOTSUPP, "backend '%s' keeps no pool", b->name);
+        return b->pool_clear(ephemeral_dir, ret_removed, err);
+}
+
 int backend_prepare(const struct backend_ops *b, const char *image, struct ak_err *err)
 {
         return b->prepare && image ? b->prepare(image, err) : 0;

@@ -105,6 +105,9 @@ struct backend_ops {
         /* Optional: adds to info (a sandbox's info JSON) what only the backend knows of how its
          * limits are enforced (the container backends: "disk_limit"). */
         void (*describe)(const struct sandbox_ref *ref, bool running, json_t *info);
+        /* Optional: removes the idle sandboxes of the warm pool that pooled ephemeral starts
+         * take from (cfg->pooled); *ret_removed counts them. */
+        int (*pool_clear)(const char *ephemeral_dir, unsigned *ret_removed, struct ak_err *err);
 };
 
 /* Makes all (NULL-terminated, in detection order: the first is the default) the program's
@@ -136,5 +139,10 @@ int backend_stats(const struct backend_ops *b, const struct sandbox_ref *ref,
 /* b->describe, where the backend has one. */
 void backend_describe(const struct backend_ops *b, const struct sandbox_ref *ref, bool running,
                       json_t *info);
+/* Whether b keeps a warm pool (b->pool_clear). */
+bool backend_keeps_pool(const struct backend_ops *b);
+/* b->pool_clear; -EOPNOTSUPP (with a message) where b keeps no pool. */
+int backend_pool_clear(const struct backend_ops *b, const char *ephemeral_dir,
+                       unsigned *ret_removed, struct ak_err *err);
 /* b->prepare, or 0 where the backend has nothing to prepare. */
 int backend_prepare(const struct backend_ops *b, const char *image, struct ak_err *err);

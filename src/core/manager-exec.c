@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * Work inside a running sandbox on behalf of a caller: commands (foreground, detached,
- * attached) and files. One place checks the command policy, writes the audit log and records
- * activity, so the CLI, the HTTP API and MCP behave the same.
+ * attached), the detached commands' records, and files. One place checks the command policy and
+ * the ids it is given, writes the audit log and records activity, so the CLI, the HTTP API and
+ * MCP behave the same.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,6 +17,7 @@
 #include "shared/cleanup.h"
 #include "shared/cmd-policy.h"
 #include "shared/json-util.h"
+#include "shared/random-util.h"
 #include "shared/time-util.h"
 
 static struct cmd_policy policy_of(const struct sandbox_state *st)
@@ -89,10 +92,11 @@ enum exec_kind { EXEC_FOREGROUND, EXEC_ATTACH, EXEC_DETACH };
 static int run_in(struct manager *m, const char *name, enum exec_kind kind,
                   const struct agent_exec_opts *x, const struct agent_io *io,
                   struct agent_exit *ret_exit, struct agent_detached *ret_detached,
-                  struct ak_err *err)
+                  const char **ret_backend, struct ak_err *err)
 {
         struct sandbox_state *st = NULL;
         struct agent_exec_opts xx = *x;
+        const struct backend_ops *b;
         struct cmd_policy pol;
         struct touch_ctx touch = {.m = m};
         int fd, r;
@@ -100,6 +104,8 @@ static int run_in(struct manager *m, const char *name, enum exec_kind kind,
         fd = manager_connect(m, name, &st, err);
         if (fd < 0)
                 return fd;
+        if (ret_backend && manager_backend(st, &b, NULL) >= 0)
+                *ret_backend = b->name;
         touch.st = st;
         pol = policy_of(st);
         xx.policy = cmd_policy_empty(&pol) ? NULL : &pol;
@@ -136,20 +142,113 @@ static int run_in(struct manager *m, const char *name, enum exec_kind kind,
 int manager_exec(struct manager *m, const char *name, const struct agent_exec_opts *x,
                  const struct agent_io *io, struct agent_exit *ret, struct ak_err *err)
 {
-        return run_in(m, name, EXEC_FOREGROUND, x, io, ret, NULL, err);
+        return run_in(m, name, EXEC_FOREGROUND, x, io, ret, NULL, NULL, err);
 }
 
 int manager_attach(struct manager *m, const char *name, const struct agent_exec_opts *x,
                    const struct agent_io *io, struct agent_exit *ret, struct ak_err *err)
 {
-        return run_in(m, name, EXEC_ATTACH, x, io, ret, NULL, err);
+        char *shell[] = {"/bin/sh", "-l", NULL};
+        struct agent_exec_opts xx = *x;
+
+        if (!xx.argv) {
+                /* bash when the sandbox has it (a friendlier prompt), else sh, as upstream */
+                int fd = manager_connect(m, name, NULL, NULL);
+                struct agent_dirent de;
+                if (fd >= 0) {
+                        if (agent_file_stat(fd, "/bin/bash", &de, NULL) == 0) {
+                                shell[0] = "/bin/bash";
+                                free(de.name);
+                        }
+                        close(fd);
+                }
+                xx.argv = shell;
+        }
+        return run_in(m, name, EXEC_ATTACH, &xx, io, ret, NULL, NULL, err);
 }
 
 int manager_detach(struct manager *m, const char *name, const struct agent_exec_opts *x,
                    struct agent_detached *ret, struct ak_err *err)
 {
-        return run_in(m, name, EXEC_DETACH, x, NULL, NULL, ret, err);
+        return run_in(m, name, EXEC_DETACH, x, NULL, NULL, ret, NULL, err);
 }
+
+/* ---- detached commands ---- */
+
+void detached_list_done(struct detached_list *l)
+{
+        for (size_t i = 0; i < l->n; i++)
+                agent_detached_done(&l->items[i]);
+        free(l->items);
+        *l = (struct detached_list){0};
+}
+
+/* The id first (nothing reaches the sandbox for an id that is not one), then the sandbox. */
+static int connect_detached(struct manager *m, const char *name, const char *id, struct ak_err *err)
+{
+        if (id && !detached_id_is_valid(id))
+                return ak_err_set(err, EINVAL, "invalid detached command id");
+        return manager_connect(m, name, NULL, err);
+}
+
+int manager_detached_list(struct manager *m, const char *name, struct detached_list *ret,
+                          struct ak_err *err)
+{
+        struct detached_list l = {0};
+        int fd = connect_detached(m, name, NULL, err), r;
+
+        if (fd < 0)
+                return fd;
+        r = agent_detach_list(fd, &l.items, &l.n, err);
+        close(fd);
+        if (r < 0)
+                return r;
+        *ret = l;
+        return 0;
+}
+
+int manager_detached_get(struct manager *m, const char *name, const char *id,
+                         struct agent_detached *ret, struct ak_err *err)
+{
+        int fd = connect_detached(m, name, id, err), r;
+
+        if (fd < 0)
+                return fd;
+        r = agent_detach_get(fd, id, ret, err);
+        close(fd);
+        return r;
+}
+
+int manager_detached_logs(struct manager *m, const char *name, const char *id, bool stderr_stream,
+                          int (*sink)(void *ctx, const void *data, size_t len), void *ctx,
+                          struct ak_err *err)
+{
+        int fd = connect_detached(m, name, id, err), r;
+
+        if (fd < 0)
+                return fd;
+        r = agent_detach_logs(fd, id, stderr_stream, sink, ctx, err);
+        close(fd);
+        return r;
+}
+
+int manager_detached_kill(struct manager *m, const char *name, const char *id,
+                          struct agent_detached *ret, struct ak_err *err)
+{
+        int fd = connect_detached(m, name, id, err), r;
+
+        if (fd < 0)
+                return fd;
+        r = agent_detach_kill(fd, id, 0, ret, err);
+        close(fd);
+        if (r >= 0)
+                (void)audit_log("command_killed",
+                                json_pack("{s:s,s:s,s:o}", "sandbox", name, "id", id, "command",
+                                          strv_json_array(ret->argv)));
+        return r;
+}
+
+/* ---- files ---- */
 
 static void audit_file(const char *type, const char *name, const char *path)
 {
@@ -223,16 +322,20 @@ static int capture_output(void *ctx, int stream, const void *data, size_t len)
         return len && buf_append(b, data, len) < 0 ? -1 : 0;
 }
 
-int manager_exec_capture(struct manager *m, const char *name, const struct agent_exec_opts *x,
-                         size_t max, struct buf *out, struct buf *errout, bool *truncated,
-                         struct agent_exit *ret, struct ak_err *err)
+void exec_capture_done(struct exec_capture *c)
 {
-        struct capture c = {out, errout, max, false};
+        buf_done(&c->out);
+        buf_done(&c->err);
+}
+
+int manager_exec_capture(struct manager *m, const char *name, const struct agent_exec_opts *x,
+                         size_t max, struct exec_capture *ret, struct ak_err *err)
+{
+        struct capture c = {&ret->out, &ret->err, max, false};
         struct agent_io io = {
             .stdin_fd = -1, .signal_fd = -1, .tty_fd = -1, .on_output = capture_output, .ctx = &c};
-        int r = manager_exec(m, name, x, &io, ret, err);
+        int r = run_in(m, name, EXEC_FOREGROUND, x, &io, &ret->exit, NULL, &ret->backend, err);
 
-        if (truncated)
-                *truncated = c.truncated;
+        ret->truncated = c.truncated;
         return r;
 }

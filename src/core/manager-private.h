@@ -1,11 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What the manager's source files share among themselves; not for other modules. */
+/* What the manager's source files share among themselves (and its unit test); not for other
+ * modules, which see struct manager only through manager.h. */
 #pragma once
 
 #include "core/manager.h"
 #include "core/profile.h"
 #include "shared/cleanup.h"
 #include "shared/time-util.h"
+
+struct manager {
+        struct store *store;
+        /* Progress and warnings for a person (manager_set_notify); NULL: dropped. */
+        void (*notify)(void *ctx, const char *msg);
+        void *notify_ctx;
+};
 
 /* Shared run directory of ephemeral sandboxes (not a valid sandbox name: no clash). */
 #define EPHEMERAL_RUN_DIR ".ephemeral"

@@ -54,10 +54,31 @@ void manager_free(struct manager *m)
         free(m);
 }
 
+void manager_set_notify(struct manager *m, void (*fn)(void *ctx, const char *msg), void *ctx)
+{
+        m->notify = fn;
+        m->notify_ctx = ctx;
+}
+
+const char *manager_data_dir(const struct manager *m)
+{
+        return m->store->data_dir;
+}
+
+int manager_get(struct manager *m, const char *name, struct sandbox_state **ret, struct ak_err *err)
+{
+        return store_load(m->store, name, ret, err);
+}
+
+const char *manager_default_backend(void)
+{
+        return backend_default()->name;
+}
+
 const char *manager_backend_name(const struct sandbox_state *st)
 {
         const char *name = state_backend(st);
-        return name ? name : backend_default()->name;
+        return name ? name : manager_default_backend();
 }
 
 int manager_backend(const struct sandbox_state *st, const struct backend_ops **ret,
@@ -840,4 +861,31 @@ void manager_sweep(struct manager *m)
 
         for (size_t i = 0; dir && all[i]; i++)
                 backend_sweep(all[i], dir);
+}
+
+int manager_pool_clear(struct manager *m, const char *backend,
+                       void (*done)(void *ctx, const char *backend, unsigned removed), void *ctx,
+                       struct ak_err *err)
+{
+        const struct backend_ops *const *all = backend_all();
+        const struct backend_ops *b = backend ? backend_find(backend) : NULL;
+        cleanup_free char *dir = store_run_dir(m->store, EPHEMERAL_RUN_DIR);
+
+        if (backend && (!b || !backend_keeps_pool(b)))
+                return ak_err_set(err, EINVAL, "backend '%s' keeps no pool", backend);
+        if (!dir)
+                return ak_err_oom(err);
+        for (size_t i = 0; all[i]; i++) {
+                struct ak_err ignore = {0};
+                unsigned n = 0;
+                int r;
+                if ((b && all[i] != b) || !backend_keeps_pool(all[i]))
+                        continue;
+                r = backend_pool_clear(all[i], dir, &n, b ? err : &ignore);
+                if (r < 0 && b)
+                        return r; /* asked for this one: its absence is an error */
+                if (r >= 0 && done)
+                        done(ctx, all[i]->name, n);
+        }
+        return 0;
 }

@@ -19,25 +19,30 @@
 #include "core/backend.h"
 #include "core/state.h"
 #include "core/store.h"
+#include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/err.h"
 #include "shared/time-util.h"
 
-struct manager {
-        struct store *store;
-        /* Progress and warnings for a person (the CLI prints them); NULL: dropped. */
-        void (*notify)(void *ctx, const char *msg);
-        void *notify_ctx;
-};
+/* Opaque: front-ends (the CLI, the HTTP API, MCP) reach sandboxes only through the functions
+ * below; the manager checks, decides and audits, they parse and print. */
+struct manager;
 
 #define START_OUTPUT_MAX (64u << 10)                 /* init script output kept for errors */
 #define AGENT_INSTALL_TIMEOUT_MS (10u * 60u * 1000u) /* npm install -g of an agent's CLI */
 
+/* Opens the manager on the data directory (paths_data_dir_open()). */
 int manager_open(struct manager **ret, struct ak_err *err);
 /* Frees m (NULL is fine). */
 void manager_free(struct manager *m);
 DEFINE_CLEANUP(struct manager, manager_free)
 #define cleanup_manager CLEANUP_FUNC(manager_free)
+
+/* Where progress and warnings for a person go (the CLI prints them); fn NULL: dropped (the
+ * default, and what MCP wants: its stdout is the protocol's). */
+void manager_set_notify(struct manager *m, void (*fn)(void *ctx, const char *msg), void *ctx);
+/* The data directory the manager works in (for doctor). Owned by m. */
+const char *manager_data_dir(const struct manager *m);
 
 struct create_opts {
         const char *name;
@@ -77,8 +82,15 @@ int manager_stop(struct manager *m, const char *name, struct ak_err *err);
 /* Stops and forgets a sandbox: nothing of it remains (processes, cgroups, files, lock). */
 int manager_remove(struct manager *m, const char *name, struct ak_err *err);
 
+/* Loads a sandbox's record: -EINVAL for an invalid name, -ENOENT ("sandbox 'x' not found"), or
+ * -EINVAL for a bad record. The caller frees *ret (state_free). */
+int manager_get(struct manager *m, const char *name, struct sandbox_state **ret,
+                struct ak_err *err);
+
 /* Name of a recorded sandbox's backend (its own, or the default when it names none). */
 const char *manager_backend_name(const struct sandbox_state *st);
+/* The backend a sandbox gets when it names none (the detection order of docs/backends.md). */
+const char *manager_default_backend(void);
 /* The backend itself; -ENOTSUP (with a message) when this build does not have it. */
 int manager_backend(const struct sandbox_state *st, const struct backend_ops **ret,
                     struct ak_err *err);
@@ -101,7 +113,8 @@ int manager_list(struct manager *m, void (*warn)(void *ctx, const char *file, co
  * with -EPERM and are audited as policy violations), writes the audit log and records activity. */
 int manager_exec(struct manager *m, const char *name, const struct agent_exec_opts *x,
                  const struct agent_io *io, struct agent_exit *ret, struct ak_err *err);
-/* An interactive session (audited as session_attached). */
+/* An interactive session (audited as session_attached). x->argv NULL: a login shell, bash where
+ * the sandbox has it, else sh. */
 int manager_attach(struct manager *m, const char *name, const struct agent_exec_opts *x,
                    const struct agent_io *io, struct agent_exit *ret, struct ak_err *err);
 int manager_detach(struct manager *m, const char *name, const struct agent_exec_opts *x,
@@ -120,10 +133,47 @@ int manager_file_write(struct manager *m, const char *name, const char *path,
                        const struct manager_write *w, uint64_t *ret_size, struct ak_err *err);
 int manager_file_remove(struct manager *m, const char *name, const char *path, bool recursive,
                         struct ak_err *err);
-/* manager_exec, collecting each stream (at most max bytes each; *truncated says if more came). */
+/* What manager_exec_capture collected; the caller frees the buffers (exec_capture_done). */
+struct exec_capture {
+        struct buf out, err;    /* at most max bytes of each stream */
+        bool truncated;         /* a stream had more */
+        struct agent_exit exit; /* how the command ended */
+        const char *backend;    /* the backend that ran it (static), NULL until one did */
+};
+#define EXEC_CAPTURE_INIT                                                                          \
+        {                                                                                          \
+                BUF_INIT, BUF_INIT, false, {0}, NULL                                               \
+        }
+void exec_capture_done(struct exec_capture *c);
+DEFINE_CLEANUP_DONE(struct exec_capture, exec_capture_done)
+#define cleanup_exec_capture CLEANUP_FUNC(exec_capture_done)
+/* manager_exec, collecting each stream into *ret (which starts as EXEC_CAPTURE_INIT). */
 int manager_exec_capture(struct manager *m, const char *name, const struct agent_exec_opts *x,
-                         size_t max, struct buf *out, struct buf *errout, bool *truncated,
-                         struct agent_exit *ret, struct ak_err *err);
+                         size_t max, struct exec_capture *ret, struct ak_err *err);
+/* Detached commands (manager_detach starts one), kept by the sandbox's agent so that any process
+ * sees every one. The sandbox must be running (-ESRCH); an id that is not one
+ * (detached_id_is_valid) fails with -EINVAL before the sandbox is reached. */
+struct detached_list {
+        struct agent_detached *items;
+        size_t n;
+};
+/* Frees what l holds (l itself is the caller's) and empties it. */
+void detached_list_done(struct detached_list *l);
+DEFINE_CLEANUP_DONE(struct detached_list, detached_list_done)
+#define cleanup_detached_list CLEANUP_FUNC(detached_list_done)
+int manager_detached_list(struct manager *m, const char *name, struct detached_list *ret,
+                          struct ak_err *err);
+int manager_detached_get(struct manager *m, const char *name, const char *id,
+                         struct agent_detached *ret, struct ak_err *err);
+/* Streams the command's stdout (or stderr) to sink(ctx, data, len). */
+int manager_detached_logs(struct manager *m, const char *name, const char *id, bool stderr_stream,
+                          int (*sink)(void *ctx, const void *data, size_t len), void *ctx,
+                          struct ak_err *err);
+/* Stops the command (SIGTERM, then SIGKILL after the agent's grace period); *ret is its record
+ * afterwards. Audited as command_killed. */
+int manager_detached_kill(struct manager *m, const char *name, const char *id,
+                          struct agent_detached *ret, struct ak_err *err);
+
 /* The host-side policy check alone (audits a refusal). */
 int manager_check_command(const char *sandbox, const struct cmd_policy *p, char *const *argv,
                           struct ak_err *err);
@@ -212,3 +262,11 @@ int manager_stats(struct manager *m, const struct sandbox_state *st, struct back
 
 /* Removes leftovers of ephemeral runs whose starter was killed. */
 void manager_sweep(struct manager *m);
+
+/* Empties the warm pools of started, unused sandboxes that `run --fast` takes from: of backend,
+ * or (NULL) of every backend that keeps one, skipping those that cannot be reached. done(ctx,
+ * backend, n) reports each pool emptied. -EINVAL for a backend that keeps none; a named backend's
+ * failure is returned. */
+int manager_pool_clear(struct manager *m, const char *backend,
+                       void (*done)(void *ctx, const char *backend, unsigned removed), void *ctx,
+                       struct ak_err *err);

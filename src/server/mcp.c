@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * `agentkernel mcp-server`: the Model Context Protocol over stdio (newline-delimited JSON-RPC
- * 2.0), with upstream's sandbox_* tools (reference/upstream.md §3). Tool failures are results
- * with isError, as upstream; protocol failures are JSON-RPC errors. The tools run the same
- * operations as the HTTP API.
+ * 2.0), with upstream's sandbox_* tools (reference/upstream.md §3). One table of tools says
+ * each one's schema and the API operation (api.h) that answers it, so that a tool and its HTTP
+ * route behave the same. Tool failures are results with isError, as upstream; protocol failures
+ * are JSON-RPC errors.
  */
 #include "mcp.h"
 
@@ -27,66 +28,6 @@
 
 static const char *const versions[] = {"2025-06-18", "2025-03-26", "2024-11-05"};
 
-/* ---- tool schemas ---- */
-
-struct tool {
-        const char *name, *description, *schema;
-};
-
-#define STR "{\"type\":\"string\"}"
-#define STRS "{\"type\":\"array\",\"items\":{\"type\":\"string\"}}"
-#define NAME_ONLY "{\"type\":\"object\",\"properties\":{\"name\":" STR "},\"required\":[\"name\"]}"
-
-static const struct tool tools[] = {
-    {"sandbox_run", "Run a command in a new sandbox that is removed afterwards",
-     "{\"type\":\"object\",\"properties\":{\"command\":" STRS ",\"image\":" STR
-     ",\"fast\":{\"type\":\"boolean\",\"default\":true},\"cwd\":" STR
-     ",\"env\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}},"
-     "\"timeout_ms\":{\"type\":\"integer\",\"default\":30000},"
-     "\"profile\":{\"type\":\"string\",\"enum\":[\"permissive\",\"moderate\",\"restrictive\"],"
-     "\"default\":\"moderate\"},\"network\":{\"type\":\"boolean\"},"
-     "\"compatibility_mode\":{\"type\":\"string\",\"enum\":[\"native\",\"claude\",\"codex\","
-     "\"gemini\"],\"default\":\"native\"},\"ports\":" STRS "},\"required\":[\"command\"]}"},
-    {"sandbox_create", "Create a sandbox and start it",
-     "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"image\":" STR ",\"ports\":" STRS
-     ",\"source_url\":" STR ",\"source_ref\":" STR
-     ",\"disk_mb\":{\"type\":\"integer\",\"minimum\":16,\"maximum\":1048576,"
-     "\"description\":\"what the sandbox may write to its own filesystems, in MB\"}},"
-     "\"required\":[\"name\"]}"},
-    {"sandbox_exec", "Run a command in a running sandbox",
-     "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"command\":" STRS ",\"env\":" STRS
-     ",\"workdir\":" STR ",\"sudo\":{\"type\":\"boolean\"}},\"required\":[\"name\",\"command\"]}"},
-    {"sandbox_list", "List sandboxes", "{\"type\":\"object\",\"properties\":{}}"},
-    {"sandbox_remove", "Stop and delete a sandbox", NAME_ONLY},
-    {"sandbox_start", "Start a sandbox", NAME_ONLY},
-    {"sandbox_stop", "Stop a sandbox", NAME_ONLY},
-    {"sandbox_file_write", "Write a text file in a sandbox",
-     "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"path\":" STR ",\"content\":" STR
-     "},\"required\":[\"name\",\"path\",\"content\"]}"},
-    {"sandbox_file_read", "Read a file from a sandbox",
-     "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"path\":" STR
-     "},\"required\":[\"name\",\"path\"]}"},
-    {"sandbox_write_files", "Write several text files in a sandbox",
-     "{\"type\":\"object\",\"properties\":{\"name\":" STR
-     ",\"files\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}}},"
-     "\"required\":[\"name\",\"files\"]}"},
-    {"sandbox_exec_detach", "Start a command in the background in a running sandbox",
-     "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"command\":" STRS ",\"env\":" STRS
-     ",\"workdir\":" STR ",\"sudo\":{\"type\":\"boolean\"}},\"required\":[\"name\",\"command\"]}"},
-    {"sandbox_exec_status", "Status of a background command",
-     "{\"type\":\"object\",\"properties\":{\"id\":" STR "},\"required\":[\"id\"]}"},
-    {"sandbox_exec_kill", "Stop a background command",
-     "{\"type\":\"object\",\"properties\":{\"id\":" STR "},\"required\":[\"id\"]}"},
-    {"sandbox_exec_logs", "Output of a background command",
-     "{\"type\":\"object\",\"properties\":{\"id\":" STR
-     ",\"stream\":{\"type\":\"string\",\"enum\":[\"stdout\",\"stderr\"]}},\"required\":[\"id\"]}"},
-    {"sandbox_exec_list", "List background commands (of one sandbox, or all)",
-     "{\"type\":\"object\",\"properties\":{\"name\":" STR "}}"},
-    {"sandbox_extend_ttl", "Move a sandbox's expiry later",
-     "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"by\":{\"type\":\"string\","
-     "\"default\":\"1h\"}},\"required\":[\"name\"]}"},
-};
-
 /* ---- output ---- */
 
 static void emit(json_t *msg)
@@ -102,15 +43,15 @@ static void emit(json_t *msg)
         json_decref(msg);
 }
 
-static void reply(json_t *id, json_t *result)
+static json_t *reply(json_t *id, json_t *result)
 {
-        emit(json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", id, "result", result));
+        return json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", id, "result", result);
 }
 
-static void reply_error(json_t *id, int code, const char *msg)
+static json_t *reply_error(json_t *id, int code, const char *msg)
 {
-        emit(json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", id ? id : json_null(),
-                       "error", "code", code, "message", msg));
+        return json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id", id ? id : json_null(),
+                         "error", "code", code, "message", msg);
 }
 
 /* Upstream's truncation: the first and last halves of TEXT_MAX bytes, with a marker. */
@@ -139,15 +80,7 @@ static json_t *text_content(const char *text, bool is_error)
         }
 }
 
-/* ---- tools ---- */
-
-static json_t *args_with(json_t *args, const char *drop)
-{
-        json_t *o = json_deep_copy(args);
-        if (o && drop)
-                json_object_del(o, drop);
-        return o;
-}
+/* ---- tools that say more than their operation ---- */
 
 /* The text a successful operation shows, from its data. */
 static char *data_text(const struct api_result *r)
@@ -161,19 +94,18 @@ static char *data_text(const struct api_result *r)
         return json_dumps(r->data, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
 }
 
-static char *list_text(struct api_ctx *c)
+static int tool_list(struct api_ctx *c, const struct api_args *a, struct api_result *r, char **text)
 {
-        cleanup_api_result struct api_result r = {0};
+        const struct api_args none = {0};
         struct buf b = BUF_INIT;
         size_t i;
         json_t *s;
 
-        if (api_list(c, NULL, &r) < 0) {
-                buf_printf(&b, "%s", r.error);
-                return b.data;
-        }
+        (void)a;
+        if (api_list(c, &none, r) < 0)
+                return -1;
         buf_printf(&b, "NAME\tSTATUS\tBACKEND\tIP\tPORTS\n");
-        json_array_foreach (r.data, i, s) {
+        json_array_foreach (r->data, i, s) {
                 json_t *ports = json_object_get(s, "ports"), *p;
                 size_t k;
                 buf_printf(&b, "%s\t%s\t%s\t-\t", json_string_value(json_object_get(s, "name")),
@@ -183,10 +115,147 @@ static char *list_text(struct api_ctx *c)
                         buf_printf(&b, "%s%s", k ? "," : "", json_string_value(p));
                 buf_printf(&b, "\n");
         }
-        return b.data;
+        *text = b.data;
+        return 0;
 }
 
-/* Upstream's detached tools take only an id: find the running sandbox whose agent has it. */
+/* Without a name: the background commands of every running sandbox. */
+static int tool_exec_list(struct api_ctx *c, const struct api_args *a, struct api_result *r,
+                          char **text)
+{
+        cleanup_state_list struct state_list l = {0};
+        json_t *all;
+
+        (void)text;
+        if (a->name)
+                return api_detached_list(c, a, r);
+        all = json_array();
+        if (manager_list(c->m, NULL, NULL, &l) == 0) {
+                for (size_t i = 0; i < l.n; i++) {
+                        const struct api_args one = {.name = l.items[i]->name};
+                        cleanup_api_result struct api_result res = {0};
+                        if (manager_is_running(c->m, l.items[i]) &&
+                            api_detached_list(c, &one, &res) == 0)
+                                json_array_extend(all, res.data);
+                }
+        }
+        r->status = 200;
+        r->data = all;
+        return 0;
+}
+
+/* A text file's content is the tool's text. */
+static int tool_file_read(struct api_ctx *c, const struct api_args *a, struct api_result *r,
+                          char **text)
+{
+        int e = api_file_read(c, a, r);
+
+        if (e == 0 && !strcmp(json_string_value(json_object_get(r->data, "encoding")), "utf8"))
+                *text = strdup(json_string_value(json_object_get(r->data, "content")));
+        return e;
+}
+
+/* Text only: an "encoding" among the arguments is not the tool's. */
+static int tool_file_write(struct api_ctx *c, const struct api_args *a, struct api_result *r,
+                           char **text)
+{
+        cleanup_json json_t *body = json_deep_copy(a->body);
+        struct api_args b = *a;
+
+        (void)text;
+        if (!body)
+                return api_fail(r, 500, "out of memory");
+        json_object_del(body, "encoding");
+        b.body = body;
+        return api_file_write(c, &b, r);
+}
+
+/* ---- the table ---- */
+
+#define TOOL_NAME (1u << 0) /* "name" (a sandbox) is required */
+#define TOOL_PATH (1u << 1) /* "path" is required and normalised into the args' path */
+#define TOOL_ID (1u << 2)   /* "id": a background command, in whichever running sandbox has it */
+
+struct tool {
+        const char *name, *description, *schema;
+        api_op op; /* the operation answering it, or: */
+        int (*tool)(struct api_ctx *c, const struct api_args *a, struct api_result *r,
+                    char **text); /* one that may also say its text */
+        unsigned flags;
+};
+
+#define STR "{\"type\":\"string\"}"
+#define STRS "{\"type\":\"array\",\"items\":{\"type\":\"string\"}}"
+#define NAME_ONLY "{\"type\":\"object\",\"properties\":{\"name\":" STR "},\"required\":[\"name\"]}"
+#define EXEC_SCHEMA                                                                                \
+        "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"command\":" STRS ",\"env\":" STRS \
+        ",\"workdir\":" STR                                                                        \
+        ",\"sudo\":{\"type\":\"boolean\"}},\"required\":[\"name\",\"command\"]}"
+#define ID_ONLY "{\"type\":\"object\",\"properties\":{\"id\":" STR "},\"required\":[\"id\"]}"
+
+static const struct tool tools[] = {
+    {"sandbox_run", "Run a command in a new sandbox that is removed afterwards",
+     "{\"type\":\"object\",\"properties\":{\"command\":" STRS ",\"image\":" STR
+     ",\"fast\":{\"type\":\"boolean\",\"default\":true},\"cwd\":" STR
+     ",\"env\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}},"
+     "\"timeout_ms\":{\"type\":\"integer\",\"default\":30000},"
+     "\"profile\":{\"type\":\"string\",\"enum\":[\"permissive\",\"moderate\",\"restrictive\"],"
+     "\"default\":\"moderate\"},\"network\":{\"type\":\"boolean\"},"
+     "\"compatibility_mode\":{\"type\":\"string\",\"enum\":[\"native\",\"claude\",\"codex\","
+     "\"gemini\"],\"default\":\"native\"},\"ports\":" STRS "},\"required\":[\"command\"]}",
+     api_run, NULL, 0},
+    {"sandbox_create", "Create a sandbox and start it",
+     "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"image\":" STR ",\"ports\":" STRS
+     ",\"source_url\":" STR ",\"source_ref\":" STR
+     ",\"disk_mb\":{\"type\":\"integer\",\"minimum\":16,\"maximum\":1048576,"
+     "\"description\":\"what the sandbox may write to its own filesystems, in MB\"}},"
+     "\"required\":[\"name\"]}",
+     api_create, NULL, TOOL_NAME},
+    {"sandbox_exec", "Run a command in a running sandbox", EXEC_SCHEMA, api_exec, NULL, TOOL_NAME},
+    {"sandbox_list", "List sandboxes", "{\"type\":\"object\",\"properties\":{}}", NULL, tool_list,
+     0},
+    {"sandbox_remove", "Stop and delete a sandbox", NAME_ONLY, api_delete, NULL, TOOL_NAME},
+    {"sandbox_start", "Start a sandbox", NAME_ONLY, api_start, NULL, TOOL_NAME},
+    {"sandbox_stop", "Stop a sandbox", NAME_ONLY, api_stop, NULL, TOOL_NAME},
+    {"sandbox_file_write", "Write a text file in a sandbox",
+     "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"path\":" STR ",\"content\":" STR
+     "},\"required\":[\"name\",\"path\",\"content\"]}",
+     NULL, tool_file_write, TOOL_NAME | TOOL_PATH},
+    {"sandbox_file_read", "Read a file from a sandbox",
+     "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"path\":" STR
+     "},\"required\":[\"name\",\"path\"]}",
+     NULL, tool_file_read, TOOL_NAME | TOOL_PATH},
+    {"sandbox_write_files", "Write several text files in a sandbox",
+     "{\"type\":\"object\",\"properties\":{\"name\":" STR
+     ",\"files\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}}},"
+     "\"required\":[\"name\",\"files\"]}",
+     api_files_write, NULL, TOOL_NAME},
+    {"sandbox_exec_detach", "Start a command in the background in a running sandbox", EXEC_SCHEMA,
+     api_exec_detach, NULL, TOOL_NAME},
+    {"sandbox_exec_status", "Status of a background command", ID_ONLY, api_detached_get, NULL,
+     TOOL_ID},
+    {"sandbox_exec_kill", "Stop a background command", ID_ONLY, api_detached_kill, NULL, TOOL_ID},
+    {"sandbox_exec_logs", "Output of a background command",
+     "{\"type\":\"object\",\"properties\":{\"id\":" STR
+     ",\"stream\":{\"type\":\"string\",\"enum\":[\"stdout\",\"stderr\"]}},\"required\":[\"id\"]}",
+     api_detached_logs, NULL, TOOL_ID},
+    {"sandbox_exec_list", "List background commands (of one sandbox, or all)",
+     "{\"type\":\"object\",\"properties\":{\"name\":" STR "}}", NULL, tool_exec_list, 0},
+    {"sandbox_extend_ttl", "Move a sandbox's expiry later",
+     "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"by\":{\"type\":\"string\","
+     "\"default\":\"1h\"}},\"required\":[\"name\"]}",
+     api_extend, NULL, TOOL_NAME},
+};
+
+static const struct tool *tool_find(const char *name)
+{
+        for (size_t i = 0; name && i < ARRAY_SIZE(tools); i++)
+                if (!strcmp(tools[i].name, name))
+                        return &tools[i];
+        return NULL;
+}
+
+/* Upstream's detached tools take only an id: the running sandbox whose agent has it. */
 static const char *sandbox_of(struct api_ctx *c, const char *id, char *out, size_t len)
 {
         cleanup_state_list struct state_list l = {0};
@@ -194,10 +263,11 @@ static const char *sandbox_of(struct api_ctx *c, const char *id, char *out, size
         if (manager_list(c->m, NULL, NULL, &l) < 0)
                 return NULL;
         for (size_t i = 0; i < l.n; i++) {
+                const struct api_args a = {.name = l.items[i]->name, .id = id};
                 cleanup_api_result struct api_result r = {0};
                 if (!manager_is_running(c->m, l.items[i]))
                         continue;
-                if (api_detached_get(c, l.items[i]->name, id, &r) == 0) {
+                if (api_detached_get(c, &a, &r) == 0) {
                         (void)snprintf(out, len, "%s", l.items[i]->name);
                         return out;
                 }
@@ -205,117 +275,51 @@ static const char *sandbox_of(struct api_ctx *c, const char *id, char *out, size
         return NULL;
 }
 
-static int call_tool(struct api_ctx *c, const char *tool, json_t *args, struct api_result *r,
+/* The arguments the tool's flags ask for, then its operation. */
+static int call_tool(struct api_ctx *c, const struct tool *t, json_t *args, struct api_result *r,
                      char **text)
 {
-        const char *name = json_string_value(json_object_get(args, "name"));
-        const char *id = json_string_value(json_object_get(args, "id"));
-        cleanup_json json_t *body = NULL;
-        char owner[64];
+        const struct api_query q = api_query_json(args);
+        struct api_args a = {.name = json_string_value(json_object_get(args, "name")),
+                             .id = json_string_value(json_object_get(args, "id")),
+                             .body = args,
+                             .query = &q};
+        char owner[64], path[4096];
 
         *text = NULL;
-        if (!strcmp(tool, "sandbox_list")) {
-                *text = list_text(c);
-                return 0;
-        }
-        if (!strcmp(tool, "sandbox_run"))
-                return api_run(c, args, r);
-        if (!strcmp(tool, "sandbox_exec_list") && !name) {
-                struct state_list l;
-                json_t *all = json_array();
-                if (manager_list(c->m, NULL, NULL, &l) == 0) {
-                        for (size_t i = 0; i < l.n; i++) {
-                                struct api_result one = {0};
-                                if (manager_is_running(c->m, l.items[i]) &&
-                                    api_detached_list(c, l.items[i]->name, &one) == 0)
-                                        json_array_extend(all, one.data);
-                                api_result_done(&one);
-                        }
-                        state_list_done(&l);
-                }
-                r->status = 200;
-                r->data = all;
-                return 0;
-        }
-        if (!strncmp(tool, "sandbox_exec_", 13) && strcmp(tool, "sandbox_exec_detach") != 0 &&
-            strcmp(tool, "sandbox_exec_list") != 0) {
-                if (!id)
+        if (t->flags & TOOL_ID) {
+                if (!a.id)
                         return api_fail(r, 400, "id is required");
-                if (!sandbox_of(c, id, owner, sizeof(owner)))
+                if (!(a.name = sandbox_of(c, a.id, owner, sizeof(owner))))
                         return api_fail(r, 404, "no background command '%s' in a running sandbox",
-                                        id);
-                if (!strcmp(tool, "sandbox_exec_status"))
-                        return api_detached_get(c, owner, id, r);
-                if (!strcmp(tool, "sandbox_exec_kill"))
-                        return api_detached_kill(c, owner, id, r);
-                if (!strcmp(tool, "sandbox_exec_logs")) {
-                        const char *st = json_string_value(json_object_get(args, "stream"));
-                        return api_detached_logs(c, owner, id, st && !strcmp(st, "stderr"), r);
-                }
+                                        a.id);
         }
-        if (!name)
+        if ((t->flags & TOOL_NAME) && !a.name)
                 return api_fail(r, 400, "name is required");
-        if (!strcmp(tool, "sandbox_create"))
-                return api_create(c, args, r);
-        if (!strcmp(tool, "sandbox_exec"))
-                return api_exec(c, name, args, r);
-        if (!strcmp(tool, "sandbox_exec_detach"))
-                return api_exec_detach(c, name, args, r);
-        if (!strcmp(tool, "sandbox_exec_list"))
-                return api_detached_list(c, name, r);
-        if (!strcmp(tool, "sandbox_remove"))
-                return api_delete(c, name, r);
-        if (!strcmp(tool, "sandbox_start"))
-                return api_start(c, name, r);
-        if (!strcmp(tool, "sandbox_stop"))
-                return api_stop(c, name, r);
-        if (!strcmp(tool, "sandbox_extend_ttl"))
-                return api_extend(c, name, args, r);
-        if (!strcmp(tool, "sandbox_write_files"))
-                return api_files_write(c, name, args, r);
-        if (!strcmp(tool, "sandbox_file_read") || !strcmp(tool, "sandbox_file_write")) {
+        if (t->flags & TOOL_PATH) {
                 const char *raw = json_string_value(json_object_get(args, "path"));
-                char path[4096];
                 if (!raw || api_normalize_path(raw, path, sizeof(path)) < 0)
                         return api_fail(r, 400, "a valid path is required");
-                if (!strcmp(tool, "sandbox_file_read")) {
-                        int e = api_file_read(c, name, path, r);
-                        if (e == 0 &&
-                            !strcmp(json_string_value(json_object_get(r->data, "encoding")),
-                                    "utf8")) {
-                                *text =
-                                    strdup(json_string_value(json_object_get(r->data, "content")));
-                        }
-                        return e;
-                }
-                body = args_with(args, "encoding");
-                return api_file_write(c, name, path, body, r);
+                a.path = path;
         }
-        return api_fail(r, 404, "unknown tool '%s'", tool);
+        return t->tool ? t->tool(c, &a, r, text) : t->op(c, &a, r);
 }
 
-static void tools_call(struct api_ctx *c, json_t *id, json_t *params)
+static json_t *tools_call(struct api_ctx *c, json_t *id, json_t *params)
 {
-        const char *tool = json_string_value(json_object_get(params, "name"));
+        const struct tool *t = tool_find(json_string_value(json_object_get(params, "name")));
         json_t *args = json_object_get(params, "arguments");
-        struct api_result r = {0};
+        cleanup_api_result struct api_result r = {0};
         cleanup_free char *text = NULL;
         cleanup_json json_t *empty = NULL;
-        bool known = false;
 
-        for (size_t i = 0; tool && i < ARRAY_SIZE(tools); i++)
-                known = known || !strcmp(tools[i].name, tool);
-        if (!known) {
-                reply_error(id, -32602, "unknown tool");
-                return;
-        }
-        if (!args) {
+        if (!t)
+                return reply_error(id, -32602, "unknown tool");
+        if (!args)
                 args = empty = json_object();
-        } else if (!json_is_object(args)) {
-                reply_error(id, -32602, "arguments must be an object");
-                return;
-        }
-        if (call_tool(c, tool, args, &r, &text) < 0) {
+        else if (!json_is_object(args))
+                return reply_error(id, -32602, "arguments must be an object");
+        if (call_tool(c, t, args, &r, &text) < 0) {
                 char msg[AK_ERR_MSG_MAX + 16];
                 json_t *out = r.extra ? json_object_get(r.extra, "output") : NULL;
                 (void)snprintf(msg, sizeof(msg), "Error: %s", r.error);
@@ -326,64 +330,101 @@ static void tools_call(struct api_ctx *c, json_t *id, json_t *params)
                             &b, "Error: Command exited with code %lld\n%s",
                             (long long)json_integer_value(json_object_get(r.extra, "exit_code")),
                             json_string_value(out));
-                        reply(id, text_content(b.data, true));
-                } else {
-                        reply(id, text_content(msg, true));
+                        return reply(id, text_content(b.data, true));
                 }
-        } else {
-                if (!text)
-                        text = data_text(&r);
-                reply(id, text_content(text ? text : "", false));
+                return reply(id, text_content(msg, true));
         }
-        api_result_done(&r);
+        if (!text)
+                text = data_text(&r);
+        return reply(id, text_content(text ? text : "", false));
 }
 
-static void handle(struct api_ctx *c, json_t *msg)
+/* ---- methods ---- */
+
+static json_t *m_initialize(struct api_ctx *c, json_t *id, json_t *params)
+{
+        const char *want = json_string_value(json_object_get(params, "protocolVersion"));
+        const char *v = versions[0];
+
+        (void)c;
+        for (size_t i = 0; want && i < ARRAY_SIZE(versions); i++)
+                if (!strcmp(want, versions[i]))
+                        v = versions[i];
+        return reply(id, json_pack("{s:s,s:{s:{}},s:{s:s,s:s}}", "protocolVersion", v,
+                                   "capabilities", "tools", "serverInfo", "name", "agentkernel",
+                                   "version", AK_VERSION));
+}
+
+static json_t *m_empty(struct api_ctx *c, json_t *id, json_t *params)
+{
+        (void)c;
+        (void)params;
+        return reply(id, json_object());
+}
+
+static json_t *m_tools_list(struct api_ctx *c, json_t *id, json_t *params)
+{
+        json_t *list = json_array();
+
+        (void)c;
+        (void)params;
+        for (size_t i = 0; i < ARRAY_SIZE(tools); i++) {
+                json_t *schema = json_loads(tools[i].schema, 0, NULL);
+                json_array_append_new(list,
+                                      json_pack("{s:s,s:s,s:o}", "name", tools[i].name,
+                                                "description", tools[i].description, "inputSchema",
+                                                schema ? schema : json_object()));
+        }
+        return reply(id, json_pack("{s:o}", "tools", list));
+}
+
+static json_t *m_tools_call(struct api_ctx *c, json_t *id, json_t *params)
+{
+        if (!json_is_object(params))
+                return reply_error(id, -32602, "params must be an object");
+        return tools_call(c, id, params);
+}
+
+static json_t *m_resources_list(struct api_ctx *c, json_t *id, json_t *params)
+{
+        (void)c;
+        (void)params;
+        return reply(id, json_pack("{s:[]}", "resources"));
+}
+
+static json_t *m_prompts_list(struct api_ctx *c, json_t *id, json_t *params)
+{
+        (void)c;
+        (void)params;
+        return reply(id, json_pack("{s:[]}", "prompts"));
+}
+
+static const struct {
+        const char *name;
+        json_t *(*fn)(struct api_ctx *c, json_t *id, json_t *params);
+} methods[] = {
+    {"initialize", m_initialize},
+    {"ping", m_empty},
+    {"shutdown", m_empty},
+    {"tools/list", m_tools_list},
+    {"tools/call", m_tools_call},
+    {"resources/list", m_resources_list},
+    {"prompts/list", m_prompts_list},
+};
+
+json_t *mcp_handle(struct api_ctx *c, json_t *msg)
 {
         json_t *id = json_object_get(msg, "id");
         const char *method = json_string_value(json_object_get(msg, "method"));
-        json_t *params = json_object_get(msg, "params");
 
-        if (!json_is_object(msg) || !method) {
-                if (id)
-                        reply_error(id, -32600, "Invalid Request");
-                return;
-        }
+        if (!json_is_object(msg) || !method)
+                return id ? reply_error(id, -32600, "Invalid Request") : NULL;
         if (!id) /* a notification: initialized, cancelled, ... */
-                return;
-        if (!strcmp(method, "initialize")) {
-                const char *want = json_string_value(json_object_get(params, "protocolVersion"));
-                const char *v = versions[0];
-                for (size_t i = 0; want && i < ARRAY_SIZE(versions); i++)
-                        if (!strcmp(want, versions[i]))
-                                v = versions[i];
-                reply(id, json_pack("{s:s,s:{s:{}},s:{s:s,s:s}}", "protocolVersion", v,
-                                    "capabilities", "tools", "serverInfo", "name", "agentkernel",
-                                    "version", AK_VERSION));
-        } else if (!strcmp(method, "ping") || !strcmp(method, "shutdown")) {
-                reply(id, json_object());
-        } else if (!strcmp(method, "tools/list")) {
-                json_t *list = json_array();
-                for (size_t i = 0; i < ARRAY_SIZE(tools); i++) {
-                        json_t *schema = json_loads(tools[i].schema, 0, NULL);
-                        json_array_append_new(list, json_pack("{s:s,s:s,s:o}", "name",
-                                                              tools[i].name, "description",
-                                                              tools[i].description, "inputSchema",
-                                                              schema ? schema : json_object()));
-                }
-                reply(id, json_pack("{s:o}", "tools", list));
-        } else if (!strcmp(method, "tools/call")) {
-                if (!json_is_object(params))
-                        reply_error(id, -32602, "params must be an object");
-                else
-                        tools_call(c, id, params);
-        } else if (!strcmp(method, "resources/list")) {
-                reply(id, json_pack("{s:[]}", "resources"));
-        } else if (!strcmp(method, "prompts/list")) {
-                reply(id, json_pack("{s:[]}", "prompts"));
-        } else {
-                reply_error(id, -32601, "Method not found");
-        }
+                return NULL;
+        for (size_t i = 0; i < ARRAY_SIZE(methods); i++)
+                if (!strcmp(method, methods[i].name))
+                        return methods[i].fn(c, id, json_object_get(msg, "params"));
+        return reply_error(id, -32601, "Method not found");
 }
 
 int mcp_serve(struct manager *m)
@@ -403,18 +444,21 @@ int mcp_serve(struct manager *m)
                 if (n == 0)
                         continue;
                 if ((size_t)n > LINE_MAX_BYTES) {
-                        reply_error(NULL, -32600, "message too large");
+                        emit(reply_error(NULL, -32600, "message too large"));
                         continue;
                 }
                 msg = json_loadb(line, (size_t)n, 0, &e);
                 if (!msg) {
-                        reply_error(NULL, -32700, "Parse error");
+                        emit(reply_error(NULL, -32700, "Parse error"));
                         continue;
                 }
-                if (json_is_array(msg)) /* batches are not part of current MCP */
-                        reply_error(NULL, -32600, "batches are not supported");
-                else
-                        handle(&c, msg);
+                if (json_is_array(msg)) { /* batches are not part of current MCP */
+                        emit(reply_error(NULL, -32600, "batches are not supported"));
+                } else {
+                        json_t *out = mcp_handle(&c, msg);
+                        if (out)
+                                emit(out);
+                }
                 json_decref(msg);
         }
         free(line);

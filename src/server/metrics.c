@@ -10,6 +10,7 @@
 
 #include "build-config.h"
 #include "shared/buf.h"
+#include "shared/cleanup.h"
 #include "shared/macro.h"
 
 #define SERIES_MAX 4096 /* label combinations per family; beyond, folded into "other" */
@@ -218,4 +219,16 @@ char *metrics_render(struct manager *m)
                 return strdup("");
         }
         return b.data; /* the buffer's storage is handed over */
+}
+
+int metrics_reply(struct api_ctx *c, const struct api_args *a, struct api_result *r)
+{
+        cleanup_free char *text = metrics_render(c->m);
+
+        (void)a;
+        r->data = text ? json_string(text) : NULL;
+        if (!r->data)
+                return api_fail(r, 500, "out of memory");
+        r->status = 200;
+        return 0;
 }

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
+/* Command policy matching (cmd-policy.h), shared by the host's check and the agent's: pure
+ * string and path work, no allocation kept, nothing printed. */
 #include "cmd-policy.h"
 
 #include <limits.h>

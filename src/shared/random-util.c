@@ -70,3 +70,13 @@ int uuid_is_valid(const char *s)
         }
         return 1;
 }
+
+int detached_id_is_valid(const char *s)
+{
+        if (strlen(s) != 2 * DETACHED_ID_BYTES)
+                return 0;
+        for (size_t i = 0; i < 2 * DETACHED_ID_BYTES; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return 0;
+        return 1;
+}

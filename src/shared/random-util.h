@@ -16,3 +16,10 @@ void uuid_v7(char out[37], uint64_t unix_ms);
 
 /* Returns 1 when s is a canonical UUID string (any version), else 0. */
 int uuid_is_valid(const char *s);
+
+/* A detached command's id: random_hex() of DETACHED_ID_BYTES bytes, made by the agent. */
+#define DETACHED_ID_BYTES 4
+/* Returns 1 when s is a detached command's id (2 * DETACHED_ID_BYTES lowercase hex digits), else
+ * 0: the one check for an id that comes from outside (the manager, the agent), so that an id
+ * never names anything but a record (no '/', no '..'). */
+int detached_id_is_valid(const char *s);

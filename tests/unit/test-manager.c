@@ -20,9 +20,12 @@
 #include <cmocka.h>
 
 #include "backend/backends.h"
+#include "core/audit.h"
+#include "core/manager-private.h" /* white-box: the test reads and edits records itself */
 #include "core/manager.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/json-util.h"
 #include "shared/strv.h"
 #include "shared/time-util.h"
 
@@ -335,6 +338,83 @@ static void test_files_and_detached(void **state)
         close(fd);
         assert_string_equal(content.data, "detached-out\n");
         agent_detached_done(&d);
+}
+
+static int collect(void *ctx, const void *data, size_t len)
+{
+        return buf_append(ctx, data, len);
+}
+
+/* Detached commands through the manager, as every front-end reaches them: ids are checked before
+ * the sandbox is, and a kill is audited. */
+static void test_detached_door(void **state)
+{
+        struct fixture *f = *state;
+        static const char *const bad[] = {"../../x",   "DEADBEEF", "abc",
+                                          "deadbeef0", "",         "dead/eef"};
+        char *cmd[] = {"sh", "-c", "echo started; exec sleep 60", NULL};
+        struct agent_exec_opts x = {.argv = cmd};
+        cleanup_agent_detached struct agent_detached d = {0};
+        cleanup_agent_detached struct agent_detached k = {0};
+        cleanup_detached_list struct detached_list l = {0};
+        cleanup_buf struct buf out = BUF_INIT;
+        cleanup_free char *audit = NULL;
+        cleanup_json json_t *entries = NULL;
+        struct ak_err err = {0};
+        json_t *last;
+
+        create(f, "det", "fake");
+        /* a stopped sandbox is refused; a bad id even before that */
+        assert_int_equal(manager_detached_list(f->m, "det", &l, &err), -ESRCH);
+        assert_int_equal(manager_detached_kill(f->m, "det", "../x", &k, &err), -EINVAL);
+        assert_int_equal(manager_start(f->m, "det", &err), 0);
+        assert_int_equal(manager_detach(f->m, "det", &x, &d, &err), 0);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+                struct agent_detached g = {0};
+                assert_int_equal(manager_detached_get(f->m, "det", bad[i], &g, &err), -EINVAL);
+                assert_string_equal(err.msg, "invalid detached command id");
+                assert_int_equal(
+                    manager_detached_logs(f->m, "det", bad[i], false, collect, &out, &err),
+                    -EINVAL);
+                assert_int_equal(manager_detached_kill(f->m, "det", bad[i], &g, &err), -EINVAL);
+        }
+        assert_int_equal(manager_detached_get(f->m, "det", "00000000", &k, &err), -ENOENT);
+        assert_int_equal(manager_detached_list(f->m, "det", &l, &err), 0);
+        assert_int_equal(l.n, 1);
+        assert_string_equal(l.items[0].id, d.id);
+        for (int tries = 0; tries < 200 && !out.len; tries++) {
+                assert_int_equal(
+                    manager_detached_logs(f->m, "det", d.id, false, collect, &out, &err), 0);
+                if (!out.len)
+                        usleep(10000);
+        }
+        assert_string_equal(out.data, "started\n");
+        assert_int_equal(manager_detached_kill(f->m, "det", d.id, &k, &err), 0);
+        assert_int_not_equal(k.status, AK_DETACH_RUNNING);
+        /* the kill is in the audit log, with the command */
+        assert_non_null(audit = audit_path());
+        assert_int_equal(audit_read(audit, "det", 1, &entries, &err), 0);
+        last = json_array_get(entries, 0);
+        assert_string_equal(json_string_value(json_object_get(last, "type")), "command_killed");
+        assert_string_equal(json_string_value(json_object_get(last, "id")), d.id);
+        assert_string_equal(json_string_value(json_array_get(json_object_get(last, "command"), 2)),
+                            "echo started; exec sleep 60");
+}
+
+/* Only a backend that keeps a warm pool has one to clear (the engines' own are not touched
+ * here: they may be another test's). */
+static void test_pool_clear_names(void **state)
+{
+        struct fixture *f = *state;
+        struct ak_err err = {0};
+
+        assert_int_equal(manager_pool_clear(f->m, "native", NULL, NULL, &err), -EINVAL);
+        assert_string_equal(err.msg, "backend 'native' keeps no pool");
+        assert_int_equal(manager_pool_clear(f->m, "fake", NULL, NULL, &err), -EINVAL);
+        assert_int_equal(manager_pool_clear(f->m, "nosuch", NULL, NULL, &err), -EINVAL);
+        assert_false(backend_keeps_pool(backend_find("native")));
+        assert_true(backend_keeps_pool(backend_find("docker")));
+        assert_true(backend_keeps_pool(backend_find("podman")));
 }
 
 static void test_injected_start_failure(void **state)
@@ -824,6 +904,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_touch, setup, teardown),
             cmocka_unit_test_setup_teardown(test_archived_refuses_start, setup, teardown),
             cmocka_unit_test_setup_teardown(test_files_and_detached, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_detached_door, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_pool_clear_names, setup, teardown),
             cmocka_unit_test_setup_teardown(test_injected_start_failure, setup, teardown),
             cmocka_unit_test_setup_teardown(test_injected_stop_failure, setup, teardown),
             cmocka_unit_test_setup_teardown(test_ephemeral, setup, teardown),
