@@ -334,6 +334,34 @@ def local_user(tmp_path):
     return LocalUser(ATTACKER_UID, home)
 
 
+NOBODY = 65534
+
+
+def rootless_nobody(prefix):
+    """For a fixture (`yield from`): an Ak run as nobody, rootless, with a home of its own (a new
+    directory under /tmp named with prefix, its data directory inside). Skips where setpriv or
+    unprivileged user namespaces are missing. Afterwards its sandboxes are removed and the home
+    deleted."""
+    import tempfile
+
+    if not shutil.which("setpriv"):
+        pytest.skip("needs setpriv (util-linux)")
+    home = pathlib.Path(tempfile.mkdtemp(prefix=prefix))
+    os.chown(home, NOBODY, NOBODY)
+    inst = Ak(home / "data", env={"HOME": str(home)},
+              prefix=["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"])
+    probe = subprocess.run(inst.prefix + ["unshare", "-Ur", "true"], capture_output=True)
+    if probe.returncode != 0:
+        shutil.rmtree(home)
+        pytest.skip("unprivileged user namespaces are disabled on this host")
+    try:
+        yield inst
+    finally:
+        for s in json.loads(inst("list", "--json").out or b"[]"):
+            inst("remove", s["name"])
+        shutil.rmtree(home)
+
+
 PROJECT_OWNER_UID = 62002  # the owner of a user's project directory: a host user, not root
 
 

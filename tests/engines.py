@@ -204,3 +204,33 @@ def available(kind):
         return False
     return shutil.which("dockerd") is not None and shutil.which("docker") is not None \
         if kind == "docker" else shutil.which("podman") is not None and shutil.which("runc")
+
+
+def started(kind, tmp_path_factory):
+    """For an engine fixture (`yield from`): the engine `kind` started in a fresh directory and
+    stopped afterwards; the test is skipped where it is not installed."""
+    import pytest
+
+    if not available(kind):
+        pytest.skip(f"{kind} is not installed")
+    e = (Docker if kind == "docker" else Podman)(tmp_path_factory.mktemp(kind))
+    yield e
+    e.stop()
+
+
+def cli_on(ak, engine, agent):
+    """For an `eak` fixture (`yield from`): the CLI `ak` pointed at engine with the static agent
+    (it runs inside the containers). Afterwards every sandbox of the test is removed, the pool
+    cleared, and no container of the test's may be left behind."""
+    ak.env.update(engine.env)
+    ak.env["AGENTKERNEL_AGENT"] = agent
+    ak.engine = engine
+    before = set(engine.containers())
+    yield ak
+    for s in ak.list():
+        ak("remove", s["name"])
+    ak("pool", "clear")
+    deadline = time.time() + 20  # --fast runs remove their container in the background
+    while set(engine.containers()) != before and time.time() < deadline:
+        time.sleep(0.2)
+    assert set(engine.containers()) == before, "containers left behind"

@@ -26,7 +26,6 @@
 
 #define DETACH_DIR "detached"
 
-
 struct detach_rec {
         char id[9];
         int64_t pid, sup_pid, started_ns;
@@ -352,7 +351,8 @@ static int detach_list(int fd, int ddir)
                 return agent_send_error(fd, errno, "cannot list detached commands");
         }
         while ((de = readdir(d)) && n < ARRAY_SIZE(recs))
-                if (detached_id_is_valid(de->d_name) && detach_load(ddir, de->d_name, &recs[n]) == 0)
+                if (detached_id_is_valid(de->d_name) &&
+                    detach_load(ddir, de->d_name, &recs[n]) == 0)
                         n++;
         closedir(d);
         qsort(recs, n, sizeof(recs[0]), cmp_started);

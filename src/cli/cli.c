@@ -174,6 +174,17 @@ struct manager *cli_manager(void)
         return m;
 }
 
+int cli_parse_open(int argc, char **argv, const struct cli_spec *spec, struct cli_args *a,
+                   struct manager **ret_m)
+{
+        int r = cli_parse(argc, argv, spec, a);
+
+        if (r)
+                return r;
+        *ret_m = cli_manager();
+        return *ret_m ? 0 : EXIT_ERROR;
+}
+
 int cli_output(void *ctx, int stream, const void *data, size_t len)
 {
         (void)ctx;

@@ -38,8 +38,19 @@ int cli_opt_cpus(const struct cli_option *o, const char *arg);     /* uint32_t *
 int cli_opt_memory(const struct cli_option *o, const char *arg);   /* uint64_t *: MB */
 int cli_opt_backend(const struct cli_option *o, const char *arg);  /* const char **: a name */
 
+/* The spec of a verb that takes one sandbox name and the given options. */
+#define CLI_SPEC_SANDBOX(opts)                                                                     \
+        {                                                                                          \
+                .options = (opts), .min_pos = 1, .max_pos = 1,                                     \
+                .missing = "a sandbox name is required"                                            \
+        }
+
 /* Opens the manager (notices go to stderr) or prints why not. */
 struct manager *cli_manager(void);
+/* cli_parse(), then cli_manager() into *ret_m: 0 to go on, else what CLI_PARSE_EXIT() turns into
+ * the verb's exit code (help shown, a usage error, or EXIT_ERROR when the manager did not open). */
+int cli_parse_open(int argc, char **argv, const struct cli_spec *spec, struct cli_args *a,
+                   struct manager **ret_m);
 
 /* Writes data to fd entirely (for command output). */
 int cli_output(void *ctx, int stream, const void *data, size_t len);

@@ -26,17 +26,11 @@ static int cmd_exec_list(int argc, char **argv)
             OPT_JSON(&json),
             OPT_END(),
         };
-        const struct cli_spec spec = {.options = options,
-                                      .min_pos = 1,
-                                      .max_pos = 1,
-                                      .missing = "a sandbox name is required"};
-        int r = cli_parse(argc, argv, &spec, &a);
+        const struct cli_spec spec = CLI_SPEC_SANDBOX(options);
+        int r = cli_parse_open(argc, argv, &spec, &a, &m);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        m = cli_manager();
-        if (!m)
-                return EXIT_ERROR;
         if (manager_detached_list(m, a.pos[0], &l, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
         if (json) {
@@ -84,13 +78,10 @@ static int cmd_exec_logs(int argc, char **argv)
                                       .min_pos = 2,
                                       .max_pos = 2,
                                       .missing = "a sandbox name and a command id are required"};
-        int r = cli_parse(argc, argv, &spec, &a);
+        int r = cli_parse_open(argc, argv, &spec, &a, &m);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        m = cli_manager();
-        if (!m)
-                return EXIT_ERROR;
         if (manager_detached_logs(m, a.pos[0], a.pos[1], stderr_stream, to_stdout, NULL, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
         return EXIT_OK;
@@ -105,13 +96,10 @@ static int cmd_exec_kill(int argc, char **argv)
         struct cli_args a;
         const struct cli_spec spec = {
             .min_pos = 2, .max_pos = 2, .missing = "a sandbox name and a command id are required"};
-        int r = cli_parse(argc, argv, &spec, &a);
+        int r = cli_parse_open(argc, argv, &spec, &a, &m);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        m = cli_manager();
-        if (!m)
-                return EXIT_ERROR;
         if (manager_detached_kill(m, a.pos[0], a.pos[1], &d, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
         j = detached_json(a.pos[0], &d);

@@ -98,13 +98,10 @@ static int for_each_name(int argc, char **argv, const struct cli_option *options
                                       .missing = "a sandbox name is required"};
         cleanup_manager struct manager *m = NULL;
         struct cli_args a;
-        int r = cli_parse(argc, argv, &spec, &a);
+        int r = cli_parse_open(argc, argv, &spec, &a, &m);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        m = cli_manager();
-        if (!m)
-                return EXIT_ERROR;
         for (size_t i = 0; i < a.n_pos; i++) {
                 struct ak_err err = {0};
                 int k = p->op(m, a.pos[i], p->ctx, &err);

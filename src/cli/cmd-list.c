@@ -32,13 +32,10 @@ static int cmd_list(int argc, char **argv)
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options};
-        int r = cli_parse(argc, argv, &spec, &a);
+        int r = cli_parse_open(argc, argv, &spec, &a, &m);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        m = cli_manager();
-        if (!m)
-                return EXIT_ERROR;
         r = manager_list(m, warn_bad_file, NULL, &l);
         if (r < 0) {
                 cli_error("cannot list sandboxes: %s", strerror(-r));
@@ -97,17 +94,11 @@ static int cmd_info(int argc, char **argv)
             OPT_JSON(&json),
             OPT_END(),
         };
-        const struct cli_spec spec = {.options = options,
-                                      .min_pos = 1,
-                                      .max_pos = 1,
-                                      .missing = "a sandbox name is required"};
-        int r = cli_parse(argc, argv, &spec, &a);
+        const struct cli_spec spec = CLI_SPEC_SANDBOX(options);
+        int r = cli_parse_open(argc, argv, &spec, &a, &m);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        m = cli_manager();
-        if (!m)
-                return EXIT_ERROR;
         if (manager_get(m, a.pos[0], &st, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
         {

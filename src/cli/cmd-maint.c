@@ -25,10 +25,7 @@ struct one_op {
 
 static int run_on_one(int argc, char **argv, const struct one_op *o, const char **ret_name)
 {
-        const struct cli_spec spec = {.options = o->options,
-                                      .min_pos = 1,
-                                      .max_pos = 1,
-                                      .missing = "a sandbox name is required"};
+        const struct cli_spec spec = CLI_SPEC_SANDBOX(o->options);
         cleanup_manager struct manager *m = NULL;
         struct cli_args a;
         struct ak_err err = {0};
@@ -104,13 +101,10 @@ static int cmd_gc(int argc, char **argv)
         const struct cli_spec spec = {.options = options};
         struct cli_args a;
         struct ak_err err = {0};
-        int r = cli_parse(argc, argv, &spec, &a);
+        int r = cli_parse_open(argc, argv, &spec, &a, &m);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        m = cli_manager();
-        if (!m)
-                return EXIT_ERROR;
         if (manager_gc(m, labels, dry_run, &names, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
         if (!names[0])
@@ -138,13 +132,10 @@ static int cmd_reconcile(int argc, char **argv)
         const struct cli_spec spec = {.options = options};
         struct cli_args a;
         struct ak_err err = {0};
-        int r = cli_parse(argc, argv, &spec, &a);
+        int r = cli_parse_open(argc, argv, &spec, &a, &m);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        m = cli_manager();
-        if (!m)
-                return EXIT_ERROR;
         if (manager_reconcile(m, dry_run, &res, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
         if (json) {
@@ -334,10 +325,7 @@ static int cmd_update(int argc, char **argv)
             OPT_BOOL(0, "no-lifecycle", &f.clear_lifecycle, "remove the lifecycle policy"),
             OPT_END(),
         };
-        const struct cli_spec spec = {.options = options,
-                                      .min_pos = 1,
-                                      .max_pos = 1,
-                                      .missing = "a sandbox name is required"};
+        const struct cli_spec spec = CLI_SPEC_SANDBOX(options);
         cleanup_manager struct manager *m = NULL;
         struct cli_args a;
         struct ak_err err = {0};

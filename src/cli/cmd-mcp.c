@@ -11,13 +11,10 @@ static int cmd_mcp_server(int argc, char **argv)
         struct cli_args a;
         const struct cli_spec spec = {0};
         struct manager *m;
-        int r = cli_parse(argc, argv, &spec, &a);
+        int r = cli_parse_open(argc, argv, &spec, &a, &m);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        m = cli_manager();
-        if (!m)
-                return EXIT_ERROR;
         manager_set_notify(m, NULL, NULL); /* stdout is the protocol's */
         r = mcp_serve(m);
         manager_free(m);

@@ -36,13 +36,10 @@ static int cmd_pool_clear(int argc, char **argv)
         cleanup_manager struct manager *m = NULL;
         struct ak_err err = {0};
         struct cli_args a;
-        int r = cli_parse(argc, argv, &spec, &a);
+        int r = cli_parse_open(argc, argv, &spec, &a, &m);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        m = cli_manager();
-        if (!m)
-                return EXIT_ERROR;
         if (manager_pool_clear(m, backend, print_cleared, NULL, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
         return EXIT_OK;

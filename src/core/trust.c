@@ -136,21 +136,37 @@ static int lock(int dirfd, struct ak_err *err)
         return fd;
 }
 
+/* Opens the store's directory (made with create), takes its lock where ret_lk is given, and
+ * loads the store. -ENOENT, with nothing set in err, where it does not exist and create is
+ * false. */
+static int open_store(bool create, int *ret_dirfd, int *ret_lk, json_t **ret_o, struct ak_err *err)
+{
+        int r;
+
+        *ret_dirfd = open_dir(create, err);
+        if (*ret_dirfd < 0)
+                return *ret_dirfd;
+        if (ret_lk) {
+                *ret_lk = lock(*ret_dirfd, err);
+                if (*ret_lk < 0)
+                        return *ret_lk;
+        }
+        r = load(*ret_dirfd, ret_o, err);
+        return r < 0 ? r : 0;
+}
+
 int trust_check(const char *path, const char *sha256_hex, enum trust_verdict *ret,
                 struct ak_err *err)
 {
-        cleanup_close int dirfd = open_dir(false, err);
+        cleanup_close int dirfd = -1;
         cleanup_json json_t *o = NULL;
         json_t *e;
-        int r;
+        int r = open_store(false, &dirfd, NULL, &o, err);
 
-        if (dirfd == -ENOENT) {
+        if (r == -ENOENT) {
                 *ret = TRUST_NEW;
                 return 0;
         }
-        if (dirfd < 0)
-                return dirfd;
-        r = load(dirfd, &o, err);
         if (r < 0)
                 return r;
         e = json_object_get(json_object_get(o, "configs"), path);
@@ -177,19 +193,12 @@ static void prune_missing(json_t *configs)
 
 int trust_add(const char *path, const char *sha256_hex, struct ak_err *err)
 {
-        cleanup_close int dirfd = open_dir(true, err);
-        cleanup_close int lk = -1;
+        cleanup_close int dirfd = -1, lk = -1;
         cleanup_json json_t *o = NULL;
         json_t *configs;
         char now[RFC3339_MAX];
-        int r;
+        int r = open_store(true, &dirfd, &lk, &o, err);
 
-        if (dirfd < 0)
-                return dirfd;
-        lk = lock(dirfd, err);
-        if (lk < 0)
-                return lk;
-        r = load(dirfd, &o, err);
         if (r < 0)
                 return r;
         configs = json_object_get(o, "configs");
@@ -211,21 +220,15 @@ int trust_add(const char *path, const char *sha256_hex, struct ak_err *err)
 
 int trust_remove(const char *path, bool *ret_found, struct ak_err *err)
 {
-        cleanup_close int dirfd = open_dir(false, err);
-        cleanup_close int lk = -1;
+        cleanup_close int dirfd = -1, lk = -1;
         cleanup_json json_t *o = NULL;
         json_t *configs;
         int r;
 
         *ret_found = false;
-        if (dirfd == -ENOENT)
+        r = open_store(false, &dirfd, &lk, &o, err);
+        if (r == -ENOENT)
                 return 0;
-        if (dirfd < 0)
-                return dirfd;
-        lk = lock(dirfd, err);
-        if (lk < 0)
-                return lk;
-        r = load(dirfd, &o, err);
         if (r < 0)
                 return r;
         configs = json_object_get(o, "configs");
@@ -238,17 +241,14 @@ int trust_remove(const char *path, bool *ret_found, struct ak_err *err)
 
 int trust_list(json_t **ret, struct ak_err *err)
 {
-        cleanup_close int dirfd = open_dir(false, err);
+        cleanup_close int dirfd = -1;
         cleanup_json json_t *o = NULL;
-        int r;
+        int r = open_store(false, &dirfd, NULL, &o, err);
 
-        if (dirfd == -ENOENT) {
+        if (r == -ENOENT) {
                 *ret = json_object();
                 return *ret ? 0 : ak_err_oom(err);
         }
-        if (dirfd < 0)
-                return dirfd;
-        r = load(dirfd, &o, err);
         if (r < 0)
                 return r;
         *ret = json_incref(json_object_get(o, "configs"));

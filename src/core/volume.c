@@ -666,20 +666,34 @@ static bool dir_empty(const char *path)
         return empty;
 }
 
+/* A volume's paths and record, read under its lock: returns the lock's fd (the caller closes
+ * it) or a negative errno with nothing held. */
+static int open_locked(const char *slug, struct vpaths *p, struct volume_info *v,
+                       struct ak_err *err)
+{
+        int r, lk;
+
+        if ((r = volume_validate_slug(slug, err)) < 0 || (r = vpaths(slug, p, err)) < 0)
+                return r;
+        lk = lock_meta(p, err);
+        if (lk < 0)
+                return lk;
+        r = meta_read(p, slug, v, err);
+        if (r < 0) {
+                close(lk);
+                return r;
+        }
+        return lk;
+}
+
 int volume_delete(const char *slug, bool force, struct ak_err *err)
 {
         struct volume_info v;
         struct vpaths p;
-        int r, lk;
+        int r, lk = open_locked(slug, &p, &v, err);
 
-        if ((r = volume_validate_slug(slug, err)) < 0 || (r = vpaths(slug, &p, err)) < 0)
-                return r;
-        lk = lock_meta(&p, err);
         if (lk < 0)
                 return lk;
-        r = meta_read(&p, slug, &v, err);
-        if (r < 0)
-                goto out;
         if (v.size_bytes && (r = ensure_mounted(&p, &v, err)) < 0)
                 goto out;
         if (!force && !dir_empty(p.dir)) {
@@ -712,16 +726,11 @@ int volume_acquire(const char *slug, char *ret_path, size_t len, struct ak_err *
 {
         struct volume_info v;
         struct vpaths p;
-        int r, lk;
+        int r, lk = open_locked(slug, &p, &v, err);
 
-        if ((r = volume_validate_slug(slug, err)) < 0 || (r = vpaths(slug, &p, err)) < 0)
-                return r;
-        lk = lock_meta(&p, err);
         if (lk < 0)
                 return lk;
-        r = meta_read(&p, slug, &v, err);
-        if (r >= 0)
-                r = ensure_mounted(&p, &v, err);
+        r = ensure_mounted(&p, &v, err);
         if (r >= 0)
                 r = volume_dir_ok(p.dir, err); /* it is bound into the sandbox */
         if (r >= 0)

@@ -23,42 +23,32 @@
 #include "cleanup.h"
 #include "random-util.h"
 
-int write_all(int fd, const void *data, size_t len)
+/* write_all and read_exact: the whole of len, across short transfers and EINTR. */
+static int transfer_all(int fd, char *p, size_t len, bool out)
 {
-        const char *p = data;
-
         while (len > 0) {
-                ssize_t n = write(fd, p, len);
+                ssize_t n = out ? write(fd, p, len) : read(fd, p, len);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
                 }
                 if (n == 0)
-                        return -EIO;
+                        return out ? -EIO : -EPIPE;
                 p += n;
                 len -= (size_t)n;
         }
         return 0;
 }
 
+int write_all(int fd, const void *data, size_t len)
+{
+        return transfer_all(fd, (char *)data, len, true);
+}
+
 int read_exact(int fd, void *data, size_t len)
 {
-        char *p = data;
-
-        while (len > 0) {
-                ssize_t n = read(fd, p, len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EPIPE;
-                p += n;
-                len -= (size_t)n;
-        }
-        return 0;
+        return transfer_all(fd, data, len, false);
 }
 
 int read_fd_full(int fd, struct buf *b, size_t max)

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """The docker and podman backends against real engines started here (engines.py): one suite,
 run against both. Lifecycle, exec, files, exit codes, isolation and hardening, crash recovery."""
-import json
 import os
 import signal
 import subprocess
@@ -19,29 +18,13 @@ KINDS = [k for k in ("docker", "podman")]
 
 @pytest.fixture(scope="module", params=KINDS)
 def engine(request, tmp_path_factory):
-    if not engines.available(request.param):
-        pytest.skip(f"{request.param} is not installed")
-    cls = engines.Docker if request.param == "docker" else engines.Podman
-    e = cls(tmp_path_factory.mktemp(request.param))
-    yield e
-    e.stop()
+    yield from engines.started(request.param, tmp_path_factory)
 
 
 @pytest.fixture
 def eak(ak, engine):
-    """The CLI pointed at the engine, with the static agent (it runs inside the containers)."""
-    ak.env.update(engine.env)
-    ak.env["AGENTKERNEL_AGENT"] = STATIC_AGENT
-    ak.engine = engine
-    before = set(engine.containers())
-    yield ak
-    for s in ak.list():
-        ak("remove", s["name"])
-    ak("pool", "clear")
-    deadline = time.time() + 20  # --fast runs remove their container in the background
-    while set(engine.containers()) != before and time.time() < deadline:
-        time.sleep(0.2)
-    assert set(engine.containers()) == before, "containers left behind"
+    """The CLI pointed at the engine (engines.cli_on): no container of the test's left behind."""
+    yield from engines.cli_on(ak, engine, STATIC_AGENT)
 
 
 def run(eak, *cmd, **kw):

@@ -4,31 +4,17 @@ import json
 import os
 import pathlib
 import shutil
-import subprocess
-import tempfile
 
 import pytest
 
-from conftest import AGENT, AK, STATIC_AGENT, Ak, needs_root, needs_static_agent
+from conftest import NOBODY, STATIC_AGENT, needs_root, needs_static_agent, rootless_nobody
 
 pytestmark = [needs_root, pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv")]
-NOBODY = 65534
 
 
 @pytest.fixture
 def rl():
-    home = pathlib.Path(tempfile.mkdtemp(prefix="ak-rootless-"))
-    os.chown(home, NOBODY, NOBODY)
-    inst = Ak(home / "data", env={"HOME": str(home)},
-              prefix=["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"])
-    probe = subprocess.run(inst.prefix + ["unshare", "-Ur", "true"], capture_output=True)
-    if probe.returncode != 0:
-        shutil.rmtree(home)
-        pytest.skip("unprivileged user namespaces are disabled on this host")
-    yield inst
-    for s in json.loads(inst("list", "--json").out or b"[]"):
-        inst("remove", s["name"])
-    shutil.rmtree(home)
+    yield from rootless_nobody("ak-rootless-")
 
 
 def test_rootless_run(rl):

@@ -3,7 +3,6 @@
 one podman service for the whole package, and the CLI pointed at them. Every attack runs
 against both engines."""
 import os
-import time
 
 import pytest
 
@@ -13,30 +12,13 @@ from conftest import STATIC_AGENT
 
 @pytest.fixture(scope="package", params=["docker", "podman"])
 def engine(request, tmp_path_factory):
-    if not engines.available(request.param):
-        pytest.skip(f"{request.param} is not installed")
-    cls = engines.Docker if request.param == "docker" else engines.Podman
-    e = cls(tmp_path_factory.mktemp(request.param))
-    yield e
-    e.stop()
+    yield from engines.started(request.param, tmp_path_factory)
 
 
 @pytest.fixture
 def eak(ak, engine):
-    """The CLI pointed at the engine, with the static agent (it runs inside the containers).
-    Afterwards: no container of the test's left behind."""
-    ak.env.update(engine.env)
-    ak.env["AGENTKERNEL_AGENT"] = STATIC_AGENT
-    ak.engine = engine
-    before = set(engine.containers())
-    yield ak
-    for s in ak.list():
-        ak("remove", s["name"])
-    ak("pool", "clear")
-    deadline = time.time() + 20  # --fast runs remove their container in the background
-    while set(engine.containers()) != before and time.time() < deadline:
-        time.sleep(0.2)
-    assert set(engine.containers()) == before, "containers left behind"
+    """The CLI pointed at the engine (engines.cli_on): no container of the test's left behind."""
+    yield from engines.cli_on(ak, engine, STATIC_AGENT)
 
 
 def create(eak, name, *args):

@@ -11,15 +11,11 @@ are refused, changing nothing. (The workspace and unsized volumes are the user's
 and are not limited: see docs/security.md.)"""
 import json
 import os
-import pathlib
-import shutil
-import subprocess
-import tempfile
 
 import pytest
 
 import oci
-from conftest import AK, STATIC_AGENT, Ak, needs_root, needs_static_agent
+from conftest import STATIC_AGENT, needs_root, needs_static_agent, rootless_nobody
 
 pytestmark = needs_root
 
@@ -255,25 +251,11 @@ def test_copy_fallback_fill_stays_off_the_host_disk(oak, image):
 
 # ---- rootless ----
 
-NOBODY = 65534
 
 
 @pytest.fixture
 def rl():
-    if not shutil.which("setpriv"):
-        pytest.skip("needs setpriv")
-    home = pathlib.Path(tempfile.mkdtemp(prefix="ak-rootless-disk-"))
-    os.chown(home, NOBODY, NOBODY)
-    inst = Ak(home / "data", env={"HOME": str(home)},
-              prefix=["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"])
-    probe = subprocess.run(inst.prefix + ["unshare", "-Ur", "true"], capture_output=True)
-    if probe.returncode != 0:
-        shutil.rmtree(home)
-        pytest.skip("unprivileged user namespaces are disabled on this host")
-    yield inst
-    for s in json.loads(inst("list", "--json").out or b"[]"):
-        inst("remove", s["name"])
-    shutil.rmtree(home)
+    yield from rootless_nobody("ak-rootless-disk-")
 
 
 def test_rootless_fill_gets_enospc(rl):
