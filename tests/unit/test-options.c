@@ -71,11 +71,13 @@ static int parse(struct values *v, struct cli_args *a, bool want_cmd, size_t max
                                       .missing = "NAME is required",
                                       .want_cmd = want_cmd,
                                       .missing_cmd = want_cmd ? "a command is required" : NULL};
-        char *argv[32] = {"test"};
+        static char *argv[32]; /* static: a->cmd points into it after the return */
         int argc = 1, r, saved_out = dup(1), saved_err = dup(2);
         FILE *null = fopen("/dev/null", "w");
         va_list ap;
 
+        memset(argv, 0, sizeof(argv));
+        argv[0] = "test";
         va_start(ap, max_pos);
         for (char *s; (s = va_arg(ap, char *)) && argc < 31;)
                 argv[argc++] = s;
