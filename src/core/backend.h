@@ -41,7 +41,7 @@ struct backend_config {
          * skipped): where one is inside home, the sandbox's view of home hides it */
         const char *const *own_dirs;
         size_t n_own_dirs;
-        char *const *env;      /* base environment of every command */
+        char *const *env; /* base environment of every command */
         const struct port_spec *ports;
         size_t n_ports;
         const struct bind_mount *binds; /* volumes */

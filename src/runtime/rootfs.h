@@ -20,7 +20,7 @@ struct rootfs_opts {
         const char *home;        /* host directory mounted read-only at /home/user, or NULL */
         const char *const *hide; /* host directories hidden where they lie inside home */
         size_t n_hide;
-        const char *resolv_conf; /* contents of /etc/resolv.conf, or NULL for none */
+        const char *resolv_conf;        /* contents of /etc/resolv.conf, or NULL for none */
         const struct bind_mount *binds; /* volumes, after the workspace */
         size_t n_binds;
         bool idmap; /* rootful: idmap the workspace (MOP_OWNER), volumes (MOP_VOLUME), /etc */
