@@ -169,6 +169,8 @@ static struct start start_new(const struct backend_config *cfg, struct backend_s
             .workdir = cfg->workspace ? "/workspace" : "/",
             .ro = {.workspace = cfg->workspace,
                    .home = cfg->home,
+                   .hide = cfg->own_dirs,
+                   .n_hide = cfg->n_own_dirs,
                    .binds = cfg->binds,
                    .n_binds = cfg->n_binds,
                    .idmap = geteuid() == 0},

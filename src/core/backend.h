@@ -37,7 +37,11 @@ struct backend_config {
         bool network;
         const char *workspace; /* host dir mounted read-write at /workspace, or NULL */
         const char *home;      /* host dir mounted read-only at /home/user, or NULL */
-        char *const *env;      /* base environment of every command */
+        /* agentkernel's own directories (data and user directory, canonical; NULL entries
+         * skipped): where one is inside home, the sandbox's view of home hides it */
+        const char *const *own_dirs;
+        size_t n_own_dirs;
+        char *const *env; /* base environment of every command */
         const struct port_spec *ports;
         size_t n_ports;
         const struct bind_mount *binds; /* volumes */

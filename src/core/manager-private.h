@@ -31,6 +31,8 @@ struct start_plan {
         struct profile profile; /* the sandbox's profile, with its seccomp filter override */
         struct bind_mount *binds;
         char (*bind_paths)[2][4096]; /* host path and sandbox path of each bind */
+        char own_paths[2][4096];     /* the data and the user directory (cfg.own_dirs) */
+        const char *own[2];
 };
 
 /* Builds the plan of starting st into *p (which the caller then frees with start_plan_done); on

@@ -109,17 +109,29 @@ void start_plan_done(struct start_plan *p)
         free(p->ports);
 }
 
-/* The workspace rules (validate_workspace) with this store's data directory and the user
- * directory as agentkernel's own: the same at create and at every start, because a record is
- * read back from disk like any other input. */
-static int check_workspace(struct manager *m, const char *path, struct ak_err *err)
+/* agentkernel's own directories, canonical: this store's data directory and the user directory
+ * (its api key, trust store). own[1] is NULL when the user directory cannot be named. */
+static void own_dirs(struct manager *m, char user_buf[PATH_MAX], const char *own[2])
 {
         cleanup_free char *user = NULL;
-        char real[PATH_MAX];
-        const char *own[2] = {m->store->data_dir, NULL};
 
-        if (paths_user_dir_path(&user, NULL) >= 0)
-                own[1] = realpath(user, real) ? real : user;
+        own[0] = m->store->data_dir;
+        own[1] = NULL;
+        if (paths_user_dir_path(&user, NULL) >= 0) {
+                if (!realpath(user, user_buf))
+                        (void)snprintf(user_buf, PATH_MAX, "%s", user);
+                own[1] = user_buf;
+        }
+}
+
+/* The workspace rules (validate_workspace) with agentkernel's own directories: the same at create
+ * and at every start, because a record is read back from disk like any other input. */
+static int check_workspace(struct manager *m, const char *path, struct ak_err *err)
+{
+        char real[PATH_MAX];
+        const char *own[2];
+
+        own_dirs(m, real, own);
         return validate_workspace(path, own, ARRAY_SIZE(own), err);
 }
 
@@ -236,12 +248,24 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
         if (plan.cfg.workspace)
                 note_root_owned_workspace(m, st, plan.cfg.workspace);
         plan.cfg.home = prof->mount_home ? getenv("HOME") : NULL;
+        {
+                char user[PATH_MAX];
+                const char *own[2];
+                own_dirs(m, user, own);
+                (void)snprintf(plan.own_paths[0], sizeof(plan.own_paths[0]), "%s", own[0]);
+                (void)snprintf(plan.own_paths[1], sizeof(plan.own_paths[1]), "%s",
+                               own[1] ? own[1] : "");
+        }
         plan.cfg.env = plan.env;
         plan.cfg.ports = plan.ports;
         plan.cfg.n_ports = st->n_ports;
         plan.cfg.ephemeral = ephemeral;
         *p = TAKE_STRUCT(plan);
         p->cfg.profile = &p->profile; /* into the plan itself: set where it stays */
+        p->own[0] = p->own_paths[0];
+        p->own[1] = p->own_paths[1][0] ? p->own_paths[1] : NULL;
+        p->cfg.own_dirs = p->own;
+        p->cfg.n_own_dirs = ARRAY_SIZE(p->own);
         return 0;
 }
 

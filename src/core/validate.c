@@ -213,13 +213,21 @@ int validate_workspace(const char *path, const char *const *own, size_t n_own, s
                                   "'%s'): a link can be re-pointed between create and start; use "
                                   "the real path",
                                   path, real);
-        for (size_t i = 0; i < n_own; i++)
+        for (size_t i = 0; i < n_own; i++) {
                 if (own[i] && path_within(path, own[i]))
                         return ak_err_set(err, EPERM,
                                           "workspace '%s' is agentkernel's own directory '%s' (or "
                                           "inside it): a sandbox could rewrite what the host "
                                           "trusts there; mount a project directory",
                                           path, own[i]);
+                if (own[i] && path_within(own[i], path))
+                        return ak_err_set(err, EPERM,
+                                          "workspace '%s' contains agentkernel's own directory "
+                                          "'%s': a sandbox could rewrite what the host trusts "
+                                          "there (its records, API key, approved configs); mount "
+                                          "a project directory",
+                                          path, own[i]);
+        }
         return 0;
 }
 

@@ -37,8 +37,8 @@ int validate_sandbox_path(const char *path, struct ak_err *err);
 /* A host directory to mount at /workspace (-d, the current directory, or a record's work_dir
  * read back at every start): absolute and normalised (no ".", "..", empty components or
  * trailing "/"), an existing directory reached without any symlink (realpath gives it back
- * unchanged), neither "/" nor one of agentkernel's own directories or anything inside them
- * (`own`: n_own canonical paths; NULL entries are skipped). */
+ * unchanged), neither "/" nor one of agentkernel's own directories, anything inside them or
+ * anything that contains them (`own`: n_own canonical paths; NULL entries are skipped). */
 int validate_workspace(const char *path, const char *const *own, size_t n_own, struct ak_err *err);
 
 /* "KEY=VALUE" with a valid key. */

@@ -323,9 +323,57 @@ static int plan_etc(struct mount_plan *p, const struct rootfs_opts *o, int *ret_
         return r;
 }
 
+/* The length of path without trailing slashes. */
+static size_t trimmed_len(const char *path)
+{
+        size_t n = strlen(path);
+
+        while (n > 0 && path[n - 1] == '/')
+                n--;
+        return n;
+}
+
+/* Whether path is dir or inside it (both absolute and canonical, trailing slashes aside). */
+static bool path_in(const char *path, const char *dir)
+{
+        size_t n = trimmed_len(dir), m = trimmed_len(path);
+
+        return n <= m && strncmp(path, dir, n) == 0 && (path[n] == '/' || n == m);
+}
+
+/* Whether the sandbox gets a view of the home: there is one, and it is not one of agentkernel's
+ * own directories (o->hide) nor inside one. home: its canonical path (the own directories are
+ * canonical). */
+static bool home_visible(const struct rootfs_opts *o, char home[PATH_MAX])
+{
+        if (!o->home)
+                return false;
+        if (!realpath(o->home, home))
+                (void)snprintf(home, PATH_MAX, "%s", o->home);
+        for (size_t i = 0; i < o->n_hide; i++)
+                if (o->hide[i] && path_in(home, o->hide[i]))
+                        return false;
+        return true;
+}
+
+/* Masks dir in the view of home (at /home/user) where dir lies inside home: agentkernel's own
+ * directories moved by AGENTKERNEL_DATA_DIR are not in the fixed list above. */
+static int hide_in_home(struct mount_plan *p, const char *home, const char *dir)
+{
+        char path[PATH_MAX];
+        size_t n = trimmed_len(home);
+
+        if (!dir || !path_in(dir, home) || trimmed_len(dir) == n)
+                return 0;
+        if (snprintf(path, sizeof(path), "/home/user%s", dir + n) >= (int)sizeof(path))
+                return -ENAMETOOLONG;
+        return mount_plan_add(p, MOP_MASK_DIR, NULL, path, NULL, 0, 0);
+}
+
 int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *p)
 {
         static const char *const devs[] = {"null", "zero", "full", "random", "urandom", "tty"};
+        char home[PATH_MAX];
         int r = 0;
 
         /* /dev: a small tmpfs with the harmless device nodes of the host and a private devpts */
@@ -375,7 +423,7 @@ int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *p)
         for (size_t i = 0; r >= 0 && i < o->n_binds; i++)
                 r = mount_plan_add(p, o->binds[i].ro ? MOP_BIND_RO : MOP_BIND, o->binds[i].source,
                                    o->binds[i].dest, NULL, 0, o->idmap ? MOP_VOLUME : 0);
-        if (r >= 0 && o->home) {
+        if (r >= 0 && home_visible(o, home)) {
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/home", NULL, 0755, 0);
                 if (r >= 0)
                         r = mount_plan_add(p, MOP_BIND_RO, o->home, "/home/user", NULL, 0, 0);
@@ -389,6 +437,8 @@ int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *p)
                         (void)snprintf(path, sizeof(path), "/home/user/%s", home_mask_files[i]);
                         r = mount_plan_add(p, MOP_MASK_FILE, NULL, path, NULL, 0, 0);
                 }
+                for (size_t i = 0; r >= 0 && i < o->n_hide; i++)
+                        r = hide_in_home(p, home, o->hide[i]);
         }
         return r;
 }
@@ -418,7 +468,7 @@ int rootfs_plan_host(const struct rootfs_opts *o, struct mount_plan *p, int *ret
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/var/lib", NULL, 0755, 0);
         if (r >= 0)
                 r = mount_plan_add(p, MOP_DISK_DIR, "/root", "/root", NULL, 0700, 0);
-        if (r >= 0 && !o->home)
+        if (r >= 0 && !home_visible(o, (char[PATH_MAX]){0}))
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/home", NULL, 0755, 0);
         for (size_t i = 0; r >= 0 && i < 4; i++)
                 r = mount_plan_add(p, MOP_MKDIR, NULL,

@@ -18,7 +18,9 @@
 struct rootfs_opts {
         const char *workspace;   /* host directory mounted read-write at /workspace, or NULL */
         const char *home;        /* host directory mounted read-only at /home/user, or NULL */
-        const char *resolv_conf; /* contents of /etc/resolv.conf, or NULL for none */
+        const char *const *hide; /* host directories hidden where they lie inside home */
+        size_t n_hide;
+        const char *resolv_conf;        /* contents of /etc/resolv.conf, or NULL for none */
         const struct bind_mount *binds; /* volumes, after the workspace */
         size_t n_binds;
         bool idmap; /* rootful: idmap the workspace (MOP_OWNER), volumes (MOP_VOLUME), /etc */

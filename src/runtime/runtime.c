@@ -279,7 +279,8 @@ static void fd_path(char out[64], int fd)
 }
 
 /* mount(2) onto the object target (an O_PATH fd from mount_point or in_root): a directory as the
- * working directory (no lookup at all), anything else through its fd's magic link. Never by a
+ * working directory (no lookup at all), anything else (and a directory the child may not enter)
+ * through its fd's magic link. Never by a
  * path the sandbox's tree could redirect. source NULL: target itself (a bind onto itself). */
 static void mount_on(struct child_ctx *cx, int target, const char *dst, const char *source,
                      const char *type, unsigned long flags, const char *data)
@@ -291,11 +292,15 @@ static void mount_on(struct child_ctx *cx, int target, const char *dst, const ch
         if (fstat(target, &st) < 0)
                 die(cx->errfd, "mount point", dst, errno);
         if (S_ISDIR(st.st_mode)) {
-                if (fchdir(target) < 0)
+                if (fchdir(target) == 0) {
+                        if (mount(source ? source : ".", ".", type, flags, data) < 0)
+                                die(cx->errfd, "mount", dst, errno);
+                        return;
+                }
+                /* a directory the sandbox's ids may not enter (a mask over a private directory of
+                 * the host's): mounted on through its fd, which needs no search permission */
+                if (errno != EACCES)
                         die(cx->errfd, "enter mount point", dst, errno);
-                if (mount(source ? source : ".", ".", type, flags, data) < 0)
-                        die(cx->errfd, "mount", dst, errno);
-                return;
         }
         fd_path(self, target);
         if (mount(source ? source : self, self, type, flags, data) < 0)

@@ -319,6 +319,41 @@ static void test_user_directories_rootful(void **unused)
         check_user_dirs(true);
 }
 
+/* agentkernel's own directories where the home shows them (a data directory moved by
+ * AGENTKERNEL_DATA_DIR): masked at their place in /home/user; elsewhere, or merely sharing a
+ * prefix with the home's name, nothing. */
+static void test_home_hides_own_directories(void **unused)
+{
+        static const char *const own[] = {"/users/me/work/ak-data", NULL, "/users/meX/data",
+                                          "/elsewhere/data"};
+        static const char *const above[] = {"/users"};
+        struct rootfs_opts o = {.home = "/users/me/", .hide = own, .n_hide = ARRAY_SIZE(own)};
+        struct mount_plan p = {0};
+        int lock = -1;
+
+        (void)unused;
+        assert_int_equal(rootfs_plan_host(&o, &p, &lock), 0);
+        assert_ordered(&p);
+        assert_int_equal(op_at(&p, "/home/user/work/ak-data")->type, MOP_MASK_DIR);
+        assert_true(find_op(&p, "/home/user", false) <
+                    find_op(&p, "/home/user/work/ak-data", false));
+        assert_int_equal(find_op(&p, "/home/userX/data", false), -1);
+        assert_int_equal(find_op(&p, "/home/user/data", false), -1);
+        assert_int_equal(op_at(&p, "/home/user")->type, MOP_BIND_RO); /* not masked whole */
+        mount_plan_done(&p);
+        /* a home inside an own directory (or one itself): no view of it at all */
+        o.hide = above;
+        o.n_hide = ARRAY_SIZE(above);
+        assert_int_equal(rootfs_plan_host(&o, &p, &lock), 0);
+        assert_int_equal(find_op(&p, "/home/user", false), -1);
+        assert_int_equal(op_at(&p, "/home")->type, MOP_MKDIR);
+        mount_plan_done(&p);
+        o.home = "/users";
+        assert_int_equal(rootfs_plan_host(&o, &p, &lock), 0);
+        assert_int_equal(find_op(&p, "/home/user", false), -1);
+        mount_plan_done(&p);
+}
+
 static void test_oci_image(void **unused)
 {
         struct rootfs_opts o = {.workspace = "/proj/ws", .idmap = true};
@@ -460,6 +495,7 @@ int main(void)
             cmocka_unit_test(test_host_image),
             cmocka_unit_test(test_user_directories_rootless),
             cmocka_unit_test(test_user_directories_rootful),
+            cmocka_unit_test(test_home_hides_own_directories),
             cmocka_unit_test(test_oci_image),
             cmocka_unit_test(test_oci_image_variants),
             cmocka_unit_test(test_prepared_mounts_fit),

@@ -3,9 +3,12 @@
 
 A sandbox whose workspace contains the data directory (`-d` of the directory above it, as
 `cd ~ && agentkernel run --mount-cwd` would do) would write records and runtime files there, and
-the host reads them back on its next `stop`, `remove` or `start`. Must hold: what it writes is
-believed no further than it can prove: no host process signalled, no foreign cgroup touched, no
-host directory mounted into the next sandbox.
+the host reads them back on its next `stop`, `remove` or `start`. Such a workspace is now refused
+at create and at every start (it contains agentkernel's own directory: the records, the API key,
+the approved configs). The attacks below check that refusal, then write what that sandbox's root
+would have written, as the id it would have written with, so the second line holds too: what is
+written is believed no further than it can prove: no host process signalled, no foreign cgroup
+touched, no host directory mounted into the next sandbox.
 
 Since a workspace is idmapped to its directory's owner (finding 1), the attack runs from the two
 seats where such a workspace exists (the `seat` fixture):
@@ -117,17 +120,30 @@ def ns_victim(seat):
     p.wait()
 
 
+NOBODY_PREFIX = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
 @pytest.fixture
 def attacker(seat):
-    """A kept sandbox with the directory above the data directory at /workspace, and a stopped
-    sandbox 'target' whose files it will rewrite."""
+    """A stopped sandbox 'target' whose files the attack rewrites. A sandbox with the directory
+    above the data directory at /workspace is refused at create (the workspace contains
+    agentkernel's own directory); the attack is then what such a sandbox's root would have
+    written, as the id it would have written with (the owner: the caller itself; root: an
+    unprivileged id), so the host's checks of what it reads back are still put to the test."""
     ak = seat.ak
     assert ak("create", "target", "--no-network").rc == 0
     assert ak("stop", "target").rc == 0
-    assert ak("create", "evil", "--no-network", "-d", str(seat.workspace)).rc == 0
-    rel = os.path.relpath(ak.data_dir, seat.workspace)
-    return lambda script: ak("exec", "evil", "--", "sh", "-c",
-                             f"cd /workspace/{rel} && {script}")
+    res = ak("create", "evil", "--no-network", "-d", str(seat.workspace))
+    assert res.rc != 0 and "contains agentkernel's own directory" in res.stderr, res
+    assert "evil" not in [s["name"] for s in ak.list()]
+    prefix = seat.prefix if seat.kind == "owner" else NOBODY_PREFIX
+
+    def write(script):
+        p = subprocess.run(prefix + ["sh", "-c", script], cwd=ak.data_dir, capture_output=True,
+                           text=True)
+        p.rc = p.returncode
+        return p
+    return write
 
 
 def test_sandbox_forged_runtime_does_not_kill_a_host_process(seat, attacker, victim):
