@@ -89,7 +89,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         body = json_loadb((const char *)nl + 1, size - ulen - 1, JSON_REJECT_DUPLICATES, NULL);
         if (body) {
-                if (api_run_prepare(body, &o, &x, &argv, &env, &r) == 0) {
+                struct port_spec ports[API_PORTS_MAX];
+                if (api_run_prepare(body, &o, &x, ports, &argv, &env, &r) == 0) {
                         if (!x.argv || !x.argv[0])
                                 abort(); /* a run needs a command */
                 } else if (r.status < 400 || !r.error[0]) {

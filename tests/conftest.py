@@ -233,6 +233,24 @@ def sandbox(ak):
     return "box"
 
 
+def mcp_call(ak, tool, args):
+    """One tools/call through `agentkernel mcp-server` (stdio JSON-RPC)."""
+    msgs = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2024-11-05", "capabilities": {},
+                    "clientInfo": {"name": "attack", "version": "0"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+         "params": {"name": tool, "arguments": args}},
+    ]
+    res = ak("mcp-server", input="".join(json.dumps(m) + "\n" for m in msgs).encode(), timeout=60)
+    for line in res.stdout.splitlines():
+        doc = json.loads(line)
+        if doc.get("id") == 2:
+            return doc
+    raise AssertionError(f"no answer from mcp-server: {res}")
+
+
 needs_root = pytest.mark.skipif(not is_root(), reason="needs root (CI runs as root)")
 
 

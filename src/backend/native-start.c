@@ -18,6 +18,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -252,9 +253,6 @@ static int check_request(struct start *st, struct ak_err *err)
         r = paths_agent_binary(st->agent, sizeof(st->agent), err);
         if (r < 0)
                 return r;
-        if (cfg->ephemeral && cfg->n_ports)
-                return ak_err_set(err, ENOTSUP,
-                                  "publishing ports needs a kept sandbox (use --keep or create)");
         if (cfg->network && !net_available(why, sizeof(why)))
                 return ak_err_set(err, ENOENT, "%s", why);
         (void)snprintf(st->cgid, sizeof(st->cgid), "%s%s", cfg->ephemeral ? "run-" : "",
@@ -537,7 +535,20 @@ static int spawn(struct start *st, struct ak_err *err)
 
         if (st->hold[1] >= 0) {
                 st->net.exit_fd = TAKE_FD(st->hold[0]);
-                native_run_path(&cfg->ref, "slirp.sock", st->net.api, sizeof(st->net.api));
+                /* ephemeral runs share one directory: the socket is named for the run (the
+                 * uuid's random tail: a unix socket's path has 107 bytes at most) */
+                char sock[32];
+                size_t n = strlen(st->cgid);
+                (void)snprintf(sock, sizeof(sock), "slirp%s%s.sock", cfg->ephemeral ? "-" : "",
+                               cfg->ephemeral ? st->cgid + (n > 12 ? n - 12 : 0) : "");
+                native_run_path(&cfg->ref, sock, st->net.api, sizeof(st->net.api));
+                if (cfg->n_ports &&
+                    strlen(st->net.api) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+                        return ak_err_set(err, ENAMETOOLONG,
+                                          "publishing ports needs slirp4netns' socket at '%s', "
+                                          "longer than a unix socket's path may be; use a data "
+                                          "directory with a shorter path",
+                                          st->net.api);
         }
         r = runtime_spawn(&spec, &st->child, err);
         if (r < 0)

@@ -162,7 +162,8 @@ static int cmd_doctor(int argc, char **argv)
                 check(&rep, INFO, "landlock", "Landlock not available");
 
         if (net_available(why, sizeof(why)))
-                check(&rep, OK, "network", "pasta found: sandboxes can have outbound network");
+                check(&rep, OK, "network",
+                      "slirp4netns found: sandboxes can have outbound network");
         else
                 check(&rep, WARN, "network", "%s", why);
 

@@ -14,7 +14,8 @@
 #include "shared/strv.h"
 
 /* A verb on one sandbox: parses NAME and the verb's options, then runs op with a manager.
- * EXIT_OK with *ret_name set, or the exit code after printing why. */
+ * *ret_name is set (to NAME) only when op succeeded: --help also exits with EXIT_OK, and must not
+ * be reported as the verb's success. Returns the exit code (after printing why, on failure). */
 struct one_op {
         const struct cli_option *options;
         int (*op)(struct manager *m, const char *name, void *ctx, struct ak_err *err);
@@ -29,8 +30,10 @@ static int run_on_one(int argc, char **argv, const struct one_op *o, const char 
         cleanup_manager struct manager *m = NULL;
         struct cli_args a;
         struct ak_err err = {0};
-        int r = cli_parse(argc, argv, &spec, &a);
+        int r;
 
+        *ret_name = NULL;
+        r = cli_parse(argc, argv, &spec, &a);
         if (r)
                 return CLI_PARSE_EXIT(r);
         if (o->check && (r = o->check(o->ctx)) != 0)
@@ -69,7 +72,7 @@ static int cmd_extend_ttl(int argc, char **argv)
         const char *name;
         int r = run_on_one(argc, argv, &o, &name);
 
-        if (r == EXIT_OK)
+        if (name)
                 printf("Sandbox '%s' now expires at %s\n", name, e.expiry);
         return r;
 }
@@ -79,7 +82,8 @@ const struct verb verb_extend_ttl = {
     cmd_extend_ttl,
     "NAME [--by DUR]",
     "Move a sandbox's expiry later (from now if it has passed)",
-    "A sandbox created without a TTL never expires and has none to extend.\n",
+    "The new expiry is DUR after the current one, or after now where the sandbox has\n"
+    "already expired or had no TTL (it gets one, as upstream).\n",
     0,
     NULL};
 
@@ -179,7 +183,7 @@ static int cmd_archive(int argc, char **argv)
         const struct one_op o = {options, archive_op, &reason, NULL};
         int r = run_on_one(argc, argv, &o, &name);
 
-        if (r == EXIT_OK)
+        if (name)
                 printf("Archived sandbox '%s' (recover it with: %s recover %s)\n", name, cli_prog,
                        name);
         return r;
@@ -205,7 +209,7 @@ static int cmd_recover(int argc, char **argv)
         const char *name;
         int r = run_on_one(argc, argv, &o, &name);
 
-        if (r == EXIT_OK)
+        if (name)
                 printf("Recovered sandbox '%s'\n", name);
         return r;
 }
@@ -251,7 +255,7 @@ static int cmd_resize(int argc, char **argv)
         const char *name;
         int r = run_on_one(argc, argv, &o, &name);
 
-        if (r == EXIT_OK)
+        if (name)
                 printf("Resized sandbox '%s': %s\n", name, how_text[f.how]);
         return r;
 }

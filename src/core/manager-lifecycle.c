@@ -191,12 +191,9 @@ static int edit_extend(struct sandbox_state *st, void *ctx, struct ak_err *err)
         struct extend *e = ctx;
         int64_t now = now_realtime_ns(), base = now, exp, created;
 
-        /* upstream's Q8: extending a sandbox that never expires silently gave it a TTL */
-        if (!st->expires_at)
-                return ak_err_set(err, EINVAL,
-                                  "sandbox '%s' has no TTL to extend (it does not expire)",
-                                  st->name);
-        if (parse_rfc3339(st->expires_at, &exp) == 0 && exp > now)
+        /* as upstream: a sandbox that never expired gets a TTL ending that long from now (the
+         * CLI says when it now expires), and an expired one is extended from now too */
+        if (st->expires_at && parse_rfc3339(st->expires_at, &exp) == 0 && exp > now)
                 base = exp;
         base += (int64_t)e->secs * NSEC_PER_SEC;
         format_rfc3339(base, e->expiry);

@@ -269,6 +269,29 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
         return 0;
 }
 
+/* The host image shows the host's /usr, /bin, /sbin, /lib* and /etc read-only, shared with the
+ * host and every sandbox: a [[files]] entry cannot land there, and is refused before anything is
+ * recorded rather than failing every start. */
+static int check_host_image_files(const struct create_opts *o, struct ak_err *err)
+{
+        static const char *const ro[] = {"/etc", "/usr",   "/bin",   "/sbin",
+                                         "/lib", "/lib32", "/lib64", "/libx32"};
+
+        for (size_t i = 0; i < o->n_files; i++)
+                for (size_t k = 0; k < ARRAY_SIZE(ro); k++) {
+                        size_t n = strlen(ro[k]);
+                        const char *d = o->files[i].dest;
+                        if (strncmp(d, ro[k], n) == 0 && (d[n] == '/' || d[n] == '\0'))
+                                return ak_err_set(err, EINVAL,
+                                                  "[[files]] dest '%s': the host image's %s is the "
+                                                  "host's, read-only and shared; copy the file "
+                                                  "elsewhere (e.g. /root, /tmp or /workspace) or "
+                                                  "use an OCI image",
+                                                  d, ro[k]);
+                }
+        return 0;
+}
+
 /* Volume specs: well-formed, existing volumes, no two at one place. */
 static int validate_volumes(char *const *specs, struct ak_err *err)
 {
@@ -342,6 +365,8 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
         if (o->n_files && (!o->files_dir || o->files_dir[0] != '/'))
                 return ak_err_set(err, EINVAL,
                                   "files to copy need the config directory they are in");
+        if ((!o->image || streq(o->image, "host")) && (r = check_host_image_files(o, err)) < 0)
+                return r;
         if (o->description && strlen(o->description) > DESCRIPTION_MAX)
                 return ak_err_set(err, EINVAL, "description longer than %d bytes", DESCRIPTION_MAX);
 

@@ -22,8 +22,11 @@
 #define BATCH_PARALLEL 8
 
 int api_run_prepare(json_t *body, struct create_opts *o, struct agent_exec_opts *x,
-                    char ***argv_out, char ***env_out, struct api_result *r)
+                    struct port_spec ports[API_PORTS_MAX], char ***argv_out, char ***env_out,
+                    struct api_result *r)
 {
+        cleanup_strv char **ports_s = NULL;
+        struct ak_err err = {0};
         const char *image, *profile, *cwd;
         uint64_t timeout = API_EXEC_TIMEOUT_MS, mem = 0, disk = 0;
         bool bad = false;
@@ -47,8 +50,12 @@ int api_run_prepare(json_t *body, struct create_opts *o, struct agent_exec_opts 
                 return api_fail(r, 400,
                                 "invalid profile '%s': use permissive, moderate or restrictive",
                                 profile);
-        if (json_array_size(json_object_get(body, "ports")))
-                return api_fail(r, 400, "a run cannot publish ports; create a sandbox instead");
+        /* published while the command runs (a server run once), as upstream */
+        if (api_string_array(body, "ports", false, API_PORTS_MAX, &ports_s, r) < 0)
+                return -1;
+        for (size_t i = 0; ports_s && ports_s[i]; i++)
+                if (parse_port_spec(ports_s[i], &ports[i], &err) < 0)
+                        return api_fail(r, 400, "%s", ak_err_msg(&err));
         if (api_command_of(body, argv_out, r) < 0 || api_env_of(body, env_out, r) < 0)
                 return -1;
         if (cwd && cwd[0] != '/')
@@ -60,6 +67,8 @@ int api_run_prepare(json_t *body, struct create_opts *o, struct agent_exec_opts 
         o->mount_cwd = 0;
         o->memory_mb = mem;
         o->disk_mb = disk;
+        o->ports = ports;
+        o->n_ports = strv_len(ports_s);
         o->name = "run";
         x->argv = *argv_out;
         x->env = *env_out;
@@ -71,6 +80,7 @@ int api_run_prepare(json_t *body, struct create_opts *o, struct agent_exec_opts 
 int api_run(struct api_ctx *c, const struct api_args *a, struct api_result *r)
 {
         json_t *body = a->body;
+        struct port_spec ports[API_PORTS_MAX];
         struct create_opts o;
         struct agent_exec_opts x;
         cleanup_strv char **argv = NULL, **env = NULL;
@@ -82,7 +92,7 @@ int api_run(struct api_ctx *c, const struct api_args *a, struct api_result *r)
         int got;
 
         (void)c;
-        if (api_run_prepare(body, &o, &x, &argv, &env, r) < 0)
+        if (api_run_prepare(body, &o, &x, ports, &argv, &env, r) < 0)
                 return -1;
         api_set_backend(r, o.backend ? o.backend : manager_default_backend());
         if (worker_run_start(&o, &x, &w, &e) < 0)
@@ -160,8 +170,9 @@ int api_batch_run(struct api_ctx *c, const struct api_args *a, struct api_result
                         struct agent_exec_opts x;
                         char **argv = NULL, **env = NULL;
                         struct ak_err e = {0};
-                        if (api_run_prepare(json_array_get(cmds, next), &o, &x, &argv, &env, &one) <
-                            0) {
+                        struct port_spec ports[API_PORTS_MAX];
+                        if (api_run_prepare(json_array_get(cmds, next), &o, &x, ports, &argv, &env,
+                                            &one) < 0) {
                                 s->result = json_pack("{s:n,s:s}", "output", "error", one.error);
                                 done++;
                         } else if (worker_run_start(&o, &x, &s->w, &e) < 0) {

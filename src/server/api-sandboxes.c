@@ -120,7 +120,7 @@ int api_create(struct api_ctx *c, const struct api_args *a, struct api_result *r
         struct create_opts o = {.network = -1, .mount_cwd = 0};
         cleanup_strv char **env = NULL, **volumes = NULL, **ports_s = NULL, **secrets = NULL,
                           **secret_files = NULL;
-        struct port_spec ports[64];
+        struct port_spec ports[API_PORTS_MAX];
         struct lifecycle_policy lc;
         struct ak_err err = {0};
         json_t *labels = json_object_get(body, "labels"), *lcj = json_object_get(body, "lifecycle");

@@ -120,11 +120,14 @@ int api_logs(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 /* ---- commands (api-exec.c) ---- */
 
 /* POST /run (non-streaming): {command, image?, profile?, fast?, env?, cwd?, timeout_ms?,
- * network?} -> {output}. */
+ * network?, ports?} -> {output}. */
 int api_run(struct api_ctx *c, const struct api_args *a, struct api_result *r);
-/* Validates a run request into o and x (strings point into body). */
+/* The most ports one sandbox publishes through the API (create and run). */
+#define API_PORTS_MAX 64
+/* Validates a run request into o and x (strings point into body, o->ports into ports). */
 int api_run_prepare(json_t *body, struct create_opts *o, struct agent_exec_opts *x,
-                    char ***argv_out, char ***env_out, struct api_result *r);
+                    struct port_spec ports[API_PORTS_MAX], char ***argv_out, char ***env_out,
+                    struct api_result *r);
 /* POST /batch/run {commands: [run requests]}: at most 8 at once, results in order. */
 int api_batch_run(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 int api_exec(struct api_ctx *c, const struct api_args *a, struct api_result *r);

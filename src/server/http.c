@@ -357,6 +357,7 @@ static void sse_free(void *cls)
 static enum MHD_Result run_stream(struct MHD_Connection *c, struct request *rq, int *status)
 {
         struct api_result res = {0};
+        struct port_spec ports[API_PORTS_MAX];
         struct create_opts o;
         struct agent_exec_opts x;
         cleanup_strv char **argv = NULL, **env = NULL;
@@ -384,7 +385,7 @@ static enum MHD_Result run_stream(struct MHD_Connection *c, struct request *rq, 
         ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         s->client_fd = ci ? ci->connect_fd : -1;
         format_rfc3339(now_realtime_ns(), now);
-        if (api_run_prepare(body, &o, &x, &argv, &env, &res) < 0) {
+        if (api_run_prepare(body, &o, &x, ports, &argv, &env, &res) < 0) {
                 /* upstream: an empty command is a 200 with a single error event */
                 sse_event(&s->out, "error", json_pack("{s:s}", "message", res.error));
                 s->finished = true;

@@ -133,6 +133,18 @@ def test_run_gets_files_and_init_script(ak, proj):
     assert ak.names() == []
 
 
+@pytest.mark.parametrize("dest", ["/etc/greet.txt", "/usr/local/bin/tool", "/etc"])
+def test_files_into_the_host_images_read_only_trees_are_refused_at_create(ak, proj, dest):
+    """The host image's /etc, /usr, /bin, /lib... are the host's, read-only and shared: a
+    [[files]] entry there is refused at create, saying why and what to do, and nothing is
+    recorded (it used to record the sandbox and fail every start)."""
+    write(proj, '[security]\nnetwork = false\n'
+                f'[[files]]\nsource = "hello.txt"\ndest = "{dest}"\n', ak)
+    res = ak("create", "f", cwd=proj)
+    assert res.rc != 0 and "read-only and shared" in res.stderr and dest in res.stderr, res
+    assert ak.names() == []
+
+
 POLICY = """
 [sandbox]
 name = "pol"

@@ -6,6 +6,8 @@ import json
 import pathlib
 import time
 
+import pytest
+
 from conftest import needs_root
 
 
@@ -33,7 +35,9 @@ def hours_ago(h):
     return t.isoformat()
 
 
-def test_extend_ttl_accepts_days_and_refuses_sandboxes_without_ttl(ak):
+def test_extend_ttl_accepts_days_and_gives_sandboxes_without_ttl_one(ak):
+    """extend-ttl adds to the current expiry; a sandbox without a TTL gets one from now
+    (upstream's behaviour, issue 17 item 7); bad durations are usage errors."""
     assert ak("create", "t", "--no-start", "--ttl", "1h").rc == 0
     before = parse(ak.state("t")["expires_at"])
     res = ak("extend-ttl", "t", "--by", "1d2h")
@@ -42,9 +46,12 @@ def test_extend_ttl_accepts_days_and_refuses_sandboxes_without_ttl(ak):
     assert abs((after - before).total_seconds() - 26 * 3600) < 5
     assert ak.state("t")["ttl_seconds"] >= 27 * 3600 - 5
     assert ak("create", "forever", "--no-start").rc == 0
-    res = ak("extend-ttl", "forever")
-    assert res.rc == 1 and "no TTL" in res.stderr
-    assert "expires_at" not in ak.state("forever") or ak.state("forever")["expires_at"] is None
+    assert ak.state("forever").get("expires_at") is None
+    res = ak("extend-ttl", "forever", "--by", "2h")
+    assert res.rc == 0 and "now expires at" in res.stdout, res
+    exp = parse(ak.state("forever")["expires_at"])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert abs((exp - now).total_seconds() - 2 * 3600) < 30
     assert ak("extend-ttl", "t", "--by", "0").rc == 2
     assert ak("extend-ttl", "t", "--by", "soon").rc == 2
 
@@ -159,3 +166,13 @@ def test_update_labels_description_lifecycle(ak):
     assert ak("update", "u", "-l", "bad key=x").rc == 2
     assert ak("update", "nosuch", "--description", "x").rc == 1
     assert ak("update", "u").rc == 2
+
+
+@pytest.mark.parametrize("verb", ["extend-ttl", "archive", "recover", "resize", "update"])
+def test_help_of_one_sandbox_verbs_reports_no_success(ak, verb):
+    """`VERB --help` prints the help and nothing else: it used to go on to report success for a
+    sandbox named '(null)' (or uninitialised memory) (issue 17, item 7)."""
+    res = ak(verb, "--help")
+    assert res.rc == 0 and "Usage:" in res.stdout, res
+    for word in ("(null)", "Archived", "Recovered", "Resized", "now expires", "Updated"):
+        assert word not in res.stdout + res.stderr, res

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import have, needs_root
+from conftest import AK, have, needs_root
 
 pytestmark = [needs_root, pytest.mark.skipif(not have("slirp4netns") or not have("ip"),
                                              reason="needs slirp4netns and iproute2")]
@@ -113,6 +113,22 @@ def test_port_in_use_is_a_clear_error(ak):
         s.close()
 
 
-def test_run_refuses_ports_without_keep(ak):
-    res = ak("run", "-P", "8080:80", "--", "true")
-    assert res.rc == 125 and "--keep" in res.stderr
+def test_run_publishes_ports_while_it_runs(ak):
+    """A run-once server (upstream's sandbox_run `ports`, non-fast): its port answers on the
+    host's loopback while it runs (issue 17: runs refused ports)."""
+    port = free_port()
+    code = ("import socket\ns=socket.socket()\ns.bind(('0.0.0.0', 8000))\ns.listen(4)\n"
+            "c,_=s.accept(); c.sendall(b'once\\n'); c.close()\n")
+    run = subprocess.Popen(ak.prefix + [AK, "run", "--network", "-P", f"{port}:8000", "--", PY,
+                                        "-c", code],
+                           env=ak.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    got, deadline = b"", time.time() + 15
+    while time.time() < deadline and not got:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 2) as c:
+                got = c.recv(100)
+        except OSError:
+            time.sleep(0.1)
+    out, err = run.communicate(timeout=30)
+    assert got == b"once\n", (out, err)
+    assert run.returncode == 0, err

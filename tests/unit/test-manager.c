@@ -817,12 +817,16 @@ static void test_extend_ttl(void **state)
         assert_int_equal(manager_extend_ttl(f->m, "old", 60, expiry, NULL), 0);
         assert_int_equal(parse_rfc3339(expiry, &exp), 0);
         assert_true(exp > now_realtime_ns() + 50 * NSEC_PER_SEC);
-        /* Q8: no TTL, nothing to extend, nothing changed */
+        /* no TTL: it gets one ending that long from now (upstream's behaviour) */
         create(f, "forever", "fake");
-        assert_int_equal(manager_extend_ttl(f->m, "forever", 60, expiry, &err), -EINVAL);
-        assert_non_null(strstr(err.msg, "no TTL"));
+        assert_int_equal(manager_extend_ttl(f->m, "forever", 60, expiry, &err), 0);
         st = load(f, "forever");
-        assert_null(st->expires_at);
+        assert_non_null(st->expires_at);
+        assert_string_equal(st->expires_at, expiry);
+        assert_int_equal(parse_rfc3339(expiry, &exp), 0);
+        assert_true(exp > now_realtime_ns() + 50 * NSEC_PER_SEC);
+        assert_true(exp < now_realtime_ns() + 70 * NSEC_PER_SEC);
+        assert_true(st->has_ttl);
         state_free(st);
         assert_int_equal(manager_extend_ttl(f->m, "nosuch", 60, expiry, NULL), -ENOENT);
 }

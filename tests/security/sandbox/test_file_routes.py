@@ -14,7 +14,6 @@ special file, no setuid/setgid/sticky bit and no mode the umask would not allow.
 """
 import json
 import os
-import pathlib
 import socket
 import stat
 import subprocess
@@ -23,7 +22,7 @@ import http.client
 
 import pytest
 
-from conftest import AK, needs_root
+from conftest import AK, mcp_call, needs_root
 
 pytestmark = needs_root
 
@@ -117,24 +116,6 @@ def api(ak, sandbox):
     a = Api(ak)
     yield a
     a.stop()
-
-
-def mcp_call(ak, tool, args):
-    """One tools/call through `agentkernel mcp-server` (stdio JSON-RPC)."""
-    msgs = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-         "params": {"protocolVersion": "2024-11-05", "capabilities": {},
-                    "clientInfo": {"name": "attack", "version": "0"}}},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-         "params": {"name": tool, "arguments": args}},
-    ]
-    res = ak("mcp-server", input="".join(json.dumps(m) + "\n" for m in msgs).encode(), timeout=60)
-    for line in res.stdout.splitlines():
-        doc = json.loads(line)
-        if doc.get("id") == 2:
-            return doc
-    raise AssertionError(f"no answer from mcp-server: {res}")
 
 
 def mcp_text(doc):
