@@ -52,6 +52,8 @@ static const struct verb *const verbs[] = {
     &verb_serve,
     &verb_mcp_server,
     &verb_doctor,
+    &verb_completions,
+    &verb_complete,
     &verb_sandbox,
     &verb_sb,
     &verb_help,
@@ -62,6 +64,11 @@ static const struct verb *const verbs[] = {
     &verb_version_short,
     NULL,
 };
+
+const struct verb *const *cli_verbs(void)
+{
+        return verbs;
+}
 
 static void usage(FILE *f, bool group)
 {

@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "shared/macro.h"
@@ -228,12 +229,31 @@ static int parse_short(const struct cli_spec *spec, int argc, char **argv, int *
         return 0;
 }
 
+/* Shell completion (cli_complete_env): the options a verb takes, one per line, listed ones
+ * only. */
+static void list_options(const struct cli_option *options)
+{
+        for (const struct cli_option *o = options; o && o->type != CLI_OPT_END; o++) {
+                if (!o->help)
+                        continue;
+                if (o->long_name)
+                        printf("--%s\n", o->long_name);
+                if (o->short_name)
+                        printf("-%c\n", o->short_name);
+        }
+        printf("--help\n");
+}
+
 int cli_parse(int argc, char **argv, const struct cli_spec *spec, struct cli_args *ret)
 {
         size_t max_pos = MIN(spec->max_pos, (size_t)CLI_MAX_POS);
         int i = 1, r;
 
         memset(ret, 0, sizeof(*ret));
+        if (getenv(CLI_COMPLETE_ENV)) {
+                list_options(spec->options);
+                return CLI_HELP_SHOWN;
+        }
         while (i < argc) {
                 const char *a = argv[i];
                 if (!strcmp(a, "--")) {

@@ -94,6 +94,11 @@ struct cli_spec {
 /* What a verb returns when cli_parse() did not return 0. */
 #define CLI_PARSE_EXIT(r) ((r) == CLI_HELP_SHOWN ? EXIT_OK : (r))
 
+/* Set in the environment (by `agentkernel __complete`), cli_parse() lists the verb's options
+ * instead of parsing, and returns CLI_HELP_SHOWN: nothing else of the verb runs. The helpers
+ * whose options the CLI names (agentkernel-serve) parse with cli_parse() too. */
+#define CLI_COMPLETE_ENV "AGENTKERNEL_COMPLETE_OPTIONS"
+
 /* Parses a verb's arguments (argv[0] is the verb) against spec, -h/--help included. Options may
  * come before, between and after positionals, up to "--" or the command; a long option may be
  * abbreviated to a unique prefix and take its value as --opt=VALUE or --opt VALUE, a short one
