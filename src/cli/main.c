@@ -52,6 +52,8 @@ static const struct verb *const verbs[] = {
     &verb_serve,
     &verb_mcp_server,
     &verb_doctor,
+    &verb_plugin,
+    &verb_agents,
     &verb_completions,
     &verb_complete,
     &verb_sandbox,

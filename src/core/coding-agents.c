@@ -10,14 +10,20 @@
 #include "shared/macro.h"
 
 static const struct coding_agent agents[] = {
-    {"claude", "claude", "@anthropic-ai/claude-code"},
-    {"gemini", "gemini", "@google/gemini-cli"},
-    {"codex", "codex", "@openai/codex"},
-    {"opencode", "opencode", "opencode"},
-    {"amp", "amp", "@sourcegraph/amp"},
-    {"pi", "pi", "@mariozechner/pi-coding-agent"},
-    {"copilot", "github-copilot-cli", "@githubnext/github-copilot-cli"},
+    {"claude", "claude", "@anthropic-ai/claude-code", "Claude Code", "ANTHROPIC_API_KEY"},
+    {"gemini", "gemini", "@google/gemini-cli", "Gemini CLI", "GEMINI_API_KEY"},
+    {"codex", "codex", "@openai/codex", "Codex", "OPENAI_API_KEY"},
+    {"opencode", "opencode", "opencode-ai", "OpenCode", NULL},
+    {"amp", "amp", "@sourcegraph/amp", "Amp", "AMP_API_KEY"},
+    {"pi", "pi", "@mariozechner/pi-coding-agent", "Pi", NULL},
+    {"copilot", "github-copilot-cli", "@githubnext/github-copilot-cli", "GitHub Copilot CLI", NULL},
 };
+
+const struct coding_agent *coding_agents(size_t *ret_n)
+{
+        *ret_n = ARRAY_SIZE(agents);
+        return agents;
+}
 
 const struct coding_agent *coding_agent_find(const char *name)
 {
