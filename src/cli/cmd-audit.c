@@ -12,6 +12,7 @@
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 #include "shared/parse-util.h"
+#include "shared/time-util.h"
 
 #define AUDIT_DEFAULT_LAST 20
 #define AUDIT_LAST_MAX 1000000
@@ -83,6 +84,70 @@ static int cmd_audit_verify(int argc, char **argv)
         printf("audit log '%s' is intact: %zu entries, %zu chained\n", path, v.lines, v.chained);
         return EXIT_OK;
 }
+
+/* ---- stats ---- */
+
+static void print_top(const char *label, json_t *list)
+{
+        size_t i;
+        json_t *e;
+
+        printf("%-16s", label);
+        json_array_foreach (list, i, e)
+                printf("%s%s (%" JSON_INTEGER_FORMAT ")", i ? ", " : "",
+                       json_string_value(json_array_get(e, 0)),
+                       json_integer_value(json_array_get(e, 1)));
+        printf("%s\n", json_array_size(list) ? "" : "none");
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+        bool json = false;
+        const struct cli_option options[] = {
+            OPT_JSON(&json),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options};
+        cleanup_free char *path = NULL;
+        cleanup_json json_t *st = NULL;
+        struct ak_err err = {0};
+        struct cli_args a;
+        int r = cli_parse(argc, argv, &spec, &a);
+
+        if (r)
+                return CLI_PARSE_EXIT(r);
+        if (audit_path_get(&path, &err) < 0 || audit_stats(path, now_realtime_ns(), &st, &err) < 0)
+                return cli_fail(&err, EXIT_ERROR);
+        if (json) {
+                cli_print_json(st);
+                return EXIT_OK;
+        }
+        printf("%-16s%" JSON_INTEGER_FORMAT " total (last 30d: %" JSON_INTEGER_FORMAT ")\n",
+               "Executions:", json_integer_value(json_object_get(st, "total_executions")),
+               json_integer_value(json_object_get(st, "executions_last_30d")));
+        printf("%-16s%" JSON_INTEGER_FORMAT " created, %" JSON_INTEGER_FORMAT
+               " removed, %" JSON_INTEGER_FORMAT " active\n",
+               "Sandboxes:", json_integer_value(json_object_get(st, "sandboxes_created")),
+               json_integer_value(json_object_get(st, "sandboxes_removed")),
+               json_integer_value(json_object_get(st, "sandboxes_active")));
+        print_top("Top images:", json_object_get(st, "top_images"));
+        print_top("Top backends:", json_object_get(st, "top_backends"));
+        if (json_is_string(json_object_get(st, "first_entry")))
+                printf("%-16s%s  Last: %s\n",
+                       "First entry:", json_string_value(json_object_get(st, "first_entry")),
+                       json_string_value(json_object_get(st, "last_entry")));
+        return EXIT_OK;
+}
+
+const struct verb verb_stats = {
+    "stats",
+    cmd_stats,
+    "[--json]",
+    "Usage figures from the audit log",
+    "Executions, sandboxes created and removed, the images and backends "
+    "used most.\n",
+    VERB_TOP_ONLY,
+    NULL};
 
 /* `audit` without a sub-command: the log. */
 static int cmd_audit_show(int argc, char **argv)

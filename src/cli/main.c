@@ -46,6 +46,7 @@ static const struct verb *const verbs[] = {
     &verb_trust,
     &verb_untrust,
     &verb_audit,
+    &verb_stats,
     &verb_volume,
     &verb_images,
     &verb_pool,

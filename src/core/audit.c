@@ -325,6 +325,95 @@ int audit_read(const char *path, const char *sandbox, size_t last, json_t **ret,
         return 0;
 }
 
+struct stats_ctx {
+        int64_t since_ns; /* executions after this count as recent */
+        json_int_t executions, recent, created, removed;
+        json_t *images, *backends; /* name -> count */
+        char first[11], last[11];  /* YYYY-MM-DD */
+};
+
+static void count_in(json_t *counts, json_t *name)
+{
+        const char *k = json_string_value(name);
+
+        if (k && *k)
+                (void)json_object_set_new(
+                    counts, k, json_integer(json_integer_value(json_object_get(counts, k)) + 1));
+}
+
+static int count_line(const char *line, size_t len, void *ctx)
+{
+        struct stats_ctx *c = ctx;
+        cleanup_json json_t *e = json_loadb(line, len, 0, NULL);
+        const char *type = json_string_value(json_object_get(e, "type"));
+        const char *ts = json_string_value(json_object_get(e, "timestamp"));
+        int64_t t;
+
+        if (!type || !ts || strlen(ts) < 10)
+                return 0;
+        if (!c->first[0])
+                (void)snprintf(c->first, sizeof(c->first), "%.10s", ts);
+        (void)snprintf(c->last, sizeof(c->last), "%.10s", ts);
+        if (streq(type, "command_executed")) {
+                c->executions++;
+                if (parse_rfc3339(ts, &t) == 0 && t >= c->since_ns)
+                        c->recent++;
+        } else if (streq(type, "sandbox_created")) {
+                c->created++;
+                count_in(c->images, json_object_get(e, "image"));
+                count_in(c->backends, json_object_get(e, "backend"));
+        } else if (streq(type, "sandbox_removed")) {
+                c->removed++;
+        }
+        return 0;
+}
+
+/* counts' top n as [[name, count], ...], most first (ties by name). */
+static json_t *top(json_t *counts, size_t n)
+{
+        json_t *out = json_array();
+
+        while (out && json_array_size(out) < n) {
+                const char *best = NULL, *k;
+                json_int_t most = 0;
+                json_t *v;
+                json_object_foreach (counts, k, v)
+                        if (json_integer_value(v) > most ||
+                            (json_integer_value(v) == most && best && strcmp(k, best) < 0)) {
+                                best = k;
+                                most = json_integer_value(v);
+                        }
+                if (!best)
+                        break;
+                json_array_append_new(out, json_pack("[sI]", best, most));
+                json_object_del(counts, best);
+        }
+        return out;
+}
+
+int audit_stats(const char *path, int64_t now_ns, json_t **ret, struct ak_err *err)
+{
+        struct stats_ctx c = {.since_ns = now_ns - (int64_t)30 * 86400 * NSEC_PER_SEC};
+        cleanup_json json_t *images = json_object(), *backends = json_object();
+        int r;
+
+        if (!images || !backends)
+                return ak_err_oom(err);
+        c.images = images;
+        c.backends = backends;
+        r = for_each_line(path, count_line, &c, err);
+        if (r < 0)
+                return r;
+        *ret =
+            json_pack("{sI,sI,sI,sI,sI,so,so,s:s?,s:s?}", "total_executions", c.executions,
+                      "executions_last_30d", c.recent, "sandboxes_created", c.created,
+                      "sandboxes_removed", c.removed, "sandboxes_active",
+                      c.created > c.removed ? c.created - c.removed : (json_int_t)0, "top_images",
+                      top(images, 5), "top_backends", top(backends, 5), "first_entry",
+                      c.first[0] ? c.first : NULL, "last_entry", c.last[0] ? c.last : NULL);
+        return *ret ? 0 : ak_err_oom(err);
+}
+
 struct verify_ctx {
         struct audit_verdict *v;
         char prev[HASH_HEX + 1];

@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "shared/err.h"
 
@@ -38,6 +39,12 @@ int audit_log(const char *type, json_t *fields);
  * array. */
 int audit_read(const char *path, const char *sandbox, size_t last, json_t **ret,
                struct ak_err *err);
+
+/* Usage figures from the log, as upstream's `stats`: {total_executions, executions_last_30d (from
+ * now_ns), sandboxes_created, sandboxes_removed, sandboxes_active (created less removed),
+ * top_images and top_backends ([[name, count]], 5 at most), first_entry, last_entry (YYYY-MM-DD,
+ * or null)}. The log is read line by line (any size). */
+int audit_stats(const char *path, int64_t now_ns, json_t **ret, struct ak_err *err);
 
 struct audit_verdict {
         size_t lines;    /* lines read */

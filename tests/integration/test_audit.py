@@ -131,3 +131,25 @@ def test_malformed_lines_are_skipped_when_reading(ak):
     assert ak("create", "two", "--no-start").rc == 0
     assert [e.get("name") for e in entries(ak)] == ["one", "two"]
     assert ak("audit", "verify").rc == 1
+
+
+def test_stats_count_what_the_log_says(ak):
+    """`stats` (upstream's): executions (all, and of the last 30 days), sandboxes created,
+    removed and left, the images and backends used most, the first and last day."""
+    assert ak("create", "s1", "--no-network").rc == 0
+    assert ak("create", "s2", "--no-network").rc == 0
+    assert ak("exec", "s1", "--", "true").rc == 0
+    assert ak("run", "--no-network", "--", "true").rc == 0
+    assert ak("remove", "s2").rc == 0
+    st = json.loads(ak("stats", "--json").out)
+    assert st["total_executions"] == 2 and st["executions_last_30d"] == 2, st
+    assert (st["sandboxes_created"], st["sandboxes_removed"], st["sandboxes_active"]) == (2, 1, 1)
+    assert st["top_images"] == [["host", 2]] and st["top_backends"] == [["native", 2]], st
+    assert len(st["first_entry"]) == 10 and st["first_entry"] <= st["last_entry"]
+    text = ak("stats").stdout
+    assert "2 total (last 30d: 2)" in text and "2 created, 1 removed, 1 active" in text, text
+
+
+def test_stats_of_an_empty_log(ak):
+    st = json.loads(ak("stats", "--json").out)
+    assert st["total_executions"] == 0 and st["first_entry"] is None, st
