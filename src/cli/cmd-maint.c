@@ -87,6 +87,45 @@ const struct verb verb_extend_ttl = {
     0,
     NULL};
 
+/* ---- clean ---- */
+
+static int cmd_clean(int argc, char **argv)
+{
+        cleanup_strv char **removed = NULL, **skipped = NULL;
+        cleanup_manager struct manager *m = NULL;
+        bool force = false;
+        const struct cli_option options[] = {
+            OPT_BOOL('f', "force", &force, "running sandboxes too"),
+            OPT_END(),
+        };
+        const struct cli_spec spec = {.options = options};
+        struct ak_err err = {0};
+        struct cli_args a;
+        int r = cli_parse_open(argc, argv, &spec, &a, &m);
+
+        if (r)
+                return CLI_PARSE_EXIT(r);
+        r = manager_clean(m, force, &removed, &skipped, &err);
+        for (char **n = removed; n && *n; n++)
+                printf("  Removed '%s'\n", *n);
+        for (char **n = skipped; n && *n; n++)
+                printf("  Skipping '%s' (running, use --force to remove)\n", *n);
+        if (r < 0)
+                return cli_fail(&err, EXIT_ERROR);
+        printf("Sandboxes: %zu removed, %zu skipped\n", strv_len(removed), strv_len(skipped));
+        return EXIT_OK;
+}
+
+const struct verb verb_clean = {"clean",
+                                cmd_clean,
+                                "[-f]",
+                                "Remove every sandbox that is not running (-f: all of them)",
+                                "Only sandboxes of this data directory: nothing else's containers "
+                                "or images\n(upstream's removed every agentkernel-* container, "
+                                "running or not).\n",
+                                VERB_TOP_ONLY,
+                                NULL};
+
 /* ---- gc ---- */
 
 static int cmd_gc(int argc, char **argv)

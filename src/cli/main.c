@@ -36,6 +36,7 @@ static const struct verb *const verbs[] = {
     &verb_exec_kill,
     &verb_extend_ttl,
     &verb_gc,
+    &verb_clean,
     &verb_reconcile,
     &verb_archive,
     &verb_recover,

@@ -318,6 +318,50 @@ int manager_gc(struct manager *m, json_t *labels, bool dry_run, char ***ret_remo
         return 0;
 }
 
+/* ---- clean ---- */
+
+struct clean_filter {
+        struct manager *m;
+        bool running; /* select the running ones (else the others) */
+};
+
+static bool keep_clean(const struct sandbox_state *st, void *ctx)
+{
+        const struct clean_filter *c = ctx;
+        return manager_is_running(c->m, st) == c->running;
+}
+
+int manager_clean(struct manager *m, bool force, char ***ret_removed, char ***ret_skipped,
+                  struct ak_err *err)
+{
+        struct clean_filter stopped = {m, false}, running = {m, true};
+        cleanup_strv char **gone = NULL, **busy = NULL;
+        int r = select_names(m, keep_clean, &stopped, &gone, err);
+
+        if (r >= 0)
+                r = select_names(m, keep_clean, &running, &busy, err);
+        if (r < 0)
+                return r;
+        if (force) { /* the running ones too: none is left */
+                for (char **n = busy; *n; n++)
+                        if (strv_push(&gone, *n) < 0)
+                                return ak_err_oom(err);
+                strv_free(busy);
+                busy = calloc(1, sizeof(char *));
+                if (!busy)
+                        return ak_err_oom(err);
+        }
+        for (char **n = gone; *n; n++) {
+                struct ak_err one = {0};
+                r = manager_remove(m, *n, &one);
+                if (r < 0 && r != -ENOENT) /* another process may have removed it meanwhile */
+                        return ak_err_set(err, one.code, "%s", ak_err_msg(&one));
+        }
+        *ret_removed = TAKE_PTR(gone);
+        *ret_skipped = TAKE_PTR(busy);
+        return 0;
+}
+
 /* ---- lifecycle policies ---- */
 
 void reconcile_result_done(struct reconcile_result *r)

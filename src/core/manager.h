@@ -225,6 +225,11 @@ int manager_list_matching_labels(struct manager *m, json_t *filters, char ***ret
 int manager_gc(struct manager *m, json_t *labels, bool dry_run, char ***ret_removed,
                struct ak_err *err);
 
+/* Removes every sandbox that is not running, and the running ones too with force (upstream's
+ * `clean`). *ret_removed and *ret_skipped (the running ones left) are NULL-terminated. */
+int manager_clean(struct manager *m, bool force, char ***ret_removed, char ***ret_skipped,
+                  struct ak_err *err);
+
 enum reconcile_kind { RECONCILE_STOP = 1, RECONCILE_ARCHIVE, RECONCILE_DELETE };
 struct reconcile_action {
         char *sandbox;

@@ -176,3 +176,18 @@ def test_help_of_one_sandbox_verbs_reports_no_success(ak, verb):
     assert res.rc == 0 and "Usage:" in res.stdout, res
     for word in ("(null)", "Archived", "Recovered", "Resized", "now expires", "Updated"):
         assert word not in res.stdout + res.stderr, res
+
+
+def test_clean_removes_what_is_not_running_and_with_force_the_rest(ak):
+    """`clean` (upstream's): stopped sandboxes go, running ones are named and kept; `clean -f`
+    removes those too, with nothing of them left."""
+    for n in ("up", "down"):
+        assert ak("create", n, "--no-network").rc == 0
+    assert ak("stop", "down").rc == 0
+    res = ak("clean")
+    assert res.rc == 0 and "Removed 'down'" in res.stdout and "Skipping 'up'" in res.stdout, res
+    assert "1 removed, 1 skipped" in res.stdout
+    assert ak.names() == ["up"]
+    res = ak("clean", "-f")
+    assert res.rc == 0 and "Removed 'up'" in res.stdout and "1 removed, 0 skipped" in res.stdout
+    assert ak.names() == []
