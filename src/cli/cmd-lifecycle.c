@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "git-project.h"
 #include "sandbox-flags.h"
 
 static int cmd_create(int argc, char **argv)
@@ -15,12 +16,17 @@ static int cmd_create(int argc, char **argv)
         struct cli_args a;
         struct ak_err err = {0};
         cleanup_manager struct manager *m = NULL;
+        char branch_name[64];
+        bool branch = false;
         int r;
 
         sandbox_flags_init(&f);
         const struct cli_option options[] = {
             OPT_CALLBACK('i', "image", &f.o.image, "IMAGE", "image (native: 'host', the default)",
                          sf_opt_image),
+            OPT_BOOL(0, "branch", &branch,
+                     "name it <git project>-<branch> of the current directory\n"
+                     "(instead of NAME; 'list --project' finds them)"),
             OPT_CALLBACK(0, "profile", &f.o.profile, "NAME",
                          "permissive, moderate (default) or restrictive", sf_opt_profile),
             OPT_CALLBACK('p', "publish", &f, "SPEC",
@@ -52,7 +58,11 @@ static int cmd_create(int argc, char **argv)
         r = sandbox_flags_config(&f);
         if (r)
                 return r;
-        f.o.name = a.n_pos ? a.pos[0] : f.cfg ? f.cfg->name : NULL;
+        if (branch && a.n_pos)
+                return cli_usage_error(cli_current, "--branch names the sandbox: give no NAME");
+        if (branch && git_sandbox_name(branch_name, sizeof(branch_name), &err) < 0)
+                return cli_usage_error(cli_current, "--branch: %s", ak_err_msg(&err));
+        f.o.name = branch ? branch_name : a.n_pos ? a.pos[0] : f.cfg ? f.cfg->name : NULL;
         if (!f.o.name)
                 return cli_usage_error(cli_current, "a sandbox name is required (or [sandbox] name "
                                                     "in agentkernel.toml)");

@@ -8,6 +8,7 @@
 #include "cmd.h"
 #include "core/validate.h"
 #include "core/views.h"
+#include "git-project.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 
@@ -23,19 +24,31 @@ static int cmd_list(int argc, char **argv)
         cleanup_state_list struct state_list l = {0};
         struct cli_args a;
         cleanup_manager struct manager *m = NULL;
-        bool json = false;
+        bool json = false, project = false;
+        char prefix[NAME_MAX + 2] = "";
         const struct cli_option options[] = {
             OPT_JSON(&json),
             OPT_CALLBACK('l', "label", &filters, "KEY=VALUE",
                          "only sandboxes with this label (repeatable: all must match)",
                          cli_opt_label),
+            OPT_BOOL(0, "project", &project,
+                     "only this git project's (named <project>-..., as 'create --branch' does)"),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options};
-        int r = cli_parse_open(argc, argv, &spec, &a, &m);
+        int r = cli_parse(argc, argv, &spec, &a);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
+        if (project) {
+                struct ak_err err = {0};
+                if (git_project(prefix, sizeof(prefix) - 1, NULL, 0, &err) < 0)
+                        return cli_usage_error(cli_current, "--project: %s", ak_err_msg(&err));
+                strcat(prefix, "-");
+        }
+        m = cli_manager();
+        if (!m)
+                return EXIT_ERROR;
         r = manager_list(m, warn_bad_file, NULL, &l);
         if (r < 0) {
                 cli_error("cannot list sandboxes: %s", strerror(-r));
@@ -44,7 +57,8 @@ static int cmd_list(int argc, char **argv)
         if (json) {
                 cleanup_json json_t *arr = json_array();
                 for (size_t i = 0; i < l.n; i++)
-                        if (state_labels_match(l.items[i], filters))
+                        if (state_labels_match(l.items[i], filters) &&
+                            !strncmp(l.items[i]->name, prefix, strlen(prefix)))
                                 json_array_append_new(arr, manager_info_json(m, l.items[i]));
                 cli_print_json(arr);
         } else {
@@ -57,7 +71,8 @@ static int cmd_list(int argc, char **argv)
                         const char *k;
                         json_t *v;
 
-                        if (!state_labels_match(st, filters))
+                        if (!state_labels_match(st, filters) ||
+                            strncmp(st->name, prefix, strlen(prefix)) != 0)
                                 continue;
                         json_object_foreach (st->labels, k, v) {
                                 used += (size_t)snprintf(

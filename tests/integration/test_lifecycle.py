@@ -140,3 +140,24 @@ def test_run_keep(ak):
     [s] = ak.list()
     assert s["name"].startswith("run-") and s["status"] == "running"
     assert ak.state(s["name"])["ttl_seconds"] == 3600  # upstream's default for --keep
+
+
+def test_create_branch_and_list_project(ak, tmp_path):
+    """`create --branch` names the sandbox <git project>-<branch> (made a valid name), from any
+    directory of the work tree; `list --project` shows only that project's; outside a git
+    project both say so (upstream's flags)."""
+    top = tmp_path / "My.Proj"
+    (top / ".git").mkdir(parents=True)
+    (top / ".git" / "HEAD").write_text("ref: refs/heads/feat/x-1\n")
+    (top / "sub").mkdir()
+    res = ak("create", "--branch", "--no-start", cwd=top / "sub")
+    assert res.rc == 0 and "'My-Proj-feat-x-1'" in res.stdout, res
+    assert ak("create", "other", "--no-start").rc == 0
+    res = ak("list", "--project", cwd=top)
+    assert "My-Proj-feat-x-1" in res.stdout and "other" not in res.stdout, res
+    assert ak("create", "--branch", "named", cwd=top).rc == 2
+    (top / ".git" / "HEAD").write_text("0123456789abcdef0123456789abcdef01234567\n")
+    res = ak("create", "--branch", cwd=top)
+    assert res.rc == 2 and "detached HEAD" in res.stderr, res
+    res = ak("list", "--project", cwd=tmp_path)
+    assert res.rc == 2 and "not in a git project" in res.stderr, res
