@@ -18,7 +18,6 @@ Run as a script, this file is that registrant (`register`) or the test DNS serve
 import json
 import os
 import pathlib
-import shutil
 import signal
 import socket
 import struct
@@ -83,7 +82,9 @@ def run(cmd, check=True, timeout=60, **kw):
 
 
 def ns_exec(ns, *cmd):
-    return ["ip", "netns", "exec", ns, *cmd]
+    """cmd inside the netns held by process ns (a pid): nsenter, not `ip netns`, so nothing of
+    ours lives in /run/netns, and the namespaces die with their holders."""
+    return ["nsenter", "-t", str(ns), "-n", *cmd]
 
 
 def make_ca(d):
@@ -124,6 +125,31 @@ if cert != "-":
     s.socket = ctx.wrap_socket(s.socket, server_side=True)
 print("ready", flush=True)
 s.serve_forever()
+"""
+
+
+UPGRADE_SERVER = r"""
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(64)
+def serve(c):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = c.recv(4096)
+        if not d: return
+        head += d
+    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    rest = head.split(b"\r\n\r\n", 1)[1]
+    if rest: c.sendall(rest)
+    while True:
+        d = c.recv(65536)
+        if not d: break
+        c.sendall(d)
+    c.close()
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
 """
 
 
@@ -186,11 +212,8 @@ class World:
     def __init__(self, tmp, policy, proxy_args=()):
         self.tmp = pathlib.Path(tmp)
         tag = uuidlib.uuid4().hex[:6]
-        self.inet, self.pxh, self.sbx = f"akpi{tag}", f"akpp{tag}", f"akps{tag}"
         self.veth = f"akv{tag}"
         self.procs = []
-        self.netns = []
-        self.etc_netns = []
         self.control = self.tmp / "proxy" / "control"
         self.log = self.tmp / "network.jsonl"
         self.dns_log = self.tmp / "dns.log"
@@ -202,16 +225,20 @@ class World:
             self.close()
             raise
 
-    def _netns(self, name):
-        run(["ip", "netns", "add", name])
-        self.netns.append(name)
-        run(ns_exec(name, "ip", "link", "set", "lo", "up"))
-        d = pathlib.Path("/etc/netns") / name
-        d.mkdir(parents=True, exist_ok=True)
-        self.etc_netns.append(d)
-        # whatever a process there reads, it names no real server
-        (d / "resolv.conf").write_text("nameserver 127.0.0.1\n" if name == self.sbx
-                                       else "nameserver 198.18.0.53\n")
+    def _netns(self):
+        """A new netns held by a process of ours; returns its pid."""
+        p = subprocess.Popen(["unshare", "--net", "sleep", "3600"])
+        self.procs.insert(0, p)  # closed last
+        mine = os.readlink("/proc/self/ns/net")
+        for _ in range(100):
+            try:
+                if os.readlink(f"/proc/{p.pid}/ns/net") != mine:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.01)
+        run(ns_exec(p.pid, "ip", "link", "set", "lo", "up"))
+        return p.pid
 
     def _spawn(self, cmd, ready=None, **kw):
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
@@ -224,10 +251,9 @@ class World:
         return p
 
     def _setup(self, policy, proxy_args):
-        for n in (self.inet, self.pxh, self.sbx):
-            self._netns(n)
-        run(["ip", "link", "add", self.veth + "a", "netns", self.pxh, "type", "veth", "peer",
-             "name", self.veth + "b", "netns", self.inet])
+        self.inet, self.pxh, self.sbx = self._netns(), self._netns(), self._netns()
+        run(ns_exec(self.pxh, "ip", "link", "add", self.veth + "a", "type", "veth", "peer",
+                    "name", self.veth + "b", "netns", str(self.inet)))
         run(ns_exec(self.pxh, "ip", "addr", "add", "198.18.0.1/24", "dev", self.veth + "a"))
         run(ns_exec(self.pxh, "ip", "link", "set", self.veth + "a", "up"))
         for a in ("198.18.0.2", "198.18.0.3", "198.18.0.4", "198.18.0.53"):
@@ -253,6 +279,9 @@ class World:
             self._spawn(ns_exec(self.inet, PY, str(srv), addr, str(port),
                                 cert if tls else "-", key if tls else "-", str(www)),
                         ready="ready")
+        up = self.tmp / "upgrade.py"
+        up.write_text(UPGRADE_SERVER)
+        self._spawn(ns_exec(self.inet, PY, str(up), "198.18.0.2", "8081"), ready="ready")
         env = dict(os.environ, DNS_LOG=str(self.dns_log))
         self._spawn(ns_exec(self.inet, PY, __file__, "dns"), env=env)
 
@@ -312,10 +341,6 @@ class World:
             for f in (p.stdout, p.stderr):
                 if f:
                     f.close()
-        for n in self.netns:
-            run(["ip", "netns", "del", n], check=False)
-        for d in self.etc_netns:
-            shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1413,7 +1413,9 @@ static void http_process(struct conn *c)
                 }
                 if (c->hs == H_HEAD) {
                         const char *end;
-                        if (len == 0)
+                        /* the next request waits until the last response is out: a refusal
+                         * then replaces nothing, and a slow reader slows its own requests */
+                        if (len == 0 || buf_len(&c->down))
                                 return;
                         end = memmem(data, len, "\r\n\r\n", 4);
                         if (!end) {
@@ -1611,7 +1613,11 @@ static void client_event(struct conn *c, uint32_t ev)
                         conn_close(c);
                         return;
                 }
+                if (c->mode == CM_HTTP && c->hs == H_HEAD && buf_len(&c->cin) && !buf_len(&c->down))
+                        http_process(c);
         }
+        if (c->mode == CM_CLOSING)
+                return;
         if (ev & (EPOLLIN | EPOLLHUP)) {
                 struct buf *b = c->mode == CM_TUNNEL && !c->sni_check ? &c->up : &c->cin;
                 n = fill(c->cfd, b);
@@ -1727,14 +1733,34 @@ static void conn_update(struct conn *c)
         if (c->closed)
                 return;
         /* write what we can now (cheap, and saves a wakeup) */
-        if (buf_len(&c->down) && !flush(c->cfd, &c->down, NULL, NULL, &dead)) {
-                conn_close(c);
-                return;
+        if (buf_len(&c->down)) {
+                if (!flush(c->cfd, &c->down, NULL, NULL, &dead)) {
+                        conn_close(c);
+                        return;
+                }
+                /* a request that waited for the last response to go out */
+                if (c->mode == CM_HTTP && c->hs == H_HEAD && buf_len(&c->cin) &&
+                    !buf_len(&c->down)) {
+                        http_process(c);
+                        if (c->closed)
+                                return;
+                }
         }
         if (c->ufd >= 0 && c->upstream_ok && buf_len(&c->up) &&
             !flush(c->ufd, &c->up, NULL, NULL, &dead)) {
                 conn_close(c);
                 return;
+        }
+        /* a body that waited for room towards upstream */
+        if (c->mode == CM_HTTP && c->hs == H_BODY && buf_len(&c->cin) && buf_room(&c->up)) {
+                http_process(c);
+                if (c->closed)
+                        return;
+                if (c->ufd >= 0 && c->upstream_ok && buf_len(&c->up) &&
+                    !flush(c->ufd, &c->up, NULL, NULL, &dead)) {
+                        conn_close(c);
+                        return;
+                }
         }
         switch (c->mode) {
         case CM_SNIFF:
