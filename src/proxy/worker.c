@@ -46,7 +46,7 @@
 #include "shared/net-policy.h"
 #include "sniff.h"
 
-#define BUF_SIZE (32 * 1024)  /* per direction and connection, while data is in flight */
+#define BUF_SIZE (64 * 1024)  /* per direction and connection, while data is in flight */
 #define HEAD_MAX (16 * 1024)  /* a request head */
 #define SNIFF_MAX (16 * 1024) /* a transparent connection's first bytes */
 #define SNIFF_WAIT_MS 300     /* then it is a server-speaks-first protocol: raw TCP */
@@ -59,7 +59,9 @@
 #define LOG_CAP (64ull << 20) /* decision log bytes per sandbox */
 #define AUDIT_PER_SEC 10      /* denials audited per sandbox and second (the rest counted) */
 #define SWEEP_MS 100
-#define DNS_TCP_MAX 64 /* TCP DNS connections per sandbox */
+#define DNS_TCP_MAX 64             /* TCP DNS connections per sandbox */
+#define PIPE_SIZE (256 * 1024)     /* a spliced tunnel's pipe, per direction (kernel memory) */
+#define SPLICE_AFTER (1024 * 1024) /* bytes a tunnel moves through buffers before splice */
 
 enum evk {
         EVK_CTL,
@@ -157,6 +159,11 @@ struct conn {
         bool explicit_proxy, connecting, upstream_ok, cin_eof, up_eof, c_shut, u_shut;
         bool sni_check, is_connect, upgrade, req_done, resp_done, resp_interim, req_is_head;
         bool keep_alive, log_pending, rst, sniffed, closed;
+        /* a tunnel moves bytes through two pipes with splice(2), not through the buffers: no
+         * copy to user space (pin: client -> upstream, pout: upstream -> client) */
+        bool spliced;
+        int pin[2], pout[2];
+        size_t pin_len, pout_len;
         struct sockaddr_in orig;
         struct buf cin, up, down;
         struct buf hbuf; /* the next request head for upstream */
@@ -853,6 +860,13 @@ static void conn_close(struct conn *c)
         buf_free(&c->cin);
         buf_free(&c->down);
         buf_free(&c->hbuf);
+        if (c->spliced) {
+                close(c->pin[0]);
+                close(c->pin[1]);
+                close(c->pout[0]);
+                close(c->pout[1]);
+                c->spliced = false;
+        }
         free(c->head);
         c->head = NULL;
         c->sb->st.open--;
@@ -1599,8 +1613,97 @@ static bool connect_sni_ok(struct conn *c, bool *wait)
         return false;
 }
 
+/* Moves what a pipe holds to fd. false when fd is gone. */
+static bool pipe_push(int from, size_t *len, int fd)
+{
+        while (*len) {
+                ssize_t n = splice(from, NULL, fd, NULL, *len, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+                if (n < 0)
+                        return errno == EAGAIN || errno == EINTR;
+                if (n == 0)
+                        return false;
+                *len -= (size_t)n;
+        }
+        return true;
+}
+
+/* Reads fd into a pipe: bytes moved, 0 on EOF, -1 when nothing now, -2 on error. */
+static ssize_t pipe_pull(int fd, int to, size_t *len)
+{
+        ssize_t n = splice(fd, NULL, to, NULL, PIPE_SIZE - *len, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        if (n < 0)
+                return errno == EAGAIN || errno == EINTR ? -1 : -2;
+        *len += (size_t)n;
+        return n;
+}
+
+/* A spliced tunnel's event on the client side (client) or the upstream side. */
+static void spliced_event(struct conn *c, bool client, uint32_t ev)
+{
+        int fd = client ? c->cfd : c->ufd, other = client ? c->ufd : c->cfd;
+        int *in = client ? c->pin : c->pout, *out = client ? c->pout : c->pin;
+        size_t *in_len = client ? &c->pin_len : &c->pout_len;
+        size_t *out_len = client ? &c->pout_len : &c->pin_len;
+        ssize_t n;
+
+        if ((ev & EPOLLOUT) && !pipe_push(out[0], out_len, fd)) {
+                conn_close(c);
+                return;
+        }
+        if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                n = pipe_pull(fd, in[1], in_len);
+                if (n == -2 && client) {
+                        conn_close(c);
+                        return;
+                }
+                if (n == 0 || n == -2) {
+                        if (client)
+                                c->cin_eof = true;
+                        else
+                                c->up_eof = true;
+                }
+                if (n > 0) {
+                        if (client)
+                                c->bytes_out += (uint64_t)n;
+                        else
+                                c->bytes_in += (uint64_t)n;
+                        c->deadline = W.now + (int64_t)W.o->idle_timeout_ms;
+                }
+                if (*in_len && !pipe_push(in[0], in_len, other)) {
+                        conn_close(c);
+                        return;
+                }
+        }
+}
+
+/* A tunnel whose buffers are empty moves to splice (when two pipes can be had). */
+static void try_splice(struct conn *c)
+{
+        /* only bulk tunnels: an idle or interactive one holds no pipe (and no buffer) */
+        if (c->spliced || c->sni_check || !c->upstream_ok || buf_len(&c->up) || buf_len(&c->down) ||
+            buf_len(&c->cin) || c->bytes_in + c->bytes_out < SPLICE_AFTER)
+                return;
+        if (pipe2(c->pin, O_NONBLOCK | O_CLOEXEC) < 0)
+                return;
+        if (pipe2(c->pout, O_NONBLOCK | O_CLOEXEC) < 0) {
+                close(c->pin[0]);
+                close(c->pin[1]);
+                return;
+        }
+        (void)fcntl(c->pin[1], F_SETPIPE_SZ, PIPE_SIZE);
+        (void)fcntl(c->pout[1], F_SETPIPE_SZ, PIPE_SIZE);
+        buf_free(&c->up);
+        buf_free(&c->down);
+        c->spliced = true;
+        c->pin_len = c->pout_len = 0;
+}
+
 static void client_event(struct conn *c, uint32_t ev)
 {
+        if (c->spliced) {
+                spliced_event(c, true, ev);
+                return;
+        }
         bool dead = false;
         ssize_t n;
 
@@ -1665,6 +1768,10 @@ static void upstream_event(struct conn *c, uint32_t ev)
         bool dead = false;
         ssize_t n;
 
+        if (c->spliced) {
+                spliced_event(c, false, ev);
+                return;
+        }
         if (c->connecting) {
                 int err = 0;
                 socklen_t l = sizeof(err);
@@ -1782,6 +1889,32 @@ static void conn_update(struct conn *c)
                         uw |= EPOLLIN;
                 break;
         case CM_TUNNEL:
+                try_splice(c);
+                if (c->spliced) {
+                        if (!c->cin_eof && c->pin_len < PIPE_SIZE)
+                                cw |= EPOLLIN;
+                        if (c->pout_len)
+                                cw |= EPOLLOUT;
+                        if (!c->up_eof && c->pout_len < PIPE_SIZE)
+                                uw |= EPOLLIN;
+                        if (c->pin_len)
+                                uw |= EPOLLOUT;
+                        if (c->cin_eof && c->pin_len == 0 && !c->u_shut) {
+                                (void)shutdown(c->ufd, SHUT_WR);
+                                c->u_shut = true;
+                        }
+                        if (c->up_eof && c->pout_len == 0 && !c->c_shut) {
+                                (void)shutdown(c->cfd, SHUT_WR);
+                                c->c_shut = true;
+                        }
+                        if (c->u_shut && c->c_shut) {
+                                conn_close(c);
+                                return;
+                        }
+                        ep_set(c->cfd, &c->cev, &c->cmask, cw);
+                        ep_set(c->ufd, &c->uev, &c->umask, uw);
+                        return;
+                }
                 if (!c->cin_eof &&
                     (c->sni_check ? buf_len(&c->cin) < SNIFF_MAX : buf_room(&c->up) > 0))
                         cw |= EPOLLIN;
