@@ -285,8 +285,13 @@ class World:
         env = dict(os.environ, DNS_LOG=str(self.dns_log))
         self._spawn(ns_exec(self.inet, PY, __file__, "dns"), env=env)
 
+        # denials are audited: into the test's own audit log, never the user's
+        self.audit = self.tmp / "audit.jsonl"
+        penv = dict(os.environ, AGENTKERNEL_AUDIT_PATH=str(self.audit),
+                    AGENTKERNEL_DATA_DIR=str(self.tmp / "data"))
         self.proxy = self._spawn(ns_exec(self.pxh, PROXY, "--dir", str(self.tmp / "proxy"),
-                                         "--foreground", "--idle-exit", "3600", *proxy_args))
+                                         "--foreground", "--idle-exit", "3600", *proxy_args),
+                                 env=penv)
         for _ in range(100):
             if self.control.exists():
                 break
@@ -324,6 +329,16 @@ class World:
         if not self.log.exists():
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+    def wait_log(self, pred, timeout=3):
+        """True once a decision log line satisfies pred (connections are logged at their end,
+        which the proxy may see a moment after the client)."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if any(pred(line) for line in self.log_lines()):
+                return True
+            time.sleep(0.05)
+        return False
 
     def worker_pid(self):
         return self.ctl({"op": "stats"})["worker_pid"]

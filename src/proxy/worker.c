@@ -1733,9 +1733,8 @@ static void client_event(struct conn *c, uint32_t ev)
                 if (n > 0) {
                         if (b == &c->up)
                                 c->bytes_out += (uint64_t)n;
-                        c->deadline = MAX(c->deadline, c->mode == CM_TUNNEL
-                                                           ? W.now + (int64_t)W.o->idle_timeout_ms
-                                                           : c->deadline);
+                        if (c->mode == CM_TUNNEL || (c->mode == CM_HTTP && c->hs == H_BODY))
+                                c->deadline = W.now + (int64_t)W.o->idle_timeout_ms;
                 }
                 if (c->mode == CM_SNIFF) {
                         sniff_decide(c, c->cin_eof);
@@ -1808,7 +1807,8 @@ static void upstream_event(struct conn *c, uint32_t ev)
                         c->up_eof = true;
                 if (n > 0) {
                         c->bytes_in += (uint64_t)n;
-                        if (c->mode == CM_TUNNEL)
+                        /* a long download is not idle */
+                        if (c->mode == CM_TUNNEL || (c->mode == CM_HTTP && c->hs != H_HEAD))
                                 c->deadline = W.now + (int64_t)W.o->idle_timeout_ms;
                 }
                 if (c->mode == CM_HTTP && (c->hs == H_PENDING || c->hs == H_BODY)) {

@@ -125,8 +125,8 @@ def test_http_allowed_via_proxy(world):
     r = world.curl("-x", PROXY, "http://allowed.test/index.html")
     assert r.returncode == 0, r
     assert b"hello from the test internet" in r.stdout
-    assert any(l["kind"] == "http" and l["host"] == "allowed.test" and l["action"] == "allow"
-               and l["method"] == "GET" and l["bytes_in"] > 0 for l in world.log_lines())
+    assert world.wait_log(lambda l: l["kind"] == "http" and l["host"] == "allowed.test" and
+                          l["action"] == "allow" and l["method"] == "GET" and l["bytes_in"] > 0)
 
 
 def test_https_allowed_via_connect(world):
@@ -144,8 +144,11 @@ def test_denied_host_gets_403_naming_the_rule(world):
     assert b"403" in r.stdout and b"rule 1: deny www.allowed.test" in r.stdout, r
     r = world.curl("-x", PROXY, "-v", "https://secure.denied.test/")
     assert r.returncode != 0 and b"403" in r.stderr, r
-    assert any(l["host"] == "denied.test" and l["action"] == "deny" and
-               l["rule"] == "default deny" for l in world.log_lines())
+    assert world.wait_log(lambda l: l["host"] == "denied.test" and l["action"] == "deny" and
+                          l["rule"] == "default deny")
+    audit = [json.loads(x) for x in world.audit.read_text().splitlines()]
+    assert any("network_denied" in json.dumps(e) and "denied.test" in json.dumps(e)
+               for e in audit), audit[-3:]
 
 
 def test_odd_port_denied(world):
@@ -159,8 +162,8 @@ def test_transparent_https_by_sni(world):
     r = world.curl("https://secure.allowed.test/index.html")
     assert r.returncode == 0, r
     assert b"hello from the test internet" in r.stdout
-    assert any(l["kind"] == "tls" and l["host"] == "secure.allowed.test" and
-               l["action"] == "allow" for l in world.log_lines())
+    assert world.wait_log(lambda l: l["kind"] == "tls" and l["host"] == "secure.allowed.test" and
+                          l["action"] == "allow" and l["bytes_in"] > 0)
 
 
 def test_transparent_http_by_host(world):
@@ -251,8 +254,8 @@ def test_connect_domain_fronting_refused(world):
                  "secure.allowed.test:443 -servername secure.denied.test "
                  f"-CAfile {world.tmp}/ca.pem 2>&1", timeout=20)
     assert b"no peer certificate available" in r.stdout, r
-    assert any(l["kind"] == "connect" and l["action"] == "deny" and "TLS server name" in l["rule"]
-               for l in world.log_lines())
+    assert world.wait_log(lambda l: l["kind"] == "connect" and l["action"] == "deny" and
+                          "TLS server name" in l["rule"])
 
 
 def test_transparent_domain_fronting_refused(world):
@@ -261,8 +264,8 @@ def test_transparent_domain_fronting_refused(world):
     r = world.curl("--resolve", "secure.denied.test:443:198.18.0.3",
                    "https://secure.denied.test/index.html")
     assert r.returncode != 0, r
-    assert any(l["kind"] == "tls" and l["action"] == "deny" and "TLS server name" in l["rule"]
-               for l in world.log_lines())
+    assert world.wait_log(lambda l: l["kind"] == "tls" and l["action"] == "deny" and
+                          "TLS server name" in l["rule"])
 
 
 def test_url_tricks_refused(world):
