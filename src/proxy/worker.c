@@ -119,6 +119,8 @@ struct sandbox {
         int64_t audit_second;
         unsigned audit_count;
         unsigned dns_tcp_open;
+        uint32_t lmask;           /* the TCP listener's epoll interest */
+        int64_t accept_paused_ms; /* out of fds: the listener rests until then */
 };
 
 struct head {
@@ -219,7 +221,9 @@ static struct {
         struct conn *dead; /* closed in this batch, freed after it */
         struct dns_conn *dns_conns;
         struct lookup *lookups;
-        unsigned open;
+        unsigned open, spliced;
+        unsigned max_conns; /* the option, lowered to what RLIMIT_NOFILE allows */
+        rlim_t nofile;
         struct in_addr host_addrs[NET_POLICY_MAX_HOST_ADDRS];
         size_t n_host_addrs;
         int64_t now;
@@ -866,6 +870,7 @@ static void conn_close(struct conn *c)
                 close(c->pout[0]);
                 close(c->pout[1]);
                 c->spliced = false;
+                W.spliced--;
         }
         free(c->head);
         c->head = NULL;
@@ -1683,6 +1688,9 @@ static void try_splice(struct conn *c)
         if (c->spliced || c->sni_check || !c->upstream_ok || buf_len(&c->up) || buf_len(&c->down) ||
             buf_len(&c->cin) || c->bytes_in + c->bytes_out < SPLICE_AFTER)
                 return;
+        /* four fds more: only while the connections' own two each stay within the limit */
+        if ((rlim_t)W.open * 2 + ((rlim_t)W.spliced + 1) * 4 + 256 > W.nofile)
+                return;
         if (pipe2(c->pin, O_NONBLOCK | O_CLOEXEC) < 0)
                 return;
         if (pipe2(c->pout, O_NONBLOCK | O_CLOEXEC) < 0) {
@@ -1695,6 +1703,7 @@ static void try_splice(struct conn *c)
         buf_free(&c->up);
         buf_free(&c->down);
         c->spliced = true;
+        W.spliced++;
         c->pin_len = c->pout_len = 0;
 }
 
@@ -1965,9 +1974,15 @@ static void listener_accept(struct sandbox *sb)
                 struct conn *c;
                 int one = 1;
 
-                if (fd < 0)
+                if (fd < 0) {
+                        if (errno == EMFILE || errno == ENFILE) {
+                                /* level-triggered: rest rather than spin; sweep() resumes */
+                                ep_set(sb->tcp_fd, &sb->lev, &sb->lmask, 0);
+                                sb->accept_paused_ms = W.now + 200;
+                        }
                         return;
-                if (W.open >= W.o->max_conns || sb->st.open >= W.o->max_conns_per_sandbox ||
+                }
+                if (W.open >= W.max_conns || sb->st.open >= W.o->max_conns_per_sandbox ||
                     !(c = calloc(1, sizeof(*c)))) {
                         struct net_decision d = {.action = NET_DENY, .rule = -2};
                         snprintf(d.why, sizeof(d.why), "connection limit");
@@ -2061,8 +2076,7 @@ static void sandbox_free(struct sandbox *sb)
                 if (l->sb == sb)
                         lookup_free(l);
         }
-        m = EPOLLIN;
-        ep_set(sb->tcp_fd, &sb->lev, &m, 0);
+        ep_set(sb->tcp_fd, &sb->lev, &sb->lmask, 0);
         m = EPOLLIN;
         ep_set(sb->udp_fd, &sb->uev, &m, 0);
         m = EPOLLIN;
@@ -2133,8 +2147,7 @@ static json_t *op_register(json_t *req, int *fds, size_t n_fds)
         }
         sb->next = W.sandboxes;
         W.sandboxes = sb;
-        ep_set(sb->tcp_fd, &sb->lev, &m, EPOLLIN);
-        m = 0;
+        ep_set(sb->tcp_fd, &sb->lev, &sb->lmask, EPOLLIN);
         ep_set(sb->udp_fd, &sb->uev, &m, EPOLLIN);
         m = 0;
         ep_set(sb->dnstcp_fd, &sb->tev, &m, EPOLLIN);
@@ -2281,9 +2294,12 @@ static void sweep(void)
                 if (W.now >= d->deadline)
                         dns_conn_close(d);
         }
-        for (struct sandbox *s = W.sandboxes; s; s = s->next)
+        for (struct sandbox *s = W.sandboxes; s; s = s->next) {
                 if (s->ares_ok)
                         ares_process_fd(s->ares, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+                if (!s->lmask && W.now >= s->accept_paused_ms)
+                        ep_set(s->tcp_fd, &s->lev, &s->lmask, EPOLLIN);
+        }
 }
 
 static void dispatch(struct epoll_event *e)
@@ -2343,10 +2359,17 @@ static void set_limits(const struct proxy_opts *o)
 {
         struct rlimit r;
         rlim_t want = (rlim_t)o->max_conns * 2 + 256;
+        W.max_conns = o->max_conns;
+        W.nofile = want;
         if (getrlimit(RLIMIT_NOFILE, &r) == 0) {
                 if (r.rlim_cur < want)
                         r.rlim_cur = want < r.rlim_max ? want : r.rlim_max;
-                (void)setrlimit(RLIMIT_NOFILE, &r);
+                if (setrlimit(RLIMIT_NOFILE, &r) < 0)
+                        (void)getrlimit(RLIMIT_NOFILE, &r);
+                W.nofile = r.rlim_cur;
+                /* two fds a connection, and room for listeners, resolvers and the log */
+                if (W.nofile < want)
+                        W.max_conns = W.nofile > 512 ? (unsigned)((W.nofile - 256) / 2) : 128;
         }
         (void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
