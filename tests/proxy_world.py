@@ -302,10 +302,20 @@ class World:
         self.holder = self._spawn(ns_exec(self.sbx, "sleep", "3600"))
         self.register("sb1", policy)
 
-    def register(self, name, policy):
+    def sandbox_netns(self):
+        """Another sandbox netns set up as docs/network.md says; returns its holder's pid."""
+        ns = self._netns()
+        run(ns_exec(ns, "ip", "route", "add", "local", "default", "dev", "lo"))
+        run(ns_exec(ns, "nft", "-f", str(self.tmp / "rules.nft")))
+        return ns
+
+    def register(self, name, policy, ns=None, holder=None, log=None):
+        """Registers the listeners of netns ns (default: the sandbox's) for name; holder is
+        the process whose pidfd says when the sandbox is gone."""
         (self.tmp / "policy.json").write_text(json.dumps(policy))
-        r = run(ns_exec(self.sbx, PY, __file__, "register", str(self.control), name,
-                        str(self.holder.pid), str(self.log), str(self.tmp / "policy.json")),
+        r = run(ns_exec(ns or self.sbx, PY, __file__, "register", str(self.control), name,
+                        str(holder or self.holder.pid), str(log or self.log),
+                        str(self.tmp / "policy.json")),
                 check=False)
         assert r.returncode == 0, r
         return json.loads(r.stdout)

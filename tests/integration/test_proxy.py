@@ -456,3 +456,40 @@ def test_killed_worker_lets_nothing_out_and_comes_back(world):
     assert r.returncode == 0 and b"hello" in r.stdout, r
     r = world.curl("-x", PROXY, "-i", "http://denied.test/index.html")
     assert b"403" in r.stdout, r
+
+
+def test_second_sandbox_isolated_and_gone_with_its_pidfd(world):
+    """A second sandbox on the same proxy has its own policy, DNS table and log (sb1's allowed
+    names are nothing to it), and disappears from the proxy when its holder process exits."""
+    ns = world.sandbox_netns()
+    holder = world._spawn(proxy_world.ns_exec(ns, "sleep", "3600"))
+    log2 = world.tmp / "sb2.jsonl"
+    deny_all = {"default": "deny", "rules": [], "dns_servers": ["198.18.0.53"]}
+    assert world.register("sb2", deny_all, ns=ns, holder=holder.pid, log=log2)["ok"]
+    r = proxy_world.run(proxy_world.ns_exec(ns, "curl", "-sS", "-i", "--max-time", "5", "-x",
+                                            PROXY, "http://allowed.test/index.html"),
+                        check=False)
+    assert b"403" in r.stdout and b"default deny" in r.stdout, r
+    # sb1 resolved secure.allowed.test; for sb2 its address is just a denied address
+    assert dns_query(world, "secure.allowed.test") == (0, ["198.18.0.3"])
+    r = proxy_world.run(proxy_world.ns_exec(ns, "curl", "-sS", "--max-time", "5",
+                                            "--resolve", "secure.allowed.test:443:198.18.0.3",
+                                            "https://secure.allowed.test/"), check=False)
+    assert r.returncode != 0, r
+    assert "allowed.test" in log2.read_text()
+    stats = world.ctl({"op": "stats"})["sandboxes"]
+    assert set(stats) == {"sb1", "sb2"}
+    holder.terminate()
+    holder.wait()
+    for _ in range(50):
+        if "sb2" not in world.ctl({"op": "stats"})["sandboxes"]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("sb2 still registered after its holder exited")
+    assert not world.ctl({"op": "get_policy", "sandbox": "sb2"})["ok"]
+    # its listeners are closed with it: a connection there now fails
+    r = proxy_world.run(proxy_world.ns_exec(ns, "curl", "-sS", "--max-time", "3",
+                                            "http://allowed.test/"), check=False)
+    assert r.returncode != 0, r
+    assert world.curl("-x", PROXY, "http://allowed.test/index.html").returncode == 0
