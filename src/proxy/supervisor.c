@@ -433,7 +433,7 @@ int supervisor_main(int listen_fd, const struct proxy_opts *o)
         signal(SIGPIPE, SIG_IGN);
         worker_start();
         while (!S.quit) {
-                struct pollfd p[2 + MAX_CLIENTS + MAX_SANDBOXES];
+                struct pollfd p[3 + MAX_CLIENTS + MAX_SANDBOXES];
                 size_t n = 0, first_client, first_reg;
                 int64_t now = now_ms();
                 int timeout = 1000, r;
@@ -448,6 +448,9 @@ int supervisor_main(int listen_fd, const struct proxy_opts *o)
                                                             : (int)(S.restart_at - now);
                 p[n++] = (struct pollfd){.fd = listen_fd, .events = POLLIN};
                 p[n++] = (struct pollfd){.fd = S.worker_pidfd, .events = POLLIN};
+                /* the worker's socket too: its end closes when it dies (a pidfd may be
+                 * missing, e.g. under valgrind) */
+                p[n++] = (struct pollfd){.fd = S.worker_fd, .events = POLLIN};
                 first_client = n;
                 for (size_t i = 0; i < S.n_clients; i++)
                         p[n++] = (struct pollfd){.fd = S.clients[i], .events = POLLIN};
@@ -459,6 +462,15 @@ int supervisor_main(int listen_fd, const struct proxy_opts *o)
                         break;
                 if (r <= 0)
                         continue;
+                if (p[2].revents && S.worker_fd >= 0 && !p[1].revents) {
+                        /* nothing is asked of the worker now: only its end can be here */
+                        json_t *stray = NULL;
+                        size_t nf = 0;
+                        int none[1];
+                        if (proxy_recv(S.worker_fd, &stray, none, 0, &nf) < 0)
+                                p[1].revents = POLLIN;
+                        json_decref(stray);
+                }
                 if (p[1].revents && S.worker_pid > 0)
                         worker_reap();
                 /* gone sandboxes first (their pidfds), from the end: indices stay valid */
@@ -476,8 +488,14 @@ int supervisor_main(int listen_fd, const struct proxy_opts *o)
                         accept_client();
         }
         if (S.worker_pid > 0) {
-                kill(S.worker_pid, SIGKILL);
-                (void)waitpid(S.worker_pid, NULL, 0);
+                /* the worker ends when its socket closes; one that does not within 2 s is
+                 * killed */
+                close(S.worker_fd);
+                S.worker_fd = -1;
+                for (int i = 0; i < 200 && waitpid(S.worker_pid, NULL, WNOHANG) == 0; i++)
+                        usleep(10000);
+                if (kill(S.worker_pid, SIGKILL) == 0)
+                        (void)waitpid(S.worker_pid, NULL, 0);
         }
         for (size_t i = 0; i < S.n_regs; i++)
                 reg_done(&S.regs[i]);
