@@ -495,3 +495,11 @@ def test_second_sandbox_isolated_and_gone_with_its_pidfd(world):
                                             "http://allowed.test/"), check=False)
     assert r.returncode != 0, r
     assert world.curl("-x", PROXY, "http://allowed.test/index.html").returncode == 0
+
+
+def test_worker_is_confined(world):
+    """The worker, which parses every sandbox byte, runs with no_new_privs and its seccomp
+    filter (no exec, no fork, no namespaces, IPv4 sockets only)."""
+    status = open(f"/proc/{world.worker_pid()}/status").read()
+    assert "NoNewPrivs:\t1" in status, status
+    assert "Seccomp:\t2" in status, status
