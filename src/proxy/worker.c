@@ -61,6 +61,7 @@
 #define AUDIT_PER_SEC 10      /* denials audited per sandbox and second (the rest counted) */
 #define SWEEP_MS 100
 #define DNS_TCP_MAX 64             /* TCP DNS connections per sandbox */
+#define LOOKUPS_MAX 256            /* upstream resolutions in flight per sandbox */
 #define PIPE_SIZE (256 * 1024)     /* a spliced tunnel's pipe, per direction (kernel memory) */
 #define SPLICE_AFTER (1024 * 1024) /* bytes a tunnel moves through buffers before splice */
 
@@ -119,7 +120,7 @@ struct sandbox {
         uint64_t log_bytes, log_drops, audit_drops;
         int64_t audit_second;
         unsigned audit_count;
-        unsigned dns_tcp_open;
+        unsigned dns_tcp_open, lookups;
         uint32_t lmask;           /* the TCP listener's epoll interest */
         int64_t accept_paused_ms; /* out of fds: the listener rests until then */
 };
@@ -469,6 +470,7 @@ static bool table_lookup(struct sandbox *sb, const char *name, struct in_addr *r
 
 static void lookup_free(struct lookup *l)
 {
+        l->sb->lookups--;
         if (l->prev)
                 l->prev->next = l->next;
         else
@@ -542,9 +544,13 @@ static void ares_done(void *arg, int status, int timeouts, struct ares_addrinfo 
 
 static struct lookup *lookup_new(struct sandbox *sb, const char *name)
 {
-        struct lookup *l = calloc(1, sizeof(*l));
+        struct lookup *l;
+        if (sb->lookups >= LOOKUPS_MAX)
+                return NULL; /* a flood of questions waits for none of them */
+        l = calloc(1, sizeof(*l));
         if (!l)
                 return NULL;
+        sb->lookups++;
         l->sb = sb;
         snprintf(l->name, sizeof(l->name), "%s", name);
         l->next = W.lookups;
@@ -727,8 +733,11 @@ static void dns_query(struct sandbox *sb, const uint8_t *msg, size_t len, int ud
                 return;
         }
         struct lookup *l = lookup_new(sb, q.name);
-        if (!l)
+        if (!l) {
+                len = dns_build_reply(msg, &q, DNS_RCODE_SERVFAIL, NULL, 0, 0, out);
+                dns_send(sb, udp_fd, from, from_len, dc, out, len);
                 return;
+        }
         l->for_dns = true;
         l->dc = dc;
         l->udp_fd = dc ? -1 : udp_fd;
@@ -1039,7 +1048,7 @@ static void resolve_and_connect(struct conn *c)
         }
         l = lookup_new(c->sb, c->host);
         if (!l) {
-                conn_refuse(c, 502, "out of memory");
+                conn_refuse(c, 502, "too many resolutions in flight");
                 return;
         }
         l->c = c;
