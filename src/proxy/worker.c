@@ -236,6 +236,7 @@ static void conn_update(struct conn *c);
 static void conn_close(struct conn *c);
 static void http_process(struct conn *c);
 static void dest_decided(struct conn *c);
+static bool connect_sni_step(struct conn *c);
 
 static int64_t now_ms(void)
 {
@@ -1386,6 +1387,9 @@ static void dest_decided(struct conn *c)
                 (void)buf_put(&c->down, ok, sizeof(ok) - 1);
                 c->mode = CM_TUNNEL;
                 c->sni_check = true;
+                /* a client that sent its ClientHello with the CONNECT sends nothing more */
+                if (!connect_sni_step(c))
+                        return;
         } else if (c->upgrade) {
                 /* WebSocket and other upgrades: the head, then bytes both ways */
                 (void)buf_put(&c->up, c->hbuf.d + c->hbuf.start, buf_len(&c->hbuf));
@@ -1717,6 +1721,32 @@ static void try_splice(struct conn *c)
         c->pin_len = c->pout_len = 0;
 }
 
+/* CONNECT: checks the tunnel's first client bytes once they say enough, then lets them (and
+ * the rest) through. false when the connection was cut. */
+static bool connect_sni_step(struct conn *c)
+{
+        bool wait;
+
+        if (!buf_len(&c->cin)) {
+                if (c->cin_eof)
+                        c->sni_check = false;
+                return true;
+        }
+        if (!connect_sni_ok(c, &wait)) {
+                conn_decided(c);
+                c->rst = true;
+                conn_close(c);
+                return false;
+        }
+        if (!wait || c->cin_eof) {
+                c->sni_check = false;
+                c->bytes_out += buf_len(&c->cin);
+                (void)buf_put(&c->up, c->cin.d + c->cin.start, buf_len(&c->cin));
+                buf_free(&c->cin);
+        }
+        return true;
+}
+
 static void client_event(struct conn *c, uint32_t ev)
 {
         if (c->spliced) {
@@ -1759,23 +1789,8 @@ static void client_event(struct conn *c, uint32_t ev)
                         sniff_decide(c, c->cin_eof);
                         return;
                 }
-                if (c->mode == CM_TUNNEL && c->sni_check && buf_len(&c->cin)) {
-                        bool wait;
-                        if (!connect_sni_ok(c, &wait)) {
-                                conn_decided(c);
-                                c->rst = true;
-                                conn_close(c);
-                                return;
-                        }
-                        if (!wait || c->cin_eof) {
-                                c->sni_check = false;
-                                c->bytes_out += buf_len(&c->cin);
-                                (void)buf_put(&c->up, c->cin.d + c->cin.start, buf_len(&c->cin));
-                                buf_free(&c->cin);
-                        }
-                } else if (c->mode == CM_TUNNEL && c->sni_check && c->cin_eof) {
-                        c->sni_check = false;
-                }
+                if (c->mode == CM_TUNNEL && c->sni_check && !connect_sni_step(c))
+                        return;
                 if (c->mode == CM_HTTP)
                         http_process(c);
         }

@@ -503,3 +503,39 @@ def test_worker_is_confined(world):
     status = open(f"/proc/{world.worker_pid()}/status").read()
     assert "NoNewPrivs:\t1" in status, status
     assert "Seccomp:\t2" in status, status
+
+
+def test_connect_with_client_hello_sent_early(world):
+    """A client that sends its ClientHello right behind the CONNECT (before the 200) is served
+    (and checked), not left waiting."""
+    out = py_in(world, f"""
+import socket, ssl
+ctx = ssl.create_default_context(cafile="{world.tmp}/ca.pem")
+i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
+t = ctx.wrap_bio(i, o, server_hostname="secure.allowed.test")
+try:
+    t.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+s = socket.create_connection(("127.0.0.1", 15001), timeout=5)
+s.sendall(b"CONNECT secure.allowed.test:443 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n" + o.read())
+buf = b""
+while b"\\r\\n\\r\\n" not in buf:
+    buf += s.recv(4096)
+head, rest = buf.split(b"\\r\\n\\r\\n", 1)
+assert b" 200 " in head, head
+i.write(rest)
+while True:
+    try:
+        t.do_handshake()
+        break
+    except ssl.SSLWantReadError:
+        s.sendall(o.read())
+        d = s.recv(65536)
+        if not d:
+            raise SystemExit("closed")
+        i.write(d)
+s.sendall(o.read())
+print("handshake", t.version())
+""")
+    assert out.startswith("handshake TLS"), out
