@@ -1374,6 +1374,10 @@ static void http_request(struct conn *c)
 static void dest_decided(struct conn *c)
 {
         c->deadline = W.now + (int64_t)W.o->idle_timeout_ms;
+        if (c->mode == CM_SNIFF || c->is_connect || c->upgrade) {
+                free(c->head); /* no more request heads on this connection */
+                c->head = NULL;
+        }
         if (c->mode == CM_SNIFF) {
                 /* transparent TLS or TCP: what the client sent goes first */
                 c->mode = CM_TUNNEL;
@@ -1420,8 +1424,6 @@ static void http_exchange_done(struct conn *c)
         conn_log(c);
         c->req_done = c->resp_done = false;
         c->hs = H_HEAD;
-        c->head->len = c->head->n = c->head->url_len = 0;
-        c->head->in_value = false;
         c->deadline = W.now + (int64_t)W.o->idle_timeout_ms;
         if (!c->keep_alive) {
                 c->mode = CM_CLOSING;
@@ -1462,6 +1464,14 @@ static void http_process(struct conn *c)
                                 return;
                         }
                         size_t hl = (size_t)(end - data) + 4;
+                        /* the head's store lives only while requests are parsed: a tunnel
+                         * holds none */
+                        if (!c->head && !(c->head = malloc(sizeof(*c->head)))) {
+                                conn_close(c);
+                                return;
+                        }
+                        c->head->len = c->head->n = c->head->url_len = 0;
+                        c->head->in_value = c->head->too_many = false;
                         c->req_done = false;
                         n = http_parser_execute(&c->req, &req_settings, data, hl);
                         e = HTTP_PARSER_ERRNO(&c->req);
@@ -2030,14 +2040,6 @@ static void listener_accept(struct sandbox *sb)
                 c->sniff_until = W.now + SNIFF_WAIT_MS;
                 http_parser_init(&c->req, HTTP_REQUEST);
                 c->req.data = c;
-                c->head = malloc(sizeof(*c->head));
-                if (!c->head) {
-                        free(c);
-                        close_rst(fd);
-                        continue;
-                }
-                c->head->len = c->head->n = c->head->url_len = 0;
-                c->head->in_value = c->head->too_many = false;
                 l = sizeof(c->orig);
                 if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &c->orig, &l) < 0 ||
                     (getsockname(fd, (struct sockaddr *)&local, &(socklen_t){sizeof(local)}) == 0 &&
