@@ -539,3 +539,29 @@ s.sendall(o.read())
 print("handshake", t.version())
 """)
     assert out.startswith("handshake TLS"), out
+
+
+def test_lifecycle_lock_detach_idle_exit(tmp_path):
+    """Detached start returns once the control socket accepts; a second start for the same
+    directory says it is already running and leaves the first alone; with no sandbox the proxy
+    exits after its idle time; the directory and socket are private."""
+    d = tmp_path / "proxy"
+    env = dict(os.environ, AGENTKERNEL_AUDIT="0")
+    r = proxy_world.run([proxy_world.PROXY, "--dir", str(d), "--idle-exit", "2"], env=env)
+    assert r.returncode == 0, r
+    c = proxy_world.Control(d / "control")  # accepts at once
+    pid = c.call({"op": "stats"})["supervisor_pid"]
+    c.close()
+    assert oct(os.stat(d).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(d / "control").st_mode & 0o777) == "0o600"
+    r = proxy_world.run([proxy_world.PROXY, "--dir", str(d)], env=env)
+    assert r.returncode == 0 and b"already running" in r.stderr, r
+    assert os.path.exists(f"/proc/{pid}")
+    for _ in range(60):
+        if not os.path.exists(f"/proc/{pid}"):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the proxy did not exit when idle")
+    r = proxy_world.run([proxy_world.PROXY, "--dir", str(d), "--max-conns", "0"], check=False)
+    assert r.returncode == 2 and b"--max-conns" in r.stderr, r
