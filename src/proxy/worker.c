@@ -1398,12 +1398,7 @@ static void dest_decided(struct conn *c)
                 /* WebSocket and other upgrades: the head, then bytes both ways */
                 (void)buf_put(&c->up, c->hbuf.d + c->hbuf.start, buf_len(&c->hbuf));
                 buf_free(&c->hbuf);
-                c->mode = CM_TUNNEL;
-                if (buf_len(&c->cin)) {
-                        (void)buf_put(&c->up, c->cin.d + c->cin.start,
-                                      MIN(buf_len(&c->cin), buf_room(&c->up)));
-                        buf_consume(&c->cin, buf_len(&c->cin));
-                }
+                c->mode = CM_TUNNEL; /* what followed the head in cin: conn_update moves it */
         } else {
                 (void)buf_put(&c->up, c->hbuf.d + c->hbuf.start, buf_len(&c->hbuf));
                 buf_free(&c->hbuf);
@@ -1936,6 +1931,17 @@ static void conn_update(struct conn *c)
                         uw |= EPOLLIN;
                 break;
         case CM_TUNNEL:
+                /* bytes read before the tunnel began go first, as room allows */
+                if (!c->sni_check && buf_len(&c->cin) && buf_room(&c->up)) {
+                        size_t k = MIN(buf_len(&c->cin), buf_room(&c->up));
+                        (void)buf_put(&c->up, c->cin.d + c->cin.start, k);
+                        c->bytes_out += k;
+                        buf_consume(&c->cin, k);
+                        if (c->upstream_ok && !flush(c->ufd, &c->up, NULL, NULL, &dead)) {
+                                conn_close(c);
+                                return;
+                        }
+                }
                 try_splice(c);
                 if (c->spliced) {
                         if (!c->cin_eof && c->pin_len < PIPE_SIZE)
@@ -1962,14 +1968,14 @@ static void conn_update(struct conn *c)
                         ep_set(c->ufd, &c->uev, &c->umask, uw);
                         return;
                 }
-                if (!c->cin_eof &&
-                    (c->sni_check ? buf_len(&c->cin) < SNIFF_MAX : buf_room(&c->up) > 0))
+                if (!c->cin_eof && (c->sni_check ? buf_len(&c->cin) < SNIFF_MAX
+                                                 : buf_room(&c->up) > 0 && !buf_len(&c->cin)))
                         cw |= EPOLLIN;
                 if (c->ufd >= 0 && c->upstream_ok && !c->up_eof && buf_room(&c->down) > 0)
                         uw |= EPOLLIN;
                 /* half-closes travel once the bytes before them have */
-                if (c->cin_eof && !c->sni_check && buf_len(&c->up) == 0 && !c->u_shut &&
-                    c->ufd >= 0 && c->upstream_ok) {
+                if (c->cin_eof && !c->sni_check && buf_len(&c->up) == 0 && !buf_len(&c->cin) &&
+                    !c->u_shut && c->ufd >= 0 && c->upstream_ok) {
                         (void)shutdown(c->ufd, SHUT_WR);
                         c->u_shut = true;
                 }
