@@ -144,7 +144,8 @@ static void test_parse_refusals(void **unused)
 static void test_limits(void **unused)
 {
         (void)unused;
-        cleanup_json json_t *j = json_object(), *rules = json_array(), *hosts = json_object();
+        cleanup_json json_t *j = json_object();
+        json_t *rules = json_array(), *hosts = json_object(); /* j holds them; ours dropped below */
         struct net_policy *p = NULL;
         struct ak_err err = {0};
         char name[300];
