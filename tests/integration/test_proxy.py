@@ -565,3 +565,16 @@ def test_lifecycle_lock_detach_idle_exit(tmp_path):
         pytest.fail("the proxy did not exit when idle")
     r = proxy_world.run([proxy_world.PROXY, "--dir", str(d), "--max-conns", "0"], check=False)
     assert r.returncode == 2 and b"--max-conns" in r.stderr, r
+
+
+def test_connect_to_ip_literal_and_socks_refused(world):
+    """CONNECT to an address literal no rule names: 403. A SOCKS5 greeting to the proxy port is
+    no HTTP request: it is cut (at the header timeout at the latest), nothing is relayed."""
+    out = raw_exchange(world, b"CONNECT 198.18.0.4:443 HTTP/1.1\r\nHost: 198.18.0.4:443\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 403") and b"default deny" in out, out
+    out = raw_exchange(world, b"CONNECT [2001:db8::1]:443 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 4"), out
+    out = raw_exchange(world, b"\x05\x01\x00")
+    assert b"\x05\x00" not in out, out
+    out = raw_exchange(world, b"\x05\x01\x00\x05\x01\x00\x03\x0callowed.test\x00\x50" + b"\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400"), out
