@@ -36,9 +36,9 @@ PY = "/usr/bin/python3"
 NFT_RULES = """
 table ip agentkernel {
   chain out { type nat hook output priority -100;
-    ip daddr != 127.0.0.0/8 meta l4proto tcp redirect to :15001
     udp dport 53 redirect to :15053
     tcp dport 53 redirect to :15053
+    ip daddr != 127.0.0.0/8 meta l4proto tcp redirect to :15001
   }
   chain filter { type filter hook output priority 0;
     ct direction original ip daddr != 127.0.0.0/8 reject

@@ -223,14 +223,25 @@ static bool is_log_file(int fd)
                (fl & O_ACCMODE) != O_RDONLY;
 }
 
-/* Checks a request's policy; on success *ret is the normalised JSON. */
+/* Checks a request's policy; on success *ret is the normalised JSON. No policy at all is the
+ * built-in one; a policy without "rules" (say, only [network] hosts) gets the built-in rules
+ * (docs/network.md): the normalised JSON spells them out. */
 static const char *check_policy(json_t *j, json_t **ret, struct ak_err *err)
 {
-        cleanup_net_policy struct net_policy *p = NULL;
-        if (!j)
-                return "policy missing";
-        if (net_policy_from_json(j, &p, err) < 0)
+        cleanup_net_policy struct net_policy *p = NULL, *builtin = NULL;
+        if (net_policy_builtin(&builtin, err) < 0)
                 return ak_err_msg(err);
+        if (!j) {
+                p = TAKE_PTR(builtin);
+        } else {
+                if (net_policy_from_json(j, &p, err) < 0)
+                        return ak_err_msg(err);
+                if (json_is_object(j) && !json_object_get(j, "rules")) {
+                        p->rules = TAKE_PTR(builtin->rules);
+                        p->n_rules = builtin->n_rules;
+                        builtin->n_rules = 0;
+                }
+        }
         *ret = net_policy_to_json(p);
         return *ret ? NULL : "out of memory";
 }

@@ -225,6 +225,7 @@ def test_dns_answers_allowed_and_refuses_denied(world):
     assert dns_query(world, "secure.allowed.test", tcp=True) == (0, ["198.18.0.3"])
     # whatever server the program names, port 53 reaches the responder
     assert dns_query(world, "allowed.test", server="8.8.8.8") == (0, ["198.18.0.2"])
+    assert dns_query(world, "allowed.test", server="8.8.8.8", tcp=True) == (0, ["198.18.0.2"])
     assert dns_query(world, "exfil-aGVsbG8.denied.test") == (3, [])
     assert not upstream_asked(world, "exfil-agvsbg8.denied.test")
     assert dns_query(world, "secure.allowed.test", qtype=28) == (0, [])
@@ -578,3 +579,23 @@ def test_connect_to_ip_literal_and_socks_refused(world):
     assert b"\x05\x00" not in out, out
     out = raw_exchange(world, b"\x05\x01\x00\x05\x01\x00\x03\x0callowed.test\x00\x50" + b"\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 400"), out
+
+
+def test_policy_defaults_to_the_builtin_list(world, policy):
+    """No "rules" in a policy (only hosts, say) means the built-in allow list, spelled out in
+    the normalised policy; "rules": [] means none; no policy means the built-in one."""
+    assert world.ctl({"op": "set_policy", "sandbox": "sb1",
+                      "policy": {"hosts": {"api.internal": "198.18.0.2"},
+                                 "dns_servers": ["198.18.0.53"]}})["ok"]
+    got = world.ctl({"op": "get_policy", "sandbox": "sb1"})["policy"]
+    assert got["default"] == "deny" and got["hosts"] == {"api.internal": "198.18.0.2"}
+    assert any(r["host"] == "api.anthropic.com" for r in got["rules"]), got
+    r = world.curl("-x", PROXY, "-i", "http://allowed.test/")
+    assert b"403" in r.stdout and b"default deny" in r.stdout, r
+    assert world.ctl({"op": "set_policy", "sandbox": "sb1",
+                      "policy": {"rules": [], "dns_servers": ["198.18.0.53"]}})["ok"]
+    assert world.ctl({"op": "get_policy", "sandbox": "sb1"})["policy"]["rules"] == []
+    # no policy at all: the built-in one
+    assert world.ctl({"op": "set_policy", "sandbox": "sb1"})["ok"]
+    got = world.ctl({"op": "get_policy", "sandbox": "sb1"})["policy"]
+    assert got["default"] == "deny" and any(r["host"] == "github.com" for r in got["rules"])
