@@ -9,16 +9,18 @@
 set -euo pipefail
 
 # e2fsprogs: mkfs.ext4 for sized volumes; libmicrohttpd12: `serve`
-runtime=(slirp4netns iproute2 util-linux procps e2fsprogs libmicrohttpd12 libcurl4 libarchive13 ca-certificates)
+# libc-ares2: agentkernel-proxy's asynchronous resolver (docs/network.md says why)
+runtime=(slirp4netns iproute2 util-linux procps e2fsprogs libmicrohttpd12 libcurl4 libarchive13 ca-certificates
+        libc-ares2)
 # musl-tools: the in-sandbox agent is linked with musl (docs/performance.md says why)
 build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev libmd-dev
-        libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libhttp-parser-dev musl-tools)
+        libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libhttp-parser-dev musl-tools libc-ares-dev)
 # nodejs: the official SDKs' tests (npm comes with nodesource builds, separately in Debian's);
 # xfsprogs, btrfs-progs: filesystems with quotas for the container engines' storage
 # (tests/security/container/test_engine_disk.py)
 tests=(python3-pytest bubblewrap time clang-format valgrind golang-github-burntsushi-toml-dev
         nodejs docker-registry skopeo umoci apache2-utils busybox-static zstd python3-jwt
-        python3-cryptography docker.io podman runc xfsprogs btrfs-progs)
+        python3-cryptography docker.io podman runc xfsprogs btrfs-progs nftables curl openssl)
 
 mode=${1:-all}
 case $mode in
