@@ -19,8 +19,8 @@
 
 #define COMPLETE_WORDS_MAX 64 /* words of a command line considered */
 
-static const char bash_script[] =
-    "# agentkernel completion for bash: eval \"$(agentkernel completions bash)\"\n"
+/* The bash function (zsh runs it through bashcompinit). */
+static const char bash_function[] =
     "_agentkernel() {\n"
     "    local IFS=$'\\n'\n"
     "    COMPREPLY=($(compgen -W \"$(\"${COMP_WORDS[0]}\" __complete \"$COMP_CWORD\" "
@@ -28,15 +28,12 @@ static const char bash_script[] =
     "}\n"
     "complete -o default -F _agentkernel agentkernel\n";
 
+static const char bash_script[] =
+    "# agentkernel completion for bash: eval \"$(agentkernel completions bash)\"\n";
+
 static const char zsh_script[] =
     "# agentkernel completion for zsh: eval \"$(agentkernel completions zsh)\"\n"
-    "autoload -U +X bashcompinit && bashcompinit\n"
-    "_agentkernel() {\n"
-    "    local IFS=$'\\n'\n"
-    "    COMPREPLY=($(compgen -W \"$(\"${COMP_WORDS[0]}\" __complete \"$COMP_CWORD\" "
-    "\"${COMP_WORDS[@]:0:COMP_CWORD+1}\" 2>/dev/null)\" -- \"${COMP_WORDS[COMP_CWORD]}\"))\n"
-    "}\n"
-    "complete -o default -F _agentkernel agentkernel\n";
+    "autoload -U +X bashcompinit && bashcompinit\n";
 
 static const char fish_script[] =
     "# agentkernel completion for fish: agentkernel completions fish | source\n"
@@ -60,6 +57,8 @@ static int cmd_completions(int argc, char **argv)
         for (size_t i = 0; i < ARRAY_SIZE(shells); i++)
                 if (!strcmp(a.pos[0], shells[i])) {
                         fputs(scripts[i], stdout);
+                        if (scripts[i] != fish_script)
+                                fputs(bash_function, stdout);
                         return EXIT_OK;
                 }
         return cli_usage_error(cli_current, "unknown shell '%s': bash, zsh or fish", a.pos[0]);
