@@ -43,6 +43,7 @@ static const struct verb *const verbs[] = {
     &verb_resize,
     &verb_update,
     &verb_cp,
+    &verb_export,
     &verb_export_config,
     &verb_import_config,
     &verb_init,

@@ -30,6 +30,7 @@
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
 #include "shared/macro.h"
+#include "shared/parse-util.h"
 #include "shared/time-util.h"
 
 #define META_MAX (64u << 10)
@@ -122,34 +123,14 @@ int volume_validate_slug(const char *slug, struct ak_err *err)
 
 int volume_parse_size(const char *s, uint64_t *ret, struct ak_err *err)
 {
-        static const struct {
-                const char *suffix;
-                unsigned shift;
-        } units[] = {{"TB", 40}, {"T", 40},  {"GB", 30}, {"G", 30}, {"MB", 20},
-                     {"M", 20},  {"KB", 10}, {"K", 10},  {"B", 0},  {"", 0}};
-        uint64_t v = 0;
-        size_t i = 0;
+        uint64_t v;
 
-        while (s[i] >= '0' && s[i] <= '9') {
-                if (v > UINT64_MAX / 10)
-                        goto bad;
-                v = v * 10 + (uint64_t)(s[i++] - '0');
-        }
-        if (i == 0)
-                goto bad;
-        for (size_t u = 0; u < ARRAY_SIZE(units); u++) {
-                if (strcasecmp(s + i, units[u].suffix) != 0)
-                        continue;
-                if (units[u].shift && v > (UINT64_MAX >> units[u].shift))
-                        goto bad;
-                v <<= units[u].shift;
-                if (v < VOLUME_SIZE_MIN || v > VOLUME_SIZE_MAX)
-                        return ak_err_set(err, ERANGE, "volume size must be 8MB to 16TB");
-                *ret = v;
-                return 0;
-        }
-bad:
-        return ak_err_set(err, EINVAL, "invalid size '%s' (e.g. 512MB, 2GB)", s);
+        if (parse_size(s, &v) < 0)
+                return ak_err_set(err, EINVAL, "invalid size '%s' (e.g. 512MB, 2GB)", s);
+        if (v < VOLUME_SIZE_MIN || v > VOLUME_SIZE_MAX)
+                return ak_err_set(err, ERANGE, "volume size must be 8MB to 16TB");
+        *ret = v;
+        return 0;
 }
 
 int volume_parse_spec(const char *spec, struct volume_spec *ret, struct ak_err *err)

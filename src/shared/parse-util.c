@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 
 #include "macro.h"
 
@@ -148,4 +149,32 @@ int parse_port_spec(const char *spec, struct port_spec *ret, struct ak_err *err)
         }
         *ret = p;
         return 0;
+}
+
+int parse_size(const char *s, uint64_t *ret)
+{
+        static const struct {
+                const char *suffix;
+                unsigned shift;
+        } units[] = {{"TB", 40}, {"T", 40},  {"GB", 30}, {"G", 30}, {"MB", 20},
+                     {"M", 20},  {"KB", 10}, {"K", 10},  {"B", 0},  {"", 0}};
+        uint64_t v = 0;
+        size_t i = 0;
+
+        while (s[i] >= '0' && s[i] <= '9') {
+                if (v > UINT64_MAX / 10)
+                        return -ERANGE;
+                v = v * 10 + (uint64_t)(s[i++] - '0');
+        }
+        if (i == 0)
+                return -EINVAL;
+        for (size_t u = 0; u < ARRAY_SIZE(units); u++) {
+                if (strcasecmp(s + i, units[u].suffix) != 0)
+                        continue;
+                if (units[u].shift && v > (UINT64_MAX >> units[u].shift))
+                        return -ERANGE;
+                *ret = v << units[u].shift;
+                return 0;
+        }
+        return -EINVAL;
 }

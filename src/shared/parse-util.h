@@ -17,6 +17,9 @@ int safe_atoi32(const char *s, int32_t *ret);
 /* Parses a duration: "0", a bare number of seconds, or units in descending order, each at most
  * once: "1d", "2h30m", "90s", "1d2h3m4s". Returns seconds in *ret. -EINVAL or -ERANGE. */
 int parse_duration(const char *s, uint64_t *ret);
+/* A size in bytes: "4096", "512MB", "2G", "1TB" (K/M/G/T and KB/MB/GB/TB are powers of 1024, as
+ * upstream; a "B" suffix allowed). -EINVAL, or -ERANGE past 2^64. */
+int parse_size(const char *s, uint64_t *ret);
 
 /* A published port: the sandbox's container_port reachable at the host's host_port. */
 struct port_spec {
