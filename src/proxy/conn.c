@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <linux/netfilter_ipv4.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -74,12 +75,7 @@ void conn_close(struct conn *c)
         c->head = NULL;
         c->sb->st.open--;
         W.open--;
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                W.conns = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_UNLINK(W.conns, c);
         c->closed = true;
         c->mode = CM_CLOSING;
         c->next = W.dead;
@@ -129,6 +125,18 @@ void conn_deny(struct conn *c)
 {
         conn_decided(c);
         conn_refuse(c, 403, c->dec.why);
+}
+
+void conn_deny_reason(struct conn *c, int status, const char *fmt, ...)
+{
+        va_list ap;
+
+        c->dec = (struct net_decision){.action = NET_DENY, .rule = -2};
+        va_start(ap, fmt);
+        vsnprintf(c->dec.why, sizeof(c->dec.why), fmt, ap);
+        va_end(ap);
+        conn_decided(c);
+        conn_refuse(c, status, c->dec.why);
 }
 
 static bool flush(int fd, struct buf *b, uint64_t *counter, uint64_t *stat, bool *dead)
@@ -238,6 +246,18 @@ static void spliced_event(struct conn *c, bool client, uint32_t ev)
         }
 }
 
+/* Sends what b holds to fd, c's client or upstream socket. false when fd is gone: c is closed. */
+static bool send_or_close(struct conn *c, int fd, struct buf *b)
+{
+        bool dead = false;
+
+        if (!flush(fd, b, NULL, NULL, &dead) || dead) {
+                conn_close(c);
+                return false;
+        }
+        return true;
+}
+
 /* A tunnel whose buffers are empty moves to splice (when two pipes can be had). */
 static void try_splice(struct conn *c)
 {
@@ -270,7 +290,6 @@ void client_event(struct conn *c, uint32_t ev)
                 spliced_event(c, true, ev);
                 return;
         }
-        bool dead = false;
         ssize_t n;
 
         if (ev & EPOLLERR) {
@@ -278,10 +297,8 @@ void client_event(struct conn *c, uint32_t ev)
                 return;
         }
         if (ev & EPOLLOUT) {
-                if (!flush(c->cfd, &c->down, NULL, NULL, &dead) || dead) {
-                        conn_close(c);
+                if (!send_or_close(c, c->cfd, &c->down))
                         return;
-                }
                 if (c->mode == CM_HTTP && c->hs == H_HEAD && buf_len(&c->cin) && !buf_len(&c->down))
                         http_process(c);
         }
@@ -315,7 +332,6 @@ void client_event(struct conn *c, uint32_t ev)
 
 void upstream_event(struct conn *c, uint32_t ev)
 {
-        bool dead = false;
         ssize_t n;
 
         if (c->spliced) {
@@ -340,12 +356,8 @@ void upstream_event(struct conn *c, uint32_t ev)
                 dest_decided(c);
                 return;
         }
-        if (ev & EPOLLOUT) {
-                if (!flush(c->ufd, &c->up, NULL, NULL, &dead) || dead) {
-                        conn_close(c);
-                        return;
-                }
-        }
+        if ((ev & EPOLLOUT) && !send_or_close(c, c->ufd, &c->up))
+                return;
         if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 size_t before = buf_len(&c->down);
                 n = fill(c->ufd, &c->down);
@@ -370,20 +382,24 @@ void upstream_event(struct conn *c, uint32_t ev)
         }
 }
 
+/* Sends what is buffered towards a connected upstream. false when that failed and c is closed. */
+static bool flush_up(struct conn *c)
+{
+        return c->ufd < 0 || !c->upstream_ok || !buf_len(&c->up) ||
+               send_or_close(c, c->ufd, &c->up);
+}
+
 /* Sets the epoll interests from the state, propagates half-closes, closes what is done. */
 void conn_update(struct conn *c)
 {
         uint32_t cw = 0, uw = 0;
-        bool dead = false;
 
         if (c->closed)
                 return;
         /* write what we can now (cheap, and saves a wakeup) */
         if (buf_len(&c->down)) {
-                if (!flush(c->cfd, &c->down, NULL, NULL, &dead)) {
-                        conn_close(c);
+                if (!send_or_close(c, c->cfd, &c->down))
                         return;
-                }
                 /* a request that waited for the last response to go out */
                 if (c->mode == CM_HTTP && c->hs == H_HEAD && buf_len(&c->cin) &&
                     !buf_len(&c->down)) {
@@ -392,21 +408,13 @@ void conn_update(struct conn *c)
                                 return;
                 }
         }
-        if (c->ufd >= 0 && c->upstream_ok && buf_len(&c->up) &&
-            !flush(c->ufd, &c->up, NULL, NULL, &dead)) {
-                conn_close(c);
+        if (!flush_up(c))
                 return;
-        }
         /* a body that waited for room towards upstream */
         if (c->mode == CM_HTTP && c->hs == H_BODY && buf_len(&c->cin) && buf_room(&c->up)) {
                 http_process(c);
-                if (c->closed)
+                if (c->closed || !flush_up(c))
                         return;
-                if (c->ufd >= 0 && c->upstream_ok && buf_len(&c->up) &&
-                    !flush(c->ufd, &c->up, NULL, NULL, &dead)) {
-                        conn_close(c);
-                        return;
-                }
         }
         switch (c->mode) {
         case CM_SNIFF:
@@ -434,10 +442,8 @@ void conn_update(struct conn *c)
                         (void)buf_put(&c->up, c->cin.d + c->cin.start, k);
                         c->bytes_out += k;
                         buf_consume(&c->cin, k);
-                        if (c->upstream_ok && !flush(c->ufd, &c->up, NULL, NULL, &dead)) {
-                                conn_close(c);
+                        if (!flush_up(c))
                                 return;
-                        }
                 }
                 try_splice(c);
                 if (c->spliced) {
@@ -554,10 +560,7 @@ void listener_accept(struct sandbox *sb)
                 } else {
                         c->mode = CM_SNIFF;
                 }
-                c->next = W.conns;
-                if (W.conns)
-                        W.conns->prev = c;
-                W.conns = c;
+                LIST_PUSH(W.conns, c);
                 W.open++;
                 sb->st.open++;
                 sb->st.total++;

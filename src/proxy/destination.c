@@ -131,12 +131,7 @@ void conn_resolved(struct conn *c, const struct in_addr *addrs, size_t n, int st
 {
         struct net_decision first = {0};
         if (n == 0) {
-                char why[128];
-                snprintf(why, sizeof(why), "cannot resolve: %s", ares_strerror(status));
-                c->dec = (struct net_decision){.action = NET_DENY, .rule = -2};
-                snprintf(c->dec.why, sizeof(c->dec.why), "%s", why);
-                conn_decided(c);
-                conn_refuse(c, 502, why);
+                conn_deny_reason(c, 502, "cannot resolve: %s", ares_strerror(status));
                 return;
         }
         /* the first address the policy allows (a name resolving into private space is not

@@ -208,12 +208,7 @@ void dns_conn_close(struct dns_conn *dc)
         ep_set(dc->fd, &dc->ev, &m, 0);
         close(dc->fd);
         dc->sb->dns_tcp_open--;
-        if (dc->prev)
-                dc->prev->next = dc->next;
-        else
-                W.dns_conns = dc->next;
-        if (dc->next)
-                dc->next->prev = dc->prev;
+        LIST_UNLINK(W.dns_conns, dc);
         free(dc);
 }
 
@@ -233,10 +228,7 @@ void dns_tcp_accept(struct sandbox *sb)
                 dc->sb = sb;
                 dc->fd = fd;
                 dc->deadline = W.now + (int64_t)W.o->header_timeout_ms;
-                dc->next = W.dns_conns;
-                if (W.dns_conns)
-                        W.dns_conns->prev = dc;
-                W.dns_conns = dc;
+                LIST_PUSH(W.dns_conns, dc);
                 sb->dns_tcp_open++;
                 ep_set(fd, &dc->ev, &m, EPOLLIN);
         }

@@ -231,10 +231,7 @@ static void http_request(struct conn *c)
                 if (!c->explicit_proxy || split_host_port(url, h->url_len, c->host, &port) < 0 ||
                     port == 0) {
                         c->port = port;
-                        c->dec = (struct net_decision){.action = NET_DENY, .rule = -2};
-                        snprintf(c->dec.why, sizeof(c->dec.why), "bad CONNECT target");
-                        conn_decided(c);
-                        conn_refuse(c, 400, "bad CONNECT target");
+                        conn_deny_reason(c, 400, "bad CONNECT target");
                         return;
                 }
                 c->port = port;
@@ -251,11 +248,7 @@ static void http_request(struct conn *c)
                     strncasecmp(url + u.field_data[UF_SCHEMA].off, "http", 4) != 0 ||
                     (u.field_set & (1 << UF_USERINFO)) ||
                     u.field_data[UF_HOST].len > NET_POLICY_HOST_MAX) {
-                        c->dec = (struct net_decision){.action = NET_DENY, .rule = -2};
-                        snprintf(c->dec.why, sizeof(c->dec.why),
-                                 "only http:// URLs without userinfo");
-                        conn_decided(c);
-                        conn_refuse(c, 400, c->dec.why);
+                        conn_deny_reason(c, 400, "only http:// URLs without userinfo");
                         return;
                 }
                 memcpy(c->host, url + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
@@ -274,19 +267,13 @@ static void http_request(struct conn *c)
                 }
                 if (have_host && !same_host(hosthdr, c->host)) {
                         /* fronting: the Host a server routes by must be the decided one */
-                        c->dec = (struct net_decision){.action = NET_DENY, .rule = -2};
-                        snprintf(c->dec.why, sizeof(c->dec.why),
-                                 "Host header '%.100s' is not the URL's host", hosthdr);
-                        conn_decided(c);
-                        conn_refuse(c, 403, c->dec.why);
+                        conn_deny_reason(c, 403, "Host header '%.100s' is not the URL's host",
+                                         hosthdr);
                         return;
                 }
         } else if (c->explicit_proxy) {
-                c->dec = (struct net_decision){.action = NET_DENY, .rule = -2};
-                snprintf(c->dec.why, sizeof(c->dec.why),
-                         "a proxy request needs an absolute http:// URL or CONNECT");
-                conn_decided(c);
-                conn_refuse(c, 400, c->dec.why);
+                conn_deny_reason(c, 400,
+                                 "a proxy request needs an absolute http:// URL or CONNECT");
                 return;
         } else if (have_host) {
                 snprintf(c->host, sizeof(c->host), "%s", hosthdr);

@@ -17,12 +17,7 @@
 void lookup_free(struct lookup *l)
 {
         l->sb->lookups--;
-        if (l->prev)
-                l->prev->next = l->next;
-        else
-                W.lookups = l->next;
-        if (l->next)
-                l->next->prev = l->prev;
+        LIST_UNLINK(W.lookups, l);
         free(l);
 }
 
@@ -95,10 +90,7 @@ struct lookup *lookup_new(struct sandbox *sb, const char *name)
         sb->lookups++;
         l->sb = sb;
         snprintf(l->name, sizeof(l->name), "%s", name);
-        l->next = W.lookups;
-        if (W.lookups)
-                W.lookups->prev = l;
-        W.lookups = l;
+        LIST_PUSH(W.lookups, l);
         return l;
 }
 

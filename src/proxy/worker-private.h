@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "proxy.h"
+#include "shared/macro.h"
 #include "shared/net-policy.h"
 #include "sniff.h"
 
@@ -203,6 +204,25 @@ struct worker {
 };
 
 extern struct worker W;
+
+/* The worker's lists (W.conns, W.dns_conns, W.lookups): doubly linked through prev and next,
+ * newest first. */
+#define LIST_PUSH(head, x)                                                                         \
+        do {                                                                                       \
+                (x)->next = (head);                                                                \
+                if (head)                                                                          \
+                        (head)->prev = (x);                                                        \
+                (head) = (x);                                                                      \
+        } while (0)
+#define LIST_UNLINK(head, x)                                                                       \
+        do {                                                                                       \
+                if ((x)->prev)                                                                     \
+                        (x)->prev->next = (x)->next;                                               \
+                else                                                                               \
+                        (head) = (x)->next;                                                        \
+                if ((x)->next)                                                                     \
+                        (x)->next->prev = (x)->prev;                                               \
+        } while (0)
 
 /* ---- buffers ----
  * A connection's in-flight bytes, one direction: at most BUF_SIZE, the memory allocated while
@@ -390,6 +410,11 @@ void conn_refuse(struct conn *c, int status, const char *reason);
 
 /* Records c->dec (a denial) and refuses with 403 and its reason. */
 void conn_deny(struct conn *c);
+
+/* Denies the current destination for a reason of the proxy's own, not a rule's (a bad request,
+ * fronting, a failed resolution): c->dec says why (fmt), it is recorded as conn_decided() does,
+ * and c is refused with status and that reason. */
+void conn_deny_reason(struct conn *c, int status, const char *fmt, ...) _printf_(3, 4);
 
 /* ---- destination.c: finding, deciding and reaching a connection's destination ---- */
 
