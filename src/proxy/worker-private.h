@@ -227,7 +227,8 @@ extern struct worker W;
 /* ---- buffers ----
  * A connection's in-flight bytes, one direction: at most BUF_SIZE, the memory allocated while
  * bytes are in it and freed when it drains (an idle connection holds none). Not shared/buf.h's
- * growing buffer: these are the proxy's own, static inline so each file has them. */
+ * growing buffer, whose names these share (never include both): static inline, so that no
+ * buf_consume of the proxy's is linked where shared/buf.c's is meant. */
 
 static inline size_t buf_len(const struct buf *b)
 {
@@ -326,8 +327,8 @@ void conn_decided(struct conn *c);
 
 /* ---- dns.c: the DNS table and the responder ---- */
 
-/* Remembers that sb was told a is name's address, for ttl seconds (clamped to the table's
- * bounds); the oldest entry gives way when the table is full. */
+/* Remembers that sb was told a is name's address, for ttl seconds (clamped to TABLE_MIN_TTL_S ..
+ * TABLE_MAX_TTL_S): the pair's entry is refreshed, or a new one replaces the oldest written. */
 void table_add(struct sandbox *sb, const char *name, struct in_addr a, uint32_t ttl);
 
 /* Is name one sb was told a is for? Returns the entry's name, or NULL. With name NULL, the
@@ -364,8 +365,9 @@ void dns_conn_close(struct dns_conn *dc);
  * ares_start(). */
 struct lookup *lookup_new(struct sandbox *sb, const char *name);
 
-/* Starts resolving l. It ends in dns_reply() or conn_resolved(), possibly before this returns
- * (at once when sb has no resolver), and frees l. */
+/* Starts resolving l. When it ends, the question is answered (dns_reply) or the connection
+ * still waiting goes on (conn_resolved), and l is freed: possibly before this returns (at once
+ * when sb has no resolver). */
 void ares_start(struct lookup *l);
 
 /* Takes l out of W.lookups and frees it. */
