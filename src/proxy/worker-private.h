@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * What the worker's files share (worker.c and the files beside it; docs/architecture.md lists
+ * which behaviour lives where): the limits more than one of them uses, the connection, DNS
+ * connection, lookup and sandbox structures, the worker's one state (W), the proxy's own
+ * in-flight buffers, and the functions one file calls in another. Private to src/proxy/: no
+ * other directory includes it, and nothing here is an interface of the proxy.
+ *
+ * Everything runs on the worker's one thread, inside its epoll loop: no function here blocks,
+ * and none may be called from anywhere else.
+ */
+#pragma once
+
+#include <ares.h>
+#include <http_parser.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include "proxy.h"
+#include "shared/macro.h"
+#include "shared/net-policy.h"
+#include "sniff.h"
+
+#define BUF_SIZE (64 * 1024)  /* per direction and connection, while data is in flight */
+#define HEAD_MAX (16 * 1024)  /* a request head */
+#define SNIFF_MAX (16 * 1024) /* a transparent connection's first bytes */
+#define MAX_HEADERS 100
+#define TABLE_SIZE 1024 /* DNS answers remembered per sandbox (address -> name) */
+#define TABLE_MIN_TTL_S 60
+#define TABLE_MAX_TTL_S 3600
+#define MAX_ARES_SOCKS 16
+
+enum evk {
+        EVK_CTL,
+        EVK_LISTEN,
+        EVK_DNS_UDP,
+        EVK_DNS_LISTEN,
+        EVK_DNS_TCP,
+        EVK_CLIENT,
+        EVK_UPSTREAM,
+        EVK_ARES,
+};
+
+struct ev {
+        enum evk kind;
+};
+
+struct buf {
+        uint8_t *d;
+        size_t start, end;
+};
+
+struct table_entry {
+        struct in_addr addr;
+        int64_t expires_ms;
+        char name[NET_POLICY_HOST_MAX + 1];
+};
+
+struct stats {
+        uint64_t open, total, allowed, denied, bytes_out, bytes_in, dns_queries, dns_denied;
+};
+
+struct sandbox;
+
+struct ares_sock {
+        struct ev ev;
+        struct sandbox *sb;
+        int fd;
+        uint32_t events;
+};
+
+struct sandbox {
+        struct ev lev, uev, tev;
+        struct sandbox *next;
+        char name[PROXY_NAME_MAX + 1];
+        char uuid[64];
+        struct net_policy *policy;
+        int tcp_fd, udp_fd, dnstcp_fd, log_fd;
+        ares_channel ares;
+        bool ares_ok;
+        struct ares_sock asocks[MAX_ARES_SOCKS];
+        struct table_entry *table;
+        size_t table_next;
+        struct stats st;
+        uint64_t log_bytes, log_drops, audit_drops;
+        int64_t audit_second;
+        unsigned audit_count;
+        unsigned dns_tcp_open, lookups;
+        uint32_t lmask;           /* the TCP listener's epoll interest */
+        int64_t accept_paused_ms; /* out of fds: the listener rests until then */
+};
+
+struct head {
+        char buf[HEAD_MAX];
+        size_t len;
+        size_t url_off, url_len;
+        struct {
+                size_t f_off, f_len, v_off, v_len;
+        } h[MAX_HEADERS];
+        size_t n;
+        bool in_value, too_many;
+};
+
+enum cmode {
+        CM_SNIFF,   /* transparent: waiting for the first bytes */
+        CM_HTTP,    /* requests, one decision each */
+        CM_TUNNEL,  /* bytes both ways */
+        CM_CLOSING, /* a reply (403, 502) is being flushed, then close */
+};
+
+enum hstate {
+        H_HEAD,    /* reading a request head */
+        H_WAIT,    /* deciding, resolving or connecting for it */
+        H_BODY,    /* forwarding its body */
+        H_PENDING, /* request sent, response not complete */
+};
+
+struct lookup;
+
+struct conn {
+        struct ev cev, uev;
+        struct conn *prev, *next;
+        struct sandbox *sb;
+        int cfd, ufd;
+        uint32_t cmask, umask;
+        enum cmode mode;
+        enum hstate hs;
+        bool explicit_proxy, connecting, upstream_ok, cin_eof, up_eof, c_shut, u_shut;
+        bool sni_check, is_connect, upgrade, req_done, resp_done, resp_interim, req_is_head;
+        bool keep_alive, log_pending, rst, sniffed, closed;
+        /* a tunnel moves bytes through two pipes with splice(2), not through the buffers: no
+         * copy to user space (pin: client -> upstream, pout: upstream -> client) */
+        bool spliced;
+        int pin[2], pout[2];
+        size_t pin_len, pout_len;
+        struct sockaddr_in orig;
+        struct buf cin, up, down;
+        struct buf hbuf; /* the next request head for upstream */
+        http_parser req, resp;
+        struct head *head;
+        char host[NET_POLICY_HOST_MAX + 1]; /* the destination's name ("" when none) */
+        uint16_t port;
+        char method[NET_POLICY_METHOD_MAX + 1];
+        struct in_addr dst;
+        bool have_dst;
+        char up_host[NET_POLICY_HOST_MAX + 1]; /* what ufd is connected to */
+        uint16_t up_port;
+        const char *kind; /* "http", "connect", "tls", "tcp" */
+        struct net_decision dec;
+        struct lookup *lookup;
+        uint64_t bytes_out, bytes_in; /* since the last log line */
+        int64_t deadline, sniff_until;
+};
+
+struct dns_conn {
+        struct ev ev;
+        struct dns_conn *prev, *next;
+        struct sandbox *sb;
+        int fd;
+        uint8_t in[2 + DNS_MSG_MAX];
+        size_t in_len;
+        int64_t deadline;
+};
+
+/* A pending upstream resolution: for a connection, or for a DNS question of a sandbox (answered
+ * over UDP to from, or over a TCP DNS connection). */
+struct lookup {
+        struct lookup *prev, *next;
+        struct sandbox *sb;
+        struct conn *c;
+        struct dns_conn *dc;
+        bool for_dns;
+        int udp_fd;
+        struct sockaddr_storage from;
+        socklen_t from_len;
+        struct dns_question q;
+        uint8_t query[DNS_MSG_MAX];
+        size_t query_len;
+        char name[NET_POLICY_HOST_MAX + 1];
+};
+
+/* The worker's state: one per process (worker.c defines it). */
+struct worker {
+        const struct proxy_opts *o;
+        int ep, ctl_fd;
+        struct ev ctl_ev;
+        struct sandbox *sandboxes;
+        struct conn *conns;
+        struct conn *dead; /* closed in this batch, freed after it */
+        struct dns_conn *dns_conns;
+        struct lookup *lookups;
+        unsigned open, spliced;
+        unsigned max_conns; /* the option, lowered to what RLIMIT_NOFILE allows */
+        rlim_t nofile;
+        struct in_addr host_addrs[NET_POLICY_MAX_HOST_ADDRS];
+        size_t n_host_addrs;
+        int64_t now;
+        bool quit;
+};
+
+extern struct worker W;
+
+/* The worker's lists (W.conns, W.dns_conns, W.lookups): doubly linked through prev and next,
+ * newest first. */
+#define LIST_PUSH(head, x)                                                                         \
+        do {                                                                                       \
+                (x)->next = (head);                                                                \
+                if (head)                                                                          \
+                        (head)->prev = (x);                                                        \
+                (head) = (x);                                                                      \
+        } while (0)
+#define LIST_UNLINK(head, x)                                                                       \
+        do {                                                                                       \
+                if ((x)->prev)                                                                     \
+                        (x)->prev->next = (x)->next;                                               \
+                else                                                                               \
+                        (head) = (x)->next;                                                        \
+                if ((x)->next)                                                                     \
+                        (x)->next->prev = (x)->prev;                                               \
+        } while (0)
+
+/* ---- buffers ----
+ * A connection's in-flight bytes, one direction: at most BUF_SIZE, the memory allocated while
+ * bytes are in it and freed when it drains (an idle connection holds none). Not shared/buf.h's
+ * growing buffer, whose names these share (never include both): static inline, so that no
+ * buf_consume of the proxy's is linked where shared/buf.c's is meant. */
+
+static inline size_t buf_len(const struct buf *b)
+{
+        return b->end - b->start;
+}
+
+static inline size_t buf_room(const struct buf *b)
+{
+        return BUF_SIZE - buf_len(b);
+}
+
+/* Where up to *room bytes may be written (NULL on OOM). */
+static inline uint8_t *buf_tail(struct buf *b, size_t *room)
+{
+        if (!b->d) {
+                b->d = malloc(BUF_SIZE);
+                if (!b->d)
+                        return NULL;
+                b->start = b->end = 0;
+        }
+        if (b->start > 0 && b->end == BUF_SIZE) {
+                memmove(b->d, b->d + b->start, buf_len(b));
+                b->end -= b->start;
+                b->start = 0;
+        }
+        *room = BUF_SIZE - b->end;
+        return b->d + b->end;
+}
+
+static inline void buf_consume(struct buf *b, size_t n)
+{
+        b->start += n;
+        if (b->start >= b->end) {
+                free(b->d);
+                *b = (struct buf){0};
+        }
+}
+
+static inline bool buf_put(struct buf *b, const void *data, size_t n)
+{
+        size_t room;
+        uint8_t *t;
+        if (buf_room(b) < n)
+                return false;
+        t = buf_tail(b, &room);
+        if (!t)
+                return false;
+        if (room < n) {
+                memmove(b->d, b->d + b->start, buf_len(b));
+                b->end -= b->start;
+                b->start = 0;
+                t = b->d + b->end;
+        }
+        memcpy(t, data, n);
+        b->end += n;
+        return true;
+}
+
+static inline void buf_free(struct buf *b)
+{
+        free(b->d);
+        *b = (struct buf){0};
+}
+
+/* ---- worker.c: the loop ---- */
+
+/* Makes fd's epoll interest want (0: none) with ev as its data; *cur is the interest now, and
+ * is updated. Nothing happens for fd < 0 or an unchanged interest. */
+void ep_set(int fd, struct ev *ev, uint32_t *cur, uint32_t want);
+
+/* ---- sandbox.c: the registered sandboxes and the supervisor's requests ---- */
+
+/* Reads one request from the supervisor and answers it (register, set_policy, unregister,
+ * stats); sets W.quit when the supervisor is gone. */
+void ctl_readable(void);
+
+/* Closes everything of sb (its connections, DNS connections, lookups, resolver, sockets and
+ * log) and frees it. sb must already be out of W.sandboxes (or never in it). */
+void sandbox_free(struct sandbox *sb);
+
+/* ---- decision-log.c: the decision log and the audit ---- */
+
+/* Writes one line to sb's decision log (within its cap, else counted as dropped) and audits a
+ * denial (within AUDIT_PER_SEC, else counted). host, ip and method may be NULL. Never fails:
+ * what cannot be written is counted. */
+void log_decision(struct sandbox *sb, const char *kind, const char *host, const struct in_addr *ip,
+                  uint16_t port, const char *method, const struct net_decision *d,
+                  uint64_t bytes_out, uint64_t bytes_in);
+
+/* Logs c's pending decision with the bytes moved since, once (nothing when none is pending). */
+void conn_log(struct conn *c);
+
+/* Records c->dec for the current destination: counted, and logged now for a denial or at the
+ * connection's (or exchange's) end for an allowed one. */
+void conn_decided(struct conn *c);
+
+/* ---- dns.c: the DNS table and the responder ---- */
+
+/* Remembers that sb was told a is name's address, for ttl seconds (clamped to TABLE_MIN_TTL_S ..
+ * TABLE_MAX_TTL_S): the pair's entry is refreshed, or a new one replaces the oldest written. */
+void table_add(struct sandbox *sb, const char *name, struct in_addr a, uint32_t ttl);
+
+/* Is name one sb was told a is for? Returns the entry's name, or NULL. With name NULL, the
+ * first name sb was told a is for. Expired entries count too. */
+const char *table_name_for(struct sandbox *sb, struct in_addr a, const char *name);
+
+/* Was sb told a as an address of any name? */
+bool table_has_addr(struct sandbox *sb, struct in_addr a);
+
+/* A fresh (unexpired) address sb was told for name, into *ret. */
+bool table_lookup(struct sandbox *sb, const char *name, struct in_addr *ret);
+
+/* Answers l's DNS question with rcode and addrs (to its UDP peer or DNS connection, when they
+ * are still there) and logs the answer. Does not free l. */
+void dns_reply(struct lookup *l, int rcode, const struct in_addr *addrs, size_t n);
+
+/* Reads and answers the questions waiting on sb's DNS UDP socket (a bounded batch). */
+void dns_udp_readable(struct sandbox *sb);
+
+/* Accepts TCP DNS connections on sb's DNS listener, within DNS_TCP_MAX (the rest are closed). */
+void dns_tcp_accept(struct sandbox *sb);
+
+/* Reads from a TCP DNS connection and answers each complete question; closes it on EOF, an
+ * error or a bad length. */
+void dns_tcp_readable(struct dns_conn *dc);
+
+/* Closes and frees dc; its lookups still in flight answer no one. */
+void dns_conn_close(struct dns_conn *dc);
+
+/* ---- resolve.c: resolution (c-ares) ---- */
+
+/* A new lookup of name for sb, in W.lookups, or NULL when sb has LOOKUPS_MAX in flight or on
+ * OOM. The caller says who waits for it (l->c, or l->for_dns and where to answer), then calls
+ * ares_start(). */
+struct lookup *lookup_new(struct sandbox *sb, const char *name);
+
+/* Starts resolving l. When it ends, the question is answered (dns_reply) or the connection
+ * still waiting goes on (conn_resolved), and l is freed: possibly before this returns (at once
+ * when sb has no resolver). */
+void ares_start(struct lookup *l);
+
+/* Takes l out of W.lookups and frees it. */
+void lookup_free(struct lookup *l);
+
+/* Makes sb's resolver from its policy's dns_servers (the host's resolv.conf without them; never
+ * the host's /etc/hosts), its sockets in the worker's epoll. -ENOMEM, or -EINVAL for servers
+ * c-ares refuses (sb->ares_ok tells whether sandbox_ares_done has a resolver to end). */
+int sandbox_ares_init(struct sandbox *sb);
+
+/* Ends sb's resolver: its lookups end with ARES_EDESTRUCTION, its sockets leave the epoll. */
+void sandbox_ares_done(struct sandbox *sb);
+
+/* ---- conn.c: connections, their bytes and their tunnels ---- */
+
+/* Accepts connections on sb's TCP listener (a bounded batch): explicit proxy clients (the
+ * original destination is the listener) start reading a request, the others are sniffed. Beyond
+ * the limits a connection is reset and logged; out of fds the listener rests for 200 ms. */
+void listener_accept(struct sandbox *sb);
+
+/* Handles epoll events ev on c's client side. c may be closed when it returns. */
+void client_event(struct conn *c, uint32_t ev);
+
+/* Handles epoll events ev on c's upstream side (the end of a connect, or bytes). c may be
+ * closed when it returns. */
+void upstream_event(struct conn *c, uint32_t ev);
+
+/* Sets c's epoll interests from its state, writes what can be written now, propagates
+ * half-closes and closes c when it is done. Nothing for a closed c. */
+void conn_update(struct conn *c);
+
+/* Closes c's upstream socket (if any) and drops what was buffered towards it. */
+void upstream_close(struct conn *c);
+
+/* Closes c (logging its pending decision) and moves it to W.dead, freed after this batch of
+ * events: c's memory stays valid until then. Nothing for a closed c. */
+void conn_close(struct conn *c);
+
+/* Refuses the current destination: status with reason (in the body and X-Agentkernel-Rule) for
+ * HTTP and CONNECT, then close; a reset for transparent connections and tunnels. */
+void conn_refuse(struct conn *c, int status, const char *reason);
+
+/* Records c->dec (a denial) and refuses with 403 and its reason. */
+void conn_deny(struct conn *c);
+
+/* Denies the current destination for a reason of the proxy's own, not a rule's (a bad request,
+ * fronting, a failed resolution): c->dec says why (fmt), it is recorded as conn_decided() does,
+ * and c is refused with status and that reason. */
+void conn_deny_reason(struct conn *c, int status, const char *fmt, ...) _printf_(3, 4);
+
+/* ---- destination.c: finding, deciding and reaching a connection's destination ---- */
+
+/* Transparent: finds c's destination from its first bytes in c->cin (TLS SNI, an HTTP request,
+ * the DNS table, else the address) and goes on to decide it; waits while more bytes are needed
+ * and !timed_out. */
+void sniff_decide(struct conn *c, bool timed_out);
+
+/* The destination is named (c->host) or an address (c->dst): decides it before resolving, then
+ * resolves by the proxy's own means (the policy's hosts, the DNS table, c-ares) and connects. */
+void resolve_and_connect(struct conn *c);
+
+/* Decides c's destination with its resolved address (c->dst) and connects, or refuses. */
+void decide_and_connect(struct conn *c);
+
+/* c's name resolved to addrs (n == 0: status says why not): connects to the first address the
+ * policy allows, or refuses. */
+void conn_resolved(struct conn *c, const struct in_addr *addrs, size_t n, int status);
+
+/* The upstream for the current destination is connected (or reused): starts the tunnel, or
+ * sends the request. c may be closed when it returns. */
+void dest_decided(struct conn *c);
+
+/* ---- http.c: HTTP requests, CONNECT and Upgrade ---- */
+
+/* Moves client bytes through the request parser: the next request head (decided, see
+ * http_request), a body towards upstream, the end of an exchange. c may be closed when it
+ * returns. */
+void http_process(struct conn *c);
+
+/* Upstream bytes of a response were added to c->down after its first before bytes (or upstream
+ * ended): parses them for the response's end, then goes on with http_process(). */
+void http_response(struct conn *c, size_t before);
+
+/* CONNECT: checks the tunnel's first client bytes once they say enough (a TLS ClientHello must
+ * name the CONNECT's host), then lets them (and the rest) through. false when the connection
+ * was cut. */
+bool connect_sni_step(struct conn *c);
