@@ -372,6 +372,12 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                                   "the %s backend runs container images, not the 'host' image; "
                                   "name one with --image (e.g. -i alpine:3.20)",
                                   engine_name(kind));
+        if (cfg->network == NET_MODE_PROXY)
+                return ak_err_set(err, ENOTSUP,
+                                  "network mode 'proxy' is not available on the %s backend yet: "
+                                  "use --network full (unfiltered) or --no-network, or the "
+                                  "native backend",
+                                  engine_name(kind));
         if (!uuid_is_valid(cfg->ref.uuid))
                 return ak_err_set(err, EINVAL, "sandbox '%s' has no valid uuid ('%s')",
                                   cfg->ref.name, cfg->ref.uuid);

@@ -396,7 +396,8 @@ json_t *engine_config_container(enum engine_kind kind, const struct backend_conf
         json_object_set_new(hc, "MemorySwap", json_integer((json_int_t)(cfg->memory_mb << 20)));
         json_object_set_new(hc, "NanoCpus",
                             json_integer((json_int_t)cfg->vcpus * 10000000LL * p->cpu_percent));
-        json_object_set_new(hc, "NetworkMode", json_string(cfg->network ? "bridge" : "none"));
+        json_object_set_new(hc, "NetworkMode",
+                            json_string(cfg->network == NET_MODE_FULL ? "bridge" : "none"));
         json_object_set_new(hc, "Init", json_false());
         for (size_t i = 0; i < cfg->n_ports; i++) {
                 char key[32], hp[16];

@@ -253,7 +253,7 @@ static int check_request(struct start *st, struct ak_err *err)
         if (cfg->ephemeral && cfg->n_ports)
                 return ak_err_set(err, ENOTSUP,
                                   "publishing ports needs a kept sandbox (use --keep or create)");
-        if (cfg->network && !net_available(why, sizeof(why)))
+        if (cfg->network == NET_MODE_FULL && !net_available(why, sizeof(why)))
                 return ak_err_set(err, ENOENT, "%s", why);
         (void)snprintf(st->cgid, sizeof(st->cgid), "%s%s", cfg->ephemeral ? "run-" : "",
                        cfg->ref.uuid);
@@ -294,8 +294,10 @@ static int plan_root(struct start *st, struct ak_err *err)
         const struct backend_config *cfg = st->cfg;
         int r;
 
-        if (cfg->network)
+        if (cfg->network == NET_MODE_FULL)
                 st->ro.resolv_conf = NET_RESOLV_CONF;
+        else if (cfg->network == NET_MODE_PROXY)
+                st->ro.resolv_conf = "nameserver 127.0.0.1\n"; /* port 53 ends at the proxy */
         /* without a cache directory /etc is filled the slow way */
         if (!st->oci && etc_snapshots_enabled() &&
             snapshot_cache(st->snapshots, sizeof(st->snapshots)) == 0)
@@ -427,7 +429,7 @@ static int prepare_agent(struct start *st, struct ak_err *err)
                         return st->chan;
         }
         /* The agent holds the write end: slirp4netns exits when the sandbox does. */
-        if (cfg->network && pipe2(st->hold, O_CLOEXEC) < 0)
+        if (cfg->network == NET_MODE_FULL && pipe2(st->hold, O_CLOEXEC) < 0)
                 return ak_err_errno(err, errno, "pipe");
         if (st->hold[1] >= 0)
                 st->held[st->n_held++] = st->hold[1];
@@ -552,7 +554,7 @@ static int wait_network(struct start *st, struct ak_err *err)
         const struct backend_config *cfg = st->cfg;
         int r;
 
-        if (!cfg->network)
+        if (cfg->network != NET_MODE_FULL)
                 return 0;
         if (st->net.r < 0)
                 return ak_err_set(err, st->net.err.code ? st->net.err.code : EIO, "%s",

@@ -54,11 +54,12 @@ struct create_opts {
         uint64_t disk_mb;    /* private writable places; 0: half of memory_mb (16 at least) */
         bool has_ttl;
         bool fast; /* run --fast: a container backend may hand out a pre-started container */
-        uint64_t ttl_seconds; /* with has_ttl: 0 means no expiry */
-        int network;          /* -1: the profile decides */
-        int mount_cwd;        /* -1: the profile decides */
-        const char *work_dir; /* host dir for /workspace; NULL: the current directory */
-        char *const *env;     /* KEY=VALUE for every command */
+        uint64_t ttl_seconds;   /* with has_ttl: 0 means no expiry */
+        int network;            /* -1: the profile decides, else an enum net_mode */
+        json_t *network_policy; /* proxy mode's egress policy (borrowed; checked), or NULL */
+        int mount_cwd;          /* -1: the profile decides */
+        const char *work_dir;   /* host dir for /workspace; NULL: the current directory */
+        char *const *env;       /* KEY=VALUE for every command */
         const struct port_spec *ports;
         size_t n_ports;
         json_t *labels; /* object of strings (borrowed), or NULL */

@@ -200,7 +200,8 @@ static const struct tool tools[] = {
      ",\"env\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}},"
      "\"timeout_ms\":{\"type\":\"integer\",\"default\":30000},"
      "\"profile\":{\"type\":\"string\",\"enum\":[\"permissive\",\"moderate\",\"restrictive\"],"
-     "\"default\":\"moderate\"},\"network\":{\"type\":\"boolean\"},"
+     "\"default\":\"moderate\"},\"network\":{\"type\":[\"boolean\",\"string\"],"
+     "\"enum\":[true,false,\"none\",\"proxy\",\"full\"]},"
      "\"compatibility_mode\":{\"type\":\"string\",\"enum\":[\"native\",\"claude\",\"codex\","
      "\"gemini\"],\"default\":\"native\"},\"ports\":" STRS "},\"required\":[\"command\"]}",
      api_run, NULL, 0},
