@@ -156,6 +156,16 @@ static void note_root_owned_workspace(struct manager *m, const struct sandbox_st
                dir, dir);
 }
 
+/* The sandbox's network mode: its own, else its profile's. */
+static enum net_mode net_mode_of(const struct sandbox_state *st)
+{
+        const struct profile *prof = profile_get(st->profile);
+
+        if (st->network >= 0)
+                return (enum net_mode)st->network;
+        return prof && prof->network ? NET_MODE_ON : NET_MODE_NONE;
+}
+
 int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,
                     struct start_plan *p, struct ak_err *err)
 {
@@ -674,6 +684,13 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
         return r;
 }
 
+/* A stopped proxy-mode sandbox leaves the proxy at once (it would notice its pidfd anyway). */
+static void leave_proxy(const struct sandbox_state *st)
+{
+        if (st && net_mode_of(st) == NET_MODE_PROXY)
+                (void)egress_unregister(st->name, NULL);
+}
+
 int manager_stop(struct manager *m, const char *name, struct ak_err *err)
 {
         cleanup_state struct sandbox_state *st = NULL;
@@ -694,6 +711,7 @@ int manager_stop(struct manager *m, const char *name, struct ak_err *err)
                         ak_err_prefix(err, "cannot stop sandbox '%s'", name);
                 else
                         (void)audit_log("sandbox_stopped", json_pack("{s:s}", "name", name));
+                leave_proxy(st);
         }
         return r;
 }
@@ -725,6 +743,7 @@ int manager_remove(struct manager *m, const char *name, struct ak_err *err)
                 r = st ? manager_backend(st, &b, err) : 0;
                 if (r >= 0)
                         r = run_dir ? backend_stop(b, &ref, err) : ak_err_oom(err);
+                leave_proxy(st);
         }
         if (r < 0) {
                 ak_err_prefix(err, "cannot remove sandbox '%s'", name);

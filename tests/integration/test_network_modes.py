@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Network modes (docs/network.md): none, proxy and full as the CLI, the record and the sandbox
+see them, and proxy mode's capture inside the sandbox's own network namespace — against
+fake_proxy.py, a test double of agentkernel-proxy that answers every captured connection with
+where it was going, so these tests need neither the real proxy nor any outside network. Nothing
+here sends a packet beyond the sandbox's namespace: a proxy-mode sandbox has no interface out."""
+import json
+import os
+import pathlib
+import signal
+import time
+
+import pytest
+
+from conftest import needs_root, snapshot_cache
+
+pytestmark = [needs_root]
+PY = "/usr/bin/python3"
+FAKE = str(pathlib.Path(__file__).with_name("fake_proxy.py"))
+
+
+@pytest.fixture
+def proxied(ak):
+    """ak, with the fake proxy as agentkernel-proxy; the proxy it starts is killed afterwards."""
+    ak.env["AGENTKERNEL_PROXY"] = FAKE
+    yield ak
+    pidfile = snapshot_cache(ak.data_dir).parent / "proxy" / "fake-proxy.pid"
+    if pidfile.exists():
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+CONNECT = ("import socket,sys\n"
+           "s=socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)\n"
+           "print(s.recv(200).decode().strip())\n")
+
+
+def test_mode_is_recorded(ak):
+    """Every spelling of a mode lands in the record as that mode's name; booleans mean none or
+    "on" (today: full), and an unknown mode is a usage error that creates nothing."""
+    for i, (args, want) in enumerate([(["--network", "proxy"], "proxy"), (["--network=full"], "full"),
+                       (["--network", "none"], "none"), (["--no-network"], "none"),
+                       (["--network"], "full")]):
+        name = f"m{i}"
+        res = ak("create", "--no-start", *args, name)
+        assert res.rc == 0, res
+        assert ak.state(name)["x_agentkernel"]["network"] == want, args
+    res = ak("create", "--no-start", "--network=sideways", "bad")
+    assert res.rc == 2 and "invalid network mode 'sideways'" in res.stderr, res
+    assert "bad" not in ak.names()
+
+
+def test_host_rules_build_the_policy(ak):
+    """--deny-host and --allow-host become the record's policy: deny first, default deny; a
+    pattern that is no host is refused before anything is created."""
+    res = ak("create", "--no-start", "--network", "proxy", "--allow-host", "*.example.com:443",
+             "--deny-host", "evil.example.com", "p")
+    assert res.rc == 0, res
+    pol = ak.state("p")["x_agentkernel"]["network_policy"]
+    assert pol == {"default": "deny", "rules": [
+        {"action": "deny", "host": "evil.example.com"},
+        {"action": "allow", "host": "*.example.com", "ports": [443]}]}
+    res = ak("create", "--no-start", "--network", "proxy", "--allow-host", "a..b", "q")
+    assert res.rc == 2 and "not a host pattern" in res.stderr, res
+    assert "q" not in ak.names()
+    # outside proxy mode the policy would do nothing: said, not silently kept
+    res = ak("create", "--no-start", "--network", "full", "--allow-host", "x.org", "f")
+    assert res.rc == 0 and "enforced only in proxy mode" in res.stderr, res
+
+
+def test_config_modes_and_domains(ak, tmp_path):
+    """[security] network = "proxy" and [security.domains] (upstream's allow/block/allowlist_only)
+    reach the record as the mode and the policy."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "agentkernel.toml").write_text(
+        '[security]\nnetwork = "proxy"\n[security.domains]\nallow = ["*.github.com"]\n'
+        'block = ["gist.github.com"]\nallowlist_only = true\n'
+        '[network]\nhosts = { "api.internal" = "198.18.0.2" }\n')
+    assert ak("trust", "-y", cwd=proj).rc == 0
+    res = ak("create", "--no-start", "c", cwd=proj)
+    assert res.rc == 0, res
+    x = ak.state("c")["x_agentkernel"]
+    assert x["network"] == "proxy"
+    assert x["network_policy"] == {"default": "deny", "rules": [
+        {"action": "deny", "host": "gist.github.com"},
+        {"action": "allow", "host": "*.github.com"}], "hosts": {"api.internal": "198.18.0.2"}}
+
+
+def test_proxy_mode_captures_every_tcp_connection(proxied):
+    """In proxy mode a connect() to any IPv4 address, on any port, ends at the proxy's listener,
+    which learns the destination (SO_ORIGINAL_DST); an explicit client reaches the same port."""
+    for ip, port in [("93.184.216.34", 443), ("10.1.2.3", 22), ("169.254.169.254", 80),
+                     ("127.0.0.1", 15001)]:
+        res = proxied("run", "--no-config", "--network", "proxy", "--", PY, "-c", CONNECT, ip,
+                      str(port))
+        assert res.rc == 0, res
+        kind = "explicit" if port == 15001 else "transparent"
+        assert res.stdout.split()[2:] == [kind, f"{ip}:{port}"], res
+
+
+def test_proxy_mode_refuses_what_is_not_tcp(proxied):
+    """UDP (but DNS) and ICMP to anywhere are refused at once; IPv6 has no route; the sandbox's
+    own loopback stays its own; resolv.conf names the proxy's responder; the proxy variables are
+    set for cooperative clients."""
+    code = ("import socket,os,subprocess\n"
+            "u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.settimeout(2)\n"
+            "try:\n u.connect(('8.8.8.8',9)); u.send(b'x'); u.recv(10); print('udp-open')\n"
+            "except OSError as e: print('udp-refused', type(e).__name__)\n"
+            "try:\n socket.create_connection(('2606:2800:220:1::1',443),2); print('v6-open')\n"
+            "except OSError as e: print('v6-refused', e.errno)\n"
+            "s=socket.socket(); s.bind(('127.0.0.1',8080)); s.listen(1)\n"
+            "c=socket.create_connection(('127.0.0.1',8080),2); a,_=s.accept(); print('lo-ok')\n"
+            "print(open('/etc/resolv.conf').read().strip())\n"
+            "print(' '.join(os.environ.get(k,'-') for k in ('HTTP_PROXY','https_proxy',"
+            "'ALL_PROXY','NO_PROXY','no_proxy')))\n")
+    res = proxied("run", "--no-config", "--network", "proxy", "--", PY, "-c", code)
+    assert res.rc == 0, res
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("udp-refused"), res
+    assert lines[1] == "v6-refused 101", res  # ENETUNREACH
+    assert lines[2] == "lo-ok"
+    assert lines[3] == "nameserver 127.0.0.1"
+    p = "http://127.0.0.1:15001"
+    assert lines[4] == f"{p} {p} {p} localhost,127.0.0.1,::1 localhost,127.0.0.1,::1"
+
+
+def test_proxy_mode_kept_sandbox_registers_and_leaves(proxied):
+    """A kept proxy-mode sandbox registers with its policy and decision log, keeps working after
+    the CLI that started it exits, and is unregistered when stopped."""
+    res = proxied("create", "--network", "proxy", "--allow-host", "api.example.com", "k")
+    assert res.rc == 0, res
+    res = proxied("exec", "k", "--", PY, "-c", CONNECT, "198.18.0.9", "8443")
+    assert res.rc == 0 and "transparent 198.18.0.9:8443" in res.stdout, res
+    log = proxied.data_dir / "run" / "k" / "network.jsonl"
+    deadline = time.time() + 5
+    while time.time() < deadline and not log.exists():
+        time.sleep(0.05)
+    assert json.loads(log.read_text().splitlines()[0])["port"] == 8443
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
+    assert proxied("stop", "k").rc == 0
+    assert proxied("start", "k").rc == 0
+    res = proxied("exec", "k", "--", PY, "-c", CONNECT, "198.18.0.9", "80")
+    assert res.rc == 0 and "transparent 198.18.0.9:80" in res.stdout, res
+
+
+def test_proxy_mode_without_proxy_is_a_clear_error(ak, tmp_path):
+    """No proxy binary: the start fails with a message naming it, and leaves nothing running."""
+    res = ak("run", "--no-config", "--network", "proxy", "--", "true",
+             env={"AGENTKERNEL_PROXY": str(tmp_path / "missing"), "PATH": "/usr/bin:/bin"})
+    assert res.rc == 125 and "needs the egress proxy" in res.stderr, res
