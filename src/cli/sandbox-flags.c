@@ -88,12 +88,9 @@ int sf_opt_network(const struct cli_option *o, const char *arg)
 
 int sf_opt_host(const struct cli_option *o, const char *arg)
 {
-        cleanup_json json_t *probe = json_object();
         struct ak_err err = {0};
 
-        if (!probe)
-                return cli_usage_error(cli_current, "out of memory");
-        if (egress_policy_add_rule(probe, "allow", arg, &err) < 0)
+        if (egress_host_rule_check(arg, &err) < 0)
                 return cli_usage_error(cli_current, "--%s: %s", o->long_name, ak_err_msg(&err));
         if (strv_push((char ***)o->value, arg) < 0)
                 return cli_usage_error(cli_current, "out of memory");

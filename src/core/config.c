@@ -34,6 +34,7 @@
 #include "shared/json-util.h"
 #include "shared/macro.h"
 #include "shared/net-mode.h"
+#include "shared/net-policy.h"
 #include "shared/strv.h"
 #include "shared/toml.h"
 
@@ -310,11 +311,12 @@ static int apply_hosts(struct ctx *x, json_t *t)
                                   "[network] hosts: expected a table of at most %d names",
                                   CONFIG_MAX_HOSTS);
         json_object_foreach (t, k, v) {
+                char norm[NET_POLICY_HOST_MAX + 1];
                 struct in_addr a;
                 if (!json_is_string(v) || inet_pton(AF_INET, json_string_value(v), &a) != 1)
                         return ak_err_set(x->err, EINVAL,
                                           "[network] hosts: '%s': expected an IPv4 address", k);
-                if (!net_host_name_valid(k))
+                if (net_host_normalise(k, norm) < 0)
                         return ak_err_set(x->err, EINVAL,
                                           "[network] hosts: '%s' is not a host name", k);
         }

@@ -8,7 +8,6 @@
  */
 #include "egress.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -30,86 +29,29 @@
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 #include "shared/macro.h"
-#include "shared/net-mode.h"
+#include "shared/net-policy.h"
 #include "shared/parse-util.h"
 
 #define PROXY_CONTROL "control"
 
 extern char **environ;
 
-/* ---- the policy ---- */
+/* ---- the policy (its language is shared/net-policy.c's) ---- */
 
-/* A host pattern: "*", "*.NAME", NAME, IPv4, or IPv4/LEN. */
-static bool pattern_valid(const char *p)
+int egress_host_rule_check(const char *text, struct ak_err *err)
 {
-        char ip[INET_ADDRSTRLEN];
-        const char *slash = strchr(p, '/');
-        struct in_addr a;
-        uint32_t len;
+        cleanup_net_policy struct net_policy *p = net_policy_new(NET_DENY);
 
-        if (streq(p, "*"))
-                return true;
-        if (strncmp(p, "*.", 2) == 0)
-                return net_host_name_valid(p + 2);
-        if (slash) {
-                if ((size_t)(slash - p) >= sizeof(ip) || safe_atou32(slash + 1, &len) < 0 ||
-                    len > 32)
-                        return false;
-                memcpy(ip, p, (size_t)(slash - p));
-                ip[slash - p] = '\0';
-                return inet_pton(AF_INET, ip, &a) == 1;
-        }
-        return inet_pton(AF_INET, p, &a) == 1 || net_host_name_valid(p);
-}
-
-static json_t *rules_of(json_t *policy)
-{
-        json_t *rules = json_object_get(policy, "rules");
-
-        if (!rules && json_object_set_new(policy, "rules", json_array()) == 0)
-                rules = json_object_get(policy, "rules");
-        return json_is_array(rules) ? rules : NULL;
-}
-
-int egress_policy_add_rule(json_t *policy, const char *action, const char *text, struct ak_err *err)
-{
-        char pat[EGRESS_PATTERN_MAX + 8];
-        const char *colon = strrchr(text, ':');
-        json_t *rules = rules_of(policy), *rule;
-        uint32_t port = 0;
-
-        if (!rules)
+        if (!p)
                 return ak_err_oom(err);
-        if (json_array_size(rules) >= EGRESS_POLICY_MAX_RULES)
-                return ak_err_set(err, E2BIG, "at most %d network rules", EGRESS_POLICY_MAX_RULES);
-        if (strlen(text) >= sizeof(pat))
-                return ak_err_set(err, EINVAL, "host pattern '%.40s...' is too long", text);
-        (void)snprintf(pat, sizeof(pat), "%s", text);
-        if (colon) {
-                if (safe_atou32(colon + 1, &port) < 0 || port < 1 || port > 65535)
-                        return ak_err_set(err, EINVAL,
-                                          "'%s': a port is a number from 1 to 65535 "
-                                          "(PATTERN[:PORT])",
-                                          text);
-                pat[colon - text] = '\0';
-        }
-        if (!pattern_valid(pat))
-                return ak_err_set(err, EINVAL,
-                                  "'%s' is not a host pattern: use a name (api.example.com), "
-                                  "*.example.com, an IPv4 address or CIDR, or *, with :PORT",
-                                  text);
-        rule = json_pack("{s:s, s:s}", "action", action, "host", pat);
-        if (rule && port)
-                json_object_set_new(rule, "ports", json_pack("[i]", (json_int_t)port));
-        if (!rule || json_array_append_new(rules, rule) < 0)
-                return ak_err_oom(err);
-        return 0;
+        return net_policy_insert_text(p, 0, NET_ALLOW, text, err);
 }
 
-static int add_rules(json_t *policy, const char *action, char *const *list, struct ak_err *err)
+static int insert_rules(struct net_policy *p, size_t *at, enum net_action action, char *const *list,
+                        struct ak_err *err)
 {
-        for (char *const *p = list; p && *p; p++) {
-                int r = egress_policy_add_rule(policy, action, *p, err);
+        for (char *const *t = list; t && *t; t++) {
+                int r = net_policy_insert_text(p, (*at)++, action, *t, err);
                 if (r < 0)
                         return r;
         }
@@ -120,113 +62,43 @@ int egress_policy_build(char *const *deny_hosts, char *const *allow_hosts,
                         char *const *domains_allow, char *const *domains_block, bool domains_given,
                         bool allowlist_only, const json_t *hosts, json_t **ret, struct ak_err *err)
 {
-        cleanup_json json_t *p = NULL;
+        cleanup_net_policy struct net_policy *p = NULL, *check = NULL;
+        cleanup_json json_t *j = NULL;
         bool cli = (deny_hosts && *deny_hosts) || (allow_hosts && *allow_hosts);
+        size_t at = 0;
         int r;
 
         if (!cli && !domains_given && !(hosts && json_object_size(hosts))) {
                 *ret = NULL;
                 return 0;
         }
-        p = json_object();
-        if (!p)
+        r = domains_given
+                ? net_policy_from_domains(domains_allow, domains_block, allowlist_only, &p, err)
+                : net_policy_builtin(&p, err);
+        if (r < 0)
+                return domains_given ? ak_err_prefix(err, "[security.domains]") : r;
+        if ((r = insert_rules(p, &at, NET_DENY, deny_hosts, err)) < 0)
+                return ak_err_prefix(err, "--deny-host");
+        if ((r = insert_rules(p, &at, NET_ALLOW, allow_hosts, err)) < 0)
+                return ak_err_prefix(err, "--allow-host");
+        j = net_policy_to_json(p);
+        if (!j)
                 return ak_err_oom(err);
-        if ((r = add_rules(p, "deny", deny_hosts, err)) < 0 ||
-            (r = add_rules(p, "allow", allow_hosts, err)) < 0)
-                return ak_err_prefix(err, "--deny-host/--allow-host");
-        if (domains_given && ((r = add_rules(p, "deny", domains_block, err)) < 0 ||
-                              (r = add_rules(p, "allow", domains_allow, err)) < 0))
-                return ak_err_prefix(err, "[security.domains]");
-        /* upstream: allowlist_only = false allows what block does not name */
-        if (domains_given || cli)
-                json_object_set_new(
-                    p, "default", json_string(!domains_given || allowlist_only ? "deny" : "allow"));
-        if (hosts && json_object_size(hosts))
-                json_object_set_new(p, "hosts", json_deep_copy(hosts));
-        *ret = TAKE_PTR(p);
+        if (hosts && json_object_size(hosts) &&
+            json_object_set_new(j, "hosts", json_deep_copy(hosts)) < 0)
+                return ak_err_oom(err);
+        r = net_policy_from_json(j, &check, err);
+        if (r < 0)
+                return ak_err_prefix(err, "the network policy");
+        *ret = TAKE_PTR(j);
         return 0;
 }
 
 int egress_policy_check(const json_t *policy, struct ak_err *err)
 {
-        json_t *rules, *v, *e;
-        const char *k;
-        size_t i, j;
+        cleanup_net_policy struct net_policy *p = NULL;
 
-        if (!json_is_object(policy))
-                return ak_err_set(err, EINVAL, "a network policy is a JSON object");
-        json_object_foreach ((json_t *)policy, k, v) {
-                if (streq(k, "default")) {
-                        if (!json_is_string(v) || (!streq(json_string_value(v), "allow") &&
-                                                   !streq(json_string_value(v), "deny")))
-                                return ak_err_set(err, EINVAL,
-                                                  "policy: \"default\" is \"allow\" or \"deny\"");
-                } else if (streq(k, "hosts")) {
-                        const char *name;
-                        json_t *ip;
-                        struct in_addr a;
-                        if (!json_is_object(v) || json_object_size(v) > 256)
-                                return ak_err_set(err, EINVAL,
-                                                  "policy: \"hosts\" is an object of at most 256 "
-                                                  "names");
-                        json_object_foreach (v, name, ip)
-                                if (!net_host_name_valid(name) || !json_is_string(ip) ||
-                                    inet_pton(AF_INET, json_string_value(ip), &a) != 1)
-                                        return ak_err_set(err, EINVAL,
-                                                          "policy: hosts: '%s' must name an "
-                                                          "IPv4 address",
-                                                          name);
-                } else if (streq(k, "dns_servers")) {
-                        struct in_addr a;
-                        if (!json_is_array(v) || json_array_size(v) > 8)
-                                return ak_err_set(err, EINVAL,
-                                                  "policy: \"dns_servers\" is an array of at most "
-                                                  "8 IPv4 addresses");
-                        json_array_foreach (v, i, e)
-                                if (!json_is_string(e) ||
-                                    inet_pton(AF_INET, json_string_value(e), &a) != 1)
-                                        return ak_err_set(err, EINVAL,
-                                                          "policy: dns_servers: expected IPv4 "
-                                                          "addresses");
-                } else if (!streq(k, "rules")) {
-                        return ak_err_set(err, EINVAL, "policy: unknown key '%s'", k);
-                }
-        }
-        rules = json_object_get(policy, "rules");
-        if (!rules)
-                return 0;
-        if (!json_is_array(rules) || json_array_size(rules) > EGRESS_POLICY_MAX_RULES)
-                return ak_err_set(err, EINVAL, "policy: \"rules\" is an array of at most %d rules",
-                                  EGRESS_POLICY_MAX_RULES);
-        json_array_foreach (rules, i, v) {
-                const char *action = json_string_value(json_object_get(v, "action"));
-                const char *host = json_string_value(json_object_get(v, "host"));
-                json_t *ports = json_object_get(v, "ports");
-                json_t *methods = json_object_get(v, "methods");
-                if (!json_is_object(v) || !action ||
-                    (!streq(action, "allow") && !streq(action, "deny")) || !host ||
-                    strlen(host) > EGRESS_PATTERN_MAX || !pattern_valid(host))
-                        return ak_err_set(err, EINVAL,
-                                          "policy: rule %zu: expected {\"action\": \"allow\" or "
-                                          "\"deny\", \"host\": a pattern}",
-                                          i + 1);
-                if (ports && (!json_is_array(ports) || json_array_size(ports) > 64))
-                        return ak_err_set(err, EINVAL, "policy: rule %zu: bad \"ports\"", i + 1);
-                json_array_foreach (ports, j, e)
-                        if (!json_is_integer(e) || json_integer_value(e) < 1 ||
-                            json_integer_value(e) > 65535)
-                                return ak_err_set(err, EINVAL,
-                                                  "policy: rule %zu: ports are 1 to 65535", i + 1);
-                if (methods && (!json_is_array(methods) || json_array_size(methods) > 16))
-                        return ak_err_set(err, EINVAL, "policy: rule %zu: bad \"methods\"", i + 1);
-                json_array_foreach (methods, j, e)
-                        if (!json_is_string(e) || !json_string_length(e) ||
-                            json_string_length(e) > 16)
-                                return ak_err_set(err, EINVAL,
-                                                  "policy: rule %zu: methods are HTTP method names",
-                                                  i + 1);
-        }
-        return 0;
+        return net_policy_from_json(policy, &p, err);
 }
 
 /* ---- the control protocol ---- */

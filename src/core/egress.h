@@ -18,8 +18,6 @@
 
 #include "shared/err.h"
 
-#define EGRESS_POLICY_MAX_RULES 1024
-#define EGRESS_PATTERN_MAX 253
 #define EGRESS_MSG_MAX (64u << 10) /* one control message */
 #define EGRESS_REPLY_TIMEOUT_MS 5000
 #define EGRESS_LOG_FILE "network.jsonl" /* a sandbox's decision log, in its run directory */
@@ -31,26 +29,22 @@ struct egress_fds {
         int dns_tcp; /* 127.0.0.1:15053 */
 };
 
-/* Adds a rule from "PATTERN[:PORT]" ("*.example.com", "api.example.com:443", "198.18.0.0/24",
- * "198.18.0.7:8080", "*") with action "allow" or "deny" to policy's "rules" (created when
- * missing). -EINVAL with a message for a pattern that is none of those, -E2BIG past
- * EGRESS_POLICY_MAX_RULES. */
-int egress_policy_add_rule(json_t *policy, const char *action, const char *text,
-                           struct ak_err *err);
+/* Checks a command-line rule, "PATTERN[:PORT]" (net_policy_insert_text's syntax): 0, or -EINVAL
+ * with a message. */
+int egress_host_rule_check(const char *text, struct ak_err *err);
 
 /* The policy of a new sandbox (POLICY JSON, docs/network.md), or *ret = NULL when nothing asks
- * for one (the proxy's built-in default). Rules in this order, first match wins: deny_hosts,
- * allow_hosts (the command line's), then upstream's [security.domains] as upstream documents
- * it: block (deny rules), allow (allow rules), and the default `deny` with allowlist_only, else
- * `allow`. Without [security.domains], command-line rules make the default `deny`. hosts (an
- * object of name -> IPv4, may be NULL) become the policy's static names. Any list may be NULL. */
+ * for one (the proxy then applies its built-in policy). Rules in this order, first match wins:
+ * deny_hosts, allow_hosts (the command line's), then the base: upstream's [security.domains]
+ * as upstream documents it (net_policy_from_domains) when given, else the built-in policy
+ * (net_policy_builtin), whose rules the command line's thus refine. hosts (an object of name ->
+ * IPv4, may be NULL) become the policy's static names. Any list may be NULL. */
 int egress_policy_build(char *const *deny_hosts, char *const *allow_hosts,
                         char *const *domains_allow, char *const *domains_block, bool domains_given,
                         bool allowlist_only, const json_t *hosts, json_t **ret, struct ak_err *err);
 
-/* Checks a policy's shape (a PUT body, a `network policy --set` file, a record): an object with
- * "default" allow|deny, "rules" (each {action, host, ports?, methods?}), "hosts",
- * "dns_servers"; limits as above. The proxy checks it again, fully. */
+/* Checks a policy (a PUT body, a `network policy --set` file, a record) as the proxy will:
+ * net_policy_from_json. */
 int egress_policy_check(const json_t *policy, struct ak_err *err);
 
 /* The control socket's directory: <runtime dir>/agentkernel/<id>/proxy (as the /etc snapshots':

@@ -39,30 +39,3 @@ bool net_mode_valid(int mode)
 {
         return mode == NET_MODE_NONE || mode == NET_MODE_PROXY || mode == NET_MODE_FULL;
 }
-
-bool net_host_name_valid(const char *s)
-{
-        size_t n = s ? strlen(s) : 0, label = 0;
-
-        if (n && s[n - 1] == '.')
-                n--;
-        if (!n || n > 253)
-                return false;
-        for (size_t i = 0; i <= n; i++) {
-                char c = i < n ? s[i] : '.';
-                if (c == '.') {
-                        if (!label || s[i - 1] == '-')
-                                return false;
-                        label = 0;
-                        continue;
-                }
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '-' || c == '_'))
-                        return false;
-                if (!label && c == '-')
-                        return false;
-                if (++label > 63)
-                        return false;
-        }
-        return true;
-}

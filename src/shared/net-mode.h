@@ -26,7 +26,3 @@ int net_mode_from_string(const char *s, enum net_mode *ret);
 const char *net_mode_name(int mode);
 /* Whether a mode value (as stored: -1 unset, or an enum net_mode) is one of the modes. */
 bool net_mode_valid(int mode);
-
-/* A DNS host name: 1 to 253 bytes of dot-separated labels of 1 to 63 letters, digits, '-' or
- * '_' (no label starts or ends with '-'), one trailing dot allowed. */
-bool net_host_name_valid(const char *s);

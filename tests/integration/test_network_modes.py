@@ -53,15 +53,19 @@ def test_mode_is_recorded(ak):
 
 
 def test_host_rules_build_the_policy(ak):
-    """--deny-host and --allow-host become the record's policy: deny first, default deny; a
-    pattern that is no host is refused before anything is created."""
+    """--deny-host and --allow-host become the record's policy: deny first, then allow, over the
+    built-in list, default deny; a pattern that is no host is refused before anything is
+    created."""
     res = ak("create", "--no-start", "--network", "proxy", "--allow-host", "*.example.com:443",
              "--deny-host", "evil.example.com", "p")
     assert res.rc == 0, res
     pol = ak.state("p")["x_agentkernel"]["network_policy"]
-    assert pol == {"default": "deny", "rules": [
-        {"action": "deny", "host": "evil.example.com"},
-        {"action": "allow", "host": "*.example.com", "ports": [443]}]}
+    assert pol["default"] == "deny"
+    assert [(r["action"], r["host"]) for r in pol["rules"][:2]] == [
+        ("deny", "evil.example.com"), ("allow", "*.example.com")]
+    assert pol["rules"][1]["ports"] == [443]
+    # under them, the built-in list (model APIs, registries, git hosting)
+    assert any(r["host"] == "registry.npmjs.org" for r in pol["rules"][2:])
     res = ak("create", "--no-start", "--network", "proxy", "--allow-host", "a..b", "q")
     assert res.rc == 2 and "not a host pattern" in res.stderr, res
     assert "q" not in ak.names()
@@ -84,9 +88,11 @@ def test_config_modes_and_domains(ak, tmp_path):
     assert res.rc == 0, res
     x = ak.state("c")["x_agentkernel"]
     assert x["network"] == "proxy"
-    assert x["network_policy"] == {"default": "deny", "rules": [
-        {"action": "deny", "host": "gist.github.com"},
-        {"action": "allow", "host": "*.github.com"}], "hosts": {"api.internal": "198.18.0.2"}}
+    pol = x["network_policy"]
+    assert pol["default"] == "deny"
+    assert [(r["action"], r["host"]) for r in pol["rules"]] == [
+        ("deny", "gist.github.com"), ("allow", "*.github.com")]
+    assert pol["hosts"] == {"api.internal": "198.18.0.2"}
 
 
 def test_proxy_mode_captures_every_tcp_connection(proxied):
