@@ -156,8 +156,7 @@ static void note_root_owned_workspace(struct manager *m, const struct sandbox_st
                dir, dir);
 }
 
-/* The sandbox's network mode: its own, else its profile's. */
-static enum net_mode net_mode_of(const struct sandbox_state *st)
+enum net_mode manager_net_mode(const struct sandbox_state *st)
 {
         const struct profile *prof = profile_get(st->profile);
 
@@ -687,7 +686,7 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
 /* A stopped proxy-mode sandbox leaves the proxy at once (it would notice its pidfd anyway). */
 static void leave_proxy(const struct sandbox_state *st)
 {
-        if (st && net_mode_of(st) == NET_MODE_PROXY)
+        if (st && manager_net_mode(st) == NET_MODE_PROXY)
                 (void)egress_unregister(st->name, NULL);
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/proto.h"
 #include "build-config.h"
@@ -24,6 +25,8 @@
 
 void api_result_done(struct api_result *r)
 {
+        if (r->follow && r->follow_fd >= 0)
+                close(r->follow_fd);
         json_decref(r->data);
         json_decref(r->extra);
         memset(r, 0, sizeof(*r));

@@ -246,6 +246,15 @@ static const struct tool tools[] = {
      "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"by\":{\"type\":\"string\","
      "\"default\":\"1h\"}},\"required\":[\"name\"]}",
      api_extend, NULL, TOOL_NAME},
+    {"sandbox_network_policy", "Show a proxy-mode sandbox's egress policy (docs/network.md)",
+     NAME_ONLY, api_network_policy_get, NULL, TOOL_NAME},
+    {"sandbox_network_policy_set",
+     "Replace a proxy-mode sandbox's egress policy: ordered rules, first match wins",
+     "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"policy\":{\"type\":\"object\","
+     "\"properties\":{\"default\":{\"type\":\"string\",\"enum\":[\"allow\",\"deny\"]},"
+     "\"rules\":{\"type\":\"array\"},\"hosts\":{\"type\":\"object\"}}}},"
+     "\"required\":[\"name\",\"policy\"]}",
+     api_network_policy_put, NULL, TOOL_NAME},
 };
 
 static const struct tool *tool_find(const char *name)

@@ -157,3 +157,79 @@ def test_proxy_mode_without_proxy_is_a_clear_error(ak, tmp_path):
     res = ak("run", "--no-config", "--network", "proxy", "--", "true",
              env={"AGENTKERNEL_PROXY": str(tmp_path / "missing"), "PATH": "/usr/bin:/bin"})
     assert res.rc == 125 and "needs the egress proxy" in res.stderr, res
+
+
+def test_network_cli_policy_and_log(proxied, tmp_path):
+    """`network policy NAME [--set FILE]` reads and replaces a running sandbox's policy (recorded
+    and handed to its proxy); a bad policy or a sandbox in another mode is refused with exit 2;
+    `network log NAME` prints the decision log."""
+    assert proxied("create", "--network", "proxy", "n").rc == 0
+    # running: the proxy's answer (the fake's for a sandbox registered without a policy)
+    pol = json.loads(proxied("network", "policy", "n", check=True).stdout)
+    assert pol["default"] == "deny"
+    # not running: the built-in policy, from the record's side
+    assert proxied("create", "--no-start", "--network", "proxy", "s").rc == 0
+    pol = json.loads(proxied("network", "policy", "s", check=True).stdout)
+    assert pol["default"] == "deny" and any(r["host"] == "pypi.org" for r in pol["rules"])
+    new = {"default": "deny", "rules": [{"action": "allow", "host": "*.example.org",
+                                         "ports": [443]}]}
+    (tmp_path / "p.json").write_text(json.dumps(new))
+    assert proxied("network", "policy", "n", "--set", tmp_path / "p.json").rc == 0
+    got = json.loads(proxied("network", "policy", "n", check=True).stdout)
+    assert got["rules"][0]["host"] == "*.example.org"
+    assert proxied.state("n")["x_agentkernel"]["network_policy"]["rules"][0]["host"] == \
+        "*.example.org"
+    res = proxied("network", "policy", "n", "--set", "-", input=b'{"default":"maybe"}')
+    assert res.rc == 2, res
+    assert proxied("create", "--no-start", "--network", "full", "f").rc == 0
+    res = proxied("network", "policy", "f", "--set", tmp_path / "p.json")
+    assert res.rc == 2 and "proxy mode" in res.stderr, res
+    assert proxied("exec", "n", "--", PY, "-c", CONNECT, "198.18.0.1", "443").rc == 0
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        out = proxied("network", "log", "n", check=True).stdout
+        if out:
+            break
+        time.sleep(0.05)
+    assert json.loads(out.splitlines()[0])["port"] == 443
+    res = proxied("network", "policy", "nosuch")
+    assert res.rc == 1 and "not found" in res.stderr
+
+
+def test_network_api(proxied):
+    """The API's create takes a mode; GET/PUT /sandboxes/{name}/network/policy read and replace
+    the policy (a bad one is a 400 that changes nothing); GET .../network/log gives the entries,
+    and ?follow=1 streams new ones as server-sent events."""
+    from serve_client import Server
+    import http.client
+    s = Server(proxied)
+    try:
+        st, body = s.request("POST", "/sandboxes", {"name": "a", "network": "proxy"})
+        assert st == 201, body
+        assert s.request("POST", "/sandboxes", {"name": "b", "network": "sideways"})[0] == 400
+        st, body = s.request("GET", "/sandboxes/a/network/policy")
+        assert st == 200 and body["data"]["default"] == "deny", body
+        new = {"default": "allow", "rules": [{"action": "deny", "host": "*.evil.example"}]}
+        st, body = s.request("PUT", "/sandboxes/a/network/policy", new)
+        assert st == 200 and body["data"]["rules"][0]["host"] == "*.evil.example", body
+        st, body = s.request("PUT", "/sandboxes/a/network/policy", {"default": 1})
+        assert st == 400, body
+        assert s.request("GET", "/sandboxes/a/network/policy")[1]["data"]["default"] == "allow"
+        assert s.request("GET", "/sandboxes/a/network/log")[1]["data"] == {"entries": []}
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+        c.request("GET", "/sandboxes/a/network/log?follow=1", headers=s.auth())
+        r = c.getresponse()
+        assert r.status == 200 and r.getheader("Content-Type") == "text/event-stream"
+        assert proxied("exec", "a", "--", PY, "-c", CONNECT, "198.18.0.3", "8080").rc == 0
+        ev = b""
+        while b"\n\n" not in ev:
+            ev += r.read1(4096)
+        assert ev.startswith(b"event: entry\ndata: "), ev
+        assert json.loads(ev.split(b"data: ", 1)[1].split(b"\n")[0])["port"] == 8080
+        c.close()
+        st, body = s.request("GET", "/sandboxes/a/network/log?limit=1")
+        assert st == 200 and len(body["data"]["entries"]) == 1
+        assert s.request("GET", "/sandboxes/a/network/log?limit=0")[0] == 400
+        assert s.request("DELETE", "/sandboxes/a")[0] == 200
+    finally:
+        s.stop()
