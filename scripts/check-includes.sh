@@ -22,6 +22,7 @@ allowed() {
         image) echo "core runtime agent shared" ;;
         backend) echo "image engine core runtime agent shared" ;;
         server) echo "core runtime agent shared" ;;
+        proxy) echo "core runtime agent shared" ;;
         *) echo "-" ;;
         esac
 }
@@ -47,7 +48,7 @@ check() {
 for f in "$@"; do
         check "$f"
 done
-for d in shared agent runtime engine core image backend server; do
+for d in shared agent runtime engine core image backend server proxy; do
         for h in "$srcdir/$d"/*.h; do
                 [ -e "$h" ] && check "$h"
         done
