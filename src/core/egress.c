@@ -314,10 +314,17 @@ int egress_register(const char *name, const char *uuid, const json_t *policy,
 {
         cleanup_json json_t *req = json_pack("{s:s, s:s, s:s}", "op", "register", "sandbox", name,
                                              "uuid", uuid ? uuid : "");
+        cleanup_net_policy struct net_policy *builtin = NULL;
         cleanup_close int ctl = -1, log = -1;
         int r;
 
-        if (!req || (policy && json_object_set(req, "policy", (json_t *)policy) < 0))
+        if (!req)
+                return ak_err_oom(err);
+        /* no policy recorded: the built-in one, said explicitly (the proxy wants one) */
+        if (!policy && net_policy_builtin(&builtin, err) < 0)
+                return ak_err_prefix(err, "the built-in network policy");
+        if (json_object_set_new(req, "policy",
+                                policy ? json_deep_copy(policy) : net_policy_to_json(builtin)) < 0)
                 return ak_err_oom(err);
         if (pidfd < 0)
                 return ak_err_set(err, ENOSYS, "network mode 'proxy' needs pidfd_open (Linux 5.3)");

@@ -64,8 +64,8 @@ int egress_request(int ctl, const json_t *req, const int *fds, size_t n_fds, jso
 
 /* Registers a started proxy-mode sandbox: its listeners, its init's pidfd (the proxy forgets it
  * when that becomes readable) and its decision log, opened here at log_path (O_APPEND, 0600;
- * NULL: a log nobody reads). policy may be NULL (the proxy's built-in default). The fds stay the
- * caller's. */
+ * NULL: a log nobody reads). policy NULL: the built-in policy (net_policy_builtin), sent as
+ * such. The fds stay the caller's. */
 int egress_register(const char *name, const char *uuid, const json_t *policy,
                     const struct egress_fds *fds, int pidfd, const char *log_path,
                     struct ak_err *err);

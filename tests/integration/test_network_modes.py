@@ -233,3 +233,104 @@ def test_network_api(proxied):
         assert s.request("DELETE", "/sandboxes/a")[0] == 200
     finally:
         s.stop()
+
+
+# ---- with the real agentkernel-proxy (built beside the CLI) ----
+
+PROXY_BIN = pathlib.Path(__file__).resolve().parents[2] / "build" / "src" / "agentkernel-proxy"
+
+
+@pytest.fixture
+def real_proxy(ak):
+    """ak with the real proxy; whatever proxy its sandboxes started is stopped afterwards (asked
+    for its pids over its own control socket)."""
+    if not PROXY_BIN.exists() and not os.environ.get("AGENTKERNEL_PROXY"):
+        pytest.skip("agentkernel-proxy is not built")
+    yield ak
+    ctl = snapshot_cache(ak.data_dir).parent / "proxy" / "control"
+    if ctl.exists():
+        import socket as so
+        s = so.socket(so.AF_UNIX, so.SOCK_SEQPACKET)
+        try:
+            s.connect(str(ctl))
+            s.send(b'{"op":"stats"}')
+            st = json.loads(s.recv(65536))
+            for k in ("worker_pid", "supervisor_pid"):
+                try:
+                    os.kill(int(st[k]), signal.SIGKILL)
+                except (KeyError, ProcessLookupError):
+                    pass
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+
+@pytest.fixture
+def web():
+    """An HTTP server at 10.23x.n.2:8089 in a network namespace made for this test (only the
+    host's own veth reaches it)."""
+    import random
+    import subprocess
+    n = random.randint(1, 250)
+    ns, hif, nif = f"akwire{n}", f"akwh{n}", f"akwn{n}"
+    hip, pip = f"10.232.{n}.1", f"10.232.{n}.2"
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)
+    run("ip", "netns", "add", ns)
+    srv = None
+    try:
+        run("ip", "link", "add", hif, "type", "veth", "peer", "name", nif)
+        run("ip", "link", "set", nif, "netns", ns)
+        run("ip", "addr", "add", f"{hip}/24", "dev", hif)
+        run("ip", "link", "set", hif, "up")
+        run("ip", "netns", "exec", ns, "ip", "addr", "add", f"{pip}/24", "dev", nif)
+        run("ip", "netns", "exec", ns, "ip", "link", "set", nif, "up")
+        code = ("import http.server\nclass H(http.server.BaseHTTPRequestHandler):\n"
+                " def do_GET(self):\n  b=b'hello-from-web\\n'\n  self.send_response(200)\n"
+                "  self.send_header('Content-Length',str(len(b)))\n  self.end_headers()\n"
+                "  self.wfile.write(b)\n def log_message(self,*a): pass\n"
+                f"http.server.HTTPServer(('{pip}',8089),H).serve_forever()\n")
+        srv = subprocess.Popen(["ip", "netns", "exec", ns, PY, "-c", code])
+        time.sleep(0.3)
+        yield pip
+    finally:
+        if srv:
+            srv.kill()
+            srv.wait()
+        subprocess.run(["ip", "link", "del", hif], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+FETCH = ("import urllib.request,sys,os\n"
+         "h=urllib.request.ProxyHandler({} if sys.argv[2]=='direct' else None)\n"
+         "o=urllib.request.build_opener(h)\n"
+         "try:\n r=o.open(sys.argv[1],timeout=5); print(r.status, r.read().decode().strip())\n"
+         "except urllib.error.HTTPError as e: print(e.code, e.headers.get('X-Agentkernel-Rule'))\n")
+
+
+def test_real_proxy_end_to_end(real_proxy, web):
+    """Through the real proxy: an allowed address answers, transparently (proxy variables
+    ignored) and as an explicit client; another private address gets 403 naming why; a static
+    name resolves through the proxy's responder and is allowed by name; the log says all of it."""
+    ak = real_proxy
+    url = f"http://{web}:8089/"
+    res = ak("create", "--no-config", "--network", "proxy", "--allow-host", f"{web}:8089", "w")
+    assert res.rc == 0, res
+    for how in ("direct", "env"):
+        res = ak("exec", "w", "--", PY, "-c", FETCH, url, how)
+        assert res.stdout == "200 hello-from-web\n", (how, res)
+    other = web.rsplit(".", 1)[0] + ".3"
+    res = ak("exec", "w", "--", PY, "-c", FETCH, f"http://{other}:8089/", "env")
+    assert res.stdout.startswith("403 ") and "private address" in res.stdout, res
+    # a static name, allowed by name only: resolved by the proxy, no query leaves the host
+    pol = {"default": "deny", "rules": [{"action": "allow", "host": "web.test", "ports": [8089]}],
+           "hosts": {"web.test": web}}
+    res = ak("network", "policy", "w", "--set", "-", input=json.dumps(pol).encode())
+    assert res.rc == 0, res
+    res = ak("exec", "w", "--", PY, "-c", FETCH, "http://web.test:8089/", "direct")
+    assert res.stdout == "200 hello-from-web\n", res
+    res = ak("exec", "w", "--", PY, "-c", FETCH, url, "direct")  # the address alone: no rule
+    assert res.stdout.startswith("403 "), res
+    log = [json.loads(x) for x in ak("network", "log", "w", check=True).stdout.splitlines()]
+    assert any(e["action"] == "allow" and e["host"] == "web.test" for e in log), log
+    assert any(e["action"] == "deny" for e in log), log
