@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <sha2.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -175,13 +176,24 @@ static int start_proxy(const char *dir, struct ak_err *err)
 {
         char helper[PATH_MAX];
         const char *argv[] = {"agentkernel-proxy", "--dir", dir, NULL};
+        posix_spawnattr_t attr;
+        sigset_t none, all;
         pid_t pid;
         int r, status;
 
         r = paths_helper("agentkernel-proxy", "AGENTKERNEL_PROXY", helper, sizeof(helper), err);
         if (r < 0)
                 return ak_err_prefix(err, "network mode 'proxy' needs the egress proxy");
-        r = posix_spawn(&pid, helper, NULL, NULL, (char *const *)argv, environ);
+        /* it outlives us: none of the signals we block or handle (the CLI's signalfd, a server's
+         * threads) may stay blocked or ignored in it */
+        sigemptyset(&none);
+        sigfillset(&all);
+        posix_spawnattr_init(&attr);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setsigdefault(&attr, &all);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+        r = posix_spawn(&pid, helper, NULL, &attr, (char *const *)argv, environ);
+        posix_spawnattr_destroy(&attr);
         if (r)
                 return ak_err_errno(err, r, "start '%s'", helper);
         while (waitpid(pid, &status, 0) < 0)
