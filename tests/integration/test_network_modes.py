@@ -334,3 +334,32 @@ def test_real_proxy_end_to_end(real_proxy, web):
     log = [json.loads(x) for x in ak("network", "log", "w", check=True).stdout.splitlines()]
     assert any(e["action"] == "allow" and e["host"] == "web.test" for e in log), log
     assert any(e["action"] == "deny" for e in log), log
+
+
+def _proxy_stats(ak):
+    import socket as so
+    ctl = snapshot_cache(ak.data_dir).parent / "proxy" / "control"
+    s = so.socket(so.AF_UNIX, so.SOCK_SEQPACKET)
+    try:
+        s.connect(str(ctl))
+        s.send(b'{"op":"stats"}')
+        return json.loads(s.recv(65536))
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("point", ["native-egress-registered", "native-recorded"])
+def test_failed_proxy_start_leaves_nothing(proxied, point):
+    """A proxy-mode start that fails after its registration takes the registration back (and
+    everything else, as any failed start): the proxy forgets the sandbox, and it then starts."""
+    assert proxied("create", "--no-start", "--network", "proxy", "undo").rc == 0
+    res = proxied("start", "undo", env={"AGENTKERNEL_TEST_HOOK": f"fail:{point}"})
+    assert res.rc != 0 and f"injected failure at '{point}'" in res.stderr, res
+    assert "undo" not in _proxy_stats(proxied)["sandboxes"]
+    assert not (proxied.data_dir / "run" / "undo").exists()
+    assert proxied("start", "undo").rc == 0
+    assert "undo" in _proxy_stats(proxied)["sandboxes"]
+    res = proxied("exec", "undo", "--", PY, "-c", CONNECT, "198.18.0.4", "443")
+    assert "transparent 198.18.0.4:443" in res.stdout, res
+    assert proxied("stop", "undo").rc == 0
+    assert "undo" not in _proxy_stats(proxied)["sandboxes"]
