@@ -267,11 +267,10 @@ static int check_request(struct start *st, struct ak_err *err)
         if (cfg->ephemeral && cfg->n_ports)
                 return ak_err_set(err, ENOTSUP,
                                   "publishing ports needs a kept sandbox (use --keep or create)");
-        if (cfg->n_ports && cfg->network != NET_MODE_FULL)
+        if (cfg->n_ports && cfg->network == NET_MODE_PROXY)
                 return ak_err_set(err, ENOTSUP,
-                                  "publishing ports needs --network full (network mode '%s' has "
-                                  "no way in from the host)",
-                                  net_mode_name(cfg->network));
+                                  "publishing ports needs --network full (network mode 'proxy' "
+                                  "has no way in from the host)");
         if (cfg->network == NET_MODE_FULL && !net_available(why, sizeof(why)))
                 return ak_err_set(err, ENOENT, "%s", why);
         (void)snprintf(st->cgid, sizeof(st->cgid), "%s%s", cfg->ephemeral ? "run-" : "",
