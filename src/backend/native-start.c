@@ -362,30 +362,18 @@ static int plan_root(struct start *st, struct ak_err *err)
  * sandbox's own. */
 static int agent_env(struct start *st, struct ak_err *err)
 {
-#define PROXY_URL "http://127.0.0.1:15001"
-#define NO_PROXY "localhost,127.0.0.1,::1"
         static char *const plain[] = {
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME=/root",
             "HOSTNAME=agentkernel",
             NULL,
         };
-        static char *const proxied[] = {
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME=/root",
-            "HOSTNAME=agentkernel",
-            "HTTP_PROXY=" PROXY_URL,
-            "HTTPS_PROXY=" PROXY_URL,
-            "ALL_PROXY=" PROXY_URL,
-            "NO_PROXY=" NO_PROXY,
-            "http_proxy=" PROXY_URL,
-            "https_proxy=" PROXY_URL,
-            "all_proxy=" PROXY_URL,
-            "no_proxy=" NO_PROXY,
-            NULL,
-        };
-        char *const *defaults = st->cfg->network == NET_MODE_PROXY ? proxied : plain;
+        cleanup_strv char **defaults = st->cfg->network == NET_MODE_PROXY
+                                           ? strv_env_merge(plain, egress_proxy_env)
+                                           : strv_dup(plain);
 
+        if (!defaults)
+                return ak_err_oom(err);
         if (st->oci) {
                 cleanup_strv char **image_env = strv_env_merge(st->img.env, st->cfg->env);
                 st->envp = image_env ? strv_env_merge(defaults, image_env) : NULL;

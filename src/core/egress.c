@@ -12,8 +12,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <signal.h>
 #include <sha2.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +36,15 @@
 #define PROXY_CONTROL "control"
 
 extern char **environ;
+
+#define PROXY_URL "http://127.0.0.1:15001"
+#define NO_PROXY "localhost,127.0.0.1,::1"
+
+char *const egress_proxy_env[] = {
+    "HTTP_PROXY=" PROXY_URL, "HTTPS_PROXY=" PROXY_URL, "ALL_PROXY=" PROXY_URL,
+    "NO_PROXY=" NO_PROXY,    "http_proxy=" PROXY_URL,  "https_proxy=" PROXY_URL,
+    "all_proxy=" PROXY_URL,  "no_proxy=" NO_PROXY,     NULL,
+};
 
 /* ---- the policy (its language is shared/net-policy.c's) ---- */
 

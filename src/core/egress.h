@@ -22,6 +22,11 @@
 #define EGRESS_REPLY_TIMEOUT_MS 5000
 #define EGRESS_LOG_FILE "network.jsonl" /* a sandbox's decision log, in its run directory */
 
+/* The environment of a proxy-mode sandbox's commands, for cooperative clients (the capture takes
+ * the others): HTTP_PROXY, HTTPS_PROXY, ALL_PROXY (the proxy's port on the sandbox's loopback)
+ * and NO_PROXY (its loopback), in both cases. NULL-terminated. */
+extern char *const egress_proxy_env[];
+
 /* The listeners a proxy-mode sandbox's runtime made inside its network namespace. */
 struct egress_fds {
         int tcp;     /* 127.0.0.1:15001: transparent and explicit proxy clients */
