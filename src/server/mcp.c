@@ -209,7 +209,9 @@ static const struct tool tools[] = {
      "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"image\":" STR ",\"ports\":" STRS
      ",\"source_url\":" STR ",\"source_ref\":" STR
      ",\"disk_mb\":{\"type\":\"integer\",\"minimum\":16,\"maximum\":1048576,"
-     "\"description\":\"what the sandbox may write to its own filesystems, in MB\"}},"
+     "\"description\":\"what the sandbox may write to its own filesystems, in MB\"},"
+     "\"network\":{\"type\":[\"boolean\",\"string\"],\"enum\":[true,false,\"none\",\"proxy\","
+     "\"full\"]},\"network_policy\":{\"type\":\"object\"}},"
      "\"required\":[\"name\"]}",
      api_create, NULL, TOOL_NAME},
     {"sandbox_exec", "Run a command in a running sandbox", EXEC_SCHEMA, api_exec, NULL, TOOL_NAME},
