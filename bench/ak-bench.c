@@ -4,8 +4,10 @@
  *
  * Every row spawns a command N times (posix_spawn + waitpid, stdout to /dev/null) and reports
  * p50/p90/p99/mean in milliseconds: a plain fork+exec of /bin/true (the floor), bubblewrap
- * (`bwrap --unshare-all --ro-bind / / /bin/true`, the peer), `agentkernel run` with and without
- * network, and `agentkernel exec` into a running sandbox. Ratios are printed against bwrap and
+ * (`bwrap --unshare-all --ro-bind / / /bin/true`, the peer), `agentkernel run` without network,
+ * with full network (slirp4netns) and in proxy mode (the capture in the sandbox's own namespace and
+ * one registration with the user's egress proxy, which the warm-up starts), and `agentkernel exec`
+ * into a running sandbox. Ratios are printed against bwrap and
  * the floor. Numbers on a shared VM are noisy: compare rows of one run, not runs.
  */
 #include <errno.h>
@@ -171,7 +173,8 @@ int main(int argc, char **argv)
         char *a_true[] = {"/bin/true", NULL};
         char *a_bwrap[] = {"bwrap", "--unshare-all", "--ro-bind", "/", "/", "/bin/true", NULL};
         char *a_run_nonet[] = {ak_mut, "run", "--no-network", "--", "/bin/true", NULL};
-        char *a_run[] = {ak_mut, "run", "--", "/bin/true", NULL};
+        char *a_run[] = {ak_mut, "run", "--network", "full", "--", "/bin/true", NULL};
+        char *a_run_proxy[] = {ak_mut, "run", "--network", "proxy", "--", "/bin/true", NULL};
         char *a_exec[] = {ak_mut, "exec", "bench", "--", "/bin/true", NULL};
         char *a_run_image[] = {ak_mut,        "run", "--no-network", "--image",
                                (char *)image, "--",  "/bin/true",    NULL};
@@ -179,7 +182,8 @@ int main(int argc, char **argv)
             {"fork+exec /bin/true", a_true, NULL, 0, false},
             {"bwrap --unshare-all", a_bwrap, NULL, 0, false},
             {"agentkernel run --no-network", a_run_nonet, NULL, 0, false},
-            {"agentkernel run (network on)", a_run, NULL, 0, false},
+            {"agentkernel run --network full", a_run, NULL, 0, false},
+            {"agentkernel run --network proxy", a_run_proxy, NULL, 0, false},
             {"agentkernel exec (running)", a_exec, NULL, 0, false},
             /* an OCI image from the local store (pulled during the warm-up) */
             {"agentkernel run --image (OCI)", a_run_image, NULL, 0, false},

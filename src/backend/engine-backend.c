@@ -25,21 +25,25 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "backend/backends.h"
 #include "backend/engine-private.h"
 #include "core/backend.h"
+#include "core/egress.h"
 #include "core/paths.h"
 #include "core/volume.h"
 #include "engine/container.h"
 #include "engine/engine.h"
+#include "runtime/net-capture.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -350,6 +354,45 @@ static json_t *disk_record_read(const char *dir)
         return o;
 }
 
+/* Proxy mode for a container the engine made with no network (rootful): its namespace gets the
+ * capture native sandboxes make for themselves (runtime/net-capture.h), installed from here —
+ * this thread joins the container's network namespace through the agent's pidfd (which names
+ * that very process, whatever happens to its pid), makes the listeners there and comes back —
+ * and the listeners go to the user's proxy with the agent's pidfd and the decision log in dir. */
+static int engine_egress(const struct backend_config *cfg, pid_t pid, const char *dir,
+                         struct ak_err *err)
+{
+        cleanup_close int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        int fds[NET_CAPTURE_FDS] = {-1, -1, -1};
+        const char *what = "proxy mode";
+        char log[PATH_MAX];
+        int r;
+
+        if (self < 0 || pidfd < 0)
+                return ak_err_errno(err, errno, "the container's network namespace");
+        if (setns(pidfd, CLONE_NEWNET) < 0)
+                return ak_err_errno(err, errno, "join the container's network namespace");
+        r = net_capture_install(&what);
+        if (r >= 0)
+                r = net_capture_listeners(fds, &what);
+        if (setns(self, CLONE_NEWNET) < 0) {
+                /* never go on in the container's namespace */
+                (void)fprintf(stderr, "agentkernel: cannot return to its network namespace\n");
+                abort();
+        }
+        if (r < 0)
+                return ak_err_errno(err, r, "proxy mode: %s", what);
+        (void)snprintf(log, sizeof(log), "%s/%s", dir, EGRESS_LOG_FILE);
+        r = egress_register(cfg->ref.name, cfg->ref.uuid, cfg->net_policy,
+                            &(struct egress_fds){fds[0], fds[1], fds[2]}, pidfd, log, err);
+        for (int i = 0; i < NET_CAPTURE_FDS; i++)
+                close(fds[i]);
+        if (cfg->ephemeral)
+                (void)unlink(log);
+        return r;
+}
+
 static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                         struct backend_session *ret_session, struct ak_err *err)
 {
@@ -372,6 +415,16 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                                   "the %s backend runs container images, not the 'host' image; "
                                   "name one with --image (e.g. -i alpine:3.20)",
                                   engine_name(kind));
+        if (cfg->network == NET_MODE_PROXY && geteuid() != 0)
+                return ak_err_set(err, ENOTSUP,
+                                  "network mode 'proxy' needs root on the %s backend (rootless "
+                                  "containers are not supported yet): use --network full "
+                                  "(unfiltered) or --no-network, or the native backend",
+                                  engine_name(kind));
+        if (cfg->network == NET_MODE_PROXY && cfg->n_ports)
+                return ak_err_set(err, ENOTSUP,
+                                  "publishing ports needs --network full (network mode 'proxy' "
+                                  "has no way in from the host)");
         if (!uuid_is_valid(cfg->ref.uuid))
                 return ak_err_set(err, EINVAL, "sandbox '%s' has no valid uuid ('%s')",
                                   cfg->ref.name, cfg->ref.uuid);
@@ -395,7 +448,8 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
         r = paths_agent_binary(agent, sizeof(agent), err);
         if (r < 0)
                 return r;
-        if (engine_pool_usable(cfg)) {
+        /* a pooled container would need its capture after the claim: proxy mode is not pooled */
+        if (engine_pool_usable(cfg) && cfg->network != NET_MODE_PROXY) {
                 struct engine_session *s = calloc(1, sizeof(*s));
                 char pool[PATH_MAX], key[17];
                 if (!s)
@@ -460,6 +514,10 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                                    err);
         if (fd < 0) {
                 r = fd;
+                goto fail_created;
+        }
+        if (cfg->network == NET_MODE_PROXY && (r = engine_egress(cfg, rt.pid, dir, err)) < 0) {
+                close(fd);
                 goto fail_created;
         }
         if (!cfg->ephemeral) {

@@ -16,6 +16,7 @@
 
 #include "backend/engine-private.h"
 #include "core/backend.h"
+#include "core/egress.h"
 #include "core/paths.h"
 #include "core/volume.h"
 #include "engine/container.h"
@@ -27,6 +28,7 @@
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
 #include "shared/macro.h"
+#include "shared/strv.h"
 
 /* ---- the disk ----
  *
@@ -327,7 +329,12 @@ json_t *engine_config_container(enum engine_kind kind, const struct backend_conf
         json_object_set_new(c, "Cmd", cmd);
         json_object_set_new(c, "User", json_string("0:0")); /* the agent; commands: --user */
         json_object_set_new(c, "Hostname", json_string("agentkernel"));
-        json_object_set_new(c, "Env", strv_json(cfg->env));
+        if (cfg->network == NET_MODE_PROXY) {
+                cleanup_strv char **env = strv_env_merge(egress_proxy_env, cfg->env);
+                json_object_set_new(c, "Env", strv_json(env));
+        } else {
+                json_object_set_new(c, "Env", strv_json(cfg->env));
+        }
         json_object_set_new(c, "WorkingDir", json_string("/"));
         /* an image's HEALTHCHECK would be a command the engine runs in the sandbox behind the
          * agent's back (no policy, no audit), from the moment it starts */
@@ -396,7 +403,8 @@ json_t *engine_config_container(enum engine_kind kind, const struct backend_conf
         json_object_set_new(hc, "MemorySwap", json_integer((json_int_t)(cfg->memory_mb << 20)));
         json_object_set_new(hc, "NanoCpus",
                             json_integer((json_int_t)cfg->vcpus * 10000000LL * p->cpu_percent));
-        json_object_set_new(hc, "NetworkMode", json_string(cfg->network ? "bridge" : "none"));
+        json_object_set_new(hc, "NetworkMode",
+                            json_string(cfg->network == NET_MODE_FULL ? "bridge" : "none"));
         json_object_set_new(hc, "Init", json_false());
         for (size_t i = 0; i < cfg->n_ports; i++) {
                 char key[32], hp[16];

@@ -24,6 +24,7 @@
 
 #include "backend/native-image.h"
 #include "backend/native.h"
+#include "core/egress.h"
 #include "core/paths.h"
 #include "core/private-dir.h"
 #include "runtime/cgroup.h"
@@ -158,6 +159,8 @@ struct start {
         /* spawn, wait_network */
         struct runtime_child child;
         struct net_launch_ctx net;
+        /* register_egress */
+        bool registered;
 };
 
 static struct start start_new(const struct backend_config *cfg, struct backend_session *ret_session)
@@ -185,7 +188,7 @@ static struct start start_new(const struct backend_config *cfg, struct backend_s
             .held = {-1, -1},
             .lock_fd = -1,
             .cg = {.mode = CGROUP_NONE},
-            .child = {.pid = -1, .pidfd = -1, .sync_fd = -1},
+            .child = {.pid = -1, .pidfd = -1, .sync_fd = -1, .capture_fds = {-1, -1, -1}},
             .net = {.cfg = cfg, .exit_fd = -1, .net = {0, -1}, .r = -1},
         };
 }
@@ -201,8 +204,17 @@ static void drop_fd(int *fd)
  * inherited by then (or that a failed start no longer needs). */
 static void start_done(struct start *st)
 {
-        int *fds[] = {&st->ws_fd, &st->etc_lock, &st->exe_fd,  &st->chan,
-                      &st->peer,  &st->hold[0],  &st->hold[1], &st->net.exit_fd};
+        int *fds[] = {&st->ws_fd,
+                      &st->etc_lock,
+                      &st->exe_fd,
+                      &st->chan,
+                      &st->peer,
+                      &st->hold[0],
+                      &st->hold[1],
+                      &st->net.exit_fd,
+                      &st->child.capture_fds[0],
+                      &st->child.capture_fds[1],
+                      &st->child.capture_fds[2]};
 
         mount_plan_done(&st->plan);
         native_image_done(&st->img);
@@ -217,6 +229,8 @@ DEFINE_CLEANUP_DONE(struct start, start_done)
 /* Releases what the steps so far acquired outside this process's memory, newest first. */
 static void start_undo(struct start *st)
 {
+        if (st->registered)
+                (void)egress_unregister(st->cfg->ref.name, NULL);
         if (st->child.pid > 0) {
                 /* not committed (or it exited at the commit): its namespaces die with it */
                 (void)kill(st->child.pid, SIGKILL);
@@ -253,7 +267,11 @@ static int check_request(struct start *st, struct ak_err *err)
         r = paths_agent_binary(st->agent, sizeof(st->agent), err);
         if (r < 0)
                 return r;
-        if (cfg->network && !net_available(why, sizeof(why)))
+        if (cfg->n_ports && cfg->network == NET_MODE_PROXY)
+                return ak_err_set(err, ENOTSUP,
+                                  "publishing ports needs --network full (network mode 'proxy' "
+                                  "has no way in from the host)");
+        if (cfg->network == NET_MODE_FULL && !net_available(why, sizeof(why)))
                 return ak_err_set(err, ENOENT, "%s", why);
         (void)snprintf(st->cgid, sizeof(st->cgid), "%s%s", cfg->ephemeral ? "run-" : "",
                        cfg->ref.uuid);
@@ -294,8 +312,10 @@ static int plan_root(struct start *st, struct ak_err *err)
         const struct backend_config *cfg = st->cfg;
         int r;
 
-        if (cfg->network)
+        if (cfg->network == NET_MODE_FULL)
                 st->ro.resolv_conf = NET_RESOLV_CONF;
+        else if (cfg->network == NET_MODE_PROXY)
+                st->ro.resolv_conf = "nameserver 127.0.0.1\n"; /* port 53 ends at the proxy */
         /* without a cache directory /etc is filled the slow way */
         if (!st->oci && etc_snapshots_enabled() &&
             snapshot_cache(st->snapshots, sizeof(st->snapshots)) == 0)
@@ -337,16 +357,23 @@ static int plan_root(struct start *st, struct ak_err *err)
         return 0;
 }
 
-/* Builds the agent's environment: defaults, then the image's, then the sandbox's own. */
+/* Builds the agent's environment: defaults (in proxy mode with the proxy variables that
+ * cooperative clients read: the capture catches the others), then the image's, then the
+ * sandbox's own. */
 static int agent_env(struct start *st, struct ak_err *err)
 {
-        static char *const defaults[] = {
+        static char *const plain[] = {
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME=/root",
             "HOSTNAME=agentkernel",
             NULL,
         };
+        cleanup_strv char **defaults = st->cfg->network == NET_MODE_PROXY
+                                           ? strv_env_merge(plain, egress_proxy_env)
+                                           : strv_dup(plain);
 
+        if (!defaults)
+                return ak_err_oom(err);
         if (st->oci) {
                 cleanup_strv char **image_env = strv_env_merge(st->img.env, st->cfg->env);
                 st->envp = image_env ? strv_env_merge(defaults, image_env) : NULL;
@@ -427,7 +454,7 @@ static int prepare_agent(struct start *st, struct ak_err *err)
                         return st->chan;
         }
         /* The agent holds the write end: slirp4netns exits when the sandbox does. */
-        if (cfg->network && pipe2(st->hold, O_CLOEXEC) < 0)
+        if (cfg->network == NET_MODE_FULL && pipe2(st->hold, O_CLOEXEC) < 0)
                 return ak_err_errno(err, errno, "pipe");
         if (st->hold[1] >= 0)
                 st->held[st->n_held++] = st->hold[1];
@@ -528,6 +555,7 @@ static int spawn(struct start *st, struct ak_err *err)
             .n_hold = st->n_held,
             .agent_argv = (char *const *)st->argv,
             .agent_envp = st->envp,
+            .net_capture = cfg->network == NET_MODE_PROXY,
             .on_namespaces = st->hold[1] >= 0 ? launch_network : NULL,
             .ctx = &st->net,
         };
@@ -565,7 +593,7 @@ static int wait_network(struct start *st, struct ak_err *err)
         const struct backend_config *cfg = st->cfg;
         int r;
 
-        if (!cfg->network)
+        if (cfg->network != NET_MODE_FULL)
                 return 0;
         if (st->net.r < 0)
                 return ak_err_set(err, st->net.err.code ? st->net.err.code : EIO, "%s",
@@ -575,6 +603,38 @@ static int wait_network(struct start *st, struct ak_err *err)
         if (cfg->n_ports)
                 (void)unlink(st->net.api); /* ports are set; nobody needs the socket */
         return r;
+}
+
+/* Step (proxy mode): the listeners the sandbox made go to the user's policy proxy, with the
+ * sandbox's policy, its init's pidfd (the proxy forgets it when it exits) and its decision log
+ * (<run dir>/network.jsonl; an ephemeral run's is unlinked at once: nobody reads it later). One
+ * control message and its reply: the proxy is started once per user, not per sandbox. */
+static int register_egress(struct start *st, struct ak_err *err)
+{
+        const struct backend_config *cfg = st->cfg;
+        struct egress_fds fds = {st->child.capture_fds[0], st->child.capture_fds[1],
+                                 st->child.capture_fds[2]};
+        char log[PATH_MAX];
+        int r;
+
+        if (cfg->network != NET_MODE_PROXY)
+                return 0;
+        if (cfg->ephemeral)
+                (void)snprintf(log, sizeof(log), "%s/%s.%s", cfg->ref.run_dir, st->cgid,
+                               EGRESS_LOG_FILE);
+        else
+                (void)snprintf(log, sizeof(log), "%s/%s", cfg->ref.run_dir, EGRESS_LOG_FILE);
+        r = egress_register(cfg->ref.name, cfg->ref.uuid, cfg->net_policy, &fds, st->child.pidfd,
+                            log, err);
+        if (cfg->ephemeral)
+                (void)unlink(log);
+        if (r < 0)
+                return r;
+        st->registered = true;
+        /* the proxy holds them now */
+        for (int i = 0; i < 3; i++)
+                drop_fd(&st->child.capture_fds[i]);
+        return 0;
 }
 
 /* Step (kept): runtime.json, what later commands find the sandbox by. */
@@ -635,6 +695,7 @@ static const struct start_step {
     {copy_root, "native-root-copied"},
     {spawn, "native-spawned"},
     {wait_network, "native-network-ready"},
+    {register_egress, "native-egress-registered"},
     {record, "native-recorded"},
     {commit, NULL},
 };

@@ -162,10 +162,19 @@ static int cmd_doctor(int argc, char **argv)
                 check(&rep, INFO, "landlock", "Landlock not available");
 
         if (net_available(why, sizeof(why)))
-                check(&rep, OK, "network",
-                      "slirp4netns found: sandboxes can have outbound network");
+                check(&rep, OK, "network full", "slirp4netns found: --network full works");
         else
-                check(&rep, WARN, "network", "%s", why);
+                check(&rep, WARN, "network full", "%s", why);
+        {
+                struct ak_err err = {0};
+                char helper[PATH_MAX];
+                if (paths_helper("agentkernel-proxy", "AGENTKERNEL_PROXY", helper, sizeof(helper),
+                                 &err) == 0)
+                        check(&rep, OK, "network proxy", "the egress proxy: %s", helper);
+                else
+                        check(&rep, WARN, "network proxy", "--network proxy will fail: %s",
+                              ak_err_msg(&err));
+        }
 
         {
                 struct ak_err err = {0};

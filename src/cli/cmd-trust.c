@@ -22,6 +22,8 @@
 #include "core/trust.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
+#include "shared/net-mode.h"
+#include "shared/strv.h"
 
 static void row(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -68,7 +70,16 @@ static void show(const struct config *c)
                 ? " (network, the current directory read-write, $HOME read-only)"
                 : "");
         if (c->network >= 0)
-                row("network", "%s", c->network ? "on (outbound)" : "off");
+                row("network", "%s",
+                    c->network == NET_MODE_FULL    ? "full (direct outbound, unfiltered)"
+                    : c->network == NET_MODE_PROXY ? "proxy (outbound through the policy proxy)"
+                                                   : "none");
+        if (c->has_domains)
+                row("egress policy", "%s, %zu allowed, %zu blocked",
+                    c->domains.allowlist_only ? "allow-list only" : "block-list",
+                    strv_len(c->domains.allow), strv_len(c->domains.block));
+        if (c->hosts && json_object_size(c->hosts))
+                row("static names", "%zu ([network] hosts)", json_object_size(c->hosts));
         if (c->mount_cwd >= 0)
                 row("workspace", "%s",
                     c->mount_cwd ? "the current directory at /workspace, "

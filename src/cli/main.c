@@ -53,6 +53,7 @@ static const struct verb *const verbs[] = {
     &verb_stats,
     &verb_volume,
     &verb_images,
+    &verb_network,
     &verb_pool,
     &verb_serve,
     &verb_mcp_server,

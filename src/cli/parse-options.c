@@ -171,6 +171,27 @@ static const struct cli_option *find_short(const struct cli_option *options, int
         return NULL;
 }
 
+/* An option whose argument is optional says so with an argh of "[a|b|c]": the value is taken
+ * with '=' (--network=full), or from the next argument when it is one of those words
+ * (--network full); otherwise the callback gets NULL. */
+static bool optional_arg(const struct cli_option *o)
+{
+        return o->argh && o->argh[0] == '[';
+}
+
+static bool optional_arg_word(const struct cli_option *o, const char *next)
+{
+        size_t n = strlen(next);
+
+        for (const char *p = o->argh + 1; n && *p && *p != ']';) {
+                size_t w = strcspn(p, "|]");
+                if (w == n && !strncmp(p, next, n))
+                        return true;
+                p += w + (p[w] == '|');
+        }
+        return false;
+}
+
 /* One argument that starts with "--" (not "--" itself). *i is advanced past what it used. */
 static int parse_long(const struct cli_spec *spec, int argc, char **argv, int *i)
 {
@@ -194,6 +215,8 @@ static int parse_long(const struct cli_spec *spec, int argc, char **argv, int *i
         }
         if (eq)
                 return apply(o, eq + 1);
+        if (optional_arg(o))
+                return apply(o, *i < argc && optional_arg_word(o, argv[*i]) ? argv[(*i)++] : NULL);
         if (*i >= argc)
                 return cli_usage_error(cli_current, "option '%s' needs a value", given);
         return apply(o, argv[(*i)++]);

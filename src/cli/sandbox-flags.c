@@ -10,10 +10,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/egress.h"
 #include "core/profile.h"
 #include "core/validate.h"
 #include "core/volume.h"
 #include "shared/cleanup.h"
+#include "shared/json-util.h"
 #include "shared/parse-util.h"
 #include "shared/strv.h"
 
@@ -31,6 +33,9 @@ void sandbox_flags_done(struct sandbox_flags *f)
         free(f->all_ports);
         strv_free(f->env);
         strv_free(f->volumes);
+        strv_free(f->allow_hosts);
+        strv_free(f->deny_hosts);
+        json_decref(f->net_policy);
         json_decref(f->labels);
         free((char *)f->o.work_dir);
 }
@@ -67,6 +72,28 @@ int sf_opt_publish(const struct cli_option *o, const char *arg)
         if (parse_port_spec(arg, &f->ports[f->n_ports], &err) < 0)
                 return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
         f->n_ports++;
+        return 0;
+}
+
+int sf_opt_network(const struct cli_option *o, const char *arg)
+{
+        enum net_mode m = NET_MODE_ON;
+
+        if (arg && net_mode_from_string(arg, &m) < 0)
+                return cli_usage_error(cli_current,
+                                       "invalid network mode '%s': use none, proxy or full", arg);
+        *(int *)o->value = (int)m;
+        return 0;
+}
+
+int sf_opt_host(const struct cli_option *o, const char *arg)
+{
+        struct ak_err err = {0};
+
+        if (egress_host_rule_check(arg, &err) < 0)
+                return cli_usage_error(cli_current, "--%s: %s", o->long_name, ak_err_msg(&err));
+        if (strv_push((char ***)o->value, arg) < 0)
+                return cli_usage_error(cli_current, "out of memory");
         return 0;
 }
 
@@ -140,7 +167,39 @@ static int add_git_identity(struct sandbox_flags *f)
         return r;
 }
 
+static int load_config(struct sandbox_flags *f);
+
+/* The egress policy: --deny-host, --allow-host, then [security.domains] and [network] hosts. */
+static int build_net_policy(struct sandbox_flags *f)
+{
+        const struct config *c = f->cfg;
+        struct ak_err err = {0};
+        bool proxy;
+
+        if (egress_policy_build(f->deny_hosts, f->allow_hosts, c ? c->domains.allow : NULL,
+                                c ? c->domains.block : NULL, c && c->has_domains,
+                                c && c->domains.allowlist_only, c ? c->hosts : NULL, &f->net_policy,
+                                &err) < 0)
+                return cli_fail(&err, EXIT_USAGE);
+        f->o.network_policy = f->net_policy;
+        proxy =
+            f->o.network == NET_MODE_PROXY || (f->o.network < 0 && NET_MODE_ON == NET_MODE_PROXY);
+        if (f->net_policy && !proxy && f->o.network != NET_MODE_NONE)
+                cli_warn("the network policy (--allow-host, --deny-host, [security.domains], "
+                         "[network] hosts) is enforced only in proxy mode: add --network proxy "
+                         "(this sandbox's network is %s)",
+                         f->o.network < 0 ? "the profile's" : net_mode_name(f->o.network));
+        return 0;
+}
+
 int sandbox_flags_config(struct sandbox_flags *f)
+{
+        int r = load_config(f);
+
+        return r ? r : build_net_policy(f);
+}
+
+static int load_config(struct sandbox_flags *f)
 {
         struct ak_err err = {0};
         struct config *c;

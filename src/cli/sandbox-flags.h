@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/manager.h"
 #include "shared/cleanup.h"
+#include "shared/net-mode.h"
 
 struct sandbox_flags {
         struct create_opts o;
@@ -18,6 +19,8 @@ struct sandbox_flags {
         size_t n_ports;
         json_t *labels;
         char **volumes;
+        char **allow_hosts, **deny_hosts; /* --allow-host, --deny-host */
+        json_t *net_policy;               /* built from them and the config; o.network_policy */
         /* run only */
         bool keep, tty, interactive;
         const char *workdir;
@@ -47,13 +50,25 @@ int sf_opt_ttl(const struct cli_option *o, const char *arg);     /* struct creat
 int sf_opt_dir(const struct cli_option *o, const char *arg);     /* struct create_opts * */
 int sf_opt_disk(const struct cli_option *o, const char *arg);    /* uint64_t *: MB */
 int sf_opt_volume(const struct cli_option *o, const char *arg);  /* char ***: V:/PATH[:ro] */
+int sf_opt_network(const struct cli_option *o, const char *arg); /* int *: a mode; NULL "on" */
+int sf_opt_host(const struct cli_option *o, const char *arg);    /* char ***: PATTERN[:PORT] */
 
 /* The options `run` and `create` share, said the same way: a new sandbox's network, limits and
  * mounts, and whether agentkernel.toml is read. */
 #define SANDBOX_OPTIONS(f)                                                                         \
-        OPT_SET_INT(0, "no-network", &(f)->o.network, 0, "no network (loopback only)"),            \
-            OPT_SET_INT(0, "network", &(f)->o.network, 1,                                          \
-                        "outbound network even if the profile has none"),                          \
+        OPT_SET_INT(0, "no-network", &(f)->o.network, NET_MODE_NONE,                               \
+                    "no network (loopback only): --network none"),                                 \
+            OPT_CALLBACK(0, "network", &(f)->o.network, "[none|proxy|full]",                       \
+                         "network mode: none (loopback only), proxy (only through the\n"           \
+                         "policy proxy), full (direct, unfiltered); without a mode:\n"             \
+                         "on, even if the profile has none (docs/network.md)",                     \
+                         sf_opt_network),                                                          \
+            OPT_CALLBACK(0, "allow-host", &(f)->allow_hosts, "PATTERN[:PORT]",                     \
+                         "proxy mode: allow a host (api.example.com, *.example.com,\n"             \
+                         "198.18.0.0/24; repeatable)",                                             \
+                         sf_opt_host),                                                             \
+            OPT_CALLBACK(0, "deny-host", &(f)->deny_hosts, "PATTERN[:PORT]",                       \
+                         "proxy mode: deny a host (checked before --allow-host)", sf_opt_host),    \
             OPT_CALLBACK(0, "memory", &(f)->o.memory_mb, "MB",                                     \
                          "memory limit (default: the profile's, 512)", cli_opt_memory),            \
             OPT_CALLBACK(0, "disk", &(f)->o.disk_mb, "MB",                                         \

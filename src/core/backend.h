@@ -17,6 +17,7 @@
 #include "core/validate.h"
 #include "shared/bind-mount.h"
 #include "shared/err.h"
+#include "shared/net-mode.h"
 
 /* Enough to find a sandbox a backend started, from any process. */
 struct sandbox_ref {
@@ -34,9 +35,11 @@ struct backend_config {
                              (memory_mb bounds it too); docker/podman, see engine-config.c */
         uint32_t id_slot; /* unique per live sandbox: picks its host uid range */
         const struct profile *profile;
-        bool network;
-        const char *workspace; /* host dir mounted read-write at /workspace, or NULL */
-        const char *home;      /* host dir mounted read-only at /home/user, or NULL */
+        enum net_mode network;
+        const json_t *net_policy; /* proxy mode: the egress policy (POLICY JSON, docs/network.md),
+                                     or NULL: the proxy's built-in default */
+        const char *workspace;    /* host dir mounted read-write at /workspace, or NULL */
+        const char *home;         /* host dir mounted read-only at /home/user, or NULL */
         /* agentkernel's own directories (data and user directory, canonical; NULL entries
          * skipped): where one is inside home, the sandbox's view of home hides it */
         const char *const *own_dirs;

@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,12 +33,14 @@
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
 #include "shared/macro.h"
+#include "shared/net-mode.h"
+#include "shared/net-policy.h"
 #include "shared/strv.h"
 #include "shared/toml.h"
 
 #define INIT_SCRIPT_MAX (64u << 10)
 
-enum kind { K_STR, K_BOOL, K_TRISTATE, K_U32, K_U64, K_IGNORED };
+enum kind { K_STR, K_BOOL, K_TRISTATE, K_NETMODE, K_U32, K_U64, K_IGNORED };
 
 struct field {
         const char *key;
@@ -69,7 +72,7 @@ static const struct field resources_fields[] = {
 };
 static const struct field security_fields[] = {
     F("profile", K_STR, profile),
-    F("network", K_TRISTATE, network),
+    F("network", K_NETMODE, network),
     F("mount_cwd", K_TRISTATE, mount_cwd),
     F("seccomp", K_STR, seccomp),
 };
@@ -138,6 +141,19 @@ static int set_field(struct ctx *x, const char *section, const struct field *f, 
                         return type_error(x, section, f->key, "true or false");
                 *(int *)dst = json_is_true(v);
                 return 0;
+        case K_NETMODE: {
+                /* upstream's boolean (true: "on", NET_MODE_ON) or a mode's name */
+                enum net_mode m;
+                if (json_is_boolean(v)) {
+                        *(int *)dst = json_is_true(v) ? NET_MODE_ON : NET_MODE_NONE;
+                        return 0;
+                }
+                if (!json_is_string(v) || net_mode_from_string(json_string_value(v), &m) < 0)
+                        return type_error(x, section, f->key,
+                                          "\"none\", \"proxy\", \"full\", true or false");
+                *(int *)dst = (int)m;
+                return 0;
+        }
         case K_U32:
         case K_U64:
                 if (!json_is_integer(v) || json_integer_value(v) < 0 ||
@@ -261,8 +277,7 @@ static int apply_security(struct ctx *x, json_t *t)
                 r = apply_list(x, "security.domains", v, &x->c->domains);
                 if (r < 0)
                         return r;
-                warn(x->c, "[security.domains] is recorded but not enforced by this version (there "
-                           "is no egress proxy yet): use network = false to cut a sandbox off");
+                x->c->has_domains = true;
         }
         if (json_object_get(t, "transport"))
                 warn(x->c, "[security.transport] is not supported by this version (ignored)");
@@ -283,6 +298,33 @@ static int apply_security(struct ctx *x, json_t *t)
         return 0;
 }
 
+/* [network] hosts = { "api.internal" = "198.18.0.2" }: static names for proxy-mode sandboxes
+ * (the proxy answers them itself, like curl's --resolve). Names are checked as DNS names, the
+ * addresses as dotted IPv4. */
+static int apply_hosts(struct ctx *x, json_t *t)
+{
+        const char *k;
+        json_t *v;
+
+        if (!json_is_object(t) || json_object_size(t) > CONFIG_MAX_HOSTS)
+                return ak_err_set(x->err, EINVAL,
+                                  "[network] hosts: expected a table of at most %d names",
+                                  CONFIG_MAX_HOSTS);
+        json_object_foreach (t, k, v) {
+                char norm[NET_POLICY_HOST_MAX + 1];
+                struct in_addr a;
+                if (!json_is_string(v) || inet_pton(AF_INET, json_string_value(v), &a) != 1)
+                        return ak_err_set(x->err, EINVAL,
+                                          "[network] hosts: '%s': expected an IPv4 address", k);
+                if (net_host_normalise(k, norm) < 0)
+                        return ak_err_set(x->err, EINVAL,
+                                          "[network] hosts: '%s' is not a host name", k);
+        }
+        json_decref(x->c->hosts);
+        x->c->hosts = json_deep_copy(t);
+        return x->c->hosts ? 0 : ak_err_oom(x->err);
+}
+
 static int apply_network(struct ctx *x, json_t *t)
 {
         const char *k;
@@ -295,6 +337,21 @@ static int apply_network(struct ctx *x, json_t *t)
                         if (!json_is_integer(v))
                                 return type_error(x, "network", k, "an integer");
                         continue; /* chosen by agentkernel, as upstream's create does */
+                }
+                if (streq(k, "hosts")) {
+                        int r = apply_hosts(x, v);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (streq(k, "ca_file")) {
+                        if (!json_is_string(v) || json_string_value(v)[0] != '/' ||
+                            strlen(json_string_value(v)) >= PATH_MAX)
+                                return type_error(x, "network", k, "an absolute path");
+                        free(x->c->ca_file);
+                        if (!(x->c->ca_file = strdup(json_string_value(v))))
+                                return ak_err_oom(x->err);
+                        continue;
                 }
                 if (!streq(k, "ports")) {
                         warn(x->c, "unknown key '%s' in [network] (ignored)", k);
@@ -777,6 +834,8 @@ void config_free(struct config *c)
         strv_free(c->commands.block);
         strv_free(c->domains.allow);
         strv_free(c->domains.block);
+        json_decref(c->hosts);
+        free(c->ca_file);
         free(c->ports);
         for (size_t i = 0; i < c->n_files; i++) {
                 free(c->files[i].source);

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "core/state.h"
 #include "core/validate.h"
 #include "shared/buf.h"
@@ -29,6 +31,7 @@
 #define CONFIG_MAX_FILES 256
 #define CONFIG_MAX_PORTS 64
 #define CONFIG_WARNINGS_MAX 64
+#define CONFIG_MAX_HOSTS 256 /* [network] hosts */
 
 struct config_list {
         char **allow, **block; /* NULL-terminated, never NULL */
@@ -55,13 +58,16 @@ struct config {
         uint64_t disk_mb;
         /* [security] */
         char *profile;
-        int network;   /* -1: not given */
+        int network;   /* -1: not given, else an enum net_mode (true: NET_MODE_ON) */
         int mount_cwd; /* -1: not given */
         char *seccomp;
         struct config_list commands, domains;
+        bool has_domains; /* [security.domains] was given (it builds the egress policy) */
         /* [network] */
         struct port_spec *ports;
         size_t n_ports;
+        json_t *hosts; /* static names: object of name -> IPv4 string, or NULL */
+        char *ca_file; /* extra CA for the proxy's upstream TLS checks, or NULL */
         /* [[files]] */
         struct inject_file *files; /* sources relative to dir: no '/', no '..' */
         size_t n_files;

@@ -19,6 +19,7 @@
 #include "core/audit.h"
 #include "core/coding-agents.h"
 #include "core/config.h"
+#include "core/egress.h"
 #include "core/paths.h"
 #include "core/validate.h"
 #include "core/views.h"
@@ -167,6 +168,15 @@ static void note_root_owned_workspace(struct manager *m, const struct sandbox_st
                dir, dir);
 }
 
+enum net_mode manager_net_mode(const struct sandbox_state *st)
+{
+        const struct profile *prof = profile_get(st->profile);
+
+        if (st->network >= 0)
+                return (enum net_mode)st->network;
+        return prof && prof->network ? NET_MODE_ON : NET_MODE_NONE;
+}
+
 int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,
                     struct start_plan *p, struct ak_err *err)
 {
@@ -242,7 +252,10 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
         if (st->seccomp && seccomp_profile_from_name(st->seccomp, &plan.profile.seccomp) < 0)
                 return ak_err_set(err, EINVAL, "sandbox '%s' names an unknown seccomp filter '%s'",
                                   st->name, st->seccomp);
-        plan.cfg.network = st->network >= 0 ? st->network : prof->network;
+        plan.cfg.network = st->network >= 0 ? (enum net_mode)st->network
+                           : prof->network  ? NET_MODE_ON
+                                            : NET_MODE_NONE;
+        plan.cfg.net_policy = st->network_policy;
         plan.cfg.workspace =
             (st->mount_cwd >= 0 ? st->mount_cwd : prof->mount_cwd) ? st->work_dir : NULL;
         if (plan.cfg.workspace)
@@ -356,6 +369,10 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                 if (seccomp_profile_from_name(o->seccomp, &sp) < 0)
                         return ak_err_set(err, EINVAL, "unknown seccomp filter '%s'", o->seccomp);
         }
+        if (o->network >= 0 && !net_mode_valid(o->network))
+                return ak_err_set(err, EINVAL, "unknown network mode %d", o->network);
+        if (o->network_policy && (r = egress_policy_check(o->network_policy, err)) < 0)
+                return r;
         if (o->vcpus > 64)
                 return ak_err_set(err, EINVAL, "vcpus must be between 1 and 64");
         if (o->memory_mb && (o->memory_mb < 16 || o->memory_mb > (1u << 20)))
@@ -391,6 +408,8 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                           ? o->disk_mb
                           : (st->memory_mb / 2 > DISK_MB_MIN ? st->memory_mb / 2 : DISK_MB_MIN);
         st->network = o->network;
+        if (o->network_policy)
+                st->network_policy = json_incref(o->network_policy);
         st->mount_cwd = o->mount_cwd;
         if (o->has_ttl && o->ttl_seconds > 0) {
                 char exp[RFC3339_MAX];
@@ -713,6 +732,13 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
         return r;
 }
 
+/* A stopped proxy-mode sandbox leaves the proxy at once (it would notice its pidfd anyway). */
+static void leave_proxy(const struct sandbox_state *st)
+{
+        if (st && manager_net_mode(st) == NET_MODE_PROXY)
+                (void)egress_unregister(st->name, NULL);
+}
+
 int manager_stop(struct manager *m, const char *name, struct ak_err *err)
 {
         cleanup_state struct sandbox_state *st = NULL;
@@ -733,6 +759,7 @@ int manager_stop(struct manager *m, const char *name, struct ak_err *err)
                         ak_err_prefix(err, "cannot stop sandbox '%s'", name);
                 else
                         (void)audit_log("sandbox_stopped", json_pack("{s:s}", "name", name));
+                leave_proxy(st);
         }
         return r;
 }
@@ -764,6 +791,7 @@ int manager_remove(struct manager *m, const char *name, struct ak_err *err)
                 r = st ? manager_backend(st, &b, err) : 0;
                 if (r >= 0)
                         r = run_dir ? backend_stop(b, &ref, err) : ak_err_oom(err);
+                leave_proxy(st);
         }
         if (r < 0) {
                 ak_err_prefix(err, "cannot remove sandbox '%s'", name);

@@ -54,11 +54,12 @@ struct create_opts {
         uint64_t disk_mb;    /* private writable places; 0: half of memory_mb (16 at least) */
         bool has_ttl;
         bool fast; /* run --fast: a container backend may hand out a pre-started container */
-        uint64_t ttl_seconds; /* with has_ttl: 0 means no expiry */
-        int network;          /* -1: the profile decides */
-        int mount_cwd;        /* -1: the profile decides */
-        const char *work_dir; /* host dir for /workspace; NULL: the current directory */
-        char *const *env;     /* KEY=VALUE for every command */
+        uint64_t ttl_seconds;   /* with has_ttl: 0 means no expiry */
+        int network;            /* -1: the profile decides, else an enum net_mode */
+        json_t *network_policy; /* proxy mode's egress policy (borrowed; checked), or NULL */
+        int mount_cwd;          /* -1: the profile decides */
+        const char *work_dir;   /* host dir for /workspace; NULL: the current directory */
+        char *const *env;       /* KEY=VALUE for every command */
         const struct port_spec *ports;
         size_t n_ports;
         json_t *labels; /* object of strings (borrowed), or NULL */
@@ -81,6 +82,23 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err);
 int manager_stop(struct manager *m, const char *name, struct ak_err *err);
 /* Stops and forgets a sandbox: nothing of it remains (processes, cgroups, files, lock). */
 int manager_remove(struct manager *m, const char *name, struct ak_err *err);
+
+/* A sandbox's network mode: its own, else its profile's ("on": NET_MODE_ON). */
+enum net_mode manager_net_mode(const struct sandbox_state *st);
+
+/* A sandbox's egress policy (docs/network.md): a running proxy-mode sandbox's as its proxy
+ * applies it, else the recorded one (or the built-in policy when none is recorded). *ret is the
+ * caller's. */
+int manager_network_policy(struct manager *m, const char *name, json_t **ret, struct ak_err *err);
+/* Replaces a proxy-mode sandbox's policy (checked as the proxy checks it): recorded, and applied
+ * to new connections of a running sandbox before this returns. Audited (network_policy_set).
+ * -EINVAL for a sandbox in another mode. */
+int manager_network_set_policy(struct manager *m, const char *name, const json_t *policy,
+                               struct ak_err *err);
+/* Opens a sandbox's decision log (JSON lines, docs/network.md) for reading: -ENOENT with a
+ * message when the sandbox does not exist; *ret_fd = -1 when it has no log yet. The fd is the
+ * caller's. */
+int manager_network_log_open(struct manager *m, const char *name, int *ret_fd, struct ak_err *err);
 
 /* Loads a sandbox's record: -EINVAL for an invalid name, -ENOENT ("sandbox 'x' not found"), or
  * -EINVAL for a bad record. The caller frees *ret (state_free). */

@@ -14,6 +14,7 @@
 #include "shared/cleanup.h"
 #include "shared/cmd-policy.h"
 #include "shared/json-util.h"
+#include "shared/net-mode.h"
 #include "shared/strv.h"
 
 /* Backends upstream's BackendType knows; anything else goes to the extension. */
@@ -59,7 +60,7 @@ static const char *const known_keys[] = {
 
 static const char *const ext_known_keys[] = {
     "backend",  "profile", "network",   "mount_cwd", "work_dir", "env",
-    "commands", "files",   "files_dir", "seccomp",   "disk_mb",
+    "commands", "files",   "files_dir", "seccomp",   "disk_mb",  "network_policy",
 };
 
 static char **strv_empty(void)
@@ -135,6 +136,7 @@ void state_free(struct sandbox_state *s)
         free(s->seccomp);
         json_decref(s->extra);
         json_decref(s->ext_extra);
+        json_decref(s->network_policy);
         free(s);
 }
 
@@ -376,6 +378,35 @@ static int get_tristate(json_t *o, const char *k, int *out, struct ak_err *err)
         return 0;
 }
 
+/* "network": null/absent (the profile decides), a boolean (records of older versions: true is
+ * "on", NET_MODE_ON) or a mode's name. */
+static int get_network(json_t *o, int *out, struct ak_err *err)
+{
+        json_t *v = json_object_get(o, "network");
+        enum net_mode m;
+
+        if (!v || json_is_null(v) || json_is_boolean(v)) {
+                *out = !v || json_is_null(v) ? -1 : json_is_true(v) ? NET_MODE_ON : NET_MODE_NONE;
+                return 0;
+        }
+        if (!json_is_string(v) || net_mode_from_string(json_string_value(v), &m) < 0)
+                return bad(err, "network", "none, proxy, full, a boolean or null");
+        *out = (int)m;
+        return 0;
+}
+
+static int get_network_policy(json_t *o, json_t **out, struct ak_err *err)
+{
+        json_t *v = json_object_get(o, "network_policy");
+
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_object(v))
+                return bad(err, "network_policy", "an object");
+        *out = json_incref(v);
+        return 0;
+}
+
 static int parse_commands(json_t *x, struct sandbox_state *s, struct ak_err *err)
 {
         json_t *c = json_object_get(x, "commands");
@@ -433,7 +464,8 @@ static int parse_ext(json_t *root, struct sandbox_state *s, struct ak_err *err)
                 return bad(err, STATE_EXT_KEY, "an object");
         if ((r = get_opt_str(x, "backend", &s->ext_backend, err)) < 0 ||
             (r = get_opt_str(x, "profile", &s->profile, err)) < 0 ||
-            (r = get_tristate(x, "network", &s->network, err)) < 0 ||
+            (r = get_network(x, &s->network, err)) < 0 ||
+            (r = get_network_policy(x, &s->network_policy, err)) < 0 ||
             (r = get_tristate(x, "mount_cwd", &s->mount_cwd, err)) < 0 ||
             (r = get_opt_str(x, "work_dir", &s->work_dir, err)) < 0 ||
             (r = get_strv(x, "env", &s->env, err)) < 0 || (r = parse_commands(x, s, err)) < 0 ||
@@ -615,7 +647,9 @@ int state_format(const struct sandbox_state *s, char **ret)
         if (s->profile)
                 json_object_set_new(ext, "profile", json_string(s->profile));
         if (s->network >= 0)
-                json_object_set_new(ext, "network", json_boolean(s->network));
+                json_object_set_new(ext, "network", json_string(net_mode_name(s->network)));
+        if (s->network_policy)
+                json_object_set(ext, "network_policy", s->network_policy);
         if (s->mount_cwd >= 0)
                 json_object_set_new(ext, "mount_cwd", json_boolean(s->mount_cwd));
         if (s->work_dir)

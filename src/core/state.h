@@ -74,12 +74,14 @@ struct sandbox_state {
         struct lifecycle_policy lifecycle;
 
         /* this implementation's fields (under "x_agentkernel") */
-        char *ext_backend; /* backend name when upstream has no name for it ("native") */
-        char *profile;     /* permission profile the sandbox starts with */
-        int network;       /* -1 profile default, 0 off, 1 on */
-        int mount_cwd;     /* -1 profile default, 0 off, 1 on */
-        char *work_dir;    /* host directory mounted at /workspace */
-        char **env;        /* KEY=VALUE for every command */
+        char *ext_backend;      /* backend name when upstream has no name for it ("native") */
+        char *profile;          /* permission profile the sandbox starts with */
+        int network;            /* -1 profile default, else an enum net_mode (shared/net-mode.h) */
+        json_t *network_policy; /* the egress policy of a proxy-mode sandbox (docs/network.md), or
+                                   NULL: the built-in default */
+        int mount_cwd;          /* -1 profile default, 0 off, 1 on */
+        char *work_dir;         /* host directory mounted at /workspace */
+        char **env;             /* KEY=VALUE for every command */
         struct {
                 char **allow, **block; /* NULL-terminated or NULL */
                 bool allowlist_only;

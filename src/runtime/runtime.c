@@ -33,6 +33,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "net-capture.h"
 #include "shared/caps.h"
 #include "shared/fd-util.h"
 
@@ -678,6 +679,46 @@ static int loopback_up(void)
         return r;
 }
 
+/* Proxy mode: the capture (route, nf_tables) and the listeners, which go to the parent over the
+ * sync socket as one byte 'L' carrying them (SCM_RIGHTS); it reads them once we have executed
+ * the agent. Ours are closed with everything else before the agent starts. */
+static void capture(const struct runtime_spec *s, int sync_fd, int errfd)
+{
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * NET_CAPTURE_FDS)];
+                struct cmsghdr align;
+        } cm;
+        char tag = 'L';
+        struct iovec iov = {&tag, 1};
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm)};
+        struct cmsghdr *c;
+        const char *what = "proxy mode";
+        int fds[NET_CAPTURE_FDS], r;
+        ssize_t n;
+
+        (void)s;
+        r = net_capture_install(&what);
+        if (r < 0)
+                die(errfd, what, NULL, -r);
+        r = net_capture_listeners(fds, &what);
+        if (r < 0)
+                die(errfd, what, NULL, -r);
+        memset(&cm, 0, sizeof(cm));
+        c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(fds));
+        memcpy(CMSG_DATA(c), fds, sizeof(fds));
+        do
+                n = sendmsg(sync_fd, &mh, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        if (n != 1)
+                die(errfd, "hand the proxy's listeners to the starter", NULL, n < 0 ? errno : EIO);
+        for (int i = 0; i < NET_CAPTURE_FDS; i++)
+                close(fds[i]);
+}
+
 /* Moves fd to exactly `target`, which must not be used by anything we still need. */
 static int place_fd(int fd, int target)
 {
@@ -795,6 +836,8 @@ void runtime_child_main(const struct runtime_spec *s, int sync_fd, int errfd)
         r = loopback_up();
         if (r < 0)
                 die(errfd, "bring up loopback", NULL, -r);
+        if (s->net_capture)
+                capture(s, sync_fd, errfd);
         if (chdir(s->workdir) < 0 && chdir("/") < 0)
                 die(errfd, "chdir", s->workdir, errno);
 

@@ -43,6 +43,10 @@ struct runtime_spec {
         size_t n_hold;
         char *const *agent_argv; /* names fd 3 (channel), 4 (sync), 5 (state), 6... (held) */
         char *const *agent_envp;
+        /* Proxy mode (net-capture.h): the child installs the capture in its network namespace
+         * and makes the proxy's listeners, which runtime_spawn() hands back in
+         * runtime_child.capture_fds. */
+        bool net_capture;
         /* Called in the parent once the child's namespaces exist and its ids are mapped, while
          * the child sets itself up: work that needs the namespaces (networking) overlaps it. */
         void (*on_namespaces)(pid_t pid, void *ctx);
@@ -50,9 +54,10 @@ struct runtime_spec {
 };
 
 struct runtime_child {
-        pid_t pid;   /* host pid of the sandbox's PID 1 */
-        int pidfd;   /* pidfd of it (or -1 when the kernel has no pidfd_open) */
-        int sync_fd; /* handshake channel: write 'C' to commit, close to abort */
+        pid_t pid;          /* host pid of the sandbox's PID 1 */
+        int pidfd;          /* pidfd of it (or -1 when the kernel has no pidfd_open) */
+        int sync_fd;        /* handshake channel: write 'C' to commit, close to abort */
+        int capture_fds[3]; /* net_capture: the listeners (net-capture.h's order), else -1 */
 };
 
 /* Starts a sandbox. On success the agent is running as PID 1 and *ret is filled; the caller

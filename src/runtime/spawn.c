@@ -98,6 +98,41 @@ static pid_t clone_child(struct child_start *c, void *stack, size_t stack_size)
         return pid;
 }
 
+/* The listeners the child made in proxy mode: sent before its execve, so already queued. */
+static int recv_capture(int sync_fd, int fds[3], struct ak_err *err)
+{
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * 3)];
+                struct cmsghdr align;
+        } cm;
+        char tag = 0;
+        struct iovec iov = {&tag, 1};
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm)};
+        ssize_t n;
+        size_t got = 0;
+
+        do
+                n = recvmsg(sync_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        for (struct cmsghdr *c = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL; c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                        got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        if (got == 3)
+                                memcpy(fds, CMSG_DATA(c), sizeof(int) * 3);
+                        else
+                                for (size_t i = 0; i < got; i++)
+                                        close(((int *)(void *)CMSG_DATA(c))[i]);
+                }
+        if (n != 1 || tag != 'L' || got != 3 || (mh.msg_flags & MSG_CTRUNC)) {
+                if (got == 3)
+                        for (int i = 0; i < 3; i++)
+                                close(fds[i]), fds[i] = -1;
+                return ak_err_set(err, EIO, "the sandbox did not hand over its proxy listeners");
+        }
+        return 0;
+}
+
 int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struct ak_err *err)
 {
         int sync[2], errp[2];
@@ -192,6 +227,12 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
         (void)munmap(stack, CHILD_STACK_SIZE);
         close(errp[0]);
+        ret->capture_fds[0] = ret->capture_fds[1] = ret->capture_fds[2] = -1;
+        if (s->net_capture && (r = recv_capture(sync[0], ret->capture_fds, err)) < 0) {
+                close(sync[0]);
+                kill_and_reap(pid);
+                return r;
+        }
         ret->pid = pid;
         ret->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
         ret->sync_fd = sync[0];

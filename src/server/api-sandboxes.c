@@ -151,7 +151,7 @@ int api_create(struct api_ctx *c, const struct api_args *a, struct api_result *r
                                 profile);
         if (api_opt_uint(body, "vcpus", 64, &vcpus, r) < 0 ||
             api_opt_uint(body, "memory_mb", 1u << 20, &mem, r) < 0 ||
-            api_opt_disk(body, &disk, r) < 0 || api_opt_bool(body, "network", &network, r) < 0 ||
+            api_opt_disk(body, &disk, r) < 0 || api_opt_network(body, &network, r) < 0 ||
             api_env_of(body, &env, r) < 0 ||
             api_string_array(body, "volumes", false, 32, &volumes, r) < 0 ||
             api_string_array(body, "ports", false, ARRAY_SIZE(ports), &ports_s, r) < 0 ||
@@ -185,6 +185,9 @@ int api_create(struct api_ctx *c, const struct api_args *a, struct api_result *r
         o.memory_mb = mem;
         o.disk_mb = disk;
         o.network = network;
+        o.network_policy = json_object_get(body, "network_policy");
+        if (json_is_null(o.network_policy))
+                o.network_policy = NULL;
         o.env = env;
         o.volumes = volumes;
         o.ports = ports;

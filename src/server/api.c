@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/proto.h"
 #include "build-config.h"
@@ -17,12 +18,15 @@
 #include "core/validate.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
+#include "shared/net-mode.h"
 #include "shared/parse-util.h"
 #include "shared/strv.h"
 #include "shared/text-util.h"
 
 void api_result_done(struct api_result *r)
 {
+        if (r->follow && r->follow_fd >= 0)
+                close(r->follow_fd);
         json_decref(r->data);
         json_decref(r->extra);
         memset(r, 0, sizeof(*r));
@@ -260,6 +264,24 @@ int api_opt_bool(json_t *body, const char *key, int *ret, struct api_result *r)
         if (!json_is_boolean(v))
                 return api_fail(r, 400, "%s must be true or false", key);
         *ret = json_is_true(v);
+        return 0;
+}
+
+int api_opt_network(json_t *body, int *ret, struct api_result *r)
+{
+        json_t *v = json_object_get(body, "network");
+        enum net_mode m;
+
+        if (!v || json_is_null(v))
+                return 0;
+        if (json_is_boolean(v)) {
+                *ret = json_is_true(v) ? NET_MODE_ON : NET_MODE_NONE;
+                return 0;
+        }
+        if (!json_is_string(v) || net_mode_from_string(json_string_value(v), &m) < 0)
+                return api_fail(r, 400,
+                                "network must be true, false, \"none\", \"proxy\" or \"full\"");
+        *ret = (int)m;
         return 0;
 }
 

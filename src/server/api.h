@@ -39,6 +39,10 @@ struct api_result {
         json_t *extra; /* extra top-level members of an error reply (owned), e.g. exit_code */
         /* the backend of the sandbox the request was about (metric labels), or "" */
         char backend[API_BACKEND_MAX];
+        /* follow: the reply is server-sent events, one per line appended to follow_fd (a
+         * decision log, owned) until the client leaves (api_network_log) */
+        bool follow;
+        int follow_fd;
 };
 
 /* Frees what r holds (r itself is the caller's) and zeroes it, ready for another use. */
@@ -116,6 +120,19 @@ int api_resize(struct api_ctx *c, const struct api_args *a, struct api_result *r
 int api_recover(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 /* The sandbox's audit entries. */
 int api_logs(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+
+/* ---- egress (api-network.c): a->name ---- */
+
+/* GET /sandboxes/{name}/network/policy: the policy (docs/network.md). */
+int api_network_policy_get(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+/* PUT /sandboxes/{name}/network/policy, the body a policy (MCP: {name, policy}): replaces it and
+ * answers with the policy now applied. */
+int api_network_policy_put(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+/* GET /sandboxes/{name}/network/log[?limit=N][&follow=1]: {"entries": [...]}, the last N
+ * (default 1000) of the decision log; with follow, r->follow (server-sent events). */
+int api_network_log(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+/* One log line as an entry: a JSON object of at most 16 KiB, else NULL. */
+json_t *api_network_log_line(const char *line, size_t len);
 
 /* ---- commands (api-exec.c) ---- */
 

@@ -445,11 +445,121 @@ static void dispatch(struct http_server *srv, struct MHD_Connection *c, struct r
 }
 
 /* The reply: the envelope, or a route's text as it is. */
+/* ---- a decision log followed as server-sent events (api_network_log's follow) ---- */
+
+#define FOLLOW_POLL_MS 200
+
+struct follow {
+        int fd;        /* the log, read from where it is */
+        int client_fd; /* to notice the client leaving */
+        struct buf line, out;
+        size_t sent;
+        int idle_ms;
+};
+
+/* Turns what was appended to the log into events, or waits FOLLOW_POLL_MS (a keepalive comment
+ * every SSE_KEEPALIVE_MS). -1: the client went away. */
+static int follow_pump(struct follow *f)
+{
+        char buf[16384];
+        ssize_t n = read(f->fd, buf, sizeof(buf));
+        struct pollfd p = {f->client_fd, POLLRDHUP, 0};
+
+        if (n > 0) {
+                f->idle_ms = 0;
+                for (ssize_t i = 0; i < n; i++) {
+                        json_t *j;
+                        if (buf[i] != '\n') {
+                                if (f->line.len <= 16384)
+                                        (void)buf_append(&f->line, buf + i, 1);
+                                continue;
+                        }
+                        j = api_network_log_line(f->line.data ? f->line.data : "", f->line.len);
+                        if (j)
+                                sse_event(&f->out, "entry", j);
+                        buf_reset(&f->line);
+                }
+                return 0;
+        }
+        if (f->client_fd >= 0 && poll(&p, 1, FOLLOW_POLL_MS) > 0 &&
+            (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+                return -1;
+        if (f->client_fd < 0)
+                (void)poll(NULL, 0, FOLLOW_POLL_MS);
+        f->idle_ms += FOLLOW_POLL_MS;
+        if (f->idle_ms >= SSE_KEEPALIVE_MS) {
+                f->idle_ms = 0;
+                buf_printf(&f->out, ": keepalive\n\n");
+        }
+        return 0;
+}
+
+static ssize_t follow_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+        struct follow *f = cls;
+        size_t n;
+
+        (void)pos;
+        while (f->sent == f->out.len) {
+                buf_reset(&f->out);
+                f->sent = 0;
+                if (follow_pump(f) < 0)
+                        return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        n = f->out.len - f->sent;
+        if (n > max)
+                n = max;
+        memcpy(buf, f->out.data + f->sent, n);
+        f->sent += n;
+        return (ssize_t)n;
+}
+
+static void follow_free(void *cls)
+{
+        struct follow *f = cls;
+
+        close(f->fd);
+        buf_done(&f->line);
+        buf_done(&f->out);
+        free(f);
+}
+
+/* Takes res->follow_fd. */
+static enum MHD_Result follow_reply(struct MHD_Connection *c, struct api_result *res)
+{
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct follow *f = calloc(1, sizeof(*f));
+        struct MHD_Response *resp;
+        enum MHD_Result r;
+
+        if (!f)
+                return MHD_NO;
+        f->fd = res->follow_fd;
+        res->follow = false; /* ours now */
+        f->client_fd = ci ? ci->connect_fd : -1;
+        f->line = (struct buf)BUF_INIT;
+        f->out = (struct buf)BUF_INIT;
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 << 10, follow_read, f,
+                                                 follow_free);
+        if (!resp) {
+                follow_free(f);
+                return MHD_NO;
+        }
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        r = MHD_queue_response(c, 200, resp);
+        MHD_destroy_response(resp);
+        return r;
+}
+
 static enum MHD_Result reply(struct MHD_Connection *c, const struct route *rt,
                              struct api_result *res)
 {
         const char *text = json_string_value(res->data);
 
+        if (res->follow)
+                return follow_reply(c, res);
         if (rt->content_type && res->status >= 200 && res->status < 300 && text) {
                 char *copy = strdup(text);
                 return copy ? send_text(c, res->status, copy, rt->content_type) : MHD_NO;

@@ -200,7 +200,8 @@ static const struct tool tools[] = {
      ",\"env\":{\"type\":\"object\",\"additionalProperties\":{\"type\":\"string\"}},"
      "\"timeout_ms\":{\"type\":\"integer\",\"default\":30000},"
      "\"profile\":{\"type\":\"string\",\"enum\":[\"permissive\",\"moderate\",\"restrictive\"],"
-     "\"default\":\"moderate\"},\"network\":{\"type\":\"boolean\"},"
+     "\"default\":\"moderate\"},\"network\":{\"type\":[\"boolean\",\"string\"],"
+     "\"enum\":[true,false,\"none\",\"proxy\",\"full\"]},"
      "\"compatibility_mode\":{\"type\":\"string\",\"enum\":[\"native\",\"claude\",\"codex\","
      "\"gemini\"],\"default\":\"native\"},\"ports\":" STRS "},\"required\":[\"command\"]}",
      api_run, NULL, 0},
@@ -208,7 +209,9 @@ static const struct tool tools[] = {
      "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"image\":" STR ",\"ports\":" STRS
      ",\"source_url\":" STR ",\"source_ref\":" STR
      ",\"disk_mb\":{\"type\":\"integer\",\"minimum\":16,\"maximum\":1048576,"
-     "\"description\":\"what the sandbox may write to its own filesystems, in MB\"}},"
+     "\"description\":\"what the sandbox may write to its own filesystems, in MB\"},"
+     "\"network\":{\"type\":[\"boolean\",\"string\"],\"enum\":[true,false,\"none\",\"proxy\","
+     "\"full\"]},\"network_policy\":{\"type\":\"object\"}},"
      "\"required\":[\"name\"]}",
      api_create, NULL, TOOL_NAME},
     {"sandbox_exec", "Run a command in a running sandbox", EXEC_SCHEMA, api_exec, NULL, TOOL_NAME},
@@ -245,6 +248,15 @@ static const struct tool tools[] = {
      "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"by\":{\"type\":\"string\","
      "\"default\":\"1h\"}},\"required\":[\"name\"]}",
      api_extend, NULL, TOOL_NAME},
+    {"sandbox_network_policy", "Show a proxy-mode sandbox's egress policy (docs/network.md)",
+     NAME_ONLY, api_network_policy_get, NULL, TOOL_NAME},
+    {"sandbox_network_policy_set",
+     "Replace a proxy-mode sandbox's egress policy: ordered rules, first match wins",
+     "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"policy\":{\"type\":\"object\","
+     "\"properties\":{\"default\":{\"type\":\"string\",\"enum\":[\"allow\",\"deny\"]},"
+     "\"rules\":{\"type\":\"array\"},\"hosts\":{\"type\":\"object\"}}}},"
+     "\"required\":[\"name\",\"policy\"]}",
+     api_network_policy_put, NULL, TOOL_NAME},
 };
 
 static const struct tool *tool_find(const char *name)

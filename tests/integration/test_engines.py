@@ -292,3 +292,40 @@ def test_our_seccomp_profile_is_the_containers(eak):
     sc = [o for o in opts if o.startswith("seccomp")]
     assert sc, opts
     assert "io_uring_setup" in sc[0] or sc[0].endswith(".json"), sc
+
+
+def test_proxy_mode(eak):
+    """Proxy mode on a container (rootful): the engine makes it with no network, the host installs
+    the capture in its namespace, and the user's proxy (fake_proxy.py, a test double) takes every
+    connection; the proxy variables are in the environment; ports are refused; stop unregisters."""
+    import pathlib
+    from conftest import snapshot_cache
+    name = eak.engine.name
+    eak.env["AGENTKERNEL_PROXY"] = str(pathlib.Path(__file__).with_name("fake_proxy.py"))
+    pidfile = snapshot_cache(eak.data_dir).parent / "proxy" / "fake-proxy.pid"
+    try:
+        res = eak("create", "px", "-B", name, "-i", eak.engine.image, "--network", "proxy",
+                  "--allow-host", "example.com")
+        assert res.rc == 0, res
+        res = eak("exec", "px", "--", "sh", "-c", "env | grep -i _proxy= | sort")
+        assert "HTTPS_PROXY=http://127.0.0.1:15001" in res.stdout, res
+        assert "no_proxy=localhost,127.0.0.1,::1" in res.stdout, res
+        pid = eak.engine.inspect(f"agentkernel-px")["State"]["Pid"]
+        code = ("import socket\ns=socket.create_connection(('93.184.216.34',443),3)\n"
+                "print(s.recv(200).decode().strip())\n")
+        out = subprocess.run(["nsenter", "-t", str(pid), "-n", "/usr/bin/python3", "-c", code],
+                             capture_output=True, text=True, timeout=20)
+        assert out.stdout.strip() == "fake-proxy px transparent 93.184.216.34:443", out
+        out = subprocess.run(["nsenter", "-t", str(pid), "-n", "ip", "-o", "link"],
+                             capture_output=True, text=True)
+        assert [l.split(":")[1].strip() for l in out.stdout.splitlines()] == ["lo"], out
+        res = eak("create", "pp", "-B", name, "-i", eak.engine.image, "--network", "proxy",
+                  "-p", "18089:80")
+        assert res.rc != 0 and "--network full" in res.stderr, res
+        assert eak("remove", "px").rc == 0
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -103,3 +103,38 @@ def test_rootless_oci_image(rl, tmp_path):
         assert not any(store.iterdir())  # an unprivileged prune can delete what it unpacked
     finally:
         reg.stop()
+
+
+def test_rootless_proxy_mode(rl):
+    """Proxy mode rootless: the sandbox's child sets up the capture in its own namespace (AnyIP
+    route, nf_tables) and the user's own proxy (in the data directory's cache: nobody has no
+    runtime directory) takes every connection; a missing kernel feature would be named."""
+    proxy = pathlib.Path(AK).with_name("agentkernel-proxy")
+    if not proxy.exists():
+        pytest.skip("agentkernel-proxy is not built")
+    code = ("import socket\n"
+            "try:\n s=socket.create_connection(('10.9.9.9',80),3); s.sendall(b'GET / HTTP/1.1\\r\\n"
+            "Host: 10.9.9.9\\r\\n\\r\\n'); print(s.recv(200).split(b'\\r\\n')[0].decode())\n"
+            "except OSError as e: print('error', e)\n"
+            "print(open('/etc/resolv.conf').read().strip())\n")
+    res = rl("run", "--network", "proxy", "--", "/usr/bin/python3", "-c", code)
+    try:
+        if res.rc == 125 and "nf_tables" in res.stderr:
+            pytest.skip(f"this kernel lacks what proxy mode needs: {res.stderr.strip()}")
+        assert res.rc == 0, res
+        # the proxy answers (a private address: denied, with the rule's reason)
+        assert res.stdout.splitlines() == ["HTTP/1.1 403 Forbidden", "nameserver 127.0.0.1"], res
+    finally:
+        ctl = rl.data_dir / "cache" / "proxy" / "control"
+        if ctl.exists():
+            import socket
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                s.connect(str(ctl))
+                s.send(b'{"op":"stats"}')
+                st = json.loads(s.recv(65536))
+                for k in ("worker_pid", "supervisor_pid"):
+                    os.kill(int(st[k]), 9)
+            except (OSError, KeyError, ValueError):
+                pass
+            s.close()

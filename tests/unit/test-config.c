@@ -22,6 +22,7 @@
 #include "core/config.h"
 #include "core/trust.h"
 #include "shared/fd-util.h"
+#include "shared/net-mode.h"
 
 static char dir[64];
 
@@ -132,13 +133,67 @@ static void test_sections_and_types(void **unused)
                                &c),
                          0);
         assert_null(c->name);
-        assert_non_null(c->warnings[4]);
-        assert_null(c->warnings[5]);
+        assert_non_null(c->warnings[3]);
+        assert_null(c->warnings[4]);
         assert_non_null(strstr(c->warnings[0], "'nmae'"));
         assert_non_null(strstr(c->warnings[1], "[ssh] is not supported"));
         assert_non_null(strstr(c->warnings[2], "'frobnicate'"));
-        assert_non_null(strstr(c->warnings[3], "not enforced"));
-        assert_non_null(strstr(c->warnings[4], "git_name and git_email go together"));
+        /* [security.domains] is enforced now (proxy mode): no warning, it builds the policy */
+        assert_true(c->has_domains);
+        assert_non_null(strstr(c->warnings[3], "git_name and git_email go together"));
+        config_free(c);
+}
+
+/* [security] network: the modes by name and upstream's booleans (true is "on": NET_MODE_ON);
+ * [network] hosts and ca_file; anything else is an error. */
+static void test_network(void **unused)
+{
+        static const struct {
+                const char *text;
+                int mode;
+        } modes[] = {
+            {"network = \"none\"", NET_MODE_NONE}, {"network = \"proxy\"", NET_MODE_PROXY},
+            {"network = \"full\"", NET_MODE_FULL}, {"network = true", NET_MODE_ON},
+            {"network = false", NET_MODE_NONE},
+        };
+        static const char *const bad[] = {
+            "[security]\nnetwork = \"yes\"\n",
+            "[security]\nnetwork = 1\n",
+            "[network]\nhosts = { \"api.internal\" = \"not-an-ip\" }\n",
+            "[network]\nhosts = { \"bad name!\" = \"198.18.0.2\" }\n",
+            "[network]\nhosts = { \"api.internal\" = 3 }\n",
+            "[network]\nhosts = \"x\"\n",
+            "[network]\nca_file = \"relative.pem\"\n",
+            "[network]\nca_file = 1\n",
+        };
+        struct config *c = NULL;
+        char text[128];
+
+        (void)unused;
+        for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+                (void)snprintf(text, sizeof(text), "[security]\n%s\n", modes[i].text);
+                assert_int_equal(parse(text, &c), 0);
+                assert_int_equal(c->network, modes[i].mode);
+                config_free(c);
+                c = NULL;
+        }
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                assert_int_equal(parse(bad[i], &c), -EINVAL);
+                assert_null(c);
+        }
+        assert_int_equal(parse("[network]\nhosts = { \"api.internal\" = \"198.18.0.2\" }\n"
+                               "ca_file = \"/etc/ssl/private-ca.pem\"\n"
+                               "[security.domains]\nallow = [\"*.example.com\"]\n"
+                               "allowlist_only = true\n",
+                               &c),
+                         0);
+        assert_string_equal(json_string_value(json_object_get(c->hosts, "api.internal")),
+                            "198.18.0.2");
+        assert_string_equal(c->ca_file, "/etc/ssl/private-ca.pem");
+        assert_true(c->has_domains);
+        assert_true(c->domains.allowlist_only);
+        assert_string_equal(c->domains.allow[0], "*.example.com");
+        assert_null(c->warnings[0]);
         config_free(c);
 }
 
@@ -503,6 +558,7 @@ int main(void)
             cmocka_unit_test(test_sources_at_start),
             cmocka_unit_test(test_store_not_believed),
             cmocka_unit_test(test_sections_and_types),
+            cmocka_unit_test(test_network),
             cmocka_unit_test(test_precedence),
             cmocka_unit_test(test_files_rules),
             cmocka_unit_test(test_files_at_load),

@@ -26,6 +26,7 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
+#include "shared/net-mode.h"
 #include "shared/strv.h"
 #include "shared/time-util.h"
 
@@ -126,6 +127,80 @@ static int run(struct fixture *f, const char *name, char **argv, struct buf *out
         r = agent_exec_capture(fd, &x, 1 << 20, out, errout, NULL, ex, err);
         close(fd);
         return r;
+}
+
+/* A sandbox's egress policy through the manager (not running: the record's side), its checks,
+ * and its decision log's opening. */
+static void test_network_policy(void **state)
+{
+        struct fixture *f = *state;
+        struct create_opts o = {
+            .name = "np", .backend = "fake", .network = NET_MODE_PROXY, .mount_cwd = 0};
+        json_error_t je;
+        json_t *pol = json_loads("{\"default\":\"deny\",\"rules\":[{\"action\":\"allow\","
+                                 "\"host\":\"*.example.org\",\"ports\":[443]}]}",
+                                 0, &je);
+        json_t *bad = json_loads("{\"default\":\"maybe\"}", 0, &je);
+        json_t *got = NULL;
+        struct ak_err err = {0};
+        struct sandbox_state *st = NULL;
+        char path[256];
+        int fd = -2;
+
+        assert_non_null(pol);
+        o.network_policy = pol;
+        assert_int_equal(manager_create(f->m, &o, &err), 0);
+        assert_int_equal(manager_network_policy(f->m, "np", &got, &err), 0);
+        assert_true(json_equal(got, pol));
+        json_decref(got);
+        /* none recorded: the built-in policy */
+        o.name = "nb";
+        o.network_policy = NULL;
+        assert_int_equal(manager_create(f->m, &o, &err), 0);
+        assert_int_equal(manager_network_policy(f->m, "nb", &got, &err), 0);
+        assert_string_equal(json_string_value(json_object_get(got, "default")), "deny");
+        assert_true(json_array_size(json_object_get(got, "rules")) > 10);
+        json_decref(got);
+        /* replaced: recorded; a bad one changes nothing */
+        assert_int_equal(manager_network_set_policy(f->m, "nb", pol, &err), 0);
+        assert_int_equal(store_load(f->m->store, "nb", &st, NULL), 0);
+        assert_true(json_equal(st->network_policy, pol));
+        state_free(st);
+        st = NULL;
+        assert_int_equal(manager_network_set_policy(f->m, "nb", bad, &err), -EINVAL);
+        assert_int_equal(manager_network_policy(f->m, "nb", &got, &err), 0);
+        assert_true(json_equal(got, pol));
+        json_decref(got);
+        /* only in proxy mode */
+        o.name = "nf";
+        o.network = NET_MODE_FULL;
+        assert_int_equal(manager_create(f->m, &o, &err), 0);
+        assert_int_equal(manager_network_set_policy(f->m, "nf", pol, &err), -EINVAL);
+        assert_non_null(strstr(err.msg, "proxy mode"));
+        assert_int_equal(manager_network_set_policy(f->m, "nosuch", pol, &err), -ENOENT);
+        /* create refuses an unknown mode and a bad policy, recording nothing */
+        o.name = "nx";
+        o.network = 7;
+        assert_int_equal(manager_create(f->m, &o, &err), -EINVAL);
+        o.network = NET_MODE_PROXY;
+        o.network_policy = bad;
+        assert_int_equal(manager_create(f->m, &o, &err), -EINVAL);
+        assert_false(store_exists(f->m->store, "nx"));
+        /* the log: none yet, then the run directory's network.jsonl */
+        assert_int_equal(manager_network_log_open(f->m, "np", &fd, &err), 0);
+        assert_int_equal(fd, -1);
+        (void)snprintf(path, sizeof(path), "%s/run/np", f->dir);
+        assert_int_equal(mkdir_p(path, 0700), 0);
+        (void)snprintf(path, sizeof(path), "%s/run/np/network.jsonl", f->dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(manager_network_log_open(f->m, "np", &fd, &err), 0);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(manager_network_log_open(f->m, "nosuch", &fd, &err), -ENOENT);
+        json_decref(pol);
+        json_decref(bad);
 }
 
 static void test_create_rules(void **state)
@@ -935,6 +1010,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_extend_ttl, setup, teardown),
             cmocka_unit_test_setup_teardown(test_gc_removes_only_expired_matches, setup, teardown),
             cmocka_unit_test_setup_teardown(test_resize, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_network_policy, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

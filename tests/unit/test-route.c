@@ -67,6 +67,9 @@ static const struct {
     {"POST", "/sandboxes/box/extend", api_extend, "box", NULL, NULL},
     {"POST", "/sandboxes/box/resize", api_resize, "box", NULL, NULL},
     {"GET", "/sandboxes/box/logs", api_logs, "box", NULL, NULL},
+    {"GET", "/sandboxes/box/network/policy", api_network_policy_get, "box", NULL, NULL},
+    {"PUT", "/sandboxes/box/network/policy", api_network_policy_put, "box", NULL, NULL},
+    {"GET", "/sandboxes/box/network/log", api_network_log, "box", NULL, NULL},
     {"POST", "/sandboxes/box/exec", api_exec, "box", NULL, NULL},
     {"POST", "/sandboxes/box/exec/detach", api_exec_detach, "box", NULL, NULL},
     {"GET", "/sandboxes/box/exec/detached", api_detached_list, "box", NULL, NULL},
@@ -193,6 +196,8 @@ static void test_misses(void **unused)
             {"GET", "/sandboxes/x/start", 404, "unmatched"},
             {"POST", "/sandboxes/x/nosuch", 404, "unmatched"},
             {"DELETE", "/sandboxes/x/logs", 404, "unmatched"},
+            {"PUT", "/sandboxes/x/network/log", 404, "unmatched"},
+            {"GET", "/sandboxes/x/network", 404, "unmatched"},
             {"GET", "/sandboxes/x/exec/detached/id/nosuch", 404, "unmatched"},
             {"GET", "/sandboxes/x/exec/detached/id/logs/more", 404, "unmatched"},
             {"GET", "/sandboxes/by-uuid/u/more", 404, "unmatched"},
@@ -401,7 +406,7 @@ static void test_mcp_tools(void **state)
         json_t *tools = json_object_get(json_object_get(list, "result"), "tools"), *t;
         size_t i;
 
-        assert_int_equal(json_array_size(tools), 16);
+        assert_int_equal(json_array_size(tools), 18);
         json_array_foreach (tools, i, t) {
                 const char *name = json_string_value(json_object_get(t, "name"));
                 json_t *schema = json_object_get(t, "inputSchema");

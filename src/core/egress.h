@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Egress of proxy-mode sandboxes (issue 14, docs/network.md): the policy a sandbox is created
+ * with (from agentkernel.toml's [security.domains] and [network] hosts and the command line's
+ * --allow-host/--deny-host), and the host's side of the policy proxy's control protocol
+ * (agentkernel-proxy, one per user and data directory: found or started here, then spoken to
+ * over its SOCK_SEQPACKET control socket: register, unregister, get and set a policy).
+ *
+ * Nothing here parses what a sandbox sends: the proxy does. This module never waits for the
+ * proxy longer than EGRESS_REPLY_TIMEOUT_MS per request, and never trusts a control socket that
+ * is not the caller's own (its owner and mode are checked, its peer's uid too).
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "shared/err.h"
+
+#define EGRESS_MSG_MAX (64u << 10) /* one control message */
+#define EGRESS_REPLY_TIMEOUT_MS 5000
+#define EGRESS_LOG_FILE "network.jsonl" /* a sandbox's decision log, in its run directory */
+
+/* The environment of a proxy-mode sandbox's commands, for cooperative clients (the capture takes
+ * the others): HTTP_PROXY, HTTPS_PROXY, ALL_PROXY (the proxy's port on the sandbox's loopback)
+ * and NO_PROXY (its loopback), in both cases. NULL-terminated. */
+extern char *const egress_proxy_env[];
+
+/* The listeners a proxy-mode sandbox's runtime made inside its network namespace. */
+struct egress_fds {
+        int tcp;     /* 127.0.0.1:15001: transparent and explicit proxy clients */
+        int dns_udp; /* 127.0.0.1:15053 */
+        int dns_tcp; /* 127.0.0.1:15053 */
+};
+
+/* Checks a command-line rule, "PATTERN[:PORT]" (net_policy_insert_text's syntax): 0, or -EINVAL
+ * with a message. */
+int egress_host_rule_check(const char *text, struct ak_err *err);
+
+/* The policy of a new sandbox (POLICY JSON, docs/network.md), or *ret = NULL when nothing asks
+ * for one (the proxy then applies its built-in policy). Rules in this order, first match wins:
+ * deny_hosts, allow_hosts (the command line's), then the base: upstream's [security.domains]
+ * as upstream documents it (net_policy_from_domains) when given, else the built-in policy
+ * (net_policy_builtin), whose rules the command line's thus refine. hosts (an object of name ->
+ * IPv4, may be NULL) become the policy's static names. Any list may be NULL. */
+int egress_policy_build(char *const *deny_hosts, char *const *allow_hosts,
+                        char *const *domains_allow, char *const *domains_block, bool domains_given,
+                        bool allowlist_only, const json_t *hosts, json_t **ret, struct ak_err *err);
+
+/* Checks a policy (a PUT body, a `network policy --set` file, a record) as the proxy will:
+ * net_policy_from_json. */
+int egress_policy_check(const json_t *policy, struct ak_err *err);
+
+/* The control socket's directory: <runtime dir>/agentkernel/<id>/proxy (as the /etc snapshots':
+ * /run as root, $XDG_RUNTIME_DIR rootless, else <data>/cache/proxy), created private. */
+int egress_proxy_dir(char *out, size_t len, struct ak_err *err);
+
+/* Connects to the user's proxy, starting it (agentkernel-proxy, found as the other helpers are:
+ * AGENTKERNEL_PROXY, next to this program, libexec) when none answers. Returns the connected
+ * control socket. */
+int egress_connect(struct ak_err *err);
+
+/* One request on a connected control socket: sends req (with fds as SCM_RIGHTS, n_fds may be
+ * 0), waits for the reply, and returns it in *ret when it says {"ok":true}; {"ok":false,
+ * "error":M} fails with -EIO and M. */
+int egress_request(int ctl, const json_t *req, const int *fds, size_t n_fds, json_t **ret,
+                   struct ak_err *err);
+
+/* Registers a started proxy-mode sandbox: its listeners, its init's pidfd (the proxy forgets it
+ * when that becomes readable) and its decision log, opened here at log_path (O_APPEND, 0600;
+ * NULL: a log nobody reads). policy NULL: the built-in policy (net_policy_builtin), sent as
+ * such. The fds stay the caller's. */
+int egress_register(const char *name, const char *uuid, const json_t *policy,
+                    const struct egress_fds *fds, int pidfd, const char *log_path,
+                    struct ak_err *err);
+
+/* Forgets a sandbox (stop, remove); a proxy that is not running has nothing to forget. */
+int egress_unregister(const char *name, struct ak_err *err);
+
+/* A running sandbox's policy, as the proxy applies it (*ret owned by the caller). */
+int egress_get_policy(const char *name, json_t **ret, struct ak_err *err);
+/* Replaces a running sandbox's policy: new connections (and the next request of a kept-alive
+ * one) follow it once this returns. */
+int egress_set_policy(const char *name, const json_t *policy, struct ak_err *err);
