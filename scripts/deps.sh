@@ -12,9 +12,11 @@ set -euo pipefail
 # libc-ares2: agentkernel-proxy's asynchronous resolver (docs/network.md says why)
 runtime=(slirp4netns iproute2 util-linux procps e2fsprogs libmicrohttpd12 libcurl4 libarchive13 ca-certificates
         libc-ares2)
-# musl-tools: the in-sandbox agent is linked with musl (docs/performance.md says why)
+# musl-tools: the in-sandbox agent is linked with musl (docs/performance.md says why);
+# libnftnl-dev, libmnl-dev: the proxy-mode capture's nft batch, built at build time (nft-gen)
 build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev libmd-dev
-        libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libhttp-parser-dev musl-tools libc-ares-dev)
+        libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libhttp-parser-dev musl-tools libc-ares-dev
+        libnftnl-dev libmnl-dev)
 # nodejs: the official SDKs' tests (npm comes with nodesource builds, separately in Debian's);
 # xfsprogs, btrfs-progs: filesystems with quotas for the container engines' storage
 # (tests/security/container/test_engine_disk.py)
