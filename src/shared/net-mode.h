@@ -16,9 +16,9 @@ enum net_mode {
         NET_MODE_FULL = 2,
 };
 
-/* What "on" means. `full` (today's slirp4netns path) until the proxy path is merged and proven
- * end to end; then `proxy` (issue 14: the default whenever network is on). */
-#define NET_MODE_ON NET_MODE_FULL
+/* What "on" means: `proxy` (issue 14: the default whenever network is on). A profile's "on" is
+ * `full` on a backend without proxy mode (manager_net_mode). */
+#define NET_MODE_ON NET_MODE_PROXY
 
 /* "none", "proxy", "full"; also "off" (none) and "on" (NET_MODE_ON). 0 or -EINVAL. */
 int net_mode_from_string(const char *s, enum net_mode *ret);

@@ -53,10 +53,10 @@ FETCH = ("import socket,sys\ns=socket.create_connection((sys.argv[1], 8089), 5)\
 
 
 def test_outbound_reaches_a_peer(ak, peer):
-    assert ak("create", "out", "--network").rc == 0
+    assert ak("create", "out", "--network", "full").rc == 0
     res = ak("exec", "out", "--", PY, "-c", FETCH, peer)
     assert res.rc == 0 and res.stdout == "hello-from-peer\n", res
-    res = ak("run", "--network", "--", PY, "-c", FETCH, peer)
+    res = ak("run", "--network", "full", "--", PY, "-c", FETCH, peer)
     assert res.rc == 0 and res.stdout == "hello-from-peer\n", res
 
 
@@ -75,7 +75,7 @@ def free_port():
 
 def test_published_port(ak):
     port = free_port()
-    assert ak("create", "web", "--network", "-p", f"{port}:8000").rc == 0
+    assert ak("create", "web", "--network", "full", "-p", f"{port}:8000").rc == 0
     assert json.loads(ak("info", "--json", "web").out)["ports"] == [f"{port}:8000"]
     code = ("import socket\ns=socket.socket()\ns.bind(('0.0.0.0', 8000))\ns.listen(4)\n"
             "while True:\n c,_=s.accept(); c.sendall(b'served\\n'); c.close()\n")
@@ -106,7 +106,7 @@ def test_port_in_use_is_a_clear_error(ak):
     s.listen(1)
     port = s.getsockname()[1]
     try:
-        res = ak("create", "clash", "--network", "-p", f"{port}:80")
+        res = ak("create", "clash", "--network", "full", "-p", f"{port}:80")
         assert res.rc == 1 and f"cannot publish port {port}" in res.stderr, res
         assert ak.list()[0]["status"] == "stopped"
     finally:

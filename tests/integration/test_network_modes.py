@@ -39,10 +39,10 @@ CONNECT = ("import socket,sys\n"
 
 def test_mode_is_recorded(ak):
     """Every spelling of a mode lands in the record as that mode's name; booleans mean none or
-    "on" (today: full), and an unknown mode is a usage error that creates nothing."""
+    "on" (proxy), and an unknown mode is a usage error that creates nothing."""
     for i, (args, want) in enumerate([(["--network", "proxy"], "proxy"), (["--network=full"], "full"),
                        (["--network", "none"], "none"), (["--no-network"], "none"),
-                       (["--network"], "full")]):
+                       (["--network"], "proxy")]):
         name = f"m{i}"
         res = ak("create", "--no-start", *args, name)
         assert res.rc == 0, res

@@ -38,7 +38,7 @@ def test_rootless_lifecycle(rl):
 
 
 def test_rootless_network_or_a_clear_reason(rl):
-    res = rl("run", "--network", "--", "true")
+    res = rl("run", "--network", "full", "--", "true")
     if (os.stat("/dev/net/tun").st_mode & 0o006) == 0o006:  # world read-write
         assert res.rc == 0, res
     else:

@@ -74,7 +74,7 @@ def test_failed_start_of_a_kept_sandbox_leaves_nothing(ak, point):
     start at `point`: the record stays, stopped, and nothing of the attempt is left: no agent,
     no slirp4netns, no cgroup, no run directory, no mount, the port free. It then starts."""
     before = set(agent_pids())
-    net = ["--network", "-p", f"{free_port()}:8000"] if have("slirp4netns") else ["--no-network"]
+    net = ["--network=full", "-p", f"{free_port()}:8000"] if have("slirp4netns") else ["--no-network"]
     assert ak("create", "--no-start", "undo", *net).rc == 0
     uuid = ak.state("undo")["uuid"]
     res = ak("start", "undo", env=fail_at(point))
@@ -86,7 +86,7 @@ def test_failed_start_of_a_kept_sandbox_leaves_nothing(ak, point):
     assert not run_dir.exists()
     assert processes_naming(run_dir) == []
     assert mounts_naming(ak.data_dir) == []
-    if net[0] == "--network":
+    if net[0] == "--network=full":
         assert port_free(int(net[2].split(":")[0]))
     assert ak("start", "undo").rc == 0
     assert ak("exec", "undo", "--", "echo", "ok").stdout == "ok\n"
