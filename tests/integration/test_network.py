@@ -119,7 +119,7 @@ def test_run_publishes_ports_while_it_runs(ak):
     port = free_port()
     code = ("import socket\ns=socket.socket()\ns.bind(('0.0.0.0', 8000))\ns.listen(4)\n"
             "c,_=s.accept(); c.sendall(b'once\\n'); c.close()\n")
-    run = subprocess.Popen(ak.prefix + [AK, "run", "--network", "-P", f"{port}:8000", "--", PY,
+    run = subprocess.Popen(ak.prefix + [AK, "run", "--network=full", "-P", f"{port}:8000", "--", PY,
                                         "-c", code],
                            env=ak.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     got, deadline = b"", time.time() + 15

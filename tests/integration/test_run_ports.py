@@ -14,7 +14,7 @@ def result_text(doc):
 
 
 def test_mcp_sandbox_run_with_ports_runs(ak):
-    doc = mcp_call(ak, "sandbox_run", {"command": ["echo", "served"], "network": True,
+    doc = mcp_call(ak, "sandbox_run", {"command": ["echo", "served"], "network": "full",
                                        "ports": ["18931:8000"]})
     assert "error" not in doc, doc
     assert not doc["result"].get("isError"), doc
