@@ -9,4 +9,4 @@ extern const struct verb verb_run, verb_create, verb_start, verb_stop, verb_remo
     verb_list, verb_ls, verb_info, verb_exec, verb_attach, verb_exec_list, verb_exec_logs,
     verb_exec_kill, verb_extend_ttl, verb_gc, verb_reconcile, verb_archive, verb_recover,
     verb_resize, verb_update, verb_cp, verb_init, verb_trust, verb_untrust, verb_audit, verb_volume,
-    verb_images, verb_pool, verb_serve, verb_mcp_server, verb_doctor;
+    verb_images, verb_secret, verb_pool, verb_serve, verb_mcp_server, verb_doctor;

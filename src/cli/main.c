@@ -48,6 +48,7 @@ static const struct verb *const verbs[] = {
     &verb_audit,
     &verb_volume,
     &verb_images,
+    &verb_secret,
     &verb_pool,
     &verb_serve,
     &verb_mcp_server,

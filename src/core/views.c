@@ -73,6 +73,39 @@ json_t *sandbox_info_json(const struct sandbox_state *st, bool running)
                                             json_integer((json_int_t)st->lifecycle.delete_after));
                 json_object_set_new(o, "lifecycle", lc);
         }
+        /* upstream's secret fields: names and hosts, never a value (a record has none) */
+        if (st->secret_bindings && st->secret_bindings[0]) {
+                json_t *a = json_array();
+                for (char **b = st->secret_bindings; a && *b; b++)
+                        json_array_append_new(a, json_string(*b));
+                json_object_set_new(o, "secret_bindings", a);
+        }
+        if (st->secret_files && st->secret_files[0]) {
+                json_t *a = json_array();
+                for (char **f = st->secret_files; a && *f; f++)
+                        json_array_append_new(a, json_string(*f));
+                json_object_set_new(o, "secret_files", a);
+        }
+        json_object_set_new(o, "placeholder_secrets", json_boolean(st->placeholder_secrets));
+        {
+                json_t *mappings = json_deep_copy(st->secret_mappings);
+                for (char **b = st->secret_bindings; mappings && b && *b; b++) {
+                        /* "KEY:host[:header]": KEY -> host, as upstream shows bindings */
+                        const char *c1 = strchr(*b, ':');
+                        char key[160], host[256];
+                        if (!c1 || (size_t)(c1 - *b) >= sizeof(key))
+                                continue;
+                        (void)snprintf(key, sizeof(key), "%.*s", (int)(c1 - *b), *b);
+                        (void)snprintf(host, sizeof(host), "%.*s", (int)strcspn(c1 + 1, ":"),
+                                       c1 + 1);
+                        if (!json_object_get(mappings, key))
+                                json_object_set_new(mappings, key, json_string(host));
+                }
+                if (json_object_size(mappings))
+                        json_object_set_new(o, "secret_mappings", mappings);
+                else
+                        json_decref(mappings);
+        }
         return o;
 }
 
