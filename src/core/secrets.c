@@ -82,8 +82,10 @@ int secret_binding_parse(const char *s, struct secret_binding *ret, struct ak_er
                 b.key = strndup(s, (size_t)(eq - s));
                 if (!b.key)
                         return ak_err_oom(err);
-                if ((r = vault_name_check(b.key, err)) < 0)
-                        return ak_err_prefix(err, "secret binding");
+                if ((r = vault_name_check(b.key, err)) < 0) {
+                        (void)ak_err_prefix(err, "secret binding");
+                        return r;
+                }
                 colon = strrchr(eq + 1, ':');
                 if (!colon)
                         return ak_err_set(err, EINVAL,
@@ -99,8 +101,10 @@ int secret_binding_parse(const char *s, struct secret_binding *ret, struct ak_er
                 b.host = strdup(colon + 1);
                 if (!b.value || !b.host)
                         return ak_err_oom(err);
-                if ((r = vault_value_check(b.value, b.value_len, err)) < 0)
-                        return ak_err_prefix(err, "secret binding for '%s'", b.key);
+                if ((r = vault_value_check(b.value, b.value_len, err)) < 0) {
+                        (void)ak_err_prefix(err, "secret binding for '%s'", b.key);
+                        return r;
+                }
         } else {
                 const char *c1 = strchr(s, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
                 if (!c1)
@@ -112,8 +116,10 @@ int secret_binding_parse(const char *s, struct secret_binding *ret, struct ak_er
                 b.host = c2 ? strndup(c1 + 1, (size_t)(c2 - c1 - 1)) : strdup(c1 + 1);
                 if (!b.key || !b.host)
                         return ak_err_oom(err);
-                if ((r = vault_name_check(b.key, err)) < 0)
-                        return ak_err_prefix(err, "secret binding");
+                if ((r = vault_name_check(b.key, err)) < 0) {
+                        (void)ak_err_prefix(err, "secret binding");
+                        return r;
+                }
                 if (c2) {
                         if (!(b.header = strdup(c2 + 1)))
                                 return ak_err_oom(err);
@@ -153,8 +159,10 @@ int secret_file_parse(const char *s, char **ret_key, char **ret_path, struct ak_
         if (!key)
                 return ak_err_oom(err);
         if ((r = vault_name_check(key, err)) < 0 ||
-            (colon && (r = validate_sandbox_path(colon + 1, err)) < 0))
-                return ak_err_prefix(err, "secret file");
+            (colon && (r = validate_sandbox_path(colon + 1, err)) < 0)) {
+                (void)ak_err_prefix(err, "secret file");
+                return r;
+        }
         if (colon)
                 path = strdup(colon + 1);
         else if (asprintf(&path, "%s/%s", SECRET_FILES_DIR, key) < 0)

@@ -549,8 +549,10 @@ int vault_get(enum vault_backend b, const char *name, char **ret, size_t *ret_le
                 size_t n = v ? strlen(v) : 0;
                 if (!v)
                         return ak_err_set(err, ENOENT, "secret '%s' not found (backend env)", name);
-                if (vault_value_check(v, n, err) < 0)
-                        return ak_err_prefix(err, "environment variable '%s'", name);
+                if ((r = vault_value_check(v, n, err)) < 0) {
+                        (void)ak_err_prefix(err, "environment variable '%s'", name);
+                        return r;
+                }
                 *ret = strdup(v);
                 *ret_len = n;
                 return *ret ? 0 : ak_err_oom(err);
