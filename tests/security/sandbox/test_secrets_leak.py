@@ -150,7 +150,11 @@ def sandbox_pids(w):
 def read_memory(pid):
     """Every readable mapping of pid, read from the host through /proc/PID/mem."""
     out = []
-    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+    try:
+        maps, mem = open(f"/proc/{pid}/maps"), open(f"/proc/{pid}/mem", "rb", 0)
+    except OSError:
+        return b""  # it has exited since it was listed
+    with maps, mem:
         for line in maps:
             parts = line.split()
             lo, hi = (int(x, 16) for x in parts[0].split("-"))
@@ -191,7 +195,10 @@ def test_placeholder_not_value_in_the_environment(world):
     assert lines[0] != lines[1]
     for pid in sandbox_pids(world):
         for what in ("environ", "cmdline"):
-            data = pathlib.Path(f"/proc/{pid}/{what}").read_bytes()
+            try:
+                data = pathlib.Path(f"/proc/{pid}/{what}").read_bytes()
+            except OSError:
+                continue  # it has exited since it was listed
             assert not hits(world.hidden + [world.file], data), (pid, what)
 
 
