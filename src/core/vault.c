@@ -572,6 +572,8 @@ int vault_has(enum vault_backend b, const char *name, struct ak_err *err)
 {
         cleanup_close int dirfd = -1;
         cleanup_json json_t *o = NULL;
+        uint8_t key[VAULT_KEY_LEN];
+        const char *payload;
         int r = vault_name_check(name, err);
 
         if (r < 0)
@@ -586,7 +588,17 @@ int vault_has(enum vault_backend b, const char *name, struct ak_err *err)
         r = load_store(dirfd, &o, err);
         if (r < 0)
                 return r;
-        return json_object_get(json_object_get(o, "secrets"), name) ? 1 : 0;
+        payload = json_string_value(json_object_get(json_object_get(o, "secrets"), name));
+        if (!payload)
+                return 0;
+        if (strncmp(payload, VAULT_PREFIX, strlen(VAULT_PREFIX)) == 0) {
+                /* what opens it must be there and believable too */
+                r = load_key(dirfd, false, key, err);
+                explicit_bzero(key, sizeof(key));
+                if (r < 0)
+                        return r;
+        }
+        return 1;
 }
 
 int vault_delete(enum vault_backend b, const char *name, struct ak_err *err)

@@ -65,7 +65,8 @@ int vault_add(enum vault_backend b, const char *name, const char *value, size_t 
  * found". Free it with vault_value_free(). */
 int vault_get(enum vault_backend b, const char *name, char **ret, size_t *ret_len,
               struct ak_err *err);
-/* Whether name is stored (1) or not (0), without decrypting anything. */
+/* Whether name is stored (1) or not (0), without decrypting anything; a stored one whose key
+ * file is missing or not believable is an error, as for vault_get. */
 int vault_has(enum vault_backend b, const char *name, struct ak_err *err);
 /* Removes name: -ENOENT "secret 'NAME' not found". */
 int vault_delete(enum vault_backend b, const char *name, struct ak_err *err);
