@@ -346,9 +346,10 @@ static void secrets_unstore(char **added)
 }
 
 /* Writes the sandbox's secret files (the one way a value enters a sandbox, asked for by name):
- * mode 0400, or placeholders with placeholder_secrets. */
+ * mode 0400, or placeholders with placeholder_secrets -- the placeholder of the key's binding
+ * when it has one (grants, from plan_secrets), so that the proxy knows it, else a fresh one. */
 static int write_secret_files(const struct backend_ops *b, const struct sandbox_ref *ref,
-                              const struct sandbox_state *st, struct ak_err *err)
+                              const struct sandbox_state *st, json_t *grants, struct ak_err *err)
 {
         enum vault_backend vb;
         int r;
@@ -364,7 +365,12 @@ static int write_secret_files(const struct backend_ops *b, const struct sandbox_
                 if ((r = secret_file_parse(*s, &key, &path, err)) < 0)
                         return r;
                 if (st->placeholder_secrets) {
-                        secret_placeholder(ph);
+                        const char *bound = json_string_value(
+                            json_object_get(find_grant(grants, key), "placeholder"));
+                        if (bound)
+                                (void)snprintf(ph, sizeof(ph), "%s", bound);
+                        else
+                                secret_placeholder(ph);
                         value = ph;
                         len = strlen(ph);
                 } else if ((r = vault_get(vb, key, &value, &len, err)) < 0) {
@@ -800,7 +806,7 @@ static int run_script(int fd, const char *script, uint64_t timeout_ms, int *ret_
 /* After every start, in the seed's order: files from agentkernel.toml, the agent's CLI (only
  * warned about when it cannot be installed), the init script (its failure fails the start). */
 static int start_work(struct manager *m, const struct backend_ops *b, const struct sandbox_ref *ref,
-                      const struct sandbox_state *st, struct ak_err *err)
+                      const struct sandbox_state *st, json_t *grants, struct ak_err *err)
 {
         const struct coding_agent *agent = coding_agent_find(st->agent);
         int fd, r, code;
@@ -822,7 +828,7 @@ static int start_work(struct manager *m, const struct backend_ops *b, const stru
                         return ak_err_prefix(err, "copying '%s' to '%s'", st->files[i].source,
                                              st->files[i].dest);
         }
-        if ((r = write_secret_files(b, ref, st, err)) < 0)
+        if ((r = write_secret_files(b, ref, st, grants, err)) < 0)
                 return r;
         if (agent) {
                 /* The host image is the host's own, read-only: nothing to install into, only
@@ -905,7 +911,7 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
         if (r >= 0) {
                 r = backend_start(b, &plan.cfg, NULL, err);
                 if (r >= 0) {
-                        r = start_work(m, b, &plan.cfg.ref, st, err);
+                        r = start_work(m, b, &plan.cfg.ref, st, plan.secret_grants, err);
                         if (r < 0)
                                 (void)backend_stop(b, &plan.cfg.ref, NULL);
                 }

@@ -404,3 +404,25 @@ def test_host_process_titles_hold_no_value(world, tmp_path):
     assert b"warning" in err and not v.find(out + err)
     world.ak("remove", "argv-leak")
     world.ak("secret", "delete", "ARGV")
+
+
+def test_placeholder_secrets_files_hold_placeholders(ak):
+    """--placeholder-secrets: a secret file holds a placeholder, never the value; for a bound key
+    it is the same placeholder as $KEY (so the proxy will know it), for an unbound one a fresh
+    one. The value is in no file of the sandbox."""
+    bound, unbound = Canary("ph-bound"), Canary("ph-unbound")
+    assert ak("secret", "set", "PH_BOUND", input=bound.value.encode()).rc == 0
+    assert ak("secret", "set", "PH_FREE", input=unbound.value.encode()).rc == 0
+    res = ak("create", "phbox", "--no-network", "--no-config", "--placeholder-secrets",
+             "-S", "PH_BOUND:api.example.com", "--secret-file", "PH_BOUND",
+             "--secret-file", "PH_FREE:/tmp/free")
+    assert res.rc == 0, res
+    res = ak("exec", "phbox", "--", "sh", "-c",
+             'echo "$PH_BOUND"; cat /run/agentkernel/secrets/PH_BOUND; echo; cat /tmp/free')
+    env_ph, file_ph, free_ph = res.out.split()
+    assert PLACEHOLDER.fullmatch(env_ph) and env_ph == file_ph, res
+    assert PLACEHOLDER.fullmatch(free_ph) and free_ph != env_ph, res
+    pid = json.loads((ak.data_dir / "run" / "phbox" / "runtime.json").read_text())["pid"]
+    for p, data in walk_files(f"/proc/{pid}/root", SKIP_TOP):
+        assert not hits([bound, unbound], data), p
+    assert ak.state("phbox")["placeholder_secrets"] is True
