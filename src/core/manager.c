@@ -309,6 +309,48 @@ static int secrets_to_state(const struct create_opts *o, struct sandbox_state *s
         return 0;
 }
 
+/* A record upstream wrote may hold "KEY=value:host" (in clear, often world-readable): before
+ * anything else at start, the value goes to the vault (only where it has none, or the same) and
+ * the record keeps "KEY:host", saved at once. */
+static int secrets_migrate(struct manager *m, struct sandbox_state *st, struct ak_err *err)
+{
+        enum vault_backend vb;
+        bool changed = false;
+        int r;
+
+        for (char **s = st->secret_bindings; s && *s; s++) {
+                cleanup_secret_binding struct secret_binding b = {0};
+                char *f;
+                if (!strchr(*s, '='))
+                        continue;
+                if ((r = secret_binding_parse(*s, &b, err)) < 0) {
+                        (void)ak_err_prefix(err, "sandbox '%s'", st->name);
+                        return r;
+                }
+                if ((r = vault_backend_default(&vb, err)) < 0 ||
+                    (r = vault_add(vb, b.key, b.value, b.value_len, NULL, err)) < 0) {
+                        (void)ak_err_prefix(err,
+                                            "sandbox '%s': moving the value of its binding "
+                                            "of '%s' into the vault",
+                                            st->name, b.key);
+                        return r;
+                }
+                if (!(f = secret_binding_format(&b)))
+                        return ak_err_oom(err);
+                explicit_bzero(*s, strlen(*s));
+                free(*s);
+                *s = f;
+                changed = true;
+        }
+        if (!changed)
+                return 0;
+        notify(m,
+               "note: sandbox '%s' kept secret values in its record (upstream's KEY=value:host); "
+               "they are in the vault now, and the record names them only",
+               st->name);
+        return store_save(m->store, st, false, err);
+}
+
 /* Stores the inline values of o's bindings in the vault (only where it has none, or the same):
  * *ret_added lists those it added, for undoing a create that fails afterwards. */
 static int secrets_store_inline(const struct create_opts *o, char ***ret_added, struct ak_err *err)
@@ -901,6 +943,8 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
                                   name, name);
         if (manager_is_running(m, st))
                 return ak_err_set(err, EALREADY, "sandbox '%s' is already running", name);
+        if ((r = secrets_migrate(m, st, err)) < 0)
+                return r;
         r = manager_backend(st, &b, err);
         if (r < 0)
                 return r;

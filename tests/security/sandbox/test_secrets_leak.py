@@ -426,3 +426,31 @@ def test_placeholder_secrets_files_hold_placeholders(ak):
     for p, data in walk_files(f"/proc/{pid}/root", SKIP_TOP):
         assert not hits([bound, unbound], data), p
     assert ak.state("phbox")["placeholder_secrets"] is True
+
+
+def test_upstream_record_with_inline_value_is_shown_and_migrated_without_it(ak):
+    """A record upstream wrote keeps `KEY=value:host` in clear. info, list and the API show it
+    without the value; the next start moves the value into the vault and rewrites the record
+    with `KEY:host`; inside, $KEY is a placeholder."""
+    c = Canary("upstream")
+    assert ak("create", "old", "--no-network", "--no-config", "--no-start").rc == 0
+    st = ak.state("old")
+    st["secret_bindings"] = [f"OLD_KEY={c.value}:api.example.com"]
+    ak.state_file("old").write_text(json.dumps(st, indent=2))
+    for args in (("info", "old"), ("info", "--json", "old"), ("list", "--json")):
+        res = ak(*args)
+        assert res.rc == 0 and not c.find(res.out + res.err), (args, res)
+    assert b"OLD_KEY:api.example.com" in ak("info", "--json", "old").out
+    srv = Server(ak)
+    try:
+        st_, body = srv.request("GET", "/sandboxes/old")
+        assert st_ == 200 and not c.find(json.dumps(body).encode()), body
+    finally:
+        srv.stop()
+    res = ak("start", "old")
+    assert res.rc == 0 and not c.find(res.out + res.err), res
+    assert not c.find(ak.state_file("old").read_bytes())
+    assert ak.state("old")["secret_bindings"] == ["OLD_KEY:api.example.com"]
+    assert ak("secret", "get", "OLD_KEY").out.strip() == c.value.encode()
+    res = ak("exec", "old", "--", "sh", "-c", 'echo "$OLD_KEY"')
+    assert PLACEHOLDER.fullmatch(res.out.strip()), res
