@@ -5,19 +5,50 @@
  */
 #include "coding-agents.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "shared/macro.h"
 
+#define ANTHROPIC                                                                                  \
+        {                                                                                          \
+                "ANTHROPIC_API_KEY", "api.anthropic.com", "x-api-key"                              \
+        }
+#define OPENAI                                                                                     \
+        {                                                                                          \
+                "OPENAI_API_KEY", "api.openai.com", NULL                                           \
+        }
+#define GOOGLE                                                                                     \
+        {                                                                                          \
+                "GOOGLE_API_KEY", "generativelanguage.googleapis.com", "x-goog-api-key"            \
+        }
+#define GEMINI                                                                                     \
+        {                                                                                          \
+                "GEMINI_API_KEY", "generativelanguage.googleapis.com", "x-goog-api-key"            \
+        }
+
+/* The keys: which variables upstream's start copied in for each agent (reference/
+ * upstream-secrets.md §7, step 2), with their provider's host and header. */
 static const struct coding_agent agents[] = {
-    {"claude", "claude", "@anthropic-ai/claude-code"},
-    {"gemini", "gemini", "@google/gemini-cli"},
-    {"codex", "codex", "@openai/codex"},
-    {"opencode", "opencode", "opencode"},
-    {"amp", "amp", "@sourcegraph/amp"},
-    {"pi", "pi", "@mariozechner/pi-coding-agent"},
-    {"copilot", "github-copilot-cli", "@githubnext/github-copilot-cli"},
+    {"claude", "claude", "@anthropic-ai/claude-code", {ANTHROPIC}},
+    {"gemini", "gemini", "@google/gemini-cli", {GOOGLE, GEMINI}},
+    {"codex", "codex", "@openai/codex", {OPENAI}},
+    {"opencode", "opencode", "opencode", {ANTHROPIC, OPENAI, GOOGLE}},
+    {"amp", "amp", "@sourcegraph/amp", {ANTHROPIC}},
+    {"pi", "pi", "@mariozechner/pi-coding-agent", {ANTHROPIC, OPENAI}},
+    {"copilot",
+     "github-copilot-cli",
+     "@githubnext/github-copilot-cli",
+     {{"GITHUB_TOKEN", "api.github.com", NULL}}},
 };
+
+int coding_agent_key_binding(const struct agent_key *k, char *buf, size_t len)
+{
+        int n = snprintf(buf, len, "%s:%s%s%s", k->env, k->host, k->header ? ":" : "",
+                         k->header ? k->header : "");
+
+        return n < 0 || (size_t)n >= len ? -1 : n;
+}
 
 const struct coding_agent *coding_agent_find(const char *name)
 {

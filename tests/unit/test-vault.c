@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "core/coding-agents.h"
 #include "core/secrets.h"
 #include "core/vault.h"
 #include "shared/cleanup.h"
@@ -284,6 +285,29 @@ static void test_secret_file_and_placeholder(void **state)
         assert_false(secret_has_placeholder("AGENTKERNEL_PLACEHOLDER_xyz"));
 }
 
+/* Every agent's provider key is a valid binding (the data the proxy's part will apply). */
+static void test_agent_keys_are_bindings(void **state)
+{
+        static const char *const names[] = {"claude", "gemini", "codex",  "opencode",
+                                            "amp",    "pi",     "copilot"};
+        char text[512];
+
+        (void)state;
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                const struct coding_agent *a = coding_agent_find(names[i]);
+                assert_non_null(a);
+                assert_non_null(a->keys[0].env);
+                for (size_t k = 0; k < AGENT_KEYS_MAX && a->keys[k].env; k++) {
+                        struct secret_binding b = {0};
+                        assert_true(coding_agent_key_binding(&a->keys[k], text, sizeof(text)) > 0);
+                        assert_int_equal(secret_binding_parse(text, &b, NULL), 0);
+                        assert_string_equal(b.key, a->keys[k].env);
+                        secret_binding_done(&b);
+                }
+        }
+        assert_string_equal(coding_agent_find("claude")->keys[0].header, "x-api-key");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -297,6 +321,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_env_backend, setup, teardown),
             cmocka_unit_test(test_binding_parse),
             cmocka_unit_test(test_secret_file_and_placeholder),
+            cmocka_unit_test(test_agent_keys_are_bindings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
