@@ -271,7 +271,7 @@ static int secrets_to_state(const struct create_opts *o, struct sandbox_state *s
                 } else if ((r = vault_has(vb, b.key, err)) < 0) {
                         return r;
                 } else if (r == 0) {
-                        return ak_err_set(err, ENOENT,
+                        return ak_err_set(err, EINVAL,
                                           "secret '%s' is not in the vault (backend %s); store it "
                                           "first with: agentkernel secret set %s",
                                           b.key, vault_backend_name(vb), b.key);
@@ -292,7 +292,7 @@ static int secrets_to_state(const struct create_opts *o, struct sandbox_state *s
                         pending = pending || streq(*e, key);
                 if (!pending && (r = vault_has(vb, key, err)) <= 0)
                         return r < 0 ? r
-                                     : ak_err_set(err, ENOENT,
+                                     : ak_err_set(err, EINVAL,
                                                   "secret '%s' is not in the vault (backend %s); "
                                                   "store it first with: agentkernel secret set %s",
                                                   key, vault_backend_name(vb), key);
