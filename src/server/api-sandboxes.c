@@ -199,8 +199,16 @@ int api_create(struct api_ctx *c, const struct api_args *a, struct api_result *r
         o.placeholder_secrets = placeholder > 0;
         o.secret_mappings = json_is_object(mappings) ? mappings : NULL;
         r_create = manager_create(c->m, &o, &err);
+        /* "KEY=value:host" held a value: wiped in the copy and in the body */
         for (char **b = secrets; b && *b; b++)
-                explicit_bzero(*b, strlen(*b)); /* "KEY=value:host" held a value */
+                explicit_bzero(*b, strlen(*b));
+        {
+                json_t *arr = json_object_get(body, "secrets"), *v;
+                size_t i;
+                json_array_foreach (arr, i, v)
+                        if (json_is_string(v))
+                                explicit_bzero((char *)json_string_value(v), json_string_length(v));
+        }
         if (r_create < 0)
                 return api_fail_err(r, &err);
         if ((has_lc && manager_set_lifecycle(c->m, name, &lc, &err) < 0) ||

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import ATTACKER_UID, needs_root
+from conftest import AK, ATTACKER_UID, needs_root
 
 pytestmark = needs_root
 
@@ -158,3 +158,31 @@ def test_vault_in_a_directory_others_can_write_is_refused(ak, local_user, tmp_pa
     assert res.rc != 0, res
     assert not (shared / "data" / "secrets.json").exists()
     assert not (shared / "data" / "secrets.key").exists()
+
+
+def test_prompt_on_a_terminal_does_not_echo(ak):
+    """`secret set K` on a terminal prompts and reads one line without echoing it: what the
+    terminal shows (a screen share, a recording, a shoulder) holds no value."""
+    import pty
+    v = value()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(AK,
+                  ["agentkernel", "secret", "set", "TYPED"], ak.env)
+    out = b""
+    deadline = time.time() + 10
+    while b"Enter value for TYPED" not in out and time.time() < deadline:
+        out += os.read(fd, 1000)
+    os.write(fd, (v + "\n").encode())
+    while True:
+        try:
+            chunk = os.read(fd, 1000)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    assert b"Stored 'TYPED'" in out and v.encode() not in out, out
+    assert ak("secret", "get", "TYPED").out.strip() == v.encode()

@@ -323,6 +323,12 @@ def test_api_and_mcp_answers_hold_no_value(world):
     srv = Server(world.ak)
     try:
         answers = []
+        # behind the key, like every route but /health
+        assert srv.request("GET", "/secrets", key=False)[0] == 401
+        assert srv.request("POST", "/secrets", {"name": "NOKEY", "value": "x-value"},
+                           key=False)[0] == 401
+        assert srv.request("DELETE", "/secrets/CANARY", key=False)[0] == 401
+        assert world.ak("secret", "get", "NOKEY").rc != 0
         st, body = srv.request("POST", "/secrets", {"name": "POSTED", "value": world.posted.value})
         assert st == 200 and body["data"] == "Secret stored", body
         answers.append(body)
@@ -454,3 +460,24 @@ def test_upstream_record_with_inline_value_is_shown_and_migrated_without_it(ak):
     assert ak("secret", "get", "OLD_KEY").out.strip() == c.value.encode()
     res = ak("exec", "old", "--", "sh", "-c", 'echo "$OLD_KEY"')
     assert PLACEHOLDER.fullmatch(res.out.strip()), res
+
+
+def test_permissive_home_view_hides_the_vault(ak, tmp_path):
+    """The permissive profile shows $HOME read-only; HOME holds the vault (the data and user
+    directory, AGENTKERNEL_DATA_DIR=$HOME/data). Inside, neither secrets.json nor secrets.key
+    can be read, and the bound canary is nowhere in the sandbox's files."""
+    from conftest import _open_tmp_path
+    _open_tmp_path(tmp_path)
+    (tmp_path / "proj").mkdir()
+    c = Canary("home")
+    assert ak("secret", "set", "HOME_KEY", input=c.value.encode()).rc == 0
+    assert (ak.data_dir / "secrets.key").exists()
+    res = ak("run", "--no-network", "--no-config", "-p", "permissive",
+             "-S", "HOME_KEY:api.example.com", "--", "sh", "-c",
+             "ls -A /home/user/data; echo END; cat /home/user/data/secrets.key "
+             "/home/user/data/secrets.json 2>&1 | head -c 300; echo; echo $HOME_KEY",
+             env={"HOME": str(tmp_path)}, cwd=tmp_path / "proj")
+    assert res.rc == 0, res
+    assert res.stdout.split("END")[0].strip() == "", res
+    assert "v1:" not in res.stdout and not c.find(res.out), res
+    assert PLACEHOLDER.search(res.out), res
