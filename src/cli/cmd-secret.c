@@ -17,6 +17,7 @@
 #include "core/vault.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
+#include "shared/strv.h"
 
 static int backend(enum vault_backend *ret)
 {
@@ -83,10 +84,28 @@ static int read_value(const char *key, char **ret, size_t *ret_len)
         return 0;
 }
 
+static int opt_host(const struct cli_option *o, const char *arg)
+{
+        if (strv_push(o->value, arg) < 0) {
+                cli_error("out of memory");
+                return EXIT_ERROR;
+        }
+        return 0;
+}
+
 static int cmd_secret_set(int argc, char **argv)
 {
+        cleanup_strv char **hosts = NULL;
+        const struct cli_option options[] = {
+            OPT_CALLBACK(0, "host", &hosts, "HOST",
+                         "the secret may be bound only to HOST (repeatable; *.domain for a\n"
+                         "domain and the names under it); default: any host, or the list\n"
+                         "it had",
+                         opt_host),
+            OPT_END(),
+        };
         const struct cli_spec spec = {
-            .min_pos = 1, .max_pos = 2, .missing = "a secret name is required"};
+            .options = options, .min_pos = 1, .max_pos = 2, .missing = "a secret name is required"};
         struct ak_err err = {0};
         enum vault_backend b;
         struct cli_args a;
@@ -126,9 +145,35 @@ static int cmd_secret_set(int argc, char **argv)
         }
         r = vault_set(b, a.pos[0], value, len, &err);
         vault_value_free(value, len);
+        if (r >= 0 && hosts)
+                r = vault_set_hosts(b, a.pos[0], hosts, &err);
         if (r < 0)
                 return cli_fail(&err, r == -EINVAL || r == -EFBIG ? EXIT_USAGE : EXIT_ERROR);
         printf("Stored '%s' (backend: %s)\n", a.pos[0], vault_backend_name(b));
+        return EXIT_OK;
+}
+
+static int cmd_secret_hosts(int argc, char **argv)
+{
+        const struct cli_spec spec = {
+            .min_pos = 1, .max_pos = 1 + VAULT_HOSTS_MAX, .missing = "a secret name is required"};
+        struct ak_err err = {0};
+        enum vault_backend b;
+        struct cli_args a;
+        int r = cli_parse(argc, argv, &spec, &a);
+
+        if (r)
+                return CLI_PARSE_EXIT(r);
+        if (backend(&b) < 0)
+                return EXIT_USAGE;
+        a.pos[a.n_pos] = NULL;
+        r = vault_set_hosts(b, a.pos[0], a.pos + 1, &err);
+        if (r < 0)
+                return cli_fail(&err, r == -EINVAL ? EXIT_USAGE : EXIT_ERROR);
+        if (a.n_pos == 1)
+                printf("'%s' may be bound to any host\n", a.pos[0]);
+        else
+                printf("'%s' may be bound only to the %zu host(s) given\n", a.pos[0], a.n_pos - 1);
         return EXIT_OK;
 }
 
@@ -187,9 +232,15 @@ static int cmd_secret_list(int argc, char **argv)
                 return EXIT_OK;
         }
         printf("%-30s %-10s %s\n", "KEY", "BACKEND", "SET AT");
-        json_object_foreach (all, k, v)
-                printf("%-30s %-10s %s\n", k, json_string_value(json_object_get(v, "backend")),
+        json_object_foreach (all, k, v) {
+                json_t *hosts = json_object_get(v, "hosts"), *h;
+                size_t i;
+                printf("%-30s %-10s %s", k, json_string_value(json_object_get(v, "backend")),
                        json_string_value(json_object_get(v, "set_at")));
+                json_array_foreach (hosts, i, h)
+                        printf("%s%s", i ? ", " : "  (only to ", json_string_value(h));
+                printf("%s\n", json_array_size(hosts) ? ")" : "");
+        }
         return EXIT_OK;
 }
 
@@ -215,9 +266,17 @@ static int cmd_secret_delete(int argc, char **argv)
 static const struct verb secret_set_verb = {
     "set",
     cmd_secret_set,
-    "KEY",
+    "KEY [--host HOST]...",
     "Store a secret; the value is read from standard input (a prompt\n"
     "without echo on a terminal)",
+    NULL,
+    0,
+    NULL};
+static const struct verb secret_hosts_verb = {
+    "hosts",
+    cmd_secret_hosts,
+    "KEY [HOST...]",
+    "Restrict where a secret may be bound (no HOST: anywhere)",
     NULL,
     0,
     NULL};
@@ -232,18 +291,14 @@ static const struct verb secret_delete_verb = {
     "delete", cmd_secret_delete, "KEY", "Remove a secret", NULL, 0, NULL};
 static const struct verb secret_rm_verb = {"rm", cmd_secret_delete, "KEY", "Remove a secret",
                                            NULL, VERB_HIDDEN,       NULL};
-static const struct verb *const secret_verbs[] = {&secret_set_verb,
-                                                  &secret_get_verb,
-                                                  &secret_list_verb,
-                                                  &secret_ls_verb,
-                                                  &secret_delete_verb,
-                                                  &secret_rm_verb,
-                                                  NULL};
+static const struct verb *const secret_verbs[] = {
+    &secret_set_verb, &secret_get_verb,    &secret_hosts_verb, &secret_list_verb,
+    &secret_ls_verb,  &secret_delete_verb, &secret_rm_verb,    NULL};
 
 const struct verb verb_secret = {
     "secret",
     cli_dispatch_verb,
-    "set KEY | get KEY | list [--json] | delete KEY",
+    "set KEY [--host HOST]... | get KEY | hosts KEY [HOST...] | list [--json] | delete KEY",
     "Manage the secrets vault (encrypted, in ~/.agentkernel)",
     "Bind a secret to a host with: agentkernel create -S KEY:host[:header] ...\n"
     "Inside the sandbox KEY holds a placeholder, never the value (docs/secrets.md).\n"

@@ -212,6 +212,16 @@ static int plan_secrets(struct manager *m, const struct sandbox_state *st, char 
                                           "remove the sandbox and create it again",
                                           st->name);
                 g = find_grant(grants, b.key);
+                {
+                        /* a record is read back: its host is checked against the secret's list
+                         * again (the list may have changed, the record may be forged) */
+                        struct ak_err e = {0};
+                        if (vault_has(vb, b.key, &e) == 1 &&
+                            vault_host_allowed(vb, b.key, b.host, &e) != 1) {
+                                notify(m, "warning: %s; skipping that binding", ak_err_msg(&e));
+                                continue;
+                        }
+                }
                 if (!g) {
                         struct ak_err e = {0};
                         if (vault_has(vb, b.key, &e) != 1) {
@@ -265,6 +275,11 @@ static int secrets_to_state(const struct create_opts *o, struct sandbox_state *s
                 bool dup = false;
                 if ((r = secret_binding_parse(*s, &b, err)) < 0)
                         return r;
+                /* where the secret may go, if its owner said (a stored one: an inline value
+                 * that is new has no list yet) */
+                if ((!b.value || vault_has(vb, b.key, NULL) == 1) &&
+                    (r = vault_host_allowed(vb, b.key, b.host, err)) <= 0)
+                        return r < 0 ? r : -EPERM;
                 if (b.value) {
                         if (strv_push(&inline_keys, b.key) < 0)
                                 return ak_err_oom(err);

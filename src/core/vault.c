@@ -455,6 +455,7 @@ static int open_entry(int dirfd, json_t *o, const char *name, char **ret, size_t
 static int put_entry(int dirfd, json_t *o, const char *name, const char *value, size_t len,
                      struct ak_err *err)
 {
+        json_t *md, *hosts;
         uint8_t key[VAULT_KEY_LEN];
         char *payload = NULL, now[RFC3339_MAX];
         int r = load_key(dirfd, true, key, err);
@@ -466,9 +467,13 @@ static int put_entry(int dirfd, json_t *o, const char *name, const char *value, 
         if (r < 0)
                 return ak_err_errno(err, r, "cannot encrypt secret '%s'", name);
         format_rfc3339(now_realtime_ns(), now);
-        if (json_object_set_new(json_object_get(o, "secrets"), name, json_string(payload)) < 0 ||
-            json_object_set_new(json_object_get(o, "metadata"), name,
-                                json_pack("{s:s,s:s}", "set_at", now, "backend", "file")) < 0) {
+        md = json_pack("{s:s,s:s}", "set_at", now, "backend", "file");
+        hosts = json_object_get(json_object_get(json_object_get(o, "metadata"), name), "hosts");
+        if (md && json_is_array(hosts))
+                json_object_set(md, "hosts", hosts); /* a new value goes where the old one did */
+        if (!md ||
+            json_object_set_new(json_object_get(o, "secrets"), name, json_string(payload)) < 0 ||
+            json_object_set_new(json_object_get(o, "metadata"), name, md) < 0) {
                 free(payload);
                 return ak_err_oom(err);
         }
@@ -663,11 +668,124 @@ int vault_list(enum vault_backend b, json_t **ret, struct ak_err *err)
                                     json_is_string(at) ? json_copy(at) : json_string(""));
                 json_object_set_new(e, "backend",
                                     json_is_string(be) ? json_copy(be) : json_string("file"));
+                if (json_is_array(json_object_get(m, "hosts")))
+                        json_object_set(e, "hosts", json_object_get(m, "hosts"));
                 if (json_object_set_new(out, k, e) < 0) {
                         json_decref(out);
                         return ak_err_oom(err);
                 }
         }
         *ret = out;
+        return 0;
+}
+
+/* A host pattern of a secret's list: a DNS name with a dot (or an IPv4 address), optionally
+ * "*." before it. */
+static bool host_pattern_ok(const char *h)
+{
+        const char *name = strncmp(h, "*.", 2) == 0 ? h + 2 : h;
+        size_t n = strlen(name);
+
+        return n > 0 && n <= 253 &&
+               strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
+                   n &&
+               strchr(name, '.') && name[0] != '.' && name[0] != '-' && name[n - 1] != '.' &&
+               !strstr(name, "..");
+}
+
+static bool host_matches(const char *pattern, const char *host)
+{
+        size_t pn, hn = strlen(host);
+
+        if (strncmp(pattern, "*.", 2) != 0)
+                return strcasecmp(pattern, host) == 0;
+        pattern += 2;
+        pn = strlen(pattern);
+        return strcasecmp(pattern, host) == 0 ||
+               (hn > pn && host[hn - pn - 1] == '.' && strcasecmp(host + hn - pn, pattern) == 0);
+}
+
+int vault_set_hosts(enum vault_backend b, const char *name, char *const *hosts, struct ak_err *err)
+{
+        cleanup_close int dirfd = -1, lk = -1;
+        cleanup_json json_t *o = NULL;
+        json_t *md, *list;
+        size_t n = 0;
+        int r = vault_name_check(name, err);
+
+        if (r < 0)
+                return r;
+        for (char *const *h = hosts; h && *h; h++, n++)
+                if (!host_pattern_ok(*h))
+                        return ak_err_set(err, EINVAL,
+                                          "'%.80s' is not a host name (a DNS name with a dot, or "
+                                          "*.domain for a domain and the names under it)",
+                                          *h);
+        if (n > VAULT_HOSTS_MAX)
+                return ak_err_set(err, EINVAL, "a secret may name at most %d hosts",
+                                  VAULT_HOSTS_MAX);
+        if (b != VAULT_FILE)
+                return not_stored(b, "restrict", err);
+        dirfd = open_dir(true, err);
+        if (dirfd < 0)
+                return dirfd;
+        lk = lock(dirfd, err);
+        if (lk < 0)
+                return lk;
+        if ((r = load_store(dirfd, &o, err)) < 0)
+                return r;
+        if (!json_object_get(json_object_get(o, "secrets"), name))
+                return ak_err_set(err, ENOENT, "secret '%s' not found", name);
+        md = json_object_get(json_object_get(o, "metadata"), name);
+        if (!md) {
+                md = json_pack("{s:s,s:s}", "set_at", "", "backend", "file");
+                if (!md || json_object_set_new(json_object_get(o, "metadata"), name, md) < 0)
+                        return ak_err_oom(err);
+        }
+        if (n == 0) {
+                (void)json_object_del(md, "hosts");
+        } else {
+                list = json_array();
+                for (char *const *h = hosts; list && *h; h++)
+                        json_array_append_new(list, json_string(*h));
+                if (!list || json_object_set_new(md, "hosts", list) < 0)
+                        return ak_err_oom(err);
+        }
+        return save_store(dirfd, o, err);
+}
+
+int vault_host_allowed(enum vault_backend b, const char *name, const char *host, struct ak_err *err)
+{
+        cleanup_close int dirfd = -1;
+        cleanup_json json_t *o = NULL;
+        json_t *hosts, *h;
+        char list[256] = "";
+        size_t i;
+        int r = vault_name_check(name, err);
+
+        if (r < 0)
+                return r;
+        if (b != VAULT_FILE)
+                return 1;
+        dirfd = open_dir(false, err);
+        if (dirfd < 0 && dirfd != -ENOENT)
+                return dirfd;
+        if ((r = load_store(dirfd, &o, err)) < 0)
+                return r;
+        hosts = json_object_get(json_object_get(json_object_get(o, "metadata"), name), "hosts");
+        if (!json_is_array(hosts) || json_array_size(hosts) == 0)
+                return 1;
+        json_array_foreach (hosts, i, h) {
+                const char *p = json_string_value(h);
+                if (p && host_matches(p, host))
+                        return 1;
+                if (p)
+                        (void)snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+                                       i ? ", " : "", p);
+        }
+        ak_err_set(err, EPERM,
+                   "secret '%s' may be sent only to %s, not to '%s' (agentkernel secret hosts %s "
+                   "HOST... changes that)",
+                   name, list, host, name);
         return 0;
 }

@@ -74,6 +74,18 @@ int vault_delete(enum vault_backend b, const char *name, struct ak_err *err);
  * reference); never a value. env and keyring: an empty object (upstream). */
 int vault_list(enum vault_backend b, json_t **ret, struct ak_err *err);
 
+/* The hosts a secret may be bound to (ours; kept as "hosts" in its metadata, which upstream
+ * ignores): each a host name, or "*.domain" for the domain and every name under it. None: any
+ * host (upstream). Replaces the list (NULL or empty: clears it); a later vault_set keeps it.
+ * -ENOENT when name is not stored; -EOPNOTSUPP for env and keyring. */
+#define VAULT_HOSTS_MAX 16
+int vault_set_hosts(enum vault_backend b, const char *name, char *const *hosts, struct ak_err *err);
+/* Whether name may be bound to host: 1, or 0 with a message naming the secret, the host and
+ * the hosts it may go to; -errno when it cannot be told. Secrets of the env backend, and those
+ * without a list, may go anywhere. */
+int vault_host_allowed(enum vault_backend b, const char *name, const char *host,
+                       struct ak_err *err);
+
 /* Wipes and frees a value (NULL is fine). */
 void vault_value_free(char *value, size_t len);
 

@@ -13,6 +13,7 @@
 #include "core/vault.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
+#include "shared/strv.h"
 
 static int vault_backend_or_fail(enum vault_backend *b, struct api_result *r)
 {
@@ -38,9 +39,13 @@ int api_secrets_list(struct api_ctx *c, const struct api_args *a, struct api_res
         if (vault_list(b, &all, &err) < 0)
                 return api_fail(r, 500, "Failed to list secrets: %s", ak_err_msg(&err));
         out = json_array();
-        json_object_foreach (all, k, v)
-                json_array_append_new(out, json_pack("{s:s,s:O}", "name", k, "created_at",
-                                                     json_object_get(v, "set_at")));
+        json_object_foreach (all, k, v) {
+                json_t *e =
+                    json_pack("{s:s,s:O}", "name", k, "created_at", json_object_get(v, "set_at"));
+                if (e && json_object_get(v, "hosts"))
+                        json_object_set(e, "hosts", json_object_get(v, "hosts"));
+                json_array_append_new(out, e);
+        }
         return api_ok(r, 200, out);
 }
 
@@ -48,6 +53,7 @@ int api_secret_set(struct api_ctx *c, const struct api_args *a, struct api_resul
 {
         json_t *body = a->body, *name = json_object_get(body, "name");
         json_t *value = json_object_get(body, "value");
+        cleanup_strv char **hosts = NULL;
         struct ak_err err = {0};
         enum vault_backend b;
         int ret;
@@ -59,12 +65,16 @@ int api_secret_set(struct api_ctx *c, const struct api_args *a, struct api_resul
                 return api_fail(r, 400, "name is required");
         if (!json_is_string(value))
                 return api_fail(r, 400, "value is required (a string)");
+        if (api_string_array(body, "hosts", false, VAULT_HOSTS_MAX, &hosts, r) < 0)
+                return -1;
         if (vault_backend_or_fail(&b, r) < 0)
                 return -1;
         ret = vault_set(b, json_string_value(name), json_string_value(value),
                         json_string_length(value), &err);
         /* the body's copy of the value: wiped, then freed with the body */
         explicit_bzero((char *)json_string_value(value), json_string_length(value));
+        if (ret >= 0 && hosts)
+                ret = vault_set_hosts(b, json_string_value(name), hosts, &err);
         if (ret < 0)
                 return api_fail(r, ret == -EINVAL || ret == -EFBIG ? 400 : 500,
                                 "Failed to store secret: %s", ak_err_msg(&err));

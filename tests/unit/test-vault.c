@@ -189,6 +189,31 @@ static void test_add_and_messages_hold_no_value(void **state)
         assert_int_equal(vault_set(VAULT_FILE, "B", "", 0, &err), -EINVAL);
 }
 
+static void test_hosts(void **state)
+{
+        char *const hosts[] = {"api.openai.com", "*.example.com", NULL};
+        char *const bad[] = {"host:443", NULL};
+        struct ak_err err = {0};
+
+        (void)state;
+        assert_int_equal(vault_set_hosts(VAULT_FILE, "H", (char *const *)hosts, NULL), -ENOENT);
+        assert_int_equal(vault_set(VAULT_FILE, "H", "v-hosts", 7, NULL), 0);
+        assert_int_equal(vault_host_allowed(VAULT_FILE, "H", "evil.com", NULL), 1); /* no list */
+        assert_int_equal(vault_set_hosts(VAULT_FILE, "H", (char *const *)bad, NULL), -EINVAL);
+        assert_int_equal(vault_set_hosts(VAULT_FILE, "H", (char *const *)hosts, NULL), 0);
+        assert_int_equal(vault_host_allowed(VAULT_FILE, "H", "API.openai.com", NULL), 1);
+        assert_int_equal(vault_host_allowed(VAULT_FILE, "H", "example.com", NULL), 1);
+        assert_int_equal(vault_host_allowed(VAULT_FILE, "H", "a.b.example.com", NULL), 1);
+        assert_int_equal(vault_host_allowed(VAULT_FILE, "H", "badexample.com", NULL), 0);
+        assert_int_equal(vault_host_allowed(VAULT_FILE, "H", "api.openai.com.evil.com", &err), 0);
+        assert_non_null(strstr(ak_err_msg(&err), "may be sent only to"));
+        /* a new value keeps the list */
+        assert_int_equal(vault_set(VAULT_FILE, "H", "v-hosts-2", 9, NULL), 0);
+        assert_int_equal(vault_host_allowed(VAULT_FILE, "H", "evil.com", NULL), 0);
+        assert_int_equal(vault_set_hosts(VAULT_FILE, "H", NULL, NULL), 0);
+        assert_int_equal(vault_host_allowed(VAULT_FILE, "H", "evil.com", NULL), 1);
+}
+
 static void test_env_backend(void **state)
 {
         enum vault_backend b;
@@ -319,6 +344,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_foreign_modes_refused, setup, teardown),
             cmocka_unit_test_setup_teardown(test_add_and_messages_hold_no_value, setup, teardown),
             cmocka_unit_test_setup_teardown(test_env_backend, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
             cmocka_unit_test(test_binding_parse),
             cmocka_unit_test(test_secret_file_and_placeholder),
             cmocka_unit_test(test_agent_keys_are_bindings),

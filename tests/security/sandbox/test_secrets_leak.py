@@ -481,3 +481,41 @@ def test_permissive_home_view_hides_the_vault(ak, tmp_path):
     assert res.stdout.split("END")[0].strip() == "", res
     assert "v1:" not in res.stdout and not c.find(res.out), res
     assert PLACEHOLDER.search(res.out), res
+
+
+def test_secret_restricted_to_its_hosts_cannot_be_bound_elsewhere(ak):
+    """`secret set KEY --host api.openai.com`: a binding of KEY to any other host is refused by
+    create (CLI and API: 403, nothing created), and a record forged to bind it elsewhere gets no
+    placeholder for that binding at start (the record is checked again)."""
+    assert ak("secret", "set", "RKEY", "--host", "api.openai.com", "--host", "*.example.com",
+              input=b"restricted-value").rc == 0
+    res = ak("create", "r1", "--no-config", "--no-start", "-S", "RKEY:evil.example.net")
+    assert res.rc != 0 and "may be sent only to" in res.stderr, res
+    assert not ak.state_file("r1").exists()
+    for host in ("api.openai.com", "example.com", "uploads.example.com"):
+        res = ak("create", "r-" + host.replace(".", "-"), "--no-config", "--no-start",
+                 "-S", f"RKEY:{host}")
+        assert res.rc == 0, (host, res)
+    srv = Server(ak)
+    try:
+        st, body = srv.request("POST", "/sandboxes", {"name": "r2",
+                                                      "secrets": ["RKEY:attacker.example.org"]})
+        assert st == 403 and "may be sent only to" in body["error"], body
+        assert not ak.state_file("r2").exists()
+        st, body = srv.request("GET", "/secrets")
+        e = [x for x in body["data"] if x["name"] == "RKEY"][0]
+        assert e["hosts"] == ["api.openai.com", "*.example.com"], e
+    finally:
+        srv.stop()
+    # a forged record (or a list changed since): the binding is skipped at start
+    assert ak("create", "r3", "--no-network", "--no-config", "--no-start",
+              "-S", "RKEY:api.openai.com").rc == 0
+    st = ak.state("r3")
+    st["secret_bindings"] = ["RKEY:evil.example.net"]
+    ak.state_file("r3").write_text(json.dumps(st, indent=2))
+    res = ak("start", "r3")
+    assert res.rc == 0 and "may be sent only to" in res.stderr, res
+    assert ak("exec", "r3", "--", "sh", "-c", 'echo "[$RKEY]"').out.strip() == b"[]"
+    # clearing the list allows any host again
+    assert ak("secret", "hosts", "RKEY").rc == 0
+    assert ak("create", "r4", "--no-config", "--no-start", "-S", "RKEY:evil.example.net").rc == 0
