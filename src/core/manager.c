@@ -444,6 +444,10 @@ static int write_secret_files(const struct backend_ops *b, const struct sandbox_
                 explicit_bzero(ph, sizeof(ph));
                 if (r < 0)
                         return ak_err_prefix(err, "writing secret file '%s' to '%s'", key, path);
+                /* a value entered a sandbox (asked for): on the record, by name */
+                (void)audit_log("secret_file_written",
+                                json_pack("{s:s,s:s,s:s,s:b}", "sandbox", st->name, "name", key,
+                                          "path", path, "placeholder", st->placeholder_secrets));
         }
         return 0;
 }
@@ -777,6 +781,12 @@ int manager_create(struct manager *m, const struct create_opts *o, struct ak_err
                                        "backend", manager_backend_name(st));
                 if (ev && json_object_size(st->labels))
                         json_object_set(ev, "labels", st->labels);
+                /* which secrets it may use: names and hosts (the record's), never a value */
+                if (ev && strv_len(st->secret_bindings))
+                        json_object_set_new(ev, "secret_bindings",
+                                            strv_json_array(st->secret_bindings));
+                if (ev && strv_len(st->secret_files))
+                        json_object_set_new(ev, "secret_files", strv_json_array(st->secret_files));
                 (void)audit_log("sandbox_created", ev);
         }
         return r;

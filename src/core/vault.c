@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/audit.h"
 #include "core/paths.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
@@ -523,6 +524,8 @@ static int set_or_add(enum vault_backend b, const char *name, const char *value,
         r = put_entry(dirfd, o, name, value, len, err);
         if (r >= 0)
                 r = save_store(dirfd, o, err);
+        if (r >= 0)
+                (void)audit_log("secret_stored", json_pack("{s:s}", "name", name));
         if (r >= 0 && ret_added)
                 *ret_added = true;
         return r;
@@ -630,7 +633,10 @@ int vault_delete(enum vault_backend b, const char *name, struct ak_err *err)
         if (json_object_del(json_object_get(o, "secrets"), name) < 0)
                 return ak_err_set(err, ENOENT, "secret '%s' not found", name);
         (void)json_object_del(json_object_get(o, "metadata"), name);
-        return save_store(dirfd, o, err);
+        r = save_store(dirfd, o, err);
+        if (r >= 0)
+                (void)audit_log("secret_deleted", json_pack("{s:s}", "name", name));
+        return r;
 }
 
 int vault_list(enum vault_backend b, json_t **ret, struct ak_err *err)
@@ -751,7 +757,12 @@ int vault_set_hosts(enum vault_backend b, const char *name, char *const *hosts, 
                 if (!list || json_object_set_new(md, "hosts", list) < 0)
                         return ak_err_oom(err);
         }
-        return save_store(dirfd, o, err);
+        r = save_store(dirfd, o, err);
+        if (r >= 0)
+                (void)audit_log("secret_hosts_set",
+                                json_pack("{s:s,s:O}", "name", name, "hosts",
+                                          n ? json_object_get(md, "hosts") : json_null()));
+        return r;
 }
 
 int vault_host_allowed(enum vault_backend b, const char *name, const char *host, struct ak_err *err)

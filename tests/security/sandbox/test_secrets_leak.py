@@ -269,8 +269,14 @@ def test_no_canary_in_state_audit_or_any_data_file(world):
                                      "CANARY:uploads.example.com:x-api-key",
                                      "INLINE:api.inline.example"]
     assert st["secret_files"] == ["FILE_CANARY"]
-    audit = (world.ak.data_dir / "audit.jsonl").read_bytes()
-    assert b"leak" in audit
+    events = [json.loads(line) for line in
+              (world.ak.data_dir / "audit.jsonl").read_text().splitlines() if line.strip()]
+    # what happened to secrets is on the record, by name
+    assert any(e["type"] == "secret_stored" and e.get("name") == "CANARY" for e in events)
+    created = [e for e in events if e["type"] == "sandbox_created" and e.get("name") == "leak"]
+    assert created and created[0]["secret_bindings"] == st["secret_bindings"], created
+    assert any(e["type"] == "secret_file_written" and e.get("name") == "FILE_CANARY" and
+               e.get("sandbox") == "leak" for e in events), events[-5:]
 
 
 def test_vault_files_private_and_encrypted(world):
