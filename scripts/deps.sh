@@ -13,10 +13,11 @@ set -euo pipefail
 runtime=(slirp4netns iproute2 util-linux procps e2fsprogs libmicrohttpd12 libcurl4 libarchive13 ca-certificates
         libc-ares2)
 # musl-tools: the in-sandbox agent is linked with musl (docs/performance.md says why);
-# libnftnl-dev, libmnl-dev: the proxy-mode capture's nft batch, built at build time (nft-gen)
+# libnftnl-dev, libmnl-dev: the proxy-mode capture's nft batch, built at build time (nft-gen);
+# libssl-dev: libcrypto's AES-GCM for the secrets vault (docs/secrets.md says why not libsodium)
 build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev libmd-dev
         libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libhttp-parser-dev musl-tools libc-ares-dev
-        libnftnl-dev libmnl-dev)
+        libnftnl-dev libmnl-dev libssl-dev)
 # nodejs: the official SDKs' tests (npm comes with nodesource builds, separately in Debian's);
 # xfsprogs, btrfs-progs: filesystems with quotas for the container engines' storage
 # (tests/security/container/test_engine_disk.py)

@@ -48,6 +48,7 @@ static int cmd_create(int argc, char **argv)
                        "it must be approved: see 'trust'); flags win over the file.\n"
                        "NAME defaults to its [sandbox] name"),
             SANDBOX_OPTIONS(&f),
+            SECRET_OPTIONS(&f),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options, .max_pos = 1};

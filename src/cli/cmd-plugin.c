@@ -162,14 +162,18 @@ static int cmd_agents(int argc, char **argv)
         for (size_t i = 0; i < n; i++) {
                 cleanup_free char *found = cmd_resolve(all[i].binary, getenv("PATH"), "/");
                 bool installed = found != NULL;
-                const char *v = all[i].key_env ? getenv(all[i].key_env) : NULL;
-                const char *key = !all[i].key_env ? "-" : v && *v ? "set" : "missing";
+                const char *key = all[i].keys[0].env ? "missing" : "-";
+                for (size_t k = 0; k < AGENT_KEYS_MAX && all[i].keys[k].env; k++) {
+                        const char *v = getenv(all[i].keys[k].env);
+                        if (v && *v)
+                                key = "set";
+                }
                 printf("%-20s%-15s%s", all[i].display, installed ? "installed" : "not installed",
                        key);
                 if (!installed)
                         printf("  (npm install -g %s)", all[i].npm_package);
-                if (all[i].key_env && !(v && *v))
-                        printf("  (%s)", all[i].key_env);
+                if (!strcmp(key, "missing"))
+                        printf("  (%s)", all[i].keys[0].env);
                 printf("\n");
         }
         return EXIT_OK;

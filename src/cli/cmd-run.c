@@ -137,6 +137,7 @@ static int cmd_run(int argc, char **argv)
                        "agentkernel.toml to read (default: ./agentkernel.toml if any;\n"
                        "it must be approved: see 'trust')"),
             SANDBOX_OPTIONS(&f),
+            SECRET_OPTIONS(&f),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options,

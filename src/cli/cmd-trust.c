@@ -107,6 +107,7 @@ static void show(const struct config *c)
                 row("", "only allowed commands may run");
         if (c->init_script)
                 script_row("init script", c->init_script);
+        strv_row("secrets bound", c->secrets);
         if (c->agent)
                 row("agent", "%s", c->agent);
         if (c->git_name && c->git_email)

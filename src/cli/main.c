@@ -54,6 +54,7 @@ static const struct verb *const verbs[] = {
     &verb_volume,
     &verb_images,
     &verb_network,
+    &verb_secret,
     &verb_pool,
     &verb_serve,
     &verb_mcp_server,

@@ -12,7 +12,9 @@
 
 #include "core/egress.h"
 #include "core/profile.h"
+#include "core/secrets.h"
 #include "core/validate.h"
+#include "core/vault.h"
 #include "core/volume.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
@@ -37,7 +39,91 @@ void sandbox_flags_done(struct sandbox_flags *f)
         strv_free(f->deny_hosts);
         json_decref(f->net_policy);
         json_decref(f->labels);
+        for (char **b = f->secrets; b && *b; b++)
+                explicit_bzero(*b, strlen(*b)); /* KEY=value:host held a value */
+        strv_free(f->secrets);
+        strv_free(f->secret_files);
+        json_decref(f->secret_mappings);
         free((char *)f->o.work_dir);
+}
+
+int sf_opt_secret(const struct cli_option *o, const char *arg)
+{
+        cleanup_secret_binding struct secret_binding b = {0};
+        struct ak_err err = {0};
+        int r = secret_binding_parse(arg, &b, &err);
+
+        if (r < 0)
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+        if (b.value) {
+                cli_warn("--secret %s=...: a value on the command line is visible to other local "
+                         "users (ps, /proc) and stays in your shell's history; it is stored in "
+                         "the vault as '%s' (unless the vault has it already), and the sandbox "
+                         "is bound to it as %s:%s. Prefer: agentkernel secret set %s, then -S "
+                         "%s:%s",
+                         b.key, b.key, b.key, b.host, b.key, b.key, b.host);
+        }
+        if (strv_push(o->value, arg) < 0) {
+                cli_error("out of memory");
+                return EXIT_ERROR;
+        }
+        /* the copy is ours: the argument itself is wiped from what ps shows */
+        explicit_bzero((char *)arg, strlen(arg));
+        return 0;
+}
+
+int sf_opt_secret_file(const struct cli_option *o, const char *arg)
+{
+        cleanup_free char *key = NULL, *path = NULL;
+        struct ak_err err = {0};
+
+        if (secret_file_parse(arg, &key, &path, &err) < 0)
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+        if (strv_push(o->value, arg) < 0) {
+                cli_error("out of memory");
+                return EXIT_ERROR;
+        }
+        return 0;
+}
+
+/* [secrets] NAME = "host" (or {host, header}): a binding of NAME where the vault has it, else a
+ * warning; every entry is recorded in secret_mappings, as upstream. */
+static int config_secrets(struct sandbox_flags *f, const struct config *c)
+{
+        enum vault_backend vb;
+        struct ak_err err = {0};
+
+        if (!c->secrets || !c->secrets[0])
+                return 0;
+        if (vault_backend_default(&vb, &err) < 0)
+                return cli_fail(&err, EXIT_USAGE);
+        if (!f->secret_mappings && !(f->secret_mappings = json_object()))
+                goto oom;
+        for (char **s = c->secrets; *s; s++) {
+                cleanup_secret_binding struct secret_binding b = {0};
+                bool given = false;
+                if (secret_binding_parse(*s, &b, &err) < 0)
+                        return cli_fail(&err, EXIT_USAGE);
+                if (json_object_set_new(f->secret_mappings, b.key, json_string(b.host)) < 0)
+                        goto oom;
+                for (char **e = f->secrets; e && *e && !given; e++)
+                        given = strncmp(*e, b.key, strlen(b.key)) == 0 &&
+                                ((*e)[strlen(b.key)] == ':' || (*e)[strlen(b.key)] == '=');
+                if (given)
+                        continue; /* the command line's binding of it wins */
+                if (vault_has(vb, b.key, &err) != 1) {
+                        cli_warn("[secrets] %s: not in the vault (backend %s), so not bound; store "
+                                 "it with: agentkernel secret set %s",
+                                 b.key, vault_backend_name(vb), b.key);
+                        continue;
+                }
+                if (strv_push(&f->secrets, *s) < 0)
+                        goto oom;
+        }
+        return 0;
+oom:
+        cli_error("out of memory");
+        return EXIT_ERROR;
 }
 
 int sf_opt_image(const struct cli_option *o, const char *arg)
@@ -208,6 +294,8 @@ static int load_config(struct sandbox_flags *f)
         f->o.env = f->env;
         f->o.labels = f->labels;
         f->o.volumes = f->volumes;
+        f->o.secret_files = f->secret_files;
+        f->o.placeholder_secrets = f->placeholder_secrets;
         if (f->n_ports) {
                 f->o.ports = f->ports;
                 f->o.n_ports = f->n_ports;
@@ -217,11 +305,20 @@ static int load_config(struct sandbox_flags *f)
                 return cli_usage_error(cli_current, "--config and --no-config cannot be combined");
         if (!path && !f->no_config)
                 path = config_default_path();
-        if (!path)
+        if (!path) {
+                f->o.secrets = f->secrets;
                 return 0;
+        }
         if (config_load(path, &f->cfg, &err) < 0)
                 return cli_fail(&err, EXIT_USAGE);
         c = f->cfg;
+        {
+                int r = config_secrets(f, c);
+                if (r)
+                        return r;
+        }
+        f->o.secrets = f->secrets;
+        f->o.secret_mappings = f->secret_mappings;
         for (char **w = c->warnings; *w; w++)
                 cli_warn("%s: %s", path, *w);
         if (!f->o.image)

@@ -34,6 +34,10 @@ struct sandbox_flags {
         struct port_spec *all_ports;
         /* create only */
         bool no_start;
+        /* secrets (docs/secrets.md) */
+        char **secrets, **secret_files;
+        bool placeholder_secrets;
+        json_t *secret_mappings; /* [secrets]: NAME -> host */
 };
 
 void sandbox_flags_init(struct sandbox_flags *f);
@@ -43,15 +47,17 @@ DEFINE_CLEANUP_DONE(struct sandbox_flags, sandbox_flags_done)
 #define cleanup_sandbox_flags CLEANUP_FUNC(sandbox_flags_done)
 
 /* Option parsers (CLI_OPT_CALLBACK). Their targets: */
-int sf_opt_image(const struct cli_option *o, const char *arg);   /* const char **: an image */
-int sf_opt_profile(const struct cli_option *o, const char *arg); /* const char **: a profile */
-int sf_opt_publish(const struct cli_option *o, const char *arg); /* struct sandbox_flags * */
-int sf_opt_ttl(const struct cli_option *o, const char *arg);     /* struct create_opts * */
-int sf_opt_dir(const struct cli_option *o, const char *arg);     /* struct create_opts * */
-int sf_opt_disk(const struct cli_option *o, const char *arg);    /* uint64_t *: MB */
-int sf_opt_volume(const struct cli_option *o, const char *arg);  /* char ***: V:/PATH[:ro] */
-int sf_opt_network(const struct cli_option *o, const char *arg); /* int *: a mode; NULL "on" */
-int sf_opt_host(const struct cli_option *o, const char *arg);    /* char ***: PATTERN[:PORT] */
+int sf_opt_image(const struct cli_option *o, const char *arg);       /* const char **: an image */
+int sf_opt_profile(const struct cli_option *o, const char *arg);     /* const char **: a profile */
+int sf_opt_publish(const struct cli_option *o, const char *arg);     /* struct sandbox_flags * */
+int sf_opt_ttl(const struct cli_option *o, const char *arg);         /* struct create_opts * */
+int sf_opt_dir(const struct cli_option *o, const char *arg);         /* struct create_opts * */
+int sf_opt_disk(const struct cli_option *o, const char *arg);        /* uint64_t *: MB */
+int sf_opt_volume(const struct cli_option *o, const char *arg);      /* char ***: V:/PATH[:ro] */
+int sf_opt_network(const struct cli_option *o, const char *arg);     /* int *: a mode; NULL "on" */
+int sf_opt_host(const struct cli_option *o, const char *arg);        /* char ***: PATTERN[:PORT] */
+int sf_opt_secret(const struct cli_option *o, const char *arg);      /* char ***: a binding */
+int sf_opt_secret_file(const struct cli_option *o, const char *arg); /* char ***: KEY[:/PATH] */
 
 /* The options `run` and `create` share, said the same way: a new sandbox's network, limits and
  * mounts, and whether agentkernel.toml is read. */
@@ -83,6 +89,19 @@ int sf_opt_host(const struct cli_option *o, const char *arg);    /* char ***: PA
             OPT_CALLBACK('v', "volume", &(f)->volumes, "V:/PATH[:ro]",                             \
                          "mount volume V (see 'volume') at PATH (repeatable)", sf_opt_volume),     \
             OPT_BOOL(0, "no-config", &(f)->no_config, "do not read ./agentkernel.toml")
+
+/* The secret options `run` and `create` share. */
+#define SECRET_OPTIONS(f)                                                                          \
+        OPT_CALLBACK('S', "secret", &(f)->secrets, "KEY:HOST[:HEADER]",                            \
+                     "bind vault secret KEY to HOST: inside, $KEY holds a placeholder\n"           \
+                     "that only HOST may receive (repeatable; docs/secrets.md)",                   \
+                     sf_opt_secret),                                                               \
+            OPT_CALLBACK(0, "secret-file", &(f)->secret_files, "KEY[:/PATH]",                      \
+                         "write vault secret KEY into the sandbox (default path\n"                 \
+                         "/run/agentkernel/secrets/KEY): the value enters the sandbox",            \
+                         sf_opt_secret_file),                                                      \
+            OPT_BOOL(0, "placeholder-secrets", &(f)->placeholder_secrets,                          \
+                     "secret files hold placeholders instead of values")
 
 /* After parsing: points f->o at the lists the options filled, reads agentkernel.toml (--config,
  * else ./agentkernel.toml when present, unless --no-config) through the trusted reader, and fills

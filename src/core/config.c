@@ -25,7 +25,9 @@
 
 #include "core/coding-agents.h"
 #include "core/profile.h"
+#include "core/secrets.h"
 #include "core/trust.h"
+#include "core/vault.h"
 #include "runtime/seccomp.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
@@ -88,9 +90,8 @@ static const struct field images_fields[] = {
 
 /* Sections upstream reads that this version does not implement: warned about, not applied. */
 static const char *const unsupported_sections[] = {
-    "ssh",        "build",    "git",        "orchestrator",   "remote",
-    "enterprise", "secrets",  "scheduling", "workspace",      "schedule",
-    "proxy",      "llm_keys", "template",   "llm_governance",
+    "ssh",       "build",    "git",   "orchestrator", "remote",   "enterprise",     "scheduling",
+    "workspace", "schedule", "proxy", "llm_keys",     "template", "llm_governance",
 };
 
 struct ctx {
@@ -472,6 +473,53 @@ static int apply_files(struct ctx *x, json_t *arr)
         return 0;
 }
 
+/* [secrets]: NAME = "host" (upstream) or NAME = {host = "...", header = "..."} (upstream's docs,
+ * which its parser refused). No value is ever read from the file: the vault holds them. */
+static int apply_secrets(struct ctx *x, json_t *v)
+{
+        const char *k;
+        json_t *e;
+
+        if (!json_is_object(v))
+                return type_error(x, "secrets", "", "a table");
+        json_object_foreach (v, k, e) {
+                struct secret_binding b = {0};
+                const char *host = json_string_value(e), *header = NULL;
+                char *s = NULL;
+                int r;
+                if (streq(k, "backend") && json_is_string(e)) {
+                        warn(x->c, "[secrets] backend is not read; AGENTKERNEL_SECRETS_BACKEND "
+                                   "chooses the vault's backend");
+                        continue;
+                }
+                if (json_is_object(e)) {
+                        host = json_string_value(json_object_get(e, "host"));
+                        header = json_string_value(json_object_get(e, "header"));
+                        if (json_object_get(e, "header") && !header)
+                                return type_error(x, "secrets", k, "a header name (string)");
+                }
+                if (!host)
+                        return type_error(x, "secrets", k,
+                                          "a host name, or a table {host, header}");
+                if (strv_len(x->c->secrets) >= SECRET_BINDINGS_MAX)
+                        return ak_err_set(x->err, EINVAL, "[secrets]: at most %d entries",
+                                          SECRET_BINDINGS_MAX);
+                if (asprintf(&s, "%s:%s%s%s", k, host, header ? ":" : "", header ? header : "") < 0)
+                        return ak_err_oom(x->err);
+                r = vault_name_check(k, x->err);
+                if (r >= 0)
+                        r = secret_binding_parse(s, &b, x->err);
+                secret_binding_done(&b);
+                if (r < 0) {
+                        free(s);
+                        return ak_err_prefix(x->err, "[secrets]");
+                }
+                if (strv_consume(&x->c->secrets, s) < 0)
+                        return ak_err_oom(x->err);
+        }
+        return 0;
+}
+
 static int apply(struct ctx *x, json_t *doc)
 {
         static const char *const api_sub[] = {"tls"};
@@ -494,6 +542,8 @@ static int apply(struct ctx *x, json_t *doc)
                         r = apply_network(x, v);
                 else if (streq(k, "files"))
                         r = apply_files(x, v);
+                else if (streq(k, "secrets"))
+                        r = apply_secrets(x, v);
                 else if (streq(k, "images")) {
                         static const char *const images_sub[] = {"insecure_registries"};
                         r = apply_section(x, k, v, images_fields, ARRAY_SIZE(images_fields),
@@ -830,6 +880,7 @@ void config_free(struct config *c)
         free(c->git_email);
         free(c->profile);
         free(c->seccomp);
+        strv_free(c->secrets);
         strv_free(c->commands.allow);
         strv_free(c->commands.block);
         strv_free(c->domains.allow);

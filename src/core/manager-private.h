@@ -33,6 +33,9 @@ struct start_plan {
         char (*bind_paths)[2][4096]; /* host path and sandbox path of each bind */
         char own_paths[2][4096];     /* the data and the user directory (cfg.own_dirs) */
         const char *own[2];
+        /* what the egress proxy will need of this start's secrets, values excepted:
+         * [{"name", "hosts": [...], "header", "prefix", "placeholder"}] (docs/secrets.md) */
+        json_t *secret_grants;
 };
 
 /* Builds the plan of starting st into *p (which the caller then frees with start_plan_done); on

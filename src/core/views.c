@@ -4,9 +4,11 @@
 #include "views.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/manager.h"
+#include "core/secrets.h"
 #include "shared/time-util.h"
 
 static json_t *ports_json(const struct sandbox_state *st)
@@ -73,6 +75,42 @@ json_t *sandbox_info_json(const struct sandbox_state *st, bool running)
                                             json_integer((json_int_t)st->lifecycle.delete_after));
                 json_object_set_new(o, "lifecycle", lc);
         }
+        /* upstream's secret fields: names and hosts, never a value. Records written here hold
+         * none, but one upstream wrote may ("KEY=value:host"): shown without it. */
+        {
+                json_t *bindings = json_array();
+                json_t *mappings = json_deep_copy(st->secret_mappings);
+                for (char **b = st->secret_bindings; bindings && mappings && b && *b; b++) {
+                        struct secret_binding sb = {0};
+                        char *f = NULL;
+                        if (secret_binding_parse(*b, &sb, NULL) < 0) {
+                                json_array_append_new(bindings, json_string("(invalid binding)"));
+                                continue;
+                        }
+                        f = secret_binding_format(&sb);
+                        if (f)
+                                json_array_append_new(bindings, json_string(f));
+                        if (!json_object_get(mappings, sb.key))
+                                json_object_set_new(mappings, sb.key, json_string(sb.host));
+                        free(f);
+                        secret_binding_done(&sb);
+                }
+                if (json_array_size(bindings))
+                        json_object_set_new(o, "secret_bindings", bindings);
+                else
+                        json_decref(bindings);
+                if (json_object_size(mappings))
+                        json_object_set_new(o, "secret_mappings", mappings);
+                else
+                        json_decref(mappings);
+        }
+        if (st->secret_files && st->secret_files[0]) {
+                json_t *a = json_array();
+                for (char **f = st->secret_files; a && *f; f++)
+                        json_array_append_new(a, json_string(*f));
+                json_object_set_new(o, "secret_files", a);
+        }
+        json_object_set_new(o, "placeholder_secrets", json_boolean(st->placeholder_secrets));
         return o;
 }
 

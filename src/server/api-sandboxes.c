@@ -127,7 +127,8 @@ int api_create(struct api_ctx *c, const struct api_args *a, struct api_result *r
         uint64_t vcpus = 0, mem = 0, disk = 0, ttl = 0;
         bool bad = false, has_lc = false;
         const char *name, *image, *profile, *ttl_s;
-        int network = -1;
+        int network = -1, placeholder = -1, r_create;
+        json_t *mappings;
 
         if (!json_is_object(body))
                 return api_fail(r, 400, "the body must be a JSON object");
@@ -162,10 +163,11 @@ int api_create(struct api_ctx *c, const struct api_args *a, struct api_result *r
                 return api_fail(r, 501,
                                 "source_url (cloning a repository into the sandbox) is "
                                 "not implemented yet");
-        if (strv_len(secrets) || strv_len(secret_files))
-                return api_fail(r, 501,
-                                "secrets need the egress proxy, which is not implemented "
-                                "yet; nothing was created");
+        if (api_opt_bool(body, "placeholder_secrets", &placeholder, r) < 0)
+                return -1;
+        mappings = json_object_get(body, "secret_mappings");
+        if (mappings && !json_is_null(mappings) && !json_is_object(mappings))
+                return api_fail(r, 400, "secret_mappings must be an object of strings");
         if (ttl_s && parse_ttl(ttl_s, true, &ttl, &err) < 0)
                 return api_fail(r, 400, "%s", ak_err_msg(&err));
         if (lcj && !json_is_null(lcj)) {
@@ -195,7 +197,22 @@ int api_create(struct api_ctx *c, const struct api_args *a, struct api_result *r
         o.labels = labels && !json_is_null(labels) ? labels : NULL;
         o.has_ttl = ttl_s != NULL;
         o.ttl_seconds = ttl;
-        if (manager_create(c->m, &o, &err) < 0)
+        o.secrets = secrets;
+        o.secret_files = secret_files;
+        o.placeholder_secrets = placeholder > 0;
+        o.secret_mappings = json_is_object(mappings) ? mappings : NULL;
+        r_create = manager_create(c->m, &o, &err);
+        /* "KEY=value:host" held a value: wiped in the copy and in the body */
+        for (char **b = secrets; b && *b; b++)
+                explicit_bzero(*b, strlen(*b));
+        {
+                json_t *arr = json_object_get(body, "secrets"), *v;
+                size_t i;
+                json_array_foreach (arr, i, v)
+                        if (json_is_string(v))
+                                explicit_bzero((char *)json_string_value(v), json_string_length(v));
+        }
+        if (r_create < 0)
                 return api_fail_err(r, &err);
         if ((has_lc && manager_set_lifecycle(c->m, name, &lc, &err) < 0) ||
             worker_call(start_in_worker, (void *)name, &err) < 0) {

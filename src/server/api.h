@@ -97,6 +97,10 @@ int api_status(struct api_ctx *c, const struct api_args *a, struct api_result *r
 int api_stats(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 /* GET /audit?last=N (default 100). */
 int api_audit(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+/* the vault (api-secrets.c): names only out, values only in */
+int api_secrets_list(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+int api_secret_set(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+int api_secret_delete(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 /* POST /gc: removes expired sandboxes. */
 int api_gc(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 /* POST /lifecycle/reconcile {dry_run?}. */

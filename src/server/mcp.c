@@ -287,6 +287,9 @@ static const char *sandbox_of(struct api_ctx *c, const char *id, char *out, size
         return NULL;
 }
 
+static const char *const secret_args[] = {"secrets", "secret_files", "placeholder_secrets",
+                                          "secret_mappings"};
+
 /* The arguments the tool's flags ask for, then its operation. */
 static int call_tool(struct api_ctx *c, const struct tool *t, json_t *args, struct api_result *r,
                      char **text)
@@ -308,6 +311,15 @@ static int call_tool(struct api_ctx *c, const struct tool *t, json_t *args, stru
         }
         if ((t->flags & TOOL_NAME) && !a.name)
                 return api_fail(r, 400, "name is required");
+        /* MCP is the agent's own door: it may not choose where the user's secrets go (which
+         * host a vault secret is sent to), nor read one into a sandbox. Upstream's tools take
+         * no secret either; the CLI and the HTTP API (the user's) do. */
+        for (size_t i = 0; i < ARRAY_SIZE(secret_args); i++)
+                if (json_object_get(args, secret_args[i]))
+                        return api_fail(r, 400,
+                                        "'%s' is not accepted over MCP: secrets are bound by "
+                                        "their owner (agentkernel create -S, or the HTTP API)",
+                                        secret_args[i]);
         if (t->flags & TOOL_PATH) {
                 const char *raw = json_string_value(json_object_get(args, "path"));
                 if (!raw || api_normalize_path(raw, path, sizeof(path)) < 0)

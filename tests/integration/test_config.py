@@ -104,11 +104,41 @@ def test_bad_file_is_refused_with_its_position_and_nothing_is_created(ak, proj):
 
 
 def test_unknown_keys_warn(ak, proj):
-    write(proj, '[sandbox]\nname = "w"\ncolour = "blue"\n[secrets]\nA = "b"\n', ak)
+    write(proj, '[sandbox]\nname = "w"\ncolour = "blue"\n[ssh]\nenabled = true\n', ak)
     res = ak("create", "--no-start", cwd=proj)
     assert res.rc == 0, res
     assert "unknown key 'colour' in [sandbox]" in res.stderr
-    assert "[secrets] is not supported" in res.stderr
+    assert "[ssh] is not supported" in res.stderr
+
+
+def test_secrets_section_binds_vault_secrets(ak, proj):
+    """[secrets] NAME = "host" / {host, header}: a binding where the vault has NAME (its value
+    never read from the file or the environment), a warning where it does not; `backend` is
+    warned about; every entry shows in secret_mappings."""
+    assert ak("secret", "set", "OPENAI_API_KEY", input=b"sk-config-test").rc == 0
+    assert ak("secret", "set", "ANTHROPIC_API_KEY", input=b"sk-ant-config-test").rc == 0
+    write(proj, '[sandbox]\nname = "sec"\n[secrets]\nbackend = "file"\n'
+                'OPENAI_API_KEY = "api.openai.com"\n'
+                'ANTHROPIC_API_KEY = { host = "api.anthropic.com", header = "x-api-key" }\n'
+                'MISSING_KEY = "api.missing.example"\n', ak)
+    res = ak("create", "--no-start", cwd=proj, env={"MISSING_KEY": "from-env"})
+    assert res.rc == 0, res
+    assert "[secrets] backend is not read" in res.stderr
+    assert "[secrets] MISSING_KEY: not in the vault" in res.stderr
+    st = ak.state("sec")
+    assert sorted(st["secret_bindings"]) == ["ANTHROPIC_API_KEY:api.anthropic.com:x-api-key",
+                                             "OPENAI_API_KEY:api.openai.com"]
+    assert st["secret_mappings"]["MISSING_KEY"] == "api.missing.example"
+    assert b"from-env" not in ak.state_file("sec").read_bytes()
+    assert b"sk-" not in ak.state_file("sec").read_bytes()
+
+
+def test_secrets_section_refuses_bad_entries(ak, proj):
+    for text in ('[secrets]\nK = "host:8443"\n', '[secrets]\nK = 3\n',
+                 '[secrets]\n"K=v" = "api.example.com"\n', '[secrets]\nK = "nodots"\n'):
+        write(proj, '[sandbox]\nname = "bad"\n' + text)
+        res = ak("trust", "--yes", proj / "agentkernel.toml")
+        assert res.rc != 0, (text, res)
 
 
 def test_init_script_failure_stops_the_sandbox_and_reports_its_code(ak, proj):

@@ -155,4 +155,4 @@ def test_agents_lists_installation_and_keys(ak, proj, tmp_path):
     rows = {ln[:20].strip(): ln[20:].split() for ln in res.stdout.splitlines()[1:]}
     assert rows["Claude Code"][:2] == ["installed", "set"], res
     assert rows["Codex"][:3] == ["not", "installed", "missing"], res  # empty is missing
-    assert rows["OpenCode"][2] == "-", res  # no key of its own
+    assert rows["OpenCode"][2] == "set", res  # any of its providers' keys

@@ -269,8 +269,10 @@ def test_official_node_sdk(ak, auth):
     """auth=False: the default server and its generated key, handed to the SDK the way the docs
     tell a user to (AGENTKERNEL_API_KEY=$(cat ~/.agentkernel/api-key)); auth=True: a key of the
     user's choosing, with the SDK's auth failures checked too."""
+    secret = "sdk-secret-" + os.urandom(8).hex()
+    assert ak("secret", "set", "SDK_KEY", input=secret.encode()).rc == 0
     s = Server(ak, *(["--api-key", "sdk-key"] if auth else []))
-    env = dict(ak.env, AGENTKERNEL_BASE_URL=s.url)
+    env = dict(ak.env, AGENTKERNEL_BASE_URL=s.url, AK_SDK_SECRET=secret)
     env["AGENTKERNEL_API_KEY"] = (ak.data_dir / "api-key").read_text().strip() if not auth \
         else "sdk-key"
     if auth:

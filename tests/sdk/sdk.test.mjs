@@ -141,6 +141,37 @@ test("files: text, binary, nested paths, batch, delete", async () => {
   }
 });
 
+test("secrets: createSandbox's secrets and secret_files, as the SDK sends them", {
+  skip: !process.env.AK_SDK_SECRET,
+}, async () => {
+  // SDK_KEY is in the vault (the test put it there); SDK_INLINE comes inline, the SDK's
+  // documented "KEY=value:host" form
+  const name = uniq("sec");
+  const inline = `inline-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const info = await client.createSandbox(name, {
+    secrets: ["SDK_KEY:api.example.com", `SDK_INLINE=${inline}:api.example.com`],
+    secret_files: ["SDK_KEY:/tmp/sdk-key"],
+  });
+  try {
+    assert.equal(info.status, "running");
+    assert.ok(!JSON.stringify(info).includes(process.env.AK_SDK_SECRET));
+    assert.ok(!JSON.stringify(info).includes(inline));
+    const out = await client.execInSandbox(name, ["sh", "-c", 'echo "$SDK_KEY $SDK_INLINE"; cat /tmp/sdk-key']);
+    const [env1, env2, file] = out.output.trim().split(/\s+/);
+    assert.match(env1, /^AGENTKERNEL_PLACEHOLDER_[0-9a-f]{32}$/);
+    assert.match(env2, /^AGENTKERNEL_PLACEHOLDER_[0-9a-f]{32}$/);
+    assert.equal(file, process.env.AK_SDK_SECRET); // the secret file: asked for, so there
+    const got = JSON.stringify(await client.getSandbox(name));
+    assert.ok(!got.includes(inline) && !got.includes(process.env.AK_SDK_SECRET));
+    await assert.rejects(
+      client.createSandbox(uniq("sec-bad"), { secrets: ["NOT_IN_VAULT:api.example.com"] }),
+      ValidationError,
+    );
+  } finally {
+    await client.removeSandbox(name);
+  }
+});
+
 test("detached commands", async () => {
   const name = uniq("det");
   await client.createSandbox(name);
