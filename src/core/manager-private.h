@@ -52,3 +52,37 @@ DEFINE_CLEANUP_DONE(struct start_plan, start_plan_done)
  * record) may leave work to do under the lock. */
 int lock_and_load(struct manager *m, const char *name, int *ret_lock, struct sandbox_state **ret,
                   struct ak_err *err);
+
+/* Tells the manager's user something (a warning, a note): its notify callback, if any. */
+void manager_notify(struct manager *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- secrets (manager-secrets.c) ---- */
+
+/* A start's secrets: every bound KEY gets a fresh placeholder in the environment (one per key,
+ * whatever its hosts), and *ret_grants what the egress proxy will need of them, values excepted.
+ * A binding whose secret is gone from the vault is skipped with a warning, as upstream. */
+int plan_secrets(struct manager *m, const struct sandbox_state *st, char **env, size_t *k,
+                 json_t **ret_grants, struct ak_err *err);
+
+/* The secrets of a new sandbox into its record: bindings in their value-less form, each naming
+ * a secret the vault has (or an inline value, which manager_create stores), secret files
+ * likewise, [secrets]' mappings. */
+int secrets_to_state(const struct create_opts *o, struct sandbox_state *st, struct ak_err *err);
+
+/* A record upstream wrote may hold "KEY=value:host" (in clear, often world-readable): before
+ * anything else at start, the value goes to the vault (only where it has none, or the same) and
+ * the record keeps "KEY:host", saved at once. */
+int secrets_migrate(struct manager *m, struct sandbox_state *st, struct ak_err *err);
+
+/* Stores the inline values of o's bindings in the vault (only where it has none, or the same):
+ * *ret_added lists those it added, for undoing a create that fails afterwards. */
+int secrets_store_inline(const struct create_opts *o, char ***ret_added, struct ak_err *err);
+
+/* Undoes secrets_store_inline. */
+void secrets_unstore(char **added);
+
+/* Writes the sandbox's secret files (the one way a value enters a sandbox, asked for by name):
+ * mode 0400, or placeholders with placeholder_secrets -- the placeholder of the key's binding
+ * when it has one (grants, from plan_secrets), so that the proxy knows it, else a fresh one. */
+int write_secret_files(const struct backend_ops *b, const struct sandbox_ref *ref,
+                       const struct sandbox_state *st, json_t *grants, struct ak_err *err);

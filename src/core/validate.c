@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/state.h"
 #include "shared/cleanup.h"
 #include "shared/parse-util.h"
 
@@ -292,5 +293,28 @@ int validate_disk_mb(uint64_t mb, struct ak_err *err)
         if (mb < DISK_MB_MIN || mb > DISK_MB_MAX)
                 return ak_err_set(err, EINVAL, "disk must be %u to %u MB (1 TB), not %llu",
                                   DISK_MB_MIN, DISK_MB_MAX, (unsigned long long)mb);
+        return 0;
+}
+
+/* The host image shows the host's /usr, /bin, /sbin, /lib* and /etc read-only, shared with the
+ * host and every sandbox: a [[files]] entry cannot land there, and is refused before anything is
+ * recorded rather than failing every start. */
+int validate_host_image_files(const struct inject_file *files, size_t n_files, struct ak_err *err)
+{
+        static const char *const ro[] = {"/etc", "/usr",   "/bin",   "/sbin",
+                                         "/lib", "/lib32", "/lib64", "/libx32"};
+
+        for (size_t i = 0; i < n_files; i++)
+                for (size_t k = 0; k < ARRAY_SIZE(ro); k++) {
+                        size_t n = strlen(ro[k]);
+                        const char *d = files[i].dest;
+                        if (strncmp(d, ro[k], n) == 0 && (d[n] == '/' || d[n] == '\0'))
+                                return ak_err_set(err, EINVAL,
+                                                  "[[files]] dest '%s': the host image's %s is the "
+                                                  "host's, read-only and shared; copy the file "
+                                                  "elsewhere (e.g. /root, /tmp or /workspace) or "
+                                                  "use an OCI image",
+                                                  d, ro[k]);
+                }
         return 0;
 }

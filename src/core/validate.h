@@ -54,3 +54,8 @@ int validate_user(const char *user, struct ak_err *err);
 #define DISK_MB_MIN 16
 #define DISK_MB_MAX (1u << 20)
 int validate_disk_mb(uint64_t mb, struct ak_err *err);
+
+struct inject_file;
+/* [[files]] of a sandbox of the host image: none may land in the host's read-only, shared trees
+ * (/etc, /usr, /bin, /sbin, /lib*): -EINVAL naming the file and what to do. */
+int validate_host_image_files(const struct inject_file *files, size_t n, struct ak_err *err);
