@@ -88,6 +88,42 @@ static int send_kernel(int fd, const void *msg, size_t len)
         return (size_t)n == len ? 0 : -EIO;
 }
 
+/* ip addr add 10.0.2.15/32 dev lo: an IPv4 address other than loopback, so that getaddrinfo's
+ * AI_ADDRCONFIG (glibc's check_pf: any address but 127.0.0.1) sees IPv4 configured and answers
+ * A records (ssh, apt, `getent ahosts` asked it and got nothing). It routes nowhere: with the
+ * AnyIP route every address is local anyway, and TCP to it is captured like any other. */
+static int own_address(int fd, int lo_index)
+{
+        struct {
+                struct nlmsghdr n;
+                struct ifaddrmsg a;
+                struct rtattr local;
+                struct in_addr local_addr;
+                struct rtattr addr;
+                struct in_addr addr_addr;
+        } req;
+        uint32_t seq = 0;
+        int r;
+
+        memset(&req, 0, sizeof(req));
+        req.n.nlmsg_len = sizeof(req);
+        req.n.nlmsg_type = RTM_NEWADDR;
+        req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        req.n.nlmsg_seq = 2;
+        req.a.ifa_family = AF_INET;
+        req.a.ifa_prefixlen = 32;
+        req.a.ifa_scope = RT_SCOPE_HOST;
+        req.a.ifa_index = (unsigned)lo_index;
+        req.local.rta_type = IFA_LOCAL;
+        req.local.rta_len = RTA_LENGTH(sizeof(struct in_addr));
+        req.local_addr.s_addr = htonl(0x0a00020f); /* 10.0.2.15 */
+        req.addr.rta_type = IFA_ADDRESS;
+        req.addr.rta_len = RTA_LENGTH(sizeof(struct in_addr));
+        req.addr_addr = req.local_addr;
+        r = send_kernel(fd, &req, sizeof(req));
+        return r == 0 ? read_acks(fd, 1, &seq) : r;
+}
+
 /* ip route add local default dev lo (table local): every IPv4 address is this namespace's own,
  * so a connect() anywhere reaches the nat hook instead of failing with ENETUNREACH. */
 static int anyip_route(void)
@@ -130,6 +166,8 @@ static int anyip_route(void)
         r = send_kernel(fd, &req, sizeof(req));
         if (r == 0)
                 r = read_acks(fd, 1, &seq);
+        if (r == 0)
+                r = own_address(fd, ifr.ifr_ifindex);
         close(fd);
         return r;
 }
@@ -141,7 +179,7 @@ int net_capture_install(const char **ret_what)
 
         r = anyip_route();
         if (r < 0) {
-                *ret_what = "add the AnyIP route (local default dev lo)";
+                *ret_what = "add the AnyIP route (local default dev lo) and 10.0.2.15 on lo";
                 return r;
         }
         fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
