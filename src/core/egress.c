@@ -399,3 +399,10 @@ int egress_set_policy(const char *name, const json_t *policy, struct ak_err *err
 
         return r < 0 ? r : ask(req, false, NULL, err);
 }
+
+int egress_stats(json_t **ret, struct ak_err *err)
+{
+        cleanup_json json_t *req = json_pack("{s:s}", "op", "stats");
+
+        return ask(req, false, ret, err);
+}

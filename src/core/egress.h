@@ -78,6 +78,10 @@ int egress_register(const char *name, const char *uuid, const json_t *policy,
 /* Forgets a sandbox (stop, remove); a proxy that is not running has nothing to forget. */
 int egress_unregister(const char *name, struct ak_err *err);
 
+/* The running proxy's counters (docs/network.md, control protocol `stats`): -ESRCH when none
+ * runs (nothing is started to answer). */
+int egress_stats(json_t **ret, struct ak_err *err);
+
 /* A running sandbox's policy, as the proxy applies it (*ret owned by the caller). */
 int egress_get_policy(const char *name, json_t **ret, struct ak_err *err);
 /* Replaces a running sandbox's policy: new connections (and the next request of a kept-alive

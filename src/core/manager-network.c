@@ -120,3 +120,9 @@ int manager_network_log_open(struct manager *m, const char *name, int *ret_fd, s
         *ret_fd = fd;
         return 0;
 }
+
+int manager_network_stats(struct manager *m, json_t **ret, struct ak_err *err)
+{
+        (void)m; /* the proxy is this user's and data directory's, as the manager is */
+        return egress_stats(ret, err);
+}

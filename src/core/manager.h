@@ -103,6 +103,9 @@ int manager_network_policy(struct manager *m, const char *name, json_t **ret, st
  * -EINVAL for a sandbox in another mode. */
 int manager_network_set_policy(struct manager *m, const char *name, const json_t *policy,
                                struct ak_err *err);
+/* The egress proxy's counters per sandbox ({"sandboxes": {NAME: {...}}, ...}, the proxy's `stats`
+ * answer), or -ESRCH when this user's proxy is not running. */
+int manager_network_stats(struct manager *m, json_t **ret, struct ak_err *err);
 /* Opens a sandbox's decision log (JSON lines, docs/network.md) for reading: -ENOENT with a
  * message when the sandbox does not exist; *ret_fd = -1 when it has no log yet. The fd is the
  * caller's. */

@@ -11,6 +11,7 @@
 #include "build-config.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
+#include "shared/json-util.h"
 #include "shared/macro.h"
 
 #define SERIES_MAX 4096 /* label combinations per family; beyond, folded into "other" */
@@ -171,6 +172,46 @@ static void render(struct buf *b, const struct family *f)
         }
 }
 
+/* The egress proxy's counters per sandbox (docs/network.md), when this user's proxy runs. */
+static void render_egress(struct buf *b, struct manager *m)
+{
+        static const struct {
+                const char *key, *name, *type, *help;
+        } fams[] = {
+            {"connections_open", "agentkernel_egress_connections_open", "gauge",
+             "Connections through the egress proxy now open"},
+            {"connections_total", "agentkernel_egress_connections_total", "counter",
+             "Connections through the egress proxy"},
+            {"allowed", "agentkernel_egress_allowed_total", "counter", "Egress decisions: allowed"},
+            {"denied", "agentkernel_egress_denied_total", "counter", "Egress decisions: denied"},
+            {"bytes_out", "agentkernel_egress_sent_bytes_total", "counter",
+             "Bytes a sandbox sent through the egress proxy"},
+            {"bytes_in", "agentkernel_egress_received_bytes_total", "counter",
+             "Bytes a sandbox received through the egress proxy"},
+            {"dns_queries", "agentkernel_egress_dns_queries_total", "counter",
+             "DNS questions a sandbox asked"},
+            {"dns_denied", "agentkernel_egress_dns_denied_total", "counter",
+             "DNS questions refused by policy"},
+        };
+        cleanup_json json_t *st = NULL;
+        json_t *boxes, *v;
+        const char *name;
+
+        if (manager_network_stats(m, &st, NULL) < 0)
+                return;
+        boxes = json_object_get(st, "sandboxes");
+        for (size_t i = 0; i < ARRAY_SIZE(fams); i++) {
+                buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fams[i].name, fams[i].help,
+                           fams[i].name, fams[i].type);
+                json_object_foreach (boxes, name, v) {
+                        char label[256];
+                        escape(name, label, sizeof(label));
+                        buf_printf(b, "%s{sandbox=\"%s\"} %lld\n", fams[i].name, label,
+                                   (long long)json_integer_value(json_object_get(v, fams[i].key)));
+                }
+        }
+}
+
 char *metrics_render(struct manager *m)
 {
         struct buf b = BUF_INIT;
@@ -214,6 +255,7 @@ char *metrics_render(struct manager *m)
         }
         if (listed)
                 state_list_done(&l);
+        render_egress(&b, m);
         if (!b.data) {
                 buf_done(&b);
                 return strdup("");

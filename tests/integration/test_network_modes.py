@@ -363,3 +363,30 @@ def test_failed_proxy_start_leaves_nothing(proxied, point):
     assert "transparent 198.18.0.4:443" in res.stdout, res
     assert proxied("stop", "undo").rc == 0
     assert "undo" not in _proxy_stats(proxied)["sandboxes"]
+
+
+def test_metrics_count_egress_per_sandbox(real_proxy, web):
+    """serve's /metrics carries the proxy's counters per sandbox: a request allowed and one
+    denied show in agentkernel_egress_allowed_total / _denied_total of that sandbox."""
+    from serve_client import Server
+    ak = real_proxy
+    assert ak("create", "--no-config", "--network", "proxy", "--allow-host", f"{web}:8089",
+              "m").rc == 0
+    assert ak("exec", "m", "--", PY, "-c", FETCH, f"http://{web}:8089/", "direct").rc == 0
+    other = web.rsplit(".", 1)[0] + ".3"
+    ak("exec", "m", "--", PY, "-c", FETCH, f"http://{other}:8089/", "env")
+    s = Server(ak)
+    try:
+        st, _, raw = s.exchange("GET", "/metrics")
+        text = raw.decode()
+    finally:
+        s.stop()
+    assert st == 200, text
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("agentkernel_egress_") and 'sandbox="m"' in line:
+            name, v = line.split("{", 1)[0], float(line.rsplit(" ", 1)[1])
+            values[name] = v
+    assert values.get("agentkernel_egress_allowed_total", 0) >= 1, text
+    assert values.get("agentkernel_egress_denied_total", 0) >= 1, text
+    assert values.get("agentkernel_egress_received_bytes_total", 0) > 0, text
