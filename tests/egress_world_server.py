@@ -22,10 +22,7 @@ unix socket recorder.
 import base64
 import hashlib
 import json
-import os
-import select
 import socket
-import socketserver
 import ssl
 import struct
 import subprocess
