@@ -159,6 +159,7 @@ class World:
         self.abstract = f"akeg-host-{n}"
         self.holder = None
         self.procs = []
+        self.inodes = set()
         self.real_resolver = None
 
     # ---- building and tearing down
@@ -221,6 +222,7 @@ class World:
         self._server(self.prefix(),
                      dict(common, role="host", host_addrs=["127.0.0.1", HOST_IP],
                           host_ports=HOST_PORTS, abstract=self.abstract))
+        self.our_netns()
 
     def _server(self, prefix, cfg):
         path = self.base / f"{cfg['role']}.json"
@@ -233,13 +235,13 @@ class World:
                                + (self.base / f"{cfg['role']}.err").read_text())
 
     def our_netns(self):
-        out = set()
-        for ns in (self.hns, self.wns):
-            try:
-                out.add(_ns_inode(f"/run/netns/{ns}"))
-            except OSError:
-                pass
-        return out
+        """The inodes of the two network namespaces (taken from processes known to be in
+        them: a /run/netns bind mount need not be visible in every mount namespace)."""
+        if not self.inodes:
+            for p in [self.holder] + self.procs[:1]:
+                if p is not None and p.poll() is None:
+                    self.inodes.add(_ns_inode(p.pid))
+        return self.inodes
 
     def kill_strays(self, keep=()):
         """Kills every process left in the world's or the host-ns's network namespace but the
@@ -271,6 +273,7 @@ class World:
             time.sleep(0.1)
 
     def down(self):
+        self.our_netns()
         for p in self.procs:
             p.kill()
             p.wait()
@@ -351,6 +354,10 @@ class World:
 _COUNT = [0]
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def world_fixture(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("the egress world needs root (network namespaces)")
@@ -358,6 +365,9 @@ def world_fixture(tmp_path_factory):
     missing = [t for t in ("ip", "nsenter", "unshare", "openssl", "git") if not shutil.which(t)]
     if missing:
         pytest.skip(f"the egress world needs {', '.join(missing)}")
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        # `timeout` (or CI) ending pytest with SIGTERM: unwind, so the world is torn down
+        signal.signal(signal.SIGTERM, _terminated)
     _COUNT[0] += 1
     w = World(tmp_path_factory.mktemp("egress-world"))
     n = (os.getpid() * 7 + _COUNT[0]) % 100000
@@ -490,7 +500,7 @@ except OSError as e:
 got = b""
 try:
     s.sendall(payload)
-    s.settimeout(float(sys.argv[4]) if len(sys.argv) > 4 else 3)
+    s.settimeout(float(sys.argv[4]) if len(sys.argv) > 4 else 2)
     while len(got) < 65536:
         d = s.recv(65536)
         if not d:
