@@ -4,13 +4,13 @@
 Layout (all made by the fixture, all removed afterwards, even when a test fails):
 
     [root netns: pytest]          nothing of the world is reachable from here
-    [host-ns  akeg<N>h]           lo (127.0.0.1: the "host loopback services"), veth 198.18.0.1
+    [host-ns]                     lo (127.0.0.1: the "host loopback services"), veth 198.18.0.1
                                   and 2001:db8:18::1, default routes into the world; a mount
                                   namespace of its own where /etc/resolv.conf names 198.18.0.53.
                                   agentkernel (CLI, sandboxes, slirp4netns, the egress proxy)
                                   runs here: `world.ak(ak)` makes an Ak whose every command runs
                                   inside it (setns, see _ENTER).
-    [world    akeg<N>w]           veth 198.18.0.2 / 2001:db8:18::2, AnyIP: every IPv4 and IPv6
+    [world]                       veth 198.18.0.2 / 2001:db8:18::2, AnyIP: every IPv4 and IPv6
                                   address is local, so any stray packet ends here. Servers:
                                   tests/egress_world_server.py (HTTP, HTTPS with a throwaway CA,
                                   WebSocket, large download, git smart HTTP, DNS UDP/TCP, DoH,
@@ -151,13 +151,12 @@ class World:
     def __init__(self, base):
         self.base = pathlib.Path(base)
         n = os.getpid() % 100000
-        self.hns, self.wns = f"akeg{n}h", f"akeg{n}w"
         self.hif, self.wif = f"akeg{n}h0", f"akeg{n}w0"
         self.log = self.base / "world.jsonl"
         self.ca = self.base / "ca.pem"
         self.git_root = self.base / "git"
         self.abstract = f"akeg-host-{n}"
-        self.holder = None
+        self.holder = self.wholder = None
         self.procs = []
         self.inodes = set()
         self.real_resolver = None
@@ -182,12 +181,25 @@ class World:
         resolv = self.base / "resolv.conf"
         resolv.write_text(f"nameserver {DNS_IP}\noptions timeout:1 attempts:1\n")
         resolv.chmod(0o644)
-        _run("ip", "netns", "add", self.hns)
-        _run("ip", "netns", "add", self.wns)
-        _run("ip", "link", "add", self.hif, "netns", self.hns, "type", "veth", "peer", "name",
-             self.wif, "netns", self.wns)
-        h = ["ip", "netns", "exec", self.hns]
-        w = ["ip", "netns", "exec", self.wns]
+        # Both namespaces are held by processes, never named in /run/netns (other tests on
+        # this machine may sweep it). The host-ns gets a mount namespace of its own too, where
+        # resolv.conf names the world's resolver.
+        self.wholder = subprocess.Popen(
+            ["unshare", "--net", "--", "/bin/sh", "-c", "echo up && exec sleep infinity"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.holder = subprocess.Popen(
+            ["unshare", "--net", "--mount", "--propagation", "slave", "--", "/bin/sh", "-c",
+             'mount --bind "$0" /etc/resolv.conf && echo up && exec sleep infinity', resolv],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for p in (self.wholder, self.holder):
+            if p.stdout.readline().strip() != b"up":
+                raise RuntimeError("cannot make the world's namespaces: "
+                                   + p.stderr.read().decode(errors="replace"))
+        self.our_netns()
+        _run("ip", "link", "add", self.hif, "netns", self.holder.pid, "type", "veth", "peer",
+             "name", self.wif, "netns", self.wholder.pid)
+        h = ["nsenter", f"--target={self.holder.pid}", "--net", "--"]
+        w = ["nsenter", f"--target={self.wholder.pid}", "--net", "--"]
         for cmd in (
             h + ["ip", "link", "set", "lo", "up"],
             h + ["ip", "link", "set", self.hif, "up"],
@@ -205,19 +217,10 @@ class World:
             w + ["ip", "-6", "route", "add", "local", "::/0", "dev", "lo", "table", "main"],
         ):
             _run(*cmd)
-        # the host-ns's mount namespace: a private resolv.conf; held by a sleeping process
-        self.holder = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{self.hns}", "--", "unshare", "--mount",
-             "--propagation", "slave", "--", "/bin/sh", "-c",
-             'mount --bind "$0" /etc/resolv.conf && echo up && exec sleep infinity', resolv],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if self.holder.stdout.readline().strip() != b"up":
-            raise RuntimeError("cannot make the host namespace: "
-                               + self.holder.stderr.read().decode(errors="replace"))
         common = {"log": str(self.log), "cert": str(self.base / "leaf.pem"),
                   "key": str(self.base / "leaf.key"), "git_root": str(self.git_root),
                   "zone": ZONE}
-        self._server(["nsenter", f"--net=/run/netns/{self.wns}", "--"],
+        self._server(["nsenter", f"--target={self.wholder.pid}", "--net", "--"],
                      dict(common, role="world", ifname=self.wif))
         self._server(self.prefix(),
                      dict(common, role="host", host_addrs=["127.0.0.1", HOST_IP],
@@ -235,12 +238,11 @@ class World:
                                + (self.base / f"{cfg['role']}.err").read_text())
 
     def our_netns(self):
-        """The inodes of the two network namespaces (taken from processes known to be in
-        them: a /run/netns bind mount need not be visible in every mount namespace)."""
-        if not self.inodes:
-            for p in [self.holder] + self.procs[:1]:
-                if p is not None and p.poll() is None:
-                    self.inodes.add(_ns_inode(p.pid))
+        """The inodes of the two network namespaces (taken from the processes that hold
+        them)."""
+        for p in (self.holder, self.wholder):
+            if p is not None and p.poll() is None:
+                self.inodes.add(_ns_inode(p.pid))
         return self.inodes
 
     def kill_strays(self, keep=()):
@@ -250,8 +252,7 @@ class World:
         removed by `agentkernel remove` first)."""
         inodes = self.our_netns()
         keep = set(keep)
-        if self.holder:
-            keep.add(self.holder.pid)
+        keep |= {p.pid for p in (self.holder, self.wholder) if p}
         keep |= {p.pid for p in self.procs if p.poll() is None}
         for _ in range(50):
             left = []
@@ -279,12 +280,11 @@ class World:
             p.wait()
         self.procs = []
         self.kill_strays()
-        if self.holder:
-            self.holder.kill()
-            self.holder.wait()
-            self.holder = None
-        for ns in (self.hns, self.wns):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        for p in (self.holder, self.wholder):
+            if p:
+                p.kill()
+                p.wait()
+        self.holder = self.wholder = None  # the namespaces (and the veth pair) go with them
 
     # ---- running things in it
 
@@ -299,7 +299,7 @@ class World:
                               timeout=timeout, input=input)
 
     def in_world(self, *argv, timeout=60):
-        return subprocess.run(["nsenter", f"--net=/run/netns/{self.wns}", "--"]
+        return subprocess.run(["nsenter", f"--target={self.wholder.pid}", "--net", "--"]
                               + [str(a) for a in argv], capture_output=True, timeout=timeout)
 
     def ak(self, ak):
@@ -371,7 +371,7 @@ def world_fixture(tmp_path_factory):
     _COUNT[0] += 1
     w = World(tmp_path_factory.mktemp("egress-world"))
     n = (os.getpid() * 7 + _COUNT[0]) % 100000
-    w.hns, w.wns, w.hif, w.wif = f"akeg{n}h", f"akeg{n}w", f"akeg{n}h0", f"akeg{n}w0"
+    w.hif, w.wif = f"akeg{n}h0", f"akeg{n}w0"
     w.abstract = f"akeg-host-{n}"
     w.up()
     return w
