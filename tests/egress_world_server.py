@@ -175,12 +175,15 @@ def tls_context():
 
 
 def tls_accept(conn, ctx, srv, peer, dst, port):
+    """The handshake, recorded with the SNI the ClientHello named (also when it fails)."""
     conn.settimeout(10)
+    s = ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
     try:
-        s = ctx.wrap_socket(conn, server_side=True)
+        s.do_handshake()
     except (ssl.SSLError, OSError) as e:
-        record("tls", peer=peer, dst=dst, port=port, sni=None, error=str(e)[:120], srv_for=srv)
-        conn.close()
+        record("tls", peer=peer, dst=dst, port=port, sni=getattr(s, "sni", None),
+               error=str(e)[:120], srv_for=srv)
+        s.close()
         return None
     record("tls", peer=peer, dst=dst, port=port, sni=getattr(s, "sni", None), srv_for=srv)
     s.settimeout(60)

@@ -148,7 +148,7 @@ def test_proxy_variables_and_resolver(wak, world, box):
     cases (NO_PROXY keeps the sandbox's loopback direct); the resolver is the sandbox's own and
     gives allowed.test its address."""
     res = sh(wak, box, "env; echo ---; cat /etc/resolv.conf; echo ---; "
-             f"getent ahostsv4 {ALLOWED} | head -1")
+             f"getent hosts {ALLOWED} | head -1")
     env = dict(ln.split("=", 1) for ln in res.stdout.split("---")[0].splitlines() if "=" in ln)
     for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
         assert k in env and k.lower() in env, (k, env)
@@ -156,6 +156,16 @@ def test_proxy_variables_and_resolver(wak, world, box):
     assert {"localhost", "127.0.0.1", "::1"} <= set(env["NO_PROXY"].split(",")), env
     assert "nameserver 127.0.0.1" in res.stdout.split("---")[1], res
     assert res.stdout.split("---")[2].split()[:1] == [ALLOWED_IP], res
+
+
+def test_resolution_with_ai_addrconfig(wak, world, box):
+    """getaddrinfo with AI_ADDRCONFIG (getent ahostsv4; ssh, apt, many daemons ask for it)
+    resolves allowed.test: glibc returns no IPv4 address at all when the host has no
+    non-loopback IPv4 address, which a namespace with only `lo` has not."""
+    res = sh(wak, box, f"getent ahostsv4 {ALLOWED} | head -1; "
+             f"{PY} -c \"import socket; print(socket.getaddrinfo('{ALLOWED}', 80, "
+             "socket.AF_INET, socket.SOCK_STREAM, 0, socket.AI_ADDRCONFIG)[0][4][0])\"")
+    assert res.stdout.split()[:1] == [ALLOWED_IP] and res.stdout.split()[-1] == ALLOWED_IP, res
 
 
 # ---------------------------------------------------------------- denials are visible
