@@ -759,3 +759,161 @@ def test_the_proxy_control_is_out_of_reach(box):
     assert "connected" not in out, out
     res, out, leaked = box.send(PROXY, PROXY_PORT, http(DENIED, f"http://{DENIED}/"))
     assert refused(out) and not leaked, (out, leaked)
+
+
+# ---------------------------------------------------------------- sharper variants
+
+def test_absolute_uri_allowed_with_a_denied_host_header(box):
+    """Explicit proxy: `GET http://allowed.test/` carrying `Host: denied.test` (fronting at the
+    HTTP layer: a CDN behind allowed.test would route by the header): the request is refused
+    or its Host made to match; no server ever sees `Host: denied.test`."""
+    payload = f"GET http://{ALLOWED}/fr HTTP/1.1\\r\\nHost: {DENIED}\\r\\nConnection: close\\r\\n\\r\\n"
+    res, out, leaked = box.send(PROXY, PROXY_PORT, payload, ok=lambda e: to_allowed(e) or (
+        e["srv"] == "http" and e.get("dst") == ALLOWED_IP and e.get("host") == ALLOWED))
+    assert not leaked, (out, leaked)
+    assert not [e for e in box.world.events(box.m, srv="http") if e.get("host") == DENIED]
+
+
+@pytest.mark.parametrize("port", [80, 443])
+def test_plain_http_inside_a_connect_tunnel(box, port):
+    """CONNECT allowed.test:PORT (allowed), then not TLS but a plain HTTP request naming
+    denied.test inside the tunnel: no server sees a request for denied.test."""
+    payload = (f"CONNECT {ALLOWED}:{port} HTTP/1.1\\r\\nHost: {ALLOWED}:{port}\\r\\n\\r\\n"
+               + http(DENIED, "/in-tunnel"))
+    res, out, leaked = box.send(PROXY, PROXY_PORT, payload, ok=lambda e: to_allowed(e) or (
+        e["srv"] == "tls" and e.get("dst") == ALLOWED_IP and e.get("sni") is None))
+    assert not leaked, (out, leaked)
+    bad = [e for e in box.world.events(box.m, srv="http") if e.get("host") == DENIED
+           or "/in-tunnel" in (e.get("target") or "")]
+    assert not bad, bad
+
+
+FRAGMENTED_HELLO = r"""
+import socket, ssl, sys, time
+host, sni = sys.argv[1], sys.argv[2]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+obj = ctx.wrap_bio(inc, outg, server_hostname=sni)
+try:
+    obj.do_handshake()
+except ssl.SSLWantReadError:
+    pass
+hello = outg.read()
+try:
+    s = socket.create_connection((host, 443), 4)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for i in range(0, len(hello), 7):  # seven bytes a segment, a pause between
+        s.sendall(hello[i:i + 7])
+        time.sleep(0.005)
+    s.settimeout(3)
+    print("got", len(s.recv(4096)))
+except OSError as e:
+    print("error", e.__class__.__name__)
+"""
+
+
+def test_fragmented_client_hello(box):
+    """A ClientHello naming denied.test cut into 7-byte segments, sent to allowed.test's
+    address (a sniffer that judges the first segment alone would see no SNI): no server sees
+    a handshake for denied.test."""
+    res, out, leaked = box.attack(FRAGMENTED_HELLO, ALLOWED_IP, DENIED, ok=lambda e: to_allowed(e)
+                                  or (e["srv"] == "tls" and e.get("sni") is None
+                                      and e.get("dst") == ALLOWED_IP))
+    assert not leaked, (out, leaked)
+    assert not [e for e in box.world.events(box.m, srv="tls") if e.get("sni") == DENIED]
+
+
+@pytest.mark.parametrize("host", ["3323068427", "0xc612000b", "198.18.11", "0306.022.0.013",
+                                  "198.018.000.011", "[::ffff:198.18.0.11]"])
+def test_odd_spellings_of_a_denied_address(box, host):
+    """denied.test's address as one integer, in hex, in inet_aton's short and octal forms,
+    with leading zeros, v4-mapped in brackets (as an absolute URI and in CONNECT): nothing
+    reaches 198.18.0.11."""
+    res, out, leaked = box.send(PROXY, PROXY_PORT, http(host, f"http://{host}/"))
+    assert refused(out) and not leaked, (out, leaked)
+    res, out, leaked = box.attack(TLS_SNI, DENIED_IP, "443", DENIED, f"connect={host}:443")
+    assert " 200" not in out.split("\n")[0] and not leaked, (out, leaked)
+
+
+def test_dns_query_with_two_questions(box):
+    """One DNS message asking for allowed.test and denied.test at once (QDCOUNT 2): the
+    denied name never reaches the world's resolver."""
+    code = r"""
+import socket, struct
+def name(n):
+    return b"".join(bytes([len(l)]) + l.encode() for l in n.split(".")) + b"\0"
+q = struct.pack(">HHHHHH", 7, 0x0100, 2, 0, 0, 0)
+q += name("allowed.test") + struct.pack(">HH", 1, 1) + name("denied.test") + struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.sendto(q, ("127.0.0.1", 53))
+try:
+    a = s.recv(4096)
+    print("rcode", a[3] & 15, "answers", struct.unpack(">H", a[6:8])[0], "denied" in a.decode("latin-1"))
+except OSError as e:
+    print("error", e.__class__.__name__)
+"""
+    res, out, leaked = box.attack(code)
+    assert not leaked, (out, leaked)
+    assert "198.18.0.11" not in out
+
+
+@pytest.mark.parametrize("name", ["DeNiEd.TeSt", "denied.test.", "x.DENIED.test"])
+def test_dns_case_and_dot_tricks(box, name):
+    """DNS 0x20-style mixed case, a trailing dot, a subdomain in capitals: denied names stay
+    denied in the resolver too; no query reaches the world."""
+    res, out, leaked = box.attack(DNS_QUERY, "127.0.0.1", "53", name, "1", "udp")
+    assert "answers 1" not in out and not leaked, (out, leaked)
+
+
+def test_h2c_prior_knowledge_to_a_denied_address(box):
+    """An HTTP/2 cleartext preface (no Host header to read) straight to denied.test's address:
+    nothing arrives."""
+    res, out, leaked = box.send(DENIED_IP, 80, "PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n"
+                                "\\x00\\x00\\x00\\x04\\x00\\x00\\x00\\x00\\x00")
+    assert WORLD not in out and not leaked, (out, leaked)
+
+
+@pytest.fixture
+def wide(wak, world):
+    """A sandbox whose policy allows every name (`*` on 80 and 443) and, explicitly, a test
+    CIDR that is not one of the refused ranges."""
+    b = make_box(wak, world, "wide")
+    if not TRY_FULL:
+        only_policy(wak, "wide", [{"action": "allow", "host": "*"}], wak.data_dir.parent)
+    return b
+
+
+@pytest.mark.parametrize("name", ["loop.test", "private.test", "hostaddr.test", "metadata.test"])
+def test_a_star_rule_never_opens_refused_ranges_by_name(wide, name):
+    """DNS rebinding's effect under an allow-everything rule: names whose address is
+    loopback, private, the host's own or link-local (metadata) stay refused, through the
+    explicit proxy and through the resolver plus a direct connection."""
+    port = HOST_PORTS[0] if name in ("loop.test", "hostaddr.test") else 80
+
+    def lookup(e):  # `*` allows the name: the proxy may ask for its address
+        return e["srv"] == "dns" and e.get("qname") == name and e.get("qtype") in (1, 28)
+    res, out, leaked = wide.send(PROXY, PROXY_PORT, http(name, f"http://{name}:{port}/"),
+                                 ok=lookup)
+    assert refused(out) and "host-" not in out and not leaked, (out, leaked)
+    code = ("import socket,sys\ntry:\n a=socket.gethostbyname(sys.argv[1])\n"
+            " s=socket.create_connection((a,int(sys.argv[2])),3)\n"
+            " s.sendall(b'GET / HTTP/1.1\\r\\nHost: '+sys.argv[1].encode()+b'\\r\\n\\r\\n')\n"
+            " print('connected',s.recv(200))\nexcept OSError as e:\n print('error',e)\n")
+    res, out, leaked = wide.attack(code, name, str(port), ok=lookup)
+    assert WORLD not in out and "host-" not in out and not leaked, (out, leaked)
+
+
+@pytest.mark.parametrize("target", ["169.254.169.254:80", f"127.0.0.1:{HOST_PORTS[0]}",
+                                    f"{HOST_IP}:{HOST_PORTS[0]}", "10.1.2.3:80", "0.0.0.0:80",
+                                    "100.64.0.1:80"])
+def test_a_star_rule_never_opens_refused_ranges_by_address(wide, target):
+    """Under an allow-everything rule, CONNECT and absolute URIs to metadata, the host's
+    loopback and own address, private, 0/8 and CGNAT addresses stay refused."""
+    host, port = target.rsplit(":", 1)
+    res, out, leaked = wide.attack(TLS_SNI, host, port, ALLOWED, f"connect={target}")
+    assert " 200" not in out.split("\n")[0] and not leaked, (out, leaked)
+    res, out, leaked = wide.send(PROXY, PROXY_PORT, http(target, f"http://{target}/"))
+    assert refused(out) and "host-" not in out and not leaked, (out, leaked)
