@@ -17,9 +17,10 @@ import time
 import pytest
 
 from conftest import have, needs_root
-from egress_world import (ALLOWED, ALLOWED_IP, BIG, CA_PREP, DENIED, DENIED_IP, PROXY,
-                          PROXY_PORT, PY, TCP_SEND, WS_CLIENT, big_sha256, ca_env, leaks,
-                          proxy_missing, to_allowed, wak, world, control, only_policy)  # noqa: F401 (fixtures)
+from egress_world import (ALLOWED, ALLOWED_IP, BIG, CA_PREP, DENIED, DENIED_IP, DNS_IP,
+                          DNS_QUERY, PROXY, PROXY_PORT, PY, TCP_SEND, UDP_SEND, WS_CLIENT,
+                          big_sha256, ca_env, control, leaks, only_policy, proxy_missing,
+                          to_allowed, wak, world)  # noqa: F401 (fixtures)
 
 MISSING = proxy_missing()
 pytestmark = [needs_root, pytest.mark.egress,
@@ -242,8 +243,8 @@ def test_denials_in_the_audit_log(wak, world, box):
 
 def test_policy_replaced_while_running(wak, world, box, tmp_path):
     """`agentkernel network policy box --set FILE` while a client in the sandbox asks for
-    denied.test every 10 ms: the first allowed answer comes no later than 100 ms after the
-    command returns; reading the policy back gives what was set; revoking it refuses the next
+    denied.test every 10 ms: every connection opened more than 100 ms after the command
+    returns is allowed (and none before it was); reading the policy back gives what was set; revoking it refuses the next
     request again, even on a kept-alive connection."""
     res = wak("network", "policy", box)
     assert res.rc == 0 and ALLOWED in res.stdout, res
@@ -268,9 +269,11 @@ def test_policy_replaced_while_running(wak, world, box, tmp_path):
     assert [r["host"] for r in got["rules"]] == [ALLOWED, DENIED], got
     samples = [ln.split() for ln in wak("exec", box, "--", "cat", "/tmp/loop").stdout.splitlines()]
     before = [s for s in samples if float(s[0]) < t0]
-    after = [float(s[0]) for s in samples if s[1] == "200"]
+    after = [s for s in samples if float(s[0]) > t1 + 0.1]
     assert before and all(s[1] != "200" for s in before), before[-5:]
-    assert after and after[0] - t1 <= 0.1, (t0, t1, after[:3], samples[-5:])
+    # every connection opened 100 ms after the command returned follows the new policy (a
+    # bound that does not depend on how fast this loaded machine runs the loop)
+    assert after and all(s[1] == "200" for s in after), (t0, t1, after[:5])
     # revoke: a kept-alive connection's next request is judged by the new policy
     f.write_text(json.dumps({"default": "deny", "rules": [{"action": "allow", "host": ALLOWED}]}))
     keep = ("import socket,sys,time\ns=socket.create_connection(('127.0.0.1',15001),5)\n"
@@ -377,4 +380,42 @@ def test_upstream_domains_config_is_enforced(wak, world, tmp_path):
     res = wak("run", "--", "sh", "-c", f"curl -s http://{ALLOWED}/cfg; echo; "
               f"curl -s -w '%{{http_code}}' http://{DENIED}/cfg", cwd=proj)
     assert WORLD in res.stdout and res.stdout.rstrip().endswith("403"), res
+    assert not leaks(world, m, ok=to_allowed)
+
+
+# ---------------------------------------------------------------- rootless
+
+@pytest.fixture
+def rwak(rootless_owner, world):
+    """rootless_owner's agentkernel (an unprivileged user, rootless sandboxes) run in the
+    world's host namespace; afterwards as `wak`."""
+    ak = rootless_owner
+    plain = list(ak.prefix)
+    ak.prefix = world.prefix() + plain
+    try:
+        yield ak
+    finally:
+        try:
+            for s in ak.list():
+                ak("remove", s["name"], timeout=60)
+        except Exception:
+            pass
+        world.kill_strays()
+        ak.prefix = plain
+
+
+def test_rootless_proxy_mode(rwak, world):
+    """A rootless user's proxy-mode sandbox (its own user's proxy): allowed.test works over
+    HTTP; denied.test's address, UDP and a DNS query for denied.test get nowhere."""
+    create(rwak, "rbox", "--allow-host", ALLOWED)
+    only_policy(rwak, "rbox", [{"action": "allow", "host": ALLOWED}], rwak.data_dir.parent)
+    m = world.mark()
+    res = sh(rwak, "rbox", f"curl -sS --max-time 10 http://{ALLOWED}/rootless")
+    assert '"/rootless"' in res.stdout or f"http://{ALLOWED}/rootless" in res.stdout, res
+    for code, args in ((TCP_SEND, [DENIED_IP, "80", f"GET / HTTP/1.1\\r\\nHost: {DENIED}\\r\\n\\r\\n"]),
+                       (UDP_SEND, [ALLOWED_IP, "9999"]),
+                       (DNS_QUERY, [DNS_IP, "53", DENIED, "1", "udp"])):
+        r = rwak("exec", "rbox", "--", PY, "-c", code, *args)
+        assert WORLD not in r.stdout and not r.stdout.startswith("reply") \
+            and "answers 1" not in r.stdout, (args, r)
     assert not leaks(world, m, ok=to_allowed)
