@@ -159,9 +159,11 @@ class Box:
 def make_box(ak, world, name, *opts):
     """A proxy-mode sandbox whose policy is exactly: allow the --allow-host patterns among
     opts, deny the rest (--allow-host alone would add to the built-in list)."""
-    allow = [o for o in opts if "allowed.test" in o]
+    opts = list(opts)
+    allow = [opts[i + 1] for i, o in enumerate(opts) if o == "--allow-host"]
     if TRY_FULL:
-        opts = [o for o in opts if not o.startswith("--allow-host") and "allowed.test" not in o]
+        opts = [o for i, o in enumerate(opts)
+                if o != "--allow-host" and (i == 0 or opts[i - 1] != "--allow-host")]
         res = ak("create", name, "--network", *opts)
     else:
         res = ak("create", name, "--network=proxy", *opts)
@@ -917,3 +919,66 @@ def test_a_star_rule_never_opens_refused_ranges_by_address(wide, target):
     assert " 200" not in out.split("\n")[0] and not leaked, (out, leaked)
     res, out, leaked = wide.send(PROXY, PROXY_PORT, http(target, f"http://{target}/"))
     assert refused(out) and "host-" not in out and not leaked, (out, leaked)
+
+
+@pytest.mark.parametrize("hosts", [(ALLOWED, DENIED), (DENIED, ALLOWED),
+                                   (f"{ALLOWED}@{DENIED}",), (f"{DENIED}, {ALLOWED}",),
+                                   (f"{ALLOWED}\\t{DENIED}",), (f"{ALLOWED}:80:{DENIED}",)])
+def test_ambiguous_host_headers(box, hosts):
+    """Host headers a proxy and a server may read differently (two of them in either order,
+    userinfo, a list, junk after the name), transparently to allowed.test's address and as an
+    explicit request: no request that names denied.test in any Host line reaches a server."""
+    hdrs = "".join(f"Host: {h}\\r\\n" for h in hosts)
+    payload = f"GET /amb HTTP/1.1\\r\\n{hdrs}Connection: close\\r\\n\\r\\n"
+    for where, port, p in ((ALLOWED_IP, 80, payload),
+                           (PROXY, PROXY_PORT, payload.replace("GET /amb", f"GET http://{ALLOWED}/amb"))):
+        res, out, leaked = box.send(where, port, p, ok=to_allowed)
+        assert not leaked, (where, out, leaked)
+        bad = [e for e in box.world.events(box.m, srv="http")
+               if any(DENIED in h for h in e.get("headers", []))]
+        assert not bad, (where, bad)
+
+
+def test_method_rules_hold_in_tunnels_too(wak, world):
+    """A rule allowing only GET to allowed.test: a POST as an explicit request, transparently,
+    and inside a CONNECT tunnel to port 80 (a tunnel has no method, so the rule must not match
+    it) never reaches the server; GET does."""
+    b = make_box(wak, world, "meth", "--allow-host", ALLOWED)
+    if not TRY_FULL:
+        only_policy(wak, "meth", [{"action": "allow", "host": ALLOWED, "methods": ["GET"]}],
+                    wak.data_dir.parent)
+    post = f"POST /posted HTTP/1.1\\r\\nHost: {ALLOWED}\\r\\nContent-Length: 3\\r\\nConnection: close\\r\\n\\r\\nabc"
+    for where, port, p in ((PROXY, PROXY_PORT, post.replace("POST /posted", f"POST http://{ALLOWED}/posted")),
+                           (ALLOWED_IP, 80, post),
+                           (PROXY, PROXY_PORT, f"CONNECT {ALLOWED}:80 HTTP/1.1\\r\\nHost: {ALLOWED}:80\\r\\n\\r\\n" + post)):
+        res, out, leaked = b.send(where, port, p, ok=lambda e: e["srv"] == "wire")
+        assert not leaked and WORLD not in out, (where, out, leaked)
+    res, out, leaked = b.send(ALLOWED_IP, 80, http(ALLOWED, "/got"), ok=to_allowed)
+    assert WORLD in out and not leaked, (out, leaked)
+
+
+def test_port_rules_hold_for_tls(wak, world):
+    """A rule allowing allowed.test on port 80 only: TLS to it on 443 (transparent and by
+    CONNECT) is refused; no handshake arrives."""
+    b = make_box(wak, world, "port", "--allow-host", ALLOWED)
+    if not TRY_FULL:
+        only_policy(wak, "port", [{"action": "allow", "host": ALLOWED, "ports": [80]}],
+                    wak.data_dir.parent)
+    for via in ("direct", "connect"):
+        res, out, leaked = b.attack(TLS_SNI, ALLOWED if via == "connect" else ALLOWED_IP, "443",
+                                    ALLOWED, via)
+        assert refused(out) and "response" not in out and not leaked, (via, out, leaked)
+
+
+def test_another_sandboxs_lookups_open_nothing(wak, world, box):
+    """A second sandbox on the same proxy, allowed denied.test, resolves it (the proxy now
+    knows 198.18.0.11 as denied.test for that sandbox); the first sandbox then connects to
+    198.18.0.11 with a bare TCP payload: its own table and policy decide: refused."""
+    other = make_box(wak, world, "lender", "--allow-host", DENIED)
+    r = other.sh(f"getent hosts {DENIED}; curl -s --max-time 5 http://{DENIED}/lent")
+    if not TRY_FULL:
+        assert DENIED_IP in r.stdout and WORLD in r.stdout, r
+    res, out, leaked = box.send(DENIED_IP, 80, "raw bytes\\r\\n\\r\\n")
+    assert refused(out) and not leaked, (out, leaked)
+    res, out, leaked = box.send(DENIED_IP, 443, "\\x16\\x03\\x01\\x00\\x05hello")
+    assert refused(out) and not leaked, (out, leaked)
