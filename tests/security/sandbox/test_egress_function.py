@@ -419,3 +419,23 @@ def test_rootless_proxy_mode(rwak, world):
         assert WORLD not in r.stdout and not r.stdout.startswith("reply") \
             and "answers 1" not in r.stdout, (args, r)
     assert not leaks(world, m, ok=to_allowed)
+
+
+def test_killed_proxy_fails_closed(wak, world, box):
+    """SIGKILL both the proxy's supervisor and its worker: connections from the sandbox, to
+    allowed.test too, get nowhere (the capture ends at listeners nobody serves); nothing
+    reaches the world."""
+    st = stats(wak)
+    for pid in (st["supervisor_pid"], st["worker_pid"]):
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    m = world.mark()
+    for host, port, payload in ((ALLOWED_IP, 80, f"GET / HTTP/1.1\\r\\nHost: {ALLOWED}\\r\\n\\r\\n"),
+                                (DENIED_IP, 443, "\\x16\\x03\\x01"),
+                                (PROXY, PROXY_PORT, f"GET http://{ALLOWED}/ HTTP/1.1\\r\\n"
+                                 f"Host: {ALLOWED}\\r\\n\\r\\n")):
+        r = wak("exec", box, "--", PY, "-c", TCP_SEND, host, str(port), payload, "1")
+        assert WORLD not in r.stdout, r
+    r = wak("exec", box, "--", PY, "-c", DNS_QUERY, "127.0.0.1", "53", ALLOWED, "1", "udp")
+    assert "answers 1" not in r.stdout, r
+    assert not leaks(world, m, names=()), world.events(m)
