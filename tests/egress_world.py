@@ -576,8 +576,9 @@ def leaks(world, mark, ok=None, names=(ALLOWED,)):
     `ok(event)` accepts."""
     out = []
     for e in world.events(mark):
-        if e["srv"] == "dns" and (e.get("qname") or "").lower().rstrip(".") in names \
-                and e.get("qtype") in (1, 28) and e.get("transport") in ("udp", "tcp"):
+        if e["srv"] == "dns" and e.get("qtype") in (1, 28) \
+                and e.get("transport") in ("udp", "tcp") \
+                and all(q.lower().rstrip(".") in names for q in e.get("qnames") or ["?"]):
             continue
         if e["srv"] == "wire" and e.get("dst") == DNS_IP and e.get("dport") == 53:
             continue

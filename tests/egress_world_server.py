@@ -93,23 +93,35 @@ def dns_answer(query, transport, peer, dst):
         record("dns", transport=transport, peer=peer, dst=dst, error="short")
         return None
     qid, flags, qd = struct.unpack(">HHH", query[:6])
-    off, labels = 12, []
+    off, names = 12, []
     try:
-        while True:
-            n = query[off]
-            off += 1
-            if n == 0:
-                break
-            labels.append(query[off:off + n].decode("latin-1"))
-            off += n
-        qtype, qclass = struct.unpack(">HH", query[off:off + 4])
+        for _ in range(max(1, min(qd, 16))):  # every question is recorded, the first answered
+            labels = []
+            while True:
+                n = query[off]
+                off += 1
+                if n == 0:
+                    break
+                if n >= 0xC0:  # a compression pointer: the name is elsewhere
+                    off += 1
+                    labels.append("<ptr>")
+                    break
+                labels.append(query[off:off + n].decode("latin-1"))
+                off += n
+            t, = struct.unpack(">H", query[off:off + 2])
+            if not names:
+                qtype, qend = t, off + 4
+            names.append(".".join(labels))
+            off += 4
     except (IndexError, struct.error):
-        record("dns", transport=transport, peer=peer, dst=dst, error="malformed")
+        record("dns", transport=transport, peer=peer, dst=dst, error="malformed",
+               qnames=names)
         return None
-    qname = ".".join(labels)
-    question = query[12:off + 4]
+    qname = names[0]
+    question = query[12:qend]
     rcode, rdatas = zone_lookup(qname, qtype)
-    record("dns", transport=transport, peer=peer, dst=dst, qname=qname, qtype=qtype, rcode=rcode)
+    record("dns", transport=transport, peer=peer, dst=dst, qname=qname, qtype=qtype, rcode=rcode,
+           qnames=names)
     out = struct.pack(">HHHHHH", qid, 0x8180 | rcode, 1, len(rdatas), 0, 0) + question
     for rd in rdatas:
         out += struct.pack(">HHHIH", 0xC00C, qtype, 1, 30, len(rd)) + rd
