@@ -439,3 +439,49 @@ def test_killed_proxy_fails_closed(wak, world, box):
     r = wak("exec", box, "--", PY, "-c", DNS_QUERY, "127.0.0.1", "53", ALLOWED, "1", "udp")
     assert "answers 1" not in r.stdout, r
     assert not leaks(world, m, names=()), world.events(m)
+
+
+# ---------------------------------------------------------------- the API
+
+def data(reply):
+    """The API's payload: upstream's envelope ({"success": true, "data": ...}) or bare."""
+    return reply["data"] if isinstance(reply, dict) and "data" in reply else reply
+
+
+def test_policy_and_log_through_the_api(wak, world, box, tmp_path):
+    """`serve`'s GET/PUT /sandboxes/{name}/network/policy read and replace a running
+    sandbox's policy (a bad one is refused and changes nothing); GET .../network/log gives
+    the decisions, denied and allowed, with EGRESS.md's fields."""
+    from serve_client import Server
+    # serve runs in the world's host namespace; this test is not in it, so it needs a key
+    srv = Server(wak, "--socket", str(tmp_path / "api.sock"), "--no-tcp", prefix=wak.prefix,
+                 env={"AGENTKERNEL_API_KEY": "egress-test-key"})
+    srv.key = "egress-test-key"
+    try:
+        path = f"/sandboxes/{box}/network/policy"
+        st, got = srv.request("GET", path, unix=True)
+        assert st == 200, (st, got)
+        assert [r["host"] for r in data(got)["rules"]] == [ALLOWED], (st, got)
+        st, got = srv.request("PUT", path, body={"default": "sideways", "rules": []}, unix=True)
+        assert st == 400, (st, got)
+        sh(wak, box, f"curl -s http://{DENIED}/api-before")
+        new = {"default": "deny", "rules": [{"action": "allow", "host": ALLOWED},
+                                            {"action": "allow", "host": DENIED}]}
+        st, got = srv.request("PUT", path, body=new, unix=True)
+        assert st == 200, (st, got)
+        assert [r["host"] for r in data(srv.request("GET", path, unix=True)[1])["rules"]] == \
+            [ALLOWED, DENIED]
+        res = sh(wak, box, f"curl -s http://{DENIED}/api-after")
+        assert WORLD in res.stdout, res
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            st, got = srv.request("GET", f"/sandboxes/{box}/network/log", unix=True)
+            entries = data(got).get("entries", []) if isinstance(got, dict) else []
+            acts = {e.get("action") for e in entries if e.get("host") == DENIED}
+            if acts >= {"allow", "deny"}:
+                break
+            time.sleep(0.2)
+        assert acts >= {"allow", "deny"}, (st, got)
+        assert all(LOG_FIELDS <= set(e) for e in entries), entries
+    finally:
+        srv.stop()
