@@ -485,3 +485,23 @@ def test_policy_and_log_through_the_api(wak, world, box, tmp_path):
         assert all(LOG_FIELDS <= set(e) for e in entries), entries
     finally:
         srv.stop()
+
+
+def test_metrics_count_egress_per_sandbox(wak, world, box, tmp_path):
+    """serve's /metrics adds the proxy's counters per sandbox (EGRESS.md: stats; issue 14:
+    observable): after an allowed and a denied request, a metric naming the sandbox counts
+    denials."""
+    from serve_client import Server
+    sh(wak, box, f"curl -s http://{ALLOWED}/m; curl -s http://{DENIED}/m")
+    srv = Server(wak, "--socket", str(tmp_path / "api.sock"), "--no-tcp", prefix=wak.prefix,
+                 env={"AGENTKERNEL_API_KEY": "egress-test-key"})
+    srv.key = "egress-test-key"
+    try:
+        st, body = srv.request("GET", "/metrics", unix=True)
+        text = body.decode() if isinstance(body, bytes) else json.dumps(body)
+    finally:
+        srv.stop()
+    assert st == 200, (st, text[:500])
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")
+             and f'sandbox="{box}"' in ln and re.search(r"egress|network|proxy", ln)]
+    assert any("denied" in ln and float(ln.split()[-1]) >= 1 for ln in lines), lines or text[:2000]
