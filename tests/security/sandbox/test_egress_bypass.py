@@ -10,6 +10,7 @@ hold is always the same pair: the client fails (no answer of the world's comes b
 world's recorders saw nothing from the attempt (`leaks`: everything but the proxy's own lookups
 of allowed.test and, where a test says so, legitimate requests to allowed.test).
 """
+import json
 import os
 import re
 import subprocess
@@ -315,6 +316,7 @@ try:
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
 except OSError as e:
     print("socket", e.__class__.__name__); sys.exit(0)
+import json
 import os
 for name in os.listdir("/sys/class/net"):
     try:
@@ -982,3 +984,44 @@ def test_another_sandboxs_lookups_open_nothing(wak, world, box):
     assert refused(out) and not leaked, (out, leaked)
     res, out, leaked = box.send(DENIED_IP, 443, "\\x16\\x03\\x01\\x00\\x05hello")
     assert refused(out) and not leaked, (out, leaked)
+
+
+def test_absolute_uri_on_a_transparent_connection(box):
+    """Transparent HTTP to allowed.test's address, `Host: allowed.test`, but an absolute-form
+    target `http://denied.test/` (which a server or a CDN behind it must prefer to Host): no
+    request naming denied.test reaches a server."""
+    payload = (f"GET http://{DENIED}/abs HTTP/1.1\\r\\nHost: {ALLOWED}\\r\\n"
+               "Connection: close\\r\\n\\r\\n")
+    res, out, leaked = box.send(ALLOWED_IP, 80, payload, ok=to_allowed)
+    assert not leaked, (out, leaked)
+    bad = [e for e in box.world.events(box.m, srv="http") if DENIED in (e.get("target") or "")]
+    assert not bad, bad
+
+
+def long_name(tail):
+    """A name of 252 bytes ending in ".allowed.test", then `tail`: a proxy that cuts
+    names to its buffer would judge the cut."""
+    head = "." + ALLOWED
+    pad = 253 - len(head)
+    labels = []
+    while pad > 0:
+        n = min(63, pad - 1) if pad > 1 else 1
+        labels.append("a" * max(n, 1))
+        pad -= n + 1
+    return ".".join(labels)[:253 - len(head)] + head + tail
+
+
+def test_overlong_names(wak, world):
+    """With `*.allowed.test` allowed: a Host and a CONNECT target of 264 bytes whose first 252
+    end in '.allowed.test' and whose real suffix is '.denied.test': refused (a name that long is
+    invalid), nothing naming denied.test arrives."""
+    g = make_box(wak, world, "long", "--allow-host", "*." + ALLOWED)
+    name = long_name("." + DENIED)
+    res, out, leaked = g.send(PROXY, PROXY_PORT, http(name, f"http://{name}/"))
+    assert not leaked and WORLD not in out, (out[:300], leaked)
+    res, out, leaked = g.send(ALLOWED_IP, 80, http(name), ok=to_allowed)
+    assert not leaked, (out[:300], leaked)
+    res, out, leaked = g.attack(TLS_SNI, name, "443", ALLOWED, "connect")
+    assert " 200" not in out.split("\n")[0] and not leaked, (out[:300], leaked)
+    bad = [e for e in world.events(g.m) if DENIED in json.dumps(e)]
+    assert not bad, bad
