@@ -1025,3 +1025,27 @@ def test_overlong_names(wak, world):
     assert " 200" not in out.split("\n")[0] and not leaked, (out[:300], leaked)
     bad = [e for e in world.events(g.m) if DENIED in json.dumps(e)]
     assert not bad, bad
+
+
+def test_keepalive_get_then_connect_to_a_denied_host(box):
+    """On one kept-alive connection to the proxy: an allowed GET, then `CONNECT
+    denied.test:443`: the CONNECT is refused; nothing reaches denied.test."""
+    payload = (f"GET http://{ALLOWED}/first HTTP/1.1\\r\\nHost: {ALLOWED}\\r\\n\\r\\n"
+               f"CONNECT {DENIED}:443 HTTP/1.1\\r\\nHost: {DENIED}:443\\r\\n\\r\\n"
+               "\\x16\\x03\\x01\\x00\\x05hello")
+    res, out, leaked = box.send(PROXY, PROXY_PORT, payload, ok=to_allowed)
+    assert not leaked and "Connection established" not in out, (out, leaked)
+
+
+@pytest.mark.parametrize("port", ["65979", "65616", "0x1bb", "-1", "443abc", "+443",
+                                  "4430000000000000000443", "4\u0664\u0663"])
+def test_connect_with_malformed_ports(box, port):
+    """CONNECT allowed.test:PORT with ports that wrap (65979 = 443 + 65536), in hex, negative,
+    with junk, a sign, non-ASCII digits (leading zeros are valid: RFC 3986): refused
+    as malformed (a parser that wraps or stops
+    early judges one port and may connect to another); nothing arrives but at allowed.test's
+    80 or 443."""
+    res, out, leaked = box.attack(TLS_SNI, ALLOWED, "443", ALLOWED, f"connect={ALLOWED}:{port}",
+                                  ok=to_allowed)
+    assert not leaked, (out, leaked)
+    assert " 200" not in out.split("\n")[0], out
