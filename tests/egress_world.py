@@ -374,6 +374,12 @@ def world_fixture(tmp_path_factory):
     w.hif, w.wif = f"akeg{n}h0", f"akeg{n}w0"
     w.abstract = f"akeg-host-{n}"
     w.up()
+    try:  # sealed, or no egress verdict means anything (test_egress_world.py says more)
+        assert w.links("host") == sorted(["lo", w.hif]), w.links("host")
+        assert w.links("world") == sorted(["lo", w.wif]), w.links("world")
+    except BaseException:
+        w.down()
+        raise
     return w
 
 
