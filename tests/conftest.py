@@ -411,3 +411,9 @@ def rootless_owner(tmp_path):
         pass
     assert_nothing_left(inst, uuids)
     assert_no_new_agents(before)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "egress: egress policy tests (issue 14): they run in the private test world "
+        "of tests/egress_world.py; `-m 'not egress'` leaves them out")
