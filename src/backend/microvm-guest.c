@@ -169,6 +169,21 @@ static int publish(const char *dir, const char *name, const void *data, size_t l
         return r < 0 ? ak_err_errno(err, r, "write '%s'", path) : 0;
 }
 
+/* Removes the initramfs files of other agents and kernels (a start reads its whole file before
+ * using it, so one removed under it is not missed). */
+static void prune_initrds(const char *cache_dir, const char *keep)
+{
+        DIR *d = opendir(cache_dir);
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, "initrd-", 7) == 0 && !streq(de->d_name, keep))
+                        (void)unlinkat(dirfd(d), de->d_name, 0);
+        closedir(d);
+}
+
 static int base_initrd(const char *cache_dir, const char *agent, const char *kver, struct buf *ret,
                        struct ak_err *err)
 {
@@ -221,6 +236,7 @@ static int base_initrd(const char *cache_dir, const char *agent, const char *kve
         r = publish(cache_dir, name, arc.data, arc.len, err);
         if (r < 0)
                 return r;
+        prune_initrds(cache_dir, name);
         *ret = arc;
         arc = (struct buf)BUF_INIT;
         return 0;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "backend/microvm.h"
+#include "core/private-dir.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -115,6 +116,23 @@ static bool kvm_boots(const char *qemu, const char *kernel, char *why, size_t wh
         return ok;
 }
 
+/* Where the probe's result is kept: the host's, not a data directory's (it says what this host
+ * can do, and every data directory would pay the probe's seconds again): the runtime directory
+ * (/run/agentkernel as root, $XDG_RUNTIME_DIR/agentkernel rootless), else the data cache. */
+static int probe_cache_dir(char *out, size_t len)
+{
+        const char *runtime = geteuid() == 0 ? "/run" : secure_getenv("XDG_RUNTIME_DIR");
+
+        if (runtime && runtime[0] == '/') {
+                cleanup_close int fd = -1;
+                (void)snprintf(out, len, "%s/agentkernel", runtime);
+                fd = private_dir_open(out, "runtime directory", PRIVATE_CREATE, NULL, NULL);
+                if (fd >= 0)
+                        return 0;
+        }
+        return vm_cache_dir(out, len, NULL);
+}
+
 /* The KVM probe's result for this host boot, cached: "kvm", or "tcg <why>". */
 static enum vm_accel kvm_probe(const char *qemu, char *why, size_t why_len)
 {
@@ -135,7 +153,7 @@ static enum vm_accel kvm_probe(const char *qemu, char *why, size_t why_len)
                 (void)snprintf(why, why_len, "AGENTKERNEL_VM_ACCEL=kvm");
                 return VM_ACCEL_KVM;
         }
-        if (vm_cache_dir(cache, sizeof(cache), NULL) < 0 ||
+        if (probe_cache_dir(cache, sizeof(cache)) < 0 ||
             vm_guest_kernel(kernel, sizeof(kernel), kver, sizeof(kver), NULL) < 0) {
                 (void)snprintf(why, why_len, "the KVM probe needs a guest kernel");
                 return VM_ACCEL_TCG;

@@ -10,8 +10,9 @@
  * connection to <run_dir>/agent.sock into a channel of the multiplexer (src/agent/mux.h). Both
  * are recorded in <run_dir>/runtime.json with their start times and the boot, and are started
  * with the sandbox's --uuid; a recorded pid is acted on only while proc_verify() holds all of
- * that. A starter killed before it recorded them leaves processes whose command lines name
- * this run directory's sockets: cleanup() finds those too, so nothing outlives `remove`.
+ * that. A starter killed before it recorded them leaves a hypervisor whose command line names
+ * this run directory's socket: cleanup() finds it too (and the relay ends with it), so nothing
+ * outlives `remove`.
  *
  * Phase 1 refuses what it cannot do yet, at create where it can: the `host` image (a VM cannot
  * see the host's files without sharing them), networks, workspaces, volumes, ports.
@@ -159,10 +160,11 @@ static bool relay_alive(const struct vm_runtime *rt)
         return rt->relay_pid && proc_verify(&id);
 }
 
-/* Whether pid (ours) is a hypervisor or relay whose command line names run_dir's sockets: what
- * a starter killed before its record leaves. Only these two programs, and only an argument that
- * is exactly one of our socket arguments, so no other process is ever taken for one. */
-static bool is_stray(pid_t pid, const char *chan_arg, const char *listen_arg)
+/* Whether pid (ours) is a hypervisor whose command line names run_dir's channel socket: what a
+ * starter killed before its record leaves. Only QEMU, and only its chardev argument, so no other
+ * process is ever taken for one. (A relay needs no search: it exits when its hypervisor's
+ * channel ends.) */
+static bool is_stray(pid_t pid, const char *chan_arg)
 {
         char path[64];
         cleanup_buf struct buf b = BUF_INIT;
@@ -177,12 +179,12 @@ static bool is_stray(pid_t pid, const char *chan_arg, const char *listen_arg)
                 return false;
         base = strrchr(b.data, '/');
         base = base ? base + 1 : b.data;
-        if (strncmp(base, "qemu-system-", 12) != 0 && !streq(base, "agentkernel-agent"))
+        if (strncmp(base, "qemu-system-", 12) != 0)
                 return false;
         for (size_t i = 0; i < b.len;) {
                 const char *arg = b.data + i;
                 i += strnlen(arg, b.len - i) + 1;
-                if (strstr(arg, chan_arg) || streq(arg, listen_arg))
+                if (strstr(arg, chan_arg))
                         return true;
         }
         return false;
@@ -190,19 +192,18 @@ static bool is_stray(pid_t pid, const char *chan_arg, const char *listen_arg)
 
 static void kill_strays(const char *run_dir)
 {
-        char chan_arg[PATH_MAX + 16], listen_arg[PATH_MAX];
+        char chan_arg[PATH_MAX + 16];
         DIR *d = opendir("/proc");
         struct dirent *de;
 
         if (!d)
                 return;
         (void)snprintf(chan_arg, sizeof(chan_arg), "path=%s/%s,", run_dir, VM_FILE_CHANNEL);
-        run_path(run_dir, VM_FILE_AGENT, listen_arg, sizeof(listen_arg));
         while ((de = readdir(d))) {
                 uint32_t pid;
                 if (safe_atou32(de->d_name, &pid) < 0 || pid <= 1 || (pid_t)pid == getpid())
                         continue;
-                if (is_stray((pid_t)pid, chan_arg, listen_arg))
+                if (is_stray((pid_t)pid, chan_arg))
                         (void)kill((pid_t)pid, SIGKILL);
         }
         closedir(d);
