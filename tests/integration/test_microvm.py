@@ -158,6 +158,42 @@ def test_files_in_and_out(vm, tmp_path):
     assert back.read_bytes() == src.read_bytes()
 
 
+def test_tty_and_detached_commands(vm):
+    """A terminal (the guest's devpts: `tty`, its size) and a detached command whose record and
+    output outlive the connection that started it (the agent's private state in the guest)."""
+    import pty
+    ak, name = vm
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(ak_bin(), ["agentkernel", "exec", "-t", name, "--", "sh", "-c",
+                             "tty; busybox stty size; exit 4"], ak.env)
+    out = b""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            d = os.read(fd, 4096)
+        except OSError:
+            break
+        if not d:
+            break
+        out += d
+    _, st = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(st) == 4, out
+    assert out.startswith(b"/dev/pts/") and b"24 80" in out, out
+    res = ak("exec", "-d", name, "--", "sh", "-c", "echo bg; sleep 0.5; echo done")
+    assert res.rc == 0, res
+    cid = json.loads(res.out)["id"]
+    deadline = time.time() + 30
+    while "completed" not in ak("exec-list", name).stdout and time.time() < deadline:
+        time.sleep(0.2)
+    assert ak("exec-logs", name, cid, check=True).stdout == "bg\ndone\n"
+
+
+def ak_bin():
+    from conftest import AK
+    return AK
+
+
 def test_guest_has_its_own_kernel_processes_and_files(vm, tmp_path):
     """The guest runs its own kernel (its /proc/version is not the host's), sees none of the
     host's processes (its PID 1 is our agent, /init) and none of the host's files."""
