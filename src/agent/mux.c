@@ -101,11 +101,15 @@ static void chan_reset(struct mux *m, struct chan *c)
         chan_drop(c);
 }
 
-/* Once both directions ended and everything was written, the channel is done at both ends. */
+/* Once both directions ended here (our EOF sent, the peer's received and everything before it
+ * written out), the channel is done at this end; the peer decides the same for its end from
+ * the same two EOFs, so nothing more is sent (a CLOSE now could overtake data the peer has yet
+ * to write out). */
 static void chan_maybe_done(struct mux *m, struct chan *c)
 {
+        (void)m;
         if (c->local_eof && c->shut && c->out.len == 0)
-                chan_reset(m, c);
+                chan_drop(c);
 }
 
 static void flush_chan(struct mux *m, struct chan *c)
@@ -144,8 +148,10 @@ static int on_frame(struct mux *m, const struct ak_msg *f)
                 struct ak_err e = {0};
                 int fd;
 
-                if (!m->guest || c || f->chan == 0)
+                if (!m->guest || f->chan == 0)
                         return -EPROTO;
+                if (c) /* the host is done with it (it reuses only ids it freed) */
+                        chan_drop(c);
                 fd = unix_connect(m->connect_path, &e);
                 if (fd < 0 || !chan_add(m, fd, f->chan)) {
                         if (fd >= 0)
@@ -226,6 +232,8 @@ static void read_chan(struct mux *m, struct chan *c)
 
         if (room > MUX_CHUNK)
                 room = MUX_CHUNK;
+        if (room == 0)
+                return; /* the window is full: nothing may be read (0 bytes is not an end) */
         if (buf_reserve(&m->out, HDR + room) < 0)
                 return;
         n = read(c->fd, m->out.data + hdr_at + HDR, room);
@@ -359,7 +367,9 @@ int mux_run(int link_fd, int listen_fd, const char *connect_path, int is_guest)
                                 continue; /* reset while handling an earlier entry */
                         if (p[i].revents & POLLOUT)
                                 flush_chan(&m, c);
-                        if (c->fd >= 0 && p[i].fd == c->fd &&
+                        /* only when asked for: a hung-up socket reports POLLHUP even while
+                         * the window is full, and a read of 0 bytes would look like its end */
+                        if (c->fd >= 0 && p[i].fd == c->fd && (p[i].events & POLLIN) &&
                             (p[i].revents & (POLLIN | POLLHUP | POLLERR)) && !c->local_eof)
                                 read_chan(&m, c);
                 }

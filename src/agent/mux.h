@@ -24,7 +24,8 @@ enum {
         AK_MUX_OPEN = 96,  /* host->guest: a new connection on this channel */
         AK_MUX_DATA = 97,  /* raw bytes of the channel's stream */
         AK_MUX_EOF = 98,   /* the sender's side of the stream ended (shutdown for writing) */
-        AK_MUX_CLOSE = 99, /* the channel is gone at the sender (reset) */
+        AK_MUX_CLOSE = 99, /* the channel is gone at the sender (reset: its socket failed); a
+                              channel both sides ended with EOF needs none */
         AK_MUX_ACK = 100,  /* u32: bytes of DATA the receiver has written out */
 };
 

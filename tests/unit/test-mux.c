@@ -113,7 +113,9 @@ static void echo_through(int fd, size_t len)
                 }
                 if (p.revents & POLLIN) {
                         ssize_t n = read(fd, in + got, len - got);
-                        assert_true(n > 0 || (n < 0 && errno == EAGAIN));
+                        if (!(n > 0 || (n < 0 && errno == EAGAIN)))
+                                fail_msg("read %zd (%s) after %zu of %zu bytes", n, strerror(errno),
+                                         got, len);
                         if (n > 0)
                                 got += (size_t)n;
                 }
