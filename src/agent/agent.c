@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -428,7 +429,7 @@ static _noreturn_ void usage(void)
             "                         [--workdir DIR] [--user USER] [--hold-fd N]... [--uuid ID]\n"
             "                         [--host-files]\n"
             "       agentkernel-agent --guest             (a virtual machine's /init)\n"
-            "       agentkernel-agent --vm-relay FD --listen-fd N [--uuid ID]\n"
+            "       agentkernel-agent --vm-relay FD --listen-fd N [--relay-id ID] [--uuid ID]\n"
             "The sandbox agent; started by agentkernel, not by hand.\n",
             stderr);
         exit(2);
@@ -458,9 +459,11 @@ int main(int argc, char **argv)
             {"uuid", required_argument, NULL, 'U'},
             {"host-files", no_argument, NULL, 'F'},
             {"vm-relay", required_argument, NULL, 'R'},
+            {"relay-id", required_argument, NULL, 'I'},
             {NULL, 0, NULL, 0},
         };
         int relay_fd = -1;
+        uint32_t relay_id = 0;
         int listen_fd = -1, conn_fd = -1, sync_fd = -1, sigfd, c;
         int hold_fds[HOLD_MAX];
         size_t n_hold = 0;
@@ -536,6 +539,10 @@ int main(int argc, char **argv)
                 case 'R':
                         relay_fd = parse_fd(optarg);
                         break;
+                case 'I':
+                        if (safe_atou32(optarg, &relay_id) < 0 || relay_id == 0)
+                                usage();
+                        break;
                 case 'U':
                         if (!uuid_is_valid(optarg))
                                 usage();
@@ -556,6 +563,19 @@ int main(int argc, char **argv)
                 (void)fcntl(relay_fd, F_SETFD, FD_CLOEXEC);
                 (void)fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
                 (void)signal(SIGPIPE, SIG_IGN);
+                /* It reads what the guest sends: with its two fds open it needs nothing else
+                 * of the host, so it gives up root for an id of the sandbox's own range. */
+                if (relay_id &&
+                    (setgroups(0, NULL) < 0 || setresgid(relay_id, relay_id, relay_id) < 0 ||
+                     setresuid(relay_id, relay_id, relay_id) < 0)) {
+                        fprintf(stderr, "agentkernel-agent: relay: drop to %u: %s\n", relay_id,
+                                strerror(errno));
+                        return 1;
+                }
+                (void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+                if (chdir("/") < 0)
+                        return 1;
                 return mux_run(relay_fd, listen_fd, NULL, 0) < 0 ? 1 : 0;
         }
         agent_cfg.is_init = getpid() == 1;

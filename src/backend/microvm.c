@@ -232,6 +232,7 @@ struct vm_start {
         char run_dir[PATH_MAX];
         char cache[PATH_MAX], agent[PATH_MAX], kernel[PATH_MAX], kver[256], rootfs[PATH_MAX];
         char initrd[PATH_MAX], caps[32];
+        char relay_id[16]; /* as root: the relay's uid and gid, the last of the sandbox's range */
         char **img_env;
         char *img_workdir, *img_user;
         enum vm_accel accel;
@@ -271,6 +272,13 @@ static int check_request(struct vm_start *st, struct ak_err *err)
                                   "(workspace, home or volumes); use 'cp' to move files");
         if (cfg->n_ports)
                 return ak_err_set(err, ENOTSUP, "the microvm backend cannot publish ports yet");
+        if (geteuid() == 0) {
+                uint32_t base;
+                int r = backend_id_base(cfg, &base, err);
+                if (r < 0)
+                        return r;
+                (void)snprintf(st->relay_id, sizeof(st->relay_id), "%u", base + ID_RANGE_SIZE - 1);
+        }
         if (driver()->probe(&st->accel, why, sizeof(why)) != 1)
                 return ak_err_set(err, ENOENT, "%s", why);
         (void)snprintf(st->rt.uuid, sizeof(st->rt.uuid), "%s", cfg->ref.uuid);
@@ -440,7 +448,8 @@ static int launch_relay(struct vm_start *st, struct ak_err *err)
                                 _exit(127);
                         (void)close_all_fds_except(3, keep, ARRAY_SIZE(keep));
                         execl(st->agent, "agentkernel-agent", "--vm-relay", "3", "--listen-fd", "4",
-                              "--uuid", st->cfg->ref.uuid, (char *)NULL);
+                              "--uuid", st->cfg->ref.uuid, st->relay_id[0] ? "--relay-id" : NULL,
+                              st->relay_id, (char *)NULL);
                         _exit(127);
                 }
         }

@@ -233,6 +233,19 @@ def test_memory_hog_is_killed_inside_and_the_vm_survives(vm):
     assert rss_kb < (256 + 200) * 1024, rss_kb
 
 
+def test_relay_reads_the_guest_without_root(vm):
+    """The relay parses what the guest sends: it runs with no host privilege (an id of the
+    sandbox's own range, no groups, no_new_privs), the hypervisor's socket end and its listening
+    socket its only useful fds."""
+    ak, name = vm
+    rt = json.loads((ak.data_dir / "run" / name / "runtime.json").read_text())
+    status = pathlib.Path(f"/proc/{rt['relay']['pid']}/status").read_text()
+    fields = dict(l.split(":", 1) for l in status.splitlines() if ":" in l)
+    uids = fields["Uid"].split()
+    assert all(u == uids[0] for u in uids) and int(uids[0]) >= 0x40000000, fields["Uid"]
+    assert fields["Groups"].strip() == "" and fields["NoNewPrivs"].strip() == "1"
+
+
 def test_run_is_ephemeral(own):
     """`run` boots a VM for one command and leaves nothing: no process, no run directory."""
     ak, ref = own
