@@ -85,12 +85,12 @@ def make_ak(path, reg):
 
 @pytest.fixture(scope="module")
 def vm(tmp_path_factory, image):
-    """One running VM (256 MB) for the tests that only work inside it."""
+    """One running VM (2 vCPUs, 256 MB) for the tests that only work inside it."""
     reg, ref = image
     before = set(agent_pids())
     ak = make_ak(tmp_path_factory.mktemp("vm") / "data", reg)
     res = ak("create", "vm", "-B", "microvm", "--no-network", "-i", ref, "--memory", "256",
-             timeout=300)
+             "--cpus", "2", timeout=300)
     assert res.rc == 0, res
     yield ak, "vm"
     uuid = ak.state("vm")["uuid"]
@@ -216,11 +216,15 @@ def test_guest_has_its_own_kernel_processes_and_files(vm, tmp_path):
     assert "pytest" not in res.stdout and "qemu" not in res.stdout, res
 
 
-def test_memory_hog_is_killed_inside_and_the_vm_survives(vm):
-    """A command that wants more memory than the VM (256 MB) has left is OOM-killed by the
+def test_vm_size_and_memory_hog_killed_inside_while_the_vm_survives(vm):
+    """--cpus and --memory size the VM. A command that wants more memory than the VM (256 MB) has left is OOM-killed by the
     guest's kernel; the VM and its agent go on; the hypervisor's resident memory stays near
     the VM's size."""
     ak, name = vm
+    sizes = ak("exec", name, "--", "sh", "-c", "busybox nproc; busybox head -1 /proc/meminfo",
+               check=True).stdout.split()
+    assert sizes[0] == "2", sizes  # --cpus
+    assert 200 * 1024 < int(sizes[2]) <= 256 * 1024, sizes  # --memory: MemTotal in kB
     # dd's one buffer (200 MB, touched by the read) is less than the guest's RAM, so the
     # allocation succeeds and the guest's OOM killer ends it
     res = ak("exec", name, "--", "busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M",
