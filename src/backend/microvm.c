@@ -34,6 +34,7 @@
 #include "agent/client.h"
 #include "backend/backends.h"
 #include "backend/microvm.h"
+#include "backend/native-image.h"
 #include "core/backend.h"
 #include "core/paths.h"
 #include "core/private-dir.h"
@@ -342,6 +343,12 @@ static int boot_files(struct vm_start *st, struct ak_err *err)
         int r;
 
         r = paths_agent_binary(st->agent, sizeof(st->agent), err);
+        if (r >= 0) {
+                /* it is the guest's /init: nothing else is there to load its libraries */
+                cleanup_close int fd = open(st->agent, O_RDONLY | O_CLOEXEC);
+                r = fd < 0 ? ak_err_errno(err, errno, "open '%s'", st->agent)
+                           : native_image_agent_ok(fd, err);
+        }
         if (r >= 0)
                 r = vm_guest_kernel(st->kernel, sizeof(st->kernel), st->kver, sizeof(st->kver),
                                     err);

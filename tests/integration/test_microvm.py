@@ -127,6 +127,10 @@ def test_refusals_are_clear_and_record_nothing(own):
     res = ak("create", "n", "-B", "microvm", "--network", "-i", ref, timeout=300)
     assert res.rc != 0 and "no network" in res.stderr, res
     assert [s["status"] for s in ak.list()] == ["stopped"]
+    # a dynamically linked agent cannot be a guest's /init (nothing there loads its libraries)
+    res = ak("run", "-B", "microvm", "--no-network", "-i", ref, "--", "true",
+             env={"AGENTKERNEL_AGENT": "/bin/true"})
+    assert res.rc != 0 and "dynamic" in res.stderr, res
     assert not procs_naming(ak.data_dir)
 
 
