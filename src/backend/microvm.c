@@ -403,6 +403,14 @@ static int launch_vmm(struct vm_start *st, struct ak_err *err)
         if (proc_start_time(st->rt.vmm_pid, &st->rt.vmm_start) < 0)
                 return ak_err_set(err, ESRCH, "qemu exited at once (see '%s/%s')", st->run_dir,
                                   VM_FILE_CONSOLE);
+        {
+                /* QEMU's daemonizing sets umask 027: the channel's socket is the owner's only,
+                 * like everything else in the (already private) run directory */
+                char chan[PATH_MAX];
+                run_path(st->run_dir, VM_FILE_CHANNEL, chan, sizeof(chan));
+                if (fchmodat(AT_FDCWD, chan, 0600, 0) < 0)
+                        return ak_err_errno(err, errno, "chmod '%s'", chan);
+        }
         r = write_runtime(st->run_dir, &st->rt);
         return r < 0 ? ak_err_errno(err, r, "record the sandbox's processes") : 0;
 }
@@ -422,7 +430,7 @@ static int launch_relay(struct vm_start *st, struct ak_err *err)
         if (link < 0)
                 return link;
         run_path(st->run_dir, VM_FILE_AGENT, sock, sizeof(sock));
-        old = umask(0077);
+        old = umask(0177); /* srw------- */
         listen_fd = unix_listen(sock, 128, err);
         umask(old);
         if (listen_fd < 0)

@@ -272,6 +272,9 @@ def test_stop_start_remove_leave_nothing(own):
     assert ak("create", "life", "-B", "microvm", "--no-network", "-i", ref, timeout=300).rc == 0
     run_dir = ak.data_dir / "run" / "life"
     assert (run_dir / "agent.sock").exists() and len(procs_naming(run_dir)) == 1  # qemu
+    assert oct(run_dir.stat().st_mode & 0o777) == "0o700"
+    for sock in ("agent.sock", "vm.sock"):
+        assert oct((run_dir / sock).stat().st_mode & 0o777) == "0o600", sock
     ak("exec", "life", "--", "touch", "/tmp/scratch", check=True)
     assert ak("stop", "life").rc == 0
     assert_vm_gone(ak, "life")
