@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@
 #define QEMU_BIN "qemu-system-x86_64"
 #define KVM_PROBE_TIMEOUT_MS 5000
 #define QEMU_STOP_GRACE_MS 3000
+#define CONSOLE_MAX (1u << 20) /* bytes of the guest's console kept on the host */
 
 static bool find_qemu(char *out, size_t len)
 {
@@ -245,6 +247,13 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 (void)setsid();
                 umask(0077);
+                /* The guest writes the console log: whatever a guest prints, the host keeps at
+                 * most CONSOLE_MAX of it (QEMU drops what a write beyond it refuses; SIGXFSZ is
+                 * ignored so that such a write fails instead of ending the VM). QEMU writes no
+                 * other file but its pid file. */
+                (void)signal(SIGXFSZ, SIG_IGN);
+                (void)setrlimit(RLIMIT_FSIZE,
+                                &(struct rlimit){.rlim_cur = CONSOLE_MAX, .rlim_max = CONSOLE_MAX});
                 (void)dup2(null, STDIN_FILENO);
                 (void)dup2(null, STDOUT_FILENO);
                 (void)dup2(log >= 0 ? log : null, STDERR_FILENO);

@@ -254,6 +254,17 @@ def test_relay_reads_the_guest_without_root(vm):
     assert fields["Groups"].strip() == "" and fields["NoNewPrivs"].strip() == "1"
 
 
+def test_guest_console_flood_is_bounded(vm):
+    """A guest that writes its serial console without end cannot fill the host's disk: the
+    host keeps at most 1 MiB of it, and the VM goes on."""
+    ak, name = vm
+    res = ak("exec", name, "--", "busybox", "dd", "if=/dev/zero", "of=/dev/ttyS0", "bs=64k",
+             "count=40", timeout=300)
+    assert res.rc == 0, res
+    assert (ak.data_dir / "run" / name / "console.log").stat().st_size <= 1 << 20
+    assert ak("exec", name, "--", "echo", "alive", check=True).stdout == "alive\n"
+
+
 def test_run_is_ephemeral(own):
     """`run` boots a VM for one command and leaves nothing: no process, no run directory."""
     ak, ref = own
