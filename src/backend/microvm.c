@@ -173,7 +173,9 @@ static bool is_stray(pid_t pid, const char *chan_arg)
         const char *base;
 
         (void)snprintf(path, sizeof(path), "/proc/%d", (int)pid);
-        if (stat(path, &st) < 0 || st.st_uid != geteuid())
+        /* ours: the caller's, or as root one of the sandboxes' ids (QEMU's -runas) */
+        if (stat(path, &st) < 0 ||
+            (st.st_uid != geteuid() && !(geteuid() == 0 && st.st_uid >= ID_RANGE_BASE)))
                 return false;
         (void)snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
         if (read_file_at(AT_FDCWD, path, &b, 1u << 16) < 0 || !b.data)
@@ -234,6 +236,7 @@ struct vm_start {
         char cache[PATH_MAX], agent[PATH_MAX], kernel[PATH_MAX], kver[256], rootfs[PATH_MAX];
         char initrd[PATH_MAX], caps[32];
         char relay_id[16]; /* as root: the relay's uid and gid, the last of the sandbox's range */
+        uint32_t vmm_id;   /* as root: the hypervisor's, the one before it */
         char **img_env;
         char *img_workdir, *img_user;
         enum vm_accel accel;
@@ -279,6 +282,7 @@ static int check_request(struct vm_start *st, struct ak_err *err)
                 if (r < 0)
                         return r;
                 (void)snprintf(st->relay_id, sizeof(st->relay_id), "%u", base + ID_RANGE_SIZE - 1);
+                st->vmm_id = base + ID_RANGE_SIZE - 2;
         }
         if (driver()->probe(&st->accel, why, sizeof(why)) != 1)
                 return ak_err_set(err, ENOENT, "%s", why);
@@ -395,6 +399,7 @@ static int launch_vmm(struct vm_start *st, struct ak_err *err)
             .vcpus = cfg->vcpus ? cfg->vcpus : 1,
             .memory_mb = cfg->memory_mb ? cfg->memory_mb : 512,
             .accel = st->accel,
+            .run_as = st->vmm_id,
         };
         int r = driver()->start(&spec, &st->rt.vmm_pid, err);
 

@@ -37,6 +37,9 @@ struct vm_spec {
         uint32_t vcpus;
         uint64_t memory_mb;
         enum vm_accel accel;
+        /* once its files are open, the hypervisor runs as this uid and gid (0: as the caller;
+         * rootless) */
+        uint32_t run_as;
 };
 
 struct vm_driver {

@@ -241,12 +241,17 @@ def test_vm_size_and_memory_hog_killed_inside_while_the_vm_survives(vm):
     assert rss_kb < (256 + 200) * 1024, rss_kb
 
 
-def test_relay_reads_the_guest_without_root(vm):
-    """The relay parses what the guest sends: it runs with no host privilege (an id of the
-    sandbox's own range, no groups, no_new_privs), the hypervisor's socket end and its listening
-    socket its only useful fds."""
+def test_host_processes_of_a_vm_run_without_root(vm):
+    """What the guest talks to on the host runs with no host privilege: the relay, which parses
+    the guest's frames (an id of the sandbox's own range, no groups, no_new_privs), and QEMU,
+    whose device models the guest drives (another id of that range, QEMU's seccomp filter)."""
     ak, name = vm
     rt = json.loads((ak.data_dir / "run" / name / "runtime.json").read_text())
+    status = pathlib.Path(f"/proc/{rt['vmm']['pid']}/status").read_text()
+    fields = dict(l.split(":", 1) for l in status.splitlines() if ":" in l)
+    uids = fields["Uid"].split()
+    assert all(u == uids[0] for u in uids) and int(uids[0]) >= 0x40000000, fields["Uid"]
+    assert fields["Seccomp"].strip() == "2", fields["Seccomp"]
     status = pathlib.Path(f"/proc/{rt['relay']['pid']}/status").read_text()
     fields = dict(l.split(":", 1) for l in status.splitlines() if ":" in l)
     uids = fields["Uid"].split()
