@@ -699,6 +699,16 @@ static void microvm_describe(const struct sandbox_ref *ref, bool running, json_t
                 return;
         json_object_set_new(vm, "driver", json_string(driver()->name));
         json_object_set_new(vm, "accel", json_string(rt.accel));
+        {
+                char boot[PROC_BOOT_ID_LEN + 1];
+                if (!running && proc_boot_id(boot) == 0 && !streq(boot, rt.boot_id)) {
+                        /* its processes ended with the host's last boot: nothing crashed */
+                        json_object_set_new(vm, "state", json_string("stopped"));
+                        json_object_set_new(vm, "reason", json_string("the host rebooted"));
+                        json_object_set_new(info, "vm", vm);
+                        return;
+                }
+        }
         if (!running && rt.vmm_pid) {
                 bool vmm = vmm_alive(&rt);
                 json_object_set_new(vm, "state", json_string("crashed"));
