@@ -24,6 +24,9 @@ build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcm
 tests=(python3-pytest bubblewrap time clang-format valgrind golang-github-burntsushi-toml-dev
         nodejs docker-registry skopeo umoci apache2-utils busybox-static zstd python3-jwt
         python3-cryptography docker.io podman runc xfsprogs btrfs-progs nftables curl openssl)
+# the microvm backend and its tests: QEMU's microvm machine, a guest kernel (Debian's cloud
+# kernel: its virtio drivers are modules the guest's initramfs loads), mkfs.erofs for images
+vm=(qemu-system-x86 linux-image-cloud-amd64 erofs-utils)
 
 mode=${1:-all}
 case $mode in
@@ -38,7 +41,7 @@ if [[ $mode != --runtime-only ]]; then
         want+=("${build[@]}")
 fi
 if [[ $mode == all ]]; then
-        want+=("${tests[@]}")
+        want+=("${tests[@]}" "${vm[@]}")
         if ! command -v npm >/dev/null; then
                 want+=(npm)
         fi

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,7 +27,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent-guest.h"
 #include "agent.h"
+#include "mux.h"
 #include "shared/caps.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -403,6 +406,8 @@ static _noreturn_ void shutdown_all(void)
                                 usleep(2000);
                 }
                 (void)kill(-1, SIGKILL);
+                if (agent_guest)
+                        agent_guest_poweroff(); /* the machine ends with its init */
         } else {
                 /* not an init: nothing ends our children for us, waiting handlers included */
                 for (size_t i = 0; i < n_handlers; i++)
@@ -423,6 +428,8 @@ static _noreturn_ void usage(void)
             "                         [--state-fd N | --state-dir DIR] [--caps HEX]\n"
             "                         [--workdir DIR] [--user USER] [--hold-fd N]... [--uuid ID]\n"
             "                         [--host-files]\n"
+            "       agentkernel-agent --guest             (a virtual machine's /init)\n"
+            "       agentkernel-agent --vm-relay FD --listen-fd N [--relay-id ID] [--uuid ID]\n"
             "The sandbox agent; started by agentkernel, not by hand.\n",
             stderr);
         exit(2);
@@ -451,8 +458,12 @@ int main(int argc, char **argv)
             {"hold-fd", required_argument, NULL, 'H'},
             {"uuid", required_argument, NULL, 'U'},
             {"host-files", no_argument, NULL, 'F'},
+            {"vm-relay", required_argument, NULL, 'R'},
+            {"relay-id", required_argument, NULL, 'I'},
             {NULL, 0, NULL, 0},
         };
+        int relay_fd = -1;
+        uint32_t relay_id = 0;
         int listen_fd = -1, conn_fd = -1, sync_fd = -1, sigfd, c;
         int hold_fds[HOLD_MAX];
         size_t n_hold = 0;
@@ -460,6 +471,8 @@ int main(int argc, char **argv)
         sigset_t mask;
 
         (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        if (argc == 2 && streq(argv[1], "--guest") && getpid() == 1)
+                (void)agent_guest_boot(&argc, &argv);
         agent_cfg.child_caps = ~0ull;
         agent_cfg.workdir = "/";
         while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -523,6 +536,13 @@ int main(int argc, char **argv)
                 case 'F':
                         agent_cfg.host_files = true;
                         break;
+                case 'R':
+                        relay_fd = parse_fd(optarg);
+                        break;
+                case 'I':
+                        if (safe_atou32(optarg, &relay_id) < 0 || relay_id == 0)
+                                usage();
+                        break;
                 case 'U':
                         if (!uuid_is_valid(optarg))
                                 usage();
@@ -534,6 +554,30 @@ int main(int argc, char **argv)
         }
         if ((listen_fd < 0) == (conn_fd < 0) || optind != argc)
                 usage();
+        if (relay_fd >= 0) {
+                /* The host's end of a virtual machine's channel (mux.h): connections on the
+                 * listening socket become channels over the hypervisor's stream (the fd the
+                 * backend connected), until it ends. */
+                if (listen_fd < 0)
+                        usage();
+                (void)fcntl(relay_fd, F_SETFD, FD_CLOEXEC);
+                (void)fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
+                (void)signal(SIGPIPE, SIG_IGN);
+                /* It reads what the guest sends: with its two fds open it needs nothing else
+                 * of the host, so it gives up root for an id of the sandbox's own range. */
+                if (relay_id &&
+                    (setgroups(0, NULL) < 0 || setresgid(relay_id, relay_id, relay_id) < 0 ||
+                     setresuid(relay_id, relay_id, relay_id) < 0)) {
+                        fprintf(stderr, "agentkernel-agent: relay: drop to %u: %s\n", relay_id,
+                                strerror(errno));
+                        return 1;
+                }
+                (void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+                if (chdir("/") < 0)
+                        return 1;
+                return mux_run(relay_fd, listen_fd, NULL, 0) < 0 ? 1 : 0;
+        }
         agent_cfg.is_init = getpid() == 1;
         agent_pid = getpid();
         /* Lower the bounding set once: every command started afterwards gets at most the
@@ -576,6 +620,8 @@ int main(int argc, char **argv)
                 agent_log("signalfd: %s", strerror(errno));
                 return 1;
         }
+        if (agent_guest)
+                agent_guest_start_mux();
         if (conn_fd >= 0) {
                 /* One request, served right here (no fork on the way), then the sandbox ends. */
                 (void)serve_connection(conn_fd);
@@ -629,7 +675,8 @@ int main(int argc, char **argv)
                         pid_t pid = waitpid(-1, NULL, WNOHANG);
                         if (pid <= 0)
                                 break;
-                        handler_forget(pid);
+                        if (!agent_guest_reaped(pid))
+                                handler_forget(pid);
                 }
                 if (i_listen >= 0 && (p[i_listen].revents & POLLIN) && n_free_handlers() == 0)
                         refuse_waiting_connection(listen_fd, fork_err);

@@ -3,10 +3,7 @@
 #include "backends.h"
 
 static const struct backend_ops *const builtin[] = {
-    &native_backend_ops,
-    &docker_backend_ops,
-    &podman_backend_ops,
-    NULL,
+    &native_backend_ops, &docker_backend_ops, &podman_backend_ops, &microvm_backend_ops, NULL,
 };
 
 void backends_init(void)

@@ -8,7 +8,7 @@
 
 #include "core/backend.h"
 
-/* native, docker and podman, native first (the default). */
+/* native, docker, podman and microvm, native first (the default). */
 void backends_init(void);
 
 /* Unit tests only (the test library): the same, then the fake and faulty backends. */
@@ -17,6 +17,7 @@ void backends_init_test(void);
 extern const struct backend_ops native_backend_ops;
 extern const struct backend_ops docker_backend_ops;
 extern const struct backend_ops podman_backend_ops;
+extern const struct backend_ops microvm_backend_ops;
 /* In the test library only (backend/fake.c, backend/faulty.c). */
 extern const struct backend_ops fake_backend_ops;
 extern const struct backend_ops faulty_backend_ops;

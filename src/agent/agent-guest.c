@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The agent as a virtual machine's init (agentkernel-agent --guest, the kernel's /init in the
+ * initramfs the microvm backend makes). Before the agent serves anything it boots the guest:
+ * /dev, /proc and /sys; the kernel modules the initramfs carries (virtio and filesystems, in
+ * the order /ak/modules lists them); the root filesystem (the image's erofs on the first disk,
+ * read-only, under an overlay whose upper layer is a tmpfs of the sandbox's disk size); the
+ * switch into it. Then the agent's socket and state directory in a private tmpfs that is
+ * detached from the mount tree (nothing in the guest can reach them by a path), and the
+ * multiplexer (mux.c) that joins the host's virtio-serial port to that socket.
+ *
+ * What the host tells the guest is in /ak/config of the initramfs (a second cpio archive the
+ * host appends for each start): NUL-separated "arg=", "env=" and "disk_mb=" entries. A step that
+ * fails powers the machine off with its reason on the console: a guest never serves half-made.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent-guest.h"
+#include "agent.h"
+#include "mux.h"
+#include "shared/buf.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/parse-util.h"
+
+#define GUEST_CONFIG "/ak/config"
+#define GUEST_MODULES "/ak/modules"
+#define GUEST_PORT_NAME "ak.0"
+#define GUEST_DEVICE_WAIT_MS 10000
+#define GUEST_CONFIG_MAX (1u << 20)
+#define GUEST_ARGS_MAX 64
+
+bool agent_guest;
+
+static int link_fd = -1;
+static int sock_dir_fd = -1;
+static pid_t mux_pid = -1;
+static char sock_path[64];
+
+/* Says why on the console and powers off: the host sees the machine end. */
+_noreturn_ void agent_guest_fail(const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+        int fd = open("/dev/console", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+
+        va_start(ap, fmt);
+        (void)vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (fd >= 0) {
+                (void)write_all(fd, "agentkernel-agent: ", 19);
+                (void)write_all(fd, msg, strlen(msg));
+                (void)write_all(fd, "\n", 1);
+                close(fd);
+        }
+        agent_guest_poweroff();
+}
+
+_noreturn_ void agent_guest_poweroff(void)
+{
+        sync();
+        (void)reboot(RB_POWER_OFF);
+        _exit(1); /* init exiting: the kernel panics, and panic=-1 ends the machine too */
+}
+
+static void must(int r, const char *what)
+{
+        if (r < 0)
+                agent_guest_fail("%s: %s", what, strerror(errno));
+}
+
+static void mount_or_fail(const char *src, const char *dst, const char *type, unsigned long fl,
+                          const char *data)
+{
+        (void)mkdir(dst, 0755);
+        if (mount(src, dst, type, fl, data) < 0)
+                agent_guest_fail("mount %s on '%s': %s", type ? type : src, dst, strerror(errno));
+}
+
+static void load_modules(void)
+{
+        cleanup_buf struct buf b = BUF_INIT;
+
+        if (read_file_at(AT_FDCWD, GUEST_MODULES, &b, 1u << 16) < 0 || !b.data)
+                return; /* a kernel with the drivers built in */
+        for (size_t i = 0; i < b.len;) {
+                const char *path = b.data + i;
+                size_t len = strnlen(path, b.len - i);
+                cleanup_close int fd = -1;
+
+                i += len + 1;
+                if (!len)
+                        continue;
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        agent_guest_fail("module '%s': %s", path, strerror(errno));
+                if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+                        agent_guest_fail("load module '%s': %s", path, strerror(errno));
+        }
+}
+
+/* The /dev name of the virtio-serial port the host named GUEST_PORT_NAME. */
+static bool find_port(char *out, size_t len)
+{
+        DIR *d = opendir("/sys/class/virtio-ports");
+        struct dirent *de;
+        bool found = false;
+
+        if (!d)
+                return false;
+        while (!found && (de = readdir(d))) {
+                char p[PATH_MAX];
+                cleanup_buf struct buf name = BUF_INIT;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                (void)snprintf(p, sizeof(p), "/sys/class/virtio-ports/%s/name", de->d_name);
+                if (read_file_at(AT_FDCWD, p, &name, 256) < 0 || !name.data)
+                        continue;
+                if (name.len && name.data[name.len - 1] == '\n')
+                        name.data[--name.len] = '\0';
+                if (streq(name.data, GUEST_PORT_NAME)) {
+                        (void)snprintf(out, len, "/dev/%s", de->d_name);
+                        found = true;
+                }
+        }
+        closedir(d);
+        return found;
+}
+
+static void wait_for(const char *what, bool (*ready)(char *, size_t), char *out, size_t len)
+{
+        for (int waited = 0; !ready(out, len); waited += 5) {
+                if (waited >= GUEST_DEVICE_WAIT_MS)
+                        agent_guest_fail("no %s after %d ms", what, GUEST_DEVICE_WAIT_MS);
+                usleep(5000);
+        }
+}
+
+static bool find_disk(char *out, size_t len)
+{
+        (void)snprintf(out, len, "/dev/vda");
+        return access(out, F_OK) == 0;
+}
+
+struct guest_config {
+        char *argv[GUEST_ARGS_MAX + 1];
+        size_t argc;
+        char **env;
+        size_t n_env;
+        uint64_t disk_mb;
+};
+
+static void read_config(struct guest_config *g)
+{
+        struct buf b = BUF_INIT; /* kept: argv and env point into it */
+        size_t n_env_max = 0;
+
+        if (read_file_at(AT_FDCWD, GUEST_CONFIG, &b, GUEST_CONFIG_MAX) < 0 || !b.data)
+                agent_guest_fail("no %s in the initramfs", GUEST_CONFIG);
+        for (size_t i = 0; i < b.len; i++)
+                n_env_max += b.data[i] == '\0';
+        g->env = calloc(n_env_max + 2, sizeof(char *));
+        if (!g->env)
+                agent_guest_fail("out of memory");
+        for (size_t i = 0; i < b.len;) {
+                char *e = b.data + i;
+                i += strnlen(e, b.len - i) + 1;
+                if (strncmp(e, "arg=", 4) == 0) {
+                        if (g->argc == GUEST_ARGS_MAX)
+                                agent_guest_fail("too many arguments in %s", GUEST_CONFIG);
+                        g->argv[g->argc++] = e + 4;
+                } else if (strncmp(e, "env=", 4) == 0) {
+                        g->env[g->n_env++] = e + 4;
+                } else if (strncmp(e, "disk_mb=", 8) == 0) {
+                        if (safe_atou64(e + 8, &g->disk_mb) < 0 || g->disk_mb == 0)
+                                agent_guest_fail("bad disk_mb in %s", GUEST_CONFIG);
+                }
+        }
+}
+
+/* The overlay root over the image and the switch into it (what switch_root does: the
+ * initramfs stays, unreachable, under the new root). */
+static void mount_root(const struct guest_config *g)
+{
+        char disk[32], opts[128];
+
+        wait_for("root disk", find_disk, disk, sizeof(disk));
+        mount_or_fail(disk, "/lower", "erofs", MS_RDONLY | MS_NODEV, NULL);
+        (void)snprintf(opts, sizeof(opts), "mode=0755,size=%llum",
+                       (unsigned long long)(g->disk_mb ? g->disk_mb : 1024));
+        mount_or_fail("rw", "/rw", "tmpfs", MS_NODEV, opts);
+        must(mkdir("/rw/upper", 0755), "mkdir upper");
+        must(mkdir("/rw/work", 0755), "mkdir work");
+        mount_or_fail("overlay", "/newroot", "overlay", 0,
+                      "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work");
+        (void)mkdir("/newroot/dev", 0755);
+        (void)mkdir("/newroot/proc", 0555);
+        (void)mkdir("/newroot/sys", 0555);
+        mount_or_fail("/dev", "/newroot/dev", NULL, MS_MOVE, NULL);
+        mount_or_fail("/proc", "/newroot/proc", NULL, MS_MOVE, NULL);
+        mount_or_fail("/sys", "/newroot/sys", NULL, MS_MOVE, NULL);
+        must(chdir("/newroot"), "chdir new root");
+        must(mount(".", "/", NULL, MS_MOVE, NULL), "move new root");
+        must(chroot("."), "chroot");
+        must(chdir("/"), "chdir /");
+        mount_or_fail("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                      "mode=0620,ptmxmode=0666");
+        mount_or_fail("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+        (void)mkdir("/tmp", 01777);
+        (void)chmod("/tmp", 01777);
+}
+
+/* The agent's socket and state in a tmpfs detached from the tree: reachable only through the
+ * directory fds this process holds. */
+static void private_dirs(int *ret_listen, int *ret_state)
+{
+        struct ak_err e = {0};
+        int listen_fd;
+
+        (void)mkdir("/run", 0755);
+        mount_or_fail("agentkernel", "/run/.agentkernel", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      "mode=0700,size=256m,nr_inodes=65536");
+        must(mkdir("/run/.agentkernel/state", 0700), "mkdir state");
+        listen_fd = unix_listen("/run/.agentkernel/agent.sock", 128, &e);
+        if (listen_fd < 0)
+                agent_guest_fail("agent socket: %s", ak_err_msg(&e));
+        *ret_state = open("/run/.agentkernel/state", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        sock_dir_fd = open("/run/.agentkernel", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (*ret_state < 0 || sock_dir_fd < 0)
+                agent_guest_fail("private directory: %s", strerror(errno));
+        must(umount2("/run/.agentkernel", MNT_DETACH), "detach private directory");
+        (void)rmdir("/run/.agentkernel");
+        (void)snprintf(sock_path, sizeof(sock_path), "/proc/self/fd/%d/agent.sock", sock_dir_fd);
+        *ret_listen = listen_fd;
+}
+
+void agent_guest_start_mux(void)
+{
+        pid_t pid = fork();
+
+        if (pid < 0)
+                agent_guest_fail("fork: %s", strerror(errno));
+        if (pid == 0) {
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                (void)write_file_string("/proc/self/oom_score_adj", "-1000");
+                _exit(mux_run(link_fd, -1, sock_path, 1) < 0 ? 1 : 0);
+        }
+        mux_pid = pid;
+}
+
+bool agent_guest_reaped(pid_t pid)
+{
+        if (!agent_guest || pid != mux_pid)
+                return false;
+        agent_guest_start_mux(); /* the guest's only way out: never without it */
+        return true;
+}
+
+int agent_guest_boot(int *argc, char ***argv)
+{
+        static struct guest_config g;
+        static char *new_argv[GUEST_ARGS_MAX + 8];
+        static char fd_listen[16], fd_state[16];
+        char port[64];
+        size_t n = 0;
+        int listen_fd, state_fd;
+
+        agent_guest = true;
+        (void)mkdir("/dev", 0755);
+        (void)mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+        mount_or_fail("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        mount_or_fail("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+        read_config(&g);
+        load_modules();
+        mount_root(&g);
+        wait_for("virtio-serial port '" GUEST_PORT_NAME "'", find_port, port, sizeof(port));
+        link_fd = open(port, O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (link_fd < 0)
+                agent_guest_fail("open '%s': %s", port, strerror(errno));
+        private_dirs(&listen_fd, &state_fd);
+        environ = g.env;
+        (void)snprintf(fd_listen, sizeof(fd_listen), "%d", listen_fd);
+        (void)snprintf(fd_state, sizeof(fd_state), "%d", state_fd);
+        new_argv[n++] = (*argv)[0];
+        new_argv[n++] = "--listen-fd";
+        new_argv[n++] = fd_listen;
+        new_argv[n++] = "--state-fd";
+        new_argv[n++] = fd_state;
+        for (size_t i = 0; i < g.argc; i++)
+                new_argv[n++] = g.argv[i];
+        new_argv[n] = NULL;
+        *argc = (int)n;
+        *argv = new_argv;
+        return 0;
+}

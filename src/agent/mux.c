@@ -1,0 +1,384 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The channel multiplexer of mux.h: one poll loop over the link and every channel's socket.
+ * Nothing here blocks: the link and the sockets are non-blocking, what cannot be written yet
+ * waits in a buffer bounded by the window (channels) or by what the loop reads (the link), and
+ * a channel is read from only while its window has room and the link's buffer is short.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mux.h"
+#include "proto.h"
+#include "shared/buf.h"
+#include "shared/err.h"
+#include "shared/fd-util.h"
+
+#define LINK_OUT_HIGH (512u << 10) /* channels are not read while the link has this much queued */
+#define HDR 8
+
+struct chan {
+        int fd;           /* -1: slot free */
+        uint16_t id;      /* on the link */
+        struct buf out;   /* from the link, to be written to fd */
+        uint32_t unacked; /* bytes sent on the link the peer has not written out yet */
+        uint32_t to_ack;  /* bytes written to fd, not yet acknowledged */
+        bool local_eof;   /* fd said end of file; EOF sent */
+        bool peer_eof;    /* peer sent EOF; shut fd for writing once out is empty */
+        bool shut;        /* fd shut for writing */
+};
+
+struct mux {
+        int link;
+        struct buf in, out;
+        struct chan ch[MUX_CHANNELS_MAX];
+        uint16_t next_id;
+        bool guest;
+        const char *connect_path;
+};
+
+static void encode_hdr(uint8_t h[HDR], uint16_t type, uint16_t chan, uint32_t len)
+{
+        const uint8_t v[HDR] = {(uint8_t)len,         (uint8_t)(len >> 8), (uint8_t)(len >> 16),
+                                (uint8_t)(len >> 24), (uint8_t)type,       (uint8_t)(type >> 8),
+                                (uint8_t)chan,        (uint8_t)(chan >> 8)};
+        memcpy(h, v, HDR);
+}
+
+static void put_hdr(struct buf *b, uint16_t type, uint16_t chan, uint32_t len)
+{
+        uint8_t h[HDR];
+        encode_hdr(h, type, chan, len);
+        (void)buf_append(b, h, sizeof(h));
+}
+
+static int send_ctl(struct mux *m, uint16_t type, uint16_t chan, uint32_t v, bool with_v)
+{
+        uint8_t p[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+
+        put_hdr(&m->out, type, chan, with_v ? 4 : 0);
+        if (with_v)
+                return buf_append(&m->out, p, sizeof(p));
+        return 0;
+}
+
+static struct chan *chan_find(struct mux *m, uint16_t id)
+{
+        for (size_t i = 0; i < MUX_CHANNELS_MAX; i++)
+                if (m->ch[i].fd >= 0 && m->ch[i].id == id)
+                        return &m->ch[i];
+        return NULL;
+}
+
+static struct chan *chan_add(struct mux *m, int fd, uint16_t id)
+{
+        for (size_t i = 0; i < MUX_CHANNELS_MAX; i++)
+                if (m->ch[i].fd < 0) {
+                        struct chan *c = &m->ch[i];
+                        *c = (struct chan){.fd = fd, .id = id};
+                        (void)fd_set_nonblock(fd, true);
+                        return c;
+                }
+        return NULL;
+}
+
+static void chan_drop(struct chan *c)
+{
+        close(c->fd);
+        buf_done(&c->out);
+        *c = (struct chan){.fd = -1};
+}
+
+/* Ends a channel here and tells the peer (a reset: whatever was queued is dropped). */
+static void chan_reset(struct mux *m, struct chan *c)
+{
+        (void)send_ctl(m, AK_MUX_CLOSE, c->id, 0, false);
+        chan_drop(c);
+}
+
+/* Once both directions ended here (our EOF sent, the peer's received and everything before it
+ * written out), the channel is done at this end; the peer decides the same for its end from
+ * the same two EOFs, so nothing more is sent (a CLOSE now could overtake data the peer has yet
+ * to write out). */
+static void chan_maybe_done(struct mux *m, struct chan *c)
+{
+        (void)m;
+        if (c->local_eof && c->shut && c->out.len == 0)
+                chan_drop(c);
+}
+
+static void flush_chan(struct mux *m, struct chan *c)
+{
+        while (c->out.len) {
+                ssize_t n = write(c->fd, c->out.data, c->out.len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        break;
+                if (n <= 0) {
+                        chan_reset(m, c); /* the local end is gone */
+                        return;
+                }
+                buf_consume(&c->out, (size_t)n);
+                c->to_ack += (uint32_t)n;
+        }
+        if (c->to_ack) {
+                (void)send_ctl(m, AK_MUX_ACK, c->id, c->to_ack, true);
+                c->to_ack = 0;
+        }
+        if (c->out.len == 0 && c->peer_eof && !c->shut) {
+                (void)shutdown(c->fd, SHUT_WR);
+                c->shut = true;
+        }
+        chan_maybe_done(m, c);
+}
+
+/* One frame from the link. -EPROTO when the peer broke the rules. */
+static int on_frame(struct mux *m, const struct ak_msg *f)
+{
+        struct chan *c = chan_find(m, f->chan);
+
+        switch (f->type) {
+        case AK_MUX_OPEN: {
+                struct ak_err e = {0};
+                int fd;
+
+                if (!m->guest || f->chan == 0)
+                        return -EPROTO;
+                if (c) /* the host is done with it (it reuses only ids it freed) */
+                        chan_drop(c);
+                fd = unix_connect(m->connect_path, &e);
+                if (fd < 0 || !chan_add(m, fd, f->chan)) {
+                        if (fd >= 0)
+                                close(fd);
+                        return send_ctl(m, AK_MUX_CLOSE, f->chan, 0, false);
+                }
+                return 0;
+        }
+        case AK_MUX_DATA:
+                if (!c)
+                        return 0; /* reset here while it was on its way */
+                if (c->peer_eof || c->out.len + f->len > MUX_WINDOW)
+                        return -EPROTO;
+                if (buf_append(&c->out, f->payload, f->len) < 0)
+                        return -ENOMEM;
+                flush_chan(m, c);
+                return 0;
+        case AK_MUX_EOF:
+                if (c) {
+                        c->peer_eof = true;
+                        flush_chan(m, c);
+                }
+                return 0;
+        case AK_MUX_CLOSE:
+                if (c)
+                        chan_drop(c);
+                return 0;
+        case AK_MUX_ACK: {
+                uint32_t n;
+                if (f->len != 4)
+                        return -EPROTO;
+                if (!c)
+                        return 0;
+                n = (uint32_t)f->payload[0] | (uint32_t)f->payload[1] << 8 |
+                    (uint32_t)f->payload[2] << 16 | (uint32_t)f->payload[3] << 24;
+                if (n > c->unacked)
+                        return -EPROTO;
+                c->unacked -= n;
+                return 0;
+        }
+        default:
+                return -EPROTO;
+        }
+}
+
+static int read_link(struct mux *m)
+{
+        ssize_t n;
+
+        if (buf_reserve(&m->in, MUX_CHUNK) < 0)
+                return -ENOMEM;
+        n = read(m->link, m->in.data + m->in.len, MUX_CHUNK);
+        if (n < 0)
+                return errno == EINTR || errno == EAGAIN ? 1 : -errno;
+        if (n == 0)
+                return 0;
+        m->in.len += (size_t)n;
+        for (;;) {
+                struct ak_msg f;
+                ssize_t k = ak_frame_parse((const uint8_t *)m->in.data, m->in.len, &f);
+                int r;
+                if (k < 0)
+                        return (int)k;
+                if (k == 0)
+                        break;
+                r = on_frame(m, &f);
+                if (r < 0)
+                        return r;
+                buf_consume(&m->in, (size_t)k);
+        }
+        return 1;
+}
+
+static void read_chan(struct mux *m, struct chan *c)
+{
+        size_t room = MUX_WINDOW - c->unacked, hdr_at = m->out.len;
+        ssize_t n;
+
+        if (room > MUX_CHUNK)
+                room = MUX_CHUNK;
+        if (room == 0)
+                return; /* the window is full: nothing may be read (0 bytes is not an end) */
+        if (buf_reserve(&m->out, HDR + room) < 0)
+                return;
+        n = read(c->fd, m->out.data + hdr_at + HDR, room);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                return;
+        if (n <= 0) {
+                if (n < 0) {
+                        chan_reset(m, c);
+                        return;
+                }
+                c->local_eof = true;
+                (void)send_ctl(m, AK_MUX_EOF, c->id, 0, false);
+                chan_maybe_done(m, c);
+                return;
+        }
+        /* the header goes in front of the bytes read, in place (buf_append would write its NUL
+         * terminator over the first of them) */
+        encode_hdr((uint8_t *)m->out.data + hdr_at, AK_MUX_DATA, c->id, (uint32_t)n);
+        m->out.len += HDR + (size_t)n;
+        m->out.data[m->out.len] = '\0';
+        c->unacked += (uint32_t)n;
+}
+
+static int flush_link(struct mux *m)
+{
+        while (m->out.len) {
+                ssize_t n = write(m->link, m->out.data, m->out.len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EPIPE;
+                buf_consume(&m->out, (size_t)n);
+        }
+        return 0;
+}
+
+static void accept_one(struct mux *m, int listen_fd)
+{
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+        if (fd < 0)
+                return;
+        for (int tries = 0; tries < 65536; tries++) {
+                uint16_t id = ++m->next_id;
+                if (id == 0 || chan_find(m, id))
+                        continue;
+                if (!chan_add(m, fd, id))
+                        break;
+                (void)send_ctl(m, AK_MUX_OPEN, id, 0, false);
+                return;
+        }
+        close(fd); /* too many channels: the client sees end of file */
+}
+
+static void reset_all(struct mux *m)
+{
+        for (size_t i = 0; i < MUX_CHANNELS_MAX; i++)
+                if (m->ch[i].fd >= 0)
+                        chan_drop(&m->ch[i]);
+        buf_reset(&m->in);
+        buf_reset(&m->out);
+}
+
+int mux_run(int link_fd, int listen_fd, const char *connect_path, int is_guest)
+{
+        static struct mux m; /* one per process; too big for a small stack */
+        struct pollfd p[MUX_CHANNELS_MAX + 2];
+        struct chan *pc[MUX_CHANNELS_MAX + 2];
+        int r = 0;
+
+        memset(&m, 0, sizeof(m));
+        m.link = link_fd;
+        m.guest = is_guest;
+        m.connect_path = connect_path;
+        for (size_t i = 0; i < MUX_CHANNELS_MAX; i++)
+                m.ch[i].fd = -1;
+        (void)fd_set_nonblock(link_fd, true);
+        if (listen_fd >= 0)
+                (void)fd_set_nonblock(listen_fd, true);
+        for (;;) {
+                nfds_t n = 0;
+                bool link_busy = m.out.len >= LINK_OUT_HIGH;
+
+                p[n] = (struct pollfd){link_fd, (short)(POLLIN | (m.out.len ? POLLOUT : 0)), 0};
+                pc[n++] = NULL;
+                if (listen_fd >= 0 && !link_busy) {
+                        p[n] = (struct pollfd){listen_fd, POLLIN, 0};
+                        pc[n++] = NULL;
+                }
+                for (size_t i = 0; i < MUX_CHANNELS_MAX; i++) {
+                        struct chan *c = &m.ch[i];
+                        short ev = 0;
+                        if (c->fd < 0 || (c->local_eof && c->out.len == 0))
+                                continue; /* nothing to do until the peer says more: a hung-up
+                                             socket would wake poll() every time */
+                        if (!c->local_eof && !link_busy && c->unacked < MUX_WINDOW)
+                                ev |= POLLIN;
+                        if (c->out.len)
+                                ev |= POLLOUT;
+                        p[n] = (struct pollfd){c->fd, ev, 0};
+                        pc[n++] = c;
+                }
+                if (poll(p, n, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        break;
+                }
+                if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+                        r = read_link(&m);
+                        if (r == 0 && is_guest) {
+                                /* no host at the other end (yet, or any more): forget its
+                                 * channels and wait for the next one */
+                                reset_all(&m);
+                                usleep(20000);
+                                continue;
+                        }
+                        if (r <= 0)
+                                break;
+                }
+                for (nfds_t i = 1; i < n; i++) {
+                        struct chan *c = pc[i];
+                        if (!c) {
+                                if (p[i].revents & POLLIN)
+                                        accept_one(&m, listen_fd);
+                                continue;
+                        }
+                        if (c->fd < 0 || p[i].fd != c->fd)
+                                continue; /* reset while handling an earlier entry */
+                        if (p[i].revents & POLLOUT)
+                                flush_chan(&m, c);
+                        /* only when asked for: a hung-up socket reports POLLHUP even while
+                         * the window is full, and a read of 0 bytes would look like its end */
+                        if (c->fd >= 0 && p[i].fd == c->fd && (p[i].events & POLLIN) &&
+                            (p[i].revents & (POLLIN | POLLHUP | POLLERR)) && !c->local_eof)
+                                read_chan(&m, c);
+                }
+                r = flush_link(&m);
+                if (r < 0)
+                        break;
+        }
+        reset_all(&m);
+        buf_done(&m.in);
+        buf_done(&m.out);
+        return r;
+}

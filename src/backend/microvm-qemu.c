@@ -1,0 +1,359 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The `qemu` driver of the microvm backend (struct vm_driver, microvm.h): QEMU's `microvm`
+ * machine — virtio-mmio devices, qboot (QEMU's default firmware for it), no PCI; ACPI stays on
+ * because it is how Debian's kernel finds virtio-mmio devices (its VIRTIO_MMIO_CMDLINE_DEVICES
+ * is off). The guest's channel is a virtio-serial port named "ak.0" whose other end is a unix
+ * socket QEMU listens on in the sandbox's private run directory. QEMU daemonizes itself once its
+ * devices (that socket included) exist, so the machine outlives the caller.
+ *
+ * KVM is used only when it can actually run a guest: on a paravirtual nested KVM (kvm-pvm) the
+ * device opens and VMs are created, yet a Linux guest never gets past entering long mode. So the
+ * probe boots the guest kernel once under KVM (no initramfs: it must print its banner and
+ * panic) and caches what it saw per host boot; otherwise TCG, said by `doctor`.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend/microvm.h"
+#include "core/private-dir.h"
+#include "shared/buf.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/macro.h"
+#include "shared/parse-util.h"
+#include "shared/random-util.h"
+#include "shared/time-util.h"
+
+#define QEMU_BIN "qemu-system-x86_64"
+#define KVM_PROBE_TIMEOUT_MS 5000
+#define QEMU_STOP_GRACE_MS 3000
+#define CONSOLE_MAX (1u << 20) /* bytes of the guest's console kept on the host */
+
+static bool find_qemu(char *out, size_t len)
+{
+        const char *env = secure_getenv("AGENTKERNEL_QEMU");
+        const char *path = getenv("PATH");
+        cleanup_free char *copy = NULL;
+        char *save = NULL;
+
+        if (env && *env) {
+                (void)snprintf(out, len, "%s", env);
+                return access(out, X_OK) == 0;
+        }
+        copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+        if (!copy)
+                return false;
+        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+                (void)snprintf(out, len, "%s/%s", d, QEMU_BIN);
+                if (access(out, X_OK) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* Boots kernel under KVM with its console in a pipe: true when its banner shows in time. */
+static bool kvm_boots(const char *qemu, const char *kernel, char *why, size_t why_len)
+{
+        int p[2], status;
+        pid_t pid;
+        cleanup_buf struct buf out = BUF_INIT;
+        int64_t until = now_monotonic_ns() + (int64_t)KVM_PROBE_TIMEOUT_MS * NSEC_PER_MSEC;
+        bool ok = false;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return false;
+        pid = fork();
+        if (pid < 0) {
+                close(p[0]);
+                close(p[1]);
+                return false;
+        }
+        if (pid == 0) {
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                (void)dup2(null, STDIN_FILENO);
+                (void)dup2(p[1], STDOUT_FILENO);
+                (void)dup2(null, STDERR_FILENO);
+                execl(qemu, qemu, "-M", "microvm", "-accel", "kvm", "-cpu", "host", "-m", "128",
+                      "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none",
+                      "-no-reboot", "-serial", "stdio", "-kernel", kernel, "-append",
+                      "console=ttyS0 panic=-1 tsc_early_khz=2000000", (char *)NULL);
+                _exit(127);
+        }
+        close(p[1]);
+        (void)fd_set_nonblock(p[0], true);
+        while (!ok) {
+                int64_t left = (until - now_monotonic_ns()) / NSEC_PER_MSEC;
+                struct pollfd pf = {p[0], POLLIN, 0};
+                char chunk[4096];
+                ssize_t n;
+                if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+                        break;
+                n = read(p[0], chunk, sizeof(chunk));
+                if (n <= 0)
+                        break;
+                if (out.len < (1u << 20))
+                        (void)buf_append(&out, chunk, (size_t)n);
+                ok = out.data && strstr(out.data, "Linux version");
+        }
+        close(p[0]);
+        (void)kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (!ok)
+                (void)snprintf(why, why_len,
+                               "/dev/kvm opens but a probe guest did not boot under it within "
+                               "%d ms (a paravirtual nested KVM?)",
+                               KVM_PROBE_TIMEOUT_MS);
+        return ok;
+}
+
+/* Where the probe's result is kept: the host's, not a data directory's (it says what this host
+ * can do, and every data directory would pay the probe's seconds again): the runtime directory
+ * (/run/agentkernel as root, $XDG_RUNTIME_DIR/agentkernel rootless), else the data cache. */
+static int probe_cache_dir(char *out, size_t len)
+{
+        const char *runtime = geteuid() == 0 ? "/run" : secure_getenv("XDG_RUNTIME_DIR");
+
+        if (runtime && runtime[0] == '/') {
+                cleanup_close int fd = -1;
+                (void)snprintf(out, len, "%s/agentkernel", runtime);
+                fd = private_dir_open(out, "runtime directory", PRIVATE_CREATE, NULL, NULL);
+                if (fd >= 0)
+                        return 0;
+        }
+        return vm_cache_dir(out, len, NULL);
+}
+
+/* The KVM probe's result for this host boot, cached: "kvm", or "tcg <why>". */
+static enum vm_accel kvm_probe(const char *qemu, char *why, size_t why_len)
+{
+        char cache[PATH_MAX], kernel[PATH_MAX], kver[256], boot[64] = "", path[PATH_MAX * 2];
+        cleanup_buf struct buf b = BUF_INIT;
+        const char *force = secure_getenv("AGENTKERNEL_VM_ACCEL");
+        enum vm_accel a;
+
+        if (force && streq(force, "tcg")) {
+                (void)snprintf(why, why_len, "AGENTKERNEL_VM_ACCEL=tcg");
+                return VM_ACCEL_TCG;
+        }
+        if (access("/dev/kvm", R_OK | W_OK) < 0) {
+                (void)snprintf(why, why_len, "no usable /dev/kvm");
+                return VM_ACCEL_TCG;
+        }
+        if (force && streq(force, "kvm")) {
+                (void)snprintf(why, why_len, "AGENTKERNEL_VM_ACCEL=kvm");
+                return VM_ACCEL_KVM;
+        }
+        if (probe_cache_dir(cache, sizeof(cache)) < 0 ||
+            vm_guest_kernel(kernel, sizeof(kernel), kver, sizeof(kver), NULL) < 0) {
+                (void)snprintf(why, why_len, "the KVM probe needs a guest kernel");
+                return VM_ACCEL_TCG;
+        }
+        {
+                cleanup_buf struct buf id = BUF_INIT;
+                if (read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", &id, 64) >= 0 &&
+                    id.data)
+                        (void)snprintf(boot, sizeof(boot), "%.36s", id.data);
+        }
+        (void)snprintf(path, sizeof(path), "%s/kvm-probe-%s", cache, boot);
+        if (read_file_at(AT_FDCWD, path, &b, 4096) >= 0 && b.data && b.len) {
+                if (strncmp(b.data, "kvm", 3) == 0) {
+                        (void)snprintf(why, why_len, "a probe guest booted under KVM");
+                        return VM_ACCEL_KVM;
+                }
+                (void)snprintf(why, why_len, "%s", b.len > 4 ? b.data + 4 : "");
+                return VM_ACCEL_TCG;
+        }
+        a = kvm_boots(qemu, kernel, why, why_len) ? VM_ACCEL_KVM : VM_ACCEL_TCG;
+        if (a == VM_ACCEL_KVM)
+                (void)snprintf(why, why_len, "a probe guest booted under KVM");
+        buf_reset(&b);
+        (void)buf_printf(&b, "%s %s", a == VM_ACCEL_KVM ? "kvm" : "tcg", why);
+        (void)write_file_atomic_at(AT_FDCWD, path, b.data, b.len, 0600, false);
+        return a;
+}
+
+static int qemu_probe(enum vm_accel *ret_accel, char *why, size_t why_len)
+{
+        char qemu[PATH_MAX], kernel[PATH_MAX], kver[256], acc_why[256];
+        struct ak_err e = {0};
+
+        if (!find_qemu(qemu, sizeof(qemu))) {
+                (void)snprintf(why, why_len,
+                               "%s is not installed (apt-get install qemu-system-x86)", QEMU_BIN);
+                return 0;
+        }
+        if (vm_guest_kernel(kernel, sizeof(kernel), kver, sizeof(kver), &e) < 0) {
+                (void)snprintf(why, why_len, "%s", ak_err_msg(&e));
+                return 0;
+        }
+        *ret_accel = kvm_probe(qemu, acc_why, sizeof(acc_why));
+        if (*ret_accel == VM_ACCEL_KVM)
+                (void)snprintf(why, why_len, "qemu -M microvm with KVM (%s), kernel %s", acc_why,
+                               kernel);
+        else
+                (void)snprintf(why, why_len,
+                               "qemu -M microvm with TCG, software emulation (KVM: %s), kernel %s",
+                               acc_why, kernel);
+        return 1;
+}
+
+static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *err)
+{
+        char qemu[PATH_MAX], mem[32], smp[32], pidfile[PATH_MAX], serial[PATH_MAX + 8],
+            drive[PATH_MAX + 64], chardev[PATH_MAX + 64], errlog[PATH_MAX], runas[32];
+        cleanup_buf struct buf pidtxt = BUF_INIT, errs = BUF_INIT;
+        int status;
+        pid_t pid;
+        uint32_t v;
+
+        if (!find_qemu(qemu, sizeof(qemu)))
+                return ak_err_set(
+                    err, ENOENT, "%s is not installed (apt-get install qemu-system-x86)", QEMU_BIN);
+        (void)snprintf(mem, sizeof(mem), "%llu", (unsigned long long)s->memory_mb);
+        (void)snprintf(smp, sizeof(smp), "%u", s->vcpus ? s->vcpus : 1);
+        (void)snprintf(runas, sizeof(runas), "%u:%u", s->run_as, s->run_as);
+        (void)snprintf(pidfile, sizeof(pidfile), "%s/%s", s->run_dir, VM_FILE_PID);
+        (void)snprintf(serial, sizeof(serial), "file:%s/%s", s->run_dir, VM_FILE_CONSOLE);
+        (void)snprintf(errlog, sizeof(errlog), "%s/qemu.err", s->run_dir);
+        if (strchr(s->root_image, ',') || strchr(s->run_dir, ','))
+                return ak_err_set(err, EINVAL, "paths with ',' cannot be given to qemu: '%s'",
+                                  strchr(s->run_dir, ',') ? s->run_dir : s->root_image);
+        (void)snprintf(drive, sizeof(drive), "id=root,file=%s,format=raw,if=none,readonly=on",
+                       s->root_image);
+        (void)snprintf(chardev, sizeof(chardev), "socket,id=ak,path=%s/%s,server=on,wait=off",
+                       s->run_dir, VM_FILE_CHANNEL);
+        pid = fork();
+        if (pid < 0)
+                return ak_err_errno(err, errno, "fork");
+        if (pid == 0) {
+                const char *argv[64];
+                size_t n = 0;
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                int log = open(errlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+                sigset_t none;
+
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                (void)setsid();
+                umask(0077);
+                /* The guest writes the console log: whatever a guest prints, the host keeps at
+                 * most CONSOLE_MAX of it (QEMU drops what a write beyond it refuses; SIGXFSZ is
+                 * ignored so that such a write fails instead of ending the VM). QEMU writes no
+                 * other file but its pid file. */
+                (void)signal(SIGXFSZ, SIG_IGN);
+                (void)setrlimit(RLIMIT_FSIZE,
+                                &(struct rlimit){.rlim_cur = CONSOLE_MAX, .rlim_max = CONSOLE_MAX});
+                (void)dup2(null, STDIN_FILENO);
+                (void)dup2(null, STDOUT_FILENO);
+                (void)dup2(log >= 0 ? log : null, STDERR_FILENO);
+                argv[n++] = qemu;
+                argv[n++] = "-M";
+                argv[n++] = "microvm";
+                argv[n++] = "-accel";
+                argv[n++] = s->accel == VM_ACCEL_KVM ? "kvm" : "tcg";
+                argv[n++] = "-cpu";
+                argv[n++] = s->accel == VM_ACCEL_KVM ? "host" : "max";
+                argv[n++] = "-m";
+                argv[n++] = mem;
+                argv[n++] = "-smp";
+                argv[n++] = smp;
+                argv[n++] = "-nodefaults";
+                argv[n++] = "-no-user-config";
+                argv[n++] = "-display";
+                argv[n++] = "none";
+                argv[n++] = "-no-reboot";
+                argv[n++] = "-kernel";
+                argv[n++] = s->kernel;
+                argv[n++] = "-initrd";
+                argv[n++] = s->initrd;
+                argv[n++] = "-append";
+                argv[n++] = s->cmdline;
+                argv[n++] = "-serial";
+                argv[n++] = serial;
+                argv[n++] = "-drive";
+                argv[n++] = drive;
+                argv[n++] = "-device";
+                argv[n++] = "virtio-blk-device,drive=root";
+                argv[n++] = "-device";
+                argv[n++] = "virtio-serial-device,max_ports=2";
+                argv[n++] = "-chardev";
+                argv[n++] = chardev;
+                argv[n++] = "-device";
+                argv[n++] = "virtserialport,chardev=ak,name=ak.0";
+                /* What a guest that breaks out of its device models gets: no root (an id of
+                 * the sandbox's own range, after QEMU opened its files and sockets) and
+                 * QEMU's seccomp filter (no obsolete calls, no scheduling or resource
+                 * changes). Its spawn=deny cannot be had: it forbids the fork of -daemonize. */
+                if (s->run_as) {
+                        argv[n++] = "-runas";
+                        argv[n++] = runas;
+                }
+                argv[n++] = "-sandbox";
+                argv[n++] = "on,obsolete=deny,resourcecontrol=deny";
+                argv[n++] = "-daemonize";
+                argv[n++] = "-pidfile";
+                argv[n++] = pidfile;
+                /* what ties the process to this sandbox (proc_verify; QEMU takes --opt too) */
+                argv[n++] = "--uuid";
+                argv[n++] = s->uuid;
+                argv[n] = NULL;
+                execv(qemu, (char *const *)argv);
+                _exit(127);
+        }
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return ak_err_errno(err, errno, "wait for qemu");
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                (void)read_file_at(AT_FDCWD, errlog, &errs, 4096);
+                if (errs.len && errs.data[errs.len - 1] == '\n')
+                        errs.data[--errs.len] = '\0';
+                return ak_err_set(err, EIO, "qemu did not start: %s",
+                                  errs.len ? errs.data : "no message");
+        }
+        if (read_file_at(AT_FDCWD, pidfile, &pidtxt, 64) < 0 || !pidtxt.data)
+                return ak_err_set(err, EIO, "qemu wrote no pid file");
+        pidtxt.data[strcspn(pidtxt.data, "\n")] = '\0';
+        if (safe_atou32(pidtxt.data, &v) < 0 || v <= 1 || v > INT32_MAX)
+                return ak_err_set(err, EIO, "qemu's pid file says '%s'", pidtxt.data);
+        *ret_pid = (pid_t)v;
+        return 0;
+}
+
+static void qemu_stop(const struct proc_ident *vmm)
+{
+        proc_terminate(vmm, QEMU_STOP_GRACE_MS);
+}
+
+static bool qemu_status(const struct proc_ident *vmm)
+{
+        return proc_verify(vmm);
+}
+
+static int qemu_connect(const char *run_dir, struct ak_err *err)
+{
+        char path[PATH_MAX];
+
+        (void)snprintf(path, sizeof(path), "%s/%s", run_dir, VM_FILE_CHANNEL);
+        return unix_connect(path, err);
+}
+
+const struct vm_driver vm_driver_qemu = {
+    .name = "qemu",
+    .probe = qemu_probe,
+    .start = qemu_start,
+    .stop = qemu_stop,
+    .status = qemu_status,
+    .connect = qemu_connect,
+};

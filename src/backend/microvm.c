@@ -1,0 +1,772 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * The `microvm` backend: each sandbox is a virtual machine with its own kernel, and our agent
+ * as its init (src/agent/agent-guest.c). A hypervisor driver (struct vm_driver, microvm.h; the
+ * `qemu` driver today) runs the machine; this file is the backend's ops table, its start (named
+ * steps with one undo, as native-start.c) and what it does to a started machine.
+ *
+ * Two host processes make a running sandbox, both detached from the CLI: the hypervisor, and
+ * the relay (agentkernel-agent --vm-relay) that owns the guest's one channel and turns each
+ * connection to <run_dir>/agent.sock into a channel of the multiplexer (src/agent/mux.h). Both
+ * are recorded in <run_dir>/runtime.json with their start times and the boot, and are started
+ * with the sandbox's --uuid; a recorded pid is acted on only while proc_verify() holds all of
+ * that. A starter killed before it recorded them leaves a hypervisor whose command line names
+ * this run directory's socket: cleanup() finds it too (and the relay ends with it), so nothing
+ * outlives `remove`.
+ *
+ * Phase 1 refuses what it cannot do yet, at create where it can: the `host` image (a VM cannot
+ * see the host's files without sharing them), networks, workspaces, volumes, ports.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent/client.h"
+#include "backend/backends.h"
+#include "backend/microvm.h"
+#include "backend/native-image.h"
+#include "core/backend.h"
+#include "core/paths.h"
+#include "core/private-dir.h"
+#include "proc-util.h"
+#include "shared/buf.h"
+#include "shared/cleanup.h"
+#include "shared/fd-util.h"
+#include "shared/json-util.h"
+#include "shared/macro.h"
+#include "shared/parse-util.h"
+#include "shared/random-util.h"
+#include "shared/strv.h"
+#include "shared/test-hook.h"
+
+#define READY_TIMEOUT_S 120 /* boot to agent ready; under emulation on a busy host it is slow */
+#define RELAY_STOP_GRACE_MS 1000
+#define GUEST_CMDLINE "console=ttyS0 panic=-1 quiet tsc_early_khz=2000000 -- --guest"
+
+static const struct vm_driver *driver(void)
+{
+        return &vm_driver_qemu; /* the firecracker driver comes next (docs/backends.md) */
+}
+
+/* runtime.json: the two processes of a running sandbox. Input from disk: accepted only as a
+ * private file, and its pids only through proc_verify() (start time, boot, --uuid). */
+struct vm_runtime {
+        pid_t vmm_pid, relay_pid; /* 0: not recorded */
+        uint64_t vmm_start, relay_start;
+        char boot_id[PROC_BOOT_ID_LEN + 1];
+        char uuid[37];
+        char accel[8];
+};
+
+static void run_path(const char *run_dir, const char *file, char *out, size_t len)
+{
+        (void)snprintf(out, len, "%s/%s", run_dir, file);
+}
+
+static int read_runtime(const char *run_dir, const char *uuid, struct vm_runtime *rt)
+{
+        char path[PATH_MAX];
+        cleanup_buf struct buf b = BUF_INIT;
+        cleanup_json json_t *o = NULL;
+        const char *s;
+
+        memset(rt, 0, sizeof(*rt));
+        run_path(run_dir, VM_FILE_RUNTIME, path, sizeof(path));
+        if (private_file_read_at(AT_FDCWD, path, &b, 1u << 16, NULL) < 0 || !b.data)
+                return -ENOENT;
+        o = json_loadb(b.data, b.len, 0, NULL);
+        if (!json_is_object(o))
+                return -EINVAL;
+        s = json_string_value(json_object_get(o, "uuid"));
+        if (!s || !uuid_is_valid(s) || (uuid && !streq(s, uuid)))
+                return -EINVAL; /* another sandbox's file: never act on it */
+        (void)snprintf(rt->uuid, sizeof(rt->uuid), "%s", s);
+        s = json_string_value(json_object_get(o, "boot_id"));
+        if (!s || strlen(s) != PROC_BOOT_ID_LEN)
+                return -EINVAL;
+        memcpy(rt->boot_id, s, sizeof(rt->boot_id));
+        s = json_string_value(json_object_get(o, "accel"));
+        (void)snprintf(rt->accel, sizeof(rt->accel), "%s", s ? s : "");
+        for (int i = 0; i < 2; i++) {
+                json_t *p = json_object_get(o, i ? "relay" : "vmm");
+                json_t *pid = json_object_get(p, "pid"), *start = json_object_get(p, "start_time");
+                if (!p)
+                        continue;
+                if (!json_is_integer(pid) || json_integer_value(pid) <= 1 ||
+                    json_integer_value(pid) > INT32_MAX || !json_is_integer(start) ||
+                    json_integer_value(start) < 0)
+                        return -EINVAL;
+                *(i ? &rt->relay_pid : &rt->vmm_pid) = (pid_t)json_integer_value(pid);
+                *(i ? &rt->relay_start : &rt->vmm_start) = (uint64_t)json_integer_value(start);
+        }
+        return 0;
+}
+
+static int write_runtime(const char *run_dir, const struct vm_runtime *rt)
+{
+        char path[PATH_MAX];
+        cleanup_json json_t *o = json_object();
+        cleanup_free char *text = NULL;
+
+        if (!o)
+                return -ENOMEM;
+        json_object_set_new(o, "uuid", json_string(rt->uuid));
+        json_object_set_new(o, "boot_id", json_string(rt->boot_id));
+        json_object_set_new(o, "driver", json_string(driver()->name));
+        json_object_set_new(o, "accel", json_string(rt->accel));
+        for (int i = 0; i < 2; i++) {
+                pid_t pid = i ? rt->relay_pid : rt->vmm_pid;
+                if (pid)
+                        json_object_set_new(
+                            o, i ? "relay" : "vmm",
+                            json_pack("{s:i,s:I}", "pid", (int)pid, "start_time",
+                                      (json_int_t)(i ? rt->relay_start : rt->vmm_start)));
+        }
+        text = json_dumps(o, JSON_INDENT(2));
+        if (!text)
+                return -ENOMEM;
+        run_path(run_dir, VM_FILE_RUNTIME, path, sizeof(path));
+        return write_file_atomic_at(AT_FDCWD, path, text, strlen(text), PRIVATE_FILE_MODE, false);
+}
+
+static struct proc_ident ident(const struct vm_runtime *rt, bool relay)
+{
+        return (struct proc_ident){
+            .pid = relay ? rt->relay_pid : rt->vmm_pid,
+            .start_time = relay ? rt->relay_start : rt->vmm_start,
+            .boot_id = rt->boot_id,
+            .uuid = rt->uuid,
+        };
+}
+
+static bool vmm_alive(const struct vm_runtime *rt)
+{
+        struct proc_ident id = ident(rt, false);
+        return rt->vmm_pid && driver()->status(&id);
+}
+
+static bool relay_alive(const struct vm_runtime *rt)
+{
+        struct proc_ident id = ident(rt, true);
+        return rt->relay_pid && proc_verify(&id);
+}
+
+/* Whether pid (ours) is a hypervisor whose command line names run_dir's channel socket: what a
+ * starter killed before its record leaves. Only QEMU, and only its chardev argument, so no other
+ * process is ever taken for one. (A relay needs no search: it exits when its hypervisor's
+ * channel ends.) */
+static bool is_stray(pid_t pid, const char *chan_arg)
+{
+        char path[64];
+        cleanup_buf struct buf b = BUF_INIT;
+        struct stat st;
+        const char *base;
+
+        (void)snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+        /* ours: the caller's, or as root one of the sandboxes' ids (QEMU's -runas) */
+        if (stat(path, &st) < 0 ||
+            (st.st_uid != geteuid() && !(geteuid() == 0 && st.st_uid >= ID_RANGE_BASE)))
+                return false;
+        (void)snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+        if (read_file_at(AT_FDCWD, path, &b, 1u << 16) < 0 || !b.data)
+                return false;
+        base = strrchr(b.data, '/');
+        base = base ? base + 1 : b.data;
+        if (strncmp(base, "qemu-system-", 12) != 0)
+                return false;
+        for (size_t i = 0; i < b.len;) {
+                const char *arg = b.data + i;
+                i += strnlen(arg, b.len - i) + 1;
+                if (strstr(arg, chan_arg))
+                        return true;
+        }
+        return false;
+}
+
+static void kill_strays(const char *run_dir)
+{
+        char chan_arg[PATH_MAX + 16];
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+
+        if (!d)
+                return;
+        (void)snprintf(chan_arg, sizeof(chan_arg), "path=%s/%s,", run_dir, VM_FILE_CHANNEL);
+        while ((de = readdir(d))) {
+                uint32_t pid;
+                if (safe_atou32(de->d_name, &pid) < 0 || pid <= 1 || (pid_t)pid == getpid())
+                        continue;
+                if (is_stray((pid_t)pid, chan_arg))
+                        (void)kill((pid_t)pid, SIGKILL);
+        }
+        closedir(d);
+}
+
+/* Ends both processes (the recorded ones, checked) and whatever a killed starter left. */
+static void vm_kill(const char *run_dir, const char *uuid)
+{
+        struct vm_runtime rt;
+
+        if (read_runtime(run_dir, uuid, &rt) == 0) {
+                struct proc_ident relay = ident(&rt, true), vmm = ident(&rt, false);
+                if (rt.relay_pid)
+                        proc_terminate(&relay, RELAY_STOP_GRACE_MS);
+                if (rt.vmm_pid)
+                        driver()->stop(&vmm);
+        }
+        kill_strays(run_dir);
+}
+
+/* --- the start --- */
+
+struct vm_start {
+        const struct backend_config *cfg;
+        struct backend_session *ret_session;
+        char run_dir[PATH_MAX];
+        char cache[PATH_MAX], agent[PATH_MAX], kernel[PATH_MAX], kver[256], rootfs[PATH_MAX];
+        char initrd[PATH_MAX], caps[32];
+        char relay_id[16]; /* as root: the relay's uid and gid, the last of the sandbox's range */
+        uint32_t vmm_id;   /* as root: the hypervisor's, the one before it */
+        char **img_env;
+        char *img_workdir, *img_user;
+        enum vm_accel accel;
+        struct vm_runtime rt;
+        bool dir_made;
+        int lock_fd;
+        char lock_path[PATH_MAX];
+        int chan_fd; /* a ready connection to the agent */
+};
+
+/* What an ephemeral run keeps until backend_finish(). */
+struct vm_session {
+        char run_dir[PATH_MAX];
+        char uuid[37];
+        int lock_fd;
+        char lock_path[PATH_MAX];
+};
+
+static int check_request(struct vm_start *st, struct ak_err *err)
+{
+        const struct backend_config *cfg = st->cfg;
+        char why[512];
+
+        if (!cfg->ref.uuid || !uuid_is_valid(cfg->ref.uuid))
+                return ak_err_set(err, EINVAL, "sandbox '%s' has no valid uuid", cfg->ref.name);
+        if (!cfg->image || streq(cfg->image, "host"))
+                return ak_err_set(err, ENOTSUP,
+                                  "the microvm backend cannot run the 'host' image (a virtual "
+                                  "machine sees no host files); name an OCI image with --image");
+        if (cfg->network)
+                return ak_err_set(err, ENOTSUP,
+                                  "the microvm backend has no network yet; create the sandbox "
+                                  "with --no-network (or --profile restrictive)");
+        if (cfg->workspace || cfg->home || cfg->n_binds)
+                return ak_err_set(err, ENOTSUP,
+                                  "the microvm backend cannot share host directories yet "
+                                  "(workspace, home or volumes); use 'cp' to move files");
+        if (cfg->n_ports)
+                return ak_err_set(err, ENOTSUP, "the microvm backend cannot publish ports yet");
+        if (geteuid() == 0) {
+                uint32_t base;
+                int r = backend_id_base(cfg, &base, err);
+                if (r < 0)
+                        return r;
+                (void)snprintf(st->relay_id, sizeof(st->relay_id), "%u", base + ID_RANGE_SIZE - 1);
+                st->vmm_id = base + ID_RANGE_SIZE - 2;
+        }
+        if (driver()->probe(&st->accel, why, sizeof(why)) != 1)
+                return ak_err_set(err, ENOENT, "%s", why);
+        (void)snprintf(st->rt.uuid, sizeof(st->rt.uuid), "%s", cfg->ref.uuid);
+        (void)snprintf(st->rt.accel, sizeof(st->rt.accel), "%s",
+                       st->accel == VM_ACCEL_KVM ? "kvm" : "tcg");
+        return proc_boot_id(st->rt.boot_id) < 0 ? ak_err_set(err, EIO, "no boot id in /proc") : 0;
+}
+
+/* Step: the run directory (an ephemeral run's own, below the shared one, with its lock). */
+static int make_run_dir(struct vm_start *st, struct ak_err *err)
+{
+        const struct backend_config *cfg = st->cfg;
+        int r;
+
+        if (cfg->ephemeral) {
+                char tmp[PATH_MAX];
+                r = private_dir_ensure(cfg->ref.run_dir, err);
+                if (r < 0)
+                        return r;
+                (void)snprintf(st->run_dir, sizeof(st->run_dir), "%s/vm-%s", cfg->ref.run_dir,
+                               cfg->ref.uuid);
+                (void)snprintf(tmp, sizeof(tmp), "%s/.vm-%s.lock", cfg->ref.run_dir, cfg->ref.uuid);
+                (void)snprintf(st->lock_path, sizeof(st->lock_path), "%s/vm-%s.lock",
+                               cfg->ref.run_dir, cfg->ref.uuid);
+                st->lock_fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (st->lock_fd < 0 || flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0 ||
+                    rename(tmp, st->lock_path) < 0) {
+                        r = ak_err_errno(err, errno, "lock '%s'", st->lock_path);
+                        if (st->lock_fd >= 0) {
+                                (void)unlink(tmp);
+                                close(st->lock_fd);
+                                st->lock_fd = -1;
+                        }
+                        st->lock_path[0] = '\0';
+                        return r;
+                }
+        } else {
+                (void)snprintf(st->run_dir, sizeof(st->run_dir), "%s", cfg->ref.run_dir);
+        }
+        /* what an earlier start that was killed left here (processes included) goes first */
+        vm_kill(st->run_dir, cfg->ref.uuid);
+        (void)rm_rf_at(AT_FDCWD, st->run_dir);
+        r = private_dir_ensure(st->run_dir, err);
+        st->dir_made = r >= 0;
+        return r;
+}
+
+/* Step: kernel, the image's erofs (built once), the initramfs with this start's config. */
+static int boot_files(struct vm_start *st, struct ak_err *err)
+{
+        static char *const defaults[] = {
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=/root",
+            "HOSTNAME=agentkernel",
+            NULL,
+        };
+        const struct backend_config *cfg = st->cfg;
+        cleanup_strv char **env = NULL, **image_env = NULL;
+        const char *args[16];
+        size_t n = 0;
+        int r;
+
+        r = paths_agent_binary(st->agent, sizeof(st->agent), err);
+        if (r >= 0) {
+                /* it is the guest's /init: nothing else is there to load its libraries */
+                cleanup_close int fd = open(st->agent, O_RDONLY | O_CLOEXEC);
+                r = fd < 0 ? ak_err_errno(err, errno, "open '%s'", st->agent)
+                           : native_image_agent_ok(fd, err);
+        }
+        if (r >= 0)
+                r = vm_guest_kernel(st->kernel, sizeof(st->kernel), st->kver, sizeof(st->kver),
+                                    err);
+        if (r >= 0)
+                r = vm_cache_dir(st->cache, sizeof(st->cache), err);
+        if (r >= 0)
+                r = vm_guest_rootfs(st->cache, cfg->image, st->rootfs, sizeof(st->rootfs),
+                                    &st->img_env, &st->img_workdir, &st->img_user, err);
+        if (r < 0)
+                return r;
+        image_env = strv_env_merge(st->img_env, cfg->env);
+        env = image_env ? strv_env_merge(defaults, image_env) : NULL;
+        if (!env)
+                return ak_err_oom(err);
+        (void)snprintf(st->caps, sizeof(st->caps), "%llx", (unsigned long long)cfg->profile->caps);
+        args[n++] = "--caps";
+        args[n++] = st->caps;
+        args[n++] = "--workdir";
+        args[n++] = st->img_workdir && st->img_workdir[0] == '/' ? st->img_workdir : "/";
+        if (st->img_user && *st->img_user) {
+                args[n++] = "--user";
+                args[n++] = st->img_user;
+        }
+        args[n++] = "--uuid";
+        args[n++] = cfg->ref.uuid;
+        args[n] = NULL;
+        r = vm_guest_initrd(st->cache, st->agent, st->kver, st->run_dir, (char *const *)args, env,
+                            cfg->disk_mb ? cfg->disk_mb : 1024, err);
+        run_path(st->run_dir, VM_FILE_INITRD, st->initrd, sizeof(st->initrd));
+        return r;
+}
+
+/* Step: the hypervisor, recorded at once. */
+static int launch_vmm(struct vm_start *st, struct ak_err *err)
+{
+        const struct backend_config *cfg = st->cfg;
+        struct vm_spec spec = {
+            .run_dir = st->run_dir,
+            .uuid = cfg->ref.uuid,
+            .kernel = st->kernel,
+            .initrd = st->initrd,
+            .cmdline = GUEST_CMDLINE,
+            .root_image = st->rootfs,
+            .vcpus = cfg->vcpus ? cfg->vcpus : 1,
+            .memory_mb = cfg->memory_mb ? cfg->memory_mb : 512,
+            .accel = st->accel,
+            .run_as = st->vmm_id,
+        };
+        int r = driver()->start(&spec, &st->rt.vmm_pid, err);
+
+        if (r < 0)
+                return r;
+        if (proc_start_time(st->rt.vmm_pid, &st->rt.vmm_start) < 0)
+                return ak_err_set(err, ESRCH, "qemu exited at once (see '%s/%s')", st->run_dir,
+                                  VM_FILE_CONSOLE);
+        {
+                /* QEMU's daemonizing sets umask 027: the channel's socket is the owner's only,
+                 * like everything else in the (already private) run directory */
+                char chan[PATH_MAX];
+                run_path(st->run_dir, VM_FILE_CHANNEL, chan, sizeof(chan));
+                if (fchmodat(AT_FDCWD, chan, 0600, 0) < 0)
+                        return ak_err_errno(err, errno, "chmod '%s'", chan);
+        }
+        r = write_runtime(st->run_dir, &st->rt);
+        return r < 0 ? ak_err_errno(err, r, "record the sandbox's processes") : 0;
+}
+
+/* Step: the relay, detached (a grandchild in a session of its own), given the guest's channel
+ * and the listening socket; recorded. */
+static int launch_relay(struct vm_start *st, struct ak_err *err)
+{
+        char sock[PATH_MAX];
+        cleanup_close int link = -1, listen_fd = -1;
+        int p[2], status;
+        int32_t pid = 0;
+        pid_t child;
+        mode_t old;
+
+        link = driver()->connect(st->run_dir, err);
+        if (link < 0)
+                return link;
+        run_path(st->run_dir, VM_FILE_AGENT, sock, sizeof(sock));
+        old = umask(0177); /* srw------- */
+        listen_fd = unix_listen(sock, 128, err);
+        umask(old);
+        if (listen_fd < 0)
+                return listen_fd;
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return ak_err_errno(err, errno, "pipe");
+        child = fork();
+        if (child < 0) {
+                close(p[0]);
+                close(p[1]);
+                return ak_err_errno(err, errno, "fork");
+        }
+        if (child == 0) {
+                sigset_t none;
+                pid_t g;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                (void)setsid();
+                g = fork();
+                if (g != 0) {
+                        int32_t v = (int32_t)g;
+                        (void)write_all(p[1], &v, sizeof(v));
+                        _exit(g < 0);
+                }
+                {
+                        const int keep[] = {3, 4};
+                        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                        if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+                            dup2(null, 2) < 0 || dup2(link, 3) < 0 || dup2(listen_fd, 4) < 0)
+                                _exit(127);
+                        (void)close_all_fds_except(3, keep, ARRAY_SIZE(keep));
+                        execl(st->agent, "agentkernel-agent", "--vm-relay", "3", "--listen-fd", "4",
+                              "--uuid", st->cfg->ref.uuid, st->relay_id[0] ? "--relay-id" : NULL,
+                              st->relay_id, (char *)NULL);
+                        _exit(127);
+                }
+        }
+        close(p[1]);
+        (void)read_exact(p[0], &pid, sizeof(pid));
+        close(p[0]);
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (pid <= 1)
+                return ak_err_set(err, EIO, "cannot start the relay");
+        st->rt.relay_pid = pid;
+        if (proc_start_time(pid, &st->rt.relay_start) < 0)
+                return ak_err_set(err, ESRCH, "the relay exited at once");
+        {
+                int r = write_runtime(st->run_dir, &st->rt);
+                if (r < 0)
+                        return ak_err_errno(err, r, "record the sandbox's processes");
+        }
+        return 0;
+}
+
+/* The last lines of the guest's console, for a message. */
+static void console_tail(const char *run_dir, char *out, size_t len)
+{
+        char path[PATH_MAX];
+        cleanup_buf struct buf b = BUF_INIT;
+        const char *s;
+
+        out[0] = '\0';
+        run_path(run_dir, VM_FILE_CONSOLE, path, sizeof(path));
+        if (read_file_at(AT_FDCWD, path, &b, 1u << 20) < 0 || !b.data)
+                return;
+        while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
+                b.data[--b.len] = '\0';
+        s = b.data + (b.len > 300 ? b.len - 300 : 0);
+        (void)snprintf(out, len, "%s", s);
+        for (char *c = out; *c; c++)
+                if (*c == '\n' || *c == '\r')
+                        *c = ' ';
+}
+
+/* Step: boot to agent ready: a HELLO through the relay is answered by the guest's agent. */
+static int wait_ready(struct vm_start *st, struct ak_err *err)
+{
+        char sock[PATH_MAX], tail[320];
+        struct timeval tv = {READY_TIMEOUT_S, 0};
+        cleanup_close int fd = -1;
+        int64_t pid;
+        struct ak_err e = {0};
+        int r;
+
+        run_path(st->run_dir, VM_FILE_AGENT, sock, sizeof(sock));
+        fd = unix_connect(sock, err);
+        if (fd < 0)
+                return fd;
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        r = agent_hello(fd, &pid, &e);
+        if (r >= 0) {
+                tv.tv_sec = 0;
+                (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                st->chan_fd = TAKE_FD(fd);
+                return 0;
+        }
+        console_tail(st->run_dir, tail, sizeof(tail));
+        return ak_err_set(err, EIO, "the guest's agent did not answer (%s)%s%s", ak_err_msg(&e),
+                          tail[0] ? "; its console ends: " : "", tail);
+}
+
+static int hand_over(struct vm_start *st, struct ak_err *err)
+{
+        struct vm_session *s;
+
+        if (!st->cfg->ephemeral)
+                return 0;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return ak_err_oom(err);
+        (void)snprintf(s->run_dir, sizeof(s->run_dir), "%s", st->run_dir);
+        (void)snprintf(s->uuid, sizeof(s->uuid), "%s", st->cfg->ref.uuid);
+        (void)snprintf(s->lock_path, sizeof(s->lock_path), "%s", st->lock_path);
+        s->lock_fd = st->lock_fd;
+        st->lock_fd = -1;
+        st->ret_session->chan_fd = st->chan_fd;
+        st->chan_fd = -1;
+        st->ret_session->priv = s;
+        return 0;
+}
+
+static void start_undo(struct vm_start *st)
+{
+        if (st->dir_made) {
+                vm_kill(st->run_dir, st->cfg->ref.uuid);
+                (void)rm_rf_at(AT_FDCWD, st->run_dir);
+        }
+        if (st->lock_fd >= 0) {
+                (void)unlink(st->lock_path);
+                close(st->lock_fd);
+                st->lock_fd = -1;
+        }
+}
+
+static const struct vm_start_step {
+        int (*run)(struct vm_start *st, struct ak_err *err);
+        const char *point;
+} start_steps[] = {
+    {check_request, NULL},
+    {make_run_dir, "microvm-run-dir"},
+    {boot_files, "microvm-boot-files"},
+    {launch_vmm, "microvm-vmm-started"},
+    {launch_relay, "microvm-relay-started"},
+    {wait_ready, "microvm-ready"},
+    {hand_over, NULL},
+};
+
+static int microvm_start(const struct backend_config *cfg, struct backend_session *ret_session,
+                         struct ak_err *err)
+{
+        struct vm_start st = {.cfg = cfg, .ret_session = ret_session, .lock_fd = -1, .chan_fd = -1};
+        int r = 0;
+
+        for (size_t i = 0; i < ARRAY_SIZE(start_steps) && r >= 0; i++) {
+                r = start_steps[i].run(&st, err);
+                if (r >= 0 && start_steps[i].point && test_hook(start_steps[i].point) < 0)
+                        r = ak_err_set(err, EIO, "injected failure at '%s'", start_steps[i].point);
+        }
+        if (r < 0)
+                start_undo(&st);
+        if (st.chan_fd >= 0)
+                close(st.chan_fd);
+        strv_free(st.img_env);
+        free(st.img_workdir);
+        free(st.img_user);
+        if (r < 0)
+                return err && err->code ? -err->code : r;
+        return 0;
+}
+
+/* --- the ops on a started machine --- */
+
+static int microvm_probe(char *why, size_t why_len)
+{
+        enum vm_accel a;
+        return driver()->probe(&a, why, why_len);
+}
+
+static int microvm_finish(struct backend_session *bs)
+{
+        struct vm_session *s = bs->priv;
+
+        if (!s)
+                return 0;
+        vm_kill(s->run_dir, s->uuid);
+        (void)rm_rf_at(AT_FDCWD, s->run_dir);
+        if (s->lock_fd >= 0) {
+                (void)unlink(s->lock_path);
+                close(s->lock_fd);
+        }
+        free(s);
+        bs->priv = NULL;
+        return 0;
+}
+
+static int microvm_status(const struct sandbox_ref *ref, struct backend_status *ret)
+{
+        struct vm_runtime rt;
+
+        if (!ref->run_dir || read_runtime(ref->run_dir, ref->uuid, &rt) < 0)
+                return 0;
+        if (vmm_alive(&rt) && relay_alive(&rt)) {
+                ret->running = true;
+                ret->pid = rt.vmm_pid;
+        }
+        return 0;
+}
+
+static int microvm_cleanup(const struct sandbox_ref *ref, struct ak_err *err)
+{
+        int r;
+
+        if (!ref->run_dir)
+                return 0;
+        vm_kill(ref->run_dir, ref->uuid);
+        r = rm_rf_at(AT_FDCWD, ref->run_dir);
+        return r < 0 && r != -ENOENT ? ak_err_errno(err, r, "remove '%s'", ref->run_dir) : 0;
+}
+
+static int microvm_stop(const struct sandbox_ref *ref, struct ak_err *err)
+{
+        return microvm_cleanup(ref, err);
+}
+
+static int microvm_connect(const struct sandbox_ref *ref, struct ak_err *err)
+{
+        char path[PATH_MAX];
+        run_path(ref->run_dir, VM_FILE_AGENT, path, sizeof(path));
+        return unix_connect(path, err);
+}
+
+static int microvm_prepare(const char *image, struct ak_err *err)
+{
+        char cache[PATH_MAX], rootfs[PATH_MAX];
+        cleanup_strv char **env = NULL;
+        cleanup_free char *workdir = NULL, *user = NULL;
+        int r;
+
+        if (!image || streq(image, "host"))
+                return ak_err_set(err, ENOTSUP,
+                                  "the microvm backend cannot run the 'host' image (a virtual "
+                                  "machine sees no host files); name an OCI image with --image");
+        r = vm_cache_dir(cache, sizeof(cache), err);
+        if (r < 0)
+                return r;
+        return vm_guest_rootfs(cache, image, rootfs, sizeof(rootfs), &env, &workdir, &user, err);
+}
+
+/* Says what the VM is, and when its processes died under a record: that it crashed. */
+static void microvm_describe(const struct sandbox_ref *ref, bool running, json_t *info)
+{
+        struct vm_runtime rt;
+        json_t *vm;
+        char tail[320];
+
+        if (!ref->run_dir || read_runtime(ref->run_dir, ref->uuid, &rt) < 0)
+                return;
+        vm = json_object();
+        if (!vm)
+                return;
+        json_object_set_new(vm, "driver", json_string(driver()->name));
+        json_object_set_new(vm, "accel", json_string(rt.accel));
+        {
+                char boot[PROC_BOOT_ID_LEN + 1];
+                if (!running && proc_boot_id(boot) == 0 && !streq(boot, rt.boot_id)) {
+                        /* its processes ended with the host's last boot: nothing crashed */
+                        json_object_set_new(vm, "state", json_string("stopped"));
+                        json_object_set_new(vm, "reason", json_string("the host rebooted"));
+                        json_object_set_new(info, "vm", vm);
+                        return;
+                }
+        }
+        if (!running && rt.vmm_pid) {
+                bool vmm = vmm_alive(&rt);
+                json_object_set_new(vm, "state", json_string("crashed"));
+                json_object_set_new(
+                    vm, "reason",
+                    json_string(vmm ? "its relay is gone" : "its hypervisor process exited"));
+                console_tail(ref->run_dir, tail, sizeof(tail));
+                if (tail[0])
+                        json_object_set_new(vm, "console", json_string(tail));
+        } else {
+                json_object_set_new(vm, "state", json_string(running ? "running" : "stopped"));
+        }
+        json_object_set_new(info, "vm", vm);
+}
+
+/* Ephemeral runs whose starter was killed: each lock nobody holds names a VM to end. */
+static void microvm_sweep(const char *ephemeral_dir)
+{
+        DIR *d = ephemeral_dir ? opendir(ephemeral_dir) : NULL;
+        struct dirent *de;
+
+        if (!d)
+                return;
+        while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                char uuid[37], run_dir[PATH_MAX];
+                cleanup_close int fd = -1;
+
+                if (len != 3 + 36 + 5 || strncmp(de->d_name, "vm-", 3) != 0 ||
+                    !streq(de->d_name + len - 5, ".lock"))
+                        continue;
+                memcpy(uuid, de->d_name + 3, 36);
+                uuid[36] = '\0';
+                if (!uuid_is_valid(uuid))
+                        continue;
+                fd = private_file_open_at(dirfd(d), de->d_name, O_RDWR, NULL);
+                if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+                        continue; /* its run is still going */
+                (void)snprintf(run_dir, sizeof(run_dir), "%s/vm-%s", ephemeral_dir, uuid);
+                vm_kill(run_dir, uuid);
+                (void)rm_rf_at(AT_FDCWD, run_dir);
+                (void)unlinkat(dirfd(d), de->d_name, 0);
+        }
+        closedir(d);
+}
+
+const struct backend_ops microvm_backend_ops = {
+    .name = "microvm",
+    .description = "a virtual machine per sandbox (QEMU microvm), our agent as its init",
+    .caps = BACKEND_CAP_ATTACH,
+    .probe = microvm_probe,
+    .start = microvm_start,
+    .finish = microvm_finish,
+    .stop = microvm_stop,
+    .cleanup = microvm_cleanup,
+    .status = microvm_status,
+    .connect = microvm_connect,
+    .prepare = microvm_prepare,
+    .describe = microvm_describe,
+    .sweep = microvm_sweep,
+};

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The `microvm` backend's parts: the hypervisor driver interface (struct vm_driver; the `qemu`
+ * driver is microvm-qemu.c) and the guest's boot files (microvm-guest.c: the kernel, the
+ * initramfs with our agent as /init, the image's erofs). microvm.c is the backend itself.
+ *
+ * A driver runs one virtual machine from a struct vm_spec and hands back what identifies its
+ * process; it never interprets the guest's channel: connect() returns a stream that carries the
+ * multiplexer's frames (src/agent/mux.h), which the relay process turns into connections.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backend/proc-util.h"
+#include "shared/err.h"
+
+#define VM_FILE_CHANNEL "vm.sock"     /* the hypervisor's end of the guest's channel */
+#define VM_FILE_AGENT "agent.sock"    /* the relay's: connections to the agent */
+#define VM_FILE_CONSOLE "console.log" /* the guest's serial console */
+#define VM_FILE_INITRD "initrd"       /* the cached initramfs and this start's config */
+#define VM_FILE_PID "vmm.pid"
+#define VM_FILE_RUNTIME "runtime.json"
+
+enum vm_accel { VM_ACCEL_TCG, VM_ACCEL_KVM };
+
+/* One virtual machine, as a driver starts it. Paths are absolute. */
+struct vm_spec {
+        const char *run_dir; /* private: the driver's sockets, pid file and console log */
+        const char *uuid;    /* the sandbox's: on the hypervisor's command line (--uuid) */
+        const char *kernel;
+        const char *initrd;
+        const char *cmdline;
+        const char *root_image; /* read-only block device (the image's erofs) */
+        uint32_t vcpus;
+        uint64_t memory_mb;
+        enum vm_accel accel;
+        /* once its files are open, the hypervisor runs as this uid and gid (0: as the caller;
+         * rootless) */
+        uint32_t run_as;
+};
+
+struct vm_driver {
+        const char *name;
+        /* 1 when usable here: *ret_accel is the accelerator it would use and why says so (and
+         * why not the other); 0 with why saying what is missing. May boot a probe guest once
+         * (its result is cached). */
+        int (*probe)(enum vm_accel *ret_accel, char *why, size_t why_len);
+        /* Starts the machine detached from the caller (it outlives it). *ret_pid is its process
+         * (started with --uuid spec->uuid); on failure nothing of it runs. */
+        int (*start)(const struct vm_spec *spec, pid_t *ret_pid, struct ak_err *err);
+        /* Ends the machine (only the process ret described, checked again). */
+        void (*stop)(const struct proc_ident *vmm);
+        /* Whether the machine's process is still the one recorded. */
+        bool (*status)(const struct proc_ident *vmm);
+        /* A new stream to the guest's channel, or -errno. */
+        int (*connect)(const char *run_dir, struct ak_err *err);
+};
+
+extern const struct vm_driver vm_driver_qemu;
+
+/* --- microvm-guest.c: the guest's boot files --- */
+
+/* The kernel to boot: $AGENTKERNEL_VM_KERNEL, else the newest /boot/vmlinuz-* whose modules
+ * are installed. *ret_version is its release (the modules' directory name). */
+int vm_guest_kernel(char *ret_path, size_t path_len, char *ret_version, size_t version_len,
+                    struct ak_err *err);
+
+/* The initramfs of this kernel and agent (the agent as /init, the virtio and filesystem
+ * modules), built once into cache_dir under a name made of the kernel's version and a hash of
+ * what it holds; then run_dir/VM_FILE_INITRD: that archive and a second one with /ak/config
+ * (the agent's arguments and environment, and the disk's size). */
+int vm_guest_initrd(const char *cache_dir, const char *agent, const char *kver, const char *run_dir,
+                    char *const *agent_args, char *const *env, uint64_t disk_mb,
+                    struct ak_err *err);
+
+/* The image's root filesystem as an erofs image in cache_dir, built once per image (its layer
+ * directories name it). ret_path gets its path. */
+int vm_guest_rootfs(const char *cache_dir, const char *image, char *ret_path, size_t len,
+                    char ***ret_env, char **ret_workdir, char **ret_user, struct ak_err *err);
+
+/* data dir/cache/microvm, created private. */
+int vm_cache_dir(char *out, size_t len, struct ak_err *err);
