@@ -263,9 +263,7 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
         if (st->seccomp && seccomp_profile_from_name(st->seccomp, &plan.profile.seccomp) < 0)
                 return ak_err_set(err, EINVAL, "sandbox '%s' names an unknown seccomp filter '%s'",
                                   st->name, st->seccomp);
-        plan.cfg.network = st->network >= 0 ? (enum net_mode)st->network
-                           : prof->network  ? NET_MODE_ON
-                                            : NET_MODE_NONE;
+        plan.cfg.network = manager_net_mode(st); /* what info says, started as it says */
         plan.cfg.net_policy = st->network_policy;
         plan.cfg.workspace =
             (st->mount_cwd >= 0 ? st->mount_cwd : prof->mount_cwd) ? st->work_dir : NULL;

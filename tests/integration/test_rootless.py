@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from conftest import NOBODY, STATIC_AGENT, needs_root, needs_static_agent, rootless_nobody
+from conftest import AK, NOBODY, STATIC_AGENT, needs_root, needs_static_agent, rootless_nobody
 
 pytestmark = [needs_root, pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv")]
 
