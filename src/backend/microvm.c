@@ -28,6 +28,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -293,6 +294,16 @@ static int check_request(struct vm_start *st, struct ak_err *err)
 }
 
 /* Step: the run directory (an ephemeral run's own, below the shared one, with its lock). */
+/* An ephemeral run's directory in the shared ephemeral_dir: named by the uuid's random tail (its
+ * last 12 hex digits), because a unix socket's path has at most 107 bytes and the hypervisor's
+ * socket lives inside. */
+static void ephemeral_run_dir(const char *ephemeral_dir, const char *uuid, char *out, size_t len)
+{
+        size_t n = strlen(uuid);
+
+        (void)snprintf(out, len, "%s/vm-%s", ephemeral_dir, uuid + (n > 12 ? n - 12 : 0));
+}
+
 static int make_run_dir(struct vm_start *st, struct ak_err *err)
 {
         const struct backend_config *cfg = st->cfg;
@@ -303,8 +314,8 @@ static int make_run_dir(struct vm_start *st, struct ak_err *err)
                 r = private_dir_ensure(cfg->ref.run_dir, err);
                 if (r < 0)
                         return r;
-                (void)snprintf(st->run_dir, sizeof(st->run_dir), "%s/vm-%s", cfg->ref.run_dir,
-                               cfg->ref.uuid);
+                ephemeral_run_dir(cfg->ref.run_dir, cfg->ref.uuid, st->run_dir,
+                                  sizeof(st->run_dir));
                 (void)snprintf(tmp, sizeof(tmp), "%s/.vm-%s.lock", cfg->ref.run_dir, cfg->ref.uuid);
                 (void)snprintf(st->lock_path, sizeof(st->lock_path), "%s/vm-%s.lock",
                                cfg->ref.run_dir, cfg->ref.uuid);
@@ -323,6 +334,12 @@ static int make_run_dir(struct vm_start *st, struct ak_err *err)
         } else {
                 (void)snprintf(st->run_dir, sizeof(st->run_dir), "%s", cfg->ref.run_dir);
         }
+        if (strlen(st->run_dir) + 1 + strlen(VM_FILE_CHANNEL) >=
+            sizeof(((struct sockaddr_un *)0)->sun_path))
+                return ak_err_set(err, ENAMETOOLONG,
+                                  "the VM's socket would be at '%s/%s', longer than a unix "
+                                  "socket's path may be; use a data directory with a shorter path",
+                                  st->run_dir, VM_FILE_CHANNEL);
         /* what an earlier start that was killed left here (processes included) goes first */
         vm_kill(st->run_dir, cfg->ref.uuid);
         (void)rm_rf_at(AT_FDCWD, st->run_dir);
@@ -747,7 +764,7 @@ static void microvm_sweep(const char *ephemeral_dir)
                 fd = private_file_open_at(dirfd(d), de->d_name, O_RDWR, NULL);
                 if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
                         continue; /* its run is still going */
-                (void)snprintf(run_dir, sizeof(run_dir), "%s/vm-%s", ephemeral_dir, uuid);
+                ephemeral_run_dir(ephemeral_dir, uuid, run_dir, sizeof(run_dir));
                 vm_kill(run_dir, uuid);
                 (void)rm_rf_at(AT_FDCWD, run_dir);
                 (void)unlinkat(dirfd(d), de->d_name, 0);

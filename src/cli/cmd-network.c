@@ -54,19 +54,15 @@ static int cmd_network_policy(int argc, char **argv)
                        "applied to new connections of a running sandbox at once"),
             OPT_END(),
         };
-        const struct cli_spec spec = {
-            .options = options, .min_pos = 1, .max_pos = 1, .missing = "a sandbox NAME is needed"};
+        const struct cli_spec spec = CLI_SPEC_SANDBOX(options);
         cleanup_manager struct manager *m = NULL;
         cleanup_json json_t *p = NULL;
         struct ak_err err = {0};
         struct cli_args a;
-        int r = cli_parse(argc, argv, &spec, &a);
+        int r = cli_parse_open(argc, argv, &spec, &a, &m);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        m = cli_manager();
-        if (!m)
-                return EXIT_ERROR;
         if (set) {
                 p = read_policy(set, &err);
                 if (!p)
@@ -101,19 +97,15 @@ static int cmd_network_log(int argc, char **argv)
             OPT_BOOL('f', "follow", &follow, "keep printing new lines as they come (Ctrl-C ends)"),
             OPT_END(),
         };
-        const struct cli_spec spec = {
-            .options = options, .min_pos = 1, .max_pos = 1, .missing = "a sandbox NAME is needed"};
+        const struct cli_spec spec = CLI_SPEC_SANDBOX(options);
         cleanup_manager struct manager *m = NULL;
         cleanup_close int fd = -1;
         struct ak_err err = {0};
         struct cli_args a;
-        int r = cli_parse(argc, argv, &spec, &a);
+        int r = cli_parse_open(argc, argv, &spec, &a, &m);
 
         if (r)
                 return CLI_PARSE_EXIT(r);
-        m = cli_manager();
-        if (!m)
-                return EXIT_ERROR;
         if (manager_network_log_open(m, a.pos[0], &fd, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
         for (;;) {

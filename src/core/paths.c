@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "build-config.h"
@@ -195,4 +196,19 @@ int paths_helper(const char *name, const char *env_var, char *out, size_t len, s
 int paths_agent_binary(char *out, size_t len, struct ak_err *err)
 {
         return paths_helper("agentkernel-agent", "AGENTKERNEL_AGENT", out, len, err);
+}
+
+int paths_user_dir_open_for(bool create, struct ak_err *err)
+{
+        cleanup_free char *dir = NULL;
+        struct stat st;
+
+        if (!create) {
+                int r = paths_user_dir_path(&dir, err);
+                if (r < 0)
+                        return r;
+                if (lstat(dir, &st) < 0 && errno == ENOENT)
+                        return -ENOENT;
+        }
+        return paths_user_dir_open(NULL, err);
 }

@@ -8,6 +8,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+
 #include <stddef.h>
 
 #include "shared/err.h"
@@ -33,6 +35,9 @@ int paths_data_dir_open(char **ret_path, struct ak_err *err);
 
 /* The same for the user directory. */
 int paths_user_dir_open(char **ret_path, struct ak_err *err);
+/* paths_user_dir_open() for a writer (create); a reader gets -ENOENT, with nothing set in err,
+ * where the user directory does not exist yet (nothing of it to read). */
+int paths_user_dir_open_for(bool create, struct ak_err *err);
 
 /* paths_data_dir_open() for callers that cannot report why it failed: the checked canonical
  * path (malloc'd), or NULL. */

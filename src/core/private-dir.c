@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -490,4 +491,30 @@ int private_parent_check(const char *path, const char *what, unsigned flags, str
                 return fd;
         close(fd);
         return 0;
+}
+
+int private_lock_at(int dirfd, const char *name, const char *what, struct ak_err *err)
+{
+        int fd = openat(dirfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+        if (fd < 0)
+                return ak_err_errno(err, errno, "cannot lock %s", what);
+        if (flock(fd, LOCK_EX) < 0) {
+                int e = errno;
+                close(fd);
+                return ak_err_errno(err, e, "cannot lock %s", what);
+        }
+        return fd;
+}
+
+int private_json_save_at(int dirfd, const char *name, json_t *o, const char *what,
+                         struct ak_err *err)
+{
+        cleanup_free char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+        int r;
+
+        if (!text)
+                return ak_err_oom(err);
+        r = write_file_atomic_at(dirfd, name, text, strlen(text), 0600, true);
+        return r < 0 ? ak_err_errno(err, r, "cannot write %s", what) : 0;
 }

@@ -18,6 +18,8 @@
  */
 #pragma once
 
+#include <jansson.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
@@ -76,3 +78,12 @@ int private_file_read_at(int dirfd, const char *path, struct buf *b, size_t max,
  * parent and all its ancestors are owned by root or the caller and not writable by others unless
  * sticky. Creates a missing parent (0700) with PRIVATE_CREATE. */
 int private_parent_check(const char *path, const char *what, unsigned flags, struct ak_err *err);
+
+/* A private store's lock: name in dirfd (created 0600, never through a link), held exclusively.
+ * Returns the fd (close it to release) or -errno with "cannot lock <what>". */
+int private_lock_at(int dirfd, const char *name, const char *what, struct ak_err *err);
+
+/* Writes o as pretty JSON to name in dirfd, atomically and durably, mode 0600 ("cannot write
+ * <what>" on failure). */
+int private_json_save_at(int dirfd, const char *name, json_t *o, const char *what,
+                         struct ak_err *err);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/paths.h"
+#include "core/private-dir.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -36,23 +37,6 @@ char *trust_store_path(void)
         if (paths_user_dir_path(&dir, &ignored) < 0 || asprintf(&p, "%s/%s", dir, TRUST_FILE) < 0)
                 return NULL;
         return p;
-}
-
-/* The user directory, opened and checked as a private directory (paths_user_dir_open: created
- * 0700 when missing). Without create, a missing one is -ENOENT and no error. */
-static int open_dir(bool create, struct ak_err *err)
-{
-        cleanup_free char *dir = NULL;
-        struct stat st;
-
-        if (!create) {
-                int r = paths_user_dir_path(&dir, err);
-                if (r < 0)
-                        return r;
-                if (lstat(dir, &st) < 0 && errno == ENOENT)
-                        return -ENOENT;
-        }
-        return paths_user_dir_open(NULL, err);
 }
 
 static int distrust(struct ak_err *err, const char *why)
@@ -110,30 +94,13 @@ static int load(int dirfd, json_t **ret, struct ak_err *err)
 
 static int save(int dirfd, json_t *o, struct ak_err *err)
 {
-        cleanup_free char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
-        int r;
-
-        if (!text)
-                return ak_err_oom(err);
-        r = write_file_atomic_at(dirfd, TRUST_FILE, text, strlen(text), 0600, true);
-        if (r < 0)
-                return ak_err_errno(err, r, "cannot write the trust store");
-        return 0;
+        return private_json_save_at(dirfd, TRUST_FILE, o, "the trust store", err);
 }
 
 /* The store's lock, held exclusively for a read-modify-write. */
 static int lock(int dirfd, struct ak_err *err)
 {
-        int fd = openat(dirfd, TRUST_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-
-        if (fd < 0)
-                return ak_err_errno(err, errno, "cannot lock the trust store");
-        if (flock(fd, LOCK_EX) < 0) {
-                int e = errno;
-                close(fd);
-                return ak_err_errno(err, e, "cannot lock the trust store");
-        }
-        return fd;
+        return private_lock_at(dirfd, TRUST_LOCK, "the trust store", err);
 }
 
 /* Opens the store's directory (made with create), takes its lock where ret_lk is given, and
@@ -143,7 +110,7 @@ static int open_store(bool create, int *ret_dirfd, int *ret_lk, json_t **ret_o, 
 {
         int r;
 
-        *ret_dirfd = open_dir(create, err);
+        *ret_dirfd = paths_user_dir_open_for(create, err);
         if (*ret_dirfd < 0)
                 return *ret_dirfd;
         if (ret_lk) {

@@ -26,6 +26,7 @@
 
 #include "core/audit.h"
 #include "core/paths.h"
+#include "core/private-dir.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -225,23 +226,6 @@ int vault_open_payload(const uint8_t key[VAULT_KEY_LEN], const char *payload, ch
 
 /* ---- the files ---- */
 
-/* The user directory: created (0700) for a writer; -ENOENT, with nothing set in err, where it
- * does not exist and create is false. */
-static int open_dir(bool create, struct ak_err *err)
-{
-        cleanup_free char *dir = NULL;
-        struct stat st;
-
-        if (!create) {
-                int r = paths_user_dir_path(&dir, err);
-                if (r < 0)
-                        return r;
-                if (lstat(dir, &st) < 0 && errno == ENOENT)
-                        return -ENOENT;
-        }
-        return paths_user_dir_open(NULL, err);
-}
-
 /* Opens name (O_RDONLY) as one of the vault's files: a regular file of the caller, closed to
  * group and others (what it holds is either the key or what the key opens). -ENOENT with
  * nothing in err when missing. */
@@ -396,29 +380,29 @@ static int load_store(int dirfd, json_t **ret, struct ak_err *err)
 
 static int save_store(int dirfd, json_t *o, struct ak_err *err)
 {
-        cleanup_free char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
-        int r;
-
-        if (!text)
-                return ak_err_oom(err);
-        r = write_file_atomic_at(dirfd, VAULT_STORE_FILE, text, strlen(text), 0600, true);
-        if (r < 0)
-                return ak_err_errno(err, r, "cannot write the vault");
-        return 0;
+        return private_json_save_at(dirfd, VAULT_STORE_FILE, o, "the vault", err);
 }
 
 static int lock(int dirfd, struct ak_err *err)
 {
-        int fd = openat(dirfd, VAULT_LOCK_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        return private_lock_at(dirfd, VAULT_LOCK_FILE, "the vault", err);
+}
 
-        if (fd < 0)
-                return ak_err_errno(err, errno, "cannot lock the vault");
-        if (flock(fd, LOCK_EX) < 0) {
-                int e = errno;
-                close(fd);
-                return ak_err_errno(err, e, "cannot lock the vault");
-        }
-        return fd;
+/* The store opened for a change: the user directory (made when create; -ENOENT in *ret_dirfd and
+ * the result, nothing in err, where it is missing and create is false), the vault's lock held,
+ * the store loaded. */
+static int open_locked(bool create, int *ret_dirfd, int *ret_lk, json_t **ret_o, struct ak_err *err)
+{
+        int r;
+
+        *ret_dirfd = paths_user_dir_open_for(create, err);
+        if (*ret_dirfd < 0)
+                return *ret_dirfd;
+        *ret_lk = lock(*ret_dirfd, err);
+        if (*ret_lk < 0)
+                return *ret_lk;
+        r = load_store(*ret_dirfd, ret_o, err);
+        return r < 0 ? r : 0;
 }
 
 static int not_stored(enum vault_backend b, const char *what, struct ak_err *err)
@@ -493,14 +477,7 @@ static int set_or_add(enum vault_backend b, const char *name, const char *value,
                 return r;
         if (b != VAULT_FILE)
                 return not_stored(b, "set", err);
-        dirfd = open_dir(true, err);
-        if (dirfd < 0)
-                return dirfd;
-        lk = lock(dirfd, err);
-        if (lk < 0)
-                return lk;
-        r = load_store(dirfd, &o, err);
-        if (r < 0)
+        if ((r = open_locked(true, &dirfd, &lk, &o, err)) < 0)
                 return r;
         if (only_new && json_object_get(json_object_get(o, "secrets"), name)) {
                 char *old = NULL;
@@ -567,7 +544,7 @@ int vault_get(enum vault_backend b, const char *name, char **ret, size_t *ret_le
         }
         if (b != VAULT_FILE)
                 return not_stored(b, "read", err);
-        dirfd = open_dir(false, err);
+        dirfd = paths_user_dir_open_for(false, err);
         if (dirfd < 0 && dirfd != -ENOENT)
                 return dirfd;
         r = load_store(dirfd, &o, err);
@@ -590,7 +567,7 @@ int vault_has(enum vault_backend b, const char *name, struct ak_err *err)
                 return secure_getenv(name) ? 1 : 0;
         if (b != VAULT_FILE)
                 return not_stored(b, "read", err);
-        dirfd = open_dir(false, err);
+        dirfd = paths_user_dir_open_for(false, err);
         if (dirfd < 0 && dirfd != -ENOENT)
                 return dirfd;
         r = load_store(dirfd, &o, err);
@@ -619,15 +596,9 @@ int vault_delete(enum vault_backend b, const char *name, struct ak_err *err)
                 return r;
         if (b != VAULT_FILE)
                 return not_stored(b, "delete", err);
-        dirfd = open_dir(false, err);
-        if (dirfd == -ENOENT)
+        r = open_locked(false, &dirfd, &lk, &o, err);
+        if (r == -ENOENT && dirfd == -ENOENT)
                 return ak_err_set(err, ENOENT, "secret '%s' not found", name);
-        if (dirfd < 0)
-                return dirfd;
-        lk = lock(dirfd, err);
-        if (lk < 0)
-                return lk;
-        r = load_store(dirfd, &o, err);
         if (r < 0)
                 return r;
         if (json_object_del(json_object_get(o, "secrets"), name) < 0)
@@ -653,7 +624,7 @@ int vault_list(enum vault_backend b, json_t **ret, struct ak_err *err)
                 *ret = json_object();
                 return *ret ? 0 : ak_err_oom(err);
         }
-        dirfd = open_dir(false, err);
+        dirfd = paths_user_dir_open_for(false, err);
         if (dirfd < 0 && dirfd != -ENOENT)
                 return dirfd;
         r = load_store(dirfd, &o, err);
@@ -732,13 +703,7 @@ int vault_set_hosts(enum vault_backend b, const char *name, char *const *hosts, 
                                   VAULT_HOSTS_MAX);
         if (b != VAULT_FILE)
                 return not_stored(b, "restrict", err);
-        dirfd = open_dir(true, err);
-        if (dirfd < 0)
-                return dirfd;
-        lk = lock(dirfd, err);
-        if (lk < 0)
-                return lk;
-        if ((r = load_store(dirfd, &o, err)) < 0)
+        if ((r = open_locked(true, &dirfd, &lk, &o, err)) < 0)
                 return r;
         if (!json_object_get(json_object_get(o, "secrets"), name))
                 return ak_err_set(err, ENOENT, "secret '%s' not found", name);
@@ -778,7 +743,7 @@ int vault_host_allowed(enum vault_backend b, const char *name, const char *host,
                 return r;
         if (b != VAULT_FILE)
                 return 1;
-        dirfd = open_dir(false, err);
+        dirfd = paths_user_dir_open_for(false, err);
         if (dirfd < 0 && dirfd != -ENOENT)
                 return dirfd;
         if ((r = load_store(dirfd, &o, err)) < 0)

@@ -322,26 +322,38 @@ static int sse_pump(struct sse *s)
         return 0;
 }
 
+/* A streamed response's reader: what out holds past *sent, refilled by pump(ctx) each time all
+ * of it was sent; *finished (may be NULL) ends the stream once out is empty. */
+static ssize_t stream_read(struct buf *out, size_t *sent, const bool *finished,
+                           int (*pump)(void *ctx), void *ctx, char *buf, size_t max)
+{
+        size_t n;
+
+        while (*sent == out->len) {
+                if (finished && *finished)
+                        return MHD_CONTENT_READER_END_OF_STREAM;
+                buf_reset(out);
+                *sent = 0;
+                if (pump(ctx) < 0)
+                        return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        n = MIN(out->len - *sent, max);
+        memcpy(buf, out->data + *sent, n);
+        *sent += n;
+        return (ssize_t)n;
+}
+
+static int sse_pump_cb(void *ctx)
+{
+        return sse_pump(ctx);
+}
+
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
         struct sse *s = cls;
-        size_t n;
 
         (void)pos;
-        while (s->sent == s->out.len) {
-                if (s->finished)
-                        return MHD_CONTENT_READER_END_OF_STREAM;
-                buf_reset(&s->out);
-                s->sent = 0;
-                if (sse_pump(s) < 0)
-                        return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
-        n = s->out.len - s->sent;
-        if (n > max)
-                n = max;
-        memcpy(buf, s->out.data + s->sent, n);
-        s->sent += n;
-        return (ssize_t)n;
+        return stream_read(&s->out, &s->sent, &s->finished, sse_pump_cb, s, buf, max);
 }
 
 static void sse_free(void *cls)
@@ -494,24 +506,17 @@ static int follow_pump(struct follow *f)
         return 0;
 }
 
+static int follow_pump_cb(void *ctx)
+{
+        return follow_pump(ctx);
+}
+
 static ssize_t follow_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
         struct follow *f = cls;
-        size_t n;
 
         (void)pos;
-        while (f->sent == f->out.len) {
-                buf_reset(&f->out);
-                f->sent = 0;
-                if (follow_pump(f) < 0)
-                        return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
-        n = f->out.len - f->sent;
-        if (n > max)
-                n = max;
-        memcpy(buf, f->out.data + f->sent, n);
-        f->sent += n;
-        return (ssize_t)n;
+        return stream_read(&f->out, &f->sent, NULL, follow_pump_cb, f, buf, max);
 }
 
 static void follow_free(void *cls)
