@@ -291,6 +291,15 @@ def test_policy_replaced_while_running(wak, world, box, tmp_path):
 
 # ---------------------------------------------------------------- the proxy under load
 
+def sanitized(pid):
+    """Whether the process runs with AddressSanitizer (its runtime is mapped)."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return "libasan" in f.read()
+    except OSError:
+        return False
+
+
 def test_thousand_concurrent_tunnels_bounded_memory(wak, world, box):
     """1,000 CONNECT tunnels to allowed.test:80 held open at once, each carrying a request:
     all work, the proxy's stats count them, and its worker's RSS (from /proc of the pid the
@@ -316,7 +325,10 @@ def test_thousand_concurrent_tunnels_bounded_memory(wak, world, box):
         st = stats(wak)
         assert st["sandboxes"][box]["connections_open"] >= 1000, st
         peak = rss_kb(worker)
-        assert peak - base < 32 * 1000 and peak < 128 << 10, (base, peak)
+        # a sanitizer's build (scripts/test.sh runs the suite again with one) keeps shadow and
+        # quarantine memory: the bounds are the proxy's own, checked where it runs plain
+        if not sanitized(worker):
+            assert peak - base < 32 * 1000 and peak < 128 << 10, (base, peak)
     finally:
         p.communicate(b"\n", timeout=60)
     deadline = time.time() + 10
