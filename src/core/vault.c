@@ -388,6 +388,19 @@ static int lock(int dirfd, struct ak_err *err)
         return private_lock_at(dirfd, VAULT_LOCK_FILE, "the vault", err);
 }
 
+/* The store opened for reading: the user directory (-ENOENT in *ret_dirfd where it does not
+ * exist: then an empty store) and what it holds. */
+static int open_for_read(int *ret_dirfd, json_t **ret_o, struct ak_err *err)
+{
+        int r;
+
+        *ret_dirfd = paths_user_dir_open_for(false, err);
+        if (*ret_dirfd < 0 && *ret_dirfd != -ENOENT)
+                return *ret_dirfd;
+        r = load_store(*ret_dirfd, ret_o, err);
+        return r < 0 ? r : 0;
+}
+
 /* The store opened for a change: the user directory (made when create; -ENOENT in *ret_dirfd and
  * the result, nothing in err, where it is missing and create is false), the vault's lock held,
  * the store loaded. */
@@ -544,11 +557,7 @@ int vault_get(enum vault_backend b, const char *name, char **ret, size_t *ret_le
         }
         if (b != VAULT_FILE)
                 return not_stored(b, "read", err);
-        dirfd = paths_user_dir_open_for(false, err);
-        if (dirfd < 0 && dirfd != -ENOENT)
-                return dirfd;
-        r = load_store(dirfd, &o, err);
-        if (r < 0)
+        if ((r = open_for_read(&dirfd, &o, err)) < 0)
                 return r;
         return open_entry(dirfd, o, name, ret, ret_len, err);
 }
@@ -567,11 +576,7 @@ int vault_has(enum vault_backend b, const char *name, struct ak_err *err)
                 return secure_getenv(name) ? 1 : 0;
         if (b != VAULT_FILE)
                 return not_stored(b, "read", err);
-        dirfd = paths_user_dir_open_for(false, err);
-        if (dirfd < 0 && dirfd != -ENOENT)
-                return dirfd;
-        r = load_store(dirfd, &o, err);
-        if (r < 0)
+        if ((r = open_for_read(&dirfd, &o, err)) < 0)
                 return r;
         payload = json_string_value(json_object_get(json_object_get(o, "secrets"), name));
         if (!payload)
@@ -624,11 +629,7 @@ int vault_list(enum vault_backend b, json_t **ret, struct ak_err *err)
                 *ret = json_object();
                 return *ret ? 0 : ak_err_oom(err);
         }
-        dirfd = paths_user_dir_open_for(false, err);
-        if (dirfd < 0 && dirfd != -ENOENT)
-                return dirfd;
-        r = load_store(dirfd, &o, err);
-        if (r < 0)
+        if ((r = open_for_read(&dirfd, &o, err)) < 0)
                 return r;
         s = json_object_get(o, "secrets");
         md = json_object_get(o, "metadata");
@@ -743,10 +744,7 @@ int vault_host_allowed(enum vault_backend b, const char *name, const char *host,
                 return r;
         if (b != VAULT_FILE)
                 return 1;
-        dirfd = paths_user_dir_open_for(false, err);
-        if (dirfd < 0 && dirfd != -ENOENT)
-                return dirfd;
-        if ((r = load_store(dirfd, &o, err)) < 0)
+        if ((r = open_for_read(&dirfd, &o, err)) < 0)
                 return r;
         hosts = json_object_get(json_object_get(json_object_get(o, "metadata"), name), "hosts");
         if (!json_is_array(hosts) || json_array_size(hosts) == 0)

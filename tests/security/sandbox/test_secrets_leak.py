@@ -29,7 +29,7 @@ import time
 
 import pytest
 
-from conftest import Ak, needs_root, snapshot_cache
+from conftest import Ak, mcp_call, needs_root, snapshot_cache
 from serve_client import Server
 
 pytestmark = needs_root
@@ -105,24 +105,6 @@ def world(tmp_path_factory):
     for name in ("leak", "api-leak"):
         ak("remove", name, timeout=60)
     shutil.rmtree(snapshot_cache(ak.data_dir).parent, ignore_errors=True)
-
-
-def mcp_call(ak, tool, args):
-    """One tools/call through `agentkernel mcp-server` (stdio JSON-RPC)."""
-    msgs = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-         "params": {"protocolVersion": "2024-11-05", "capabilities": {},
-                    "clientInfo": {"name": "attack", "version": "0"}}},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-         "params": {"name": tool, "arguments": args}},
-    ]
-    res = ak("mcp-server", input="".join(json.dumps(m) + "\n" for m in msgs).encode(), timeout=60)
-    for line in res.stdout.splitlines():
-        doc = json.loads(line)
-        if doc.get("id") == 2:
-            return doc
-    raise AssertionError(f"no answer from mcp-server: {res}")
 
 
 def mcp_text(doc):
