@@ -7,7 +7,9 @@
  * read-only, under an overlay whose upper layer is a tmpfs of the sandbox's disk size); the
  * switch into it. Then the agent's socket and state directory in a private tmpfs that is
  * detached from the mount tree (nothing in the guest can reach them by a path), and the
- * multiplexer (mux.c) that joins the host's virtio-serial port to that socket.
+ * multiplexer (mux.c) that joins the host's channel to that socket: a virtio-serial port named
+ * GUEST_PORT_NAME (QEMU), or virtio-vsock (Firecracker), where the guest listens on port
+ * GUEST_VSOCK_PORT and the multiplexer serves one host connection at a time.
  *
  * What the host tells the guest is in /ak/config of the initramfs (a second cpio archive the
  * host appends for each start): NUL-separated "arg=", "env=" and "disk_mb=" entries. A step that
@@ -41,6 +43,19 @@
 #define GUEST_CONFIG "/ak/config"
 #define GUEST_MODULES "/ak/modules"
 #define GUEST_PORT_NAME "ak.0"
+#define GUEST_VSOCK_PORT 52000 /* VM_VSOCK_PORT of the host's microvm.h */
+#define GUEST_VSOCK_DRIVER "/sys/bus/virtio/drivers/vmw_vsock_virtio_transport"
+
+/* <linux/vm_sockets.h>, which musl's headers lack */
+struct guest_sockaddr_vm {
+        sa_family_t svm_family;
+        unsigned short svm_reserved1;
+        unsigned int svm_port;
+        unsigned int svm_cid;
+        unsigned char svm_flags;
+        unsigned char svm_zero[3];
+};
+#define GUEST_VMADDR_CID_ANY 0xFFFFFFFFu
 #define GUEST_DEVICE_WAIT_MS 10000
 #define GUEST_CONFIG_MAX (1u << 20)
 #define GUEST_ARGS_MAX 64
@@ -48,6 +63,7 @@
 bool agent_guest;
 
 static int link_fd = -1;
+static bool link_listens; /* link_fd is a vsock listener: each multiplexer accepts its host */
 static int sock_dir_fd = -1;
 static pid_t mux_pid = -1;
 static char sock_path[64];
@@ -141,6 +157,43 @@ static bool find_port(char *out, size_t len)
         }
         closedir(d);
         return found;
+}
+
+/* A virtio-vsock device bound to its driver (the vsock modules are loaded by then). */
+static bool vsock_ready(void)
+{
+        DIR *d = opendir(GUEST_VSOCK_DRIVER);
+        struct dirent *de;
+        bool found = false;
+
+        if (!d)
+                return false;
+        while (!found && (de = readdir(d)))
+                found = strncmp(de->d_name, "virtio", 6) == 0;
+        closedir(d);
+        return found;
+}
+
+/* The host's channel: the virtio-serial port (out gets its /dev path), or "vsock". */
+static bool find_channel(char *out, size_t len)
+{
+        if (find_port(out, len))
+                return true;
+        if (!vsock_ready())
+                return false;
+        (void)snprintf(out, len, "vsock");
+        return true;
+}
+
+static int vsock_listen(void)
+{
+        struct guest_sockaddr_vm a = {
+            .svm_family = AF_VSOCK, .svm_port = GUEST_VSOCK_PORT, .svm_cid = GUEST_VMADDR_CID_ANY};
+        int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4) < 0)
+                agent_guest_fail("vsock port %d: %s", GUEST_VSOCK_PORT, strerror(errno));
+        return fd;
 }
 
 static void wait_for(const char *what, bool (*ready)(char *, size_t), char *out, size_t len)
@@ -261,6 +314,17 @@ void agent_guest_start_mux(void)
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 (void)write_file_string("/proc/self/oom_score_adj", "-1000");
+                if (link_listens) {
+                        /* one host at a time; PID 1 starts the next multiplexer when it ends */
+                        int conn;
+                        do
+                                conn = accept4(link_fd, NULL, NULL, SOCK_CLOEXEC);
+                        while (conn < 0 && errno == EINTR);
+                        if (conn < 0)
+                                _exit(1);
+                        close(link_fd);
+                        _exit(mux_run(conn, -1, sock_path, 1) < 0 ? 1 : 0);
+                }
                 _exit(mux_run(link_fd, -1, sock_path, 1) < 0 ? 1 : 0);
         }
         mux_pid = pid;
@@ -291,10 +355,16 @@ int agent_guest_boot(int *argc, char ***argv)
         read_config(&g);
         load_modules();
         mount_root(&g);
-        wait_for("virtio-serial port '" GUEST_PORT_NAME "'", find_port, port, sizeof(port));
-        link_fd = open(port, O_RDWR | O_CLOEXEC | O_NOCTTY);
-        if (link_fd < 0)
-                agent_guest_fail("open '%s': %s", port, strerror(errno));
+        wait_for("virtio-serial port '" GUEST_PORT_NAME "' or virtio-vsock device", find_channel,
+                 port, sizeof(port));
+        if (streq(port, "vsock")) {
+                link_fd = vsock_listen();
+                link_listens = true;
+        } else {
+                link_fd = open(port, O_RDWR | O_CLOEXEC | O_NOCTTY);
+                if (link_fd < 0)
+                        agent_guest_fail("open '%s': %s", port, strerror(errno));
+        }
         private_dirs(&listen_fd, &state_fd);
         environ = g.env;
         (void)snprintf(fd_listen, sizeof(fd_listen), "%d", listen_fd);

@@ -49,6 +49,27 @@ static const char *const guest_modules[] = {
     "fs/overlayfs/overlay",
 };
 
+/* A guest whose channel is virtio-vsock (the firecracker driver's) also loads these. */
+static const char *const vsock_modules[] = {
+    "net/vmw_vsock/vsock",
+    "net/vmw_vsock/vmw_vsock_virtio_transport_common",
+    "net/vmw_vsock/vmw_vsock_virtio_transport",
+};
+
+#define MODULES_MAX (ARRAY_SIZE(guest_modules) + ARRAY_SIZE(vsock_modules))
+
+/* The modules of a guest, in the order it loads them; returns how many. */
+static size_t module_list(bool vsock, const char *out[MODULES_MAX])
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < ARRAY_SIZE(guest_modules); i++)
+                out[n++] = guest_modules[i];
+        for (size_t i = 0; vsock && i < ARRAY_SIZE(vsock_modules); i++)
+                out[n++] = vsock_modules[i];
+        return n;
+}
+
 #define INITRD_FILE_MAX (64u << 20)
 
 int vm_cache_dir(char *out, size_t len, struct ak_err *err)
@@ -184,9 +205,11 @@ static void prune_initrds(const char *cache_dir, const char *keep)
         closedir(d);
 }
 
-static int base_initrd(const char *cache_dir, const char *agent, const char *kver, struct buf *ret,
-                       struct ak_err *err)
+static int base_initrd(const char *cache_dir, const char *agent, const char *kver, bool vsock,
+                       struct buf *ret, struct ak_err *err)
 {
+        const char *modules[MODULES_MAX];
+        size_t n_modules = module_list(vsock, modules);
         cleanup_buf struct buf agent_bin = BUF_INIT, arc = BUF_INIT, list = BUF_INIT;
         char digest[SHA256_DIGEST_STRING_LENGTH], name[PATH_MAX], path[PATH_MAX];
         SHA2_CTX ctx;
@@ -198,8 +221,8 @@ static int base_initrd(const char *cache_dir, const char *agent, const char *kve
         SHA256Init(&ctx);
         SHA256Update(&ctx, (const uint8_t *)agent_bin.data, agent_bin.len);
         SHA256Update(&ctx, (const uint8_t *)kver, strlen(kver) + 1);
-        for (size_t i = 0; i < ARRAY_SIZE(guest_modules); i++)
-                SHA256Update(&ctx, (const uint8_t *)guest_modules[i], strlen(guest_modules[i]) + 1);
+        for (size_t i = 0; i < n_modules; i++)
+                SHA256Update(&ctx, (const uint8_t *)modules[i], strlen(modules[i]) + 1);
         (void)SHA256End(&ctx, digest);
         (void)snprintf(name, sizeof(name), "initrd-%s-%.16s.cpio", kver[0] ? kver : "custom",
                        digest);
@@ -217,11 +240,11 @@ static int base_initrd(const char *cache_dir, const char *agent, const char *kve
                 r = cpio_entry(&arc, "init", 0100755, agent_bin.data, agent_bin.len);
         if (r < 0)
                 return ak_err_oom(err);
-        for (size_t i = 0; kver[0] && i < ARRAY_SIZE(guest_modules); i++) {
-                const char *base = strrchr(guest_modules[i], '/') + 1;
+        for (size_t i = 0; kver[0] && i < n_modules; i++) {
+                const char *base = strrchr(modules[i], '/') + 1;
                 char src[PATH_MAX], dst[256];
                 (void)snprintf(src, sizeof(src), "/usr/lib/modules/%s/kernel/%s.ko", kver,
-                               guest_modules[i]);
+                               modules[i]);
                 if (access(src, R_OK) < 0)
                         continue; /* built in (or not needed by this kernel) */
                 (void)snprintf(dst, sizeof(dst), "lib/modules/%s.ko", base);
@@ -243,10 +266,11 @@ static int base_initrd(const char *cache_dir, const char *agent, const char *kve
 }
 
 int vm_guest_initrd(const char *cache_dir, const char *agent, const char *kver, const char *run_dir,
-                    char *const *agent_args, char *const *env, uint64_t disk_mb, struct ak_err *err)
+                    char *const *agent_args, char *const *env, uint64_t disk_mb, bool vsock,
+                    struct ak_err *err)
 {
         cleanup_buf struct buf arc = BUF_INIT, config = BUF_INIT;
-        int r = base_initrd(cache_dir, agent, kver, &arc, err);
+        int r = base_initrd(cache_dir, agent, kver, vsock, &arc, err);
 
         if (r < 0)
                 return r;

@@ -328,6 +328,11 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
         if (safe_atou32(pidtxt.data, &v) < 0 || v <= 1 || v > INT32_MAX)
                 return ak_err_set(err, EIO, "qemu's pid file says '%s'", pidtxt.data);
         *ret_pid = (pid_t)v;
+        /* QEMU's daemonizing sets umask 027: the channel's socket is the owner's only, like
+         * everything else in the (already private) run directory */
+        (void)snprintf(pidfile, sizeof(pidfile), "%s/%s", s->run_dir, VM_FILE_CHANNEL);
+        if (fchmodat(AT_FDCWD, pidfile, 0600, 0) < 0)
+                return ak_err_errno(err, errno, "chmod '%s'", pidfile);
         return 0;
 }
 
@@ -349,11 +354,38 @@ static int qemu_connect(const char *run_dir, struct ak_err *err)
         return unix_connect(path, err);
 }
 
+/* Ours when it is QEMU and its chardev argument names run_dir's channel socket, so no other
+ * process is ever taken for one (the caller checks the owner). */
+static bool qemu_is_stray(pid_t pid, const char *run_dir)
+{
+        char path[64], chan_arg[PATH_MAX + 16];
+        cleanup_buf struct buf b = BUF_INIT;
+        const char *base;
+
+        (void)snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+        if (read_file_at(AT_FDCWD, path, &b, 1u << 16) < 0 || !b.data)
+                return false;
+        base = strrchr(b.data, '/');
+        base = base ? base + 1 : b.data;
+        if (strncmp(base, "qemu-system-", 12) != 0)
+                return false;
+        (void)snprintf(chan_arg, sizeof(chan_arg), "path=%s/%s,", run_dir, VM_FILE_CHANNEL);
+        for (size_t i = 0; i < b.len;) {
+                const char *arg = b.data + i;
+                i += strnlen(arg, b.len - i) + 1;
+                if (strstr(arg, chan_arg))
+                        return true;
+        }
+        return false;
+}
+
 const struct vm_driver vm_driver_qemu = {
     .name = "qemu",
+    .uuid_opt = "--uuid",
     .probe = qemu_probe,
     .start = qemu_start,
     .stop = qemu_stop,
     .status = qemu_status,
     .connect = qemu_connect,
+    .is_stray = qemu_is_stray,
 };

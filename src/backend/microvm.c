@@ -54,9 +54,25 @@
 #define RELAY_STOP_GRACE_MS 1000
 #define GUEST_CMDLINE "console=ttyS0 panic=-1 quiet tsc_early_khz=2000000 -- --guest"
 
+/* The driver of new machines: $AGENTKERNEL_VM_DRIVER (qemu or firecracker), else firecracker
+ * when its binary is there (docs/backends.md), else qemu. */
 static const struct vm_driver *driver(void)
 {
-        return &vm_driver_qemu; /* the firecracker driver comes next (docs/backends.md) */
+        const char *want = secure_getenv("AGENTKERNEL_VM_DRIVER");
+
+        if (want && streq(want, vm_driver_firecracker.name))
+                return &vm_driver_firecracker;
+        if (want && streq(want, vm_driver_qemu.name))
+                return &vm_driver_qemu;
+        return vm_firecracker_present() ? &vm_driver_firecracker : &vm_driver_qemu;
+}
+
+/* The driver a recorded machine was started by (its runtime file's): stopping and checking it
+ * never depends on the environment of the caller. */
+static const struct vm_driver *driver_named(const char *name)
+{
+        return name && streq(name, vm_driver_firecracker.name) ? &vm_driver_firecracker
+                                                               : &vm_driver_qemu;
 }
 
 /* runtime.json: the two processes of a running sandbox. Input from disk: accepted only as a
@@ -67,6 +83,7 @@ struct vm_runtime {
         char boot_id[PROC_BOOT_ID_LEN + 1];
         char uuid[37];
         char accel[8];
+        const struct vm_driver *driver;
 };
 
 static void run_path(const char *run_dir, const char *file, char *out, size_t len)
@@ -98,6 +115,7 @@ static int read_runtime(const char *run_dir, const char *uuid, struct vm_runtime
         memcpy(rt->boot_id, s, sizeof(rt->boot_id));
         s = json_string_value(json_object_get(o, "accel"));
         (void)snprintf(rt->accel, sizeof(rt->accel), "%s", s ? s : "");
+        rt->driver = driver_named(json_string_value(json_object_get(o, "driver")));
         for (int i = 0; i < 2; i++) {
                 json_t *p = json_object_get(o, i ? "relay" : "vmm");
                 json_t *pid = json_object_get(p, "pid"), *start = json_object_get(p, "start_time");
@@ -123,7 +141,7 @@ static int write_runtime(const char *run_dir, const struct vm_runtime *rt)
                 return -ENOMEM;
         json_object_set_new(o, "uuid", json_string(rt->uuid));
         json_object_set_new(o, "boot_id", json_string(rt->boot_id));
-        json_object_set_new(o, "driver", json_string(driver()->name));
+        json_object_set_new(o, "driver", json_string(rt->driver->name));
         json_object_set_new(o, "accel", json_string(rt->accel));
         for (int i = 0; i < 2; i++) {
                 pid_t pid = i ? rt->relay_pid : rt->vmm_pid;
@@ -147,13 +165,14 @@ static struct proc_ident ident(const struct vm_runtime *rt, bool relay)
             .start_time = relay ? rt->relay_start : rt->vmm_start,
             .boot_id = rt->boot_id,
             .uuid = rt->uuid,
+            .uuid_opt = relay ? NULL : rt->driver->uuid_opt,
         };
 }
 
 static bool vmm_alive(const struct vm_runtime *rt)
 {
         struct proc_ident id = ident(rt, false);
-        return rt->vmm_pid && driver()->status(&id);
+        return rt->vmm_pid && rt->driver->status(&id);
 }
 
 static bool relay_alive(const struct vm_runtime *rt)
@@ -162,52 +181,35 @@ static bool relay_alive(const struct vm_runtime *rt)
         return rt->relay_pid && proc_verify(&id);
 }
 
-/* Whether pid (ours) is a hypervisor whose command line names run_dir's channel socket: what a
- * starter killed before its record leaves. Only QEMU, and only its chardev argument, so no other
- * process is ever taken for one. (A relay needs no search: it exits when its hypervisor's
- * channel ends.) */
-static bool is_stray(pid_t pid, const char *chan_arg)
+/* Whether pid is a process of ours (the caller's, or as root one of the sandboxes' ids: the
+ * hypervisor's drop) that a driver takes for its hypervisor of run_dir: what a starter killed
+ * before its record leaves. (A relay needs no search: it exits when its hypervisor's channel
+ * ends.) */
+static bool is_stray(pid_t pid, const char *run_dir)
 {
         char path[64];
-        cleanup_buf struct buf b = BUF_INIT;
         struct stat st;
-        const char *base;
 
         (void)snprintf(path, sizeof(path), "/proc/%d", (int)pid);
-        /* ours: the caller's, or as root one of the sandboxes' ids (QEMU's -runas) */
         if (stat(path, &st) < 0 ||
             (st.st_uid != geteuid() && !(geteuid() == 0 && st.st_uid >= ID_RANGE_BASE)))
                 return false;
-        (void)snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-        if (read_file_at(AT_FDCWD, path, &b, 1u << 16) < 0 || !b.data)
-                return false;
-        base = strrchr(b.data, '/');
-        base = base ? base + 1 : b.data;
-        if (strncmp(base, "qemu-system-", 12) != 0)
-                return false;
-        for (size_t i = 0; i < b.len;) {
-                const char *arg = b.data + i;
-                i += strnlen(arg, b.len - i) + 1;
-                if (strstr(arg, chan_arg))
-                        return true;
-        }
-        return false;
+        return vm_driver_qemu.is_stray(pid, run_dir) ||
+               vm_driver_firecracker.is_stray(pid, run_dir);
 }
 
 static void kill_strays(const char *run_dir)
 {
-        char chan_arg[PATH_MAX + 16];
         DIR *d = opendir("/proc");
         struct dirent *de;
 
         if (!d)
                 return;
-        (void)snprintf(chan_arg, sizeof(chan_arg), "path=%s/%s,", run_dir, VM_FILE_CHANNEL);
         while ((de = readdir(d))) {
                 uint32_t pid;
                 if (safe_atou32(de->d_name, &pid) < 0 || pid <= 1 || (pid_t)pid == getpid())
                         continue;
-                if (is_stray((pid_t)pid, chan_arg))
+                if (is_stray((pid_t)pid, run_dir))
                         (void)kill((pid_t)pid, SIGKILL);
         }
         closedir(d);
@@ -223,7 +225,7 @@ static void vm_kill(const char *run_dir, const char *uuid)
                 if (rt.relay_pid)
                         proc_terminate(&relay, RELAY_STOP_GRACE_MS);
                 if (rt.vmm_pid)
-                        driver()->stop(&vmm);
+                        rt.driver->stop(&vmm);
         }
         kill_strays(run_dir);
 }
@@ -285,7 +287,8 @@ static int check_request(struct vm_start *st, struct ak_err *err)
                 (void)snprintf(st->relay_id, sizeof(st->relay_id), "%u", base + ID_RANGE_SIZE - 1);
                 st->vmm_id = base + ID_RANGE_SIZE - 2;
         }
-        if (driver()->probe(&st->accel, why, sizeof(why)) != 1)
+        st->rt.driver = driver();
+        if (st->rt.driver->probe(&st->accel, why, sizeof(why)) != 1)
                 return ak_err_set(err, ENOENT, "%s", why);
         (void)snprintf(st->rt.uuid, sizeof(st->rt.uuid), "%s", cfg->ref.uuid);
         (void)snprintf(st->rt.accel, sizeof(st->rt.accel), "%s",
@@ -397,7 +400,7 @@ static int boot_files(struct vm_start *st, struct ak_err *err)
         args[n++] = cfg->ref.uuid;
         args[n] = NULL;
         r = vm_guest_initrd(st->cache, st->agent, st->kver, st->run_dir, (char *const *)args, env,
-                            cfg->disk_mb ? cfg->disk_mb : 1024, err);
+                            cfg->disk_mb ? cfg->disk_mb : 1024, st->rt.driver->vsock, err);
         run_path(st->run_dir, VM_FILE_INITRD, st->initrd, sizeof(st->initrd));
         return r;
 }
@@ -418,21 +421,13 @@ static int launch_vmm(struct vm_start *st, struct ak_err *err)
             .accel = st->accel,
             .run_as = st->vmm_id,
         };
-        int r = driver()->start(&spec, &st->rt.vmm_pid, err);
+        int r = st->rt.driver->start(&spec, &st->rt.vmm_pid, err);
 
         if (r < 0)
                 return r;
         if (proc_start_time(st->rt.vmm_pid, &st->rt.vmm_start) < 0)
-                return ak_err_set(err, ESRCH, "qemu exited at once (see '%s/%s')", st->run_dir,
-                                  VM_FILE_CONSOLE);
-        {
-                /* QEMU's daemonizing sets umask 027: the channel's socket is the owner's only,
-                 * like everything else in the (already private) run directory */
-                char chan[PATH_MAX];
-                run_path(st->run_dir, VM_FILE_CHANNEL, chan, sizeof(chan));
-                if (fchmodat(AT_FDCWD, chan, 0600, 0) < 0)
-                        return ak_err_errno(err, errno, "chmod '%s'", chan);
-        }
+                return ak_err_set(err, ESRCH, "%s exited at once (see '%s/%s')",
+                                  st->rt.driver->name, st->run_dir, VM_FILE_CONSOLE);
         r = write_runtime(st->run_dir, &st->rt);
         return r < 0 ? ak_err_errno(err, r, "record the sandbox's processes") : 0;
 }
@@ -448,7 +443,7 @@ static int launch_relay(struct vm_start *st, struct ak_err *err)
         pid_t child;
         mode_t old;
 
-        link = driver()->connect(st->run_dir, err);
+        link = st->rt.driver->connect(st->run_dir, err);
         if (link < 0)
                 return link;
         run_path(st->run_dir, VM_FILE_AGENT, sock, sizeof(sock));
@@ -714,7 +709,7 @@ static void microvm_describe(const struct sandbox_ref *ref, bool running, json_t
         vm = json_object();
         if (!vm)
                 return;
-        json_object_set_new(vm, "driver", json_string(driver()->name));
+        json_object_set_new(vm, "driver", json_string(rt.driver->name));
         json_object_set_new(vm, "accel", json_string(rt.accel));
         {
                 char boot[PROC_BOOT_ID_LEN + 1];

@@ -44,6 +44,12 @@ struct vm_spec {
 
 struct vm_driver {
         const char *name;
+        /* the option whose next argument is the sandbox's uuid on the hypervisor's command
+         * line (proc_ident's uuid_opt) */
+        const char *uuid_opt;
+        /* the guest's channel is virtio-vsock (port VM_VSOCK_PORT), not a virtio-serial port:
+         * its initramfs carries the vsock modules */
+        bool vsock;
         /* 1 when usable here: *ret_accel is the accelerator it would use and why says so (and
          * why not the other); 0 with why saying what is missing. May boot a probe guest once
          * (its result is cached). */
@@ -57,9 +63,18 @@ struct vm_driver {
         bool (*status)(const struct proc_ident *vmm);
         /* A new stream to the guest's channel, or -errno. */
         int (*connect)(const char *run_dir, struct ak_err *err);
+        /* Whether pid (a process of the caller's, or of a sandbox id as root) is a hypervisor
+         * of this driver for run_dir: what a starter killed before its record leaves. */
+        bool (*is_stray)(pid_t pid, const char *run_dir);
 };
 
+#define VM_VSOCK_PORT 52000 /* the guest agent's vsock port (upstream's) */
+
 extern const struct vm_driver vm_driver_qemu;
+extern const struct vm_driver vm_driver_firecracker;
+
+/* Whether a firecracker binary is there ($AGENTKERNEL_FIRECRACKER, $FIRECRACKER_BIN, PATH). */
+bool vm_firecracker_present(void);
 
 /* --- microvm-guest.c: the guest's boot files --- */
 
@@ -71,9 +86,10 @@ int vm_guest_kernel(char *ret_path, size_t path_len, char *ret_version, size_t v
 /* The initramfs of this kernel and agent (the agent as /init, the virtio and filesystem
  * modules), built once into cache_dir under a name made of the kernel's version and a hash of
  * what it holds; then run_dir/VM_FILE_INITRD: that archive and a second one with /ak/config
- * (the agent's arguments and environment, and the disk's size). */
+ * (the agent's arguments and environment, and the disk's size). vsock: the guest's channel is
+ * virtio-vsock (the vsock modules are added). */
 int vm_guest_initrd(const char *cache_dir, const char *agent, const char *kver, const char *run_dir,
-                    char *const *agent_args, char *const *env, uint64_t disk_mb,
+                    char *const *agent_args, char *const *env, uint64_t disk_mb, bool vsock,
                     struct ak_err *err);
 
 /* The image's root filesystem as an erofs image in cache_dir, built once per image (its layer

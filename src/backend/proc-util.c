@@ -100,11 +100,11 @@ static bool ns_init(pid_t pid)
         return ioctl(fd, NS_GET_OWNER_UID, &owner) == 0 && owner == geteuid();
 }
 
-/* Whether pid's command line holds "--uuid" followed by uuid as one argument: what the agent
+/* Whether pid's command line holds opt ("--uuid") followed by uuid as one argument: what the agent
  * of that sandbox was started with. A process's command line is what it was executed with
  * unless the process rewrites its own memory; the agent never does, and nothing in a sandbox can
  * write the agent's memory (it is non-dumpable). */
-static bool started_for(pid_t pid, const char *uuid)
+static bool started_for(pid_t pid, const char *opt, const char *uuid)
 {
         char path[64];
         cleanup_buf struct buf b = BUF_INIT;
@@ -119,7 +119,7 @@ static bool started_for(pid_t pid, const char *uuid)
                 if (i + n >= b.len) /* unterminated: the end of what was read */
                         return false;
                 i += n + 1;
-                if (streq(arg, "--uuid"))
+                if (streq(arg, opt))
                         return i < b.len && strnlen(b.data + i, b.len - i) < b.len - i &&
                                streq(b.data + i, uuid);
         }
@@ -156,7 +156,7 @@ bool proc_verify(const struct proc_ident *id)
                 return false;
         if (id->ns_init && !ns_init(id->pid))
                 return false;
-        if (id->uuid && !started_for(id->pid, id->uuid))
+        if (id->uuid && !started_for(id->pid, id->uuid_opt ? id->uuid_opt : "--uuid", id->uuid))
                 return false;
         return true;
 }

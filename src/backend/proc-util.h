@@ -29,6 +29,8 @@ struct proc_ident {
          * sandbox and not to another of the caller's (or to the caller's own containers).
          * NULL: not checked. */
         const char *uuid;
+        /* the option that precedes uuid (NULL: "--uuid"; Firecracker's is "--id") */
+        const char *uuid_opt;
 };
 
 int proc_start_time(pid_t pid, uint64_t *ret);
