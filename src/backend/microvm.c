@@ -34,6 +34,7 @@
 
 #include "agent/client.h"
 #include "backend/backends.h"
+#include "backend/microvm-private.h"
 #include "backend/microvm.h"
 #include "backend/native-image.h"
 #include "core/backend.h"
@@ -56,7 +57,7 @@
 
 /* The driver of new machines: $AGENTKERNEL_VM_DRIVER (qemu or firecracker), else firecracker
  * when its binary is there (docs/backends.md), else qemu. */
-static const struct vm_driver *driver(void)
+const struct vm_driver *vm_driver_pick(void)
 {
         const char *want = secure_getenv("AGENTKERNEL_VM_DRIVER");
 
@@ -181,6 +182,12 @@ static bool relay_alive(const struct vm_runtime *rt)
         return rt->relay_pid && proc_verify(&id);
 }
 
+bool vm_running(const char *run_dir, const char *uuid)
+{
+        struct vm_runtime rt;
+        return read_runtime(run_dir, uuid, &rt) == 0 && vmm_alive(&rt) && relay_alive(&rt);
+}
+
 /* Whether pid is a process of ours (the caller's, or as root one of the sandboxes' ids: the
  * hypervisor's drop) that a driver takes for its hypervisor of run_dir: what a starter killed
  * before its record leaves. (A relay needs no search: it exits when its hypervisor's channel
@@ -216,7 +223,7 @@ static void kill_strays(const char *run_dir)
 }
 
 /* Ends both processes (the recorded ones, checked) and whatever a killed starter left. */
-static void vm_kill(const char *run_dir, const char *uuid)
+void vm_kill(const char *run_dir, const char *uuid)
 {
         struct vm_runtime rt;
 
@@ -250,14 +257,6 @@ struct vm_start {
         int chan_fd; /* a ready connection to the agent */
 };
 
-/* What an ephemeral run keeps until backend_finish(). */
-struct vm_session {
-        char run_dir[PATH_MAX];
-        char uuid[37];
-        int lock_fd;
-        char lock_path[PATH_MAX];
-};
-
 static int check_request(struct vm_start *st, struct ak_err *err)
 {
         const struct backend_config *cfg = st->cfg;
@@ -287,7 +286,7 @@ static int check_request(struct vm_start *st, struct ak_err *err)
                 (void)snprintf(st->relay_id, sizeof(st->relay_id), "%u", base + ID_RANGE_SIZE - 1);
                 st->vmm_id = base + ID_RANGE_SIZE - 2;
         }
-        st->rt.driver = driver();
+        st->rt.driver = vm_driver_pick();
         if (st->rt.driver->probe(&st->accel, why, sizeof(why)) != 1)
                 return ak_err_set(err, ENOENT, "%s", why);
         (void)snprintf(st->rt.uuid, sizeof(st->rt.uuid), "%s", cfg->ref.uuid);
@@ -300,11 +299,33 @@ static int check_request(struct vm_start *st, struct ak_err *err)
 /* An ephemeral run's directory in the shared ephemeral_dir: named by the uuid's random tail (its
  * last 12 hex digits), because a unix socket's path has at most 107 bytes and the hypervisor's
  * socket lives inside. */
-static void ephemeral_run_dir(const char *ephemeral_dir, const char *uuid, char *out, size_t len)
+void vm_ephemeral_run_dir(const char *ephemeral_dir, const char *uuid, char *out, size_t len)
 {
         size_t n = strlen(uuid);
 
         (void)snprintf(out, len, "%s/vm-%s", ephemeral_dir, uuid + (n > 12 ? n - 12 : 0));
+}
+
+int vm_run_lock(const char *ephemeral_dir, const char *uuid, int *ret_fd, char *path, size_t len,
+                struct ak_err *err)
+{
+        char tmp[PATH_MAX];
+        int fd, r;
+
+        (void)snprintf(tmp, sizeof(tmp), "%s/.vm-%s.lock", ephemeral_dir, uuid);
+        (void)snprintf(path, len, "%s/vm-%s.lock", ephemeral_dir, uuid);
+        fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0 || rename(tmp, path) < 0) {
+                r = ak_err_errno(err, errno, "lock '%s'", path);
+                if (fd >= 0) {
+                        (void)unlink(tmp);
+                        close(fd);
+                }
+                path[0] = '\0';
+                return r;
+        }
+        *ret_fd = fd;
+        return 0;
 }
 
 static int make_run_dir(struct vm_start *st, struct ak_err *err)
@@ -313,27 +334,15 @@ static int make_run_dir(struct vm_start *st, struct ak_err *err)
         int r;
 
         if (cfg->ephemeral) {
-                char tmp[PATH_MAX];
                 r = private_dir_ensure(cfg->ref.run_dir, err);
                 if (r < 0)
                         return r;
-                ephemeral_run_dir(cfg->ref.run_dir, cfg->ref.uuid, st->run_dir,
-                                  sizeof(st->run_dir));
-                (void)snprintf(tmp, sizeof(tmp), "%s/.vm-%s.lock", cfg->ref.run_dir, cfg->ref.uuid);
-                (void)snprintf(st->lock_path, sizeof(st->lock_path), "%s/vm-%s.lock",
-                               cfg->ref.run_dir, cfg->ref.uuid);
-                st->lock_fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-                if (st->lock_fd < 0 || flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0 ||
-                    rename(tmp, st->lock_path) < 0) {
-                        r = ak_err_errno(err, errno, "lock '%s'", st->lock_path);
-                        if (st->lock_fd >= 0) {
-                                (void)unlink(tmp);
-                                close(st->lock_fd);
-                                st->lock_fd = -1;
-                        }
-                        st->lock_path[0] = '\0';
+                vm_ephemeral_run_dir(cfg->ref.run_dir, cfg->ref.uuid, st->run_dir,
+                                     sizeof(st->run_dir));
+                r = vm_run_lock(cfg->ref.run_dir, cfg->ref.uuid, &st->lock_fd, st->lock_path,
+                                sizeof(st->lock_path), err);
+                if (r < 0)
                         return r;
-                }
         } else {
                 (void)snprintf(st->run_dir, sizeof(st->run_dir), "%s", cfg->ref.run_dir);
         }
@@ -596,8 +605,8 @@ static const struct vm_start_step {
     {hand_over, NULL},
 };
 
-static int microvm_start(const struct backend_config *cfg, struct backend_session *ret_session,
-                         struct ak_err *err)
+int vm_boot(const struct backend_config *cfg, struct backend_session *ret_session,
+            struct ak_err *err)
 {
         struct vm_start st = {.cfg = cfg, .ret_session = ret_session, .lock_fd = -1, .chan_fd = -1};
         int r = 0;
@@ -619,12 +628,32 @@ static int microvm_start(const struct backend_config *cfg, struct backend_sessio
         return 0;
 }
 
+/* A pooled ephemeral run takes a machine booted for its configuration when there is one (else
+ * boots its own), and has the pool topped up behind it (microvm-pool.c). */
+static int microvm_start(const struct backend_config *cfg, struct backend_session *ret_session,
+                         struct ak_err *err)
+{
+        char key[VM_POOL_KEY_LEN + 1];
+
+        int r;
+
+        if (!vm_pool_usable(cfg) || vm_pool_key(cfg, key) < 0)
+                return vm_boot(cfg, ret_session, err);
+        /* the refill boots after this run's own boot, not beside it */
+        r = vm_pool_claim(cfg, key, ret_session);
+        if (r < 0)
+                r = vm_boot(cfg, ret_session, err);
+        if (r >= 0)
+                vm_pool_refill(cfg, key);
+        return r;
+}
+
 /* --- the ops on a started machine --- */
 
 static int microvm_probe(char *why, size_t why_len)
 {
         enum vm_accel a;
-        return driver()->probe(&a, why, why_len);
+        return vm_driver_pick()->probe(&a, why, why_len);
 }
 
 static int microvm_finish(struct backend_session *bs)
@@ -759,7 +788,7 @@ static void microvm_sweep(const char *ephemeral_dir)
                 fd = private_file_open_at(dirfd(d), de->d_name, O_RDWR, NULL);
                 if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
                         continue; /* its run is still going */
-                ephemeral_run_dir(ephemeral_dir, uuid, run_dir, sizeof(run_dir));
+                vm_ephemeral_run_dir(ephemeral_dir, uuid, run_dir, sizeof(run_dir));
                 vm_kill(run_dir, uuid);
                 (void)rm_rf_at(AT_FDCWD, run_dir);
                 (void)unlinkat(dirfd(d), de->d_name, 0);
@@ -781,4 +810,5 @@ const struct backend_ops microvm_backend_ops = {
     .prepare = microvm_prepare,
     .describe = microvm_describe,
     .sweep = microvm_sweep,
+    .pool_clear = vm_pool_clear,
 };

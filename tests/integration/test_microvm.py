@@ -337,3 +337,36 @@ def test_cli_killed_mid_create_is_cleaned_by_remove(own):
     assert "half" in ak.names()
     assert ak("remove", "half").rc == 0
     assert_vm_gone(ak, "half")
+
+
+def test_run_fast_takes_a_booted_machine_and_pool_clear_ends_the_rest(own):
+    """run --fast: the first run boots its own machine and has the pool filled behind it; the
+    next takes a machine booted before it started (the guest's uptime exceeds the run's whole
+    duration, which a fresh boot cannot), used once; `pool clear` ends the idle ones and leaves
+    no process or directory."""
+    ak, ref = own
+    assert ak("images", "pull", ref, timeout=300).rc == 0
+    run = ["run", "--fast", "-B", "microvm", "--no-network", "-i", ref, "--memory", "192", "--",
+           "cat", "/proc/uptime"]
+    res = ak(*run, timeout=300)
+    assert res.rc == 0, res
+    eph = ak.data_dir / "run" / ".ephemeral"
+    deadline = time.time() + 240
+    while len(list(eph.glob("pv-*/vm-*/pool-ready"))) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(list(eph.glob("pv-*/vm-*/pool-ready"))) == 2, list(eph.rglob("*"))
+    t0 = time.monotonic()
+    res = ak(*run, timeout=300)
+    took = time.monotonic() - t0
+    assert res.rc == 0, res
+    assert float(res.stdout.split()[0]) > took, (res.stdout, took)
+    # used once: that machine is gone, its run directory too; the refill brings the pool back
+    res = ak("pool", "clear", "-B", "microvm")
+    assert res.rc == 0 and "microvm: removed" in res.stdout, res
+    assert not list(eph.glob("pv-*")), list(eph.rglob("*"))
+    assert not list(eph.glob("vm-*")), list(eph.iterdir())
+    deadline = time.time() + 10
+    while procs_naming(ak.data_dir) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not procs_naming(ak.data_dir), [
+        pathlib.Path(f"/proc/{p}/cmdline").read_bytes()[:300] for p in procs_naming(ak.data_dir)]
