@@ -199,6 +199,17 @@ void dest_decided(struct conn *c)
                 free(c->head); /* no more request heads on this connection */
                 c->head = NULL;
         }
+        if (c->mode == CM_SNIFF && streq(c->kind, "tls") && !c->mitm && mitm_wanted(c)) {
+                /* transparent TLS to a bound host: intercepted (the SNI named it) */
+                if (mitm_intercept(c, false))
+                        conn_update(c);
+                return;
+        }
+        if (c->is_connect && !c->mitm && mitm_wanted(c)) {
+                if (mitm_intercept(c, true))
+                        conn_update(c);
+                return;
+        }
         if (c->mode == CM_SNIFF) {
                 /* transparent TLS or TCP: what the client sent goes first */
                 c->mode = CM_TUNNEL;

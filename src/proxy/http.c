@@ -224,6 +224,13 @@ static void http_request(struct conn *c)
                         }
                         have_host = true;
                 }
+        c->scan_carry_len = 0;
+        if (c->mitm) {
+                mitm_request(c, have_host, hosthdr);
+                return;
+        }
+        if (mitm_check_plain(c) < 0)
+                return;
 
         if (c->req.method == HTTP_CONNECT) {
                 c->kind = "connect";
@@ -398,6 +405,8 @@ void http_process(struct conn *c)
                                 conn_close(c);
                                 return;
                         }
+                        if (mitm_scan_body(c, (const uint8_t *)data, n) < 0)
+                                return;
                         (void)buf_put(&c->up, data, n);
                         c->bytes_out += n;
                         buf_consume(&c->cin, n);

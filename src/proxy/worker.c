@@ -273,6 +273,7 @@ int worker_main(int ctl_fd, const struct proxy_opts *o)
         collect_host_addrs();
         if (tls_worker_init() < 0)
                 fprintf(stderr, "agentkernel-proxy: worker has no TLS: interception fails\n");
+        tls_server_setup();
         worker_seccomp();
         W.ctl_ev.kind = EVK_CTL;
         ep_set(ctl_fd, &W.ctl_ev, &m, EPOLLIN);
