@@ -288,9 +288,15 @@ static ssize_t client_fill(struct conn *c, struct buf *b, bool sock)
         ssize_t n;
         if (!c->ct)
                 return fill(c->cfd, b);
+        bool was_done = c->ct->hs_done;
         n = tls_read(c->ct, c->cfd, b, sock, &eof);
         if (n == -2)
                 mitm_client_tls_failed(c);
+        /* fronting: the name inside must be the CONNECT's (or the first sniffed) host */
+        if (!was_done && c->ct->hs_done && !mitm_sni_ok(c)) {
+                c->rst = true;
+                return -2;
+        }
         return n;
 }
 

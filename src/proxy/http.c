@@ -229,8 +229,6 @@ static void http_request(struct conn *c)
                 mitm_request(c, have_host, hosthdr);
                 return;
         }
-        if (mitm_check_plain(c) < 0)
-                return;
 
         if (c->req.method == HTTP_CONNECT) {
                 c->kind = "connect";
@@ -296,6 +294,8 @@ static void http_request(struct conn *c)
                         c->have_dst = true;
                 }
         }
+        if (mitm_check_plain(c) < 0)
+                return;
         buf_free(&c->hbuf);
         if (!build_upstream_head(c, path, path_len, have_host)) {
                 c->dec = (struct net_decision){.action = NET_DENY, .rule = -2};

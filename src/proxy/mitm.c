@@ -101,7 +101,11 @@ static void alert(struct conn *c, const char *event, const char *key, const char
         log_decision_ex(sb, c->kind, c->host, c->have_dst ? &c->dst : NULL, c->port,
                         c->method[0] ? c->method : NULL, &d, c->bytes_out, c->bytes_in, extra,
                         false);
-        if (sb->audit_count++ < 10 || W.now / 1000 != sb->audit_second) {
+        if (W.now / 1000 != sb->audit_second) {
+                sb->audit_second = W.now / 1000;
+                sb->audit_count = 0;
+        }
+        if (sb->audit_count++ < 10) {
                 json_t *f =
                     json_pack("{s:s,s:s,s:s,s:s?,s:i,s:s}", "sandbox", sb->name, "uuid", sb->uuid,
                               "host", c->host, "secret", key, "port", (int)c->port, "rule", why);
@@ -121,6 +125,19 @@ void mitm_client_tls_failed(struct conn *c)
         c->log_pending = false;
         c->kind = "tls";
         alert(c, "tls_client_rejected_ca", NULL, why);
+}
+
+bool mitm_sni_ok(struct conn *c)
+{
+        const char *sni = SSL_get_servername(c->ct->ssl, TLSEXT_NAMETYPE_host_name);
+        char why[200];
+        if (!sni || same_host(sni, c->mitm_host))
+                return true;
+        snprintf(why, sizeof(why), "TLS server name '%.100s' is not the intercepted host", sni);
+        c->kind = "tls";
+        c->sb->st.denied++;
+        alert(c, "network_denied", NULL, why);
+        return false;
 }
 
 void mitm_upstream_tls_failed(struct conn *c)
@@ -443,6 +460,8 @@ void mitm_request(struct conn *c, bool have_host, const char *hosthdr)
         }
         if (build_head(c) < 0)
                 return;
+        buf_free(&c->rin); /* what upstream said unasked is no answer to this request */
+        mitm_resp_free(c);
         c->hs = H_WAIT;
         decide_and_connect(c);
 }

@@ -507,6 +507,10 @@ void mitm_resp_free(struct conn *c);
 /* The sandbox side's handshake failed: logged and audited (tls_client_rejected_ca). */
 void mitm_client_tls_failed(struct conn *c);
 
+/* The sandbox side's handshake is done: is its server name (when it sent one) the intercepted
+ * host? Logged and audited as a denial when not. */
+bool mitm_sni_ok(struct conn *c);
+
 /* The upstream side's handshake failed: 502 with the reason for a request in flight. */
 void mitm_upstream_tls_failed(struct conn *c);
 
