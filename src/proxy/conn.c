@@ -56,6 +56,8 @@ void conn_close(struct conn *c)
                 c->lookup->c = NULL;
                 c->lookup = NULL;
         }
+        if (c->mitm)
+                mitm_conn_closing(c);
         conn_log(c);
         ep_set(c->cfd, &c->cev, &c->cmask, 0);
         if (c->rst)
@@ -77,6 +79,7 @@ void conn_close(struct conn *c)
         free(c->head);
         c->head = NULL;
         tls_end_free(&c->ct);
+        mitm_body_free(c);
         c->sb->st.open--;
         W.open--;
         LIST_UNLINK(W.conns, c);
@@ -500,6 +503,14 @@ void conn_update(struct conn *c)
                 /* a request that waited for the last response to go out */
                 if (c->mode == CM_HTTP && c->hs == H_HEAD && buf_len(&c->cin) &&
                     !buf_len(&c->down)) {
+                        http_process(c);
+                        if (c->closed)
+                                return;
+                }
+        }
+        if (c->mb && c->ufd >= 0 && c->upstream_ok) {
+                mitm_body_flush(c);
+                if (c->mode == CM_HTTP && c->hs == H_PENDING && c->resp_done) {
                         http_process(c);
                         if (c->closed)
                                 return;

@@ -232,9 +232,11 @@ void dest_decided(struct conn *c)
                 buf_free(&c->hbuf);
                 c->mode = CM_TUNNEL; /* what followed the head in cin: conn_update moves it */
         } else {
-                (void)buf_put(&c->up, c->hbuf.d + c->hbuf.start, buf_len(&c->hbuf));
+                /* (a body to substitute holds its head back: mitm.c sends both) */
+                if (buf_len(&c->hbuf))
+                        (void)buf_put(&c->up, c->hbuf.d + c->hbuf.start, buf_len(&c->hbuf));
                 buf_free(&c->hbuf);
-                c->hs = c->req_done ? H_PENDING : H_BODY;
+                c->hs = c->req_done && !c->mb ? H_PENDING : H_BODY;
                 c->resp_done = false;
                 c->resp_interim = false;
                 http_parser_init(&c->resp, HTTP_RESPONSE);

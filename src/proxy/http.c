@@ -389,6 +389,12 @@ void http_process(struct conn *c)
                                 return;
                         continue;
                 }
+                if (c->hs == H_BODY && c->mb) {
+                        /* a body whose placeholders are substituted: whole, then sent */
+                        if (mitm_body_step(c) < 0 || c->mode != CM_HTTP || c->hs != H_PENDING)
+                                return;
+                        continue;
+                }
                 if (c->hs == H_BODY) {
                         size_t room = buf_room(&c->up);
                         if (c->req_done) {

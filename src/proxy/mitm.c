@@ -59,6 +59,25 @@ static void ob_free(struct outb *o)
         *o = (struct outb){0};
 }
 
+struct mbody {
+        struct outb head;  /* the request head, less its framing and final CRLF */
+        struct outb body;  /* the body as it came (decoded from chunks) */
+        struct outb queue; /* head and substituted body for upstream */
+        size_t sent;       /* of queue */
+        bool queued;
+};
+
+void mitm_body_free(struct conn *c)
+{
+        if (!c->mb)
+                return;
+        ob_free(&c->mb->head);
+        ob_free(&c->mb->body);
+        ob_free(&c->mb->queue);
+        free(c->mb);
+        c->mb = NULL;
+}
+
 struct mresp {
         bool body;         /* the head is out: body bytes follow */
         bool chunked_out;  /* the body is re-framed as chunked */
@@ -199,7 +218,7 @@ bool mitm_intercept(struct conn *c, bool connect)
 
 /* ---- substitution ---- */
 
-enum subst_ctx { SC_HEADER, SC_URL };
+enum subst_ctx { SC_HEADER, SC_URL, SC_BODY };
 
 struct subst_err {
         const struct grant *g;
@@ -239,6 +258,11 @@ static int subst(struct conn *c, const char *in, size_t len, enum subst_ctx ctx,
                 if (!c->mitm || !(c->bound & (1ull << gi))) {
                         *e = (struct subst_err){g, 403, "secret_misdirected"};
                         return -1;
+                }
+                if (ctx == SC_BODY && !g->body) { /* bodies only where the grant opts in */
+                        ob_put(o, m, MITM_PLACEHOLDER_LEN);
+                        p = m + MITM_PLACEHOLDER_LEN;
+                        continue;
                 }
                 if (!g->value) {
                         *e = (struct subst_err){g, 503, "no value yet"};
@@ -378,6 +402,19 @@ int mitm_check_plain(struct conn *c)
         return 0;
 }
 
+/* Has the request a body, and does a grant bound to the host opt into substituting bodies? */
+static bool body_wanted(struct conn *c)
+{
+        bool has_body = (c->req.flags & F_CHUNKED) ||
+                        (c->req.content_length != ULLONG_MAX && c->req.content_length > 0);
+        if (!has_body || c->req.upgrade)
+                return false;
+        for (size_t i = 0; i < c->sb->n_grants; i++)
+                if ((c->bound & (1ull << i)) && c->sb->grants[i].body)
+                        return true;
+        return false;
+}
+
 /* Builds the upstream head of an intercepted request into c->hbuf, substituted. */
 static int build_head(struct conn *c)
 {
@@ -388,6 +425,21 @@ static int build_head(struct conn *c)
         int n;
 
         c->used = 0;
+        mitm_body_free(c);
+        if (body_wanted(c)) {
+                if (c->req.content_length != ULLONG_MAX && !(c->req.flags & F_CHUNKED) &&
+                    c->req.content_length > MITM_BODY_MAX) {
+                        conn_deny_reason(c, 413,
+                                         "a request body to substitute secrets in is at most "
+                                         "1 MiB");
+                        return -1;
+                }
+                c->mb = calloc(1, sizeof(*c->mb));
+                if (!c->mb) {
+                        conn_close(c);
+                        return -1;
+                }
+        }
         ob_put(&o, c->method, strlen(c->method));
         ob_put(&o, " ", 1);
         if (subst(c, h->buf + h->url_off, h->url_len, SC_URL, &o, &e) < 0)
@@ -398,6 +450,10 @@ static int build_head(struct conn *c)
                 const char *v = h->buf + h->h[i].v_off;
                 size_t vl = h->h[i].v_len;
                 if (hdr_is(h, i, "proxy-connection") || hdr_is(h, i, "proxy-authorization"))
+                        continue;
+                /* a body substituted gets its own length */
+                if (c->mb && (hdr_is(h, i, "content-length") || hdr_is(h, i, "transfer-encoding") ||
+                              hdr_is(h, i, "expect")))
                         continue;
                 ob_put(&o, h->buf + h->h[i].f_off, h->h[i].f_len);
                 ob_put(&o, ": ", 2);
@@ -413,7 +469,8 @@ static int build_head(struct conn *c)
                 }
                 ob_put(&o, "\r\n", 2);
         }
-        ob_put(&o, "\r\n", 2);
+        if (!c->mb)
+                ob_put(&o, "\r\n", 2);
         if (o.oom || o.len > BUF_SIZE) {
                 ob_free(&o);
                 c->dec = (struct net_decision){.action = NET_DENY, .rule = -2};
@@ -422,7 +479,12 @@ static int build_head(struct conn *c)
                 return -1;
         }
         buf_free(&c->hbuf);
-        (void)buf_put(&c->hbuf, o.p, o.len);
+        if (c->mb) {
+                c->mb->head = o; /* sent with the body */
+                o = (struct outb){0};
+        } else {
+                (void)buf_put(&c->hbuf, o.p, o.len);
+        }
         ob_free(&o);
         for (size_t i = 0; i < c->sb->n_grants; i++)
                 if (c->used & (1ull << i))
@@ -434,12 +496,124 @@ refused:
         return -1;
 }
 
+static int on_body_req(http_parser *p, const char *at, size_t len)
+{
+        struct conn *c = p->data;
+        if (c->mb->body.len + len > MITM_BODY_MAX)
+                return -1;
+        ob_put(&c->mb->body, at, len);
+        return 0;
+}
+
+static int on_message_complete_body(http_parser *p)
+{
+        struct conn *c = p->data;
+        c->req_done = true;
+        http_parser_pause(p, 1);
+        return 0;
+}
+
+static const http_parser_settings body_req_settings = {
+    .on_body = on_body_req,
+    .on_message_complete = on_message_complete_body,
+};
+
+void mitm_body_flush(struct conn *c)
+{
+        struct mbody *mb = c->mb;
+        if (!mb || !mb->queued)
+                return;
+        while (mb->sent < mb->queue.len && buf_room(&c->up)) {
+                size_t k = MIN(mb->queue.len - mb->sent, buf_room(&c->up));
+                (void)buf_put(&c->up, mb->queue.p + mb->sent, k);
+                mb->sent += k;
+        }
+        if (mb->sent == mb->queue.len)
+                mitm_body_free(c);
+}
+
+int mitm_body_step(struct conn *c)
+{
+        struct mbody *mb = c->mb;
+        size_t len = buf_len(&c->cin), n;
+        struct subst_err e = {0};
+        char line[48];
+
+        if (len && !c->req_done) {
+                n = http_parser_execute(&c->req, &body_req_settings,
+                                        (const char *)c->cin.d + c->cin.start, len);
+                if (HTTP_PARSER_ERRNO(&c->req) != HPE_OK &&
+                    HTTP_PARSER_ERRNO(&c->req) != HPE_PAUSED) {
+                        if (mb->body.len + len > MITM_BODY_MAX) {
+                                c->keep_alive = false;
+                                conn_deny_reason(c, 413,
+                                                 "a request body to substitute secrets in is at "
+                                                 "most 1 MiB");
+                        } else {
+                                conn_close(c);
+                        }
+                        return -1;
+                }
+                buf_consume(&c->cin, n);
+                c->bytes_out += n;
+                c->deadline = W.now + (int64_t)W.o->idle_timeout_ms;
+        }
+        if (!c->req_done)
+                return 0;
+        /* the whole body: substituted, framed by its new length, queued after the head */
+        ob_put(&mb->queue, mb->head.p, mb->head.len);
+        if (mb->body.len &&
+            subst(c, (const char *)mb->body.p, mb->body.len, SC_BODY, &mb->queue, &e) < 0) {
+                refuse_subst(c, &e);
+                return -1;
+        }
+        /* the length goes between the head and the body: rebuild the queue in order */
+        {
+                struct outb q = {0};
+                size_t blen = mb->queue.len - mb->head.len;
+                int ln = snprintf(line, sizeof(line), "Content-Length: %zu\r\n\r\n", blen);
+                ob_put(&q, mb->head.p, mb->head.len);
+                ob_put(&q, line, (size_t)ln);
+                ob_put(&q, mb->queue.p + mb->head.len, blen);
+                ob_free(&mb->queue);
+                mb->queue = q;
+                if (q.oom) {
+                        conn_close(c);
+                        return -1;
+                }
+        }
+        for (size_t i = 0; i < c->sb->n_grants; i++)
+                if (c->used & (1ull << i))
+                        c->sb->st.substituted++;
+        ob_free(&mb->body);
+        ob_free(&mb->head);
+        mb->queued = true;
+        c->hs = H_PENDING;
+        mitm_body_flush(c);
+        return 0;
+}
+
+void mitm_conn_closing(struct conn *c)
+{
+        if (c->ct && c->ct->hs_done && !c->mitm_req_seen && !c->ct->failed) {
+                char why[200];
+                snprintf(why, sizeof(why),
+                         "tls_client_rejected_ca: the client closed after the TLS handshake "
+                         "for '%.100s' without a request (a pinned certificate?)",
+                         c->mitm_host);
+                c->kind = "tls";
+                alert(c, "tls_client_rejected_ca", NULL, why);
+                c->log_pending = false;
+        }
+}
+
 void mitm_request(struct conn *c, bool have_host, const char *hosthdr)
 {
         struct head *h = c->head;
         struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr = c->dst};
 
         c->kind = "http";
+        c->mitm_req_seen = true;
         snprintf(c->host, sizeof(c->host), "%s", c->mitm_host);
         c->port = c->mitm_port;
         c->have_dst = true;

@@ -153,6 +153,7 @@ struct tls_end {
 };
 
 struct mresp; /* mitm.c: a response being scrubbed */
+struct mbody; /* mitm.c: a request body being substituted */
 
 struct conn {
         struct ev cev, uev;
@@ -193,6 +194,8 @@ struct conn {
         struct tls_end *ct, *ut;
         struct buf rin; /* plaintext from upstream, before scrubbing */
         struct mresp *mr;
+        struct mbody *mb;
+        bool mitm_req_seen;   /* a request came on this intercepted connection */
         uint64_t bound, used; /* used: grants substituted in the current request */
         uint8_t scan_carry[MITM_PLACEHOLDER_LEN];
         size_t scan_carry_len;
@@ -501,8 +504,22 @@ int mitm_scan_body(struct conn *c, const uint8_t *d, size_t n);
  * http_process(). c may be closed when it returns. */
 void mitm_response(struct conn *c);
 
-/* Frees c's response scrubbing state. */
+/* Frees c's response scrubbing and request body state. */
 void mitm_resp_free(struct conn *c);
+void mitm_body_free(struct conn *c);
+
+/* A request body to substitute (a bound grant says "body"): collects it (at most
+ * MITM_BODY_MAX, else 413), then substitutes it and queues head and body for upstream; moves
+ * queued bytes into c->up as room allows (hs becomes H_PENDING once all is queued). -1 when c was
+ * refused or closed. */
+int mitm_body_step(struct conn *c);
+
+/* Moves what a substituted body has queued into c->up as room allows. */
+void mitm_body_flush(struct conn *c);
+
+/* c (intercepted) closes: a client that completed the handshake and closed without a request
+ * (what a client pinning another key does) is logged as tls_client_rejected_ca. */
+void mitm_conn_closing(struct conn *c);
 
 /* The sandbox side's handshake failed: logged and audited (tls_client_rejected_ca). */
 void mitm_client_tls_failed(struct conn *c);

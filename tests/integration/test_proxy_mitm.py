@@ -319,3 +319,38 @@ def test_worker_restart_keeps_the_values(world):
         pytest.fail("the worker did not come back")
     said(world.https(f"https://{HOST}:8443/echo?after", "-H", f"Authorization: Bearer {P_BEARER}"))
     assert world.last_received()["headers"]["Authorization"] == f"Bearer {V_BEARER}"
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_body_opt_in_is_substituted(world, chunked):
+    """A grant with "body": its placeholder in a request body is replaced (the body buffered,
+    its Content-Length fixed; a chunked body re-framed with a length); another bound grant's
+    placeholder in the same body (no opt-in) goes as written."""
+    extra = ["-H", "Transfer-Encoding: chunked"] if chunked else []
+    body = f"a={P_BODY}&b={P_BEARER}&c={P_BODY}"
+    r = world.https(f"https://{HOST}:8443/echo", "--data-binary", body, *extra)
+    assert said(r)["body"] == body  # the echo, scrubbed back
+    sent = world.last_received()
+    assert sent["body"] == f"a={V_BODY}&b={P_BEARER}&c={V_BODY}"
+    assert sent["headers"]["Content-Length"] == str(len(sent["body"]))
+    assert "Transfer-Encoding" not in sent["headers"]
+
+
+def test_body_opt_in_over_1mib_is_413(world):
+    """A body to substitute larger than 1 MiB: 413, nothing sent."""
+    before = world.received.read_text()
+    big = world.tmp / "big.txt"
+    big.write_text(P_BODY + "x" * (1 << 20))
+    r = world.https(f"https://{HOST}:8443/echo?big", "-i", "--data-binary", f"@{big}")
+    assert r.stdout.startswith(b"HTTP/1.1 413"), r.stdout[:200]
+    assert world.received.read_text() == before
+
+
+def test_pinning_client_is_logged(world):
+    """A client pinning another key (curl --pinnedpubkey) fails clearly on its side; the proxy
+    logs tls_client_rejected_ca for the host."""
+    r = world.https(f"https://{HOST}:8443/echo?pinned", "--pinnedpubkey",
+                    "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+    assert r.returncode != 0 and b"pinned" in r.stderr.lower()
+    assert world.wait_log(lambda x: x.get("alert") == "tls_client_rejected_ca"
+                          and "without a request" in x["rule"] and x["host"] == HOST)
