@@ -595,7 +595,18 @@ int mitm_body_step(struct conn *c)
 
 void mitm_conn_closing(struct conn *c)
 {
-        if (c->ct && c->ct->hs_done && !c->mitm_req_seen && !c->ct->failed) {
+        if (c->ct && !c->ct->hs_done && !c->ct->failed) {
+                /* it went away in the handshake (an alert and a reset at once: the socket's
+                 * error ended the connection before the alert was read) */
+                char why[200];
+                snprintf(why, sizeof(why),
+                         "tls_client_rejected_ca: the client left the TLS handshake for "
+                         "'%.100s' (not trusted, or pinned)",
+                         c->mitm_host);
+                c->kind = "tls";
+                alert(c, "tls_client_rejected_ca", NULL, why);
+                c->log_pending = false;
+        } else if (c->ct && c->ct->hs_done && !c->mitm_req_seen && !c->ct->failed) {
                 char why[200];
                 snprintf(why, sizeof(why),
                          "tls_client_rejected_ca: the client closed after the TLS handshake "
