@@ -34,6 +34,12 @@ int tls_worker_init(void)
                 return -ENOMEM;
         SSL_CTX_set_min_proto_version(W.srv_ctx, TLS1_2_VERSION);
         SSL_CTX_set_min_proto_version(W.up_ctx, TLS1_2_VERSION);
+        /* no renegotiation (a sandbox's cheap way to make the worker work), no session
+         * tickets for the sandbox's clients (each connection is a fresh handshake anyway) */
+        SSL_CTX_set_options(W.srv_ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(W.srv_ctx, 0);
+        SSL_CTX_set_session_cache_mode(W.srv_ctx, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_options(W.up_ctx, SSL_OP_NO_RENEGOTIATION);
         SSL_CTX_set_session_cache_mode(W.up_ctx, SSL_SESS_CACHE_OFF);
         SSL_CTX_set_verify(W.up_ctx, SSL_VERIFY_PEER, NULL);
         /* the system store (OpenSSL's default paths: Debian's ca-certificates) */
@@ -80,6 +86,7 @@ int sandbox_tls_init(struct sandbox *sb, const char *ca_pem, const uint8_t *key,
                 return ak_err_set(err, -ENOMEM, "out of memory");
         }
         SSL_CTX_set_min_proto_version(sb->up_ctx, TLS1_2_VERSION);
+        SSL_CTX_set_options(sb->up_ctx, SSL_OP_NO_RENEGOTIATION);
         SSL_CTX_set_session_cache_mode(sb->up_ctx, SSL_SESS_CACHE_OFF);
         SSL_CTX_set_verify(sb->up_ctx, SSL_VERIFY_PEER, NULL);
         if (SSL_CTX_set_default_verify_paths(sb->up_ctx) != 1)

@@ -219,3 +219,48 @@ def test_proxy_is_not_dumpable(world):
         assert st.st_uid == 0
         with open(f"/proc/{pid}/status") as f:
             assert "TracerPid:\t0" in f.read()
+
+
+def test_absolute_form_target_inside_interception(world):
+    """Inside the intercepted TLS connection the sandbox asks for another host by absolute URL
+    (a proxy-style request): refused 400, nothing sent anywhere."""
+    code = f"""
+import socket, ssl
+ctx = ssl.create_default_context(cafile={str(world.proxy_ca)!r})
+s = ctx.wrap_socket(socket.create_connection(("{HOST}", 8443), timeout=5), server_hostname="{HOST}")
+s.sendall(b"GET https://{OTHER}:8443/echo?abs HTTP/1.1\\r\\nHost: {HOST}:8443\\r\\n"
+          b"Authorization: Bearer {P_BEARER}\\r\\n\\r\\n")
+print(s.recv(4096).decode())
+"""
+    before = received(world)
+    r = world.sh(proxy_world.PY, "-c", code, timeout=20)
+    assert r.stdout.startswith(b"HTTP/1.1 400"), r
+    assert received(world) == before
+
+
+def test_second_request_to_another_host_on_a_kept_connection(world):
+    """A kept-alive intercepted connection: the first request is fine, the second names another
+    Host: refused 403, the second never reaches a server."""
+    code = f"""
+import socket, ssl
+ctx = ssl.create_default_context(cafile={str(world.proxy_ca)!r})
+s = ctx.wrap_socket(socket.create_connection(("{HOST}", 8443), timeout=5), server_hostname="{HOST}")
+def ask(host, path):
+    s.sendall(("GET %s HTTP/1.1\\r\\nHost: %s\\r\\nAuthorization: Bearer {P_BEARER}\\r\\n\\r\\n"
+               % (path, host)).encode())
+    got = b""
+    while b"\\r\\n\\r\\n" not in got:
+        got += s.recv(65536)
+    head, body = got.split(b"\\r\\n\\r\\n", 1)
+    n = int([l.split(b":")[1] for l in head.split(b"\\r\\n") if l.lower().startswith(b"content-length")][0]) \\
+        if b"content-length" in head.lower() else 0
+    while len(body) < n or (b"chunked" in head.lower() and not body.endswith(b"0\\r\\n\\r\\n")):
+        body += s.recv(65536)
+    return head.split(b"\\r\\n")[0].decode()
+print(ask("{HOST}:8443", "/echo?first"))
+print(ask("{OTHER}:8443", "/echo?second"))
+"""
+    r = world.sh(proxy_world.PY, "-c", code, timeout=20)
+    lines = r.stdout.decode().splitlines()
+    assert lines[0].startswith("HTTP/1.1 200") and lines[1].startswith("HTTP/1.1 403"), r
+    assert "second" not in received(world)
