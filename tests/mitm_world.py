@@ -138,7 +138,7 @@ class MitmWorld(proxy_world.World):
         self.holder = self._spawn(proxy_world.ns_exec(self.sbx, "sleep", "3600"))
         reply = self.register("sb1", policy, extra=secrets_extra(self))
         self.proxy_ca = self.tmp / "proxy-ca.pem"
-        self.proxy_ca.write_text(reply["ca"])
+        self.proxy_ca.write_text(reply.get("ca", ""))  # none: an old proxy (the tests fail)
 
     def https(self, url, *args, explicit=False, timeout=20):
         """curl inside the sandbox trusting the proxy's CA; returns the CompletedProcess."""
