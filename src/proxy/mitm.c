@@ -195,6 +195,8 @@ bool mitm_intercept(struct conn *c, bool connect)
         if (connect)
                 (void)buf_put(&c->ct->out, ok, sizeof(ok) - 1);
         c->mitm = true;
+        /* where values pass in the clear: towards upstream, the next head, what upstream says */
+        c->up.wipe = c->hbuf.wipe = c->rin.wipe = true;
         /* the upstream connected as a tunnel's would: TLS on it from now on */
         if (c->ufd >= 0 && c->upstream_ok && !c->ut && tls_up_start(c) < 0) {
                 upstream_close(c);

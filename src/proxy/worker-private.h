@@ -55,6 +55,7 @@ struct ev {
 struct buf {
         uint8_t *d;
         size_t start, end;
+        bool wipe; /* it may hold a secret's value: wiped before its memory is freed */
 };
 
 struct table_entry {
@@ -306,13 +307,21 @@ static inline uint8_t *buf_tail(struct buf *b, size_t *room)
         return b->d + b->end;
 }
 
+/* Frees b's memory (wiped first when b->wipe); b stays empty, its wipe flag kept. */
+static inline void buf_release(struct buf *b)
+{
+        bool wipe = b->wipe;
+        if (b->d && wipe)
+                explicit_bzero(b->d, BUF_SIZE);
+        free(b->d);
+        *b = (struct buf){.wipe = wipe};
+}
+
 static inline void buf_consume(struct buf *b, size_t n)
 {
         b->start += n;
-        if (b->start >= b->end) {
-                free(b->d);
-                *b = (struct buf){0};
-        }
+        if (b->start >= b->end)
+                buf_release(b);
 }
 
 static inline bool buf_put(struct buf *b, const void *data, size_t n)
@@ -337,8 +346,7 @@ static inline bool buf_put(struct buf *b, const void *data, size_t n)
 
 static inline void buf_free(struct buf *b)
 {
-        free(b->d);
-        *b = (struct buf){0};
+        buf_release(b);
 }
 
 /* ---- worker.c: the loop ---- */
