@@ -80,6 +80,14 @@ class H(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/close"):
             self.send_response(200); self.send_header("Connection", "close"); self.end_headers()
             self.wfile.write(data); self.close_connection = True; return
+        if self.path.startswith("/big"):
+            # 4 MiB with the Authorization it got at places that straddle any 64 KiB boundary
+            auth = self.headers.get("Authorization", "").encode()
+            blob = bytearray(b"z" * (4 << 20))
+            for off in range(1000, len(blob) - 200, 65536 - 13):
+                blob[off:off + len(auth)] = auth
+            self.send_response(200); self.send_header("Content-Length", str(len(blob)))
+            self.end_headers(); self.wfile.write(bytes(blob)); return
         if self.path.startswith("/header"):
             self.send_response(200); self.send_header("X-Echo", self.headers.get("Authorization", ""))
             self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")

@@ -496,6 +496,13 @@ void conn_update(struct conn *c)
                                 return;
                 }
         }
+        /* a scrubbed response that waited for room towards the client */
+        if (c->mitm && c->mode == CM_HTTP && buf_len(&c->rin) &&
+            (c->hs == H_PENDING || c->hs == H_BODY) && buf_room(&c->down) > BUF_SIZE / 2) {
+                mitm_response(c);
+                if (c->closed)
+                        return;
+        }
         /* write what we can now (cheap, and saves a wakeup) */
         if (down_pending(c)) {
                 if (!send_or_close(c, c->cfd, &c->down))

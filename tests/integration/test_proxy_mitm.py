@@ -354,3 +354,14 @@ def test_pinning_client_is_logged(world):
     assert r.returncode != 0 and b"pinned" in r.stderr.lower()
     assert world.wait_log(lambda x: x.get("alert") == "tls_client_rejected_ca"
                           and "without a request" in x["rule"] and x["host"] == HOST)
+
+
+def test_large_response_is_scrubbed_whole(world):
+    """A 4 MiB response carrying the value every ~64 KiB (across the proxy's buffer boundaries):
+    it arrives whole (backpressure, no stall), every value turned into the placeholder."""
+    r = world.https(f"https://{HOST}:8443/big", "-H", f"Authorization: Bearer {P_BEARER}",
+                    timeout=60)
+    assert r.returncode == 0, r.stderr
+    n = r.stdout.count(P_BEARER.encode())
+    assert n > 60 and V_BEARER.encode() not in r.stdout
+    assert len(r.stdout) == (4 << 20) + n * (len(P_BEARER) - len(V_BEARER))
