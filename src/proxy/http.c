@@ -529,6 +529,11 @@ bool connect_sni_step(struct conn *c)
         }
         if (!wait || c->cin_eof) {
                 c->sni_check = false;
+                /* plain HTTP in a tunnel (not intercepted): its first request, which the proxy
+                 * reads anyway, may not carry a placeholder */
+                if (c->sb->n_grants && sniff_http(c->cin.d + c->cin.start, buf_len(&c->cin)) == 1 &&
+                    mitm_scan_body(c, c->cin.d + c->cin.start, buf_len(&c->cin)) < 0)
+                        return false;
                 c->bytes_out += buf_len(&c->cin);
                 (void)buf_put(&c->up, c->cin.d + c->cin.start, buf_len(&c->cin));
                 buf_free(&c->cin);

@@ -265,3 +265,24 @@ print(ask("{OTHER}:8443", "/echo?second"))
     lines = r.stdout.decode().splitlines()
     assert lines[0].startswith("HTTP/1.1 200") and lines[1].startswith("HTTP/1.1 403"), r
     assert "second" not in received(world)
+
+
+def test_placeholder_in_plain_http_inside_a_connect_tunnel(world):
+    """CONNECT to an allowed, unbound host's plain-HTTP port, then a request carrying a
+    placeholder inside the tunnel: the first request of a tunnel is read anyway, so it is
+    refused (the tunnel reset) and audited."""
+    code = f"""
+import socket
+s = socket.create_connection(("127.0.0.1", 15001), timeout=5)
+s.sendall(b"CONNECT www.allowed.test:80 HTTP/1.1\\r\\nHost: www.allowed.test:80\\r\\n\\r\\n")
+assert b" 200 " in s.recv(4096)
+s.sendall(b"GET /?t HTTP/1.1\\r\\nHost: www.allowed.test\\r\\nX-T: {P_BEARER}\\r\\n\\r\\n")
+try:
+    print(s.recv(4096))
+except OSError as e:
+    print("reset", e)
+"""
+    r = world.sh(proxy_world.PY, "-c", code, timeout=20)
+    assert b"reset" in r.stdout or r.stdout.strip() == b"b''", r
+    assert any(a.get("type", a.get("event")) == "secret_misdirected" and
+               a.get("host") == "www.allowed.test" for a in world.audit_lines())
