@@ -14,6 +14,7 @@
 #include "core/egress.h"
 #include "core/profile.h"
 #include "core/secrets.h"
+#include "core/template.h"
 #include "core/validate.h"
 #include "core/vault.h"
 #include "core/volume.h"
@@ -46,6 +47,7 @@ void sandbox_flags_done(struct sandbox_flags *f)
         strv_free(f->secret_files);
         json_decref(f->secret_mappings);
         free((char *)f->o.work_dir);
+        free(f->template_name);
 }
 
 int sf_opt_secret(const struct cli_option *o, const char *arg)
@@ -316,13 +318,25 @@ static int load_config(struct sandbox_flags *f)
 
         if (f->no_config && path)
                 return cli_usage_error(cli_current, "--config and --no-config cannot be combined");
+        if (f->template_spec && path) {
+                cli_warn("--config is given: template '%s' is not used", f->template_spec);
+        } else if (f->template_spec) {
+                /* upstream's order: --config, then --template, then ./agentkernel.toml */
+                cleanup_template struct template t = {0};
+                if (template_resolve(f->template_spec, &t, &err) < 0)
+                        return cli_fail(&err, EXIT_USAGE);
+                f->cfg = TAKE_PTR(t.cfg);
+                f->template_name = TAKE_PTR(t.name);
+                f->o.template_name = f->template_name;
+                path = f->template_name;
+        }
         if (!path && !f->no_config)
                 path = config_default_path();
         if (!path) {
                 f->o.secrets = f->secrets;
                 return 0;
         }
-        if (config_load(path, &f->cfg, &err) < 0)
+        if (!f->cfg && config_load(path, &f->cfg, &err) < 0)
                 return cli_fail(&err, EXIT_USAGE);
         c = f->cfg;
         {
