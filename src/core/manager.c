@@ -271,6 +271,7 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
             (st->mount_cwd >= 0 ? st->mount_cwd : prof->mount_cwd) ? st->work_dir : NULL;
         if (plan.cfg.workspace)
                 note_root_owned_workspace(m, st, plan.cfg.workspace);
+        plan.cfg.scratch_workspace = !plan.cfg.workspace && st->source_url;
         plan.cfg.home = prof->mount_home ? getenv("HOME") : NULL;
         {
                 char user[PATH_MAX];

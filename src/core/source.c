@@ -69,6 +69,17 @@ static int parse_host(const char *s, bool scp, char *host, size_t len, uint16_t 
         return 0;
 }
 
+/* A user name before '@': letters, digits, -_. and not an option (ssh reads "-o..." as one). */
+static bool user_ok(const char *s, const char *at)
+{
+        if (s == at || *s == '-')
+                return false;
+        for (const char *u = s; u < at; u++)
+                if (!host_char(*u) && *u != '_')
+                        return false;
+        return true;
+}
+
 int source_url_host(const char *url, char *host, size_t len, uint16_t *ret_port)
 {
         const char *s = source_url_strip(url), *rest, *at;
@@ -82,8 +93,11 @@ int source_url_host(const char *url, char *host, size_t len, uint16_t *ret_port)
                 port = schemes[i].port;
                 /* user@ (userinfo) before the host, within the authority */
                 at = strchr(s, '@');
-                if (at && at < s + strcspn(s, "/"))
+                if (at && at < s + strcspn(s, "/")) {
+                        if (!user_ok(s, at))
+                                return -EINVAL;
                         s = at + 1;
+                }
                 if (parse_host(s, false, host, len, &port, &rest) < 0 ||
                     (*rest != '/' && *rest != '\0'))
                         return -EINVAL;
@@ -94,9 +108,8 @@ int source_url_host(const char *url, char *host, size_t len, uint16_t *ret_port)
         at = strchr(s, '@');
         if (!at || at == s || strchr(s, '/') < at)
                 return -EINVAL;
-        for (const char *u = s; u < at; u++)
-                if (!host_char(*u) && *u != '_')
-                        return -EINVAL;
+        if (!user_ok(s, at))
+                return -EINVAL;
         if (parse_host(at + 1, true, host, len, &port, &rest) < 0 || *rest != ':' || !rest[1])
                 return -EINVAL;
         *ret_port = 22;
