@@ -63,3 +63,43 @@ def test_flag_combinations(wak, world):
             else wak("create", "src", *args)
         assert res.rc == 2 and msg in res.stderr, (args, res)
     assert wak.list() == []
+
+
+@pytest.fixture
+def api(wak, world, tmp_path):
+    from serve_client import Server
+    sock = tmp_path / "api.sock"
+    key = "sources-test-key-0123456789abcdef"
+    s = Server(wak, "--no-tcp", "--socket", str(sock), "--api-key", key, prefix=wak.prefix)
+    s.key = key
+    yield s
+    s.stop()
+
+
+def test_api_source_url_and_ref(wak, world, api):
+    st, body = api.request("POST", "/sandboxes", {"name": "a1", "network": "proxy",
+                                                  "network_policy": {"default": "deny", "rules": [
+                                                      {"action": "allow", "host": ALLOWED}]},
+                                                  "source_url": REPO, "source_ref": "main"},
+                           unix=True)
+    assert st == 201, body
+    res = wak("exec", "a1", "--", "cat", "/workspace/README")
+    assert res.stdout == "egress-git-ok\n", res
+
+
+def test_api_source_refusals_and_failed_clone(wak, world, api):
+    st, body = api.request("POST", "/sandboxes", {"name": "a2", "source_ref": "main"}, unix=True)
+    assert st == 400 and "source_ref requires source_url" in body["error"], body
+    st, body = api.request("POST", "/sandboxes", {"name": "a2", "source_url": "ext::sh"},
+                           unix=True)
+    assert st == 400, body
+    st, body = api.request("POST", "/sandboxes", {"name": "a2", "source_url": "https://h/x\u0000y"},
+                           unix=True)
+    assert st == 400, body
+    st, body = api.request("POST", "/sandboxes", {"name": "a2", "network": "proxy",
+                                                  "network_policy": {"default": "deny", "rules": [
+                                                      {"action": "allow", "host": ALLOWED}]},
+                                                  "source_url": f"http://{ALLOWED}/git/no.git"},
+                           unix=True)
+    assert st == 500 and "cloning" in body["error"], body
+    assert wak.list() == []
