@@ -13,5 +13,9 @@ extern const struct verb verb_run, verb_create, verb_start, verb_stop, verb_remo
     verb_completions, verb_complete, verb_plugin, verb_agents, verb_stats, verb_clean,
     verb_export_config, verb_import_config, verb_export, verb_template, verb_setup;
 
+/* `clean --all`: forgets every image of the native store that no sandbox uses, then prunes it.
+ * Returns an exit code; *ret_removed names forgotten. */
+int images_remove_unused(unsigned *ret_removed);
+
 /* The top-level verbs (main.c's table, NULL-terminated): what completion walks. */
 const struct verb *const *cli_verbs(void);
