@@ -78,19 +78,13 @@ static int cmd_setup(int argc, char **argv)
                 cli_error("unknown backend '%s'", backend);
                 return EXIT_USAGE;
         }
-        if (!quiet) {
-                char *dargv[] = {"doctor", NULL};
-                printf("Checking this host (agentkernel doctor):\n");
-                fflush(stdout);
-                doctor_rc = verb_doctor.fn(1, dargv);
-                printf("\n");
-        }
         printf("Preparing backend '%s':\n", b->name);
+        why[0] = '\0';
         if (backend_probe(b, why, sizeof(why)) != 1) {
                 printf("  backend '%s' is not usable here: %s\n", b->name, why);
                 failed++;
         } else {
-                printf("  backend '%s': %s\n", b->name, why);
+                printf("  backend '%s': %s\n", b->name, why[0] ? why : "usable");
         }
         if (!exists(paths_data_dir_path)) {
                 todo++;
@@ -142,6 +136,16 @@ static int cmd_setup(int argc, char **argv)
                         }
                 }
         }
+        /* doctor last: it uses the data directory, which a report-only run must not create */
+        if (!quiet && !failed && (mode != REPORT || !todo)) {
+                char *dargv[] = {"doctor", NULL};
+                printf("\nChecking this host (agentkernel doctor):\n");
+                fflush(stdout);
+                doctor_rc = verb_doctor.fn(1, dargv);
+                printf("\n");
+        } else if (!quiet && mode == REPORT && todo) {
+                printf("(doctor's checks run once the directories exist)\n");
+        }
         if (failed) {
                 printf("Setup is not complete: fix what is said above and run setup again.\n");
                 return EXIT_ERROR;
@@ -164,8 +168,8 @@ const struct verb verb_setup = {
     cmd_setup,
     "[-y] [-B BACKEND] [-i IMAGE]",
     "First-run checks and preparation (idempotent)",
-    "Reports what 'doctor' checks, then creates what is missing (data and user\n"
-    "directories; for docker and podman, pulls the image). -y: without asking; at a\n"
+    "Creates what is missing (data and user directories; for docker and podman,\n"
+    "pulls the image), then reports what 'doctor' checks. -y: without asking; at a\n"
     "terminal: asks for each step; otherwise it only reports what it would do.\n",
     VERB_TOP_ONLY,
     NULL};
