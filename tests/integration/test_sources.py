@@ -97,6 +97,10 @@ def test_api_source_refusals_and_failed_clone(wak, world, api):
                            unix=True)
     assert st == 400, body
     st, body = api.request("POST", "/sandboxes", {"name": "a2", "network": "proxy",
+                                                  "source_url": "https://denied.test/x.git"},
+                           unix=True)
+    assert st == 403 and "--allow-host denied.test:443" in body["error"], body
+    st, body = api.request("POST", "/sandboxes", {"name": "a2", "network": "proxy",
                                                   "network_policy": {"default": "deny", "rules": [
                                                       {"action": "allow", "host": ALLOWED}]},
                                                   "source_url": f"http://{ALLOWED}/git/no.git"},
