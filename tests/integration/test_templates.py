@@ -35,15 +35,16 @@ def test_catalog_is_upstreams_and_every_template_parses(ak):
 
 
 @needs_root
-def test_create_and_run_from_a_template(ak):
+def test_create_and_run_from_a_template(ak, tmp_path):
     res = ak("create", "t1", "--template", "secure", "-i", "host")
     assert res.rc == 0 and "Template 'secure'" in res.stdout, res
     st = ak.state("t1")
     assert st["created_from_template"] == "secure" and "locked down" in st["template_help_text"]
     assert st["memory_mb"] == 256 and st["x_agentkernel"]["profile"] == "restrictive"
     assert st["x_agentkernel"]["network"] == "none"
+    # claude mode mounts the current directory: a scratch one
     res = ak("run", "--template", "claude-sandbox", "-i", "host", "--",
-             "sh", "-c", 'echo "$CLAUDE_CODE_SANDBOX"')
+             "sh", "-c", 'echo "$CLAUDE_CODE_SANDBOX"', cwd=tmp_path)
     assert res.rc == 0 and res.stdout == "agentkernel\n", res
 
 
