@@ -42,9 +42,11 @@ def test_create_and_run_from_a_template(ak, tmp_path):
     assert st["created_from_template"] == "secure" and "locked down" in st["template_help_text"]
     assert st["memory_mb"] == 256 and st["x_agentkernel"]["profile"] == "restrictive"
     assert st["x_agentkernel"]["network"] == "none"
-    # claude mode mounts the current directory: a scratch one
+    # claude mode mounts the current directory: a scratch one (not holding the data directory)
+    ws = tmp_path / "ws"
+    ws.mkdir()
     res = ak("run", "--template", "claude-sandbox", "-i", "host", "--",
-             "sh", "-c", 'echo "$CLAUDE_CODE_SANDBOX"', cwd=tmp_path)
+             "sh", "-c", 'echo "$CLAUDE_CODE_SANDBOX"', cwd=ws)
     assert res.rc == 0 and res.stdout == "agentkernel\n", res
 
 
