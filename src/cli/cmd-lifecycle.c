@@ -77,14 +77,13 @@ static int cmd_create(int argc, char **argv)
         if (f.o.source_url && f.no_start)
                 return cli_usage_error(cli_current, "--source clones into the started sandbox: "
                                                     "it cannot be combined with --no-start");
-        if (f.o.source_ref && !f.o.source_url)
-                return cli_usage_error(cli_current, "--git-ref requires --source");
+        if (source_check(f.o.source_url, f.o.source_ref, &err) < 0)
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
         m = cli_manager();
         if (!m)
                 return EXIT_ERROR;
         if (manager_create(m, &f.o, &err) < 0)
-                return cli_fail(&err,
-                                err.code == EINVAL || err.code == EPERM ? EXIT_USAGE : EXIT_ERROR);
+                return cli_fail(&err, EXIT_ERROR);
         if (f.no_start) {
                 printf("Created sandbox '%s'\nStart it with: %s start %s\n", f.o.name, cli_prog,
                        f.o.name);
