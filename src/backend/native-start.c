@@ -170,8 +170,9 @@ static struct start start_new(const struct backend_config *cfg, struct backend_s
             .p = cfg->profile,
             .ret_session = ret_session,
             .oci = !streq(cfg->image, "host"),
-            .workdir = cfg->workspace ? "/workspace" : "/",
+            .workdir = cfg->workspace || cfg->scratch_workspace ? "/workspace" : "/",
             .ro = {.workspace = cfg->workspace,
+                   .scratch_workspace = cfg->scratch_workspace,
                    .home = cfg->home,
                    .hide = cfg->own_dirs,
                    .n_hide = cfg->n_own_dirs,
@@ -335,7 +336,8 @@ static int plan_root(struct start *st, struct ak_err *err)
                 r = native_image_open(cfg->image, &st->img, err);
                 if (r < 0)
                         return r;
-                if (!cfg->workspace && st->img.workdir && st->img.workdir[0] == '/')
+                if (!cfg->workspace && !cfg->scratch_workspace && st->img.workdir &&
+                    st->img.workdir[0] == '/')
                         st->workdir = st->img.workdir;
                 /* What the sandbox writes goes to its disk (a tmpfs of disk_mb that vanishes
                  * with it: nothing on the host's disk, nothing to clean up even after a crash),

@@ -243,6 +243,41 @@ static int cmd_images_rm(int argc, char **argv)
         return rc == EXIT_OK ? prune(&s, ids, quiet) : rc;
 }
 
+int images_remove_unused(unsigned *ret_removed)
+{
+        cleanup_image_store struct image_store s = IMAGE_STORE_INIT;
+        cleanup_strv char **ids = NULL;
+        struct image_record *v = NULL;
+        struct ak_err err = {0};
+        size_t n = 0;
+        int r;
+
+        *ret_removed = 0;
+        if ((r = open_store(IMAGE_STORE_EXCLUSIVE, &s)) != 0)
+                return r;
+        ids = ids_in_use(&s, NULL);
+        if (!ids) {
+                cli_error("cannot tell which images the sandboxes use: nothing removed");
+                return EXIT_ERROR;
+        }
+        if (image_store_list(&s, &v, &n, &err) < 0)
+                return cli_fail(&err, EXIT_ERROR);
+        for (size_t i = 0; i < n; i++) {
+                bool used = false;
+                for (char **id = ids; *id && !used; id++)
+                        used = streq(*id, v[i].id);
+                for (char **name = v[i].names; !used && name && *name; name++) {
+                        struct ak_err one = {0};
+                        if (image_store_remove(&s, *name, &one) < 0)
+                                cli_warn("image '%s': %s", *name, ak_err_msg(&one));
+                        else
+                                ++*ret_removed;
+                }
+        }
+        image_records_free(v, n);
+        return prune(&s, ids, true);
+}
+
 static int cmd_images_prune(int argc, char **argv)
 {
         cleanup_image_store struct image_store s = IMAGE_STORE_INIT;

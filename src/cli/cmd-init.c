@@ -15,7 +15,9 @@
 #include "cmd.h"
 #include "core/coding-agents.h"
 #include "core/config.h"
+#include "core/template.h"
 #include "core/validate.h"
+#include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 
@@ -68,15 +70,60 @@ static void default_name(char *out, size_t len)
                 (void)snprintf(out, len, "sandbox");
 }
 
+/* A template's text with its [sandbox] name set to name (the line replaced, or added), after a
+ * line saying where it came from. The [template] table stays (upstream dropped it). */
+static int from_template(const char *tname, const char *text, const char *name, char **ret)
+{
+        struct buf b = BUF_INIT;
+        bool in_sandbox = false, done = false, seen_sandbox = false;
+        const char *p = text;
+        int r = buf_printf(&b, "# Generated from template: %s\n", tname);
+
+        while (r >= 0 && *p) {
+                size_t n = strcspn(p, "\n");
+                const char *line = p, *q = p + strspn(p, " \t");
+                p += n + (p[n] == '\n');
+                if (*q == '[') {
+                        if (in_sandbox && !done) {
+                                r = buf_printf(&b, "name = \"%s\"\n", name);
+                                done = true;
+                        }
+                        in_sandbox = strncmp(q, "[sandbox]", 9) == 0;
+                        seen_sandbox = seen_sandbox || in_sandbox;
+                } else if (in_sandbox && !done && strncmp(q, "name", 4) == 0 &&
+                           strspn(q + 4, " \t") + 4 < n && q[4 + strspn(q + 4, " \t")] == '=') {
+                        r = buf_printf(&b, "name = \"%s\"\n", name);
+                        done = true;
+                        continue;
+                }
+                if (r >= 0)
+                        r = buf_append(&b, line, (size_t)(p - line));
+                if (r >= 0 && p[-1] != '\n')
+                        r = buf_append(&b, "\n", 1);
+        }
+        if (r >= 0 && in_sandbox && !done)
+                r = buf_printf(&b, "name = \"%s\"\n", name);
+        else if (r >= 0 && !seen_sandbox)
+                r = buf_printf(&b, "\n[sandbox]\nname = \"%s\"\n", name);
+        if (r < 0 || buf_append(&b, "", 1) < 0) {
+                buf_done(&b);
+                return -ENOMEM;
+        }
+        *ret = buf_detach(&b, NULL);
+        return 0;
+}
+
 static int cmd_init(int argc, char **argv)
 {
-        const char *want_name = NULL, *agent = "claude";
+        const char *want_name = NULL, *agent = "claude", *tspec = NULL;
         const struct cli_option options[] = {
             OPT_CALLBACK('n', "name", &want_name, "NAME",
                          "the sandbox's name (default: this directory's name)", opt_name),
             OPT_CALLBACK('a', "agent", &agent, "AGENT",
                          "claude (default), codex, gemini, opencode, amp, pi or copilot",
                          opt_agent),
+            OPT_STRING('t', "template", &tspec, "TEMPLATE",
+                       "start from a template (see 'template list')"),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options};
@@ -91,7 +138,19 @@ static int cmd_init(int argc, char **argv)
         if (r)
                 return CLI_PARSE_EXIT(r);
         default_name(name, sizeof(name));
-        if (config_starter(want_name ? want_name : name, agent, &text) < 0) {
+        if (tspec) {
+                cleanup_template struct template t = {0};
+                if (template_resolve(tspec, &t, &err) < 0)
+                        return cli_fail(&err, EXIT_USAGE);
+                if (!t.text)
+                        return cli_usage_error(cli_current,
+                                               "-t takes a template's name; copy a file "
+                                               "template instead (or 'template add FILE')");
+                r = from_template(t.name, t.text, want_name ? want_name : name, &text);
+        } else {
+                r = config_starter(want_name ? want_name : name, agent, &text);
+        }
+        if (r < 0) {
                 cli_error("out of memory");
                 return EXIT_ERROR;
         }
@@ -111,6 +170,7 @@ static int cmd_init(int argc, char **argv)
         }
         /* approve what is on disk now, read back through the trusted reader's checks */
         if (config_inspect(CONFIG_FILE_NAME, &cfg, &err) < 0 || !streq(cfg->sha256, sha) ||
+            !streq(cfg->name ? cfg->name : "", want_name ? want_name : name) ||
             config_approve(cfg, &err) < 0) {
                 if (!err.code)
                         ak_err_set(&err, EAGAIN, "the file changed while it was written");
@@ -127,7 +187,7 @@ static int cmd_init(int argc, char **argv)
 const struct verb verb_init = {
     "init",
     cmd_init,
-    "[-n NAME] [-a AGENT]",
+    "[-n NAME] [-a AGENT] [-t TEMPLATE]",
     "Write a starter agentkernel.toml here",
     "'create' and 'run' read ./agentkernel.toml when it exists (or --config FILE). init\n"
     "approves the file it writes; after editing it, approve it again with 'trust'.\n",

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "core/source.h"
 #include "git-project.h"
 #include "sandbox-flags.h"
 
@@ -43,6 +44,12 @@ static int cmd_create(int argc, char **argv)
             OPT_CALLBACK('d', "dir", &f.o, "DIR", "mount DIR read-write at /workspace", sf_opt_dir),
             OPT_STRING(0, "description", &f.o.description, "TEXT", "what the sandbox is for"),
             OPT_BOOL(0, "no-start", &f.no_start, "record the sandbox without starting it"),
+            OPT_STRING(0, "source", &f.o.source_url, "URL",
+                       "clone a git repository into /workspace (https://, http://,\n"
+                       "ssh://, git://, user@host:path; git runs inside, so the\n"
+                       "network policy must allow the host: --allow-host HOST)"),
+            OPT_STRING(0, "git-ref", &f.o.source_ref, "REF",
+                       "check out REF (branch, tag, commit) after --source"),
             OPT_STRING('c', "config", &f.config_path, "FILE",
                        "agentkernel.toml to read (default: ./agentkernel.toml if any;\n"
                        "it must be approved: see 'trust'); flags win over the file.\n"
@@ -67,6 +74,11 @@ static int cmd_create(int argc, char **argv)
         if (!f.o.name)
                 return cli_usage_error(cli_current, "a sandbox name is required (or [sandbox] name "
                                                     "in agentkernel.toml)");
+        if (f.o.source_url && f.no_start)
+                return cli_usage_error(cli_current, "--source clones into the started sandbox: "
+                                                    "it cannot be combined with --no-start");
+        if (source_check(f.o.source_url, f.o.source_ref, &err) < 0)
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
         m = cli_manager();
         if (!m)
                 return EXIT_ERROR;
@@ -86,7 +98,22 @@ static int cmd_create(int argc, char **argv)
                         cli_prog, f.o.name);
                 return EXIT_ERROR;
         }
+        if (f.o.source_url) {
+                fprintf(stderr, "Cloning %s into /workspace...\n", f.o.source_url);
+                if (manager_clone_source(m, f.o.name, &err) < 0) {
+                        struct ak_err rm = {0};
+                        /* a failed clone fails the create: nothing of it stays */
+                        cli_error("%s", ak_err_msg(&err));
+                        if (manager_remove(m, f.o.name, &rm) < 0)
+                                cli_error("removing sandbox '%s': %s", f.o.name, ak_err_msg(&rm));
+                        else
+                                fprintf(stderr, "Removed sandbox '%s'\n", f.o.name);
+                        return EXIT_ERROR;
+                }
+        }
         printf("Created and started sandbox '%s'\n", f.o.name);
+        if (f.o.template_help_text && f.o.template_name)
+                printf("\nTemplate '%s':\n%s", f.o.template_name, f.o.template_help_text);
         return EXIT_OK;
 }
 

@@ -89,13 +89,22 @@ const struct verb verb_extend_ttl = {
 
 /* ---- clean ---- */
 
+static void pool_done(void *ctx, const char *backend, unsigned removed)
+{
+        (void)ctx;
+        printf("Pool %s: %u removed\n", backend, removed);
+}
+
 static int cmd_clean(int argc, char **argv)
 {
         cleanup_strv char **removed = NULL, **skipped = NULL;
         cleanup_manager struct manager *m = NULL;
-        bool force = false;
+        bool force = false, all = false;
         const struct cli_option options[] = {
             OPT_BOOL('f', "force", &force, "running sandboxes too"),
+            OPT_BOOL(0, "all", &all,
+                     "also images no sandbox uses (the native store) and the\n"
+                     "warm pools of container backends"),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options};
@@ -113,13 +122,28 @@ static int cmd_clean(int argc, char **argv)
         if (r < 0)
                 return cli_fail(&err, EXIT_ERROR);
         printf("Sandboxes: %zu removed, %zu skipped\n", strv_len(removed), strv_len(skipped));
+        if (all) {
+                /* upstream: docker rmi -f agentkernel-* and a builder prune; here the images
+                 * of this data directory's store that no remaining sandbox uses, and the
+                 * pools' idle containers (agentkernel's own, by label) */
+                unsigned images = 0;
+                struct ak_err perr = {0};
+                r = images_remove_unused(&images);
+                if (r != EXIT_OK)
+                        return r;
+                printf("Images: %u removed\n", images);
+                if (manager_pool_clear(m, NULL, pool_done, NULL, &perr) < 0)
+                        cli_warn("pools: %s", ak_err_msg(&perr));
+        }
+        printf("Done.\n");
         return EXIT_OK;
 }
 
 const struct verb verb_clean = {"clean",
                                 cmd_clean,
-                                "[-f]",
-                                "Remove every sandbox that is not running (-f: all of them)",
+                                "[-f] [--all]",
+                                "Remove every sandbox that is not running (-f: all of them;\n"
+                                "--all: unused images and pools too)",
                                 "Only sandboxes of this data directory: nothing else's containers "
                                 "or images\n(upstream's removed every agentkernel-* container, "
                                 "running or not).\n",

@@ -47,6 +47,8 @@ static const struct verb *const verbs[] = {
     &verb_export_config,
     &verb_import_config,
     &verb_init,
+    &verb_template,
+    &verb_setup,
     &verb_trust,
     &verb_untrust,
     &verb_audit,

@@ -10,9 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/compat.h"
 #include "core/egress.h"
 #include "core/profile.h"
 #include "core/secrets.h"
+#include "core/template.h"
 #include "core/validate.h"
 #include "core/vault.h"
 #include "core/volume.h"
@@ -45,6 +47,7 @@ void sandbox_flags_done(struct sandbox_flags *f)
         strv_free(f->secret_files);
         json_decref(f->secret_mappings);
         free((char *)f->o.work_dir);
+        free(f->template_name);
 }
 
 int sf_opt_secret(const struct cli_option *o, const char *arg)
@@ -262,10 +265,22 @@ static int build_net_policy(struct sandbox_flags *f)
         struct ak_err err = {0};
         bool proxy;
 
-        if (egress_policy_build(f->deny_hosts, f->allow_hosts, c ? c->domains.allow : NULL,
-                                c ? c->domains.block : NULL, c && c->has_domains,
-                                c && c->domains.allowlist_only, c ? c->hosts : NULL, &f->net_policy,
-                                &err) < 0)
+        char *const *allow = c ? c->domains.allow : NULL, *const *block =
+                                                              c ? c->domains.block : NULL;
+        bool domains = c && c->has_domains, only = c && c->domains.allowlist_only;
+        const struct compat_mode *cm = NULL;
+
+        if (compat_mode_lookup(f->o.compat_mode, &cm, &err) < 0)
+                return cli_fail(&err, EXIT_USAGE);
+        /* a compatibility mode's hosts are the base the command line's rules refine; a policy
+         * with no rule of the command line's is the mode's, made by manager_create */
+        if (!domains && cm->allow && (f->deny_hosts || f->allow_hosts || (c && c->hosts))) {
+                allow = (char *const *)cm->allow;
+                block = (char *const *)cm->block;
+                domains = only = true;
+        }
+        if (egress_policy_build(f->deny_hosts, f->allow_hosts, allow, block, domains, only,
+                                c ? c->hosts : NULL, &f->net_policy, &err) < 0)
                 return cli_fail(&err, EXIT_USAGE);
         f->o.network_policy = f->net_policy;
         proxy =
@@ -303,13 +318,25 @@ static int load_config(struct sandbox_flags *f)
 
         if (f->no_config && path)
                 return cli_usage_error(cli_current, "--config and --no-config cannot be combined");
+        if (f->template_spec && path) {
+                cli_warn("--config is given: template '%s' is not used", f->template_spec);
+        } else if (f->template_spec) {
+                /* upstream's order: --config, then --template, then ./agentkernel.toml */
+                cleanup_template struct template t = {0};
+                if (template_resolve(f->template_spec, &t, &err) < 0)
+                        return cli_fail(&err, EXIT_USAGE);
+                f->cfg = TAKE_PTR(t.cfg);
+                f->template_name = TAKE_PTR(t.name);
+                f->o.template_name = f->template_name;
+                path = f->template_name;
+        }
         if (!path && !f->no_config)
                 path = config_default_path();
         if (!path) {
                 f->o.secrets = f->secrets;
                 return 0;
         }
-        if (config_load(path, &f->cfg, &err) < 0)
+        if (!f->cfg && config_load(path, &f->cfg, &err) < 0)
                 return cli_fail(&err, EXIT_USAGE);
         c = f->cfg;
         {
@@ -341,6 +368,10 @@ static int load_config(struct sandbox_flags *f)
                 f->o.mount_cwd = c->mount_cwd;
         if (!f->o.agent)
                 f->o.agent = c->agent;
+        if (!f->o.compat_mode)
+                f->o.compat_mode = c->compatibility_mode;
+        if (c->template_help_text && !f->o.template_help_text)
+                f->o.template_help_text = c->template_help_text;
         f->o.init_script = c->init_script;
         f->o.seccomp = c->seccomp;
         f->o.files = c->files;

@@ -26,7 +26,9 @@ struct sandbox_flags {
         const char *workdir;
         uint64_t timeout_ms;
         /* agentkernel.toml */
-        const char *config_path; /* --config; NULL: ./agentkernel.toml when there is one */
+        const char *config_path;   /* --config; NULL: ./agentkernel.toml when there is one */
+        const char *template_spec; /* --template: instead of ./agentkernel.toml (not --config) */
+        char *template_name;
         bool no_config;
         struct config *cfg;
         struct cmd_policy policy;
@@ -88,7 +90,10 @@ int sf_opt_secret_file(const struct cli_option *o, const char *arg); /* char ***
                         "mount the current directory at /workspace"),                              \
             OPT_CALLBACK('v', "volume", &(f)->volumes, "V:/PATH[:ro]",                             \
                          "mount volume V (see 'volume') at PATH (repeatable)", sf_opt_volume),     \
-            OPT_BOOL(0, "no-config", &(f)->no_config, "do not read ./agentkernel.toml")
+            OPT_BOOL(0, "no-config", &(f)->no_config, "do not read ./agentkernel.toml"),           \
+            OPT_STRING(0, "template", &(f)->template_spec, "NAME",                                 \
+                       "start from template NAME instead of ./agentkernel.toml\n"                  \
+                       "(see 'template list'; --config wins over it)")
 
 /* The secret options `run` and `create` share. */
 #define SECRET_OPTIONS(f)                                                                          \

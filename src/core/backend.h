@@ -39,6 +39,8 @@ struct backend_config {
         const json_t *net_policy; /* proxy mode: the egress policy (POLICY JSON, docs/network.md),
                                      or NULL: the proxy's built-in default */
         const char *workspace;    /* host dir mounted read-write at /workspace, or NULL */
+        bool scratch_workspace;   /* without workspace: an empty /workspace of the sandbox's own
+                                     (its disk on native), for a source cloned there */
         const char *home;         /* host dir mounted read-only at /home/user, or NULL */
         /* agentkernel's own directories (data and user directory, canonical; NULL entries
          * skipped): where one is inside home, the sandbox's view of home hides it */

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/coding-agents.h"
+#include "core/compat.h"
 #include "core/profile.h"
 #include "core/secrets.h"
 #include "core/trust.h"
@@ -84,14 +85,18 @@ static const struct field api_fields[] = {
     F("allow_sudo_exec", K_BOOL, allow_sudo_exec),
 };
 
+static const struct field template_fields[] = {
+    F("help_text", K_STR, template_help_text),
+};
+
 static const struct field images_fields[] = {
     F("mirror", K_STR, registry_mirror),
 };
 
 /* Sections upstream reads that this version does not implement: warned about, not applied. */
 static const char *const unsupported_sections[] = {
-    "ssh",       "build",    "git",   "orchestrator", "remote",   "enterprise",     "scheduling",
-    "workspace", "schedule", "proxy", "llm_keys",     "template", "llm_governance",
+    "ssh",        "build",     "git",      "orchestrator", "remote",   "enterprise",
+    "scheduling", "workspace", "schedule", "proxy",        "llm_keys", "llm_governance",
 };
 
 struct ctx {
@@ -536,6 +541,9 @@ static int apply(struct ctx *x, json_t *doc)
                 else if (streq(k, "resources"))
                         r = apply_section(x, k, v, resources_fields, ARRAY_SIZE(resources_fields),
                                           NULL, 0);
+                else if (streq(k, "template"))
+                        r = apply_section(x, k, v, template_fields, ARRAY_SIZE(template_fields),
+                                          NULL, 0);
                 else if (streq(k, "security"))
                         r = apply_security(x, v);
                 else if (streq(k, "network"))
@@ -592,6 +600,14 @@ static int validate(struct ctx *x)
                 return ak_err_prefix(x->err, "[resources] disk_mb");
         if (c->agent && !coding_agent_find(c->agent))
                 warn(c, "[agent] preferred: '%s' is not an agent agentkernel knows", c->agent);
+        if (c->compatibility_mode) {
+                const struct compat_mode *m;
+                if (compat_mode_lookup(c->compatibility_mode, &m, x->err) < 0)
+                        return ak_err_prefix(x->err, "[agent] compatibility_mode");
+        }
+        if (c->template_help_text && strlen(c->template_help_text) > TEMPLATE_HELP_MAX)
+                return ak_err_set(x->err, EINVAL, "[template] help_text: longer than %u bytes",
+                                  TEMPLATE_HELP_MAX);
         if (!c->git_name != !c->git_email)
                 warn(c, "[agent] git_name and git_email go together; neither is applied");
         return 0;
@@ -876,6 +892,7 @@ void config_free(struct config *c)
         free(c->init_script);
         free(c->agent);
         free(c->compatibility_mode);
+        free(c->template_help_text);
         free(c->git_name);
         free(c->git_email);
         free(c->profile);

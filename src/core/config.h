@@ -32,6 +32,7 @@
 #define CONFIG_MAX_PORTS 64
 #define CONFIG_WARNINGS_MAX 64
 #define CONFIG_MAX_HOSTS 256 /* [network] hosts */
+#define TEMPLATE_HELP_MAX 4096u
 
 struct config_list {
         char **allow, **block; /* NULL-terminated, never NULL */
@@ -49,8 +50,8 @@ struct config {
         char *base_image;
         char *init_script;
         /* [agent] */
-        char *agent; /* preferred */
-        char *compatibility_mode;
+        char *agent;              /* preferred */
+        char *compatibility_mode; /* checked: core/compat.h */
         char *git_name, *git_email;
         /* [resources] (0: not given) */
         uint32_t vcpus;
@@ -79,6 +80,9 @@ struct config {
         /* [images] (ours: upstream pulls through Docker's own settings) */
         char *registry_mirror;
         char **insecure_registries; /* NULL-terminated, or NULL */
+
+        /* [template] (a template's file; core/template.h) */
+        char *template_help_text;
 
         char **warnings; /* NULL-terminated, never NULL */
 };

@@ -18,10 +18,12 @@
 
 #include "core/audit.h"
 #include "core/coding-agents.h"
+#include "core/compat.h"
 #include "core/config.h"
 #include "core/egress.h"
 #include "core/paths.h"
 #include "core/secrets.h"
+#include "core/source.h"
 #include "core/validate.h"
 #include "core/vault.h"
 #include "core/views.h"
@@ -269,6 +271,7 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
             (st->mount_cwd >= 0 ? st->mount_cwd : prof->mount_cwd) ? st->work_dir : NULL;
         if (plan.cfg.workspace)
                 note_root_owned_workspace(m, st, plan.cfg.workspace);
+        plan.cfg.scratch_workspace = !plan.cfg.workspace && st->source_url;
         plan.cfg.home = prof->mount_home ? getenv("HOME") : NULL;
         {
                 char user[PATH_MAX];
@@ -319,11 +322,24 @@ static int validate_volumes(char *const *specs, struct ak_err *err)
         return 0;
 }
 
+/* Whether env (KEY=VALUE entries) sets the key of entry. */
+static bool env_has_key(char *const *env, const char *entry)
+{
+        size_t n = strcspn(entry, "=");
+
+        for (; env && *env; env++)
+                if (strncmp(*env, entry, n) == 0 && (*env)[n] == '=')
+                        return true;
+        return false;
+}
+
 /* Builds a state from create options (shared by create and ephemeral runs). */
 static int state_from_opts(const struct create_opts *o, struct sandbox_state **ret,
                            struct ak_err *err)
 {
         cleanup_state struct sandbox_state *st = NULL;
+        const struct compat_mode *cm;
+        bool native;
         const struct profile *prof;
         const struct backend_ops *b;
         char now[RFC3339_MAX], u[37], cwd[PATH_MAX];
@@ -333,11 +349,16 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
         r = validate_name(o->name, err);
         if (r < 0)
                 return r;
-        prof = profile_get(o->profile);
+        if ((r = compat_mode_lookup(o->compat_mode, &cm, err)) < 0)
+                return r;
+        native = compat_mode_is_native(cm);
+        prof = profile_get(o->profile ? o->profile : native ? NULL : cm->profile);
         if (!prof)
                 return ak_err_set(err, EINVAL,
                                   "invalid profile '%s': use permissive, moderate or restrictive",
                                   o->profile);
+        if ((r = source_check(o->source_url, o->source_ref, err)) < 0)
+                return r;
         b = o->backend ? backend_find(o->backend) : backend_default();
         if (!b)
                 return ak_err_set(err, EINVAL, "unknown backend '%s'", o->backend);
@@ -398,6 +419,24 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
         if (o->network_policy)
                 st->network_policy = json_incref(o->network_policy);
         st->mount_cwd = o->mount_cwd;
+        if (!native && (r = compat_mode_apply(cm, o, st, err)) < 0)
+                return r;
+        if (state_set_str(&st->source_url, o->source_url) < 0 ||
+            state_set_str(&st->source_ref, o->source_ref) < 0 ||
+            state_set_str(&st->created_from_template, o->template_name) < 0 ||
+            state_set_str(&st->template_help_text, o->template_help_text) < 0)
+                return ak_err_oom(err);
+        if (o->source_url) {
+                /* the clone is the workspace: never into a host directory */
+                if (st->mount_cwd > 0 || o->work_dir)
+                        return ak_err_set(err, EINVAL,
+                                          "--source clones into /workspace: it cannot be "
+                                          "combined with a mounted workspace (--mount-cwd, "
+                                          "--dir, [security] mount_cwd)");
+                st->mount_cwd = 0;
+                if ((r = source_check_reachable(st, (int)manager_net_mode(st), err)) < 0)
+                        return r;
+        }
         if (o->has_ttl && o->ttl_seconds > 0) {
                 char exp[RFC3339_MAX];
                 st->has_ttl = true;
@@ -406,7 +445,7 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                 if (state_set_str(&st->expires_at, exp) < 0)
                         return ak_err_oom(err);
         }
-        if ((o->mount_cwd >= 0 ? o->mount_cwd : prof->mount_cwd)) {
+        if ((st->mount_cwd >= 0 ? st->mount_cwd : prof->mount_cwd)) {
                 const char *wd = o->work_dir;
                 if (!wd) {
                         if (!getcwd(cwd, sizeof(cwd)))
@@ -417,9 +456,17 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                         return ak_err_oom(err);
         }
         if (o->env) {
-                strv_free(st->env);
-                if (!(st->env = strv_dup(o->env)))
+                char **env = strv_dup(o->env);
+                if (!env)
                         return ak_err_oom(err);
+                /* the mode's variables (compat_apply) come first: the caller's win */
+                for (char **e = st->env; e && *e; e++)
+                        if (!env_has_key(env, *e) && strv_push(&env, *e) < 0) {
+                                strv_free(env);
+                                return ak_err_oom(err);
+                        }
+                strv_free(st->env);
+                st->env = env;
         }
         if (o->commands) {
                 if ((o->commands->allow && !(st->commands.allow = strv_dup(o->commands->allow))) ||

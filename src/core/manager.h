@@ -72,6 +72,15 @@ struct create_opts {
         const char *files_dir; /* the config directory the files' sources are relative to */
         char *const *volumes;  /* "slug:/path[:ro]" of existing volumes */
         const char *seccomp;   /* seccomp filter overriding the profile's, or NULL */
+        /* a coding agent's compatibility mode (core/compat.h; NULL: native): it fills in what the
+         * fields above leave unset (profile, network, mount_cwd, seccomp, network_policy) and adds
+         * its environment; recorded */
+        const char *compat_mode;
+        /* a git repository cloned into /workspace by manager_clone_source (checked here,
+         * recorded); source_ref needs source_url */
+        const char *source_url, *source_ref;
+        /* the template it came from (recorded as upstream's created_from_template), or NULL */
+        const char *template_name, *template_help_text;
         /* secrets (core/secrets.h): bindings "KEY:host[:header]" or "KEY=value:host" (the value
          * goes to the vault, never to the record), secret files "KEY[:/path]", placeholder
          * tokens instead of values in the files, and [secrets]' NAME -> host (borrowed) */

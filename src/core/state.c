@@ -59,8 +59,9 @@ static const char *const known_keys[] = {
 };
 
 static const char *const ext_known_keys[] = {
-    "backend",  "profile", "network",   "mount_cwd", "work_dir", "env",
-    "commands", "files",   "files_dir", "seccomp",   "disk_mb",  "network_policy",
+    "backend", "profile",        "network",     "mount_cwd",  "work_dir",
+    "env",     "commands",       "files",       "files_dir",  "seccomp",
+    "disk_mb", "network_policy", "compat_mode", "source_url", "source_ref",
 };
 
 static char **strv_empty(void)
@@ -134,6 +135,9 @@ void state_free(struct sandbox_state *s)
         free(s->files);
         free(s->files_dir);
         free(s->seccomp);
+        free(s->compat_mode);
+        free(s->source_url);
+        free(s->source_ref);
         json_decref(s->extra);
         json_decref(s->ext_extra);
         json_decref(s->network_policy);
@@ -472,6 +476,9 @@ static int parse_ext(json_t *root, struct sandbox_state *s, struct ak_err *err)
             (r = parse_files(x, s, err)) < 0 ||
             (r = get_opt_str(x, "files_dir", &s->files_dir, err)) < 0 ||
             (r = get_opt_str(x, "seccomp", &s->seccomp, err)) < 0 ||
+            (r = get_opt_str(x, "compat_mode", &s->compat_mode, err)) < 0 ||
+            (r = get_opt_str(x, "source_url", &s->source_url, err)) < 0 ||
+            (r = get_opt_str(x, "source_ref", &s->source_ref, err)) < 0 ||
             (r = get_uint(x, "disk_mb", false, DISK_MB_MAX, &s->disk_mb, NULL, err)) < 0)
                 return r < 0 && err && err->code ? ak_err_prefix(err, STATE_EXT_KEY) : r;
         json_object_foreach (x, k, v) {
@@ -668,6 +675,12 @@ int state_format(const struct sandbox_state *s, char **ret)
         }
         if (s->seccomp)
                 json_object_set_new(ext, "seccomp", json_string(s->seccomp));
+        if (s->compat_mode)
+                json_object_set_new(ext, "compat_mode", json_string(s->compat_mode));
+        if (s->source_url)
+                json_object_set_new(ext, "source_url", json_string(s->source_url));
+        if (s->source_ref)
+                json_object_set_new(ext, "source_ref", json_string(s->source_ref));
         if (s->n_files) {
                 json_t *a = json_array();
                 for (size_t i = 0; a && i < s->n_files; i++)

@@ -90,6 +90,8 @@ struct sandbox_state {
         size_t n_files;
         char *files_dir; /* the config's directory (canonical): where [[files]] sources live */
         char *seccomp;   /* seccomp filter overriding the profile's ([security] seccomp), or NULL */
+        char *compat_mode; /* the coding agent's compatibility mode (core/compat.h), or NULL */
+        char *source_url, *source_ref; /* cloned into /workspace at create, or NULL */
         uint64_t disk_mb; /* size of the private writable places; 0: not recorded (default) */
 
         json_t *extra;     /* unknown top-level keys, kept verbatim */

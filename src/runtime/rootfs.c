@@ -420,6 +420,8 @@ int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *p)
         if (r >= 0 && o->workspace)
                 r = mount_plan_add(p, MOP_BIND, o->workspace, "/workspace", NULL, 0,
                                    o->idmap ? MOP_OWNER : 0);
+        else if (r >= 0 && o->scratch_workspace) /* a source's clone (core/source.h) */
+                r = mount_plan_add(p, MOP_DISK_DIR, "/workspace", "/workspace", NULL, 0755, 0);
         for (size_t i = 0; r >= 0 && i < o->n_binds; i++)
                 r = mount_plan_add(p, o->binds[i].ro ? MOP_BIND_RO : MOP_BIND, o->binds[i].source,
                                    o->binds[i].dest, NULL, 0, o->idmap ? MOP_VOLUME : 0);

@@ -17,6 +17,7 @@
 
 struct rootfs_opts {
         const char *workspace;   /* host directory mounted read-write at /workspace, or NULL */
+        bool scratch_workspace;  /* without workspace: /workspace a directory of the disk */
         const char *home;        /* host directory mounted read-only at /home/user, or NULL */
         const char *const *hide; /* host directories hidden where they lie inside home */
         size_t n_hide;

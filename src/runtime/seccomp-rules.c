@@ -424,6 +424,23 @@ static const char *const allow_restrictive[] = {
     "msgctl",
 };
 
+/* `ai-agent` (upstream's images/seccomp/ai-agent.json, for the coding agents' compatibility
+ * modes) allows restrictive's list and these. Upstream's file is restrictive plus clone3,
+ * close_range, epoll_pwait2, futex_waitv, landlock_*, membarrier and name_to_handle_at (all but
+ * name_to_handle_at already in ours; clone3 stays ENOSYS, libc falls back to clone); its
+ * defects fixed: the SysV message queues, getcpu, ioprio, POSIX message queues, memory
+ * protection keys and fchmodat2 it left out by accident (runtimes call them) are allowed; mknod
+ * and the scheduler setters that node and python use are allowed as upstream allows them.
+ * Upstream's io_uring stays refused (its operations bypass seccomp), and so do 32-bit
+ * binaries, which every profile kills (upstream listed SCMP_ARCH_X86 but its list broke them
+ * anyway). */
+static const char *const allow_ai_agent_extra[] = {
+    "name_to_handle_at",  "mknod",           "mknodat",    "sched_setattr", "sched_setparam",
+    "sched_setscheduler", "ioprio_get",      "ioprio_set", "mq_open",       "mq_unlink",
+    "mq_timedsend",       "mq_timedreceive", "mq_notify",  "mq_getsetattr", "pkey_alloc",
+    "pkey_free",          "pkey_mprotect",   "fchmodat2",
+};
+
 /* ---- rules, rendered to libseccomp (the BPF programs) and to OCI JSON (container engines) ---- */
 
 /* One argument comparison. MASKED_EQ compares (arg & a) == b; the others arg OP a. Arguments the
@@ -693,7 +710,7 @@ static bool is_conditional(const char *name, bool host_files)
  * leaves the sandbox only through `cp`, which drops the bits; a package manager there can still
  * install programs that ship setuid (dpkg stops when their chmod is refused).
  */
-static int add_host_file_rules(struct sink *s, bool allowlist)
+static int add_host_file_rules(struct sink *s, bool allowlist, bool mknod)
 {
         int r = cond_mode(s, "chmod", 1);
 
@@ -710,14 +727,14 @@ static int add_host_file_rules(struct sink *s, bool allowlist)
         if (r >= 0)
                 r = cond_open(s, "openat", 2, 3);
         /* the restrictive allow-list names neither mknod nor mknodat: refused outright */
-        if (r >= 0 && !allowlist)
+        if (r >= 0 && (!allowlist || mknod))
                 r = cond_mode(s, "mknod", 1);
-        if (r >= 0 && !allowlist)
+        if (r >= 0 && (!allowlist || mknod))
                 r = cond_mode(s, "mknodat", 2);
         return r;
 }
 
-static int add_conditional(struct sink *s, bool allowlist, bool host_files)
+static int add_conditional(struct sink *s, bool allowlist, bool host_files, bool mknod)
 {
         int r = cond_clone(s, "clone");
 
@@ -736,7 +753,7 @@ static int add_conditional(struct sink *s, bool allowlist, bool host_files)
         if (r >= 0)
                 r = cond_socket(s, "socketpair", true);
         if (r >= 0 && host_files)
-                r = add_host_file_rules(s, allowlist);
+                r = add_host_file_rules(s, allowlist, mknod);
         /* the restrictive allow-list names no personality: refused outright */
         if (r >= 0 && !allowlist && s->def != SCMP_ACT_ALLOW) /* else the prefix's */
                 r = cond_personality(s, "personality");
@@ -762,16 +779,25 @@ static char *syscall_name(int nr)
         return name;
 }
 
+/* The profiles that name what they allow (EPERM for the rest). */
+static bool is_allowlist(enum seccomp_profile p)
+{
+        return p == SECCOMP_PROFILE_RESTRICTIVE || p == SECCOMP_PROFILE_AI_AGENT;
+}
+
 static int add_rules(struct sink *s, enum seccomp_profile p, bool host_files)
 {
-        bool allowlist = p == SECCOMP_PROFILE_RESTRICTIVE;
+        bool allowlist = is_allowlist(p), ai = p == SECCOMP_PROFILE_AI_AGENT;
         int r = 0;
 
         if (allowlist) {
                 for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(allow_restrictive); i++)
                         if (!is_conditional(allow_restrictive[i], host_files))
                                 r = rule0(s, allow_restrictive[i], SCMP_ACT_ALLOW);
-                return r < 0 ? r : add_conditional(s, true, host_files);
+                for (size_t i = 0; ai && r >= 0 && i < ARRAY_SIZE(allow_ai_agent_extra); i++)
+                        if (!is_conditional(allow_ai_agent_extra[i], host_files))
+                                r = rule0(s, allow_ai_agent_extra[i], SCMP_ACT_ALLOW);
+                return r < 0 ? r : add_conditional(s, true, host_files, ai);
         }
         for (int nr = 0; r >= 0 && nr <= SYSCALL_REVIEWED_MAX; nr++) {
                 cleanup_free char *name = syscall_name(nr);
@@ -783,14 +809,14 @@ static int add_rules(struct sink *s, enum seccomp_profile p, bool host_files)
                           listed(name, deny_moderate, ARRAY_SIZE(deny_moderate)));
                 r = rule0(s, name, denied ? EPERM_ACT : SCMP_ACT_ALLOW);
         }
-        return r < 0 ? r : add_conditional(s, false, host_files);
+        return r < 0 ? r : add_conditional(s, false, host_files, true);
 }
 
 /* What a profile does with a syscall no rule names: restrictive EPERM (as it always has), the
  * others ENOSYS (a syscall newer than the review, which libc treats as absent). */
 static uint32_t default_action(enum seccomp_profile p)
 {
-        return p == SECCOMP_PROFILE_RESTRICTIVE ? EPERM_ACT : SCMP_ACT_ERRNO(ENOSYS);
+        return is_allowlist(p) ? EPERM_ACT : SCMP_ACT_ERRNO(ENOSYS);
 }
 
 /* Architectures whose syscall numbers above 423 are the shared ones (late_syscalls[]). */
@@ -860,7 +886,7 @@ int seccomp_build(enum seccomp_profile p, bool host_files, struct sock_fprog *re
                   struct ak_err *err)
 {
         scmp_filter_ctx ctx CLEANUP(release_ctx) = NULL;
-        bool deny_form = p != SECCOMP_PROFILE_RESTRICTIVE && unified_numbers(seccomp_arch_native());
+        bool deny_form = !is_allowlist(p) && unified_numbers(seccomp_arch_native());
         struct sink s = {.def = deny_form ? SCMP_ACT_ALLOW : default_action(p)};
         cleanup_close int mfd = -1;
         cleanup_buf struct buf b = BUF_INIT;

@@ -11,6 +11,7 @@ static const char *const names[SECCOMP_PROFILE_MAX] = {
     [SECCOMP_PROFILE_DEFAULT] = "default",
     [SECCOMP_PROFILE_MODERATE] = "moderate",
     [SECCOMP_PROFILE_RESTRICTIVE] = "restrictive",
+    [SECCOMP_PROFILE_AI_AGENT] = "ai-agent",
 };
 
 int seccomp_profile_from_name(const char *name, enum seccomp_profile *ret)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Seccomp filters for sandboxes. Profiles follow upstream's names: `default` (deny list),
- * `moderate` (deny list plus tracing and io_uring), `restrictive` (allow list). Every profile
+ * `moderate` (deny list plus tracing and io_uring), `restrictive` (allow list), `ai-agent` (the
+ * compatibility modes' allow list: restrictive's and what agent runtimes use). Every profile
  * also refuses namespace creation, the new mount API, TIOCSTI, and any syscall from a foreign
  * architecture (i386, x32), which kills the process. The rules live in seccomp-rules.c; they are
  * compiled into BPF at build time (seccomp-gen), so starting a sandbox compiles nothing.
@@ -17,10 +18,12 @@ enum seccomp_profile {
         SECCOMP_PROFILE_DEFAULT,
         SECCOMP_PROFILE_MODERATE,
         SECCOMP_PROFILE_RESTRICTIVE,
+        SECCOMP_PROFILE_AI_AGENT, /* restrictive's allow-list and what coding agents' runtimes use
+                                   */
         SECCOMP_PROFILE_MAX,
 };
 
-/* Profile by name ("default", "moderate", "restrictive"); -EINVAL for others. */
+/* Profile by name ("default", "moderate", "restrictive", "ai-agent"); -EINVAL for others. */
 int seccomp_profile_from_name(const char *name, enum seccomp_profile *ret);
 const char *seccomp_profile_name(enum seccomp_profile p);
 

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "core/profile.h"
+#include "core/source.h"
 #include "core/validate.h"
 #include "server/worker.h"
 #include "shared/cleanup.h"
@@ -159,10 +160,12 @@ int api_create(struct api_ctx *c, const struct api_args *a, struct api_result *r
             api_string_array(body, "secrets", false, 64, &secrets, r) < 0 ||
             api_string_array(body, "secret_files", false, 64, &secret_files, r) < 0)
                 return -1;
-        if (json_object_get(body, "source_url"))
-                return api_fail(r, 501,
-                                "source_url (cloning a repository into the sandbox) is "
-                                "not implemented yet");
+        o.source_url = api_opt_string(body, "source_url", r, &bad);
+        o.source_ref = api_opt_string(body, "source_ref", r, &bad);
+        if (bad)
+                return -1;
+        if (o.source_ref && !o.source_url)
+                return api_fail(r, 400, "source_ref requires source_url");
         if (api_opt_bool(body, "placeholder_secrets", &placeholder, r) < 0)
                 return -1;
         mappings = json_object_get(body, "secret_mappings");
@@ -215,12 +218,14 @@ int api_create(struct api_ctx *c, const struct api_args *a, struct api_result *r
         if (r_create < 0)
                 return api_fail_err(r, &err);
         if ((has_lc && manager_set_lifecycle(c->m, name, &lc, &err) < 0) ||
-            worker_call(start_in_worker, (void *)name, &err) < 0) {
+            worker_call(start_in_worker, (void *)name, &err) < 0 ||
+            (o.source_url && manager_clone_source(c->m, name, &err) < 0)) {
                 struct ak_err ignore = {0};
                 int status = api_status_of(err.code);
                 (void)manager_remove(c->m, name, &ignore);
-                return api_fail(r, status == 409 || status == 404 ? 500 : status, "%s",
-                                ak_err_msg(&err));
+                /* a failed clone: upstream's 500 "Failed to clone <url>: <e>" */
+                return api_fail(r, status == 409 || status == 404 || err.code == EIO ? 500 : status,
+                                "%s", ak_err_msg(&err));
         }
         return api_info_reply(c, name, 201, r);
 }

@@ -528,3 +528,21 @@ def test_a_dynamic_agent_is_refused_clearly(ak, world):
     res = ak("run", "--no-network", "--image", world.base, "--", "true")
     assert res.rc == 125 and "statically linked agent" in res.stderr, res
     assert ak.list() == []
+
+
+@needs_static_agent
+def test_clean_all_removes_the_images_no_sandbox_uses(ak, world):
+    """`clean --all` (upstream's: docker rmi agentkernel-*): after the sandboxes that go, every
+    image of the store that no remaining sandbox uses is forgotten and pruned; a running
+    sandbox's image stays."""
+    other, _ = world.variant("cleanall", [("cleanall-file", "file", "x\n")])
+    assert ak("images", "pull", world.base).rc == 0
+    assert ak("images", "pull", other).rc == 0
+    assert ak("create", "keep", "--no-network", "--image", world.base).rc == 0
+    assert ak("create", "gone", "--no-network", "--no-start", "--image", other).rc == 0
+    res = ak("clean", "--all")
+    assert res.rc == 0 and "Removed 'gone'" in res.stdout and "Images: 1 removed" in res.stdout, res
+    names = [n for i in json.loads(ak("images", "list", "--json", check=True).out)
+             for n in i["names"] if "@" not in n]
+    assert names == [world.base], names
+    assert ak("exec", "keep", "--", "true").rc == 0
