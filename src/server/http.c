@@ -816,6 +816,40 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         pthread_mutex_unlock(&lock);
 }
 
+/* libmicrohttpd's URL decoding, except that "%00" stays as it is: the URL is a C string from
+ * then on, and a decoded NUL cut it short (DELETE /sandboxes/keep%00x removed 'keep'). A name
+ * with '%' in it is invalid; a file path keeps the three characters literally. */
+static int hex_digit(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+        char *w = s;
+
+        (void)cls;
+        (void)c;
+        for (const char *r = s; *r;) {
+                int hi, lo;
+                if (r[0] == '%' && (hi = hex_digit(r[1])) >= 0 && (lo = hex_digit(r[2])) >= 0 &&
+                    (hi || lo)) {
+                        *w++ = (char)(hi * 16 + lo);
+                        r += 3;
+                } else {
+                        *w++ = *r++;
+                }
+        }
+        *w = '\0';
+        return (size_t)(w - s);
+}
+
 /* ---- the daemon ---- */
 
 struct MHD_Daemon *http_start(struct http_server *s, size_t connections, const char *tls_cert,
@@ -838,7 +872,7 @@ struct MHD_Daemon *http_start(struct http_server *s, size_t connections, const c
                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
                     MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_SIZE,
                     MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_NOTIFY_CONNECTION,
-                    on_connection, s, MHD_OPTION_END);
+                    on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
         }
         /* the logger first: libmicrohttpd uses its own for options before it */
         return MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER,
@@ -847,7 +881,8 @@ struct MHD_Daemon *http_start(struct http_server *s, size_t connections, const c
                                 (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                                 (size_t)CONNECTION_MEMORY, MHD_OPTION_THREAD_STACK_SIZE,
                                 (size_t)THREAD_STACK_SIZE, MHD_OPTION_NOTIFY_COMPLETED, completed,
-                                s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
+                                s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                                MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
 }
 
 void http_add_connection(struct http_server *s, struct MHD_Daemon *d, int fd,
