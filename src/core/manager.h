@@ -65,9 +65,9 @@ struct create_opts {
         json_t *labels; /* object of strings (borrowed), or NULL */
         const char *description;
         const char *agent;
-        /* upstream's compatibility mode: "native", "claude", "codex" or "gemini" (validated by
-         * the front-ends); NULL: none (native). What a mode does is core's (issue 17 item 2). */
-        const char *compatibility_mode;
+        /* upstream's compatibility mode (issue 17 item 2; agents-cli's core/compat.h applies
+         * it); NULL or "native": nothing changes */
+        const char *compat_mode;
         const struct cmd_policy *commands; /* [security.commands]; NULL: none */
         const char *init_script;           /* sh -c after every start; NULL: none */
         const struct inject_file *files;   /* copied in after every start */
