@@ -761,7 +761,7 @@ static int cmd_serve(int argc, char **argv)
                 fprintf(stderr,
                         "error: refusing to serve %s %s: anyone who can reach it could run "
                         "commands. Give a key of your own (--api-key-file, AGENTKERNEL_API_KEY) "
-                        "and put TLS in front (a reverse proxy)\n",
+                        "and serve TLS (--tls --require-tls, or a reverse proxy in front)\n",
                         host, no_auth ? "without authentication" : "without an API key");
                 close(tcp_fd);
                 return 2;
