@@ -7,15 +7,13 @@ import hmac
 import http.client
 import json
 import os
-import socket
-import ssl
 import subprocess
 import time
 
 import pytest
 
 from conftest import AK
-from serve_client import Server, free_port
+from serve_client import Server, free_port, https_request, make_cert
 from webhook_sink import Sink
 from test_serve import node_test
 
@@ -140,29 +138,6 @@ def test_webhook_url_refused(ak, url):
     r = subprocess.run([AK, "serve", "--port", str(free_port()), "--webhook-url", url],
                        env=ak.env, capture_output=True, timeout=10)
     assert r.returncode == 2, r
-
-
-def make_cert(d, name="localhost"):
-    key, cert = d / "key.pem", d / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1",
-                    "-days", "2"], check=True, capture_output=True)
-    key.chmod(0o600)
-    return cert, key
-
-
-def https_request(port, cert, method, path, key=None, body=None):
-    ctx = ssl.create_default_context(cafile=str(cert))
-    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
-    h = {"Authorization": f"Bearer {key}"} if key else {}
-    if body is not None:
-        h["Content-Type"] = "application/json"
-    c.request(method, path, body=json.dumps(body) if body is not None else None, headers=h)
-    r = c.getresponse()
-    data = json.loads(r.read())
-    c.close()
-    return r.status, data
 
 
 def test_tls(ak, tmp_path):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import mcp_call, AK
+from conftest import mcp_call
 from serve_client import Server
 
 

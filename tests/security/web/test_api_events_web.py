@@ -10,7 +10,6 @@ to carry forged events; a reader that stops reading is dropped and never holds t
 the number of streams is bounded; webhooks go only where the operator said (no redirect is
 followed, nothing an API caller sends sets or changes a webhook), a slow or dead endpoint delays
 nobody, and neither the stream nor a webhook carries a secret's value."""
-import http.client
 import json
 import os
 import socket
@@ -251,7 +250,7 @@ def test_webhook_redirect_is_not_followed(ak):
     s = Server(ak, "--webhook-url", redirector.url)
     try:
         assert s.request("POST", "/run", {"command": ["true"]})[0] == 200
-        hits = redirector.wait(1)
+        redirector.wait(1)
         time.sleep(1.5)
         assert len(redirector.hits) == 1, redirector.hits
         assert target.hits == []
