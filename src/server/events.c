@@ -408,6 +408,22 @@ static void hook_log(size_t i, const char *fmt, ...)
         fputc('\n', stderr);
 }
 
+static bool stopping(void)
+{
+        return __atomic_load_n(&ev.stop, __ATOMIC_RELAXED);
+}
+
+/* libcurl's progress callback: a transfer ends at once when serve stops. */
+static int abort_on_stop(void *ctx, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+        (void)ctx;
+        (void)a;
+        (void)b;
+        (void)c;
+        (void)d;
+        return stopping() ? 1 : 0;
+}
+
 /* One POST; the HTTP status, or -1 when there was none. */
 static long post_once(const char *url, const char *body, struct curl_slist *headers, char *errbuf)
 {
@@ -435,6 +451,8 @@ static long post_once(const char *url, const char *body, struct curl_slist *head
         (void)curl_easy_setopt(h, CURLOPT_WRITEDATA, &got);
         (void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
         (void)curl_easy_setopt(h, CURLOPT_USERAGENT, "agentkernel/" AK_VERSION);
+        (void)curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        (void)curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, abort_on_stop);
         if (curl_easy_perform(h) == CURLE_OK)
                 (void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
         curl_easy_cleanup(h);
@@ -452,7 +470,7 @@ static void deliver(size_t i, const char *body)
         headers = curl_slist_append(headers, "Content-Type: application/json");
         headers = curl_slist_append(headers, hdr);
         headers = curl_slist_append(headers, "Expect:");
-        for (int t = 0; t < WEBHOOK_TRIES; t++) {
+        for (int t = 0; t < WEBHOOK_TRIES && !stopping(); t++) {
                 if (t)
                         (void)usleep((useconds_t)(100000u << (t - 1))); /* 100, 200 ms */
                 status = post_once(ev.urls[i], body, headers, errbuf);
@@ -467,7 +485,7 @@ static void deliver(size_t i, const char *body)
                         hook_log(i, "answered %ld: not delivered", status);
                         break;
                 }
-                if (t == WEBHOOK_TRIES - 1)
+                if (t == WEBHOOK_TRIES - 1 && !stopping())
                         hook_log(i, "not delivered after %d tries: %s", WEBHOOK_TRIES,
                                  status > 0 ? "the endpoint answered with an error" : errbuf);
         }
@@ -490,7 +508,7 @@ static void *hook_main(void *arg)
                 ev.q_head = (ev.q_head + 1) % EVENTS_QUEUE_MAX;
                 ev.q_len--;
                 pthread_mutex_unlock(&ev.lock);
-                for (size_t i = 0; i < ev.n_urls; i++)
+                for (size_t i = 0; i < ev.n_urls && !stopping(); i++)
                         deliver(i, body);
                 free(body);
         }
@@ -527,7 +545,7 @@ int events_start(char *const *urls, size_t n_urls, const char *secret, struct ak
 void events_stop(void)
 {
         pthread_mutex_lock(&ev.lock);
-        ev.stop = true;
+        __atomic_store_n(&ev.stop, true, __ATOMIC_RELAXED);
         pthread_cond_broadcast(&ev.cond);
         pthread_cond_broadcast(&ev.q_cond);
         pthread_mutex_unlock(&ev.lock);
