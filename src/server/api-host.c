@@ -45,7 +45,11 @@ static json_t *backend_json(const struct backend_ops *b, const struct backend_op
                 json_array_append_new(caps, json_string("resize"));
         return json_pack("{s:s,s:s,s:b,s:b,s:s,s:o}", "name", b->name, "description",
                          b->description ? b->description : "", "available", up == 1, "default",
-                         b == def, "message", why, "capabilities", caps);
+                         b == def, "message",
+                         why[0]    ? why
+                         : up == 1 ? "available"
+                                   : "not available",
+                         "capabilities", caps);
 }
 
 int api_backends(struct api_ctx *c, const struct api_args *a, struct api_result *r)
