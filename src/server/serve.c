@@ -33,6 +33,7 @@
 #include "server/apikey.h"
 #include "server/events.h"
 #include "server/http.h"
+#include "server/tls.h"
 #include "server/worker.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
@@ -664,7 +665,9 @@ static int cmd_serve(int argc, char **argv)
                          "seconds between TTL/lifecycle passes (default 2; 0 = off)", opt_interval),
             OPT_STRING('c', "config", &config_path, "FILE",
                        "agentkernel.toml for [api] (default ./agentkernel.toml if any)"),
-            OPT_BOOL(0, "tls", &tls, "serve HTTPS on the port (needs --tls-cert and --tls-key)"),
+            OPT_BOOL(0, "tls", &tls,
+                     "serve HTTPS on the port (without --tls-cert/--tls-key: a\n"
+                     "self-signed pair kept in ~/.agentkernel)"),
             OPT_STRING(0, "tls-cert", &tls_cert_path, "FILE", "certificate chain (PEM)"),
             OPT_STRING(0, "tls-key", &tls_key_path, "FILE",
                        "private key (PEM): a file of yours, mode 0600"),
@@ -695,11 +698,8 @@ static int cmd_serve(int argc, char **argv)
         }
         if ((tls_cert_path || tls_key_path) && !tls)
                 tls = true; /* a certificate given means TLS */
-        if (tls && (!tls_cert_path || !tls_key_path)) {
-                fprintf(stderr, "error: --tls needs --tls-cert FILE and --tls-key FILE (a "
-                                "self-signed pair: openssl req -x509 -newkey ec -pkeyopt "
-                                "ec_paramgen_curve:P-256 -nodes -keyout key.pem -out cert.pem "
-                                "-subj /CN=localhost -days 365)\n");
+        if (tls && !tls_cert_path != !tls_key_path) {
+                fprintf(stderr, "error: --tls-cert and --tls-key go together\n");
                 return 2;
         }
         if (require_tls && (!tls || socket_path)) {
@@ -712,7 +712,22 @@ static int cmd_serve(int argc, char **argv)
                 fprintf(stderr, "error: --tls is for the port, and --no-tcp serves none\n");
                 return 2;
         }
-        if (tls) {
+        if (tls && !tls_cert_path) {
+                /* upstream's self-signed certificate, kept so clients trust it once */
+                cleanup_free char *dir = NULL;
+                struct ak_err kerr = {0};
+                bool made = false;
+                if (apikey_default_dir(&dir, &kerr) < 0 ||
+                    tls_self_signed(dir, &tls_cert, &tls_key, &made, &kerr) < 0) {
+                        fprintf(stderr, "error: --tls: %s\n", ak_err_msg(&kerr));
+                        return 2;
+                }
+                fprintf(stderr,
+                        "agentkernel serve: TLS with the self-signed certificate '%s/%s'%s "
+                        "(clients trust it: NODE_EXTRA_CA_CERTS=it, curl --cacert it); "
+                        "--tls-cert/--tls-key give your own\n",
+                        dir, TLS_CERT_FILE, made ? " (made now)" : "");
+        } else if (tls) {
                 struct ak_err kerr = {0};
                 if (!(tls_cert = read_cert(tls_cert_path)))
                         return 2;

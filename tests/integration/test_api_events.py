@@ -195,8 +195,8 @@ def start_fails(ak, *args):
 
 def test_tls_options_refused(ak, tmp_path):
     cert, key = make_cert(tmp_path)
-    rc, err = start_fails(ak, "--tls")
-    assert rc == 2 and "--tls-cert" in err
+    rc, err = start_fails(ak, "--tls-cert", str(cert))
+    assert rc == 2 and "together" in err
     rc, err = start_fails(ak, "--require-tls")
     assert rc == 2 and "plain" in err
     rc, err = start_fails(ak, "--require-tls", "--tls-cert", str(cert), "--tls-key", str(key),
@@ -217,3 +217,51 @@ def test_tls_options_refused(ak, tmp_path):
     other.chmod(0o600)
     rc, err = start_fails(ak, "--tls-cert", str(cert), "--tls-key", str(other))
     assert rc == 1 and "cannot start" in err
+
+
+def wait_https(port, cert):
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            if https_request(port, cert, "GET", "/health")[0] == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("no HTTPS answer")
+
+
+def test_tls_self_signed(ak):
+    """--tls alone: upstream makes a self-signed certificate; here it is kept in the data
+    directory (key 0600) so clients trust it once, and reused at the next start."""
+    s = Server(ak, "--tls", wait=False)
+    cert, key = ak.data_dir / "tls-cert.pem", ak.data_dir / "tls-key.pem"
+    try:
+        deadline = time.time() + 10
+        while not cert.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        wait_https(s.port, cert)
+        assert key.stat().st_mode & 0o777 == 0o600
+        k = (ak.data_dir / "api-key").read_text().strip()
+        st, body = https_request(s.port, cert, "POST", "/run", k, {"command": ["echo", "ss"]})
+        assert (st, body["data"]["output"]) == (200, "ss\n")
+        env = dict(ak.env, AGENTKERNEL_BASE_URL=f"https://localhost:{s.port}",
+                   AGENTKERNEL_API_KEY=k, NODE_EXTRA_CA_CERTS=str(cert))
+        res = node_test("tls.test.mjs", env)
+        out = res.stdout.decode()
+        assert res.returncode == 0, out[-4000:] + res.stderr.decode()[-2000:]
+    finally:
+        err = s.stop()
+    assert "tls-cert.pem" in err and "BEGIN" not in err
+    first = cert.read_bytes()
+    s = Server(ak, "--tls", wait=False)
+    try:
+        wait_https(s.port, cert)
+        assert cert.read_bytes() == first
+    finally:
+        s.stop()
+    key.chmod(0o644)
+    rc, err = start_fails(ak, "--tls")
+    assert rc == 2 and "other users" in err
+    key.unlink()
+    rc, err = start_fails(ak, "--tls")
+    assert rc == 2 and "without" in err

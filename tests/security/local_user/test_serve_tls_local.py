@@ -107,3 +107,27 @@ def test_other_user_gets_401_on_events_over_tls(ak, local_user, tmp_path):
             assert int(status) == 401, (path, text)
     finally:
         s.stop()
+
+
+def test_self_signed_pair_planted_by_another_user_refused(ak, local_user, tmp_path):
+    """`serve --tls` reuses the pair it keeps in the data directory: a certificate or key there
+    that another user owns (its key: it could impersonate the server), or a key that is a link,
+    is refused, never adopted."""
+    cert, key = make_cert(tmp_path)
+    ak.data_dir.mkdir(parents=True, exist_ok=True)
+    dc, dk = ak.data_dir / "tls-cert.pem", ak.data_dir / "tls-key.pem"
+    dc.write_bytes(cert.read_bytes())
+    dk.write_bytes(key.read_bytes())
+    dk.chmod(0o600)
+    os.chown(dk, ATTACKER_UID, ATTACKER_UID)
+    r = start(ak, "--tls")
+    assert r.returncode == 2 and b"uid" in r.stderr, r
+    os.chown(dk, 0, 0)
+    os.chown(dc, ATTACKER_UID, ATTACKER_UID)
+    r = start(ak, "--tls")
+    assert r.returncode == 2, r
+    os.chown(dc, 0, 0)
+    dk.unlink()
+    dk.symlink_to(key)
+    r = start(ak, "--tls")
+    assert r.returncode == 2 and b"link" in r.stderr, r
