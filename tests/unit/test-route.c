@@ -55,6 +55,14 @@ static const struct {
     {"POST", "/gc", api_gc, NULL, NULL, NULL},
     {"POST", "/lifecycle/reconcile", api_reconcile, NULL, NULL, NULL},
     {"GET", "/audit", api_audit, NULL, NULL, NULL},
+    {"GET", "/doctor", api_doctor, NULL, NULL, NULL},
+    {"GET", "/backends", api_backends, NULL, NULL, NULL},
+    {"GET", "/agents", api_agents, NULL, NULL, NULL},
+    {"GET", "/images", api_images_list, NULL, NULL, NULL},
+    /* an image's name keeps its slashes (the path capture; the leading one is dropped later) */
+    {"DELETE", "/images/docker.io/library/alpine:3.20", api_image_delete, NULL, NULL,
+     "/docker.io/library/alpine:3.20"},
+    {"DELETE", "/images/sha256:0123456789ab", api_image_delete, NULL, NULL, "/sha256:0123456789ab"},
     {"GET", "/sandboxes", api_list, NULL, NULL, NULL},
     {"POST", "/sandboxes", api_create, NULL, NULL, NULL},
     {"GET", "/sandboxes/by-uuid/0190-x", api_get_by_uuid, NULL, "0190-x", NULL},
@@ -203,6 +211,11 @@ static void test_misses(void **unused)
             {"GET", "/sandboxes/by-uuid/u/more", 404, "unmatched"},
             {"GET", "/healthz", 404, "unmatched"},
             {"GET", "/health/x", 404, "unmatched"},
+            {"POST", "/events", 404, "unmatched"}, /* nothing configures events or webhooks */
+            {"POST", "/webhooks", 404, "unmatched"},
+            {"DELETE", "/images", 404, "unmatched"},
+            {"GET", "/images/x", 405, "/images/:path"},
+            {"DELETE", "/images/../etc", 400, "/images/:path"},
             /* a sandbox's own path and its files: another method is 405 */
             {"PUT", "/sandboxes/x", 405, "/sandboxes/:name"},
             {"POST", "/sandboxes/x", 405, "/sandboxes/:name"},
