@@ -32,6 +32,7 @@
 #define TAIL_LINE_MAX AUDIT_LINE_MAX
 #define TAIL_BURST 64 /* events published at once, then a pause of: */
 #define TAIL_BURST_PAUSE_MS 10
+#define EVENT_JSON_MAX (64u << 10) /* one event: the ring holds at most 256 of them */
 #define WEBHOOK_TRIES 3
 #define WEBHOOK_TIMEOUT_MS 10000
 #define WEBHOOK_CONNECT_TIMEOUT_MS 5000
@@ -195,9 +196,34 @@ static void enqueue_webhook(const char *json)
         pthread_cond_signal(&ev.q_cond);
 }
 
-static void publish(const char *name, const char *sandbox, json_t *event)
+/* An event's JSON, at most EVENT_JSON_MAX bytes: a bigger one (a command of megabytes) keeps
+ * its name, time, sandbox, exit code and success, and says it was cut. */
+static char *event_text(json_t *event)
 {
         char *json = json_dumps(event, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_t *meta = json_object_get(event, "metadata"), *small;
+
+        if (!json || strlen(json) <= EVENT_JSON_MAX)
+                return json;
+        free(json);
+        small = json_pack("{s:b}", "truncated", 1);
+        if (json_object_get(meta, "exit_code"))
+                json_object_set(small, "exit_code", json_object_get(meta, "exit_code"));
+        if (json_object_get(meta, "success"))
+                json_object_set(small, "success", json_object_get(meta, "success"));
+        json_object_set_new(event, "metadata", small);
+        json_object_set_new(event, "labels", json_object());
+        json = json_dumps(event, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (json && strlen(json) > EVENT_JSON_MAX) {
+                free(json);
+                return NULL;
+        }
+        return json;
+}
+
+static void publish(const char *name, const char *sandbox, json_t *event)
+{
+        char *json = event_text(event);
         char *n = strdup(name), *sb = sandbox ? strdup(sandbox) : NULL;
         struct event *e;
 

@@ -6,7 +6,8 @@
  * SandboxEvent {event, timestamp, sandbox, labels, metadata}; they go into a ring of the last
  * EVENTS_RING events, which subscribers read at their own pace, and into the webhooks' queue.
  *
- * Bounds: at most EVENTS_SUBSCRIBERS_MAX streams; a subscriber that falls EVENTS_RING events
+ * Bounds: an event is at most 64 KiB (a bigger one says it was cut, keeping what the command
+ * did); at most EVENTS_SUBSCRIBERS_MAX streams; a subscriber that falls EVENTS_RING events
  * behind is told so and dropped (it never holds the server or other subscribers up); the
  * webhook queue holds EVENTS_QUEUE_MAX events, the oldest dropped (and counted) when full.
  * Webhooks: POST of the event's JSON to every URL the operator gave on the command line, 3 tries

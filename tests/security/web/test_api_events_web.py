@@ -324,3 +324,22 @@ def test_webhook_secret_file_someone_else_could_read_is_refused(ak, tmp_path):
                             "http://127.0.0.1:9/", "--webhook-secret-file", str(path)],
                            env=ak.env, capture_output=True, timeout=10)
         assert r.returncode == 2, r
+
+
+def test_huge_command_event_is_cut(server):
+    """A client runs a command with hundreds of KB of arguments (the audit log records them):
+    the event the ring keeps and the streams carry is cut to 64 KiB at most (256 of them bound
+    the server's memory), keeping what the command did."""
+    assert server.request("POST", "/sandboxes", {"name": "big"})[0] == 201
+    s = events_conn(server, "?sandbox=big")
+    read_until(s, b": connected")
+    st, body = server.request("POST", "/sandboxes/big/exec",
+                              {"command": ["true"] + ["a" * 100000] * 4})
+    assert st == 200, body
+    data = read_until(s, b'"success":true}')
+    s.close()
+    line = [ln for ln in data.split(b"\n") if b"sandbox.exec.completed" in ln
+            and ln.startswith(b"data: ")][0]
+    assert len(line) < 64 << 10
+    ev = json.loads(line[6:])
+    assert ev["metadata"] == {"truncated": True, "exit_code": 0, "success": True}
