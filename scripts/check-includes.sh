@@ -21,7 +21,7 @@ allowed() {
         core) echo "runtime agent shared" ;;
         image) echo "core runtime agent shared" ;;
         backend) echo "image engine core runtime agent shared" ;;
-        server) echo "core runtime agent shared" ;;
+        server) echo "image core runtime agent shared" ;;
         proxy) echo "core runtime agent shared" ;;
         *) echo "-" ;;
         esac

@@ -5,6 +5,7 @@ given (a browser's, an attacker's)."""
 import http.client
 import json
 import socket
+import ssl
 import subprocess
 import time
 
@@ -113,3 +114,28 @@ class Server:
             self.proc.kill()
             out, err = self.proc.communicate()
         return err.decode()
+
+
+def make_cert(d, name="localhost"):
+    """A self-signed certificate for name and 127.0.0.1 (openssl), its key 0600: (cert, key)."""
+    key, cert = d / "key.pem", d / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name},IP:127.0.0.1",
+                    "-days", "2"], check=True, capture_output=True)
+    key.chmod(0o600)
+    return cert, key
+
+
+def https_request(port, cert, method, path, key=None, body=None):
+    """(status, JSON) of one HTTPS request to 127.0.0.1:port, trusting only cert."""
+    ctx = ssl.create_default_context(cafile=str(cert))
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+    h = {"Authorization": f"Bearer {key}"} if key else {}
+    if body is not None:
+        h["Content-Type"] = "application/json"
+    c.request(method, path, body=json.dumps(body) if body is not None else None, headers=h)
+    r = c.getresponse()
+    data = json.loads(r.read())
+    c.close()
+    return r.status, data

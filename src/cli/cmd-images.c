@@ -12,6 +12,7 @@
 #include "cmd.h"
 #include "core/paths.h"
 #include "image/image-store.h"
+#include "image/image-use.h"
 #include "image/ref.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
@@ -45,32 +46,8 @@ static json_t *record_json(const struct image_record *r)
 static char **ids_in_use(struct image_store *s, char ***ret_users)
 {
         cleanup_manager struct manager *m = cli_manager();
-        cleanup_state_list struct state_list l = {0};
-        cleanup_strv char **ids = NULL;
-        cleanup_strv char **users = NULL;
-        size_t n = 0;
 
-        if (!m)
-                return NULL;
-        if (manager_list(m, NULL, NULL, &l) < 0 || !(ids = calloc(l.n + 1, sizeof(*ids))) ||
-            !(users = calloc(l.n + 1, sizeof(*users))))
-                return NULL;
-        for (size_t i = 0; i < l.n; i++) {
-                struct image_ref ref;
-                struct image_record rec;
-                const char *img = l.items[i]->image;
-                if (!img || streq(img, "host") || image_ref_parse(img, &ref, NULL) < 0)
-                        continue;
-                if (image_store_resolve(s, &ref, &rec, NULL) == 0) {
-                        ids[n] = TAKE_PTR(rec.id);
-                        users[n++] = strdup(l.items[i]->name);
-                        image_record_done(&rec);
-                }
-                image_ref_done(&ref);
-        }
-        if (ret_users)
-                *ret_users = TAKE_PTR(users);
-        return TAKE_PTR(ids);
+        return image_ids_in_use(s, m, ret_users);
 }
 
 /* Opens the image store of the data directory. 0, or the exit code after printing why. */
@@ -174,7 +151,7 @@ static int cmd_images_pull(int argc, char **argv)
 }
 
 /* Frees what sandboxes do not use (as `docker rmi` does); prints how much unless quiet. */
-static int prune(struct image_store *s, char **in_use, bool quiet)
+static int prune(struct image_store *s, char **in_use, bool quiet, uint64_t already)
 {
         struct ak_err err = {0};
         uint64_t freed = 0;
@@ -182,7 +159,7 @@ static int prune(struct image_store *s, char **in_use, bool quiet)
 
         if (image_store_prune(s, in_use, &freed, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
-        format_bytes(freed, size, sizeof(size));
+        format_bytes(freed + already, size, sizeof(size));
         if (!quiet)
                 printf("Freed %s\n", size);
         return EXIT_OK;
@@ -206,6 +183,7 @@ static int cmd_images_rm(int argc, char **argv)
                                       .max_pos = CLI_MAX_POS,
                                       .missing = "'images rm' needs an image name"};
         int r = cli_parse(argc, argv, &spec, &a), rc = EXIT_OK;
+        uint64_t total = 0;
 
         if (r)
                 return CLI_PARSE_EXIT(r);
@@ -213,34 +191,18 @@ static int cmd_images_rm(int argc, char **argv)
                 return r;
         ids = ids_in_use(&s, &users);
         for (size_t i = 0; i < a.n_pos; i++) {
-                struct image_ref ref;
-                struct image_record rec;
-                const char *user = NULL;
-                if (!force && image_ref_parse(a.pos[i], &ref, NULL) == 0) {
-                        if (image_store_resolve(&s, &ref, &rec, NULL) == 0) {
-                                for (size_t k = 0; ids && ids[k]; k++)
-                                        if (streq(ids[k], rec.id))
-                                                user = users[k];
-                                image_record_done(&rec);
-                        }
-                        image_ref_done(&ref);
-                }
-                if (user) {
-                        cli_error("image '%s' is used by sandbox '%s'; remove the sandbox "
-                                  "first, or use --force",
-                                  a.pos[i], user);
-                        rc = EXIT_ERROR;
-                        continue;
-                }
-                if (image_store_remove(&s, a.pos[i], &err) < 0) {
+                /* the check and the removal are the API's too (DELETE /images/{id}) */
+                uint64_t freed = 0;
+                if (image_remove_checked(&s, ids, users, a.pos[i], force, &freed, &err) < 0) {
                         rc = cli_fail(&err, EXIT_ERROR);
                         ak_err_clear(&err);
                         continue;
                 }
+                total += freed;
                 printf("Untagged %s\n", a.pos[i]);
         }
         /* Free the space now, as `docker rmi` does (what sandboxes use stays). */
-        return rc == EXIT_OK ? prune(&s, ids, quiet) : rc;
+        return rc == EXIT_OK ? prune(&s, ids, quiet, total) : rc;
 }
 
 int images_remove_unused(unsigned *ret_removed)
@@ -291,7 +253,7 @@ static int cmd_images_prune(int argc, char **argv)
         if ((r = open_store(IMAGE_STORE_EXCLUSIVE, &s)) != 0)
                 return r;
         ids = ids_in_use(&s, NULL);
-        return prune(&s, ids, false);
+        return prune(&s, ids, false, 0);
 }
 
 static const struct verb images_pull_verb = {

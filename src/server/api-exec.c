@@ -44,7 +44,8 @@ int api_run_prepare(json_t *body, struct create_opts *o, struct agent_exec_opts 
                 cwd = api_opt_string(body, "workdir", r, &bad);
         if (bad || api_opt_uint(body, "timeout_ms", 86400000ull, &timeout, r) < 0 ||
             api_opt_uint(body, "memory_mb", 1u << 20, &mem, r) < 0 ||
-            api_opt_disk(body, &disk, r) < 0 || api_opt_network(body, &network, r) < 0)
+            api_opt_disk(body, &disk, r) < 0 || api_opt_network(body, &network, r) < 0 ||
+            api_opt_compat(body, &o->compat_mode, r) < 0)
                 return -1;
         if (profile && !profile_get(profile))
                 return api_fail(r, 400,

@@ -37,6 +37,8 @@ int api_opt_uint(json_t *body, const char *key, uint64_t max, uint64_t *ret, str
 /* "disk_mb": absent, null, or DISK_MB_MIN..DISK_MB_MAX. */
 int api_opt_disk(json_t *body, uint64_t *ret, struct api_result *r);
 int api_opt_bool(json_t *body, const char *key, int *ret, struct api_result *r);
+/* "compatibility_mode": absent, null, or one of upstream's native|claude|codex|gemini. */
+int api_opt_compat(json_t *body, const char **ret, struct api_result *r);
 /* "network": true, false (upstream's) or a mode's name: *ret an enum net_mode. */
 int api_opt_network(json_t *body, int *ret, struct api_result *r);
 

@@ -154,7 +154,7 @@ int api_create(struct api_ctx *c, const struct api_args *a, struct api_result *r
         if (api_opt_uint(body, "vcpus", 64, &vcpus, r) < 0 ||
             api_opt_uint(body, "memory_mb", 1u << 20, &mem, r) < 0 ||
             api_opt_disk(body, &disk, r) < 0 || api_opt_network(body, &network, r) < 0 ||
-            api_env_of(body, &env, r) < 0 ||
+            api_opt_compat(body, &o.compat_mode, r) < 0 || api_env_of(body, &env, r) < 0 ||
             api_string_array(body, "volumes", false, 32, &volumes, r) < 0 ||
             api_string_array(body, "ports", false, ARRAY_SIZE(ports), &ports_s, r) < 0 ||
             api_string_array(body, "secrets", false, 64, &secrets, r) < 0 ||

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "agent/proto.h"
@@ -18,6 +20,7 @@
 #include "core/validate.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
+#include "shared/macro.h"
 #include "shared/net-mode.h"
 #include "shared/parse-util.h"
 #include "shared/strv.h"
@@ -54,6 +57,7 @@ int api_status_of(int code)
         case ERANGE:
                 return 400;
         case EEXIST:
+        case EBUSY:
         case EALREADY:
         case ESRCH:
         case ENOTEMPTY:
@@ -267,6 +271,24 @@ int api_opt_bool(json_t *body, const char *key, int *ret, struct api_result *r)
         return 0;
 }
 
+int api_opt_compat(json_t *body, const char **ret, struct api_result *r)
+{
+        static const char *const modes[] = {"native", "claude", "codex", "gemini"};
+        json_t *v = json_object_get(body, "compatibility_mode");
+
+        *ret = NULL;
+        if (!v || json_is_null(v))
+                return 0;
+        for (size_t i = 0; json_is_string(v) && i < ARRAY_SIZE(modes); i++)
+                if (!strcmp(json_string_value(v), modes[i])) {
+                        *ret = modes[i];
+                        return 0;
+                }
+        return api_fail(r, 400,
+                        "compatibility_mode must be \"native\", \"claude\", \"codex\" or "
+                        "\"gemini\"");
+}
+
 int api_opt_network(json_t *body, int *ret, struct api_result *r)
 {
         json_t *v = json_object_get(body, "network");
@@ -406,11 +428,48 @@ int api_status(struct api_ctx *c, const struct api_args *a, struct api_result *r
                                 c->opts->api_key_configured));
 }
 
+/* The host's CPU time counters from /proc/stat's first line: busy and total jiffies. */
+static int cpu_times(uint64_t *busy, uint64_t *total)
+{
+        unsigned long long v[8] = {0};
+        FILE *f = fopen("/proc/stat", "re");
+        int n;
+
+        if (!f)
+                return -1;
+        n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+        fclose(f);
+        if (n < 4)
+                return -1;
+        *total = 0;
+        for (int i = 0; i < 8; i++)
+                *total += v[i];
+        *busy = *total - v[3] - v[4]; /* less idle and iowait */
+        return 0;
+}
+
+/* The host's CPU use over 200 ms, in percent (upstream samples for as long). */
+static double cpu_percent(void)
+{
+        uint64_t b0, t0, b1, t1;
+
+        if (cpu_times(&b0, &t0) < 0)
+                return 0;
+        (void)usleep(200000);
+        if (cpu_times(&b1, &t1) < 0 || t1 <= t0)
+                return 0;
+        return 100.0 * (double)(b1 - b0) / (double)(t1 - t0);
+}
+
 int api_stats(struct api_ctx *c, const struct api_args *a, struct api_result *r)
 {
         cleanup_state_list struct state_list l = {0};
         size_t n = manager_list(c->m, NULL, NULL, &l) == 0 ? l.n : 0;
-        uint64_t mem = 0;
+        uint64_t mem = 0, total_mb = 0, disk_mb = 0;
+        struct statvfs vfs;
+        struct sysinfo si;
+        double cpu = cpu_percent();
 
         (void)a;
         for (size_t i = 0; i < n; i++) {
@@ -418,12 +477,18 @@ int api_stats(struct api_ctx *c, const struct api_args *a, struct api_result *r)
                 if (manager_stats(c->m, l.items[i], &st) == 0)
                         mem += st.memory_bytes;
         }
+        if (sysinfo(&si) == 0)
+                total_mb = ((uint64_t)si.totalram * si.mem_unit) >> 20;
+        if (statvfs(manager_data_dir(c->m), &vfs) == 0)
+                disk_mb = ((uint64_t)(vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize) >> 20;
         return api_ok(r, 200,
-                      json_pack("{s:I,s:i,s:s,s:I,s:s,s:{s:I}}", "sandbox_count", (json_int_t)n,
-                                "sandbox_limit", 0, "backend", manager_default_backend(),
-                                "uptime_seconds", (json_int_t)(time(NULL) - c->opts->started),
-                                "version", AK_VERSION, "resource_usage", "memory_used_mb",
-                                (json_int_t)(mem >> 20)));
+                      json_pack("{s:I,s:i,s:s,s:I,s:s,s:{s:f,s:I,s:I,s:I}}", "sandbox_count",
+                                (json_int_t)n, "sandbox_limit", 0, "backend",
+                                manager_default_backend(), "uptime_seconds",
+                                (json_int_t)(time(NULL) - c->opts->started), "version", AK_VERSION,
+                                "resource_usage", "cpu_percent", cpu, "memory_used_mb",
+                                (json_int_t)(mem >> 20), "memory_total_mb", (json_int_t)total_mb,
+                                "disk_used_mb", (json_int_t)disk_mb));
 }
 
 int api_reconcile(struct api_ctx *c, const struct api_args *a, struct api_result *r)

@@ -95,6 +95,18 @@ int api_health(struct api_ctx *c, const struct api_args *a, struct api_result *r
 int api_status(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 /* GET /stats: counts, memory in use, uptime. */
 int api_stats(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+/* GET /stats also: cpu_percent (the host's, sampled over 200 ms), memory_total_mb, disk_used_mb
+ * (the data directory's filesystem). */
+/* the host (api-host.c): GET /doctor {checks: [{name, status, message}], healthy}; GET /backends
+ * [{name, description, available, default, message, capabilities}]; GET /agents (upstream's
+ * fields, and the names of the key variables each reads); GET /images (the local store);
+ * DELETE /images/{name or id}[?force=true] (a->path; refused while a sandbox uses it, as the
+ * CLI's `images rm`) */
+int api_doctor(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+int api_backends(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+int api_agents(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+int api_images_list(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+int api_image_delete(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 /* GET /audit?last=N (default 100). */
 int api_audit(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 /* the vault (api-secrets.c): names only out, values only in */

@@ -52,22 +52,30 @@ static int check_dir(int dfd, const char *dir, struct ak_err *err)
         return 0;
 }
 
-static int read_key_file(int dfd, const char *path, char **ret_text, struct ak_err *err)
+static bool has_key(const char *text)
+{
+        for (; *text; text++)
+                if (*text != ' ' && *text != '\t' && *text != '\n' && *text != '\r')
+                        return true;
+        return false;
+}
+
+static int read_key_file(int dfd, const char *file, const char *path, char **ret_text,
+                         struct ak_err *err)
 {
         cleanup_close int fd = -1;
         cleanup_buf struct buf b = BUF_INIT;
         struct stat st;
         int r;
 
-        fd = openat(dfd, APIKEY_FILE_NAME,
-                    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        fd = openat(dfd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         if (fd < 0) {
                 if (errno == ENOENT)
                         return -ENOENT;
                 if (errno == ELOOP)
                         return ak_err_set(err, ELOOP,
-                                          "'%s' is a symbolic link: refusing to use it as the API "
-                                          "key file; remove it to have a new key made",
+                                          "'%s' is a symbolic link: refusing to use it as a key "
+                                          "file; remove it (a new key is made for a default one)",
                                           path);
                 return ak_err_errno(err, errno, "cannot open '%s'", path);
         }
@@ -75,8 +83,7 @@ static int read_key_file(int dfd, const char *path, char **ret_text, struct ak_e
                 return ak_err_errno(err, errno, "cannot stat '%s'", path);
         if (!S_ISREG(st.st_mode))
                 return ak_err_set(err, EPERM,
-                                  "'%s' is not a regular file: refusing to use it as the API key "
-                                  "file",
+                                  "'%s' is not a regular file: refusing to use it as a key file",
                                   path);
         if (st.st_uid != geteuid())
                 return ak_err_set(err, EPERM,
@@ -98,14 +105,14 @@ static int read_key_file(int dfd, const char *path, char **ret_text, struct ak_e
         return 0;
 }
 
-static int create_key_file(int dfd, const char *path, char **ret_text, struct ak_err *err)
+static int create_key_file(int dfd, const char *file, const char *path, char **ret_text,
+                           struct ak_err *err)
 {
         cleanup_close int fd = -1;
         char key[2 * KEY_BYTES + 2];
         int r;
 
-        fd = openat(dfd, APIKEY_FILE_NAME, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                    0600);
+        fd = openat(dfd, file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return errno == EEXIST ? -EEXIST
                                        : ak_err_errno(err, errno, "cannot create '%s'", path);
@@ -116,7 +123,7 @@ static int create_key_file(int dfd, const char *path, char **ret_text, struct ak
         if (r == 0 && fsync(fd) < 0)
                 r = -errno;
         if (r < 0) {
-                (void)unlinkat(dfd, APIKEY_FILE_NAME, 0);
+                (void)unlinkat(dfd, file, 0);
                 return ak_err_errno(err, r, "cannot write '%s'", path);
         }
         (void)fsync(dfd);
@@ -124,15 +131,27 @@ static int create_key_file(int dfd, const char *path, char **ret_text, struct ak
         return *ret_text ? 0 : ak_err_oom(err);
 }
 
-static bool has_key(const char *text)
+int apikey_load_or_create(const char *dir, char **ret_text, bool *ret_created, struct ak_err *err)
 {
-        for (; *text; text++)
-                if (*text != ' ' && *text != '\t' && *text != '\n' && *text != '\r')
-                        return true;
-        return false;
+        return apikey_secret_load_or_create(dir, APIKEY_FILE_NAME, ret_text, ret_created, err);
 }
 
-int apikey_load_or_create(const char *dir, char **ret_text, bool *ret_created, struct ak_err *err)
+int apikey_read_private_file(const char *path, char **ret_text, struct ak_err *err)
+{
+        int r = read_key_file(AT_FDCWD, path, path, ret_text, err);
+
+        if (r == -ENOENT)
+                return ak_err_set(err, ENOENT, "'%s' does not exist", path);
+        if (r == 0 && !has_key(*ret_text)) {
+                free(*ret_text);
+                *ret_text = NULL;
+                return ak_err_set(err, EINVAL, "'%s' is empty", path);
+        }
+        return r;
+}
+
+int apikey_secret_load_or_create(const char *dir, const char *file, char **ret_text,
+                                 bool *ret_created, struct ak_err *err)
 {
         cleanup_free char *path = NULL;
         cleanup_close int dfd = -1;
@@ -140,7 +159,7 @@ int apikey_load_or_create(const char *dir, char **ret_text, bool *ret_created, s
 
         *ret_text = NULL;
         *ret_created = false;
-        if (asprintf(&path, "%s/%s", dir, APIKEY_FILE_NAME) < 0) {
+        if (asprintf(&path, "%s/%s", dir, file) < 0) {
                 path = NULL;
                 return ak_err_oom(err);
         }
@@ -155,9 +174,9 @@ int apikey_load_or_create(const char *dir, char **ret_text, bool *ret_created, s
                 return r;
         /* a server starting at the same moment may be writing it: a few tries */
         for (int tries = 0; tries < 20; tries++) {
-                r = read_key_file(dfd, path, ret_text, err);
+                r = read_key_file(dfd, file, path, ret_text, err);
                 if (r == -ENOENT) {
-                        r = create_key_file(dfd, path, ret_text, err);
+                        r = create_key_file(dfd, file, path, ret_text, err);
                         if (r == 0) {
                                 *ret_created = true;
                                 return 0;
@@ -175,7 +194,7 @@ int apikey_load_or_create(const char *dir, char **ret_text, bool *ret_created, s
                 (void)usleep(50000);
         }
         return ak_err_set(err, EINVAL,
-                          "'%s' holds no API key: remove it to have a new one made, or write a "
+                          "'%s' holds no key: remove it to have a new one made, or write a "
                           "key into it",
                           path);
 }

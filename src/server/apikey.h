@@ -24,3 +24,13 @@ int apikey_default_dir(char **ret, struct ak_err *err);
  * the fix. *ret_text: the file's content, one key per line (malloc'd). *ret_created: whether it
  * was made now. Errors: -errno with err set. */
 int apikey_load_or_create(const char *dir, char **ret_text, bool *ret_created, struct ak_err *err);
+
+/* apikey_load_or_create for another of serve's secrets: dir/file (e.g. "webhook-secret"), with
+ * the same checks and a new random key when it does not exist. */
+int apikey_secret_load_or_create(const char *dir, const char *file, char **ret_text,
+                                 bool *ret_created, struct ak_err *err);
+
+/* Reads a key file the user names (a webhook secret) with the same checks: not a link, a regular
+ * file owned by the caller with no group or other permission bits, not empty. *ret_text is
+ * malloc'd. */
+int apikey_read_private_file(const char *path, char **ret_text, struct ak_err *err);

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/validate.h"
+#include "server/events.h"
 #include "server/metrics.h"
 #include "server/route.h"
 #include "server/worker.h"
@@ -428,6 +430,104 @@ static enum MHD_Result run_stream(struct MHD_Connection *c, struct request *rq, 
         return r;
 }
 
+/* ---- the lifecycle events (GET /events[?sandbox=NAME]; events.h) ---- */
+
+#define EVENTS_WAIT_MS 1000 /* how often a quiet stream looks for its client leaving */
+
+struct evstream {
+        struct events_sub *sub;
+        struct buf out;
+        size_t sent;
+        bool finished;
+        int client_fd;
+        int idle_ms;
+};
+
+static int evstream_pump(void *ctx)
+{
+        struct evstream *e = ctx;
+        struct pollfd p = {e->client_fd, POLLRDHUP, 0};
+        int r = events_next(e->sub, EVENTS_WAIT_MS, &e->out);
+
+        if (r < 0) {
+                /* it fell too far behind: told so, and dropped (it holds nobody up) */
+                e->finished = true;
+                return 0;
+        }
+        if (r > 0) {
+                e->idle_ms = 0;
+                return 0;
+        }
+        if (e->client_fd >= 0 && poll(&p, 1, 0) > 0 &&
+            (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+                return -1;
+        e->idle_ms += EVENTS_WAIT_MS;
+        if (e->idle_ms >= SSE_KEEPALIVE_MS) {
+                e->idle_ms = 0;
+                buf_printf(&e->out, ": keepalive\n\n");
+        }
+        return 0;
+}
+
+static ssize_t evstream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+        struct evstream *e = cls;
+
+        (void)pos;
+        return stream_read(&e->out, &e->sent, &e->finished, evstream_pump, e, buf, max);
+}
+
+static void evstream_free(void *cls)
+{
+        struct evstream *e = cls;
+
+        events_unsubscribe(e->sub);
+        buf_done(&e->out);
+        free(e);
+}
+
+static enum MHD_Result events_reply(struct MHD_Connection *c, int *status)
+{
+        const char *sandbox = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "sandbox");
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct ak_err verr = {0};
+        struct MHD_Response *resp;
+        struct evstream *e;
+        enum MHD_Result r;
+        int err;
+
+        if (sandbox && validate_name(sandbox, &verr) < 0) {
+                *status = 400;
+                return send_error(c, 400, ak_err_msg(&verr));
+        }
+        e = calloc(1, sizeof(*e));
+        if (!e)
+                return MHD_NO;
+        e->out = (struct buf)BUF_INIT;
+        err = events_subscribe(sandbox, &e->sub);
+        if (err < 0) {
+                free(e);
+                *status = err == -EBUSY ? 503 : 500;
+                return send_error(c, *status,
+                                  err == -EBUSY ? "too many event streams" : "out of memory");
+        }
+        e->client_fd = ci ? ci->connect_fd : -1;
+        buf_printf(&e->out, ": connected\n\n");
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 << 10, evstream_read, e,
+                                                 evstream_free);
+        if (!resp) {
+                evstream_free(e);
+                return MHD_NO;
+        }
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        *status = 200;
+        r = MHD_queue_response(c, 200, resp);
+        MHD_destroy_response(resp);
+        return r;
+}
+
 /* ---- dispatch ---- */
 
 /* Runs the request's route: its body per the route's rule, its operation with a manager of its
@@ -642,6 +742,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 r = send_error(c, status, rq->miss_msg);
         } else if (rq->match.route->flags & ROUTE_STREAM) {
                 r = run_stream(c, rq, &status);
+        } else if (rq->match.route->flags & ROUTE_EVENTS) {
+                r = events_reply(c, &status);
         } else {
                 dispatch(srv, c, rq, &res);
                 status = res.status ? res.status : 500;
@@ -714,20 +816,73 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
         pthread_mutex_unlock(&lock);
 }
 
+/* libmicrohttpd's URL decoding, except that "%00" stays as it is: the URL is a C string from
+ * then on, and a decoded NUL cut it short (DELETE /sandboxes/keep%00x removed 'keep'). A name
+ * with '%' in it is invalid; a file path keeps the three characters literally. */
+static int hex_digit(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+        char *w = s;
+
+        (void)cls;
+        (void)c;
+        for (const char *r = s; *r;) {
+                int hi, lo;
+                if (r[0] == '%' && (hi = hex_digit(r[1])) >= 0 && (lo = hex_digit(r[2])) >= 0 &&
+                    (hi || lo)) {
+                        *w++ = (char)(hi * 16 + lo);
+                        r += 3;
+                } else {
+                        *w++ = *r++;
+                }
+        }
+        *w = '\0';
+        return (size_t)(w - s);
+}
+
 /* ---- the daemon ---- */
 
-struct MHD_Daemon *http_start(struct http_server *s, size_t connections)
+struct MHD_Daemon *http_start(struct http_server *s, size_t connections, const char *tls_cert,
+                              const char *tls_key)
 {
+        unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
+                         MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
+
+        if (tls_cert) {
+                if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+                        fprintf(stderr, "error: this libmicrohttpd has no TLS\n");
+                        return NULL;
+                }
+                /* connections handed over by MHD_add_connection get the handshake too */
+                return MHD_start_daemon(
+                    flags | MHD_USE_TLS, 0, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER,
+                    mhd_log, NULL, MHD_OPTION_HTTPS_MEM_CERT, tls_cert, MHD_OPTION_HTTPS_MEM_KEY,
+                    tls_key, MHD_OPTION_CONNECTION_LIMIT, (unsigned)(connections + 16),
+                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
+                    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+                    MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_SIZE,
+                    MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+                    on_connection, s, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+        }
         /* the logger first: libmicrohttpd uses its own for options before it */
-        return MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
-                                    MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
-                                0, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)(connections + 16),
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
-                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-                                MHD_OPTION_THREAD_STACK_SIZE, (size_t)THREAD_STACK_SIZE,
-                                MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-                                MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
+        return MHD_start_daemon(flags, 0, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER,
+                                mhd_log, NULL, MHD_OPTION_CONNECTION_LIMIT,
+                                (unsigned)(connections + 16), MHD_OPTION_CONNECTION_TIMEOUT,
+                                (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                (size_t)CONNECTION_MEMORY, MHD_OPTION_THREAD_STACK_SIZE,
+                                (size_t)THREAD_STACK_SIZE, MHD_OPTION_NOTIFY_COMPLETED, completed,
+                                s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                                MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
 }
 
 void http_add_connection(struct http_server *s, struct MHD_Daemon *d, int fd,

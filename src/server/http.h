@@ -32,8 +32,11 @@ struct http_server {
 int64_t http_deadline_in(unsigned seconds);
 
 /* Starts libmicrohttpd for s: a thread per connection, up to `connections`, no listening socket
- * of its own (connections come through http_add_connection). NULL when it cannot start. */
-struct MHD_Daemon *http_start(struct http_server *s, size_t connections);
+ * of its own (connections come through http_add_connection). With tls_cert and tls_key (PEM
+ * text), every connection handed to it speaks TLS (GnuTLS, through libmicrohttpd); a plain one
+ * fails its handshake and is closed. NULL when it cannot start. */
+struct MHD_Daemon *http_start(struct http_server *s, size_t connections, const char *tls_cert,
+                              const char *tls_key);
 
 /* Hands over a connection that s->conns admitted as k; on failure fd is closed and k forgotten. */
 void http_add_connection(struct http_server *s, struct MHD_Daemon *d, int fd,

@@ -175,6 +175,9 @@ static int tool_file_write(struct api_ctx *c, const struct api_args *a, struct a
 #define TOOL_NAME (1u << 0) /* "name" (a sandbox) is required */
 #define TOOL_PATH (1u << 1) /* "path" is required and normalised into the args' path */
 #define TOOL_ID (1u << 2)   /* "id": a background command, in whichever running sandbox has it */
+#define TOOL_MISSING                                                                               \
+        (1u << 3) /* upstream's, not here yet: listed with its schema, answered                    \
+                     with an error result that says so (docs/api.md) */
 
 struct tool {
         const char *name, *description, *schema;
@@ -192,6 +195,12 @@ struct tool {
         ",\"workdir\":" STR                                                                        \
         ",\"sudo\":{\"type\":\"boolean\"}},\"required\":[\"name\",\"command\"]}"
 #define ID_ONLY "{\"type\":\"object\",\"properties\":{\"id\":" STR "},\"required\":[\"id\"]}"
+#define OBJ(props, req) "{\"type\":\"object\",\"properties\":{" props "},\"required\":[" req "]}"
+#define PAGE ",\"page\":" STR
+#define MISSING(n, d, schema)                                                                      \
+        {                                                                                          \
+                n, d " (not available in this build yet)", schema, NULL, NULL, TOOL_MISSING        \
+        }
 
 static const struct tool tools[] = {
     {"sandbox_run", "Run a command in a new sandbox that is removed afterwards",
@@ -257,6 +266,54 @@ static const struct tool tools[] = {
      "\"rules\":{\"type\":\"array\"},\"hosts\":{\"type\":\"object\"}}}},"
      "\"required\":[\"name\",\"policy\"]}",
      api_network_policy_put, NULL, TOOL_NAME},
+    /* upstream's tools that need what this build lacks (full-state pause and fork, snapshots,
+     * the in-sandbox browser, interactive permission grants): same names and schemas, so a
+     * client written for upstream sees them and gets a clear error result */
+    MISSING("sandbox_pause", "Pause a sandbox, keeping its full state", NAME_ONLY),
+    MISSING("sandbox_resume", "Resume a paused sandbox", NAME_ONLY),
+    MISSING("sandbox_fork", "Fork a paused sandbox into a new one",
+            OBJ("\"name\":" STR ",\"as_name\":" STR, "\"name\",\"as_name\"")),
+    MISSING("snapshot_list", "List snapshots", "{\"type\":\"object\",\"properties\":{}}"),
+    MISSING("snapshot_take", "Take a snapshot of a sandbox",
+            OBJ("\"sandbox\":" STR ",\"name\":" STR, "\"sandbox\",\"name\"")),
+    MISSING("snapshot_get", "Show a snapshot", NAME_ONLY),
+    MISSING("snapshot_delete", "Delete a snapshot", NAME_ONLY),
+    MISSING("snapshot_restore", "Restore a snapshot as a new sandbox",
+            OBJ("\"name\":" STR ",\"as_name\":" STR, "\"name\"")),
+    MISSING(
+        "browser_create", "Create a sandbox with a headless browser",
+        OBJ("\"name\":" STR ",\"memory_mb\":{\"type\":\"integer\",\"default\":2048}", "\"name\"")),
+    MISSING("browser_goto", "Open a URL in a browser sandbox",
+            OBJ("\"name\":" STR ",\"url\":" STR, "\"name\",\"url\"")),
+    MISSING("browser_screenshot", "Screenshot a URL in a browser sandbox",
+            OBJ("\"name\":" STR ",\"url\":" STR, "\"name\",\"url\"")),
+    MISSING("browser_evaluate", "Evaluate JavaScript on a URL in a browser sandbox",
+            OBJ("\"name\":" STR ",\"url\":" STR ",\"expression\":" STR,
+                "\"name\",\"url\",\"expression\"")),
+    MISSING("browser_remove", "Remove a browser sandbox", NAME_ONLY),
+    MISSING("browser_open", "Open a page in a browser sandbox",
+            OBJ("\"name\":" STR ",\"url\":" STR PAGE, "\"name\",\"url\"")),
+    MISSING("browser_snapshot", "The ARIA snapshot of a page",
+            OBJ("\"name\":" STR PAGE, "\"name\"")),
+    MISSING("browser_click", "Click an element of a page",
+            OBJ("\"name\":" STR ",\"ref\":" STR ",\"selector\":" STR PAGE, "\"name\"")),
+    MISSING("browser_fill", "Fill an input of a page",
+            OBJ("\"name\":" STR ",\"value\":" STR ",\"ref\":" STR ",\"selector\":" STR PAGE,
+                "\"name\",\"value\"")),
+    MISSING("browser_close", "Close a page", OBJ("\"name\":" STR PAGE, "\"name\"")),
+    MISSING("browser_events", "A browser sandbox's events",
+            OBJ("\"name\":" STR ",\"offset\":{\"type\":\"integer\",\"default\":0},"
+                "\"limit\":{\"type\":\"integer\",\"default\":100}",
+                "\"name\"")),
+    MISSING("permission_grant", "Grant or deny a pending permission request",
+            OBJ("\"kind\":{\"type\":\"string\",\"enum\":[\"sandbox_remove\",\"sandbox_create\","
+                "\"network_access\",\"mount_directory\",\"sudo_exec\",\"file_delete\"]},"
+                "\"granted\":{\"type\":\"boolean\"},\"request_id\":" STR
+                ",\"scope\":{\"type\":\"string\",\"enum\":[\"once\",\"session\",\"always\"],"
+                "\"default\":\"once\"},\"sandbox\":" STR,
+                "\"kind\",\"granted\"")),
+    MISSING("permission_list", "List permission grants", "{\"type\":\"object\",\"properties\":{}}"),
+    MISSING("permission_revoke", "Revoke a permission grant", ID_ONLY),
 };
 
 static const struct tool *tool_find(const char *name)
@@ -302,6 +359,11 @@ static int call_tool(struct api_ctx *c, const struct tool *t, json_t *args, stru
         char owner[64], path[4096];
 
         *text = NULL;
+        if (t->flags & TOOL_MISSING)
+                return api_fail(r, 501,
+                                "'%s' is not available in this build of agentkernel (see "
+                                "docs/api.md, MCP)",
+                                t->name);
         if (t->flags & TOOL_ID) {
                 if (!a.id)
                         return api_fail(r, 400, "id is required");
@@ -337,8 +399,13 @@ static json_t *tools_call(struct api_ctx *c, json_t *id, json_t *params)
         cleanup_free char *text = NULL;
         cleanup_json json_t *empty = NULL;
 
-        if (!t)
-                return reply_error(id, -32602, "unknown tool");
+        if (!t) {
+                /* upstream: a result with isError, not a protocol error */
+                const char *n = json_string_value(json_object_get(params, "name"));
+                char msg[256];
+                (void)snprintf(msg, sizeof(msg), "Error: Unknown tool: %.200s", n ? n : "");
+                return reply(id, text_content(msg, true));
+        }
         if (!args)
                 args = empty = json_object();
         else if (!json_is_object(args))

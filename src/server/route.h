@@ -29,6 +29,7 @@ enum route_body {
 #define ROUTE_NO_MANAGER (1u << 1) /* answered without opening the manager */
 #define ROUTE_STREAM (1u << 2)     /* the transport answers it (server-sent events), no op */
 #define ROUTE_405 (1u << 3)        /* another method on this path is a 405, not a 404 */
+#define ROUTE_EVENTS (1u << 4)     /* the transport answers it: the lifecycle event stream */
 
 struct route {
         const char *method;

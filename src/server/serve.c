@@ -31,7 +31,9 @@
 #include "core/config.h"
 #include "core/manager.h"
 #include "server/apikey.h"
+#include "server/events.h"
 #include "server/http.h"
+#include "server/tls.h"
 #include "server/worker.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
@@ -62,6 +64,8 @@ struct server {
         int wake[2]; /* the signal handler's pipe to the accept loop */
         volatile sig_atomic_t stop;
         unsigned reconcile_s;
+        char *webhooks[EVENTS_WEBHOOKS_MAX];
+        size_t n_webhooks;
 };
 
 static struct server srv;
@@ -362,7 +366,7 @@ static void accept_from(int lfd, struct MHD_Daemon *d)
         }
 }
 
-static void serve_loop(struct MHD_Daemon *d, int tcp_fd, int unix_fd)
+static void serve_loop(struct MHD_Daemon *d, struct MHD_Daemon *d_unix, int tcp_fd, int unix_fd)
 {
         struct pollfd p[3] = {{srv.wake[0], POLLIN, 0}, {tcp_fd, POLLIN, 0}, {unix_fd, POLLIN, 0}};
         int64_t last_sweep = 0;
@@ -375,7 +379,7 @@ static void serve_loop(struct MHD_Daemon *d, int tcp_fd, int unix_fd)
                 if (r > 0) {
                         for (int i = 1; i < 3; i++)
                                 if (p[i].fd >= 0 && (p[i].revents & POLLIN))
-                                        accept_from(p[i].fd, d);
+                                        accept_from(p[i].fd, i == 1 ? d : d_unix);
                 }
                 now = now_monotonic_ns();
                 if (now - last_sweep >= (int64_t)SWEEP_INTERVAL_MS * 1000000) {
@@ -459,7 +463,76 @@ static void host_for_gate(const char *host, bool is_wildcard)
         srv.hosts[srv.n_hosts++] = (struct gate_host){host, false};
 }
 
+/* ---- TLS and webhooks ---- */
+
+#define TLS_FILE_MAX (1u << 20)
+#define WEBHOOK_SECRET_FILE "webhook-secret"
+
+/* A certificate (chain) file: public, but a regular file of bounded size. */
+static char *read_cert(const char *path)
+{
+        cleanup_buf struct buf b = BUF_INIT;
+        cleanup_close int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
+
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+            read_fd_full(fd, &b, TLS_FILE_MAX) < 0 || buf_append(&b, "", 1) < 0) {
+                fprintf(stderr, "error: cannot read the certificate '%s'%s%s\n", path,
+                        fd < 0 ? ": " : "", fd < 0 ? strerror(errno) : "");
+                return NULL;
+        }
+        return TAKE_PTR(b.data);
+}
+
+/* The webhooks' signing key: the file given (a private file of the user's), else
+ * ~/.agentkernel/webhook-secret, made like the API key. */
+static char *webhook_secret(const char *file)
+{
+        cleanup_free char *dir = NULL;
+        struct ak_err err = {0};
+        char *text = NULL;
+        bool created = false;
+
+        if (file) {
+                if (apikey_read_private_file(file, &text, &err) < 0) {
+                        fprintf(stderr, "error: --webhook-secret-file: %s\n", ak_err_msg(&err));
+                        return NULL;
+                }
+        } else if (apikey_default_dir(&dir, &err) < 0 ||
+                   apikey_secret_load_or_create(dir, WEBHOOK_SECRET_FILE, &text, &created, &err) <
+                       0) {
+                fprintf(stderr, "error: %s\n", ak_err_msg(&err));
+                return NULL;
+        } else {
+                fprintf(stderr,
+                        "agentkernel serve: webhooks are signed (%s: sha256=HMAC-SHA256 of the "
+                        "body) with the key in '%s/%s'%s\n",
+                        EVENTS_SIGNATURE_HEADER, dir, WEBHOOK_SECRET_FILE,
+                        created ? " (made now)" : "");
+        }
+        /* the first line, trimmed: what the receiver has */
+        text[strcspn(text, "\r\n")] = '\0';
+        return text;
+}
+
 /* ---- options ---- */
+
+static int opt_webhook(const struct cli_option *o, const char *arg)
+{
+        struct ak_err err = {0};
+
+        (void)o;
+        if (srv.n_webhooks == EVENTS_WEBHOOKS_MAX)
+                return cli_usage_error(cli_current, "at most %d --webhook-url",
+                                       EVENTS_WEBHOOKS_MAX);
+        if (events_webhook_url_check(arg, &err) < 0)
+                return cli_usage_error(cli_current, "%s", ak_err_msg(&err));
+        srv.webhooks[srv.n_webhooks] = strdup(arg);
+        if (!srv.webhooks[srv.n_webhooks])
+                return cli_usage_error(cli_current, "out of memory");
+        srv.n_webhooks++;
+        return 0;
+}
 
 static int opt_port(const struct cli_option *o, const char *arg)
 {
@@ -546,12 +619,13 @@ int main(int argc, char **argv)
 
 static int cmd_serve(int argc, char **argv)
 {
-        const char *host = "127.0.0.1", *config_path = NULL, *socket_path = NULL;
+        const char *host = "127.0.0.1", *config_path = NULL, *socket_path = NULL,
+                   *tls_cert_path = NULL, *tls_key_path = NULL, *webhook_secret_path = NULL;
         bool no_auth = false, no_tcp = false, print_key = false, is_loopback = true,
-             is_wildcard = false, keys_given = false;
-        cleanup_free char *key_path = NULL;
+             is_wildcard = false, keys_given = false, tls = false, require_tls = false;
+        cleanup_free char *key_path = NULL, *tls_cert = NULL, *tls_key = NULL, *hook_key = NULL;
         unsigned port = DEFAULT_PORT;
-        struct MHD_Daemon *d;
+        struct MHD_Daemon *d, *d_unix;
         struct config *cfg = NULL;
         struct ak_err err = {0};
         struct conn_limits lim = {CONNECTIONS_MAX, OTHERS_MAX, PER_PEER_MAX};
@@ -591,6 +665,22 @@ static int cmd_serve(int argc, char **argv)
                          "seconds between TTL/lifecycle passes (default 2; 0 = off)", opt_interval),
             OPT_STRING('c', "config", &config_path, "FILE",
                        "agentkernel.toml for [api] (default ./agentkernel.toml if any)"),
+            OPT_BOOL(0, "tls", &tls,
+                     "serve HTTPS on the port (without --tls-cert/--tls-key: a\n"
+                     "self-signed pair kept in ~/.agentkernel)"),
+            OPT_STRING(0, "tls-cert", &tls_cert_path, "FILE", "certificate chain (PEM)"),
+            OPT_STRING(0, "tls-key", &tls_key_path, "FILE",
+                       "private key (PEM): a file of yours, mode 0600"),
+            OPT_BOOL(0, "require-tls", &require_tls,
+                     "refuse to start with any plain listener (no --tls, or\n"
+                     "--socket)"),
+            OPT_CALLBACK(0, "webhook-url", NULL, "URL",
+                         "POST every lifecycle event to URL (http or https;\n"
+                         "repeatable, at most 8; signed: --webhook-secret-file)",
+                         opt_webhook),
+            OPT_STRING(0, "webhook-secret-file", &webhook_secret_path, "FILE",
+                       "the webhooks' HMAC-SHA256 key (a file of yours, mode\n"
+                       "0600; default ~/.agentkernel/webhook-secret, made once)"),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options};
@@ -606,6 +696,49 @@ static int cmd_serve(int argc, char **argv)
                 fprintf(stderr, "error: --no-tcp needs --socket PATH\n");
                 return 2;
         }
+        if ((tls_cert_path || tls_key_path) && !tls)
+                tls = true; /* a certificate given means TLS */
+        if (tls && !tls_cert_path != !tls_key_path) {
+                fprintf(stderr, "error: --tls-cert and --tls-key go together\n");
+                return 2;
+        }
+        if (require_tls && (!tls || socket_path)) {
+                fprintf(stderr, "error: --require-tls: %s\n",
+                        !tls ? "the port would be plain HTTP: give --tls --tls-cert --tls-key"
+                             : "--socket would be a plain listener: leave it out");
+                return 2;
+        }
+        if (tls && no_tcp) {
+                fprintf(stderr, "error: --tls is for the port, and --no-tcp serves none\n");
+                return 2;
+        }
+        if (tls && !tls_cert_path) {
+                /* upstream's self-signed certificate, kept so clients trust it once */
+                cleanup_free char *dir = NULL;
+                struct ak_err kerr = {0};
+                bool made = false;
+                if (apikey_default_dir(&dir, &kerr) < 0 ||
+                    tls_self_signed(dir, &tls_cert, &tls_key, &made, &kerr) < 0) {
+                        fprintf(stderr, "error: --tls: %s\n", ak_err_msg(&kerr));
+                        return 2;
+                }
+                fprintf(stderr,
+                        "agentkernel serve: TLS with the self-signed certificate '%s/%s'%s "
+                        "(clients trust it: NODE_EXTRA_CA_CERTS=it, curl --cacert it); "
+                        "--tls-cert/--tls-key give your own\n",
+                        dir, TLS_CERT_FILE, made ? " (made now)" : "");
+        } else if (tls) {
+                struct ak_err kerr = {0};
+                if (!(tls_cert = read_cert(tls_cert_path)))
+                        return 2;
+                /* the key is the server's identity: a file only its owner can read */
+                if (apikey_read_private_file(tls_key_path, &tls_key, &kerr) < 0) {
+                        fprintf(stderr, "error: --tls-key: %s\n", ak_err_msg(&kerr));
+                        return 2;
+                }
+        }
+        if (srv.n_webhooks && !(hook_key = webhook_secret(webhook_secret_path)))
+                return 2;
         if (!config_path)
                 config_path = config_default_path(); /* read only when approved */
         if (config_path && config_load(config_path, &cfg, &err) < 0) {
@@ -643,7 +776,7 @@ static int cmd_serve(int argc, char **argv)
                 fprintf(stderr,
                         "error: refusing to serve %s %s: anyone who can reach it could run "
                         "commands. Give a key of your own (--api-key-file, AGENTKERNEL_API_KEY) "
-                        "and put TLS in front (a reverse proxy)\n",
+                        "and serve TLS (--tls --require-tls, or a reverse proxy in front)\n",
                         host, no_auth ? "without authentication" : "without an API key");
                 close(tcp_fd);
                 return 2;
@@ -677,16 +810,32 @@ static int cmd_serve(int argc, char **argv)
         (void)sigaction(SIGINT, &sa, NULL);
         (void)sigaction(SIGTERM, &sa, NULL);
         srv.http.opts.started = time(NULL);
-        d = http_start(&srv.http, lim.total);
+        d = http_start(&srv.http, lim.total, tls ? tls_cert : NULL, tls ? tls_key : NULL);
         if (!d) {
+                fprintf(stderr, "error: cannot start the HTTP server%s\n",
+                        tls ? " (is the key the certificate's, both PEM?)" : "");
+                return 1;
+        }
+        if (tls_key)
+                explicit_bzero(tls_key, strlen(tls_key)); /* libmicrohttpd has its copy */
+        /* the unix socket stays plain (its peers are checked by their credentials) */
+        d_unix = d;
+        if (tls && unix_fd >= 0 && !(d_unix = http_start(&srv.http, lim.total, NULL, NULL))) {
                 fprintf(stderr, "error: cannot start the HTTP server\n");
                 return 1;
         }
+        if (events_start(srv.webhooks, srv.n_webhooks, hook_key, &err) < 0) {
+                fprintf(stderr, "error: %s\n", ak_err_msg(&err));
+                return 1;
+        }
+        if (hook_key)
+                explicit_bzero(hook_key, strlen(hook_key));
         if (srv.reconcile_s && pthread_create(&rec, NULL, reconciler, NULL) != 0)
                 srv.reconcile_s = 0;
         if (tcp_fd >= 0)
-                fprintf(stderr, "agentkernel %s serving on http://%s%s%s:%u (%s)\n", AK_VERSION,
-                        strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port,
+                fprintf(stderr, "agentkernel %s serving on %s://%s%s%s:%u (%s)\n", AK_VERSION,
+                        tls ? "https" : "http", strchr(host, ':') ? "[" : "", host,
+                        strchr(host, ':') ? "]" : "", port,
                         no_auth ? "NO AUTHENTICATION" : "API key required");
         if (key_path)
                 fprintf(stderr,
@@ -701,10 +850,15 @@ static int cmd_serve(int argc, char **argv)
                 fprintf(stderr,
                         "agentkernel serve: WARNING: --insecure-no-auth: NO AUTHENTICATION. Every "
                         "local user and every process on this machine can run commands as uid %u "
-                        "through http://%s:%u. Do not use this on a shared machine; use the "
+                        "through %s://%s:%u. Do not use this on a shared machine; use the "
                         "generated key or --socket instead.\n",
-                        (unsigned)geteuid(), host, port);
-        serve_loop(d, tcp_fd, unix_fd);
+                        (unsigned)geteuid(), tls ? "https" : "http", host, port);
+        if (srv.n_webhooks)
+                fprintf(stderr,
+                        "agentkernel serve: %zu webhook(s): lifecycle events are posted "
+                        "to them\n",
+                        srv.n_webhooks);
+        serve_loop(d, d_unix, tcp_fd, unix_fd);
         fprintf(stderr, "agentkernel serve: stopping\n");
         if (tcp_fd >= 0)
                 close(tcp_fd);
@@ -716,8 +870,13 @@ static int cmd_serve(int argc, char **argv)
                     now.st_dev == sock_st.st_dev)
                         (void)unlink(socket_path);
         }
+        if (d_unix != d)
+                MHD_stop_daemon(d_unix);
         MHD_stop_daemon(d);
+        events_stop();
         conns_clear(&srv.http.conns);
+        for (size_t i = 0; i < srv.n_webhooks; i++)
+                free(srv.webhooks[i]);
         if (srv.reconcile_s)
                 pthread_join(rec, NULL);
         {

@@ -72,3 +72,35 @@ test("a sandbox's life through tools", async () => {
   const rm = await client.callTool({ name: "sandbox_remove", arguments: { name } });
   assert.ok(!rm.isError, text(rm));
 });
+
+test("upstream's tools: every name listed, unknown and missing tools are error results", async () => {
+  const { tools } = await client.listTools();
+  const names = tools.map((t) => t.name);
+  for (const n of ["sandbox_pause", "sandbox_resume", "sandbox_fork", "snapshot_list",
+                   "snapshot_take", "snapshot_get", "snapshot_delete", "snapshot_restore",
+                   "browser_create", "browser_goto", "browser_screenshot", "browser_evaluate",
+                   "browser_remove", "browser_open", "browser_snapshot", "browser_click",
+                   "browser_fill", "browser_close", "browser_events", "permission_grant",
+                   "permission_list", "permission_revoke", "sandbox_exec_status",
+                   "sandbox_exec_kill", "sandbox_exec_list", "sandbox_write_files",
+                   "sandbox_start", "sandbox_stop"])
+    assert.ok(names.includes(n), n);
+  // upstream: a result with isError, which the SDK hands back (not a thrown protocol error)
+  const unknown = await client.callTool({ name: "no_such_tool", arguments: {} });
+  assert.equal(unknown.isError, true);
+  assert.equal(text(unknown), "Error: Unknown tool: no_such_tool");
+  const missing = await client.callTool({ name: "snapshot_list", arguments: {} });
+  assert.equal(missing.isError, true);
+  assert.match(text(missing), /not available/);
+});
+
+test("sandbox_run takes compatibility_mode", async () => {
+  const r = await client.callTool({ name: "sandbox_run",
+                                    arguments: { command: ["echo", "cm"], compatibility_mode: "claude" } });
+  assert.ok(!r.isError, text(r));
+  assert.equal(text(r), "cm\n");
+  const bad = await client.callTool({ name: "sandbox_run",
+                                      arguments: { command: ["true"], compatibility_mode: "emacs" } });
+  assert.equal(bad.isError, true);
+  assert.match(text(bad), /compatibility_mode/);
+});

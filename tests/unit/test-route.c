@@ -55,6 +55,14 @@ static const struct {
     {"POST", "/gc", api_gc, NULL, NULL, NULL},
     {"POST", "/lifecycle/reconcile", api_reconcile, NULL, NULL, NULL},
     {"GET", "/audit", api_audit, NULL, NULL, NULL},
+    {"GET", "/doctor", api_doctor, NULL, NULL, NULL},
+    {"GET", "/backends", api_backends, NULL, NULL, NULL},
+    {"GET", "/agents", api_agents, NULL, NULL, NULL},
+    {"GET", "/images", api_images_list, NULL, NULL, NULL},
+    /* an image's name keeps its slashes (the path capture; the leading one is dropped later) */
+    {"DELETE", "/images/docker.io/library/alpine:3.20", api_image_delete, NULL, NULL,
+     "/docker.io/library/alpine:3.20"},
+    {"DELETE", "/images/sha256:0123456789ab", api_image_delete, NULL, NULL, "/sha256:0123456789ab"},
     {"GET", "/sandboxes", api_list, NULL, NULL, NULL},
     {"POST", "/sandboxes", api_create, NULL, NULL, NULL},
     {"GET", "/sandboxes/by-uuid/0190-x", api_get_by_uuid, NULL, "0190-x", NULL},
@@ -141,7 +149,7 @@ static void test_table_is_well_formed(void **unused)
                         known = known || !strcmp(t[i].method, methods[k]);
                 assert_true(known);
                 assert_true(t[i].pattern[0] == '/');
-                assert_true((t[i].op != NULL) != !!(t[i].flags & ROUTE_STREAM));
+                assert_true((t[i].op != NULL) != !!(t[i].flags & (ROUTE_STREAM | ROUTE_EVENTS)));
                 if (t[i].metric) {
                         known = false;
                         for (size_t k = 0; k < sizeof(metrics) / sizeof(*metrics); k++)
@@ -203,6 +211,11 @@ static void test_misses(void **unused)
             {"GET", "/sandboxes/by-uuid/u/more", 404, "unmatched"},
             {"GET", "/healthz", 404, "unmatched"},
             {"GET", "/health/x", 404, "unmatched"},
+            {"POST", "/events", 404, "unmatched"}, /* nothing configures events or webhooks */
+            {"POST", "/webhooks", 404, "unmatched"},
+            {"DELETE", "/images", 404, "unmatched"},
+            {"GET", "/images/x", 405, "/images/:path"},
+            {"DELETE", "/images/../etc", 400, "/images/:path"},
             /* a sandbox's own path and its files: another method is 405 */
             {"PUT", "/sandboxes/x", 405, "/sandboxes/:name"},
             {"POST", "/sandboxes/x", 405, "/sandboxes/:name"},
@@ -406,7 +419,8 @@ static void test_mcp_tools(void **state)
         json_t *tools = json_object_get(json_object_get(list, "result"), "tools"), *t;
         size_t i;
 
-        assert_int_equal(json_array_size(tools), 18);
+        /* ours (18) and upstream's that this build lacks (22, answered with an error result) */
+        assert_int_equal(json_array_size(tools), 40);
         json_array_foreach (tools, i, t) {
                 const char *name = json_string_value(json_object_get(t, "name"));
                 json_t *schema = json_object_get(t, "inputSchema");
@@ -431,7 +445,7 @@ static void test_mcp_tools(void **state)
                         const char *text = json_string_value(json_object_get(
                             json_array_get(json_object_get(result, "content"), 0), "text"));
                         assert_true(json_is_true(json_object_get(result, "isError")));
-                        if (!strstr(text, "is required"))
+                        if (!strstr(text, "is required") && !strstr(text, "not available"))
                                 fail_msg("tool %s: %s", name, text);
                 }
         }
@@ -454,11 +468,14 @@ static void test_mcp_errors(void **state)
                    "\"params\":{\"protocolVersion\":\"2024-11-05\"}}");
         json_t *note = rpc(f, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
 
-        assert_int_equal(
-            json_integer_value(json_object_get(json_object_get(unknown, "error"), "code")), -32602);
+        /* upstream: an unknown tool is a result with isError, not a JSON-RPC error */
+        assert_null(json_object_get(unknown, "error"));
+        assert_true(json_is_true(json_object_get(json_object_get(unknown, "result"), "isError")));
         assert_string_equal(
-            json_string_value(json_object_get(json_object_get(unknown, "error"), "message")),
-            "unknown tool");
+            json_string_value(json_object_get(
+                json_array_get(json_object_get(json_object_get(unknown, "result"), "content"), 0),
+                "text")),
+            "Error: Unknown tool: sandbox_nosuch");
         assert_int_equal(
             json_integer_value(json_object_get(json_object_get(bad_args, "error"), "code")),
             -32602);
