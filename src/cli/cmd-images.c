@@ -237,7 +237,7 @@ int images_remove_unused(unsigned *ret_removed)
                 }
         }
         image_records_free(v, n);
-        return prune(&s, ids, true);
+        return prune(&s, ids, true, 0);
 }
 
 static int cmd_images_prune(int argc, char **argv)
