@@ -38,8 +38,14 @@ struct backend_config {
         enum net_mode network;
         const json_t *net_policy; /* proxy mode: the egress policy (POLICY JSON, docs/network.md),
                                      or NULL: the proxy's built-in default */
-        const char *workspace;    /* host dir mounted read-write at /workspace, or NULL */
-        const char *home;         /* host dir mounted read-only at /home/user, or NULL */
+        /* proxy mode's injected secrets (egress.h, struct egress_secrets): the grants (values
+         * excepted) and [network] ca_file's PEM, handed to the proxy at registration; the CA it
+         * made for the sandbox goes to *ret_proxy_ca (malloc'd; NULL pointer: not wanted) */
+        const json_t *secret_grants;
+        const char *upstream_ca;
+        char **ret_proxy_ca;
+        const char *workspace; /* host dir mounted read-write at /workspace, or NULL */
+        const char *home;      /* host dir mounted read-only at /home/user, or NULL */
         /* agentkernel's own directories (data and user directory, canonical; NULL entries
          * skipped): where one is inside home, the sandbox's view of home hides it */
         const char *const *own_dirs;

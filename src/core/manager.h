@@ -72,10 +72,12 @@ struct create_opts {
         const char *files_dir; /* the config directory the files' sources are relative to */
         char *const *volumes;  /* "slug:/path[:ro]" of existing volumes */
         const char *seccomp;   /* seccomp filter overriding the profile's, or NULL */
+        const char *ca_file;   /* [network] ca_file: extra trust for the proxy's upstream TLS */
         /* secrets (core/secrets.h): bindings "KEY:host[:header]" or "KEY=value:host" (the value
          * goes to the vault, never to the record), secret files "KEY[:/path]", placeholder
          * tokens instead of values in the files, and [secrets]' NAME -> host (borrowed) */
         char *const *secrets;
+        char *const *secret_body; /* bound KEYs also substituted in request bodies (opt-in) */
         char *const *secret_files;
         bool placeholder_secrets;
         json_t *secret_mappings;

@@ -90,7 +90,9 @@ struct sandbox_state {
         size_t n_files;
         char *files_dir; /* the config's directory (canonical): where [[files]] sources live */
         char *seccomp;   /* seccomp filter overriding the profile's ([security] seccomp), or NULL */
-        uint64_t disk_mb; /* size of the private writable places; 0: not recorded (default) */
+        char *network_ca_file; /* [network] ca_file: extra trust for the proxy's upstream TLS */
+        char **secret_body;    /* bound KEYs substituted in request bodies too (opt-in) */
+        uint64_t disk_mb;      /* size of the private writable places; 0: not recorded (default) */
 
         json_t *extra;     /* unknown top-level keys, kept verbatim */
         json_t *ext_extra; /* unknown keys inside "x_agentkernel" */
