@@ -65,13 +65,15 @@ class Control:
         self.sock.settimeout(10)
         self.sock.connect(str(path))
 
-    def call(self, msg, fds=()):
+    def call(self, msg, fds=(), raw=None):
         data = json.dumps(msg).encode()
+        if raw is not None:
+            data += b"\0" + raw
         if fds:
             socket.send_fds(self.sock, [data], list(fds))
         else:
             self.sock.send(data)
-        return json.loads(self.sock.recv(65536))
+        return json.loads(self.sock.recv(256 * 1024))
 
     def close(self):
         self.sock.close()
@@ -185,7 +187,8 @@ def dns_server(addr, names):
 
 def register_main(args):
     """Runs inside the sandbox netns: makes the listeners, registers them."""
-    control, name, pid, logpath, policy_path = args
+    control, name, pid, logpath, policy_path = args[:5]
+    extra = json.loads(pathlib.Path(args[5]).read_text()) if len(args) > 5 else {}
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     tcp.bind(("127.0.0.1", 15001))
@@ -199,9 +202,19 @@ def register_main(args):
     pidfd = os.pidfd_open(int(pid))
     logfd = os.open(logpath, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     c = Control(control)
-    reply = c.call({"op": "register", "sandbox": name, "uuid": str(uuidlib.uuid4()),
-                    "policy": json.loads(pathlib.Path(policy_path).read_text())},
-                   [tcp.fileno(), udp.fileno(), dtcp.fileno(), pidfd, logfd])
+    msg = {"op": "register", "sandbox": name, "uuid": str(uuidlib.uuid4()),
+           "policy": json.loads(pathlib.Path(policy_path).read_text())}
+    for k in ("secrets", "upstream_ca"):
+        if k in extra:
+            msg[k] = extra[k]
+    reply = c.call(msg, [tcp.fileno(), udp.fileno(), dtcp.fileno(), pidfd, logfd])
+    # the values follow the registration, one message each (never argv or a file in real use:
+    # here the test's own values come from its tmp dir)
+    for key, hexval in extra.get("values", {}).items():
+        r = c.call({"op": "secret_value", "sandbox": name, "name": key},
+                   raw=bytes.fromhex(hexval))
+        if not r.get("ok"):
+            reply = r
     print(json.dumps(reply))
     return 0 if reply.get("ok") else 1
 
@@ -209,7 +222,7 @@ def register_main(args):
 class World:
     """The three namespaces, the servers, and the proxy. Everything it makes it removes."""
 
-    def __init__(self, tmp, policy, proxy_args=()):
+    def __init__(self, tmp, policy, proxy_args=(), extra=None):
         self.tmp = pathlib.Path(tmp)
         tag = uuidlib.uuid4().hex[:6]
         self.veth = f"akv{tag}"
@@ -220,7 +233,7 @@ class World:
         self.proxy = None
         self.holder = None
         try:
-            self._setup(policy, proxy_args)
+            self._setup(policy, proxy_args, extra)
         except BaseException:
             self.close()
             raise
@@ -250,7 +263,7 @@ class World:
                 raise AssertionError((cmd, line, p.stderr.read()))
         return p
 
-    def _setup(self, policy, proxy_args):
+    def _setup(self, policy, proxy_args, extra=None):
         self.inet, self.pxh, self.sbx = self._netns(), self._netns(), self._netns()
         run(ns_exec(self.pxh, "ip", "link", "add", self.veth + "a", "type", "veth", "peer",
                     "name", self.veth + "b", "netns", str(self.inet)))
@@ -300,7 +313,7 @@ class World:
             raise AssertionError("proxy did not start: " + self.proxy.stderr.read().decode())
         time.sleep(0.2)  # the DNS server binds
         self.holder = self._spawn(ns_exec(self.sbx, "sleep", "3600"))
-        self.register("sb1", policy)
+        self.first_reply = self.register("sb1", policy, extra=extra)
 
     def sandbox_netns(self):
         """Another sandbox netns set up as docs/network.md says; returns its holder's pid."""
@@ -309,16 +322,25 @@ class World:
         run(ns_exec(ns, "nft", "-f", str(self.tmp / "rules.nft")))
         return ns
 
-    def register(self, name, policy, ns=None, holder=None, log=None):
+    def register(self, name, policy, ns=None, holder=None, log=None, extra=None, check=True):
         """Registers the listeners of netns ns (default: the sandbox's) for name; holder is
-        the process whose pidfd says when the sandbox is gone."""
+        the process whose pidfd says when the sandbox is gone. extra: "secrets",
+        "upstream_ca" for the registration and "values" ({KEY: hex}) sent after it."""
         (self.tmp / "policy.json").write_text(json.dumps(policy))
-        r = run(ns_exec(ns or self.sbx, PY, __file__, "register", str(self.control), name,
-                        str(holder or self.holder.pid), str(log or self.log),
-                        str(self.tmp / "policy.json")),
-                check=False)
-        assert r.returncode == 0, r
-        return json.loads(r.stdout)
+        cmd = [PY, __file__, "register", str(self.control), name,
+               str(holder or self.holder.pid), str(log or self.log),
+               str(self.tmp / "policy.json")]
+        if extra is not None:
+            xp = self.tmp / "extra.json"
+            xp.write_text(json.dumps(extra))
+            xp.chmod(0o600)
+            cmd.append(str(xp))
+        r = run(ns_exec(ns or self.sbx, *cmd), check=False)
+        if extra is not None:
+            (self.tmp / "extra.json").unlink()
+        if check:
+            assert r.returncode == 0, r
+        return json.loads(r.stdout) if r.stdout.strip() else {"ok": False, "error": r.stderr}
 
     def ctl(self, msg):
         c = Control(self.control)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -111,6 +112,9 @@ int main(int argc, char **argv)
                 usage(stderr);
                 return 2;
         }
+        /* secrets' values and the sandboxes' CA keys live in this process (and its worker): no
+         * core dump, no ptrace by the user's other processes (inherited by the worker) */
+        (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         if (mkdir(o.dir, 0700) < 0 && errno != EEXIST) {
                 fprintf(stderr, "agentkernel-proxy: cannot create '%s': %m\n", o.dir);
                 return 1;

@@ -12,10 +12,14 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "shared/err.h"
 
-#define PROXY_MSG_MAX (64 * 1024)
+/* One message: a JSON object of at most PROXY_JSON_MAX bytes, optionally followed by one NUL and
+ * raw bytes (a secret's value, a CA key: never through jansson), in all at most PROXY_MSG_MAX. */
+#define PROXY_JSON_MAX (64 * 1024)
+#define PROXY_MSG_MAX (PROXY_JSON_MAX + 1 + 64 * 1024)
 #define PROXY_NAME_MAX 128 /* bytes of a sandbox name */
 #define PROXY_REG_FDS 5    /* tcp listener, dns udp, dns tcp listener, pidfd, log fd */
 #define PROXY_WORKER_FDS 4 /* the same without the pidfd */
@@ -34,10 +38,25 @@ struct proxy_opts {
 /* Sends one message (j, not stolen) with fds (may be NULL/0). -errno. */
 int proxy_send(int fd, const json_t *j, const int *fds, size_t n_fds);
 
+/* The same with raw bytes after a NUL (raw_len may be 0: then the NUL alone). -errno. */
+int proxy_send_raw(int fd, const json_t *j, const void *raw, size_t raw_len, const int *fds,
+                   size_t n_fds);
+
 /* Receives one message into *ret (a new reference) with at most max_fds fds into fds (*n_fds
  * set; every received fd O_CLOEXEC, and closed on failure). -EPIPE on EOF, -EMSGSIZE on a
  * truncated message, -EBADMSG on bad JSON or too many fds. */
 int proxy_recv(int fd, json_t **ret, int *fds, size_t max_fds, size_t *n_fds);
+
+/* proxy_recv() for a message that may carry raw bytes after a NUL: *raw (NULL when none) is a
+ * copy in locked memory (secret_free() it, with *raw_len); proxy_recv() refuses such a message
+ * with -EBADMSG. Every byte received is wiped from the receive buffer before it is freed. */
+int proxy_recv_raw(int fd, json_t **ret, uint8_t **raw, size_t *raw_len, int *fds, size_t max_fds,
+                   size_t *n_fds);
+
+/* Secrets' memory: a copy of n bytes (n may be 0) that is mlock'd where the limit allows, and
+ * freed by secret_free(), which wipes it first. NULL on OOM. */
+uint8_t *secret_dup(const void *p, size_t n);
+void secret_free(void *p, size_t n);
 
 /* A reply {"ok":false,"error":msg}. */
 json_t *proxy_error_reply(const char *msg);

@@ -57,6 +57,8 @@ void sandbox_free(struct sandbox *sb)
                 close(sb->log_fd);
         net_policy_free(sb->policy);
         free(sb->table);
+        sandbox_tls_done(sb);
+        grants_free(sb->grants, sb->n_grants);
         free(sb);
 }
 
@@ -69,7 +71,7 @@ static void sandbox_unlink(struct sandbox *sb)
                 }
 }
 
-static json_t *op_register(json_t *req, int *fds, size_t n_fds)
+static json_t *op_register(json_t *req, const uint8_t *raw, size_t raw_len, int *fds, size_t n_fds)
 {
         const char *name = json_string_value(json_object_get(req, "sandbox"));
         const char *uuid = json_string_value(json_object_get(req, "uuid"));
@@ -99,6 +101,12 @@ static json_t *op_register(json_t *req, int *fds, size_t n_fds)
                 return proxy_error_reply(ak_err_msg(&err));
         }
         net_policy_set_host_addrs(sb->policy, W.host_addrs, W.n_host_addrs);
+        if (grants_parse(json_object_get(req, "secrets"), &sb->grants, &sb->n_grants, &err) < 0 ||
+            sandbox_tls_init(sb, json_string_value(json_object_get(req, "ca")), raw, raw_len,
+                             json_string_value(json_object_get(req, "upstream_ca")), &err) < 0) {
+                sandbox_free(sb);
+                return proxy_error_reply(ak_err_msg(&err));
+        }
         sb->lev.kind = EVK_LISTEN;
         sb->uev.kind = EVK_DNS_UDP;
         sb->tev.kind = EVK_DNS_LISTEN;
@@ -160,6 +168,27 @@ static json_t *op_set_policy(json_t *req)
         return json_pack("{s:b}", "ok", 1);
 }
 
+/* A grant's value from the supervisor (it checked it): replaces the one before. */
+static json_t *op_secret_value(json_t *req, const uint8_t *raw, size_t raw_len)
+{
+        const char *name = json_string_value(json_object_get(req, "sandbox"));
+        struct sandbox *sb = name ? sandbox_find(name) : NULL;
+        struct grant *g = sb ? grants_find(sb->grants, sb->n_grants,
+                                           json_string_value(json_object_get(req, "name")))
+                             : NULL;
+        uint8_t *v;
+
+        if (!g || !raw || raw_len == 0 || raw_len > MITM_VALUE_MAX)
+                return proxy_error_reply("secret_value: no such grant");
+        v = secret_dup(raw, raw_len);
+        if (!v)
+                return proxy_error_reply("out of memory");
+        secret_free(g->value, g->value_len);
+        g->value = v;
+        g->value_len = raw_len;
+        return json_pack("{s:b}", "ok", 1);
+}
+
 static long rss_kb(void)
 {
         long pages = 0, rss = 0;
@@ -178,14 +207,17 @@ static json_t *op_stats(void)
         for (struct sandbox *s = W.sandboxes; s; s = s->next)
                 json_object_set_new(
                     sbs, s->name,
-                    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "connections_open",
-                              (json_int_t)s->st.open, "connections_total", (json_int_t)s->st.total,
-                              "allowed", (json_int_t)s->st.allowed, "denied",
-                              (json_int_t)s->st.denied, "bytes_out", (json_int_t)s->st.bytes_out,
-                              "bytes_in", (json_int_t)s->st.bytes_in, "dns_queries",
-                              (json_int_t)s->st.dns_queries, "dns_denied",
+                    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+                              "connections_open", (json_int_t)s->st.open, "connections_total",
+                              (json_int_t)s->st.total, "allowed", (json_int_t)s->st.allowed,
+                              "denied", (json_int_t)s->st.denied, "bytes_out",
+                              (json_int_t)s->st.bytes_out, "bytes_in", (json_int_t)s->st.bytes_in,
+                              "dns_queries", (json_int_t)s->st.dns_queries, "dns_denied",
                               (json_int_t)s->st.dns_denied, "log_dropped", (json_int_t)s->log_drops,
-                              "audit_dropped", (json_int_t)s->audit_drops));
+                              "audit_dropped", (json_int_t)s->audit_drops, "intercepted",
+                              (json_int_t)s->st.intercepted, "substituted",
+                              (json_int_t)s->st.substituted, "misdirected",
+                              (json_int_t)s->st.misdirected));
         return json_pack("{s:b,s:i,s:I,s:I,s:o}", "ok", 1, "worker_pid", (int)getpid(), "rss_kb",
                          (json_int_t)rss_kb(), "connections_open", (json_int_t)W.open, "sandboxes",
                          sbs);
@@ -197,7 +229,9 @@ void ctl_readable(void)
         size_t n_fds = 0;
         json_t *req = NULL, *reply;
         const char *op;
-        int rc = proxy_recv(W.ctl_fd, &req, fds, PROXY_WORKER_FDS, &n_fds);
+        uint8_t *raw = NULL;
+        size_t raw_len = 0;
+        int rc = proxy_recv_raw(W.ctl_fd, &req, &raw, &raw_len, fds, PROXY_WORKER_FDS, &n_fds);
 
         if (rc == -EAGAIN || rc == -EINTR)
                 return;
@@ -210,7 +244,9 @@ void ctl_readable(void)
         if (!op)
                 reply = proxy_error_reply("no op");
         else if (streq(op, "register"))
-                reply = op_register(req, fds, n_fds), n_fds = 0;
+                reply = op_register(req, raw, raw_len, fds, n_fds), n_fds = 0;
+        else if (streq(op, "secret_value"))
+                reply = op_secret_value(req, raw, raw_len);
         else if (streq(op, "set_policy"))
                 reply = op_set_policy(req);
         else if (streq(op, "unregister")) {
@@ -231,4 +267,5 @@ void ctl_readable(void)
                 (void)proxy_send(W.ctl_fd, reply, NULL, 0);
         json_decref(reply);
         json_decref(req);
+        secret_free(raw, raw_len);
 }

@@ -24,6 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "mitm.h"
 #include "proxy.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -41,6 +45,14 @@ struct reg {
         char *name, *uuid;
         json_t *policy;
         int fds[PROXY_REG_FDS];
+        /* secret injection (mitm.h): the grants as checked (JSON, no values) and parsed (with
+         * the values that arrived), the extra upstream trust anchors, the sandbox's CA */
+        json_t *secrets;
+        struct grant *grants;
+        size_t n_grants;
+        char *upstream_ca, *ca_pem;
+        uint8_t *ca_key;
+        size_t ca_key_len;
 };
 
 static struct {
@@ -69,6 +81,11 @@ static void reg_done(struct reg *r)
         free(r->name);
         free(r->uuid);
         json_decref(r->policy);
+        json_decref(r->secrets);
+        grants_free(r->grants, r->n_grants);
+        free(r->upstream_ca);
+        free(r->ca_pem);
+        secret_free(r->ca_key, r->ca_key_len);
         for (size_t i = 0; i < PROXY_REG_FDS; i++)
                 if (r->fds[i] >= 0)
                         close(r->fds[i]);
@@ -92,8 +109,10 @@ static void reg_remove(struct reg *r)
                 S.idle_since = now_ms();
 }
 
-/* Sends req to the worker and waits for its reply (NULL when the worker is down or dies). */
-static json_t *worker_call(const json_t *req, const int *fds, size_t n_fds)
+/* Sends req (with raw bytes after a NUL when raw) to the worker and waits for its reply (NULL
+ * when the worker is down or dies). */
+static json_t *worker_call_raw(const json_t *req, const void *raw, size_t raw_len, const int *fds,
+                               size_t n_fds)
 {
         struct pollfd p;
         int64_t until = now_ms() + WORKER_REPLY_MS;
@@ -101,7 +120,7 @@ static json_t *worker_call(const json_t *req, const int *fds, size_t n_fds)
         size_t n = 0;
         int dummy[1];
 
-        if (S.worker_fd < 0 || proxy_send(S.worker_fd, req, fds, n_fds) < 0)
+        if (S.worker_fd < 0 || proxy_send_raw(S.worker_fd, req, raw, raw_len, fds, n_fds) < 0)
                 return NULL;
         p = (struct pollfd){.fd = S.worker_fd, .events = POLLIN};
         while (now_ms() < until) {
@@ -117,15 +136,47 @@ static json_t *worker_call(const json_t *req, const int *fds, size_t n_fds)
         return NULL;
 }
 
+static json_t *worker_call(const json_t *req, const int *fds, size_t n_fds)
+{
+        return worker_call_raw(req, NULL, 0, fds, n_fds);
+}
+
+/* Hands grant g's value to the worker (a secret_value message like the registrant's). */
+static void worker_secret_value(const struct reg *r, const struct grant *g)
+{
+        cleanup_json json_t *req =
+            json_pack("{s:s,s:s,s:s}", "op", "secret_value", "sandbox", r->name, "name", g->name);
+        cleanup_json json_t *reply =
+            req ? worker_call_raw(req, g->value, g->value_len, NULL, 0) : NULL;
+        if (reply && !json_is_true(json_object_get(reply, "ok")))
+                fprintf(stderr, "agentkernel-proxy: worker refused a value for '%s'\n", r->name);
+}
+
+/* Hands registration r to the worker: the fds, policy, grants and CA (its key as raw bytes),
+ * then every value that has arrived. */
 static void worker_register(const struct reg *r)
 {
         int fds[PROXY_WORKER_FDS] = {r->fds[0], r->fds[1], r->fds[2], r->fds[4]};
         cleanup_json json_t *req = json_pack("{s:s,s:s,s:s,s:O}", "op", "register", "sandbox",
                                              r->name, "uuid", r->uuid, "policy", r->policy);
-        cleanup_json json_t *reply = req ? worker_call(req, fds, PROXY_WORKER_FDS) : NULL;
-        if (reply && !json_is_true(json_object_get(reply, "ok")))
+        cleanup_json json_t *reply = NULL;
+        if (req && r->n_grants) {
+                json_object_set(req, "secrets", r->secrets);
+                json_object_set_new(req, "ca", json_string(r->ca_pem));
+                if (r->upstream_ca)
+                        json_object_set_new(req, "upstream_ca", json_string(r->upstream_ca));
+        }
+        reply = req ? worker_call_raw(req, r->n_grants ? r->ca_key : NULL, r->ca_key_len, fds,
+                                      PROXY_WORKER_FDS)
+                    : NULL;
+        if (reply && !json_is_true(json_object_get(reply, "ok"))) {
                 fprintf(stderr, "agentkernel-proxy: worker refused '%s': %s\n", r->name,
                         json_string_value(json_object_get(reply, "error")));
+                return;
+        }
+        for (size_t i = 0; reply && i < r->n_grants; i++)
+                if (r->grants[i].value)
+                        worker_secret_value(r, &r->grants[i]);
 }
 
 static void worker_start(void)
@@ -246,6 +297,51 @@ static const char *check_policy(json_t *j, json_t **ret, struct ak_err *err)
         return *ret ? NULL : "out of memory";
 }
 
+/* Is pem one or more PEM certificates OpenSSL reads, and nothing else? */
+static bool pem_certs_ok(const char *pem)
+{
+        BIO *b = BIO_new_mem_buf(pem, -1);
+        X509 *x;
+        size_t n = 0;
+        if (!b)
+                return false;
+        while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+                X509_free(x);
+                n++;
+        }
+        ERR_clear_error();
+        BIO_free(b);
+        return n > 0;
+}
+
+/* A registration's "secrets" and "upstream_ca" into r, and its CA when there are grants. NULL
+ * or why not. */
+static const char *check_secrets(json_t *req, struct reg *r, struct ak_err *err)
+{
+        json_t *secrets = json_object_get(req, "secrets");
+        json_t *ca = json_object_get(req, "upstream_ca");
+
+        if (grants_parse(secrets, &r->grants, &r->n_grants, err) < 0)
+                return ak_err_msg(err);
+        if (ca && !json_is_null(ca)) {
+                const char *pem = json_string_value(ca);
+                if (!pem || json_string_length(ca) > MITM_UPSTREAM_CA_MAX ||
+                    strlen(pem) != json_string_length(ca) || !pem_certs_ok(pem))
+                        return "upstream_ca: PEM certificates of at most 32 KiB needed";
+                r->upstream_ca = strdup(pem);
+                if (!r->upstream_ca)
+                        return "out of memory";
+        }
+        if (!r->n_grants)
+                return NULL;
+        r->secrets = json_deep_copy(secrets);
+        if (!r->secrets)
+                return "out of memory";
+        if (mitm_ca_new(r->name, &r->ca_pem, &r->ca_key, &r->ca_key_len, err) < 0)
+                return ak_err_msg(err);
+        return NULL;
+}
+
 static json_t *op_register(json_t *req, int *fds, size_t n_fds)
 {
         const char *name = json_string_value(json_object_get(req, "sandbox"));
@@ -278,13 +374,19 @@ static json_t *op_register(json_t *req, int *fds, size_t n_fds)
                 return proxy_error_reply("register: too many sandboxes");
         }
         r = (struct reg){.name = strdup(name), .uuid = strdup(uuid ? uuid : ""), .policy = policy};
-        memcpy(r.fds, fds, sizeof(r.fds));
+        for (size_t i = 0; i < PROXY_REG_FDS; i++)
+                r.fds[i] = -1;
         if (!r.name || !r.uuid) {
-                free(r.name);
-                free(r.uuid);
-                json_decref(policy);
+                reg_done(&r);
                 return proxy_error_reply("out of memory");
         }
+        why = check_secrets(req, &r, &err);
+        if (why) {
+                json_t *reply = proxy_error_reply(why);
+                reg_done(&r);
+                return reply;
+        }
+        memcpy(r.fds, fds, sizeof(r.fds));
         if (old) {
                 reg_done(old);
                 *old = r;
@@ -303,6 +405,36 @@ static json_t *op_register(json_t *req, int *fds, size_t n_fds)
         for (size_t i = 0; i < PROXY_REG_FDS; i++)
                 fds[i] = -1;
         worker_register(old);
+        if (old->n_grants)
+                return json_pack("{s:b,s:s}", "ok", 1, "ca", old->ca_pem);
+        return json_pack("{s:b}", "ok", 1);
+}
+
+/* {"op":"secret_value","sandbox":NAME,"name":KEY} NUL value: kept (replacing an earlier one) in
+ * locked memory and handed to the worker. Never echoed. */
+static json_t *op_secret_value(json_t *req, const uint8_t *raw, size_t raw_len)
+{
+        const char *name = json_string_value(json_object_get(req, "sandbox"));
+        const char *key = json_string_value(json_object_get(req, "name"));
+        struct reg *r = name ? reg_find(name) : NULL;
+        struct grant *g;
+        uint8_t *v;
+
+        if (!r)
+                return proxy_error_reply("no such sandbox");
+        g = grants_find(r->grants, r->n_grants, key);
+        if (!g)
+                return proxy_error_reply("secret_value: no grant of that name");
+        if (!raw || raw_len == 0 || raw_len > MITM_VALUE_MAX || memchr(raw, '\0', raw_len))
+                return proxy_error_reply("secret_value: 1..65536 bytes without NUL must follow "
+                                         "the JSON and one NUL");
+        v = secret_dup(raw, raw_len);
+        if (!v)
+                return proxy_error_reply("out of memory");
+        secret_free(g->value, g->value_len);
+        g->value = v;
+        g->value_len = raw_len;
+        worker_secret_value(r, g);
         return json_pack("{s:b}", "ok", 1);
 }
 
@@ -344,7 +476,7 @@ static json_t *op_stats(void)
         return reply;
 }
 
-static json_t *handle(json_t *req, int *fds, size_t n_fds)
+static json_t *handle(json_t *req, const uint8_t *raw, size_t raw_len, int *fds, size_t n_fds)
 {
         const char *op = json_string_value(json_object_get(req, "op"));
         const char *name = json_string_value(json_object_get(req, "sandbox"));
@@ -352,11 +484,16 @@ static json_t *handle(json_t *req, int *fds, size_t n_fds)
         if (!op)
                 return proxy_error_reply("'op' missing");
         if (streq(op, "register"))
-                return op_register(req, fds, n_fds);
+                return raw ? proxy_error_reply("only secret_value takes bytes after the JSON")
+                           : op_register(req, fds, n_fds);
         if (n_fds)
                 return proxy_error_reply("only register takes fds");
         if (streq(op, "set_policy"))
                 return op_set_policy(req);
+        if (streq(op, "secret_value"))
+                return op_secret_value(req, raw, raw_len);
+        if (raw)
+                return proxy_error_reply("only secret_value takes bytes after the JSON");
         if (streq(op, "get_policy")) {
                 struct reg *r = name ? reg_find(name) : NULL;
                 if (!r)
@@ -383,14 +520,17 @@ static void client_readable(size_t idx)
         int fd = S.clients[idx], fds[PROXY_REG_FDS];
         size_t n_fds = 0;
         json_t *req = NULL, *reply;
-        int rc = proxy_recv(fd, &req, fds, PROXY_REG_FDS, &n_fds);
+        uint8_t *raw = NULL;
+        size_t raw_len = 0;
+        int rc = proxy_recv_raw(fd, &req, &raw, &raw_len, fds, PROXY_REG_FDS, &n_fds);
 
         if (rc == -EAGAIN || rc == -EINTR)
                 return;
         if (rc < 0) {
                 if (rc == -EMSGSIZE || rc == -EBADMSG) {
-                        reply = proxy_error_reply(rc == -EMSGSIZE ? "message over 64 KiB"
-                                                                  : "bad message");
+                        reply = proxy_error_reply(
+                            rc == -EMSGSIZE ? "message over 64 KiB of JSON (and 64 KiB of value)"
+                                            : "bad message");
                         (void)proxy_send(fd, reply, NULL, 0);
                         json_decref(reply);
                         return;
@@ -399,7 +539,8 @@ static void client_readable(size_t idx)
                 S.clients[idx] = S.clients[--S.n_clients];
                 return;
         }
-        reply = handle(req, fds, n_fds);
+        reply = handle(req, raw, raw_len, fds, n_fds);
+        secret_free(raw, raw_len);
         for (size_t i = 0; i < n_fds; i++)
                 if (fds[i] >= 0)
                         close(fds[i]);

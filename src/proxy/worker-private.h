@@ -14,6 +14,7 @@
 #include <ares.h>
 #include <http_parser.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include "mitm.h"
 #include "proxy.h"
 #include "shared/macro.h"
 #include "shared/net-policy.h"
@@ -63,6 +65,15 @@ struct table_entry {
 
 struct stats {
         uint64_t open, total, allowed, denied, bytes_out, bytes_in, dns_queries, dns_denied;
+        uint64_t intercepted, substituted, misdirected;
+};
+
+#define LEAF_CACHE 32 /* leaf certificates kept per sandbox (the oldest used is replaced) */
+
+struct leaf {
+        char host[NET_POLICY_HOST_MAX + 1];
+        X509 *cert;
+        int64_t used;
 };
 
 struct sandbox;
@@ -93,6 +104,15 @@ struct sandbox {
         unsigned dns_tcp_open, lookups;
         uint32_t lmask;           /* the TCP listener's epoll interest */
         int64_t accept_paused_ms; /* out of fds: the listener rests until then */
+        /* secret injection (tls.c, mitm.c): grants with their values, the sandbox's CA, one
+         * key for its leaves, their cache, and its upstream trust when upstream_ca was given
+         * (NULL: W.up_ctx, the system store) */
+        struct grant *grants;
+        size_t n_grants;
+        X509 *ca;
+        EVP_PKEY *ca_key, *leaf_key;
+        SSL_CTX *up_ctx;
+        struct leaf leaves[LEAF_CACHE];
 };
 
 struct head {
@@ -201,6 +221,8 @@ struct worker {
         size_t n_host_addrs;
         int64_t now;
         bool quit;
+        SSL_CTX *srv_ctx; /* intercepted connections' sandbox side (a leaf is set per SSL) */
+        SSL_CTX *up_ctx;  /* their upstream side: verified against the system store */
 };
 
 extern struct worker W;
@@ -380,6 +402,21 @@ int sandbox_ares_init(struct sandbox *sb);
 
 /* Ends sb's resolver: its lookups end with ARES_EDESTRUCTION, its sockets leave the epoll. */
 void sandbox_ares_done(struct sandbox *sb);
+
+/* ---- tls.c: certificates and the TLS ends of intercepted connections ---- */
+
+/* The worker's SSL contexts (the system store is read here, before the seccomp filter). */
+int tls_worker_init(void);
+void tls_worker_done(void);
+
+/* Sets up sb's interception from its registration: the CA (PEM, and its key's DER), a key for
+ * its leaves, and its upstream trust (the system store plus upstream_ca, NULL: none). Nothing
+ * for a sandbox without grants. */
+int sandbox_tls_init(struct sandbox *sb, const char *ca_pem, const uint8_t *key, size_t key_len,
+                     const char *upstream_ca, struct ak_err *err);
+
+/* Frees what sandbox_tls_init made (and the cached leaves). */
+void sandbox_tls_done(struct sandbox *sb);
 
 /* ---- conn.c: connections, their bytes and their tunnels ---- */
 

@@ -271,6 +271,8 @@ int worker_main(int ctl_fd, const struct proxy_opts *o)
         if (W.ep < 0)
                 return 1;
         collect_host_addrs();
+        if (tls_worker_init() < 0)
+                fprintf(stderr, "agentkernel-proxy: worker has no TLS: interception fails\n");
         worker_seccomp();
         W.ctl_ev.kind = EVK_CTL;
         ep_set(ctl_fd, &W.ctl_ev, &m, EPOLLIN);
@@ -303,5 +305,6 @@ int worker_main(int ctl_fd, const struct proxy_opts *o)
                 sandbox_free(s);
         }
         ares_library_cleanup();
+        tls_worker_done();
         return 0;
 }
