@@ -42,6 +42,15 @@ def injecting_proxy():
         return False
 
 
+def intercepting_proxy():
+    """Whether the built agentkernel-proxy also intercepts bound hosts (the rest of branch mitm):
+    its binary knows the audit event of a misdirected placeholder."""
+    try:
+        return b"secret_misdirected" in REAL.read_bytes()
+    except OSError:
+        return False
+
+
 def fake_env(tmp):
     """The environment that makes agentkernel start the stand-in proxy (its CA made in tmp)."""
     ca = make_ca(pathlib.Path(tmp) / "fake-proxy-ca")

@@ -6,6 +6,7 @@
  */
 #include "manager-private.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -366,6 +367,12 @@ int secrets_to_state(const struct create_opts *o, struct sandbox_state *st, stru
                 bool dup = false;
                 if ((r = secret_binding_parse(*s, &b, err)) < 0)
                         return r;
+                if (inet_pton(AF_INET, b.host, &(struct in_addr){0}) == 1)
+                        return ak_err_set(err, EINVAL,
+                                          "secret '%s': bind it to a host name, not an address "
+                                          "('%s'): the proxy puts values only into TLS "
+                                          "connections it can check by name",
+                                          b.key, b.host);
                 /* where the secret may go, if its owner said (a stored one: an inline value
                  * that is new has no list yet) */
                 if ((!b.value || vault_has(vb, b.key, NULL) == 1) &&
