@@ -486,10 +486,10 @@ static void test_write_nofollow(void **state)
 static void test_secrets_policy(void **state)
 {
         struct ak_err err = {0};
-        cleanup_json json_t *pol = json_pack(
-            "{s:s,s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}]}", "default", "deny", "rules", "action",
-            "allow", "host", "a.example", "action", "deny", "host", "api.example.com", "action",
-            "allow", "host", "b.example");
+        cleanup_json json_t *pol =
+            json_pack("{s:s,s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}]}", "default", "deny", "rules",
+                      "action", "allow", "host", "a.example", "action", "deny", "host",
+                      "api.example.com", "action", "allow", "host", "b.example");
         cleanup_json json_t *grants = json_pack("[{s:s,s:[s,s]}]", "name", "K", "hosts",
                                                 "api.example.com", "*.up.example.org");
         cleanup_json json_t *out = NULL, *none = NULL;
@@ -507,9 +507,9 @@ static void test_secrets_policy(void **state)
                             "api.example.com");
         assert_string_equal(json_string_value(json_object_get(json_array_get(r, 2), "action")),
                             "allow");
-        assert_int_equal(json_integer_value(json_array_get(
-                             json_object_get(json_array_get(r, 2), "ports"), 0)),
-                         443);
+        assert_int_equal(
+            json_integer_value(json_array_get(json_object_get(json_array_get(r, 2), "ports"), 0)),
+            443);
         assert_string_equal(json_string_value(json_object_get(json_array_get(r, 3), "host")),
                             "*.up.example.org");
         assert_string_equal(json_string_value(json_object_get(json_array_get(r, 4), "host")),
