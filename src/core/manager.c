@@ -487,6 +487,12 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                 return r;
         if ((r = secrets_check_network(st, manager_net_mode(st), err)) < 0)
                 return r;
+        if (st->network_ca_file && strv_len(st->secret_bindings)) {
+                /* checked now too (read again at every start): a bad one creates nothing */
+                cleanup_free char *pem = NULL;
+                if ((r = egress_ca_file_read(st->network_ca_file, &pem, err)) < 0)
+                        return r;
+        }
         *ret = TAKE_PTR(st);
         return 0;
 }

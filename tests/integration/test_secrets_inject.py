@@ -307,6 +307,7 @@ def test_ca_file_refused_unless_a_private_cert_file(fak, tmp_path, bad):
               timeout=60)
     assert res.rc != 0 and "ca_file" in res.stderr and str(target) in res.stderr, res
     assert not registers(fak, "cabox")
+    assert not fak.state_file("cabox").exists()
 
 
 # ---------------------------------------------------------------- coding agents' keys
