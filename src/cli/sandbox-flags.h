@@ -94,8 +94,9 @@ int sf_opt_secret_file(const struct cli_option *o, const char *arg); /* char ***
 /* The secret options `run` and `create` share. */
 #define SECRET_OPTIONS(f)                                                                          \
         OPT_CALLBACK('S', "secret", &(f)->secrets, "KEY:HOST[:HEADER]",                            \
-                     "bind vault secret KEY to HOST: inside, $KEY holds a placeholder\n"           \
-                     "that only HOST may receive (repeatable; docs/secrets.md)",                   \
+                     "bind vault secret KEY to HOST (needs --network proxy): inside,\n"            \
+                     "$KEY holds a placeholder the proxy replaces by the value in\n"               \
+                     "HTTPS requests to HOST only (repeatable; docs/secrets.md)",                  \
                      sf_opt_secret),                                                               \
             OPT_CALLBACK(0, "secret-file", &(f)->secret_files, "KEY[:/PATH]",                      \
                          "write vault secret KEY into the sandbox (default path\n"                 \

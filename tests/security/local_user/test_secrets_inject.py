@@ -8,7 +8,6 @@ user's config points: the start must refuse it, naming the file, before anything
 and the proxy must never open a path itself.
 """
 import os
-import subprocess
 
 import pytest
 
