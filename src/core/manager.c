@@ -643,6 +643,13 @@ static int start_work(struct manager *m, const struct backend_ops *b, const stru
         json_t *grants = plan->secret_grants;
         int fd, r, code;
 
+        /* a backend that took bindings but did not hand them to the proxy: the placeholders
+         * would reach nobody who replaces them (and the trust variables name no file) */
+        if (json_array_size(grants) && !plan->proxy_ca)
+                return ak_err_set(err, ENOTSUP,
+                                  "the %s backend did not hand the sandbox's secrets to the "
+                                  "egress proxy",
+                                  b->name);
         /* first: what runs next (the agent's CLI install, the init script) may use the proxy */
         if ((r = write_proxy_trust(m, b, ref, st, plan->proxy_ca, err)) < 0)
                 return r;
