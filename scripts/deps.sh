@@ -10,11 +10,15 @@ set -euo pipefail
 
 # e2fsprogs: mkfs.ext4 for sized volumes; libmicrohttpd12: `serve`
 # libc-ares2: agentkernel-proxy's asynchronous resolver (docs/network.md says why)
+# libssl3: agentkernel-proxy's TLS interception for secret injection (docs/network.md,
+# "Interception"); the proxy links libssl statically today, like libcrypto, so this is for a
+# dynamic build; ca-certificates is the store it verifies upstreams against
 runtime=(slirp4netns iproute2 util-linux procps e2fsprogs libmicrohttpd12 libcurl4 libarchive13 ca-certificates
-        libc-ares2)
+        libc-ares2 libssl3)
 # musl-tools: the in-sandbox agent is linked with musl (docs/performance.md says why);
 # libnftnl-dev, libmnl-dev: the proxy-mode capture's nft batch, built at build time (nft-gen);
-# libssl-dev: libcrypto's AES-GCM for the secrets vault (docs/secrets.md says why not libsodium)
+# libssl-dev: libcrypto's AES-GCM for the secrets vault (docs/secrets.md says why not libsodium),
+# and libssl for the proxy's TLS interception (only agentkernel-proxy links it)
 build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev libmd-dev
         libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libhttp-parser-dev musl-tools libc-ares-dev
         libnftnl-dev libmnl-dev libssl-dev)

@@ -43,6 +43,9 @@ void upstream_close(struct conn *c)
         c->connecting = c->upstream_ok = c->up_eof = c->u_shut = false;
         c->up_host[0] = '\0';
         buf_free(&c->up);
+        tls_end_free(&c->ut);
+        buf_free(&c->rin);
+        mitm_resp_free(c);
 }
 
 void conn_close(struct conn *c)
@@ -53,6 +56,8 @@ void conn_close(struct conn *c)
                 c->lookup->c = NULL;
                 c->lookup = NULL;
         }
+        if (c->mitm)
+                mitm_conn_closing(c);
         conn_log(c);
         ep_set(c->cfd, &c->cev, &c->cmask, 0);
         if (c->rst)
@@ -73,6 +78,8 @@ void conn_close(struct conn *c)
         }
         free(c->head);
         c->head = NULL;
+        tls_end_free(&c->ct);
+        mitm_body_free(c);
         c->sb->st.open--;
         W.open--;
         LIST_UNLINK(W.conns, c);
@@ -246,24 +253,71 @@ static void spliced_event(struct conn *c, bool client, uint32_t ev)
         }
 }
 
-/* Sends what b holds to fd, c's client or upstream socket. false when fd is gone: c is closed. */
-static bool send_or_close(struct conn *c, int fd, struct buf *b)
+/* Sends what b holds to fd, c's client or upstream socket (through its TLS end t when
+ * intercepted). false when fd is gone: c is closed. */
+static bool send_or_close_tls(struct conn *c, int fd, struct buf *b, struct tls_end *t)
 {
         bool dead = false;
 
-        if (!flush(fd, b, NULL, NULL, &dead) || dead) {
+        if (t ? !tls_write(t, fd, b, &dead) || dead : !flush(fd, b, NULL, NULL, &dead) || dead) {
                 conn_close(c);
                 return false;
         }
         return true;
 }
 
+static bool send_or_close(struct conn *c, int fd, struct buf *b)
+{
+        return send_or_close_tls(c, fd, b, fd == c->cfd ? c->ct : c->ut);
+}
+
+/* Is there something for the client (plaintext not yet out, or ciphertext)? */
+static bool down_pending(const struct conn *c)
+{
+        return buf_len(&c->down) || tls_out_pending(c->ct);
+}
+
+/* Where upstream's plaintext goes: through the scrubber while requests are parsed. */
+static struct buf *up_target(struct conn *c)
+{
+        return c->mitm && c->mode == CM_HTTP ? &c->rin : &c->down;
+}
+
+/* Client bytes: through its TLS end when intercepted. As fill(). A failed handshake is logged
+ * (tls_client_rejected_ca) and ends c. */
+static ssize_t client_fill(struct conn *c, struct buf *b, bool sock)
+{
+        bool eof;
+        ssize_t n;
+        if (!c->ct)
+                return fill(c->cfd, b);
+        bool was_done = c->ct->hs_done;
+        n = tls_read(c->ct, c->cfd, b, sock, &eof);
+        if (n == -2)
+                mitm_client_tls_failed(c);
+        /* fronting: the name inside must be the CONNECT's (or the first sniffed) host */
+        if (!was_done && c->ct->hs_done && !mitm_sni_ok(c)) {
+                c->rst = true;
+                return -2;
+        }
+        return n;
+}
+
+/* Upstream bytes: through its TLS end when intercepted. As fill(). */
+static ssize_t up_fill(struct conn *c, bool sock)
+{
+        bool eof;
+        if (!c->ut)
+                return fill(c->ufd, &c->down);
+        return tls_read(c->ut, c->ufd, up_target(c), sock, &eof);
+}
+
 /* A tunnel whose buffers are empty moves to splice (when two pipes can be had). */
 static void try_splice(struct conn *c)
 {
         /* only bulk tunnels: an idle or interactive one holds no pipe (and no buffer) */
-        if (c->spliced || c->sni_check || !c->upstream_ok || buf_len(&c->up) || buf_len(&c->down) ||
-            buf_len(&c->cin) || c->bytes_in + c->bytes_out < SPLICE_AFTER)
+        if (c->spliced || c->mitm || c->sni_check || !c->upstream_ok || buf_len(&c->up) ||
+            buf_len(&c->down) || buf_len(&c->cin) || c->bytes_in + c->bytes_out < SPLICE_AFTER)
                 return;
         /* four fds more: only while the connections' own two each stay within the limit */
         if ((rlim_t)W.open * 2 + ((rlim_t)W.spliced + 1) * 4 + 256 > W.nofile)
@@ -306,7 +360,7 @@ void client_event(struct conn *c, uint32_t ev)
                 return;
         if (ev & (EPOLLIN | EPOLLHUP)) {
                 struct buf *b = c->mode == CM_TUNNEL && !c->sni_check ? &c->up : &c->cin;
-                n = fill(c->cfd, b);
+                n = client_fill(c, b, true);
                 if (n == -2) {
                         conn_close(c);
                         return;
@@ -352,6 +406,11 @@ void upstream_event(struct conn *c, uint32_t ev)
                         conn_refuse(c, 502, why);
                         return;
                 }
+                if (c->mitm && tls_up_start(c) < 0) {
+                        upstream_close(c);
+                        conn_refuse(c, 502, "cannot start TLS upstream");
+                        return;
+                }
                 c->upstream_ok = true;
                 dest_decided(c);
                 return;
@@ -360,7 +419,11 @@ void upstream_event(struct conn *c, uint32_t ev)
                 return;
         if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 size_t before = buf_len(&c->down);
-                n = fill(c->ufd, &c->down);
+                n = up_fill(c, true);
+                if (n == -2 && c->ut && c->ut->failed) {
+                        mitm_upstream_tls_failed(c);
+                        return;
+                }
                 if (n == -2) {
                         c->up_eof = true;
                         if (c->mode != CM_TUNNEL)
@@ -375,7 +438,7 @@ void upstream_event(struct conn *c, uint32_t ev)
                                 c->deadline = W.now + (int64_t)W.o->idle_timeout_ms;
                 }
                 if (c->mode == CM_HTTP && (c->hs == H_PENDING || c->hs == H_BODY))
-                        http_response(c, before);
+                        c->mitm ? mitm_response(c) : http_response(c, before);
                 else if (c->mode == CM_HTTP && c->up_eof) {
                         upstream_close(c);
                 }
@@ -385,7 +448,7 @@ void upstream_event(struct conn *c, uint32_t ev)
 /* Sends what is buffered towards a connected upstream. false when that failed and c is closed. */
 static bool flush_up(struct conn *c)
 {
-        return c->ufd < 0 || !c->upstream_ok || !buf_len(&c->up) ||
+        return c->ufd < 0 || !c->upstream_ok || (!buf_len(&c->up) && !tls_out_pending(c->ut)) ||
                send_or_close(c, c->ufd, &c->up);
 }
 
@@ -396,13 +459,58 @@ void conn_update(struct conn *c)
 
         if (c->closed)
                 return;
+        /* intercepted: plaintext the TLS ends hold, now that there may be room for it */
+        if (c->ct && c->mode != CM_CLOSING && !c->cin_eof && tls_has_input(c->ct)) {
+                struct buf *b = c->mode == CM_TUNNEL ? &c->up : &c->cin;
+                ssize_t n = buf_room(b) ? client_fill(c, b, false) : -1;
+                if (c->closed)
+                        return;
+                if (n == -2) {
+                        conn_close(c);
+                        return;
+                }
+                if (n == 0)
+                        c->cin_eof = true;
+                if (n > 0 && b == &c->up)
+                        c->bytes_out += (uint64_t)n;
+                if (n >= 0 && c->mode == CM_HTTP) {
+                        http_process(c);
+                        if (c->closed)
+                                return;
+                }
+        }
+        if (c->ut && c->upstream_ok && !c->up_eof && tls_has_input(c->ut) &&
+            buf_room(up_target(c))) {
+                ssize_t n = up_fill(c, false);
+                if (n == -2 && c->ut->failed) {
+                        mitm_upstream_tls_failed(c);
+                        return;
+                }
+                if (n == 0 || n == -2)
+                        c->up_eof = true;
+                if (n > 0)
+                        c->bytes_in += (uint64_t)n;
+                if (n != -1 && c->mode == CM_HTTP && (c->hs == H_PENDING || c->hs == H_BODY)) {
+                        mitm_response(c);
+                        if (c->closed)
+                                return;
+                }
+        }
         /* write what we can now (cheap, and saves a wakeup) */
-        if (buf_len(&c->down)) {
+        if (down_pending(c)) {
                 if (!send_or_close(c, c->cfd, &c->down))
                         return;
                 /* a request that waited for the last response to go out */
                 if (c->mode == CM_HTTP && c->hs == H_HEAD && buf_len(&c->cin) &&
                     !buf_len(&c->down)) {
+                        http_process(c);
+                        if (c->closed)
+                                return;
+                }
+        }
+        if (c->mb && c->ufd >= 0 && c->upstream_ok) {
+                mitm_body_flush(c);
+                if (c->mode == CM_HTTP && c->hs == H_PENDING && c->resp_done) {
                         http_process(c);
                         if (c->closed)
                                 return;
@@ -432,7 +540,10 @@ void conn_update(struct conn *c)
                 }
                 if (c->up_eof && c->hs == H_HEAD && buf_len(&c->down) == 0 && c->ufd >= 0)
                         upstream_close(c);
-                if (c->ufd >= 0 && c->upstream_ok && !c->up_eof && buf_room(&c->down) > 0)
+                if (c->ufd >= 0 && c->upstream_ok && !c->up_eof && buf_room(up_target(c)) > 0)
+                        uw |= EPOLLIN;
+                /* a TLS handshake upstream reads before any request is sent */
+                if (c->ut && !c->ut->hs_done && !c->up_eof)
                         uw |= EPOLLIN;
                 break;
         case CM_TUNNEL:
@@ -496,7 +607,7 @@ void conn_update(struct conn *c)
                 }
                 break;
         case CM_CLOSING:
-                if (buf_len(&c->down) == 0) {
+                if (!down_pending(c)) {
                         conn_close(c);
                         return;
                 }
@@ -504,9 +615,12 @@ void conn_update(struct conn *c)
         default:
                 break;
         }
-        if (buf_len(&c->down))
+        if (c->ct ? buf_len(&c->ct->out) || (c->ct->hs_done && buf_len(&c->down))
+                  : buf_len(&c->down))
                 cw |= EPOLLOUT;
-        if (c->connecting || (c->upstream_ok && buf_len(&c->up)))
+        if (c->connecting ||
+            (c->upstream_ok && (c->ut ? buf_len(&c->ut->out) || (c->ut->hs_done && buf_len(&c->up))
+                                      : buf_len(&c->up))))
                 uw |= EPOLLOUT;
         ep_set(c->cfd, &c->cev, &c->cmask, cw);
         ep_set(c->ufd, &c->uev, &c->umask, uw);

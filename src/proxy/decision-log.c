@@ -34,6 +34,14 @@ void log_decision(struct sandbox *sb, const char *kind, const char *host, const 
                   uint16_t port, const char *method, const struct net_decision *d,
                   uint64_t bytes_out, uint64_t bytes_in)
 {
+        log_decision_ex(sb, kind, host, ip, port, method, d, bytes_out, bytes_in, NULL, true);
+}
+
+void log_decision_ex(struct sandbox *sb, const char *kind, const char *host,
+                     const struct in_addr *ip, uint16_t port, const char *method,
+                     const struct net_decision *d, uint64_t bytes_out, uint64_t bytes_in,
+                     json_t *extra, bool audit)
+{
         char ts[40], ipbuf[INET_ADDRSTRLEN];
         cleanup_json json_t *j = NULL;
         cleanup_free char *text = NULL;
@@ -47,9 +55,14 @@ void log_decision(struct sandbox *sb, const char *kind, const char *host, const 
                       method && *method ? method : NULL, "action",
                       d->action == NET_ALLOW ? "allow" : "deny", "rule", d->why, "bytes_out",
                       (json_int_t)bytes_out, "bytes_in", (json_int_t)bytes_in);
-        if (!j)
+        if (!j) {
+                json_decref(extra);
                 return;
-        if (d->action == NET_DENY) {
+        }
+        if (extra)
+                json_object_update(j, extra);
+        json_decref(extra);
+        if (d->action == NET_DENY && audit) {
                 int64_t sec = W.now / 1000;
                 if (sec != sb->audit_second) {
                         sb->audit_second = sec;
@@ -88,8 +101,17 @@ void conn_log(struct conn *c)
         c->log_pending = false;
         c->sb->st.bytes_out += c->bytes_out;
         c->sb->st.bytes_in += c->bytes_in;
-        log_decision(c->sb, c->kind, c->host, c->have_dst ? &c->dst : NULL, c->port,
-                     c->method[0] ? c->method : NULL, &c->dec, c->bytes_out, c->bytes_in);
+        json_t *extra = NULL;
+        if (c->mitm) {
+                json_t *names = json_array();
+                for (size_t i = 0; i < c->sb->n_grants; i++)
+                        if (c->used & (1ull << i))
+                                json_array_append_new(names, json_string(c->sb->grants[i].name));
+                extra = json_pack("{s:b,s:o}", "intercepted", 1, "secrets", names);
+        }
+        log_decision_ex(c->sb, c->kind, c->host, c->have_dst ? &c->dst : NULL, c->port,
+                        c->method[0] ? c->method : NULL, &c->dec, c->bytes_out, c->bytes_in, extra,
+                        true);
         c->bytes_out = c->bytes_in = 0;
 }
 

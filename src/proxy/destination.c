@@ -199,6 +199,17 @@ void dest_decided(struct conn *c)
                 free(c->head); /* no more request heads on this connection */
                 c->head = NULL;
         }
+        if (c->mode == CM_SNIFF && streq(c->kind, "tls") && !c->mitm && mitm_wanted(c)) {
+                /* transparent TLS to a bound host: intercepted (the SNI named it) */
+                if (mitm_intercept(c, false))
+                        conn_update(c);
+                return;
+        }
+        if (c->is_connect && !c->mitm && mitm_wanted(c)) {
+                if (mitm_intercept(c, true))
+                        conn_update(c);
+                return;
+        }
         if (c->mode == CM_SNIFF) {
                 /* transparent TLS or TCP: what the client sent goes first */
                 c->mode = CM_TUNNEL;
@@ -221,9 +232,11 @@ void dest_decided(struct conn *c)
                 buf_free(&c->hbuf);
                 c->mode = CM_TUNNEL; /* what followed the head in cin: conn_update moves it */
         } else {
-                (void)buf_put(&c->up, c->hbuf.d + c->hbuf.start, buf_len(&c->hbuf));
+                /* (a body to substitute holds its head back: mitm.c sends both) */
+                if (buf_len(&c->hbuf))
+                        (void)buf_put(&c->up, c->hbuf.d + c->hbuf.start, buf_len(&c->hbuf));
                 buf_free(&c->hbuf);
-                c->hs = c->req_done ? H_PENDING : H_BODY;
+                c->hs = c->req_done && !c->mb ? H_PENDING : H_BODY;
                 c->resp_done = false;
                 c->resp_interim = false;
                 http_parser_init(&c->resp, HTTP_RESPONSE);

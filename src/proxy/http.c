@@ -224,6 +224,11 @@ static void http_request(struct conn *c)
                         }
                         have_host = true;
                 }
+        c->scan_carry_len = 0;
+        if (c->mitm) {
+                mitm_request(c, have_host, hosthdr);
+                return;
+        }
 
         if (c->req.method == HTTP_CONNECT) {
                 c->kind = "connect";
@@ -289,6 +294,8 @@ static void http_request(struct conn *c)
                         c->have_dst = true;
                 }
         }
+        if (mitm_check_plain(c) < 0)
+                return;
         buf_free(&c->hbuf);
         if (!build_upstream_head(c, path, path_len, have_host)) {
                 c->dec = (struct net_decision){.action = NET_DENY, .rule = -2};
@@ -382,6 +389,12 @@ void http_process(struct conn *c)
                                 return;
                         continue;
                 }
+                if (c->hs == H_BODY && c->mb) {
+                        /* a body whose placeholders are substituted: whole, then sent */
+                        if (mitm_body_step(c) < 0 || c->mode != CM_HTTP || c->hs != H_PENDING)
+                                return;
+                        continue;
+                }
                 if (c->hs == H_BODY) {
                         size_t room = buf_room(&c->up);
                         if (c->req_done) {
@@ -398,6 +411,8 @@ void http_process(struct conn *c)
                                 conn_close(c);
                                 return;
                         }
+                        if (mitm_scan_body(c, (const uint8_t *)data, n) < 0)
+                                return;
                         (void)buf_put(&c->up, data, n);
                         c->bytes_out += n;
                         buf_consume(&c->cin, n);

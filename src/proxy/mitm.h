@@ -23,6 +23,7 @@
 #define MITM_PREFIX_MAX 64
 #define MITM_VALUE_MAX (64 * 1024)
 #define MITM_UPSTREAM_CA_MAX (32 * 1024)
+#define MITM_BODY_MAX (1024 * 1024) /* a request body substituted (opt-in) */
 #define MITM_PLACEHOLDER_PREFIX "AGENTKERNEL_PLACEHOLDER_"
 #define MITM_PLACEHOLDER_LEN 56 /* the prefix and 32 lowercase hex digits */
 

@@ -142,6 +142,19 @@ enum hstate {
 
 struct lookup;
 
+/* One TLS end of an intercepted connection: an SSL object between two memory BIOs (tls.c). */
+struct tls_end {
+        SSL *ssl;
+        BIO *rb, *wb;   /* owned by ssl */
+        struct buf out; /* ciphertext for the socket */
+        bool hs_done, failed, sock_eof;
+        int alert;     /* the error's reason when failed */
+        char why[160]; /* when failed */
+};
+
+struct mresp; /* mitm.c: a response being scrubbed */
+struct mbody; /* mitm.c: a request body being substituted */
+
 struct conn {
         struct ev cev, uev;
         struct conn *prev, *next;
@@ -175,6 +188,19 @@ struct conn {
         struct lookup *lookup;
         uint64_t bytes_out, bytes_in; /* since the last log line */
         int64_t deadline, sniff_until;
+        /* interception (mitm.c, tls.c): TLS ends on both sides, requests substituted for
+         * the grants bound to host (bound: bit i = grants[i]), responses scrubbed */
+        bool mitm;
+        struct tls_end *ct, *ut;
+        struct buf rin; /* plaintext from upstream, before scrubbing */
+        struct mresp *mr;
+        struct mbody *mb;
+        bool mitm_req_seen;   /* a request came on this intercepted connection */
+        uint64_t bound, used; /* used: grants substituted in the current request */
+        uint8_t scan_carry[MITM_PLACEHOLDER_LEN];
+        size_t scan_carry_len;
+        char mitm_host[NET_POLICY_HOST_MAX + 1]; /* the intercepted name (SNI, CONNECT) */
+        uint16_t mitm_port;
 };
 
 struct dns_conn {
@@ -340,6 +366,13 @@ void log_decision(struct sandbox *sb, const char *kind, const char *host, const 
                   uint16_t port, const char *method, const struct net_decision *d,
                   uint64_t bytes_out, uint64_t bytes_in);
 
+/* log_decision() with extra members for the line (stolen; NULL: none), and the audit of a
+ * denial only when audit. */
+void log_decision_ex(struct sandbox *sb, const char *kind, const char *host,
+                     const struct in_addr *ip, uint16_t port, const char *method,
+                     const struct net_decision *d, uint64_t bytes_out, uint64_t bytes_in,
+                     json_t *extra, bool audit);
+
 /* Logs c's pending decision with the bytes moved since, once (nothing when none is pending). */
 void conn_log(struct conn *c);
 
@@ -417,6 +450,86 @@ int sandbox_tls_init(struct sandbox *sb, const char *ca_pem, const uint8_t *key,
 
 /* Frees what sandbox_tls_init made (and the cached leaves). */
 void sandbox_tls_done(struct sandbox *sb);
+
+/* Sets the server context's callbacks (ALPN: http/1.1 only). */
+void tls_server_setup(void);
+
+/* Starts c's sandbox side: a TLS server with the leaf for c->host (made or cached), fed with what
+ * c->cin holds (the ClientHello). -errno. */
+int tls_client_start(struct conn *c);
+
+/* Starts c's upstream side: a TLS client to c->host (SNI, verified name, ALPN http/1.1) over the
+ * connected ufd, its ClientHello made. -errno. */
+int tls_up_start(struct conn *c);
+
+/* Frees a TLS end (NULL is fine) and sets *t to NULL. */
+void tls_end_free(struct tls_end **t);
+
+/* Reads fd (when sock, and t's input is not backed up) into t, drives the handshake, and
+ * decrypts into b within its room. Returns the bytes decrypted, 0 at the end of the peer's bytes
+ * (*eof), -1 when nothing now, -2 when the handshake failed (t->why, t->alert). */
+ssize_t tls_read(struct tls_end *t, int fd, struct buf *b, bool sock, bool *eof);
+
+/* Encrypts what b holds (once the handshake is done) and sends what t has for fd. false with
+ * *dead when fd is gone. */
+bool tls_write(struct tls_end *t, int fd, struct buf *b, bool *dead);
+
+/* Has t bytes it could decrypt without reading its socket? Ciphertext waiting to be sent? */
+bool tls_has_input(const struct tls_end *t);
+bool tls_out_pending(const struct tls_end *t);
+
+/* ---- mitm.c: interception's HTTP side ---- */
+
+/* Is c's destination name bound by a grant (c->bound set)? Interception needs it. */
+bool mitm_wanted(struct conn *c);
+
+/* Intercepts c (its upstream connected, the policy allowed it): a TLS server towards the client
+ * (after "200 Connection established" when connect), requests parsed from then on. false when c
+ * was refused. */
+bool mitm_intercept(struct conn *c, bool connect);
+
+/* A complete request head of an intercepted connection: Host checked, decided, substituted into
+ * c->hbuf, connected (or refused). */
+void mitm_request(struct conn *c, bool have_host, const char *hosthdr);
+
+/* A plain (not intercepted) request head: refuses it (403, audited) when it holds a placeholder
+ * of the sandbox's. -1 when refused. */
+int mitm_check_plain(struct conn *c);
+
+/* Request body bytes about to go upstream: refused (-1) when they complete a placeholder that
+ * may not go there. */
+int mitm_scan_body(struct conn *c, const uint8_t *d, size_t n);
+
+/* Upstream plaintext was added to c->rin (or upstream ended): scrubbed into c->down, then
+ * http_process(). c may be closed when it returns. */
+void mitm_response(struct conn *c);
+
+/* Frees c's response scrubbing and request body state. */
+void mitm_resp_free(struct conn *c);
+void mitm_body_free(struct conn *c);
+
+/* A request body to substitute (a bound grant says "body"): collects it (at most
+ * MITM_BODY_MAX, else 413), then substitutes it and queues head and body for upstream; moves
+ * queued bytes into c->up as room allows (hs becomes H_PENDING once all is queued). -1 when c was
+ * refused or closed. */
+int mitm_body_step(struct conn *c);
+
+/* Moves what a substituted body has queued into c->up as room allows. */
+void mitm_body_flush(struct conn *c);
+
+/* c (intercepted) closes: a client that completed the handshake and closed without a request
+ * (what a client pinning another key does) is logged as tls_client_rejected_ca. */
+void mitm_conn_closing(struct conn *c);
+
+/* The sandbox side's handshake failed: logged and audited (tls_client_rejected_ca). */
+void mitm_client_tls_failed(struct conn *c);
+
+/* The sandbox side's handshake is done: is its server name (when it sent one) the intercepted
+ * host? Logged and audited as a denial when not. */
+bool mitm_sni_ok(struct conn *c);
+
+/* The upstream side's handshake failed: 502 with the reason for a request in flight. */
+void mitm_upstream_tls_failed(struct conn *c);
 
 /* ---- conn.c: connections, their bytes and their tunnels ---- */
 

@@ -5,7 +5,6 @@ sent after the registration, and an HTTPS test server with its own CA (given as 
 the private internet. Clients run inside the sandbox netns and trust the CA the proxy returned."""
 import json
 import os
-import secrets as pysecrets
 import subprocess
 import sys
 
@@ -20,36 +19,28 @@ pytestmark = [needs_root, pytest.mark.skipif(
          and os.path.exists(proxy_world.PROXY)),
     reason="needs ip, nft, curl, openssl and a built agentkernel-proxy")]
 
-POLICY = {
-    "default": "deny",
-    "rules": [{"action": "allow", "host": "*.allowed.test", "ports": [80, 443, 8081]},
-              {"action": "allow", "host": "*.denied.test", "ports": [80, 443]}],
-    "dns_servers": ["198.18.0.53"],
-}
-
-
-def placeholder():
-    return "AGENTKERNEL_PLACEHOLDER_" + pysecrets.token_hex(16)
-
-
-def grant(name, hosts, ph, header="Authorization", prefix="Bearer ", body=False):
-    return {"name": name, "hosts": hosts, "header": header, "prefix": prefix,
-            "placeholder": ph, "body": body}
-
-
-def ctl_raw(world, msg, raw):
-    c = proxy_world.Control(world.control)
-    try:
-        return c.call(msg, raw=raw)
-    finally:
-        c.close()
+from mitm_world import (HOST, OTHER, P_BEARER, P_BODY, P_NOVAL, P_OTHER, P_WRONG,  # noqa: E402
+                        POLICY, V_BEARER, V_BODY, V_OTHER, V_WRONG, MitmWorld, grant,
+                        ctl_raw, placeholder, said, secrets_extra)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    w = proxy_world.World(tmp_path_factory.mktemp("mitm"), POLICY)
+    w = MitmWorld(tmp_path_factory.mktemp("mitm"), POLICY)
     yield w
     w.close()
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_bearer_is_substituted(world, explicit):
+    """The placeholder in Authorization: Bearer reaches the bound host as the value (CONNECT and
+    transparent TLS); the sandbox sees the placeholder again in the echo."""
+    r = world.https(f"https://{HOST}:8443/echo", "-H", f"Authorization: Bearer {P_BEARER}",
+                    explicit=explicit)
+    got = said(r)
+    # the server's echo had the value: scrubbed back to the placeholder on the way in
+    assert got["headers"]["Authorization"] == f"Bearer {P_BEARER}"
+    assert V_BEARER.encode() not in r.stdout
 
 
 def fresh(world, name, extra, check=True):
@@ -137,3 +128,229 @@ def test_secret_value_messages(world):
         assert r["ok"] is False, (msg, r)
         assert "xxxx" not in json.dumps(r)
     assert world.ctl({"op": "unregister", "sandbox": "sb4"})["ok"]
+    sent = world.last_received()
+    assert sent["headers"]["Authorization"] == f"Bearer {V_BEARER}"
+
+
+def test_stats_and_log_name_the_interception(world):
+    """Decision log lines of intercepted requests say "intercepted" and the KEYs used (names
+    only); stats count intercepted connections and substitutions."""
+    said(world.https(f"https://{HOST}:8443/echo?n=1", "-H", f"Authorization: Bearer {P_BEARER}"))
+    assert world.wait_log(lambda x: x.get("intercepted") and x.get("secrets") == ["K_BEARER"]
+                          and x["method"] == "GET" and x["host"] == HOST)
+    st = world.ctl({"op": "stats"})["sandboxes"]["sb1"]
+    assert st["intercepted"] >= 1 and st["substituted"] >= 1 and "misdirected" in st
+
+
+def test_other_grant_header_is_substituted(world):
+    """A grant's own header (x-api-key, no prefix) on its own host gets its value."""
+    r = world.https(f"https://{OTHER}:8443/echo", "-H", f"x-api-key: {P_OTHER}")
+    assert said(r)["headers"]["x-api-key"] == P_OTHER
+    assert world.last_received()["headers"]["x-api-key"] == V_OTHER
+
+
+def test_basic_credentials_are_substituted(world):
+    """Authorization: Basic base64(user:PLACEHOLDER) reaches the host as base64(user:VALUE)."""
+    import base64
+    said(world.https(f"https://{HOST}:8443/echo", "-u", f"me:{P_BEARER}"))
+    got = world.last_received()["headers"]["Authorization"]
+    assert got.startswith("Basic ")
+    assert base64.b64decode(got[6:]) == f"me:{V_BEARER}".encode()
+
+
+def test_custom_header_and_query_are_substituted(world):
+    """Any header value and the request target (query) are substituted."""
+    said(world.https(f"https://{HOST}:8443/echo?key={P_BEARER}&x=1", "-H",
+                     f"X-Custom: token={P_BEARER}"))
+    sent = world.last_received()
+    assert sent["path"] == f"/echo?key={V_BEARER}&x=1"
+    assert sent["headers"]["X-Custom"] == f"token={V_BEARER}"
+
+
+def test_accept_encoding_is_identity(world):
+    """Responses must be scrubbable: the request's Accept-Encoding becomes identity."""
+    said(world.https(f"https://{HOST}:8443/echo", "--compressed"))
+    assert world.last_received()["headers"]["Accept-Encoding"] == "identity"
+
+
+def test_body_without_opt_in_is_not_substituted(world):
+    """A grant without "body" leaves the request body as the client wrote it."""
+    r = world.https(f"https://{HOST}:8443/echo", "--data-binary", f"k={P_BEARER}")
+    assert said(r)["body"] == f"k={P_BEARER}"
+    assert world.last_received()["body"] == f"k={P_BEARER}"
+
+
+def test_keep_alive_requests_are_each_substituted(world):
+    """Two requests on one kept-alive intercepted connection: both substituted."""
+    r = world.sh("curl", "-sS", "-v", "--max-time", "10", "--cacert", str(world.proxy_ca),
+                 "-H", f"Authorization: Bearer {P_BEARER}", f"https://{HOST}:8443/echo?a",
+                 f"https://{HOST}:8443/echo?b")
+    assert r.returncode == 0, r
+    assert b"Re-using existing connection" in r.stderr
+    lines = world.received.read_text().splitlines()[-2:]
+    assert [json.loads(x)["path"] for x in lines] == ["/echo?a", "/echo?b"]
+    assert all(json.loads(x)["headers"]["Authorization"] == f"Bearer {V_BEARER}"
+               for x in lines)
+
+
+@pytest.mark.parametrize("path", ["/echo", "/chunked", "/close", "/header"])
+def test_echoed_value_is_scrubbed(world, path):
+    """The bound host echoes the value (Content-Length, chunked, to the close, in a header): the
+    sandbox gets the placeholder instead, in well-framed responses."""
+    r = world.https(f"https://{HOST}:8443{path}", "-i", "-H", f"Authorization: Bearer {P_BEARER}")
+    assert r.returncode == 0, r
+    assert V_BEARER.encode() not in r.stdout
+    assert P_BEARER.encode() in r.stdout
+    if path != "/header":
+        body = r.stdout.split(b"\r\n\r\n", 1)[1]
+        assert json.loads(body)["headers"]["Authorization"] == f"Bearer {P_BEARER}"
+
+
+def test_sse_is_streamed_promptly_and_scrubbed(world):
+    """An event stream's first event (holding the value) arrives scrubbed before the server ends
+    the stream 3 s later: only bytes that may begin a value are held back."""
+    code = f"""
+import socket, ssl, time
+ctx = ssl.create_default_context(cafile={str(world.proxy_ca)!r})
+s = ctx.wrap_socket(socket.create_connection(("{HOST}", 8443), timeout=5), server_hostname="{HOST}")
+t = time.time()
+s.sendall(b"GET /sse HTTP/1.1\\r\\nHost: {HOST}:8443\\r\\nAuthorization: Bearer {P_BEARER}\\r\\n\\r\\n")
+got = b""
+while b"data: " not in got or b"\\n\\n" not in got.split(b"data: ", 1)[1]:
+    got += s.recv(65536)
+print(round(time.time() - t, 2)); print(got.decode())
+"""
+    r = world.sh(proxy_world.PY, "-c", code, timeout=20)
+    assert r.returncode == 0, r
+    out = r.stdout.decode()
+    assert float(out.split()[0]) < 2.5
+    assert f"data: Bearer {P_BEARER}" in out and V_BEARER not in out
+
+
+def test_websocket_upgrade_is_relayed(world):
+    """An Upgrade request is substituted, then bytes go both ways untouched after 101."""
+    code = f"""
+import socket, ssl
+ctx = ssl.create_default_context(cafile={str(world.proxy_ca)!r})
+s = ctx.wrap_socket(socket.create_connection(("{HOST}", 8443), timeout=5), server_hostname="{HOST}")
+s.sendall(b"GET /ws HTTP/1.1\\r\\nHost: {HOST}:8443\\r\\nUpgrade: websocket\\r\\n"
+          b"Connection: Upgrade\\r\\nAuthorization: Bearer {P_BEARER}\\r\\n\\r\\n")
+got = b""
+while b"\\r\\n\\r\\n" not in got:
+    got += s.recv(4096)
+assert got.startswith(b"HTTP/1.1 101"), got
+s.sendall(b"ping-frame-bytes")
+echo = b""
+while len(echo) < 16:
+    echo += s.recv(4096)
+print(echo.decode())
+"""
+    r = world.sh(proxy_world.PY, "-c", code, timeout=20)
+    assert r.returncode == 0, r
+    assert r.stdout.decode().strip() == "ping-frame-bytes"
+    assert world.last_received()["headers"]["Authorization"] == f"Bearer {V_BEARER}"
+
+
+def test_value_not_arrived_is_503(world):
+    """A grant whose value never arrived: 503 naming the KEY, never sent with the
+    placeholder."""
+    r = world.https(f"https://{HOST}:8443/echo?novalue", "-i", "-H", f"X-K: {P_NOVAL}")
+    assert r.stdout.startswith(b"HTTP/1.1 503"), r
+    assert b"K_NOVAL" in r.stdout and P_NOVAL.encode() not in r.stdout
+    assert "novalue" not in (world.received.read_text() if world.received.exists() else "")
+
+
+def test_upstream_wrong_name_is_502(world):
+    """The upstream's certificate does not name the host: 502 naming the reason; nothing
+    sent."""
+    r = world.https("https://wrongname.test:8443/echo", "-i", "-H",
+                    f"Authorization: Bearer {P_WRONG}")
+    assert r.stdout.startswith(b"HTTP/1.1 502"), r
+    assert b"certificate" in r.stdout.lower()
+
+
+def test_upstream_not_trusted_is_502(world):
+    """Without upstream_ca the test CA is not trusted: 502 naming the verification error."""
+    ns = world.sandbox_netns()
+    reply = world.register("sb-noca", POLICY, ns=ns, holder=ns,
+                           extra=secrets_extra(world, upstream_ca=False))
+    (world.tmp / "noca.pem").write_text(reply["ca"])
+    r = proxy_world.run(proxy_world.ns_exec(ns, "curl", "-sS", "-i", "--max-time", "10",
+                                            "--cacert", str(world.tmp / "noca.pem"),
+                                            f"https://{HOST}:8443/echo"), check=False)
+    assert r.stdout.startswith(b"HTTP/1.1 502"), r
+    assert b"certificate verification failed" in r.stdout
+    assert world.ctl({"op": "unregister", "sandbox": "sb-noca"})["ok"]
+
+
+def test_client_not_trusting_the_ca_is_logged(world):
+    """A client that does not trust the sandbox's CA fails its own way; the decision log and the
+    audit say tls_client_rejected_ca with the host."""
+    r = world.sh("curl", "-sS", "--max-time", "10", f"https://{HOST}:8443/echo")
+    assert r.returncode != 0
+    assert world.wait_log(lambda x: x.get("alert") == "tls_client_rejected_ca"
+                          and x["host"] == HOST)
+    assert any(a.get("type") == "tls_client_rejected_ca" or
+               a.get("event") == "tls_client_rejected_ca" for a in world.audit_lines())
+
+
+def test_unbound_host_is_tunnelled_untouched(world):
+    """TLS to an allowed host without a grant is not intercepted: the client sees the real
+    server's certificate (the test CA), not the sandbox's."""
+    r = world.sh("curl", "-sS", "--max-time", "10", "--cacert", str(world.tmp / "ca.pem"),
+                 "https://denied.test/", timeout=20)
+    assert r.returncode == 0, r
+    assert b"hello from the test internet" in r.stdout
+
+
+def test_worker_restart_keeps_the_values(world):
+    """A killed worker comes back with the registrations and their values: a request after the
+    restart is still substituted."""
+    import signal
+    import time
+    pid = world.worker_pid()
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(100):
+        new = world.worker_pid()
+        if new and new != pid:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the worker did not come back")
+    said(world.https(f"https://{HOST}:8443/echo?after", "-H", f"Authorization: Bearer {P_BEARER}"))
+    assert world.last_received()["headers"]["Authorization"] == f"Bearer {V_BEARER}"
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_body_opt_in_is_substituted(world, chunked):
+    """A grant with "body": its placeholder in a request body is replaced (the body buffered,
+    its Content-Length fixed; a chunked body re-framed with a length); another bound grant's
+    placeholder in the same body (no opt-in) goes as written."""
+    extra = ["-H", "Transfer-Encoding: chunked"] if chunked else []
+    body = f"a={P_BODY}&b={P_BEARER}&c={P_BODY}"
+    r = world.https(f"https://{HOST}:8443/echo", "--data-binary", body, *extra)
+    assert said(r)["body"] == body  # the echo, scrubbed back
+    sent = world.last_received()
+    assert sent["body"] == f"a={V_BODY}&b={P_BEARER}&c={V_BODY}"
+    assert sent["headers"]["Content-Length"] == str(len(sent["body"]))
+    assert "Transfer-Encoding" not in sent["headers"]
+
+
+def test_body_opt_in_over_1mib_is_413(world):
+    """A body to substitute larger than 1 MiB: 413, nothing sent."""
+    before = world.received.read_text()
+    big = world.tmp / "big.txt"
+    big.write_text(P_BODY + "x" * (1 << 20))
+    r = world.https(f"https://{HOST}:8443/echo?big", "-i", "--data-binary", f"@{big}")
+    assert r.stdout.startswith(b"HTTP/1.1 413"), r.stdout[:200]
+    assert world.received.read_text() == before
+
+
+def test_pinning_client_is_logged(world):
+    """A client pinning another key (curl --pinnedpubkey) fails clearly on its side; the proxy
+    logs tls_client_rejected_ca for the host."""
+    r = world.https(f"https://{HOST}:8443/echo?pinned", "--pinnedpubkey",
+                    "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+    assert r.returncode != 0 and b"pinned" in r.stderr.lower()
+    assert world.wait_log(lambda x: x.get("alert") == "tls_client_rejected_ca"
+                          and "without a request" in x["rule"] and x["host"] == HOST)
