@@ -120,10 +120,10 @@ def test_python_node_and_git_trust_the_proxy(world, wak, ibox):
               f'https://{ALLOWED}/git/repo.git')
     if have("node"):
         script += (f" && node -e \"fetch('https://{ALLOWED}/node', {{headers: {{'x-api-key': "
-                   "process.env.KEY}}}).then(r => r.text()).then(t => process.stdout.write(t))\"")
+                   "process.env.KEY}}).then(r => r.text()).then(t => process.stdout.write(t))\"")
     m = world.mark()
     res = sh(wak, script)
-    assert res.rc == 0, res
+    assert res.rc == 0, (res.stdout[-1500:], res.stderr[-3000:])
     targets = {e["target"].split("?")[0] for e in requests_with(world, m, ibox.key)}
     assert "/py" in targets and any(t.startswith("/git/") for t in targets), targets
     if have("node"):
