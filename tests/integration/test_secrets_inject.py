@@ -363,3 +363,36 @@ def test_agent_key_never_enters_a_sandbox_without_the_proxy(fak, mode):
     assert sh(fak, "cl", 'echo "[$ANTHROPIC_API_KEY]"').strip() == "[]"
     env = environs(fak, "cl")
     assert b"ANTHROPIC_API_KEY" not in env and key.encode() not in env
+
+
+def test_run_with_the_configs_agent_gets_a_placeholder(fak, tmp_path):
+    """`run` with `[agent] preferred = "claude"` in agentkernel.toml and the key in the
+    environment: the one-shot sandbox's command sees a placeholder, the proxy the key."""
+    key = canary("run")
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    cfg = proj / "agentkernel.toml"
+    cfg.write_text('[agent]\npreferred = "claude"\n')
+    assert fak("trust", "--yes", cfg).rc == 0
+    res = fak("run", "--config", cfg, "--network", "proxy", "--", "sh", "-c",
+              'echo "$ANTHROPIC_API_KEY"', cwd=proj, env={"ANTHROPIC_API_KEY": key})
+    assert res.rc == 0 and PLACEHOLDER.fullmatch(res.stdout.strip()), res
+    assert key.encode() not in res.out + res.err
+    assert [m for m in fake_log(fak) if m["op"] == "secret_value"
+            and m["name"] == "ANTHROPIC_API_KEY" and m["value_sha256"] == sha(key)]
+
+
+def test_api_agent_key_from_serves_environment(fak):
+    """POST /sandboxes {"agent": "codex"} with OPENAI_API_KEY in serve's environment: a
+    placeholder inside, the key to the proxy only, no answer holds it."""
+    key = canary("api")
+    srv = Server(fak, env={"OPENAI_API_KEY": key})
+    try:
+        st, body = srv.request("POST", "/sandboxes", {"name": "apiag", "agent": "codex"})
+        assert st == 201, body
+        assert key not in json.dumps(body)
+    finally:
+        srv.stop()
+    ph = sh(fak, "apiag", 'echo "$OPENAI_API_KEY"').strip()
+    assert PLACEHOLDER.fullmatch(ph), ph
+    assert values(fak, "apiag")["OPENAI_API_KEY"]["value_sha256"] == sha(key)
