@@ -91,10 +91,11 @@ int secrets_check_network(const struct sandbox_state *st, enum net_mode mode, st
 int secrets_policy(const json_t *policy, const json_t *grants, json_t **ret, struct ak_err *err);
 
 /* Where the sandbox trusts the proxy's CA (docs/secrets.md): the CA alone and a bundle of the
- * sandbox's own system certificates plus the CA; the variables of plan_secrets name them. */
+ * sandbox's own system certificates plus the CA, in TRUST_RUN_DIR (the variables of
+ * plan_secrets name those), and in an image's system places too where it lets us. */
 #define TRUST_CA_LOCAL "/usr/local/share/ca-certificates/agentkernel-proxy.crt"
 #define TRUST_COMBINED_ETC "/etc/ssl/certs/agentkernel-combined.crt"
-#define TRUST_RUN_DIR "/run/agentkernel/trust" /* the host image's: its /etc is the host's */
+#define TRUST_RUN_DIR "/run/agentkernel/trust" /* the sandbox's own, always written */
 #define TRUST_CA "agentkernel-proxy.crt"
 #define TRUST_COMBINED "agentkernel-combined.crt"
 #define TRUST_SYSTEM_DEBIAN "/etc/ssl/certs/ca-certificates.crt"
@@ -103,9 +104,11 @@ int secrets_policy(const json_t *policy, const json_t *grants, json_t **ret, str
 #define TRUST_BUNDLE_MAX (8u << 20)
 
 /* Writes the proxy's CA (PEM; NULL: nothing to do) into a started sandbox, through its agent's
- * writes that follow no symlink: TRUST_CA_LOCAL, TRUST_COMBINED_ETC (its system bundle's
- * certificates -- only those -- and the CA) and the CA appended to its own system bundle; in the
- * host image, whose /etc and /usr are the host's, both files in TRUST_RUN_DIR instead. */
+ * writes that follow no symlink: TRUST_RUN_DIR's two files (a failure fails the start), and for
+ * an image (not the host's, whose /etc and /usr are the host's) TRUST_CA_LOCAL,
+ * TRUST_COMBINED_ETC and the CA in its own system bundle, each with a note where the image does
+ * not let us. The bundle: the certificates of the sandbox's system bundle -- only those -- and
+ * the CA. */
 int write_proxy_trust(struct manager *m, const struct backend_ops *b, const struct sandbox_ref *ref,
                       const struct sandbox_state *st, const char *ca, struct ak_err *err);
 

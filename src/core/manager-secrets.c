@@ -168,9 +168,8 @@ int plan_secrets(struct manager *m, const struct sandbox_state *st, char **env, 
                                 return ak_err_oom(err);
                 /* the sandbox trusts the proxy's CA: files written at start (write_proxy_trust),
                  * variables for the clients that read one */
-                bool host = !st->image || streq(st->image, "host");
-                const char *combined = host ? TRUST_RUN_DIR "/" TRUST_COMBINED : TRUST_COMBINED_ETC;
-                const char *alone = host ? TRUST_RUN_DIR "/" TRUST_CA : TRUST_CA_LOCAL;
+                const char *combined = TRUST_RUN_DIR "/" TRUST_COMBINED;
+                const char *alone = TRUST_RUN_DIR "/" TRUST_CA;
                 static const char *const vars[] = {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE",
                                                    "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "PIP_CERT"};
                 for (size_t v = 0; v < ARRAY_SIZE(vars); v++)
@@ -313,30 +312,40 @@ int write_proxy_trust(struct manager *m, const struct backend_ops *b, const stru
             buf_append(&all, TRUST_MARK "\n", sizeof(TRUST_MARK)) < 0 ||
             buf_append(&all, ca, strlen(ca)) < 0)
                 return ak_err_oom(err);
-        if (host) {
-                /* the host image's /etc and /usr are the host's, read-only: the sandbox's own
-                 * in-memory /run holds both files, and the variables name them */
-                r = write_trust_file(b, ref, TRUST_RUN_DIR "/" TRUST_CA, ca, strlen(ca), err);
-                if (r >= 0)
-                        r = write_trust_file(b, ref, TRUST_RUN_DIR "/" TRUST_COMBINED, all.data,
-                                             all.len, err);
-                return r < 0 ? ak_err_prefix(err, "the proxy's CA into the sandbox") : 0;
-        }
-        r = write_trust_file(b, ref, TRUST_CA_LOCAL, ca, strlen(ca), err);
+        /* the files the variables name: the sandbox's own /run, where nothing of the image
+         * (a read-only /etc, a link from /etc/ssl/certs elsewhere) stands in the way */
+        r = write_trust_file(b, ref, TRUST_RUN_DIR "/" TRUST_CA, ca, strlen(ca), err);
         if (r >= 0)
-                r = write_trust_file(b, ref, TRUST_COMBINED_ETC, all.data, all.len, err);
+                r = write_trust_file(b, ref, TRUST_RUN_DIR "/" TRUST_COMBINED, all.data, all.len,
+                                     err);
         if (r < 0)
                 return ak_err_prefix(err, "the proxy's CA into the sandbox");
-        /* the sandbox's own bundle, for the programs that read only that: its certificates and
-         * ours (an earlier start's CA left out) */
-        if (own) {
-                struct ak_err e = {0};
-                if (write_trust_file(b, ref, own, all.data, all.len, &e) < 0)
-                        manager_notify(m,
-                                       "note: sandbox '%s': its system bundle '%s' is not "
-                                       "writable (%s); programs that read only that file do "
-                                       "not trust the proxy's CA (the variables name %s)",
-                                       st->name, own, ak_err_msg(&e), TRUST_COMBINED_ETC);
+        if (host)
+                return 0; /* its /etc and /usr are the host's, read-only: not the sandbox's */
+        /* the system places too, for programs that read only those: the CA where
+         * update-ca-certificates looks, the bundle next to the system's, and the system's own
+         * bundle (its certificates and ours, an earlier start's CA left out). Where the image
+         * does not let us (read-only, a link on the way), a note: the variables still hold. */
+        {
+                const struct {
+                        const char *path;
+                        const void *data;
+                        size_t len;
+                } extra[] = {{TRUST_CA_LOCAL, ca, strlen(ca)},
+                             {TRUST_COMBINED_ETC, all.data, all.len},
+                             {own, all.data, all.len}};
+                for (size_t i = 0; i < ARRAY_SIZE(extra); i++) {
+                        struct ak_err e = {0};
+                        if (extra[i].path && write_trust_file(b, ref, extra[i].path, extra[i].data,
+                                                              extra[i].len, &e) < 0)
+                                manager_notify(m,
+                                               "note: sandbox '%s': the proxy's CA is not in "
+                                               "'%s' (%s); programs that read only that file do "
+                                               "not trust it (SSL_CERT_FILE and the other "
+                                               "variables name %s)",
+                                               st->name, extra[i].path, ak_err_msg(&e),
+                                               TRUST_RUN_DIR "/" TRUST_COMBINED);
+                }
         }
         return 0;
 }
