@@ -148,6 +148,49 @@ static int open_dir_p(const char *path, mode_t mode)
         return cur;
 }
 
+/* open_dir_p without a single symlink: each component is created (parents) or opened with
+ * O_NOFOLLOW relative to its parent's fd, so a link the sandbox planted anywhere on the path
+ * fails the walk (-ENOTDIR/-ELOOP) instead of leading it elsewhere. For the host's writes into
+ * places the sandbox may have prepared (the proxy's trust files). */
+static int open_dir_nofollow(const char *path, bool parents, mode_t mode)
+{
+        char buf[PATH_MAX];
+        int cur, r;
+
+        if (strlen(path) >= sizeof(buf))
+                return -ENAMETOOLONG;
+        memcpy(buf, path, strlen(path) + 1);
+        cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (cur < 0)
+                return -errno;
+        for (char *p = buf, *comp; (comp = strsep(&p, "/"));) {
+                int nfd;
+                if (!*comp || streq(comp, "."))
+                        continue;
+                if (streq(comp, "..")) {
+                        close(cur);
+                        return -EINVAL;
+                }
+                if (parents && mkdirat(cur, comp, mode) < 0 && errno != EEXIST) {
+                        r = -errno;
+                        close(cur);
+                        return r;
+                }
+                nfd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                r = -errno;
+                close(cur);
+                if (nfd < 0)
+                        return r;
+                cur = nfd;
+        }
+        r = not_proc(cur);
+        if (r < 0) {
+                close(cur);
+                return r;
+        }
+        return cur;
+}
+
 static int send_ok_frame(int fd)
 {
         cleanup_buf struct buf out = BUF_INIT;
@@ -275,7 +318,9 @@ static int file_write(int fd, const char *path, const struct ak_msg *m)
                 memcpy(buf, path, strlen(path) + 1);
                 *strrchr(buf, '/') = '\0';
                 name = strrchr(path, '/') + 1;
-                if (flags & AK_FILE_PARENTS)
+                if (flags & AK_FILE_NOFOLLOW)
+                        dfd = open_dir_nofollow(buf[0] ? buf : "/", flags & AK_FILE_PARENTS, 0755);
+                else if (flags & AK_FILE_PARENTS)
                         dfd = open_dir_p(buf[0] ? buf : "/", 0755);
                 else
                         dfd = open_safe(buf[0] ? buf : "/", O_PATH | O_DIRECTORY);

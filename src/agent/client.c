@@ -516,9 +516,28 @@ int agent_file_read(int fd, const char *path, uint64_t limit,
         return receive_stream(fd, &b, sink, ctx, limit, err);
 }
 
+static int file_write(int fd, const char *path, uint32_t mode, bool mode_given, uint64_t flags,
+                      int src_fd, const void *data, size_t len, uint64_t *ret_size,
+                      struct ak_err *err);
+
 int agent_file_write(int fd, const char *path, uint32_t mode, bool mode_given, bool parents,
                      int src_fd, const void *data, size_t len, uint64_t *ret_size,
                      struct ak_err *err)
+{
+        return file_write(fd, path, mode, mode_given, parents ? AK_FILE_PARENTS : 0, src_fd, data,
+                          len, ret_size, err);
+}
+
+int agent_file_write_nofollow(int fd, const char *path, uint32_t mode, const void *data, size_t len,
+                              struct ak_err *err)
+{
+        return file_write(fd, path, mode, true, AK_FILE_PARENTS | AK_FILE_NOFOLLOW, -1, data, len,
+                          NULL, err);
+}
+
+static int file_write(int fd, const char *path, uint32_t mode, bool mode_given, uint64_t flags,
+                      int src_fd, const void *data, size_t len, uint64_t *ret_size,
+                      struct ak_err *err)
 {
         cleanup_buf struct buf b = BUF_INIT;
         struct ak_msg m;
@@ -529,7 +548,7 @@ int agent_file_write(int fd, const char *path, uint32_t mode, bool mode_given, b
         ak_put_str(&b, AK_T_PATH, path);
         if (mode_given)
                 ak_put_u64(&b, AK_T_MODE, mode);
-        ak_put_u64(&b, AK_T_FLAGS, parents ? AK_FILE_PARENTS : 0);
+        ak_put_u64(&b, AK_T_FLAGS, flags);
         r = send_msg(fd, &b, st, err);
         if (r < 0)
                 return r;

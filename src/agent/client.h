@@ -98,6 +98,11 @@ int agent_file_read(int fd, const char *path, uint64_t limit,
 int agent_file_write(int fd, const char *path, uint32_t mode, bool mode_given, bool parents,
                      int src_fd, const void *data, size_t len, uint64_t *ret_size,
                      struct ak_err *err);
+/* Writes data to path (mode, parents created 0755) where no component of the path is a symlink:
+ * one anywhere fails the write (-ENOTDIR/-ELOOP) rather than lead it elsewhere. For the host's
+ * own files in places the sandbox may have prepared. */
+int agent_file_write_nofollow(int fd, const char *path, uint32_t mode, const void *data, size_t len,
+                              struct ak_err *err);
 int agent_file_remove(int fd, const char *path, bool recursive, struct ak_err *err);
 int agent_mkdir(int fd, const char *path, uint32_t mode, bool parents, struct ak_err *err);
 

@@ -98,6 +98,7 @@ enum ak_tag {
 /* FILE_WRITE / MKDIR / FILE_REMOVE flags */
 #define AK_FILE_PARENTS (1u << 0)
 #define AK_FILE_RECURSIVE (1u << 1)
+#define AK_FILE_NOFOLLOW (1u << 2) /* FILE_WRITE: no symlink anywhere on the path */
 /* FILE_ENTRY types */
 enum ak_file_type { AK_FT_OTHER = 0, AK_FT_FILE = 1, AK_FT_DIR = 2, AK_FT_SYMLINK = 3 };
 /* DETACH_INFO status */

@@ -384,8 +384,10 @@ static int engine_egress(const struct backend_config *cfg, pid_t pid, const char
         if (r < 0)
                 return ak_err_errno(err, r, "proxy mode: %s", what);
         (void)snprintf(log, sizeof(log), "%s/%s", dir, EGRESS_LOG_FILE);
-        r = egress_register(cfg->ref.name, cfg->ref.uuid, cfg->net_policy,
-                            &(struct egress_fds){fds[0], fds[1], fds[2]}, pidfd, log, err);
+        r = egress_register(
+            cfg->ref.name, cfg->ref.uuid, cfg->net_policy,
+            &(struct egress_fds){fds[0], fds[1], fds[2]}, pidfd, log,
+            &(struct egress_secrets){cfg->secret_grants, cfg->upstream_ca, cfg->ret_proxy_ca}, err);
         for (int i = 0; i < NET_CAPTURE_FDS; i++)
                 close(fds[i]);
         if (cfg->ephemeral)

@@ -626,8 +626,9 @@ static int register_egress(struct start *st, struct ak_err *err)
                                EGRESS_LOG_FILE);
         else
                 (void)snprintf(log, sizeof(log), "%s/%s", cfg->ref.run_dir, EGRESS_LOG_FILE);
-        r = egress_register(cfg->ref.name, cfg->ref.uuid, cfg->net_policy, &fds, st->child.pidfd,
-                            log, err);
+        r = egress_register(
+            cfg->ref.name, cfg->ref.uuid, cfg->net_policy, &fds, st->child.pidfd, log,
+            &(struct egress_secrets){cfg->secret_grants, cfg->upstream_ca, cfg->ret_proxy_ca}, err);
         if (cfg->ephemeral)
                 (void)unlink(log);
         if (r < 0)

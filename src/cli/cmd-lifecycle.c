@@ -40,7 +40,9 @@ static int cmd_create(int argc, char **argv)
                          cli_opt_backend),
             OPT_CALLBACK('l', "label", &f.labels, "KEY=VALUE", "label (repeatable)", cli_opt_label),
             OPT_STRING('a', "agent", &f.o.agent, "NAME",
-                       "the coding agent this sandbox is for (recorded)"),
+                       "the coding agent this sandbox is for: claude, codex, gemini,\n"
+                       "opencode...; with --network proxy its provider key (vault, else\n"
+                       "your environment) is injected by the proxy, a placeholder inside"),
             OPT_CALLBACK('d', "dir", &f.o, "DIR", "mount DIR read-write at /workspace", sf_opt_dir),
             OPT_STRING(0, "description", &f.o.description, "TEXT", "what the sandbox is for"),
             OPT_BOOL(0, "no-start", &f.no_start, "record the sandbox without starting it"),

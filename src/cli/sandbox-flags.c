@@ -45,6 +45,7 @@ void sandbox_flags_done(struct sandbox_flags *f)
                 explicit_bzero(*b, strlen(*b)); /* KEY=value:host held a value */
         strv_free(f->secrets);
         strv_free(f->secret_files);
+        strv_free(f->secret_body);
         json_decref(f->secret_mappings);
         free((char *)f->o.work_dir);
         free(f->template_name);
@@ -72,6 +73,19 @@ int sf_opt_secret(const struct cli_option *o, const char *arg)
         }
         /* the copy is ours: the argument itself is wiped from what ps shows */
         explicit_bzero((char *)arg, strlen(arg));
+        return 0;
+}
+
+int sf_opt_secret_body(const struct cli_option *o, const char *arg)
+{
+        struct ak_err err = {0};
+
+        if (vault_name_check(arg, &err) < 0)
+                return cli_usage_error(cli_current, "--secret-body: %s", ak_err_msg(&err));
+        if (strv_push(o->value, arg) < 0) {
+                cli_error("out of memory");
+                return EXIT_ERROR;
+        }
         return 0;
 }
 
@@ -310,6 +324,7 @@ static int load_config(struct sandbox_flags *f)
         f->o.labels = f->labels;
         f->o.volumes = f->volumes;
         f->o.secret_files = f->secret_files;
+        f->o.secret_body = f->secret_body;
         f->o.placeholder_secrets = f->placeholder_secrets;
         if (f->n_ports) {
                 f->o.ports = f->ports;
@@ -346,6 +361,13 @@ static int load_config(struct sandbox_flags *f)
         }
         f->o.secrets = f->secrets;
         f->o.secret_mappings = f->secret_mappings;
+        for (char **k = c->secret_body; k && *k; k++)
+                if (strv_push(&f->secret_body, *k) < 0) {
+                        cli_error("out of memory");
+                        return EXIT_ERROR;
+                }
+        f->o.secret_body = f->secret_body;
+        f->o.ca_file = c->ca_file;
         for (char **w = c->warnings; *w; w++)
                 cli_warn("%s: %s", path, *w);
         if (!f->o.image)

@@ -37,7 +37,7 @@ struct sandbox_flags {
         /* create only */
         bool no_start;
         /* secrets (docs/secrets.md) */
-        char **secrets, **secret_files;
+        char **secrets, **secret_files, **secret_body;
         bool placeholder_secrets;
         json_t *secret_mappings; /* [secrets]: NAME -> host */
 };
@@ -58,6 +58,7 @@ int sf_opt_disk(const struct cli_option *o, const char *arg);        /* uint64_t
 int sf_opt_volume(const struct cli_option *o, const char *arg);      /* char ***: V:/PATH[:ro] */
 int sf_opt_network(const struct cli_option *o, const char *arg);     /* int *: a mode; NULL "on" */
 int sf_opt_host(const struct cli_option *o, const char *arg);        /* char ***: PATTERN[:PORT] */
+int sf_opt_secret_body(const struct cli_option *o, const char *arg); /* char ***: a KEY */
 int sf_opt_secret(const struct cli_option *o, const char *arg);      /* char ***: a binding */
 int sf_opt_secret_file(const struct cli_option *o, const char *arg); /* char ***: KEY[:/PATH] */
 
@@ -98,13 +99,18 @@ int sf_opt_secret_file(const struct cli_option *o, const char *arg); /* char ***
 /* The secret options `run` and `create` share. */
 #define SECRET_OPTIONS(f)                                                                          \
         OPT_CALLBACK('S', "secret", &(f)->secrets, "KEY:HOST[:HEADER]",                            \
-                     "bind vault secret KEY to HOST: inside, $KEY holds a placeholder\n"           \
-                     "that only HOST may receive (repeatable; docs/secrets.md)",                   \
+                     "bind vault secret KEY to HOST (needs --network proxy): inside,\n"            \
+                     "$KEY holds a placeholder the proxy replaces by the value in\n"               \
+                     "HTTPS requests to HOST only (repeatable; docs/secrets.md)",                  \
                      sf_opt_secret),                                                               \
             OPT_CALLBACK(0, "secret-file", &(f)->secret_files, "KEY[:/PATH]",                      \
                          "write vault secret KEY into the sandbox (default path\n"                 \
                          "/run/agentkernel/secrets/KEY): the value enters the sandbox",            \
                          sf_opt_secret_file),                                                      \
+            OPT_CALLBACK(0, "secret-body", &(f)->secret_body, "KEY",                               \
+                         "also replace bound KEY's placeholder in request bodies (up to\n"         \
+                         "1 MiB) sent to its hosts, not only in headers and the query",            \
+                         sf_opt_secret_body),                                                      \
             OPT_BOOL(0, "placeholder-secrets", &(f)->placeholder_secrets,                          \
                      "secret files hold placeholders instead of values")
 

@@ -42,6 +42,12 @@ struct backend_config {
         bool scratch_workspace;   /* without workspace: an empty /workspace of the sandbox's own
                                      (its disk on native), for a source cloned there */
         const char *home;         /* host dir mounted read-only at /home/user, or NULL */
+        /* proxy mode's injected secrets (egress.h, struct egress_secrets): the grants (values
+         * excepted) and [network] ca_file's PEM, handed to the proxy at registration; the CA it
+         * made for the sandbox goes to *ret_proxy_ca (malloc'd; NULL pointer: not wanted) */
+        const json_t *secret_grants;
+        const char *upstream_ca;
+        char **ret_proxy_ca;
         /* agentkernel's own directories (data and user directory, canonical; NULL entries
          * skipped): where one is inside home, the sandbox's view of home hides it */
         const char *const *own_dirs;

@@ -478,8 +478,9 @@ static int apply_files(struct ctx *x, json_t *arr)
         return 0;
 }
 
-/* [secrets]: NAME = "host" (upstream) or NAME = {host = "...", header = "..."} (upstream's docs,
- * which its parser refused). No value is ever read from the file: the vault holds them. */
+/* [secrets]: NAME = "host" (upstream) or NAME = {host = "...", header = "...", body = true}
+ * (upstream's docs, which its parser refused; body is ours: the opt-in to substitution in request
+ * bodies). No value is ever read from the file: the vault holds them. */
 static int apply_secrets(struct ctx *x, json_t *v)
 {
         const char *k;
@@ -502,6 +503,12 @@ static int apply_secrets(struct ctx *x, json_t *v)
                         header = json_string_value(json_object_get(e, "header"));
                         if (json_object_get(e, "header") && !header)
                                 return type_error(x, "secrets", k, "a header name (string)");
+                        if (json_object_get(e, "body") &&
+                            !json_is_boolean(json_object_get(e, "body")))
+                                return type_error(x, "secrets", k, "body = true or false");
+                        if (json_is_true(json_object_get(e, "body")) &&
+                            strv_push(&x->c->secret_body, k) < 0)
+                                return ak_err_oom(x->err);
                 }
                 if (!host)
                         return type_error(x, "secrets", k,
@@ -898,6 +905,7 @@ void config_free(struct config *c)
         free(c->profile);
         free(c->seccomp);
         strv_free(c->secrets);
+        strv_free(c->secret_body);
         strv_free(c->commands.allow);
         strv_free(c->commands.block);
         strv_free(c->domains.allow);

@@ -76,7 +76,8 @@ struct config {
         char *api_key, *api_key_env;
         bool allow_sudo_exec;
         /* [secrets]: bindings "NAME:host[:header]" (NAME = "host", or {host, header}) */
-        char **secrets; /* NULL-terminated, or NULL */
+        char **secrets;     /* NULL-terminated, or NULL */
+        char **secret_body; /* [secrets] NAME = {..., body = true}: substituted in bodies too */
         /* [images] (ours: upstream pulls through Docker's own settings) */
         char *registry_mirror;
         char **insecure_registries; /* NULL-terminated, or NULL */

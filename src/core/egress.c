@@ -27,6 +27,7 @@
 
 #include "core/paths.h"
 #include "core/private-dir.h"
+#include "core/vault.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
 #include "shared/macro.h"
@@ -238,28 +239,40 @@ int egress_connect(struct ak_err *err)
                           PROXY_CONTROL);
 }
 
+static int request_raw(int ctl, const void *data, size_t len, const int *fds, size_t n_fds,
+                       json_t **ret, struct ak_err *err);
+
 int egress_request(int ctl, const json_t *req, const int *fds, size_t n_fds, json_t **ret,
                    struct ak_err *err)
+{
+        cleanup_free char *text = json_dumps(req, JSON_COMPACT);
+
+        if (!text)
+                return ak_err_oom(err);
+        if (strlen(text) > EGRESS_MSG_MAX)
+                return ak_err_set(err, E2BIG, "control message over %u bytes", EGRESS_MSG_MAX);
+        return request_raw(ctl, text, strlen(text), fds, n_fds, ret, err);
+}
+
+/* One message (data, len: the JSON, and for secret_value its NUL and value) and its reply. */
+static int request_raw(int ctl, const void *data, size_t len, const int *fds, size_t n_fds,
+                       json_t **ret, struct ak_err *err)
 {
         union {
                 char buf[CMSG_SPACE(sizeof(int) * 8)];
                 struct cmsghdr align;
         } cm;
-        cleanup_free char *text = json_dumps(req, JSON_COMPACT);
         cleanup_free char *reply = NULL;
         cleanup_json json_t *o = NULL;
-        struct iovec iov;
+        struct iovec iov = {(void *)data, len};
         struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
         struct pollfd pfd = {.fd = ctl, .events = POLLIN};
         json_error_t jerr;
         ssize_t n;
         int r;
 
-        if (!text)
-                return ak_err_oom(err);
-        if (strlen(text) > EGRESS_MSG_MAX || n_fds > 8)
-                return ak_err_set(err, E2BIG, "control message over %u bytes", EGRESS_MSG_MAX);
-        iov = (struct iovec){text, strlen(text)};
+        if (n_fds > 8)
+                return ak_err_set(err, E2BIG, "at most 8 fds in a control message");
         if (n_fds) {
                 struct cmsghdr *c;
                 memset(&cm, 0, sizeof(cm));
@@ -329,23 +342,180 @@ static int ask(const json_t *req, bool start, json_t **ret, struct ak_err *err)
         return egress_request(ctl, req, NULL, 0, ret, err);
 }
 
+int egress_ca_file_read(const char *path, char **ret, struct ak_err *err)
+{
+        cleanup_close int fd = -1;
+        cleanup_free char *pem = NULL;
+        struct stat sb;
+        size_t len = 0;
+
+        *ret = NULL;
+        if (!path || path[0] != '/')
+                return ak_err_set(err, EINVAL, "[network] ca_file must be an absolute path");
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+                return ak_err_errno(err, errno,
+                                    errno == ELOOP ? "[network] ca_file '%s' is a symlink: name "
+                                                     "the file itself"
+                                                   : "[network] ca_file '%s'",
+                                    path);
+        if (fstat(fd, &sb) < 0)
+                return ak_err_errno(err, errno, "[network] ca_file '%s'", path);
+        if (!S_ISREG(sb.st_mode))
+                return ak_err_set(err, EINVAL, "[network] ca_file '%s' is not a regular file",
+                                  path);
+        if ((sb.st_uid != geteuid() && sb.st_uid != 0) || (sb.st_mode & 0022))
+                return ak_err_set(err, EPERM,
+                                  "[network] ca_file '%s' must belong to you or root and be "
+                                  "writable by nobody else (the proxy would trust what it says)",
+                                  path);
+        if (sb.st_size <= 0 || sb.st_size > EGRESS_CA_MAX)
+                return ak_err_set(err, EFBIG,
+                                  "[network] ca_file '%s' must hold 1 to %d bytes of PEM "
+                                  "certificates",
+                                  path, EGRESS_CA_MAX);
+        pem = malloc((size_t)sb.st_size + 1);
+        if (!pem)
+                return ak_err_oom(err);
+        while (len < (size_t)sb.st_size) {
+                ssize_t n = read(fd, pem + len, (size_t)sb.st_size - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return ak_err_errno(err, errno, "read '%s'", path);
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+        }
+        pem[len] = '\0';
+        if (strlen(pem) != len || !strstr(pem, "-----BEGIN CERTIFICATE-----"))
+                return ak_err_set(err, EINVAL, "[network] ca_file '%s' holds no PEM certificate",
+                                  path);
+        if (strstr(pem, "PRIVATE KEY"))
+                return ak_err_set(err, EINVAL,
+                                  "[network] ca_file '%s' holds a private key: give the "
+                                  "certificates only",
+                                  path);
+        *ret = TAKE_PTR(pem);
+        return 0;
+}
+
+/* The value of a grant's KEY: the vault's (the default backend), else -- for a grant that says
+ * so, an agent's provider key -- the host environment's. Wiped by the caller. */
+static int grant_value(const json_t *g, char **ret, size_t *ret_len, struct ak_err *err)
+{
+        const char *key = json_string_value(json_object_get(g, "name"));
+        enum vault_backend vb;
+        struct ak_err e = {0};
+        const char *v;
+        int r;
+
+        if (!key)
+                return ak_err_set(err, EINVAL, "a secret grant without a name");
+        if ((r = vault_backend_default(&vb, err)) < 0)
+                return r;
+        r = vault_get(vb, key, ret, ret_len, &e);
+        if (r >= 0 || !json_is_true(json_object_get(g, "from_env")))
+                return r < 0 ? ak_err_set(err, e.code, "%s", ak_err_msg(&e)) : r;
+        v = getenv(key);
+        if (!v || !*v || strlen(v) > EGRESS_SECRET_MAX)
+                return ak_err_set(err, ENOENT,
+                                  "secret '%s' is neither in the vault nor in the "
+                                  "environment",
+                                  key);
+        *ret_len = strlen(v);
+        *ret = malloc(*ret_len + 1);
+        if (!*ret)
+                return ak_err_oom(err);
+        memcpy(*ret, v, *ret_len + 1);
+        return 0;
+}
+
+/* Sends one secret_value message: the JSON, a NUL, the value's bytes; the buffer wiped. */
+static int send_value(int ctl, const char *sandbox, const json_t *g, struct ak_err *err)
+{
+        const char *key = json_string_value(json_object_get(g, "name"));
+        cleanup_json json_t *req =
+            json_pack("{s:s,s:s,s:s}", "op", "secret_value", "sandbox", sandbox, "name", key);
+        cleanup_free char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+        char *value = NULL, *msg;
+        size_t len = 0, tl;
+        int r;
+
+        if (!text)
+                return ak_err_oom(err);
+        if ((r = grant_value(g, &value, &len, err)) < 0)
+                return ak_err_prefix(err, "secret '%s'", key);
+        if (len == 0 || len > EGRESS_SECRET_MAX || memchr(value, '\0', len)) {
+                vault_value_free(value, len);
+                return ak_err_set(err, EINVAL,
+                                  "secret '%s': its value must be 1 to %d bytes without NUL", key,
+                                  EGRESS_SECRET_MAX);
+        }
+        tl = strlen(text);
+        msg = malloc(tl + 1 + len);
+        if (!msg) {
+                vault_value_free(value, len);
+                return ak_err_oom(err);
+        }
+        memcpy(msg, text, tl + 1);
+        memcpy(msg + tl + 1, value, len);
+        vault_value_free(value, len);
+        r = request_raw(ctl, msg, tl + 1 + len, NULL, 0, NULL, err);
+        explicit_bzero(msg, tl + 1 + len);
+        free(msg);
+        return r < 0 ? ak_err_prefix(err, "handing secret '%s' to the egress proxy", key) : 0;
+}
+
+/* The grants as the proxy takes them: what is only ours ("from_env") left out. */
+static json_t *grants_for_proxy(const json_t *grants)
+{
+        json_t *out = json_array(), *g;
+        size_t i;
+
+        json_array_foreach (grants, i, g) {
+                json_t *c = json_deep_copy(g);
+                if (!c || json_array_append_new(out, c) < 0) {
+                        json_decref(out);
+                        return NULL;
+                }
+                (void)json_object_del(c, "from_env");
+                if (!json_object_get(c, "body"))
+                        (void)json_object_set_new(c, "body", json_false());
+        }
+        return out;
+}
+
 int egress_register(const char *name, const char *uuid, const json_t *policy,
                     const struct egress_fds *fds, int pidfd, const char *log_path,
-                    struct ak_err *err)
+                    const struct egress_secrets *sec, struct ak_err *err)
 {
         cleanup_json json_t *req = json_pack("{s:s, s:s, s:s}", "op", "register", "sandbox", name,
                                              "uuid", uuid ? uuid : "");
+        cleanup_json json_t *reply = NULL;
         cleanup_net_policy struct net_policy *builtin = NULL;
         cleanup_close int ctl = -1, log = -1;
+        size_t n_grants = sec && sec->grants ? json_array_size(sec->grants) : 0;
+        const char *ca;
+        size_t i;
+        json_t *g;
         int r;
 
         if (!req)
                 return ak_err_oom(err);
+        if (n_grants > EGRESS_GRANTS_MAX)
+                return ak_err_set(err, E2BIG, "at most %d bound secrets per sandbox",
+                                  EGRESS_GRANTS_MAX);
         /* no policy recorded: the built-in one, said explicitly (the proxy wants one) */
         if (!policy && net_policy_builtin(&builtin, err) < 0)
                 return ak_err_prefix(err, "the built-in network policy");
         if (json_object_set_new(req, "policy",
                                 policy ? json_deep_copy(policy) : net_policy_to_json(builtin)) < 0)
+                return ak_err_oom(err);
+        if (n_grants && json_object_set_new(req, "secrets", grants_for_proxy(sec->grants)) < 0)
+                return ak_err_oom(err);
+        if (n_grants && sec->upstream_ca &&
+            json_object_set_new(req, "upstream_ca", json_string(sec->upstream_ca)) < 0)
                 return ak_err_oom(err);
         if (pidfd < 0)
                 return ak_err_set(err, ENOSYS, "network mode 'proxy' needs pidfd_open (Linux 5.3)");
@@ -357,9 +527,37 @@ int egress_register(const char *name, const char *uuid, const json_t *policy,
         if (ctl < 0)
                 return ctl;
         r = egress_request(ctl, req,
-                           (const int[]){fds->tcp, fds->dns_udp, fds->dns_tcp, pidfd, log}, 5, NULL,
-                           err);
-        return r < 0 ? ak_err_prefix(err, "registering sandbox '%s'", name) : 0;
+                           (const int[]){fds->tcp, fds->dns_udp, fds->dns_tcp, pidfd, log}, 5,
+                           &reply, err);
+        if (r < 0)
+                return ak_err_prefix(err, "registering sandbox '%s'", name);
+        if (!n_grants)
+                return 0;
+        /* the sandbox's CA: what it will trust (a certificate, never a key) */
+        ca = json_string_value(json_object_get(reply, "ca"));
+        if (!ca || strlen(ca) > EGRESS_CA_MAX ||
+            strncmp(ca, "-----BEGIN CERTIFICATE-----", 27) != 0 || strstr(ca, "PRIVATE KEY"))
+                r = ak_err_set(err, EPROTO,
+                               "the egress proxy sent no CA certificate for sandbox '%s': it "
+                               "cannot inject secrets (is agentkernel-proxy older than this "
+                               "agentkernel?)",
+                               name);
+        json_array_foreach (sec->grants, i, g) {
+                if (r < 0)
+                        break;
+                r = send_value(ctl, name, g, err);
+        }
+        if (r >= 0 && sec->ret_ca && !(*sec->ret_ca = strdup(ca)))
+                r = ak_err_oom(err);
+        if (r < 0) {
+                /* nothing half-registered stays: the proxy forgets the sandbox and its values */
+                cleanup_json json_t *un =
+                    json_pack("{s:s,s:s}", "op", "unregister", "sandbox", name);
+                if (un)
+                        (void)egress_request(ctl, un, NULL, 0, NULL, NULL);
+                return r;
+        }
+        return 0;
 }
 
 int egress_unregister(const char *name, struct ak_err *err)

@@ -21,6 +21,9 @@
 #define EGRESS_MSG_MAX (64u << 10) /* one control message */
 #define EGRESS_REPLY_TIMEOUT_MS 5000
 #define EGRESS_LOG_FILE "network.jsonl" /* a sandbox's decision log, in its run directory */
+#define EGRESS_CA_MAX (32 << 10)        /* a CA's PEM, the proxy's or [network] ca_file */
+#define EGRESS_SECRET_MAX (64 << 10)    /* one secret's value (the vault's limit) */
+#define EGRESS_GRANTS_MAX 64            /* bound secrets per sandbox */
 
 /* The environment of a proxy-mode sandbox's commands, for cooperative clients (the capture takes
  * the others): HTTP_PROXY, HTTPS_PROXY, ALL_PROXY (the proxy's port on the sandbox's loopback)
@@ -67,13 +70,31 @@ int egress_connect(struct ak_err *err);
 int egress_request(int ctl, const json_t *req, const int *fds, size_t n_fds, json_t **ret,
                    struct ak_err *err);
 
+/* The secrets a proxy-mode start hands the proxy (issue 15, docs/secrets.md). */
+struct egress_secrets {
+        /* [{"name", "hosts", "header", "prefix", "placeholder", "body"?, "from_env"?}]
+         * (start_plan.secret_grants), or NULL/empty: no injection. "from_env": the value may
+         * come from the host environment when the vault has none (an agent's provider key). */
+        const json_t *grants;
+        const char *upstream_ca; /* extra PEM trust anchors for the proxy's upstream TLS, or NULL */
+        char **ret_ca; /* where the sandbox's CA certificate (PEM, malloc'd) goes, or NULL */
+};
+
 /* Registers a started proxy-mode sandbox: its listeners, its init's pidfd (the proxy forgets it
  * when that becomes readable) and its decision log, opened here at log_path (O_APPEND, 0600;
  * NULL: a log nobody reads). policy NULL: the built-in policy (net_policy_builtin), sent as
- * such. The fds stay the caller's. */
+ * such. The fds stay the caller's. With sec's grants: they go with the registration, then each
+ * value in its own secret_value message (read from the vault just before, wiped after: never in
+ * argv, the environment, a file or a log), and *sec->ret_ca gets the CA the proxy made for the
+ * sandbox; any failure unregisters the sandbox again. */
 int egress_register(const char *name, const char *uuid, const json_t *policy,
                     const struct egress_fds *fds, int pidfd, const char *log_path,
-                    struct ak_err *err);
+                    const struct egress_secrets *sec, struct ak_err *err);
+
+/* Reads [network] ca_file for the proxy (it never opens a path the user names): an absolute
+ * path to a regular file (not a symlink) of the caller's or root's that nobody else may write,
+ * 1..EGRESS_CA_MAX bytes of PEM certificates without a private key. *ret malloc'd. */
+int egress_ca_file_read(const char *path, char **ret, struct ak_err *err);
 
 /* Forgets a sandbox (stop, remove); a proxy that is not running has nothing to forget. */
 int egress_unregister(const char *name, struct ak_err *err);

@@ -36,6 +36,9 @@ struct start_plan {
         /* what the egress proxy will need of this start's secrets, values excepted:
          * [{"name", "hosts": [...], "header", "prefix", "placeholder"}] (docs/secrets.md) */
         json_t *secret_grants;
+        json_t *net_policy; /* the record's policy with the bound hosts allowed, or NULL */
+        char *upstream_ca;  /* [network] ca_file's certificates, when it has grants */
+        char *proxy_ca;     /* the CA the proxy made for the sandbox (after the start) */
 };
 
 /* Builds the plan of starting st into *p (which the caller then frees with start_plan_done); on
@@ -77,6 +80,37 @@ int secrets_migrate(struct manager *m, struct sandbox_state *st, struct ak_err *
 /* Stores the inline values of o's bindings in the vault (only where it has none, or the same):
  * *ret_added lists those it added, for undoing a create that fails afterwards. */
 int secrets_store_inline(const struct create_opts *o, char ***ret_added, struct ak_err *err);
+
+/* Secret bindings need proxy mode (the proxy puts the values in): -EINVAL naming --network
+ * proxy for a record with bindings and another mode. */
+int secrets_check_network(const struct sandbox_state *st, enum net_mode mode, struct ak_err *err);
+
+/* The policy a start registers when it has grants: policy (NULL: the built-in one) with an allow
+ * rule for each bound host (port 443) after its last deny rule, so a user's deny wins. *ret NULL
+ * when there are no grants (the record's policy stands). */
+int secrets_policy(const json_t *policy, const json_t *grants, json_t **ret, struct ak_err *err);
+
+/* Where the sandbox trusts the proxy's CA (docs/secrets.md): the CA alone and a bundle of the
+ * sandbox's own system certificates plus the CA, in TRUST_RUN_DIR (the variables of
+ * plan_secrets name those), and in an image's system places too where it lets us. */
+#define TRUST_CA_LOCAL "/usr/local/share/ca-certificates/agentkernel-proxy.crt"
+#define TRUST_COMBINED_ETC "/etc/ssl/certs/agentkernel-combined.crt"
+#define TRUST_RUN_DIR "/run/agentkernel/trust" /* the sandbox's own, always written */
+#define TRUST_CA "agentkernel-proxy.crt"
+#define TRUST_COMBINED "agentkernel-combined.crt"
+#define TRUST_SYSTEM_DEBIAN "/etc/ssl/certs/ca-certificates.crt"
+#define TRUST_SYSTEM_REDHAT "/etc/pki/tls/certs/ca-bundle.crt"
+#define TRUST_MARK "# agentkernel proxy CA"
+#define TRUST_BUNDLE_MAX (8u << 20)
+
+/* Writes the proxy's CA (PEM; NULL: nothing to do) into a started sandbox, through its agent's
+ * writes that follow no symlink: TRUST_RUN_DIR's two files (a failure fails the start), and for
+ * an image (not the host's, whose /etc and /usr are the host's) TRUST_CA_LOCAL,
+ * TRUST_COMBINED_ETC and the CA in its own system bundle, each with a note where the image does
+ * not let us. The bundle: the certificates of the sandbox's system bundle -- only those -- and
+ * the CA. */
+int write_proxy_trust(struct manager *m, const struct backend_ops *b, const struct sandbox_ref *ref,
+                      const struct sandbox_state *st, const char *ca, struct ak_err *err);
 
 /* Undoes secrets_store_inline. */
 void secrets_unstore(char **added);

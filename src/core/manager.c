@@ -113,6 +113,9 @@ void start_plan_done(struct start_plan *p)
         strv_free(p->env);
         free(p->ports);
         json_decref(p->secret_grants);
+        json_decref(p->net_policy);
+        free(p->upstream_ca);
+        free(p->proxy_ca);
 }
 
 /* agentkernel's own directories, canonical: this store's data directory and the user directory
@@ -201,7 +204,8 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
                 return ak_err_prefix(err, "sandbox '%s'", st->name);
         for (char **e = st->env; e && *e; e++)
                 n_env++;
-        n_env += strv_len(st->secret_bindings) + 1; /* placeholders, AGENTKERNEL_SECRETS_PATH */
+        /* placeholders (bindings, the agent's keys), AGENTKERNEL_SECRETS_PATH, 6 trust variables */
+        n_env += strv_len(st->secret_bindings) + AGENT_KEYS_MAX + 1 + 6;
         plan.env = calloc(n_env + ARRAY_SIZE(passed) + 1, sizeof(char *));
         if (!plan.env)
                 return ak_err_oom(err);
@@ -215,10 +219,16 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
         for (char **e = st->env; e && *e; e++)
                 if (!(plan.env[k++] = strdup(*e)))
                         return ak_err_oom(err);
-        if (strv_len(st->secret_bindings) || strv_len(st->secret_files)) {
+        if (strv_len(st->secret_bindings) || strv_len(st->secret_files) ||
+            coding_agent_find(st->agent)) {
                 int r = plan_secrets(m, st, plan.env, &k, &plan.secret_grants, err);
+                if (r >= 0)
+                        r = secrets_policy(st->network_policy, plan.secret_grants, &plan.net_policy,
+                                           err);
+                if (r >= 0 && json_array_size(plan.secret_grants) && st->network_ca_file)
+                        r = egress_ca_file_read(st->network_ca_file, &plan.upstream_ca, err);
                 if (r < 0)
-                        return r;
+                        return ak_err_prefix(err, "sandbox '%s'", st->name);
         }
         plan.ports = calloc(st->n_ports + 1, sizeof(*plan.ports));
         if (!plan.ports)
@@ -266,7 +276,9 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
                 return ak_err_set(err, EINVAL, "sandbox '%s' names an unknown seccomp filter '%s'",
                                   st->name, st->seccomp);
         plan.cfg.network = manager_net_mode(st); /* what info says, started as it says */
-        plan.cfg.net_policy = st->network_policy;
+        plan.cfg.net_policy = plan.net_policy ? plan.net_policy : st->network_policy;
+        plan.cfg.secret_grants = plan.secret_grants;
+        plan.cfg.upstream_ca = plan.upstream_ca;
         plan.cfg.workspace =
             (st->mount_cwd >= 0 ? st->mount_cwd : prof->mount_cwd) ? st->work_dir : NULL;
         if (plan.cfg.workspace)
@@ -291,6 +303,7 @@ int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephe
         p->own[1] = p->own_paths[1][0] ? p->own_paths[1] : NULL;
         p->cfg.own_dirs = p->own;
         p->cfg.n_own_dirs = ARRAY_SIZE(p->own);
+        p->cfg.ret_proxy_ca = &p->proxy_ca;
         return 0;
 }
 
@@ -515,8 +528,18 @@ static int state_from_opts(const struct create_opts *o, struct sandbox_state **r
                 if (!st->labels)
                         return ak_err_oom(err);
         }
+        if (o->ca_file && state_set_str(&st->network_ca_file, o->ca_file) < 0)
+                return ak_err_oom(err);
         if ((r = secrets_to_state(o, st, err)) < 0)
                 return r;
+        if ((r = secrets_check_network(st, manager_net_mode(st), err)) < 0)
+                return r;
+        if (st->network_ca_file && strv_len(st->secret_bindings)) {
+                /* checked now too (read again at every start): a bad one creates nothing */
+                cleanup_free char *pem = NULL;
+                if ((r = egress_ca_file_read(st->network_ca_file, &pem, err)) < 0)
+                        return r;
+        }
         *ret = TAKE_PTR(st);
         return 0;
 }
@@ -660,11 +683,23 @@ static int run_script(int fd, const char *script, uint64_t timeout_ms, int *ret_
 /* After every start, in the seed's order: files from agentkernel.toml, the agent's CLI (only
  * warned about when it cannot be installed), the init script (its failure fails the start). */
 static int start_work(struct manager *m, const struct backend_ops *b, const struct sandbox_ref *ref,
-                      const struct sandbox_state *st, json_t *grants, struct ak_err *err)
+                      const struct sandbox_state *st, const struct start_plan *plan,
+                      struct ak_err *err)
 {
         const struct coding_agent *agent = coding_agent_find(st->agent);
+        json_t *grants = plan->secret_grants;
         int fd, r, code;
 
+        /* a backend that took bindings but did not hand them to the proxy: the placeholders
+         * would reach nobody who replaces them (and the trust variables name no file) */
+        if (json_array_size(grants) && !plan->proxy_ca)
+                return ak_err_set(err, ENOTSUP,
+                                  "the %s backend did not hand the sandbox's secrets to the "
+                                  "egress proxy",
+                                  b->name);
+        /* first: what runs next (the agent's CLI install, the init script) may use the proxy */
+        if ((r = write_proxy_trust(m, b, ref, st, plan->proxy_ca, err)) < 0)
+                return r;
         for (size_t i = 0; i < st->n_files; i++) {
                 /* resolved again at every start: the sandbox may have replaced the source (in
                  * its workspace) since the config was read */
@@ -768,7 +803,7 @@ int manager_start(struct manager *m, const char *name, struct ak_err *err)
         if (r >= 0) {
                 r = backend_start(b, &plan.cfg, NULL, err);
                 if (r >= 0) {
-                        r = start_work(m, b, &plan.cfg.ref, st, plan.secret_grants, err);
+                        r = start_work(m, b, &plan.cfg.ref, st, &plan, err);
                         if (r < 0)
                                 (void)backend_stop(b, &plan.cfg.ref, NULL);
                 }
@@ -938,7 +973,10 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
         random_hex(hex, 4);
         (void)snprintf(name, sizeof(name), "run-%s", hex);
         eo.name = name;
-        if (o->init_script || o->n_files || strv_len(o->secrets) || strv_len(o->secret_files))
+        /* a coding agent's keys are bound at start, and its trust written after: a record's
+         * start does both */
+        if (o->init_script || o->n_files || strv_len(o->secrets) || strv_len(o->secret_files) ||
+            coding_agent_find(o->agent))
                 return run_via_record(m, &eo, x, io, ret, err);
         r = state_from_opts(&eo, &st, err);
         if (r < 0)

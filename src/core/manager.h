@@ -81,10 +81,12 @@ struct create_opts {
         const char *source_url, *source_ref;
         /* the template it came from (recorded as upstream's created_from_template), or NULL */
         const char *template_name, *template_help_text;
+        const char *ca_file; /* [network] ca_file: extra trust for the proxy's upstream TLS */
         /* secrets (core/secrets.h): bindings "KEY:host[:header]" or "KEY=value:host" (the value
          * goes to the vault, never to the record), secret files "KEY[:/path]", placeholder
          * tokens instead of values in the files, and [secrets]' NAME -> host (borrowed) */
         char *const *secrets;
+        char *const *secret_body; /* bound KEYs also substituted in request bodies (opt-in) */
         char *const *secret_files;
         bool placeholder_secrets;
         json_t *secret_mappings;

@@ -59,9 +59,9 @@ static const char *const known_keys[] = {
 };
 
 static const char *const ext_known_keys[] = {
-    "backend", "profile",        "network",     "mount_cwd",  "work_dir",
-    "env",     "commands",       "files",       "files_dir",  "seccomp",
-    "disk_mb", "network_policy", "compat_mode", "source_url", "source_ref",
+    "backend",     "profile",    "network",    "mount_cwd",       "work_dir",    "env",
+    "commands",    "files",      "files_dir",  "seccomp",         "disk_mb",     "network_policy",
+    "compat_mode", "source_url", "source_ref", "network_ca_file", "secret_body",
 };
 
 static char **strv_empty(void)
@@ -138,6 +138,8 @@ void state_free(struct sandbox_state *s)
         free(s->compat_mode);
         free(s->source_url);
         free(s->source_ref);
+        free(s->network_ca_file);
+        strv_free(s->secret_body);
         json_decref(s->extra);
         json_decref(s->ext_extra);
         json_decref(s->network_policy);
@@ -479,6 +481,8 @@ static int parse_ext(json_t *root, struct sandbox_state *s, struct ak_err *err)
             (r = get_opt_str(x, "compat_mode", &s->compat_mode, err)) < 0 ||
             (r = get_opt_str(x, "source_url", &s->source_url, err)) < 0 ||
             (r = get_opt_str(x, "source_ref", &s->source_ref, err)) < 0 ||
+            (r = get_opt_str(x, "network_ca_file", &s->network_ca_file, err)) < 0 ||
+            (r = get_strv(x, "secret_body", &s->secret_body, err)) < 0 ||
             (r = get_uint(x, "disk_mb", false, DISK_MB_MAX, &s->disk_mb, NULL, err)) < 0)
                 return r < 0 && err && err->code ? ak_err_prefix(err, STATE_EXT_KEY) : r;
         json_object_foreach (x, k, v) {
@@ -681,6 +685,10 @@ int state_format(const struct sandbox_state *s, char **ret)
                 json_object_set_new(ext, "source_url", json_string(s->source_url));
         if (s->source_ref)
                 json_object_set_new(ext, "source_ref", json_string(s->source_ref));
+        if (s->network_ca_file)
+                json_object_set_new(ext, "network_ca_file", json_string(s->network_ca_file));
+        if (s->secret_body && s->secret_body[0])
+                json_object_set_new(ext, "secret_body", strv_json_array(s->secret_body));
         if (s->n_files) {
                 json_t *a = json_array();
                 for (size_t i = 0; a && i < s->n_files; i++)

@@ -92,7 +92,9 @@ struct sandbox_state {
         char *seccomp;   /* seccomp filter overriding the profile's ([security] seccomp), or NULL */
         char *compat_mode; /* the coding agent's compatibility mode (core/compat.h), or NULL */
         char *source_url, *source_ref; /* cloned into /workspace at create, or NULL */
-        uint64_t disk_mb; /* size of the private writable places; 0: not recorded (default) */
+        char *network_ca_file; /* [network] ca_file: extra trust for the proxy's upstream TLS */
+        char **secret_body;    /* bound KEYs substituted in request bodies too (opt-in) */
+        uint64_t disk_mb;      /* size of the private writable places; 0: not recorded (default) */
 
         json_t *extra;     /* unknown top-level keys, kept verbatim */
         json_t *ext_extra; /* unknown keys inside "x_agentkernel" */

@@ -265,10 +265,15 @@ def node_test(script, env):
 
 
 @pytest.mark.parametrize("auth", [False, True])
-def test_official_node_sdk(ak, auth):
+def test_official_node_sdk(ak, auth, tmp_path):
     """auth=False: the default server and its generated key, handed to the SDK the way the docs
     tell a user to (AGENTKERNEL_API_KEY=$(cat ~/.agentkernel/api-key)); auth=True: a key of the
-    user's choosing, with the SDK's auth failures checked too."""
+    user's choosing, with the SDK's auth failures checked too. The sandbox the SDK creates with
+    secrets is a proxy-mode one that trusts the proxy's CA (issue 15 part B): through the real
+    proxy where it injects, else the stand-in (tests/fake_secrets_proxy.py)."""
+    from secrets_inject import fake_env, injecting_proxy, stop_fake
+    if not injecting_proxy():
+        ak.env.update(fake_env(tmp_path))
     secret = "sdk-secret-" + os.urandom(8).hex()
     assert ak("secret", "set", "SDK_KEY", input=secret.encode()).rc == 0
     s = Server(ak, *(["--api-key", "sdk-key"] if auth else []))
@@ -281,6 +286,7 @@ def test_official_node_sdk(ak, auth):
         res = node_test("sdk.test.mjs", env)
     finally:
         s.stop()
+        stop_fake(ak)
     out = res.stdout.decode()
     assert res.returncode == 0, out[-4000:] + res.stderr.decode()[-2000:]
     assert "# fail 0" in out

@@ -161,6 +161,13 @@ test("secrets: createSandbox's secrets and secret_files, as the SDK sends them",
     assert.match(env1, /^AGENTKERNEL_PLACEHOLDER_[0-9a-f]{32}$/);
     assert.match(env2, /^AGENTKERNEL_PLACEHOLDER_[0-9a-f]{32}$/);
     assert.equal(file, process.env.AK_SDK_SECRET); // the secret file: asked for, so there
+    // bound secrets: the sandbox trusts the egress proxy's CA (docs/secrets.md)
+    const trust = await client.execInSandbox(name, ["sh", "-c",
+      'echo "$SSL_CERT_FILE $NODE_EXTRA_CA_CERTS"; grep -c "BEGIN CERTIFICATE" "$NODE_EXTRA_CA_CERTS"']);
+    const [bundle, alone, count] = trust.output.trim().split(/\s+/);
+    assert.match(bundle, /agentkernel-combined\.crt$/);
+    assert.match(alone, /agentkernel-proxy\.crt$/);
+    assert.equal(count, "1");
     const got = JSON.stringify(await client.getSandbox(name));
     assert.ok(!got.includes(inline) && !got.includes(process.env.AK_SDK_SECRET));
     await assert.rejects(

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -422,6 +423,104 @@ static int collect(void *ctx, const void *data, size_t len)
 
 /* Detached commands through the manager, as every front-end reaches them: ids are checked before
  * the sandbox is, and a kill is audited. */
+/* The host's own writes into a sandbox's files (the proxy's trust files): a symlink anywhere on
+ * the path fails the write instead of leading it elsewhere; one at the last component is
+ * replaced, never written through. (The fake backend's agent works on this host's /tmp.) */
+static void test_write_nofollow(void **state)
+{
+        struct fixture *f = *state;
+        struct ak_err err = {0};
+        char base[] = "/tmp/ak-test-nofollow-XXXXXX", p[256], q[256];
+        struct stat sb;
+        int fd;
+
+        assert_non_null(mkdtemp(base));
+        (void)snprintf(p, sizeof(p), "%s/target", base);
+        assert_int_equal(mkdir(p, 0755), 0);
+        (void)snprintf(q, sizeof(q), "%s/link", base);
+        assert_int_equal(symlink(p, q), 0);
+        create(f, "nofollow", "fake");
+        assert_int_equal(manager_start(f->m, "nofollow", &err), 0);
+
+        /* a planted directory link: refused, nothing written at its target */
+        fd = manager_connect(f->m, "nofollow", NULL, &err);
+        (void)snprintf(q, sizeof(q), "%s/link/ca.crt", base);
+        assert_true(agent_file_write_nofollow(fd, q, 0644, "x", 1, &err) < 0);
+        close(fd);
+        (void)snprintf(q, sizeof(q), "%s/target/ca.crt", base);
+        assert_int_equal(stat(q, &sb), -1);
+        /* the same through parents to be made below the link: refused too */
+        fd = manager_connect(f->m, "nofollow", NULL, &err);
+        (void)snprintf(q, sizeof(q), "%s/link/new/ca.crt", base);
+        assert_true(agent_file_write_nofollow(fd, q, 0644, "x", 1, &err) < 0);
+        close(fd);
+        (void)snprintf(q, sizeof(q), "%s/target/new", base);
+        assert_int_equal(stat(q, &sb), -1);
+        /* a link at the last component: replaced by the file, its target untouched */
+        (void)snprintf(q, sizeof(q), "%s/last", base);
+        (void)snprintf(p, sizeof(p), "%s/target/victim", base);
+        assert_int_equal(symlink(p, q), 0);
+        fd = manager_connect(f->m, "nofollow", NULL, &err);
+        assert_int_equal(agent_file_write_nofollow(fd, q, 0644, "ca", 2, &err), 0);
+        close(fd);
+        assert_int_equal(lstat(q, &sb), 0);
+        assert_true(S_ISREG(sb.st_mode) && sb.st_size == 2);
+        assert_int_equal(stat(p, &sb), -1);
+        /* no link: made, parents included */
+        fd = manager_connect(f->m, "nofollow", NULL, &err);
+        (void)snprintf(q, sizeof(q), "%s/real/sub/ca.crt", base);
+        assert_int_equal(agent_file_write_nofollow(fd, q, 0644, "ok", 2, &err), 0);
+        close(fd);
+        assert_int_equal(stat(q, &sb), 0);
+        assert_int_equal(sb.st_mode & 0777, 0644);
+        assert_int_equal(manager_stop(f->m, "nofollow", &err), 0);
+        {
+                char cmd[300];
+                (void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
+                assert_int_equal(system(cmd), 0);
+        }
+}
+
+/* The policy a start with grants registers: the bound hosts allowed on 443 right after the
+ * last deny rule (a user's deny wins), the rest as it was; no grants: nothing. */
+static void test_secrets_policy(void **state)
+{
+        struct ak_err err = {0};
+        cleanup_json json_t *pol =
+            json_pack("{s:s,s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}]}", "default", "deny", "rules",
+                      "action", "allow", "host", "a.example", "action", "deny", "host",
+                      "api.example.com", "action", "allow", "host", "b.example");
+        cleanup_json json_t *grants = json_pack("[{s:s,s:[s,s]}]", "name", "K", "hosts",
+                                                "api.example.com", "*.up.example.org");
+        cleanup_json json_t *out = NULL, *none = NULL;
+        json_t *r;
+
+        (void)state;
+        assert_int_equal(secrets_policy(pol, NULL, &none, &err), 0);
+        assert_null(none);
+        assert_int_equal(secrets_policy(pol, grants, &out, &err), 0);
+        r = json_object_get(out, "rules");
+        assert_int_equal(json_array_size(r), 5);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(r, 1), "action")),
+                            "deny");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(r, 2), "host")),
+                            "api.example.com");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(r, 2), "action")),
+                            "allow");
+        assert_int_equal(
+            json_integer_value(json_array_get(json_object_get(json_array_get(r, 2), "ports"), 0)),
+            443);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(r, 3), "host")),
+                            "*.up.example.org");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(r, 4), "host")),
+                            "b.example");
+        /* no recorded policy: the built-in one, with the bound hosts */
+        json_decref(out);
+        out = NULL;
+        assert_int_equal(secrets_policy(NULL, grants, &out, &err), 0);
+        assert_true(json_array_size(json_object_get(out, "rules")) > 2);
+}
+
 static void test_detached_door(void **state)
 {
         struct fixture *f = *state;
@@ -983,6 +1082,8 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_touch, setup, teardown),
             cmocka_unit_test_setup_teardown(test_archived_refuses_start, setup, teardown),
             cmocka_unit_test_setup_teardown(test_files_and_detached, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_write_nofollow, setup, teardown),
+            cmocka_unit_test(test_secrets_policy),
             cmocka_unit_test_setup_teardown(test_detached_door, setup, teardown),
             cmocka_unit_test_setup_teardown(test_pool_clear_names, setup, teardown),
             cmocka_unit_test_setup_teardown(test_injected_start_failure, setup, teardown),

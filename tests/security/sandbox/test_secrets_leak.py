@@ -3,7 +3,9 @@
 
 A canary secret (from 32 random bytes) is stored in the vault and bound to a host
 (`-S CANARY:api.example.com`); a second one is bound inline (`-S INLINE=<value>:host`, the
-discouraged form), a third through the HTTP API, a fourth arrives by `POST /secrets`. A fifth is
+discouraged form), a third through the HTTP API, a fourth arrives by `POST /secrets`, a sixth is
+the coding agent's key (`-a claude` with ANTHROPIC_API_KEY in the host environment: it becomes a
+binding, issue 15 part B). A fifth is
 written into the sandbox on purpose (`--secret-file`): it may be exactly there and nowhere else.
 Then everything a sandbox (or anyone looking at agentkernel's traces) can read is searched, from
 the host, so that the search itself never carries a canary inside: every process's environment,
@@ -14,8 +16,11 @@ responses, and the error messages of failing commands. No canary may appear in a
 the value, its base64 and hex, the random bytes it came from and their hex and base64, and a
 20-byte slice of the value. Inside, $CANARY holds a placeholder instead.
 
-The sandbox has no network: what is searched is what agentkernel itself put or left somewhere,
-not what an egress proxy would do (issue 14; injection comes after it).
+Bindings need proxy mode (issue 15 part B): the sandboxes here are `--network proxy`, started
+with tests/fake_secrets_proxy.py as their proxy (it speaks the control protocol, gets the values
+over it as the real one does, and forwards nothing): what is searched is what agentkernel itself
+put or left somewhere. The values' way through the real proxy is
+tests/integration/test_secrets_inject_e2e.py's.
 """
 import base64
 import json
@@ -30,6 +35,7 @@ import time
 import pytest
 
 from conftest import Ak, mcp_call, needs_root, snapshot_cache
+from secrets_inject import fake_env, stop_fake
 from serve_client import Server
 
 pytestmark = needs_root
@@ -68,13 +74,14 @@ class World:
     """One sandbox with every kind of secret, and the canaries."""
 
     def __init__(self, base):
-        self.ak = Ak(base / "data")
+        self.ak = Ak(base / "data", env=fake_env(base))
         self.bound = Canary("bound")
         self.inline = Canary("inline")
         self.api = Canary("api")
         self.posted = Canary("posted")
         self.file = Canary("file")
-        self.hidden = [self.bound, self.inline, self.api, self.posted]
+        self.agent = Canary("agent")  # -a claude's ANTHROPIC_API_KEY, from the host environment
+        self.hidden = [self.bound, self.inline, self.api, self.posted, self.agent]
         self.outputs = []  # (what, bytes) of every CLI/API/MCP answer
 
     def cli(self, *args, **kw):
@@ -89,11 +96,12 @@ def world(tmp_path_factory):
     ak = w.ak
     assert w.cli("secret", "set", "CANARY", input=w.bound.value.encode()).rc == 0
     assert w.cli("secret", "set", "FILE_CANARY", input=w.file.value.encode()).rc == 0
-    res = w.cli("create", "leak", "--no-network", "--no-config",
+    res = w.cli("create", "leak", "--network", "proxy", "--no-config",
                 "-S", "CANARY:api.example.com",
                 "-S", "CANARY:uploads.example.com:x-api-key",
                 "-S", f"INLINE={w.inline.value}:api.inline.example",
-                "--secret-file", "FILE_CANARY")
+                "--secret-file", "FILE_CANARY", "-a", "claude",
+                env={"ANTHROPIC_API_KEY": w.agent.value})
     assert res.rc == 0, res
     # a command that keeps its environment alive, and a detached one that prints it
     assert w.cli("exec", "leak", "--detach", "--", "sh", "-c",
@@ -104,6 +112,7 @@ def world(tmp_path_factory):
     yield w
     for name in ("leak", "api-leak"):
         ak("remove", name, timeout=60)
+    stop_fake(ak)
     shutil.rmtree(snapshot_cache(ak.data_dir).parent, ignore_errors=True)
 
 
@@ -179,12 +188,14 @@ def walk_files(root, skip_top=()):
 # ---- inside the sandbox ----
 
 def test_placeholder_not_value_in_the_environment(world):
-    """$CANARY and $INLINE inside hold AGENTKERNEL_PLACEHOLDER_<32 hex>, and every process's
-    environment and command line holds no canary."""
-    res = world.cli("exec", "leak", "--", "sh", "-c", 'printf "%s\\n%s\\n" "$CANARY" "$INLINE"')
+    """$CANARY, $INLINE and the agent's $ANTHROPIC_API_KEY inside hold
+    AGENTKERNEL_PLACEHOLDER_<32 hex>, and every process's environment and command line holds no
+    canary."""
+    res = world.cli("exec", "leak", "--", "sh", "-c",
+                    'printf "%s\\n%s\\n%s\\n" "$CANARY" "$INLINE" "$ANTHROPIC_API_KEY"')
     lines = res.out.split()
-    assert len(lines) == 2 and all(PLACEHOLDER.fullmatch(x) for x in lines), res
-    assert lines[0] != lines[1]
+    assert len(lines) == 3 and all(PLACEHOLDER.fullmatch(x) for x in lines), res
+    assert len(set(lines)) == 3
     for pid in sandbox_pids(world):
         for what in ("environ", "cmdline"):
             try:
@@ -410,57 +421,67 @@ def test_host_process_titles_hold_no_value(world, tmp_path):
     world.ak("secret", "delete", "ARGV")
 
 
-def test_placeholder_secrets_files_hold_placeholders(ak):
+@pytest.fixture
+def fak(ak, tmp_path):
+    """The `ak` fixture's CLI with the stand-in proxy (bindings need proxy mode)."""
+    ak.env.update(fake_env(tmp_path))
+    yield ak
+    for s in ak.list():
+        ak("remove", s["name"], timeout=60)
+    stop_fake(ak)
+
+
+def test_placeholder_secrets_files_hold_placeholders(fak):
     """--placeholder-secrets: a secret file holds a placeholder, never the value; for a bound key
     it is the same placeholder as $KEY (so the proxy will know it), for an unbound one a fresh
     one. The value is in no file of the sandbox."""
     bound, unbound = Canary("ph-bound"), Canary("ph-unbound")
-    assert ak("secret", "set", "PH_BOUND", input=bound.value.encode()).rc == 0
-    assert ak("secret", "set", "PH_FREE", input=unbound.value.encode()).rc == 0
-    res = ak("create", "phbox", "--no-network", "--no-config", "--placeholder-secrets",
+    assert fak("secret", "set", "PH_BOUND", input=bound.value.encode()).rc == 0
+    assert fak("secret", "set", "PH_FREE", input=unbound.value.encode()).rc == 0
+    res = fak("create", "phbox", "--network", "proxy", "--no-config", "--placeholder-secrets",
              "-S", "PH_BOUND:api.example.com", "--secret-file", "PH_BOUND",
              "--secret-file", "PH_FREE:/tmp/free")
     assert res.rc == 0, res
-    res = ak("exec", "phbox", "--", "sh", "-c",
+    res = fak("exec", "phbox", "--", "sh", "-c",
              'echo "$PH_BOUND"; cat /run/agentkernel/secrets/PH_BOUND; echo; cat /tmp/free')
     env_ph, file_ph, free_ph = res.out.split()
     assert PLACEHOLDER.fullmatch(env_ph) and env_ph == file_ph, res
     assert PLACEHOLDER.fullmatch(free_ph) and free_ph != env_ph, res
-    pid = json.loads((ak.data_dir / "run" / "phbox" / "runtime.json").read_text())["pid"]
+    pid = json.loads((fak.data_dir / "run" / "phbox" / "runtime.json").read_text())["pid"]
     for p, data in walk_files(f"/proc/{pid}/root", SKIP_TOP):
         assert not hits([bound, unbound], data), p
-    assert ak.state("phbox")["placeholder_secrets"] is True
+    assert fak.state("phbox")["placeholder_secrets"] is True
 
 
-def test_upstream_record_with_inline_value_is_shown_and_migrated_without_it(ak):
+def test_upstream_record_with_inline_value_is_shown_and_migrated_without_it(fak):
     """A record upstream wrote keeps `KEY=value:host` in clear. info, list and the API show it
     without the value; the next start moves the value into the vault and rewrites the record
     with `KEY:host`; inside, $KEY is a placeholder."""
     c = Canary("upstream")
-    assert ak("create", "old", "--no-network", "--no-config", "--no-start").rc == 0
-    st = ak.state("old")
+    assert fak("create", "old", "--network", "proxy", "--no-config", "--no-start").rc == 0
+    st = fak.state("old")
     st["secret_bindings"] = [f"OLD_KEY={c.value}:api.example.com"]
-    ak.state_file("old").write_text(json.dumps(st, indent=2))
+    fak.state_file("old").write_text(json.dumps(st, indent=2))
     for args in (("info", "old"), ("info", "--json", "old"), ("list", "--json")):
-        res = ak(*args)
+        res = fak(*args)
         assert res.rc == 0 and not c.find(res.out + res.err), (args, res)
-    assert b"OLD_KEY:api.example.com" in ak("info", "--json", "old").out
-    srv = Server(ak)
+    assert b"OLD_KEY:api.example.com" in fak("info", "--json", "old").out
+    srv = Server(fak)
     try:
         st_, body = srv.request("GET", "/sandboxes/old")
         assert st_ == 200 and not c.find(json.dumps(body).encode()), body
     finally:
         srv.stop()
-    res = ak("start", "old")
+    res = fak("start", "old")
     assert res.rc == 0 and not c.find(res.out + res.err), res
-    assert not c.find(ak.state_file("old").read_bytes())
-    assert ak.state("old")["secret_bindings"] == ["OLD_KEY:api.example.com"]
-    assert ak("secret", "get", "OLD_KEY").out.strip() == c.value.encode()
-    res = ak("exec", "old", "--", "sh", "-c", 'echo "$OLD_KEY"')
+    assert not c.find(fak.state_file("old").read_bytes())
+    assert fak.state("old")["secret_bindings"] == ["OLD_KEY:api.example.com"]
+    assert fak("secret", "get", "OLD_KEY").out.strip() == c.value.encode()
+    res = fak("exec", "old", "--", "sh", "-c", 'echo "$OLD_KEY"')
     assert PLACEHOLDER.fullmatch(res.out.strip()), res
 
 
-def test_permissive_home_view_hides_the_vault(ak, tmp_path):
+def test_permissive_home_view_hides_the_vault(fak, tmp_path):
     """The permissive profile shows $HOME read-only; HOME holds the vault (the data and user
     directory, AGENTKERNEL_DATA_DIR=$HOME/data). Inside, neither secrets.json nor secrets.key
     can be read, and the bound canary is nowhere in the sandbox's files."""
@@ -468,9 +489,9 @@ def test_permissive_home_view_hides_the_vault(ak, tmp_path):
     _open_tmp_path(tmp_path)
     (tmp_path / "proj").mkdir()
     c = Canary("home")
-    assert ak("secret", "set", "HOME_KEY", input=c.value.encode()).rc == 0
-    assert (ak.data_dir / "secrets.key").exists()
-    res = ak("run", "--no-network", "--no-config", "-p", "permissive",
+    assert fak("secret", "set", "HOME_KEY", input=c.value.encode()).rc == 0
+    assert (fak.data_dir / "secrets.key").exists()
+    res = fak("run", "--network", "proxy", "--no-config", "-p", "permissive",
              "-S", "HOME_KEY:api.example.com", "--", "sh", "-c",
              "ls -A /home/user/data; echo END; cat /home/user/data/secrets.key "
              "/home/user/data/secrets.json 2>&1 | head -c 300; echo; echo $HOME_KEY",
@@ -481,39 +502,39 @@ def test_permissive_home_view_hides_the_vault(ak, tmp_path):
     assert PLACEHOLDER.search(res.out), res
 
 
-def test_secret_restricted_to_its_hosts_cannot_be_bound_elsewhere(ak):
+def test_secret_restricted_to_its_hosts_cannot_be_bound_elsewhere(fak):
     """`secret set KEY --host api.openai.com`: a binding of KEY to any other host is refused by
     create (CLI and API: 403, nothing created), and a record forged to bind it elsewhere gets no
     placeholder for that binding at start (the record is checked again)."""
-    assert ak("secret", "set", "RKEY", "--host", "api.openai.com", "--host", "*.example.com",
+    assert fak("secret", "set", "RKEY", "--host", "api.openai.com", "--host", "*.example.com",
               input=b"restricted-value").rc == 0
-    res = ak("create", "r1", "--no-config", "--no-start", "-S", "RKEY:evil.example.net")
+    res = fak("create", "r1", "--no-config", "--no-start", "-S", "RKEY:evil.example.net")
     assert res.rc != 0 and "may be sent only to" in res.stderr, res
-    assert not ak.state_file("r1").exists()
+    assert not fak.state_file("r1").exists()
     for host in ("api.openai.com", "example.com", "uploads.example.com"):
-        res = ak("create", "r-" + host.replace(".", "-"), "--no-config", "--no-start",
+        res = fak("create", "r-" + host.replace(".", "-"), "--no-config", "--no-start",
                  "-S", f"RKEY:{host}")
         assert res.rc == 0, (host, res)
-    srv = Server(ak)
+    srv = Server(fak)
     try:
         st, body = srv.request("POST", "/sandboxes", {"name": "r2",
                                                       "secrets": ["RKEY:attacker.example.org"]})
         assert st == 403 and "may be sent only to" in body["error"], body
-        assert not ak.state_file("r2").exists()
+        assert not fak.state_file("r2").exists()
         st, body = srv.request("GET", "/secrets")
         e = [x for x in body["data"] if x["name"] == "RKEY"][0]
         assert e["hosts"] == ["api.openai.com", "*.example.com"], e
     finally:
         srv.stop()
     # a forged record (or a list changed since): the binding is skipped at start
-    assert ak("create", "r3", "--no-network", "--no-config", "--no-start",
+    assert fak("create", "r3", "--network", "proxy", "--no-config", "--no-start",
               "-S", "RKEY:api.openai.com").rc == 0
-    st = ak.state("r3")
+    st = fak.state("r3")
     st["secret_bindings"] = ["RKEY:evil.example.net"]
-    ak.state_file("r3").write_text(json.dumps(st, indent=2))
-    res = ak("start", "r3")
+    fak.state_file("r3").write_text(json.dumps(st, indent=2))
+    res = fak("start", "r3")
     assert res.rc == 0 and "may be sent only to" in res.stderr, res
-    assert ak("exec", "r3", "--", "sh", "-c", 'echo "[$RKEY]"').out.strip() == b"[]"
+    assert fak("exec", "r3", "--", "sh", "-c", 'echo "[$RKEY]"').out.strip() == b"[]"
     # clearing the list allows any host again
-    assert ak("secret", "hosts", "RKEY").rc == 0
-    assert ak("create", "r4", "--no-config", "--no-start", "-S", "RKEY:evil.example.net").rc == 0
+    assert fak("secret", "hosts", "RKEY").rc == 0
+    assert fak("create", "r4", "--no-config", "--no-start", "-S", "RKEY:evil.example.net").rc == 0
