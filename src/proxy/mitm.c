@@ -706,8 +706,8 @@ static void scrub(struct conn *c, const uint8_t *d, size_t n, bool final)
         ob_put(&w, mr->carry.p, mr->carry.len);
         ob_put(&w, d, n);
         mr->carry.len = 0;
-        if (w.oom) {
-                mr->out.oom = true;
+        if (w.oom || !w.len) { /* nothing to scrub (an empty read of an empty carry) */
+                mr->out.oom |= w.oom;
                 ob_free(&w);
                 return;
         }
