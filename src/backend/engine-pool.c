@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "backend/engine-private.h"
+#include "backend/proc-util.h"
 #include "core/backend.h"
 #include "engine/container.h"
 #include "engine/engine.h"
@@ -191,62 +192,33 @@ static int pool_add(const struct engine *e, const struct backend_config *cfg, co
 void engine_pool_refill(const struct engine *e, const struct backend_config *cfg, const char *agent,
                         const char *pool, const char *key)
 {
-        int ready[2];
-        pid_t pid;
+        char lockpath[PATH_MAX + 16];
+        cleanup_json json_t *info = NULL;
+        struct image_volumes vols;
+        const char *user;
+        int ready, lk;
 
         /* The run returns only once the refiller holds the pool's refill lock (or found another
          * refill at it): a `pool clear` after the run then waits for the refill instead of
          * racing it. */
-        if (pipe2(ready, O_CLOEXEC) < 0)
+        if (proc_fork_worker(&ready) != 0)
                 return;
-        pid = fork();
-        if (pid < 0) {
-                close(ready[0]);
-                close(ready[1]);
-                return;
-        }
-        if (pid > 0) {
-                struct pollfd pfd = {ready[0], POLLIN, 0};
-                close(ready[1]);
-                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-                        ;
-                (void)poll(&pfd, 1, 5000); /* EOF: the refiller has the lock, or gave up */
-                close(ready[0]);
-                return;
-        }
-        /* the intermediate child exits at once: the refiller is nobody's child to wait for */
-        if (setsid() < 0 || fork() != 0)
+        (void)snprintf(lockpath, sizeof(lockpath), "%s/.refill.lock", pool);
+        lk = mkdir_p(pool, 0700) < 0
+                 ? -1
+                 : open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (lk < 0 || flock(lk, LOCK_EX | LOCK_NB) < 0)
+                _exit(0); /* another refill is at it */
+        close(ready);
+        if (engine_backend_ensure_image(e, cfg->image, &info, NULL) < 0 ||
+            engine_config_image_volumes(info, cfg, &vols, NULL) < 0)
                 _exit(0);
-        {
-                char lockpath[PATH_MAX + 16];
-                cleanup_json json_t *info = NULL;
-                struct image_volumes vols;
-                const char *user;
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC), lk;
-                if (null >= 0) {
-                        (void)dup2(null, 0);
-                        (void)dup2(null, 1);
-                        (void)dup2(null, 2);
-                }
-                (void)close_all_fds_except(3, &ready[1], 1);
-                (void)signal(SIGPIPE, SIG_IGN);
-                (void)snprintf(lockpath, sizeof(lockpath), "%s/.refill.lock", pool);
-                lk = mkdir_p(pool, 0700) < 0
-                         ? -1
-                         : open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-                if (lk < 0 || flock(lk, LOCK_EX | LOCK_NB) < 0)
-                        _exit(0); /* another refill is at it */
-                close(ready[1]);
-                if (engine_backend_ensure_image(e, cfg->image, &info, NULL) < 0 ||
-                    engine_config_image_volumes(info, cfg, &vols, NULL) < 0)
-                        _exit(0);
-                user = json_string_value(json_object_get(json_object_get(info, "Config"), "User"));
-                while (pool_count(pool, "agentkernel-pool-") < POOL_TARGET &&
-                       pool_total(e->kind, cfg->ref.run_dir) < POOL_MAX)
-                        if (pool_add(e, cfg, agent, pool, key, user, &vols) < 0)
-                                break;
-                _exit(0);
-        }
+        user = json_string_value(json_object_get(json_object_get(info, "Config"), "User"));
+        while (pool_count(pool, "agentkernel-pool-") < POOL_TARGET &&
+               pool_total(e->kind, cfg->ref.run_dir) < POOL_MAX)
+                if (pool_add(e, cfg, agent, pool, key, user, &vols) < 0)
+                        break;
+        _exit(0);
 }
 
 int engine_pool_clear(enum engine_kind kind, const char *ephemeral_dir, unsigned *ret_removed,

@@ -55,26 +55,9 @@
 
 static bool find_firecracker(char *out, size_t len)
 {
-        const char *env = secure_getenv("AGENTKERNEL_FIRECRACKER");
-        const char *path = getenv("PATH");
-        cleanup_free char *copy = NULL;
-        char *save = NULL;
-
-        if (!env || !*env)
-                env = secure_getenv("FIRECRACKER_BIN"); /* upstream's name for it */
-        if (env && *env) {
-                (void)snprintf(out, len, "%s", env);
-                return access(out, X_OK) == 0;
-        }
-        copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-        if (!copy)
-                return false;
-        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-                (void)snprintf(out, len, "%s/%s", d, FC_BIN);
-                if (access(out, X_OK) == 0)
-                        return true;
-        }
-        return false;
+        /* upstream's name for it second */
+        static const char *const envs[] = {"AGENTKERNEL_FIRECRACKER", "FIRECRACKER_BIN", NULL};
+        return proc_find_program(envs, FC_BIN, out, len);
 }
 
 bool vm_firecracker_present(void)
@@ -196,10 +179,6 @@ struct fc_launch {
 _noreturn_ static void exec_firecracker(const struct fc_launch *l)
 {
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        sigset_t none;
-
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
         umask(0077);
         (void)signal(SIGXFSZ, SIG_IGN);
         (void)setrlimit(RLIMIT_FSIZE,
@@ -225,41 +204,16 @@ _noreturn_ static void exec_firecracker(const struct fc_launch *l)
         _exit(127);
 }
 
+static void exec_firecracker_cb(void *arg)
+{
+        exec_firecracker(arg);
+}
+
 /* Starts Firecracker detached (a grandchild in a session of its own); *ret_pid is it. */
 static int spawn(struct fc_launch *l, pid_t *ret_pid, struct ak_err *err)
 {
-        int p[2], status;
-        int32_t pid = 0;
-        pid_t child;
-
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return ak_err_errno(err, errno, "pipe");
-        child = fork();
-        if (child < 0) {
-                close(p[0]);
-                close(p[1]);
-                return ak_err_errno(err, errno, "fork");
-        }
-        if (child == 0) {
-                pid_t g;
-                close(p[0]);
-                (void)setsid();
-                g = fork();
-                if (g == 0)
-                        exec_firecracker(l);
-                pid = g;
-                _exit(g < 0 || write(p[1], &pid, sizeof(pid)) != sizeof(pid) ? 1 : 0);
-        }
-        close(p[1]);
-        while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-                ;
-        if (read(p[0], &pid, sizeof(pid)) != sizeof(pid) || pid <= 1) {
-                close(p[0]);
-                return ak_err_set(err, EIO, "could not start firecracker");
-        }
-        close(p[0]);
-        *ret_pid = pid;
-        return 0;
+        int r = proc_spawn_detached(exec_firecracker_cb, l, ret_pid);
+        return r < 0 ? ak_err_errno(err, r, "start firecracker") : 0;
 }
 
 static int wait_socket(const char *path, pid_t pid, struct ak_err *err)

@@ -338,71 +338,40 @@ static bool pool_add(const struct backend_config *cfg, const char *pool)
 
 void vm_pool_refill(const struct backend_config *cfg, const char *key)
 {
-        int ready[2];
-        pid_t pid;
+        char pool[PATH_MAX], lockpath[PATH_MAX + 16];
+        unsigned n_ready, n_all;
+        int ready, lk;
 
-        if (pipe2(ready, O_CLOEXEC) < 0)
+        /* the caller goes on once the refiller holds the pool's refill lock (or gave up), so a
+         * `pool clear` after the run waits for it instead of racing it */
+        if (proc_fork_worker(&ready) != 0)
                 return;
-        pid = fork();
-        if (pid < 0) {
-                close(ready[0]);
-                close(ready[1]);
-                return;
-        }
-        if (pid > 0) {
-                struct pollfd pfd = {ready[0], POLLIN, 0};
-                close(ready[1]);
-                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-                        ;
-                /* returns once the refiller holds the pool's refill lock (or gave up), so a
-                 * `pool clear` after the run waits for it instead of racing it */
-                (void)poll(&pfd, 1, 5000);
-                close(ready[0]);
-                return;
-        }
-        if (setsid() < 0 || fork() != 0)
-                _exit(0);
+        pool_dir(cfg->ref.run_dir, key, pool, sizeof(pool));
+        (void)snprintf(lockpath, sizeof(lockpath), "%s/.refill.lock", pool);
+        lk = private_dir_ensure(cfg->ref.run_dir, NULL) < 0 || private_dir_ensure(pool, NULL) < 0
+                 ? -1
+                 : open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (lk < 0 || flock(lk, LOCK_EX | LOCK_NB) < 0)
+                _exit(0); /* another refill is at it */
+        close(ready);
         {
-                char pool[PATH_MAX], lockpath[PATH_MAX + 16];
-                unsigned n_ready, n_all;
-                int null = open("/dev/null", O_RDWR | O_CLOEXEC), lk;
-
-                if (null >= 0) {
-                        (void)dup2(null, 0);
-                        (void)dup2(null, 1);
-                        (void)dup2(null, 2);
-                }
-                (void)close_all_fds_except(3, &ready[1], 1);
-                (void)signal(SIGPIPE, SIG_IGN);
-                pool_dir(cfg->ref.run_dir, key, pool, sizeof(pool));
-                (void)snprintf(lockpath, sizeof(lockpath), "%s/.refill.lock", pool);
-                lk = private_dir_ensure(cfg->ref.run_dir, NULL) < 0 ||
-                             private_dir_ensure(pool, NULL) < 0
-                         ? -1
-                         : open(lockpath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-                if (lk < 0 || flock(lk, LOCK_EX | LOCK_NB) < 0)
-                        _exit(0); /* another refill is at it */
-                close(ready[1]);
-                {
-                        cleanup_close int pfd =
-                            open(pool, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                        if (pfd < 0)
-                                _exit(0);
-                        if (!pool_is_for(pfd, key) &&
-                            (faccessat(pfd, VM_POOL_KEY_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
-                             write_file_atomic_at(pfd, VM_POOL_KEY_FILE, key, VM_POOL_KEY_LEN, 0600,
-                                                  false) < 0))
-                                _exit(0); /* the name's digits are another configuration's */
-                }
-                drop_stale(pool);
-                for (;;) {
-                        pool_count(pool, &n_ready, &n_all);
-                        if (n_all >= VM_POOL_TARGET ||
-                            pools_total(cfg->ref.run_dir) >= VM_POOL_MAX || !pool_add(cfg, pool))
-                                break;
-                }
-                _exit(0);
+                cleanup_close int pfd = open(pool, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (pfd < 0)
+                        _exit(0);
+                if (!pool_is_for(pfd, key) &&
+                    (faccessat(pfd, VM_POOL_KEY_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+                     write_file_atomic_at(pfd, VM_POOL_KEY_FILE, key, VM_POOL_KEY_LEN, 0600,
+                                          false) < 0))
+                        _exit(0); /* the name's digits are another configuration's */
         }
+        drop_stale(pool);
+        for (;;) {
+                pool_count(pool, &n_ready, &n_all);
+                if (n_all >= VM_POOL_TARGET || pools_total(cfg->ref.run_dir) >= VM_POOL_MAX ||
+                    !pool_add(cfg, pool))
+                        break;
+        }
+        _exit(0);
 }
 
 int vm_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, struct ak_err *err)

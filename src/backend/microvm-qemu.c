@@ -42,24 +42,8 @@
 
 static bool find_qemu(char *out, size_t len)
 {
-        const char *env = secure_getenv("AGENTKERNEL_QEMU");
-        const char *path = getenv("PATH");
-        cleanup_free char *copy = NULL;
-        char *save = NULL;
-
-        if (env && *env) {
-                (void)snprintf(out, len, "%s", env);
-                return access(out, X_OK) == 0;
-        }
-        copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-        if (!copy)
-                return false;
-        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-                (void)snprintf(out, len, "%s/%s", d, QEMU_BIN);
-                if (access(out, X_OK) == 0)
-                        return true;
-        }
-        return false;
+        static const char *const envs[] = {"AGENTKERNEL_QEMU", NULL};
+        return proc_find_program(envs, QEMU_BIN, out, len);
 }
 
 /* Boots kernel under KVM with its console in a pipe: true when its banner shows in time. */

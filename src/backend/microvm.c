@@ -443,14 +443,35 @@ static int launch_vmm(struct vm_start *st, struct ak_err *err)
 
 /* Step: the relay, detached (a grandchild in a session of its own), given the guest's channel
  * and the listening socket; recorded. */
+struct relay_exec {
+        const struct vm_start *st;
+        int link, listen_fd;
+};
+
+/* In the detached grandchild: the relay, given the channel as fd 3 and the socket as fd 4. */
+static void exec_relay(void *arg)
+{
+        const struct relay_exec *x = arg;
+        const int keep[] = {3, 4};
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+        if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0 ||
+            dup2(x->link, 3) < 0 || dup2(x->listen_fd, 4) < 0)
+                _exit(127);
+        (void)close_all_fds_except(3, keep, ARRAY_SIZE(keep));
+        execl(x->st->agent, "agentkernel-agent", "--vm-relay", "3", "--listen-fd", "4", "--uuid",
+              x->st->cfg->ref.uuid, x->st->relay_id[0] ? "--relay-id" : NULL, x->st->relay_id,
+              (char *)NULL);
+}
+
 static int launch_relay(struct vm_start *st, struct ak_err *err)
 {
         char sock[PATH_MAX];
         cleanup_close int link = -1, listen_fd = -1;
-        int p[2], status;
-        int32_t pid = 0;
-        pid_t child;
+        struct relay_exec x = {.st = st};
+        pid_t pid = 0;
         mode_t old;
+        int r;
 
         link = st->rt.driver->connect(st->run_dir, err);
         if (link < 0)
@@ -461,55 +482,15 @@ static int launch_relay(struct vm_start *st, struct ak_err *err)
         umask(old);
         if (listen_fd < 0)
                 return listen_fd;
-        if (pipe2(p, O_CLOEXEC) < 0)
-                return ak_err_errno(err, errno, "pipe");
-        child = fork();
-        if (child < 0) {
-                close(p[0]);
-                close(p[1]);
-                return ak_err_errno(err, errno, "fork");
-        }
-        if (child == 0) {
-                sigset_t none;
-                pid_t g;
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                (void)setsid();
-                g = fork();
-                if (g != 0) {
-                        int32_t v = (int32_t)g;
-                        (void)write_all(p[1], &v, sizeof(v));
-                        _exit(g < 0);
-                }
-                {
-                        const int keep[] = {3, 4};
-                        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-                        if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
-                            dup2(null, 2) < 0 || dup2(link, 3) < 0 || dup2(listen_fd, 4) < 0)
-                                _exit(127);
-                        (void)close_all_fds_except(3, keep, ARRAY_SIZE(keep));
-                        execl(st->agent, "agentkernel-agent", "--vm-relay", "3", "--listen-fd", "4",
-                              "--uuid", st->cfg->ref.uuid, st->relay_id[0] ? "--relay-id" : NULL,
-                              st->relay_id, (char *)NULL);
-                        _exit(127);
-                }
-        }
-        close(p[1]);
-        (void)read_exact(p[0], &pid, sizeof(pid));
-        close(p[0]);
-        while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-                ;
-        if (pid <= 1)
+        x.link = link;
+        x.listen_fd = listen_fd;
+        if (proc_spawn_detached(exec_relay, &x, &pid) < 0)
                 return ak_err_set(err, EIO, "cannot start the relay");
         st->rt.relay_pid = pid;
         if (proc_start_time(pid, &st->rt.relay_start) < 0)
                 return ak_err_set(err, ESRCH, "the relay exited at once");
-        {
-                int r = write_runtime(st->run_dir, &st->rt);
-                if (r < 0)
-                        return ak_err_errno(err, r, "record the sandbox's processes");
-        }
-        return 0;
+        r = write_runtime(st->run_dir, &st->rt);
+        return r < 0 ? ak_err_errno(err, r, "record the sandbox's processes") : 0;
 }
 
 /* The last lines of the guest's console, for a message. */

@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "shared/buf.h"
@@ -205,4 +206,111 @@ void proc_terminate(const struct proc_ident *id, int grace_ms)
                 send(pidfd, id->pid, SIGKILL);
                 (void)proc_wait_exit(pidfd, id->pid, id->start_time, grace_ms);
         }
+}
+
+bool proc_find_program(const char *const *envs, const char *name, char *out, size_t len)
+{
+        const char *path = getenv("PATH");
+        cleanup_free char *copy = NULL;
+        char *save = NULL;
+
+        for (const char *const *e = envs; e && *e; e++) {
+                const char *v = secure_getenv(*e);
+                if (v && *v) {
+                        (void)snprintf(out, len, "%s", v);
+                        return access(out, X_OK) == 0;
+                }
+        }
+        copy = strdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+        if (!copy)
+                return false;
+        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+                (void)snprintf(out, len, "%s/%s", d, name);
+                if (access(out, X_OK) == 0)
+                        return true;
+        }
+        return false;
+}
+
+int proc_fork_worker(int *ready_fd)
+{
+        int ready[2];
+        pid_t pid;
+
+        if (pipe2(ready, O_CLOEXEC) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0) {
+                int r = -errno;
+                close(ready[0]);
+                close(ready[1]);
+                return r;
+        }
+        if (pid > 0) {
+                struct pollfd pfd = {ready[0], POLLIN, 0};
+                close(ready[1]);
+                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+                (void)poll(&pfd, 1, 5000); /* EOF: the worker let go of it */
+                close(ready[0]);
+                return 1;
+        }
+        /* the intermediate child exits at once: the worker is nobody's child to wait for */
+        if (setsid() < 0 || fork() != 0)
+                _exit(0);
+        {
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+                if (null >= 0) {
+                        (void)dup2(null, 0);
+                        (void)dup2(null, 1);
+                        (void)dup2(null, 2);
+                }
+                (void)close_all_fds_except(3, &ready[1], 1);
+                (void)signal(SIGPIPE, SIG_IGN);
+        }
+        *ready_fd = ready[1];
+        return 0;
+}
+
+int proc_spawn_detached(void (*child)(void *arg), void *arg, pid_t *ret_pid)
+{
+        int p[2], status;
+        int32_t pid = 0;
+        pid_t mid;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        mid = fork();
+        if (mid < 0) {
+                int r = -errno;
+                close(p[0]);
+                close(p[1]);
+                return r;
+        }
+        if (mid == 0) {
+                sigset_t none;
+                pid_t g;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                (void)setsid();
+                g = fork();
+                if (g == 0) {
+                        close(p[0]);
+                        close(p[1]);
+                        child(arg);
+                        _exit(127);
+                }
+                pid = (int32_t)g;
+                _exit(g < 0 || write(p[1], &pid, sizeof(pid)) != sizeof(pid) ? 1 : 0);
+        }
+        close(p[1]);
+        while (waitpid(mid, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (read(p[0], &pid, sizeof(pid)) != sizeof(pid) || pid <= 1) {
+                close(p[0]);
+                return -EIO;
+        }
+        close(p[0]);
+        *ret_pid = pid;
+        return 0;
 }

@@ -43,3 +43,17 @@ bool proc_wait_exit(int pidfd, pid_t pid, uint64_t start_time, int timeout_ms);
 /* SIGTERM, wait, SIGKILL, wait: stops the process only if proc_verify() holds, re-checked with a
  * pidfd pinning it, so the signals reach exactly the process that was checked. */
 void proc_terminate(const struct proc_ident *id, int grace_ms);
+
+/* An executable: the path in the first of envs (secure_getenv names, NULL-terminated) that is
+ * set, else name in $PATH (or the usual directories). true when out is executable. */
+bool proc_find_program(const char *const *envs, const char *name, char *out, size_t len);
+
+/* Forks a detached worker: a grandchild in a session of its own, with /dev/null as its stdio and
+ * no other descriptor but *ready_fd. Returns 0 in the worker, which closes *ready_fd once the
+ * caller may go on (it holds its lock, or gave up); 1 in the caller, after that (at most 5 s);
+ * -errno when it could not fork. */
+int proc_fork_worker(int *ready_fd);
+
+/* Starts a detached grandchild (a session of its own) that runs child(arg) and must not return
+ * (it execs or _exits); *ret_pid is its pid. */
+int proc_spawn_detached(void (*child)(void *arg), void *arg, pid_t *ret_pid);
