@@ -211,13 +211,13 @@ bool grant_binds(const struct grant *g, const char *host)
         return net_policy_decide(g->hosts, host, NULL, 443, NULL, &d) == NET_ALLOW;
 }
 
-static bool add_ext(X509 *cert, int nid, const char *value)
+bool mitm_x509_add_ext(X509 *issuer, X509 *cert, int nid, const char *value)
 {
         X509V3_CTX ctx;
         X509_EXTENSION *ext;
         bool ok;
         X509V3_set_ctx_nodb(&ctx);
-        X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
+        X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
         ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
         if (!ext)
                 return false;
@@ -257,9 +257,9 @@ int mitm_ca_new(const char *ou, char **cert_pem, uint8_t **key_der, size_t *key_
             !X509_gmtime_adj(X509_getm_notBefore(cert), -3600) ||
             !X509_gmtime_adj(X509_getm_notAfter(cert), 30L * 24 * 3600) ||
             !X509_set_pubkey(cert, key) ||
-            !add_ext(cert, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
-            !add_ext(cert, NID_key_usage, "critical,keyCertSign,cRLSign") ||
-            !add_ext(cert, NID_subject_key_identifier, "hash") ||
+            !mitm_x509_add_ext(cert, cert, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
+            !mitm_x509_add_ext(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign") ||
+            !mitm_x509_add_ext(cert, cert, NID_subject_key_identifier, "hash") ||
             !X509_sign(cert, key, EVP_sha256()))
                 goto out;
         bio = BIO_new(BIO_s_mem());

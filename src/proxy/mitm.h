@@ -10,6 +10,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <openssl/x509.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +55,10 @@ struct grant *grants_find(struct grant *g, size_t n, const char *name);
 
 /* Is host (a name: an address literal never is) one of g's hosts? */
 bool grant_binds(const struct grant *g, const char *host);
+
+/* Adds the X.509v3 extension nid (OpenSSL's configuration text value) to cert, issued by issuer
+ * (cert itself for a self-signed one). */
+bool mitm_x509_add_ext(X509 *issuer, X509 *cert, int nid, const char *value);
 
 /* Makes a sandbox's CA: an EC P-256 key and a self-signed certificate (CN "AgentKernel Proxy
  * CA", O "AgentKernel", OU ou, CA:TRUE pathlen 0 and keyCertSign,cRLSign, both critical, valid

@@ -118,21 +118,6 @@ void sandbox_tls_done(struct sandbox *sb)
         sb->up_ctx = NULL;
 }
 
-static bool leaf_ext(X509 *ca, X509 *cert, int nid, const char *value)
-{
-        X509V3_CTX ctx;
-        X509_EXTENSION *ext;
-        bool ok;
-        X509V3_set_ctx_nodb(&ctx);
-        X509V3_set_ctx(&ctx, ca, cert, NULL, NULL, 0);
-        ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-        if (!ext)
-                return false;
-        ok = X509_add_ext(cert, ext, -1) == 1;
-        X509_EXTENSION_free(ext);
-        return ok;
-}
-
 /* A leaf certificate for host (a checked DNS name), signed by sb's CA. */
 static X509 *leaf_new(struct sandbox *sb, const char *host)
 {
@@ -148,22 +133,23 @@ static X509 *leaf_new(struct sandbox *sb, const char *host)
                 serial[0] &= 0x7f;
                 bn = BN_bin2bn(serial, sizeof(serial), NULL);
                 snprintf(san, sizeof(san), "DNS:%s", host);
-                ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) &&
-                     X509_set_version(cert, 2) &&
-                     (strlen(host) > 64 ||
-                      X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
-                                                 (const unsigned char *)host, -1, -1, 0)) &&
-                     X509_set_subject_name(cert, nm) &&
-                     X509_set_issuer_name(cert, X509_get_subject_name(sb->ca)) &&
-                     X509_gmtime_adj(X509_getm_notBefore(cert), -3600) &&
-                     X509_gmtime_adj(X509_getm_notAfter(cert), 29L * 24 * 3600) &&
-                     X509_set_pubkey(cert, sb->leaf_key) &&
-                     leaf_ext(sb->ca, cert, NID_subject_alt_name, san) &&
-                     leaf_ext(sb->ca, cert, NID_basic_constraints, "critical,CA:FALSE") &&
-                     leaf_ext(sb->ca, cert, NID_key_usage, "critical,digitalSignature") &&
-                     leaf_ext(sb->ca, cert, NID_ext_key_usage, "serverAuth") &&
-                     leaf_ext(sb->ca, cert, NID_authority_key_identifier, "keyid:always") &&
-                     X509_sign(cert, sb->ca_key, EVP_sha256());
+                ok =
+                    bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) &&
+                    X509_set_version(cert, 2) &&
+                    (strlen(host) > 64 ||
+                     X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)host,
+                                                -1, -1, 0)) &&
+                    X509_set_subject_name(cert, nm) &&
+                    X509_set_issuer_name(cert, X509_get_subject_name(sb->ca)) &&
+                    X509_gmtime_adj(X509_getm_notBefore(cert), -3600) &&
+                    X509_gmtime_adj(X509_getm_notAfter(cert), 29L * 24 * 3600) &&
+                    X509_set_pubkey(cert, sb->leaf_key) &&
+                    mitm_x509_add_ext(sb->ca, cert, NID_subject_alt_name, san) &&
+                    mitm_x509_add_ext(sb->ca, cert, NID_basic_constraints, "critical,CA:FALSE") &&
+                    mitm_x509_add_ext(sb->ca, cert, NID_key_usage, "critical,digitalSignature") &&
+                    mitm_x509_add_ext(sb->ca, cert, NID_ext_key_usage, "serverAuth") &&
+                    mitm_x509_add_ext(sb->ca, cert, NID_authority_key_identifier, "keyid:always") &&
+                    X509_sign(cert, sb->ca_key, EVP_sha256());
         }
         BN_free(bn);
         X509_NAME_free(nm);
