@@ -104,6 +104,26 @@ static enum MHD_Result send_result(struct MHD_Connection *c, struct api_result *
         return send_text(c, res->status ? res->status : 500, text, "application/json");
 }
 
+/* A 200 whose body is a server-sent event stream read from ctx (free_cb ends it, also when the
+ * response cannot be made). */
+static enum MHD_Result queue_sse(struct MHD_Connection *c, MHD_ContentReaderCallback read_cb,
+                                 void *ctx, MHD_ContentReaderFreeCallback free_cb)
+{
+        struct MHD_Response *resp =
+            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 << 10, read_cb, ctx, free_cb);
+        enum MHD_Result r;
+
+        if (!resp) {
+                free_cb(ctx);
+                return MHD_NO;
+        }
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        r = MHD_queue_response(c, 200, resp);
+        MHD_destroy_response(resp);
+        return r;
+}
+
 static enum MHD_Result send_error(struct MHD_Connection *c, int status, const char *msg)
 {
         struct api_result res = {0};
@@ -492,9 +512,7 @@ static enum MHD_Result events_reply(struct MHD_Connection *c, int *status)
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         struct ak_err verr = {0};
-        struct MHD_Response *resp;
         struct evstream *e;
-        enum MHD_Result r;
         int err;
 
         if (sandbox && validate_name(sandbox, &verr) < 0) {
@@ -514,18 +532,8 @@ static enum MHD_Result events_reply(struct MHD_Connection *c, int *status)
         }
         e->client_fd = ci ? ci->connect_fd : -1;
         buf_printf(&e->out, ": connected\n\n");
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 << 10, evstream_read, e,
-                                                 evstream_free);
-        if (!resp) {
-                evstream_free(e);
-                return MHD_NO;
-        }
-        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         *status = 200;
-        r = MHD_queue_response(c, 200, resp);
-        MHD_destroy_response(resp);
-        return r;
+        return queue_sse(c, evstream_read, e, evstream_free);
 }
 
 /* ---- dispatch ---- */
@@ -635,8 +643,6 @@ static enum MHD_Result follow_reply(struct MHD_Connection *c, struct api_result 
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         struct follow *f = calloc(1, sizeof(*f));
-        struct MHD_Response *resp;
-        enum MHD_Result r;
 
         if (!f)
                 return MHD_NO;
@@ -645,17 +651,7 @@ static enum MHD_Result follow_reply(struct MHD_Connection *c, struct api_result 
         f->client_fd = ci ? ci->connect_fd : -1;
         f->line = (struct buf)BUF_INIT;
         f->out = (struct buf)BUF_INIT;
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 << 10, follow_read, f,
-                                                 follow_free);
-        if (!resp) {
-                follow_free(f);
-                return MHD_NO;
-        }
-        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-        r = MHD_queue_response(c, 200, resp);
-        MHD_destroy_response(resp);
-        return r;
+        return queue_sse(c, follow_read, f, follow_free);
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, const struct route *rt,
