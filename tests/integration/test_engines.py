@@ -334,3 +334,110 @@ def test_proxy_mode(eak):
                 os.kill(int(pidfile.read_text()), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_profile_network_on_is_proxy(eak):
+    """A profile's network "on" (no --network) is proxy mode on docker and podman too, as on
+    native: the container has no network of its own and the proxy variables; full stays opt-in."""
+    import pathlib
+    from conftest import snapshot_cache
+    name = eak.engine.name
+    eak.env["AGENTKERNEL_PROXY"] = str(pathlib.Path(__file__).with_name("fake_proxy.py"))
+    pidfile = snapshot_cache(eak.data_dir).parent / "proxy" / "fake-proxy.pid"
+    try:
+        res = eak("create", "on", "-B", name, "-i", eak.engine.image, "--profile", "moderate")
+        assert res.rc == 0, res
+        assert eak.engine.inspect("agentkernel-on")["HostConfig"]["NetworkMode"] == "none"
+        res = eak("exec", "on", "--", "sh", "-c", "env | grep -cE '^HTTPS?_PROXY=http://127.0.0.1:15001$'")
+        assert res.stdout.strip() == "2", res  # HTTP_PROXY and HTTPS_PROXY
+        res = eak("create", "full", "-B", name, "-i", eak.engine.image, "--network", "full")
+        assert res.rc == 0, res
+        assert eak.engine.inspect("agentkernel-full")["HostConfig"]["NetworkMode"] != "none"
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+PAUSE_PID = "/tmp/podman-run-65534/libpod/tmp/pause.pid"  # rootless podman's, per uid
+
+
+@pytest.fixture
+def rootless_podman():
+    """podman's API service run by nobody (rootless: its containers in podman's own user
+    namespace, one uid mapped), with the busybox test image, and an Ak as nobody pointed at it.
+    Afterwards the service, its containers and the pause process it started are gone."""
+    import shutil
+    from conftest import rootless_nobody, NOBODY
+    if not shutil.which("podman"):
+        pytest.skip("needs podman")
+    had_pause = os.path.exists(PAUSE_PID)
+    gen = rootless_nobody("ak-rlpodman-")
+    ak = next(gen)
+    home = ak.data_dir.parent
+    conf = home / "containers.conf"
+    conf.write_text('[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\n'
+                    'events_logger = "file"\n')
+    env = dict(os.environ, HOME=str(home), XDG_RUNTIME_DIR=str(home / "run"),
+               CONTAINERS_CONF=str(conf))
+    user = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    (home / "run").mkdir(mode=0o700)
+    os.chown(home / "run", NOBODY, NOBODY)
+    sock = home / "podman.sock"
+    svc = subprocess.Popen(user + ["podman", "system", "service", "--time=0", f"unix://{sock}"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not sock.exists() and svc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        if not sock.exists():
+            pytest.skip("rootless podman does not start here")
+        root = engines.make_rootfs(home / "rootfs")
+        for a in ("wget", "nc"):
+            os.symlink("busybox", root / "bin" / a)
+        tar = subprocess.run(["tar", "--owner=0", "--group=0", "-C", str(root), "-c", "."],
+                             capture_output=True, check=True).stdout
+        p = subprocess.run(user + ["podman", "import", "-", "localhost/akbusybox:1"], input=tar,
+                           env=env, capture_output=True)
+        if p.returncode != 0:
+            pytest.skip(f"rootless podman cannot import here: {p.stderr.decode()[-300:]}")
+        ak.env.update(XDG_RUNTIME_DIR=str(home / "run"), CONTAINER_HOST=f"unix://{sock}",
+                      AGENTKERNEL_AGENT=STATIC_AGENT)
+        ak.podman = lambda *a: subprocess.run(user + ["podman", *a], env=env,
+                                              capture_output=True, text=True)
+        yield ak
+    finally:
+        for s in ak.list():
+            ak("remove", s["name"])
+        subprocess.run(user + ["podman", "rm", "-af", "-t", "0"], env=env, capture_output=True)
+        svc.terminate()
+        svc.wait(30)
+        if not had_pause and os.path.exists(PAUSE_PID):
+            try:
+                os.kill(int(open(PAUSE_PID).read()), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        try:
+            next(gen)
+        except StopIteration:
+            pass
+
+
+def test_rootless_podman_proxy_mode(rootless_podman):
+    """Rootless podman in proxy mode (the default): the starter's forked helper joins podman's
+    user namespace, then the container's network namespace, installs the capture there and hands
+    the listeners back; the container reaches nothing directly — an IP connect gets the real
+    proxy's 403 (the built-in policy) — and has no interface but lo."""
+    ak = rootless_podman
+    res = ak("run", "-B", "podman", "-i", "localhost/akbusybox:1", "--", "sh", "-c",
+             "ip -o link | cut -d: -f2; env | grep -c '^HTTPS_PROXY=http://127.0.0.1:15001$'; "
+             "wget -q -O- http://93.184.216.34/ 2>&1; echo done")
+    assert res.rc == 0, res
+    out = res.stdout.split("\n")
+    assert out[0].strip() == "lo" and out[1].strip() == "1", res
+    assert "403 Forbidden" in res.stdout and "done" in res.stdout, res
+    assert ak("create", "rl", "-B", "podman", "-i", "localhost/akbusybox:1").rc == 0
+    res = ak("exec", "rl", "--", "wget", "-q", "-O-", "http://example.invalid/")
+    assert res.rc != 0 and "403" in res.stderr, res
