@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -86,6 +87,37 @@ static int serve_hello(int fd)
         return ak_write_buf(fd, &out);
 }
 
+/* TCP_CONNECT (published ports in proxy mode, docs/network.md): a TCP connection to
+ * 127.0.0.1:PORT in the sandbox's own network namespace, handed to the host with the OK frame
+ * (SCM_RIGHTS; the host relays the bytes). Only loopback: the host names a port, never an address.
+ * A unix socket only (a VM's byte stream carries no fds). */
+static int serve_tcp_connect(int fd, const struct ak_msg *m)
+{
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct timeval tv = {5, 0};
+        uint8_t ok[AK_FRAME_HDR] = {0};
+        uint64_t port = 0;
+        int s, r;
+
+        if (ak_get_u64(m, AK_T_PORT, &port) < 0 || port == 0 || port > 65535)
+                return agent_send_error(fd, EINVAL, "TCP_CONNECT needs a PORT (1-65535)");
+        sa.sin_port = htons((uint16_t)port);
+        s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                return agent_send_error(fd, errno, "socket: %s", strerror(errno));
+        (void)setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                r = errno;
+                close(s);
+                return agent_send_error(fd, r, "connect 127.0.0.1:%u: %s", (unsigned)port,
+                                        strerror(r));
+        }
+        ok[4] = AK_OK; /* u32 length 0, u16 type, u16 channel 0 (little-endian) */
+        r = fd_send(fd, ok, sizeof(ok), &s, 1);
+        close(s);
+        return r;
+}
+
 /* Serves one connection; runs in a forked handler process. */
 static int serve_connection(int fd)
 {
@@ -130,6 +162,8 @@ static int serve_connection(int fd)
                 case AK_DETACH_KILL:
                         r = agent_serve_detach_query(fd, &m);
                         break;
+                case AK_TCP_CONNECT:
+                        return serve_tcp_connect(fd, &m);
                 default:
                         return agent_send_error(fd, ENOTSUP, "unsupported request type %u", m.type);
                 }

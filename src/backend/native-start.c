@@ -24,6 +24,7 @@
 
 #include "backend/native-image.h"
 #include "backend/native.h"
+#include "backend/port-relay.h"
 #include "core/egress.h"
 #include "core/paths.h"
 #include "core/private-dir.h"
@@ -267,10 +268,13 @@ static int check_request(struct start *st, struct ak_err *err)
         r = paths_agent_binary(st->agent, sizeof(st->agent), err);
         if (r < 0)
                 return r;
-        if (cfg->n_ports && cfg->network == NET_MODE_PROXY)
+        if (cfg->n_ports && cfg->network == NET_MODE_PROXY && cfg->ephemeral)
                 return ak_err_set(err, ENOTSUP,
-                                  "publishing ports needs --network full (network mode 'proxy' "
-                                  "has no way in from the host)");
+                                  "a proxy-mode run cannot publish ports (its agent serves the "
+                                  "run alone): create a sandbox with them, or use --network full");
+        if (cfg->n_ports && cfg->network == NET_MODE_PROXY &&
+            (r = port_relay_check(cfg->ports, cfg->n_ports, err)) < 0)
+                return r;
         if (cfg->network == NET_MODE_FULL && !net_available(why, sizeof(why)))
                 return ak_err_set(err, ENOENT, "%s", why);
         (void)snprintf(st->cgid, sizeof(st->cgid), "%s%s", cfg->ephemeral ? "run-" : "",
@@ -637,6 +641,28 @@ static int register_egress(struct start *st, struct ak_err *err)
         return 0;
 }
 
+/* Step (proxy mode, kept): published ports, through a relay that asks the agent for each
+ * connection (port-relay.h); it exits with the sandbox. */
+static int publish_ports(struct start *st, struct ak_err *err)
+{
+        const struct backend_config *cfg = st->cfg;
+        cleanup_close int sock = -1;
+        cleanup_close int netns = -1;
+        char path[PATH_MAX];
+
+        if (cfg->network != NET_MODE_PROXY || !cfg->n_ports)
+                return 0;
+        native_run_path(&cfg->ref, NATIVE_SOCKET_FILE, path, sizeof(path));
+        sock = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (sock < 0)
+                return ak_err_errno(err, errno, "the agent's socket '%s'", path);
+        (void)snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)st->child.pid);
+        netns = open(path, O_RDONLY | O_CLOEXEC);
+        if (netns < 0)
+                return ak_err_errno(err, errno, "the sandbox's network namespace");
+        return port_relay_start(cfg->ports, cfg->n_ports, sock, st->child.pidfd, netns, err);
+}
+
 /* Step (kept): runtime.json, what later commands find the sandbox by. */
 static int record(struct start *st, struct ak_err *err)
 {
@@ -696,6 +722,7 @@ static const struct start_step {
     {spawn, "native-spawned"},
     {wait_network, "native-network-ready"},
     {register_egress, "native-egress-registered"},
+    {publish_ports, "native-ports-published"},
     {record, "native-recorded"},
     {commit, NULL},
 };
