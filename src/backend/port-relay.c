@@ -324,22 +324,35 @@ static _Noreturn void relay_main(int pidfd)
                                 bool eof = c->client_eof || c->sb_eof;
                                 if (c->sb < 0)
                                         break;
-                                if (!pump(c) ||
-                                    ((ev[j].events & (EPOLLHUP | EPOLLERR)) &&
-                                     before == c->up_len + c->up_off + c->down_len + c->down_off &&
-                                     eof == (c->client_eof || c->sb_eof)))
-                                        conn_drop(c); /* over, or a hang-up nothing can follow */
-                                else
-                                        interest(c, false);
+                                bool moved;
+                                if (!pump(c)) {
+                                        conn_drop(c); /* over */
+                                        break;
+                                }
+                                moved =
+                                    before != c->up_len + c->up_off + c->down_len + c->down_off ||
+                                    eof != (c->client_eof || c->sb_eof);
+                                if ((ev[j].events & (EPOLLHUP | EPOLLERR)) && !moved) {
+                                        conn_drop(c); /* a hang-up nothing can follow */
+                                        break;
+                                }
+                                if (moved && (c->up_shut || c->down_shut))
+                                        c->deadline_ns = now + (int64_t)PORT_RELAY_HALF_CLOSED_MS *
+                                                                   NSEC_PER_MSEC;
+                                interest(c, false);
                                 break;
                         }
                         default:
                                 break;
                         }
                 }
-                for (size_t i = 0; i < ARRAY_SIZE(conns); i++)
-                        if (conns[i].agent >= 0 && now > conns[i].deadline_ns)
-                                conn_drop(&conns[i]); /* the agent did not answer in time */
+                for (size_t i = 0; i < ARRAY_SIZE(conns); i++) {
+                        struct rconn *c = &conns[i];
+                        if (c->agent >= 0 && now > c->deadline_ns)
+                                conn_drop(c); /* the agent did not answer in time */
+                        else if (c->sb >= 0 && (c->up_shut || c->down_shut) && now > c->deadline_ns)
+                                conn_drop(c); /* half closed, and the other half silent */
+                }
         }
 }
 

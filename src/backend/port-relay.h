@@ -12,8 +12,9 @@
  * IPv4 whose peer is 127.0.0.1:PORT and which lives in the sandbox's own network namespace
  * (SIOCGSKNS compared with the namespace the sandbox was started in); anything else closes the
  * host's connection. Connections are bounded (PORT_RELAY_CONNS at once, 16 KiB buffered per
- * direction); the relay exits, closing its listeners and connections, when the sandbox's first
- * process does (its pidfd).
+ * direction; a half-closed connection whose other half stays silent for 10 s is closed); the relay
+ * exits, closing its listeners and connections, when the sandbox's first process does (its
+ * pidfd).
  */
 #pragma once
 
@@ -25,6 +26,9 @@
 #define PORT_RELAY_CONNS 256          /* connections at once, all ports together */
 #define PORT_RELAY_AGENT_MS 5000      /* the agent's answer to TCP_CONNECT */
 #define PORT_RELAY_BIND_RETRY_MS 2000 /* a port a stopped predecessor's relay still holds */
+/* once one side has closed its half, the other has this long without a byte moving: a side that
+ * never closes (a sandbox that keeps its end open) cannot hold a connection for ever */
+#define PORT_RELAY_HALF_CLOSED_MS 10000
 
 /* Refuses what proxy mode cannot publish (UDP; the proxy's own ports 15001 and 15053) with a
  * message that names --network full. 0 or -errno. */
