@@ -38,6 +38,7 @@
 
 #include "backend/backends.h"
 #include "backend/engine-private.h"
+#include "backend/port-relay.h"
 #include "core/backend.h"
 #include "core/egress.h"
 #include "core/paths.h"
@@ -461,6 +462,30 @@ static int engine_egress(const struct backend_config *cfg, pid_t pid, const char
         return r;
 }
 
+/* Proxy mode's published ports (backend/port-relay.h): a relay that asks the container's agent
+ * (its socket checked once here, then kept open by O_PATH) for each connection. */
+static int engine_publish(const struct backend_config *cfg, const struct container_rt *rt,
+                          struct ak_err *err)
+{
+        cleanup_close int sock = -1;
+        cleanup_close int pidfd = -1;
+        cleanup_close int netns = -1;
+        char path[64];
+
+        if (!cfg->n_ports)
+                return 0;
+        pidfd = (int)syscall(SYS_pidfd_open, rt->pid, 0);
+        (void)snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)rt->pid);
+        netns = open(path, O_RDONLY | O_CLOEXEC);
+        if (pidfd < 0 || netns < 0)
+                return ak_err_errno(err, errno, "the container's agent (pidfd, network namespace)");
+        /* checked after: the process that pidfd and netns name is still the agent */
+        sock = container_agent_socket(rt, cfg->ref.uuid, err);
+        if (sock < 0)
+                return sock;
+        return port_relay_start(cfg->ports, cfg->n_ports, sock, pidfd, netns, err);
+}
+
 static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                         struct backend_session *ret_session, struct ak_err *err)
 {
@@ -483,10 +508,9 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                                   "the %s backend runs container images, not the 'host' image; "
                                   "name one with --image (e.g. -i alpine:3.20)",
                                   engine_name(kind));
-        if (cfg->network == NET_MODE_PROXY && cfg->n_ports)
-                return ak_err_set(err, ENOTSUP,
-                                  "publishing ports needs --network full (network mode 'proxy' "
-                                  "has no way in from the host)");
+        if (cfg->network == NET_MODE_PROXY &&
+            (r = port_relay_check(cfg->ports, cfg->n_ports, err)) < 0)
+                return r;
         if (!uuid_is_valid(cfg->ref.uuid))
                 return ak_err_set(err, EINVAL, "sandbox '%s' has no valid uuid ('%s')",
                                   cfg->ref.name, cfg->ref.uuid);
@@ -579,6 +603,10 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                 goto fail_created;
         }
         if (cfg->network == NET_MODE_PROXY && (r = engine_egress(cfg, rt.pid, dir, err)) < 0) {
+                close(fd);
+                goto fail_created;
+        }
+        if (cfg->network == NET_MODE_PROXY && (r = engine_publish(cfg, &rt, err)) < 0) {
                 close(fd);
                 goto fail_created;
         }

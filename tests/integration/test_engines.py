@@ -302,7 +302,8 @@ def test_our_seccomp_profile_is_the_containers(eak):
 def test_proxy_mode(eak):
     """Proxy mode on a container (rootful): the engine makes it with no network, the host installs
     the capture in its namespace, and the user's proxy (fake_proxy.py, a test double) takes every
-    connection; the proxy variables are in the environment; ports are refused; stop unregisters."""
+    connection; the proxy variables are in the environment; UDP ports are refused; stop
+    unregisters."""
     import pathlib
     from conftest import snapshot_cache
     name = eak.engine.name
@@ -324,8 +325,9 @@ def test_proxy_mode(eak):
         out = subprocess.run(["nsenter", "-t", str(pid), "-n", "ip", "-o", "link"],
                              capture_output=True, text=True)
         assert [l.split(":")[1].strip() for l in out.stdout.splitlines()] == ["lo"], out
+        # published ports: refused here before the port relay; now they work (published_port)
         res = eak("create", "pp", "-B", name, "-i", eak.engine.image, "--network", "proxy",
-                  "-p", "18089:80")
+                  "-p", "18089:53/udp")
         assert res.rc != 0 and "--network full" in res.stderr, res
         assert eak("remove", "px").rc == 0
     finally:
@@ -353,6 +355,57 @@ def test_profile_network_on_is_proxy(eak):
         res = eak("create", "full", "-B", name, "-i", eak.engine.image, "--network", "full")
         assert res.rc == 0, res
         assert eak.engine.inspect("agentkernel-full")["HostConfig"]["NetworkMode"] != "none"
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def wait_answer(port, timeout=15):
+    import socket
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 2) as c:
+                c.settimeout(3)
+                d = c.recv(100)
+                if d:
+                    return d
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return b""
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_proxy_mode_published_port(eak):
+    """A container in proxy mode (no network of its own) publishes a port: a server inside
+    answers on the host's 127.0.0.1 through the relay and the agent's TCP_CONNECT; removing the
+    sandbox closes the port."""
+    import pathlib
+    from conftest import snapshot_cache
+    name = eak.engine.name
+    eak.env["AGENTKERNEL_PROXY"] = str(pathlib.Path(__file__).with_name("fake_proxy.py"))
+    pidfile = snapshot_cache(eak.data_dir).parent / "proxy" / "fake-proxy.pid"
+    port = free_port()
+    try:
+        res = eak("create", "pub", "-B", name, "-i", eak.engine.image, "--network", "proxy",
+                  "-p", f"{port}:8000")
+        assert res.rc == 0, res
+        assert eak("exec", "-d", "pub", "--", "busybox", "nc", "-ll", "-p", "8000", "-e",
+                   "echo", "hello").rc == 0
+        assert wait_answer(port) == b"hello\n"
+        assert eak("remove", "pub").rc == 0
+        time.sleep(0.5)
+        assert wait_answer(port, timeout=1) == b""
     finally:
         if pidfile.exists():
             try:
@@ -429,7 +482,8 @@ def test_rootless_podman_proxy_mode(rootless_podman):
     """Rootless podman in proxy mode (the default): the starter's forked helper joins podman's
     user namespace, then the container's network namespace, installs the capture there and hands
     the listeners back; the container reaches nothing directly — an IP connect gets the real
-    proxy's 403 (the built-in policy) — and has no interface but lo."""
+    proxy's 403 (the built-in policy) — and has no interface but lo; a published port answers
+    through the relay (the relay's namespace check works on podman's user namespace too)."""
     ak = rootless_podman
     res = ak("run", "-B", "podman", "-i", "localhost/akbusybox:1", "--", "sh", "-c",
              "ip -o link | cut -d: -f2; env | grep -c '^HTTPS_PROXY=http://127.0.0.1:15001$'; "
@@ -441,3 +495,10 @@ def test_rootless_podman_proxy_mode(rootless_podman):
     assert ak("create", "rl", "-B", "podman", "-i", "localhost/akbusybox:1").rc == 0
     res = ak("exec", "rl", "--", "wget", "-q", "-O-", "http://example.invalid/")
     assert res.rc != 0 and "403" in res.stderr, res
+    port = free_port()
+    res = ak("create", "rlpub", "-B", "podman", "-i", "localhost/akbusybox:1", "-p",
+             f"{port}:8000")
+    assert res.rc == 0, res
+    assert ak("exec", "-d", "rlpub", "--", "busybox", "nc", "-ll", "-p", "8000", "-e", "echo",
+              "hello").rc == 0
+    assert wait_answer(port) == b"hello\n"
