@@ -118,6 +118,43 @@ static int serve_tcp_connect(int fd, const struct ak_msg *m)
         return r;
 }
 
+/* A run's published ports (--ports-fd, with --conn-fd): a child that serves TCP_CONNECT, and
+ * nothing else, to the host's port relay on a second socket, one connection at a time, while
+ * PID 1 serves the run. It ends with the sandbox. */
+static void serve_ports(int ports_fd, int conn_fd)
+{
+        pid_t pid = fork();
+
+        if (pid != 0) {
+                if (pid < 0)
+                        agent_log("fork the ports server: %s", strerror(errno));
+                close(ports_fd);
+                return;
+        }
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        close(conn_fd);
+        for (;;) {
+                cleanup_buf struct buf b = BUF_INIT;
+                struct timeval tv = {5, 0};
+                struct ak_msg m;
+                int fd = accept4(ports_fd, NULL, NULL, SOCK_CLOEXEC);
+
+                if (fd < 0) {
+                        if (errno == EINTR || errno == ECONNABORTED)
+                                continue;
+                        _exit(1);
+                }
+                (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                if (ak_read_frame(fd, &b, &m) == 0) {
+                        if (m.type == AK_TCP_CONNECT)
+                                (void)serve_tcp_connect(fd, &m);
+                        else
+                                (void)agent_send_error(fd, ENOTSUP, "only TCP_CONNECT here");
+                }
+                close(fd);
+        }
+}
+
 /* Serves one connection; runs in a forked handler process. */
 static int serve_connection(int fd)
 {
@@ -458,7 +495,8 @@ static void noop_handler(int sig)
 static _noreturn_ void usage(void)
 {
         fputs(
-            "usage: agentkernel-agent (--listen-fd N | --listen PATH | --conn-fd N) [--sync-fd N]\n"
+            "usage: agentkernel-agent (--listen-fd N | --listen PATH | --conn-fd N [--ports-fd N]) "
+            "[--sync-fd N]\n"
             "                         [--state-fd N | --state-dir DIR] [--caps HEX]\n"
             "                         [--workdir DIR] [--user USER] [--hold-fd N]... [--uuid ID]\n"
             "                         [--host-files]\n"
@@ -494,11 +532,12 @@ int main(int argc, char **argv)
             {"host-files", no_argument, NULL, 'F'},
             {"vm-relay", required_argument, NULL, 'R'},
             {"relay-id", required_argument, NULL, 'I'},
+            {"ports-fd", required_argument, NULL, 'P'},
             {NULL, 0, NULL, 0},
         };
         int relay_fd = -1;
         uint32_t relay_id = 0;
-        int listen_fd = -1, conn_fd = -1, sync_fd = -1, sigfd, c;
+        int listen_fd = -1, conn_fd = -1, sync_fd = -1, ports_fd = -1, sigfd, c;
         int hold_fds[HOLD_MAX];
         size_t n_hold = 0;
         struct sigaction sa = {.sa_handler = noop_handler};
@@ -573,6 +612,9 @@ int main(int argc, char **argv)
                 case 'R':
                         relay_fd = parse_fd(optarg);
                         break;
+                case 'P':
+                        ports_fd = parse_fd(optarg);
+                        break;
                 case 'I':
                         if (safe_atou32(optarg, &relay_id) < 0 || relay_id == 0)
                                 usage();
@@ -631,7 +673,7 @@ int main(int argc, char **argv)
                 (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         {
                 /* Everything the agent keeps must be close-on-exec: commands inherit nothing. */
-                const int keep[] = {listen_fd, conn_fd, sync_fd, agent_cfg.state_fd};
+                const int keep[] = {listen_fd, conn_fd, sync_fd, agent_cfg.state_fd, ports_fd};
                 for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
                         if (keep[i] >= 0)
                                 (void)fcntl(keep[i], F_SETFD, FD_CLOEXEC);
@@ -656,6 +698,8 @@ int main(int argc, char **argv)
         }
         if (agent_guest)
                 agent_guest_start_mux();
+        if (conn_fd >= 0 && ports_fd >= 0)
+                serve_ports(ports_fd, conn_fd);
         if (conn_fd >= 0) {
                 /* One request, served right here (no fork on the way), then the sandbox ends. */
                 (void)serve_connection(conn_fd);

@@ -148,14 +148,39 @@ def test_port_in_use_fails_the_start_and_leaves_nothing(ak):
 
 def test_what_proxy_mode_cannot_publish_is_refused(ak):
     """UDP, and the proxy's own ports inside (15001, 15053): refused at the start with a message
-    naming --network full; a proxy-mode run's ports too (its agent serves the run alone)."""
+    naming --network full, for a run too."""
     for spec, why in (("18053:53/udp", "UDP"), (f"{free_port()}:15001", "egress proxy"),
                       (f"{free_port()}:15053", "egress proxy")):
         res = ak("create", "bad", "--network", "proxy", "-p", spec)
         assert res.rc != 0 and why in res.stderr and "--network full" in res.stderr, res
         ak("remove", "bad")
-    res = ak("run", "--network", "proxy", "-P", f"{free_port()}:8000", "--", "true")
+    res = ak("run", "--network", "proxy", "-P", "18053:53/udp", "--", "true")
     assert res.rc != 0 and "--network full" in res.stderr, res
+
+
+def test_run_publishes_ports_in_proxy_mode(ak):
+    """A run-once server in proxy mode (the API's and MCP's run `ports`): its port answers while
+    it runs — the run's agent serves the run on its socket pair and the relay on a second socket
+    made for it (--ports-fd), unlinked once the relay holds it — and closes when it ends."""
+    port = free_port()
+    code = ("import socket\ns=socket.socket()\ns.bind(('127.0.0.1',8000))\ns.listen(4)\n"
+            "c,_=s.accept(); c.sendall(b'hello\\n'); c.close()\n")
+    run = subprocess.Popen([*ak.prefix, AK, "run", "--network", "proxy", "-P", f"{port}:8000",
+                            "--", PY, "-c", code], env=ak.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)
+    try:
+        wait_hello(port, timeout=15).close()
+        assert run.wait(20) == 0, run.stderr.read()
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    deadline = time.time() + 5
+    while listening(port) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not listening(port)
+    eph = ak.data_dir / "run" / ".ephemeral"
+    assert not list(eph.glob("ports-*.sock")) if eph.exists() else True
 
 
 @pytest.fixture
@@ -175,6 +200,20 @@ def test_rootless_published_port(rl):
     assert c.recv(4) == b"ping"
     c.close()
     assert rl("remove", "rweb").rc == 0
+    deadline = time.time() + 5
+    while listening(port) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not listening(port)
+
+
+@pytest.mark.parametrize("point", ["native-ports-published", "native-recorded"])
+def test_failed_start_leaves_no_listener(ak, point):
+    """A start that fails once its relay is up (AGENTKERNEL_TEST_HOOK=fail:POINT): the undo
+    kills the sandbox and the relay goes with it; no port of ours stays bound."""
+    port = free_port()
+    res = ak("create", "undo", "--network", "proxy", "-p", f"{port}:8000",
+             env={"AGENTKERNEL_TEST_HOOK": f"fail:{point}"})
+    assert res.rc != 0 and point in res.stderr, res
     deadline = time.time() + 5
     while listening(port) and time.time() < deadline:
         time.sleep(0.05)
