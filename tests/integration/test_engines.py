@@ -414,19 +414,36 @@ def test_proxy_mode_published_port(eak):
                 pass
 
 
-PAUSE_PID = "/tmp/podman-run-65534/libpod/tmp/pause.pid"  # rootless podman's, per uid
+def processes_with_home(uid, home):
+    """The pids of uid's processes whose environment has HOME=home: what a rootless podman the
+    test started with that (fresh, unique) home left running (its service re-executes itself,
+    and its pause process holds the user namespace)."""
+    want = f"HOME={home}".encode()
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{d}").st_uid != uid:
+                continue
+            with open(f"/proc/{d}/environ", "rb") as f:
+                if want in f.read().split(b"\0"):
+                    pids.append(int(d))
+        except OSError:
+            pass
+    return pids
 
 
 @pytest.fixture
 def rootless_podman():
     """podman's API service run by nobody (rootless: its containers in podman's own user
     namespace, one uid mapped), with the busybox test image, and an Ak as nobody pointed at it.
-    Afterwards the service, its containers and the pause process it started are gone."""
+    Afterwards the service, its containers and every process of nobody's that carries the
+    test's own HOME (the service's re-executed self, its pause process) are gone."""
     import shutil
     from conftest import rootless_nobody, NOBODY
     if not shutil.which("podman"):
         pytest.skip("needs podman")
-    had_pause = os.path.exists(PAUSE_PID)
     gen = rootless_nobody("ak-rlpodman-")
     ak = next(gen)
     home = ak.data_dir.parent
@@ -467,10 +484,10 @@ def rootless_podman():
         subprocess.run(user + ["podman", "rm", "-af", "-t", "0"], env=env, capture_output=True)
         svc.terminate()
         svc.wait(30)
-        if not had_pause and os.path.exists(PAUSE_PID):
+        for pid in processes_with_home(NOBODY, home):
             try:
-                os.kill(int(open(PAUSE_PID).read()), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
                 pass
         try:
             next(gen)
