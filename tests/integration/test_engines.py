@@ -182,8 +182,10 @@ def test_ports_and_volumes(eak):
     port = s.getsockname()[1]
     s.close()
     assert eak("volume", "create", "vol").rc == 0
-    res = eak("create", "net", "-B", eng.name, "-i", eng.image, "-p", f"{port}:8080",
-              "-v", "vol:/data")
+    # the engine's own port bindings: full mode's (proxy mode, the default now, publishes
+    # through the port relay: test_proxy_mode_published_port)
+    res = eak("create", "net", "-B", eng.name, "-i", eng.image, "--network", "full", "-p",
+              f"{port}:8080", "-v", "vol:/data")
     assert res.rc == 0, res
     assert eng.inspect("agentkernel-net")["HostConfig"]["PortBindings"]["8080/tcp"][0] == \
         {"HostIp": "127.0.0.1", "HostPort": str(port)}
