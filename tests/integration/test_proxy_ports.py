@@ -218,3 +218,24 @@ def test_failed_start_leaves_no_listener(ak, point):
     while listening(port) and time.time() < deadline:
         time.sleep(0.05)
     assert not listening(port)
+
+
+def test_mcp_run_ports_in_proxy_mode(ak):
+    """MCP's sandbox_run with `ports` and the profile's network (on: proxy): the run's server
+    answers on the host's loopback while the tool call runs."""
+    import threading
+    from conftest import mcp_call
+    port = free_port()
+    code = ("import socket\ns=socket.socket()\ns.bind(('127.0.0.1',8000))\ns.listen(4)\n"
+            "c,_=s.accept(); c.sendall(b'hello\\n'); c.close()\n")
+    out = {}
+    t = threading.Thread(target=lambda: out.update(doc=mcp_call(
+        ak, "sandbox_run", {"command": [PY, "-c", code], "ports": [f"{port}:8000"],
+                            "fast": False, "timeout_ms": 20000})))
+    t.start()
+    try:
+        wait_hello(port, timeout=20).close()
+    finally:
+        t.join(60)
+    doc = out.get("doc")
+    assert doc and "error" not in doc and not doc["result"].get("isError"), doc
