@@ -462,6 +462,19 @@ static int engine_egress(const struct backend_config *cfg, pid_t pid, const char
         return r;
 }
 
+static int engine_finish(struct backend_session *bs);
+
+/* Proxy mode for a container claimed from the warm pool: its agent as the refill recorded it
+ * (host-only files, in the run's directory now). */
+static int pool_egress(const struct backend_config *cfg, const struct engine_session *s,
+                       struct ak_err *err)
+{
+        struct container_rt rt;
+        int r = container_rt_read(s->dir, &rt, err);
+
+        return r < 0 ? r : engine_egress(cfg, rt.pid, s->dir, err);
+}
+
 /* Proxy mode's published ports (backend/port-relay.h): a relay that asks the container's agent
  * (its socket checked once here, then kept open by O_PATH) for each connection. */
 static int engine_publish(const struct backend_config *cfg, const struct container_rt *rt,
@@ -534,8 +547,7 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
         r = paths_agent_binary(agent, sizeof(agent), err);
         if (r < 0)
                 return r;
-        /* a pooled container would need its capture after the claim: proxy mode is not pooled */
-        if (engine_pool_usable(cfg) && cfg->network != NET_MODE_PROXY) {
+        if (engine_pool_usable(cfg)) {
                 struct engine_session *s = calloc(1, sizeof(*s));
                 char pool[PATH_MAX], key[17];
                 if (!s)
@@ -545,8 +557,16 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                 engine_pool_refill(&e, cfg, agent, pool, key);
                 if (fd >= 0) {
                         s->pooled = true;
-                        ret_session->chan_fd = fd;
                         ret_session->priv = s;
+                        /* proxy mode: a pooled container (made with no network, like any proxy
+                         * one: the pool's key holds the mode) gets its capture now, before the
+                         * run's command */
+                        if (cfg->network == NET_MODE_PROXY && (r = pool_egress(cfg, s, err)) < 0) {
+                                close(fd);
+                                (void)engine_finish(ret_session);
+                                return r;
+                        }
+                        ret_session->chan_fd = fd;
                         return 0;
                 }
                 free(s); /* the pool is empty: start one the ordinary way */

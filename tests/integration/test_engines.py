@@ -270,6 +270,39 @@ def test_fast_runs_use_each_pooled_container_once(eak):
     assert not pool_names(eng)
 
 
+def test_fast_runs_in_proxy_mode_are_pooled_and_captured(eak):
+    """run --fast in proxy mode (the profile's default now): a pooled container (made with no
+    network, the mode in the pool's key) gets its capture at the claim, before the command: a
+    connect to any address ends at the user's proxy (fake_proxy.py), and it has only lo."""
+    import pathlib
+    from conftest import snapshot_cache
+    eng = eak.engine
+    eak.env["AGENTKERNEL_PROXY"] = str(pathlib.Path(__file__).with_name("fake_proxy.py"))
+    pidfile = snapshot_cache(eak.data_dir).parent / "proxy" / "fake-proxy.pid"
+    fast = ["run", "--fast", "-B", eng.name, "-i", eng.image, "--network", "proxy", "--"]
+    probe = "ip -o link | cut -d: -f2; busybox nc -w 3 93.184.216.34 443 </dev/null"
+    try:
+        res = eak(*fast, "sh", "-c", probe)  # fills the pool in the background
+        assert res.rc == 0 and "transparent 93.184.216.34:443" in res.stdout, res
+        ready = wait_pool(eng, 1)
+        assert ready
+        res = eak(*fast, "sh", "-c", probe)
+        assert res.rc == 0, res
+        assert res.stdout.split("\n")[0].strip() == "lo", res
+        assert "transparent 93.184.216.34:443" in res.stdout, res
+        # the claimed container is removed in the background, under its pool name until gone
+        deadline = time.time() + 20
+        while not ready - pool_names(eng) and time.time() < deadline:
+            time.sleep(0.2)
+        assert ready - pool_names(eng), "the second run was not taken from the pool"
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def test_the_pool_never_hands_out_another_configuration(eak):
     eng = eak.engine
     assert eak("run", "--fast", "-B", eng.name, "-i", eng.image, "--no-network", "--",
