@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -86,6 +87,74 @@ static int serve_hello(int fd)
         return ak_write_buf(fd, &out);
 }
 
+/* TCP_CONNECT (published ports in proxy mode, docs/network.md): a TCP connection to
+ * 127.0.0.1:PORT in the sandbox's own network namespace, handed to the host with the OK frame
+ * (SCM_RIGHTS; the host relays the bytes). Only loopback: the host names a port, never an address.
+ * A unix socket only (a VM's byte stream carries no fds). */
+static int serve_tcp_connect(int fd, const struct ak_msg *m)
+{
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct timeval tv = {5, 0};
+        uint8_t ok[AK_FRAME_HDR] = {0};
+        uint64_t port = 0;
+        int s, r;
+
+        if (ak_get_u64(m, AK_T_PORT, &port) < 0 || port == 0 || port > 65535)
+                return agent_send_error(fd, EINVAL, "TCP_CONNECT needs a PORT (1-65535)");
+        sa.sin_port = htons((uint16_t)port);
+        s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0)
+                return agent_send_error(fd, errno, "socket: %s", strerror(errno));
+        (void)setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                r = errno;
+                close(s);
+                return agent_send_error(fd, r, "connect 127.0.0.1:%u: %s", (unsigned)port,
+                                        strerror(r));
+        }
+        ok[4] = AK_OK; /* u32 length 0, u16 type, u16 channel 0 (little-endian) */
+        r = fd_send(fd, ok, sizeof(ok), &s, 1);
+        close(s);
+        return r;
+}
+
+/* A run's published ports (--ports-fd, with --conn-fd): a child that serves TCP_CONNECT, and
+ * nothing else, to the host's port relay on a second socket, one connection at a time, while
+ * PID 1 serves the run. It ends with the sandbox. */
+static void serve_ports(int ports_fd, int conn_fd)
+{
+        pid_t pid = fork();
+
+        if (pid != 0) {
+                if (pid < 0)
+                        agent_log("fork the ports server: %s", strerror(errno));
+                close(ports_fd);
+                return;
+        }
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        close(conn_fd);
+        for (;;) {
+                cleanup_buf struct buf b = BUF_INIT;
+                struct timeval tv = {5, 0};
+                struct ak_msg m;
+                int fd = accept4(ports_fd, NULL, NULL, SOCK_CLOEXEC);
+
+                if (fd < 0) {
+                        if (errno == EINTR || errno == ECONNABORTED)
+                                continue;
+                        _exit(1);
+                }
+                (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                if (ak_read_frame(fd, &b, &m) == 0) {
+                        if (m.type == AK_TCP_CONNECT)
+                                (void)serve_tcp_connect(fd, &m);
+                        else
+                                (void)agent_send_error(fd, ENOTSUP, "only TCP_CONNECT here");
+                }
+                close(fd);
+        }
+}
+
 /* Serves one connection; runs in a forked handler process. */
 static int serve_connection(int fd)
 {
@@ -130,6 +199,8 @@ static int serve_connection(int fd)
                 case AK_DETACH_KILL:
                         r = agent_serve_detach_query(fd, &m);
                         break;
+                case AK_TCP_CONNECT:
+                        return serve_tcp_connect(fd, &m);
                 default:
                         return agent_send_error(fd, ENOTSUP, "unsupported request type %u", m.type);
                 }
@@ -424,7 +495,8 @@ static void noop_handler(int sig)
 static _noreturn_ void usage(void)
 {
         fputs(
-            "usage: agentkernel-agent (--listen-fd N | --listen PATH | --conn-fd N) [--sync-fd N]\n"
+            "usage: agentkernel-agent (--listen-fd N | --listen PATH | --conn-fd N [--ports-fd N]) "
+            "[--sync-fd N]\n"
             "                         [--state-fd N | --state-dir DIR] [--caps HEX]\n"
             "                         [--workdir DIR] [--user USER] [--hold-fd N]... [--uuid ID]\n"
             "                         [--host-files]\n"
@@ -460,11 +532,12 @@ int main(int argc, char **argv)
             {"host-files", no_argument, NULL, 'F'},
             {"vm-relay", required_argument, NULL, 'R'},
             {"relay-id", required_argument, NULL, 'I'},
+            {"ports-fd", required_argument, NULL, 'P'},
             {NULL, 0, NULL, 0},
         };
         int relay_fd = -1;
         uint32_t relay_id = 0;
-        int listen_fd = -1, conn_fd = -1, sync_fd = -1, sigfd, c;
+        int listen_fd = -1, conn_fd = -1, sync_fd = -1, ports_fd = -1, sigfd, c;
         int hold_fds[HOLD_MAX];
         size_t n_hold = 0;
         struct sigaction sa = {.sa_handler = noop_handler};
@@ -539,6 +612,9 @@ int main(int argc, char **argv)
                 case 'R':
                         relay_fd = parse_fd(optarg);
                         break;
+                case 'P':
+                        ports_fd = parse_fd(optarg);
+                        break;
                 case 'I':
                         if (safe_atou32(optarg, &relay_id) < 0 || relay_id == 0)
                                 usage();
@@ -597,7 +673,7 @@ int main(int argc, char **argv)
                 (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         {
                 /* Everything the agent keeps must be close-on-exec: commands inherit nothing. */
-                const int keep[] = {listen_fd, conn_fd, sync_fd, agent_cfg.state_fd};
+                const int keep[] = {listen_fd, conn_fd, sync_fd, agent_cfg.state_fd, ports_fd};
                 for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
                         if (keep[i] >= 0)
                                 (void)fcntl(keep[i], F_SETFD, FD_CLOEXEC);
@@ -622,6 +698,8 @@ int main(int argc, char **argv)
         }
         if (agent_guest)
                 agent_guest_start_mux();
+        if (conn_fd >= 0 && ports_fd >= 0)
+                serve_ports(ports_fd, conn_fd);
         if (conn_fd >= 0) {
                 /* One request, served right here (no fork on the way), then the sandbox ends. */
                 (void)serve_connection(conn_fd);

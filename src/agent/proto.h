@@ -54,6 +54,9 @@ enum ak_type {
         AK_DETACH_GET = 50,  /* ID -> DETACH_INFO */
         AK_DETACH_LOGS = 51, /* ID, STREAM -> DATA*, END */
         AK_DETACH_KILL = 52, /* ID, SIGNAL -> DETACH_INFO */
+
+        AK_TCP_CONNECT = 64, /* PORT -> OK carrying (SCM_RIGHTS) a TCP socket connected to
+                                127.0.0.1:PORT in the sandbox: published ports in proxy mode */
 };
 
 enum ak_tag {
@@ -84,6 +87,7 @@ enum ak_tag {
         AK_T_ALLOW = 25, /* EXEC: command policy allow entry (repeatable) */
         AK_T_BLOCK = 26, /* EXEC: command policy block entry (repeatable) */
         AK_T_UUID = 27,  /* HELLO reply: the sandbox the agent serves, when it was told */
+        AK_T_PORT = 28,  /* TCP_CONNECT: 1..65535 */
 };
 
 /* EXEC flags */

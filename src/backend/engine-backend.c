@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -37,6 +38,7 @@
 
 #include "backend/backends.h"
 #include "backend/engine-private.h"
+#include "backend/port-relay.h"
 #include "core/backend.h"
 #include "core/egress.h"
 #include "core/paths.h"
@@ -354,35 +356,102 @@ static json_t *disk_record_read(const char *dir)
         return o;
 }
 
-/* Proxy mode for a container the engine made with no network (rootful): its namespace gets the
- * capture native sandboxes make for themselves (runtime/net-capture.h), installed from here —
- * this thread joins the container's network namespace through the agent's pidfd (which names
- * that very process, whatever happens to its pid), makes the listeners there and comes back —
- * and the listeners go to the user's proxy with the agent's pidfd and the decision log in dir. */
+/* What the capture helper sends back: its result, and what failed. */
+struct capture_reply {
+        int r;
+        char what[200];
+};
+
+/* The capture (runtime/net-capture.h) in the network namespace of the process pidfd names, made
+ * by a forked child: it joins that namespace — and first the namespace's user namespace when we
+ * are not root (rootless podman: the container's network belongs to podman's user namespace,
+ * where its owner, this user, holds every capability; a threaded process could not join it,
+ * and no process can leave it again) — installs the route and the table, makes the listeners
+ * and sends them back (SCM_RIGHTS), then exits. The caller never leaves its own namespaces.
+ * fds: the listeners, in NET_CAPTURE_FDS order. */
+static int capture_in(int pidfd, pid_t pid, int fds[NET_CAPTURE_FDS], struct ak_err *err)
+{
+        struct capture_reply rep = {.r = -EIO};
+        char path[64];
+        struct stat self, theirs;
+        int sp[2], flags = CLONE_NEWNET, status;
+        size_t n = 0;
+        ssize_t k;
+        pid_t child;
+
+        /* the user namespace: joined only where it differs and we are not root (root holds
+         * CAP_SYS_ADMIN over every namespace already) */
+        (void)snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+        if (geteuid() != 0) {
+                if (stat("/proc/self/ns/user", &self) < 0 || stat(path, &theirs) < 0)
+                        return ak_err_errno(err, errno, "the container's user namespace");
+                if (self.st_ino != theirs.st_ino || self.st_dev != theirs.st_dev)
+                        flags |= CLONE_NEWUSER;
+        }
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+                return ak_err_errno(err, errno, "socketpair");
+        child = fork();
+        if (child < 0) {
+                k = -errno;
+                close(sp[0]);
+                close(sp[1]);
+                return ak_err_errno(err, (int)-k, "fork");
+        }
+        if (child == 0) {
+                const char *what = "join the container's namespaces (setns)";
+                int mine[NET_CAPTURE_FDS] = {-1, -1, -1};
+                rep.r = setns(pidfd, flags) < 0 ? -errno : 0;
+                if (rep.r == 0)
+                        rep.r = net_capture_install(&what);
+                if (rep.r == 0)
+                        rep.r = net_capture_listeners(mine, &what);
+                if (rep.r < 0)
+                        (void)snprintf(rep.what, sizeof(rep.what), "%s", what);
+                (void)fd_send(sp[1], &rep, sizeof(rep), mine, rep.r == 0 ? NET_CAPTURE_FDS : 0);
+                _exit(0);
+        }
+        close(sp[1]);
+        k = fd_recv(sp[0], &rep, sizeof(rep), fds, NET_CAPTURE_FDS, &n);
+        close(sp[0]);
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+                ;
+        if (k < 0 || (k > 0 && (size_t)k != sizeof(rep)) || (rep.r == 0 && n != NET_CAPTURE_FDS)) {
+                for (size_t i = 0; k >= 0 && i < n; i++)
+                        close(fds[i]);
+                return ak_err_set(err, EIO, "proxy mode: the capture helper failed");
+        }
+        if (k == 0)
+                return ak_err_set(err, EIO, "proxy mode: the capture helper died");
+        if (rep.r < 0) {
+                for (size_t i = 0; i < n; i++)
+                        close(fds[i]);
+                rep.what[sizeof(rep.what) - 1] = '\0';
+                return ak_err_errno(err, -rep.r, "proxy mode: %s%s", rep.what,
+                                    (flags & CLONE_NEWUSER) && rep.r == -EPERM
+                                        ? " (rootless: joining the container's user namespace, "
+                                          "then its network namespace)"
+                                        : "");
+        }
+        return 0;
+}
+
+/* Proxy mode for a container the engine made with no network: its namespace gets the capture
+ * native sandboxes make for themselves (capture_in), and the listeners go to the user's proxy
+ * with the agent's pidfd (which names that very process, whatever happens to its pid) and the
+ * decision log in dir. */
 static int engine_egress(const struct backend_config *cfg, pid_t pid, const char *dir,
                          struct ak_err *err)
 {
-        cleanup_close int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
         cleanup_close int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
         int fds[NET_CAPTURE_FDS] = {-1, -1, -1};
-        const char *what = "proxy mode";
         char log[PATH_MAX];
         int r;
 
-        if (self < 0 || pidfd < 0)
-                return ak_err_errno(err, errno, "the container's network namespace");
-        if (setns(pidfd, CLONE_NEWNET) < 0)
-                return ak_err_errno(err, errno, "join the container's network namespace");
-        r = net_capture_install(&what);
-        if (r >= 0)
-                r = net_capture_listeners(fds, &what);
-        if (setns(self, CLONE_NEWNET) < 0) {
-                /* never go on in the container's namespace */
-                (void)fprintf(stderr, "agentkernel: cannot return to its network namespace\n");
-                abort();
-        }
+        if (pidfd < 0)
+                return ak_err_errno(err, errno, "the container's agent (pidfd)");
+        r = capture_in(pidfd, pid, fds, err);
         if (r < 0)
-                return ak_err_errno(err, r, "proxy mode: %s", what);
+                return r;
         (void)snprintf(log, sizeof(log), "%s/%s", dir, EGRESS_LOG_FILE);
         r = egress_register(
             cfg->ref.name, cfg->ref.uuid, cfg->net_policy,
@@ -393,6 +462,43 @@ static int engine_egress(const struct backend_config *cfg, pid_t pid, const char
         if (cfg->ephemeral)
                 (void)unlink(log);
         return r;
+}
+
+static int engine_finish(struct backend_session *bs);
+
+/* Proxy mode for a container claimed from the warm pool: its agent as the refill recorded it
+ * (host-only files, in the run's directory now). */
+static int pool_egress(const struct backend_config *cfg, const struct engine_session *s,
+                       struct ak_err *err)
+{
+        struct container_rt rt;
+        int r = container_rt_read(s->dir, &rt, err);
+
+        return r < 0 ? r : engine_egress(cfg, rt.pid, s->dir, err);
+}
+
+/* Proxy mode's published ports (backend/port-relay.h): a relay that asks the container's agent
+ * (its socket checked once here, then kept open by O_PATH) for each connection. */
+static int engine_publish(const struct backend_config *cfg, const struct container_rt *rt,
+                          struct ak_err *err)
+{
+        cleanup_close int sock = -1;
+        cleanup_close int pidfd = -1;
+        cleanup_close int netns = -1;
+        char path[64];
+
+        if (!cfg->n_ports)
+                return 0;
+        pidfd = (int)syscall(SYS_pidfd_open, rt->pid, 0);
+        (void)snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)rt->pid);
+        netns = open(path, O_RDONLY | O_CLOEXEC);
+        if (pidfd < 0 || netns < 0)
+                return ak_err_errno(err, errno, "the container's agent (pidfd, network namespace)");
+        /* checked after: the process that pidfd and netns name is still the agent */
+        sock = container_agent_socket(rt, cfg->ref.uuid, err);
+        if (sock < 0)
+                return sock;
+        return port_relay_start(cfg->ports, cfg->n_ports, sock, pidfd, netns, err);
 }
 
 static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
@@ -417,16 +523,9 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                                   "the %s backend runs container images, not the 'host' image; "
                                   "name one with --image (e.g. -i alpine:3.20)",
                                   engine_name(kind));
-        if (cfg->network == NET_MODE_PROXY && geteuid() != 0)
-                return ak_err_set(err, ENOTSUP,
-                                  "network mode 'proxy' needs root on the %s backend (rootless "
-                                  "containers are not supported yet): use --network full "
-                                  "(unfiltered) or --no-network, or the native backend",
-                                  engine_name(kind));
-        if (cfg->network == NET_MODE_PROXY && cfg->n_ports)
-                return ak_err_set(err, ENOTSUP,
-                                  "publishing ports needs --network full (network mode 'proxy' "
-                                  "has no way in from the host)");
+        if (cfg->network == NET_MODE_PROXY &&
+            (r = port_relay_check(cfg->ports, cfg->n_ports, err)) < 0)
+                return r;
         if (!uuid_is_valid(cfg->ref.uuid))
                 return ak_err_set(err, EINVAL, "sandbox '%s' has no valid uuid ('%s')",
                                   cfg->ref.name, cfg->ref.uuid);
@@ -450,8 +549,7 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
         r = paths_agent_binary(agent, sizeof(agent), err);
         if (r < 0)
                 return r;
-        /* a pooled container would need its capture after the claim: proxy mode is not pooled */
-        if (engine_pool_usable(cfg) && cfg->network != NET_MODE_PROXY) {
+        if (engine_pool_usable(cfg)) {
                 struct engine_session *s = calloc(1, sizeof(*s));
                 char pool[PATH_MAX], key[17];
                 if (!s)
@@ -461,8 +559,16 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                 engine_pool_refill(&e, cfg, agent, pool, key);
                 if (fd >= 0) {
                         s->pooled = true;
-                        ret_session->chan_fd = fd;
                         ret_session->priv = s;
+                        /* proxy mode: a pooled container (made with no network, like any proxy
+                         * one: the pool's key holds the mode) gets its capture now, before the
+                         * run's command */
+                        if (cfg->network == NET_MODE_PROXY && (r = pool_egress(cfg, s, err)) < 0) {
+                                close(fd);
+                                (void)engine_finish(ret_session);
+                                return r;
+                        }
+                        ret_session->chan_fd = fd;
                         return 0;
                 }
                 free(s); /* the pool is empty: start one the ordinary way */
@@ -519,6 +625,10 @@ static int engine_start(enum engine_kind kind, const struct backend_config *cfg,
                 goto fail_created;
         }
         if (cfg->network == NET_MODE_PROXY && (r = engine_egress(cfg, rt.pid, dir, err)) < 0) {
+                close(fd);
+                goto fail_created;
+        }
+        if (cfg->network == NET_MODE_PROXY && (r = engine_publish(cfg, &rt, err)) < 0) {
                 close(fd);
                 goto fail_created;
         }
@@ -771,7 +881,7 @@ static int podman_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, s
         const struct backend_ops id##_backend_ops = {                                              \
             .name = #id,                                                                           \
             .description = desc,                                                                   \
-            .caps = BACKEND_CAP_ATTACH | BACKEND_CAP_RESIZE,                                       \
+            .caps = BACKEND_CAP_ATTACH | BACKEND_CAP_RESIZE | BACKEND_CAP_PROXY,                   \
             .probe = id##_probe,                                                                   \
             .start = id##_start,                                                                   \
             .finish = engine_finish,                                                               \

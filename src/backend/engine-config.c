@@ -406,11 +406,15 @@ json_t *engine_config_container(enum engine_kind kind, const struct backend_conf
         json_object_set_new(hc, "NetworkMode",
                             json_string(cfg->network == NET_MODE_FULL ? "bridge" : "none"));
         json_object_set_new(hc, "Init", json_false());
-        for (size_t i = 0; i < cfg->n_ports; i++) {
+        /* the engine publishes ports in full mode only (bridge); proxy mode's go through the
+         * port relay (backend/port-relay.h), none's are not published */
+        for (size_t i = 0; cfg->network == NET_MODE_FULL && i < cfg->n_ports; i++) {
                 char key[32], hp[16];
                 const char *proto = cfg->ports[i].udp ? "udp" : "tcp";
                 (void)snprintf(key, sizeof(key), "%u/%s", cfg->ports[i].container_port, proto);
-                (void)snprintf(hp, sizeof(hp), "%u", cfg->ports[i].host_port);
+                (void)snprintf(hp, sizeof(hp), "%d",
+                               cfg->ports[i].host_port > 0 ? cfg->ports[i].host_port
+                                                           : (int)cfg->ports[i].container_port);
                 json_object_set_new(
                     ports, key, json_pack("[{s:s,s:s}]", "HostIp", "127.0.0.1", "HostPort", hp));
                 json_object_set_new(exposed, key, json_object());

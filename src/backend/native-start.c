@@ -24,6 +24,7 @@
 
 #include "backend/native-image.h"
 #include "backend/native.h"
+#include "backend/port-relay.h"
 #include "core/egress.h"
 #include "core/paths.h"
 #include "core/private-dir.h"
@@ -145,6 +146,10 @@ struct start {
         int hold[2];                /* slirp4netns' exit pipe: the agent holds [1] */
         int held[RUNTIME_HOLD_MAX]; /* what the agent keeps open: fds 6, 7 there */
         size_t n_held;
+        /* a proxy-mode run's published ports: the agent's second socket (the run's own is a
+         * socket pair), for the port relay; held[ports_held] */
+        int ports_listen, ports_held;
+        char ports_sock[PATH_MAX];
         char **envp;
         const char *argv[24];
         char caps[32];
@@ -187,6 +192,8 @@ static struct start start_new(const struct backend_config *cfg, struct backend_s
             .peer = -1,
             .hold = {-1, -1},
             .held = {-1, -1},
+            .ports_listen = -1,
+            .ports_held = -1,
             .lock_fd = -1,
             .cg = {.mode = CGROUP_NONE},
             .child = {.pid = -1, .pidfd = -1, .sync_fd = -1, .capture_fds = {-1, -1, -1}},
@@ -212,6 +219,7 @@ static void start_done(struct start *st)
                       &st->peer,
                       &st->hold[0],
                       &st->hold[1],
+                      &st->ports_listen,
                       &st->net.exit_fd,
                       &st->child.capture_fds[0],
                       &st->child.capture_fds[1],
@@ -253,6 +261,8 @@ static void start_undo(struct start *st)
                 (void)unlink(st->lock_path);
                 drop_fd(&st->lock_fd);
         }
+        if (st->ports_sock[0])
+                (void)unlink(st->ports_sock);
 }
 
 /* Refuses what cannot start here before anything is acquired. */
@@ -268,10 +278,9 @@ static int check_request(struct start *st, struct ak_err *err)
         r = paths_agent_binary(st->agent, sizeof(st->agent), err);
         if (r < 0)
                 return r;
-        if (cfg->n_ports && cfg->network == NET_MODE_PROXY)
-                return ak_err_set(err, ENOTSUP,
-                                  "publishing ports needs --network full (network mode 'proxy' "
-                                  "has no way in from the host)");
+        if (cfg->n_ports && cfg->network == NET_MODE_PROXY &&
+            (r = port_relay_check(cfg->ports, cfg->n_ports, err)) < 0)
+                return r;
         if (cfg->network == NET_MODE_FULL && !net_available(why, sizeof(why)))
                 return ak_err_set(err, ENOENT, "%s", why);
         (void)snprintf(st->cgid, sizeof(st->cgid), "%s%s", cfg->ephemeral ? "run-" : "",
@@ -412,7 +421,7 @@ static void agent_argv(struct start *st)
                 argv[n++] = st->img.user;
         }
         for (size_t i = 0; i < st->n_held; i++) {
-                argv[n++] = "--hold-fd";
+                argv[n++] = (int)i == st->ports_held ? "--ports-fd" : "--hold-fd";
                 argv[n++] = (const char *[]){"6", "7"}[i];
         }
         if (st->host_files)
@@ -454,6 +463,27 @@ static int prepare_agent(struct start *st, struct ak_err *err)
                 st->chan = unix_listen(path, 128, err);
                 if (st->chan < 0)
                         return st->chan;
+        }
+        if (cfg->ephemeral && cfg->network == NET_MODE_PROXY && cfg->n_ports) {
+                /* named for the run (ephemeral runs share the directory), unlinked once the
+                 * relay holds it (publish_ports) */
+                char name[48];
+                size_t n = strlen(st->cgid);
+                (void)snprintf(name, sizeof(name), "ports-%s.sock",
+                               st->cgid + (n > 12 ? n - 12 : 0));
+                native_run_path(&cfg->ref, name, st->ports_sock, sizeof(st->ports_sock));
+                r = private_dir_ensure(cfg->ref.run_dir, err);
+                if (r < 0) {
+                        st->ports_sock[0] = '\0';
+                        return r;
+                }
+                st->ports_listen = unix_listen(st->ports_sock, 128, err);
+                if (st->ports_listen < 0) {
+                        st->ports_sock[0] = '\0';
+                        return st->ports_listen;
+                }
+                st->ports_held = (int)st->n_held;
+                st->held[st->n_held++] = st->ports_listen;
         }
         /* The agent holds the write end: slirp4netns exits when the sandbox does. */
         if (cfg->network == NET_MODE_FULL && pipe2(st->hold, O_CLOEXEC) < 0)
@@ -586,6 +616,7 @@ static int spawn(struct start *st, struct ak_err *err)
         /* the agent holds these now; from here on only it holds slirp4netns' exit pipe */
         drop_fd(&st->etc_lock);
         drop_fd(&st->hold[1]);
+        drop_fd(&st->ports_listen);
         return 0;
 }
 
@@ -638,6 +669,36 @@ static int register_egress(struct start *st, struct ak_err *err)
         for (int i = 0; i < 3; i++)
                 drop_fd(&st->child.capture_fds[i]);
         return 0;
+}
+
+/* Step (proxy mode): published ports, through a relay that asks the agent for each connection
+ * (port-relay.h) on its socket (a run's: the second one, made for it); it exits with the
+ * sandbox. */
+static int publish_ports(struct start *st, struct ak_err *err)
+{
+        const struct backend_config *cfg = st->cfg;
+        cleanup_close int sock = -1;
+        cleanup_close int netns = -1;
+        char path[PATH_MAX];
+
+        if (cfg->network != NET_MODE_PROXY || !cfg->n_ports)
+                return 0;
+        if (cfg->ephemeral)
+                (void)snprintf(path, sizeof(path), "%s", st->ports_sock);
+        else
+                native_run_path(&cfg->ref, NATIVE_SOCKET_FILE, path, sizeof(path));
+        sock = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (sock < 0)
+                return ak_err_errno(err, errno, "the agent's socket '%s'", path);
+        if (cfg->ephemeral) { /* the relay reaches it through its fd */
+                (void)unlink(st->ports_sock);
+                st->ports_sock[0] = '\0';
+        }
+        (void)snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)st->child.pid);
+        netns = open(path, O_RDONLY | O_CLOEXEC);
+        if (netns < 0)
+                return ak_err_errno(err, errno, "the sandbox's network namespace");
+        return port_relay_start(cfg->ports, cfg->n_ports, sock, st->child.pidfd, netns, err);
 }
 
 /* Step (kept): runtime.json, what later commands find the sandbox by. */
@@ -699,6 +760,7 @@ static const struct start_step {
     {spawn, "native-spawned"},
     {wait_network, "native-network-ready"},
     {register_egress, "native-egress-registered"},
+    {publish_ports, "native-ports-published"},
     {record, "native-recorded"},
     {commit, NULL},
 };

@@ -380,7 +380,7 @@ static int native_prepare(const char *image, struct ak_err *err)
 const struct backend_ops native_backend_ops = {
     .name = "native",
     .description = "Linux namespaces, cgroups and seccomp; no daemon",
-    .caps = BACKEND_CAP_ATTACH | BACKEND_CAP_RESIZE,
+    .caps = BACKEND_CAP_ATTACH | BACKEND_CAP_RESIZE | BACKEND_CAP_PROXY,
     .probe = native_probe,
     .start = native_start,
     .finish = native_finish,

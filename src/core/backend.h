@@ -82,6 +82,7 @@ struct backend_stats {
 
 #define BACKEND_CAP_ATTACH (1u << 0)
 #define BACKEND_CAP_RESIZE (1u << 1)
+#define BACKEND_CAP_PROXY (1u << 2) /* network mode proxy (docs/network.md) */
 
 /* The host uid/gid of the sandbox's root when started as root (the base of its ID_RANGE_SIZE
  * ids, shared/bind-mount.h): its recorded slot's range, or for an ephemeral run a random slot

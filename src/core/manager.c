@@ -178,13 +178,15 @@ static void note_root_owned_workspace(struct manager *m, const struct sandbox_st
 enum net_mode manager_net_mode(const struct sandbox_state *st)
 {
         const struct profile *prof = profile_get(st->profile);
+        const struct backend_ops *b;
 
         if (st->network >= 0)
                 return (enum net_mode)st->network;
         if (!prof || !prof->network)
                 return NET_MODE_NONE;
-        /* the profile's "on": proxy where the backend has it (native), else full as before */
-        return streq(manager_backend_name(st), "native") ? NET_MODE_ON : NET_MODE_FULL;
+        /* the profile's "on": proxy where the backend has it, else full as before */
+        b = backend_find(manager_backend_name(st));
+        return !b || (b->caps & BACKEND_CAP_PROXY) ? NET_MODE_ON : NET_MODE_FULL;
 }
 
 int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,

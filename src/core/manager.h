@@ -101,8 +101,8 @@ int manager_stop(struct manager *m, const char *name, struct ak_err *err);
 /* Stops and forgets a sandbox: nothing of it remains (processes, cgroups, files, lock). */
 int manager_remove(struct manager *m, const char *name, struct ak_err *err);
 
-/* A sandbox's network mode: its own, else its profile's ("on": NET_MODE_ON on native, where proxy
- * mode exists; NET_MODE_FULL on docker and podman, which have no proxy mode yet). */
+/* A sandbox's network mode: its own, else its profile's ("on": NET_MODE_ON on native, docker and
+ * podman, where proxy mode exists; NET_MODE_FULL on the others, which have none). */
 enum net_mode manager_net_mode(const struct sandbox_state *st);
 
 /* A sandbox's egress policy (docs/network.md): a running proxy-mode sandbox's as its proxy

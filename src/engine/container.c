@@ -158,6 +158,31 @@ static int connect_checked(int sock, int pin, pid_t pid, const char *uuid, struc
         return r < 0 ? r : TAKE_FD(fd);
 }
 
+int container_agent_socket(const struct container_rt *rt, const char *uuid, struct ak_err *err)
+{
+        cleanup_close int pin = -1;
+        cleanup_close int dir = -1;
+        cleanup_close int sock = -1;
+        cleanup_close int fd = -1;
+        uint64_t start = 0;
+        struct stat st;
+        char path[32];
+
+        pin = pin_process(rt->pid, &start);
+        if (pin < 0 || start != rt->start_time)
+                return ak_err_set(err, ESRCH, "its agent (pid %d) is gone", (int)rt->pid);
+        (void)snprintf(path, sizeof(path), "fd/%d", rt->state_fd);
+        dir = openat(pin, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dir < 0 || fstat(dir, &st) < 0 || st.st_dev != rt->state_dev ||
+            st.st_ino != rt->state_ino)
+                return ak_err_set(err, ESRCH, "its agent no longer holds its state directory");
+        sock = openat(dir, CONTAINER_SOCKET, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (sock < 0)
+                return ak_err_errno(err, errno, "the agent's socket");
+        fd = connect_checked(sock, pin, rt->pid, uuid, err); /* it is the agent's */
+        return fd < 0 ? fd : TAKE_FD(sock);
+}
+
 int container_connect(const struct container_rt *rt, const char *uuid, struct ak_err *err)
 {
         cleanup_close int pin = -1;

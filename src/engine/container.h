@@ -90,6 +90,10 @@ int container_settle(pid_t pid, const char *uuid, const struct container_mount *
 /* A new connection to the agent described by rt, checked as container_settle checks it (the
  * process, the peer, the uuid). -ESRCH when that process is gone. */
 int container_connect(const struct container_rt *rt, const char *uuid, struct ak_err *err);
+/* An O_PATH fd of the agent's listening socket, checked as container_connect checks it (one
+ * connection, closed): for a process that connects to it later without looking the path up
+ * again (published ports in proxy mode, backend/port-relay.h). */
+int container_agent_socket(const struct container_rt *rt, const char *uuid, struct ak_err *err);
 
 /* Keeps rt as dir/CONTAINER_RT_FILE (0600), or reads it back: only a regular file of ours that
  * nobody else can write is believed. -ENOENT when there is none. */

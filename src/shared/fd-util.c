@@ -392,6 +392,86 @@ int fd_set_nonblock(int fd, bool on)
         return fcntl(fd, F_SETFL, flags) < 0 ? -errno : 0;
 }
 
+int fd_send(int sock, const void *data, size_t len, const int *fds, size_t n)
+{
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * FD_PASS_MAX)];
+                struct cmsghdr align;
+        } u;
+        struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+        ssize_t k;
+
+        if (len == 0 || n > FD_PASS_MAX)
+                return -EINVAL;
+        if (n) {
+                struct cmsghdr *c;
+                memset(&u, 0, sizeof(u));
+                mh.msg_control = u.buf;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+        }
+        do
+                k = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -errno;
+        return write_all(sock, (const char *)data + k, len - (size_t)k);
+}
+
+ssize_t fd_recv(int sock, void *data, size_t len, int *fds, size_t max, size_t *ret_n)
+{
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * FD_PASS_MAX)];
+                struct cmsghdr align;
+        } u;
+        struct iovec iov = {.iov_base = data, .iov_len = len};
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = u.buf,
+                            .msg_controllen = sizeof(u.buf)};
+        size_t got = 0;
+        bool bad;
+        ssize_t k;
+
+        *ret_n = 0;
+        do
+                k = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -errno;
+        bad = (mh.msg_flags & MSG_CTRUNC) != 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                size_t m;
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+                        bad = true;
+                        continue;
+                }
+                m = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < m; i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+                        if (got < max && got < FD_PASS_MAX)
+                                fds[got++] = fd;
+                        else {
+                                close(fd);
+                                bad = true;
+                        }
+                }
+        }
+        if (bad) {
+                for (size_t i = 0; i < got; i++)
+                        close(fds[i]);
+                return -EBADMSG;
+        }
+        *ret_n = got;
+        return k;
+}
+
 static int cmp_int(const void *a, const void *b)
 {
         return *(const int *)a - *(const int *)b;

@@ -50,6 +50,16 @@ int fd_set_nonblock(int fd, bool on);
 /* Closes every fd >= lowfd except those listed in keep (close_range where available). */
 int close_all_fds_except(int lowfd, const int *keep, size_t n_keep);
 
+/* Sends len bytes (at least 1) on a unix socket with n fds attached (SCM_RIGHTS, at most
+ * FD_PASS_MAX); the rest of data follows with write_all. No allocation. 0 or -errno. */
+#define FD_PASS_MAX 8
+int fd_send(int sock, const void *data, size_t len, const int *fds, size_t n);
+
+/* Receives up to len bytes (one recvmsg) and the fds that came with them, close-on-exec, into
+ * fds (at most max; more, or truncated control data, closes them all: -EBADMSG). *ret_n: how
+ * many fds. Returns the bytes read (0 at EOF) or -errno. No allocation. */
+ssize_t fd_recv(int sock, void *data, size_t len, int *fds, size_t max, size_t *ret_n);
+
 /* Returns true when path exists (lstat succeeds). */
 bool path_exists(const char *path);
 

@@ -182,8 +182,10 @@ def test_ports_and_volumes(eak):
     port = s.getsockname()[1]
     s.close()
     assert eak("volume", "create", "vol").rc == 0
-    res = eak("create", "net", "-B", eng.name, "-i", eng.image, "-p", f"{port}:8080",
-              "-v", "vol:/data")
+    # the engine's own port bindings: full mode's (proxy mode, the default now, publishes
+    # through the port relay: test_proxy_mode_published_port)
+    res = eak("create", "net", "-B", eng.name, "-i", eng.image, "--network", "full", "-p",
+              f"{port}:8080", "-v", "vol:/data")
     assert res.rc == 0, res
     assert eng.inspect("agentkernel-net")["HostConfig"]["PortBindings"]["8080/tcp"][0] == \
         {"HostIp": "127.0.0.1", "HostPort": str(port)}
@@ -268,6 +270,39 @@ def test_fast_runs_use_each_pooled_container_once(eak):
     assert not pool_names(eng)
 
 
+def test_fast_runs_in_proxy_mode_are_pooled_and_captured(eak):
+    """run --fast in proxy mode (the profile's default now): a pooled container (made with no
+    network, the mode in the pool's key) gets its capture at the claim, before the command: a
+    connect to any address ends at the user's proxy (fake_proxy.py), and it has only lo."""
+    import pathlib
+    from conftest import snapshot_cache
+    eng = eak.engine
+    eak.env["AGENTKERNEL_PROXY"] = str(pathlib.Path(__file__).with_name("fake_proxy.py"))
+    pidfile = snapshot_cache(eak.data_dir).parent / "proxy" / "fake-proxy.pid"
+    fast = ["run", "--fast", "-B", eng.name, "-i", eng.image, "--network", "proxy", "--"]
+    probe = "ip -o link | cut -d: -f2; busybox nc -w 3 93.184.216.34 443 </dev/null"
+    try:
+        res = eak(*fast, "sh", "-c", probe)  # fills the pool in the background
+        assert res.rc == 0 and "transparent 93.184.216.34:443" in res.stdout, res
+        ready = wait_pool(eng, 1)
+        assert ready
+        res = eak(*fast, "sh", "-c", probe)
+        assert res.rc == 0, res
+        assert res.stdout.split("\n")[0].strip() == "lo", res
+        assert "transparent 93.184.216.34:443" in res.stdout, res
+        # the claimed container is removed in the background, under its pool name until gone
+        deadline = time.time() + 20
+        while not ready - pool_names(eng) and time.time() < deadline:
+            time.sleep(0.2)
+        assert ready - pool_names(eng), "the second run was not taken from the pool"
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def test_the_pool_never_hands_out_another_configuration(eak):
     eng = eak.engine
     assert eak("run", "--fast", "-B", eng.name, "-i", eng.image, "--no-network", "--",
@@ -302,7 +337,8 @@ def test_our_seccomp_profile_is_the_containers(eak):
 def test_proxy_mode(eak):
     """Proxy mode on a container (rootful): the engine makes it with no network, the host installs
     the capture in its namespace, and the user's proxy (fake_proxy.py, a test double) takes every
-    connection; the proxy variables are in the environment; ports are refused; stop unregisters."""
+    connection; the proxy variables are in the environment; UDP ports are refused; stop
+    unregisters."""
     import pathlib
     from conftest import snapshot_cache
     name = eak.engine.name
@@ -324,8 +360,9 @@ def test_proxy_mode(eak):
         out = subprocess.run(["nsenter", "-t", str(pid), "-n", "ip", "-o", "link"],
                              capture_output=True, text=True)
         assert [l.split(":")[1].strip() for l in out.stdout.splitlines()] == ["lo"], out
+        # published ports: refused here before the port relay; now they work (published_port)
         res = eak("create", "pp", "-B", name, "-i", eak.engine.image, "--network", "proxy",
-                  "-p", "18089:80")
+                  "-p", "18089:53/udp")
         assert res.rc != 0 and "--network full" in res.stderr, res
         assert eak("remove", "px").rc == 0
     finally:
@@ -334,3 +371,186 @@ def test_proxy_mode(eak):
                 os.kill(int(pidfile.read_text()), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_profile_network_on_is_proxy(eak):
+    """A profile's network "on" (no --network) is proxy mode on docker and podman too, as on
+    native: the container has no network of its own and the proxy variables; full stays opt-in."""
+    import pathlib
+    from conftest import snapshot_cache
+    name = eak.engine.name
+    eak.env["AGENTKERNEL_PROXY"] = str(pathlib.Path(__file__).with_name("fake_proxy.py"))
+    pidfile = snapshot_cache(eak.data_dir).parent / "proxy" / "fake-proxy.pid"
+    try:
+        res = eak("create", "on", "-B", name, "-i", eak.engine.image, "--profile", "moderate")
+        assert res.rc == 0, res
+        assert eak.engine.inspect("agentkernel-on")["HostConfig"]["NetworkMode"] == "none"
+        res = eak("exec", "on", "--", "sh", "-c", "env | grep -cE '^HTTPS?_PROXY=http://127.0.0.1:15001$'")
+        assert res.stdout.strip() == "2", res  # HTTP_PROXY and HTTPS_PROXY
+        res = eak("create", "full", "-B", name, "-i", eak.engine.image, "--network", "full")
+        assert res.rc == 0, res
+        assert eak.engine.inspect("agentkernel-full")["HostConfig"]["NetworkMode"] != "none"
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def wait_answer(port, timeout=15):
+    import socket
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 2) as c:
+                c.settimeout(3)
+                d = c.recv(100)
+                if d:
+                    return d
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return b""
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_proxy_mode_published_port(eak):
+    """A container in proxy mode (no network of its own) publishes a port: a server inside
+    answers on the host's 127.0.0.1 through the relay and the agent's TCP_CONNECT; removing the
+    sandbox closes the port."""
+    import pathlib
+    from conftest import snapshot_cache
+    name = eak.engine.name
+    eak.env["AGENTKERNEL_PROXY"] = str(pathlib.Path(__file__).with_name("fake_proxy.py"))
+    pidfile = snapshot_cache(eak.data_dir).parent / "proxy" / "fake-proxy.pid"
+    port = free_port()
+    try:
+        res = eak("create", "pub", "-B", name, "-i", eak.engine.image, "--network", "proxy",
+                  "-p", f"{port}:8000")
+        assert res.rc == 0, res
+        assert eak("exec", "-d", "pub", "--", "busybox", "nc", "-ll", "-p", "8000", "-e",
+                   "echo", "hello").rc == 0
+        assert wait_answer(port) == b"hello\n"
+        assert eak("remove", "pub").rc == 0
+        time.sleep(0.5)
+        assert wait_answer(port, timeout=1) == b""
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def processes_with_home(uid, home):
+    """The pids of uid's processes whose environment has HOME=home: what a rootless podman the
+    test started with that (fresh, unique) home left running (its service re-executes itself,
+    and its pause process holds the user namespace)."""
+    want = f"HOME={home}".encode()
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{d}").st_uid != uid:
+                continue
+            with open(f"/proc/{d}/environ", "rb") as f:
+                if want in f.read().split(b"\0"):
+                    pids.append(int(d))
+        except OSError:
+            pass
+    return pids
+
+
+@pytest.fixture
+def rootless_podman():
+    """podman's API service run by nobody (rootless: its containers in podman's own user
+    namespace, one uid mapped), with the busybox test image, and an Ak as nobody pointed at it.
+    Afterwards the service, its containers and every process of nobody's that carries the
+    test's own HOME (the service's re-executed self, its pause process) are gone."""
+    import shutil
+    from conftest import rootless_nobody, NOBODY
+    if not shutil.which("podman"):
+        pytest.skip("needs podman")
+    gen = rootless_nobody("ak-rlpodman-")
+    ak = next(gen)
+    home = ak.data_dir.parent
+    conf = home / "containers.conf"
+    conf.write_text('[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\n'
+                    'events_logger = "file"\n')
+    env = dict(os.environ, HOME=str(home), XDG_RUNTIME_DIR=str(home / "run"),
+               CONTAINERS_CONF=str(conf))
+    user = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    (home / "run").mkdir(mode=0o700)
+    os.chown(home / "run", NOBODY, NOBODY)
+    sock = home / "podman.sock"
+    svc = subprocess.Popen(user + ["podman", "system", "service", "--time=0", f"unix://{sock}"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not sock.exists() and svc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        if not sock.exists():
+            pytest.skip("rootless podman does not start here")
+        root = engines.make_rootfs(home / "rootfs")
+        for a in ("wget", "nc"):
+            os.symlink("busybox", root / "bin" / a)
+        tar = subprocess.run(["tar", "--owner=0", "--group=0", "-C", str(root), "-c", "."],
+                             capture_output=True, check=True).stdout
+        p = subprocess.run(user + ["podman", "import", "-", "localhost/akbusybox:1"], input=tar,
+                           env=env, capture_output=True)
+        if p.returncode != 0:
+            pytest.skip(f"rootless podman cannot import here: {p.stderr.decode()[-300:]}")
+        ak.env.update(XDG_RUNTIME_DIR=str(home / "run"), CONTAINER_HOST=f"unix://{sock}",
+                      AGENTKERNEL_AGENT=STATIC_AGENT)
+        ak.podman = lambda *a: subprocess.run(user + ["podman", *a], env=env,
+                                              capture_output=True, text=True)
+        yield ak
+    finally:
+        for s in ak.list():
+            ak("remove", s["name"])
+        subprocess.run(user + ["podman", "rm", "-af", "-t", "0"], env=env, capture_output=True)
+        svc.terminate()
+        svc.wait(30)
+        for pid in processes_with_home(NOBODY, home):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            next(gen)
+        except StopIteration:
+            pass
+
+
+def test_rootless_podman_proxy_mode(rootless_podman):
+    """Rootless podman in proxy mode (the default): the starter's forked helper joins podman's
+    user namespace, then the container's network namespace, installs the capture there and hands
+    the listeners back; the container reaches nothing directly — an IP connect gets the real
+    proxy's 403 (the built-in policy) — and has no interface but lo; a published port answers
+    through the relay (the relay's namespace check works on podman's user namespace too)."""
+    ak = rootless_podman
+    res = ak("run", "-B", "podman", "-i", "localhost/akbusybox:1", "--", "sh", "-c",
+             "ip -o link | cut -d: -f2; env | grep -c '^HTTPS_PROXY=http://127.0.0.1:15001$'; "
+             "wget -q -O- http://93.184.216.34/ 2>&1; echo done")
+    assert res.rc == 0, res
+    out = res.stdout.split("\n")
+    assert out[0].strip() == "lo" and out[1].strip() == "1", res
+    assert "403 Forbidden" in res.stdout and "done" in res.stdout, res
+    assert ak("create", "rl", "-B", "podman", "-i", "localhost/akbusybox:1").rc == 0
+    res = ak("exec", "rl", "--", "wget", "-q", "-O-", "http://example.invalid/")
+    assert res.rc != 0 and "403" in res.stderr, res
+    port = free_port()
+    res = ak("create", "rlpub", "-B", "podman", "-i", "localhost/akbusybox:1", "-p",
+             f"{port}:8000")
+    assert res.rc == 0, res
+    assert ak("exec", "-d", "rlpub", "--", "busybox", "nc", "-ll", "-p", "8000", "-e", "echo",
+              "hello").rc == 0
+    assert wait_answer(port) == b"hello\n"

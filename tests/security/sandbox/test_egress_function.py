@@ -453,6 +453,29 @@ def test_killed_proxy_fails_closed(wak, world, box):
     assert not leaks(world, m, names=()), world.events(m)
 
 
+def test_killed_proxy_comes_back_at_the_sandbox_restart(wak, world, box):
+    """SIGKILL the whole proxy (supervisor and worker: processes this test's sandbox started).
+    The running sandbox stays cut off — its listeners died with the supervisor, and nothing
+    re-creates them in its namespace (docs/network.md) — so it fails closed; stopping and
+    starting it starts a new proxy, which gets the recorded policy again: allowed.test works,
+    denied.test is still refused, nothing else reaches the world."""
+    st = stats(wak)
+    for pid in (st["supervisor_pid"], st["worker_pid"]):
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.3)
+    out = sh(wak, box, f"curl -sS --max-time 2 http://{ALLOWED}/cut").stdout
+    assert WORLD not in out, out
+    assert wak("stop", box).rc == 0 and wak("start", box).rc == 0
+    m = world.mark()
+    out = sh(wak, box, f"curl -sS --max-time 5 http://{ALLOWED}/back").stdout
+    assert WORLD in out, out
+    out = sh(wak, box, f"curl -s -o /dev/null -w '%{{http_code}}' http://{DENIED}/").stdout
+    assert out == "403", out
+    assert not leaks(world, m, ok=to_allowed)
+    st2 = stats(wak)
+    assert st2["supervisor_pid"] != st["supervisor_pid"] and box in st2["sandboxes"], st2
+
+
 # ---------------------------------------------------------------- the API
 
 def data(reply):
