@@ -120,7 +120,7 @@ int api_create(struct api_ctx *c, const struct api_args *a, struct api_result *r
         json_t *body = a->body;
         struct create_opts o = {.network = -1, .mount_cwd = 0};
         cleanup_strv char **env = NULL, **volumes = NULL, **ports_s = NULL, **secrets = NULL,
-                          **secret_files = NULL;
+                          **secret_files = NULL, **secret_body = NULL;
         struct port_spec ports[API_PORTS_MAX];
         struct lifecycle_policy lc;
         struct ak_err err = {0};
@@ -158,7 +158,8 @@ int api_create(struct api_ctx *c, const struct api_args *a, struct api_result *r
             api_string_array(body, "volumes", false, 32, &volumes, r) < 0 ||
             api_string_array(body, "ports", false, ARRAY_SIZE(ports), &ports_s, r) < 0 ||
             api_string_array(body, "secrets", false, 64, &secrets, r) < 0 ||
-            api_string_array(body, "secret_files", false, 64, &secret_files, r) < 0)
+            api_string_array(body, "secret_files", false, 64, &secret_files, r) < 0 ||
+            api_string_array(body, "secret_body", false, 64, &secret_body, r) < 0)
                 return -1;
         o.source_url = api_opt_string(body, "source_url", r, &bad);
         o.source_ref = api_opt_string(body, "source_ref", r, &bad);
@@ -202,6 +203,7 @@ int api_create(struct api_ctx *c, const struct api_args *a, struct api_result *r
         o.ttl_seconds = ttl;
         o.secrets = secrets;
         o.secret_files = secret_files;
+        o.secret_body = secret_body;
         o.placeholder_secrets = placeholder > 0;
         o.secret_mappings = json_is_object(mappings) ? mappings : NULL;
         r_create = manager_create(c->m, &o, &err);

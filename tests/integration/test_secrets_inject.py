@@ -396,3 +396,27 @@ def test_api_agent_key_from_serves_environment(fak):
     ph = sh(fak, "apiag", 'echo "$OPENAI_API_KEY"').strip()
     assert PLACEHOLDER.fullmatch(ph), ph
     assert values(fak, "apiag")["OPENAI_API_KEY"]["value_sha256"] == sha(key)
+
+
+def test_api_body_opt_in(fak):
+    """POST /sandboxes with "secret_body": [KEY] (the CLI's --secret-body): that grant says body
+    true, the other false; a secret_body that is not a list of strings is a 400 and creates
+    nothing."""
+    assert fak("secret", "set", "KA", input=b"value-a").rc == 0
+    assert fak("secret", "set", "KB", input=b"value-b").rc == 0
+    srv = Server(fak)
+    try:
+        st, body = srv.request("POST", "/sandboxes", {"name": "apibad", "network": "proxy",
+                                                      "secrets": ["KA:api.example.com"],
+                                                      "secret_body": "KA"})
+        assert st == 400, body
+        st, body = srv.request("POST", "/sandboxes", {
+            "name": "apibody", "network": "proxy",
+            "secrets": ["KA:api.example.com", "KB:h.example.org:x-api-key"],
+            "secret_body": ["KB"]})
+        assert st == 201, body
+    finally:
+        srv.stop()
+    assert "apibad" not in fak.names()
+    grants = {g["name"]: g for g in registers(fak, "apibody")[0]["secrets"]}
+    assert grants["KB"]["body"] is True and grants["KA"]["body"] is False, grants
