@@ -9,7 +9,6 @@
  * everything a machine is booted with (driver, kernel, agent, the image's root filesystem, vCPUs,
  * memory, disk, capabilities, environment), so a run is only ever given a machine it would have
  * booted itself: a pool whose `key` is not the run's whole key is never claimed from. The
- * directory's name is short because QEMU's socket inside must fit a unix socket's path. The
  * refiller holds an entry's lock while it boots and writes VM_POOL_READY into its run directory
  * before letting go; a run claims a ready entry by taking its lock, moving its run directory out of
  * the pool to an ordinary ephemeral one (a running machine's sockets are found by inode, not by

@@ -216,8 +216,10 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
                                   strchr(s->run_dir, ',') ? s->run_dir : s->root_image);
         (void)snprintf(drive, sizeof(drive), "id=root,file=%s,format=raw,if=none,readonly=on",
                        s->root_image);
-        (void)snprintf(chardev, sizeof(chardev), "socket,id=ak,path=%s/%s,server=on,wait=off",
-                       s->run_dir, VM_FILE_CHANNEL);
+        /* relative to QEMU's working directory, the run directory (QEMU binds it before it
+         * leaves for /): a unix socket's path is at most 107 bytes, a run directory's is not */
+        (void)snprintf(chardev, sizeof(chardev), "socket,id=ak,path=%s,server=on,wait=off",
+                       VM_FILE_CHANNEL);
         pid = fork();
         if (pid < 0)
                 return ak_err_errno(err, errno, "fork");
@@ -242,6 +244,8 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
                 (void)dup2(null, STDIN_FILENO);
                 (void)dup2(null, STDOUT_FILENO);
                 (void)dup2(log >= 0 ? log : null, STDERR_FILENO);
+                if (chdir(s->run_dir) < 0)
+                        _exit(126);
                 argv[n++] = qemu;
                 argv[n++] = "-M";
                 argv[n++] = "microvm";
@@ -338,11 +342,11 @@ static int qemu_connect(const char *run_dir, struct ak_err *err)
         return unix_connect(path, err);
 }
 
-/* Ours when it is QEMU and its chardev argument names run_dir's channel socket, so no other
+/* Ours when it is QEMU and its serial console argument names run_dir's console log, so no other
  * process is ever taken for one (the caller checks the owner). */
 static bool qemu_is_stray(pid_t pid, const char *run_dir)
 {
-        char path[64], chan_arg[PATH_MAX + 16];
+        char path[64], console_arg[PATH_MAX + 16];
         cleanup_buf struct buf b = BUF_INIT;
         const char *base;
 
@@ -353,11 +357,11 @@ static bool qemu_is_stray(pid_t pid, const char *run_dir)
         base = base ? base + 1 : b.data;
         if (strncmp(base, "qemu-system-", 12) != 0)
                 return false;
-        (void)snprintf(chan_arg, sizeof(chan_arg), "path=%s/%s,", run_dir, VM_FILE_CHANNEL);
+        (void)snprintf(console_arg, sizeof(console_arg), "file:%s/%s", run_dir, VM_FILE_CONSOLE);
         for (size_t i = 0; i < b.len;) {
                 const char *arg = b.data + i;
                 i += strnlen(arg, b.len - i) + 1;
-                if (strstr(arg, chan_arg))
+                if (streq(arg, console_arg))
                         return true;
         }
         return false;

@@ -346,12 +346,6 @@ static int make_run_dir(struct vm_start *st, struct ak_err *err)
         } else {
                 (void)snprintf(st->run_dir, sizeof(st->run_dir), "%s", cfg->ref.run_dir);
         }
-        if (strlen(st->run_dir) + 1 + strlen(VM_FILE_CHANNEL) >=
-            sizeof(((struct sockaddr_un *)0)->sun_path))
-                return ak_err_set(err, ENAMETOOLONG,
-                                  "the VM's socket would be at '%s/%s', longer than a unix "
-                                  "socket's path may be; use a data directory with a shorter path",
-                                  st->run_dir, VM_FILE_CHANNEL);
         /* what an earlier start that was killed left here (processes included) goes first */
         vm_kill(st->run_dir, cfg->ref.uuid);
         (void)rm_rf_at(AT_FDCWD, st->run_dir);

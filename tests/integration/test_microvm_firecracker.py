@@ -47,7 +47,9 @@ def api(sock, method, path, body=None, raw=None):
 
 @pytest.fixture
 def double(tmp_path):
-    sock = tmp_path / "api.sock"
+    # a unix socket's path is at most 107 bytes: the API socket lives in a short directory
+    short = pathlib.Path(tempfile.mkdtemp(prefix="fcd-"))
+    sock = short / "api.sock"
     env = dict(os.environ, FC_DOUBLE_LOG=str(tmp_path / "log.jsonl"))
     env.pop("FC_DOUBLE_QEMU", None)
     p = subprocess.Popen(["/usr/bin/python3", str(DOUBLE), "--api-sock", str(sock), "--id", "t1"],
@@ -58,6 +60,7 @@ def double(tmp_path):
     yield sock, tmp_path
     p.kill()
     p.wait()
+    shutil.rmtree(short)
 
 
 def test_double_refuses_what_firecracker_refuses(double):
