@@ -184,7 +184,10 @@ enum net_mode manager_net_mode(const struct sandbox_state *st)
         if (!prof || !prof->network)
                 return NET_MODE_NONE;
         /* the profile's "on": proxy where the backend has it (native), else full as before */
-        return streq(manager_backend_name(st), "native") ? NET_MODE_ON : NET_MODE_FULL;
+        return streq(manager_backend_name(st), "native") ||
+                       streq(manager_backend_name(st), "microvm")
+                   ? NET_MODE_ON
+                   : NET_MODE_FULL;
 }
 
 int plan_from_state(struct manager *m, const struct sandbox_state *st, bool ephemeral,

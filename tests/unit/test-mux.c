@@ -66,9 +66,9 @@ static int setup(void **unused)
         if ((kids[0] = fork()) == 0)
                 echo_server(elfd);
         if ((kids[1] = fork()) == 0)
-                _exit(mux_run(link[1], -1, echo_sock, 1) < 0);
+                _exit(mux_run(link[1], -1, echo_sock, 1, NULL) < 0);
         if ((kids[2] = fork()) == 0)
-                _exit(mux_run(link[0], hlfd, NULL, 0) < 0);
+                _exit(mux_run(link[0], hlfd, NULL, 0, NULL) < 0);
         close(link[0]);
         close(link[1]);
         close(elfd);
@@ -197,7 +197,7 @@ static void hostile(const uint8_t *frame, size_t len)
         assert_true(lfd >= 0);
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, link), 0);
         if ((pid = fork()) == 0)
-                _exit(mux_run(link[0], lfd, NULL, 0) == -EPROTO ? 0 : 1);
+                _exit(mux_run(link[0], lfd, NULL, 0, NULL) == -EPROTO ? 0 : 1);
         close(link[0]);
         assert_int_equal(write_all(link[1], frame, len), 0);
         assert_int_equal(waitpid(pid, &status, 0), pid);
