@@ -12,13 +12,14 @@ CLI moves into the world.
 """
 import json
 import os
+import signal
 import subprocess
 import time
 
 import pytest
 
 from conftest import agent_pids
-from egress_world import (ALLOWED, ALLOWED_IP, DENIED, HOST_PORTS, OTHER_IP,
+from egress_world import (ALLOWED, ALLOWED_IP, DENIED, HOST_PORTS, OTHER_IP, control,
                           world)  # noqa: F401 (fixture)
 from test_microvm import _MISSING, assert_vm_gone, image, make_ak  # noqa: F401 (fixture)
 
@@ -44,7 +45,7 @@ def nvm(tmp_path_factory, image, world):  # noqa: F811
         pol.write_text(json.dumps({"default": "deny",
                                    "rules": [{"action": "allow", "host": ALLOWED}]}))
         assert ak("network", "policy", "nv", "--set", pol).rc == 0
-        yield ak, "nv"
+        yield ak, "nv", ref
     finally:
         for s in ak.list():
             ak("remove", s["name"], timeout=60)
@@ -63,7 +64,7 @@ def test_allowed_host_is_reached_through_the_proxy(nvm, world):
     """wget inside the guest (the proxy variables set, and with them unset: the capture takes
     it) reaches allowed.test by name; the world sees each request come from the proxy with Host
     allowed.test, at allowed.test's address."""
-    ak, name = nvm
+    ak, name, _ = nvm
     m = world.mark()
     res = sh(ak, name, f"busybox wget -q -O - http://{ALLOWED}/via-env")
     assert res.rc == 0 and json.loads(res.stdout)["target"] == "/via-env", res
@@ -78,7 +79,7 @@ def test_allowed_host_is_reached_through_the_proxy(nvm, world):
 def test_denied_host_is_refused_and_never_reached(nvm, world):
     """A denied name, through the proxy variables and transparently, and a bare address are
     refused (403 from the proxy, or a reset); the world records nothing for any of them."""
-    ak, name = nvm
+    ak, name, _ = nvm
     m = world.mark()
     res = sh(ak, name, f"busybox wget -q -O - http://{DENIED}/x 2>&1; echo rc=$?")
     assert "rc=0" not in res.stdout, res
@@ -95,7 +96,7 @@ def test_denied_host_is_refused_and_never_reached(nvm, world):
 def test_dns_of_a_denied_name_is_nxdomain(nvm):
     """The guest's resolver (127.0.0.1, bridged over the channel to the proxy's DNS): the
     allowed name resolves to its address, the denied one is NXDOMAIN."""
-    ak, name = nvm
+    ak, name, _ = nvm
     res = sh(ak, name, f"busybox nslookup {ALLOWED}")
     assert res.rc == 0 and ALLOWED_IP in res.stdout, res
     res = sh(ak, name, f"busybox nslookup {DENIED} 2>&1; echo rc=$?")
@@ -104,7 +105,7 @@ def test_dns_of_a_denied_name_is_nxdomain(nvm):
 
 def test_network_log_shows_the_guests_connections(nvm):
     """`agentkernel network log NAME` has the guest's allowed request and its denied one."""
-    ak, name = nvm
+    ak, name, _ = nvm
     sh(ak, name, f"busybox wget -q -O /dev/null http://{ALLOWED}/logged")
     sh(ak, name, f"busybox wget -q -O /dev/null http://{DENIED}/logged")
     deadline = time.time() + 5
@@ -123,7 +124,7 @@ def test_udp_and_host_loopback_go_nowhere(nvm, world):
     anyway); TCP to 127.0.0.1 of the host's namespace (its services on HOST_PORTS) is a DIAL to
     the relay's own loopback, never the host's: nothing reaches the world or the host's
     services."""
-    ak, name = nvm
+    ak, name, _ = nvm
     m = world.mark()
     res = sh(ak, name, f"echo hi | busybox nc -u -w 1 {OTHER_IP} 9999; echo rc=$?")
     assert res.rc == 0, res
@@ -138,7 +139,7 @@ def test_udp_and_host_loopback_go_nowhere(nvm, world):
 def test_relay_namespace_has_no_way_out(nvm, world):
     """The relay (the only host process that connects for the guest) runs in a network
     namespace of its own: not the host's, only loopback, no route but local ones."""
-    ak, name = nvm
+    ak, name, _ = nvm
     rt = json.loads((ak.data_dir / "run" / name / "runtime.json").read_text())
     pid = rt["relay"]["pid"]
     ns = os.stat(f"/proc/{pid}/ns/net").st_ino
@@ -152,3 +153,39 @@ def test_relay_namespace_has_no_way_out(nvm, world):
                                 capture_output=True, text=True)
         for ln in routes.stdout.splitlines():
             assert ln.split()[0] in ("local", "broadcast") and "dev lo" in ln, routes.stdout
+
+
+def test_ephemeral_run_with_fast(nvm, world):
+    """`run --fast` in proxy mode (a pooled machine is never taken: it was booted before the
+    run's policy existed) boots its own VM, reaches allowed.test and leaves nothing (the
+    module's teardown checks no relay is left)."""
+    ak, _, ref = nvm
+    m = world.mark()
+    res = ak("run", "-B", "microvm", "--fast", "--network=proxy", "--allow-host", ALLOWED,
+             "-i", ref, "--", "/bin/busybox", "wget", "-q", "-O", "-", f"http://{ALLOWED}/run",
+             timeout=300)
+    assert res.rc == 0 and json.loads(res.stdout)["target"] == "/run", res
+    assert [e["target"] for e in world.events(m, srv="http")] == ["/run"]
+    time.sleep(1)  # a refill would have begun by now
+    assert not list((ak.data_dir / "run" / ".ephemeral").glob("pv-*")), "a pool was filled"
+
+
+def test_killed_proxy_fails_closed(nvm, world):
+    """(Last: it ends the proxy.) SIGKILL the proxy's supervisor and worker: the guest's
+    connections, to allowed.test too, and its DNS get nowhere (the relay's capture ends at
+    listeners nobody serves); nothing reaches the world."""
+    ak, name, _ = nvm
+    st = control(ak, {"op": "stats"})
+    assert st.get("ok"), st
+    for pid in (st["supervisor_pid"], st["worker_pid"]):
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    m = world.mark()
+    res = sh(ak, name, f"busybox wget -q -T 5 -O - http://{ALLOWED}/after 2>&1; echo rc=$?")
+    assert "rc=0" not in res.stdout, res
+    res = sh(ak, name, f"unset http_proxy HTTP_PROXY; busybox wget -q -T 5 -O - "
+             f"http://{ALLOWED_IP}/after 2>&1; echo rc=$?")
+    assert "rc=0" not in res.stdout, res
+    res = sh(ak, name, f"busybox nslookup {ALLOWED} 2>&1; echo rc=$?")
+    assert ALLOWED_IP not in res.stdout, res
+    assert world.events(m) == [], world.events(m)
