@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import agent_pids
+from conftest import STATIC_AGENT, agent_pids
 from egress_world import (ALLOWED, ALLOWED_IP, DENIED, HOST_PORTS, OTHER_IP, control,
                           world)  # noqa: F401 (fixture)
 from test_microvm import _MISSING, assert_vm_gone, image, make_ak  # noqa: F401 (fixture)
@@ -189,3 +189,45 @@ def test_killed_proxy_fails_closed(nvm, world):
     res = sh(ak, name, f"busybox nslookup {ALLOWED} 2>&1; echo rc=$?")
     assert ALLOWED_IP not in res.stdout, res
     assert world.events(m) == [], world.events(m)
+
+
+@pytest.fixture
+def nobody(image, world):  # noqa: F811
+    """An Ak run as nobody (rootless), its image pulled in the root namespace (the registry's)."""
+    from conftest import rootless_nobody
+    reg, ref = image
+    gen = rootless_nobody("ak-vmnet-")
+    ak = next(gen)
+    ak.env["AGENTKERNEL_AGENT"] = STATIC_AGENT
+    reg.configure(ak.env)
+    assert ak("images", "pull", ref, timeout=300).rc == 0
+    setpriv = ak.prefix
+    ak.prefix = world.prefix() + setpriv
+    try:
+        yield ak, ref
+    finally:
+        for s in ak.list():
+            ak("remove", s["name"], timeout=60)
+        world.kill_strays()
+        ak.prefix = setpriv
+        try:
+            next(gen)
+        except StopIteration:
+            pass
+
+
+def test_rootless_vm_reaches_allowed_and_nothing_else(nobody, world):
+    """Rootless (the relay's capture namespace inside a user namespace of its own): the guest
+    reaches allowed.test through the proxy, a denied name gets nothing, the world sees only the
+    allowed request."""
+    ak, ref = nobody
+    m = world.mark()
+    script = (f"busybox wget -q -O - http://{ALLOWED}/rootless; echo; "
+              f"busybox wget -q -O - http://{DENIED}/rootless 2>&1; echo rc=$?")
+    res = ak("run", "-B", "microvm", "--network=proxy", "--allow-host", ALLOWED, "-i", ref,
+             "--", "/bin/busybox", "sh", "-c", script, timeout=300)
+    assert res.rc == 0, res
+    first = res.stdout.splitlines()[0]
+    assert json.loads(first)["target"] == "/rootless", res
+    assert "rc=0" not in res.stdout, res
+    assert [e["target"] for e in world.events(m, srv="http")] == ["/rootless"], world.events(m)
