@@ -81,6 +81,16 @@ static struct chan *chan_find(struct mux *m, uint16_t id)
         return NULL;
 }
 
+/* Open channels the guest opened (DIAL). */
+static size_t dial_count(const struct mux *m)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < MUX_CHANNELS_MAX; i++)
+                n += m->ch[i].fd >= 0 && m->ch[i].id >= MUX_GUEST_CHAN_BASE;
+        return n;
+}
+
 static struct chan *chan_add(struct mux *m, int fd, uint16_t id)
 {
         for (size_t i = 0; i < MUX_CHANNELS_MAX; i++)
@@ -154,6 +164,10 @@ static int dial(struct mux *m, uint16_t id, const uint8_t *p)
 
         memcpy(&sa.sin_addr.s_addr, p, 4);
         memcpy(&sa.sin_port, p + 4, 2);
+        if (fd >= 0 && dial_count(m) >= MUX_DIAL_MAX) { /* a guest past its share: refused */
+                close(fd);
+                fd = -1;
+        }
         if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
             errno != EINPROGRESS) {
                 close(fd);
@@ -322,6 +336,8 @@ static bool open_chan(struct mux *m, int fd, uint16_t type, const uint8_t dial_t
         const uint16_t n = m->guest ? (uint16_t)(0x10000u - MUX_GUEST_CHAN_BASE)
                                     : (uint16_t)(MUX_GUEST_CHAN_BASE - 1);
 
+        if (m->guest && dial_count(m) >= MUX_DIAL_MAX)
+                return false;
         for (uint32_t tries = 0; tries < n; tries++) {
                 uint16_t id = (uint16_t)(base + m->next_id++ % n);
                 if (chan_find(m, id))

@@ -36,6 +36,9 @@ enum {
  * so neither end ever picks an id the other has in use. */
 #define MUX_GUEST_CHAN_BASE 0x8000u
 #define MUX_DIAL_LEN 6
+/* DIAL channels open at once, enforced at both ends: the rest of MUX_CHANNELS_MAX stays for the
+ * host's OPENs, so a guest that holds many connections never locks the host out of its agent */
+#define MUX_DIAL_MAX (MUX_CHANNELS_MAX * 3 / 4)
 
 /* Proxy mode (docs/network.md, "The microvm backend"). Guest end: connections accepted on
  * capture_fds (the guest's capture listeners: TCP 15001 and DNS over TCP 15053) become DIAL
