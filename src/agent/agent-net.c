@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -178,6 +179,7 @@ void agent_net_guest_setup(int ret_capture[2])
                 agent_guest_fail("network (proxy mode): %s: %s", what, strerror(-r));
         /* the image's own file is replaced: port 53 anywhere ends at the proxy anyway, but a
          * resolver must be named */
+        (void)mkdir("/etc", 0755); /* an image may have none */
         (void)unlink("/etc/resolv.conf");
         r = write_file_atomic_at(AT_FDCWD, "/etc/resolv.conf", RESOLV, sizeof(RESOLV) - 1, 0644,
                                  false);
