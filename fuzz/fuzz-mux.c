@@ -22,8 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         (void)signal(SIGPIPE, SIG_IGN);
         (void)write_all(link[1], data, size);
-        shutdown(link[1], SHUT_WR); /* the end of the input is the end of the link */
-        (void)mux_run(link[0], -1, NULL, 0);
+        shutdown(link[1], SHUT_WR);                /* the end of the input is the end of the link */
+        (void)mux_run(link[0], -1, NULL, 0, NULL); /* no DIAL: a fuzzer must not connect() */
         close(link[0]);
         close(link[1]);
         return 0;

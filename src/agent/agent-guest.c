@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "agent-guest.h"
+#include "agent-net.h"
 #include "agent.h"
 #include "mux.h"
 #include "shared/buf.h"
@@ -67,6 +68,7 @@ static bool link_listens; /* link_fd is a vsock listener: each multiplexer accep
 static int sock_dir_fd = -1;
 static pid_t mux_pid = -1;
 static char sock_path[64];
+static int net_fds[2] = {-1, -1}; /* proxy mode: the capture's TCP listeners (agent-net.h) */
 
 /* Says why on the console and powers off: the host sees the machine end. */
 _noreturn_ void agent_guest_fail(const char *fmt, ...)
@@ -217,6 +219,7 @@ struct guest_config {
         char **env;
         size_t n_env;
         uint64_t disk_mb;
+        bool net_proxy;
 };
 
 static void read_config(struct guest_config *g)
@@ -240,6 +243,8 @@ static void read_config(struct guest_config *g)
                         g->argv[g->argc++] = e + 4;
                 } else if (strncmp(e, "env=", 4) == 0) {
                         g->env[g->n_env++] = e + 4;
+                } else if (streq(e, "net=proxy")) {
+                        g->net_proxy = true;
                 } else if (strncmp(e, "disk_mb=", 8) == 0) {
                         if (safe_atou64(e + 8, &g->disk_mb) < 0 || g->disk_mb == 0)
                                 agent_guest_fail("bad disk_mb in %s", GUEST_CONFIG);
@@ -310,6 +315,7 @@ void agent_guest_start_mux(void)
         if (pid < 0)
                 agent_guest_fail("fork: %s", strerror(errno));
         if (pid == 0) {
+                const struct mux_net net = {{net_fds[0], net_fds[1]}, 0};
                 sigset_t none;
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
@@ -323,9 +329,9 @@ void agent_guest_start_mux(void)
                         if (conn < 0)
                                 _exit(1);
                         close(link_fd);
-                        _exit(mux_run(conn, -1, sock_path, 1) < 0 ? 1 : 0);
+                        _exit(mux_run(conn, -1, sock_path, 1, &net) < 0 ? 1 : 0);
                 }
-                _exit(mux_run(link_fd, -1, sock_path, 1) < 0 ? 1 : 0);
+                _exit(mux_run(link_fd, -1, sock_path, 1, &net) < 0 ? 1 : 0);
         }
         mux_pid = pid;
 }
@@ -355,6 +361,8 @@ int agent_guest_boot(int *argc, char ***argv)
         read_config(&g);
         load_modules();
         mount_root(&g);
+        if (g.net_proxy)
+                agent_net_guest_setup(net_fds);
         wait_for("virtio-serial port '" GUEST_PORT_NAME "' or virtio-vsock device", find_channel,
                  port, sizeof(port));
         if (streq(port, "vsock")) {

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "agent-guest.h"
+#include "agent-net.h"
 #include "agent.h"
 #include "mux.h"
 #include "shared/caps.h"
@@ -502,6 +503,7 @@ static _noreturn_ void usage(void)
             "                         [--host-files]\n"
             "       agentkernel-agent --guest             (a virtual machine's /init)\n"
             "       agentkernel-agent --vm-relay FD --listen-fd N [--relay-id ID] [--uuid ID]\n"
+            "                         [--net-report FD]\n"
             "The sandbox agent; started by agentkernel, not by hand.\n",
             stderr);
         exit(2);
@@ -533,9 +535,10 @@ int main(int argc, char **argv)
             {"vm-relay", required_argument, NULL, 'R'},
             {"relay-id", required_argument, NULL, 'I'},
             {"ports-fd", required_argument, NULL, 'P'},
+            {"net-report", required_argument, NULL, 'N'},
             {NULL, 0, NULL, 0},
         };
-        int relay_fd = -1;
+        int relay_fd = -1, net_report_fd = -1;
         uint32_t relay_id = 0;
         int listen_fd = -1, conn_fd = -1, sync_fd = -1, ports_fd = -1, sigfd, c;
         int hold_fds[HOLD_MAX];
@@ -615,6 +618,9 @@ int main(int argc, char **argv)
                 case 'P':
                         ports_fd = parse_fd(optarg);
                         break;
+                case 'N':
+                        net_report_fd = parse_fd(optarg);
+                        break;
                 case 'I':
                         if (safe_atou32(optarg, &relay_id) < 0 || relay_id == 0)
                                 usage();
@@ -639,6 +645,14 @@ int main(int argc, char **argv)
                 (void)fcntl(relay_fd, F_SETFD, FD_CLOEXEC);
                 (void)fcntl(listen_fd, F_SETFD, FD_CLOEXEC);
                 (void)signal(SIGPIPE, SIG_IGN);
+                /* Proxy mode (agent-net.h): into the VM's own capture namespace first, while
+                 * root; every connection the guest asks for is made from there. */
+                if (net_report_fd >= 0) {
+                        int r = agent_net_relay_setup(net_report_fd);
+                        close(net_report_fd);
+                        if (r < 0)
+                                return 1;
+                }
                 /* It reads what the guest sends: with its two fds open it needs nothing else
                  * of the host, so it gives up root for an id of the sandbox's own range. */
                 if (relay_id &&
@@ -652,7 +666,10 @@ int main(int argc, char **argv)
                 (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
                 if (chdir("/") < 0)
                         return 1;
-                return mux_run(relay_fd, listen_fd, NULL, 0) < 0 ? 1 : 0;
+                return mux_run(relay_fd, listen_fd, NULL, 0,
+                               &(struct mux_net){{-1, -1}, net_report_fd >= 0}) < 0
+                           ? 1
+                           : 0;
         }
         agent_cfg.is_init = getpid() == 1;
         agent_pid = getpid();

@@ -6,6 +6,7 @@
  * a channel is read from only while its window has room and the link's buffer is short.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -18,6 +19,10 @@
 #include "shared/buf.h"
 #include "shared/err.h"
 #include "shared/fd-util.h"
+
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80 /* <linux/netfilter_ipv4.h>, which musl's headers lack */
+#endif
 
 #define LINK_OUT_HIGH (512u << 10) /* channels are not read while the link has this much queued */
 #define HDR 8
@@ -40,6 +45,7 @@ struct mux {
         uint16_t next_id;
         bool guest;
         const char *connect_path;
+        struct mux_net net; /* capture_fds -1 and dial 0 without proxy mode */
 };
 
 static void encode_hdr(uint8_t h[HDR], uint16_t type, uint16_t chan, uint32_t len)
@@ -73,6 +79,16 @@ static struct chan *chan_find(struct mux *m, uint16_t id)
                 if (m->ch[i].fd >= 0 && m->ch[i].id == id)
                         return &m->ch[i];
         return NULL;
+}
+
+/* Open channels the guest opened (DIAL). */
+static size_t dial_count(const struct mux *m)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < MUX_CHANNELS_MAX; i++)
+                n += m->ch[i].fd >= 0 && m->ch[i].id >= MUX_GUEST_CHAN_BASE;
+        return n;
 }
 
 static struct chan *chan_add(struct mux *m, int fd, uint16_t id)
@@ -138,6 +154,33 @@ static void flush_chan(struct mux *m, struct chan *c)
         chan_maybe_done(m, c);
 }
 
+/* Host, proxy mode: the guest's DIAL. A non-blocking connect from this process's network
+ * namespace (the VM's capture namespace: whatever the address, it reaches the proxy's listener
+ * or nothing); a connection that fails later ends the channel as any other socket error. */
+static int dial(struct mux *m, uint16_t id, const uint8_t *p)
+{
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+        memcpy(&sa.sin_addr.s_addr, p, 4);
+        memcpy(&sa.sin_port, p + 4, 2);
+        if (fd >= 0 && dial_count(m) >= MUX_DIAL_MAX) { /* a guest past its share: refused */
+                close(fd);
+                fd = -1;
+        }
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+            errno != EINPROGRESS) {
+                close(fd);
+                fd = -1;
+        }
+        if (fd < 0 || !chan_add(m, fd, id)) {
+                if (fd >= 0)
+                        close(fd);
+                return send_ctl(m, AK_MUX_CLOSE, id, 0, false);
+        }
+        return 0;
+}
+
 /* One frame from the link. -EPROTO when the peer broke the rules. */
 static int on_frame(struct mux *m, const struct ak_msg *f)
 {
@@ -148,7 +191,7 @@ static int on_frame(struct mux *m, const struct ak_msg *f)
                 struct ak_err e = {0};
                 int fd;
 
-                if (!m->guest || f->chan == 0)
+                if (!m->guest || f->chan == 0 || f->chan >= MUX_GUEST_CHAN_BASE)
                         return -EPROTO;
                 if (c) /* the host is done with it (it reuses only ids it freed) */
                         chan_drop(c);
@@ -160,6 +203,13 @@ static int on_frame(struct mux *m, const struct ak_msg *f)
                 }
                 return 0;
         }
+        case AK_MUX_DIAL:
+                if (m->guest || !m->net.dial || f->chan < MUX_GUEST_CHAN_BASE ||
+                    f->len != MUX_DIAL_LEN)
+                        return -EPROTO;
+                if (c) /* the guest is done with it (it reuses only ids it freed) */
+                        chan_drop(c);
+                return dial(m, f->chan, f->payload);
         case AK_MUX_DATA:
                 if (!c)
                         return 0; /* reset here while it was on its way */
@@ -176,6 +226,12 @@ static int on_frame(struct mux *m, const struct ak_msg *f)
                 }
                 return 0;
         case AK_MUX_CLOSE:
+                if (c && m->guest && c->id >= MUX_GUEST_CHAN_BASE) {
+                        /* the host's connection failed or was reset: the guest's client sees
+                         * a reset too, not an orderly end */
+                        struct linger l = {1, 0};
+                        (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+                }
                 if (c)
                         chan_drop(c);
                 return 0;
@@ -272,22 +328,63 @@ static int flush_link(struct mux *m)
         return 0;
 }
 
+/* A channel this end opens (the host: OPEN, ids below MUX_GUEST_CHAN_BASE; the guest: DIAL,
+ * ids from it on), told to the peer; false when all MUX_CHANNELS_MAX are in use. */
+static bool open_chan(struct mux *m, int fd, uint16_t type, const uint8_t dial_to[MUX_DIAL_LEN])
+{
+        const uint16_t base = m->guest ? MUX_GUEST_CHAN_BASE : 1;
+        const uint16_t n = m->guest ? (uint16_t)(0x10000u - MUX_GUEST_CHAN_BASE)
+                                    : (uint16_t)(MUX_GUEST_CHAN_BASE - 1);
+
+        if (m->guest && dial_count(m) >= MUX_DIAL_MAX)
+                return false;
+        for (uint32_t tries = 0; tries < n; tries++) {
+                uint16_t id = (uint16_t)(base + m->next_id++ % n);
+                if (chan_find(m, id))
+                        continue;
+                if (!chan_add(m, fd, id))
+                        return false;
+                put_hdr(&m->out, type, id, dial_to ? MUX_DIAL_LEN : 0);
+                if (dial_to)
+                        (void)buf_append(&m->out, dial_to, MUX_DIAL_LEN);
+                return true;
+        }
+        return false;
+}
+
 static void accept_one(struct mux *m, int listen_fd)
 {
         int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
         if (fd < 0)
                 return;
-        for (int tries = 0; tries < 65536; tries++) {
-                uint16_t id = ++m->next_id;
-                if (id == 0 || chan_find(m, id))
-                        continue;
-                if (!chan_add(m, fd, id))
-                        break;
-                (void)send_ctl(m, AK_MUX_OPEN, id, 0, false);
+        if (!open_chan(m, fd, AK_MUX_OPEN, NULL))
+                close(fd); /* too many channels: the client sees end of file */
+}
+
+/* Guest, proxy mode: a connection the capture redirected to one of our listeners becomes a DIAL
+ * channel to where it was going. */
+static void accept_captured(struct mux *m, int listen_fd)
+{
+        struct sockaddr_in dst;
+        socklen_t len = sizeof(dst);
+        uint8_t p[MUX_DIAL_LEN];
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+        if (fd < 0)
+                return;
+        if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &len) < 0 || len < sizeof(dst) ||
+            dst.sin_family != AF_INET) {
+                close(fd);
                 return;
         }
-        close(fd); /* too many channels: the client sees end of file */
+        memcpy(p, &dst.sin_addr.s_addr, 4);
+        memcpy(p + 4, &dst.sin_port, 2);
+        if (!open_chan(m, fd, AK_MUX_DIAL, p)) {
+                struct linger l = {1, 0};
+                (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+                close(fd); /* too many channels: a reset */
+        }
 }
 
 static void reset_all(struct mux *m)
@@ -299,17 +396,25 @@ static void reset_all(struct mux *m)
         buf_reset(&m->out);
 }
 
-int mux_run(int link_fd, int listen_fd, const char *connect_path, int is_guest)
+int mux_run(int link_fd, int listen_fd, const char *connect_path, int is_guest,
+            const struct mux_net *net)
 {
         static struct mux m; /* one per process; too big for a small stack */
-        struct pollfd p[MUX_CHANNELS_MAX + 2];
-        struct chan *pc[MUX_CHANNELS_MAX + 2];
+        struct pollfd p[MUX_CHANNELS_MAX + 4];
+        struct chan *pc[MUX_CHANNELS_MAX + 4];
+        int which[MUX_CHANNELS_MAX + 4]; /* a listener's entry: 0 listen_fd, 1 + i capture i */
         int r = 0;
 
         memset(&m, 0, sizeof(m));
         m.link = link_fd;
         m.guest = is_guest;
         m.connect_path = connect_path;
+        m.net = net ? *net : (struct mux_net){{-1, -1}, 0};
+        if (!is_guest)
+                m.net.capture_fds[0] = m.net.capture_fds[1] = -1;
+        for (int i = 0; i < 2; i++)
+                if (m.net.capture_fds[i] >= 0)
+                        (void)fd_set_nonblock(m.net.capture_fds[i], true);
         for (size_t i = 0; i < MUX_CHANNELS_MAX; i++)
                 m.ch[i].fd = -1;
         (void)fd_set_nonblock(link_fd, true);
@@ -323,8 +428,15 @@ int mux_run(int link_fd, int listen_fd, const char *connect_path, int is_guest)
                 pc[n++] = NULL;
                 if (listen_fd >= 0 && !link_busy) {
                         p[n] = (struct pollfd){listen_fd, POLLIN, 0};
+                        which[n] = 0;
                         pc[n++] = NULL;
                 }
+                for (int i = 0; i < 2; i++)
+                        if (m.net.capture_fds[i] >= 0 && !link_busy) {
+                                p[n] = (struct pollfd){m.net.capture_fds[i], POLLIN, 0};
+                                which[n] = 1 + i;
+                                pc[n++] = NULL;
+                        }
                 for (size_t i = 0; i < MUX_CHANNELS_MAX; i++) {
                         struct chan *c = &m.ch[i];
                         short ev = 0;
@@ -359,8 +471,10 @@ int mux_run(int link_fd, int listen_fd, const char *connect_path, int is_guest)
                 for (nfds_t i = 1; i < n; i++) {
                         struct chan *c = pc[i];
                         if (!c) {
-                                if (p[i].revents & POLLIN)
+                                if ((p[i].revents & POLLIN) && which[i] == 0)
                                         accept_one(&m, listen_fd);
+                                else if (p[i].revents & POLLIN)
+                                        accept_captured(&m, p[i].fd);
                                 continue;
                         }
                         if (c->fd < 0 || p[i].fd != c->fd)

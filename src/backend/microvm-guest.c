@@ -56,10 +56,29 @@ static const char *const vsock_modules[] = {
     "net/vmw_vsock/vmw_vsock_virtio_transport",
 };
 
-#define MODULES_MAX (ARRAY_SIZE(guest_modules) + ARRAY_SIZE(vsock_modules))
+/* A proxy-mode guest (docs/network.md, "The microvm backend") also loads what the capture's
+ * nf_tables batch needs (runtime/net-capture.h): the nat chain, redirect, conntrack state and
+ * reject, with what they depend on (modules.dep of Debian's cloud kernel), in load order. */
+static const char *const net_modules[] = {
+    "net/netfilter/nfnetlink",
+    "net/netfilter/nf_tables",
+    "net/ipv4/netfilter/nf_defrag_ipv4",
+    "net/ipv6/netfilter/nf_defrag_ipv6",
+    "net/netfilter/nf_conntrack",
+    "net/netfilter/nf_nat",
+    "net/netfilter/nft_chain_nat",
+    "net/netfilter/nft_redir",
+    "net/netfilter/nft_ct",
+    "net/netfilter/nft_reject",
+    "net/ipv4/netfilter/nf_reject_ipv4",
+    "net/ipv4/netfilter/nft_reject_ipv4",
+};
+
+#define MODULES_MAX                                                                                \
+        (ARRAY_SIZE(guest_modules) + ARRAY_SIZE(vsock_modules) + ARRAY_SIZE(net_modules))
 
 /* The modules of a guest, in the order it loads them; returns how many. */
-static size_t module_list(bool vsock, const char *out[MODULES_MAX])
+static size_t module_list(bool vsock, bool net, const char *out[MODULES_MAX])
 {
         size_t n = 0;
 
@@ -67,6 +86,8 @@ static size_t module_list(bool vsock, const char *out[MODULES_MAX])
                 out[n++] = guest_modules[i];
         for (size_t i = 0; vsock && i < ARRAY_SIZE(vsock_modules); i++)
                 out[n++] = vsock_modules[i];
+        for (size_t i = 0; net && i < ARRAY_SIZE(net_modules); i++)
+                out[n++] = net_modules[i];
         return n;
 }
 
@@ -206,10 +227,10 @@ static void prune_initrds(const char *cache_dir, const char *keep)
 }
 
 static int base_initrd(const char *cache_dir, const char *agent, const char *kver, bool vsock,
-                       struct buf *ret, struct ak_err *err)
+                       bool net, struct buf *ret, struct ak_err *err)
 {
         const char *modules[MODULES_MAX];
-        size_t n_modules = module_list(vsock, modules);
+        size_t n_modules = module_list(vsock, net, modules);
         cleanup_buf struct buf agent_bin = BUF_INIT, arc = BUF_INIT, list = BUF_INIT;
         char digest[SHA256_DIGEST_STRING_LENGTH], name[PATH_MAX], path[PATH_MAX];
         SHA2_CTX ctx;
@@ -267,10 +288,10 @@ static int base_initrd(const char *cache_dir, const char *agent, const char *kve
 
 int vm_guest_initrd(const char *cache_dir, const char *agent, const char *kver, const char *run_dir,
                     char *const *agent_args, char *const *env, uint64_t disk_mb, bool vsock,
-                    struct ak_err *err)
+                    bool net_proxy, struct ak_err *err)
 {
         cleanup_buf struct buf arc = BUF_INIT, config = BUF_INIT;
-        int r = base_initrd(cache_dir, agent, kver, vsock, &arc, err);
+        int r = base_initrd(cache_dir, agent, kver, vsock, net_proxy, &arc, err);
 
         if (r < 0)
                 return r;
@@ -281,6 +302,8 @@ int vm_guest_initrd(const char *cache_dir, const char *agent, const char *kver, 
         for (size_t i = 0; env && env[i]; i++)
                 if (buf_printf(&config, "env=%s", env[i]) < 0 || buf_append_byte(&config, 0) < 0)
                         return ak_err_oom(err);
+        if (net_proxy && buf_append(&config, "net=proxy", sizeof("net=proxy")) < 0)
+                return ak_err_oom(err);
         if (buf_printf(&config, "disk_mb=%llu", (unsigned long long)disk_mb) < 0 ||
             buf_append_byte(&config, 0) < 0)
                 return ak_err_oom(err);

@@ -58,7 +58,9 @@
 
 bool vm_pool_usable(const struct backend_config *cfg)
 {
-        return cfg->ephemeral && cfg->pooled;
+        /* a pooled machine is booted before its run's policy is known: proxy mode boots its
+         * own (its relay's capture is registered with the run's policy) */
+        return cfg->ephemeral && cfg->pooled && cfg->network == NET_MODE_NONE;
 }
 
 static void hash_str(SHA2_CTX *c, const char *s)

@@ -41,7 +41,7 @@ int vm_run_lock(const char *ephemeral_dir, const char *uuid, int *ret_fd, char *
 
 #define VM_POOL_KEY_LEN 64 /* SHA-256, hex */
 
-/* Whether cfg's run may take a pooled machine (an ephemeral run asked with --fast). */
+/* Whether cfg's run may take a pooled machine (an ephemeral run asked with --fast, no network). */
 bool vm_pool_usable(const struct backend_config *cfg);
 /* The pool of cfg's configuration: a hash of everything a machine is booted with, so a run only
  * ever gets a machine it would have booted itself. */

@@ -28,6 +28,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,6 +39,7 @@
 #include "backend/microvm.h"
 #include "backend/native-image.h"
 #include "core/backend.h"
+#include "core/egress.h"
 #include "core/paths.h"
 #include "core/private-dir.h"
 #include "proc-util.h"
@@ -53,6 +55,7 @@
 
 #define READY_TIMEOUT_S 120 /* boot to agent ready; under emulation on a busy host it is slow */
 #define RELAY_STOP_GRACE_MS 1000
+#define RELAY_NET_TIMEOUT_S 10 /* the relay's capture namespace made (proxy mode) */
 #define GUEST_CMDLINE "console=ttyS0 panic=-1 quiet tsc_early_khz=2000000 -- --guest"
 
 /* The driver of new machines: $AGENTKERNEL_VM_DRIVER (qemu or firecracker), else firecracker
@@ -255,6 +258,9 @@ struct vm_start {
         int lock_fd;
         char lock_path[PATH_MAX];
         int chan_fd; /* a ready connection to the agent */
+        bool net_proxy;
+        int capture_fds[3]; /* proxy mode: the relay's listeners (struct egress_fds's order) */
+        bool registered;    /* with the policy proxy */
 };
 
 static int check_request(struct vm_start *st, struct ak_err *err)
@@ -268,10 +274,11 @@ static int check_request(struct vm_start *st, struct ak_err *err)
                 return ak_err_set(err, ENOTSUP,
                                   "the microvm backend cannot run the 'host' image (a virtual "
                                   "machine sees no host files); name an OCI image with --image");
-        if (cfg->network)
+        if (cfg->network != NET_MODE_NONE && cfg->network != NET_MODE_PROXY)
                 return ak_err_set(err, ENOTSUP,
-                                  "the microvm backend has no network yet; create the sandbox "
-                                  "with --no-network (or --profile restrictive)");
+                                  "the microvm backend has no direct network (--network full); "
+                                  "use --network proxy, or --no-network");
+        st->net_proxy = cfg->network == NET_MODE_PROXY;
         if (cfg->workspace || cfg->home || cfg->n_binds)
                 return ak_err_set(err, ENOTSUP,
                                   "the microvm backend cannot share host directories yet "
@@ -387,7 +394,12 @@ static int boot_files(struct vm_start *st, struct ak_err *err)
         if (r < 0)
                 return r;
         image_env = strv_env_merge(st->img_env, cfg->env);
-        env = image_env ? strv_env_merge(defaults, image_env) : NULL;
+        if (st->net_proxy) { /* the proxy variables cooperative clients read, as native's */
+                cleanup_strv char **with_proxy = strv_env_merge(defaults, egress_proxy_env);
+                env = with_proxy && image_env ? strv_env_merge(with_proxy, image_env) : NULL;
+        } else {
+                env = image_env ? strv_env_merge(defaults, image_env) : NULL;
+        }
         if (!env)
                 return ak_err_oom(err);
         (void)snprintf(st->caps, sizeof(st->caps), "%llx", (unsigned long long)cfg->profile->caps);
@@ -403,7 +415,8 @@ static int boot_files(struct vm_start *st, struct ak_err *err)
         args[n++] = cfg->ref.uuid;
         args[n] = NULL;
         r = vm_guest_initrd(st->cache, st->agent, st->kver, st->run_dir, (char *const *)args, env,
-                            cfg->disk_mb ? cfg->disk_mb : 1024, st->rt.driver->vsock, err);
+                            cfg->disk_mb ? cfg->disk_mb : 1024, st->rt.driver->vsock, st->net_proxy,
+                            err);
         run_path(st->run_dir, VM_FILE_INITRD, st->initrd, sizeof(st->initrd));
         return r;
 }
@@ -440,29 +453,88 @@ static int launch_vmm(struct vm_start *st, struct ak_err *err)
 struct relay_exec {
         const struct vm_start *st;
         int link, listen_fd;
+        int net_report; /* proxy mode: where the relay sends its capture's listeners, else -1 */
 };
 
-/* In the detached grandchild: the relay, given the channel as fd 3 and the socket as fd 4. */
+/* In the detached grandchild: the relay, given the channel as fd 3, the socket as fd 4 and in
+ * proxy mode the report socket as fd 5. */
 static void exec_relay(void *arg)
 {
         const struct relay_exec *x = arg;
-        const int keep[] = {3, 4};
+        const int keep[] = {3, 4, 5};
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        const char *argv[16];
+        size_t n = 0;
 
         if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0 ||
-            dup2(x->link, 3) < 0 || dup2(x->listen_fd, 4) < 0)
+            dup2(x->link, 3) < 0 || dup2(x->listen_fd, 4) < 0 ||
+            (x->net_report >= 0 && dup2(x->net_report, 5) < 0))
                 _exit(127);
-        (void)close_all_fds_except(3, keep, ARRAY_SIZE(keep));
-        execl(x->st->agent, "agentkernel-agent", "--vm-relay", "3", "--listen-fd", "4", "--uuid",
-              x->st->cfg->ref.uuid, x->st->relay_id[0] ? "--relay-id" : NULL, x->st->relay_id,
-              (char *)NULL);
+        (void)close_all_fds_except(3, keep, x->net_report >= 0 ? 3 : 2);
+        argv[n++] = "agentkernel-agent";
+        argv[n++] = "--vm-relay";
+        argv[n++] = "3";
+        argv[n++] = "--listen-fd";
+        argv[n++] = "4";
+        argv[n++] = "--uuid";
+        argv[n++] = x->st->cfg->ref.uuid;
+        if (x->st->relay_id[0]) {
+                argv[n++] = "--relay-id";
+                argv[n++] = x->st->relay_id;
+        }
+        if (x->net_report >= 0) {
+                argv[n++] = "--net-report";
+                argv[n++] = "5";
+        }
+        argv[n] = NULL;
+        execv(x->st->agent, (char *const *)argv);
+}
+
+/* Proxy mode: the relay's report, its capture's three listeners, or what failed. */
+static int relay_capture(struct vm_start *st, int fd, struct ak_err *err)
+{
+        union {
+                char buf[CMSG_SPACE(sizeof(int) * 3)];
+                struct cmsghdr align;
+        } cm;
+        char msg[256];
+        struct iovec iov = {msg, sizeof(msg) - 1};
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = cm.buf,
+                            .msg_controllen = sizeof(cm.buf)};
+        struct timeval tv = {RELAY_NET_TIMEOUT_S, 0};
+        struct cmsghdr *c;
+        ssize_t n;
+
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        do
+                n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+            c->cmsg_len == CMSG_LEN(sizeof(int) * 3)) {
+                memcpy(st->capture_fds, CMSG_DATA(c), sizeof(int) * 3);
+                if (n == 1 && msg[0] == 'L' && !(mh.msg_flags & MSG_CTRUNC))
+                        return 0;
+                return ak_err_set(err, EPROTO, "the relay's network report is malformed");
+        }
+        if (n <= 0)
+                return ak_err_set(err, EIO, "the relay made no network namespace (%s)",
+                                  n < 0 ? strerror(errno) : "it exited");
+        msg[n] = '\0';
+        for (char *p = msg; *p; p++)
+                if ((unsigned char)*p < 0x20)
+                        *p = ' ';
+        return ak_err_set(err, EIO, "the VM's network (proxy mode) on the host: %s", msg);
 }
 
 static int launch_relay(struct vm_start *st, struct ak_err *err)
 {
         char sock[PATH_MAX];
         cleanup_close int link = -1, listen_fd = -1;
-        struct relay_exec x = {.st = st};
+        struct relay_exec x = {.st = st, .net_report = -1};
+        int report[2] = {-1, -1};
         pid_t pid = 0;
         mode_t old;
         int r;
@@ -478,13 +550,67 @@ static int launch_relay(struct vm_start *st, struct ak_err *err)
                 return listen_fd;
         x.link = link;
         x.listen_fd = listen_fd;
-        if (proc_spawn_detached(exec_relay, &x, &pid) < 0)
+        if (st->net_proxy && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, report) < 0)
+                return ak_err_errno(err, errno, "socketpair");
+        x.net_report = report[1];
+        r = proc_spawn_detached(exec_relay, &x, &pid);
+        if (report[1] >= 0)
+                close(report[1]);
+        if (r < 0) {
+                if (report[0] >= 0)
+                        close(report[0]);
                 return ak_err_set(err, EIO, "cannot start the relay");
+        }
         st->rt.relay_pid = pid;
-        if (proc_start_time(pid, &st->rt.relay_start) < 0)
-                return ak_err_set(err, ESRCH, "the relay exited at once");
-        r = write_runtime(st->run_dir, &st->rt);
-        return r < 0 ? ak_err_errno(err, r, "record the sandbox's processes") : 0;
+        r = proc_start_time(pid, &st->rt.relay_start) < 0 ? -ESRCH : 0;
+        if (r == 0)
+                r = write_runtime(st->run_dir, &st->rt);
+        if (r < 0) {
+                if (report[0] >= 0)
+                        close(report[0]);
+                return r == -ESRCH ? ak_err_set(err, ESRCH, "the relay exited at once")
+                                   : ak_err_errno(err, r, "record the sandbox's processes");
+        }
+        if (report[0] < 0)
+                return 0;
+        r = relay_capture(st, report[0], err);
+        close(report[0]);
+        return r;
+}
+
+/* Step (proxy mode): the relay's capture listeners go to the user's policy proxy, as a native
+ * sandbox's do (native-start.c register_egress): the sandbox's policy, the relay's pidfd (the
+ * proxy forgets the sandbox when the relay exits, which it does when the machine ends) and the
+ * decision log in the run directory. */
+static int register_egress(struct vm_start *st, struct ak_err *err)
+{
+        const struct backend_config *cfg = st->cfg;
+        struct egress_fds fds = {st->capture_fds[0], st->capture_fds[1], st->capture_fds[2]};
+        char log[PATH_MAX];
+        cleanup_close int pidfd = -1;
+        uint64_t start = 0;
+        int r;
+
+        if (!st->net_proxy)
+                return 0;
+        pidfd = (int)syscall(SYS_pidfd_open, st->rt.relay_pid, 0);
+        if (pidfd < 0 || proc_start_time(st->rt.relay_pid, &start) < 0 ||
+            start != st->rt.relay_start)
+                return ak_err_set(err, ESRCH, "the relay exited");
+        (void)snprintf(log, sizeof(log), "%s/%s", st->run_dir, EGRESS_LOG_FILE);
+        r = egress_register(
+            cfg->ref.name, cfg->ref.uuid, cfg->net_policy, &fds, pidfd, log,
+            &(struct egress_secrets){cfg->secret_grants, cfg->upstream_ca, cfg->ret_proxy_ca}, err);
+        if (cfg->ephemeral)
+                (void)unlink(log); /* nobody reads it later */
+        if (r < 0)
+                return r;
+        st->registered = true;
+        for (int i = 0; i < 3; i++) { /* the proxy holds them now */
+                close(st->capture_fds[i]);
+                st->capture_fds[i] = -1;
+        }
+        return 0;
 }
 
 /* The last lines of the guest's console, for a message. */
@@ -556,6 +682,8 @@ static int hand_over(struct vm_start *st, struct ak_err *err)
 
 static void start_undo(struct vm_start *st)
 {
+        if (st->registered)
+                (void)egress_unregister(st->cfg->ref.name, NULL);
         if (st->dir_made) {
                 vm_kill(st->run_dir, st->cfg->ref.uuid);
                 (void)rm_rf_at(AT_FDCWD, st->run_dir);
@@ -576,6 +704,7 @@ static const struct vm_start_step {
     {boot_files, "microvm-boot-files"},
     {launch_vmm, "microvm-vmm-started"},
     {launch_relay, "microvm-relay-started"},
+    {register_egress, NULL},
     {wait_ready, "microvm-ready"},
     {hand_over, NULL},
 };
@@ -583,7 +712,11 @@ static const struct vm_start_step {
 int vm_boot(const struct backend_config *cfg, struct backend_session *ret_session,
             struct ak_err *err)
 {
-        struct vm_start st = {.cfg = cfg, .ret_session = ret_session, .lock_fd = -1, .chan_fd = -1};
+        struct vm_start st = {.cfg = cfg,
+                              .ret_session = ret_session,
+                              .lock_fd = -1,
+                              .chan_fd = -1,
+                              .capture_fds = {-1, -1, -1}};
         int r = 0;
 
         for (size_t i = 0; i < ARRAY_SIZE(start_steps) && r >= 0; i++) {
@@ -595,6 +728,9 @@ int vm_boot(const struct backend_config *cfg, struct backend_session *ret_sessio
                 start_undo(&st);
         if (st.chan_fd >= 0)
                 close(st.chan_fd);
+        for (int i = 0; i < 3; i++)
+                if (st.capture_fds[i] >= 0)
+                        close(st.capture_fds[i]);
         strv_free(st.img_env);
         free(st.img_workdir);
         free(st.img_user);
@@ -774,7 +910,7 @@ static void microvm_sweep(const char *ephemeral_dir)
 const struct backend_ops microvm_backend_ops = {
     .name = "microvm",
     .description = "a virtual machine per sandbox (QEMU microvm), our agent as its init",
-    .caps = BACKEND_CAP_ATTACH,
+    .caps = BACKEND_CAP_ATTACH | BACKEND_CAP_PROXY,
     .probe = microvm_probe,
     .start = microvm_start,
     .finish = microvm_finish,

@@ -6,8 +6,10 @@
  * stalled reader must not hold up another channel (the window), and a peer that breaks the
  * rules must end the link rather than grow a buffer.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -66,9 +68,9 @@ static int setup(void **unused)
         if ((kids[0] = fork()) == 0)
                 echo_server(elfd);
         if ((kids[1] = fork()) == 0)
-                _exit(mux_run(link[1], -1, echo_sock, 1) < 0);
+                _exit(mux_run(link[1], -1, echo_sock, 1, NULL) < 0);
         if ((kids[2] = fork()) == 0)
-                _exit(mux_run(link[0], hlfd, NULL, 0) < 0);
+                _exit(mux_run(link[0], hlfd, NULL, 0, NULL) < 0);
         close(link[0]);
         close(link[1]);
         close(elfd);
@@ -182,8 +184,9 @@ static void test_many_channels(void **unused)
         }
 }
 
-/* A guest that breaks the rules: the host's end must give up the link, not grow. */
-static void hostile(const uint8_t *frame, size_t len)
+/* A peer that breaks the rules: our end (the host's, or the guest's when is_guest) must give up
+ * the link, not grow. */
+static void hostile_to(const uint8_t *frame, size_t len, const struct mux_net *net, int is_guest)
 {
         int link[2], status;
         struct ak_err e = {0};
@@ -197,7 +200,10 @@ static void hostile(const uint8_t *frame, size_t len)
         assert_true(lfd >= 0);
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, link), 0);
         if ((pid = fork()) == 0)
-                _exit(mux_run(link[0], lfd, NULL, 0) == -EPROTO ? 0 : 1);
+                _exit(mux_run(link[0], is_guest ? -1 : lfd, is_guest ? path : NULL, is_guest,
+                              net) == -EPROTO
+                          ? 0
+                          : 1);
         close(link[0]);
         assert_int_equal(write_all(link[1], frame, len), 0);
         assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -205,6 +211,11 @@ static void hostile(const uint8_t *frame, size_t len)
         close(link[1]);
         close(lfd);
         unlink(path);
+}
+
+static void hostile(const uint8_t *frame, size_t len)
+{
+        hostile_to(frame, len, NULL, 0);
 }
 
 static void test_hostile_guest_open(void **unused)
@@ -224,6 +235,74 @@ static void test_hostile_guest_unknown_type_and_bad_ack(void **unused)
         hostile(bad_ack, sizeof(bad_ack));
 }
 
+/* DIAL (proxy mode): only from the guest, only to a host that lets it (its relay runs in the
+ * VM's capture namespace), only on the guest's half of the ids, with exactly an address and a
+ * port. */
+static void test_hostile_dial(void **unused)
+{
+        const uint8_t dial[] = {6, 0, 0, 0, 101, 0, 0x01, 0x80, 127, 0, 0, 1, 0, 80};
+        const uint8_t low_id[] = {6, 0, 0, 0, 101, 0, 0x01, 0x00, 127, 0, 0, 1, 0, 80};
+        const uint8_t short_len[] = {4, 0, 0, 0, 101, 0, 0x01, 0x80, 127, 0, 0, 1};
+        const uint8_t open_high[] = {0, 0, 0, 0, 96, 0, 0x01, 0x80};
+        const struct mux_net dial_ok = {{-1, -1}, 1};
+        (void)unused;
+        hostile_to(dial, sizeof(dial), NULL, 0);                           /* no proxy mode */
+        hostile_to(low_id, sizeof(low_id), &dial_ok, 0);                   /* a host's id */
+        hostile_to(short_len, sizeof(short_len), &dial_ok, 0);             /* not address + port */
+        hostile_to(dial, sizeof(dial), &(struct mux_net){{-1, -1}, 1}, 1); /* to a guest */
+        hostile_to(open_high, sizeof(open_high), NULL, 1); /* OPEN on a guest's id */
+}
+
+/* A DIAL the host may make: it connects to the address, and the channel carries bytes both
+ * ways (a listener of this test on 127.0.0.1). */
+static void test_dial_connects_and_relays(void **unused)
+{
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t sl = sizeof(sa);
+        uint8_t f[8 + 6] = {6, 0, 0, 0, 101, 0, 0x07, 0x80, 127, 0, 0, 1};
+        const uint8_t data[] = {4, 0, 0, 0, 97, 0, 0x07, 0x80, 'p', 'i', 'n', 'g'};
+        uint8_t got[4], back[8 + 4];
+        int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), link[2], c, status;
+        pid_t pid;
+        (void)unused;
+
+        assert_true(lfd >= 0);
+        assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        assert_int_equal(listen(lfd, 4), 0);
+        assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+        memcpy(f + 12, &sa.sin_port, 2);
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, link), 0);
+        if ((pid = fork()) == 0) {
+                close(link[1]);
+                _exit(mux_run(link[0], -1, NULL, 0, &(struct mux_net){{-1, -1}, 1}) == 0 ? 0 : 1);
+        }
+        close(link[0]);
+        assert_int_equal(write_all(link[1], f, sizeof(f)), 0);
+        assert_int_equal(write_all(link[1], data, sizeof(data)), 0);
+        c = accept(lfd, NULL, NULL);
+        assert_true(c >= 0);
+        assert_int_equal(read_exact(c, got, sizeof(got)), 0);
+        assert_memory_equal(got, "ping", 4);
+        assert_int_equal(write_all(c, "pong", 4), 0);
+        /* the host acknowledges what it wrote out, then sends what the server answered */
+        for (;;) {
+                assert_int_equal(read_exact(link[1], back, 8), 0);
+                if (back[4] == 97)
+                        break;
+                assert_int_equal(back[4], 100); /* ACK */
+                assert_int_equal(read_exact(link[1], back + 8, 4), 0);
+        }
+        assert_int_equal(back[0], 4);
+        assert_int_equal(back[6] | back[7] << 8, 0x8007);
+        assert_int_equal(read_exact(link[1], back + 8, 4), 0);
+        assert_memory_equal(back + 8, "pong", 4);
+        close(c);
+        close(lfd);
+        close(link[1]); /* the link ends: so does the host's end */
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -232,6 +311,8 @@ int main(void)
             cmocka_unit_test(test_many_channels),
             cmocka_unit_test(test_hostile_guest_open),
             cmocka_unit_test(test_hostile_guest_unknown_type_and_bad_ack),
+            cmocka_unit_test(test_hostile_dial),
+            cmocka_unit_test(test_dial_connects_and_relays),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
