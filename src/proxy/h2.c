@@ -511,7 +511,7 @@ static int srv_data(nghttp2_session *ses, uint8_t flags, int32_t id, const uint8
         struct h2s *s = nghttp2_session_get_stream_user_data(ses, id);
         struct mitm_refusal r = {0};
         (void)flags;
-        if (!s || s->refused || (s->uid > 0 && s->up_closed)) {
+        if (!s || s->refused || s->up_closed) { /* nowhere to go: the window opens again */
                 (void)nghttp2_session_consume(ses, id, len);
                 return 0;
         }
@@ -673,6 +673,13 @@ static int cli_stream_close(nghttp2_session *ses, int32_t id, uint32_t err, void
                 (void)nghttp2_session_consume(ses, id, s->dn_raw);
                 s->dn_raw = 0;
         }
+        /* request bytes that will never go: the client's window opens again */
+        if (!s->collect && s->up.len > s->up_off)
+                (void)nghttp2_session_consume(h->srv, s->cid, s->up.len - s->up_off);
+        if (s->collect)
+                h->collected -= MIN(h->collected, s->up.len);
+        ob_free(&s->up);
+        s->up_off = 0;
         s->uid = 0;
         if (!s->dn_end && !s->refused)
                 (void)nghttp2_submit_rst_stream(h->srv, NGHTTP2_FLAG_NONE, s->cid,
