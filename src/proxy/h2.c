@@ -364,6 +364,20 @@ static void request(struct h2 *h, struct h2s *s)
         if (a && (colon = strrchr(auth, ':')) &&
             strspn(colon + 1, "0123456789") == strlen(colon + 1))
                 *colon = '\0';
+        /* a host field beside :authority must name the same host (a server may read either) */
+        for (size_t i = 0; a && i < s->req.n; i++)
+                if (hl_is(&s->req, i, "host")) {
+                        char hv[NET_POLICY_HOST_MAX + 16];
+                        snprintf(hv, sizeof(hv), "%.*s",
+                                 (int)MIN(s->req.f[i].v_len, sizeof(hv) - 1), hl_value(&s->req, i));
+                        if ((colon = strrchr(hv, ':')) &&
+                            strspn(colon + 1, "0123456789") == strlen(colon + 1))
+                                *colon = '\0';
+                        if (!mitm_same_host(hv, c->mitm_host)) {
+                                snprintf(auth, sizeof(auth), "%s", hv);
+                                break;
+                        }
+                }
         if (!a || !mitm_same_host(auth, c->mitm_host)) {
                 char why[256];
                 snprintf(why, sizeof(why), "Host/SNI mismatch: Host '%.100s' is not '%.100s'",

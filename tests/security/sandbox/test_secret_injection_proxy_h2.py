@@ -61,6 +61,8 @@ if mode == "get":
     out.append(frame(HEADERS, END_HEADERS | END_STREAM, 1, req(extra=[("authorization", args[0])] if args else [])))
 elif mode == "authority":
     out.append(frame(HEADERS, END_HEADERS | END_STREAM, 1, req(authority=args[0], extra=[("x-api-key", args[1])])))
+elif mode == "host_beside_authority":
+    out.append(frame(HEADERS, END_HEADERS | END_STREAM, 1, req(extra=[("host", args[0])])))
 elif mode == "huge_headers":
     # 30 KB in a HEADERS and a CONTINUATION (each within the 16 KiB frame size)
     out.append(frame(HEADERS, END_STREAM, 1, req(extra=[("x-big", "a" * 15000)])))
@@ -200,6 +202,16 @@ def test_h2_authority_of_another_grants_host(world):
     for secure.allowed.test, with that host's placeholder: 403, nothing received."""
     pid, before = world.worker_pid(), received(world)
     out = attack(world, "authority", OTHER, P_OTHER)
+    assert any(f[3] == "1" and f[4] == "status=403" for f in frames(out, 1)), out
+    assert received(world) == before
+    still_serves(world, pid)
+
+
+def test_h2_host_field_beside_authority(world):
+    """:authority names the intercepted host but a host field names another (a server that
+    reads host would be fronted): 403, nothing received."""
+    pid, before = world.worker_pid(), received(world)
+    out = attack(world, "host_beside_authority", OTHER)
     assert any(f[3] == "1" and f[4] == "status=403" for f in frames(out, 1)), out
     assert received(world) == before
     still_serves(world, pid)
