@@ -156,8 +156,15 @@ def test_h2_many_concurrent_streams(world):
 
 def test_h2_streams_are_logged(world):
     """Each h2 stream has its decision line: kind http, the method, "http": "2", the secrets
-    it used; no line holds a value or a placeholder."""
+    it used; stats count it (allowed, substituted; a misdirected one too); no line holds a value
+    or a placeholder."""
+    st0 = world.ctl({"op": "stats"})["sandboxes"]["sb1"]
     h2(world, "/echo?logged=1", "-H", f"Authorization: Bearer {P_BEARER}")
+    h2(world, "/echo?logged=2", "-H", f"x-api-key: {P_OTHER}")
+    st = world.ctl({"op": "stats"})["sandboxes"]["sb1"]
+    assert st["substituted"] >= st0["substituted"] + 1
+    assert st["misdirected"] == st0["misdirected"] + 1
+    assert st["allowed"] >= st0["allowed"] + 1 and st["denied"] >= st0["denied"] + 1
     assert world.wait_log(lambda x: x.get("http") == "2" and x.get("method") == "GET"
                           and x.get("secrets") == ["K_BEARER"])
     text = world.log.read_text()
