@@ -582,7 +582,9 @@ void conn_update(struct conn *c)
                         cw |= EPOLLIN;
                 break;
         case CM_HTTP:
-                if (!c->cin_eof &&
+                /* (a ClientHello waiting for upstream's handshake reads nothing more meanwhile:
+                 * what is buffered is all it needs, and a full buffer would spin) */
+                if (!c->cin_eof && !c->hello_wait &&
                     ((c->hs == H_HEAD && buf_len(&c->cin) < HEAD_MAX) ||
                      (c->hs == H_BODY && buf_room(&c->cin) > 0 && buf_len(&c->cin) < BUF_SIZE)))
                         cw |= EPOLLIN;
