@@ -26,7 +26,6 @@
 #include <strings.h>
 #include <sys/epoll.h>
 
-#include "core/audit.h"
 #include "worker-private.h"
 
 #define H2_STREAMS_MAX 100                /* concurrent streams of a sandbox's client */
