@@ -206,3 +206,15 @@ def test_h2_denied_method(world, tmp_path):
         assert split(r)[2] == 403, r
     finally:
         world.ctl({"op": "unregister", "sandbox": "sbm"})
+
+
+def test_h2_opt_in_body_over_1mib_is_refused(world):
+    """An h2 request body past 1 MiB where a grant opts into bodies: 413, nothing received."""
+    big = world.tmp / "big-body"
+    big.write_bytes(b"x" * ((1 << 20) + 1))
+    before = world.received.read_text() if world.received.exists() else ""
+    r = h2(world, "/echo", "--data-binary", f"@{big}")
+    body, version, code = split(r)
+    assert (version, code) == ("2", 413), r
+    assert b"1 MiB" in body
+    assert (world.received.read_text() if world.received.exists() else "") == before
