@@ -13,21 +13,26 @@ set -euo pipefail
 # libssl3: agentkernel-proxy's TLS interception for secret injection (docs/network.md,
 # "Interception"); the proxy links libssl statically today, like libcrypto, so this is for a
 # dynamic build; ca-certificates is the store it verifies upstreams against
+# libnghttp2-14: HTTP/2 through the proxy's interception (docs/network.md, "HTTP/2")
 runtime=(slirp4netns iproute2 util-linux procps e2fsprogs libmicrohttpd12 libcurl4 libarchive13 ca-certificates
-        libc-ares2 libssl3)
+        libc-ares2 libssl3 libnghttp2-14)
 # musl-tools: the in-sandbox agent is linked with musl (docs/performance.md says why);
 # libnftnl-dev, libmnl-dev: the proxy-mode capture's nft batch, built at build time (nft-gen);
 # libssl-dev: libcrypto's AES-GCM for the secrets vault (docs/secrets.md says why not libsodium),
-# and libssl for the proxy's TLS interception (only agentkernel-proxy links it)
+# and libssl for the proxy's TLS interception (only agentkernel-proxy links it);
+# libnghttp2-dev: HTTP/2 through that interception, a server session towards the sandbox and a
+# client session towards upstream (nghttp2 is the HTTP/2 of curl and Apache: its flood
+# protections are maintained, which a protocol of our own would not be); only the proxy links it
 build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcmocka-dev libmd-dev
         libmicrohttpd-dev libcurl4-openssl-dev libarchive-dev libhttp-parser-dev musl-tools libc-ares-dev
-        libnftnl-dev libmnl-dev libssl-dev)
+        libnftnl-dev libmnl-dev libssl-dev libnghttp2-dev)
 # nodejs: the official SDKs' tests (npm comes with nodesource builds, separately in Debian's);
 # xfsprogs, btrfs-progs: filesystems with quotas for the container engines' storage
-# (tests/security/container/test_engine_disk.py)
+# (tests/security/container/test_engine_disk.py); python3-h2: the HTTP/2 test server and the
+# hostile HTTP/2 client of the interception's tests (tests/mitm_world.py)
 tests=(python3-pytest bubblewrap time clang-format valgrind golang-github-burntsushi-toml-dev
         nodejs docker-registry skopeo umoci apache2-utils busybox-static zstd python3-jwt
-        python3-cryptography docker.io podman runc xfsprogs btrfs-progs nftables curl openssl)
+        python3-cryptography docker.io podman runc xfsprogs btrfs-progs nftables curl openssl python3-h2)
 # the microvm backend and its tests: QEMU's microvm machine, a guest kernel (Debian's cloud
 # kernel: its virtio drivers are modules the guest's initramfs loads), mkfs.erofs for images
 vm=(qemu-system-x86 linux-image-cloud-amd64 erofs-utils)

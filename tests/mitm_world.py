@@ -2,8 +2,8 @@
 """The test world of secret injection at the proxy (issue 15 part B): tests/proxy_world.py's
 namespaces and proxy, plus an HTTPS echo server with its own test CA on 198.18.0.3:8443
 (secure.allowed.test) and 198.18.0.4:8443 (secure.denied.test) that records what it received
-(so a test sees the real value arrive even though the proxy scrubs it from the echo), and a
-sandbox "sb1" registered with grants, their values and the test CA as upstream_ca."""
+(so a test sees the real value arrive even though the proxy scrubs it from the echo), the same
+in HTTP/2 on port 8444 of both (H2_SERVER: Debian's python3-h2), and a sandbox "sb1" registered with grants, their values and the test CA as upstream_ca."""
 import json
 import pathlib
 import secrets as pysecrets
@@ -22,8 +22,8 @@ def grant(name, hosts, ph, header="Authorization", prefix="Bearer ", body=False)
 
 POLICY = {
     "default": "deny",
-    "rules": [{"action": "allow", "host": "*.allowed.test", "ports": [80, 443, 8081, 8443]},
-              {"action": "allow", "host": "*.denied.test", "ports": [80, 443, 8443]},
+    "rules": [{"action": "allow", "host": "*.allowed.test", "ports": [80, 443, 8081, 8443, 8444]},
+              {"action": "allow", "host": "*.denied.test", "ports": [80, 443, 8443, 8444]},
               {"action": "allow", "host": "wrongname.test", "ports": [8443]}],
     "hosts": {"wrongname.test": "198.18.0.3"},
     "dns_servers": ["198.18.0.53"],
@@ -106,6 +106,116 @@ print("ready", flush=True)
 s.serve_forever()
 """
 
+# An HTTP/2-only HTTPS server (ALPN h2) that says what it got, as ECHO_SERVER does: /echo (the
+# request as JSON), /header (X-Echo: the Authorization it got), /sse (an event with the
+# Authorization it got at once, the end 3 s later), /big (1 MiB with the Authorization it got
+# across DATA frames), /trailers (a trailer with the Authorization it got)
+H2_SERVER = r"""
+import json, socket, ssl, sys, threading, time
+import h2.config, h2.connection, h2.events
+addr, port, cert, key, rec = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)
+ctx.set_alpn_protocols(["h2"])
+def serve(raw):
+    try:
+        sock = ctx.wrap_socket(raw, server_side=True)
+    except Exception:
+        return
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False,
+                                                                header_encoding="latin-1"))
+    lock = threading.Lock()
+    conn.initiate_connection()
+    conn.increment_flow_control_window(1 << 24)
+    reqs = {}
+    pending = {}
+    def flush():
+        d = conn.data_to_send()
+        if d:
+            sock.sendall(d)
+    def pump(sid):
+        # what waits for window goes out as it opens
+        d = pending.get(sid)
+        while d:
+            n = min(len(d), conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
+            if n <= 0:
+                return
+            conn.send_data(sid, d[:n]); d = d[n:]; pending[sid] = d
+        if sid in pending:
+            del pending[sid]; conn.end_stream(sid)
+    def later(sid, data):
+        time.sleep(3)
+        with lock:
+            try:
+                conn.send_data(sid, data, end_stream=True); flush()
+            except Exception:
+                pass
+    def respond(sid):
+        r = reqs.pop(sid)
+        h = r["headers"]; path = h.get(":path", "")
+        d = json.dumps({"path": path, "headers": h, "body": r["body"].decode("latin-1")})
+        with open(rec, "a") as f:
+            f.write(d + "\n")
+        auth = h.get("authorization", "")
+        if path.startswith("/sse"):
+            conn.send_headers(sid, [(":status", "200"), ("content-type", "text/event-stream")])
+            conn.send_data(sid, ("data: " + auth + "\n\n").encode("latin-1"))
+            threading.Thread(target=later, args=(sid, b"data: end\n\n"), daemon=True).start()
+        elif path.startswith("/header"):
+            conn.send_headers(sid, [(":status", "200"), ("x-echo", auth), ("content-length", "2")])
+            conn.send_data(sid, b"ok", end_stream=True)
+        elif path.startswith("/trailers"):
+            conn.send_headers(sid, [(":status", "200")])
+            conn.send_data(sid, b"ok")
+            conn.send_headers(sid, [("x-trailer", auth)], end_stream=True)
+        elif path.startswith("/big"):
+            blob = bytearray(b"z" * (1 << 20))
+            for off in range(1000, len(blob) - 200, 16384 - 13):
+                blob[off:off + len(auth)] = auth.encode("latin-1")
+            conn.send_headers(sid, [(":status", "200"), ("content-length", str(len(blob)))])
+            pending[sid] = bytes(blob); pump(sid)
+        else:
+            body = d.encode()
+            conn.send_headers(sid, [(":status", "200"), ("content-length", str(len(body))),
+                                    ("content-type", "application/json")])
+            pending[sid] = body; pump(sid)
+    try:
+        with lock:
+            flush()
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            with lock:
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        reqs[ev.stream_id] = {"headers": dict(ev.headers), "body": b""}
+                        if ev.stream_ended:
+                            respond(ev.stream_id)
+                    elif isinstance(ev, h2.events.DataReceived):
+                        if ev.stream_id in reqs:
+                            reqs[ev.stream_id]["body"] += ev.data
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        if ev.stream_id in reqs:
+                            respond(ev.stream_id)
+                    elif isinstance(ev, h2.events.WindowUpdated):
+                        for sid in list(pending):
+                            pump(sid)
+                    elif isinstance(ev, h2.events.StreamReset):
+                        pending.pop(ev.stream_id, None)
+                flush()
+    except Exception:
+        pass
+    finally:
+        sock.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, port)); s.listen(128)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"""
+
 
 def secrets_extra(world, upstream_ca=True, values=True):
     x = {"secrets": [
@@ -138,6 +248,13 @@ class MitmWorld(proxy_world.World):
         srv.write_text(ECHO_SERVER)
         for addr in ("198.18.0.3", "198.18.0.4"):
             self._spawn(proxy_world.ns_exec(self.inet, proxy_world.PY, str(srv), addr, "8443",
+                                            str(self.tmp / "srv.pem"), str(self.tmp / "srv.key"),
+                                            str(self.received)),
+                        ready="ready")
+        h2srv = self.tmp / "echo_h2.py"
+        h2srv.write_text(H2_SERVER)
+        for addr in ("198.18.0.3", "198.18.0.4"):
+            self._spawn(proxy_world.ns_exec(self.inet, proxy_world.PY, str(h2srv), addr, "8444",
                                             str(self.tmp / "srv.pem"), str(self.tmp / "srv.key"),
                                             str(self.received)),
                         ready="ready")

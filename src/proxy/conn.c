@@ -78,6 +78,7 @@ void conn_close(struct conn *c)
         }
         free(c->head);
         c->head = NULL;
+        h2_free(c);
         tls_end_free(&c->ct);
         mitm_body_free(c);
         c->sb->st.open--;
@@ -280,7 +281,7 @@ static bool down_pending(const struct conn *c)
 /* Where upstream's plaintext goes: through the scrubber while requests are parsed. */
 static struct buf *up_target(struct conn *c)
 {
-        return c->mitm && c->mode == CM_HTTP ? &c->rin : &c->down;
+        return c->mitm && (c->mode == CM_HTTP || c->mode == CM_H2) ? &c->rin : &c->down;
 }
 
 /* Client bytes: through its TLS end when intercepted. As fill(). A failed handshake is logged
@@ -299,6 +300,17 @@ static ssize_t client_fill(struct conn *c, struct buf *b, bool sock)
         if (!was_done && c->ct->hs_done && !mitm_sni_ok(c)) {
                 c->rst = true;
                 return -2;
+        }
+        if (!was_done && c->ct->hs_done) {
+                /* ALPN was mirrored (tls.c): h2 on both sides, or HTTP/1.1 towards upstream */
+                if (tls_is_h2(c->ct)) {
+                        if (!tls_is_h2(c->ut) || h2_start(c) < 0) {
+                                c->rst = true;
+                                return -2;
+                        }
+                } else if (tls_is_h2(c->ut)) {
+                        upstream_close(c); /* the first request connects again */
+                }
         }
         return n;
 }
@@ -373,6 +385,10 @@ void client_event(struct conn *c, uint32_t ev)
                         if (c->mode == CM_TUNNEL || (c->mode == CM_HTTP && c->hs == H_BODY))
                                 c->deadline = W.now + (int64_t)W.o->idle_timeout_ms;
                 }
+                if (c->mode == CM_H2) {
+                        h2_process(c);
+                        return;
+                }
                 if (c->mode == CM_SNIFF) {
                         sniff_decide(c, c->cin_eof);
                         return;
@@ -406,7 +422,7 @@ void upstream_event(struct conn *c, uint32_t ev)
                         conn_refuse(c, 502, why);
                         return;
                 }
-                if (c->mitm && tls_up_start(c) < 0) {
+                if (c->mitm && c->alpn_seen && tls_up_start(c) < 0) {
                         upstream_close(c);
                         conn_refuse(c, 502, "cannot start TLS upstream");
                         return;
@@ -437,7 +453,9 @@ void upstream_event(struct conn *c, uint32_t ev)
                         if (c->mode == CM_TUNNEL || (c->mode == CM_HTTP && c->hs != H_HEAD))
                                 c->deadline = W.now + (int64_t)W.o->idle_timeout_ms;
                 }
-                if (c->mode == CM_HTTP && (c->hs == H_PENDING || c->hs == H_BODY))
+                if (c->mode == CM_H2)
+                        h2_process(c);
+                else if (c->mode == CM_HTTP && (c->hs == H_PENDING || c->hs == H_BODY))
                         c->mitm ? mitm_response(c) : http_response(c, before);
                 else if (c->mode == CM_HTTP && c->up_eof) {
                         upstream_close(c);
@@ -459,6 +477,24 @@ void conn_update(struct conn *c)
 
         if (c->closed)
                 return;
+        /* a ClientHello that waited for upstream's handshake (tls.c) goes on */
+        if (c->ct && tls_hello_ready(c)) {
+                ssize_t n = client_fill(c, &c->cin, false);
+                if (c->closed)
+                        return;
+                if (n == -2) {
+                        conn_close(c);
+                        return;
+                }
+                if (n == 0)
+                        c->cin_eof = true;
+                if (c->mode == CM_H2)
+                        h2_process(c);
+                else if (n >= 0 && c->mode == CM_HTTP)
+                        http_process(c);
+                if (c->closed)
+                        return;
+        }
         /* intercepted: plaintext the TLS ends hold, now that there may be room for it */
         if (c->ct && c->mode != CM_CLOSING && !c->cin_eof && tls_has_input(c->ct)) {
                 struct buf *b = c->mode == CM_TUNNEL ? &c->up : &c->cin;
@@ -473,7 +509,11 @@ void conn_update(struct conn *c)
                         c->cin_eof = true;
                 if (n > 0 && b == &c->up)
                         c->bytes_out += (uint64_t)n;
-                if (n >= 0 && c->mode == CM_HTTP) {
+                if (c->mode == CM_H2) {
+                        h2_process(c);
+                        if (c->closed)
+                                return;
+                } else if (n >= 0 && c->mode == CM_HTTP) {
                         http_process(c);
                         if (c->closed)
                                 return;
@@ -490,7 +530,12 @@ void conn_update(struct conn *c)
                         c->up_eof = true;
                 if (n > 0)
                         c->bytes_in += (uint64_t)n;
-                if (n != -1 && c->mode == CM_HTTP && (c->hs == H_PENDING || c->hs == H_BODY)) {
+                if (c->mode == CM_H2) {
+                        h2_process(c);
+                        if (c->closed)
+                                return;
+                } else if (n != -1 && c->mode == CM_HTTP &&
+                           (c->hs == H_PENDING || c->hs == H_BODY)) {
                         mitm_response(c);
                         if (c->closed)
                                 return;
@@ -537,7 +582,9 @@ void conn_update(struct conn *c)
                         cw |= EPOLLIN;
                 break;
         case CM_HTTP:
-                if (!c->cin_eof &&
+                /* (a ClientHello waiting for upstream's handshake reads nothing more meanwhile:
+                 * what is buffered is all it needs, and a full buffer would spin) */
+                if (!c->cin_eof && !c->hello_wait &&
                     ((c->hs == H_HEAD && buf_len(&c->cin) < HEAD_MAX) ||
                      (c->hs == H_BODY && buf_room(&c->cin) > 0 && buf_len(&c->cin) < BUF_SIZE)))
                         cw |= EPOLLIN;
@@ -612,6 +659,20 @@ void conn_update(struct conn *c)
                         conn_close(c);
                         return;
                 }
+                break;
+        case CM_H2:
+                /* frames the sessions could not put out for lack of room */
+                h2_process(c);
+                if (c->closed)
+                        return;
+                if (c->mode == CM_H2 && h2_update(c, &cw, &uw) && !down_pending(c)) {
+                        conn_close(c);
+                        return;
+                }
+                if (c->ut && !c->ut->hs_done && !c->up_eof)
+                        uw |= EPOLLIN;
+                if (!flush_up(c))
+                        return;
                 break;
         case CM_CLOSING:
                 if (!down_pending(c)) {

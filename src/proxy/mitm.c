@@ -24,14 +24,7 @@
 #include "shared/macro.h"
 #include "worker-private.h"
 
-/* A growing output buffer (bounded by its user). */
-struct outb {
-        uint8_t *p;
-        size_t len, cap;
-        bool oom;
-};
-
-static void ob_put(struct outb *o, const void *d, size_t n)
+void ob_put(struct outb *o, const void *d, size_t n)
 {
         if (o->oom || !n)
                 return;
@@ -49,8 +42,7 @@ static void ob_put(struct outb *o, const void *d, size_t n)
         o->len += n;
 }
 
-/* Frees o, wiping it: it may hold a value. */
-static void ob_free(struct outb *o)
+void ob_free(struct outb *o)
 {
         if (o->p) {
                 explicit_bzero(o->p, o->cap);
@@ -197,8 +189,9 @@ bool mitm_intercept(struct conn *c, bool connect)
         c->mitm = true;
         /* where values pass in the clear: towards upstream, the next head, what upstream says */
         c->up.wipe = c->hbuf.wipe = c->rin.wipe = true;
-        /* the upstream connected as a tunnel's would: TLS on it from now on */
-        if (c->ufd >= 0 && c->upstream_ok && !c->ut && tls_up_start(c) < 0) {
+        /* the upstream connected as a tunnel's would: TLS on it from the ClientHello on (its ALPN
+         * offer mirrors the client's: tls.c), or now when that was seen */
+        if (c->alpn_seen && c->ufd >= 0 && c->upstream_ok && !c->ut && tls_up_start(c) < 0) {
                 upstream_close(c);
                 conn_refuse(c, 502, "cannot start TLS upstream");
                 return false;
@@ -653,10 +646,13 @@ void mitm_request(struct conn *c, bool have_host, const char *hosthdr)
         decide_and_connect(c);
 }
 
-int mitm_scan_body(struct conn *c, const uint8_t *d, size_t n)
+/* Scans d (after the carry of the bytes before it) for a placeholder that may not go where c
+ * sends it: -1 with *e set. The carry keeps the tail that may begin one. */
+static int scan(struct conn *c, uint8_t *carry, size_t *carry_len, const uint8_t *d, size_t n,
+                struct subst_err *e)
 {
         uint8_t *w;
-        size_t wl = c->scan_carry_len + n, keep;
+        size_t wl = *carry_len + n, keep;
         const uint8_t *p, *m;
 
         if (!c->sb->n_grants || !n)
@@ -664,8 +660,8 @@ int mitm_scan_body(struct conn *c, const uint8_t *d, size_t n)
         w = malloc(wl);
         if (!w)
                 return 0;
-        memcpy(w, c->scan_carry, c->scan_carry_len);
-        memcpy(w + c->scan_carry_len, d, n);
+        memcpy(w, carry, *carry_len);
+        memcpy(w + *carry_len, d, n);
         for (p = w; (m = memmem(p, wl - (size_t)(p - w), MITM_PLACEHOLDER_PREFIX,
                                 STRLEN(MITM_PLACEHOLDER_PREFIX)));
              p = m + 1) {
@@ -675,39 +671,124 @@ int mitm_scan_body(struct conn *c, const uint8_t *d, size_t n)
                         const struct grant *g = &c->sb->grants[gi];
                         if (memcmp(g->placeholder, m, MITM_PLACEHOLDER_LEN) == 0 &&
                             !(c->mitm && (c->bound & (1ull << gi)))) {
-                                struct subst_err e = {g, 403, "secret_misdirected"};
+                                *e = (struct subst_err){g, 403, "secret_misdirected"};
                                 free(w);
-                                refuse_subst(c, &e);
                                 return -1;
                         }
                 }
         }
         keep = MIN(wl, (size_t)MITM_PLACEHOLDER_LEN - 1);
-        memcpy(c->scan_carry, w + wl - keep, keep);
-        c->scan_carry_len = keep;
+        memcpy(carry, w + wl - keep, keep);
+        *carry_len = keep;
         free(w);
         return 0;
 }
 
+int mitm_scan_body(struct conn *c, const uint8_t *d, size_t n)
+{
+        struct subst_err e = {0};
+        if (scan(c, c->scan_carry, &c->scan_carry_len, d, n, &e) < 0) {
+                refuse_subst(c, &e);
+                return -1;
+        }
+        return 0;
+}
+
+/* ---- the parts HTTP/2 (h2.c) shares ---- */
+
+bool mitm_same_host(const char *a, const char *b)
+{
+        return same_host(a, b);
+}
+
+/* What refuse_subst says, for a stream: a 403 is counted and alerted here. */
+static int refusal(struct conn *c, const struct subst_err *e, struct mitm_refusal *r)
+{
+        const char *key = e->g ? e->g->name : "?";
+        r->status = e->status;
+        r->alerted = false;
+        if (e->status == 403) {
+                snprintf(r->why, sizeof(r->why),
+                         "secret_misdirected: the placeholder of secret '%s' may be sent only "
+                         "over TLS to its own hosts",
+                         key);
+                c->sb->st.misdirected++;
+                c->sb->st.denied++;
+                alert(c, "secret_misdirected", key, r->why);
+                r->alerted = true;
+        } else if (e->status == 503) {
+                snprintf(r->why, sizeof(r->why), "secret '%s' has no value in the proxy yet", key);
+        } else if (e->status == 502) {
+                snprintf(r->why, sizeof(r->why), "the value of secret '%s' cannot go there", key);
+        } else {
+                snprintf(r->why, sizeof(r->why), "%s", e->what);
+        }
+        return -1;
+}
+
+int mitm_subst_value(struct conn *c, const char *name, size_t nl, const char *v, size_t vl,
+                     bool url, struct outb *o, struct mitm_refusal *r)
+{
+        struct subst_err e = {0};
+        int rc;
+        if (url)
+                rc = subst(c, v, vl, SC_URL, o, &e);
+        else if (nl == 13 && !strncasecmp(name, "authorization", 13) && vl > 6 &&
+                 !strncasecmp(v, "Basic ", 6))
+                rc = subst_basic(c, v, vl, o, &e);
+        else
+                rc = subst(c, v, vl, SC_HEADER, o, &e);
+        return rc < 0 ? refusal(c, &e, r) : 0;
+}
+
+int mitm_subst_body(struct conn *c, const uint8_t *d, size_t n, struct outb *o,
+                    struct mitm_refusal *r)
+{
+        struct subst_err e = {0};
+        return subst(c, (const char *)d, n, SC_BODY, o, &e) < 0 ? refusal(c, &e, r) : 0;
+}
+
+int mitm_scan_stream(struct conn *c, uint8_t *carry, size_t *carry_len, const uint8_t *d, size_t n,
+                     struct mitm_refusal *r)
+{
+        struct subst_err e = {0};
+        return scan(c, carry, carry_len, d, n, &e) < 0 ? refusal(c, &e, r) : 0;
+}
+
+bool mitm_body_opt_in(const struct conn *c)
+{
+        for (size_t i = 0; i < c->sb->n_grants; i++)
+                if ((c->bound & (1ull << i)) && c->sb->grants[i].body)
+                        return true;
+        return false;
+}
+
+bool mitm_scrubs(const struct conn *c, size_t *ratio)
+{
+        bool any = false;
+        *ratio = 1;
+        for (size_t i = 0; i < c->sb->n_grants; i++)
+                if ((c->bound & (1ull << i)) && c->sb->grants[i].value) {
+                        size_t vl = c->sb->grants[i].value_len;
+                        any = true;
+                        *ratio = MAX(*ratio, (MITM_PLACEHOLDER_LEN + vl - 1) / vl);
+                }
+        return any;
+}
+
 /* ---- responses ---- */
 
-/* Scrubs the body bytes d (final: and the carry) into mr->out: each value bound to the host
- * becomes its placeholder; a tail that may begin a value waits in the carry. */
-static void scrub(struct conn *c, const uint8_t *d, size_t n, bool final)
+void mitm_scrub_into(struct conn *c, struct outb *carry, struct outb *out, const uint8_t *d,
+                     size_t n, bool final)
 {
-        struct mresp *mr = c->mr;
         struct outb w = {0};
         size_t pos = 0, hold;
 
-        if (!mr->scrub) {
-                ob_put(&mr->out, d, n);
-                return;
-        }
-        ob_put(&w, mr->carry.p, mr->carry.len);
+        ob_put(&w, carry->p, carry->len);
         ob_put(&w, d, n);
-        mr->carry.len = 0;
+        carry->len = 0;
         if (w.oom || !w.len) { /* nothing to scrub (an empty read of an empty carry) */
-                mr->out.oom |= w.oom;
+                out->oom |= w.oom;
                 ob_free(&w);
                 return;
         }
@@ -727,8 +808,8 @@ static void scrub(struct conn *c, const uint8_t *d, size_t n, bool final)
                 }
                 if (!best)
                         break;
-                ob_put(&mr->out, w.p + pos, (size_t)(best - (w.p + pos)));
-                ob_put(&mr->out, bg->placeholder, MITM_PLACEHOLDER_LEN);
+                ob_put(out, w.p + pos, (size_t)(best - (w.p + pos)));
+                ob_put(out, bg->placeholder, MITM_PLACEHOLDER_LEN);
                 pos = (size_t)(best - w.p) + bg->value_len;
         }
         /* the earliest tail that is a proper prefix of a value waits */
@@ -747,9 +828,22 @@ static void scrub(struct conn *c, const uint8_t *d, size_t n, bool final)
                                         break;
                                 }
                 }
-        ob_put(&mr->out, w.p + pos, hold - pos);
-        ob_put(&mr->carry, w.p + hold, w.len - hold);
+        ob_put(out, w.p + pos, hold - pos);
+        ob_put(carry, w.p + hold, w.len - hold);
         ob_free(&w);
+}
+
+/* Scrubs the body bytes d (final: and the carry) into mr->out: each value bound to the host
+ * becomes its placeholder; a tail that may begin a value waits in the carry. */
+static void scrub(struct conn *c, const uint8_t *d, size_t n, bool final)
+{
+        struct mresp *mr = c->mr;
+
+        if (!mr->scrub) {
+                ob_put(&mr->out, d, n);
+                return;
+        }
+        mitm_scrub_into(c, &mr->carry, &mr->out, d, n, final);
 }
 
 /* Puts mr->out into c->down, framed as a chunk when re-framing. */

@@ -184,12 +184,91 @@ static X509 *leaf_for(struct sandbox *sb, const char *host)
         return cert;
 }
 
+/* Does the ALPN protocol list p (len bytes, without its length) hold name? */
+static bool alpn_has(const unsigned char *p, size_t len, const char *name)
+{
+        size_t nl = strlen(name);
+        for (size_t i = 0; i < len;) {
+                size_t l = p[i];
+                if (i + 1 + l > len)
+                        break;
+                if (l == nl && memcmp(p + i + 1, name, nl) == 0)
+                        return true;
+                i += 1 + l;
+        }
+        return false;
+}
+
+/* Did t's handshake choose h2? */
+bool tls_is_h2(const struct tls_end *t)
+{
+        const unsigned char *p = NULL;
+        unsigned int l = 0;
+        if (!t || !t->hs_done)
+                return false;
+        SSL_get0_alpn_selected(t->ssl, &p, &l);
+        return l == 2 && memcmp(p, "h2", 2) == 0;
+}
+
+/* Is c's upstream handshake still going (or its connection still being made)? */
+static bool up_hs_pending(const struct conn *c)
+{
+        return c->connecting ||
+               (c->ufd >= 0 && c->ut && !c->ut->hs_done && !c->ut->failed && !c->up_eof);
+}
+
+/* The ClientHello of an intercepted connection: ALPN is mirrored. A client that offers h2 waits
+ * (SSL_CLIENT_HELLO_RETRY) until upstream, offered h2 and http/1.1, has chosen; one that does
+ * not has upstream offered http/1.1 only and goes on at once. */
+static int hello_cb(SSL *ssl, int *al, void *arg)
+{
+        struct conn *c = SSL_get_app_data(ssl);
+        (void)al;
+        (void)arg;
+        if (!c)
+                return SSL_CLIENT_HELLO_SUCCESS;
+        if (!c->alpn_seen) {
+                const unsigned char *p;
+                size_t len;
+                c->alpn_seen = true;
+                c->offer_h2 =
+                    SSL_client_hello_get0_ext(
+                        ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &p, &len) == 1 &&
+                    len > 2 && alpn_has(p + 2, len - 2, "h2");
+                /* upstream's TLS starts now that its ALPN offer is known (or when it connects) */
+                if (c->ufd >= 0 && c->upstream_ok && !c->ut && tls_up_start(c) < 0)
+                        upstream_close(c); /* the first request connects again, or says why */
+        }
+        if (c->offer_h2 && up_hs_pending(c)) {
+                c->hello_wait = true;
+                return SSL_CLIENT_HELLO_RETRY;
+        }
+        c->hello_wait = false;
+        return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+bool tls_hello_ready(const struct conn *c)
+{
+        return c->hello_wait && !up_hs_pending(c);
+}
+
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
-        (void)ssl;
+        struct conn *c = SSL_get_app_data(ssl);
         (void)arg;
-        /* HTTP/1.1 only: clients that offer h2 too fall back to it */
+        /* h2 when the client offers it and upstream chose it (mirrored), else HTTP/1.1 */
+        if (c && c->offer_h2 && tls_is_h2(c->ut) && alpn_has(in, inlen, "h2")) {
+                for (unsigned i = 0; i < inlen; i += 1u + in[i])
+                        if (in[i] == 2 && i + 3 <= inlen && memcmp(in + i + 1, "h2", 2) == 0) {
+                                *out = in + i + 1;
+                                *outlen = 2;
+                                c->offer_h2 = false;
+                                return SSL_TLSEXT_ERR_OK;
+                        }
+        }
+        if (c)
+                c->offer_h2 = false; /* a later upstream connection offers http/1.1 only */
         for (unsigned i = 0; i < inlen;) {
                 unsigned l = in[i];
                 if (i + 1 + l > inlen)
@@ -255,6 +334,7 @@ int tls_client_start(struct conn *c)
                 tls_end_free(&c->ct);
                 return -ENOMEM;
         }
+        SSL_set_app_data(c->ct->ssl, c);
         SSL_set_accept_state(c->ct->ssl);
         /* the ClientHello (and whatever came with it) was read already */
         if (buf_len(&c->cin)) {
@@ -274,7 +354,10 @@ int tls_up_start(struct conn *c)
                 return -ENOMEM;
         if (SSL_set_tlsext_host_name(c->ut->ssl, c->host) != 1 ||
             SSL_set1_host(c->ut->ssl, c->host) != 1 ||
-            SSL_set_alpn_protos(c->ut->ssl, (const unsigned char *)"\x08http/1.1", 9) != 0) {
+            (c->offer_h2
+                 ? SSL_set_alpn_protos(c->ut->ssl, (const unsigned char *)"\x02h2\x08http/1.1", 12)
+                 : SSL_set_alpn_protos(c->ut->ssl, (const unsigned char *)"\x08http/1.1", 9)) !=
+                0) {
                 ERR_clear_error();
                 tls_end_free(&c->ut);
                 return -ENOMEM;
@@ -287,8 +370,10 @@ int tls_up_start(struct conn *c)
 
 void tls_server_setup(void)
 {
-        if (W.srv_ctx)
+        if (W.srv_ctx) {
                 SSL_CTX_set_alpn_select_cb(W.srv_ctx, alpn_select, NULL);
+                SSL_CTX_set_client_hello_cb(W.srv_ctx, hello_cb, NULL);
+        }
 }
 
 /* Moves what t's write BIO holds into t->out (within BUF_SIZE). */
@@ -349,7 +434,9 @@ ssize_t tls_read(struct tls_end *t, int fd, struct buf *b, bool sock, bool *eof)
                 int r = SSL_do_handshake(t->ssl);
                 if (r != 1) {
                         int e = SSL_get_error(t->ssl, r);
-                        if (e == SSL_ERROR_WANT_READ && !t->sock_eof)
+                        /* (a ClientHello waiting for upstream's handshake: tls_hello_ready) */
+                        if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_CLIENT_HELLO_CB) &&
+                            !t->sock_eof)
                                 return -1;
                         tls_why(t, ERR_peek_error());
                         t->failed = true;

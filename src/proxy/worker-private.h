@@ -132,6 +132,7 @@ enum cmode {
         CM_HTTP,    /* requests, one decision each */
         CM_TUNNEL,  /* bytes both ways */
         CM_CLOSING, /* a reply (403, 502) is being flushed, then close */
+        CM_H2,      /* intercepted HTTP/2: frames through two sessions (h2.c) */
 };
 
 enum hstate {
@@ -155,6 +156,7 @@ struct tls_end {
 
 struct mresp; /* mitm.c: a response being scrubbed */
 struct mbody; /* mitm.c: a request body being substituted */
+struct h2;    /* h2.c: an intercepted HTTP/2 connection */
 
 struct conn {
         struct ev cev, uev;
@@ -202,6 +204,10 @@ struct conn {
         size_t scan_carry_len;
         char mitm_host[NET_POLICY_HOST_MAX + 1]; /* the intercepted name (SNI, CONNECT) */
         uint16_t mitm_port;
+        /* ALPN is mirrored (tls.c): the ClientHello waits for upstream's handshake when the
+         * client offers h2 (hello_wait), upstream is offered h2 only then (offer_h2) */
+        bool alpn_seen, offer_h2, hello_wait;
+        struct h2 *h2; /* h2.c, in CM_H2 */
 };
 
 struct dns_conn {
@@ -459,15 +465,22 @@ int sandbox_tls_init(struct sandbox *sb, const char *ca_pem, const uint8_t *key,
 /* Frees what sandbox_tls_init made (and the cached leaves). */
 void sandbox_tls_done(struct sandbox *sb);
 
-/* Sets the server context's callbacks (ALPN: http/1.1 only). */
+/* Did t's handshake choose h2 (NULL: no)? */
+bool tls_is_h2(const struct tls_end *t);
+
+/* c's ClientHello waits for upstream's handshake, which has ended: drive c's handshake again. */
+bool tls_hello_ready(const struct conn *c);
+
+/* Sets the server context's callbacks (ALPN mirrored: h2 when the client offers it and
+ * upstream chose it, else http/1.1; the ClientHello callback that waits for upstream). */
 void tls_server_setup(void);
 
 /* Starts c's sandbox side: a TLS server with the leaf for c->host (made or cached), fed with what
  * c->cin holds (the ClientHello). -errno. */
 int tls_client_start(struct conn *c);
 
-/* Starts c's upstream side: a TLS client to c->host (SNI, verified name, ALPN http/1.1) over the
- * connected ufd, its ClientHello made. -errno. */
+/* Starts c's upstream side: a TLS client to c->host (SNI, verified name, ALPN http/1.1, and h2
+ * first when c->offer_h2) over the connected ufd, its ClientHello made. -errno. */
 int tls_up_start(struct conn *c);
 
 /* Frees a TLS end (NULL is fine) and sets *t to NULL. */
@@ -538,6 +551,73 @@ bool mitm_sni_ok(struct conn *c);
 
 /* The upstream side's handshake failed: 502 with the reason for a request in flight. */
 void mitm_upstream_tls_failed(struct conn *c);
+
+/* A growing output buffer (bounded by its user; mitm.c, h2.c). */
+struct outb {
+        uint8_t *p;
+        size_t len, cap;
+        bool oom;
+};
+
+/* Appends n bytes of d to o (o->oom set, and nothing more appended, when memory runs out). */
+void ob_put(struct outb *o, const void *d, size_t n);
+
+/* Frees o, wiping it: it may hold a value. */
+void ob_free(struct outb *o);
+
+/* Why a stream's request was refused (mitm_subst_value and friends): its status (403:
+ * secret_misdirected, counted and alerted already: alerted), the reason in words (a KEY's
+ * name, never a value or a placeholder). */
+struct mitm_refusal {
+        int status;
+        bool alerted;
+        char why[256];
+};
+
+/* The host names' comparison of interception (case, a final dot). */
+bool mitm_same_host(const char *a, const char *b);
+
+/* Appends header value v (of header name, or the request target when url) to o with the
+ * placeholders of c's bound grants substituted (Basic credentials decoded and encoded again).
+ * -1 with *r set when refused. */
+int mitm_subst_value(struct conn *c, const char *name, size_t nl, const char *v, size_t vl,
+                     bool url, struct outb *o, struct mitm_refusal *r);
+
+/* Appends a whole request body to o, substituted for the grants that opt in. -1 with *r set. */
+int mitm_subst_body(struct conn *c, const uint8_t *d, size_t n, struct outb *o,
+                    struct mitm_refusal *r);
+
+/* Request body bytes of a stream (carry: its last bytes, MITM_PLACEHOLDER_LEN at most): -1 with
+ * *r set when they complete a placeholder that may not go there. */
+int mitm_scan_stream(struct conn *c, uint8_t *carry, size_t *carry_len, const uint8_t *d, size_t n,
+                     struct mitm_refusal *r);
+
+/* Does a grant bound to c's host opt into substituting request bodies? */
+bool mitm_body_opt_in(const struct conn *c);
+
+/* Are there values bound to c's host to scrub from responses (*ratio: how much a byte may grow)? */
+bool mitm_scrubs(const struct conn *c, size_t *ratio);
+
+/* Scrubs d (final: and the carry) into out: each value bound to c's host becomes its
+ * placeholder; a tail that may begin a value waits in carry. */
+void mitm_scrub_into(struct conn *c, struct outb *carry, struct outb *out, const uint8_t *d,
+                     size_t n, bool final);
+
+/* ---- h2.c: HTTP/2 through the interception ---- */
+
+/* c's sandbox side negotiated h2 (and so did its upstream): both sessions made, c->mode
+ * CM_H2. -1 when they could not be (c is closed). */
+int h2_start(struct conn *c);
+
+/* Moves bytes through c's two HTTP/2 sessions: the client's (c->cin) and upstream's (c->rin)
+ * into them, their frames out into c->down and c->up. c may be closed when it returns. */
+void h2_process(struct conn *c);
+
+/* The epoll interests of an HTTP/2 connection (*cw, *uw); closes it when it is done (true). */
+bool h2_update(struct conn *c, uint32_t *cw, uint32_t *uw);
+
+/* Frees c's HTTP/2 state (NULL is fine). */
+void h2_free(struct conn *c);
 
 /* ---- conn.c: connections, their bytes and their tunnels ---- */
 
