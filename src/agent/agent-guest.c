@@ -16,8 +16,10 @@
  * sandbox's profile as the guest applies it to every command it starts (as `native` does to
  * the whole sandbox): "seccomp=" (the BPF program in hex: loaded after no_new_privs),
  * "pids_max=" (the commands share one cgroup v2 with that pids.max; the agent stays outside it)
- * and "read_only_root=1" (the root is read-only, /tmp and /run stay writable). A step that
- * fails powers the machine off with its reason on the console: a guest never serves half-made.
+ * and "read_only_root=1" (the root is read-only, /tmp and /run stay writable). Whatever the
+ * profile, the guest kernel's knobs (/proc/sys and the like, /sys) are read-only for everyone
+ * once booted. A step that fails powers the machine off with its reason on the console: a guest
+ * never serves half-made.
  */
 #include <dirent.h>
 #include <errno.h>

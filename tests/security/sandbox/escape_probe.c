@@ -12,7 +12,9 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -143,6 +145,20 @@ int main(int argc, char **argv)
         TRY("socket-vsock", SYS_socket, 40L /* AF_VSOCK */, (long)SOCK_STREAM, 0L);
         TRY("vmsplice", SYS_vmsplice, -1L, NULL, 0L, 0L);
         TRY("mq_open", SYS_mq_open, "agentkernel-probe", (long)(O_RDWR | O_CREAT), 0600L, NULL);
+        {
+                /* TIOCSTI on our own terminal, and with high bits a filter on 64 bits would miss */
+                int m = posix_openpt(O_RDWR | O_NOCTTY), s = -1;
+                char c = 'x';
+                if (m >= 0 && grantpt(m) == 0 && unlockpt(m) == 0)
+                        s = open(ptsname(m), O_RDWR | O_NOCTTY);
+                report("tiocsti", s < 0 ? -1 : syscall(SYS_ioctl, s, (long)TIOCSTI, &c));
+                report("tiocsti-high",
+                       s < 0 ? -1 : syscall(SYS_ioctl, s, (1L << 32) | TIOCSTI, &c));
+                if (s >= 0)
+                        close(s);
+                if (m >= 0)
+                        close(m);
+        }
         {
                 int fd = open("/proc/sys/kernel/hostname", O_WRONLY | O_CLOEXEC);
                 long r = fd < 0 ? -1 : write(fd, "pwned\n", 6);

@@ -124,7 +124,7 @@ REFUSED = ["unshare-user", "unshare-mount", "unshare-net", "setns", "mount", "um
            "pivot_root", "chroot", "ptrace", "process_vm_readv", "bpf", "keyctl", "add_key",
            "open_tree", "fsopen", "move_mount", "perf_event_open", "userfaultfd", "io_uring_setup",
            "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-           "reboot", "swapon", "mknod-mem", "socket-raw"]
+           "reboot", "swapon", "mknod-mem", "socket-raw", "tiocsti", "tiocsti-high"]
 # What the filter alone decides (the same in a native sandbox of the same profile and image).
 FILTER_DECIDES = REFUSED + ["clone3", "socket-packet", "socket-vsock", "vmsplice", "mq_open"]
 PROFILE_OF = {"tight": "restrictive", "mod": "moderate"}
@@ -135,7 +135,7 @@ def test_escape_syscalls_are_refused_in_the_guest(vms, name):
     """A command in the VM tries to leave its profile by the kernel's door: namespaces, mounts
     (old and new API), ptrace and process_vm_readv of PID 1 (the agent), bpf, keys, perf,
     userfaultfd, io_uring, kexec, module loading and unloading, reboot, swap, mknod of /dev/mem,
-    raw, packet and vsock sockets. Every one fails with EPERM/EACCES (sockets of a family a
+    raw, packet and vsock sockets, TIOCSTI (high bits too). Every one fails with EPERM/EACCES (sockets of a family a
     sandbox does not need: EAFNOSUPPORT; clone3: ENOSYS so libc falls back to clone, whose flags
     the filter checks), as in a native sandbox."""
     out = probes(vms, name)
@@ -193,6 +193,21 @@ def test_commands_have_no_new_privs_the_filter_and_the_profiles_caps(vms, name, 
             break
         time.sleep(0.2)
     assert "NoNewPrivs:\t1" in out and "Seccomp:\t2" in out and "0::/commands" in out, out
+
+
+@pytest.mark.parametrize("name", ["tight", "mod"])
+def test_agent_cannot_be_read_or_traced(vms, name):
+    """PID 1 is the agent (the guest's init, outside the commands' cgroup, with capabilities no
+    command has): a command (root in the guest too) may see its fd numbers but cannot follow or
+    open them (its channel port, its detached private directory), nor read its environment or
+    memory: each needs ptrace access to PID 1."""
+    res = sh(vms, name, "for f in /proc/1/fd/*; do readlink $f; ls $f/ 2>/dev/null;"
+                        " cat $f </dev/null | head -c 1; done 2>&1;"
+                        " cat /proc/1/environ 2>&1 | head -c 50; echo;"
+                        " head -c 1 /proc/1/mem 2>&1; ls /proc/1/root/ 2>&1")
+    out = res.stdout
+    assert "PATH=" not in out and "/dev/" not in out and "agent.sock" not in out, res
+    assert out.count("Permission denied") >= 4, res
 
 
 @pytest.mark.parametrize("name", ["tight", "mod"])
