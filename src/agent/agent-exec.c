@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "agent-exec.h"
+#include "agent-guest.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define AK_ASAN 1
@@ -255,6 +256,8 @@ static int spawn_child(void *arg)
                         if (dup2(a->stdio[i], i) < 0)
                                 child_fail(a->fail, 0, errno);
         }
+        if (agent_guest && (r = agent_guest_command_enter()) < 0) /* a VM's commands' cgroup */
+                child_fail(a->fail, 0, -r);
         (void)syscall(SYS_close_range, 3u, ~0u, 0u); /* everything but stdio */
         r = agent_child_setup(a->u, a->req->cwd ? a->req->cwd : agent_cfg.workdir);
         if (r < 0)

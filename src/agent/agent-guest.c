@@ -12,8 +12,14 @@
  * GUEST_VSOCK_PORT and the multiplexer serves one host connection at a time.
  *
  * What the host tells the guest is in /ak/config of the initramfs (a second cpio archive the
- * host appends for each start): NUL-separated "arg=", "env=" and "disk_mb=" entries. A step that
- * fails powers the machine off with its reason on the console: a guest never serves half-made.
+ * host appends for each start): NUL-separated "arg=", "env=" and "disk_mb=" entries, and the
+ * sandbox's profile as the guest applies it to every command it starts (as `native` does to
+ * the whole sandbox): "seccomp=" (the BPF program in hex: loaded after no_new_privs),
+ * "pids_max=" (the commands share one cgroup v2 with that pids.max; the agent stays outside it)
+ * and "read_only_root=1" (the root is read-only, /tmp and /run stay writable). Whatever the
+ * profile, the guest kernel's knobs (/proc/sys and the like, /sys) are read-only for everyone
+ * once booted. A step that fails powers the machine off with its reason on the console: a guest
+ * never serves half-made.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -60,6 +67,24 @@ struct guest_sockaddr_vm {
 #define GUEST_DEVICE_WAIT_MS 10000
 #define GUEST_CONFIG_MAX (1u << 20)
 #define GUEST_ARGS_MAX 64
+#define GUEST_BPF_MAX 4096 /* BPF_MAXINSNS */
+#define GUEST_CGROUP_DIR "/run/.agentkernel-cgroup"
+
+/* <linux/filter.h>, which musl's headers lack */
+struct guest_bpf_insn {
+        unsigned short code;
+        unsigned char jt, jf;
+        unsigned int k;
+};
+struct guest_bpf_prog {
+        unsigned short len;
+        const struct guest_bpf_insn *filter;
+};
+
+/* What every command gets (agent_guest_command_enter, agent_guest_command_confine). */
+static struct guest_bpf_insn cmd_filter[GUEST_BPF_MAX];
+static unsigned short cmd_filter_len;
+static int cmd_cgroup_fd = -1; /* the commands' cgroup.procs */
 
 bool agent_guest;
 
@@ -220,7 +245,31 @@ struct guest_config {
         size_t n_env;
         uint64_t disk_mb;
         bool net_proxy;
+        uint64_t pids_max; /* 0: none */
+        bool read_only_root;
 };
+
+static int unhex(char c)
+{
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* "seccomp=": the program's instructions as hex bytes, in the host's (the same) byte order. */
+static void read_filter(const char *hex)
+{
+        size_t n = strlen(hex);
+        unsigned char *out = (unsigned char *)cmd_filter;
+
+        if (!n || n % (2 * sizeof(cmd_filter[0])) || n / 2 > sizeof(cmd_filter))
+                agent_guest_fail("bad seccomp program in %s", GUEST_CONFIG);
+        for (size_t i = 0; i < n; i += 2) {
+                int hi = unhex(hex[i]), lo = unhex(hex[i + 1]);
+                if (hi < 0 || lo < 0)
+                        agent_guest_fail("bad seccomp program in %s", GUEST_CONFIG);
+                out[i / 2] = (unsigned char)(hi << 4 | lo);
+        }
+        cmd_filter_len = (unsigned short)(n / 2 / sizeof(cmd_filter[0]));
+}
 
 static void read_config(struct guest_config *g)
 {
@@ -248,6 +297,13 @@ static void read_config(struct guest_config *g)
                 } else if (strncmp(e, "disk_mb=", 8) == 0) {
                         if (safe_atou64(e + 8, &g->disk_mb) < 0 || g->disk_mb == 0)
                                 agent_guest_fail("bad disk_mb in %s", GUEST_CONFIG);
+                } else if (strncmp(e, "seccomp=", 8) == 0) {
+                        read_filter(e + 8);
+                } else if (strncmp(e, "pids_max=", 9) == 0) {
+                        if (safe_atou64(e + 9, &g->pids_max) < 0 || g->pids_max == 0)
+                                agent_guest_fail("bad pids_max in %s", GUEST_CONFIG);
+                } else if (streq(e, "read_only_root=1")) {
+                        g->read_only_root = true;
                 }
         }
 }
@@ -306,6 +362,94 @@ static void private_dirs(int *ret_listen, int *ret_state)
         (void)rmdir("/run/.agentkernel");
         (void)snprintf(sock_path, sizeof(sock_path), "/proc/self/fd/%d/agent.sock", sock_dir_fd);
         *ret_listen = listen_fd;
+}
+
+/* The commands' cgroup: cgroup v2 mounted for a moment, pids.max set on a child group, its
+ * cgroup.procs kept open, the mount detached (no command reaches the hierarchy by a path, and
+ * none may mount it: no profile has CAP_SYS_ADMIN). */
+static void command_cgroup(uint64_t pids_max)
+{
+        char v[32];
+
+        mount_or_fail("cgroup2", GUEST_CGROUP_DIR, "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      NULL);
+        must(write_file_string(GUEST_CGROUP_DIR "/cgroup.subtree_control", "+pids"),
+             "enable the pids controller");
+        must(mkdir(GUEST_CGROUP_DIR "/commands", 0755), "mkdir commands' cgroup");
+        (void)snprintf(v, sizeof(v), "%llu", (unsigned long long)pids_max);
+        must(write_file_string(GUEST_CGROUP_DIR "/commands/pids.max", v), "set pids.max");
+        cmd_cgroup_fd = open(GUEST_CGROUP_DIR "/commands/cgroup.procs", O_WRONLY | O_CLOEXEC);
+        must(cmd_cgroup_fd, "open the commands' cgroup.procs");
+        must(umount2(GUEST_CGROUP_DIR, MNT_DETACH), "detach cgroup2");
+        (void)rmdir(GUEST_CGROUP_DIR);
+}
+
+/* A read-only root for commands (and the agent) as `native` has: the writable places are bound
+ * on themselves first (the same overlay, so --disk bounds them), then the root's own mount is
+ * made read-only. /dev/shm is a tmpfs of its own already. */
+static void read_only_root(void)
+{
+        static const char *const writable[] = {"/tmp", "/run"};
+
+        for (size_t i = 0; i < ARRAY_SIZE(writable); i++)
+                mount_or_fail(writable[i], writable[i], NULL, MS_BIND, NULL);
+        must(mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL),
+             "remount the root read-only");
+}
+
+/* The guest's kernel is the sandbox's: no command may reconfigure it. As `native` makes them
+ * read-only, /proc/sys (core_pattern, modprobe: programs the kernel would run as full root),
+ * /proc/sysrq-trigger, irq, bus, fs; and /sys (uevent_helper), which the agent needs only to
+ * boot. No usermode modprobe either: the agent loaded what the guest needs, and the kernel would
+ * run the image's /sbin/modprobe, which a command may have replaced. */
+static void guest_kernel_ro(void)
+{
+        static const char *const ro[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq",
+                                         "/proc/bus", "/proc/fs"};
+        const unsigned long fl =
+            MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+        int fd = open("/proc/sys/kernel/modprobe", O_WRONLY | O_TRUNC | O_CLOEXEC);
+
+        if (fd < 0 && errno != ENOENT)
+                agent_guest_fail("open '/proc/sys/kernel/modprobe': %s", strerror(errno));
+        if (fd >= 0) {
+                int r = write(fd, "\n", 1) == 1 ? 0 : -1;
+                close(fd);
+                must(r, "clear /proc/sys/kernel/modprobe");
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(ro); i++) {
+                if (mount(ro[i], ro[i], NULL, MS_BIND, NULL) < 0) {
+                        if (errno == ENOENT)
+                                continue; /* not in this kernel */
+                        agent_guest_fail("bind '%s': %s", ro[i], strerror(errno));
+                }
+                if (mount(NULL, ro[i], NULL, fl, NULL) < 0)
+                        agent_guest_fail("remount '%s' read-only: %s", ro[i], strerror(errno));
+        }
+        must(mount(NULL, "/sys", NULL, fl, NULL), "remount /sys read-only");
+}
+
+int agent_guest_cgroup_fd(void)
+{
+        return cmd_cgroup_fd;
+}
+
+int agent_guest_command_enter(void)
+{
+        if (cmd_cgroup_fd >= 0 && write(cmd_cgroup_fd, "0", 1) != 1)
+                return -errno;
+        return 0;
+}
+
+int agent_guest_command_confine(void)
+{
+        const struct guest_bpf_prog prog = {cmd_filter_len, cmd_filter};
+
+        if (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1L, 0L, 0L, 0L) < 0)
+                return -errno;
+        if (cmd_filter_len && syscall(SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0u, &prog) < 0)
+                return -errno;
+        return 0;
 }
 
 void agent_guest_start_mux(void)
@@ -374,6 +518,11 @@ int agent_guest_boot(int *argc, char ***argv)
                         agent_guest_fail("open '%s': %s", port, strerror(errno));
         }
         private_dirs(&listen_fd, &state_fd);
+        if (g.pids_max)
+                command_cgroup(g.pids_max);
+        if (g.read_only_root)
+                read_only_root();
+        guest_kernel_ro();
         environ = g.env;
         (void)snprintf(fd_listen, sizeof(fd_listen), "%d", listen_fd);
         (void)snprintf(fd_state, sizeof(fd_state), "%d", state_fd);

@@ -21,5 +21,13 @@ int agent_guest_boot(int *argc, char ***argv);
 void agent_guest_start_mux(void);
 /* PID 1 reaped pid: when it was the multiplexer, starts another and returns true. */
 bool agent_guest_reaped(pid_t pid);
+/* In a command's child (a vfork child: no allocation), before it closes the agent's fds: joins
+ * the commands' cgroup (pids_max), if there is one. Returns 0 or -errno. */
+int agent_guest_command_enter(void);
+/* The commands' cgroup.procs, which handlers keep open (agent_guest_command_enter), or -1. */
+int agent_guest_cgroup_fd(void);
+/* In a command's child, last before execve: no_new_privs and the profile's seccomp filter.
+ * Returns 0 or -errno. */
+int agent_guest_command_confine(void);
 _noreturn_ void agent_guest_poweroff(void);
 _noreturn_ void agent_guest_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

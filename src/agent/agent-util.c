@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "agent-guest.h"
 #include "agent.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -273,6 +274,10 @@ int agent_child_setup(const struct agent_user *u, const char *cwd)
                 if (r < 0)
                         return r;
         }
+        /* a VM's guest: no_new_privs and the profile's filter, which `native` gives the whole
+         * sandbox (agent-guest.c) */
+        if (agent_guest)
+                return agent_guest_command_confine();
         return agent_cfg.host_files ? command_filter() : 0;
 }
 

@@ -333,7 +333,8 @@ static _noreturn_ void handler_main(int listen_fd)
                 _exit(1);
 
         /* PID 1's signalfd, sync channel, note reader and held fds are not ours to keep */
-        const int keep[] = {listen_fd, epfd, note_pipe[1], agent_cfg.state_fd};
+        const int keep[] = {listen_fd, epfd, note_pipe[1], agent_cfg.state_fd,
+                            agent_guest_cgroup_fd()};
         (void)close_all_fds_except(3, keep, ARRAY_SIZE(keep));
         for (unsigned served = 0; served < HANDLER_CONNECTIONS_MAX; served++) {
                 int conn = handler_accept(listen_fd, epfd, &waiting), r;

@@ -53,7 +53,9 @@ char **agent_build_env(char *const *overrides, const struct agent_user *u, bool 
 
 /* In a spawned child: switch to the user, chdir, reset signals, and in a sandbox that writes a
  * host directory add the commands' seccomp filter (openat2 refused: its mode cannot be checked).
- * Returns 0 or -errno (the caller reports and _exits). */
+ * In a VM's guest: no_new_privs and the profile's filter last (agent-guest.h; the child joined
+ * the commands' cgroup before it closed the agent's fds). Returns 0 or -errno (the caller
+ * reports and _exits). */
 int agent_child_setup(const struct agent_user *u, const char *cwd);
 
 /* Connection handlers; each runs in a forked handler process and returns when done. */

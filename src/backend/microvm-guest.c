@@ -29,6 +29,8 @@
 #include "backend/native-image.h"
 #include "core/paths.h"
 #include "core/private-dir.h"
+#include "core/profile.h"
+#include "runtime/seccomp.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -286,13 +288,44 @@ static int base_initrd(const char *cache_dir, const char *agent, const char *kve
         return 0;
 }
 
+/* The profile as the guest applies it to every command (agent-guest.c): its seccomp program
+ * (the variant without host directories: a VM has none) as "seccomp=" and the program's bytes in
+ * hex (the config is NUL-separated), "pids_max=", and "read_only_root=1". */
+static int profile_config(struct buf *config, const struct profile *prof, struct ak_err *err)
+{
+        struct sock_fprog prog;
+        const unsigned char *b;
+
+        if (seccomp_program(prof->seccomp, false, &prog) < 0)
+                return ak_err_set(err, EINVAL, "no seccomp program for profile '%s'", prof->name);
+        b = (const unsigned char *)prog.filter;
+        if (buf_printf(config, "seccomp=") < 0)
+                return ak_err_oom(err);
+        for (size_t i = 0; i < (size_t)prog.len * sizeof(prog.filter[0]); i++)
+                if (buf_printf(config, "%02x", b[i]) < 0)
+                        return ak_err_oom(err);
+        if (buf_append_byte(config, 0) < 0)
+                return ak_err_oom(err);
+        if (prof->pids_max &&
+            (buf_printf(config, "pids_max=%llu", (unsigned long long)prof->pids_max) < 0 ||
+             buf_append_byte(config, 0) < 0))
+                return ak_err_oom(err);
+        if (prof->read_only_root &&
+            (buf_printf(config, "read_only_root=1") < 0 || buf_append_byte(config, 0) < 0))
+                return ak_err_oom(err);
+        return 0;
+}
+
 int vm_guest_initrd(const char *cache_dir, const char *agent, const char *kver, const char *run_dir,
-                    char *const *agent_args, char *const *env, uint64_t disk_mb, bool vsock,
-                    bool net_proxy, struct ak_err *err)
+                    char *const *agent_args, char *const *env, uint64_t disk_mb,
+                    const struct profile *prof, bool vsock, bool net_proxy, struct ak_err *err)
 {
         cleanup_buf struct buf arc = BUF_INIT, config = BUF_INIT;
         int r = base_initrd(cache_dir, agent, kver, vsock, net_proxy, &arc, err);
 
+        if (r < 0)
+                return r;
+        r = profile_config(&config, prof, err);
         if (r < 0)
                 return r;
         for (size_t i = 0; agent_args && agent_args[i]; i++)

@@ -96,6 +96,11 @@ int vm_pool_key(const struct backend_config *cfg, char key[VM_POOL_KEY_LEN + 1])
                        (unsigned long long)cfg->memory_mb, (unsigned long long)cfg->disk_mb,
                        (unsigned long long)cfg->profile->caps, cfg->profile->name);
         hash_str(&c, num);
+        /* what the guest applies to commands (the seccomp filter may differ from the
+         * profile's own: [security] seccomp) */
+        (void)snprintf(num, sizeof(num), "%s:%llu:%d", seccomp_profile_name(cfg->profile->seccomp),
+                       (unsigned long long)cfg->profile->pids_max, cfg->profile->read_only_root);
+        hash_str(&c, num);
         for (char *const *e = cfg->env; e && *e; e++)
                 hash_str(&c, *e);
         (void)SHA256End(&c, digest);

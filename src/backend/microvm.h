@@ -86,12 +86,14 @@ int vm_guest_kernel(char *ret_path, size_t path_len, char *ret_version, size_t v
 /* The initramfs of this kernel and agent (the agent as /init, the virtio and filesystem
  * modules), built once into cache_dir under a name made of the kernel's version and a hash of
  * what it holds; then run_dir/VM_FILE_INITRD: that archive and a second one with /ak/config
- * (the agent's arguments and environment, and the disk's size). vsock: the guest's channel is
- * virtio-vsock (the vsock modules are added). net_proxy: the guest sets up proxy mode's capture
- * ("net=proxy" in the config; the nf_tables modules are added). */
+ * (the agent's arguments and environment, the disk's size, and what of prof the guest applies
+ * to every command: its seccomp program, pids_max, read_only_root). vsock: the guest's channel
+ * is virtio-vsock (the vsock modules are added). net_proxy: the guest sets up proxy mode's
+ * capture ("net=proxy" in the config; the nf_tables modules are added). */
+struct profile;
 int vm_guest_initrd(const char *cache_dir, const char *agent, const char *kver, const char *run_dir,
-                    char *const *agent_args, char *const *env, uint64_t disk_mb, bool vsock,
-                    bool net_proxy, struct ak_err *err);
+                    char *const *agent_args, char *const *env, uint64_t disk_mb,
+                    const struct profile *prof, bool vsock, bool net_proxy, struct ak_err *err);
 
 /* The image's root filesystem as an erofs image in cache_dir, built once per image (its layer
  * directories name it). ret_path gets its path. */
