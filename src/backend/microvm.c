@@ -416,8 +416,7 @@ static int boot_files(struct vm_start *st, struct ak_err *err)
         args[n] = NULL;
         r = vm_guest_initrd(st->cache, st->agent, st->kver, st->run_dir, (char *const *)args, env,
                             cfg->disk_mb ? cfg->disk_mb : 1024, cfg->profile, st->rt.driver->vsock,
-                            st->net_proxy,
-                            err);
+                            st->net_proxy, err);
         run_path(st->run_dir, VM_FILE_INITRD, st->initrd, sizeof(st->initrd));
         return r;
 }
