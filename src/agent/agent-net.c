@@ -39,29 +39,10 @@
 #define DNS_MSG_MAX 4096
 #define RESOLV "nameserver 127.0.0.1\n"
 
-static int loopback_up(void)
-{
-        struct ifreq ifr;
-        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        int r = 0;
-
-        if (fd < 0)
-                return -errno;
-        memset(&ifr, 0, sizeof(ifr));
-        memcpy(ifr.ifr_name, "lo", 3);
-        if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-                r = -errno;
-        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        if (r == 0 && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-                r = -errno;
-        close(fd);
-        return r;
-}
-
 /* Loopback, the capture and its listeners in the caller's network namespace. */
 static int capture_here(int fds[NET_CAPTURE_FDS], const char **what)
 {
-        int r = loopback_up();
+        int r = net_loopback_up();
 
         if (r < 0) {
                 *what = "bring up loopback";

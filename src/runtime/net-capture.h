@@ -21,6 +21,9 @@
 #define NET_CAPTURE_FDS 3 /* TCP 15001, UDP 15053, TCP 15053: struct egress_fds's order */
 #define NET_CAPTURE_BACKLOG 1024
 
+/* Brings the caller's network namespace's loopback up. 0 or -errno. */
+int net_loopback_up(void);
+
 /* The AnyIP route and the nf_tables table, in the caller's network namespace. Returns 0, or
  * -errno with *ret_what naming what failed (a kernel feature, for a missing one). */
 int net_capture_install(const char **ret_what);

@@ -309,30 +309,10 @@ bool runtime_image_roots_supported(char *why, size_t len)
 /* Releases the child: the go byte, with the prepared mounts. */
 static int send_go(int sock, const int *fds, size_t n)
 {
-        union {
-                char buf[CMSG_SPACE(sizeof(int) * RUNTIME_IDMAP_MAX)];
-                struct cmsghdr align;
-        } cm;
-        char go = 'G';
-        struct iovec iov = {&go, 1};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-        ssize_t w;
+        static const char go = 'G';
 
-        if (n) {
-                struct cmsghdr *c;
-                memset(&cm, 0, sizeof(cm));
-                mh.msg_control = cm.buf;
-                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
-                c = CMSG_FIRSTHDR(&mh);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int) * n);
-                memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
-        }
-        do
-                w = sendmsg(sock, &mh, MSG_NOSIGNAL);
-        while (w < 0 && errno == EINTR);
-        return w == 1 ? 0 : -EIO;
+        _Static_assert(RUNTIME_IDMAP_MAX <= FD_PASS_MAX, "prepared mounts fit one message");
+        return fd_send(sock, &go, 1, fds, n) < 0 ? -EIO : 0;
 }
 
 int prepare_release_child(pid_t pid, const struct runtime_spec *s, int sync_fd, struct ak_err *err)

@@ -660,25 +660,6 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
         }
 }
 
-static int loopback_up(void)
-{
-        struct ifreq ifr;
-        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        int r = 0;
-
-        if (fd < 0)
-                return -errno;
-        memset(&ifr, 0, sizeof(ifr));
-        memcpy(ifr.ifr_name, "lo", 3);
-        if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-                r = -errno;
-        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        if (r == 0 && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-                r = -errno;
-        close(fd);
-        return r;
-}
-
 /* Proxy mode: the capture (route, nf_tables) and the listeners, which go to the parent over the
  * sync socket as one byte 'L' carrying them (SCM_RIGHTS); it reads them once we have executed
  * the agent. Ours are closed with everything else before the agent starts. */
@@ -833,7 +814,7 @@ void runtime_child_main(const struct runtime_spec *s, int sync_fd, int errfd)
         /* 8. Identity and network: our hostname, loopback up, nothing else. */
         if (sethostname(s->hostname, strlen(s->hostname)) < 0)
                 die(errfd, "sethostname", s->hostname, errno);
-        r = loopback_up();
+        r = net_loopback_up();
         if (r < 0)
                 die(errfd, "bring up loopback", NULL, -r);
         if (s->net_capture)

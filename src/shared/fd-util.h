@@ -52,7 +52,7 @@ int close_all_fds_except(int lowfd, const int *keep, size_t n_keep);
 
 /* Sends len bytes (at least 1) on a unix socket with n fds attached (SCM_RIGHTS, at most
  * FD_PASS_MAX); the rest of data follows with write_all. No allocation. 0 or -errno. */
-#define FD_PASS_MAX 8
+#define FD_PASS_MAX 64
 int fd_send(int sock, const void *data, size_t len, const int *fds, size_t n);
 
 /* Receives up to len bytes (one recvmsg) and the fds that came with them, close-on-exec, into
