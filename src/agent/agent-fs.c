@@ -108,33 +108,42 @@ static int open_parent(const char *path, char buf[PATH_MAX], const char **ret_na
         return open_safe(slash == buf ? "/" : buf, O_PATH | O_DIRECTORY);
 }
 
-/* mkdir -p, each component created and then opened relative to its parent's fd (never through a
- * magic link). Returns an O_PATH fd of the last directory or -errno. */
-static int open_dir_p(const char *path, mode_t mode)
+/* Walks path from "/" one component at a time, each opened relative to its parent's fd (never
+ * through a magic link): created first when parents is set; with nofollow, not a single symlink
+ * (O_NOFOLLOW on every component, ".." refused), so a link the sandbox planted anywhere on the
+ * path fails the walk (-ENOTDIR/-ELOOP) instead of leading it elsewhere. Returns an O_PATH fd of
+ * the last directory (never on procfs) or -errno. */
+static int walk_dirs(const char *path, bool parents, bool nofollow, mode_t mode)
 {
         char buf[PATH_MAX];
         int cur, r;
 
-        /* the common case: everything exists already */
-        cur = open_safe(path, O_PATH | O_DIRECTORY);
-        if (cur != -ENOENT)
-                return cur;
         if (strlen(path) >= sizeof(buf))
                 return -ENAMETOOLONG;
         memcpy(buf, path, strlen(path) + 1);
-        cur = open_safe("/", O_PATH | O_DIRECTORY);
+        cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (cur < 0)
-                return cur;
+                return -errno;
         for (char *p = buf, *comp; (comp = strsep(&p, "/"));) {
                 int nfd;
-                if (!*comp)
+                if (!*comp || (nofollow && streq(comp, ".")))
                         continue;
-                if (mkdirat(cur, comp, mode) < 0 && errno != EEXIST) {
+                if (nofollow && streq(comp, "..")) {
+                        close(cur);
+                        return -EINVAL;
+                }
+                if (parents && mkdirat(cur, comp, mode) < 0 && errno != EEXIST) {
                         r = -errno;
                         close(cur);
                         return r;
                 }
-                nfd = openat_nomagic(cur, comp, O_PATH | O_DIRECTORY, 0);
+                if (nofollow) {
+                        nfd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (nfd < 0)
+                                nfd = -errno;
+                } else {
+                        nfd = openat_nomagic(cur, comp, O_PATH | O_DIRECTORY, 0);
+                }
                 close(cur);
                 if (nfd < 0)
                         return nfd;
@@ -148,47 +157,21 @@ static int open_dir_p(const char *path, mode_t mode)
         return cur;
 }
 
-/* open_dir_p without a single symlink: each component is created (parents) or opened with
- * O_NOFOLLOW relative to its parent's fd, so a link the sandbox planted anywhere on the path
- * fails the walk (-ENOTDIR/-ELOOP) instead of leading it elsewhere. For the host's writes into
- * places the sandbox may have prepared (the proxy's trust files). */
+/* mkdir -p, each component created and then opened relative to its parent's fd (never through a
+ * magic link). Returns an O_PATH fd of the last directory or -errno. */
+static int open_dir_p(const char *path, mode_t mode)
+{
+        /* the common case: everything exists already */
+        int cur = open_safe(path, O_PATH | O_DIRECTORY);
+
+        return cur != -ENOENT ? cur : walk_dirs(path, true, false, mode);
+}
+
+/* open_dir_p without a single symlink, for the host's writes into places the sandbox may have
+ * prepared (the proxy's trust files). */
 static int open_dir_nofollow(const char *path, bool parents, mode_t mode)
 {
-        char buf[PATH_MAX];
-        int cur, r;
-
-        if (strlen(path) >= sizeof(buf))
-                return -ENAMETOOLONG;
-        memcpy(buf, path, strlen(path) + 1);
-        cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (cur < 0)
-                return -errno;
-        for (char *p = buf, *comp; (comp = strsep(&p, "/"));) {
-                int nfd;
-                if (!*comp || streq(comp, "."))
-                        continue;
-                if (streq(comp, "..")) {
-                        close(cur);
-                        return -EINVAL;
-                }
-                if (parents && mkdirat(cur, comp, mode) < 0 && errno != EEXIST) {
-                        r = -errno;
-                        close(cur);
-                        return r;
-                }
-                nfd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                r = -errno;
-                close(cur);
-                if (nfd < 0)
-                        return r;
-                cur = nfd;
-        }
-        r = not_proc(cur);
-        if (r < 0) {
-                close(cur);
-                return r;
-        }
-        return cur;
+        return walk_dirs(path, parents, true, mode);
 }
 
 static int send_ok_frame(int fd)

@@ -77,16 +77,15 @@ static int on_message_complete_req(http_parser *p)
         return 0;
 }
 
-static int on_headers_complete_resp(http_parser *p)
+int http_resp_headers_complete(http_parser *p)
 {
         struct conn *c = p->data;
         c->resp_interim = p->status_code >= 100 && p->status_code < 200;
         return c->req_is_head ? 1 : 0;
 }
 
-static int on_message_complete_resp(http_parser *p)
+void http_resp_message_done(struct conn *c, http_parser *p)
 {
-        struct conn *c = p->data;
         if (c->resp_interim)
                 c->resp_interim = false;
         else {
@@ -94,6 +93,11 @@ static int on_message_complete_resp(http_parser *p)
                 if (!http_should_keep_alive(p))
                         c->keep_alive = false;
         }
+}
+
+static int on_message_complete_resp(http_parser *p)
+{
+        http_resp_message_done(p->data, p);
         return 0;
 }
 
@@ -105,7 +109,7 @@ static const http_parser_settings req_settings = {
 };
 
 static const http_parser_settings resp_settings = {
-    .on_headers_complete = on_headers_complete_resp,
+    .on_headers_complete = http_resp_headers_complete,
     .on_message_complete = on_message_complete_resp,
 };
 

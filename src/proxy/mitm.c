@@ -872,13 +872,6 @@ static int on_body(http_parser *p, const char *at, size_t len)
         return 0;
 }
 
-static int on_headers_complete(http_parser *p)
-{
-        struct conn *c = p->data;
-        c->resp_interim = p->status_code >= 100 && p->status_code < 200;
-        return c->req_is_head ? 1 : 0;
-}
-
 static int on_message_complete(http_parser *p)
 {
         struct conn *c = p->data;
@@ -890,19 +883,13 @@ static int on_message_complete(http_parser *p)
                         (void)buf_put(&c->down, "0\r\n\r\n", 5);
         }
         mr->body = false;
-        if (c->resp_interim) {
-                c->resp_interim = false;
-        } else {
-                c->resp_done = true;
-                if (!http_should_keep_alive(p))
-                        c->keep_alive = false;
-        }
+        http_resp_message_done(c, p);
         http_parser_pause(p, 1);
         return 0;
 }
 
 static const http_parser_settings head_settings = {
-    .on_headers_complete = on_headers_complete,
+    .on_headers_complete = http_resp_headers_complete,
     .on_message_complete = on_message_complete,
 };
 

@@ -689,6 +689,13 @@ void http_process(struct conn *c);
  * ended): parses them for the response's end, then goes on with http_process(). */
 void http_response(struct conn *c, size_t before);
 
+/* The response parser's shared steps (plain relay and interception): at the end of the head,
+ * notes an interim (1xx) response and tells a HEAD's parser that no body follows; at a message's
+ * end, an interim one is forgotten, a final one ends the exchange (and keep-alive if the upstream
+ * said so). */
+int http_resp_headers_complete(http_parser *p);
+void http_resp_message_done(struct conn *c, http_parser *p);
+
 /* CONNECT: checks the tunnel's first client bytes once they say enough (a TLS ClientHello must
  * name the CONNECT's host), then lets them (and the rest) through. false when the connection
  * was cut. */
