@@ -19,28 +19,13 @@ import os
 import socket
 import sys
 
+from fake_proxy_base import bind_control, detach
+
 
 def main():
     d = sys.argv[sys.argv.index("--dir") + 1]
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    path = os.path.join(d, "control")
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    old = os.umask(0o077)
-    s.bind(path)
-    os.umask(old)
-    s.listen(16)
-    if os.fork():
-        os._exit(0)  # the registrant waits for this first process, as for the real one
-    os.setsid()
-    if os.fork():
-        os._exit(0)
-    devnull = os.open("/dev/null", os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
+    s = bind_control(d, 16)  # before the detach: the registrant finds it listening
+    detach()
     with open(os.path.join(d, "fake.pid"), "w") as f:
         f.write(str(os.getpid()))
     log = open(os.path.join(d, "fake.jsonl"), "a", buffering=1)

@@ -15,6 +15,9 @@ import struct
 import sys
 import threading
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from fake_proxy_base import bind_control, detach  # noqa: E402
+
 SO_ORIGINAL_DST = 80
 
 
@@ -45,24 +48,8 @@ def serve_tcp(name, lfd, logfd):
 
 def main():
     d = sys.argv[sys.argv.index("--dir") + 1]
-    if os.fork():
-        os._exit(0)
-    os.setsid()
-    if os.fork():
-        os._exit(0)
-    devnull = os.open("/dev/null", os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    path = os.path.join(d, "control")
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    old = os.umask(0o177)
-    srv.bind(path)
-    os.umask(old)
-    srv.listen(64)
+    detach()
+    srv = bind_control(d, 64)
     with open(os.path.join(d, "fake-proxy.pid"), "w") as f:
         f.write(str(os.getpid()))
     sandboxes = {}
