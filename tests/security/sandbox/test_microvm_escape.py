@@ -10,38 +10,25 @@ into the VM. Each TCG boot costs ~2 s of CPU: two module VMs (restrictive, moder
 probe, and one more checks that a `[security] seccomp` override reaches the guest.
 Which of the native suite's probes apply inside a VM, and why the others do not: docs/backends.md.
 """
-import json
-import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
 
-import oci
-from conftest import STATIC_AGENT, Ak, agent_pids, assert_nothing_left, is_root
+from conftest import agent_pids, assert_nothing_left
 
 HERE = pathlib.Path(__file__).parent
-
-
-def _kernel():
-    boot = pathlib.Path("/boot")
-    return any(p.name.startswith("vmlinuz-") and
-               (pathlib.Path("/usr/lib/modules") / p.name[8:]).is_dir()
-               for p in boot.glob("vmlinuz-*")) if boot.is_dir() else False
+_INTEGRATION = str(HERE.parent.parent / "integration")
+if _INTEGRATION not in sys.path:
+    sys.path.insert(0, _INTEGRATION)
+from test_microvm import _MISSING as _VM_MISSING, image, make_ak  # noqa: E402,F401
 
 
 _CC = shutil.which("musl-gcc") or shutil.which("gcc")
-_MISSING = [what for what, ok in (
-    ("root", is_root()),
-    ("qemu-system-x86_64 (apt-get install qemu-system-x86)", shutil.which("qemu-system-x86_64")),
-    ("a guest kernel (apt-get install linux-image-cloud-amd64)", _kernel()),
-    ("mkfs.erofs (apt-get install erofs-utils)", shutil.which("mkfs.erofs")),
-    ("umoci, skopeo, docker-registry (scripts/deps.sh)", oci.tools_present()),
-    ("a static agent (build ./build)", STATIC_AGENT),
-    ("a C compiler for the probe (musl-gcc or gcc)", _CC),
-) if not ok]
+_MISSING = _VM_MISSING + ([] if _CC else ["a C compiler for the probe (musl-gcc or gcc)"])
 pytestmark = pytest.mark.skipif(bool(_MISSING), reason="microvm needs " + ", ".join(_MISSING))
 
 
@@ -52,24 +39,6 @@ def probe(tmp_path_factory):
     subprocess.run([_CC, "-static", "-O1", "-o", str(out), str(HERE / "escape_probe.c")],
                    check=True, capture_output=True)
     return out
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("vm-oci")
-    reg = oci.Registry(tmp / "registry")
-    layout = oci.Layout(tmp / "layout")
-    oci.build_base(layout, "base", tmp / "bundles")
-    ref = reg.push(layout.path, "base", "test/base:1")
-    yield reg, ref
-    reg.stop()
-
-
-def _ak(path, reg):
-    ak = Ak(path)
-    ak.env["AGENTKERNEL_AGENT"] = STATIC_AGENT
-    reg.configure(ak.env)
-    return ak
 
 
 def _boot(ak, name, ref, probe, *flags, cwd=None):
@@ -94,7 +63,7 @@ def vms(tmp_path_factory, image, probe):
     SETUID and SETGID, 1024 pids, writable root)."""
     reg, ref = image
     before = set(agent_pids())
-    ak = _ak(tmp_path_factory.mktemp("vms") / "data", reg)
+    ak = make_ak(tmp_path_factory.mktemp("vms") / "data", reg)
     names = []
     try:
         names.append(_boot(ak, "tight", ref, probe, "--profile", "restrictive", "--memory", "256"))
@@ -294,7 +263,7 @@ def test_seccomp_override_reaches_the_guest(tmp_path, image, probe):
     allow-list, not moderate's deny-list (vmsplice refused, mq_open allowed: ai-agent's extra),
     as a native sandbox would."""
     reg, ref = image
-    ak = _ak(tmp_path / "data", reg)
+    ak = make_ak(tmp_path / "data", reg)
     proj = tmp_path / "proj"
     proj.mkdir()
     (proj / "agentkernel.toml").write_text('[security]\nseccomp = "ai-agent"\nnetwork = false\n')
