@@ -158,12 +158,14 @@ static int connect_checked(int sock, int pin, pid_t pid, const char *uuid, struc
         return r < 0 ? r : TAKE_FD(fd);
 }
 
-int container_agent_socket(const struct container_rt *rt, const char *uuid, struct ak_err *err)
+/* The agent's socket (O_PATH) reached through the pinned agent's own descriptor of its state
+ * directory, with a connection to it checked (peer = the agent, serving uuid) in *conn. */
+static int agent_socket_checked(const struct container_rt *rt, const char *uuid, int *conn,
+                                struct ak_err *err)
 {
         cleanup_close int pin = -1;
         cleanup_close int dir = -1;
         cleanup_close int sock = -1;
-        cleanup_close int fd = -1;
         uint64_t start = 0;
         struct stat st;
         char path[32];
@@ -179,31 +181,24 @@ int container_agent_socket(const struct container_rt *rt, const char *uuid, stru
         sock = openat(dir, CONTAINER_SOCKET, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (sock < 0)
                 return ak_err_errno(err, errno, "the agent's socket");
-        fd = connect_checked(sock, pin, rt->pid, uuid, err); /* it is the agent's */
-        return fd < 0 ? fd : TAKE_FD(sock);
+        *conn = connect_checked(sock, pin, rt->pid, uuid, err);
+        return *conn < 0 ? *conn : TAKE_FD(sock);
+}
+
+int container_agent_socket(const struct container_rt *rt, const char *uuid, struct ak_err *err)
+{
+        cleanup_close int conn = -1;
+
+        return agent_socket_checked(rt, uuid, &conn, err); /* checked: it is the agent's */
 }
 
 int container_connect(const struct container_rt *rt, const char *uuid, struct ak_err *err)
 {
-        cleanup_close int pin = -1;
-        cleanup_close int dir = -1;
         cleanup_close int sock = -1;
-        uint64_t start = 0;
-        struct stat st;
-        char path[32];
+        int conn = -1;
 
-        pin = pin_process(rt->pid, &start);
-        if (pin < 0 || start != rt->start_time)
-                return ak_err_set(err, ESRCH, "its agent (pid %d) is gone", (int)rt->pid);
-        (void)snprintf(path, sizeof(path), "fd/%d", rt->state_fd);
-        dir = openat(pin, path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (dir < 0 || fstat(dir, &st) < 0 || st.st_dev != rt->state_dev ||
-            st.st_ino != rt->state_ino)
-                return ak_err_set(err, ESRCH, "its agent no longer holds its state directory");
-        sock = openat(dir, CONTAINER_SOCKET, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-        if (sock < 0)
-                return ak_err_errno(err, errno, "the agent's socket");
-        return connect_checked(sock, pin, rt->pid, uuid, err);
+        sock = agent_socket_checked(rt, uuid, &conn, err);
+        return sock < 0 ? sock : conn;
 }
 
 /* Waits for the agent's socket in the container's tree (before anything but the agent ran). */
