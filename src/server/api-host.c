@@ -43,6 +43,8 @@ static json_t *backend_json(const struct backend_ops *b, const struct backend_op
                 json_array_append_new(caps, json_string("attach"));
         if (b->caps & BACKEND_CAP_RESIZE)
                 json_array_append_new(caps, json_string("resize"));
+        if (b->pause)
+                json_array_append_new(caps, json_string("pause"));
         return json_pack("{s:s,s:s,s:b,s:b,s:s,s:o}", "name", b->name, "description",
                          b->description ? b->description : "", "available", up == 1, "default",
                          b == def, "message",

@@ -606,7 +606,9 @@ static const struct verb serve_verb = {
     "Keys: --api-key/--api-key-file, else AGENTKERNEL_API_KEY, else [api] api_key_env /\n"
     "api_key, else the generated key. GET /health is open (it says only \"ok\").\n"
     "Browsers are kept out: a foreign Host or Origin gets 403, a body that is not\n"
-    "Content-Type: application/json gets 415.\n",
+    "Content-Type: application/json gets 415.\n"
+    "TLS: --tls [--tls-cert --tls-key] [--require-tls], else [api.tls] of the config\n"
+    "(enabled, cert, key: absolute paths, the key a private file; require_tls).\n",
     0,
     NULL};
 
@@ -622,11 +624,12 @@ static int cmd_serve(int argc, char **argv)
         const char *host = "127.0.0.1", *config_path = NULL, *socket_path = NULL,
                    *tls_cert_path = NULL, *tls_key_path = NULL, *webhook_secret_path = NULL;
         bool no_auth = false, no_tcp = false, print_key = false, is_loopback = true,
-             is_wildcard = false, keys_given = false, tls = false, require_tls = false;
+             is_wildcard = false, keys_given = false, tls = false, require_tls = false,
+             tls_from_cfg = false;
         cleanup_free char *key_path = NULL, *tls_cert = NULL, *tls_key = NULL, *hook_key = NULL;
         unsigned port = DEFAULT_PORT;
         struct MHD_Daemon *d, *d_unix;
-        struct config *cfg = NULL;
+        cleanup_config struct config *cfg = NULL;
         struct ak_err err = {0};
         struct conn_limits lim = {CONNECTIONS_MAX, OTHERS_MAX, PER_PEER_MAX};
         struct stat sock_st = {0};
@@ -696,10 +699,30 @@ static int cmd_serve(int argc, char **argv)
                 fprintf(stderr, "error: --no-tcp needs --socket PATH\n");
                 return 2;
         }
+        if (!config_path)
+                config_path = config_default_path(); /* read only when approved */
+        if (config_path && config_load(config_path, &cfg, &err) < 0) {
+                fprintf(stderr, "error: %s\n", ak_err_msg(&err));
+                return 2;
+        }
+        /* [api.tls], where no flag says otherwise: the flags win over it */
+        if (cfg && !tls && !tls_cert_path && !tls_key_path) {
+                tls = cfg->tls_enabled == 1 ||
+                      (cfg->tls_enabled != 0 && (cfg->tls_cert || cfg->tls_key));
+                if (tls) {
+                        tls_cert_path = cfg->tls_cert;
+                        tls_key_path = cfg->tls_key;
+                        tls_from_cfg = true;
+                }
+        }
+        if (cfg && !require_tls && cfg->tls_require == 1)
+                require_tls = true;
         if ((tls_cert_path || tls_key_path) && !tls)
                 tls = true; /* a certificate given means TLS */
         if (tls && !tls_cert_path != !tls_key_path) {
-                fprintf(stderr, "error: --tls-cert and --tls-key go together\n");
+                fprintf(stderr, "error: %s\n",
+                        tls_from_cfg ? "[api.tls] cert and key go together"
+                                     : "--tls-cert and --tls-key go together");
                 return 2;
         }
         if (require_tls && (!tls || socket_path)) {
@@ -733,18 +756,13 @@ static int cmd_serve(int argc, char **argv)
                         return 2;
                 /* the key is the server's identity: a file only its owner can read */
                 if (apikey_read_private_file(tls_key_path, &tls_key, &kerr) < 0) {
-                        fprintf(stderr, "error: --tls-key: %s\n", ak_err_msg(&kerr));
+                        fprintf(stderr, "error: %s: %s\n",
+                                tls_from_cfg ? "[api.tls] key" : "--tls-key", ak_err_msg(&kerr));
                         return 2;
                 }
         }
         if (srv.n_webhooks && !(hook_key = webhook_secret(webhook_secret_path)))
                 return 2;
-        if (!config_path)
-                config_path = config_default_path(); /* read only when approved */
-        if (config_path && config_load(config_path, &cfg, &err) < 0) {
-                fprintf(stderr, "error: %s\n", ak_err_msg(&err));
-                return 2;
-        }
         if (cfg)
                 srv.http.opts.allow_sudo_exec = cfg->allow_sudo_exec;
         /* upstream's order: flags, then the environment, then [api] */
@@ -760,7 +778,7 @@ static int cmd_serve(int argc, char **argv)
                         return 2;
                 }
         }
-        config_free(cfg);
+        config_free(TAKE_PTR(cfg));
         if (no_auth && srv.n_keys) {
                 fprintf(stderr, "error: --insecure-no-auth and an API key (from --api-key, "
                                 "--api-key-file, AGENTKERNEL_API_KEY or [api]) contradict each "

@@ -554,3 +554,26 @@ def test_rootless_podman_proxy_mode(rootless_podman):
     assert ak("exec", "-d", "rlpub", "--", "busybox", "nc", "-ll", "-p", "8000", "-e", "echo",
               "hello").rc == 0
     assert wait_answer(port) == b"hello\n"
+
+
+def test_engine_pause_and_resume(eak):
+    """pause/resume through the engine's pause: list shows paused, exec is refused at once,
+    resume continues the same processes, remove of a paused container is complete."""
+    name = eak.engine.name
+    assert eak("create", "pz", "-B", name, "-i", eak.engine.image, "--no-network").rc == 0
+    assert eak("exec", "pz", "--", "sh", "-c", "echo 1 > /tmp/mark").rc == 0
+    res = eak("pause", "pz")
+    assert res.rc == 0 and res.stdout == "Paused sandbox 'pz'\n", res
+    [s] = eak.list()
+    assert s["status"] == "paused"
+    t0 = time.time()
+    res = eak("exec", "pz", "--", "true")
+    assert res.rc != 0 and "is paused" in res.stderr, res
+    assert time.time() - t0 < 10
+    assert eak("pause", "pz").stdout == "Sandbox 'pz' is already paused\n"
+    assert eak("resume", "pz").rc == 0
+    res = eak("exec", "pz", "--", "cat", "/tmp/mark")
+    assert res.rc == 0 and res.stdout == "1\n", res
+    assert eak("pause", "pz").rc == 0
+    assert eak("remove", "pz").rc == 0
+    assert eak.names() == []
