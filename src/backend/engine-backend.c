@@ -921,6 +921,15 @@ static int podman_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, s
         {                                                                                          \
                 return engine_pause(kind, ref, pause, err);                                        \
         }                                                                                          \
+        static int id##_images_list(json_t **ret, struct ak_err *err)                              \
+        {                                                                                          \
+                return engine_images_list(kind, ret, err);                                         \
+        }                                                                                          \
+        static int id##_image_remove(const char *name, char *const *used, char *const *users,      \
+                                     struct ak_err *err)                                           \
+        {                                                                                          \
+                return engine_image_remove(kind, name, used, users, err);                          \
+        }                                                                                          \
         static int id##_prepare(const char *image, struct ak_err *err)                             \
         {                                                                                          \
                 return engine_prepare(kind, image, err);                                           \
@@ -946,6 +955,8 @@ static int podman_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, s
             .sweep = id##_sweep,                                                                   \
             .describe = engine_describe,                                                           \
             .pool_clear = id##_pool_clear,                                                         \
+            .images_list = id##_images_list,                                                       \
+            .image_remove = id##_image_remove,                                                     \
         }
 
 ENGINE_OPS(ENGINE_DOCKER, docker, "Docker containers through the Engine API, our agent inside");

@@ -126,6 +126,13 @@ struct backend_ops {
         /* Optional: adds to info (a sandbox's info JSON) what only the backend knows of how its
          * limits are enforced (the container backends: "disk_limit"). */
         void (*describe)(const struct sandbox_ref *ref, bool running, json_t *info);
+        /* Optional: the images of the backend's own store (docker/podman: the engine's), as
+         * [{id, names, size, created, in_use}]; and removing one, unless one of used (image
+         * references of its sandboxes, NULL-terminated; users[i] names the sandbox) or a
+         * container is of it (-EBUSY). The native store is src/image/'s. */
+        int (*images_list)(json_t **ret, struct ak_err *err);
+        int (*image_remove)(const char *name, char *const *used, char *const *users,
+                            struct ak_err *err);
         /* Optional: removes the idle sandboxes of the warm pool that pooled ephemeral starts
          * take from (cfg->pooled); *ret_removed counts them. */
         int (*pool_clear)(const char *ephemeral_dir, unsigned *ret_removed, struct ak_err *err);

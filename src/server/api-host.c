@@ -308,15 +308,62 @@ static int host_store_open(struct api_ctx *c, int mode, struct image_store *s, s
         return 0;
 }
 
+/* ?backend=NAME: a backend with images of its own (docker, podman), into *ret; none, or
+ * native: *ret NULL (the local store). -1 (answered) for another. */
+static int images_backend(const struct api_args *a, const struct backend_ops **ret,
+                          struct api_result *r)
+{
+        const char *name = api_query_get(a, "backend");
+        const struct backend_ops *b;
+
+        *ret = NULL;
+        if (!name || streq(name, "native"))
+                return 0;
+        b = backend_find(name);
+        if (!b)
+                return api_fail(r, 400, "unknown backend '%.64s'", name);
+        if (!b->images_list || !b->image_remove)
+                return api_fail(r, 400, "the %s backend keeps no images of its own", b->name);
+        *ret = b;
+        return 0;
+}
+
+/* The images (references) that sandboxes of backend b are made of, and who uses each. */
+static int images_of_sandboxes(struct api_ctx *c, const struct backend_ops *b, char ***ret,
+                               char ***ret_users)
+{
+        cleanup_state_list struct state_list l = {0};
+        cleanup_strv char **refs = NULL, **users = NULL;
+
+        if (manager_list(c->m, NULL, NULL, &l) < 0)
+                return -EIO;
+        for (size_t i = 0; i < l.n; i++)
+                if (l.items[i]->image && streq(manager_backend_name(l.items[i]), b->name) &&
+                    (strv_push(&refs, l.items[i]->image) < 0 ||
+                     strv_push(&users, l.items[i]->name) < 0))
+                        return -ENOMEM;
+        *ret = TAKE_PTR(refs);
+        *ret_users = TAKE_PTR(users);
+        return 0;
+}
+
 int api_images_list(struct api_ctx *c, const struct api_args *a, struct api_result *r)
 {
         cleanup_image_store struct image_store s = IMAGE_STORE_INIT;
         struct image_record *v = NULL;
         struct ak_err err = {0};
+        const struct backend_ops *b;
         json_t *list;
         size_t n = 0;
 
-        (void)a;
+        if (images_backend(a, &b, r) < 0)
+                return -1;
+        if (b) {
+                if (b->images_list(&list, &err) < 0)
+                        return api_fail(r, err.code == ENOENT ? 503 : api_status_of(err.code),
+                                        "%s", ak_err_msg(&err));
+                return api_ok(r, 200, list);
+        }
         if (host_store_open(c, IMAGE_STORE_SHARED, &s, r) < 0)
                 return -1;
         if (image_store_list(&s, &v, &n, &err) < 0)
@@ -358,6 +405,7 @@ int api_image_delete(struct api_ctx *c, const struct api_args *a, struct api_res
         const char *name = a->path ? a->path + strspn(a->path, "/") : NULL;
         const char *force = api_query_get(a, "force");
         struct ak_err err = {0};
+        const struct backend_ops *b;
         uint64_t freed = 0;
 
         if (!name || !image_name_ok(name))
@@ -365,6 +413,19 @@ int api_image_delete(struct api_ctx *c, const struct api_args *a, struct api_res
         if (force && strcmp(force, "true") && strcmp(force, "1") && strcmp(force, "false") &&
             strcmp(force, "0"))
                 return api_fail(r, 400, "force must be true or false");
+        if (images_backend(a, &b, r) < 0)
+                return -1;
+        if (b) {
+                /* never forced: a sandbox's image, or a container's, stays */
+                if (force && (!strcmp(force, "true") || !strcmp(force, "1")))
+                        return api_fail(r, 400, "force is not taken for the %s backend",
+                                        b->name);
+                if (images_of_sandboxes(c, b, &ids, &users) < 0)
+                        return api_fail(r, 500, "cannot tell which images sandboxes use");
+                if (b->image_remove(name, ids, users, &err) < 0)
+                        return api_fail_err(r, &err);
+                return api_ok(r, 200, json_pack("{s:s}", "removed", name));
+        }
         if (host_store_open(c, IMAGE_STORE_EXCLUSIVE, &s, r) < 0)
                 return -1;
         ids = image_ids_in_use(&s, c->m, &users);

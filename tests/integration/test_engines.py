@@ -577,3 +577,34 @@ def test_engine_pause_and_resume(eak):
     assert eak("pause", "pz").rc == 0
     assert eak("remove", "pz").rc == 0
     assert eak.names() == []
+
+
+def test_images_routes_through_the_engine(eak):
+    """GET /images?backend=X lists the engine's images; DELETE removes a name nothing uses,
+    refuses (409) the image a sandbox's record or a container uses, never forces."""
+    from serve_client import Server
+    eng = eak.engine
+    eng.cli("tag", eng.image, "aktest/spare:1")
+    assert eak("create", "img", "-B", eng.name, "-i", eng.image, "--no-network").rc == 0
+    s = Server(eak)
+    try:
+        st, body = s.request("GET", f"/images?backend={eng.name}")
+        assert st == 200, body
+        names = {n for i in body["data"] for n in i["names"]}
+        assert any("akbusybox:1" in n for n in names), names
+        assert all(set(i) == {"id", "names", "size", "created", "in_use"} for i in body["data"])
+        assert any(i["in_use"] for i in body["data"])
+        st, body = s.request("DELETE", f"/images/{eng.image}?backend={eng.name}")
+        assert st == 409 and "sandbox 'img'" in body["error"], body
+        st, body = s.request("DELETE", f"/images/{eng.image}?backend={eng.name}&force=true")
+        assert st == 400, body
+        st, body = s.request("DELETE", f"/images/aktest/spare:1?backend={eng.name}")
+        assert st == 200 and body["data"]["removed"] == "aktest/spare:1", body
+        st, body = s.request("DELETE", f"/images/aktest/spare:1?backend={eng.name}")
+        assert st == 404, body
+        assert s.request("GET", "/images?backend=nosuch")[0] == 400
+        assert s.request("GET", "/images?backend=microvm")[0] == 400
+        assert s.request("DELETE", f"/images/-rf?backend={eng.name}")[0] == 400
+    finally:
+        s.stop()
+    assert eng.image in eng.cli("images", "--format", "{{.Repository}}:{{.Tag}}")
