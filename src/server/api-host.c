@@ -360,8 +360,8 @@ int api_images_list(struct api_ctx *c, const struct api_args *a, struct api_resu
                 return -1;
         if (b) {
                 if (b->images_list(&list, &err) < 0)
-                        return api_fail(r, err.code == ENOENT ? 503 : api_status_of(err.code),
-                                        "%s", ak_err_msg(&err));
+                        return api_fail(r, err.code == ENOENT ? 503 : api_status_of(err.code), "%s",
+                                        ak_err_msg(&err));
                 return api_ok(r, 200, list);
         }
         if (host_store_open(c, IMAGE_STORE_SHARED, &s, r) < 0)
@@ -418,8 +418,7 @@ int api_image_delete(struct api_ctx *c, const struct api_args *a, struct api_res
         if (b) {
                 /* never forced: a sandbox's image, or a container's, stays */
                 if (force && (!strcmp(force, "true") || !strcmp(force, "1")))
-                        return api_fail(r, 400, "force is not taken for the %s backend",
-                                        b->name);
+                        return api_fail(r, 400, "force is not taken for the %s backend", b->name);
                 if (images_of_sandboxes(c, b, &ids, &users) < 0)
                         return api_fail(r, 500, "cannot tell which images sandboxes use");
                 if (b->image_remove(name, ids, users, &err) < 0)
