@@ -33,7 +33,7 @@ class Server:
     """`serve` on a free port. Without keys of the test's own it makes one for its owner in the
     data directory (api-key); requests then carry it, as a user's client would."""
 
-    def __init__(self, ak, *args, env=None, prefix=None, wait=True):
+    def __init__(self, ak, *args, env=None, prefix=None, wait=True, cwd=None):
         self.port = free_port()
         self.key = None
         self.socket = None
@@ -43,7 +43,8 @@ class Server:
         e.update(env or {})
         self.proc = subprocess.Popen((prefix or []) + [AK, "serve", "--port", str(self.port),
                                                        *args],
-                                     env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     cwd=cwd)
         if not wait:
             return
         deadline = time.time() + 10

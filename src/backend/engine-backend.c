@@ -732,22 +732,69 @@ static int engine_remove_ref(enum engine_kind kind, const struct sandbox_ref *re
         return r;
 }
 
+/* One inspect of this sandbox's own container (another's is none): running, its pid, and
+ * State.Paused. */
+static void inspect_state(const struct engine *e, const char *name, const char *uuid,
+                          struct backend_status *ret)
+{
+        cleanup_json json_t *j = NULL;
+        char path[256];
+        const char *owner;
+        json_t *state;
+
+        (void)snprintf(path, sizeof(path), "/containers/%s/json", name);
+        if (engine_call(e, "GET", path, NULL, &j, NULL) != 200)
+                return;
+        owner = json_string_value(
+            json_object_get(json_object_get(json_object_get(j, "Config"), "Labels"), LABEL_UUID));
+        state = json_object_get(j, "State");
+        if ((uuid && (!owner || !streq(owner, uuid))) ||
+            !json_is_true(json_object_get(state, "Running")))
+                return;
+        ret->running = true;
+        ret->pid = (pid_t)json_integer_value(json_object_get(state, "Pid"));
+        ret->paused = json_is_true(json_object_get(state, "Paused"));
+}
+
 static int engine_status(enum engine_kind kind, const struct sandbox_ref *ref,
                          struct backend_status *ret)
 {
         struct engine e;
         char name[128];
-        bool running = false;
-        pid_t pid = 0;
 
         if (engine_open(kind, &e, NULL) < 0)
                 return 0;
         container_name(ref, false, name, sizeof(name));
-        if (inspect(&e, name, ref->uuid, &running, &pid, NULL) > 0 && running) {
-                ret->running = true;
-                ret->pid = pid;
-        }
+        inspect_state(&e, name, ref->uuid, ret);
         return 0;
+}
+
+/* The engine's pause/unpause (its cgroup freezer), of this sandbox's own container only. */
+static int engine_pause(enum engine_kind kind, const struct sandbox_ref *ref, bool pause,
+                        struct ak_err *err)
+{
+        struct engine e;
+        char name[128], path[256];
+        bool running = false;
+        int r = engine_open(kind, &e, err), st;
+
+        if (r < 0)
+                return r;
+        container_name(ref, false, name, sizeof(name));
+        r = inspect(&e, name, ref->uuid, &running, NULL, err);
+        if (r < 0)
+                return r;
+        if (r == 0 || !running)
+                return ak_err_set(err, ESRCH, "sandbox '%s' is not running", ref->name);
+        if (!pause) {
+                struct backend_status bs = {0};
+                inspect_state(&e, name, ref->uuid, &bs);
+                if (!bs.paused)
+                        return 0;
+        }
+        (void)snprintf(path, sizeof(path), "/containers/%s/%s", name, pause ? "pause" : "unpause");
+        st = engine_call(&e, "POST", path, NULL, NULL, err);
+        return st < 0 ? st : st >= 400 ? -err->code : 0;
 }
 
 static int engine_connect(const struct sandbox_ref *ref, struct ak_err *err)
@@ -870,6 +917,19 @@ static int podman_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, s
         {                                                                                          \
                 return engine_resize(kind, ref, cfg, err);                                         \
         }                                                                                          \
+        static int id##_pause(const struct sandbox_ref *ref, bool pause, struct ak_err *err)       \
+        {                                                                                          \
+                return engine_pause(kind, ref, pause, err);                                        \
+        }                                                                                          \
+        static int id##_images_list(json_t **ret, struct ak_err *err)                              \
+        {                                                                                          \
+                return engine_images_list(kind, ret, err);                                         \
+        }                                                                                          \
+        static int id##_image_remove(const char *name, char *const *used, char *const *users,      \
+                                     struct ak_err *err)                                           \
+        {                                                                                          \
+                return engine_image_remove(kind, name, used, users, err);                          \
+        }                                                                                          \
         static int id##_prepare(const char *image, struct ak_err *err)                             \
         {                                                                                          \
                 return engine_prepare(kind, image, err);                                           \
@@ -890,10 +950,13 @@ static int podman_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, s
             .status = id##_status,                                                                 \
             .connect = engine_connect,                                                             \
             .resize = id##_resize,                                                                 \
+            .pause = id##_pause,                                                                   \
             .prepare = id##_prepare,                                                               \
             .sweep = id##_sweep,                                                                   \
             .describe = engine_describe,                                                           \
             .pool_clear = id##_pool_clear,                                                         \
+            .images_list = id##_images_list,                                                       \
+            .image_remove = id##_image_remove,                                                     \
         }
 
 ENGINE_OPS(ENGINE_DOCKER, docker, "Docker containers through the Engine API, our agent inside");

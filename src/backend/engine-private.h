@@ -117,3 +117,13 @@ void engine_pool_refill(const struct engine *e, const struct backend_config *cfg
  * and podman_pool_clear in engine-backend.c. */
 int engine_pool_clear(enum engine_kind kind, const char *ephemeral_dir, unsigned *ret_removed,
                       struct ak_err *err);
+
+/* engine-images.c */
+
+/* The engine's images: [{id, names, size, created, in_use (a container is made of it)}]. */
+int engine_images_list(enum engine_kind kind, json_t **ret, struct ak_err *err);
+/* Removes image name from the engine unless one of used (image references of sandboxes,
+ * NULL-terminated; users[i] the sandbox) is the same image, or a container is made of it:
+ * -EBUSY with a message. Never forced. -ENOENT when the engine has no such image. */
+int engine_image_remove(enum engine_kind kind, const char *name, char *const *used,
+                        char *const *users, struct ak_err *err);

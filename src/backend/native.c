@@ -248,6 +248,7 @@ static int native_status(const struct sandbox_ref *ref, struct backend_status *r
         if (runtime_alive(&rt, &id)) {
                 ret->running = true;
                 ret->pid = rt.pid;
+                ret->paused = rt.cg_trusted && cgroup_frozen(&rt.cg);
         }
         return 0;
 }
@@ -283,9 +284,28 @@ static int native_stop(const struct sandbox_ref *ref, struct ak_err *err)
         /* The agent stops its commands (SIGTERM, grace, SIGKILL) and exits; its exit ends the
          * pid namespace and everything left in it. Only a process that is this sandbox's init
          * is signalled (proc_terminate re-checks it through a pidfd). */
-        if (read_runtime(ref, &rt) == 0 && runtime_alive(&rt, &id))
+        if (read_runtime(ref, &rt) == 0 && runtime_alive(&rt, &id)) {
+                if (rt.cg_trusted) /* a paused agent would not hear the SIGTERM */
+                        (void)cgroup_freeze(&rt.cg, false, NULL);
                 proc_terminate(&id, STOP_TIMEOUT_MS);
+        }
         return native_cleanup(ref, err);
+}
+
+/* The cgroup freezer: only of cgroups that are this sandbox's own (read_runtime's check). */
+static int native_pause(const struct sandbox_ref *ref, bool pause, struct ak_err *err)
+{
+        struct native_runtime rt;
+        struct proc_ident id;
+
+        if (read_runtime(ref, &rt) < 0 || !runtime_alive(&rt, &id))
+                return ak_err_set(err, ESRCH, "sandbox '%s' is not running", ref->name);
+        if (!rt.cg_trusted)
+                return ak_err_set(err, ENOTSUP,
+                                  "sandbox '%s' has no cgroups (started where cgroups were not "
+                                  "usable): it cannot be paused",
+                                  ref->name);
+        return cgroup_freeze(&rt.cg, pause, err);
 }
 
 static int native_connect(const struct sandbox_ref *ref, struct ak_err *err)
@@ -389,6 +409,7 @@ const struct backend_ops native_backend_ops = {
     .status = native_status,
     .connect = native_connect,
     .resize = native_resize,
+    .pause = native_pause,
     .stats = native_stats,
     .sweep = native_sweep,
     .prepare = native_prepare,

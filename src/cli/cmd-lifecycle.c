@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-/* `create`, `start`, `stop`, `remove` (`rm`). */
+/* `create`, `start`, `stop`, `remove` (`rm`), `pause` (`suspend`), `resume`. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +184,33 @@ static int remove_one(struct manager *m, const char *name, void *ctx, struct ak_
         return manager_remove(m, name, err);
 }
 
+/* Returns 1 (nothing more to print) for one already in that state. */
+static int pause_one(struct manager *m, const char *name, void *ctx, struct ak_err *err)
+{
+        bool pause = ctx != NULL;
+        int r = manager_pause(m, name, pause, err);
+
+        if (r == -EALREADY) {
+                printf("Sandbox '%s' is %s\n", name, pause ? "already paused" : "not paused");
+                return 1;
+        }
+        return r;
+}
+
+static int cmd_pause(int argc, char **argv)
+{
+        const struct per_name p = {pause_one, (void *)1, "Paused"};
+
+        return for_each_name(argc, argv, NULL, &p);
+}
+
+static int cmd_resume(int argc, char **argv)
+{
+        const struct per_name p = {pause_one, NULL, "Resumed"};
+
+        return for_each_name(argc, argv, NULL, &p);
+}
+
 static int cmd_start(int argc, char **argv)
 {
         const char *backend = NULL;
@@ -225,3 +252,22 @@ const struct verb verb_remove = {
     NULL,     0,          NULL};
 const struct verb verb_rm = {"rm", cmd_remove,  "NAME...", "Alias of remove",
                              NULL, VERB_HIDDEN, NULL};
+
+#define PAUSE_HELP                                                                                 \
+        "Every process of the sandbox, its agent's included, stops where it is, keeping its\n"     \
+        "memory, files and network; 'resume' continues them. native: the cgroup freezer;\n"        \
+        "docker/podman: the engine's pause. A microvm cannot be paused here.\n"                    \
+        "While paused, exec, cp, attach and background commands fail; 'stop',\n"                   \
+        "'remove' and 'gc' resume it first. Pausing a paused sandbox is not an error.\n"
+const struct verb verb_pause = {
+    "pause",    cmd_pause, "NAME...", "Pause sandboxes (processes stop, state is kept)",
+    PAUSE_HELP, 0,         NULL};
+const struct verb verb_suspend = {"suspend", cmd_pause,   "NAME...", "Alias of pause",
+                                  NULL,      VERB_HIDDEN, NULL};
+const struct verb verb_resume = {"resume",
+                                 cmd_resume,
+                                 "NAME...",
+                                 "Resume paused sandboxes",
+                                 "Resuming a sandbox that is not paused is not an error.\n",
+                                 0,
+                                 NULL};

@@ -91,8 +91,8 @@ static int cmd_list(int argc, char **argv)
                                                                 : st->ports[p].container_port,
                                     st->ports[p].container_port, st->ports[p].udp ? "/udp" : "");
                         printf("%-30s %-10s %-10s %-15s %-20s %s\n", st->name,
-                               state_status(st, manager_is_running(m, st)),
-                               manager_backend_name(st), "-", labels, ports);
+                               manager_status_word(m, st), manager_backend_name(st), "-", labels,
+                               ports);
                 }
         }
         return EXIT_OK;

@@ -142,10 +142,17 @@ static int cmd_template_add(int argc, char **argv)
         if (r)
                 return CLI_PARSE_EXIT(r);
         if (strncmp(a.pos[0], "github:", 7) == 0) {
-                cli_error("fetching github: templates is not built in this version; download "
-                          "the file and run: %s template add FILE",
-                          cli_prog);
-                return EXIT_ERROR;
+                cleanup_free char *fetched = NULL;
+                if (template_fetch_github(a.pos[0], &fetched, &b, &err) < 0)
+                        return cli_fail(&err, err.code == EINVAL ? EXIT_USAGE : EXIT_ERROR);
+                if (!name)
+                        name = fetched;
+                if (template_name_check(name, &err) < 0)
+                        return cli_fail(&err, EXIT_USAGE);
+                if (template_save(name, b.data ? b.data : "", b.len, &path, &err) < 0)
+                        return cli_fail(&err, EXIT_ERROR);
+                printf("Template '%s' fetched and cached (github)\n", name);
+                return EXIT_OK;
         }
         if (!name) {
                 const char *s = strrchr(a.pos[0], '/') ? strrchr(a.pos[0], '/') + 1 : a.pos[0];
@@ -208,7 +215,15 @@ static const struct verb template_save_verb = {"save",
                                                0,
                                                NULL};
 static const struct verb template_add_verb = {
-    "add", cmd_template_add, "FILE [--name NAME]", "Add a template from a TOML file", NULL, 0,
+    "add",
+    cmd_template_add,
+    "FILE|github:OWNER/REPO[/PATH][@REF] [--name NAME]",
+    "Add a template from a TOML file, or from a git repository",
+    "github: fetches PATH (default agentkernel.toml; .toml added) of the branch or tag REF\n"
+    "(default: the default branch) with git (a shallow clone, nothing checked out or run),\n"
+    "a regular file of at most 64 KiB, stored as a local template named after the file.\n"
+    "AGENTKERNEL_GITHUB_URL replaces https://github.com (https, http, git or file URL).\n",
+    0,
     NULL};
 static const struct verb template_remove_verb = {
     "remove", cmd_template_remove, "NAME", "Remove one of your templates", NULL, 0, NULL};

@@ -164,6 +164,17 @@ int sf_opt_profile(const struct cli_option *o, const char *arg)
         return 0;
 }
 
+int sf_opt_compat(const struct cli_option *o, const char *arg)
+{
+        const struct compat_mode *cm;
+        struct ak_err err = {0};
+
+        if (compat_mode_lookup(arg, &cm, &err) < 0)
+                return cli_usage_error(cli_current, "--compat: %s", ak_err_msg(&err));
+        *(const char **)o->value = arg;
+        return 0;
+}
+
 int sf_opt_publish(const struct cli_option *o, const char *arg)
 {
         struct sandbox_flags *f = o->value;

@@ -49,8 +49,10 @@ DEFINE_CLEANUP_DONE(struct sandbox_flags, sandbox_flags_done)
 #define cleanup_sandbox_flags CLEANUP_FUNC(sandbox_flags_done)
 
 /* Option parsers (CLI_OPT_CALLBACK). Their targets: */
-int sf_opt_image(const struct cli_option *o, const char *arg);       /* const char **: an image */
-int sf_opt_profile(const struct cli_option *o, const char *arg);     /* const char **: a profile */
+int sf_opt_image(const struct cli_option *o, const char *arg);   /* const char **: an image */
+int sf_opt_profile(const struct cli_option *o, const char *arg); /* const char **: a profile */
+int sf_opt_compat(const struct cli_option *o,
+                  const char *arg); /* const char **: a mode (compat.h) */
 int sf_opt_publish(const struct cli_option *o, const char *arg);     /* struct sandbox_flags * */
 int sf_opt_ttl(const struct cli_option *o, const char *arg);         /* struct create_opts * */
 int sf_opt_dir(const struct cli_option *o, const char *arg);         /* struct create_opts * */
@@ -91,6 +93,11 @@ int sf_opt_secret_file(const struct cli_option *o, const char *arg); /* char ***
                         "mount the current directory at /workspace"),                              \
             OPT_CALLBACK('v', "volume", &(f)->volumes, "V:/PATH[:ro]",                             \
                          "mount volume V (see 'volume') at PATH (repeatable)", sf_opt_volume),     \
+            OPT_CALLBACK(0, "compat", &(f)->o.compat_mode, "MODE",                                 \
+                         "a coding agent's compatibility mode: native, claude, codex\n"            \
+                         "or gemini (profile, seccomp 'ai-agent', its hosts; as\n"                 \
+                         "[agent] compatibility_mode, which it overrides)",                        \
+                         sf_opt_compat),                                                           \
             OPT_BOOL(0, "no-config", &(f)->no_config, "do not read ./agentkernel.toml"),           \
             OPT_STRING(0, "template", &(f)->template_spec, "NAME",                                 \
                        "start from template NAME instead of ./agentkernel.toml\n"                  \

@@ -115,6 +115,15 @@ int backend_resize(const struct backend_ops *b, const struct sandbox_ref *ref,
         return b->resize(ref, cfg, err);
 }
 
+int backend_pause(const struct backend_ops *b, const struct sandbox_ref *ref, bool pause,
+                  struct ak_err *err)
+{
+        if (!b->pause)
+                return ak_err_set(err, ENOTSUP, "the %s backend cannot %s sandboxes", b->name,
+                                  pause ? "pause" : "resume");
+        return b->pause(ref, pause, err);
+}
+
 void backend_sweep(const struct backend_ops *b, const char *ephemeral_dir)
 {
         if (b->sweep)

@@ -71,7 +71,8 @@ struct backend_session {
 
 struct backend_status {
         bool running;
-        pid_t pid; /* host pid of the sandbox's init, when known */
+        bool paused; /* running, with every process stopped (backend_pause) */
+        pid_t pid;   /* host pid of the sandbox's init, when known */
 };
 
 struct backend_stats {
@@ -110,6 +111,10 @@ struct backend_ops {
         /* Optional: apply new limits to a running sandbox. */
         int (*resize)(const struct sandbox_ref *ref, const struct backend_config *cfg,
                       struct ak_err *err);
+        /* Optional: stops (pause) or continues (resume) every process of a running sandbox,
+         * its agent included, keeping all its state; status() then says paused. Resuming a
+         * sandbox that is not paused is not an error. */
+        int (*pause)(const struct sandbox_ref *ref, bool pause, struct ak_err *err);
         /* Optional: resource use of a running sandbox. */
         int (*stats)(const struct sandbox_ref *ref, struct backend_stats *ret);
         /* Optional: makes image ready (e.g. pulls it) before a sandbox of it is recorded, so
@@ -121,6 +126,13 @@ struct backend_ops {
         /* Optional: adds to info (a sandbox's info JSON) what only the backend knows of how its
          * limits are enforced (the container backends: "disk_limit"). */
         void (*describe)(const struct sandbox_ref *ref, bool running, json_t *info);
+        /* Optional: the images of the backend's own store (docker/podman: the engine's), as
+         * [{id, names, size, created, in_use}]; and removing one, unless one of used (image
+         * references of its sandboxes, NULL-terminated; users[i] names the sandbox) or a
+         * container is of it (-EBUSY). The native store is src/image/'s. */
+        int (*images_list)(json_t **ret, struct ak_err *err);
+        int (*image_remove)(const char *name, char *const *used, char *const *users,
+                            struct ak_err *err);
         /* Optional: removes the idle sandboxes of the warm pool that pooled ephemeral starts
          * take from (cfg->pooled); *ret_removed counts them. */
         int (*pool_clear)(const char *ephemeral_dir, unsigned *ret_removed, struct ak_err *err);
@@ -149,6 +161,9 @@ int backend_status(const struct backend_ops *b, const struct sandbox_ref *ref,
 int backend_connect(const struct backend_ops *b, const struct sandbox_ref *ref, struct ak_err *err);
 int backend_resize(const struct backend_ops *b, const struct sandbox_ref *ref,
                    const struct backend_config *cfg, struct ak_err *err);
+/* b->pause; -ENOTSUP (with a message) where the backend cannot pause. */
+int backend_pause(const struct backend_ops *b, const struct sandbox_ref *ref, bool pause,
+                  struct ak_err *err);
 void backend_sweep(const struct backend_ops *b, const char *ephemeral_dir);
 int backend_stats(const struct backend_ops *b, const struct sandbox_ref *ref,
                   struct backend_stats *ret);

@@ -85,6 +85,14 @@ static const struct field api_fields[] = {
     F("allow_sudo_exec", K_BOOL, allow_sudo_exec),
 };
 
+/* [api.tls] (upstream's): cert and key are absolute paths, checked by serve as its flags' */
+static const struct field api_tls_fields[] = {
+    F("enabled", K_TRISTATE, tls_enabled),
+    F("cert", K_STR, tls_cert),
+    F("key", K_STR, tls_key),
+    F("require_tls", K_TRISTATE, tls_require),
+};
+
 static const struct field template_fields[] = {
     F("help_text", K_STR, template_help_text),
 };
@@ -571,7 +579,9 @@ static int apply(struct ctx *x, json_t *doc)
                         r = apply_section(x, k, v, api_fields, ARRAY_SIZE(api_fields), api_sub,
                                           ARRAY_SIZE(api_sub));
                         if (r >= 0 && json_object_get(v, "tls"))
-                                warn(x->c, "[api.tls] is not supported by this version (ignored)");
+                                r = apply_section(x, "api.tls", json_object_get(v, "tls"),
+                                                  api_tls_fields, ARRAY_SIZE(api_tls_fields), NULL,
+                                                  0);
                 } else {
                         bool known = false;
                         for (size_t i = 0; i < ARRAY_SIZE(unsupported_sections); i++)
@@ -590,6 +600,13 @@ static int apply(struct ctx *x, json_t *doc)
 static int validate(struct ctx *x)
 {
         struct config *c = x->c;
+        const char *tls_paths[][2] = {{"cert", c->tls_cert}, {"key", c->tls_key}};
+
+        for (size_t i = 0; i < ARRAY_SIZE(tls_paths); i++)
+                if (tls_paths[i][1] &&
+                    (tls_paths[i][1][0] != '/' || strlen(tls_paths[i][1]) >= PATH_MAX))
+                        return ak_err_set(x->err, EINVAL, "[api.tls] %s: expected an absolute path",
+                                          tls_paths[i][0]);
 
         if (c->name && validate_name(c->name, x->err) < 0)
                 return ak_err_prefix(x->err, "[sandbox] name");
@@ -635,6 +652,7 @@ int config_parse(const char *text, size_t len, const char *dir, struct config **
         if (!c)
                 return ak_err_oom(err);
         c->network = c->mount_cwd = -1;
+        c->tls_enabled = c->tls_require = -1;
         c->warnings = calloc(1, sizeof(char *));
         c->commands.allow = calloc(1, sizeof(char *));
         c->commands.block = calloc(1, sizeof(char *));
@@ -920,6 +938,8 @@ void config_free(struct config *c)
         free(c->files);
         free(c->api_key);
         free(c->api_key_env);
+        free(c->tls_cert);
+        free(c->tls_key);
         free(c->registry_mirror);
         strv_free(c->insecure_registries);
         strv_free(c->warnings);

@@ -75,6 +75,10 @@ struct config {
         /* [api] */
         char *api_key, *api_key_env;
         bool allow_sudo_exec;
+        /* [api.tls]: enabled and require_tls -1 when not given; cert and key absolute paths or
+         * NULL. serve's flags win over them. */
+        int tls_enabled, tls_require;
+        char *tls_cert, *tls_key;
         /* [secrets]: bindings "NAME:host[:header]" (NAME = "host", or {host, header}) */
         char **secrets;     /* NULL-terminated, or NULL */
         char **secret_body; /* [secrets] NAME = {..., body = true}: substituted in bodies too */

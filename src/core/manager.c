@@ -149,9 +149,15 @@ json_t *manager_info_json(struct manager *m, const struct sandbox_state *st)
         cleanup_free char *run_dir = store_run_dir(m->store, st->name);
         struct sandbox_ref ref = {st->name, st->uuid, run_dir};
         const struct backend_ops *b;
-        bool running = manager_is_running(m, st);
-        json_t *o = sandbox_info_json(st, running);
+        struct backend_status bs;
+        bool running;
+        json_t *o;
 
+        manager_status(m, st, &bs);
+        running = bs.running;
+        o = sandbox_info_json(st, running);
+        if (o && bs.paused && !st->archived_at)
+                json_object_set_new(o, "status", json_string("paused"));
         if (o && run_dir && manager_backend(st, &b, NULL) >= 0)
                 backend_describe(b, &ref, running, o);
         return o;
@@ -635,17 +641,35 @@ int manager_touch(struct manager *m, const char *name)
         return r;
 }
 
+void manager_status(struct manager *m, const struct sandbox_state *st, struct backend_status *ret)
+{
+        cleanup_free char *run_dir = store_run_dir(m->store, st->name);
+        struct sandbox_ref ref = {st->name, st->uuid, run_dir};
+        const struct backend_ops *b;
+
+        *ret = (struct backend_status){0};
+        if (!run_dir || manager_backend(st, &b, NULL) < 0 || backend_status(b, &ref, ret) < 0)
+                *ret = (struct backend_status){0};
+        if (!ret->running)
+                ret->paused = false;
+}
+
 bool manager_is_running(struct manager *m, const struct sandbox_state *st)
 {
         struct backend_status bs;
-        cleanup_free char *run_dir = store_run_dir(m->store, st->name);
-        struct sandbox_ref ref = {st->name, st->uuid, run_dir};
 
-        const struct backend_ops *b;
+        manager_status(m, st, &bs);
+        return bs.running;
+}
 
-        if (!run_dir || manager_backend(st, &b, NULL) < 0)
-                return false;
-        return backend_status(b, &ref, &bs) >= 0 && bs.running;
+const char *manager_status_word(struct manager *m, const struct sandbox_state *st)
+{
+        struct backend_status bs;
+
+        manager_status(m, st, &bs);
+        if (bs.paused && !st->archived_at)
+                return "paused";
+        return state_status(st, bs.running);
 }
 
 void manager_notify(struct manager *m, const char *fmt, ...)
@@ -832,6 +856,62 @@ static void leave_proxy(const struct sandbox_state *st)
                 (void)egress_unregister(st->name, NULL);
 }
 
+/* A paused sandbox is resumed before it is stopped: its agent then hears the stop (and a v1
+ * freezer's processes die only once thawed). */
+static void thaw(const struct backend_ops *b, const struct sandbox_ref *ref)
+{
+        struct backend_status bs = {0};
+
+        if (b->pause && backend_status(b, ref, &bs) >= 0 && bs.running && bs.paused)
+                (void)backend_pause(b, ref, false, NULL);
+}
+
+int manager_pause(struct manager *m, const char *name, bool pause, struct ak_err *err)
+{
+        cleanup_state struct sandbox_state *st = NULL;
+        cleanup_store_lock int lk = -1;
+        cleanup_free char *run_dir = NULL;
+        const struct backend_ops *b;
+        struct backend_status bs;
+        char now[RFC3339_MAX];
+        int r;
+
+        r = lock_and_load(m, name, &lk, &st, err);
+        if (r < 0)
+                return r;
+        if ((r = manager_backend(st, &b, err)) < 0)
+                return r;
+        if (!b->pause)
+                return backend_pause(b, NULL, pause, err); /* the backend's refusal */
+        manager_status(m, st, &bs);
+        if (!bs.running)
+                return ak_err_set(err, ESRCH, "sandbox '%s' is not running", name);
+        if (pause && bs.paused)
+                return ak_err_set(err, EALREADY, "sandbox '%s' is already paused", name);
+        if (!pause && !bs.paused)
+                return ak_err_set(err, EALREADY, "sandbox '%s' is not paused", name);
+        run_dir = store_run_dir(m->store, name);
+        if (!run_dir)
+                return ak_err_oom(err);
+        {
+                struct sandbox_ref ref = {st->name, st->uuid, run_dir};
+                r = backend_pause(b, &ref, pause, err);
+        }
+        if (r < 0) {
+                ak_err_prefix(err, "cannot %s sandbox '%s'", pause ? "pause" : "resume", name);
+                (void)audit_log("sandbox_error",
+                                json_pack("{s:s,s:s}", "name", name, "error", ak_err_msg(err)));
+                return r;
+        }
+        (void)audit_log(pause ? "sandbox_paused" : "sandbox_resumed",
+                        json_pack("{s:s}", "name", name));
+        /* activity: a lifecycle policy's idle time counts from here */
+        now_rfc3339(now);
+        if (state_set_str(&st->last_activity_at, now) >= 0)
+                (void)store_save(m->store, st, false, NULL);
+        return 0;
+}
+
 int manager_stop(struct manager *m, const char *name, struct ak_err *err)
 {
         cleanup_state struct sandbox_state *st = NULL;
@@ -846,6 +926,8 @@ int manager_stop(struct manager *m, const char *name, struct ak_err *err)
                 run_dir = store_run_dir(m->store, name);
                 ref.run_dir = run_dir;
                 r = manager_backend(st, &b, err);
+                if (r >= 0 && run_dir)
+                        thaw(b, &ref);
                 if (r >= 0)
                         r = run_dir ? backend_stop(b, &ref, err) : ak_err_oom(err);
                 if (r < 0)
@@ -882,6 +964,8 @@ int manager_remove(struct manager *m, const char *name, struct ak_err *err)
                 struct sandbox_ref ref = {name, st ? st->uuid : NULL, run_dir};
                 const struct backend_ops *b = backend_default();
                 r = st ? manager_backend(st, &b, err) : 0;
+                if (r >= 0 && run_dir)
+                        thaw(b, &ref);
                 if (r >= 0)
                         r = run_dir ? backend_stop(b, &ref, err) : ak_err_oom(err);
                 leave_proxy(st);
@@ -908,13 +992,21 @@ int manager_connect(struct manager *m, const char *name, struct sandbox_state **
         cleanup_free char *run_dir = NULL;
         int r, fd;
 
+        struct backend_status bs;
+
         r = store_load(m->store, name, &st, err);
         if (r < 0)
                 return r;
-        if (!manager_is_running(m, st))
+        manager_status(m, st, &bs);
+        if (!bs.running)
                 return ak_err_set(
                     err, ESRCH, "sandbox '%s' is not running; start it with: agentkernel start %s",
                     name, name);
+        /* its agent is stopped too: a connection would wait for ever */
+        if (bs.paused)
+                return ak_err_set(err, EBUSY,
+                                  "sandbox '%s' is paused; resume it with: agentkernel resume %s",
+                                  name, name);
         run_dir = store_run_dir(m->store, name);
         {
                 struct sandbox_ref ref = {st->name, st->uuid, run_dir};

@@ -135,6 +135,18 @@ const char *manager_default_backend(void);
 int manager_backend(const struct sandbox_state *st, const struct backend_ops **ret,
                     struct ak_err *err);
 bool manager_is_running(struct manager *m, const struct sandbox_state *st);
+/* What its backend says of a sandbox now (running, paused, pid); all false when it cannot say. */
+void manager_status(struct manager *m, const struct sandbox_state *st, struct backend_status *ret);
+/* The status shown of a sandbox: "archived", "paused", "running" or "stopped" (upstream's
+ * precedence). */
+const char *manager_status_word(struct manager *m, const struct sandbox_state *st);
+/* Pauses (every process stopped, the agent's too, nothing lost) or resumes a running sandbox
+ * (backend_pause: the cgroup freezer on native, the engine's pause on docker/podman). -ESRCH
+ * when it is not running, -EALREADY when it already is in that state, -ENOTSUP where its backend
+ * cannot. Audited (sandbox_paused, sandbox_resumed). While paused, everything that needs its
+ * agent (exec, files, attach, detached commands) fails with -EBUSY; stop, remove and gc resume
+ * it first. */
+int manager_pause(struct manager *m, const char *name, bool pause, struct ak_err *err);
 /* What `info` and list show of a sandbox (views.h's sandbox_info_json), with what its backend
  * adds (how its limits are enforced). NULL when out of memory; the caller owns it. */
 json_t *manager_info_json(struct manager *m, const struct sandbox_state *st);

@@ -169,10 +169,9 @@ int template_resolve(const char *spec, struct template *ret, struct ak_err *err)
                 return ak_err_set(err, EINVAL, "template: no name given");
         if (strncmp(spec, "github:", 7) == 0)
                 return ak_err_set(err, ENOTSUP,
-                                  "template '%.128s': fetching github: templates is not built in "
-                                  "this version; download the file and use 'template add FILE' "
-                                  "(or --template ./FILE.toml)",
-                                  spec);
+                                  "template '%.128s': a github: template is fetched by 'template "
+                                  "add %.128s' (stored under its file's name), then used by name",
+                                  spec, spec);
         if (strchr(spec, '/') || (n > 5 && streq(spec + n - 5, ".toml"))) {
                 /* a file: the trusted reader, as any agentkernel.toml */
                 if ((r = config_load(spec, &t.cfg, err)) < 0)

@@ -11,8 +11,8 @@
  *
  * Resolution of a spec, as upstream: a path (it has a '/' or ends in .toml) is read through the
  * trusted reader (config_load: it must be approved like any agentkernel.toml); else the local
- * template of that name, else the built-in one. upstream's github:OWNER/REPO/PATH fetch is not
- * built: such a spec is refused with what to do instead.
+ * template of that name, else the built-in one. A github:OWNER/REPO[/PATH][@REF] spec is
+ * fetched only by `template add` (template_fetch_github), which stores it as a local template.
  */
 #pragma once
 
@@ -63,6 +63,15 @@ void template_list_free(struct template *t, size_t n);
  * of that name); *ret_path (may be NULL) gets its path. */
 int template_save(const char *name, const char *text, size_t len, char **ret_path,
                   struct ak_err *err);
+
+/* Fetches github:OWNER/REPO[/PATH][@REF] (template-github.c: PATH default agentkernel.toml,
+ * ".toml" added when missing; REF a branch or tag, default the repository's default branch)
+ * into *ret_text (at most TEMPLATE_MAX_BYTES, unchecked as a template) and *ret_name (the
+ * file's name without .toml, or REPO for agentkernel.toml). Nothing of the repository is run or
+ * written as a file; see the file's comment. */
+struct buf;
+int template_fetch_github(const char *spec, char **ret_name, struct buf *ret_text,
+                          struct ak_err *err);
 
 /* Removes the local template name: -EPERM for a built-in name without a local one, -ENOENT when
  * there is none. */

@@ -416,6 +416,139 @@ bool cgroup_populated(const struct cgroup_set *cg)
         return false;
 }
 
+/* ---- the freezer (pause / resume) ---- */
+
+#define FREEZE_TIMEOUT_MS 5000
+#define FREEZE_MOVE_PASSES 64 /* v1: rounds of moving the sandbox's processes in */
+#define FREEZE_PROCS_MAX 8192 /* v1: processes of one sandbox moved (above any profile's pids) */
+#define V1_FREEZER CGROUP_ROOT "/freezer/" CGROUP_PARENT
+
+/* v1: the sandbox's cgroup in the freezer hierarchy, <freezer>/agentkernel/<id>, where id is the
+ * last component of its (confined) memory cgroup. Made only by a pause: the sandbox's start does
+ * not use that hierarchy. */
+static int v1_freezer_dir(const struct cgroup_set *cg, char *out, size_t len)
+{
+        const char *id = cg->n ? strrchr(cg->dirs[0], '/') : NULL;
+
+        if (cg->mode != CGROUP_V1 || !id || !valid_id(id + 1))
+                return -EINVAL;
+        return snprintf(out, len, V1_FREEZER "/%s", id + 1) < (int)len ? 0 : -ENAMETOOLONG;
+}
+
+static bool knob_is(const char *dir, const char *knob, const char *want)
+{
+        char p[PATH_MAX];
+        cleanup_buf struct buf b = BUF_INIT;
+
+        (void)snprintf(p, sizeof(p), "%s/%s", dir, knob);
+        if (read_file_at(AT_FDCWD, p, &b, 4096) < 0 || !b.data)
+                return false;
+        return strstr(b.data, want) != NULL;
+}
+
+/* v1: moves every process of the memory cgroup into the freezer cgroup fz (which freezes them,
+ * fz being FROZEN already), round after round, until none is left outside: a process forked
+ * by one not yet moved is caught by the next round. */
+static int v1_move_in(const struct cgroup_set *cg, const char *fz)
+{
+        cleanup_free pid_t *in_mem = calloc(FREEZE_PROCS_MAX, sizeof(pid_t));
+        cleanup_free pid_t *in_fz = calloc(FREEZE_PROCS_MAX, sizeof(pid_t));
+        char procs[PATH_MAX];
+
+        if (!in_mem || !in_fz)
+                return -ENOMEM;
+        (void)snprintf(procs, sizeof(procs), "%s/cgroup.procs", fz);
+        for (int pass = 0; pass < FREEZE_MOVE_PASSES; pass++) {
+                size_t n = list_procs(cg->dirs[0], in_mem, FREEZE_PROCS_MAX);
+                size_t m = list_procs(fz, in_fz, FREEZE_PROCS_MAX);
+                bool all = true;
+                for (size_t i = 0; i < n; i++) {
+                        char v[16];
+                        if (listed(in_fz, m, in_mem[i]))
+                                continue;
+                        all = false;
+                        (void)snprintf(v, sizeof(v), "%d", (int)in_mem[i]);
+                        (void)write_file_string(procs, v); /* gone meanwhile: fine */
+                }
+                if (all && n < FREEZE_PROCS_MAX)
+                        return 0;
+        }
+        return -EAGAIN;
+}
+
+static int wait_knob(const char *dir, const char *knob, const char *want)
+{
+        int64_t until = now_monotonic_ns() + FREEZE_TIMEOUT_MS * NSEC_PER_MSEC;
+
+        while (!knob_is(dir, knob, want)) {
+                if (now_monotonic_ns() >= until)
+                        return -ETIMEDOUT;
+                usleep(1000);
+        }
+        return 0;
+}
+
+int cgroup_freeze(const struct cgroup_set *cg, bool freeze, struct ak_err *err)
+{
+        char fz[PATH_MAX];
+        int r;
+
+        if (cg->mode == CGROUP_V2 && cg->n == 1) {
+                if (!knob_exists(cg->dirs[0], "cgroup.freeze"))
+                        return ak_err_set(err, ENOTSUP,
+                                          "this kernel's cgroup v2 has no freezer (cgroup.freeze, "
+                                          "Linux 5.2)");
+                r = write_knob(cg->dirs[0], "cgroup.freeze", freeze ? "1" : "0");
+                if (r < 0)
+                        return ak_err_errno(err, r, "write '%s/cgroup.freeze'", cg->dirs[0]);
+                r = wait_knob(cg->dirs[0], "cgroup.events", freeze ? "frozen 1" : "frozen 0");
+                if (r < 0 && freeze)
+                        (void)write_knob(cg->dirs[0], "cgroup.freeze", "0");
+                return r < 0 ? ak_err_errno(err, r, "the sandbox's processes did not %s",
+                                            freeze ? "stop" : "go on")
+                             : 0;
+        }
+        if (cg->mode != CGROUP_V1 || v1_freezer_dir(cg, fz, sizeof(fz)) < 0)
+                return ak_err_set(err, ENOTSUP, "the sandbox has no cgroups to freeze");
+        if (!freeze) {
+                if (access(fz, F_OK) < 0)
+                        return 0; /* never paused */
+                r = write_knob(fz, "freezer.state", "THAWED");
+                if (r < 0)
+                        return ak_err_errno(err, r, "write '%s/freezer.state'", fz);
+                r = wait_knob(fz, "freezer.state", "THAWED");
+                return r < 0 ? ak_err_errno(err, r, "the sandbox's processes did not go on") : 0;
+        }
+        if (access(CGROUP_ROOT "/freezer/cgroup.procs", F_OK) < 0)
+                return ak_err_set(err, ENOTSUP, "the cgroup v1 freezer is not mounted at '%s'",
+                                  CGROUP_ROOT "/freezer");
+        if ((mkdir(V1_FREEZER, 0755) < 0 && errno != EEXIST) ||
+            (mkdir(fz, 0755) < 0 && errno != EEXIST))
+                return ak_err_errno(err, errno, "create cgroup '%s'", fz);
+        r = write_knob(fz, "freezer.state", "FROZEN");
+        if (r < 0)
+                return ak_err_errno(err, r, "write '%s/freezer.state'", fz);
+        r = v1_move_in(cg, fz);
+        if (r >= 0)
+                r = wait_knob(fz, "freezer.state", "FROZEN");
+        if (r < 0) {
+                (void)write_knob(fz, "freezer.state", "THAWED");
+                return ak_err_errno(err, r, "the sandbox's processes did not stop");
+        }
+        return 0;
+}
+
+bool cgroup_frozen(const struct cgroup_set *cg)
+{
+        char fz[PATH_MAX];
+
+        if (cg->mode == CGROUP_V2 && cg->n == 1)
+                return knob_is(cg->dirs[0], "cgroup.freeze", "1");
+        if (cg->mode == CGROUP_V1 && v1_freezer_dir(cg, fz, sizeof(fz)) == 0)
+                return access(fz, F_OK) == 0 && !knob_is(fz, "freezer.state", "THAWED");
+        return false;
+}
+
 int cgroup_destroy(const struct cgroup_set *cg, struct ak_err *err)
 {
         int64_t until = now_monotonic_ns() + DESTROY_TIMEOUT_MS * NSEC_PER_MSEC;
@@ -434,12 +567,22 @@ int cgroup_destroy(const struct cgroup_set *cg, struct ak_err *err)
                                 ret = ak_err_errno(err, e, "remove cgroup '%s'", dir);
                                 break;
                         }
+                        /* a paused sandbox's processes die only once thawed (v1) */
+                        if (!killed)
+                                (void)cgroup_freeze(cg, false, NULL);
                         if (!killed && cg->mode == CGROUP_V2 && knob_exists(dir, "cgroup.kill"))
                                 (void)write_knob(dir, "cgroup.kill", "1");
                         killed = true;
                         (void)kill_listed(dir);
                         usleep(1000);
                 }
+        }
+        if (cg->mode == CGROUP_V1) {
+                /* the freezer cgroup a pause made: empty once the others are */
+                char fz[PATH_MAX];
+                if (v1_freezer_dir(cg, fz, sizeof(fz)) == 0 && rmdir(fz) < 0 && errno != ENOENT &&
+                    ret == 0)
+                        ret = ak_err_errno(err, errno, "remove cgroup '%s'", fz);
         }
         return ret;
 }

@@ -77,3 +77,13 @@ int cgroup_destroy(const struct cgroup_set *cg, struct ak_err *err);
 bool cgroup_populated(const struct cgroup_set *cg);
 
 int cgroup_stats(const struct cgroup_set *cg, struct cgroup_stats *ret);
+
+/* Freezes (pause) or thaws (resume) every process of the cgroups, and waits until the kernel
+ * says they are (FREEZE_TIMEOUT_MS; a freeze that does not complete is undone). v2: the
+ * cgroup's cgroup.freeze; v1: a cgroup of the freezer hierarchy, made at the first pause
+ * (<freezer>/agentkernel/<id>) and removed by cgroup_destroy, into which the sandbox's
+ * processes are moved. Thawing what was never frozen is not an error. -ENOTSUP (with a message)
+ * without a freezer. */
+int cgroup_freeze(const struct cgroup_set *cg, bool freeze, struct ak_err *err);
+/* Whether the cgroups are frozen (or being frozen). */
+bool cgroup_frozen(const struct cgroup_set *cg);

@@ -314,6 +314,32 @@ int api_stop(struct api_ctx *c, const struct api_args *a, struct api_result *r)
         return api_ok_text(r, "Sandbox stopped");
 }
 
+static int pause_reply(struct api_ctx *c, const struct api_args *a, bool pause,
+                       struct api_result *r)
+{
+        struct sandbox_state *st = NULL;
+        struct ak_err err = {0};
+
+        if (api_load(c, a->name, &st, r) < 0)
+                return -1;
+        state_free(st);
+        if (manager_pause(c->m, a->name, pause, &err) < 0)
+                /* upstream: a backend without full-state pause is 422 */
+                return api_fail(r, err.code == ENOTSUP ? 422 : api_status_of(err.code), "%s",
+                                ak_err_msg(&err));
+        return api_ok_text(r, pause ? "Sandbox paused" : "Sandbox resumed");
+}
+
+int api_pause(struct api_ctx *c, const struct api_args *a, struct api_result *r)
+{
+        return pause_reply(c, a, true, r);
+}
+
+int api_resume(struct api_ctx *c, const struct api_args *a, struct api_result *r)
+{
+        return pause_reply(c, a, false, r);
+}
+
 int api_extend(struct api_ctx *c, const struct api_args *a, struct api_result *r)
 {
         const char *name = a->name;

@@ -131,6 +131,10 @@ int api_patch(struct api_ctx *c, const struct api_args *a, struct api_result *r)
 int api_delete(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 int api_start(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 int api_stop(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+/* upstream's: 200 "Sandbox paused" / "Sandbox resumed"; 409 not running, already paused, not
+ * paused; 422 a backend that cannot pause (microvm). */
+int api_pause(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+int api_resume(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 int api_extend(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 int api_resize(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 int api_recover(struct api_ctx *c, const struct api_args *a, struct api_result *r);

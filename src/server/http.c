@@ -22,6 +22,7 @@
 #include "core/validate.h"
 #include "server/events.h"
 #include "server/metrics.h"
+#include "server/otel.h"
 #include "server/route.h"
 #include "server/worker.h"
 #include "shared/buf.h"
@@ -46,6 +47,7 @@ struct request {
         struct buf body;
         bool too_large;
         int64_t start_ns;
+        int64_t start_unix_ns; /* for its span (otel.h) */
 };
 
 /* The connection's entry in the table (peer.h), kept as libmicrohttpd's socket context. */
@@ -704,6 +706,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                         return MHD_NO;
                 *con_cls = rq;
                 rq->start_ns = now_monotonic_ns();
+                rq->start_unix_ns = now_realtime_ns();
                 rq->url = strdup(url);
                 if (!rq->url)
                         return MHD_NO;
@@ -747,6 +750,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                 r = reply(c, rq->match.route, &res);
         }
         count(method, rq, status, &res);
+        if (otel_enabled()) {
+                const struct otel_request o = {
+                    .method = method,
+                    .path = url,
+                    .route = rq->miss ? NULL : route_label(&rq->match),
+                    .sandbox = rq->match.name,
+                    .backend = res.backend[0] ? res.backend : NULL,
+                    .traceparent = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "traceparent"),
+                    .status = status,
+                    .start_unix_ns = rq->start_unix_ns,
+                    .end_unix_ns = now_realtime_ns(),
+                };
+                otel_request(&o);
+        }
         return r;
 }
 

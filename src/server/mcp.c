@@ -216,7 +216,7 @@ static const struct tool tools[] = {
      api_run, NULL, 0},
     {"sandbox_create", "Create a sandbox and start it",
      "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"image\":" STR ",\"ports\":" STRS
-     ",\"source_url\":" STR ",\"source_ref\":" STR
+     ",\"source_url\":" STR ",\"source_ref\":" STR ",\"agent\":" STR
      ",\"disk_mb\":{\"type\":\"integer\",\"minimum\":16,\"maximum\":1048576,"
      "\"description\":\"what the sandbox may write to its own filesystems, in MB\"},"
      "\"network\":{\"type\":[\"boolean\",\"string\"],\"enum\":[true,false,\"none\",\"proxy\","
@@ -229,6 +229,10 @@ static const struct tool tools[] = {
     {"sandbox_remove", "Stop and delete a sandbox", NAME_ONLY, api_delete, NULL, TOOL_NAME},
     {"sandbox_start", "Start a sandbox", NAME_ONLY, api_start, NULL, TOOL_NAME},
     {"sandbox_stop", "Stop a sandbox", NAME_ONLY, api_stop, NULL, TOOL_NAME},
+    {"sandbox_pause",
+     "Pause a running sandbox: its processes stop where they are, keeping memory and files",
+     NAME_ONLY, api_pause, NULL, TOOL_NAME},
+    {"sandbox_resume", "Resume a paused sandbox", NAME_ONLY, api_resume, NULL, TOOL_NAME},
     {"sandbox_file_write", "Write a text file in a sandbox",
      "{\"type\":\"object\",\"properties\":{\"name\":" STR ",\"path\":" STR ",\"content\":" STR
      "},\"required\":[\"name\",\"path\",\"content\"]}",
@@ -266,11 +270,9 @@ static const struct tool tools[] = {
      "\"rules\":{\"type\":\"array\"},\"hosts\":{\"type\":\"object\"}}}},"
      "\"required\":[\"name\",\"policy\"]}",
      api_network_policy_put, NULL, TOOL_NAME},
-    /* upstream's tools that need what this build lacks (full-state pause and fork, snapshots,
+    /* upstream's tools that need what this build lacks (full-state fork, snapshots,
      * the in-sandbox browser, interactive permission grants): same names and schemas, so a
      * client written for upstream sees them and gets a clear error result */
-    MISSING("sandbox_pause", "Pause a sandbox, keeping its full state", NAME_ONLY),
-    MISSING("sandbox_resume", "Resume a paused sandbox", NAME_ONLY),
     MISSING("sandbox_fork", "Fork a paused sandbox into a new one",
             OBJ("\"name\":" STR ",\"as_name\":" STR, "\"name\",\"as_name\"")),
     MISSING("snapshot_list", "List snapshots", "{\"type\":\"object\",\"properties\":{}}"),

@@ -42,6 +42,8 @@ static const struct route routes[] = {
     {"PATCH", "/sandboxes/:name", api_patch, ROUTE_BODY_REQUIRED, NULL, ROUTE_405, NULL},
     {"POST", "/sandboxes/:name/start", api_start, ROUTE_BODY_NONE, "started", 0, NULL},
     {"POST", "/sandboxes/:name/stop", api_stop, ROUTE_BODY_NONE, "stopped", 0, NULL},
+    {"POST", "/sandboxes/:name/pause", api_pause, ROUTE_BODY_NONE, NULL, 0, NULL},
+    {"POST", "/sandboxes/:name/resume", api_resume, ROUTE_BODY_NONE, NULL, 0, NULL},
     {"POST", "/sandboxes/:name/recover", api_recover, ROUTE_BODY_NONE, NULL, 0, NULL},
     {"POST", "/sandboxes/:name/extend", api_extend, ROUTE_BODY_OR_DEFAULT, NULL, 0, NULL},
     {"POST", "/sandboxes/:name/resize", api_resize, ROUTE_BODY_OR_DEFAULT, NULL, 0, NULL},

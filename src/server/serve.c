@@ -33,6 +33,7 @@
 #include "server/apikey.h"
 #include "server/events.h"
 #include "server/http.h"
+#include "server/otel.h"
 #include "server/tls.h"
 #include "server/worker.h"
 #include "shared/buf.h"
@@ -517,6 +518,53 @@ static char *webhook_secret(const char *file)
 
 /* ---- options ---- */
 
+/* The traces URL: --otel-endpoint (a base: /v1/traces added when it has no path), else
+ * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (as is), else OTEL_EXPORTER_OTLP_ENDPOINT (a base), as
+ * OpenTelemetry's exporters read them. *ret NULL: no export. -1 after saying why. */
+static int otel_traces_url(const char *flag, char **ret)
+{
+        const char *traces = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+        const char *base = flag                ? flag
+                           : traces && *traces ? NULL
+                                               : getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+        const char *what = flag   ? "--otel-endpoint"
+                           : base ? "OTEL_EXPORTER_OTLP_ENDPOINT"
+                                  : "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+        const char *url = base ? base : traces;
+        struct ak_err err = {0};
+        size_t n;
+
+        *ret = NULL;
+        if (!url || !*url)
+                return 0;
+        if (otel_endpoint_check(url, what, &err) < 0) {
+                fprintf(stderr, "error: %s\n", ak_err_msg(&err));
+                return -1;
+        }
+        n = strlen(url);
+        if (base) {
+                /* a base: scheme://host[:port][/prefix] gets /v1/traces (once) */
+                static const char suffix[] = "/v1/traces";
+                size_t k = sizeof(suffix) - 1;
+                while (n && url[n - 1] == '/')
+                        n--;
+                if (asprintf(ret, "%.*s%s", (int)n, url,
+                             n >= k && !strncmp(url + n - k, suffix, k) ? "" : suffix) < 0)
+                        *ret = NULL;
+        } else {
+                *ret = strdup(url);
+        }
+        if (!*ret) {
+                fprintf(stderr, "error: out of memory\n");
+                return -1;
+        }
+        if (otel_start(*ret, getenv("OTEL_SERVICE_NAME"), &err) < 0) {
+                fprintf(stderr, "error: %s\n", ak_err_msg(&err));
+                return -1;
+        }
+        return 0;
+}
+
 static int opt_webhook(const struct cli_option *o, const char *arg)
 {
         struct ak_err err = {0};
@@ -606,7 +654,9 @@ static const struct verb serve_verb = {
     "Keys: --api-key/--api-key-file, else AGENTKERNEL_API_KEY, else [api] api_key_env /\n"
     "api_key, else the generated key. GET /health is open (it says only \"ok\").\n"
     "Browsers are kept out: a foreign Host or Origin gets 403, a body that is not\n"
-    "Content-Type: application/json gets 415.\n",
+    "Content-Type: application/json gets 415.\n"
+    "TLS: --tls [--tls-cert --tls-key] [--require-tls], else [api.tls] of the config\n"
+    "(enabled, cert, key: absolute paths, the key a private file; require_tls).\n",
     0,
     NULL};
 
@@ -620,13 +670,16 @@ int main(int argc, char **argv)
 static int cmd_serve(int argc, char **argv)
 {
         const char *host = "127.0.0.1", *config_path = NULL, *socket_path = NULL,
-                   *tls_cert_path = NULL, *tls_key_path = NULL, *webhook_secret_path = NULL;
+                   *tls_cert_path = NULL, *tls_key_path = NULL, *webhook_secret_path = NULL,
+                   *otel_endpoint = NULL;
+        cleanup_free char *otel_url = NULL;
         bool no_auth = false, no_tcp = false, print_key = false, is_loopback = true,
-             is_wildcard = false, keys_given = false, tls = false, require_tls = false;
+             is_wildcard = false, keys_given = false, tls = false, require_tls = false,
+             tls_from_cfg = false;
         cleanup_free char *key_path = NULL, *tls_cert = NULL, *tls_key = NULL, *hook_key = NULL;
         unsigned port = DEFAULT_PORT;
         struct MHD_Daemon *d, *d_unix;
-        struct config *cfg = NULL;
+        cleanup_config struct config *cfg = NULL;
         struct ak_err err = {0};
         struct conn_limits lim = {CONNECTIONS_MAX, OTHERS_MAX, PER_PEER_MAX};
         struct stat sock_st = {0};
@@ -674,6 +727,11 @@ static int cmd_serve(int argc, char **argv)
             OPT_BOOL(0, "require-tls", &require_tls,
                      "refuse to start with any plain listener (no --tls, or\n"
                      "--socket)"),
+            OPT_STRING(0, "otel-endpoint", &otel_endpoint, "URL",
+                       "export a span per request (OTLP/HTTP JSON, POST\n"
+                       "URL/v1/traces; default OTEL_EXPORTER_OTLP_ENDPOINT or\n"
+                       "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT); no header, body\n"
+                       "or query string is exported"),
             OPT_CALLBACK(0, "webhook-url", NULL, "URL",
                          "POST every lifecycle event to URL (http or https;\n"
                          "repeatable, at most 8; signed: --webhook-secret-file)",
@@ -696,10 +754,30 @@ static int cmd_serve(int argc, char **argv)
                 fprintf(stderr, "error: --no-tcp needs --socket PATH\n");
                 return 2;
         }
+        if (!config_path)
+                config_path = config_default_path(); /* read only when approved */
+        if (config_path && config_load(config_path, &cfg, &err) < 0) {
+                fprintf(stderr, "error: %s\n", ak_err_msg(&err));
+                return 2;
+        }
+        /* [api.tls], where no flag says otherwise: the flags win over it */
+        if (cfg && !tls && !tls_cert_path && !tls_key_path) {
+                tls = cfg->tls_enabled == 1 ||
+                      (cfg->tls_enabled != 0 && (cfg->tls_cert || cfg->tls_key));
+                if (tls) {
+                        tls_cert_path = cfg->tls_cert;
+                        tls_key_path = cfg->tls_key;
+                        tls_from_cfg = true;
+                }
+        }
+        if (cfg && !require_tls && cfg->tls_require == 1)
+                require_tls = true;
         if ((tls_cert_path || tls_key_path) && !tls)
                 tls = true; /* a certificate given means TLS */
         if (tls && !tls_cert_path != !tls_key_path) {
-                fprintf(stderr, "error: --tls-cert and --tls-key go together\n");
+                fprintf(stderr, "error: %s\n",
+                        tls_from_cfg ? "[api.tls] cert and key go together"
+                                     : "--tls-cert and --tls-key go together");
                 return 2;
         }
         if (require_tls && (!tls || socket_path)) {
@@ -733,18 +811,15 @@ static int cmd_serve(int argc, char **argv)
                         return 2;
                 /* the key is the server's identity: a file only its owner can read */
                 if (apikey_read_private_file(tls_key_path, &tls_key, &kerr) < 0) {
-                        fprintf(stderr, "error: --tls-key: %s\n", ak_err_msg(&kerr));
+                        fprintf(stderr, "error: %s: %s\n",
+                                tls_from_cfg ? "[api.tls] key" : "--tls-key", ak_err_msg(&kerr));
                         return 2;
                 }
         }
         if (srv.n_webhooks && !(hook_key = webhook_secret(webhook_secret_path)))
                 return 2;
-        if (!config_path)
-                config_path = config_default_path(); /* read only when approved */
-        if (config_path && config_load(config_path, &cfg, &err) < 0) {
-                fprintf(stderr, "error: %s\n", ak_err_msg(&err));
+        if (otel_traces_url(otel_endpoint, &otel_url) < 0)
                 return 2;
-        }
         if (cfg)
                 srv.http.opts.allow_sudo_exec = cfg->allow_sudo_exec;
         /* upstream's order: flags, then the environment, then [api] */
@@ -760,7 +835,7 @@ static int cmd_serve(int argc, char **argv)
                         return 2;
                 }
         }
-        config_free(cfg);
+        config_free(TAKE_PTR(cfg));
         if (no_auth && srv.n_keys) {
                 fprintf(stderr, "error: --insecure-no-auth and an API key (from --api-key, "
                                 "--api-key-file, AGENTKERNEL_API_KEY or [api]) contradict each "
@@ -824,6 +899,8 @@ static int cmd_serve(int argc, char **argv)
                 fprintf(stderr, "error: cannot start the HTTP server\n");
                 return 1;
         }
+        if (otel_url)
+                fprintf(stderr, "agentkernel serve: otel: a span per request to '%s'\n", otel_url);
         if (events_start(srv.webhooks, srv.n_webhooks, hook_key, &err) < 0) {
                 fprintf(stderr, "error: %s\n", ak_err_msg(&err));
                 return 1;
@@ -874,6 +951,7 @@ static int cmd_serve(int argc, char **argv)
                 MHD_stop_daemon(d_unix);
         MHD_stop_daemon(d);
         events_stop();
+        otel_stop();
         conns_clear(&srv.http.conns);
         for (size_t i = 0; i < srv.n_webhooks; i++)
                 free(srv.webhooks[i]);

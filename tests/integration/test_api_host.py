@@ -2,6 +2,8 @@
 """`serve`'s routes about the host (upstream's /doctor, /backends, /agents, /images, /stats) and
 MCP's tool list as upstream has it."""
 import json
+import subprocess
+import time
 
 import pytest
 
@@ -119,3 +121,84 @@ def test_mcp_tools_as_upstream(ak):
     assert out[5]["result"]["content"][0]["text"] == "ok\n"
     bad = mcp_call(ak, "sandbox_run", {"command": ["true"], "compatibility_mode": "vim"})["result"]
     assert bad["isError"] is True and "compatibility_mode" in bad["content"][0]["text"]
+
+
+def fake_cli(d, name, body):
+    f = d / name
+    f.write_text("#!/bin/sh\n" + body + "\n")
+    f.chmod(0o755)
+
+
+def test_agents_newest_fields(ak, tmp_path):
+    """upstream's newest /agents fields: cli_version from `CLI --version`, tested_version (none
+    tested here: null), the plugin integration's support and where it is installed."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_cli(bin_dir, "claude", 'echo "2.0.14 (Claude Code)"')
+    fake_cli(bin_dir, "codex", "echo codex-cli 0.46.0-alpha.3")
+    fake_cli(bin_dir, "gemini", "echo no version here")
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    home = tmp_path / "home"
+    home.mkdir()
+    assert ak("plugin", "install", "gemini", cwd=proj).rc == 0
+    assert ak("plugin", "install", "claude", "--global", env={"HOME": str(home)}).rc == 0
+    s = Server(ak, env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(home)}, cwd=proj)
+    try:
+        st, body = s.request("GET", "/agents")
+    finally:
+        s.stop()
+    assert st == 200, body
+    by = {a["name"]: a for a in body["data"]}
+    fields = {"name", "display_name", "enabled", "description", "package", "cli_installed",
+              "cli_version", "tested_version", "compatibility_status", "install_command",
+              "integration_supported", "integration_project_installed",
+              "integration_global_installed", "integration_global_supported"}
+    for a in by.values():
+        assert fields <= set(a), fields - set(a)
+    assert by["claude"]["cli_version"] == "2.0.14" and by["claude"]["cli_installed"] is True
+    assert by["codex"]["cli_version"] == "0.46.0-alpha.3"
+    assert by["gemini"]["cli_installed"] is True and by["gemini"]["cli_version"] is None
+    assert by["opencode"]["cli_installed"] is False and by["opencode"]["cli_version"] is None
+    assert by["claude"]["tested_version"] is None
+    assert by["claude"]["compatibility_status"] == "untested_version"
+    assert by["opencode"]["compatibility_status"] == "not_installed"
+    assert by["gemini"]["integration_project_installed"] is True
+    assert by["claude"]["integration_project_installed"] is False
+    assert by["claude"]["integration_global_installed"] is True
+    assert by["claude"]["integration_supported"] and by["claude"]["integration_global_supported"]
+    assert by["amp"]["integration_supported"] is False
+
+
+def test_agents_version_probe_is_bounded_and_gets_no_secrets(ak, tmp_path):
+    """A CLI that hangs, one that floods its output, and one whose child keeps the pipe open:
+    GET /agents still answers within its budget (4 s for all) and nothing they started
+    survives it. The probe's environment is PATH and HOME only: the server's key and a
+    provider key in its environment never reach a `--version`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    fake_cli(bin_dir, "claude", f"env > {marks}/env; exec sleep 60")
+    fake_cli(bin_dir, "codex", "exec yes 1.0.0")
+    fake_cli(bin_dir, "gemini", f"(sleep 60; touch {marks}/late) & echo 3.1.4")
+    s = Server(ak, env={"PATH": f"{bin_dir}:/usr/bin:/bin", "ANTHROPIC_API_KEY": "sk-secret-1",
+                        "AGENTKERNEL_API_KEY": "k" * 40})
+    try:
+        t0 = time.time()
+        st, body = s.request("GET", "/agents", headers={"Authorization": "Bearer " + "k" * 40},
+                             key=False)
+        took = time.time() - t0
+    finally:
+        s.stop()
+    assert st == 200, body
+    assert took < 8, took
+    by = {a["name"]: a for a in body["data"]}
+    assert by["claude"]["cli_version"] is None
+    assert by["codex"]["cli_version"] in (None, "1.0.0")
+    env = (marks / "env").read_text()
+    assert "sk-secret-1" not in env and "k" * 40 not in env, env
+    assert set(line.split("=")[0] for line in env.splitlines()) <= {"PATH", "HOME", "PWD", "SHLVL",
+                                                                    "_", "OLDPWD"}, env
+    out = subprocess.run(["pgrep", "-f", str(bin_dir)], capture_output=True, text=True).stdout
+    assert out == "", "a probe's process outlived the request: " + out

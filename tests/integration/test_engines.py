@@ -554,3 +554,57 @@ def test_rootless_podman_proxy_mode(rootless_podman):
     assert ak("exec", "-d", "rlpub", "--", "busybox", "nc", "-ll", "-p", "8000", "-e", "echo",
               "hello").rc == 0
     assert wait_answer(port) == b"hello\n"
+
+
+def test_engine_pause_and_resume(eak):
+    """pause/resume through the engine's pause: list shows paused, exec is refused at once,
+    resume continues the same processes, remove of a paused container is complete."""
+    name = eak.engine.name
+    assert eak("create", "pz", "-B", name, "-i", eak.engine.image, "--no-network").rc == 0
+    assert eak("exec", "pz", "--", "sh", "-c", "echo 1 > /tmp/mark").rc == 0
+    res = eak("pause", "pz")
+    assert res.rc == 0 and res.stdout == "Paused sandbox 'pz'\n", res
+    [s] = eak.list()
+    assert s["status"] == "paused"
+    t0 = time.time()
+    res = eak("exec", "pz", "--", "true")
+    assert res.rc != 0 and "is paused" in res.stderr, res
+    assert time.time() - t0 < 10
+    assert eak("pause", "pz").stdout == "Sandbox 'pz' is already paused\n"
+    assert eak("resume", "pz").rc == 0
+    res = eak("exec", "pz", "--", "cat", "/tmp/mark")
+    assert res.rc == 0 and res.stdout == "1\n", res
+    assert eak("pause", "pz").rc == 0
+    assert eak("remove", "pz").rc == 0
+    assert eak.names() == []
+
+
+def test_images_routes_through_the_engine(eak):
+    """GET /images?backend=X lists the engine's images; DELETE removes a name nothing uses,
+    refuses (409) the image a sandbox's record or a container uses, never forces."""
+    from serve_client import Server
+    eng = eak.engine
+    eng.cli("tag", eng.image, "aktest/spare:1")
+    assert eak("create", "img", "-B", eng.name, "-i", eng.image, "--no-network").rc == 0
+    s = Server(eak)
+    try:
+        st, body = s.request("GET", f"/images?backend={eng.name}")
+        assert st == 200, body
+        names = {n for i in body["data"] for n in i["names"]}
+        assert any("akbusybox:1" in n for n in names), names
+        assert all(set(i) == {"id", "names", "size", "created", "in_use"} for i in body["data"])
+        assert any(i["in_use"] for i in body["data"])
+        st, body = s.request("DELETE", f"/images/{eng.image}?backend={eng.name}")
+        assert st == 409 and "sandbox 'img'" in body["error"], body
+        st, body = s.request("DELETE", f"/images/{eng.image}?backend={eng.name}&force=true")
+        assert st == 400, body
+        st, body = s.request("DELETE", f"/images/aktest/spare:1?backend={eng.name}")
+        assert st == 200 and body["data"]["removed"] == "aktest/spare:1", body
+        st, body = s.request("DELETE", f"/images/aktest/spare:1?backend={eng.name}")
+        assert st == 404, body
+        assert s.request("GET", "/images?backend=nosuch")[0] == 400
+        assert s.request("GET", "/images?backend=microvm")[0] == 400
+        assert s.request("DELETE", f"/images/-rf?backend={eng.name}")[0] == 400
+    finally:
+        s.stop()
+    assert eng.image in eng.cli("images", "--format", "{{.Repository}}:{{.Tag}}")

@@ -84,6 +84,7 @@ ROUTES = [
     ("POST", "/sandboxes/box/files", {"files": {"/tmp/planted2": "x"}}),
     ("DELETE", "/sandboxes/box", None),
     ("POST", "/sandboxes/box/stop", None),
+    ("POST", "/sandboxes/box/pause", None),
     ("GET", "/metrics", None),
 ]
 

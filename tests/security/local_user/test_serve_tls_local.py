@@ -131,3 +131,55 @@ def test_self_signed_pair_planted_by_another_user_refused(ak, local_user, tmp_pa
     dk.symlink_to(key)
     r = start(ak, "--tls")
     assert r.returncode == 2 and b"link" in r.stderr, r
+
+
+def tls_config(ak, d, cert, key):
+    f = d / "agentkernel.toml"
+    f.write_text(f'[api.tls]\nenabled = true\ncert = "{cert}"\nkey = "{key}"\n')
+    os.chmod(f, 0o644)
+    assert ak("trust", "--yes", f).rc == 0
+    return f
+
+
+def test_config_tls_key_of_another_user_refused(ak, local_user, tmp_path):
+    """[api.tls] key is checked as --tls-key is: a key the attacker owns (it keeps a copy and
+    impersonates the server) is refused and serve does not start (before: [api.tls] was
+    ignored with a warning, and the server came up in plain HTTP)."""
+    cert, key = make_cert(tmp_path)
+    os.chown(key, ATTACKER_UID, ATTACKER_UID)
+    r = start(ak, "-c", str(tls_config(ak, tmp_path, cert, key)))
+    assert r.returncode == 2 and b"[api.tls] key" in r.stderr and b"uid" in r.stderr, r
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604])
+def test_config_tls_key_readable_by_others_refused(ak, tmp_path, mode):
+    cert, key = make_cert(tmp_path)
+    key.chmod(mode)
+    r = start(ak, "-c", str(tls_config(ak, tmp_path, cert, key)))
+    assert r.returncode == 2 and b"other users" in r.stderr, r
+
+
+def test_config_tls_key_link_refused(ak, local_user, tmp_path):
+    """A key path in the config that is a link to the attacker's file is not followed."""
+    cert, key = make_cert(tmp_path)
+    theirs = local_user.home / "k.pem"
+    theirs.write_bytes(key.read_bytes())
+    os.chown(theirs, ATTACKER_UID, ATTACKER_UID)
+    theirs.chmod(0o600)
+    link = tmp_path / "link.pem"
+    link.symlink_to(theirs)
+    r = start(ak, "-c", str(tls_config(ak, tmp_path, cert, link)))
+    assert r.returncode == 2, r
+
+
+def test_untrusted_config_tls_not_used(ak, local_user, tmp_path):
+    """A config the attacker wrote (not approved) cannot choose the server's TLS identity."""
+    cert, key = make_cert(tmp_path)
+    d = local_user.home / "proj"
+    d.mkdir()
+    f = d / "agentkernel.toml"
+    f.write_text(f'[api.tls]\ncert = "{cert}"\nkey = "{key}"\n')
+    os.chown(d, ATTACKER_UID, ATTACKER_UID)
+    os.chown(f, ATTACKER_UID, ATTACKER_UID)
+    r = start(ak, "-c", str(f))
+    assert r.returncode == 2, r
