@@ -250,8 +250,8 @@ struct guest_config {
         bool net_proxy;
         uint64_t pids_max; /* 0: none */
         bool read_only_root;
-        const char *root_fs;            /* the root's virtio-fs tag (the host image), or NULL */
-        const char *fs[GUEST_FS_MAX];   /* "TAG:ro|rw:DEST": host directories */
+        const char *root_fs;          /* the root's virtio-fs tag (the host image), or NULL */
+        const char *fs[GUEST_FS_MAX]; /* "TAG:ro|rw:DEST": host directories */
         size_t n_fs;
 };
 
@@ -336,8 +336,8 @@ static void mount_root(const struct guest_config *g)
                 static const struct {
                         const char *name;
                         mode_t mode;
-                } places[] = {{"tmp", 01777}, {"run", 0755}, {"var", 0755}, {"root", 0700},
-                              {"home", 0755}};
+                } places[] = {
+                    {"tmp", 01777}, {"run", 0755}, {"var", 0755}, {"root", 0700}, {"home", 0755}};
                 mount_or_fail(g->root_fs, "/newroot", "virtiofs", MS_RDONLY | MS_NODEV | MS_NOSUID,
                               NULL);
                 mount_or_fail("rw", "/rw", "tmpfs", MS_NODEV | MS_NOSUID, opts);
@@ -385,8 +385,8 @@ static void mount_shares(const struct guest_config *g)
                 char tag[32];
                 const char *e = g->fs[i], *c = strchr(e, ':');
                 bool ro;
-                if (!c || (size_t)(c - e) >= sizeof(tag) || (strncmp(c + 1, "ro:", 3) != 0 &&
-                                                            strncmp(c + 1, "rw:", 3) != 0))
+                if (!c || (size_t)(c - e) >= sizeof(tag) ||
+                    (strncmp(c + 1, "ro:", 3) != 0 && strncmp(c + 1, "rw:", 3) != 0))
                         agent_guest_fail("bad fs entry in %s", GUEST_CONFIG);
                 memcpy(tag, e, (size_t)(c - e));
                 tag[c - e] = '\0';

@@ -216,8 +216,8 @@ static int open_checked(const struct fs_launch *l)
 /* Clones dir_fd's mount tree onto target (an empty directory). */
 static void clone_onto(int dir_fd, const char *target, const char *what)
 {
-        int t = open_tree(dir_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
-                                          AT_RECURSIVE);
+        int t = open_tree(dir_fd, "",
+                          OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
 
         if (t < 0 || move_mount(t, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
                 launch_fail(what, errno);
@@ -283,8 +283,8 @@ static void build_host_root(const struct fs_launch *l)
 {
         static const char *const top[] = {"/usr",   "/bin",   "/sbin",  "/lib",
                                           "/lib32", "/lib64", "/libx32"};
-        static const char *const dirs[] = {"home", "root", "tmp", "var", "run", "mnt", "opt",
-                                           "srv",  "dev",  "proc", "sys", "workspace"};
+        static const char *const dirs[] = {"home", "root", "tmp", "var",  "run", "mnt",
+                                           "opt",  "srv",  "dev", "proc", "sys", "workspace"};
         const char *shell = l->host_sh ? "/bin/bash" : "/bin/sh";
         char path[PATH_MAX], text[512];
         int fd;
@@ -357,16 +357,36 @@ static void build_host_root(const struct fs_launch *l)
  * inside it: an empty read-only tmpfs over each directory, an empty file over each file. */
 static void mask_home(const struct fs_launch *l)
 {
-        static const char *const dirs[] = {
-            ".ssh", ".gnupg",  ".aws",  ".azure",           ".config/gcloud",
-            ".docker", ".kube", ".password-store", ".config/gh", ".config/hub",
-            ".local/share/agentkernel", ".agentkernel", ".terraform.d",
-            ".cargo/registry/.credentials", ".vault-token.d"};
-        static const char *const files[] = {
-            ".netrc",       ".git-credentials",  ".npmrc",          ".pypirc",
-            ".pgpass",      ".vault-token",      ".cargo/credentials", ".cargo/credentials.toml",
-            ".gem/credentials", ".m2/settings.xml", ".bash_history", ".zsh_history",
-            ".python_history", ".psql_history",   ".mysql_history"};
+        static const char *const dirs[] = {".ssh",
+                                           ".gnupg",
+                                           ".aws",
+                                           ".azure",
+                                           ".config/gcloud",
+                                           ".docker",
+                                           ".kube",
+                                           ".password-store",
+                                           ".config/gh",
+                                           ".config/hub",
+                                           ".local/share/agentkernel",
+                                           ".agentkernel",
+                                           ".terraform.d",
+                                           ".cargo/registry/.credentials",
+                                           ".vault-token.d"};
+        static const char *const files[] = {".netrc",
+                                            ".git-credentials",
+                                            ".npmrc",
+                                            ".pypirc",
+                                            ".pgpass",
+                                            ".vault-token",
+                                            ".cargo/credentials",
+                                            ".cargo/credentials.toml",
+                                            ".gem/credentials",
+                                            ".m2/settings.xml",
+                                            ".bash_history",
+                                            ".zsh_history",
+                                            ".python_history",
+                                            ".psql_history",
+                                            ".mysql_history"};
         char path[PATH_MAX];
         size_t n = strlen(l->sh->source);
 
@@ -497,11 +517,11 @@ static int fs_seccomp(void)
         struct sock_fprog prog;
 
         emit(&b, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-                                               offsetof(struct seccomp_data, arch)));
+                                              offsetof(struct seccomp_data, arch)));
         emit(&b, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0));
         emit(&b, RET(SECCOMP_RET_KILL_PROCESS));
         emit(&b, (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-                                               offsetof(struct seccomp_data, nr)));
+                                              offsetof(struct seccomp_data, nr)));
         emit(&b, (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1));
         emit(&b, RET(SECCOMP_RET_KILL_PROCESS)); /* x32 */
         mode_block(&b, SYS_chmod, 1);

@@ -197,8 +197,7 @@ static int qemu_probe(enum vm_accel *ret_accel, char *why, size_t why_len)
 static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *err)
 {
         char qemu[PATH_MAX], mem[32], smp[32], pidfile[PATH_MAX], serial[PATH_MAX + 8],
-            drive[PATH_MAX + 64], chardev[PATH_MAX + 64], errlog[PATH_MAX], runas[32],
-            memobj[96];
+            drive[PATH_MAX + 64], chardev[PATH_MAX + 64], errlog[PATH_MAX], runas[32], memobj[96];
         char fs_chardev[VM_FS_MAX][96], fs_device[VM_FS_MAX][96];
         cleanup_buf struct buf pidtxt = BUF_INIT, errs = BUF_INIT;
         int status;
@@ -259,8 +258,7 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
                  * other file but its pid file. */
                 if (s->n_fs) {
                         int mfd = memfd_create("ak-guest-ram", 0);
-                        if (mfd < 0 ||
-                            ftruncate(mfd, (off_t)s->memory_mb * 1024 * 1024) < 0)
+                        if (mfd < 0 || ftruncate(mfd, (off_t)s->memory_mb * 1024 * 1024) < 0)
                                 _exit(125);
                         (void)snprintf(memobj, sizeof(memobj),
                                        "memory-backend-file,id=mem,size=%lluM,share=on,"

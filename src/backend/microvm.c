@@ -140,8 +140,7 @@ static int read_runtime(const char *run_dir, const char *uuid, struct vm_runtime
                 size_t i;
                 if (fs && (!json_is_array(fs) || json_array_size(fs) > VM_FS_MAX))
                         return -EINVAL;
-                json_array_foreach(fs, i, p)
-                {
+                json_array_foreach (fs, i, p) {
                         json_t *pid = json_object_get(p, "pid");
                         json_t *start = json_object_get(p, "start_time");
                         if (!json_is_integer(pid) || json_integer_value(pid) <= 1 ||
@@ -179,9 +178,9 @@ static int write_runtime(const char *run_dir, const struct vm_runtime *rt)
         if (rt->n_fs) {
                 json_t *fs = json_array();
                 for (unsigned i = 0; fs && i < rt->n_fs; i++)
-                        json_array_append_new(fs, json_pack("{s:i,s:I}", "pid", (int)rt->fs_pid[i],
-                                                            "start_time",
-                                                            (json_int_t)rt->fs_start[i]));
+                        json_array_append_new(fs,
+                                              json_pack("{s:i,s:I}", "pid", (int)rt->fs_pid[i],
+                                                        "start_time", (json_int_t)rt->fs_start[i]));
                 if (!fs)
                         return -ENOMEM;
                 json_object_set_new(o, "fs", fs);
@@ -332,7 +331,8 @@ static int plan_shares(struct vm_start *st, struct ak_err *err)
         unsigned n = 0;
 
         if (st->host_root)
-                st->shares[n++] = (struct vm_share){.kind = VM_SHARE_HOST_ROOT, .dest = "/", .ro = true};
+                st->shares[n++] =
+                    (struct vm_share){.kind = VM_SHARE_HOST_ROOT, .dest = "/", .ro = true};
         if (cfg->workspace)
                 st->shares[n++] = (struct vm_share){
                     .kind = VM_SHARE_DIR, .source = cfg->workspace, .dest = "/workspace"};
@@ -518,8 +518,10 @@ static int boot_files(struct vm_start *st, struct ak_err *err)
         if (!env)
                 return ak_err_oom(err);
         (void)snprintf(st->caps, sizeof(st->caps), "%llx", (unsigned long long)cfg->profile->caps);
-        args[n++] = "--caps";
-        args[n++] = st->caps;
+        if (!vm_test_guest_root()) { /* else every capability (microvm.h) */
+                args[n++] = "--caps";
+                args[n++] = st->caps;
+        }
         args[n++] = "--workdir";
         args[n++] = st->img_workdir && st->img_workdir[0] == '/' ? st->img_workdir : "/";
         if (st->img_user && *st->img_user) {
@@ -1041,7 +1043,7 @@ static void microvm_describe(const struct sandbox_ref *ref, bool running, json_t
                 json_object_set_new(vm, "state", json_string("crashed"));
                 json_object_set_new(
                     vm, "reason",
-                    json_string(!vmm ? "its hypervisor process exited"
+                    json_string(!vmm      ? "its hypervisor process exited"
                                 : fs >= 0 ? "its file server (virtiofsd) of a host directory exited"
                                           : "its relay is gone"));
                 console_tail(ref->run_dir, tail, sizeof(tail));

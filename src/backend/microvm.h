@@ -112,6 +112,11 @@ int vm_guest_rootfs(const char *cache_dir, const char *image, char *ret_path, si
 /* data dir/cache/microvm, created private. */
 int vm_cache_dir(char *out, size_t len, struct ak_err *err);
 
+/* Tests of the host's side only (AGENTKERNEL_TEST_VM_GUEST_ROOT=1): the guest's commands keep
+ * every capability and get no seccomp filter, what a command that broke the guest's own
+ * confinement (a guest kernel exploit) has. The host's defences must hold against it. */
+bool vm_test_guest_root(void);
+
 /* --- microvm-fs.c: host directories through virtiofsd --- */
 
 #define VM_FS_MAX 35 /* the host image, workspace, home and VOLUMES_PER_SANDBOX_MAX volumes */
@@ -127,7 +132,7 @@ struct vm_share {
         const char *source; /* absolute host path */
         const char *dest;   /* in the guest */
         bool ro;
-        bool volume; /* its ids: the volumes' range (VOLUME_ID_BASE + k), as native's */
+        bool volume;             /* its ids: the volumes' range (VOLUME_ID_BASE + k), as native's */
         const char *const *hide; /* VM_SHARE_HOME: agentkernel's own directories to mask */
         size_t n_hide;
         const char *mkdirs[VM_FS_MAX]; /* VM_SHARE_HOST_ROOT: the other shares' mount points */
