@@ -389,7 +389,10 @@ static void mask_home(const struct fs_launch *l)
                                             ".mysql_history"};
         char path[PATH_MAX];
         size_t n = strlen(l->sh->source);
+        int tree = open(FS_TREE, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
+        if (tree < 0)
+                launch_fail(FS_TREE, errno);
         while (n > 1 && l->sh->source[n - 1] == '/')
                 n--;
         for (size_t i = 0; i < ARRAY_SIZE(dirs) + l->sh->n_hide; i++) {
@@ -405,32 +408,34 @@ static void mask_home(const struct fs_launch *l)
                                 continue;
                         rel = h + n + 1;
                 }
-                (void)snprintf(path, sizeof(path), "%s/%s", FS_TREE, rel);
-                fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+                fd = (int)syscall(SYS_openat2, tree, rel, &how, sizeof(how));
                 if (fd < 0)
                         continue; /* not there (or a link: shown as the link it is) */
-                close(fd);
+                /* on what was checked, not on a path the home's owner could swap meanwhile */
+                (void)snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
                 if (mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                           "mode=0500,size=4k,nr_inodes=1") < 0)
-                        launch_fail(path, errno);
+                        launch_fail(rel, errno);
+                close(fd);
         }
         for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
                 struct open_how how = {.flags = O_PATH | O_CLOEXEC | O_NOFOLLOW,
                                        .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH};
                 struct stat st;
                 int fd;
-                (void)snprintf(path, sizeof(path), "%s/%s", FS_TREE, files[i]);
-                fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+                fd = (int)syscall(SYS_openat2, tree, files[i], &how, sizeof(how));
                 if (fd < 0)
                         continue;
                 if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
                         close(fd);
                         continue;
                 }
-                close(fd);
+                (void)snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
                 if (mount("/dev/null", path, NULL, MS_BIND, NULL) < 0)
-                        launch_fail(path, errno);
+                        launch_fail(files[i], errno);
+                close(fd);
         }
+        close(tree);
 }
 
 /* The filter under virtiofsd's own (see the file's comment), one block per call: the call's

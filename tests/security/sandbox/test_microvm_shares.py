@@ -309,10 +309,14 @@ def test_read_write_volume_files_belong_to_the_volumes_range(vm):
 def test_home_credentials_are_masked_on_the_host_side(vm):
     """The permissive profile's home (read-only at /home/user) hides its credentials as native's
     does (.ssh, .netrc, ...): the masks are mounts in virtiofsd's namespace, so guest root
-    unmounting anything in the guest reaches nothing; the home is read-only for it."""
-    res = vm.sh("cat /home/user/notes.txt; umount /home/user/.ssh; umount -l /home/user; "
-                "cat /home/user/.ssh/id_ed25519 /home/user/.netrc; grep -r . /home/user; "
-                "echo x > /home/user/new; echo x >> /home/user/notes.txt; true")
+    unmounting anything in the guest, or mounting the share's tag again, reaches nothing; the
+    home is read-only for it."""
+    res = vm.sh("cat /home/user/notes.txt; cat /home/user/.ssh/id_ed25519 /home/user/.netrc; "
+                "grep -r . /home/user; echo x > /home/user/new; echo x >> /home/user/notes.txt; "
+                "umount /home/user/.ssh; umount /home/user/.netrc; "
+                "cat /home/user/.ssh/id_ed25519 /home/user/.netrc; "
+                "for t in 0 1 2 3 4; do mkdir -p /mnt/$t; mount -t virtiofs fs$t /mnt/$t; done; "
+                "grep -r . /mnt/2; cat /mnt/*/.ssh/id_ed25519 /mnt/*/.netrc; true")
     assert res.rc == 0, res
     assert "shown" in res.stdout, res
     assert SECRET not in res.stdout + res.stderr, res
