@@ -14,8 +14,10 @@
  * this run directory's socket: cleanup() finds it too (and the relay ends with it), so nothing
  * outlives `remove`.
  *
- * Phase 1 refuses what it cannot do yet, at create where it can: the `host` image (a VM cannot
- * see the host's files without sharing them), networks, workspaces, volumes, ports.
+ * Host directories (the `host` image, workspace, home, volumes) are each served by a virtiofsd
+ * of their own (microvm-fs.c), a third kind of recorded process, started before the hypervisor
+ * and ended with it. Refused with the reason: a direct network, ports, and host directories
+ * with a driver that has no virtio-fs device (Firecracker).
  */
 #include <dirent.h>
 #include <errno.h>
