@@ -181,6 +181,7 @@ struct fs_launch {
         const char *virtiofsd;
         char marker[PATH_MAX];
         int listen_fd, log_fd, userns_fd; /* userns_fd: rootful; -1: rootless, self-mapped */
+        int exe_fd; /* virtiofsd, opened before the tmpfs on /tmp could hide it */
         dev_t dev;
         ino_t ino; /* the share's directory as the starter saw it */
         uid_t uid; /* rootless: the caller */
@@ -558,14 +559,19 @@ static int fs_seccomp(void)
 static void launch_virtiofsd(void *arg)
 {
         const struct fs_launch *l = arg;
-        const int keep[] = {3};
+        const int keep[] = {3, 4};
         struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
         const char *argv[24];
         size_t n = 0;
         int null = open("/dev/null", O_RDWR | O_CLOEXEC), dir_fd = -1;
+        /* above 2..4 first, so no dup2 below overwrites another's source (or is a no-op that
+         * keeps O_CLOEXEC) */
+        int lfd = fcntl(l->listen_fd, F_DUPFD_CLOEXEC, 10),
+            efd = fcntl(l->exe_fd, F_DUPFD_CLOEXEC, 10);
+        int logfd = fcntl(l->log_fd >= 0 ? l->log_fd : null, F_DUPFD_CLOEXEC, 10);
 
-        if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
-            dup2(l->log_fd >= 0 ? l->log_fd : null, 2) < 0 || dup2(l->listen_fd, 3) < 0)
+        if (null < 0 || lfd < 0 || efd < 0 || logfd < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+            dup2(logfd, 2) < 0 || dup2(lfd, 3) < 0 || dup2(efd, 4) < 0)
                 _exit(127);
         /* more descriptors (an inode the guest knows is one), then only what virtiofsd needs */
         if (setrlimit(RLIMIT_NOFILE, &(struct rlimit){FS_NOFILE, FS_NOFILE}) < 0) {
@@ -622,7 +628,7 @@ static void launch_virtiofsd(void *arg)
         }
         if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
                 launch_fail("the share's ids", errno);
-        (void)close_all_fds_except(3, keep, 1);
+        (void)close_all_fds_except(3, keep, 2);
         if (fs_seccomp() < 0)
                 launch_fail("seccomp", errno);
         argv[n++] = l->marker;
@@ -641,7 +647,7 @@ static void launch_virtiofsd(void *arg)
         argv[n++] = "log_level=err";
         argv[n++] = "--rlimit-nofile=0";
         argv[n] = NULL;
-        execv(l->virtiofsd, (char *const *)argv);
+        syscall(SYS_execveat, 4, "", (char *const *)argv, environ, AT_EMPTY_PATH);
         launch_fail(l->virtiofsd, errno);
 }
 
@@ -650,7 +656,7 @@ int vm_fs_start(const char *run_dir, unsigned index, const struct vm_share *sh, 
 {
         struct fs_launch l = {.sh = sh, .listen_fd = -1, .log_fd = -1, .userns_fd = -1};
         char virtiofsd[PATH_MAX], name[32], sock[PATH_MAX], log[PATH_MAX];
-        cleanup_close int listen_fd = -1, log_fd = -1, userns_fd = -1;
+        cleanup_close int listen_fd = -1, log_fd = -1, userns_fd = -1, exe_fd = -1;
         struct stat st = {0};
         mode_t old;
         int r;
@@ -661,6 +667,10 @@ int vm_fs_start(const char *run_dir, unsigned index, const struct vm_share *sh, 
                                   "need it (apt-get install qemu-system-x86, or set "
                                   "AGENTKERNEL_VIRTIOFSD)");
         l.virtiofsd = virtiofsd;
+        exe_fd = open(virtiofsd, O_RDONLY | O_CLOEXEC);
+        if (exe_fd < 0)
+                return ak_err_errno(err, errno, "open '%s'", virtiofsd);
+        l.exe_fd = exe_fd;
         if (sh->kind != VM_SHARE_HOST_ROOT) {
                 struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
                                        .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};

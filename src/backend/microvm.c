@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -797,6 +798,31 @@ static void console_tail(const char *run_dir, char *out, size_t len)
                         *c = ' ';
 }
 
+/* While the guest boots: a child that ends the hypervisor as soon as a share's virtiofsd is gone
+ * (the guest would wait for that device forever; with QEMU gone the relay's channel ends and the
+ * HELLO fails at once). 0: none needed. */
+static pid_t fs_watchdog(const struct vm_start *st)
+{
+        pid_t pid;
+
+        if (!st->rt.n_fs)
+                return 0;
+        pid = fork();
+        if (pid != 0)
+                return pid < 0 ? 0 : pid;
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (;;) {
+                struct proc_ident vmm = ident(&st->rt, false);
+                if (!proc_verify(&vmm))
+                        _exit(0);
+                if (fs_dead(&st->rt) >= 0) {
+                        st->rt.driver->stop(&vmm);
+                        _exit(0);
+                }
+                usleep(200 * 1000);
+        }
+}
+
 /* Step: boot to agent ready: a HELLO through the relay is answered by the guest's agent. */
 static int wait_ready(struct vm_start *st, struct ak_err *err)
 {
@@ -805,6 +831,7 @@ static int wait_ready(struct vm_start *st, struct ak_err *err)
         cleanup_close int fd = -1;
         int64_t pid;
         struct ak_err e = {0};
+        pid_t watchdog;
         int r;
 
         run_path(st->run_dir, VM_FILE_AGENT, sock, sizeof(sock));
@@ -812,7 +839,13 @@ static int wait_ready(struct vm_start *st, struct ak_err *err)
         if (fd < 0)
                 return fd;
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        watchdog = fs_watchdog(st);
         r = agent_hello(fd, &pid, &e);
+        if (watchdog > 0) {
+                (void)kill(watchdog, SIGKILL);
+                while (waitpid(watchdog, NULL, 0) < 0 && errno == EINTR)
+                        ;
+        }
         if (r >= 0) {
                 tv.tv_sec = 0;
                 (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
