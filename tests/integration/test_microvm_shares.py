@@ -155,3 +155,18 @@ def test_what_cannot_share_is_refused_clearly(own):
     assert res.rc != 0 and "virtiofsd is not installed" in res.stderr, res
     assert ak.names() == []
     assert not procs_naming(ak.data_dir)
+
+
+def test_a_virtiofsd_dying_at_start_fails_the_start_fast_with_its_words(own):
+    """A virtiofsd that exits while QEMU starts: the start fails at once (not after the boot
+    timeout) with what it said, and nothing of the machine is left running."""
+    ak, tmp = own
+    bad = tmp / "bad-virtiofsd"
+    bad.write_text("#!/bin/sh\necho 'virtiofsd-canary: cannot serve' >&2\nsleep 1\nexit 3\n")
+    bad.chmod(0o755)
+    t0 = time.monotonic()
+    res = ak("create", "b", "-B", "microvm", "--no-network", env={"AGENTKERNEL_VIRTIOFSD": str(bad)},
+             timeout=120)
+    assert res.rc != 0 and "virtiofsd-canary" in res.stderr, res
+    assert time.monotonic() - t0 < 30
+    assert not procs_naming(ak.data_dir / "run" / "b")
