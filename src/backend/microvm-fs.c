@@ -13,7 +13,8 @@
  *   a root-owned directory's ids are the sandbox's own range. Rootless, the caller's uid is the
  *   only id. Whatever virtiofsd creates or chowns for the guest is owned by a mapped id: never
  *   host root, and its capabilities reach only files of mapped ids. Its supplementary groups
- *   are dropped first.
+ *   are dropped first; its real uid is not the owner's (the owner cannot ptrace it: it maps
+ *   the guest's memory).
  * - **Which tree.** In a mount namespace of its own the share is cloned (opened without
  *   following symlinks, checked to be the directory the starter saw) onto a private tmpfs, made
  *   nosuid and nodev, read-only when the share is (a mount flag: no request gets past it, guest
@@ -626,7 +627,11 @@ static void launch_virtiofsd(void *arg)
                         launch_fail("enter the user namespace", errno);
                 close(l->userns_fd);
         }
-        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+        /* Rootful, the real uid is another id of the map (1: the sandbox's range, or the
+         * volumes'): the share's owner, whose uid virtiofsd writes as, can signal it but not
+         * ptrace it or read its memory (the guest's RAM), fds or environment; and an exec
+         * with real and effective ids apart leaves it non-dumpable. */
+        if (setresgid(0, 0, 0) < 0 || setresuid(l->userns_fd >= 0 ? 1 : 0, 0, 0) < 0)
                 launch_fail("the share's ids", errno);
         (void)close_all_fds_except(3, keep, 2);
         if (fs_seccomp() < 0)
