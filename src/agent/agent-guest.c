@@ -16,7 +16,9 @@
  * sandbox's profile as the guest applies it to every command it starts (as `native` does to
  * the whole sandbox): "seccomp=" (the BPF program in hex: loaded after no_new_privs),
  * "pids_max=" (the commands share one cgroup v2 with that pids.max; the agent stays outside it)
- * and "read_only_root=1" (the root is read-only, /tmp and /run stay writable). Whatever the
+ * and "read_only_root=1" (the root is read-only, /tmp and /run stay writable); host directories
+ * (virtio-fs, served by the host's virtiofsd): "fs=TAG:ro|rw:DEST" each, and "root_fs=TAG" for
+ * the `host` image, whose read-only share is the overlay's lower layer. Whatever the
  * profile, the guest kernel's knobs (/proc/sys and the like, /sys) are read-only for everyone
  * once booted. A step that fails powers the machine off with its reason on the console: a guest
  * never serves half-made.
@@ -49,6 +51,7 @@
 #include "shared/parse-util.h"
 
 #define GUEST_CONFIG "/ak/config"
+#define GUEST_FS_MAX 64
 #define GUEST_MODULES "/ak/modules"
 #define GUEST_PORT_NAME "ak.0"
 #define GUEST_VSOCK_PORT 52000 /* VM_VSOCK_PORT of the host's microvm.h */
@@ -247,6 +250,9 @@ struct guest_config {
         bool net_proxy;
         uint64_t pids_max; /* 0: none */
         bool read_only_root;
+        const char *root_fs;          /* the root's virtio-fs tag (the host image), or NULL */
+        const char *fs[GUEST_FS_MAX]; /* "TAG:ro|rw:DEST": host directories */
+        size_t n_fs;
 };
 
 static int unhex(char c)
@@ -304,6 +310,12 @@ static void read_config(struct guest_config *g)
                                 agent_guest_fail("bad pids_max in %s", GUEST_CONFIG);
                 } else if (streq(e, "read_only_root=1")) {
                         g->read_only_root = true;
+                } else if (strncmp(e, "root_fs=", 8) == 0) {
+                        g->root_fs = e + 8;
+                } else if (strncmp(e, "fs=", 3) == 0) {
+                        if (g->n_fs == GUEST_FS_MAX)
+                                agent_guest_fail("too many host directories in %s", GUEST_CONFIG);
+                        g->fs[g->n_fs++] = e + 3;
                 }
         }
 }
@@ -314,15 +326,38 @@ static void mount_root(const struct guest_config *g)
 {
         char disk[32], opts[128];
 
-        wait_for("root disk", find_disk, disk, sizeof(disk));
-        mount_or_fail(disk, "/lower", "erofs", MS_RDONLY | MS_NODEV, NULL);
         (void)snprintf(opts, sizeof(opts), "mode=0755,size=%llum",
                        (unsigned long long)(g->disk_mb ? g->disk_mb : 1024));
-        mount_or_fail("rw", "/rw", "tmpfs", MS_NODEV, opts);
-        must(mkdir("/rw/upper", 0755), "mkdir upper");
-        must(mkdir("/rw/work", 0755), "mkdir work");
-        mount_or_fail("overlay", "/newroot", "overlay", 0,
-                      "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work");
+        if (g->root_fs) {
+                /* The host image, as native's: the host's view read-only (on the host too:
+                 * virtiofsd's mount), the sandbox's writable places directories of one tmpfs of
+                 * the disk's size. No overlay: overlayfs opens its lower files O_NOATIME, which
+                 * virtiofsd may not do on files its ids do not own (the host's). */
+                static const struct {
+                        const char *name;
+                        mode_t mode;
+                } places[] = {
+                    {"tmp", 01777}, {"run", 0755}, {"var", 0755}, {"root", 0700}, {"home", 0755}};
+                mount_or_fail(g->root_fs, "/newroot", "virtiofs", MS_RDONLY | MS_NODEV | MS_NOSUID,
+                              NULL);
+                mount_or_fail("rw", "/rw", "tmpfs", MS_NODEV | MS_NOSUID, opts);
+                for (size_t i = 0; i < ARRAY_SIZE(places); i++) {
+                        char src[64], dst[64];
+                        (void)snprintf(src, sizeof(src), "/rw/%s", places[i].name);
+                        (void)snprintf(dst, sizeof(dst), "/newroot/%s", places[i].name);
+                        must(mkdir(src, places[i].mode), "mkdir writable place");
+                        must(chmod(src, places[i].mode), "chmod writable place");
+                        mount_or_fail(src, dst, NULL, MS_BIND, NULL);
+                }
+        } else {
+                wait_for("root disk", find_disk, disk, sizeof(disk));
+                mount_or_fail(disk, "/lower", "erofs", MS_RDONLY | MS_NODEV, NULL);
+                mount_or_fail("rw", "/rw", "tmpfs", MS_NODEV, opts);
+                must(mkdir("/rw/upper", 0755), "mkdir upper");
+                must(mkdir("/rw/work", 0755), "mkdir work");
+                mount_or_fail("overlay", "/newroot", "overlay", 0,
+                              "lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work");
+        }
         (void)mkdir("/newroot/dev", 0755);
         (void)mkdir("/newroot/proc", 0555);
         (void)mkdir("/newroot/sys", 0555);
@@ -336,8 +371,32 @@ static void mount_root(const struct guest_config *g)
         mount_or_fail("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
                       "mode=0620,ptmxmode=0666");
         mount_or_fail("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
-        (void)mkdir("/tmp", 01777);
-        (void)chmod("/tmp", 01777);
+        if (!g->root_fs) {
+                (void)mkdir("/tmp", 01777);
+                (void)chmod("/tmp", 01777);
+        }
+}
+
+/* The host directories (virtio-fs, "TAG:ro|rw:DEST"), nosuid and nodev here too; read-only
+ * ones are read-only on the host already, whatever a command does to this mount. */
+static void mount_shares(const struct guest_config *g)
+{
+        for (size_t i = 0; i < g->n_fs; i++) {
+                char tag[32];
+                const char *e = g->fs[i], *c = strchr(e, ':');
+                bool ro;
+                if (!c || (size_t)(c - e) >= sizeof(tag) ||
+                    (strncmp(c + 1, "ro:", 3) != 0 && strncmp(c + 1, "rw:", 3) != 0))
+                        agent_guest_fail("bad fs entry in %s", GUEST_CONFIG);
+                memcpy(tag, e, (size_t)(c - e));
+                tag[c - e] = '\0';
+                ro = c[1] == 'r' && c[2] == 'o';
+                if (c[4] != '/')
+                        agent_guest_fail("bad fs entry in %s", GUEST_CONFIG);
+                (void)mkdir_p(c + 4, 0755); /* in the guest's own root */
+                mount_or_fail(tag, c + 4, "virtiofs", MS_NOSUID | MS_NODEV | (ro ? MS_RDONLY : 0),
+                              NULL);
+        }
 }
 
 /* The agent's socket and state in a tmpfs detached from the tree: reachable only through the
@@ -505,6 +564,7 @@ int agent_guest_boot(int *argc, char ***argv)
         read_config(&g);
         load_modules();
         mount_root(&g);
+        mount_shares(&g);
         if (g.net_proxy)
                 agent_net_guest_setup(net_fds);
         wait_for("virtio-serial port '" GUEST_PORT_NAME "' or virtio-vsock device", find_channel,

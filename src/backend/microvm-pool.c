@@ -60,7 +60,10 @@ bool vm_pool_usable(const struct backend_config *cfg)
 {
         /* a pooled machine is booted before its run's policy is known: proxy mode boots its
          * own (its relay's capture is registered with the run's policy) */
-        return cfg->ephemeral && cfg->pooled && cfg->network == NET_MODE_NONE;
+        /* and one without host directories: a share's virtiofsd is the run's own */
+        return cfg->ephemeral && cfg->pooled && cfg->network == NET_MODE_NONE && cfg->image &&
+               !streq(cfg->image, "host") && !cfg->workspace && !cfg->home && !cfg->n_binds &&
+               !vm_test_guest_root();
 }
 
 static void hash_str(SHA2_CTX *c, const char *s)

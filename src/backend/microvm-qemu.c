@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -196,7 +197,8 @@ static int qemu_probe(enum vm_accel *ret_accel, char *why, size_t why_len)
 static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *err)
 {
         char qemu[PATH_MAX], mem[32], smp[32], pidfile[PATH_MAX], serial[PATH_MAX + 8],
-            drive[PATH_MAX + 64], chardev[PATH_MAX + 64], errlog[PATH_MAX], runas[32];
+            drive[PATH_MAX + 64], chardev[PATH_MAX + 64], errlog[PATH_MAX], runas[32], memobj[96];
+        char fs_chardev[VM_FS_MAX][96], fs_device[VM_FS_MAX][96];
         cleanup_buf struct buf pidtxt = BUF_INIT, errs = BUF_INIT;
         int status;
         pid_t pid;
@@ -211,11 +213,27 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
         (void)snprintf(pidfile, sizeof(pidfile), "%s/%s", s->run_dir, VM_FILE_PID);
         (void)snprintf(serial, sizeof(serial), "file:%s/%s", s->run_dir, VM_FILE_CONSOLE);
         (void)snprintf(errlog, sizeof(errlog), "%s/qemu.err", s->run_dir);
-        if (strchr(s->root_image, ',') || strchr(s->run_dir, ','))
+        if ((s->root_image && strchr(s->root_image, ',')) || strchr(s->run_dir, ','))
                 return ak_err_set(err, EINVAL, "paths with ',' cannot be given to qemu: '%s'",
                                   strchr(s->run_dir, ',') ? s->run_dir : s->root_image);
-        (void)snprintf(drive, sizeof(drive), "id=root,file=%s,format=raw,if=none,readonly=on",
-                       s->root_image);
+        if (s->n_fs > VM_FS_MAX)
+                return ak_err_set(err, E2BIG, "at most %d host directories in a microvm",
+                                  VM_FS_MAX);
+        if (s->root_image)
+                (void)snprintf(drive, sizeof(drive),
+                               "id=root,file=%s,format=raw,if=none,readonly=on", s->root_image);
+        /* virtiofsd reads and writes guest memory: a memfd QEMU shares with it, made and sized
+         * below before RLIMIT_FSIZE (which would refuse QEMU's own ftruncate of one) and
+         * inherited: it ends with QEMU, nothing of it is in a filesystem */
+        memobj[0] = '\0';
+        for (unsigned i = 0; i < s->n_fs; i++) {
+                char sock[32];
+                vm_fs_socket_name(i, sock, sizeof(sock));
+                (void)snprintf(fs_chardev[i], sizeof(fs_chardev[i]), "socket,id=fs%u,path=%s", i,
+                               sock);
+                (void)snprintf(fs_device[i], sizeof(fs_device[i]),
+                               "vhost-user-fs-device,chardev=fs%u,tag=fs%u", i, i);
+        }
         /* relative to QEMU's working directory, the run directory (QEMU binds it before it
          * leaves for /): a unix socket's path is at most 107 bytes, a run directory's is not */
         (void)snprintf(chardev, sizeof(chardev), "socket,id=ak,path=%s,server=on,wait=off",
@@ -224,7 +242,7 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
         if (pid < 0)
                 return ak_err_errno(err, errno, "fork");
         if (pid == 0) {
-                const char *argv[64];
+                const char *argv[64 + 4 * VM_FS_MAX];
                 size_t n = 0;
                 int null = open("/dev/null", O_RDWR | O_CLOEXEC);
                 int log = open(errlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -238,6 +256,15 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
                  * most CONSOLE_MAX of it (QEMU drops what a write beyond it refuses; SIGXFSZ is
                  * ignored so that such a write fails instead of ending the VM). QEMU writes no
                  * other file but its pid file. */
+                if (s->n_fs) {
+                        int mfd = memfd_create("ak-guest-ram", 0);
+                        if (mfd < 0 || ftruncate(mfd, (off_t)s->memory_mb * 1024 * 1024) < 0)
+                                _exit(125);
+                        (void)snprintf(memobj, sizeof(memobj),
+                                       "memory-backend-file,id=mem,size=%lluM,share=on,"
+                                       "mem-path=/proc/self/fd/%d",
+                                       (unsigned long long)s->memory_mb, mfd);
+                }
                 (void)signal(SIGXFSZ, SIG_IGN);
                 (void)setrlimit(RLIMIT_FSIZE,
                                 &(struct rlimit){.rlim_cur = CONSOLE_MAX, .rlim_max = CONSOLE_MAX});
@@ -248,7 +275,14 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
                         _exit(126);
                 argv[n++] = qemu;
                 argv[n++] = "-M";
-                argv[n++] = "microvm";
+                argv[n++] = s->n_fs ? "microvm,memory-backend=mem" : "microvm";
+                if (s->n_fs) {
+                        argv[n++] = "-object";
+                        argv[n++] = memobj;
+                        /* virtio 1.0 over mmio: virtiofsd's libvhost-user has no legacy */
+                        argv[n++] = "-global";
+                        argv[n++] = "virtio-mmio.force-legacy=false";
+                }
                 argv[n++] = "-accel";
                 argv[n++] = s->accel == VM_ACCEL_KVM ? "kvm" : "tcg";
                 argv[n++] = "-cpu";
@@ -270,10 +304,18 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
                 argv[n++] = s->cmdline;
                 argv[n++] = "-serial";
                 argv[n++] = serial;
-                argv[n++] = "-drive";
-                argv[n++] = drive;
-                argv[n++] = "-device";
-                argv[n++] = "virtio-blk-device,drive=root";
+                if (s->root_image) {
+                        argv[n++] = "-drive";
+                        argv[n++] = drive;
+                        argv[n++] = "-device";
+                        argv[n++] = "virtio-blk-device,drive=root";
+                }
+                for (unsigned i = 0; i < s->n_fs; i++) {
+                        argv[n++] = "-chardev";
+                        argv[n++] = fs_chardev[i];
+                        argv[n++] = "-device";
+                        argv[n++] = fs_device[i];
+                }
                 argv[n++] = "-device";
                 argv[n++] = "virtio-serial-device,max_ports=2";
                 argv[n++] = "-chardev";
@@ -370,6 +412,7 @@ static bool qemu_is_stray(pid_t pid, const char *run_dir)
 const struct vm_driver vm_driver_qemu = {
     .name = "qemu",
     .uuid_opt = "--uuid",
+    .virtiofs = true,
     .probe = qemu_probe,
     .start = qemu_start,
     .stop = qemu_stop,

@@ -14,8 +14,10 @@
  * this run directory's socket: cleanup() finds it too (and the relay ends with it), so nothing
  * outlives `remove`.
  *
- * Phase 1 refuses what it cannot do yet, at create where it can: the `host` image (a VM cannot
- * see the host's files without sharing them), networks, workspaces, volumes, ports.
+ * Host directories (the `host` image, workspace, home, volumes) are each served by a virtiofsd
+ * of their own (microvm-fs.c), a third kind of recorded process, started before the hypervisor
+ * and ended with it. Refused with the reason: a direct network, ports, and host directories
+ * with a driver that has no virtio-fs device (Firecracker).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -88,6 +91,9 @@ struct vm_runtime {
         char uuid[37];
         char accel[8];
         const struct vm_driver *driver;
+        unsigned n_fs; /* host directories: one virtiofsd each (microvm-fs.c) */
+        pid_t fs_pid[VM_FS_MAX];
+        uint64_t fs_start[VM_FS_MAX];
 };
 
 static void run_path(const char *run_dir, const char *file, char *out, size_t len)
@@ -132,6 +138,23 @@ static int read_runtime(const char *run_dir, const char *uuid, struct vm_runtime
                 *(i ? &rt->relay_pid : &rt->vmm_pid) = (pid_t)json_integer_value(pid);
                 *(i ? &rt->relay_start : &rt->vmm_start) = (uint64_t)json_integer_value(start);
         }
+        {
+                json_t *fs = json_object_get(o, "fs"), *p;
+                size_t i;
+                if (fs && (!json_is_array(fs) || json_array_size(fs) > VM_FS_MAX))
+                        return -EINVAL;
+                json_array_foreach (fs, i, p) {
+                        json_t *pid = json_object_get(p, "pid");
+                        json_t *start = json_object_get(p, "start_time");
+                        if (!json_is_integer(pid) || json_integer_value(pid) <= 1 ||
+                            json_integer_value(pid) > INT32_MAX || !json_is_integer(start) ||
+                            json_integer_value(start) < 0)
+                                return -EINVAL;
+                        rt->fs_pid[i] = (pid_t)json_integer_value(pid);
+                        rt->fs_start[i] = (uint64_t)json_integer_value(start);
+                        rt->n_fs = (unsigned)i + 1;
+                }
+        }
         return 0;
 }
 
@@ -154,6 +177,16 @@ static int write_runtime(const char *run_dir, const struct vm_runtime *rt)
                             o, i ? "relay" : "vmm",
                             json_pack("{s:i,s:I}", "pid", (int)pid, "start_time",
                                       (json_int_t)(i ? rt->relay_start : rt->vmm_start)));
+        }
+        if (rt->n_fs) {
+                json_t *fs = json_array();
+                for (unsigned i = 0; fs && i < rt->n_fs; i++)
+                        json_array_append_new(fs,
+                                              json_pack("{s:i,s:I}", "pid", (int)rt->fs_pid[i],
+                                                        "start_time", (json_int_t)rt->fs_start[i]));
+                if (!fs)
+                        return -ENOMEM;
+                json_object_set_new(o, "fs", fs);
         }
         text = json_dumps(o, JSON_INDENT(2));
         if (!text)
@@ -185,10 +218,29 @@ static bool relay_alive(const struct vm_runtime *rt)
         return rt->relay_pid && proc_verify(&id);
 }
 
+/* A share's virtiofsd (its record: pid, start time, boot; it takes no --uuid). */
+static struct proc_ident fs_ident(const struct vm_runtime *rt, unsigned i)
+{
+        return (struct proc_ident){
+            .pid = rt->fs_pid[i], .start_time = rt->fs_start[i], .boot_id = rt->boot_id};
+}
+
+/* The first share whose virtiofsd is gone, or -1 when all run. */
+static int fs_dead(const struct vm_runtime *rt)
+{
+        for (unsigned i = 0; i < rt->n_fs; i++) {
+                struct proc_ident id = fs_ident(rt, i);
+                if (!proc_verify(&id))
+                        return (int)i;
+        }
+        return -1;
+}
+
 bool vm_running(const char *run_dir, const char *uuid)
 {
         struct vm_runtime rt;
-        return read_runtime(run_dir, uuid, &rt) == 0 && vmm_alive(&rt) && relay_alive(&rt);
+        return read_runtime(run_dir, uuid, &rt) == 0 && vmm_alive(&rt) && relay_alive(&rt) &&
+               fs_dead(&rt) < 0;
 }
 
 /* Whether pid is a process of ours (the caller's, or as root one of the sandboxes' ids: the
@@ -200,6 +252,8 @@ static bool is_stray(pid_t pid, const char *run_dir)
         char path[64];
         struct stat st;
 
+        if (vm_fs_is_stray(pid, run_dir)) /* a share's server: of a mapped id, not ours */
+                return true;
         (void)snprintf(path, sizeof(path), "/proc/%d", (int)pid);
         if (stat(path, &st) < 0 ||
             (st.st_uid != geteuid() && !(geteuid() == 0 && st.st_uid >= ID_RANGE_BASE)))
@@ -236,6 +290,10 @@ void vm_kill(const char *run_dir, const char *uuid)
                         proc_terminate(&relay, RELAY_STOP_GRACE_MS);
                 if (rt.vmm_pid)
                         rt.driver->stop(&vmm);
+                for (unsigned i = 0; i < rt.n_fs; i++) { /* they end with QEMU's connection */
+                        struct proc_ident fs = fs_ident(&rt, i);
+                        proc_terminate(&fs, RELAY_STOP_GRACE_MS);
+                }
         }
         kill_strays(run_dir);
 }
@@ -261,7 +319,58 @@ struct vm_start {
         bool net_proxy;
         int capture_fds[3]; /* proxy mode: the relay's listeners (struct egress_fds's order) */
         bool registered;    /* with the policy proxy */
+        uint32_t id_base;   /* as root: the sandbox's host id range */
+        struct vm_share shares[VM_FS_MAX];
+        unsigned n_shares;
+        char *fs_config[VM_FS_MAX + 2]; /* the guest's entries for them (NULL-terminated) */
+        bool host_root;                 /* the `host` image: the root is shares[0] */
 };
+
+/* The `host` image as a share (what native shows of the host), then the workspace, the home and
+ * the volumes: each a virtiofsd (microvm-fs.c). */
+static int plan_shares(struct vm_start *st, struct ak_err *err)
+{
+        const struct backend_config *cfg = st->cfg;
+        unsigned n = 0;
+
+        if (st->host_root)
+                st->shares[n++] =
+                    (struct vm_share){.kind = VM_SHARE_HOST_ROOT, .dest = "/", .ro = true};
+        if (cfg->workspace)
+                st->shares[n++] = (struct vm_share){
+                    .kind = VM_SHARE_DIR, .source = cfg->workspace, .dest = "/workspace"};
+        if (cfg->home)
+                st->shares[n++] = (struct vm_share){.kind = VM_SHARE_HOME,
+                                                    .source = cfg->home,
+                                                    .dest = "/home/user",
+                                                    .ro = true,
+                                                    .hide = cfg->own_dirs,
+                                                    .n_hide = cfg->n_own_dirs};
+        if (cfg->n_binds > VM_FS_MAX - n)
+                return ak_err_set(err, E2BIG, "at most %u volumes in a microvm",
+                                  (unsigned)(VM_FS_MAX - n));
+        for (size_t i = 0; i < cfg->n_binds; i++)
+                st->shares[n++] = (struct vm_share){.kind = VM_SHARE_DIR,
+                                                    .source = cfg->binds[i].source,
+                                                    .dest = cfg->binds[i].dest,
+                                                    .ro = cfg->binds[i].ro,
+                                                    .volume = true};
+        for (unsigned i = 1; st->host_root && i < n; i++)
+                st->shares[0].mkdirs[st->shares[0].n_mkdirs++] = st->shares[i].dest;
+        for (unsigned i = 0; i < n; i++) {
+                const struct vm_share *sh = &st->shares[i];
+                int r = sh->kind == VM_SHARE_HOST_ROOT
+                            ? asprintf(&st->fs_config[i], "root_fs=fs%u", i)
+                            : asprintf(&st->fs_config[i], "fs=fs%u:%s:%s", i, sh->ro ? "ro" : "rw",
+                                       sh->dest);
+                if (r < 0) {
+                        st->fs_config[i] = NULL;
+                        return ak_err_oom(err);
+                }
+        }
+        st->n_shares = n;
+        return 0;
+}
 
 static int check_request(struct vm_start *st, struct ak_err *err)
 {
@@ -270,19 +379,12 @@ static int check_request(struct vm_start *st, struct ak_err *err)
 
         if (!cfg->ref.uuid || !uuid_is_valid(cfg->ref.uuid))
                 return ak_err_set(err, EINVAL, "sandbox '%s' has no valid uuid", cfg->ref.name);
-        if (!cfg->image || streq(cfg->image, "host"))
-                return ak_err_set(err, ENOTSUP,
-                                  "the microvm backend cannot run the 'host' image (a virtual "
-                                  "machine sees no host files); name an OCI image with --image");
+        st->host_root = !cfg->image || streq(cfg->image, "host");
         if (cfg->network != NET_MODE_NONE && cfg->network != NET_MODE_PROXY)
                 return ak_err_set(err, ENOTSUP,
                                   "the microvm backend has no direct network (--network full); "
                                   "use --network proxy, or --no-network");
         st->net_proxy = cfg->network == NET_MODE_PROXY;
-        if (cfg->workspace || cfg->home || cfg->n_binds)
-                return ak_err_set(err, ENOTSUP,
-                                  "the microvm backend cannot share host directories yet "
-                                  "(workspace, home or volumes); use 'cp' to move files");
         if (cfg->n_ports)
                 return ak_err_set(err, ENOTSUP, "the microvm backend cannot publish ports yet");
         if (geteuid() == 0) {
@@ -292,8 +394,24 @@ static int check_request(struct vm_start *st, struct ak_err *err)
                         return r;
                 (void)snprintf(st->relay_id, sizeof(st->relay_id), "%u", base + ID_RANGE_SIZE - 1);
                 st->vmm_id = base + ID_RANGE_SIZE - 2;
+                st->id_base = base;
         }
         st->rt.driver = vm_driver_pick();
+        if (st->host_root || cfg->workspace || cfg->home || cfg->n_binds) {
+                if (!st->rt.driver->virtiofs)
+                        return ak_err_set(
+                            err, ENOTSUP,
+                            "the microvm backend's %s driver cannot share host directories (the "
+                            "'host' image, workspace, home, volumes): %s has no virtio-fs "
+                            "device; use the qemu driver (AGENTKERNEL_VM_DRIVER=qemu) or an OCI "
+                            "image without host directories",
+                            st->rt.driver->name, st->rt.driver->name);
+                if (vm_fs_probe(why, sizeof(why)) != 1)
+                        return ak_err_set(err, ENOENT, "%s", why);
+                int r = plan_shares(st, err);
+                if (r < 0)
+                        return r;
+        }
         if (st->rt.driver->probe(&st->accel, why, sizeof(why)) != 1)
                 return ak_err_set(err, ENOENT, "%s", why);
         (void)snprintf(st->rt.uuid, sizeof(st->rt.uuid), "%s", cfg->ref.uuid);
@@ -388,7 +506,7 @@ static int boot_files(struct vm_start *st, struct ak_err *err)
                                     err);
         if (r >= 0)
                 r = vm_cache_dir(st->cache, sizeof(st->cache), err);
-        if (r >= 0)
+        if (r >= 0 && !st->host_root)
                 r = vm_guest_rootfs(st->cache, cfg->image, st->rootfs, sizeof(st->rootfs),
                                     &st->img_env, &st->img_workdir, &st->img_user, err);
         if (r < 0)
@@ -403,8 +521,10 @@ static int boot_files(struct vm_start *st, struct ak_err *err)
         if (!env)
                 return ak_err_oom(err);
         (void)snprintf(st->caps, sizeof(st->caps), "%llx", (unsigned long long)cfg->profile->caps);
-        args[n++] = "--caps";
-        args[n++] = st->caps;
+        if (!vm_test_guest_root()) { /* else every capability (microvm.h) */
+                args[n++] = "--caps";
+                args[n++] = st->caps;
+        }
         args[n++] = "--workdir";
         args[n++] = st->img_workdir && st->img_workdir[0] == '/' ? st->img_workdir : "/";
         if (st->img_user && *st->img_user) {
@@ -416,9 +536,51 @@ static int boot_files(struct vm_start *st, struct ak_err *err)
         args[n] = NULL;
         r = vm_guest_initrd(st->cache, st->agent, st->kver, st->run_dir, (char *const *)args, env,
                             cfg->disk_mb ? cfg->disk_mb : 1024, cfg->profile, st->rt.driver->vsock,
-                            st->net_proxy, err);
+                            st->net_proxy, st->n_shares ? st->fs_config : NULL, err);
         run_path(st->run_dir, VM_FILE_INITRD, st->initrd, sizeof(st->initrd));
         return r;
+}
+
+/* Step: each share's virtiofsd, detached and recorded at once (before QEMU, which connects to
+ * them while it starts). */
+static int launch_fs(struct vm_start *st, struct ak_err *err)
+{
+        for (unsigned i = 0; i < st->n_shares; i++) {
+                pid_t pid;
+                int r = vm_fs_start(st->run_dir, i, &st->shares[i], st->id_base, &pid, err);
+                if (r < 0)
+                        return r;
+                st->rt.fs_pid[i] = pid;
+                st->rt.n_fs = i + 1;
+                if (proc_start_time(pid, &st->rt.fs_start[i]) < 0) {
+                        char tail[320];
+                        vm_fs_log_tail(st->run_dir, i, tail, sizeof(tail));
+                        return ak_err_set(err, ESRCH, "virtiofsd for '%s' exited at once%s%s",
+                                          st->shares[i].source ? st->shares[i].source : "/",
+                                          tail[0] ? ": " : "", tail);
+                }
+                r = write_runtime(st->run_dir, &st->rt);
+                if (r < 0)
+                        return ak_err_errno(err, r, "record the sandbox's processes");
+        }
+        return 0;
+}
+
+/* What a share's virtiofsd said when it died, for a failed start's message. */
+static void fs_failure(const struct vm_start *st, struct ak_err *err)
+{
+        char tail[320];
+
+        for (unsigned i = 0; i < st->rt.n_fs; i++) {
+                struct proc_ident id = fs_ident(&st->rt, i);
+                if (proc_verify(&id))
+                        continue;
+                vm_fs_log_tail(st->run_dir, i, tail, sizeof(tail));
+                (void)ak_err_set(err, EIO, "virtiofsd for '%s' exited%s%s",
+                                 st->shares[i].source ? st->shares[i].source : "the host image",
+                                 tail[0] ? ": " : "", tail);
+                return;
+        }
 }
 
 /* Step: the hypervisor, recorded at once. */
@@ -431,16 +593,19 @@ static int launch_vmm(struct vm_start *st, struct ak_err *err)
             .kernel = st->kernel,
             .initrd = st->initrd,
             .cmdline = GUEST_CMDLINE,
-            .root_image = st->rootfs,
+            .root_image = st->host_root ? NULL : st->rootfs,
             .vcpus = cfg->vcpus ? cfg->vcpus : 1,
             .memory_mb = cfg->memory_mb ? cfg->memory_mb : 512,
             .accel = st->accel,
             .run_as = st->vmm_id,
+            .n_fs = st->n_shares,
         };
         int r = st->rt.driver->start(&spec, &st->rt.vmm_pid, err);
 
-        if (r < 0)
+        if (r < 0) {
+                fs_failure(st, err);
                 return r;
+        }
         if (proc_start_time(st->rt.vmm_pid, &st->rt.vmm_start) < 0)
                 return ak_err_set(err, ESRCH, "%s exited at once (see '%s/%s')",
                                   st->rt.driver->name, st->run_dir, VM_FILE_CONSOLE);
@@ -633,6 +798,31 @@ static void console_tail(const char *run_dir, char *out, size_t len)
                         *c = ' ';
 }
 
+/* While the guest boots: a child that ends the hypervisor as soon as a share's virtiofsd is gone
+ * (the guest would wait for that device forever; with QEMU gone the relay's channel ends and the
+ * HELLO fails at once). 0: none needed. */
+static pid_t fs_watchdog(const struct vm_start *st)
+{
+        pid_t pid;
+
+        if (!st->rt.n_fs)
+                return 0;
+        pid = fork();
+        if (pid != 0)
+                return pid < 0 ? 0 : pid;
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (;;) {
+                struct proc_ident vmm = ident(&st->rt, false);
+                if (!proc_verify(&vmm))
+                        _exit(0);
+                if (fs_dead(&st->rt) >= 0) {
+                        st->rt.driver->stop(&vmm);
+                        _exit(0);
+                }
+                usleep(200 * 1000);
+        }
+}
+
 /* Step: boot to agent ready: a HELLO through the relay is answered by the guest's agent. */
 static int wait_ready(struct vm_start *st, struct ak_err *err)
 {
@@ -641,6 +831,7 @@ static int wait_ready(struct vm_start *st, struct ak_err *err)
         cleanup_close int fd = -1;
         int64_t pid;
         struct ak_err e = {0};
+        pid_t watchdog;
         int r;
 
         run_path(st->run_dir, VM_FILE_AGENT, sock, sizeof(sock));
@@ -648,7 +839,13 @@ static int wait_ready(struct vm_start *st, struct ak_err *err)
         if (fd < 0)
                 return fd;
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        watchdog = fs_watchdog(st);
         r = agent_hello(fd, &pid, &e);
+        if (watchdog > 0) {
+                (void)kill(watchdog, SIGKILL);
+                while (waitpid(watchdog, NULL, 0) < 0 && errno == EINTR)
+                        ;
+        }
         if (r >= 0) {
                 tv.tv_sec = 0;
                 (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -656,8 +853,10 @@ static int wait_ready(struct vm_start *st, struct ak_err *err)
                 return 0;
         }
         console_tail(st->run_dir, tail, sizeof(tail));
-        return ak_err_set(err, EIO, "the guest's agent did not answer (%s)%s%s", ak_err_msg(&e),
-                          tail[0] ? "; its console ends: " : "", tail);
+        r = ak_err_set(err, EIO, "the guest's agent did not answer (%s)%s%s", ak_err_msg(&e),
+                       tail[0] ? "; its console ends: " : "", tail);
+        fs_failure(st, err);
+        return r;
 }
 
 static int hand_over(struct vm_start *st, struct ak_err *err)
@@ -702,6 +901,7 @@ static const struct vm_start_step {
     {check_request, NULL},
     {make_run_dir, "microvm-run-dir"},
     {boot_files, "microvm-boot-files"},
+    {launch_fs, "microvm-fs-started"},
     {launch_vmm, "microvm-vmm-started"},
     {launch_relay, "microvm-relay-started"},
     {register_egress, NULL},
@@ -732,6 +932,8 @@ int vm_boot(const struct backend_config *cfg, struct backend_session *ret_sessio
                 if (st.capture_fds[i] >= 0)
                         close(st.capture_fds[i]);
         strv_free(st.img_env);
+        for (unsigned i = 0; i < ARRAY_SIZE(st.fs_config); i++)
+                free(st.fs_config[i]);
         free(st.img_workdir);
         free(st.img_user);
         if (r < 0)
@@ -790,7 +992,7 @@ static int microvm_status(const struct sandbox_ref *ref, struct backend_status *
 
         if (!ref->run_dir || read_runtime(ref->run_dir, ref->uuid, &rt) < 0)
                 return 0;
-        if (vmm_alive(&rt) && relay_alive(&rt)) {
+        if (vmm_alive(&rt) && relay_alive(&rt) && fs_dead(&rt) < 0) {
                 ret->running = true;
                 ret->pid = rt.vmm_pid;
         }
@@ -827,10 +1029,19 @@ static int microvm_prepare(const char *image, struct ak_err *err)
         cleanup_free char *workdir = NULL, *user = NULL;
         int r;
 
-        if (!image || streq(image, "host"))
-                return ak_err_set(err, ENOTSUP,
-                                  "the microvm backend cannot run the 'host' image (a virtual "
-                                  "machine sees no host files); name an OCI image with --image");
+        if (!image || streq(image, "host")) {
+                /* the host's files reach the guest through virtiofsd (microvm-fs.c) */
+                if (!vm_driver_pick()->virtiofs)
+                        return ak_err_set(err, ENOTSUP,
+                                          "the microvm backend's %s driver cannot run the 'host' "
+                                          "image (it has no virtio-fs device to share the host's "
+                                          "files); use the qemu driver "
+                                          "(AGENTKERNEL_VM_DRIVER=qemu) or name an OCI image",
+                                          vm_driver_pick()->name);
+                return vm_fs_probe(cache, sizeof(cache)) == 1
+                           ? 0
+                           : ak_err_set(err, ENOENT, "%s", cache);
+        }
         r = vm_cache_dir(cache, sizeof(cache), err);
         if (r < 0)
                 return r;
@@ -863,10 +1074,13 @@ static void microvm_describe(const struct sandbox_ref *ref, bool running, json_t
         }
         if (!running && rt.vmm_pid) {
                 bool vmm = vmm_alive(&rt);
+                int fs = fs_dead(&rt);
                 json_object_set_new(vm, "state", json_string("crashed"));
                 json_object_set_new(
                     vm, "reason",
-                    json_string(vmm ? "its relay is gone" : "its hypervisor process exited"));
+                    json_string(!vmm      ? "its hypervisor process exited"
+                                : fs >= 0 ? "its file server (virtiofsd) of a host directory exited"
+                                          : "its relay is gone"));
                 console_tail(ref->run_dir, tail, sizeof(tail));
                 if (tail[0])
                         json_object_set_new(vm, "console", json_string(tail));

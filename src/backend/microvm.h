@@ -33,13 +33,17 @@ struct vm_spec {
         const char *kernel;
         const char *initrd;
         const char *cmdline;
-        const char *root_image; /* read-only block device (the image's erofs) */
+        const char *root_image; /* read-only block device (the image's erofs), or NULL: the
+                                   root is a share (the host image) */
         uint32_t vcpus;
         uint64_t memory_mb;
         enum vm_accel accel;
         /* once its files are open, the hypervisor runs as this uid and gid (0: as the caller;
          * rootless) */
         uint32_t run_as;
+        /* host directories: virtiofsd's sockets, relative to run_dir (vm_fs_socket_name),
+         * each a vhost-user-fs device whose tag is "fs<i>"; guest memory is then shared */
+        unsigned n_fs;
 };
 
 struct vm_driver {
@@ -50,6 +54,8 @@ struct vm_driver {
         /* the guest's channel is virtio-vsock (port VM_VSOCK_PORT), not a virtio-serial port:
          * its initramfs carries the vsock modules */
         bool vsock;
+        /* it has a virtio-fs device (host directories; microvm-fs.c) */
+        bool virtiofs;
         /* 1 when usable here: *ret_accel is the accelerator it would use and why says so (and
          * why not the other); 0 with why saying what is missing. May boot a probe guest once
          * (its result is cached). */
@@ -89,11 +95,14 @@ int vm_guest_kernel(char *ret_path, size_t path_len, char *ret_version, size_t v
  * (the agent's arguments and environment, the disk's size, and what of prof the guest applies
  * to every command: its seccomp program, pids_max, read_only_root). vsock: the guest's channel
  * is virtio-vsock (the vsock modules are added). net_proxy: the guest sets up proxy mode's
- * capture ("net=proxy" in the config; the nf_tables modules are added). */
+ * capture ("net=proxy" in the config; the nf_tables modules are added). fs: NULL, or the
+ * guest's host directories as config entries ("fs=TAG DEST ro|rw", "root_fs=TAG"; the
+ * virtio-fs modules are added). */
 struct profile;
 int vm_guest_initrd(const char *cache_dir, const char *agent, const char *kver, const char *run_dir,
                     char *const *agent_args, char *const *env, uint64_t disk_mb,
-                    const struct profile *prof, bool vsock, bool net_proxy, struct ak_err *err);
+                    const struct profile *prof, bool vsock, bool net_proxy, char *const *fs,
+                    struct ak_err *err);
 
 /* The image's root filesystem as an erofs image in cache_dir, built once per image (its layer
  * directories name it). ret_path gets its path. */
@@ -102,3 +111,44 @@ int vm_guest_rootfs(const char *cache_dir, const char *image, char *ret_path, si
 
 /* data dir/cache/microvm, created private. */
 int vm_cache_dir(char *out, size_t len, struct ak_err *err);
+
+/* Tests of the host's side only (AGENTKERNEL_TEST_VM_GUEST_ROOT=1): the guest's commands keep
+ * every capability and get no seccomp filter, what a command that broke the guest's own
+ * confinement (a guest kernel exploit) has. The host's defences must hold against it. */
+bool vm_test_guest_root(void);
+
+/* --- microvm-fs.c: host directories through virtiofsd --- */
+
+#define VM_FS_MAX 35 /* the host image, workspace, home and VOLUMES_PER_SANDBOX_MAX volumes */
+
+enum vm_share_kind {
+        VM_SHARE_DIR,       /* a directory as it is (workspace, volume) */
+        VM_SHARE_HOME,      /* the home, its credentials masked */
+        VM_SHARE_HOST_ROOT, /* the `host` image's root, as native's (source unused) */
+};
+
+struct vm_share {
+        enum vm_share_kind kind;
+        const char *source; /* absolute host path */
+        const char *dest;   /* in the guest */
+        bool ro;
+        bool volume;             /* its ids: the volumes' range (VOLUME_ID_BASE + k), as native's */
+        const char *const *hide; /* VM_SHARE_HOME: agentkernel's own directories to mask */
+        size_t n_hide;
+        const char *mkdirs[VM_FS_MAX]; /* VM_SHARE_HOST_ROOT: the other shares' mount points */
+        size_t n_mkdirs;
+};
+
+/* 1 when virtiofsd is installed (why: its path), else 0 with why saying what is missing. */
+int vm_fs_probe(char *why, size_t why_len);
+/* "fs-<index>.sock": the socket of share index in a run directory. */
+void vm_fs_socket_name(unsigned index, char *out, size_t len);
+/* Starts share index's virtiofsd, detached, listening on run_dir's socket for it (QEMU connects
+ * to it): its ids those of the share's owner (rootful: the sandbox's range id_base for the rest;
+ * rootless: the caller), its tree the share alone, nosuid and nodev, read-only as sh says. */
+int vm_fs_start(const char *run_dir, unsigned index, const struct vm_share *sh, uint32_t id_base,
+                pid_t *ret_pid, struct ak_err *err);
+/* The end of share index's virtiofsd log, one line (for a message). */
+void vm_fs_log_tail(const char *run_dir, unsigned index, char *out, size_t len);
+/* Whether pid is one of run_dir's virtiofsd processes (by its executable and its argv[0]). */
+bool vm_fs_is_stray(pid_t pid, const char *run_dir);

@@ -46,3 +46,7 @@ int rootfs_plan_image(const struct rootfs_opts *o, const char *lowers, const cha
  * an image's upper layer) is a directory of the sandbox's disk (MOP_DISK_DIR): one size for all
  * (runtime_spec.disk_bytes). */
 int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *plan);
+
+/* Whether the host's /etc/<name> is shown by the `host` image (its allow-list; the microvm
+ * backend builds the same view). */
+bool rootfs_etc_allowed(const char *name);
