@@ -15,8 +15,8 @@ pytestmark = needs_root
 
 # Every step's point, in the order of start_steps (the last step, commit, has none: from there
 # the sandbox outlives the starter).
-POINTS = ["native-root-planned", "native-agent-prepared", "native-locked",
-          "native-cgroup-created", "native-root-copied", "native-spawned",
+POINTS = ["native-run-dir-made", "native-locked", "native-cgroup-created",
+          "native-root-planned", "native-agent-prepared", "native-root-copied", "native-spawned",
           "native-network-ready", "native-recorded"]
 
 
