@@ -420,6 +420,31 @@ void cgroup_warm_finish(struct cgroup_warm *w)
         w->started = false;
 }
 
+bool cgroup_joins_favored(void)
+{
+        cleanup_buf struct buf b = BUF_INIT;
+        char *save = NULL;
+
+        if (read_file_at(AT_FDCWD, "/proc/mounts", &b, 1u << 22) < 0 || !b.data)
+                return false;
+        for (char *t = strtok_r(b.data, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+                /* device mountpoint type options ... */
+                char *f[4] = {0}, *fs = NULL;
+                size_t n = 0;
+                for (char *w = strtok_r(t, " ", &fs); w && n < 4; w = strtok_r(NULL, " ", &fs))
+                        f[n++] = w;
+                if (n == 4 && (streq(f[2], "cgroup2") || streq(f[2], "cgroup")))
+                        for (char *o = f[3], *e; o; o = e ? e + 1 : NULL) {
+                                e = strchr(o, ',');
+                                if (e)
+                                        *e = '\0';
+                                if (streq(o, "favordynmods"))
+                                        return true;
+                        }
+        }
+        return false;
+}
+
 #define KILL_BATCH 256 /* pidfds held at once; destroy calls again until the cgroup is empty */
 
 /* Up to max pids listed in dir/cgroup.procs, sorted. */

@@ -88,6 +88,11 @@ struct cgroup_warm {
 void cgroup_warm_start(enum cgroup_mode mode, struct cgroup_warm *w);
 void cgroup_warm_finish(struct cgroup_warm *w);
 
+/* Whether some cgroup hierarchy here is mounted with favordynmods (/proc/mounts): then joins
+ * wait for no grace period at all (the lock is one for every hierarchy). A host's choice; the
+ * trade is slightly costlier forks and exits, system-wide. */
+bool cgroup_joins_favored(void);
+
 /* Kills every process in the cgroups and removes them; idempotent (missing is fine). */
 int cgroup_destroy(const struct cgroup_set *cg, struct ak_err *err);
 
