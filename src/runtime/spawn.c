@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "shared/fd-util.h"
+#include "shared/test-hook.h"
 
 #define CHILD_STACK_SIZE (256u << 10) /* the child's deepest frames are ~20 KiB */
 #define CHILD_STACK_GUARD 4096u
@@ -118,7 +119,12 @@ static void *joiner_main(void *arg)
 {
         struct joiner *j = arg;
 
-        join_write(j);
+        if (test_hook("runtime-cgroup-join") < 0) { /* fail:runtime-cgroup-join */
+                j->err = -EIO;
+                j->failed = j->procs[0];
+        } else {
+                join_write(j);
+        }
         (void)send(j->fd, j->err ? "E" : "J", 1, MSG_NOSIGNAL);
         close(j->fd);
         j->fd = -1;
