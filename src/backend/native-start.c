@@ -166,6 +166,8 @@ struct start {
         struct net_launch_ctx net;
         /* register_egress */
         bool registered;
+        /* the whole start: makes make_cgroups' join fast (runtime/cgroup.h) */
+        struct cgroup_warm warm;
 };
 
 static struct start start_new(const struct backend_config *cfg, struct backend_session *ret_session)
@@ -225,6 +227,7 @@ static void start_done(struct start *st)
                       &st->child.capture_fds[1],
                       &st->child.capture_fds[2]};
 
+        cgroup_warm_finish(&st->warm);
         mount_plan_done(&st->plan);
         native_image_done(&st->img);
         strv_free(st->envp);
@@ -315,8 +318,26 @@ static int open_workspace(struct start *st, struct ak_err *err)
         return 0;
 }
 
-/* Step: what the sandbox will see. Its run directory (kept: leftovers of a crashed starter go
- * first), its image, and the mount plan of its root (runtime/rootfs.h). */
+/* Step (kept): its run directory, the leftovers of a crashed starter removed first. */
+static int make_run_dir(struct start *st, struct ak_err *err)
+{
+        const struct backend_config *cfg = st->cfg;
+        int r;
+
+        if (cfg->ephemeral)
+                return 0;
+        /* this backend's own cleanup, not the core's wrapper: a backend never goes through
+         * core/backend.c to reach itself */
+        (void)native_cleanup(&cfg->ref, NULL);
+        r = private_dir_ensure(cfg->ref.run_dir, err);
+        if (r < 0)
+                return r;
+        st->run_dir_made = true;
+        return 0;
+}
+
+/* Step: what the sandbox will see: its image, and the mount plan of its root
+ * (runtime/rootfs.h). */
 static int plan_root(struct start *st, struct ak_err *err)
 {
         const struct backend_config *cfg = st->cfg;
@@ -332,15 +353,6 @@ static int plan_root(struct start *st, struct ak_err *err)
                 st->ro.etc_snapshots = st->snapshots;
         if (cfg->workspace && (r = open_workspace(st, err)) < 0)
                 return r;
-        if (!cfg->ephemeral) {
-                /* this backend's own cleanup, not the core's wrapper: a backend never goes
-                 * through core/backend.c to reach itself */
-                (void)native_cleanup(&cfg->ref, NULL);
-                r = private_dir_ensure(cfg->ref.run_dir, err);
-                if (r < 0)
-                        return r;
-                st->run_dir_made = true;
-        }
         if (st->oci) {
                 r = native_image_open(cfg->image, &st->img, err);
                 if (r < 0)
@@ -545,6 +557,8 @@ static int make_cgroups(struct start *st, struct ak_err *err)
                 if (r < 0)
                         return r;
                 st->cgroups_made = true;
+                /* after the mkdirs, which the warming write would hold up (cgroup_mutex) */
+                cgroup_warm_start(st->cg.mode, &st->warm);
         }
         cgroup_procs_files(&st->cg, st->procs_buf, st->procs, ARRAY_SIZE(st->procs));
         return 0;
@@ -752,10 +766,12 @@ static const struct start_step {
         const char *point;
 } start_steps[] = {
     {check_request, NULL},
+    {make_run_dir, "native-run-dir-made"},
+    {take_lock, "native-locked"},
+    /* early: the grace period of the cgroups' join runs while the next two steps work */
+    {make_cgroups, "native-cgroup-created"},
     {plan_root, "native-root-planned"},
     {prepare_agent, "native-agent-prepared"},
-    {take_lock, "native-locked"},
-    {make_cgroups, "native-cgroup-created"},
     {copy_root, "native-root-copied"},
     {spawn, "native-spawned"},
     {wait_network, "native-network-ready"},

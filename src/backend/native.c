@@ -218,6 +218,16 @@ static int native_finish(struct backend_session *bs)
                 (void)syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
         else
                 (void)kill(s->pid, SIGKILL);
+        if (bs->detach && native_teardown_detach(s) == 0) {
+                /* the worker holds its own copies, and unlinks the lock file when done */
+                int *fds[] = {&s->pidfd, &s->sync_fd, &s->image_lock_fd, &s->lock_fd};
+                for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+                        if (*fds[i] >= 0)
+                                close(*fds[i]);
+                free(s);
+                bs->priv = NULL;
+                return 0;
+        }
         while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
                 ;
         if (s->pidfd >= 0)

@@ -27,6 +27,13 @@ struct native_session {
         struct cgroup_set cg;
 };
 
+/* Hands the rest of an ephemeral run's teardown (its PID 1 killed already) to a worker process
+ * that outlives us (native-teardown.c): for a caller that exits right after. 0: the worker holds
+ * copies of s's pidfd, lock and image lock and will remove the cgroups and the lock file; the
+ * caller closes its own fds, unlinks nothing, and must not wait for PID 1 (init reaps it once
+ * the caller has exited). Else -errno and nothing happened: tear down as usual. */
+int native_teardown_detach(struct native_session *s);
+
 /* <ref->run_dir>/<file>. */
 void native_run_path(const struct sandbox_ref *ref, const char *file, char *out, size_t len);
 

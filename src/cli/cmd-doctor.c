@@ -148,6 +148,15 @@ static int cmd_doctor(int argc, char **argv)
                 check(&rep, WARN, "cgroups", "limits cannot be enforced: %s", why);
                 break;
         }
+        if (cgroup_detect(why, sizeof(why)) != CGROUP_NONE && !cgroup_joins_favored()) {
+                bool hybrid = access(CGROUP_ROOT "/unified/cgroup.procs", F_OK) == 0;
+                check(&rep, INFO, "cgroup joins",
+                      "each start waits for an RCU grace period to join its cgroups (a few ms; "
+                      "overlapped with the sandbox's setup); remounting a cgroup v2 hierarchy "
+                      "with favordynmods removes the wait host-wide, e.g. "
+                      "mount -o remount,favordynmods %s",
+                      hybrid ? CGROUP_ROOT "/unified" : CGROUP_ROOT);
+        }
 
         if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0)
                 check(&rep, OK, "seccomp", "seccomp filters available (programs compiled by %s)",

@@ -174,6 +174,10 @@ static int cmd_gc(int argc, char **argv)
                 return CLI_PARSE_EXIT(r);
         if (manager_gc(m, labels, dry_run, &names, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
+        /* and what ephemeral runs left when killed (their starter, or the worker finishing a
+         * run's teardown after it): cgroups, lock files */
+        if (!dry_run)
+                manager_sweep(m);
         if (!names[0])
                 printf("No expired sandboxes%s\n", labels ? " match" : "");
         for (char **n = names; *n; n++)
@@ -182,7 +186,13 @@ static int cmd_gc(int argc, char **argv)
 }
 
 const struct verb verb_gc = {
-    "gc", cmd_gc, "[--dry-run] [-l KEY=VALUE]...", "Remove expired sandboxes", NULL, 0, NULL};
+    "gc",
+    cmd_gc,
+    "[--dry-run] [-l KEY=VALUE]...",
+    "Remove expired sandboxes",
+    "Also removes what killed ephemeral runs left behind (their cgroups and lock files).\n",
+    0,
+    NULL};
 
 /* ---- reconcile ---- */
 

@@ -164,6 +164,7 @@ static int cmd_run(int argc, char **argv)
                 if (f.keep)
                         return run_kept(m, &f, &x);
                 f.o.name = "run";
+                f.o.detach_teardown = true; /* we exit right after */
                 manager_sweep(m);
                 if (cli_session_begin(&s, &x, f.interactive, NULL) < 0)
                         return EXIT_RUN_ERROR;

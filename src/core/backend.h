@@ -67,6 +67,10 @@ struct backend_config {
 struct backend_session {
         int chan_fd;
         void *priv;
+        /* The caller exits right after finish: the backend may complete the teardown in a
+         * process of its own, after the caller is gone (it stays complete and consistent: what
+         * a crash leaves, a sweep removes). */
+        bool detach;
 };
 
 struct backend_status {

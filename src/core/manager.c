@@ -1086,6 +1086,7 @@ int manager_run_ephemeral(struct manager *m, const struct create_opts *o,
         if (r < 0)
                 return r;
         plan.cfg.pooled = o->fast;
+        sess.detach = o->detach_teardown;
         r = backend_start(b, &plan.cfg, &sess, err);
         start_plan_done(&plan);
         if (r < 0)

@@ -54,6 +54,9 @@ struct create_opts {
         uint64_t disk_mb;    /* private writable places; 0: half of memory_mb (16 at least) */
         bool has_ttl;
         bool fast; /* run --fast: a container backend may hand out a pre-started container */
+        /* run: the caller exits right after, so the sandbox's teardown may finish after it
+         * (backend_session.detach) */
+        bool detach_teardown;
         uint64_t ttl_seconds;   /* with has_ttl: 0 means no expiry */
         int network;            /* -1: the profile decides, else an enum net_mode */
         json_t *network_policy; /* proxy mode's egress policy (borrowed; checked), or NULL */

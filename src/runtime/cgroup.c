@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,6 +346,103 @@ void cgroup_procs_files(const struct cgroup_set *cg, char procs[][CGROUP_PATH_MA
                 k++;
         }
         ret[k] = NULL;
+}
+
+/* The directory of our own cgroup in the hierarchy that mode joins first (v2: the unified one;
+ * v1: pids), when /proc/self/cgroup names a plain path there that lists us. */
+static int own_cgroup(enum cgroup_mode mode, char *out, size_t len)
+{
+        cleanup_buf struct buf b = BUF_INIT;
+        char pid[16], *save = NULL;
+        const char *want = mode == CGROUP_V2 ? "0::" : NULL, *path = NULL;
+        bool listed = false;
+
+        if (read_file_at(AT_FDCWD, "/proc/self/cgroup", &b, 1u << 16) < 0 || !b.data)
+                return -ENOENT;
+        for (char *t = strtok_r(b.data, "\n", &save); t && !path; t = strtok_r(NULL, "\n", &save)) {
+                char *ctl = strchr(t, ':'), *p = ctl ? strchr(ctl + 1, ':') : NULL;
+                if (!p)
+                        continue;
+                if (want ? strncmp(t, want, strlen(want)) == 0
+                         : (size_t)(p - ctl - 1) == strlen("pids") && !strncmp(ctl + 1, "pids", 4))
+                        path = p + 1;
+        }
+        if (!path || !plain_path(path))
+                return -ENOENT;
+        if ((size_t)snprintf(out, len, "%s%s%s", CGROUP_ROOT, mode == CGROUP_V2 ? "" : "/pids",
+                             streq(path, "/") ? "" : path) >= len)
+                return -ENAMETOOLONG;
+        /* a cgroup namespace would make it another cgroup of the same path: check it has us */
+        buf_reset(&b);
+        {
+                char procs[PATH_MAX];
+                (void)snprintf(procs, sizeof(procs), "%s/cgroup.procs", out);
+                if (read_file_at(AT_FDCWD, procs, &b, 1u << 22) < 0 || !b.data)
+                        return -ENOENT;
+        }
+        (void)snprintf(pid, sizeof(pid), "%d", (int)getpid());
+        save = NULL;
+        for (char *t = strtok_r(b.data, "\n", &save); t && !listed; t = strtok_r(NULL, "\n", &save))
+                listed = streq(t, pid);
+        return listed ? 0 : -ENOENT;
+}
+
+static void *warm_main(void *arg)
+{
+        enum cgroup_mode mode = (enum cgroup_mode)(intptr_t)arg;
+        char dir[PATH_MAX], pid[16];
+
+        if (own_cgroup(mode, dir, sizeof(dir)) == 0) {
+                (void)snprintf(pid, sizeof(pid), "%d", (int)getpid());
+                (void)write_knob(dir, "cgroup.procs", pid);
+        }
+        return NULL;
+}
+
+void cgroup_warm_start(enum cgroup_mode mode, struct cgroup_warm *w)
+{
+        sigset_t all, saved;
+
+        w->started = false;
+        if (mode == CGROUP_NONE)
+                return;
+        /* no signal of ours is handled on its stack */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &saved);
+        w->started = pthread_create(&w->thread, NULL, warm_main, (void *)(intptr_t)mode) == 0;
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
+void cgroup_warm_finish(struct cgroup_warm *w)
+{
+        if (w->started)
+                (void)pthread_join(w->thread, NULL);
+        w->started = false;
+}
+
+bool cgroup_joins_favored(void)
+{
+        cleanup_buf struct buf b = BUF_INIT;
+        char *save = NULL;
+
+        if (read_file_at(AT_FDCWD, "/proc/mounts", &b, 1u << 22) < 0 || !b.data)
+                return false;
+        for (char *t = strtok_r(b.data, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+                /* device mountpoint type options ... */
+                char *f[4] = {0}, *fs = NULL;
+                size_t n = 0;
+                for (char *w = strtok_r(t, " ", &fs); w && n < 4; w = strtok_r(NULL, " ", &fs))
+                        f[n++] = w;
+                if (n == 4 && (streq(f[2], "cgroup2") || streq(f[2], "cgroup")))
+                        for (char *o = f[3], *e; o; o = e ? e + 1 : NULL) {
+                                e = strchr(o, ',');
+                                if (e)
+                                        *e = '\0';
+                                if (streq(o, "favordynmods"))
+                                        return true;
+                        }
+        }
+        return false;
 }
 
 #define KILL_BATCH 256 /* pidfds held at once; destroy calls again until the cgroup is empty */

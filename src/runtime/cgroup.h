@@ -8,6 +8,7 @@
 #pragma once
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -69,6 +70,28 @@ int cgroup_set_limits(const struct cgroup_set *cg, const struct cgroup_limits *l
 /* Fills procs[] with the cgroup.procs files to join (NULL-terminated; room for 4). */
 void cgroup_procs_files(const struct cgroup_set *cg, char procs[][CGROUP_PATH_MAX],
                         const char **ret, size_t max);
+
+/*
+ * Joining a cgroup is slow after a quiet while: the kernel takes its cgroup_threadgroup_rwsem
+ * for writing, whose first writer waits for an RCU grace period (4-15 ms on a small VM), unless
+ * the hierarchy was mounted with favordynmods; writers within a grace period of the last one
+ * pass at once. cgroup_warm_start() has a thread of ours move this process into the cgroup it
+ * is in already (read from /proc/self/cgroup and checked to list us: a no-op migration) so that
+ * the grace period runs while the caller prepares the sandbox, and the sandbox's own join
+ * (runtime_spawn) finds it passed. Best effort: nothing is reported, nothing else changes.
+ * cgroup_warm_finish() waits for the thread, which has one system call left at most.
+ */
+struct cgroup_warm {
+        pthread_t thread;
+        bool started;
+};
+void cgroup_warm_start(enum cgroup_mode mode, struct cgroup_warm *w);
+void cgroup_warm_finish(struct cgroup_warm *w);
+
+/* Whether some cgroup hierarchy here is mounted with favordynmods (/proc/mounts): then joins
+ * wait for no grace period at all (the lock is one for every hierarchy). A host's choice; the
+ * trade is slightly costlier forks and exits, system-wide. */
+bool cgroup_joins_favored(void);
 
 /* Kills every process in the cgroups and removes them; idempotent (missing is fine). */
 int cgroup_destroy(const struct cgroup_set *cg, struct ak_err *err);

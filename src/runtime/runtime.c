@@ -708,7 +708,7 @@ static int place_fd(int fd, int target)
         return dup2(fd, target) < 0 ? -errno : 0;
 }
 
-void runtime_child_main(const struct runtime_spec *s, int sync_fd, int errfd)
+void runtime_child_main(const struct runtime_spec *s, int sync_fd, int errfd, int join_fd)
 {
         struct child_ctx cx = {.errfd = errfd, .root = -1, .parent_fd = -1};
         char go = 0;
@@ -716,8 +716,8 @@ void runtime_child_main(const struct runtime_spec *s, int sync_fd, int errfd)
         int hi_chan, hi_sync, hi_state, hi_exe, hi_hold[RUNTIME_HOLD_MAX];
         const int exe = 6 + (int)s->n_hold; /* the agent binary, after the held fds */
 
-        /* 1. Wait until the parent has written our id maps and placed us in our cgroups; the
-         * go byte carries the mounts it prepared for us. */
+        /* 1. Wait until the parent has written our id maps; the go byte carries the mounts it
+         * prepared for us. (Our cgroups are joined meanwhile: see 8b.) */
         {
                 union {
                         char buf[CMSG_SPACE(sizeof(int) * RUNTIME_IDMAP_MAX)];
@@ -751,9 +751,7 @@ void runtime_child_main(const struct runtime_spec *s, int sync_fd, int errfd)
         if (syscall(SYS_setresuid, 0, 0, 0) < 0)
                 die(errfd, "setresuid", NULL, errno);
 
-        /* 3. A cgroup namespace rooted at our cgroup, and a session of our own. */
-        if (unshare(CLONE_NEWCGROUP) < 0)
-                die(errfd, "unshare cgroup namespace", NULL, errno);
+        /* 3. A session of our own. */
         (void)setsid();
 
         /* 4. A private mount tree: a scratch tmpfs becomes the root, the host moves under it. */
@@ -821,6 +819,22 @@ void runtime_child_main(const struct runtime_spec *s, int sync_fd, int errfd)
                 capture(s, sync_fd, errfd);
         if (chdir(s->workdir) < 0 && chdir("/") < 0)
                 die(errfd, "chdir", s->workdir, errno);
+
+        /* 8b. In our cgroups (the parent's thread joined us while we built the above: spawn.c's
+         * struct joiner), then a cgroup namespace rooted there. Nothing of the sandbox's has run
+         * yet; from here on all of it runs inside. */
+        if (join_fd >= 0) {
+                char verdict = 0;
+                ssize_t n;
+                do
+                        n = read(join_fd, &verdict, 1);
+                while (n < 0 && errno == EINTR);
+                if (n != 1 || verdict != 'J')
+                        die(errfd, "join cgroups", NULL, n < 0 ? errno : EIO);
+                close(join_fd);
+        }
+        if (unshare(CLONE_NEWCGROUP) < 0)
+                die(errfd, "unshare cgroup namespace", NULL, errno);
 
         /* 9. File descriptors: stdio to /dev/null, then channel 3, sync 4, state 5, the held ones
          * from 6, nothing else.

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * The parent's side of a start (runtime_spawn): the child's stack and pipes, the clone with
- * every new namespace, its cgroups and id maps, the prepared mounts and go byte
- * (prepare.c), then one wait for the child's report or its execve of the agent; and the commit
- * that lets the sandbox outlive its starter. From the go byte until the child has executed the
- * agent, this thread does nothing but that wait: the child shares its memory (runtime.c).
+ * every new namespace, its cgroups (joined by a thread of ours meanwhile: see struct joiner) and
+ * id maps, the prepared mounts and go byte (prepare.c), then one wait for the child's report or
+ * its execve of the agent; and the commit that lets the sandbox outlive its starter. From the go
+ * byte until the child has executed the agent, this thread does nothing but that wait: the child
+ * shares its memory (runtime.c).
  */
 #include "child.h"
 #include "prepare.h"
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "shared/fd-util.h"
+#include "shared/test-hook.h"
 
 #define CHILD_STACK_SIZE (256u << 10) /* the child's deepest frames are ~20 KiB */
 #define CHILD_STACK_GUARD 4096u
@@ -63,8 +65,8 @@ static void kill_and_reap(pid_t pid)
 
 struct child_start {
         const struct runtime_spec *spec;
-        int sync_fd, errfd;          /* the child's ends */
-        int parent_sync, parent_err; /* ours, which the child closes */
+        int sync_fd, errfd, join_fd;              /* the child's ends (join_fd: -1 or a socket) */
+        int parent_sync, parent_err, parent_join; /* ours, which the child closes */
 };
 
 static int child_entry(void *arg)
@@ -73,7 +75,84 @@ static int child_entry(void *arg)
 
         close(c->parent_sync);
         close(c->parent_err);
-        runtime_child_main(c->spec, c->sync_fd, c->errfd);
+        if (c->parent_join >= 0)
+                close(c->parent_join);
+        runtime_child_main(c->spec, c->sync_fd, c->errfd, c->join_fd);
+}
+
+/*
+ * Joining the sandbox's cgroups, off the critical path. Moving a process into a cgroup takes the
+ * kernel's cgroup_threadgroup_rwsem for writing, and the first writer after a quiet while waits
+ * for an RCU grace period first (rcu_sync_enter: 4-15 ms on a 2-vCPU VM, HZ=250), unless the
+ * hierarchy is mounted with favordynmods. bwrap joins no cgroup; we must. So a thread of ours
+ * writes the child's pid into its cgroup.procs files while the child builds its mount tree, and
+ * the child waits for the verdict (one byte, 'J' when every write took) only before it unshares
+ * its cgroup namespace, which must be rooted at its own cgroup, and executes the agent: nothing
+ * of the sandbox's runs outside its cgroups. The thread has its own stack and errno; the child
+ * shares our memory, not the thread's. What the child's own setup charges before that (its mount
+ * tree's tmpfs pages and kernel objects: fixed, bounded by the plan, not by the sandbox's code)
+ * stays with the starter's cgroup.
+ */
+struct joiner {
+        const char *const *procs;
+        char pid[16];
+        int fd;             /* our end of the child's join socket; closed by the thread */
+        int err;            /* 0, or the negative errno of the write that failed */
+        const char *failed; /* that cgroup.procs */
+        pthread_t thread;
+        bool started;
+};
+
+static void join_write(struct joiner *j)
+{
+        for (const char *const *cg = j->procs; *cg; cg++) {
+                int r = write_file_string(*cg, j->pid);
+                if (r < 0) {
+                        j->err = r;
+                        j->failed = *cg;
+                        break;
+                }
+        }
+}
+
+static void *joiner_main(void *arg)
+{
+        struct joiner *j = arg;
+
+        if (test_hook("runtime-cgroup-join") < 0) { /* fail:runtime-cgroup-join */
+                j->err = -EIO;
+                j->failed = j->procs[0];
+        } else {
+                join_write(j);
+        }
+        (void)send(j->fd, j->err ? "E" : "J", 1, MSG_NOSIGNAL);
+        close(j->fd);
+        j->fd = -1;
+        return NULL;
+}
+
+/* Starts the thread; where none can be made, joins here and now, before the go byte, as the
+ * child's recvmsg() leaves us free to. Either way the verdict is on its way to the child. */
+static void joiner_start(struct joiner *j, pid_t pid)
+{
+        (void)snprintf(j->pid, sizeof(j->pid), "%d", (int)pid);
+        /* it inherits our mask, every signal blocked: none is handled on its stack either */
+        j->started = pthread_create(&j->thread, NULL, joiner_main, j) == 0;
+        if (!j->started)
+                (void)joiner_main(j);
+}
+
+/* Waits for the thread (a grace period at most) and turns its failure into err. */
+static int joiner_finish(struct joiner *j, struct ak_err *err)
+{
+        if (j->started)
+                (void)pthread_join(j->thread, NULL);
+        j->started = false;
+        if (j->fd >= 0) {
+                close(j->fd);
+                j->fd = -1;
+        }
+        return j->err ? ak_err_errno(err, j->err, "join cgroup '%s'", j->failed) : 0;
 }
 
 /* Creates the child on its own stack. CLONE_VM: it shares our memory until it executes the agent,
@@ -133,25 +212,34 @@ static int recv_capture(int sync_fd, int fds[3], struct ak_err *err)
         return 0;
 }
 
+static void close_pair(int p[2])
+{
+        if (p[0] >= 0)
+                close(p[0]);
+        if (p[1] >= 0)
+                close(p[1]);
+}
+
 int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struct ak_err *err)
 {
-        int sync[2], errp[2];
+        int sync[2] = {-1, -1}, errp[2] = {-1, -1}, joinp[2] = {-1, -1};
+        struct joiner join = {.procs = s->cgroup_procs, .fd = -1};
         struct child_report rep;
         struct child_start start;
         sigset_t all, saved;
-        char pidbuf[32];
         void *stack;
         ssize_t n;
         pid_t pid;
         int r;
 
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0)
-                return ak_err_errno(err, errno, "socketpair");
-        if (pipe2(errp, O_CLOEXEC) < 0) {
-                r = errno;
-                close(sync[0]);
-                close(sync[1]);
-                return ak_err_errno(err, r, "pipe");
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) < 0 ||
+            pipe2(errp, O_CLOEXEC) < 0 ||
+            (s->cgroup_procs && s->cgroup_procs[0] &&
+             socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, joinp) < 0)) {
+                r = ak_err_errno(err, errno, "the child's channels");
+                close_pair(sync);
+                close_pair(errp);
+                return r;
         }
         /* the child's stack; its lowest page stays a guard */
         stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
@@ -160,17 +248,18 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
                 r = errno;
                 if (stack != MAP_FAILED)
                         (void)munmap(stack, CHILD_STACK_SIZE);
-                close(sync[0]);
-                close(sync[1]);
-                close(errp[0]);
-                close(errp[1]);
+                close_pair(sync);
+                close_pair(errp);
+                close_pair(joinp);
                 return ak_err_errno(err, r, "child stack");
         }
         start = (struct child_start){.spec = s,
                                      .sync_fd = sync[1],
                                      .errfd = errp[1],
+                                     .join_fd = joinp[1],
                                      .parent_sync = sync[0],
-                                     .parent_err = errp[0]};
+                                     .parent_err = errp[0],
+                                     .parent_join = joinp[0]};
 
         /* Every signal stays blocked in this thread until the child has executed the agent: the
          * child starts with them blocked (the agent sets its own mask), no handler of ours can run
@@ -182,10 +271,9 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
                 r = errno;
                 pthread_sigmask(SIG_SETMASK, &saved, NULL);
                 (void)munmap(stack, CHILD_STACK_SIZE);
-                close(sync[0]);
-                close(sync[1]);
-                close(errp[0]);
-                close(errp[1]);
+                close_pair(sync);
+                close_pair(errp);
+                close_pair(joinp);
                 return ak_err_set(err, r, "cannot create namespaces: %s%s", strerror(r),
                                   r == EPERM || r == ENOSPC
                                       ? " (are user namespaces enabled? see: agentkernel doctor)"
@@ -193,15 +281,13 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
         }
         close(sync[1]);
         close(errp[1]);
+        if (joinp[1] >= 0)
+                close(joinp[1]);
 
         /* Until the go byte the child waits in recvmsg(): we may use errno freely. */
-        (void)snprintf(pidbuf, sizeof(pidbuf), "%d", (int)pid);
-        for (const char *const *cg = s->cgroup_procs; cg && *cg; cg++) {
-                r = write_file_string(*cg, pidbuf);
-                if (r < 0) {
-                        r = ak_err_errno(err, r, "join cgroup '%s'", *cg);
-                        goto fail;
-                }
+        if (joinp[0] >= 0) {
+                join.fd = joinp[0];
+                joiner_start(&join, pid);
         }
         r = write_id_maps(pid, s, err);
         if (r < 0)
@@ -215,6 +301,10 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
          * not look at errno while the child may be writing it. */
         n = read(errp[0], &rep, sizeof(rep));
         if (n != 0) {
+                /* the joiner's own failure (the child only saw 'E') says more */
+                r = joiner_finish(&join, err);
+                if (r < 0)
+                        goto fail;
                 if (n == (ssize_t)sizeof(rep)) {
                         rep.what[sizeof(rep.what) - 1] = '\0';
                         r = ak_err_errno(err, rep.err, "sandbox setup failed at %s", rep.what);
@@ -223,7 +313,9 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
                 }
                 goto fail;
         }
-        /* end of file: the child has executed the agent and no longer uses our memory */
+        /* end of file: the child has executed the agent, so it read 'J' (the thread is done or
+         * about to return), and no longer uses our memory */
+        (void)joiner_finish(&join, NULL);
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
         (void)munmap(stack, CHILD_STACK_SIZE);
         close(errp[0]);
@@ -241,6 +333,7 @@ fail:
         close(errp[0]);
         close(sync[0]);
         kill_and_reap(pid);
+        (void)joiner_finish(&join, NULL);
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
         (void)munmap(stack, CHILD_STACK_SIZE);
         return r;

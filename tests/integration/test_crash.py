@@ -77,9 +77,13 @@ def test_kill9_during_run_leaves_nothing(ak):
     while time.time() < deadline and set(agent_pids()) - before:
         time.sleep(0.05)
     assert not set(agent_pids()) - before
-    # the next run sweeps the empty cgroup the killed one left
+    # the next run sweeps the empty cgroup the killed one left (and its own teardown, which
+    # finishes after it has exited, removes its own lock file within moments)
     assert ak("run", "--no-network", "--", "true").rc == 0
     eph = ak.data_dir / "run" / ".ephemeral"
+    deadline = time.time() + 5
+    while time.time() < deadline and list(eph.iterdir()):
+        time.sleep(0.02)
     assert list(eph.iterdir()) == []
 
 

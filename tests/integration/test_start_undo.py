@@ -15,8 +15,8 @@ pytestmark = needs_root
 
 # Every step's point, in the order of start_steps (the last step, commit, has none: from there
 # the sandbox outlives the starter).
-POINTS = ["native-root-planned", "native-agent-prepared", "native-locked",
-          "native-cgroup-created", "native-root-copied", "native-spawned",
+POINTS = ["native-run-dir-made", "native-locked", "native-cgroup-created",
+          "native-root-planned", "native-agent-prepared", "native-root-copied", "native-spawned",
           "native-network-ready", "native-recorded"]
 
 
@@ -132,3 +132,25 @@ def test_failed_rootless_start_leaves_nothing(rootless_owner, point):
     eph = ak.data_dir / "run" / ".ephemeral"
     assert not eph.exists() or list(eph.iterdir()) == []
     assert ak("start", "mine").rc == 0
+
+
+def test_failed_cgroup_join_runs_nothing(ak):
+    """The thread that puts the sandbox's PID 1 into its cgroups (while it sets itself up) fails:
+    the child must not execute the agent (nothing of the sandbox's may run outside its cgroups),
+    the start fails with the join's error, and nothing is left, for a run and a kept sandbox."""
+    before = set(agent_pids())
+    env = {"AGENTKERNEL_TEST_HOOK": "fail:runtime-cgroup-join"}
+    res = ak("run", "--no-network", "--", "true", env=env)
+    assert res.rc != 0 and "join cgroup" in res.stderr, res
+    eph = ak.data_dir / "run" / ".ephemeral"
+    assert not eph.exists() or list(eph.iterdir()) == []
+    assert ak("create", "--no-start", "nojoin", "--no-network").rc == 0
+    uuid = ak.state("nojoin")["uuid"]
+    res = ak("start", "nojoin", env=env)
+    assert res.rc != 0 and "join cgroup" in res.stderr, res
+    assert ak.list()[0]["status"] == "stopped"
+    assert sandbox_cgroups(uuid) == []
+    assert not (ak.data_dir / "run" / "nojoin").exists()
+    assert_no_new_agents(before)
+    assert mounts_naming(ak.data_dir) == []
+    assert ak("start", "nojoin").rc == 0
