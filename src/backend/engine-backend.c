@@ -695,6 +695,7 @@ static int engine_finish(struct backend_session *bs)
                                 (void)dup2(null, 2);
                         }
                         (void)close_all_fds_except(3, &s->lock_fd, 1);
+                        (void)test_hook("engine-remove-detached");
                         (void)engine_backend_remove(&s->eng, s->container, NULL, false, NULL);
                         (void)rm_rf_at(AT_FDCWD, s->dir);
                         _exit(0);

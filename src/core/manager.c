@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,10 +147,14 @@ static int check_workspace(struct manager *m, const char *path, struct ak_err *e
 
 json_t *manager_info_json(struct manager *m, const struct sandbox_state *st)
 {
+        return manager_info_json_as(m, st, manager_is_running(m, st));
+}
+
+json_t *manager_info_json_as(struct manager *m, const struct sandbox_state *st, bool running)
+{
         cleanup_free char *run_dir = store_run_dir(m->store, st->name);
         struct sandbox_ref ref = {st->name, st->uuid, run_dir};
         const struct backend_ops *b;
-        bool running = manager_is_running(m, st);
         json_t *o = sandbox_info_json(st, running);
 
         if (o && run_dir && manager_backend(st, &b, NULL) >= 0)
@@ -646,6 +651,56 @@ bool manager_is_running(struct manager *m, const struct sandbox_state *st)
         if (!run_dir || manager_backend(st, &b, NULL) < 0)
                 return false;
         return backend_status(b, &ref, &bs) >= 0 && bs.running;
+}
+
+/* ---- many at once (list) ----
+ * Whether a sandbox runs is a few files read and checked (its runtime record, /proc, its
+ * cgroup: ~30 us each), or an engine's answer: a list of thousands checks them on threads. */
+#define RUNNING_THREADS_MAX 8
+#define RUNNING_PER_THREAD_MIN 64 /* fewer: not worth a thread */
+
+struct running_job {
+        struct manager *m;
+        struct sandbox_state *const *items;
+        bool *running;
+        size_t n, stride, first;
+};
+
+static void *running_worker(void *arg)
+{
+        struct running_job *j = arg;
+
+        for (size_t i = j->first; i < j->n; i += j->stride)
+                j->running[i] = manager_is_running(j->m, j->items[i]);
+        return NULL;
+}
+
+void manager_running_many(struct manager *m, struct sandbox_state *const *items, size_t n,
+                          bool *ret_running)
+{
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        size_t t = MIN((size_t)(cpus > 0 ? cpus : 1), (size_t)RUNNING_THREADS_MAX);
+        struct running_job jobs[RUNNING_THREADS_MAX];
+        pthread_t tids[RUNNING_THREADS_MAX];
+        bool started[RUNNING_THREADS_MAX] = {false};
+
+        t = MIN(t, n / RUNNING_PER_THREAD_MIN);
+        if (t < 2) {
+                for (size_t i = 0; i < n; i++)
+                        ret_running[i] = manager_is_running(m, items[i]);
+                return;
+        }
+        for (size_t k = 0; k < t; k++) {
+                jobs[k] = (struct running_job){m, items, ret_running, n, t, k};
+                /* this thread takes the first share; one that cannot start, the caller */
+                started[k] = k > 0 && pthread_create(&tids[k], NULL, running_worker, &jobs[k]) == 0;
+        }
+        for (size_t k = 0; k < t; k++)
+                if (!started[k])
+                        (void)running_worker(&jobs[k]);
+        for (size_t k = 0; k < t; k++)
+                if (started[k])
+                        (void)pthread_join(tids[k], NULL);
 }
 
 void manager_notify(struct manager *m, const char *fmt, ...)

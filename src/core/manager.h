@@ -138,6 +138,12 @@ bool manager_is_running(struct manager *m, const struct sandbox_state *st);
 /* What `info` and list show of a sandbox (views.h's sandbox_info_json), with what its backend
  * adds (how its limits are enforced). NULL when out of memory; the caller owns it. */
 json_t *manager_info_json(struct manager *m, const struct sandbox_state *st);
+/* The same for a sandbox whose running state the caller has (manager_running_many). */
+json_t *manager_info_json_as(struct manager *m, const struct sandbox_state *st, bool running);
+/* ret_running[i]: manager_is_running(items[i]), for n sandboxes, on a few threads when n is
+ * large (list). */
+void manager_running_many(struct manager *m, struct sandbox_state *const *items, size_t n,
+                          bool *ret_running);
 
 /* Loads a sandbox that must be running and connects to its agent. Returns the fd; *ret_state
  * (optional) receives the state. */

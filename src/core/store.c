@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "core/validate.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/macro.h"
 #include "shared/random-util.h"
 #include "shared/time-util.h"
 
@@ -184,13 +186,65 @@ void state_list_done(struct state_list *l)
         l->n = 0;
 }
 
+/* ---- list: the records read and parsed on a few threads (thousands of sandboxes) ---- */
+#define LIST_THREADS_MAX 8
+#define LIST_PER_THREAD_MIN 64 /* fewer records: not worth a thread */
+
+struct list_slot {
+        char path[PATH_MAX];
+        struct sandbox_state *st;
+        bool backfilled, failed;
+        struct ak_err e;
+};
+
+struct list_job {
+        struct list_slot *slots;
+        size_t n, stride, first;
+};
+
+static void *list_worker(void *arg)
+{
+        struct list_job *j = arg;
+
+        for (size_t i = j->first; i < j->n; i += j->stride) {
+                struct list_slot *sl = &j->slots[i];
+                sl->failed = load_path(sl->path, &sl->st, &sl->backfilled, &sl->e) < 0;
+        }
+        return NULL;
+}
+
+static void list_load(struct list_slot *slots, size_t n)
+{
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        size_t t = MIN((size_t)(cpus > 0 ? cpus : 1), (size_t)LIST_THREADS_MAX);
+        struct list_job jobs[LIST_THREADS_MAX];
+        pthread_t tids[LIST_THREADS_MAX];
+        bool started[LIST_THREADS_MAX] = {false};
+
+        t = MIN(t, n / LIST_PER_THREAD_MIN);
+        if (t < 1)
+                t = 1;
+        for (size_t k = 0; k < t; k++) {
+                jobs[k] = (struct list_job){slots, n, t, k};
+                /* this thread takes the first share; one that cannot start, the caller */
+                started[k] = k > 0 && pthread_create(&tids[k], NULL, list_worker, &jobs[k]) == 0;
+        }
+        for (size_t k = 0; k < t; k++)
+                if (!started[k])
+                        (void)list_worker(&jobs[k]);
+        for (size_t k = 0; k < t; k++)
+                if (started[k])
+                        (void)pthread_join(tids[k], NULL);
+}
+
 int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const char *msg),
                void *ctx, struct state_list *ret)
 {
         cleanup_closedir DIR *d = opendir(s->sandboxes_dir);
         cleanup_state_list struct state_list l = {0};
+        cleanup_free struct list_slot *slots = NULL;
+        size_t n = 0, cap = 0;
         struct dirent *de;
-        size_t cap = 0;
 
         if (!d) {
                 if (errno != ENOENT)
@@ -200,25 +254,47 @@ int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const 
         }
         while ((de = readdir(d))) {
                 size_t len = strlen(de->d_name);
-                char p[PATH_MAX];
-                cleanup_state struct sandbox_state *st = NULL;
-                struct ak_err e = {0};
-                bool backfilled;
 
                 if (len < 6 || !streq(de->d_name + len - 5, ".json") || de->d_name[0] == '.')
                         continue;
-                (void)snprintf(p, sizeof(p), "%s/%s", s->sandboxes_dir, de->d_name);
-                if (load_path(p, &st, &backfilled, &e) < 0) {
-                        if (e.code != ENOENT && warn)
-                                warn(ctx, p, ak_err_msg(&e));
+                if (n == cap) {
+                        size_t ncap = cap ? cap * 2 : 16;
+                        struct list_slot *x = realloc(slots, ncap * sizeof(*x));
+                        if (!x) {
+                                n = 0; /* nothing loaded yet */
+                                return -ENOMEM;
+                        }
+                        slots = x;
+                        cap = ncap;
+                }
+                memset(&slots[n], 0, sizeof(slots[n]));
+                (void)snprintf(slots[n].path, sizeof(slots[n].path), "%s/%s", s->sandboxes_dir,
+                               de->d_name);
+                n++;
+        }
+        list_load(slots, n);
+        l.items = calloc(n ? n : 1, sizeof(*l.items));
+        if (!l.items) {
+                for (size_t i = 0; i < n; i++)
+                        state_free(slots[i].st);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                struct list_slot *sl = &slots[i];
+                cleanup_state struct sandbox_state *st = TAKE_PTR(sl->st);
+
+                if (sl->failed) {
+                        if (sl->e.code != ENOENT && warn)
+                                warn(ctx, sl->path, ak_err_msg(&sl->e));
                         continue;
                 }
-                if (backfilled) {
+                if (sl->backfilled) {
                         /* Write the uuid back under the sandbox's lock, on the latest file. */
                         int lk = store_lock(s, st->name, NULL);
                         struct sandbox_state *fresh = NULL;
+                        bool backfilled;
                         if (lk >= 0) {
-                                if (load_path(p, &fresh, &backfilled, NULL) == 0) {
+                                if (load_path(sl->path, &fresh, &backfilled, NULL) == 0) {
                                         if (backfilled) {
                                                 (void)state_set_str(&fresh->uuid, st->uuid);
                                                 (void)store_save(s, fresh, false, NULL);
@@ -228,14 +304,6 @@ int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const 
                                 }
                                 store_unlock(lk);
                         }
-                }
-                if (l.n == cap) {
-                        size_t ncap = cap ? cap * 2 : 16;
-                        struct sandbox_state **n = realloc(l.items, ncap * sizeof(*n));
-                        if (!n)
-                                return -ENOMEM;
-                        l.items = n;
-                        cap = ncap;
                 }
                 l.items[l.n++] = TAKE_PTR(st);
         }
