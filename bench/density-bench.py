@@ -155,16 +155,30 @@ def cleanup_agentkernel(ak, env, made, tmp):
         signal.signal(signal.SIGINT, old)
 
 
-def bwrap_started(p, deadline):
-    """Waits until bwrap's sandboxed `sleep` runs (its descendant execs sleep)."""
-    while time.time() < deadline:
-        for c in descendants([p.pid])[1:]:
-            try:
+def bwrap_start():
+    """Starts an idle bwrap sandbox and waits until its `sleep` runs (bwrap's --info-fd names
+    the sandbox's process: no scan of /proc, whose cost would grow with N)."""
+    r, w = os.pipe()
+    p = subprocess.Popen(
+        ["bwrap", "--unshare-all", "--die-with-parent", "--info-fd", str(w), "--ro-bind", "/",
+         "/", "--proc", "/proc", "--dev", "/dev", "sleep", "infinity"], pass_fds=(w,))
+    os.close(w)
+    with os.fdopen(r) as f:
+        info = json.loads(f.read() or "{}")
+    child = info.get("child-pid")
+    deadline = time.time() + 30
+    while child and time.time() < deadline:
+        # the sandbox's PID 1 (bwrap, with --unshare-pid) or the command below it
+        try:
+            kids = pathlib.Path(f"/proc/{child}/task/{child}/children").read_text().split()
+            for c in [child] + [int(k) for k in kids]:
                 if pathlib.Path(f"/proc/{c}/comm").read_text().strip() == "sleep":
-                    return
-            except OSError:
-                pass
-        time.sleep(0.0005)
+                    return p
+        except OSError:
+            pass
+        time.sleep(0.0002)
+    p.kill()
+    p.wait()
     raise RuntimeError("bwrap's sandbox did not start")
 
 
@@ -176,10 +190,7 @@ def measure_bwrap(n):
         before = mem_available_kib()
         for _ in range(n):
             t0 = time.perf_counter()
-            procs.append(subprocess.Popen(
-                ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
-                 "--proc", "/proc", "--dev", "/dev", "sleep", "infinity"]))
-            bwrap_started(procs[-1], time.time() + 30)
+            procs.append(bwrap_start())
             starts.append((time.perf_counter() - t0) * 1000)
         time.sleep(3)
         settle()

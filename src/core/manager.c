@@ -589,6 +589,8 @@ int manager_create(struct manager *m, const struct create_opts *o, struct ak_err
         } else {
                 st->vsock_cid = cid;
                 r = store_save(m->store, st, true, err);
+                if (r >= 0)
+                        store_cid_taken(m->store, cid);
         }
         store_unlock(lk);
         if (r < 0)
