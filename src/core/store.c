@@ -80,14 +80,15 @@ bool store_exists(struct store *s, const char *name)
 }
 
 /* Parses a file; fills a missing uuid (the caller decides whether to write it back). */
-static int load_path(const char *path, struct sandbox_state **ret, bool *backfilled,
-                     struct ak_err *err)
+/* path: below dirfd (AT_FDCWD: absolute) */
+static int load_path_at(int dirfd, const char *path, struct sandbox_state **ret, bool *backfilled,
+                        struct ak_err *err)
 {
         cleanup_buf struct buf b = BUF_INIT;
         struct sandbox_state *st = NULL;
         /* a record is trusted only if it is a regular file of ours that nobody else can write
          * (upstream's 0644 loads; it becomes 0600 when we rewrite it) */
-        int r = private_file_read_at(AT_FDCWD, path, &b, STATE_FILE_MAX, err);
+        int r = private_file_read_at(dirfd, path, &b, STATE_FILE_MAX, err);
 
         *backfilled = false;
         if (r < 0)
@@ -106,6 +107,12 @@ static int load_path(const char *path, struct sandbox_state **ret, bool *backfil
         }
         *ret = st;
         return 0;
+}
+
+static int load_path(const char *path, struct sandbox_state **ret, bool *backfilled,
+                     struct ak_err *err)
+{
+        return load_path_at(AT_FDCWD, path, ret, backfilled, err);
 }
 
 int store_load(struct store *s, const char *name, struct sandbox_state **ret, struct ak_err *err)
@@ -192,12 +199,14 @@ void state_list_done(struct state_list *l)
 
 struct list_slot {
         char path[PATH_MAX];
+        const char *name; /* in path: below the sandboxes directory */
         struct sandbox_state *st;
         bool backfilled, failed;
         struct ak_err e;
 };
 
 struct list_job {
+        int dirfd; /* the sandboxes directory (fewer lookups than each whole path) */
         struct list_slot *slots;
         size_t n, stride, first;
 };
@@ -208,12 +217,12 @@ static void *list_worker(void *arg)
 
         for (size_t i = j->first; i < j->n; i += j->stride) {
                 struct list_slot *sl = &j->slots[i];
-                sl->failed = load_path(sl->path, &sl->st, &sl->backfilled, &sl->e) < 0;
+                sl->failed = load_path_at(j->dirfd, sl->name, &sl->st, &sl->backfilled, &sl->e) < 0;
         }
         return NULL;
 }
 
-static void list_load(struct list_slot *slots, size_t n)
+static void list_load(int dirfd, struct list_slot *slots, size_t n)
 {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         size_t t = MIN((size_t)(cpus > 0 ? cpus : 1), (size_t)LIST_THREADS_MAX);
@@ -225,7 +234,7 @@ static void list_load(struct list_slot *slots, size_t n)
         if (t < 1)
                 t = 1;
         for (size_t k = 0; k < t; k++) {
-                jobs[k] = (struct list_job){slots, n, t, k};
+                jobs[k] = (struct list_job){dirfd, slots, n, t, k};
                 /* this thread takes the first share; one that cannot start, the caller */
                 started[k] = k > 0 && pthread_create(&tids[k], NULL, list_worker, &jobs[k]) == 0;
         }
@@ -272,7 +281,9 @@ int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const 
                                de->d_name);
                 n++;
         }
-        list_load(slots, n);
+        for (size_t i = 0; i < n; i++)
+                slots[i].name = slots[i].path + strlen(s->sandboxes_dir) + 1;
+        list_load(dirfd(d), slots, n);
         l.items = calloc(n ? n : 1, sizeof(*l.items));
         if (!l.items) {
                 for (size_t i = 0; i < n; i++)
