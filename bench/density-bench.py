@@ -224,7 +224,8 @@ def main():
     print(f"{'agentkernel / bwrap':34} {'':9} {k[0] / b[0]:8.2f} "
           f"{(k[1] / b[1]) if b[1] > 0 else float('nan'):18.2f}")
     print(f"start as N grows (ms; first and last {w} of {a.n}): "
-          f"{'p50 first':>9} {'p99 first':>9} {'p50 last':>9} {'p99 last':>9} {'p99 last/first':>15}")
+          f"{'p50 first':>9} {'p99 first':>9} {'p50 last':>9} {'p99 last':>9} "
+          f"{'p99 last/first':>15}")
     for label, v in (("bwrap (to its sleep running)", bstarts),
                      ("agentkernel create --no-network", creates)):
         f, l = v[:w], v[-w:]

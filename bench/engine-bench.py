@@ -10,8 +10,8 @@ For each engine (started here, as the tests do: tests/engines.py):
         against `docker|podman exec agentkernel-BOX /bin/true`
 Rounds are interleaved; medians and ratios are printed. A run returns its exit status before its
 container is removed (in the background): the bench waits, untimed, for that removal before the
-next row, so that the engine's CLI is not timed while it is busy with our removal. Needs root, docker.io, podman, runc,
-busybox-static. Usage: bench/engine-bench.py [--n N] [--build DIR] [--engines docker,podman]
+next row, so that the engine's CLI is not timed while it is busy with our removal. Needs root,
+docker.io, podman, runc, busybox-static. Usage: bench/engine-bench.py [--n N] [--build DIR] [--engines docker,podman]
 """
 import argparse
 import os
