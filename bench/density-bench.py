@@ -11,7 +11,15 @@ N sandboxes of each kind are kept alive at once, idle:
 For each: the summed PSS of the sandboxes' processes (/proc/PID/smaps_rollup) and the drop in the
 host's MemAvailable (which also sees kernel memory: page tables, namespaces, cgroups, mounts),
 per sandbox, and agentkernel's over bwrap's. MemAvailable moves with everything else on the host:
-compare within one run. Needs root and bubblewrap.
+compare within one run.
+
+How it scales with N (issue 18's density goal: 2,000 idle sandboxes at <= 0.5 MiB of
+MemAvailable each, `create` p99 of the last creates <= 1.5x that of the first ones, `list` of all
+in <= 100 ms): each `create` is timed; the p99 of the first and of the last window of creates
+(N/20 each, at least 10) are printed with their ratio, then `list` (and `list --json`) of all N,
+median of 5. bwrap's start is timed the same way (to its sandbox's process running), beside it.
+Every sandbox the bench made is removed at the end, on an error or Ctrl-C/SIGTERM too.
+Needs root and bubblewrap.
 Usage: bench/density-bench.py [--n N] [--build DIR]
 """
 import argparse
@@ -19,6 +27,8 @@ import json
 import os
 import pathlib
 import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,16 +82,37 @@ def settle():
     time.sleep(1)
 
 
+def window(n):
+    return max(10, n // 20)
+
+
+def p99(v):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(round(0.99 * (len(v) - 1))))]
+
+
+def timed_ms(fn):
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000
+
+
 def measure_agentkernel(ak, agent, n):
+    """(PSS, MemAvailable drop, processes) per sandbox, create times (ms, in order), list and
+    list --json of all (median ms of 5)."""
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="ak-density-"))
     env = dict(os.environ, AGENTKERNEL_DATA_DIR=str(tmp), AGENTKERNEL_AGENT=agent)
-    names = [f"d{i:03d}" for i in range(n)]
+    names = [f"d{i:04d}" for i in range(n)]
+    made = []
+    creates = []
     try:
         settle()
         before = mem_available_kib()
         for name in names:
-            subprocess.run([ak, "create", name, "--no-network"], env=env, check=True,
-                           stdout=subprocess.DEVNULL)
+            made.append(name)  # before: an interrupted create may have made it
+            creates.append(timed_ms(lambda: subprocess.run(
+                [ak, "create", name, "--no-network"], env=env, check=True,
+                stdout=subprocess.DEVNULL)))
             subprocess.run([ak, "exec", name, "--", "true"], env=env, check=True)
         time.sleep(3)  # the retire window (2 s) has passed: what stays is what an idle one holds
         settle()
@@ -91,28 +122,81 @@ def measure_agentkernel(ak, agent, n):
             rt = (tmp / "run" / name / "runtime.json").read_text()
             agents.append(json.loads(rt)["pid"])
         procs = descendants(agents)
-        return pss_kib(procs) / n, (before - after) / n, len(procs) / n
+        lists = {}
+        for args in (["list"], ["list", "--json"]):
+            t = []
+            for _ in range(5):
+                t.append(timed_ms(lambda: subprocess.run(
+                    [ak] + args, env=env, check=True, stdout=subprocess.DEVNULL)))
+            lists[" ".join(args)] = statistics.median(t)
+        return (pss_kib(procs) / n, (before - after) / n, len(procs) / n), creates, lists
     finally:
-        for name in names:
-            subprocess.run([ak, "remove", name], env=env, check=False,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cleanup_agentkernel(ak, env, made, tmp)
+
+
+def cleanup_agentkernel(ak, env, made, tmp):
+    # not interruptible: every sandbox made goes, whatever signal comes meanwhile
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for i in range(0, len(made), 50):
+            procs = [subprocess.Popen([ak, "remove", name], env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL) for name in made[i:i + 50]]
+            for p in procs:
+                p.wait()
+        left = subprocess.run([ak, "list", "--json"], env=env, capture_output=True, text=True)
+        try:
+            for s in json.loads(left.stdout or "[]"):
+                subprocess.run([ak, "remove", s["name"]], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        except ValueError:
+            pass
         shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def bwrap_start():
+    """Starts an idle bwrap sandbox and waits until its `sleep` runs (bwrap's --info-fd names
+    the sandbox's process: no scan of /proc, whose cost would grow with N)."""
+    r, w = os.pipe()
+    p = subprocess.Popen(
+        ["bwrap", "--unshare-all", "--die-with-parent", "--info-fd", str(w), "--ro-bind", "/",
+         "/", "--proc", "/proc", "--dev", "/dev", "sleep", "infinity"], pass_fds=(w,))
+    os.close(w)
+    with os.fdopen(r) as f:
+        info = json.loads(f.read() or "{}")
+    child = info.get("child-pid")
+    deadline = time.time() + 30
+    while child and time.time() < deadline:
+        # the sandbox's PID 1 (bwrap, with --unshare-pid) or the command below it
+        try:
+            kids = pathlib.Path(f"/proc/{child}/task/{child}/children").read_text().split()
+            for c in [child] + [int(k) for k in kids]:
+                if pathlib.Path(f"/proc/{c}/comm").read_text().strip() == "sleep":
+                    return p
+        except OSError:
+            pass
+        time.sleep(0.0002)
+    p.kill()
+    p.wait()
+    raise RuntimeError("bwrap's sandbox did not start")
 
 
 def measure_bwrap(n):
     procs = []
+    starts = []
     try:
         settle()
         before = mem_available_kib()
         for _ in range(n):
-            procs.append(subprocess.Popen(
-                ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
-                 "--proc", "/proc", "--dev", "/dev", "sleep", "infinity"]))
+            t0 = time.perf_counter()
+            procs.append(bwrap_start())
+            starts.append((time.perf_counter() - t0) * 1000)
         time.sleep(3)
         settle()
         after = mem_available_kib()
         pids = descendants([p.pid for p in procs])
-        return pss_kib(pids) / n, (before - after) / n, len(pids) / n
+        return (pss_kib(pids) / n, (before - after) / n, len(pids) / n), starts
     finally:
         for p in procs:
             p.kill()
@@ -128,14 +212,27 @@ def main():
         sys.exit("density-bench: needs root and bubblewrap")
     ak = str(pathlib.Path(a.build) / "src" / "agentkernel")
     agent = str(pathlib.Path(a.build) / "src" / "agentkernel-agent")
-    b = measure_bwrap(a.n)
-    k = measure_agentkernel(ak, agent, a.n)
+    # SIGTERM as Ctrl-C: the finally blocks remove what was made
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    b, bstarts = measure_bwrap(a.n)
+    k, creates, lists = measure_agentkernel(ak, agent, a.n)
+    w = window(a.n)
     print(f"density-bench: {a.n} idle sandboxes of each kind at once; KiB per sandbox")
     print(f"{'':34} {'processes':>9} {'PSS':>8} {'MemAvailable drop':>18}")
     print(f"{'bwrap (sleep infinity)':34} {b[2]:9.1f} {b[0]:8.0f} {b[1]:18.0f}")
     print(f"{'agentkernel native, idle':34} {k[2]:9.1f} {k[0]:8.0f} {k[1]:18.0f}")
     print(f"{'agentkernel / bwrap':34} {'':9} {k[0] / b[0]:8.2f} "
           f"{(k[1] / b[1]) if b[1] > 0 else float('nan'):18.2f}")
+    print(f"start as N grows (ms; first and last {w} of {a.n}): "
+          f"{'p50 first':>9} {'p99 first':>9} {'p50 last':>9} {'p99 last':>9} "
+          f"{'p99 last/first':>15}")
+    for label, v in (("bwrap (to its sleep running)", bstarts),
+                     ("agentkernel create --no-network", creates)):
+        f, l = v[:w], v[-w:]
+        print(f"{label:47} {statistics.median(f):9.1f} {p99(f):9.1f} {statistics.median(l):9.1f} "
+              f"{p99(l):9.1f} {p99(l) / p99(f):15.2f}")
+    for k_, v in lists.items():
+        print(f"agentkernel {k_} of {a.n}: {v:.1f} ms (median of 5)")
 
 
 if __name__ == "__main__":

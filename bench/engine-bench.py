@@ -8,8 +8,10 @@ For each engine (started here, as the tests do: tests/engines.py):
         against `docker|podman run --rm --network none IMG /bin/true`
   exec  `agentkernel exec BOX -- /bin/true` into a running sandbox (through our agent)
         against `docker|podman exec agentkernel-BOX /bin/true`
-Rounds are interleaved; medians and ratios are printed. Needs root, docker.io, podman, runc,
-busybox-static. Usage: bench/engine-bench.py [--n N] [--build DIR] [--engines docker,podman]
+Rounds are interleaved; medians and ratios are printed. A run returns its exit status before its
+container is removed (in the background): the bench waits, untimed, for that removal before the
+next row, so that the engine's CLI is not timed while it is busy with our removal. Needs root,
+docker.io, podman, runc, busybox-static. Usage: bench/engine-bench.py [--n N] [--build DIR] [--engines docker,podman]
 """
 import argparse
 import os
@@ -30,6 +32,16 @@ def timed(cmd, env):
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return (time.perf_counter() - t0) * 1000
+
+
+def removed(data, timeout=30):
+    """Waits until no ephemeral run of ours is left (its directory goes after its container)."""
+    eph = pathlib.Path(data) / "run" / ".ephemeral"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not eph.is_dir() or not [d for d in eph.iterdir() if "-agentkernel-" in d.name]:
+            return
+        time.sleep(0.005)
 
 
 def main():
@@ -74,9 +86,11 @@ def main():
             for _ in range(2):  # warm-up
                 for cmd, e in rows.values():
                     timed(cmd, e)
+                    removed(tmp / "data")
             for _ in range(a.n):
                 for k, (cmd, e) in rows.items():
                     times[k].append(timed(cmd, e))
+                    removed(tmp / "data")
             names = list(rows)
             for i, k in enumerate(names):
                 v = sorted(times[k])

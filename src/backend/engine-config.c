@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend/engine-private.h"
@@ -191,9 +192,79 @@ static bool storage_opt_refused(const char *msg)
         return false;
 }
 
+/* ---- the engine's refusal of StorageOpt, remembered ----
+ *
+ * An engine whose driver has no quota refuses the size after it has done most of a create's
+ * work (podman: ~20 ms), and every create would then be made twice. The refusal is kept in
+ * <data>/engine/<kind>-storage-opt for STORAGE_OPT_MEMO_S, with the identity of the engine's
+ * socket (device, inode, change time: a restarted engine makes its socket anew, and may have
+ * another driver): within that, creates go without the size at once, with the same reason. */
+#define STORAGE_OPT_MEMO_S 600
+#define STORAGE_OPT_MEMO_MAX 1024
+
+static int storage_opt_memo_path(const struct engine *e, char *out, size_t len, char *key,
+                                 size_t key_len)
+{
+        cleanup_free char *data = paths_data_dir();
+        struct stat st;
+
+        if (!data || stat(e->socket, &st) < 0)
+                return -ENOENT;
+        (void)snprintf(key, key_len, "%s %llu %llu %lld.%09ld\n", e->socket,
+                       (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+                       (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+        if (snprintf(out, len, "%s/engine/%s-storage-opt", data, engine_name(e->kind)) >= (int)len)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+/* Whether the memo says this engine refuses StorageOpt: why gets its reason. */
+static bool storage_opt_memo_refused(const struct engine *e, char *why, size_t why_len)
+{
+        char path[PATH_MAX], key[PATH_MAX];
+        cleanup_close int fd = -1;
+        cleanup_buf struct buf b = BUF_INIT;
+        struct stat st;
+        struct timespec now;
+        size_t kl;
+
+        if (storage_opt_memo_path(e, path, sizeof(path), key, sizeof(key)) < 0)
+                return false;
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        /* only a regular file of ours that nobody else can write, and a recent one */
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+            (st.st_mode & 022) || clock_gettime(CLOCK_REALTIME, &now) < 0 ||
+            now.tv_sec < st.st_mtim.tv_sec || now.tv_sec - st.st_mtim.tv_sec > STORAGE_OPT_MEMO_S)
+                return false;
+        if (read_fd_full(fd, &b, STORAGE_OPT_MEMO_MAX) < 0 || !b.data)
+                return false;
+        kl = strlen(key);
+        if (b.len <= kl || memcmp(b.data, key, kl) != 0 || memchr(b.data, '\0', b.len))
+                return false;
+        (void)snprintf(why, why_len, "%.*s", (int)(b.len - kl), b.data + kl);
+        return true;
+}
+
+static void storage_opt_memo_write(const struct engine *e, const char *why)
+{
+        char path[PATH_MAX], key[PATH_MAX];
+        cleanup_free char *text = NULL;
+        char *slash;
+
+        if (storage_opt_memo_path(e, path, sizeof(path), key, sizeof(key)) < 0 ||
+            asprintf(&text, "%s%.*s", key, STORAGE_OPT_MEMO_MAX / 2, why) < 0)
+                return;
+        slash = strrchr(path, '/');
+        *slash = '\0';
+        if (mkdir_p(path, 0700) < 0)
+                return;
+        *slash = '/';
+        (void)write_file_atomic_at(AT_FDCWD, path, text, strlen(text), 0600, true);
+}
+
 /* Creates container name from conf. When conf gives the root a size the engine cannot enforce
- * (it says so), creates it without: returns 1 with a quota, 0 without (why: the engine's
- * reason), <0 an error. */
+ * (it says so, now or within the memo's time), creates it without: returns 1 with a quota, 0
+ * without (why: the engine's reason), <0 an error. */
 int engine_config_create(const struct engine *e, const char *name, json_t *conf, char *why,
                          size_t why_len, struct ak_err *err)
 {
@@ -203,6 +274,11 @@ int engine_config_create(const struct engine *e, const char *name, json_t *conf,
         int st;
 
         (void)snprintf(path, sizeof(path), "/containers/create?name=%s", name);
+        if (sized && storage_opt_memo_refused(e, why, why_len)) {
+                json_object_del(hc, "StorageOpt");
+                st = engine_call(e, "POST", path, conf, NULL, err);
+                return st < 0 ? st : st >= 300 ? -err->code : 0;
+        }
         st = engine_call(e, "POST", path, conf, NULL, err);
         if (st >= 200 && st < 300)
                 return sized ? 1 : 0;
@@ -216,6 +292,7 @@ int engine_config_create(const struct engine *e, const char *name, json_t *conf,
                     strncmp(m + 5 + pl, ": ", 2) == 0)
                         m += 5 + pl + 2;
                 (void)snprintf(why, why_len, "%s", m);
+                storage_opt_memo_write(e, m);
         }
         ak_err_clear(err);
         json_object_del(hc, "StorageOpt");

@@ -24,6 +24,9 @@ static int cmd_list(int argc, char **argv)
         cleanup_state_list struct state_list l = {0};
         struct cli_args a;
         cleanup_manager struct manager *m = NULL;
+        cleanup_free struct sandbox_state **sel = NULL;
+        cleanup_free struct backend_status *status = NULL;
+        size_t n = 0;
         bool json = false, project = false;
         char prefix[NAME_MAX + 2] = "";
         const struct cli_option options[] = {
@@ -54,26 +57,33 @@ static int cmd_list(int argc, char **argv)
                 cli_error("cannot list sandboxes: %s", strerror(-r));
                 return EXIT_ERROR;
         }
+        /* the ones shown, then whether each runs (all at once: on threads when many) */
+        sel = calloc(l.n ? l.n : 1, sizeof(*sel));
+        status = calloc(l.n ? l.n : 1, sizeof(*status));
+        if (!sel || !status) {
+                cli_error("cannot list sandboxes: %s", strerror(ENOMEM));
+                return EXIT_ERROR;
+        }
+        for (size_t i = 0; i < l.n; i++)
+                if (state_labels_match(l.items[i], filters) &&
+                    !strncmp(l.items[i]->name, prefix, strlen(prefix)))
+                        sel[n++] = l.items[i];
+        manager_status_many(m, sel, n, status);
         if (json) {
                 cleanup_json json_t *arr = json_array();
-                for (size_t i = 0; i < l.n; i++)
-                        if (state_labels_match(l.items[i], filters) &&
-                            !strncmp(l.items[i]->name, prefix, strlen(prefix)))
-                                json_array_append_new(arr, manager_info_json(m, l.items[i]));
+                for (size_t i = 0; i < n; i++)
+                        json_array_append_new(arr, manager_info_json_as(m, sel[i], &status[i]));
                 cli_print_json(arr);
         } else {
                 printf("%-30s %-10s %-10s %-15s %-20s %s\n", "NAME", "STATUS", "BACKEND", "IP",
                        "LABELS", "PORTS");
-                for (size_t i = 0; i < l.n; i++) {
-                        struct sandbox_state *st = l.items[i];
+                for (size_t i = 0; i < n; i++) {
+                        struct sandbox_state *st = sel[i];
                         char labels[256] = "-", ports[256] = "-";
                         size_t used = 0;
                         const char *k;
                         json_t *v;
 
-                        if (!state_labels_match(st, filters) ||
-                            strncmp(st->name, prefix, strlen(prefix)) != 0)
-                                continue;
                         json_object_foreach (st->labels, k, v) {
                                 used += (size_t)snprintf(
                                     labels + used,
@@ -91,8 +101,8 @@ static int cmd_list(int argc, char **argv)
                                                                 : st->ports[p].container_port,
                                     st->ports[p].container_port, st->ports[p].udp ? "/udp" : "");
                         printf("%-30s %-10s %-10s %-15s %-20s %s\n", st->name,
-                               manager_status_word(m, st), manager_backend_name(st), "-", labels,
-                               ports);
+                               manager_status_word_as(st, &status[i]), manager_backend_name(st),
+                               "-", labels, ports);
                 }
         }
         return EXIT_OK;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,20 +147,24 @@ static int check_workspace(struct manager *m, const char *path, struct ak_err *e
 
 json_t *manager_info_json(struct manager *m, const struct sandbox_state *st)
 {
+        struct backend_status bs;
+
+        manager_status(m, st, &bs);
+        return manager_info_json_as(m, st, &bs);
+}
+
+json_t *manager_info_json_as(struct manager *m, const struct sandbox_state *st,
+                             const struct backend_status *bs)
+{
         cleanup_free char *run_dir = store_run_dir(m->store, st->name);
         struct sandbox_ref ref = {st->name, st->uuid, run_dir};
         const struct backend_ops *b;
-        struct backend_status bs;
-        bool running;
-        json_t *o;
+        json_t *o = sandbox_info_json(st, bs->running);
 
-        manager_status(m, st, &bs);
-        running = bs.running;
-        o = sandbox_info_json(st, running);
-        if (o && bs.paused && !st->archived_at)
+        if (o && bs->paused && !st->archived_at)
                 json_object_set_new(o, "status", json_string("paused"));
         if (o && run_dir && manager_backend(st, &b, NULL) >= 0)
-                backend_describe(b, &ref, running, o);
+                backend_describe(b, &ref, bs->running, o);
         return o;
 }
 
@@ -590,6 +595,8 @@ int manager_create(struct manager *m, const struct create_opts *o, struct ak_err
         } else {
                 st->vsock_cid = cid;
                 r = store_save(m->store, st, true, err);
+                if (r >= 0)
+                        store_cid_taken(m->store, cid);
         }
         store_unlock(lk);
         if (r < 0)
@@ -667,9 +674,64 @@ const char *manager_status_word(struct manager *m, const struct sandbox_state *s
         struct backend_status bs;
 
         manager_status(m, st, &bs);
-        if (bs.paused && !st->archived_at)
+        return manager_status_word_as(st, &bs);
+}
+
+const char *manager_status_word_as(const struct sandbox_state *st, const struct backend_status *bs)
+{
+        if (bs->paused && !st->archived_at)
                 return "paused";
-        return state_status(st, bs.running);
+        return state_status(st, bs->running);
+}
+
+/* ---- many at once (list) ----
+ * Whether a sandbox runs is a few files read and checked (its runtime record, /proc, its
+ * cgroup: ~30 us each), or an engine's answer: a list of thousands checks them on threads. */
+#define RUNNING_THREADS_MAX 8
+#define RUNNING_PER_THREAD_MIN 64 /* fewer: not worth a thread */
+
+struct running_job {
+        struct manager *m;
+        struct sandbox_state *const *items;
+        struct backend_status *status;
+        size_t n, stride, first;
+};
+
+static void *running_worker(void *arg)
+{
+        struct running_job *j = arg;
+
+        for (size_t i = j->first; i < j->n; i += j->stride)
+                manager_status(j->m, j->items[i], &j->status[i]);
+        return NULL;
+}
+
+void manager_status_many(struct manager *m, struct sandbox_state *const *items, size_t n,
+                         struct backend_status *ret)
+{
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        size_t t = MIN((size_t)(cpus > 0 ? cpus : 1), (size_t)RUNNING_THREADS_MAX);
+        struct running_job jobs[RUNNING_THREADS_MAX];
+        pthread_t tids[RUNNING_THREADS_MAX];
+        bool started[RUNNING_THREADS_MAX] = {false};
+
+        t = MIN(t, n / RUNNING_PER_THREAD_MIN);
+        if (t < 2) {
+                for (size_t i = 0; i < n; i++)
+                        manager_status(m, items[i], &ret[i]);
+                return;
+        }
+        for (size_t k = 0; k < t; k++) {
+                jobs[k] = (struct running_job){m, items, ret, n, t, k};
+                /* this thread takes the first share; one that cannot start, the caller */
+                started[k] = k > 0 && pthread_create(&tids[k], NULL, running_worker, &jobs[k]) == 0;
+        }
+        for (size_t k = 0; k < t; k++)
+                if (!started[k])
+                        (void)running_worker(&jobs[k]);
+        for (size_t k = 0; k < t; k++)
+                if (started[k])
+                        (void)pthread_join(tids[k], NULL);
 }
 
 void manager_notify(struct manager *m, const char *fmt, ...)

@@ -143,6 +143,8 @@ void manager_status(struct manager *m, const struct sandbox_state *st, struct ba
 /* The status shown of a sandbox: "archived", "paused", "running" or "stopped" (upstream's
  * precedence). */
 const char *manager_status_word(struct manager *m, const struct sandbox_state *st);
+/* The same for a status the caller has (manager_status_many). */
+const char *manager_status_word_as(const struct sandbox_state *st, const struct backend_status *bs);
 /* Pauses (every process stopped, the agent's too, nothing lost) or resumes a running sandbox
  * (backend_pause: the cgroup freezer on native, the engine's pause on docker/podman). -ESRCH
  * when it is not running, -EALREADY when it already is in that state, -ENOTSUP where its backend
@@ -153,6 +155,12 @@ int manager_pause(struct manager *m, const char *name, bool pause, struct ak_err
 /* What `info` and list show of a sandbox (views.h's sandbox_info_json), with what its backend
  * adds (how its limits are enforced). NULL when out of memory; the caller owns it. */
 json_t *manager_info_json(struct manager *m, const struct sandbox_state *st);
+/* The same for a sandbox whose status the caller has (manager_status_many). */
+json_t *manager_info_json_as(struct manager *m, const struct sandbox_state *st,
+                             const struct backend_status *bs);
+/* ret[i]: manager_status(items[i]), for n sandboxes, on a few threads when n is large (list). */
+void manager_status_many(struct manager *m, struct sandbox_state *const *items, size_t n,
+                         struct backend_status *ret);
 
 /* Loads a sandbox that must be running and connects to its agent. Returns the fd; *ret_state
  * (optional) receives the state. */

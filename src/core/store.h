@@ -80,3 +80,6 @@ char *store_run_dir(struct store *s, const char *name);
 /* max(vsock_cid) + 1 over all sandboxes, 3 when there are none (the seed's rule). Call with the
  * global lock held. */
 int store_next_cid(struct store *s, uint32_t *ret);
+/* After the record with cid was saved (the global lock still held): remembers it as the highest,
+ * for the next store_next_cid. */
+void store_cid_taken(struct store *s, uint32_t cid);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Docker Engine API client (see engine.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -146,9 +148,29 @@ int engine_open(enum engine_kind kind, struct engine *e, struct ak_err *err)
         const char *v;
         int r;
 
+        /* this process asked the same engine already (a run probes the backend, then starts):
+         * the version it negotiated then holds (the socket's identity too: a new engine at that
+         * path is asked again) */
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+        static struct engine last;
+        static struct stat last_st;
+        struct engine seen;
+        struct stat st, seen_st;
+
         r = engine_socket(kind, t.socket, sizeof(t.socket), err);
         if (r < 0)
                 return r;
+        (void)pthread_mutex_lock(&lock);
+        seen = last;
+        seen_st = last_st;
+        (void)pthread_mutex_unlock(&lock);
+        if (seen.version[0] && seen.kind == kind && streq(seen.socket, t.socket) &&
+            stat(t.socket, &st) == 0 && st.st_dev == seen_st.st_dev &&
+            st.st_ino == seen_st.st_ino && st.st_ctim.tv_sec == seen_st.st_ctim.tv_sec &&
+            st.st_ctim.tv_nsec == seen_st.st_ctim.tv_nsec) {
+                *e = seen;
+                return 0;
+        }
         /* /_ping answers at once with the API version in a header (podman's /version takes
          * over a second: it asks its runtime and conmon for theirs) */
         r = uhttp_request(t.socket, "GET", "/_ping", NULL, 1 << 16, 10000, &res, err);
@@ -176,5 +198,11 @@ int engine_open(enum engine_kind kind, struct engine *e, struct ak_err *err)
         if (r < 0)
                 return r;
         *e = t;
+        if (stat(t.socket, &st) == 0) {
+                (void)pthread_mutex_lock(&lock);
+                last = t;
+                last_st = st;
+                (void)pthread_mutex_unlock(&lock);
+        }
         return 0;
 }

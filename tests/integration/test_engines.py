@@ -2,6 +2,7 @@
 """The docker and podman backends against real engines started here (engines.py): one suite,
 run against both. Lifecycle, exec, files, exit codes, isolation and hardening, crash recovery."""
 import os
+import pathlib
 import signal
 import subprocess
 import time
@@ -170,6 +171,60 @@ def test_a_killed_run_is_swept_by_the_next(eak):
     assert run(eak, "true").rc == 0
     assert not [c for c in eng.containers() if c in left]
     eph = eak.data_dir / "run" / ".ephemeral"
+    # the killed run's directory went with the sweep; the sweeping run's own goes with its
+    # container, in the background after its exit status
+    deadline = time.time() + 20
+    while [d for d in eph.iterdir() if "agentkernel-run-" in d.name] and time.time() < deadline:
+        time.sleep(0.1)
+    assert not [d for d in eph.iterdir() if "agentkernel-run-" in d.name]
+
+
+def _lock_holders(lock):
+    """Pids of processes with lock (a file of the test's own data dir) open."""
+    out = []
+    for d in pathlib.Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            for fd in (d / "fd").iterdir():
+                if os.readlink(fd) == str(lock):
+                    out.append(int(d.name))
+                    break
+        except OSError:
+            pass
+    return out
+
+
+def test_run_returns_before_removal_and_a_killed_remover_is_swept(eak):
+    """An ephemeral run's container is removed after the run has returned its exit status, by a
+    detached process holding the run's lock; that process killed before it removed anything
+    (stopped at a test hook, then SIGKILLed) leaves the container and its directory to the next
+    run's sweep: nothing is leaked."""
+    eng = eak.engine
+    eph = eak.data_dir / "run" / ".ephemeral"
+    res = eak("run", "-B", eng.name, "-i", eng.image, "--no-network", "--", "sh", "-c", "exit 7",
+              env={"AGENTKERNEL_TEST_HOOK": "engine-remove-detached"})
+    assert res.rc == 7, res  # the status came back with the removal still to do
+    dirs = [d for d in eph.iterdir() if d.name.startswith(f"{eng.name}-agentkernel-run-")]
+    assert len(dirs) == 1, dirs
+    name = dirs[0].name[len(eng.name) + 1:]
+    assert eng.inspect(name) is not None
+    holders = []
+    deadline = time.time() + 10
+    while not holders and time.time() < deadline:
+        holders = _lock_holders(dirs[0] / "lock")
+        time.sleep(0.05)
+    assert len(holders) == 1, holders
+    os.kill(holders[0], signal.SIGKILL)  # the remover dies (here before it did anything)
+    deadline = time.time() + 10
+    while _lock_holders(dirs[0] / "lock") and time.time() < deadline:
+        time.sleep(0.05)
+    assert eng.inspect(name) is not None  # left: the lock is free for a sweep
+    assert run(eak, "true").rc == 0  # its sweep removes what the dead remover left
+    assert eng.inspect(name) is None
+    deadline = time.time() + 20
+    while [d for d in eph.iterdir() if "agentkernel-run-" in d.name] and time.time() < deadline:
+        time.sleep(0.1)
     assert not [d for d in eph.iterdir() if "agentkernel-run-" in d.name]
 
 

@@ -263,6 +263,44 @@ static void test_next_cid(void **state)
         assert_int_equal(cid, 11);
 }
 
+/* The remembered highest cid (store_cid_taken) is used only while the records are the same by
+ * name: one that appears otherwise (another tool, a copy) with a higher cid is seen, and a
+ * removed one leaves the next cid unique. */
+static void test_next_cid_memo(void **state)
+{
+        struct fixture *f = *state;
+        uint32_t cid = 0;
+
+        save_state(f, "sb1", 5, NULL);
+        assert_int_equal(store_next_cid(f->store, &cid), 0);
+        assert_int_equal(cid, 6);
+        save_state(f, "sb2", cid, NULL);
+        store_cid_taken(f->store, cid);
+        {
+                char memo[128];
+                struct stat st;
+                (void)snprintf(memo, sizeof(memo), "%s/locks/.cid-max", f->dir);
+                assert_int_equal(stat(memo, &st), 0);
+                /* what a scan would not say: the memo is what is used */
+                assert_int_equal(write_file_atomic_at(AT_FDCWD, memo, "x", 1, 0600, false), 0);
+                store_cid_taken(f->store, 20);
+        }
+        assert_int_equal(store_next_cid(f->store, &cid), 0);
+        assert_int_equal(cid, 21); /* from the memo */
+        /* a record made behind the store's back, with a higher cid */
+        write_raw(f, "foreign.json",
+                  "{\"name\": \"foreign\", \"uuid\": \"0190a3c4-0000-7000-8000-000000000002\", "
+                  "\"image\": \"a\", \"vcpus\": 1, \"memory_mb\": 1, \"vsock_cid\": 40, "
+                  "\"created_at\": \"x\"}");
+        assert_int_equal(store_next_cid(f->store, &cid), 0);
+        assert_int_equal(cid, 41); /* scanned: the names changed */
+        /* a memo that lies about the records is not believed either (another directory's) */
+        store_cid_taken(f->store, 41);
+        assert_int_equal(store_delete(f->store, "sb1", NULL), 0);
+        assert_int_equal(store_next_cid(f->store, &cid), 0);
+        assert_int_equal(cid, 41); /* scanned: foreign's 40 is the highest left */
+}
+
 static void test_labels_persist(void **state)
 {
         struct fixture *f = *state;
@@ -351,6 +389,7 @@ int main(void)
             cmocka_unit_test(test_load_nonexistent_dir),
             cmocka_unit_test_setup_teardown(test_backfills_uuid, setup, teardown),
             cmocka_unit_test_setup_teardown(test_next_cid, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_next_cid_memo, setup, teardown),
             cmocka_unit_test_setup_teardown(test_labels_persist, setup, teardown),
             cmocka_unit_test_setup_teardown(test_load_missing_and_invalid, setup, teardown),
             cmocka_unit_test_setup_teardown(test_lock_excludes, setup, teardown),

@@ -18,6 +18,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import time
 import tempfile
 
 import pytest
@@ -367,6 +368,9 @@ def qak(ak, quota_engine):
     for s in ak.list():
         ak("remove", s["name"])
     ak("pool", "clear")
+    deadline = time.time() + 20  # runs remove their container in the background
+    while set(quota_engine.containers()) != before and time.time() < deadline:
+        time.sleep(0.2)
     assert set(quota_engine.containers()) == before, "containers left behind"
 
 
