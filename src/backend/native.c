@@ -195,6 +195,36 @@ int native_record(const struct sandbox_ref *ref, pid_t pid, const struct cgroup_
         return r;
 }
 
+int native_pooled_init(const char *run_dir, const char *tail, char uuid[37], pid_t *ret_pid,
+                       int *ret_pidfd)
+{
+        struct sandbox_ref ref = {"pool", NULL, run_dir};
+        struct native_runtime rt;
+        struct proc_ident id;
+        size_t n = strlen(tail);
+        int pidfd;
+
+        uuid[0] = '\0';
+        *ret_pidfd = -1;
+        if (read_runtime(&ref, &rt) < 0 || !rt.uuid[0])
+                return -ENOENT;
+        if (n > 36 || !streq(rt.uuid + 36 - n, tail))
+                return -EINVAL; /* another sandbox's record under this entry's name */
+        memcpy(uuid, rt.uuid, 37);
+        if (!runtime_alive(&rt, &id))
+                return -ESRCH;
+        pidfd = (int)syscall(SYS_pidfd_open, rt.pid, 0);
+        if (pidfd < 0)
+                return -errno;
+        if (!proc_verify(&id)) { /* it died, and its pid was reused, before pidfd_open */
+                close(pidfd);
+                return -ESRCH;
+        }
+        *ret_pid = rt.pid;
+        *ret_pidfd = pidfd;
+        return 0;
+}
+
 static int native_probe(char *why, size_t why_len)
 {
         int fd = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
@@ -213,6 +243,8 @@ static int native_finish(struct backend_session *bs)
 
         if (!s)
                 return 0;
+        if (s->pooled)
+                return native_pool_finish(bs);
         /* Killing the init of the pid namespace kills everything in it. */
         if (s->pidfd >= 0)
                 (void)syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
@@ -340,6 +372,7 @@ static void native_sweep(const char *ephemeral_dir)
 
         if (!d)
                 return;
+        native_pool_sweep(dirfd(d), ephemeral_dir);
         while ((de = readdir(d))) {
                 size_t len = strlen(de->d_name);
                 char id[64];
@@ -392,4 +425,5 @@ const struct backend_ops native_backend_ops = {
     .stats = native_stats,
     .sweep = native_sweep,
     .prepare = native_prepare,
+    .pool_clear = native_pool_clear,
 };

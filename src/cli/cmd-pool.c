@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-/* `pool clear [-B docker|podman|microvm]`: removes the idle sandboxes `run --fast` keeps warm. */
+/* `pool clear [-B native|docker|podman|microvm]`: removes the idle sandboxes `run --fast` keeps
+ * warm. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,8 @@ static int opt_pool_backend(const struct cli_option *o, const char *arg)
         const struct backend_ops *b = backend_find(arg);
 
         if (!b || !backend_keeps_pool(b))
-                return cli_usage_error(cli_current, "only docker, podman and microvm keep a pool");
+                return cli_usage_error(cli_current,
+                                       "only native, docker, podman and microvm keep a pool");
         *(const char **)o->value = arg;
         return 0;
 }
@@ -21,9 +23,13 @@ static int opt_pool_backend(const struct cli_option *o, const char *arg)
 static void print_cleared(void *ctx, const char *backend, unsigned n)
 {
         (void)ctx;
-        bool vm = streq(backend, "microvm");
-        printf("%s: removed %u idle %s%s\n", backend, n, vm ? "machine" : "container",
-               n == 1 ? "" : "s");
+        const char *what = streq(backend, "microvm")  ? "machine"
+                           : streq(backend, "native") ? "sandbox"
+                                                      : "container";
+        printf("%s: removed %u idle %s%s\n", backend, n, what,
+               n == 1                   ? ""
+               : streq(what, "sandbox") ? "es"
+                                        : "s");
 }
 
 static int cmd_pool_clear(int argc, char **argv)
@@ -49,7 +55,7 @@ static int cmd_pool_clear(int argc, char **argv)
 
 static const struct verb pool_clear_verb = {"clear",
                                             cmd_pool_clear,
-                                            "[-B docker|podman|microvm]",
+                                            "[-B native|docker|podman|microvm]",
                                             "Remove the idle sandboxes of the pools",
                                             NULL,
                                             0,
@@ -59,12 +65,14 @@ static const struct verb *const pool_verbs[] = {&pool_clear_verb, NULL};
 const struct verb verb_pool = {
     "pool",
     cli_dispatch_verb,
-    "clear [-B docker|podman|microvm]",
+    "clear [-B native|docker|podman|microvm]",
     "Remove the idle sandboxes that run --fast keeps warm",
-    "`run --fast -B docker|podman` takes a started container from a pool of identical\n"
-    "ones (up to 5 per configuration, 20 per engine); `run --fast -B microvm` a booted\n"
-    "virtual machine (up to 2 per configuration, 6 in all: each holds its memory). Pools\n"
-    "are refilled in the background; each sandbox serves one run and is then destroyed.\n"
-    "'pool clear' empties the pools.\n",
+    "`run --fast` (native) takes a started sandbox from a pool of identical ones (up to 2\n"
+    "per configuration, 8 in all; --network none or full, the host image, no workspace,\n"
+    "volume or port); `run --fast -B docker|podman` a started container (up to 5 per\n"
+    "configuration, 20 per engine); `run --fast -B microvm` a booted virtual machine (up to\n"
+    "2 per configuration, 6 in all: each holds its memory). Pools are refilled in the\n"
+    "background; each sandbox serves one run and is then destroyed. 'pool clear' empties\n"
+    "the pools.\n",
     VERB_TOP_ONLY,
     pool_verbs};

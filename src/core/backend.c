@@ -157,7 +157,7 @@ int backend_id_base(const struct backend_config *cfg, uint32_t *ret, struct ak_e
 {
         uint32_t slot = cfg->id_slot;
 
-        if (cfg->ephemeral) {
+        if (cfg->ephemeral || cfg->pool_entry) {
                 uint32_t rnd;
                 random_bytes(&rnd, sizeof(rnd));
                 slot = EPHEMERAL_SLOT_BASE + rnd % (ID_SLOTS - EPHEMERAL_SLOT_BASE);

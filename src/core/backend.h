@@ -60,6 +60,9 @@ struct backend_config {
         bool ephemeral; /* run-once: see backend_session; ref.run_dir is then a
                            directory shared by all ephemeral runs */
         bool pooled;    /* ephemeral: may come from a warm pool of identical, unused sandboxes */
+        /* a warm pool's own sandbox (native): started like a kept one, but its ids come from the
+           ephemeral range (backend_id_base), as it will serve an ephemeral run */
+        bool pool_entry;
 };
 
 /* An ephemeral sandbox in use: a connected channel to its agent. The sandbox disappears, with
