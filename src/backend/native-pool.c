@@ -69,6 +69,8 @@
 #define LOCK_FILE "lock"
 #define REFILL_LOCK ".refill.lock"
 #define KEEPER_SOCKET "keeper.sock"
+#define CLEAR_BYTE 'x' /* sent to a keeper: end the sandbox, do not refill */
+#define CLEAR_WAIT_MS 10000
 #define KEY_MAX (64u << 10) /* a longer configuration (a huge environment) is not pooled */
 #define KILL_WAIT_MS 5000
 
@@ -361,8 +363,9 @@ static _noreturn_ void keeper_main(const struct backend_config *cfg, const struc
 {
         struct pollfd w[2] = {{listen_fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
         char run_dir[PATH_MAX], buf[64];
-        bool claimed = false;
+        bool claimed = false, cleared = false;
         int conn = -1, lk;
+        ssize_t n;
         sigset_t none;
 
         sigemptyset(&none);
@@ -380,11 +383,11 @@ static _noreturn_ void keeper_main(const struct backend_config *cfg, const struc
                         continue;
                 if (conn < 0) {
                         struct ucred cred;
-                        socklen_t n = sizeof(cred);
+                        socklen_t len = sizeof(cred);
                         conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
                         if (conn < 0)
                                 continue;
-                        if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &n) < 0 ||
+                        if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
                             cred.uid != geteuid()) {
                                 close(conn);
                                 conn = -1;
@@ -395,8 +398,13 @@ static _noreturn_ void keeper_main(const struct backend_config *cfg, const struc
                         w[0].fd = conn;
                         continue;
                 }
-                if (read(conn, buf, sizeof(buf)) <= 0)
+                n = read(conn, buf, sizeof(buf));
+                if (n <= 0)
                         break; /* the run is over */
+                if (memchr(buf, CLEAR_BYTE, (size_t)n)) {
+                        cleared = true; /* `pool clear`: it waits for our exit */
+                        break;
+                }
         }
         (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
         (void)pidfd_wait(pidfd, KILL_WAIT_MS);
@@ -412,9 +420,9 @@ static _noreturn_ void keeper_main(const struct backend_config *cfg, const struc
         if (lk >= 0)
                 close(lk);
         close(ed);
-        if (claimed)
+        if (claimed && !cleared)
                 refill(cfg, key, efd, pfd, pool, -1);
-        _exit(0);
+        _exit(0); /* ends conn: a `pool clear` waits for that */
 }
 
 /* Starts one sandbox into the pool: made under a hidden name with its keeper, published
@@ -676,6 +684,38 @@ void native_pool_sweep(int efd, const char *ephemeral_dir)
         closedir(d);
 }
 
+/* Has the entry's keeper end it (it kills the init it was made with, whatever the files say
+ * now): told, the entry's lock (*lk) let go for it, its exit awaited. false: no keeper. */
+static bool keeper_clear(int ed, int *lk)
+{
+        cleanup_close int k = entry_connect(ed, KEEPER_SOCKET);
+        struct pollfd w = {k, POLLIN, 0};
+        char c = CLEAR_BYTE, buf[16];
+        int64_t deadline = now_monotonic_ns() + (int64_t)CLEAR_WAIT_MS * 1000000;
+
+        if (k < 0 || write(k, &c, 1) != 1)
+                return false;
+        if (*lk >= 0)
+                close(*lk);
+        *lk = -1;
+        while (now_monotonic_ns() < deadline) {
+                int r = poll(&w, 1, (int)((deadline - now_monotonic_ns()) / 1000000) + 1);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0 || read(k, buf, sizeof(buf)) <= 0)
+                        break;
+        }
+        return true;
+}
+
+/* Whether the directory ed is still linked somewhere (not removed). */
+static bool entry_linked(int ed)
+{
+        struct stat st;
+
+        return fstat(ed, &st) == 0 && st.st_nlink > 0;
+}
+
 /* Ends the idle sandboxes of one pool (its refill lock held): how many. */
 static unsigned clear_pool(int pfd, const char *pool)
 {
@@ -701,11 +741,15 @@ static unsigned clear_pool(int pfd, const char *pool)
                 if (!is_tail(de->d_name))
                         continue;
                 ed = private_dir_open_at(pfd, pool, de->d_name, 0, NULL);
-                lk = ed < 0 ? -1 : private_file_open_at(ed, LOCK_FILE, O_RDWR, NULL);
-                if (lk < 0 || flock(lk, LOCK_EX | LOCK_NB) < 0)
-                        continue; /* being claimed right now, or not ours */
+                if (ed < 0)
+                        continue; /* not a directory of ours: never acted on */
+                /* a missing or planted lock makes the entry unusable: it goes all the same */
+                lk = private_file_open_at(ed, LOCK_FILE, O_RDWR, NULL);
+                if (lk >= 0 && flock(lk, LOCK_EX | LOCK_NB) < 0)
+                        continue; /* being claimed right now */
                 (void)snprintf(run_dir, sizeof(run_dir), "%s/%s", pool, de->d_name);
-                destroy(run_dir, de->d_name, -1);
+                if (!keeper_clear(ed, &lk) || entry_linked(ed))
+                        destroy(run_dir, de->d_name, -1); /* its keeper died: its init, verified */
                 removed++;
         }
         closedir(d);
