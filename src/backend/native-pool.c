@@ -807,3 +807,62 @@ int native_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, struct a
                 *ret_removed = removed;
         return 0;
 }
+
+/* A field of a key text ("<name> <len>:<value>\n"), or "" (out: len bytes at most). */
+static void key_field(const struct buf *key, const char *name, char *out, size_t len)
+{
+        char pat[32];
+        const char *p, *end = key->data + key->len;
+        size_t n;
+
+        out[0] = '\0';
+        (void)snprintf(pat, sizeof(pat), "\n%s ", name);
+        p = memmem(key->data, key->len, pat, strlen(pat));
+        if (!p)
+                return;
+        p += strlen(pat);
+        n = strtoul(p, (char **)&p, 10);
+        if (p >= end || *p != ':' || n >= len || (size_t)(end - p - 1) < n)
+                return;
+        memcpy(out, p + 1, n);
+        out[n] = '\0';
+}
+
+void native_pool_list(const char *ephemeral_dir, json_t *pools)
+{
+        cleanup_close int efd = -1;
+        struct dirent *de;
+        DIR *d;
+        int fd;
+
+        efd = private_dir_open(ephemeral_dir, "ephemeral directory", 0, NULL, NULL);
+        if (efd < 0 || (fd = dup(efd)) < 0)
+                return;
+        if (!(d = fdopendir(fd))) {
+                close(fd);
+                return;
+        }
+        while ((de = readdir(d))) {
+                cleanup_buf struct buf key = BUF_INIT;
+                cleanup_close int pfd = -1;
+                char profile[64], full[32];
+                unsigned ready, all;
+                if (strncmp(de->d_name, POOL_PREFIX, strlen(POOL_PREFIX)) != 0)
+                        continue;
+                pfd = private_dir_open_at(efd, ephemeral_dir, de->d_name, 0, NULL);
+                if (pfd < 0 || private_file_read_at(pfd, KEY_FILE, &key, KEY_MAX, NULL) < 0 ||
+                    !key.data)
+                        continue; /* not ours, or emptied */
+                pool_count(pfd, &ready, &all);
+                key_field(&key, "profile", profile, sizeof(profile));
+                (void)snprintf(full, sizeof(full), "\nnetwork %d\n", (int)NET_MODE_FULL);
+                json_array_append_new(
+                    pools,
+                    json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "pool", de->d_name, "profile", profile,
+                              "network",
+                              memmem(key.data, key.len, full, strlen(full)) ? "full" : "none",
+                              "idle", (json_int_t)ready, "target", (json_int_t)NATIVE_POOL_TARGET,
+                              "max", (json_int_t)NATIVE_POOL_MAX));
+        }
+        closedir(d);
+}

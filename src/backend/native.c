@@ -426,4 +426,5 @@ const struct backend_ops native_backend_ops = {
     .sweep = native_sweep,
     .prepare = native_prepare,
     .pool_clear = native_pool_clear,
+    .pool_list = native_pool_list,
 };

@@ -67,5 +67,7 @@ void native_pool_refill(const struct backend_config *cfg);
 int native_pool_finish(struct backend_session *bs);
 /* Ends claimed sandboxes whose run and worker died (their lock free), from the ephemeral dir. */
 void native_pool_sweep(int ephemeral_fd, const char *ephemeral_dir);
+/* The backend's pool_list op: each pool of ours with its profile, network mode and idle count. */
+void native_pool_list(const char *ephemeral_dir, json_t *pools);
 /* The backend's pool_clear op. */
 int native_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, struct ak_err *err);

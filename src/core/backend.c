@@ -139,6 +139,12 @@ bool backend_keeps_pool(const struct backend_ops *b)
         return b->pool_clear != NULL;
 }
 
+void backend_pool_list(const struct backend_ops *b, const char *ephemeral_dir, json_t *pools)
+{
+        if (b->pool_list)
+                b->pool_list(ephemeral_dir, pools);
+}
+
 int backend_pool_clear(const struct backend_ops *b, const char *ephemeral_dir,
                        unsigned *ret_removed, struct ak_err *err)
 {

@@ -127,6 +127,10 @@ struct backend_ops {
         /* Optional: removes the idle sandboxes of the warm pool that pooled ephemeral starts
          * take from (cfg->pooled); *ret_removed counts them. */
         int (*pool_clear)(const char *ephemeral_dir, unsigned *ret_removed, struct ak_err *err);
+        /* Optional: appends to pools (an array) one object per pool that pooled starts take
+         * from: {"pool": name, "idle": ready sandboxes, "target": kept per pool, "max": all
+         * pools together}. */
+        void (*pool_list)(const char *ephemeral_dir, json_t *pools);
 };
 
 /* Makes all (NULL-terminated, in detection order: the first is the default) the program's
@@ -163,5 +167,7 @@ bool backend_keeps_pool(const struct backend_ops *b);
 /* b->pool_clear; -EOPNOTSUPP (with a message) where b keeps no pool. */
 int backend_pool_clear(const struct backend_ops *b, const char *ephemeral_dir,
                        unsigned *ret_removed, struct ak_err *err);
+/* b->pool_list where the backend has one (nothing appended otherwise). */
+void backend_pool_list(const struct backend_ops *b, const char *ephemeral_dir, json_t *pools);
 /* b->prepare, or 0 where the backend has nothing to prepare. */
 int backend_prepare(const struct backend_ops *b, const char *image, struct ak_err *err);

@@ -213,3 +213,34 @@ def test_not_pooled_configurations_still_run(ak):
     res = ak("run", "--fast", "--network", "proxy", "--", "echo", "proxied")
     assert res.rc == 0 and res.stdout == "proxied\n", res
     assert pools(ak) == []
+
+
+def test_pool_list_and_doctor_show_native_pools(ak):
+    """pool list (text and --json) and doctor show each native pool with its idle sandboxes."""
+    fill(ak)
+    fill(ak, 4, "-p", "restrictive")
+    import json
+    pl = json.loads(ak("pool", "list", "--json", check=True).out)
+    assert sorted((p["profile"], p["network"], p["idle"]) for p in pl) == \
+        [("moderate", "none", 2), ("restrictive", "none", 2)]
+    assert all(p["backend"] == "native" and p["target"] == 2 for p in pl)
+    text = ak("pool", "list", check=True).stdout
+    assert "restrictive" in text and "2/2" in text, text
+    doc = ak("doctor")
+    assert "native warm pools (run --fast): 2, 4 idle sandboxes" in doc.stdout, doc
+    ak("pool", "clear", "-B", "native", check=True)
+    assert "no native pools" in ak("pool", "list", check=True).stdout
+
+
+@pytest.mark.skipif(not __import__("shutil").which("slirp4netns"), reason="needs slirp4netns")
+def test_full_network_is_pooled(ak):
+    """--network full pools too: the pooled sandbox has its interface and resolver."""
+    assert ak("run", "--fast", "--network", "full", "--", "true").rc == 0
+    wait_entries(ak, 2)
+    pooled = entries(ak)
+    res = ak("run", "--fast", "--network", "full", "--", "sh", "-c",
+             f"cat /proc/net/dev; cat /etc/resolv.conf; {WHO}")
+    assert res.rc == 0, res
+    assert "tap0" in res.stdout or "eth0" in res.stdout, res
+    assert "nameserver" in res.stdout
+    assert uuid_of(res.stdout)[-12:] in pooled
