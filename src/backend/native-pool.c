@@ -327,6 +327,7 @@ static int entry_connect(int ed, const char *name)
 
 static void refill(const struct backend_config *cfg, const struct buf *key, int efd, int pfd,
                    const char *pool, int ready_fd);
+static bool evict_stalest(int efd, const char *ephemeral_dir, int pfd);
 
 /* The entry's directory where it is now (ed's inode): claimed, in the pool, or still hidden. */
 static bool entry_path(int efd, int pfd, int ed, const char *pool, const char *eph,
@@ -500,11 +501,18 @@ static void refill(const struct backend_config *cfg, const struct buf *key, int 
                                        write_file_atomic_at(pfd, KEY_FILE, key->data, key->len,
                                                             PRIVATE_FILE_MODE, false) < 0))
                 return; /* the name's digits are another configuration's: never mix them */
+        /* used now: the last pool an eviction picks (evict_stalest) */
+        (void)utimensat(pfd, KEY_FILE, NULL, AT_SYMLINK_NOFOLLOW);
         drop_stale(pfd, pool);
         for (;;) {
                 pool_count(pfd, &n_ready, &n_all);
-                if (n_all >= NATIVE_POOL_TARGET || pools_total(efd) >= NATIVE_POOL_MAX ||
-                    !pool_add(cfg, key, efd, pfd, pool))
+                if (n_all >= NATIVE_POOL_TARGET)
+                        break;
+                if (pools_total(efd) >= NATIVE_POOL_MAX &&
+                    (!evict_stalest(efd, cfg->ref.run_dir, pfd) ||
+                     pools_total(efd) >= NATIVE_POOL_MAX))
+                        break;
+                if (!pool_add(cfg, key, efd, pfd, pool))
                         break;
         }
 }
@@ -756,6 +764,74 @@ static unsigned clear_pool(int pfd, const char *pool)
         return removed;
 }
 
+/* Empties the pool named name in the ephemeral directory efd and removes it; with wait, after a
+ * refill in progress (it would add behind our back), else not at all while one runs. How many
+ * idle sandboxes went. */
+static unsigned remove_pool(int efd, const char *ephemeral_dir, const char *name, bool wait)
+{
+        cleanup_buf struct buf key = BUF_INIT;
+        cleanup_close int pfd = -1, lk = -1;
+        char pool[PATH_MAX];
+        unsigned removed;
+
+        pfd = private_dir_open_at(efd, ephemeral_dir, name, 0, NULL);
+        if (pfd < 0)
+                return 0; /* not a private directory of ours: never acted on */
+        (void)snprintf(pool, sizeof(pool), "%s/%s", ephemeral_dir, name);
+        lk = private_file_open_at(pfd, REFILL_LOCK, O_RDWR | O_CREAT, NULL);
+        if (lk >= 0 && flock(lk, wait ? LOCK_EX : LOCK_EX | LOCK_NB) < 0)
+                return 0;
+        removed = clear_pool(pfd, pool);
+        /* an emptied pool goes entirely (an entry being claimed keeps it, and its key); the
+         * keeper of a run claimed before cannot add to a removed directory */
+        if (private_file_read_at(pfd, KEY_FILE, &key, KEY_MAX, NULL) < 0)
+                buf_reset(&key);
+        (void)unlinkat(pfd, REFILL_LOCK, 0);
+        (void)unlinkat(pfd, KEY_FILE, 0);
+        if (unlinkat(efd, name, AT_REMOVEDIR) < 0 && key.len)
+                (void)write_file_atomic_at(pfd, KEY_FILE, key.data, key.len, PRIVATE_FILE_MODE,
+                                           false);
+        return removed;
+}
+
+/* With NATIVE_POOL_MAX idle sandboxes in all, a refill makes room: the pool refilled least
+ * recently (its key's mtime: a configuration not run for the longest, or one whose /etc or agent
+ * changed since) but the refill's own (pfd) goes. false when there is none to remove. */
+static bool evict_stalest(int efd, const char *ephemeral_dir, int pfd)
+{
+        char name[256] = "";
+        struct timespec oldest = {0, 0};
+        struct stat self, st, kst;
+        struct dirent *de;
+        DIR *d;
+        int fd = dup(efd);
+
+        if (fstat(pfd, &self) < 0 || fd < 0 || !(d = fdopendir(fd))) {
+                if (fd >= 0)
+                        close(fd);
+                return false;
+        }
+        rewinddir(d);
+        while ((de = readdir(d))) {
+                cleanup_close int other = -1;
+                if (strncmp(de->d_name, POOL_PREFIX, strlen(POOL_PREFIX)) != 0 ||
+                    strlen(de->d_name) >= sizeof(name))
+                        continue;
+                other = openat(efd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (other < 0 || fstat(other, &st) < 0 ||
+                    (st.st_ino == self.st_ino && st.st_dev == self.st_dev) ||
+                    fstatat(other, KEY_FILE, &kst, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (!name[0] || kst.st_mtim.tv_sec < oldest.tv_sec ||
+                    (kst.st_mtim.tv_sec == oldest.tv_sec && kst.st_mtim.tv_nsec < oldest.tv_nsec)) {
+                        oldest = kst.st_mtim;
+                        (void)snprintf(name, sizeof(name), "%s", de->d_name);
+                }
+        }
+        closedir(d);
+        return name[0] && remove_pool(efd, ephemeral_dir, name, false) > 0;
+}
+
 int native_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, struct ak_err *err)
 {
         cleanup_close int efd = -1;
@@ -776,32 +852,9 @@ int native_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, struct a
                         close(fd);
                 return 0;
         }
-        while ((de = readdir(d))) {
-                char pool[PATH_MAX];
-                cleanup_buf struct buf key = BUF_INIT;
-                cleanup_close int pfd = -1, lk = -1;
-                if (strncmp(de->d_name, POOL_PREFIX, strlen(POOL_PREFIX)) != 0)
-                        continue;
-                pfd = private_dir_open_at(efd, ephemeral_dir, de->d_name, 0, NULL);
-                if (pfd < 0)
-                        continue; /* not a private directory of ours: never acted on */
-                (void)snprintf(pool, sizeof(pool), "%s/%s", ephemeral_dir, de->d_name);
-                /* a refill in progress would add behind our back: wait for it */
-                lk = private_file_open_at(pfd, REFILL_LOCK, O_RDWR | O_CREAT, NULL);
-                if (lk >= 0)
-                        (void)flock(lk, LOCK_EX);
-                removed += clear_pool(pfd, pool);
-                /* an emptied pool goes entirely (an entry being claimed keeps it, and its key);
-                 * the worker of a run claimed before cannot add to a removed directory */
-                if (private_file_read_at(pfd, KEY_FILE, &key, KEY_MAX, NULL) < 0)
-                        buf_reset(&key);
-                (void)unlinkat(pfd, REFILL_LOCK, 0);
-                (void)unlinkat(pfd, KEY_FILE, 0);
-                if (unlinkat(efd, de->d_name, AT_REMOVEDIR) < 0 && key.len)
-                        (void)write_file_atomic_at(pfd, KEY_FILE, key.data, key.len,
-                                                   PRIVATE_FILE_MODE, false);
-                buf_reset(&key);
-        }
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, POOL_PREFIX, strlen(POOL_PREFIX)) == 0)
+                        removed += remove_pool(efd, ephemeral_dir, de->d_name, true);
         closedir(d);
         if (ret_removed)
                 *ret_removed = removed;

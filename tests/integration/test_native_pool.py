@@ -165,6 +165,9 @@ def test_dead_pooled_sandbox_is_skipped(ak):
     """A pooled sandbox whose init died, and one whose keeper died, are never handed to a run:
     the run gets a working sandbox and both are destroyed."""
     pooled = fill(ak)
+    deadline = time.time() + 10  # a keeper names itself just after its fork
+    while len(_our_keepers(ak)) < 2 and time.time() < deadline:
+        time.sleep(0.02)
     keepers = _our_keepers(ak)
     assert len(keepers) == 2
     for k in keepers:
@@ -244,3 +247,22 @@ def test_full_network_is_pooled(ak):
     assert "tap0" in res.stdout or "eth0" in res.stdout, res
     assert "nameserver" in res.stdout
     assert uuid_of(res.stdout)[-12:] in pooled
+
+
+def test_bounds_evict_the_least_recently_used_pool(ak):
+    """At most 8 idle sandboxes in all (2 per configuration): a fifth configuration's refill
+    removes the pool refilled least recently, never goes beyond the bound."""
+    for i in range(1, 5):
+        fill(ak, 2 * i, "-e", f"A={i}")
+        time.sleep(0.05)
+    first = {p.name for p in pools(ak)}
+    assert len(first) == 4 and len(entries(ak)) == 8
+    oldest = min(pools(ak), key=lambda p: (p / "key").stat().st_mtime_ns).name
+    assert ak(*FAST, "-e", "A=5", "--", "true").rc == 0
+    deadline = time.time() + 20
+    while time.time() < deadline and oldest in {p.name for p in pools(ak)}:
+        time.sleep(0.05)
+    wait_entries(ak, 8)
+    names = {p.name for p in pools(ak)}
+    assert oldest not in names and len(names) == 4
+    assert len(entries(ak)) <= 8
