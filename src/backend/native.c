@@ -211,12 +211,12 @@ int native_pooled_init(const char *run_dir, const char *tail, char uuid[37], pid
         if (n > 36 || !streq(rt.uuid + 36 - n, tail))
                 return -EINVAL; /* another sandbox's record under this entry's name */
         memcpy(uuid, rt.uuid, 37);
-        if (!runtime_alive(&rt, &id))
-                return -ESRCH;
+        /* checked once, with the pidfd held: it pins whichever process had the pid, and the
+         * check then says it is the sandbox's init (a reused pid fails its start time) */
         pidfd = (int)syscall(SYS_pidfd_open, rt.pid, 0);
         if (pidfd < 0)
                 return -errno;
-        if (!proc_verify(&id)) { /* it died, and its pid was reused, before pidfd_open */
+        if (!runtime_alive(&rt, &id)) {
                 close(pidfd);
                 return -ESRCH;
         }

@@ -48,8 +48,8 @@ int native_cleanup(const struct sandbox_ref *ref, struct ak_err *err);
 
 /* The init of a sandbox the warm pool made, at run_dir (its runtime.json, read and checked as
  * for any kept sandbox): uuid gets the record's uuid, which must end in tail (the entry's
- * name), even when the rest fails (for the cleanup). 0 with *ret_pid and *ret_pidfd (opened,
- * then the process re-verified) when it is alive and is that sandbox's init; -errno otherwise. */
+ * name), even when the rest fails (for the cleanup). 0 with *ret_pid and *ret_pidfd (the process
+ * checked with the pidfd held) when it is alive and is that sandbox's init; -errno otherwise. */
 int native_pooled_init(const char *run_dir, const char *tail, char uuid[37], pid_t *ret_pid,
                        int *ret_pidfd);
 
