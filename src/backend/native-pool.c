@@ -81,6 +81,13 @@ bool native_pool_usable(const struct backend_config *cfg)
                (cfg->network == NET_MODE_NONE || cfg->network == NET_MODE_FULL);
 }
 
+/* A directory stream's own fd for the directory dfd: an fd of its own, so that reading it moves
+ * no other stream's offset (a dup would share it). */
+static int reopen_dir(int dfd)
+{
+        return openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 /* One field of the key: its name, its length, its bytes (no value can end another). */
 static void key_str(struct buf *b, const char *name, const char *v)
 {
@@ -229,7 +236,7 @@ static void pool_count(int pfd, unsigned *ready, unsigned *all)
         DIR *d;
         struct dirent *de;
         char tail[TAIL_LEN + 1];
-        int fd = dup(pfd);
+        int fd = reopen_dir(pfd);
 
         *ready = *all = 0;
         if (fd < 0 || !(d = fdopendir(fd))) {
@@ -237,7 +244,6 @@ static void pool_count(int pfd, unsigned *ready, unsigned *all)
                         close(fd);
                 return;
         }
-        rewinddir(d);
         while ((de = readdir(d))) {
                 bool r = is_tail(de->d_name);
                 if (r || is_id_file(de->d_name, tail))
@@ -252,14 +258,13 @@ static unsigned pools_total(int efd)
         DIR *d;
         struct dirent *de;
         unsigned n = 0;
-        int fd = dup(efd);
+        int fd = reopen_dir(efd);
 
         if (fd < 0 || !(d = fdopendir(fd))) {
                 if (fd >= 0)
                         close(fd);
                 return NATIVE_POOL_MAX; /* unknown: add nothing */
         }
-        rewinddir(d);
         while ((de = readdir(d))) {
                 cleanup_close int pfd = -1;
                 unsigned ready, all;
@@ -282,14 +287,13 @@ static void drop_stale(int pfd, const char *pool)
         DIR *d;
         struct dirent *de;
         char tail[TAIL_LEN + 1];
-        int fd = dup(pfd);
+        int fd = reopen_dir(pfd);
 
         if (fd < 0 || !(d = fdopendir(fd))) {
                 if (fd >= 0)
                         close(fd);
                 return;
         }
-        rewinddir(d);
         while ((de = readdir(d))) {
                 char run_dir[PATH_MAX], uuid[37];
                 cleanup_close int ed = -1, lk = -1, pidfd = -1;
@@ -632,7 +636,7 @@ int native_pool_claim(const struct backend_config *cfg, struct backend_session *
         if (pool_open(cfg, false, &key, &efd, &pfd, pool, sizeof(pool)) < 0 ||
             !key_matches(pfd, &key))
                 return -ENOENT; /* none yet, or another configuration's digits */
-        fd = dup(pfd);
+        fd = reopen_dir(pfd);
         if (fd < 0 || !(d = fdopendir(fd))) {
                 if (fd >= 0)
                         close(fd);
@@ -665,7 +669,7 @@ int native_pool_finish(struct backend_session *bs)
 
 void native_pool_sweep(int efd, const char *ephemeral_dir)
 {
-        int fd = dup(efd);
+        int fd = reopen_dir(efd);
         struct dirent *de;
         DIR *d;
 
@@ -674,7 +678,6 @@ void native_pool_sweep(int efd, const char *ephemeral_dir)
                         close(fd);
                 return;
         }
-        rewinddir(d);
         while ((de = readdir(d))) {
                 const char *tail = de->d_name + strlen(CLAIMED_PREFIX);
                 char run_dir[PATH_MAX];
@@ -731,14 +734,13 @@ static unsigned clear_pool(int pfd, const char *pool)
         struct dirent *de;
         char tail[TAIL_LEN + 1];
         unsigned removed = 0;
-        int fd = dup(pfd);
+        int fd = reopen_dir(pfd);
 
         if (fd < 0 || !(d = fdopendir(fd))) {
                 if (fd >= 0)
                         close(fd);
                 return 0;
         }
-        rewinddir(d);
         while ((de = readdir(d))) {
                 char run_dir[PATH_MAX];
                 cleanup_close int ed = -1, lk = -1;
@@ -804,14 +806,13 @@ static bool evict_stalest(int efd, const char *ephemeral_dir, int pfd)
         struct stat self, st, kst;
         struct dirent *de;
         DIR *d;
-        int fd = dup(efd);
+        int fd = reopen_dir(efd);
 
         if (fstat(pfd, &self) < 0 || fd < 0 || !(d = fdopendir(fd))) {
                 if (fd >= 0)
                         close(fd);
                 return false;
         }
-        rewinddir(d);
         while ((de = readdir(d))) {
                 cleanup_close int other = -1;
                 if (strncmp(de->d_name, POOL_PREFIX, strlen(POOL_PREFIX)) != 0 ||
@@ -846,7 +847,7 @@ int native_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, struct a
         efd = private_dir_open(ephemeral_dir, "ephemeral directory", 0, NULL, NULL);
         if (efd < 0)
                 return 0; /* no runs yet: no pools */
-        fd = dup(efd);
+        fd = reopen_dir(efd);
         if (fd < 0 || !(d = fdopendir(fd))) {
                 if (fd >= 0)
                         close(fd);
@@ -889,7 +890,7 @@ void native_pool_list(const char *ephemeral_dir, json_t *pools)
         int fd;
 
         efd = private_dir_open(ephemeral_dir, "ephemeral directory", 0, NULL, NULL);
-        if (efd < 0 || (fd = dup(efd)) < 0)
+        if (efd < 0 || (fd = reopen_dir(efd)) < 0)
                 return;
         if (!(d = fdopendir(fd))) {
                 close(fd);
