@@ -104,7 +104,7 @@ static int cmd_clean(int argc, char **argv)
             OPT_BOOL('f', "force", &force, "running sandboxes too"),
             OPT_BOOL(0, "all", &all,
                      "also images no sandbox uses (the native store) and the\n"
-                     "warm pools of container backends"),
+                     "warm pools (native, containers, machines)"),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options};
@@ -174,6 +174,9 @@ static int cmd_gc(int argc, char **argv)
                 return CLI_PARSE_EXIT(r);
         if (manager_gc(m, labels, dry_run, &names, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
+        /* and what killed ephemeral runs left (a --fast run's sandbox whose keeper died too) */
+        if (!dry_run)
+                manager_sweep(m);
         if (!names[0])
                 printf("No expired sandboxes%s\n", labels ? " match" : "");
         for (char **n = names; *n; n++)

@@ -266,3 +266,31 @@ def test_bounds_evict_the_least_recently_used_pool(ak):
     names = {p.name for p in pools(ak)}
     assert oldest not in names and len(names) == 4
     assert len(entries(ak)) <= 8
+
+
+def test_orphaned_claim_is_ended_by_gc(ak):
+    """A claimed sandbox whose run and keeper both died (an npc- directory with a free lock) is
+    ended by the next sweep: gc runs one."""
+    fill(ak)
+    p = ak.popen(*FAST, "--", "sh", "-c", "echo up; exec sleep 300", stdout=subprocess.PIPE)
+    assert p.stdout.readline() == b"up\n"
+    claimed = [d for d in eph(ak).iterdir() if d.name.startswith("npc-")]
+    assert len(claimed) == 1
+    init = _runtime_pid(claimed[0])
+    deadline = time.time() + 10  # a keeper names itself just after its fork
+    while time.time() < deadline and len(_our_keepers(ak)) < 3:
+        time.sleep(0.02)
+    for k in _our_keepers(ak):
+        os.kill(k, signal.SIGKILL)
+    p.kill()
+    p.wait()
+    time.sleep(0.2)
+    assert claimed[0].exists() and os.path.exists(f"/proc/{init}")
+    assert ak("gc").rc == 0
+    assert not claimed[0].exists()
+    deadline = time.time() + 10
+    while time.time() < deadline and os.path.exists(f"/proc/{init}") and \
+            open(f"/proc/{init}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{init}") or \
+        open(f"/proc/{init}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
