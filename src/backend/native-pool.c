@@ -9,21 +9,23 @@
  * seccomp filter, capabilities and limits, vCPUs, memory, disk, the network mode, the hidden
  * directories, the home bind and the environment). Each entry <tail>/ (the last 12 digits of the
  * sandbox's uuid) is a sandbox started like a kept one (runtime.json, agent.sock), with its own
- * copy of the key and a lock file. A run takes an entry only when both keys are byte for byte its
- * own, every file read back is a private one (ours, not writable by others, no link), the entry's
- * lock is free, and, after moving it out of the pool (renamed to <ephemeral dir>/npc-<tail>), its
- * runtime.json names a live init that is that sandbox's (native_pooled_init: start time, boot,
- * cgroup, uuid) and that a pidfd pins. Anything else is never claimed: a dead entry is destroyed,
- * a foreign or altered one left alone (`pool clear` removes what it can verify).
+ * copy of the key, a lock file and the socket of its keeper: a detached process made with it
+ * that holds its init's pidfd (keeper_main). A run takes an entry only when both keys are byte for
+ * byte its own, every file read back is a private one (ours, not writable by others, no link),
+ * the entry's lock is free and its keeper answers; it connects to the keeper, moves the entry out
+ * of the pool (renamed to <ephemeral dir>/npc-<tail>), and checks that its runtime.json names a
+ * live init that is that sandbox's (native_pooled_init: start time, boot, cgroup, uuid) with a
+ * pidfd held. Anything else is never claimed: an entry whose keeper died is destroyed, a foreign
+ * or altered one left alone (`pool clear` has the keepers end what is ours).
  *
- * The run's detached worker, forked at the claim and holding the entry's lock and its init's
- * pidfd, waits for the run to end (the run closes a pipe, or dies), kills the init (the run has
- * done so already when it finished), removes the cgroups and the directory, then tops the pool up
- * (NATIVE_POOL_TARGET per configuration, NATIVE_POOL_MAX in all) unless `pool clear` removed it
- * meanwhile. A run killed before its worker exists leaves an npc- directory with a free lock,
- * which the sweep of the next run (or gc, doctor) destroys. A refill makes an entry under a
- * hidden name with its uuid in .<tail>.id first; a refill killed meanwhile leaves those, which the
- * next refill destroys.
+ * When the run's connection to the keeper ends (the run finished, or died at any point after it
+ * connected), the keeper kills the init (the run has done so already when it finished), removes
+ * the cgroups and the directory, then tops the pool up (NATIVE_POOL_TARGET per configuration,
+ * NATIVE_POOL_MAX in all, the least recently refilled pool evicted at the bound) unless `pool
+ * clear` removed the pool meanwhile. The run forks nothing. A run and keeper both killed leave an
+ * npc- directory with a free lock, which the sweep of the next run (or gc, doctor) destroys. A
+ * refill makes an entry under a hidden name with its uuid in .<tail>.id first; a refill killed
+ * meanwhile leaves those, which the next refill destroys.
  *
  * Proxy mode is not pooled: its capture listeners are made in the sandbox's namespace at spawn and
  * registered with the run's own policy (the docker pool makes them at the claim, a fork and
