@@ -49,6 +49,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/client.h"
 #include "backend/native.h"
 #include "backend/proc-util.h"
 #include "core/paths.h"
@@ -432,6 +433,23 @@ static _noreturn_ void keeper_main(const struct backend_config *cfg, const struc
         _exit(0); /* ends conn: a `pool clear` waits for that */
 }
 
+/* Runs /bin/true in a new pooled sandbox (ed: its directory) before it is published: proof that
+ * it works, and its agent's handler has then served once (its pages faulted in, its spare forked):
+ * the run that claims it does not pay for that. true when it ran and exited 0. */
+static bool warm_up(int ed)
+{
+        static char *const argv[] = {"/bin/true", NULL};
+        const struct agent_exec_opts o = {.argv = argv, .timeout_ms = 10000};
+        cleanup_buf struct buf out = BUF_INIT, errout = BUF_INIT;
+        cleanup_close int fd = entry_connect(ed, NATIVE_SOCKET_FILE);
+        struct agent_exit ex = {0};
+        bool truncated;
+
+        return fd >= 0 &&
+               agent_exec_capture(fd, &o, 4096, &out, &errout, &truncated, &ex, NULL) >= 0 &&
+               ex.code == 0;
+}
+
 /* Starts one sandbox into the pool: made under a hidden name with its keeper, published
  * (renamed) once complete. false when it could not. */
 static bool pool_add(const struct backend_config *cfg, const struct buf *key, int efd, int pfd,
@@ -468,7 +486,7 @@ static bool pool_add(const struct backend_config *cfg, const struct buf *key, in
             write_file_atomic_at(ed, KEY_FILE, key->data, key->len, PRIVATE_FILE_MODE, false) >=
                 0 &&
             (lk = private_file_open_at(ed, LOCK_FILE, O_RDWR | O_CREAT, NULL)) >= 0 &&
-            native_pooled_init(run_dir, tail, got, &pid, &pidfd) >= 0 &&
+            native_pooled_init(run_dir, tail, got, &pid, &pidfd) >= 0 && warm_up(ed) &&
             (listen_fd = unix_listen(sock, 4, NULL)) >= 0) {
                 pid_t k = fork();
                 if (k == 0) {
