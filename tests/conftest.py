@@ -210,6 +210,8 @@ def ak(tmp_path):
             inst("remove", s["name"], timeout=60)
     except Exception:  # the test may have broken the store on purpose
         pass
+    # the native warm pool's idle sandboxes (run --fast, the API's runs): its keepers end them
+    inst("pool", "clear", "-B", "native", timeout=60)
     assert_nothing_left(inst, uuids)
     assert_no_new_agents(before)
     unmount_under(inst.data_dir)

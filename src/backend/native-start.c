@@ -785,8 +785,13 @@ int native_start(const struct backend_config *cfg, struct backend_session *ret_s
                  struct ak_err *err)
 {
         cleanup_start struct start st = start_new(cfg, ret_session);
+        bool pool = native_pool_usable(cfg);
         int r = 0;
 
+        /* run --fast: a sandbox made ahead for this very configuration (native-pool.c), whose
+         * worker tops the pool up after the run; without one, a start of our own that does */
+        if (pool && native_pool_claim(cfg, ret_session) == 0)
+                return 0;
         for (size_t i = 0; i < ARRAY_SIZE(start_steps) && r >= 0; i++) {
                 const struct start_step *step = &start_steps[i];
                 r = step->run(&st, err);
@@ -798,5 +803,7 @@ int native_start(const struct backend_config *cfg, struct backend_session *ret_s
                 start_undo(&st);
                 return err && err->code ? -err->code : r;
         }
+        if (pool)
+                native_pool_refill(cfg);
         return 0;
 }

@@ -195,6 +195,36 @@ int native_record(const struct sandbox_ref *ref, pid_t pid, const struct cgroup_
         return r;
 }
 
+int native_pooled_init(const char *run_dir, const char *tail, char uuid[37], pid_t *ret_pid,
+                       int *ret_pidfd)
+{
+        struct sandbox_ref ref = {"pool", NULL, run_dir};
+        struct native_runtime rt;
+        struct proc_ident id;
+        size_t n = strlen(tail);
+        int pidfd;
+
+        uuid[0] = '\0';
+        *ret_pidfd = -1;
+        if (read_runtime(&ref, &rt) < 0 || !rt.uuid[0])
+                return -ENOENT;
+        if (n > 36 || !streq(rt.uuid + 36 - n, tail))
+                return -EINVAL; /* another sandbox's record under this entry's name */
+        memcpy(uuid, rt.uuid, 37);
+        /* checked once, with the pidfd held: it pins whichever process had the pid, and the
+         * check then says it is the sandbox's init (a reused pid fails its start time) */
+        pidfd = (int)syscall(SYS_pidfd_open, rt.pid, 0);
+        if (pidfd < 0)
+                return -errno;
+        if (!runtime_alive(&rt, &id)) {
+                close(pidfd);
+                return -ESRCH;
+        }
+        *ret_pid = rt.pid;
+        *ret_pidfd = pidfd;
+        return 0;
+}
+
 static int native_probe(char *why, size_t why_len)
 {
         int fd = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
@@ -213,6 +243,8 @@ static int native_finish(struct backend_session *bs)
 
         if (!s)
                 return 0;
+        if (s->pooled)
+                return native_pool_finish(bs);
         /* Killing the init of the pid namespace kills everything in it. */
         if (s->pidfd >= 0)
                 (void)syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
@@ -370,6 +402,7 @@ static void native_sweep(const char *ephemeral_dir)
 
         if (!d)
                 return;
+        native_pool_sweep(dirfd(d), ephemeral_dir);
         while ((de = readdir(d))) {
                 size_t len = strlen(de->d_name);
                 char id[64];
@@ -423,4 +456,6 @@ const struct backend_ops native_backend_ops = {
     .stats = native_stats,
     .sweep = native_sweep,
     .prepare = native_prepare,
+    .pool_clear = native_pool_clear,
+    .pool_list = native_pool_list,
 };

@@ -25,6 +25,11 @@ struct native_session {
         int image_lock_fd;     /* the image store's shared lock, or -1 */
         char merged[PATH_MAX]; /* an ephemeral copy-fallback root to delete, or "" */
         struct cgroup_set cg;
+        /* claimed from the warm pool (native-pool.c): lock_fd is the entry's lock, and
+         * release_fd the connection to the entry's keeper, whose end has it tear the sandbox
+         * down */
+        bool pooled;
+        int release_fd;
 };
 
 /* Hands the rest of an ephemeral run's teardown (its PID 1 killed already) to a worker process
@@ -47,3 +52,29 @@ int native_start(const struct backend_config *cfg, struct backend_session *ret_s
 
 /* The backend's cleanup op: removes what a stopped (or crashed) sandbox left. Idempotent. */
 int native_cleanup(const struct sandbox_ref *ref, struct ak_err *err);
+
+/* The init of a sandbox the warm pool made, at run_dir (its runtime.json, read and checked as
+ * for any kept sandbox): uuid gets the record's uuid, which must end in tail (the entry's
+ * name), even when the rest fails (for the cleanup). 0 with *ret_pid and *ret_pidfd (the process
+ * checked with the pidfd held) when it is alive and is that sandbox's init; -errno otherwise. */
+int native_pooled_init(const char *run_dir, const char *tail, char uuid[37], pid_t *ret_pid,
+                       int *ret_pidfd);
+
+/* ---- the warm pool (native-pool.c) ---- */
+
+/* Whether a start may come from the pool: a pooled ephemeral run of the host image, no
+ * workspace, volumes or ports, network none or full. */
+bool native_pool_usable(const struct backend_config *cfg);
+/* Claims a sandbox made for exactly cfg's configuration: 0 with *ret_session filled (a pooled
+ * native_session), or -ENOENT when there is none to take. */
+int native_pool_claim(const struct backend_config *cfg, struct backend_session *ret_session);
+/* Starts a detached worker that tops cfg's pool up (nothing when one is at it already). */
+void native_pool_refill(const struct backend_config *cfg);
+/* The backend's finish for a claimed sandbox: kills its init, leaves the rest to the worker. */
+int native_pool_finish(struct backend_session *bs);
+/* Ends claimed sandboxes whose run and worker died (their lock free), from the ephemeral dir. */
+void native_pool_sweep(int ephemeral_fd, const char *ephemeral_dir);
+/* The backend's pool_list op: each pool of ours with its profile, network mode and idle count. */
+void native_pool_list(const char *ephemeral_dir, json_t *pools);
+/* The backend's pool_clear op. */
+int native_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, struct ak_err *err);

@@ -243,6 +243,18 @@ static int cmd_doctor(int argc, char **argv)
                         state_list_done(&l);
                 }
                 manager_sweep(m);
+                {
+                        cleanup_json json_t *pools = manager_pool_list(m);
+                        json_int_t idle = 0;
+                        json_t *p;
+                        size_t i;
+                        json_array_foreach (pools, i, p)
+                                idle += json_integer_value(json_object_get(p, "idle"));
+                        check(&rep, INFO, "pools",
+                              "native warm pools (run --fast): %zu, %lld idle sandboxes; see "
+                              "'pool list'",
+                              json_array_size(pools), (long long)idle);
+                }
                 check(&rep, INFO, "backend", "default backend: %s", manager_default_backend());
                 check_sandbox(&rep, m);
                 manager_free(m);

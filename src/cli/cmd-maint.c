@@ -104,7 +104,7 @@ static int cmd_clean(int argc, char **argv)
             OPT_BOOL('f', "force", &force, "running sandboxes too"),
             OPT_BOOL(0, "all", &all,
                      "also images no sandbox uses (the native store) and the\n"
-                     "warm pools of container backends"),
+                     "warm pools (native, containers, machines)"),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options};
@@ -174,8 +174,9 @@ static int cmd_gc(int argc, char **argv)
                 return CLI_PARSE_EXIT(r);
         if (manager_gc(m, labels, dry_run, &names, &err) < 0)
                 return cli_fail(&err, EXIT_ERROR);
-        /* and what ephemeral runs left when killed (their starter, or the worker finishing a
-         * run's teardown after it): cgroups, lock files */
+        /* and what ephemeral runs left when killed (their starter, the worker finishing a run's
+         * teardown after it, or a --fast run's sandbox whose keeper died too): cgroups, lock
+         * files, sandboxes */
         if (!dry_run)
                 manager_sweep(m);
         if (!names[0])

@@ -132,7 +132,7 @@ static int cmd_run(int argc, char **argv)
             OPT_CALLBACK(0, "timeout", &f.timeout_ms, "DUR", "kill the command after DUR",
                          cli_opt_timeout),
             OPT_BOOL('F', "fast", &f.o.fast,
-                     "docker/podman: take a pre-started container from the warm pool"),
+                     "take a pre-started sandbox from the warm pool (see pool)"),
             OPT_STRING('c', "config", &f.config_path, "FILE",
                        "agentkernel.toml to read (default: ./agentkernel.toml if any;\n"
                        "it must be approved: see 'trust')"),

@@ -148,6 +148,12 @@ bool backend_keeps_pool(const struct backend_ops *b)
         return b->pool_clear != NULL;
 }
 
+void backend_pool_list(const struct backend_ops *b, const char *ephemeral_dir, json_t *pools)
+{
+        if (b->pool_list)
+                b->pool_list(ephemeral_dir, pools);
+}
+
 int backend_pool_clear(const struct backend_ops *b, const char *ephemeral_dir,
                        unsigned *ret_removed, struct ak_err *err)
 {
@@ -166,7 +172,7 @@ int backend_id_base(const struct backend_config *cfg, uint32_t *ret, struct ak_e
 {
         uint32_t slot = cfg->id_slot;
 
-        if (cfg->ephemeral) {
+        if (cfg->ephemeral || cfg->pool_entry) {
                 uint32_t rnd;
                 random_bytes(&rnd, sizeof(rnd));
                 slot = EPHEMERAL_SLOT_BASE + rnd % (ID_SLOTS - EPHEMERAL_SLOT_BASE);

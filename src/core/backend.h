@@ -60,6 +60,9 @@ struct backend_config {
         bool ephemeral; /* run-once: see backend_session; ref.run_dir is then a
                            directory shared by all ephemeral runs */
         bool pooled;    /* ephemeral: may come from a warm pool of identical, unused sandboxes */
+        /* a warm pool's own sandbox (native): started like a kept one, but its ids come from the
+           ephemeral range (backend_id_base), as it will serve an ephemeral run */
+        bool pool_entry;
 };
 
 /* An ephemeral sandbox in use: a connected channel to its agent. The sandbox disappears, with
@@ -140,6 +143,10 @@ struct backend_ops {
         /* Optional: removes the idle sandboxes of the warm pool that pooled ephemeral starts
          * take from (cfg->pooled); *ret_removed counts them. */
         int (*pool_clear)(const char *ephemeral_dir, unsigned *ret_removed, struct ak_err *err);
+        /* Optional: appends to pools (an array) one object per pool that pooled starts take
+         * from: {"pool": name, "idle": ready sandboxes, "target": kept per pool, "max": all
+         * pools together}. */
+        void (*pool_list)(const char *ephemeral_dir, json_t *pools);
 };
 
 /* Makes all (NULL-terminated, in detection order: the first is the default) the program's
@@ -179,5 +186,7 @@ bool backend_keeps_pool(const struct backend_ops *b);
 /* b->pool_clear; -EOPNOTSUPP (with a message) where b keeps no pool. */
 int backend_pool_clear(const struct backend_ops *b, const char *ephemeral_dir,
                        unsigned *ret_removed, struct ak_err *err);
+/* b->pool_list where the backend has one (nothing appended otherwise). */
+void backend_pool_list(const struct backend_ops *b, const char *ephemeral_dir, json_t *pools);
 /* b->prepare, or 0 where the backend has nothing to prepare. */
 int backend_prepare(const struct backend_ops *b, const char *image, struct ak_err *err);

@@ -1191,6 +1191,27 @@ void manager_sweep(struct manager *m)
                 backend_sweep(all[i], dir);
 }
 
+json_t *manager_pool_list(struct manager *m)
+{
+        const struct backend_ops *const *all = backend_all();
+        cleanup_free char *dir = store_run_dir(m->store, EPHEMERAL_RUN_DIR);
+        json_t *out = json_array();
+
+        for (size_t i = 0; out && dir && all[i]; i++) {
+                json_t *pools = json_array(), *p;
+                size_t k;
+                if (!pools)
+                        break;
+                backend_pool_list(all[i], dir, pools);
+                json_array_foreach (pools, k, p) {
+                        json_object_set_new(p, "backend", json_string(all[i]->name));
+                        json_array_append(out, p);
+                }
+                json_decref(pools);
+        }
+        return out;
+}
+
 int manager_pool_clear(struct manager *m, const char *backend,
                        void (*done)(void *ctx, const char *backend, unsigned removed), void *ctx,
                        struct ak_err *err)

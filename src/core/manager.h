@@ -335,6 +335,9 @@ void manager_sweep(struct manager *m);
  * or (NULL) of every backend that keeps one, skipping those that cannot be reached. done(ctx,
  * backend, n) reports each pool emptied. -EINVAL for a backend that keeps none; a named backend's
  * failure is returned. */
+/* The warm pools of the backends that can list theirs (backend_ops.pool_list): an array of
+ * {"backend", "pool", "idle", "target", "max"} (a new reference), or NULL without memory. */
+json_t *manager_pool_list(struct manager *m);
 int manager_pool_clear(struct manager *m, const char *backend,
                        void (*done)(void *ctx, const char *backend, unsigned removed), void *ctx,
                        struct ak_err *err);
