@@ -153,8 +153,8 @@ static int cmd_doctor(int argc, char **argv)
                 check(&rep, INFO, "cgroup joins",
                       "each start waits for an RCU grace period to join its cgroups (a few ms; "
                       "overlapped with the sandbox's setup); remounting a cgroup v2 hierarchy "
-                      "with favordynmods removes the wait host-wide, e.g. "
-                      "mount -o remount,favordynmods %s",
+                      "with favordynmods removes the wait host-wide: 'agentkernel setup' does it "
+                      "(mount -o remount,favordynmods %s)",
                       hybrid ? CGROUP_ROOT "/unified" : CGROUP_ROOT);
         }
 

@@ -3,7 +3,8 @@
  * `setup [-y]`: first-run checks and preparation for the chosen backend (upstream's setup,
  * reference/upstream-agents.md §3). It reports what `doctor` checks, then does what is missing,
  * each step only when needed (idempotent: a second run finds nothing to do): the data and user
- * directories (private, core/paths.h), the backend's image for container backends (pulled).
+ * directories (private, core/paths.h), the backend's image for container backends (pulled), and
+ * for native as root the cgroup2 hierarchy remounted with favordynmods (--keep-cgroups: not).
  * -y does it without asking; at a terminal it asks for each step; with neither (a script, a
  * pipe) it only reports what it would do. Upstream's Firecracker kernel, rootfs and binary
  * downloads have no counterpart: the native backend needs none, and the microvm backend's guest
@@ -20,6 +21,7 @@
 #include "cmd.h"
 #include "core/backend.h"
 #include "core/paths.h"
+#include "runtime/cgroup.h"
 #include "shared/cleanup.h"
 
 enum mode { REPORT, ASK, YES };
@@ -51,7 +53,7 @@ static bool exists(int (*where)(char **, struct ak_err *))
 
 static int cmd_setup(int argc, char **argv)
 {
-        bool yes = false, quiet = false;
+        bool yes = false, quiet = false, keep_cgroups = false;
         const char *backend = NULL, *image = NULL;
         const struct cli_option options[] = {
             OPT_BOOL('y', "yes", &yes, "do what is missing without asking"),
@@ -60,6 +62,8 @@ static int cmd_setup(int argc, char **argv)
             OPT_STRING('i', "image", &image, "IMAGE",
                        "the image to prepare (docker, podman: default alpine:3.20)"),
             OPT_BOOL('q', "quiet", &quiet, "skip the doctor report"),
+            OPT_BOOL(0, "keep-cgroups", &keep_cgroups,
+                     "native: leave the cgroup hierarchy's mount options as they are"),
             OPT_END(),
         };
         const struct cli_spec spec = {.options = options};
@@ -123,6 +127,25 @@ static int cmd_setup(int argc, char **argv)
                         }
                 }
         }
+        /* native starts join cgroups; without favordynmods the first join after a quiet while
+         * waits for an RCU grace period (docs/performance.md): the largest fixed cost of a
+         * start that bwrap, which joins none, does not pay */
+        if (streq(b->name, "native") && geteuid() == 0 && !keep_cgroups &&
+            cgroup_detect(why, sizeof(why)) != CGROUP_NONE && !cgroup_joins_favored()) {
+                todo++;
+                if (want(mode, "favor cgroup joins host-wide (remount the cgroup2 hierarchy with "
+                               "favordynmods: starts stop waiting for an RCU grace period, forks "
+                               "and exits cost slightly more; until reboot)")) {
+                        if (cgroup_favor_joins(&err) < 0) {
+                                cli_error("%s", ak_err_msg(&err));
+                                failed++;
+                        } else {
+                                printf("  cgroup joins: favored (favordynmods)\n");
+                        }
+                }
+        } else if (streq(b->name, "native") && cgroup_joins_favored()) {
+                printf("  cgroup joins: favored (favordynmods)\n");
+        }
         if (!image && (streq(b->name, "docker") || streq(b->name, "podman")))
                 image = "alpine:3.20";
         if (image && !failed) {
@@ -166,10 +189,12 @@ static int cmd_setup(int argc, char **argv)
 const struct verb verb_setup = {
     "setup",
     cmd_setup,
-    "[-y] [-B BACKEND] [-i IMAGE]",
+    "[-y] [-B BACKEND] [-i IMAGE] [--keep-cgroups]",
     "First-run checks and preparation (idempotent)",
     "Creates what is missing (data and user directories; for docker and podman,\n"
-    "pulls the image), then reports what 'doctor' checks. -y: without asking; at a\n"
-    "terminal: asks for each step; otherwise it only reports what it would do.\n",
+    "pulls the image; for native as root, remounts the cgroup2 hierarchy with\n"
+    "favordynmods unless --keep-cgroups: see docs/performance.md), then reports what\n"
+    "'doctor' checks. -y: without asking; at a terminal: asks for each step;\n"
+    "otherwise it only reports what it would do.\n",
     VERB_TOP_ONLY,
     NULL};

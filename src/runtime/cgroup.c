@@ -13,14 +13,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/macro.h"
 #include "shared/parse-util.h"
 #include "shared/time-util.h"
 
@@ -443,6 +446,91 @@ bool cgroup_joins_favored(void)
                         }
         }
         return false;
+}
+
+int cgroup_favor_options(const char *opts, char *out, size_t len)
+{
+        /* cgroup2's own superblock options (Documentation/admin-guide/cgroup-v2.rst); per-mount
+         * flags (ro, nosuid, relatime...) are not data and are kept by the remount's flags */
+        static const char *const keep[] = {"nsdelegate", "memory_localevents",
+                                           "memory_recursiveprot", "memory_hugetlb_accounting",
+                                           "pids_localevents"};
+        char buf[512];
+        size_t used = 0;
+        char *save = NULL;
+
+        if (strlen(opts) >= sizeof(buf))
+                return -ENAMETOOLONG;
+        memcpy(buf, opts, strlen(opts) + 1);
+        out[0] = '\0';
+        for (char *o = strtok_r(buf, ",", &save); o; o = strtok_r(NULL, ",", &save))
+                for (size_t i = 0; i < ARRAY_SIZE(keep); i++)
+                        if (streq(o, keep[i])) {
+                                int n = snprintf(out + used, len - used, "%s,", o);
+                                if (n < 0 || (size_t)n >= len - used)
+                                        return -ENAMETOOLONG;
+                                used += (size_t)n;
+                        }
+        if (snprintf(out + used, len - used, "favordynmods") >= (int)(len - used))
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+/* The options field of /proc/mounts for the cgroup2 mount at path, into out. */
+static int cgroup2_mount_options(const char *path, char *out, size_t len)
+{
+        cleanup_buf struct buf b = BUF_INIT;
+        char *save = NULL;
+
+        if (read_file_at(AT_FDCWD, "/proc/mounts", &b, 1u << 22) < 0 || !b.data)
+                return -EIO;
+        for (char *t = strtok_r(b.data, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
+                char *f[4] = {0}, *fs = NULL;
+                size_t n = 0;
+                for (char *w = strtok_r(t, " ", &fs); w && n < 4; w = strtok_r(NULL, " ", &fs))
+                        f[n++] = w;
+                if (n == 4 && streq(f[2], "cgroup2") && streq(f[1], path)) {
+                        if (strlen(f[3]) >= len)
+                                return -ENAMETOOLONG;
+                        memcpy(out, f[3], strlen(f[3]) + 1);
+                        return 0;
+                }
+        }
+        return -ENOENT;
+}
+
+int cgroup_favor_joins(struct ak_err *err)
+{
+        const char *path = access(CGROUP_ROOT "/unified/cgroup.procs", F_OK) == 0 ? CGROUP_ROOT
+                               "/unified"
+                                                                                  : CGROUP_ROOT;
+        static const struct {
+                unsigned long st, ms;
+        } flags[] = {{ST_RDONLY, MS_RDONLY},    {ST_NOSUID, MS_NOSUID},
+                     {ST_NODEV, MS_NODEV},      {ST_NOEXEC, MS_NOEXEC},
+                     {ST_NOATIME, MS_NOATIME},  {ST_NODIRATIME, MS_NODIRATIME},
+                     {ST_RELATIME, MS_RELATIME}};
+        char opts[512], data[512];
+        unsigned long ms = MS_REMOUNT;
+        struct statvfs sv;
+        int r;
+
+        r = cgroup2_mount_options(path, opts, sizeof(opts));
+        if (r < 0)
+                return ak_err_errno(err, -r, "no cgroup2 hierarchy at %s", path);
+        r = cgroup_favor_options(opts, data, sizeof(data));
+        if (r < 0)
+                return ak_err_errno(err, -r, "the options of %s", path);
+        if (statvfs(path, &sv) < 0)
+                return ak_err_errno(err, errno, "%s", path);
+        for (size_t i = 0; i < ARRAY_SIZE(flags); i++)
+                if (sv.f_flag & flags[i].st)
+                        ms |= flags[i].ms;
+        if (mount(NULL, path, NULL, ms, data) < 0)
+                return ak_err_errno(err, errno, "remount %s with %s", path, data);
+        if (cgroup2_mount_options(path, opts, sizeof(opts)) < 0 || !strstr(opts, "favordynmods"))
+                return ak_err_set(err, EIO, "%s was remounted but does not say favordynmods", path);
+        return 0;
 }
 
 #define KILL_BATCH 256 /* pidfds held at once; destroy calls again until the cgroup is empty */

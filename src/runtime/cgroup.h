@@ -93,6 +93,16 @@ void cgroup_warm_finish(struct cgroup_warm *w);
  * trade is slightly costlier forks and exits, system-wide. */
 bool cgroup_joins_favored(void);
 
+/* The data of a remount that adds favordynmods to a cgroup2 mount whose /proc/mounts options are
+ * opts, keeping its other superblock options (a cgroup2 remount resets every flag it is not
+ * given: nsdelegate, memory_recursiveprot... would be lost). 0, or -ENAMETOOLONG when out (len)
+ * is too small. Pure: for setup, and its unit test. */
+int cgroup_favor_options(const char *opts, char *out, size_t len);
+/* Remounts the cgroup2 hierarchy (CGROUP_ROOT, or its /unified on a hybrid host) with
+ * favordynmods, every other option kept, and checks /proc/mounts says so afterwards. Needs
+ * CAP_SYS_ADMIN in the initial namespaces; host-wide, and on recent kernels until reboot. */
+int cgroup_favor_joins(struct ak_err *err);
+
 /* Kills every process in the cgroups and removes them; idempotent (missing is fine). */
 int cgroup_destroy(const struct cgroup_set *cg, struct ak_err *err);
 
