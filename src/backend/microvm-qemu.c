@@ -170,7 +170,7 @@ static enum vm_accel kvm_probe(const char *qemu, char *why, size_t why_len)
 
 static int qemu_probe(enum vm_accel *ret_accel, char *why, size_t why_len)
 {
-        char qemu[PATH_MAX], kernel[PATH_MAX], kver[256], acc_why[256];
+        char qemu[PATH_MAX], kernel[PATH_MAX], kver[256], acc_why[256], what[PATH_MAX + 128];
         struct ak_err e = {0};
 
         if (!find_qemu(qemu, sizeof(qemu))) {
@@ -182,14 +182,14 @@ static int qemu_probe(enum vm_accel *ret_accel, char *why, size_t why_len)
                 (void)snprintf(why, why_len, "%s", ak_err_msg(&e));
                 return 0;
         }
+        vm_guest_kernel_describe(kernel, kver, what, sizeof(what));
         *ret_accel = kvm_probe(qemu, acc_why, sizeof(acc_why));
         if (*ret_accel == VM_ACCEL_KVM)
-                (void)snprintf(why, why_len, "qemu -M microvm with KVM (%s), kernel %s", acc_why,
-                               kernel);
+                (void)snprintf(why, why_len, "qemu -M microvm with KVM (%s), %s", acc_why, what);
         else
                 (void)snprintf(why, why_len,
-                               "qemu -M microvm with TCG, software emulation (KVM: %s), kernel %s",
-                               acc_why, kernel);
+                               "qemu -M microvm with TCG, software emulation (KVM: %s), %s",
+                               acc_why, what);
         return 1;
 }
 
@@ -248,7 +248,8 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
                         _exit(126);
                 argv[n++] = qemu;
                 argv[n++] = "-M";
-                argv[n++] = "microvm";
+                /* without ACPI QEMU puts virtio_mmio.device=... on the command line itself */
+                argv[n++] = s->cmdline_devices ? "microvm,acpi=off" : "microvm";
                 argv[n++] = "-accel";
                 argv[n++] = s->accel == VM_ACCEL_KVM ? "kvm" : "tcg";
                 argv[n++] = "-cpu";
