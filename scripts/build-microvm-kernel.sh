@@ -83,9 +83,11 @@ mk=(nice -n 10 make -C "$tree" -s ARCH=x86_64)
 # every symbol of the fragment as it was asked for
 lost=0
 while IFS= read -r line; do
-        [[ $line =~ ^CONFIG_ ]] || continue
+        [[ $line =~ ^CONFIG_ || $line =~ ^#\ CONFIG_[A-Z0-9_]+\ is\ not\ set$ ]] || continue
         if ! grep -qxF "$line" "$tree/.config"; then
-                echo "kernel config: '$line' did not survive olddefconfig (got: $(grep -E "^(# )?${line%%=*}[= ]" "$tree/.config" || echo absent))" >&2
+                sym=${line#\# }
+                sym=${sym%%[= ]*}
+                echo "kernel config: '$line' did not survive olddefconfig (got: $(grep -E "^(# )?$sym[= ]" "$tree/.config" || echo absent))" >&2
                 lost=1
         fi
 done <"$fragment"
