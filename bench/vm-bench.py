@@ -10,10 +10,17 @@ Rows (milliseconds; p50 and p99 where there are enough samples):
 3. `agentkernel run -- true` end to end (an ephemeral sandbox for one command).
 4. host memory per idle sandbox (128 MB): the PSS (/proc/PID/smaps_rollup) of what runs on the host for
    it after 3 s idle: microvm, the hypervisor and the relay; native, the agent and its handlers.
+5. microvm only: the guest's uptime at the first exec after `create` (kernel boot, the agent's
+   setup and the first answer, in guest time).
+
+microvm rows come once per guest kernel (docs/backends.md, "The guest kernel"): Debian's with
+its modules in the initramfs (AGENTKERNEL_VM_KERNEL=debian), and the minimal kernel
+(AGENTKERNEL_VM_KERNEL=minimal) when scripts/build-microvm-kernel.sh has built it. Upstream's
+published Firecracker figures (KVM) are printed beside them.
 
 Both backends use the same OCI image (tests/oci.py's busybox base, from a registry on
 127.0.0.1), with --no-network. Under TCG (no usable KVM) the VM rows measure emulation: the
-accelerator is printed. Usage: bench/vm-bench.py [--n N] [--boots N] [--build DIR]
+accelerator is printed. Usage: bench/vm-bench.py [--n N] [--boots N] [--build DIR] [--kernels debian,minimal]
 """
 import argparse
 import json
@@ -69,6 +76,8 @@ def main():
     ap.add_argument("--n", type=int, default=30, help="exec samples per backend")
     ap.add_argument("--boots", type=int, default=8, help="create and run samples per backend")
     ap.add_argument("--build", default=str(ROOT / "build"))
+    ap.add_argument("--kernels", default="debian,minimal",
+                    help="guest kernels to measure (AGENTKERNEL_VM_KERNEL values)")
     a = ap.parse_args()
     ak_bin = str(pathlib.Path(a.build) / "src" / "agentkernel")
     if os.geteuid() != 0 or not oci.tools_present():
@@ -83,43 +92,57 @@ def main():
                    AGENTKERNEL_AGENT=str(pathlib.Path(a.build) / "src" / "agentkernel-agent"))
         reg.configure(env)
 
-        def ak(*args, check=True):
-            p = subprocess.run([ak_bin, *args], env=env, capture_output=True, text=True)
+        def ak(*args, check=True, extra=None):
+            p = subprocess.run([ak_bin, *args], env=dict(env, **(extra or {})),
+                               capture_output=True, text=True)
             if check and p.returncode != 0:
                 raise RuntimeError(f"{args}: {p.stderr}")
             return p
 
-        def timed(*args):
+        def timed(*args, extra=None):
             t0 = time.perf_counter()
-            ak(*args)
+            ak(*args, extra=extra)
             return (time.perf_counter() - t0) * 1e3
 
         ak("images", "pull", ref)
-        doctor = ak("doctor", check=False).stdout
-        print("vm-bench:", next((l.strip() for l in doctor.splitlines()
-                                 if l.split("]", 1)[-1].split()[:1] == ["microvm"]), "microvm: ?"))
+        print(f"vm-bench: {time.strftime('%Y-%m-%d %H:%M:%S')}, load {os.getloadavg()}")
         print(f"  cpus {os.cpu_count()}, host kernel {os.uname().release}")
-        backends = {"native": [], "microvm": ["-B", "microvm"]}
+        # name: (flags, environment)
+        backends = {"native": ([], {})}
+        for k in a.kernels.split(","):
+            extra = {"AGENTKERNEL_VM_KERNEL": k}
+            doctor = ak("doctor", check=False, extra=extra).stdout
+            line = next((l.strip() for l in doctor.splitlines()
+                         if l.split("]", 1)[-1].split()[:1] == ["microvm"]), "microvm: ?")
+            print(f"  {k}: {line}")
+            if line.startswith("[ok"):
+                backends[f"microvm, {k} kernel"] = (["-B", "microvm"], extra)
         # 128 MB: the size the issue's memory goal is stated for
         common = ["--no-network", "-i", ref, "--memory", "128"]
         # warm the caches (the image's erofs, the initramfs, the KVM probe) outside the samples
-        for b, flag in backends.items():
-            ak("create", "warm", *flag, *common)
-            ak("remove", "warm")
-        for b, flag in backends.items():
+        for b, (flag, extra) in backends.items():
+            ak("create", "warm", *flag, *common, extra=extra)
+            ak("remove", "warm", extra=extra)
+        for b, (flag, extra) in backends.items():
             print(f"{b}:")
-            xs = []
+            xs, up = [], []
             for i in range(a.boots):
-                xs.append(timed("create", f"c{i}", *flag, *common))
-                ak("remove", f"c{i}")
+                xs.append(timed("create", f"c{i}", *flag, *common, extra=extra))
+                if flag:
+                    out = ak("exec", f"c{i}", "--", "cat", "/proc/uptime", extra=extra).stdout
+                    up.append(float(out.split()[0]) * 1e3)
+                ak("remove", f"c{i}", extra=extra)
             row("create -> agent ready", xs)
-            ak("create", "idle", *flag, *common)
-            xs = [timed("exec", "idle", "--", "true") for _ in range(a.n)]
+            if up:
+                row("guest uptime at the first exec", up)
+            ak("create", "idle", *flag, *common, extra=extra)
+            xs = [timed("exec", "idle", "--", "true", extra=extra) for _ in range(a.n)]
             row("exec -- true", xs)
-            xs = [timed("run", *flag, *common, "--", "true") for _ in range(a.boots)]
+            xs = [timed("run", *flag, *common, "--", "true", extra=extra)
+                  for _ in range(a.boots)]
             row("run -- true (end to end)", xs)
             time.sleep(3)
-            if b == "microvm":
+            if flag:
                 rt = json.loads((tmp / "data/run/idle/runtime.json").read_text())
                 pids = [rt["vmm"]["pid"], rt["relay"]["pid"]]
                 what = "qemu + relay"
@@ -130,7 +153,10 @@ def main():
             total = sum(pss_kb(p) for p in pids)
             print(f"  {'host PSS, idle (' + what + ')':<38} {total / 1024:8.1f} MiB "
                   f"({', '.join(f'{pss_kb(p) / 1024:.1f}' for p in pids)})", flush=True)
-            ak("remove", "idle")
+            ak("remove", "idle", extra=extra)
+        print("upstream (Firecracker, KVM, published): boot 78 ms, agent ready 110 ms, "
+              "exec over vsock 19 ms")
+        print(f"  load at the end {os.getloadavg()}")
     finally:
         reg.stop()
         subprocess.run([ak_bin, "list"], env=env, capture_output=True)

@@ -34,8 +34,11 @@ tests=(python3-pytest bubblewrap time clang-format valgrind golang-github-burnts
         nodejs docker-registry skopeo umoci apache2-utils busybox-static zstd python3-jwt
         python3-cryptography docker.io podman runc xfsprogs btrfs-progs nftables curl openssl python3-h2)
 # the microvm backend and its tests: QEMU's microvm machine, a guest kernel (Debian's cloud
-# kernel: its virtio drivers are modules the guest's initramfs loads), mkfs.erofs for images
-vm=(qemu-system-x86 linux-image-cloud-amd64 erofs-utils)
+# kernel: its virtio drivers are modules the guest's initramfs loads), mkfs.erofs for images;
+# linux-source-6.1 and what building it needs (flex, bison, bc, libelf-dev for objtool, xz-utils)
+# for the minimal guest kernel (scripts/build-microvm-kernel.sh: CI only checks its config)
+vm=(qemu-system-x86 linux-image-cloud-amd64 erofs-utils linux-source-6.1 flex bison bc libelf-dev
+        xz-utils)
 
 mode=${1:-all}
 case $mode in

@@ -207,7 +207,12 @@ class Machine:
 
     def boot_qemu(self, qemu):
         fdpath = "/proc/self/fd/{}".format
-        argv = [qemu, "-M", "microvm", "-accel", "tcg", "-cpu", "max",
+        # Firecracker appends virtio_mmio.device=... to the boot args, as QEMU's microvm does
+        # without ACPI: so for the minimal kernel (boot args with no "--", after which what is
+        # appended would reach init) acpi=off; Debian's kernel finds its devices through ACPI
+        args = self.boot.get("boot_args", "")
+        machine = "microvm" if " -- " in f" {args} " else "microvm,acpi=off"
+        argv = [qemu, "-M", machine, "-accel", "tcg", "-cpu", "max",
                 "-m", str(self.machine["mem_size_mib"]), "-smp", str(self.machine["vcpu_count"]),
                 "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                 "-kernel", fdpath(self.boot["_kernel_image_path"]),

@@ -488,6 +488,82 @@ static void guest_kernel_ro(void)
         must(mount(NULL, "/sys", NULL, fl, NULL), "remount /sys read-only");
 }
 
+#define PF_KTHREAD_FLAG 0x00200000u /* include/linux/sched.h: a kernel thread */
+
+/* Whether /proc/<name> is a user-space process (not a kernel thread: flags, the stat's 9th
+ * field, has PF_KTHREAD). A process gone meanwhile is not counted. */
+static bool user_process(int proc_fd, const char *name)
+{
+        char path[64];
+        cleanup_buf struct buf b = BUF_INIT;
+        const char *p;
+        unsigned long flags = 0;
+
+        (void)snprintf(path, sizeof(path), "%s/stat", name);
+        if (read_file_at(proc_fd, path, &b, 4096) < 0 || !b.data)
+                return false;
+        p = memrchr(b.data, ')', b.len); /* the name may hold anything, ')' included */
+        if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
+                return false;
+        return !(flags & PF_KTHREAD_FLAG);
+}
+
+/* A /proc/meminfo line's value in bytes (its unit is kB), or 0. */
+static uint64_t meminfo_bytes(const struct buf *b, const char *key)
+{
+        size_t klen = strlen(key);
+
+        for (size_t i = 0; i < b->len;) {
+                const char *line = b->data + i;
+                const char *nl = memchr(line, '\n', b->len - i);
+                size_t len = nl ? (size_t)(nl - line) : b->len - i;
+                unsigned long long kb;
+
+                if (len > klen && strncmp(line, key, klen) == 0 && line[klen] == ':' &&
+                    sscanf(line + klen + 1, "%llu", &kb) == 1)
+                        return (uint64_t)kb * 1024;
+                i += len + 1;
+        }
+        return 0;
+}
+
+int agent_guest_serve_stats(int fd)
+{
+        cleanup_buf struct buf out = BUF_INIT, mem = BUF_INIT;
+        cleanup_close int proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        uint64_t pids = 0, total, avail;
+        DIR *d;
+        struct dirent *de;
+        size_t start;
+        int r;
+
+        if (proc_fd < 0)
+                return agent_send_error(fd, errno, "open '/proc': %s", strerror(errno));
+        d = fdopendir(dup(proc_fd));
+        if (!d)
+                return agent_send_error(fd, errno, "read '/proc': %s", strerror(errno));
+        while ((de = readdir(d)))
+                if (de->d_name[0] >= '1' && de->d_name[0] <= '9' &&
+                    user_process(proc_fd, de->d_name))
+                        pids++;
+        closedir(d);
+        if (read_file_at(proc_fd, "meminfo", &mem, 1u << 16) < 0 || !mem.data)
+                return agent_send_error(fd, EIO, "read '/proc/meminfo'");
+        total = meminfo_bytes(&mem, "MemTotal");
+        avail = meminfo_bytes(&mem, "MemAvailable");
+        start = ak_msg_begin(&out, AK_OK);
+        r = start == (size_t)-1 ? -ENOMEM : 0;
+        if (r >= 0)
+                r = ak_put_u64(&out, AK_T_PIDS, pids);
+        if (r >= 0)
+                r = ak_put_u64(&out, AK_T_MEM_USED, total > avail ? total - avail : 0);
+        if (r >= 0)
+                r = ak_put_u64(&out, AK_T_MEM_TOTAL, total);
+        if (r >= 0)
+                r = ak_msg_end(&out, start);
+        return r < 0 ? agent_send_error(fd, -r, "stats: %s", strerror(-r)) : ak_write_buf(fd, &out);
+}
+
 int agent_guest_cgroup_fd(void)
 {
         return cmd_cgroup_fd;

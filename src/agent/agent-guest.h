@@ -29,5 +29,11 @@ int agent_guest_cgroup_fd(void);
 /* In a command's child, last before execve: no_new_privs and the profile's seccomp filter.
  * Returns 0 or -errno. */
 int agent_guest_command_confine(void);
+
+/* Answers STATS (docs/protocol.md) on fd: OK with PIDS (the guest's user-space processes, the
+ * agent and its handlers included: every /proc entry but the kernel's threads), MEM_USED and
+ * MEM_TOTAL (the guest's /proc/meminfo: MemTotal - MemAvailable, MemTotal). Returns what
+ * the write returned. */
+int agent_guest_serve_stats(int fd);
 _noreturn_ void agent_guest_poweroff(void);
 _noreturn_ void agent_guest_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

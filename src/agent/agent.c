@@ -180,6 +180,13 @@ static int serve_connection(int fd)
                 case AK_PING:
                         r = ak_write_frame(fd, AK_PONG, NULL, 0);
                         break;
+                case AK_STATS:
+                        if (!agent_guest)
+                                return agent_send_error(fd, ENOTSUP,
+                                                        "stats are the host's (the sandbox's "
+                                                        "cgroup), not the agent's");
+                        r = agent_guest_serve_stats(fd);
+                        break;
                 case AK_EXEC: {
                         uint64_t flags = 0;
                         (void)ak_get_u64(&m, AK_T_FLAGS, &flags);

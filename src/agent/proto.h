@@ -29,6 +29,8 @@ enum ak_type {
         AK_DATA = 5,  /* raw bytes of a file */
         AK_PING = 6,
         AK_PONG = 7,
+        AK_STATS = 8, /* -> OK {PIDS, MEM_USED, MEM_TOTAL}: a virtual machine's guest as its
+                         agent sees it (docs/protocol.md); other agents answer ERROR */
 
         AK_EXEC = 16,    /* ARG+, ENV*, CWD, USER, FLAGS, ROWS, COLS, TIMEOUT_MS, ALLOW*, BLOCK* */
         AK_STARTED = 17, /* agent->host: PID */
@@ -84,10 +86,13 @@ enum ak_tag {
         AK_T_STARTED = 22, /* i64 ns since the epoch */
         AK_T_STREAM = 23,
         AK_T_VERSION = 24,
-        AK_T_ALLOW = 25, /* EXEC: command policy allow entry (repeatable) */
-        AK_T_BLOCK = 26, /* EXEC: command policy block entry (repeatable) */
-        AK_T_UUID = 27,  /* HELLO reply: the sandbox the agent serves, when it was told */
-        AK_T_PORT = 28,  /* TCP_CONNECT: 1..65535 */
+        AK_T_ALLOW = 25,     /* EXEC: command policy allow entry (repeatable) */
+        AK_T_BLOCK = 26,     /* EXEC: command policy block entry (repeatable) */
+        AK_T_UUID = 27,      /* HELLO reply: the sandbox the agent serves, when it was told */
+        AK_T_PORT = 28,      /* TCP_CONNECT: 1..65535 */
+        AK_T_PIDS = 29,      /* STATS: the guest's user-space processes, the agent included */
+        AK_T_MEM_USED = 30,  /* STATS: bytes, MemTotal - MemAvailable of the guest */
+        AK_T_MEM_TOTAL = 31, /* STATS: bytes, the guest's MemTotal */
 };
 
 /* EXEC flags */

@@ -27,6 +27,7 @@
 
 #include "backend/microvm.h"
 #include "backend/native-image.h"
+#include "build-config.h"
 #include "core/paths.h"
 #include "core/private-dir.h"
 #include "core/profile.h"
@@ -134,26 +135,14 @@ static bool kernel_usable(const char *version)
         return access(p, R_OK) == 0;
 }
 
-int vm_guest_kernel(char *ret_path, size_t path_len, char *ret_version, size_t version_len,
-                    struct ak_err *err)
+/* Debian's kernel: the newest /boot/vmlinuz-* whose modules are installed. */
+static int debian_kernel(char *ret_path, size_t path_len, char *ret_version, size_t version_len,
+                         struct ak_err *err)
 {
-        const char *env = secure_getenv("AGENTKERNEL_VM_KERNEL");
         char best[256] = "";
-        DIR *d;
+        DIR *d = opendir("/boot");
         struct dirent *de;
 
-        if (env && *env) {
-                /* a kernel of one's own: its modules, if any, as for its release name */
-                const char *base = strrchr(env, '/');
-                base = base ? base + 1 : env;
-                if (access(env, R_OK) < 0)
-                        return ak_err_errno(err, errno, "AGENTKERNEL_VM_KERNEL '%s'", env);
-                (void)snprintf(ret_path, path_len, "%s", env);
-                (void)snprintf(ret_version, version_len, "%s",
-                               strncmp(base, "vmlinuz-", 8) == 0 ? base + 8 : "");
-                return 0;
-        }
-        d = opendir("/boot");
         if (!d)
                 return ak_err_set(err, ENOENT,
                                   "no guest kernel: /boot is missing (apt-get install "
@@ -177,6 +166,157 @@ int vm_guest_kernel(char *ret_path, size_t path_len, char *ret_version, size_t v
                 return ak_err_errno(err, errno, "guest kernel '%s'", ret_path);
         (void)snprintf(ret_version, version_len, "%s", best);
         return 0;
+}
+
+/* Where the minimal kernel is: AK_VM_KERNEL_DIR, or $AGENTKERNEL_VM_KERNEL_DIR (the tests'; the
+ * same ownership rules hold for it). */
+static const char *minimal_dir(void)
+{
+        const char *env = secure_getenv("AGENTKERNEL_VM_KERNEL_DIR");
+        return env && *env ? env : AK_VM_KERNEL_DIR;
+}
+
+/* Root's and nobody else's: owned by uid 0, written by no group or other. */
+static int root_only(const struct stat *st, const char *path, struct ak_err *err)
+{
+        if (st->st_uid != 0 || (st->st_mode & (S_IWGRP | S_IWOTH)))
+                return ak_err_set(err, EPERM,
+                                  "minimal guest kernel: '%s' is not root-owned or is writable "
+                                  "by others (mode %04o, owner %u): refusing to boot it",
+                                  path, (unsigned)(st->st_mode & 07777), (unsigned)st->st_uid);
+        return 0;
+}
+
+int vm_minimal_kernel(const char *dir, char *ret_path, size_t path_len, struct ak_err *err)
+{
+        char suffix[64], best[256] = "", parent[PATH_MAX];
+        cleanup_close int dfd = -1;
+        struct stat st;
+        DIR *d;
+        struct dirent *de;
+
+        (void)snprintf(suffix, sizeof(suffix), "-%s", AK_VM_KERNEL_HASH);
+        /* the directory and every one above it: root's (a user who could rename one could put
+         * a kernel of theirs under the path) */
+        (void)snprintf(parent, sizeof(parent), "%s", dir);
+        for (char *slash = parent + strlen(parent); slash > parent; slash = strrchr(parent, '/')) {
+                *slash = '\0';
+                if (!parent[0])
+                        break;
+                if (lstat(parent, &st) < 0) {
+                        if (errno == ENOENT)
+                                break; /* said below, for dir itself */
+                        return ak_err_errno(err, errno, "minimal guest kernel: '%s'", parent);
+                }
+                if (!S_ISDIR(st.st_mode))
+                        return ak_err_set(err, ENOTDIR,
+                                          "minimal guest kernel: '%s' is not a directory", parent);
+                if (st.st_uid != 0 ||
+                    ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)))
+                        return root_only(&st, parent, err);
+        }
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return errno == ENOENT
+                           ? ak_err_set(err, ENOENT,
+                                        "minimal guest kernel not built: no '%s' (run "
+                                        "scripts/build-microvm-kernel.sh as root)",
+                                        dir)
+                           : ak_err_errno(err, errno, "minimal guest kernel: '%s'", dir);
+        if (fstat(dfd, &st) < 0)
+                return ak_err_errno(err, errno, "minimal guest kernel: '%s'", dir);
+        if (root_only(&st, dir, err) < 0)
+                return -EPERM;
+        d = fdopendir(dup(dfd));
+        if (!d)
+                return ak_err_errno(err, errno, "minimal guest kernel: '%s'", dir);
+        while ((de = readdir(d))) {
+                size_t n = strlen(de->d_name);
+                if (strncmp(de->d_name, "vmlinuz-", 8) != 0 || n >= sizeof(best) ||
+                    n <= 8 + strlen(suffix) || !streq(de->d_name + n - strlen(suffix), suffix))
+                        continue;
+                if (!best[0] || strverscmp(de->d_name, best) > 0)
+                        (void)snprintf(best, sizeof(best), "%s", de->d_name);
+        }
+        closedir(d);
+        if (!best[0])
+                return ak_err_set(err, ENOENT,
+                                  "minimal guest kernel not built for this config (no "
+                                  "'%s/vmlinuz-*%s': run scripts/build-microvm-kernel.sh as "
+                                  "root)",
+                                  dir, suffix);
+        if (fstatat(dfd, best, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return ak_err_errno(err, errno, "minimal guest kernel '%s/%s'", dir, best);
+        (void)snprintf(ret_path, path_len, "%s/%s", dir, best);
+        if (!S_ISREG(st.st_mode))
+                return ak_err_set(err, EPERM, "minimal guest kernel: '%s' is not a regular file",
+                                  ret_path);
+        return root_only(&st, ret_path, err);
+}
+
+int vm_guest_kernel(char *ret_path, size_t path_len, char *ret_version, size_t version_len,
+                    struct ak_err *err)
+{
+        const char *env = secure_getenv("AGENTKERNEL_VM_KERNEL");
+        int r;
+
+        if (env && streq(env, "debian"))
+                return debian_kernel(ret_path, path_len, ret_version, version_len, err);
+        if (!env || !*env || streq(env, "minimal") || streq(env, "auto")) {
+                /* the minimal kernel: everything built in, so its "version" names no modules'
+                 * directory and the initramfs carries none */
+                bool want = env && streq(env, "minimal");
+                struct ak_err e = {0};
+
+                r = vm_minimal_kernel(minimal_dir(), ret_path, path_len, &e);
+                if (r >= 0) {
+                        (void)snprintf(ret_version, version_len, "%s%s", VM_MINIMAL_KERNEL_PREFIX,
+                                       AK_VM_KERNEL_HASH);
+                        return 0;
+                }
+                /* auto: Debian's when none is built; one that is there but unsafe is refused */
+                if (want || r != -ENOENT)
+                        return ak_err_set(err, -r, "%s", ak_err_msg(&e));
+                return debian_kernel(ret_path, path_len, ret_version, version_len, err);
+        }
+        {
+                /* a kernel of one's own: its modules, if any, as for its release name */
+                const char *base = strrchr(env, '/');
+                base = base ? base + 1 : env;
+                if (access(env, R_OK) < 0)
+                        return ak_err_errno(err, errno, "AGENTKERNEL_VM_KERNEL '%s'", env);
+                (void)snprintf(ret_path, path_len, "%s", env);
+                (void)snprintf(ret_version, version_len, "%s",
+                               strncmp(base, "vmlinuz-", 8) == 0 ? base + 8 : "");
+                return 0;
+        }
+}
+
+void vm_guest_kernel_describe(const char *path, const char *version, char *out, size_t len)
+{
+        if (strncmp(version, VM_MINIMAL_KERNEL_PREFIX, strlen(VM_MINIMAL_KERNEL_PREFIX)) == 0) {
+                (void)snprintf(out, len, "minimal kernel '%s'", path);
+                return;
+        }
+        if (strncmp(path, "/boot/", 6) == 0) {
+                struct ak_err e = {0};
+                char p[PATH_MAX];
+                const char *env = secure_getenv("AGENTKERNEL_VM_KERNEL");
+
+                if (env && streq(env, "debian"))
+                        (void)snprintf(out, len,
+                                       "Debian kernel '%s' (AGENTKERNEL_VM_KERNEL=debian)", path);
+                else if (vm_minimal_kernel(minimal_dir(), p, sizeof(p), &e) < 0)
+                        (void)snprintf(out, len,
+                                       "Debian kernel '%s' with its modules in the initramfs "
+                                       "(the minimal kernel is not built: "
+                                       "scripts/build-microvm-kernel.sh)",
+                                       path);
+                else
+                        (void)snprintf(out, len, "Debian kernel '%s'", path);
+                return;
+        }
+        (void)snprintf(out, len, "kernel '%s' (AGENTKERNEL_VM_KERNEL)", path);
 }
 
 /* --- newc cpio --- */

@@ -171,7 +171,7 @@ static enum vm_accel kvm_probe(const char *qemu, char *why, size_t why_len)
 
 static int qemu_probe(enum vm_accel *ret_accel, char *why, size_t why_len)
 {
-        char qemu[PATH_MAX], kernel[PATH_MAX], kver[256], acc_why[256];
+        char qemu[PATH_MAX], kernel[PATH_MAX], kver[256], acc_why[256], what[PATH_MAX + 128];
         struct ak_err e = {0};
 
         if (!find_qemu(qemu, sizeof(qemu))) {
@@ -183,21 +183,22 @@ static int qemu_probe(enum vm_accel *ret_accel, char *why, size_t why_len)
                 (void)snprintf(why, why_len, "%s", ak_err_msg(&e));
                 return 0;
         }
+        vm_guest_kernel_describe(kernel, kver, what, sizeof(what));
         *ret_accel = kvm_probe(qemu, acc_why, sizeof(acc_why));
         if (*ret_accel == VM_ACCEL_KVM)
-                (void)snprintf(why, why_len, "qemu -M microvm with KVM (%s), kernel %s", acc_why,
-                               kernel);
+                (void)snprintf(why, why_len, "qemu -M microvm with KVM (%s), %s", acc_why, what);
         else
                 (void)snprintf(why, why_len,
-                               "qemu -M microvm with TCG, software emulation (KVM: %s), kernel %s",
-                               acc_why, kernel);
+                               "qemu -M microvm with TCG, software emulation (KVM: %s), %s",
+                               acc_why, what);
         return 1;
 }
 
 static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *err)
 {
         char qemu[PATH_MAX], mem[32], smp[32], pidfile[PATH_MAX], serial[PATH_MAX + 8],
-            drive[PATH_MAX + 64], chardev[PATH_MAX + 64], errlog[PATH_MAX], runas[32], memobj[96];
+            drive[PATH_MAX + 64], chardev[PATH_MAX + 64], errlog[PATH_MAX], runas[32], memobj[96],
+            machine[64];
         char fs_chardev[VM_FS_MAX][96], fs_device[VM_FS_MAX][96];
         cleanup_buf struct buf pidtxt = BUF_INIT, errs = BUF_INIT;
         int status;
@@ -275,7 +276,12 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
                         _exit(126);
                 argv[n++] = qemu;
                 argv[n++] = "-M";
-                argv[n++] = s->n_fs ? "microvm,memory-backend=mem" : "microvm";
+                /* memory-backend: the shared memfd virtiofsd maps; without ACPI QEMU puts
+                 * virtio_mmio.device=... on the command line itself */
+                (void)snprintf(machine, sizeof(machine), "microvm%s%s",
+                               s->n_fs ? ",memory-backend=mem" : "",
+                               s->cmdline_devices ? ",acpi=off" : "");
+                argv[n++] = machine;
                 if (s->n_fs) {
                         argv[n++] = "-object";
                         argv[n++] = memobj;

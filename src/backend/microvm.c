@@ -60,6 +60,10 @@
 #define RELAY_STOP_GRACE_MS 1000
 #define RELAY_NET_TIMEOUT_S 10 /* the relay's capture namespace made (proxy mode) */
 #define GUEST_CMDLINE "console=ttyS0 panic=-1 quiet tsc_early_khz=2000000 -- --guest"
+/* The minimal kernel's: QEMU appends its virtio_mmio.device=... to the command line, which
+ * must not come after "--" (init would get them); "--guest" goes to init all the same (a word
+ * without '=' or '.' the kernel does not know) */
+#define GUEST_CMDLINE_DEVICES "console=ttyS0 panic=-1 quiet tsc_early_khz=2000000 --guest"
 
 /* The driver of new machines: $AGENTKERNEL_VM_DRIVER (qemu or firecracker), else firecracker
  * when its binary is there (docs/backends.md), else qemu. */
@@ -587,16 +591,19 @@ static void fs_failure(const struct vm_start *st, struct ak_err *err)
 static int launch_vmm(struct vm_start *st, struct ak_err *err)
 {
         const struct backend_config *cfg = st->cfg;
+        bool minimal =
+            strncmp(st->kver, VM_MINIMAL_KERNEL_PREFIX, strlen(VM_MINIMAL_KERNEL_PREFIX)) == 0;
         struct vm_spec spec = {
             .run_dir = st->run_dir,
             .uuid = cfg->ref.uuid,
             .kernel = st->kernel,
             .initrd = st->initrd,
-            .cmdline = GUEST_CMDLINE,
+            .cmdline = minimal ? GUEST_CMDLINE_DEVICES : GUEST_CMDLINE,
             .root_image = st->host_root ? NULL : st->rootfs,
             .vcpus = cfg->vcpus ? cfg->vcpus : 1,
             .memory_mb = cfg->memory_mb ? cfg->memory_mb : 512,
             .accel = st->accel,
+            .cmdline_devices = minimal,
             .run_as = st->vmm_id,
             .n_fs = st->n_shares,
         };
@@ -1022,6 +1029,34 @@ static int microvm_connect(const struct sandbox_ref *ref, struct ak_err *err)
         return unix_connect(path, err);
 }
 
+/* The host's view (hypervisor and relay, microvm-stats.c), read between two checks that both
+ * are still this machine's; then the guest's, from its agent (a guest that does not answer
+ * leaves pids 0 and guest false). */
+static int microvm_stats(const struct sandbox_ref *ref, struct backend_stats *ret)
+{
+        struct vm_runtime rt;
+        struct backend_stats st = {0};
+        char sock[PATH_MAX];
+
+        pid_t pids[2 + VM_FS_MAX];
+
+        if (!ref->run_dir || read_runtime(ref->run_dir, ref->uuid, &rt) < 0 || !vmm_alive(&rt) ||
+            !relay_alive(&rt) || fs_dead(&rt) >= 0)
+                return -ESRCH;
+        /* the machine's host processes: the hypervisor, the relay, each share's virtiofsd */
+        pids[0] = rt.vmm_pid;
+        pids[1] = rt.relay_pid;
+        for (unsigned i = 0; i < rt.n_fs; i++)
+                pids[2 + i] = rt.fs_pid[i];
+        vm_host_stats(pids, 2 + rt.n_fs, &st);
+        if (!vmm_alive(&rt) || !relay_alive(&rt) || fs_dead(&rt) >= 0)
+                return -ESRCH;
+        run_path(ref->run_dir, VM_FILE_AGENT, sock, sizeof(sock));
+        (void)vm_guest_stats(sock, &st);
+        *ret = st;
+        return 0;
+}
+
 static int microvm_prepare(const char *image, struct ak_err *err)
 {
         char cache[PATH_MAX], rootfs[PATH_MAX];
@@ -1132,6 +1167,7 @@ const struct backend_ops microvm_backend_ops = {
     .cleanup = microvm_cleanup,
     .status = microvm_status,
     .connect = microvm_connect,
+    .stats = microvm_stats,
     .prepare = microvm_prepare,
     .describe = microvm_describe,
     .sweep = microvm_sweep,

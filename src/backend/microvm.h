@@ -38,6 +38,9 @@ struct vm_spec {
         uint32_t vcpus;
         uint64_t memory_mb;
         enum vm_accel accel;
+        /* the kernel finds its virtio-mmio devices on its command line, not in ACPI tables (the
+         * minimal kernel has no ACPI): the hypervisor lists them there */
+        bool cmdline_devices;
         /* once its files are open, the hypervisor runs as this uid and gid (0: as the caller;
          * rootless) */
         uint32_t run_as;
@@ -84,10 +87,24 @@ bool vm_firecracker_present(void);
 
 /* --- microvm-guest.c: the guest's boot files --- */
 
-/* The kernel to boot: $AGENTKERNEL_VM_KERNEL, else the newest /boot/vmlinuz-* whose modules
- * are installed. *ret_version is its release (the modules' directory name). */
+/* The kernel to boot, by $AGENTKERNEL_VM_KERNEL (docs/backends.md, "The guest kernel"):
+ * "minimal": the minimal kernel (vm_minimal_kernel), an error when it is not built; "debian": the
+ * newest /boot/vmlinuz-* whose modules are installed; unset, empty or "auto": the minimal kernel
+ * when it is built, else Debian's; anything else: that file. *ret_version is its release (the
+ * modules' directory name; VM_MINIMAL_KERNEL_PREFIX and the config's hash for the minimal one,
+ * which has no modules). */
+#define VM_MINIMAL_KERNEL_PREFIX "minimal-"
 int vm_guest_kernel(char *ret_path, size_t path_len, char *ret_version, size_t version_len,
                     struct ak_err *err);
+
+/* The minimal kernel in dir (scripts/build-microvm-kernel.sh): the newest vmlinuz-*-HASH, HASH
+ * being this build's config fragment's (AK_VM_KERNEL_HASH). Refused (-EPERM) unless the file is
+ * a regular file and it, dir and every directory above dir are root-owned and written by no group
+ * or other (a sticky directory aside); -ENOENT when none is built. */
+/* What doctor and `setup -B microvm` say of the kernel vm_guest_kernel picked. */
+void vm_guest_kernel_describe(const char *path, const char *version, char *out, size_t len);
+
+int vm_minimal_kernel(const char *dir, char *ret_path, size_t path_len, struct ak_err *err);
 
 /* The initramfs of this kernel and agent (the agent as /init, the virtio and filesystem
  * modules), built once into cache_dir under a name made of the kernel's version and a hash of
@@ -152,3 +169,13 @@ int vm_fs_start(const char *run_dir, unsigned index, const struct vm_share *sh, 
 void vm_fs_log_tail(const char *run_dir, unsigned index, char *out, size_t len);
 /* Whether pid is one of run_dir's virtiofsd processes (by its executable and its argv[0]). */
 bool vm_fs_is_stray(pid_t pid, const char *run_dir);
+
+/* --- microvm-stats.c --- */
+
+/* Adds the PSS (memory_bytes) and CPU time (cpu_usec) of the n host processes pids (0 or less:
+ * skipped) to *ret. The caller checks they are the machine's before and after. */
+struct backend_stats;
+void vm_host_stats(const pid_t *pids, size_t n, struct backend_stats *ret);
+/* Asks the guest's agent, through the sandbox's agent socket, for STATS (docs/protocol.md):
+ * sets ret->pids and the guest_* fields. -EPROTO when the agent does not answer it. */
+int vm_guest_stats(const char *agent_sock, struct backend_stats *ret);

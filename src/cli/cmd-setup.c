@@ -7,8 +7,9 @@
  * for native as root the cgroup2 hierarchy remounted with favordynmods (--keep-cgroups: not).
  * -y does it without asking; at a terminal it asks for each step; with neither (a script, a
  * pipe) it only reports what it would do. Upstream's Firecracker kernel, rootfs and binary
- * downloads have no counterpart: the native backend needs none, and the microvm backend's guest
- * is described by `doctor`.
+ * downloads have no counterpart: the native backend needs none, and for the microvm backend the
+ * probe's line says which guest kernel a VM gets (the minimal one, or Debian's with how to build
+ * the minimal one: scripts/build-microvm-kernel.sh, docs/backends.md).
  */
 #include <errno.h>
 #include <stdio.h>

@@ -82,10 +82,17 @@ struct backend_status {
         pid_t pid;   /* host pid of the sandbox's init, when known */
 };
 
+/* What a running sandbox uses. memory_bytes and cpu_usec are always the host's: for a virtual
+ * machine, the PSS and CPU time of its hypervisor and relay. pids is the sandbox's processes: a
+ * virtual machine's are its guest's user-space processes as its agent counts them (0 when it did
+ * not answer). guest: the guest_* fields are set (the guest's own view of its memory). */
 struct backend_stats {
         uint64_t memory_bytes;
         uint64_t pids;
         uint64_t cpu_usec; /* 0 where not accounted */
+        bool guest;
+        uint64_t guest_memory_bytes;       /* in use inside the guest (MemTotal - MemAvailable) */
+        uint64_t guest_memory_total_bytes; /* the guest's MemTotal */
 };
 
 #define BACKEND_CAP_ATTACH (1u << 0)

@@ -235,12 +235,20 @@ char *metrics_render(struct manager *m)
                    "agentkernel_build_info{version=\"%s\"} 1\n",
                    listed ? l.n : 0, AK_VERSION);
         /* beyond upstream: what each running sandbox uses, from its cgroups */
+        /* (a virtual machine's memory and CPU are its host processes', its pids and guest
+         * memory what its guest's agent counts: docs/backends.md, "Stats") */
         buf_printf(&b, "# HELP agentkernel_sandbox_memory_bytes Memory in use by a sandbox\n"
                        "# TYPE agentkernel_sandbox_memory_bytes gauge\n"
                        "# HELP agentkernel_sandbox_pids Processes in a sandbox\n"
                        "# TYPE agentkernel_sandbox_pids gauge\n"
                        "# HELP agentkernel_sandbox_cpu_seconds_total CPU time used by a sandbox\n"
-                       "# TYPE agentkernel_sandbox_cpu_seconds_total counter\n");
+                       "# TYPE agentkernel_sandbox_cpu_seconds_total counter\n"
+                       "# HELP agentkernel_sandbox_guest_memory_bytes Memory in use inside a "
+                       "virtual machine, as its guest counts it\n"
+                       "# TYPE agentkernel_sandbox_guest_memory_bytes gauge\n"
+                       "# HELP agentkernel_sandbox_guest_memory_total_bytes Memory of a virtual "
+                       "machine, as its guest counts it\n"
+                       "# TYPE agentkernel_sandbox_guest_memory_total_bytes gauge\n");
         for (size_t i = 0; listed && i < l.n; i++) {
                 struct backend_stats st;
                 if (manager_stats(m, l.items[i], &st) < 0)
@@ -252,6 +260,14 @@ char *metrics_render(struct manager *m)
                            l.items[i]->name, (unsigned long long)st.memory_bytes, l.items[i]->name,
                            (unsigned long long)st.pids, l.items[i]->name,
                            (double)st.cpu_usec / 1e6);
+                if (st.guest)
+                        buf_printf(&b,
+                                   "agentkernel_sandbox_guest_memory_bytes{sandbox=\"%s\"} %llu\n"
+                                   "agentkernel_sandbox_guest_memory_total_bytes{sandbox=\"%s\"} "
+                                   "%llu\n",
+                                   l.items[i]->name, (unsigned long long)st.guest_memory_bytes,
+                                   l.items[i]->name,
+                                   (unsigned long long)st.guest_memory_total_bytes);
         }
         if (listed)
                 state_list_done(&l);
