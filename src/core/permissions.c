@@ -315,7 +315,7 @@ void perm_store_init(struct perm_store *s, bool persist)
         if (!persist)
                 return;
         dirfd = config_dir_open(false, NULL, &err);
-        if (dirfd == -ENOENT && !ak_err_msg(&err)[0])
+        if (dirfd == -ENOENT && err.code == 0)
                 return;
         if (dirfd < 0 || load_file(dirfd, s->grants, &s->n, &err) < 0) {
                 s->n = 0;
