@@ -10,8 +10,8 @@
 #include "server/api.h"
 #include "shared/json-util.h"
 
-#define REQUEST_ID_MAX 128 /* a request_id the client echoes back: only its type and size matter   \
-                            */
+/* a request_id the client echoes back: only its type and size matter */
+#define REQUEST_ID_MAX 128
 
 static int store_of(struct api_ctx *c, struct perm_store **ret, struct api_result *r)
 {
