@@ -235,13 +235,25 @@ def sandbox(ak):
     return "box"
 
 
-def mcp_call(ak, tool, args):
-    """One tools/call through `agentkernel mcp-server` (stdio JSON-RPC)."""
+# What a user answers before an MCP client may create or remove sandboxes (upstream's
+# interactive grants, enforced as upstream): session grants of both kinds, ids 9001 and 9002.
+MCP_GRANTS = [
+    {"jsonrpc": "2.0", "id": 9000 + i, "method": "tools/call",
+     "params": {"name": "permission_grant",
+                "arguments": {"kind": kind, "granted": True, "scope": "session"}}}
+    for i, kind in enumerate(["sandbox_create", "sandbox_remove"], 1)
+]
+
+
+def mcp_call(ak, tool, args, grant=True):
+    """One tools/call through `agentkernel mcp-server` (stdio JSON-RPC); with grant, after the
+    user granted sandbox_create and sandbox_remove for the session (MCP_GRANTS)."""
     msgs = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize",
          "params": {"protocolVersion": "2024-11-05", "capabilities": {},
                     "clientInfo": {"name": "attack", "version": "0"}}},
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        *(MCP_GRANTS if grant else []),
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
          "params": {"name": tool, "arguments": args}},
     ]

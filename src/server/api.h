@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "core/manager.h"
+#include "core/permissions.h"
 #include "shared/cleanup.h"
 
 #define API_BODY_MAX (16u << 20)    /* request bodies, as upstream */
@@ -27,9 +28,10 @@
 #define API_BACKEND_MAX 32          /* a backend's name in a result */
 
 struct api_options {
-        bool allow_sudo_exec;    /* [api] allow_sudo_exec */
-        bool api_key_configured; /* GET /status says so */
-        time_t started;          /* GET /stats: the uptime */
+        bool allow_sudo_exec;     /* [api] allow_sudo_exec */
+        bool api_key_configured;  /* GET /status says so */
+        time_t started;           /* GET /stats: the uptime */
+        struct perm_store *perms; /* the process's permission grants (NULL: routes answer 500) */
 };
 
 struct api_result {
@@ -113,6 +115,21 @@ int api_audit(struct api_ctx *c, const struct api_args *a, struct api_result *r)
 int api_secrets_list(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 int api_secret_set(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 int api_secret_delete(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+/* permission grants (api-permissions.c; core/permissions.h), the process's own store:
+ * GET /permissions and MCP permission_list: [{id, kind, scope, sandbox, granted_at}];
+ * POST /permissions/grant {kind, scope?, sandbox?, granted?} and MCP permission_grant:
+ * {granted: true, grant_id, kind, scope} (granted false: {granted: false}, nothing stored);
+ * DELETE /permissions/{a->id} and MCP permission_revoke {id}: 404 when there is none;
+ * POST /permissions/check {kind, sandbox?}: {allowed, kind, sandbox}, consuming nothing */
+int api_permissions_list(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+int api_permission_grant(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+int api_permission_revoke(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+int api_permission_check(struct api_ctx *c, const struct api_args *a, struct api_result *r);
+/* MCP's rule: whether kind is granted for sandbox (NULL: all sandboxes), consuming a `once`
+ * grant; 0, or -1 with r failed (403) in upstream's words, naming a fresh request id. */
+int api_permission_require(struct api_ctx *c, enum perm_kind kind, const char *sandbox,
+                           struct api_result *r);
+
 /* POST /gc: removes expired sandboxes. */
 int api_gc(struct api_ctx *c, const struct api_args *a, struct api_result *r);
 /* POST /lifecycle/reconcile {dry_run?}. */

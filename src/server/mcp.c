@@ -170,14 +170,31 @@ static int tool_file_write(struct api_ctx *c, const struct api_args *a, struct a
         return api_file_write(c, &b, r);
 }
 
+/* granted=false is the user's no: said as upstream says it, nothing stored. */
+static int tool_perm_grant(struct api_ctx *c, const struct api_args *a, struct api_result *r,
+                           char **text)
+{
+        json_t *granted = json_object_get(a->body, "granted");
+
+        if (!json_is_boolean(granted))
+                return api_fail(r, 400, "granted is required (true or false)");
+        if (api_permission_grant(c, a, r) < 0)
+                return -1;
+        if (json_is_false(granted))
+                *text = strdup("Permission denied by user.");
+        return 0;
+}
+
 /* ---- the table ---- */
 
 #define TOOL_NAME (1u << 0) /* "name" (a sandbox) is required */
 #define TOOL_PATH (1u << 1) /* "path" is required and normalised into the args' path */
 #define TOOL_ID (1u << 2)   /* "id": a background command, in whichever running sandbox has it */
 #define TOOL_MISSING                                                                               \
-        (1u << 3) /* upstream's, not here yet: listed with its schema, answered                    \
-                     with an error result that says so (docs/api.md) */
+        (1u << 3)                  /* upstream's, not here yet: listed with its schema, answered   \
+                                      with an error result that says so (docs/api.md) */
+#define TOOL_PERM_CREATE (1u << 4) /* needs a `sandbox_create` grant for "name" (upstream) */
+#define TOOL_PERM_REMOVE (1u << 5) /* needs a `sandbox_remove` grant for "name" (upstream) */
 
 struct tool {
         const char *name, *description, *schema;
@@ -222,11 +239,12 @@ static const struct tool tools[] = {
      "\"network\":{\"type\":[\"boolean\",\"string\"],\"enum\":[true,false,\"none\",\"proxy\","
      "\"full\"]},\"network_policy\":{\"type\":\"object\"}},"
      "\"required\":[\"name\"]}",
-     api_create, NULL, TOOL_NAME},
+     api_create, NULL, TOOL_NAME | TOOL_PERM_CREATE},
     {"sandbox_exec", "Run a command in a running sandbox", EXEC_SCHEMA, api_exec, NULL, TOOL_NAME},
     {"sandbox_list", "List sandboxes", "{\"type\":\"object\",\"properties\":{}}", NULL, tool_list,
      0},
-    {"sandbox_remove", "Stop and delete a sandbox", NAME_ONLY, api_delete, NULL, TOOL_NAME},
+    {"sandbox_remove", "Stop and delete a sandbox", NAME_ONLY, api_delete, NULL,
+     TOOL_NAME | TOOL_PERM_REMOVE},
     {"sandbox_start", "Start a sandbox", NAME_ONLY, api_start, NULL, TOOL_NAME},
     {"sandbox_stop", "Stop a sandbox", NAME_ONLY, api_stop, NULL, TOOL_NAME},
     {"sandbox_pause",
@@ -271,7 +289,7 @@ static const struct tool tools[] = {
      "\"required\":[\"name\",\"policy\"]}",
      api_network_policy_put, NULL, TOOL_NAME},
     /* upstream's tools that need what this build lacks (full-state fork, snapshots,
-     * the in-sandbox browser, interactive permission grants): same names and schemas, so a
+     * the in-sandbox browser): same names and schemas, so a
      * client written for upstream sees them and gets a clear error result */
     MISSING("sandbox_fork", "Fork a paused sandbox into a new one",
             OBJ("\"name\":" STR ",\"as_name\":" STR, "\"name\",\"as_name\"")),
@@ -307,15 +325,17 @@ static const struct tool tools[] = {
             OBJ("\"name\":" STR ",\"offset\":{\"type\":\"integer\",\"default\":0},"
                 "\"limit\":{\"type\":\"integer\",\"default\":100}",
                 "\"name\"")),
-    MISSING("permission_grant", "Grant or deny a pending permission request",
-            OBJ("\"kind\":{\"type\":\"string\",\"enum\":[\"sandbox_remove\",\"sandbox_create\","
-                "\"network_access\",\"mount_directory\",\"sudo_exec\",\"file_delete\"]},"
-                "\"granted\":{\"type\":\"boolean\"},\"request_id\":" STR
-                ",\"scope\":{\"type\":\"string\",\"enum\":[\"once\",\"session\",\"always\"],"
-                "\"default\":\"once\"},\"sandbox\":" STR,
-                "\"kind\",\"granted\"")),
-    MISSING("permission_list", "List permission grants", "{\"type\":\"object\",\"properties\":{}}"),
-    MISSING("permission_revoke", "Revoke a permission grant", ID_ONLY),
+    {"permission_grant", "Grant or deny a pending permission request",
+     OBJ("\"kind\":{\"type\":\"string\",\"enum\":[\"sandbox_remove\",\"sandbox_create\","
+         "\"network_access\",\"mount_directory\",\"sudo_exec\",\"file_delete\"]},"
+         "\"granted\":{\"type\":\"boolean\"},\"request_id\":" STR
+         ",\"scope\":{\"type\":\"string\",\"enum\":[\"once\",\"session\",\"always\"],"
+         "\"default\":\"once\"},\"sandbox\":" STR,
+         "\"kind\",\"granted\""),
+     NULL, tool_perm_grant, 0},
+    {"permission_list", "List permission grants", "{\"type\":\"object\",\"properties\":{}}",
+     api_permissions_list, NULL, 0},
+    {"permission_revoke", "Revoke a permission grant", ID_ONLY, api_permission_revoke, NULL, 0},
 };
 
 static const struct tool *tool_find(const char *name)
@@ -390,6 +410,14 @@ static int call_tool(struct api_ctx *c, const struct tool *t, json_t *args, stru
                         return api_fail(r, 400, "a valid path is required");
                 a.path = path;
         }
+        /* upstream's interactive grants, asked last: arguments refused above consume no
+         * `once` grant */
+        if ((t->flags & TOOL_PERM_CREATE) &&
+            api_permission_require(c, PERM_SANDBOX_CREATE, a.name, r) < 0)
+                return -1;
+        if ((t->flags & TOOL_PERM_REMOVE) &&
+            api_permission_require(c, PERM_SANDBOX_REMOVE, a.name, r) < 0)
+                return -1;
         return t->tool ? t->tool(c, &a, r, text) : t->op(c, &a, r);
 }
 
@@ -522,12 +550,17 @@ json_t *mcp_handle(struct api_ctx *c, json_t *msg)
 
 int mcp_serve(struct manager *m)
 {
-        struct api_options opts = {.allow_sudo_exec = false};
+        static struct perm_store perms; /* this process's grants (upstream: per MCP server) */
+        struct api_options opts = {.allow_sudo_exec = false, .perms = &perms};
         struct api_ctx c = {m, &opts};
+        char warning[512];
         char *line = NULL;
         size_t cap = 0;
         ssize_t n;
 
+        perm_store_init(&perms, true);
+        if (perm_store_warning(&perms, warning, sizeof(warning)))
+                fprintf(stderr, "agentkernel: warning: %s\n", warning);
         fprintf(stderr, "agentkernel MCP server %s ready (stdio)\n", AK_VERSION);
         while ((n = getline(&line, &cap, stdin)) >= 0) {
                 json_error_t e;
@@ -555,5 +588,6 @@ int mcp_serve(struct manager *m)
                 json_decref(msg);
         }
         free(line);
+        perm_store_done(&perms);
         return 0;
 }

@@ -70,6 +70,8 @@ struct server {
 };
 
 static struct server srv;
+static struct perm_store perms;
+static char perm_warning[512];
 
 /* ---- reconciler ---- */
 
@@ -885,6 +887,11 @@ static int cmd_serve(int argc, char **argv)
         (void)sigaction(SIGINT, &sa, NULL);
         (void)sigaction(SIGTERM, &sa, NULL);
         srv.http.opts.started = time(NULL);
+        /* the HTTP server's own grants (upstream: not shared with an MCP server's) */
+        perm_store_init(&perms, true);
+        if (perm_store_warning(&perms, perm_warning, sizeof(perm_warning)))
+                fprintf(stderr, "agentkernel: warning: %s\n", perm_warning);
+        srv.http.opts.perms = &perms;
         d = http_start(&srv.http, lim.total, tls ? tls_cert : NULL, tls ? tls_key : NULL);
         if (!d) {
                 fprintf(stderr, "error: cannot start the HTTP server%s\n",

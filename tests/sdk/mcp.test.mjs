@@ -54,6 +54,11 @@ test("sandbox_run", async () => {
 
 test("a sandbox's life through tools", async () => {
   const name = `mcp-${process.pid}`;
+  // upstream's interactive grants: the user allows creating and removing this sandbox once
+  for (const kind of ["sandbox_create", "sandbox_remove"]) {
+    const g = await client.callTool({ name: "permission_grant", arguments: { kind, granted: true, sandbox: name } });
+    assert.ok(!g.isError, text(g));
+  }
   const c = await client.callTool({ name: "sandbox_create", arguments: { name } });
   assert.ok(!c.isError, text(c));
   assert.match(text((await client.callTool({ name: "sandbox_list", arguments: {} }))), new RegExp(name));

@@ -117,6 +117,9 @@ for cmd in cfg["commands"]:
                  "params": {"protocolVersion": "2024-11-05", "capabilities": {},
                             "clientInfo": {"name": "t", "version": "0"}}},
                 {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                 "params": {"name": "permission_grant",
+                            "arguments": {"kind": "sandbox_create", "granted": True}}},
                 {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                  "params": {"name": "sandbox_create", "arguments": cmd[1]}}]
         p = subprocess.run([cfg["ak"], "mcp-server"], env=env, capture_output=True, timeout=120,

@@ -86,6 +86,10 @@ ROUTES = [
     ("POST", "/sandboxes/box/stop", None),
     ("POST", "/sandboxes/box/pause", None),
     ("GET", "/metrics", None),
+    ("GET", "/permissions", None),
+    ("POST", "/permissions/grant", {"kind": "sandbox_create", "scope": "always"}),
+    ("POST", "/permissions/check", {"kind": "sandbox_create"}),
+    ("DELETE", "/permissions/grant_" + "0" * 32, None),
 ]
 
 

@@ -15,7 +15,7 @@ import os
 import pytest
 
 import oci
-from conftest import STATIC_AGENT, needs_root, needs_static_agent, rootless_nobody
+from conftest import MCP_GRANTS, STATIC_AGENT, needs_root, needs_static_agent, rootless_nobody
 
 pytestmark = needs_root
 
@@ -140,7 +140,7 @@ def mcp(ak, *calls):
     """Runs mcp-server with these tools/call requests; returns the results by id."""
     msgs = [{"jsonrpc": "2.0", "id": 0, "method": "initialize",
              "params": {"protocolVersion": "2024-11-05", "capabilities": {},
-                        "clientInfo": {"name": "t", "version": "1"}}}]
+                        "clientInfo": {"name": "t", "version": "1"}}}, *MCP_GRANTS]
     for i, (tool, args) in enumerate(calls, 1):
         msgs.append({"jsonrpc": "2.0", "id": i, "method": "tools/call",
                      "params": {"name": tool, "arguments": args}})
