@@ -73,7 +73,7 @@ int api_permission_grant(struct api_ctx *c, const struct api_args *a, struct api
         const char *sandbox;
         int kind, scope, e;
 
-        if (store_of(c, &s, r) < 0 || parse(a->body, true, &kind, &scope, &sandbox, r) < 0)
+        if (parse(a->body, true, &kind, &scope, &sandbox, r) < 0 || store_of(c, &s, r) < 0)
                 return -1;
         if (granted && !json_is_boolean(granted))
                 return api_fail(r, 400, "granted must be a boolean");
@@ -107,10 +107,10 @@ int api_permission_revoke(struct api_ctx *c, const struct api_args *a, struct ap
         struct perm_store *s;
         int e;
 
+        if (!a->id) /* the request's own fault first */
+                return api_fail(r, 400, "id is required");
         if (store_of(c, &s, r) < 0)
                 return -1;
-        if (!a->id)
-                return api_fail(r, 400, "id is required");
         e = perm_revoke(s, a->id, &err);
         if (e < 0)
                 return api_fail(r, e == -ENOENT ? 404 : 500, "%s", ak_err_msg(&err));
@@ -126,7 +126,7 @@ int api_permission_check(struct api_ctx *c, const struct api_args *a, struct api
         int kind, scope;
         bool ok;
 
-        if (store_of(c, &s, r) < 0 || parse(a->body, false, &kind, &scope, &sandbox, r) < 0)
+        if (parse(a->body, false, &kind, &scope, &sandbox, r) < 0 || store_of(c, &s, r) < 0)
                 return -1;
         ok = perm_check(s, (enum perm_kind)kind, sandbox, false);
         r->data =

@@ -419,7 +419,7 @@ static void test_mcp_tools(void **state)
         json_t *tools = json_object_get(json_object_get(list, "result"), "tools"), *t;
         size_t i;
 
-        /* ours (18) and upstream's that this build lacks (22, answered with an error result) */
+        /* ours and upstream's that this build lacks (answered with an error result): 40 in all */
         assert_int_equal(json_array_size(tools), 40);
         json_array_foreach (tools, i, t) {
                 const char *name = json_string_value(json_object_get(t, "name"));
