@@ -47,6 +47,20 @@ def mem_available_kib():
     raise RuntimeError("no MemAvailable in /proc/meminfo")
 
 
+MEMINFO_PARTS = ("PageTables", "KernelStack", "Slab", "Percpu", "AnonPages")
+
+
+def meminfo_kib():
+    """The /proc/meminfo fields where an idle sandbox's kernel memory shows (KiB)."""
+    out = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, v = line.split(":", 1)
+            if k in MEMINFO_PARTS:
+                out[k] = int(v.split()[0])
+    return out
+
+
 def pss_kib(pids):
     total = 0
     for p in pids:
@@ -110,6 +124,7 @@ def measure_agentkernel(ak, agent, n, dormant_wait):
     try:
         settle()
         before = mem_available_kib()
+        parts_before = meminfo_kib()
         for name in names:
             made.append(name)  # before: an interrupted create may have made it
             creates.append(timed_ms(lambda: subprocess.run(
@@ -120,19 +135,23 @@ def measure_agentkernel(ak, agent, n, dormant_wait):
         time.sleep(3)  # the retire window (2 s) has passed: what stays is what an idle one holds
         settle()
         after = mem_available_kib()
+        parts = meminfo_kib()
         agents = []
         for name in names:
             rt = (tmp / "run" / name / "runtime.json").read_text()
             agents.append(json.loads(rt)["pid"])
         procs = descendants(agents)
-        rows = [(pss_kib(procs) / n, (before - after) / n, len(procs) / n)]
+        share = {k: (parts[k] - parts_before[k]) / n for k in MEMINFO_PARTS}
+        rows = [(pss_kib(procs) / n, (before - after) / n, len(procs) / n, share)]
         if dormant_wait > 0:
             # the agent's default dormancy (a minute without a request) has passed for all
             time.sleep(max(0.0, last + dormant_wait - time.monotonic()))
             settle()
             after = mem_available_kib()
+            parts = meminfo_kib()
             procs = descendants(agents)
-            rows.append((pss_kib(procs) / n, (before - after) / n, len(procs) / n))
+            share = {k: (parts[k] - parts_before[k]) / n for k in MEMINFO_PARTS}
+            rows.append((pss_kib(procs) / n, (before - after) / n, len(procs) / n, share))
         lists = {}
         for args in (["list"], ["list", "--json"]):
             t = []
@@ -199,6 +218,7 @@ def measure_bwrap(n):
     try:
         settle()
         before = mem_available_kib()
+        parts_before = meminfo_kib()
         for _ in range(n):
             t0 = time.perf_counter()
             procs.append(bwrap_start())
@@ -206,8 +226,10 @@ def measure_bwrap(n):
         time.sleep(3)
         settle()
         after = mem_available_kib()
+        parts = meminfo_kib()
         pids = descendants([p.pid for p in procs])
-        return (pss_kib(pids) / n, (before - after) / n, len(pids) / n), starts
+        share = {k: (parts[k] - parts_before[k]) / n for k in MEMINFO_PARTS}
+        return (pss_kib(pids) / n, (before - after) / n, len(pids) / n, share), starts
     finally:
         for p in procs:
             p.kill()
@@ -233,10 +255,14 @@ def main():
     print(f"density-bench: {a.n} idle sandboxes of each kind at once; KiB per sandbox")
     print(f"{'':34} {'processes':>9} {'PSS':>8} {'MemAvailable drop':>18}")
     print(f"{'bwrap (sleep infinity)':34} {b[2]:9.1f} {b[0]:8.0f} {b[1]:18.0f}")
+    print("  meminfo growth per sandbox (KiB): " +
+          ", ".join(f"{name} {v:.0f}" for name, v in b[3].items()))
     for label, k in zip(("agentkernel native, idle (3 s)", "agentkernel native, dormant"), ks):
         print(f"{label:34} {k[2]:9.1f} {k[0]:8.0f} {k[1]:18.0f}")
         print(f"{'  / bwrap':34} {'':9} {k[0] / b[0]:8.2f} "
               f"{(k[1] / b[1]) if b[1] > 0 else float('nan'):18.2f}")
+        print("  meminfo growth per sandbox (KiB): " +
+              ", ".join(f"{name} {v:.0f}" for name, v in k[3].items()))
     print(f"start as N grows (ms; first and last {w} of {a.n}): "
           f"{'p50 first':>9} {'p99 first':>9} {'p50 last':>9} {'p99 last':>9} "
           f"{'p99 last/first':>15}")
