@@ -702,8 +702,10 @@ static void *running_worker(void *arg)
 {
         struct running_job *j = arg;
 
+        dir_cache_begin(); /* within manager_status_many's */
         for (size_t i = j->first; i < j->n; i += j->stride)
                 manager_status(j->m, j->items[i], &j->status[i]);
+        dir_cache_end();
         return NULL;
 }
 

@@ -22,7 +22,10 @@ struct kept_dir {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned batches; /* how many dir_cache_begin() are open */
+static unsigned batches; /* how many dir_cache_begin() are open, in all threads */
+/* this thread's: only a thread within a batch uses the kept fds, which are closed only when no
+ * thread is in one (another thread's fd number could otherwise be closed and reused under it) */
+static __thread unsigned in_batch;
 static struct kept_dir kept[DIR_CACHE_MAX];
 static size_t n_kept;
 
@@ -30,12 +33,15 @@ void dir_cache_begin(void)
 {
         pthread_mutex_lock(&lock);
         batches++;
+        in_batch++;
         pthread_mutex_unlock(&lock);
 }
 
 void dir_cache_end(void)
 {
         pthread_mutex_lock(&lock);
+        if (in_batch)
+                in_batch--;
         if (batches && --batches == 0) {
                 for (size_t i = 0; i < n_kept; i++)
                         if (kept[i].fd >= 0)
@@ -51,7 +57,7 @@ static int kept_fd(const char *path, size_t len)
         int fd = -1;
 
         pthread_mutex_lock(&lock);
-        if (batches && len < PATH_MAX) {
+        if (in_batch && len < PATH_MAX) {
                 size_t i;
                 for (i = 0; i < n_kept; i++)
                         if (kept[i].len == len && memcmp(kept[i].path, path, len) == 0)

@@ -10,17 +10,18 @@
 
 #include <sys/types.h>
 
-/* Starts a batch (nested batches count). Call from one thread, before the threads that open. */
+/* Starts a batch in the calling thread (nested and concurrent batches count): only a thread
+ * between its dir_cache_begin() and dir_cache_end() opens through kept descriptors. A worker
+ * thread of a batch calls both itself, within its starter's. */
 void dir_cache_begin(void);
 
-/* Ends the batch that dir_cache_begin() started: the kept descriptors are closed (the last end
- * of nested batches). Call after the threads that opened have ended. */
+/* Ends the calling thread's batch; the kept descriptors are closed when no thread is in one. */
 void dir_cache_end(void);
 
-/* Where to open path from: within a batch, a kept descriptor of the directory `depth` levels
- * above path's last component (1: its parent, 2: its grandparent; opened once per batch, with
- * O_PATH), and *rest the part of path below it; otherwise (no batch, a relative or too short
- * path, a directory that cannot be opened) AT_FDCWD and path itself. openat(fd, *rest, ...)
+/* Where to open path from: within a batch (this thread's), a kept descriptor of the directory
+ * `depth` levels above path's last component (1: its parent, 2: its grandparent; opened once per
+ * batch, with O_PATH), and *rest the part of path below it; otherwise (no batch, a relative or too
+ * short path, a directory that cannot be opened) AT_FDCWD and path itself. openat(fd, *rest, ...)
  * then opens what openat(AT_FDCWD, path, ...) would have, with the kept directory as it was at
  * its first use in the batch. Thread-safe; the fd is the cache's (never closed by the caller). */
 int dir_cache_at(const char *path, unsigned depth, const char **rest);

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -664,6 +665,16 @@ static void test_cleanup(void **unused)
         assert_int_equal(errno, ERANGE);
 }
 
+static int got_at;
+
+static void *other_thread_at(void *arg)
+{
+        const char *rest;
+
+        got_at = dir_cache_at(arg, 2, &rest);
+        return NULL;
+}
+
 /* dir_cache_at: outside a batch the whole path from AT_FDCWD; within one, a kept fd of the
  * directory depth levels up and the rest below it (the same file opened); paths too short for
  * the depth, relative ones and depth 0 never kept; after the batch, nothing kept. */
@@ -710,6 +721,15 @@ static void test_dir_cache(void **unused)
         assert_true(dir_cache_at(p, 2, &rest) >= 0);
         dir_cache_end();
         assert_int_equal(dir_cache_at(p, 2, &rest), AT_FDCWD);
+        /* a thread outside any batch of its own never uses another thread's kept fds */
+        dir_cache_begin();
+        {
+                pthread_t t;
+                assert_int_equal(pthread_create(&t, NULL, other_thread_at, p), 0);
+                assert_int_equal(pthread_join(t, NULL), 0);
+                assert_int_equal(got_at, AT_FDCWD);
+        }
+        dir_cache_end();
         assert_int_equal(rm_rf_at(AT_FDCWD, dir), 0);
 }
 
