@@ -5,7 +5,9 @@
 N sandboxes of each kind are kept alive at once, idle:
   agentkernel  `agentkernel create --no-network` (no network: bwrap gets none either), then one
                `exec true` in each, so that each holds what a used sandbox holds (PID 1 and its
-               two handlers), and 3 s for a burst's extra handlers to be retired
+               two handlers), and 3 s for a burst's extra handlers to be retired; then again
+               once the agents are dormant (no request for a minute: their handlers retired,
+               PID 1 alone; --dormant-wait, 0 skips it)
   bwrap        `bwrap --unshare-all --ro-bind / / --proc /proc --dev /dev sleep infinity`
                (bwrap's own process and the sleeping one)
 For each: the summed PSS of the sandboxes' processes (/proc/PID/smaps_rollup) and the drop in the
@@ -20,7 +22,7 @@ in <= 100 ms): each `create` is timed; the p99 of the first and of the last wind
 median of 5. bwrap's start is timed the same way (to its sandbox's process running), beside it.
 Every sandbox the bench made is removed at the end, on an error or Ctrl-C/SIGTERM too.
 Needs root and bubblewrap.
-Usage: bench/density-bench.py [--n N] [--build DIR]
+Usage: bench/density-bench.py [--n N] [--build DIR] [--dormant-wait SECONDS]
 """
 import argparse
 import json
@@ -43,6 +45,20 @@ def mem_available_kib():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1])
     raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+MEMINFO_PARTS = ("PageTables", "KernelStack", "Slab", "Percpu", "AnonPages")
+
+
+def meminfo_kib():
+    """The /proc/meminfo fields where an idle sandbox's kernel memory shows (KiB)."""
+    out = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, v = line.split(":", 1)
+            if k in MEMINFO_PARTS:
+                out[k] = int(v.split()[0])
+    return out
 
 
 def pss_kib(pids):
@@ -97,9 +113,9 @@ def timed_ms(fn):
     return (time.perf_counter() - t0) * 1000
 
 
-def measure_agentkernel(ak, agent, n):
-    """(PSS, MemAvailable drop, processes) per sandbox, create times (ms, in order), list and
-    list --json of all (median ms of 5)."""
+def measure_agentkernel(ak, agent, n, dormant_wait):
+    """[(PSS, MemAvailable drop, processes) per sandbox: idle, then dormant], create times (ms,
+    in order), list and list --json of all (median ms of 5)."""
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="ak-density-"))
     env = dict(os.environ, AGENTKERNEL_DATA_DIR=str(tmp), AGENTKERNEL_AGENT=agent)
     names = [f"d{i:04d}" for i in range(n)]
@@ -108,20 +124,34 @@ def measure_agentkernel(ak, agent, n):
     try:
         settle()
         before = mem_available_kib()
+        parts_before = meminfo_kib()
         for name in names:
             made.append(name)  # before: an interrupted create may have made it
             creates.append(timed_ms(lambda: subprocess.run(
                 [ak, "create", name, "--no-network"], env=env, check=True,
                 stdout=subprocess.DEVNULL)))
             subprocess.run([ak, "exec", name, "--", "true"], env=env, check=True)
+        last = time.monotonic()
         time.sleep(3)  # the retire window (2 s) has passed: what stays is what an idle one holds
         settle()
         after = mem_available_kib()
+        parts = meminfo_kib()
         agents = []
         for name in names:
             rt = (tmp / "run" / name / "runtime.json").read_text()
             agents.append(json.loads(rt)["pid"])
         procs = descendants(agents)
+        share = {k: (parts[k] - parts_before[k]) / n for k in MEMINFO_PARTS}
+        rows = [(pss_kib(procs) / n, (before - after) / n, len(procs) / n, share)]
+        if dormant_wait > 0:
+            # the agent's default dormancy (a minute without a request) has passed for all
+            time.sleep(max(0.0, last + dormant_wait - time.monotonic()))
+            settle()
+            after = mem_available_kib()
+            parts = meminfo_kib()
+            procs = descendants(agents)
+            share = {k: (parts[k] - parts_before[k]) / n for k in MEMINFO_PARTS}
+            rows.append((pss_kib(procs) / n, (before - after) / n, len(procs) / n, share))
         lists = {}
         for args in (["list"], ["list", "--json"]):
             t = []
@@ -129,7 +159,7 @@ def measure_agentkernel(ak, agent, n):
                 t.append(timed_ms(lambda: subprocess.run(
                     [ak] + args, env=env, check=True, stdout=subprocess.DEVNULL)))
             lists[" ".join(args)] = statistics.median(t)
-        return (pss_kib(procs) / n, (before - after) / n, len(procs) / n), creates, lists
+        return rows, creates, lists
     finally:
         cleanup_agentkernel(ak, env, made, tmp)
 
@@ -188,6 +218,7 @@ def measure_bwrap(n):
     try:
         settle()
         before = mem_available_kib()
+        parts_before = meminfo_kib()
         for _ in range(n):
             t0 = time.perf_counter()
             procs.append(bwrap_start())
@@ -195,8 +226,10 @@ def measure_bwrap(n):
         time.sleep(3)
         settle()
         after = mem_available_kib()
+        parts = meminfo_kib()
         pids = descendants([p.pid for p in procs])
-        return (pss_kib(pids) / n, (before - after) / n, len(pids) / n), starts
+        share = {k: (parts[k] - parts_before[k]) / n for k in MEMINFO_PARTS}
+        return (pss_kib(pids) / n, (before - after) / n, len(pids) / n, share), starts
     finally:
         for p in procs:
             p.kill()
@@ -207,6 +240,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--build", default=str(ROOT / "build"))
+    ap.add_argument("--dormant-wait", type=float, default=62.0,
+                    help="seconds after the last exec before the dormant row (0: none)")
     a = ap.parse_args()
     if os.geteuid() != 0 or not shutil.which("bwrap"):
         sys.exit("density-bench: needs root and bubblewrap")
@@ -215,14 +250,19 @@ def main():
     # SIGTERM as Ctrl-C: the finally blocks remove what was made
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     b, bstarts = measure_bwrap(a.n)
-    k, creates, lists = measure_agentkernel(ak, agent, a.n)
+    ks, creates, lists = measure_agentkernel(ak, agent, a.n, a.dormant_wait)
     w = window(a.n)
     print(f"density-bench: {a.n} idle sandboxes of each kind at once; KiB per sandbox")
     print(f"{'':34} {'processes':>9} {'PSS':>8} {'MemAvailable drop':>18}")
     print(f"{'bwrap (sleep infinity)':34} {b[2]:9.1f} {b[0]:8.0f} {b[1]:18.0f}")
-    print(f"{'agentkernel native, idle':34} {k[2]:9.1f} {k[0]:8.0f} {k[1]:18.0f}")
-    print(f"{'agentkernel / bwrap':34} {'':9} {k[0] / b[0]:8.2f} "
-          f"{(k[1] / b[1]) if b[1] > 0 else float('nan'):18.2f}")
+    print("  meminfo growth per sandbox (KiB): " +
+          ", ".join(f"{name} {v:.0f}" for name, v in b[3].items()))
+    for label, k in zip(("agentkernel native, idle (3 s)", "agentkernel native, dormant"), ks):
+        print(f"{label:34} {k[2]:9.1f} {k[0]:8.0f} {k[1]:18.0f}")
+        print(f"{'  / bwrap':34} {'':9} {k[0] / b[0]:8.2f} "
+              f"{(k[1] / b[1]) if b[1] > 0 else float('nan'):18.2f}")
+        print("  meminfo growth per sandbox (KiB): " +
+              ", ".join(f"{name} {v:.0f}" for name, v in k[3].items()))
     print(f"start as N grows (ms; first and last {w} of {a.n}): "
           f"{'p50 first':>9} {'p99 first':>9} {'p50 last':>9} {'p99 last':>9} "
           f"{'p99 last/first':>15}")

@@ -240,8 +240,17 @@ static int serve_connection(int fd)
  * A handler is reused only if its connection left nothing behind: no child process (a detached
  * command's supervisor is one), no fd beyond its own few, the signal mask it started with. It
  * exits after HANDLER_CONNECTIONS_MAX connections, which bounds what a leak could ever grow to.
+ *
+ * Dormancy: a sandbox that served nothing for --dormant-ms (DORMANT_DEFAULT_MS; 0: never) has
+ * all its free handlers retired, and PID 1 watches the listening socket itself; the next
+ * connection has it fork a handler for that connection (and the usual second one beside it). An
+ * idle sandbox is then one process, not three (each handler costs the kernel ~36 KiB of page
+ * tables, a 16 KiB stack and its task: about a third of an idle sandbox's memory, see
+ * docs/performance.md); the first request after a dormant minute waits for one fork. A warm
+ * pool's sandbox (run --fast) is started with --dormant-ms 0: its one request must not wait.
  */
 #define HANDLER_SURPLUS_WINDOW_MS 2000
+#define DORMANT_DEFAULT_MS 60000
 #define HANDLERS_MIN 2
 #define HANDLER_CONNECTIONS_MAX 10000
 #define HANDLER_FORK_RETRY_MS 100 /* after a failed fork, with no handler free */
@@ -265,6 +274,9 @@ static int note_pipe[2] = {-1, -1}; /* handlers -> PID 1: struct agent_handler_n
 /* while more than one handler is free: since when, and the fewest free since then */
 static int64_t surplus_since_ns;
 static size_t surplus_min;
+static int64_t dormant_after_ns = (int64_t)DORMANT_DEFAULT_MS * NSEC_PER_MSEC; /* 0: never */
+static int64_t last_work_ns; /* the last note, or handler forked: when the sandbox last did work */
+static bool dormant;         /* no handler: PID 1 watches the listening socket */
 
 /* Signals PID 1 catches (and blocks, to read them through a signalfd). */
 static const int pid1_signals[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
@@ -380,6 +392,7 @@ static bool spawn_handler(int listen_fd)
         if (pid == 0)
                 handler_main(listen_fd);
         handlers[n_handlers++] = (struct handler){pid, HANDLER_FREE, now_monotonic_ns()};
+        last_work_ns = handlers[n_handlers - 1].free_since_ns;
         return true;
 }
 
@@ -418,7 +431,36 @@ static void read_notes(void)
                                 continue;
                         h->state = n[i].busy ? HANDLER_BUSY : HANDLER_FREE;
                         h->free_since_ns = now_monotonic_ns();
+                        last_work_ns = h->free_since_ns;
                 }
+}
+
+/* Dormancy (see above): once nothing was served for dormant_after_ns and no handler is busy,
+ * every handler is retired. Returns the poll timeout until that is due (ms), or -1. */
+static int go_dormant(void)
+{
+        int64_t now = now_monotonic_ns(), due = last_work_ns + dormant_after_ns;
+
+        if (!dormant_after_ns || dormant)
+                return -1;
+        for (size_t i = 0; i < n_handlers; i++)
+                if (handlers[i].state == HANDLER_BUSY)
+                        return -1; /* its free note restarts the clock */
+        if (now < due)
+                return (int)MIN((due - now) / NSEC_PER_MSEC + 1, (int64_t)INT32_MAX);
+        for (size_t i = 0; i < n_handlers; i++)
+                if (handlers[i].state == HANDLER_FREE) {
+                        (void)kill(handlers[i].pid, SIGUSR1);
+                        handlers[i].state = HANDLER_RETIRING;
+                }
+        dormant = true;
+        return -1;
+}
+
+/* The smaller of two poll timeouts (-1: none). */
+static int min_timeout(int a, int b)
+{
+        return a < 0 ? b : b < 0 ? a : MIN(a, b);
 }
 
 /* Retires the handlers a burst left: after HANDLER_SURPLUS_WINDOW_MS during which at least k > 1
@@ -508,7 +550,7 @@ static _noreturn_ void usage(void)
             "[--sync-fd N]\n"
             "                         [--state-fd N | --state-dir DIR] [--caps HEX]\n"
             "                         [--workdir DIR] [--user USER] [--hold-fd N]... [--uuid ID]\n"
-            "                         [--host-files]\n"
+            "                         [--host-files] [--dormant-ms MS]\n"
             "       agentkernel-agent --guest             (a virtual machine's /init)\n"
             "       agentkernel-agent --vm-relay FD --listen-fd N [--relay-id ID] [--uuid ID]\n"
             "                         [--net-report FD]\n"
@@ -544,6 +586,7 @@ int main(int argc, char **argv)
             {"relay-id", required_argument, NULL, 'I'},
             {"ports-fd", required_argument, NULL, 'P'},
             {"net-report", required_argument, NULL, 'N'},
+            {"dormant-ms", required_argument, NULL, 'Z'},
             {NULL, 0, NULL, 0},
         };
         int relay_fd = -1, net_report_fd = -1;
@@ -638,6 +681,13 @@ int main(int argc, char **argv)
                                 usage();
                         agent_uuid = optarg;
                         break;
+                case 'Z': {
+                        uint32_t ms; /* at most ~49 days */
+                        if (safe_atou32(optarg, &ms) < 0)
+                                usage();
+                        dormant_after_ns = (int64_t)ms * NSEC_PER_MSEC;
+                        break;
+                }
                 default:
                         usage();
                 }
@@ -742,14 +792,18 @@ int main(int argc, char **argv)
                 int i_listen = -1, i_sync = -1, i_note, timeout, fork_err = 0;
                 struct signalfd_siginfo si;
 
-                /* one handler free at all times */
-                if (n_free_handlers() == 0 && !spawn_handler(listen_fd))
+                /* one handler free at all times (none while dormant) */
+                if (!dormant && n_free_handlers() == 0 && !spawn_handler(listen_fd))
                         fork_err = errno;
-                timeout = retire_surplus();
+                timeout = min_timeout(retire_surplus(), go_dormant());
                 p[n++] = (struct pollfd){sigfd, POLLIN, 0};
                 i_note = (int)n;
                 p[n++] = (struct pollfd){note_pipe[0], POLLIN, 0};
-                if (fork_err) {
+                if (dormant) {
+                        /* a connection ends the dormancy: the next round forks its handler */
+                        i_listen = (int)n;
+                        p[n++] = (struct pollfd){listen_fd, POLLIN, 0};
+                } else if (fork_err) {
                         /* retry soon; meanwhile a waiting connection gets an error */
                         i_listen = (int)n;
                         p[n++] = (struct pollfd){listen_fd, POLLIN, 0};
@@ -781,8 +835,13 @@ int main(int argc, char **argv)
                         if (!agent_guest_reaped(pid))
                                 handler_forget(pid);
                 }
-                if (i_listen >= 0 && (p[i_listen].revents & POLLIN) && n_free_handlers() == 0)
+                if (dormant) {
+                        if (i_listen >= 0 && p[i_listen].revents)
+                                dormant = false;
+                } else if (i_listen >= 0 && (p[i_listen].revents & POLLIN) &&
+                           n_free_handlers() == 0) {
                         refuse_waiting_connection(listen_fd, fork_err);
+                }
                 if (i_sync >= 0 && p[i_sync].revents) {
                         char c2 = 0;
                         ssize_t got = read(sync_fd, &c2, 1);

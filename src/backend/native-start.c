@@ -152,7 +152,7 @@ struct start {
         char ports_sock[PATH_MAX];
         char **envp;
         const char *argv[24];
-        char caps[32];
+        char caps[32], dormant_ms[16];
         /* take_lock: an ephemeral run's lock file, held while its cgroup is ours */
         int lock_fd;
         char lock_path[PATH_MAX];
@@ -438,6 +438,21 @@ static void agent_argv(struct start *st)
         }
         if (st->host_files)
                 argv[n++] = "--host-files"; /* its commands get no openat2 (agent-util.c) */
+        if (cfg->pool_entry) {
+                /* a warm pool's sandbox waits for one run, which must not wait for a fork */
+                argv[n++] = "--dormant-ms";
+                argv[n++] = "0";
+        } else {
+                /* AGENTKERNEL_DORMANT_MS: how long an idle sandbox keeps its handlers (the
+                 * agent's default otherwise; 0: always; tests and benches shorten it) */
+                const char *d = secure_getenv("AGENTKERNEL_DORMANT_MS");
+                uint32_t ms;
+                if (d && safe_atou32(d, &ms) == 0) {
+                        (void)snprintf(st->dormant_ms, sizeof(st->dormant_ms), "%u", ms);
+                        argv[n++] = "--dormant-ms";
+                        argv[n++] = st->dormant_ms;
+                }
+        }
         if (cfg->ref.uuid && uuid_is_valid(cfg->ref.uuid)) {
                 /* what ties this process to this sandbox where there are no cgroups
                  * (runtime_alive), and what its HELLO replies say */

@@ -32,6 +32,7 @@
 #include "runtime/cgroup.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
+#include "shared/dir-cache.h"
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
 #include "shared/random-util.h"
@@ -78,12 +79,14 @@ static int read_runtime(const struct sandbox_ref *ref, struct native_runtime *rt
         cleanup_buf struct buf b = BUF_INIT;
         cleanup_json json_t *o = NULL;
         json_t *dirs, *d, *pid, *start;
-        const char *boot, *id;
+        const char *boot, *id, *rest;
         size_t i;
+        int at;
 
         memset(rt, 0, sizeof(*rt));
         native_run_path(ref, RUNTIME_FILE, path, sizeof(path));
-        if (private_file_read_at(AT_FDCWD, path, &b, 1u << 16, NULL) < 0 || !b.data)
+        at = dir_cache_at(path, 2, &rest); /* list: a kept fd of the run directories' parent */
+        if (private_file_read_at(at, rest, &b, 1u << 16, NULL) < 0 || !b.data)
                 return -ENOENT;
         o = json_loadb(b.data, b.len, 0, NULL);
         if (!json_is_object(o))

@@ -18,21 +18,39 @@
 
 #include "shared/buf.h"
 #include "shared/cleanup.h"
+#include "shared/dir-cache.h"
 #include "shared/fd-util.h"
 #include "shared/parse-util.h"
 #include "shared/time-util.h"
 
 int proc_start_time(pid_t pid, uint64_t *ret)
 {
-        char path[64];
-        cleanup_buf struct buf b = BUF_INIT;
+        /* The line is at most ~1.1 KiB (a 16-byte comm, 50 numbers); procfs hands it out whole
+         * in one read (list checks thousands: no fstat, no second read to see the end, no
+         * allocation). A read that fills the buffer is refused rather than cut. */
+        char path[64], line[4096];
+        cleanup_close int fd = -1;
+        ssize_t n;
         char *p;
         int field = 2;
 
+        const char *rest;
+        int at;
+
         (void)snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        if (read_file_at(AT_FDCWD, path, &b, 8192) < 0 || !b.data)
+        at = dir_cache_at(path, 2, &rest); /* list: a kept fd of /proc */
+        fd = openat(at, rest, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
                 return -ESRCH;
-        p = strrchr(b.data, ')');
+        do
+                n = read(fd, line, sizeof(line) - 1);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0)
+                return -ESRCH;
+        if ((size_t)n >= sizeof(line) - 1)
+                return -EIO;
+        line[n] = '\0';
+        p = strrchr(line, ')');
         if (!p || p[1] != ' ')
                 return -EIO;
         /* A zombie (or dead) process is gone for every purpose of ours. */
@@ -132,9 +150,13 @@ static bool in_cgroup(pid_t pid, const char *dir)
 {
         char path[4200], *save = NULL;
         cleanup_buf struct buf b = BUF_INIT;
+        const char *rest;
+        int at;
 
-        if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= sizeof(path) ||
-            read_file_at(AT_FDCWD, path, &b, 1u << 20) < 0 || !b.data)
+        if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= sizeof(path))
+                return false;
+        at = dir_cache_at(path, 2, &rest); /* list: a kept fd of the cgroups' parent */
+        if (read_file_at(at, rest, &b, 1u << 20) < 0 || !b.data)
                 return false;
         for (char *t = strtok_r(b.data, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
                 uint32_t p;

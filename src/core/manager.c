@@ -30,6 +30,7 @@
 #include "core/views.h"
 #include "core/volume.h"
 #include "shared/cleanup.h"
+#include "shared/dir-cache.h"
 #include "shared/fd-util.h"
 #include "shared/json-util.h"
 #include "shared/random-util.h"
@@ -701,8 +702,10 @@ static void *running_worker(void *arg)
 {
         struct running_job *j = arg;
 
+        dir_cache_begin(); /* within manager_status_many's */
         for (size_t i = j->first; i < j->n; i += j->stride)
                 manager_status(j->m, j->items[i], &j->status[i]);
+        dir_cache_end();
         return NULL;
 }
 
@@ -716,9 +719,13 @@ void manager_status_many(struct manager *m, struct sandbox_state *const *items, 
         bool started[RUNNING_THREADS_MAX] = {false};
 
         t = MIN(t, n / RUNNING_PER_THREAD_MIN);
+        /* the directories every check opens below (the run directories' parent, /proc, the
+         * cgroups' parent) are walked once for this list, not once per sandbox */
+        dir_cache_begin();
         if (t < 2) {
                 for (size_t i = 0; i < n; i++)
                         manager_status(m, items[i], &ret[i]);
+                dir_cache_end();
                 return;
         }
         for (size_t k = 0; k < t; k++) {
@@ -732,6 +739,7 @@ void manager_status_many(struct manager *m, struct sandbox_state *const *items, 
         for (size_t k = 0; k < t; k++)
                 if (started[k])
                         (void)pthread_join(tids[k], NULL);
+        dir_cache_end();
 }
 
 void manager_notify(struct manager *m, const char *fmt, ...)

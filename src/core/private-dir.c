@@ -430,12 +430,12 @@ int private_file_check(int fd, const char *path, struct ak_err *err)
         return file_check(fd, path, &st, err);
 }
 
-int private_file_open_at(int dirfd, const char *path, int flags, struct ak_err *err)
+/* private_file_open_at(), and the file's stat in *st. */
+static int open_private(int dirfd, const char *path, int flags, struct stat *st, struct ak_err *err)
 {
         /* O_NONBLOCK: a FIFO planted in the file's place must not block the open */
         cleanup_close int fd = openat(
             dirfd, path, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, PRIVATE_FILE_MODE);
-        struct stat st;
         int r;
 
         if (fd < 0) {
@@ -446,24 +446,32 @@ int private_file_open_at(int dirfd, const char *path, int flags, struct ak_err *
                                           path);
                 return ak_err_errno(err, errno, "'%s'", path);
         }
-        r = file_check(fd, path, &st, err);
+        r = file_check(fd, path, st, err);
         if (r < 0)
                 return r;
         /* a writer makes what it writes to private (an upstream 0644 file, an old umask's) */
-        if ((flags & O_CREAT) && (st.st_mode & 077) && fchmod(fd, PRIVATE_FILE_MODE) < 0)
+        if ((flags & O_CREAT) && (st->st_mode & 077) && fchmod(fd, PRIVATE_FILE_MODE) < 0)
                 return ak_err_errno(err, errno, "chmod 0600 '%s'", path);
         /* O_NONBLOCK stays: it means nothing to a regular file (nor to flock) */
         return TAKE_FD(fd);
 }
 
+int private_file_open_at(int dirfd, const char *path, int flags, struct ak_err *err)
+{
+        struct stat st;
+
+        return open_private(dirfd, path, flags, &st, err);
+}
+
 int private_file_read_at(int dirfd, const char *path, struct buf *b, size_t max, struct ak_err *err)
 {
-        cleanup_close int fd = private_file_open_at(dirfd, path, O_RDONLY, err);
+        struct stat st;
+        cleanup_close int fd = open_private(dirfd, path, O_RDONLY, &st, err);
         int r;
 
         if (fd < 0)
                 return fd;
-        r = read_fd_full(fd, b, max);
+        r = read_fd_full_stat(fd, &st, b, max); /* the size checked just now: no second fstat */
         if (r == -EFBIG)
                 return ak_err_set(err, EFBIG, "'%s' is larger than %zu bytes", path, max);
         if (r < 0)

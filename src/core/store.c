@@ -197,12 +197,13 @@ void state_list_done(struct state_list *l)
 #define LIST_THREADS_MAX 8
 #define LIST_PER_THREAD_MIN 64 /* fewer records: not worth a thread */
 
+/* One record of a list (thousands at once: small, the error kept only when there is one). */
 struct list_slot {
-        char path[PATH_MAX];
-        const char *name; /* in path: below the sandboxes directory */
+        char name[NAME_MAX + 1]; /* the file's name in the sandboxes directory */
         struct sandbox_state *st;
         bool backfilled, failed;
-        struct ak_err e;
+        int code;  /* the load's errno when failed */
+        char *msg; /* and its message (NULL: out of memory) */
 };
 
 struct list_job {
@@ -217,7 +218,12 @@ static void *list_worker(void *arg)
 
         for (size_t i = j->first; i < j->n; i += j->stride) {
                 struct list_slot *sl = &j->slots[i];
-                sl->failed = load_path_at(j->dirfd, sl->name, &sl->st, &sl->backfilled, &sl->e) < 0;
+                struct ak_err e = {0};
+                sl->failed = load_path_at(j->dirfd, sl->name, &sl->st, &sl->backfilled, &e) < 0;
+                if (sl->failed) {
+                        sl->code = e.code;
+                        sl->msg = strdup(ak_err_msg(&e));
+                }
         }
         return NULL;
 }
@@ -277,26 +283,28 @@ int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const 
                         cap = ncap;
                 }
                 memset(&slots[n], 0, sizeof(slots[n]));
-                (void)snprintf(slots[n].path, sizeof(slots[n].path), "%s/%s", s->sandboxes_dir,
-                               de->d_name);
+                memcpy(slots[n].name, de->d_name, len + 1); /* d_name holds NAME_MAX at most */
                 n++;
         }
-        for (size_t i = 0; i < n; i++)
-                slots[i].name = slots[i].path + strlen(s->sandboxes_dir) + 1;
         list_load(dirfd(d), slots, n);
         l.items = calloc(n ? n : 1, sizeof(*l.items));
         if (!l.items) {
-                for (size_t i = 0; i < n; i++)
+                for (size_t i = 0; i < n; i++) {
                         state_free(slots[i].st);
+                        free(slots[i].msg);
+                }
                 return -ENOMEM;
         }
         for (size_t i = 0; i < n; i++) {
                 struct list_slot *sl = &slots[i];
                 cleanup_state struct sandbox_state *st = TAKE_PTR(sl->st);
+                cleanup_free char *msg = TAKE_PTR(sl->msg);
+                char path[PATH_MAX];
 
+                (void)snprintf(path, sizeof(path), "%s/%s", s->sandboxes_dir, sl->name);
                 if (sl->failed) {
-                        if (sl->e.code != ENOENT && warn)
-                                warn(ctx, sl->path, ak_err_msg(&sl->e));
+                        if (sl->code != ENOENT && warn)
+                                warn(ctx, path, msg ? msg : "out of memory");
                         continue;
                 }
                 if (sl->backfilled) {
@@ -305,7 +313,7 @@ int store_list(struct store *s, void (*warn)(void *ctx, const char *file, const 
                         struct sandbox_state *fresh = NULL;
                         bool backfilled;
                         if (lk >= 0) {
-                                if (load_path(sl->path, &fresh, &backfilled, NULL) == 0) {
+                                if (load_path(path, &fresh, &backfilled, NULL) == 0) {
                                         if (backfilled) {
                                                 (void)state_set_str(&fresh->uuid, st->uuid);
                                                 (void)store_save(s, fresh, false, NULL);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "shared/cleanup.h"
+#include "shared/dir-cache.h"
 #include "shared/fd-util.h"
 #include "shared/macro.h"
 #include "shared/parse-util.h"
@@ -103,6 +104,31 @@ enum cgroup_mode cgroup_detect(char *why, size_t why_len)
         return CGROUP_V1;
 }
 
+/* cgroup_detect() for the checks of many records at once (list: a statfs and three access()
+ * calls per record otherwise): its answer, kept for a second. What it depends on (the mounts,
+ * the euid, the delegated parent) does not change between the records of one list; a change
+ * is seen within the second. Any thread may refresh it (the same answer, written whole under
+ * the lock). */
+#define DETECT_CACHE_NS (1000 * NSEC_PER_MSEC)
+static enum cgroup_mode cgroup_detect_recent(void)
+{
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+        static enum cgroup_mode mode;
+        static int64_t at; /* 0: never detected */
+        int64_t now = now_monotonic_ns();
+        enum cgroup_mode r;
+
+        pthread_mutex_lock(&lock);
+        if (!at || now - at >= DETECT_CACHE_NS || now < at) {
+                char why[256];
+                mode = cgroup_detect(why, sizeof(why));
+                at = now ? now : 1;
+        }
+        r = mode;
+        pthread_mutex_unlock(&lock);
+        return r;
+}
+
 /* A cgroup id names one directory: never empty, never a path. */
 static bool valid_id(const char *id)
 {
@@ -150,11 +176,10 @@ static bool dir_is(const char *dir, const char *parent, const char *id)
 bool cgroup_confined(const char *id, const struct cgroup_set *cg)
 {
         const char *delegated = secure_getenv("AGENTKERNEL_CGROUP_PARENT");
-        char why[256];
 
         if (!valid_id(id) || cg->mode == CGROUP_NONE || cg->n == 0 ||
             cg->n != (cg->mode == CGROUP_V2 ? 1u : CGROUP_MAX_HIER) ||
-            cgroup_detect(why, sizeof(why)) != cg->mode)
+            cgroup_detect_recent() != cg->mode)
                 return false;
         for (size_t i = 0; i < cg->n; i++) {
                 char parent[PATH_MAX];
@@ -626,8 +651,12 @@ static bool knob_is(const char *dir, const char *knob, const char *want)
         char p[PATH_MAX];
         cleanup_buf struct buf b = BUF_INIT;
 
+        const char *rest;
+        int at;
+
         (void)snprintf(p, sizeof(p), "%s/%s", dir, knob);
-        if (read_file_at(AT_FDCWD, p, &b, 4096) < 0 || !b.data)
+        at = dir_cache_at(p, 2, &rest); /* list: a kept fd of the hierarchy's parent */
+        if (read_file_at(at, rest, &b, 4096) < 0 || !b.data)
                 return false;
         return strstr(b.data, want) != NULL;
 }
@@ -730,8 +759,11 @@ bool cgroup_frozen(const struct cgroup_set *cg)
 
         if (cg->mode == CGROUP_V2 && cg->n == 1)
                 return knob_is(cg->dirs[0], "cgroup.freeze", "1");
-        if (cg->mode == CGROUP_V1 && v1_freezer_dir(cg, fz, sizeof(fz)) == 0)
-                return access(fz, F_OK) == 0 && !knob_is(fz, "freezer.state", "THAWED");
+        if (cg->mode == CGROUP_V1 && v1_freezer_dir(cg, fz, sizeof(fz)) == 0) {
+                const char *rest;
+                int at = dir_cache_at(fz, 1, &rest);
+                return faccessat(at, rest, F_OK, 0) == 0 && !knob_is(fz, "freezer.state", "THAWED");
+        }
         return false;
 }
 

@@ -54,9 +54,10 @@ enum cgroup_mode cgroup_detect(char *why, size_t why_len);
 int cgroup_paths(const char *id, struct cgroup_set *ret);
 
 /* Whether cg, read back from disk, names only the cgroups of sandbox `id`: the mode this host
- * has now, and each directory exactly <hierarchy>/agentkernel/<id> (or, on v2, the delegated
- * AGENTKERNEL_CGROUP_PARENT/<id>) for its hierarchy. Anything else (another cgroup, "..", a
- * path of another hierarchy) must not be touched: destroying a cgroup kills what is in it. */
+ * has now (as detected within the last second), and each directory exactly
+ * <hierarchy>/agentkernel/<id> (or, on v2, the delegated AGENTKERNEL_CGROUP_PARENT/<id>) for its
+ * hierarchy. Anything else (another cgroup, "..", a path of another hierarchy) must not be touched:
+ * destroying a cgroup kills what is in it. */
 bool cgroup_confined(const char *id, const struct cgroup_set *cg);
 
 /* Creates the cgroups of `id` with limits. On failure nothing is left behind. */

@@ -54,11 +54,16 @@ int read_exact(int fd, void *data, size_t len)
 int read_fd_full(int fd, struct buf *b, size_t max)
 {
         struct stat st;
+
+        return read_fd_full_stat(fd, fstat(fd, &st) == 0 ? &st : NULL, b, max);
+}
+
+int read_fd_full_stat(int fd, const struct stat *st, struct buf *b, size_t max)
+{
         /* a regular file's size, plus one byte to see its end, is all the first read needs;
          * a small file then makes a small allocation (files in /proc say 0: 4 KiB) */
-        size_t want = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-                              (uint64_t)st.st_size < max
-                          ? (size_t)st.st_size + 1
+        size_t want = st && S_ISREG(st->st_mode) && st->st_size > 0 && (uint64_t)st->st_size < max
+                          ? (size_t)st->st_size + 1
                           : 4096;
 
         for (;;) {

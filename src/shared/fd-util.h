@@ -22,8 +22,13 @@ int write_all(int fd, const void *data, size_t len);
 /* Reads exactly len bytes. Returns 0, -EPIPE on early EOF, or -errno. */
 int read_exact(int fd, void *data, size_t len);
 
+struct stat;
+
 /* Reads fd to EOF into b, failing with -EFBIG beyond max bytes. */
 int read_fd_full(int fd, struct buf *b, size_t max);
+/* read_fd_full() with the fd's fstat() already made (st; NULL: unknown): one syscall fewer
+ * for a caller that checked the file. */
+int read_fd_full_stat(int fd, const struct stat *st, struct buf *b, size_t max);
 
 /* Reads a whole file (relative to dirfd, AT_FDCWD allowed) into b, at most max bytes. */
 int read_file_at(int dirfd, const char *path, struct buf *b, size_t max);

@@ -2,6 +2,8 @@
 """The agent's handler processes serve many connections each: nothing one request did may show in
 the next, a burst's extra handlers go away, and a handler killed from inside the sandbox costs
 nothing but itself."""
+import json
+import pathlib
 import socket
 import subprocess
 import time
@@ -119,3 +121,84 @@ def test_silent_connections_do_not_hold_up_others(ak, sandbox):
     finally:
         for s in silent:
             s.close()
+
+
+def handlers_of(ak, name):
+    """The agent's free handlers, seen from the host: PID 1's children that are agents and have
+    no child (a detached command's supervisor is an agent process with its command below)."""
+    pid = json.loads((ak.data_dir / "run" / name / "runtime.json").read_text())["pid"]
+    kids = pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    out = []
+    for k in kids:
+        try:
+            if (pathlib.Path(f"/proc/{k}/comm").read_text().startswith("agentkernel-age") and
+                    not pathlib.Path(f"/proc/{k}/task/{k}/children").read_text().split()):
+                out.append(int(k))
+        except OSError:
+            pass  # gone meanwhile
+    return out
+
+
+def wait_for(cond, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline and not cond():
+        time.sleep(0.1)
+    return cond()
+
+
+def test_a_dormant_sandbox_keeps_pid1_alone_and_serves_the_next_request(ak):
+    """An idle sandbox whose dormancy passed (AGENTKERNEL_DORMANT_MS, 1 s here) keeps no
+    handler (PID 1 alone); the next request is still served, and handlers come back for it;
+    a command that runs through the dormancy window is not cut (its handler is busy) and a
+    detached one survives it."""
+    env = {"AGENTKERNEL_DORMANT_MS": "1000"}
+    assert ak("create", "dz", "--no-network", env=env).rc == 0
+    assert ak("exec", "dz", "--", "true").rc == 0
+    assert wait_for(lambda: handlers_of(ak, "dz") == [])
+    res = ak("exec", "dz", "--", "echo", "awake")
+    assert res.rc == 0 and res.stdout == "awake\n", res
+    assert len(handlers_of(ak, "dz")) >= 1
+    res = ak("exec", "dz", "--", "sh", "-c", "sleep 2.5; echo slept")  # longer than the window
+    assert res.rc == 0 and res.stdout == "slept\n", res
+    assert ak("exec", "--detach", "dz", "--", "sleep", "30").rc == 0
+    assert wait_for(lambda: handlers_of(ak, "dz") == [])
+    res = sh(ak, "dz", "pgrep -x sleep >/dev/null && echo still")
+    assert res.rc == 0 and res.stdout == "still\n", res
+    # many at once after a dormancy: each is served
+    assert wait_for(lambda: handlers_of(ak, "dz") == [])
+    procs = [ak.popen("exec", "dz", "--", "echo", "one", stdout=subprocess.PIPE)
+             for _ in range(6)]
+    for p in procs:
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0 and out == b"one\n"
+
+
+def test_dormancy_off_keeps_the_handlers(ak):
+    """AGENTKERNEL_DORMANT_MS=0 (what a warm pool's sandbox gets): the handlers stay."""
+    assert ak("create", "dk", "--no-network", env={"AGENTKERNEL_DORMANT_MS": "0"}).rc == 0
+    assert ak("exec", "dk", "--", "true").rc == 0
+    time.sleep(2.5)
+    assert len(handlers_of(ak, "dk")) == 2
+
+
+def test_a_pooled_sandbox_never_goes_dormant(ak):
+    """A warm pool's sandbox is started with --dormant-ms 0 (its one run must not wait for a
+    fork), whatever AGENTKERNEL_DORMANT_MS says."""
+    env = {"AGENTKERNEL_DORMANT_MS": "500"}
+    assert ak("run", "--fast", "--no-network", "--", "true", env=env).rc == 0
+    pool = ak.data_dir  # no named sandbox here: every runtime record is a pooled one
+    found = []
+
+    def pooled_agents():
+        found.clear()
+        for rt in pool.rglob("runtime.json"):
+            try:
+                pid = json.loads(rt.read_text())["pid"]
+                found.append(pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"))
+            except (OSError, ValueError, KeyError):
+                pass
+        return found
+    assert wait_for(pooled_agents, timeout=20), "no pooled sandbox made"
+    for argv in found:
+        assert b"--dormant-ms" in argv
+        assert argv[argv.index(b"--dormant-ms") + 1] == b"0"

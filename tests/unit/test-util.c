@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 
 #include "shared/buf.h"
 #include "shared/cleanup.h"
+#include "shared/dir-cache.h"
 #include "shared/err.h"
 #include "shared/fd-util.h"
 #include "shared/host-file.h"
@@ -663,6 +665,74 @@ static void test_cleanup(void **unused)
         assert_int_equal(errno, ERANGE);
 }
 
+static int got_at;
+
+static void *other_thread_at(void *arg)
+{
+        const char *rest;
+
+        got_at = dir_cache_at(arg, 2, &rest);
+        return NULL;
+}
+
+/* dir_cache_at: outside a batch the whole path from AT_FDCWD; within one, a kept fd of the
+ * directory depth levels up and the rest below it (the same file opened); paths too short for
+ * the depth, relative ones and depth 0 never kept; after the batch, nothing kept. */
+static void test_dir_cache(void **unused)
+{
+        char dir[] = "/tmp/ak-dircache-XXXXXX", p[PATH_MAX];
+        const char *rest;
+        struct stat a, b;
+        int at, fd;
+
+        (void)unused;
+        assert_non_null(mkdtemp(dir));
+        (void)snprintf(p, sizeof(p), "%s/sub", dir);
+        assert_int_equal(mkdir(p, 0700), 0);
+        (void)snprintf(p, sizeof(p), "%s/sub/f", dir);
+        assert_int_equal(write_file_atomic_at(AT_FDCWD, p, "x", 1, 0600, false), 0);
+
+        assert_int_equal(dir_cache_at(p, 2, &rest), AT_FDCWD); /* no batch */
+        assert_ptr_equal(rest, p);
+        dir_cache_begin();
+        at = dir_cache_at(p, 2, &rest);
+        assert_true(at >= 0);
+        assert_string_equal(rest, "sub/f");
+        assert_int_equal(dir_cache_at(p, 2, &rest), at); /* kept */
+        fd = openat(at, rest, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(fstat(fd, &a), 0);
+        close(fd);
+        assert_int_equal(stat(p, &b), 0);
+        assert_true(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+        at = dir_cache_at(p, 1, &rest);
+        assert_true(at >= 0);
+        assert_string_equal(rest, "f");
+        assert_int_equal(dir_cache_at("/f", 1, &rest), AT_FDCWD); /* "/" is never kept */
+        assert_int_equal(dir_cache_at("/a/b", 2, &rest), AT_FDCWD);
+        assert_string_equal(rest, "/a/b");
+        assert_int_equal(dir_cache_at("a/b/c", 2, &rest), AT_FDCWD);
+        assert_int_equal(dir_cache_at(p, 0, &rest), AT_FDCWD);
+        (void)snprintf(p, sizeof(p), "%s/sub/", dir);
+        assert_int_equal(dir_cache_at(p, 1, &rest), AT_FDCWD); /* no last component */
+        dir_cache_begin(); /* nested: the inner end keeps them */
+        dir_cache_end();
+        (void)snprintf(p, sizeof(p), "%s/sub/f", dir);
+        assert_true(dir_cache_at(p, 2, &rest) >= 0);
+        dir_cache_end();
+        assert_int_equal(dir_cache_at(p, 2, &rest), AT_FDCWD);
+        /* a thread outside any batch of its own never uses another thread's kept fds */
+        dir_cache_begin();
+        {
+                pthread_t t;
+                assert_int_equal(pthread_create(&t, NULL, other_thread_at, p), 0);
+                assert_int_equal(pthread_join(t, NULL), 0);
+                assert_int_equal(got_at, AT_FDCWD);
+        }
+        dir_cache_end();
+        assert_int_equal(rm_rf_at(AT_FDCWD, dir), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -684,6 +754,7 @@ int main(void)
             cmocka_unit_test(test_err_oom),
             cmocka_unit_test(test_strv),
             cmocka_unit_test(test_cleanup),
+            cmocka_unit_test(test_dir_cache),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
