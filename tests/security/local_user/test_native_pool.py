@@ -166,7 +166,12 @@ def test_agent_socket_of_another_user_is_refused(ak, tmp_path):
         path = p / t / "agent.sock"
         path.unlink()
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind(str(path))
+        here = os.getcwd()
+        os.chdir(path.parent)  # bound by its name: a test directory's path may be too long
+        try:
+            s.bind(path.name)
+        finally:
+            os.chdir(here)
         s.listen(4)
         s.setblocking(False)
         os.chown(path, ATTACKER_UID, ATTACKER_UID)
@@ -204,9 +209,10 @@ os.mkdir(entry, 0o700)
 open(entry + "/key", "w").write({key!r})
 open(entry + "/lock", "w").close()
 socks = []
+os.chdir(entry)  # bound by name: a test directory's path may be too long for sun_path
 for name in ("agent.sock", "keeper.sock"):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.bind(entry + "/" + name)
+    s.bind(name)
     s.listen(4)
     socks.append(s)
 print("ready", flush=True)
