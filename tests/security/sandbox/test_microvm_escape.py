@@ -277,3 +277,30 @@ def test_seccomp_override_reaches_the_guest(tmp_path, image, probe):
     assert out["vmsplice"] == "EPERM" and out["mq_open"] == "ok", out
     for p in REFUSED:
         assert out[p] in ("EPERM", "EACCES"), (p, out)
+
+
+def test_guest_cannot_reach_the_hypervisors_monitor(vms):
+    """pause/resume drive QEMU through its QMP monitor. A command in the guest tries to reach
+    it: QMP commands written to every serial and virtio console it can open (`stop` would
+    freeze its own VM, `quit` end it, `human-monitor-command` more). The monitor is a unix socket
+    in the host's private run directory and no guest device is wired to it: the guest's only
+    virtio port is the agent's channel, and afterwards the VM still runs, unpaused."""
+    ak = vms
+    qmp = '{"execute":"qmp_capabilities"}\\n{"execute":"stop"}\\n{"execute":"quit"}\\n'
+    res = sh(ak, "mod", f"for d in /dev/ttyS* /dev/hvc* /dev/console; do "
+                        f"printf '{qmp}' > $d; done 2>/dev/null; "
+                        "cat /sys/class/virtio-ports/*/name; true")
+    assert res.rc == 0, res
+    assert res.stdout.split() == ["ak.0"], res  # the agent's channel, nothing else
+    time.sleep(0.5)
+    [s] = [s for s in ak.list() if s["name"] == "mod"]
+    assert s["status"] == "running", s
+    assert sh(ak, "mod", "echo alive").stdout == "alive\n"
+    # on the host: the monitor is the run directory's socket, no stdio or serial monitor
+    rt = (ak.data_dir / "run" / "mod" / "runtime.json").read_text()
+    import json
+    pid = json.loads(rt)["vmm"]["pid"]
+    argv = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert b"-monitor" not in argv and not any(a.startswith(b"mon:") for a in argv), argv
+    assert argv[argv.index(b"-mon") + 1] == b"chardev=qmp,mode=control", argv
+    assert b"socket,id=qmp,path=qmp.sock,server=on,wait=off" in argv, argv
