@@ -17,7 +17,7 @@ can check the calls and their order; a request the double refuses is logged with
 With $FC_DOUBLE_QEMU (a qemu-system-x86_64) InstanceStart boots the configured kernel, initrd and
 drive for real under QEMU's microvm machine with TCG, and a CONNECT to port 52000 is joined to the
 guest's virtio-serial port: the backend's whole path (driver, relay, guest agent) runs through the
-firecracker API. One difference is known and written down: Firecracker closes a CONNECT while
+firecracker API; PATCH /vm Paused|Resumed stops and continues that QEMU (SIGSTOP/SIGCONT). One difference is known and written down: Firecracker closes a CONNECT while
 nothing listens in the guest; the double accepts it once the machine runs (QEMU queues the bytes).
 """
 import json
@@ -190,6 +190,9 @@ class Machine:
                 raise Refused("An error occurred when deserializing the json body of a request: "
                               f"unknown variant `{body['state']}`")
             self.state = "Paused" if body["state"] == "Paused" else "Running"
+            if self.qemu:  # the booted machine stops (and goes on) as a whole
+                os.kill(self.qemu.pid, signal.SIGSTOP if self.state == "Paused" else
+                        signal.SIGCONT)
             return 204, None
         raise Refused(f"Invalid request method and/or path: {method} {resource}.")
 

@@ -5,8 +5,9 @@
  * /dev, /proc and /sys; the kernel modules the initramfs carries (virtio and filesystems, in
  * the order /ak/modules lists them); the root filesystem (the image's erofs on the first disk,
  * read-only, under an overlay whose upper layer is a tmpfs of the sandbox's disk size); the
- * switch into it. Then the agent's socket and state directory in a private tmpfs that is
- * detached from the mount tree (nothing in the guest can reach them by a path), and the
+ * switch into it; the channel opened, the commands' /dev (a minimal one, as native's: the
+ * kernel's devtmpfs detached). Then the agent's socket and state directory in a private tmpfs that
+ * is detached from the mount tree (nothing in the guest can reach them by a path), and the
  * multiplexer (mux.c) that joins the host's channel to that socket: a virtio-serial port named
  * GUEST_PORT_NAME (QEMU), or virtio-vsock (Firecracker), where the guest listens on port
  * GUEST_VSOCK_PORT and the multiplexer serves one host connection at a time.
@@ -38,6 +39,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,13 +99,15 @@ static int sock_dir_fd = -1;
 static pid_t mux_pid = -1;
 static char sock_path[64];
 static int net_fds[2] = {-1, -1}; /* proxy mode: the capture's TCP listeners (agent-net.h) */
+static int console_fd = -1;       /* the console, kept once /dev is the commands' (minimal_dev) */
 
 /* Says why on the console and powers off: the host sees the machine end. */
 _noreturn_ void agent_guest_fail(const char *fmt, ...)
 {
         char msg[512];
         va_list ap;
-        int fd = open("/dev/console", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        int fd = console_fd >= 0 ? dup(console_fd)
+                                 : open("/dev/console", O_WRONLY | O_CLOEXEC | O_NOCTTY);
 
         va_start(ap, fmt);
         (void)vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -368,13 +372,50 @@ static void mount_root(const struct guest_config *g)
         must(mount(".", "/", NULL, MS_MOVE, NULL), "move new root");
         must(chroot("."), "chroot");
         must(chdir("/"), "chdir /");
-        mount_or_fail("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-                      "mode=0620,ptmxmode=0666");
-        mount_or_fail("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
         if (!g->root_fs) {
                 (void)mkdir("/tmp", 01777);
                 (void)chmod("/tmp", 01777);
         }
+}
+
+/* The commands' /dev, as native's: a small tmpfs with the harmless character devices (null,
+ * zero, full, random, urandom, tty), a devpts of its own (ptmx a link to its ptmx), a tmpfs
+ * /dev/shm and the fd links. It replaces the kernel's devtmpfs, which holds every device of the
+ * guest (the image's disk and the writable one raw, /dev/mem, /dev/port, /dev/kmsg, the consoles,
+ * the agent's own channel), once the agent has what it needs of it: the root disk mounted, the
+ * channel open, the console kept as a descriptor. The devtmpfs is detached, reachable by no path;
+ * no profile may mknod (nor would a node on /dev/shm or the root open: nodev). */
+static void minimal_dev(void)
+{
+        static const struct {
+                const char *path;
+                unsigned major, minor;
+        } devs[] = {{"/dev/null", 1, 3},   {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
+                    {"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0}};
+        static const struct {
+                const char *target, *path;
+        } links[] = {{"pts/ptmx", "/dev/ptmx"},
+                     {"/proc/self/fd", "/dev/fd"},
+                     {"/proc/self/fd/0", "/dev/stdin"},
+                     {"/proc/self/fd/1", "/dev/stdout"},
+                     {"/proc/self/fd/2", "/dev/stderr"}};
+
+        console_fd = open("/dev/console", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        must(umount2("/dev", MNT_DETACH), "detach the kernel's devtmpfs");
+        mount_or_fail("dev", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC,
+                      "mode=0755,size=64k,nr_inodes=64");
+        for (size_t i = 0; i < ARRAY_SIZE(devs); i++) {
+                must(mknod(devs[i].path, S_IFCHR | 0666, makedev(devs[i].major, devs[i].minor)),
+                     "mknod in /dev");
+                must(chmod(devs[i].path, 0666), "chmod in /dev"); /* not the umask's */
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(links); i++)
+                must(symlink(links[i].target, links[i].path), "symlink in /dev");
+        must(mkdir("/dev/pts", 0755), "mkdir /dev/pts");
+        must(mkdir("/dev/shm", 01777), "mkdir /dev/shm");
+        mount_or_fail("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                      "newinstance,mode=0620,ptmxmode=0666");
+        mount_or_fail("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 }
 
 /* The host directories (virtio-fs, "TAG:ro|rw:DEST"), nosuid and nodev here too; read-only
@@ -654,6 +695,7 @@ int agent_guest_boot(int *argc, char ***argv)
                         agent_guest_fail("open '%s': %s", port, strerror(errno));
         }
         private_dirs(&listen_fd, &state_fd);
+        minimal_dev();
         if (g.pids_max)
                 command_cgroup(g.pids_max);
         if (g.read_only_root)

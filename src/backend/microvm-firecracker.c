@@ -348,6 +348,20 @@ static bool fc_status(const struct proc_ident *vmm)
         return proc_verify(vmm);
 }
 
+/* PATCH /vm {"state": "Paused"|"Resumed"}: the API's pause and resume of every vCPU. */
+static int fc_pause(const char *run_dir, bool pause, struct ak_err *err)
+{
+        char path[PATH_MAX];
+        cleanup_close int fd = -1;
+
+        (void)snprintf(path, sizeof(path), "%s/%s/%s", run_dir, FC_DIR, FC_API);
+        fd = unix_connect(path, err);
+        if (fd < 0)
+                return fd;
+        return api(fd, "PATCH", "/vm", json_pack("{s:s}", "state", pause ? "Paused" : "Resumed"),
+                   err);
+}
+
 /* A stream to the guest's agent: the hybrid vsock's CONNECT, retried until the guest listens
  * (Firecracker closes the connection while nothing does). */
 static int fc_connect(const char *run_dir, struct ak_err *err)
@@ -418,6 +432,7 @@ const struct vm_driver vm_driver_firecracker = {
     .start = fc_start,
     .stop = fc_stop,
     .status = fc_status,
+    .pause = fc_pause,
     .connect = fc_connect,
     .is_stray = fc_is_stray,
 };

@@ -204,8 +204,9 @@ static int claim_one(int pool_fd, const char *pool, const char *eph, const char 
         (void)unlinkat(pool_fd, lock_name, 0); /* the entry is the run's now */
         (void)snprintf(s->run_dir, sizeof(s->run_dir), "%s", to);
         (void)snprintf(s->uuid, sizeof(s->uuid), "%s", uuid);
-        chan = vm_running(to, uuid) ? agent_ready(to) : -ESRCH;
-        if (chan < 0) { /* it died idle (a host reboot, a kill): end what is left */
+        /* a paused machine is never handed out (its agent would not answer anyway) */
+        chan = !vm_running(to, uuid) ? -ESRCH : vm_paused(to, uuid) ? -EBUSY : agent_ready(to);
+        if (chan < 0) { /* it died idle (a host reboot, a kill) or was paused: end it */
                 vm_kill(to, uuid);
                 (void)rm_rf_at(AT_FDCWD, to);
                 (void)unlink(s->lock_path);

@@ -30,6 +30,8 @@ int vm_boot(const struct backend_config *cfg, struct backend_session *ret_sessio
 void vm_kill(const char *run_dir, const char *uuid);
 /* Whether a machine's hypervisor and relay both run (as recorded, checked). */
 bool vm_running(const char *run_dir, const char *uuid);
+/* Whether a machine was paused by the host (its marker names its current hypervisor, checked). */
+bool vm_paused(const char *run_dir, const char *uuid);
 /* An ephemeral machine's run directory in ephemeral_dir (vm-<the uuid's last 12 digits>). */
 void vm_ephemeral_run_dir(const char *ephemeral_dir, const char *uuid, char *out, size_t len);
 /* Makes and holds ephemeral_dir/vm-<uuid>.lock (while held, the machine is in use; an unheld

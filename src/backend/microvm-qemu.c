@@ -26,11 +26,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "backend/microvm.h"
 #include "core/private-dir.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/json-util.h"
 #include "shared/macro.h"
 #include "shared/parse-util.h"
 #include "shared/random-util.h"
@@ -39,7 +42,9 @@
 #define QEMU_BIN "qemu-system-x86_64"
 #define KVM_PROBE_TIMEOUT_MS 5000
 #define QEMU_STOP_GRACE_MS 3000
-#define CONSOLE_MAX (1u << 20) /* bytes of the guest's console kept on the host */
+#define CONSOLE_MAX (1u << 20)   /* bytes of the guest's console kept on the host */
+#define QMP_TIMEOUT_MS 5000      /* one QMP exchange, greeting to answer */
+#define QMP_READ_MAX (64u << 10) /* bytes read from QMP in one exchange, events included */
 
 static bool find_qemu(char *out, size_t len)
 {
@@ -198,7 +203,7 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
 {
         char qemu[PATH_MAX], mem[32], smp[32], pidfile[PATH_MAX], serial[PATH_MAX + 8],
             drive[PATH_MAX + 64], chardev[PATH_MAX + 64], errlog[PATH_MAX], runas[32], memobj[96],
-            machine[64];
+            machine[64], qmp[96];
         char fs_chardev[VM_FS_MAX][96], fs_device[VM_FS_MAX][96];
         cleanup_buf struct buf pidtxt = BUF_INIT, errs = BUF_INIT;
         int status;
@@ -239,6 +244,9 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
          * leaves for /): a unix socket's path is at most 107 bytes, a run directory's is not */
         (void)snprintf(chardev, sizeof(chardev), "socket,id=ak,path=%s,server=on,wait=off",
                        VM_FILE_CHANNEL);
+        /* the host's control of the machine (pause): a monitor on a socket of the run
+         * directory, like the channel; no device of the guest's is connected to it */
+        (void)snprintf(qmp, sizeof(qmp), "socket,id=qmp,path=%s,server=on,wait=off", VM_FILE_QMP);
         pid = fork();
         if (pid < 0)
                 return ak_err_errno(err, errno, "fork");
@@ -328,6 +336,10 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
                 argv[n++] = chardev;
                 argv[n++] = "-device";
                 argv[n++] = "virtserialport,chardev=ak,name=ak.0";
+                argv[n++] = "-chardev";
+                argv[n++] = qmp;
+                argv[n++] = "-mon";
+                argv[n++] = "chardev=qmp,mode=control";
                 /* What a guest that breaks out of its device models gets: no root (an id of
                  * the sandbox's own range, after QEMU opened its files and sockets) and
                  * QEMU's seccomp filter (no obsolete calls, no scheduling or resource
@@ -366,9 +378,12 @@ static int qemu_start(const struct vm_spec *s, pid_t *ret_pid, struct ak_err *er
         *ret_pid = (pid_t)v;
         /* QEMU's daemonizing sets umask 027: the channel's socket is the owner's only, like
          * everything else in the (already private) run directory */
-        (void)snprintf(pidfile, sizeof(pidfile), "%s/%s", s->run_dir, VM_FILE_CHANNEL);
-        if (fchmodat(AT_FDCWD, pidfile, 0600, 0) < 0)
-                return ak_err_errno(err, errno, "chmod '%s'", pidfile);
+        for (int i = 0; i < 2; i++) {
+                (void)snprintf(pidfile, sizeof(pidfile), "%s/%s", s->run_dir,
+                               i ? VM_FILE_QMP : VM_FILE_CHANNEL);
+                if (fchmodat(AT_FDCWD, pidfile, 0600, 0) < 0)
+                        return ak_err_errno(err, errno, "chmod '%s'", pidfile);
+        }
         return 0;
 }
 
@@ -380,6 +395,103 @@ static void qemu_stop(const struct proc_ident *vmm)
 static bool qemu_status(const struct proc_ident *vmm)
 {
         return proc_verify(vmm);
+}
+
+/* ---- QMP: the greeting, qmp_capabilities, one command; every read bounded in time and size ----
+ */
+
+struct qmp {
+        int fd;
+        int64_t until;
+        size_t read; /* bytes read so far */
+        struct buf in;
+};
+
+/* The next message (QMP ends each with a newline), an object. */
+static int qmp_next(struct qmp *q, json_t **ret, struct ak_err *err)
+{
+        for (;;) {
+                char *nl = q->in.data ? memchr(q->in.data, '\n', q->in.len) : NULL;
+                char chunk[4096];
+                struct pollfd p = {q->fd, POLLIN, 0};
+                int64_t left;
+                ssize_t n;
+
+                if (nl) {
+                        size_t len = (size_t)(nl - q->in.data) + 1;
+                        json_t *o = json_loadb(q->in.data, len, 0, NULL);
+                        buf_consume(&q->in, len);
+                        if (!json_is_object(o)) {
+                                json_decref(o);
+                                return ak_err_set(err, EPROTO, "qemu's QMP sent no JSON object");
+                        }
+                        *ret = o;
+                        return 0;
+                }
+                left = (q->until - now_monotonic_ns()) / NSEC_PER_MSEC;
+                if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+                        return ak_err_set(err, ETIMEDOUT, "qemu's QMP did not answer within %d ms",
+                                          QMP_TIMEOUT_MS);
+                n = read(q->fd, chunk, sizeof(chunk));
+                if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                        continue;
+                if (n <= 0)
+                        return ak_err_set(err, EPIPE, "qemu's QMP closed the connection");
+                q->read += (size_t)n;
+                if (q->read > QMP_READ_MAX || buf_append(&q->in, chunk, (size_t)n) < 0)
+                        return ak_err_set(err, EMSGSIZE, "qemu's QMP sent too much");
+        }
+}
+
+/* Runs cmd: 0 on its "return", else its error's description. Events before it are skipped. */
+static int qmp_execute(struct qmp *q, const char *cmd, struct ak_err *err)
+{
+        char req[96];
+        int n = snprintf(req, sizeof(req), "{\"execute\":\"%s\"}\n", cmd);
+        int r = write_all(q->fd, req, (size_t)n);
+
+        if (r < 0)
+                return ak_err_errno(err, r, "send to qemu's QMP");
+        for (;;) {
+                cleanup_json json_t *o = NULL;
+                json_t *e;
+                r = qmp_next(q, &o, err);
+                if (r < 0)
+                        return r;
+                if (json_object_get(o, "return"))
+                        return 0;
+                if ((e = json_object_get(o, "error"))) {
+                        const char *desc = json_string_value(json_object_get(e, "desc"));
+                        return ak_err_set(err, EIO, "qemu refused '%s': %s", cmd,
+                                          desc ? desc : "no message");
+                }
+                /* an event ({"event": ...}): not the answer */
+        }
+}
+
+static int qemu_pause(const char *run_dir, bool pause, struct ak_err *err)
+{
+        char path[PATH_MAX];
+        cleanup_close int fd = -1;
+        cleanup_json json_t *greeting = NULL;
+        struct qmp q = {.in = BUF_INIT};
+        int r;
+
+        (void)snprintf(path, sizeof(path), "%s/%s", run_dir, VM_FILE_QMP);
+        fd = unix_connect(path, err);
+        if (fd < 0)
+                return fd;
+        q.fd = fd;
+        q.until = now_monotonic_ns() + (int64_t)QMP_TIMEOUT_MS * NSEC_PER_MSEC;
+        r = qmp_next(&q, &greeting, err);
+        if (r >= 0 && !json_object_get(greeting, "QMP"))
+                r = ak_err_set(err, EPROTO, "qemu's QMP greeting is something else");
+        if (r >= 0)
+                r = qmp_execute(&q, "qmp_capabilities", err);
+        if (r >= 0)
+                r = qmp_execute(&q, pause ? "stop" : "cont", err);
+        buf_done(&q.in);
+        return r;
 }
 
 static int qemu_connect(const char *run_dir, struct ak_err *err)
@@ -423,6 +535,7 @@ const struct vm_driver vm_driver_qemu = {
     .start = qemu_start,
     .stop = qemu_stop,
     .status = qemu_status,
+    .pause = qemu_pause,
     .connect = qemu_connect,
     .is_stray = qemu_is_stray,
 };

@@ -993,6 +993,28 @@ static int microvm_finish(struct backend_session *bs)
         return 0;
 }
 
+/* The paused marker (VM_FILE_PAUSED) names the hypervisor process it was written for ("<pid>
+ * <start time>"): input from disk, believed only as a private file of ours naming the machine's
+ * current, recorded hypervisor. */
+static bool paused_marker(const char *run_dir, const struct vm_runtime *rt)
+{
+        char path[PATH_MAX], want[64];
+        cleanup_buf struct buf b = BUF_INIT;
+
+        run_path(run_dir, VM_FILE_PAUSED, path, sizeof(path));
+        if (private_file_read_at(AT_FDCWD, path, &b, 64, NULL) < 0 || !b.data)
+                return false;
+        (void)snprintf(want, sizeof(want), "%d %llu\n", (int)rt->vmm_pid,
+                       (unsigned long long)rt->vmm_start);
+        return rt->vmm_pid && streq(b.data, want);
+}
+
+bool vm_paused(const char *run_dir, const char *uuid)
+{
+        struct vm_runtime rt;
+        return read_runtime(run_dir, uuid, &rt) == 0 && paused_marker(run_dir, &rt);
+}
+
 static int microvm_status(const struct sandbox_ref *ref, struct backend_status *ret)
 {
         struct vm_runtime rt;
@@ -1002,6 +1024,37 @@ static int microvm_status(const struct sandbox_ref *ref, struct backend_status *
         if (vmm_alive(&rt) && relay_alive(&rt) && fs_dead(&rt) < 0) {
                 ret->running = true;
                 ret->pid = rt.vmm_pid;
+                ret->paused = paused_marker(ref->run_dir, &rt);
+        }
+        return 0;
+}
+
+/* The driver's pause (QMP stop/cont, PATCH /vm) of the recorded, running machine, then the
+ * marker status() reads: written after a pause took (undone when it cannot be written), removed
+ * after a resume took. */
+static int microvm_pause(const struct sandbox_ref *ref, bool pause, struct ak_err *err)
+{
+        char path[PATH_MAX], text[64];
+        struct vm_runtime rt;
+        int r;
+
+        if (!ref->run_dir || read_runtime(ref->run_dir, ref->uuid, &rt) < 0 || !vmm_alive(&rt))
+                return ak_err_set(err, ESRCH, "the sandbox's virtual machine is not running");
+        run_path(ref->run_dir, VM_FILE_PAUSED, path, sizeof(path));
+        r = rt.driver->pause(ref->run_dir, pause, err);
+        if (r < 0)
+                return r;
+        if (!pause) {
+                if (unlink(path) < 0 && errno != ENOENT)
+                        return ak_err_errno(err, errno, "remove '%s'", path);
+                return 0;
+        }
+        (void)snprintf(text, sizeof(text), "%d %llu\n", (int)rt.vmm_pid,
+                       (unsigned long long)rt.vmm_start);
+        r = write_file_atomic_at(AT_FDCWD, path, text, strlen(text), PRIVATE_FILE_MODE, false);
+        if (r < 0) {
+                (void)rt.driver->pause(ref->run_dir, false, NULL);
+                return ak_err_errno(err, r, "write '%s'", path);
         }
         return 0;
 }
@@ -1120,7 +1173,10 @@ static void microvm_describe(const struct sandbox_ref *ref, bool running, json_t
                 if (tail[0])
                         json_object_set_new(vm, "console", json_string(tail));
         } else {
-                json_object_set_new(vm, "state", json_string(running ? "running" : "stopped"));
+                json_object_set_new(vm, "state",
+                                    json_string(!running                           ? "stopped"
+                                                : paused_marker(ref->run_dir, &rt) ? "paused"
+                                                                                   : "running"));
         }
         json_object_set_new(info, "vm", vm);
 }
@@ -1166,6 +1222,7 @@ const struct backend_ops microvm_backend_ops = {
     .stop = microvm_stop,
     .cleanup = microvm_cleanup,
     .status = microvm_status,
+    .pause = microvm_pause,
     .connect = microvm_connect,
     .stats = microvm_stats,
     .prepare = microvm_prepare,

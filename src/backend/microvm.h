@@ -18,6 +18,8 @@
 #include "shared/err.h"
 
 #define VM_FILE_CHANNEL "vm.sock"     /* the hypervisor's end of the guest's channel */
+#define VM_FILE_QMP "qmp.sock"        /* qemu: its QMP monitor (the host's only) */
+#define VM_FILE_PAUSED "paused"       /* the host's record of a paused machine (microvm.c) */
 #define VM_FILE_AGENT "agent.sock"    /* the relay's: connections to the agent */
 #define VM_FILE_CONSOLE "console.log" /* the guest's serial console */
 #define VM_FILE_INITRD "initrd"       /* the cached initramfs and this start's config */
@@ -70,6 +72,10 @@ struct vm_driver {
         void (*stop)(const struct proc_ident *vmm);
         /* Whether the machine's process is still the one recorded. */
         bool (*status)(const struct proc_ident *vmm);
+        /* Stops (pause) or continues every vCPU of run_dir's running machine through the
+         * hypervisor's control interface (qemu: QMP stop/cont; firecracker: PATCH /vm), bounded
+         * in time. The guest cannot reach that interface. */
+        int (*pause)(const char *run_dir, bool pause, struct ak_err *err);
         /* A new stream to the guest's channel, or -errno. */
         int (*connect)(const char *run_dir, struct ak_err *err);
         /* Whether pid (a process of the caller's, or of a sandbox id as root) is a hypervisor

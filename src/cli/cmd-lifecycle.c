@@ -256,7 +256,7 @@ const struct verb verb_rm = {"rm", cmd_remove,  "NAME...", "Alias of remove",
 #define PAUSE_HELP                                                                                 \
         "Every process of the sandbox, its agent's included, stops where it is, keeping its\n"     \
         "memory, files and network; 'resume' continues them. native: the cgroup freezer;\n"        \
-        "docker/podman: the engine's pause. A microvm cannot be paused here.\n"                    \
+        "docker/podman: the engine's pause; microvm: the hypervisor stops the VM's vCPUs.\n"       \
         "While paused, exec, cp, attach and background commands fail; 'stop',\n"                   \
         "'remove' and 'gc' resume it first. Pausing a paused sandbox is not an error.\n"
 const struct verb verb_pause = {

@@ -217,3 +217,32 @@ def test_cli_killed_once_firecracker_runs_is_cleaned_by_remove(fc_ak):
     while procs_naming(uuid) and time.time() < deadline:
         time.sleep(0.1)
     assert not procs_naming(uuid), "firecracker left running"
+
+
+@needs_vm
+def test_pause_and_resume_through_the_firecracker_api(fc_ak):
+    """pause is PATCH /vm {"state": "Paused"} (conformant: the double checks the body), status
+    then says paused and exec is refused at once; resume is PATCH /vm {"state": "Resumed"} and
+    exec works again; a paused machine is removed (the manager resumes it first, then ends it)
+    and nothing is left."""
+    ak, ref, log = fc_ak
+    res = ak("create", "fcp", "-B", "microvm", "--no-network", "-i", ref, "--memory", "256",
+             timeout=300)
+    assert res.rc == 0, (res.stderr[-3000:], log.read_text()[-3000:])
+    assert ak("pause", "fcp").rc == 0
+    assert [s["status"] for s in ak.list() if s["name"] == "fcp"] == ["paused"]
+    t = time.time()
+    res = ak("exec", "fcp", "--", "true", timeout=30)
+    assert res.rc != 0 and "paused" in res.stderr and time.time() - t < 10, res
+    assert ak("resume", "fcp").rc == 0
+    assert [s["status"] for s in ak.list() if s["name"] == "fcp"] == ["running"]
+    assert ak("exec", "fcp", "--", "echo", "on", check=True).stdout == "on\n"
+    vm_calls = [(e["body"], e["status"]) for e in read_log(log) if e.get("path") == "/vm"]
+    assert vm_calls == [({"state": "Paused"}, 204), ({"state": "Resumed"}, 204)], vm_calls
+    assert ak("pause", "fcp").rc == 0
+    uuid = ak.state("fcp")["uuid"]
+    assert ak("remove", "fcp", timeout=60).rc == 0
+    assert_vm_gone(ak, "fcp")
+    assert not procs_naming(uuid), "firecracker left running"
+    vm_calls = [e["body"]["state"] for e in read_log(log) if e.get("path") == "/vm"]
+    assert vm_calls == ["Paused", "Resumed", "Paused", "Resumed"], vm_calls

@@ -281,3 +281,70 @@ def test_seccomp_override_reaches_the_guest(tmp_path, image, probe):
     assert out["vmsplice"] == "EPERM" and out["mq_open"] == "ok", out
     for p in REFUSED:
         assert out[p] in ("EPERM", "EACCES"), (p, out)
+
+
+def test_guest_cannot_reach_the_hypervisors_monitor(vms):
+    """pause/resume drive QEMU through its QMP monitor. A command in the guest tries to reach
+    it: QMP commands written to every serial and virtio console it can open (none: its /dev is
+    minimal) (`stop` would
+    freeze its own VM, `quit` end it, `human-monitor-command` more). The monitor is a unix socket
+    in the host's private run directory and no guest device is wired to it: the guest's only
+    virtio port is the agent's channel, and afterwards the VM still runs, unpaused."""
+    ak = vms
+    qmp = '{"execute":"qmp_capabilities"}\\n{"execute":"stop"}\\n{"execute":"quit"}\\n'
+    res = sh(ak, "mod", f"for d in /dev/ttyS* /dev/hvc* /dev/console; do "
+                        f"[ -c $d ] && printf '{qmp}' > $d; done 2>/dev/null; "
+                        "cat /sys/class/virtio-ports/*/name; true")
+    assert res.rc == 0, res
+    assert res.stdout.split() == ["ak.0"], res  # the agent's channel, nothing else
+    time.sleep(0.5)
+    [s] = [s for s in ak.list() if s["name"] == "mod"]
+    assert s["status"] == "running", s
+    assert sh(ak, "mod", "echo alive").stdout == "alive\n"
+    # on the host: the monitor is the run directory's socket, no stdio or serial monitor
+    rt = (ak.data_dir / "run" / "mod" / "runtime.json").read_text()
+    import json
+    pid = json.loads(rt)["vmm"]["pid"]
+    argv = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert b"-monitor" not in argv and not any(a.startswith(b"mon:") for a in argv), argv
+    assert argv[argv.index(b"-mon") + 1] == b"chardev=qmp,mode=control", argv
+    assert b"socket,id=qmp,path=qmp.sock,server=on,wait=off" in argv, argv
+
+
+# What the kernel's devtmpfs gives and a command must not reach: the image's disk (and any other
+# disk) raw, physical memory and I/O ports, the kernel's log (write: forged messages; read: its
+# addresses), the consoles, the agent's own channel (a second writer would corrupt the host's
+# stream), the hypervisor-facing devices.
+GUEST_DEVICES = ["/dev/vda", "/dev/vdb", "/dev/mem", "/dev/kmem", "/dev/port", "/dev/kmsg",
+                 "/dev/ttyS0", "/dev/console", "/dev/hvc0", "/dev/vport0p1", "/dev/vport1p1",
+                 "/dev/vsock", "/dev/vhost-vsock", "/dev/cpu_dma_latency", "/dev/snapshot",
+                 "/dev/loop0", "/dev/loop-control", "/dev/fuse", "/dev/nvram", "/dev/hwrng"]
+DEV_ALLOWED = {"null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "fd",
+               "stdin", "stdout", "stderr"}
+
+
+@pytest.mark.parametrize("name", ["tight", "mod"])
+def test_guest_commands_get_a_minimal_dev(vms, name):
+    """A command lists /dev and tries to open each device the guest kernel has (the root image
+    /dev/vda, /dev/mem, /dev/port, /dev/kmsg, the consoles, the agent's virtio port...) for
+    reading: /dev holds only native's harmless nodes, none of those exists, every open fails, and making
+    the node itself (mknod, block and character, in /tmp, /dev/shm and /dev) is refused by the
+    profile. The harmless nodes still work, and so does a terminal (test_microvm.py)."""
+    ak = vms
+    res = sh(ak, name, "ls -a /dev")
+    assert res.rc == 0, res
+    assert set(res.stdout.split()) - {".", ".."} == DEV_ALLOWED, res.stdout
+    opened = []
+    for dev in GUEST_DEVICES:
+        # (no `<>`: it would create a regular file where the node is missing)
+        r = sh(ak, name, f"[ -e {dev} ] && echo EXISTS; exec 3<{dev} && echo OPENED")
+        if "OPENED" in r.stdout or "EXISTS" in r.stdout:
+            opened.append(dev)
+    assert not opened, opened
+    for path in ("/tmp/vda", "/dev/shm/vda", "/dev/vda"):
+        for kind, mm in (("b", "254 0"), ("c", "1 1")):
+            r = sh(ak, name, f"busybox mknod {path} {kind} {mm} && echo MADE; ls -l {path}")
+            assert "MADE" not in r.stdout, (path, kind, r)
+    r = sh(ak, name, "head -c 4 /dev/urandom | busybox wc -c; echo x > /dev/null; "
+                     "busybox head -c 2 /dev/zero | busybox wc -c; echo x > /dev/full || echo FULL")
+    assert r.stdout.split() == ["4", "2", "FULL"], r
