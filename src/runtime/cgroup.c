@@ -630,6 +630,7 @@ bool cgroup_populated(const struct cgroup_set *cg)
 /* ---- the freezer (pause / resume) ---- */
 
 #define FREEZE_TIMEOUT_MS 5000
+#define FREEZE_RETRY_MS 20    /* v1: FROZEN written again while the cgroup is still FREEZING */
 #define FREEZE_MOVE_PASSES 64 /* v1: rounds of moving the sandbox's processes in */
 #define FREEZE_PROCS_MAX 8192 /* v1: processes of one sandbox moved (above any profile's pids) */
 #define V1_FREEZER CGROUP_ROOT "/freezer/" CGROUP_PARENT
@@ -703,6 +704,29 @@ static int wait_knob(const char *dir, const char *knob, const char *want)
         return 0;
 }
 
+/* v1: waits for fz to say FROZEN, asking again every FREEZE_RETRY_MS. The v1 freezer freezes
+ * each task once (when asked, or when the task joins); a task that went to sleep in the kernel
+ * after that, where sleepers count as frozen only once told (a shell's parent waiting in vfork
+ * for its frozen child: D in kernel_clone), keeps the cgroup FREEZING for good. Writing FROZEN
+ * again tells every task once more. */
+static int v1_wait_frozen(const char *fz)
+{
+        int64_t until = now_monotonic_ns() + FREEZE_TIMEOUT_MS * NSEC_PER_MSEC;
+        int64_t again = now_monotonic_ns() + FREEZE_RETRY_MS * NSEC_PER_MSEC;
+
+        while (!knob_is(fz, "freezer.state", "FROZEN")) {
+                int64_t now = now_monotonic_ns();
+                if (now >= until)
+                        return -ETIMEDOUT;
+                if (now >= again) {
+                        (void)write_knob(fz, "freezer.state", "FROZEN");
+                        again = now + FREEZE_RETRY_MS * NSEC_PER_MSEC;
+                }
+                usleep(1000);
+        }
+        return 0;
+}
+
 int cgroup_freeze(const struct cgroup_set *cg, bool freeze, struct ak_err *err)
 {
         char fz[PATH_MAX];
@@ -745,7 +769,7 @@ int cgroup_freeze(const struct cgroup_set *cg, bool freeze, struct ak_err *err)
                 return ak_err_errno(err, r, "write '%s/freezer.state'", fz);
         r = v1_move_in(cg, fz);
         if (r >= 0)
-                r = wait_knob(fz, "freezer.state", "FROZEN");
+                r = v1_wait_frozen(fz);
         if (r < 0) {
                 (void)write_knob(fz, "freezer.state", "THAWED");
                 return ak_err_errno(err, r, "the sandbox's processes did not stop");
