@@ -17,13 +17,7 @@ import time
 import pytest
 
 from conftest import STATIC_AGENT, Ak, agent_pids, assert_nothing_left, is_root
-
-
-def _kernel():
-    boot = pathlib.Path("/boot")
-    return any(p.name.startswith("vmlinuz-") and
-               (pathlib.Path("/usr/lib/modules") / p.name[8:]).is_dir()
-               for p in boot.glob("vmlinuz-*")) if boot.is_dir() else False
+from test_microvm import _kernel, assert_vm_gone, procs_naming  # noqa: E402
 
 
 _MISSING = [what for what, ok in (
@@ -34,29 +28,6 @@ _MISSING = [what for what, ok in (
     ("a static agent (build ./build)", STATIC_AGENT),
 ) if not ok]
 pytestmark = pytest.mark.skipif(bool(_MISSING), reason="microvm shares need " + ", ".join(_MISSING))
-
-
-def procs_naming(path):
-    found = []
-    for d in pathlib.Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            cmd = (d / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(path).encode() in cmd and int(d.name) != os.getpid():
-            found.append(int(d.name))
-    return found
-
-
-def assert_vm_gone(ak, name):
-    run_dir = ak.data_dir / "run" / name
-    deadline = time.time() + 10
-    while (procs_naming(run_dir) or run_dir.exists()) and time.time() < deadline:
-        time.sleep(0.1)
-    assert not procs_naming(run_dir), f"processes left: {procs_naming(run_dir)}"
-    assert not run_dir.exists(), list(run_dir.iterdir())
 
 
 @pytest.fixture

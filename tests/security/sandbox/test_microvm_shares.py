@@ -17,6 +17,7 @@ import json
 import os
 import pathlib
 import shutil
+import sys
 import stat
 import time
 
@@ -24,17 +25,15 @@ import pytest
 
 from conftest import STATIC_AGENT, Ak, agent_pids, assert_nothing_left, is_root
 
+_INTEGRATION = str(pathlib.Path(__file__).resolve().parent.parent.parent / "integration")
+if _INTEGRATION not in sys.path:
+    sys.path.insert(0, _INTEGRATION)
+from test_microvm import _kernel, procs_naming  # noqa: E402
+
 VOLUME_ID_BASE = 0x3FFF0000
 ID_RANGE_BASE = 0x40000000
 OWNER = 4242  # the workspace's owner: an id no one on the host has
 SECRET = "agentkernel-share-canary-7d1f"
-
-
-def _kernel():
-    boot = pathlib.Path("/boot")
-    return any(p.name.startswith("vmlinuz-") and
-               (pathlib.Path("/usr/lib/modules") / p.name[8:]).is_dir()
-               for p in boot.glob("vmlinuz-*")) if boot.is_dir() else False
 
 
 _MISSING = [what for what, ok in (
@@ -46,20 +45,6 @@ _MISSING = [what for what, ok in (
     ("a static agent (build ./build)", STATIC_AGENT),
 ) if not ok]
 pytestmark = pytest.mark.skipif(bool(_MISSING), reason="microvm shares need " + ", ".join(_MISSING))
-
-
-def procs_naming(path):
-    found = []
-    for d in pathlib.Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            cmd = (d / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if str(path).encode() in cmd and int(d.name) != os.getpid():
-            found.append(int(d.name))
-    return found
 
 
 def volume_path(ak, name):
