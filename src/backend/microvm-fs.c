@@ -355,40 +355,12 @@ static void build_host_root(const struct fs_launch *l)
         }
 }
 
-/* A home's credentials (the native list, runtime/rootfs.c) and agentkernel's own directories
+/* A home's credentials (native's list, rootfs_home_mask_*) and agentkernel's own directories
  * inside it: an empty read-only tmpfs over each directory, an empty file over each file. */
 static void mask_home(const struct fs_launch *l)
 {
-        static const char *const dirs[] = {".ssh",
-                                           ".gnupg",
-                                           ".aws",
-                                           ".azure",
-                                           ".config/gcloud",
-                                           ".docker",
-                                           ".kube",
-                                           ".password-store",
-                                           ".config/gh",
-                                           ".config/hub",
-                                           ".local/share/agentkernel",
-                                           ".agentkernel",
-                                           ".terraform.d",
-                                           ".cargo/registry/.credentials",
-                                           ".vault-token.d"};
-        static const char *const files[] = {".netrc",
-                                            ".git-credentials",
-                                            ".npmrc",
-                                            ".pypirc",
-                                            ".pgpass",
-                                            ".vault-token",
-                                            ".cargo/credentials",
-                                            ".cargo/credentials.toml",
-                                            ".gem/credentials",
-                                            ".m2/settings.xml",
-                                            ".bash_history",
-                                            ".zsh_history",
-                                            ".python_history",
-                                            ".psql_history",
-                                            ".mysql_history"};
+        const char *const *dirs = rootfs_home_mask_dirs, *const *files = rootfs_home_mask_files;
+        size_t n_dirs = 0;
         char path[PATH_MAX];
         size_t n = strlen(l->sh->source);
         int tree = open(FS_TREE, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -397,15 +369,17 @@ static void mask_home(const struct fs_launch *l)
                 launch_fail(FS_TREE, errno);
         while (n > 1 && l->sh->source[n - 1] == '/')
                 n--;
-        for (size_t i = 0; i < ARRAY_SIZE(dirs) + l->sh->n_hide; i++) {
+        while (dirs[n_dirs])
+                n_dirs++;
+        for (size_t i = 0; i < n_dirs + l->sh->n_hide; i++) {
                 struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW,
                                        .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH};
                 const char *rel;
                 int fd;
-                if (i < ARRAY_SIZE(dirs)) {
+                if (i < n_dirs) {
                         rel = dirs[i];
                 } else {
-                        const char *h = l->sh->hide[i - ARRAY_SIZE(dirs)];
+                        const char *h = l->sh->hide[i - n_dirs];
                         if (!h || strncmp(h, l->sh->source, n) != 0 || h[n] != '/')
                                 continue;
                         rel = h + n + 1;
@@ -420,7 +394,7 @@ static void mask_home(const struct fs_launch *l)
                         launch_fail(rel, errno);
                 close(fd);
         }
-        for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+        for (size_t i = 0; files[i]; i++) {
                 struct open_how how = {.flags = O_PATH | O_CLOEXEC | O_NOFOLLOW,
                                        .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH};
                 struct stat st;

@@ -78,7 +78,7 @@ static const char *const proc_mask_files[] = {
 };
 static const char *const proc_mask_dirs[] = {"/proc/acpi", "/proc/scsi", "/proc/driver"};
 /* Credentials in a home directory; masked when the home is shown to a sandbox (permissive). */
-static const char *const home_mask_dirs[] = {
+const char *const rootfs_home_mask_dirs[] = {
     ".ssh",
     ".gnupg",
     ".aws",
@@ -94,8 +94,9 @@ static const char *const home_mask_dirs[] = {
     ".terraform.d",
     ".cargo/registry/.credentials",
     ".vault-token.d",
+    NULL,
 };
-static const char *const home_mask_files[] = {
+const char *const rootfs_home_mask_files[] = {
     ".netrc",
     ".git-credentials",
     ".npmrc",
@@ -111,6 +112,7 @@ static const char *const home_mask_files[] = {
     ".python_history",
     ".psql_history",
     ".mysql_history",
+    NULL,
 };
 
 static const char *const proc_ro[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus",
@@ -434,14 +436,16 @@ int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *p)
                 r = mount_plan_add(p, MOP_MKDIR, NULL, "/home", NULL, 0755, 0);
                 if (r >= 0)
                         r = mount_plan_add(p, MOP_BIND_RO, o->home, "/home/user", NULL, 0, 0);
-                for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(home_mask_dirs); i++) {
+                for (size_t i = 0; r >= 0 && rootfs_home_mask_dirs[i]; i++) {
                         char path[PATH_MAX];
-                        (void)snprintf(path, sizeof(path), "/home/user/%s", home_mask_dirs[i]);
+                        (void)snprintf(path, sizeof(path), "/home/user/%s",
+                                       rootfs_home_mask_dirs[i]);
                         r = mount_plan_add(p, MOP_MASK_DIR, NULL, path, NULL, 0, 0);
                 }
-                for (size_t i = 0; r >= 0 && i < ARRAY_SIZE(home_mask_files); i++) {
+                for (size_t i = 0; r >= 0 && rootfs_home_mask_files[i]; i++) {
                         char path[PATH_MAX];
-                        (void)snprintf(path, sizeof(path), "/home/user/%s", home_mask_files[i]);
+                        (void)snprintf(path, sizeof(path), "/home/user/%s",
+                                       rootfs_home_mask_files[i]);
                         r = mount_plan_add(p, MOP_MASK_FILE, NULL, path, NULL, 0, 0);
                 }
                 for (size_t i = 0; r >= 0 && i < o->n_hide; i++)

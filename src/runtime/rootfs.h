@@ -50,3 +50,9 @@ int rootfs_plan_common(const struct rootfs_opts *o, struct mount_plan *plan);
 /* Whether the host's /etc/<name> is shown by the `host` image (its allow-list; the microvm
  * backend builds the same view). */
 bool rootfs_etc_allowed(const char *name);
+
+/* The credentials masked in a home shown to a sandbox, relative to the home: directories
+ * (covered by an empty one) and files (covered by an empty file). NULL-terminated; the microvm
+ * backend's home share masks the same. */
+extern const char *const rootfs_home_mask_dirs[];
+extern const char *const rootfs_home_mask_files[];
