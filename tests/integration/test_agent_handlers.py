@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 
-from conftest import needs_root
+from conftest import needs_root, skip_native_pool_under_asan
 
 pytestmark = needs_root
 
@@ -181,6 +181,7 @@ def test_dormancy_off_keeps_the_handlers(ak):
     assert len(handlers_of(ak, "dk")) == 2
 
 
+@skip_native_pool_under_asan
 def test_a_pooled_sandbox_never_goes_dormant(ak):
     """A warm pool's sandbox is started with --dormant-ms 0 (its one run must not wait for a
     fork), whatever AGENTKERNEL_DORMANT_MS says."""
