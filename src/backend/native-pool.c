@@ -86,9 +86,16 @@ bool native_pool_usable(const struct backend_config *cfg)
 
 /* A directory stream's own fd for the directory dfd: an fd of its own, so that reading it moves
  * no other stream's offset (a dup would share it). */
-static int reopen_dir(int dfd)
+/* A listing of the directory dfd names (a descriptor of its own: dfd stays the caller's), or
+ * NULL. */
+static DIR *list_dir(int dfd)
 {
-        return openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+        if (!d && fd >= 0)
+                close(fd);
+        return d;
 }
 
 /* One field of the key: its name, its length, its bytes (no value can end another). */
@@ -239,12 +246,10 @@ static void pool_count(int pfd, unsigned *ready, unsigned *all)
         DIR *d;
         struct dirent *de;
         char tail[TAIL_LEN + 1];
-        int fd = reopen_dir(pfd);
+        d = list_dir(pfd);
 
         *ready = *all = 0;
-        if (fd < 0 || !(d = fdopendir(fd))) {
-                if (fd >= 0)
-                        close(fd);
+        if (!d) {
                 return;
         }
         while ((de = readdir(d))) {
@@ -261,11 +266,9 @@ static unsigned pools_total(int efd)
         DIR *d;
         struct dirent *de;
         unsigned n = 0;
-        int fd = reopen_dir(efd);
+        d = list_dir(efd);
 
-        if (fd < 0 || !(d = fdopendir(fd))) {
-                if (fd >= 0)
-                        close(fd);
+        if (!d) {
                 return NATIVE_POOL_MAX; /* unknown: add nothing */
         }
         while ((de = readdir(d))) {
@@ -290,11 +293,9 @@ static void drop_stale(int pfd, const char *pool)
         DIR *d;
         struct dirent *de;
         char tail[TAIL_LEN + 1];
-        int fd = reopen_dir(pfd);
+        d = list_dir(pfd);
 
-        if (fd < 0 || !(d = fdopendir(fd))) {
-                if (fd >= 0)
-                        close(fd);
+        if (!d) {
                 return;
         }
         while ((de = readdir(d))) {
@@ -651,15 +652,13 @@ int native_pool_claim(const struct backend_config *cfg, struct backend_session *
         char pool[PATH_MAX];
         struct dirent *de;
         DIR *d;
-        int fd, r = -ENOENT;
+        int r = -ENOENT;
 
         if (pool_open(cfg, false, &key, &efd, &pfd, pool, sizeof(pool)) < 0 ||
             !key_matches(pfd, &key))
                 return -ENOENT; /* none yet, or another configuration's digits */
-        fd = reopen_dir(pfd);
-        if (fd < 0 || !(d = fdopendir(fd))) {
-                if (fd >= 0)
-                        close(fd);
+        d = list_dir(pfd);
+        if (!d) {
                 return -ENOENT;
         }
         while (r < 0 && (de = readdir(d)))
@@ -689,13 +688,10 @@ int native_pool_finish(struct backend_session *bs)
 
 void native_pool_sweep(int efd, const char *ephemeral_dir)
 {
-        int fd = reopen_dir(efd);
         struct dirent *de;
-        DIR *d;
+        DIR *d = list_dir(efd);
 
-        if (fd < 0 || !(d = fdopendir(fd))) {
-                if (fd >= 0)
-                        close(fd);
+        if (!d) {
                 return;
         }
         while ((de = readdir(d))) {
@@ -754,11 +750,9 @@ static unsigned clear_pool(int pfd, const char *pool)
         struct dirent *de;
         char tail[TAIL_LEN + 1];
         unsigned removed = 0;
-        int fd = reopen_dir(pfd);
+        d = list_dir(pfd);
 
-        if (fd < 0 || !(d = fdopendir(fd))) {
-                if (fd >= 0)
-                        close(fd);
+        if (!d) {
                 return 0;
         }
         while ((de = readdir(d))) {
@@ -826,11 +820,11 @@ static bool evict_stalest(int efd, const char *ephemeral_dir, int pfd)
         struct stat self, st, kst;
         struct dirent *de;
         DIR *d;
-        int fd = reopen_dir(efd);
+        d = list_dir(efd);
 
-        if (fstat(pfd, &self) < 0 || fd < 0 || !(d = fdopendir(fd))) {
-                if (fd >= 0)
-                        close(fd);
+        if (fstat(pfd, &self) < 0 || !d) {
+                if (d)
+                        closedir(d);
                 return false;
         }
         while ((de = readdir(d))) {
@@ -859,7 +853,6 @@ int native_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, struct a
         unsigned removed = 0;
         struct dirent *de;
         DIR *d;
-        int fd;
 
         (void)err;
         if (ret_removed)
@@ -867,10 +860,8 @@ int native_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, struct a
         efd = private_dir_open(ephemeral_dir, "ephemeral directory", 0, NULL, NULL);
         if (efd < 0)
                 return 0; /* no runs yet: no pools */
-        fd = reopen_dir(efd);
-        if (fd < 0 || !(d = fdopendir(fd))) {
-                if (fd >= 0)
-                        close(fd);
+        d = list_dir(efd);
+        if (!d) {
                 return 0;
         }
         while ((de = readdir(d)))
@@ -907,15 +898,10 @@ void native_pool_list(const char *ephemeral_dir, json_t *pools)
         cleanup_close int efd = -1;
         struct dirent *de;
         DIR *d;
-        int fd;
 
         efd = private_dir_open(ephemeral_dir, "ephemeral directory", 0, NULL, NULL);
-        if (efd < 0 || (fd = reopen_dir(efd)) < 0)
+        if (efd < 0 || !(d = list_dir(efd)))
                 return;
-        if (!(d = fdopendir(fd))) {
-                close(fd);
-                return;
-        }
         while ((de = readdir(d))) {
                 cleanup_buf struct buf key = BUF_INIT;
                 cleanup_close int pfd = -1;
