@@ -29,8 +29,9 @@ build=(gcc make pkg-config meson ninja-build libjansson-dev libseccomp-dev libcm
 # nodejs: the official SDKs' tests (npm comes with nodesource builds, separately in Debian's);
 # xfsprogs, btrfs-progs: filesystems with quotas for the container engines' storage
 # (tests/security/container/test_engine_disk.py); python3-h2: the HTTP/2 test server and the
-# hostile HTTP/2 client of the interception's tests (tests/mitm_world.py)
-tests=(python3-pytest bubblewrap time clang-format valgrind golang-github-burntsushi-toml-dev
+# hostile HTTP/2 client of the interception's tests (tests/mitm_world.py); python3-pytest-timeout:
+# a test that hangs fails on its own instead of holding CI up to its limit
+tests=(python3-pytest python3-pytest-timeout bubblewrap time clang-format valgrind golang-github-burntsushi-toml-dev
         nodejs docker-registry skopeo umoci apache2-utils busybox-static zstd python3-jwt
         python3-cryptography docker.io podman runc xfsprogs btrfs-progs nftables curl openssl python3-h2)
 # the microvm backend and its tests: QEMU's microvm machine, a guest kernel (Debian's cloud

@@ -38,6 +38,16 @@ def _asan_build(path):
 ASAN_BUILD = _asan_build(AK)
 skip_native_pool_under_asan = pytest.mark.skipif(
     ASAN_BUILD, reason="the native pool does not refill under AddressSanitizer (known, open)")
+# What the sanitizer run leaves to the normal run: suites whose time goes to QEMU booting guests
+# or to docker/podman, not to our code (their host-side code is still run under the sanitizers
+# by tests/integration/test_microvm.py and tests/security/container's impostor tests), so that
+# CI's two runs fit its time. scripts/test.sh runs everything else twice.
+SANITIZER_RUN_LEAVES_OUT = (
+    "tests/integration/test_engines.py",
+    "tests/integration/test_microvm_",  # every microvm module but test_microvm.py itself
+    "tests/security/sandbox/test_microvm_",
+    "tests/security/container/test_engine_disk.py",
+)
 _BUILT_AGENT = os.environ.get("AGENTKERNEL_AGENT", str(ROOT / "build" / "src" / "agentkernel-agent"))
 CGROUP_DIRS = [
     "/sys/fs/cgroup/agentkernel",
@@ -447,3 +457,14 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "egress: egress policy tests (issue 14): they run in the private test world "
         "of tests/egress_world.py; `-m 'not egress'` leaves them out")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not ASAN_BUILD:
+        return
+    skip = pytest.mark.skip(reason="left to the normal build's run (conftest.py, "
+                            "SANITIZER_RUN_LEAVES_OUT: its time is QEMU's or an engine's)")
+    for item in items:
+        rel = pathlib.Path(str(item.fspath)).relative_to(ROOT).as_posix()
+        if rel.startswith(SANITIZER_RUN_LEAVES_OUT):
+            item.add_marker(skip)

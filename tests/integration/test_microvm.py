@@ -470,7 +470,7 @@ def test_pause_stops_the_guest_and_resume_continues_it(vm):
     run_dir = ak.data_dir / "run" / name
     assert ak("exec", "-d", name, "--", "sh", "-c", TICKER).rc == 0
     deadline = time.time() + 30
-    while ak("exec", name, "--", "test", "-s", "/tmp/c").rc != 0 and time.time() < deadline:
+    while ak("exec", name, "--", "sh", "-c", "test -s /tmp/c").rc != 0 and time.time() < deadline:
         time.sleep(0.2)
     qmp = run_dir / "qmp.sock"
     st = qmp.lstat()

@@ -175,7 +175,9 @@ def test_slow_event_reader_is_dropped_and_holds_nobody_up(server, ak):
     bound)."""
     append_audit(ak, 1, 10)  # make sure the log exists before the streams start
     time.sleep(0.5)
-    slow = events_conn(server, rcvbuf=4096)
+    # a small receive buffer, but not below loopback's MSS: a window under one segment is served
+    # at the persist timer's pace (4 KiB per 100 ms), a minute to drain what was queued
+    slow = events_conn(server, rcvbuf=256 << 10)
     read_until(slow, b": connected")
     fast = events_conn(server)
     got = {"n": 0, "lagged": False}
