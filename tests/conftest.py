@@ -32,12 +32,8 @@ def _asan_build(path):
         return False
 
 
-# The CLI under test is an AddressSanitizer build (scripts/test.sh's second run): the native
-# pool's refill does not work there yet (docs/performance.md), so its tests run in the normal
-# build's run only.
+# The CLI under test is an AddressSanitizer build (scripts/test.sh's second run).
 ASAN_BUILD = _asan_build(AK)
-skip_native_pool_under_asan = pytest.mark.skipif(
-    ASAN_BUILD, reason="the native pool does not refill under AddressSanitizer (known, open)")
 # What the sanitizer run leaves to the normal run: suites whose time goes to QEMU booting guests
 # or to docker/podman, not to our code (their host-side code is still run under the sanitizers
 # by tests/integration/test_microvm.py and tests/security/container's impostor tests), so that

@@ -22,20 +22,11 @@
 #include "agent-exec.h"
 #include "agent-guest.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define AK_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define AK_ASAN 1
-#endif
-#endif
-#if AK_ASAN
-#include <sanitizer/asan_interface.h>
-#endif
 #include "shared/cleanup.h"
 #include "shared/cmd-policy.h"
 #include "shared/fd-util.h"
 #include "shared/path-walk.h"
+#include "shared/sanitizer.h"
 #include "shared/strv.h"
 
 void exec_req_done(struct exec_req *r)
@@ -174,7 +165,7 @@ int exec_open_devnull(void)
 
 /* The child shares the handler's memory and the handler sleeps until it has called execve or
  * exited (CLONE_VFORK), so the report is written straight into the handler's struct. */
-static _noreturn_ void child_fail(struct spawn_fail *f, int step, int err)
+static SANITIZER_CHILD_ENTRY _noreturn_ void child_fail(struct spawn_fail *f, int step, int err)
 {
         f->step = step;
         f->err = err ? err : EIO;
@@ -234,7 +225,7 @@ struct spawn_args {
 
 /* Runs in a vfork-style child sharing the handler's memory: only syscalls, no allocation, no
  * writes to shared state; ends in execve or _exit. */
-static int spawn_child(void *arg)
+static SANITIZER_CHILD_ENTRY int spawn_child(void *arg)
 {
         const struct spawn_args *a = arg;
         int r;
@@ -277,10 +268,8 @@ pid_t exec_spawn(const struct exec_req *req, const struct agent_user *u, char **
         pid_t pid;
 
         *fail = (struct spawn_fail){0, 0};
-#if AK_ASAN
         /* the last child left its frames' redzones poisoned: it never returned, it exec'd */
-        ASAN_UNPOISON_MEMORY_REGION(stack, sizeof(stack));
-#endif
+        sanitizer_fresh_stack(stack, sizeof(stack));
         pid = clone(spawn_child, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
         if (pid < 0) {
                 *fail = (struct spawn_fail){0, errno}; /* no process (the pids limit, memory) */

@@ -34,6 +34,7 @@
 #include "backend/native.h"
 #include "shared/fd-util.h"
 #include "shared/macro.h"
+#include "shared/sanitizer.h"
 #include "shared/time-util.h"
 
 #define TEARDOWN_TIMEOUT_MS 10000
@@ -52,12 +53,12 @@ static int64_t left_ms(int64_t until)
         return now >= until ? 0 : (until - now) / NSEC_PER_MSEC + 1;
 }
 
-static _noreturn_ void reaper_exit(int code)
+static SANITIZER_CHILD_ENTRY _noreturn_ void reaper_exit(int code)
 {
         _exit(code);
 }
 
-static int reaper_main(void *arg)
+static SANITIZER_CHILD_ENTRY int reaper_main(void *arg)
 {
         const struct reaper *rp = arg;
         int keep[3], n = 0;
@@ -105,15 +106,11 @@ int native_teardown_detach(struct native_session *s)
 
         if (s->pidfd < 0 || s->merged[0])
                 return -EOPNOTSUPP; /* no pidfd to wait on; a copy to delete (that allocates) */
-#if defined(__SANITIZE_ADDRESS__)
-        /* AddressSanitizer cannot follow a CLONE_VM child on a stack of ours (it reports the
-         * stack's reused shadow as overflows): the caller tears down itself, as under valgrind */
-        return -EOPNOTSUPP;
-#endif
         stack = mmap(NULL, WORKER_STACK_SIZE, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
         if (stack == MAP_FAILED)
                 return -errno;
+        sanitizer_fresh_stack(stack, WORKER_STACK_SIZE);
         /* its arguments at the top of its mapping, its stack below them */
         rp = (struct reaper *)((char *)stack + WORKER_STACK_SIZE - sizeof(*rp));
         *rp = (struct reaper){.pidfd = s->pidfd,

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "shared/fd-util.h"
+#include "shared/sanitizer.h"
 #include "shared/test-hook.h"
 
 #define CHILD_STACK_SIZE (256u << 10) /* the child's deepest frames are ~20 KiB */
@@ -69,7 +70,7 @@ struct child_start {
         int parent_sync, parent_err, parent_join; /* ours, which the child closes */
 };
 
-static int child_entry(void *arg)
+static SANITIZER_CHILD_ENTRY int child_entry(void *arg)
 {
         const struct child_start *c = arg;
 
@@ -253,6 +254,7 @@ int runtime_spawn(const struct runtime_spec *s, struct runtime_child *ret, struc
                 close_pair(joinp);
                 return ak_err_errno(err, r, "child stack");
         }
+        sanitizer_fresh_stack(stack, CHILD_STACK_SIZE);
         start = (struct child_start){.spec = s,
                                      .sync_fd = sync[1],
                                      .errfd = errp[1],

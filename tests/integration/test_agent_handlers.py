@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 
-from conftest import needs_root, skip_native_pool_under_asan
+from conftest import needs_root
 
 pytestmark = needs_root
 
@@ -178,10 +178,10 @@ def test_dormancy_off_keeps_the_handlers(ak):
     assert ak("create", "dk", "--no-network", env={"AGENTKERNEL_DORMANT_MS": "0"}).rc == 0
     assert ak("exec", "dk", "--", "true").rc == 0
     time.sleep(2.5)
-    assert len(handlers_of(ak, "dk")) == 2
+    # the used handler's replacement may still be on its way on a loaded host; none goes away
+    assert wait_for(lambda: len(handlers_of(ak, "dk")) == 2), handlers_of(ak, "dk")
 
 
-@skip_native_pool_under_asan
 def test_a_pooled_sandbox_never_goes_dormant(ak):
     """A warm pool's sandbox is started with --dormant-ms 0 (its one run must not wait for a
     fork), whatever AGENTKERNEL_DORMANT_MS says."""

@@ -11,10 +11,9 @@ import time
 
 import pytest
 
-from conftest import ASAN_BUILD, agent_pids, needs_root, sandbox_cgroups
+from conftest import agent_pids, needs_root, sandbox_cgroups
 
-pytestmark = [needs_root, pytest.mark.skipif(
-    ASAN_BUILD, reason="no teardown worker under AddressSanitizer (the CLI tears down itself)")]
+pytestmark = needs_root
 
 _workers = []
 

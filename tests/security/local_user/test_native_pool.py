@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from conftest import ATTACKER_UID, needs_root, skip_native_pool_under_asan
+from conftest import ATTACKER_UID, needs_root
 
-pytestmark = [needs_root, skip_native_pool_under_asan]
+pytestmark = needs_root
 
 FAST = ["run", "--fast", "--no-network"]
 TAIL = re.compile(r"^[0-9a-f]{12}$")
