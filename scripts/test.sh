@@ -49,12 +49,14 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 
 # Each test is bounded (a hang fails that test, with its stack, instead of holding CI up), and
-# so is each run; the log ends with the slowest tests.
+# so is each run; the log ends with the slowest tests. stdin is /dev/null whatever the caller's
+# is (a terminal or a pipe left open would be every command's stdin that a test does not set).
 pytest_run() {
         local xml=$1 log=$2
         shift 2
         timeout -k 60 45m /usr/bin/python3 -m pytest -q -p no:cacheprovider -rs --timeout=240 \
-                --durations=30 --junitxml="$xml" "$@" tests/integration tests/security >"$log" 2>&1
+                --durations=30 --junitxml="$xml" "$@" tests/integration tests/security \
+                </dev/null >"$log" 2>&1
 }
 
 step "integration tests"
