@@ -43,13 +43,15 @@ static int read_value(const char *key, char **ret, size_t *ret_len)
         if (!buf)
                 return -ENOMEM;
         if (tty) {
-                fprintf(stderr, "Enter value for %s: ", key);
-                fflush(stderr);
+                /* echo goes off before the prompt shows: what is typed (or pasted) once it shows
+                 * is neither echoed nor flushed away; only what was typed before it is */
                 if (tcgetattr(STDIN_FILENO, &saved) == 0) {
                         quiet = saved;
                         quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
                         echo_off = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
                 }
+                fprintf(stderr, "Enter value for %s: ", key);
+                fflush(stderr);
         }
         for (;;) {
                 ssize_t n = read(STDIN_FILENO, buf + len, cap - len);

@@ -9,6 +9,8 @@ visible, never be readable by another user, and refuse (with a message naming th
 a value) any file another user could have written or chosen.
 """
 import fcntl
+import select
+import signal
 import os
 import secrets
 import subprocess
@@ -170,17 +172,24 @@ def test_prompt_on_a_terminal_does_not_echo(ak):
         os.execve(AK,
                   ["agentkernel", "secret", "set", "TYPED"], ak.env)
     out = b""
-    deadline = time.time() + 10
-    while b"Enter value for TYPED" not in out and time.time() < deadline:
-        out += os.read(fd, 1000)
-    os.write(fd, (v + "\n").encode())
-    while True:
+    deadline = time.time() + 30
+
+    def read_some():
+        # bounded: a CLI that lost the line (it once flushed what was typed right after its
+        # prompt showed) fails the test instead of hanging it
+        if not select.select([fd], [], [], max(0.0, deadline - time.time()))[0]:
+            os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"no output within the deadline: {out!r}")
         try:
-            chunk = os.read(fd, 1000)
+            return os.read(fd, 1000)
         except OSError:
-            break
-        if not chunk:
-            break
+            return b""
+    while b"Enter value for TYPED" not in out:
+        chunk = read_some()
+        assert chunk, out
+        out += chunk
+    os.write(fd, (v + "\n").encode())  # at once, as a paste
+    while chunk := read_some():
         out += chunk
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, out
