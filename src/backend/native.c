@@ -114,7 +114,7 @@ static int read_runtime(const struct sandbox_ref *ref, struct native_runtime *rt
                         rt->forged = true; /* never act on a cut or extra path */
                         break;
                 }
-                (void)snprintf(rt->cg.dirs[i], CGROUP_PATH_MAX, "%s", json_string_value(d));
+                memcpy(rt->cg.dirs[i], json_string_value(d), strlen(json_string_value(d)) + 1);
                 rt->cg.n = i + 1;
         }
         id = runtime_cgroup_id(ref, o);

@@ -145,25 +145,53 @@ static bool started_for(pid_t pid, const char *opt, const char *uuid)
         return false;
 }
 
-/* Whether dir/cgroup.procs lists pid. */
+#define CGROUP_PROCS_MAX (1u << 20) /* past this, not a list of our sandbox's processes */
+
+/* Whether dir/cgroup.procs lists pid. Read a page at a time, up to the line that names pid:
+ * for a sandbox's few processes one read, without an fstat() or a read of the end. Only whole
+ * lines count ("15" is not the start of "1589\n"). */
 static bool in_cgroup(pid_t pid, const char *dir)
 {
-        char path[4200], *save = NULL;
-        cleanup_buf struct buf b = BUF_INIT;
+        char path[4200], chunk[4096];
         const char *rest;
+        cleanup_close int fd = -1;
+        size_t have = 0, total = 0;
+        uint32_t p;
         int at;
 
         if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= sizeof(path))
                 return false;
         at = dir_cache_at(path, 2, &rest); /* list: a kept fd of the cgroups' parent */
-        if (read_file_at(at, rest, &b, 1u << 20) < 0 || !b.data)
+        fd = openat(at, rest, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
                 return false;
-        for (char *t = strtok_r(b.data, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
-                uint32_t p;
-                if (safe_atou32(t, &p) == 0 && (pid_t)p == pid)
-                        return true;
+        for (;;) {
+                ssize_t n = read(fd, chunk + have, sizeof(chunk) - 1 - have);
+                char *s = chunk, *nl;
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return false;
+                if (n == 0) { /* the end: a last line without its newline counts too */
+                        chunk[have] = '\0';
+                        return have && safe_atou32(chunk, &p) == 0 && (pid_t)p == pid;
+                }
+                total += (size_t)n;
+                if (total > CGROUP_PROCS_MAX)
+                        return false;
+                have += (size_t)n;
+                while ((nl = memchr(s, '\n', have - (size_t)(s - chunk)))) {
+                        *nl = '\0';
+                        if (safe_atou32(s, &p) == 0 && (pid_t)p == pid)
+                                return true;
+                        s = nl + 1;
+                }
+                have -= (size_t)(s - chunk);
+                memmove(chunk, s, have);
+                if (have == sizeof(chunk) - 1) /* a line of a page: no pid */
+                        return false;
         }
-        return false;
 }
 
 bool proc_verify(const struct proc_ident *id)

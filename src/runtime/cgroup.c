@@ -173,6 +173,19 @@ static bool dir_is(const char *dir, const char *parent, const char *id)
         return strncmp(dir, parent, n) == 0 && dir[n] == '/' && streq(dir + n + 1, id);
 }
 
+/* dir_is(dir, CGROUP_ROOT "/<controller>/" CGROUP_PARENT, id), without formatting the parent
+ * (three snprintf per record in `list`) */
+static bool dir_is_v1(const char *dir, const char *controller, const char *id)
+{
+        static const char root[] = CGROUP_ROOT "/";
+        size_t c = strlen(controller);
+
+        if (strncmp(dir, root, sizeof(root) - 1))
+                return false;
+        dir += sizeof(root) - 1;
+        return strncmp(dir, controller, c) == 0 && dir_is(dir + c, "/" CGROUP_PARENT, id);
+}
+
 bool cgroup_confined(const char *id, const struct cgroup_set *cg)
 {
         const char *delegated = secure_getenv("AGENTKERNEL_CGROUP_PARENT");
@@ -182,19 +195,15 @@ bool cgroup_confined(const char *id, const struct cgroup_set *cg)
             cgroup_detect_recent() != cg->mode)
                 return false;
         for (size_t i = 0; i < cg->n; i++) {
-                char parent[PATH_MAX];
                 bool ok;
                 if (memchr(cg->dirs[i], '\0', CGROUP_PATH_MAX) == NULL)
                         return false;
-                if (cg->mode == CGROUP_V2) {
+                if (cg->mode == CGROUP_V2)
                         ok = dir_is(cg->dirs[i], CGROUP_ROOT "/" CGROUP_PARENT, id) ||
                              (delegated && plain_path(delegated) &&
                               dir_is(cg->dirs[i], delegated, id));
-                } else {
-                        (void)snprintf(parent, sizeof(parent), CGROUP_ROOT "/%s/" CGROUP_PARENT,
-                                       v1_controllers[i]);
-                        ok = dir_is(cg->dirs[i], parent, id);
-                }
+                else
+                        ok = dir_is_v1(cg->dirs[i], v1_controllers[i], id);
                 if (!ok)
                         return false;
         }

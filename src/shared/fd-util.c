@@ -62,16 +62,17 @@ int read_fd_full_stat(int fd, const struct stat *st, struct buf *b, size_t max)
 {
         /* a regular file's size, plus one byte to see its end, is all the first read needs;
          * a small file then makes a small allocation (files in /proc say 0: 4 KiB) */
-        size_t want = st && S_ISREG(st->st_mode) && st->st_size > 0 && (uint64_t)st->st_size < max
-                          ? (size_t)st->st_size + 1
-                          : 4096;
+        bool sized = st && S_ISREG(st->st_mode) && st->st_size > 0 && (uint64_t)st->st_size < max;
+        size_t want = sized ? (size_t)st->st_size + 1 : 4096, start = b->len;
 
         for (;;) {
                 ssize_t n;
+                size_t room;
                 int r = buf_reserve(b, want);
                 if (r < 0)
                         return r;
-                n = read(fd, b->data + b->len, b->cap - b->len - 1);
+                room = b->cap - b->len - 1;
+                n = read(fd, b->data + b->len, room);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -86,6 +87,12 @@ int read_fd_full_stat(int fd, const struct stat *st, struct buf *b, size_t max)
                 b->data[b->len] = '\0';
                 if (b->len > max)
                         return -EFBIG;
+                /* A regular file that gave the size fstat said, and no more though there was
+                 * room, ended there (a read stops short only at the end of one): no read to see
+                 * its end (a system call less per record in `list`). Files of /proc, sysfs and
+                 * cgroupfs say 0 or a page, not their content's size: they read to a 0. */
+                if (sized && b->len - start == (size_t)st->st_size && (size_t)n < room)
+                        break;
                 want = 1; /* room for one more byte at least; buf_reserve doubles when full */
         }
         return 0;

@@ -24,7 +24,8 @@ int read_exact(int fd, void *data, size_t len);
 
 struct stat;
 
-/* Reads fd to EOF into b, failing with -EFBIG beyond max bytes. */
+/* Reads fd to EOF into b, failing with -EFBIG beyond max bytes. A regular file whose read
+ * stops short at the size fstat() gave is at its end (no read to see a 0). */
 int read_fd_full(int fd, struct buf *b, size_t max);
 /* read_fd_full() with the fd's fstat() already made (st; NULL: unknown): one syscall fewer
  * for a caller that checked the file. */

@@ -205,6 +205,34 @@ static void test_atomic_write(void **unused)
                 assert_string_equal(e.data, "");
                 assert_int_equal(unlink(q), 0);
         }
+        /* a read that ends at the size fstat() gave is the end; a file that grew or shrank
+         * since is still read to its end */
+        {
+                cleanup_buf struct buf g = BUF_INIT;
+                cleanup_close int fd = -1;
+                struct stat was;
+                assert_int_equal(write_file_atomic_at(AT_FDCWD, p, "0123456789", 10, 0600, false),
+                                 0);
+                fd = open(p, O_RDWR | O_CLOEXEC);
+                assert_true(fd >= 0);
+                assert_int_equal(fstat(fd, &was), 0);
+                assert_int_equal(read_fd_full_stat(fd, &was, &g, 100), 0);
+                assert_string_equal(g.data, "0123456789");
+                assert_int_equal(pwrite(fd, "abcdefghij", 10, 10), 10); /* grew */
+                assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+                buf_reset(&g);
+                assert_int_equal(read_fd_full_stat(fd, &was, &g, 100), 0);
+                assert_string_equal(g.data, "0123456789abcdefghij");
+                assert_int_equal(ftruncate(fd, 4), 0); /* shrank */
+                assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+                buf_reset(&g);
+                assert_int_equal(read_fd_full_stat(fd, &was, &g, 100), 0);
+                assert_string_equal(g.data, "0123");
+                assert_int_equal(ftruncate(fd, 200), 0); /* over max, whatever fstat said */
+                assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+                buf_reset(&g);
+                assert_int_equal(read_fd_full_stat(fd, &was, &g, 100), -EFBIG);
+        }
         /* no temp files left behind */
         assert_int_equal(rm_rf_at(AT_FDCWD, p), 0);
         assert_int_equal(rmdir(dir), 0);
