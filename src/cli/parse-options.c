@@ -296,6 +296,10 @@ int cli_parse(int argc, char **argv, const struct cli_spec *spec, struct cli_arg
                         return r;
         }
         if (i < argc) {
+                if (!spec->want_cmd && spec->max_pos >= CLI_MAX_POS && ret->n_pos == max_pos)
+                        return cli_usage_error(cli_current,
+                                               "at most %zu names at once ('%s' is one more)",
+                                               max_pos, argv[i]);
                 if (!spec->want_cmd)
                         return cli_usage_error(cli_current, "unexpected argument '%s'", argv[i]);
                 ret->cmd = argv + i;

@@ -87,6 +87,17 @@ def test_create_no_start_and_errors(ak):
     assert ak.names() == ["idle"]
 
 
+def test_too_many_names_says_the_limit(ak):
+    """`remove` takes at most 64 names at once: the 65th is named with the limit, nothing is
+    removed; a command with a fixed count still says which argument is extra."""
+    assert ak("create", "keep", "--no-start").rc == 0
+    res = ak("remove", "keep", *[f"n{i}" for i in range(64)])
+    assert res.rc == 2 and "at most 64 names at once ('n63' is one more)" in res.stderr, res
+    assert ak.names() == ["keep"]
+    res = ak("cp", "a", "b", "c")
+    assert res.rc == 2 and "unexpected argument 'c'" in res.stderr, res
+
+
 def test_usage_errors(ak):
     for args in (["run"], ["exec", "x"], ["create"], ["frobnicate"], ["run", "--bogus", "--", "true"],
                  ["create", "x", "--ttl", "5w"], ["create", "x", "--profile", "lax"],
