@@ -150,6 +150,7 @@ struct child_ctx {
          * /proc/...), until a mount covers it (parent_moved) */
         int parent_fd;
         char parent_path[CHILD_PATH_MAX];
+        int mask; /* O_PATH: the first masked directory's tmpfs, which every later mask binds */
 };
 
 /*
@@ -382,6 +383,29 @@ static void bind_at(struct child_ctx *cx, const struct mount_op *op, const char 
         close(target);
         if (later)
                 mount_flags_at(cx, op->dst, flags, recursive);
+}
+
+/* Covers the directory target (at dst) with an empty read-only one. Every mask of a sandbox is a
+ * bind of one tmpfs, which the first mounts: a filesystem per mask would cost the host a
+ * superblock each, and each superblock a shrinker that every memory cgroup of the host keeps
+ * room for (mm/shrinker.c; ~1 KiB per cgroup per 64 superblocks alive at the peak, for good).
+ * The bind is a copy of that mount, with its flags (read-only, nosuid, nodev, noexec). */
+static void mask_dir(struct child_ctx *cx, int target, const char *dst)
+{
+        int tree;
+
+        if (cx->mask < 0) {
+                mount_fs_at(cx, target, dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                            "size=0,mode=0555");
+                cx->mask = in_root(cx, dst, O_PATH | O_DIRECTORY);
+                if (cx->mask < 0)
+                        die(cx->errfd, "mask", dst, -cx->mask);
+                return;
+        }
+        tree = open_tree(cx->mask, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (tree < 0)
+                die(cx->errfd, "mask", dst, errno);
+        attach_at(cx, tree, target, dst);
 }
 
 /* Attaches the detached mount fd at dst (closing fd). A mount at "/" becomes the new root,
@@ -632,8 +656,7 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                         return;
                 if (fd < 0)
                         die(errfd, "mask", op->dst, -fd);
-                mount_fs_at(cx, fd, op->dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
-                            "size=0,mode=0555");
+                mask_dir(cx, fd, op->dst);
                 close(fd);
                 return;
         case MOP_OVERLAY:
@@ -700,6 +723,42 @@ static void capture(const struct runtime_spec *s, int sync_fd, int errfd)
                 close(fds[i]);
 }
 
+/* The agent's private state directory (an O_PATH fd of a detached mount rooted at it): on the
+ * sandbox's disk, a directory no bind shows (as the image root's upper layer is), or where the
+ * sandbox has no disk (or this kernel cannot make the copy noexec), a tmpfs of its own. The copy
+ * is a mount of its own with the disk's flags and noexec, without what is mounted below: ".."
+ * from its root goes nowhere (a detached mount has no parent), so the agent's fd reaches nothing
+ * else of the disk. Not a tmpfs of its own where it can be avoided: every superblock costs the
+ * host a shrinker that each memory cgroup keeps room for (see mask_dir). */
+static int agent_state(struct child_ctx *cx, const struct runtime_spec *s)
+{
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOEXEC};
+        int fd;
+
+        if (s->disk_bytes && mkdir(DISK_SCRATCH STATEDIR, 0700) == 0) {
+                fd = (int)open_tree(AT_FDCWD, DISK_SCRATCH STATEDIR,
+                                    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+                if (fd < 0)
+                        die(cx->errfd, "detach state directory", NULL, errno);
+                if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0)
+                        return fd;
+                if (errno != ENOSYS)
+                        die(cx->errfd, "state directory flags", NULL, errno);
+                close(fd); /* before Linux 5.12: as below */
+        } else if (s->disk_bytes && errno != EEXIST) {
+                die(cx->errfd, "mkdir", DISK_SCRATCH STATEDIR, errno);
+        }
+        if (mount("tmpfs", STATEDIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  s->state_tmpfs_opts) < 0)
+                die(cx->errfd, "mount state tmpfs", NULL, errno);
+        fd = open(STATEDIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                die(cx->errfd, "open state tmpfs", NULL, errno);
+        if (umount2(STATEDIR, MNT_DETACH) < 0)
+                die(cx->errfd, "detach state tmpfs", NULL, errno);
+        return fd;
+}
+
 /* Moves fd to exactly `target`, which must not be used by anything we still need. */
 static int place_fd(int fd, int target)
 {
@@ -710,7 +769,7 @@ static int place_fd(int fd, int target)
 
 void runtime_child_main(const struct runtime_spec *s, int sync_fd, int errfd, int join_fd)
 {
-        struct child_ctx cx = {.errfd = errfd, .root = -1, .parent_fd = -1};
+        struct child_ctx cx = {.errfd = errfd, .root = -1, .parent_fd = -1, .mask = -1};
         char go = 0;
         int state_fd, devnull, r;
         int hi_chan, hi_sync, hi_state, hi_exe, hi_hold[RUNTIME_HOLD_MAX];
@@ -781,16 +840,11 @@ void runtime_child_main(const struct runtime_spec *s, int sync_fd, int errfd, in
         close(cx.root);
         if (cx.parent_fd >= 0)
                 close(cx.parent_fd);
+        if (cx.mask >= 0)
+                close(cx.mask);
 
-        /* 6. The agent's private state: a tmpfs it keeps by fd, attached nowhere in the tree. */
-        if (mount("tmpfs", STATEDIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                  s->state_tmpfs_opts) < 0)
-                die(errfd, "mount state tmpfs", NULL, errno);
-        state_fd = open(STATEDIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (state_fd < 0)
-                die(errfd, "open state tmpfs", NULL, errno);
-        if (umount2(STATEDIR, MNT_DETACH) < 0)
-                die(errfd, "detach state tmpfs", NULL, errno);
+        /* 6. The agent's private state, kept by fd, attached nowhere in the tree. */
+        state_fd = agent_state(&cx, s);
 
         /* 7. Enter the sandbox root and drop the host tree entirely. */
         if (chdir(NEWROOT) < 0)
