@@ -150,7 +150,7 @@ struct child_ctx {
          * /proc/...), until a mount covers it (parent_moved) */
         int parent_fd;
         char parent_path[CHILD_PATH_MAX];
-        int mask; /* O_PATH: the first masked directory's tmpfs, which every later mask binds */
+        int mask; /* O_PATH: the root tmpfs's /proc directory, what every mask shows (mask_dir) */
 };
 
 /*
@@ -385,26 +385,30 @@ static void bind_at(struct child_ctx *cx, const struct mount_op *op, const char 
                 mount_flags_at(cx, op->dst, flags, recursive);
 }
 
-/* Covers the directory target (at dst) with an empty read-only one. Every mask of a sandbox is a
- * bind of one tmpfs, which the first mounts: a filesystem per mask would cost the host a
- * superblock each, and each superblock a shrinker that every memory cgroup of the host keeps
- * room for (mm/shrinker.c; ~1 KiB per cgroup per 64 superblocks alive at the peak, for good).
- * The bind is a copy of that mount, with its flags (read-only, nosuid, nodev, noexec). */
+/* Covers the directory target (at dst) with an empty read-only one: a copy (open_tree) of the
+ * root tmpfs's own /proc directory, cx->mask, which the sandbox's /proc (or an image's root)
+ * covers and nothing ever writes; read-only, nosuid, nodev, noexec before it is attached. Not a
+ * tmpfs per mask: each superblock registers a shrinker that every memory cgroup of the host keeps
+ * room for (mm/shrinker.c: ~1 KiB per cgroup per 64 superblocks alive at the peak, for good),
+ * and the copy shows nothing new: it is the sandbox's own root filesystem. Before Linux 5.12 (no
+ * mount_setattr for a detached copy) a tmpfs as before. */
 static void mask_dir(struct child_ctx *cx, int target, const char *dst)
 {
-        int tree;
+        struct mount_attr attr = {.attr_set =
+                                      mount_attrs(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)};
+        int tree =
+            (int)open_tree(cx->mask, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
 
-        if (cx->mask < 0) {
-                mount_fs_at(cx, target, dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
-                            "size=0,mode=0555");
-                cx->mask = in_root(cx, dst, O_PATH | O_DIRECTORY);
-                if (cx->mask < 0)
-                        die(cx->errfd, "mask", dst, -cx->mask);
-                return;
-        }
-        tree = open_tree(cx->mask, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
         if (tree < 0)
                 die(cx->errfd, "mask", dst, errno);
+        if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+                if (errno != ENOSYS)
+                        die(cx->errfd, "mask", dst, errno);
+                close(tree);
+                mount_fs_at(cx, target, dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                            "size=0,mode=0555");
+                return;
+        }
         attach_at(cx, tree, target, dst);
 }
 
@@ -723,42 +727,6 @@ static void capture(const struct runtime_spec *s, int sync_fd, int errfd)
                 close(fds[i]);
 }
 
-/* The agent's private state directory (an O_PATH fd of a detached mount rooted at it): on the
- * sandbox's disk, a directory no bind shows (as the image root's upper layer is), or where the
- * sandbox has no disk (or this kernel cannot make the copy noexec), a tmpfs of its own. The copy
- * is a mount of its own with the disk's flags and noexec, without what is mounted below: ".."
- * from its root goes nowhere (a detached mount has no parent), so the agent's fd reaches nothing
- * else of the disk. Not a tmpfs of its own where it can be avoided: every superblock costs the
- * host a shrinker that each memory cgroup keeps room for (see mask_dir). */
-static int agent_state(struct child_ctx *cx, const struct runtime_spec *s)
-{
-        struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOEXEC};
-        int fd;
-
-        if (s->disk_bytes && mkdir(DISK_SCRATCH STATEDIR, 0700) == 0) {
-                fd = (int)open_tree(AT_FDCWD, DISK_SCRATCH STATEDIR,
-                                    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-                if (fd < 0)
-                        die(cx->errfd, "detach state directory", NULL, errno);
-                if (mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0)
-                        return fd;
-                if (errno != ENOSYS)
-                        die(cx->errfd, "state directory flags", NULL, errno);
-                close(fd); /* before Linux 5.12: as below */
-        } else if (s->disk_bytes && errno != EEXIST) {
-                die(cx->errfd, "mkdir", DISK_SCRATCH STATEDIR, errno);
-        }
-        if (mount("tmpfs", STATEDIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                  s->state_tmpfs_opts) < 0)
-                die(cx->errfd, "mount state tmpfs", NULL, errno);
-        fd = open(STATEDIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                die(cx->errfd, "open state tmpfs", NULL, errno);
-        if (umount2(STATEDIR, MNT_DETACH) < 0)
-                die(cx->errfd, "detach state tmpfs", NULL, errno);
-        return fd;
-}
-
 /* Moves fd to exactly `target`, which must not be used by anything we still need. */
 static int place_fd(int fd, int target)
 {
@@ -833,6 +801,14 @@ void runtime_child_main(const struct runtime_spec *s, int sync_fd, int errfd, in
         cx.root = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (cx.root < 0)
                 die(errfd, "open the sandbox root", NULL, errno);
+        /* the masks' empty directory: the root tmpfs's /proc, covered by the sandbox's /proc
+         * (the plan always mounts one) or by an image's root, and read-only to everything after
+         * the setup */
+        if (mkdirat(cx.root, "proc", 0555) < 0 || fchmodat(cx.root, "proc", 0555, 0) < 0)
+                die(errfd, "mkdir", "/proc", errno);
+        cx.mask = openat(cx.root, "proc", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (cx.mask < 0)
+                die(errfd, "open", "/proc", errno);
         if (s->disk_bytes)
                 mount_disk(&cx, s);
         for (size_t i = 0; i < s->plan->n; i++)
@@ -843,8 +819,15 @@ void runtime_child_main(const struct runtime_spec *s, int sync_fd, int errfd, in
         if (cx.mask >= 0)
                 close(cx.mask);
 
-        /* 6. The agent's private state, kept by fd, attached nowhere in the tree. */
-        state_fd = agent_state(&cx, s);
+        /* 6. The agent's private state: a tmpfs it keeps by fd, attached nowhere in the tree. */
+        if (mount("tmpfs", STATEDIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  s->state_tmpfs_opts) < 0)
+                die(errfd, "mount state tmpfs", NULL, errno);
+        state_fd = open(STATEDIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (state_fd < 0)
+                die(errfd, "open state tmpfs", NULL, errno);
+        if (umount2(STATEDIR, MNT_DETACH) < 0)
+                die(errfd, "detach state tmpfs", NULL, errno);
 
         /* 7. Enter the sandbox root and drop the host tree entirely. */
         if (chdir(NEWROOT) < 0)
