@@ -150,6 +150,7 @@ struct child_ctx {
          * /proc/...), until a mount covers it (parent_moved) */
         int parent_fd;
         char parent_path[CHILD_PATH_MAX];
+        int mask; /* O_PATH: the root tmpfs's /proc directory, what every mask shows (mask_dir) */
 };
 
 /*
@@ -382,6 +383,33 @@ static void bind_at(struct child_ctx *cx, const struct mount_op *op, const char 
         close(target);
         if (later)
                 mount_flags_at(cx, op->dst, flags, recursive);
+}
+
+/* Covers the directory target (at dst) with an empty read-only one: a copy (open_tree) of the
+ * root tmpfs's own /proc directory, cx->mask, which the sandbox's /proc (or an image's root)
+ * covers and nothing ever writes; read-only, nosuid, nodev, noexec before it is attached. Not a
+ * tmpfs per mask: each superblock registers a shrinker that every memory cgroup of the host keeps
+ * room for (mm/shrinker.c: ~1 KiB per cgroup per 64 superblocks alive at the peak, for good),
+ * and the copy shows nothing new: it is the sandbox's own root filesystem. Before Linux 5.12 (no
+ * mount_setattr for a detached copy) a tmpfs as before. */
+static void mask_dir(struct child_ctx *cx, int target, const char *dst)
+{
+        struct mount_attr attr = {.attr_set =
+                                      mount_attrs(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)};
+        int tree =
+            (int)open_tree(cx->mask, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+
+        if (tree < 0)
+                die(cx->errfd, "mask", dst, errno);
+        if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+                if (errno != ENOSYS)
+                        die(cx->errfd, "mask", dst, errno);
+                close(tree);
+                mount_fs_at(cx, target, dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                            "size=0,mode=0555");
+                return;
+        }
+        attach_at(cx, tree, target, dst);
 }
 
 /* Attaches the detached mount fd at dst (closing fd). A mount at "/" becomes the new root,
@@ -632,8 +660,7 @@ static void run_op(struct child_ctx *cx, const struct mount_op *op)
                         return;
                 if (fd < 0)
                         die(errfd, "mask", op->dst, -fd);
-                mount_fs_at(cx, fd, op->dst, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
-                            "size=0,mode=0555");
+                mask_dir(cx, fd, op->dst);
                 close(fd);
                 return;
         case MOP_OVERLAY:
@@ -710,7 +737,7 @@ static int place_fd(int fd, int target)
 
 void runtime_child_main(const struct runtime_spec *s, int sync_fd, int errfd, int join_fd)
 {
-        struct child_ctx cx = {.errfd = errfd, .root = -1, .parent_fd = -1};
+        struct child_ctx cx = {.errfd = errfd, .root = -1, .parent_fd = -1, .mask = -1};
         char go = 0;
         int state_fd, devnull, r;
         int hi_chan, hi_sync, hi_state, hi_exe, hi_hold[RUNTIME_HOLD_MAX];
@@ -774,6 +801,14 @@ void runtime_child_main(const struct runtime_spec *s, int sync_fd, int errfd, in
         cx.root = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (cx.root < 0)
                 die(errfd, "open the sandbox root", NULL, errno);
+        /* the masks' empty directory: the root tmpfs's /proc, covered by the sandbox's /proc
+         * (the plan always mounts one) or by an image's root, and read-only to everything after
+         * the setup */
+        if (mkdirat(cx.root, "proc", 0555) < 0 || fchmodat(cx.root, "proc", 0555, 0) < 0)
+                die(errfd, "mkdir", "/proc", errno);
+        cx.mask = openat(cx.root, "proc", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (cx.mask < 0)
+                die(errfd, "open", "/proc", errno);
         if (s->disk_bytes)
                 mount_disk(&cx, s);
         for (size_t i = 0; i < s->plan->n; i++)
@@ -781,6 +816,8 @@ void runtime_child_main(const struct runtime_spec *s, int sync_fd, int errfd, in
         close(cx.root);
         if (cx.parent_fd >= 0)
                 close(cx.parent_fd);
+        if (cx.mask >= 0)
+                close(cx.mask);
 
         /* 6. The agent's private state: a tmpfs it keeps by fd, attached nowhere in the tree. */
         if (mount("tmpfs", STATEDIR, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
