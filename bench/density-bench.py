@@ -36,6 +36,8 @@ import sys
 import tempfile
 import time
 
+import benchutil
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -52,13 +54,7 @@ MEMINFO_PARTS = ("PageTables", "KernelStack", "Slab", "Percpu", "AnonPages")
 
 def meminfo_kib():
     """The /proc/meminfo fields where an idle sandbox's kernel memory shows (KiB)."""
-    out = {}
-    with open("/proc/meminfo") as f:
-        for line in f:
-            k, v = line.split(":", 1)
-            if k in MEMINFO_PARTS:
-                out[k] = int(v.split()[0])
-    return out
+    return benchutil.meminfo_kib(MEMINFO_PARTS)
 
 
 def pss_kib(pids):

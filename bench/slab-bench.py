@@ -33,17 +33,13 @@ import sys
 import tempfile
 import time
 
+import benchutil
+
 MEMINFO = ("Slab", "SUnreclaim", "Percpu", "PageTables", "KernelStack")
 
 
 def meminfo():
-    out = {}
-    with open("/proc/meminfo") as f:
-        for line in f:
-            k, v = line.split(":", 1)
-            if k in MEMINFO:
-                out[k] = int(v.split()[0])
-    return out
+    return benchutil.meminfo_kib(MEMINFO)
 
 
 def slabinfo():
