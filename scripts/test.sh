@@ -39,13 +39,15 @@ fi
 export AK_REQUIRE_SDK=1
 
 # the host prepared as `setup -y` prepares it for a user (for native as root: cgroup joins
-# favored, cgroup2 remounted with favordynmods); the tests' own data directories are their own
+# favored, cgroup2 remounted with favordynmods); the tests' own data directories are their own.
+# Only speed depends on it (tests/integration/test_setup.py checks setup itself): a host where
+# it cannot be done runs the tests as it is, with a warning.
 if [[ $(id -u) -eq 0 ]]; then
         step "setup"
-        build/src/agentkernel setup -y -q >"$logs/setup.txt" 2>&1 || {
+        if ! build/src/agentkernel setup -y -q -B native >"$logs/setup.txt" 2>&1; then
                 cat "$logs/setup.txt" >&2
-                status=1
-        }
+                echo "setup: not done (the tests run on the host as it is)" >&2
+        fi
 fi
 
 # Each test is bounded (a hang fails that test, with its stack, instead of holding CI up), and
