@@ -84,10 +84,8 @@ bool native_pool_usable(const struct backend_config *cfg)
                (cfg->network == NET_MODE_NONE || cfg->network == NET_MODE_FULL);
 }
 
-/* A directory stream's own fd for the directory dfd: an fd of its own, so that reading it moves
- * no other stream's offset (a dup would share it). */
-/* A listing of the directory dfd names (a descriptor of its own: dfd stays the caller's), or
- * NULL. */
+/* A listing of the directory dfd names, or NULL: on a descriptor of its own, so that reading it
+ * moves no other stream's offset (a dup would share it) and dfd stays the caller's. */
 static DIR *list_dir(int dfd)
 {
         int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -243,15 +241,13 @@ static void destroy_unfinished(int pfd, const char *pool, const char *id_name, c
 /* Entries in one pool (ready and being made) into *all; ready ones into *ready. */
 static void pool_count(int pfd, unsigned *ready, unsigned *all)
 {
-        DIR *d;
+        DIR *d = list_dir(pfd);
         struct dirent *de;
         char tail[TAIL_LEN + 1];
-        d = list_dir(pfd);
 
         *ready = *all = 0;
-        if (!d) {
+        if (!d)
                 return;
-        }
         while ((de = readdir(d))) {
                 bool r = is_tail(de->d_name);
                 if (r || is_id_file(de->d_name, tail))
@@ -263,14 +259,12 @@ static void pool_count(int pfd, unsigned *ready, unsigned *all)
 
 static unsigned pools_total(int efd)
 {
-        DIR *d;
+        DIR *d = list_dir(efd);
         struct dirent *de;
         unsigned n = 0;
-        d = list_dir(efd);
 
-        if (!d) {
+        if (!d)
                 return NATIVE_POOL_MAX; /* unknown: add nothing */
-        }
         while ((de = readdir(d))) {
                 cleanup_close int pfd = -1;
                 unsigned ready, all;
@@ -290,14 +284,12 @@ static unsigned pools_total(int efd)
  * whose sandbox died (a reboot, a kill). */
 static void drop_stale(int pfd, const char *pool)
 {
-        DIR *d;
+        DIR *d = list_dir(pfd);
         struct dirent *de;
         char tail[TAIL_LEN + 1];
-        d = list_dir(pfd);
 
-        if (!d) {
+        if (!d)
                 return;
-        }
         while ((de = readdir(d))) {
                 char run_dir[PATH_MAX], uuid[37];
                 cleanup_close int ed = -1, lk = -1, pidfd = -1;
@@ -657,10 +649,8 @@ int native_pool_claim(const struct backend_config *cfg, struct backend_session *
         if (pool_open(cfg, false, &key, &efd, &pfd, pool, sizeof(pool)) < 0 ||
             !key_matches(pfd, &key))
                 return -ENOENT; /* none yet, or another configuration's digits */
-        d = list_dir(pfd);
-        if (!d) {
+        if (!(d = list_dir(pfd)))
                 return -ENOENT;
-        }
         while (r < 0 && (de = readdir(d)))
                 if (is_tail(de->d_name))
                         r = claim_one(cfg, &key, efd, pfd, pool, de->d_name, ret_session) < 0
@@ -691,9 +681,8 @@ void native_pool_sweep(int efd, const char *ephemeral_dir)
         struct dirent *de;
         DIR *d = list_dir(efd);
 
-        if (!d) {
+        if (!d)
                 return;
-        }
         while ((de = readdir(d))) {
                 const char *tail = de->d_name + strlen(CLAIMED_PREFIX);
                 char run_dir[PATH_MAX];
@@ -746,15 +735,13 @@ static bool entry_linked(int ed)
 /* Ends the idle sandboxes of one pool (its refill lock held): how many. */
 static unsigned clear_pool(int pfd, const char *pool)
 {
-        DIR *d;
+        DIR *d = list_dir(pfd);
         struct dirent *de;
         char tail[TAIL_LEN + 1];
         unsigned removed = 0;
-        d = list_dir(pfd);
 
-        if (!d) {
+        if (!d)
                 return 0;
-        }
         while ((de = readdir(d))) {
                 char run_dir[PATH_MAX];
                 cleanup_close int ed = -1, lk = -1;
@@ -819,8 +806,7 @@ static bool evict_stalest(int efd, const char *ephemeral_dir, int pfd)
         struct timespec oldest = {0, 0};
         struct stat self, st, kst;
         struct dirent *de;
-        DIR *d;
-        d = list_dir(efd);
+        DIR *d = list_dir(efd);
 
         if (fstat(pfd, &self) < 0 || !d) {
                 if (d)
@@ -860,10 +846,8 @@ int native_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, struct a
         efd = private_dir_open(ephemeral_dir, "ephemeral directory", 0, NULL, NULL);
         if (efd < 0)
                 return 0; /* no runs yet: no pools */
-        d = list_dir(efd);
-        if (!d) {
+        if (!(d = list_dir(efd)))
                 return 0;
-        }
         while ((de = readdir(d)))
                 if (strncmp(de->d_name, POOL_PREFIX, strlen(POOL_PREFIX)) == 0)
                         removed += remove_pool(efd, ephemeral_dir, de->d_name, true);

@@ -34,21 +34,13 @@
 #include <unistd.h>
 
 #include "shared/macro.h"
+#include "shared/sanitizer.h"
 #include "worker-private.h"
 
 /* Under AddressSanitizer the worker checks its own leaks when it ends, which LeakSanitizer does
  * by tracing the process from a thread of its own: the seccomp filter (no clone, no ptrace) is
  * left out of such builds. */
-#if defined(__SANITIZE_ADDRESS__)
-#define AK_LSAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define AK_LSAN 1
-#endif
-#endif
-#ifndef AK_LSAN
-#define AK_LSAN 0
-#endif
+#define AK_LSAN AK_ASAN
 #if AK_LSAN
 #include <sanitizer/lsan_interface.h>
 #endif
