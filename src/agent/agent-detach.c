@@ -427,8 +427,14 @@ int agent_serve_detach_query(int fd, const struct ak_msg *msg)
                         until = now_monotonic_ns() + AGENT_STOP_GRACE_MS * NSEC_PER_MSEC;
                         for (int escalated = 0;;) {
                                 strv_free(rec.argv);
-                                if (detach_load(ddir, id, &rec) < 0 ||
-                                    rec.status != AK_DETACH_RUNNING)
+                                if (detach_load(ddir, id, &rec) < 0)
+                                        break;
+                                /* done once the command's end is recorded and nothing of its
+                                 * group is left: a member that outlives the shell (its `sleep`)
+                                 * dies of the same signal an instant later and PID 1 reaps it;
+                                 * one that ignores the signal gets SIGKILL after the grace */
+                                if (rec.status != AK_DETACH_RUNNING &&
+                                    kill(-(pid_t)rec.pid, 0) < 0 && errno == ESRCH)
                                         break;
                                 if (now_monotonic_ns() >= until) {
                                         if (escalated)

@@ -47,7 +47,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -62,6 +61,7 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/macro.h"
+#include "shared/mount-api.h"
 
 #define FS_TREE "/tmp/ak-share" /* the share, in the launcher's own mount namespace */
 #define FS_NOFILE 65536         /* virtiofsd holds a descriptor per inode the guest knows */

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /* `list` and `info`. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

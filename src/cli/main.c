@@ -14,6 +14,7 @@
 #include "build-config.h"
 #include "cli.h"
 #include "cmd.h"
+#include "shared/json-cache.h"
 
 static const struct verb verb_sandbox, verb_sb, verb_help, verb_help_long, verb_help_short,
     verb_version, verb_version_long, verb_version_short;
@@ -163,6 +164,7 @@ int main(int argc, char **argv)
 {
         const struct verb *v;
 
+        json_cache_install(); /* before any JSON value exists */
         /* A closed pipe on stdout is an error to report, not a reason to die. */
         (void)signal(SIGPIPE, SIG_IGN);
         backends_init();

@@ -79,21 +79,26 @@ bool store_exists(struct store *s, const char *name)
         return state_path(s, name, p, sizeof(p)) == 0 && access(p, F_OK) == 0;
 }
 
-/* Parses a file; fills a missing uuid (the caller decides whether to write it back). */
-/* path: below dirfd (AT_FDCWD: absolute) */
-static int load_path_at(int dirfd, const char *path, struct sandbox_state **ret, bool *backfilled,
-                        struct ak_err *err)
+/* Parses a file; fills a missing uuid (the caller decides whether to write it back). path:
+ * below dirfd (AT_FDCWD: absolute). scratch (or NULL): the buffer the file is read into, kept by
+ * a caller that loads many (list) so that each load does not allocate and free its own (with
+ * musl's malloc, a fresh page each time). */
+static int load_path_at(int dirfd, const char *path, struct buf *scratch,
+                        struct sandbox_state **ret, bool *backfilled, struct ak_err *err)
 {
-        cleanup_buf struct buf b = BUF_INIT;
+        cleanup_buf struct buf own = BUF_INIT;
+        struct buf *b = scratch ? scratch : &own;
         struct sandbox_state *st = NULL;
+        int r;
+
+        buf_reset(b);
         /* a record is trusted only if it is a regular file of ours that nobody else can write
          * (upstream's 0644 loads; it becomes 0600 when we rewrite it) */
-        int r = private_file_read_at(dirfd, path, &b, STATE_FILE_MAX, err);
-
+        r = private_file_read_at(dirfd, path, b, STATE_FILE_MAX, err);
         *backfilled = false;
         if (r < 0)
                 return r;
-        r = state_parse(b.data ? b.data : "", b.len, &st, err);
+        r = state_parse(b->data ? b->data : "", b->len, &st, err);
         if (r < 0)
                 return r;
         if (!st->uuid || !*st->uuid) {
@@ -112,7 +117,7 @@ static int load_path_at(int dirfd, const char *path, struct sandbox_state **ret,
 static int load_path(const char *path, struct sandbox_state **ret, bool *backfilled,
                      struct ak_err *err)
 {
-        return load_path_at(AT_FDCWD, path, ret, backfilled, err);
+        return load_path_at(AT_FDCWD, path, NULL, ret, backfilled, err);
 }
 
 int store_load(struct store *s, const char *name, struct sandbox_state **ret, struct ak_err *err)
@@ -215,11 +220,13 @@ struct list_job {
 static void *list_worker(void *arg)
 {
         struct list_job *j = arg;
+        cleanup_buf struct buf scratch = BUF_INIT;
 
         for (size_t i = j->first; i < j->n; i += j->stride) {
                 struct list_slot *sl = &j->slots[i];
                 struct ak_err e = {0};
-                sl->failed = load_path_at(j->dirfd, sl->name, &sl->st, &sl->backfilled, &e) < 0;
+                sl->failed = load_path_at(j->dirfd, sl->name, &scratch, &sl->st,
+                                          &sl->backfilled, &e) < 0;
                 if (sl->failed) {
                         sl->code = e.code;
                         sl->msg = strdup(ak_err_msg(&e));

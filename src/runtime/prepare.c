@@ -20,7 +20,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -29,6 +28,7 @@
 
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
+#include "shared/mount-api.h"
 
 /* A detached copy of the host tree at src, idmapped through the sandbox's user namespace
  * (MOP_IDMAP), or as it is (MOP_DETACHED). Falls back to a plain (not idmapped) copy where the

@@ -23,7 +23,6 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -36,6 +35,7 @@
 #include "net-capture.h"
 #include "shared/caps.h"
 #include "shared/fd-util.h"
+#include "shared/mount-api.h"
 
 #define NEWROOT "/newroot"
 #define OLDROOT "/oldroot"
