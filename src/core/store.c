@@ -225,8 +225,8 @@ static void *list_worker(void *arg)
         for (size_t i = j->first; i < j->n; i += j->stride) {
                 struct list_slot *sl = &j->slots[i];
                 struct ak_err e = {0};
-                sl->failed = load_path_at(j->dirfd, sl->name, &scratch, &sl->st,
-                                          &sl->backfilled, &e) < 0;
+                sl->failed =
+                    load_path_at(j->dirfd, sl->name, &scratch, &sl->st, &sl->backfilled, &e) < 0;
                 if (sl->failed) {
                         sl->code = e.code;
                         sl->msg = strdup(ak_err_msg(&e));

@@ -36,8 +36,8 @@ static int check_copies(void)
                                         want[GUARD + da + i] = src[sa + i];
                                 if (copy(dst + GUARD + da, src + sa, n) != dst + GUARD + da ||
                                     memcmp(dst, want, sizeof(dst)) != 0) {
-                                        printf("# memcpy: length %zu, alignments %zu/%zu\n", n,
-                                               sa, da);
+                                        printf("# memcpy: length %zu, alignments %zu/%zu\n", n, sa,
+                                               da);
                                         return 1;
                                 }
                         }
@@ -69,8 +69,7 @@ int main(void)
 
         printf("1..3\n");
         r = check_copies();
-        printf("%s 1 - memcpy: every length to %d, every alignment\n", r ? "not ok" : "ok",
-               MAXLEN);
+        printf("%s 1 - memcpy: every length to %d, every alignment\n", r ? "not ok" : "ok", MAXLEN);
         bad |= r;
         r = check_overlap(move, "memmove");
         printf("%s 2 - memmove forward over an overlap\n", r ? "not ok" : "ok");
