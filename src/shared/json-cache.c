@@ -55,10 +55,14 @@ static bool key_made;
 static __thread struct thread_cache *tc;
 static __thread bool tc_failed; /* this thread has none and will not try again */
 
+/* the key's destructor, run by the exiting thread itself: a JSON value freed after it (by a
+ * later destructor) goes straight to free, not to the lists freed here */
 static void cache_drop(void *p)
 {
         struct thread_cache *c = p;
 
+        tc = NULL;
+        tc_failed = true;
         for (size_t k = 0; k < CLASSES; k++)
                 for (struct cached *b = c->head[k], *next; b; b = next) {
                         next = b->next;
