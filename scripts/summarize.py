@@ -7,6 +7,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 passed = failed = skipped = 0
+failures = []  # (where, name, first line of its message): printed so a CI log names them
 attacks = {}  # security suite: attacker -> [passed, failed]
 for path in sys.argv[1:]:
     try:
@@ -21,16 +22,26 @@ for path in sys.argv[1:]:
                     failed += nots
                     if t["result"] != "OK" and nots == 0:
                         failed += 1  # crashed or timed out after its last TAP line
+                        failures.append((path, t.get("name", "?"), t["result"]))
+                    for l in out.splitlines():
+                        if l.startswith("not ok "):
+                            failures.append((path, t.get("name", "?"), l))
                 elif t["result"] == "OK":
                     passed += 1
                 elif t["result"] == "SKIP":
                     skipped += 1
                 else:
                     failed += 1
+                    failures.append((path, t.get("name", "?"), t["result"]))
         else:
             root = ET.parse(path).getroot()
             for case in root.iter("testcase"):
                 parts = case.get("classname", "").split(".")
+                for c in case:
+                    if c.tag in ("failure", "error"):
+                        msg = (c.get("message") or c.text or "").strip().splitlines()
+                        failures.append((path, f"{case.get('classname')}::{case.get('name')}",
+                                         f"{c.tag}: {msg[0][:300] if msg else ''}"))
                 if len(parts) > 2 and parts[0] == "security":
                     bad = any(c.tag in ("failure", "error") for c in case)
                     skip = any(c.tag == "skipped" for c in case)
@@ -46,6 +57,8 @@ for path in sys.argv[1:]:
     except (OSError, ValueError, ET.ParseError) as e:
         print(f"cannot read {path}: {e}", file=sys.stderr)
         failed += 1
+for where, name, what in failures:
+    print(f"FAILED {name} ({where}): {what}")
 if attacks:
     by = ", ".join(f"{a} {p + f}" for a, (p, f) in sorted(attacks.items()))
     total = sum(p + f for p, f in attacks.values())

@@ -56,7 +56,7 @@ fi
 pytest_run() {
         local xml=$1 log=$2
         shift 2
-        timeout -k 60 45m /usr/bin/python3 -m pytest -q -p no:cacheprovider -rs --timeout=240 \
+        timeout -k 60 45m /usr/bin/python3 -m pytest -q -p no:cacheprovider -rfEs --timeout=240 \
                 --durations=30 --junitxml="$xml" "$@" tests/integration tests/security \
                 </dev/null >"$log" 2>&1
 }
