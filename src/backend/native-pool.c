@@ -22,10 +22,11 @@
  * connected), the keeper kills the init (the run has done so already when it finished), removes
  * the cgroups and the directory, then tops the pool up (NATIVE_POOL_TARGET per configuration,
  * NATIVE_POOL_MAX in all, the least recently refilled pool evicted at the bound) unless `pool
- * clear` removed the pool meanwhile. The run forks nothing. A run and keeper both killed leave an
- * npc- directory with a free lock, which the sweep of the next run (or gc, doctor) destroys. A
- * refill makes an entry under a hidden name with its uuid in .<tail>.id first; a refill killed
- * meanwhile leaves those, which the next refill destroys.
+ * clear` removed the pool meanwhile. An idle entry's keeper also ends it when the entry's lock or
+ * socket is deleted (the data directory removed). The run forks nothing. A run and keeper both
+ * killed leave an npc- directory with a free lock, which the sweep of the next run (or gc, doctor)
+ * destroys. A refill makes an entry under a hidden name with its uuid in .<tail>.id first; a refill
+ * killed meanwhile leaves those, which the next refill destroys.
  *
  * Proxy mode is not pooled: its capture listeners are made in the sandbox's namespace at spawn and
  * registered with the run's own policy (the docker pool makes them at the claim, a fork and
@@ -42,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -352,17 +354,64 @@ static bool entry_path(int efd, int pfd, int ed, const char *pool, const char *e
 }
 
 /*
+ * A watch (inotify, or -1) that reports the removal of the unclaimed entry ed's lock or keeper
+ * socket. Nothing removes either while its keeper lives but someone deleting the entry: the data
+ * directory removed with `rm -rf`, say. A keeper holding the directory open would not otherwise
+ * notice (a directory still open is never reported deleted), and would keep the sandbox forever.
+ */
+static int watch_entry(int ed)
+{
+        char path[64];
+        int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+
+        (void)snprintf(path, sizeof(path), "/proc/self/fd/%d", ed);
+        if (fd >= 0 && inotify_add_watch(fd, path, IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR) < 0) {
+                close(fd);
+                fd = -1;
+        }
+        return fd;
+}
+
+/* Whether the events waiting on the watch fd name the entry's lock or keeper socket. */
+static bool entry_removed(int fd)
+{
+        union {
+                struct inotify_event e;
+                char b[4096];
+        } ev;
+        ssize_t n;
+
+        while ((n = read(fd, ev.b, sizeof(ev.b))) > 0)
+                for (size_t at = 0; at + sizeof(struct inotify_event) <= (size_t)n;) {
+                        const struct inotify_event *e = (const void *)(ev.b + at);
+                        if (e->len && (streq(e->name, LOCK_FILE) || streq(e->name, KEEPER_SOCKET)))
+                                return true;
+                        at += sizeof(*e) + e->len;
+                }
+        return false;
+}
+
+/* Whether a connection waits on the listening socket fd (a claim made just now). */
+static bool connection_waiting(int fd)
+{
+        struct pollfd p = {fd, POLLIN, 0};
+
+        return poll(&p, 1, 0) > 0;
+}
+
+/*
  * An entry's keeper: a detached process per pooled sandbox that ends it. It waits for a run to
  * connect (the claim) and for that connection to end (the run finished, or died at any point),
- * or for the sandbox's init to die; then kills the init, takes the entry's lock (the run lets go
- * of it last), removes the cgroups and the directory, and, after a run, refills the pool. So the
- * run itself forks nothing and waits for no teardown.
+ * or for the sandbox's init to die, or for the unclaimed entry's files to be deleted; then kills
+ * the init, takes the entry's lock (the run lets go of it last), removes the cgroups and the
+ * directory, and, after a run, refills the pool. So the run itself forks nothing and waits for no
+ * teardown.
  */
 static _noreturn_ void keeper_main(const struct backend_config *cfg, const struct buf *key, int efd,
                                    int pfd, const char *pool, const char *tail, const char *uuid,
                                    int ed, int listen_fd, int pidfd)
 {
-        struct pollfd w[2] = {{listen_fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
+        struct pollfd w[3] = {{listen_fd, POLLIN, 0}, {pidfd, POLLIN, 0}, {-1, POLLIN, 0}};
         char run_dir[PATH_MAX], buf[64];
         bool claimed = false, cleared = false;
         int conn = -1, lk;
@@ -372,14 +421,19 @@ static _noreturn_ void keeper_main(const struct backend_config *cfg, const struc
         sigemptyset(&none);
         (void)sigprocmask(SIG_SETMASK, &none, NULL);
         (void)prctl(PR_SET_NAME, "ak-pool-keeper");
+        w[2].fd = watch_entry(ed);
         for (;;) {
-                if (poll(w, 2, -1) < 0) {
+                if (poll(w, 3, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;
                 }
                 if (w[1].revents)
                         break; /* the sandbox died */
+                /* deleted while unclaimed; a run that connected first has it (it removes
+                 * neither file) */
+                if (w[2].revents && entry_removed(w[2].fd) && !connection_waiting(listen_fd))
+                        break;
                 if (!w[0].revents)
                         continue;
                 if (conn < 0) {
@@ -397,6 +451,9 @@ static _noreturn_ void keeper_main(const struct backend_config *cfg, const struc
                         claimed = true;
                         close(listen_fd);
                         w[0].fd = conn;
+                        if (w[2].fd >= 0)
+                                close(w[2].fd);
+                        w[2].fd = -1; /* the run's now: its connection says when it ends */
                         continue;
                 }
                 n = read(conn, buf, sizeof(buf));

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import agent_pids, needs_root
+from conftest import agent_pids, needs_root, sandbox_cgroups
 
 pytestmark = needs_root
 
@@ -302,3 +302,31 @@ def test_orphaned_claim_is_ended_by_gc(ak):
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{init}") or \
         open(f"/proc/{init}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_deleted_data_dir_ends_idle_pooled_sandboxes(ak):
+    """The data directory deleted under idle pooled sandboxes (`rm -rf`): their keepers notice,
+    end each init and remove its cgroups, and exit; nothing of the pool runs on."""
+    pooled = fill(ak)
+    deadline = time.time() + 10  # a keeper names itself just after its fork
+    while len(_our_keepers(ak)) < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    keepers = _our_keepers(ak)
+    assert len(keepers) == 2
+    inits = [_runtime_pid(p / t) for t, p in pooled.items()]
+    uuids = [uuid_of(open(f"/proc/{pid}/cmdline").read().replace("\0", " ")) for pid in inits]
+    assert all(sandbox_cgroups(u) for u in uuids), uuids
+    subprocess.run(["rm", "-rf", str(ak.data_dir)], check=True)
+
+    def alive(pid):
+        try:
+            return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    deadline = time.time() + 15
+    while time.time() < deadline and (any(alive(p) for p in keepers + inits) or
+                                      any(sandbox_cgroups(u) for u in uuids)):
+        time.sleep(0.05)
+    assert not [p for p in keepers + inits if alive(p)]
+    assert not [c for u in uuids for c in sandbox_cgroups(u)]
