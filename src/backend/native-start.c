@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
-#include <sha2.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,7 @@
 #include "core/egress.h"
 #include "core/paths.h"
 #include "core/private-dir.h"
+#include "core/runtime-dir.h"
 #include "runtime/cgroup.h"
 #include "runtime/net.h"
 #include "runtime/rootfs.h"
@@ -73,36 +73,13 @@ static bool etc_snapshots_enabled(void)
  * each snapshot's owner and mode too. A sandbox reads the snapshot's path in its mount table
  * (the kernel prints a bind's root as its path within its filesystem), so the cache is not in
  * the data directory, whose path names a home, but in the runtime directory (/run as root,
- * $XDG_RUNTIME_DIR rootless, both private places of their owner): <runtime>/agentkernel/<id>/etc,
- * <id> a hash of the data directory's path (each data directory has its own cache, as before).
- * Without a usable runtime directory, <data>/cache/etc. 0, or -1 when there is none.
+ * $XDG_RUNTIME_DIR rootless, both private places of their owner): <runtime>/agentkernel/<id>/etc
+ * (core/runtime-dir.h: each data directory has its own, removed once the data directory is
+ * gone). Without a usable runtime directory, <data>/cache/etc. 0, or -1 when there is none.
  */
 static int snapshot_cache(char *out, size_t len)
 {
-        const char *runtime = geteuid() == 0 ? "/run" : secure_getenv("XDG_RUNTIME_DIR");
-        cleanup_free char *data = NULL, *top = NULL;
-        cleanup_close int dfd = paths_data_dir_open(&data, NULL);
-        char id[SHA256_DIGEST_STRING_LENGTH], sub[64];
-        int fd;
-
-        if (dfd < 0)
-                return -1;
-        if (runtime && runtime[0] == '/' && asprintf(&top, "%s/agentkernel", runtime) >= 0) {
-                cleanup_close int tfd =
-                    private_dir_open(top, "runtime directory", PRIVATE_CREATE, NULL, NULL);
-                (void)SHA256Data((const uint8_t *)data, strlen(data), id);
-                (void)snprintf(sub, sizeof(sub), "%.16s/etc", id);
-                fd = tfd >= 0 ? private_dir_open_at(tfd, top, sub, PRIVATE_CREATE, NULL) : -1;
-                if (fd >= 0) {
-                        close(fd);
-                        return (size_t)snprintf(out, len, "%s/%s", top, sub) < len ? 0 : -1;
-                }
-        }
-        fd = private_dir_open_at(dfd, data, "cache/etc", PRIVATE_CREATE, NULL);
-        if (fd < 0)
-                return -1;
-        close(fd);
-        return (size_t)snprintf(out, len, "%s/cache/etc", data) < len ? 0 : -1;
+        return runtime_dir_sub("etc", out, len, NULL) < 0 ? -1 : 0;
 }
 
 /*

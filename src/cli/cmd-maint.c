@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "cmd.h"
+#include "core/runtime-dir.h"
 #include "core/validate.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
@@ -177,8 +178,10 @@ static int cmd_gc(int argc, char **argv)
         /* and what ephemeral runs left when killed (their starter, the worker finishing a run's
          * teardown after it, or a --fast run's sandbox whose keeper died too): cgroups, lock
          * files, sandboxes */
-        if (!dry_run)
+        if (!dry_run) {
                 manager_sweep(m);
+                (void)runtime_dir_sweep(); /* deleted data directories' snapshots and sockets */
+        }
         if (!names[0])
                 printf("No expired sandboxes%s\n", labels ? " match" : "");
         for (char **n = names; *n; n++)
@@ -191,7 +194,8 @@ const struct verb verb_gc = {
     cmd_gc,
     "[--dry-run] [-l KEY=VALUE]...",
     "Remove expired sandboxes",
-    "Also removes what killed ephemeral runs left behind (their cgroups and lock files).\n",
+    "Also removes what killed ephemeral runs left behind (their cgroups and lock files), and the\n"
+    "runtime files (/etc snapshots, proxy sockets) of data directories that no longer exist.\n",
     0,
     NULL};
 

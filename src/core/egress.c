@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <sha2.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 
 #include "core/paths.h"
 #include "core/private-dir.h"
+#include "core/runtime-dir.h"
 #include "core/vault.h"
 #include "shared/cleanup.h"
 #include "shared/json-util.h"
@@ -116,34 +116,7 @@ int egress_policy_check(const json_t *policy, struct ak_err *err)
 
 int egress_proxy_dir(char *out, size_t len, struct ak_err *err)
 {
-        const char *runtime = geteuid() == 0 ? "/run" : secure_getenv("XDG_RUNTIME_DIR");
-        cleanup_free char *data = NULL, *top = NULL;
-        cleanup_close int dfd = paths_data_dir_open(&data, err);
-        char id[SHA256_DIGEST_STRING_LENGTH], sub[64];
-        int fd;
-
-        if (dfd < 0)
-                return dfd;
-        if (runtime && runtime[0] == '/' && asprintf(&top, "%s/agentkernel", runtime) >= 0) {
-                cleanup_close int tfd =
-                    private_dir_open(top, "runtime directory", PRIVATE_CREATE, NULL, NULL);
-                (void)SHA256Data((const uint8_t *)data, strlen(data), id);
-                (void)snprintf(sub, sizeof(sub), "%.16s/proxy", id);
-                fd = tfd >= 0 ? private_dir_open_at(tfd, top, sub, PRIVATE_CREATE, NULL) : -1;
-                if (fd >= 0) {
-                        close(fd);
-                        if ((size_t)snprintf(out, len, "%s/%s", top, sub) >= len)
-                                return ak_err_set(err, ENAMETOOLONG, "runtime directory path");
-                        return 0;
-                }
-        }
-        fd = private_dir_open_at(dfd, data, "cache/proxy", PRIVATE_CREATE, err);
-        if (fd < 0)
-                return fd;
-        close(fd);
-        if ((size_t)snprintf(out, len, "%s/cache/proxy", data) >= len)
-                return ak_err_set(err, ENAMETOOLONG, "data directory path");
-        return 0;
+        return runtime_dir_sub("proxy", out, len, err);
 }
 
 /* Connects to dir/control when it is a socket of ours whose peer is us (or root). -ENOENT or

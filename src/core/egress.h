@@ -55,8 +55,9 @@ int egress_policy_build(char *const *deny_hosts, char *const *allow_hosts,
  * net_policy_from_json. */
 int egress_policy_check(const json_t *policy, struct ak_err *err);
 
-/* The control socket's directory: <runtime dir>/agentkernel/<id>/proxy (as the /etc snapshots':
- * /run as root, $XDG_RUNTIME_DIR rootless, else <data>/cache/proxy), created private. */
+/* The control socket's directory: the data directory's runtime directory's proxy/
+ * (core/runtime-dir.h: <runtime>/agentkernel/<id>/proxy, else <data>/cache/proxy), created
+ * private. */
 int egress_proxy_dir(char *out, size_t len, struct ak_err *err);
 
 /* Connects to the user's proxy, starting it (agentkernel-proxy, found as the other helpers are:

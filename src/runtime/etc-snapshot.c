@@ -347,3 +347,72 @@ int etc_snapshot(const char *root, const struct etc_item *items, size_t n, char 
         prune(rootfd, name);
         return lock;
 }
+
+/* Removes the snapshot `name` (a directory) or, when `name` is a lock left without its snapshot,
+ * that lock: with the lock held exclusively, so never one a sandbox uses. false when in use. */
+static bool remove_unused(int rootfd, const char *name)
+{
+        char lock[NAME_LEN + 8];
+        cleanup_close int fd = -1;
+
+        (void)snprintf(lock, sizeof(lock), "%s.lock", name);
+        fd = openat(rootfd, lock, O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0)
+                return false;
+        if (rm_rf_at(rootfd, name) < 0)
+                return false;
+        (void)unlinkat(rootfd, lock, 0);
+        return true;
+}
+
+int etc_snapshot_cache_remove(int parentfd, const char *name)
+{
+        cleanup_close int rootfd = -1;
+        time_t now = time(NULL);
+        bool busy = false;
+        struct dirent *de;
+        struct stat st;
+        DIR *d;
+        int dfd;
+
+        rootfd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (rootfd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (fstat(rootfd, &st) < 0 || !ours(&st))
+                return -EPERM;
+        dfd = dup(rootfd);
+        d = dfd >= 0 ? fdopendir(dfd) : NULL;
+        if (!d) {
+                if (dfd >= 0)
+                        close(dfd);
+                return -errno;
+        }
+        while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                char snap[NAME_LEN + 1];
+                if (fstatat(rootfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                if (strncmp(de->d_name, ".tmp-", 5) == 0) {
+                        if (now - st.st_mtime > TMP_STALE_SEC)
+                                (void)rm_rf_at(rootfd, de->d_name);
+                        else
+                                busy = true; /* a build in progress */
+                        continue;
+                }
+                if (len == NAME_LEN + 5 && streq(de->d_name + NAME_LEN, ".lock")) {
+                        memcpy(snap, de->d_name, NAME_LEN);
+                        snap[NAME_LEN] = '\0';
+                } else if (is_snapshot_name(de->d_name)) {
+                        memcpy(snap, de->d_name, NAME_LEN + 1);
+                } else {
+                        continue;
+                }
+                if (is_snapshot_name(snap) && !remove_unused(rootfd, snap))
+                        busy = true;
+        }
+        closedir(d);
+        if (busy)
+                return -EBUSY;
+        (void)unlinkat(rootfd, KEY_FILE, 0);
+        return unlinkat(parentfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
+}

@@ -51,3 +51,10 @@ struct etc_item {
  * way. */
 int etc_snapshot(const char *root, const struct etc_item *items, size_t n, char *ret_dir,
                  size_t ret_len);
+
+/* Removes the snapshot cache `name` under the directory parentfd (a data directory that is
+ * gone): each snapshot only when nobody holds its lock (as above), a builder's leftovers only
+ * when stale, then the key and the directory. 0 when it is gone (or was not there), -EBUSY when
+ * a snapshot in use or a build in progress keeps it (what nobody used is removed all the same),
+ * -EPERM when it is not a directory of ours, -ENOTEMPTY when something else is in it. */
+int etc_snapshot_cache_remove(int parentfd, const char *name);

@@ -159,3 +159,45 @@ def test_snapshot_names_are_keyed(ak, tmp_path):
         assert st.st_size == 32 and st.st_uid == 0 and st.st_mode & 0o077 == 0
     finally:
         shutil.rmtree(snapshot_cache(other.data_dir).parent, ignore_errors=True)
+
+
+@needs_root
+def test_deleted_data_directory_leaves_no_runtime_files(ak, tmp_path):
+    """The runtime directory of a data directory (its /etc snapshots, proxy sockets, in /run: a
+    tmpfs on most hosts) records which data directory it is; once that is deleted, the first
+    use of another data directory (and `gc`) removes it, but never what a sandbox or a proxy
+    still uses: a held snapshot lock or proxy lock keeps it."""
+    import fcntl
+    from conftest import Ak
+    gone = [Ak(tmp_path / f"gone-{i}") for i in range(3)]
+    rt = [snapshot_cache(g.data_dir).parent for g in gone]
+    try:
+        for g in gone:
+            assert run(g, "true").rc == 0
+        for g, r in zip(gone, rt):
+            rec = r / "data-dir"
+            assert rec.read_text() == os.path.realpath(g.data_dir)
+            assert os.stat(rec).st_mode & 0o077 == 0
+        # gone[1]: a sandbox still uses its snapshot; gone[2]: a proxy still runs there
+        [snap] = snapshots(gone[1])
+        held = open(rt[1] / "etc" / f"{snap}.lock")
+        fcntl.flock(held, fcntl.LOCK_SH)
+        (rt[2] / "proxy").mkdir(mode=0o700)
+        proxy_lock = open(rt[2] / "proxy" / "lock", "w")
+        os.chmod(proxy_lock.name, 0o600)
+        fcntl.flock(proxy_lock, fcntl.LOCK_EX)
+        for g in gone:
+            shutil.rmtree(g.data_dir)
+        assert run(ak, "true").rc == 0  # a new data directory's first use
+        assert not rt[0].exists()
+        assert (rt[1] / "etc" / snap).is_dir() and (rt[2] / "proxy" / "lock").exists()
+        # the data directory in use is never a candidate
+        assert (snapshot_cache(ak.data_dir).parent / "data-dir").exists()
+        held.close()
+        proxy_lock.close()
+        assert ak("gc").rc == 0
+        assert not rt[1].exists() and not rt[2].exists()
+        assert snapshots(ak)  # ours stays
+    finally:
+        for r in rt:
+            shutil.rmtree(r, ignore_errors=True)

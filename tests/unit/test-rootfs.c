@@ -5,6 +5,7 @@
  * data: built here without privileges, nothing is mounted. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -488,6 +489,45 @@ static void test_host_etc_snapshot(void **unused)
         (void)rm_rf_at(AT_FDCWD, cache);
 }
 
+/* A snapshot cache is removed (etc_snapshot_cache_remove) only when nothing uses it: a snapshot
+ * whose lock a sandbox holds stays, with the cache; released, all of it goes. */
+static void test_etc_snapshot_cache_remove(void **unused)
+{
+        char parent[] = "/tmp/ak-test-rootfs-XXXXXX", cache[PATH_MAX];
+        struct rootfs_opts o = {.idmap = true};
+        struct mount_plan p = {0};
+        struct stat st;
+        int lock = -1, pfd;
+
+        (void)unused;
+        assert_non_null(mkdtemp(parent));
+        (void)snprintf(cache, sizeof(cache), "%s/etc", parent);
+        pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(pfd >= 0);
+        assert_int_equal(etc_snapshot_cache_remove(pfd, "etc"), 0); /* none: nothing to do */
+        o.etc_snapshots = cache;
+        assert_int_equal(rootfs_plan_host(&o, &p, &lock), 0);
+        mount_plan_done(&p);
+        if (lock >= 0) { /* where a snapshot can be made */
+                assert_int_equal(etc_snapshot_cache_remove(pfd, "etc"), -EBUSY);
+                assert_int_equal(fstatat(pfd, "etc/key", &st, 0), 0);
+                close(lock);
+                assert_int_equal(etc_snapshot_cache_remove(pfd, "etc"), 0);
+                assert_int_equal(fstatat(pfd, "etc", &st, 0), -1);
+                assert_int_equal(errno, ENOENT);
+        }
+        /* what is not the cache's own keeps it */
+        assert_int_equal(mkdirat(pfd, "etc", 0700), 0);
+        assert_int_equal(mkdirat(pfd, "etc/other", 0700), 0);
+        assert_int_equal(etc_snapshot_cache_remove(pfd, "etc"), -ENOTEMPTY);
+        assert_int_equal(fstatat(pfd, "etc/other", &st, 0), 0);
+        /* nor is one that others can write touched */
+        assert_int_equal(fchmodat(pfd, "etc", 0777, 0), 0);
+        assert_int_equal(etc_snapshot_cache_remove(pfd, "etc"), -EPERM);
+        close(pfd);
+        (void)rm_rf_at(AT_FDCWD, parent);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -500,6 +540,7 @@ int main(void)
             cmocka_unit_test(test_oci_image_variants),
             cmocka_unit_test(test_prepared_mounts_fit),
             cmocka_unit_test(test_host_etc_snapshot),
+            cmocka_unit_test(test_etc_snapshot_cache_remove),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
