@@ -166,15 +166,21 @@ def _our_keepers(ak):
     return found
 
 
+def _wait_keepers(ak, n):
+    """This test's n keepers, once each has named itself (just after its fork)."""
+    deadline = time.time() + 10
+    while len(_our_keepers(ak)) < n and time.time() < deadline:
+        time.sleep(0.02)
+    keepers = _our_keepers(ak)
+    assert len(keepers) == n
+    return keepers
+
+
 def test_dead_pooled_sandbox_is_skipped(ak):
     """A pooled sandbox whose init died, and one whose keeper died, are never handed to a run:
     the run gets a working sandbox and both are destroyed."""
     pooled = fill(ak)
-    deadline = time.time() + 10  # a keeper names itself just after its fork
-    while len(_our_keepers(ak)) < 2 and time.time() < deadline:
-        time.sleep(0.02)
-    keepers = _our_keepers(ak)
-    assert len(keepers) == 2
+    keepers = _wait_keepers(ak, 2)
     for k in keepers:
         os.kill(k, signal.SIGKILL)
     tails = sorted(pooled)
@@ -308,11 +314,7 @@ def test_deleted_data_dir_ends_idle_pooled_sandboxes(ak):
     """The data directory deleted under idle pooled sandboxes (`rm -rf`): their keepers notice,
     end each init and remove its cgroups, and exit; nothing of the pool runs on."""
     pooled = fill(ak)
-    deadline = time.time() + 10  # a keeper names itself just after its fork
-    while len(_our_keepers(ak)) < 2 and time.time() < deadline:
-        time.sleep(0.02)
-    keepers = _our_keepers(ak)
-    assert len(keepers) == 2
+    keepers = _wait_keepers(ak, 2)
     inits = [_runtime_pid(p / t) for t, p in pooled.items()]
     uuids = [uuid_of(open(f"/proc/{pid}/cmdline").read().replace("\0", " ")) for pid in inits]
     assert all(sandbox_cgroups(u) for u in uuids), uuids
