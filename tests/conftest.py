@@ -147,6 +147,18 @@ AGENT = _session_copy(_BUILT_AGENT)
 _OUR_AGENTS = {AGENT}
 
 
+def wait_for(cond, timeout=10):
+    """Polls cond until it is true or timeout seconds have passed; returns its last value. For
+    what a test waits on (a process writing, a teardown in the background): a fixed sleep is
+    either too long or, on a loaded machine, too short."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
 def agent_pids():
     """Host pids of the agents this test session started (the processes executing its copy of
     the agent binary), whatever user or sandbox they belong to."""

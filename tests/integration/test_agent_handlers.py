@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 
-from conftest import needs_root
+from conftest import needs_root, wait_for
 
 pytestmark = needs_root
 
@@ -137,13 +137,6 @@ def handlers_of(ak, name):
         except OSError:
             pass  # gone meanwhile
     return out
-
-
-def wait_for(cond, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline and not cond():
-        time.sleep(0.1)
-    return cond()
 
 
 def test_a_dormant_sandbox_keeps_pid1_alone_and_serves_the_next_request(ak):

@@ -3,9 +3,8 @@
 import json
 import time
 
-import pytest
 
-from conftest import needs_root
+from conftest import needs_root, wait_for
 
 pytestmark = needs_root
 
@@ -32,9 +31,12 @@ def test_detach_list_logs_kill_from_other_processes(ak, sandbox):
     # every command below is a new agentkernel process
     listed = json.loads(ak("sandbox", "exec-list", "--json", sandbox).out)
     assert [e["id"] for e in listed] == [rec["id"]]
-    time.sleep(0.3)
-    assert ak("sandbox", "exec-logs", sandbox, rec["id"]).out == b"out\n"
-    assert ak("sandbox", "exec-logs", "--stderr", sandbox, rec["id"]).out == b"err\n"
+    def logs(*opt):
+        return ak("sandbox", "exec-logs", *opt, sandbox, rec["id"]).out
+
+    wait_for(lambda: logs() and logs("--stderr"))  # the shell has written both
+    assert logs() == b"out\n"
+    assert logs("--stderr") == b"err\n"
     res = ak("sandbox", "exec-kill", sandbox, rec["id"])
     assert res.rc == 0
     killed = json.loads(res.out)

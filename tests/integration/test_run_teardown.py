@@ -7,11 +7,10 @@ is left once it has; and a worker killed with SIGKILL before it finished leaves 
 import os
 import pathlib
 import signal
-import time
 
 import pytest
 
-from conftest import agent_pids, needs_root, sandbox_cgroups
+from conftest import agent_pids, needs_root, sandbox_cgroups, wait_for
 
 pytestmark = needs_root
 
@@ -66,15 +65,6 @@ def state_of(pid):
         return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return None
-
-
-def wait_for(cond, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 def mounts_naming(path):
