@@ -3,7 +3,6 @@
 import json
 import time
 
-
 from conftest import needs_root, wait_for
 
 pytestmark = needs_root
