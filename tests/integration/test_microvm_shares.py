@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import STATIC_AGENT, Ak, agent_pids, assert_nothing_left, is_root
+from conftest import STATIC_AGENT, Ak, agent_pids, assert_nothing_left, is_root, wait_for
 from test_microvm import _kernel, assert_vm_gone, procs_naming  # noqa: E402
 
 
@@ -39,8 +39,7 @@ def own(tmp_path):
         ak("remove", s["name"], timeout=60)
     assert not procs_naming(ak.data_dir), procs_naming(ak.data_dir)
     assert_nothing_left(ak, [])
-    time.sleep(0.2)
-    assert not set(agent_pids()) - before
+    assert wait_for(lambda: not set(agent_pids()) - before)
 
 
 def test_host_image_workspace_and_volumes(own):
