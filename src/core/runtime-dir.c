@@ -164,13 +164,14 @@ static int id_dir_open(const char *top, const char *data, char id[ID_LEN + 1])
 {
         cleanup_close int tfd =
             private_dir_open(top, "runtime directory", PRIVATE_CREATE, NULL, NULL);
+        struct stat st;
         int idfd;
 
         if (tfd < 0)
                 return -1;
         data_id(data, id);
         idfd = private_dir_open_at(tfd, top, id, PRIVATE_CREATE, NULL);
-        if (idfd >= 0 && faccessat(idfd, RECORD_FILE, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
+        if (idfd >= 0 && fstatat(idfd, RECORD_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
             errno == ENOENT) {
                 (void)write_file_atomic_at(idfd, RECORD_FILE, data, strlen(data), PRIVATE_FILE_MODE,
                                            false);
