@@ -183,7 +183,7 @@ static int claim_one(int pool_fd, const char *pool, const char *eph, const char 
                 return -EBUSY; /* booting, or another run is taking it */
         vm_ephemeral_run_dir(pool, uuid, from, sizeof(from));
         (void)snprintf(ready, sizeof(ready), "%s/%s", from, VM_POOL_READY);
-        if (faccessat(AT_FDCWD, ready, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+        if (lexists_at(AT_FDCWD, ready) < 0)
                 return -EAGAIN; /* a refill died while booting it: the next refill ends it */
         s = calloc(1, sizeof(*s));
         if (!s)
@@ -263,7 +263,7 @@ static void pool_count(const char *pool, unsigned *ready, unsigned *all)
                 (*all)++;
                 vm_ephemeral_run_dir(pool, uuid, run_dir, sizeof(run_dir));
                 (void)snprintf(marker, sizeof(marker), "%s/%s", run_dir, VM_POOL_READY);
-                *ready += faccessat(AT_FDCWD, marker, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+                *ready += lexists_at(AT_FDCWD, marker) == 0;
         }
         closedir(d);
 }
@@ -307,8 +307,7 @@ static void drop_stale(const char *pool)
                 lk = openat(dirfd(d), de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
                 if (lk < 0 || flock(lk, LOCK_EX | LOCK_NB) < 0)
                         continue;
-                if (faccessat(AT_FDCWD, marker, F_OK, AT_SYMLINK_NOFOLLOW) < 0 ||
-                    !vm_running(run_dir, uuid))
+                if (lexists_at(AT_FDCWD, marker) < 0 || !vm_running(run_dir, uuid))
                         discard(dirfd(d), pool, uuid, de->d_name);
         }
         closedir(d);
@@ -369,7 +368,7 @@ void vm_pool_refill(const struct backend_config *cfg, const char *key)
                 if (pfd < 0)
                         _exit(0);
                 if (!pool_is_for(pfd, key) &&
-                    (faccessat(pfd, VM_POOL_KEY_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+                    (lexists_at(pfd, VM_POOL_KEY_FILE) == 0 ||
                      write_file_atomic_at(pfd, VM_POOL_KEY_FILE, key, VM_POOL_KEY_LEN, 0600,
                                           false) < 0))
                         _exit(0); /* the name's digits are another configuration's */

@@ -571,7 +571,7 @@ static void refill(const struct backend_config *cfg, const struct buf *key, int 
                 return; /* another refill is at it, or the pool is gone */
         if (ready_fd >= 0)
                 close(ready_fd);
-        if (!key_matches(pfd, key) && (faccessat(pfd, KEY_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+        if (!key_matches(pfd, key) && (lexists_at(pfd, KEY_FILE) == 0 ||
                                        write_file_atomic_at(pfd, KEY_FILE, key->data, key->len,
                                                             PRIVATE_FILE_MODE, false) < 0))
                 return; /* the name's digits are another configuration's: never mix them */

@@ -110,7 +110,7 @@ static int store_open(bool create, char **ret_path, struct ak_err *err)
 
         if (dfd < 0)
                 return dfd;
-        if (!create && faccessat(dfd, STORE_DIR, F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+        if (!create && lexists_at(dfd, STORE_DIR) < 0 && errno == ENOENT)
                 return -ENOENT;
         fd = private_dir_open_at(dfd, data, STORE_DIR, create ? PRIVATE_CREATE : 0, err);
         if (fd >= 0 && ret_path && asprintf(ret_path, "%s/" STORE_DIR, data) < 0) {

@@ -395,6 +395,13 @@ int rm_rf_at(int dirfd, const char *path)
         return r;
 }
 
+int lexists_at(int dirfd, const char *path)
+{
+        struct stat st;
+
+        return fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW);
+}
+
 int fd_set_nonblock(int fd, bool on)
 {
         int flags = fcntl(fd, F_GETFL);

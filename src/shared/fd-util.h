@@ -50,6 +50,11 @@ int mkdir_p(const char *path, mode_t mode);
  * or empty is made writable first (as its owner could). Returns 0 or the first error. */
 int rm_rf_at(int dirfd, const char *path);
 
+/* Whether path (relative to dirfd) exists, a link at its end not followed: 0, or -1 with errno
+ * (ENOENT when it does not). faccessat's AT_SYMLINK_NOFOLLOW needs faccessat2 (Linux 5.8) under
+ * musl, which fails it with EINVAL on older kernels. */
+int lexists_at(int dirfd, const char *path);
+
 /* Sets O_NONBLOCK on or off. */
 int fd_set_nonblock(int fd, bool on);
 

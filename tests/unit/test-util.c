@@ -249,6 +249,15 @@ static void test_mkdir_rm(void **unused)
         /* rm_rf must delete a symlink, never what it points to */
         (void)snprintf(link, sizeof(link), "%s/a/escape", dir);
         assert_int_equal(symlink("/etc", link), 0);
+        /* lexists_at: a link is there whatever it points to; a missing name is ENOENT */
+        assert_int_equal(lexists_at(AT_FDCWD, link), 0);
+        (void)snprintf(p, sizeof(p), "%s/a/dangling", dir);
+        assert_int_equal(symlink("/nonexistent/x", p), 0);
+        assert_int_equal(lexists_at(AT_FDCWD, p), 0);
+        (void)snprintf(p, sizeof(p), "%s/a/missing", dir);
+        errno = 0;
+        assert_int_equal(lexists_at(AT_FDCWD, p), -1);
+        assert_int_equal(errno, ENOENT);
         assert_int_equal(rm_rf_at(AT_FDCWD, dir), 0);
         assert_int_equal(access(dir, F_OK), -1);
         assert_int_equal(access("/etc/hostname", F_OK) == 0 || access("/etc/passwd", F_OK) == 0, 1);
