@@ -61,9 +61,20 @@ pytest_run() {
                 </dev/null >"$log" 2>&1
 }
 
+# What a pytest log says of the run: each failure and error, and the counts (warnings printed
+# after them, such as pytest's own cleanup of old temporary directories, would push them out of
+# a tail); its tail where there are no counts (pytest itself failed).
+pytest_summary() {
+        if grep -qE '^[0-9]+ (passed|failed|errors?|skipped)' "$1"; then
+                grep -E '^(FAILED|ERROR) |^[0-9]+ (passed|failed|errors?|skipped)' "$1" >&2
+        else
+                tail -n 15 "$1" >&2
+        fi
+}
+
 step "integration tests"
 pytest_run "$logs/integration.xml" "$logs/pytest.txt" || status=1
-tail -n 15 "$logs/pytest.txt" >&2
+pytest_summary "$logs/pytest.txt"
 
 step "sanitizers (ASan + UBSan): unit tests and fuzz replays"
 scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false \
@@ -78,7 +89,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         AGENTKERNEL_BIN=$root/build-asan/src/agentkernel \
         AGENTKERNEL_AGENT=$root/build-asan/src/agentkernel-agent \
         pytest_run "$logs/integration-asan.xml" "$logs/pytest-asan.txt" || status=1
-tail -n 5 "$logs/pytest-asan.txt" >&2
+pytest_summary "$logs/pytest-asan.txt"
 
 step "valgrind: unit tests"
 meson test -C build --suite unit --logbase valgrind --print-errorlogs \
