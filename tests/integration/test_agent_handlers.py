@@ -3,6 +3,7 @@
 the next, a burst's extra handlers go away, and a handler killed from inside the sandbox costs
 nothing but itself."""
 import json
+import os
 import pathlib
 import socket
 import subprocess
@@ -185,9 +186,13 @@ def test_a_pooled_sandbox_never_goes_dormant(ak):
 
     def pooled_agents():
         found.clear()
-        for rt in pool.rglob("runtime.json"):
+        # os.walk, not rglob: a refill renames its hidden entry as it publishes it, and a
+        # directory gone mid-walk is skipped there (rglob raises FileNotFoundError)
+        for d, _, files in os.walk(pool):
+            if "runtime.json" not in files:
+                continue
             try:
-                pid = json.loads(rt.read_text())["pid"]
+                pid = json.loads(pathlib.Path(d, "runtime.json").read_text())["pid"]
                 found.append(pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"))
             except (OSError, ValueError, KeyError):
                 pass

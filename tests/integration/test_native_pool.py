@@ -29,8 +29,15 @@ def pools(ak):
 
 
 def entries(ak):
-    """The ready entries of every pool: {tail: pool dir}."""
-    return {e.name: p for p in pools(ak) for e in p.iterdir() if TAIL.match(e.name)}
+    """The ready entries of every pool: {tail: pool dir}. A pool removed while it is listed (a
+    refill evicting it) has none."""
+    found = {}
+    for p in pools(ak):
+        try:
+            found.update({e.name: p for e in p.iterdir() if TAIL.match(e.name)})
+        except FileNotFoundError:
+            pass
+    return found
 
 
 def wait_entries(ak, n, timeout=20):
