@@ -30,6 +30,7 @@
 
 #include "backend/microvm.h"
 #include "core/private-dir.h"
+#include "core/runtime-dir.h"
 #include "shared/buf.h"
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
@@ -113,12 +114,11 @@ static bool kvm_boots(const char *qemu, const char *kernel, char *why, size_t wh
  * (/run/agentkernel as root, $XDG_RUNTIME_DIR/agentkernel rootless), else the data cache. */
 static int probe_cache_dir(char *out, size_t len)
 {
-        const char *runtime = geteuid() == 0 ? "/run" : secure_getenv("XDG_RUNTIME_DIR");
+        cleanup_free char *top = runtime_dir_top();
 
-        if (runtime && runtime[0] == '/') {
-                cleanup_close int fd = -1;
-                (void)snprintf(out, len, "%s/agentkernel", runtime);
-                fd = private_dir_open(out, "runtime directory", PRIVATE_CREATE, NULL, NULL);
+        if (top && (size_t)snprintf(out, len, "%s", top) < len) {
+                cleanup_close int fd =
+                    private_dir_open(out, "runtime directory", PRIVATE_CREATE, NULL, NULL);
                 if (fd >= 0)
                         return 0;
         }

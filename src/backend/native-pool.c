@@ -86,18 +86,6 @@ bool native_pool_usable(const struct backend_config *cfg)
                (cfg->network == NET_MODE_NONE || cfg->network == NET_MODE_FULL);
 }
 
-/* A listing of the directory dfd names, or NULL: on a descriptor of its own, so that reading it
- * moves no other stream's offset (a dup would share it) and dfd stays the caller's. */
-static DIR *list_dir(int dfd)
-{
-        int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-
-        if (!d && fd >= 0)
-                close(fd);
-        return d;
-}
-
 /* One field of the key: its name, its length, its bytes (no value can end another). */
 static void key_str(struct buf *b, const char *name, const char *v)
 {
@@ -170,13 +158,7 @@ static bool key_matches(int dfd, const struct buf *key)
 
 static bool is_tail(const char *s)
 {
-        size_t i;
-
-        for (i = 0; s[i]; i++)
-                if (i >= TAIL_LEN ||
-                    !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-                        return false;
-        return i == TAIL_LEN;
+        return is_lower_hex(s, TAIL_LEN);
 }
 
 /* ".<tail>.id": the uuid file of an entry a refill is making. */
@@ -243,7 +225,7 @@ static void destroy_unfinished(int pfd, const char *pool, const char *id_name, c
 /* Entries in one pool (ready and being made) into *all; ready ones into *ready. */
 static void pool_count(int pfd, unsigned *ready, unsigned *all)
 {
-        DIR *d = list_dir(pfd);
+        DIR *d = opendir_at(pfd);
         struct dirent *de;
         char tail[TAIL_LEN + 1];
 
@@ -261,7 +243,7 @@ static void pool_count(int pfd, unsigned *ready, unsigned *all)
 
 static unsigned pools_total(int efd)
 {
-        DIR *d = list_dir(efd);
+        DIR *d = opendir_at(efd);
         struct dirent *de;
         unsigned n = 0;
 
@@ -286,7 +268,7 @@ static unsigned pools_total(int efd)
  * whose sandbox died (a reboot, a kill). */
 static void drop_stale(int pfd, const char *pool)
 {
-        DIR *d = list_dir(pfd);
+        DIR *d = opendir_at(pfd);
         struct dirent *de;
         char tail[TAIL_LEN + 1];
 
@@ -706,7 +688,7 @@ int native_pool_claim(const struct backend_config *cfg, struct backend_session *
         if (pool_open(cfg, false, &key, &efd, &pfd, pool, sizeof(pool)) < 0 ||
             !key_matches(pfd, &key))
                 return -ENOENT; /* none yet, or another configuration's digits */
-        if (!(d = list_dir(pfd)))
+        if (!(d = opendir_at(pfd)))
                 return -ENOENT;
         while (r < 0 && (de = readdir(d)))
                 if (is_tail(de->d_name))
@@ -736,7 +718,7 @@ int native_pool_finish(struct backend_session *bs)
 void native_pool_sweep(int efd, const char *ephemeral_dir)
 {
         struct dirent *de;
-        DIR *d = list_dir(efd);
+        DIR *d = opendir_at(efd);
 
         if (!d)
                 return;
@@ -792,7 +774,7 @@ static bool entry_linked(int ed)
 /* Ends the idle sandboxes of one pool (its refill lock held): how many. */
 static unsigned clear_pool(int pfd, const char *pool)
 {
-        DIR *d = list_dir(pfd);
+        DIR *d = opendir_at(pfd);
         struct dirent *de;
         char tail[TAIL_LEN + 1];
         unsigned removed = 0;
@@ -863,7 +845,7 @@ static bool evict_stalest(int efd, const char *ephemeral_dir, int pfd)
         struct timespec oldest = {0, 0};
         struct stat self, st, kst;
         struct dirent *de;
-        DIR *d = list_dir(efd);
+        DIR *d = opendir_at(efd);
 
         if (fstat(pfd, &self) < 0 || !d) {
                 if (d)
@@ -903,7 +885,7 @@ int native_pool_clear(const char *ephemeral_dir, unsigned *ret_removed, struct a
         efd = private_dir_open(ephemeral_dir, "ephemeral directory", 0, NULL, NULL);
         if (efd < 0)
                 return 0; /* no runs yet: no pools */
-        if (!(d = list_dir(efd)))
+        if (!(d = opendir_at(efd)))
                 return 0;
         while ((de = readdir(d)))
                 if (strncmp(de->d_name, POOL_PREFIX, strlen(POOL_PREFIX)) == 0)
@@ -941,7 +923,7 @@ void native_pool_list(const char *ephemeral_dir, json_t *pools)
         DIR *d;
 
         efd = private_dir_open(ephemeral_dir, "ephemeral directory", 0, NULL, NULL);
-        if (efd < 0 || !(d = list_dir(efd)))
+        if (efd < 0 || !(d = opendir_at(efd)))
                 return;
         while ((de = readdir(d))) {
                 cleanup_buf struct buf key = BUF_INIT;

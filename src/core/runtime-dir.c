@@ -22,6 +22,7 @@
 #include "shared/cleanup.h"
 #include "shared/fd-util.h"
 #include "shared/macro.h"
+#include "shared/random-util.h"
 
 #define ID_LEN 16
 #define RECORD_FILE "data-dir" /* the data directory's canonical path */
@@ -29,8 +30,7 @@
 #define PROXY_LOCK "lock" /* held by a running proxy (src/proxy/main.c) */
 #define ETC_SUB "etc"
 
-/* <runtime>/agentkernel, or NULL where there is no usable runtime directory (malloc'd). */
-static char *runtime_top(void)
+char *runtime_dir_top(void)
 {
         const char *runtime = geteuid() == 0 ? "/run" : secure_getenv("XDG_RUNTIME_DIR");
         char *top = NULL;
@@ -49,29 +49,15 @@ static void data_id(const char *data, char id[ID_LEN + 1])
         id[ID_LEN] = '\0';
 }
 
-static bool is_id(const char *s)
-{
-        if (strlen(s) != ID_LEN)
-                return false;
-        for (; *s; s++)
-                if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-                        return false;
-        return true;
-}
-
 /* Whether <id>/ (idfd) holds nothing but its record. */
 static bool only_record_left(int idfd)
 {
-        int fd = openat(idfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        DIR *d = opendir_at(idfd);
         struct dirent *de;
         bool only = true;
 
-        if (!d) {
-                if (fd >= 0)
-                        close(fd);
+        if (!d)
                 return false;
-        }
         while (only && (de = readdir(d)))
                 only = streq(de->d_name, ".") || streq(de->d_name, "..") ||
                        streq(de->d_name, RECORD_FILE);
@@ -127,18 +113,14 @@ static bool sweep_one(int tfd, const char *top, const char *name)
 /* The sweep over top (tfd), leaving self (may be NULL) alone. */
 static unsigned sweep(int tfd, const char *top, const char *self)
 {
-        int fd = openat(tfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        DIR *d = opendir_at(tfd);
         struct dirent *de;
         unsigned seen = 0, removed = 0;
 
-        if (!d) {
-                if (fd >= 0)
-                        close(fd);
+        if (!d)
                 return 0;
-        }
         while (seen < RUNTIME_DIR_SWEEP_MAX && (de = readdir(d))) {
-                if (!is_id(de->d_name) || (self && streq(de->d_name, self)))
+                if (!is_lower_hex(de->d_name, ID_LEN) || (self && streq(de->d_name, self)))
                         continue;
                 seen++;
                 removed += sweep_one(tfd, top, de->d_name);
@@ -149,7 +131,7 @@ static unsigned sweep(int tfd, const char *top, const char *self)
 
 unsigned runtime_dir_sweep(void)
 {
-        cleanup_free char *top = runtime_top();
+        cleanup_free char *top = runtime_dir_top();
         cleanup_close int tfd = -1;
 
         if (!top)
@@ -182,7 +164,7 @@ static int id_dir_open(const char *top, const char *data, char id[ID_LEN + 1])
 
 int runtime_dir_sub(const char *sub, char *out, size_t len, struct ak_err *err)
 {
-        cleanup_free char *data = NULL, *top = runtime_top();
+        cleanup_free char *data = NULL, *top = runtime_dir_top();
         cleanup_close int dfd = paths_data_dir_open(&data, err), idfd = -1;
         char id[ID_LEN + 1], rel[ID_LEN + NAME_MAX + 2];
         int fd;

@@ -20,6 +20,11 @@
 
 #define RUNTIME_DIR_SWEEP_MAX 4096 /* <id>/ directories one sweep examines */
 
+/* <runtime>/agentkernel (/run as root, $XDG_RUNTIME_DIR rootless), touching nothing; NULL where
+ * there is no usable runtime directory (rootless without an absolute $XDG_RUNTIME_DIR).
+ * malloc'd. */
+char *runtime_dir_top(void);
+
 /* The directory `sub` (one component: "etc", "proxy") of this data directory's runtime
  * directory, created private (0700) if missing; its path into out. 0, or -errno (with err set,
  * err may be NULL). */

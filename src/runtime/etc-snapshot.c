@@ -220,12 +220,7 @@ static int cmp_newest_first(const void *a, const void *b)
 
 static bool is_snapshot_name(const char *s)
 {
-        if (strlen(s) != NAME_LEN)
-                return false;
-        for (const char *p = s; *p; p++)
-                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-                        return false;
-        return true;
+        return is_lower_hex(s, NAME_LEN);
 }
 
 /* Removes the snapshots nobody uses beyond the newest ETC_SNAPSHOTS_KEPT, and builders'
@@ -237,14 +232,10 @@ static void prune(int rootfd, const char *current)
         size_t n = 0, cap = 0;
         struct dirent *de;
         time_t now = time(NULL);
-        int dfd = dup(rootfd);
-        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+        DIR *d = opendir_at(rootfd);
 
-        if (!d) {
-                if (dfd >= 0)
-                        close(dfd);
+        if (!d)
                 return;
-        }
         while ((de = readdir(d))) {
                 struct stat st;
                 if (fstatat(rootfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
@@ -373,20 +364,15 @@ int etc_snapshot_cache_remove(int parentfd, const char *name)
         struct dirent *de;
         struct stat st;
         DIR *d;
-        int dfd;
 
         rootfd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (rootfd < 0)
                 return errno == ENOENT ? 0 : -errno;
         if (fstat(rootfd, &st) < 0 || !ours(&st))
                 return -EPERM;
-        dfd = dup(rootfd);
-        d = dfd >= 0 ? fdopendir(dfd) : NULL;
-        if (!d) {
-                if (dfd >= 0)
-                        close(dfd);
+        d = opendir_at(rootfd);
+        if (!d)
                 return -errno;
-        }
         while ((de = readdir(d))) {
                 size_t len = strlen(de->d_name);
                 char snap[NAME_LEN + 1];

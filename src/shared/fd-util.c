@@ -395,6 +395,19 @@ int rm_rf_at(int dirfd, const char *path)
         return r;
 }
 
+DIR *opendir_at(int dirfd)
+{
+        int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+        if (!d && fd >= 0) {
+                int e = errno;
+                close(fd);
+                errno = e;
+        }
+        return d;
+}
+
 int lexists_at(int dirfd, const char *path)
 {
         struct stat st;

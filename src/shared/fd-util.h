@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <dirent.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,6 +55,11 @@ int rm_rf_at(int dirfd, const char *path);
  * (ENOENT when it does not). faccessat's AT_SYMLINK_NOFOLLOW needs faccessat2 (Linux 5.8) under
  * musl, which fails it with EINVAL on older kernels. */
 int lexists_at(int dirfd, const char *path);
+
+/* A listing of the directory dirfd, or NULL (errno set): on a descriptor of its own, so that
+ * reading it moves no other stream's offset (a dup would share it) and dirfd stays the caller's.
+ * closedir() it. */
+DIR *opendir_at(int dirfd);
 
 /* Sets O_NONBLOCK on or off. */
 int fd_set_nonblock(int fd, bool on);

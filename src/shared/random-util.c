@@ -71,12 +71,17 @@ int uuid_is_valid(const char *s)
         return 1;
 }
 
+bool is_lower_hex(const char *s, size_t len)
+{
+        size_t i;
+
+        for (i = 0; s[i]; i++)
+                if (i >= len || !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        return i == len;
+}
+
 int detached_id_is_valid(const char *s)
 {
-        if (strlen(s) != 2 * DETACHED_ID_BYTES)
-                return 0;
-        for (size_t i = 0; i < 2 * DETACHED_ID_BYTES; i++)
-                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-                        return 0;
-        return 1;
+        return is_lower_hex(s, 2 * DETACHED_ID_BYTES);
 }

@@ -2,6 +2,7 @@
 /* Randomness from the kernel (getrandom): ids, temp names, UUIDv7. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,10 @@ void uuid_v7(char out[37], uint64_t unix_ms);
 
 /* Returns 1 when s is a canonical UUID string (any version), else 0. */
 int uuid_is_valid(const char *s);
+
+/* Whether s is exactly len lowercase hex digits: the names this code makes from random or hashed
+ * bytes, checked so that a name read back never names anything else (no '/', no '..'). */
+bool is_lower_hex(const char *s, size_t len);
 
 /* A detached command's id: random_hex() of DETACHED_ID_BYTES bytes, made by the agent. */
 #define DETACHED_ID_BYTES 4

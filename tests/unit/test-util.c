@@ -173,6 +173,16 @@ static void test_ids(void **unused)
         assert_false(uuid_is_valid("0190a3c4-b5d6-7000-8000-00000000000g"));
         random_hex(h, 8);
         assert_int_equal(strlen(h), 16);
+        /* is_lower_hex: exactly that many lowercase hex digits, nothing else */
+        assert_true(is_lower_hex(h, 16));
+        assert_false(is_lower_hex(h, 15));
+        assert_false(is_lower_hex(h, 17));
+        assert_true(is_lower_hex("", 0));
+        assert_false(is_lower_hex("0123456789ABCDEF", 16));
+        assert_false(is_lower_hex("../../etc/passw", 15));
+        assert_true(detached_id_is_valid("0a1b2c3d"));
+        assert_false(detached_id_is_valid("0a1b2c3"));
+        assert_false(detached_id_is_valid("0a1b2c3g"));
 }
 
 static void test_atomic_write(void **unused)
