@@ -201,3 +201,43 @@ def test_deleted_data_directory_leaves_no_runtime_files(ak, tmp_path):
     finally:
         for r in rt:
             shutil.rmtree(r, ignore_errors=True)
+
+
+@needs_root
+def test_runtime_sweep_acts_only_on_its_own_records(ak, tmp_path):
+    """What the sweep removes is only ever a runtime directory whose record names, under the
+    directory's own hash, a data directory that is gone: a record copied into another id's
+    directory (naming a deleted path whose hash is not that id), a directory holding something
+    the sweep does not know, and one whose record names a path that exists all stay."""
+    import hashlib
+    top = snapshot_cache(ak.data_dir).parent.parent
+    gone = str(tmp_path / "never-made")
+
+    def planted(name, record, extra=None):
+        d = top / name
+        d.mkdir(mode=0o700)
+        (d / "data-dir").write_text(record)
+        os.chmod(d / "data-dir", 0o600)
+        if extra:
+            (d / extra).mkdir(mode=0o700)
+        return d
+
+    top.mkdir(mode=0o700, exist_ok=True)
+    own_id = hashlib.sha256(gone.encode()).hexdigest()[:16]
+    wrong_id = "0" * 16  # not own_id's (a chance of 2^-64)
+    live = str(tmp_path)
+    dirs = [planted(wrong_id, gone),                          # not this directory's record
+            planted(own_id, gone, extra="something-else"),    # holds what the sweep does not know
+            planted(hashlib.sha256(live.encode()).hexdigest()[:16], live)]  # the path exists
+    try:
+        assert ak("gc").rc == 0
+        for d in dirs:
+            assert (d / "data-dir").exists(), d
+        assert (dirs[1] / "something-else").is_dir()
+        # the same, emptied of what it did not know: now it goes
+        (dirs[1] / "something-else").rmdir()
+        assert ak("gc").rc == 0
+        assert not dirs[1].exists()
+    finally:
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
